@@ -1,0 +1,3 @@
+export { TOOLS, findExecutable, requireTool, type ToolSpec } from './tools.js';
+export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.js';
+export { freePort, portRange } from './ports.js';

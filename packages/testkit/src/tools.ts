@@ -1,0 +1,75 @@
+// Real tools the integration tests need. A missing tool is installed with apt-get when we
+// are root (CI and fresh machines), otherwise the test fails loudly with the command to run.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export interface ToolSpec {
+  /** Executable looked up on PATH (or an absolute path). */
+  readonly command: string;
+  /** Debian package that provides it. */
+  readonly debianPackage: string;
+}
+
+export const TOOLS = {
+  tor: { command: 'tor', debianPackage: 'tor' },
+  torGencert: { command: 'tor-gencert', debianPackage: 'tor' },
+  turnserver: { command: 'turnserver', debianPackage: 'coturn' },
+  turnutilsUclient: { command: 'turnutils_uclient', debianPackage: 'coturn' },
+  turnutilsPeer: { command: 'turnutils_peer', debianPackage: 'coturn' },
+  microsocks: { command: 'microsocks', debianPackage: 'microsocks' },
+  chromium: { command: 'chromium', debianPackage: 'chromium' },
+} as const satisfies Record<string, ToolSpec>;
+
+/** Absolute path of an executable on PATH (plus the sbin dirs apt uses), or undefined. */
+export function findExecutable(command: string): string | undefined {
+  if (command.includes('/')) return isExecutable(command) ? command : undefined;
+  const dirs = (process.env['PATH'] ?? '').split(delimiter).concat(['/usr/sbin', '/usr/bin', '/sbin', '/bin']);
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const candidate = join(dir, command);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let aptUpdated = false;
+
+/**
+ * Returns the tool's absolute path, installing its Debian package first when it is missing
+ * and we can (root with apt-get). Throws an Error naming the install command otherwise.
+ */
+export function requireTool(spec: ToolSpec): string {
+  const found = findExecutable(spec.command);
+  if (found) return found;
+  const howTo = `install it with: apt-get install -y ${spec.debianPackage}`;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot || !findExecutable('apt-get')) {
+    throw new Error(`required tool '${spec.command}' is missing; ${howTo}`);
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (!aptUpdated) {
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env });
+    aptUpdated = true;
+  }
+  try {
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', spec.debianPackage], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env,
+    });
+  } catch (err) {
+    throw new Error(`required tool '${spec.command}' is missing and apt-get failed (${String(err)}); ${howTo}`);
+  }
+  const installed = findExecutable(spec.command);
+  if (!installed) throw new Error(`apt-get installed ${spec.debianPackage} but '${spec.command}' is still not found`);
+  return installed;
+}
