@@ -1,1 +1,45 @@
-export const PACKAGE = '@onionturn/protocol';
+// @onionturn/protocol: a pure STUN (RFC 8489) / TURN (RFC 8656) codec. No sockets, no timers,
+// no logging; decoding returns errors as values and never throws on hostile input.
+export * from './constants.js';
+export { type DecodeError, type DecodeErrorCode, type Result } from './result.js';
+export { parseIp, parseIPv4, parseIPv6, formatIp, formatIPv4, formatIPv6 } from './ip-address.js';
+export { readAddress, writeAddress, type IpFamily, type TransportAddress } from './address.js';
+export { encodeMessageType, methodOf, classOf } from './message-type.js';
+export { decodeMessage, getAttribute, headerOf, looksLikeStun, type RawAttribute, type StunMessage } from './message.js';
+export {
+  ATTRIBUTE_KINDS,
+  decodeAttributeValue,
+  encodeAttributeValue,
+  errorCodeValue,
+  type AttributeKind,
+  type AttributeValue,
+  type PasswordAlgorithmValue,
+} from './attributes.js';
+export { decodeAttribute, readAttribute, readAttributes, readText, readAddressAttribute, readUint32 } from './read.js';
+export {
+  computeFingerprint,
+  computeHmac,
+  longTermKey,
+  saslprep,
+  userhash,
+  verifyFingerprint,
+  verifyIntegrity,
+  verifyMessageIntegrity,
+  verifyMessageIntegritySha256,
+  type IntegrityCheck,
+} from './integrity.js';
+export { crc32 } from './crc32.js';
+export { MessageBuilder, newTransactionId, type BuildOptions } from './builder.js';
+export {
+  PADDING,
+  channelDataPadding,
+  channelDataToTcp,
+  channelDataToUdp,
+  decodeChannelData,
+  encodeChannelData,
+  isValidChannelNumber,
+  looksLikeChannelData,
+  writeChannelDataHeader,
+  type ChannelData,
+} from './channel-data.js';
+export { FrameKind, StreamFramer, type FrameHandler, type FramerOptions, type FramingError } from './stream-framer.js';
