@@ -18,13 +18,25 @@ export function userhash(username: string, realm: string): Buffer {
 }
 
 // RFC 3454 table B.1 (mapped to nothing) and C.1.2 (non-ASCII spaces), the parts of SASLprep
-// that change real passwords; the rest of the profile is NFKC.
-const MAP_TO_NOTHING = /[\u00ad\u034f\u1806\u180b-\u180d\u200b-\u200d\u2060\ufe00-\ufe0f\ufeff]/g;
-const NON_ASCII_SPACE = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/g;
+// that change real passwords; the rest of the profile is NFKC. Code points, not a regex class:
+// several of them are combining marks.
+const MAP_TO_NOTHING: ReadonlySet<number> = new Set([
+  0x00ad, 0x034f, 0x1806, 0x180b, 0x180c, 0x180d, 0x200b, 0x200c, 0x200d, 0x2060, 0xfeff,
+  ...Array.from({ length: 16 }, (_, i) => 0xfe00 + i),
+]);
+const NON_ASCII_SPACE: ReadonlySet<number> = new Set([
+  0x00a0, 0x1680, 0x202f, 0x205f, 0x3000, ...Array.from({ length: 11 }, (_, i) => 0x2000 + i),
+]);
 
 /** SASLprep (RFC 4013) mapping and normalization, as RFC 5389 keys use; no-op for ASCII. */
 export function saslprep(text: string): string {
-  return text.replace(MAP_TO_NOTHING, '').replace(NON_ASCII_SPACE, ' ').normalize('NFKC');
+  let out = '';
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) as number;
+    if (MAP_TO_NOTHING.has(cp)) continue;
+    out += NON_ASCII_SPACE.has(cp) ? ' ' : ch;
+  }
+  return out.normalize('NFKC');
 }
 
 function lengthField(bodyLength: number): Buffer {
