@@ -19,6 +19,10 @@ export const TOOLS = {
   turnutilsPeer: { command: 'turnutils_peer', debianPackage: 'coturn' },
   microsocks: { command: 'microsocks', debianPackage: 'microsocks' },
   chromium: { command: 'chromium', debianPackage: 'chromium' },
+  docker: { command: 'docker', debianPackage: 'docker.io' },
+  dockerd: { command: 'dockerd', debianPackage: 'docker.io' },
+  dockerCompose: { command: 'docker-compose', debianPackage: 'docker-compose' },
+  debootstrap: { command: 'debootstrap', debianPackage: 'debootstrap' },
 } as const satisfies Record<string, ToolSpec>;
 
 /** Absolute path of an executable on PATH (plus the sbin dirs apt uses), or undefined. */
