@@ -21,3 +21,13 @@ export {
   type EngineOptions,
   type RunOptions,
 } from './docker.js';
+export {
+  runUclient,
+  startCoturn,
+  startTurnutilsPeer,
+  type Coturn,
+  type CoturnOptions,
+  type TurnutilsPeer,
+  type UclientOptions,
+  type UclientResult,
+} from './coturn.js';
