@@ -6,6 +6,7 @@
 // bookworm` (+ the host's own Node 20 for node:20-bookworm-slim), cached as tarballs under
 // <repo>/.cache/docker-base so that only the first run pays for debootstrap.
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -30,7 +31,7 @@ export interface RunOptions {
 /** Runs a command to completion (killing exactly it on timeout) and collects its output. */
 export function runCommand(command: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
   const started = Date.now();
-  const spawnOptions: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env };
+  const spawnOptions: SpawnOptions = { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: options.env ?? process.env };
   if (options.cwd !== undefined) spawnOptions.cwd = options.cwd;
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, spawnOptions);
@@ -51,7 +52,10 @@ export function runCommand(command: string, args: readonly string[], options: Ru
       clearTimeout(timer);
       resolve({ code, stdout, stderr, ms: Date.now() - started });
     });
-    child.stdin?.end(options.input ?? '');
+    if (options.input !== undefined && child.stdin) {
+      child.stdin.on('error', () => {}); // a child that exits without reading its input
+      child.stdin.end(options.input);
+    }
   });
 }
 
@@ -211,6 +215,12 @@ export interface BaseImageOptions {
   readonly cacheDir?: string;
   /** Debian mirror for debootstrap; default http://deb.debian.org/debian. */
   readonly mirror?: string;
+  /**
+   * Extra CA certificates the stand-in node image trusts (NODE_EXTRA_CA_CERTS inside it); default
+   * the host's NODE_EXTRA_CA_CERTS. Machines behind a TLS-intercepting egress proxy need it for
+   * `npm ci` in image builds, as the host's own npm does; a pulled image is left as it is.
+   */
+  readonly extraCaFile?: string;
   /** Called with one line per slow step (debootstrap, import), for test logs. */
   readonly log?: (line: string) => void;
 }
@@ -268,7 +278,9 @@ export async function debianRootfsTarball(options: BaseImageOptions = {}): Promi
  */
 export async function nodeRootfsTarball(options: BaseImageOptions = {}): Promise<string> {
   const dir = cacheDirOf(options);
-  const tarball = join(dir, `node-${process.version}-bookworm-minbase.tar`);
+  const ca = extraCa(options);
+  const caTag = ca ? `-ca${createHash('sha256').update(ca).digest('hex').slice(0, 8)}` : '';
+  const tarball = join(dir, `node-${process.version}${caTag}-bookworm-minbase.tar`);
   if (existsSync(tarball)) return tarball;
   const debianTar = await debianRootfsTarball(options);
   const rootfs = join(dir, 'node-rootfs.partial');
@@ -284,12 +296,24 @@ export async function nodeRootfsTarball(options: BaseImageOptions = {}): Promise
     cpSync(npmDir, join(rootfs, 'usr/local/lib/node_modules/npm'), { recursive: true });
     await runChecked('ln', ['-s', '../lib/node_modules/npm/bin/npm-cli.js', join(rootfs, 'usr/local/bin/npm')]);
     await runChecked('ln', ['-s', '../lib/node_modules/npm/bin/npx-cli.js', join(rootfs, 'usr/local/bin/npx')]);
+    if (ca) {
+      mkdirSync(join(rootfs, 'usr/local/share/ca-certificates'), { recursive: true });
+      writeFileSync(join(rootfs, HOST_CA_PATH), ca);
+    }
     await runChecked('chroot', [rootfs, '/bin/sh', '-c', 'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node && node --version']);
     await tarDirectory(rootfs, tarball);
   } finally {
     rmSync(rootfs, { recursive: true, force: true });
   }
   return tarball;
+}
+
+/** Where the stand-in keeps the host's extra CA certificates. */
+const HOST_CA_PATH = 'usr/local/share/ca-certificates/onionturn-host-extra-ca.crt';
+
+function extraCa(options: BaseImageOptions): Buffer | undefined {
+  const file = options.extraCaFile ?? process.env['NODE_EXTRA_CA_CERTS'];
+  return file && existsSync(file) ? readFileSync(file) : undefined;
 }
 
 function hostNpmDir(): string {
@@ -308,8 +332,9 @@ async function tarDirectory(dir: string, tarball: string): Promise<void> {
   renameSync(partial, tarball);
 }
 
-async function importTarball(engine: DockerEngine, tarball: string, tag: string, cmd: string): Promise<void> {
-  await runChecked(engine.docker, ['import', '--change', `CMD ["${cmd}"]`, tarball, tag], { env: engine.env, timeoutMs: 600_000 });
+async function importTarball(engine: DockerEngine, tarball: string, tag: string, changes: readonly string[]): Promise<void> {
+  const args = ['import', ...changes.flatMap((c) => ['--change', c]), tarball, tag];
+  await runChecked(engine.docker, args, { env: engine.env, timeoutMs: 600_000 });
 }
 
 /** `debian:bookworm-slim` in the engine: present, pulled, or imported from the debootstrap stand-in. */
@@ -319,7 +344,7 @@ export async function ensureDebianBaseImage(engine: DockerEngine, options: BaseI
   if (source) return { tag: DEBIAN_BASE_TAG, source, ms: Date.now() - started };
   const tarball = await debianRootfsTarball(options);
   options.log?.(`docker import ${tarball} as ${DEBIAN_BASE_TAG} (${Math.round(statSync(tarball).size / 1048576)} MiB)`);
-  await importTarball(engine, tarball, DEBIAN_BASE_TAG, 'bash');
+  await importTarball(engine, tarball, DEBIAN_BASE_TAG, ['CMD ["bash"]']);
   return { tag: DEBIAN_BASE_TAG, source: 'imported', ms: Date.now() - started };
 }
 
@@ -331,7 +356,9 @@ export async function ensureNodeBaseImage(engine: DockerEngine, options: BaseIma
   if (!process.version.startsWith('v20.')) throw new Error(`the ${NODE_BASE_TAG} stand-in copies the host's Node, which is ${process.version}, not 20`);
   const tarball = await nodeRootfsTarball(options);
   options.log?.(`docker import ${tarball} as ${NODE_BASE_TAG} (${Math.round(statSync(tarball).size / 1048576)} MiB)`);
-  await importTarball(engine, tarball, NODE_BASE_TAG, 'node');
+  const changes = ['ENV NODE_VERSION=' + process.version.slice(1), 'CMD ["node"]'];
+  if (extraCa(options)) changes.unshift(`ENV NODE_EXTRA_CA_CERTS=/${HOST_CA_PATH}`);
+  await importTarball(engine, tarball, NODE_BASE_TAG, changes);
   return { tag: NODE_BASE_TAG, source: 'imported', ms: Date.now() - started };
 }
 

@@ -1,0 +1,13 @@
+#!/bin/sh
+# onionturn server container: on first start create the REST shared secret in the state volume
+# (mode 0600, never printed), then replace this shell with `onionturn server ARGS...`.
+# Configuration comes from ONIONTURN_* variables (see docker/.env.example) and ARGS.
+set -eu
+secret="${ONIONTURN_SECRET_FILE:-}"
+if [ -n "$secret" ] && [ ! -e "$secret" ]; then
+  case "$secret" in
+    /var/lib/onionturn/*) onionturn secret "$secret" >&2 ;;
+    *) echo "onionturn-entrypoint: secret file $secret does not exist (mount it, or leave ONIONTURN_SECRET_FILE at its default to have one created)" >&2; exit 2 ;;
+  esac
+fi
+exec onionturn server "$@"
