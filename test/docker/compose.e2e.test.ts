@@ -1,0 +1,180 @@
+// The exit side as operators deploy it: docker/docker-compose.yml on a real Docker engine.
+// Builds both images (base images stood in from Debian packages when no registry answers), brings
+// the stack up with docker-compose, waits for the healthchecks, then relays UDP with coturn's
+// independent client (turnutils_uclient over TCP, a credential from `onionturn credentials` run in
+// the server container) to a loopback turnutils_peer. Everything started here is stopped here:
+// compose down -v, the peer, and the private dockerd, each by what this test recorded.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ProcessGroup,
+  TOOLS,
+  ensureDebianBaseImage,
+  ensureDockerEngine,
+  ensureNodeBaseImage,
+  freePort,
+  portRange,
+  repoRoot,
+  requireTool,
+  runChecked,
+  runCommand,
+  runUclient,
+  startTurnutilsPeer,
+  tempDir,
+  waitFor,
+  type DockerEngine,
+} from '@onionturn/testkit';
+
+const ROOT = repoRoot();
+const CLI = join(ROOT, 'packages', 'cli', 'bin', 'onionturn.js');
+const COMPOSE_FILE = join(ROOT, 'docker', 'docker-compose.yml');
+const SERVER_IMAGE = 'onionturn/server:e2e';
+const TOR_IMAGE = 'onionturn/tor:e2e';
+
+type Health = 'starting' | 'healthy' | 'unhealthy' | 'none' | 'gone';
+
+async function health(engine: DockerEngine, container: string): Promise<Health> {
+  const r = await engine.run(['inspect', '--format', '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}', container]);
+  return r.code === 0 ? (r.stdout.trim() as Health) : 'gone';
+}
+
+async function imageMiB(engine: DockerEngine, image: string): Promise<number> {
+  const r = await runChecked(engine.docker, ['image', 'inspect', '--format', '{{.Size}}', image], { env: engine.env });
+  return Math.round((Number(r.stdout.trim()) / 1048576) * 10) / 10;
+}
+
+test('docker-compose exit side: images build, the stack gets healthy, coturn relays UDP through the composed server', { timeout: 30 * 60_000 }, async (t) => {
+  const compose = requireTool(TOOLS.dockerCompose);
+  requireTool(TOOLS.turnutilsUclient);
+  const log = (line: string): void => t.diagnostic(line);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  t.after(async () => {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((err: unknown) => log(`cleanup failed: ${String(err)}`));
+    }
+  });
+  const group = new ProcessGroup();
+  cleanups.push(() => group.stopAll());
+
+  const engine = await ensureDockerEngine();
+  cleanups.push(() => engine.stop());
+  log(engine.pid === undefined ? `using the running engine at ${engine.host}` : `started a private dockerd (pid ${engine.pid}) at ${engine.host}`);
+  for (const base of [await ensureDebianBaseImage(engine, { log }), await ensureNodeBaseImage(engine, { log })]) {
+    log(`base image ${base.tag}: ${base.source} in ${base.ms} ms`);
+  }
+
+  // One compose project per run, configured the way operators do it: an env file.
+  const dir = tempDir('onionturn-compose-');
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const torConfigDir = join(dir, 'torrc.d');
+  mkdirSync(torConfigDir);
+  const project = `onionturne2e${process.pid}`;
+  const turnPort = await freePort();
+  const relay = portRange(200);
+  const envFile = join(dir, 'compose.env');
+  writeFileSync(
+    envFile,
+    [
+      `COMPOSE_PROJECT_NAME=${project}`,
+      `ONIONTURN_LISTEN=tcp://127.0.0.1:${turnPort}`,
+      'ONIONTURN_REALM=e2e.onionturn.test',
+      'ONIONTURN_RELAY_IP=127.0.0.1',
+      `ONIONTURN_RELAY_PORTS=${relay.min}-${relay.max}`,
+      'ONIONTURN_ALLOW_LOOPBACK_PEERS=true',
+      `ONION_PORT=3478`,
+      `ONION_TARGET=127.0.0.1:${turnPort}`,
+      `TOR_CONFIG_DIR=${torConfigDir}`,
+      `ONIONTURN_SERVER_IMAGE=${SERVER_IMAGE}`,
+      `ONIONTURN_TOR_IMAGE=${TOR_IMAGE}`,
+      'HEALTHCHECK_INTERVAL=1s',
+      '',
+    ].join('\n'),
+  );
+  const composeRun = (args: readonly string[], timeoutMs = 120_000): ReturnType<typeof runCommand> =>
+    runCommand(compose, ['--env-file', envFile, '-f', COMPOSE_FILE, '-p', project, ...args], { env: engine.env, cwd: join(ROOT, 'docker'), timeoutMs });
+  const composeChecked = async (args: readonly string[], timeoutMs = 120_000): Promise<string> => {
+    const r = await composeRun(args, timeoutMs);
+    if (r.code !== 0) throw new Error(`docker-compose ${args.join(' ')} exited ${String(r.code)}:\n${(r.stderr + r.stdout).split('\n').slice(-30).join('\n')}`);
+    return r.stdout;
+  };
+
+  await composeChecked(['config', '--quiet']);
+  const build = await composeRun(['build'], 20 * 60_000);
+  assert.equal(build.code, 0, `docker-compose build failed:\n${(build.stdout + build.stderr).split('\n').slice(-40).join('\n')}`);
+  log(`docker-compose build: ${build.ms} ms; images ${SERVER_IMAGE} ${await imageMiB(engine, SERVER_IMAGE)} MiB, ${TOR_IMAGE} ${await imageMiB(engine, TOR_IMAGE)} MiB`);
+
+  // down -v removes the containers and this project's volumes (the secret, the onion keys).
+  cleanups.push(() => composeRun(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
+  const upStarted = Date.now();
+  await composeChecked(['up', '--detach', '--no-build', 'server']);
+  const serverId = (await composeChecked(['ps', '-q', 'server'])).trim();
+  assert.match(serverId, /^[0-9a-f]{12,}$/);
+  await waitFor(
+    'the server container to be healthy',
+    async () => {
+      const h = await health(engine, serverId);
+      if (h === 'unhealthy' || h === 'gone') {
+        const logs = await composeRun(['logs', '--no-color', '--tail', '40', 'server']);
+        throw new Error(`server container is ${h}:\n${logs.stdout}${logs.stderr}`);
+      }
+      return h === 'healthy';
+    },
+    120_000,
+    250,
+  );
+  log(`server healthy ${Date.now() - upStarted} ms after docker-compose up`);
+
+  // Operator-facing facts of the running container.
+  const inspect = await runChecked(engine.docker, ['inspect', '--format', '{{.Config.User}} {{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.ReadonlyRootfs}}', serverId], { env: engine.env });
+  assert.equal(inspect.stdout.trim(), 'onionturn host unless-stopped true');
+
+  // The healthcheck's probe, from the host this time: host networking put the server on loopback.
+  const probe = await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${turnPort}`], { timeoutMs: 20_000 });
+  assert.equal(probe.code, 0, probe.stderr);
+  assert.match(probe.stdout, /^ok tcp:\/\/127\.0\.0\.1:\d+: Binding success in \d+ ms, XOR-MAPPED-ADDRESS 127\.0\.0\.1:\d+\n$/);
+
+  // A first credential the way the README tells operators to get one.
+  const issued = await composeChecked(['exec', '-T', 'server', 'onionturn', 'credentials', '--uri', `turn:127.0.0.1:${turnPort}?transport=tcp`]);
+  const credential = JSON.parse(issued) as { username: string; password: string; ttl: number; uris: string[] };
+  assert.match(credential.username, /^\d+:/);
+  assert.ok(credential.password.length > 0);
+  const secretMode = await composeChecked(['exec', '-T', 'server', 'stat', '-c', '%a %U', '/var/lib/onionturn/turn-secret']);
+  assert.equal(secretMode.trim(), '600 onionturn');
+
+  const peer = await startTurnutilsPeer(group);
+  const uclient = await runUclient(group, {
+    server: { host: '127.0.0.1', port: turnPort },
+    username: credential.username,
+    password: credential.password,
+    peer: { host: peer.host, port: peer.port },
+    tcp: true,
+    messages: 20,
+    timeoutMs: 60_000,
+  });
+  assert.equal(uclient.allocationFailed, false, uclient.output.slice(-3000));
+  assert.equal(uclient.timedOut, false, uclient.output.slice(-3000));
+  assert.equal(uclient.sent, 20, uclient.output.slice(-3000));
+  assert.equal(uclient.received, 20, `the peer's echoes must come back through the relay:\n${uclient.output.slice(-3000)}`);
+
+  // A wrong password is refused by the composed server (coturn reports the failed allocation).
+  const refused = await runUclient(group, {
+    server: { host: '127.0.0.1', port: turnPort },
+    username: credential.username,
+    password: `${credential.password}x`,
+    peer: { host: peer.host, port: peer.port },
+    tcp: true,
+    messages: 2,
+    timeoutMs: 30_000,
+  });
+  assert.notEqual(refused.received, 2, refused.output.slice(-2000));
+
+  // Exit mode's torrc renders and tor accepts it; without contact details the container refuses.
+  const exitOk = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', '-e', 'TOR_NICKNAME=onionturne2e', '-e', 'TOR_CONTACT=e2e@onionturn.test', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
+  assert.equal(exitOk.code, 0, exitOk.stdout + exitOk.stderr);
+  assert.match(exitOk.stdout, /Configuration was valid/);
+  const exitBad = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
+  assert.notEqual(exitBad.code, 0);
+  assert.match(exitBad.stderr, /TOR_MODE=exit needs TOR_NICKNAME/);
+});
