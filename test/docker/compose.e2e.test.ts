@@ -109,6 +109,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   cleanups.push(() => composeRun(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
   const upStarted = Date.now();
   await composeChecked(['up', '--detach', '--no-build', 'server']);
+  log(`docker-compose up (server): ${Date.now() - upStarted} ms`);
   const serverId = (await composeChecked(['ps', '-q', 'server'])).trim();
   assert.match(serverId, /^[0-9a-f]{12,}$/);
   await waitFor(
@@ -155,8 +156,9 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   });
   assert.equal(uclient.allocationFailed, false, uclient.output.slice(-3000));
   assert.equal(uclient.timedOut, false, uclient.output.slice(-3000));
-  assert.equal(uclient.sent, 20, uclient.output.slice(-3000));
-  assert.equal(uclient.received, 20, `the peer's echoes must come back through the relay:\n${uclient.output.slice(-3000)}`);
+  // uclient runs a pair of sessions per client: 2 x 20 messages, every echo back through the relay.
+  assert.equal(uclient.sent, 40, uclient.output.slice(-3000));
+  assert.equal(uclient.received, 40, `the peer's echoes must come back through the relay:\n${uclient.output.slice(-3000)}`);
 
   // A wrong password is refused by the composed server (coturn reports the failed allocation).
   const refused = await runUclient(group, {
@@ -168,7 +170,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
     messages: 2,
     timeoutMs: 30_000,
   });
-  assert.notEqual(refused.received, 2, refused.output.slice(-2000));
+  assert.ok(refused.allocationFailed || refused.received === undefined || refused.received === 0, refused.output.slice(-2000));
 
   // Exit mode's torrc renders and tor accepts it; without contact details the container refuses.
   const exitOk = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', '-e', 'TOR_NICKNAME=onionturne2e', '-e', 'TOR_CONTACT=e2e@onionturn.test', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
