@@ -6,7 +6,7 @@
 // compose down -v, the peer, and the private dockerd, each by what this test recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ProcessGroup,
@@ -44,6 +44,12 @@ async function imageMiB(engine: DockerEngine, image: string): Promise<number> {
   const r = await runChecked(engine.docker, ['image', 'inspect', '--format', '{{.Size}}', image], { env: engine.env });
   return Math.round((Number(r.stdout.trim()) / 1048576) * 10) / 10;
 }
+
+test('the server Dockerfile installs dependencies from every workspace manifest', () => {
+  const dockerfile = readFileSync(join(ROOT, 'docker', 'server', 'Dockerfile'), 'utf8');
+  const { workspaces } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] };
+  for (const ws of workspaces) assert.ok(dockerfile.includes(`COPY ${ws}/package.json ${ws}/\n`), `docker/server/Dockerfile lacks 'COPY ${ws}/package.json ${ws}/'`);
+});
 
 test('docker-compose exit side: images build, the stack gets healthy, coturn relays UDP through the composed server', { timeout: 30 * 60_000 }, async (t) => {
   const compose = requireTool(TOOLS.dockerCompose);
