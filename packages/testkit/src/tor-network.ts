@@ -19,7 +19,7 @@ import { TOOLS, requireTool } from './tools.js';
 
 const AUTHORITIES = 3;
 /** Seconds from start to the first valid-after: relays need ~2 s to publish descriptors before the vote. */
-const FIRST_VOTE_LEAD_SECONDS = 6;
+const FIRST_VOTE_LEAD_SECONDS = 5;
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** Any hostname resolves to 127.0.0.1 at the exits; used to prove their DNS works. */
 const PROBE_HOSTNAME = 'echo.onionturn.test';
@@ -31,6 +31,8 @@ export interface TorNetworkOptions {
   readonly timeoutMs?: number;
   /** Where authority keys are cached (default <repo>/.cache/tor-keys). */
   readonly keyCacheDir?: string;
+  /** Seconds from start to the first consensus valid-after (default 5; tuning knob for measurements). */
+  readonly voteLeadSeconds?: number;
   /** Progress messages ("consensus lists 3 relays", ...), e.g. console.log. */
   readonly progress?: (message: string) => void;
 }
@@ -212,7 +214,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const common = { authorities, owningPid: process.pid } as const;
 
     // All relays start together; the first vote is FIRST_VOTE_LEAD_SECONDS away.
-    const offset = votingStartOffset(Date.now(), FIRST_VOTE_LEAD_SECONDS);
+    const offset = votingStartOffset(Date.now(), options.voteLeadSeconds ?? FIRST_VOTE_LEAD_SECONDS);
     const relayNodes: TorNode[] = [];
     for (const [i, a] of authorities.entries()) {
       const nodeDir = join(dataDir, a.nickname);
