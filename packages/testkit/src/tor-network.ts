@@ -33,6 +33,8 @@ export interface TorNetworkOptions {
   readonly keyCacheDir?: string;
   /** Seconds from start to the first consensus valid-after (default 5; tuning knob for measurements). */
   readonly voteLeadSeconds?: number;
+  /** Aborts the start (e.g. on Ctrl-C): everything started so far is stopped, then it rejects. */
+  readonly signal?: AbortSignal;
   /** Progress messages ("consensus lists 3 relays", ...), e.g. console.log. */
   readonly progress?: (message: string) => void;
 }
@@ -157,6 +159,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
   const until = async <T>(what: string, probe: () => Promise<T | undefined>, stepMs: number): Promise<T> => {
     let lastError = '';
     for (;;) {
+      if (options.signal?.aborted) throw new Error(`aborted while waiting for ${what}`);
       const dead = started.find(({ proc }) => proc.child.exitCode !== null || proc.child.signalCode !== null);
       if (dead) {
         const why = dead.proc.child.exitCode ?? dead.proc.child.signalCode;
