@@ -3,6 +3,7 @@ export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.j
 export { freePort, portRange } from './ports.js';
 export {
   startTorNetwork,
+  TorNetworkStartError,
   type TorNetwork,
   type TorNetworkOptions,
   type TorNetworkTimings,

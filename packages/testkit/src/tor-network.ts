@@ -101,6 +101,19 @@ export interface TorNetwork {
   stop(): Promise<void>;
 }
 
+/** Start failed; everything it had started is already stopped and its temp dir removed. */
+export class TorNetworkStartError extends Error {
+  /** PIDs that were started (and stopped again), so callers can verify nothing leaked. */
+  readonly pids: readonly number[];
+  readonly dataDir: string;
+  constructor(message: string, pids: readonly number[], dataDir: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'TorNetworkStartError';
+    this.pids = pids;
+    this.dataDir = dataDir;
+  }
+}
+
 // Safety net: if the test process exits without stop(), kill what is still recorded. (tor also
 // exits on its own once its __OwningControllerProcess is gone, covering SIGKILL of this process.)
 const livePids = new Set<number>();
@@ -325,7 +338,8 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const message = err instanceof Error ? err.message : String(err);
     const tail = logTail();
     await stop();
-    throw new Error(`tor test network failed to start after ${Date.now() - t0} ms: ${message}${tail ? `\ntor logs (tail):\n${tail}` : ''}`, { cause: err });
+    const text = `tor test network failed to start after ${Date.now() - t0} ms: ${message}${tail ? `\ntor logs (tail):\n${tail}` : ''}`;
+    throw new TorNetworkStartError(text, started.map((s) => s.node.pid), dataDir, err);
   }
 }
 
