@@ -34,3 +34,4 @@ export {
 } from './dns-responder.js';
 export { startEchoServer, type EchoServer } from './echo-server.js';
 export { SOCKS5_REPLIES, Socks5Error, socks5Connect, type Socks5ConnectOptions } from './socks5.js';
+export { consensusMicrodescDigests, hasCompleteDirInfo, microdescDigests } from './tor-dirinfo.js';

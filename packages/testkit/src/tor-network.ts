@@ -13,13 +13,18 @@ import { freePort } from './ports.js';
 import { ProcessGroup, sleep, type Started } from './processes.js';
 import { socks5Connect } from './socks5.js';
 import { TorControl } from './tor-control.js';
+import { hasCompleteDirInfo } from './tor-dirinfo.js';
 import { authorityKeys, installAuthorityKeys, type AuthorityKeys } from './tor-keys.js';
 import { buildTorrc, resolvConf, votingStartOffset, type DirAuthority, type TorRole } from './torrc.js';
 import { TOOLS, requireTool } from './tools.js';
 
 const AUTHORITIES = 3;
-/** Seconds from start to the first valid-after: relays need ~2 s to publish descriptors before the vote. */
-const FIRST_VOTE_LEAD_SECONDS = 5;
+/**
+ * Seconds from start to the first valid-after. With a 5 s initial interval there is always one
+ * boundary before it; at 5 s that boundary falls within 1 s of tor's start, and a loaded machine
+ * then missed the first vote (authorities disagreed on valid-after: +5 s). 6 s never missed here.
+ */
+const FIRST_VOTE_LEAD_SECONDS = 6;
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** Any hostname resolves to 127.0.0.1 at the exits; used to prove their DNS works. */
 const PROBE_HOSTNAME = 'echo.onionturn.test';
@@ -31,8 +36,10 @@ export interface TorNetworkOptions {
   readonly timeoutMs?: number;
   /** Where authority keys are cached (default <repo>/.cache/tor-keys). */
   readonly keyCacheDir?: string;
-  /** Seconds from start to the first consensus valid-after (default 5; tuning knob for measurements). */
+  /** Seconds from start to the first consensus valid-after (default 6; tuning knob for measurements). */
   readonly voteLeadSeconds?: number;
+  /** Also keep info-level logs (<node dataDir>/info.log) for debugging. */
+  readonly infoLogs?: boolean;
   /** Aborts the start (e.g. on Ctrl-C): everything started so far is stopped, then it rejects. */
   readonly signal?: AbortSignal;
   /** Progress messages ("consensus lists 3 relays", ...), e.g. console.log. */
@@ -64,7 +71,7 @@ export interface TorNetworkTimings {
   /** Whether authority keys had to be generated (cold cache). */
   readonly freshKeys: boolean;
   readonly keysMs: number;
-  /** Start until an authority's microdesc consensus listed every relay. */
+  /** Start until every authority had a consensus and microdescriptors for every relay. */
   readonly consensusMs: number;
   /** Start until the client reported Bootstrapped 100%. */
   readonly bootstrapMs: number;
@@ -227,7 +234,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       v3ident: k.v3ident,
       fingerprint: k.fingerprint,
     }));
-    const common = { authorities, owningPid: process.pid } as const;
+    const common = { authorities, owningPid: process.pid, infoLog: options.infoLogs === true } as const;
 
     // All relays start together; the first vote is FIRST_VOTE_LEAD_SECONDS away.
     const offset = votingStartOffset(Date.now(), options.voteLeadSeconds ?? FIRST_VOTE_LEAD_SECONDS);
@@ -248,21 +255,16 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     }
     progress(`started ${relayNodes.length} relays (voting offset ${offset} s)`);
 
-    // Start clients only once a consensus lists every relay: an earlier client often fetches an
-    // empty consensus and then waits a whole extra voting round.
+    // Start clients only once every authority has a consensus listing every relay and holds all
+    // their microdescriptors: an earlier client often gets an empty consensus (an extra voting
+    // round) or misses a microdescriptor and then waits for tor's 10 s descriptor retry.
     await until(
-      `a consensus listing all ${relayNodes.length} relays`,
-      async () => {
-        for (const a of authorities) {
-          const text = await readFile(join(dataDir, a.nickname, 'cached-microdesc-consensus'), 'utf8').catch(() => '');
-          if ((text.match(/^r /gm) ?? []).length >= relayNodes.length) return true;
-        }
-        return undefined;
-      },
+      `every authority holding a consensus and microdescriptors for all ${relayNodes.length} relays`,
+      async () => ((await Promise.all(authorities.map((a) => hasCompleteDirInfo(join(dataDir, a.nickname), relayNodes.length)))).every(Boolean) ? true : undefined),
       200,
     );
     const consensusMs = Date.now() - t0;
-    progress(`consensus lists all relays (${consensusMs} ms)`);
+    progress(`authorities have the consensus and all microdescriptors (${consensusMs} ms)`);
 
     const clientDir = join(dataDir, 'client');
     const socksPort = port();

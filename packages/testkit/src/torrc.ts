@@ -34,6 +34,8 @@ export interface TorrcOptions {
   /** Onion service tor: HiddenServiceDir and the ports it serves (virtual = local port). */
   readonly hiddenServiceDir?: string;
   readonly hiddenServicePorts?: readonly number[];
+  /** Also write an info-level log to <dataDir>/info.log (debugging slow starts). */
+  readonly infoLog?: boolean;
   /** Tor exits by itself within ~15 s once this PID is gone (a crashed test can't leak it). */
   readonly owningPid?: number;
 }
@@ -98,6 +100,7 @@ export function buildTorrc(o: TorrcOptions): string {
     'ShutdownWaitLength 0',
     ...o.authorities.map(dirAuthorityLine),
   ];
+  if (o.infoLog === true) lines.push(`Log info file ${o.dataDir}/info.log`);
   if (o.owningPid !== undefined) lines.push(`__OwningControllerProcess ${o.owningPid}`);
 
   if (o.role === 'authority' || o.role === 'relay') {

@@ -114,7 +114,7 @@ test('a start that cannot finish stops everything it started and says why', asyn
     (e: unknown) => e,
   );
   assert.ok(err instanceof TorNetworkStartError, String(err));
-  assert.match(err.message, /timed out waiting for a consensus/);
+  assert.match(err.message, /timed out waiting for every authority holding a consensus/);
   assert.match(err.message, /tor logs \(tail\):[\s\S]*auth0/);
   await assertAllGone(err.pids, err.dataDir);
 });

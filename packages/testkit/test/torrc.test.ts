@@ -84,3 +84,8 @@ test('voting start offset puts the first valid-after leadSeconds ahead, within t
 test('resolv.conf names only the loopback responder with its port', () => {
   assert.equal(resolvConf(5353), 'nameserver 127.0.0.1:5353\n');
 });
+
+test('info log is opt-in', () => {
+  assert.doesNotMatch(buildTorrc({ ...base, role: 'client', socksPort: 1 }), /Log info/);
+  assert.ok(lines(buildTorrc({ ...base, role: 'client', socksPort: 1, infoLog: true })).includes('Log info file /tmp/x/n/info.log'));
+});
