@@ -3,7 +3,7 @@
 // exit; a client offers SOCKS; onion mode adds one relay (a hidden service needs four) and an
 // onion-service tor. "Ready" means a real stream through the network echoed bytes back.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,24 +121,25 @@ export class TorNetworkStartError extends Error {
   }
 }
 
-// Safety net: if the test process exits without stop(), kill what is still recorded. (tor also
-// exits on its own once its __OwningControllerProcess is gone, covering SIGKILL of this process.)
+// Safety net: if the test process exits without stop(), kill what is still recorded and remove
+// the temp dirs. (tor also exits by itself once its __OwningControllerProcess is gone, which
+// covers a SIGKILLed test process.)
 const livePids = new Set<number>();
+const liveDirs = new Set<string>();
 let exitHookInstalled = false;
-function recordPid(pid: number): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on('exit', () => {
-      for (const p of livePids) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const p of livePids) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // already gone
       }
-    });
-  }
-  livePids.add(pid);
+    }
+    for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+  });
 }
 
 /** Starts the network and resolves once a stream through it works (and the onion, if asked). */
@@ -152,7 +153,9 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
 
   const group = new ProcessGroup();
   const started: { node: TorNode; proc: Started }[] = [];
+  installExitHook();
   const dataDir = await mkdtemp(join(tmpdir(), 'onionturn-tornet-'));
+  liveDirs.add(dataDir);
   let echo: EchoServer | undefined;
   let dns: DnsResponder | undefined;
   let stopping: Promise<void> | undefined;
@@ -173,6 +176,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       for (const { node } of started) livePids.delete(node.pid);
       await Promise.all([echo?.close(), dns?.close()]);
       await rm(dataDir, { recursive: true, force: true });
+      liveDirs.delete(dataDir);
     })());
 
   /** Polls probe until it yields a value; fails on the deadline or when any tor has exited. */
@@ -201,7 +205,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const torrcPath = join(node.dataDir, 'torrc');
     await writeFile(torrcPath, torrc);
     const proc = group.spawn(node.name, torPath, ['-f', torrcPath, '--defaults-torrc', '/dev/null']);
-    recordPid(proc.pid);
+    livePids.add(proc.pid);
     const full: TorNode = { ...node, pid: proc.pid };
     started.push({ node: full, proc });
     return full;
