@@ -116,6 +116,8 @@ export function buildTorrc(o: TorrcOptions): string {
       lines.push(
         'ExitRelay 1',
         'ExitPolicy accept *:*',
+        // ...so bind exit connections to loopback: a non-loopback destination then fails locally.
+        'OutboundBindAddressExit 127.0.0.1',
         `ServerDNSResolvConfFile ${need(o.resolvConf, 'resolvConf')}`,
         'ServerDNSDetectHijacking 0',
       );
