@@ -2,11 +2,13 @@
 // Builds both images (base images stood in from Debian packages when no registry answers), brings
 // the stack up with docker-compose, waits for the healthchecks, then relays UDP with coturn's
 // independent client (turnutils_uclient over TCP, a credential from `onionturn credentials` run in
-// the server container) to a loopback turnutils_peer. Everything started here is stopped here:
-// compose down -v, the peer, and the private dockerd, each by what this test recorded.
+// the server container) to a loopback turnutils_peer. The tor service joins a private Tor test
+// network on loopback (never the public one) and publishes the server as an onion service, which
+// is then reached through that network's Tor client. Everything started here is stopped here:
+// compose down -v, the Tor network, the peer, and the private dockerd, by what this test recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ProcessGroup,
@@ -21,6 +23,7 @@ import {
   runChecked,
   runCommand,
   runUclient,
+  startTorNetwork,
   startTurnutilsPeer,
   tempDir,
   waitFor,
@@ -38,6 +41,16 @@ type Health = 'starting' | 'healthy' | 'unhealthy' | 'none' | 'gone';
 async function health(engine: DockerEngine, container: string): Promise<Health> {
   const r = await engine.run(['inspect', '--format', '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}', container]);
   return r.code === 0 ? (r.stdout.trim() as Health) : 'gone';
+}
+
+/**
+ * torrc lines that make any tor join the private test network: the network's own client torrc
+ * minus what is per-process (paths, ports, nickname, logs, owner).
+ */
+function testNetworkTorrc(clientTorrc: string): string {
+  const perProcess = /^(Nickname|DataDirectory|PidFile|RunAsDaemon|Log|ControlPort|CookieAuthentication|SocksPort|__OwningControllerProcess|HiddenService\w*)\b/;
+  const lines = clientTorrc.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#') && !perProcess.test(line));
+  return `# join the private Tor test network of compose.e2e.test\n${lines.join('\n')}\n`;
 }
 
 async function imageMiB(engine: DockerEngine, image: string): Promise<number> {
@@ -73,9 +86,19 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
 
   // One compose project per run, configured the way operators do it: an env file.
   const dir = tempDir('onionturn-compose-');
+  chmodSync(dir, 0o755); // the tor container (user debian-tor) reads torrc.d from here
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  // The private Tor test network (3 authority-exits + 1 relay + client + its own onion service):
+  // the composed tor joins it through a *.conf file in TOR_CONFIG_DIR.
+  const torStarted = Date.now();
+  const tor = await startTorNetwork({ onion: {} });
+  cleanups.push(() => tor.stop());
+  log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${tor.socksPort})`);
+  const client = tor.nodes.find((n) => n.role === 'client');
+  assert.ok(client, 'the Tor test network has a client node');
   const torConfigDir = join(dir, 'torrc.d');
   mkdirSync(torConfigDir);
+  writeFileSync(join(torConfigDir, 'testnet.conf'), testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8')));
   const project = `onionturne2e${process.pid}`;
   const turnPort = await freePort();
   const relay = portRange(200);
@@ -114,24 +137,33 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   // down -v removes the containers and this project's volumes (the secret, the onion keys).
   cleanups.push(() => composeRun(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
   const upStarted = Date.now();
-  await composeChecked(['up', '--detach', '--no-build', 'server']);
-  log(`docker-compose up (server): ${Date.now() - upStarted} ms`);
-  const serverId = (await composeChecked(['ps', '-q', 'server'])).trim();
-  assert.match(serverId, /^[0-9a-f]{12,}$/);
-  await waitFor(
-    'the server container to be healthy',
-    async () => {
-      const h = await health(engine, serverId);
-      if (h === 'unhealthy' || h === 'gone') {
-        const logs = await composeRun(['logs', '--no-color', '--tail', '40', 'server']);
-        throw new Error(`server container is ${h}:\n${logs.stdout}${logs.stderr}`);
-      }
-      return h === 'healthy';
-    },
-    120_000,
-    250,
+  await composeChecked(['up', '--detach', '--no-build']);
+  log(`docker-compose up: ${Date.now() - upStarted} ms`);
+  const ids: Record<string, string> = {};
+  for (const service of ['server', 'tor']) {
+    const id = (await composeChecked(['ps', '-q', service])).trim();
+    assert.match(id, /^[0-9a-f]{12,}$/, `container of ${service}`);
+    ids[service] = id;
+  }
+  await Promise.all(
+    Object.entries(ids).map(([service, id]) =>
+      waitFor(
+        `the ${service} container to be healthy`,
+        async () => {
+          const h = await health(engine, id);
+          if (h === 'unhealthy' || h === 'gone') {
+            const logs = await composeRun(['logs', '--no-color', '--tail', '40', service]);
+            throw new Error(`${service} container is ${h}:\n${logs.stdout}${logs.stderr}`);
+          }
+          if (h === 'healthy') log(`${service} healthy ${Date.now() - upStarted} ms after docker-compose up`);
+          return h === 'healthy';
+        },
+        180_000,
+        250,
+      ),
+    ),
   );
-  log(`server healthy ${Date.now() - upStarted} ms after docker-compose up`);
+  const serverId = ids['server'] ?? '';
 
   // Operator-facing facts of the running container.
   const inspect = await runChecked(engine.docker, ['inspect', '--format', '{{.Config.User}} {{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.ReadonlyRootfs}}', serverId], { env: engine.env });
@@ -177,6 +209,27 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
     timeoutMs: 30_000,
   });
   assert.ok(refused.allocationFailed || refused.received === undefined || refused.received === 0, refused.output.slice(-2000));
+
+  // The onion address, as the README tells operators to read it, reached through the private
+  // network's Tor client: a STUN Binding over a Tor circuit to the composed server.
+  const hostname = (await composeChecked(['exec', '-T', 'tor', 'cat', '/var/lib/tor/onionturn/hostname'])).trim();
+  assert.match(hostname, /^[a-z2-7]{56}\.onion$/);
+  assert.notEqual(hostname, tor.onion?.hostname, "the composed tor publishes its own onion service");
+  const onionStarted = Date.now();
+  let attempts = 0;
+  const overTor = await waitFor(
+    `a STUN Binding to ${hostname} through Tor`,
+    async () => {
+      attempts++;
+      // The first attempts fail until the descriptor is uploaded (SOCKS reply 0x04): retry.
+      const r = await runCommand(process.execPath, [CLI, 'probe', `tcp://${hostname}:3478`, '--socks', `127.0.0.1:${tor.socksPort}`, '--timeout', '15000'], { timeoutMs: 30_000 });
+      return r.code === 0 ? r.stdout : undefined;
+    },
+    120_000,
+    1000,
+  );
+  assert.match(overTor, new RegExp(`^ok tcp://${hostname}:3478 via socks5://127\\.0\\.0\\.1:\\d+: Binding success in \\d+ ms, XOR-MAPPED-ADDRESS 127\\.0\\.0\\.1:\\d+\\n$`));
+  log(`onion service answered through Tor ${Date.now() - onionStarted} ms after both were healthy (${attempts} attempts): ${overTor.trim()}`);
 
   // Exit mode's torrc renders and tor accepts it; without contact details the container refuses.
   const exitOk = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', '-e', 'TOR_NICKNAME=onionturne2e', '-e', 'TOR_CONTACT=e2e@onionturn.test', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
