@@ -88,17 +88,8 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   const dir = tempDir('onionturn-compose-');
   chmodSync(dir, 0o755); // the tor container (user debian-tor) reads torrc.d from here
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  // The private Tor test network (3 authority-exits + 1 relay + client + its own onion service):
-  // the composed tor joins it through a *.conf file in TOR_CONFIG_DIR.
-  const torStarted = Date.now();
-  const tor = await startTorNetwork({ onion: {} });
-  cleanups.push(() => tor.stop());
-  log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${tor.socksPort})`);
-  const client = tor.nodes.find((n) => n.role === 'client');
-  assert.ok(client, 'the Tor test network has a client node');
   const torConfigDir = join(dir, 'torrc.d');
   mkdirSync(torConfigDir);
-  writeFileSync(join(torConfigDir, 'testnet.conf'), testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8')));
   const project = `onionturne2e${process.pid}`;
   const turnPort = await freePort();
   const relay = portRange(200);
@@ -133,6 +124,16 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   const build = await composeRun(['build'], 20 * 60_000);
   assert.equal(build.code, 0, `docker-compose build failed:\n${(build.stdout + build.stderr).split('\n').slice(-40).join('\n')}`);
   log(`docker-compose build: ${build.ms} ms; images ${SERVER_IMAGE} ${await imageMiB(engine, SERVER_IMAGE)} MiB, ${TOR_IMAGE} ${await imageMiB(engine, TOR_IMAGE)} MiB`);
+
+  // After the build (which needs the CPU): the private Tor test network (3 authority-exits,
+  // 1 relay, a client, its own onion service); the composed tor joins it through TOR_CONFIG_DIR.
+  const torStarted = Date.now();
+  const tor = await startTorNetwork({ onion: {} });
+  cleanups.push(() => tor.stop());
+  log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${tor.socksPort})`);
+  const client = tor.nodes.find((n) => n.role === 'client');
+  assert.ok(client, 'the Tor test network has a client node');
+  writeFileSync(join(torConfigDir, 'testnet.conf'), testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8')));
 
   // down -v removes the containers and this project's volumes (the secret, the onion keys).
   cleanups.push(() => composeRun(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
