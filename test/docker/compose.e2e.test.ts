@@ -17,6 +17,7 @@ import {
   ensureDockerEngine,
   ensureNodeBaseImage,
   freePort,
+  onionturnBin,
   portRange,
   repoRoot,
   requireTool,
@@ -30,8 +31,8 @@ import {
   type DockerEngine,
 } from '@onionturn/testkit';
 
-const ROOT = repoRoot();
-const CLI = join(ROOT, 'packages', 'cli', 'bin', 'onionturn.js');
+const ROOT = repoRoot() ?? process.cwd();
+const CLI = onionturnBin();
 const COMPOSE_FILE = join(ROOT, 'docker', 'docker-compose.yml');
 const SERVER_IMAGE = 'onionturn/server:e2e';
 const TOR_IMAGE = 'onionturn/tor:e2e';

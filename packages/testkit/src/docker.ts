@@ -10,8 +10,8 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ProcessGroup, alive, sleep } from './processes.js';
+import { repoRoot } from './repo-root.js';
 import { TOOLS, findExecutable, requireTool } from './tools.js';
 
 export interface CommandResult {
@@ -69,16 +69,10 @@ export async function runChecked(command: string, args: readonly string[], optio
   return r;
 }
 
-/** The repository root: the nearest directory above this file whose package.json has workspaces. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && 'workspaces' in (JSON.parse(readFileSync(pkg, 'utf8')) as object)) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('repoRoot: no package.json with workspaces above the testkit');
-    dir = up;
-  }
+function root(): string {
+  const dir = repoRoot();
+  if (!dir) throw new Error('cannot find the onionturn workspace root (package.json with workspaces) above the testkit');
+  return dir;
 }
 
 export interface DockerEngine {
@@ -139,7 +133,7 @@ export async function ensureDockerEngine(options: EngineOptions = {}): Promise<D
 
 async function startPrivateDockerd(docker: string, options: EngineOptions): Promise<DockerEngine> {
   const dockerd = requireTool(TOOLS.dockerd);
-  const dataRoot = options.dataRoot ?? join(repoRoot(), '.cache', 'docker');
+  const dataRoot = options.dataRoot ?? join(root(), '.cache', 'docker');
   mkdirSync(dataRoot, { recursive: true });
   // Two daemons on one data-root corrupt it: refuse while another private dockerd holds it.
   const ownerFile = `${dataRoot}.owner`;
@@ -239,7 +233,7 @@ async function presentOrPulled(engine: DockerEngine, tag: string): Promise<BaseI
 }
 
 function cacheDirOf(options: BaseImageOptions): string {
-  const dir = options.cacheDir ?? join(repoRoot(), '.cache', 'docker-base');
+  const dir = options.cacheDir ?? join(root(), '.cache', 'docker-base');
   mkdirSync(dir, { recursive: true });
   return dir;
 }

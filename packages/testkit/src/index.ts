@@ -10,7 +10,6 @@ export {
   ensureDockerEngine,
   ensureNodeBaseImage,
   nodeRootfsTarball,
-  repoRoot,
   runChecked,
   runCommand,
   tempDir,
@@ -65,3 +64,5 @@ export {
 export { startEchoServer, type EchoServer } from './echo-server.js';
 export { SOCKS5_REPLIES, Socks5Error, socks5Connect, type Socks5ConnectOptions } from './socks5.js';
 export { consensusMicrodescDigests, hasCompleteDirInfo, microdescDigests } from './tor-dirinfo.js';
+export { repoRoot, onionturnBin } from './repo-root.js';
+export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson } from './bridge.js';

@@ -1,13 +1,12 @@
 // Test-only directory authority keys. `tor-gencert --create-identity-key` is the slowest step of
 // a cold start, so keys are cached under <repo>/.cache/tor-keys (gitignored) and reused;
 // anything missing, unreadable or near expiry is regenerated. Never use these keys elsewhere.
+import { repoRoot } from './repo-root.js';
 import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 
 /** Files that make up one authority's identity, as tor expects them in DataDirectory/keys. */
 const INSTALLED_FILES = [
@@ -34,22 +33,10 @@ export interface AuthorityKeys {
   readonly files: Readonly<Record<string, Buffer>>;
 }
 
-/** `<repo>/.cache/tor-keys`, found by walking up to the workspace root package.json. */
+/** `<repo>/.cache/tor-keys` (a temp dir outside a checkout). */
 export function defaultKeyCacheDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { workspaces?: unknown }).workspaces) return join(dir, '.cache', 'tor-keys');
-      } catch {
-        // not a readable package.json: keep walking up
-      }
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return join(tmpdir(), 'onionturn-tor-keys');
-    dir = parent;
-  }
+  const root = repoRoot();
+  return root ? join(root, '.cache', 'tor-keys') : join(tmpdir(), 'onionturn-tor-keys');
 }
 
 /** Keys for authority number `index`: from the cache when valid, otherwise generated and cached. */
