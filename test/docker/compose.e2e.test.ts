@@ -233,6 +233,33 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   assert.match(overTor, new RegExp(`^ok tcp://${hostname}:3478 via socks5://127\\.0\\.0\\.1:\\d+: Binding success in \\d+ ms, XOR-MAPPED-ADDRESS 127\\.0\\.0\\.1:\\d+\\n$`));
   log(`onion service answered through Tor ${Date.now() - onionStarted} ms after both were healthy (${attempts} attempts): ${overTor.trim()}`);
 
+  // The whole path an app uses: coturn's client speaks TURN to the shim (`onionturn client`), the
+  // shim carries it over Tor to the onion address, the composed server relays UDP to the peer.
+  const shimPort = await freePort();
+  const shim = group.spawn('onionturn client', process.execPath, [CLI, 'client', '--listen', `127.0.0.1:${shimPort}`, '--server', `${hostname}:3478`, '--socks', `127.0.0.1:${tor.socksPort}`]);
+  await waitFor(
+    'the shim to listen',
+    async () => {
+      if (shim.child.exitCode !== null) throw new Error(`onionturn client exited ${shim.child.exitCode}:\n${shim.output()}`);
+      return (await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${shimPort}`, '--timeout', '20000'], { timeoutMs: 30_000 })).code === 0;
+    },
+    60_000,
+    500,
+  );
+  const viaShim = await runUclient(group, {
+    server: { host: '127.0.0.1', port: shimPort },
+    username: credential.username,
+    password: credential.password,
+    peer: { host: peer.host, port: peer.port },
+    tcp: true,
+    messages: 10,
+    timeoutMs: 90_000,
+  });
+  assert.equal(viaShim.allocationFailed, false, viaShim.output.slice(-3000));
+  assert.equal(viaShim.sent, 20, viaShim.output.slice(-3000));
+  assert.equal(viaShim.received, 20, `echoes through shim, Tor, onion service and relay:\n${viaShim.output.slice(-3000)}`);
+  log(`turnutils_uclient through the shim and the onion service: ${viaShim.received}/${viaShim.sent} echoes`);
+
   // Exit mode's torrc renders and tor accepts it; without contact details the container refuses.
   const exitOk = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', '-e', 'TOR_NICKNAME=onionturne2e', '-e', 'TOR_CONTACT=e2e@onionturn.test', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
   assert.equal(exitOk.code, 0, exitOk.stdout + exitOk.stderr);
