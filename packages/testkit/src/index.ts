@@ -1,3 +1,6 @@
 export { TOOLS, findExecutable, requireTool, type ToolSpec } from './tools.js';
 export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.js';
 export { freePort, portRange } from './ports.js';
+export { startCoturn, startTurnPeer, runUclient, runToCompletion, type Coturn, type CoturnOptions, type UclientOptions, type UclientResult } from './coturn.js';
+export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
+export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';
