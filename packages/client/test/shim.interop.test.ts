@@ -10,7 +10,7 @@ import {
   sleep,
   startCoturn,
   startMicrosocks,
-  startTurnPeer,
+  startTurnutilsPeer,
   waitFor,
   type Coturn,
 } from '@onionturn/testkit';
@@ -34,8 +34,8 @@ describe('shim pass-through via microsocks to coturn', () => {
   const log = captureLogger();
 
   before(async () => {
-    coturn = await startCoturn(group, { secret: SECRET });
-    peerPort = (await startTurnPeer(group)).port;
+    coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
+    peerPort = (await startTurnutilsPeer(group)).port;
     socksPort = (await startMicrosocks(group)).port;
     shim = new Shim({
       listen: { host: '127.0.0.1', port: 0 },
@@ -53,19 +53,19 @@ describe('shim pass-through via microsocks to coturn', () => {
   });
 
   test('uclient over UDP allocates, binds channels and relays with no loss', async () => {
-    const r = await runUclient(group, { serverPort: shim.address.port, peerPort, secret: SECRET, messages: 50, clients: 2, intervalMs: 10 });
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, messages: 50, clients: 2, intervalMs: 10 });
     assert.equal(r.sent, 100, r.output.slice(-1500));
     assert.equal(r.received, 100, r.output.slice(-800) + '\n--- coturn:\n' + coturn.process.output().slice(-3000));
-    assert.equal(r.lostPackets, 0);
+    assert.equal(r.lostPackets, 0, r.output.slice(-800));
     assert.equal(shim.stats.flowsOpened >= 2, true);
     assert.equal(shim.stats.upstreamFailures, 0, messages(log.lines));
   });
 
   test('uclient over TCP (-t) relays with no loss', async () => {
-    const r = await runUclient(group, { serverPort: shim.address.port, peerPort, secret: SECRET, messages: 50, clients: 2, intervalMs: 10, tcp: true });
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, secret: SECRET, messages: 50, clients: 2, intervalMs: 10, tcp: true });
     assert.equal(r.sent, 100, r.output.slice(-1500));
     assert.equal(r.received, 100, r.output.slice(-800) + '\n--- coturn:\n' + coturn.process.output().slice(-3000));
-    assert.equal(r.lostPackets, 0);
+    assert.equal(r.lostPackets, 0, r.output.slice(-800));
   });
 
   // turnutils_uclient makes two allocations per client (two UDP sockets), so 20 clients are 40
@@ -83,7 +83,7 @@ describe('shim pass-through via microsocks to coturn', () => {
         await sleep(100);
       }
     })();
-    const r = await runUclient(group, { serverPort: shim.address.port, peerPort, secret: SECRET, messages: 20, clients: 20, intervalMs: 20 });
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, messages: 20, clients: 20, intervalMs: 20 });
     polling = false;
     await poll;
     assert.equal(r.received, r.sent, r.output.slice(-1500));

@@ -1,6 +1,16 @@
 export { TOOLS, findExecutable, requireTool, type ToolSpec } from './tools.js';
 export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.js';
 export { freePort, portRange } from './ports.js';
-export { startCoturn, startTurnPeer, runUclient, runToCompletion, type Coturn, type CoturnOptions, type UclientOptions, type UclientResult } from './coturn.js';
+export { CallBrowser, median, type CallConfig, type CallResult, type CandidatePairInfo } from './webrtc-call.js';
+export {
+  runUclient,
+  startCoturn,
+  startTurnutilsPeer,
+  type Coturn,
+  type CoturnOptions,
+  type TurnutilsPeer,
+  type UclientOptions,
+  type UclientResult,
+} from './coturn.js';
 export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
 export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';
