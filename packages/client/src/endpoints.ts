@@ -22,12 +22,12 @@ export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** "HOST:PORT" or "[V6]:PORT"; HOST may be a name (kept as is) or an IP literal. */
-export function parseHostPort(text: string): Parsed<HostPort> {
+export function parseHostPort(text: string, allowPortZero = false): Parsed<HostPort> {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
   if (!m) return { ok: false, reason: `'${text}' is not HOST:PORT (IPv6 as [ADDR]:PORT)` };
   const host = m[1] as string;
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return { ok: false, reason: `port in '${text}' is not 1-65535` };
+  if (!Number.isInteger(port) || port < (allowPortZero ? 0 : 1) || port > 65535) return { ok: false, reason: `port in '${text}' is not 1-65535` };
   if (text.startsWith('[') ? isIP(host) !== 6 : isIP(host) === 0 && !HOSTNAME.test(host)) {
     return { ok: false, reason: `'${host}' is neither an IP address nor a hostname` };
   }
@@ -59,9 +59,9 @@ export function isLoopbackAddress(host: string): boolean {
   return false;
 }
 
-/** The local listener: an IP literal; non-loopback only with allowRemote. */
+/** The local listener: an IP literal; non-loopback only with allowRemote; port 0 picks a free one. */
 export function parseListen(text: string, allowRemote: boolean): Parsed<HostPort> {
-  const hp = parseHostPort(text);
+  const hp = parseHostPort(text, true);
   if (!hp.ok) return { ok: false, reason: `listen: ${hp.reason}` };
   if (isIP(hp.value.host) === 0) return { ok: false, reason: `listen: '${hp.value.host}' must be an IP address (names are not resolved)` };
   if (!allowRemote && !isLoopbackAddress(hp.value.host)) {
