@@ -28,7 +28,7 @@ interface ClientArgs {
   isolation: IsolationMode;
   pin?: string[];
   ca?: string;
-  logDetail: boolean;
+  logSensitive: boolean;
   logLevel: string;
 }
 
@@ -69,7 +69,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all' })
         .option('pin', { type: 'string', array: true, requiresArg: true, describe: 'tls:// server key pin sha256/BASE64 (SPKI); repeatable' })
         .option('ca', { type: 'string', requiresArg: true, describe: 'PEM CA file for tls:// servers (when not pinning)' })
-        .option('log-detail', { type: 'boolean', default: false, describe: 'log app addresses (off: SafeLogging)' })
+        .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
     handler: async (argv) => {
       const args = argv as unknown as ClientArgs;
@@ -120,7 +120,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         isolation: args.isolation,
         logger,
         tls: { pins, ...(ca ? { ca } : {}) },
-        detail: args.logDetail,
+        detail: args.logSensitive,
       });
       const addr = await shim.start();
       ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port) }, null, 2)}\n`);
