@@ -3,30 +3,16 @@
 // Integration tests install the Debian tools they need themselves (see packages/testkit).
 //   --unit       only the pure unit tests (files not named *.interop.test.js / *.e2e.test.js)
 //   FILTER...    only test files whose path contains one of the given strings
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { prepare, root, run } from './prepare.mjs';
 
-const root = join(fileURLToPath(import.meta.url), '..', '..');
 process.chdir(root);
 const args = process.argv.slice(2);
 const unitOnly = args.includes('--unit');
 const filters = args.filter((a) => !a.startsWith('--'));
 
-function run(cmd, cmdArgs) {
-  const r = spawnSync(cmd, cmdArgs, { stdio: 'inherit' });
-  if (r.status !== 0) {
-    console.error(`test: '${cmd} ${cmdArgs.join(' ')}' failed (exit ${r.status ?? r.signal})`);
-    process.exit(r.status ?? 1);
-  }
-}
-
-if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
-  console.log('test: node_modules missing, running npm ci');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
-}
-run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b']);
+prepare('test');
 
 function collect(dir, out) {
   if (!existsSync(dir)) return out;
@@ -51,4 +37,4 @@ if (chosen.length === 0) {
   process.exit(1);
 }
 console.log(`test: running ${chosen.length} test files`);
-run(process.execPath, ['--test', '--test-reporter=spec', ...chosen]);
+run(process.execPath, ['--test', '--test-reporter=spec', ...chosen], 'test');

@@ -19,21 +19,13 @@ export function readAddress(value: Buffer, header: Buffer | undefined): Result<T
   const familyByte = value[1];
   let port = value.readUInt16BE(2);
   if (header) port ^= COOKIE_HI;
-  if (familyByte === AddressFamily.IPv4) {
-    if (value.length !== 8) return fail('bad-attribute', 'IPv4 address attribute must be 8 bytes');
-    if (!header) return ok({ family: 'IPv4', address: formatIPv4(value, 4), port });
-    const b = Buffer.allocUnsafe(4);
-    for (let i = 0; i < 4; i++) b[i] = (value[4 + i] as number) ^ (header[4 + i] as number);
-    return ok({ family: 'IPv4', address: formatIPv4(b), port });
-  }
-  if (familyByte === AddressFamily.IPv6) {
-    if (value.length !== 20) return fail('bad-attribute', 'IPv6 address attribute must be 20 bytes');
-    if (!header) return ok({ family: 'IPv6', address: formatIPv6(value, 4), port });
-    const b = Buffer.allocUnsafe(16);
-    for (let i = 0; i < 16; i++) b[i] = (value[4 + i] as number) ^ (header[4 + i] as number);
-    return ok({ family: 'IPv6', address: formatIPv6(b), port });
-  }
-  return fail('bad-attribute', `unknown address family 0x${(familyByte ?? 0).toString(16)}`);
+  const size = familyByte === AddressFamily.IPv4 ? 4 : familyByte === AddressFamily.IPv6 ? 16 : 0;
+  if (size === 0) return fail('bad-attribute', `unknown address family 0x${(familyByte ?? 0).toString(16)}`);
+  if (value.length !== 4 + size) return fail('bad-attribute', `${size === 4 ? 'IPv4' : 'IPv6'} address attribute must be ${4 + size} bytes`);
+  const ip = Buffer.allocUnsafe(size);
+  // XOR key: the magic cookie, then (IPv6) the transaction id — header bytes 4..20.
+  for (let i = 0; i < size; i++) ip[i] = (value[4 + i] as number) ^ (header ? (header[4 + i] as number) : 0);
+  return size === 4 ? ok({ family: 'IPv4', address: formatIPv4(ip), port }) : ok({ family: 'IPv6', address: formatIPv6(ip), port });
 }
 
 /** Bytes of an address value; XOR-ed with the header's cookie and transaction id when given. */

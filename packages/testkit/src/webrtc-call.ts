@@ -1,0 +1,77 @@
+// A real WebRTC call in Debian Chromium driven by playwright-core: two relay-only peers in one
+// page, data-channel echo (and optionally fake audio/video). Everything started is stopped.
+import { createServer, type Server } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser } from 'playwright-core';
+import { TOOLS, requireTool } from './tools.js';
+import { PAGE_HTML, type CallConfig, type CallResult } from './webrtc-page.js';
+
+export type { CallConfig, CallResult, CandidatePairInfo } from './webrtc-page.js';
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  // Without it a loopback-only setup gathers no candidates at all, not even relay ones.
+  '--allow-loopback-in-peer-connection',
+];
+
+/** Serves the call page on 127.0.0.1 and launches Chromium; close() stops both. */
+export class CallBrowser {
+  private constructor(
+    private readonly server: Server,
+    private readonly browser: Browser,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<CallBrowser> {
+    const executablePath = requireTool(TOOLS.chromium);
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(PAGE_HTML);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    let browser: Browser;
+    try {
+      browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+    return new CallBrowser(server, browser, url);
+  }
+
+  /** One call with a fresh page. */
+  async call(config: Partial<CallConfig> & Pick<CallConfig, 'iceServers'>): Promise<CallResult> {
+    const full: CallConfig = { media: false, messages: 10, timeoutMs: 20000, ...config };
+    const page = await this.browser.newPage();
+    try {
+      await page.goto(this.url);
+      return (await page.evaluate(`window.runCall(${JSON.stringify(full)})`)) as CallResult;
+    } finally {
+      await page.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.browser.close().catch(() => undefined);
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((x, y) => x - y);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
