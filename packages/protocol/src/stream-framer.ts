@@ -16,6 +16,11 @@ export interface FramingError {
 export interface FramerOptions {
   /** Largest STUN message or ChannelData frame accepted, header included. Default 65535 + 20. */
   readonly maxFrameLength?: number;
+  /**
+   * Accept RFC 5766's channel range 0x4000-0x7FFF instead of RFC 8656's 0x4000-0x4FFF: older
+   * clients (coturn's turnutils_uclient among them) still pick numbers up to 0x7FFF.
+   */
+  readonly legacyChannelNumbers?: boolean;
 }
 
 /**
@@ -29,6 +34,7 @@ const DEFAULT_MAX = 0xffff + HEADER_LENGTH;
 export class StreamFramer {
   readonly #onFrame: FrameHandler;
   readonly #max: number;
+  readonly #legacy: boolean;
   readonly #head = Buffer.alloc(CHANNEL_DATA_HEADER_LENGTH);
   #headHave = 0;
   #partial: Buffer | undefined;
@@ -38,6 +44,7 @@ export class StreamFramer {
   constructor(onFrame: FrameHandler, options: FramerOptions = {}) {
     this.#onFrame = onFrame;
     this.#max = options.maxFrameLength ?? DEFAULT_MAX;
+    this.#legacy = options.legacyChannelNumbers === true;
   }
 
   /** Bytes held for an incomplete frame. */
@@ -122,7 +129,7 @@ export class StreamFramer {
     }
     if (first < 0x80) {
       const channel = buf.readUInt16BE(at);
-      if (!isValidChannelNumber(channel)) return this.#fail('bad-channel-number', `channel 0x${channel.toString(16)} is reserved`);
+      if (!this.#legacy && !isValidChannelNumber(channel)) return this.#fail('bad-channel-number', `channel 0x${channel.toString(16)} is reserved`);
       const size = CHANNEL_DATA_HEADER_LENGTH + len + channelDataPadding(len);
       if (size > this.#max) return this.#fail('too-long', `ChannelData of ${size} bytes is over the limit of ${this.#max}`);
       return size;

@@ -38,7 +38,7 @@ function sampleStream(seed: number): { stream: Buffer; expected: Got[] } {
       const data = Buffer.alloc(rnd(40), i);
       const ch = encodeChannelData(0x4000 + rnd(0x1000), data, true);
       parts.push(ch);
-      expected.push({ kind: FrameKind.ChannelData, hex: ch.subarray(0, 4 + data.length).toString('hex') });
+      expected.push({ kind: FrameFrameKind.ChannelData, hex: ch.subarray(0, 4 + data.length).toString('hex') });
     } else {
       const b = new MessageBuilder(Method.Send, MessageClass.Indication);
       b.add(AttributeType.XorPeerAddress, { kind: 'address', address: { family: 'IPv4', address: '192.0.2.7', port: 9 } });
@@ -90,8 +90,8 @@ test('many frames in one chunk are handed out as views, without copies', () => {
 test('ChannelData padding is stripped; an empty ChannelData frame works', () => {
   const { frames } = frameAll([Buffer.from('40000001ab000000', 'hex'), Buffer.from('40010000', 'hex')]);
   assert.deepEqual(frames, [
-    { kind: FrameKind.ChannelData, hex: '40000001ab' },
-    { kind: FrameKind.ChannelData, hex: '40010000' },
+    { kind: FrameFrameKind.ChannelData, hex: '40000001ab' },
+    { kind: FrameFrameKind.ChannelData, hex: '40010000' },
   ]);
 });
 
@@ -123,4 +123,16 @@ test('a length over the limit is refused before any of it is buffered', () => {
   assert.equal(framer.push(header)?.code, 'too-long');
   assert.equal(framer.buffered, 0);
   assert.equal(frameAll([Buffer.from('00010800', 'hex')], 1024).error?.code, 'too-long');
+});
+
+test('legacyChannelNumbers accepts RFC 5766 channels up to 0x7FFF; the default refuses them', () => {
+  const frame = Buffer.from([0x7f, 0xff, 0x00, 0x02, 0xaa, 0xbb, 0x00, 0x00]);
+  const got: Buffer[] = [];
+  const legacy = new StreamFramer((f, kind) => {
+    if (kind === FrameKind.ChannelData) got.push(Buffer.from(f));
+  }, { legacyChannelNumbers: true });
+  assert.equal(legacy.push(frame), undefined);
+  assert.deepEqual(got, [Buffer.from([0x7f, 0xff, 0x00, 0x02, 0xaa, 0xbb])]);
+  const strict = new StreamFramer(() => assert.fail('no frame expected'));
+  assert.equal(strict.push(frame)?.code, 'bad-channel-number');
 });
