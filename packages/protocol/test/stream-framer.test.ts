@@ -38,7 +38,7 @@ function sampleStream(seed: number): { stream: Buffer; expected: Got[] } {
       const data = Buffer.alloc(rnd(40), i);
       const ch = encodeChannelData(0x4000 + rnd(0x1000), data, true);
       parts.push(ch);
-      expected.push({ kind: FrameFrameKind.ChannelData, hex: ch.subarray(0, 4 + data.length).toString('hex') });
+      expected.push({ kind: FrameKind.ChannelData, hex: ch.subarray(0, 4 + data.length).toString('hex') });
     } else {
       const b = new MessageBuilder(Method.Send, MessageClass.Indication);
       b.add(AttributeType.XorPeerAddress, { kind: 'address', address: { family: 'IPv4', address: '192.0.2.7', port: 9 } });
@@ -90,8 +90,8 @@ test('many frames in one chunk are handed out as views, without copies', () => {
 test('ChannelData padding is stripped; an empty ChannelData frame works', () => {
   const { frames } = frameAll([Buffer.from('40000001ab000000', 'hex'), Buffer.from('40010000', 'hex')]);
   assert.deepEqual(frames, [
-    { kind: FrameFrameKind.ChannelData, hex: '40000001ab' },
-    { kind: FrameFrameKind.ChannelData, hex: '40010000' },
+    { kind: FrameKind.ChannelData, hex: '40000001ab' },
+    { kind: FrameKind.ChannelData, hex: '40010000' },
   ]);
 });
 
