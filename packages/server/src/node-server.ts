@@ -6,7 +6,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { FrameKind, StreamFramer, channelDataPadding, type IpFamily, type TransportAddress } from '@onionturn/protocol';
+import { FrameKind, StreamFramer, channelDataPadding, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
 import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
 import type { CredentialLookup } from './auth.js';
 import type { Lifetimes, Limits } from './limits.js';
@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetricsRegistry, serveMetrics } from './metrics.js';
 import { PeerPolicy, type PolicyRule } from './peer-policy.js';
 import { PortPool } from './port-pool.js';
-import { TurnCore, type Filtering, type RelayAddress, type RelayBinder } from './turn-core.js';
+import { TurnCore, type ChannelRange, type Filtering, type RelayAddress, type RelayBinder } from './turn-core.js';
 
 export interface ListenSpec {
   readonly protocol: ClientTransport;
@@ -45,6 +45,7 @@ export interface TurnServerConfig {
   readonly metrics?: { readonly host: string; readonly port: number };
   readonly logger?: Logger;
   readonly logSensitive?: boolean;
+  readonly channelRange?: ChannelRange;
   /** Most TCP/TLS connections held at once. */
   readonly maxConnections?: number;
 }
@@ -66,11 +67,13 @@ export class TurnServer {
   #metricsServer: HttpServer | undefined;
   readonly #bound: { protocol: ClientTransport; address: string; port: number }[] = [];
   #closing = false;
+  readonly #framerOptions: FramerOptions;
 
   private constructor(config: TurnServerConfig, core: TurnCore, log: Logger) {
     this.#config = config;
     this.core = core;
     this.#log = log;
+    this.#framerOptions = { legacyChannelNumbers: config.channelRange !== 'rfc8656' };
   }
 
   /** Starts every listener; rejects (after cleaning up) when one cannot bind. */
@@ -91,6 +94,7 @@ export class TurnServer {
       ...(relays.relay6 ? { relay6: relays.relay6 } : {}),
       ...(config.filtering ? { filtering: config.filtering } : {}),
       ...(config.strictExpiry ? { strictExpiry: true } : {}),
+      ...(config.channelRange ? { channelRange: config.channelRange } : {}),
       ...(config.software !== undefined ? { software: config.software } : {}),
       ...(config.lifetimes ? { lifetimes: config.lifetimes } : {}),
       ...(config.limits ? { limits: config.limits } : {}),
@@ -209,7 +213,7 @@ export class TurnServer {
     const framer = new StreamFramer((frame, kind) => {
       if (kind === FrameKind.ChannelData) core.handleChannelData(client, frame);
       else core.handleStun(client, frame);
-    });
+    }, this.#framerOptions);
     sock.on('data', (chunk: Buffer) => {
       const err = framer.push(chunk);
       if (err) {

@@ -72,7 +72,14 @@ export interface CoreOptions {
   readonly now?: () => number;
   readonly events?: CoreEvents;
   readonly nonceSecret?: Buffer;
+  /**
+   * 'rfc5766' (default) also accepts channels 0x5000-0x7FFF, which RFC 5766 clients (coturn's
+   * turnutils_uclient, older SDKs) still choose; 'rfc8656' allows only 0x4000-0x4FFF.
+   */
+  readonly channelRange?: ChannelRange;
 }
+
+export type ChannelRange = 'rfc8656' | 'rfc5766';
 
 const PASSWORD_ALGORITHMS_VALUE = {
   kind: 'password-algorithms',
@@ -605,7 +612,7 @@ export class TurnCore {
     const alloc = r.client.allocation;
     if (!alloc) return this.#error(r, ErrorCode.AllocationMismatch);
     const chAttr = readAttribute(r.msg, AttributeType.ChannelNumber);
-    if (!chAttr?.ok || chAttr.value.kind !== 'channel-number' || !isValidChannelNumber(chAttr.value.channel)) {
+    if (!chAttr?.ok || chAttr.value.kind !== 'channel-number' || !this.#channelAllowed(chAttr.value.channel)) {
       return this.#error(r, ErrorCode.BadRequest);
     }
     const number = chAttr.value.channel;
@@ -636,6 +643,11 @@ export class TurnCore {
       alloc.channels.set(number, ch);
     }
     this.#success(r, () => undefined);
+  }
+
+  #channelAllowed(n: number): boolean {
+    if (this.#o.channelRange === 'rfc8656') return isValidChannelNumber(n);
+    return n >= 0x4000 && n <= 0x7fff;
   }
 
   #delete(alloc: Allocation, reason: string, counted = true): void {
