@@ -97,7 +97,7 @@ row(
   }),
   rate(() => {
     const m = stun.decode(send);
-    m.getAttribute(C.STUN_ATTR_XOR_PEER_ADDRESS).value;
+    void m.getAttribute(C.STUN_ATTR_XOR_PEER_ADDRESS).value;
     m.getAttribute(C.STUN_ATTR_DATA);
   }),
 );

@@ -1,0 +1,173 @@
+// Configuration shared by all onionturn commands: flags, ONIONTURN_* environment variables
+// (yargs .env) and a JSON `--config FILE`, in that order of precedence, plus the secret-file
+// and listen-address parsing that the server and client commands reuse.
+import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { UsageError } from './exit-codes.js';
+
+export const ENV_PREFIX = 'ONIONTURN';
+
+/**
+ * Reads a JSON config file for yargs' `.config()`: keys are option names, in either spelling
+ * (`secretFile` or `secret-file`). Throws UsageError so a bad file is an exit-2 one-liner.
+ */
+export function loadConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`config file ${path} must hold a JSON object of option names to values`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export interface SecretFileWarning {
+  readonly path: string;
+  readonly mode: number;
+}
+
+/**
+ * A secret file's trimmed contents. Missing, unreadable or empty files are UsageErrors.
+ * `onLooseMode` hears about files readable by group or others (like ssh, we warn, not refuse).
+ */
+export function readSecretFile(path: string, onLooseMode?: (warning: SecretFileWarning) => void): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read secret file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  const secret = text.trim();
+  if (secret.length === 0) throw new UsageError(`secret file ${path} is empty`);
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0) onLooseMode?.({ path, mode });
+  return secret;
+}
+
+export interface SecretSources {
+  /** --secret-file (repeatable: newest first). */
+  readonly secretFile?: string | readonly string[] | undefined;
+  /** --secret or ONIONTURN_SECRET (or `secret` in the config file). */
+  readonly secret?: string | undefined;
+}
+
+export interface SecretResolution {
+  /** Newest first; at least one, none empty. */
+  readonly secrets: readonly string[];
+  /** Warnings for the user (never containing a secret). */
+  readonly warnings: readonly string[];
+}
+
+function asList(value: string | readonly string[] | undefined): readonly string[] {
+  if (value === undefined) return [];
+  return typeof value === 'string' ? [value] : value;
+}
+
+/** True when `--name` or `--name=...` was typed on the command line (as opposed to env or config). */
+export function givenOnCommandLine(rawArgv: readonly string[], name: string): boolean {
+  return rawArgv.some((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
+}
+
+/**
+ * The secrets to use, from --secret-file(s) or from --secret / ONIONTURN_SECRET. Exactly one kind
+ * must be given. A secret typed on the command line works but is warned about: it shows in `ps`.
+ */
+export function resolveSecrets(sources: SecretSources, rawArgv: readonly string[]): SecretResolution {
+  const files = asList(sources.secretFile);
+  const inline = sources.secret;
+  const warnings: string[] = [];
+  if (files.length > 0 && inline !== undefined) {
+    throw new UsageError(`give either --secret-file or --secret/${ENV_PREFIX}_SECRET, not both`);
+  }
+  if (files.length > 0) {
+    const secrets = files.map((file) =>
+      readSecretFile(file, ({ path, mode }) => warnings.push(`secret file ${path} has mode ${mode.toString(8).padStart(4, '0')}; others can read it (chmod 600 ${path})`)),
+    );
+    return { secrets, warnings };
+  }
+  if (inline !== undefined) {
+    const secret = String(inline).trim();
+    if (secret.length === 0) throw new UsageError(`the secret given by --secret or ${ENV_PREFIX}_SECRET is empty`);
+    if (givenOnCommandLine(rawArgv, 'secret')) warnings.push(`--secret shows the secret to every user via ps; use --secret-file or ${ENV_PREFIX}_SECRET`);
+    return { secrets: [secret], warnings };
+  }
+  throw new UsageError(`no secret: give --secret-file FILE (or set ${ENV_PREFIX}_SECRET)`);
+}
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parses `host:port`, `[v6]:port` or a bare port (loopback). Port 0 asks the OS for a free one. */
+export function parseListen(value: string): ListenAddress {
+  const bare = /^\d+$/.test(value) ? ['127.0.0.1', value] : undefined;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(value);
+  const v4 = /^([^:[\]]+):(\d+)$/.exec(value);
+  const host = bare?.[0] ?? v6?.[1] ?? v4?.[1];
+  const portText = bare?.[1] ?? v6?.[2] ?? v4?.[2];
+  const port = Number(portText);
+  if (host === undefined || portText === undefined || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`cannot parse listen address '${value}': use HOST:PORT, e.g. 127.0.0.1:8088 or [::1]:8088`);
+  }
+  if (v6 && isIP(host) !== 6) throw new UsageError(`'${host}' in '${value}' is not an IPv6 address`);
+  return { host, port };
+}
+
+/** True for addresses only this machine can reach; anything else gets a warning from commands that listen. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Parses a positive whole number of seconds (or other unit) given as a flag, env or config value. */
+export function positiveInteger(name: string, value: unknown): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive whole number, got '${String(value)}'`);
+  return n;
+}
+
+/** secretFile / secret-file → secret-file. */
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** Option names (kebab-case) that ONIONTURN_* variables in `env` set, e.g. ONIONTURN_SECRET_FILE → secret-file. */
+export function envOptionNames(env: NodeJS.ProcessEnv): Set<string> {
+  const prefix = `${ENV_PREFIX}_`;
+  return new Set(Object.keys(env).filter((name) => name.startsWith(prefix) && name.length > prefix.length).map((name) => name.slice(prefix.length).toLowerCase().replace(/_/g, '-')));
+}
+
+interface OptionsView {
+  getOptions?: () => { key?: Record<string, unknown>; alias?: Record<string, readonly string[]> };
+}
+
+/**
+ * yargs middleware (run before validation) that drops ONIONTURN_* values the running command has
+ * no option for. One environment (a container, a systemd unit) usually serves several commands,
+ * so ONIONTURN_LISTEN for the server must not make `onionturn credentials` fail in strict mode;
+ * unknown flags and config-file keys still do.
+ */
+export function ignoreForeignEnv(env: NodeJS.ProcessEnv): (argv: Record<string, unknown>, ...rest: unknown[]) => void {
+  const fromEnv = envOptionNames(env);
+  // yargs passes its (command-scoped) instance as the second argument; its typings omit it.
+  return (argv, ...rest) => {
+    const options = (rest[0] as OptionsView | undefined)?.getOptions?.() ?? {};
+    const known = new Set<string>();
+    for (const key of Object.keys(options.key ?? {})) known.add(kebab(key));
+    for (const [key, aliases] of Object.entries(options.alias ?? {})) [key, ...aliases].forEach((a) => known.add(kebab(a)));
+    for (const key of Object.keys(argv)) {
+      if (key === '_' || key === '$0') continue;
+      const name = kebab(key);
+      if (fromEnv.has(name) && !known.has(name)) Reflect.deleteProperty(argv, key);
+    }
+  };
+}

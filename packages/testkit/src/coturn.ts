@@ -1,0 +1,230 @@
+// Debian coturn as an independent TURN server, client and peer for tests and benchmarks:
+// `turnserver` on loopback, `turnutils_uclient` runs, and `turnutils_peer` (a UDP echo peer).
+// Everything is started through a ProcessGroup, so tests stop exactly these processes by PID.
+import { once } from 'node:events';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, portRange } from './ports.js';
+import { sleep, waitFor, type ProcessGroup, type Started } from './processes.js';
+import { TOOLS, requireTool } from './tools.js';
+
+const HOST = '127.0.0.1';
+/** coturn's -v log can be long; keep this much of it for assertions (the ProcessGroup keeps less). */
+const LOG_CAP = 8 * 1024 * 1024;
+
+export interface CoturnOptions {
+  /** REST shared secrets (`--use-auth-secret --static-auth-secret=...`); coturn accepts any of them. */
+  readonly secrets?: readonly string[];
+  /** Static long-term users (`--lt-cred-mech --user name:password`), when no secrets are given. */
+  readonly users?: Readonly<Record<string, string>>;
+  readonly realm?: string;
+  /** TCP and UDP listening port (default: a free one). */
+  readonly port?: number;
+  /** Relay port range (default: 200 ports at a random offset). */
+  readonly relayPorts?: { readonly min: number; readonly max: number };
+  /** `-v`: coturn then logs each request's result, e.g. `user <U>: ... error 401`. Default true. */
+  readonly verbose?: boolean;
+  readonly extraArgs?: readonly string[];
+  /** How long to wait for the TCP port to accept. Default 10 s. */
+  readonly startTimeoutMs?: number;
+}
+
+export interface Coturn {
+  readonly host: string;
+  readonly port: number;
+  readonly realm: string;
+  readonly relayPorts: { readonly min: number; readonly max: number };
+  readonly process: Started;
+  /** Everything coturn logged so far (stdout + stderr). */
+  log(): string;
+  /** Log lines mentioning `user <username>`. */
+  userLog(username: string): string[];
+}
+
+async function tcpAccepts(host: string, port: number): Promise<boolean> {
+  const socket = connect({ host, port });
+  try {
+    await Promise.race([once(socket, 'connect'), sleep(500).then(() => Promise.reject(new Error('connect timeout')))]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket.destroy();
+  }
+}
+
+function collectOutput(started: Started): () => string {
+  let text = '';
+  const keep = (chunk: Buffer): void => {
+    text += chunk.toString('utf8');
+    if (text.length > LOG_CAP) text = text.slice(-LOG_CAP);
+  };
+  started.child.stdout?.on('data', keep);
+  started.child.stderr?.on('data', keep);
+  return () => text;
+}
+
+/** Starts `turnserver` on 127.0.0.1 (TCP and UDP, no TLS/DTLS) and waits until its TCP port accepts. */
+export async function startCoturn(group: ProcessGroup, options: CoturnOptions = {}): Promise<Coturn> {
+  const turnserver = requireTool(TOOLS.turnserver);
+  const realm = options.realm ?? 'onionturn.test';
+  const port = options.port ?? (await freePort(HOST));
+  const relayPorts = options.relayPorts ?? portRange(200);
+  // Own config, pid and db files: coturn otherwise reads /etc/turnserver.conf and writes /var.
+  const dir = mkdtempSync(join(tmpdir(), 'onionturn-coturn-'));
+  const config = join(dir, 'turnserver.conf');
+  writeFileSync(config, '# empty: every option is on the command line\n');
+  const args = [
+    '-c', config,
+    '--pidfile', join(dir, 'turnserver.pid'),
+    '--db', join(dir, 'turndb'),
+    '--realm', realm,
+    '--no-tls', '--no-dtls',
+    '--allow-loopback-peers',
+    '--listening-ip', HOST,
+    '--relay-ip', HOST,
+    '-p', String(port),
+    '--min-port', String(relayPorts.min),
+    '--max-port', String(relayPorts.max),
+    '--no-cli',
+    '--no-software-attribute',
+    '--log-file', 'stdout',
+    '--simple-log',
+  ];
+  if (options.verbose ?? true) args.push('-v');
+  if (options.secrets && options.secrets.length > 0) {
+    args.push('--use-auth-secret');
+    for (const secret of options.secrets) args.push(`--static-auth-secret=${secret}`);
+  } else if (options.users) {
+    args.push('--lt-cred-mech');
+    for (const [name, password] of Object.entries(options.users)) args.push('--user', `${name}:${password}`);
+  }
+  args.push(...(options.extraArgs ?? []));
+  const started = group.spawn('turnserver', turnserver, args);
+  const log = collectOutput(started);
+  started.child.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  await waitFor(
+    `turnserver to accept TCP on ${HOST}:${port}`,
+    async () => {
+      if (started.child.exitCode !== null || started.child.signalCode !== null) {
+        throw new Error(`turnserver exited (${started.child.exitCode ?? started.child.signalCode}) before listening:\n${log().slice(-4000)}`);
+      }
+      return tcpAccepts(HOST, port);
+    },
+    options.startTimeoutMs ?? 10_000,
+  );
+  return {
+    host: HOST,
+    port,
+    realm,
+    relayPorts,
+    process: started,
+    log,
+    userLog: (username) => log().split('\n').filter((line) => line.includes(`user <${username}>`)),
+  };
+}
+
+export interface UclientOptions {
+  readonly server: { readonly host: string; readonly port: number };
+  /** `-u`/`-w`: explicit long-term credentials. */
+  readonly username?: string;
+  readonly password?: string;
+  /** `-W`: let uclient derive REST credentials from this secret itself. */
+  readonly secret?: string;
+  /** `-e`/`-r`: the peer datagrams are relayed to (e.g. a turnutils_peer). */
+  readonly peer?: { readonly host: string; readonly port: number };
+  /** `-t`: TURN over TCP to the server (default true; false = UDP). */
+  readonly tcp?: boolean;
+  /** `-n` messages per client (default 5). */
+  readonly messages?: number;
+  /** `-m` clients (default 1). */
+  readonly clients?: number;
+  /** `-l` message length in bytes (default 100). */
+  readonly length?: number;
+  readonly extraArgs?: readonly string[];
+  /** Kill uclient (by PID) after this long. Default 30 s. */
+  readonly timeoutMs?: number;
+}
+
+export interface UclientResult {
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly timedOut: boolean;
+  readonly output: string;
+  /** From uclient's summary line; undefined when it never got that far (e.g. allocation refused). */
+  readonly sent: number | undefined;
+  readonly received: number | undefined;
+  /** True when uclient reported it could not allocate. */
+  readonly allocationFailed: boolean;
+}
+
+/** Runs `turnutils_uclient` to completion and parses its summary. */
+export async function runUclient(group: ProcessGroup, options: UclientOptions): Promise<UclientResult> {
+  const uclient = requireTool(TOOLS.turnutilsUclient);
+  const args: string[] = [];
+  if (options.tcp ?? true) args.push('-t');
+  if (options.username !== undefined) args.push('-u', options.username);
+  if (options.password !== undefined) args.push('-w', options.password);
+  if (options.secret !== undefined) args.push('-W', options.secret);
+  if (options.peer) args.push('-e', options.peer.host, '-r', String(options.peer.port));
+  args.push('-n', String(options.messages ?? 5), '-m', String(options.clients ?? 1), '-l', String(options.length ?? 100));
+  args.push(...(options.extraArgs ?? []));
+  args.push('-p', String(options.server.port), options.server.host);
+  const started = group.spawn('turnutils_uclient', uclient, args);
+  const output = collectOutput(started);
+  const exited = once(started.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    started.child.kill('SIGKILL');
+  }, options.timeoutMs ?? 30_000);
+  const [exitCode, signal] = await exited;
+  clearTimeout(timer);
+  const text = output();
+  const totals = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(text.split('\n').filter((l) => /start_mclient: tot_send_msgs=/.test(l)).pop() ?? '');
+  return {
+    exitCode,
+    signal,
+    timedOut,
+    output: text,
+    sent: totals ? Number(totals[1]) : undefined,
+    received: totals ? Number(totals[2]) : undefined,
+    allocationFailed: /Cannot complete Allocation/.test(text),
+  };
+}
+
+export interface TurnutilsPeer {
+  readonly host: string;
+  readonly port: number;
+  readonly process: Started;
+}
+
+/** Starts `turnutils_peer`, a UDP echo peer, and waits until it echoes. */
+export async function startTurnutilsPeer(group: ProcessGroup, options: { readonly port?: number; readonly startTimeoutMs?: number } = {}): Promise<TurnutilsPeer> {
+  const peer = requireTool(TOOLS.turnutilsPeer);
+  const port = options.port ?? (await freePort(HOST));
+  const started = group.spawn('turnutils_peer', peer, ['-L', HOST, '-p', String(port)]);
+  const probe = createSocket('udp4');
+  let echoed = false;
+  probe.on('message', () => {
+    echoed = true;
+  });
+  await new Promise<void>((resolve) => probe.bind(0, HOST, resolve));
+  try {
+    await waitFor(
+      `turnutils_peer to echo on ${HOST}:${port}`,
+      () => {
+        if (started.child.exitCode !== null) throw new Error(`turnutils_peer exited (${started.child.exitCode}):\n${started.output()}`);
+        if (!echoed) probe.send('onionturn-probe', port, HOST);
+        return echoed;
+      },
+      options.startTimeoutMs ?? 5_000,
+    );
+  } finally {
+    probe.close();
+  }
+  return { host: HOST, port, process: started };
+}
