@@ -1,7 +1,7 @@
 // @onionturn/server: the exit-side TURN server. TurnCore is the sans-IO protocol engine;
 // TurnServer wraps it in Node sockets.
 export { Allocation, Client, Relay, type ClientLink, type ClientTransport, type RelaySocket } from './allocation.js';
-export { chainLookups, parseUserSpec, staticUsers, type Credential, type CredentialLookup } from './auth.js';
+export { chainLookups, parseUserSpec, restSecrets, staticUsers, type RestSecretsOptions, type Credential, type CredentialLookup } from './auth.js';
 export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
 export { createMetricsRegistry, serveMetrics } from './metrics.js';

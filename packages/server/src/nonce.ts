@@ -28,7 +28,8 @@ export class NonceIssuer {
   check(nonce: string, clientKey: string, nowMs: number): NonceCheck {
     if (!nonce.startsWith(NONCE_COOKIE) || nonce.length !== NONCE_COOKIE.length + 22) return 'invalid';
     const raw = Buffer.from(nonce.slice(NONCE_COOKIE.length), 'base64url');
-    if (raw.length !== 16) return 'invalid';
+    // Only the canonical spelling: base64url's spare low bits must not make a second valid nonce.
+    if (raw.length !== 16 || raw.toString('base64url') !== nonce.slice(NONCE_COOKIE.length)) return 'invalid';
     const stamp = raw.subarray(0, 4);
     if (!timingSafeEqual(raw.subarray(4), this.#mac(stamp, clientKey))) return 'invalid';
     const ageMs = Math.floor((nowMs - this.#originMs) / 1000) * 1000 - stamp.readUInt32BE(0) * 1000;

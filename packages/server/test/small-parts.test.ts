@@ -12,7 +12,8 @@ test('nonces: good for their client and lifetime only, and never a clock reading
   assert.equal(n.check(nonce, 'udp|1.2.3.4|5', t + 599_000), 'ok');
   assert.equal(n.check(nonce, 'udp|1.2.3.4|5', t + 601_000), 'stale');
   assert.equal(n.check(nonce, 'udp|1.2.3.4|6', t), 'invalid');
-  assert.equal(n.check(`${nonce.slice(0, -1)}x`, 'udp|1.2.3.4|5', t), 'invalid');
+  const flip = (i: number): string => nonce.slice(0, i) + (nonce[i] === 'Q' ? 'R' : 'Q') + nonce.slice(i + 1);
+  for (const i of [13, 20, 30, nonce.length - 1]) assert.equal(n.check(flip(i), 'udp|1.2.3.4|5', t), 'invalid', `changed at ${i}`);
   assert.equal(n.check('obMatJos2AAAB', 'udp|1.2.3.4|5', t), 'invalid');
   assert.equal(new NonceIssuer(600_000).check(nonce, 'udp|1.2.3.4|5', t), 'invalid', 'another server secret');
   // Two servers started at the same moment give different stamps: the origin is random.
@@ -45,4 +46,17 @@ test('token bucket: burst, refill, unlimited when the rate is 0', () => {
   assert.equal(b.take(60, 200), true);
   const u = new TokenBucket(0, 0, 0);
   assert.equal(u.take(1e9, 0), true);
+});
+
+test('REST secrets: every secret newest first, expiry carried, expired and too-far usernames unknown', async () => {
+  const { restSecrets } = await import('../src/index.js');
+  const { restPassword } = await import('@onionturn/credentials');
+  const now = 1_700_000_000_000;
+  const lookup = restSecrets({ secrets: ['new', 'old'], maxTtl: 3600 });
+  const user = `${now / 1000 + 600}:abc`;
+  const c = lookup(user, 'r', now);
+  assert.deepEqual(c, { passwords: [restPassword('new', user), restPassword('old', user)], expiresAtMs: now + 600_000 });
+  assert.equal(lookup(`${now / 1000 - 3600}:abc`, 'r', now), undefined);
+  assert.equal(lookup(`${now / 1000 + 86400}:abc`, 'r', now), undefined);
+  assert.equal(lookup('alice', 'r', now), undefined);
 });
