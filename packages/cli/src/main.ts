@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import type { CliContext } from './cli-context.js';
 import { credentialsCommand } from './commands/credentials.js';
 import { newSecretCommand } from './commands/secret.js';
+import { serverCommand } from './commands/server.js';
 import { ENV_PREFIX, ignoreForeignEnv, loadConfigFile } from './config.js';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 
@@ -36,6 +37,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .config('config', 'JSON file of option names to values, e.g. {"secretFile": "/etc/onionturn/secret"}', loadConfigFile)
     .command(credentialsCommand(ctx))
     .command(newSecretCommand(ctx))
+    .command(serverCommand(ctx))
     .demandCommand(1, 'no command given (try onionturn --help)')
     .recommendCommands()
     .strict()
