@@ -108,6 +108,8 @@ export class Allocation {
   allocateTid: Buffer | undefined = undefined;
   allocateResponse: Buffer | undefined = undefined;
   deleted = false;
+  /** RESERVATION-TOKEN handed out with this allocation (EVEN-PORT with R set). */
+  reservationToken: Buffer | undefined = undefined;
 
   constructor(
     readonly id: number,

@@ -5,6 +5,8 @@ import { randomInt } from 'node:crypto';
 
 export class PortPool {
   readonly #free: number[] = [];
+  /** Position of each free port in #free, for taking a given port (the odd half of a pair). */
+  readonly #index = new Map<number, number>();
   /** Released ports in release order with the time they may be reused. */
   readonly #quarantine: { port: number; until: number }[] = [];
   #qHead = 0;
@@ -14,7 +16,7 @@ export class PortPool {
     if (!(Number.isInteger(min) && Number.isInteger(max) && min >= 1 && max <= 65535 && min <= max)) {
       throw new RangeError(`bad relay port range ${min}-${max}`);
     }
-    for (let p = min; p <= max; p++) this.#free.push(p);
+    for (let p = min; p <= max; p++) this.#push(p);
     this.#quarantineMs = quarantineMs;
   }
 
@@ -28,14 +30,43 @@ export class PortPool {
     const free = this.#free;
     if (free.length === 0) return undefined;
     for (let attempt = 0; attempt < 64; attempt++) {
-      const i = randomInt(free.length);
-      const port = free[i] as number;
+      const port = free[randomInt(free.length)] as number;
       if (even && port % 2 !== 0) continue;
-      free[i] = free[free.length - 1] as number;
-      free.pop();
+      this.#remove(port);
       return port;
     }
     return undefined;
+  }
+
+  /** A random even port whose successor is free too (RTP/RTCP pairs, EVEN-PORT with R set). */
+  takePair(nowMs: number): [number, number] | undefined {
+    this.#release(nowMs);
+    const free = this.#free;
+    for (let attempt = 0; attempt < 128 && free.length > 1; attempt++) {
+      const port = free[randomInt(free.length)] as number;
+      if (port % 2 !== 0 || !this.#index.has(port + 1)) continue;
+      this.#remove(port);
+      this.#remove(port + 1);
+      return [port, port + 1];
+    }
+    return undefined;
+  }
+
+  #push(port: number): void {
+    this.#index.set(port, this.#free.length);
+    this.#free.push(port);
+  }
+
+  #remove(port: number): void {
+    const free = this.#free;
+    const i = this.#index.get(port);
+    if (i === undefined) return;
+    const last = free.pop() as number;
+    this.#index.delete(port);
+    if (last !== port) {
+      free[i] = last;
+      this.#index.set(last, i);
+    }
   }
 
   /** Gives a port back; it is reusable after the quarantine. */
@@ -51,7 +82,7 @@ export class PortPool {
   #release(nowMs: number): void {
     const q = this.#quarantine;
     while (this.#qHead < q.length && (q[this.#qHead] as { until: number }).until <= nowMs) {
-      this.#free.push((q[this.#qHead] as { port: number }).port);
+      this.#push((q[this.#qHead] as { port: number }).port);
       this.#qHead++;
     }
     if (this.#qHead > 1024 && this.#qHead * 2 > q.length) {

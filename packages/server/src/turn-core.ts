@@ -89,6 +89,20 @@ const PASSWORD_ALGORITHMS_VALUE = {
   ],
 } as const;
 const PORT_BIND_ATTEMPTS = 16;
+/** How long the odd port of an EVEN-PORT pair stays reserved (RFC 8656 §7.2: about 30 s). */
+const RESERVATION_MS = 30_000;
+
+interface Reservation {
+  readonly port: number | undefined;
+  readonly family: IpFamily;
+  readonly expiresAt: number;
+}
+
+interface PortChoice {
+  readonly port: number;
+  /** The next port, kept for a later Allocate with RESERVATION-TOKEN. */
+  readonly reserve?: number;
+}
 
 interface Authenticated {
   readonly username: string;
@@ -115,6 +129,7 @@ export class TurnCore {
   readonly #filtering: Filtering;
   readonly #allocations = new Set<Allocation>();
   readonly #perUser = new Map<string, number>();
+  readonly #reservations = new Map<string, Reservation>();
   readonly #total: TokenBucket;
   #policy: PeerPolicy;
   #lookup: CredentialLookup;
@@ -272,6 +287,11 @@ export class TurnCore {
   /** Expires allocations, permissions and channels; call about once a second. */
   tick(): void {
     const now = this.#now();
+    for (const [key, res] of this.#reservations) {
+      if (res.expiresAt > now) continue;
+      this.#reservations.delete(key);
+      if (res.port !== undefined) this.#o.ports.give(res.port, now);
+    }
     for (const alloc of this.#allocations) {
       if (alloc.expiresAt <= now) {
         this.#delete(alloc, 'expired');
@@ -398,9 +418,15 @@ export class TurnCore {
     if ((requested && !requested.ok) || (additional && !additional.ok) || (evenPort && !evenPort.ok)) {
       return this.#error(r, ErrorCode.BadRequest);
     }
-    // Reservations (RESERVATION-TOKEN, EVEN-PORT with R) are not kept: the RFC's answer is 508.
-    if (token) return this.#error(r, ErrorCode.InsufficientCapacity);
-    if (evenPort?.ok && evenPort.value.kind === 'even-port' && evenPort.value.reserve) return this.#error(r, ErrorCode.InsufficientCapacity);
+    let reserved: Reservation | undefined;
+    if (token) {
+      // A token is good once, for the port kept next to an earlier EVEN-PORT allocation.
+      const key = token.value.toString('hex');
+      reserved = this.#reservations.get(key);
+      if (!reserved || reserved.expiresAt <= this.#now()) return this.#error(r, ErrorCode.InsufficientCapacity);
+      this.#reservations.delete(key);
+    }
+    const reservePair = evenPort?.ok === true && evenPort.value.kind === 'even-port' && evenPort.value.reserve;
     let families: IpFamily[] = ['IPv4'];
     let v6Unavailable = false;
     if (requested?.ok && requested.value.kind === 'family') families = [requested.value.family];
@@ -438,7 +464,19 @@ export class TurnCore {
       this.#limits.newPeersPerSecond,
     );
     alloc.keys.set(auth.sha256 ? PasswordAlgorithm.SHA256 : PasswordAlgorithm.MD5, auth.key);
-    const even = evenPort !== undefined;
+    const pick = (): PortChoice | undefined => {
+      if (reserved) {
+        const port = reserved.port;
+        reserved = undefined; // one attempt: the reserved port or nothing
+        return port === undefined ? undefined : { port };
+      }
+      if (reservePair) {
+        const pair = this.#o.ports.takePair(this.#now());
+        return pair && { port: pair[0], reserve: pair[1] };
+      }
+      const port = this.#o.ports.take(this.#now(), evenPort !== undefined);
+      return port === undefined ? undefined : { port };
+    };
     client.pendingAllocate = Buffer.from(msg.transactionId);
     // Quotas count the allocation from now on, so parallel requests cannot overshoot.
     this.#allocations.add(alloc);
@@ -461,6 +499,7 @@ export class TurnCore {
         for (const relay of [alloc.relay4, alloc.relay6]) {
           if (relay) b.add(AttributeType.XorRelayedAddress, { kind: 'address', address: relay.external });
         }
+        if (alloc.reservationToken) b.add(AttributeType.ReservationToken, { kind: 'bytes', bytes: alloc.reservationToken });
         if (v6Unavailable) {
           b.add(AttributeType.AddressErrorCode, { kind: 'address-error-code', family: 'IPv6', code: 440, reason: 'Address Family not Supported' });
         }
@@ -479,28 +518,34 @@ export class TurnCore {
       });
     };
     for (const family of families) {
-      this.#bindRelay(alloc, family, even, PORT_BIND_ATTEMPTS, (ok) => {
+      this.#bindRelay(alloc, family, pick, PORT_BIND_ATTEMPTS, (ok) => {
         if (!ok) failed = true;
         if (--waiting === 0) finished();
       });
     }
   }
 
-  #bindRelay(alloc: Allocation, family: IpFamily, even: boolean, attempts: number, done: (ok: boolean) => void): void {
+  #bindRelay(alloc: Allocation, family: IpFamily, pick: () => PortChoice | undefined, attempts: number, done: (ok: boolean) => void): void {
     const addr = (family === 'IPv4' ? this.#o.relay4 : this.#o.relay6) as RelayAddress;
-    const now = this.#now();
-    const port = this.#o.ports.take(now, even);
-    if (port === undefined) return done(false);
+    const choice = pick();
+    if (choice === undefined) return done(false);
+    const { port, reserve } = choice;
     const relay = new Relay(alloc, family, addr.bind, port, { family, address: addr.external, port });
     this.#o.binder.bind(relay, (socket) => {
       if (socket === undefined) {
         this.#o.ports.skip(port, this.#now());
-        if (attempts > 1) return this.#bindRelay(alloc, family, even, attempts - 1, done);
+        if (reserve !== undefined) this.#o.ports.give(reserve, this.#now());
+        if (attempts > 1) return this.#bindRelay(alloc, family, pick, attempts - 1, done);
         return done(false);
       }
       relay.socket = socket;
       if (family === 'IPv4') alloc.relay4 = relay;
       else alloc.relay6 = relay;
+      if (reserve !== undefined) {
+        const tokenBytes = randomBytes(8);
+        alloc.reservationToken = tokenBytes;
+        this.#reservations.set(tokenBytes.toString('hex'), { port: reserve, family, expiresAt: this.#now() + RESERVATION_MS });
+      }
       done(true);
     });
   }

@@ -37,6 +37,11 @@ test('port pool: random order, quarantine before reuse, exhaustion', () => {
   assert.ok(orders.size > 1, 'not sequential');
   const even = new PortPool(40000, 40099, 0);
   for (let i = 0; i < 20; i++) assert.equal(even.take(0, true)! % 2, 0);
+  const pairs = new PortPool(40000, 40009, 0);
+  const got: number[] = [];
+  for (let i = 0; i < 5; i++) got.push(...pairs.takePair(0)!);
+  assert.deepEqual(got.sort((x, y) => x - y), [40000, 40001, 40002, 40003, 40004, 40005, 40006, 40007, 40008, 40009]);
+  assert.equal(pairs.takePair(0), undefined);
 });
 
 test('token bucket: burst, refill, unlimited when the rate is 0', () => {

@@ -441,3 +441,30 @@ test('operator policy rules come first; SIGHUP-style reload applies to new reque
   assert.equal(errorCode(c.permit(peer('10.1.1.2', 3478))), 403);
   assert.equal(w.core.allocationCount, 1);
 });
+
+test('EVEN-PORT with R: an even port, a RESERVATION-TOKEN for the next one, good once, for 30 s', () => {
+  const w = world();
+  const a = w.client();
+  const res = a.allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  assert.ok(isSuccess(res), `got ${errorCode(res)}`);
+  const port = readAddressAttribute(res, AttributeType.XorRelayedAddress)!.port;
+  assert.equal(port % 2, 0);
+  const token = readAttribute(res, AttributeType.ReservationToken);
+  assert.ok(token?.ok && token.value.kind === 'bytes' && token.value.bytes.length === 8);
+  const tokenAttr = [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }] as const;
+  const b = w.client();
+  const second = b.allocate([UDP, tokenAttr]);
+  assert.ok(isSuccess(second));
+  assert.equal(readAddressAttribute(second, AttributeType.XorRelayedAddress)!.port, port + 1);
+  assert.equal(errorCode(w.client().allocate([UDP, tokenAttr])), 508, 'a token is good once');
+  assert.equal(errorCode(w.client().allocate([UDP, tokenAttr, [AttributeType.EvenPort, { kind: 'even-port', reserve: false }]])), 400);
+  const c = w.client();
+  const third = c.allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  const t3 = readAttribute(third, AttributeType.ReservationToken);
+  assert.ok(t3?.ok && t3.value.kind === 'bytes');
+  w.clock.now += 31_000;
+  w.core.tick();
+  assert.equal(errorCode(w.client().allocate([UDP, [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(t3.value.bytes) }]])), 508, 'expired');
+  const plainEven = w.client().allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: false }]]);
+  assert.equal(readAddressAttribute(plainEven, AttributeType.XorRelayedAddress)!.port % 2, 0);
+});
