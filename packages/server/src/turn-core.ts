@@ -177,7 +177,12 @@ export class TurnCore {
   /** ChannelData from the client (a framer frame or a datagram): the hot path to a peer. */
   handleChannelData(client: Client, frame: Buffer): void {
     const alloc = client.allocation;
-    if (alloc === undefined || frame.length < 4) return;
+    if (alloc === undefined || frame.length < 4) {
+      // ChannelData before any allocation: not a TURN client (e.g. "GET " parses as a channel).
+      this.stats.malformed++;
+      if (client.transport !== 'udp' && client.pendingAllocate === undefined) client.link.close();
+      return;
+    }
     const len = frame.readUInt16BE(2);
     if (frame.length < 4 + len) {
       this.stats.malformed++;
