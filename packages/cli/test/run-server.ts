@@ -7,6 +7,8 @@ export interface RunningServer {
   readonly process: Started;
   readonly tcp: number;
   readonly udp: number;
+  /** Every listener as logged, e.g. tls://127.0.0.1:40000 → port by protocol. */
+  readonly ports: Readonly<Record<string, number>>;
   readonly relayPorts: { readonly min: number; readonly max: number };
 }
 
@@ -23,10 +25,16 @@ export async function startServer(group: ProcessGroup, args: readonly string[], 
     'onionturn server to log its listeners',
     () => {
       if (started.child.exitCode !== null) throw new Error(`onionturn server exited ${started.child.exitCode}: ${started.output()}`);
-      return /"listeners":\["tcp:\/\/127\.0\.0\.1:(\d+)","udp:\/\/127\.0\.0\.1:(\d+)"\]/.exec(started.output()) ?? undefined;
+      const m = /"listeners":(\[[^\]]*\])/.exec(started.output());
+      return m ? (JSON.parse(m[1] as string) as string[]) : undefined;
     },
     10_000,
     50,
   );
-  return { process: started, tcp: Number(listeners[1]), udp: Number(listeners[2]), relayPorts };
+  const ports: Record<string, number> = {};
+  for (const l of listeners) {
+    const m = /^(\w+):\/\/.*:(\d+)$/.exec(l);
+    if (m && ports[m[1] as string] === undefined) ports[m[1] as string] = Number(m[2]);
+  }
+  return { process: started, tcp: ports['tcp'] ?? 0, udp: ports['udp'] ?? 0, ports, relayPorts };
 }
