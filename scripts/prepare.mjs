@@ -1,7 +1,7 @@
 // Shared by npm test / npm start / benchmarks: install npm packages when missing, then build.
 // Run directly (`node scripts/prepare.mjs`) it does both and exits.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,8 +16,10 @@ export function run(cmd, args, what = 'prepare') {
 }
 
 export function prepare(what = 'prepare') {
-  if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
-    console.log(`${what}: node_modules missing, running npm ci`);
+  const installed = join(root, 'node_modules', '.package-lock.json');
+  // Missing, or older than the lockfile (a pull changed dependencies or workspace bins).
+  if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(join(root, 'package-lock.json')).mtimeMs) {
+    console.log(`${what}: node_modules missing or stale, running npm ci`);
     run('npm', ['ci', '--no-audit', '--no-fund'], what);
   }
   run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], what);
