@@ -54,6 +54,15 @@ export interface TurnServerConfig {
 const MAX_QUEUED = 1 << 20;
 const HANDSHAKE_IDLE_MS = 60_000;
 const UDP_CLIENT_IDLE_MS = 120_000;
+const RELAY_RECV_BUFFER = 1 << 20;
+
+/**
+ * dgram's default lookup goes through dns.lookup, costing a regex and a nextTick per datagram
+ * even for an IP literal. Every address the relay sends to is a literal, so answer at once.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
+}
 
 export class TurnServer {
   readonly core: TurnCore;
@@ -234,7 +243,7 @@ export class TurnServer {
 
   async #listenUdp(spec: ListenSpec): Promise<void> {
     const family = spec.host.includes(':') ? 'udp6' : 'udp4';
-    const sock = createSocket({ type: family, reuseAddr: false });
+    const sock = createSocket({ type: family, reuseAddr: false, lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
       sock.bind(spec.port, spec.host, () => {
@@ -271,7 +280,7 @@ export class TurnServer {
   }
 
   #bindRelay(relay: Relay, done: (socket: RelaySocket | undefined) => void): void {
-    const sock = createSocket({ type: relay.family === 'IPv4' ? 'udp4' : 'udp6' });
+    const sock = createSocket({ type: relay.family === 'IPv4' ? 'udp4' : 'udp6', lookup: literalLookup });
     const core = this.core;
     const onBindError = (): void => {
       sock.close();
@@ -280,6 +289,12 @@ export class TurnServer {
     sock.once('error', onBindError);
     sock.bind({ port: relay.port, address: relay.bindAddress, exclusive: true }, () => {
       sock.off('error', onBindError);
+      // Bursts from peers wait in the kernel rather than being dropped (clamped to rmem_max).
+      try {
+        sock.setRecvBufferSize(RELAY_RECV_BUFFER);
+      } catch {
+        // not fatal: the default buffer works, it just drops earlier under bursts
+      }
       // Send errors (ICMP unreachable and the like) are not the server's errors.
       sock.on('error', () => undefined);
       sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => core.handlePeerDatagram(relay, msg, rinfo.address, rinfo.port));
