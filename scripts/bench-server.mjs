@@ -114,6 +114,9 @@ const CONFIGS = [];
 for (const clients of [1, 10, 100]) for (const length of [100, 1000]) for (const z of [20, 0]) CONFIGS.push({ clients, length, z });
 
 async function loadRuns(group, server, peer) {
+  // Warm-up (not measured), the same for both: Node compiles its hot paths during the first
+  // thousands of packets, and coturn gets to fill its buffers too.
+  await runUclient(group, { server: { host: '127.0.0.1', port: server.port }, secret: SECRET, peer: { host: peer.host, port: peer.port }, tcp: true, clients: 10, messages: 500, length: 500, extraArgs: ['-c', '-z', '0'], timeoutMs: 60_000 });
   const rows = [];
   for (const cfg of CONFIGS) {
     const messages = cfg.z === 0 ? FLOOD : PACED;
@@ -233,6 +236,7 @@ async function main() {
   }
   console.log('\nservers:');
   for (const [k, v] of Object.entries(commands)) console.log(`  ${k}: ${v}`);
+  console.log('each server first gets one unmeasured warm-up run (10 clients x 500 x 500 B, flood)');
   console.log(`load: turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER -m CLIENTS -l LEN -z Z -n ${PACED} (z=20) / ${FLOOD} (z=0), against turnutils_peer`);
   console.log('CPU = server utime+stime over the run (USER_HZ ticks; "ns" column: the same from per-thread schedstat) / round trips received\n');
   const head = ['clients', 'bytes', 'z', 'server', 'rt/s', 'loss%', 'rtt ms', 'CPU us/rt', '(ns) us/rt', 'peak RSS MB', 'CPU ratio'];

@@ -44,7 +44,9 @@ export const DEFAULT_LIMITS: Limits = {
   channelsPerAllocation: 64,
   peersPerAllocation: 256,
   newPeersPerSecond: 20,
-  unansweredSends: 500,
+  // Large enough for a burst that is in flight before the first answer is read (a 1 MB flood of
+  // 1000-byte datagrams); a peer that never answers gets at most this much, then nothing.
+  unansweredSends: 2000,
   // 10 MB/s (80 Mbit/s) covers HD video calls; the total keeps one host from being a flood cannon.
   bandwidthPerAllocation: 10_000_000,
   bandwidthTotal: 1_000_000_000,
