@@ -109,7 +109,10 @@ interface Authenticated {
   readonly password: string;
   readonly credential: Credential | undefined;
   readonly key: Buffer;
+  /** MESSAGE-INTEGRITY-SHA256 was used (answer in kind). */
   readonly sha256: boolean;
+  /** PASSWORD-ALGORITHM the key was derived with. */
+  readonly algorithm: number;
 }
 
 /** What every response needs to know about its request. */
@@ -468,7 +471,7 @@ export class TurnCore {
       this.#limits.bandwidthPerAllocation,
       this.#limits.newPeersPerSecond,
     );
-    alloc.keys.set(auth.sha256 ? PasswordAlgorithm.SHA256 : PasswordAlgorithm.MD5, auth.key);
+    alloc.keys.set(auth.algorithm, auth.key);
     const pick = (): PortChoice | undefined => {
       if (reserved) {
         const port = reserved.port;
@@ -787,7 +790,7 @@ export class TurnCore {
         this.#challenge(r, ErrorCode.Unauthorized);
         return false;
       }
-      r.auth = { username: name, password: alloc.auth.password, credential: undefined, key, sha256 };
+      r.auth = { username: name, password: alloc.auth.password, credential: undefined, key, sha256, algorithm };
       return true;
     }
     const cred = this.#lookup(name, this.#o.realm, now);
@@ -795,7 +798,7 @@ export class TurnCore {
       for (const password of cred.passwords) {
         const key = longTermKey(name, this.#o.realm, password, algorithm);
         if (verifyIntegrity(msg, key) === 'ok') {
-          r.auth = { username: name, password, credential: cred, key, sha256 };
+          r.auth = { username: name, password, credential: cred, key, sha256, algorithm };
           return true;
         }
       }

@@ -468,3 +468,15 @@ test('EVEN-PORT with R: an even port, a RESERVATION-TOKEN for the next one, good
   const plainEven = w.client().allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: false }]]);
   assert.equal(readAddressAttribute(plainEven, AttributeType.XorRelayedAddress)!.port % 2, 0);
 });
+
+test('an allocation made with a SHA-256 key but SHA-1 integrity keeps working with MD5-keyed requests', () => {
+  const c = world().client();
+  const res = c.request(Method.Allocate, [UDP], { algorithm: PasswordAlgorithm.SHA256 });
+  assert.ok(isSuccess(res), `got ${errorCode(res)}`);
+  const md5 = c.request(Method.Refresh, []);
+  assert.ok(isSuccess(md5), `MD5-keyed refresh got ${errorCode(md5)}`);
+  assert.equal(verifyIntegrity(md5, c.key()), 'ok');
+  const sha = c.request(Method.Refresh, [], { algorithm: PasswordAlgorithm.SHA256 });
+  assert.ok(isSuccess(sha));
+  assert.equal(verifyIntegrity(sha, c.key(PasswordAlgorithm.SHA256)), 'ok');
+});
