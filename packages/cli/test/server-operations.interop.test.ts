@@ -82,10 +82,11 @@ test('TLS listener with coturn client, metrics, SIGHUP rotation keeping allocati
   const key = join(dir, 'key.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
   const metricsPort = await freePort();
+  const credentialsPort = await freePort();
   const group = new ProcessGroup();
   t.after(() => group.stopAll());
   const [server, peer] = await Promise.all([
-    startServer(group, ['--listen', 'tls://127.0.0.1:0', '--cert', cert, '--key', key, '--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metricsPort}`]),
+    startServer(group, ['--listen', 'tls://127.0.0.1:0', '--cert', cert, '--key', key, '--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metricsPort}`, '--credentials-listen', `127.0.0.1:${credentialsPort}`]),
     startTurnutilsPeer(group),
   ]);
   const tlsPort = server.ports['tls'];
@@ -131,6 +132,11 @@ test('TLS listener with coturn client, metrics, SIGHUP rotation keeping allocati
     assert.ok(oldSecret.allocationFailed || oldSecret.exitCode !== 0, `old secret still allocates:\n${oldSecret.output.slice(-800)}`);
     const newSecret = await runUclient(group, { server: s, secret: 'second-secret-bbbb', peer: p, messages: 3, extraArgs: ['-c'] });
     assert.equal(newSecret.received, 3, newSecret.output.slice(-800));
+    // The built-in credential endpoint signs with the new secret too.
+    const served = (await (await fetch(`http://127.0.0.1:${credentialsPort}/credentials`)).json()) as { username: string; password: string };
+    assert.equal(served.password, restPassword('second-secret-bbbb', served.username));
+    const viaServed = await runUclient(group, { server: s, username: served.username, password: served.password, peer: p, messages: 3, extraArgs: ['-c'] });
+    assert.equal(viaServed.received, 3, viaServed.output.slice(-800));
   });
 
   await t.test('SIGTERM: allocations closed, connections dropped, exit 0', async () => {

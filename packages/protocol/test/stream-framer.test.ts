@@ -124,15 +124,3 @@ test('a length over the limit is refused before any of it is buffered', () => {
   assert.equal(framer.buffered, 0);
   assert.equal(frameAll([Buffer.from('00010800', 'hex')], 1024).error?.code, 'too-long');
 });
-
-test('legacyChannelNumbers accepts RFC 5766 channels up to 0x7FFF; the default refuses them', () => {
-  const frame = Buffer.from([0x7f, 0xff, 0x00, 0x02, 0xaa, 0xbb, 0x00, 0x00]);
-  const got: Buffer[] = [];
-  const legacy = new StreamFramer((f, kind) => {
-    if (kind === FrameKind.ChannelData) got.push(Buffer.from(f));
-  }, { legacyChannelNumbers: true });
-  assert.equal(legacy.push(frame), undefined);
-  assert.deepEqual(got, [Buffer.from([0x7f, 0xff, 0x00, 0x02, 0xaa, 0xbb])]);
-  const strict = new StreamFramer(() => assert.fail('no frame expected'));
-  assert.equal(strict.push(frame)?.code, 'bad-channel-number');
-});

@@ -82,7 +82,7 @@ export class TurnServer {
     this.#config = config;
     this.core = core;
     this.#log = log;
-    this.#framerOptions = { legacyChannelNumbers: config.channelRange !== 'rfc8656' };
+    this.#framerOptions = { rfc5766Channels: config.channelRange !== 'rfc8656' };
   }
 
   /** Starts every listener; rejects (after cleaning up) when one cannot bind. */

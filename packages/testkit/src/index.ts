@@ -12,3 +12,41 @@ export {
   type UclientOptions,
   type UclientResult,
 } from './coturn.js';
+export {
+  startTorNetwork,
+  TorNetworkStartError,
+  type TorNetwork,
+  type TorNetworkOptions,
+  type TorNetworkTimings,
+  type TorNode,
+  type TorOnionService,
+} from './tor-network.js';
+export { buildTorrc, dirAuthorityLine, resolvConf, votingStartOffset, VOTING, type DirAuthority, type TorRole, type TorrcOptions } from './torrc.js';
+export { authorityKeys, defaultKeyCacheDir, installAuthorityKeys, rsaFingerprint, type AuthorityKeys } from './tor-keys.js';
+export {
+  TorControl,
+  TorControlError,
+  parseCircuitStatus,
+  parseStreamStatus,
+  type CircuitStatus,
+  type ControlReply,
+  type StreamStatus,
+} from './tor-control.js';
+export {
+  DNS_TYPE_A,
+  DNS_TYPE_AAAA,
+  decodeDnsQuery,
+  encodeDnsAnswer,
+  encodeDnsFormatError,
+  startDnsResponder,
+  type DnsQuery,
+  type DnsResponder,
+  type DnsResponderOptions,
+} from './dns-responder.js';
+export { startEchoServer, type EchoServer } from './echo-server.js';
+export { SOCKS5_REPLIES, Socks5Error, socks5Connect, type Socks5ConnectOptions } from './socks5.js';
+export { consensusMicrodescDigests, hasCompleteDirInfo, microdescDigests } from './tor-dirinfo.js';
+export { repoRoot, onionturnBin } from './repo-root.js';
+export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson } from './bridge.js';
+export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
+export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';

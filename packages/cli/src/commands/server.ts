@@ -18,7 +18,9 @@ import {
   type PolicyRule,
   type TurnServerConfig,
 } from '@onionturn/server';
+import { createServer, type Server as HttpServer } from 'node:http';
 import { isIP } from 'node:net';
+import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
 import { loadConfigFile, parseListen, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
@@ -57,6 +59,9 @@ interface ServerArgs {
   maxLifetime: number;
   nonceLifetime: number;
   config?: string;
+  credentialsListen?: string;
+  credentialsTtl?: number;
+  credentialsUri?: string[];
 }
 
 function list(value: string | readonly string[] | undefined, separator: RegExp = /[\s,]+/): string[] {
@@ -109,8 +114,8 @@ function ips(name: string, values: readonly string[]): string[] {
   return [...values];
 }
 
-/** Credentials and policy: what SIGHUP reloads. */
-function authAndPolicy(args: ServerArgs, warn: (m: string) => void): { lookup: CredentialLookup; policy: PolicyRule[] } {
+/** Credentials and policy: what SIGHUP reloads. `newest` receives the newest REST secret. */
+function authAndPolicy(args: ServerArgs, warn: (m: string) => void, newest?: (secret: string) => void): { lookup: CredentialLookup; policy: PolicyRule[] } {
   const lookups: CredentialLookup[] = [];
   const users = new Map<string, string>();
   for (const spec of list(args.user)) {
@@ -123,6 +128,7 @@ function authAndPolicy(args: ServerArgs, warn: (m: string) => void): { lookup: C
   if (files.length > 0) {
     const secrets = files.map((f) => readSecretFile(f, ({ path }) => warn(`secret file ${path} is readable by others (chmod 600 ${path})`)));
     lookups.push(restSecrets({ secrets, maxTtl: count('max-ttl', args.maxTtl) }));
+    if (secrets[0] !== undefined) newest?.(secrets[0]);
   }
   if (lookups.length === 0) throw new UsageError('no credentials: give --secret-file FILE (REST secrets) and/or --user NAME:PASSWORD');
   return { lookup: chainLookups(...lookups), policy: parsePolicy(list(args.peerPolicy, /[,\n]/)) };
@@ -209,6 +215,9 @@ function options(y: Argv): Argv {
     .option('total-bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthTotal, describe: 'bytes/s for all allocations (0: unlimited)' })
     .option('default-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationDefaultSec, describe: 'allocation lifetime (s)' })
     .option('max-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationMaxSec, describe: 'longest allocation lifetime (s)' })
+    .option('credentials-listen', { type: 'string', requiresArg: true, describe: 'serve REST credentials (GET /credentials) on HOST:PORT, signed with the newest --secret-file' })
+    .option('credentials-ttl', { type: 'number', requiresArg: true, describe: 'ttl of served credentials (s); default --max-ttl' })
+    .option('credentials-uri', { type: 'string', array: true, requiresArg: true, describe: 'TURN URI returned with served credentials (repeatable)' })
     .option('nonce-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.nonceSec, describe: 'seconds before 438 Stale Nonce' });
 }
 
@@ -221,18 +230,28 @@ export function serverCommand(ctx: CliContext): CommandModule {
       const args = argv as unknown as ServerArgs;
       const config = serverConfig(args, ctx.warn);
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
+      // The credential endpoint signs with whatever secret is newest, also after SIGHUP.
+      const state = { secret: '' };
+      authAndPolicy(args, () => undefined, (s) => (state.secret = s));
       let server: TurnServer;
       try {
         server = await TurnServer.start({ ...config, logger });
       } catch (error) {
         throw new Error(`cannot start: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
       }
+      let endpoint: HttpServer | undefined;
+      try {
+        endpoint = await startCredentialEndpoint(args, () => state.secret);
+      } catch (error) {
+        await server.close();
+        throw error;
+      }
       const onHup = (): void => {
         try {
           // A config file may carry the policy and users: read it again, flags still win.
           const fromFile = args.config ? loadConfigFile(args.config) : {};
           const merged = { ...args, ...pick(fromFile, ['peerPolicy', 'peer-policy', 'user', 'secretFile', 'secret-file']) } as ServerArgs;
-          const { lookup, policy } = authAndPolicy(merged, ctx.warn);
+          const { lookup, policy } = authAndPolicy(merged, ctx.warn, (s) => (state.secret = s));
           server.reload(lookup, policy);
         } catch (error) {
           logger.error('reload-failed', { error: (error as Error).message });
@@ -250,9 +269,36 @@ export function serverCommand(ctx: CliContext): CommandModule {
       });
       process.off('SIGHUP', onHup);
       logger.info('stopping', { signal });
+      if (endpoint) {
+        endpoint.closeAllConnections();
+        await new Promise<void>((resolve) => endpoint.close(() => resolve()));
+      }
       await server.close();
     },
   };
+}
+
+async function startCredentialEndpoint(args: ServerArgs, secret: () => string): Promise<HttpServer | undefined> {
+  if (args.credentialsListen === undefined) return undefined;
+  const listen = parseListen(args.credentialsListen);
+  if (!secret()) throw new UsageError('--credentials-listen needs --secret-file (the newest secret signs served credentials)');
+  const maxTtl = count('max-ttl', args.maxTtl);
+  const ttl = args.credentialsTtl === undefined ? maxTtl : count('credentials-ttl', args.credentialsTtl);
+  if (ttl > maxTtl) throw new UsageError('--credentials-ttl must not exceed --max-ttl (the server would refuse its own credentials)');
+  let handler;
+  try {
+    handler = createCredentialHandler({ secret, ttl, uris: list(args.credentialsUri) });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const http = createServer(handler);
+  http.headersTimeout = 10_000;
+  http.requestTimeout = 15_000;
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${args.credentialsListen}: ${e.code ?? e.message}`)));
+    http.listen(listen.port, listen.host, () => resolve());
+  });
+  return http;
 }
 
 function pick(obj: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {

@@ -1,0 +1,394 @@
+// A private Tor network of real tor processes on loopback, for tests, benchmarks and `npm start`.
+// Topology and timing facts: ../shared/TOR-TESTNET.md. Three nodes are each authority + relay +
+// exit; a client offers SOCKS; onion mode adds one relay (a hidden service needs four) and an
+// onion-service tor. "Ready" means a real stream through the network echoed bytes back.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDnsResponder, type DnsResponder } from './dns-responder.js';
+import { startEchoServer, type EchoServer } from './echo-server.js';
+import { freePort } from './ports.js';
+import { ProcessGroup, sleep, type Started } from './processes.js';
+import { socks5Connect } from './socks5.js';
+import { TorControl } from './tor-control.js';
+import { hasCompleteDirInfo } from './tor-dirinfo.js';
+import { authorityKeys, installAuthorityKeys, type AuthorityKeys } from './tor-keys.js';
+import { buildTorrc, resolvConf, votingStartOffset, type DirAuthority, type TorRole } from './torrc.js';
+import { TOOLS, requireTool } from './tools.js';
+
+const AUTHORITIES = 3;
+/**
+ * Seconds from start to the first valid-after. With a 5 s initial interval there is always one
+ * boundary before it; at 5 s that boundary falls within 1 s of tor's start, and a loaded machine
+ * then missed the first vote (authorities disagreed on valid-after: +5 s). 6 s never missed here.
+ */
+const FIRST_VOTE_LEAD_SECONDS = 6;
+const DEFAULT_TIMEOUT_MS = 60_000;
+/** Any hostname resolves to 127.0.0.1 at the exits; used to prove their DNS works. */
+const PROBE_HOSTNAME = 'echo.onionturn.test';
+
+export interface TorNetworkOptions {
+  /** Add an onion service; its HiddenServicePort maps targetPort to 127.0.0.1:targetPort. */
+  readonly onion?: { readonly targetPort?: number };
+  /** Limit for the whole start, including key generation (default 60 s). */
+  readonly timeoutMs?: number;
+  /** Where authority keys are cached (default <repo>/.cache/tor-keys). */
+  readonly keyCacheDir?: string;
+  /** Seconds from start to the first consensus valid-after (default 6; tuning knob for measurements). */
+  readonly voteLeadSeconds?: number;
+  /** Also keep info-level logs (<node dataDir>/info.log) for debugging. */
+  readonly infoLogs?: boolean;
+  /** Aborts the start (e.g. on Ctrl-C): everything started so far is stopped, then it rejects. */
+  readonly signal?: AbortSignal;
+  /** Progress messages ("consensus lists 3 relays", ...), e.g. console.log. */
+  readonly progress?: (message: string) => void;
+}
+
+export interface TorNode {
+  readonly name: string;
+  readonly role: TorRole;
+  readonly dataDir: string;
+  readonly controlPort: number;
+  readonly pid: number;
+  readonly orPort?: number;
+  readonly dirPort?: number;
+  readonly socksPort?: number;
+  readonly fingerprint?: string;
+}
+
+export interface TorOnionService {
+  /** "<56 base32 chars>.onion" */
+  readonly hostname: string;
+  /** The virtual port serving onion.targetPort (or the echo port when none was given). */
+  readonly port: number;
+  /** The network's echo server is also served at this virtual port (used as the probe). */
+  readonly echoPort: number;
+}
+
+export interface TorNetworkTimings {
+  /** Whether authority keys had to be generated (cold cache). */
+  readonly freshKeys: boolean;
+  readonly keysMs: number;
+  /** Start until every authority had a consensus and microdescriptors for every relay. */
+  readonly consensusMs: number;
+  /** Start until the client reported Bootstrapped 100%. */
+  readonly bootstrapMs: number;
+  /** Start until the first stream through an exit echoed data. */
+  readonly firstStreamMs: number;
+  /** Start until the onion service echoed data through the client (onion mode only). */
+  readonly onionMs?: number;
+}
+
+export interface TorNetwork {
+  readonly socksHost: string;
+  /** The client's SocksPort on 127.0.0.1. */
+  readonly socksPort: number;
+  /** The client's ControlPort on 127.0.0.1 (no auth: AUTHENTICATE ""). */
+  readonly controlPort: number;
+  /** Root temp dir holding every node's DataDirectory (removed by stop()). */
+  readonly dataDir: string;
+  /** TCP echo server on 127.0.0.1 reachable through the exits. */
+  readonly echoPort: number;
+  /** The exits' DNS responder (udp 127.0.0.1). */
+  readonly dnsPort: number;
+  readonly onion?: TorOnionService;
+  readonly nodes: readonly TorNode[];
+  /** PIDs of every tor process this network started. */
+  readonly pids: readonly number[];
+  readonly timings: TorNetworkTimings;
+  /** A new authenticated control connection to the client (caller closes it). */
+  control(): Promise<TorControl>;
+  /** Resident memory per node in KiB (from /proc), for reports. */
+  rssKiB(): Record<string, number>;
+  /** The last lines of every node's notice log, for error messages. */
+  logTail(lines?: number): string;
+  /** Stops exactly the processes started here and removes the temp dirs. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Start failed; everything it had started is already stopped and its temp dir removed. */
+export class TorNetworkStartError extends Error {
+  /** PIDs that were started (and stopped again), so callers can verify nothing leaked. */
+  readonly pids: readonly number[];
+  readonly dataDir: string;
+  constructor(message: string, pids: readonly number[], dataDir: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'TorNetworkStartError';
+    this.pids = pids;
+    this.dataDir = dataDir;
+  }
+}
+
+// Safety net: if the test process exits without stop(), kill what is still recorded and remove
+// the temp dirs. (tor also exits by itself once its __OwningControllerProcess is gone, which
+// covers a SIGKILLed test process.)
+const livePids = new Set<number>();
+const liveDirs = new Set<string>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const p of livePids) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+  });
+}
+
+/** Starts the network and resolves once a stream through it works (and the onion, if asked). */
+export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<TorNetwork> {
+  const t0 = Date.now();
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const deadline = t0 + timeoutMs;
+  const progress = options.progress ?? ((): void => undefined);
+  const torPath = requireTool(TOOLS.tor);
+  const gencertPath = requireTool(TOOLS.torGencert);
+
+  const group = new ProcessGroup();
+  const started: { node: TorNode; proc: Started }[] = [];
+  installExitHook();
+  const dataDir = await mkdtemp(join(tmpdir(), 'onionturn-tornet-'));
+  liveDirs.add(dataDir);
+  let echo: EchoServer | undefined;
+  let dns: DnsResponder | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const logTail = (lines = 15): string =>
+    started
+      .map(({ node, proc }) => {
+        const file = join(node.dataDir, 'notice.log');
+        const text = existsSync(file) ? readFileSync(file, 'utf8') : proc.output();
+        const tail = text.trimEnd().split('\n').slice(-lines).join('\n    ');
+        return `  --- ${node.name} (pid ${node.pid}) ---\n    ${tail}`;
+      })
+      .join('\n');
+
+  const stop = (): Promise<void> =>
+    (stopping ??= (async (): Promise<void> => {
+      await group.stopAll(3000);
+      for (const { node } of started) livePids.delete(node.pid);
+      await Promise.all([echo?.close(), dns?.close()]);
+      await rm(dataDir, { recursive: true, force: true });
+      liveDirs.delete(dataDir);
+    })());
+
+  /** Polls probe until it yields a value; fails on the deadline or when any tor has exited. */
+  const until = async <T>(what: string, probe: () => Promise<T | undefined>, stepMs: number): Promise<T> => {
+    let lastError = '';
+    for (;;) {
+      if (options.signal?.aborted) throw new Error(`aborted while waiting for ${what}`);
+      const dead = started.find(({ proc }) => proc.child.exitCode !== null || proc.child.signalCode !== null);
+      if (dead) {
+        const why = dead.proc.child.exitCode ?? dead.proc.child.signalCode;
+        throw new Error(`tor ${dead.node.name} exited (${String(why)}) while waiting for ${what}:\n${dead.proc.output().trim().slice(-1500)}`);
+      }
+      try {
+        const value = await probe();
+        if (value !== undefined) return value;
+      } catch (err) {
+        lastError = err instanceof Error ? err.message : String(err);
+      }
+      if (Date.now() >= deadline) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
+      await sleep(Math.min(stepMs, Math.max(0, deadline - Date.now())));
+    }
+  };
+
+  const spawnTor = async (node: Omit<TorNode, 'pid'>, torrc: string): Promise<TorNode> => {
+    await mkdir(node.dataDir, { recursive: true, mode: 0o700 });
+    const torrcPath = join(node.dataDir, 'torrc');
+    await writeFile(torrcPath, torrc);
+    const proc = group.spawn(node.name, torPath, ['-f', torrcPath, '--defaults-torrc', '/dev/null']);
+    livePids.add(proc.pid);
+    const full: TorNode = { ...node, pid: proc.pid };
+    started.push({ node: full, proc });
+    return full;
+  };
+
+  try {
+    echo = await startEchoServer();
+    dns = await startDnsResponder();
+    const resolvConfPath = join(dataDir, 'resolv.conf');
+    await writeFile(resolvConfPath, resolvConf(dns.port));
+
+    const keys: AuthorityKeys[] = await Promise.all(
+      Array.from({ length: AUTHORITIES }, (_, i) => authorityKeys(i, { tor: torPath, torGencert: gencertPath }, options.keyCacheDir)),
+    );
+    const freshKeys = keys.some((k) => k.fresh);
+    const keysMs = Date.now() - t0;
+    progress(`authority keys ${freshKeys ? 'generated' : 'from cache'} (${keysMs} ms)`);
+
+    const ports = await uniquePorts(AUTHORITIES * 3 + 3 + 2 + 1);
+    const port = (): number => {
+      const p = ports.shift();
+      if (p === undefined) throw new Error('internal: ran out of allocated ports');
+      return p;
+    };
+    const authorities: (DirAuthority & { controlPort: number })[] = keys.map((k, i) => ({
+      nickname: `auth${i}`,
+      orPort: port(),
+      dirPort: port(),
+      controlPort: port(),
+      v3ident: k.v3ident,
+      fingerprint: k.fingerprint,
+    }));
+    const common = { authorities, owningPid: process.pid, infoLog: options.infoLogs === true } as const;
+
+    // All relays start together; the first vote is FIRST_VOTE_LEAD_SECONDS away.
+    const offset = votingStartOffset(Date.now(), options.voteLeadSeconds ?? FIRST_VOTE_LEAD_SECONDS);
+    const relayNodes: TorNode[] = [];
+    for (const [i, a] of authorities.entries()) {
+      const nodeDir = join(dataDir, a.nickname);
+      await installAuthorityKeys(keys[i]!, nodeDir);
+      const base = { name: a.nickname, role: 'authority', dataDir: nodeDir, controlPort: a.controlPort, orPort: a.orPort, dirPort: a.dirPort, fingerprint: a.fingerprint } as const;
+      relayNodes.push(
+        await spawnTor(base, buildTorrc({ ...common, role: 'authority', nickname: a.nickname, dataDir: nodeDir, controlPort: a.controlPort, orPort: a.orPort, dirPort: a.dirPort, exit: true, resolvConf: resolvConfPath, votingStartOffset: offset })),
+      );
+    }
+    if (options.onion) {
+      const r = { name: 'relay3', dataDir: join(dataDir, 'relay3'), controlPort: port(), orPort: port(), dirPort: port() };
+      relayNodes.push(await spawnTor({ ...r, role: 'relay' }, buildTorrc({ ...common, role: 'relay', nickname: r.name, dataDir: r.dataDir, controlPort: r.controlPort, orPort: r.orPort, dirPort: r.dirPort })));
+    } else {
+      ports.splice(0, 3);
+    }
+    progress(`started ${relayNodes.length} relays (voting offset ${offset} s)`);
+
+    // Start clients only once every authority has a consensus listing every relay and holds all
+    // their microdescriptors: an earlier client often gets an empty consensus (an extra voting
+    // round) or misses a microdescriptor and then waits for tor's 10 s descriptor retry.
+    await until(
+      `every authority holding a consensus and microdescriptors for all ${relayNodes.length} relays`,
+      async () => ((await Promise.all(authorities.map((a) => hasCompleteDirInfo(join(dataDir, a.nickname), relayNodes.length)))).every(Boolean) ? true : undefined),
+      200,
+    );
+    const consensusMs = Date.now() - t0;
+    progress(`authorities have the consensus and all microdescriptors (${consensusMs} ms)`);
+
+    const clientDir = join(dataDir, 'client');
+    const socksPort = port();
+    const clientControlPort = port();
+    const client = await spawnTor(
+      { name: 'client', role: 'client', dataDir: clientDir, controlPort: clientControlPort, socksPort },
+      buildTorrc({ ...common, role: 'client', nickname: 'client', dataDir: clientDir, controlPort: clientControlPort, socksPort }),
+    );
+    let onionNode: TorNode | undefined;
+    const onionPorts = options.onion ? [...new Set([echo.port, options.onion.targetPort ?? echo.port])] : [];
+    if (options.onion) {
+      const dir = join(dataDir, 'onion');
+      const cp = port();
+      onionNode = await spawnTor(
+        { name: 'onion', role: 'onion', dataDir: dir, controlPort: cp },
+        buildTorrc({ ...common, role: 'onion', nickname: 'onion', dataDir: dir, controlPort: cp, hiddenServiceDir: join(dir, 'hs'), hiddenServicePorts: onionPorts }),
+      );
+    }
+
+    await until(
+      'client Bootstrapped 100%',
+      async () => {
+        const control = await TorControl.connect(client.controlPort);
+        try {
+          return (await control.bootstrapProgress()) === 100 ? true : undefined;
+        } finally {
+          control.close();
+        }
+      },
+      250,
+    );
+    const bootstrapMs = Date.now() - t0;
+    progress(`client bootstrapped (${bootstrapMs} ms)`);
+
+    const echoPort = echo.port;
+    await until('a stream through an exit to the echo server', () => echoProbe(socksPort, '127.0.0.1', echoPort, deadline), 500);
+    const firstStreamMs = Date.now() - t0;
+    progress(`stream through an exit works (${firstStreamMs} ms)`);
+    await until(`exits resolving ${PROBE_HOSTNAME} through the test DNS responder`, () => echoProbe(socksPort, PROBE_HOSTNAME, echoPort, deadline), 500);
+
+    let onion: TorOnionService | undefined;
+    let onionMs: number | undefined;
+    if (options.onion && onionNode) {
+      const hostnameFile = join(onionNode.dataDir, 'hs', 'hostname');
+      const hostname = await until('the onion service hostname file', async () => (await readFile(hostnameFile, 'utf8')).trim() || undefined, 200);
+      // The first attempts fail (SOCKS 0x04) until the descriptor is uploaded; retry each second.
+      await until(`the onion service ${hostname} via SOCKS`, () => echoProbe(socksPort, hostname, echoPort, deadline), 1000);
+      onionMs = Date.now() - t0;
+      onion = { hostname, port: options.onion.targetPort ?? echoPort, echoPort };
+      progress(`onion service reachable (${onionMs} ms)`);
+    }
+
+    const nodes = started.map((s) => s.node);
+    const timings: TorNetworkTimings = { freshKeys, keysMs, consensusMs, bootstrapMs, firstStreamMs, ...(onionMs === undefined ? {} : { onionMs }) };
+    const dnsPort = dns.port;
+    return {
+      socksHost: '127.0.0.1',
+      socksPort,
+      controlPort: client.controlPort,
+      dataDir,
+      echoPort,
+      dnsPort,
+      ...(onion ? { onion } : {}),
+      nodes,
+      pids: nodes.map((n) => n.pid),
+      timings,
+      control: () => TorControl.connect(client.controlPort),
+      rssKiB: () => Object.fromEntries(nodes.map((n) => [n.name, rssKiB(n.pid)])),
+      logTail,
+      stop,
+    };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const tail = logTail();
+    await stop();
+    const text = `tor test network failed to start after ${Date.now() - t0} ms: ${message}${tail ? `\ntor logs (tail):\n${tail}` : ''}`;
+    throw new TorNetworkStartError(text, started.map((s) => s.node.pid), dataDir, err);
+  }
+}
+
+/** One SOCKS CONNECT + echo round trip; true on success, throws with the reason otherwise. */
+async function echoProbe(socksPort: number, host: string, port: number, deadline: number): Promise<true> {
+  const timeoutMs = Math.max(1000, Math.min(15_000, deadline - Date.now()));
+  const socket = await socks5Connect({ proxyPort: socksPort, host, port, timeoutMs });
+  try {
+    const payload = randomBytes(16);
+    const echoed = await new Promise<Buffer>((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      const timer = setTimeout(() => reject(new Error(`no echo from ${host}:${port} within ${timeoutMs} ms`)), timeoutMs);
+      socket.on('data', (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        if (got.length >= payload.length) {
+          clearTimeout(timer);
+          resolve(got);
+        }
+      });
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      socket.write(payload);
+    });
+    if (!echoed.subarray(0, payload.length).equals(payload)) throw new Error(`echo from ${host}:${port} returned different bytes`);
+    return true;
+  } finally {
+    socket.destroy();
+  }
+}
+
+async function uniquePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
+
+function rssKiB(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,156 @@
+// torrc text for the private test network (facts in ../shared/TOR-TESTNET.md). Pure functions,
+// so the configuration is unit-tested without starting tor.
+
+/** How one tor process takes part in the network. */
+export type TorRole = 'authority' | 'relay' | 'client' | 'onion';
+
+export interface DirAuthority {
+  readonly nickname: string;
+  readonly orPort: number;
+  readonly dirPort: number;
+  /** v3 identity: fingerprint of the authority identity key (tor-gencert). */
+  readonly v3ident: string;
+  /** RSA relay identity fingerprint (40 hex). */
+  readonly fingerprint: string;
+}
+
+export interface TorrcOptions {
+  readonly role: TorRole;
+  readonly nickname: string;
+  readonly dataDir: string;
+  readonly controlPort: number;
+  readonly authorities: readonly DirAuthority[];
+  /** Relays and authorities. */
+  readonly orPort?: number;
+  readonly dirPort?: number;
+  /** Relays and authorities: exit to anything (and resolve names through resolvConf). */
+  readonly exit?: boolean;
+  /** Exits: resolv.conf naming the test DNS responder. */
+  readonly resolvConf?: string;
+  /** Clients: the SOCKS port on 127.0.0.1. */
+  readonly socksPort?: number;
+  /** Authorities: TestingV3AuthVotingStartOffset in seconds (see votingStartOffset). */
+  readonly votingStartOffset?: number;
+  /** Onion service tor: HiddenServiceDir and the ports it serves (virtual = local port). */
+  readonly hiddenServiceDir?: string;
+  readonly hiddenServicePorts?: readonly number[];
+  /** Also write an info-level log to <dataDir>/info.log (debugging slow starts). */
+  readonly infoLog?: boolean;
+  /** Tor exits by itself within ~15 s once this PID is gone (a crashed test can't leak it). */
+  readonly owningPid?: number;
+}
+
+/** Voting schedule: the lowest values tor accepts with TestingTorNetwork, stable on loopback. */
+export const VOTING = {
+  initialInterval: 5,
+  initialVoteDelay: 2,
+  initialDistDelay: 2,
+  interval: 10,
+  voteDelay: 2,
+  distDelay: 2,
+} as const;
+
+/** `DirAuthority nick orport=P no-v2 v3ident=V 127.0.0.1:DIRPORT RSAFP` */
+export function dirAuthorityLine(a: DirAuthority): string {
+  return `DirAuthority ${a.nickname} orport=${a.orPort} no-v2 v3ident=${a.v3ident} 127.0.0.1:${a.dirPort} ${a.fingerprint}`;
+}
+
+/**
+ * TestingV3AuthVotingStartOffset so that the first valid-after falls `leadSeconds` after
+ * `nowMs`: valid-after times are multiples of the interval plus the offset, and tor only
+ * accepts an offset no larger than the initial interval.
+ */
+export function votingStartOffset(nowMs: number, leadSeconds: number, interval: number = VOTING.initialInterval): number {
+  const target = Math.ceil(nowMs / 1000) + leadSeconds;
+  return ((target % interval) + interval) % interval;
+}
+
+/** The full torrc for one process. Throws when an option the role needs is missing. */
+export function buildTorrc(o: TorrcOptions): string {
+  const need = <T>(value: T | undefined, name: string): T => {
+    if (value === undefined) throw new Error(`torrc for ${o.role} ${o.nickname} needs ${name}`);
+    return value;
+  };
+  if (o.authorities.length === 0) throw new Error('torrc needs at least one DirAuthority');
+  for (const path of [o.dataDir, o.resolvConf, o.hiddenServiceDir]) {
+    // torrc values end at whitespace/comments; our paths come from mkdtemp, so refuse oddities.
+    if (path !== undefined && /[\s"#\\]/.test(path)) throw new Error(`torrc path must not contain whitespace, quotes, # or \\: ${path}`);
+  }
+  const lines: string[] = [
+    `# ${o.role} ${o.nickname}: private Tor test network on loopback`,
+    'TestingTorNetwork 1',
+    `Nickname ${o.nickname}`,
+    `DataDirectory ${o.dataDir}`,
+    `PidFile ${o.dataDir}/pid`,
+    'RunAsDaemon 0',
+    `Log notice file ${o.dataDir}/notice.log`,
+    `ControlPort 127.0.0.1:${o.controlPort}`,
+    'CookieAuthentication 0',
+    'SafeLogging 0',
+    'AssumeReachable 1',
+    'PathsNeededToBuildCircuits 0.67',
+    'TestingDirAuthVoteExit *',
+    'TestingDirAuthVoteGuard *',
+    'TestingDirAuthVoteHSDir *',
+    'TestingMinExitFlagThreshold 0',
+    'V3AuthNIntervalsValid 2',
+    'GeoIPFile ""',
+    'GeoIPv6File ""',
+    'NumCPUs 1',
+    'ShutdownWaitLength 0',
+    ...o.authorities.map(dirAuthorityLine),
+  ];
+  if (o.infoLog === true) lines.push(`Log info file ${o.dataDir}/info.log`);
+  if (o.owningPid !== undefined) lines.push(`__OwningControllerProcess ${o.owningPid}`);
+
+  if (o.role === 'authority' || o.role === 'relay') {
+    lines.push(
+      'SocksPort 0',
+      'Address 127.0.0.1',
+      `ORPort 127.0.0.1:${need(o.orPort, 'orPort')}`,
+      `DirPort 127.0.0.1:${need(o.dirPort, 'dirPort')}`,
+    );
+    if (o.exit === true) {
+      // A loopback-only policy leaves clients with "no exit nodes": microdescriptor policy
+      // summaries ignore private accepts. The network itself only exists on loopback.
+      lines.push(
+        'ExitRelay 1',
+        'ExitPolicy accept *:*',
+        // ...so bind exit connections to loopback: a non-loopback destination then fails locally.
+        'OutboundBindAddressExit 127.0.0.1',
+        `ServerDNSResolvConfFile ${need(o.resolvConf, 'resolvConf')}`,
+        'ServerDNSDetectHijacking 0',
+      );
+    } else {
+      lines.push('ExitRelay 0', 'ExitPolicy reject *:*');
+    }
+  }
+  if (o.role === 'authority') {
+    lines.push(
+      'AuthoritativeDirectory 1',
+      'V3AuthoritativeDirectory 1',
+      `TestingV3AuthInitialVotingInterval ${VOTING.initialInterval}`,
+      `TestingV3AuthInitialVoteDelay ${VOTING.initialVoteDelay}`,
+      `TestingV3AuthInitialDistDelay ${VOTING.initialDistDelay}`,
+      `V3AuthVotingInterval ${VOTING.interval}`,
+      `V3AuthVoteDelay ${VOTING.voteDelay}`,
+      `V3AuthDistDelay ${VOTING.distDelay}`,
+      `TestingV3AuthVotingStartOffset ${need(o.votingStartOffset, 'votingStartOffset')}`,
+    );
+  }
+  if (o.role === 'client') {
+    lines.push(`SocksPort 127.0.0.1:${need(o.socksPort, 'socksPort')}`);
+  }
+  if (o.role === 'onion') {
+    const ports = need(o.hiddenServicePorts, 'hiddenServicePorts');
+    if (ports.length === 0) throw new Error(`torrc for onion ${o.nickname} needs at least one hidden service port`);
+    lines.push('SocksPort 0', `HiddenServiceDir ${need(o.hiddenServiceDir, 'hiddenServiceDir')}`);
+    for (const p of ports) lines.push(`HiddenServicePort ${p} 127.0.0.1:${p}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** resolv.conf for exits: only the test DNS responder (evdns accepts host:port). */
+export function resolvConf(dnsPort: number, dnsHost = '127.0.0.1'): string {
+  return `nameserver ${dnsHost}:${dnsPort}\n`;
+}
