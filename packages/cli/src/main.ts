@@ -2,9 +2,11 @@
 // configuration (flags, ONIONTURN_* env, --config JSON) and exit codes in config.ts and exit-codes.ts.
 import yargs from 'yargs';
 import type { CliContext } from './cli-context.js';
+import { clientCommand } from './commands/client.js';
 import { credentialsCommand } from './commands/credentials.js';
 import { probeCommand } from './commands/probe.js';
 import { newSecretCommand } from './commands/secret.js';
+import { serverCommand } from './commands/server.js';
 import { ENV_PREFIX, ignoreForeignEnv, loadConfigFile } from './config.js';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 
@@ -36,7 +38,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .middleware(ignoreForeignEnv(process.env), true)
     .config('config', 'JSON file of option names to values, e.g. {"secretFile": "/etc/onionturn/secret"}', loadConfigFile)
     .command(credentialsCommand(ctx))
+    .command(clientCommand(ctx))
     .command(newSecretCommand(ctx))
+    .command(serverCommand(ctx))
     .command(probeCommand({ out: ctx.out }))
     .demandCommand(1, 'no command given (try onionturn --help)')
     .recommendCommands()

@@ -1,1 +1,25 @@
-export const PACKAGE = '@onionturn/client';
+// @onionturn/client: the local TURN shim that carries each app flow as TURN-over-TCP in its own
+// Tor stream. Pure cores (framing, flow state, SOCKS codec, endpoints) and the Node shell (Shim).
+export { Shim, type ShimOptions, type ListeningAddress } from './shim.js';
+export { ShimStats } from './stats.js';
+export { createLogger, type Logger, type LoggerOptions } from './logger.js';
+export { iceServers, type IceServer } from './ice-servers.js';
+export {
+  formatHostPort,
+  isLoopbackAddress,
+  parseHostPort,
+  parseListen,
+  parseUpstream,
+  type HostPort,
+  type Parsed,
+  type UpstreamServer,
+  type UpstreamTransport,
+} from './endpoints.js';
+export { ISOLATION_MODES, IsolationPolicy, type IsolationMode } from './isolation.js';
+export { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
+export { DEFAULT_LIFETIME_S, DEFAULT_QUEUE_LIMITS, FlowState, IDLE_GRACE_S, type QueueLimits } from './flow-state.js';
+export { Reply, connectReplyLength, encodeConnect, encodeGreeting, encodeUserPass, replyText, type SocksAuth } from './socks5-codec.js';
+export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';
+export { UpstreamDialer, type DialResult, type TlsTrust } from './upstream-dialer.js';
+export { formatPin, parsePin, spkiSha256 } from './tls-pin.js';
+export { upstreamError, type UpstreamError, type UpstreamErrorCode } from './errors.js';

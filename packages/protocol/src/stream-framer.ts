@@ -2,8 +2,8 @@
 // ChannelData share the stream. Whole frames are handed out as views of the input chunk when
 // they fit in it (no copy); only frames split across chunks are assembled in a buffer of their
 // exact size, so memory per connection is bounded by the largest allowed frame.
-import { CHANNEL_DATA_HEADER_LENGTH, HEADER_LENGTH, MAGIC_COOKIE } from './constants.js';
-import { channelDataPadding, isValidChannelNumber } from './channel-data.js';
+import { CHANNEL_DATA_HEADER_LENGTH, ChannelNumber, HEADER_LENGTH, MAGIC_COOKIE } from './constants.js';
+import { channelDataPadding } from './channel-data.js';
 
 export const FrameKind = { Stun: 0, ChannelData: 1 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -16,11 +16,18 @@ export interface FramingError {
 export interface FramerOptions {
   /** Largest STUN message or ChannelData frame accepted, header included. Default 65535 + 20. */
   readonly maxFrameLength?: number;
+  /**
+   * Accept channel numbers 0x4000-0x7FFF (RFC 5766) instead of only 0x4000-0x4FFF (RFC 8656).
+   * For relays that forward without judging: coturn still hands out channels up to 0x7FFF.
+   */
+  readonly rfc5766Channels?: boolean;
 }
 
 /**
  * Called once per whole frame. STUN frames are the whole message; ChannelData frames are header
- * + data with the TCP padding already removed. The buffer is only valid during the call.
+ * + data with the TCP padding already removed. The frame is a view of the pushed chunk or a
+ * buffer of its own; the framer never writes to it after delivery, so it stays intact as long
+ * as the caller does not reuse the chunk it pushed.
  */
 export type FrameHandler = (frame: Buffer, kind: FrameKind) => void;
 
@@ -29,6 +36,7 @@ const DEFAULT_MAX = 0xffff + HEADER_LENGTH;
 export class StreamFramer {
   readonly #onFrame: FrameHandler;
   readonly #max: number;
+  readonly #maxChannel: number;
   readonly #head = Buffer.alloc(CHANNEL_DATA_HEADER_LENGTH);
   #headHave = 0;
   #partial: Buffer | undefined;
@@ -38,6 +46,7 @@ export class StreamFramer {
   constructor(onFrame: FrameHandler, options: FramerOptions = {}) {
     this.#onFrame = onFrame;
     this.#max = options.maxFrameLength ?? DEFAULT_MAX;
+    this.#maxChannel = options.rfc5766Channels ? 0x7fff : ChannelNumber.Max;
   }
 
   /** Bytes held for an incomplete frame. */
@@ -122,7 +131,7 @@ export class StreamFramer {
     }
     if (first < 0x80) {
       const channel = buf.readUInt16BE(at);
-      if (!isValidChannelNumber(channel)) return this.#fail('bad-channel-number', `channel 0x${channel.toString(16)} is reserved`);
+      if (channel > this.#maxChannel) return this.#fail('bad-channel-number', `channel 0x${channel.toString(16)} is reserved`);
       const size = CHANNEL_DATA_HEADER_LENGTH + len + channelDataPadding(len);
       if (size > this.#max) return this.#fail('too-long', `ChannelData of ${size} bytes is over the limit of ${this.#max}`);
       return size;

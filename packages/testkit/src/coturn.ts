@@ -144,6 +144,10 @@ export interface UclientOptions {
   readonly clients?: number;
   /** `-l` message length in bytes (default 100). */
   readonly length?: number;
+  /** `-z` per-session packet interval in ms (uclient's default 20). */
+  readonly intervalMs?: number;
+  /** `-c`: no RTCP allocation (uclient still opens two allocations per client over UDP). */
+  readonly noRtcp?: boolean;
   readonly extraArgs?: readonly string[];
   /** Kill uclient (by PID) after this long. Default 30 s. */
   readonly timeoutMs?: number;
@@ -159,6 +163,10 @@ export interface UclientResult {
   readonly received: number | undefined;
   /** True when uclient reported it could not allocate. */
   readonly allocationFailed: boolean;
+  /** From the summary: "Total lost packets N (P%)" and "Average round trip delay R ms". */
+  readonly lostPackets: number | undefined;
+  readonly lossPercent: number | undefined;
+  readonly rttMs: number | undefined;
 }
 
 /** Runs `turnutils_uclient` to completion and parses its summary. */
@@ -171,6 +179,8 @@ export async function runUclient(group: ProcessGroup, options: UclientOptions): 
   if (options.secret !== undefined) args.push('-W', options.secret);
   if (options.peer) args.push('-e', options.peer.host, '-r', String(options.peer.port));
   args.push('-n', String(options.messages ?? 5), '-m', String(options.clients ?? 1), '-l', String(options.length ?? 100));
+  if (options.intervalMs !== undefined) args.push('-z', String(options.intervalMs));
+  if (options.noRtcp) args.push('-c');
   args.push(...(options.extraArgs ?? []));
   args.push('-p', String(options.server.port), options.server.host);
   const started = group.spawn('turnutils_uclient', uclient, args);
@@ -193,7 +203,16 @@ export async function runUclient(group: ProcessGroup, options: UclientOptions): 
     sent: totals ? Number(totals[1]) : undefined,
     received: totals ? Number(totals[2]) : undefined,
     allocationFailed: /Cannot complete Allocation/.test(text),
+    lostPackets: lastNumber(text, /Total lost packets (\d+)/g),
+    lossPercent: lastNumber(text, /Total lost packets \d+ \(([\d.]+)%\)/g),
+    rttMs: lastNumber(text, /Average round trip delay ([\d.]+) ms/g),
   };
+}
+
+function lastNumber(text: string, re: RegExp): number | undefined {
+  const all = [...text.matchAll(re)];
+  const m = all[all.length - 1];
+  return m ? Number(m[1]) : undefined;
 }
 
 export interface TurnutilsPeer {

@@ -66,3 +66,5 @@ export { SOCKS5_REPLIES, Socks5Error, socks5Connect, type Socks5ConnectOptions }
 export { consensusMicrodescDigests, hasCompleteDirInfo, microdescDigests } from './tor-dirinfo.js';
 export { repoRoot, onionturnBin } from './repo-root.js';
 export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson } from './bridge.js';
+export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
+export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';

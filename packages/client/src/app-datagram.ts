@@ -1,0 +1,33 @@
+// App UDP datagram -> TURN-over-TCP form (RFC 8656 §12.5). A datagram is one STUN message or
+// one ChannelData message; over UDP, ChannelData padding is optional, on TCP it is required.
+import { CHANNEL_DATA_HEADER_LENGTH, HEADER_LENGTH, MAGIC_COOKIE } from '@onionturn/protocol';
+
+/** Returned by messageEnd for a datagram that is neither STUN nor ChannelData. */
+export const NOT_TURN = -1;
+
+/**
+ * Length of the TURN message in `datagram` without padding, or NOT_TURN. The TCP form is these
+ * bytes followed by channelDataPadding(end) zero bytes (0 for STUN, whose length is a multiple of 4).
+ * A number, not an object, because this runs once per relayed datagram.
+ */
+export function messageEnd(datagram: Buffer): number {
+  const n = datagram.length;
+  if (n < CHANNEL_DATA_HEADER_LENGTH) return NOT_TURN;
+  const first = datagram[0] as number;
+  const len = datagram.readUInt16BE(2);
+  if (first < 0x40) {
+    if (n !== HEADER_LENGTH + len || (len & 3) !== 0 || n < HEADER_LENGTH) return NOT_TURN;
+    return datagram.readUInt32BE(4) === MAGIC_COOKIE ? n : NOT_TURN;
+  }
+  if (first < 0x80) {
+    // Any 0x4000-0x7FFF channel: RFC 5766 servers (coturn) bind above 0x4FFF; the server judges.
+    const end = CHANNEL_DATA_HEADER_LENGTH + len;
+    return n >= end && n <= end + 3 ? end : NOT_TURN;
+  }
+  return NOT_TURN;
+}
+
+/** True for a STUN request (class bits 0b00): only those may open a new upstream flow. */
+export function isStunRequest(datagram: Buffer): boolean {
+  return (datagram[0] as number) < 0x40 && (datagram.readUInt16BE(0) & 0x0110) === 0;
+}

@@ -1,0 +1,30 @@
+// What every flow shares with the shim that owns it.
+import type { UpstreamDialer } from './upstream-dialer.js';
+import type { IsolationPolicy } from './isolation.js';
+import type { Logger } from './logger.js';
+import type { ShimStats } from './stats.js';
+import type { QueueLimits } from './flow-state.js';
+
+export interface FlowContext {
+  readonly dialer: UpstreamDialer;
+  readonly isolation: IsolationPolicy;
+  readonly logger: Logger;
+  readonly stats: ShimStats;
+  readonly queueLimits: QueueLimits;
+  /** Bytes allowed in an upstream stream's send buffer before app datagrams are dropped. */
+  readonly maxUpstreamBacklog: number;
+  /** Log app addresses (off by default: SafeLogging). */
+  readonly detail: boolean;
+  /** Coarse clock in ms, updated by the shim's timer (no Date.now() per packet). */
+  now(): number;
+  nextFlowId(): number;
+  /** Called once when a flow has closed, to forget it. */
+  forget(flow: FlowHandle): void;
+}
+
+export interface FlowHandle {
+  readonly id: number;
+  readonly kind: 'udp' | 'tcp';
+  close(reason: string, level?: 'info' | 'warn'): void;
+  idleExpired(now: number): boolean;
+}

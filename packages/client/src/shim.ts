@@ -1,0 +1,210 @@
+// The client shim's Node shell: a loopback UDP + TCP TURN listener on one port, one upstream
+// Tor stream per app flow, an idle sweep. All protocol decisions live in the pure modules.
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import type { FlowContext, FlowHandle } from './flow-context.js';
+import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
+import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
+import { formatHostPort, isLoopbackAddress, type HostPort, type UpstreamServer } from './endpoints.js';
+import { IsolationPolicy, type IsolationMode } from './isolation.js';
+import type { Logger } from './logger.js';
+import { ShimStats } from './stats.js';
+import { TcpFlow } from './tcp-flow.js';
+import { UdpFlow } from './udp-flow.js';
+import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
+
+export interface ShimOptions {
+  readonly listen: HostPort;
+  readonly allowRemote?: boolean;
+  readonly servers: readonly UpstreamServer[];
+  readonly socks: HostPort;
+  readonly isolation?: IsolationMode;
+  readonly logger: Logger;
+  readonly tls?: TlsTrust;
+  readonly udp?: boolean;
+  readonly tcp?: boolean;
+  readonly maxFlows?: number;
+  readonly queueLimits?: QueueLimits;
+  readonly connectTimeoutMs?: number;
+  readonly maxUpstreamBacklog?: number;
+  /** Log app addresses (SafeLogging off). */
+  readonly detail?: boolean;
+  /** Idle sweep period; the coarse clock ticks with it too. */
+  readonly tickMs?: number;
+}
+
+export interface ListeningAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export class Shim {
+  readonly stats = new ShimStats();
+  readonly #opts: ShimOptions;
+  readonly #ctx: FlowContext;
+  readonly #udpFlows = new Map<string, UdpFlow>();
+  readonly #tcpFlows = new Set<TcpFlow>();
+  #udp: UdpSocket | undefined;
+  #tcp: Server | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #now = Date.now();
+  #flowIds = 0;
+  #address: ListeningAddress | undefined;
+
+  constructor(opts: ShimOptions) {
+    if (!opts.allowRemote && !isLoopbackAddress(opts.listen.host)) {
+      throw new Error(`refusing to listen on ${opts.listen.host}: not a loopback address (use --allow-remote)`);
+    }
+    this.#opts = opts;
+    const dialer = new UpstreamDialer({
+      servers: opts.servers,
+      socks: opts.socks,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 30_000,
+      tls: opts.tls ?? { pins: [] },
+      logger: opts.logger,
+    });
+    this.#ctx = {
+      dialer,
+      isolation: new IsolationPolicy(opts.isolation ?? 'per-flow'),
+      logger: opts.logger,
+      stats: this.stats,
+      queueLimits: opts.queueLimits ?? DEFAULT_QUEUE_LIMITS,
+      maxUpstreamBacklog: opts.maxUpstreamBacklog ?? 1024 * 1024,
+      detail: opts.detail ?? false,
+      now: () => this.#now,
+      nextFlowId: () => ++this.#flowIds,
+      forget: (flow) => this.#forget(flow),
+    };
+    this.onDatagram = this.onDatagram.bind(this);
+  }
+
+  get address(): ListeningAddress {
+    if (!this.#address) throw new Error('shim is not listening');
+    return this.#address;
+  }
+
+  /** Flows with an app side still open. */
+  get activeFlows(): number {
+    return this.#udpFlows.size + this.#tcpFlows.size;
+  }
+
+  async start(): Promise<ListeningAddress> {
+    const { host } = this.#opts.listen;
+    const wantUdp = this.#opts.udp !== false;
+    const wantTcp = this.#opts.tcp !== false;
+    // Port 0: take the TCP port the kernel picks and bind UDP to the same number (retry on clash).
+    for (let attempt = 0; ; attempt++) {
+      const tcp = wantTcp ? await this.#listenTcp(host, this.#opts.listen.port) : undefined;
+      const port = tcp ? (tcp.address() as { port: number }).port : this.#opts.listen.port;
+      try {
+        this.#udp = wantUdp ? await this.#bindUdp(host, port) : undefined;
+      } catch (err) {
+        if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
+        if (this.#opts.listen.port === 0 && attempt < 10) continue;
+        throw err;
+      }
+      this.#tcp = tcp;
+      this.#address = { host, port: this.#udp ? this.#udp.address().port : port };
+      break;
+    }
+    this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
+    this.#timer.unref();
+    this.#opts.logger.info('listening', {
+      address: formatHostPort(this.#address.host, this.#address.port),
+      udp: wantUdp,
+      tcp: wantTcp,
+      upstream: this.#opts.servers.map((s) => s.label),
+      socks: formatHostPort(this.#opts.socks.host, this.#opts.socks.port),
+      isolation: this.#ctx.isolation.mode,
+    });
+    return this.#address;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) f.close('shim stopping');
+    const tcp = this.#tcp;
+    const udp = this.#udp;
+    this.#tcp = undefined;
+    this.#udp = undefined;
+    if (udp) await new Promise<void>((r) => udp.close(() => r()));
+    if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
+  }
+
+  #listenTcp(host: string, port: number): Promise<Server> {
+    const server = createServer({ pauseOnConnect: true }, (sock) => this.#onConnection(sock));
+    server.maxConnections = this.#opts.maxFlows ?? 256;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.removeListener('error', reject);
+        server.on('error', (err) => this.#opts.logger.error(`TCP listener error: ${err.message}`));
+        resolve(server);
+      });
+    });
+  }
+
+  async #bindUdp(host: string, port: number): Promise<UdpSocket> {
+    const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', ipv6Only: isIP(host) === 6 });
+    const failed = once(sock, 'error');
+    sock.bind({ address: host, port, exclusive: true });
+    await Promise.race([once(sock, 'listening'), failed.then(([e]) => Promise.reject(e as Error))]);
+    sock.on('error', (err) => this.#opts.logger.error(`UDP listener error: ${err.message}`));
+    sock.on('message', this.onDatagram);
+    return sock;
+  }
+
+  #onConnection(sock: Socket): void {
+    if (this.activeFlows >= (this.#opts.maxFlows ?? 256)) {
+      this.stats.flowLimitRefused++;
+      sock.destroy();
+      return;
+    }
+    const flow = new TcpFlow(this.#ctx, sock);
+    this.#tcpFlows.add(flow);
+    this.stats.flowsOpened++;
+    flow.start();
+  }
+
+  private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    const end = messageEnd(msg);
+    if (end === NOT_TURN) {
+      this.stats.notTurnDropped++;
+      return;
+    }
+    const key = `${rinfo.address}|${rinfo.port}`;
+    let flow = this.#udpFlows.get(key);
+    if (flow === undefined) {
+      // Only a STUN request opens a Tor stream: stray ChannelData or responses are dropped.
+      if (!isStunRequest(msg)) {
+        this.stats.orphanDropped++;
+        return;
+      }
+      if (this.activeFlows >= (this.#opts.maxFlows ?? 256)) {
+        this.stats.flowLimitRefused++;
+        return;
+      }
+      flow = new UdpFlow(this.#ctx, this.#udp as UdpSocket, rinfo.address, rinfo.port);
+      this.#udpFlows.set(key, flow);
+      this.stats.flowsOpened++;
+      flow.start();
+    }
+    flow.fromApp(msg, end);
+  }
+
+  #forget(flow: FlowHandle): void {
+    if (flow instanceof UdpFlow) {
+      const key = `${flow.appAddress}|${flow.appPort}`;
+      if (this.#udpFlows.get(key) === flow) this.#udpFlows.delete(key);
+    } else if (flow instanceof TcpFlow) {
+      this.#tcpFlows.delete(flow);
+    }
+  }
+
+  #tick(): void {
+    this.#now = Date.now();
+    for (const f of this.#udpFlows.values()) if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
+    for (const f of this.#tcpFlows) if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
+  }
+}

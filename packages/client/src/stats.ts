@@ -1,0 +1,16 @@
+// Counters the shell bumps (plain fields: no lookups per packet). Read by tests and the status log.
+export class ShimStats {
+  flowsOpened = 0;
+  flowsClosed = 0;
+  upstreamFailures = 0;
+  /** Datagrams dropped because the connect queue of their flow was full. */
+  queueDropped = 0;
+  /** Datagrams dropped because the upstream stream's send buffer was full. */
+  backlogDropped = 0;
+  /** App datagrams that were neither STUN nor ChannelData. */
+  notTurnDropped = 0;
+  /** App datagrams from a source with no flow that cannot open one (not a STUN request). */
+  orphanDropped = 0;
+  /** Flows refused because the flow limit was reached. */
+  flowLimitRefused = 0;
+}

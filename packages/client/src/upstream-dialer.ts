@@ -1,0 +1,114 @@
+// Opens the upstream stream for one flow: SOCKS5 through Tor to the first reachable server in
+// the list (failover, said in the log), then TLS when the server is tls://.
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import { isIP } from 'node:net';
+import type { Logger } from 'winston';
+import type { HostPort, UpstreamServer } from './endpoints.js';
+import { upstreamError, type UpstreamError } from './errors.js';
+import type { SocksAuth } from './socks5-codec.js';
+import { socksConnect } from './socks5-connect.js';
+import { formatPin, spkiSha256 } from './tls-pin.js';
+
+export interface TlsTrust {
+  /** SPKI sha256 digests; any match accepts the server (no CA check then). */
+  readonly pins: readonly Buffer[];
+  /** PEM CA certificates for CA verification when there are no pins. */
+  readonly ca?: Buffer | undefined;
+}
+
+export interface DialerOptions {
+  readonly servers: readonly UpstreamServer[];
+  readonly socks: HostPort;
+  readonly connectTimeoutMs: number;
+  readonly tls: TlsTrust;
+  readonly logger: Logger;
+}
+
+export type DialResult =
+  | { readonly ok: true; readonly socket: Socket; readonly head: Buffer; readonly server: UpstreamServer }
+  | { readonly ok: false; readonly error: UpstreamError };
+
+export class UpstreamDialer {
+  readonly #opts: DialerOptions;
+  /** Index of the server that worked last; new flows start there. */
+  #preferred = 0;
+
+  constructor(opts: DialerOptions) {
+    if (opts.servers.length === 0) throw new Error('at least one upstream server is needed');
+    this.#opts = opts;
+  }
+
+  get servers(): readonly UpstreamServer[] {
+    return this.#opts.servers;
+  }
+
+  async dial(auth: SocksAuth | undefined, flowId: number): Promise<DialResult> {
+    const { servers, logger } = this.#opts;
+    let last: UpstreamError | undefined;
+    for (let i = 0; i < servers.length; i++) {
+      const index = (this.#preferred + i) % servers.length;
+      const server = servers[index] as UpstreamServer;
+      const r = await this.#dialOne(server, auth);
+      if (r.ok) {
+        if (index !== this.#preferred) {
+          logger.warn('upstream failover', { flow: flowId, now: server.label });
+          this.#preferred = index;
+        }
+        return r;
+      }
+      last = r.error;
+      // A dead SOCKS proxy fails every server alike: no point walking the list.
+      if (r.error.code === 'socks-unreachable') break;
+      const next = servers.length > 1 ? (servers[(index + 1) % servers.length] as UpstreamServer).label : undefined;
+      logger.warn(`upstream ${server.label} failed: ${r.error.reason}${next && i + 1 < servers.length ? `; trying ${next}` : ''}`, {
+        flow: flowId,
+        code: r.error.code,
+      });
+    }
+    return { ok: false, error: last ?? upstreamError('closed', 'no upstream server') };
+  }
+
+  async #dialOne(server: UpstreamServer, auth: SocksAuth | undefined): Promise<DialResult> {
+    const r = await socksConnect({ proxy: this.#opts.socks, target: server, auth, timeoutMs: this.#opts.connectTimeoutMs });
+    if (!r.ok) return r;
+    if (server.transport === 'tcp') return { ok: true, socket: r.socket, head: r.head, server };
+    if (r.head.length > 0) r.socket.unshift(r.head);
+    return this.#startTls(server, r.socket);
+  }
+
+  #startTls(server: UpstreamServer, raw: Socket): Promise<DialResult> {
+    const { pins, ca } = this.#opts.tls;
+    return new Promise((resolve) => {
+      const tls: TLSSocket = tlsConnect({
+        socket: raw,
+        // SNI only for names; an IP literal as servername is not allowed (RFC 6066).
+        ...(isIP(server.host) === 0 ? { servername: server.host } : {}),
+        ...(ca ? { ca } : {}),
+        rejectUnauthorized: pins.length === 0,
+        ALPNProtocols: [],
+      });
+      const timer = setTimeout(() => fail(upstreamError('timeout', `TLS handshake with ${server.label} took over ${this.#opts.connectTimeoutMs} ms`)), this.#opts.connectTimeoutMs);
+      const fail = (e: UpstreamError): void => {
+        clearTimeout(timer);
+        tls.destroy();
+        resolve({ ok: false, error: e });
+      };
+      tls.once('error', (err) => fail(upstreamError('tls', `TLS with ${server.label} failed: ${err.message}`)));
+      tls.once('secureConnect', () => {
+        if (pins.length > 0) {
+          const cert = tls.getPeerCertificate();
+          const got = cert.raw ? spkiSha256(cert.raw) : Buffer.alloc(0);
+          if (!pins.some((p) => p.equals(got))) {
+            fail(upstreamError('pin-mismatch', `TLS certificate of ${server.label} does not match the pinned key (server key is ${formatPin(got)}); refusing the connection`));
+            return;
+          }
+        }
+        clearTimeout(timer);
+        tls.removeAllListeners('error');
+        tls.pause();
+        resolve({ ok: true, socket: tls, head: Buffer.alloc(0), server });
+      });
+    });
+  }
+}

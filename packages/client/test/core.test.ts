@@ -1,0 +1,99 @@
+// Pure parts of the shim, without sockets.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AttributeType, MessageBuilder, MessageClass, Method, encodeChannelData } from '@onionturn/protocol';
+import {
+  FlowState,
+  IsolationPolicy,
+  NOT_TURN,
+  connectReplyLength,
+  encodeConnect,
+  encodeGreeting,
+  iceServers,
+  isStunRequest,
+  messageEnd,
+  parseListen,
+  parseUpstream,
+  replyText,
+} from '../src/index.js';
+
+test('messageEnd: STUN whole, ChannelData without padding, garbage refused', () => {
+  const stun = new MessageBuilder(Method.Binding, MessageClass.Request).build();
+  assert.equal(messageEnd(stun), stun.length);
+  assert.equal(isStunRequest(stun), true);
+  const unpadded = encodeChannelData(0x4001, Buffer.from('abcde'), false);
+  assert.equal(messageEnd(unpadded), 9);
+  assert.equal(messageEnd(encodeChannelData(0x4001, Buffer.from('abcde'), true)), 9);
+  assert.equal(messageEnd(Buffer.concat([encodeChannelData(0x4001, Buffer.from('abcd'), true), Buffer.alloc(4)])), NOT_TURN);
+  const coturnChannel = Buffer.from('7b8b0002abcd', 'hex'); // RFC 5766 range, as coturn binds
+  assert.equal(messageEnd(coturnChannel), 6);
+  assert.equal(messageEnd(Buffer.from('GET / HTTP/1.1\r\n')), NOT_TURN);
+  const noCookie = Buffer.from(stun);
+  noCookie.writeUInt32BE(0, 4);
+  assert.equal(messageEnd(noCookie), NOT_TURN);
+  assert.equal(messageEnd(stun.subarray(0, 10)), NOT_TURN);
+  const response = new MessageBuilder(Method.Binding, MessageClass.SuccessResponse).build();
+  assert.equal(isStunRequest(response), false);
+});
+
+test('FlowState: bounded queue, lifetime from responses, Refresh 0 releases, idle after lifetime', () => {
+  const f = new FlowState(0, { maxDatagrams: 2, maxBytes: 100 });
+  assert.equal(f.enqueue(Buffer.alloc(10)), true);
+  assert.equal(f.enqueue(Buffer.alloc(10)), true);
+  assert.equal(f.enqueue(Buffer.alloc(10)), false);
+  assert.equal(f.queueDropped, 1);
+  assert.equal(f.open().length, 2);
+  assert.equal(f.phase, 'open');
+  const alloc = new MessageBuilder(Method.Allocate, MessageClass.SuccessResponse).add(AttributeType.Lifetime, { kind: 'uint32', value: 60 }).build();
+  assert.equal(f.observeUpstreamStun(alloc), false);
+  assert.equal(f.lifetimeS, 60);
+  assert.equal(f.idleExpired(60_000), false);
+  assert.equal(f.idleExpired(91_000), true);
+  const refresh0 = new MessageBuilder(Method.Refresh, MessageClass.SuccessResponse).add(AttributeType.Lifetime, { kind: 'uint32', value: 0 }).build();
+  assert.equal(f.observeUpstreamStun(refresh0), true);
+  const refreshReq0 = new MessageBuilder(Method.Refresh, MessageClass.Request).add(AttributeType.Lifetime, { kind: 'uint32', value: 0 }).build();
+  assert.equal(new FlowState(0).observeUpstreamStun(refreshReq0), false);
+});
+
+test('SOCKS5 codec: names are sent as names, IPs as addresses, replies sized, Tor codes explained', () => {
+  assert.deepEqual([...encodeConnect('example.onion', 443)], [5, 1, 0, 3, 13, ...Buffer.from('example.onion'), 1, 187]);
+  assert.deepEqual([...encodeConnect('127.0.0.1', 80)], [5, 1, 0, 1, 127, 0, 0, 1, 0, 80]);
+  assert.equal(encodeConnect('::1', 80).length, 3 + 17 + 2);
+  assert.deepEqual([...encodeGreeting(undefined)], [5, 1, 0]);
+  assert.deepEqual([...encodeGreeting({ username: 'u', password: 'p' })], [5, 2, 2, 0]);
+  assert.equal(connectReplyLength(Buffer.from([5, 0, 0, 1, 0, 0, 0])), 0);
+  assert.equal(connectReplyLength(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9])), 10);
+  assert.equal(connectReplyLength(Buffer.from([5, 0, 0, 9, 0])), -1);
+  assert.match(replyText(0xf6), /invalid onion address/);
+  assert.match(replyText(0x05), /refused/);
+  assert.match(replyText(0x99), /unknown SOCKS reply 0x99/);
+});
+
+test('endpoints: upstream forms, loopback-only listener', () => {
+  assert.deepEqual(parseUpstream('tls://turn.example.org:5349'), { ok: true, value: { transport: 'tls', host: 'turn.example.org', port: 5349, label: 'tls://turn.example.org:5349' } });
+  const onion = parseUpstream('abcdefghijklmnop.onion:3478');
+  assert.equal(onion.ok && onion.value.transport, 'tcp');
+  assert.equal(parseUpstream('turn.example.org:3478').ok, false);
+  assert.equal(parseUpstream('udp://1.2.3.4:3478').ok, false);
+  assert.equal(parseUpstream('tcp://[::1]:3478').ok, true);
+  assert.equal(parseListen('127.0.0.2:3478', false).ok, true);
+  assert.equal(parseListen('[::1]:3478', false).ok, true);
+  const remote = parseListen('192.168.1.5:3478', false);
+  assert.equal(remote.ok, false);
+  assert.match(remote.ok ? '' : remote.reason, /--allow-remote/);
+  assert.equal(parseListen('192.168.1.5:3478', true).ok, true);
+  assert.equal(parseListen('localhost:3478', true).ok, false);
+});
+
+test('isolation: per-flow fresh credentials, shared one pair', () => {
+  const p = new IsolationPolicy('per-flow');
+  assert.notEqual(p.next().username, p.next().username);
+  const s = new IsolationPolicy('shared');
+  assert.deepEqual(s.next(), s.next());
+});
+
+test('iceServers: UDP and TCP urls for the listener', () => {
+  assert.deepEqual(iceServers('::1', 3478, { username: 'u', password: 'p' }), [
+    { urls: ['turn:[::1]:3478?transport=udp', 'turn:[::1]:3478?transport=tcp'], username: 'u', credential: 'p' },
+  ]);
+});

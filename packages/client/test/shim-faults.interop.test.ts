@@ -1,0 +1,174 @@
+// Isolation as the SOCKS server sees it, and faults: upstream refuses, Tor's onion errors, SOCKS
+// down, failover, upstream closing mid-flow, apps sending garbage. Other flows must not notice,
+// and no socket may be left behind.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
+import { MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
+import {
+  ProcessGroup,
+  SocksRecorder,
+  countClientConnections,
+  freePort,
+  runUclient,
+  sleep,
+  startCoturn,
+  startTurnutilsPeer,
+  waitFor,
+  type Coturn,
+  type SocksRequestRecord,
+} from '@onionturn/testkit';
+import { Shim, parseUpstream, type IsolationMode, type UpstreamServer } from '../src/index.js';
+import { captureLogger, messages, type LogLine } from './helpers.js';
+
+const SECRET = 'faults-secret';
+
+function servers(...texts: string[]): UpstreamServer[] {
+  return texts.map((t) => {
+    const r = parseUpstream(t);
+    if (!r.ok) throw new Error(r.reason);
+    return r.value;
+  });
+}
+
+function bindingRequest(): Buffer {
+  return new MessageBuilder(Method.Binding, MessageClass.Request).build();
+}
+
+async function sendUdp(port: number, data: Buffer): Promise<void> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.send(data, port, '127.0.0.1', () => r()));
+  s.close();
+}
+
+describe('isolation and faults', () => {
+  const group = new ProcessGroup();
+  const shims: Shim[] = [];
+  let coturn: Coturn;
+  let peerPort: number;
+  let recorder: SocksRecorder;
+  let replyFor: ((r: SocksRequestRecord) => number | undefined) | undefined;
+
+  async function startShim(opts: { servers: UpstreamServer[]; socksPort?: number; isolation?: IsolationMode }): Promise<{ shim: Shim; lines: LogLine[] }> {
+    const log = captureLogger();
+    const shim = new Shim({
+      listen: { host: '127.0.0.1', port: 0 },
+      servers: opts.servers,
+      socks: { host: '127.0.0.1', port: opts.socksPort ?? recorder.port },
+      isolation: opts.isolation ?? 'per-flow',
+      logger: log.logger,
+      connectTimeoutMs: 5000,
+      tickMs: 200,
+    });
+    shims.push(shim);
+    await shim.start();
+    return { shim, lines: log.lines };
+  }
+
+  before(async () => {
+    coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
+    peerPort = (await startTurnutilsPeer(group)).port;
+    recorder = await SocksRecorder.start({ hosts: { 'turn.example.test': '127.0.0.1' }, replyFor: (r) => replyFor?.(r) });
+  });
+
+  after(async () => {
+    for (const s of shims) await s.stop();
+    await recorder?.close();
+    await group.stopAll();
+  });
+
+  test('per-flow isolation: distinct SOCKS credentials per flow; hostnames go to SOCKS unresolved', async () => {
+    const { shim } = await startShim({ servers: servers(`tcp://turn.example.test:${coturn.port}`) });
+    const first = recorder.requests.length;
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 3, messages: 10 });
+    assert.equal(r.received, r.sent, r.output.slice(-800));
+    const reqs = recorder.requests.slice(first);
+    assert.equal(reqs.length, 6);
+    assert.equal(new Set(reqs.map((q) => q.username)).size, 6);
+    assert.equal(new Set(reqs.map((q) => q.password)).size, 6);
+    assert.deepEqual([...new Set(reqs.map((q) => `${q.addressType} ${q.host}`))], ['domain turn.example.test']);
+    await shim.stop();
+  });
+
+  test('shared isolation: one SOCKS credential for every flow', async () => {
+    const { shim } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), isolation: 'shared' });
+    const first = recorder.requests.length;
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 3, messages: 10 });
+    assert.equal(r.received, r.sent, r.output.slice(-800));
+    const reqs = recorder.requests.slice(first);
+    assert.equal(reqs.length, 6);
+    assert.equal(new Set(reqs.map((q) => q.username)).size, 1);
+    assert.equal(reqs[0]?.username?.startsWith('onionturn-'), true);
+    await shim.stop();
+  });
+
+  test('upstream refuses: a clear log line, the flow is dropped', async () => {
+    const closed = await freePort();
+    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`) });
+    await sendUdp(shim.address.port, bindingRequest());
+    await waitFor('flow closed', () => shim.stats.upstreamFailures === 1 && shim.activeFlows === 0, 5000);
+    assert.match(messages(lines), new RegExp(`could not connect to 127\\.0\\.0\\.1:${closed}: connection refused by the destination`));
+    await shim.stop();
+  });
+
+  test('Tor extended reply codes become sentences', async () => {
+    replyFor = (r) => (r.host.endsWith('.onion') ? 0xf0 : undefined);
+    const onion = 'a'.repeat(56) + '.onion';
+    const { shim, lines } = await startShim({ servers: servers(`${onion}:3478`) });
+    await sendUdp(shim.address.port, bindingRequest());
+    await waitFor('failure', () => shim.stats.upstreamFailures === 1, 5000);
+    replyFor = undefined;
+    assert.match(messages(lines), /onion service descriptor can not be found/);
+    await shim.stop();
+  });
+
+  test('SOCKS proxy down: says so, and names tor', async () => {
+    const deadSocks = await freePort();
+    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), socksPort: deadSocks });
+    await sendUdp(shim.address.port, bindingRequest());
+    await waitFor('failure', () => shim.stats.upstreamFailures === 1, 5000);
+    assert.match(messages(lines), new RegExp(`SOCKS proxy 127\\.0\\.0\\.1:${deadSocks} is not accepting connections \\(ECONNREFUSED\\); is tor running\\?`));
+    await shim.stop();
+  });
+
+  test('failover: the next server is used and the log says which', async () => {
+    const closed = await freePort();
+    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`, `tcp://127.0.0.1:${coturn.port}`) });
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 10 });
+    assert.equal(r.received, r.sent, r.output.slice(-800));
+    assert.equal(r.sent, 10);
+    const text = messages(lines);
+    assert.match(text, new RegExp(`upstream tcp://127\\.0\\.0\\.1:${closed} failed: .*connection refused.*; trying tcp://127\\.0\\.0\\.1:${coturn.port}`));
+    assert.match(text, /upstream failover/);
+    await shim.stop();
+  });
+
+  test('upstream closes mid-flow and apps send garbage: only those flows end, others relay on, nothing leaks', async () => {
+    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`) });
+    const first = recorder.requests.length;
+    const victim = runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 150, intervalMs: 20 });
+    await waitFor('victim flows up', () => recorder.requests.length - first === 2 && shim.activeFlows === 2, 10_000);
+    const bystander = runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, secret: SECRET, clients: 1, messages: 100, intervalMs: 20, tcp: true });
+    await sleep(1500);
+    // The upstream of both victim flows goes away (an exit or the server hanging up).
+    for (const q of recorder.requests.slice(first, first + 2)) for (const s of q.streams) s.destroy();
+    // Garbage over UDP (dropped, counted) and over TCP (connection closed).
+    await sendUdp(shim.address.port, Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    const garbage = connect({ host: '127.0.0.1', port: shim.address.port });
+    garbage.on('error', () => {});
+    garbage.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4]));
+    await new Promise((r) => garbage.once('close', r));
+    const [v, b] = await Promise.all([victim, bystander]);
+    assert.equal(b.sent, 100, b.output.slice(-600));
+    assert.equal(b.received, 100, b.output.slice(-600));
+    assert.equal((v.received ?? 0) < (v.sent ?? 0) || v.received === undefined, true, 'the victim lost its upstream');
+    const text = messages(lines);
+    assert.match(text, /flow closed: upstream closed the stream/);
+    assert.match(text, /flow closed: app sent data that is not TURN \(first byte 0xff is neither STUN nor ChannelData\)/);
+    assert.equal(shim.stats.notTurnDropped >= 1, true);
+    await shim.stop();
+    await waitFor('no shim->SOCKS sockets', () => countClientConnections(recorder.port) === 0, 5000);
+    await waitFor('recorder relays closed', () => recorder.open === 0, 5000);
+  });
+});

@@ -1,0 +1,114 @@
+// The shim against independent parts: coturn `turnserver` (REST secret, TCP listener) behind
+// Debian `microsocks`, driven by coturn's `turnutils_uclient` through `turnutils_peer`.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ProcessGroup,
+  countClientConnections,
+  countServerConnections,
+  runUclient,
+  sleep,
+  startCoturn,
+  startMicrosocks,
+  startTurnutilsPeer,
+  tcpEntries,
+  waitFor,
+  type Coturn,
+} from '@onionturn/testkit';
+import { Shim, parseUpstream, type UpstreamServer } from '../src/index.js';
+import { captureLogger, messages } from './helpers.js';
+
+const SECRET = 'interop-secret-1';
+
+/** ESTABLISHED connections at the server side of `port` (closing ones of earlier flows left out). */
+function established(port: number): number {
+  return tcpEntries().filter((e) => e.localPort === port && e.state === 'ESTABLISHED').length;
+}
+
+function server(text: string): UpstreamServer {
+  const r = parseUpstream(text);
+  if (!r.ok) throw new Error(r.reason);
+  return r.value;
+}
+
+describe('shim pass-through via microsocks to coturn', () => {
+  const group = new ProcessGroup();
+  let coturn: Coturn;
+  let peerPort: number;
+  let socksPort: number;
+  let shim: Shim;
+  const log = captureLogger();
+
+  before(async () => {
+    coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
+    peerPort = (await startTurnutilsPeer(group)).port;
+    socksPort = (await startMicrosocks(group)).port;
+    shim = new Shim({
+      listen: { host: '127.0.0.1', port: 0 },
+      servers: [server(`tcp://127.0.0.1:${coturn.port}`)],
+      socks: { host: '127.0.0.1', port: socksPort },
+      logger: log.logger,
+      tickMs: 200,
+    });
+    await shim.start();
+  });
+
+  after(async () => {
+    await shim?.stop();
+    await group.stopAll();
+  });
+
+  test('uclient over UDP allocates, binds channels and relays with no loss', async () => {
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, messages: 50, clients: 2, intervalMs: 10 });
+    assert.equal(r.sent, 100, r.output.slice(-1500));
+    assert.equal(r.received, 100, r.output.slice(-800) + '\n--- coturn:\n' + coturn.process.output().slice(-3000));
+    assert.equal(r.lostPackets, 0, r.output.slice(-800));
+    assert.equal(shim.stats.flowsOpened >= 2, true);
+    assert.equal(shim.stats.upstreamFailures, 0, messages(log.lines));
+  });
+
+  test('uclient over TCP (-t) relays with no loss', async () => {
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, secret: SECRET, messages: 50, clients: 2, intervalMs: 10, tcp: true });
+    assert.equal(r.sent, 100, r.output.slice(-1500));
+    assert.equal(r.received, 100, r.output.slice(-800) + '\n--- coturn:\n' + coturn.process.output().slice(-3000));
+    assert.equal(r.lostPackets, 0, r.output.slice(-800));
+  });
+
+  // turnutils_uclient makes two allocations per client (two UDP sockets), so 20 clients are 40
+  // app flows; each must ride its own upstream TCP connection.
+  test('20 concurrent UDP clients: every app flow gets its own upstream connection', async () => {
+    const before = shim.stats.flowsOpened;
+    // Flows of the earlier tests whose allocations are still alive hold their connections.
+    const baseline = established(coturn.port);
+    assert.equal(baseline, shim.activeFlows);
+    let maxAtServer = 0;
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        maxAtServer = Math.max(maxAtServer, established(coturn.port));
+        await sleep(100);
+      }
+    })();
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, messages: 20, clients: 20, intervalMs: 20 });
+    polling = false;
+    await poll;
+    assert.equal(r.received, r.sent, r.output.slice(-1500));
+    assert.equal(r.sent, 400);
+    assert.equal(shim.stats.flowsOpened - before, 40);
+    // At least one connection per flow at once (40 flows sharing fewer would show less). Other
+    // engineers' loads on this machine can add a stray entry, so not an exact count.
+    assert.equal(maxAtServer - baseline >= 40, true, `coturn saw ${maxAtServer} TCP connections at once (${baseline} before)`);
+  });
+
+  test('released allocations close their flows; stopping leaves no socket behind', async () => {
+    // uclient releases (Refresh lifetime 0) one allocation per client; the shim closes those
+    // flows at once. The others stay until idle, as their allocations live on at coturn.
+    const released = log.lines.filter((l) => l.message === 'flow closed: allocation released (Refresh with lifetime 0)').length;
+    assert.equal(released >= 22, true, `only ${released} flows closed on Refresh 0`);
+    assert.equal(shim.activeFlows, shim.stats.flowsOpened - shim.stats.flowsClosed);
+    await shim.stop();
+    await waitFor('no shim->SOCKS sockets', () => countClientConnections(socksPort) === 0, 5000);
+    await waitFor('no connections at coturn', () => countServerConnections(coturn.port) === 0, 5000);
+    assert.equal(shim.activeFlows, 0);
+  });
+});

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// `npm run bench:client`: turnutils_uclient over UDP through the shim (app -> onionturn client
+// -> microsocks -> coturn over TCP) side by side with `turnutils_uclient -t` straight to coturn.
+// Reports delivered packets/s, loss, RTT, and CPU microseconds per message of the shim process
+// and of coturn (from /proc/PID/stat). Everything on loopback, started and stopped here by PID.
+//   BENCH_CLIENTS (10), BENCH_MESSAGES per client (500), BENCH_LENGTH (120), BENCH_INTERVAL_MS (5)
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcessGroup, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor } from '../packages/testkit/dist/src/index.js';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+const BIN = join(root, 'packages', 'cli', 'bin', 'onionturn.js');
+const SECRET = 'bench-secret';
+const clients = Number(process.env.BENCH_CLIENTS ?? 10);
+const messages = Number(process.env.BENCH_MESSAGES ?? 500);
+const length = Number(process.env.BENCH_LENGTH ?? 120);
+const intervalMs = Number(process.env.BENCH_INTERVAL_MS ?? 5);
+const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+function cpuUs(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_US; // utime + stime
+}
+
+function transmitSeconds(output) {
+  const m = [...output.matchAll(/Total transmit time is (\d+)/g)].pop();
+  return m ? Number(m[1]) : NaN;
+}
+
+async function measure(name, group, opts, pids) {
+  const before = pids.map((p) => cpuUs(p.pid));
+  const t0 = Date.now();
+  const r = await runUclient(group, { ...opts, clients, messages, length, intervalMs, noRtcp: true, secret: SECRET, peer: opts.peer, timeoutMs: 120_000 });
+  const wall = (Date.now() - t0) / 1000;
+  const cpu = pids.map((p, i) => ({ name: p.name, us: cpuUs(p.pid) - before[i] }));
+  const moved = (r.sent ?? 0) + (r.received ?? 0);
+  const secs = transmitSeconds(r.output);
+  return {
+    path: name,
+    sent: r.sent,
+    received: r.received,
+    lossPercent: r.lossPercent,
+    rttMs: r.rttMs,
+    deliveredPerSec: Math.round((r.received ?? 0) / secs),
+    transmitSeconds: secs,
+    wallSeconds: Number(wall.toFixed(1)),
+    cpuUsPerMessage: Object.fromEntries(cpu.map((c) => [c.name, Number((c.us / moved).toFixed(1))])),
+  };
+}
+
+const group = new ProcessGroup();
+try {
+  const coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
+  const peer = await startTurnutilsPeer(group);
+  const socks = await startMicrosocks(group);
+  const shim = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socks.port}`, '--log-level', 'warn']);
+  let stdout = '';
+  shim.child.stdout.on('data', (c) => (stdout += c.toString()));
+  const shimPort = Number(await waitFor('shim to print its iceServers', () => /turn:127\.0\.0\.1:(\d+)\?transport=udp/.exec(stdout)?.[1], 10_000, 50));
+  const peerAddr = { host: '127.0.0.1', port: peer.port };
+  const direct = await measure('uclient -t -> coturn (TCP, direct)', group, { server: { host: '127.0.0.1', port: coturn.port }, tcp: true, peer: peerAddr }, [
+    { name: 'coturn', pid: coturn.process.pid },
+  ]);
+  const shimmed = await measure('uclient UDP -> shim -> microsocks -> coturn', group, { server: { host: '127.0.0.1', port: shimPort }, tcp: false, peer: peerAddr }, [
+    { name: 'shim', pid: shim.pid },
+    { name: 'coturn', pid: coturn.process.pid },
+    { name: 'microsocks', pid: socks.process.pid },
+  ]);
+  console.log(JSON.stringify({ shape: { clients, messagesPerClient: messages, length, intervalMs }, results: [direct, shimmed] }, null, 2));
+} finally {
+  await group.stopAll();
+}
