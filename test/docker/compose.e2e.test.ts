@@ -66,6 +66,28 @@ test('the server Dockerfile installs dependencies from every workspace manifest'
   for (const ws of workspaces) assert.ok(dockerfile.includes(`COPY ${ws}/package.json ${ws}/\n`), `docker/server/Dockerfile lacks 'COPY ${ws}/package.json ${ws}/'`);
 });
 
+test('docker-compose accepts the compose file with .env.example and insists on ONIONTURN_RELAY_IP', async () => {
+  const compose = requireTool(TOOLS.dockerCompose);
+  const example = join(ROOT, 'docker', '.env.example');
+  const ok = await runCommand(compose, ['--env-file', example, '-f', COMPOSE_FILE, 'config'], { cwd: join(ROOT, 'docker') });
+  assert.equal(ok.code, 0, ok.stderr);
+  for (const expected of ['network_mode: host', 'restart: unless-stopped', 'ONIONTURN_SECRET_FILE: /var/lib/onionturn/turn-secret', 'TOR_MODE: onion', 'onionturn-state:', 'tor-state:']) {
+    assert.ok(ok.stdout.includes(expected), `compose config lacks '${expected}':\n${ok.stdout}`);
+  }
+  const dir = tempDir('onionturn-compose-env-');
+  try {
+    const env = join(dir, 'empty.env');
+    writeFileSync(env, '# nothing set\n');
+    const env2 = { ...process.env };
+    delete env2['ONIONTURN_RELAY_IP'];
+    const missing = await runCommand(compose, ['--env-file', env, '-f', COMPOSE_FILE, 'config'], { cwd: join(ROOT, 'docker'), env: env2 });
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /set ONIONTURN_RELAY_IP/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('docker-compose exit side: images build, the stack gets healthy, coturn relays UDP through the composed server', { timeout: 30 * 60_000 }, async (t) => {
   const compose = requireTool(TOOLS.dockerCompose);
   requireTool(TOOLS.turnutilsUclient);
@@ -141,7 +163,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   const torStarted = Date.now();
   const tor = await startTorNetwork({ onion: {} });
   cleanups.push(() => tor.stop());
-  log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${tor.socksPort})`);
+  log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${tor.socksPort}, ${tor.dataDir}, pids ${tor.pids.join(' ')})`);
   const client = tor.nodes.find((n) => n.role === 'client');
   assert.ok(client, 'the Tor test network has a client node');
   writeFileSync(join(torConfigDir, 'testnet.conf'), testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8')));
