@@ -8,7 +8,7 @@
 // compose down -v, the Tor network, the peer, and the private dockerd, by what this test recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ProcessGroup,
@@ -291,6 +291,45 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   assert.equal(viaShim.sent, 20, viaShim.output.slice(-3000));
   assert.equal(viaShim.received, 20, `echoes through shim, Tor, onion service and relay:\n${viaShim.output.slice(-3000)}`);
   log(`turnutils_uclient through the shim and the onion service: ${viaShim.received}/${viaShim.sent} echoes`);
+
+  // Secrets from a host file (docker-compose.secret-file.yml): the server is recreated with a
+  // secret made on the host, and a credential computed on the host from it works.
+  const hostSecret = join(dir, 'turn-secret');
+  const made = await runCommand(process.execPath, [CLI, 'secret', hostSecret], { timeoutMs: 20_000 });
+  assert.equal(made.code, 0, made.stderr);
+  chownSync(hostSecret, 10001, 10001);
+  appendFileSync(envFile, `ONIONTURN_SECRET_HOST_FILE=${hostSecret}\n`);
+  const withSecretFile = ['-f', join(ROOT, 'docker', 'docker-compose.secret-file.yml')];
+  const recreated = Date.now();
+  await composeChecked([...withSecretFile, 'up', '--detach', '--no-build', 'server']);
+  const newServerId = (await composeChecked([...withSecretFile, 'ps', '-q', 'server'])).trim();
+  assert.notEqual(newServerId, serverId, 'the server container was recreated');
+  await waitFor('the recreated server to be healthy', async () => (await health(engine, newServerId)) === 'healthy', 120_000, 250);
+  log(`server recreated with a host secret file, healthy in ${Date.now() - recreated} ms`);
+  const hostIssued = await runCommand(process.execPath, [CLI, 'credentials', '--secret-file', hostSecret], { timeoutMs: 20_000 });
+  assert.equal(hostIssued.code, 0, hostIssued.stderr);
+  const hostCredential = JSON.parse(hostIssued.stdout) as { username: string; password: string };
+  const withHostSecret = await runUclient(group, {
+    server: { host: '127.0.0.1', port: turnPort },
+    username: hostCredential.username,
+    password: hostCredential.password,
+    peer: { host: peer.host, port: peer.port },
+    tcp: true,
+    messages: 5,
+    timeoutMs: 60_000,
+  });
+  assert.equal(withHostSecret.received, 10, withHostSecret.output.slice(-3000));
+  // ...and the volume's secret no longer does.
+  const oldSecret = await runUclient(group, {
+    server: { host: '127.0.0.1', port: turnPort },
+    username: credential.username,
+    password: credential.password,
+    peer: { host: peer.host, port: peer.port },
+    tcp: true,
+    messages: 2,
+    timeoutMs: 30_000,
+  });
+  assert.ok(oldSecret.allocationFailed || !oldSecret.received, oldSecret.output.slice(-2000));
 
   // Exit mode's torrc renders and tor accepts it; without contact details the container refuses.
   const exitOk = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', '-e', 'TOR_NICKNAME=onionturne2e', '-e', 'TOR_CONTACT=e2e@onionturn.test', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
