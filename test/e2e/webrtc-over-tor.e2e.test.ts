@@ -59,7 +59,7 @@ test('exit path: TURN/UDP and TURN/TCP from Chromium through the shim, Tor and t
     report(`exit path, TURN/${transport}`, r);
   }
   const after = await bridge.metrics();
-  assert.ok(metricSum(after, 'onionturn_allocations_total') - metricSum(before, 'onionturn_allocations_total') >= 4, 'the server counted the allocations');
+  assert.ok(metricSum(after, 'onionturn_allocations_created_total') - metricSum(before, 'onionturn_allocations_created_total') >= 4, 'the server counted the allocations');
   assert.ok(metricSum(after, 'onionturn_relayed_bytes_total') > metricSum(before, 'onionturn_relayed_bytes_total') + 100_000, 'the server relayed the media');
   const toServer = streamTargets.filter((s) => s === `127.0.0.1:${bridge.serverPort}`);
   assert.ok(toServer.length >= 4, `tor carried the shim's streams to the server (saw ${streamTargets.join(', ')})`);
