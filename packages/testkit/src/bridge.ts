@@ -4,12 +4,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, portRange } from './ports.js';
 import { ProcessGroup, waitFor, type Started } from './processes.js';
 import { onionturnBin } from './repo-root.js';
+import { canConnect } from './sockets.js';
 import { startTorNetwork, type TorNetwork } from './tor-network.js';
 
 export interface ServerOptions {
@@ -69,17 +69,6 @@ export interface Bridge {
   stop(): Promise<void>;
 }
 
-async function tcpAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 function runCli(args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [onionturnBin(), ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
@@ -94,7 +83,7 @@ async function waitListening(what: string, started: Started, port: number): Prom
     `${what} to listen on 127.0.0.1:${port}`,
     async () => {
       if (started.child.exitCode !== null) throw new Error(`${what} exited (${started.child.exitCode}): ${started.output().slice(-2000)}`);
-      return tcpAccepts(port);
+      return canConnect('127.0.0.1', port);
     },
     20_000,
   );

@@ -4,12 +4,12 @@
 import { once } from 'node:events';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, portRange } from './ports.js';
-import { sleep, waitFor, type ProcessGroup, type Started } from './processes.js';
+import { waitFor, type ProcessGroup, type Started } from './processes.js';
 import { TOOLS, requireTool } from './tools.js';
+import { canConnect } from './sockets.js';
 
 const HOST = '127.0.0.1';
 /** coturn's -v log can be long; keep this much of it for assertions (the ProcessGroup keeps less). */
@@ -42,18 +42,6 @@ export interface Coturn {
   log(): string;
   /** Log lines mentioning `user <username>`. */
   userLog(username: string): string[];
-}
-
-async function tcpAccepts(host: string, port: number): Promise<boolean> {
-  const socket = connect({ host, port });
-  try {
-    await Promise.race([once(socket, 'connect'), sleep(500).then(() => Promise.reject(new Error('connect timeout')))]);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    socket.destroy();
-  }
 }
 
 function collectOutput(started: Started): () => string {
@@ -112,7 +100,7 @@ export async function startCoturn(group: ProcessGroup, options: CoturnOptions = 
       if (started.child.exitCode !== null || started.child.signalCode !== null) {
         throw new Error(`turnserver exited (${started.child.exitCode ?? started.child.signalCode}) before listening:\n${log().slice(-4000)}`);
       }
-      return tcpAccepts(HOST, port);
+      return canConnect(HOST, port, 500);
     },
     options.startTimeoutMs ?? 10_000,
   );
