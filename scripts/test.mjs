@@ -27,8 +27,11 @@ function collect(dir, out) {
 const files = [];
 for (const pkg of readdirSync('packages')) collect(join('packages', pkg, 'dist', 'test'), files);
 collect(join('test', 'dist'), files);
+// Only outputs whose source still exists: tsc -b never deletes the output of removed tests.
+const hasSource = (f) => existsSync(f.replace(/(^|\/)dist\//, '$1').replace(/\.js$/, '.ts'));
 const chosen = files
   .map((f) => relative(root, f))
+  .filter(hasSource)
   .filter((f) => !unitOnly || !/\.(interop|e2e)\.test\.js$/.test(f))
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
   .sort();
