@@ -16,6 +16,12 @@ export interface ClientLink {
 /** A bound relay socket, as the shell gives it to the core. */
 export interface RelaySocket {
   send(data: Buffer, offset: number, length: number, port: number, address: string): void;
+  /**
+   * Optional: the relay talks to this one peer only (connected UDP socket: no per-send address
+   * handling, and the kernel drops other sources, which filtering would drop anyway).
+   * Called with undefined before a second peer appears.
+   */
+  setSolePeer?(port: number | undefined, address: string | undefined): void;
   close(): void;
 }
 
@@ -39,6 +45,8 @@ export class Client {
 
 export class Relay {
   socket: RelaySocket | undefined = undefined;
+  /** Peers (ip:port) under this relay's permissions; one means the socket may be connected. */
+  peerCount = 0;
 
   constructor(
     readonly allocation: Allocation,

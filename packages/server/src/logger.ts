@@ -39,6 +39,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const at =
     (level: 'info' | 'warn' | 'error' | 'debug') =>
     (message: string, fields: Readonly<Record<string, unknown>> = {}): void => {
+      // winston filters levels deep inside its stream pipeline; skip the copy and the stream
+      // write when the line would be dropped anyway (allocation events at --log-level warn).
+      if (!w.isLevelEnabled(level)) return;
       w.log(level, message, scrub(fields, sensitive));
     };
   return { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') };

@@ -305,9 +305,31 @@ export class TurnServer {
 
 class UdpRelaySocket implements RelaySocket {
   #closed = false;
+  /** The peer the socket is connect()ed to (0/'' when not connected). */
+  #port = 0;
+  #address = '';
   constructor(readonly sock: UdpSocket) {}
   send(data: Buffer, offset: number, length: number, port: number, address: string): void {
-    this.sock.send(data, offset, length, port, address);
+    // A connected socket skips dgram's lookup and validation and the kernel's route lookup.
+    if (port === this.#port && address === this.#address) this.sock.send(data, offset, length);
+    else if (this.#port === 0) this.sock.send(data, offset, length, port, address);
+  }
+  setSolePeer(port: number | undefined, address: string | undefined): void {
+    if (this.#closed) return;
+    if (this.#port !== 0) {
+      this.sock.disconnect();
+      this.#port = 0;
+      this.#address = '';
+    }
+    if (port === undefined || address === undefined) return;
+    try {
+      // literalLookup answers synchronously, so the socket is connected when this returns.
+      this.sock.connect(port, address);
+      this.#port = port;
+      this.#address = address;
+    } catch {
+      // stay unconnected: sends carry the address as before
+    }
   }
   close(): void {
     if (this.#closed) return;
@@ -335,53 +357,80 @@ class UdpLink implements ClientLink {
   close(): void {}
 }
 
-// TCP writes are corked while an event-loop turn relays, and flushed together once per turn.
-const corked: TcpLink[] = [];
+// TCP writes made while an event-loop turn relays are copied into one buffer per connection and
+// written once per turn: one write() per client per turn instead of a stream write per frame.
+const BATCH_SIZE = 16 * 1024;
+/** Batch buffers whose last write completed at once, ready for reuse (bounded by active links). */
+const freeBatches: Buffer[] = [];
+const pendingLinks: TcpLink[] = [];
 let flushScheduled = false;
-function flushCorked(): void {
+function flushLinks(): void {
   flushScheduled = false;
-  for (let i = 0; i < corked.length; i++) {
-    const link = corked[i] as TcpLink;
-    link.corked = false;
-    link.sock.uncork();
-  }
-  corked.length = 0;
+  for (let i = 0; i < pendingLinks.length; i++) (pendingLinks[i] as TcpLink).flush();
+  pendingLinks.length = 0;
 }
 
 class TcpLink implements ClientLink {
-  corked = false;
+  #batch: Buffer | undefined = undefined;
+  #len = 0;
   constructor(readonly sock: Socket) {}
 
-  #cork(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.sock.cork();
-    corked.push(this);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flushCorked);
+  /** Room for `n` more bytes in this turn's batch; undefined when the client is not keeping up. */
+  #reserve(n: number): Buffer | undefined {
+    const s = this.sock;
+    if (s.destroyed || s.writableLength + this.#len > MAX_QUEUED) return undefined;
+    let batch = this.#batch;
+    if (batch === undefined) {
+      batch = freeBatches.pop() ?? Buffer.allocUnsafe(BATCH_SIZE);
+      if (batch.length < n) batch = Buffer.allocUnsafe(n);
+      this.#batch = batch;
+      pendingLinks.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushLinks);
+      }
+    } else if (batch.length - this.#len < n) {
+      const bigger = Buffer.allocUnsafe(Math.max(2 * batch.length, this.#len + n));
+      batch.copy(bigger, 0, 0, this.#len);
+      if (batch.length === BATCH_SIZE) freeBatches.push(batch);
+      batch = bigger;
+      this.#batch = batch;
     }
+    return batch;
+  }
+
+  flush(): void {
+    const batch = this.#batch;
+    const len = this.#len;
+    this.#batch = undefined;
+    this.#len = 0;
+    if (batch === undefined) return;
+    const s = this.sock;
+    if (len > 0 && !s.destroyed) s.write(batch.subarray(0, len));
+    // The kernel took it all at once (the usual case): the buffer is free again. Otherwise
+    // libuv still holds it, and it is left to the GC.
+    if (s.writableLength === 0 && batch.length === BATCH_SIZE) freeBatches.push(batch);
   }
 
   sendMessage(message: Buffer): void {
-    const s = this.sock;
-    if (s.destroyed || s.writableLength > MAX_QUEUED) return;
-    this.#cork();
-    s.write(message);
+    const n = message.length;
+    const batch = this.#reserve(n);
+    if (batch === undefined) return;
+    message.copy(batch, this.#len);
+    this.#len += n;
   }
 
   sendChannelData(channel: number, data: Buffer): void {
-    const s = this.sock;
-    if (s.destroyed || s.writableLength > MAX_QUEUED) return;
     const len = data.length;
-    const pad = channelDataPadding(len);
-    const out = Buffer.allocUnsafe(4 + len + pad);
-    out.writeUInt16BE(channel, 0);
-    out.writeUInt16BE(len, 2);
-    data.copy(out, 4);
-    if (pad > 0) out.fill(0, 4 + len);
-    this.#cork();
-    s.write(out);
+    const size = 4 + len + channelDataPadding(len);
+    const batch = this.#reserve(size);
+    if (batch === undefined) return;
+    const at = this.#len;
+    batch.writeUInt16BE(channel, at);
+    batch.writeUInt16BE(len, at + 2);
+    data.copy(batch, at + 4);
+    if (size > 4 + len) batch.fill(0, at + 4 + len, at + size);
+    this.#len = at + size;
   }
 
   close(): void {

@@ -318,6 +318,13 @@ export class TurnCore {
         if (held) continue;
         alloc.permissions.delete(address);
         alloc.peerCount -= perm.peers.size;
+        const relay = perm.relay;
+        const before = relay.peerCount;
+        relay.peerCount -= perm.peers.size;
+        if (this.#filtering === 'address-and-port' && relay.peerCount !== before) {
+          const sole = relay.peerCount === 1 ? this.#solePeer(alloc, relay) : undefined;
+          relay.socket?.setSolePeer?.(sole?.port, sole?.permission.address);
+        }
       }
     }
   }
@@ -350,6 +357,15 @@ export class TurnCore {
     socket.send(buf, offset, len, peer.port, perm.address);
   }
 
+  /** The one peer left under a relay (after others expired). */
+  #solePeer(alloc: Allocation, relay: Relay): Peer | undefined {
+    for (const perm of alloc.permissions.values()) {
+      if (perm.relay !== relay) continue;
+      for (const peer of perm.peers.values()) return peer;
+    }
+    return undefined;
+  }
+
   #bumpTid(): void {
     // A counter in the last 4 bytes of a random id: unique per indication without randomBytes.
     const tid = this.#tid;
@@ -368,6 +384,14 @@ export class TurnCore {
     const peer = new Peer(perm, port);
     perm.peers.set(port, peer);
     alloc.peerCount++;
+    const relay = perm.relay;
+    relay.peerCount++;
+    // Only address-and-port filtering lets the kernel filter for us: with one peer, nothing from
+    // elsewhere may be delivered anyway. A second peer disconnects before it is ever sent to.
+    if (this.#filtering === 'address-and-port') {
+      if (relay.peerCount === 1) relay.socket?.setSolePeer?.(port, perm.address);
+      else if (relay.peerCount === 2) relay.socket?.setSolePeer?.(undefined, undefined);
+    }
     return peer;
   }
 

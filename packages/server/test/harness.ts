@@ -53,8 +53,15 @@ export class FakeRelaySocket implements RelaySocket {
   readonly sent: { data: Buffer; port: number; address: string }[] = [];
   closed = false;
   constructor(readonly relay: Relay) {}
+  /** What setSolePeer last said: the peer the socket would be connected to. */
+  solePeer: { port: number; address: string } | undefined = undefined;
   send(data: Buffer, offset: number, length: number, port: number, address: string): void {
+    // A connected socket can only reach its peer: a send elsewhere would be a core bug.
+    if (this.solePeer && (this.solePeer.port !== port || this.solePeer.address !== address)) throw new Error('send past the connected peer');
     this.sent.push({ data: Buffer.from(data.subarray(offset, offset + length)), port, address });
+  }
+  setSolePeer(port: number | undefined, address: string | undefined): void {
+    this.solePeer = port === undefined || address === undefined ? undefined : { port, address };
   }
   close(): void {
     this.closed = true;

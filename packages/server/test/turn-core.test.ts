@@ -241,6 +241,41 @@ test('Send and Data indications; address-and-port-dependent filtering by default
   assert.ok(w.core.stats.droppedFiltered >= 2);
 });
 
+test('a relay with one peer is told so (connected socket); a second peer or its expiry undoes it', () => {
+  const w = world();
+  const c = w.client();
+  c.allocate();
+  const relay = w.relays[0]!;
+  c.permit(PEER);
+  assert.equal(relay.solePeer, undefined, 'a permission alone makes no peer');
+  c.send(PEER, Buffer.from('a'));
+  assert.deepEqual(relay.solePeer, { port: PEER.port, address: PEER.address });
+  const other = peer('93.184.216.99', 7000);
+  c.permit(other);
+  c.send(other, Buffer.from('b'));
+  assert.equal(relay.solePeer, undefined, 'two peers: unconnected before the second is sent to');
+  assert.deepEqual(relay.sent.map((s) => s.port), [PEER.port, 7000]);
+  // Only the second permission is refreshed; the first expires and its peer goes.
+  w.clock.now += 200_000;
+  c.permit(other);
+  w.clock.now += 150_000;
+  w.core.tick();
+  assert.deepEqual(relay.solePeer, { port: 7000, address: other.address });
+  // Filtering still applies in JS: the remaining peer answers once the client has sent lately.
+  c.send(other, Buffer.from('c'));
+  w.core.handlePeerDatagram(relay.relay, Buffer.from('r'), other.address, 7000);
+  assert.equal(dataOf(c.link.messages.at(-1)!).peer?.port, 7000);
+});
+
+test('--filtering address never connects: any port of a permitted address may answer', () => {
+  const w = world({ filtering: 'address' });
+  const c = w.client();
+  c.allocate();
+  c.permit(PEER);
+  c.send(PEER, Buffer.from('a'));
+  assert.equal(w.relays[0]!.solePeer, undefined);
+});
+
 test('--filtering address delivers from any port of a permitted address', () => {
   const w = world({ filtering: 'address' });
   const c = w.client();
