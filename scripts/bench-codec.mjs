@@ -119,6 +119,21 @@ row(
   }),
 );
 
+// 4b. the server's relay path writes Data indications into a reused buffer
+const out = Buffer.allocUnsafe(2048);
+const peerIp = P.parseIp(peer.address);
+const relayTid = Buffer.alloc(12, 7);
+row(
+  'Data indication 100 B: writeDataIndication into a reused buffer (relay path)',
+  rate(() => P.writeDataIndication(out, relayTid, peerIp, peer.port, payload)),
+  rate(() => {
+    const m = stun.createMessage(C.STUN_DATA_INDICATION);
+    m.addAttribute(C.STUN_ATTR_XOR_PEER_ADDRESS, peer.address, peer.port);
+    m.addAttribute(C.STUN_ATTR_DATA, payload);
+    m.toBuffer();
+  }),
+);
+
 // 5. ChannelData: stun has no ChannelData support
 row('ChannelData 100 B: decode', rate(() => P.decodeChannelData(channelData)), undefined);
 
