@@ -23,3 +23,12 @@ export { socksConnect, type SocksConnectOptions, type SocksResult } from './sock
 export { UpstreamDialer, type DialResult, type TlsTrust } from './upstream-dialer.js';
 export { formatPin, parsePin, spkiSha256 } from './tls-pin.js';
 export { upstreamError, type UpstreamError, type UpstreamErrorCode } from './errors.js';
+export {
+  CredentialResigner,
+  type LocalCredentials,
+  type ResignAction,
+  type ResignerOptions,
+  type UpstreamCredential,
+} from './credential-resigner.js';
+export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource } from './upstream-credentials.js';
+export type { LocalAuthConfig } from './flow-context.js';

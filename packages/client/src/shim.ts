@@ -3,7 +3,7 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import type { FlowContext, FlowHandle } from './flow-context.js';
+import type { FlowContext, FlowHandle, LocalAuthConfig } from './flow-context.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
 import { formatHostPort, isLoopbackAddress, type HostPort, type UpstreamServer } from './endpoints.js';
@@ -30,6 +30,8 @@ export interface ShimOptions {
   readonly maxUpstreamBacklog?: number;
   /** Log app addresses (SafeLogging off). */
   readonly detail?: boolean;
+  /** Local-credential mode (absent: pass-through, the app's credentials go upstream untouched). */
+  readonly localAuth?: LocalAuthConfig;
   /** Idle sweep period; the coarse clock ticks with it too. */
   readonly tickMs?: number;
 }
@@ -72,6 +74,7 @@ export class Shim {
       queueLimits: opts.queueLimits ?? DEFAULT_QUEUE_LIMITS,
       maxUpstreamBacklog: opts.maxUpstreamBacklog ?? 1024 * 1024,
       detail: opts.detail ?? false,
+      localAuth: opts.localAuth,
       now: () => this.#now,
       nextFlowId: () => ++this.#flowIds,
       forget: (flow) => this.#forget(flow),
@@ -117,6 +120,7 @@ export class Shim {
       upstream: this.#opts.servers.map((s) => s.label),
       socks: formatHostPort(this.#opts.socks.host, this.#opts.socks.port),
       isolation: this.#ctx.isolation.mode,
+      credentials: this.#opts.localAuth ? `local (upstream: ${this.#opts.localAuth.source.description})` : 'pass-through',
     });
     return this.#address;
   }
@@ -204,7 +208,9 @@ export class Shim {
 
   #tick(): void {
     this.#now = Date.now();
-    for (const f of this.#udpFlows.values()) if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
-    for (const f of this.#tcpFlows) if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
+    for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) {
+      if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
+      else f.maintain(this.#now);
+    }
   }
 }

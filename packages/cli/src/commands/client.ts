@@ -5,7 +5,9 @@ import { connect } from 'node:net';
 import type { CommandModule } from 'yargs';
 import {
   ISOLATION_MODES,
+  SecretCredentialSource,
   Shim,
+  UrlCredentialSource,
   createLogger,
   formatHostPort,
   iceServers,
@@ -14,10 +16,13 @@ import {
   parsePin,
   parseUpstream,
   type HostPort,
+  type CredentialSource,
   type IsolationMode,
+  type LocalAuthConfig,
   type UpstreamServer,
 } from '@onionturn/client';
 import type { CliContext } from '../cli-context.js';
+import { positiveInteger, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 
 interface ClientArgs {
@@ -30,6 +35,44 @@ interface ClientArgs {
   ca?: string;
   logSensitive: boolean;
   logLevel: string;
+  localUser?: string;
+  localPassword?: string;
+  upstreamSecretFile?: string;
+  credentialsUrl?: string;
+  upstreamTtl: number;
+}
+
+/** Defaults of local-credential mode, printed at start (the listener is loopback-only). */
+const DEFAULT_LOCAL_USER = 'onionturn';
+const DEFAULT_LOCAL_PASSWORD = 'onionturn';
+const LOCAL_REALM = 'onionturn.local';
+
+/** Local-credential mode when any of its options is given; undefined means pass-through. */
+function localAuthOf(args: ClientArgs, socks: HostPort, ctx: CliContext): LocalAuthConfig | undefined {
+  const wanted = args.localUser !== undefined || args.localPassword !== undefined || args.upstreamSecretFile !== undefined || args.credentialsUrl !== undefined;
+  if (!wanted) return undefined;
+  if (args.upstreamSecretFile !== undefined && args.credentialsUrl !== undefined) throw new UsageError('give either --upstream-secret-file or --credentials-url, not both');
+  let source: CredentialSource;
+  if (args.upstreamSecretFile !== undefined) {
+    const secret = readSecretFile(args.upstreamSecretFile, ({ path }) => ctx.warn(`secret file ${path} is readable by others (chmod 600 ${path})`));
+    source = new SecretCredentialSource(secret, positiveInteger('upstream-ttl', args.upstreamTtl));
+  } else if (args.credentialsUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(args.credentialsUrl);
+    } catch {
+      throw new UsageError(`--credentials-url '${args.credentialsUrl}' is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--credentials-url must be http:// or https:// (an onion service or TLS; it is fetched through Tor)');
+    source = new UrlCredentialSource(url, socks, 30_000);
+  } else {
+    throw new UsageError('local credentials need an upstream credential source: --upstream-secret-file FILE or --credentials-url URL');
+  }
+  const username = args.localUser ?? DEFAULT_LOCAL_USER;
+  const password = args.localPassword ?? DEFAULT_LOCAL_PASSWORD;
+  if (username === '' || password === '') throw new UsageError('--local-user and --local-password must not be empty');
+  if (args.allowRemote && password === DEFAULT_LOCAL_PASSWORD) throw new UsageError('--allow-remote with local credentials needs a --local-password of your own');
+  return { local: { username, password, realm: LOCAL_REALM }, source };
 }
 
 /** Tor's usual SOCKS ports: the tor daemon, then Tor Browser. */
@@ -69,6 +112,11 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all' })
         .option('pin', { type: 'string', array: true, requiresArg: true, describe: 'tls:// server key pin sha256/BASE64 (SPKI); repeatable' })
         .option('ca', { type: 'string', requiresArg: true, describe: 'PEM CA file for tls:// servers (when not pinning)' })
+        .option('local-user', { type: 'string', requiresArg: true, describe: `local-credential mode: the user apps authenticate with (default ${DEFAULT_LOCAL_USER})` })
+        .option('local-password', { type: 'string', requiresArg: true, describe: `local-credential mode: the password apps use (default ${DEFAULT_LOCAL_PASSWORD}) [env ONIONTURN_LOCAL_PASSWORD]` })
+        .option('upstream-secret-file', { type: 'string', requiresArg: true, describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)' })
+        .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
+        .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file' })
         .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
     handler: async (argv) => {
@@ -111,8 +159,10 @@ export function clientCommand(ctx: CliContext): CommandModule {
           throw new Error('no SOCKS port answers at 127.0.0.1:9050 or 127.0.0.1:9150: start tor (apt-get install tor) or pass --socks HOST:PORT');
         }
       }
+      const localAuth = localAuthOf(args, socks, ctx);
       const logger = createLogger({ level: args.logLevel });
       const shim = new Shim({
+        ...(localAuth ? { localAuth } : {}),
         listen: listen.value,
         allowRemote: args.allowRemote,
         servers,
@@ -123,7 +173,11 @@ export function clientCommand(ctx: CliContext): CommandModule {
         detail: args.logSensitive,
       });
       const addr = await shim.start();
-      ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port) }, null, 2)}\n`);
+      const local = localAuth ? { username: localAuth.local.username, password: localAuth.local.password } : undefined;
+      ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port, local) }, null, 2)}\n`);
+      if (localAuth && args.localPassword === undefined) {
+        logger.info(`local credentials: the defaults (user ${localAuth.local.username}, password ${DEFAULT_LOCAL_PASSWORD}); set --local-user/--local-password to change them`);
+      }
       logger.info(`paste the iceServers above into the app; TURN at ${formatHostPort(addr.host, addr.port)}`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
