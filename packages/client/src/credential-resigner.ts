@@ -57,6 +57,7 @@ export interface ResignerOptions {
 /** Upstream challenges answered for one app request before giving up (401 then 438, say). */
 const MAX_UPSTREAM_ATTEMPTS = 3;
 const DEFAULT_NONCE_LIFETIME_MS = 10 * 60_000;
+const WRONG_CREDENTIALS = Symbol('wrong credentials');
 
 /** Attributes that belong to one hop's authentication and are rebuilt for the other hop. */
 const HOP_ATTRIBUTES: ReadonlySet<number> = new Set([
@@ -109,6 +110,7 @@ export class CredentialResigner {
   readonly #pending = new Map<string, Pending>();
   /** App transaction ids in flight (hex): retransmissions of those are absorbed. */
   readonly #inFlight = new Set<string>();
+  #wrongReported = false;
   /** Requests waiting for the upstream credential after a challenge. */
   #waiting: Pending[] = [];
 
@@ -153,6 +155,13 @@ export class CredentialResigner {
     // Binding needs no credentials at a TURN server: keep it as the app sent it.
     if (msg.method === Method.Binding) return [{ kind: 'to-upstream', data }];
     const auth = this.#checkLocal(msg, now);
+    if (auth === WRONG_CREDENTIALS) {
+      const reply: ResignAction = { kind: 'to-app', data: this.#challenge(msg, ErrorCode.Unauthorized, this.#nonce) };
+      if (this.#wrongReported) return [reply];
+      // Once per flow: the app is misconfigured, and the user only sees that here.
+      this.#wrongReported = true;
+      return [reply, { kind: 'warn', reason: 'app authentication failed: wrong local username or password (401)' }];
+    }
     if (auth !== undefined) return [{ kind: 'to-app', data: auth }];
     const appTxid = msg.transactionId.toString('hex');
     if (this.#inFlight.has(appTxid)) return []; // a UDP retransmission: the stream to upstream is reliable
@@ -228,7 +237,7 @@ export class CredentialResigner {
   }
 
   /** RFC 8489 §9.2.4 checks; undefined when the request is authenticated, else the answer. */
-  #checkLocal(msg: StunMessage, now: number): Buffer | undefined {
+  #checkLocal(msg: StunMessage, now: number): Buffer | typeof WRONG_CREDENTIALS | undefined {
     const nonce = this.#currentNonce(now);
     if (msg.integrityOffset < 0 && msg.integritySha256Offset < 0) return this.#challenge(msg, ErrorCode.Unauthorized, nonce);
     const username = readText(msg, AttributeType.Username);
@@ -236,9 +245,7 @@ export class CredentialResigner {
     const given = readText(msg, AttributeType.Nonce);
     if (username === undefined || realm === undefined || given === undefined) return this.#localError(msg, ErrorCode.BadRequest, undefined, false);
     if (given !== nonce) return this.#challenge(msg, ErrorCode.StaleNonce, nonce);
-    if (username !== this.#local.username || realm !== this.#local.realm || verifyIntegrity(msg, this.#localKey) !== 'ok') {
-      return this.#challenge(msg, ErrorCode.Unauthorized, nonce);
-    }
+    if (username !== this.#local.username || realm !== this.#local.realm || verifyIntegrity(msg, this.#localKey) !== 'ok') return WRONG_CREDENTIALS;
     return undefined;
   }
 

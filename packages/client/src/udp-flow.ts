@@ -21,7 +21,9 @@ export class UdpFlow extends UpstreamFlow {
   }
 
   start(): void {
-    void this.connectUpstream();
+    // Local mode opens the Tor stream only once the app has authenticated (its first request
+    // for upstream): a wrong password costs no circuit.
+    if (!this.resigner) void this.connectUpstream();
   }
 
   /** An app datagram already checked by messageEnd(); `end` is its length without padding. */
@@ -63,7 +65,10 @@ export class UdpFlow extends UpstreamFlow {
 
   protected sendToUpstream(data: Buffer): void {
     if (this.state.phase === 'open') this.#write(data, data.length);
-    else if (this.state.phase === 'connecting' && !this.state.enqueue(data)) this.ctx.stats.queueDropped++;
+    else if (this.state.phase === 'connecting') {
+      if (!this.state.enqueue(data)) this.ctx.stats.queueDropped++;
+      void this.connectUpstream();
+    }
   }
 
   protected upstreamReady(): void {

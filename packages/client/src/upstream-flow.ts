@@ -22,6 +22,7 @@ export abstract class UpstreamFlow implements FlowHandle {
   #socksAuth: SocksAuth | undefined;
   #credentialObtainedAt = 0;
   #refreshing = false;
+  #dialStarted = false;
   #lastRefreshAttempt = 0;
 
   constructor(ctx: FlowContext) {
@@ -38,6 +39,8 @@ export abstract class UpstreamFlow implements FlowHandle {
 
   /** Opens the Tor stream; the subclass learns of it through upstreamReady(). */
   protected async connectUpstream(): Promise<void> {
+    if (this.#dialStarted) return;
+    this.#dialStarted = true;
     const auth = this.ctx.isolation.next();
     this.#socksAuth = auth;
     // The credential is fetched alongside the dial (through the same isolation, so the same circuit).

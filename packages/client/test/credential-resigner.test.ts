@@ -127,6 +127,8 @@ test('allocate: local 401, upstream challenge answered by the shim, response re-
 test('local checks: wrong password or user 401, old nonce 438, missing USERNAME 400; nothing goes upstream', () => {
   const r = new CredentialResigner({ local: LOCAL, nonceLifetimeMs: 1000 });
   const nonce = localNonce(r, 0);
+  const first = r.fromApp(appRequest(Method.Allocate, nonce, { password: 'nope' }), 1);
+  assert.deepEqual(first.map((a) => a.kind), ['to-app', 'warn'], 'told once per flow');
   const wrong = one(r.fromApp(appRequest(Method.Allocate, nonce, { password: 'nope' }), 1), 'to-app');
   assert.equal(errorCode(wrong), 401);
   assert.equal(readText(wrong, AttributeType.Nonce), nonce);
