@@ -32,3 +32,5 @@ export {
 } from './credential-resigner.js';
 export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource } from './upstream-credentials.js';
 export type { LocalAuthConfig } from './flow-context.js';
+export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';
+export { TOR_INSTALL_HINT, findTor, startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
