@@ -1,9 +1,63 @@
 #!/usr/bin/env node
-// `npm start`: the main job. Installs and builds what is missing, then runs the onionturn CLI.
-// Until the end-to-end demo lands it shows the CLI and what each subcommand does.
-import { join } from 'node:path';
-import { prepare, root, run } from './prepare.mjs';
+// `npm start`: the whole bridge on this machine, for a newcomer. Installs and builds what is
+// missing, starts a private Tor network (real tor processes on 127.0.0.1), `onionturn server`
+// and `onionturn client`, proves it with one WebRTC call in headless Chromium, then keeps
+// running and prints what to paste into a WebRTC app. Ctrl-C stops everything it started.
+import { prepare } from './prepare.mjs';
 
 prepare('start');
-const cli = join(root, 'packages', 'cli', 'bin', 'onionturn.js');
-run(process.execPath, [cli, ...(process.argv.length > 2 ? process.argv.slice(2) : ['--help'])], 'start');
+const { CallBrowser, median, startBridge } = await import('@onionturn/testkit');
+
+const t0 = Date.now();
+const say = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${m}`);
+let bridge;
+let stopping = false;
+async function stop(code) {
+  if (stopping) return;
+  stopping = true;
+  say('stopping everything npm start started');
+  await bridge?.stop();
+  process.exit(code);
+}
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+try {
+  bridge = await startBridge({ progress: say });
+  say('one test call: two relay-only Chromium peers through shim -> Tor -> server');
+  const browser = await CallBrowser.start();
+  const cred = await bridge.credentials();
+  const r = await browser.call({
+    iceServers: [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: cred.username, credential: cred.password }],
+    media: true,
+  });
+  await browser.close();
+  if (r.error || r.echoed === 0) throw new Error(`the test call failed: ${r.error ?? 'no message came back'}`);
+  say(`test call OK: setup ${r.setupMs.toFixed(0)} ms, data-channel RTT median ${median(r.rttMs).toFixed(1)} ms, ` +
+    `${r.framesDecoded.video} video frames decoded, path ${r.pairs.map((p) => `${p.localType}/${p.relayProtocol}`).join(' + ')}`);
+
+  const fresh = await bridge.credentials();
+  const iceServers = [
+    {
+      urls: [`turn:127.0.0.1:${bridge.shim.port}?transport=udp`, `turn:127.0.0.1:${bridge.shim.port}?transport=tcp`],
+      username: fresh.username,
+      credential: fresh.password,
+    },
+  ];
+  console.log(`
+ready. The bridge runs on this machine:
+  WebRTC app --TURN--> onionturn client 127.0.0.1:${bridge.shim.port} --SOCKS 127.0.0.1:${bridge.tor.socksPort}--> private Tor network
+    --exit--> onionturn server 127.0.0.1:${bridge.server.port} --UDP--> peers
+  server metrics:      http://127.0.0.1:${bridge.server.metricsPort}/metrics
+  fresh credentials:   curl http://127.0.0.1:${bridge.server.credentialPort}/credentials
+
+Paste into a WebRTC app on this machine (valid ${Math.round(fresh.ttl / 3600)} h; relay-only shows the path):
+  new RTCPeerConnection({ iceServers: ${JSON.stringify(iceServers)}, iceTransportPolicy: 'relay' })
+
+This is a private test network: peers on 127.0.0.1 are allowed (--allow-loopback-peers) so that
+calls on this machine work. For a real deployment see README "Deploy the exit side" and "Use it".
+Ctrl-C stops everything.`);
+} catch (err) {
+  console.error(`start: ${err instanceof Error ? err.message : String(err)}`);
+  await stop(1);
+}

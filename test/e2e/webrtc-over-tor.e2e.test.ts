@@ -2,23 +2,20 @@
 // packet goes app -> onionturn client -> tor client -> Tor relays -> exit (or onion service) ->
 // onionturn server -> UDP -> the other peer's allocation. Setup times and RTTs are printed, not
 // asserted.
-import { test, type TestContext } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallBrowser, median, metricSum, startBridge, type Bridge, type BridgeOptions, type CallResult } from '@onionturn/testkit';
+import {
+  CallBrowser,
+  median,
+  metricSum,
+  startBridge,
+  type Bridge,
+  type CallResult,
+  type ShimHandle,
+  type TorControl,
+} from '@onionturn/testkit';
 
-async function bridgeFor(t: TestContext, options: BridgeOptions = {}): Promise<Bridge> {
-  const bridge = await startBridge(options);
-  t.after(() => bridge.stop());
-  return bridge;
-}
-
-async function browserFor(t: TestContext): Promise<CallBrowser> {
-  const browser = await CallBrowser.start();
-  t.after(() => browser.close());
-  return browser;
-}
-
-function assertRelayCall(r: CallResult, transport: 'udp' | 'tcp', shimPort: number): void {
+function assertRelayCall(r: CallResult, transport: 'udp' | 'tcp', shim: ShimHandle): void {
   assert.equal(r.error, undefined, `call failed: ${r.error}; ICE errors ${JSON.stringify(r.candidateErrors)}`);
   assert.equal(r.echoed, 10, 'every data-channel message came back');
   assert.ok(r.pairs.length >= 2, 'both peers report a selected pair');
@@ -26,7 +23,7 @@ function assertRelayCall(r: CallResult, transport: 'udp' | 'tcp', shimPort: numb
     assert.equal(p.localType, 'relay');
     assert.equal(p.remoteType, 'relay');
     assert.equal(p.relayProtocol, transport);
-    assert.equal(p.url, `turn:127.0.0.1:${shimPort}?transport=${transport}`);
+    assert.equal(p.url, `turn:127.0.0.1:${shim.port}?transport=${transport}`);
   }
 }
 
@@ -34,33 +31,125 @@ function report(name: string, r: CallResult): void {
   console.log(`${name}: call setup ${r.setupMs.toFixed(0)} ms, data-channel RTT median ${median(r.rttMs).toFixed(1)} ms`);
 }
 
-test('exit path: TURN/UDP and TURN/TCP from Chromium through the shim, Tor and the server', async (t) => {
-  const bridge = await bridgeFor(t);
-  const browser = await browserFor(t);
-  const control = await bridge.tor.control();
-  t.after(() => control.close());
-  const streamTargets: string[] = [];
+/** Tor STREAM events: which circuit carried each stream, by target. */
+async function watchStreams(control: TorControl): Promise<{ target: string; circuit: string }[]> {
+  const seen: { target: string; circuit: string }[] = [];
   await control.onEvents(['STREAM'], (ev) => {
     for (const line of ev.lines) {
-      const m = /^STREAM \d+ (?:NEW|SUCCEEDED) \d+ (\S+)/.exec(line);
-      if (m?.[1]) streamTargets.push(m[1]);
+      const m = /^STREAM \d+ SUCCEEDED (\d+) (\S+)/.exec(line);
+      if (m?.[1] && m[2]) seen.push({ circuit: m[1], target: m[2] });
     }
   });
-  const before = await bridge.metrics();
-  for (const transport of ['udp', 'tcp'] as const) {
+  return seen;
+}
+
+describe('exit path: the server reached through a Tor exit', () => {
+  let bridge: Bridge;
+  let browser: CallBrowser;
+  let control: TorControl;
+  let streams: { target: string; circuit: string }[];
+  before(async () => {
+    bridge = await startBridge();
+    browser = await CallBrowser.start();
+    control = await bridge.tor.control();
+    streams = await watchStreams(control);
+  });
+  after(async () => {
+    control?.close();
+    await browser?.close();
+    await bridge?.stop();
+  });
+
+  test('TURN/UDP from Chromium: data channel, audio and video, relay/relay; metrics and tor streams show it', async () => {
+    const before = await bridge.server.metrics();
     const cred = await bridge.credentials();
     const r = await browser.call({
-      iceServers: [{ urls: `turn:127.0.0.1:${bridge.shimPort}?transport=${transport}`, username: cred.username, credential: cred.password }],
+      iceServers: [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: cred.username, credential: cred.password }],
       media: true,
     });
-    assertRelayCall(r, transport, bridge.shimPort);
+    assertRelayCall(r, 'udp', bridge.shim);
     assert.ok(r.framesDecoded.video > 0, 'fake video frames were decoded on the far side');
     assert.ok(r.framesDecoded.audio > 0, 'audio packets arrived on the far side');
-    report(`exit path, TURN/${transport}`, r);
-  }
-  const after = await bridge.metrics();
-  assert.ok(metricSum(after, 'onionturn_allocations_total') - metricSum(before, 'onionturn_allocations_total') >= 4, 'the server counted the allocations');
-  assert.ok(metricSum(after, 'onionturn_relayed_bytes_total') > metricSum(before, 'onionturn_relayed_bytes_total') + 100_000, 'the server relayed the media');
-  const toServer = streamTargets.filter((s) => s === `127.0.0.1:${bridge.serverPort}`);
-  assert.ok(toServer.length >= 4, `tor carried the shim's streams to the server (saw ${streamTargets.join(', ')})`);
+    report('exit path, TURN/UDP', r);
+    const after = await bridge.server.metrics();
+    const allocations = metricSum(after, 'onionturn_allocations_created_total') - metricSum(before, 'onionturn_allocations_created_total');
+    const bytes = metricSum(after, 'onionturn_relayed_bytes_total') - metricSum(before, 'onionturn_relayed_bytes_total');
+    assert.ok(allocations >= 2, `the server counted the allocations (${allocations})`);
+    assert.ok(bytes > 50_000, `the server relayed the media (${bytes} bytes)`);
+    console.log(`server metrics: ${allocations} allocations, ${bytes} bytes relayed`);
+    const toServer = streams.filter((s) => s.target === `127.0.0.1:${bridge.server.port}`);
+    assert.ok(toServer.length >= 2, `tor carried the shim's streams to the server (saw ${JSON.stringify(streams)})`);
+  });
+
+  test('TURN/TCP from Chromium: the same call over TCP to the shim', async () => {
+    const cred = await bridge.credentials();
+    const r = await browser.call({
+      iceServers: [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=tcp`, username: cred.username, credential: cred.password }],
+      media: true,
+    });
+    assertRelayCall(r, 'tcp', bridge.shim);
+    assert.ok(r.framesDecoded.video > 0, 'fake video frames were decoded on the far side');
+    report('exit path, TURN/TCP', r);
+  });
+
+  test('per-flow isolation: the allocations ride different Tor circuits', () => {
+    const toServer = streams.filter((s) => s.target === `127.0.0.1:${bridge.server.port}`);
+    const circuits = new Set(toServer.map((s) => s.circuit));
+    console.log(`${toServer.length} streams to the server on ${circuits.size} circuits`);
+    assert.ok(toServer.length >= 4);
+    assert.ok(circuits.size >= 2, `streams to the server shared one circuit: ${JSON.stringify(toServer)}`);
+  });
+
+  test('wrong credentials show in the page as ICE candidate error 401', async () => {
+    const cred = await bridge.credentials();
+    const r = await browser.call({
+      iceServers: [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: cred.username, credential: `${cred.password}x` }],
+      timeoutMs: 8000,
+      messages: 1,
+    });
+    assert.equal(r.connected, false);
+    assert.ok(r.candidateErrors.some((e) => e.errorCode === 401), `ICE errors: ${JSON.stringify(r.candidateErrors)}`);
+  });
+
+  test('a peer on a denied address (loopback, without --allow-loopback-peers) gets no traffic', async () => {
+    const strict = await bridge.addServer({ allowLoopbackPeers: false });
+    const shim = await bridge.addShim(strict);
+    const cred = await bridge.credentials();
+    const r = await browser.call({
+      iceServers: [{ urls: `turn:127.0.0.1:${shim.port}?transport=udp`, username: cred.username, credential: cred.password }],
+      timeoutMs: 8000,
+      messages: 1,
+    });
+    assert.equal(r.connected, false, 'no call can be set up when every peer is denied');
+    const m = await strict.metrics();
+    assert.ok(metricSum(m, 'onionturn_allocations_created_total') >= 1, 'the browser did allocate');
+    assert.ok(metricSum(m, 'onionturn_denied_peers_total') >= 1, 'the peer policy refused the peers');
+    assert.equal(metricSum(m, 'onionturn_relayed_packets_total', 'direction="to_peer"'), 0, 'nothing was sent to a denied peer');
+  });
+});
+
+describe('onion path: the server reached at its .onion address', () => {
+  let bridge: Bridge;
+  let browser: CallBrowser;
+  before(async () => {
+    bridge = await startBridge({ onion: true });
+    browser = await CallBrowser.start();
+  });
+  after(async () => {
+    await browser?.close();
+    await bridge?.stop();
+  });
+
+  test('TURN/UDP from Chromium through the onion service', async () => {
+    assert.match(bridge.shim.upstream, /^[a-z2-7]{56}\.onion:\d+$/);
+    const cred = await bridge.credentials();
+    const r = await browser.call({
+      iceServers: [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: cred.username, credential: cred.password }],
+      media: true,
+      timeoutMs: 40_000,
+    });
+    assertRelayCall(r, 'udp', bridge.shim);
+    assert.ok(r.framesDecoded.video > 0, 'fake video frames were decoded on the far side');
+    report('onion path, TURN/UDP', r);
+  });
 });

@@ -5,6 +5,7 @@ import type { CliContext } from './cli-context.js';
 import { clientCommand } from './commands/client.js';
 import { credentialsCommand } from './commands/credentials.js';
 import { newSecretCommand } from './commands/secret.js';
+import { serverCommand } from './commands/server.js';
 import { ENV_PREFIX, ignoreForeignEnv, loadConfigFile } from './config.js';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 
@@ -38,6 +39,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .command(credentialsCommand(ctx))
     .command(clientCommand(ctx))
     .command(newSecretCommand(ctx))
+    .command(serverCommand(ctx))
     .demandCommand(1, 'no command given (try onionturn --help)')
     .recommendCommands()
     .strict()

@@ -43,3 +43,4 @@ export {
   type ChannelData,
 } from './channel-data.js';
 export { FrameKind, StreamFramer, type FrameHandler, type FramerOptions, type FramingError } from './stream-framer.js';
+export { dataIndicationLength, writeDataIndication } from './data-indication.js';

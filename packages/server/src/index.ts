@@ -1,1 +1,14 @@
-export const PACKAGE = '@onionturn/server';
+// @onionturn/server: the exit-side TURN server. TurnCore is the sans-IO protocol engine;
+// TurnServer wraps it in Node sockets.
+export { Allocation, Client, Relay, type ClientLink, type ClientTransport, type RelaySocket } from './allocation.js';
+export { chainLookups, parseUserSpec, restSecrets, staticUsers, type RestSecretsOptions, type Credential, type CredentialLookup } from './auth.js';
+export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
+export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
+export { createMetricsRegistry, serveMetrics } from './metrics.js';
+export { NonceIssuer, NONCE_COOKIE } from './nonce.js';
+export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules, parsePolicyRule, type PolicyRule } from './peer-policy.js';
+export { PortPool } from './port-pool.js';
+export { TokenBucket } from './rate-limit.js';
+export { CoreStats } from './stats.js';
+export { TurnCore, type ChannelRange, type CoreEvents, type CoreOptions, type Filtering, type RelayAddress, type RelayBinder } from './turn-core.js';
+export { TurnServer, pickRelays, type ListenSpec, type TurnServerConfig } from './node-server.js';

@@ -8,20 +8,44 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, portRange } from './ports.js';
-import { ProcessGroup, sleep, waitFor, type Started } from './processes.js';
+import { ProcessGroup, waitFor, type Started } from './processes.js';
 import { onionturnBin } from './repo-root.js';
 import { startTorNetwork, type TorNetwork } from './tor-network.js';
 
-export interface BridgeOptions {
+export interface ServerOptions {
+  /** Relay to loopback peers (the browsers' relay addresses are on 127.0.0.1 here). Default true. */
+  readonly allowLoopbackPeers?: boolean;
+  readonly args?: readonly string[];
+}
+
+export interface ShimOptions {
+  readonly isolation?: 'per-flow' | 'shared';
+  /** Local-credential mode: apps use these static credentials, the shim fetches upstream ones. */
+  readonly localCredentials?: { readonly user: string; readonly password: string };
   /** Reach the server at its .onion address instead of through an exit. */
   readonly onion?: boolean;
-  readonly isolation?: 'per-flow' | 'shared';
-  /** Shim in local-credential mode: apps use these static credentials. */
-  readonly localCredentials?: { readonly user: string; readonly password: string };
-  /** Extra flags for `onionturn server` / `onionturn client`. */
-  readonly serverArgs?: readonly string[];
-  readonly clientArgs?: readonly string[];
+  readonly args?: readonly string[];
+}
+
+export interface BridgeOptions extends ShimOptions {
+  readonly server?: ServerOptions;
   readonly progress?: (message: string) => void;
+}
+
+export interface ServerHandle {
+  readonly process: Started;
+  readonly port: number;
+  readonly credentialPort: number;
+  readonly metricsPort: number;
+  /** The server's Prometheus text. */
+  metrics(): Promise<string>;
+}
+
+export interface ShimHandle {
+  readonly process: Started;
+  readonly port: number;
+  /** How the shim reaches the server: tcp://127.0.0.1:P or HOST.onion:P. */
+  readonly upstream: string;
 }
 
 export interface RestCredentialJson {
@@ -33,19 +57,15 @@ export interface RestCredentialJson {
 
 export interface Bridge {
   readonly tor: TorNetwork;
-  readonly server: Started;
-  readonly shim: Started;
-  readonly serverPort: number;
-  readonly credentialPort: number;
-  readonly metricsPort: number;
-  readonly shimPort: number;
+  readonly server: ServerHandle;
+  readonly shim: ShimHandle;
   readonly secretFile: string;
-  /** How the shim reaches the server: tcp://127.0.0.1:P or HOST.onion:P. */
-  readonly upstream: string;
   /** A fresh REST credential from `onionturn credentials` (the real CLI). */
   credentials(): Promise<RestCredentialJson>;
-  /** The server's Prometheus text. */
-  metrics(): Promise<string>;
+  /** Another server on the same Tor network and secret (reached through an exit). */
+  addServer(options?: ServerOptions): Promise<ServerHandle>;
+  /** Another shim on the same Tor network, in front of `server`. */
+  addShim(server: ServerHandle, options?: ShimOptions): Promise<ShimHandle>;
   stop(): Promise<void>;
 }
 
@@ -93,71 +113,68 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
   try {
     const secretFile = join(dir, 'secret');
     writeFileSync(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    const serverPort = await freePort();
-    const credentialPort = await freePort();
-    const metricsPort = await freePort();
-    const shimPort = await freePort();
-    const relay = portRange(400);
+    // The onion service must know the server's port before tor starts.
+    const firstServerPort = await freePort();
 
     say('starting the private Tor network (tor processes on 127.0.0.1)');
-    tor = await startTorNetwork({ ...(options.onion ? { onion: { targetPort: serverPort } } : {}), progress: (m) => say(`  tor: ${m}`) });
+    tor = await startTorNetwork({ ...(options.onion ? { onion: { targetPort: firstServerPort } } : {}), progress: (m) => say(`  tor: ${m}`) });
     say(`Tor network ready in ${(tor.timings.firstStreamMs / 1000).toFixed(1)} s (SOCKS 127.0.0.1:${tor.socksPort})`);
-
-    say(`starting onionturn server on tcp://127.0.0.1:${serverPort}`);
-    const server = group.spawn('onionturn server', process.execPath, [
-      onionturnBin(),
-      'server',
-      '--listen',
-      `tcp://127.0.0.1:${serverPort}`,
-      '--secret-file',
-      secretFile,
-      '--relay-ip',
-      '127.0.0.1',
-      '--relay-ports',
-      `${relay.min}-${relay.max}`,
-      // The browsers' relay addresses are on 127.0.0.1 here, so peers are loopback: tests only.
-      '--allow-loopback-peers',
-      '--metrics',
-      `127.0.0.1:${metricsPort}`,
-      '--credentials-listen',
-      `127.0.0.1:${credentialPort}`,
-      ...(options.serverArgs ?? []),
-    ]);
-    await waitListening('onionturn server', server, serverPort);
-
-    const upstream = options.onion && tor.onion ? `${tor.onion.hostname}:${serverPort}` : `tcp://127.0.0.1:${serverPort}`;
-    say(`starting onionturn client (shim) on 127.0.0.1:${shimPort} -> ${upstream} via Tor`);
-    const local = options.localCredentials;
-    const shim = group.spawn('onionturn client', process.execPath, [
-      onionturnBin(),
-      'client',
-      '--listen',
-      `127.0.0.1:${shimPort}`,
-      '--server',
-      upstream,
-      '--socks',
-      `127.0.0.1:${tor.socksPort}`,
-      '--isolation',
-      options.isolation ?? 'per-flow',
-      ...(local ? ['--local-user', local.user, '--local-password', local.password, '--credentials-url', `http://127.0.0.1:${credentialPort}/credentials`] : []),
-      ...(options.clientArgs ?? []),
-    ]);
-    await waitListening('onionturn client', shim, shimPort);
-    // The shim's UDP side binds with the TCP side; give it a moment to print its banner.
-    await sleep(100);
     const torNet = tor;
+
+    const addServer = async (server: ServerOptions = {}, port?: number): Promise<ServerHandle> => {
+      const serverPort = port ?? (await freePort());
+      const credentialPort = await freePort();
+      const metricsPort = await freePort();
+      const relay = portRange(400);
+      say(`starting onionturn server on tcp://127.0.0.1:${serverPort}`);
+      const started = group.spawn('onionturn server', process.execPath, [
+        onionturnBin(),
+        'server',
+        ...['--listen', `tcp://127.0.0.1:${serverPort}`, '--secret-file', secretFile],
+        ...['--relay-ip', '127.0.0.1', '--relay-ports', `${relay.min}-${relay.max}`],
+        ...['--metrics', `127.0.0.1:${metricsPort}`, '--credentials-listen', `127.0.0.1:${credentialPort}`],
+        ...(server.allowLoopbackPeers === false ? [] : ['--allow-loopback-peers']),
+        ...(server.args ?? []),
+      ]);
+      await waitListening('onionturn server', started, serverPort);
+      return {
+        process: started,
+        port: serverPort,
+        credentialPort,
+        metricsPort,
+        metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+      };
+    };
+
+    const addShim = async (server: ServerHandle, shim: ShimOptions = {}): Promise<ShimHandle> => {
+      const shimPort = await freePort();
+      const upstream = shim.onion && torNet.onion ? `${torNet.onion.hostname}:${server.port}` : `tcp://127.0.0.1:${server.port}`;
+      say(`starting onionturn client (shim) on 127.0.0.1:${shimPort} -> ${upstream} via Tor`);
+      const local = shim.localCredentials;
+      const started = group.spawn('onionturn client', process.execPath, [
+        onionturnBin(),
+        'client',
+        ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${torNet.socksPort}`],
+        ...['--isolation', shim.isolation ?? 'per-flow'],
+        ...(local
+          ? ['--local-user', local.user, '--local-password', local.password, '--credentials-url', `http://127.0.0.1:${server.credentialPort}/credentials`]
+          : []),
+        ...(shim.args ?? []),
+      ]);
+      await waitListening('onionturn client', started, shimPort);
+      return { process: started, port: shimPort, upstream };
+    };
+
+    const server = await addServer(options.server, firstServerPort);
+    const shim = await addShim(server, options);
     return {
       tor: torNet,
       server,
       shim,
-      serverPort,
-      credentialPort,
-      metricsPort,
-      shimPort,
       secretFile,
-      upstream,
-      credentials: async () => JSON.parse(await runCli(['credentials', '--secret-file', secretFile, '--format', 'json', '--uri', `turn:127.0.0.1:${shimPort}`])) as RestCredentialJson,
-      metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+      credentials: async () => JSON.parse(await runCli(['credentials', '--secret-file', secretFile, '--format', 'json'])) as RestCredentialJson,
+      addServer: (o) => addServer(o),
+      addShim,
       stop,
     };
   } catch (err) {
@@ -166,11 +183,11 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
   }
 }
 
-/** Sums the samples of one Prometheus metric (all label sets). */
-export function metricSum(text: string, name: string): number {
+/** Sums the samples of one Prometheus metric, over the label sets that contain `labels` (e.g. 'direction="to_peer"'). */
+export function metricSum(text: string, name: string, labels = ''): number {
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) {
+    if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{') && line.includes(labels)) {
       sum += Number(line.slice(line.lastIndexOf(' ') + 1));
     }
   }

@@ -47,6 +47,6 @@ export { startEchoServer, type EchoServer } from './echo-server.js';
 export { SOCKS5_REPLIES, Socks5Error, socks5Connect, type Socks5ConnectOptions } from './socks5.js';
 export { consensusMicrodescDigests, hasCompleteDirInfo, microdescDigests } from './tor-dirinfo.js';
 export { repoRoot, onionturnBin } from './repo-root.js';
-export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson } from './bridge.js';
+export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson, type ServerHandle, type ServerOptions, type ShimHandle, type ShimOptions } from './bridge.js';
 export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
 export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';

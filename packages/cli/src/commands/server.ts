@@ -1,0 +1,312 @@
+// `onionturn server`: the exit-side TURN server. Flags, ONIONTURN_* env and --config JSON map onto
+// TurnServerConfig; every bad value is a UsageError (one line, exit 2). SIGHUP re-reads secret
+// files, users and the peer policy (allocations stay); SIGTERM/SIGINT stop and exit 0.
+import type { Argv, CommandModule } from 'yargs';
+import {
+  DEFAULT_LIFETIMES,
+  DEFAULT_LIMITS,
+  TurnServer,
+  chainLookups,
+  createLogger,
+  parsePolicyRule,
+  parseUserSpec,
+  restSecrets,
+  staticUsers,
+  type CredentialLookup,
+  type Limits,
+  type ListenSpec,
+  type PolicyRule,
+  type TurnServerConfig,
+} from '@onionturn/server';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { isIP } from 'node:net';
+import { createCredentialHandler } from '@onionturn/credentials/http';
+import type { CliContext } from '../cli-context.js';
+import { loadConfigFile, parseListen, readSecretFile } from '../config.js';
+import { UsageError } from '../exit-codes.js';
+
+interface ServerArgs {
+  listen: string[];
+  realm: string;
+  secretFile?: string[];
+  maxTtl: number;
+  user?: string[];
+  strictExpiry: boolean;
+  peerPolicy?: string[];
+  allowLoopbackPeers: boolean;
+  filtering: 'address-and-port' | 'address';
+  channelRange: 'rfc5766' | 'rfc8656';
+  relayIp?: string[];
+  externalIp?: string[];
+  relayPorts: string;
+  portQuarantine: number;
+  cert?: string;
+  key?: string;
+  metrics?: string;
+  logSensitive: boolean;
+  logLevel: string;
+  software?: string;
+  maxAllocations: number;
+  maxAllocationsPerUser: number;
+  maxPermissions: number;
+  maxChannels: number;
+  maxPeers: number;
+  newPeersPerSecond: number;
+  unansweredSends: number;
+  bandwidth: number;
+  totalBandwidth: number;
+  defaultLifetime: number;
+  maxLifetime: number;
+  nonceLifetime: number;
+  config?: string;
+  credentialsListen?: string;
+  credentialsTtl?: number;
+  credentialsUri?: string[];
+}
+
+function list(value: string | readonly string[] | undefined, separator: RegExp = /[\s,]+/): string[] {
+  if (value === undefined) return [];
+  // Env vars carry lists space- or comma-separated; flags and JSON arrays come as arrays.
+  const items = typeof value === 'string' ? [value] : [...value];
+  return items.flatMap((v) => String(v).split(separator)).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+/** tcp://HOST:PORT, udp://..., tls://...; a bare HOST:PORT means both tcp and udp. */
+export function parseListenSpecs(values: readonly string[]): ListenSpec[] {
+  const out: ListenSpec[] = [];
+  for (const v of values) {
+    const m = /^(tcp|udp|tls):\/\/(.+)$/.exec(v);
+    const { host, port } = parseListen(m ? (m[2] as string) : v);
+    if (isIP(host) === 0) throw new UsageError(`--listen '${v}': the host must be an IP address`);
+    if (m) out.push({ protocol: m[1] as ListenSpec['protocol'], host, port });
+    else out.push({ protocol: 'tcp', host, port }, { protocol: 'udp', host, port });
+  }
+  if (out.length === 0) throw new UsageError('give at least one --listen tcp://HOST:PORT (or udp://, tls://)');
+  return out;
+}
+
+export function parsePolicy(values: readonly string[]): PolicyRule[] {
+  return values.map((text) => {
+    const r = parsePolicyRule(text);
+    if (!r.ok) throw new UsageError(r.reason);
+    return r.rule;
+  });
+}
+
+function parseRange(name: string, text: string): { min: number; max: number } {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min < 1 || max > 65535 || min > max) throw new UsageError(`--${name} must be MIN-MAX within 1-65535, got '${text}'`);
+  return { min, max };
+}
+
+function count(name: string, value: unknown, allowZero = false): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n) || n < (allowZero ? 0 : 1)) {
+    throw new UsageError(`--${name} must be a whole number ${allowZero ? '>= 0' : '> 0'}, got '${String(value)}'`);
+  }
+  return n;
+}
+
+function ips(name: string, values: readonly string[]): string[] {
+  for (const v of values) if (isIP(v) === 0) throw new UsageError(`--${name} '${v}' is not an IP address`);
+  return [...values];
+}
+
+/** Credentials and policy: what SIGHUP reloads. `newest` receives the newest REST secret. */
+function authAndPolicy(args: ServerArgs, warn: (m: string) => void, newest?: (secret: string) => void): { lookup: CredentialLookup; policy: PolicyRule[] } {
+  const lookups: CredentialLookup[] = [];
+  const users = new Map<string, string>();
+  for (const spec of list(args.user)) {
+    const u = parseUserSpec(spec);
+    if (!u) throw new UsageError(`--user must be NAME:PASSWORD, got '${spec.split(':')[0] ?? ''}:…'`);
+    users.set(u.name, u.password);
+  }
+  if (users.size > 0) lookups.push(staticUsers(users));
+  const files = list(args.secretFile);
+  if (files.length > 0) {
+    const secrets = files.map((f) => readSecretFile(f, ({ path }) => warn(`secret file ${path} is readable by others (chmod 600 ${path})`)));
+    lookups.push(restSecrets({ secrets, maxTtl: count('max-ttl', args.maxTtl) }));
+    if (secrets[0] !== undefined) newest?.(secrets[0]);
+  }
+  if (lookups.length === 0) throw new UsageError('no credentials: give --secret-file FILE (REST secrets) and/or --user NAME:PASSWORD');
+  return { lookup: chainLookups(...lookups), policy: parsePolicy(list(args.peerPolicy, /[,\n]/)) };
+}
+
+export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnServerConfig {
+  const listen = parseListenSpecs(list(args.listen));
+  if (listen.some((l) => l.protocol === 'tls') && (!args.cert || !args.key)) throw new UsageError('tls:// listeners need --cert and --key');
+  const { lookup, policy } = authAndPolicy(args, warn);
+  const limits: Limits = {
+    allocations: count('max-allocations', args.maxAllocations),
+    allocationsPerUser: count('max-allocations-per-user', args.maxAllocationsPerUser),
+    permissionsPerAllocation: count('max-permissions', args.maxPermissions),
+    channelsPerAllocation: count('max-channels', args.maxChannels),
+    peersPerAllocation: count('max-peers', args.maxPeers),
+    newPeersPerSecond: count('new-peers-per-second', args.newPeersPerSecond),
+    unansweredSends: count('unanswered-sends', args.unansweredSends),
+    bandwidthPerAllocation: count('bandwidth', args.bandwidth, true),
+    bandwidthTotal: count('total-bandwidth', args.totalBandwidth, true),
+  };
+  const defaultLifetime = count('default-lifetime', args.defaultLifetime);
+  const maxLifetime = count('max-lifetime', args.maxLifetime);
+  if (maxLifetime < defaultLifetime) throw new UsageError('--max-lifetime must be at least --default-lifetime');
+  const relayIps = ips('relay-ip', list(args.relayIp));
+  const wildcardOnly = listen.every((l) => l.host === '0.0.0.0' || l.host === '::');
+  if (relayIps.length === 0 && wildcardOnly) throw new UsageError('listening on a wildcard address needs --relay-ip ADDRESS');
+  let metrics: { host: string; port: number } | undefined;
+  if (args.metrics !== undefined) metrics = parseListen(args.metrics);
+  if (!['rfc5766', 'rfc8656'].includes(args.channelRange)) throw new UsageError(`--channel-range must be rfc5766 or rfc8656`);
+  return {
+    listen,
+    realm: args.realm,
+    lookup,
+    peerPolicy: policy,
+    allowLoopbackPeers: args.allowLoopbackPeers,
+    filtering: args.filtering,
+    channelRange: args.channelRange,
+    relayIps,
+    externalIps: ips('external-ip', list(args.externalIp)),
+    relayPorts: parseRange('relay-ports', args.relayPorts),
+    portQuarantineSec: count('port-quarantine', args.portQuarantine, true),
+    lifetimes: { allocationDefaultSec: defaultLifetime, allocationMaxSec: maxLifetime, nonceSec: count('nonce-lifetime', args.nonceLifetime) },
+    limits,
+    strictExpiry: args.strictExpiry,
+    logSensitive: args.logSensitive,
+    ...(args.cert !== undefined ? { cert: args.cert } : {}),
+    ...(args.key !== undefined ? { key: args.key } : {}),
+    ...(args.software !== undefined ? { software: args.software } : {}),
+    ...(metrics ? { metrics } : {}),
+  };
+}
+
+function options(y: Argv): Argv {
+  const L = DEFAULT_LIMITS;
+  return y
+    .option('listen', { type: 'string', array: true, requiresArg: true, default: ['tcp://127.0.0.1:3478'], describe: 'tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT (repeatable)' })
+    .option('realm', { type: 'string', requiresArg: true, default: 'onionturn', describe: 'TURN realm' })
+    .option('secret-file', { type: 'string', array: true, requiresArg: true, describe: 'REST shared secret file (repeatable, newest first)' })
+    .option('max-ttl', { type: 'number', requiresArg: true, default: 86_400, describe: 'refuse REST usernames expiring further ahead (seconds)' })
+    .option('user', { type: 'string', array: true, requiresArg: true, describe: 'static user NAME:PASSWORD (repeatable)' })
+    .option('strict-expiry', { type: 'boolean', default: false, describe: 'also refuse Refresh once the REST credential has expired' })
+    .option('peer-policy', { type: 'string', array: true, requiresArg: true, describe: '"accept|reject ADDR[/BITS]:PORT[-PORT]" before the built-in deny list (repeatable)' })
+    .option('allow-loopback-peers', { type: 'boolean', default: false, describe: 'TESTS ONLY: allow relaying to loopback' })
+    .option('filtering', { choices: ['address-and-port', 'address'], default: 'address-and-port', describe: 'which peer datagrams reach the client' })
+    .option('channel-range', { choices: ['rfc5766', 'rfc8656'], default: 'rfc5766', describe: 'channel numbers accepted: 0x4000-0x7FFF or 0x4000-0x4FFF' })
+    .option('relay-ip', { type: 'string', array: true, requiresArg: true, describe: 'address relay sockets bind to (one per family)' })
+    .option('external-ip', { type: 'string', array: true, requiresArg: true, describe: 'address announced for relays (NAT), one per family' })
+    .option('relay-ports', { type: 'string', requiresArg: true, default: '49152-65535', describe: 'relay port range MIN-MAX' })
+    .option('port-quarantine', { type: 'number', requiresArg: true, default: 150, describe: 'seconds before a released relay port is reused' })
+    .option('cert', { type: 'string', requiresArg: true, describe: 'PEM certificate for tls:// listeners' })
+    .option('key', { type: 'string', requiresArg: true, describe: 'PEM private key for tls:// listeners' })
+    .option('metrics', { type: 'string', requiresArg: true, describe: 'serve Prometheus metrics on HOST:PORT/metrics' })
+    .option('log-sensitive', { type: 'boolean', default: false, describe: 'log usernames and addresses (debugging only)' })
+    .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info', describe: 'JSON log level (stderr)' })
+    .option('software', { type: 'string', requiresArg: true, describe: 'send this SOFTWARE attribute (none by default)' })
+    .option('max-allocations', { type: 'number', requiresArg: true, default: L.allocations, describe: 'allocations in total' })
+    .option('max-allocations-per-user', { type: 'number', requiresArg: true, default: L.allocationsPerUser, describe: 'allocations per username' })
+    .option('max-permissions', { type: 'number', requiresArg: true, default: L.permissionsPerAllocation, describe: 'permissions per allocation' })
+    .option('max-channels', { type: 'number', requiresArg: true, default: L.channelsPerAllocation, describe: 'channels per allocation' })
+    .option('max-peers', { type: 'number', requiresArg: true, default: L.peersPerAllocation, describe: 'peer ip:port pairs per allocation' })
+    .option('new-peers-per-second', { type: 'number', requiresArg: true, default: L.newPeersPerSecond, describe: 'new peers per second per allocation' })
+    .option('unanswered-sends', { type: 'number', requiresArg: true, default: L.unansweredSends, describe: 'datagrams to a peer before it has answered' })
+    .option('bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthPerAllocation, describe: 'bytes/s per allocation (0: unlimited)' })
+    .option('total-bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthTotal, describe: 'bytes/s for all allocations (0: unlimited)' })
+    .option('default-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationDefaultSec, describe: 'allocation lifetime (s)' })
+    .option('max-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationMaxSec, describe: 'longest allocation lifetime (s)' })
+    .option('credentials-listen', { type: 'string', requiresArg: true, describe: 'serve REST credentials (GET /credentials) on HOST:PORT, signed with the newest --secret-file' })
+    .option('credentials-ttl', { type: 'number', requiresArg: true, describe: 'ttl of served credentials (s); default --max-ttl' })
+    .option('credentials-uri', { type: 'string', array: true, requiresArg: true, describe: 'TURN URI returned with served credentials (repeatable)' })
+    .option('nonce-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.nonceSec, describe: 'seconds before 438 Stale Nonce' });
+}
+
+export function serverCommand(ctx: CliContext): CommandModule {
+  return {
+    command: 'server',
+    describe: 'run the exit-side TURN server (TURN over TCP/TLS/UDP, relaying UDP to peers)',
+    builder: (y) => options(y).example('$0 server --listen tcp://0.0.0.0:3478 --relay-ip 203.0.113.5 --secret-file /etc/onionturn/secret', ''),
+    handler: async (argv) => {
+      const args = argv as unknown as ServerArgs;
+      const config = serverConfig(args, ctx.warn);
+      const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
+      // The credential endpoint signs with whatever secret is newest, also after SIGHUP.
+      const state = { secret: '' };
+      authAndPolicy(args, () => undefined, (s) => (state.secret = s));
+      let server: TurnServer;
+      try {
+        server = await TurnServer.start({ ...config, logger });
+      } catch (error) {
+        throw new Error(`cannot start: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+      let endpoint: HttpServer | undefined;
+      try {
+        endpoint = await startCredentialEndpoint(args, () => state.secret);
+      } catch (error) {
+        await server.close();
+        throw error;
+      }
+      const onHup = (): void => {
+        try {
+          // A config file may carry the policy and users: read it again, flags still win.
+          const fromFile = args.config ? loadConfigFile(args.config) : {};
+          const merged = { ...args, ...pick(fromFile, ['peerPolicy', 'peer-policy', 'user', 'secretFile', 'secret-file']) } as ServerArgs;
+          const { lookup, policy } = authAndPolicy(merged, ctx.warn, (s) => (state.secret = s));
+          server.reload(lookup, policy);
+        } catch (error) {
+          logger.error('reload-failed', { error: (error as Error).message });
+        }
+      };
+      process.on('SIGHUP', onHup);
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        const stop = (s: NodeJS.Signals): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve(s);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      process.off('SIGHUP', onHup);
+      logger.info('stopping', { signal });
+      if (endpoint) {
+        endpoint.closeAllConnections();
+        await new Promise<void>((resolve) => endpoint.close(() => resolve()));
+      }
+      await server.close();
+    },
+  };
+}
+
+async function startCredentialEndpoint(args: ServerArgs, secret: () => string): Promise<HttpServer | undefined> {
+  if (args.credentialsListen === undefined) return undefined;
+  const listen = parseListen(args.credentialsListen);
+  if (!secret()) throw new UsageError('--credentials-listen needs --secret-file (the newest secret signs served credentials)');
+  const maxTtl = count('max-ttl', args.maxTtl);
+  const ttl = args.credentialsTtl === undefined ? maxTtl : count('credentials-ttl', args.credentialsTtl);
+  if (ttl > maxTtl) throw new UsageError('--credentials-ttl must not exceed --max-ttl (the server would refuse its own credentials)');
+  let handler;
+  try {
+    handler = createCredentialHandler({ secret, ttl, uris: list(args.credentialsUri) });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const http = createServer(handler);
+  http.headersTimeout = 10_000;
+  http.requestTimeout = 15_000;
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${args.credentialsListen}: ${e.code ?? e.message}`)));
+    http.listen(listen.port, listen.host, () => resolve());
+  });
+  return http;
+}
+
+function pick(obj: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    if (!(k in obj)) continue;
+    const camel = k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    out[camel] = obj[k];
+  }
+  return out;
+}

@@ -1,0 +1,130 @@
+// The state one allocation holds: relays, permissions (by peer address), the ip:port peers the
+// client has talked to, and channels. Plain mutable records; the core owns the rules.
+import type { IpFamily, TransportAddress } from '@onionturn/protocol';
+import { TokenBucket } from './rate-limit.js';
+
+/** What the shell gives the core for a client's 5-tuple: how to reach the client. */
+export interface ClientLink {
+  /** Sends a complete STUN message (response or Data indication). */
+  sendMessage(message: Buffer): void;
+  /** Sends ChannelData `channel` carrying `data` (the shell adds header and TCP padding). */
+  sendChannelData(channel: number, data: Buffer): void;
+  /** Closes the client's connection (TCP/TLS); a no-op for UDP. */
+  close(): void;
+}
+
+/** A bound relay socket, as the shell gives it to the core. */
+export interface RelaySocket {
+  send(data: Buffer, offset: number, length: number, port: number, address: string): void;
+  close(): void;
+}
+
+export type ClientTransport = 'udp' | 'tcp' | 'tls';
+
+/** One client 5-tuple (a UDP source address on a listener, or one TCP/TLS connection). */
+export class Client {
+  allocation: Allocation | undefined = undefined;
+  /** Transaction id of an Allocate waiting for its relay socket(s). */
+  pendingAllocate: Buffer | undefined = undefined;
+  closed = false;
+
+  constructor(
+    readonly transport: ClientTransport,
+    readonly remote: TransportAddress,
+    readonly link: ClientLink,
+    /** Identifies the 5-tuple (nonces are bound to it). */
+    readonly key: string,
+  ) {}
+}
+
+export class Relay {
+  socket: RelaySocket | undefined = undefined;
+
+  constructor(
+    readonly allocation: Allocation,
+    readonly family: IpFamily,
+    /** Where the socket is bound. */
+    readonly bindAddress: string,
+    readonly port: number,
+    /** What XOR-RELAYED-ADDRESS says (external IP for NAT). */
+    readonly external: TransportAddress,
+  ) {}
+}
+
+export class Channel {
+  constructor(
+    readonly number: number,
+    readonly peer: Peer,
+    public expiresAt: number,
+  ) {}
+}
+
+/** One peer ip:port the client has talked to (or bound a channel to). */
+export class Peer {
+  channel: Channel | undefined = undefined;
+  /** Last time the client sent to this exact ip:port (address-and-port-dependent filtering). */
+  lastSentAt = -Infinity;
+  answered = false;
+  unanswered = 0;
+
+  constructor(
+    readonly permission: Permission,
+    readonly port: number,
+  ) {}
+}
+
+export class Permission {
+  readonly peers = new Map<number, Peer>();
+
+  constructor(
+    /** The peer address as text, the way relay sockets report sources. */
+    readonly address: string,
+    /** 4 or 16 address bytes. */
+    readonly ip: Buffer,
+    readonly relay: Relay,
+    public expiresAt: number,
+  ) {}
+}
+
+export interface AllocationAuth {
+  readonly username: string;
+  readonly realm: string;
+  /** The password that matched at Allocate: later requests must use the same one. */
+  readonly password: string;
+  readonly credentialExpiresAt: number | undefined;
+}
+
+export class Allocation {
+  readonly permissions = new Map<string, Permission>();
+  readonly channels = new Map<number, Channel>();
+  relay4: Relay | undefined = undefined;
+  relay6: Relay | undefined = undefined;
+  peerCount = 0;
+  readonly bandwidth: TokenBucket;
+  readonly newPeers: TokenBucket;
+  /** Integrity keys derived from auth, by password algorithm. */
+  readonly keys = new Map<number, Buffer>();
+  /** The success response to Allocate, resent on a retransmission of that request. */
+  allocateTid: Buffer | undefined = undefined;
+  allocateResponse: Buffer | undefined = undefined;
+  deleted = false;
+  /** RESERVATION-TOKEN handed out with this allocation (EVEN-PORT with R set). */
+  reservationToken: Buffer | undefined = undefined;
+
+  constructor(
+    readonly id: number,
+    readonly client: Client,
+    readonly auth: AllocationAuth,
+    public expiresAt: number,
+    nowMs: number,
+    bandwidthPerSec: number,
+    newPeersPerSec: number,
+  ) {
+    this.bandwidth = new TokenBucket(bandwidthPerSec, bandwidthPerSec, nowMs);
+    this.newPeers = new TokenBucket(newPeersPerSec, newPeersPerSec, nowMs);
+  }
+
+  relayFor(family: IpFamily): Relay | undefined {
+    return family === 'IPv4' ? this.relay4 : this.relay6;
+  }
+}

@@ -1,0 +1,56 @@
+// Lifetimes and quotas with their defaults. Every one of these has a CLI flag.
+
+export interface Lifetimes {
+  /** Allocation lifetime when the client asks for less or nothing (RFC 8656: 600 s). */
+  readonly allocationDefaultSec: number;
+  readonly allocationMaxSec: number;
+  readonly permissionSec: number;
+  readonly channelSec: number;
+  /** How long a nonce stays good before 438 Stale Nonce. */
+  readonly nonceSec: number;
+}
+
+export interface Limits {
+  /** Allocations in total (508 beyond). */
+  readonly allocations: number;
+  /** Allocations per username (486 beyond). */
+  readonly allocationsPerUser: number;
+  readonly permissionsPerAllocation: number;
+  readonly channelsPerAllocation: number;
+  /** Distinct peer ip:port pairs an allocation may talk to. */
+  readonly peersPerAllocation: number;
+  /** New peers (addresses or ip:port pairs) per second per allocation. */
+  readonly newPeersPerSecond: number;
+  /** Datagrams sent to a peer before it has ever answered; later ones are dropped (consent). */
+  readonly unansweredSends: number;
+  /** Relayed bytes per second per allocation, both directions together; 0 = unlimited. */
+  readonly bandwidthPerAllocation: number;
+  /** Relayed bytes per second over all allocations; 0 = unlimited. */
+  readonly bandwidthTotal: number;
+}
+
+export const DEFAULT_LIFETIMES: Lifetimes = {
+  allocationDefaultSec: 600,
+  allocationMaxSec: 3600,
+  permissionSec: 300,
+  channelSec: 600,
+  nonceSec: 600,
+};
+
+export const DEFAULT_LIMITS: Limits = {
+  allocations: 10_000,
+  allocationsPerUser: 16,
+  permissionsPerAllocation: 64,
+  channelsPerAllocation: 64,
+  peersPerAllocation: 256,
+  newPeersPerSecond: 20,
+  // Large enough for a burst that is in flight before the first answer is read (a 1 MB flood of
+  // 1000-byte datagrams); a peer that never answers gets at most this much, then nothing.
+  unansweredSends: 2000,
+  // 10 MB/s (80 Mbit/s) covers HD video calls; the total keeps one host from being a flood cannon.
+  bandwidthPerAllocation: 10_000_000,
+  bandwidthTotal: 1_000_000_000,
+};
+
+/** Channels stay reserved this long after they expire before the number or peer can be rebound. */
+export const CHANNEL_REBIND_GUARD_MS = 300_000;

@@ -1,0 +1,98 @@
+// Prometheus metrics (prom-client). Values are read from the core's plain counters at scrape
+// time, so the relay path pays nothing for them. No per-username label, ever.
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { TurnCore } from './turn-core.js';
+
+export function createMetricsRegistry(core: TurnCore): Registry {
+  const registry = new Registry();
+  const s = core.stats;
+  new Gauge({
+    name: 'onionturn_allocations',
+    help: 'Allocations currently held',
+    registers: [registry],
+    collect() {
+      this.set(core.allocationCount);
+    },
+  });
+  const counter = (name: string, help: string, read: () => number): void => {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = read();
+        if (v > reported) this.inc(v - reported);
+        reported = v;
+      },
+    });
+  };
+  counter('onionturn_allocations_created_total', 'Allocations created', () => s.allocationsCreated);
+  counter('onionturn_allocations_deleted_total', 'Allocations deleted', () => s.allocationsDeleted);
+  counter('onionturn_auth_failures_total', 'Requests that failed authentication', () => s.authFailures);
+  counter('onionturn_denied_peers_total', 'Peer addresses refused by the peer policy', () => s.deniedPeers);
+  counter('onionturn_malformed_total', 'Malformed messages from clients', () => s.malformed);
+  const directional = (name: string, help: string, toPeer: () => number, toClient: () => number): void => {
+    const last = { to_peer: 0, to_client: 0 };
+    new Counter({
+      name,
+      help,
+      labelNames: ['direction'],
+      registers: [registry],
+      collect() {
+        for (const [dir, read] of [['to_peer', toPeer], ['to_client', toClient]] as const) {
+          const v = read();
+          if (v > last[dir]) this.labels(dir).inc(v - last[dir]);
+          last[dir] = v;
+        }
+      },
+    });
+  };
+  directional('onionturn_relayed_bytes_total', 'Relayed payload bytes', () => s.bytesToPeer, () => s.bytesToClient);
+  directional('onionturn_relayed_packets_total', 'Relayed datagrams', () => s.packetsToPeer, () => s.packetsToClient);
+  const labelled = (name: string, help: string, label: string, read: () => Iterable<[string, number]>): void => {
+    const last = new Map<string, number>();
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        for (const [k, v] of read()) {
+          const prev = last.get(k) ?? 0;
+          if (v > prev) this.labels(k).inc(v - prev);
+          last.set(k, v);
+        }
+      },
+    });
+  };
+  labelled('onionturn_error_responses_total', 'Error responses by code', 'code', () => [...s.errors].map(([k, v]) => [String(k), v]));
+  labelled('onionturn_quota_hits_total', 'Requests or datagrams refused by a quota', 'quota', () => s.quotaHits);
+  labelled('onionturn_dropped_total', 'Datagrams dropped, by reason', 'reason', () => [
+    ['filtered', s.droppedFiltered],
+    ['no-permission', s.droppedNoPermission],
+    ['bandwidth', s.droppedBandwidth],
+    ['consent', s.droppedConsent],
+  ]);
+  return registry;
+}
+
+/** Serves GET /metrics on host:port. */
+export async function serveMetrics(registry: Registry, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

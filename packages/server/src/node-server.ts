@@ -1,0 +1,417 @@
+// The Node shell around TurnCore: TCP, TLS and UDP listeners, relay sockets, the timer, metrics.
+// Sockets only; every TURN rule lives in the core.
+import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import { createServer as createTlsServer } from 'node:tls';
+import { FrameKind, StreamFramer, channelDataPadding, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
+import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
+import type { CredentialLookup } from './auth.js';
+import type { Lifetimes, Limits } from './limits.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetricsRegistry, serveMetrics } from './metrics.js';
+import { PeerPolicy, type PolicyRule } from './peer-policy.js';
+import { PortPool } from './port-pool.js';
+import { TurnCore, type ChannelRange, type Filtering, type RelayAddress, type RelayBinder } from './turn-core.js';
+
+export interface ListenSpec {
+  readonly protocol: ClientTransport;
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface TurnServerConfig {
+  readonly listen: readonly ListenSpec[];
+  readonly realm: string;
+  readonly lookup: CredentialLookup;
+  /** PEM certificate and key files, for tls:// listeners. */
+  readonly cert?: string;
+  readonly key?: string;
+  readonly peerPolicy?: readonly PolicyRule[];
+  readonly allowLoopbackPeers?: boolean;
+  readonly filtering?: Filtering;
+  /** Addresses relay sockets bind to (one per family); default: the first listener address of that family. */
+  readonly relayIps?: readonly string[];
+  /** Addresses announced in XOR-RELAYED-ADDRESS (NAT), one per family; default: the relay address. */
+  readonly externalIps?: readonly string[];
+  readonly relayPorts?: { readonly min: number; readonly max: number };
+  readonly portQuarantineSec?: number;
+  readonly lifetimes?: Partial<Lifetimes>;
+  readonly limits?: Partial<Limits>;
+  readonly strictExpiry?: boolean;
+  readonly software?: string;
+  readonly metrics?: { readonly host: string; readonly port: number };
+  readonly logger?: Logger;
+  readonly logSensitive?: boolean;
+  readonly channelRange?: ChannelRange;
+  /** Most TCP/TLS connections held at once. */
+  readonly maxConnections?: number;
+}
+
+/** Bytes queued on a client's TCP socket beyond which relayed data is dropped, as UDP would. */
+const MAX_QUEUED = 1 << 20;
+const HANDSHAKE_IDLE_MS = 60_000;
+const UDP_CLIENT_IDLE_MS = 120_000;
+const RELAY_RECV_BUFFER = 1 << 20;
+
+/**
+ * dgram's default lookup goes through dns.lookup, costing a regex and a nextTick per datagram
+ * even for an IP literal. Every address the relay sends to is a literal, so answer at once.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
+}
+
+export class TurnServer {
+  readonly core: TurnCore;
+  readonly #config: TurnServerConfig;
+  readonly #log: Logger;
+  readonly #tcpServers: TcpServer[] = [];
+  readonly #udpListeners: UdpSocket[] = [];
+  readonly #connections = new Set<Socket>();
+  readonly #udpClients = new Map<UdpSocket, Map<string, Map<number, { client: Client; seen: number }>>>();
+  #timer: NodeJS.Timeout | undefined;
+  #metricsServer: HttpServer | undefined;
+  readonly #bound: { protocol: ClientTransport; address: string; port: number }[] = [];
+  #closing = false;
+  readonly #framerOptions: FramerOptions;
+
+  private constructor(config: TurnServerConfig, core: TurnCore, log: Logger) {
+    this.#config = config;
+    this.core = core;
+    this.#log = log;
+    this.#framerOptions = { rfc5766Channels: config.channelRange !== 'rfc8656' };
+  }
+
+  /** Starts every listener; rejects (after cleaning up) when one cannot bind. */
+  static async start(config: TurnServerConfig): Promise<TurnServer> {
+    const log = config.logger ?? createLogger({ sensitive: config.logSensitive === true });
+    const relays = pickRelays(config);
+    const ports = config.relayPorts ?? { min: 49152, max: 65535 };
+    const quarantineMs = (config.portQuarantineSec ?? 150) * 1000;
+    const holder: { server?: TurnServer } = {};
+    const binder: RelayBinder = { bind: (relay, done) => (holder.server as TurnServer).#bindRelay(relay, done) };
+    const core = new TurnCore({
+      realm: config.realm,
+      lookup: config.lookup,
+      policy: TurnServer.#policy(config, relays),
+      ports: new PortPool(ports.min, ports.max, quarantineMs),
+      binder,
+      ...(relays.relay4 ? { relay4: relays.relay4 } : {}),
+      ...(relays.relay6 ? { relay6: relays.relay6 } : {}),
+      ...(config.filtering ? { filtering: config.filtering } : {}),
+      ...(config.strictExpiry ? { strictExpiry: true } : {}),
+      ...(config.channelRange ? { channelRange: config.channelRange } : {}),
+      ...(config.software !== undefined ? { software: config.software } : {}),
+      ...(config.lifetimes ? { lifetimes: config.lifetimes } : {}),
+      ...(config.limits ? { limits: config.limits } : {}),
+      events: { event: (name, fields) => log.info(name, fields) },
+    });
+    const server = new TurnServer(config, core, log);
+    holder.server = server;
+    if (config.allowLoopbackPeers) log.warn('--allow-loopback-peers is on: loopback peers are reachable; for tests only');
+    try {
+      for (const spec of config.listen) await server.#listen(spec);
+      if (config.metrics) {
+        server.#metricsServer = await serveMetrics(createMetricsRegistry(core), config.metrics.host, config.metrics.port);
+      }
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    server.#timer = setInterval(() => server.#tick(), 1000);
+    log.info('server-started', { listeners: server.#bound.map((b) => `${b.protocol}://${b.address}:${b.port}`) });
+    return server;
+  }
+
+  static #policy(config: TurnServerConfig, relays: { relay4?: RelayAddress; relay6?: RelayAddress }): PeerPolicy {
+    const own: string[] = [];
+    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) own.push(i.address);
+    for (const l of config.listen) own.push(l.host);
+    for (const r of [relays.relay4, relays.relay6]) if (r) own.push(r.bind, r.external);
+    return new PeerPolicy({ rules: config.peerPolicy ?? [], ownAddresses: own, allowLoopback: config.allowLoopbackPeers === true });
+  }
+
+  /** Listener addresses actually bound (port 0 resolved). */
+  get addresses(): readonly { protocol: ClientTransport; address: string; port: number }[] {
+    return this.#bound;
+  }
+
+  /** SIGHUP: new credentials and policy; allocations stay. */
+  reload(lookup: CredentialLookup, peerPolicy: readonly PolicyRule[]): void {
+    const config = { ...this.#config, lookup, peerPolicy };
+    this.core.reload(TurnServer.#policy(config, pickRelays(config)), lookup);
+    this.#log.info('reloaded', { rules: peerPolicy.length });
+  }
+
+  /** Stops accepting, deletes every allocation, closes everything. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (this.#timer) clearInterval(this.#timer);
+    const closing: Promise<unknown>[] = [];
+    for (const s of this.#tcpServers) closing.push(new Promise((resolve) => s.close(resolve)));
+    this.core.closeAll();
+    for (const c of this.#connections) c.destroy();
+    for (const u of this.#udpListeners) closing.push(new Promise<void>((resolve) => u.close(() => resolve())));
+    const metrics = this.#metricsServer;
+    if (metrics) closing.push(new Promise((resolve) => metrics.close(resolve)));
+    await Promise.all(closing);
+    this.#log.info('server-stopped', {});
+  }
+
+  #tick(): void {
+    this.core.tick();
+    const now = Date.now();
+    for (const byAddr of this.#udpClients.values()) {
+      for (const [addr, byPort] of byAddr) {
+        for (const [port, entry] of byPort) {
+          if (!entry.client.allocation && !entry.client.pendingAllocate && now - entry.seen > UDP_CLIENT_IDLE_MS) {
+            entry.client.closed = true;
+            byPort.delete(port);
+          }
+        }
+        if (byPort.size === 0) byAddr.delete(addr);
+      }
+    }
+  }
+
+  async #listen(spec: ListenSpec): Promise<void> {
+    if (spec.protocol === 'udp') return this.#listenUdp(spec);
+    const onConnection = (sock: Socket): void => this.#accept(sock, spec.protocol);
+    let srv: TcpServer;
+    if (spec.protocol === 'tls') {
+      if (!this.#config.cert || !this.#config.key) throw new Error('tls:// listeners need --cert and --key');
+      srv = createTlsServer({ cert: readFileSync(this.#config.cert), key: readFileSync(this.#config.key) }, onConnection);
+      // A failed TLS handshake is the client's problem, not the server's.
+      srv.on('tlsClientError', () => undefined);
+    } else {
+      srv = createTcpServer(onConnection);
+    }
+    srv.maxConnections = this.#config.maxConnections ?? 20_000;
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(spec.port, spec.host, () => {
+        srv.off('error', reject);
+        resolve();
+      });
+    });
+    srv.on('error', (err) => this.#log.error('listener-error', { error: String(err) }));
+    const a = srv.address();
+    if (a && typeof a === 'object') this.#bound.push({ protocol: spec.protocol, address: a.address, port: a.port });
+    this.#tcpServers.push(srv);
+  }
+
+  #accept(sock: Socket, transport: ClientTransport): void {
+    if (this.#closing) {
+      sock.destroy();
+      return;
+    }
+    const remote = addressOf(sock.remoteAddress, sock.remotePort);
+    if (!remote) {
+      sock.destroy();
+      return;
+    }
+    sock.setNoDelay(true);
+    this.#connections.add(sock);
+    const link = new TcpLink(sock);
+    const client = new Client(transport, remote, link, `${transport}|${remote.address}|${remote.port}|${sock.localPort ?? 0}`);
+    const core = this.core;
+    const framer = new StreamFramer((frame, kind) => {
+      if (kind === FrameKind.ChannelData) core.handleChannelData(client, frame);
+      else core.handleStun(client, frame);
+    }, this.#framerOptions);
+    sock.on('data', (chunk: Buffer) => {
+      const err = framer.push(chunk);
+      if (err) {
+        // Not TURN framing: nothing sensible can follow on this stream.
+        core.stats.malformed++;
+        sock.destroy();
+      }
+    });
+    sock.setTimeout(HANDSHAKE_IDLE_MS, () => {
+      if (!client.allocation) sock.destroy();
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      this.#connections.delete(sock);
+      core.clientClosed(client);
+    });
+  }
+
+  async #listenUdp(spec: ListenSpec): Promise<void> {
+    const family = spec.host.includes(':') ? 'udp6' : 'udp4';
+    const sock = createSocket({ type: family, reuseAddr: false, lookup: literalLookup });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(spec.port, spec.host, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    sock.on('error', (err) => this.#log.warn('udp-listener-error', { error: String(err) }));
+    const clients = new Map<string, Map<number, { client: Client; seen: number }>>();
+    this.#udpClients.set(sock, clients);
+    const core = this.core;
+    const localPort = sock.address().port;
+    sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+      let byPort = clients.get(rinfo.address);
+      let entry = byPort?.get(rinfo.port);
+      if (entry === undefined) {
+        if (this.#closing) return;
+        const remote = addressOf(rinfo.address, rinfo.port);
+        if (!remote) return;
+        const client = new Client('udp', remote, new UdpLink(sock, rinfo.port, rinfo.address), `udp|${remote.address}|${remote.port}|${localPort}`);
+        entry = { client, seen: 0 };
+        if (!byPort) {
+          byPort = new Map();
+          clients.set(rinfo.address, byPort);
+        }
+        byPort.set(rinfo.port, entry);
+      }
+      entry.seen = Date.now();
+      core.handleClientDatagram(entry.client, msg);
+    });
+    this.#udpListeners.push(sock);
+    const a = sock.address();
+    this.#bound.push({ protocol: 'udp', address: a.address, port: a.port });
+  }
+
+  #bindRelay(relay: Relay, done: (socket: RelaySocket | undefined) => void): void {
+    const sock = createSocket({ type: relay.family === 'IPv4' ? 'udp4' : 'udp6', lookup: literalLookup });
+    const core = this.core;
+    const onBindError = (): void => {
+      sock.close();
+      done(undefined);
+    };
+    sock.once('error', onBindError);
+    sock.bind({ port: relay.port, address: relay.bindAddress, exclusive: true }, () => {
+      sock.off('error', onBindError);
+      // Bursts from peers wait in the kernel rather than being dropped (clamped to rmem_max).
+      try {
+        sock.setRecvBufferSize(RELAY_RECV_BUFFER);
+      } catch {
+        // not fatal: the default buffer works, it just drops earlier under bursts
+      }
+      // Send errors (ICMP unreachable and the like) are not the server's errors.
+      sock.on('error', () => undefined);
+      sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => core.handlePeerDatagram(relay, msg, rinfo.address, rinfo.port));
+      done(new UdpRelaySocket(sock));
+    });
+  }
+}
+
+class UdpRelaySocket implements RelaySocket {
+  #closed = false;
+  constructor(readonly sock: UdpSocket) {}
+  send(data: Buffer, offset: number, length: number, port: number, address: string): void {
+    this.sock.send(data, offset, length, port, address);
+  }
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.sock.close();
+  }
+}
+
+class UdpLink implements ClientLink {
+  constructor(
+    readonly sock: UdpSocket,
+    readonly port: number,
+    readonly address: string,
+  ) {}
+  sendMessage(message: Buffer): void {
+    this.sock.send(message, this.port, this.address);
+  }
+  sendChannelData(channel: number, data: Buffer): void {
+    const out = Buffer.allocUnsafe(4 + data.length);
+    out.writeUInt16BE(channel, 0);
+    out.writeUInt16BE(data.length, 2);
+    data.copy(out, 4);
+    this.sock.send(out, this.port, this.address);
+  }
+  close(): void {}
+}
+
+// TCP writes are corked while an event-loop turn relays, and flushed together once per turn.
+const corked: TcpLink[] = [];
+let flushScheduled = false;
+function flushCorked(): void {
+  flushScheduled = false;
+  for (let i = 0; i < corked.length; i++) {
+    const link = corked[i] as TcpLink;
+    link.corked = false;
+    link.sock.uncork();
+  }
+  corked.length = 0;
+}
+
+class TcpLink implements ClientLink {
+  corked = false;
+  constructor(readonly sock: Socket) {}
+
+  #cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.sock.cork();
+    corked.push(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushCorked);
+    }
+  }
+
+  sendMessage(message: Buffer): void {
+    const s = this.sock;
+    if (s.destroyed || s.writableLength > MAX_QUEUED) return;
+    this.#cork();
+    s.write(message);
+  }
+
+  sendChannelData(channel: number, data: Buffer): void {
+    const s = this.sock;
+    if (s.destroyed || s.writableLength > MAX_QUEUED) return;
+    const len = data.length;
+    const pad = channelDataPadding(len);
+    const out = Buffer.allocUnsafe(4 + len + pad);
+    out.writeUInt16BE(channel, 0);
+    out.writeUInt16BE(len, 2);
+    data.copy(out, 4);
+    if (pad > 0) out.fill(0, 4 + len);
+    this.#cork();
+    s.write(out);
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+function addressOf(address: string | undefined, port: number | undefined): TransportAddress | undefined {
+  if (address === undefined || port === undefined) return undefined;
+  // Dual-stack sockets report IPv4 clients as ::ffff:a.b.c.d; answer them in IPv4 terms.
+  const v4 = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : undefined;
+  const family: IpFamily = v4 || !address.includes(':') ? 'IPv4' : 'IPv6';
+  return { family, address: v4 ?? address, port };
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+/** Relay bind/announce addresses per family, from --relay-ip/--external-ip or the listeners. */
+export function pickRelays(config: Pick<TurnServerConfig, 'listen' | 'relayIps' | 'externalIps'>): { relay4?: RelayAddress; relay6?: RelayAddress } {
+  const out: { relay4?: RelayAddress; relay6?: RelayAddress } = {};
+  const relayIps = config.relayIps && config.relayIps.length > 0 ? config.relayIps : config.listen.map((l) => l.host).filter((h) => !isWildcard(h));
+  for (const fam of ['IPv4', 'IPv6'] as const) {
+    const isFam = (a: string): boolean => (fam === 'IPv6') === a.includes(':');
+    const bind = relayIps.find(isFam);
+    if (!bind) continue;
+    const external = config.externalIps?.find(isFam) ?? bind;
+    if (fam === 'IPv4') out.relay4 = { bind, external };
+    else out.relay6 = { bind, external };
+  }
+  return out;
+}

@@ -1,0 +1,93 @@
+// Relay ports: chosen at random from a range (so port numbers do not count allocations or link
+// them), and a released port rests in quarantine before reuse so a late packet for the old
+// allocation never reaches a new one.
+import { randomInt } from 'node:crypto';
+
+export class PortPool {
+  readonly #free: number[] = [];
+  /** Position of each free port in #free, for taking a given port (the odd half of a pair). */
+  readonly #index = new Map<number, number>();
+  /** Released ports in release order with the time they may be reused. */
+  readonly #quarantine: { port: number; until: number }[] = [];
+  #qHead = 0;
+  readonly #quarantineMs: number;
+
+  constructor(min: number, max: number, quarantineMs: number) {
+    if (!(Number.isInteger(min) && Number.isInteger(max) && min >= 1 && max <= 65535 && min <= max)) {
+      throw new RangeError(`bad relay port range ${min}-${max}`);
+    }
+    for (let p = min; p <= max; p++) this.#push(p);
+    this.#quarantineMs = quarantineMs;
+  }
+
+  get available(): number {
+    return this.#free.length;
+  }
+
+  /** A random free port (even when `even`), or undefined when none is left. */
+  take(nowMs: number, even = false): number | undefined {
+    this.#release(nowMs);
+    const free = this.#free;
+    if (free.length === 0) return undefined;
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const port = free[randomInt(free.length)] as number;
+      if (even && port % 2 !== 0) continue;
+      this.#remove(port);
+      return port;
+    }
+    return undefined;
+  }
+
+  /** A random even port whose successor is free too (RTP/RTCP pairs, EVEN-PORT with R set). */
+  takePair(nowMs: number): [number, number] | undefined {
+    this.#release(nowMs);
+    const free = this.#free;
+    for (let attempt = 0; attempt < 128 && free.length > 1; attempt++) {
+      const port = free[randomInt(free.length)] as number;
+      if (port % 2 !== 0 || !this.#index.has(port + 1)) continue;
+      this.#remove(port);
+      this.#remove(port + 1);
+      return [port, port + 1];
+    }
+    return undefined;
+  }
+
+  #push(port: number): void {
+    this.#index.set(port, this.#free.length);
+    this.#free.push(port);
+  }
+
+  #remove(port: number): void {
+    const free = this.#free;
+    const i = this.#index.get(port);
+    if (i === undefined) return;
+    const last = free.pop() as number;
+    this.#index.delete(port);
+    if (last !== port) {
+      free[i] = last;
+      this.#index.set(last, i);
+    }
+  }
+
+  /** Gives a port back; it is reusable after the quarantine. */
+  give(port: number, nowMs: number): void {
+    this.#quarantine.push({ port, until: nowMs + this.#quarantineMs });
+  }
+
+  /** A port that could not be bound (in use by someone else): retried only after the quarantine. */
+  skip(port: number, nowMs: number): void {
+    this.give(port, nowMs);
+  }
+
+  #release(nowMs: number): void {
+    const q = this.#quarantine;
+    while (this.#qHead < q.length && (q[this.#qHead] as { until: number }).until <= nowMs) {
+      this.#push((q[this.#qHead] as { port: number }).port);
+      this.#qHead++;
+    }
+    if (this.#qHead > 1024 && this.#qHead * 2 > q.length) {
+      q.splice(0, this.#qHead);
+      this.#qHead = 0;
+    }
+  }
+}

@@ -1,0 +1,32 @@
+// Counters the core bumps as plain numbers (no label lookups on the packet path); the metrics
+// module reads them at scrape time.
+
+export class CoreStats {
+  allocationsCreated = 0;
+  allocationsDeleted = 0;
+  packetsToPeer = 0;
+  bytesToPeer = 0;
+  packetsToClient = 0;
+  bytesToClient = 0;
+  /** Peer datagrams dropped by filtering (no permission, or not a peer the client sent to). */
+  droppedFiltered = 0;
+  /** Client data dropped for lack of a permission or channel. */
+  droppedNoPermission = 0;
+  droppedBandwidth = 0;
+  droppedConsent = 0;
+  deniedPeers = 0;
+  authFailures = 0;
+  malformed = 0;
+  /** Error responses by code. */
+  readonly errors = new Map<number, number>();
+  /** Quota hits by quota name. */
+  readonly quotaHits = new Map<string, number>();
+
+  countError(code: number): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+  }
+
+  countQuota(name: string): void {
+    this.quotaHits.set(name, (this.quotaHits.get(name) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,201 @@
+// Hostile bytes over real TCP and UDP sockets: each gets the right error or a closed connection,
+// and a well-behaved client on the same server keeps being served throughout.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import {
+  AttributeType,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  StreamFramer,
+  decodeMessage,
+  longTermKey,
+  readAttribute,
+  readText,
+  type StunMessage,
+} from '@onionturn/protocol';
+import { sleep } from '@onionturn/testkit';
+import { TurnServer, createLogger, staticUsers } from '../src/index.js';
+
+const REALM = 'malformed.test';
+const KEY = longTermKey('alice', REALM, 'pw');
+
+function code(m: StunMessage): number | undefined {
+  const r = readAttribute(m, AttributeType.ErrorCode);
+  return r?.ok && r.value.kind === 'error-code' ? r.value.code : undefined;
+}
+
+class TcpTalker {
+  readonly messages: StunMessage[] = [];
+  closed = false;
+  readonly #framer = new StreamFramer((f) => {
+    const d = decodeMessage(Buffer.from(f));
+    if (d.ok) this.messages.push(d.value);
+  });
+  constructor(readonly sock: Socket) {
+    sock.on('data', (c: Buffer) => this.#framer.push(c));
+    sock.on('close', () => {
+      this.closed = true;
+    });
+    sock.on('error', () => undefined);
+  }
+  static async open(port: number): Promise<TcpTalker> {
+    const s = connect(port, '127.0.0.1');
+    await once(s, 'connect');
+    return new TcpTalker(s);
+  }
+  async next(timeoutMs = 2000): Promise<StunMessage | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    const start = this.messages.length;
+    while (Date.now() < deadline && this.messages.length === start && !this.closed) await sleep(10);
+    return this.messages[start];
+  }
+}
+
+async function udpAsk(sock: UdpSocket, port: number, data: Buffer, timeoutMs = 500): Promise<StunMessage | undefined> {
+  const got = new Promise<StunMessage | undefined>((resolve) => {
+    const timer = setTimeout(() => {
+      sock.off('message', on);
+      resolve(undefined);
+    }, timeoutMs);
+    const on = (msg: Buffer): void => {
+      clearTimeout(timer);
+      sock.off('message', on);
+      const d = decodeMessage(msg);
+      resolve(d.ok ? d.value : undefined);
+    };
+    sock.on('message', on);
+  });
+  sock.send(data, port, '127.0.0.1');
+  return got;
+}
+
+function binding(): Buffer {
+  return new MessageBuilder(Method.Binding, MessageClass.Request).build();
+}
+
+function allocate(nonce?: string, key: Buffer = KEY, extra?: (b: MessageBuilder) => void): Buffer {
+  const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
+  extra?.(b);
+  if (nonce === undefined) return b.build();
+  b.add(AttributeType.Username, { kind: 'text', text: 'alice' })
+    .add(AttributeType.Realm, { kind: 'text', text: REALM })
+    .add(AttributeType.Nonce, { kind: 'text', text: nonce });
+  return b.build({ integrityKey: key });
+}
+
+test('malformed TCP and UDP input: right errors or closed connections, and other clients keep being served', async (t) => {
+  const server = await TurnServer.start({
+    listen: [
+      { protocol: 'tcp', host: '127.0.0.1', port: 0 },
+      { protocol: 'udp', host: '127.0.0.1', port: 0 },
+    ],
+    realm: REALM,
+    lookup: staticUsers(new Map([['alice', 'pw']])),
+    relayPorts: { min: 45000, max: 45999 },
+    logger: createLogger({ level: 'error' }),
+  });
+  t.after(() => server.close());
+  const tcpPort = server.addresses.find((a) => a.protocol === 'tcp')!.port;
+  const udpPort = server.addresses.find((a) => a.protocol === 'udp')!.port;
+
+  // A good client holds an allocation over TCP for the whole test.
+  const good = await TcpTalker.open(tcpPort);
+  t.after(() => good.sock.destroy());
+  good.sock.write(allocate());
+  const challenge = (await good.next())!;
+  assert.equal(code(challenge), 401);
+  const nonce = readText(challenge, AttributeType.Nonce)!;
+  good.sock.write(allocate(nonce));
+  const allocated = (await good.next())!;
+  assert.equal(allocated.messageClass, MessageClass.SuccessResponse);
+  const stillServed = async (what: string): Promise<void> => {
+    good.sock.write(binding());
+    const r = await good.next();
+    assert.equal(r?.messageClass, MessageClass.SuccessResponse, `good client not served after ${what}`);
+    assert.equal(good.closed, false);
+  };
+
+  await t.test('TCP: garbage framing closes the connection', async () => {
+    // First byte 0b10/0b11: neither STUN nor ChannelData; a STUN length that is not a multiple of 4.
+    for (const bytes of [Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.from('\x80TTP/1.1 200 OK\r\n\r\n', 'latin1'), Buffer.from([0x00, 0x01, 0x00, 0x05, 0x21, 0x12, 0xa4, 0x42])]) {
+      const c = await TcpTalker.open(tcpPort);
+      c.sock.write(bytes);
+      await c.next();
+      await sleep(50);
+      assert.equal(c.closed, true, `not closed after ${bytes.subarray(0, 4).toString('hex')}`);
+      await stillServed('garbage framing');
+    }
+  });
+
+  await t.test('TCP: STUN without the magic cookie closes; so does ChannelData before any allocation', async () => {
+    const noCookie = binding();
+    noCookie.writeUInt32BE(0x01020304, 4);
+    // "GET / HTTP/1.1": 'G' starts a ChannelData header (channel 0x4745, 0x5420 bytes), so it
+    // closes once that frame is complete and turns out to come from a client without allocation.
+    const http = Buffer.concat([Buffer.from('GET / HTTP/1.1\r\n'), Buffer.alloc(0x5420)]);
+    for (const bytes of [noCookie, Buffer.from([0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]), http]) {
+      const c = await TcpTalker.open(tcpPort);
+      c.sock.write(bytes);
+      await c.next(300);
+      await sleep(50);
+      assert.equal(c.closed, true, bytes.subarray(0, 4).toString('hex'));
+    }
+    await stillServed('no cookie');
+  });
+
+  await t.test('TCP: a truncated header just waits; the rest completes it', async () => {
+    const c = await TcpTalker.open(tcpPort);
+    const b = binding();
+    c.sock.write(b.subarray(0, 3));
+    await sleep(100);
+    assert.equal(c.messages.length, 0);
+    c.sock.write(b.subarray(3));
+    assert.equal((await c.next())?.messageClass, MessageClass.SuccessResponse);
+    c.sock.destroy();
+  });
+
+  await t.test('TCP: an attribute running past the end gets 400; bad integrity 401; unknown required attribute 420', async () => {
+    const c = await TcpTalker.open(tcpPort);
+    const bad = Buffer.concat([binding(), Buffer.from([0x00, 0x06, 0x00, 0x40, 0, 0, 0, 0])]);
+    bad.writeUInt16BE(8, 2);
+    c.sock.write(bad);
+    assert.equal(code((await c.next())!), 400);
+    c.sock.write(allocate());
+    const n = readText((await c.next())!, AttributeType.Nonce)!;
+    c.sock.write(allocate(n, longTermKey('alice', REALM, 'wrong')));
+    assert.equal(code((await c.next())!), 401);
+    c.sock.write(allocate(n, KEY, (b) => b.addRaw(0x0031, Buffer.alloc(4))));
+    const r = (await c.next())!;
+    assert.equal(code(r), 420);
+    const ua = readAttribute(r, AttributeType.UnknownAttributes);
+    assert.ok(ua?.ok && ua.value.kind === 'unknown-attributes' && ua.value.types[0] === 0x0031);
+    assert.equal(c.closed, false);
+    c.sock.destroy();
+    await stillServed('bad requests');
+  });
+
+  await t.test('UDP: garbage is dropped silently; broken requests get 400; bad integrity 401; the listener keeps serving', async () => {
+    const u = createSocket('udp4');
+    await new Promise<void>((resolve) => u.bind(0, '127.0.0.1', resolve));
+    t.after(() => u.close());
+    assert.equal(await udpAsk(u, udpPort, Buffer.from('hello there, not stun')), undefined);
+    assert.equal(await udpAsk(u, udpPort, Buffer.from([0x00, 0x01, 0x00])), undefined, 'a truncated header is just dropped');
+    const wrongLength = binding();
+    wrongLength.writeUInt16BE(4, 2);
+    assert.equal(code((await udpAsk(u, udpPort, wrongLength))!), 400, 'length beyond the datagram, header readable: 400');
+    const bad = Buffer.concat([binding(), Buffer.from([0x00, 0x06, 0x00, 0x40, 0, 0, 0, 0])]);
+    bad.writeUInt16BE(8, 2);
+    assert.equal(code((await udpAsk(u, udpPort, bad))!), 400);
+    const ch = (await udpAsk(u, udpPort, allocate()))!;
+    const n = readText(ch, AttributeType.Nonce)!;
+    assert.equal(code((await udpAsk(u, udpPort, allocate(n, longTermKey('alice', REALM, 'nope'))))!), 401);
+    assert.equal(await udpAsk(u, udpPort, Buffer.from([0x40, 0x00, 0x00, 0x10, 1, 2])), undefined, 'short ChannelData is dropped');
+    const ok = (await udpAsk(u, udpPort, allocate(n)))!;
+    assert.equal(ok.messageClass, MessageClass.SuccessResponse);
+    await stillServed('UDP abuse');
+  });
+});

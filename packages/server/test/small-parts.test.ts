@@ -1,0 +1,67 @@
+// Nonces, the relay port pool and token buckets.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NONCE_COOKIE, NonceIssuer, PortPool, TokenBucket } from '../src/index.js';
+
+test('nonces: good for their client and lifetime only, and never a clock reading', () => {
+  const n = new NonceIssuer(600_000);
+  const t = 1_700_000_000_000;
+  const nonce = n.issue('udp|1.2.3.4|5', t);
+  assert.ok(nonce.startsWith(NONCE_COOKIE));
+  assert.ok(nonce.length < 128);
+  assert.equal(n.check(nonce, 'udp|1.2.3.4|5', t + 599_000), 'ok');
+  assert.equal(n.check(nonce, 'udp|1.2.3.4|5', t + 601_000), 'stale');
+  assert.equal(n.check(nonce, 'udp|1.2.3.4|6', t), 'invalid');
+  const flip = (i: number): string => nonce.slice(0, i) + (nonce[i] === 'Q' ? 'R' : 'Q') + nonce.slice(i + 1);
+  for (const i of [13, 20, 30, nonce.length - 1]) assert.equal(n.check(flip(i), 'udp|1.2.3.4|5', t), 'invalid', `changed at ${i}`);
+  assert.equal(n.check('obMatJos2AAAB', 'udp|1.2.3.4|5', t), 'invalid');
+  assert.equal(new NonceIssuer(600_000).check(nonce, 'udp|1.2.3.4|5', t), 'invalid', 'another server secret');
+  // Two servers started at the same moment give different stamps: the origin is random.
+  assert.notEqual(new NonceIssuer(1).issue('k', t).slice(13, 19), new NonceIssuer(1).issue('k', t).slice(13, 19));
+});
+
+test('port pool: random order, quarantine before reuse, exhaustion', () => {
+  const pool = new PortPool(40000, 40009, 1000);
+  const taken = new Set<number>();
+  for (let i = 0; i < 10; i++) taken.add(pool.take(0)!);
+  assert.equal(taken.size, 10);
+  assert.equal(pool.take(0), undefined);
+  pool.give(40003, 0);
+  assert.equal(pool.take(999), undefined, 'still in quarantine');
+  assert.equal(pool.take(1000), 40003);
+  const orders = new Set<string>();
+  for (let k = 0; k < 5; k++) {
+    const p = new PortPool(40000, 40099, 0);
+    orders.add(String([p.take(0), p.take(0), p.take(0)]));
+  }
+  assert.ok(orders.size > 1, 'not sequential');
+  const even = new PortPool(40000, 40099, 0);
+  for (let i = 0; i < 20; i++) assert.equal(even.take(0, true)! % 2, 0);
+  const pairs = new PortPool(40000, 40009, 0);
+  const got: number[] = [];
+  for (let i = 0; i < 5; i++) got.push(...pairs.takePair(0)!);
+  assert.deepEqual(got.sort((x, y) => x - y), [40000, 40001, 40002, 40003, 40004, 40005, 40006, 40007, 40008, 40009]);
+  assert.equal(pairs.takePair(0), undefined);
+});
+
+test('token bucket: burst, refill, unlimited when the rate is 0', () => {
+  const b = new TokenBucket(100, 100, 0);
+  assert.equal(b.take(60, 0), true);
+  assert.equal(b.take(60, 0), false);
+  assert.equal(b.take(60, 200), true);
+  const u = new TokenBucket(0, 0, 0);
+  assert.equal(u.take(1e9, 0), true);
+});
+
+test('REST secrets: every secret newest first, expiry carried, expired and too-far usernames unknown', async () => {
+  const { restSecrets } = await import('../src/index.js');
+  const { restPassword } = await import('@onionturn/credentials');
+  const now = 1_700_000_000_000;
+  const lookup = restSecrets({ secrets: ['new', 'old'], maxTtl: 3600 });
+  const user = `${now / 1000 + 600}:abc`;
+  const c = lookup(user, 'r', now);
+  assert.deepEqual(c, { passwords: [restPassword('new', user), restPassword('old', user)], expiresAtMs: now + 600_000 });
+  assert.equal(lookup(`${now / 1000 - 3600}:abc`, 'r', now), undefined);
+  assert.equal(lookup(`${now / 1000 + 86400}:abc`, 'r', now), undefined);
+  assert.equal(lookup('alice', 'r', now), undefined);
+});

@@ -1,0 +1,482 @@
+// TurnCore without sockets: every method, the error codes, timers, quotas and filtering.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  AttributeType,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  PasswordAlgorithm,
+  decodeMessage,
+  readAddressAttribute,
+  readAttribute,
+  readText,
+  readUint32,
+  verifyFingerprint,
+  verifyIntegrity,
+  type StunMessage,
+} from '@onionturn/protocol';
+import { PeerPolicy, parsePolicyRule } from '../src/index.js';
+import { PASSWORD, REALM, USER, errorCode, peer, world } from './harness.js';
+
+const PEER = peer('93.184.216.34', 5000);
+const UDP = [AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }] as const;
+
+function isSuccess(m: StunMessage): boolean {
+  return m.messageClass === MessageClass.SuccessResponse;
+}
+
+function dataOf(raw: Buffer): { peer: ReturnType<typeof readAddressAttribute>; data: Buffer } {
+  const d = decodeMessage(raw);
+  assert.ok(d.ok);
+  assert.equal(d.value.method, Method.Data);
+  assert.equal(d.value.messageClass, MessageClass.Indication);
+  const v = readAttribute(d.value, AttributeType.Data);
+  assert.ok(v?.ok && v.value.kind === 'bytes');
+  return { peer: readAddressAttribute(d.value, AttributeType.XorPeerAddress), data: Buffer.from(v.value.bytes) };
+}
+
+test('Binding answers with XOR-MAPPED-ADDRESS, no auth, FINGERPRINT when asked, no SOFTWARE by default', () => {
+  const w = world();
+  const c = w.client({ address: '192.0.2.77', port: 1234 });
+  const res = c.raw(c.build(Method.Binding, [], false, undefined, { fingerprint: true }))!;
+  assert.ok(isSuccess(res));
+  assert.deepEqual(readAddressAttribute(res, AttributeType.XorMappedAddress), peer('192.0.2.77', 1234));
+  assert.equal(verifyFingerprint(res), 'ok');
+  assert.equal(readText(res, AttributeType.Software), undefined);
+  const sw = world({ software: 'onionturn' }).client();
+  assert.equal(readText(sw.raw(sw.build(Method.Binding, [], false))!, AttributeType.Software), 'onionturn');
+});
+
+test('Allocate without credentials gets 401 with realm, nonce and password algorithms, no integrity', () => {
+  const c = world().client();
+  const res = c.challenge();
+  assert.equal(errorCode(res), 401);
+  assert.equal(readText(res, AttributeType.Realm), REALM);
+  assert.match(readText(res, AttributeType.Nonce) ?? '', /^obMatJos2/);
+  const algs = readAttribute(res, AttributeType.PasswordAlgorithms);
+  assert.ok(algs?.ok && algs.value.kind === 'password-algorithms');
+  assert.deepEqual(algs.value.algorithms.map((a) => a.algorithm), [PasswordAlgorithm.SHA256, PasswordAlgorithm.MD5]);
+  assert.equal(res.integrityOffset, -1);
+});
+
+test('Allocate succeeds with SHA-1 integrity: relayed address, lifetime, mapped address, signed response', () => {
+  const w = world();
+  const c = w.client({ address: '192.0.2.9', port: 7777 });
+  const res = c.allocate();
+  assert.ok(isSuccess(res), `got ${errorCode(res)}`);
+  const relayed = readAddressAttribute(res, AttributeType.XorRelayedAddress)!;
+  assert.equal(relayed.address, '198.51.100.10');
+  assert.ok(relayed.port >= 50000 && relayed.port <= 50099);
+  assert.equal(readUint32(res, AttributeType.Lifetime), 600);
+  assert.deepEqual(readAddressAttribute(res, AttributeType.XorMappedAddress), peer('192.0.2.9', 7777));
+  assert.equal(verifyIntegrity(res, c.key()), 'ok');
+  assert.equal(w.core.allocationCount, 1);
+  assert.equal(w.relays.length, 1);
+});
+
+test('MESSAGE-INTEGRITY-SHA256 with PASSWORD-ALGORITHM SHA-256: accepted and answered in kind', () => {
+  const c = world().client();
+  c.sha256 = true;
+  const res = c.request(Method.Allocate, [UDP], { algorithm: PasswordAlgorithm.SHA256 });
+  assert.ok(isSuccess(res), `got ${errorCode(res)}`);
+  assert.ok(res.integritySha256Offset >= 0);
+  assert.equal(res.integrityOffset, -1);
+  assert.equal(verifyIntegrity(res, c.key(PasswordAlgorithm.SHA256)), 'ok');
+});
+
+test('wrong password and unknown user get 401; a realm mismatch gets 401', () => {
+  const w = world();
+  const c = w.client();
+  c.password = 'nope';
+  assert.equal(errorCode(c.allocate()), 401);
+  const u = w.client();
+  u.username = 'mallory';
+  assert.equal(errorCode(u.allocate()), 401);
+  assert.equal(w.core.allocationCount, 0);
+  assert.ok(w.core.stats.authFailures >= 2);
+});
+
+test('integrity without USERNAME/REALM/NONCE is 400; a forged nonce or an old one is 438', () => {
+  const w = world();
+  const c = w.client();
+  const noUser = new MessageBuilder(Method.Allocate, MessageClass.Request).add(UDP[0], UDP[1]).build({ integrityKey: c.key() });
+  assert.equal(errorCode(c.raw(noUser)!), 400);
+  c.challenge();
+  c.nonce = c.nonce.slice(0, 20) + (c.nonce[20] === 'Q' ? 'R' : 'Q') + c.nonce.slice(21);
+  assert.equal(errorCode(c.raw(c.build(Method.Allocate, [UDP], true))!), 438);
+  c.challenge();
+  w.clock.now += 601_000;
+  const stale = c.raw(c.build(Method.Allocate, [UDP], true))!;
+  assert.equal(errorCode(stale), 438);
+  assert.notEqual(readText(stale, AttributeType.Nonce), c.nonce, '438 carries a fresh nonce');
+  // A nonce is bound to the client's transport address.
+  const other = w.client();
+  other.nonce = readText(stale, AttributeType.Nonce)!;
+  assert.equal(errorCode(other.raw(other.build(Method.Allocate, [UDP], true))!), 438);
+});
+
+test('Allocate errors: 400 without REQUESTED-TRANSPORT, 442 for TCP, 437 twice, retransmission answered the same', () => {
+  const w = world();
+  const c = w.client();
+  assert.equal(errorCode(c.request(Method.Allocate, [])), 400);
+  assert.equal(errorCode(c.request(Method.Allocate, [[AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 6 }]])), 442);
+  const tid = Buffer.alloc(12, 7);
+  const first = c.request(Method.Allocate, [UDP], { tid });
+  assert.ok(isSuccess(first));
+  const again = c.request(Method.Allocate, [UDP], { tid });
+  assert.deepEqual(again.raw, first.raw);
+  assert.equal(errorCode(c.allocate()), 437);
+  assert.equal(w.core.allocationCount, 1);
+});
+
+test('address families: 440 for IPv6 without an IPv6 relay; dual allocation with one; 443 for a peer of the other family', () => {
+  const w = world();
+  const c = w.client();
+  const v6 = [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
+  assert.equal(errorCode(c.allocate([UDP, v6])), 440);
+  const dualAsk = [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
+  const partial = c.allocate([UDP, dualAsk]);
+  assert.ok(isSuccess(partial));
+  const aec = readAttribute(partial, AttributeType.AddressErrorCode);
+  assert.ok(aec?.ok && aec.value.kind === 'address-error-code' && aec.value.code === 440);
+  assert.equal(errorCode(c.permit(peer('2001:4860:4860::8888', 53))), 443);
+
+  const w6 = world({ relay6: { bind: '::', external: '2001:4860::10' } });
+  const d = w6.client();
+  const dual = d.allocate([UDP, dualAsk]);
+  assert.ok(isSuccess(dual));
+  const relayed = dual.attributes.filter((a) => a.type === AttributeType.XorRelayedAddress);
+  assert.equal(relayed.length, 2);
+  assert.ok(isSuccess(d.permit(peer('2001:4860:4860::8888', 53))));
+  assert.ok(isSuccess(d.permit(PEER)));
+  assert.equal(errorCode(d.allocate([UDP, v6, dualAsk])), 437);
+  const both = w6.client();
+  assert.equal(errorCode(both.allocate([UDP, v6, dualAsk])), 400);
+});
+
+test('unknown comprehension-required attributes: 420 listing them (after auth), Binding too', () => {
+  const c = world().client();
+  const b = new MessageBuilder(Method.Binding, MessageClass.Request).addRaw(0x0031, Buffer.alloc(4)).build();
+  const res = c.raw(b)!;
+  assert.equal(errorCode(res), 420);
+  const ua = readAttribute(res, AttributeType.UnknownAttributes);
+  assert.ok(ua?.ok && ua.value.kind === 'unknown-attributes');
+  assert.deepEqual(ua.value.types, [0x0031]);
+  c.challenge();
+  const b2 = new MessageBuilder(Method.Allocate, MessageClass.Request)
+    .add(UDP[0], UDP[1])
+    .addRaw(0x0032, Buffer.alloc(4))
+    .add(AttributeType.Username, { kind: 'text', text: USER })
+    .add(AttributeType.Realm, { kind: 'text', text: REALM })
+    .add(AttributeType.Nonce, { kind: 'text', text: c.nonce })
+    .build({ integrityKey: c.key() });
+  const r2 = c.raw(b2)!;
+  assert.equal(errorCode(r2), 420);
+  assert.equal(verifyIntegrity(r2, c.key()), 'ok');
+});
+
+test('Refresh: 437 without allocation, new lifetime clamped to the maximum, 0 deletes and frees the port', () => {
+  const w = world();
+  const c = w.client();
+  assert.equal(errorCode(c.request(Method.Refresh, [])), 437);
+  c.allocate();
+  const r = c.request(Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 99999 }]]);
+  assert.equal(readUint32(r, AttributeType.Lifetime), 3600);
+  const del = c.request(Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 0 }]]);
+  assert.ok(isSuccess(del));
+  assert.equal(readUint32(del, AttributeType.Lifetime), 0);
+  assert.equal(w.core.allocationCount, 0);
+  assert.equal(w.relays[0]!.closed, true);
+});
+
+test('a request from the allocation tuple with another username gets 441', () => {
+  const w = world({ users: { [USER]: PASSWORD, bob: 'builder' } });
+  const c = w.client();
+  c.allocate();
+  c.username = 'bob';
+  c.password = 'builder';
+  assert.equal(errorCode(c.request(Method.Refresh, [])), 441);
+});
+
+test('CreatePermission: denied peers get 403 and nothing is ever sent to them', () => {
+  const w = world();
+  const c = w.client();
+  c.allocate();
+  for (const bad of ['127.0.0.1', '10.1.2.3', '169.254.169.254', '::ffff:127.0.0.1', '203.0.113.1', '0.0.0.0']) {
+    const res = c.permit(peer(bad, 9));
+    assert.equal(errorCode(res), bad.includes(':') ? 443 : 403, bad);
+    c.send(peer(bad, 9), Buffer.from('x'));
+  }
+  assert.equal(errorCode(c.permit(PEER, peer('192.168.1.1', 1))), 403, 'one bad peer fails the whole request');
+  assert.equal(w.relays[0]!.sent.length, 0);
+  assert.equal(errorCode(c.request(Method.CreatePermission, [])), 400);
+});
+
+test('Send and Data indications; address-and-port-dependent filtering by default', () => {
+  const w = world();
+  const c = w.client();
+  c.allocate();
+  const relay = w.relays[0]!;
+  // Before any permission: nothing goes out, nothing comes in.
+  c.send(PEER, Buffer.from('early'));
+  w.core.handlePeerDatagram(relay.relay, Buffer.from('hi'), PEER.address, PEER.port);
+  assert.equal(relay.sent.length, 0);
+  assert.equal(c.link.messages.length, 2); // 401, success, nothing more
+  assert.ok(isSuccess(c.permit(PEER)));
+  // The peer may not talk first: the client has not sent to it yet.
+  w.core.handlePeerDatagram(relay.relay, Buffer.from('first'), PEER.address, PEER.port);
+  const before = c.link.messages.length;
+  assert.equal(before, 3);
+  c.send(PEER, Buffer.from('hello'));
+  assert.deepEqual(relay.sent, [{ data: Buffer.from('hello'), port: PEER.port, address: PEER.address }]);
+  w.core.handlePeerDatagram(relay.relay, Buffer.from('reply'), PEER.address, PEER.port);
+  assert.equal(c.link.messages.length, before + 1);
+  const d = dataOf(c.link.messages.at(-1)!);
+  assert.deepEqual(d.peer, PEER);
+  assert.deepEqual(d.data, Buffer.from('reply'));
+  // Same address, another port: filtered.
+  w.core.handlePeerDatagram(relay.relay, Buffer.from('other'), PEER.address, PEER.port + 1);
+  assert.equal(c.link.messages.length, before + 1);
+  assert.ok(w.core.stats.droppedFiltered >= 2);
+});
+
+test('--filtering address delivers from any port of a permitted address', () => {
+  const w = world({ filtering: 'address' });
+  const c = w.client();
+  c.allocate();
+  c.permit(PEER);
+  const n = c.link.messages.length;
+  w.core.handlePeerDatagram(w.relays[0]!.relay, Buffer.from('x'), PEER.address, 6000);
+  assert.equal(c.link.messages.length, n + 1);
+  assert.equal(dataOf(c.link.messages.at(-1)!).peer?.port, 6000);
+});
+
+test('ChannelBind: ChannelData both ways, rebinding rules, 400 for bad numbers', () => {
+  const w = world();
+  const c = w.client();
+  c.allocate();
+  assert.equal(errorCode(c.bind(0x3fff, PEER)), 400);
+  assert.equal(errorCode(c.bind(0x8000, PEER)), 400);
+  assert.equal(errorCode(c.bind(0x4000, peer('127.0.0.1', 1))), 403);
+  assert.ok(isSuccess(c.bind(0x4001, PEER)));
+  assert.ok(isSuccess(c.bind(0x4001, PEER)), 'refreshing the same binding is fine');
+  assert.equal(errorCode(c.bind(0x4001, peer('93.184.216.35', 5000))), 400, 'number already bound to another peer');
+  assert.equal(errorCode(c.bind(0x4002, PEER)), 400, 'peer already bound to another number');
+  const relay = w.relays[0]!;
+  c.channelData(0x4001, Buffer.from('via channel'));
+  assert.deepEqual(relay.sent.at(-1), { data: Buffer.from('via channel'), port: PEER.port, address: PEER.address });
+  c.channelData(0x4003, Buffer.from('unbound'));
+  assert.equal(relay.sent.length, 1);
+  w.core.handlePeerDatagram(relay.relay, Buffer.from('back'), PEER.address, PEER.port);
+  assert.deepEqual(c.link.channelData, [{ channel: 0x4001, data: Buffer.from('back') }]);
+});
+
+test('strict RFC 8656 channel range refuses 0x5000; the default (RFC 5766 clients) accepts it', () => {
+  const strict = world({ channelRange: 'rfc8656' }).client();
+  strict.allocate();
+  assert.equal(errorCode(strict.bind(0x5000, PEER)), 400);
+  const compat = world().client();
+  compat.allocate();
+  assert.ok(isSuccess(compat.bind(0x5000, PEER)));
+});
+
+test('timers: permissions end after 300 s, channels after 600 s (reserved 300 s more), allocations at their lifetime', () => {
+  const w = world();
+  const c = w.client();
+  c.allocate();
+  assert.equal(readUint32(c.request(Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 1200 }]]), AttributeType.Lifetime), 1200);
+  c.permit(PEER);
+  const relay = w.relays[0]!;
+  w.clock.now += 299_000;
+  c.send(PEER, Buffer.from('a'));
+  assert.equal(relay.sent.length, 1);
+  w.clock.now += 2_000;
+  w.core.tick();
+  c.send(PEER, Buffer.from('b'));
+  assert.equal(relay.sent.length, 1, 'permission expired');
+  c.bind(0x4100, PEER);
+  w.clock.now += 601_000;
+  w.core.tick();
+  c.channelData(0x4100, Buffer.from('late'));
+  assert.equal(relay.sent.length, 1, 'channel expired');
+  assert.equal(errorCode(c.bind(0x4100, peer('93.184.216.99', 1))), 400, 'number still reserved');
+  w.clock.now += 300_000;
+  w.core.tick();
+  assert.equal(w.core.allocationCount, 0, 'allocation expired at the end of its 1200 s');
+  assert.equal(relay.closed, true);
+});
+
+test('a closed client frees its allocation at once; its port rests in quarantine', () => {
+  const w = world({ limits: { allocationsPerUser: 1000 } });
+  const c = w.client();
+  c.allocate();
+  const port = w.relays[0]!.relay.port;
+  w.core.clientClosed(c.client);
+  assert.equal(w.core.allocationCount, 0);
+  assert.equal(w.relays[0]!.closed, true);
+  for (let i = 0; i < 99; i++) {
+    const x = w.client();
+    assert.ok(isSuccess(x.allocate()));
+    assert.notEqual(w.relays.at(-1)!.relay.port, port);
+  }
+  assert.equal(errorCode(w.client().allocate()), 508, 'range exhausted while the port is quarantined');
+});
+
+test('a port in use by someone else is skipped', () => {
+  const w = world();
+  for (let p = 50000; p < 50099; p++) w.busy.add(p);
+  const c = w.client();
+  const res = c.allocate();
+  // 16 attempts among 100 ports, only one free: usually 508; when it is found it must be 50099.
+  if (isSuccess(res)) assert.equal(readAddressAttribute(res, AttributeType.XorRelayedAddress)?.port, 50099);
+  else assert.equal(errorCode(res), 508);
+});
+
+test('quotas: 486 per user, 508 in total, 508 for permissions and channels, new-peer rate', () => {
+  const w = world({ limits: { allocationsPerUser: 2, allocations: 3, permissionsPerAllocation: 2, channelsPerAllocation: 1, newPeersPerSecond: 1000 } });
+  assert.ok(isSuccess(w.client().allocate()));
+  const c = w.client();
+  assert.ok(isSuccess(c.allocate()));
+  assert.equal(errorCode(w.client().allocate()), 486);
+  const w2 = world({ users: { a: 'x', b: 'y' }, limits: { allocations: 1 } });
+  const a = w2.client();
+  a.username = 'a';
+  a.password = 'x';
+  assert.ok(isSuccess(a.allocate()));
+  const b = w2.client();
+  b.username = 'b';
+  b.password = 'y';
+  assert.equal(errorCode(b.allocate()), 508);
+  assert.ok(isSuccess(c.permit(peer('93.184.216.1', 1), peer('93.184.216.2', 1))));
+  assert.equal(errorCode(c.permit(peer('93.184.216.3', 1))), 508);
+  assert.ok(isSuccess(c.bind(0x4000, peer('93.184.216.1', 1))));
+  assert.equal(errorCode(c.bind(0x4001, peer('93.184.216.2', 1))), 508);
+  const slow = world({ limits: { newPeersPerSecond: 2 } }).client();
+  slow.allocate();
+  assert.ok(isSuccess(slow.permit(peer('93.184.216.1', 1))));
+  assert.ok(isSuccess(slow.permit(peer('93.184.216.2', 1))));
+  assert.equal(errorCode(slow.permit(peer('93.184.216.3', 1))), 508);
+});
+
+test('consent: sends to a peer that never answers stop after the limit, resume once it answers', () => {
+  const w = world({ limits: { unansweredSends: 3 } });
+  const c = w.client();
+  c.allocate();
+  c.permit(PEER);
+  for (let i = 0; i < 5; i++) c.send(PEER, Buffer.from([i]));
+  const relay = w.relays[0]!;
+  assert.equal(relay.sent.length, 3);
+  assert.equal(w.core.stats.droppedConsent, 2);
+  w.core.handlePeerDatagram(relay.relay, Buffer.from('pong'), PEER.address, PEER.port);
+  c.send(PEER, Buffer.from('more'));
+  assert.equal(relay.sent.length, 4);
+});
+
+test('bandwidth: a token bucket per allocation drops the excess', () => {
+  const w = world({ limits: { bandwidthPerAllocation: 1000 } });
+  const c = w.client();
+  c.allocate();
+  c.permit(PEER);
+  for (let i = 0; i < 5; i++) c.send(PEER, Buffer.alloc(300));
+  assert.equal(w.relays[0]!.sent.length, 3);
+  w.clock.now += 1000;
+  c.send(PEER, Buffer.alloc(300));
+  assert.equal(w.relays[0]!.sent.length, 4);
+});
+
+test('expired REST-style credentials cannot allocate; --strict-expiry also refuses their Refresh', () => {
+  const clockRef = { exp: 0 };
+  const lookup = (): { passwords: string[]; expiresAtMs: number } => ({ passwords: [PASSWORD], expiresAtMs: clockRef.exp });
+  for (const strict of [false, true]) {
+    const w = world({ lookup, strictExpiry: strict });
+    clockRef.exp = w.clock.now - 1;
+    assert.equal(errorCode(w.client().allocate()), 401);
+    clockRef.exp = w.clock.now + 1000;
+    const c = w.client();
+    assert.ok(isSuccess(c.allocate()));
+    w.clock.now += 2000;
+    const r = c.request(Method.Refresh, []);
+    assert.equal(isSuccess(r), !strict);
+    if (strict) assert.equal(errorCode(r), 401);
+  }
+});
+
+test('a second secret (rotation) works: every candidate password is tried', () => {
+  const w = world({ lookup: () => ({ passwords: ['newest', PASSWORD] }) });
+  assert.ok(isSuccess(w.client().allocate()));
+});
+
+test('malformed input: a broken request gets 400 from its header; garbage and responses are ignored', () => {
+  const w = world();
+  const c = w.client();
+  const good = c.build(Method.Binding, [], false);
+  const broken = Buffer.concat([good, Buffer.from([0x00, 0x20, 0x00, 0x08, 1, 2])]);
+  broken.writeUInt16BE(broken.length - 20 + 2, 2); // length not matching the attribute walk
+  const bad = Buffer.from(broken.subarray(0, good.length + 8));
+  bad.writeUInt16BE(8, 2);
+  bad.writeUInt16BE(0x0020, 20);
+  bad.writeUInt16BE(0x0040, 22); // attribute runs past the end
+  const res = c.raw(bad)!;
+  assert.equal(errorCode(res), 400);
+  assert.deepEqual(res.transactionId, bad.subarray(8, 20));
+  assert.equal(c.raw(Buffer.from('GET / HTTP/1.1\r\n\r\n')), undefined);
+  w.core.handleClientDatagram(c.client, Buffer.from([0xff, 0, 0, 0]));
+  const resp = new MessageBuilder(Method.Binding, MessageClass.SuccessResponse).build();
+  assert.equal(c.raw(resp), undefined);
+  assert.equal(errorCode(c.raw(new MessageBuilder(0x00b, MessageClass.Request).build())!), 400, 'unknown method');
+  // The server still works for this client afterwards.
+  assert.ok(isSuccess(c.allocate()));
+});
+
+test('operator policy rules come first; SIGHUP-style reload applies to new requests only', () => {
+  const rule = parsePolicyRule('accept 10.0.0.0/8:3478');
+  assert.ok(rule.ok);
+  const w = world({ policy: new PeerPolicy({ rules: [rule.rule] }) });
+  const c = w.client();
+  c.allocate();
+  assert.ok(isSuccess(c.permit(peer('10.1.1.1', 3478))));
+  assert.equal(errorCode(c.permit(peer('10.1.1.1', 3479))), 403);
+  w.core.reload(new PeerPolicy(), () => ({ passwords: [PASSWORD] }));
+  assert.equal(errorCode(c.permit(peer('10.1.1.2', 3478))), 403);
+  assert.equal(w.core.allocationCount, 1);
+});
+
+test('EVEN-PORT with R: an even port, a RESERVATION-TOKEN for the next one, good once, for 30 s', () => {
+  const w = world();
+  const a = w.client();
+  const res = a.allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  assert.ok(isSuccess(res), `got ${errorCode(res)}`);
+  const port = readAddressAttribute(res, AttributeType.XorRelayedAddress)!.port;
+  assert.equal(port % 2, 0);
+  const token = readAttribute(res, AttributeType.ReservationToken);
+  assert.ok(token?.ok && token.value.kind === 'bytes' && token.value.bytes.length === 8);
+  const tokenAttr = [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }] as const;
+  const b = w.client();
+  const second = b.allocate([UDP, tokenAttr]);
+  assert.ok(isSuccess(second));
+  assert.equal(readAddressAttribute(second, AttributeType.XorRelayedAddress)!.port, port + 1);
+  assert.equal(errorCode(w.client().allocate([UDP, tokenAttr])), 508, 'a token is good once');
+  assert.equal(errorCode(w.client().allocate([UDP, tokenAttr, [AttributeType.EvenPort, { kind: 'even-port', reserve: false }]])), 400);
+  const c = w.client();
+  const third = c.allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  const t3 = readAttribute(third, AttributeType.ReservationToken);
+  assert.ok(t3?.ok && t3.value.kind === 'bytes');
+  w.clock.now += 31_000;
+  w.core.tick();
+  assert.equal(errorCode(w.client().allocate([UDP, [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(t3.value.bytes) }]])), 508, 'expired');
+  const plainEven = w.client().allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: false }]]);
+  assert.equal(readAddressAttribute(plainEven, AttributeType.XorRelayedAddress)!.port % 2, 0);
+});
+
+test('an allocation made with a SHA-256 key but SHA-1 integrity keeps working with MD5-keyed requests', () => {
+  const c = world().client();
+  const res = c.request(Method.Allocate, [UDP], { algorithm: PasswordAlgorithm.SHA256 });
+  assert.ok(isSuccess(res), `got ${errorCode(res)}`);
+  const md5 = c.request(Method.Refresh, []);
+  assert.ok(isSuccess(md5), `MD5-keyed refresh got ${errorCode(md5)}`);
+  assert.equal(verifyIntegrity(md5, c.key()), 'ok');
+  const sha = c.request(Method.Refresh, [], { algorithm: PasswordAlgorithm.SHA256 });
+  assert.ok(isSuccess(sha));
+  assert.equal(verifyIntegrity(sha, c.key(PasswordAlgorithm.SHA256)), 'ok');
+});

@@ -1,0 +1,268 @@
+#!/usr/bin/env node
+// `npm run bench`: coturn's `turnserver` and `onionturn server` side by side, started the same way
+// (REST secret, loopback peers allowed, same relay port range), under the same
+// `turnutils_uclient -c -t` runs against `turnutils_peer`: 1/10/100 clients, 100/1000-byte
+// messages, paced (-z 20) and flood (-z 0). Then the cost of allocations: CPU per TCP allocation
+// and RSS per held allocation with 1,000 held. A benchmark, not a test: it prints, asserts nothing.
+//   BENCH_PACED_MESSAGES (default 250), BENCH_FLOOD_MESSAGES (default 1000), BENCH_HELD (default 1000)
+import { once } from 'node:events';
+import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { restPassword } from '@onionturn/credentials';
+import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readAttribute, readText } from '@onionturn/protocol';
+import { ProcessGroup, TOOLS, freePort, requireTool, runUclient, sleep, startCoturn, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
+import { prepare, root } from './prepare.mjs';
+
+prepare('bench');
+const SECRET = 'bench-secret-6b1d93f0';
+const REALM = 'onionturn.test';
+const RELAY = { min: 30000, max: 45000 };
+const PACED = Number(process.env.BENCH_PACED_MESSAGES ?? 250);
+const FLOOD = Number(process.env.BENCH_FLOOD_MESSAGES ?? 1000);
+const HELD = Number(process.env.BENCH_HELD ?? 1000);
+const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+function cpuTicks(pid) {
+  // Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+function cpuNs(pid) {
+  // Sum over threads of time on CPU (ns): the same quantity as utime+stime at finer resolution.
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // a thread that just ended
+    }
+  }
+  return ns;
+}
+
+function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+async function measure(pid, work) {
+  let peak = rssKb(pid);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssKb(pid));
+  }, 50);
+  const t0 = cpuTicks(pid);
+  const n0 = cpuNs(pid);
+  const result = await work();
+  clearInterval(sampler);
+  peak = Math.max(peak, rssKb(pid));
+  return { result, ticks: cpuTicks(pid) - t0, ns: cpuNs(pid) - n0, peakRssKb: peak };
+}
+
+async function startOnionturn(group, dir) {
+  const secretFile = join(dir, 'secret');
+  writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
+  const port = await freePort();
+  const args = [
+    join(root, 'packages/cli/bin/onionturn.js'), 'server',
+    '--listen', `tcp://127.0.0.1:${port}`, '--listen', `udp://127.0.0.1:${port}`,
+    '--realm', REALM, '--secret-file', secretFile, '--allow-loopback-peers',
+    '--relay-ports', `${RELAY.min}-${RELAY.max}`,
+    // coturn has no per-user allocation quota or bandwidth cap by default; uclient -W uses one
+    // username for every client.
+    '--max-allocations-per-user', '100000', '--bandwidth', '0', '--total-bandwidth', '0',
+    '--log-level', 'warn',
+  ];
+  const started = group.spawn('onionturn server', process.execPath, args);
+  await waitFor('onionturn server to listen', async () => {
+    if (started.child.exitCode !== null) throw new Error(`onionturn exited: ${started.output()}`);
+    const s = connect(port, '127.0.0.1');
+    try {
+      await Promise.race([once(s, 'connect'), sleep(300).then(() => Promise.reject(new Error('timeout')))]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      s.destroy();
+    }
+  }, 10_000);
+  return { name: 'onionturn', pid: started.pid, port, command: `node ${args.slice(0, 1).map((a) => a.replace(root + '/', '')).join(' ')} ${args.slice(1).join(' ')}` };
+}
+
+async function startBaseline(group) {
+  const c = await startCoturn(group, { secrets: [SECRET], realm: REALM, relayPorts: RELAY, verbose: false });
+  return { name: 'coturn', pid: c.process.pid, port: c.port, command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${RELAY.min} --max-port ${RELAY.max}` };
+}
+
+function parseRun(out) {
+  const num = (re) => {
+    const all = [...out.matchAll(re)];
+    const last = all.at(-1);
+    return last ? Number(last[1]) : NaN;
+  };
+  return {
+    transmitSeconds: num(/Total transmit time is (\d+)/g),
+    lossPct: num(/Total lost packets \d+ \(([\d.]+)%\)/g),
+    rttMs: num(/Average round trip delay ([\d.]+) ms/g),
+  };
+}
+
+const CONFIGS = [];
+for (const clients of [1, 10, 100]) for (const length of [100, 1000]) for (const z of [20, 0]) CONFIGS.push({ clients, length, z });
+
+async function loadRuns(group, server, peer) {
+  // Warm-up (not measured), the same for both: Node compiles its hot paths during the first
+  // thousands of packets, and coturn gets to fill its buffers too.
+  await runUclient(group, { server: { host: '127.0.0.1', port: server.port }, secret: SECRET, peer: { host: peer.host, port: peer.port }, tcp: true, clients: 10, messages: 500, length: 500, extraArgs: ['-c', '-z', '0'], timeoutMs: 60_000 });
+  const rows = [];
+  for (const cfg of CONFIGS) {
+    const messages = cfg.z === 0 ? FLOOD : PACED;
+    const m = await measure(server.pid, () =>
+      runUclient(group, {
+        server: { host: '127.0.0.1', port: server.port },
+        secret: SECRET,
+        peer: { host: peer.host, port: peer.port },
+        tcp: true,
+        clients: cfg.clients,
+        messages,
+        length: cfg.length,
+        extraArgs: ['-c', '-z', String(cfg.z)],
+        timeoutMs: 180_000,
+      }),
+    );
+    const r = m.result;
+    const p = parseRun(r.output);
+    const received = r.received ?? 0;
+    rows.push({
+      ...cfg,
+      sent: r.sent ?? 0,
+      received,
+      rtPerSec: received / Math.max(1, p.transmitSeconds),
+      lossPct: r.sent ? (100 * (r.sent - received)) / r.sent : NaN,
+      rttMs: p.rttMs,
+      cpuUsPerRt: received > 0 ? (m.ticks * TICK_US) / received : NaN,
+      cpuNsUsPerRt: received > 0 ? m.ns / 1000 / received : NaN,
+      ticks: m.ticks,
+      peakRssMb: m.peakRssKb / 1024,
+      failed: r.exitCode !== 0 || r.timedOut,
+    });
+    process.stdout.write(`  ${server.name} ${cfg.clients}x${cfg.length}B z=${cfg.z}: ${received}/${r.sent ?? 0} back\n`);
+  }
+  return rows;
+}
+
+/** Opens `n` TURN-over-TCP connections, each with one authenticated allocation, and holds them. */
+async function holdAllocations(port, n) {
+  const sockets = [];
+  const one = async (i) => {
+    const sock = connect(port, '127.0.0.1');
+    sock.on('error', () => undefined);
+    await once(sock, 'connect');
+    sockets.push(sock);
+    const replies = [];
+    const framer = new StreamFramer((f) => {
+      const d = decodeMessage(Buffer.from(f));
+      if (d.ok) replies.push(d.value);
+    });
+    sock.on('data', (c) => framer.push(c));
+    const next = async () => {
+      const k = replies.length;
+      await waitFor('a reply', () => replies.length > k, 10_000, 2);
+      return replies[k];
+    };
+    const username = `${Math.floor(Date.now() / 1000) + 3600}:held${i}`;
+    const build = (nonce) => {
+      const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
+      if (nonce === undefined) return b.build();
+      b.add(AttributeType.Username, { kind: 'text', text: username })
+        .add(AttributeType.Realm, { kind: 'text', text: REALM })
+        .add(AttributeType.Nonce, { kind: 'text', text: nonce });
+      return b.build({ integrityKey: longTermKey(username, REALM, restPassword(SECRET, username)) });
+    };
+    sock.write(build());
+    const challenge = await next();
+    sock.write(build(readText(challenge, AttributeType.Nonce)));
+    const res = await next();
+    if (res.messageClass !== MessageClass.SuccessResponse) {
+      const e = readAttribute(res, AttributeType.ErrorCode);
+      throw new Error(`allocation ${i} refused: ${e?.ok ? e.value.code : '?'}`);
+    }
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await one(next++);
+  };
+  await Promise.all(Array.from({ length: 50 }, worker));
+  return sockets;
+}
+
+async function allocationCost(server) {
+  await sleep(500);
+  const before = rssKb(server.pid);
+  const m = await measure(server.pid, () => holdAllocations(server.port, HELD));
+  await sleep(1000);
+  const after = rssKb(server.pid);
+  for (const s of m.result) s.destroy();
+  await sleep(500);
+  return { cpuUsPerAlloc: m.ns / 1000 / HELD, cpuTickUsPerAlloc: (m.ticks * TICK_US) / HELD, rssKbPerAlloc: (after - before) / HELD, rssBeforeMb: before / 1024, rssAfterMb: after / 1024 };
+}
+
+const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const pad = (s, w) => String(s).padStart(w);
+
+async function main() {
+  requireTool(TOOLS.turnserver);
+  requireTool(TOOLS.turnutilsUclient);
+  const results = {};
+  const commands = {};
+  const allocCosts = {};
+  for (const which of ['coturn', 'onionturn']) {
+    const group = new ProcessGroup();
+    const dir = mkdtempSync(join(tmpdir(), 'onionturn-bench-'));
+    try {
+      const peer = await startTurnutilsPeer(group);
+      const server = which === 'coturn' ? await startBaseline(group) : await startOnionturn(group, dir);
+      commands[which] = server.command;
+      console.log(`bench: ${which} (pid ${server.pid})`);
+      results[which] = await loadRuns(group, server, peer);
+      allocCosts[which] = await allocationCost(server);
+    } finally {
+      await group.stopAll();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log('\nservers:');
+  for (const [k, v] of Object.entries(commands)) console.log(`  ${k}: ${v}`);
+  console.log('each server first gets one unmeasured warm-up run (10 clients x 500 x 500 B, flood)');
+  console.log(`load: turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER -m CLIENTS -l LEN -z Z -n ${PACED} (z=20) / ${FLOOD} (z=0), against turnutils_peer`);
+  console.log('CPU = server utime+stime over the run (USER_HZ ticks; "ns" column: the same from per-thread schedstat) / round trips received\n');
+  const head = ['clients', 'bytes', 'z', 'server', 'rt/s', 'loss%', 'rtt ms', 'CPU us/rt', '(ns) us/rt', 'peak RSS MB', 'CPU ratio'];
+  const widths = [7, 5, 3, 9, 8, 6, 7, 9, 10, 11, 9];
+  console.log(head.map((h, i) => pad(h, widths[i])).join(' '));
+  for (let i = 0; i < CONFIGS.length; i++) {
+    const c = results.coturn[i];
+    const o = results.onionturn[i];
+    for (const [name, r] of [['coturn', c], ['onionturn', o]]) {
+      const ratio = name === 'onionturn' ? f(o.cpuNsUsPerRt / c.cpuNsUsPerRt, 2) : '';
+      const cells = [r.clients, r.length, r.z, name, f(r.rtPerSec, 0), f(r.lossPct, 2), f(r.rttMs, 2), f(r.cpuUsPerRt, 1) + (r.ticks < 20 ? '~' : ''), f(r.cpuNsUsPerRt, 1), f(r.peakRssMb, 1), ratio + (r.failed ? ' FAIL' : '')];
+      console.log(cells.map((x, j) => pad(x, widths[j])).join(' '));
+    }
+  }
+  console.log('(~: under 20 CPU ticks measured, the tick column is coarse there)');
+  console.log(`\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held):`);
+  console.log(['server', 'CPU us/alloc', '(ticks) us/alloc', 'RSS before MB', 'RSS held MB', 'RSS kB/alloc'].map((h, i) => pad(h, [9, 12, 16, 13, 11, 12][i])).join(' '));
+  for (const [name, a] of Object.entries(allocCosts)) {
+    console.log([name, f(a.cpuUsPerAlloc, 0), f(a.cpuTickUsPerAlloc, 0), f(a.rssBeforeMb, 1), f(a.rssAfterMb, 1), f(a.rssKbPerAlloc, 1)].map((x, i) => pad(x, [9, 12, 16, 13, 11, 12][i])).join(' '));
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`bench: ${err instanceof Error ? err.stack : String(err)}`);
+    process.exit(1);
+  },
+);
