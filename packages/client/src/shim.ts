@@ -41,6 +41,12 @@ export interface ListeningAddress {
   readonly port: number;
 }
 
+function ipOnlyLookup(address: string, _options: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  const family = isIP(address);
+  if (family === 0) callback(new Error(`refusing to resolve '${address}': the shim sends only to IP addresses`), address, 0);
+  else callback(null, address, family);
+}
+
 export class Shim {
   readonly stats = new ShimStats();
   readonly #opts: ShimOptions;
@@ -150,10 +156,14 @@ export class Shim {
   }
 
   async #bindUdp(host: string, port: number): Promise<UdpSocket> {
-    const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', ipv6Only: isIP(host) === 6 });
+    // Replies go only to the IP a datagram came from: an identity lookup skips dns.lookup and its
+    // nextTick on every send (hot path), and makes sure this socket never resolves a name.
+    const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', ipv6Only: isIP(host) === 6, lookup: ipOnlyLookup });
     const failed = once(sock, 'error');
+    // Listen first: with a synchronous lookup, bind() emits 'listening' before it returns.
+    const listening = once(sock, 'listening');
     sock.bind({ address: host, port, exclusive: true });
-    await Promise.race([once(sock, 'listening'), failed.then(([e]) => Promise.reject(e as Error))]);
+    await Promise.race([listening, failed.then(([e]) => Promise.reject(e as Error))]);
     sock.on('error', (err) => this.#opts.logger.error(`UDP listener error: ${err.message}`));
     sock.on('message', this.onDatagram);
     return sock;
