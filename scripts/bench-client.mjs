@@ -2,9 +2,16 @@
 // `npm run bench:client`: turnutils_uclient over UDP through the shim (app -> onionturn client
 // -> microsocks -> coturn over TCP) side by side with `turnutils_uclient -t` straight to coturn.
 // Reports delivered packets/s, loss, RTT, and CPU microseconds per message of the shim process
-// and of coturn (from /proc/PID/stat). Everything on loopback, started and stopped here by PID.
+// and of coturn (from /proc/PID/stat). uclient's own RTT figure is coarse (it averages whole
+// milliseconds), so the added latency is also measured here: sequential STUN Binding round trips
+// timed with hrtime, straight to coturn (UDP and TCP) and through shim + microsocks.
+// Everything on loopback, started and stopped here by PID.
 //   BENCH_CLIENTS (10), BENCH_MESSAGES per client (500), BENCH_LENGTH (120), BENCH_INTERVAL_MS (5)
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessGroup, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor } from '../packages/testkit/dist/src/index.js';
@@ -49,6 +56,53 @@ async function measure(name, group, opts, pids) {
   };
 }
 
+const PROBES = Number(process.env.BENCH_PROBES ?? 300);
+
+function quantile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** Sequential Binding round trips (one in flight), after 20 warm-up ones; times in ms. */
+async function bindingRtt(name, transport, port) {
+  const request = () => new MessageBuilder(Method.Binding, MessageClass.Request).build();
+  let send;
+  let close;
+  let next;
+  if (transport === 'udp') {
+    const s = createSocket('udp4');
+    await new Promise((r) => s.bind(0, '127.0.0.1', r));
+    s.on('message', () => next?.());
+    send = (m) => s.send(m, port, '127.0.0.1');
+    close = () => s.close();
+  } else {
+    const s = connect({ host: '127.0.0.1', port, noDelay: true });
+    await once(s, 'connect');
+    s.on('data', () => next?.()); // one response per request; Binding responses fit one read here
+    send = (m) => s.write(m);
+    close = () => s.destroy();
+  }
+  const times = [];
+  try {
+    for (let i = 0; i < PROBES + 20; i++) {
+      const answered = new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name}: no Binding response within 5 s`)), 5000);
+        next = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      const t0 = process.hrtime.bigint();
+      send(request());
+      await answered;
+      if (i >= 20) times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  } finally {
+    close();
+  }
+  times.sort((a, b) => a - b);
+  return { path: name, probes: times.length, medianMs: Number(quantile(times, 0.5).toFixed(3)), p95Ms: Number(quantile(times, 0.95).toFixed(3)) };
+}
+
 const group = new ProcessGroup();
 try {
   const coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
@@ -67,7 +121,14 @@ try {
     { name: 'coturn', pid: coturn.process.pid },
     { name: 'microsocks', pid: socks.process.pid },
   ]);
-  console.log(JSON.stringify({ shape: { clients, messagesPerClient: messages, length, intervalMs }, results: [direct, shimmed] }, null, 2));
+  // Idle machine state for latency: no uclient load running.
+  const rtt = [
+    await bindingRtt('Binding UDP -> coturn (direct)', 'udp', coturn.port),
+    await bindingRtt('Binding TCP -> coturn (direct)', 'tcp', coturn.port),
+    await bindingRtt('Binding UDP -> shim -> microsocks -> coturn', 'udp', shimPort),
+  ];
+  const added = Number((rtt[2].medianMs - rtt[1].medianMs).toFixed(3));
+  console.log(JSON.stringify({ shape: { clients, messagesPerClient: messages, length, intervalMs }, results: [direct, shimmed], bindingRtt: rtt, addedMedianRttMs: added }, null, 2));
 } finally {
   await group.stopAll();
 }

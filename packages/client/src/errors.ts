@@ -8,6 +8,7 @@ export type UpstreamErrorCode =
   | 'timeout'
   | 'tls'
   | 'pin-mismatch'
+  | 'credentials'
   | 'closed';
 
 export interface UpstreamError {

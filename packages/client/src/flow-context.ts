@@ -4,6 +4,8 @@ import type { IsolationPolicy } from './isolation.js';
 import type { Logger } from './logger.js';
 import type { ShimStats } from './stats.js';
 import type { QueueLimits } from './flow-state.js';
+import type { LocalCredentials } from './credential-resigner.js';
+import type { CredentialSource } from './upstream-credentials.js';
 
 export interface FlowContext {
   readonly dialer: UpstreamDialer;
@@ -15,6 +17,8 @@ export interface FlowContext {
   readonly maxUpstreamBacklog: number;
   /** Log app addresses (off by default: SafeLogging). */
   readonly detail: boolean;
+  /** Local-credential mode: the shim authenticates the app and re-signs upstream. */
+  readonly localAuth: LocalAuthConfig | undefined;
   /** Coarse clock in ms, updated by the shim's timer (no Date.now() per packet). */
   now(): number;
   nextFlowId(): number;
@@ -27,4 +31,12 @@ export interface FlowHandle {
   readonly kind: 'udp' | 'tcp';
   close(reason: string, level?: 'info' | 'warn'): void;
   idleExpired(now: number): boolean;
+  /** Timer work: refresh the upstream credential before it expires, forget stale transactions. */
+  maintain(now: number): void;
+}
+
+export interface LocalAuthConfig {
+  readonly local: LocalCredentials;
+  readonly source: CredentialSource;
+  readonly nonceLifetimeMs?: number;
 }

@@ -23,3 +23,14 @@ export { socksConnect, type SocksConnectOptions, type SocksResult } from './sock
 export { UpstreamDialer, type DialResult, type TlsTrust } from './upstream-dialer.js';
 export { formatPin, parsePin, spkiSha256 } from './tls-pin.js';
 export { upstreamError, type UpstreamError, type UpstreamErrorCode } from './errors.js';
+export {
+  CredentialResigner,
+  type LocalCredentials,
+  type ResignAction,
+  type ResignerOptions,
+  type UpstreamCredential,
+} from './credential-resigner.js';
+export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource } from './upstream-credentials.js';
+export type { LocalAuthConfig } from './flow-context.js';
+export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';
+export { TOR_INSTALL_HINT, findTor, startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';

@@ -3,7 +3,7 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import type { FlowContext, FlowHandle } from './flow-context.js';
+import type { FlowContext, FlowHandle, LocalAuthConfig } from './flow-context.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
 import { formatHostPort, isLoopbackAddress, type HostPort, type UpstreamServer } from './endpoints.js';
@@ -30,6 +30,8 @@ export interface ShimOptions {
   readonly maxUpstreamBacklog?: number;
   /** Log app addresses (SafeLogging off). */
   readonly detail?: boolean;
+  /** Local-credential mode (absent: pass-through, the app's credentials go upstream untouched). */
+  readonly localAuth?: LocalAuthConfig;
   /** Idle sweep period; the coarse clock ticks with it too. */
   readonly tickMs?: number;
 }
@@ -37,6 +39,12 @@ export interface ShimOptions {
 export interface ListeningAddress {
   readonly host: string;
   readonly port: number;
+}
+
+function ipOnlyLookup(address: string, _options: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  const family = isIP(address);
+  if (family === 0) callback(new Error(`refusing to resolve '${address}': the shim sends only to IP addresses`), address, 0);
+  else callback(null, address, family);
 }
 
 export class Shim {
@@ -72,6 +80,7 @@ export class Shim {
       queueLimits: opts.queueLimits ?? DEFAULT_QUEUE_LIMITS,
       maxUpstreamBacklog: opts.maxUpstreamBacklog ?? 1024 * 1024,
       detail: opts.detail ?? false,
+      localAuth: opts.localAuth,
       now: () => this.#now,
       nextFlowId: () => ++this.#flowIds,
       forget: (flow) => this.#forget(flow),
@@ -117,6 +126,7 @@ export class Shim {
       upstream: this.#opts.servers.map((s) => s.label),
       socks: formatHostPort(this.#opts.socks.host, this.#opts.socks.port),
       isolation: this.#ctx.isolation.mode,
+      credentials: this.#opts.localAuth ? `local (upstream: ${this.#opts.localAuth.source.description})` : 'pass-through',
     });
     return this.#address;
   }
@@ -146,10 +156,14 @@ export class Shim {
   }
 
   async #bindUdp(host: string, port: number): Promise<UdpSocket> {
-    const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', ipv6Only: isIP(host) === 6 });
+    // Replies go only to the IP a datagram came from: an identity lookup skips dns.lookup and its
+    // nextTick on every send (hot path), and makes sure this socket never resolves a name.
+    const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', ipv6Only: isIP(host) === 6, lookup: ipOnlyLookup });
     const failed = once(sock, 'error');
+    // Listen first: with a synchronous lookup, bind() emits 'listening' before it returns.
+    const listening = once(sock, 'listening');
     sock.bind({ address: host, port, exclusive: true });
-    await Promise.race([once(sock, 'listening'), failed.then(([e]) => Promise.reject(e as Error))]);
+    await Promise.race([listening, failed.then(([e]) => Promise.reject(e as Error))]);
     sock.on('error', (err) => this.#opts.logger.error(`UDP listener error: ${err.message}`));
     sock.on('message', this.onDatagram);
     return sock;
@@ -204,7 +218,9 @@ export class Shim {
 
   #tick(): void {
     this.#now = Date.now();
-    for (const f of this.#udpFlows.values()) if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
-    for (const f of this.#tcpFlows) if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
+    for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) {
+      if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
+      else f.maintain(this.#now);
+    }
   }
 }

@@ -13,4 +13,6 @@ export class ShimStats {
   orphanDropped = 0;
   /** Flows refused because the flow limit was reached. */
   flowLimitRefused = 0;
+  /** Local-credential mode: messages dropped or refused by the resigner (each logged). */
+  resignWarnings = 0;
 }

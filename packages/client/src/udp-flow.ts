@@ -21,12 +21,19 @@ export class UdpFlow extends UpstreamFlow {
   }
 
   start(): void {
-    void this.connectUpstream();
+    // Local mode opens the Tor stream only once the app has authenticated (its first request
+    // for upstream): a wrong password costs no circuit.
+    if (!this.resigner) void this.connectUpstream();
   }
 
   /** An app datagram already checked by messageEnd(); `end` is its length without padding. */
   fromApp(datagram: Buffer, end: number): void {
     this.state.lastActivity = this.ctx.now();
+    if (this.resigner && (datagram[0] as number) < 0x40) {
+      // Local mode: STUN goes through the resigner (end === length for STUN).
+      this.perform(this.resigner.fromApp(datagram, this.state.lastActivity));
+      return;
+    }
     if (this.state.phase === 'open') this.#write(datagram, end);
     else if (this.state.phase === 'connecting') {
       // Trim now so the queue holds exactly what will be written.
@@ -50,6 +57,18 @@ export class UdpFlow extends UpstreamFlow {
     up.write(end === datagram.length ? datagram : datagram.subarray(0, end));
     if (pad > 0) up.write(PAD[pad] as Buffer);
     up.uncork();
+  }
+
+  protected sendToApp(data: Buffer): void {
+    this.#udp.send(data, this.appPort, this.appAddress);
+  }
+
+  protected sendToUpstream(data: Buffer): void {
+    if (this.state.phase === 'open') this.#write(data, data.length);
+    else if (this.state.phase === 'connecting') {
+      if (!this.state.enqueue(data)) this.ctx.stats.queueDropped++;
+      void this.connectUpstream();
+    }
   }
 
   protected upstreamReady(): void {

@@ -82,6 +82,8 @@ export class UpstreamDialer {
     return new Promise((resolve) => {
       const tls: TLSSocket = tlsConnect({
         socket: raw,
+        // The name (or IP) the certificate must carry; without it Node checks against 'localhost'.
+        host: server.host,
         // SNI only for names; an IP literal as servername is not allowed (RFC 6066).
         ...(isIP(server.host) === 0 ? { servername: server.host } : {}),
         ...(ca ? { ca } : {}),

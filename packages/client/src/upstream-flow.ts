@@ -4,6 +4,8 @@ import type { Socket } from 'node:net';
 import { FrameKind, StreamFramer } from '@onionturn/protocol';
 import type { FlowContext, FlowHandle } from './flow-context.js';
 import { FlowState } from './flow-state.js';
+import { CredentialResigner, type ResignAction } from './credential-resigner.js';
+import type { SocksAuth } from './socks5-codec.js';
 
 export abstract class UpstreamFlow implements FlowHandle {
   readonly id: number;
@@ -14,13 +16,22 @@ export abstract class UpstreamFlow implements FlowHandle {
   protected readonly framer: StreamFramer;
   /** Set by a Refresh-to-0 success: close once the response is delivered. */
   protected released = false;
+  /** Local-credential mode only: authenticates the app, re-signs towards upstream. */
+  protected readonly resigner: CredentialResigner | undefined;
   #closeReason: string | undefined;
+  #socksAuth: SocksAuth | undefined;
+  #credentialObtainedAt = 0;
+  #refreshing = false;
+  #dialStarted = false;
+  #lastRefreshAttempt = 0;
 
   constructor(ctx: FlowContext) {
     this.ctx = ctx;
     this.id = ctx.nextFlowId();
     this.state = new FlowState(ctx.now(), ctx.queueLimits);
     this.framer = new StreamFramer(this.onUpstreamFrame.bind(this), { rfc5766Channels: true });
+    const la = ctx.localAuth;
+    this.resigner = la ? new CredentialResigner({ local: la.local, ...(la.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: la.nonceLifetimeMs } : {}) }) : undefined;
     this.onUpstreamData = this.onUpstreamData.bind(this);
     this.onUpstreamEnd = this.onUpstreamEnd.bind(this);
     this.onUpstreamError = this.onUpstreamError.bind(this);
@@ -28,7 +39,13 @@ export abstract class UpstreamFlow implements FlowHandle {
 
   /** Opens the Tor stream; the subclass learns of it through upstreamReady(). */
   protected async connectUpstream(): Promise<void> {
-    const r = await this.ctx.dialer.dial(this.ctx.isolation.next(), this.id);
+    if (this.#dialStarted) return;
+    this.#dialStarted = true;
+    const auth = this.ctx.isolation.next();
+    this.#socksAuth = auth;
+    // The credential is fetched alongside the dial (through the same isolation, so the same circuit).
+    if (this.resigner) void this.obtainCredential();
+    const r = await this.ctx.dialer.dial(auth, this.id);
     if (this.isClosed()) {
       if (r.ok) r.socket.destroy();
       return;
@@ -52,6 +69,9 @@ export abstract class UpstreamFlow implements FlowHandle {
   }
 
   protected abstract upstreamReady(): void;
+  /** Local mode: a message the resigner made for the app / for upstream (STUN, no padding needed). */
+  protected abstract sendToApp(data: Buffer): void;
+  protected abstract sendToUpstream(data: Buffer): void;
   /** A whole frame from upstream (ChannelData without TCP padding). */
   protected abstract deliverFrame(frame: Buffer, kind: FrameKind): void;
   /** After a chunk from upstream was framed without error. */
@@ -72,7 +92,57 @@ export abstract class UpstreamFlow implements FlowHandle {
 
   protected onUpstreamFrame(frame: Buffer, kind: FrameKind): void {
     if (kind === FrameKind.Stun && this.state.observeUpstreamStun(frame)) this.released = true;
-    this.deliverFrame(frame, kind);
+    if (kind === FrameKind.Stun && this.resigner) this.perform(this.resigner.fromUpstream(frame, this.ctx.now()));
+    else this.deliverFrame(frame, kind);
+  }
+
+  protected perform(actions: readonly ResignAction[]): void {
+    for (const a of actions) {
+      if (this.isClosed()) return;
+      if (a.kind === 'to-app') this.sendToApp(a.data);
+      else if (a.kind === 'to-upstream') this.sendToUpstream(a.data);
+      else {
+        this.ctx.stats.resignWarnings++;
+        this.ctx.logger.warn(a.reason, { flow: this.id });
+      }
+    }
+  }
+
+  /** Local mode: a fresh upstream credential for this flow (at start, and before it expires). */
+  protected async obtainCredential(): Promise<void> {
+    const la = this.ctx.localAuth;
+    const resigner = this.resigner;
+    if (!la || !resigner || this.#refreshing) return;
+    this.#refreshing = true;
+    const r = await la.source.obtain(this.#socksAuth, Date.now());
+    this.#refreshing = false;
+    if (this.isClosed()) return;
+    if (!r.ok) {
+      if (resigner.hasCredential) {
+        // The old one still works for a while; the next tick tries again.
+        this.ctx.logger.warn(`could not refresh the upstream credential: ${r.error.reason}`, { flow: this.id });
+        return;
+      }
+      this.ctx.stats.upstreamFailures++;
+      this.close(`no upstream credential: ${r.error.reason}`, 'warn');
+      return;
+    }
+    this.#credentialObtainedAt = Date.now();
+    this.perform(resigner.setUpstreamCredential(r.value, this.ctx.now()));
+  }
+
+  maintain(now: number): void {
+    const resigner = this.resigner;
+    if (!resigner || this.isClosed()) return;
+    resigner.tick(now);
+    const expiresAt = resigner.credentialExpiresAt;
+    if (expiresAt === undefined) return;
+    // Refresh when a fifth of the credential's life (at most 5 minutes) is left.
+    const margin = Math.min(5 * 60_000, (expiresAt - this.#credentialObtainedAt) / 5);
+    if (expiresAt - now < margin && now - this.#lastRefreshAttempt > 30_000) {
+      this.#lastRefreshAttempt = now;
+      void this.obtainCredential();
+    }
   }
 
   protected onUpstreamEnd(): void {

@@ -28,6 +28,8 @@ export interface CoturnOptions {
   /** `-v`: coturn then logs each request's result, e.g. `user <U>: ... error 401`. Default true. */
   readonly verbose?: boolean;
   readonly extraArgs?: readonly string[];
+  /** TURN over TLS too: PEM certificate and key files; the TLS port is Coturn.tlsPort. */
+  readonly tls?: { readonly cert: string; readonly key: string };
   /** How long to wait for the TCP port to accept. Default 10 s. */
   readonly startTimeoutMs?: number;
 }
@@ -35,6 +37,8 @@ export interface CoturnOptions {
 export interface Coturn {
   readonly host: string;
   readonly port: number;
+  /** The TURN-over-TLS port when started with `tls`. */
+  readonly tlsPort?: number;
   readonly realm: string;
   readonly relayPorts: { readonly min: number; readonly max: number };
   readonly process: Started;
@@ -60,6 +64,7 @@ export async function startCoturn(group: ProcessGroup, options: CoturnOptions = 
   const turnserver = requireTool(TOOLS.turnserver);
   const realm = options.realm ?? 'onionturn.test';
   const port = options.port ?? (await freePort(HOST));
+  const tlsPort = options.tls ? await freePort(HOST) : undefined;
   const relayPorts = options.relayPorts ?? portRange(200);
   // Own config, pid and db files: coturn otherwise reads /etc/turnserver.conf and writes /var.
   const dir = mkdtempSync(join(tmpdir(), 'onionturn-coturn-'));
@@ -70,7 +75,8 @@ export async function startCoturn(group: ProcessGroup, options: CoturnOptions = 
     '--pidfile', join(dir, 'turnserver.pid'),
     '--db', join(dir, 'turndb'),
     '--realm', realm,
-    '--no-tls', '--no-dtls',
+    ...(options.tls && tlsPort !== undefined ? ['--cert', options.tls.cert, '--pkey', options.tls.key, '--tls-listening-port', String(tlsPort)] : ['--no-tls']),
+    '--no-dtls',
     '--allow-loopback-peers',
     '--listening-ip', HOST,
     '--relay-ip', HOST,
@@ -100,13 +106,14 @@ export async function startCoturn(group: ProcessGroup, options: CoturnOptions = 
       if (started.child.exitCode !== null || started.child.signalCode !== null) {
         throw new Error(`turnserver exited (${started.child.exitCode ?? started.child.signalCode}) before listening:\n${log().slice(-4000)}`);
       }
-      return canConnect(HOST, port, 500);
+      return (await canConnect(HOST, port, 500)) && (tlsPort === undefined || (await canConnect(HOST, tlsPort, 500)));
     },
     options.startTimeoutMs ?? 10_000,
   );
   return {
     host: HOST,
     port,
+    ...(tlsPort !== undefined ? { tlsPort } : {}),
     realm,
     relayPorts,
     process: started,

@@ -95,6 +95,8 @@ export interface TorNetwork {
   readonly dnsPort: number;
   readonly onion?: TorOnionService;
   readonly nodes: readonly TorNode[];
+  /** The network's directory authorities: another tor joins with their DirAuthority lines. */
+  readonly authorities: readonly DirAuthority[];
   /** PIDs of every tor process this network started. */
   readonly pids: readonly number[];
   readonly timings: TorNetworkTimings;
@@ -333,6 +335,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       dnsPort,
       ...(onion ? { onion } : {}),
       nodes,
+      authorities: authorities.map(({ nickname, orPort, dirPort, v3ident, fingerprint }) => ({ nickname, orPort, dirPort, v3ident, fingerprint })),
       pids: nodes.map((n) => n.pid),
       timings,
       control: () => TorControl.connect(client.controlPort),

@@ -5,7 +5,9 @@ import { connect } from 'node:net';
 import type { CommandModule } from 'yargs';
 import {
   ISOLATION_MODES,
+  SecretCredentialSource,
   Shim,
+  UrlCredentialSource,
   createLogger,
   formatHostPort,
   iceServers,
@@ -13,11 +15,17 @@ import {
   parseListen,
   parsePin,
   parseUpstream,
+  startManagedTor,
   type HostPort,
+  type ManagedTor,
+  type CredentialSource,
   type IsolationMode,
+  type LocalAuthConfig,
+  type TlsTrust,
   type UpstreamServer,
 } from '@onionturn/client';
 import type { CliContext } from '../cli-context.js';
+import { positiveInteger, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 
 interface ClientArgs {
@@ -30,6 +38,49 @@ interface ClientArgs {
   ca?: string;
   logSensitive: boolean;
   logLevel: string;
+  localUser?: string;
+  localPassword?: string;
+  upstreamSecretFile?: string;
+  credentialsUrl?: string;
+  upstreamTtl: number;
+  tor: boolean;
+  torDataDir?: string;
+  torConfig?: string;
+  torPath?: string;
+}
+
+/** Defaults of local-credential mode, printed at start (the listener is loopback-only). */
+const DEFAULT_LOCAL_USER = 'onionturn';
+const DEFAULT_LOCAL_PASSWORD = 'onionturn';
+const LOCAL_REALM = 'onionturn.local';
+
+/** Local-credential mode when any of its options is given; undefined means pass-through. */
+function localAuthOf(args: ClientArgs, ctx: CliContext): ((socks: HostPort) => LocalAuthConfig) | undefined {
+  const wanted = args.localUser !== undefined || args.localPassword !== undefined || args.upstreamSecretFile !== undefined || args.credentialsUrl !== undefined;
+  if (!wanted) return undefined;
+  if (args.upstreamSecretFile !== undefined && args.credentialsUrl !== undefined) throw new UsageError('give either --upstream-secret-file or --credentials-url, not both');
+  let source: (socks: HostPort) => CredentialSource;
+  if (args.upstreamSecretFile !== undefined) {
+    const secret = readSecretFile(args.upstreamSecretFile, ({ path }) => ctx.warn(`secret file ${path} is readable by others (chmod 600 ${path})`));
+    const made = new SecretCredentialSource(secret, positiveInteger('upstream-ttl', args.upstreamTtl));
+    source = () => made;
+  } else if (args.credentialsUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(args.credentialsUrl);
+    } catch {
+      throw new UsageError(`--credentials-url '${args.credentialsUrl}' is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--credentials-url must be http:// or https:// (an onion service or TLS; it is fetched through Tor)');
+    source = (socks) => new UrlCredentialSource(url, socks, 30_000);
+  } else {
+    throw new UsageError('local credentials need an upstream credential source: --upstream-secret-file FILE or --credentials-url URL');
+  }
+  const username = args.localUser ?? DEFAULT_LOCAL_USER;
+  const password = args.localPassword ?? DEFAULT_LOCAL_PASSWORD;
+  if (username === '' || password === '') throw new UsageError('--local-user and --local-password must not be empty');
+  if (args.allowRemote && password === DEFAULT_LOCAL_PASSWORD) throw new UsageError('--allow-remote with local credentials needs a --local-password of your own');
+  return (socks) => ({ local: { username, password, realm: LOCAL_REALM }, source: source(socks) });
 }
 
 /** Tor's usual SOCKS ports: the tor daemon, then Tor Browser. */
@@ -69,6 +120,15 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all' })
         .option('pin', { type: 'string', array: true, requiresArg: true, describe: 'tls:// server key pin sha256/BASE64 (SPKI); repeatable' })
         .option('ca', { type: 'string', requiresArg: true, describe: 'PEM CA file for tls:// servers (when not pinning)' })
+        .option('tor', { type: 'boolean', default: false, describe: 'start a tor of our own (also the default when no --socks is given and nothing answers at 9050/9150)' })
+        .option('tor-data-dir', { type: 'string', requiresArg: true, describe: "the own tor's DataDirectory (default: a temporary one)" })
+        .option('tor-config', { type: 'string', requiresArg: true, describe: "file of extra torrc lines for the own tor (bridges, a test network's DirAuthority lines)" })
+        .option('tor-path', { type: 'string', requiresArg: true, describe: 'the tor executable for --tor (default: tor on PATH)' })
+        .option('local-user', { type: 'string', requiresArg: true, describe: `local-credential mode: the user apps authenticate with (default ${DEFAULT_LOCAL_USER})` })
+        .option('local-password', { type: 'string', requiresArg: true, describe: `local-credential mode: the password apps use (default ${DEFAULT_LOCAL_PASSWORD}) [env ONIONTURN_LOCAL_PASSWORD]` })
+        .option('upstream-secret-file', { type: 'string', requiresArg: true, describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)' })
+        .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
+        .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file' })
         .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
     handler: async (argv) => {
@@ -95,47 +155,88 @@ export function clientCommand(ctx: CliContext): CommandModule {
           throw new UsageError(`cannot read --ca ${args.ca}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
         }
       }
+      let extraTorConfig: string | undefined;
+      if (args.torConfig !== undefined) {
+        try {
+          extraTorConfig = readFileSync(args.torConfig, 'utf8');
+        } catch (error) {
+          throw new UsageError(`cannot read --tor-config ${args.torConfig}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        }
+      }
+      // Checked before any tor starts: a usage mistake costs no bootstrap.
+      const makeLocalAuth = localAuthOf(args, ctx);
+      if (args.tor && args.socks !== undefined) throw new UsageError('give either --tor (start our own tor) or --socks (use a running one), not both');
       let socks: HostPort | undefined;
+      let ownTor: ManagedTor | undefined;
       if (args.socks !== undefined) {
         const r = parseHostPort(args.socks);
         if (!r.ok) throw new UsageError(`--socks: ${r.reason}`);
         socks = r.value;
-      } else {
+      } else if (!args.tor) {
         for (const candidate of DEFAULT_SOCKS) {
           if (await answers(candidate)) {
             socks = candidate;
             break;
           }
         }
-        if (!socks) {
-          throw new Error('no SOCKS port answers at 127.0.0.1:9050 or 127.0.0.1:9150: start tor (apt-get install tor) or pass --socks HOST:PORT');
-        }
       }
       const logger = createLogger({ level: args.logLevel });
-      const shim = new Shim({
-        listen: listen.value,
-        allowRemote: args.allowRemote,
-        servers,
-        socks,
-        isolation: args.isolation,
-        logger,
-        tls: { pins, ...(ca ? { ca } : {}) },
-        detail: args.logSensitive,
-      });
-      const addr = await shim.start();
-      ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port) }, null, 2)}\n`);
-      logger.info(`paste the iceServers above into the app; TURN at ${formatHostPort(addr.host, addr.port)}`);
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.removeListener('SIGINT', stop);
-          process.removeListener('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
-      await shim.stop();
-      logger.info('stopped');
+      if (!socks) {
+        if (!args.tor) logger.info('no SOCKS port answers at 127.0.0.1:9050 or 127.0.0.1:9150: starting a tor of our own');
+        const r = await startManagedTor({ logger, ...(args.torPath !== undefined ? { torPath: args.torPath } : {}), ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}), ...(extraTorConfig !== undefined ? { extraConfig: extraTorConfig } : {}) });
+        if (!r.ok) throw new Error(args.tor ? r.error.reason : `no SOCKS port answers at 127.0.0.1:9050 or 127.0.0.1:9150, and ${r.error.reason}`);
+        ownTor = r.value;
+        socks = ownTor.socks;
+        logger.info('tor ready', { socks: formatHostPort(ownTor.socks.host, ownTor.socks.port), pid: ownTor.pid });
+      }
+      const socksPort: HostPort = socks;
+      try {
+        await runShim(args, ctx, logger, { listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: makeLocalAuth?.(socksPort) });
+      } finally {
+        await ownTor?.stop();
+      }
     },
   };
+}
+
+interface ShimPlan {
+  readonly listen: HostPort;
+  readonly servers: UpstreamServer[];
+  readonly socks: HostPort;
+  readonly tls: TlsTrust;
+  readonly localAuth: LocalAuthConfig | undefined;
+}
+
+/** Runs the shim until SIGINT/SIGTERM. */
+async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typeof createLogger>, plan: ShimPlan): Promise<void> {
+  const { listen, servers, socks, tls, localAuth } = plan;
+  const shim = new Shim({
+    ...(localAuth ? { localAuth } : {}),
+    listen,
+    allowRemote: args.allowRemote,
+    servers,
+    socks,
+    isolation: args.isolation,
+    logger,
+    tls,
+    detail: args.logSensitive,
+  });
+  const addr = await shim.start();
+  const local = localAuth ? { username: localAuth.local.username, password: localAuth.local.password } : undefined;
+  ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port, local) }, null, 2)}\n`);
+  if (localAuth && args.localPassword === undefined) {
+    logger.info(`local credentials: the defaults (user ${localAuth.local.username}, password ${DEFAULT_LOCAL_PASSWORD}); set --local-user/--local-password to change them`);
+  }
+  logger.info(`paste the iceServers above into the app; TURN at ${formatHostPort(addr.host, addr.port)}`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.removeListener('SIGINT', stop);
+      process.removeListener('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await shim.stop();
+  logger.info('stopped');
 }

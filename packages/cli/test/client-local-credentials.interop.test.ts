@@ -1,0 +1,162 @@
+// Local-credential mode of the real `onionturn client`: coturn's uclient authenticates with static
+// -u/-w credentials at the shim; the shim signs upstream with REST credentials for a coturn that
+// knows only the shared secret, through Debian microsocks. Upstream credentials come from the
+// secret file, or from `onionturn credentials serve` fetched through the SOCKS proxy.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAttribute, readText, type StunMessage } from '@onionturn/protocol';
+import { ProcessGroup, sleep, countClientConnections, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
+import { BIN, cleanEnv, startServe } from './run-cli.js';
+
+const SECRET = 'local-mode-upstream-secret';
+
+/** The long-term handshake over UDP as an app does it: Allocate, 401, Allocate with integrity. */
+async function allocateWith(port: number, username: string, password: string): Promise<{ code: number | undefined; realm: string | undefined }> {
+  const sock = createSocket('udp4');
+  const ask = async (msg: Buffer): Promise<StunMessage> => {
+    const reply = once(sock, 'message') as Promise<[Buffer]>;
+    sock.send(msg, port, '127.0.0.1');
+    const [data] = await Promise.race([reply, sleep(5000).then(() => Promise.reject(new Error('no STUN answer from the shim')))]);
+    const r = decodeMessage(data);
+    if (!r.ok) throw new Error(r.error.reason);
+    return r.value;
+  };
+  try {
+    const transport = { kind: 'requested-transport', protocol: 17 } as const;
+    const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());
+    const realm = readText(first, AttributeType.Realm) ?? '';
+    const nonce = readText(first, AttributeType.Nonce) ?? '';
+    const second = await ask(
+      new MessageBuilder(Method.Allocate, MessageClass.Request)
+        .add(AttributeType.RequestedTransport, transport)
+        .add(AttributeType.Username, { kind: 'text', text: username })
+        .add(AttributeType.Realm, { kind: 'text', text: realm })
+        .add(AttributeType.Nonce, { kind: 'text', text: nonce })
+        .build({ integrityKey: longTermKey(username, realm, password) }),
+    );
+    const err = readAttribute(second, AttributeType.ErrorCode);
+    return { code: err?.ok && err.value.kind === 'error-code' ? err.value.code : undefined, realm: readText(second, AttributeType.Realm) };
+  } finally {
+    sock.close();
+  }
+}
+
+interface RunningClient {
+  readonly process: Started;
+  readonly port: number;
+  readonly ice: { iceServers: { urls: string[]; username: string; credential: string }[] };
+  /** The JSON log (stderr). */
+  log(): string;
+  stop(): Promise<number | null>;
+}
+
+describe('onionturn client in local-credential mode', () => {
+  const group = new ProcessGroup();
+  let coturn: Coturn;
+  let peerPort: number;
+  let socksPort: number;
+  let dir: string;
+
+  async function startClient(args: readonly string[]): Promise<RunningClient> {
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socksPort}`, ...args], { env: cleanEnv() });
+    let stdout = '';
+    let stderr = '';
+    cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    cli.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    const port = await waitFor('iceServers on stdout', () => {
+      if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
+      return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
+    }, 10_000, 50);
+    await waitFor('the whole JSON', () => stdout.trimEnd().endsWith('}'), 2000, 20);
+    return {
+      process: cli,
+      port: Number(port),
+      ice: JSON.parse(stdout) as RunningClient['ice'],
+      log: () => stderr,
+      stop: async () => {
+        cli.child.kill('SIGTERM');
+        await waitFor('client exit', () => cli.child.exitCode !== null || cli.child.signalCode !== null, 5000);
+        return cli.child.exitCode;
+      },
+    };
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'onionturn-local-'));
+    writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
+    coturn = await startCoturn(group, { secrets: [SECRET], verbose: true });
+    peerPort = (await startTurnutilsPeer(group)).port;
+    socksPort = (await startMicrosocks(group)).port;
+  });
+  after(async () => {
+    await group.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--upstream-secret-file: static app credentials, allocations, channels and relay over UDP and TCP; wrong password gets 401', async () => {
+    const client = await startClient(['--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', '--local-password', 'wonderland']);
+    // What the user pastes: the local credentials are in it.
+    assert.equal(client.ice.iceServers[0]?.username, 'alice');
+    assert.equal(client.ice.iceServers[0]?.credential, 'wonderland');
+    const base = { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'alice', password: 'wonderland', noRtcp: true, messages: 40, clients: 2, intervalMs: 10 } as const;
+    const udp = await runUclient(group, { ...base, tcp: false });
+    assert.equal(udp.sent, 80, udp.output.slice(-1500) + '\n--- shim:\n' + client.process.output().slice(-2000));
+    assert.equal(udp.received, 80, udp.output.slice(-800));
+    assert.equal(udp.lostPackets, 0);
+    const tcp = await runUclient(group, { ...base, tcp: true });
+    assert.equal(tcp.sent, 80, tcp.output.slice(-1500) + '\n--- shim:\n' + client.process.output().slice(-2000));
+    assert.equal(tcp.received, 80, tcp.output.slice(-800));
+    // Send indications instead of channels (-s) pass through unchanged too.
+    const indications = await runUclient(group, { ...base, tcp: false, messages: 10, extraArgs: ['-s'] });
+    assert.equal(indications.received, 20, indications.output.slice(-800));
+    // coturn saw REST usernames (<expiry>:<random id>), never the app's static user.
+    assert.match(coturn.log(), /user <\d{10}:[A-Za-z0-9_-]{22}>/);
+    assert.doesNotMatch(coturn.log(), /user <alice>/);
+
+    const allocationsBefore = coturn.log().match(/ALLOCATE processed, success/g)?.length ?? 0;
+    const wrong = await runUclient(group, { ...base, tcp: false, password: 'not-it', messages: 5, clients: 1, timeoutMs: 15_000 });
+    assert.equal(wrong.received ?? 0, 0);
+    assert.equal(wrong.allocationFailed, true, wrong.output.slice(-800));
+    // uclient prints no error code; the shim's log says what happened, and a STUN probe sees the 401.
+    assert.match(client.log(), /app authentication failed: wrong local username or password \(401\)/);
+    // ...and a wrong password costs no Tor stream: the flow never dialled.
+    const failedFlows = [...client.log().matchAll(/"flow":(\d+),"level":"warn","message":"app authentication failed/g)].map((m) => m[1]);
+    for (const f of failedFlows) assert.doesNotMatch(client.log(), new RegExp(`"flow":${f},"kind":"udp","level":"info","message":"flow open"`));
+    const probe = await allocateWith(client.port, 'alice', 'not-it');
+    assert.equal(probe.code, 401);
+    assert.equal(probe.realm, 'onionturn.local');
+    assert.equal(coturn.log().match(/ALLOCATE processed, success/g)?.length ?? 0, allocationsBefore, 'nothing allocated upstream for a wrong password');
+    // SafeLogging: no usernames or app addresses in the shim's log.
+    assert.doesNotMatch(client.log(), /"app":|alice|\d{10}:[A-Za-z0-9_-]{22}/);
+    assert.equal(await client.stop(), 0, client.process.output());
+    await waitFor('no shim->SOCKS sockets', () => countClientConnections(socksPort) === 0, 5000);
+  });
+
+  test('--credentials-url: a fresh credential per flow from `onionturn credentials serve`, fetched through SOCKS', async () => {
+    const served = await startServe(group, ['--secret-file', join(dir, 'secret'), '--ttl', '3600', '--uri', `turn:127.0.0.1:${coturn.port}?transport=tcp`]);
+    const client = await startClient(['--credentials-url', `${served.base}/?service=turn`]);
+    assert.equal(client.ice.iceServers[0]?.username, 'onionturn');
+    assert.match(client.process.output(), /local credentials: the defaults/);
+    const before = coturn.log().length;
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password: 'onionturn', tcp: false, noRtcp: true, messages: 30, clients: 2, intervalMs: 10 });
+    assert.equal(r.sent, 60, r.output.slice(-1500) + '\n--- shim:\n' + client.process.output().slice(-2000));
+    assert.equal(r.received, 60, r.output.slice(-800));
+    // Four app flows (two clients, two allocations each): four distinct upstream usernames.
+    const users = new Set([...coturn.log().slice(before).matchAll(/user <(\d{10}:[A-Za-z0-9_-]{22})>/g)].map((m) => m[1]));
+    assert.equal(users.size, 4, [...users].join(' '));
+    assert.equal(await client.stop(), 0, client.process.output());
+  });
+
+  test('a credential URL that cannot be fetched closes the flow with a clear line', async () => {
+    const client = await startClient(['--credentials-url', 'http://127.0.0.1:9/none']);
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password: 'onionturn', tcp: false, noRtcp: true, messages: 2, clients: 1, timeoutMs: 10_000 });
+    assert.equal(r.received ?? 0, 0);
+    await waitFor('the log line', () => /flow closed: no upstream credential: cannot fetch the credential URL http:\/\/127\.0\.0\.1:9 through SOCKS/.test(client.process.output()), 10_000);
+    assert.equal(await client.stop(), 0);
+  });
+});

@@ -1,0 +1,357 @@
+// Local-credential mode, sans-IO: towards the app the shim is the TURN server (its own REALM,
+// NONCE and static user), towards upstream it is the client (the flow's REST credential). Every
+// request is checked with the local key and re-signed with the upstream key; every response is
+// checked with the upstream key and re-signed with the local key under the app's transaction id.
+// Upstream 401/438 challenges are answered here and never reach the app. Indications and
+// ChannelData are not the resigner's business: the shell passes them through unchanged.
+// Time is passed in; the only randomness (nonces, transaction ids) is injectable.
+import { randomBytes } from 'node:crypto';
+import {
+  AttributeType,
+  ErrorCode,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  TRANSACTION_ID_LENGTH,
+  decodeAttribute,
+  decodeMessage,
+  errorCodeValue,
+  longTermKey,
+  readAttribute,
+  readText,
+  verifyIntegrity,
+  type StunMessage,
+} from '@onionturn/protocol';
+
+export interface LocalCredentials {
+  readonly username: string;
+  readonly password: string;
+  readonly realm: string;
+}
+
+export interface UpstreamCredential {
+  readonly username: string;
+  readonly password: string;
+  /** When it stops working (ms since the epoch); the shell fetches a new one before. */
+  readonly expiresAt: number;
+}
+
+export type ResignAction =
+  | { readonly kind: 'to-app'; readonly data: Buffer }
+  | { readonly kind: 'to-upstream'; readonly data: Buffer }
+  /** Something the user should know (the shell logs it; never per packet in normal operation). */
+  | { readonly kind: 'warn'; readonly reason: string };
+
+export interface ResignerOptions {
+  readonly local: LocalCredentials;
+  /** How long a local nonce is accepted before 438 Stale Nonce (default 10 minutes). */
+  readonly nonceLifetimeMs?: number;
+  /** Upstream transactions waiting for an answer, at most (older ones are forgotten). */
+  readonly maxPending?: number;
+  /** Forgotten when unanswered this long (ms). */
+  readonly pendingTimeoutMs?: number;
+  /** Random bytes (nonces, transaction ids of retries); tests pass a fixed source. */
+  readonly random?: (n: number) => Buffer;
+}
+
+/** Upstream challenges answered for one app request before giving up (401 then 438, say). */
+const MAX_UPSTREAM_ATTEMPTS = 3;
+const DEFAULT_NONCE_LIFETIME_MS = 10 * 60_000;
+const WRONG_CREDENTIALS = Symbol('wrong credentials');
+
+/** Attributes that belong to one hop's authentication and are rebuilt for the other hop. */
+const HOP_ATTRIBUTES: ReadonlySet<number> = new Set([
+  AttributeType.Username,
+  AttributeType.Userhash,
+  AttributeType.Realm,
+  AttributeType.Nonce,
+  AttributeType.MessageIntegrity,
+  AttributeType.MessageIntegritySha256,
+  AttributeType.PasswordAlgorithm,
+  AttributeType.PasswordAlgorithms,
+  AttributeType.Fingerprint,
+]);
+
+/** XOR-addressed attributes depend on the transaction id (IPv6): re-encoded, never copied. */
+const XOR_ADDRESSES: ReadonlySet<number> = new Set([AttributeType.XorMappedAddress, AttributeType.XorPeerAddress, AttributeType.XorRelayedAddress]);
+
+interface Pending {
+  /** The app's request (a private copy). */
+  readonly request: StunMessage;
+  readonly appTxid: string;
+  /** Which integrity attributes the app used: its response carries the same. */
+  readonly sha1: boolean;
+  readonly sha256: boolean;
+  readonly fingerprint: boolean;
+  attempts: number;
+  /** Key the upstream copy was signed with; undefined when it went unsigned (realm unknown). */
+  upstreamKey: Buffer | undefined;
+  sentAt: number;
+}
+
+interface UpstreamAuth {
+  realm: string;
+  nonce: string;
+}
+
+export class CredentialResigner {
+  readonly #local: LocalCredentials;
+  readonly #localKey: Buffer;
+  readonly #nonceLifetimeMs: number;
+  readonly #maxPending: number;
+  readonly #pendingTimeoutMs: number;
+  readonly #random: (n: number) => Buffer;
+  #nonce = '';
+  #nonceIssued = -Infinity;
+  #credential: UpstreamCredential | undefined;
+  #upstreamKey: Buffer | undefined;
+  #upstreamAuth: UpstreamAuth | undefined;
+  /** Keyed by the upstream transaction id (hex). */
+  readonly #pending = new Map<string, Pending>();
+  /** App transaction ids in flight (hex): retransmissions of those are absorbed. */
+  readonly #inFlight = new Set<string>();
+  #wrongReported = false;
+  /** Requests waiting for the upstream credential after a challenge. */
+  #waiting: Pending[] = [];
+
+  constructor(opts: ResignerOptions) {
+    this.#local = opts.local;
+    this.#localKey = longTermKey(opts.local.username, opts.local.realm, opts.local.password);
+    this.#nonceLifetimeMs = opts.nonceLifetimeMs ?? DEFAULT_NONCE_LIFETIME_MS;
+    this.#maxPending = opts.maxPending ?? 64;
+    this.#pendingTimeoutMs = opts.pendingTimeoutMs ?? 60_000;
+    this.#random = opts.random ?? randomBytes;
+  }
+
+  get hasCredential(): boolean {
+    return this.#credential !== undefined;
+  }
+
+  get credentialExpiresAt(): number | undefined {
+    return this.#credential?.expiresAt;
+  }
+
+  /** Upstream transactions still unanswered (tests, leak checks). */
+  get pendingCount(): number {
+    return this.#pending.size + this.#waiting.length;
+  }
+
+  /** A new upstream credential: later requests use it; requests held for one go out now. */
+  setUpstreamCredential(cred: UpstreamCredential, now: number): ResignAction[] {
+    this.#credential = cred;
+    this.#upstreamKey = this.#upstreamAuth ? longTermKey(cred.username, this.#upstreamAuth.realm, cred.password) : undefined;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    return waiting.map((p) => this.#sendUpstream(p, now, true));
+  }
+
+  /** A STUN message from the app (a whole datagram or TCP frame). */
+  fromApp(data: Buffer, now: number): ResignAction[] {
+    const r = decodeMessage(data);
+    if (!r.ok) return [{ kind: 'warn', reason: `app sent a malformed STUN message (${r.error.reason}); dropped` }];
+    const msg = r.value;
+    if (msg.messageClass === MessageClass.Indication) return [{ kind: 'to-upstream', data }];
+    if (msg.messageClass !== MessageClass.Request) return [];
+    // Binding needs no credentials at a TURN server: keep it as the app sent it.
+    if (msg.method === Method.Binding) return [{ kind: 'to-upstream', data }];
+    const auth = this.#checkLocal(msg, now);
+    if (auth === WRONG_CREDENTIALS) {
+      const reply: ResignAction = { kind: 'to-app', data: this.#challenge(msg, ErrorCode.Unauthorized, this.#nonce) };
+      if (this.#wrongReported) return [reply];
+      // Once per flow: the app is misconfigured, and the user only sees that here.
+      this.#wrongReported = true;
+      return [reply, { kind: 'warn', reason: 'app authentication failed: wrong local username or password (401)' }];
+    }
+    if (auth !== undefined) return [{ kind: 'to-app', data: auth }];
+    const appTxid = msg.transactionId.toString('hex');
+    if (this.#inFlight.has(appTxid)) return []; // a UDP retransmission: the stream to upstream is reliable
+    this.#expire(now);
+    if (this.#inFlight.size >= this.#maxPending) return [{ kind: 'to-app', data: this.#localError(msg, ErrorCode.ServerError, 'too many requests in flight', true) }];
+    const copy = decodeMessage(Buffer.from(data));
+    if (!copy.ok) return [];
+    const pending: Pending = {
+      request: copy.value,
+      appTxid,
+      sha1: msg.integrityOffset >= 0,
+      sha256: msg.integritySha256Offset >= 0,
+      fingerprint: msg.fingerprintOffset >= 0,
+      attempts: 0,
+      upstreamKey: undefined,
+      sentAt: now,
+    };
+    this.#inFlight.add(appTxid);
+    // The first copy keeps the app's transaction id: a retransmitted original then maps 1:1.
+    return [this.#sendUpstream(pending, now, false)];
+  }
+
+  /** A STUN message from upstream (a whole TCP frame). */
+  fromUpstream(data: Buffer, now: number): ResignAction[] {
+    const r = decodeMessage(data);
+    if (!r.ok) return [{ kind: 'warn', reason: `upstream sent a malformed STUN message (${r.error.reason}); dropped` }];
+    const msg = r.value;
+    if (msg.messageClass === MessageClass.Indication) return [{ kind: 'to-app', data }];
+    if (msg.messageClass === MessageClass.Request) return [];
+    const key = msg.transactionId.toString('hex');
+    const p = this.#pending.get(key);
+    if (!p) {
+      // Binding went through unchanged, so its answer does too; anything else is unknown.
+      return msg.method === Method.Binding ? [{ kind: 'to-app', data }] : [];
+    }
+    this.#pending.delete(key);
+    if (msg.messageClass === MessageClass.ErrorResponse) {
+      const code = errorCodeOf(msg);
+      if (code === ErrorCode.Unauthorized || code === ErrorCode.StaleNonce) return this.#challenged(p, msg, code, now);
+      if (msg.integrityOffset >= 0 || msg.integritySha256Offset >= 0) {
+        const bad = this.#checkUpstreamIntegrity(p, msg);
+        if (bad) return bad;
+      }
+    } else {
+      const bad = this.#checkUpstreamIntegrity(p, msg);
+      if (bad) return bad;
+    }
+    this.#inFlight.delete(p.appTxid);
+    return [{ kind: 'to-app', data: this.#forApp(msg, p) }];
+  }
+
+  /** Forgets transactions upstream never answered (the shell calls this from its timer). */
+  tick(now: number): void {
+    this.#expire(now);
+  }
+
+  #expire(now: number): void {
+    for (const [k, p] of this.#pending) {
+      if (now - p.sentAt <= this.#pendingTimeoutMs) break; // insertion order = age order
+      this.#pending.delete(k);
+      this.#inFlight.delete(p.appTxid);
+    }
+  }
+
+  // --- the app-facing server -------------------------------------------------------------
+
+  #currentNonce(now: number): string {
+    if (now - this.#nonceIssued > this.#nonceLifetimeMs) {
+      this.#nonce = this.#random(12).toString('hex');
+      this.#nonceIssued = now;
+    }
+    return this.#nonce;
+  }
+
+  /** RFC 8489 §9.2.4 checks; undefined when the request is authenticated, else the answer. */
+  #checkLocal(msg: StunMessage, now: number): Buffer | typeof WRONG_CREDENTIALS | undefined {
+    const nonce = this.#currentNonce(now);
+    if (msg.integrityOffset < 0 && msg.integritySha256Offset < 0) return this.#challenge(msg, ErrorCode.Unauthorized, nonce);
+    const username = readText(msg, AttributeType.Username);
+    const realm = readText(msg, AttributeType.Realm);
+    const given = readText(msg, AttributeType.Nonce);
+    if (username === undefined || realm === undefined || given === undefined) return this.#localError(msg, ErrorCode.BadRequest, undefined, false);
+    if (given !== nonce) return this.#challenge(msg, ErrorCode.StaleNonce, nonce);
+    if (username !== this.#local.username || realm !== this.#local.realm || verifyIntegrity(msg, this.#localKey) !== 'ok') return WRONG_CREDENTIALS;
+    return undefined;
+  }
+
+  #challenge(msg: StunMessage, code: number, nonce: string): Buffer {
+    return new MessageBuilder(msg.method, MessageClass.ErrorResponse, msg.transactionId)
+      .add(AttributeType.ErrorCode, errorCodeValue(code))
+      .add(AttributeType.Realm, { kind: 'text', text: this.#local.realm })
+      .add(AttributeType.Nonce, { kind: 'text', text: nonce })
+      .build({ fingerprint: msg.fingerprintOffset >= 0 });
+  }
+
+  #localError(msg: StunMessage, code: number, reason: string | undefined, signed: boolean): Buffer {
+    const b = new MessageBuilder(msg.method, MessageClass.ErrorResponse, msg.transactionId).add(AttributeType.ErrorCode, errorCodeValue(code, reason));
+    return signed ? b.build(this.#appSignature(msg.integrityOffset >= 0, msg.integritySha256Offset >= 0, msg.fingerprintOffset >= 0)) : b.build();
+  }
+
+  #appSignature(sha1: boolean, sha256: boolean, fingerprint: boolean): { integrityKey: Buffer; sha1: boolean; sha256: boolean; fingerprint: boolean } {
+    return { integrityKey: this.#localKey, sha1: sha1 || !sha256, sha256, fingerprint };
+  }
+
+  // --- the upstream-facing client --------------------------------------------------------
+
+  /** Builds and records the upstream copy of p; `fresh` gives it a new transaction id (a retry). */
+  #sendUpstream(p: Pending, now: number, fresh: boolean): ResignAction {
+    const txid = fresh ? this.#random(TRANSACTION_ID_LENGTH) : p.request.transactionId;
+    const b = new MessageBuilder(p.request.method, MessageClass.Request, txid);
+    copyAttributes(p.request, b);
+    const auth = this.#upstreamAuth;
+    const cred = this.#credential;
+    let data: Buffer;
+    if (auth && cred && this.#upstreamKey) {
+      b.add(AttributeType.Username, { kind: 'text', text: cred.username })
+        .add(AttributeType.Realm, { kind: 'text', text: auth.realm })
+        .add(AttributeType.Nonce, { kind: 'text', text: auth.nonce });
+      p.upstreamKey = this.#upstreamKey;
+      data = b.build({ integrityKey: this.#upstreamKey, fingerprint: p.fingerprint });
+    } else {
+      // Realm and nonce unknown yet: the server's 401 brings them, then the signed retry follows.
+      p.upstreamKey = undefined;
+      data = b.build({ fingerprint: p.fingerprint });
+    }
+    p.attempts++;
+    p.sentAt = now;
+    this.#pending.set(txid.toString('hex'), p);
+    return { kind: 'to-upstream', data };
+  }
+
+  #challenged(p: Pending, msg: StunMessage, code: number, now: number): ResignAction[] {
+    const realm = readText(msg, AttributeType.Realm);
+    const nonce = readText(msg, AttributeType.Nonce);
+    if (realm === undefined || nonce === undefined || p.attempts >= MAX_UPSTREAM_ATTEMPTS || (code === ErrorCode.Unauthorized && p.upstreamKey !== undefined && this.#sameAuth(realm, nonce))) {
+      // Signed with the current realm and nonce and still refused: the credential itself is bad.
+      this.#inFlight.delete(p.appTxid);
+      return [
+        { kind: 'warn', reason: `upstream refused the shim's credentials (${code} ${code === ErrorCode.StaleNonce ? 'Stale Nonce' : 'Unauthorized'} after ${p.attempts} attempts)` },
+        { kind: 'to-app', data: this.#localError(p.request, ErrorCode.ServerError, 'upstream refused the credentials', true) },
+      ];
+    }
+    this.#upstreamAuth = { realm, nonce };
+    const cred = this.#credential;
+    this.#upstreamKey = cred ? longTermKey(cred.username, realm, cred.password) : undefined;
+    if (!cred) {
+      this.#waiting.push(p);
+      return [];
+    }
+    return [this.#sendUpstream(p, now, true)];
+  }
+
+  #sameAuth(realm: string, nonce: string): boolean {
+    return this.#upstreamAuth?.realm === realm && this.#upstreamAuth.nonce === nonce;
+  }
+
+  /** undefined when the response may go on; else what to do instead (drop it, say so). */
+  #checkUpstreamIntegrity(p: Pending, msg: StunMessage): ResignAction[] | undefined {
+    if (p.upstreamKey === undefined) {
+      // An unsigned request that succeeded (a server without auth): nothing to check against.
+      return undefined;
+    }
+    const check = verifyIntegrity(msg, p.upstreamKey);
+    if (check === 'ok') return undefined;
+    // A response that is not from the server we authenticated with (a tampering exit, say).
+    this.#inFlight.delete(p.appTxid);
+    return [{ kind: 'warn', reason: `upstream response failed its integrity check (${check}); dropped` }];
+  }
+
+  #forApp(msg: StunMessage, p: Pending): Buffer {
+    const b = new MessageBuilder(msg.method, msg.messageClass, p.request.transactionId);
+    copyAttributes(msg, b);
+    return b.build(this.#appSignature(p.sha1, p.sha256, p.fingerprint));
+  }
+}
+
+/** Copies every attribute except the hop's own authentication; XOR addresses re-keyed. */
+function copyAttributes(from: StunMessage, to: MessageBuilder): void {
+  for (const a of from.attributes) {
+    if (HOP_ATTRIBUTES.has(a.type)) continue;
+    if (XOR_ADDRESSES.has(a.type)) {
+      const v = decodeAttribute(from, a);
+      if (v.ok) to.add(a.type, v.value);
+      continue;
+    }
+    to.addRaw(a.type, a.value);
+  }
+}
+
+function errorCodeOf(msg: StunMessage): number | undefined {
+  const r = readAttribute(msg, AttributeType.ErrorCode);
+  return r?.ok && r.value.kind === 'error-code' ? r.value.code : undefined;
+}
