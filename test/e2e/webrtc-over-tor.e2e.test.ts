@@ -100,6 +100,24 @@ describe('exit path: the server reached through a Tor exit', () => {
     assert.ok(circuits.size >= 2, `streams to the server shared one circuit: ${JSON.stringify(toServer)}`);
   });
 
+  test('local-credential mode: the page uses the shim\'s static credentials; the shim fetches upstream ones through Tor', async () => {
+    const shim = await bridge.addShim(bridge.server, { localCredentials: { user: 'alice', password: 'local-secret' } });
+    const r = await browser.call({
+      iceServers: [{ urls: `turn:127.0.0.1:${shim.port}?transport=udp`, username: 'alice', credential: 'local-secret' }],
+    });
+    assertRelayCall(r, 'udp', shim);
+    report('local-credential mode, TURN/UDP', r);
+    const viaTor = streams.filter((s) => s.target === `127.0.0.1:${bridge.server.credentialPort}`);
+    assert.ok(viaTor.length >= 1, `the upstream credentials were fetched through Tor (streams: ${JSON.stringify(streams)})`);
+    const wrong = await browser.call({
+      iceServers: [{ urls: `turn:127.0.0.1:${shim.port}?transport=udp`, username: 'alice', credential: 'not-it' }],
+      timeoutMs: 6000,
+      messages: 1,
+    });
+    assert.equal(wrong.connected, false);
+    assert.ok(wrong.candidateErrors.some((e) => e.errorCode === 401), `ICE errors: ${JSON.stringify(wrong.candidateErrors)}`);
+  });
+
   test('wrong credentials show in the page as ICE candidate error 401', async () => {
     const cred = await bridge.credentials();
     const r = await browser.call({
