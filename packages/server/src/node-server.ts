@@ -323,8 +323,11 @@ class UdpRelaySocket implements RelaySocket {
     }
     if (port === undefined || address === undefined) return;
     try {
-      // literalLookup answers synchronously, so the socket is connected when this returns.
-      this.sock.connect(port, address);
+      // literalLookup answers synchronously, so connect() has succeeded or failed when it returns;
+      // a failure (EACCES for broadcast, ENETUNREACH) is only reported later, to the callback.
+      // Only a socket that really has a remote address may be sent to without one.
+      this.sock.connect(port, address, () => undefined);
+      this.sock.remoteAddress();
       this.#port = port;
       this.#address = address;
     } catch {

@@ -18,7 +18,7 @@ import {
   type StunMessage,
 } from '@onionturn/protocol';
 import { sleep } from '@onionturn/testkit';
-import { TurnServer, createLogger, staticUsers } from '../src/index.js';
+import { TurnServer, createLogger, parsePolicyRule, staticUsers } from '../src/index.js';
 
 const REALM = 'malformed.test';
 const KEY = longTermKey('alice', REALM, 'pw');
@@ -198,4 +198,54 @@ test('malformed TCP and UDP input: right errors or closed connections, and other
     assert.equal(ok.messageClass, MessageClass.SuccessResponse);
     await stillServed('UDP abuse');
   });
+});
+
+/** An authenticated request for `method` from the TCP client that holds `nonce`. */
+function signed(method: number, nonce: string, fill: (b: MessageBuilder) => void): Buffer {
+  const b = new MessageBuilder(method, MessageClass.Request);
+  fill(b);
+  b.add(AttributeType.Username, { kind: 'text', text: 'alice' })
+    .add(AttributeType.Realm, { kind: 'text', text: REALM })
+    .add(AttributeType.Nonce, { kind: 'text', text: nonce });
+  return b.build({ integrityKey: KEY });
+}
+
+async function allocatedTalker(tcpPort: number): Promise<{ c: TcpTalker; nonce: string; relay: StunMessage }> {
+  const c = await TcpTalker.open(tcpPort);
+  c.sock.write(allocate());
+  const nonce = readText((await c.next())!, AttributeType.Nonce)!;
+  c.sock.write(allocate(nonce));
+  const relay = (await c.next())!;
+  assert.equal(relay.messageClass, MessageClass.SuccessResponse);
+  return { c, nonce, relay };
+}
+
+test('a peer the kernel will not connect a relay socket to (broadcast: EACCES) does not crash the server', async (t) => {
+  const rule = parsePolicyRule('accept 255.255.255.255/32:*');
+  assert.ok(rule.ok);
+  const server = await TurnServer.start({
+    listen: [{ protocol: 'tcp', host: '127.0.0.1', port: 0 }],
+    realm: REALM,
+    lookup: staticUsers(new Map([['alice', 'pw']])),
+    peerPolicy: [rule.rule],
+    relayPorts: { min: 46000, max: 46999 },
+    logger: createLogger({ level: 'error' }),
+  });
+  t.after(() => server.close());
+  const tcpPort = server.addresses[0]!.port;
+  const { c, nonce } = await allocatedTalker(tcpPort);
+  t.after(() => c.sock.destroy());
+  const bcast = { family: 'IPv4', address: '255.255.255.255', port: 9 } as const;
+  c.sock.write(signed(Method.CreatePermission, nonce, (b) => b.add(AttributeType.XorPeerAddress, { kind: 'address', address: bcast })));
+  assert.equal((await c.next())?.messageClass, MessageClass.SuccessResponse);
+  for (let i = 0; i < 3; i++) {
+    const send = new MessageBuilder(Method.Send, MessageClass.Indication)
+      .add(AttributeType.XorPeerAddress, { kind: 'address', address: bcast })
+      .add(AttributeType.Data, { kind: 'bytes', bytes: Buffer.from('x') })
+      .build();
+    c.sock.write(send);
+    await sleep(30);
+  }
+  c.sock.write(binding());
+  assert.equal((await c.next())?.messageClass, MessageClass.SuccessResponse, 'connection and server still up');
 });
