@@ -11,13 +11,19 @@ export function dataIndicationLength(ipLength: number, dataLength: number): numb
   return HEADER_LENGTH + 4 + 4 + ipLength + 4 + ((dataLength + 3) & ~3);
 }
 
+/** Largest STUN message body: the header's length field has 16 bits. */
+const MAX_BODY = 0xffff;
+
 /**
  * Writes a Data indication with XOR-PEER-ADDRESS (peer `ip` bytes, `port`) and DATA into `out`
  * at 0 and returns its length. `transactionId` is 12 bytes; `out` must hold dataIndicationLength().
+ * Returns -1 (writing nothing) when the data is too big for one STUN message (an IPv6 peer's
+ * datagram of 65505 bytes or more).
  */
 export function writeDataIndication(out: Buffer, transactionId: Buffer, ip: Buffer, port: number, data: Buffer): number {
   const ipLen = ip.length;
   const total = dataIndicationLength(ipLen, data.length);
+  if (total - HEADER_LENGTH > MAX_BODY) return -1;
   out.writeUInt16BE(DATA_INDICATION_TYPE, 0);
   out.writeUInt16BE(total - HEADER_LENGTH, 2);
   out.writeUInt32BE(MAGIC_COOKIE, 4);

@@ -35,3 +35,15 @@ for (const [address, size] of [['192.0.2.7', 5], ['2001:db8::1', 8], ['203.0.113
     assert.deepEqual(d.value.bytes, data);
   });
 }
+
+test('writeDataIndication returns -1 for data too big for a 16-bit STUN length, and writes nothing', () => {
+  const tid = Buffer.alloc(12, 1);
+  const ip6 = parseIp('2001:db8::1')!;
+  const fits = Buffer.alloc(65504);
+  const out = Buffer.alloc(dataIndicationLength(16, 65505), 0xee);
+  assert.equal(writeDataIndication(out, tid, ip6, 1, fits), dataIndicationLength(16, fits.length));
+  out.fill(0xee);
+  assert.equal(writeDataIndication(out, tid, ip6, 1, Buffer.alloc(65505)), -1);
+  assert.ok(out.every((b) => b === 0xee));
+  assert.equal(writeDataIndication(out, tid, parseIp('192.0.2.1')!, 1, Buffer.alloc(65507)), dataIndicationLength(4, 65507), 'IPv4 peers always fit');
+});

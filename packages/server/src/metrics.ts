@@ -74,6 +74,7 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     ['no-permission', s.droppedNoPermission],
     ['bandwidth', s.droppedBandwidth],
     ['consent', s.droppedConsent],
+    ['oversize', s.droppedOversize],
   ]);
   return registry;
 }

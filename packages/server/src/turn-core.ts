@@ -269,18 +269,25 @@ export class TurnCore {
     }
     peer.answered = true;
     const len = data.length;
+    const ch = peer.channel;
+    const viaChannel = ch !== undefined && ch.expiresAt > now;
+    // A STUN length is 16 bits: an IPv6 peer's datagram of 65505+ bytes fits no Data indication.
+    const size = viaChannel ? 0 : dataIndicationLength(perm.ip.length, len);
+    if (size - HEADER_LENGTH > 0xffff) {
+      this.stats.droppedOversize++;
+      return;
+    }
     if (!alloc.bandwidth.take(len, now) || !this.#total.take(len, now)) {
       this.stats.droppedBandwidth++;
       return;
     }
     this.stats.packetsToClient++;
     this.stats.bytesToClient += len;
-    const ch = peer.channel;
-    if (ch !== undefined && ch.expiresAt > now) {
+    if (viaChannel) {
       alloc.client.link.sendChannelData(ch.number, data);
       return;
     }
-    const out = Buffer.allocUnsafe(dataIndicationLength(perm.ip.length, len));
+    const out = Buffer.allocUnsafe(size);
     this.#bumpTid();
     writeDataIndication(out, this.#tid, perm.ip, port, data);
     alloc.client.link.sendMessage(out);

@@ -515,3 +515,20 @@ test('an allocation made with a SHA-256 key but SHA-1 integrity keeps working wi
   assert.ok(isSuccess(sha));
   assert.equal(verifyIntegrity(sha, c.key(PasswordAlgorithm.SHA256)), 'ok');
 });
+
+test('an IPv6 peer datagram too big for a Data indication is dropped and counted, not thrown', () => {
+  const w = world({ relay6: { bind: '::', external: '2001:4860::10' } });
+  const c = w.client();
+  assert.ok(isSuccess(c.allocate([UDP, [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }]])));
+  const p6 = peer('2001:4860:4860::8888', 5000);
+  assert.ok(isSuccess(c.permit(p6)));
+  c.send(p6, Buffer.from('hi'));
+  const relay = w.relays[0]!.relay;
+  const n = c.link.messages.length;
+  w.core.handlePeerDatagram(relay, Buffer.alloc(65505), p6.address, p6.port);
+  assert.equal(c.link.messages.length, n);
+  assert.equal(w.core.stats.droppedOversize, 1);
+  w.core.handlePeerDatagram(relay, Buffer.alloc(65504), p6.address, p6.port);
+  assert.equal(c.link.messages.length, n + 1);
+  assert.equal(dataOf(c.link.messages.at(-1)!).data.length, 65504);
+});
