@@ -379,7 +379,13 @@ export class TurnCore {
     tid.writeUInt32BE((tid.readUInt32BE(8) + 1) >>> 0, 8);
   }
 
+  /** Every peer is made here, so the policy's port rules hold for Send and inbound data too. */
   #newPeer(alloc: Allocation, perm: Permission, port: number, now: number): Peer | undefined {
+    // A permission is per address; the policy may still deny some ports of it (reject *:25).
+    if (!this.#policy.allows(perm.ip, port)) {
+      this.stats.deniedPeers++;
+      return undefined;
+    }
     if (alloc.peerCount >= this.#limits.peersPerAllocation) {
       this.stats.countQuota('peers');
       return undefined;

@@ -532,3 +532,23 @@ test('an IPv6 peer datagram too big for a Data indication is dropped and counted
   assert.equal(c.link.messages.length, n + 1);
   assert.equal(dataOf(c.link.messages.at(-1)!).data.length, 65504);
 });
+
+test('port rules of the policy hold for Send indications and, with address filtering, for inbound data', () => {
+  const rule = parsePolicyRule('reject *:25');
+  assert.ok(rule.ok);
+  for (const filtering of ['address-and-port', 'address'] as const) {
+    const w = world({ filtering, policy: new PeerPolicy({ rules: [rule.rule] }) });
+    const c = w.client();
+    c.allocate();
+    assert.equal(errorCode(c.permit(peer(PEER.address, 25))), 403);
+    assert.ok(isSuccess(c.permit(peer(PEER.address, 80))));
+    c.send(peer(PEER.address, 25), Buffer.from('MAIL FROM'));
+    assert.equal(w.relays[0]!.sent.length, 0, filtering);
+    assert.equal(w.core.stats.deniedPeers, 2);
+    const n = c.link.messages.length;
+    w.core.handlePeerDatagram(w.relays[0]!.relay, Buffer.from('220'), PEER.address, 25);
+    assert.equal(c.link.messages.length, n, filtering);
+    c.send(peer(PEER.address, 80), Buffer.from('GET'));
+    assert.equal(w.relays[0]!.sent.length, 1);
+  }
+});
