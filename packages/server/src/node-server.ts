@@ -76,6 +76,7 @@ export class TurnServer {
   #metricsServer: HttpServer | undefined;
   readonly #bound: { protocol: ClientTransport; address: string; port: number }[] = [];
   #closing = false;
+  #internalErrorLogged = false;
   readonly #framerOptions: FramerOptions;
 
   private constructor(config: TurnServerConfig, core: TurnCore, log: Logger) {
@@ -224,7 +225,15 @@ export class TurnServer {
       else core.handleStun(client, frame);
     }, this.#framerOptions);
     sock.on('data', (chunk: Buffer) => {
-      const err = framer.push(chunk);
+      let err;
+      try {
+        err = framer.push(chunk);
+      } catch (e) {
+        // A bug reached by this client's bytes costs this connection, never the process.
+        this.#internalError(e);
+        sock.destroy();
+        return;
+      }
       if (err) {
         // Not TURN framing: nothing sensible can follow on this stream.
         core.stats.malformed++;
@@ -272,11 +281,29 @@ export class TurnServer {
         byPort.set(rinfo.port, entry);
       }
       entry.seen = Date.now();
-      core.handleClientDatagram(entry.client, msg);
+      try {
+        core.handleClientDatagram(entry.client, msg);
+      } catch (e) {
+        this.#internalError(e); // the datagram is lost, the listener lives on
+      }
     });
     this.#udpListeners.push(sock);
     const a = sock.address();
     this.#bound.push({ protocol: 'udp', address: a.address, port: a.port });
+  }
+
+  /** An exception out of a socket handler: counted; logged once (no message: it may hold addresses). */
+  #internalError(e: unknown): void {
+    this.core.stats.internalErrors++;
+    if (this.#internalErrorLogged) return;
+    this.#internalErrorLogged = true;
+    const err = e instanceof Error ? e : new Error('non-error thrown');
+    const code = (err as { code?: unknown }).code;
+    this.#log.warn('internal-error', {
+      error: typeof code === 'string' ? code : err.name,
+      stack: (err.stack ?? '').split('\n').slice(1, 6).map((l) => l.trim()),
+      note: 'further internal errors are only counted (onionturn_internal_errors_total)',
+    });
   }
 
   #bindRelay(relay: Relay, done: (socket: RelaySocket | undefined) => void): void {
@@ -297,7 +324,13 @@ export class TurnServer {
       }
       // Send errors (ICMP unreachable and the like) are not the server's errors.
       sock.on('error', () => undefined);
-      sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => core.handlePeerDatagram(relay, msg, rinfo.address, rinfo.port));
+      sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+        try {
+          core.handlePeerDatagram(relay, msg, rinfo.address, rinfo.port);
+        } catch (e) {
+          this.#internalError(e);
+        }
+      });
       done(new UdpRelaySocket(sock));
     });
   }
@@ -441,8 +474,11 @@ class TcpLink implements ClientLink {
   }
 }
 
-function addressOf(address: string | undefined, port: number | undefined): TransportAddress | undefined {
+export function addressOf(address: string | undefined, port: number | undefined): TransportAddress | undefined {
   if (address === undefined || port === undefined) return undefined;
+  // Link-local IPv6 sources carry a zone ("fe80::1%eth0"); STUN addresses have no room for it.
+  const zone = address.indexOf('%');
+  if (zone >= 0) address = address.slice(0, zone);
   // Dual-stack sockets report IPv4 clients as ::ffff:a.b.c.d; answer them in IPv4 terms.
   const v4 = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : undefined;
   const family: IpFamily = v4 || !address.includes(':') ? 'IPv4' : 'IPv6';

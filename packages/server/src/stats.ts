@@ -19,6 +19,8 @@ export class CoreStats {
   deniedPeers = 0;
   authFailures = 0;
   malformed = 0;
+  /** Exceptions caught in socket handlers (bugs): the datagram or connection was dropped. */
+  internalErrors = 0;
   /** Error responses by code. */
   readonly errors = new Map<number, number>();
   /** Quota hits by quota name. */

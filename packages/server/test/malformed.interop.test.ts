@@ -249,3 +249,47 @@ test('a peer the kernel will not connect a relay socket to (broadcast: EACCES) d
   c.sock.write(binding());
   assert.equal((await c.next())?.messageClass, MessageClass.SuccessResponse, 'connection and server still up');
 });
+
+test('an exception inside a socket handler closes that connection or drops that datagram, never the process', async (t) => {
+  const lookup = staticUsers(new Map([['alice', 'pw']]));
+  const server = await TurnServer.start({
+    listen: [
+      { protocol: 'tcp', host: '127.0.0.1', port: 0 },
+      { protocol: 'udp', host: '127.0.0.1', port: 0 },
+    ],
+    realm: REALM,
+    // A stand-in for any bug a client's bytes can reach: the credential lookup throws.
+    lookup: (name, realm, now) => {
+      if (name === 'boom') throw new Error('lookup bug for 192.0.2.1');
+      return lookup(name, realm, now);
+    },
+    relayPorts: { min: 47000, max: 47999 },
+    logger: createLogger({ level: 'error' }),
+  });
+  t.after(() => server.close());
+  const tcpPort = server.addresses.find((a) => a.protocol === 'tcp')!.port;
+  const udpPort = server.addresses.find((a) => a.protocol === 'udp')!.port;
+  const boom = (nonce: string): Buffer =>
+    new MessageBuilder(Method.Allocate, MessageClass.Request)
+      .add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 })
+      .add(AttributeType.Username, { kind: 'text', text: 'boom' })
+      .add(AttributeType.Realm, { kind: 'text', text: REALM })
+      .add(AttributeType.Nonce, { kind: 'text', text: nonce })
+      .build({ integrityKey: KEY });
+  const c = await TcpTalker.open(tcpPort);
+  c.sock.write(allocate());
+  const nonce = readText((await c.next())!, AttributeType.Nonce)!;
+  c.sock.write(boom(nonce));
+  await c.next(300);
+  await sleep(50);
+  assert.equal(c.closed, true, 'the connection that hit the bug is closed');
+  const u = createSocket('udp4');
+  await new Promise<void>((resolve) => u.bind(0, '127.0.0.1', resolve));
+  t.after(() => u.close());
+  const n = readText((await udpAsk(u, udpPort, allocate()))!, AttributeType.Nonce)!;
+  assert.equal(await udpAsk(u, udpPort, boom(n)), undefined);
+  assert.equal(server.core.stats.internalErrors, 2);
+  assert.equal((await udpAsk(u, udpPort, allocate(n)))?.messageClass, MessageClass.SuccessResponse, 'the UDP listener still serves');
+  const { c: d } = await allocatedTalker(tcpPort);
+  d.sock.destroy();
+});

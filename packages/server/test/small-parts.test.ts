@@ -1,7 +1,9 @@
 // Nonces, the relay port pool and token buckets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { AttributeType, MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
 import { NONCE_COOKIE, NonceIssuer, PortPool, TokenBucket } from '../src/index.js';
+import { addressOf } from '../src/node-server.js';
 
 test('nonces: good for their client and lifetime only, and never a clock reading', () => {
   const n = new NonceIssuer(600_000);
@@ -64,4 +66,15 @@ test('REST secrets: every secret newest first, expiry carried, expired and too-f
   assert.equal(lookup(`${now / 1000 - 3600}:abc`, 'r', now), undefined);
   assert.equal(lookup(`${now / 1000 + 86400}:abc`, 'r', now), undefined);
   assert.equal(lookup('alice', 'r', now), undefined);
+});
+
+test('addressOf: a link-local zone is stripped, IPv4-mapped sources become IPv4', () => {
+  assert.deepEqual(addressOf('fe80::1%eth0', 5), { family: 'IPv6', address: 'fe80::1', port: 5 });
+  assert.deepEqual(addressOf('::ffff:192.0.2.1', 6), { family: 'IPv4', address: '192.0.2.1', port: 6 });
+  assert.equal(addressOf(undefined, 1), undefined);
+  // The Binding response for such a client can be written.
+  const res = new MessageBuilder(Method.Binding, MessageClass.SuccessResponse)
+    .add(AttributeType.XorMappedAddress, { kind: 'address', address: addressOf('fe80::1%eth0', 5)! })
+    .build();
+  assert.ok(res.length > 20);
 });
