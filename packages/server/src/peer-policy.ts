@@ -82,10 +82,12 @@ function maskBits(mask: string, family: 4 | 6): number | undefined {
 /** Parses one rule. Addresses must be strict literals: "127.1", "0x7f.0.0.1", "2130706433" are errors. */
 export function parsePolicyRule(text: string): PolicyParse {
   const bad = (why: string): PolicyParse => ({ ok: false, reason: `bad peer policy rule '${text}': ${why}` });
-  const m = /^\s*(accept|reject)6?\s+(\S+)\s*$/i.exec(text);
+  const m = /^\s*(accept|reject)(6?)\s+(\S+)\s*$/i.exec(text);
   if (!m) return bad('expected "accept|reject ADDR[/MASK][:PORT]"');
   const accept = (m[1] as string).toLowerCase() === 'accept';
-  let spec = m[2] as string;
+  // As in Tor: accept6/reject6 lines are about IPv6 only; "*" there means "*6".
+  const v6Only = m[2] === '6';
+  let spec = m[3] as string;
   let portText: string | undefined;
   let addrText: string;
   if (spec.startsWith('[')) {
@@ -119,10 +121,12 @@ export function parsePolicyRule(text: string): PolicyParse {
   const maskText = slash >= 0 ? addrText.slice(slash + 1) : undefined;
   if (host === '*' || host === '*4' || host === '*6') {
     if (maskText !== undefined) return bad('a wildcard takes no mask');
-    const family = host === '*4' ? 4 : host === '*6' ? 6 : undefined;
+    if (v6Only && host === '*4') return bad('accept6/reject6 lines apply to IPv6 only, not *4');
+    const family = host === '*4' ? 4 : host === '*6' || v6Only ? 6 : undefined;
     return { ok: true, rule: { accept, family, network: Buffer.alloc(0), bits: 0, portMin: ports.min, portMax: ports.max, text: text.trim() } };
   }
   const ip = parseIPv4(host);
+  if (ip && v6Only) return bad('accept6/reject6 lines apply to IPv6 only; write IPv4 rules with accept/reject');
   if (!ip) return bad(`'${host}' is not a dotted-quad IPv4 address (write IPv6 as [addr])`);
   const bits = maskText === undefined ? 32 : maskBits(maskText, 4);
   if (bits === undefined) return bad('bad mask');
@@ -220,8 +224,9 @@ export class PeerPolicy {
     if (this.#own.has(v.toString('hex'))) return false;
     for (const rule of this.#rules) {
       if (ruleMatches(rule, v, port)) return rule.accept;
-      // An IPv6 rule also sees the mapped form of an IPv4 peer (e.g. reject [::ffff:a.b.c.d]/104).
-      if (v.length === 4 && rule.family === 6 && ruleMatches(rule, mapV4(v), port)) return rule.accept;
+      // An IPv6 rule with an address also sees the mapped form of an IPv4 peer (e.g. reject
+      // [::ffff:a.b.c.d]/104); a wildcard "*6" rule is about IPv6 peers only.
+      if (v.length === 4 && rule.family === 6 && rule.network.length > 0 && ruleMatches(rule, mapV4(v), port)) return rule.accept;
     }
     // Nothing matched: accept, as Tor's policies end in an implicit accept after the defaults.
     return true;

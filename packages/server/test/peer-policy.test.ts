@@ -98,3 +98,19 @@ test('--allow-loopback-peers lets loopback through (own loopback addresses too),
   assert.equal(allows(p, '10.0.0.1'), false);
   assert.equal(allows(p, '198.51.200.7'), false);
 });
+
+test('accept6/reject6 lines are about IPv6 only: "*" there is "*6", IPv4 addresses are errors (Tor semantics)', () => {
+  assert.equal(rule('accept6 *:*').family, 6);
+  assert.equal(rule('reject6 *:25').family, 6);
+  assert.equal(rule('accept6 [2001:db8::]/32:*').family, 6);
+  for (const bad of ['accept6 10.0.0.0/8:*', 'reject6 1.2.3.4:25', 'accept6 *4:*']) assert.equal(parsePolicyRule(bad).ok, false, bad);
+  const p = new PeerPolicy({ rules: [rule('accept6 *:*')] });
+  assert.equal(allows(p, '10.0.0.1'), false, 'IPv4 still meets the built-in deny list');
+  assert.equal(allows(p, '127.0.0.1'), false);
+  assert.equal(allows(p, '::ffff:10.0.0.1'), false);
+  assert.equal(allows(p, '8.8.8.8'), true);
+  assert.equal(allows(p, 'fe80::1'), true, 'an operator may open IPv6 ranges on purpose');
+  const q = new PeerPolicy({ rules: [rule('reject *6:53')] });
+  assert.equal(allows(q, '8.8.8.8', 53), true, '*6 does not reach IPv4 peers');
+  assert.equal(allows(q, '2001:4860:4860::8888', 53), false);
+});
