@@ -94,7 +94,6 @@ const RESERVATION_MS = 30_000;
 
 interface Reservation {
   readonly port: number | undefined;
-  readonly family: IpFamily;
   readonly expiresAt: number;
 }
 
@@ -464,12 +463,12 @@ export class TurnCore {
       return this.#error(r, ErrorCode.BadRequest);
     }
     let reserved: Reservation | undefined;
-    if (token) {
-      // A token is good once, for the port kept next to an earlier EVEN-PORT allocation.
-      const key = token.value.toString('hex');
-      reserved = this.#reservations.get(key);
+    const tokenKey = token?.value.toString('hex');
+    if (tokenKey !== undefined) {
+      // A token is good once, for the port kept next to an earlier EVEN-PORT allocation; it is
+      // used up only once every check below has passed, so a refused request keeps it.
+      reserved = this.#reservations.get(tokenKey);
       if (!reserved || reserved.expiresAt <= this.#now()) return this.#error(r, ErrorCode.InsufficientCapacity);
-      this.#reservations.delete(key);
     }
     const reservePair = evenPort?.ok === true && evenPort.value.kind === 'even-port' && evenPort.value.reserve;
     let families: IpFamily[] = ['IPv4'];
@@ -498,6 +497,7 @@ export class TurnCore {
       this.stats.countQuota('allocations');
       return this.#error(r, ErrorCode.InsufficientCapacity);
     }
+    if (tokenKey !== undefined) this.#reservations.delete(tokenKey);
     const lifetime = this.#lifetime(msg, true);
     const alloc = new Allocation(
       this.#nextId++,
@@ -589,7 +589,7 @@ export class TurnCore {
       if (reserve !== undefined) {
         const tokenBytes = randomBytes(8);
         alloc.reservationToken = tokenBytes;
-        this.#reservations.set(tokenBytes.toString('hex'), { port: reserve, family, expiresAt: this.#now() + RESERVATION_MS });
+        this.#reservations.set(tokenBytes.toString('hex'), { port: reserve, expiresAt: this.#now() + RESERVATION_MS });
       }
       done(true);
     });

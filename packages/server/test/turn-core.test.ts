@@ -552,3 +552,20 @@ test('port rules of the policy hold for Send indications and, with address filte
     assert.equal(w.relays[0]!.sent.length, 1);
   }
 });
+
+test('a RESERVATION-TOKEN survives an Allocate refused for another reason (486 here), and is used once after', () => {
+  const w = world({ users: { [USER]: PASSWORD, bob: 'builder' }, limits: { allocationsPerUser: 1 } });
+  const a = w.client();
+  const res = a.allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  const port = readAddressAttribute(res, AttributeType.XorRelayedAddress)!.port;
+  const token = readAttribute(res, AttributeType.ReservationToken);
+  assert.ok(token?.ok && token.value.kind === 'bytes');
+  const tokenAttr = [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }] as const;
+  assert.equal(errorCode(w.client().allocate([UDP, tokenAttr])), 486, 'alice is at her quota');
+  const b = w.client();
+  b.username = 'bob';
+  b.password = 'builder';
+  const second = b.allocate([UDP, tokenAttr]);
+  assert.ok(isSuccess(second), `got ${errorCode(second)}`);
+  assert.equal(readAddressAttribute(second, AttributeType.XorRelayedAddress)!.port, port + 1);
+});
