@@ -54,6 +54,13 @@ export interface TurnServerConfig {
 const MAX_QUEUED = 1 << 20;
 const HANDSHAKE_IDLE_MS = 60_000;
 const UDP_CLIENT_IDLE_MS = 120_000;
+/**
+ * UDP source addresses remembered at once. Only sources with an allocation (or one being made)
+ * are kept, so this is reached only near the allocation limit; new Allocates are dropped beyond.
+ */
+const MAX_UDP_CLIENTS = 50_000;
+/** Allocate request message type (method 0x003, class request). */
+const ALLOCATE_REQUEST = 0x0003;
 const RELAY_RECV_BUFFER = 1 << 20;
 
 /**
@@ -76,6 +83,7 @@ export class TurnServer {
   #metricsServer: HttpServer | undefined;
   readonly #bound: { protocol: ClientTransport; address: string; port: number }[] = [];
   #closing = false;
+  #udpClientCount = 0;
   #internalErrorLogged = false;
   readonly #framerOptions: FramerOptions;
 
@@ -135,6 +143,11 @@ export class TurnServer {
     return new PeerPolicy({ rules: config.peerPolicy ?? [], ownAddresses: own, allowLoopback: config.allowLoopbackPeers === true });
   }
 
+  /** UDP client sources remembered (those with an allocation or an Allocate under way). */
+  get udpClientCount(): number {
+    return this.#udpClientCount;
+  }
+
   /** Listener addresses actually bound (port 0 resolved). */
   get addresses(): readonly { protocol: ClientTransport; address: string; port: number }[] {
     return this.#bound;
@@ -172,6 +185,7 @@ export class TurnServer {
           if (!entry.client.allocation && !entry.client.pendingAllocate && now - entry.seen > UDP_CLIENT_IDLE_MS) {
             entry.client.closed = true;
             byPort.delete(port);
+            this.#udpClientCount--;
           }
         }
         if (byPort.size === 0) byAddr.delete(addr);
@@ -266,23 +280,32 @@ export class TurnServer {
     const core = this.core;
     const localPort = sock.address().port;
     sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-      let byPort = clients.get(rinfo.address);
-      let entry = byPort?.get(rinfo.port);
-      if (entry === undefined) {
+      const entry = clients.get(rinfo.address)?.get(rinfo.port);
+      try {
+        if (entry !== undefined) {
+          entry.seen = Date.now();
+          core.handleClientDatagram(entry.client, msg);
+          return;
+        }
         if (this.#closing) return;
+        // Source addresses are spoofable: a new source gets a throwaway Client, remembered only
+        // once it holds an allocation (or one is being made), so Bindings and 401s cost no state.
+        if (this.#udpClientCount >= MAX_UDP_CLIENTS && msg.length >= 2 && msg.readUInt16BE(0) === ALLOCATE_REQUEST) {
+          core.stats.countQuota('udp-clients');
+          return;
+        }
         const remote = addressOf(rinfo.address, rinfo.port);
         if (!remote) return;
         const client = new Client('udp', remote, new UdpLink(sock, rinfo.port, rinfo.address), `udp|${remote.address}|${remote.port}|${localPort}`);
-        entry = { client, seen: 0 };
+        core.handleClientDatagram(client, msg);
+        if (client.allocation === undefined && client.pendingAllocate === undefined) return;
+        let byPort = clients.get(rinfo.address);
         if (!byPort) {
           byPort = new Map();
           clients.set(rinfo.address, byPort);
         }
-        byPort.set(rinfo.port, entry);
-      }
-      entry.seen = Date.now();
-      try {
-        core.handleClientDatagram(entry.client, msg);
+        byPort.set(rinfo.port, { client, seen: Date.now() });
+        this.#udpClientCount++;
       } catch (e) {
         this.#internalError(e); // the datagram is lost, the listener lives on
       }

@@ -293,3 +293,32 @@ test('an exception inside a socket handler closes that connection or drops that 
   const { c: d } = await allocatedTalker(tcpPort);
   d.sock.destroy();
 });
+
+test('UDP: sources are remembered only once they hold an allocation (spoofed Bindings and 401s cost no state)', async (t) => {
+  const server = await TurnServer.start({
+    listen: [{ protocol: 'udp', host: '127.0.0.1', port: 0 }],
+    realm: REALM,
+    lookup: staticUsers(new Map([['alice', 'pw']])),
+    relayPorts: { min: 48000, max: 48999 },
+    logger: createLogger({ level: 'error' }),
+  });
+  t.after(() => server.close());
+  const udpPort = server.addresses[0]!.port;
+  const socks: UdpSocket[] = [];
+  t.after(() => socks.forEach((s) => s.close()));
+  for (let i = 0; i < 5; i++) {
+    const u = createSocket('udp4');
+    await new Promise<void>((resolve) => u.bind(0, '127.0.0.1', resolve));
+    socks.push(u);
+    assert.equal((await udpAsk(u, udpPort, binding()))?.messageClass, MessageClass.SuccessResponse);
+    assert.equal(code((await udpAsk(u, udpPort, allocate()))!), 401);
+  }
+  assert.equal(server.udpClientCount, 0);
+  const u = socks[0]!;
+  const n = readText((await udpAsk(u, udpPort, allocate()))!, AttributeType.Nonce)!;
+  assert.equal((await udpAsk(u, udpPort, allocate(n)))?.messageClass, MessageClass.SuccessResponse, 'the nonce from a throwaway client is good');
+  assert.equal(server.udpClientCount, 1);
+  const refresh = signed(Method.Refresh, n, () => undefined);
+  assert.equal((await udpAsk(u, udpPort, refresh))?.messageClass, MessageClass.SuccessResponse, 'the allocation is found again');
+  assert.equal(server.udpClientCount, 1);
+});
