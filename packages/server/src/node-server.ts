@@ -48,11 +48,19 @@ export interface TurnServerConfig {
   readonly channelRange?: ChannelRange;
   /** Most TCP/TLS connections held at once. */
   readonly maxConnections?: number;
+  /** Time from accept to a successful Allocate before a TCP/TLS connection is closed; default 30 s. */
+  readonly allocateDeadlineMs?: number;
 }
 
 /** Bytes queued on a client's TCP socket beyond which relayed data is dropped, as UDP would. */
 const MAX_QUEUED = 1 << 20;
 const HANDSHAKE_IDLE_MS = 60_000;
+/**
+ * The idle timer restarts on every byte, so a connection trickling bytes could pin a framer's
+ * half-frame (up to 64 kB) forever. This deadline runs from accept regardless of traffic: a
+ * connection (TCP, or TLS once its handshake is done) without an allocation by then is closed.
+ */
+const ALLOCATE_DEADLINE_MS = 30_000;
 const UDP_CLIENT_IDLE_MS = 120_000;
 /**
  * UDP source addresses remembered at once. Only sources with an allocation (or one being made)
@@ -257,8 +265,13 @@ export class TurnServer {
     sock.setTimeout(HANDSHAKE_IDLE_MS, () => {
       if (!client.allocation) sock.destroy();
     });
+    const deadline = setTimeout(() => {
+      if (!client.allocation) sock.destroy();
+    }, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS);
+    deadline.unref();
     sock.on('error', () => undefined);
     sock.on('close', () => {
+      clearTimeout(deadline);
       this.#connections.delete(sock);
       core.clientClosed(client);
     });

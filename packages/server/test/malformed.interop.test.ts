@@ -322,3 +322,30 @@ test('UDP: sources are remembered only once they hold an allocation (spoofed Bin
   assert.equal((await udpAsk(u, udpPort, refresh))?.messageClass, MessageClass.SuccessResponse, 'the allocation is found again');
   assert.equal(server.udpClientCount, 1);
 });
+
+test('TCP: a connection trickling bytes without allocating is closed at the deadline; an allocated one stays', async (t) => {
+  const server = await TurnServer.start({
+    listen: [{ protocol: 'tcp', host: '127.0.0.1', port: 0 }],
+    realm: REALM,
+    lookup: staticUsers(new Map([['alice', 'pw']])),
+    relayPorts: { min: 49000, max: 49099 },
+    logger: createLogger({ level: 'error' }),
+    allocateDeadlineMs: 400,
+  });
+  t.after(() => server.close());
+  const tcpPort = server.addresses[0]!.port;
+  const { c: held } = await allocatedTalker(tcpPort);
+  t.after(() => held.sock.destroy());
+  const c = await TcpTalker.open(tcpPort);
+  t.after(() => c.sock.destroy());
+  // A ChannelData header promising 0x4000 bytes, then one byte every 50 ms.
+  c.sock.write(Buffer.from([0x40, 0x00, 0x40, 0x00]));
+  for (let i = 0; i < 16 && !c.closed; i++) {
+    c.sock.write(Buffer.from([0]));
+    await sleep(50);
+  }
+  assert.equal(c.closed, true, 'closed despite the trickle');
+  held.sock.write(binding());
+  assert.equal((await held.next())?.messageClass, MessageClass.SuccessResponse);
+  assert.equal(held.closed, false);
+});
