@@ -124,7 +124,7 @@ export class TurnServer {
       ...(config.software !== undefined ? { software: config.software } : {}),
       ...(config.lifetimes ? { lifetimes: config.lifetimes } : {}),
       ...(config.limits ? { limits: config.limits } : {}),
-      events: { event: (name, fields) => log.info(name, fields) },
+      events: { event: (name, fields, level) => (level === 'debug' ? log.debug(name, fields) : log.info(name, fields)) },
     });
     const server = new TurnServer(config, core, log);
     holder.server = server;

@@ -51,9 +51,12 @@ export interface RelayBinder {
   bind(relay: Relay, done: (socket: RelaySocket | undefined) => void): void;
 }
 
-/** Lifecycle events for logs (never per packet). Fields named username/client/peer are sensitive. */
+/**
+ * Lifecycle events for logs (never per packet). Fields named username/client/peer are sensitive.
+ * Events any client can cause once per request (already counted in metrics) come at 'debug'.
+ */
 export interface CoreEvents {
-  event(name: string, fields: Readonly<Record<string, unknown>>): void;
+  event(name: string, fields: Readonly<Record<string, unknown>>, level?: 'info' | 'debug'): void;
 }
 
 export interface CoreOptions {
@@ -650,7 +653,7 @@ export class TurnCore {
       const ip = parseIp(addr.address) as Buffer;
       if (!this.#policy.allows(ip, addr.port)) {
         this.stats.deniedPeers++;
-        this.#o.events?.event('peer-denied', { allocation: alloc.id, peer: `${addr.address}:${addr.port}` });
+        this.#o.events?.event('peer-denied', { allocation: alloc.id, peer: `${addr.address}:${addr.port}` }, 'debug');
         this.#error(r, ErrorCode.Forbidden);
         return undefined;
       }
@@ -841,7 +844,7 @@ export class TurnCore {
       }
     }
     this.stats.authFailures++;
-    this.#o.events?.event('auth-failed', { username: name, client: `${client.remote.address}:${client.remote.port}`, known: cred !== undefined });
+    this.#o.events?.event('auth-failed', { username: name, client: `${client.remote.address}:${client.remote.port}`, known: cred !== undefined }, 'debug');
     this.#challenge(r, ErrorCode.Unauthorized);
     return false;
   }

@@ -107,6 +107,7 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     ...(options.strictExpiry ? { strictExpiry: true } : {}),
     ...(options.software ? { software: options.software } : {}),
     ...(options.channelRange ? { channelRange: options.channelRange } : {}),
+    ...(options.events ? { events: options.events } : {}),
   });
   let n = 0;
   return {

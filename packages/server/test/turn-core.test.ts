@@ -569,3 +569,18 @@ test('a RESERVATION-TOKEN survives an Allocate refused for another reason (486 h
   assert.ok(isSuccess(second), `got ${errorCode(second)}`);
   assert.equal(readAddressAttribute(second, AttributeType.XorRelayedAddress)!.port, port + 1);
 });
+
+test('per-request events a client can cause at will (auth-failed, peer-denied) are debug level; lifecycle events info', () => {
+  const seen: [string, string][] = [];
+  const w = world({ events: { event: (name, _fields, level) => seen.push([name, level ?? 'info']) } });
+  const bad = w.client();
+  bad.password = 'nope';
+  bad.allocate();
+  const c = w.client();
+  c.allocate();
+  c.permit(peer('10.0.0.1', 1));
+  const level = (name: string): string | undefined => seen.find(([n]) => n === name)?.[1];
+  assert.equal(level('auth-failed'), 'debug');
+  assert.equal(level('peer-denied'), 'debug');
+  assert.equal(level('allocation-created'), 'info');
+});
