@@ -217,7 +217,10 @@ export class TurnCore {
       return;
     }
     if (msg.messageClass === MessageClass.Indication) {
-      if (msg.method === Method.Send) this.#onSend(client, msg);
+      // RFC 8489 §7.3.2: an indication with unknown comprehension-required attributes is
+      // discarded; so is a Send asking for DF, which Node cannot set (RFC 8656 §11.2).
+      if (msg.method !== Method.Send || msg.unknownRequired.length > 0 || getAttribute(msg, AttributeType.DontFragment)) return;
+      this.#onSend(client, msg);
       return;
     }
     if (msg.messageClass !== MessageClass.Request) return;
@@ -233,6 +236,11 @@ export class TurnCore {
       msg.method === Method.ChannelBind;
     if (!known) return this.#error(r, ErrorCode.BadRequest);
     if (!this.#authenticate(r)) return;
+    // Node cannot set DF on relayed datagrams, so per RFC 8656 §7.2 an Allocate asking for it is
+    // treated as carrying an unknown comprehension-required attribute (the client retries without).
+    if (msg.method === Method.Allocate && getAttribute(msg, AttributeType.DontFragment)) {
+      return this.#unknownAttributes(r, [...msg.unknownRequired, AttributeType.DontFragment]);
+    }
     if (msg.unknownRequired.length > 0) return this.#unknownAttributes(r);
     switch (msg.method) {
       case Method.Allocate:
@@ -886,8 +894,8 @@ export class TurnCore {
     });
   }
 
-  #unknownAttributes(r: Reply): void {
-    this.#error(r, ErrorCode.UnknownAttribute, (b) => b.add(AttributeType.UnknownAttributes, { kind: 'unknown-attributes', types: r.msg.unknownRequired }));
+  #unknownAttributes(r: Reply, types: readonly number[] = r.msg.unknownRequired): void {
+    this.#error(r, ErrorCode.UnknownAttribute, (b) => b.add(AttributeType.UnknownAttributes, { kind: 'unknown-attributes', types }));
   }
 
   /** A request too broken to decode still gets 400 when its header is readable. */

@@ -584,3 +584,25 @@ test('per-request events a client can cause at will (auth-failed, peer-denied) a
   assert.equal(level('peer-denied'), 'debug');
   assert.equal(level('allocation-created'), 'info');
 });
+
+test('DONT-FRAGMENT (Node cannot set DF): Allocate gets 420 listing it; a Send carrying it is discarded', () => {
+  const w = world();
+  const c = w.client();
+  const res = c.allocate([UDP, [AttributeType.DontFragment, { kind: 'empty' }]]);
+  assert.equal(errorCode(res), 420);
+  const ua = readAttribute(res, AttributeType.UnknownAttributes);
+  assert.ok(ua?.ok && ua.value.kind === 'unknown-attributes');
+  assert.deepEqual(ua.value.types, [AttributeType.DontFragment]);
+  assert.equal(w.core.allocationCount, 0);
+  assert.ok(isSuccess(c.allocate()));
+  c.permit(PEER);
+  const df = new MessageBuilder(Method.Send, MessageClass.Indication)
+    .add(AttributeType.XorPeerAddress, { kind: 'address', address: PEER })
+    .add(AttributeType.Data, { kind: 'bytes', bytes: Buffer.from('x') })
+    .add(AttributeType.DontFragment, { kind: 'empty' })
+    .build();
+  w.core.handleStun(c.client, df);
+  assert.equal(w.relays[0]!.sent.length, 0);
+  c.send(PEER, Buffer.from('y'));
+  assert.equal(w.relays[0]!.sent.length, 1);
+});
