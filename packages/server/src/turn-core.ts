@@ -635,7 +635,8 @@ export class TurnCore {
     const req = attr?.ok && attr.value.kind === 'uint32' ? attr.value.value : undefined;
     const { allocationDefaultSec: def, allocationMaxSec: max } = this.#life;
     if (req === undefined) return def;
-    if (req === 0 && !allocate) return 0;
+    // Allocate: at least the default (RFC 8656 §7.2); Refresh: what was asked, up to the maximum.
+    if (!allocate) return Math.min(req, max);
     return Math.min(Math.max(req, def), max);
   }
 

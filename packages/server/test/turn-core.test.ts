@@ -606,3 +606,13 @@ test('DONT-FRAGMENT (Node cannot set DF): Allocate gets 420 listing it; a Send c
   c.send(PEER, Buffer.from('y'));
   assert.equal(w.relays[0]!.sent.length, 1);
 });
+
+test('lifetimes: Allocate gets at least the default; Refresh gets what it asks for, up to the maximum', () => {
+  const w = world();
+  const c = w.client();
+  assert.equal(readUint32(c.allocate([UDP, [AttributeType.Lifetime, { kind: 'uint32', value: 60 }]]), AttributeType.Lifetime), 600);
+  assert.equal(readUint32(c.request(Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 60 }]]), AttributeType.Lifetime), 60);
+  w.clock.now += 61_000;
+  w.core.tick();
+  assert.equal(w.core.allocationCount, 0, 'the shorter lifetime holds');
+});
