@@ -91,6 +91,11 @@ const PASSWORD_ALGORITHMS_VALUE = {
     { algorithm: PasswordAlgorithm.MD5, parameters: Buffer.alloc(0) },
   ],
 } as const;
+/** The PASSWORD-ALGORITHMS value as sent in challenges, which a client must echo byte for byte. */
+const PASSWORD_ALGORITHMS_BYTES = new MessageBuilder(Method.Binding, MessageClass.Request)
+  .add(AttributeType.PasswordAlgorithms, PASSWORD_ALGORITHMS_VALUE)
+  .build()
+  .subarray(HEADER_LENGTH + 4);
 const PORT_BIND_ATTEMPTS = 16;
 /** How long the odd port of an EVEN-PORT pair stays reserved (RFC 8656 §7.2: about 30 s). */
 const RESERVATION_MS = 30_000;
@@ -801,12 +806,11 @@ export class TurnCore {
     }
     let algorithm: number = PasswordAlgorithm.MD5;
     const alg = readAttribute(msg, AttributeType.PasswordAlgorithm);
-    if (alg) {
-      const algs = getAttribute(msg, AttributeType.PasswordAlgorithms);
-      const ours = new MessageBuilder(Method.Binding, MessageClass.Request).add(AttributeType.PasswordAlgorithms, PASSWORD_ALGORITHMS_VALUE).build();
-      // The client must echo the list we sent, so a downgrade by a middlebox shows up.
-      const oursValue = ours.subarray(HEADER_LENGTH + 4);
-      if (!alg.ok || alg.value.kind !== 'password-algorithm' || !algs || !algs.value.equals(oursValue)) {
+    const algs = getAttribute(msg, AttributeType.PasswordAlgorithms);
+    // RFC 8489 §9.2.4: neither means MD5; otherwise both, and the list exactly as we sent it
+    // (so a downgrade by a middlebox shows up).
+    if (alg || algs) {
+      if (!alg?.ok || alg.value.kind !== 'password-algorithm' || !algs || !algs.value.equals(PASSWORD_ALGORITHMS_BYTES)) {
         this.#error(r, ErrorCode.BadRequest);
         return false;
       }

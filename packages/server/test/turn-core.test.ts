@@ -616,3 +616,16 @@ test('lifetimes: Allocate gets at least the default; Refresh gets what it asks f
   w.core.tick();
   assert.equal(w.core.allocationCount, 0, 'the shorter lifetime holds');
 });
+
+test('PASSWORD-ALGORITHMS without PASSWORD-ALGORITHM (or the reverse) is 400 (RFC 8489 §9.2.4)', () => {
+  const c = world().client();
+  c.challenge();
+  const algs = [
+    AttributeType.PasswordAlgorithms,
+    { kind: 'password-algorithms', algorithms: [{ algorithm: PasswordAlgorithm.SHA256, parameters: Buffer.alloc(0) }, { algorithm: PasswordAlgorithm.MD5, parameters: Buffer.alloc(0) }] },
+  ] as const;
+  const alg = [AttributeType.PasswordAlgorithm, { kind: 'password-algorithm', algorithm: { algorithm: PasswordAlgorithm.MD5, parameters: Buffer.alloc(0) } }] as const;
+  assert.equal(errorCode(c.raw(c.build(Method.Allocate, [UDP, algs], true))!), 400);
+  assert.equal(errorCode(c.raw(c.build(Method.Allocate, [UDP, alg], true))!), 400);
+  assert.ok(isSuccess(c.raw(c.build(Method.Allocate, [UDP, alg, algs], true))!));
+});
