@@ -23,6 +23,7 @@ import {
   parseIp,
   readAttribute,
   readAttributes,
+  verifyFingerprint,
   verifyIntegrity,
   writeDataIndication,
   type IpFamily,
@@ -218,6 +219,11 @@ export class TurnCore {
     const msg = decoded.value;
     if (msg.classic) {
       // RFC 3489 messages (no magic cookie) cannot carry TURN; ignore them.
+      this.stats.malformed++;
+      return;
+    }
+    if (msg.fingerprintOffset >= 0 && verifyFingerprint(msg) !== 'ok') {
+      // RFC 8489 §7.3: a wrong FINGERPRINT means this is not STUN (or was damaged): drop it.
       this.stats.malformed++;
       return;
     }

@@ -629,3 +629,15 @@ test('PASSWORD-ALGORITHMS without PASSWORD-ALGORITHM (or the reverse) is 400 (RF
   assert.equal(errorCode(c.raw(c.build(Method.Allocate, [UDP, alg], true))!), 400);
   assert.ok(isSuccess(c.raw(c.build(Method.Allocate, [UDP, alg, algs], true))!));
 });
+
+test('a request with a wrong FINGERPRINT is dropped and counted as malformed', () => {
+  const w = world();
+  const c = w.client();
+  const good = c.build(Method.Binding, [], false, undefined, { fingerprint: true });
+  assert.ok(c.raw(good));
+  const bad = Buffer.from(good);
+  bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 1, bad.length - 1);
+  const before = w.core.stats.malformed;
+  assert.equal(c.raw(bad), undefined);
+  assert.equal(w.core.stats.malformed, before + 1);
+});
