@@ -22,7 +22,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { isIP } from 'node:net';
 import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
-import { loadConfigFile, parseListen, readSecretFile } from '../config.js';
+import { ENV_PREFIX, loadConfigFile, parseListen, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 
 interface ServerArgs {
@@ -250,7 +250,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
         try {
           // A config file may carry the policy and users: read it again, flags still win.
           const fromFile = args.config ? loadConfigFile(args.config) : {};
-          const merged = { ...args, ...pick(fromFile, ['peerPolicy', 'peer-policy', 'user', 'secretFile', 'secret-file']) } as ServerArgs;
+          const merged = reloadedArgs(args, fromFile, ctx.rawArgv, process.env);
           const { lookup, policy } = authAndPolicy(merged, ctx.warn, (s) => (state.secret = s));
           server.reload(lookup, policy);
         } catch (error) {
@@ -301,12 +301,23 @@ async function startCredentialEndpoint(args: ServerArgs, secret: () => string): 
   return http;
 }
 
-function pick(obj: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of keys) {
-    if (!(k in obj)) continue;
-    const camel = k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    out[camel] = obj[k];
+/** Options a SIGHUP reads again from the config file. */
+const RELOADED = ['peer-policy', 'user', 'secret-file'] as const;
+
+/**
+ * The arguments after a SIGHUP: the config file's peer policy, users and secret files replace
+ * the ones it gave at startup, but flags and ONIONTURN_* variables still win over it, as they did
+ * at startup.
+ */
+export function reloadedArgs<T extends object>(args: T, fromFile: Record<string, unknown>, rawArgv: readonly string[], env: NodeJS.ProcessEnv): T {
+  const out = { ...args } as Record<string, unknown>;
+  for (const name of RELOADED) {
+    const camel = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const value = fromFile[name] ?? fromFile[camel];
+    if (value === undefined) continue;
+    const flag = rawArgv.some((a) => [name, camel].some((n) => a === `--${n}` || a.startsWith(`--${n}=`)));
+    if (flag || env[`${ENV_PREFIX}_${name.toUpperCase().replace(/-/g, '_')}`] !== undefined) continue;
+    out[camel] = value;
   }
-  return out;
+  return out as T;
 }
