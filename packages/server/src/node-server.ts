@@ -6,7 +6,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { FrameKind, StreamFramer, channelDataPadding, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
+import { FrameKind, StreamFramer, channelDataPadding, writeChannelDataHeader, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
 import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
 import type { CredentialLookup } from './auth.js';
 import type { Lifetimes, Limits } from './limits.js';
@@ -421,8 +421,7 @@ class UdpLink implements ClientLink {
   }
   sendChannelData(channel: number, data: Buffer): void {
     const out = Buffer.allocUnsafe(4 + data.length);
-    out.writeUInt16BE(channel, 0);
-    out.writeUInt16BE(data.length, 2);
+    writeChannelDataHeader(out, 0, channel, data.length);
     data.copy(out, 4);
     this.sock.send(out, this.port, this.address);
   }
@@ -498,8 +497,7 @@ class TcpLink implements ClientLink {
     const batch = this.#reserve(size);
     if (batch === undefined) return;
     const at = this.#len;
-    batch.writeUInt16BE(channel, at);
-    batch.writeUInt16BE(len, at + 2);
+    writeChannelDataHeader(batch, at, channel, len);
     data.copy(batch, at + 4);
     if (size > 4 + len) batch.fill(0, at + 4 + len, at + size);
     this.#len = at + size;

@@ -74,11 +74,6 @@ export class PortPool {
     this.#quarantine.push({ port, until: nowMs + this.#quarantineMs });
   }
 
-  /** A port that could not be bound (in use by someone else): retried only after the quarantine. */
-  skip(port: number, nowMs: number): void {
-    this.give(port, nowMs);
-  }
-
   #release(nowMs: number): void {
     const q = this.#quarantine;
     while (this.#qHead < q.length && (q[this.#qHead] as { until: number }).until <= nowMs) {

@@ -600,7 +600,8 @@ export class TurnCore {
     const relay = new Relay(alloc, family, addr.bind, port, { family, address: addr.external, port });
     this.#o.binder.bind(relay, (socket) => {
       if (socket === undefined) {
-        this.#o.ports.skip(port, this.#now());
+        // In use by someone else: like a released port, it is tried again after the quarantine.
+        this.#o.ports.give(port, this.#now());
         if (reserve !== undefined) this.#o.ports.give(reserve, this.#now());
         if (attempts > 1) return this.#bindRelay(alloc, family, pick, attempts - 1, done);
         return done(false);
