@@ -711,13 +711,26 @@ export class TurnCore {
     const peers = this.#peers(r, alloc);
     if (!peers) return;
     const now = this.#now();
-    const fresh = peers.filter((p) => !alloc.permissions.has(formatIp(p.ip)));
-    if (alloc.permissions.size + new Set(fresh.map((p) => formatIp(p.ip))).size > this.#limits.permissionsPerAllocation) {
+    // All or nothing: every quota is checked for the whole list before any permission is made.
+    const fresh = new Set<string>();
+    for (const p of peers) {
+      const key = formatIp(p.ip);
+      if (!alloc.permissions.has(key)) fresh.add(key);
+    }
+    if (alloc.permissions.size + fresh.size > this.#limits.permissionsPerAllocation) {
       this.stats.countQuota('permissions');
       return this.#error(r, ErrorCode.InsufficientCapacity);
     }
+    if (fresh.size > 0 && !alloc.newPeers.take(fresh.size, now)) {
+      this.stats.countQuota('new-peer-rate');
+      return this.#error(r, ErrorCode.InsufficientCapacity);
+    }
+    const expiresAt = now + this.#life.permissionSec * 1000;
     for (const p of peers) {
-      if (!this.#permission(alloc, p.ip, p.relay, now)) return this.#error(r, ErrorCode.InsufficientCapacity);
+      const key = formatIp(p.ip);
+      const existing = alloc.permissions.get(key);
+      if (existing) existing.expiresAt = expiresAt;
+      else alloc.permissions.set(key, new Permission(key, p.ip, p.relay, expiresAt));
     }
     this.#success(r, () => undefined);
   }

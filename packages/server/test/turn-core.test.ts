@@ -641,3 +641,18 @@ test('a request with a wrong FINGERPRINT is dropped and counted as malformed', (
   assert.equal(c.raw(bad), undefined);
   assert.equal(w.core.stats.malformed, before + 1);
 });
+
+test('CreatePermission is all or nothing: a 508 for the new-peer rate installs none of the list', () => {
+  const w = world({ limits: { newPeersPerSecond: 2 } });
+  const c = w.client();
+  c.allocate();
+  const [a, b, d] = [peer('93.184.216.1', 1), peer('93.184.216.2', 1), peer('93.184.216.3', 1)];
+  assert.equal(errorCode(c.permit(a, b, d)), 508);
+  w.clock.now += 5_000;
+  c.send(a, Buffer.from('x'));
+  assert.equal(w.relays[0]!.sent.length, 0, 'no permission was left behind');
+  assert.ok(isSuccess(c.permit(a, a, b)), 'a repeated address counts once');
+  w.clock.now += 5_000;
+  c.send(a, Buffer.from('y'));
+  assert.equal(w.relays[0]!.sent.length, 1);
+});
