@@ -29,7 +29,7 @@ export interface FlowContext {
 export interface FlowHandle {
   readonly id: number;
   readonly kind: 'udp' | 'tcp';
-  close(reason: string, level?: 'info' | 'warn'): void;
+  close(reason: string, level?: 'debug' | 'info' | 'warn'): void;
   idleExpired(now: number): boolean;
   /** Timer work: refresh the upstream credential before it expires, forget stale transactions. */
   maintain(now: number): void;

@@ -68,6 +68,11 @@ export abstract class UpstreamFlow implements FlowHandle {
     if (!this.isClosed()) sock.resume();
   }
 
+  /** The Tor stream has been asked for (it may still be opening). */
+  protected get dialStarted(): boolean {
+    return this.#dialStarted;
+  }
+
   protected abstract upstreamReady(): void;
   /** Local mode: a message the resigner made for the app / for upstream (STUN, no padding needed). */
   protected abstract sendToApp(data: Buffer): void;
@@ -162,7 +167,7 @@ export abstract class UpstreamFlow implements FlowHandle {
     return this.state.idleExpired(now);
   }
 
-  close(reason: string, level: 'info' | 'warn' = 'info'): void {
+  close(reason: string, level: 'debug' | 'info' | 'warn' = 'info'): void {
     if (this.state.phase === 'closed') return;
     this.#closeReason = reason;
     this.state.close();

@@ -9,6 +9,7 @@ import {
   connectReplyLength,
   encodeConnect,
   encodeGreeting,
+  firstFrameVerdict,
   iceServers,
   managedTorrc,
   parseTorLine,
@@ -18,6 +19,29 @@ import {
   parseUpstream,
   replyText,
 } from '../src/index.js';
+
+test('firstFrameVerdict: only a STUN request may open a Tor stream; HTTP is refused at its first byte', () => {
+  const request = new MessageBuilder(Method.Allocate, MessageClass.Request).build();
+  assert.deepEqual(firstFrameVerdict(request), { kind: 'request' });
+  assert.deepEqual(firstFrameVerdict(request.subarray(0, 8)), { kind: 'request' });
+  for (let n = 0; n < 8; n++) assert.deepEqual(firstFrameVerdict(request.subarray(0, n)), { kind: 'wait' }, `${n} bytes`);
+  for (const method of ['GET ', 'POST', 'PUT ', 'HEAD', 'OPTIONS', 'DELETE', 'PATCH', 'CONNECT']) {
+    const v = firstFrameVerdict(Buffer.from(`${method} / HTTP/1.1\r\n`).subarray(0, 1));
+    assert.equal(v.kind, 'refuse', method);
+    assert.match(v.kind === 'refuse' ? v.reason : '', /ChannelData \(first byte 0x[45][0-9a-f]\) before any STUN request/);
+  }
+  // A TLS ClientHello (https://127.0.0.1:PORT) looks like a request type; the magic cookie settles it.
+  const clientHello = Buffer.from('1603010200010001fc0303', 'hex');
+  assert.deepEqual(firstFrameVerdict(clientHello.subarray(0, 7)), { kind: 'wait' });
+  assert.deepEqual(firstFrameVerdict(clientHello), { kind: 'refuse', reason: 'STUN message without the magic cookie on a TURN stream' });
+  assert.deepEqual(firstFrameVerdict(Buffer.from([0xff])), { kind: 'refuse', reason: 'first byte 0xff is neither STUN nor ChannelData' });
+  assert.equal(firstFrameVerdict(encodeChannelData(0x4001, Buffer.from('abcd'), true)).kind, 'refuse');
+  assert.equal(firstFrameVerdict(new MessageBuilder(Method.Binding, MessageClass.SuccessResponse).build()).kind, 'refuse');
+  assert.equal(firstFrameVerdict(new MessageBuilder(Method.Send, MessageClass.Indication).build()).kind, 'refuse');
+  const noCookie = Buffer.from(request);
+  noCookie.writeUInt32BE(0x2112a443, 4);
+  assert.deepEqual(firstFrameVerdict(noCookie), { kind: 'refuse', reason: 'STUN message without the magic cookie on a TURN stream' });
+});
 
 test('messageEnd: STUN whole, ChannelData without padding, garbage refused', () => {
   const stun = new MessageBuilder(Method.Binding, MessageClass.Request).build();

@@ -144,6 +144,31 @@ describe('isolation and faults', () => {
     await shim.stop();
   });
 
+  test('HTTP to the TCP port (a web page fetching 127.0.0.1): closed before any SOCKS connection', async () => {
+    const { shim } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`) });
+    const first = recorder.requests.length;
+    const raw = connect({ host: '127.0.0.1', port: shim.address.port });
+    raw.on('error', () => {});
+    await new Promise((r) => raw.once('connect', r));
+    // A SOCKS connection opened at accept time would show up while the app is still silent.
+    await sleep(300);
+    assert.equal(countClientConnections(recorder.port), 0, 'a silent connection dials nothing');
+    raw.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n\r\n');
+    const answer: Buffer[] = [];
+    raw.on('data', (d: Buffer) => answer.push(d));
+    await new Promise((r) => raw.once('close', r));
+    assert.equal(Buffer.concat(answer).length, 0, 'nothing is answered');
+    // What a page's fetch() loop does: every attempt is closed, none dials.
+    for (let i = 0; i < 10; i++) await assert.rejects(fetch(`http://127.0.0.1:${shim.address.port}/`, { method: i % 2 ? 'POST' : 'GET', body: i % 2 ? 'x' : null }));
+    await sleep(300);
+    assert.equal(recorder.requests.length - first, 0, 'no SOCKS request');
+    assert.equal(countClientConnections(recorder.port), 0, 'no SOCKS connection');
+    assert.equal(shim.stats.appRefused, 11);
+    assert.equal(shim.stats.upstreamFailures, 0);
+    await waitFor('flows forgotten', () => shim.activeFlows === 0, 2000);
+    await shim.stop();
+  });
+
   test('upstream closes mid-flow and apps send garbage: only those flows end, others relay on, nothing leaks', async () => {
     const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`) });
     const first = recorder.requests.length;
