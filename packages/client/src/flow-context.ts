@@ -15,7 +15,7 @@ export interface FlowContext {
   readonly queueLimits: QueueLimits;
   /** Bytes allowed in an upstream stream's send buffer before app datagrams are dropped. */
   readonly maxUpstreamBacklog: number;
-  /** Log app addresses (off by default: SafeLogging). */
+  /** Log app addresses and server names (off by default: SafeLogging). */
   readonly detail: boolean;
   /** Local-credential mode: the shim authenticates the app and re-signs upstream. */
   readonly localAuth: LocalAuthConfig | undefined;

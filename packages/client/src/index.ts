@@ -20,7 +20,7 @@ export { NOT_TURN, firstFrameVerdict, isStunRequest, messageEnd, type FirstFrame
 export { DEFAULT_LIFETIME_S, DEFAULT_QUEUE_LIMITS, FlowState, IDLE_GRACE_S, type QueueLimits } from './flow-state.js';
 export { Reply, connectReplyLength, encodeConnect, encodeGreeting, encodeUserPass, replyText, type SocksAuth } from './socks5-codec.js';
 export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';
-export { UpstreamDialer, type DialResult, type TlsTrust } from './upstream-dialer.js';
+export { UpstreamDialer, serverName, type DialResult, type TlsTrust } from './upstream-dialer.js';
 export { formatPin, parsePin, spkiSha256 } from './tls-pin.js';
 export { upstreamError, type UpstreamError, type UpstreamErrorCode } from './errors.js';
 export {

@@ -20,6 +20,8 @@ import { upstreamError, type UpstreamError } from './errors.js';
 export interface SocksConnectOptions {
   readonly proxy: HostPort;
   readonly target: HostPort;
+  /** How errors name the target (default HOST:PORT); "server #N" keeps names out of logs. */
+  readonly targetName?: string;
   readonly auth?: SocksAuth | undefined;
   readonly timeoutMs: number;
 }
@@ -33,6 +35,7 @@ type Step = 'method' | 'auth' | 'reply';
 export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
   return new Promise((resolve) => {
     const proxyText = formatHostPort(opts.proxy.host, opts.proxy.port);
+    const targetText = opts.targetName ?? formatHostPort(opts.target.host, opts.target.port);
     const socket = connect({ host: opts.proxy.host, port: opts.proxy.port, noDelay: true });
     let step: Step = 'method';
     let connected = false;
@@ -96,14 +99,14 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
           if (len < 0 || buf[0] !== SOCKS_VERSION) return failWith(upstreamError('socks-protocol', `SOCKS proxy ${proxyText} sent a malformed CONNECT reply`));
           const rep = buf[1] as number;
           if (rep !== Reply.Succeeded) {
-            return failWith(upstreamError('socks-reply', `SOCKS proxy ${proxyText} could not connect to ${formatHostPort(opts.target.host, opts.target.port)}: ${replyText(rep)}`, rep));
+            return failWith(upstreamError('socks-reply', `SOCKS proxy ${proxyText} could not connect to ${targetText}: ${replyText(rep)}`, rep));
           }
           return finish({ ok: true, socket, head: Buffer.from(buf.subarray(len)) });
         }
       }
     };
     const timer = setTimeout(
-      () => failWith(upstreamError('timeout', `no stream to ${formatHostPort(opts.target.host, opts.target.port)} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`)),
+      () => failWith(upstreamError('timeout', `no stream to ${targetText} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`)),
       opts.timeoutMs,
     );
     socket.on('connect', onConnect);

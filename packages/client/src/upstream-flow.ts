@@ -62,7 +62,8 @@ export abstract class UpstreamFlow implements FlowHandle {
     sock.on('end', this.onUpstreamEnd);
     sock.on('close', this.onUpstreamEnd);
     sock.on('error', this.onUpstreamError);
-    this.ctx.logger.info('flow open', { flow: this.id, kind: this.kind, upstream: r.server.label, ...this.describeApp() });
+    const dialer = this.ctx.dialer;
+    this.ctx.logger.info('flow open', { flow: this.id, kind: this.kind, upstream: dialer.serverName(dialer.servers.indexOf(r.server)), ...this.describeApp() });
     this.upstreamReady();
     if (r.head.length > 0) this.onUpstreamData(r.head);
     if (!this.isClosed()) sock.resume();

@@ -18,6 +18,7 @@ import {
   parseListen,
   parseUpstream,
   replyText,
+  serverName,
 } from '../src/index.js';
 
 test('firstFrameVerdict: only a STUN request may open a Tor stream; HTTP is refused at its first byte', () => {
@@ -134,4 +135,16 @@ test('embedded tor: torrc with an auto SocksPort and the extra lines; log lines 
   assert.deepEqual(parseTorLine('Nov 22 01:47:57.000 [notice] Bootstrapped 5% (conn): Connecting to a relay'), { kind: 'bootstrap', percent: 5, summary: 'Connecting to a relay' });
   assert.deepEqual(parseTorLine('Nov 22 [err] Reading config failed'), { kind: 'problem', level: 'err', text: 'Reading config failed' });
   assert.equal(parseTorLine('Nov 22 [notice] Parsing GEOIP IPv4 file'), undefined);
+});
+
+test('serverName: the label only with detail, else its place in the list (SafeLogging)', () => {
+  const list = ['tcp://turn.example:3478', `${'a'.repeat(56)}.onion:3478`].map((t) => {
+    const r = parseUpstream(t);
+    if (!r.ok) throw new Error(r.reason);
+    return r.value;
+  });
+  assert.equal(serverName(list, 0, false), 'server #1');
+  assert.equal(serverName(list, 1, false), 'server #2');
+  assert.equal(serverName(list, 0, true), 'tcp://turn.example:3478');
+  assert.equal(serverName(list, 1, true), `${'a'.repeat(56)}.onion:3478`);
 });

@@ -50,7 +50,7 @@ describe('isolation and faults', () => {
   let recorder: SocksRecorder;
   let replyFor: ((r: SocksRequestRecord) => number | undefined) | undefined;
 
-  async function startShim(opts: { servers: UpstreamServer[]; socksPort?: number; isolation?: IsolationMode }): Promise<{ shim: Shim; lines: LogLine[] }> {
+  async function startShim(opts: { servers: UpstreamServer[]; socksPort?: number; isolation?: IsolationMode; detail?: boolean }): Promise<{ shim: Shim; lines: LogLine[] }> {
     const log = captureLogger();
     const shim = new Shim({
       listen: { host: '127.0.0.1', port: 0 },
@@ -60,6 +60,7 @@ describe('isolation and faults', () => {
       logger: log.logger,
       connectTimeoutMs: 5000,
       tickMs: 200,
+      detail: opts.detail ?? false,
     });
     shims.push(shim);
     await shim.start();
@@ -103,13 +104,18 @@ describe('isolation and faults', () => {
     await shim.stop();
   });
 
-  test('upstream refuses: a clear log line, the flow is dropped', async () => {
+  test('upstream refuses: a clear log line, the flow is dropped; the server is named only with detail', async () => {
     const closed = await freePort();
-    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`) });
-    await sendUdp(shim.address.port, bindingRequest());
-    await waitFor('flow closed', () => shim.stats.upstreamFailures === 1 && shim.activeFlows === 0, 5000);
-    assert.match(messages(lines), new RegExp(`could not connect to 127\\.0\\.0\\.1:${closed}: connection refused by the destination`));
-    await shim.stop();
+    for (const detail of [false, true]) {
+      const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`), detail });
+      await sendUdp(shim.address.port, bindingRequest());
+      await waitFor('flow closed', () => shim.stats.upstreamFailures === 1 && shim.activeFlows === 0, 5000);
+      const name = detail ? `tcp://127\\.0\\.0\\.1:${closed}` : 'server #1';
+      assert.match(messages(lines), new RegExp(`could not connect to ${name}: connection refused by the destination`));
+      assert.deepEqual(lines.find((l) => l.message === 'listening')?.['upstream'], [detail ? `tcp://127.0.0.1:${closed}` : 'server #1']);
+      if (!detail) assert.doesNotMatch(JSON.stringify(lines), new RegExp(`${closed}`), 'SafeLogging: no server name or port');
+      await shim.stop();
+    }
   });
 
   test('Tor extended reply codes become sentences', async () => {
@@ -132,16 +138,25 @@ describe('isolation and faults', () => {
     await shim.stop();
   });
 
-  test('failover: the next server is used and the log says which', async () => {
+  test('failover: the next server is used and the log says which (by number; by name with detail)', async () => {
     const closed = await freePort();
-    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`, `tcp://127.0.0.1:${coturn.port}`) });
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 10 });
-    assert.equal(r.received, r.sent, r.output.slice(-800));
-    assert.equal(r.sent, 10);
-    const text = messages(lines);
-    assert.match(text, new RegExp(`upstream tcp://127\\.0\\.0\\.1:${closed} failed: .*connection refused.*; trying tcp://127\\.0\\.0\\.1:${coturn.port}`));
-    assert.match(text, /upstream failover/);
-    await shim.stop();
+    for (const detail of [false, true]) {
+      const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`, `tcp://127.0.0.1:${coturn.port}`), detail });
+      const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 10 });
+      assert.equal(r.received, r.sent, r.output.slice(-800));
+      assert.equal(r.sent, 10);
+      const text = messages(lines);
+      if (detail) {
+        assert.match(text, new RegExp(`upstream tcp://127\\.0\\.0\\.1:${closed} failed: .*connection refused.*; trying tcp://127\\.0\\.0\\.1:${coturn.port}`));
+        assert.equal(lines.find((l) => l.message === 'upstream failover')?.['now'], `tcp://127.0.0.1:${coturn.port}`);
+      } else {
+        assert.match(text, /upstream server #1 failed: .*connection refused.*; trying server #2/);
+        assert.equal(lines.find((l) => l.message === 'upstream failover')?.['now'], 'server #2');
+        assert.equal(lines.find((l) => l.message === 'flow open')?.['upstream'], 'server #2');
+        assert.doesNotMatch(JSON.stringify(lines), new RegExp(`${closed}|${coturn.port}`), 'SafeLogging: no server names or ports');
+      }
+      await shim.stop();
+    }
   });
 
   test('HTTP to the TCP port (a web page fetching 127.0.0.1): closed before any SOCKS connection', async () => {
