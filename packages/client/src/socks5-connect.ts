@@ -27,7 +27,17 @@ export interface SocksConnectOptions {
 }
 
 export type SocksResult =
-  | { readonly ok: true; readonly socket: Socket; /** Bytes from the target that came with the reply. */ readonly head: Buffer }
+  | {
+      readonly ok: true;
+      readonly socket: Socket;
+      /** Bytes from the target that came with the reply. */
+      readonly head: Buffer;
+      /**
+       * We offered username/password (stream isolation) and the proxy chose NONE: the stream
+       * works, but the proxy ignores our isolation credentials. Tor never does this.
+       */
+      readonly authIgnored: boolean;
+    }
   | { readonly ok: false; readonly error: UpstreamError };
 
 type Step = 'method' | 'auth' | 'reply';
@@ -41,6 +51,7 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
     let connected = false;
     let buf: Buffer = Buffer.alloc(0);
     let done = false;
+    let authIgnored = false;
 
     const finish = (result: SocksResult): void => {
       if (done) return;
@@ -82,6 +93,7 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
             socket.write(encodeUserPass(opts.auth));
             step = 'auth';
           } else if (method === AuthMethod.None) {
+            authIgnored = opts.auth !== undefined;
             socket.write(encodeConnect(opts.target.host, opts.target.port));
             step = 'reply';
           } else {
@@ -101,7 +113,7 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
           if (rep !== Reply.Succeeded) {
             return failWith(upstreamError('socks-reply', `SOCKS proxy ${proxyText} could not connect to ${targetText}: ${replyText(rep)}`, rep));
           }
-          return finish({ ok: true, socket, head: Buffer.from(buf.subarray(len)) });
+          return finish({ ok: true, socket, head: Buffer.from(buf.subarray(len)), authIgnored });
         }
       }
     };

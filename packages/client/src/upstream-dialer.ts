@@ -4,7 +4,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import type { Logger } from 'winston';
-import type { HostPort, UpstreamServer } from './endpoints.js';
+import { formatHostPort, type HostPort, type UpstreamServer } from './endpoints.js';
 import { upstreamError, type UpstreamError } from './errors.js';
 import type { SocksAuth } from './socks5-codec.js';
 import { socksConnect } from './socks5-connect.js';
@@ -35,6 +35,8 @@ export class UpstreamDialer {
   readonly #opts: DialerOptions;
   /** Index of the server that worked last; new flows start there. */
   #preferred = 0;
+  /** The proxy's ignoring of our isolation credentials has been reported (once per shim). */
+  #warnedAuthIgnored = false;
 
   constructor(opts: DialerOptions) {
     if (opts.servers.length === 0) throw new Error('at least one upstream server is needed');
@@ -79,6 +81,14 @@ export class UpstreamDialer {
   async #dialOne(server: UpstreamServer, name: string, auth: SocksAuth | undefined): Promise<DialResult> {
     const r = await socksConnect({ proxy: this.#opts.socks, target: server, targetName: name, auth, timeoutMs: this.#opts.connectTimeoutMs });
     if (!r.ok) return r;
+    if (r.authIgnored && !this.#warnedAuthIgnored) {
+      // Warn and go on (a plain SOCKS proxy in front of something else may be deliberate), once.
+      this.#warnedAuthIgnored = true;
+      const { host, port } = this.#opts.socks;
+      this.#opts.logger.warn(
+        `SOCKS proxy ${formatHostPort(host, port)} chose no authentication although we offered username/password: stream isolation is off, flows may share Tor circuits. Tor always accepts username/password; is this proxy tor? (said once)`,
+      );
+    }
     if (server.transport === 'tcp') return { ok: true, socket: r.socket, head: r.head, server };
     if (r.head.length > 0) r.socket.unshift(r.head);
     return this.#startTls(server, name, r.socket);

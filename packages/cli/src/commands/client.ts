@@ -131,7 +131,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('allow-remote', { type: 'boolean', default: false, describe: 'allow a non-loopback --listen address' })
         .option('server', { type: 'string', array: true, requiresArg: true, describe: 'upstream tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT; repeat for failover' })
         .option('socks', { type: 'string', requiresArg: true, describe: "Tor's SOCKS port (default 127.0.0.1:9050, then 9150)" })
-        .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all' })
+        .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all (both by SOCKS username/password, which tor honours; a proxy that picks no authentication gets one warning and no isolation)' })
         .option('pin', { type: 'string', array: true, requiresArg: true, describe: 'tls:// server key pin sha256/BASE64 (SPKI); repeatable' })
         .option('ca', { type: 'string', requiresArg: true, describe: 'PEM CA file for tls:// servers (when not pinning)' })
         .option('tor', { type: 'boolean', default: false, describe: 'start a tor of our own (also the default when no --socks is given and nothing answers at 9050/9150)' })
