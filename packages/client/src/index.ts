@@ -28,9 +28,11 @@ export {
   type LocalCredentials,
   type ResignAction,
   type ResignerOptions,
+  type ResignWarning,
   type UpstreamCredential,
 } from './credential-resigner.js';
 export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource } from './upstream-credentials.js';
 export type { LocalAuthConfig } from './flow-context.js';
+export { WarnOnce } from './warn-once.js';
 export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';
 export { TOR_INSTALL_HINT, findTor, startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';

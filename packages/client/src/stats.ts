@@ -15,6 +15,6 @@ export class ShimStats {
   orphanDropped = 0;
   /** Flows refused because the flow limit was reached. */
   flowLimitRefused = 0;
-  /** Local-credential mode: messages dropped or refused by the resigner (each logged). */
+  /** Local-credential mode: messages dropped or refused by the resigner (the first of each kind per flow logged). */
   resignWarnings = 0;
 }

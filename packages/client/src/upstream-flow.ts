@@ -4,7 +4,8 @@ import type { Socket } from 'node:net';
 import { FrameKind, StreamFramer } from '@onionturn/protocol';
 import type { FlowContext, FlowHandle } from './flow-context.js';
 import { FlowState } from './flow-state.js';
-import { CredentialResigner, type ResignAction } from './credential-resigner.js';
+import { CredentialResigner, type ResignAction, type ResignWarning } from './credential-resigner.js';
+import { WarnOnce } from './warn-once.js';
 import type { SocksAuth } from './socks5-codec.js';
 
 export abstract class UpstreamFlow implements FlowHandle {
@@ -24,6 +25,8 @@ export abstract class UpstreamFlow implements FlowHandle {
   #refreshing = false;
   #dialStarted = false;
   #lastRefreshAttempt = 0;
+  /** Resigner warnings: each kind logged once per flow, the rest counted (see close()). */
+  readonly #warnings = new WarnOnce<ResignWarning>();
 
   constructor(ctx: FlowContext) {
     this.ctx = ctx;
@@ -109,7 +112,7 @@ export abstract class UpstreamFlow implements FlowHandle {
       else if (a.kind === 'to-upstream') this.sendToUpstream(a.data);
       else {
         this.ctx.stats.resignWarnings++;
-        this.ctx.logger.warn(a.reason, { flow: this.id });
+        if (this.#warnings.first(a.code)) this.ctx.logger.warn(`${a.reason} (further ones on this flow are counted, not logged)`, { flow: this.id });
       }
     }
   }
@@ -184,7 +187,8 @@ export abstract class UpstreamFlow implements FlowHandle {
     }
     this.closeApp();
     this.ctx.stats.flowsClosed++;
-    this.ctx.logger.log(level, `flow closed: ${reason}`, { flow: this.id, kind: this.kind, queueDropped: this.state.queueDropped });
+    const suppressed = this.#warnings.suppressed;
+    this.ctx.logger.log(level, `flow closed: ${reason}`, { flow: this.id, kind: this.kind, queueDropped: this.state.queueDropped, ...(suppressed > 0 ? { warningsNotLogged: suppressed } : {}) });
     this.ctx.forget(this);
   }
 

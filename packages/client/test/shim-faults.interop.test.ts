@@ -19,7 +19,7 @@ import {
   type Coturn,
   type SocksRequestRecord,
 } from '@onionturn/testkit';
-import { Shim, parseUpstream, type IsolationMode, type UpstreamServer } from '../src/index.js';
+import { SecretCredentialSource, Shim, parseUpstream, type IsolationMode, type LocalAuthConfig, type UpstreamServer } from '../src/index.js';
 import { captureLogger, messages, type LogLine } from './helpers.js';
 
 const SECRET = 'faults-secret';
@@ -50,7 +50,7 @@ describe('isolation and faults', () => {
   let recorder: SocksRecorder;
   let replyFor: ((r: SocksRequestRecord) => number | undefined) | undefined;
 
-  async function startShim(opts: { servers: UpstreamServer[]; socksPort?: number; isolation?: IsolationMode; detail?: boolean }): Promise<{ shim: Shim; lines: LogLine[] }> {
+  async function startShim(opts: { servers: UpstreamServer[]; socksPort?: number; isolation?: IsolationMode; detail?: boolean; localAuth?: LocalAuthConfig }): Promise<{ shim: Shim; lines: LogLine[] }> {
     const log = captureLogger();
     const shim = new Shim({
       listen: { host: '127.0.0.1', port: 0 },
@@ -61,6 +61,7 @@ describe('isolation and faults', () => {
       connectTimeoutMs: 5000,
       tickMs: 200,
       detail: opts.detail ?? false,
+      ...(opts.localAuth ? { localAuth: opts.localAuth } : {}),
     });
     shims.push(shim);
     await shim.start();
@@ -183,6 +184,28 @@ describe('isolation and faults', () => {
     assert.equal(shim.stats.appRefused, 11);
     assert.equal(shim.stats.upstreamFailures, 0);
     await waitFor('flows forgotten', () => shim.activeFlows === 0, 2000);
+    await shim.stop();
+  });
+
+  test('local mode: a flood of malformed STUN is one warning per flow, the rest counted; no circuit', async () => {
+    const localAuth: LocalAuthConfig = { local: { username: 'u', password: 'p', realm: 'onionturn.local' }, source: new SecretCredentialSource(SECRET, 3600) };
+    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), localAuth });
+    const first = recorder.requests.length;
+    // A STUN request header (cookie right), then an attribute running past the message's end.
+    const bad = new MessageBuilder(Method.Allocate, MessageClass.Request).build().subarray(0, 20);
+    const frame = Buffer.concat([bad, Buffer.from([0x00, 0x06, 0x00, 0x40, 0, 0, 0, 0])]);
+    frame.writeUInt16BE(8, 2);
+    const app = connect({ host: '127.0.0.1', port: shim.address.port });
+    app.on('error', () => {});
+    await new Promise((r) => app.once('connect', r));
+    app.write(Buffer.concat(Array.from({ length: 200 }, () => frame)));
+    await waitFor('all counted', () => shim.stats.resignWarnings === 200, 5000);
+    app.end();
+    await waitFor('flow closed', () => shim.activeFlows === 0, 5000);
+    const warned = lines.filter((l) => /app sent a malformed STUN message/.test(l.message));
+    assert.equal(warned.length, 1, messages(lines));
+    assert.equal(lines.find((l) => l.message.startsWith('flow closed'))?.['warningsNotLogged'], 199);
+    assert.equal(recorder.requests.length - first, 0, 'nothing went upstream, so nothing was dialed');
     await shim.stop();
   });
 
