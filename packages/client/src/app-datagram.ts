@@ -1,6 +1,6 @@
 // App UDP datagram -> TURN-over-TCP form (RFC 8656 §12.5). A datagram is one STUN message or
 // one ChannelData message; over UDP, ChannelData padding is optional, on TCP it is required.
-import { CHANNEL_DATA_HEADER_LENGTH, HEADER_LENGTH, MAGIC_COOKIE } from '@onionturn/protocol';
+import { CHANNEL_DATA_HEADER_LENGTH, HEADER_LENGTH, MAGIC_COOKIE, MessageClass, PADDING, classOf } from '@onionturn/protocol';
 
 /** Returned by messageEnd for a datagram that is neither STUN nor ChannelData. */
 export const NOT_TURN = -1;
@@ -27,9 +27,17 @@ export function messageEnd(datagram: Buffer): number {
   return NOT_TURN;
 }
 
-/** True for a STUN request (class bits 0b00): only those may open a new upstream flow. */
+/** True for a STUN request: only those may open a new upstream flow. */
 export function isStunRequest(datagram: Buffer): boolean {
-  return (datagram[0] as number) < 0x40 && (datagram.readUInt16BE(0) & 0x0110) === 0;
+  return (datagram[0] as number) < 0x40 && classOf(datagram.readUInt16BE(0)) === MessageClass.Request;
+}
+
+/** Views of protocol's PADDING for 0-3 bytes, made once: the relay path pads without allocating. */
+const PAD_VIEWS: readonly Buffer[] = [0, 1, 2, 3].map((n) => PADDING.subarray(0, n));
+
+/** `n` (0-3, from channelDataPadding) zero bytes of TCP padding. */
+export function paddingBytes(n: number): Buffer {
+  return PAD_VIEWS[n] as Buffer;
 }
 
 /** What the first bytes of an app TCP connection say, before anything is dialed. */

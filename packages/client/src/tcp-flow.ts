@@ -4,8 +4,8 @@
 // Nothing is dialed before the app's first frame is known to be a STUN request: a web page that
 // fetches http://127.0.0.1:PORT (which parses as ChannelData) is closed without costing a circuit.
 import type { Socket } from 'node:net';
-import { FrameKind, PADDING, StreamFramer, channelDataPadding } from '@onionturn/protocol';
-import { firstFrameVerdict } from './app-datagram.js';
+import { FrameKind, StreamFramer, channelDataPadding } from '@onionturn/protocol';
+import { firstFrameVerdict, paddingBytes } from './app-datagram.js';
 import type { FlowContext } from './flow-context.js';
 import { UpstreamFlow } from './upstream-flow.js';
 
@@ -116,7 +116,7 @@ export class TcpFlow extends UpstreamFlow {
   #hold(frame: Buffer): void {
     this.#held.push(frame);
     const pad = channelDataPadding(frame.length);
-    if (pad > 0) this.#held.push(PADDING.subarray(0, pad));
+    if (pad > 0) this.#held.push(paddingBytes(pad));
     this.#app.pause();
   }
 
@@ -186,7 +186,7 @@ function writeFrame(sock: Socket, frame: Buffer): boolean {
   if (pad === 0) return sock.write(frame);
   sock.cork();
   sock.write(frame);
-  const ok = sock.write(PADDING.subarray(0, pad));
+  const ok = sock.write(paddingBytes(pad));
   sock.uncork();
   return ok;
 }

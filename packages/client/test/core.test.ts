@@ -15,6 +15,7 @@ import {
   parseTorLine,
   isStunRequest,
   messageEnd,
+  paddingBytes,
   parseListen,
   parseUpstream,
   replyText,
@@ -147,4 +148,18 @@ test('serverName: the label only with detail, else its place in the list (SafeLo
   assert.equal(serverName(list, 1, false), 'server #2');
   assert.equal(serverName(list, 0, true), 'tcp://turn.example:3478');
   assert.equal(serverName(list, 1, true), `${'a'.repeat(56)}.onion:3478`);
+});
+
+test('paddingBytes: 0-3 zero bytes, the same views every time (no allocation on the relay path)', () => {
+  for (let n = 0; n < 4; n++) {
+    assert.deepEqual(paddingBytes(n), Buffer.alloc(n));
+    assert.equal(paddingBytes(n), paddingBytes(n));
+  }
+});
+
+test('isStunRequest: the request class only (classOf from protocol)', () => {
+  for (const [cls, want] of [[MessageClass.Request, true], [MessageClass.Indication, false], [MessageClass.SuccessResponse, false], [MessageClass.ErrorResponse, false]] as const) {
+    for (const method of [Method.Binding, Method.Allocate, Method.Refresh, Method.ChannelBind]) assert.equal(isStunRequest(new MessageBuilder(method, cls).build()), want, `${method}/${cls}`);
+  }
+  assert.equal(isStunRequest(Buffer.from([0x40, 0x01, 0, 0])), false, 'ChannelData');
 });
