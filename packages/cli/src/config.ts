@@ -2,7 +2,7 @@
 // (yargs .env) and a JSON `--config FILE`, in that order of precedence, plus the secret-file
 // and listen-address parsing that the server and client commands reuse.
 import { readFileSync, statSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { isLoopbackAddress, parseHostPort } from '@onionturn/client';
 import { UsageError } from './exit-codes.js';
 
 export const ENV_PREFIX = 'ONIONTURN';
@@ -108,25 +108,23 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-/** Parses `host:port`, `[v6]:port` or a bare port (loopback). Port 0 asks the OS for a free one. */
+/**
+ * Parses `host:port`, `[v6]:port` or a bare port (loopback). Port 0 asks the OS for a free one.
+ * HOST:PORT syntax is the client's (`parseHostPort` of @onionturn/client), so every command reads
+ * listen addresses alike; names are allowed here (the server and endpoints may bind one).
+ */
 export function parseListen(value: string): ListenAddress {
-  const bare = /^\d+$/.test(value) ? ['127.0.0.1', value] : undefined;
-  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(value);
-  const v4 = /^([^:[\]]+):(\d+)$/.exec(value);
-  const host = bare?.[0] ?? v6?.[1] ?? v4?.[1];
-  const portText = bare?.[1] ?? v6?.[2] ?? v4?.[2];
-  const port = Number(portText);
-  if (host === undefined || portText === undefined || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`cannot parse listen address '${value}': use HOST:PORT, e.g. 127.0.0.1:8088 or [::1]:8088`);
-  }
-  if (v6 && isIP(host) !== 6) throw new UsageError(`'${host}' in '${value}' is not an IPv6 address`);
-  return { host, port };
+  const r = parseHostPort(/^\d+$/.test(value) ? `127.0.0.1:${value}` : value, true);
+  if (!r.ok) throw new UsageError(`cannot parse listen address '${value}': use HOST:PORT, e.g. 127.0.0.1:8088 or [::1]:8088 (${r.reason})`);
+  return r.value;
 }
 
-/** True for addresses only this machine can reach; anything else gets a warning from commands that listen. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
+/**
+ * True for addresses only this machine can reach (127/8, ::1, IPv4-mapped 127/8); anything else
+ * gets a warning from commands that listen. The client's check: names such as `localhost` are
+ * not trusted, since they resolve to whatever the resolver says.
+ */
+export const isLoopback: (host: string) => boolean = isLoopbackAddress;
 
 /** Parses a positive whole number of seconds (or other unit) given as a flag, env or config value. */
 export function positiveInteger(name: string, value: unknown): number {

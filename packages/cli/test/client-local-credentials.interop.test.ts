@@ -4,7 +4,7 @@
 // secret file, or from `onionturn credentials serve` fetched through the SOCKS proxy.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
@@ -63,7 +63,7 @@ describe('onionturn client in local-credential mode', () => {
   let dir: string;
 
   async function startClient(args: readonly string[]): Promise<RunningClient> {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socksPort}`, ...args], { env: cleanEnv() });
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socksPort}`, ...args], { env: cleanEnv({ XDG_CONFIG_HOME: join(dir, 'xdg') }) });
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -137,24 +137,39 @@ describe('onionturn client in local-credential mode', () => {
     await waitFor('no shim->SOCKS sockets', () => countClientConnections(socksPort) === 0, 5000);
   });
 
-  test('--credentials-url: a fresh credential per flow from `onionturn credentials serve`, fetched through SOCKS', async () => {
+  test('--credentials-url: a fresh credential per flow from `onionturn credentials serve`, fetched through SOCKS; no fixed default password', async () => {
     const served = await startServe(group, ['--secret-file', join(dir, 'secret'), '--ttl', '3600', '--uri', `turn:127.0.0.1:${coturn.port}?transport=tcp`]);
     const client = await startClient(['--credentials-url', `${served.base}/?service=turn`]);
     assert.equal(client.ice.iceServers[0]?.username, 'onionturn');
-    assert.match(client.process.output(), /local credentials: the defaults/);
+    // Without --local-password: a random one, kept 0600 under $XDG_CONFIG_HOME, printed in iceServers.
+    const file = join(dir, 'xdg', 'onionturn', 'local-password');
+    const password = client.ice.iceServers[0]?.credential ?? '';
+    assert.match(password, /^[A-Za-z0-9_-]{24}$/);
+    assert.equal(readFileSync(file, 'utf8').trim(), password);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.match(client.log(), /local password generated and saved in .*local-password/);
+    assert.doesNotMatch(client.log(), new RegExp(password), 'the password is on stdout only');
+    // The old fixed default is no way in.
+    assert.equal((await allocateWith(client.port, 'onionturn', 'onionturn')).code, 401);
     const before = coturn.log().length;
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password: 'onionturn', tcp: false, noRtcp: true, messages: 30, clients: 2, intervalMs: 10 });
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password, tcp: false, noRtcp: true, messages: 30, clients: 2, intervalMs: 10 });
     assert.equal(r.sent, 60, r.output.slice(-1500) + '\n--- shim:\n' + client.process.output().slice(-2000));
     assert.equal(r.received, 60, r.output.slice(-800));
     // Four app flows (two clients, two allocations each): four distinct upstream usernames.
     const users = new Set([...coturn.log().slice(before).matchAll(/user <(\d{10}:[A-Za-z0-9_-]{22})>/g)].map((m) => m[1]));
     assert.equal(users.size, 4, [...users].join(' '));
     assert.equal(await client.stop(), 0, client.process.output());
+    // A restart keeps it, so the app's config keeps working.
+    const again = await startClient(['--credentials-url', `${served.base}/?service=turn`]);
+    assert.equal(again.ice.iceServers[0]?.credential, password);
+    assert.match(again.log(), /local password read from .*local-password/);
+    assert.equal(await again.stop(), 0, again.process.output());
   });
 
   test('a credential URL that cannot be fetched closes the flow with a clear line', async () => {
     const client = await startClient(['--credentials-url', 'http://127.0.0.1:9/none']);
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password: 'onionturn', tcp: false, noRtcp: true, messages: 2, clients: 1, timeoutMs: 10_000 });
+    const password = client.ice.iceServers[0]?.credential ?? '';
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password, tcp: false, noRtcp: true, messages: 2, clients: 1, timeoutMs: 10_000 });
     assert.equal(r.received ?? 0, 0);
     await waitFor('the log line', () => /flow closed: no upstream credential: cannot fetch the credential URL http:\/\/127\.0\.0\.1:9 through SOCKS/.test(client.process.output()), 10_000);
     assert.equal(await client.stop(), 0);

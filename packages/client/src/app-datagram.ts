@@ -1,6 +1,6 @@
 // App UDP datagram -> TURN-over-TCP form (RFC 8656 §12.5). A datagram is one STUN message or
 // one ChannelData message; over UDP, ChannelData padding is optional, on TCP it is required.
-import { CHANNEL_DATA_HEADER_LENGTH, HEADER_LENGTH, MAGIC_COOKIE } from '@onionturn/protocol';
+import { CHANNEL_DATA_HEADER_LENGTH, HEADER_LENGTH, MAGIC_COOKIE, MessageClass, PADDING, classOf } from '@onionturn/protocol';
 
 /** Returned by messageEnd for a datagram that is neither STUN nor ChannelData. */
 export const NOT_TURN = -1;
@@ -27,7 +27,38 @@ export function messageEnd(datagram: Buffer): number {
   return NOT_TURN;
 }
 
-/** True for a STUN request (class bits 0b00): only those may open a new upstream flow. */
+/** True for a STUN request: only those may open a new upstream flow. */
 export function isStunRequest(datagram: Buffer): boolean {
-  return (datagram[0] as number) < 0x40 && (datagram.readUInt16BE(0) & 0x0110) === 0;
+  return (datagram[0] as number) < 0x40 && classOf(datagram.readUInt16BE(0)) === MessageClass.Request;
+}
+
+/** Views of protocol's PADDING for 0-3 bytes, made once: the relay path pads without allocating. */
+const PAD_VIEWS: readonly Buffer[] = [0, 1, 2, 3].map((n) => PADDING.subarray(0, n));
+
+/** `n` (0-3, from channelDataPadding) zero bytes of TCP padding. */
+export function paddingBytes(n: number): Buffer {
+  return PAD_VIEWS[n] as Buffer;
+}
+
+/** What the first bytes of an app TCP connection say, before anything is dialed. */
+export type FirstFrameVerdict = { readonly kind: 'wait' } | { readonly kind: 'request' } | { readonly kind: 'refuse'; readonly reason: string };
+
+const WAIT: FirstFrameVerdict = { kind: 'wait' };
+const REQUEST: FirstFrameVerdict = { kind: 'request' };
+
+/**
+ * Judges the start of an app's TCP byte stream (at least its first 8 bytes decide): only a STUN
+ * request may open a Tor stream. ChannelData first (which is how "GET ", "POST" and every other
+ * HTTP method parse), STUN responses or indications, and bytes that are no TURN at all are refused,
+ * so a web page that fetches http://127.0.0.1:3478 costs no circuit.
+ */
+export function firstFrameVerdict(head: Buffer): FirstFrameVerdict {
+  if (head.length === 0) return WAIT;
+  const first = head[0] as number;
+  if (first >= 0x80) return { kind: 'refuse', reason: `first byte 0x${first.toString(16)} is neither STUN nor ChannelData` };
+  if (first >= 0x40) return { kind: 'refuse', reason: `ChannelData (first byte 0x${first.toString(16)}) before any STUN request` };
+  if (head.length < 2) return WAIT;
+  if (!isStunRequest(head)) return { kind: 'refuse', reason: 'a STUN response or indication before any STUN request' };
+  if (head.length < 8) return WAIT;
+  return head.readUInt32BE(4) === MAGIC_COOKIE ? REQUEST : { kind: 'refuse', reason: 'STUN message without the magic cookie on a TURN stream' };
 }

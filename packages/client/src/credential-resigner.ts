@@ -39,8 +39,14 @@ export interface UpstreamCredential {
 export type ResignAction =
   | { readonly kind: 'to-app'; readonly data: Buffer }
   | { readonly kind: 'to-upstream'; readonly data: Buffer }
-  /** Something the user should know (the shell logs it; never per packet in normal operation). */
-  | { readonly kind: 'warn'; readonly reason: string };
+  /**
+   * Something the user should know. A malicious app or upstream can make these per message, so
+   * the shell logs the first of each `code` per flow and counts the rest.
+   */
+  | { readonly kind: 'warn'; readonly code: ResignWarning; readonly reason: string };
+
+/** What a warn action is about: the unit the shell logs once per flow. */
+export type ResignWarning = 'app-malformed' | 'app-auth' | 'upstream-malformed' | 'upstream-refused' | 'upstream-integrity';
 
 export interface ResignerOptions {
   readonly local: LocalCredentials;
@@ -148,7 +154,7 @@ export class CredentialResigner {
   /** A STUN message from the app (a whole datagram or TCP frame). */
   fromApp(data: Buffer, now: number): ResignAction[] {
     const r = decodeMessage(data);
-    if (!r.ok) return [{ kind: 'warn', reason: `app sent a malformed STUN message (${r.error.reason}); dropped` }];
+    if (!r.ok) return [{ kind: 'warn', code: 'app-malformed', reason: `app sent a malformed STUN message (${r.error.reason}); dropped` }];
     const msg = r.value;
     if (msg.messageClass === MessageClass.Indication) return [{ kind: 'to-upstream', data }];
     if (msg.messageClass !== MessageClass.Request) return [];
@@ -160,7 +166,7 @@ export class CredentialResigner {
       if (this.#wrongReported) return [reply];
       // Once per flow: the app is misconfigured, and the user only sees that here.
       this.#wrongReported = true;
-      return [reply, { kind: 'warn', reason: 'app authentication failed: wrong local username or password (401)' }];
+      return [reply, { kind: 'warn', code: 'app-auth', reason: 'app authentication failed: wrong local username or password (401)' }];
     }
     if (auth !== undefined) return [{ kind: 'to-app', data: auth }];
     const appTxid = msg.transactionId.toString('hex');
@@ -187,7 +193,7 @@ export class CredentialResigner {
   /** A STUN message from upstream (a whole TCP frame). */
   fromUpstream(data: Buffer, now: number): ResignAction[] {
     const r = decodeMessage(data);
-    if (!r.ok) return [{ kind: 'warn', reason: `upstream sent a malformed STUN message (${r.error.reason}); dropped` }];
+    if (!r.ok) return [{ kind: 'warn', code: 'upstream-malformed', reason: `upstream sent a malformed STUN message (${r.error.reason}); dropped` }];
     const msg = r.value;
     if (msg.messageClass === MessageClass.Indication) return [{ kind: 'to-app', data }];
     if (msg.messageClass === MessageClass.Request) return [];
@@ -300,7 +306,7 @@ export class CredentialResigner {
       // Signed with the current realm and nonce and still refused: the credential itself is bad.
       this.#inFlight.delete(p.appTxid);
       return [
-        { kind: 'warn', reason: `upstream refused the shim's credentials (${code} ${code === ErrorCode.StaleNonce ? 'Stale Nonce' : 'Unauthorized'} after ${p.attempts} attempts)` },
+        { kind: 'warn', code: 'upstream-refused', reason: `upstream refused the shim's credentials (${code} ${code === ErrorCode.StaleNonce ? 'Stale Nonce' : 'Unauthorized'} after ${p.attempts} attempts)` },
         { kind: 'to-app', data: this.#localError(p.request, ErrorCode.ServerError, 'upstream refused the credentials', true) },
       ];
     }
@@ -328,7 +334,7 @@ export class CredentialResigner {
     if (check === 'ok') return undefined;
     // A response that is not from the server we authenticated with (a tampering exit, say).
     this.#inFlight.delete(p.appTxid);
-    return [{ kind: 'warn', reason: `upstream response failed its integrity check (${check}); dropped` }];
+    return [{ kind: 'warn', code: 'upstream-integrity', reason: `upstream response failed its integrity check (${check}); dropped` }];
   }
 
   #forApp(msg: StunMessage, p: Pending): Buffer {

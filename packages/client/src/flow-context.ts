@@ -15,7 +15,7 @@ export interface FlowContext {
   readonly queueLimits: QueueLimits;
   /** Bytes allowed in an upstream stream's send buffer before app datagrams are dropped. */
   readonly maxUpstreamBacklog: number;
-  /** Log app addresses (off by default: SafeLogging). */
+  /** Log app addresses and server names (off by default: SafeLogging). */
   readonly detail: boolean;
   /** Local-credential mode: the shim authenticates the app and re-signs upstream. */
   readonly localAuth: LocalAuthConfig | undefined;
@@ -29,7 +29,7 @@ export interface FlowContext {
 export interface FlowHandle {
   readonly id: number;
   readonly kind: 'udp' | 'tcp';
-  close(reason: string, level?: 'info' | 'warn'): void;
+  close(reason: string, level?: 'debug' | 'info' | 'warn'): void;
   idleExpired(now: number): boolean;
   /** Timer work: refresh the upstream credential before it expires, forget stale transactions. */
   maintain(now: number): void;

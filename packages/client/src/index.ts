@@ -16,11 +16,11 @@ export {
   type UpstreamTransport,
 } from './endpoints.js';
 export { ISOLATION_MODES, IsolationPolicy, type IsolationMode } from './isolation.js';
-export { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
+export { NOT_TURN, firstFrameVerdict, isStunRequest, messageEnd, paddingBytes, type FirstFrameVerdict } from './app-datagram.js';
 export { DEFAULT_LIFETIME_S, DEFAULT_QUEUE_LIMITS, FlowState, IDLE_GRACE_S, type QueueLimits } from './flow-state.js';
 export { Reply, connectReplyLength, encodeConnect, encodeGreeting, encodeUserPass, replyText, type SocksAuth } from './socks5-codec.js';
 export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';
-export { UpstreamDialer, type DialResult, type TlsTrust } from './upstream-dialer.js';
+export { UpstreamDialer, serverName, type DialResult, type TlsTrust } from './upstream-dialer.js';
 export { formatPin, parsePin, spkiSha256 } from './tls-pin.js';
 export { upstreamError, type UpstreamError, type UpstreamErrorCode } from './errors.js';
 export {
@@ -28,9 +28,11 @@ export {
   type LocalCredentials,
   type ResignAction,
   type ResignerOptions,
+  type ResignWarning,
   type UpstreamCredential,
 } from './credential-resigner.js';
 export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource } from './upstream-credentials.js';
 export type { LocalAuthConfig } from './flow-context.js';
+export { WarnOnce } from './warn-once.js';
 export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';
 export { TOR_INSTALL_HINT, findTor, startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';

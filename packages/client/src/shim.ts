@@ -28,7 +28,7 @@ export interface ShimOptions {
   readonly queueLimits?: QueueLimits;
   readonly connectTimeoutMs?: number;
   readonly maxUpstreamBacklog?: number;
-  /** Log app addresses (SafeLogging off). */
+  /** Log app addresses and server names (SafeLogging off). */
   readonly detail?: boolean;
   /** Local-credential mode (absent: pass-through, the app's credentials go upstream untouched). */
   readonly localAuth?: LocalAuthConfig;
@@ -71,6 +71,7 @@ export class Shim {
       connectTimeoutMs: opts.connectTimeoutMs ?? 30_000,
       tls: opts.tls ?? { pins: [] },
       logger: opts.logger,
+      detail: opts.detail ?? false,
     });
     this.#ctx = {
       dialer,
@@ -123,7 +124,7 @@ export class Shim {
       address: formatHostPort(this.#address.host, this.#address.port),
       udp: wantUdp,
       tcp: wantTcp,
-      upstream: this.#opts.servers.map((s) => s.label),
+      upstream: this.#opts.servers.map((_, i) => this.#ctx.dialer.serverName(i)),
       socks: formatHostPort(this.#opts.socks.host, this.#opts.socks.port),
       isolation: this.#ctx.isolation.mode,
       credentials: this.#opts.localAuth ? `local (upstream: ${this.#opts.localAuth.source.description})` : 'pass-through',

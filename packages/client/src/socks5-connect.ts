@@ -20,12 +20,24 @@ import { upstreamError, type UpstreamError } from './errors.js';
 export interface SocksConnectOptions {
   readonly proxy: HostPort;
   readonly target: HostPort;
+  /** How errors name the target (default HOST:PORT); "server #N" keeps names out of logs. */
+  readonly targetName?: string;
   readonly auth?: SocksAuth | undefined;
   readonly timeoutMs: number;
 }
 
 export type SocksResult =
-  | { readonly ok: true; readonly socket: Socket; /** Bytes from the target that came with the reply. */ readonly head: Buffer }
+  | {
+      readonly ok: true;
+      readonly socket: Socket;
+      /** Bytes from the target that came with the reply. */
+      readonly head: Buffer;
+      /**
+       * We offered username/password (stream isolation) and the proxy chose NONE: the stream
+       * works, but the proxy ignores our isolation credentials. Tor never does this.
+       */
+      readonly authIgnored: boolean;
+    }
   | { readonly ok: false; readonly error: UpstreamError };
 
 type Step = 'method' | 'auth' | 'reply';
@@ -33,11 +45,13 @@ type Step = 'method' | 'auth' | 'reply';
 export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
   return new Promise((resolve) => {
     const proxyText = formatHostPort(opts.proxy.host, opts.proxy.port);
+    const targetText = opts.targetName ?? formatHostPort(opts.target.host, opts.target.port);
     const socket = connect({ host: opts.proxy.host, port: opts.proxy.port, noDelay: true });
     let step: Step = 'method';
     let connected = false;
     let buf: Buffer = Buffer.alloc(0);
     let done = false;
+    let authIgnored = false;
 
     const finish = (result: SocksResult): void => {
       if (done) return;
@@ -79,6 +93,7 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
             socket.write(encodeUserPass(opts.auth));
             step = 'auth';
           } else if (method === AuthMethod.None) {
+            authIgnored = opts.auth !== undefined;
             socket.write(encodeConnect(opts.target.host, opts.target.port));
             step = 'reply';
           } else {
@@ -96,14 +111,14 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
           if (len < 0 || buf[0] !== SOCKS_VERSION) return failWith(upstreamError('socks-protocol', `SOCKS proxy ${proxyText} sent a malformed CONNECT reply`));
           const rep = buf[1] as number;
           if (rep !== Reply.Succeeded) {
-            return failWith(upstreamError('socks-reply', `SOCKS proxy ${proxyText} could not connect to ${formatHostPort(opts.target.host, opts.target.port)}: ${replyText(rep)}`, rep));
+            return failWith(upstreamError('socks-reply', `SOCKS proxy ${proxyText} could not connect to ${targetText}: ${replyText(rep)}`, rep));
           }
-          return finish({ ok: true, socket, head: Buffer.from(buf.subarray(len)) });
+          return finish({ ok: true, socket, head: Buffer.from(buf.subarray(len)), authIgnored });
         }
       }
     };
     const timer = setTimeout(
-      () => failWith(upstreamError('timeout', `no stream to ${formatHostPort(opts.target.host, opts.target.port)} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`)),
+      () => failWith(upstreamError('timeout', `no stream to ${targetText} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`)),
       opts.timeoutMs,
     );
     socket.on('connect', onConnect);

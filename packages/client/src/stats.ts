@@ -9,10 +9,12 @@ export class ShimStats {
   backlogDropped = 0;
   /** App datagrams that were neither STUN nor ChannelData. */
   notTurnDropped = 0;
+  /** App TCP connections closed before any dial: their first bytes were no STUN request (HTTP, say). */
+  appRefused = 0;
   /** App datagrams from a source with no flow that cannot open one (not a STUN request). */
   orphanDropped = 0;
   /** Flows refused because the flow limit was reached. */
   flowLimitRefused = 0;
-  /** Local-credential mode: messages dropped or refused by the resigner (each logged). */
+  /** Local-credential mode: messages dropped or refused by the resigner (the first of each kind per flow logged). */
   resignWarnings = 0;
 }

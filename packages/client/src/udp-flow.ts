@@ -4,8 +4,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import { channelDataPadding, type FrameKind } from '@onionturn/protocol';
 import type { FlowContext } from './flow-context.js';
 import { UpstreamFlow } from './upstream-flow.js';
-
-const PAD = [Buffer.alloc(0), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(3)] as const;
+import { paddingBytes } from './app-datagram.js';
 
 export class UdpFlow extends UpstreamFlow {
   readonly kind = 'udp' as const;
@@ -55,7 +54,7 @@ export class UdpFlow extends UpstreamFlow {
     }
     up.cork();
     up.write(end === datagram.length ? datagram : datagram.subarray(0, end));
-    if (pad > 0) up.write(PAD[pad] as Buffer);
+    if (pad > 0) up.write(paddingBytes(pad));
     up.uncork();
   }
 

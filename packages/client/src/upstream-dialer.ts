@@ -4,7 +4,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import type { Logger } from 'winston';
-import type { HostPort, UpstreamServer } from './endpoints.js';
+import { formatHostPort, type HostPort, type UpstreamServer } from './endpoints.js';
 import { upstreamError, type UpstreamError } from './errors.js';
 import type { SocksAuth } from './socks5-codec.js';
 import { socksConnect } from './socks5-connect.js';
@@ -23,6 +23,8 @@ export interface DialerOptions {
   readonly connectTimeoutMs: number;
   readonly tls: TlsTrust;
   readonly logger: Logger;
+  /** Name servers in log lines and errors as the user wrote them (else "server #N"). */
+  readonly detail?: boolean;
 }
 
 export type DialResult =
@@ -33,6 +35,8 @@ export class UpstreamDialer {
   readonly #opts: DialerOptions;
   /** Index of the server that worked last; new flows start there. */
   #preferred = 0;
+  /** The proxy's ignoring of our isolation credentials has been reported (once per shim). */
+  #warnedAuthIgnored = false;
 
   constructor(opts: DialerOptions) {
     if (opts.servers.length === 0) throw new Error('at least one upstream server is needed');
@@ -43,16 +47,21 @@ export class UpstreamDialer {
     return this.#opts.servers;
   }
 
+  /** How logs and errors name servers[index]: its label only with detail (SafeLogging). */
+  serverName(index: number): string {
+    return serverName(this.#opts.servers, index, this.#opts.detail ?? false);
+  }
+
   async dial(auth: SocksAuth | undefined, flowId: number): Promise<DialResult> {
     const { servers, logger } = this.#opts;
     let last: UpstreamError | undefined;
     for (let i = 0; i < servers.length; i++) {
       const index = (this.#preferred + i) % servers.length;
       const server = servers[index] as UpstreamServer;
-      const r = await this.#dialOne(server, auth);
+      const r = await this.#dialOne(server, this.serverName(index), auth);
       if (r.ok) {
         if (index !== this.#preferred) {
-          logger.warn('upstream failover', { flow: flowId, now: server.label });
+          logger.warn('upstream failover', { flow: flowId, now: this.serverName(index) });
           this.#preferred = index;
         }
         return r;
@@ -60,8 +69,8 @@ export class UpstreamDialer {
       last = r.error;
       // A dead SOCKS proxy fails every server alike: no point walking the list.
       if (r.error.code === 'socks-unreachable') break;
-      const next = servers.length > 1 ? (servers[(index + 1) % servers.length] as UpstreamServer).label : undefined;
-      logger.warn(`upstream ${server.label} failed: ${r.error.reason}${next && i + 1 < servers.length ? `; trying ${next}` : ''}`, {
+      const next = servers.length > 1 ? this.serverName((index + 1) % servers.length) : undefined;
+      logger.warn(`upstream ${this.serverName(index)} failed: ${r.error.reason}${next && i + 1 < servers.length ? `; trying ${next}` : ''}`, {
         flow: flowId,
         code: r.error.code,
       });
@@ -69,15 +78,23 @@ export class UpstreamDialer {
     return { ok: false, error: last ?? upstreamError('closed', 'no upstream server') };
   }
 
-  async #dialOne(server: UpstreamServer, auth: SocksAuth | undefined): Promise<DialResult> {
-    const r = await socksConnect({ proxy: this.#opts.socks, target: server, auth, timeoutMs: this.#opts.connectTimeoutMs });
+  async #dialOne(server: UpstreamServer, name: string, auth: SocksAuth | undefined): Promise<DialResult> {
+    const r = await socksConnect({ proxy: this.#opts.socks, target: server, targetName: name, auth, timeoutMs: this.#opts.connectTimeoutMs });
     if (!r.ok) return r;
+    if (r.authIgnored && !this.#warnedAuthIgnored) {
+      // Warn and go on (a plain SOCKS proxy in front of something else may be deliberate), once.
+      this.#warnedAuthIgnored = true;
+      const { host, port } = this.#opts.socks;
+      this.#opts.logger.warn(
+        `SOCKS proxy ${formatHostPort(host, port)} chose no authentication although we offered username/password: stream isolation is off, flows may share Tor circuits. Tor always accepts username/password; is this proxy tor? (said once)`,
+      );
+    }
     if (server.transport === 'tcp') return { ok: true, socket: r.socket, head: r.head, server };
     if (r.head.length > 0) r.socket.unshift(r.head);
-    return this.#startTls(server, r.socket);
+    return this.#startTls(server, name, r.socket);
   }
 
-  #startTls(server: UpstreamServer, raw: Socket): Promise<DialResult> {
+  #startTls(server: UpstreamServer, name: string, raw: Socket): Promise<DialResult> {
     const { pins, ca } = this.#opts.tls;
     return new Promise((resolve) => {
       const tls: TLSSocket = tlsConnect({
@@ -90,19 +107,19 @@ export class UpstreamDialer {
         rejectUnauthorized: pins.length === 0,
         ALPNProtocols: [],
       });
-      const timer = setTimeout(() => fail(upstreamError('timeout', `TLS handshake with ${server.label} took over ${this.#opts.connectTimeoutMs} ms`)), this.#opts.connectTimeoutMs);
+      const timer = setTimeout(() => fail(upstreamError('timeout', `TLS handshake with ${name} took over ${this.#opts.connectTimeoutMs} ms`)), this.#opts.connectTimeoutMs);
       const fail = (e: UpstreamError): void => {
         clearTimeout(timer);
         tls.destroy();
         resolve({ ok: false, error: e });
       };
-      tls.once('error', (err) => fail(upstreamError('tls', `TLS with ${server.label} failed: ${err.message}`)));
+      tls.once('error', (err) => fail(upstreamError('tls', `TLS with ${name} failed: ${tlsErrorText(err, this.#opts.detail ?? false)}`)));
       tls.once('secureConnect', () => {
         if (pins.length > 0) {
           const cert = tls.getPeerCertificate();
           const got = cert.raw ? spkiSha256(cert.raw) : Buffer.alloc(0);
           if (!pins.some((p) => p.equals(got))) {
-            fail(upstreamError('pin-mismatch', `TLS certificate of ${server.label} does not match the pinned key (server key is ${formatPin(got)}); refusing the connection`));
+            fail(upstreamError('pin-mismatch', `TLS certificate of ${name} does not match the pinned key (server key is ${formatPin(got)}); refusing the connection`));
             return;
           }
         }
@@ -113,4 +130,16 @@ export class UpstreamDialer {
       });
     });
   }
+}
+
+/** A server as logs name it: the label the user wrote with detail, else its place in the list. */
+export function serverName(servers: readonly UpstreamServer[], index: number, detail: boolean): string {
+  const s = servers[index];
+  return detail && s ? s.label : `server #${index + 1}`;
+}
+
+/** Node's TLS error text; a name mismatch names the host, so without detail only its code. */
+function tlsErrorText(err: NodeJS.ErrnoException, detail: boolean): string {
+  if (detail || err.code !== 'ERR_TLS_CERT_ALTNAME_INVALID') return err.message;
+  return 'the certificate is not for this server name (ERR_TLS_CERT_ALTNAME_INVALID)';
 }

@@ -4,7 +4,8 @@ import type { Socket } from 'node:net';
 import { FrameKind, StreamFramer } from '@onionturn/protocol';
 import type { FlowContext, FlowHandle } from './flow-context.js';
 import { FlowState } from './flow-state.js';
-import { CredentialResigner, type ResignAction } from './credential-resigner.js';
+import { CredentialResigner, type ResignAction, type ResignWarning } from './credential-resigner.js';
+import { WarnOnce } from './warn-once.js';
 import type { SocksAuth } from './socks5-codec.js';
 
 export abstract class UpstreamFlow implements FlowHandle {
@@ -24,6 +25,8 @@ export abstract class UpstreamFlow implements FlowHandle {
   #refreshing = false;
   #dialStarted = false;
   #lastRefreshAttempt = 0;
+  /** Resigner warnings: each kind logged once per flow, the rest counted (see close()). */
+  readonly #warnings = new WarnOnce<ResignWarning>();
 
   constructor(ctx: FlowContext) {
     this.ctx = ctx;
@@ -62,10 +65,16 @@ export abstract class UpstreamFlow implements FlowHandle {
     sock.on('end', this.onUpstreamEnd);
     sock.on('close', this.onUpstreamEnd);
     sock.on('error', this.onUpstreamError);
-    this.ctx.logger.info('flow open', { flow: this.id, kind: this.kind, upstream: r.server.label, ...this.describeApp() });
+    const dialer = this.ctx.dialer;
+    this.ctx.logger.info('flow open', { flow: this.id, kind: this.kind, upstream: dialer.serverName(dialer.servers.indexOf(r.server)), ...this.describeApp() });
     this.upstreamReady();
     if (r.head.length > 0) this.onUpstreamData(r.head);
     if (!this.isClosed()) sock.resume();
+  }
+
+  /** The Tor stream has been asked for (it may still be opening). */
+  protected get dialStarted(): boolean {
+    return this.#dialStarted;
   }
 
   protected abstract upstreamReady(): void;
@@ -103,7 +112,7 @@ export abstract class UpstreamFlow implements FlowHandle {
       else if (a.kind === 'to-upstream') this.sendToUpstream(a.data);
       else {
         this.ctx.stats.resignWarnings++;
-        this.ctx.logger.warn(a.reason, { flow: this.id });
+        if (this.#warnings.first(a.code)) this.ctx.logger.warn(`${a.reason} (further ones on this flow are counted, not logged)`, { flow: this.id });
       }
     }
   }
@@ -162,7 +171,7 @@ export abstract class UpstreamFlow implements FlowHandle {
     return this.state.idleExpired(now);
   }
 
-  close(reason: string, level: 'info' | 'warn' = 'info'): void {
+  close(reason: string, level: 'debug' | 'info' | 'warn' = 'info'): void {
     if (this.state.phase === 'closed') return;
     this.#closeReason = reason;
     this.state.close();
@@ -178,7 +187,8 @@ export abstract class UpstreamFlow implements FlowHandle {
     }
     this.closeApp();
     this.ctx.stats.flowsClosed++;
-    this.ctx.logger.log(level, `flow closed: ${reason}`, { flow: this.id, kind: this.kind, queueDropped: this.state.queueDropped });
+    const suppressed = this.#warnings.suppressed;
+    this.ctx.logger.log(level, `flow closed: ${reason}`, { flow: this.id, kind: this.kind, queueDropped: this.state.queueDropped, ...(suppressed > 0 ? { warningsNotLogged: suppressed } : {}) });
     this.ctx.forget(this);
   }
 

@@ -18,7 +18,7 @@ import {
   verifyIntegrity,
   type StunMessage,
 } from '@onionturn/protocol';
-import { CredentialResigner, type ResignAction } from '../src/index.js';
+import { CredentialResigner, WarnOnce, type ResignAction } from '../src/index.js';
 
 const LOCAL = { username: 'app', password: 'app-pass', realm: 'onionturn.local' };
 const LOCAL_KEY = longTermKey(LOCAL.username, LOCAL.realm, LOCAL.password);
@@ -166,6 +166,7 @@ test('upstream faults: a tampered response is dropped, a refused credential ends
   const dropped = r.fromUpstream(forged, 3);
   assert.deepEqual(dropped.map((a) => a.kind), ['warn']);
   assert.match((dropped[0] as { reason: string }).reason, /integrity check \(mismatch\); dropped/);
+  assert.equal((dropped[0] as { code: string }).code, 'upstream-integrity');
 
   const req2 = appRequest(Method.Allocate, nonce);
   const s2 = one(r.fromApp(req2, 4), 'to-upstream');
@@ -173,6 +174,7 @@ test('upstream faults: a tampered response is dropped, a refused credential ends
   const refused = r.fromUpstream(upstreamChallenge(s2, 401, 'n1'), 5);
   assert.deepEqual(refused.map((a) => a.kind), ['warn', 'to-app']);
   assert.match((refused[0] as { reason: string }).reason, /upstream refused the shim's credentials/);
+  assert.equal((refused[0] as { code: string }).code, 'upstream-refused');
   const resp = decode((refused[1] as { data: Buffer }).data);
   assert.equal(errorCode(resp), 500);
   assert.deepEqual(resp.transactionId, decode(req2).transactionId);
@@ -200,4 +202,22 @@ test('pass-through parts: Binding and indications unchanged, retransmissions abs
   r.tick(120_000);
   assert.equal(r.pendingCount, 0);
   assert.equal(r.fromApp(req, 120_001).length, 1);
+});
+
+test('warnings a peer can cause per message: one code per kind, so the shell logs each kind once per flow', () => {
+  const r = new CredentialResigner({ local: LOCAL });
+  // STUN-framed junk (cookie right, attribute running past the end): malformed, every time.
+  const junk = Buffer.from(new MessageBuilder(Method.Allocate, MessageClass.Request).build());
+  const bad = Buffer.concat([junk.subarray(0, 20), Buffer.from([0x00, 0x06, 0x00, 0x40, 0, 0, 0, 0])]);
+  bad.writeUInt16BE(8, 2);
+  const fromApp = Array.from({ length: 1000 }, (_, i) => r.fromApp(bad, i)).flat();
+  const fromUp = Array.from({ length: 1000 }, (_, i) => r.fromUpstream(bad, i)).flat();
+  assert.equal(fromApp.length, 1000);
+  assert.deepEqual([...new Set(fromApp.map((a) => (a.kind === 'warn' ? a.code : a.kind)))], ['app-malformed']);
+  assert.deepEqual([...new Set(fromUp.map((a) => (a.kind === 'warn' ? a.code : a.kind)))], ['upstream-malformed']);
+  // What the shell does with them.
+  const once = new WarnOnce();
+  const logged = [...fromApp, ...fromUp].filter((a) => a.kind === 'warn' && once.first(a.code));
+  assert.equal(logged.length, 2);
+  assert.equal(once.suppressed, 1998);
 });

@@ -19,7 +19,7 @@ import {
   type Coturn,
   type SocksRequestRecord,
 } from '@onionturn/testkit';
-import { Shim, parseUpstream, type IsolationMode, type UpstreamServer } from '../src/index.js';
+import { SecretCredentialSource, Shim, parseUpstream, type IsolationMode, type LocalAuthConfig, type UpstreamServer } from '../src/index.js';
 import { captureLogger, messages, type LogLine } from './helpers.js';
 
 const SECRET = 'faults-secret';
@@ -50,7 +50,7 @@ describe('isolation and faults', () => {
   let recorder: SocksRecorder;
   let replyFor: ((r: SocksRequestRecord) => number | undefined) | undefined;
 
-  async function startShim(opts: { servers: UpstreamServer[]; socksPort?: number; isolation?: IsolationMode }): Promise<{ shim: Shim; lines: LogLine[] }> {
+  async function startShim(opts: { servers: UpstreamServer[]; socksPort?: number; isolation?: IsolationMode; detail?: boolean; localAuth?: LocalAuthConfig }): Promise<{ shim: Shim; lines: LogLine[] }> {
     const log = captureLogger();
     const shim = new Shim({
       listen: { host: '127.0.0.1', port: 0 },
@@ -60,6 +60,8 @@ describe('isolation and faults', () => {
       logger: log.logger,
       connectTimeoutMs: 5000,
       tickMs: 200,
+      detail: opts.detail ?? false,
+      ...(opts.localAuth ? { localAuth: opts.localAuth } : {}),
     });
     shims.push(shim);
     await shim.start();
@@ -79,7 +81,7 @@ describe('isolation and faults', () => {
   });
 
   test('per-flow isolation: distinct SOCKS credentials per flow; hostnames go to SOCKS unresolved', async () => {
-    const { shim } = await startShim({ servers: servers(`tcp://turn.example.test:${coturn.port}`) });
+    const { shim, lines } = await startShim({ servers: servers(`tcp://turn.example.test:${coturn.port}`) });
     const first = recorder.requests.length;
     const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 3, messages: 10 });
     assert.equal(r.received, r.sent, r.output.slice(-800));
@@ -88,6 +90,8 @@ describe('isolation and faults', () => {
     assert.equal(new Set(reqs.map((q) => q.username)).size, 6);
     assert.equal(new Set(reqs.map((q) => q.password)).size, 6);
     assert.deepEqual([...new Set(reqs.map((q) => `${q.addressType} ${q.host}`))], ['domain turn.example.test']);
+    // A proxy that takes username/password (as tor does) gets no isolation warning.
+    assert.doesNotMatch(messages(lines), /stream isolation is off/);
     await shim.stop();
   });
 
@@ -103,13 +107,18 @@ describe('isolation and faults', () => {
     await shim.stop();
   });
 
-  test('upstream refuses: a clear log line, the flow is dropped', async () => {
+  test('upstream refuses: a clear log line, the flow is dropped; the server is named only with detail', async () => {
     const closed = await freePort();
-    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`) });
-    await sendUdp(shim.address.port, bindingRequest());
-    await waitFor('flow closed', () => shim.stats.upstreamFailures === 1 && shim.activeFlows === 0, 5000);
-    assert.match(messages(lines), new RegExp(`could not connect to 127\\.0\\.0\\.1:${closed}: connection refused by the destination`));
-    await shim.stop();
+    for (const detail of [false, true]) {
+      const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`), detail });
+      await sendUdp(shim.address.port, bindingRequest());
+      await waitFor('flow closed', () => shim.stats.upstreamFailures === 1 && shim.activeFlows === 0, 5000);
+      const name = detail ? `tcp://127\\.0\\.0\\.1:${closed}` : 'server #1';
+      assert.match(messages(lines), new RegExp(`could not connect to ${name}: connection refused by the destination`));
+      assert.deepEqual(lines.find((l) => l.message === 'listening')?.['upstream'], [detail ? `tcp://127.0.0.1:${closed}` : 'server #1']);
+      if (!detail) assert.doesNotMatch(JSON.stringify(lines), new RegExp(`${closed}`), 'SafeLogging: no server name or port');
+      await shim.stop();
+    }
   });
 
   test('Tor extended reply codes become sentences', async () => {
@@ -132,15 +141,71 @@ describe('isolation and faults', () => {
     await shim.stop();
   });
 
-  test('failover: the next server is used and the log says which', async () => {
+  test('failover: the next server is used and the log says which (by number; by name with detail)', async () => {
     const closed = await freePort();
-    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`, `tcp://127.0.0.1:${coturn.port}`) });
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 10 });
-    assert.equal(r.received, r.sent, r.output.slice(-800));
-    assert.equal(r.sent, 10);
-    const text = messages(lines);
-    assert.match(text, new RegExp(`upstream tcp://127\\.0\\.0\\.1:${closed} failed: .*connection refused.*; trying tcp://127\\.0\\.0\\.1:${coturn.port}`));
-    assert.match(text, /upstream failover/);
+    for (const detail of [false, true]) {
+      const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`, `tcp://127.0.0.1:${coturn.port}`), detail });
+      const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 10 });
+      assert.equal(r.received, r.sent, r.output.slice(-800));
+      assert.equal(r.sent, 10);
+      const text = messages(lines);
+      if (detail) {
+        assert.match(text, new RegExp(`upstream tcp://127\\.0\\.0\\.1:${closed} failed: .*connection refused.*; trying tcp://127\\.0\\.0\\.1:${coturn.port}`));
+        assert.equal(lines.find((l) => l.message === 'upstream failover')?.['now'], `tcp://127.0.0.1:${coturn.port}`);
+      } else {
+        assert.match(text, /upstream server #1 failed: .*connection refused.*; trying server #2/);
+        assert.equal(lines.find((l) => l.message === 'upstream failover')?.['now'], 'server #2');
+        assert.equal(lines.find((l) => l.message === 'flow open')?.['upstream'], 'server #2');
+        assert.doesNotMatch(JSON.stringify(lines), new RegExp(`${closed}|${coturn.port}`), 'SafeLogging: no server names or ports');
+      }
+      await shim.stop();
+    }
+  });
+
+  test('HTTP to the TCP port (a web page fetching 127.0.0.1): closed before any SOCKS connection', async () => {
+    const { shim } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`) });
+    const first = recorder.requests.length;
+    const raw = connect({ host: '127.0.0.1', port: shim.address.port });
+    raw.on('error', () => {});
+    await new Promise((r) => raw.once('connect', r));
+    // A SOCKS connection opened at accept time would show up while the app is still silent.
+    await sleep(300);
+    assert.equal(countClientConnections(recorder.port), 0, 'a silent connection dials nothing');
+    raw.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n\r\n');
+    const answer: Buffer[] = [];
+    raw.on('data', (d: Buffer) => answer.push(d));
+    await new Promise((r) => raw.once('close', r));
+    assert.equal(Buffer.concat(answer).length, 0, 'nothing is answered');
+    // What a page's fetch() loop does: every attempt is closed, none dials.
+    for (let i = 0; i < 10; i++) await assert.rejects(fetch(`http://127.0.0.1:${shim.address.port}/`, { method: i % 2 ? 'POST' : 'GET', body: i % 2 ? 'x' : null }));
+    await sleep(300);
+    assert.equal(recorder.requests.length - first, 0, 'no SOCKS request');
+    assert.equal(countClientConnections(recorder.port), 0, 'no SOCKS connection');
+    assert.equal(shim.stats.appRefused, 11);
+    assert.equal(shim.stats.upstreamFailures, 0);
+    await waitFor('flows forgotten', () => shim.activeFlows === 0, 2000);
+    await shim.stop();
+  });
+
+  test('local mode: a flood of malformed STUN is one warning per flow, the rest counted; no circuit', async () => {
+    const localAuth: LocalAuthConfig = { local: { username: 'u', password: 'p', realm: 'onionturn.local' }, source: new SecretCredentialSource(SECRET, 3600) };
+    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), localAuth });
+    const first = recorder.requests.length;
+    // A STUN request header (cookie right), then an attribute running past the message's end.
+    const bad = new MessageBuilder(Method.Allocate, MessageClass.Request).build().subarray(0, 20);
+    const frame = Buffer.concat([bad, Buffer.from([0x00, 0x06, 0x00, 0x40, 0, 0, 0, 0])]);
+    frame.writeUInt16BE(8, 2);
+    const app = connect({ host: '127.0.0.1', port: shim.address.port });
+    app.on('error', () => {});
+    await new Promise((r) => app.once('connect', r));
+    app.write(Buffer.concat(Array.from({ length: 200 }, () => frame)));
+    await waitFor('all counted', () => shim.stats.resignWarnings === 200, 5000);
+    app.end();
+    await waitFor('flow closed', () => shim.activeFlows === 0, 5000);
+    const warned = lines.filter((l) => /app sent a malformed STUN message/.test(l.message));
+    assert.equal(warned.length, 1, messages(lines));
+    assert.equal(lines.find((l) => l.message.startsWith('flow closed'))?.['warningsNotLogged'], 199);
+    assert.equal(recorder.requests.length - first, 0, 'nothing went upstream, so nothing was dialed');
     await shim.stop();
   });
 

@@ -65,6 +65,10 @@ describe('shim pass-through via microsocks to coturn', () => {
     assert.equal(r.lostPackets, 0, r.output.slice(-800));
     assert.equal(shim.stats.flowsOpened >= 2, true);
     assert.equal(shim.stats.upstreamFailures, 0, messages(log.lines));
+    // microsocks without -u/-P picks method NONE: isolation is lost, which is said once, not per flow.
+    const ignored = log.lines.filter((l) => /chose no authentication although we offered username\/password: stream isolation is off/.test(l.message));
+    assert.equal(ignored.length, 1, messages(log.lines));
+    assert.equal(ignored[0]?.level, 'warn');
   });
 
   test('uclient over TCP (-t) relays with no loss', async () => {
@@ -98,6 +102,7 @@ describe('shim pass-through via microsocks to coturn', () => {
     // At least one connection per flow at once (40 flows sharing fewer would show less). Other
     // engineers' loads on this machine can add a stray entry, so not an exact count.
     assert.equal(maxAtServer - baseline >= 40, true, `coturn saw ${maxAtServer} TCP connections at once (${baseline} before)`);
+    assert.equal(log.lines.filter((l) => /stream isolation is off/.test(l.message)).length, 1, 'still said only once');
   });
 
   test('released allocations close their flows; stopping leaves no socket behind', async () => {

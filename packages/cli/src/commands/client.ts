@@ -26,6 +26,7 @@ import {
 } from '@onionturn/client';
 import type { CliContext } from '../cli-context.js';
 import { positiveInteger, readSecretFile } from '../config.js';
+import { loadOrCreateLocalPassword, localPasswordPath } from '../local-password.js';
 import { UsageError } from '../exit-codes.js';
 
 interface ClientArgs {
@@ -49,13 +50,18 @@ interface ClientArgs {
   torPath?: string;
 }
 
-/** Defaults of local-credential mode, printed at start (the listener is loopback-only). */
+/** The local user when --local-user is not given; the password is never a fixed default. */
 const DEFAULT_LOCAL_USER = 'onionturn';
-const DEFAULT_LOCAL_PASSWORD = 'onionturn';
 const LOCAL_REALM = 'onionturn.local';
 
+interface LocalAuthPlan {
+  readonly make: (socks: HostPort) => LocalAuthConfig;
+  /** Where the password came from, for the log when it is not the user's own. */
+  readonly note: string | undefined;
+}
+
 /** Local-credential mode when any of its options is given; undefined means pass-through. */
-function localAuthOf(args: ClientArgs, ctx: CliContext): ((socks: HostPort) => LocalAuthConfig) | undefined {
+function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefined {
   const wanted = args.localUser !== undefined || args.localPassword !== undefined || args.upstreamSecretFile !== undefined || args.credentialsUrl !== undefined;
   if (!wanted) return undefined;
   if (args.upstreamSecretFile !== undefined && args.credentialsUrl !== undefined) throw new UsageError('give either --upstream-secret-file or --credentials-url, not both');
@@ -77,10 +83,18 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): ((socks: HostPort) => L
     throw new UsageError('local credentials need an upstream credential source: --upstream-secret-file FILE or --credentials-url URL');
   }
   const username = args.localUser ?? DEFAULT_LOCAL_USER;
-  const password = args.localPassword ?? DEFAULT_LOCAL_PASSWORD;
-  if (username === '' || password === '') throw new UsageError('--local-user and --local-password must not be empty');
-  if (args.allowRemote && password === DEFAULT_LOCAL_PASSWORD) throw new UsageError('--allow-remote with local credentials needs a --local-password of your own');
-  return (socks) => ({ local: { username, password, realm: LOCAL_REALM }, source: source(socks) });
+  if (username === '' || args.localPassword === '') throw new UsageError('--local-user and --local-password must not be empty');
+  let password = args.localPassword;
+  let note: string | undefined;
+  if (password === undefined) {
+    // Random, kept in a 0600 file so the app's config survives restarts; printed in iceServers.
+    const path = localPasswordPath();
+    const kept = loadOrCreateLocalPassword(path, (mode) => ctx.warn(`local password file ${path} has mode ${mode.toString(8).padStart(4, '0')}; others can read it (chmod 600 ${path})`));
+    password = kept.password;
+    note = `local password ${kept.created ? 'generated and saved in' : 'read from'} ${path} (it is in the iceServers printed on stdout; --local-password sets your own)`;
+  }
+  const local = { username, password, realm: LOCAL_REALM };
+  return { make: (socks) => ({ local, source: source(socks) }), note };
 }
 
 /** Tor's usual SOCKS ports: the tor daemon, then Tor Browser. */
@@ -117,7 +131,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('allow-remote', { type: 'boolean', default: false, describe: 'allow a non-loopback --listen address' })
         .option('server', { type: 'string', array: true, requiresArg: true, describe: 'upstream tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT; repeat for failover' })
         .option('socks', { type: 'string', requiresArg: true, describe: "Tor's SOCKS port (default 127.0.0.1:9050, then 9150)" })
-        .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all' })
+        .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all (both by SOCKS username/password, which tor honours; a proxy that picks no authentication gets one warning and no isolation)' })
         .option('pin', { type: 'string', array: true, requiresArg: true, describe: 'tls:// server key pin sha256/BASE64 (SPKI); repeatable' })
         .option('ca', { type: 'string', requiresArg: true, describe: 'PEM CA file for tls:// servers (when not pinning)' })
         .option('tor', { type: 'boolean', default: false, describe: 'start a tor of our own (also the default when no --socks is given and nothing answers at 9050/9150)' })
@@ -125,7 +139,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('tor-config', { type: 'string', requiresArg: true, describe: "file of extra torrc lines for the own tor (bridges, a test network's DirAuthority lines)" })
         .option('tor-path', { type: 'string', requiresArg: true, describe: 'the tor executable for --tor (default: tor on PATH)' })
         .option('local-user', { type: 'string', requiresArg: true, describe: `local-credential mode: the user apps authenticate with (default ${DEFAULT_LOCAL_USER})` })
-        .option('local-password', { type: 'string', requiresArg: true, describe: `local-credential mode: the password apps use (default ${DEFAULT_LOCAL_PASSWORD}) [env ONIONTURN_LOCAL_PASSWORD]` })
+        .option('local-password', { type: 'string', requiresArg: true, describe: 'local-credential mode: the password apps use (default: a random one kept in $XDG_CONFIG_HOME/onionturn/local-password, ~/.config/... without XDG_CONFIG_HOME; printed in iceServers) [env ONIONTURN_LOCAL_PASSWORD]' })
         .option('upstream-secret-file', { type: 'string', requiresArg: true, describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)' })
         .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
         .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file' })
@@ -164,7 +178,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         }
       }
       // Checked before any tor starts: a usage mistake costs no bootstrap.
-      const makeLocalAuth = localAuthOf(args, ctx);
+      const localPlan = localAuthOf(args, ctx);
       if (args.tor && args.socks !== undefined) throw new UsageError('give either --tor (start our own tor) or --socks (use a running one), not both');
       let socks: HostPort | undefined;
       let ownTor: ManagedTor | undefined;
@@ -191,7 +205,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
       }
       const socksPort: HostPort = socks;
       try {
-        await runShim(args, ctx, logger, { listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: makeLocalAuth?.(socksPort) });
+        await runShim(args, ctx, logger, { listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note });
       } finally {
         await ownTor?.stop();
       }
@@ -205,6 +219,7 @@ interface ShimPlan {
   readonly socks: HostPort;
   readonly tls: TlsTrust;
   readonly localAuth: LocalAuthConfig | undefined;
+  readonly localPasswordNote: string | undefined;
 }
 
 /** Runs the shim until SIGINT/SIGTERM. */
@@ -224,9 +239,7 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
   const addr = await shim.start();
   const local = localAuth ? { username: localAuth.local.username, password: localAuth.local.password } : undefined;
   ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port, local) }, null, 2)}\n`);
-  if (localAuth && args.localPassword === undefined) {
-    logger.info(`local credentials: the defaults (user ${localAuth.local.username}, password ${DEFAULT_LOCAL_PASSWORD}); set --local-user/--local-password to change them`);
-  }
+  if (plan.localPasswordNote !== undefined) logger.info(plan.localPasswordNote);
   logger.info(`paste the iceServers above into the app; TURN at ${formatHostPort(addr.host, addr.port)}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
