@@ -1,6 +1,7 @@
 // Configuration shared by all onionturn commands: flags, ONIONTURN_* environment variables
-// (yargs .env) and a JSON `--config FILE`, in that order of precedence, plus the secret-file
+// (yargs .env) and a YAML or JSON `--config FILE`, in that order of precedence, plus the secret-file
 // and listen-address parsing that the server and client commands reuse.
+import { parse as parseYaml } from 'yaml';
 import { readFileSync, statSync } from 'node:fs';
 import { isLoopbackAddress, parseHostPort } from '@onionturn/client';
 import { UsageError } from './exit-codes.js';
@@ -8,7 +9,7 @@ import { UsageError } from './exit-codes.js';
 export const ENV_PREFIX = 'ONIONTURN';
 
 /**
- * Reads a JSON config file for yargs' `.config()`: keys are option names, in either spelling
+ * Reads a YAML or JSON config file for yargs' `.config()`: keys are option names, in either spelling
  * (`secretFile` or `secret-file`). Throws UsageError so a bad file is an exit-2 one-liner.
  */
 export function loadConfigFile(path: string): Record<string, unknown> {
@@ -18,14 +19,17 @@ export function loadConfigFile(path: string): Record<string, unknown> {
   } catch (error) {
     throw new UsageError(`cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+  // YAML for files named .yaml/.yml, JSON otherwise; one schema either way (yargs checks the keys).
+  const yaml = /\.ya?ml$/i.test(path);
+  const format = yaml ? 'YAML' : 'JSON';
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = yaml ? parseYaml(text, { uniqueKeys: true, maxAliasCount: 0 }) : JSON.parse(text);
   } catch (error) {
-    throw new UsageError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+    throw new UsageError(`config file ${path} is not valid ${format}: ${(error as Error).message.split('\n')[0]}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new UsageError(`config file ${path} must hold a JSON object of option names to values`);
+    throw new UsageError(`config file ${path} must hold a ${format} mapping of option names to values`);
   }
   return parsed as Record<string, unknown>;
 }

@@ -36,7 +36,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .usage('$0 <command> [options]\n\nTURN-over-Tor bridge. Options come from flags, ONIONTURN_* environment variables\n(e.g. ONIONTURN_SECRET_FILE for --secret-file) and --config FILE (JSON), in that order.')
     .env(ENV_PREFIX)
     .middleware(ignoreForeignEnv(process.env), true)
-    .config('config', 'JSON file of option names to values, e.g. {"secretFile": "/etc/onionturn/secret"}', loadConfigFile)
+    .config('config', 'YAML (.yaml/.yml) or JSON file of option names to values, e.g. secretFile: /etc/onionturn/secret', loadConfigFile)
     .command(credentialsCommand(ctx))
     .command(clientCommand(ctx))
     .command(newSecretCommand(ctx))

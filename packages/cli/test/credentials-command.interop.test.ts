@@ -115,6 +115,24 @@ test('ice and env formats, --user label, ONIONTURN_* env and --config file', asy
   const typo = await runCli(['credentials', '--config', config]);
   assert.equal(typo.code, 2);
   assert.match(typo.stderr, /Unknown argument: ttll/);
+
+  // The same schema from a YAML file; malformed YAML is one line and exit 2.
+  const yamlConfig = join(dir, 'onionturn.yaml');
+  writeFileSync(yamlConfig, `# onionturn credentials\nsecret-file: ${file}\nttl: 120\nuri:\n  - turn:127.0.0.1:9\n  - turn:127.0.0.1:9?transport=tcp\n`);
+  const fromYaml = await runCli(['credentials', '--config', yamlConfig]);
+  assert.equal(fromYaml.code, 0, fromYaml.stderr);
+  const yamlBody = JSON.parse(fromYaml.stdout) as { ttl: number; uris: string[] };
+  assert.equal(yamlBody.ttl, 120);
+  assert.deepEqual(yamlBody.uris, ['turn:127.0.0.1:9', 'turn:127.0.0.1:9?transport=tcp']);
+  writeFileSync(yamlConfig, `secret-file: ${file}\nttl: [unclosed\n`);
+  const badYaml = await runCli(['credentials', '--config', yamlConfig]);
+  assert.equal(badYaml.code, 2);
+  assert.match(badYaml.stderr, /is not valid YAML/);
+  assert.equal(badYaml.stderr.trim().split('\n').length, 1, 'one line');
+  writeFileSync(yamlConfig, `- a list\n- not a mapping\n`);
+  const listYaml = await runCli(['credentials', '--config', yamlConfig]);
+  assert.equal(listYaml.code, 2);
+  assert.match(listYaml.stderr, /must hold a YAML mapping/);
 });
 
 test('ONIONTURN_* variables meant for other commands are ignored; unknown flags are not', async (t) => {
