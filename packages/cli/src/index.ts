@@ -15,5 +15,5 @@ export {
   type SecretResolution,
   type SecretSources,
 } from './config.js';
-export { createLogger, type Logger } from './logger.js';
+export { createLogger, type Logger } from '@onionturn/server';
 export type { CliContext } from './cli-context.js';

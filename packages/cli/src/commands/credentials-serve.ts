@@ -7,7 +7,7 @@ import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
 import { givenOnCommandLine, isLoopback, parseListen, readSecretFile, resolveSecrets } from '../config.js';
 import { UsageError } from '../exit-codes.js';
-import { createLogger } from '../logger.js';
+import { createLogger } from '@onionturn/server';
 import { issueOptions, singleSecretFile, urisOf } from './credential-options.js';
 
 interface ServeArgs {
@@ -86,7 +86,7 @@ export function credentialsServeCommand(ctx: CliContext): CommandModule {
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      const logger = createLogger(args.logLevel);
+      const logger = createLogger({ level: args.logLevel });
       if (!isLoopback(listen.host)) {
         logger.warn('credential endpoint listens beyond loopback over plain HTTP: put TLS or an onion service in front', { host: listen.host });
       }
