@@ -5,6 +5,8 @@
 // messages, paced (-z 20) and flood (-z 0). Then the cost of allocations: CPU per TCP allocation
 // and RSS per held allocation with 1,000 held. A benchmark, not a test: it prints, asserts nothing.
 //   BENCH_PACED_MESSAGES (default 250), BENCH_FLOOD_MESSAGES (default 1000), BENCH_HELD (default 1000)
+//   BENCH_SERVERS (default "coturn,onionturn"), BENCH_SHAPES (default all; e.g. "1x100x20,100x1000x0"
+//   as CLIENTS x BYTES x Z) narrow a run while working on one case.
 import { once } from 'node:events';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -110,8 +112,11 @@ function parseRun(out) {
   };
 }
 
+const SERVERS = (process.env.BENCH_SERVERS ?? 'coturn,onionturn').split(',');
+const SHAPES = process.env.BENCH_SHAPES?.split(',');
 const CONFIGS = [];
 for (const clients of [1, 10, 100]) for (const length of [100, 1000]) for (const z of [20, 0]) CONFIGS.push({ clients, length, z });
+if (SHAPES) CONFIGS.splice(0, CONFIGS.length, ...CONFIGS.filter((c) => SHAPES.includes(`${c.clients}x${c.length}x${c.z}`)));
 
 async function loadRuns(group, server, peer) {
   // Warm-up (not measured), the same for both: Node compiles its hot paths during the first
@@ -219,7 +224,7 @@ async function main() {
   const results = {};
   const commands = {};
   const allocCosts = {};
-  for (const which of ['coturn', 'onionturn']) {
+  for (const which of SERVERS) {
     const group = new ProcessGroup();
     const dir = mkdtempSync(join(tmpdir(), 'onionturn-bench-'));
     try {
@@ -228,7 +233,7 @@ async function main() {
       commands[which] = server.command;
       console.log(`bench: ${which} (pid ${server.pid})`);
       results[which] = await loadRuns(group, server, peer);
-      allocCosts[which] = await allocationCost(server);
+      if (HELD > 0) allocCosts[which] = await allocationCost(server);
     } finally {
       await group.stopAll();
       rmSync(dir, { recursive: true, force: true });
@@ -243,15 +248,17 @@ async function main() {
   const widths = [7, 5, 3, 9, 8, 6, 7, 9, 10, 11, 9];
   console.log(head.map((h, i) => pad(h, widths[i])).join(' '));
   for (let i = 0; i < CONFIGS.length; i++) {
-    const c = results.coturn[i];
-    const o = results.onionturn[i];
+    const c = results.coturn?.[i];
+    const o = results.onionturn?.[i];
     for (const [name, r] of [['coturn', c], ['onionturn', o]]) {
-      const ratio = name === 'onionturn' ? f(o.cpuNsUsPerRt / c.cpuNsUsPerRt, 2) : '';
+      if (r === undefined) continue;
+      const ratio = name === 'onionturn' && c !== undefined ? f(r.cpuNsUsPerRt / c.cpuNsUsPerRt, 2) : '';
       const cells = [r.clients, r.length, r.z, name, f(r.rtPerSec, 0), f(r.lossPct, 2), f(r.rttMs, 2), f(r.cpuUsPerRt, 1) + (r.ticks < 20 ? '~' : ''), f(r.cpuNsUsPerRt, 1), f(r.peakRssMb, 1), ratio + (r.failed ? ' FAIL' : '')];
       console.log(cells.map((x, j) => pad(x, widths[j])).join(' '));
     }
   }
   console.log('(~: under 20 CPU ticks measured, the tick column is coarse there)');
+  if (Object.keys(allocCosts).length === 0) return;
   console.log(`\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held):`);
   console.log(['server', 'CPU us/alloc', '(ticks) us/alloc', 'RSS before MB', 'RSS held MB', 'RSS kB/alloc'].map((h, i) => pad(h, [9, 12, 16, 13, 11, 12][i])).join(' '));
   for (const [name, a] of Object.entries(allocCosts)) {

@@ -11,6 +11,10 @@ export interface ClientLink {
   sendChannelData(channel: number, data: Buffer): void;
   /** Closes the client's connection (TCP/TLS); a no-op for UDP. */
   close(): void;
+  /** Optional: the client now holds an allocation (the shell may drop its handshake timers). */
+  allocated?(): void;
+  /** Optional: the client's allocation is gone (expired, refreshed to 0) while its connection stays. */
+  released?(): void;
 }
 
 /** A bound relay socket, as the shell gives it to the core. */

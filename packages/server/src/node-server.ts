@@ -262,7 +262,8 @@ export class TurnServer {
         sock.destroy();
       }
     });
-    sock.setTimeout(HANDSHAKE_IDLE_MS, () => {
+    sock.setTimeout(HANDSHAKE_IDLE_MS);
+    sock.on('timeout', () => {
       if (!client.allocation) sock.destroy();
     });
     const deadline = setTimeout(() => {
@@ -505,6 +506,17 @@ class TcpLink implements ClientLink {
 
   close(): void {
     this.sock.destroy();
+  }
+
+  allocated(): void {
+    // Left on, Node re-arms the idle timer on every read and write: a cost per packet for a timer
+    // that matters only while the connection holds no allocation.
+    this.sock.setTimeout(0);
+  }
+
+  released(): void {
+    // Expired or refreshed to 0: an idle connection without an allocation is closed again.
+    this.sock.setTimeout(HANDSHAKE_IDLE_MS);
   }
 }
 

@@ -561,6 +561,7 @@ export class TurnCore {
         return;
       }
       client.allocation = alloc;
+      client.link.allocated?.();
       this.stats.allocationsCreated++;
       const response = this.#build(r, MessageClass.SuccessResponse, (b) => {
         for (const relay of [alloc.relay4, alloc.relay6]) {
@@ -794,7 +795,10 @@ export class TurnCore {
     }
     alloc.permissions.clear();
     alloc.channels.clear();
-    if (alloc.client.allocation === alloc) alloc.client.allocation = undefined;
+    if (alloc.client.allocation === alloc) {
+      alloc.client.allocation = undefined;
+      if (!alloc.client.closed) alloc.client.link.released?.();
+    }
     if (counted) {
       this.stats.allocationsDeleted++;
       this.#o.events?.event('allocation-deleted', { allocation: alloc.id, reason });

@@ -30,6 +30,14 @@ export class FakeLink implements ClientLink {
   readonly messages: Buffer[] = [];
   readonly channelData: { channel: number; data: Buffer }[] = [];
   closed = false;
+  /** Calls of allocated()/released(), in order: the shell arms idle timers by them. */
+  readonly holding: ('allocated' | 'released')[] = [];
+  allocated(): void {
+    this.holding.push('allocated');
+  }
+  released(): void {
+    this.holding.push('released');
+  }
   sendMessage(message: Buffer): void {
     this.messages.push(Buffer.from(message));
   }

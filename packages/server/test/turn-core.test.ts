@@ -188,6 +188,8 @@ test('Refresh: 437 without allocation, new lifetime clamped to the maximum, 0 de
   assert.equal(readUint32(del, AttributeType.Lifetime), 0);
   assert.equal(w.core.allocationCount, 0);
   assert.equal(w.relays[0]!.closed, true);
+  // The shell drops the connection's idle timer while it holds an allocation and re-arms it after.
+  assert.deepEqual(c.link.holding, ['allocated', 'released']);
 });
 
 test('a request from the allocation tuple with another username gets 441', () => {
@@ -340,6 +342,7 @@ test('timers: permissions end after 300 s, channels after 600 s (reserved 300 s 
   w.core.tick();
   assert.equal(w.core.allocationCount, 0, 'allocation expired at the end of its 1200 s');
   assert.equal(relay.closed, true);
+  assert.deepEqual(c.link.holding, ['allocated', 'released'], 'the connection is idle-timed again');
 });
 
 test('a closed client frees its allocation at once; its port rests in quarantine', () => {
@@ -350,6 +353,7 @@ test('a closed client frees its allocation at once; its port rests in quarantine
   w.core.clientClosed(c.client);
   assert.equal(w.core.allocationCount, 0);
   assert.equal(w.relays[0]!.closed, true);
+  assert.deepEqual(c.link.holding, ['allocated'], 'a gone connection gets no idle timer back');
   for (let i = 0; i < 99; i++) {
     const x = w.client();
     assert.ok(isSuccess(x.allocate()));
