@@ -132,6 +132,13 @@ interface Reply {
   auth: Authenticated | undefined;
 }
 
+/** True for an IPv4-mapped IPv6 address, ::ffff:0:0/96 (RFC 4291 §2.5.5.2). */
+function isIpv4Mapped(ip: Buffer): boolean {
+  if (ip.length !== 16 || ip[10] !== 0xff || ip[11] !== 0xff) return false;
+  for (let i = 0; i < 10; i++) if (ip[i] !== 0) return false;
+  return true;
+}
+
 export class TurnCore {
   readonly stats = new CoreStats();
   readonly #o: CoreOptions;
@@ -683,6 +690,14 @@ export class TurnCore {
         this.stats.deniedPeers++;
         this.#o.events?.event('peer-denied', { allocation: alloc.id, peer: `${addr.address}:${addr.port}` }, 'debug');
         this.#error(r, ErrorCode.Forbidden);
+        return undefined;
+      }
+      // ::ffff:a.b.c.d is an IPv4 peer in IPv6 spelling: a datagram to it leaves as IPv4, which a
+      // relay socket bound to an IPv6 address cannot send (ENETUNREACH), so the permission would
+      // succeed and relay nothing. It is a peer of the other family (443). After the policy, so
+      // a denied address is 403 however it is spelled.
+      if (isIpv4Mapped(ip)) {
+        this.#error(r, ErrorCode.PeerAddressFamilyMismatch);
         return undefined;
       }
       out.push({ addr, ip, relay });

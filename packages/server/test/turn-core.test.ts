@@ -155,6 +155,25 @@ test('address families: 440 for IPv6 without an IPv6 relay; dual allocation with
   assert.equal(errorCode(both.allocate([UDP, v6, dualAsk])), 400);
 });
 
+test('an IPv4-mapped peer (::ffff:a.b.c.d) is a peer of the other family: 443, or 403 when the policy denies it', () => {
+  const w = world({ relay6: { bind: '2001:db8::10', external: '2001:db8::10' } });
+  const v6 = [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
+  const dualAsk = [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
+  for (const ask of [[UDP, v6], [UDP, dualAsk]] as const) {
+    const c = w.client();
+    assert.ok(isSuccess(c.allocate([...ask])));
+    const mapped = peer('::ffff:93.184.216.34', 5000);
+    // Accepted, it would relay nothing: a socket bound to an IPv6 address cannot send IPv4.
+    assert.equal(errorCode(c.permit(mapped)), 443, 'CreatePermission');
+    assert.equal(errorCode(c.bind(0x4000, mapped)), 443, 'ChannelBind');
+    assert.equal(errorCode(c.permit(PEER, mapped)), 443, 'all or nothing');
+    assert.equal(errorCode(c.permit(peer('::ffff:10.0.0.1', 5000))), 403, 'a denied address is 403 however it is spelled');
+    assert.equal(errorCode(c.permit(peer('::ffff:127.0.0.1', 5000))), 403);
+    c.send(mapped, Buffer.from('x'));
+  }
+  for (const r of w.relays) assert.equal(r.sent.length, 0);
+});
+
 test('an IPv6 EVEN-PORT pair: the RESERVATION-TOKEN allocation is IPv6 too, on the reserved port', () => {
   const w = world({ relay6: { bind: '2001:db8::10', external: '2001:db8::10' } });
   const v6 = [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
