@@ -3,38 +3,74 @@
 import { portRange, waitFor, type ProcessGroup, type Started } from '@onionturn/testkit';
 import { BIN, cleanEnv } from './run-cli.js';
 
+export interface BoundListener {
+  readonly protocol: string;
+  /** Without brackets, e.g. ::1 or 127.0.0.1. */
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface RunningServer {
   readonly process: Started;
   readonly tcp: number;
   readonly udp: number;
-  /** Every listener as logged, e.g. tls://127.0.0.1:40000 → port by protocol. */
+  /** Every listener as logged, e.g. tls://127.0.0.1:40000 → port by protocol (the first of each). */
   readonly ports: Readonly<Record<string, number>>;
+  /** Every listener, in the order given. */
+  readonly listeners: readonly BoundListener[];
   readonly relayPorts: { readonly min: number; readonly max: number };
 }
 
-export async function startServer(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}): Promise<RunningServer> {
+export interface StartServerOptions {
+  /** --listen values replacing the default tcp:// and udp:// on 127.0.0.1 port 0. */
+  readonly listen?: readonly string[];
+}
+
+/** Parses a logged listener: tcp://127.0.0.1:3478 or tcp://[::1]:3478. */
+export function parseListener(text: string): BoundListener | undefined {
+  const m = /^(\w+):\/\/(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
+  if (!m) return undefined;
+  return { protocol: m[1] as string, host: (m[2] ?? m[3]) as string, port: Number(m[4]) };
+}
+
+export async function startServer(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}, options: StartServerOptions = {}): Promise<RunningServer> {
   const relayPorts = portRange(4000);
+  const listen = options.listen ?? ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'];
   const started = group.spawn('onionturn server', process.execPath, [
     BIN, 'server',
-    '--listen', 'tcp://127.0.0.1:0',
-    '--listen', 'udp://127.0.0.1:0',
+    ...listen.flatMap((l) => ['--listen', l]),
     '--relay-ports', `${relayPorts.min}-${relayPorts.max}`,
     ...args,
   ], { env: cleanEnv(env) });
-  const listeners = await waitFor(
+  const logged = await waitFor(
     'onionturn server to log its listeners',
     () => {
       if (started.child.exitCode !== null) throw new Error(`onionturn server exited ${started.child.exitCode}: ${started.output()}`);
-      const m = /"listeners":(\[[^\]]*\])/.exec(started.output());
-      return m ? (JSON.parse(m[1] as string) as string[]) : undefined;
+      // One JSON object per line; IPv6 listeners are bracketed ("tcp://[::1]:3478").
+      for (const line of started.output().split('\n')) {
+        if (!line.includes('"server-started"')) continue;
+        const entry = JSON.parse(line) as { listeners?: string[] };
+        if (entry.listeners) return entry.listeners;
+      }
+      return undefined;
     },
     10_000,
     50,
   );
+  const listeners: BoundListener[] = [];
   const ports: Record<string, number> = {};
-  for (const l of listeners) {
-    const m = /^(\w+):\/\/.*:(\d+)$/.exec(l);
-    if (m && ports[m[1] as string] === undefined) ports[m[1] as string] = Number(m[2]);
+  for (const l of logged) {
+    const b = parseListener(l);
+    if (!b) throw new Error(`unexpected listener in the log: ${l}`);
+    listeners.push(b);
+    if (ports[b.protocol] === undefined) ports[b.protocol] = b.port;
   }
-  return { process: started, tcp: ports['tcp'] ?? 0, udp: ports['udp'] ?? 0, ports, relayPorts };
+  return { process: started, tcp: ports['tcp'] ?? 0, udp: ports['udp'] ?? 0, ports, listeners, relayPorts };
+}
+
+/** The port of the listener for protocol on host (e.g. 'tcp', '::1'). */
+export function listenerPort(server: RunningServer, protocol: string, host: string): number {
+  const l = server.listeners.find((b) => b.protocol === protocol && b.host === host);
+  if (!l) throw new Error(`no ${protocol} listener on ${host}: ${JSON.stringify(server.listeners)}`);
+  return l.port;
 }

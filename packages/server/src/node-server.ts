@@ -139,7 +139,8 @@ export class TurnServer {
       throw err;
     }
     server.#timer = setInterval(() => server.#tick(), 1000);
-    log.info('server-started', { listeners: server.#bound.map((b) => `${b.protocol}://${b.address}:${b.port}`) });
+    // URL form, IPv6 in brackets ("tcp://[::1]:3478"), as --listen takes it.
+    log.info('server-started', { listeners: server.#bound.map((b) => `${b.protocol}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) });
     return server;
   }
 

@@ -103,6 +103,8 @@ const RESERVATION_MS = 30_000;
 
 interface Reservation {
   readonly port: number | undefined;
+  /** The family of the allocation that reserved it: the token stands for an address of that family. */
+  readonly family: IpFamily;
   readonly expiresAt: number;
 }
 
@@ -128,6 +130,13 @@ interface Reply {
   readonly client: Client;
   readonly msg: StunMessage;
   auth: Authenticated | undefined;
+}
+
+/** True for an IPv4-mapped IPv6 address, ::ffff:0:0/96 (RFC 4291 §2.5.5.2). */
+function isIpv4Mapped(ip: Buffer): boolean {
+  if (ip.length !== 16 || ip[10] !== 0xff || ip[11] !== 0xff) return false;
+  for (let i = 0; i < 10; i++) if (ip[i] !== 0) return false;
+  return true;
 }
 
 export class TurnCore {
@@ -479,7 +488,8 @@ export class TurnCore {
     const evenPort = readAttribute(msg, AttributeType.EvenPort);
     const requested = readAttribute(msg, AttributeType.RequestedAddressFamily);
     const additional = readAttribute(msg, AttributeType.AdditionalAddressFamily);
-    if (token && (evenPort || requested)) return this.#error(r, ErrorCode.BadRequest);
+    // RFC 8656 §7.2: a token names a reserved address, so it comes with no family or port wishes.
+    if (token && (evenPort || requested || additional)) return this.#error(r, ErrorCode.BadRequest);
     if (requested && additional) return this.#error(r, ErrorCode.BadRequest);
     if ((requested && !requested.ok) || (additional && !additional.ok) || (evenPort && !evenPort.ok)) {
       return this.#error(r, ErrorCode.BadRequest);
@@ -493,7 +503,11 @@ export class TurnCore {
       if (!reserved || reserved.expiresAt <= this.#now()) return this.#error(r, ErrorCode.InsufficientCapacity);
     }
     const reservePair = evenPort?.ok === true && evenPort.value.kind === 'even-port' && evenPort.value.reserve;
-    let families: IpFamily[] = ['IPv4'];
+    // RFC 8656 §7.2 step 8: one reservation token cannot stand for a pair in each of two families.
+    if (reservePair && additional) return this.#error(r, ErrorCode.BadRequest);
+    // A token's allocation has the family of the one that reserved it (an IPv6 RTCP port pair
+    // stays IPv6), not the IPv4 default.
+    let families: IpFamily[] = reserved ? [reserved.family] : ['IPv4'];
     let v6Unavailable = false;
     if (requested?.ok && requested.value.kind === 'family') families = [requested.value.family];
     if (additional?.ok && additional.value.kind === 'family') {
@@ -613,7 +627,7 @@ export class TurnCore {
       if (reserve !== undefined) {
         const tokenBytes = randomBytes(8);
         alloc.reservationToken = tokenBytes;
-        this.#reservations.set(tokenBytes.toString('hex'), { port: reserve, expiresAt: this.#now() + RESERVATION_MS });
+        this.#reservations.set(tokenBytes.toString('hex'), { port: reserve, family, expiresAt: this.#now() + RESERVATION_MS });
       }
       done(true);
     });
@@ -677,6 +691,14 @@ export class TurnCore {
         this.stats.deniedPeers++;
         this.#o.events?.event('peer-denied', { allocation: alloc.id, peer: `${addr.address}:${addr.port}` }, 'debug');
         this.#error(r, ErrorCode.Forbidden);
+        return undefined;
+      }
+      // ::ffff:a.b.c.d is an IPv4 peer in IPv6 spelling: a datagram to it leaves as IPv4, which a
+      // relay socket bound to an IPv6 address cannot send (ENETUNREACH), so the permission would
+      // succeed and relay nothing. It is a peer of the other family (443). After the policy, so
+      // a denied address is 403 however it is spelled.
+      if (isIpv4Mapped(ip)) {
+        this.#error(r, ErrorCode.PeerAddressFamilyMismatch);
         return undefined;
       }
       out.push({ addr, ip, relay });

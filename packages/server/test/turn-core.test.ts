@@ -155,6 +155,69 @@ test('address families: 440 for IPv6 without an IPv6 relay; dual allocation with
   assert.equal(errorCode(both.allocate([UDP, v6, dualAsk])), 400);
 });
 
+test('an IPv4-mapped peer (::ffff:a.b.c.d) is a peer of the other family: 443, or 403 when the policy denies it', () => {
+  const w = world({ relay6: { bind: '2001:db8::10', external: '2001:db8::10' } });
+  const v6 = [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
+  const dualAsk = [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
+  for (const ask of [[UDP, v6], [UDP, dualAsk]] as const) {
+    const c = w.client();
+    assert.ok(isSuccess(c.allocate([...ask])));
+    const mapped = peer('::ffff:93.184.216.34', 5000);
+    // Accepted, it would relay nothing: a socket bound to an IPv6 address cannot send IPv4.
+    assert.equal(errorCode(c.permit(mapped)), 443, 'CreatePermission');
+    assert.equal(errorCode(c.bind(0x4000, mapped)), 443, 'ChannelBind');
+    assert.equal(errorCode(c.permit(PEER, mapped)), 443, 'all or nothing');
+    assert.equal(errorCode(c.permit(peer('::ffff:10.0.0.1', 5000))), 403, 'a denied address is 403 however it is spelled');
+    assert.equal(errorCode(c.permit(peer('::ffff:127.0.0.1', 5000))), 403);
+    c.send(mapped, Buffer.from('x'));
+  }
+  for (const r of w.relays) assert.equal(r.sent.length, 0);
+});
+
+test('an IPv6 EVEN-PORT pair: the RESERVATION-TOKEN allocation is IPv6 too, on the reserved port', () => {
+  const w = world({ relay6: { bind: '2001:db8::10', external: '2001:db8::10' } });
+  const v6 = [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
+  const first = w.client().allocate([UDP, v6, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  assert.ok(isSuccess(first), `got ${errorCode(first)}`);
+  const rtp = readAddressAttribute(first, AttributeType.XorRelayedAddress)!;
+  assert.deepEqual([rtp.family, rtp.address, rtp.port % 2], ['IPv6', '2001:db8::10', 0]);
+  const token = readAttribute(first, AttributeType.ReservationToken);
+  assert.ok(token?.ok && token.value.kind === 'bytes');
+  const b = w.client({ family: 'IPv6', address: '2001:db8::99' });
+  const second = b.allocate([UDP, [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }]]);
+  assert.ok(isSuccess(second), `got ${errorCode(second)}`);
+  const rtcp = readAddressAttribute(second, AttributeType.XorRelayedAddress)!;
+  assert.deepEqual(rtcp, { family: 'IPv6', address: '2001:db8::10', port: rtp.port + 1 });
+  assert.equal(w.relays.at(-1)!.relay.family, 'IPv6');
+  assert.ok(isSuccess(b.permit(peer('2001:4860:4860::8888', 53))), 'an IPv6 allocation takes IPv6 peers');
+  // The IPv4 pair still gives an IPv4 token allocation.
+  const v4 = w.client().allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  const t4 = readAttribute(v4, AttributeType.ReservationToken);
+  assert.ok(t4?.ok && t4.value.kind === 'bytes');
+  const v4b = w.client().allocate([UDP, [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(t4.value.bytes) }]]);
+  assert.equal(readAddressAttribute(v4b, AttributeType.XorRelayedAddress)!.family, 'IPv4');
+});
+
+test('ADDITIONAL-ADDRESS-FAMILY with a RESERVATION-TOKEN or with EVEN-PORT R: 400 (RFC 8656 §7.2), nothing reserved', () => {
+  const w = world({ relay6: { bind: '2001:db8::10', external: '2001:db8::10' } });
+  const dualAsk = [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
+  const pair = w.client().allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  const token = readAttribute(pair, AttributeType.ReservationToken);
+  assert.ok(token?.ok && token.value.kind === 'bytes');
+  const tokenAttr = [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }] as const;
+  assert.equal(errorCode(w.client().allocate([UDP, tokenAttr, dualAsk])), 400, 'token + ADDITIONAL-ADDRESS-FAMILY');
+  const relaysBefore = w.relays.length;
+  assert.equal(errorCode(w.client().allocate([UDP, dualAsk, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]])), 400, 'EVEN-PORT R + ADDITIONAL-ADDRESS-FAMILY');
+  assert.equal(w.relays.length, relaysBefore, 'no relay bound, no port reserved');
+  const refused = w.client().allocate([UDP, tokenAttr]);
+  assert.ok(isSuccess(refused), 'a refused request leaves the token usable');
+  const evenDual = w.client().allocate([UDP, dualAsk, [AttributeType.EvenPort, { kind: 'even-port', reserve: false }]]);
+  assert.ok(isSuccess(evenDual), 'EVEN-PORT without R and a dual allocation are fine');
+  const ports = evenDual.attributes.filter((a) => a.type === AttributeType.XorRelayedAddress);
+  assert.equal(ports.length, 2);
+  assert.equal(readAttribute(evenDual, AttributeType.ReservationToken), undefined);
+});
+
 test('unknown comprehension-required attributes: 420 listing them (after auth), Binding too', () => {
   const c = world().client();
   const b = new MessageBuilder(Method.Binding, MessageClass.Request).addRaw(0x0031, Buffer.alloc(4)).build();

@@ -216,23 +216,30 @@ export interface TurnutilsPeer {
   readonly process: Started;
 }
 
-/** Starts `turnutils_peer`, a UDP echo peer, and waits until it echoes. */
-export async function startTurnutilsPeer(group: ProcessGroup, options: { readonly port?: number; readonly startTimeoutMs?: number } = {}): Promise<TurnutilsPeer> {
+/**
+ * Starts `turnutils_peer`, a UDP echo peer, and waits until it echoes. `host` is a loopback
+ * address to listen on: 127.0.0.1 (default) or ::1 for an IPv6 peer.
+ */
+export async function startTurnutilsPeer(
+  group: ProcessGroup,
+  options: { readonly host?: string; readonly port?: number; readonly startTimeoutMs?: number } = {},
+): Promise<TurnutilsPeer> {
   const peer = requireTool(TOOLS.turnutilsPeer);
-  const port = options.port ?? (await freePort(HOST));
-  const started = group.spawn('turnutils_peer', peer, ['-L', HOST, '-p', String(port)]);
-  const probe = createSocket('udp4');
+  const host = options.host ?? HOST;
+  const port = options.port ?? (await freePort(host));
+  const started = group.spawn('turnutils_peer', peer, ['-L', host, '-p', String(port)]);
+  const probe = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   let echoed = false;
   probe.on('message', () => {
     echoed = true;
   });
-  await new Promise<void>((resolve) => probe.bind(0, HOST, resolve));
+  await new Promise<void>((resolve) => probe.bind(0, host, resolve));
   try {
     await waitFor(
-      `turnutils_peer to echo on ${HOST}:${port}`,
+      `turnutils_peer to echo on ${host}:${port}`,
       () => {
         if (started.child.exitCode !== null) throw new Error(`turnutils_peer exited (${started.child.exitCode}):\n${started.output()}`);
-        if (!echoed) probe.send('onionturn-probe', port, HOST);
+        if (!echoed) probe.send('onionturn-probe', port, host);
         return echoed;
       },
       options.startTimeoutMs ?? 5_000,
@@ -240,5 +247,5 @@ export async function startTurnutilsPeer(group: ProcessGroup, options: { readonl
   } finally {
     probe.close();
   }
-  return { host: HOST, port, process: started };
+  return { host, port, process: started };
 }

@@ -184,7 +184,7 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
 function options(y: Argv): Argv {
   const L = DEFAULT_LIMITS;
   return y
-    .option('listen', { type: 'string', array: true, requiresArg: true, default: ['tcp://127.0.0.1:3478'], describe: 'tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT (repeatable)' })
+    .option('listen', { type: 'string', array: true, requiresArg: true, default: ['tcp://127.0.0.1:3478'], describe: 'tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT, IPv6 in brackets: tcp://[::1]:3478 (repeatable; relays of a family bind to its first listener address unless --relay-ip)' })
     .option('realm', { type: 'string', requiresArg: true, default: 'onionturn', describe: 'TURN realm' })
     .option('secret-file', { type: 'string', array: true, requiresArg: true, describe: 'REST shared secret file (repeatable, newest first)' })
     .option('max-ttl', { type: 'number', requiresArg: true, default: 86_400, describe: 'refuse REST usernames expiring further ahead (seconds)' })
