@@ -11,7 +11,7 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAttribute, readText, type StunMessage } from '@onionturn/protocol';
 import { ProcessGroup, sleep, countClientConnections, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
-import { BIN, cleanEnv, startServe } from './run-cli.js';
+import { BIN, cleanEnv, runCli, startServe } from './run-cli.js';
 
 const SECRET = 'local-mode-upstream-secret';
 
@@ -166,12 +166,38 @@ describe('onionturn client in local-credential mode', () => {
     assert.equal(await again.stop(), 0, again.process.output());
   });
 
-  test('a credential URL that cannot be fetched closes the flow with a clear line', async () => {
-    const client = await startClient(['--credentials-url', 'http://127.0.0.1:9/none']);
-    const password = client.ice.iceServers[0]?.credential ?? '';
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password, tcp: false, noRtcp: true, messages: 2, clients: 1, timeoutMs: 10_000 });
-    assert.equal(r.received ?? 0, 0);
-    await waitFor('the log line', () => /flow closed: no upstream credential: cannot fetch the credential URL http:\/\/127\.0\.0\.1:9 through SOCKS/.test(client.process.output()), 10_000);
-    assert.equal(await client.stop(), 0);
+  test('a credential URL that fails closes the flow with a clear line that names no URL (its query may hold an API key)', async () => {
+    writeFileSync(join(dir, 'api-key'), 'the-right-key\n', { mode: 0o600 });
+    const served = await startServe(group, ['--secret-file', join(dir, 'secret'), '--api-key-file', join(dir, 'api-key'), '--uri', `turn:127.0.0.1:${coturn.port}?transport=tcp`]);
+    const refusedUrl = `${served.base}/?service=turn&key=SECRET-API-KEY-1`;
+    const deadUrl = 'http://127.0.0.1:9/none?key=SECRET-API-KEY-2';
+    /** One app flow through a client started with `args`; returns the client's log once the flow closed. */
+    const failedFlow = async (args: readonly string[]): Promise<string> => {
+      const client = await startClient(args);
+      const password = client.ice.iceServers[0]?.credential ?? '';
+      const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password, tcp: false, noRtcp: true, messages: 2, clients: 1, timeoutMs: 6000 });
+      assert.equal(r.received ?? 0, 0);
+      await waitFor('the flow-closed line', () => /"message":"flow closed: no upstream credential: /.test(client.log()), 10_000);
+      assert.equal(await client.stop(), 0, client.process.output());
+      return client.log();
+    };
+    const socks = `127\\.0\\.0\\.1:${socksPort}`;
+    // SafeLogging (the default): the reason, and no part of the URL.
+    const refused = await failedFlow(['--credentials-url', refusedUrl]);
+    assert.match(refused, /"message":"flow closed: no upstream credential: the credential URL answered HTTP 40[13]"/);
+    const dead = await failedFlow(['--credentials-url', deadUrl]);
+    assert.match(dead, new RegExp(`"message":"flow closed: no upstream credential: cannot fetch the credential URL through SOCKS ${socks}: [^"]+"`));
+    for (const log of [refused, dead]) {
+      assert.doesNotMatch(log, /SECRET-API-KEY|service=turn|http:\/\/|127\.0\.0\.1:9\b/, log);
+      assert.doesNotMatch(log, new RegExp(served.base.replace('http://', '')), log);
+    }
+    // --log-sensitive names scheme and host for debugging, still never the path or the query.
+    const sensitive = await failedFlow(['--log-sensitive', '--credentials-url', refusedUrl]);
+    assert.match(sensitive, new RegExp(`"message":"flow closed: no upstream credential: the credential URL ${served.base.replace(/\./g, '\\.')} answered HTTP 40[13]"`));
+    assert.doesNotMatch(sensitive, /SECRET-API-KEY|service=turn/, sensitive);
+    // A mistyped URL is not echoed either: stderr often ends up in a log too.
+    const typo = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socksPort}`, '--credentials-url', 'not a url?key=SECRET-API-KEY-3']);
+    assert.equal(typo.code, 2);
+    assert.equal(typo.stderr, 'onionturn: --credentials-url is not a URL\n');
   });
 });

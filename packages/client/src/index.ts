@@ -31,7 +31,7 @@ export {
   type ResignWarning,
   type UpstreamCredential,
 } from './credential-resigner.js';
-export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource } from './upstream-credentials.js';
+export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource, type UrlCredentialOptions } from './upstream-credentials.js';
 export type { LocalAuthConfig } from './flow-context.js';
 export { WarnOnce } from './warn-once.js';
 export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';

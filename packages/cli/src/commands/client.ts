@@ -75,10 +75,11 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefin
     try {
       url = new URL(args.credentialsUrl);
     } catch {
-      throw new UsageError(`--credentials-url '${args.credentialsUrl}' is not a URL`);
+      // Not echoed: the value may hold an API key, and stderr often ends up in a log.
+      throw new UsageError('--credentials-url is not a URL');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--credentials-url must be http:// or https:// (an onion service or TLS; it is fetched through Tor)');
-    source = (socks) => new UrlCredentialSource(url, socks, 30_000);
+    source = (socks) => new UrlCredentialSource(url, socks, { timeoutMs: 30_000, detail: args.logSensitive });
   } else {
     throw new UsageError('local credentials need an upstream credential source: --upstream-secret-file FILE or --credentials-url URL');
   }
