@@ -7,44 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
-import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAttribute, readText, type StunMessage } from '@onionturn/protocol';
-import { ProcessGroup, sleep, countClientConnections, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
+import { ProcessGroup, countClientConnections, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
 import { BIN, cleanEnv, runCli, startServe } from './run-cli.js';
+import { allocateWith } from './stun-app.js';
 
 const SECRET = 'local-mode-upstream-secret';
-
-/** The long-term handshake over UDP as an app does it: Allocate, 401, Allocate with integrity. */
-async function allocateWith(port: number, username: string, password: string): Promise<{ code: number | undefined; realm: string | undefined }> {
-  const sock = createSocket('udp4');
-  const ask = async (msg: Buffer): Promise<StunMessage> => {
-    const reply = once(sock, 'message') as Promise<[Buffer]>;
-    sock.send(msg, port, '127.0.0.1');
-    const [data] = await Promise.race([reply, sleep(5000).then(() => Promise.reject(new Error('no STUN answer from the shim')))]);
-    const r = decodeMessage(data);
-    if (!r.ok) throw new Error(r.error.reason);
-    return r.value;
-  };
-  try {
-    const transport = { kind: 'requested-transport', protocol: 17 } as const;
-    const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());
-    const realm = readText(first, AttributeType.Realm) ?? '';
-    const nonce = readText(first, AttributeType.Nonce) ?? '';
-    const second = await ask(
-      new MessageBuilder(Method.Allocate, MessageClass.Request)
-        .add(AttributeType.RequestedTransport, transport)
-        .add(AttributeType.Username, { kind: 'text', text: username })
-        .add(AttributeType.Realm, { kind: 'text', text: realm })
-        .add(AttributeType.Nonce, { kind: 'text', text: nonce })
-        .build({ integrityKey: longTermKey(username, realm, password) }),
-    );
-    const err = readAttribute(second, AttributeType.ErrorCode);
-    return { code: err?.ok && err.value.kind === 'error-code' ? err.value.code : undefined, realm: readText(second, AttributeType.Realm) };
-  } finally {
-    sock.close();
-  }
-}
 
 interface RunningClient {
   readonly process: Started;
