@@ -3,9 +3,9 @@
 // fixed default would let any web page's RTCPeerConnection use the shim (and the user's upstream
 // credentials): the page can reach 127.0.0.1 but cannot read this file.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, closeSync, readFileSync, statSync, writeSync, fchmodSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { UsageError } from './exit-codes.js';
 
 /** `$XDG_CONFIG_HOME/onionturn/local-password`, else `~/.config/onionturn/local-password`. */
@@ -41,25 +41,65 @@ export function loadOrCreateLocalPassword(path: string, onLooseMode?: (mode: num
     throw new UsageError(`cannot create ${dirname(path)} for the local password: ${(error as NodeJS.ErrnoException).code ?? String(error)}; give --local-password`);
   }
   const password = newLocalPassword();
-  let fd: number;
+  if (publish(path, `${password}\n`)) return { password, path, created: true };
+  // Another client started at the same moment published first: both use its password.
+  const raced = readExisting(path, onLooseMode);
+  if (raced !== undefined) return { password: raced, path, created: false };
+  throw new UsageError(`the local password file ${path} vanished while it was being created; give --local-password`);
+}
+
+/** link(2) errors of file systems without hard links: publish() falls back to an exclusive open. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Puts `text` at `path` only if nothing is there, all at once: false when another writer was
+ * first. The text is written to a private temporary file and hard-linked into place, so a
+ * concurrent reader sees no file or the whole file, never an empty one (which an exclusive open
+ * followed by a write would show between the two steps).
+ */
+function publish(path: string, text: string): boolean {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    // 'wx': never follows or replaces a file; a client started at the same moment wins the race.
-    fd = openSync(path, 'wx', 0o600);
+    writePrivate(temp, text);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') {
-      const raced = readExisting(path, onLooseMode);
-      if (raced !== undefined) return { password: raced, path, created: false };
-    }
-    throw new UsageError(`cannot create the local password file ${path}: ${code ?? String(error)}; give --local-password`);
+    rmSync(temp, { force: true });
+    throw new UsageError(`cannot create the local password file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; give --local-password`);
   }
   try {
+    linkSync(temp, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== undefined && NO_HARD_LINKS.has(code)) return publishWithoutLink(path, text);
+    throw new UsageError(`cannot create the local password file ${path}: ${code ?? String(error)}; give --local-password`);
+  } finally {
+    rmSync(temp, { force: true });
+  }
+}
+
+/** Exclusive create then write: still one winner, but a reader may briefly see an empty file. */
+function publishWithoutLink(path: string, text: string): boolean {
+  try {
+    writePrivate(path, text);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    throw new UsageError(`cannot create the local password file ${path}: ${code ?? String(error)}; give --local-password`);
+  }
+}
+
+/** Creates `path` (never following or replacing a file: 'wx'), mode 0600, with `text`, synced. */
+function writePrivate(path: string, text: string): void {
+  const fd = openSync(path, 'wx', 0o600);
+  try {
     fchmodSync(fd, 0o600); // the umask may have narrowed nothing, but never widen
-    writeSync(fd, `${password}\n`);
+    writeSync(fd, text);
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  return { password, path, created: true };
 }
 
 function readExisting(path: string, onLooseMode?: (mode: number) => void): string | undefined {

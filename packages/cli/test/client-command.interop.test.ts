@@ -47,6 +47,11 @@ describe('onionturn client', () => {
     const env = await runCli(['client', '--listen', '127.0.0.1:0'], { env: { ONIONTURN_SERVER: 'udp://x:1' } });
     assert.equal(env.code, 2);
     assert.match(env.stderr, /^onionturn: --server: server 'udp:\/\/x:1': scheme must be tcp:\/\/ or tls:\/\/\n$/);
+    // The test-only list of SOCKS ports tried by default is checked like --socks, and stays out of --help.
+    const candidates = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--listen', '127.0.0.1:0'], { env: { ONIONTURN_DEFAULT_SOCKS: '127.0.0.1:9050,nonsense' } });
+    assert.equal(candidates.code, 2);
+    assert.match(candidates.stderr, /^onionturn: --default-socks: .*nonsense.*\n$/);
+    assert.doesNotMatch((await runCli(['client', '--help'])).stdout, /default-socks/);
     const pin = await runCli(['client', '--server', 'tls://turn.example:5349', '--pin', 'sha1/abc']);
     assert.equal(pin.code, 2);
     assert.match(pin.stderr, /--pin: pin 'sha1\/abc' must be sha256\//);

@@ -7,44 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
-import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAttribute, readText, type StunMessage } from '@onionturn/protocol';
-import { ProcessGroup, sleep, countClientConnections, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
-import { BIN, cleanEnv, startServe } from './run-cli.js';
+import { ProcessGroup, countClientConnections, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
+import { BIN, cleanEnv, runCli, startServe } from './run-cli.js';
+import { allocateWith } from './stun-app.js';
 
 const SECRET = 'local-mode-upstream-secret';
-
-/** The long-term handshake over UDP as an app does it: Allocate, 401, Allocate with integrity. */
-async function allocateWith(port: number, username: string, password: string): Promise<{ code: number | undefined; realm: string | undefined }> {
-  const sock = createSocket('udp4');
-  const ask = async (msg: Buffer): Promise<StunMessage> => {
-    const reply = once(sock, 'message') as Promise<[Buffer]>;
-    sock.send(msg, port, '127.0.0.1');
-    const [data] = await Promise.race([reply, sleep(5000).then(() => Promise.reject(new Error('no STUN answer from the shim')))]);
-    const r = decodeMessage(data);
-    if (!r.ok) throw new Error(r.error.reason);
-    return r.value;
-  };
-  try {
-    const transport = { kind: 'requested-transport', protocol: 17 } as const;
-    const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());
-    const realm = readText(first, AttributeType.Realm) ?? '';
-    const nonce = readText(first, AttributeType.Nonce) ?? '';
-    const second = await ask(
-      new MessageBuilder(Method.Allocate, MessageClass.Request)
-        .add(AttributeType.RequestedTransport, transport)
-        .add(AttributeType.Username, { kind: 'text', text: username })
-        .add(AttributeType.Realm, { kind: 'text', text: realm })
-        .add(AttributeType.Nonce, { kind: 'text', text: nonce })
-        .build({ integrityKey: longTermKey(username, realm, password) }),
-    );
-    const err = readAttribute(second, AttributeType.ErrorCode);
-    return { code: err?.ok && err.value.kind === 'error-code' ? err.value.code : undefined, realm: readText(second, AttributeType.Realm) };
-  } finally {
-    sock.close();
-  }
-}
 
 interface RunningClient {
   readonly process: Started;
@@ -166,12 +133,38 @@ describe('onionturn client in local-credential mode', () => {
     assert.equal(await again.stop(), 0, again.process.output());
   });
 
-  test('a credential URL that cannot be fetched closes the flow with a clear line', async () => {
-    const client = await startClient(['--credentials-url', 'http://127.0.0.1:9/none']);
-    const password = client.ice.iceServers[0]?.credential ?? '';
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password, tcp: false, noRtcp: true, messages: 2, clients: 1, timeoutMs: 10_000 });
-    assert.equal(r.received ?? 0, 0);
-    await waitFor('the log line', () => /flow closed: no upstream credential: cannot fetch the credential URL http:\/\/127\.0\.0\.1:9 through SOCKS/.test(client.process.output()), 10_000);
-    assert.equal(await client.stop(), 0);
+  test('a credential URL that fails closes the flow with a clear line that names no URL (its query may hold an API key)', async () => {
+    writeFileSync(join(dir, 'api-key'), 'the-right-key\n', { mode: 0o600 });
+    const served = await startServe(group, ['--secret-file', join(dir, 'secret'), '--api-key-file', join(dir, 'api-key'), '--uri', `turn:127.0.0.1:${coturn.port}?transport=tcp`]);
+    const refusedUrl = `${served.base}/?service=turn&key=SECRET-API-KEY-1`;
+    const deadUrl = 'http://127.0.0.1:9/none?key=SECRET-API-KEY-2';
+    /** One app flow through a client started with `args`; returns the client's log once the flow closed. */
+    const failedFlow = async (args: readonly string[]): Promise<string> => {
+      const client = await startClient(args);
+      const password = client.ice.iceServers[0]?.credential ?? '';
+      const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password, tcp: false, noRtcp: true, messages: 2, clients: 1, timeoutMs: 6000 });
+      assert.equal(r.received ?? 0, 0);
+      await waitFor('the flow-closed line', () => /"message":"flow closed: no upstream credential: /.test(client.log()), 10_000);
+      assert.equal(await client.stop(), 0, client.process.output());
+      return client.log();
+    };
+    const socks = `127\\.0\\.0\\.1:${socksPort}`;
+    // SafeLogging (the default): the reason, and no part of the URL.
+    const refused = await failedFlow(['--credentials-url', refusedUrl]);
+    assert.match(refused, /"message":"flow closed: no upstream credential: the credential URL answered HTTP 40[13]"/);
+    const dead = await failedFlow(['--credentials-url', deadUrl]);
+    assert.match(dead, new RegExp(`"message":"flow closed: no upstream credential: cannot fetch the credential URL through SOCKS ${socks}: [^"]+"`));
+    for (const log of [refused, dead]) {
+      assert.doesNotMatch(log, /SECRET-API-KEY|service=turn|http:\/\/|127\.0\.0\.1:9\b/, log);
+      assert.doesNotMatch(log, new RegExp(served.base.replace('http://', '')), log);
+    }
+    // --log-sensitive names scheme and host for debugging, still never the path or the query.
+    const sensitive = await failedFlow(['--log-sensitive', '--credentials-url', refusedUrl]);
+    assert.match(sensitive, new RegExp(`"message":"flow closed: no upstream credential: the credential URL ${served.base.replace(/\./g, '\\.')} answered HTTP 40[13]"`));
+    assert.doesNotMatch(sensitive, /SECRET-API-KEY|service=turn/, sensitive);
+    // A mistyped URL is not echoed either: stderr often ends up in a log too.
+    const typo = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socksPort}`, '--credentials-url', 'not a url?key=SECRET-API-KEY-3']);
+    assert.equal(typo.code, 2);
+    assert.equal(typo.stderr, 'onionturn: --credentials-url is not a URL\n');
   });
 });

@@ -1,34 +1,37 @@
-// `onionturn client --tor`: the real CLI starts a tor of its own, pointed by --tor-config at the
-// private Tor network on loopback, and carries coturn's uclient through it to coturn. After
-// SIGTERM the tor child is gone. Without tor: one clear line.
+// `onionturn client` with a tor of its own: the real CLI starts tor, pointed by --tor-config at
+// the private Tor network on loopback, and carries coturn's uclient through it to coturn, when
+// asked (--tor) and by default when no SOCKS port answers. After SIGTERM the tor child and its
+// temporary data directory are gone; Ctrl-C during bootstrap stops it promptly too. Without tor:
+// one clear line.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ProcessGroup,
   alive,
-  buildTorrc,
+  freePort,
   runUclient,
   startCoturn,
   startTorNetwork,
   startTurnutilsPeer,
   waitFor,
   type Coturn,
+  type Started,
   type TorNetwork,
 } from '@onionturn/testkit';
 import { BIN, cleanEnv, runCli } from './run-cli.js';
+import { managedTorDataDir, testNetworkConfig, unreachableNetworkConfig } from './testnet-torrc.js';
 
 const SECRET = 'client-tor-secret';
 
-/** Lines every tor of a process sets for itself; the managed tor sets its own. */
-const PER_PROCESS = /^(#|Nickname |DataDirectory |PidFile |RunAsDaemon |Log |ControlPort |SocksPort |CookieAuthentication |__OwningControllerProcess )/;
-
-/** What a client tor needs to join the test network: testkit's client torrc minus per-process lines. */
-function testNetworkConfig(net: TorNetwork): string {
-  const full = buildTorrc({ role: 'client', nickname: 'shimtor', dataDir: '/unused', controlPort: 1, socksPort: 1, authorities: net.authorities });
-  return full.split('\n').filter((l) => l !== '' && !PER_PROCESS.test(l)).join('\n') + '\n';
+interface RunningClient {
+  readonly process: Started;
+  stdout(): string;
+  stderr(): string;
+  /** The JSON log lines so far. */
+  log(): Record<string, unknown>[];
 }
 
 describe('onionturn client with its own tor', () => {
@@ -51,38 +54,122 @@ describe('onionturn client with its own tor', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('--tor --tor-config: bootstraps into the private network, relays uclient to coturn, tor is gone after SIGTERM', async () => {
-    const cli = group.spawn('onionturn client --tor', process.execPath, [BIN, 'client', '--tor', '--tor-config', join(dir, 'testnet.torrc'), '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`], { env: cleanEnv() });
+  function startClient(args: readonly string[], env: Record<string, string> = {}): RunningClient {
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, ...args], { env: cleanEnv(env) });
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
     cli.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const port = Number(
+    return {
+      process: cli,
+      stdout: () => stdout,
+      stderr: () => stderr,
+      log: () => stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
+    };
+  }
+
+  /** The managed tor's PID once the client logged it; adopted so the group stops it if the test fails. */
+  async function torPidOf(client: RunningClient): Promise<number> {
+    const pid = await waitFor('"tor starting" in the log', () => {
+      if (client.process.child.exitCode !== null) throw new Error(`client exited: ${client.stderr()}`);
+      return Number(client.log().find((l) => l['message'] === 'tor starting')?.['pid']);
+    }, 15_000, 50);
+    group.adopt('managed tor', pid);
+    return pid;
+  }
+
+  async function iceServersPort(client: RunningClient): Promise<number> {
+    return Number(
       await waitFor('iceServers after tor bootstrapped', () => {
-        if (cli.child.exitCode !== null) throw new Error(`client exited: ${stderr}`);
-        return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
+        if (client.process.child.exitCode !== null) throw new Error(`client exited: ${client.stderr()}`);
+        return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(client.stdout())?.[1];
       }, 120_000, 200),
     );
-    const logLines = (): Record<string, unknown>[] => stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    const torPid = Number(logLines().find((l) => l['message'] === 'tor starting')?.['pid']);
-    assert.ok(torPid > 0, stderr);
+  }
+
+  async function relaysUclient(client: RunningClient, port: number): Promise<void> {
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port }, peer: { host: '127.0.0.1', port: peerPort }, secret: SECRET, tcp: false, noRtcp: true, messages: 20, clients: 1, intervalMs: 20, timeoutMs: 60_000 });
+    assert.equal(r.sent, 20, r.output.slice(-1000) + '\n--- client:\n' + client.stderr().slice(-3000));
+    assert.equal(r.received, 20, r.output.slice(-800));
+  }
+
+  test('--tor --tor-config: bootstraps into the private network, relays uclient to coturn, tor is gone after SIGTERM', async () => {
+    const client = startClient(['--tor', '--tor-config', join(dir, 'testnet.torrc')]);
+    const port = await iceServersPort(client);
+    const torPid = await torPidOf(client);
     assert.equal(alive(torPid), true);
     // Progress is shown, and the shim uses the port tor picked.
-    assert.match(stderr, /tor bootstrap \d+%: /);
-    assert.match(stderr, /tor bootstrap 100%: Done/);
-    const ready = logLines().find((l) => l['message'] === 'tor ready');
+    assert.match(client.stderr(), /tor bootstrap \d+%: /);
+    assert.match(client.stderr(), /tor bootstrap 100%: Done/);
+    const ready = client.log().find((l) => l['message'] === 'tor ready');
     assert.match(String(ready?.['socks']), /^127\.0\.0\.1:\d+$/);
-    assert.equal(logLines().find((l) => l['message'] === 'listening')?.['socks'], ready?.['socks']);
+    assert.equal(client.log().find((l) => l['message'] === 'listening')?.['socks'], ready?.['socks']);
+    await relaysUclient(client, port);
 
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port }, peer: { host: '127.0.0.1', port: peerPort }, secret: SECRET, tcp: false, noRtcp: true, messages: 20, clients: 1, intervalMs: 20, timeoutMs: 60_000 });
-    assert.equal(r.sent, 20, r.output.slice(-1000) + '\n--- client:\n' + stderr.slice(-3000));
-    assert.equal(r.received, 20, r.output.slice(-800));
-
-    cli.child.kill('SIGTERM');
-    await waitFor('client exit', () => cli.child.exitCode !== null, 10_000);
-    assert.equal(cli.child.exitCode, 0, stderr.slice(-2000));
+    client.process.child.kill('SIGTERM');
+    await waitFor('client exit', () => client.process.child.exitCode !== null, 10_000);
+    assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
     assert.equal(alive(torPid), false, 'the tor child is gone');
-    assert.match(stderr, /"message":"tor stopped"/);
+    assert.match(client.stderr(), /"message":"tor stopped"/);
+  });
+
+  test('no --socks, no --tor, and no SOCKS port answers: says it starts its own tor, shows bootstrap, relays; SIGTERM removes tor and its data directory', async () => {
+    // The default candidates (9050, 9150) replaced by free ports nobody listens on, so the test
+    // holds whether or not this machine runs a tor.
+    const candidates = [await freePort(), await freePort()].map((p) => `127.0.0.1:${p}`);
+    const temp = join(dir, 'tmp-default');
+    mkdirSync(temp);
+    const client = startClient(['--tor-config', join(dir, 'testnet.torrc')], { ONIONTURN_DEFAULT_SOCKS: candidates.join(','), TMPDIR: temp });
+    const torPid = await torPidOf(client);
+    const dataDir = managedTorDataDir(torPid);
+    assert.equal(dataDir.startsWith(`${temp}/onionturn-tor-`), true, dataDir);
+    const port = await iceServersPort(client);
+    const messages = client.log().map((l) => String(l['message']));
+    assert.ok(messages.includes(`no SOCKS port answers at ${candidates[0]} or ${candidates[1]}: starting a tor of our own`), messages.join('\n'));
+    assert.ok(messages.indexOf('tor starting') > messages.findIndex((m) => m.startsWith('no SOCKS port answers')));
+    // Bootstrap progress, step by step, up to 100%.
+    const progress = messages.filter((m) => /^tor bootstrap \d+%: /.test(m));
+    assert.ok(progress.length >= 3, progress.join('\n'));
+    assert.match(progress[progress.length - 1] as string, /^tor bootstrap 100%: Done$/);
+    assert.equal(client.log().find((l) => l['message'] === 'listening')?.['socks'], client.log().find((l) => l['message'] === 'tor ready')?.['socks']);
+    await relaysUclient(client, port);
+    assert.equal(existsSync(dataDir), true);
+
+    client.process.child.kill('SIGTERM');
+    await waitFor('client exit', () => client.process.child.exitCode !== null, 10_000);
+    assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
+    assert.equal(alive(torPid), false, 'the tor child is gone');
+    assert.equal(existsSync(dataDir), false, 'its temporary data directory is removed');
+    assert.deepEqual(readdirSync(temp), []);
+  });
+
+  test('Ctrl-C while its own tor is still bootstrapping: exits within 5 s with a clear line, tor stopped, data directory removed', async () => {
+    // The only authority listens nowhere: tor starts bootstrapping and can never finish.
+    writeFileSync(join(dir, 'unreachable.torrc'), unreachableNetworkConfig(await freePort(), await freePort()));
+    const temp = join(dir, 'tmp-sigint');
+    mkdirSync(temp);
+    const client = startClient(['--tor', '--tor-config', join(dir, 'unreachable.torrc')], { TMPDIR: temp });
+    const torPid = await torPidOf(client);
+    const dataDir = managedTorDataDir(torPid);
+    // Past 0%: tor is out trying to reach the network.
+    await waitFor('bootstrap under way', () => client.log().some((l) => /^tor bootstrap [1-9]\d*%: /.test(String(l['message']))), 15_000, 50);
+    assert.equal(alive(torPid), true);
+    assert.equal(existsSync(dataDir), true);
+
+    const sent = Date.now();
+    client.process.child.kill('SIGINT');
+    await waitFor('client exit after SIGINT', () => client.process.child.exitCode !== null, 5000, 20);
+    const tookMs = Date.now() - sent;
+    assert.ok(tookMs < 5000, `exited after ${tookMs} ms`);
+    assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
+    const messages = client.log().map((l) => String(l['message']));
+    assert.ok(messages.includes('SIGINT: stopping'), messages.join('\n'));
+    assert.ok(messages.includes('stopped on SIGINT before tor finished bootstrapping; tor is stopped and its temporary data directory removed'), messages.join('\n'));
+    assert.ok(messages.includes('tor stopped'));
+    assert.equal(client.stdout(), '', 'no iceServers: the shim never ran');
+    assert.equal(alive(torPid), false, 'the tor child is gone');
+    assert.equal(existsSync(dataDir), false, 'its temporary data directory is removed');
+    assert.deepEqual(readdirSync(temp), []);
   });
 
   test('no tor installed: one line that says how to install it, exit 1', async () => {

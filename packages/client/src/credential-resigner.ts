@@ -4,6 +4,7 @@
 // checked with the upstream key and re-signed with the local key under the app's transaction id.
 // Upstream 401/438 challenges are answered here and never reach the app. Indications and
 // ChannelData are not the resigner's business: the shell passes them through unchanged.
+// Binding requests are answered here (binding-answer.ts): they never cost a Tor stream.
 // Time is passed in; the only randomness (nonces, transaction ids) is injectable.
 import { randomBytes } from 'node:crypto';
 import {
@@ -21,7 +22,9 @@ import {
   readText,
   verifyIntegrity,
   type StunMessage,
+  type TransportAddress,
 } from '@onionturn/protocol';
+import { answerBinding } from './binding-answer.js';
 
 export interface LocalCredentials {
   readonly username: string;
@@ -50,6 +53,8 @@ export type ResignWarning = 'app-malformed' | 'app-auth' | 'upstream-malformed' 
 
 export interface ResignerOptions {
   readonly local: LocalCredentials;
+  /** The app's transport address as the shim sees it: what Binding answers map. Unknown: Bindings are dropped. */
+  readonly app?: TransportAddress;
   /** How long a local nonce is accepted before 438 Stale Nonce (default 10 minutes). */
   readonly nonceLifetimeMs?: number;
   /** Upstream transactions waiting for an answer, at most (older ones are forgotten). */
@@ -102,6 +107,7 @@ interface UpstreamAuth {
 
 export class CredentialResigner {
   readonly #local: LocalCredentials;
+  readonly #app: TransportAddress | undefined;
   readonly #localKey: Buffer;
   readonly #nonceLifetimeMs: number;
   readonly #maxPending: number;
@@ -122,6 +128,7 @@ export class CredentialResigner {
 
   constructor(opts: ResignerOptions) {
     this.#local = opts.local;
+    this.#app = opts.app;
     this.#localKey = longTermKey(opts.local.username, opts.local.realm, opts.local.password);
     this.#nonceLifetimeMs = opts.nonceLifetimeMs ?? DEFAULT_NONCE_LIFETIME_MS;
     this.#maxPending = opts.maxPending ?? 64;
@@ -158,16 +165,9 @@ export class CredentialResigner {
     const msg = r.value;
     if (msg.messageClass === MessageClass.Indication) return [{ kind: 'to-upstream', data }];
     if (msg.messageClass !== MessageClass.Request) return [];
-    // Binding needs no credentials at a TURN server: keep it as the app sent it.
-    if (msg.method === Method.Binding) return [{ kind: 'to-upstream', data }];
+    if (msg.method === Method.Binding) return this.#binding(msg, now);
     const auth = this.#checkLocal(msg, now);
-    if (auth === WRONG_CREDENTIALS) {
-      const reply: ResignAction = { kind: 'to-app', data: this.#challenge(msg, ErrorCode.Unauthorized, this.#nonce) };
-      if (this.#wrongReported) return [reply];
-      // Once per flow: the app is misconfigured, and the user only sees that here.
-      this.#wrongReported = true;
-      return [reply, { kind: 'warn', code: 'app-auth', reason: 'app authentication failed: wrong local username or password (401)' }];
-    }
+    if (auth === WRONG_CREDENTIALS) return this.#wrongCredentials(msg);
     if (auth !== undefined) return [{ kind: 'to-app', data: auth }];
     const appTxid = msg.transactionId.toString('hex');
     if (this.#inFlight.has(appTxid)) return []; // a UDP retransmission: the stream to upstream is reliable
@@ -199,10 +199,8 @@ export class CredentialResigner {
     if (msg.messageClass === MessageClass.Request) return [];
     const key = msg.transactionId.toString('hex');
     const p = this.#pending.get(key);
-    if (!p) {
-      // Binding went through unchanged, so its answer does too; anything else is unknown.
-      return msg.method === Method.Binding ? [{ kind: 'to-app', data }] : [];
-    }
+    // Nothing is sent upstream without a record (Binding never goes there): unknown, dropped.
+    if (!p) return [];
     this.#pending.delete(key);
     if (msg.messageClass === MessageClass.ErrorResponse) {
       const code = errorCodeOf(msg);
@@ -233,6 +231,33 @@ export class CredentialResigner {
   }
 
   // --- the app-facing server -------------------------------------------------------------
+
+  /**
+   * Answered here, never sent upstream. Without MESSAGE-INTEGRITY no credentials are asked for
+   * (a TURN server answers Binding unauthenticated); with it the request is checked like any
+   * other and the answer signed the same way.
+   */
+  #binding(msg: StunMessage, now: number): ResignAction[] {
+    const app = this.#app;
+    if (app === undefined) return [];
+    let sign: { integrityKey: Buffer; sha1: boolean; sha256: boolean } | undefined;
+    if (msg.integrityOffset >= 0 || msg.integritySha256Offset >= 0) {
+      const auth = this.#checkLocal(msg, now);
+      if (auth === WRONG_CREDENTIALS) return this.#wrongCredentials(msg);
+      if (auth !== undefined) return [{ kind: 'to-app', data: auth }];
+      sign = this.#appSignature(msg.integrityOffset >= 0, msg.integritySha256Offset >= 0, false);
+    }
+    const data = answerBinding(msg, app, sign);
+    return data ? [{ kind: 'to-app', data }] : [];
+  }
+
+  #wrongCredentials(msg: StunMessage): ResignAction[] {
+    const reply: ResignAction = { kind: 'to-app', data: this.#challenge(msg, ErrorCode.Unauthorized, this.#nonce) };
+    if (this.#wrongReported) return [reply];
+    // Once per flow: the app is misconfigured, and the user only sees that here.
+    this.#wrongReported = true;
+    return [reply, { kind: 'warn', code: 'app-auth', reason: 'app authentication failed: wrong local username or password (401)' }];
+  }
 
   #currentNonce(now: number): string {
     if (now - this.#nonceIssued > this.#nonceLifetimeMs) {

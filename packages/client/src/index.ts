@@ -16,6 +16,7 @@ export {
   type UpstreamTransport,
 } from './endpoints.js';
 export { ISOLATION_MODES, IsolationPolicy, type IsolationMode } from './isolation.js';
+export { answerBinding, answerFlowlessBinding, appTransportAddress, type BindingSignature, type FlowlessBinding } from './binding-answer.js';
 export { NOT_TURN, firstFrameVerdict, isStunRequest, messageEnd, paddingBytes, type FirstFrameVerdict } from './app-datagram.js';
 export { DEFAULT_LIFETIME_S, DEFAULT_QUEUE_LIMITS, FlowState, IDLE_GRACE_S, type QueueLimits } from './flow-state.js';
 export { Reply, connectReplyLength, encodeConnect, encodeGreeting, encodeUserPass, replyText, type SocksAuth } from './socks5-codec.js';
@@ -31,7 +32,7 @@ export {
   type ResignWarning,
   type UpstreamCredential,
 } from './credential-resigner.js';
-export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource } from './upstream-credentials.js';
+export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource, type UrlCredentialOptions } from './upstream-credentials.js';
 export type { LocalAuthConfig } from './flow-context.js';
 export { WarnOnce } from './warn-once.js';
 export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';

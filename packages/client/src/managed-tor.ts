@@ -20,6 +20,8 @@ export interface ManagedTorOptions {
   readonly bootstrapTimeoutMs?: number;
   /** The tor executable (default: `tor` on PATH or in /usr/sbin, /usr/bin). */
   readonly torPath?: string;
+  /** Aborting it (Ctrl-C) before bootstrap is done stops tor and resolves with code 'aborted'. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ManagedTor {
@@ -29,7 +31,7 @@ export interface ManagedTor {
   stop(): Promise<void>;
 }
 
-export type ManagedTorError = { readonly code: 'tor-missing' | 'tor-failed' | 'timeout'; readonly reason: string };
+export type ManagedTorError = { readonly code: 'tor-missing' | 'tor-failed' | 'timeout' | 'aborted'; readonly reason: string };
 export type ManagedTorResult = { readonly ok: true; readonly value: ManagedTor } | { readonly ok: false; readonly error: ManagedTorError };
 
 export const TOR_INSTALL_HINT = 'install it with: apt-get install tor';
@@ -64,6 +66,7 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     const where = opts.torPath === undefined ? '' : ` at ${opts.torPath}`;
     return Promise.resolve({ ok: false, error: { code: 'tor-missing', reason: `tor is not installed${where}; ${TOR_INSTALL_HINT} (or pass --socks HOST:PORT of a running tor)` } });
   }
+  if (opts.signal?.aborted) return Promise.resolve({ ok: false, error: { code: 'aborted', reason: 'stopped before tor was started' } });
   const temporary = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'onionturn-tor-'));
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -114,6 +117,7 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
       if (r.ok) resolve(r);
       else void stop().then(() => resolve(r));
     };
@@ -141,6 +145,9 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
       if (!settled) settle({ ok: false, error: { code: 'tor-failed', reason: `tor exited (${code ?? signal}) before it bootstrapped: ${tail.join(' | ')}` } });
       else if (!stopped) logger.error(`tor exited unexpectedly (${code ?? signal}); new flows will fail`, { pid });
     });
+    // Stopped (and its temporary data directory removed) by settle, like any failure.
+    const onAbort = (): void => settle({ ok: false, error: { code: 'aborted', reason: `stopped before tor finished bootstrapping (last: ${lastPercent}%)` } });
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     const timeoutMs = opts.bootstrapTimeoutMs ?? 300_000;
     const timer = setTimeout(
       () => settle({ ok: false, error: { code: 'timeout', reason: `tor did not bootstrap within ${Math.round(timeoutMs / 1000)} s (last: ${lastPercent}%)` } }),

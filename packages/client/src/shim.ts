@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import type { FlowContext, FlowHandle, LocalAuthConfig } from './flow-context.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
+import { answerFlowlessBinding, appTransportAddress } from './binding-answer.js';
 import { formatHostPort, isLoopbackAddress, type HostPort, type UpstreamServer } from './endpoints.js';
 import { IsolationPolicy, type IsolationMode } from './isolation.js';
 import type { Logger } from './logger.js';
@@ -196,6 +197,8 @@ export class Shim {
         this.stats.orphanDropped++;
         return;
       }
+      // Local mode: a plain Binding is answered here, without a flow (and never upstream).
+      if (this.#opts.localAuth && this.#answerFlowless(msg, rinfo)) return;
       if (this.activeFlows >= (this.#opts.maxFlows ?? 256)) {
         this.stats.flowLimitRefused++;
         return;
@@ -206,6 +209,17 @@ export class Shim {
       flow.start();
     }
     flow.fromApp(msg, end);
+  }
+
+  /** True when the datagram was a Binding request this handled (answered or dropped). */
+  #answerFlowless(msg: Buffer, rinfo: RemoteInfo): boolean {
+    const b = answerFlowlessBinding(msg, appTransportAddress(rinfo.address, rinfo.port));
+    if (b.kind === 'other') return false;
+    if (b.kind === 'answer') {
+      this.stats.bindingsAnswered++;
+      (this.#udp as UdpSocket).send(b.data, rinfo.port, rinfo.address);
+    } else this.stats.orphanDropped++;
+    return true;
   }
 
   #forget(flow: FlowHandle): void {

@@ -13,6 +13,8 @@ export class ShimStats {
   appRefused = 0;
   /** App datagrams from a source with no flow that cannot open one (not a STUN request). */
   orphanDropped = 0;
+  /** Local mode: Binding requests from sources without a flow, answered by the shim itself. */
+  bindingsAnswered = 0;
   /** Flows refused because the flow limit was reached. */
   flowLimitRefused = 0;
   /** Local-credential mode: messages dropped or refused by the resigner (the first of each kind per flow logged). */

@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { FrameKind, StreamFramer, channelDataPadding } from '@onionturn/protocol';
 import { firstFrameVerdict, paddingBytes } from './app-datagram.js';
+import { appTransportAddress } from './binding-answer.js';
 import type { FlowContext } from './flow-context.js';
 import { UpstreamFlow } from './upstream-flow.js';
 
@@ -28,7 +29,7 @@ export class TcpFlow extends UpstreamFlow {
   #held: Buffer[] = [];
 
   constructor(ctx: FlowContext, app: Socket) {
-    super(ctx);
+    super(ctx, appTransportAddress(app.remoteAddress, app.remotePort));
     this.#app = app;
     // Pass-through only checks the app's framing (and its first frame); local mode also re-signs its STUN frames.
     this.#appFramer = new StreamFramer(this.onAppFrame.bind(this), { rfc5766Channels: true });

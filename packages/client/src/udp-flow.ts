@@ -5,6 +5,7 @@ import { channelDataPadding, type FrameKind } from '@onionturn/protocol';
 import type { FlowContext } from './flow-context.js';
 import { UpstreamFlow } from './upstream-flow.js';
 import { paddingBytes } from './app-datagram.js';
+import { appTransportAddress } from './binding-answer.js';
 
 export class UdpFlow extends UpstreamFlow {
   readonly kind = 'udp' as const;
@@ -13,7 +14,7 @@ export class UdpFlow extends UpstreamFlow {
   readonly #udp: UdpSocket;
 
   constructor(ctx: FlowContext, udp: UdpSocket, appAddress: string, appPort: number) {
-    super(ctx);
+    super(ctx, appTransportAddress(appAddress, appPort));
     this.#udp = udp;
     this.appAddress = appAddress;
     this.appPort = appPort;

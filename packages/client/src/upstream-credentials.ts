@@ -66,25 +66,38 @@ export function parseCredentialResponse(body: string, now: number): CredentialRe
   return { ok: true, value: { username: parsed.username, password: parsed.password, expiresAt } };
 }
 
+export interface UrlCredentialOptions {
+  readonly timeoutMs: number;
+  /**
+   * Name the URL's scheme and host in failure reasons (--log-sensitive). Off by default: the host
+   * says which service the user fetches from. The path and query are never named, since the
+   * query often carries an API key.
+   */
+  readonly detail?: boolean;
+}
+
 /** GET the credential URL through the SOCKS port (socks5h: the name goes to Tor unresolved). */
 export class UrlCredentialSource implements CredentialSource {
   readonly description = 'credential URL (fetched through Tor)';
   readonly #url: URL;
   readonly #socks: HostPort;
   readonly #timeoutMs: number;
+  /** How failure reasons name the URL: "the credential URL", plus scheme://host in detail mode. */
+  readonly #name: string;
 
-  constructor(url: URL, socks: HostPort, timeoutMs: number) {
+  constructor(url: URL, socks: HostPort, opts: UrlCredentialOptions) {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`credential URL must be http:// or https://, not ${url.protocol}`);
     this.#url = url;
     this.#socks = socks;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = opts.timeoutMs;
+    this.#name = opts.detail === true ? `the credential URL ${url.protocol}//${url.host}` : 'the credential URL';
   }
 
   obtain(auth: SocksAuth | undefined, now: number): Promise<CredentialResult> {
     const userinfo = auth ? `${encodeURIComponent(auth.username)}:${encodeURIComponent(auth.password)}@` : '';
     const agent = new SocksProxyAgent(`socks5h://${userinfo}${formatHostPort(this.#socks.host, this.#socks.port)}`, { timeout: this.#timeoutMs });
     const get = this.#url.protocol === 'https:' ? httpsGet : httpGet;
-    const where = `${this.#url.protocol}//${this.#url.host}`;
+    const name = this.#name;
     return new Promise((resolve) => {
       let done = false;
       const finish = (r: CredentialResult): void => {
@@ -99,21 +112,29 @@ export class UrlCredentialSource implements CredentialSource {
       const req = get(this.#url, { agent, headers: { accept: 'application/json' } }, (res: IncomingMessage) => {
         if (res.statusCode !== 200) {
           res.resume();
-          fail(`credential URL ${where} answered HTTP ${res.statusCode ?? '?'}`);
+          fail(`${name} answered HTTP ${res.statusCode ?? '?'}`);
           return;
         }
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
           size += c.length;
-          if (size > MAX_BODY) fail(`credential URL ${where} answered more than ${MAX_BODY} bytes`);
+          if (size > MAX_BODY) fail(`${name} answered more than ${MAX_BODY} bytes`);
           else chunks.push(c);
         });
         res.on('end', () => finish(parseCredentialResponse(Buffer.concat(chunks).toString('utf8'), now)));
-        res.on('error', (e) => fail(`credential URL ${where}: ${e.message}`));
+        res.on('error', (e) => fail(`${name}: ${this.#scrub(e.message)}`));
       });
-      req.on('error', (e: NodeJS.ErrnoException) => fail(`cannot fetch the credential URL ${where} through SOCKS ${formatHostPort(this.#socks.host, this.#socks.port)}: ${e.code ?? e.message}`));
-      const timer = setTimeout(() => fail(`credential URL ${where} did not answer within ${this.#timeoutMs} ms`), this.#timeoutMs);
+      req.on('error', (e: NodeJS.ErrnoException) => fail(`cannot fetch ${name} through SOCKS ${formatHostPort(this.#socks.host, this.#socks.port)}: ${e.code ?? this.#scrub(e.message)}`));
+      const timer = setTimeout(() => fail(`${name} did not answer within ${this.#timeoutMs} ms`), this.#timeoutMs);
     });
+  }
+
+  /** An error text from Node or the SOCKS agent with the URL (or its host) taken out, whatever the mode. */
+  #scrub(text: string): string {
+    const u = this.#url;
+    let out = text;
+    for (const part of [u.href, u.origin, u.host, u.hostname]) if (part !== '') out = out.split(part).join('<credential URL>');
+    return out;
   }
 }

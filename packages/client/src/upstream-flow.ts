@@ -1,7 +1,7 @@
 // The upstream half of a flow: dial through SOCKS, frame what the server sends, close both
 // halves together. Subclasses own the app half (a UDP source or a TCP connection).
 import type { Socket } from 'node:net';
-import { FrameKind, StreamFramer } from '@onionturn/protocol';
+import { FrameKind, StreamFramer, type TransportAddress } from '@onionturn/protocol';
 import type { FlowContext, FlowHandle } from './flow-context.js';
 import { FlowState } from './flow-state.js';
 import { CredentialResigner, type ResignAction, type ResignWarning } from './credential-resigner.js';
@@ -28,13 +28,14 @@ export abstract class UpstreamFlow implements FlowHandle {
   /** Resigner warnings: each kind logged once per flow, the rest counted (see close()). */
   readonly #warnings = new WarnOnce<ResignWarning>();
 
-  constructor(ctx: FlowContext) {
+  /** `app`: the app's address as the shim sees it (local mode answers Binding with it). */
+  constructor(ctx: FlowContext, app: TransportAddress | undefined) {
     this.ctx = ctx;
     this.id = ctx.nextFlowId();
     this.state = new FlowState(ctx.now(), ctx.queueLimits);
     this.framer = new StreamFramer(this.onUpstreamFrame.bind(this), { rfc5766Channels: true });
     const la = ctx.localAuth;
-    this.resigner = la ? new CredentialResigner({ local: la.local, ...(la.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: la.nonceLifetimeMs } : {}) }) : undefined;
+    this.resigner = la ? new CredentialResigner({ local: la.local, ...(app ? { app } : {}), ...(la.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: la.nonceLifetimeMs } : {}) }) : undefined;
     this.onUpstreamData = this.onUpstreamData.bind(this);
     this.onUpstreamEnd = this.onUpstreamEnd.bind(this);
     this.onUpstreamError = this.onUpstreamError.bind(this);

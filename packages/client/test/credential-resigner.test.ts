@@ -182,12 +182,11 @@ test('upstream faults: a tampered response is dropped, a refused credential ends
   assert.equal(r.pendingCount, 0);
 });
 
-test('pass-through parts: Binding and indications unchanged, retransmissions absorbed, unknown responses dropped', () => {
+test('pass-through parts: indications unchanged, retransmissions absorbed, unknown responses dropped', () => {
   const r = new CredentialResigner({ local: LOCAL });
-  const binding = new MessageBuilder(Method.Binding, MessageClass.Request).build();
-  assert.deepEqual(r.fromApp(binding, 0), [{ kind: 'to-upstream', data: binding }]);
-  const bindingOk = new MessageBuilder(Method.Binding, MessageClass.SuccessResponse, decode(binding).transactionId).build();
-  assert.deepEqual(r.fromUpstream(bindingOk, 1), [{ kind: 'to-app', data: bindingOk }]);
+  // A Binding answer upstream sends unasked (none is ever sent there) is dropped like any other.
+  const bindingOk = new MessageBuilder(Method.Binding, MessageClass.SuccessResponse).build();
+  assert.deepEqual(r.fromUpstream(bindingOk, 1), []);
   const send = new MessageBuilder(Method.Send, MessageClass.Indication).add(AttributeType.Data, { kind: 'bytes', bytes: Buffer.from('x') }).build();
   assert.deepEqual(r.fromApp(send, 2), [{ kind: 'to-upstream', data: send }]);
   const data = new MessageBuilder(Method.Data, MessageClass.Indication).build();
@@ -202,6 +201,43 @@ test('pass-through parts: Binding and indications unchanged, retransmissions abs
   r.tick(120_000);
   assert.equal(r.pendingCount, 0);
   assert.equal(r.fromApp(req, 120_001).length, 1);
+});
+
+test('Binding is answered locally with the app address, never sent upstream; with integrity it is checked and signed', () => {
+  const app = { family: 'IPv4' as const, address: '127.0.0.1', port: 40_000 };
+  const r = new CredentialResigner({ local: LOCAL, app });
+  // Unauthenticated, as ICE and STUN clients send it: no 401, no credential needed.
+  const plain = new MessageBuilder(Method.Binding, MessageClass.Request).build();
+  const answer = one(r.fromApp(plain, 0), 'to-app');
+  assert.equal(answer.messageClass, MessageClass.SuccessResponse);
+  assert.deepEqual(answer.transactionId, decode(plain).transactionId);
+  assert.deepEqual(readAddressAttribute(answer, AttributeType.XorMappedAddress), app);
+  assert.equal(answer.fingerprintOffset, -1, 'no FINGERPRINT when the request had none');
+  assert.equal(answer.integrityOffset, -1);
+  assert.equal(readAttribute(answer, AttributeType.Software), undefined);
+  const withFp = one(r.fromApp(new MessageBuilder(Method.Binding, MessageClass.Request).build({ fingerprint: true }), 1), 'to-app');
+  assert.ok(withFp.fingerprintOffset >= 0);
+  assert.equal(r.pendingCount, 0);
+  assert.equal(r.hasCredential, false);
+
+  // With MESSAGE-INTEGRITY: the long-term mechanism as for any request, the answer signed alike.
+  const nonce = localNonce(r, 2);
+  for (const sha256 of [false, true]) {
+    const signed = one(r.fromApp(appRequest(Method.Binding, nonce, { sha256 }), 3), 'to-app');
+    assert.equal(signed.messageClass, MessageClass.SuccessResponse);
+    assert.equal(verifyIntegrity(signed, LOCAL_KEY), 'ok');
+    assert.equal(signed.integritySha256Offset >= 0, sha256);
+    assert.ok(signed.fingerprintOffset >= 0, 'the request had FINGERPRINT');
+    assert.deepEqual(readAddressAttribute(signed, AttributeType.XorMappedAddress), app);
+  }
+  const wrong = r.fromApp(appRequest(Method.Binding, nonce, { password: 'nope' }), 4);
+  assert.deepEqual(wrong.map((a) => a.kind), ['to-app', 'warn']);
+  assert.equal(errorCode(decode((wrong[0] as { data: Buffer }).data)), 401);
+  assert.equal(errorCode(one(r.fromApp(appRequest(Method.Binding, 'old-nonce'), 5), 'to-app')), 438);
+  assert.equal(r.pendingCount, 0);
+
+  // An app whose address the shell could not tell gets no (wrong) answer.
+  assert.deepEqual(new CredentialResigner({ local: LOCAL }).fromApp(plain, 0), []);
 });
 
 test('warnings a peer can cause per message: one code per kind, so the shell logs each kind once per flow', () => {

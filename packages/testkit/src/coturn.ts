@@ -204,6 +204,32 @@ export async function runUclient(group: ProcessGroup, options: UclientOptions): 
   };
 }
 
+export interface StunclientResult {
+  readonly exitCode: number | null;
+  readonly timedOut: boolean;
+  readonly output: string;
+  /** What the server said the client's address is ("UDP reflexive addr"), if it answered. */
+  readonly reflexive: { readonly address: string; readonly port: number } | undefined;
+}
+
+/** coturn's turnutils_stunclient: one classic STUN Binding over UDP, an independent client. */
+export async function runStunclient(group: ProcessGroup, server: { host: string; port: number }, timeoutMs = 10_000): Promise<StunclientResult> {
+  const bin = requireTool(TOOLS.turnutilsStunclient);
+  const started = group.spawn('turnutils_stunclient', bin, ['-p', String(server.port), server.host]);
+  const output = collectOutput(started);
+  const exited = once(started.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    started.child.kill('SIGKILL');
+  }, timeoutMs);
+  const [exitCode] = await exited;
+  clearTimeout(timer);
+  const text = output();
+  const m = /UDP reflexive addr: ([\d.]+):(\d+)/.exec(text);
+  return { exitCode, timedOut, output: text, reflexive: m ? { address: m[1] as string, port: Number(m[2]) } : undefined };
+}
+
 function lastNumber(text: string, re: RegExp): number | undefined {
   const all = [...text.matchAll(re)];
   const m = all[all.length - 1];

@@ -21,11 +21,13 @@ export {
   type RunOptions,
 } from './docker.js';
 export {
+  runStunclient,
   runUclient,
   startCoturn,
   startTurnutilsPeer,
   type Coturn,
   type CoturnOptions,
+  type StunclientResult,
   type TurnutilsPeer,
   type UclientOptions,
   type UclientResult,

@@ -17,6 +17,7 @@ export const TOOLS = {
   turnserver: { command: 'turnserver', debianPackage: 'coturn' },
   turnutilsUclient: { command: 'turnutils_uclient', debianPackage: 'coturn' },
   turnutilsPeer: { command: 'turnutils_peer', debianPackage: 'coturn' },
+  turnutilsStunclient: { command: 'turnutils_stunclient', debianPackage: 'coturn' },
   microsocks: { command: 'microsocks', debianPackage: 'microsocks' },
   chromium: { command: 'chromium', debianPackage: 'chromium' },
   docker: { command: 'docker', debianPackage: 'docker.io' },

@@ -1,5 +1,6 @@
 // `onionturn client`: the local TURN shim. Wiring only: parse options into ShimOptions, find the
-// SOCKS port, start, print the iceServers to paste into an app, stop on SIGINT/SIGTERM.
+// SOCKS port (or start a tor of our own), start, print the iceServers to paste into an app, stop
+// on SIGINT/SIGTERM, also while that tor is still bootstrapping.
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { CommandModule } from 'yargs';
@@ -28,6 +29,7 @@ import type { CliContext } from '../cli-context.js';
 import { positiveInteger, readSecretFile } from '../config.js';
 import { loadOrCreateLocalPassword, localPasswordPath } from '../local-password.js';
 import { UsageError } from '../exit-codes.js';
+import { watchStopSignals } from '../stop-signals.js';
 
 interface ClientArgs {
   listen: string;
@@ -48,6 +50,7 @@ interface ClientArgs {
   torDataDir?: string;
   torConfig?: string;
   torPath?: string;
+  defaultSocks: string;
 }
 
 /** The local user when --local-user is not given; the password is never a fixed default. */
@@ -75,10 +78,11 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefin
     try {
       url = new URL(args.credentialsUrl);
     } catch {
-      throw new UsageError(`--credentials-url '${args.credentialsUrl}' is not a URL`);
+      // Not echoed: the value may hold an API key, and stderr often ends up in a log.
+      throw new UsageError('--credentials-url is not a URL');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--credentials-url must be http:// or https:// (an onion service or TLS; it is fetched through Tor)');
-    source = (socks) => new UrlCredentialSource(url, socks, 30_000);
+    source = (socks) => new UrlCredentialSource(url, socks, { timeoutMs: 30_000, detail: args.logSensitive });
   } else {
     throw new UsageError('local credentials need an upstream credential source: --upstream-secret-file FILE or --credentials-url URL');
   }
@@ -98,10 +102,24 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefin
 }
 
 /** Tor's usual SOCKS ports: the tor daemon, then Tor Browser. */
-const DEFAULT_SOCKS: readonly HostPort[] = [
-  { host: '127.0.0.1', port: 9050 },
-  { host: '127.0.0.1', port: 9150 },
-];
+const DEFAULT_SOCKS = '127.0.0.1:9050,127.0.0.1:9150';
+
+/** The --default-socks list (comma-separated HOST:PORT; empty: try none, always start our own tor). */
+function socksCandidates(text: string): HostPort[] {
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '')
+    .map((t) => {
+      const r = parseHostPort(t);
+      if (!r.ok) throw new UsageError(`--default-socks: ${r.reason}`);
+      return r.value;
+    });
+}
+
+function describeCandidates(list: readonly HostPort[]): string {
+  return list.length === 0 ? 'no default SOCKS port to try' : `no SOCKS port answers at ${list.map((c) => formatHostPort(c.host, c.port)).join(' or ')}`;
+}
 
 function answers(hp: HostPort, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -138,6 +156,9 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('tor-data-dir', { type: 'string', requiresArg: true, describe: "the own tor's DataDirectory (default: a temporary one)" })
         .option('tor-config', { type: 'string', requiresArg: true, describe: "file of extra torrc lines for the own tor (bridges, a test network's DirAuthority lines)" })
         .option('tor-path', { type: 'string', requiresArg: true, describe: 'the tor executable for --tor (default: tor on PATH)' })
+        // For tests (env ONIONTURN_DEFAULT_SOCKS): the "nothing answers, start our own tor" default
+        // must not depend on whether this machine runs a tor at 9050/9150. Hidden: users have --socks.
+        .option('default-socks', { type: 'string', default: DEFAULT_SOCKS, hidden: true, describe: 'SOCKS ports tried in order when neither --socks nor --tor is given (comma-separated HOST:PORT)' })
         .option('local-user', { type: 'string', requiresArg: true, describe: `local-credential mode: the user apps authenticate with (default ${DEFAULT_LOCAL_USER})` })
         .option('local-password', { type: 'string', requiresArg: true, describe: 'local-credential mode: the password apps use (default: a random one kept in $XDG_CONFIG_HOME/onionturn/local-password, ~/.config/... without XDG_CONFIG_HOME; printed in iceServers) [env ONIONTURN_LOCAL_PASSWORD]' })
         .option('upstream-secret-file', { type: 'string', requiresArg: true, describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)' })
@@ -181,33 +202,44 @@ export function clientCommand(ctx: CliContext): CommandModule {
       const localPlan = localAuthOf(args, ctx);
       if (args.tor && args.socks !== undefined) throw new UsageError('give either --tor (start our own tor) or --socks (use a running one), not both');
       let socks: HostPort | undefined;
-      let ownTor: ManagedTor | undefined;
       if (args.socks !== undefined) {
         const r = parseHostPort(args.socks);
         if (!r.ok) throw new UsageError(`--socks: ${r.reason}`);
         socks = r.value;
-      } else if (!args.tor) {
-        for (const candidate of DEFAULT_SOCKS) {
-          if (await answers(candidate)) {
-            socks = candidate;
-            break;
+      }
+      const candidates = socksCandidates(args.defaultSocks);
+      const logger = createLogger({ level: args.logLevel });
+      // From here on a signal stops whatever is under way, including a tor that is bootstrapping.
+      const stop = watchStopSignals((name, first) => logger.info(first ? `${name}: stopping` : `${name} again: exiting at once`));
+      let ownTor: ManagedTor | undefined;
+      try {
+        if (socks === undefined && !args.tor) {
+          for (const candidate of candidates) {
+            if (stop.signal.aborted) return;
+            if (await answers(candidate)) {
+              socks = candidate;
+              break;
+            }
           }
         }
-      }
-      const logger = createLogger({ level: args.logLevel });
-      if (!socks) {
-        if (!args.tor) logger.info('no SOCKS port answers at 127.0.0.1:9050 or 127.0.0.1:9150: starting a tor of our own');
-        const r = await startManagedTor({ logger, ...(args.torPath !== undefined ? { torPath: args.torPath } : {}), ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}), ...(extraTorConfig !== undefined ? { extraConfig: extraTorConfig } : {}) });
-        if (!r.ok) throw new Error(args.tor ? r.error.reason : `no SOCKS port answers at 127.0.0.1:9050 or 127.0.0.1:9150, and ${r.error.reason}`);
-        ownTor = r.value;
-        socks = ownTor.socks;
-        logger.info('tor ready', { socks: formatHostPort(ownTor.socks.host, ownTor.socks.port), pid: ownTor.pid });
-      }
-      const socksPort: HostPort = socks;
-      try {
-        await runShim(args, ctx, logger, { listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note });
+        if (stop.signal.aborted) return;
+        if (!socks) {
+          if (!args.tor) logger.info(`${describeCandidates(candidates)}: starting a tor of our own`);
+          const r = await startManagedTor({ logger, signal: stop.signal, ...(args.torPath !== undefined ? { torPath: args.torPath } : {}), ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}), ...(extraTorConfig !== undefined ? { extraConfig: extraTorConfig } : {}) });
+          if (!r.ok && r.error.code === 'aborted') {
+            logger.info(`stopped on ${String(stop.signal.reason)} before tor finished bootstrapping; tor is stopped${args.torDataDir === undefined ? ' and its temporary data directory removed' : ''}`);
+            return;
+          }
+          if (!r.ok) throw new Error(args.tor ? r.error.reason : `${describeCandidates(candidates)}, and ${r.error.reason}`);
+          ownTor = r.value;
+          socks = ownTor.socks;
+          logger.info('tor ready', { socks: formatHostPort(ownTor.socks.host, ownTor.socks.port), pid: ownTor.pid });
+        }
+        const socksPort: HostPort = socks;
+        await runShim(args, ctx, logger, { listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note, stop: stop.signal });
       } finally {
         await ownTor?.stop();
+        stop.dispose();
       }
     },
   };
@@ -220,9 +252,11 @@ interface ShimPlan {
   readonly tls: TlsTrust;
   readonly localAuth: LocalAuthConfig | undefined;
   readonly localPasswordNote: string | undefined;
+  /** Aborted by SIGINT/SIGTERM. */
+  readonly stop: AbortSignal;
 }
 
-/** Runs the shim until SIGINT/SIGTERM. */
+/** Runs the shim until `plan.stop` is aborted (SIGINT/SIGTERM). */
 async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typeof createLogger>, plan: ShimPlan): Promise<void> {
   const { listen, servers, socks, tls, localAuth } = plan;
   const shim = new Shim({
@@ -236,20 +270,13 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
     tls,
     detail: args.logSensitive,
   });
+  if (plan.stop.aborted) return;
   const addr = await shim.start();
   const local = localAuth ? { username: localAuth.local.username, password: localAuth.local.password } : undefined;
   ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port, local) }, null, 2)}\n`);
   if (plan.localPasswordNote !== undefined) logger.info(plan.localPasswordNote);
   logger.info(`paste the iceServers above into the app; TURN at ${formatHostPort(addr.host, addr.port)}`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.removeListener('SIGINT', stop);
-      process.removeListener('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  if (!plan.stop.aborted) await new Promise((resolve) => plan.stop.addEventListener('abort', resolve, { once: true }));
   await shim.stop();
   logger.info('stopped');
 }

@@ -1,0 +1,74 @@
+// Local-credential mode answers STUN Binding itself: the real `onionturn client` with its SOCKS
+// port at a SocksRecorder (which counts every stream the shim asks for) answers coturn's
+// turnutils_stunclient and Bindings over UDP and TCP, and asks for no stream. An authenticated
+// Allocate afterwards does get one: the recorder would have seen a Binding dial.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AttributeType, MessageBuilder, MessageClass, Method, readAddressAttribute, readAttribute, verifyFingerprint } from '@onionturn/protocol';
+import { ProcessGroup, SocksRecorder, runStunclient, startCoturn, waitFor, type Coturn, type Started } from '@onionturn/testkit';
+import { BIN, cleanEnv } from './run-cli.js';
+import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
+
+const SECRET = 'local-binding-upstream-secret';
+
+describe('onionturn client in local-credential mode answers Binding without Tor', () => {
+  const group = new ProcessGroup();
+  let coturn: Coturn;
+  let recorder: SocksRecorder | undefined;
+  let cli: Started;
+  let port: number;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'onionturn-local-binding-'));
+    writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
+    coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
+    recorder = await SocksRecorder.start();
+    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', '--local-password', 'wonderland'], { env: cleanEnv() });
+    let stdout = '';
+    cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    port = Number(
+      await waitFor('iceServers on stdout', () => {
+        if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
+        return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
+      }, 10_000, 50),
+    );
+  });
+  after(async () => {
+    await group.stopAll();
+    await recorder?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('turnutils_stunclient, UDP and TCP Bindings (with and without FINGERPRINT) are answered with the app address; no SOCKS request', async () => {
+    const r = await runStunclient(group, { host: '127.0.0.1', port });
+    assert.equal(r.exitCode, 0, r.output);
+    assert.equal(r.reflexive?.address, '127.0.0.1', r.output);
+
+    for (const fingerprint of [false, true]) {
+      const request = new MessageBuilder(Method.Binding, MessageClass.Request).build({ fingerprint });
+      for (const [transport, ask] of [['udp', stunOverUdp], ['tcp', stunOverTcp]] as const) {
+        const { answer, localPort } = await ask(port, request);
+        const what = `${transport}, fingerprint ${fingerprint}`;
+        assert.equal(answer.messageClass, MessageClass.SuccessResponse, what);
+        assert.deepEqual(readAddressAttribute(answer, AttributeType.XorMappedAddress), { family: 'IPv4', address: '127.0.0.1', port: localPort }, what);
+        assert.equal(answer.fingerprintOffset >= 0, fingerprint, what);
+        if (fingerprint) assert.equal(verifyFingerprint(answer), 'ok', what);
+        assert.equal(readAttribute(answer, AttributeType.Software), undefined, `${what}: no SOFTWARE`);
+      }
+    }
+    assert.equal(recorder?.requests.length, 0, 'no Binding asked the SOCKS port for a stream');
+    assert.doesNotMatch(cli.output(), /"message":"flow open"/);
+  });
+
+  test('the control: an authenticated Allocate does open a stream through the same SOCKS port', async () => {
+    const before = recorder?.requests.length ?? 0;
+    const r = await allocateWith(port, 'alice', 'wonderland');
+    assert.equal(r.code, undefined, `Allocate succeeded upstream: ${cli.output().slice(-1500)}`);
+    assert.equal((recorder?.requests.length ?? 0) - before, 1);
+    assert.equal(recorder?.requests[before]?.port, coturn.port);
+  });
+});

@@ -1,0 +1,83 @@
+// A minimal STUN/TURN app for tests, made of our codec: single requests over UDP or TCP to the
+// shim, and the long-term Allocate handshake. Loopback only.
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { AttributeType, HEADER_LENGTH, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAttribute, readText, type StunMessage } from '@onionturn/protocol';
+import { sleep } from '@onionturn/testkit';
+
+function decoded(data: Buffer): StunMessage {
+  const r = decodeMessage(data);
+  if (!r.ok) throw new Error(r.error.reason);
+  return r.value;
+}
+
+function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
+  return Promise.race([p, sleep(ms).then(() => Promise.reject(new Error(`no ${what} within ${ms} ms`)))]);
+}
+
+/** Sends one STUN message over UDP from a fresh socket; its answer and the socket's own port. */
+export async function stunOverUdp(port: number, msg: Buffer): Promise<{ answer: StunMessage; localPort: number }> {
+  const sock = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    const reply = once(sock, 'message') as Promise<[Buffer]>;
+    sock.send(msg, port, '127.0.0.1');
+    const [data] = await within(reply, 'STUN answer over UDP');
+    return { answer: decoded(data), localPort: sock.address().port };
+  } finally {
+    sock.close();
+  }
+}
+
+/** Reads one whole STUN message from a TURN-over-TCP stream. */
+async function readStun(sock: Socket): Promise<Buffer> {
+  let buf = Buffer.alloc(0);
+  for (;;) {
+    if (buf.length >= HEADER_LENGTH && buf.length >= HEADER_LENGTH + buf.readUInt16BE(2)) return buf.subarray(0, HEADER_LENGTH + buf.readUInt16BE(2));
+    const [chunk] = (await once(sock, 'data')) as [Buffer];
+    buf = Buffer.concat([buf, chunk]);
+  }
+}
+
+/** Sends one STUN message on a new TCP connection; its answer and the connection's own port. */
+export async function stunOverTcp(port: number, msg: Buffer): Promise<{ answer: StunMessage; localPort: number }> {
+  const sock = connect({ host: '127.0.0.1', port });
+  try {
+    await within(once(sock, 'connect'), 'TCP connection');
+    sock.write(msg);
+    const data = await within(readStun(sock), 'STUN answer over TCP');
+    return { answer: decoded(data), localPort: sock.localPort as number };
+  } finally {
+    sock.destroy();
+  }
+}
+
+/** The long-term handshake over UDP as an app does it: Allocate, 401, Allocate with integrity. */
+export async function allocateWith(port: number, username: string, password: string): Promise<{ code: number | undefined; realm: string | undefined }> {
+  const sock = createSocket('udp4');
+  const ask = async (msg: Buffer): Promise<StunMessage> => {
+    const reply = once(sock, 'message') as Promise<[Buffer]>;
+    sock.send(msg, port, '127.0.0.1');
+    const [data] = await within(reply, 'STUN answer from the shim');
+    return decoded(data);
+  };
+  try {
+    const transport = { kind: 'requested-transport', protocol: 17 } as const;
+    const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());
+    const realm = readText(first, AttributeType.Realm) ?? '';
+    const nonce = readText(first, AttributeType.Nonce) ?? '';
+    const second = await ask(
+      new MessageBuilder(Method.Allocate, MessageClass.Request)
+        .add(AttributeType.RequestedTransport, transport)
+        .add(AttributeType.Username, { kind: 'text', text: username })
+        .add(AttributeType.Realm, { kind: 'text', text: realm })
+        .add(AttributeType.Nonce, { kind: 'text', text: nonce })
+        .build({ integrityKey: longTermKey(username, realm, password) }),
+    );
+    const err = readAttribute(second, AttributeType.ErrorCode);
+    return { code: err?.ok && err.value.kind === 'error-code' ? err.value.code : undefined, realm: readText(second, AttributeType.Realm) };
+  } finally {
+    sock.close();
+  }
+}
