@@ -5,18 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProcessGroup, runUclient, startTurnutilsPeer, type UclientResult } from '@onionturn/testkit';
+import { ProcessGroup, runUclient, startTurnutilsPeer } from '@onionturn/testkit';
 import { tempDir } from './run-cli.js';
+import { assertEchoed } from './uclient-asserts.js';
 import { startServer } from './run-server.js';
 
 const SECRET = 'interop-secret-5e1f0a';
-
-function assertEchoed(run: UclientResult, what: string, expected: number): void {
-  assert.equal(run.timedOut, false, `${what}: uclient timed out\n${run.output.slice(-1500)}`);
-  assert.equal(run.exitCode, 0, `${what}: uclient exit ${run.exitCode}\n${run.output.slice(-1500)}`);
-  assert.equal(run.sent, expected, `${what}: sent ${run.sent}\n${run.output.slice(-800)}`);
-  assert.equal(run.received, run.sent, `${what}: ${run.received} of ${run.sent} came back\n${run.output.slice(-800)}`);
-}
 
 test('turnutils_uclient relays through onionturn server: TCP and UDP, channels and Send, REST and static, 1 and 50 clients', async (t) => {
   const dir = tempDir(t);

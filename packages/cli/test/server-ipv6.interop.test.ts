@@ -1,7 +1,7 @@
 // IPv6 relaying on real sockets: the real `onionturn server` listening on [::1] and 127.0.0.1,
 // a TURN client written here on @onionturn/protocol, UDP peers on ::1 and 127.0.0.1, and coturn's
 // turnutils_uclient -x with turnutils_peer on ::1. Everything stays on loopback.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
@@ -32,9 +32,10 @@ import {
   type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
-import { ProcessGroup, runUclient, sleep, startTurnutilsPeer, waitFor, type UclientResult } from '@onionturn/testkit';
+import { ProcessGroup, runUclient, sleep, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
 import { tempDir } from './run-cli.js';
 import { listenerPort, startServer, type RunningServer } from './run-server.js';
+import { assertEchoed } from './uclient-asserts.js';
 
 const REALM = 'onionturn';
 const SECRET = 'ipv6-interop-secret-7c3d';
@@ -300,14 +301,8 @@ async function secretFile(t: { after: (fn: () => void) => void }): Promise<strin
   return file;
 }
 
-function assertEchoed(run: UclientResult, what: string, expected: number): void {
-  assert.equal(run.timedOut, false, `${what}: uclient timed out\n${run.output.slice(-1500)}`);
-  assert.equal(run.exitCode, 0, `${what}: uclient exit ${run.exitCode}\n${run.output.slice(-1500)}`);
-  assert.equal(run.sent, expected, `${what}: sent ${run.sent}\n${run.output.slice(-800)}`);
-  assert.equal(run.received, run.sent, `${what}: ${run.received} of ${run.sent} came back\n${run.output.slice(-800)}`);
-}
-
-test('IPv6 relaying on [::1]: families, permissions, channels, Send/Data, byte-exact, and coturn -x', async (t) => {
+/** A secret file, a process group and sockets to close: all cleaned up after the test, also on failure. */
+async function fixture(t: TestContext): Promise<{ secret: string; group: ProcessGroup; closers: (() => void)[] }> {
   const secret = await secretFile(t);
   const group = new ProcessGroup();
   const closers: (() => void)[] = [];
@@ -315,6 +310,11 @@ test('IPv6 relaying on [::1]: families, permissions, channels, Send/Data, byte-e
     for (const close of closers) close();
     await group.stopAll();
   });
+  return { secret, group, closers };
+}
+
+test('IPv6 relaying on [::1]: families, permissions, channels, Send/Data, byte-exact, and coturn -x', async (t) => {
+  const { secret, group, closers } = await fixture(t);
   const server: RunningServer = await startServer(group, ['--secret-file', secret, '--allow-loopback-peers'], {}, { listen: DUAL_STACK });
   const tcp6 = listenerPort(server, 'tcp', '::1');
   const udp6 = listenerPort(server, 'udp', '::1');
@@ -457,13 +457,7 @@ test('IPv6 relaying on [::1]: families, permissions, channels, Send/Data, byte-e
 });
 
 test('c. a server with no IPv6 address: 440 for an IPv6 allocation; IPv4 only, with ADDRESS-ERROR-CODE 440, for a dual one', async (t) => {
-  const secret = await secretFile(t);
-  const group = new ProcessGroup();
-  const closers: (() => void)[] = [];
-  t.after(async () => {
-    for (const close of closers) close();
-    await group.stopAll();
-  });
+  const { secret, group, closers } = await fixture(t);
   const server = await startServer(group, ['--secret-file', secret, '--allow-loopback-peers']);
   const c = await TurnClient.tcp('127.0.0.1', server.tcp);
   closers.push(() => c.close());
@@ -484,13 +478,7 @@ test('c. a server with no IPv6 address: 440 for an IPv6 allocation; IPv4 only, w
 });
 
 test('d. without --allow-loopback-peers: peers at ::1, ::ffff:127.0.0.1 and 127.0.0.1 get 403 and receive nothing', async (t) => {
-  const secret = await secretFile(t);
-  const group = new ProcessGroup();
-  const closers: (() => void)[] = [];
-  t.after(async () => {
-    for (const close of closers) close();
-    await group.stopAll();
-  });
+  const { secret, group, closers } = await fixture(t);
   const server = await startServer(group, ['--secret-file', secret], {}, { listen: DUAL_STACK });
   const p6 = await Peer.open('::1');
   const p4 = await Peer.open('127.0.0.1');

@@ -89,8 +89,8 @@ function routes(basePath: string): Set<string> {
 
 export function handleCredentialRequest(request: CredentialRequest, config: EndpointConfig, context: RequestContext): CredentialResponse {
   if (context.bucket) {
-    const take = context.bucket.take(context.now);
-    if (!take.allowed) return failure(config, 429, 'rate-limited', 'too many requests', { 'retry-after': String(take.retryAfterSeconds) });
+    const bucket = context.bucket;
+    if (!bucket.take(1, context.now)) return failure(config, 429, 'rate-limited', 'too many requests', { 'retry-after': String(bucket.secondsUntil(1)) });
   }
   if (request.method === 'OPTIONS' && config.corsOrigin !== undefined) {
     return {

@@ -1,36 +1,39 @@
-// A token bucket with time passed in (no timers): bounds the request rate of the credential
-// endpoint. It is global, not per client address: behind Tor every client shares the exit's
-// or the onion service's address, and we keep no per-address state to log or leak.
-
-export interface Take {
-  readonly allowed: boolean;
-  /** When refused, whole seconds until one token is back (for Retry-After). */
-  readonly retryAfterSeconds: number;
-}
+// One token bucket, time passed in (no timers), plain arithmetic per call and no allocation: the
+// server's relay path takes bytes from it per packet; the credential endpoint takes a request.
+// The endpoint's bucket is global, not per client address: behind Tor every client shares the
+// exit's or the onion service's address, and we keep no per-address state to log or leak.
 
 export class TokenBucket {
-  readonly #capacity: number;
-  readonly #perMs: number;
   #tokens: number;
-  #last: number | undefined;
+  #last: number;
 
-  /** `capacity` requests at once, refilled at `perMinute` requests per minute. */
-  constructor(perMinute: number, capacity: number = perMinute) {
-    if (!(perMinute > 0) || !(capacity >= 1)) throw new RangeError('a token bucket needs perMinute > 0 and capacity >= 1');
-    this.#capacity = capacity;
-    this.#perMs = perMinute / 60_000;
-    this.#tokens = capacity;
+  /** `ratePerSec` tokens per second up to `burst` (full at start); a rate of 0 means unlimited. */
+  constructor(
+    readonly ratePerSec: number,
+    readonly burst: number,
+    nowMs: number,
+  ) {
+    if (!(ratePerSec >= 0) || !(burst >= 0)) throw new RangeError('a token bucket needs a rate and a burst of 0 or more');
+    this.#tokens = burst;
+    this.#last = nowMs;
   }
 
-  take(now: number): Take {
-    if (this.#last !== undefined && now > this.#last) {
-      this.#tokens = Math.min(this.#capacity, this.#tokens + (now - this.#last) * this.#perMs);
+  /** Takes `n` tokens if there are enough; false (and nothing taken) otherwise. */
+  take(n: number, nowMs: number): boolean {
+    if (this.ratePerSec === 0) return true;
+    const elapsed = nowMs - this.#last;
+    if (elapsed > 0) {
+      this.#tokens = Math.min(this.burst, this.#tokens + (elapsed * this.ratePerSec) / 1000);
+      this.#last = nowMs;
     }
-    if (this.#last === undefined || now > this.#last) this.#last = now;
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      return { allowed: true, retryAfterSeconds: 0 };
-    }
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - this.#tokens) / this.#perMs / 1000)) };
+    if (this.#tokens < n) return false;
+    this.#tokens -= n;
+    return true;
+  }
+
+  /** Whole seconds (at least 1) until `n` tokens are back, as of the last take: for Retry-After. */
+  secondsUntil(n: number): number {
+    if (this.ratePerSec === 0) return 0;
+    return Math.max(1, Math.ceil((n - this.#tokens) / this.ratePerSec));
   }
 }

@@ -67,7 +67,7 @@ test('API keys: query key, X-API-Key and Bearer are accepted; missing or wrong i
 });
 
 test('rate limit: a burst passes, the next request is 429 with Retry-After, tokens come back', () => {
-  const bucket = new TokenBucket(60, 3); // one per second, three at once
+  const bucket = new TokenBucket(1, 3, NOW); // one per second, three at once
   for (let i = 0; i < 3; i++) assert.equal(handleCredentialRequest(get('/credentials'), config, { now: NOW, bucket }).status, 200);
   const limited = handleCredentialRequest(get('/credentials'), config, { now: NOW, bucket });
   assert.equal(limited.status, 429);

@@ -8,7 +8,7 @@ export { createMetricsRegistry, serveMetrics } from './metrics.js';
 export { NonceIssuer, NONCE_COOKIE } from './nonce.js';
 export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules, parsePolicyRule, type PolicyRule } from './peer-policy.js';
 export { PortPool } from './port-pool.js';
-export { TokenBucket } from './rate-limit.js';
+export { TokenBucket } from '@onionturn/credentials';
 export { CoreStats } from './stats.js';
 export { TurnCore, type ChannelRange, type CoreEvents, type CoreOptions, type Filtering, type RelayAddress, type RelayBinder } from './turn-core.js';
 export { TurnServer, pickRelays, type ListenSpec, type TurnServerConfig } from './node-server.js';

@@ -42,6 +42,9 @@ export const DEFAULT_DENIED_IPV4: readonly string[] = [
 export const DEFAULT_DENIED_IPV6: readonly string[] = [
   '::/128',
   '::1/128',
+  // IPv4-compatible addresses (RFC 4291 §2.5.5.1, deprecated, routed nowhere). Denied whole: Node
+  // reports their datagrams in dotted form ("::8.8.8.8"), so replies would not match anyway.
+  '::/96',
   '64:ff9b::/96',
   '64:ff9b:1::/48',
   '100::/64',

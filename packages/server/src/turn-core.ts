@@ -36,7 +36,7 @@ import { CHANNEL_REBIND_GUARD_MS, DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifeti
 import { NonceIssuer } from './nonce.js';
 import type { PeerPolicy } from './peer-policy.js';
 import type { PortPool } from './port-pool.js';
-import { TokenBucket } from './rate-limit.js';
+import { TokenBucket } from '@onionturn/credentials';
 import { CoreStats } from './stats.js';
 
 export type Filtering = 'address-and-port' | 'address';

@@ -53,6 +53,11 @@ test('the default list covers each IPv4 range in mapped and compatible IPv6 form
   }
 });
 
+test('IPv4-compatible addresses are denied whole, even of public IPv4 addresses', () => {
+  for (const a of ['::8.8.8.8', '::808:808', '::1.2.3.4', '0:0:0:0:0:0:5db8:d822']) assert.equal(allows(policy, a), false, a);
+  assert.equal(allows(policy, '::ffff:8.8.8.8'), true, 'IPv4-mapped public addresses stay reachable (IPv4 relay)');
+});
+
 test('parser: Tor ExitPolicy forms', () => {
   assert.deepEqual(
     [rule('accept *:*'), rule('reject *4:80'), rule('accept *6:1000-2000'), rule('reject 10.0.0.0/255.0.0.0:*'), rule('accept [2001:db8::]/32:443'), rule('reject 1.2.3.4')].map(

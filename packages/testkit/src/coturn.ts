@@ -164,6 +164,21 @@ export interface UclientResult {
   readonly rttMs: number | undefined;
 }
 
+/** Runs a coturn tool to its end, killing it (by PID) after `timeoutMs`; its output interleaved. */
+async function runToExit(group: ProcessGroup, label: string, bin: string, args: readonly string[], timeoutMs: number): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean; output: string }> {
+  const started = group.spawn(label, bin, [...args]);
+  const output = collectOutput(started);
+  const exited = once(started.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    started.child.kill('SIGKILL');
+  }, timeoutMs);
+  const [exitCode, signal] = await exited;
+  clearTimeout(timer);
+  return { exitCode, signal, timedOut, output: output() };
+}
+
 /** Runs `turnutils_uclient` to completion and parses its summary. */
 export async function runUclient(group: ProcessGroup, options: UclientOptions): Promise<UclientResult> {
   const uclient = requireTool(TOOLS.turnutilsUclient);
@@ -178,17 +193,7 @@ export async function runUclient(group: ProcessGroup, options: UclientOptions): 
   if (options.noRtcp) args.push('-c');
   args.push(...(options.extraArgs ?? []));
   args.push('-p', String(options.server.port), options.server.host);
-  const started = group.spawn('turnutils_uclient', uclient, args);
-  const output = collectOutput(started);
-  const exited = once(started.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    started.child.kill('SIGKILL');
-  }, options.timeoutMs ?? 30_000);
-  const [exitCode, signal] = await exited;
-  clearTimeout(timer);
-  const text = output();
+  const { exitCode, signal, timedOut, output: text } = await runToExit(group, 'turnutils_uclient', uclient, args, options.timeoutMs ?? 30_000);
   const totals = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(text.split('\n').filter((l) => /start_mclient: tot_send_msgs=/.test(l)).pop() ?? '');
   return {
     exitCode,
@@ -215,17 +220,7 @@ export interface StunclientResult {
 /** coturn's turnutils_stunclient: one classic STUN Binding over UDP, an independent client. */
 export async function runStunclient(group: ProcessGroup, server: { host: string; port: number }, timeoutMs = 10_000): Promise<StunclientResult> {
   const bin = requireTool(TOOLS.turnutilsStunclient);
-  const started = group.spawn('turnutils_stunclient', bin, ['-p', String(server.port), server.host]);
-  const output = collectOutput(started);
-  const exited = once(started.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    started.child.kill('SIGKILL');
-  }, timeoutMs);
-  const [exitCode] = await exited;
-  clearTimeout(timer);
-  const text = output();
+  const { exitCode, timedOut, output: text } = await runToExit(group, 'turnutils_stunclient', bin, ['-p', String(server.port), server.host], timeoutMs);
   const m = /UDP reflexive addr: ([\d.]+):(\d+)/.exec(text);
   return { exitCode, timedOut, output: text, reflexive: m ? { address: m[1] as string, port: Number(m[2]) } : undefined };
 }

@@ -37,7 +37,7 @@ export function createCredentialHandler(options: CredentialHandlerOptions): Cred
   const trial = generate({ secret: secretOf(), ttl: options.ttl, ...(options.jitter !== undefined ? { jitter: options.jitter } : {}) });
   if (!trial.ok) throw new RangeError(`credential endpoint: ${trial.error.reason}`);
   const limit = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit;
-  const bucket = limit === false ? undefined : new TokenBucket(limit.perMinute, limit.burst ?? limit.perMinute);
+  const bucket = limit === false ? undefined : new TokenBucket(limit.perMinute / 60, limit.burst ?? limit.perMinute, Date.now());
   const clock = options.now ?? Date.now;
   return (req, res) => {
     // The API takes no body; drain whatever was sent so the connection can be reused.
