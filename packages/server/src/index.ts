@@ -10,5 +10,6 @@ export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules,
 export { PortPool } from './port-pool.js';
 export { TokenBucket } from '@onionturn/credentials';
 export { CoreStats } from './stats.js';
-export { TurnCore, type ChannelRange, type CoreEvents, type CoreOptions, type Filtering, type RelayAddress, type RelayBinder } from './turn-core.js';
+export type { ChannelRange, CoreEvents, CoreOptions, Filtering, RelayAddress, RelayBinder } from './core-options.js';
+export { TurnCore } from './turn-core.js';
 export { TurnServer, pickRelays, type ListenSpec, type TurnServerConfig } from './node-server.js';

@@ -9,12 +9,13 @@ import { createServer as createTlsServer } from 'node:tls';
 import { FrameKind, StreamFramer, channelDataPadding, writeChannelDataHeader, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
 import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
 import type { CredentialLookup } from './auth.js';
+import type { ChannelRange, Filtering, RelayAddress, RelayBinder } from './core-options.js';
 import type { Lifetimes, Limits } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetricsRegistry, serveMetrics } from './metrics.js';
 import { PeerPolicy, type PolicyRule } from './peer-policy.js';
 import { PortPool } from './port-pool.js';
-import { TurnCore, type ChannelRange, type Filtering, type RelayAddress, type RelayBinder } from './turn-core.js';
+import { TurnCore } from './turn-core.js';
 
 export interface ListenSpec {
   readonly protocol: ClientTransport;

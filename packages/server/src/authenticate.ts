@@ -1,0 +1,119 @@
+// The long-term credential check every request but Binding passes (RFC 8489 §9.2.4): realm,
+// nonce, password algorithm and MESSAGE-INTEGRITY(-SHA256), against the allocation's password
+// once there is one, else against the credential lookup.
+import {
+  AttributeType,
+  ErrorCode,
+  PasswordAlgorithm,
+  getAttribute,
+  longTermKey,
+  readAttribute,
+  verifyIntegrity,
+} from '@onionturn/protocol';
+import type { Credential } from './auth.js';
+import type { CoreOptions } from './core-options.js';
+import type { NonceIssuer } from './nonce.js';
+import { PASSWORD_ALGORITHMS_BYTES, type Replies, type Reply } from './replies.js';
+import type { CoreStats } from './stats.js';
+
+export interface Authenticated {
+  readonly username: string;
+  readonly password: string;
+  readonly credential: Credential | undefined;
+  readonly key: Buffer;
+  /** MESSAGE-INTEGRITY-SHA256 was used (answer in kind). */
+  readonly sha256: boolean;
+  /** PASSWORD-ALGORITHM the key was derived with. */
+  readonly algorithm: number;
+}
+
+/** What the check needs of the core. */
+export interface AuthContext {
+  readonly options: Pick<CoreOptions, 'realm' | 'events'>;
+  readonly stats: CoreStats;
+  readonly replies: Replies;
+  readonly nonces: NonceIssuer;
+  now(): number;
+  /** The credential lookup in force (SIGHUP swaps it). */
+  lookup(username: string, realm: string, nowMs: number): Credential | undefined;
+}
+
+/** Long-term credential check (RFC 8489 §9.2.4); on failure the error is sent and false returned. */
+export function authenticate(ctx: AuthContext, r: Reply): boolean {
+  const { msg, client } = r;
+  if (msg.integrityOffset < 0 && msg.integritySha256Offset < 0) {
+    ctx.replies.challenge(r, ErrorCode.Unauthorized);
+    return false;
+  }
+  const username = readAttribute(msg, AttributeType.Username);
+  const realm = readAttribute(msg, AttributeType.Realm);
+  const nonce = readAttribute(msg, AttributeType.Nonce);
+  if (username?.ok !== true || realm?.ok !== true || nonce?.ok !== true) {
+    ctx.replies.error(r, ErrorCode.BadRequest);
+    return false;
+  }
+  if (username.value.kind !== 'text' || realm.value.kind !== 'text' || nonce.value.kind !== 'text') return false;
+  const now = ctx.now();
+  const nonceState = ctx.nonces.check(nonce.value.text, client.key, now);
+  if (nonceState !== 'ok') {
+    ctx.replies.challenge(r, ErrorCode.StaleNonce);
+    return false;
+  }
+  let algorithm: number = PasswordAlgorithm.MD5;
+  const alg = readAttribute(msg, AttributeType.PasswordAlgorithm);
+  const algs = getAttribute(msg, AttributeType.PasswordAlgorithms);
+  // RFC 8489 §9.2.4: neither means MD5; otherwise both, and the list exactly as we sent it
+  // (so a downgrade by a middlebox shows up).
+  if (alg || algs) {
+    if (!alg?.ok || alg.value.kind !== 'password-algorithm' || !algs || !algs.value.equals(PASSWORD_ALGORITHMS_BYTES)) {
+      ctx.replies.error(r, ErrorCode.BadRequest);
+      return false;
+    }
+    algorithm = alg.value.algorithm.algorithm;
+    if (algorithm !== PasswordAlgorithm.MD5 && algorithm !== PasswordAlgorithm.SHA256) {
+      ctx.replies.error(r, ErrorCode.BadRequest);
+      return false;
+    }
+  }
+  const name = username.value.text;
+  const serverRealm = ctx.options.realm;
+  if (realm.value.text !== serverRealm) {
+    ctx.stats.authFailures++;
+    ctx.replies.challenge(r, ErrorCode.Unauthorized);
+    return false;
+  }
+  const sha256 = msg.integritySha256Offset >= 0;
+  const alloc = client.allocation;
+  if (alloc) {
+    if (alloc.auth.username !== name) {
+      ctx.replies.error(r, ErrorCode.WrongCredentials);
+      return false;
+    }
+    let key = alloc.keys.get(algorithm);
+    if (!key) {
+      key = longTermKey(name, serverRealm, alloc.auth.password, algorithm);
+      alloc.keys.set(algorithm, key);
+    }
+    if (verifyIntegrity(msg, key) !== 'ok') {
+      ctx.stats.authFailures++;
+      ctx.replies.challenge(r, ErrorCode.Unauthorized);
+      return false;
+    }
+    r.auth = { username: name, password: alloc.auth.password, credential: undefined, key, sha256, algorithm };
+    return true;
+  }
+  const cred = ctx.lookup(name, serverRealm, now);
+  if (cred) {
+    for (const password of cred.passwords) {
+      const key = longTermKey(name, serverRealm, password, algorithm);
+      if (verifyIntegrity(msg, key) === 'ok') {
+        r.auth = { username: name, password, credential: cred, key, sha256, algorithm };
+        return true;
+      }
+    }
+  }
+  ctx.stats.authFailures++;
+  ctx.options.events?.event('auth-failed', { username: name, client: `${client.remote.address}:${client.remote.port}`, known: cred !== undefined }, 'debug');
+  ctx.replies.challenge(r, ErrorCode.Unauthorized);
+  return false;
+}

@@ -1,0 +1,53 @@
+// What TurnCore is configured with, and the interfaces through which the shell binds relays and
+// hears lifecycle events.
+import type { Relay, RelaySocket } from './allocation.js';
+import type { CredentialLookup } from './auth.js';
+import type { Lifetimes, Limits } from './limits.js';
+import type { PeerPolicy } from './peer-policy.js';
+import type { PortPool } from './port-pool.js';
+
+export type Filtering = 'address-and-port' | 'address';
+
+/** Where relays of one family are bound and what address they are announced as. */
+export interface RelayAddress {
+  readonly bind: string;
+  readonly external: string;
+}
+
+/** Binds a relay socket; calls done(socket) or done(undefined) when the port is taken. */
+export interface RelayBinder {
+  bind(relay: Relay, done: (socket: RelaySocket | undefined) => void): void;
+}
+
+/**
+ * Lifecycle events for logs (never per packet). Fields named username/client/peer are sensitive.
+ * Events any client can cause once per request (already counted in metrics) come at 'debug'.
+ */
+export interface CoreEvents {
+  event(name: string, fields: Readonly<Record<string, unknown>>, level?: 'info' | 'debug'): void;
+}
+
+export interface CoreOptions {
+  readonly realm: string;
+  readonly lookup: CredentialLookup;
+  readonly policy: PeerPolicy;
+  readonly ports: PortPool;
+  readonly binder: RelayBinder;
+  readonly relay4?: RelayAddress;
+  readonly relay6?: RelayAddress;
+  readonly filtering?: Filtering;
+  readonly strictExpiry?: boolean;
+  readonly software?: string;
+  readonly lifetimes?: Partial<Lifetimes>;
+  readonly limits?: Partial<Limits>;
+  readonly now?: () => number;
+  readonly events?: CoreEvents;
+  readonly nonceSecret?: Buffer;
+  /**
+   * 'rfc5766' (default) also accepts channels 0x5000-0x7FFF, which RFC 5766 clients (coturn's
+   * turnutils_uclient, older SDKs) still choose; 'rfc8656' allows only 0x4000-0x4FFF.
+   */
+  readonly channelRange?: ChannelRange;
+}
+
+export type ChannelRange = 'rfc8656' | 'rfc5766';

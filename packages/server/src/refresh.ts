@@ -1,0 +1,53 @@
+// Refresh (RFC 8656 §7.3): a new lifetime for the client's allocation, or its deletion with
+// LIFETIME 0; and the lifetime rule Allocate shares.
+import { AttributeType, ErrorCode, readAttribute, type StunMessage } from '@onionturn/protocol';
+import type { AllocationTable } from './allocation-table.js';
+import type { CoreOptions } from './core-options.js';
+import type { Lifetimes } from './limits.js';
+import type { Replies, Reply } from './replies.js';
+import type { CoreStats } from './stats.js';
+
+/** What Refresh needs of the core. */
+export interface RefreshContext {
+  readonly options: Pick<CoreOptions, 'strictExpiry'>;
+  readonly life: Lifetimes;
+  readonly stats: CoreStats;
+  readonly replies: Replies;
+  readonly table: AllocationTable;
+  now(): number;
+}
+
+export function onRefresh(ctx: RefreshContext, r: Reply): void {
+  const alloc = r.client.allocation;
+  if (!alloc) return ctx.replies.error(r, ErrorCode.AllocationMismatch);
+  const fam = readAttribute(r.msg, AttributeType.RequestedAddressFamily);
+  if (fam) {
+    if (!fam.ok || fam.value.kind !== 'family') return ctx.replies.error(r, ErrorCode.BadRequest);
+    if (!alloc.relayFor(fam.value.family)) return ctx.replies.error(r, ErrorCode.PeerAddressFamilyMismatch);
+  }
+  const now = ctx.now();
+  const expiry = alloc.auth.credentialExpiresAt;
+  if (ctx.options.strictExpiry && expiry !== undefined && expiry <= now) {
+    ctx.stats.authFailures++;
+    return ctx.replies.challenge(r, ErrorCode.Unauthorized);
+  }
+  const lifetime = grantedLifetime(ctx.life, r.msg, false);
+  if (lifetime === 0) {
+    ctx.replies.success(r, (b) => b.add(AttributeType.Lifetime, { kind: 'uint32', value: 0 }));
+    ctx.table.delete(alloc, 'refresh-0');
+    return;
+  }
+  alloc.expiresAt = now + lifetime * 1000;
+  ctx.replies.success(r, (b) => b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime }));
+}
+
+/** The lifetime in seconds an Allocate (`allocate`) or Refresh is granted for its LIFETIME. */
+export function grantedLifetime(life: Lifetimes, msg: StunMessage, allocate: boolean): number {
+  const attr = readAttribute(msg, AttributeType.Lifetime);
+  const req = attr?.ok && attr.value.kind === 'uint32' ? attr.value.value : undefined;
+  const { allocationDefaultSec: def, allocationMaxSec: max } = life;
+  if (req === undefined) return def;
+  // Allocate: at least the default (RFC 8656 §7.2); Refresh: what was asked, up to the maximum.
+  if (!allocate) return Math.min(req, max);
+  return Math.min(Math.max(req, def), max);
+}
