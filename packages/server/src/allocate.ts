@@ -139,6 +139,7 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
   let failed = false;
   const finished = (): void => {
     client.pendingAllocate = undefined;
+    if (alloc.deleted) return; // shut down meanwhile: no answer, its sockets are closed
     if (failed || client.closed) {
       ctx.table.delete(alloc, failed ? 'no-port' : 'client-closed', false);
       if (failed && !client.closed) {
@@ -194,6 +195,14 @@ function bindRelay(
   const { port, reserve } = choice;
   const relay = new Relay(alloc, family, addr.bind, port, { family, address: addr.external, port });
   ctx.options.binder.bind(relay, (socket) => {
+    if (alloc.deleted) {
+      // Deleted while this socket was being bound (shutdown, or the allocation gone): nobody
+      // would ever close it, so it and its ports go straight back.
+      socket?.close();
+      ctx.options.ports.give(port, ctx.now());
+      if (reserve !== undefined) ctx.options.ports.give(reserve, ctx.now());
+      return done(false);
+    }
     if (socket === undefined) {
       // In use by someone else: like a released port, it is tried again after the quarantine.
       ctx.options.ports.give(port, ctx.now());

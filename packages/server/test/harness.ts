@@ -86,6 +86,9 @@ export interface World {
   readonly relays: FakeRelaySocket[];
   /** Ports the binder should refuse (already in use). */
   readonly busy: Set<number>;
+  /** While true, binds wait in `heldBinds` until the test completes them (a slow bind). */
+  holdBinds: boolean;
+  readonly heldBinds: (() => void)[];
   client(remote?: Partial<TransportAddress>, transport?: 'udp' | 'tcp'): TestClient;
 }
 
@@ -93,6 +96,8 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
   const clock = { now: 1_700_000_000_000 };
   const relays: FakeRelaySocket[] = [];
   const busy = new Set<number>();
+  const held: (() => void)[] = [];
+  const hold = { on: false };
   const core = new TurnCore({
     realm: REALM,
     lookup: options.lookup ?? staticUsers(new Map(Object.entries(options.users ?? { [USER]: PASSWORD }))),
@@ -100,10 +105,14 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     ports: options.ports ?? new PortPool(50000, 50099, 150_000),
     binder: {
       bind(relay, done) {
-        if (busy.has(relay.port)) return done(undefined);
-        const s = new FakeRelaySocket(relay);
-        relays.push(s);
-        done(s);
+        const finish = (): void => {
+          if (busy.has(relay.port)) return done(undefined);
+          const s = new FakeRelaySocket(relay);
+          relays.push(s);
+          done(s);
+        };
+        if (hold.on) held.push(finish);
+        else finish();
       },
     },
     relay4: options.relay4 ?? { bind: '0.0.0.0', external: '198.51.100.10' },
@@ -123,6 +132,13 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     clock,
     relays,
     busy,
+    get holdBinds() {
+      return hold.on;
+    },
+    set holdBinds(on: boolean) {
+      hold.on = on;
+    },
+    heldBinds: held,
     client(remote = {}, transport = 'tcp') {
       n++;
       const addr: TransportAddress = { family: 'IPv4', address: '192.0.2.50', port: 40000 + n, ...remote };

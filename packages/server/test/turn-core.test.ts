@@ -408,6 +408,23 @@ test('timers: permissions end after 300 s, channels after 600 s (reserved 300 s 
   assert.deepEqual(c.link.holding, ['allocated', 'released'], 'the connection is idle-timed again');
 });
 
+test('shutdown while a relay socket is still binding: the late socket is closed at once, nothing answered', () => {
+  const w = world();
+  const c = w.client();
+  c.challenge();
+  w.holdBinds = true;
+  const sent = c.link.messages.length;
+  c.raw(c.build(Method.Allocate, [[AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }]], true));
+  assert.equal(w.heldBinds.length, 1, 'the bind is under way');
+  w.core.closeAll();
+  for (const finish of w.heldBinds.splice(0)) finish();
+  assert.equal(w.relays.length, 1);
+  assert.equal(w.relays[0]!.closed, true, 'the socket bound after the shutdown is closed');
+  assert.equal(w.core.allocationCount, 0);
+  assert.equal(c.link.messages.length, sent, 'no success (nor error) for a deleted allocation');
+  assert.equal(c.client.allocation, undefined);
+});
+
 test('a closed client frees its allocation at once; its port rests in quarantine', () => {
   const w = world({ limits: { allocationsPerUser: 1000 } });
   const c = w.client();
