@@ -198,22 +198,25 @@ export class TurnCore {
       this.stats.droppedFiltered++;
       return;
     }
-    let peer = perm.peers.get(port);
-    if (this.#filtering === 'address-and-port') {
-      if (peer === undefined || now - peer.lastSentAt > this.#life.permissionSec * 1000) {
+    const peer = perm.peers.get(port);
+    if (peer !== undefined) {
+      if (this.#filtering === 'address-and-port' && now - peer.lastSentAt > this.#life.permissionSec * 1000) {
         this.stats.droppedFiltered++;
         return;
       }
-    } else if (peer === undefined) {
-      peer = this.#newPeer(alloc, perm, port, now);
-      if (peer === undefined) {
-        this.stats.droppedFiltered++;
-        return;
-      }
+      peer.answered = true;
+    } else if (this.#filtering === 'address-and-port') {
+      this.stats.droppedFiltered++;
+      return;
+    } else if (!this.#policy.allows(perm.ip, port)) {
+      // --filtering address: a port the client never used is delivered without keeping state for
+      // it (a peer spraying ports spends none of the client's peer quota), but the policy's port
+      // rules (reject *:25) still hold.
+      this.stats.deniedPeers++;
+      return;
     }
-    peer.answered = true;
     const len = data.length;
-    const ch = peer.channel;
+    const ch = peer?.channel;
     const viaChannel = ch !== undefined && ch.expiresAt > now;
     // A STUN length is 16 bits: an IPv6 peer's datagram of 65505+ bytes fits no Data indication.
     const size = viaChannel ? 0 : dataIndicationLength(perm.ip.length, len);

@@ -352,6 +352,19 @@ test('--filtering address delivers from any port of a permitted address', () => 
   assert.equal(dataOf(c.link.messages.at(-1)!).peer?.port, 6000);
 });
 
+test('--filtering address: a peer spraying ports spends none of the client\'s peer quota', () => {
+  const w = world({ filtering: 'address', limits: { peersPerAllocation: 3, newPeersPerSecond: 4 } });
+  const c = w.client();
+  c.allocate();
+  c.permit(PEER);
+  const n = c.link.messages.length;
+  for (let p = 6000; p < 6100; p++) w.core.handlePeerDatagram(w.relays[0]!.relay, Buffer.from('x'), PEER.address, p);
+  assert.equal(c.link.messages.length, n + 100, 'every port delivered');
+  assert.ok(isSuccess(c.bind(0x4001, PEER)), 'the client can still bind a channel to a new peer');
+  c.send(peer(PEER.address, 7001), Buffer.from('y'));
+  assert.equal(w.relays[0]!.sent.at(-1)?.port, 7001, 'and send to another new one');
+});
+
 test('ChannelBind: ChannelData both ways, rebinding rules, 400 for bad numbers', () => {
   const w = world();
   const c = w.client();
