@@ -99,7 +99,9 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
     ctx.stats.authFailures++;
     return ctx.replies.challenge(r, ErrorCode.Unauthorized);
   }
-  if (ctx.table.countFor(auth.username) >= ctx.limits.allocationsPerUser) {
+  // Ports held in reservations count too (a token of this user's own turns one into the other).
+  const held = ctx.table.countFor(auth.username) + ctx.reservations.countFor(auth.username) - (reserved?.username === auth.username ? 1 : 0);
+  if (held >= ctx.limits.allocationsPerUser) {
     ctx.stats.countQuota('allocations-per-user');
     return ctx.replies.error(r, ErrorCode.AllocationQuotaReached);
   }
@@ -213,7 +215,7 @@ function bindRelay(
     relay.socket = socket;
     if (family === 'IPv4') alloc.relay4 = relay;
     else alloc.relay6 = relay;
-    if (reserve !== undefined) alloc.reservationToken = ctx.reservations.add(reserve, family, ctx.now());
+    if (reserve !== undefined) alloc.reservationToken = ctx.reservations.add(reserve, family, alloc.auth.username, ctx.now());
     done(true);
   });
 }

@@ -223,7 +223,7 @@ export class TurnServer {
         resolve();
       });
     });
-    srv.on('error', (err) => this.#log.error('listener-error', { error: String(err) }));
+    srv.on('error', (err) => this.#log.error('listener-error', { error: errorCode(err) }));
     const a = srv.address();
     if (a && typeof a === 'object') this.#bound.push({ protocol: spec.protocol, address: a.address, port: a.port });
     this.#tcpServers.push(srv);
@@ -241,7 +241,17 @@ export class TurnServer {
     }
     sock.setNoDelay(true);
     this.#connections.add(sock);
-    const link = new TcpLink(sock);
+    // From accept, and again whenever an allocation ends (expired, refreshed to 0): a connection
+    // without an allocation gets the deadline to make one, however it trickles bytes.
+    let deadline: NodeJS.Timeout | undefined;
+    const armDeadline = (): void => {
+      clearTimeout(deadline);
+      deadline = setTimeout(() => {
+        if (!client.allocation) sock.destroy();
+      }, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS);
+      deadline.unref();
+    };
+    const link = new TcpLink(sock, armDeadline);
     const client = new Client(transport, remote, link, `${transport}|${remote.address}|${remote.port}|${sock.localPort ?? 0}`);
     const core = this.core;
     const framer = new StreamFramer((frame, kind) => {
@@ -268,10 +278,7 @@ export class TurnServer {
     sock.on('timeout', () => {
       if (!client.allocation) sock.destroy();
     });
-    const deadline = setTimeout(() => {
-      if (!client.allocation) sock.destroy();
-    }, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS);
-    deadline.unref();
+    armDeadline();
     sock.on('error', () => undefined);
     sock.on('close', () => {
       clearTimeout(deadline);
@@ -290,7 +297,7 @@ export class TurnServer {
         resolve();
       });
     });
-    sock.on('error', (err) => this.#log.warn('udp-listener-error', { error: String(err) }));
+    sock.on('error', (err) => this.#log.warn('udp-listener-error', { error: errorCode(err) }));
     const clients = new Map<string, Map<number, { client: Client; seen: number }>>();
     this.#udpClients.set(sock, clients);
     const core = this.core;
@@ -337,9 +344,8 @@ export class TurnServer {
     if (this.#internalErrorLogged) return;
     this.#internalErrorLogged = true;
     const err = e instanceof Error ? e : new Error('non-error thrown');
-    const code = (err as { code?: unknown }).code;
     this.#log.warn('internal-error', {
-      error: typeof code === 'string' ? code : err.name,
+      error: errorCode(err),
       stack: (err.stack ?? '').split('\n').slice(1, 6).map((l) => l.trim()),
       note: 'further internal errors are only counted (onionturn_internal_errors_total)',
     });
@@ -447,7 +453,11 @@ function flushLinks(): void {
 class TcpLink implements ClientLink {
   #batch: Buffer | undefined = undefined;
   #len = 0;
-  constructor(readonly sock: Socket) {}
+  constructor(
+    readonly sock: Socket,
+    /** Starts the accept-to-Allocate deadline again. */
+    readonly armDeadline: () => void,
+  ) {}
 
   /** Room for `n` more bytes in this turn's batch; undefined when the client is not keeping up. */
   #reserve(n: number): Buffer | undefined {
@@ -517,9 +527,17 @@ class TcpLink implements ClientLink {
   }
 
   released(): void {
-    // Expired or refreshed to 0: an idle connection without an allocation is closed again.
+    // Expired or refreshed to 0: the connection is back to where it was after accept, with both
+    // the idle timer and the deadline to allocate again.
     this.sock.setTimeout(HANDSHAKE_IDLE_MS);
+    this.armDeadline();
   }
+}
+
+/** An error as its code only: Node's socket error messages name the remote ip:port. */
+function errorCode(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return typeof code === 'string' ? code : err.name;
 }
 
 export function addressOf(address: string | undefined, port: number | undefined): TransportAddress | undefined {

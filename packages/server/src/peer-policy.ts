@@ -45,6 +45,11 @@ export const DEFAULT_DENIED_IPV6: readonly string[] = [
   // IPv4-compatible addresses (RFC 4291 §2.5.5.1, deprecated, routed nowhere). Denied whole: Node
   // reports their datagrams in dotted form ("::8.8.8.8"), so replies would not match anyway.
   '::/96',
+  // IPv4-translated addresses (SIIT, RFC 2765), deprecated site-local, IPv6 benchmarking (as
+  // 198.18/15 is for IPv4).
+  '::ffff:0:0:0/96',
+  'fec0::/10',
+  '2001:2::/48',
   '64:ff9b::/96',
   '64:ff9b:1::/48',
   '100::/64',

@@ -85,6 +85,8 @@ export function onChannelBind(ctx: PermissionContext, r: Reply): void {
   const peers = requestedPeers(ctx, r, alloc);
   if (!peers) return;
   const { addr, ip, relay } = peers[0] as RequestedPeer;
+  // Port 0 is no UDP destination (the send would fail): a channel needs a real transport address.
+  if (addr.port === 0) return ctx.replies.error(r, ErrorCode.BadRequest);
   const now = ctx.now();
   const key = formatIp(ip);
   const bound = alloc.channels.get(number);

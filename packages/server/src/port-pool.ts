@@ -1,6 +1,8 @@
 // Relay ports: chosen at random from a range (so port numbers do not count allocations or link
 // them), and a released port rests in quarantine before reuse so a late packet for the old
-// allocation never reaches a new one.
+// allocation never reaches a new one. Availability comes first: when no free port is left, the
+// longest-resting quarantined ports are reused early, so allocating and releasing in a loop (one
+// credential can do it thousands of times a minute) cannot lock everyone out for the quarantine.
 import { randomInt } from 'node:crypto';
 
 export class PortPool {
@@ -10,6 +12,7 @@ export class PortPool {
   /** Released ports in release order with the time they may be reused. */
   readonly #quarantine: { port: number; until: number }[] = [];
   #qHead = 0;
+  #early = 0;
   readonly #quarantineMs: number;
 
   constructor(min: number, max: number, quarantineMs: number) {
@@ -24,9 +27,24 @@ export class PortPool {
     return this.#free.length;
   }
 
-  /** A random free port (even when `even`), or undefined when none is left. */
+  /** Ports handed out before their quarantine ended because none was free. */
+  get earlyReuses(): number {
+    return this.#early;
+  }
+
+  /** A random free port (even when `even`), or undefined when every port is in use. */
   take(nowMs: number, even = false): number | undefined {
     this.#release(nowMs);
+    return this.#take(even) ?? (this.#releaseEarly(even ? 64 : 1) ? this.#take(even) : undefined);
+  }
+
+  /** A random even port whose successor is free too (RTP/RTCP pairs, EVEN-PORT with R set). */
+  takePair(nowMs: number): [number, number] | undefined {
+    this.#release(nowMs);
+    return this.#takePair() ?? (this.#releaseEarly(256) ? this.#takePair() : undefined);
+  }
+
+  #take(even: boolean): number | undefined {
     const free = this.#free;
     if (free.length === 0) return undefined;
     for (let attempt = 0; attempt < 64; attempt++) {
@@ -38,9 +56,7 @@ export class PortPool {
     return undefined;
   }
 
-  /** A random even port whose successor is free too (RTP/RTCP pairs, EVEN-PORT with R set). */
-  takePair(nowMs: number): [number, number] | undefined {
-    this.#release(nowMs);
+  #takePair(): [number, number] | undefined {
     const free = this.#free;
     for (let attempt = 0; attempt < 128 && free.length > 1; attempt++) {
       const port = free[randomInt(free.length)] as number;
@@ -50,6 +66,18 @@ export class PortPool {
       return [port, port + 1];
     }
     return undefined;
+  }
+
+  /** Frees up to `n` of the longest-quarantined ports now; false when none was quarantined. */
+  #releaseEarly(n: number): boolean {
+    const q = this.#quarantine;
+    const start = this.#qHead;
+    while (this.#qHead < q.length && this.#qHead - start < n) {
+      this.#push((q[this.#qHead] as { port: number }).port);
+      this.#qHead++;
+    }
+    this.#early += this.#qHead - start;
+    return this.#qHead > start;
   }
 
   #push(port: number): void {

@@ -12,10 +12,13 @@ export interface Reservation {
   /** The family of the allocation that reserved it: the token stands for an address of that family. */
   readonly family: IpFamily;
   readonly expiresAt: number;
+  /** Who reserved it: a held port counts against that user's allocation quota. */
+  readonly username: string;
 }
 
 export class Reservations {
   readonly #byToken = new Map<string, Reservation>();
+  readonly #perUser = new Map<string, number>();
   readonly #ports: PortPool;
 
   constructor(ports: PortPool) {
@@ -27,15 +30,24 @@ export class Reservations {
     return this.#byToken.get(tokenKey);
   }
 
+  /** Ports this user holds in reservations (so EVEN-PORT in a loop cannot hoard the range). */
+  countFor(username: string): number {
+    return this.#perUser.get(username) ?? 0;
+  }
+
   /** The token is spent: its port now belongs to the allocation that used it. */
   use(tokenKey: string): void {
+    const res = this.#byToken.get(tokenKey);
+    if (res === undefined) return;
     this.#byToken.delete(tokenKey);
+    this.#uncount(res.username);
   }
 
   /** Keeps `port` for an allocation of `family`; returns the RESERVATION-TOKEN that names it. */
-  add(port: number, family: IpFamily, now: number): Buffer {
+  add(port: number, family: IpFamily, username: string, now: number): Buffer {
     const tokenBytes = randomBytes(8);
-    this.#byToken.set(tokenBytes.toString('hex'), { port, family, expiresAt: now + RESERVATION_MS });
+    this.#byToken.set(tokenBytes.toString('hex'), { port, family, username, expiresAt: now + RESERVATION_MS });
+    this.#perUser.set(username, this.countFor(username) + 1);
     return tokenBytes;
   }
 
@@ -44,7 +56,14 @@ export class Reservations {
     for (const [key, res] of this.#byToken) {
       if (res.expiresAt > now) continue;
       this.#byToken.delete(key);
+      this.#uncount(res.username);
       if (res.port !== undefined) this.#ports.give(res.port, now);
     }
+  }
+
+  #uncount(username: string): void {
+    const n = this.countFor(username) - 1;
+    if (n <= 0) this.#perUser.delete(username);
+    else this.#perUser.set(username, n);
   }
 }

@@ -356,7 +356,7 @@ export class TurnCore {
     if (alloc === undefined) return;
     const peerAttr = readAttribute(msg, AttributeType.XorPeerAddress);
     const dataAttr = getAttribute(msg, AttributeType.Data);
-    if (!peerAttr?.ok || peerAttr.value.kind !== 'address' || dataAttr === undefined) {
+    if (!peerAttr?.ok || peerAttr.value.kind !== 'address' || peerAttr.value.address.port === 0 || dataAttr === undefined) {
       this.stats.malformed++;
       return;
     }

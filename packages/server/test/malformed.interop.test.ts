@@ -348,4 +348,16 @@ test('TCP: a connection trickling bytes without allocating is closed at the dead
   held.sock.write(binding());
   assert.equal((await held.next())?.messageClass, MessageClass.SuccessResponse);
   assert.equal(held.closed, false);
+  // Its allocation released, the connection gets the deadline again: trickling keeps it no longer.
+  const { c: released, nonce } = await allocatedTalker(tcpPort);
+  t.after(() => released.sock.destroy());
+  await sleep(500); // past the first deadline, which the allocation survived
+  released.sock.write(signed(Method.Refresh, nonce, (b) => b.add(AttributeType.Lifetime, { kind: 'uint32', value: 0 })));
+  assert.equal((await released.next())?.messageClass, MessageClass.SuccessResponse, 'Refresh 0');
+  released.sock.write(Buffer.from([0x40, 0x00, 0x40, 0x00]));
+  for (let i = 0; i < 16 && !released.closed; i++) {
+    released.sock.write(Buffer.from([0]));
+    await sleep(50);
+  }
+  assert.equal(released.closed, true, 'closed at the deadline after the allocation ended');
 });

@@ -58,6 +58,11 @@ test('IPv4-compatible addresses are denied whole, even of public IPv4 addresses'
   assert.equal(allows(policy, '::ffff:8.8.8.8'), true, 'IPv4-mapped public addresses stay reachable (IPv4 relay)');
 });
 
+test('IPv4-translated, site-local and IPv6 benchmarking addresses are denied', () => {
+  for (const a of ['::ffff:0:808:808', 'fec0::1', 'feff::1', '2001:2::1', '2001:2:0:ffff::1']) assert.equal(allows(policy, a), false, a);
+  assert.equal(allows(policy, '2001:3::1'), true, 'just past the benchmarking block');
+});
+
 test('parser: Tor ExitPolicy forms', () => {
   assert.deepEqual(
     [rule('accept *:*'), rule('reject *4:80'), rule('accept *6:1000-2000'), rule('reject 10.0.0.0/255.0.0.0:*'), rule('accept [2001:db8::]/32:443'), rule('reject 1.2.3.4')].map(

@@ -29,8 +29,18 @@ test('port pool: random order, quarantine before reuse, exhaustion', () => {
   assert.equal(taken.size, 10);
   assert.equal(pool.take(0), undefined);
   pool.give(40003, 0);
-  assert.equal(pool.take(999), undefined, 'still in quarantine');
-  assert.equal(pool.take(1000), 40003);
+  pool.give(40004, 500);
+  assert.equal(pool.take(1000), 40003, 'out of quarantine (40004 still rests)');
+  pool.give(40003, 1000);
+  // Nothing free: the longest-resting quarantined port is reused early (availability first).
+  assert.equal(pool.take(1001), 40004);
+  assert.equal(pool.earlyReuses, 1);
+  assert.equal(pool.take(1002), 40003);
+  assert.equal(pool.take(1003), undefined, 'every port in use');
+  const resting = new PortPool(40000, 40001, 1000);
+  const first = resting.take(0)!;
+  resting.give(first, 0);
+  assert.notEqual(resting.take(1), first, 'a free port is preferred to a quarantined one');
   const orders = new Set<string>();
   for (let k = 0; k < 5; k++) {
     const p = new PortPool(40000, 40099, 0);

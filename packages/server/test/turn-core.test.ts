@@ -365,6 +365,18 @@ test('--filtering address: a peer spraying ports spends none of the client\'s pe
   assert.equal(w.relays[0]!.sent.at(-1)?.port, 7001, 'and send to another new one');
 });
 
+test('peer port 0: ChannelBind gets 400, a Send indication is dropped', () => {
+  const w = world();
+  const c = w.client();
+  c.allocate();
+  assert.ok(isSuccess(c.permit(peer(PEER.address, 0))), 'CreatePermission ignores the port');
+  assert.equal(errorCode(c.bind(0x4001, peer(PEER.address, 0))), 400);
+  const malformed = w.core.stats.malformed;
+  c.send(peer(PEER.address, 0), Buffer.from('x'));
+  assert.equal(w.relays[0]!.sent.length, 0);
+  assert.equal(w.core.stats.malformed, malformed + 1);
+});
+
 test('ChannelBind: ChannelData both ways, rebinding rules, 400 for bad numbers', () => {
   const w = world();
   const c = w.client();
@@ -452,7 +464,39 @@ test('a closed client frees its allocation at once; its port rests in quarantine
     assert.ok(isSuccess(x.allocate()));
     assert.notEqual(w.relays.at(-1)!.relay.port, port);
   }
-  assert.equal(errorCode(w.client().allocate()), 508, 'range exhausted while the port is quarantined');
+  // Every other port in use: availability beats the quarantine, the resting port is reused early.
+  assert.ok(isSuccess(w.client().allocate()));
+  assert.equal(w.relays.at(-1)!.relay.port, port);
+  assert.equal(errorCode(w.client().allocate()), 508, 'all 100 ports in use');
+});
+
+test('allocate and release in a loop cannot lock others out: ports reused early, reservations count per user', () => {
+  const w = world({ users: { [USER]: PASSWORD, bob: 'builder' }, limits: { allocationsPerUser: 8 } });
+  const c = w.client();
+  const codes: (number | undefined)[] = [];
+  for (let i = 0; i < 300; i++) {
+    const res = c.allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+    codes.push(errorCode(res));
+    if (isSuccess(res)) c.request(Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 0 }]]);
+  }
+  assert.equal(codes.filter((x) => x === undefined).length, 8, 'each held reservation counts: 8 cycles, then 486');
+  assert.equal(codes.at(-1), 486);
+  const other = w.client();
+  other.username = 'bob';
+  other.password = 'builder';
+  assert.ok(isSuccess(other.allocate()), 'another user still gets a relay');
+  w.clock.now += 31_000;
+  w.core.tick();
+  assert.ok(isSuccess(c.allocate()), 'reservations expired: the first user is below quota again');
+});
+
+test("a token of the user's own reservation does not count twice against the quota", () => {
+  const w = world({ limits: { allocationsPerUser: 2 } });
+  const a = w.client();
+  const res = a.allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
+  const token = readAttribute(res, AttributeType.ReservationToken);
+  assert.ok(token?.ok && token.value.kind === 'bytes');
+  assert.ok(isSuccess(w.client().allocate([UDP, [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }]])), '1 allocation + 1 reservation turned into one');
 });
 
 test('a port in use by someone else is skipped', () => {
