@@ -71,6 +71,14 @@ const MAX_UDP_CLIENTS = 50_000;
 /** Allocate request message type (method 0x003, class request). */
 const ALLOCATE_REQUEST = 0x0003;
 const RELAY_RECV_BUFFER = 1 << 20;
+/** Seconds between looks at the machine's interface addresses. */
+const OWN_ADDRESS_CHECK_TICKS = 30;
+
+function interfaceAddressKey(): string {
+  const all: string[] = [];
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) all.push(i.address);
+  return all.sort().join(',');
+}
 
 /**
  * dgram's default lookup goes through dns.lookup, costing a regex and a nextTick per datagram
@@ -82,7 +90,11 @@ function literalLookup(address: string, family: unknown, callback: (err: Error |
 
 export class TurnServer {
   readonly core: TurnCore;
-  readonly #config: TurnServerConfig;
+  /** The start config, with lookup and policy rules as of the last reload. */
+  #config: TurnServerConfig;
+  /** The machine's interface addresses the peer policy denies, as last seen (they can change). */
+  #ownKey = interfaceAddressKey();
+  #ticks = 0;
   readonly #log: Logger;
   readonly #tcpServers: TcpServer[] = [];
   readonly #udpListeners: UdpSocket[] = [];
@@ -166,6 +178,8 @@ export class TurnServer {
   /** SIGHUP: new credentials and policy; allocations stay. */
   reload(lookup: CredentialLookup, peerPolicy: readonly PolicyRule[]): void {
     const config = { ...this.#config, lookup, peerPolicy };
+    this.#config = config;
+    this.#ownKey = interfaceAddressKey();
     this.core.reload(TurnServer.#policy(config, pickRelays(config)), lookup);
     this.#log.info('reloaded', { rules: peerPolicy.length });
   }
@@ -188,6 +202,15 @@ export class TurnServer {
 
   #tick(): void {
     this.core.tick();
+    // Addresses come and go (DHCP, IPv6 privacy addresses): the server's own stay denied.
+    if (++this.#ticks % OWN_ADDRESS_CHECK_TICKS === 0) {
+      const key = interfaceAddressKey();
+      if (key !== this.#ownKey) {
+        this.#ownKey = key;
+        this.core.reload(TurnServer.#policy(this.#config, pickRelays(this.#config)), this.#config.lookup);
+        this.#log.info('own-addresses-changed', {});
+      }
+    }
     const now = Date.now();
     for (const byAddr of this.#udpClients.values()) {
       for (const [addr, byPort] of byAddr) {
