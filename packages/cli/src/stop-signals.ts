@@ -1,10 +1,14 @@
-// SIGINT/SIGTERM for a long-running command, watched from its first moment: a Ctrl-C while the
+// SIGINT/SIGTERM/SIGHUP for a long-running command, watched from its first moment: a Ctrl-C while the
 // embedded tor is still bootstrapping must stop that tor and remove its data directory, which
 // Node's default action (die at once, no 'exit' handlers) would not. A second signal means
 // "now": process.exit runs the 'exit' handlers (managed-tor's SIGKILLs its child and cleans up).
+// SIGHUP (the terminal closed, an ssh session dropped) stops too: Node's default would kill the
+// process without 'exit' handlers, leaving tor to die later and its data directory behind.
+
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export interface StopSignals {
-  /** Aborted at the first SIGINT or SIGTERM; its reason is the signal's name. */
+  /** Aborted at the first SIGINT, SIGTERM or SIGHUP; its reason is the signal's name. */
   readonly signal: AbortSignal;
   /** Stops watching (the command is done). */
   dispose(): void;
@@ -18,13 +22,11 @@ export function watchStopSignals(onSignal: (name: NodeJS.Signals, first: boolean
     if (first) controller.abort(name);
     else process.exit(exitCodeOnSecond);
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  for (const name of STOP_SIGNALS) process.on(name, handler);
   return {
     signal: controller.signal,
     dispose: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
+      for (const name of STOP_SIGNALS) process.off(name, handler);
     },
   };
 }

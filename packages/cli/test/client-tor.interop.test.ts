@@ -143,34 +143,38 @@ describe('onionturn client with its own tor', () => {
     assert.deepEqual(readdirSync(temp), []);
   });
 
-  test('Ctrl-C while its own tor is still bootstrapping: exits within 5 s with a clear line, tor stopped, data directory removed', async () => {
-    // The only authority listens nowhere: tor starts bootstrapping and can never finish.
-    writeFileSync(join(dir, 'unreachable.torrc'), unreachableNetworkConfig(await freePort(), await freePort()));
-    const temp = join(dir, 'tmp-sigint');
-    mkdirSync(temp);
-    const client = startClient(['--tor', '--tor-config', join(dir, 'unreachable.torrc')], { TMPDIR: temp });
-    const torPid = await torPidOf(client);
-    const dataDir = managedTorDataDir(torPid);
-    // Past 0%: tor is out trying to reach the network.
-    await waitFor('bootstrap under way', () => client.log().some((l) => /^tor bootstrap [1-9]\d*%: /.test(String(l['message']))), 15_000, 50);
-    assert.equal(alive(torPid), true);
-    assert.equal(existsSync(dataDir), true);
+  // SIGINT is Ctrl-C; SIGHUP is the terminal closing under it (Node's default would kill the
+  // process without cleanup, leaving the data directory behind).
+  for (const sig of ['SIGINT', 'SIGHUP'] as const) {
+    test(`${sig} while its own tor is still bootstrapping: exits within 5 s with a clear line, tor stopped, data directory removed`, async () => {
+      // The only authority listens nowhere: tor starts bootstrapping and can never finish.
+      writeFileSync(join(dir, `unreachable-${sig}.torrc`), unreachableNetworkConfig(await freePort(), await freePort()));
+      const temp = join(dir, `tmp-${sig.toLowerCase()}`);
+      mkdirSync(temp);
+      const client = startClient(['--tor', '--tor-config', join(dir, `unreachable-${sig}.torrc`)], { TMPDIR: temp });
+      const torPid = await torPidOf(client);
+      const dataDir = managedTorDataDir(torPid);
+      // Past 0%: tor is out trying to reach the network.
+      await waitFor('bootstrap under way', () => client.log().some((l) => /^tor bootstrap [1-9]\d*%: /.test(String(l['message']))), 15_000, 50);
+      assert.equal(alive(torPid), true);
+      assert.equal(existsSync(dataDir), true);
 
-    const sent = Date.now();
-    client.process.child.kill('SIGINT');
-    await waitFor('client exit after SIGINT', () => client.process.child.exitCode !== null, 5000, 20);
-    const tookMs = Date.now() - sent;
-    assert.ok(tookMs < 5000, `exited after ${tookMs} ms`);
-    assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
-    const messages = client.log().map((l) => String(l['message']));
-    assert.ok(messages.includes('SIGINT: stopping'), messages.join('\n'));
-    assert.ok(messages.includes('stopped on SIGINT before tor finished bootstrapping; tor is stopped and its temporary data directory removed'), messages.join('\n'));
-    assert.ok(messages.includes('tor stopped'));
-    assert.equal(client.stdout(), '', 'no iceServers: the shim never ran');
-    assert.equal(alive(torPid), false, 'the tor child is gone');
-    assert.equal(existsSync(dataDir), false, 'its temporary data directory is removed');
-    assert.deepEqual(readdirSync(temp), []);
-  });
+      const sent = Date.now();
+      client.process.child.kill(sig);
+      await waitFor(`client exit after ${sig}`, () => client.process.child.exitCode !== null, 5000, 20);
+      const tookMs = Date.now() - sent;
+      assert.ok(tookMs < 5000, `exited after ${tookMs} ms`);
+      assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
+      const messages = client.log().map((l) => String(l['message']));
+      assert.ok(messages.includes(`${sig}: stopping`), messages.join('\n'));
+      assert.ok(messages.includes(`stopped on ${sig} before tor finished bootstrapping; tor is stopped and its temporary data directory removed`), messages.join('\n'));
+      assert.ok(messages.includes('tor stopped'));
+      assert.equal(client.stdout(), '', 'no iceServers: the shim never ran');
+      assert.equal(alive(torPid), false, 'the tor child is gone');
+      assert.equal(existsSync(dataDir), false, 'its temporary data directory is removed');
+      assert.deepEqual(readdirSync(temp), []);
+    });
+  }
 
   test('no tor installed: one line that says how to install it, exit 1', async () => {
     const r = await runCli(['client', '--tor', '--tor-path', join(dir, 'no-such-tor'), '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`]);

@@ -36,4 +36,4 @@ export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, t
 export type { LocalAuthConfig } from './flow-context.js';
 export { WarnOnce } from './warn-once.js';
 export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';
-export { TOR_INSTALL_HINT, findTor, startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
+export { TOR_INSTALL_HINT, findTor, removeStaleDataDirs, startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';

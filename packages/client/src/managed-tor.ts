@@ -2,7 +2,7 @@
 // for users who run no tor of their own. Bootstrap progress goes to the log; stop() ends exactly
 // this child (by its PID) and removes a temporary data directory.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -39,10 +39,50 @@ export const TOR_INSTALL_HINT = 'install it with: apt-get install tor';
 function executable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
-    return true;
+    return statSync(path).isFile(); // a directory passes X_OK too
   } catch {
     return false;
   }
+}
+
+const TEMP_PREFIX = 'onionturn-tor-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // signal 0: only asks whether the process exists
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary tor data directories left by shims that died without cleaning up (kill -9,
+ * a crash): their torrc names the owning PID, and a directory whose owner is gone is removed. It
+ * holds the guard choice and keys of a tor nobody runs any more. Returns how many were removed.
+ */
+export function removeStaleDataDirs(dir: string = tmpdir()): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith(TEMP_PREFIX));
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    let owner: number | undefined;
+    try {
+      const m = /^__OwningControllerProcess (\d+)$/m.exec(readFileSync(join(path, 'onionturn-torrc'), 'utf8'));
+      owner = m ? Number(m[1]) : undefined;
+    } catch {
+      continue; // not ours to judge (no torrc: maybe being written right now)
+    }
+    if (owner === undefined || owner === process.pid || alive(owner)) continue;
+    rmSync(path, { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
 }
 
 export function findTor(): string | undefined {
@@ -68,7 +108,8 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
   }
   if (opts.signal?.aborted) return Promise.resolve({ ok: false, error: { code: 'aborted', reason: 'stopped before tor was started' } });
   const temporary = opts.dataDir === undefined;
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'onionturn-tor-'));
+  if (temporary) removeStaleDataDirs();
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), TEMP_PREFIX));
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // tor refuses a data directory others can read.
   chmodSync(dataDir, 0o700);
@@ -85,10 +126,18 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     cleanup();
     return Promise.resolve({ ok: false, error: { code: 'tor-failed', reason: `cannot write the torrc: ${(error as Error).message}` } });
   }
-  const child = spawn(torPath, ['-f', torrc, '--defaults-torrc', defaults], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let child: ChildProcess;
+  try {
+    child = spawn(torPath, ['-f', torrc, '--defaults-torrc', defaults], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    cleanup();
+    return Promise.resolve({ ok: false, error: { code: 'tor-failed', reason: `could not start ${torPath}: ${(error as Error).message}` } });
+  }
   const { logger } = opts;
   const pid = child.pid;
   if (pid === undefined) {
+    // The spawn failed (EACCES, ENOENT...); Node reports it as an 'error' event, which must be heard.
+    child.once('error', () => undefined);
     cleanup();
     return Promise.resolve({ ok: false, error: { code: 'tor-failed', reason: `could not start ${torPath}` } });
   }
