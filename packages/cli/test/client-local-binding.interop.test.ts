@@ -4,7 +4,9 @@
 // Allocate afterwards does get one: the recorder would have seen a Binding dial.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, readAddressAttribute, readAttribute, verifyFingerprint } from '@onionturn/protocol';
@@ -13,6 +15,19 @@ import { BIN, cleanEnv } from './run-cli.js';
 import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
 
 const SECRET = 'local-binding-upstream-secret';
+
+/** Waits until the socket can take more or is gone (a reset ends the test's flood). */
+function drainedOrClosed(sock: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      sock.off('drain', done);
+      sock.off('close', done);
+      resolve();
+    };
+    sock.on('drain', done);
+    sock.on('close', done);
+  });
+}
 
 describe('onionturn client in local-credential mode answers Binding without Tor', () => {
   const group = new ProcessGroup();
@@ -62,6 +77,30 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     }
     assert.equal(recorder?.requests.length, 0, 'no Binding asked the SOCKS port for a stream');
     assert.doesNotMatch(cli.output(), /"message":"flow open"/);
+  });
+
+  test('a TCP app that writes Bindings and never reads is disconnected; the shim stays small and serves others', async () => {
+    const rssKb = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${cli.pid}/status`, 'utf8'))?.[1]);
+    const before = rssKb();
+    const sock = connect(port, '127.0.0.1');
+    sock.on('error', () => undefined);
+    await once(sock, 'connect');
+    sock.pause(); // never read: the answers pile up in the kernel, then in the shim
+    const request = new MessageBuilder(Method.Binding, MessageClass.Request).build();
+    const chunk = Buffer.concat(Array.from({ length: 5000 }, () => request)); // 100 kB of Bindings
+    let written = 0;
+    let closed = false;
+    sock.on('close', () => (closed = true));
+    for (let i = 0; i < 400 && !closed; i++) {
+      // 40 MB in all at most; an unbounded shim would hold well over 100 MB of answers by then.
+      if (!sock.write(chunk)) await drainedOrClosed(sock);
+      written += chunk.length;
+    }
+    await waitFor('the shim to close the connection', () => closed, 20_000, 50);
+    const grewMb = (rssKb() - before) / 1024;
+    assert.ok(grewMb < 60, `the shim grew by ${grewMb.toFixed(1)} MB after ${(written / 1e6).toFixed(1)} MB of unread Bindings`);
+    const { answer } = await stunOverTcp(port, request);
+    assert.equal(answer.messageClass, MessageClass.SuccessResponse, 'another app is still answered');
   });
 
   test('the control: an authenticated Allocate does open a stream through the same SOCKS port', async () => {

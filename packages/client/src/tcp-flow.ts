@@ -11,6 +11,8 @@ import type { FlowContext } from './flow-context.js';
 import { UpstreamFlow } from './upstream-flow.js';
 
 /** A connection that has not sent a whole first request within this long is closed. */
+/** Bytes queued towards a TCP app beyond which it is taken for one that never reads. */
+const MAX_APP_BACKLOG = 256 * 1024;
 export const FIRST_REQUEST_TIMEOUT_MS = 10_000;
 
 /** Bytes of the stream's start that decide whether it may open a Tor stream. */
@@ -122,6 +124,14 @@ export class TcpFlow extends UpstreamFlow {
   }
 
   protected sendToApp(data: Buffer): void {
+    // Local mode answers some requests itself (Binding, 401/438): made from the app's own bytes,
+    // they would queue without bound for an app that writes and never reads. Such an app is gone.
+    if (this.#app.writableLength > MAX_APP_BACKLOG) {
+      this.ctx.stats.backlogDropped++;
+      this.#app.destroy(); // at once: a graceful end would wait for it to read, and read its bytes meanwhile
+      this.close('the app does not read what it is sent', 'debug');
+      return;
+    }
     if (!this.#app.write(data)) this.upstream?.pause();
   }
 
