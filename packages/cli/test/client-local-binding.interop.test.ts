@@ -4,13 +4,14 @@
 // Allocate afterwards does get one: the recorder would have seen a Binding dial.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, readAddressAttribute, readAttribute, verifyFingerprint } from '@onionturn/protocol';
-import { ProcessGroup, SocksRecorder, runStunclient, startCoturn, waitFor, type Coturn, type Started } from '@onionturn/testkit';
+import { ProcessGroup, SocksRecorder, TOOLS, requireTool, runStunclient, sleep, startCoturn, waitFor, type Coturn, type Started } from '@onionturn/testkit';
 import { BIN, cleanEnv } from './run-cli.js';
 import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
 
@@ -101,6 +102,25 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     assert.ok(grewMb < 60, `the shim grew by ${grewMb.toFixed(1)} MB after ${(written / 1e6).toFixed(1)} MB of unread Bindings`);
     const { answer } = await stunOverTcp(port, request);
     assert.equal(answer.messageClass, MessageClass.SuccessResponse, 'another app is still answered');
+  });
+
+  test('a datagram from source port 0 (raw socket) is dropped; the shim lives on', async () => {
+    // Node cannot send from port 0; a raw socket (root, as the tests run) can. The UDP checksum
+    // 0 means "none" for IPv4.
+    const stun = new MessageBuilder(Method.Binding, MessageClass.Request).build().toString('hex');
+    const py = [
+      'import socket, struct, sys',
+      `payload = bytes.fromhex('${stun}')`,
+      `udp = struct.pack('!HHHH', 0, ${port}, 8 + len(payload), 0) + payload`,
+      's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)',
+      "s.sendto(udp, ('127.0.0.1', 0))",
+    ].join('\n');
+    const sent = spawnSync(requireTool(TOOLS.python3), ['-c', py], { encoding: 'utf8' });
+    assert.equal(sent.status, 0, `raw send failed (needs root): ${sent.stderr}`);
+    await sleep(300);
+    assert.equal(cli.child.exitCode, null, `the shim died: ${cli.output().slice(-1500)}`);
+    const { answer } = await stunOverUdp(port, new MessageBuilder(Method.Binding, MessageClass.Request).build());
+    assert.equal(answer.messageClass, MessageClass.SuccessResponse, 'and still answers');
   });
 
   test('the control: an authenticated Allocate does open a stream through the same SOCKS port', async () => {

@@ -166,7 +166,8 @@ export class Shim {
     const listening = once(sock, 'listening');
     sock.bind({ address: host, port, exclusive: true });
     await Promise.race([listening, failed.then(([e]) => Promise.reject(e as Error))]);
-    sock.on('error', (err) => this.#opts.logger.error(`UDP listener error: ${err.message}`));
+    // The code only: Node's dgram messages name the app's ip:port.
+    sock.on('error', (err) => this.#opts.logger.error(`UDP listener error: ${(err as NodeJS.ErrnoException).code ?? err.name}`));
     sock.on('message', this.onDatagram);
     return sock;
   }
@@ -184,6 +185,21 @@ export class Shim {
   }
 
   private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    // Linux delivers datagrams from source port 0, which no answer can reach (dgram.send throws).
+    if (rinfo.port === 0) {
+      this.stats.notTurnDropped++;
+      return;
+    }
+    try {
+      this.#handleDatagram(msg, rinfo);
+    } catch {
+      // A bug reached by one datagram costs that datagram, never the shim (no message: it may
+      // name the app's address).
+      this.stats.internalErrors++;
+    }
+  }
+
+  #handleDatagram(msg: Buffer, rinfo: RemoteInfo): void {
     const end = messageEnd(msg);
     if (end === NOT_TURN) {
       this.stats.notTurnDropped++;

@@ -7,7 +7,7 @@ export class ShimStats {
   queueDropped = 0;
   /** Datagrams dropped because the upstream stream's send buffer was full. */
   backlogDropped = 0;
-  /** App datagrams that were neither STUN nor ChannelData. */
+  /** App datagrams that were neither STUN nor ChannelData, or came from port 0. */
   notTurnDropped = 0;
   /** App TCP connections closed before any dial: their first bytes were no STUN request (HTTP, say). */
   appRefused = 0;
@@ -19,4 +19,6 @@ export class ShimStats {
   flowLimitRefused = 0;
   /** Local-credential mode: messages dropped or refused by the resigner (the first of each kind per flow logged). */
   resignWarnings = 0;
+  /** Exceptions caught in the UDP listener's handler (bugs): the datagram was dropped. */
+  internalErrors = 0;
 }

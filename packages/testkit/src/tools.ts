@@ -24,6 +24,8 @@ export const TOOLS = {
   dockerd: { command: 'dockerd', debianPackage: 'docker.io' },
   dockerCompose: { command: 'docker-compose', debianPackage: 'docker-compose' },
   debootstrap: { command: 'debootstrap', debianPackage: 'debootstrap' },
+  /** For a raw socket in one test (a datagram from source port 0, which Node cannot send). */
+  python3: { command: 'python3', debianPackage: 'python3' },
 } as const satisfies Record<string, ToolSpec>;
 
 /** Absolute path of an executable on PATH (plus the sbin dirs apt uses), or undefined. */
