@@ -30,10 +30,10 @@ import {
   type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
+import { NonceIssuer } from '@onionturn/credentials';
 import { Allocation, Channel, Peer, Permission, Relay, type Client, type RelaySocket } from './allocation.js';
 import type { Credential, CredentialLookup } from './auth.js';
 import { CHANNEL_REBIND_GUARD_MS, DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
-import { NonceIssuer } from './nonce.js';
 import type { PeerPolicy } from './peer-policy.js';
 import type { PortPool } from './port-pool.js';
 import { TokenBucket } from './rate-limit.js';
