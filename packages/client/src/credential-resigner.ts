@@ -5,7 +5,8 @@
 // Upstream 401/438 challenges are answered here and never reach the app. Indications and
 // ChannelData are not the resigner's business: the shell passes them through unchanged.
 // Binding requests are answered here (binding-answer.ts): they never cost a Tor stream.
-// Time is passed in; the only randomness (nonces, transaction ids) is injectable.
+// The app-facing check and its nonces belong to the shim (app-auth.ts), shared by its flows.
+// Time is passed in; the only randomness (transaction ids of retries) is injectable.
 import { randomBytes } from 'node:crypto';
 import {
   AttributeType,
@@ -16,7 +17,6 @@ import {
   TRANSACTION_ID_LENGTH,
   decodeAttribute,
   decodeMessage,
-  errorCodeValue,
   longTermKey,
   readAttribute,
   readText,
@@ -24,13 +24,8 @@ import {
   type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
+import type { AppAuthenticator } from './app-auth.js';
 import { answerBinding } from './binding-answer.js';
-
-export interface LocalCredentials {
-  readonly username: string;
-  readonly password: string;
-  readonly realm: string;
-}
 
 export interface UpstreamCredential {
   readonly username: string;
@@ -52,23 +47,26 @@ export type ResignAction =
 export type ResignWarning = 'app-malformed' | 'app-auth' | 'upstream-malformed' | 'upstream-refused' | 'upstream-integrity';
 
 export interface ResignerOptions {
-  readonly local: LocalCredentials;
-  /** The app's transport address as the shim sees it: what Binding answers map. Unknown: Bindings are dropped. */
+  /** The shim's app-facing check (local credentials and nonces), shared by its flows. */
+  readonly auth: AppAuthenticator;
+  /**
+   * The app's transport address as the shim sees it: what Binding answers map and nonces are
+   * bound to. Unknown: Bindings are dropped.
+   */
   readonly app?: TransportAddress;
-  /** How long a local nonce is accepted before 438 Stale Nonce (default 10 minutes). */
-  readonly nonceLifetimeMs?: number;
   /** Upstream transactions waiting for an answer, at most (older ones are forgotten). */
   readonly maxPending?: number;
   /** Forgotten when unanswered this long (ms). */
   readonly pendingTimeoutMs?: number;
-  /** Random bytes (nonces, transaction ids of retries); tests pass a fixed source. */
+  /** Random bytes (transaction ids of retries); tests pass a fixed source. */
   readonly random?: (n: number) => Buffer;
 }
 
+/** What the user is told, once per flow (or, without a flow, now and then by the shim). */
+export const WRONG_LOCAL_CREDENTIALS = 'app authentication failed: wrong local username or password (401)';
+
 /** Upstream challenges answered for one app request before giving up (401 then 438, say). */
 const MAX_UPSTREAM_ATTEMPTS = 3;
-const DEFAULT_NONCE_LIFETIME_MS = 10 * 60_000;
-const WRONG_CREDENTIALS = Symbol('wrong credentials');
 
 /** Attributes that belong to one hop's authentication and are rebuilt for the other hop. */
 const HOP_ATTRIBUTES: ReadonlySet<number> = new Set([
@@ -106,15 +104,11 @@ interface UpstreamAuth {
 }
 
 export class CredentialResigner {
-  readonly #local: LocalCredentials;
+  readonly #auth: AppAuthenticator;
   readonly #app: TransportAddress | undefined;
-  readonly #localKey: Buffer;
-  readonly #nonceLifetimeMs: number;
   readonly #maxPending: number;
   readonly #pendingTimeoutMs: number;
   readonly #random: (n: number) => Buffer;
-  #nonce = '';
-  #nonceIssued = -Infinity;
   #credential: UpstreamCredential | undefined;
   #upstreamKey: Buffer | undefined;
   #upstreamAuth: UpstreamAuth | undefined;
@@ -127,10 +121,8 @@ export class CredentialResigner {
   #waiting: Pending[] = [];
 
   constructor(opts: ResignerOptions) {
-    this.#local = opts.local;
+    this.#auth = opts.auth;
     this.#app = opts.app;
-    this.#localKey = longTermKey(opts.local.username, opts.local.realm, opts.local.password);
-    this.#nonceLifetimeMs = opts.nonceLifetimeMs ?? DEFAULT_NONCE_LIFETIME_MS;
     this.#maxPending = opts.maxPending ?? 64;
     this.#pendingTimeoutMs = opts.pendingTimeoutMs ?? 60_000;
     this.#random = opts.random ?? randomBytes;
@@ -166,13 +158,12 @@ export class CredentialResigner {
     if (msg.messageClass === MessageClass.Indication) return [{ kind: 'to-upstream', data }];
     if (msg.messageClass !== MessageClass.Request) return [];
     if (msg.method === Method.Binding) return this.#binding(msg, now);
-    const auth = this.#checkLocal(msg, now);
-    if (auth === WRONG_CREDENTIALS) return this.#wrongCredentials(msg);
-    if (auth !== undefined) return [{ kind: 'to-app', data: auth }];
+    const refused = this.#refused(msg, now);
+    if (refused) return refused;
     const appTxid = msg.transactionId.toString('hex');
     if (this.#inFlight.has(appTxid)) return []; // a UDP retransmission: the stream to upstream is reliable
     this.#expire(now);
-    if (this.#inFlight.size >= this.#maxPending) return [{ kind: 'to-app', data: this.#localError(msg, ErrorCode.ServerError, 'too many requests in flight', true) }];
+    if (this.#inFlight.size >= this.#maxPending) return [{ kind: 'to-app', data: this.#auth.error(msg, ErrorCode.ServerError, 'too many requests in flight', true) }];
     const copy = decodeMessage(Buffer.from(data));
     if (!copy.ok) return [];
     const pending: Pending = {
@@ -242,59 +233,23 @@ export class CredentialResigner {
     if (app === undefined) return [];
     let sign: { integrityKey: Buffer; sha1: boolean; sha256: boolean } | undefined;
     if (msg.integrityOffset >= 0 || msg.integritySha256Offset >= 0) {
-      const auth = this.#checkLocal(msg, now);
-      if (auth === WRONG_CREDENTIALS) return this.#wrongCredentials(msg);
-      if (auth !== undefined) return [{ kind: 'to-app', data: auth }];
-      sign = this.#appSignature(msg.integrityOffset >= 0, msg.integritySha256Offset >= 0, false);
+      const refused = this.#refused(msg, now);
+      if (refused) return refused;
+      sign = this.#auth.signature(msg.integrityOffset >= 0, msg.integritySha256Offset >= 0, false);
     }
     const data = answerBinding(msg, app, sign);
     return data ? [{ kind: 'to-app', data }] : [];
   }
 
-  #wrongCredentials(msg: StunMessage): ResignAction[] {
-    const reply: ResignAction = { kind: 'to-app', data: this.#challenge(msg, ErrorCode.Unauthorized, this.#nonce) };
-    if (this.#wrongReported) return [reply];
+  /** undefined when the request authenticates locally; else what to send the app instead. */
+  #refused(msg: StunMessage, now: number): ResignAction[] | undefined {
+    const check = this.#auth.check(msg, this.#app, now);
+    if (check.kind === 'ok') return undefined;
+    const reply: ResignAction = { kind: 'to-app', data: check.data };
+    if (!check.wrongCredentials || this.#wrongReported) return [reply];
     // Once per flow: the app is misconfigured, and the user only sees that here.
     this.#wrongReported = true;
-    return [reply, { kind: 'warn', code: 'app-auth', reason: 'app authentication failed: wrong local username or password (401)' }];
-  }
-
-  #currentNonce(now: number): string {
-    if (now - this.#nonceIssued > this.#nonceLifetimeMs) {
-      this.#nonce = this.#random(12).toString('hex');
-      this.#nonceIssued = now;
-    }
-    return this.#nonce;
-  }
-
-  /** RFC 8489 §9.2.4 checks; undefined when the request is authenticated, else the answer. */
-  #checkLocal(msg: StunMessage, now: number): Buffer | typeof WRONG_CREDENTIALS | undefined {
-    const nonce = this.#currentNonce(now);
-    if (msg.integrityOffset < 0 && msg.integritySha256Offset < 0) return this.#challenge(msg, ErrorCode.Unauthorized, nonce);
-    const username = readText(msg, AttributeType.Username);
-    const realm = readText(msg, AttributeType.Realm);
-    const given = readText(msg, AttributeType.Nonce);
-    if (username === undefined || realm === undefined || given === undefined) return this.#localError(msg, ErrorCode.BadRequest, undefined, false);
-    if (given !== nonce) return this.#challenge(msg, ErrorCode.StaleNonce, nonce);
-    if (username !== this.#local.username || realm !== this.#local.realm || verifyIntegrity(msg, this.#localKey) !== 'ok') return WRONG_CREDENTIALS;
-    return undefined;
-  }
-
-  #challenge(msg: StunMessage, code: number, nonce: string): Buffer {
-    return new MessageBuilder(msg.method, MessageClass.ErrorResponse, msg.transactionId)
-      .add(AttributeType.ErrorCode, errorCodeValue(code))
-      .add(AttributeType.Realm, { kind: 'text', text: this.#local.realm })
-      .add(AttributeType.Nonce, { kind: 'text', text: nonce })
-      .build({ fingerprint: msg.fingerprintOffset >= 0 });
-  }
-
-  #localError(msg: StunMessage, code: number, reason: string | undefined, signed: boolean): Buffer {
-    const b = new MessageBuilder(msg.method, MessageClass.ErrorResponse, msg.transactionId).add(AttributeType.ErrorCode, errorCodeValue(code, reason));
-    return signed ? b.build(this.#appSignature(msg.integrityOffset >= 0, msg.integritySha256Offset >= 0, msg.fingerprintOffset >= 0)) : b.build();
-  }
-
-  #appSignature(sha1: boolean, sha256: boolean, fingerprint: boolean): { integrityKey: Buffer; sha1: boolean; sha256: boolean; fingerprint: boolean } {
-    return { integrityKey: this.#localKey, sha1: sha1 || !sha256, sha256, fingerprint };
+    return [reply, { kind: 'warn', code: 'app-auth', reason: WRONG_LOCAL_CREDENTIALS }];
   }
 
   // --- the upstream-facing client --------------------------------------------------------
@@ -332,7 +287,7 @@ export class CredentialResigner {
       this.#inFlight.delete(p.appTxid);
       return [
         { kind: 'warn', code: 'upstream-refused', reason: `upstream refused the shim's credentials (${code} ${code === ErrorCode.StaleNonce ? 'Stale Nonce' : 'Unauthorized'} after ${p.attempts} attempts)` },
-        { kind: 'to-app', data: this.#localError(p.request, ErrorCode.ServerError, 'upstream refused the credentials', true) },
+        { kind: 'to-app', data: this.#auth.error(p.request, ErrorCode.ServerError, 'upstream refused the credentials', true) },
       ];
     }
     this.#upstreamAuth = { realm, nonce };
@@ -365,7 +320,7 @@ export class CredentialResigner {
   #forApp(msg: StunMessage, p: Pending): Buffer {
     const b = new MessageBuilder(msg.method, msg.messageClass, p.request.transactionId);
     copyAttributes(msg, b);
-    return b.build(this.#appSignature(p.sha1, p.sha256, p.fingerprint));
+    return b.build(this.#auth.signature(p.sha1, p.sha256, p.fingerprint));
   }
 }
 

@@ -4,7 +4,7 @@ import type { IsolationPolicy } from './isolation.js';
 import type { Logger } from './logger.js';
 import type { ShimStats } from './stats.js';
 import type { QueueLimits } from './flow-state.js';
-import type { LocalCredentials } from './credential-resigner.js';
+import type { AppAuthenticator, LocalCredentials } from './app-auth.js';
 import type { CredentialSource } from './upstream-credentials.js';
 
 export interface FlowContext {
@@ -19,6 +19,8 @@ export interface FlowContext {
   readonly detail: boolean;
   /** Local-credential mode: the shim authenticates the app and re-signs upstream. */
   readonly localAuth: LocalAuthConfig | undefined;
+  /** Local mode: the app-facing check, one per shim (its nonces are good on any of its flows). */
+  readonly appAuth: AppAuthenticator | undefined;
   /** Coarse clock in ms, updated by the shim's timer (no Date.now() per packet). */
   now(): number;
   nextFlowId(): number;

@@ -24,9 +24,11 @@ export { socksConnect, type SocksConnectOptions, type SocksResult } from './sock
 export { UpstreamDialer, serverName, type DialResult, type TlsTrust } from './upstream-dialer.js';
 export { formatPin, parsePin, spkiSha256 } from './tls-pin.js';
 export { upstreamError, type UpstreamError, type UpstreamErrorCode } from './errors.js';
+export { AppAuthenticator, type AppAuthCheck, type AppAuthOptions, type AppSignature, type LocalCredentials } from './app-auth.js';
+export { answerFlowless, type FlowlessReason, type FlowlessVerdict } from './flowless-request.js';
 export {
   CredentialResigner,
-  type LocalCredentials,
+  WRONG_LOCAL_CREDENTIALS,
   type ResignAction,
   type ResignerOptions,
   type ResignWarning,
@@ -34,6 +36,6 @@ export {
 } from './credential-resigner.js';
 export { SecretCredentialSource, UrlCredentialSource, parseCredentialResponse, type CredentialResult, type CredentialSource, type UrlCredentialOptions } from './upstream-credentials.js';
 export type { LocalAuthConfig } from './flow-context.js';
-export { WarnOnce } from './warn-once.js';
+export { WarnEvery, WarnOnce } from './warn-once.js';
 export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';
 export { TOR_INSTALL_HINT, findTor, removeStaleDataDirs, startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';

@@ -6,7 +6,10 @@ import { once } from 'node:events';
 import type { FlowContext, FlowHandle, LocalAuthConfig } from './flow-context.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
-import { answerFlowlessBinding, appTransportAddress } from './binding-answer.js';
+import { appTransportAddress } from './binding-answer.js';
+import { AppAuthenticator } from './app-auth.js';
+import { WRONG_LOCAL_CREDENTIALS } from './credential-resigner.js';
+import { answerFlowless } from './flowless-request.js';
 import { formatHostPort, isLoopbackAddress, type HostPort, type UpstreamServer } from './endpoints.js';
 import { IsolationPolicy, type IsolationMode } from './isolation.js';
 import type { Logger } from './logger.js';
@@ -14,6 +17,7 @@ import { ShimStats } from './stats.js';
 import { TcpFlow } from './tcp-flow.js';
 import { UdpFlow } from './udp-flow.js';
 import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
+import { WarnEvery } from './warn-once.js';
 
 export interface ShimOptions {
   readonly listen: HostPort;
@@ -60,6 +64,8 @@ export class Shim {
   #now = Date.now();
   #flowIds = 0;
   #address: ListeningAddress | undefined;
+  /** Local mode: wrong passwords from sources without a flow, logged now and then. */
+  readonly #authWarning = new WarnEvery(60_000);
 
   constructor(opts: ShimOptions) {
     if (!opts.allowRemote && !isLoopbackAddress(opts.listen.host)) {
@@ -83,6 +89,7 @@ export class Shim {
       maxUpstreamBacklog: opts.maxUpstreamBacklog ?? 1024 * 1024,
       detail: opts.detail ?? false,
       localAuth: opts.localAuth,
+      appAuth: opts.localAuth ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {}) : undefined,
       now: () => this.#now,
       nextFlowId: () => ++this.#flowIds,
       forget: (flow) => this.#forget(flow),
@@ -213,8 +220,8 @@ export class Shim {
         this.stats.orphanDropped++;
         return;
       }
-      // Local mode: a plain Binding is answered here, without a flow (and never upstream).
-      if (this.#opts.localAuth && this.#answerFlowless(msg, rinfo)) return;
+      // Local mode: only an authenticated Allocate makes a flow; the rest is answered statelessly.
+      if (this.#ctx.appAuth && !this.#admit(this.#ctx.appAuth, msg, rinfo)) return;
       if (this.activeFlows >= (this.#opts.maxFlows ?? 256)) {
         this.stats.flowLimitRefused++;
         return;
@@ -227,15 +234,27 @@ export class Shim {
     flow.fromApp(msg, end);
   }
 
-  /** True when the datagram was a Binding request this handled (answered or dropped). */
-  #answerFlowless(msg: Buffer, rinfo: RemoteInfo): boolean {
-    const b = answerFlowlessBinding(msg, appTransportAddress(rinfo.address, rinfo.port));
-    if (b.kind === 'other') return false;
-    if (b.kind === 'answer') {
-      this.stats.bindingsAnswered++;
-      (this.#udp as UdpSocket).send(b.data, rinfo.port, rinfo.address);
-    } else this.stats.orphanDropped++;
-    return true;
+  /** Local mode, a request from a source without a flow: true when it may make one, else handled here. */
+  #admit(auth: AppAuthenticator, msg: Buffer, rinfo: RemoteInfo): boolean {
+    const v = answerFlowless(msg, appTransportAddress(rinfo.address, rinfo.port), auth, this.#now);
+    if (v.kind === 'open') return true;
+    if (v.kind === 'drop') {
+      this.stats.orphanDropped++;
+      return false;
+    }
+    const stats = this.stats;
+    if (v.reason === 'binding') stats.bindingsAnswered++;
+    else if (v.reason === 'no-allocation') stats.noAllocationAnswered++;
+    else {
+      stats.challengesAnswered++;
+      if (v.reason === 'wrong-credentials') {
+        stats.authFailures++;
+        const notLogged = this.#authWarning.due(this.#now);
+        if (notLogged !== undefined) this.#opts.logger.warn(WRONG_LOCAL_CREDENTIALS, notLogged > 0 ? { notLogged } : {});
+      }
+    }
+    (this.#udp as UdpSocket).send(v.data, rinfo.port, rinfo.address);
+    return false;
   }
 
   #forget(flow: FlowHandle): void {

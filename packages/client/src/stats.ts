@@ -15,6 +15,15 @@ export class ShimStats {
   orphanDropped = 0;
   /** Local mode: Binding requests from sources without a flow, answered by the shim itself. */
   bindingsAnswered = 0;
+  /**
+   * Local mode: requests from sources without a flow that did not authenticate (no integrity,
+   * a stale or foreign nonce, a missing attribute, a wrong user or password), answered with no flow.
+   */
+  challengesAnswered = 0;
+  /** Local mode: of challengesAnswered, the ones signed with a wrong local user or password. */
+  authFailures = 0;
+  /** Local mode: authenticated requests other than Allocate from sources without a flow, answered 437. */
+  noAllocationAnswered = 0;
   /** Flows refused because the flow limit was reached. */
   flowLimitRefused = 0;
   /** Local-credential mode: messages dropped or refused by the resigner (the first of each kind per flow logged). */

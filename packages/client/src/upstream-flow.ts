@@ -34,8 +34,7 @@ export abstract class UpstreamFlow implements FlowHandle {
     this.id = ctx.nextFlowId();
     this.state = new FlowState(ctx.now(), ctx.queueLimits);
     this.framer = new StreamFramer(this.onUpstreamFrame.bind(this), { rfc5766Channels: true });
-    const la = ctx.localAuth;
-    this.resigner = la ? new CredentialResigner({ local: la.local, ...(app ? { app } : {}), ...(la.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: la.nonceLifetimeMs } : {}) }) : undefined;
+    this.resigner = ctx.appAuth ? new CredentialResigner({ auth: ctx.appAuth, ...(app ? { app } : {}) }) : undefined;
     this.onUpstreamData = this.onUpstreamData.bind(this);
     this.onUpstreamEnd = this.onUpstreamEnd.bind(this);
     this.onUpstreamError = this.onUpstreamError.bind(this);

@@ -20,3 +20,29 @@ export class WarnOnce<K extends string = string> {
     return this.#suppressed;
   }
 }
+
+/**
+ * Warnings any local program can trigger where there is no flow to count them on (a wrong local
+ * password from a fresh source port): one line per interval at most, the rest counted.
+ */
+export class WarnEvery {
+  readonly #intervalMs: number;
+  #next = -Infinity;
+  #suppressed = 0;
+
+  constructor(intervalMs: number) {
+    this.#intervalMs = intervalMs;
+  }
+
+  /** When this one is to be logged, how many were not since the last line; else undefined (counted). */
+  due(now: number): number | undefined {
+    if (now < this.#next) {
+      this.#suppressed++;
+      return undefined;
+    }
+    this.#next = now + this.#intervalMs;
+    const n = this.#suppressed;
+    this.#suppressed = 0;
+    return n;
+  }
+}

@@ -18,13 +18,19 @@ import {
   verifyIntegrity,
   type StunMessage,
 } from '@onionturn/protocol';
-import { CredentialResigner, WarnOnce, type ResignAction } from '../src/index.js';
+import { AppAuthenticator, CredentialResigner, WarnOnce, type ResignAction, type ResignerOptions } from '../src/index.js';
 
 const LOCAL = { username: 'app', password: 'app-pass', realm: 'onionturn.local' };
 const LOCAL_KEY = longTermKey(LOCAL.username, LOCAL.realm, LOCAL.password);
 const UP = { username: '1900000000:abc', password: 'up-pass', expiresAt: 1_900_000_000_000 };
 const UP_REALM = 'upstream.realm';
 const UP_KEY = longTermKey(UP.username, UP_REALM, UP.password);
+
+/** A resigner with an authenticator of its own (the shim shares one among its flows). */
+function resigner(opts: Omit<ResignerOptions, 'auth'> & { nonceLifetimeMs?: number } = {}): CredentialResigner {
+  const { nonceLifetimeMs, ...rest } = opts;
+  return new CredentialResigner({ ...rest, auth: new AppAuthenticator(LOCAL, nonceLifetimeMs !== undefined ? { nonceLifetimeMs } : {}) });
+}
 
 function decode(b: Buffer): StunMessage {
   const r = decodeMessage(b);
@@ -74,7 +80,7 @@ function localNonce(r: CredentialResigner, now: number): string {
 }
 
 test('allocate: local 401, upstream challenge answered by the shim, response re-signed under the app transaction id', () => {
-  const r = new CredentialResigner({ local: LOCAL });
+  const r = resigner();
   const nonce = localNonce(r, 0);
   const req = appRequest(Method.Allocate, nonce);
   const appTxid = decode(req).transactionId;
@@ -125,13 +131,14 @@ test('allocate: local 401, upstream challenge answered by the shim, response re-
 });
 
 test('local checks: wrong password or user 401, old nonce 438, missing USERNAME 400; nothing goes upstream', () => {
-  const r = new CredentialResigner({ local: LOCAL, nonceLifetimeMs: 1000 });
+  const r = resigner({ nonceLifetimeMs: 1000 });
   const nonce = localNonce(r, 0);
   const first = r.fromApp(appRequest(Method.Allocate, nonce, { password: 'nope' }), 1);
   assert.deepEqual(first.map((a) => a.kind), ['to-app', 'warn'], 'told once per flow');
   const wrong = one(r.fromApp(appRequest(Method.Allocate, nonce, { password: 'nope' }), 1), 'to-app');
   assert.equal(errorCode(wrong), 401);
-  assert.equal(readText(wrong, AttributeType.Nonce), nonce);
+  assert.equal(readText(wrong, AttributeType.Realm), LOCAL.realm);
+  assert.match(readText(wrong, AttributeType.Nonce) ?? '', /^[A-Za-z0-9_-]{22}$/, 'a fresh nonce, no RFC 8489 cookie (no PASSWORD-ALGORITHMS offered)');
   assert.equal(errorCode(one(r.fromApp(appRequest(Method.Allocate, nonce, { username: 'eve' }), 2), 'to-app')), 401);
   const stale = one(r.fromApp(appRequest(Method.Allocate, 'made-up'), 3), 'to-app');
   assert.equal(errorCode(stale), ErrorCode.StaleNonce);
@@ -145,7 +152,7 @@ test('local checks: wrong password or user 401, old nonce 438, missing USERNAME 
 });
 
 test('MESSAGE-INTEGRITY-SHA256 from the app is checked and answered in kind', () => {
-  const r = new CredentialResigner({ local: LOCAL });
+  const r = resigner();
   r.setUpstreamCredential(UP, 0);
   const nonce = localNonce(r, 0);
   const up = one(r.fromApp(appRequest(Method.Refresh, nonce, { sha256: true }), 1), 'to-upstream');
@@ -157,7 +164,7 @@ test('MESSAGE-INTEGRITY-SHA256 from the app is checked and answered in kind', ()
 });
 
 test('upstream faults: a tampered response is dropped, a refused credential ends in 500 with a reason', () => {
-  const r = new CredentialResigner({ local: LOCAL });
+  const r = resigner();
   r.setUpstreamCredential(UP, 0);
   const nonce = localNonce(r, 0);
   const up = one(r.fromApp(appRequest(Method.Allocate, nonce), 1), 'to-upstream');
@@ -183,7 +190,7 @@ test('upstream faults: a tampered response is dropped, a refused credential ends
 });
 
 test('pass-through parts: indications unchanged, retransmissions absorbed, unknown responses dropped', () => {
-  const r = new CredentialResigner({ local: LOCAL });
+  const r = resigner();
   // A Binding answer upstream sends unasked (none is ever sent there) is dropped like any other.
   const bindingOk = new MessageBuilder(Method.Binding, MessageClass.SuccessResponse).build();
   assert.deepEqual(r.fromUpstream(bindingOk, 1), []);
@@ -205,7 +212,7 @@ test('pass-through parts: indications unchanged, retransmissions absorbed, unkno
 
 test('Binding is answered locally with the app address, never sent upstream; with integrity it is checked and signed', () => {
   const app = { family: 'IPv4' as const, address: '127.0.0.1', port: 40_000 };
-  const r = new CredentialResigner({ local: LOCAL, app });
+  const r = resigner({ app });
   // Unauthenticated, as ICE and STUN clients send it: no 401, no credential needed.
   const plain = new MessageBuilder(Method.Binding, MessageClass.Request).build();
   const answer = one(r.fromApp(plain, 0), 'to-app');
@@ -237,11 +244,11 @@ test('Binding is answered locally with the app address, never sent upstream; wit
   assert.equal(r.pendingCount, 0);
 
   // An app whose address the shell could not tell gets no (wrong) answer.
-  assert.deepEqual(new CredentialResigner({ local: LOCAL }).fromApp(plain, 0), []);
+  assert.deepEqual(resigner().fromApp(plain, 0), []);
 });
 
 test('warnings a peer can cause per message: one code per kind, so the shell logs each kind once per flow', () => {
-  const r = new CredentialResigner({ local: LOCAL });
+  const r = resigner();
   // STUN-framed junk (cookie right, attribute running past the end): malformed, every time.
   const junk = Buffer.from(new MessageBuilder(Method.Allocate, MessageClass.Request).build());
   const bad = Buffer.concat([junk.subarray(0, 20), Buffer.from([0x00, 0x06, 0x00, 0x40, 0, 0, 0, 0])]);

@@ -30,4 +30,5 @@ export {
   type VerifyOptions,
 } from './verify.js';
 export { TokenBucket } from './token-bucket.js';
+export { NONCE_COOKIE, NO_NONCE_COOKIE, NonceIssuer, type NonceCheck } from './nonce-issuer.js';
 export { handleCredentialRequest, type CredentialRequest, type CredentialResponse, type EndpointConfig } from './credential-request.js';

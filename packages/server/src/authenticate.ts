@@ -12,7 +12,7 @@ import {
 } from '@onionturn/protocol';
 import type { Credential } from './auth.js';
 import type { CoreOptions } from './core-options.js';
-import type { NonceIssuer } from './nonce.js';
+import type { NonceIssuer } from '@onionturn/credentials';
 import { PASSWORD_ALGORITHMS_BYTES, type Replies, type Reply } from './replies.js';
 import type { CoreStats } from './stats.js';
 

@@ -5,7 +5,7 @@ export { chainLookups, parseUserSpec, restSecrets, staticUsers, type RestSecrets
 export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
 export { createMetricsRegistry, serveMetrics } from './metrics.js';
-export { NonceIssuer, NONCE_COOKIE } from './nonce.js';
+export { NonceIssuer, NONCE_COOKIE } from '@onionturn/credentials';
 export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules, parsePolicyRule, type PolicyRule } from './peer-policy.js';
 export { PortPool } from './port-pool.js';
 export { TokenBucket } from '@onionturn/credentials';

@@ -25,13 +25,12 @@ import type { CredentialLookup } from './auth.js';
 import { authenticate, type AuthContext } from './authenticate.js';
 import type { CoreOptions, Filtering } from './core-options.js';
 import { CHANNEL_REBIND_GUARD_MS, DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
-import { NonceIssuer } from './nonce.js';
 import type { PeerPolicy } from './peer-policy.js';
 import { onChannelBind, onCreatePermission, type PermissionContext } from './permissions.js';
 import { onRefresh, type RefreshContext } from './refresh.js';
 import { Replies, type Reply } from './replies.js';
 import { Reservations } from './reservations.js';
-import { TokenBucket } from '@onionturn/credentials';
+import { NonceIssuer, TokenBucket } from '@onionturn/credentials';
 import { CoreStats } from './stats.js';
 
 /** The core's state as the method handlers see it; each handler's context names the part it uses. */

@@ -1,26 +1,9 @@
-// Nonces, the relay port pool and token buckets.
+// The relay port pool and token buckets (nonces: credentials/test/nonce-issuer.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AttributeType, MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
-import { NONCE_COOKIE, NonceIssuer, PortPool, TokenBucket } from '../src/index.js';
+import { PortPool, TokenBucket } from '../src/index.js';
 import { addressOf } from '../src/node-server.js';
-
-test('nonces: good for their client and lifetime only, and never a clock reading', () => {
-  const n = new NonceIssuer(600_000);
-  const t = 1_700_000_000_000;
-  const nonce = n.issue('udp|1.2.3.4|5', t);
-  assert.ok(nonce.startsWith(NONCE_COOKIE));
-  assert.ok(nonce.length < 128);
-  assert.equal(n.check(nonce, 'udp|1.2.3.4|5', t + 599_000), 'ok');
-  assert.equal(n.check(nonce, 'udp|1.2.3.4|5', t + 601_000), 'stale');
-  assert.equal(n.check(nonce, 'udp|1.2.3.4|6', t), 'invalid');
-  const flip = (i: number): string => nonce.slice(0, i) + (nonce[i] === 'Q' ? 'R' : 'Q') + nonce.slice(i + 1);
-  for (const i of [13, 20, 30, nonce.length - 1]) assert.equal(n.check(flip(i), 'udp|1.2.3.4|5', t), 'invalid', `changed at ${i}`);
-  assert.equal(n.check('obMatJos2AAAB', 'udp|1.2.3.4|5', t), 'invalid');
-  assert.equal(new NonceIssuer(600_000).check(nonce, 'udp|1.2.3.4|5', t), 'invalid', 'another server secret');
-  // Two servers started at the same moment give different stamps: the origin is random.
-  assert.notEqual(new NonceIssuer(1).issue('k', t).slice(13, 19), new NonceIssuer(1).issue('k', t).slice(13, 19));
-});
 
 test('port pool: random order, quarantine before reuse, exhaustion', () => {
   const pool = new PortPool(40000, 40009, 1000);

@@ -278,5 +278,6 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
   logger.info(`paste the iceServers above into the app; TURN at ${formatHostPort(addr.host, addr.port)}`);
   if (!plan.stop.aborted) await new Promise((resolve) => plan.stop.addEventListener('abort', resolve, { once: true }));
   await shim.stop();
-  logger.info('stopped');
+  // The counters (no addresses or names in them): what the run did, for the user and for tests.
+  logger.info('stopped', { stats: { ...shim.stats } });
 }
