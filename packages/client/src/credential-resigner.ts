@@ -44,7 +44,7 @@ export type ResignAction =
   | { readonly kind: 'warn'; readonly code: ResignWarning; readonly reason: string };
 
 /** What a warn action is about: the unit the shell logs once per flow. */
-export type ResignWarning = 'app-malformed' | 'app-auth' | 'upstream-malformed' | 'upstream-refused' | 'upstream-integrity';
+export type ResignWarning = 'app-malformed' | 'app-auth' | 'app-early-indication' | 'upstream-malformed' | 'upstream-refused' | 'upstream-integrity';
 
 export interface ResignerOptions {
   /** The shim's app-facing check (local credentials and nonces), shared by its flows. */
@@ -117,6 +117,8 @@ export class CredentialResigner {
   /** App transaction ids in flight (hex): retransmissions of those are absorbed. */
   readonly #inFlight = new Set<string>();
   #wrongReported = false;
+  /** A request of the app has passed the local check: indications may go upstream. */
+  #appAuthenticated = false;
   /** Requests waiting for the upstream credential after a challenge. */
   #waiting: Pending[] = [];
 
@@ -155,7 +157,12 @@ export class CredentialResigner {
     const r = decodeMessage(data);
     if (!r.ok) return [{ kind: 'warn', code: 'app-malformed', reason: `app sent a malformed STUN message (${r.error.reason}); dropped` }];
     const msg = r.value;
-    if (msg.messageClass === MessageClass.Indication) return [{ kind: 'to-upstream', data }];
+    if (msg.messageClass === MessageClass.Indication) {
+      // Before the app has authenticated nothing goes upstream: an indication would open the
+      // Tor stream (a circuit) for whoever can reach the shim.
+      if (!this.#appAuthenticated) return [{ kind: 'warn', code: 'app-early-indication', reason: 'app sent an indication before authenticating; dropped' }];
+      return [{ kind: 'to-upstream', data }];
+    }
     if (msg.messageClass !== MessageClass.Request) return [];
     if (msg.method === Method.Binding) return this.#binding(msg, now);
     const refused = this.#refused(msg, now);
@@ -244,7 +251,10 @@ export class CredentialResigner {
   /** undefined when the request authenticates locally; else what to send the app instead. */
   #refused(msg: StunMessage, now: number): ResignAction[] | undefined {
     const check = this.#auth.check(msg, this.#app, now);
-    if (check.kind === 'ok') return undefined;
+    if (check.kind === 'ok') {
+      this.#appAuthenticated = true;
+      return undefined;
+    }
     const reply: ResignAction = { kind: 'to-app', data: check.data };
     if (!check.wrongCredentials || this.#wrongReported) return [reply];
     // Once per flow: the app is misconfigured, and the user only sees that here.

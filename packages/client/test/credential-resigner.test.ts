@@ -195,12 +195,17 @@ test('pass-through parts: indications unchanged, retransmissions absorbed, unkno
   const bindingOk = new MessageBuilder(Method.Binding, MessageClass.SuccessResponse).build();
   assert.deepEqual(r.fromUpstream(bindingOk, 1), []);
   const send = new MessageBuilder(Method.Send, MessageClass.Indication).add(AttributeType.Data, { kind: 'bytes', bytes: Buffer.from('x') }).build();
-  assert.deepEqual(r.fromApp(send, 2), [{ kind: 'to-upstream', data: send }]);
+  // Before the app has authenticated, an indication would open the Tor stream: dropped.
+  assert.deepEqual(
+    r.fromApp(send, 2).map((a) => a.kind === 'warn' && a.code),
+    ['app-early-indication'],
+  );
   const data = new MessageBuilder(Method.Data, MessageClass.Indication).build();
   assert.deepEqual(r.fromUpstream(data, 3), [{ kind: 'to-app', data }]);
   const nonce = localNonce(r, 4);
   const req = appRequest(Method.Allocate, nonce);
   assert.equal(r.fromApp(req, 5).length, 1);
+  assert.deepEqual(r.fromApp(send, 5), [{ kind: 'to-upstream', data: send }], 'after it has, unchanged');
   assert.deepEqual(r.fromApp(req, 6), [], 'a UDP retransmission of a request in flight');
   const stray = new MessageBuilder(Method.Allocate, MessageClass.SuccessResponse).build();
   assert.deepEqual(r.fromUpstream(stray, 7), []);
