@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, readAddressAttribute, readAttribute, verifyFingerprint } from '@onionturn/protocol';
 import { ProcessGroup, SocksRecorder, TOOLS, requireTool, runStunclient, sleep, startCoturn, waitFor, type Coturn, type Started } from '@onionturn/testkit';
-import { BIN, cleanEnv } from './run-cli.js';
+import { BIN, cleanEnv, shimPort } from './run-cli.js';
 import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
 
 const SECRET = 'local-binding-upstream-secret';
@@ -44,14 +44,7 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
     recorder = await SocksRecorder.start();
     cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', '--local-password', 'wonderland'], { env: cleanEnv() });
-    let stdout = '';
-    cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-    port = Number(
-      await waitFor('iceServers on stdout', () => {
-        if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
-        return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
-      }, 10_000, 50),
-    );
+    port = await shimPort(cli);
   });
   after(async () => {
     await group.stopAll();

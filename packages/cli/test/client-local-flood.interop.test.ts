@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, ErrorCode, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAttribute, readText, type StunMessage } from '@onionturn/protocol';
 import { ProcessGroup, SocksRecorder, countClientConnections, runUclient, sleep, startCoturn, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
-import { BIN, cleanEnv } from './run-cli.js';
+import { BIN, cleanEnv, shimPort } from './run-cli.js';
 
 const SECRET = 'local-flood-upstream-secret';
 const LOCAL = { username: 'alice', password: 'wonderland', realm: 'onionturn.local' };
@@ -96,15 +96,8 @@ describe('onionturn client in local-credential mode: unauthenticated floods make
     peerPort = (await startTurnutilsPeer(group)).port;
     recorder = await SocksRecorder.start();
     cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', LOCAL.username, '--local-password', LOCAL.password], { env: cleanEnv() });
-    let stdout = '';
-    cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
     cli.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    port = Number(
-      await waitFor('iceServers on stdout', () => {
-        if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
-        return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
-      }, 10_000, 50),
-    );
+    port = await shimPort(cli);
   });
   after(async () => {
     await group.stopAll();

@@ -58,3 +58,15 @@ export async function startServe(group: ProcessGroup, args: readonly string[], e
   );
   return { process: started, base: `http://${listen}` };
 }
+
+/** The port of a started `onionturn client`, read from the iceServers it prints on stdout. */
+export async function shimPort(cli: Started): Promise<number> {
+  let stdout = '';
+  cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  return Number(
+    await waitFor('iceServers on stdout', () => {
+      if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
+      return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
+    }, 10_000, 50),
+  );
+}
