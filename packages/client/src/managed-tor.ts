@@ -8,7 +8,7 @@ import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { HostPort } from './endpoints.js';
 import type { Logger } from './logger.js';
-import { managedTorrc, parseTorLine } from './tor-config.js';
+import { managedTorrc, parseTorLine, torrcOwner } from './tor-config.js';
 
 export interface ManagedTorOptions {
   readonly logger: Logger;
@@ -46,6 +46,7 @@ function executable(path: string): boolean {
 }
 
 const TEMP_PREFIX = 'onionturn-tor-';
+const TORRC_NAME = 'onionturn-torrc';
 
 function alive(pid: number): boolean {
   try {
@@ -73,8 +74,7 @@ export function removeStaleDataDirs(dir: string = tmpdir()): number {
     const path = join(dir, name);
     let owner: number | undefined;
     try {
-      const m = /^__OwningControllerProcess (\d+)$/m.exec(readFileSync(join(path, 'onionturn-torrc'), 'utf8'));
-      owner = m ? Number(m[1]) : undefined;
+      owner = torrcOwner(readFileSync(join(path, TORRC_NAME), 'utf8'));
     } catch {
       continue; // not ours to judge (no torrc: maybe being written right now)
     }
@@ -113,7 +113,7 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // tor refuses a data directory others can read.
   chmodSync(dataDir, 0o700);
-  const torrc = join(dataDir, 'onionturn-torrc');
+  const torrc = join(dataDir, TORRC_NAME);
   const defaults = join(dataDir, 'onionturn-torrc-defaults');
   const cleanup = (): void => {
     if (temporary) rmSync(dataDir, { recursive: true, force: true });

@@ -24,6 +24,12 @@ export function managedTorrc(o: ManagedTorrcOptions): string {
   return lines.join('\n') + '\n' + (o.extra ? `${o.extra.trimEnd()}\n` : '');
 }
 
+/** The owning PID a torrc written by managedTorrc names, if any (stale directories are judged by it). */
+export function torrcOwner(torrc: string): number | undefined {
+  const m = /^__OwningControllerProcess (\d+)$/m.exec(torrc);
+  return m ? Number(m[1]) : undefined;
+}
+
 export type TorLogEvent =
   | { readonly kind: 'socks'; readonly host: string; readonly port: number }
   | { readonly kind: 'bootstrap'; readonly percent: number; readonly summary: string }
