@@ -125,13 +125,22 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
         ...(server.allowLoopbackPeers === false ? [] : ['--allow-loopback-peers']),
         ...(server.args ?? []),
       ]);
-      await waitListening('onionturn server', started, serverPort);
+      // The TURN listener comes up before the metrics and credential listeners: wait for all
+      // three, or a server that died binding one of them would be handed to the tests.
+      for (const port of [serverPort, metricsPort, credentialPort]) await waitListening('onionturn server', started, port);
       return {
         process: started,
         port: serverPort,
         credentialPort,
         metricsPort,
-        metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+        metrics: async () => {
+          try {
+            return await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+          } catch (error) {
+            const state = started.child.exitCode === null ? 'running' : `exited ${started.child.exitCode}`;
+            throw new Error(`metrics of onionturn server (${state}) unreachable: ${(error as Error).message}; its output: ${started.output().slice(-2000)}`);
+          }
+        },
       };
     };
 

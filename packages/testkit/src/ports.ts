@@ -1,30 +1,52 @@
 // Free loopback ports for tools that need a fixed port number on their command line.
+//
+// Ports are picked below the kernel's ephemeral range (32768-60999 on Linux): a port taken from
+// that range with bind(0) can be reused by the kernel as the source port of any outgoing
+// connection (a tor relay's, say) before the tool binds it, and the tool then dies with
+// EADDRINUSE. freePort uses 10000-19999, portRange 20000-32767, so the two never overlap.
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 
-/** A port free for both TCP and UDP on host at the time of the call. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, host, () => {
-        const addr = srv.address();
-        srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-      sock.once('error', () => resolve(false));
-      sock.bind(port, host, () => sock.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error(`no free TCP+UDP port on ${host}`);
+const FREE_MIN = 10_000;
+const FREE_SPAN = 10_000;
+const RANGE_MIN = 20_000;
+const RANGE_END = 32_768;
+
+/** Ports this process handed out already: two tools in one test must not get the same one. */
+const handedOut = new Set<number>();
+
+function tcpFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
 }
 
-/** A range of `count` consecutive ports, starting at a random offset in [20000, 40000). */
+function udpFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    sock.once('error', () => resolve(false));
+    sock.bind(port, host, () => sock.close(() => resolve(true)));
+  });
+}
+
+/** A port free for both TCP and UDP on host at the time of the call, never handed out before. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = FREE_MIN + Math.floor(Math.random() * FREE_SPAN);
+    if (handedOut.has(port)) continue;
+    if ((await tcpFree(port, host)) && (await udpFree(port, host))) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free TCP+UDP port on ${host} in ${FREE_MIN}-${FREE_MIN + FREE_SPAN - 1}`);
+}
+
+/** A range of `count` consecutive ports (relay ports), at a random offset in [20000, 32768). */
 export function portRange(count: number): { min: number; max: number } {
-  const min = 20000 + Math.floor(Math.random() * (20000 - count));
+  if (count > RANGE_END - RANGE_MIN) throw new Error(`portRange(${count}): at most ${RANGE_END - RANGE_MIN} ports`);
+  const min = RANGE_MIN + Math.floor(Math.random() * (RANGE_END - RANGE_MIN - count + 1));
   return { min, max: min + count - 1 };
 }
