@@ -4,9 +4,13 @@
 // Reports delivered packets/s, loss, RTT, and CPU microseconds per message of the shim process
 // and of coturn (from /proc/PID/stat). uclient's own RTT figure is coarse (it averages whole
 // milliseconds), so the added latency is also measured here: sequential STUN Binding round trips
-// timed with hrtime, straight to coturn (UDP and TCP) and through shim + microsocks.
+// timed with hrtime, straight to coturn (UDP and TCP) and through shim + microsocks, on the idle
+// machine and while uclient's load runs (from BENCH_LOADED_PROBE_DELAY_MS, default 2000, when its
+// allocations are made, 10 ms apart so they sample the run), where queueing in the shim shows.
 // Everything on loopback, started and stopped here by PID.
 //   BENCH_CLIENTS (10), BENCH_MESSAGES per client (500), BENCH_LENGTH (120), BENCH_INTERVAL_MS (5)
+//   BENCH_SHIM_NODE_ARGS: extra node flags for the shim, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+//   (NODE_OPTIONS refuses --cpu-prof; the profile is written when the shim is stopped)
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -24,6 +28,7 @@ const messages = Number(process.env.BENCH_MESSAGES ?? 500);
 const length = Number(process.env.BENCH_LENGTH ?? 120);
 const intervalMs = Number(process.env.BENCH_INTERVAL_MS ?? 5);
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+const shimNodeArgs = (process.env.BENCH_SHIM_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== '');
 
 function cpuUs(pid) {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -62,8 +67,8 @@ function quantile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-/** Sequential Binding round trips (one in flight), after 20 warm-up ones; times in ms. */
-async function bindingRtt(name, transport, port) {
+/** Sequential Binding round trips (one in flight, `gapMs` apart), after 20 warm-up ones; times in ms. */
+async function bindingRtt(name, transport, port, gapMs = 0) {
   const request = () => new MessageBuilder(Method.Binding, MessageClass.Request).build();
   let send;
   let close;
@@ -95,6 +100,7 @@ async function bindingRtt(name, transport, port) {
       send(request());
       await answered;
       if (i >= 20) times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
     }
   } finally {
     close();
@@ -103,23 +109,36 @@ async function bindingRtt(name, transport, port) {
   return { path: name, probes: times.length, medianMs: Number(quantile(times, 0.5).toFixed(3)), p95Ms: Number(quantile(times, 0.95).toFixed(3)) };
 }
 
+const LOADED_PROBE_DELAY_MS = Number(process.env.BENCH_LOADED_PROBE_DELAY_MS ?? 2000);
+const LOADED_PROBE_GAP_MS = 10;
+
+/** Binding round trips while a uclient run is under way (it started when this was called). */
+async function underLoad(probe) {
+  await new Promise((r) => setTimeout(r, LOADED_PROBE_DELAY_MS));
+  return probe();
+}
+
 const group = new ProcessGroup();
 try {
   const coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
   const peer = await startTurnutilsPeer(group);
   const socks = await startMicrosocks(group);
-  const shim = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socks.port}`, '--log-level', 'warn']);
+  const shim = group.spawn('onionturn client', process.execPath, [...shimNodeArgs, BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socks.port}`, '--log-level', 'warn']);
   let stdout = '';
   shim.child.stdout.on('data', (c) => (stdout += c.toString()));
   const shimPort = Number(await waitFor('shim to print its iceServers', () => /turn:127\.0\.0\.1:(\d+)\?transport=udp/.exec(stdout)?.[1], 10_000, 50));
   const peerAddr = { host: '127.0.0.1', port: peer.port };
-  const direct = await measure('uclient -t -> coturn (TCP, direct)', group, { server: { host: '127.0.0.1', port: coturn.port }, tcp: true, peer: peerAddr }, [
-    { name: 'coturn', pid: coturn.process.pid },
+  const [direct, directLoaded] = await Promise.all([
+    measure('uclient -t -> coturn (TCP, direct)', group, { server: { host: '127.0.0.1', port: coturn.port }, tcp: true, peer: peerAddr }, [{ name: 'coturn', pid: coturn.process.pid }]),
+    underLoad(() => bindingRtt('Binding TCP -> coturn (direct), under load', 'tcp', coturn.port, LOADED_PROBE_GAP_MS)),
   ]);
-  const shimmed = await measure('uclient UDP -> shim -> microsocks -> coturn', group, { server: { host: '127.0.0.1', port: shimPort }, tcp: false, peer: peerAddr }, [
-    { name: 'shim', pid: shim.pid },
-    { name: 'coturn', pid: coturn.process.pid },
-    { name: 'microsocks', pid: socks.process.pid },
+  const [shimmed, shimmedLoaded] = await Promise.all([
+    measure('uclient UDP -> shim -> microsocks -> coturn', group, { server: { host: '127.0.0.1', port: shimPort }, tcp: false, peer: peerAddr }, [
+      { name: 'shim', pid: shim.pid },
+      { name: 'coturn', pid: coturn.process.pid },
+      { name: 'microsocks', pid: socks.process.pid },
+    ]),
+    underLoad(() => bindingRtt('Binding UDP -> shim -> microsocks -> coturn, under load', 'udp', shimPort, LOADED_PROBE_GAP_MS)),
   ]);
   // Idle machine state for latency: no uclient load running.
   const rtt = [
@@ -128,7 +147,7 @@ try {
     await bindingRtt('Binding UDP -> shim -> microsocks -> coturn', 'udp', shimPort),
   ];
   const added = Number((rtt[2].medianMs - rtt[1].medianMs).toFixed(3));
-  console.log(JSON.stringify({ shape: { clients, messagesPerClient: messages, length, intervalMs }, results: [direct, shimmed], bindingRtt: rtt, addedMedianRttMs: added }, null, 2));
+  console.log(JSON.stringify({ shape: { clients, messagesPerClient: messages, length, intervalMs }, results: [direct, shimmed], bindingRtt: rtt, addedMedianRttMs: added, bindingRttUnderLoad: [directLoaded, shimmedLoaded] }, null, 2));
 } finally {
   await group.stopAll();
 }

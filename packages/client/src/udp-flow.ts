@@ -1,10 +1,13 @@
 // One app UDP source (ip:port) <-> one Tor stream. Datagrams become TCP frames (ChannelData
-// padded); TCP frames become datagrams (padding stripped by the framer).
+// padded); TCP frames become datagrams (padding stripped by the framer). Upstream writes go
+// through a TcpBatchWriter: a burst of datagrams in one event-loop turn costs one write to the
+// Tor stream (and fuller Tor cells), a lone datagram is written at once. Node's dgram has no
+// sendmmsg, so the other direction stays one send per datagram.
 import type { Socket as UdpSocket } from 'node:dgram';
+import { TcpBatchWriter } from '@onionturn/io';
 import { channelDataPadding, type FrameKind } from '@onionturn/protocol';
 import type { FlowContext } from './flow-context.js';
 import { UpstreamFlow } from './upstream-flow.js';
-import { paddingBytes } from './app-datagram.js';
 import { appTransportAddress } from './binding-answer.js';
 
 export class UdpFlow extends UpstreamFlow {
@@ -12,6 +15,8 @@ export class UdpFlow extends UpstreamFlow {
   readonly appAddress: string;
   readonly appPort: number;
   readonly #udp: UdpSocket;
+  /** Set once the stream is open; every upstream write goes through it, so order is kept. */
+  #out: TcpBatchWriter | undefined;
 
   constructor(ctx: FlowContext, udp: UdpSocket, appAddress: string, appPort: number) {
     super(ctx, appTransportAddress(appAddress, appPort));
@@ -42,21 +47,9 @@ export class UdpFlow extends UpstreamFlow {
   }
 
   #write(datagram: Buffer, end: number): void {
-    const up = this.upstream as NonNullable<typeof this.upstream>;
-    if (up.writableLength > this.ctx.maxUpstreamBacklog) {
-      // UDP semantics: drop rather than buffer without bound when Tor is slower than the app.
-      this.ctx.stats.backlogDropped++;
-      return;
-    }
-    const pad = channelDataPadding(end);
-    if (end + pad === datagram.length) {
-      up.write(datagram);
-      return;
-    }
-    up.cork();
-    up.write(end === datagram.length ? datagram : datagram.subarray(0, end));
-    if (pad > 0) up.write(paddingBytes(pad));
-    up.uncork();
+    // TCP wants ChannelData padded; the app may or may not have padded it (UDP leaves it optional).
+    // UDP semantics when Tor is slower than the app: drop rather than buffer without bound.
+    if (!(this.#out as TcpBatchWriter).append(datagram, end, channelDataPadding(end))) this.ctx.stats.backlogDropped++;
   }
 
   protected sendToApp(data: Buffer): void {
@@ -72,7 +65,12 @@ export class UdpFlow extends UpstreamFlow {
   }
 
   protected upstreamReady(): void {
+    this.#out = new TcpBatchWriter(this.upstream as NonNullable<typeof this.upstream>, this.ctx.maxUpstreamBacklog);
     for (const d of this.state.open()) this.#write(d, d.length);
+  }
+
+  protected override flushUpstream(): void {
+    this.#out?.flush();
   }
 
   protected deliverFrame(frame: Buffer, _kind: FrameKind): void {

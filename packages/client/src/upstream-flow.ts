@@ -86,6 +86,8 @@ export abstract class UpstreamFlow implements FlowHandle {
   /** After a chunk from upstream was framed without error. */
   protected abstract afterUpstreamChunk(chunk: Buffer): void;
   protected abstract closeApp(): void;
+  /** Writes what is batched for upstream now: the stream is about to be ended. */
+  protected flushUpstream(): void {}
   protected abstract describeApp(): Record<string, string | number>;
 
   protected onUpstreamData(chunk: Buffer): void {
@@ -181,6 +183,7 @@ export abstract class UpstreamFlow implements FlowHandle {
       up.removeListener('end', this.onUpstreamEnd);
       up.removeListener('close', this.onUpstreamEnd);
       // Keep an error listener: a late ECONNRESET must not become an uncaught exception.
+      this.flushUpstream();
       up.end();
       up.destroySoon();
       setTimeout(() => up.destroy(), 2000).unref();

@@ -6,6 +6,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
+import { TcpBatchWriter } from '@onionturn/io';
 import { FrameKind, StreamFramer, channelDataPadding, writeChannelDataHeader, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
 import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
 import type { CredentialLookup } from './auth.js';
@@ -460,83 +461,35 @@ class UdpLink implements ClientLink {
   close(): void {}
 }
 
-// TCP writes made while an event-loop turn relays are copied into one buffer per connection and
-// written once per turn: one write() per client per turn instead of a stream write per frame.
-const BATCH_SIZE = 16 * 1024;
-/** Batch buffers whose last write completed at once, ready for reuse (bounded by active links). */
-const freeBatches: Buffer[] = [];
-const pendingLinks: TcpLink[] = [];
-let flushScheduled = false;
-function flushLinks(): void {
-  flushScheduled = false;
-  for (let i = 0; i < pendingLinks.length; i++) (pendingLinks[i] as TcpLink).flush();
-  pendingLinks.length = 0;
-}
-
+// TCP writes made while an event-loop turn relays a burst are copied into one buffer per
+// connection and written once per turn (TcpBatchWriter, shared with the client shim): one write()
+// per client per turn instead of a stream write per frame; a lone frame goes out at once. Beyond
+// MAX_QUEUED waiting bytes frames are dropped.
 class TcpLink implements ClientLink {
-  #batch: Buffer | undefined = undefined;
-  #len = 0;
+  readonly #out: TcpBatchWriter;
   constructor(
     readonly sock: Socket,
     /** Starts the accept-to-Allocate deadline again. */
     readonly armDeadline: () => void,
-  ) {}
-
-  /** Room for `n` more bytes in this turn's batch; undefined when the client is not keeping up. */
-  #reserve(n: number): Buffer | undefined {
-    const s = this.sock;
-    if (s.destroyed || s.writableLength + this.#len > MAX_QUEUED) return undefined;
-    let batch = this.#batch;
-    if (batch === undefined) {
-      batch = freeBatches.pop() ?? Buffer.allocUnsafe(BATCH_SIZE);
-      if (batch.length < n) batch = Buffer.allocUnsafe(n);
-      this.#batch = batch;
-      pendingLinks.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushLinks);
-      }
-    } else if (batch.length - this.#len < n) {
-      const bigger = Buffer.allocUnsafe(Math.max(2 * batch.length, this.#len + n));
-      batch.copy(bigger, 0, 0, this.#len);
-      if (batch.length === BATCH_SIZE) freeBatches.push(batch);
-      batch = bigger;
-      this.#batch = batch;
-    }
-    return batch;
-  }
-
-  flush(): void {
-    const batch = this.#batch;
-    const len = this.#len;
-    this.#batch = undefined;
-    this.#len = 0;
-    if (batch === undefined) return;
-    const s = this.sock;
-    if (len > 0 && !s.destroyed) s.write(batch.subarray(0, len));
-    // The kernel took it all at once (the usual case): the buffer is free again. Otherwise
-    // libuv still holds it, and it is left to the GC.
-    if (s.writableLength === 0 && batch.length === BATCH_SIZE) freeBatches.push(batch);
+  ) {
+    this.#out = new TcpBatchWriter(sock, MAX_QUEUED);
   }
 
   sendMessage(message: Buffer): void {
-    const n = message.length;
-    const batch = this.#reserve(n);
-    if (batch === undefined) return;
-    message.copy(batch, this.#len);
-    this.#len += n;
+    this.#out.append(message);
   }
 
   sendChannelData(channel: number, data: Buffer): void {
     const len = data.length;
-    const size = 4 + len + channelDataPadding(len);
-    const batch = this.#reserve(size);
-    if (batch === undefined) return;
-    const at = this.#len;
+    const pad = channelDataPadding(len);
+    const out = this.#out;
+    const at = out.reserve(4 + len + pad);
+    if (at < 0) return;
+    const batch = out.buffer;
     writeChannelDataHeader(batch, at, channel, len);
     data.copy(batch, at + 4);
-    if (size > 4 + len) batch.fill(0, at + 4 + len, at + size);
-    this.#len = at + size;
+    if (pad > 0) batch.fill(0, at + 4 + len, at + 4 + len + pad);
+    out.commit();
   }
 
   close(): void {

@@ -1,0 +1,154 @@
+// Write batching for a TCP (or TLS) socket on a relay path. Each socket.write() costs a trip
+// through Node's stream machinery and a write(2) that also runs the loopback receiver's TCP stack
+// (and, in front of tor, a partly empty relay cell per read). Relayed messages arrive one by one
+// (a datagram, a peer's packet), in bursts that put several for the same stream into one event-
+// loop turn. Those are copied into one buffer per socket and written once, when the turn's poll
+// phase is over (setImmediate). A lone message is written at once: scheduling that flush costs
+// about as much CPU as the write it saves, and a lone message gains nothing from waiting. So a
+// socket batches from the second message that comes within BURST_GAP_MS of the last write, and
+// goes back to direct writes after a turn in which it had only one message.
+// Buffers are reused when the kernel took a write whole (the usual case): nothing is allocated per
+// message. A bound on what waits (Node's queue plus the batch) makes a slow stream drop, as UDP
+// would, instead of buffering without limit.
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+/** Size of a pooled batch buffer; a bigger batch gets a one-off buffer. */
+const BATCH_SIZE = 16 * 1024;
+/**
+ * A message this soon after the last write to the same socket starts batching. Within a turn the
+ * messages of a burst come microseconds apart (hundreds with many streams interleaved); paced
+ * traffic (audio every 10-20 ms) stays well above.
+ */
+export const BURST_GAP_MS = 1;
+const freeBatches: Buffer[] = [];
+const pending: TcpBatchWriter[] = [];
+let flushScheduled = false;
+
+function flushPending(): void {
+  flushScheduled = false;
+  for (let i = 0; i < pending.length; i++) (pending[i] as TcpBatchWriter).flush();
+  pending.length = 0;
+}
+
+export class TcpBatchWriter {
+  readonly #sock: Socket;
+  readonly #maxQueued: number;
+  readonly #burstGapMs: number;
+  #batch: Buffer | undefined = undefined;
+  #len = 0;
+  /** Messages in the batch. */
+  #count = 0;
+  /** The open batch holds one message to be written by commit(), not at the end of the turn. */
+  #direct = false;
+  /** In a burst: messages wait for the end of the turn. */
+  #batching = false;
+  /** performance.now() of the last write. */
+  #lastWrite = -Infinity;
+
+  /**
+   * `maxQueued`: bytes allowed to wait (unsent in Node plus batched) before messages are dropped.
+   * `burstGapMs`: see BURST_GAP_MS (tests on a busy machine widen it).
+   */
+  constructor(sock: Socket, maxQueued: number, burstGapMs: number = BURST_GAP_MS) {
+    this.#sock = sock;
+    this.#maxQueued = maxQueued;
+    this.#burstGapMs = burstGapMs;
+  }
+
+  /** The buffer reserve() last returned an offset in; write exactly the reserved bytes there. */
+  get buffer(): Buffer {
+    return this.#batch as Buffer;
+  }
+
+  /** Bytes batched, not yet written. */
+  get batched(): number {
+    return this.#len;
+  }
+
+  /** True while messages wait for the end of the turn (a burst). */
+  get batching(): boolean {
+    return this.#batching;
+  }
+
+  /**
+   * Room for a message of `n` bytes: its offset in `buffer`, or -1 when the socket is closed or
+   * already behind by more than the bound (drop the message). Fill exactly those bytes, then call
+   * commit().
+   */
+  reserve(n: number): number {
+    const s = this.#sock;
+    const at = this.#len;
+    if (s.destroyed || s.writableEnded || s.writableLength + at + n > this.#maxQueued) return -1;
+    let batch = this.#batch;
+    if (batch === undefined) {
+      if (!this.#batching) {
+        const now = performance.now();
+        if (now - this.#lastWrite < this.#burstGapMs) this.#batching = true;
+        else this.#direct = true;
+      }
+      batch = n <= BATCH_SIZE ? (freeBatches.pop() ?? Buffer.allocUnsafe(BATCH_SIZE)) : Buffer.allocUnsafe(n);
+      this.#batch = batch;
+      if (!this.#direct) this.#schedule();
+    } else if (batch.length - at < n) {
+      const bigger = Buffer.allocUnsafe(Math.max(2 * batch.length, at + n));
+      batch.copy(bigger, 0, 0, at);
+      if (batch.length === BATCH_SIZE) freeBatches.push(batch);
+      batch = bigger;
+      this.#batch = batch;
+    }
+    this.#len = at + n;
+    this.#count++;
+    return at;
+  }
+
+  /** The reserved bytes are filled: a lone message is written now, one of a burst at the turn's end. */
+  commit(): void {
+    if (!this.#direct) return;
+    this.#direct = false;
+    this.#write();
+  }
+
+  /** Copies `data[0, end)` followed by `pad` zero bytes as one message; false when dropped (see reserve). */
+  append(data: Buffer, end: number = data.length, pad = 0): boolean {
+    const at = this.reserve(end + pad);
+    if (at < 0) return false;
+    const batch = this.#batch as Buffer;
+    data.copy(batch, at, 0, end);
+    if (pad > 0) batch.fill(0, at + end, at + end + pad);
+    this.commit();
+    return true;
+  }
+
+  /** Writes what is batched (the turn's end calls this; so may a caller about to end the socket). */
+  flush(): void {
+    if (this.#direct) return; // between reserve() and commit(): the caller is still filling it
+    // A turn with a single message: the burst is over.
+    if (this.#count <= 1) this.#batching = false;
+    this.#write();
+  }
+
+  #schedule(): void {
+    pending.push(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushPending);
+    }
+  }
+
+  #write(): void {
+    const batch = this.#batch;
+    const len = this.#len;
+    this.#batch = undefined;
+    this.#len = 0;
+    this.#count = 0;
+    if (batch === undefined) return;
+    const s = this.#sock;
+    if (s.destroyed || s.writableEnded) return;
+    this.#lastWrite = performance.now();
+    s.write(len === batch.length ? batch : batch.subarray(0, len));
+    // Nothing left in Node's queue: the kernel (or the TLS engine) took it whole, so the buffer is
+    // free again. Otherwise the socket still holds it, and it is left to the GC.
+    if (s.writableLength === 0 && batch.length === BATCH_SIZE) freeBatches.push(batch);
+  }
+}

@@ -1,0 +1,162 @@
+// TcpBatchWriter over real loopback TCP pairs: a lone message leaves at once; a burst in one turn
+// leaves in one write at the turn's end, in order, padded as asked; a turn with one message ends
+// the burst; big messages and grown batches keep their bytes; the bound drops; an ended or
+// destroyed socket takes nothing.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { TcpBatchWriter } from '../src/index.js';
+
+let server: Server;
+const accepted: Socket[] = [];
+const opened: Socket[] = [];
+
+before(async () => {
+  server = createServer((s) => accepted.push(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+});
+after(async () => {
+  for (const s of [...accepted, ...opened]) s.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+/** A connected pair; `writes` counts the writer side's socket.write calls; `received()` waits for n bytes. */
+async function pair(): Promise<{ sock: Socket; writes: () => number; received: (n: number) => Promise<Buffer> }> {
+  const before = accepted.length;
+  const sock = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port });
+  opened.push(sock);
+  await once(sock, 'connect');
+  while (accepted.length === before) await new Promise((r) => setImmediate(r));
+  const peer = accepted[before] as Socket;
+  const chunks: Buffer[] = [];
+  let have = 0;
+  let waiting: (() => void) | undefined;
+  peer.on('data', (c: Buffer) => {
+    chunks.push(c);
+    have += c.length;
+    waiting?.();
+  });
+  let count = 0;
+  const write = sock.write.bind(sock) as (b: Buffer) => boolean;
+  sock.write = ((b: Buffer) => {
+    count++;
+    return write(b);
+  }) as typeof sock.write;
+  const received = async (n: number): Promise<Buffer> => {
+    while (have < n) await new Promise<void>((r) => (waiting = r));
+    return Buffer.concat(chunks);
+  };
+  return { sock, writes: () => count, received };
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Wide enough that a busy machine does not split a burst; pause() is longer. */
+const GAP_MS = 100;
+const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 2 * GAP_MS));
+
+test('a lone message leaves at once; a burst from its second message on waits for the end of the turn', async () => {
+  const { sock, writes, received } = await pair();
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS);
+  assert.ok(w.append(Buffer.from('abcde'), 5, 3));
+  assert.equal(writes(), 1, 'no burst yet: written at once');
+  assert.equal(w.batching, false);
+  // Microseconds later, in the same turn: a burst.
+  assert.ok(w.append(Buffer.from('XYZ-not-this'), 3, 1));
+  const at = w.reserve(4);
+  w.buffer.writeUInt32BE(0x01020304, at);
+  w.commit();
+  assert.equal(w.batching, true);
+  assert.equal(w.batched, 8);
+  assert.equal(writes(), 1, 'the rest of the burst waits');
+  await turn();
+  assert.equal(writes(), 2);
+  assert.deepEqual(await received(16), Buffer.from([...Buffer.from('abcde'), 0, 0, 0, ...Buffer.from('XYZ'), 0, 1, 2, 3, 4]));
+  // Still in the burst: the next turn's messages are batched from the first.
+  for (const c of ['p', 'q', 'r']) w.append(Buffer.from(c));
+  assert.equal(writes(), 2);
+  await turn();
+  assert.equal(writes(), 3);
+  assert.equal((await received(19)).subarray(16).toString(), 'pqr');
+  // A turn with one message ends the burst...
+  w.append(Buffer.from('s'));
+  await turn();
+  assert.equal(writes(), 4);
+  assert.equal(w.batching, false);
+  // ...and after a pause a lone message leaves at once again.
+  await pause();
+  w.append(Buffer.from('t'));
+  assert.equal(writes(), 5);
+  assert.equal((await received(21)).subarray(19).toString(), 'st');
+});
+
+test('two sockets in a burst in one turn: two writes each (the first at once, the rest together)', async () => {
+  const a = await pair();
+  const b = await pair();
+  const wa = new TcpBatchWriter(a.sock, 1 << 20, GAP_MS);
+  const wb = new TcpBatchWriter(b.sock, 1 << 20, GAP_MS);
+  for (let i = 0; i < 10; i++) {
+    wa.append(Buffer.from([i]));
+    wb.append(Buffer.from([100 + i]));
+  }
+  await turn();
+  assert.equal(a.writes(), 2);
+  assert.equal(b.writes(), 2);
+  assert.deepEqual([...(await a.received(10))], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual([...(await b.received(10))], [100, 101, 102, 103, 104, 105, 106, 107, 108, 109]);
+});
+
+test('a batch grown past the pooled size and messages bigger than it keep every byte', async () => {
+  const { sock, received } = await pair();
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS);
+  const small = Buffer.alloc(1000);
+  for (let i = 0; i < 40; i++) w.append(small.fill(i));
+  await turn();
+  const got = await received(40_000);
+  for (let i = 0; i < 40; i++) assert.equal(got[i * 1000 + 999], i);
+  await pause();
+  const big = Buffer.alloc(50_000, 7);
+  assert.ok(w.append(big), 'a lone big one');
+  assert.ok(w.append(Buffer.alloc(30_000, 8)), 'and a big one in a burst');
+  await turn();
+  const all = await received(120_000);
+  assert.equal(all.length, 120_000);
+  assert.ok(all.subarray(40_000, 90_000).every((x) => x === 7));
+  assert.ok(all.subarray(90_000).every((x) => x === 8));
+});
+
+test('the bound: waiting bytes (batched plus Node queue) beyond it are dropped, not queued', async () => {
+  const { sock, received } = await pair();
+  const w = new TcpBatchWriter(sock, 100, GAP_MS);
+  assert.ok(w.append(Buffer.alloc(10)));
+  assert.ok(w.append(Buffer.alloc(60)), 'batched');
+  assert.equal(w.append(Buffer.alloc(60)), false, 'over the bound in the same turn');
+  assert.ok(w.append(Buffer.alloc(40)));
+  assert.equal(w.reserve(1), -1);
+  await turn();
+  assert.equal((await received(110)).length, 110);
+});
+
+test('flush() before end writes what is batched; an ended or destroyed socket takes nothing', async () => {
+  const { sock, writes, received } = await pair();
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS);
+  w.append(Buffer.from('last '));
+  w.append(Buffer.from('words'));
+  assert.equal(writes(), 1);
+  w.flush();
+  sock.end();
+  assert.equal(writes(), 2);
+  assert.equal(w.append(Buffer.from('after end')), false);
+  await turn();
+  assert.equal(writes(), 2, "the turn's flush finds nothing more");
+  assert.equal((await received(10)).toString(), 'last words');
+  const other = await pair();
+  const w2 = new TcpBatchWriter(other.sock, 1 << 20, GAP_MS);
+  w2.append(Buffer.from('sent'));
+  w2.append(Buffer.from('lost'));
+  other.sock.destroy();
+  await turn();
+  assert.equal(other.writes(), 1);
+  assert.equal(w2.append(Buffer.from('x')), false);
+});
