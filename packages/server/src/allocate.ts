@@ -45,8 +45,10 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
   const auth = r.auth as Authenticated;
   if (client.allocation) {
     const a = client.allocation;
-    if (a.allocateTid && a.allocateResponse && a.allocateTid.equals(msg.transactionId)) {
-      client.link.sendMessage(a.allocateResponse);
+    const sent = a.allocateResponse;
+    // The response carries the request's transaction id (bytes 8-19).
+    if (sent !== undefined && msg.transactionId.compare(sent, 8, 20) === 0) {
+      client.link.sendMessage(sent);
       return;
     }
     return ctx.replies.error(r, ErrorCode.AllocationMismatch);
@@ -164,8 +166,8 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
       b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime });
       b.add(AttributeType.XorMappedAddress, { kind: 'address', address: client.remote });
     });
-    alloc.allocateTid = Buffer.from(msg.transactionId);
-    alloc.allocateResponse = response;
+    // Only a UDP client retransmits; over TCP and TLS a repeated Allocate gets 437.
+    if (client.transport === 'udp') alloc.allocateResponse = response;
     client.link.sendMessage(response);
     ctx.options.events?.event('allocation-created', {
       allocation: alloc.id,

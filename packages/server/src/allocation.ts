@@ -116,8 +116,7 @@ export class Allocation {
   readonly newPeers: TokenBucket;
   /** Integrity keys derived from auth, by password algorithm. */
   readonly keys = new Map<number, Buffer>();
-  /** The success response to Allocate, resent on a retransmission of that request. */
-  allocateTid: Buffer | undefined = undefined;
+  /** UDP only: the success response to Allocate, resent on a retransmission of that request. */
   allocateResponse: Buffer | undefined = undefined;
   deleted = false;
   /** RESERVATION-TOKEN handed out with this allocation (EVEN-PORT with R set). */

@@ -4,6 +4,7 @@
 import {
   AttributeType,
   ErrorCode,
+  Method,
   PasswordAlgorithm,
   getAttribute,
   longTermKey,
@@ -84,7 +85,10 @@ export function authenticate(ctx: AuthContext, r: Reply): boolean {
   }
   const sha256 = msg.integritySha256Offset >= 0;
   const alloc = client.allocation;
-  if (alloc) {
+  // An Allocate from another user on this 5-tuple (a new client that got a port whose old
+  // allocation lives on) is checked as the new request it is, and then gets 437 as any second
+  // Allocate does: 437 tells a client to retry from another port (RFC 8656 §7.3), 441 does not.
+  if (alloc && !(msg.method === Method.Allocate && alloc.auth.username !== name)) {
     if (alloc.auth.username !== name) {
       ctx.replies.error(r, ErrorCode.WrongCredentials);
       return false;

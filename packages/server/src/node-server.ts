@@ -56,11 +56,11 @@ export interface TurnServerConfig {
 
 /** Bytes queued on a client's TCP socket beyond which relayed data is dropped, as UDP would. */
 const MAX_QUEUED = 1 << 20;
-const HANDSHAKE_IDLE_MS = 60_000;
 /**
- * The idle timer restarts on every byte, so a connection trickling bytes could pin a framer's
- * half-frame (up to 64 kB) forever. This deadline runs from accept regardless of traffic: a
- * connection (TCP, or TLS once its handshake is done) without an allocation by then is closed.
+ * A TCP or TLS connection (TLS once its handshake is done) without an allocation this long after
+ * accept, or after its allocation ended, is closed, however it trickles bytes (which could pin a
+ * framer's half-frame, up to 64 kB). It is the connection's only timer: none runs while an
+ * allocation is held, so nothing is re-armed per packet.
  */
 const ALLOCATE_DEADLINE_MS = 30_000;
 const UDP_CLIENT_IDLE_MS = 120_000;
@@ -265,17 +265,7 @@ export class TurnServer {
     }
     sock.setNoDelay(true);
     this.#connections.add(sock);
-    // From accept, and again whenever an allocation ends (expired, refreshed to 0): a connection
-    // without an allocation gets the deadline to make one, however it trickles bytes.
-    let deadline: NodeJS.Timeout | undefined;
-    const armDeadline = (): void => {
-      clearTimeout(deadline);
-      deadline = setTimeout(() => {
-        if (!client.allocation) sock.destroy();
-      }, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS);
-      deadline.unref();
-    };
-    const link = new TcpLink(sock, armDeadline);
+    const link = new TcpLink(sock, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS);
     const client = new Client(transport, remote, link, `${transport}|${remote.address}|${remote.port}|${sock.localPort ?? 0}`);
     const core = this.core;
     const framer = new StreamFramer((frame, kind) => {
@@ -298,14 +288,10 @@ export class TurnServer {
         sock.destroy();
       }
     });
-    sock.setTimeout(HANDSHAKE_IDLE_MS);
-    sock.on('timeout', () => {
-      if (!client.allocation) sock.destroy();
-    });
-    armDeadline();
-    sock.on('error', () => undefined);
+    link.armDeadline();
+    sock.on('error', ignoreError);
     sock.on('close', () => {
-      clearTimeout(deadline);
+      link.cancelDeadline();
       this.#connections.delete(sock);
       core.clientClosed(client);
     });
@@ -377,7 +363,6 @@ export class TurnServer {
 
   #bindRelay(relay: Relay, done: (socket: RelaySocket | undefined) => void): void {
     const sock = createSocket({ type: relay.family === 'IPv4' ? 'udp4' : 'udp6', lookup: literalLookup });
-    const core = this.core;
     const onBindError = (): void => {
       sock.close();
       done(undefined);
@@ -385,25 +370,36 @@ export class TurnServer {
     sock.once('error', onBindError);
     sock.bind({ port: relay.port, address: relay.bindAddress, exclusive: true }, () => {
       sock.off('error', onBindError);
-      // Bursts from peers wait in the kernel rather than being dropped (clamped to rmem_max).
-      try {
-        sock.setRecvBufferSize(RELAY_RECV_BUFFER);
-      } catch {
-        // not fatal: the default buffer works, it just drops earlier under bursts
-      }
-      // Send errors (ICMP unreachable and the like) are not the server's errors.
-      sock.on('error', () => undefined);
-      sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-        try {
-          core.handlePeerDatagram(relay, msg, rinfo.address, rinfo.port);
-        } catch (e) {
-          this.#internalError(e);
-        }
-      });
-      done(new UdpRelaySocket(sock));
+      done(this.#relaySocket(sock, relay));
     });
   }
+
+  /**
+   * The bound relay socket's handlers, made outside #bindRelay: closures made there would keep
+   * its scope, and with `done` the whole Allocate request, alive as long as the allocation.
+   */
+  #relaySocket(sock: UdpSocket, relay: Relay): UdpRelaySocket {
+    const core = this.core;
+    // Bursts from peers wait in the kernel rather than being dropped (clamped to rmem_max).
+    try {
+      sock.setRecvBufferSize(RELAY_RECV_BUFFER);
+    } catch {
+      // not fatal: the default buffer works, it just drops earlier under bursts
+    }
+    // Send errors (ICMP unreachable and the like) are not the server's errors.
+    sock.on('error', ignoreError);
+    sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+      try {
+        core.handlePeerDatagram(relay, msg, rinfo.address, rinfo.port);
+      } catch (e) {
+        this.#internalError(e);
+      }
+    });
+    return new UdpRelaySocket(sock);
+  }
 }
+
+function ignoreError(): void {}
 
 class UdpRelaySocket implements RelaySocket {
   #closed = false;
@@ -467,10 +463,11 @@ class UdpLink implements ClientLink {
 // MAX_QUEUED waiting bytes frames are dropped.
 class TcpLink implements ClientLink {
   readonly #out: TcpBatchWriter;
+  #deadline: NodeJS.Timeout | undefined = undefined;
   constructor(
     readonly sock: Socket,
-    /** Starts the accept-to-Allocate deadline again. */
-    readonly armDeadline: () => void,
+    /** See ALLOCATE_DEADLINE_MS. */
+    readonly deadlineMs: number,
   ) {
     this.#out = new TcpBatchWriter(sock, MAX_QUEUED);
   }
@@ -497,17 +494,31 @@ class TcpLink implements ClientLink {
   }
 
   allocated(): void {
-    // Left on, Node re-arms the idle timer on every read and write: a cost per packet for a timer
-    // that matters only while the connection holds no allocation.
-    this.sock.setTimeout(0);
+    this.cancelDeadline();
   }
 
   released(): void {
-    // Expired or refreshed to 0: the connection is back to where it was after accept, with both
-    // the idle timer and the deadline to allocate again.
-    this.sock.setTimeout(HANDSHAKE_IDLE_MS);
+    // Expired or refreshed to 0: back to where it was after accept.
     this.armDeadline();
   }
+
+  /** At accept and whenever an allocation ends: allocate within deadlineMs or be closed. */
+  armDeadline(): void {
+    clearTimeout(this.#deadline);
+    // The socket as the timer's argument: a closure here would keep this scope alive for as long
+    // as the connection lives.
+    this.#deadline = setTimeout(destroySocket, this.deadlineMs, this.sock);
+    this.#deadline.unref();
+  }
+
+  cancelDeadline(): void {
+    clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+  }
+}
+
+function destroySocket(sock: Socket): void {
+  sock.destroy();
 }
 
 /** An error as its code only: Node's socket error messages name the remote ip:port. */

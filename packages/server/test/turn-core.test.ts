@@ -116,9 +116,9 @@ test('integrity without USERNAME/REALM/NONCE is 400; a forged nonce or an old on
   assert.equal(errorCode(other.raw(other.build(Method.Allocate, [UDP], true))!), 438);
 });
 
-test('Allocate errors: 400 without REQUESTED-TRANSPORT, 442 for TCP, 437 twice, retransmission answered the same', () => {
+test('Allocate errors: 400 without REQUESTED-TRANSPORT, 442 for TCP, 437 twice, a UDP retransmission answered the same', () => {
   const w = world();
-  const c = w.client();
+  const c = w.client({}, 'udp');
   assert.equal(errorCode(c.request(Method.Allocate, [])), 400);
   assert.equal(errorCode(c.request(Method.Allocate, [[AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 6 }]])), 442);
   const tid = Buffer.alloc(12, 7);
@@ -126,8 +126,16 @@ test('Allocate errors: 400 without REQUESTED-TRANSPORT, 442 for TCP, 437 twice, 
   assert.ok(isSuccess(first));
   const again = c.request(Method.Allocate, [UDP], { tid });
   assert.deepEqual(again.raw, first.raw);
+  assert.equal(errorCode(c.request(Method.Allocate, [UDP], { tid: Buffer.alloc(12, 8) })), 437);
   assert.equal(errorCode(c.allocate()), 437);
   assert.equal(w.core.allocationCount, 1);
+  // TCP does not retransmit: the same transaction id again is a second Allocate (and the first
+  // response is not kept for it).
+  const t = w.client({}, 'tcp');
+  const tcpFirst = t.request(Method.Allocate, [UDP], { tid });
+  assert.ok(isSuccess(tcpFirst));
+  assert.equal(errorCode(t.request(Method.Allocate, [UDP], { tid })), 437);
+  assert.equal(w.core.allocationCount, 2);
 });
 
 test('address families: 440 for IPv6 without an IPv6 relay; dual allocation with one; 443 for a peer of the other family', () => {
@@ -255,13 +263,19 @@ test('Refresh: 437 without allocation, new lifetime clamped to the maximum, 0 de
   assert.deepEqual(c.link.holding, ['allocated', 'released']);
 });
 
-test('a request from the allocation tuple with another username gets 441', () => {
+test('a request from the allocation tuple with another username gets 441; an Allocate gets 437 once its own credentials check out', () => {
   const w = world({ users: { [USER]: PASSWORD, bob: 'builder' } });
-  const c = w.client();
+  const c = w.client({}, 'udp');
   c.allocate();
   c.username = 'bob';
   c.password = 'builder';
   assert.equal(errorCode(c.request(Method.Refresh, [])), 441);
+  assert.equal(errorCode(c.permit(peer('8.8.8.8', 9))), 441);
+  // A new client on a port whose allocation lives on: 437 tells it to try another port.
+  assert.equal(errorCode(c.allocate()), 437);
+  c.password = 'not-it';
+  assert.equal(errorCode(c.allocate()), 401);
+  assert.equal(w.core.allocationCount, 1);
 });
 
 test('CreatePermission: denied peers get 403 and nothing is ever sent to them', () => {
