@@ -259,7 +259,7 @@ test('Refresh: 437 without allocation, new lifetime clamped to the maximum, 0 de
   assert.equal(readUint32(del, AttributeType.Lifetime), 0);
   assert.equal(w.core.allocationCount, 0);
   assert.equal(w.relays[0]!.closed, true);
-  // The shell drops the connection's idle timer while it holds an allocation and re-arms it after.
+  // The shell cancels the connection's allocate deadline while it holds an allocation, arms it after.
   assert.deepEqual(c.link.holding, ['allocated', 'released']);
 });
 
