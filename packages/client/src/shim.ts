@@ -18,6 +18,7 @@ import { TcpFlow } from './tcp-flow.js';
 import { UdpFlow } from './udp-flow.js';
 import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
 import { WarnEvery } from './warn-once.js';
+import { errorCode } from '@onionturn/io';
 
 export interface ShimOptions {
   readonly listen: HostPort;
@@ -174,7 +175,7 @@ export class Shim {
     sock.bind({ address: host, port, exclusive: true });
     await Promise.race([listening, failed.then(([e]) => Promise.reject(e as Error))]);
     // The code only: Node's dgram messages name the app's ip:port.
-    sock.on('error', (err) => this.#opts.logger.error(`UDP listener error: ${(err as NodeJS.ErrnoException).code ?? err.name}`));
+    sock.on('error', (err) => this.#opts.logger.error(`UDP listener error: ${errorCode(err)}`));
     sock.on('message', this.onDatagram);
     return sock;
   }

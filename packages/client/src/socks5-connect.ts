@@ -16,6 +16,7 @@ import {
 } from './socks5-codec.js';
 import { formatHostPort, type HostPort } from './endpoints.js';
 import { upstreamError, type UpstreamError } from './errors.js';
+import { errorCode } from '@onionturn/io';
 
 export interface SocksConnectOptions {
   readonly proxy: HostPort;
@@ -73,9 +74,9 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
     };
     const onError = (err: NodeJS.ErrnoException): void => {
       if (!connected) {
-        failWith(upstreamError('socks-unreachable', `SOCKS proxy ${proxyText} is not accepting connections (${err.code ?? err.message}); is tor running?`));
+        failWith(upstreamError('socks-unreachable', `SOCKS proxy ${proxyText} is not accepting connections (${errorCode(err)}); is tor running?`));
       } else {
-        failWith(upstreamError('closed', `SOCKS proxy ${proxyText} connection failed: ${err.code ?? err.message}`));
+        failWith(upstreamError('closed', `SOCKS proxy ${proxyText} connection failed: ${errorCode(err)}`));
       }
     };
     const onClose = (): void => {

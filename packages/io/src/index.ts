@@ -1,3 +1,6 @@
-// @onionturn/io: Node socket helpers that the server and the client shim share on their relay
-// hot paths. @onionturn/protocol and @onionturn/credentials stay pure; Node I/O lives here.
+// @onionturn/io: Node socket helpers that the server, the client shim and the CLI share (the relay
+// hot path's TCP writer among them). @onionturn/protocol and @onionturn/credentials stay pure;
+// Node I/O lives here.
 export { BURST_GAP_MS, TcpBatchWriter } from './tcp-batch-writer.js';
+export { canConnect } from './can-connect.js';
+export { errorCode } from './errors.js';

@@ -6,7 +6,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { TcpBatchWriter } from '@onionturn/io';
+import { TcpBatchWriter, errorCode } from '@onionturn/io';
 import { FrameKind, StreamFramer, channelDataPadding, writeChannelDataHeader, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
 import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
 import type { CredentialLookup } from './auth.js';
@@ -519,12 +519,6 @@ class TcpLink implements ClientLink {
 
 function destroySocket(sock: Socket): void {
   sock.destroy();
-}
-
-/** An error as its code only: Node's socket error messages name the remote ip:port. */
-function errorCode(err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  return typeof code === 'string' ? code : err.name;
 }
 
 export function addressOf(address: string | undefined, port: number | undefined): TransportAddress | undefined {

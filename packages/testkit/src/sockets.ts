@@ -1,21 +1,8 @@
 // Socket facts for tests: can we connect, and how many TCP connections touch a port (read from
 // /proc/net/tcp{,6}, so leaks are counted at the kernel, not by the code under test).
-import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 
-export function canConnect(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
+export { canConnect } from '@onionturn/io';
 
 const TCP_STATES: Record<string, string> = {
   '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT',

@@ -2,7 +2,6 @@
 // SOCKS port (or start a tor of our own), start, print the iceServers to paste into an app, stop
 // on SIGINT/SIGTERM, also while that tor is still bootstrapping.
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import type { CommandModule } from 'yargs';
 import {
   ISOLATION_MODES,
@@ -30,6 +29,7 @@ import { positiveInteger, readSecretFile } from '../config.js';
 import { loadOrCreateLocalPassword, localPasswordPath } from '../local-password.js';
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
+import { canConnect, errorCode } from '@onionturn/io';
 
 interface ClientArgs {
   listen: string;
@@ -121,20 +121,6 @@ function describeCandidates(list: readonly HostPort[]): string {
   return list.length === 0 ? 'no default SOCKS port to try' : `no SOCKS port answers at ${list.map((c) => formatHostPort(c.host, c.port)).join(' or ')}`;
 }
 
-function answers(hp: HostPort, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: hp.host, port: hp.port });
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
-
 function asList(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
@@ -187,7 +173,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         try {
           ca = readFileSync(args.ca);
         } catch (error) {
-          throw new UsageError(`cannot read --ca ${args.ca}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+          throw new UsageError(`cannot read --ca ${args.ca}: ${errorCode(error)}`);
         }
       }
       let extraTorConfig: string | undefined;
@@ -195,7 +181,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         try {
           extraTorConfig = readFileSync(args.torConfig, 'utf8');
         } catch (error) {
-          throw new UsageError(`cannot read --tor-config ${args.torConfig}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+          throw new UsageError(`cannot read --tor-config ${args.torConfig}: ${errorCode(error)}`);
         }
       }
       // Checked before any tor starts: a usage mistake costs no bootstrap.
@@ -216,7 +202,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         if (socks === undefined && !args.tor) {
           for (const candidate of candidates) {
             if (stop.signal.aborted) return;
-            if (await answers(candidate)) {
+            if (await canConnect(candidate.host, candidate.port)) {
               socks = candidate;
               break;
             }

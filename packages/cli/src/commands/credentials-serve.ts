@@ -9,6 +9,7 @@ import { givenOnCommandLine, isLoopback, parseListen, readSecretFile, resolveSec
 import { UsageError } from '../exit-codes.js';
 import { createLogger } from '@onionturn/server';
 import { issueOptions, singleSecretFile, urisOf } from './credential-options.js';
+import { errorCode } from '@onionturn/io';
 
 interface ServeArgs {
   secretFile?: string | string[];
@@ -97,7 +98,7 @@ export function credentialsServeCommand(ctx: CliContext): CommandModule {
       server.keepAliveTimeout = 5_000;
       server.maxHeadersCount = 50;
       await new Promise<void>((resolve, reject) => {
-        const failed = (error: NodeJS.ErrnoException): void => reject(new Error(`cannot listen on ${args.listen}: ${error.code ?? error.message}`));
+        const failed = (error: Error): void => reject(new Error(`cannot listen on ${args.listen}: ${errorCode(error)}`));
         server.once('error', failed);
         server.listen(listen.port, listen.host, () => {
           server.off('error', failed);
