@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { readFileSync, statSync } from 'node:fs';
 import { isLoopbackAddress, parseHostPort } from '@onionturn/client';
 import { UsageError } from './exit-codes.js';
-import { errorCode } from '@onionturn/io';
+import { errorText } from '@onionturn/io';
 
 export const ENV_PREFIX = 'ONIONTURN';
 
@@ -18,7 +18,7 @@ export function loadConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read config file ${path}: ${errorCode(error)}`);
+    throw new UsageError(`cannot read config file ${path}: ${errorText(error)}`);
   }
   // YAML for files named .yaml/.yml, JSON otherwise; one schema either way (yargs checks the keys).
   const yaml = /\.ya?ml$/i.test(path);
@@ -49,7 +49,7 @@ export function readSecretFile(path: string, onLooseMode?: (warning: SecretFileW
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read secret file ${path}: ${errorCode(error)}`);
+    throw new UsageError(`cannot read secret file ${path}: ${errorText(error)}`);
   }
   const secret = text.trim();
   if (secret.length === 0) throw new UsageError(`secret file ${path} is empty`);

@@ -7,7 +7,7 @@ import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFi
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { UsageError } from './exit-codes.js';
-import { errorCode } from '@onionturn/io';
+import { errorText } from '@onionturn/io';
 
 /** `$XDG_CONFIG_HOME/onionturn/local-password`, else `~/.config/onionturn/local-password`. */
 export function localPasswordPath(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
@@ -39,7 +39,7 @@ export function loadOrCreateLocalPassword(path: string, onLooseMode?: (mode: num
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   } catch (error) {
-    throw new UsageError(`cannot create ${dirname(path)} for the local password: ${errorCode(error)}; give --local-password`);
+    throw new UsageError(`cannot create ${dirname(path)} for the local password: ${errorText(error)}; give --local-password`);
   }
   const password = newLocalPassword();
   if (publish(path, `${password}\n`)) return { password, path, created: true };
@@ -64,7 +64,7 @@ function publish(path: string, text: string): boolean {
     writePrivate(temp, text);
   } catch (error) {
     rmSync(temp, { force: true });
-    throw new UsageError(`cannot create the local password file ${path}: ${errorCode(error)}; give --local-password`);
+    throw new UsageError(`cannot create the local password file ${path}: ${errorText(error)}; give --local-password`);
   }
   try {
     linkSync(temp, path);
@@ -109,7 +109,7 @@ function readExisting(path: string, onLooseMode?: (mode: number) => void): strin
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UsageError(`cannot read the local password file ${path}: ${errorCode(error)}`);
+    throw new UsageError(`cannot read the local password file ${path}: ${errorText(error)}`);
   }
   const password = text.trim();
   if (password === '') throw new UsageError(`the local password file ${path} is empty; delete it to get a new password, or give --local-password`);

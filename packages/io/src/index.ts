@@ -3,4 +3,4 @@
 // Node I/O lives here.
 export { BURST_GAP_MS, TcpBatchWriter } from './tcp-batch-writer.js';
 export { canConnect } from './can-connect.js';
-export { errorCode } from './errors.js';
+export { errorCode, errorText } from './errors.js';

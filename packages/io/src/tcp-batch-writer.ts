@@ -9,7 +9,9 @@
 // goes back to direct writes after a turn in which it had only one message.
 // Buffers are reused when the kernel took a write whole (the usual case): nothing is allocated per
 // message. A bound on what waits (Node's queue plus the batch) makes a slow stream drop, as UDP
-// would, instead of buffering without limit.
+// would, instead of buffering without limit. While a write waits in Node's queue (the reader is
+// slow), new messages gather in the batch until it has gone: each queued write would otherwise
+// pin a whole pooled buffer for a few bytes, far beyond the bound, which counts bytes.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -45,6 +47,16 @@ export class TcpBatchWriter {
   #batching = false;
   /** performance.now() of the last write. */
   #lastWrite = -Infinity;
+  /** A write handed to the socket is still in Node's queue; its callback writes what gathered. */
+  #inFlight = false;
+  readonly #afterWrite = (): void => {
+    // Also called (next tick) for writes the kernel took at once: those leave a burst's batch to
+    // the end of the turn. A callback that clears the flag while a later write still waits lets
+    // one more write through; the queue stays a write or two deep.
+    if (!this.#inFlight) return;
+    this.#inFlight = false;
+    if (!this.#direct) this.#write();
+  };
 
   /**
    * `maxQueued`: bytes allowed to wait (unsent in Node plus batched) before messages are dropped.
@@ -82,10 +94,12 @@ export class TcpBatchWriter {
     if (s.destroyed || s.writableEnded || s.writableLength + at + n > this.#maxQueued) return -1;
     let batch = this.#batch;
     if (batch === undefined) {
-      if (!this.#batching) {
-        const now = performance.now();
-        if (now - this.#lastWrite < this.#burstGapMs) this.#batching = true;
-        else this.#direct = true;
+      // Close to the last write: a burst. Long after it, a lone message, even if the last turn
+      // of the previous burst had several.
+      if (performance.now() - this.#lastWrite < this.#burstGapMs) this.#batching = true;
+      else {
+        this.#batching = false;
+        this.#direct = true;
       }
       batch = n <= BATCH_SIZE ? (freeBatches.pop() ?? Buffer.allocUnsafe(BATCH_SIZE)) : Buffer.allocUnsafe(n);
       this.#batch = batch;
@@ -138,17 +152,24 @@ export class TcpBatchWriter {
 
   #write(): void {
     const batch = this.#batch;
+    if (batch === undefined) return;
+    const s = this.#sock;
+    // Gather behind the write in Node's queue (see the top of the file).
+    if (this.#inFlight && !s.destroyed) return;
     const len = this.#len;
     this.#batch = undefined;
     this.#len = 0;
     this.#count = 0;
-    if (batch === undefined) return;
-    const s = this.#sock;
     if (s.destroyed || s.writableEnded) return;
     this.#lastWrite = performance.now();
-    s.write(len === batch.length ? batch : batch.subarray(0, len));
+    s.write(len === batch.length ? batch : batch.subarray(0, len), this.#afterWrite);
     // Nothing left in Node's queue: the kernel (or the TLS engine) took it whole, so the buffer is
-    // free again. Otherwise the socket still holds it, and it is left to the GC.
-    if (s.writableLength === 0 && batch.length === BATCH_SIZE) freeBatches.push(batch);
+    // free again. Otherwise the socket holds it until the write's callback, and it is left to
+    // the GC.
+    if (s.writableLength === 0) {
+      if (batch.length === BATCH_SIZE) freeBatches.push(batch);
+    } else {
+      this.#inFlight = true;
+    }
   }
 }

@@ -1,7 +1,8 @@
 // TcpBatchWriter over real loopback TCP pairs: a lone message leaves at once; a burst in one turn
 // leaves in one write at the turn's end, in order, padded as asked; a turn with one message ends
 // the burst; big messages and grown batches keep their bytes; the bound drops; an ended or
-// destroyed socket takes nothing.
+// destroyed socket takes nothing; behind a slow reader messages gather instead of queueing a
+// pooled buffer each.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -23,7 +24,7 @@ after(async () => {
 });
 
 /** A connected pair; `writes` counts the writer side's socket.write calls; `received()` waits for n bytes. */
-async function pair(): Promise<{ sock: Socket; writes: () => number; received: (n: number) => Promise<Buffer> }> {
+async function pair(): Promise<{ sock: Socket; peer: Socket; writes: () => number; received: (n: number) => Promise<Buffer> }> {
   const before = accepted.length;
   const sock = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port });
   opened.push(sock);
@@ -39,16 +40,16 @@ async function pair(): Promise<{ sock: Socket; writes: () => number; received: (
     waiting?.();
   });
   let count = 0;
-  const write = sock.write.bind(sock) as (b: Buffer) => boolean;
-  sock.write = ((b: Buffer) => {
+  const write = sock.write.bind(sock) as (...args: unknown[]) => boolean;
+  sock.write = ((...args: unknown[]) => {
     count++;
-    return write(b);
+    return write(...args);
   }) as typeof sock.write;
   const received = async (n: number): Promise<Buffer> => {
     while (have < n) await new Promise<void>((r) => (waiting = r));
     return Buffer.concat(chunks);
   };
-  return { sock, writes: () => count, received };
+  return { sock, peer, writes: () => count, received };
 }
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -159,4 +160,37 @@ test('flush() before end writes what is batched; an ended or destroyed socket ta
   await turn();
   assert.equal(other.writes(), 1);
   assert.equal(w2.append(Buffer.from('x')), false);
+});
+
+test('behind a slow reader, messages gather into one write instead of pinning a pooled buffer each', async () => {
+  const { sock, peer, writes, received } = await pair();
+  peer.pause();
+  // More than loopback's kernel buffers take: Node queues the rest, and what follows.
+  const filler = Buffer.alloc(32 << 20, 1);
+  sock.write(filler);
+  assert.ok(sock.writableLength > 0, 'the socket is backed up');
+  // A burst gap of 0: every message is a lone one, as paced audio is.
+  const w = new TcpBatchWriter(sock, 64 << 20, 0);
+  const firstWrite = writes();
+  const arrayBuffersBefore = process.memoryUsage().arrayBuffers;
+  const n = 1000;
+  for (let i = 0; i < n; i++) {
+    const m = Buffer.alloc(8);
+    m.writeUInt32BE(i, 0);
+    m.writeUInt32BE(i, 4);
+    assert.ok(w.append(m));
+    await turn();
+  }
+  const grown = process.memoryUsage().arrayBuffers - arrayBuffersBefore;
+  // One write per message pinned 16 kB each here: 16 MB for 8 kB of messages.
+  assert.ok(writes() - firstWrite <= 2, `${writes() - firstWrite} writes queued behind the slow reader`);
+  assert.ok(grown < 4 << 20, `array buffers grew by ${grown} bytes for ${8 * n} bytes of messages`);
+  peer.resume();
+  const all = await received(filler.length + 8 * n);
+  assert.equal(all.length, filler.length + 8 * n);
+  for (let i = 0; i < n; i++) {
+    const at = filler.length + 8 * i;
+    assert.equal(all.readUInt32BE(at), i);
+    assert.equal(all.readUInt32BE(at + 4), i);
+  }
 });

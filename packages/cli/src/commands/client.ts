@@ -29,7 +29,7 @@ import { positiveInteger, readSecretFile } from '../config.js';
 import { loadOrCreateLocalPassword, localPasswordPath } from '../local-password.js';
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
-import { canConnect, errorCode } from '@onionturn/io';
+import { canConnect, errorText } from '@onionturn/io';
 
 interface ClientArgs {
   listen: string;
@@ -173,7 +173,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         try {
           ca = readFileSync(args.ca);
         } catch (error) {
-          throw new UsageError(`cannot read --ca ${args.ca}: ${errorCode(error)}`);
+          throw new UsageError(`cannot read --ca ${args.ca}: ${errorText(error)}`);
         }
       }
       let extraTorConfig: string | undefined;
@@ -181,7 +181,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         try {
           extraTorConfig = readFileSync(args.torConfig, 'utf8');
         } catch (error) {
-          throw new UsageError(`cannot read --tor-config ${args.torConfig}: ${errorCode(error)}`);
+          throw new UsageError(`cannot read --tor-config ${args.torConfig}: ${errorText(error)}`);
         }
       }
       // Checked before any tor starts: a usage mistake costs no bootstrap.

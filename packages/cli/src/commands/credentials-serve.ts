@@ -9,7 +9,7 @@ import { givenOnCommandLine, isLoopback, parseListen, readSecretFile, resolveSec
 import { UsageError } from '../exit-codes.js';
 import { createLogger } from '@onionturn/server';
 import { issueOptions, singleSecretFile, urisOf } from './credential-options.js';
-import { errorCode } from '@onionturn/io';
+import { errorText } from '@onionturn/io';
 
 interface ServeArgs {
   secretFile?: string | string[];
@@ -98,7 +98,7 @@ export function credentialsServeCommand(ctx: CliContext): CommandModule {
       server.keepAliveTimeout = 5_000;
       server.maxHeadersCount = 50;
       await new Promise<void>((resolve, reject) => {
-        const failed = (error: Error): void => reject(new Error(`cannot listen on ${args.listen}: ${errorCode(error)}`));
+        const failed = (error: Error): void => reject(new Error(`cannot listen on ${args.listen}: ${errorText(error)}`));
         server.once('error', failed);
         server.listen(listen.port, listen.host, () => {
           server.off('error', failed);

@@ -149,7 +149,7 @@ export async function probe(target: ProbeTarget, options: ProbeOptions = {}): Pr
     try {
       socket = await open(target, options, timeoutMs);
     } catch (err) {
-      return { ok: false, ms: elapsed(), reason: `cannot connect: ${errorText(err)}` };
+      return { ok: false, ms: elapsed(), reason: `cannot connect: ${describeError(err)}` };
     }
     const s = socket;
     const builder = new MessageBuilder(Method.Binding, MessageClass.Request);
@@ -172,7 +172,7 @@ export async function probe(target: ProbeTarget, options: ProbeOptions = {}): Pr
         const err = framer.push(chunk);
         if (err) resolve({ ok: false, ms: elapsed(), reason: `not a STUN stream: ${err.reason}` });
       });
-      s.once('error', (err) => resolve({ ok: false, ms: elapsed(), reason: errorText(err) }));
+      s.once('error', (err) => resolve({ ok: false, ms: elapsed(), reason: describeError(err) }));
       s.once('close', () => resolve({ ok: false, ms: elapsed(), reason: 'connection closed before an answer' }));
       s.write(builder.build({ fingerprint: true }));
     });
@@ -185,7 +185,8 @@ export async function probe(target: ProbeTarget, options: ProbeOptions = {}): Pr
   }
 }
 
-function errorText(err: unknown): string {
+/** A probe is run by hand to diagnose: the code and the whole message (targets are the user's own). */
+function describeError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
     return code && !err.message.includes(code) ? `${code} ${err.message}` : err.message;

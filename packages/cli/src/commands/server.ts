@@ -24,7 +24,7 @@ import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
 import { ENV_PREFIX, loadConfigFile, parseListen, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
-import { errorCode } from '@onionturn/io';
+import { errorText } from '@onionturn/io';
 
 interface ServerArgs {
   listen: string[];
@@ -238,7 +238,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
       try {
         server = await TurnServer.start({ ...config, logger });
       } catch (error) {
-        throw new Error(`cannot start: ${errorCode(error)}`);
+        throw new Error(`cannot start: ${errorText(error)}`);
       }
       let endpoint: HttpServer | undefined;
       try {
@@ -296,7 +296,7 @@ async function startCredentialEndpoint(args: ServerArgs, secret: () => string): 
   http.headersTimeout = 10_000;
   http.requestTimeout = 15_000;
   await new Promise<void>((resolve, reject) => {
-    http.once('error', (e) => reject(new Error(`cannot listen on ${args.credentialsListen}: ${errorCode(e)}`)));
+    http.once('error', (e) => reject(new Error(`cannot listen on ${args.credentialsListen}: ${errorText(e)}`)));
     http.listen(listen.port, listen.host, () => resolve());
   });
   return http;
