@@ -35,7 +35,7 @@ function assertRelayed(coturn: Coturn, c: Printed, run: UclientResult, what: str
 
 function assertRefused(coturn: Coturn, c: Printed, run: UclientResult, what: string): void {
   assert.notEqual(run.exitCode, 0, `${what}: uclient succeeded`);
-  assert.ok(run.allocationFailed, `${what}: ${run.output.slice(-800)}`);
+  assert.ok(run.allocationFailed, `${what}: uclient exit ${run.exitCode} signal ${run.signal}: ${run.output.slice(-800)}`);
   const lines = coturn.userLog(c.username);
   assert.ok(lines.some((l) => /error 401: Unauthorized/.test(l)), `${what}: coturn did not answer 401 for ${c.username}:\n${lines.join('\n')}`);
   assert.ok(!lines.some((l) => /ALLOCATE processed, success/.test(l)), `${what}: coturn allocated anyway`);

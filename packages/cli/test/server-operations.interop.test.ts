@@ -140,7 +140,7 @@ test('TLS listener with coturn client, metrics, SIGHUP rotation keeping allocati
   });
 
   await t.test('SIGTERM: allocations closed, connections dropped, exit 0', async () => {
-    const exited = once(server.process.child, 'exit');
+    const exited = once(server.process.child, 'close'); // 'close': its last log lines are read below
     server.process.child.kill('SIGTERM');
     const [code] = (await Promise.race([exited, sleep(5000).then(() => ['timeout'])])) as [number | string];
     assert.equal(code, 0, server.process.output().slice(-1000));

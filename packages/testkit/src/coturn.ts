@@ -168,7 +168,9 @@ export interface UclientResult {
 async function runToExit(group: ProcessGroup, label: string, bin: string, args: readonly string[], timeoutMs: number): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean; output: string }> {
   const started = group.spawn(label, bin, [...args]);
   const output = collectOutput(started);
-  const exited = once(started.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  // 'close', not 'exit': at 'exit' the tool's last output may still be in the pipes, and a run
+  // read then looks like one that printed nothing (a refused allocation without its reason).
+  const exited = once(started.child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
