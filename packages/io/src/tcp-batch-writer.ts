@@ -29,7 +29,7 @@ let flushScheduled = false;
 
 function flushPending(): void {
   flushScheduled = false;
-  for (let i = 0; i < pending.length; i++) (pending[i] as TcpBatchWriter).flush();
+  for (let i = 0; i < pending.length; i++) (pending[i] as TcpBatchWriter).turnEnded();
   pending.length = 0;
 }
 
@@ -134,12 +134,18 @@ export class TcpBatchWriter {
     return true;
   }
 
-  /** Writes what is batched (the turn's end calls this; so may a caller about to end the socket). */
-  flush(): void {
+  /** The end of the turn a burst was batched in: write it (or keep gathering behind a queued write). */
+  turnEnded(): void {
     if (this.#direct) return; // between reserve() and commit(): the caller is still filling it
     // A turn with a single message: the burst is over.
     if (this.#count <= 1) this.#batching = false;
-    this.#write();
+    this.#write(false);
+  }
+
+  /** Writes what is batched now, also behind a queued write: for a caller about to end the socket. */
+  flush(): void {
+    if (this.#direct) return;
+    this.#write(true);
   }
 
   #schedule(): void {
@@ -150,12 +156,12 @@ export class TcpBatchWriter {
     }
   }
 
-  #write(): void {
+  #write(now = false): void {
     const batch = this.#batch;
     if (batch === undefined) return;
     const s = this.#sock;
-    // Gather behind the write in Node's queue (see the top of the file).
-    if (this.#inFlight && !s.destroyed) return;
+    // Gather behind the write in Node's queue (see the top of the file), unless the socket ends.
+    if (this.#inFlight && !now && !s.destroyed) return;
     const len = this.#len;
     this.#batch = undefined;
     this.#len = 0;
