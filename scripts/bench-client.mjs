@@ -11,6 +11,8 @@
 //   BENCH_CLIENTS (10), BENCH_MESSAGES per client (500), BENCH_LENGTH (120), BENCH_INTERVAL_MS (5)
 //   BENCH_SHIM_NODE_ARGS: extra node flags for the shim, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 //   (NODE_OPTIONS refuses --cpu-prof; the profile is written when the shim is stopped)
+//   BENCH_PROFILE=1: also samples shim and coturn with perf during the runs and reports where
+//   their CPU per message goes (kernel, runtime, own code; see scripts/cpu-split.mjs)
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { connect } from 'node:net';
 import { MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
 import { ProcessGroup, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor } from '../packages/testkit/dist/src/index.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
@@ -43,11 +46,14 @@ function transmitSeconds(output) {
 async function measure(name, group, opts, pids) {
   const before = pids.map((p) => cpuUs(p.pid));
   const t0 = Date.now();
-  const r = await runUclient(group, { ...opts, clients, messages, length, intervalMs, noRtcp: true, secret: SECRET, peer: opts.peer, timeoutMs: 120_000 });
+  const run = () => runUclient(group, { ...opts, clients, messages, length, intervalMs, noRtcp: true, secret: SECRET, peer: opts.peer, timeoutMs: 120_000 });
+  const profiled = PROFILE ? await profileDuring(pids.filter((p) => p.own !== undefined), run) : undefined;
+  const r = profiled ? profiled.result : await run();
   const wall = (Date.now() - t0) / 1000;
   const cpu = pids.map((p, i) => ({ name: p.name, us: cpuUs(p.pid) - before[i] }));
   const moved = (r.sent ?? 0) + (r.received ?? 0);
   const secs = transmitSeconds(r.output);
+  const perMessage = (us) => Number((us / moved).toFixed(1));
   return {
     path: name,
     sent: r.sent,
@@ -57,7 +63,17 @@ async function measure(name, group, opts, pids) {
     deliveredPerSec: Math.round((r.received ?? 0) / secs),
     transmitSeconds: secs,
     wallSeconds: Number(wall.toFixed(1)),
-    cpuUsPerMessage: Object.fromEntries(cpu.map((c) => [c.name, Number((c.us / moved).toFixed(1))])),
+    cpuUsPerMessage: Object.fromEntries(cpu.map((c) => [c.name, perMessage(c.us)])),
+    ...(profiled
+      ? {
+          cpuSplitUsPerMessage: Object.fromEntries(
+            Object.entries(profiled.splits).map(([n, sp]) => {
+              const us = cpu.find((c) => c.name === n)?.us ?? NaN;
+              return [n, { kernel: perMessage(us * sp.kernel), runtime: perMessage(us * sp.runtime), own: perMessage(us * sp.own), samples: sp.samples }];
+            }),
+          ),
+        }
+      : {}),
   };
 }
 
@@ -118,24 +134,27 @@ async function underLoad(probe) {
   return probe();
 }
 
+if (PROFILE) requirePerf();
 const group = new ProcessGroup();
+let shimPid;
 try {
   const coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
   const peer = await startTurnutilsPeer(group);
   const socks = await startMicrosocks(group);
-  const shim = group.spawn('onionturn client', process.execPath, [...shimNodeArgs, BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socks.port}`, '--log-level', 'warn']);
+  const shim = group.spawn('onionturn client', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...shimNodeArgs, BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socks.port}`, '--log-level', 'warn']);
+  shimPid = shim.pid;
   let stdout = '';
   shim.child.stdout.on('data', (c) => (stdout += c.toString()));
   const shimPort = Number(await waitFor('shim to print its iceServers', () => /turn:127\.0\.0\.1:(\d+)\?transport=udp/.exec(stdout)?.[1], 10_000, 50));
   const peerAddr = { host: '127.0.0.1', port: peer.port };
   const [direct, directLoaded] = await Promise.all([
-    measure('uclient -t -> coturn (TCP, direct)', group, { server: { host: '127.0.0.1', port: coturn.port }, tcp: true, peer: peerAddr }, [{ name: 'coturn', pid: coturn.process.pid }]),
+    measure('uclient -t -> coturn (TCP, direct)', group, { server: { host: '127.0.0.1', port: coturn.port }, tcp: true, peer: peerAddr }, [{ name: 'coturn', pid: coturn.process.pid, own: { binary: 'turnserver' } }]),
     underLoad(() => bindingRtt('Binding TCP -> coturn (direct), under load', 'tcp', coturn.port, LOADED_PROBE_GAP_MS)),
   ]);
   const [shimmed, shimmedLoaded] = await Promise.all([
     measure('uclient UDP -> shim -> microsocks -> coturn', group, { server: { host: '127.0.0.1', port: shimPort }, tcp: false, peer: peerAddr }, [
-      { name: 'shim', pid: shim.pid },
-      { name: 'coturn', pid: coturn.process.pid },
+      { name: 'shim', pid: shim.pid, own: { jsRoot: root } },
+      { name: 'coturn', pid: coturn.process.pid, own: { binary: 'turnserver' } },
       { name: 'microsocks', pid: socks.process.pid },
     ]),
     underLoad(() => bindingRtt('Binding UDP -> shim -> microsocks -> coturn, under load', 'udp', shimPort, LOADED_PROBE_GAP_MS)),
@@ -150,4 +169,5 @@ try {
   console.log(JSON.stringify({ shape: { clients, messagesPerClient: messages, length, intervalMs }, results: [direct, shimmed], bindingRtt: rtt, addedMedianRttMs: added, bindingRttUnderLoad: [directLoaded, shimmedLoaded] }, null, 2));
 } finally {
   await group.stopAll();
+  if (shimPid !== undefined) removePerfMap(shimPid);
 }

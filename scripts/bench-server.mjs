@@ -7,6 +7,8 @@
 //   BENCH_PACED_MESSAGES (default 250), BENCH_FLOOD_MESSAGES (default 1000), BENCH_HELD (default 1000)
 //   BENCH_SERVERS (default "coturn,onionturn"), BENCH_SHAPES (default all; e.g. "1x100x20,100x1000x0"
 //   as CLIENTS x BYTES x Z) narrow a run while working on one case.
+//   BENCH_PROFILE=1 also samples each server with perf during the runs and prints where its CPU
+//   per round trip goes: kernel, runtime (Node/V8/libuv/libc; coturn's libraries), own code.
 import { once } from 'node:events';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -15,6 +17,7 @@ import { join } from 'node:path';
 import { restPassword } from '@onionturn/credentials';
 import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readAttribute, readText } from '@onionturn/protocol';
 import { ProcessGroup, TOOLS, freePort, requireTool, runUclient, sleep, startCoturn, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
+import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
 import { prepare, root } from './prepare.mjs';
 
 prepare('bench');
@@ -78,7 +81,7 @@ async function startOnionturn(group, dir) {
     '--max-allocations-per-user', '100000', '--bandwidth', '0', '--total-bandwidth', '0',
     '--log-level', 'warn',
   ];
-  const started = group.spawn('onionturn server', process.execPath, args);
+  const started = group.spawn('onionturn server', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...args]);
   await waitFor('onionturn server to listen', async () => {
     if (started.child.exitCode !== null) throw new Error(`onionturn exited: ${started.output()}`);
     const s = connect(port, '127.0.0.1');
@@ -91,12 +94,12 @@ async function startOnionturn(group, dir) {
       s.destroy();
     }
   }, 10_000);
-  return { name: 'onionturn', pid: started.pid, port, command: `node ${args.slice(0, 1).map((a) => a.replace(root + '/', '')).join(' ')} ${args.slice(1).join(' ')}` };
+  return { name: 'onionturn', pid: started.pid, own: { jsRoot: root }, port, command: `node ${args.slice(0, 1).map((a) => a.replace(root + '/', '')).join(' ')} ${args.slice(1).join(' ')}` };
 }
 
 async function startBaseline(group) {
   const c = await startCoturn(group, { secrets: [SECRET], realm: REALM, relayPorts: RELAY, verbose: false });
-  return { name: 'coturn', pid: c.process.pid, port: c.port, command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${RELAY.min} --max-port ${RELAY.max}` };
+  return { name: 'coturn', pid: c.process.pid, own: { binary: 'turnserver' }, port: c.port, command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${RELAY.min} --max-port ${RELAY.max}` };
 }
 
 function parseRun(out) {
@@ -125,7 +128,7 @@ async function loadRuns(group, server, peer) {
   const rows = [];
   for (const cfg of CONFIGS) {
     const messages = cfg.z === 0 ? FLOOD : PACED;
-    const m = await measure(server.pid, () =>
+    const run = () =>
       runUclient(group, {
         server: { host: '127.0.0.1', port: server.port },
         secret: SECRET,
@@ -136,9 +139,9 @@ async function loadRuns(group, server, peer) {
         length: cfg.length,
         extraArgs: ['-c', '-z', String(cfg.z)],
         timeoutMs: 180_000,
-      }),
-    );
-    const r = m.result;
+      });
+    const m = await measure(server.pid, PROFILE ? () => profileDuring([{ name: server.name, pid: server.pid, own: server.own }], run) : run);
+    const r = PROFILE ? m.result.result : m.result;
     const p = parseRun(r.output);
     const received = r.received ?? 0;
     rows.push({
@@ -153,6 +156,7 @@ async function loadRuns(group, server, peer) {
       ticks: m.ticks,
       peakRssMb: m.peakRssKb / 1024,
       failed: r.exitCode !== 0 || r.timedOut,
+      split: PROFILE ? m.result.splits[server.name] : undefined,
     });
     process.stdout.write(`  ${server.name} ${cfg.clients}x${cfg.length}B z=${cfg.z}: ${received}/${r.sent ?? 0} back\n`);
   }
@@ -218,18 +222,38 @@ async function allocationCost(server) {
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const pad = (s, w) => String(s).padStart(w);
 
+/** BENCH_PROFILE: the "(ns) us/rt" figure cut into kernel, runtime and own code by perf's samples. */
+function printSplit(results) {
+  console.log('\nwhere the CPU per round trip goes (perf samples; kernel: syscalls and the network stack; runtime: Node/V8/libuv/libc, or coturn\'s libraries; own: onionturn packages, or the turnserver binary):');
+  const head = ['clients', 'bytes', 'z', 'server', 'kernel us', 'runtime us', 'own us', 'own %', 'samples'];
+  const widths = [7, 5, 3, 9, 9, 10, 7, 6, 7];
+  console.log(head.map((h, i) => pad(h, widths[i])).join(' '));
+  for (let i = 0; i < CONFIGS.length; i++) {
+    for (const name of ['coturn', 'onionturn']) {
+      const r = results[name]?.[i];
+      if (r?.split === undefined) continue;
+      const s = r.split;
+      const us = r.cpuNsUsPerRt;
+      console.log([r.clients, r.length, r.z, name, f(us * s.kernel, 1), f(us * s.runtime, 1), f(us * s.own, 1), f(100 * s.own, 1), s.samples].map((x, j) => pad(x, widths[j])).join(' '));
+    }
+  }
+}
+
 async function main() {
   requireTool(TOOLS.turnserver);
   requireTool(TOOLS.turnutilsUclient);
+  if (PROFILE) requirePerf();
   const results = {};
   const commands = {};
   const allocCosts = {};
   for (const which of SERVERS) {
     const group = new ProcessGroup();
     const dir = mkdtempSync(join(tmpdir(), 'onionturn-bench-'));
+    let serverPid;
     try {
       const peer = await startTurnutilsPeer(group);
       const server = which === 'coturn' ? await startBaseline(group) : await startOnionturn(group, dir);
+      serverPid = server.pid;
       commands[which] = server.command;
       console.log(`bench: ${which} (pid ${server.pid})`);
       results[which] = await loadRuns(group, server, peer);
@@ -237,6 +261,7 @@ async function main() {
     } finally {
       await group.stopAll();
       rmSync(dir, { recursive: true, force: true });
+      if (serverPid !== undefined) removePerfMap(serverPid);
     }
   }
   console.log('\nservers:');
@@ -258,6 +283,7 @@ async function main() {
     }
   }
   console.log('(~: under 20 CPU ticks measured, the tick column is coarse there)');
+  if (PROFILE) printSplit(results);
   if (Object.keys(allocCosts).length === 0) return;
   console.log(`\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held):`);
   console.log(['server', 'CPU us/alloc', '(ticks) us/alloc', 'RSS before MB', 'RSS held MB', 'RSS kB/alloc'].map((h, i) => pad(h, [9, 12, 16, 13, 11, 12][i])).join(' '));
