@@ -40,7 +40,7 @@ describe('shim pass-through via microsocks to coturn', () => {
   const log = captureLogger();
 
   before(async () => {
-    coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
+    coturn = await startCoturn(group, { secrets: [SECRET] }); // verbose: its session lines go into failure messages
     peerPort = (await startTurnutilsPeer(group)).port;
     socksPort = (await startMicrosocks(group)).port;
     shim = new Shim({
@@ -48,6 +48,8 @@ describe('shim pass-through via microsocks to coturn', () => {
       servers: [server(`tcp://127.0.0.1:${coturn.port}`)],
       socks: { host: '127.0.0.1', port: socksPort },
       logger: log.logger,
+      // App ports in the flow lines: when a run fails, which app socket rode which flow.
+      detail: true,
       tickMs: 200,
     });
     await shim.start();
@@ -58,10 +60,21 @@ describe('shim pass-through via microsocks to coturn', () => {
     await group.stopAll();
   });
 
+  /** The shim's flow lines so far, for a failure message. */
+  const flowLog = (): string =>
+    log.lines
+      .filter((l) => /^flow /.test(l.message))
+      .map((l) => JSON.stringify(l))
+      .join('\n');
+
   test('uclient over UDP allocates, binds channels and relays with no loss', async () => {
     const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, messages: 50, clients: 2, intervalMs: 10 });
-    assert.equal(r.sent, 100, r.output.slice(-1500));
-    assert.equal(r.received, 100, r.output.slice(-800) + '\n--- coturn:\n' + coturn.process.output().slice(-3000));
+    // This run once failed (1 in about 10 CI runs) with coturn's 400 "You cannot use the same
+    // channel number with different peer" for both clients; cause not found yet. The flow lines
+    // and coturn's log say which app socket rode which upstream connection if it comes back.
+    const context = `${r.output.slice(-1500)}\n--- shim flows:\n${flowLog()}\n--- coturn:\n${coturn.process.output().slice(-3000)}`;
+    assert.equal(r.sent, 100, context);
+    assert.equal(r.received, 100, context);
     assert.equal(r.lostPackets, 0, r.output.slice(-800));
     assert.equal(shim.stats.flowsOpened >= 2, true);
     assert.equal(shim.stats.upstreamFailures, 0, messages(log.lines));
