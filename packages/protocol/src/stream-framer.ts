@@ -37,7 +37,8 @@ export class StreamFramer {
   readonly #onFrame: FrameHandler;
   readonly #max: number;
   readonly #maxChannel: number;
-  readonly #head = Buffer.alloc(CHANNEL_DATA_HEADER_LENGTH);
+  /** Made when a header is first split across chunks (rare): a connection costs one buffer less. */
+  #head: Buffer | undefined;
   #headHave = 0;
   #partial: Buffer | undefined;
   #partialHave = 0;
@@ -83,16 +84,17 @@ export class StreamFramer {
       }
       if (this.#headHave > 0 || n - pos < CHANNEL_DATA_HEADER_LENGTH) {
         // A frame header split across chunks: collect its 4 bytes first.
+        const head = (this.#head ??= Buffer.alloc(CHANNEL_DATA_HEADER_LENGTH));
         const take = Math.min(CHANNEL_DATA_HEADER_LENGTH - this.#headHave, n - pos);
-        chunk.copy(this.#head, this.#headHave, pos, pos + take);
+        chunk.copy(head, this.#headHave, pos, pos + take);
         this.#headHave += take;
         pos += take;
         if (this.#headHave < CHANNEL_DATA_HEADER_LENGTH) return undefined;
-        const size = this.#frameSize(this.#head, 0);
+        const size = this.#frameSize(head, 0);
         if (size < 0) return this.#error;
         this.#headHave = 0;
         this.#partial = Buffer.allocUnsafe(size);
-        this.#head.copy(this.#partial, 0);
+        head.copy(this.#partial, 0);
         this.#partialHave = CHANNEL_DATA_HEADER_LENGTH;
         if (size === CHANNEL_DATA_HEADER_LENGTH) {
           const frame = this.#partial;

@@ -122,7 +122,8 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
     ctx.limits.bandwidthPerAllocation,
     ctx.limits.newPeersPerSecond,
   );
-  alloc.keys.set(auth.algorithm, auth.key);
+  alloc.key = auth.key;
+  alloc.keyAlgorithm = auth.algorithm;
   const pick = (): PortChoice | undefined => {
     if (reserved) {
       const port = reserved.port;

@@ -61,7 +61,7 @@ export class AllocationTable {
       this.#ports.give(relay.port, now);
     }
     alloc.permissions.clear();
-    alloc.channels.clear();
+    alloc.channels?.clear();
     if (alloc.client.allocation === alloc) {
       alloc.client.allocation = undefined;
       if (!alloc.client.closed) alloc.client.link.released?.();

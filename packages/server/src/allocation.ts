@@ -108,14 +108,19 @@ export interface AllocationAuth {
 
 export class Allocation {
   readonly permissions = new Map<string, Permission>();
-  readonly channels = new Map<number, Channel>();
+  /** Made at the first ChannelBind: many allocations (ICE candidates never chosen) bind none. */
+  channels: Map<number, Channel> | undefined = undefined;
   relay4: Relay | undefined = undefined;
   relay6: Relay | undefined = undefined;
   peerCount = 0;
   readonly bandwidth: TokenBucket;
   readonly newPeers: TokenBucket;
-  /** Integrity keys derived from auth, by password algorithm. */
-  readonly keys = new Map<number, Buffer>();
+  /**
+   * The integrity key of the password algorithm Allocate used; a later request that switches
+   * algorithm (legal, never seen) has its key derived each time rather than kept in a map.
+   */
+  key: Buffer | undefined = undefined;
+  keyAlgorithm = 0;
   /** UDP only: the success response to Allocate, resent on a retransmission of that request. */
   allocateResponse: Buffer | undefined = undefined;
   deleted = false;

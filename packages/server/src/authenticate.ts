@@ -93,11 +93,7 @@ export function authenticate(ctx: AuthContext, r: Reply): boolean {
       ctx.replies.error(r, ErrorCode.WrongCredentials);
       return false;
     }
-    let key = alloc.keys.get(algorithm);
-    if (!key) {
-      key = longTermKey(name, serverRealm, alloc.auth.password, algorithm);
-      alloc.keys.set(algorithm, key);
-    }
+    const key = alloc.key !== undefined && alloc.keyAlgorithm === algorithm ? alloc.key : longTermKey(name, serverRealm, alloc.auth.password, algorithm);
     if (verifyIntegrity(msg, key) !== 'ok') {
       ctx.stats.authFailures++;
       ctx.replies.challenge(r, ErrorCode.Unauthorized);

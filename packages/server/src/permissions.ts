@@ -89,13 +89,13 @@ export function onChannelBind(ctx: PermissionContext, r: Reply): void {
   if (addr.port === 0) return ctx.replies.error(r, ErrorCode.BadRequest);
   const now = ctx.now();
   const key = formatIp(ip);
-  const bound = alloc.channels.get(number);
+  const bound = alloc.channels?.get(number);
   const existingPerm = alloc.permissions.get(key);
   const existingPeer = existingPerm?.peers.get(addr.port);
   // A channel belongs to one peer, a peer to one channel, until the channel is long gone.
   if (bound && bound.peer !== existingPeer) return ctx.replies.error(r, ErrorCode.BadRequest);
   if (existingPeer?.channel && existingPeer.channel.number !== number) return ctx.replies.error(r, ErrorCode.BadRequest);
-  if (!bound && alloc.channels.size >= ctx.limits.channelsPerAllocation) {
+  if (!bound && (alloc.channels?.size ?? 0) >= ctx.limits.channelsPerAllocation) {
     ctx.stats.countQuota('channels');
     return ctx.replies.error(r, ErrorCode.InsufficientCapacity);
   }
@@ -108,7 +108,7 @@ export function onChannelBind(ctx: PermissionContext, r: Reply): void {
   else {
     const ch = new Channel(number, peer, expiresAt);
     peer.channel = ch;
-    alloc.channels.set(number, ch);
+    (alloc.channels ??= new Map()).set(number, ch);
   }
   ctx.replies.success(r, () => undefined);
 }

@@ -121,7 +121,7 @@ export class TurnCore {
       this.stats.malformed++;
       return;
     }
-    const channel = alloc.channels.get(frame.readUInt16BE(0));
+    const channel = alloc.channels?.get(frame.readUInt16BE(0));
     const now = this.#now();
     if (channel === undefined || channel.expiresAt <= now || channel.peer.permission.expiresAt <= now) {
       this.stats.droppedNoPermission++;
@@ -254,10 +254,13 @@ export class TurnCore {
         this.#table.delete(alloc, 'expired');
         continue;
       }
-      for (const [number, ch] of alloc.channels) {
-        if (ch.expiresAt + CHANNEL_REBIND_GUARD_MS <= now) {
-          alloc.channels.delete(number);
-          ch.peer.channel = undefined;
+      const channels = alloc.channels;
+      if (channels !== undefined) {
+        for (const [number, ch] of channels) {
+          if (ch.expiresAt + CHANNEL_REBIND_GUARD_MS <= now) {
+            channels.delete(number);
+            ch.peer.channel = undefined;
+          }
         }
       }
       for (const [address, perm] of alloc.permissions) {
