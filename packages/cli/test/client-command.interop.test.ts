@@ -55,5 +55,10 @@ describe('onionturn client', () => {
     const pin = await runCli(['client', '--server', 'tls://turn.example:5349', '--pin', 'sha1/abc']);
     assert.equal(pin.code, 2);
     assert.match(pin.stderr, /--pin: pin 'sha1\/abc' must be sha256\//);
+    for (const rate of ['-1', 'many']) {
+      const r = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--listen', '127.0.0.1:0', '--new-flows-per-second', rate]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^onionturn: --new-flows-per-second must be a number of 0 or more \(0: no limit\), got '(-1|NaN)'\n$/);
+    }
   });
 });

@@ -21,6 +21,11 @@ export interface FlowContext {
   readonly localAuth: LocalAuthConfig | undefined;
   /** Local mode: the app-facing check, one per shim (its nonces are good on any of its flows). */
   readonly appAuth: AppAuthenticator | undefined;
+  /**
+   * A token for a new Tor stream: false when new streams come faster than the shim allows (the
+   * flow is then closed without dialing; counted, and warned about now and then).
+   */
+  admitDial(): boolean;
   /** Coarse clock in ms, updated by the shim's timer (no Date.now() per packet). */
   now(): number;
   nextFlowId(): number;

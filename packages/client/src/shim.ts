@@ -19,6 +19,7 @@ import { UdpFlow } from './udp-flow.js';
 import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
 import { WarnEvery } from './warn-once.js';
 import { errorCode } from '@onionturn/io';
+import { TokenBucket } from '@onionturn/credentials';
 
 export interface ShimOptions {
   readonly listen: HostPort;
@@ -40,6 +41,20 @@ export interface ShimOptions {
   readonly localAuth?: LocalAuthConfig;
   /** Idle sweep period; the coarse clock ticks with it too. */
   readonly tickMs?: number;
+  /** New Tor streams allowed per second, in bursts up to `burst` (default 5/s, 20; perSecond 0: no limit). */
+  readonly newFlowRate?: { readonly perSecond: number; readonly burst: number };
+}
+
+/**
+ * Any web page can make the browser send TURN to 127.0.0.1:3478 (an RTCPeerConnection with that
+ * iceServer), and with per-flow isolation each flow is a new Tor circuit. maxFlows bounds how many
+ * at once; this bounds how fast they are made. A call needs a few (one per ICE transport).
+ */
+export const DEFAULT_NEW_FLOW_RATE = { perSecond: 5, burst: 20 } as const;
+
+/** Burst for a --new-flows-per-second rate: four seconds' worth, at least one. */
+export function newFlowBurst(perSecond: number): number {
+  return Math.max(1, Math.ceil(4 * perSecond));
 }
 
 export interface ListeningAddress {
@@ -67,12 +82,16 @@ export class Shim {
   #address: ListeningAddress | undefined;
   /** Local mode: wrong passwords from sources without a flow, logged now and then. */
   readonly #authWarning = new WarnEvery(60_000);
+  readonly #newFlows: TokenBucket;
+  readonly #dialRateWarning = new WarnEvery(60_000);
 
   constructor(opts: ShimOptions) {
     if (!opts.allowRemote && !isLoopbackAddress(opts.listen.host)) {
       throw new Error(`refusing to listen on ${opts.listen.host}: not a loopback address (use --allow-remote)`);
     }
     this.#opts = opts;
+    const rate = opts.newFlowRate ?? DEFAULT_NEW_FLOW_RATE;
+    this.#newFlows = new TokenBucket(rate.perSecond, rate.burst, Date.now());
     const dialer = new UpstreamDialer({
       servers: opts.servers,
       socks: opts.socks,
@@ -91,6 +110,7 @@ export class Shim {
       detail: opts.detail ?? false,
       localAuth: opts.localAuth,
       appAuth: opts.localAuth ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {}) : undefined,
+      admitDial: () => this.#admitDial(),
       now: () => this.#now,
       nextFlowId: () => ++this.#flowIds,
       forget: (flow) => this.#forget(flow),
@@ -255,6 +275,17 @@ export class Shim {
       }
     }
     (this.#udp as UdpSocket).send(v.data, rinfo.port, rinfo.address);
+    return false;
+  }
+
+  #admitDial(): boolean {
+    const now = Date.now(); // once per new flow, not per packet: the coarse clock is too coarse here
+    if (this.#newFlows.take(1, now)) return true;
+    this.stats.dialRateRefused++;
+    const notLogged = this.#dialRateWarning.due(now);
+    if (notLogged !== undefined) {
+      this.#opts.logger.warn('new flows are coming faster than --new-flows-per-second allows: refused without opening a Tor stream (a web page making WebRTC connections to the shim can cause this)', notLogged > 0 ? { notLogged } : {});
+    }
     return false;
   }
 

@@ -26,6 +26,8 @@ export class ShimStats {
   noAllocationAnswered = 0;
   /** Flows refused because the flow limit was reached. */
   flowLimitRefused = 0;
+  /** Flows closed without dialing because new Tor streams came faster than the rate allows. */
+  dialRateRefused = 0;
   /** Local-credential mode: messages dropped or refused by the resigner (the first of each kind per flow logged). */
   resignWarnings = 0;
   /** Exceptions caught in the UDP listener's handler (bugs): the datagram was dropped. */

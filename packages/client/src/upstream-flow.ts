@@ -44,6 +44,10 @@ export abstract class UpstreamFlow implements FlowHandle {
   protected async connectUpstream(): Promise<void> {
     if (this.#dialStarted) return;
     this.#dialStarted = true;
+    if (!this.ctx.admitDial()) {
+      this.close('new Tor streams are coming faster than the shim allows (--new-flows-per-second)', 'debug');
+      return;
+    }
     const auth = this.ctx.isolation.next();
     this.#socksAuth = auth;
     // The credential is fetched alongside the dial (through the same isolation, so the same circuit).

@@ -50,7 +50,14 @@ describe('isolation and faults', () => {
   let recorder: SocksRecorder;
   let replyFor: ((r: SocksRequestRecord) => number | undefined) | undefined;
 
-  async function startShim(opts: { servers: UpstreamServer[]; socksPort?: number; isolation?: IsolationMode; detail?: boolean; localAuth?: LocalAuthConfig }): Promise<{ shim: Shim; lines: LogLine[] }> {
+  async function startShim(opts: {
+    servers: UpstreamServer[];
+    socksPort?: number;
+    isolation?: IsolationMode;
+    detail?: boolean;
+    localAuth?: LocalAuthConfig;
+    newFlowRate?: { perSecond: number; burst: number };
+  }): Promise<{ shim: Shim; lines: LogLine[] }> {
     const log = captureLogger();
     const shim = new Shim({
       listen: { host: '127.0.0.1', port: 0 },
@@ -62,6 +69,7 @@ describe('isolation and faults', () => {
       tickMs: 200,
       detail: opts.detail ?? false,
       ...(opts.localAuth ? { localAuth: opts.localAuth } : {}),
+      ...(opts.newFlowRate ? { newFlowRate: opts.newFlowRate } : {}),
     });
     shims.push(shim);
     await shim.start();
@@ -184,6 +192,32 @@ describe('isolation and faults', () => {
     assert.equal(shim.stats.appRefused, 11);
     assert.equal(shim.stats.upstreamFailures, 0);
     await waitFor('flows forgotten', () => shim.activeFlows === 0, 2000);
+    await shim.stop();
+  });
+
+  test('new flows beyond the rate (a page opening RTCPeerConnections in a loop) are closed before any SOCKS request', async () => {
+    // One token per 20 s: no refill while the test runs, so the burst alone decides.
+    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 3 } });
+    const first = recorder.requests.length;
+    const decided = (): number => shim.stats.dialRateRefused + recorder.requests.length - first;
+    for (let i = 0; i < 8; i++) await sendUdp(shim.address.port, bindingRequest());
+    await waitFor('8 UDP flows dialed or refused', () => decided() >= 8, 5000);
+    assert.equal(recorder.requests.length - first, 3, 'the burst: three Tor streams');
+    assert.equal(shim.stats.dialRateRefused, 5);
+    const closed: Promise<unknown>[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = connect({ host: '127.0.0.1', port: shim.address.port });
+      s.on('error', () => {});
+      closed.push(new Promise((r) => s.once('close', r)));
+      await new Promise((r) => s.once('connect', r));
+      s.write(bindingRequest());
+    }
+    await Promise.all(closed); // each refused app connection is closed by the shim
+    assert.equal(shim.stats.dialRateRefused, 9);
+    assert.equal(recorder.requests.length - first, 3, 'still three');
+    const warned = lines.filter((l) => /faster than --new-flows-per-second/.test(l.message));
+    assert.equal(warned.length, 1, messages(lines));
+    assert.equal(warned[0]?.level, 'warn');
     await shim.stop();
   });
 

@@ -6,8 +6,10 @@ import type { CommandModule } from 'yargs';
 import {
   ISOLATION_MODES,
   SecretCredentialSource,
+  DEFAULT_NEW_FLOW_RATE,
   Shim,
   UrlCredentialSource,
+  newFlowBurst,
   createLogger,
   formatHostPort,
   iceServers,
@@ -46,6 +48,7 @@ interface ClientArgs {
   upstreamSecretFile?: string;
   credentialsUrl?: string;
   upstreamTtl: number;
+  newFlowsPerSecond: number;
   tor: boolean;
   torDataDir?: string;
   torConfig?: string;
@@ -150,6 +153,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('upstream-secret-file', { type: 'string', requiresArg: true, describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)' })
         .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
         .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file' })
+        .option('new-flows-per-second', { type: 'number', default: DEFAULT_NEW_FLOW_RATE.perSecond, requiresArg: true, describe: 'new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds\' worth; 0: no limit' })
         .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
     handler: async (argv) => {
@@ -161,6 +165,9 @@ export function clientCommand(ctx: CliContext): CommandModule {
         servers.push(r.value);
       }
       if (servers.length === 0) throw new UsageError('no upstream: give --server tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT');
+      if (!(Number.isFinite(args.newFlowsPerSecond) && args.newFlowsPerSecond >= 0)) {
+        throw new UsageError(`--new-flows-per-second must be a number of 0 or more (0: no limit), got '${String(args.newFlowsPerSecond)}'`);
+      }
       const listen = parseListen(args.listen, args.allowRemote);
       if (!listen.ok) throw new UsageError(`--${listen.reason}`);
       const pins = asList(args.pin).map((p) => {
@@ -255,6 +262,7 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
     logger,
     tls,
     detail: args.logSensitive,
+    newFlowRate: { perSecond: args.newFlowsPerSecond, burst: newFlowBurst(args.newFlowsPerSecond) },
   });
   if (plan.stop.aborted) return;
   const addr = await shim.start();
