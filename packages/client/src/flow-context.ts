@@ -23,7 +23,8 @@ export interface FlowContext {
   readonly appAuth: AppAuthenticator | undefined;
   /**
    * A token for a new Tor stream: false when new streams come faster than the shim allows (the
-   * flow is then closed without dialing; counted, and warned about now and then).
+   * flow is then closed without dialing; counted, and warned about now and then). Pass-through
+   * mode only; always true in local mode.
    */
   admitDial(): boolean;
   /** Coarse clock in ms, updated by the shim's timer (no Date.now() per packet). */

@@ -18,6 +18,7 @@ import { TcpFlow } from './tcp-flow.js';
 import { UdpFlow } from './udp-flow.js';
 import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
 import { WarnEvery } from './warn-once.js';
+import { performance } from 'node:perf_hooks';
 import { errorCode } from '@onionturn/io';
 import { TokenBucket } from '@onionturn/credentials';
 
@@ -41,7 +42,11 @@ export interface ShimOptions {
   readonly localAuth?: LocalAuthConfig;
   /** Idle sweep period; the coarse clock ticks with it too. */
   readonly tickMs?: number;
-  /** New Tor streams allowed per second, in bursts up to `burst` (default 5/s, 20; perSecond 0: no limit). */
+  /**
+   * Pass-through mode: new Tor streams allowed per second, in bursts up to `burst` (at least 1;
+   * default 5/s, 20; perSecond 0: no limit). Local mode needs none: a flow dials only once the app
+   * has the local password, which a web page does not.
+   */
   readonly newFlowRate?: { readonly perSecond: number; readonly burst: number };
 }
 
@@ -90,8 +95,8 @@ export class Shim {
       throw new Error(`refusing to listen on ${opts.listen.host}: not a loopback address (use --allow-remote)`);
     }
     this.#opts = opts;
-    const rate = opts.newFlowRate ?? DEFAULT_NEW_FLOW_RATE;
-    this.#newFlows = new TokenBucket(rate.perSecond, rate.burst, Date.now());
+    const rate = opts.localAuth ? { perSecond: 0, burst: 0 } : (opts.newFlowRate ?? DEFAULT_NEW_FLOW_RATE);
+    this.#newFlows = new TokenBucket(rate.perSecond, Math.max(1, rate.burst), performance.now());
     const dialer = new UpstreamDialer({
       servers: opts.servers,
       socks: opts.socks,
@@ -279,7 +284,9 @@ export class Shim {
   }
 
   #admitDial(): boolean {
-    const now = Date.now(); // once per new flow, not per packet: the coarse clock is too coarse here
+    // Once per new flow, not per packet: the coarse clock is too coarse here, and a monotonic one
+    // keeps a clock step from stopping the refill.
+    const now = performance.now();
     if (this.#newFlows.take(1, now)) return true;
     this.stats.dialRateRefused++;
     const notLogged = this.#dialRateWarning.due(now);

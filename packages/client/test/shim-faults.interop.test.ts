@@ -200,7 +200,9 @@ describe('isolation and faults', () => {
     const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 3 } });
     const first = recorder.requests.length;
     const decided = (): number => shim.stats.dialRateRefused + recorder.requests.length - first;
-    for (let i = 0; i < 8; i++) await sendUdp(shim.address.port, bindingRequest());
+    // Eight sources at once (sockets kept open, so no source port is reused).
+    const apps = Array.from({ length: 8 }, () => createSocket('udp4'));
+    for (const a of apps) await new Promise<void>((r) => a.send(bindingRequest(), shim.address.port, '127.0.0.1', () => r()));
     await waitFor('8 UDP flows dialed or refused', () => decided() >= 8, 5000);
     assert.equal(recorder.requests.length - first, 3, 'the burst: three Tor streams');
     assert.equal(shim.stats.dialRateRefused, 5);
@@ -212,12 +214,24 @@ describe('isolation and faults', () => {
       await new Promise((r) => s.once('connect', r));
       s.write(bindingRequest());
     }
-    await Promise.all(closed); // each refused app connection is closed by the shim
+    // Each refused app connection is closed by the shim.
+    await Promise.race([Promise.all(closed), sleep(5000).then(() => assert.fail('refused TCP flows were not closed within 5 s'))]);
+    for (const a of apps) a.close();
     assert.equal(shim.stats.dialRateRefused, 9);
     assert.equal(recorder.requests.length - first, 3, 'still three');
     const warned = lines.filter((l) => /faster than --new-flows-per-second/.test(l.message));
     assert.equal(warned.length, 1, messages(lines));
     assert.equal(warned[0]?.level, 'warn');
+    await shim.stop();
+  });
+
+  test('local mode has no rate on new flows: a flow dials only once the app knows the local password', async () => {
+    const localAuth: LocalAuthConfig = { local: { username: 'u', password: 'p', realm: 'onionturn.local' }, source: new SecretCredentialSource(SECRET, 3600) };
+    // The tightest rate: in pass-through mode it would let one flow dial.
+    const { shim } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), localAuth, newFlowRate: { perSecond: 0.05, burst: 1 } });
+    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, username: 'u', password: 'p', clients: 3, messages: 10 });
+    assert.equal(r.received, 30, r.output.slice(-1500));
+    assert.equal(shim.stats.dialRateRefused, 0);
     await shim.stop();
   });
 
