@@ -22,11 +22,13 @@ export interface FlowContext {
   /** Local mode: the app-facing check, one per shim (its nonces are good on any of its flows). */
   readonly appAuth: AppAuthenticator | undefined;
   /**
-   * A token for a new Tor stream: false when new streams come faster than the shim allows (the
-   * flow is then closed without dialing; counted, and warned about now and then). Pass-through
-   * mode only; always true in local mode.
+   * A flow's turn to open its Tor stream: true at once, or a promise that settles when the turn
+   * comes (true) or the wait was too long or the shim stopped (false). New streams coming faster
+   * than the shim allows wait in order (counted, and warned about now and then). Pass-through
+   * mode only; always true at once in local mode. `isClosed`: a flow closed while waiting gives
+   * its turn to the next.
    */
-  admitDial(): boolean;
+  dialTurn(isClosed: () => boolean): true | Promise<boolean>;
   /** Coarse clock in ms, updated by the shim's timer (no Date.now() per packet). */
   now(): number;
   nextFlowId(): number;

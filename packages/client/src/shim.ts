@@ -48,6 +48,8 @@ export interface ShimOptions {
    * has the local password, which a web page does not.
    */
   readonly newFlowRate?: { readonly perSecond: number; readonly burst: number };
+  /** How long a new flow waits for its turn to dial before it is closed (default 30 s). */
+  readonly newFlowWaitMs?: number;
 }
 
 /**
@@ -56,6 +58,8 @@ export interface ShimOptions {
  * at once; this bounds how fast they are made. A call needs a few (one per ICE transport).
  */
 export const DEFAULT_NEW_FLOW_RATE = { perSecond: 5, burst: 20 } as const;
+
+const NEW_FLOW_WAIT_MS = 30_000;
 
 /** Burst for a --new-flows-per-second rate: four seconds' worth, at least one. */
 export function newFlowBurst(perSecond: number): number {
@@ -89,6 +93,9 @@ export class Shim {
   readonly #authWarning = new WarnEvery(60_000);
   readonly #newFlows: TokenBucket;
   readonly #dialRateWarning = new WarnEvery(60_000);
+  /** Flows waiting for their turn to dial, first come first served (at most maxFlows). */
+  #dialQueue: { readonly isClosed: () => boolean; readonly deadline: number; readonly resolve: (ok: boolean) => void }[] = [];
+  #dialTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: ShimOptions) {
     if (!opts.allowRemote && !isLoopbackAddress(opts.listen.host)) {
@@ -115,7 +122,7 @@ export class Shim {
       detail: opts.detail ?? false,
       localAuth: opts.localAuth,
       appAuth: opts.localAuth ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {}) : undefined,
-      admitDial: () => this.#admitDial(),
+      dialTurn: (isClosed) => this.#dialTurn(isClosed),
       now: () => this.#now,
       nextFlowId: () => ++this.#flowIds,
       forget: (flow) => this.#forget(flow),
@@ -168,6 +175,9 @@ export class Shim {
 
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
+    clearTimeout(this.#dialTimer);
+    this.#dialTimer = undefined;
+    for (const waiting of this.#dialQueue.splice(0)) waiting.resolve(false);
     for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) f.close('shim stopping');
     const tcp = this.#tcp;
     const udp = this.#udp;
@@ -283,17 +293,53 @@ export class Shim {
     return false;
   }
 
-  #admitDial(): boolean {
+  #dialTurn(isClosed: () => boolean): true | Promise<boolean> {
     // Once per new flow, not per packet: the coarse clock is too coarse here, and a monotonic one
     // keeps a clock step from stopping the refill.
     const now = performance.now();
-    if (this.#newFlows.take(1, now)) return true;
-    this.stats.dialRateRefused++;
+    if (this.#dialQueue.length === 0 && this.#newFlows.take(1, now)) return true;
+    this.stats.dialsDelayed++;
     const notLogged = this.#dialRateWarning.due(now);
     if (notLogged !== undefined) {
-      this.#opts.logger.warn('new flows are coming faster than --new-flows-per-second allows: refused without opening a Tor stream (a web page making WebRTC connections to the shim can cause this)', notLogged > 0 ? { notLogged } : {});
+      this.#opts.logger.warn('new flows are coming faster than --new-flows-per-second allows: they wait their turn to open a Tor stream (a web page making WebRTC connections to the shim can cause this)', notLogged > 0 ? { notLogged } : {});
     }
-    return false;
+    return new Promise((resolve) => {
+      this.#dialQueue.push({ isClosed, deadline: now + (this.#opts.newFlowWaitMs ?? NEW_FLOW_WAIT_MS), resolve });
+      this.#scheduleDials(now);
+    });
+  }
+
+  /** One timer for the whole queue: due when the next token is, or when the head's wait ends. */
+  #scheduleDials(now: number): void {
+    const head = this.#dialQueue[0];
+    if (this.#dialTimer !== undefined || head === undefined) return;
+    const ms = Math.min(this.#newFlows.msUntil(1, now), head.deadline - now);
+    this.#dialTimer = setTimeout(() => {
+      this.#dialTimer = undefined;
+      this.#drainDials();
+    }, Math.max(1, Math.ceil(ms)));
+  }
+
+  #drainDials(): void {
+    const now = performance.now();
+    const queue = this.#dialQueue;
+    let head;
+    while ((head = queue[0]) !== undefined) {
+      if (head.isClosed()) {
+        queue.shift();
+        head.resolve(false);
+      } else if (head.deadline <= now) {
+        queue.shift();
+        this.stats.dialRateRefused++;
+        head.resolve(false);
+      } else if (this.#newFlows.take(1, now)) {
+        queue.shift();
+        head.resolve(true);
+      } else {
+        break;
+      }
+    }
+    this.#scheduleDials(now);
   }
 
   #forget(flow: FlowHandle): void {

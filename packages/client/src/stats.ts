@@ -26,7 +26,9 @@ export class ShimStats {
   noAllocationAnswered = 0;
   /** Flows refused because the flow limit was reached. */
   flowLimitRefused = 0;
-  /** Flows closed without dialing because new Tor streams came faster than the rate allows. */
+  /** Flows that waited for their turn to dial: new Tor streams came faster than the rate allows. */
+  dialsDelayed = 0;
+  /** Of those, flows closed without dialing: their wait was longer than the shim allows. */
   dialRateRefused = 0;
   /** Local-credential mode: messages dropped or refused by the resigner (the first of each kind per flow logged). */
   resignWarnings = 0;

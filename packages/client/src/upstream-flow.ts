@@ -44,9 +44,14 @@ export abstract class UpstreamFlow implements FlowHandle {
   protected async connectUpstream(): Promise<void> {
     if (this.#dialStarted) return;
     this.#dialStarted = true;
-    if (!this.ctx.admitDial()) {
-      this.close('new Tor streams are coming faster than the shim allows (--new-flows-per-second)', 'debug');
-      return;
+    const turn = this.ctx.dialTurn(() => this.isClosed());
+    if (turn !== true) {
+      const ok = await turn;
+      if (this.isClosed()) return;
+      if (!ok) {
+        this.close('no turn to open a Tor stream in time (new flows came faster than --new-flows-per-second)', 'debug');
+        return;
+      }
     }
     const auth = this.ctx.isolation.next();
     this.#socksAuth = auth;

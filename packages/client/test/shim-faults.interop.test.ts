@@ -57,6 +57,7 @@ describe('isolation and faults', () => {
     detail?: boolean;
     localAuth?: LocalAuthConfig;
     newFlowRate?: { perSecond: number; burst: number };
+    newFlowWaitMs?: number;
   }): Promise<{ shim: Shim; lines: LogLine[] }> {
     const log = captureLogger();
     const shim = new Shim({
@@ -70,6 +71,7 @@ describe('isolation and faults', () => {
       detail: opts.detail ?? false,
       ...(opts.localAuth ? { localAuth: opts.localAuth } : {}),
       ...(opts.newFlowRate ? { newFlowRate: opts.newFlowRate } : {}),
+      ...(opts.newFlowWaitMs !== undefined ? { newFlowWaitMs: opts.newFlowWaitMs } : {}),
     });
     shims.push(shim);
     await shim.start();
@@ -195,34 +197,84 @@ describe('isolation and faults', () => {
     await shim.stop();
   });
 
-  test('new flows beyond the rate (a page opening RTCPeerConnections in a loop) are closed before any SOCKS request', async () => {
-    // One token per 20 s: no refill while the test runs, so the burst alone decides.
-    const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 3 } });
-    const first = recorder.requests.length;
-    const decided = (): number => shim.stats.dialRateRefused + recorder.requests.length - first;
-    // Eight sources at once (sockets kept open, so no source port is reused).
-    const apps = Array.from({ length: 8 }, () => createSocket('udp4'));
-    for (const a of apps) await new Promise<void>((r) => a.send(bindingRequest(), shim.address.port, '127.0.0.1', () => r()));
-    await waitFor('8 UDP flows dialed or refused', () => decided() >= 8, 5000);
-    assert.equal(recorder.requests.length - first, 3, 'the burst: three Tor streams');
-    assert.equal(shim.stats.dialRateRefused, 5);
-    const closed: Promise<unknown>[] = [];
-    for (let i = 0; i < 4; i++) {
-      const s = connect({ host: '127.0.0.1', port: shim.address.port });
-      s.on('error', () => {});
-      closed.push(new Promise((r) => s.once('close', r)));
-      await new Promise((r) => s.once('connect', r));
-      s.write(bindingRequest());
+  // App sockets of the rate tests, closed however a test ends (an open one would keep the test
+  // process alive after a failure).
+  const appSockets: { close(): void }[] = [];
+  function udpApps(n: number): ReturnType<typeof createSocket>[] {
+    const made = Array.from({ length: n }, () => createSocket('udp4'));
+    appSockets.push(...made);
+    return made;
+  }
+  function closeAppSockets(): void {
+    for (const s of appSockets.splice(0)) {
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
     }
-    // Each refused app connection is closed by the shim.
-    await Promise.race([Promise.all(closed), sleep(5000).then(() => assert.fail('refused TCP flows were not closed within 5 s'))]);
-    for (const a of apps) a.close();
-    assert.equal(shim.stats.dialRateRefused, 9);
-    assert.equal(recorder.requests.length - first, 3, 'still three');
-    const warned = lines.filter((l) => /faster than --new-flows-per-second/.test(l.message));
-    assert.equal(warned.length, 1, messages(lines));
-    assert.equal(warned[0]?.level, 'warn');
-    await shim.stop();
+  }
+
+  test('new flows beyond the rate (a page opening RTCPeerConnections in a loop) wait their turn: no SOCKS request for them yet', async () => {
+    try {
+      // One token per 20 s: no refill while the test runs, so the burst alone decides.
+      const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 3 } });
+      const first = recorder.requests.length;
+      const decided = (): number => shim.stats.dialsDelayed + recorder.requests.length - first;
+      // Eight sources at once (sockets kept open, so no source port is reused).
+      for (const a of udpApps(8)) await new Promise<void>((r) => a.send(bindingRequest(), shim.address.port, '127.0.0.1', () => r()));
+      await waitFor('8 UDP flows dialed or waiting', () => decided() >= 8, 5000);
+      assert.equal(recorder.requests.length - first, 3, 'the burst: three Tor streams');
+      assert.equal(shim.stats.dialsDelayed, 5);
+      let tcpClosed = 0;
+      for (let i = 0; i < 4; i++) {
+        const s = connect({ host: '127.0.0.1', port: shim.address.port });
+        appSockets.push({ close: () => s.destroy() });
+        s.on('error', () => {});
+        s.once('close', () => tcpClosed++);
+        await new Promise((r) => s.once('connect', r));
+        s.write(bindingRequest());
+      }
+      await waitFor('4 TCP flows waiting', () => shim.stats.dialsDelayed === 9, 5000);
+      await sleep(300);
+      assert.equal(recorder.requests.length - first, 3, 'still three');
+      assert.equal(tcpClosed, 0, 'a waiting app connection stays open');
+      assert.equal(shim.activeFlows, 12);
+      assert.equal(shim.stats.dialRateRefused, 0);
+      const warned = lines.filter((l) => /faster than --new-flows-per-second/.test(l.message));
+      assert.equal(warned.length, 1, messages(lines));
+      assert.equal(warned[0]?.level, 'warn');
+      await shim.stop();
+      await waitFor('waiting TCP flows closed by stop', () => tcpClosed === 4, 5000);
+      assert.equal(recorder.requests.length - first, 3, 'stopping dials none of the waiting');
+    } finally {
+      closeAppSockets();
+    }
+  });
+
+  test('waiting flows dial in turn at the rate; one that waits too long is closed without dialing', async () => {
+    try {
+      const paced = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 5, burst: 1 } });
+      const first = recorder.requests.length;
+      const t0 = performance.now();
+      for (const a of udpApps(5)) await new Promise<void>((r) => a.send(bindingRequest(), paced.shim.address.port, '127.0.0.1', () => r()));
+      await waitFor('all 5 dialed', () => recorder.requests.length - first === 5, 5000, 5);
+      // One at once, then one per 200 ms: the fifth no sooner than 800 ms (less a timer's slack).
+      assert.ok(performance.now() - t0 >= 700, `5 dials took ${Math.round(performance.now() - t0)} ms`);
+      assert.equal(paced.shim.stats.dialsDelayed, 4);
+      assert.equal(paced.shim.stats.dialRateRefused, 0);
+      await paced.shim.stop();
+
+      const slow = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 1 }, newFlowWaitMs: 300 });
+      const before = recorder.requests.length;
+      for (const a of udpApps(3)) await new Promise<void>((r) => a.send(bindingRequest(), slow.shim.address.port, '127.0.0.1', () => r()));
+      await waitFor('two flows given up', () => slow.shim.stats.dialRateRefused === 2, 5000);
+      assert.equal(recorder.requests.length - before, 1);
+      await waitFor('their flows forgotten', () => slow.shim.activeFlows === 1, 2000);
+      await slow.shim.stop();
+    } finally {
+      closeAppSockets();
+    }
   });
 
   test('local mode has no rate on new flows: a flow dials only once the app knows the local password', async () => {

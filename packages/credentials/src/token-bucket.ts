@@ -21,14 +21,26 @@ export class TokenBucket {
   /** Takes `n` tokens if there are enough; false (and nothing taken) otherwise. */
   take(n: number, nowMs: number): boolean {
     if (this.ratePerSec === 0) return true;
+    this.#refill(nowMs);
+    if (this.#tokens < n) return false;
+    this.#tokens -= n;
+    return true;
+  }
+
+  /** Milliseconds from `nowMs` until `n` tokens are there (0: now; Infinity: never, n > burst). */
+  msUntil(n: number, nowMs: number): number {
+    if (this.ratePerSec === 0) return 0;
+    if (n > this.burst) return Infinity;
+    this.#refill(nowMs);
+    return this.#tokens >= n ? 0 : ((n - this.#tokens) * 1000) / this.ratePerSec;
+  }
+
+  #refill(nowMs: number): void {
     const elapsed = nowMs - this.#last;
     if (elapsed > 0) {
       this.#tokens = Math.min(this.burst, this.#tokens + (elapsed * this.ratePerSec) / 1000);
       this.#last = nowMs;
     }
-    if (this.#tokens < n) return false;
-    this.#tokens -= n;
-    return true;
   }
 
   /** Whole seconds (at least 1) until `n` tokens are back, as of the last take: for Retry-After. */
