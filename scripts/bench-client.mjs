@@ -47,8 +47,8 @@ async function measure(name, group, opts, pids) {
   const before = pids.map((p) => cpuUs(p.pid));
   const t0 = Date.now();
   const run = () => runUclient(group, { ...opts, clients, messages, length, intervalMs, noRtcp: true, secret: SECRET, peer: opts.peer, timeoutMs: 120_000 });
-  const profiled = PROFILE ? await profileDuring(pids.filter((p) => p.own !== undefined), run) : undefined;
-  const r = profiled ? profiled.result : await run();
+  const profiled = await profileDuring(pids.filter((p) => p.own !== undefined), run);
+  const r = profiled.result;
   const wall = (Date.now() - t0) / 1000;
   const cpu = pids.map((p, i) => ({ name: p.name, us: cpuUs(p.pid) - before[i] }));
   const moved = (r.sent ?? 0) + (r.received ?? 0);
@@ -64,7 +64,7 @@ async function measure(name, group, opts, pids) {
     transmitSeconds: secs,
     wallSeconds: Number(wall.toFixed(1)),
     cpuUsPerMessage: Object.fromEntries(cpu.map((c) => [c.name, perMessage(c.us)])),
-    ...(profiled
+    ...(PROFILE
       ? {
           cpuSplitUsPerMessage: Object.fromEntries(
             Object.entries(profiled.splits).map(([n, sp]) => {

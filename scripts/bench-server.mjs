@@ -140,8 +140,8 @@ async function loadRuns(group, server, peer) {
         extraArgs: ['-c', '-z', String(cfg.z)],
         timeoutMs: 180_000,
       });
-    const m = await measure(server.pid, PROFILE ? () => profileDuring([{ name: server.name, pid: server.pid, own: server.own }], run) : run);
-    const r = PROFILE ? m.result.result : m.result;
+    const m = await measure(server.pid, () => profileDuring([{ name: server.name, pid: server.pid, own: server.own }], run));
+    const r = m.result.result;
     const p = parseRun(r.output);
     const received = r.received ?? 0;
     rows.push({
@@ -156,7 +156,7 @@ async function loadRuns(group, server, peer) {
       ticks: m.ticks,
       peakRssMb: m.peakRssKb / 1024,
       failed: r.exitCode !== 0 || r.timedOut,
-      split: PROFILE ? m.result.splits[server.name] : undefined,
+      split: m.result.splits[server.name],
     });
     process.stdout.write(`  ${server.name} ${cfg.clients}x${cfg.length}B z=${cfg.z}: ${received}/${r.sent ?? 0} back\n`);
   }

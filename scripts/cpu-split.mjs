@@ -41,10 +41,12 @@ export function requirePerf() {
 }
 
 /**
- * Samples each process while `work()` runs. `own` says which samples are the process's own code:
- * `{ jsRoot }` for a Node program (its JS under jsRoot/packages/), `{ binary }` for a C program.
+ * Samples each process while `work()` runs (only with BENCH_PROFILE=1; otherwise just runs it,
+ * with no splits). `own` says which samples are the process's own code: `{ jsRoot }` for a Node
+ * program (its JS under jsRoot/packages/), `{ binary }` for a C program.
  */
 export async function profileDuring(targets, work) {
+  if (!PROFILE) return { result: await work(), splits: {} };
   const dir = mkdtempSync(join(tmpdir(), 'onionturn-perf-'));
   try {
     const runs = targets.map((t) => {

@@ -21,13 +21,7 @@ export interface FlowContext {
   readonly localAuth: LocalAuthConfig | undefined;
   /** Local mode: the app-facing check, one per shim (its nonces are good on any of its flows). */
   readonly appAuth: AppAuthenticator | undefined;
-  /**
-   * A flow's turn to open its Tor stream: true at once, or a promise that settles when the turn
-   * comes (true) or the wait was too long or the shim stopped (false). New streams coming faster
-   * than the shim allows wait in order (counted, and warned about now and then). Pass-through
-   * mode only; always true at once in local mode. `isClosed`: a flow closed while waiting gives
-   * its turn to the next.
-   */
+  /** A flow's turn to open its Tor stream (DialPacer.turn); true at once in local mode. */
   dialTurn(isClosed: () => boolean): true | Promise<boolean>;
   /** Coarse clock in ms, updated by the shim's timer (no Date.now() per packet). */
   now(): number;

@@ -1,6 +1,7 @@
 // @onionturn/client: the local TURN shim that carries each app flow as TURN-over-TCP in its own
 // Tor stream. Pure cores (framing, flow state, SOCKS codec, endpoints) and the Node shell (Shim).
-export { DEFAULT_NEW_FLOW_RATE, Shim, newFlowBurst, type ShimOptions, type ListeningAddress } from './shim.js';
+export { Shim, type ShimOptions, type ListeningAddress } from './shim.js';
+export { DEFAULT_NEW_FLOWS_PER_SECOND, DialPacer, type DialPacerOptions } from './dial-pacer.js';
 export { ShimStats } from './stats.js';
 export { createLogger, type Logger, type LoggerOptions } from './logger.js';
 export { iceServers, type IceServer } from './ice-servers.js';

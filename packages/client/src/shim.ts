@@ -18,9 +18,8 @@ import { TcpFlow } from './tcp-flow.js';
 import { UdpFlow } from './udp-flow.js';
 import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
 import { WarnEvery } from './warn-once.js';
-import { performance } from 'node:perf_hooks';
 import { errorCode } from '@onionturn/io';
-import { TokenBucket } from '@onionturn/credentials';
+import { DEFAULT_NEW_FLOWS_PER_SECOND, DialPacer } from './dial-pacer.js';
 
 export interface ShimOptions {
   readonly listen: HostPort;
@@ -43,27 +42,13 @@ export interface ShimOptions {
   /** Idle sweep period; the coarse clock ticks with it too. */
   readonly tickMs?: number;
   /**
-   * Pass-through mode: new Tor streams allowed per second, in bursts up to `burst` (at least 1;
-   * default 5/s, 20; perSecond 0: no limit). Local mode needs none: a flow dials only once the app
-   * has the local password, which a web page does not.
+   * Pass-through mode: new Tor streams allowed per second (0: no limit), in bursts of `burst`
+   * (default four seconds' worth); see DialPacer. Local mode has none: a flow dials only once the
+   * app has the local password, which a web page does not.
    */
-  readonly newFlowRate?: { readonly perSecond: number; readonly burst: number };
+  readonly newFlowRate?: { readonly perSecond: number; readonly burst?: number };
   /** How long a new flow waits for its turn to dial before it is closed (default 30 s). */
   readonly newFlowWaitMs?: number;
-}
-
-/**
- * Any web page can make the browser send TURN to 127.0.0.1:3478 (an RTCPeerConnection with that
- * iceServer), and with per-flow isolation each flow is a new Tor circuit. maxFlows bounds how many
- * at once; this bounds how fast they are made. A call needs a few (one per ICE transport).
- */
-export const DEFAULT_NEW_FLOW_RATE = { perSecond: 5, burst: 20 } as const;
-
-const NEW_FLOW_WAIT_MS = 30_000;
-
-/** Burst for a --new-flows-per-second rate: four seconds' worth, at least one. */
-export function newFlowBurst(perSecond: number): number {
-  return Math.max(1, Math.ceil(4 * perSecond));
 }
 
 export interface ListeningAddress {
@@ -91,19 +76,21 @@ export class Shim {
   #address: ListeningAddress | undefined;
   /** Local mode: wrong passwords from sources without a flow, logged now and then. */
   readonly #authWarning = new WarnEvery(60_000);
-  readonly #newFlows: TokenBucket;
+  readonly #dials: DialPacer;
   readonly #dialRateWarning = new WarnEvery(60_000);
-  /** Flows waiting for their turn to dial, first come first served (at most maxFlows). */
-  #dialQueue: { readonly isClosed: () => boolean; readonly deadline: number; readonly resolve: (ok: boolean) => void }[] = [];
-  #dialTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: ShimOptions) {
     if (!opts.allowRemote && !isLoopbackAddress(opts.listen.host)) {
       throw new Error(`refusing to listen on ${opts.listen.host}: not a loopback address (use --allow-remote)`);
     }
     this.#opts = opts;
-    const rate = opts.localAuth ? { perSecond: 0, burst: 0 } : (opts.newFlowRate ?? DEFAULT_NEW_FLOW_RATE);
-    this.#newFlows = new TokenBucket(rate.perSecond, Math.max(1, rate.burst), performance.now());
+    const rate = opts.localAuth ? { perSecond: 0 } : (opts.newFlowRate ?? { perSecond: DEFAULT_NEW_FLOWS_PER_SECOND });
+    this.#dials = new DialPacer({
+      ...rate,
+      ...(opts.newFlowWaitMs !== undefined ? { waitMs: opts.newFlowWaitMs } : {}),
+      onDelayed: (now) => this.#dialDelayed(now),
+      onGivenUp: () => this.stats.dialRateRefused++,
+    });
     const dialer = new UpstreamDialer({
       servers: opts.servers,
       socks: opts.socks,
@@ -122,7 +109,7 @@ export class Shim {
       detail: opts.detail ?? false,
       localAuth: opts.localAuth,
       appAuth: opts.localAuth ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {}) : undefined,
-      dialTurn: (isClosed) => this.#dialTurn(isClosed),
+      dialTurn: (isClosed) => this.#dials.turn(isClosed),
       now: () => this.#now,
       nextFlowId: () => ++this.#flowIds,
       forget: (flow) => this.#forget(flow),
@@ -175,9 +162,7 @@ export class Shim {
 
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
-    clearTimeout(this.#dialTimer);
-    this.#dialTimer = undefined;
-    for (const waiting of this.#dialQueue.splice(0)) waiting.resolve(false);
+    this.#dials.stop();
     for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) f.close('shim stopping');
     const tcp = this.#tcp;
     const udp = this.#udp;
@@ -293,53 +278,12 @@ export class Shim {
     return false;
   }
 
-  #dialTurn(isClosed: () => boolean): true | Promise<boolean> {
-    // Once per new flow, not per packet: the coarse clock is too coarse here, and a monotonic one
-    // keeps a clock step from stopping the refill.
-    const now = performance.now();
-    if (this.#dialQueue.length === 0 && this.#newFlows.take(1, now)) return true;
+  #dialDelayed(now: number): void {
     this.stats.dialsDelayed++;
     const notLogged = this.#dialRateWarning.due(now);
     if (notLogged !== undefined) {
       this.#opts.logger.warn('new flows are coming faster than --new-flows-per-second allows: they wait their turn to open a Tor stream (a web page making WebRTC connections to the shim can cause this)', notLogged > 0 ? { notLogged } : {});
     }
-    return new Promise((resolve) => {
-      this.#dialQueue.push({ isClosed, deadline: now + (this.#opts.newFlowWaitMs ?? NEW_FLOW_WAIT_MS), resolve });
-      this.#scheduleDials(now);
-    });
-  }
-
-  /** One timer for the whole queue: due when the next token is, or when the head's wait ends. */
-  #scheduleDials(now: number): void {
-    const head = this.#dialQueue[0];
-    if (this.#dialTimer !== undefined || head === undefined) return;
-    const ms = Math.min(this.#newFlows.msUntil(1, now), head.deadline - now);
-    this.#dialTimer = setTimeout(() => {
-      this.#dialTimer = undefined;
-      this.#drainDials();
-    }, Math.max(1, Math.ceil(ms)));
-  }
-
-  #drainDials(): void {
-    const now = performance.now();
-    const queue = this.#dialQueue;
-    let head;
-    while ((head = queue[0]) !== undefined) {
-      if (head.isClosed()) {
-        queue.shift();
-        head.resolve(false);
-      } else if (head.deadline <= now) {
-        queue.shift();
-        this.stats.dialRateRefused++;
-        head.resolve(false);
-      } else if (this.#newFlows.take(1, now)) {
-        queue.shift();
-        head.resolve(true);
-      } else {
-        break;
-      }
-    }
-    this.#scheduleDials(now);
   }
 
   #forget(flow: FlowHandle): void {

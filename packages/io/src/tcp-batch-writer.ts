@@ -139,7 +139,7 @@ export class TcpBatchWriter {
     if (this.#direct) return; // between reserve() and commit(): the caller is still filling it
     // A turn with a single message: the burst is over.
     if (this.#count <= 1) this.#batching = false;
-    this.#write(false);
+    this.#write();
   }
 
   /** Writes what is batched now, also behind a queued write: for a caller about to end the socket. */
@@ -156,12 +156,13 @@ export class TcpBatchWriter {
     }
   }
 
-  #write(now = false): void {
+  /** `force`: write even behind a queued write (flush() before the socket ends). */
+  #write(force = false): void {
     const batch = this.#batch;
     if (batch === undefined) return;
     const s = this.#sock;
     // Gather behind the write in Node's queue (see the top of the file), unless the socket ends.
-    if (this.#inFlight && !now && !s.destroyed) return;
+    if (this.#inFlight && !force && !s.destroyed) return;
     const len = this.#len;
     this.#batch = undefined;
     this.#len = 0;

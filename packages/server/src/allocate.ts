@@ -116,14 +116,12 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
   const alloc = new Allocation(
     ctx.table.newId(),
     client,
-    { username: auth.username, realm: ctx.options.realm, password: auth.password, credentialExpiresAt: cred?.expiresAtMs },
+    { username: auth.username, realm: ctx.options.realm, password: auth.password, key: auth.key, algorithm: auth.algorithm, credentialExpiresAt: cred?.expiresAtMs },
     now + lifetime * 1000,
     now,
     ctx.limits.bandwidthPerAllocation,
     ctx.limits.newPeersPerSecond,
   );
-  alloc.key = auth.key;
-  alloc.keyAlgorithm = auth.algorithm;
   const pick = (): PortChoice | undefined => {
     if (reserved) {
       const port = reserved.port;

@@ -103,6 +103,12 @@ export interface AllocationAuth {
   readonly realm: string;
   /** The password that matched at Allocate: later requests must use the same one. */
   readonly password: string;
+  /**
+   * The integrity key of the password algorithm Allocate used. A later request that switches
+   * algorithm (legal, never seen) has its key derived each time: no map of keys per allocation.
+   */
+  readonly key: Buffer;
+  readonly algorithm: number;
   readonly credentialExpiresAt: number | undefined;
 }
 
@@ -115,12 +121,6 @@ export class Allocation {
   peerCount = 0;
   readonly bandwidth: TokenBucket;
   readonly newPeers: TokenBucket;
-  /**
-   * The integrity key of the password algorithm Allocate used; a later request that switches
-   * algorithm (legal, never seen) has its key derived each time rather than kept in a map.
-   */
-  key: Buffer | undefined = undefined;
-  keyAlgorithm = 0;
   /** UDP only: the success response to Allocate, resent on a retransmission of that request. */
   allocateResponse: Buffer | undefined = undefined;
   deleted = false;

@@ -93,7 +93,7 @@ export function authenticate(ctx: AuthContext, r: Reply): boolean {
       ctx.replies.error(r, ErrorCode.WrongCredentials);
       return false;
     }
-    const key = alloc.key !== undefined && alloc.keyAlgorithm === algorithm ? alloc.key : longTermKey(name, serverRealm, alloc.auth.password, algorithm);
+    const key = alloc.auth.algorithm === algorithm ? alloc.auth.key : longTermKey(name, serverRealm, alloc.auth.password, algorithm);
     if (verifyIntegrity(msg, key) !== 'ok') {
       ctx.stats.authFailures++;
       ctx.replies.challenge(r, ErrorCode.Unauthorized);

@@ -6,10 +6,9 @@ import type { CommandModule } from 'yargs';
 import {
   ISOLATION_MODES,
   SecretCredentialSource,
-  DEFAULT_NEW_FLOW_RATE,
+  DEFAULT_NEW_FLOWS_PER_SECOND,
   Shim,
   UrlCredentialSource,
-  newFlowBurst,
   createLogger,
   formatHostPort,
   iceServers,
@@ -153,7 +152,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('upstream-secret-file', { type: 'string', requiresArg: true, describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)' })
         .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
         .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file' })
-        .option('new-flows-per-second', { type: 'number', default: DEFAULT_NEW_FLOW_RATE.perSecond, requiresArg: true, describe: 'pass-through mode: new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds\' worth; 0: no limit' })
+        .option('new-flows-per-second', { type: 'number', default: DEFAULT_NEW_FLOWS_PER_SECOND, requiresArg: true, describe: 'pass-through mode: new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds\' worth; 0: no limit' })
         .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
     handler: async (argv) => {
@@ -262,7 +261,7 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
     logger,
     tls,
     detail: args.logSensitive,
-    newFlowRate: { perSecond: args.newFlowsPerSecond, burst: newFlowBurst(args.newFlowsPerSecond) },
+    newFlowRate: { perSecond: args.newFlowsPerSecond },
   });
   if (plan.stop.aborted) return;
   const addr = await shim.start();
