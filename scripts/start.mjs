@@ -54,8 +54,10 @@ ready. The bridge runs on this machine:
 Paste into a WebRTC app on this machine (valid ${Math.round(fresh.ttl / 3600)} h; relay-only shows the path):
   new RTCPeerConnection({ iceServers: ${JSON.stringify(iceServers)}, iceTransportPolicy: 'relay' })
 
-This is a private test network: peers on 127.0.0.1 are allowed (--allow-loopback-peers) so that
-calls on this machine work. For a real deployment see README "Deploy the exit side" and "Use it".
+This is a private test network on 127.0.0.1. Both peers of a call use this one server, so each
+one's peer is the other's relay address, which the server allows (and relays inside itself)
+while every other loopback and private address stays denied. For a real deployment see README
+"Deploy the exit side" and "Use it".
 Ctrl-C stops everything.`);
 } catch (err) {
   console.error(`start: ${err instanceof Error ? err.message : String(err)}`);

@@ -129,20 +129,23 @@ describe('exit path: the server reached through a Tor exit', () => {
     assert.ok(r.candidateErrors.some((e) => e.errorCode === 401), `ICE errors: ${JSON.stringify(r.candidateErrors)}`);
   });
 
-  test('a peer on a denied address (loopback, without --allow-loopback-peers) gets no traffic', async () => {
-    const strict = await bridge.addServer({ allowLoopbackPeers: false });
-    const shim = await bridge.addShim(strict);
+  test('a peer on a denied address (loopback, another server, without --allow-loopback-peers) gets no traffic', async () => {
+    // Each browser peer on a server of its own: the other's relay address is a loopback address
+    // that is no live relay of this server, so the deny list holds.
+    const strict = [await bridge.addServer({ allowLoopbackPeers: false }), await bridge.addServer({ allowLoopbackPeers: false })];
+    const shims = [await bridge.addShim(strict[0]!), await bridge.addShim(strict[1]!)];
     const cred = await bridge.credentials();
-    const r = await browser.call({
-      iceServers: [{ urls: `turn:127.0.0.1:${shim.port}?transport=udp`, username: cred.username, credential: cred.password }],
-      timeoutMs: 8000,
-      messages: 1,
-    });
+    const ice = (shim: ShimHandle): { urls: string; username: string; credential: string }[] => [
+      { urls: `turn:127.0.0.1:${shim.port}?transport=udp`, username: cred.username, credential: cred.password },
+    ];
+    const r = await browser.call({ iceServers: ice(shims[0]!), iceServersB: ice(shims[1]!), timeoutMs: 8000, messages: 1 });
     assert.equal(r.connected, false, 'no call can be set up when every peer is denied');
-    const m = await strict.metrics();
-    assert.ok(metricSum(m, 'onionturn_allocations_created_total') >= 1, 'the browser did allocate');
-    assert.ok(metricSum(m, 'onionturn_denied_peers_total') >= 1, 'the peer policy refused the peers');
-    assert.equal(metricSum(m, 'onionturn_relayed_packets_total', 'direction="to_peer"'), 0, 'nothing was sent to a denied peer');
+    for (const s of strict) {
+      const m = await s.metrics();
+      assert.ok(metricSum(m, 'onionturn_allocations_created_total') >= 1, 'the browser did allocate');
+      assert.ok(metricSum(m, 'onionturn_denied_peers_total') >= 1, 'the peer policy refused the peers');
+      assert.equal(metricSum(m, 'onionturn_relayed_packets_total', 'direction="to_peer"'), 0, 'nothing was sent to a denied peer');
+    }
   });
 });
 

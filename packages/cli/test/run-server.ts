@@ -1,6 +1,6 @@
 // Starts the real `onionturn server` (bin/onionturn.js) on loopback ports chosen by the OS and
 // reads the bound listeners from its JSON log.
-import { portRange, waitFor, type ProcessGroup, type Started } from '@onionturn/testkit';
+import { portRange, waitFor, type NetNamespace, type ProcessGroup, type Started } from '@onionturn/testkit';
 import { BIN, cleanEnv } from './run-cli.js';
 
 export interface BoundListener {
@@ -24,6 +24,8 @@ export interface RunningServer {
 export interface StartServerOptions {
   /** --listen values replacing the default tcp:// and udp:// on 127.0.0.1 port 0. */
   readonly listen?: readonly string[];
+  /** Run the server inside this network namespace. */
+  readonly netns?: NetNamespace;
 }
 
 /** Parses a logged listener: tcp://127.0.0.1:3478 or tcp://[::1]:3478. */
@@ -36,12 +38,9 @@ export function parseListener(text: string): BoundListener | undefined {
 export async function startServer(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}, options: StartServerOptions = {}): Promise<RunningServer> {
   const relayPorts = portRange(4000);
   const listen = options.listen ?? ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'];
-  const started = group.spawn('onionturn server', process.execPath, [
-    BIN, 'server',
-    ...listen.flatMap((l) => ['--listen', l]),
-    '--relay-ports', `${relayPorts.min}-${relayPorts.max}`,
-    ...args,
-  ], { env: cleanEnv(env) });
+  const argv = [BIN, 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];
+  const [bin, binArgs] = options.netns ? options.netns.wrap(process.execPath, argv) : [process.execPath, argv];
+  const started = group.spawn('onionturn server', bin, binArgs, { env: cleanEnv(env) });
   const logged = await waitFor(
     'onionturn server to log its listeners',
     () => {

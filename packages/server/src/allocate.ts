@@ -6,7 +6,9 @@ import {
   ErrorCode,
   MessageClass,
   TransportProtocol,
+  formatIp,
   getAttribute,
+  parseIp,
   readAttribute,
   type IpFamily,
 } from '@onionturn/protocol';
@@ -17,6 +19,7 @@ import type { CoreOptions, RelayAddress } from './core-options.js';
 import type { Lifetimes, Limits } from './limits.js';
 import { grantedLifetime } from './refresh.js';
 import type { Replies, Reply } from './replies.js';
+import type { LiveRelays } from './relay-registry.js';
 import type { Reservation, Reservations } from './reservations.js';
 import type { CoreStats } from './stats.js';
 
@@ -37,6 +40,7 @@ export interface AllocateContext {
   readonly replies: Replies;
   readonly table: AllocationTable;
   readonly reservations: Reservations;
+  readonly relays: LiveRelays;
   now(): number;
 }
 
@@ -184,6 +188,12 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
   }
 }
 
+/** The same address in the text peers' datagrams are reported in (an operator may write 2001:db8:0::1). */
+function canonicalIp(text: string): string {
+  const ip = parseIp(text);
+  return ip ? formatIp(ip) : text;
+}
+
 function bindRelay(
   ctx: AllocateContext,
   alloc: Allocation,
@@ -196,7 +206,7 @@ function bindRelay(
   const choice = pick();
   if (choice === undefined) return done(false);
   const { port, reserve } = choice;
-  const relay = new Relay(alloc, family, addr.bind, port, { family, address: addr.external, port });
+  const relay = new Relay(alloc, family, addr.bind, port, { family, address: canonicalIp(addr.external), port });
   ctx.options.binder.bind(relay, (socket) => {
     if (alloc.deleted) {
       // Deleted while this socket was being bound (shutdown, or the allocation gone): nobody
@@ -214,6 +224,7 @@ function bindRelay(
       return done(false);
     }
     relay.socket = socket;
+    ctx.relays.add(relay);
     if (family === 'IPv4') alloc.relay4 = relay;
     else alloc.relay6 = relay;
     if (reserve !== undefined) alloc.reservationToken = ctx.reservations.add(reserve, family, alloc.auth.username, ctx.now());

@@ -3,6 +3,7 @@
 import type { Allocation } from './allocation.js';
 import type { CoreEvents } from './core-options.js';
 import type { PortPool } from './port-pool.js';
+import type { LiveRelays } from './relay-registry.js';
 import type { CoreStats } from './stats.js';
 
 export class AllocationTable {
@@ -13,8 +14,10 @@ export class AllocationTable {
   readonly #stats: CoreStats;
   readonly #events: CoreEvents | undefined;
   readonly #now: () => number;
+  readonly #relays: LiveRelays;
 
-  constructor(ports: PortPool, stats: CoreStats, events: CoreEvents | undefined, now: () => number) {
+  constructor(ports: PortPool, stats: CoreStats, events: CoreEvents | undefined, now: () => number, relays: LiveRelays) {
+    this.#relays = relays;
     this.#ports = ports;
     this.#stats = stats;
     this.#events = events;
@@ -56,6 +59,7 @@ export class AllocationTable {
     const now = this.#now();
     for (const relay of [alloc.relay4, alloc.relay6]) {
       if (!relay) continue;
+      this.#relays.remove(relay);
       relay.socket?.close();
       relay.socket = undefined;
       this.#ports.give(relay.port, now);

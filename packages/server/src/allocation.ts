@@ -58,7 +58,7 @@ export class Relay {
     /** Where the socket is bound. */
     readonly bindAddress: string,
     readonly port: number,
-    /** What XOR-RELAYED-ADDRESS says (external IP for NAT). */
+    /** What XOR-RELAYED-ADDRESS says (external IP for NAT), in canonical text (RFC 5952). */
     readonly external: TransportAddress,
   ) {}
 }
@@ -74,10 +74,18 @@ export class Channel {
 /** One peer ip:port the client has talked to (or bound a channel to). */
 export class Peer {
   channel: Channel | undefined = undefined;
-  /** Last time the client sent to this exact ip:port (address-and-port-dependent filtering). */
+  /**
+   * Last time the client sent to this exact ip:port, or bound a channel to it (a ChannelBind names
+   * the exact peer, as a first send would): address-and-port-dependent filtering.
+   */
   lastSentAt = -Infinity;
   answered = false;
   unanswered = 0;
+  /**
+   * When this peer is the live relay address of an allocation on this server (two users of one
+   * server calling each other): that relay, handed datagrams inside the process.
+   */
+  local: Relay | undefined = undefined;
 
   constructor(
     readonly permission: Permission,

@@ -5,6 +5,7 @@ import type { CredentialLookup } from './auth.js';
 import type { Lifetimes, Limits } from './limits.js';
 import type { PeerPolicy } from './peer-policy.js';
 import type { PortPool } from './port-pool.js';
+import type { LiveRelays } from './relay-registry.js';
 
 export type Filtering = 'address-and-port' | 'address';
 
@@ -43,6 +44,8 @@ export interface CoreOptions {
   readonly now?: () => number;
   readonly events?: CoreEvents;
   readonly nonceSecret?: Buffer;
+  /** Live relay addresses (default: this process's own); a multi-process server shares them. */
+  readonly relays?: LiveRelays;
   /**
    * 'rfc5766' (default) also accepts channels 0x5000-0x7FFF, which RFC 5766 clients (coturn's
    * turnutils_uclient, older SDKs) still choose; 'rfc8656' allows only 0x4000-0x4FFF.

@@ -8,6 +8,7 @@ export { createMetricsRegistry, serveMetrics } from './metrics.js';
 export { NonceIssuer, NONCE_COOKIE } from '@onionturn/credentials';
 export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules, parsePolicyRule, type PolicyRule } from './peer-policy.js';
 export { PortPool } from './port-pool.js';
+export { RelayRegistry, type LiveRelays } from './relay-registry.js';
 export { TokenBucket } from '@onionturn/credentials';
 export { CoreStats } from './stats.js';
 export type { ChannelRange, CoreEvents, CoreOptions, Filtering, RelayAddress, RelayBinder } from './core-options.js';

@@ -104,6 +104,9 @@ export function onChannelBind(ctx: PermissionContext, r: Reply): void {
   const peer = perm.peers.get(addr.port) ?? ctx.newPeer(alloc, perm, addr.port, now);
   if (!peer) return ctx.replies.error(r, ErrorCode.InsufficientCapacity);
   const expiresAt = now + ctx.life.channelSec * 1000;
+  // The client names this exact ip:port: it may answer first (the other side of a call often
+  // speaks before this client has sent anything). Nothing is sent, so consent is not touched.
+  peer.lastSentAt = now;
   if (bound) bound.expiresAt = expiresAt;
   else {
     const ch = new Channel(number, peer, expiresAt);

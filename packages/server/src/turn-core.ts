@@ -29,6 +29,7 @@ import type { PeerPolicy } from './peer-policy.js';
 import { onChannelBind, onCreatePermission, type PermissionContext } from './permissions.js';
 import { onRefresh, type RefreshContext } from './refresh.js';
 import { Replies, type Reply } from './replies.js';
+import { RelayRegistry, type LiveRelays } from './relay-registry.js';
 import { Reservations } from './reservations.js';
 import { NonceIssuer, TokenBucket } from '@onionturn/credentials';
 import { CoreStats } from './stats.js';
@@ -47,6 +48,7 @@ export class TurnCore {
   readonly #replies: Replies;
   readonly #ctx: HandlerContext;
   readonly #total: TokenBucket;
+  readonly #relays: LiveRelays;
   #policy: PeerPolicy;
   #lookup: CredentialLookup;
   readonly #tid = randomBytes(12);
@@ -61,7 +63,8 @@ export class TurnCore {
     this.#lookup = options.lookup;
     const bw = this.#limits.bandwidthTotal;
     this.#total = new TokenBucket(bw, bw, this.#now());
-    this.#table = new AllocationTable(options.ports, this.stats, options.events, this.#now);
+    this.#relays = options.relays ?? new RelayRegistry();
+    this.#table = new AllocationTable(options.ports, this.stats, options.events, this.#now, this.#relays);
     this.#reservations = new Reservations(options.ports);
     this.#replies = new Replies(this.stats, options.realm, options.software, nonces, this.#now);
     // Made once: the handlers reach the core's state through this, never per packet.
@@ -74,9 +77,10 @@ export class TurnCore {
       nonces,
       table: this.#table,
       reservations: this.#reservations,
+      relays: this.#relays,
       now: this.#now,
       lookup: (username, realm, nowMs) => this.#lookup(username, realm, nowMs),
-      peerAllowed: (ip, port) => this.#policy.allows(ip, port),
+      peerAllowed: (ip, port) => this.#peerAllowed(ip, port),
       newPeer: (alloc, perm, port, now) => this.#newPeer(alloc, perm, port, now),
     };
   }
@@ -207,7 +211,7 @@ export class TurnCore {
     } else if (this.#filtering === 'address-and-port') {
       this.stats.droppedFiltered++;
       return;
-    } else if (!this.#policy.allows(perm.ip, port)) {
+    } else if (!this.#peerAllowed(perm.ip, port)) {
       // --filtering address: a port the client never used is delivered without keeping state for
       // it (a peer spraying ports spends none of the client's peer quota), but the policy's port
       // rules (reject *:25) still hold.
@@ -306,7 +310,33 @@ export class TurnCore {
     if (socket === undefined) return;
     this.stats.packetsToPeer++;
     this.stats.bytesToPeer += len;
-    socket.send(buf, offset, len, peer.port, perm.address);
+    if (peer.local !== undefined) this.#toLocalRelay(peer, buf.subarray(offset, offset + len));
+    else socket.send(buf, offset, len, peer.port, perm.address);
+  }
+
+  /**
+   * Relay to relay on this server: the datagram arrives at the other allocation as if from this
+   * one's relay address, without a trip through the kernel (which, behind NAT, could not even
+   * reach the announced address).
+   */
+  #toLocalRelay(peer: Peer, data: Buffer): void {
+    let target = peer.local as Relay;
+    if (target.allocation.deleted) {
+      // That allocation ended; its port may serve a new one by now, or nothing: never the kernel.
+      const next = this.#relays.find(peer.permission.ip, peer.port);
+      if (next === undefined) {
+        this.stats.deniedPeers++;
+        return;
+      }
+      peer.local = target = next;
+    }
+    const from = peer.permission.relay.external;
+    this.handlePeerDatagram(target, data, from.address, from.port);
+  }
+
+  /** The policy, except that live relay addresses of this server are reachable peers. */
+  #peerAllowed(ip: Buffer, port: number): boolean {
+    return this.#relays.find(ip, port) !== undefined || this.#policy.allows(ip, port);
   }
 
   /** The one peer left under a relay (after others expired). */
@@ -327,7 +357,8 @@ export class TurnCore {
   /** Every peer is made here, so the policy's port rules hold for Send and inbound data too. */
   #newPeer(alloc: Allocation, perm: Permission, port: number, now: number): Peer | undefined {
     // A permission is per address; the policy may still deny some ports of it (reject *:25).
-    if (!this.#policy.allows(perm.ip, port)) {
+    const local = this.#relays.find(perm.ip, port);
+    if (local === undefined && !this.#policy.allows(perm.ip, port)) {
       this.stats.deniedPeers++;
       return undefined;
     }
@@ -340,6 +371,7 @@ export class TurnCore {
       return undefined;
     }
     const peer = new Peer(perm, port);
+    peer.local = local;
     perm.peers.set(port, peer);
     alloc.peerCount++;
     const relay = perm.relay;

@@ -13,7 +13,10 @@ import { canConnect } from './sockets.js';
 import { startTorNetwork, type TorNetwork } from './tor-network.js';
 
 export interface ServerOptions {
-  /** Relay to loopback peers (the browsers' relay addresses are on 127.0.0.1 here). Default true. */
+  /**
+   * TESTS ONLY: relay to any loopback peer. Default false: two browsers on one server reach each
+   * other's relay address (a live relay of the server) without it.
+   */
   readonly allowLoopbackPeers?: boolean;
   readonly args?: readonly string[];
 }
@@ -122,7 +125,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
         ...['--listen', `tcp://127.0.0.1:${serverPort}`, '--secret-file', secretFile],
         ...['--relay-ip', '127.0.0.1', '--relay-ports', `${relay.min}-${relay.max}`],
         ...['--metrics', `127.0.0.1:${metricsPort}`, '--credentials-listen', `127.0.0.1:${credentialPort}`],
-        ...(server.allowLoopbackPeers === false ? [] : ['--allow-loopback-peers']),
+        ...(server.allowLoopbackPeers === true ? ['--allow-loopback-peers'] : []),
         ...(server.args ?? []),
       ]);
       // The TURN listener comes up before the metrics and credential listeners: wait for all

@@ -6,6 +6,7 @@ import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NetNamespace } from './netns.js';
 import { freePort, portRange } from './ports.js';
 import { waitFor, type ProcessGroup, type Started } from './processes.js';
 import { TOOLS, requireTool } from './tools.js';
@@ -146,6 +147,8 @@ export interface UclientOptions {
   readonly extraArgs?: readonly string[];
   /** Kill uclient (by PID) after this long. Default 30 s. */
   readonly timeoutMs?: number;
+  /** Run inside this network namespace. */
+  readonly netns?: NetNamespace;
 }
 
 export interface UclientResult {
@@ -165,8 +168,15 @@ export interface UclientResult {
 }
 
 /** Runs a coturn tool to its end, killing it (by PID) after `timeoutMs`; its output interleaved. */
-async function runToExit(group: ProcessGroup, label: string, bin: string, args: readonly string[], timeoutMs: number): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean; output: string }> {
-  const started = group.spawn(label, bin, [...args]);
+async function runToExit(
+  group: ProcessGroup,
+  label: string,
+  bin: string,
+  args: readonly string[],
+  timeoutMs: number,
+  netns?: NetNamespace,
+): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean; output: string }> {
+  const started = netns ? group.spawn(label, ...netns.wrap(bin, args)) : group.spawn(label, bin, [...args]);
   const output = collectOutput(started);
   // 'close', not 'exit': at 'exit' the tool's last output may still be in the pipes, and a run
   // read then looks like one that printed nothing (a refused allocation without its reason).
@@ -195,7 +205,7 @@ export async function runUclient(group: ProcessGroup, options: UclientOptions): 
   if (options.noRtcp) args.push('-c');
   args.push(...(options.extraArgs ?? []));
   args.push('-p', String(options.server.port), options.server.host);
-  const { exitCode, signal, timedOut, output: text } = await runToExit(group, 'turnutils_uclient', uclient, args, options.timeoutMs ?? 30_000);
+  const { exitCode, signal, timedOut, output: text } = await runToExit(group, 'turnutils_uclient', uclient, args, options.timeoutMs ?? 30_000, options.netns);
   const totals = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(text.split('\n').filter((l) => /start_mclient: tot_send_msgs=/.test(l)).pop() ?? '');
   return {
     exitCode,

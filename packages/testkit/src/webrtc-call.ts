@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
+import type { NetNamespace } from './netns.js';
 import { TOOLS, requireTool } from './tools.js';
 import { PAGE_HTML, type CallConfig, type CallResult } from './webrtc-page.js';
 
@@ -30,10 +31,16 @@ export class CallBrowser {
     private readonly server: Server,
     private readonly browser: Browser,
     readonly url: string,
+    private readonly routed: boolean,
   ) {}
 
-  static async start(): Promise<CallBrowser> {
-    const executablePath = requireTool(TOOLS.chromium);
+  /**
+   * With `netns`, Chromium runs inside that network namespace; the page is then served to it by
+   * playwright (page routing) from this process, as the namespace cannot reach this 127.0.0.1.
+   */
+  static async start(options: { readonly netns?: NetNamespace } = {}): Promise<CallBrowser> {
+    const chromiumPath = requireTool(TOOLS.chromium);
+    const executablePath = options.netns ? options.netns.wrapperScript(chromiumPath) : chromiumPath;
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(PAGE_HTML);
@@ -48,7 +55,7 @@ export class CallBrowser {
       server.close();
       throw err;
     }
-    return new CallBrowser(server, browser, url);
+    return new CallBrowser(server, browser, url, options.netns !== undefined);
   }
 
   /** One call with a fresh page. */
@@ -56,6 +63,9 @@ export class CallBrowser {
     const full: CallConfig = { media: false, messages: 10, timeoutMs: 20000, ...config };
     const page = await this.browser.newPage();
     try {
+      if (this.routed) {
+        await page.route(this.url, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: PAGE_HTML }));
+      }
       await page.goto(this.url);
       return (await page.evaluate(`window.runCall(${JSON.stringify(full)})`)) as CallResult;
     } finally {

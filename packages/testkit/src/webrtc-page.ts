@@ -4,6 +4,8 @@
 
 export interface CallConfig {
   readonly iceServers: readonly { urls: string | string[]; username?: string; credential?: string }[];
+  /** The second peer's servers, when it uses others than the first. */
+  readonly iceServersB?: readonly { urls: string | string[]; username?: string; credential?: string }[];
   /** Also send fake audio + video and count decoded frames. */
   readonly media: boolean;
   readonly messages: number;
@@ -33,9 +35,8 @@ export interface CallResult {
 const RUN_CALL = String.raw`
 async function runCall(config) {
   const candidateErrors = [];
-  const pcConfig = { iceServers: config.iceServers, iceTransportPolicy: 'relay' };
-  const a = new RTCPeerConnection(pcConfig);
-  const b = new RTCPeerConnection(pcConfig);
+  const a = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
+  const b = new RTCPeerConnection({ iceServers: config.iceServersB || config.iceServers, iceTransportPolicy: 'relay' });
   for (const pc of [a, b]) {
     pc.addEventListener('icecandidateerror', (ev) => {
       candidateErrors.push({ errorCode: ev.errorCode, errorText: ev.errorText, url: ev.url });
