@@ -168,6 +168,9 @@ test('bad configuration: one line on stderr, exit 2, nothing started', async (t)
     [['server', '--user', 'a:b', '--max-channels', '0'], {}, /--max-channels/],
     [['server', '--user', 'a:b', '--metrics', 'nowhere'], {}, /listen address/],
     [['server', '--user', 'a:b', '--listen', 'tcp://0.0.0.0:0'], {}, /--relay-ip/],
+    [['server', '--user', 'a:b', '--listen', '127.0.0.1:3478'], {}, /say which transport: tcp:\/\/127\.0\.0\.1:3478/],
+    [['server', '--user', 'a:b', '--allow-peer', '*:*'], {}, /--allow-peer '\*:\*': name an address range/],
+    [['server', '--user', 'a:b', '--allow-peer', '10.0.0.0/33'], {}, /--allow-peer '10\.0\.0\.0\/33'.*CIDR\[:PORTS\]/],
   ];
   for (const [args, env, want] of cases) {
     const r = await runCli(args, { env });

@@ -6,7 +6,7 @@ export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from '
 export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
 export { createMetricsRegistry, serveMetrics } from './metrics.js';
 export { NonceIssuer, NONCE_COOKIE } from '@onionturn/credentials';
-export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules, parsePolicyRule, type PolicyRule } from './peer-policy.js';
+export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules, parseAllowPeer, parsePolicyRule, type PolicyRule } from './peer-policy.js';
 export { PortPool } from './port-pool.js';
 export { RelayRegistry, type LiveRelays } from './relay-registry.js';
 export { TokenBucket } from '@onionturn/credentials';

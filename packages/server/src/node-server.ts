@@ -31,7 +31,10 @@ export interface TurnServerConfig {
   /** PEM certificate and key files, for tls:// listeners. */
   readonly cert?: string;
   readonly key?: string;
+  /** --peer-policy: after the built-in deny list. */
   readonly peerPolicy?: readonly PolicyRule[];
+  /** --allow-peer: ranges reopened before the built-in deny list (accept rules). */
+  readonly allowedPeers?: readonly PolicyRule[];
   readonly allowLoopbackPeers?: boolean;
   readonly filtering?: Filtering;
   /** Addresses relay sockets bind to (one per family); default: the first listener address of that family. */
@@ -143,6 +146,7 @@ export class TurnServer {
     const server = new TurnServer(config, core, log);
     holder.server = server;
     if (config.allowLoopbackPeers) log.warn('--allow-loopback-peers is on: loopback peers are reachable; for tests only');
+    for (const r of config.allowedPeers ?? []) log.warn('allow-peer', { range: r.text.replace(/^accept6?\s+/, ''), note: 'a range the built-in deny list closes is reachable' });
     try {
       for (const spec of config.listen) await server.#listen(spec);
       if (config.metrics) {
@@ -163,7 +167,12 @@ export class TurnServer {
     for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) own.push(i.address);
     for (const l of config.listen) own.push(l.host);
     for (const r of [relays.relay4, relays.relay6]) if (r) own.push(r.bind, r.external);
-    return new PeerPolicy({ rules: config.peerPolicy ?? [], ownAddresses: own, allowLoopback: config.allowLoopbackPeers === true });
+    return new PeerPolicy({
+      rules: config.peerPolicy ?? [],
+      allowed: config.allowedPeers ?? [],
+      ownAddresses: own,
+      allowLoopback: config.allowLoopbackPeers === true,
+    });
   }
 
   /** UDP client sources remembered (those with an allocation or an Allocate under way). */
@@ -177,8 +186,8 @@ export class TurnServer {
   }
 
   /** SIGHUP: new credentials and policy; allocations stay. */
-  reload(lookup: CredentialLookup, peerPolicy: readonly PolicyRule[]): void {
-    const config = { ...this.#config, lookup, peerPolicy };
+  reload(lookup: CredentialLookup, peerPolicy: readonly PolicyRule[], allowedPeers: readonly PolicyRule[] = this.#config.allowedPeers ?? []): void {
+    const config = { ...this.#config, lookup, peerPolicy, allowedPeers };
     this.#config = config;
     this.#ownKey = interfaceAddressKey();
     this.core.reload(TurnServer.#policy(config, pickRelays(config)), lookup);

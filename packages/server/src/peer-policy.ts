@@ -1,7 +1,9 @@
 // Which peers the relay may talk to, in Tor's ExitPolicy syntax ("accept|reject ADDR[/MASK][:PORT]",
 // first match wins). Matching works on address bytes, never on text, and IPv4-mapped IPv6
 // addresses are matched as the IPv4 address they reach, so no spelling of a denied address
-// slips through. A built-in default list follows the operator's rules.
+// slips through. The built-in deny list comes before the operator's rules, as Tor puts
+// ExitPolicyRejectPrivate before ExitPolicy: "accept *:*" cannot reopen 127/8 or the cloud
+// metadata service. An operator who wants a denied range names it (--allow-peer).
 import { parseIPv4, parseIPv6 } from '@onionturn/protocol';
 
 export interface PolicyRule {
@@ -37,6 +39,9 @@ export const DEFAULT_DENIED_IPV4: readonly string[] = [
   '224.0.0.0/4',
   '240.0.0.0/4',
   '255.255.255.255/32',
+  // Cloud wire servers and metadata endpoints outside the reserved ranges (Azure's WireServer and
+  // DNS); 169.254.169.254, 100.100.100.200 (Alibaba) and fd00:ec2::254 are covered above/below.
+  '168.63.129.16/32',
 ];
 
 export const DEFAULT_DENIED_IPV6: readonly string[] = [
@@ -85,6 +90,13 @@ function maskBits(mask: string, family: 4 | 6): number | undefined {
   const n = b.readUInt32BE(0);
   const bits = 32 - Math.log2(((~n >>> 0) + 1) || 2 ** 32);
   return Number.isInteger(bits) ? bits : undefined;
+}
+
+/** Parses an --allow-peer value, CIDR[:PORTS] ("10.1.0.0/16:3478-3479", "[fd00::]/8"), as an accept rule. */
+export function parseAllowPeer(text: string): PolicyParse {
+  const r = parsePolicyRule(`accept ${text.trim()}`);
+  if (r.ok && r.rule.network.length === 0) return { ok: false, reason: `bad --allow-peer '${text}': name an address range, not a wildcard` };
+  return r.ok ? r : { ok: false, reason: r.reason.replace(/^bad peer policy rule 'accept /, "bad --allow-peer '") };
 }
 
 /** Parses one rule. Addresses must be strict literals: "127.1", "0x7f.0.0.1", "2130706433" are errors. */
@@ -196,8 +208,10 @@ export function defaultDenyRules(): PolicyRule[] {
 }
 
 export interface PeerPolicyOptions {
-  /** Operator rules, before the defaults. */
+  /** Operator rules (--peer-policy), after the built-in deny list. */
   readonly rules?: readonly PolicyRule[];
+  /** Ranges the operator reopens on purpose (--allow-peer), before the deny list. */
+  readonly allowed?: readonly PolicyRule[];
   /** The server's own addresses (listeners, relay, external, interfaces): always denied. */
   readonly ownAddresses?: readonly string[];
   /** Tests only: loopback peers (and own loopback addresses) are accepted. */
@@ -210,7 +224,8 @@ export class PeerPolicy {
 
   constructor(options: PeerPolicyOptions = {}) {
     const loopback = options.allowLoopback ? LOOPBACK_RULES.map(must) : [];
-    this.#rules = [...loopback, ...(options.rules ?? []), ...defaultDenyRules()];
+    const allowed = (options.allowed ?? []).map((r) => ({ ...r, accept: true }));
+    this.#rules = [...loopback, ...allowed, ...defaultDenyRules(), ...(options.rules ?? [])];
     const own = new Set<string>();
     for (const a of options.ownAddresses ?? []) {
       const ip = a.includes(':') ? parseIPv6(a) : parseIPv4(a);
@@ -236,7 +251,7 @@ export class PeerPolicy {
       // [::ffff:a.b.c.d]/104); a wildcard "*6" rule is about IPv6 peers only.
       if (v.length === 4 && rule.family === 6 && rule.network.length > 0 && ruleMatches(rule, mapV4(v), port)) return rule.accept;
     }
-    // Nothing matched: accept, as Tor's policies end in an implicit accept after the defaults.
+    // Nothing matched: accept, as Tor's policies end in an implicit accept.
     return true;
   }
 }

@@ -18,7 +18,7 @@ import {
   type StunMessage,
 } from '@onionturn/protocol';
 import { sleep } from '@onionturn/testkit';
-import { TurnServer, createLogger, parsePolicyRule, staticUsers } from '../src/index.js';
+import { TurnServer, createLogger, parseAllowPeer, staticUsers } from '../src/index.js';
 
 const REALM = 'malformed.test';
 const KEY = longTermKey('alice', REALM, 'pw');
@@ -221,13 +221,13 @@ async function allocatedTalker(tcpPort: number): Promise<{ c: TcpTalker; nonce: 
 }
 
 test('a peer the kernel will not connect a relay socket to (broadcast: EACCES) does not crash the server', async (t) => {
-  const rule = parsePolicyRule('accept 255.255.255.255/32:*');
+  const rule = parseAllowPeer('255.255.255.255/32');
   assert.ok(rule.ok);
   const server = await TurnServer.start({
     listen: [{ protocol: 'tcp', host: '127.0.0.1', port: 0 }],
     realm: REALM,
     lookup: staticUsers(new Map([['alice', 'pw']])),
-    peerPolicy: [rule.rule],
+    allowedPeers: [rule.rule],
     relayPorts: { min: 46000, max: 46999 },
     logger: createLogger({ level: 'error' }),
   });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIp } from '@onionturn/protocol';
-import { DEFAULT_DENIED_IPV4, PeerPolicy, parsePolicyRule, type PolicyRule } from '../src/index.js';
+import { DEFAULT_DENIED_IPV4, PeerPolicy, parseAllowPeer, parsePolicyRule, type PolicyRule } from '../src/index.js';
 
 function allows(policy: PeerPolicy, address: string, port = 3478): boolean {
   const ip = parseIp(address);
@@ -89,15 +89,39 @@ test('parser: spellings that could fool a check are errors, not guesses', () => 
   }
 });
 
-test('operator rules come first, first match wins; ports are respected', () => {
-  const p = new PeerPolicy({ rules: [rule('accept 10.1.0.0/16:3478-3479'), rule('reject 8.8.8.8:*'), rule('reject *6:53')] });
+test('operator rules follow the deny list, first match wins; ports are respected', () => {
+  const p = new PeerPolicy({ rules: [rule('accept 8.8.0.0/16:3478-3479'), rule('reject 8.8.8.8:*'), rule('reject *6:53'), rule('reject *:1-1023')] });
+  assert.equal(allows(p, '8.8.8.8', 3478), true, 'the first matching rule wins');
+  assert.equal(allows(p, '8.8.8.8', 3480), false);
+  assert.equal(allows(p, '::ffff:8.8.8.8', 3479), true, 'mapped form follows the IPv4 rule');
+  assert.equal(allows(p, '8.8.4.4', 3480), true);
+  assert.equal(allows(p, '8.8.4.4', 25), false);
+  assert.equal(allows(p, '2001:4860:4860::8888', 53), false);
+  assert.equal(allows(p, '2001:4860:4860::8888', 5353), true);
+});
+
+test('the built-in deny list comes before the operator\'s rules: accept *:* reopens nothing', () => {
+  for (const text of ['accept *:*', 'accept *:1024-65535', 'accept6 *:*', 'accept 10.0.0.0/8:*', 'accept [::1]:*']) {
+    const p = new PeerPolicy({ rules: [rule(text)] });
+    for (const a of ['127.0.0.1', '10.0.0.1', '192.168.1.1', '169.254.169.254', '168.63.129.16', '::1', 'fe80::1', 'fd00:ec2::254', '::ffff:127.0.0.1']) {
+      assert.equal(allows(p, a, 8080), false, `${text}: ${a}`);
+    }
+    assert.equal(allows(p, '8.8.8.8', 8080), true, `${text}: a public peer`);
+  }
+});
+
+test('--allow-peer reopens exactly the range (and ports) it names, before the deny list; never own addresses', () => {
+  const a = parseAllowPeer('10.1.0.0/16:3478-3479');
+  const b = parseAllowPeer('[fd00::]/8');
+  assert.ok(a.ok && b.ok);
+  const p = new PeerPolicy({ allowed: [a.rule, b.rule], rules: [rule('reject *:*')], ownAddresses: ['10.1.0.5'] });
   assert.equal(allows(p, '10.1.2.3', 3478), true);
   assert.equal(allows(p, '10.1.2.3', 3480), false);
-  assert.equal(allows(p, '::ffff:10.1.2.3', 3479), true, 'mapped form follows the IPv4 rule');
-  assert.equal(allows(p, '8.8.8.8'), false);
-  assert.equal(allows(p, '8.8.4.4'), true);
-  assert.equal(allows(p, '2001:4860:4860::8888', 53), false);
-  assert.equal(allows(p, '2001:4860:4860::8888', 54), true);
+  assert.equal(allows(p, '10.2.0.1', 3478), false);
+  assert.equal(allows(p, 'fd12::1', 9), true);
+  assert.equal(allows(p, '10.1.0.5', 3478), false, 'an own address stays denied');
+  for (const bad of ['*:*', '*', 'reject 10.0.0.0/8', '10.0.0.0/33', '127.1']) assert.equal(parseAllowPeer(bad).ok, false, bad);
+  assert.match((parseAllowPeer('10.0.0.0/33') as { reason: string }).reason, /--allow-peer '10\.0\.0\.0\/33'/);
 });
 
 test('--allow-loopback-peers lets loopback through (own loopback addresses too), nothing else', () => {
@@ -119,7 +143,8 @@ test('accept6/reject6 lines are about IPv6 only: "*" there is "*6", IPv4 address
   assert.equal(allows(p, '127.0.0.1'), false);
   assert.equal(allows(p, '::ffff:10.0.0.1'), false);
   assert.equal(allows(p, '8.8.8.8'), true);
-  assert.equal(allows(p, 'fe80::1'), true, 'an operator may open IPv6 ranges on purpose');
+  assert.equal(allows(p, 'fe80::1'), false, 'the deny list comes first (--allow-peer reopens a range)');
+  assert.equal(allows(p, '2001:4860:4860::8888'), true);
   const q = new PeerPolicy({ rules: [rule('reject *6:53')] });
   assert.equal(allows(q, '8.8.8.8', 53), true, '*6 does not reach IPv4 peers');
   assert.equal(allows(q, '2001:4860:4860::8888', 53), false);

@@ -16,7 +16,7 @@ import {
   verifyIntegrity,
   type StunMessage,
 } from '@onionturn/protocol';
-import { PeerPolicy, parsePolicyRule } from '../src/index.js';
+import { PeerPolicy, parseAllowPeer, parsePolicyRule } from '../src/index.js';
 import { PASSWORD, REALM, USER, errorCode, peer, world } from './harness.js';
 
 const PEER = peer('93.184.216.34', 5000);
@@ -619,10 +619,10 @@ test('malformed input: a broken request gets 400 from its header; garbage and re
   assert.ok(isSuccess(c.allocate()));
 });
 
-test('operator policy rules come first; SIGHUP-style reload applies to new requests only', () => {
-  const rule = parsePolicyRule('accept 10.0.0.0/8:3478');
+test('--allow-peer ranges come before the deny list; SIGHUP-style reload applies to new requests only', () => {
+  const rule = parseAllowPeer('10.0.0.0/8:3478');
   assert.ok(rule.ok);
-  const w = world({ policy: new PeerPolicy({ rules: [rule.rule] }) });
+  const w = world({ policy: new PeerPolicy({ allowed: [rule.rule] }) });
   const c = w.client();
   c.allocate();
   assert.ok(isSuccess(c.permit(peer('10.1.1.1', 3478))));

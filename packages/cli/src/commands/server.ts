@@ -8,6 +8,7 @@ import {
   TurnServer,
   chainLookups,
   createLogger,
+  parseAllowPeer,
   parsePolicyRule,
   parseUserSpec,
   restSecrets,
@@ -34,6 +35,7 @@ interface ServerArgs {
   user?: string[];
   strictExpiry: boolean;
   peerPolicy?: string[];
+  allowPeer?: string[];
   allowLoopbackPeers: boolean;
   filtering: 'address-and-port' | 'address';
   channelRange: 'rfc5766' | 'rfc8656';
@@ -72,15 +74,18 @@ function list(value: string | readonly string[] | undefined, separator: RegExp =
   return items.flatMap((v) => String(v).split(separator)).map((v) => v.trim()).filter((v) => v !== '');
 }
 
-/** tcp://HOST:PORT, udp://..., tls://...; a bare HOST:PORT means both tcp and udp. */
+/**
+ * tcp://HOST:PORT, udp://..., tls://... A bare HOST:PORT is refused: it used to open UDP too, and
+ * a UDP listener answers spoofed sources (reflection), so that takes a udp:// of its own.
+ */
 export function parseListenSpecs(values: readonly string[]): ListenSpec[] {
   const out: ListenSpec[] = [];
   for (const v of values) {
     const m = /^(tcp|udp|tls):\/\/(.+)$/.exec(v);
-    const { host, port } = parseListen(m ? (m[2] as string) : v);
+    if (!m) throw new UsageError(`--listen '${v}': say which transport: tcp://${v} (add udp://${v} for UDP clients too)`);
+    const { host, port } = parseListen(m[2] as string);
     if (isIP(host) === 0) throw new UsageError(`--listen '${v}': the host must be an IP address`);
-    if (m) out.push({ protocol: m[1] as ListenSpec['protocol'], host, port });
-    else out.push({ protocol: 'tcp', host, port }, { protocol: 'udp', host, port });
+    out.push({ protocol: m[1] as ListenSpec['protocol'], host, port });
   }
   if (out.length === 0) throw new UsageError('give at least one --listen tcp://HOST:PORT (or udp://, tls://)');
   return out;
@@ -90,6 +95,14 @@ export function parsePolicy(values: readonly string[]): PolicyRule[] {
   return values.map((text) => {
     const r = parsePolicyRule(text);
     if (!r.ok) throw new UsageError(r.reason);
+    return r.rule;
+  });
+}
+
+export function parseAllowPeers(values: readonly string[]): PolicyRule[] {
+  return values.map((text) => {
+    const r = parseAllowPeer(text);
+    if (!r.ok) throw new UsageError(`${r.reason} (expected CIDR[:PORTS], e.g. 10.1.0.0/16:3478-3479 or [fd00::]/8)`);
     return r.rule;
   });
 }
@@ -116,7 +129,11 @@ function ips(name: string, values: readonly string[]): string[] {
 }
 
 /** Credentials and policy: what SIGHUP reloads. `newest` receives the newest REST secret. */
-function authAndPolicy(args: ServerArgs, warn: (m: string) => void, newest?: (secret: string) => void): { lookup: CredentialLookup; policy: PolicyRule[] } {
+function authAndPolicy(
+  args: ServerArgs,
+  warn: (m: string) => void,
+  newest?: (secret: string) => void,
+): { lookup: CredentialLookup; policy: PolicyRule[]; allowed: PolicyRule[] } {
   const lookups: CredentialLookup[] = [];
   const users = new Map<string, string>();
   for (const spec of list(args.user)) {
@@ -132,13 +149,13 @@ function authAndPolicy(args: ServerArgs, warn: (m: string) => void, newest?: (se
     if (secrets[0] !== undefined) newest?.(secrets[0]);
   }
   if (lookups.length === 0) throw new UsageError('no credentials: give --secret-file FILE (REST secrets) and/or --user NAME:PASSWORD');
-  return { lookup: chainLookups(...lookups), policy: parsePolicy(list(args.peerPolicy, /[,\n]/)) };
+  return { lookup: chainLookups(...lookups), policy: parsePolicy(list(args.peerPolicy, /[,\n]/)), allowed: parseAllowPeers(list(args.allowPeer)) };
 }
 
 export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnServerConfig {
   const listen = parseListenSpecs(list(args.listen));
   if (listen.some((l) => l.protocol === 'tls') && (!args.cert || !args.key)) throw new UsageError('tls:// listeners need --cert and --key');
-  const { lookup, policy } = authAndPolicy(args, warn);
+  const { lookup, policy, allowed } = authAndPolicy(args, warn);
   const limits: Limits = {
     allocations: count('max-allocations', args.maxAllocations),
     allocationsPerUser: count('max-allocations-per-user', args.maxAllocationsPerUser),
@@ -164,6 +181,7 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     realm: args.realm,
     lookup,
     peerPolicy: policy,
+    allowedPeers: allowed,
     allowLoopbackPeers: args.allowLoopbackPeers,
     filtering: args.filtering,
     channelRange: args.channelRange,
@@ -191,7 +209,8 @@ function options(y: Argv): Argv {
     .option('max-ttl', { type: 'number', requiresArg: true, default: 86_400, describe: 'refuse REST usernames expiring further ahead (seconds)' })
     .option('user', { type: 'string', array: true, requiresArg: true, describe: 'static user NAME:PASSWORD (repeatable)' })
     .option('strict-expiry', { type: 'boolean', default: false, describe: 'also refuse Refresh once the REST credential has expired' })
-    .option('peer-policy', { type: 'string', array: true, requiresArg: true, describe: '"accept|reject ADDR[/BITS]:PORT[-PORT]" before the built-in deny list (repeatable)' })
+    .option('peer-policy', { type: 'string', array: true, requiresArg: true, describe: '"accept|reject ADDR[/BITS]:PORT[-PORT]" after the built-in deny list (repeatable; it cannot reopen private, loopback or metadata ranges)' })
+    .option('allow-peer', { type: 'string', array: true, requiresArg: true, describe: 'CIDR[:PORTS]: reopen a range the built-in deny list closes, e.g. 10.1.0.0/16:3478-3479 (repeatable; logged as a warning)' })
     .option('allow-loopback-peers', { type: 'boolean', default: false, describe: 'TESTS ONLY: allow relaying to loopback' })
     .option('filtering', { choices: ['address-and-port', 'address'], default: 'address-and-port', describe: 'which peer datagrams reach the client' })
     .option('channel-range', { choices: ['rfc5766', 'rfc8656'], default: 'rfc5766', describe: 'channel numbers accepted: 0x4000-0x7FFF or 0x4000-0x4FFF' })
@@ -252,8 +271,8 @@ export function serverCommand(ctx: CliContext): CommandModule {
           // A config file may carry the policy and users: read it again, flags still win.
           const fromFile = args.config ? loadConfigFile(args.config) : {};
           const merged = reloadedArgs(args, fromFile, ctx.rawArgv, process.env);
-          const { lookup, policy } = authAndPolicy(merged, ctx.warn, (s) => (state.secret = s));
-          server.reload(lookup, policy);
+          const { lookup, policy, allowed } = authAndPolicy(merged, ctx.warn, (s) => (state.secret = s));
+          server.reload(lookup, policy, allowed);
         } catch (error) {
           logger.error('reload-failed', { error: (error as Error).message });
         }
@@ -303,7 +322,7 @@ async function startCredentialEndpoint(args: ServerArgs, secret: () => string): 
 }
 
 /** Options a SIGHUP reads again from the config file. */
-const RELOADED = ['peer-policy', 'user', 'secret-file'] as const;
+const RELOADED = ['peer-policy', 'allow-peer', 'user', 'secret-file'] as const;
 
 /**
  * The arguments after a SIGHUP: the config file's peer policy, users and secret files replace
