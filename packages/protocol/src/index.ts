@@ -5,7 +5,7 @@ export { type DecodeError, type DecodeErrorCode, type Result } from './result.js
 export { parseIp, parseIPv4, parseIPv6, formatIp, formatIPv4, formatIPv6 } from './ip-address.js';
 export { readAddress, writeAddress, type IpFamily, type TransportAddress } from './address.js';
 export { encodeMessageType, methodOf, classOf } from './message-type.js';
-export { decodeMessage, getAttribute, headerOf, looksLikeStun, type RawAttribute, type StunMessage } from './message.js';
+export { MAX_ATTRIBUTES, decodeMessage, getAttribute, headerOf, looksLikeStun, type RawAttribute, type StunMessage } from './message.js';
 export {
   ATTRIBUTE_KINDS,
   decodeAttributeValue,

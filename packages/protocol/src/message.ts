@@ -13,6 +13,13 @@ import {
 import { classOf, methodOf } from './message-type.js';
 import { fail, ok, type Result } from './result.js';
 
+/**
+ * Most attributes one message may carry. A real request has a dozen or so (a CreatePermission
+ * with many peers a few dozen); 64 KiB of zero-length attributes would be 16,383, and every one
+ * costs work before authentication, so decoding stays linear and small.
+ */
+export const MAX_ATTRIBUTES = 128;
+
 export interface RawAttribute {
   readonly type: number;
   /** Offset of the attribute's 4-byte header inside the message. */
@@ -64,6 +71,8 @@ export function decodeMessage(buf: Buffer): Result<StunMessage> {
   const classic = buf.readUInt32BE(4) !== MAGIC_COOKIE;
   const attributes: RawAttribute[] = [];
   const unknownRequired: number[] = [];
+  let unknownSeen: Set<number> | undefined;
+  let count = 0;
   let integrityOffset = -1;
   let integritySha256Offset = -1;
   let fingerprintOffset = -1;
@@ -71,6 +80,7 @@ export function decodeMessage(buf: Buffer): Result<StunMessage> {
   let pos = HEADER_LENGTH;
   while (pos < buf.length) {
     if (pos + ATTRIBUTE_HEADER_LENGTH > buf.length) return fail('truncated', `attribute header at ${pos} runs past the end`);
+    if (++count > MAX_ATTRIBUTES) return fail('too-many-attributes', `more than ${MAX_ATTRIBUTES} attributes`);
     const attrType = buf.readUInt16BE(pos);
     const attrLen = buf.readUInt16BE(pos + 2);
     const end = pos + ATTRIBUTE_HEADER_LENGTH + attrLen;
@@ -89,8 +99,12 @@ export function decodeMessage(buf: Buffer): Result<StunMessage> {
       if (attrType === AttributeType.MessageIntegrity) integrityOffset = pos;
       else if (attrType === AttributeType.MessageIntegritySha256) integritySha256Offset = pos;
       else if (attrType === AttributeType.Fingerprint) fingerprintOffset = pos;
-      else if (isComprehensionRequired(attrType) && !isKnownAttribute(attrType) && !unknownRequired.includes(attrType)) {
-        unknownRequired.push(attrType);
+      else if (isComprehensionRequired(attrType) && !isKnownAttribute(attrType)) {
+        unknownSeen ??= new Set();
+        if (!unknownSeen.has(attrType)) {
+          unknownSeen.add(attrType);
+          unknownRequired.push(attrType);
+        }
       }
     }
     pos = padded;

@@ -5,6 +5,7 @@ export type DecodeErrorCode =
   | 'not-stun'
   | 'bad-length'
   | 'bad-attribute'
+  | 'too-many-attributes'
   | 'not-channel-data'
   | 'bad-channel-number';
 
