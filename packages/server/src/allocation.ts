@@ -80,7 +80,6 @@ export class Peer {
    */
   lastSentAt = -Infinity;
   answered = false;
-  unanswered = 0;
   /**
    * When this peer is the live relay address of an allocation on this server (two users of one
    * server calling each other): that relay, handed datagrams inside the process.
@@ -95,6 +94,8 @@ export class Peer {
 
 export class Permission {
   readonly peers = new Map<number, Peer>();
+  /** Datagrams sent to ports of this address that had not answered (consent, per address). */
+  unanswered = 0;
 
   constructor(
     /** The peer address as text, the way relay sockets report sources. */
@@ -127,6 +128,8 @@ export class Allocation {
   relay4: Relay | undefined = undefined;
   relay6: Relay | undefined = undefined;
   peerCount = 0;
+  /** Datagrams sent to peers that had not answered, over all addresses (consent, per allocation). */
+  unanswered = 0;
   readonly bandwidth: TokenBucket;
   readonly newPeers: TokenBucket;
   /** UDP only: the success response to Allocate, resent on a retransmission of that request. */

@@ -21,8 +21,13 @@ export interface Limits {
   readonly peersPerAllocation: number;
   /** New peers (addresses or ip:port pairs) per second per allocation. */
   readonly newPeersPerSecond: number;
-  /** Datagrams sent to a peer before it has ever answered; later ones are dropped (consent). */
+  /**
+   * Datagrams sent to the ports of one peer address that have never answered; later ones are
+   * dropped (consent). Per address, not per ip:port: hopping ports does not buy a new budget.
+   */
   readonly unansweredSends: number;
+  /** Datagrams one allocation sends to all peers that have never answered, together. */
+  readonly unansweredSendsPerAllocation: number;
   /** Relayed bytes per second per allocation, both directions together; 0 = unlimited. */
   readonly bandwidthPerAllocation: number;
   /** Relayed bytes per second over all allocations; 0 = unlimited. */
@@ -47,6 +52,8 @@ export const DEFAULT_LIMITS: Limits = {
   // Large enough for a burst that is in flight before the first answer is read (a 1 MB flood of
   // 1000-byte datagrams); a peer that never answers gets at most this much, then nothing.
   unansweredSends: 2000,
+  // Two such bursts: an allocation spraying addresses cannot make this host a flood source.
+  unansweredSendsPerAllocation: 4000,
   // 10 MB/s (80 Mbit/s) covers HD video calls; the total keeps one host from being a flood cannon.
   bandwidthPerAllocation: 10_000_000,
   bandwidthTotal: 1_000_000_000,

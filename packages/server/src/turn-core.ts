@@ -294,11 +294,13 @@ export class TurnCore {
 
   #toPeer(alloc: Allocation, peer: Peer, buf: Buffer, offset: number, len: number, now: number): void {
     if (!peer.answered) {
-      if (peer.unanswered >= this.#limits.unansweredSends) {
+      const perm = peer.permission;
+      if (perm.unanswered >= this.#limits.unansweredSends || alloc.unanswered >= this.#limits.unansweredSendsPerAllocation) {
         this.stats.droppedConsent++;
         return;
       }
-      peer.unanswered++;
+      perm.unanswered++;
+      alloc.unanswered++;
     }
     if (!alloc.bandwidth.take(len, now) || !this.#total.take(len, now)) {
       this.stats.droppedBandwidth++;

@@ -563,6 +563,27 @@ test('consent: sends to a peer that never answers stop after the limit, resume o
   assert.equal(relay.sent.length, 4);
 });
 
+test('consent is per peer address: hopping ports buys no new budget; an allocation has one budget over all addresses', () => {
+  const w = world({ limits: { unansweredSends: 5, unansweredSendsPerAllocation: 8, newPeersPerSecond: 1000 } });
+  const c = w.client();
+  c.allocate();
+  const relay = w.relays[0]!;
+  c.permit(PEER);
+  for (let port = 1000; port < 1010; port++) c.send(peer(PEER.address, port), Buffer.from('x'));
+  assert.equal(relay.sent.length, 5, 'ten ports of one address share its five unanswered sends');
+  const other = peer('93.184.216.35', 7000);
+  c.permit(other);
+  for (let port = 7000; port < 7010; port++) c.send(peer(other.address, port), Buffer.from('y'));
+  assert.equal(relay.sent.length, 8, 'the allocation stops at eight over all addresses');
+  assert.equal(w.core.stats.droppedConsent, 12);
+  // A port that answers has consented: sends to it flow, whatever the budgets say.
+  w.core.handlePeerDatagram(relay.relay, Buffer.from('pong'), PEER.address, 1000);
+  for (let i = 0; i < 3; i++) c.send(peer(PEER.address, 1000), Buffer.from('z'));
+  assert.equal(relay.sent.length, 11);
+  c.send(peer(PEER.address, 1001), Buffer.from('still not answered'));
+  assert.equal(relay.sent.length, 11);
+});
+
 test('bandwidth: a token bucket per allocation drops the excess', () => {
   const w = world({ limits: { bandwidthPerAllocation: 1000 } });
   const c = w.client();

@@ -56,6 +56,7 @@ interface ServerArgs {
   maxPeers: number;
   newPeersPerSecond: number;
   unansweredSends: number;
+  unansweredSendsTotal: number;
   bandwidth: number;
   totalBandwidth: number;
   defaultLifetime: number;
@@ -164,6 +165,7 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     peersPerAllocation: count('max-peers', args.maxPeers),
     newPeersPerSecond: count('new-peers-per-second', args.newPeersPerSecond),
     unansweredSends: count('unanswered-sends', args.unansweredSends),
+    unansweredSendsPerAllocation: count('unanswered-sends-total', args.unansweredSendsTotal),
     bandwidthPerAllocation: count('bandwidth', args.bandwidth, true),
     bandwidthTotal: count('total-bandwidth', args.totalBandwidth, true),
   };
@@ -230,7 +232,8 @@ function options(y: Argv): Argv {
     .option('max-channels', { type: 'number', requiresArg: true, default: L.channelsPerAllocation, describe: 'channels per allocation' })
     .option('max-peers', { type: 'number', requiresArg: true, default: L.peersPerAllocation, describe: 'peer ip:port pairs per allocation' })
     .option('new-peers-per-second', { type: 'number', requiresArg: true, default: L.newPeersPerSecond, describe: 'new peers per second per allocation' })
-    .option('unanswered-sends', { type: 'number', requiresArg: true, default: L.unansweredSends, describe: 'datagrams to a peer before it has answered' })
+    .option('unanswered-sends', { type: 'number', requiresArg: true, default: L.unansweredSends, describe: 'datagrams to a peer address (all its ports) before it has answered' })
+    .option('unanswered-sends-total', { type: 'number', requiresArg: true, default: L.unansweredSendsPerAllocation, describe: 'datagrams per allocation to all peers that have not answered' })
     .option('bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthPerAllocation, describe: 'bytes/s per allocation (0: unlimited)' })
     .option('total-bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthTotal, describe: 'bytes/s for all allocations (0: unlimited)' })
     .option('default-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationDefaultSec, describe: 'allocation lifetime (s)' })
