@@ -35,7 +35,7 @@ function flushPending(): void {
 
 export class TcpBatchWriter {
   readonly #sock: Socket;
-  readonly #maxQueued: number;
+  #maxQueued: number;
   readonly #burstGapMs: number;
   #batch: Buffer | undefined = undefined;
   #len = 0;
@@ -71,6 +71,20 @@ export class TcpBatchWriter {
   /** The buffer reserve() last returned an offset in; write exactly the reserved bytes there. */
   get buffer(): Buffer {
     return this.#batch as Buffer;
+  }
+
+  /** The bound on waiting bytes (see the constructor); a server lowers it before a client has an allocation. */
+  get maxQueued(): number {
+    return this.#maxQueued;
+  }
+
+  set maxQueued(n: number) {
+    this.#maxQueued = n;
+  }
+
+  /** Bytes waiting: in Node's queue plus batched. */
+  get queued(): number {
+    return this.#sock.writableLength + this.#len;
   }
 
   /** Bytes batched, not yet written. */

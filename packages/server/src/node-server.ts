@@ -55,10 +55,21 @@ export interface TurnServerConfig {
   readonly maxConnections?: number;
   /** Time from accept to a successful Allocate before a TCP/TLS connection is closed; default 30 s. */
   readonly allocateDeadlineMs?: number;
+  /** A TLS handshake not done in this time closes the connection; default 10 s (Node's is 120 s). */
+  readonly tlsHandshakeTimeoutMs?: number;
+  /**
+   * Bytes all TCP/TLS connections without an allocation may hold together (half-read frames and
+   * unread answers); a connection that pushes past it is closed. Default 64 MiB.
+   */
+  readonly unallocatedBytes?: number;
 }
 
 /** Bytes queued on a client's TCP socket beyond which relayed data is dropped, as UDP would. */
 const MAX_QUEUED = 1 << 20;
+/** The same before the client holds an allocation: only a few answers of ~100 bytes are due. */
+const MAX_QUEUED_UNALLOCATED = 16 * 1024;
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+const UNALLOCATED_BYTES = 64 << 20;
 /**
  * A TCP or TLS connection (TLS once its handshake is done) without an allocation this long after
  * accept, or after its allocation ended, is closed, however it trickles bytes (which could pin a
@@ -111,6 +122,8 @@ export class TurnServer {
   #udpClientCount = 0;
   #internalErrorLogged = false;
   readonly #framerOptions: FramerOptions;
+  /** What connections without an allocation hold now, as last measured (see #accept). */
+  #unallocatedHeld = 0;
 
   private constructor(config: TurnServerConfig, core: TurnCore, log: Logger) {
     this.#config = config;
@@ -173,6 +186,11 @@ export class TurnServer {
       ownAddresses: own,
       allowLoopback: config.allowLoopbackPeers === true,
     });
+  }
+
+  /** Bytes held by TCP/TLS connections without an allocation, as last measured. */
+  get unallocatedBytes(): number {
+    return this.#unallocatedHeld;
   }
 
   /** UDP client sources remembered (those with an allocation or an Allocate under way). */
@@ -242,9 +260,17 @@ export class TurnServer {
     let srv: TcpServer;
     if (spec.protocol === 'tls') {
       if (!this.#config.cert || !this.#config.key) throw new Error('tls:// listeners need --cert and --key');
-      srv = createTlsServer({ cert: readFileSync(this.#config.cert), key: readFileSync(this.#config.key) }, onConnection);
-      // A failed TLS handshake is the client's problem, not the server's.
-      srv.on('tlsClientError', () => undefined);
+      srv = createTlsServer(
+        {
+          cert: readFileSync(this.#config.cert),
+          key: readFileSync(this.#config.key),
+          handshakeTimeout: this.#config.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
+        },
+        onConnection,
+      );
+      // A failed TLS handshake (or one past the timeout) is the client's problem, not the server's;
+      // with a listener here Node leaves closing the socket to us.
+      srv.on('tlsClientError', (_err, tlsSocket) => tlsSocket.destroy());
     } else {
       srv = createTcpServer(onConnection);
     }
@@ -281,6 +307,9 @@ export class TurnServer {
       if (kind === FrameKind.ChannelData) core.handleChannelData(client, frame);
       else core.handleStun(client, frame);
     }, this.#framerOptions);
+    // Bytes this connection was last counted for in #unallocatedHeld (0 once it holds an allocation).
+    let held = 0;
+    const budget = this.#config.unallocatedBytes ?? UNALLOCATED_BYTES;
     sock.on('data', (chunk: Buffer) => {
       let err;
       try {
@@ -295,11 +324,24 @@ export class TurnServer {
         // Not TURN framing: nothing sensible can follow on this stream.
         core.stats.malformed++;
         sock.destroy();
+        return;
+      }
+      // Before its allocation a connection is anyone's: what it makes the server hold (a half-read
+      // frame of up to 64 KiB, answers it does not read) counts against one budget for all of
+      // them. Measured after each read: drained answers are counted until the next one.
+      const now = client.allocation === undefined && client.pendingAllocate === undefined ? framer.buffered + link.queued : 0;
+      this.#unallocatedHeld += now - held;
+      held = now;
+      if (now > 0 && this.#unallocatedHeld > budget) {
+        core.stats.countQuota('unallocated-bytes');
+        sock.destroy();
       }
     });
     link.armDeadline();
     sock.on('error', ignoreError);
     sock.on('close', () => {
+      this.#unallocatedHeld -= held;
+      held = 0;
       link.cancelDeadline();
       this.#connections.delete(sock);
       core.clientClosed(client);
@@ -478,7 +520,12 @@ class TcpLink implements ClientLink {
     /** See ALLOCATE_DEADLINE_MS. */
     readonly deadlineMs: number,
   ) {
-    this.#out = new TcpBatchWriter(sock, MAX_QUEUED);
+    this.#out = new TcpBatchWriter(sock, MAX_QUEUED_UNALLOCATED);
+  }
+
+  /** Bytes waiting to be written. */
+  get queued(): number {
+    return this.#out.queued;
   }
 
   sendMessage(message: Buffer): void {
@@ -504,10 +551,12 @@ class TcpLink implements ClientLink {
 
   allocated(): void {
     this.cancelDeadline();
+    this.#out.maxQueued = MAX_QUEUED;
   }
 
   released(): void {
     // Expired or refreshed to 0: back to where it was after accept.
+    this.#out.maxQueued = MAX_QUEUED_UNALLOCATED;
     this.armDeadline();
   }
 
