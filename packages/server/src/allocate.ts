@@ -17,7 +17,7 @@ import type { AllocationTable } from './allocation-table.js';
 import type { Authenticated } from './authenticate.js';
 import type { CoreOptions, RelayAddress } from './core-options.js';
 import type { Lifetimes, Limits } from './limits.js';
-import { grantedLifetime } from './refresh.js';
+import { credentialBound, grantedLifetime } from './refresh.js';
 import type { Replies, Reply } from './replies.js';
 import type { LiveRelays } from './relay-registry.js';
 import type { Reservation, Reservations } from './reservations.js';
@@ -33,7 +33,7 @@ interface PortChoice {
 
 /** What Allocate needs of the core. */
 export interface AllocateContext {
-  readonly options: Pick<CoreOptions, 'realm' | 'relay4' | 'relay6' | 'ports' | 'binder' | 'events'>;
+  readonly options: Pick<CoreOptions, 'realm' | 'relay4' | 'relay6' | 'ports' | 'binder' | 'events' | 'strictExpiry'>;
   readonly life: Lifetimes;
   readonly limits: Limits;
   readonly stats: CoreStats;
@@ -116,7 +116,8 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
     return ctx.replies.error(r, ErrorCode.InsufficientCapacity);
   }
   if (tokenKey !== undefined) ctx.reservations.use(tokenKey);
-  const lifetime = grantedLifetime(ctx.life, msg, true);
+  // The credential was checked above to be valid now, so this is at least a second.
+  const lifetime = credentialBound(ctx.options, cred?.expiresAtMs, now, grantedLifetime(ctx.life, msg, true));
   const alloc = new Allocation(
     ctx.table.newId(),
     client,

@@ -37,6 +37,7 @@ export interface CoreOptions {
   readonly relay4?: RelayAddress;
   readonly relay6?: RelayAddress;
   readonly filtering?: Filtering;
+  /** Default true: an allocation lives no longer than its REST credential (see credentialBound). */
   readonly strictExpiry?: boolean;
   readonly software?: string;
   readonly lifetimes?: Partial<Lifetimes>;

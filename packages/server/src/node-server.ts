@@ -45,6 +45,7 @@ export interface TurnServerConfig {
   readonly portQuarantineSec?: number;
   readonly lifetimes?: Partial<Lifetimes>;
   readonly limits?: Partial<Limits>;
+  /** Default true; false lets an expired REST credential refresh its allocation forever. */
   readonly strictExpiry?: boolean;
   readonly software?: string;
   readonly metrics?: { readonly host: string; readonly port: number };
@@ -149,7 +150,7 @@ export class TurnServer {
       ...(relays.relay4 ? { relay4: relays.relay4 } : {}),
       ...(relays.relay6 ? { relay6: relays.relay6 } : {}),
       ...(config.filtering ? { filtering: config.filtering } : {}),
-      ...(config.strictExpiry ? { strictExpiry: true } : {}),
+      strictExpiry: config.strictExpiry !== false,
       ...(config.channelRange ? { channelRange: config.channelRange } : {}),
       ...(config.software !== undefined ? { software: config.software } : {}),
       ...(config.lifetimes ? { lifetimes: config.lifetimes } : {}),

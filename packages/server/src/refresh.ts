@@ -26,19 +26,30 @@ export function onRefresh(ctx: RefreshContext, r: Reply): void {
     if (!alloc.relayFor(fam.value.family)) return ctx.replies.error(r, ErrorCode.PeerAddressFamilyMismatch);
   }
   const now = ctx.now();
-  const expiry = alloc.auth.credentialExpiresAt;
-  if (ctx.options.strictExpiry && expiry !== undefined && expiry <= now) {
-    ctx.stats.authFailures++;
-    return ctx.replies.challenge(r, ErrorCode.Unauthorized);
-  }
-  const lifetime = grantedLifetime(ctx.life, r.msg, false);
-  if (lifetime === 0) {
+  const requested = grantedLifetime(ctx.life, r.msg, false);
+  if (requested === 0) {
+    // Deleting is always allowed, also with an expired credential.
     ctx.replies.success(r, (b) => b.add(AttributeType.Lifetime, { kind: 'uint32', value: 0 }));
     ctx.table.delete(alloc, 'refresh-0');
     return;
   }
+  const lifetime = credentialBound(ctx.options, alloc.auth.credentialExpiresAt, now, requested);
+  if (lifetime === 0) {
+    ctx.stats.authFailures++;
+    return ctx.replies.challenge(r, ErrorCode.Unauthorized);
+  }
   alloc.expiresAt = now + lifetime * 1000;
   ctx.replies.success(r, (b) => b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime }));
+}
+
+/**
+ * With strict expiry (the default) an allocation lives no longer than its credential: the
+ * lifetime is cut to the credential's remaining seconds, 0 once it has expired. The username
+ * cannot change on an allocation (441), so the credential's lifetime is the longest call.
+ */
+export function credentialBound(options: Pick<CoreOptions, 'strictExpiry'>, expiresAtMs: number | undefined, now: number, lifetime: number): number {
+  if (options.strictExpiry === false || expiresAtMs === undefined) return lifetime;
+  return Math.max(0, Math.min(lifetime, Math.ceil((expiresAtMs - now) / 1000)));
 }
 
 /** The lifetime in seconds an Allocate (`allocate`) or Refresh is granted for its LIFETIME. */

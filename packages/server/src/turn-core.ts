@@ -94,10 +94,23 @@ export class TurnCore {
   }
 
 
-  /** SIGHUP: new policy and credentials apply to new requests; allocations stay. */
+  /**
+   * SIGHUP: new policy and credentials apply to new requests. Allocations stay, except those
+   * whose credential is gone (a static user removed or given a new password, a REST secret
+   * dropped): a revoked credential must not keep relaying until its allocation expires.
+   */
   reload(policy: PeerPolicy, lookup: CredentialLookup): void {
     this.#policy = policy;
     this.#lookup = lookup;
+    const now = this.#now();
+    const lenient = this.#ctx.options.strictExpiry === false;
+    for (const alloc of [...this.#table.all]) {
+      const auth = alloc.auth;
+      // --no-strict-expiry keeps allocations of expired REST credentials, which no lookup knows.
+      if (lenient && auth.credentialExpiresAt !== undefined && auth.credentialExpiresAt <= now) continue;
+      const cred = lookup(auth.username, auth.realm, now);
+      if (cred === undefined || !cred.passwords.includes(auth.password)) this.#table.delete(alloc, 'credentials-revoked');
+    }
   }
 
   // ---------------------------------------------------------------- inputs

@@ -121,7 +121,7 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     ...(options.filtering ? { filtering: options.filtering } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.lifetimes ? { lifetimes: options.lifetimes } : {}),
-    ...(options.strictExpiry ? { strictExpiry: true } : {}),
+    ...(options.strictExpiry !== undefined ? { strictExpiry: options.strictExpiry } : {}),
     ...(options.software ? { software: options.software } : {}),
     ...(options.channelRange ? { channelRange: options.channelRange } : {}),
     ...(options.events ? { events: options.events } : {}),

@@ -596,11 +596,11 @@ test('bandwidth: a token bucket per allocation drops the excess', () => {
   assert.equal(w.relays[0]!.sent.length, 4);
 });
 
-test('expired REST-style credentials cannot allocate; --strict-expiry also refuses their Refresh', () => {
+test('expired REST-style credentials cannot allocate; by default (strict expiry) they cannot refresh either', () => {
   const clockRef = { exp: 0 };
   const lookup = (): { passwords: string[]; expiresAtMs: number } => ({ passwords: [PASSWORD], expiresAtMs: clockRef.exp });
-  for (const strict of [false, true]) {
-    const w = world({ lookup, strictExpiry: strict });
+  for (const strict of [undefined, false, true]) {
+    const w = world({ lookup, ...(strict !== undefined ? { strictExpiry: strict } : {}) });
     clockRef.exp = w.clock.now - 1;
     assert.equal(errorCode(w.client().allocate()), 401);
     clockRef.exp = w.clock.now + 1000;
@@ -608,9 +608,24 @@ test('expired REST-style credentials cannot allocate; --strict-expiry also refus
     assert.ok(isSuccess(c.allocate()));
     w.clock.now += 2000;
     const r = c.request(Method.Refresh, []);
-    assert.equal(isSuccess(r), !strict);
-    if (strict) assert.equal(errorCode(r), 401);
+    assert.equal(isSuccess(r), strict === false, `strictExpiry ${strict}`);
+    if (strict !== false) assert.equal(errorCode(r), 401);
+    // Deleting is always allowed.
+    assert.ok(isSuccess(c.request(Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 0 }]])));
+    assert.equal(w.core.allocationCount, 0);
   }
+});
+
+test('strict expiry: an allocation lives no longer than its credential (Allocate and Refresh lifetimes are cut to it)', () => {
+  const w = world({ lookup: () => ({ passwords: [PASSWORD], expiresAtMs: exp }) });
+  const exp = w.clock.now + 120_500;
+  const c = w.client();
+  assert.equal(readUint32(c.allocate(), AttributeType.Lifetime), 121, 'the default 600 s cut to the credential');
+  w.clock.now += 100_000;
+  assert.equal(readUint32(c.request(Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 3600 }]]), AttributeType.Lifetime), 21);
+  w.clock.now += 21_000;
+  w.core.tick();
+  assert.equal(w.core.allocationCount, 0, 'gone with its credential');
 });
 
 test('a second secret (rotation) works: every candidate password is tried', () => {
@@ -651,6 +666,26 @@ test('--allow-peer ranges come before the deny list; SIGHUP-style reload applies
   w.core.reload(new PeerPolicy(), () => ({ passwords: [PASSWORD] }));
   assert.equal(errorCode(c.permit(peer('10.1.1.2', 3478))), 403);
   assert.equal(w.core.allocationCount, 1);
+});
+
+test('SIGHUP: a static user removed (or given a new password) loses its allocations; the others stay', () => {
+  const w = world({ users: { alice: 'a-pw', bob: 'b-pw', carol: 'c-pw' } });
+  const clients = (['alice', 'bob', 'carol'] as const).map((name) => {
+    const c = w.client();
+    c.username = name;
+    c.password = `${name[0]}-pw`;
+    assert.ok(isSuccess(c.allocate()), name);
+    return c;
+  });
+  assert.equal(w.core.allocationCount, 3);
+  w.core.reload(new PeerPolicy(), (u) => ({ alice: { passwords: ['a-pw'] }, carol: { passwords: ['new-pw'] } })[u]);
+  assert.equal(w.core.allocationCount, 1);
+  assert.ok(clients[0]!.client.allocation, 'alice keeps hers');
+  for (const c of clients.slice(1)) {
+    assert.equal(c.client.allocation, undefined);
+    assert.deepEqual(c.link.holding, ['allocated', 'released'], 'the shell is told (the allocate deadline closes the connection)');
+  }
+  assert.equal(w.relays.filter((r) => r.closed).length, 2, 'their relay sockets are closed');
 });
 
 test('EVEN-PORT with R: an even port, a RESERVATION-TOKEN for the next one, good once, for 30 s', () => {

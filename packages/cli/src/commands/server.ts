@@ -210,7 +210,12 @@ function options(y: Argv): Argv {
     .option('secret-file', { type: 'string', array: true, requiresArg: true, describe: 'REST shared secret file (repeatable, newest first)' })
     .option('max-ttl', { type: 'number', requiresArg: true, default: 86_400, describe: 'refuse REST usernames expiring further ahead (seconds)' })
     .option('user', { type: 'string', array: true, requiresArg: true, describe: 'static user NAME:PASSWORD (repeatable)' })
-    .option('strict-expiry', { type: 'boolean', default: false, describe: 'also refuse Refresh once the REST credential has expired' })
+    .option('strict-expiry', {
+      type: 'boolean',
+      default: true,
+      describe:
+        'an allocation lives no longer than its REST credential: Refresh is cut to the time it has left and refused after (--no-strict-expiry: refreshed forever). An allocation keeps its username, so the credential ttl is the longest call',
+    })
     .option('peer-policy', { type: 'string', array: true, requiresArg: true, describe: '"accept|reject ADDR[/BITS]:PORT[-PORT]" after the built-in deny list (repeatable; it cannot reopen private, loopback or metadata ranges)' })
     .option('allow-peer', { type: 'string', array: true, requiresArg: true, describe: 'CIDR[:PORTS]: reopen a range the built-in deny list closes, e.g. 10.1.0.0/16:3478-3479 (repeatable; logged as a warning)' })
     .option('allow-loopback-peers', { type: 'boolean', default: false, describe: 'TESTS ONLY: allow relaying to loopback' })
