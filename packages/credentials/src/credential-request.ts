@@ -41,8 +41,10 @@ export interface CredentialResponse {
 export interface RequestContext {
   /** Milliseconds since the epoch. */
   readonly now: number;
-  /** Shared across requests; absent means no rate limit. */
+  /** Shared by all sources; absent means no total limit. */
   readonly bucket?: TokenBucket;
+  /** This request's source's own; absent means no per-source limit. */
+  readonly sourceBucket?: TokenBucket;
   readonly random?: RandomSource;
 }
 
@@ -88,9 +90,9 @@ function routes(basePath: string): Set<string> {
 }
 
 export function handleCredentialRequest(request: CredentialRequest, config: EndpointConfig, context: RequestContext): CredentialResponse {
-  if (context.bucket) {
-    const bucket = context.bucket;
-    if (!bucket.take(1, context.now)) return failure(config, 429, 'rate-limited', 'too many requests', { 'retry-after': String(bucket.secondsUntil(1)) });
+  // The source's own limit first: a source over it spends nothing of the total others share.
+  for (const bucket of [context.sourceBucket, context.bucket]) {
+    if (bucket && !bucket.take(1, context.now)) return failure(config, 429, 'rate-limited', 'too many requests', { 'retry-after': String(bucket.secondsUntil(1)) });
   }
   if (request.method === 'OPTIONS' && config.corsOrigin !== undefined) {
     return {

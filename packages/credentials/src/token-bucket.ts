@@ -1,7 +1,6 @@
 // One token bucket, time passed in (no timers), plain arithmetic per call and no allocation: the
-// server's relay path takes bytes from it per packet; the credential endpoint takes a request.
-// The endpoint's bucket is global, not per client address: behind Tor every client shares the
-// exit's or the onion service's address, and we keep no per-address state to log or leak.
+// server's relay path takes bytes from it per packet; the credential endpoint takes a request
+// (per source, so one client cannot lock out the rest, and in total).
 
 export class TokenBucket {
   #tokens: number;
@@ -47,5 +46,38 @@ export class TokenBucket {
   secondsUntil(n: number): number {
     if (this.ratePerSec === 0) return 0;
     return Math.max(1, Math.ceil((n - this.#tokens) / this.ratePerSec));
+  }
+}
+
+/**
+ * Token buckets per source (a client address, or a Tor circuit id behind an onion service), in
+ * memory only, never logged. At most `maxSources` are kept; the oldest goes first when a new one
+ * comes, so state stays bounded whatever the number of sources.
+ */
+export class SourceBuckets {
+  readonly #buckets = new Map<string, TokenBucket>();
+
+  constructor(
+    readonly ratePerSec: number,
+    readonly burst: number,
+    readonly maxSources = 10_000,
+  ) {}
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /** The bucket of this source, made full when new. */
+  get(source: string, nowMs: number): TokenBucket {
+    let b = this.#buckets.get(source);
+    if (b === undefined) {
+      if (this.#buckets.size >= this.maxSources) {
+        const oldest = this.#buckets.keys().next().value as string;
+        this.#buckets.delete(oldest);
+      }
+      b = new TokenBucket(this.ratePerSec, this.burst, nowMs);
+      this.#buckets.set(source, b);
+    }
+    return b;
   }
 }

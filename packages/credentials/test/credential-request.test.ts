@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { handleCredentialRequest, TokenBucket, verify, type CredentialRequest, type EndpointConfig } from '../src/index.js';
+import { SourceBuckets, handleCredentialRequest, TokenBucket, verify, type CredentialRequest, type EndpointConfig } from '../src/index.js';
 
 const NOW = 1_700_000_000_000;
 const config: EndpointConfig = { secret: 'endpoint-secret', ttl: 3600, uris: ['turn:127.0.0.1:3478?transport=tcp'] };
@@ -74,6 +74,18 @@ test('rate limit: a burst passes, the next request is 429 with Retry-After, toke
   assert.equal(limited.headers['retry-after'], '1');
   assert.equal(body(limited)['error'], 'rate-limited');
   assert.equal(handleCredentialRequest(get('/credentials'), config, { now: NOW + 1000, bucket }).status, 200);
+});
+
+test('rate limit per source: one client over its limit does not lock out the others; a total still holds', () => {
+  const sources = new SourceBuckets(1, 2, 3);
+  const bucket = new TokenBucket(10, 5, NOW);
+  const ask = (source: string): number =>
+    handleCredentialRequest(get('/credentials'), config, { now: NOW, bucket, sourceBucket: sources.get(source, NOW) }).status;
+  assert.deepEqual([ask('a'), ask('a'), ask('a'), ask('a')], [200, 200, 429, 429]);
+  assert.deepEqual([ask('b'), ask('b')], [200, 200], 'another source is served');
+  assert.equal(ask('c'), 200);
+  assert.equal(ask('d'), 429, 'the total (5 at once) is spent');
+  assert.ok(sources.size <= 3, 'at most maxSources buckets are kept');
 });
 
 test('basePath mounts the routes under a prefix; CORS is opt-in', () => {

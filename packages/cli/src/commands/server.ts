@@ -23,7 +23,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { isIP } from 'node:net';
 import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
-import { ENV_PREFIX, loadConfigFile, parseListen, readSecretFile } from '../config.js';
+import { ENV_PREFIX, givenOnCommandLine, loadConfigFile, parseListen, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 import { errorText } from '@onionturn/io';
 
@@ -66,6 +66,9 @@ interface ServerArgs {
   credentialsListen?: string;
   credentialsTtl?: number;
   credentialsUri?: string[];
+  credentialsKeyFile?: string;
+  /** The command line as typed (set by the handler), for warnings about secrets in `ps`. */
+  rawArgv?: readonly string[];
 }
 
 function list(value: string | readonly string[] | undefined, separator: RegExp = /[\s,]+/): string[] {
@@ -156,6 +159,9 @@ function authAndPolicy(
 export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnServerConfig {
   const listen = parseListenSpecs(list(args.listen));
   if (listen.some((l) => l.protocol === 'tls') && (!args.cert || !args.key)) throw new UsageError('tls:// listeners need --cert and --key');
+  if (givenOnCommandLine(args.rawArgv ?? [], 'user')) {
+    warn(`--user NAME:PASSWORD shows the password to every user via ps; put users in a --config file (mode 600) or ${ENV_PREFIX}_USER`);
+  }
   const { lookup, policy, allowed } = authAndPolicy(args, warn);
   const limits: Limits = {
     allocations: count('max-allocations', args.maxAllocations),
@@ -176,7 +182,19 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
   const wildcardOnly = listen.every((l) => l.host === '0.0.0.0' || l.host === '::');
   if (relayIps.length === 0 && wildcardOnly) throw new UsageError('listening on a wildcard address needs --relay-ip ADDRESS');
   let metrics: { host: string; port: number } | undefined;
-  if (args.metrics !== undefined) metrics = parseListen(args.metrics);
+  if (args.metrics !== undefined) {
+    metrics = parseListen(args.metrics);
+    if (!isLoopback(metrics.host)) warn(`--metrics ${args.metrics} is reachable beyond this machine: counts of allocations and traffic are visible to anyone who can connect; bind it to 127.0.0.1 or firewall it`);
+  }
+  if (args.credentialsListen !== undefined && !isLoopback(parseListen(args.credentialsListen).host)) {
+    warn(
+      `--credentials-listen ${args.credentialsListen} is reachable beyond this machine: anyone who reaches it gets TURN credentials${args.credentialsKeyFile === undefined ? '; require a key with --credentials-key-file' : ''}`,
+    );
+  }
+  const nat = [...relayIps, ...listen.map((l) => l.host)].find((h) => isPrivateAddress(h));
+  if (nat !== undefined && list(args.externalIp).length === 0) {
+    warn(`relays use the private address ${nat} and no --external-ip is given: behind 1:1 NAT the public address is not known, so peers cannot be told it and it is not denied as an own address; give --external-ip PUBLIC_IP`);
+  }
   if (!['rfc5766', 'rfc8656'].includes(args.channelRange)) throw new UsageError(`--channel-range must be rfc5766 or rfc8656`);
   return {
     listen,
@@ -246,6 +264,7 @@ function options(y: Argv): Argv {
     .option('credentials-listen', { type: 'string', requiresArg: true, describe: 'serve REST credentials (GET /credentials) on HOST:PORT, signed with the newest --secret-file' })
     .option('credentials-ttl', { type: 'number', requiresArg: true, describe: 'ttl of served credentials (s); default --max-ttl' })
     .option('credentials-uri', { type: 'string', array: true, requiresArg: true, describe: 'TURN URI returned with served credentials (repeatable)' })
+    .option('credentials-key-file', { type: 'string', requiresArg: true, describe: 'the credential endpoint requires this key (Authorization: Bearer, X-API-Key or key=)' })
     .option('nonce-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.nonceSec, describe: 'seconds before 438 Stale Nonce' });
 }
 
@@ -255,7 +274,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
     describe: 'run the exit-side TURN server (TURN over TCP/TLS/UDP, relaying UDP to peers)',
     builder: (y) => options(y).example('$0 server --listen tcp://0.0.0.0:3478 --relay-ip 203.0.113.5 --secret-file /etc/onionturn/secret', ''),
     handler: async (argv) => {
-      const args = argv as unknown as ServerArgs;
+      const args = { ...(argv as unknown as ServerArgs), rawArgv: ctx.rawArgv };
       const config = serverConfig(args, ctx.warn);
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
       // The credential endpoint signs with whatever secret is newest, also after SIGHUP.
@@ -269,7 +288,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
       }
       let endpoint: HttpServer | undefined;
       try {
-        endpoint = await startCredentialEndpoint(args, () => state.secret);
+        endpoint = await startCredentialEndpoint(args, () => state.secret, ctx.warn);
       } catch (error) {
         await server.close();
         throw error;
@@ -306,16 +325,19 @@ export function serverCommand(ctx: CliContext): CommandModule {
   };
 }
 
-async function startCredentialEndpoint(args: ServerArgs, secret: () => string): Promise<HttpServer | undefined> {
+async function startCredentialEndpoint(args: ServerArgs, secret: () => string, warn: (m: string) => void): Promise<HttpServer | undefined> {
   if (args.credentialsListen === undefined) return undefined;
   const listen = parseListen(args.credentialsListen);
+  const apiKeys = args.credentialsKeyFile === undefined ? [] : [readSecretFile(args.credentialsKeyFile, ({ path }) => warn(`key file ${path} is readable by others (chmod 600 ${path})`))];
+
   if (!secret()) throw new UsageError('--credentials-listen needs --secret-file (the newest secret signs served credentials)');
   const maxTtl = count('max-ttl', args.maxTtl);
   const ttl = args.credentialsTtl === undefined ? maxTtl : count('credentials-ttl', args.credentialsTtl);
   if (ttl > maxTtl) throw new UsageError('--credentials-ttl must not exceed --max-ttl (the server would refuse its own credentials)');
   let handler;
   try {
-    handler = createCredentialHandler({ secret, ttl, uris: list(args.credentialsUri) });
+    // Rate limited per client address (60/min), and 600/min in total.
+    handler = createCredentialHandler({ secret, ttl, uris: list(args.credentialsUri), apiKeys });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -348,4 +370,13 @@ export function reloadedArgs<T extends object>(args: T, fromFile: Record<string,
     out[camel] = value;
   }
   return out as T;
+}
+
+function isLoopback(host: string): boolean {
+  return host === '::1' || host === 'localhost' || /^127\./.test(host);
+}
+
+/** RFC 1918 and CGNAT IPv4, unique-local IPv6: addresses a 1:1 NAT hides. */
+function isPrivateAddress(host: string): boolean {
+  return /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.)/.test(host) || /^f[cd][0-9a-f]{2}:/i.test(host);
 }

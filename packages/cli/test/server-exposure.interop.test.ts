@@ -1,0 +1,54 @@
+// What an operator is told at start when something is exposed beyond the machine, and the
+// credential endpoint's bearer key. Non-loopback addresses live in a network namespace of the
+// test's own (11.0.0.1 public-looking, 10.9.9.9 private as behind 1:1 NAT).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NetNamespace, ProcessGroup, freePort } from '@onionturn/testkit';
+import { tempDir } from './run-cli.js';
+import { startServer } from './run-server.js';
+
+test('warnings at start: --user on the command line, metrics and credentials beyond loopback, a private relay address without --external-ip', async (t) => {
+  const dir = tempDir(t);
+  const secret = join(dir, 'secret');
+  writeFileSync(secret, 'exposure-secret\n', { mode: 0o600 });
+  const ns = NetNamespace.create(['11.0.0.1', '10.9.9.9']);
+  const group = new ProcessGroup();
+  t.after(async () => {
+    await group.stopAll();
+    ns.delete();
+  });
+  const server = await startServer(
+    group,
+    ['--user', 'alice:wonderland', '--secret-file', secret, '--relay-ip', '10.9.9.9', '--metrics', '11.0.0.1:9464', '--credentials-listen', '11.0.0.1:8088'],
+    {},
+    { listen: ['tcp://11.0.0.1:3478'], netns: ns },
+  );
+  const out = server.process.output();
+  assert.match(out, /--user NAME:PASSWORD shows the password to every user via ps/);
+  assert.match(out, /--metrics 11\.0\.0\.1:9464 is reachable beyond this machine/);
+  assert.match(out, /--credentials-listen 11\.0\.0\.1:8088 is reachable beyond this machine.*--credentials-key-file/);
+  assert.match(out, /private address 10\.9\.9\.9 and no --external-ip/);
+  assert.doesNotMatch(out, /wonderland/, 'the password itself is never printed');
+});
+
+test('--credentials-key-file: the endpoint answers 401 without the key, a credential with it', async (t) => {
+  const dir = tempDir(t);
+  const secret = join(dir, 'secret');
+  const key = join(dir, 'key');
+  writeFileSync(secret, 'exposure-secret\n', { mode: 0o600 });
+  writeFileSync(key, 'bearer-key-123\n', { mode: 0o600 });
+  const group = new ProcessGroup();
+  t.after(() => group.stopAll());
+  const port = await freePort('127.0.0.1');
+  const server = await startServer(group, ['--secret-file', secret, '--credentials-listen', `127.0.0.1:${port}`, '--credentials-key-file', key]);
+  assert.doesNotMatch(server.process.output(), /reachable beyond this machine/, 'loopback is not warned about');
+  const url = `http://127.0.0.1:${port}/credentials`;
+  assert.equal((await fetch(url)).status, 401);
+  assert.equal((await fetch(url, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+  const ok = await fetch(url, { headers: { authorization: 'Bearer bearer-key-123' } });
+  assert.equal(ok.status, 200);
+  const body = (await ok.json()) as { username: string; password: string };
+  assert.match(body.username, /^\d+:/);
+});
