@@ -6,6 +6,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
+import { SourceBuckets, TokenBucket } from '@onionturn/credentials';
 import { TcpBatchWriter, errorCode } from '@onionturn/io';
 import { FrameKind, StreamFramer, channelDataPadding, writeChannelDataHeader, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
 import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
@@ -63,6 +64,13 @@ export interface TurnServerConfig {
    * unread answers); a connection that pushes past it is closed. Default 64 MiB.
    */
   readonly unallocatedBytes?: number;
+  /**
+   * Datagrams from UDP sources without an allocation (Binding, the 401 before Allocate) answered
+   * per second, per source address and in total: spoofed sources cannot turn the listener into a
+   * reflector. Default 100/s (bursts of 400: many clients behind one address) per address,
+   * 2,000/s (bursts of 4,000) in total: at most ~11 kB/s of answers towards any one address.
+   */
+  readonly udpUnauthenticatedRate?: { readonly perSource: number; readonly perSourceBurst: number; readonly total: number; readonly totalBurst: number };
 }
 
 /** Bytes queued on a client's TCP socket beyond which relayed data is dropped, as UDP would. */
@@ -125,12 +133,17 @@ export class TurnServer {
   readonly #framerOptions: FramerOptions;
   /** What connections without an allocation hold now, as last measured (see #accept). */
   #unallocatedHeld = 0;
+  readonly #udpSources: SourceBuckets;
+  readonly #udpTotal: TokenBucket;
 
   private constructor(config: TurnServerConfig, core: TurnCore, log: Logger) {
     this.#config = config;
     this.core = core;
     this.#log = log;
     this.#framerOptions = { rfc5766Channels: config.channelRange !== 'rfc8656' };
+    const rate = config.udpUnauthenticatedRate ?? { perSource: 100, perSourceBurst: 400, total: 2000, totalBurst: 4000 };
+    this.#udpSources = new SourceBuckets(rate.perSource, rate.perSourceBurst);
+    this.#udpTotal = new TokenBucket(rate.total, rate.totalBurst, Date.now());
   }
 
   /** Starts every listener; rejects (after cleaning up) when one cannot bind. */
@@ -373,8 +386,16 @@ export class TurnServer {
           return;
         }
         if (this.#closing) return;
-        // Source addresses are spoofable: a new source gets a throwaway Client, remembered only
-        // once it holds an allocation (or one is being made), so Bindings and 401s cost no state.
+        // Source addresses are spoofable: what a source without an allocation gets answered is
+        // rate limited per address (any port) and in total, so the answers (a 401 is five times
+        // the size of the request) cannot be aimed at someone else.
+        const now = Date.now();
+        if (!this.#udpSources.get(rinfo.address, now).take(1, now) || !this.#udpTotal.take(1, now)) {
+          core.stats.countQuota('udp-unauthenticated');
+          return;
+        }
+        // A new source gets a throwaway Client, remembered only once it holds an allocation (or
+        // one is being made), so Bindings and 401s cost no state.
         if (this.#udpClientCount >= MAX_UDP_CLIENTS && msg.length >= 2 && msg.readUInt16BE(0) === ALLOCATE_REQUEST) {
           core.stats.countQuota('udp-clients');
           return;

@@ -83,3 +83,35 @@ test('a TLS handshake that does not finish in time closes the connection', async
   // A ClientHello never comes: the server gives up after the handshake timeout, not Node's 120 s.
   await waitFor('the server to close a silent TLS connection', () => c.closed(), 5000, 20);
 });
+
+test('UDP: answers to sources without an allocation are rate limited per address and in total (no reflection)', async (t) => {
+  const { createSocket } = await import('node:dgram');
+  const server = await TurnServer.start({
+    listen: [{ protocol: 'udp', host: '127.0.0.1', port: 0 }],
+    realm: 'bounds.test',
+    lookup: staticUsers(new Map([['alice', 'pw']])),
+    relayPorts: { min: 47200, max: 47299 },
+    udpUnauthenticatedRate: { perSource: 1, perSourceBurst: 10, total: 1, totalBurst: 15 },
+    logger: createLogger({ level: 'error' }),
+  });
+  t.after(() => server.close());
+  const port = server.addresses[0]!.port;
+  const socks = ['127.0.0.1', '127.0.0.2'].map((host) => {
+    const s = createSocket('udp4');
+    s.bind(0, host);
+    return s;
+  });
+  t.after(() => socks.forEach((s) => s.close()));
+  await Promise.all(socks.map((s) => once(s, 'listening')));
+  const answers = [0, 0];
+  socks.forEach((s, i) => s.on('message', () => answers[i]!++));
+  // A 20-byte Allocate gets a ~100-byte 401: 50 of them, from two source addresses (ports vary).
+  const allocate = new MessageBuilder(Method.Allocate, MessageClass.Request).build();
+  for (let i = 0; i < 50; i++) socks[0]!.send(allocate, port, '127.0.0.1');
+  await waitFor('answers to the first source', () => answers[0]! >= 10, 3000, 20);
+  for (let i = 0; i < 50; i++) socks[1]!.send(allocate, port, '127.0.0.1');
+  await waitFor('answers to the second source', () => answers[1]! >= 5, 3000, 20);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(answers[0]! <= 11, `${answers[0]} answers to one address (burst 10)`);
+  assert.ok(answers[1]! <= 6, `${answers[1]} to a second address: what the total (15) left`);
+});
