@@ -11,6 +11,7 @@ import {
   readAttribute,
   verifyIntegrity,
 } from '@onionturn/protocol';
+import { randomBytes } from 'node:crypto';
 import type { Credential } from './auth.js';
 import type { CoreOptions } from './core-options.js';
 import type { NonceIssuer } from '@onionturn/credentials';
@@ -39,26 +40,32 @@ export interface AuthContext {
   lookup(username: string, realm: string, nowMs: number): Credential | undefined;
 }
 
-/** Long-term credential check (RFC 8489 §9.2.4); on failure the error is sent and false returned. */
-export function authenticate(ctx: AuthContext, r: Reply): boolean {
+/** Checked in place of a password for an unknown user, so unknown and known users take the same time. */
+const DECOY_PASSWORD = randomBytes(16).toString('base64');
+
+/**
+ * Long-term credential check (RFC 8489 §9.2.4): what it established, or undefined once the error
+ * has been sent.
+ */
+export function authenticate(ctx: AuthContext, r: Reply): Authenticated | undefined {
   const { msg, client } = r;
   if (msg.integrityOffset < 0 && msg.integritySha256Offset < 0) {
     ctx.replies.challenge(r, ErrorCode.Unauthorized);
-    return false;
+    return undefined;
   }
   const username = readAttribute(msg, AttributeType.Username);
   const realm = readAttribute(msg, AttributeType.Realm);
   const nonce = readAttribute(msg, AttributeType.Nonce);
   if (username?.ok !== true || realm?.ok !== true || nonce?.ok !== true) {
     ctx.replies.error(r, ErrorCode.BadRequest);
-    return false;
+    return undefined;
   }
-  if (username.value.kind !== 'text' || realm.value.kind !== 'text' || nonce.value.kind !== 'text') return false;
+  if (username.value.kind !== 'text' || realm.value.kind !== 'text' || nonce.value.kind !== 'text') return undefined;
   const now = ctx.now();
   const nonceState = ctx.nonces.check(nonce.value.text, client.key, now);
   if (nonceState !== 'ok') {
     ctx.replies.challenge(r, ErrorCode.StaleNonce);
-    return false;
+    return undefined;
   }
   let algorithm: number = PasswordAlgorithm.MD5;
   const alg = readAttribute(msg, AttributeType.PasswordAlgorithm);
@@ -68,12 +75,12 @@ export function authenticate(ctx: AuthContext, r: Reply): boolean {
   if (alg || algs) {
     if (!alg?.ok || alg.value.kind !== 'password-algorithm' || !algs || !algs.value.equals(PASSWORD_ALGORITHMS_BYTES)) {
       ctx.replies.error(r, ErrorCode.BadRequest);
-      return false;
+      return undefined;
     }
     algorithm = alg.value.algorithm.algorithm;
     if (algorithm !== PasswordAlgorithm.MD5 && algorithm !== PasswordAlgorithm.SHA256) {
       ctx.replies.error(r, ErrorCode.BadRequest);
-      return false;
+      return undefined;
     }
   }
   const name = username.value.text;
@@ -81,7 +88,7 @@ export function authenticate(ctx: AuthContext, r: Reply): boolean {
   if (realm.value.text !== serverRealm) {
     ctx.stats.authFailures++;
     ctx.replies.challenge(r, ErrorCode.Unauthorized);
-    return false;
+    return undefined;
   }
   const sha256 = msg.integritySha256Offset >= 0;
   const alloc = client.allocation;
@@ -91,29 +98,29 @@ export function authenticate(ctx: AuthContext, r: Reply): boolean {
   if (alloc && !(msg.method === Method.Allocate && alloc.auth.username !== name)) {
     if (alloc.auth.username !== name) {
       ctx.replies.error(r, ErrorCode.WrongCredentials);
-      return false;
+      return undefined;
     }
     const key = alloc.auth.algorithm === algorithm ? alloc.auth.key : longTermKey(name, serverRealm, alloc.auth.password, algorithm);
     if (verifyIntegrity(msg, key) !== 'ok') {
       ctx.stats.authFailures++;
       ctx.replies.challenge(r, ErrorCode.Unauthorized);
-      return false;
+      return undefined;
     }
-    r.auth = { username: name, password: alloc.auth.password, credential: undefined, key, sha256, algorithm };
-    return true;
+    return { username: name, password: alloc.auth.password, credential: undefined, key, sha256, algorithm };
   }
   const cred = ctx.lookup(name, serverRealm, now);
   if (cred) {
     for (const password of cred.passwords) {
       const key = longTermKey(name, serverRealm, password, algorithm);
-      if (verifyIntegrity(msg, key) === 'ok') {
-        r.auth = { username: name, password, credential: cred, key, sha256, algorithm };
-        return true;
-      }
+      if (verifyIntegrity(msg, key) === 'ok') return { username: name, password, credential: cred, key, sha256, algorithm };
     }
+  } else {
+    // An unknown user costs the same key derivation and HMAC as a wrong password: the time of
+    // the 401 does not tell which user names exist.
+    verifyIntegrity(msg, longTermKey(name, serverRealm, DECOY_PASSWORD, algorithm));
   }
   ctx.stats.authFailures++;
   ctx.options.events?.event('auth-failed', { username: name, client: `${client.remote.address}:${client.remote.port}`, known: cred !== undefined }, 'debug');
   ctx.replies.challenge(r, ErrorCode.Unauthorized);
-  return false;
+  return undefined;
 }

@@ -185,7 +185,9 @@ export class TurnCore {
       msg.method === Method.CreatePermission ||
       msg.method === Method.ChannelBind;
     if (!known) return this.#replies.error(r, ErrorCode.BadRequest);
-    if (!authenticate(this.#ctx, r)) return;
+    const auth = authenticate(this.#ctx, r);
+    if (auth === undefined) return;
+    r.auth = auth;
     // Node cannot set DF on relayed datagrams, so per RFC 8656 §7.2 an Allocate asking for it is
     // treated as carrying an unknown comprehension-required attribute (the client retries without).
     if (msg.method === Method.Allocate && getAttribute(msg, AttributeType.DontFragment)) {
