@@ -3,7 +3,9 @@
 // test's own (11.0.0.1 public-looking, 10.9.9.9 private as behind 1:1 NAT).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { NetNamespace, ProcessGroup, freePort } from '@onionturn/testkit';
 import { tempDir } from './run-cli.js';
@@ -51,4 +53,37 @@ test('--credentials-key-file: the endpoint answers 401 without the key, a creden
   assert.equal(ok.status, 200);
   const body = (await ok.json()) as { username: string; password: string };
   assert.match(body.username, /^\d+:/);
+});
+
+/** One HTTP request on its own connection, after a PROXY line naming tor circuit `circuit`. */
+async function viaCircuit(port: number, circuit: number): Promise<number> {
+  const sock = connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  let text = '';
+  sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  sock.write(`PROXY TCP6 fc00:dead:beef:4dad::${circuit.toString(16)} ::1 65535 80\r\nGET /credentials HTTP/1.1\r\nHost: x.onion\r\nConnection: close\r\n\r\n`);
+  await once(sock, 'close');
+  return Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0);
+}
+
+test('--tor-circuit-id: behind an onion service the credential rate limit is per circuit, not per 127.0.0.1', async (t) => {
+  const dir = tempDir(t);
+  const secret = join(dir, 'secret');
+  writeFileSync(secret, 'exposure-secret\n', { mode: 0o600 });
+  const group = new ProcessGroup();
+  t.after(() => group.stopAll());
+  const port = await freePort('127.0.0.1');
+  await startServer(group, ['--secret-file', secret, '--credentials-listen', `127.0.0.1:${port}`, '--tor-circuit-id']);
+  const first: number[] = [];
+  for (let i = 0; i < 61; i++) first.push(await viaCircuit(port, 7));
+  assert.deepEqual([...new Set(first.slice(0, 60))], [200], 'a circuit gets its 60 per minute');
+  assert.equal(first[60], 429, 'the 61st from that circuit is limited');
+  assert.equal(await viaCircuit(port, 8), 200, 'another circuit is still served');
+  // Without the PROXY line nothing is served (tor always sends it when configured).
+  const plain = connect(port, '127.0.0.1');
+  plain.on('error', () => undefined);
+  await once(plain, 'connect');
+  const closed = once(plain, 'close');
+  plain.write('GET /credentials HTTP/1.1\r\nHost: x\r\n\r\n');
+  await closed;
 });

@@ -17,12 +17,19 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetricsRegistry, serveMetrics } from './metrics.js';
 import { PeerPolicy, type PolicyRule } from './peer-policy.js';
 import { PortPool } from './port-pool.js';
+import { readProxyHeader } from './proxy-listener.js';
 import { TurnCore } from './turn-core.js';
 
 export interface ListenSpec {
   readonly protocol: ClientTransport;
   readonly host: string;
   readonly port: number;
+  /**
+   * tcp:// only: each connection starts with a PROXY protocol v1 line (tor's
+   * HiddenServiceExportCircuitID haproxy) naming the client; behind an onion service that is its
+   * circuit, the only thing that tells clients apart (they all come from 127.0.0.1).
+   */
+  readonly proxyHeader?: boolean;
 }
 
 export interface TurnServerConfig {
@@ -270,7 +277,8 @@ export class TurnServer {
 
   async #listen(spec: ListenSpec): Promise<void> {
     if (spec.protocol === 'udp') return this.#listenUdp(spec);
-    const onConnection = (sock: Socket): void => this.#accept(sock, spec.protocol);
+    const proxy = spec.proxyHeader === true && spec.protocol === 'tcp';
+    const onConnection = (sock: Socket): void => (proxy ? this.#acceptProxied(sock) : this.#accept(sock, spec.protocol));
     let srv: TcpServer;
     if (spec.protocol === 'tls') {
       if (!this.#config.cert || !this.#config.key) throw new Error('tls:// listeners need --cert and --key');
@@ -302,12 +310,37 @@ export class TurnServer {
     this.#tcpServers.push(srv);
   }
 
-  #accept(sock: Socket, transport: ClientTransport): void {
+  /**
+   * A connection that starts with a PROXY line: read it (at most 107 bytes, within the allocate
+   * deadline), then serve the rest of the stream as the client it names.
+   */
+  #acceptProxied(sock: Socket): void {
     if (this.#closing) {
       sock.destroy();
       return;
     }
-    const remote = addressOf(sock.remoteAddress, sock.remotePort);
+    readProxyHeader(sock, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS, (header, rest) => {
+      if (header === undefined) {
+        this.core.stats.malformed++;
+        return;
+      }
+      const remote = header.source ?? addressOf(sock.remoteAddress, sock.remotePort);
+      if (!remote || sock.destroyed) {
+        sock.destroy();
+        return;
+      }
+      this.#accept(sock, 'tcp', remote);
+      if (rest.length > 0) sock.emit('data', rest);
+    });
+  }
+
+  /** `remote`: who the client is, when a PROXY line said so (default: the socket's peer). */
+  #accept(sock: Socket, transport: ClientTransport, proxied?: TransportAddress): void {
+    if (this.#closing) {
+      sock.destroy();
+      return;
+    }
+    const remote = proxied ?? addressOf(sock.remoteAddress, sock.remotePort);
     if (!remote) {
       sock.destroy();
       return;

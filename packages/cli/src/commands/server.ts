@@ -11,6 +11,8 @@ import {
   parseAllowPeer,
   parsePolicyRule,
   parseUserSpec,
+  proxySource,
+  readProxyHeader,
   restSecrets,
   staticUsers,
   type CredentialLookup,
@@ -19,8 +21,8 @@ import {
   type PolicyRule,
   type TurnServerConfig,
 } from '@onionturn/server';
-import { createServer, type Server as HttpServer } from 'node:http';
-import { isIP } from 'node:net';
+import { createServer, type IncomingMessage } from 'node:http';
+import { createServer as createNetServer, isIP, type Socket } from 'node:net';
 import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
 import { ENV_PREFIX, givenOnCommandLine, loadConfigFile, parseListen, readSecretFile } from '../config.js';
@@ -67,6 +69,7 @@ interface ServerArgs {
   credentialsTtl?: number;
   credentialsUri?: string[];
   credentialsKeyFile?: string;
+  torCircuitId: boolean;
   /** The command line as typed (set by the handler), for warnings about secrets in `ps`. */
   rawArgv?: readonly string[];
 }
@@ -157,7 +160,8 @@ function authAndPolicy(
 }
 
 export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnServerConfig {
-  const listen = parseListenSpecs(list(args.listen));
+  const listen = parseListenSpecs(list(args.listen)).map((l) => (args.torCircuitId && l.protocol === 'tcp' ? { ...l, proxyHeader: true } : l));
+  if (args.torCircuitId && !listen.some((l) => l.protocol === 'tcp')) throw new UsageError('--tor-circuit-id needs a tcp:// listener (the one tor forwards the onion service to)');
   if (listen.some((l) => l.protocol === 'tls') && (!args.cert || !args.key)) throw new UsageError('tls:// listeners need --cert and --key');
   if (givenOnCommandLine(args.rawArgv ?? [], 'user')) {
     warn(`--user NAME:PASSWORD shows the password to every user via ps; put users in a --config file (mode 600) or ${ENV_PREFIX}_USER`);
@@ -264,6 +268,12 @@ function options(y: Argv): Argv {
     .option('credentials-listen', { type: 'string', requiresArg: true, describe: 'serve REST credentials (GET /credentials) on HOST:PORT, signed with the newest --secret-file' })
     .option('credentials-ttl', { type: 'number', requiresArg: true, describe: 'ttl of served credentials (s); default --max-ttl' })
     .option('credentials-uri', { type: 'string', array: true, requiresArg: true, describe: 'TURN URI returned with served credentials (repeatable)' })
+    .option('tor-circuit-id', {
+      type: 'boolean',
+      default: false,
+      describe:
+        "behind an onion service with tor's HiddenServiceExportCircuitID haproxy: tcp:// listeners and --credentials-listen read the PROXY line tor sends and tell clients apart by their circuit (all come from 127.0.0.1)",
+    })
     .option('credentials-key-file', { type: 'string', requiresArg: true, describe: 'the credential endpoint requires this key (Authorization: Bearer, X-API-Key or key=)' })
     .option('nonce-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.nonceSec, describe: 'seconds before 438 Stale Nonce' });
 }
@@ -286,7 +296,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
       } catch (error) {
         throw new Error(`cannot start: ${errorText(error)}`);
       }
-      let endpoint: HttpServer | undefined;
+      let endpoint: (() => Promise<void>) | undefined;
       try {
         endpoint = await startCredentialEndpoint(args, () => state.secret, ctx.warn);
       } catch (error) {
@@ -316,16 +326,17 @@ export function serverCommand(ctx: CliContext): CommandModule {
       });
       process.off('SIGHUP', onHup);
       logger.info('stopping', { signal });
-      if (endpoint) {
-        endpoint.closeAllConnections();
-        await new Promise<void>((resolve) => endpoint.close(() => resolve()));
-      }
+      if (endpoint) await endpoint();
       await server.close();
     },
   };
 }
 
-async function startCredentialEndpoint(args: ServerArgs, secret: () => string, warn: (m: string) => void): Promise<HttpServer | undefined> {
+/** Behind an onion service: the circuit each credential-endpoint connection came on. */
+const circuits = new WeakMap<Socket, string>();
+
+/** Starts the endpoint; resolves to a function that stops it. */
+async function startCredentialEndpoint(args: ServerArgs, secret: () => string, warn: (m: string) => void): Promise<(() => Promise<void>) | undefined> {
   if (args.credentialsListen === undefined) return undefined;
   const listen = parseListen(args.credentialsListen);
   const apiKeys = args.credentialsKeyFile === undefined ? [] : [readSecretFile(args.credentialsKeyFile, ({ path }) => warn(`key file ${path} is readable by others (chmod 600 ${path})`))];
@@ -337,18 +348,39 @@ async function startCredentialEndpoint(args: ServerArgs, secret: () => string, w
   let handler;
   try {
     // Rate limited per client address (60/min), and 600/min in total.
-    handler = createCredentialHandler({ secret, ttl, uris: list(args.credentialsUri), apiKeys });
+    handler = createCredentialHandler({
+      secret,
+      ttl,
+      uris: list(args.credentialsUri),
+      apiKeys,
+      ...(args.torCircuitId ? { sourceOf: (req: IncomingMessage) => circuits.get(req.socket) ?? req.socket.remoteAddress ?? '' } : {}),
+    });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
   const http = createServer(handler);
   http.headersTimeout = 10_000;
   http.requestTimeout = 15_000;
+  // Behind an onion service: a raw TCP listener reads tor's PROXY line first, then hands the
+  // socket to the HTTP server; the per-source limit then counts circuits, not 127.0.0.1.
+  const front = args.torCircuitId
+    ? createNetServer((sock) =>
+        readProxyHeader(sock, 10_000, (header, rest) => {
+          if (header === undefined) return;
+          circuits.set(sock, proxySource(header, sock.remoteAddress ?? ''));
+          if (rest.length > 0) sock.unshift(rest);
+          http.emit('connection', sock);
+        }),
+      )
+    : http;
   await new Promise<void>((resolve, reject) => {
-    http.once('error', (e) => reject(new Error(`cannot listen on ${args.credentialsListen}: ${errorText(e)}`)));
-    http.listen(listen.port, listen.host, () => resolve());
+    front.once('error', (e) => reject(new Error(`cannot listen on ${args.credentialsListen}: ${errorText(e)}`)));
+    front.listen(listen.port, listen.host, () => resolve());
   });
-  return http;
+  return async () => {
+    http.closeAllConnections();
+    await Promise.all([http, front].filter((s, i, all) => all.indexOf(s) === i).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  };
 }
 
 /** Options a SIGHUP reads again from the config file. */
