@@ -21,7 +21,7 @@ describe('onionturn client', () => {
   after(() => group.stopAll());
 
   test('prints iceServers, relays uclient over UDP through SOCKS, stops on SIGTERM', async () => {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${socksPort}`], { env: cleanEnv() });
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--socks', `127.0.0.1:${socksPort}`], { env: cleanEnv() });
     let stdout = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
     const port = await waitFor('iceServers on stdout', () => {
@@ -41,22 +41,29 @@ describe('onionturn client', () => {
   });
 
   test('bad values are one line and exit 2', async () => {
-    const remote = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--listen', '192.0.2.1:3478']);
+    const remote = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--listen', '192.0.2.1:3478']);
     assert.equal(remote.code, 2);
     assert.equal(remote.stderr, 'onionturn: --listen: 192.0.2.1 is not a loopback address; pass --allow-remote to listen there\n');
     const env = await runCli(['client', '--listen', '127.0.0.1:0'], { env: { ONIONTURN_SERVER: 'udp://x:1' } });
     assert.equal(env.code, 2);
     assert.match(env.stderr, /^onionturn: --server: server 'udp:\/\/x:1': scheme must be tcp:\/\/ or tls:\/\/\n$/);
     // The test-only list of SOCKS ports tried by default is checked like --socks, and stays out of --help.
-    const candidates = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--listen', '127.0.0.1:0'], { env: { ONIONTURN_DEFAULT_SOCKS: '127.0.0.1:9050,nonsense' } });
+    const candidates = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--listen', '127.0.0.1:0'], { env: { ONIONTURN_DEFAULT_SOCKS: '127.0.0.1:9050,nonsense' } });
     assert.equal(candidates.code, 2);
     assert.match(candidates.stderr, /^onionturn: --default-socks: .*nonsense.*\n$/);
     assert.doesNotMatch((await runCli(['client', '--help'])).stdout, /default-socks/);
+    // Plain TURN or HTTP to a clearnet host crosses the exit in the clear: refused, with the way out.
+    const clear = await runCli(['client', '--server', 'tcp://turn.example:3478', '--listen', '127.0.0.1:0', '--socks', '127.0.0.1:1']);
+    assert.equal(clear.code, 2);
+    assert.match(clear.stderr, /^onionturn: --server tcp:\/\/turn\.example:3478 would cross the Tor exit in the clear: .*tls:\/\/HOST:PORT with --pin.*--allow-plaintext-upstream for tests\)\n$/);
+    const http = await runCli(['client', '--server', 'abcdefgh.onion:3478', '--listen', '127.0.0.1:0', '--socks', '127.0.0.1:1', '--credentials-url', 'http://creds.example/?service=turn']);
+    assert.equal(http.code, 2);
+    assert.match(http.stderr, /^onionturn: an http:\/\/ --credentials-url would cross the Tor exit in the clear/);
     const pin = await runCli(['client', '--server', 'tls://turn.example:5349', '--pin', 'sha1/abc']);
     assert.equal(pin.code, 2);
     assert.match(pin.stderr, /--pin: pin 'sha1\/abc' must be sha256\//);
     for (const rate of ['-1', 'many']) {
-      const r = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--listen', '127.0.0.1:0', '--new-flows-per-second', rate]);
+      const r = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--listen', '127.0.0.1:0', '--new-flows-per-second', rate]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /^onionturn: --new-flows-per-second must be a number of 0 or more \(0: no limit\), got '(-1|NaN)'\n$/);
     }

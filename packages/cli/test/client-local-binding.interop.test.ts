@@ -43,13 +43,19 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
     coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
     recorder = await SocksRecorder.start();
-    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', '--local-password', 'wonderland'], { env: cleanEnv() });
+    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', '--local-password', 'wonderland'], { env: cleanEnv() });
     port = await shimPort(cli);
   });
   after(async () => {
     await group.stopAll();
     await recorder?.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--local-password typed on the command line is warned about (it shows in ps), not echoed in the warning', () => {
+    const warnings = cli.output().split('\n').filter((l) => l.startsWith('onionturn: warning:'));
+    assert.ok(warnings.some((l) => l.includes('--local-password shows the password to every user via ps')), warnings.join('\n'));
+    for (const w of warnings) assert.doesNotMatch(w, /wonderland/);
   });
 
   test('turnutils_stunclient, UDP and TCP Bindings (with and without FINGERPRINT) are answered with the app address; no SOCKS request', async () => {

@@ -55,7 +55,7 @@ describe('onionturn client with its own tor', () => {
   });
 
   function startClient(args: readonly string[], env: Record<string, string> = {}): RunningClient {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, ...args], { env: cleanEnv(env) });
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', ...args], { env: cleanEnv(env) });
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -177,7 +177,7 @@ describe('onionturn client with its own tor', () => {
   }
 
   test('no tor installed: one line that says how to install it, exit 1', async () => {
-    const r = await runCli(['client', '--tor', '--tor-path', join(dir, 'no-such-tor'), '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`]);
+    const r = await runCli(['client', '--tor', '--tor-path', join(dir, 'no-such-tor'), '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /onionturn: tor is not installed at .*no-such-tor; install it with: apt-get install tor \(or pass --socks HOST:PORT of a running tor\)\n$/);
   });

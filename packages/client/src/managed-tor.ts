@@ -2,7 +2,7 @@
 // for users who run no tor of their own. Bootstrap progress goes to the log; stop() ends exactly
 // this child (by its PID) and removes a temporary data directory.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -70,10 +70,16 @@ export function removeStaleDataDirs(dir: string = tmpdir()): number {
   } catch {
     return 0;
   }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
   for (const name of names) {
     const path = join(dir, name);
     let owner: number | undefined;
     try {
+      // Only a real directory (not a link to one) and a real torrc, both made by this user:
+      // /tmp is shared, and anyone can put an onionturn-tor-* there.
+      const d = lstatSync(path);
+      const f = lstatSync(join(path, TORRC_NAME));
+      if (!d.isDirectory() || !f.isFile() || (uid !== undefined && (d.uid !== uid || f.uid !== uid))) continue;
       owner = torrcOwner(readFileSync(join(path, TORRC_NAME), 'utf8'));
     } catch {
       continue; // not ours to judge (no torrc: maybe being written right now)

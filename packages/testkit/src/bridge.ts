@@ -155,7 +155,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       const started = group.spawn('onionturn client', process.execPath, [
         onionturnBin(),
         'client',
-        ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${torNet.socksPort}`],
+        ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${torNet.socksPort}`, '--allow-plaintext-upstream'],
         ...['--isolation', shim.isolation ?? 'per-flow'],
         ...(local
           ? ['--local-user', local.user, '--local-password', local.password, '--credentials-url', `http://127.0.0.1:${server.credentialPort}/credentials`]

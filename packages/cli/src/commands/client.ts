@@ -26,7 +26,7 @@ import {
   type UpstreamServer,
 } from '@onionturn/client';
 import type { CliContext } from '../cli-context.js';
-import { positiveInteger, readSecretFile } from '../config.js';
+import { givenOnCommandLine, positiveInteger, readSecretFile } from '../config.js';
 import { loadOrCreateLocalPassword, localPasswordPath } from '../local-password.js';
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
@@ -53,6 +53,7 @@ interface ClientArgs {
   torConfig?: string;
   torPath?: string;
   defaultSocks: string;
+  allowPlaintextUpstream: boolean;
 }
 
 /** The local user when --local-user is not given; the password is never a fixed default. */
@@ -90,6 +91,9 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefin
   }
   const username = args.localUser ?? DEFAULT_LOCAL_USER;
   if (username === '' || args.localPassword === '') throw new UsageError('--local-user and --local-password must not be empty');
+  if (givenOnCommandLine(ctx.rawArgv, 'local-password')) {
+    ctx.warn('--local-password shows the password to every user via ps; use ONIONTURN_LOCAL_PASSWORD, or leave it out for a random one kept in a 0600 file');
+  }
   let password = args.localPassword;
   let note: string | undefined;
   if (password === undefined) {
@@ -101,6 +105,28 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefin
   }
   const local = { username, password, realm: LOCAL_REALM };
   return { make: (socks) => ({ local, source: source(socks) }), note };
+}
+
+/**
+ * Plain TURN (tcp://) or HTTP to a host that is not an onion service crosses the exit relay in
+ * the clear: the exit reads whom the user calls (XOR-PEER-ADDRESS), the credential, and can
+ * rewrite it. Refused unless the user says it is a test; tls:// with --pin or .onion is the way.
+ */
+function plaintextCheck(args: ClientArgs, servers: readonly UpstreamServer[], ctx: CliContext): void {
+  const isOnion = (host: string): boolean => /\.onion\.?$/i.test(host);
+  const clear: string[] = servers.filter((s) => s.transport === 'tcp' && !isOnion(s.host)).map((s) => `--server ${s.label}`);
+  if (args.credentialsUrl !== undefined) {
+    try {
+      const url = new URL(args.credentialsUrl);
+      if (url.protocol === 'http:' && !isOnion(url.hostname)) clear.push('an http:// --credentials-url');
+    } catch {
+      // reported by localAuthOf
+    }
+  }
+  if (clear.length === 0) return;
+  const why = `${clear.join(' and ')} would cross the Tor exit in the clear: the exit relay could read whom you call and your credentials`;
+  if (!args.allowPlaintextUpstream) throw new UsageError(`${why}; use tls://HOST:PORT with --pin, an .onion address, or https:// (--allow-plaintext-upstream for tests)`);
+  ctx.warn(`${why} (--allow-plaintext-upstream is on: for tests only)`);
 }
 
 /** Tor's usual SOCKS ports: the tor daemon, then Tor Browser. */
@@ -137,7 +163,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('allow-remote', { type: 'boolean', default: false, describe: 'allow a non-loopback --listen address' })
         .option('server', { type: 'string', array: true, requiresArg: true, describe: 'upstream tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT; repeat for failover' })
         .option('socks', { type: 'string', requiresArg: true, describe: "Tor's SOCKS port (default 127.0.0.1:9050, then 9150)" })
-        .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all (both by SOCKS username/password, which tor honours; a proxy that picks no authentication gets one warning and no isolation)' })
+        .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all, so any web page that sends TURN to the shim shares the circuit (and exit address) of your own calls (both by SOCKS username/password, which tor honours; a proxy that picks no authentication gets one warning and no isolation)' })
         .option('pin', { type: 'string', array: true, requiresArg: true, describe: 'tls:// server key pin sha256/BASE64 (SPKI); repeatable' })
         .option('ca', { type: 'string', requiresArg: true, describe: 'PEM CA file for tls:// servers (when not pinning)' })
         .option('tor', { type: 'boolean', default: false, describe: 'start a tor of our own (also the default when no --socks is given and nothing answers at 9050/9150)' })
@@ -153,6 +179,11 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
         .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file' })
         .option('new-flows-per-second', { type: 'number', default: DEFAULT_NEW_FLOWS_PER_SECOND, requiresArg: true, describe: 'pass-through mode: new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds\' worth; 0: no limit' })
+        .option('allow-plaintext-upstream', {
+          type: 'boolean',
+          default: false,
+          describe: 'TESTS ONLY: allow tcp:// to a server that is not .onion, and an http:// --credentials-url that is not .onion (the exit relay could read whom you call and your credentials)',
+        })
         .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
     handler: async (argv) => {
@@ -200,6 +231,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         socks = r.value;
       }
       const candidates = socksCandidates(args.defaultSocks);
+      plaintextCheck(args, servers, ctx);
       const logger = createLogger({ level: args.logLevel });
       // From here on a signal stops whatever is under way, including a tor that is bootstrapping.
       const stop = watchStopSignals((name, first) => logger.info(first ? `${name}: stopping` : `${name} again: exiting at once`));
