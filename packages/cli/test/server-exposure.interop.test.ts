@@ -74,10 +74,12 @@ test('--tor-circuit-id: behind an onion service the credential rate limit is per
   t.after(() => group.stopAll());
   const port = await freePort('127.0.0.1');
   await startServer(group, ['--secret-file', secret, '--credentials-listen', `127.0.0.1:${port}`, '--tor-circuit-id']);
+  // 60 at once, then one a second: on a busy machine a token or two may come back meanwhile.
   const first: number[] = [];
-  for (let i = 0; i < 61; i++) first.push(await viaCircuit(port, 7));
-  assert.deepEqual([...new Set(first.slice(0, 60))], [200], 'a circuit gets its 60 per minute');
-  assert.equal(first[60], 429, 'the 61st from that circuit is limited');
+  while (first.length < 80 && first.at(-1) !== 429) first.push(await viaCircuit(port, 7));
+  assert.equal(first.at(-1), 429, `the circuit is limited after its burst: ${first.length} requests`);
+  assert.ok(first.length >= 61, 'a circuit gets its 60 at once');
+  assert.deepEqual([...new Set(first.slice(0, -1))], [200]);
   assert.equal(await viaCircuit(port, 8), 200, 'another circuit is still served');
   // Without the PROXY line nothing is served (tor always sends it when configured).
   const plain = connect(port, '127.0.0.1');

@@ -95,19 +95,18 @@ export class TurnCore {
 
 
   /**
-   * SIGHUP: new policy and credentials apply to new requests. Allocations stay, except those
-   * whose credential is gone (a static user removed or given a new password, a REST secret
-   * dropped): a revoked credential must not keep relaying until its allocation expires.
+   * SIGHUP: new policy and credentials apply to new requests. Allocations stay, except those of
+   * a static user that was removed or given a new password: a revoked user must not keep relaying
+   * until the allocation expires. REST credentials end by themselves (strict expiry), and a
+   * rotated-out secret keeps the allocations made with it, as rotation should.
    */
   reload(policy: PeerPolicy, lookup: CredentialLookup): void {
     this.#policy = policy;
     this.#lookup = lookup;
     const now = this.#now();
-    const lenient = this.#ctx.options.strictExpiry === false;
     for (const alloc of [...this.#table.all]) {
       const auth = alloc.auth;
-      // --no-strict-expiry keeps allocations of expired REST credentials, which no lookup knows.
-      if (lenient && auth.credentialExpiresAt !== undefined && auth.credentialExpiresAt <= now) continue;
+      if (auth.credentialExpiresAt !== undefined) continue;
       const cred = lookup(auth.username, auth.realm, now);
       if (cred === undefined || !cred.passwords.includes(auth.password)) this.#table.delete(alloc, 'credentials-revoked');
     }

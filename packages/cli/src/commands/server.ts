@@ -163,9 +163,6 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
   const listen = parseListenSpecs(list(args.listen)).map((l) => (args.torCircuitId && l.protocol === 'tcp' ? { ...l, proxyHeader: true } : l));
   if (args.torCircuitId && !listen.some((l) => l.protocol === 'tcp')) throw new UsageError('--tor-circuit-id needs a tcp:// listener (the one tor forwards the onion service to)');
   if (listen.some((l) => l.protocol === 'tls') && (!args.cert || !args.key)) throw new UsageError('tls:// listeners need --cert and --key');
-  if (givenOnCommandLine(args.rawArgv ?? [], 'user')) {
-    warn(`--user NAME:PASSWORD shows the password to every user via ps; put users in a --config file (mode 600) or ${ENV_PREFIX}_USER`);
-  }
   const { lookup, policy, allowed } = authAndPolicy(args, warn);
   const limits: Limits = {
     allocations: count('max-allocations', args.maxAllocations),
@@ -188,19 +185,9 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
   let metrics: { host: string; port: number } | undefined;
   if (args.metrics !== undefined) {
     metrics = parseListen(args.metrics);
-    if (!isLoopback(metrics.host)) warn(`--metrics ${args.metrics} is reachable beyond this machine: counts of allocations and traffic are visible to anyone who can connect; bind it to 127.0.0.1 or firewall it`);
-  }
-  if (args.credentialsListen !== undefined && !isLoopback(parseListen(args.credentialsListen).host)) {
-    warn(
-      `--credentials-listen ${args.credentialsListen} is reachable beyond this machine: anyone who reaches it gets TURN credentials${args.credentialsKeyFile === undefined ? '; require a key with --credentials-key-file' : ''}`,
-    );
-  }
-  const nat = [...relayIps, ...listen.map((l) => l.host)].find((h) => isPrivateAddress(h));
-  if (nat !== undefined && list(args.externalIp).length === 0) {
-    warn(`relays use the private address ${nat} and no --external-ip is given: behind 1:1 NAT the public address is not known, so peers cannot be told it and it is not denied as an own address; give --external-ip PUBLIC_IP`);
   }
   if (!['rfc5766', 'rfc8656'].includes(args.channelRange)) throw new UsageError(`--channel-range must be rfc5766 or rfc8656`);
-  return {
+  const config: TurnServerConfig = {
     listen,
     realm: args.realm,
     lookup,
@@ -222,6 +209,23 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     ...(args.software !== undefined ? { software: args.software } : {}),
     ...(metrics ? { metrics } : {}),
   };
+  // Warnings only once the whole configuration is valid: a bad value stays one line (exit 2).
+  if (givenOnCommandLine(args.rawArgv ?? [], 'user')) {
+    warn(`--user NAME:PASSWORD shows the password to every user via ps; put users in a --config file (mode 600) or ${ENV_PREFIX}_USER`);
+  }
+  if (metrics && !isLoopback(metrics.host)) {
+    warn(`--metrics ${args.metrics} is reachable beyond this machine: counts of allocations and traffic are visible to anyone who can connect; bind it to 127.0.0.1 or firewall it`);
+  }
+  if (args.credentialsListen !== undefined && !isLoopback(parseListen(args.credentialsListen).host)) {
+    warn(
+      `--credentials-listen ${args.credentialsListen} is reachable beyond this machine: anyone who reaches it gets TURN credentials${args.credentialsKeyFile === undefined ? '; require a key with --credentials-key-file' : ''}`,
+    );
+  }
+  const nat = [...relayIps, ...listen.map((l) => l.host)].find((h) => isPrivateAddress(h));
+  if (nat !== undefined && list(args.externalIp).length === 0) {
+    warn(`relays use the private address ${nat} and no --external-ip is given: behind 1:1 NAT the public address is not known, so peers cannot be told it and it is not denied as an own address; give --external-ip PUBLIC_IP`);
+  }
+  return config;
 }
 
 function options(y: Argv): Argv {
