@@ -1,6 +1,7 @@
 // What TurnCore is configured with, and the interfaces through which the shell binds relays and
 // hears lifecycle events.
 import type { Relay, RelaySocket } from './allocation.js';
+import type { RandomSource } from '@onionturn/credentials';
 import type { CredentialLookup } from './auth.js';
 import type { Lifetimes, Limits } from './limits.js';
 import type { PeerPolicy } from './peer-policy.js';
@@ -45,6 +46,11 @@ export interface CoreOptions {
   readonly now?: () => number;
   readonly events?: CoreEvents;
   readonly nonceSecret?: Buffer;
+  /**
+   * Randomness for Data indication transaction ids, reservation tokens and the nonce key (the
+   * relay ports come from the PortPool's own): the OS CSPRNG unless a test makes runs reproducible.
+   */
+  readonly random?: RandomSource;
   /** Live relay addresses (default: this process's own); a multi-process server shares them. */
   readonly relays?: LiveRelays;
   /**

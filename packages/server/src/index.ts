@@ -8,6 +8,8 @@ export { createMetricsRegistry, serveMetrics } from './metrics.js';
 export { NonceIssuer, NONCE_COOKIE } from '@onionturn/credentials';
 export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules, parseAllowPeer, parsePolicyRule, type PolicyRule } from './peer-policy.js';
 export { PortPool } from './port-pool.js';
+export { OwnAddressWatch } from './own-addresses.js';
+export { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type Admission, type UdpAdmissionRate, type UdpClientLimits } from './udp-clients.js';
 export { PROXY_V1_MAX, parseProxyV1, type ProxyHeader } from './proxy-header.js';
 export { proxySource, readProxyHeader, type ProxyHeaderOk } from './proxy-listener.js';
 export { RelayRegistry, type LiveRelays } from './relay-registry.js';

@@ -6,7 +6,6 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { SourceBuckets, TokenBucket } from '@onionturn/credentials';
 import { TcpBatchWriter, errorCode } from '@onionturn/io';
 import { FrameKind, StreamFramer, channelDataPadding, writeChannelDataHeader, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
 import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
@@ -17,7 +16,9 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetricsRegistry, serveMetrics } from './metrics.js';
 import { PeerPolicy, type PolicyRule } from './peer-policy.js';
 import { PortPool } from './port-pool.js';
+import { OwnAddressWatch } from './own-addresses.js';
 import { readProxyHeader } from './proxy-listener.js';
+import { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients } from './udp-clients.js';
 import { TurnCore } from './turn-core.js';
 
 export interface ListenSpec {
@@ -93,22 +94,14 @@ const UNALLOCATED_BYTES = 64 << 20;
  * allocation is held, so nothing is re-armed per packet.
  */
 const ALLOCATE_DEADLINE_MS = 30_000;
-const UDP_CLIENT_IDLE_MS = 120_000;
-/**
- * UDP source addresses remembered at once. Only sources with an allocation (or one being made)
- * are kept, so this is reached only near the allocation limit; new Allocates are dropped beyond.
- */
-const MAX_UDP_CLIENTS = 50_000;
-/** Allocate request message type (method 0x003, class request). */
-const ALLOCATE_REQUEST = 0x0003;
 const RELAY_RECV_BUFFER = 1 << 20;
-/** Seconds between looks at the machine's interface addresses. */
-const OWN_ADDRESS_CHECK_TICKS = 30;
+/** Time between looks at the machine's interface addresses. */
+const OWN_ADDRESS_CHECK_MS = 30_000;
 
-function interfaceAddressKey(): string {
+function interfaceAddresses(): string[] {
   const all: string[] = [];
   for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) all.push(i.address);
-  return all.sort().join(',');
+  return all;
 }
 
 /**
@@ -123,34 +116,28 @@ export class TurnServer {
   readonly core: TurnCore;
   /** The start config, with lookup and policy rules as of the last reload. */
   #config: TurnServerConfig;
-  /** The machine's interface addresses the peer policy denies, as last seen (they can change). */
-  #ownKey = interfaceAddressKey();
-  #ticks = 0;
+  /** The machine's interface addresses the peer policy denies, looked at again on a schedule. */
+  readonly #own = new OwnAddressWatch(interfaceAddresses, OWN_ADDRESS_CHECK_MS, Date.now());
   readonly #log: Logger;
   readonly #tcpServers: TcpServer[] = [];
   readonly #udpListeners: UdpSocket[] = [];
   readonly #connections = new Set<Socket>();
-  readonly #udpClients = new Map<UdpSocket, Map<string, Map<number, { client: Client; seen: number }>>>();
+  readonly #udpClients: UdpClients;
   #timer: NodeJS.Timeout | undefined;
   #metricsServer: HttpServer | undefined;
   readonly #bound: { protocol: ClientTransport; address: string; port: number }[] = [];
   #closing = false;
-  #udpClientCount = 0;
   #internalErrorLogged = false;
   readonly #framerOptions: FramerOptions;
   /** What connections without an allocation hold now, as last measured (see #accept). */
   #unallocatedHeld = 0;
-  readonly #udpSources: SourceBuckets;
-  readonly #udpTotal: TokenBucket;
 
   private constructor(config: TurnServerConfig, core: TurnCore, log: Logger) {
     this.#config = config;
     this.core = core;
     this.#log = log;
     this.#framerOptions = { rfc5766Channels: config.channelRange !== 'rfc8656' };
-    const rate = config.udpUnauthenticatedRate ?? { perSource: 100, perSourceBurst: 400, total: 2000, totalBurst: 4000 };
-    this.#udpSources = new SourceBuckets(rate.perSource, rate.perSourceBurst);
-    this.#udpTotal = new TokenBucket(rate.total, rate.totalBurst, Date.now());
+    this.#udpClients = new UdpClients({ ...DEFAULT_UDP_CLIENT_LIMITS, rate: config.udpUnauthenticatedRate ?? DEFAULT_UDP_ADMISSION }, Date.now());
   }
 
   /** Starts every listener; rejects (after cleaning up) when one cannot bind. */
@@ -216,7 +203,7 @@ export class TurnServer {
 
   /** UDP client sources remembered (those with an allocation or an Allocate under way). */
   get udpClientCount(): number {
-    return this.#udpClientCount;
+    return this.#udpClients.size;
   }
 
   /** Listener addresses actually bound (port 0 resolved). */
@@ -228,7 +215,7 @@ export class TurnServer {
   reload(lookup: CredentialLookup, peerPolicy: readonly PolicyRule[], allowedPeers: readonly PolicyRule[] = this.#config.allowedPeers ?? []): void {
     const config = { ...this.#config, lookup, peerPolicy, allowedPeers };
     this.#config = config;
-    this.#ownKey = interfaceAddressKey();
+    this.#own.reset(Date.now());
     this.core.reload(TurnServer.#policy(config, pickRelays(config)), lookup);
     this.#log.info('reloaded', { rules: peerPolicy.length });
   }
@@ -251,28 +238,12 @@ export class TurnServer {
 
   #tick(): void {
     this.core.tick();
-    // Addresses come and go (DHCP, IPv6 privacy addresses): the server's own stay denied.
-    if (++this.#ticks % OWN_ADDRESS_CHECK_TICKS === 0) {
-      const key = interfaceAddressKey();
-      if (key !== this.#ownKey) {
-        this.#ownKey = key;
-        this.core.reload(TurnServer.#policy(this.#config, pickRelays(this.#config)), this.#config.lookup);
-        this.#log.info('own-addresses-changed', {});
-      }
-    }
     const now = Date.now();
-    for (const byAddr of this.#udpClients.values()) {
-      for (const [addr, byPort] of byAddr) {
-        for (const [port, entry] of byPort) {
-          if (!entry.client.allocation && !entry.client.pendingAllocate && now - entry.seen > UDP_CLIENT_IDLE_MS) {
-            entry.client.closed = true;
-            byPort.delete(port);
-            this.#udpClientCount--;
-          }
-        }
-        if (byPort.size === 0) byAddr.delete(addr);
-      }
+    if (this.#own.changed(now)) {
+      this.core.reload(TurnServer.#policy(this.#config, pickRelays(this.#config)), this.#config.lookup);
+      this.#log.info('own-addresses-changed', {});
     }
+    this.#udpClients.evictIdle(now);
   }
 
   async #listen(spec: ListenSpec): Promise<void> {
@@ -406,45 +377,29 @@ export class TurnServer {
       });
     });
     sock.on('error', (err) => this.#log.warn('udp-listener-error', { error: errorCode(err) }));
-    const clients = new Map<string, Map<number, { client: Client; seen: number }>>();
-    this.#udpClients.set(sock, clients);
+    const clients = this.#udpClients;
     const core = this.core;
     const localPort = sock.address().port;
     sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-      const entry = clients.get(rinfo.address)?.get(rinfo.port);
       try {
-        if (entry !== undefined) {
-          entry.seen = Date.now();
-          core.handleClientDatagram(entry.client, msg);
+        const known = clients.get(localPort, rinfo.address, rinfo.port, Date.now());
+        if (known !== undefined) {
+          core.handleClientDatagram(known, msg);
           return;
         }
         if (this.#closing) return;
-        // Source addresses are spoofable: what a source without an allocation gets answered is
-        // rate limited per address (any port) and in total, so the answers (a 401 is five times
-        // the size of the request) cannot be aimed at someone else.
         const now = Date.now();
-        if (!this.#udpSources.get(rinfo.address, now).take(1, now) || !this.#udpTotal.take(1, now)) {
-          core.stats.countQuota('udp-unauthenticated');
-          return;
-        }
-        // A new source gets a throwaway Client, remembered only once it holds an allocation (or
-        // one is being made), so Bindings and 401s cost no state.
-        if (this.#udpClientCount >= MAX_UDP_CLIENTS && msg.length >= 2 && msg.readUInt16BE(0) === ALLOCATE_REQUEST) {
-          core.stats.countQuota('udp-clients');
+        const admission = clients.admit(rinfo.address, msg, now);
+        if (admission !== 'answer') {
+          core.stats.countQuota(admission === 'full' ? 'udp-clients' : 'udp-unauthenticated');
           return;
         }
         const remote = addressOf(rinfo.address, rinfo.port);
         if (!remote) return;
+        // A throwaway Client, kept only once it holds an allocation (or one is being made).
         const client = new Client('udp', remote, new UdpLink(sock, rinfo.port, rinfo.address), `udp|${remote.address}|${remote.port}|${localPort}`);
         core.handleClientDatagram(client, msg);
-        if (client.allocation === undefined && client.pendingAllocate === undefined) return;
-        let byPort = clients.get(rinfo.address);
-        if (!byPort) {
-          byPort = new Map();
-          clients.set(rinfo.address, byPort);
-        }
-        byPort.set(rinfo.port, { client, seen: Date.now() });
-        this.#udpClientCount++;
+        if (client.allocation !== undefined || client.pendingAllocate !== undefined) clients.remember(localPort, rinfo.address, rinfo.port, client, now);
       } catch (e) {
         this.#internalError(e); // the datagram is lost, the listener lives on
       }

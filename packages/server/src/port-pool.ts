@@ -3,7 +3,7 @@
 // allocation never reaches a new one. Availability comes first: when no free port is left, the
 // longest-resting quarantined ports are reused early, so allocating and releasing in a loop (one
 // credential can do it thousands of times a minute) cannot lock everyone out for the quarantine.
-import { randomInt } from 'node:crypto';
+import { cryptoRandom, type RandomSource } from '@onionturn/credentials';
 
 export class PortPool {
   readonly #free: number[] = [];
@@ -14,8 +14,11 @@ export class PortPool {
   #qHead = 0;
   #early = 0;
   readonly #quarantineMs: number;
+  readonly #random: RandomSource;
 
-  constructor(min: number, max: number, quarantineMs: number) {
+  /** `random`: the operating system's CSPRNG unless a test makes runs reproducible. */
+  constructor(min: number, max: number, quarantineMs: number, random: RandomSource = cryptoRandom) {
+    this.#random = random;
     if (!(Number.isInteger(min) && Number.isInteger(max) && min >= 1 && max <= 65535 && min <= max)) {
       throw new RangeError(`bad relay port range ${min}-${max}`);
     }
@@ -48,7 +51,7 @@ export class PortPool {
     const free = this.#free;
     if (free.length === 0) return undefined;
     for (let attempt = 0; attempt < 64; attempt++) {
-      const port = free[randomInt(free.length)] as number;
+      const port = free[this.#random.int(0, free.length)] as number;
       if (even && port % 2 !== 0) continue;
       this.#remove(port);
       return port;
@@ -59,7 +62,7 @@ export class PortPool {
   #takePair(): [number, number] | undefined {
     const free = this.#free;
     for (let attempt = 0; attempt < 128 && free.length > 1; attempt++) {
-      const port = free[randomInt(free.length)] as number;
+      const port = free[this.#random.int(0, free.length)] as number;
       if (port % 2 !== 0 || !this.#index.has(port + 1)) continue;
       this.#remove(port);
       this.#remove(port + 1);

@@ -1,6 +1,6 @@
 // Ports kept for a later Allocate with RESERVATION-TOKEN: the odd port of an EVEN-PORT pair
 // (RFC 8656 §7.2), by token, until the token is used or expires.
-import { randomBytes } from 'node:crypto';
+import { cryptoRandom, type RandomSource } from '@onionturn/credentials';
 import type { IpFamily } from '@onionturn/protocol';
 import type { PortPool } from './port-pool.js';
 
@@ -20,9 +20,11 @@ export class Reservations {
   readonly #byToken = new Map<string, Reservation>();
   readonly #perUser = new Map<string, number>();
   readonly #ports: PortPool;
+  readonly #random: RandomSource;
 
-  constructor(ports: PortPool) {
+  constructor(ports: PortPool, random: RandomSource = cryptoRandom) {
     this.#ports = ports;
+    this.#random = random;
   }
 
   /** The reservation a token (as hex) names, expired or not. */
@@ -45,7 +47,7 @@ export class Reservations {
 
   /** Keeps `port` for an allocation of `family`; returns the RESERVATION-TOKEN that names it. */
   add(port: number, family: IpFamily, username: string, now: number): Buffer {
-    const tokenBytes = randomBytes(8);
+    const tokenBytes = Buffer.from(this.#random.bytes(8));
     this.#byToken.set(tokenBytes.toString('hex'), { port, family, username, expiresAt: now + RESERVATION_MS });
     this.#perUser.set(username, this.countFor(username) + 1);
     return tokenBytes;

@@ -3,7 +3,6 @@
 // RelaySocket and RelayBinder interfaces the shell supplies. Time comes from an injected clock.
 // This file holds the inputs, the relay hot path both ways, the timers and the dispatch of
 // requests; the method handlers, the credential check and the replies live in files of their own.
-import { randomBytes } from 'node:crypto';
 import {
   AttributeType,
   ErrorCode,
@@ -31,7 +30,7 @@ import { onRefresh, type RefreshContext } from './refresh.js';
 import { Replies, type Reply } from './replies.js';
 import { RelayRegistry, type LiveRelays } from './relay-registry.js';
 import { Reservations } from './reservations.js';
-import { NonceIssuer, TokenBucket } from '@onionturn/credentials';
+import { NonceIssuer, TokenBucket, cryptoRandom } from '@onionturn/credentials';
 import { CoreStats } from './stats.js';
 
 /** The core's state as the method handlers see it; each handler's context names the part it uses. */
@@ -51,13 +50,15 @@ export class TurnCore {
   readonly #relays: LiveRelays;
   #policy: PeerPolicy;
   #lookup: CredentialLookup;
-  readonly #tid = randomBytes(12);
+  readonly #tid: Buffer;
 
   constructor(options: CoreOptions) {
     this.#life = { ...DEFAULT_LIFETIMES, ...options.lifetimes };
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#now = options.now ?? Date.now;
-    const nonces = new NonceIssuer(this.#life.nonceSec * 1000, options.nonceSecret);
+    const random = options.random ?? cryptoRandom;
+    this.#tid = Buffer.from(random.bytes(12));
+    const nonces = new NonceIssuer(this.#life.nonceSec * 1000, options.nonceSecret ?? Buffer.from(random.bytes(32)), -random.int(0, 2 ** 40));
     this.#filtering = options.filtering ?? 'address-and-port';
     this.#policy = options.policy;
     this.#lookup = options.lookup;
@@ -65,7 +66,7 @@ export class TurnCore {
     this.#total = new TokenBucket(bw, bw, this.#now());
     this.#relays = options.relays ?? new RelayRegistry();
     this.#table = new AllocationTable(options.ports, this.stats, options.events, this.#now, this.#relays);
-    this.#reservations = new Reservations(options.ports);
+    this.#reservations = new Reservations(options.ports, random);
     this.#replies = new Replies(this.stats, options.realm, options.software, nonces, this.#now);
     // Made once: the handlers reach the core's state through this, never per packet.
     this.#ctx = {

@@ -13,6 +13,7 @@ import {
   type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
+import type { RandomSource } from '@onionturn/credentials';
 import {
   Client,
   PeerPolicy,
@@ -125,6 +126,7 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     ...(options.software ? { software: options.software } : {}),
     ...(options.channelRange ? { channelRange: options.channelRange } : {}),
     ...(options.events ? { events: options.events } : {}),
+    ...(options.random ? { random: options.random } : {}),
   });
   let n = 0;
   return {
@@ -254,4 +256,21 @@ export function errorCode(msg: StunMessage): number | undefined {
 
 export function peer(address: string, port: number): TransportAddress {
   return { family: address.includes(':') ? 'IPv6' : 'IPv4', address, port };
+}
+
+/** A seeded RandomSource (xorshift32): the same seed, the same run. Tests only, never for secrets. */
+export function seededRandom(seed: number): RandomSource {
+  let x = seed >>> 0 || 1;
+  const next = (): number => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+  return {
+    bytes: (n) => Uint8Array.from({ length: n }, () => next() & 0xff),
+    int: (min, max) => min + (next() % (max - min)),
+  };
 }
