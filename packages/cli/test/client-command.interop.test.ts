@@ -58,7 +58,7 @@ describe('onionturn client', () => {
     assert.match(clear.stderr, /^onionturn: --server tcp:\/\/turn\.example:3478 would cross the Tor exit in the clear: .*tls:\/\/HOST:PORT with --pin.*--allow-plaintext-upstream for tests\)\n$/);
     const http = await runCli(['client', '--server', 'abcdefgh.onion:3478', '--listen', '127.0.0.1:0', '--socks', '127.0.0.1:1', '--credentials-url', 'http://creds.example/?service=turn']);
     assert.equal(http.code, 2);
-    assert.match(http.stderr, /^onionturn: an http:\/\/ --credentials-url would cross the Tor exit in the clear/);
+    assert.match(http.stderr, /^onionturn: a plain-HTTP --credentials-url would cross the Tor exit in the clear/);
     const pin = await runCli(['client', '--server', 'tls://turn.example:5349', '--pin', 'sha1/abc']);
     assert.equal(pin.code, 2);
     assert.match(pin.stderr, /--pin: pin 'sha1\/abc' must be sha256\//);

@@ -118,7 +118,7 @@ function plaintextCheck(args: ClientArgs, servers: readonly UpstreamServer[], ct
   if (args.credentialsUrl !== undefined) {
     try {
       const url = new URL(args.credentialsUrl);
-      if (url.protocol === 'http:' && !isOnion(url.hostname)) clear.push('an http:// --credentials-url');
+      if (url.protocol === 'http:' && !isOnion(url.hostname)) clear.push('a plain-HTTP --credentials-url');
     } catch {
       // reported by localAuthOf
     }
