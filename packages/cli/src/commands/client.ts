@@ -59,6 +59,8 @@ interface ClientArgs {
 /** The local user when --local-user is not given; the password is never a fixed default. */
 const DEFAULT_LOCAL_USER = 'onionturn';
 const LOCAL_REALM = 'onionturn.local';
+/** A long call: credentials made for flows should outlive it (4 hours). */
+const LONG_CALL_S = 4 * 3600;
 
 interface LocalAuthPlan {
   readonly make: (socks: HostPort) => LocalAuthConfig;
@@ -74,7 +76,11 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefin
   let source: (socks: HostPort) => CredentialSource;
   if (args.upstreamSecretFile !== undefined) {
     const secret = readSecretFile(args.upstreamSecretFile, ({ path }) => ctx.warn(`secret file ${path} is readable by others (chmod 600 ${path})`));
-    const made = new SecretCredentialSource(secret, positiveInteger('upstream-ttl', args.upstreamTtl));
+    const ttl = positiveInteger('upstream-ttl', args.upstreamTtl);
+    // The server ends an allocation with its credential (strict expiry), and the username of an
+    // allocation cannot change: the credential's lifetime is the longest call.
+    if (ttl < LONG_CALL_S) ctx.warn(`--upstream-ttl ${ttl}: calls end when their credential expires (the server's strict expiry); ${LONG_CALL_S} s or more lets a long call last`);
+    const made = new SecretCredentialSource(secret, ttl);
     source = () => made;
   } else if (args.credentialsUrl !== undefined) {
     let url: URL;
@@ -177,7 +183,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('local-password', { type: 'string', requiresArg: true, describe: 'local-credential mode: the password apps use (default: a random one kept in $XDG_CONFIG_HOME/onionturn/local-password, ~/.config/... without XDG_CONFIG_HOME; printed in iceServers) [env ONIONTURN_LOCAL_PASSWORD]' })
         .option('upstream-secret-file', { type: 'string', requiresArg: true, describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)' })
         .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
-        .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file' })
+        .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file: the longest call, since the server ends an allocation with its credential' })
         .option('new-flows-per-second', { type: 'number', default: DEFAULT_NEW_FLOWS_PER_SECOND, requiresArg: true, describe: 'pass-through mode: new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds\' worth; 0: no limit' })
         .option('allow-plaintext-upstream', {
           type: 'boolean',
