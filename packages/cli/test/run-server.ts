@@ -26,6 +26,8 @@ export interface StartServerOptions {
   readonly listen?: readonly string[];
   /** Run the server inside this network namespace. */
   readonly netns?: NetNamespace;
+  /** How long to wait for its listeners (default 10 s; a cluster forks and starts its workers first). */
+  readonly startTimeoutMs?: number;
 }
 
 /** Parses a logged listener: tcp://127.0.0.1:3478 or tcp://[::1]:3478. */
@@ -53,7 +55,7 @@ export async function startServer(group: ProcessGroup, args: readonly string[], 
       }
       return undefined;
     },
-    10_000,
+    options.startTimeoutMs ?? 10_000,
     50,
   );
   const listeners: BoundListener[] = [];

@@ -12,7 +12,7 @@ export { OwnAddressWatch } from './own-addresses.js';
 export { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type Admission, type UdpAdmissionRate, type UdpClientLimits } from './udp-clients.js';
 export { PROXY_V1_MAX, parseProxyV1, type ProxyHeader } from './proxy-header.js';
 export { proxySource, readProxyHeader, type ProxyHeaderOk } from './proxy-listener.js';
-export { RelayRegistry, type LiveRelays } from './relay-registry.js';
+export { RelayRegistry, SharedRelays, type LiveRelays, type RelayChange } from './relay-registry.js';
 export { TokenBucket } from '@onionturn/credentials';
 export { CoreStats } from './stats.js';
 export type { ChannelRange, CoreEvents, CoreOptions, Filtering, RelayAddress, RelayBinder } from './core-options.js';

@@ -13,9 +13,11 @@ import type { CredentialLookup } from './auth.js';
 import type { ChannelRange, Filtering, RelayAddress, RelayBinder } from './core-options.js';
 import type { Lifetimes, Limits } from './limits.js';
 import { createLogger, type Logger } from './logger.js';
+import type { Registry } from 'prom-client';
 import { createMetricsRegistry, serveMetrics } from './metrics.js';
 import { PeerPolicy, type PolicyRule } from './peer-policy.js';
 import { PortPool } from './port-pool.js';
+import type { LiveRelays } from './relay-registry.js';
 import { OwnAddressWatch } from './own-addresses.js';
 import { readProxyHeader } from './proxy-listener.js';
 import { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients } from './udp-clients.js';
@@ -78,6 +80,10 @@ export interface TurnServerConfig {
    * reflector. Default 100/s (bursts of 400: many clients behind one address) per address,
    * 2,000/s (bursts of 4,000) in total: at most ~11 kB/s of answers towards any one address.
    */
+  /** Set in a worker of --workers: it logs 'worker-started' (the primary logs 'server-started'). */
+  readonly worker?: number;
+  /** Live relay addresses shared with other worker processes (--workers); default this process's own. */
+  readonly relays?: LiveRelays;
   readonly udpUnauthenticatedRate?: { readonly perSource: number; readonly perSourceBurst: number; readonly total: number; readonly totalBurst: number };
 }
 
@@ -162,6 +168,7 @@ export class TurnServer {
       ...(config.software !== undefined ? { software: config.software } : {}),
       ...(config.lifetimes ? { lifetimes: config.lifetimes } : {}),
       ...(config.limits ? { limits: config.limits } : {}),
+      ...(config.relays ? { relays: config.relays } : {}),
       events: { event: (name, fields, level) => (level === 'debug' ? log.debug(name, fields) : log.info(name, fields)) },
     });
     const server = new TurnServer(config, core, log);
@@ -179,7 +186,9 @@ export class TurnServer {
     }
     server.#timer = setInterval(() => server.#tick(), 1000);
     // URL form, IPv6 in brackets ("tcp://[::1]:3478"), as --listen takes it.
-    log.info('server-started', { listeners: server.#bound.map((b) => `${b.protocol}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) });
+    const listeners = server.#bound.map((b) => `${b.protocol}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`);
+    if (config.worker === undefined) log.info('server-started', { listeners });
+    else log.info('worker-started', { worker: config.worker, listeners, pid: process.pid });
     return server;
   }
 
@@ -194,6 +203,11 @@ export class TurnServer {
       ownAddresses: own,
       allowLoopback: config.allowLoopbackPeers === true,
     });
+  }
+
+  /** A Prometheus registry of this server's counters (a worker hands it to the cluster aggregator). */
+  metricsRegistry(): Registry {
+    return createMetricsRegistry(this.core);
   }
 
   /** Bytes held by TCP/TLS connections without an allocation, as last measured. */

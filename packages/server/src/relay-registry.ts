@@ -11,8 +11,10 @@ export interface LiveRelays {
   add(relay: Relay): void;
   /** The relay's allocation is gone. */
   remove(relay: Relay): void;
-  /** The live relay announced at ip (4 or 16 bytes) : port, if any. */
+  /** The live relay of this process announced at ip (4 or 16 bytes) : port, if any. */
   find(ip: Buffer, port: number): Relay | undefined;
+  /** Whether ip:port is a live relay address of this server, in this process or another worker. */
+  has(ip: Buffer, port: number): boolean;
 }
 
 export class RelayRegistry implements LiveRelays {
@@ -37,6 +39,66 @@ export class RelayRegistry implements LiveRelays {
   find(ip: Buffer, port: number): Relay | undefined {
     return this.#byAddress.get(key(ip, port));
   }
+
+  has(ip: Buffer, port: number): boolean {
+    return this.#byAddress.has(key(ip, port));
+  }
+}
+
+/** What workers tell each other: a relay address came or went ("ADDRESS|PORT", canonical). */
+export interface RelayChange {
+  readonly op: 'add' | 'remove';
+  readonly key: string;
+}
+
+/**
+ * The live relays of a server made of worker processes: this worker's own (handed datagrams in
+ * the process) and the others' (reachable through the kernel), kept in step by messages. Each
+ * change of the own set is passed to `announce`; `apply` takes the other workers' changes.
+ */
+export class SharedRelays implements LiveRelays {
+  readonly #local = new RelayRegistry();
+  readonly #remote = new Set<string>();
+  readonly #announce: (change: RelayChange) => void;
+
+  constructor(announce: (change: RelayChange) => void) {
+    this.#announce = announce;
+  }
+
+  get remoteCount(): number {
+    return this.#remote.size;
+  }
+
+  add(relay: Relay): void {
+    this.#local.add(relay);
+    const k = relayKey(relay);
+    if (k !== undefined) this.#announce({ op: 'add', key: k });
+  }
+
+  remove(relay: Relay): void {
+    this.#local.remove(relay);
+    const k = relayKey(relay);
+    if (k !== undefined) this.#announce({ op: 'remove', key: k });
+  }
+
+  find(ip: Buffer, port: number): Relay | undefined {
+    return this.#local.find(ip, port);
+  }
+
+  has(ip: Buffer, port: number): boolean {
+    return this.#local.has(ip, port) || this.#remote.has(key(ip, port));
+  }
+
+  /** Another worker's change. */
+  apply(change: RelayChange): void {
+    if (change.op === 'add') this.#remote.add(change.key);
+    else this.#remote.delete(change.key);
+  }
+}
+
+function relayKey(relay: Relay): string | undefined {
+  const ip = parseIp(relay.external.address);
+  return ip ? key(ip, relay.external.port) : undefined;
 }
 
 /** IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address: a datagram to it goes there. */

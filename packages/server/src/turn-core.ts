@@ -353,7 +353,7 @@ export class TurnCore {
 
   /** The policy, except that live relay addresses of this server are reachable peers. */
   #peerAllowed(ip: Buffer, port: number): boolean {
-    return this.#relays.find(ip, port) !== undefined || this.#policy.allows(ip, port);
+    return this.#relays.has(ip, port) || this.#policy.allows(ip, port);
   }
 
   /** The one peer left under a relay (after others expired). */
@@ -374,8 +374,9 @@ export class TurnCore {
   /** Every peer is made here, so the policy's port rules hold for Send and inbound data too. */
   #newPeer(alloc: Allocation, perm: Permission, port: number, now: number): Peer | undefined {
     // A permission is per address; the policy may still deny some ports of it (reject *:25).
+    // A relay of this process is handed datagrams inside it; another worker's, through the kernel.
     const local = this.#relays.find(perm.ip, port);
-    if (local === undefined && !this.#policy.allows(perm.ip, port)) {
+    if (local === undefined && !this.#relays.has(perm.ip, port) && !this.#policy.allows(perm.ip, port)) {
       this.stats.deniedPeers++;
       return undefined;
     }

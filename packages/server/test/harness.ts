@@ -127,6 +127,7 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     ...(options.channelRange ? { channelRange: options.channelRange } : {}),
     ...(options.events ? { events: options.events } : {}),
     ...(options.random ? { random: options.random } : {}),
+    ...(options.relays ? { relays: options.relays } : {}),
   });
   let n = 0;
   return {

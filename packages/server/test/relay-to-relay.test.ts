@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AttributeType, MessageClass, decodeMessage, readAddressAttribute, readAttribute, type StunMessage, type TransportAddress } from '@onionturn/protocol';
-import { PeerPolicy, RelayRegistry } from '../src/index.js';
+import { PeerPolicy, RelayRegistry, SharedRelays } from '../src/index.js';
 import { errorCode, peer, world, type TestClient, type World } from './harness.js';
 
 function relayedOf(res: StunMessage): TransportAddress {
@@ -115,4 +115,23 @@ test('a ChannelBind names the exact peer ip:port: that peer may speak first; oth
   w.clock.now += 299_000;
   w.core.handlePeerDatagram(relay, Buffer.from('still open'), p.address, p.port);
   assert.equal(c.link.channelData.length, 2);
+});
+
+test("another worker's live relay address is a peer too (reached through the kernel); withdrawn, it is denied again", () => {
+  const announced: string[] = [];
+  const relays = new SharedRelays((c) => announced.push(`${c.op} ${c.key}`));
+  const w = world({ policy: new PeerPolicy({ ownAddresses: ['198.51.100.10'] }), relays });
+  const a = w.client();
+  const ra = relayedOf(a.allocate());
+  assert.deepEqual(announced, [`add 198.51.100.10|${ra.port}`], 'its own relay is announced to the others');
+  const other = peer('198.51.100.10', 61000);
+  assert.equal(errorCode(a.permit(other)), 403, 'not live anywhere yet');
+  relays.apply({ op: 'add', key: '198.51.100.10|61000' });
+  assert.equal(readAttribute(a.bind(0x4000, other), AttributeType.ErrorCode), undefined);
+  a.channelData(0x4000, Buffer.from('to the other worker'));
+  assert.deepEqual(w.relays[0]!.sent.map((s) => [s.address, s.port, s.data.toString()]), [['198.51.100.10', 61000, 'to the other worker']]);
+  relays.apply({ op: 'remove', key: '198.51.100.10|61000' });
+  assert.equal(errorCode(a.permit(peer('198.51.100.10', 61000))), 403);
+  w.core.clientClosed(a.client);
+  assert.deepEqual(announced.at(-1), `remove 198.51.100.10|${ra.port}`);
 });

@@ -16,6 +16,7 @@ import {
   restSecrets,
   staticUsers,
   type CredentialLookup,
+  type Logger,
   type Limits,
   type ListenSpec,
   type PolicyRule,
@@ -28,6 +29,7 @@ import type { CliContext } from '../cli-context.js';
 import { ENV_PREFIX, givenOnCommandLine, loadConfigFile, parseListen, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 import { errorText } from '@onionturn/io';
+import { startPrimary, workerConfig, workerIdentity, workerStarted, type Primary } from './server-workers.js';
 
 interface ServerArgs {
   listen: string[];
@@ -70,6 +72,7 @@ interface ServerArgs {
   credentialsUri?: string[];
   credentialsKeyFile?: string;
   torCircuitId: boolean;
+  workers: number;
   /** The command line as typed (set by the handler), for warnings about secrets in `ps`. */
   rawArgv?: readonly string[];
 }
@@ -272,6 +275,13 @@ function options(y: Argv): Argv {
     .option('credentials-listen', { type: 'string', requiresArg: true, describe: 'serve REST credentials (GET /credentials) on HOST:PORT, signed with the newest --secret-file' })
     .option('credentials-ttl', { type: 'number', requiresArg: true, describe: 'ttl of served credentials (s); default --max-ttl' })
     .option('credentials-uri', { type: 'string', array: true, requiresArg: true, describe: 'TURN URI returned with served credentials (repeatable)' })
+    .option('workers', {
+      type: 'number',
+      default: 1,
+      requiresArg: true,
+      describe:
+        'worker processes (Node cluster), e.g. the number of cores: TCP/TLS connections are spread over them, the relay port range and the total quotas are split, one worker owns the UDP listeners; 1: one process',
+    })
     .option('tor-circuit-id', {
       type: 'boolean',
       default: false,
@@ -289,8 +299,14 @@ export function serverCommand(ctx: CliContext): CommandModule {
     builder: (y) => options(y).example('$0 server --listen tcp://0.0.0.0:3478 --relay-ip 203.0.113.5 --secret-file /etc/onionturn/secret', ''),
     handler: async (argv) => {
       const args = { ...(argv as unknown as ServerArgs), rawArgv: ctx.rawArgv };
-      const config = serverConfig(args, ctx.warn);
+      const worker = workerIdentity();
+      // Warnings once, from the primary; a worker checks the same configuration quietly.
+      const base = serverConfig(args, worker ? () => undefined : ctx.warn);
+      const workers = count('workers', args.workers);
+      if (workers > 1 && !base.listen.some((l) => l.protocol !== 'udp')) throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
+      if (workers > 1 && !worker) return runPrimary(args, ctx, base, workers, logger);
+      const config = worker ? workerConfig(base, worker.index, worker.count) : base;
       // The credential endpoint signs with whatever secret is newest, also after SIGHUP.
       const state = { secret: '' };
       authAndPolicy(args, () => undefined, (s) => (state.secret = s));
@@ -302,11 +318,13 @@ export function serverCommand(ctx: CliContext): CommandModule {
       }
       let endpoint: (() => Promise<void>) | undefined;
       try {
-        endpoint = await startCredentialEndpoint(args, () => state.secret, ctx.warn);
+        // In a cluster the primary serves credentials.
+        if (!worker) endpoint = await startCredentialEndpoint(args, () => state.secret, ctx.warn);
       } catch (error) {
         await server.close();
         throw error;
       }
+      if (worker) workerStarted(server);
       const onHup = (): void => {
         try {
           // A config file may carry the policy and users: read it again, flags still win.
@@ -319,21 +337,62 @@ export function serverCommand(ctx: CliContext): CommandModule {
         }
       };
       process.on('SIGHUP', onHup);
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        const stop = (s: NodeJS.Signals): void => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve(s);
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+      const signal = await stopSignal();
       process.off('SIGHUP', onHup);
       logger.info('stopping', { signal });
       if (endpoint) await endpoint();
       await server.close();
+      // A worker's IPC channel to the primary would keep it alive: let go of it.
+      if (worker) process.disconnect?.();
     },
   };
+}
+
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (s: NodeJS.Signals): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve(s);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+/** --workers N: the primary forks and watches the workers, serves metrics and credentials. */
+async function runPrimary(args: ServerArgs, ctx: CliContext, config: TurnServerConfig, workers: number, logger: Logger): Promise<void> {
+  const state = { secret: '' };
+  authAndPolicy(args, () => undefined, (s) => (state.secret = s));
+  let primary: Primary;
+  try {
+    primary = await startPrimary({ ...config, logger }, workers, logger);
+  } catch (error) {
+    throw new Error(`cannot start: ${errorText(error)}`);
+  }
+  let endpoint: (() => Promise<void>) | undefined;
+  try {
+    endpoint = await startCredentialEndpoint(args, () => state.secret, ctx.warn);
+  } catch (error) {
+    await primary.stop();
+    throw error;
+  }
+  const onHup = (): void => {
+    try {
+      const fromFile = args.config ? loadConfigFile(args.config) : {};
+      authAndPolicy(reloadedArgs(args, fromFile, ctx.rawArgv, process.env), ctx.warn, (s) => (state.secret = s));
+    } catch (error) {
+      logger.error('reload-failed', { error: (error as Error).message });
+    }
+    primary.reload();
+  };
+  process.on('SIGHUP', onHup);
+  const signal = await stopSignal();
+  process.off('SIGHUP', onHup);
+  logger.info('stopping', { signal });
+  if (endpoint) await endpoint();
+  await primary.stop();
+  logger.info('server-stopped', {});
 }
 
 /** Behind an onion service: the circuit each credential-endpoint connection came on. */

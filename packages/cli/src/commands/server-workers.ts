@@ -1,0 +1,176 @@
+// `onionturn server --workers N`: Node's cluster. The primary forks N workers, each a full server
+// for the TCP/TLS connections the primary hands it, with its own slice of the relay port range
+// (so workers never collide and each keeps its own quarantine). One worker owns the UDP listeners
+// (a client 5-tuple must reach the worker that holds its allocation, and Node 20 cannot steer a
+// shared UDP handle by source). The primary keeps what is per host: the metrics endpoint (summed
+// over workers by prom-client's aggregator), the credential endpoint, signals, restarts of a worker
+// that dies (its clients' connections close with it), and the live relay addresses, which it
+// passes between workers so two users on different workers still reach each other.
+import cluster, { type Worker } from 'node:cluster';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { AggregatorRegistry } from 'prom-client';
+import { SharedRelays, type Logger, type RelayChange, type TurnServer, type TurnServerConfig } from '@onionturn/server';
+
+const INDEX_ENV = 'OT_CLUSTER_WORKER_INDEX';
+const COUNT_ENV = 'OT_CLUSTER_WORKERS';
+const RESTART_DELAY_MS = 500;
+const STOP_GRACE_MS = 10_000;
+
+interface RelayMessage extends RelayChange {
+  readonly type: 'onionturn-relay';
+}
+interface ReadyMessage {
+  readonly type: 'onionturn-ready';
+  readonly listeners: readonly string[];
+}
+
+function isRelayMessage(m: unknown): m is RelayMessage {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'onionturn-relay';
+}
+
+function isReadyMessage(m: unknown): m is ReadyMessage {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'onionturn-ready';
+}
+
+/** This process's place in a cluster, when it is a worker. */
+export function workerIdentity(): { index: number; count: number } | undefined {
+  if (!cluster.isWorker) return undefined;
+  const index = Number(process.env[INDEX_ENV]);
+  const count = Number(process.env[COUNT_ENV]);
+  return Number.isInteger(index) && Number.isInteger(count) && count > 1 ? { index, count } : undefined;
+}
+
+/** Worker `index` of `count`: its relay ports, listeners, share of the global quotas, shared relays. */
+export function workerConfig(config: TurnServerConfig, index: number, count: number): TurnServerConfig {
+  const range = config.relayPorts ?? { min: 49152, max: 65535 };
+  const size = Math.floor((range.max - range.min + 1) / count);
+  const min = range.min + index * size;
+  const max = index === count - 1 ? range.max : min + size - 1;
+  const limits = config.limits ?? {};
+  // Quotas that are global in one process are split evenly: no IPC per allocation or per packet.
+  const share = (n: number | undefined): number | undefined => (n === undefined || n === 0 ? n : Math.max(1, Math.ceil(n / count)));
+  const allocations = share(limits.allocations);
+  const bandwidthTotal = share(limits.bandwidthTotal);
+  const relays = new SharedRelays((change) => process.send?.({ type: 'onionturn-relay', ...change } satisfies RelayMessage));
+  process.on('message', (m: unknown) => {
+    if (isRelayMessage(m)) relays.apply(m);
+  });
+  const { metrics: _metrics, ...rest } = config;
+  return {
+    ...rest,
+    listen: index === 0 ? config.listen : config.listen.filter((l) => l.protocol !== 'udp'),
+    relayPorts: { min, max },
+    limits: { ...limits, ...(allocations !== undefined ? { allocations } : {}), ...(bandwidthTotal !== undefined ? { bandwidthTotal } : {}) },
+    relays,
+    worker: index,
+  };
+}
+
+/** In a worker, once its server runs: metrics for the primary's aggregator, and "ready". */
+export function workerStarted(server: TurnServer): void {
+  new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
+  AggregatorRegistry.setRegistries([server.metricsRegistry()]);
+  const listeners = server.addresses.map((b) => `${b.protocol}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`);
+  process.send?.({ type: 'onionturn-ready', listeners } satisfies ReadyMessage);
+}
+
+export interface Primary {
+  /** SIGHUP: passed to every worker. */
+  reload(): void;
+  /** SIGTERM: every worker stops (allocations closed), then the primary's endpoints. */
+  stop(): Promise<void>;
+}
+
+/** Forks the workers and resolves once every one of them listens. */
+export async function startPrimary(config: TurnServerConfig, count: number, logger: Logger): Promise<Primary> {
+  cluster.setupPrimary({ exec: process.argv[1] as string, args: process.argv.slice(2) });
+  const byIndex = new Map<number, Worker>();
+  /** Relay addresses each worker announced, to pass to newcomers and to withdraw when it dies. */
+  const relaysOf = new Map<Worker, Set<string>>();
+  let stopping = false;
+  const listeners = new Set<string>();
+  let ready = 0;
+  let allReady: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (allReady = resolve));
+
+  const broadcast = (from: Worker | undefined, change: RelayChange): void => {
+    for (const w of byIndex.values()) if (w !== from && w.isConnected()) w.send({ type: 'onionturn-relay', ...change } satisfies RelayMessage);
+  };
+  const fork = (index: number, restart: boolean): void => {
+    const w = cluster.fork({ [INDEX_ENV]: String(index), [COUNT_ENV]: String(count) });
+    byIndex.set(index, w);
+    relaysOf.set(w, new Set());
+    w.on('online', () => {
+      // What the others hold now: a newcomer can reach their relays from its first request.
+      for (const [other, keys] of relaysOf) if (other !== w) for (const key of keys) w.send({ type: 'onionturn-relay', op: 'add', key } satisfies RelayMessage);
+    });
+    w.on('message', (m: unknown) => {
+      if (isRelayMessage(m)) {
+        const keys = relaysOf.get(w);
+        if (m.op === 'add') keys?.add(m.key);
+        else keys?.delete(m.key);
+        broadcast(w, m);
+      } else if (isReadyMessage(m)) {
+        for (const l of m.listeners) listeners.add(l);
+        if (restart) logger.info('worker-restarted', { worker: index, pid: w.process.pid });
+        else if (++ready === count) allReady();
+      }
+    });
+    w.on('exit', (code, signal) => {
+      for (const key of relaysOf.get(w) ?? []) broadcast(w, { op: 'remove', key });
+      relaysOf.delete(w);
+      if (byIndex.get(index) === w) byIndex.delete(index);
+      if (stopping) return;
+      logger.warn('worker-exited', { worker: index, code, signal });
+      setTimeout(() => {
+        if (!stopping) fork(index, true);
+      }, RESTART_DELAY_MS).unref();
+    });
+  };
+  for (let i = 0; i < count; i++) fork(i, false);
+  await started;
+
+  let metrics: HttpServer | undefined;
+  if (config.metrics) {
+    const aggregator = new AggregatorRegistry();
+    metrics = createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      aggregator.clusterMetrics().then(
+        (text) => res.writeHead(200, { 'content-type': aggregator.contentType }).end(text),
+        () => res.writeHead(503).end(),
+      );
+    });
+    const { host, port } = config.metrics;
+    await new Promise<void>((resolve, reject) => {
+      (metrics as HttpServer).once('error', reject);
+      (metrics as HttpServer).listen(port, host, () => resolve());
+    });
+  }
+  logger.info('server-started', { listeners: [...listeners].sort(), workers: count });
+  return {
+    reload(): void {
+      for (const w of byIndex.values()) w.process.kill('SIGHUP');
+    },
+    async stop(): Promise<void> {
+      stopping = true;
+      await Promise.all(
+        [...byIndex.values()].map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (w.isDead()) return resolve();
+              const timer = setTimeout(() => w.process.kill('SIGKILL'), STOP_GRACE_MS);
+              w.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              w.process.kill('SIGTERM');
+            }),
+        ),
+      );
+      if (metrics) await new Promise<void>((resolve) => (metrics as HttpServer).close(() => resolve()));
+    },
+  };
+}
