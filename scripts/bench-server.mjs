@@ -29,17 +29,46 @@ const FLOOD = Number(process.env.BENCH_FLOOD_MESSAGES ?? 1000);
 const HELD = Number(process.env.BENCH_HELD ?? 1000);
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
-function cpuTicks(pid) {
+/** The process and its descendants (a --workers server is a primary and its workers). */
+function tree(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+        if (kids) out.push(...kids.split(/\s+/).map(Number));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+const sum = (f) => (pid) => tree(pid).reduce((a, p) => a + f(p), 0);
+
+function cpuTicksOne(pid) {
   // Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0;
+  }
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(f[11]) + Number(f[12]);
 }
 
-function cpuNs(pid) {
+function cpuNsOne(pid) {
   // Sum over threads of time on CPU (ns): the same quantity as utime+stime at finer resolution.
   let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  for (const tid of tids) {
     try {
       ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
     } catch {
@@ -49,10 +78,19 @@ function cpuNs(pid) {
   return ns;
 }
 
-function rssKb(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
+function rssKbOne(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
 }
+
+// Summed over the process tree: the same as before for one process, all workers with --workers.
+const cpuTicks = sum(cpuTicksOne);
+const cpuNs = sum(cpuNsOne);
+const rssKb = sum(rssKbOne);
 
 async function measure(pid, work) {
   let peak = rssKb(pid);
@@ -67,7 +105,7 @@ async function measure(pid, work) {
   return { result, ticks: cpuTicks(pid) - t0, ns: cpuNs(pid) - n0, peakRssKb: peak };
 }
 
-async function startOnionturn(group, dir) {
+async function startOnionturn(group, dir, workers = 1) {
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const port = await freePort();
@@ -80,6 +118,7 @@ async function startOnionturn(group, dir) {
     // username for every client.
     '--max-allocations-per-user', '100000', '--bandwidth', '0', '--total-bandwidth', '0',
     '--log-level', 'warn',
+    ...(workers > 1 ? ['--workers', String(workers)] : []),
   ];
   const started = group.spawn('onionturn server', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...args]);
   await waitFor('onionturn server to listen', async () => {
@@ -94,7 +133,12 @@ async function startOnionturn(group, dir) {
       s.destroy();
     }
   }, 10_000);
-  return { name: 'onionturn', pid: started.pid, own: { jsRoot: root }, port, command: `node ${args.slice(0, 1).map((a) => a.replace(root + '/', '')).join(' ')} ${args.slice(1).join(' ')}` };
+  // Every worker listening: the primary has them all, and a moment for the last to take its share.
+  if (workers > 1) {
+    await waitFor('the workers to start', () => tree(started.pid).length > workers, 30_000);
+    await sleep(2000);
+  }
+  return { name: workers > 1 ? `onionturn-w${workers}` : 'onionturn', pid: started.pid, own: { jsRoot: root }, port, command: `node ${args.slice(0, 1).map((a) => a.replace(root + '/', '')).join(' ')} ${args.slice(1).join(' ')}` };
 }
 
 async function startBaseline(group) {
@@ -115,7 +159,8 @@ function parseRun(out) {
   };
 }
 
-const SERVERS = (process.env.BENCH_SERVERS ?? 'coturn,onionturn').split(',');
+// onionturn-wN: `onionturn server --workers N` (CPU and RSS summed over the primary and its workers).
+const SERVERS = (process.env.BENCH_SERVERS ?? 'coturn,onionturn,onionturn-w2').split(',');
 const SHAPES = process.env.BENCH_SHAPES?.split(',');
 const CONFIGS = [];
 for (const clients of [1, 10, 100]) for (const length of [100, 1000]) for (const z of [20, 0]) CONFIGS.push({ clients, length, z });
@@ -252,7 +297,8 @@ async function main() {
     let serverPid;
     try {
       const peer = await startTurnutilsPeer(group);
-      const server = which === 'coturn' ? await startBaseline(group) : await startOnionturn(group, dir);
+      const workers = Number(/^onionturn-w(\d+)$/.exec(which)?.[1] ?? 1);
+      const server = which === 'coturn' ? await startBaseline(group) : await startOnionturn(group, dir, workers);
       serverPid = server.pid;
       commands[which] = server.command;
       console.log(`bench: ${which} (pid ${server.pid})`);
@@ -270,14 +316,14 @@ async function main() {
   console.log(`load: turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER -m CLIENTS -l LEN -z Z -n ${PACED} (z=20) / ${FLOOD} (z=0), against turnutils_peer`);
   console.log('CPU = server utime+stime over the run (USER_HZ ticks; "ns" column: the same from per-thread schedstat) / round trips received\n');
   const head = ['clients', 'bytes', 'z', 'server', 'rt/s', 'loss%', 'rtt ms', 'CPU us/rt', '(ns) us/rt', 'peak RSS MB', 'CPU ratio'];
-  const widths = [7, 5, 3, 9, 8, 6, 7, 9, 10, 11, 9];
+  const widths = [7, 5, 3, 12, 8, 6, 7, 9, 10, 11, 9];
   console.log(head.map((h, i) => pad(h, widths[i])).join(' '));
   for (let i = 0; i < CONFIGS.length; i++) {
     const c = results.coturn?.[i];
-    const o = results.onionturn?.[i];
-    for (const [name, r] of [['coturn', c], ['onionturn', o]]) {
+    for (const name of SERVERS) {
+      const r = results[name]?.[i];
       if (r === undefined) continue;
-      const ratio = name === 'onionturn' && c !== undefined ? f(r.cpuNsUsPerRt / c.cpuNsUsPerRt, 2) : '';
+      const ratio = name !== 'coturn' && c !== undefined ? f(r.cpuNsUsPerRt / c.cpuNsUsPerRt, 2) : '';
       const cells = [r.clients, r.length, r.z, name, f(r.rtPerSec, 0), f(r.lossPct, 2), f(r.rttMs, 2), f(r.cpuUsPerRt, 1) + (r.ticks < 20 ? '~' : ''), f(r.cpuNsUsPerRt, 1), f(r.peakRssMb, 1), ratio + (r.failed ? ' FAIL' : '')];
       console.log(cells.map((x, j) => pad(x, widths[j])).join(' '));
     }
