@@ -4,7 +4,7 @@ export { Allocation, Client, Relay, type ClientLink, type ClientTransport, type 
 export { chainLookups, parseUserSpec, restSecrets, staticUsers, type RestSecretsOptions, type Credential, type CredentialLookup } from './auth.js';
 export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
-export { createMetricsRegistry, serveMetrics } from './metrics.js';
+export { createMetricsRegistry, serveMetrics, type MetricsSource } from './metrics.js';
 export { NonceIssuer, NONCE_COOKIE } from '@onionturn/credentials';
 export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, PeerPolicy, defaultDenyRules, parseAllowPeer, parsePolicyRule, type PolicyRule } from './peer-policy.js';
 export { PortPool } from './port-pool.js';

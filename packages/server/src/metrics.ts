@@ -80,8 +80,14 @@ export function createMetricsRegistry(core: TurnCore): Registry {
   return registry;
 }
 
+/** What /metrics shows: a Registry, or a cluster's aggregator (the sum over its workers). */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 /** Serves GET /metrics on host:port. */
-export async function serveMetrics(registry: Registry, host: string, port: number): Promise<Server> {
+export async function serveMetrics(registry: MetricsSource, host: string, port: number): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404).end();

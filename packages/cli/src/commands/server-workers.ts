@@ -7,9 +7,9 @@
 // that dies (its clients' connections close with it), and the live relay addresses, which it
 // passes between workers so two users on different workers still reach each other.
 import cluster, { type Worker } from 'node:cluster';
-import { createServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
-import { SharedRelays, type Logger, type RelayChange, type TurnServer, type TurnServerConfig } from '@onionturn/server';
+import { SharedRelays, serveMetrics, type Logger, type RelayChange, type TurnServer, type TurnServerConfig } from '@onionturn/server';
 
 const INDEX_ENV = 'OT_CLUSTER_WORKER_INDEX';
 const COUNT_ENV = 'OT_CLUSTER_WORKERS';
@@ -133,21 +133,7 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
   let metrics: HttpServer | undefined;
   if (config.metrics) {
     const aggregator = new AggregatorRegistry();
-    metrics = createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404).end();
-        return;
-      }
-      aggregator.clusterMetrics().then(
-        (text) => res.writeHead(200, { 'content-type': aggregator.contentType }).end(text),
-        () => res.writeHead(503).end(),
-      );
-    });
-    const { host, port } = config.metrics;
-    await new Promise<void>((resolve, reject) => {
-      (metrics as HttpServer).once('error', reject);
-      (metrics as HttpServer).listen(port, host, () => resolve());
-    });
+    metrics = await serveMetrics({ metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }, config.metrics.host, config.metrics.port);
   }
   logger.info('server-started', { listeners: [...listeners].sort(), workers: count });
   return {

@@ -336,10 +336,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
           logger.error('reload-failed', { error: (error as Error).message });
         }
       };
-      process.on('SIGHUP', onHup);
-      const signal = await stopSignal();
-      process.off('SIGHUP', onHup);
-      logger.info('stopping', { signal });
+      logger.info('stopping', { signal: await untilStopped(onHup) });
       if (endpoint) await endpoint();
       await server.close();
       // A worker's IPC channel to the primary would keep it alive: let go of it.
@@ -348,11 +345,14 @@ export function serverCommand(ctx: CliContext): CommandModule {
   };
 }
 
-function stopSignal(): Promise<NodeJS.Signals> {
+/** Runs until SIGINT or SIGTERM (the one it resolves with), calling onHup on each SIGHUP meanwhile. */
+function untilStopped(onHup: () => void): Promise<NodeJS.Signals> {
+  process.on('SIGHUP', onHup);
   return new Promise<NodeJS.Signals>((resolve) => {
     const stop = (s: NodeJS.Signals): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      process.off('SIGHUP', onHup);
       resolve(s);
     };
     process.on('SIGINT', stop);
@@ -386,10 +386,7 @@ async function runPrimary(args: ServerArgs, ctx: CliContext, config: TurnServerC
     }
     primary.reload();
   };
-  process.on('SIGHUP', onHup);
-  const signal = await stopSignal();
-  process.off('SIGHUP', onHup);
-  logger.info('stopping', { signal });
+  logger.info('stopping', { signal: await untilStopped(onHup) });
   if (endpoint) await endpoint();
   await primary.stop();
   logger.info('server-stopped', {});
