@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import {
   ProcessGroup,
   TOOLS,
@@ -55,6 +56,25 @@ function testNetworkTorrc(clientTorrc: string): string {
   return `# join the private Tor test network of compose.e2e.test\n${lines.join('\n')}\n`;
 }
 
+/**
+ * The running container is confined as compose says: its process has no capabilities (none
+ * effective, permitted, inheritable, ambient, or in the bounding set), no_new_privs is set, it
+ * runs as `user`, and its root filesystem refuses writes.
+ */
+async function assertConfined(engine: DockerEngine, id: string, user: string, processName: string): Promise<void> {
+  const inspect = await runChecked(engine.docker, ['inspect', '--format', '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}', id], { env: engine.env });
+  assert.equal(inspect.stdout.trim(), `${user} true ["ALL"] ["no-new-privileges:true"]`);
+  const script = `for f in /proc/[0-9]*/status; do if grep -q "^Name:[[:space:]]*${processName}$" "$f"; then grep -E '^(Uid|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' "$f"; fi; done`;
+  const status = await runChecked(engine.docker, ['exec', id, 'sh', '-c', script], { env: engine.env });
+  const fields = new Map(status.stdout.trim().split('\n').map((line) => line.split(/:\s+/) as [string, string]));
+  for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(fields.get(cap), '0000000000000000', `${processName} ${cap}:\n${status.stdout}`);
+  assert.equal(fields.get('NoNewPrivs'), '1', `${processName} NoNewPrivs:\n${status.stdout}`);
+  assert.notEqual(fields.get('Uid')?.split(/\s+/)[0], '0', `${processName} runs as root:\n${status.stdout}`);
+  const write = await engine.run(['exec', id, 'sh', '-c', 'touch /etc/onionturn-write-probe'], { timeoutMs: 20_000 });
+  assert.notEqual(write.code, 0, 'the root filesystem accepted a write');
+  assert.match(write.stderr, /Read-only file system/);
+}
+
 async function imageMiB(engine: DockerEngine, image: string): Promise<number> {
   const r = await runChecked(engine.docker, ['image', 'inspect', '--format', '{{.Size}}', image], { env: engine.env });
   return Math.round((Number(r.stdout.trim()) / 1048576) * 10) / 10;
@@ -86,6 +106,35 @@ test('docker-compose accepts the compose file with .env.example and insists on O
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('docker-compose: both containers drop every capability, get no new privileges and a read-only root filesystem', async () => {
+  const compose = requireTool(TOOLS.dockerCompose);
+  const r = await runCommand(compose, ['--env-file', join(ROOT, 'docker', '.env.example'), '-f', COMPOSE_FILE, 'config'], { cwd: join(ROOT, 'docker') });
+  assert.equal(r.code, 0, r.stderr);
+  const config = parseYaml(r.stdout) as { services: Record<string, Record<string, unknown>> };
+  for (const name of ['server', 'tor']) {
+    const service = config.services[name];
+    assert.ok(service, `compose config has a ${name} service`);
+    assert.deepEqual(service['cap_drop'], ['ALL'], `${name}: cap_drop`);
+    assert.equal(service['cap_add'], undefined, `${name}: cap_add`);
+    assert.deepEqual(service['security_opt'], ['no-new-privileges:true'], `${name}: security_opt`);
+    assert.equal(service['read_only'], true, `${name}: read_only`);
+    assert.deepEqual(service['tmpfs'], ['/tmp'], `${name}: tmpfs`);
+    assert.equal(service['privileged'], undefined, `${name}: privileged`);
+  }
+});
+
+test('the README says which onion-service defences the composed tor turns on, and that the PROXY header is not on yet', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const deploy = readme.slice(readme.indexOf('## Deploy the exit side'), readme.indexOf('\n## ', readme.indexOf('## Deploy the exit side') + 3));
+  const torrc = readFileSync(join(ROOT, 'docker', 'tor', 'torrc.onion'), 'utf8');
+  const on = torrc.split('\n').filter((l) => /^HiddenService\w+ /.test(l) && !/^HiddenService(Dir|Port) /.test(l));
+  assert.deepEqual(on, ['HiddenServicePoWDefensesEnabled 1', 'HiddenServiceMaxStreamsCloseCircuit 1']);
+  for (const line of [...on, 'HiddenServiceMaxStreams', 'ONION_MAX_STREAMS', 'Vanguards', 'HiddenServiceExportCircuitID haproxy']) {
+    assert.ok(deploy.includes(line.replace(/ 1$/, '')), `README "Deploy the exit side" does not mention ${line}`);
+  }
+  assert.match(deploy, /Not on yet: `HiddenServiceExportCircuitID haproxy`/);
 });
 
 test('docker-compose exit side: images build, the stack gets healthy, coturn relays UDP through the composed server', { timeout: 30 * 60_000 }, async (t) => {
@@ -202,6 +251,15 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   // Operator-facing facts of the running container.
   const inspect = await runChecked(engine.docker, ['inspect', '--format', '{{.Config.User}} {{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.ReadonlyRootfs}}', serverId], { env: engine.env });
   assert.equal(inspect.stdout.trim(), 'onionturn host unless-stopped true');
+  await assertConfined(engine, serverId, 'onionturn', 'node');
+  await assertConfined(engine, ids['tor'] ?? '', 'debian-tor', 'tor');
+  // The onion-service defences are in the torrc tor runs with, and the image's tor accepts them.
+  const runningTorrc = await composeChecked(['exec', '-T', 'tor', 'cat', '/tmp/torrc']);
+  for (const line of ['HiddenServicePoWDefensesEnabled 1', 'HiddenServiceMaxStreams 256', 'HiddenServiceMaxStreamsCloseCircuit 1']) {
+    assert.ok(runningTorrc.split('\n').includes(line), `the composed tor's torrc lacks '${line}':\n${runningTorrc}`);
+  }
+  const torLog = await composeChecked(['logs', '--no-color', 'tor']);
+  assert.doesNotMatch(torLog, /\[(warn|err)\].*(PoW|HiddenService|proof)/i, 'tor complains about the onion-service options');
 
   // The healthcheck's probe, from the host this time: host networking put the server on loopback.
   const probe = await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${turnPort}`], { timeoutMs: 20_000 });
