@@ -7,9 +7,10 @@
 // is then reached through that network's Tor client. The exit mode runs end to end as well: the
 // composed tor joins the private network as an exit relay, the server listens on tls:// with a
 // certificate from docker-compose.tls.yml, and a shim pinning its key reaches it through the
-// network's other exits while coturn's client relays; the operator's logs and metrics are checked
-// for usernames and addresses. Everything started here is stopped here: compose down -v, the Tor
-// network, the peer, the shim, and the private dockerd, by what each test recorded.
+// network's other exits while coturn's client and a Chromium call relay; the operator's logs and
+// metrics are checked for usernames and addresses. Everything started here is stopped here:
+// compose down -v, the Tor network, the peer, the shim, Chromium, and the private dockerd, by
+// what each test recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import {
+  CallBrowser,
   ProcessGroup,
   TOOLS,
   ensureDebianBaseImage,
@@ -122,8 +124,18 @@ function composeProject(engine: DockerEngine, envFile: string, files: readonly s
   return { run, checked };
 }
 
-/** Builds both images the way operators do (docker-compose build); cached layers make reruns cheap. */
+/** Whether this process has built the images already (the second stack test reuses them). */
+let imagesBuilt = false;
+
+/**
+ * Builds both images the way operators do (docker-compose build), once per test process: the
+ * pruning below drops the untagged build stage, so a second build would compile again.
+ */
 async function buildImages(engine: DockerEngine, project: ComposeProject, log: (line: string) => void): Promise<void> {
+  if (imagesBuilt) {
+    log('images built by the previous test of this file: reused');
+    return;
+  }
   // The dependency stage, tagged so that pruning below keeps it as the cache of the next run.
   const deps = await engine.run(['build', '--network', 'host', '--target', 'deps', '-t', DEPS_IMAGE, '-f', join(ROOT, 'docker', 'server', 'Dockerfile'), ROOT], { timeoutMs: 20 * 60_000 });
   assert.equal(deps.code, 0, `docker build --target deps failed:\n${(deps.stdout + deps.stderr).split('\n').slice(-40).join('\n')}`);
@@ -135,6 +147,7 @@ async function buildImages(engine: DockerEngine, project: ComposeProject, log: (
     await engine.run(['container', 'prune', '--force'], { timeoutMs: 300_000 });
     await engine.run(['image', 'prune', '--force'], { timeoutMs: 300_000 });
   }
+  imagesBuilt = true;
   log(`docker build --target deps: ${deps.ms} ms; docker-compose build: ${build.ms} ms; images ${SERVER_IMAGE} ${await imageMiB(engine, SERVER_IMAGE)} MiB, ${TOR_IMAGE} ${await imageMiB(engine, TOR_IMAGE)} MiB`);
 }
 
@@ -441,7 +454,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   assert.match(exitBad.stderr, /TOR_MODE=exit needs TOR_NICKNAME/);
 });
 
-test('docker-compose exit mode: the composed tor is an exit of the private Tor network; a shim reaches the composed TLS server with a pinned key through another exit and coturn relays; logs and metrics name no one', { timeout: 20 * 60_000 }, async (t) => {
+test('docker-compose exit mode: the composed tor is an exit of the private Tor network; a shim reaches the composed TLS server with a pinned key through another exit; coturn and Chromium relay; logs and metrics name no one', { timeout: 20 * 60_000 }, async (t) => {
   requireTool(TOOLS.dockerCompose);
   requireTool(TOOLS.turnutilsUclient);
   const openssl = requireTool(TOOLS.openssl);
@@ -596,6 +609,15 @@ test('docker-compose exit mode: the composed tor is an exit of the private Tor n
   assert.equal(call.allocationFailed, false, call.output.slice(-3000));
   assert.equal(call.sent, 20, call.output.slice(-3000));
   assert.equal(call.received, 20, `echoes through shim, Tor, another exit, TLS and the composed relay:\n${call.output.slice(-3000)}`);
+  // A WebRTC call in Chromium, both peers relay-only through the shim: each peer's relay address
+  // on the composed server is the other's peer.
+  const browser = await CallBrowser.start();
+  cleanups.push(() => browser.close());
+  const webrtc = await browser.call({ iceServers: [{ urls: `turn:127.0.0.1:${shimPort}?transport=udp`, username: credential.username, credential: credential.password }], messages: 10, timeoutMs: 60_000 });
+  assert.equal(webrtc.error, undefined, `call failed: ${String(webrtc.error)}; ICE errors ${JSON.stringify(webrtc.candidateErrors)}`);
+  assert.equal(webrtc.echoed, 10, 'every data-channel message came back');
+  assert.ok(webrtc.pairs.length >= 2 && webrtc.pairs.every((p) => p.localType === 'relay' && p.remoteType === 'relay'), JSON.stringify(webrtc.pairs));
+  log(`Chromium call through the shim and the composed server: set up in ${Math.round(webrtc.setupMs)} ms, ${webrtc.echoed}/10 data-channel echoes`);
 
   // The streams left the Tor network at the network's own exits, never at the composed one
   // (its policy rejects private addresses and its own).
