@@ -3,6 +3,10 @@
 # (mode 0600, never printed), then replace this shell with `onionturn server ARGS...`.
 # Configuration comes from ONIONTURN_* variables (see docker/.env.example) and ARGS.
 set -eu
+# docker-compose passes a setting left empty in docker/.env as an empty string: empty means unset.
+for name in ONIONTURN_METRICS ONIONTURN_CERT ONIONTURN_KEY; do
+  eval "[ -n \"\${$name:-}\" ] || unset $name"
+done
 secret="${ONIONTURN_SECRET_FILE:-}"
 if [ -n "$secret" ] && [ ! -e "$secret" ]; then
   case "$secret" in

@@ -4,20 +4,31 @@
 // independent client (turnutils_uclient over TCP, a credential from `onionturn credentials` run in
 // the server container) to a loopback turnutils_peer. The tor service joins a private Tor test
 // network on loopback (never the public one) and publishes the server as an onion service, which
-// is then reached through that network's Tor client. Everything started here is stopped here:
-// compose down -v, the Tor network, the peer, and the private dockerd, by what this test recorded.
+// is then reached through that network's Tor client. The exit mode runs end to end as well: the
+// composed tor joins the private network as an exit relay, the server listens on tls:// with a
+// certificate from docker-compose.tls.yml, and a shim pinning its key reaches it through the
+// network's other exits while coturn's client and a Chromium call relay; the operator's logs and
+// metrics are checked for usernames and addresses. Everything started here is stopped here:
+// compose down -v, the Tor network, the peer, the shim, Chromium, and the private dockerd, by
+// what each test recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import {
+  CallBrowser,
   ProcessGroup,
   TOOLS,
   ensureDebianBaseImage,
   ensureDockerEngine,
   ensureNodeBaseImage,
   freePort,
+  metricSum,
   onionturnBin,
+  parseCircuitStatus,
+  parseStreamStatus,
   portRange,
   repoRoot,
   requireTool,
@@ -28,12 +39,14 @@ import {
   startTurnutilsPeer,
   tempDir,
   waitFor,
+  type CommandResult,
   type DockerEngine,
 } from '@onionturn/testkit';
 
 const ROOT = repoRoot() ?? process.cwd();
 const CLI = onionturnBin();
 const COMPOSE_FILE = join(ROOT, 'docker', 'docker-compose.yml');
+const TLS_COMPOSE_FILE = join(ROOT, 'docker', 'docker-compose.tls.yml');
 const SERVER_IMAGE = 'onionturn/server:e2e';
 const TOR_IMAGE = 'onionturn/tor:e2e';
 const DEPS_IMAGE = 'onionturn/server-deps:e2e';
@@ -50,14 +63,126 @@ async function health(engine: DockerEngine, container: string): Promise<Health> 
  * minus what is per-process (paths, ports, nickname, logs, owner).
  */
 function testNetworkTorrc(clientTorrc: string): string {
-  const perProcess = /^(Nickname|DataDirectory|PidFile|RunAsDaemon|Log|ControlPort|CookieAuthentication|SocksPort|__OwningControllerProcess|HiddenService\w*)\b/;
+  const perProcess = /^(Nickname|DataDirectory|PidFile|RunAsDaemon|Log|ControlPort|CookieAuthentication|SocksPort|SafeLogging|__OwningControllerProcess|HiddenService\w*)\b/;
   const lines = clientTorrc.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#') && !perProcess.test(line));
   return `# join the private Tor test network of compose.e2e.test\n${lines.join('\n')}\n`;
+}
+
+/**
+ * The running container is confined as compose says: its process has no capabilities (none
+ * effective, permitted, inheritable, ambient, or in the bounding set), no_new_privs is set, it
+ * runs as `user`, and its root filesystem refuses writes.
+ */
+async function assertConfined(engine: DockerEngine, id: string, user: string, processName: string): Promise<void> {
+  const inspect = await runChecked(engine.docker, ['inspect', '--format', '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}', id], { env: engine.env });
+  assert.equal(inspect.stdout.trim(), `${user} true ["ALL"] ["no-new-privileges:true"]`);
+  const script = `for f in /proc/[0-9]*/status; do if grep -q "^Name:[[:space:]]*${processName}$" "$f"; then grep -E '^(Uid|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' "$f"; fi; done`;
+  const status = await runChecked(engine.docker, ['exec', id, 'sh', '-c', script], { env: engine.env });
+  const fields = new Map(status.stdout.trim().split('\n').map((line) => line.split(/:\s+/) as [string, string]));
+  for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(fields.get(cap), '0000000000000000', `${processName} ${cap}:\n${status.stdout}`);
+  assert.equal(fields.get('NoNewPrivs'), '1', `${processName} NoNewPrivs:\n${status.stdout}`);
+  assert.notEqual(fields.get('Uid')?.split(/\s+/)[0], '0', `${processName} runs as root:\n${status.stdout}`);
+  const write = await engine.run(['exec', id, 'sh', '-c', 'touch /etc/onionturn-write-probe'], { timeoutMs: 20_000 });
+  assert.notEqual(write.code, 0, 'the root filesystem accepted a write');
+  assert.match(write.stderr, /Read-only file system/);
 }
 
 async function imageMiB(engine: DockerEngine, image: string): Promise<number> {
   const r = await runChecked(engine.docker, ['image', 'inspect', '--format', '{{.Size}}', image], { env: engine.env });
   return Math.round((Number(r.stdout.trim()) / 1048576) * 10) / 10;
+}
+
+type Cleanups = (() => Promise<unknown>)[];
+
+/** A Docker engine with the base images (stood in when no registry answers); stopped by cleanups. */
+async function engineWithBaseImages(log: (line: string) => void, cleanups: Cleanups): Promise<DockerEngine> {
+  const engine = await ensureDockerEngine();
+  cleanups.push(() => engine.stop());
+  log(engine.pid === undefined ? `using the running engine at ${engine.host}` : `started a private dockerd (pid ${engine.pid}) at ${engine.host}`);
+  for (const base of [await ensureDebianBaseImage(engine, { log }), await ensureNodeBaseImage(engine, { log })]) {
+    log(`base image ${base.tag}: ${base.source} in ${base.ms} ms`);
+  }
+  return engine;
+}
+
+interface ComposeProject {
+  run(args: readonly string[], timeoutMs?: number): Promise<CommandResult>;
+  /** Runs and returns stdout; throws with the output's tail unless it exits 0. */
+  checked(args: readonly string[], timeoutMs?: number): Promise<string>;
+}
+
+/** docker-compose with this env file, these compose files and project name, against `engine`. */
+function composeProject(engine: DockerEngine, envFile: string, files: readonly string[], project: string): ComposeProject {
+  const compose = requireTool(TOOLS.dockerCompose);
+  const run = (args: readonly string[], timeoutMs = 120_000): Promise<CommandResult> =>
+    runCommand(compose, ['--env-file', envFile, ...files.flatMap((f) => ['-f', f]), '-p', project, ...args], { env: engine.env, cwd: join(ROOT, 'docker'), timeoutMs });
+  const checked = async (args: readonly string[], timeoutMs = 120_000): Promise<string> => {
+    const r = await run(args, timeoutMs);
+    if (r.code !== 0) throw new Error(`docker-compose ${args.join(' ')} exited ${String(r.code)}:\n${(r.stderr + r.stdout).split('\n').slice(-30).join('\n')}`);
+    return r.stdout;
+  };
+  return { run, checked };
+}
+
+/** Whether this process has built the images already (the second stack test reuses them). */
+let imagesBuilt = false;
+
+/**
+ * Builds both images the way operators do (docker-compose build), once per test process: the
+ * pruning below drops the untagged build stage, so a second build would compile again.
+ */
+async function buildImages(engine: DockerEngine, project: ComposeProject, log: (line: string) => void): Promise<void> {
+  if (imagesBuilt) {
+    log('images built by the previous test of this file: reused');
+    return;
+  }
+  // The dependency stage, tagged so that pruning below keeps it as the cache of the next run.
+  const deps = await engine.run(['build', '--network', 'host', '--target', 'deps', '-t', DEPS_IMAGE, '-f', join(ROOT, 'docker', 'server', 'Dockerfile'), ROOT], { timeoutMs: 20 * 60_000 });
+  assert.equal(deps.code, 0, `docker build --target deps failed:\n${(deps.stdout + deps.stderr).split('\n').slice(-40).join('\n')}`);
+  const build = await project.run(['build'], 20 * 60_000);
+  assert.equal(build.code, 0, `docker-compose build failed:\n${(build.stdout + build.stderr).split('\n').slice(-40).join('\n')}`);
+  if (engine.pid !== undefined) {
+    // Our own engine: vfs keeps a full copy per layer, so drop what earlier runs left behind
+    // (stopped build containers, superseded images). A shared engine is left alone.
+    await engine.run(['container', 'prune', '--force'], { timeoutMs: 300_000 });
+    await engine.run(['image', 'prune', '--force'], { timeoutMs: 300_000 });
+  }
+  imagesBuilt = true;
+  log(`docker build --target deps: ${deps.ms} ms; docker-compose build: ${build.ms} ms; images ${SERVER_IMAGE} ${await imageMiB(engine, SERVER_IMAGE)} MiB, ${TOR_IMAGE} ${await imageMiB(engine, TOR_IMAGE)} MiB`);
+}
+
+/** `up -d`, then waits until both containers are healthy; returns their ids (down -v by cleanups). */
+async function upHealthy(engine: DockerEngine, project: ComposeProject, cleanups: Cleanups, log: (line: string) => void): Promise<Record<'server' | 'tor', string>> {
+  // down -v removes the containers and this project's volumes (the secret, the onion keys).
+  cleanups.push(() => project.run(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
+  const upStarted = Date.now();
+  await project.checked(['up', '--detach', '--no-build']);
+  log(`docker-compose up: ${Date.now() - upStarted} ms`);
+  const ids = { server: '', tor: '' };
+  for (const service of ['server', 'tor'] as const) {
+    const id = (await project.checked(['ps', '-q', service])).trim();
+    assert.match(id, /^[0-9a-f]{12,}$/, `container of ${service}`);
+    ids[service] = id;
+  }
+  await Promise.all(
+    Object.entries(ids).map(([service, id]) =>
+      waitFor(
+        `the ${service} container to be healthy`,
+        async () => {
+          const h = await health(engine, id);
+          if (h === 'unhealthy' || h === 'gone') {
+            const logs = await project.run(['logs', '--no-color', '--tail', '40', service]);
+            throw new Error(`${service} container is ${h}:\n${logs.stdout}${logs.stderr}`);
+          }
+          if (h === 'healthy') log(`${service} healthy ${Date.now() - upStarted} ms after docker-compose up`);
+          return h === 'healthy';
+        },
+        180_000,
+        250,
+      ),
+    ),
+  );
+  return ids;
 }
 
 test('the server Dockerfile installs dependencies from every workspace manifest', () => {
@@ -88,8 +213,37 @@ test('docker-compose accepts the compose file with .env.example and insists on O
   }
 });
 
-test('docker-compose exit side: images build, the stack gets healthy, coturn relays UDP through the composed server', { timeout: 30 * 60_000 }, async (t) => {
+test('docker-compose: both containers drop every capability, get no new privileges and a read-only root filesystem', async () => {
   const compose = requireTool(TOOLS.dockerCompose);
+  const r = await runCommand(compose, ['--env-file', join(ROOT, 'docker', '.env.example'), '-f', COMPOSE_FILE, 'config'], { cwd: join(ROOT, 'docker') });
+  assert.equal(r.code, 0, r.stderr);
+  const config = parseYaml(r.stdout) as { services: Record<string, Record<string, unknown>> };
+  for (const name of ['server', 'tor']) {
+    const service = config.services[name];
+    assert.ok(service, `compose config has a ${name} service`);
+    assert.deepEqual(service['cap_drop'], ['ALL'], `${name}: cap_drop`);
+    assert.equal(service['cap_add'], undefined, `${name}: cap_add`);
+    assert.deepEqual(service['security_opt'], ['no-new-privileges:true'], `${name}: security_opt`);
+    assert.equal(service['read_only'], true, `${name}: read_only`);
+    assert.deepEqual(service['tmpfs'], ['/tmp'], `${name}: tmpfs`);
+    assert.equal(service['privileged'], undefined, `${name}: privileged`);
+  }
+});
+
+test('the README says which onion-service defences the composed tor turns on, and that the PROXY header is not on yet', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const deploy = readme.slice(readme.indexOf('## Deploy the exit side'), readme.indexOf('\n## ', readme.indexOf('## Deploy the exit side') + 3));
+  const torrc = readFileSync(join(ROOT, 'docker', 'tor', 'torrc.onion'), 'utf8');
+  const on = torrc.split('\n').filter((l) => /^HiddenService\w+ /.test(l) && !/^HiddenService(Dir|Port) /.test(l));
+  assert.deepEqual(on, ['HiddenServicePoWDefensesEnabled 1', 'HiddenServiceMaxStreamsCloseCircuit 1']);
+  for (const line of [...on, 'HiddenServiceMaxStreams', 'ONION_MAX_STREAMS', 'Vanguards', 'HiddenServiceExportCircuitID haproxy']) {
+    assert.ok(deploy.includes(line.replace(/ 1$/, '')), `README "Deploy the exit side" does not mention ${line}`);
+  }
+  assert.match(deploy, /Not on yet: `HiddenServiceExportCircuitID haproxy`/);
+});
+
+test('docker-compose exit side: images build, the stack gets healthy, coturn relays UDP through the composed server', { timeout: 30 * 60_000 }, async (t) => {
+  requireTool(TOOLS.dockerCompose);
   requireTool(TOOLS.turnutilsUclient);
   const log = (line: string): void => t.diagnostic(line);
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -101,12 +255,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   const group = new ProcessGroup();
   cleanups.push(() => group.stopAll());
 
-  const engine = await ensureDockerEngine();
-  cleanups.push(() => engine.stop());
-  log(engine.pid === undefined ? `using the running engine at ${engine.host}` : `started a private dockerd (pid ${engine.pid}) at ${engine.host}`);
-  for (const base of [await ensureDebianBaseImage(engine, { log }), await ensureNodeBaseImage(engine, { log })]) {
-    log(`base image ${base.tag}: ${base.source} in ${base.ms} ms`);
-  }
+  const engine = await engineWithBaseImages(log, cleanups);
 
   // One compose project per run, configured the way operators do it: an env file.
   const dir = tempDir('onionturn-compose-');
@@ -136,27 +285,11 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
       '',
     ].join('\n'),
   );
-  const composeRun = (args: readonly string[], timeoutMs = 120_000): ReturnType<typeof runCommand> =>
-    runCommand(compose, ['--env-file', envFile, '-f', COMPOSE_FILE, '-p', project, ...args], { env: engine.env, cwd: join(ROOT, 'docker'), timeoutMs });
-  const composeChecked = async (args: readonly string[], timeoutMs = 120_000): Promise<string> => {
-    const r = await composeRun(args, timeoutMs);
-    if (r.code !== 0) throw new Error(`docker-compose ${args.join(' ')} exited ${String(r.code)}:\n${(r.stderr + r.stdout).split('\n').slice(-30).join('\n')}`);
-    return r.stdout;
-  };
+  const stack = composeProject(engine, envFile, [COMPOSE_FILE], project);
+  const composeChecked = stack.checked;
 
   await composeChecked(['config', '--quiet']);
-  // The dependency stage, tagged so that pruning below keeps it as the cache of the next run.
-  const deps = await engine.run(['build', '--network', 'host', '--target', 'deps', '-t', DEPS_IMAGE, '-f', join(ROOT, 'docker', 'server', 'Dockerfile'), ROOT], { timeoutMs: 20 * 60_000 });
-  assert.equal(deps.code, 0, `docker build --target deps failed:\n${(deps.stdout + deps.stderr).split('\n').slice(-40).join('\n')}`);
-  const build = await composeRun(['build'], 20 * 60_000);
-  assert.equal(build.code, 0, `docker-compose build failed:\n${(build.stdout + build.stderr).split('\n').slice(-40).join('\n')}`);
-  if (engine.pid !== undefined) {
-    // Our own engine: vfs keeps a full copy per layer, so drop what earlier runs left behind
-    // (stopped build containers, superseded images). A shared engine is left alone.
-    await engine.run(['container', 'prune', '--force'], { timeoutMs: 300_000 });
-    await engine.run(['image', 'prune', '--force'], { timeoutMs: 300_000 });
-  }
-  log(`docker build --target deps: ${deps.ms} ms; docker-compose build: ${build.ms} ms; images ${SERVER_IMAGE} ${await imageMiB(engine, SERVER_IMAGE)} MiB, ${TOR_IMAGE} ${await imageMiB(engine, TOR_IMAGE)} MiB`);
+  await buildImages(engine, stack, log);
 
   // After the build (which needs the CPU): the private Tor test network (3 authority-exits,
   // 1 relay, a client, its own onion service); the composed tor joins it through TOR_CONFIG_DIR.
@@ -168,40 +301,21 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   assert.ok(client, 'the Tor test network has a client node');
   writeFileSync(join(torConfigDir, 'testnet.conf'), testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8')));
 
-  // down -v removes the containers and this project's volumes (the secret, the onion keys).
-  cleanups.push(() => composeRun(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
-  const upStarted = Date.now();
-  await composeChecked(['up', '--detach', '--no-build']);
-  log(`docker-compose up: ${Date.now() - upStarted} ms`);
-  const ids: Record<string, string> = {};
-  for (const service of ['server', 'tor']) {
-    const id = (await composeChecked(['ps', '-q', service])).trim();
-    assert.match(id, /^[0-9a-f]{12,}$/, `container of ${service}`);
-    ids[service] = id;
-  }
-  await Promise.all(
-    Object.entries(ids).map(([service, id]) =>
-      waitFor(
-        `the ${service} container to be healthy`,
-        async () => {
-          const h = await health(engine, id);
-          if (h === 'unhealthy' || h === 'gone') {
-            const logs = await composeRun(['logs', '--no-color', '--tail', '40', service]);
-            throw new Error(`${service} container is ${h}:\n${logs.stdout}${logs.stderr}`);
-          }
-          if (h === 'healthy') log(`${service} healthy ${Date.now() - upStarted} ms after docker-compose up`);
-          return h === 'healthy';
-        },
-        180_000,
-        250,
-      ),
-    ),
-  );
-  const serverId = ids['server'] ?? '';
+  const ids = await upHealthy(engine, stack, cleanups, log);
+  const serverId = ids.server;
 
   // Operator-facing facts of the running container.
   const inspect = await runChecked(engine.docker, ['inspect', '--format', '{{.Config.User}} {{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.ReadonlyRootfs}}', serverId], { env: engine.env });
   assert.equal(inspect.stdout.trim(), 'onionturn host unless-stopped true');
+  await assertConfined(engine, serverId, 'onionturn', 'node');
+  await assertConfined(engine, ids.tor, 'debian-tor', 'tor');
+  // The onion-service defences are in the torrc tor runs with, and the image's tor accepts them.
+  const runningTorrc = await composeChecked(['exec', '-T', 'tor', 'cat', '/tmp/torrc']);
+  for (const line of ['HiddenServicePoWDefensesEnabled 1', 'HiddenServiceMaxStreams 256', 'HiddenServiceMaxStreamsCloseCircuit 1']) {
+    assert.ok(runningTorrc.split('\n').includes(line), `the composed tor's torrc lacks '${line}':\n${runningTorrc}`);
+  }
+  const torLog = await composeChecked(['logs', '--no-color', 'tor']);
+  assert.doesNotMatch(torLog, /\[(warn|err)\].*(PoW|HiddenService|proof)/i, 'tor complains about the onion-service options');
 
   // The healthcheck's probe, from the host this time: host networking put the server on loopback.
   const probe = await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${turnPort}`], { timeoutMs: 20_000 });
@@ -338,4 +452,220 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   const exitBad = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
   assert.notEqual(exitBad.code, 0);
   assert.match(exitBad.stderr, /TOR_MODE=exit needs TOR_NICKNAME/);
+});
+
+test('docker-compose exit mode: the composed tor is an exit of the private Tor network; a shim reaches the composed TLS server with a pinned key through another exit; coturn and Chromium relay; logs and metrics name no one', { timeout: 20 * 60_000 }, async (t) => {
+  requireTool(TOOLS.dockerCompose);
+  requireTool(TOOLS.turnutilsUclient);
+  const openssl = requireTool(TOOLS.openssl);
+  const log = (line: string): void => t.diagnostic(line);
+  const cleanups: Cleanups = [];
+  t.after(async () => {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((err: unknown) => log(`cleanup failed: ${String(err)}`));
+    }
+  });
+  const group = new ProcessGroup();
+  cleanups.push(() => group.stopAll());
+  const started = Date.now();
+  const engine = await engineWithBaseImages(log, cleanups);
+
+  const dir = tempDir('onionturn-compose-exit-');
+  chmodSync(dir, 0o755); // the tor container (user debian-tor) reads torrc.d from here
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const torConfigDir = join(dir, 'torrc.d');
+  mkdirSync(torConfigDir);
+
+  // The tls:// listener's certificate and key, as an operator makes them (docker-compose.tls.yml
+  // mounts them read-only with their host owner: uid 10001, key mode 600). Clients pin the key.
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  await runChecked(openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=turn.onionturn.test', '-keyout', key, '-out', cert], { timeoutMs: 30_000 });
+  for (const file of [cert, key]) chownSync(file, 10001, 10001);
+  chmodSync(key, 0o600);
+  const spki = new X509Certificate(readFileSync(cert)).publicKey.export({ type: 'spki', format: 'der' });
+  const pin = `sha256/${createHash('sha256').update(spki).digest('base64')}`;
+
+  const project = `onionturnexit${process.pid}`;
+  const tlsPort = await freePort();
+  const metricsPort = await freePort();
+  const orPort = await freePort();
+  const relay = portRange(200);
+  const nickname = 'onionturnexit';
+  const envFile = join(dir, 'compose.env');
+  writeFileSync(
+    envFile,
+    [
+      `COMPOSE_PROJECT_NAME=${project}`,
+      // Production: tls://0.0.0.0:5349. Here: loopback, where the network's other exits connect.
+      `ONIONTURN_LISTEN=tls://127.0.0.1:${tlsPort}`,
+      'ONIONTURN_REALM=exit.onionturn.test',
+      'ONIONTURN_RELAY_IP=127.0.0.1',
+      `ONIONTURN_RELAY_PORTS=${relay.min}-${relay.max}`,
+      'ONIONTURN_ALLOW_LOOPBACK_PEERS=true',
+      `ONIONTURN_METRICS=127.0.0.1:${metricsPort}`,
+      `ONIONTURN_TLS_CERT_FILE=${cert}`,
+      `ONIONTURN_TLS_KEY_FILE=${key}`,
+      'TOR_MODE=exit',
+      `TOR_NICKNAME=${nickname}`,
+      'TOR_CONTACT=abuse@onionturn.test',
+      `TOR_ORPORT=127.0.0.1:${orPort}`,
+      `TOR_CONFIG_DIR=${torConfigDir}`,
+      `ONIONTURN_SERVER_IMAGE=${SERVER_IMAGE}`,
+      `ONIONTURN_TOR_IMAGE=${TOR_IMAGE}`,
+      'HEALTHCHECK_INTERVAL=1s',
+      '',
+    ].join('\n'),
+  );
+  const stack = composeProject(engine, envFile, [COMPOSE_FILE, TLS_COMPOSE_FILE], project);
+  await stack.checked(['config', '--quiet']);
+  await buildImages(engine, stack, log);
+
+  // The private Tor network: 3 authority-exits (accept *:*) and a client. The composed tor joins
+  // it as a fourth relay, an exit with the compose file's default policy.
+  const torStarted = Date.now();
+  const tor = await startTorNetwork();
+  cleanups.push(() => tor.stop());
+  log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${tor.socksPort}, pids ${tor.pids.join(' ')})`);
+  const client = tor.nodes.find((n) => n.role === 'client');
+  assert.ok(client, 'the Tor test network has a client node');
+  writeFileSync(
+    join(torConfigDir, 'testnet.conf'),
+    `${testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8'))}Address 127.0.0.1\n# whatever it is asked, this exit connects from loopback only\nOutboundBindAddressExit 127.0.0.1\n`,
+  );
+
+  const ids = await upHealthy(engine, stack, cleanups, log);
+  await assertConfined(engine, ids.tor, 'debian-tor', 'tor');
+  const torrc = await stack.checked(['exec', '-T', 'tor', 'cat', '/tmp/torrc']);
+  for (const line of [`Nickname ${nickname}`, 'ExitRelay 1', 'ExitPolicy accept *:3478, accept *:5349, reject *:*', 'ExitPolicyRejectPrivate 1']) {
+    assert.ok(torrc.split('\n').includes(line), `the composed exit's torrc lacks '${line}':\n${torrc}`);
+  }
+
+  // The composed tor is in the network's consensus as an exit, with the compose file's policy.
+  const fingerprint = (await stack.checked(['exec', '-T', 'tor', 'cat', '/var/lib/tor/fingerprint'])).trim().split(' ')[1] ?? '';
+  assert.match(fingerprint, /^[0-9A-F]{40}$/);
+  const control = await tor.control();
+  cleanups.push(async () => control.close());
+  const joined = Date.now();
+  const { status, microdesc } = await waitFor(
+    `the client's consensus and microdescriptors to list ${nickname} (${fingerprint})`,
+    async () => {
+      const ns = await control.getInfo(`ns/id/${fingerprint}`).catch(() => '');
+      if (!/^s .*\bRunning\b/m.test(ns)) return undefined;
+      const md = await control.getInfo(`md/id/${fingerprint}`).catch(() => undefined);
+      return md === undefined ? undefined : { status: ns, microdesc: md };
+    },
+    120_000,
+    1000,
+  );
+  assert.match(status, /^s .*\bExit\b/m, `the composed relay has the Exit flag:\n${status}`);
+  assert.match(microdesc, /^p accept 3478,5349$/m, `its policy summary:\n${microdesc}`);
+  log(`${nickname} in the client's consensus ${Date.now() - joined} ms after both were healthy: ${status.split('\n').find((l) => l.startsWith('s ')) ?? ''}; ${microdesc.split('\n').find((l) => l.startsWith('p ')) ?? ''}`);
+
+  // Every stream the client opens to the composed server, and the circuit it rides on.
+  const paths = new Map<string, readonly string[]>();
+  for (const c of await control.circuits()) paths.set(c.id, c.path);
+  const exitsUsed: string[] = [];
+  const refusals: string[] = [];
+  const target = `127.0.0.1:${tlsPort}`;
+  await control.onEvents(['CIRC', 'STREAM'], (event) => {
+    for (const line of event.lines) {
+      if (line.startsWith('CIRC ')) {
+        const [c] = parseCircuitStatus(line.slice(5));
+        if (c) paths.set(c.id, c.path);
+      } else if (line.startsWith('STREAM ')) {
+        const [s] = parseStreamStatus(line.slice(7));
+        if (!s || s.target !== target) continue;
+        const exit = paths.get(s.circuitId)?.at(-1) ?? `unknown circuit ${s.circuitId}`;
+        if (s.status === 'SUCCEEDED') exitsUsed.push(exit);
+        if (/REASON=EXITPOLICY/.test(line)) refusals.push(exit);
+      }
+    }
+  });
+
+  // A credential as the README tells operators to get one, then the shim with the pinned key.
+  const credential = JSON.parse(await stack.checked(['exec', '-T', 'server', 'onionturn', 'credentials'])) as { username: string; password: string };
+  const shimPort = await freePort();
+  const shim = group.spawn('onionturn client', process.execPath, [CLI, 'client', '--listen', `127.0.0.1:${shimPort}`, '--server', `tls://${target}`, '--pin', pin, '--socks', `127.0.0.1:${tor.socksPort}`]);
+  await waitFor(
+    'the shim to answer a Binding through Tor and TLS',
+    async () => {
+      if (shim.child.exitCode !== null) throw new Error(`onionturn client exited ${shim.child.exitCode}:\n${shim.output()}`);
+      return (await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${shimPort}`, '--timeout', '20000'], { timeoutMs: 30_000 })).code === 0;
+    },
+    90_000,
+    500,
+  );
+  const peer = await startTurnutilsPeer(group);
+  const call = await runUclient(group, {
+    server: { host: '127.0.0.1', port: shimPort },
+    username: credential.username,
+    password: credential.password,
+    peer: { host: peer.host, port: peer.port },
+    tcp: true,
+    messages: 10,
+    timeoutMs: 90_000,
+  });
+  assert.equal(call.allocationFailed, false, call.output.slice(-3000));
+  assert.equal(call.sent, 20, call.output.slice(-3000));
+  assert.equal(call.received, 20, `echoes through shim, Tor, another exit, TLS and the composed relay:\n${call.output.slice(-3000)}`);
+  // A WebRTC call in Chromium, both peers relay-only through the shim: each peer's relay address
+  // on the composed server is the other's peer.
+  const browser = await CallBrowser.start();
+  cleanups.push(() => browser.close());
+  const webrtc = await browser.call({ iceServers: [{ urls: `turn:127.0.0.1:${shimPort}?transport=udp`, username: credential.username, credential: credential.password }], messages: 10, timeoutMs: 60_000 });
+  assert.equal(webrtc.error, undefined, `call failed: ${String(webrtc.error)}; ICE errors ${JSON.stringify(webrtc.candidateErrors)}`);
+  assert.equal(webrtc.echoed, 10, 'every data-channel message came back');
+  assert.ok(webrtc.pairs.length >= 2 && webrtc.pairs.every((p) => p.localType === 'relay' && p.remoteType === 'relay'), JSON.stringify(webrtc.pairs));
+  log(`Chromium call through the shim and the composed server: set up in ${Math.round(webrtc.setupMs)} ms, ${webrtc.echoed}/10 data-channel echoes`);
+
+  // The streams left the Tor network at the network's own exits, never at the composed one
+  // (its policy rejects private addresses and its own).
+  const exitName = (hop: string): string => hop.split('~')[1] ?? hop;
+  assert.ok(exitsUsed.length > 0, 'the client opened streams to the composed server');
+  assert.ok(!exitsUsed.some((hop) => hop.includes(fingerprint)), `a stream left through the composed exit: ${exitsUsed.join(' ')}`);
+  const networkExits = tor.nodes.filter((n) => n.role === 'authority').map((n) => n.fingerprint ?? '');
+  assert.ok(exitsUsed.every((hop) => networkExits.some((fp) => fp !== '' && hop.includes(fp))), `streams left through: ${exitsUsed.join(' ')}`);
+  log(`${exitsUsed.length} streams to the composed server left through ${[...new Set(exitsUsed.map(exitName))].join(', ')}; refused by exit policy at: ${refusals.map(exitName).join(', ') || 'none'}`);
+
+  // What the exit operator sees: the server's and tor's logs, and the metrics.
+  // `docker-compose logs` prefixes each line with "CONTAINER | " (and may print "Attaching to ...").
+  const serviceLog = async (service: string): Promise<string[]> =>
+    (await stack.checked(['logs', '--no-color', service]))
+      .split('\n')
+      .filter((l) => /^\S+\s+\| /.test(l))
+      .map((l) => l.replace(/^\S+\s+\| /, ''));
+  const serverLogs = await serviceLog('server');
+  const torLogs = await serviceLog('tor');
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  log(`server log (${serverLogs.length} lines):`);
+  for (const line of serverLogs) log(`  ${line}`);
+  log(`tor log, last 12 of ${torLogs.length} lines:`);
+  for (const line of torLogs.slice(-12)) log(`  ${line}`);
+  log('metrics that are not 0:');
+  for (const line of metrics.split('\n').filter((l) => l.startsWith('onionturn_') && !l.endsWith(' 0'))) log(`  ${line}`);
+  // JSON lines, after the one line of the entrypoint's first start (`onionturn secret`).
+  const jsonLines = serverLogs.filter((l) => !/^wrote a new \d+-bit secret to \/var\/lib\/onionturn\/turn-secret \(mode 0600\)$/.test(l));
+  assert.equal(jsonLines.length, serverLogs.length - 1, 'the entrypoint says once that it made the secret');
+  for (const line of jsonLines) assert.doesNotThrow(() => JSON.parse(line) as unknown, `a server log line is not JSON: ${line}`);
+  const allocations = jsonLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['message'] === 'allocation-created');
+  assert.ok(allocations.length >= 2, 'the server logs allocations');
+  for (const entry of allocations) {
+    assert.equal(entry['username'], '[scrubbed]', JSON.stringify(entry));
+    assert.equal(entry['client'], '[scrubbed]', JSON.stringify(entry));
+  }
+  const id = credential.username.split(':')[1] ?? credential.username;
+  for (const [what, text] of [['server log', serverLogs.join('\n')], ['tor log', torLogs.join('\n')], ['metrics', metrics]] as const) {
+    assert.ok(!text.includes(id), `${what} contains the username`);
+    assert.ok(!text.includes(`${peer.port}`), `${what} contains the peer's port ${peer.port}`);
+  }
+  // Beyond start-up lines (what it listens on, its relay address), the server names no address.
+  const ipv4 = /\b(?:\d{1,3}\.){3}\d{1,3}\b/;
+  const naming = jsonLines.filter((l) => ipv4.test(l) && (JSON.parse(l) as { message?: string }).message !== 'server-started');
+  assert.deepEqual(naming, [], 'server log lines naming an address');
+  assert.doesNotMatch(metrics, ipv4, 'metrics name an address');
+  assert.ok(metricSum(metrics, 'onionturn_allocations_created_total') >= 2, metrics);
+  assert.ok(metricSum(metrics, 'onionturn_relayed_packets_total') >= 40, metrics);
+  assert.equal(metricSum(metrics, 'onionturn_auth_failures_total'), 0, metrics);
+  log(`exit mode end to end: ${Date.now() - started} ms`);
 });

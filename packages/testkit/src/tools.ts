@@ -24,6 +24,9 @@ export const TOOLS = {
   dockerd: { command: 'dockerd', debianPackage: 'docker.io' },
   dockerCompose: { command: 'docker-compose', debianPackage: 'docker-compose' },
   debootstrap: { command: 'debootstrap', debianPackage: 'debootstrap' },
+  /** A private mount namespace, to run a container's script at its in-image paths on the host. */
+  unshare: { command: 'unshare', debianPackage: 'util-linux' },
+  openssl: { command: 'openssl', debianPackage: 'openssl' },
   /** For a raw socket in one test (a datagram from source port 0, which Node cannot send). */
   python3: { command: 'python3', debianPackage: 'python3' },
 } as const satisfies Record<string, ToolSpec>;
