@@ -2,7 +2,7 @@
 // by every flow's resigner and by the shim's flowless path: its nonces are stateless (issue time
 // and a MAC over it and the app's source, NonceIssuer), so the shim can challenge a source it
 // keeps nothing for and still recognise the nonce when that source's signed request comes.
-import { NO_NONCE_COOKIE, NonceIssuer } from '@onionturn/credentials';
+import { NO_NONCE_COOKIE, NonceIssuer, SourceBuckets } from '@onionturn/credentials';
 import {
   AttributeType,
   ErrorCode,
@@ -27,6 +27,11 @@ export interface AppAuthOptions {
   readonly nonceLifetimeMs?: number;
   /** The nonce MAC key; default 32 random bytes, so nonces die with the process. */
   readonly nonceSecret?: Buffer;
+  /**
+   * Wrong passwords one app source (address and port) may try: a burst, then one per this many
+   * ms; beyond, its requests are answered 401 without being checked. Default 10, one per 6 s.
+   */
+  readonly failedAttempts?: { readonly burst: number; readonly everyMs: number };
 }
 
 /** How an answer to an authenticated request is signed: as the app signed its request. */
@@ -49,8 +54,14 @@ export class AppAuthenticator {
   readonly local: LocalCredentials;
   readonly #key: Buffer;
   readonly #nonces: NonceIssuer;
+  /** Failed attempts per app source: a web page guessing the local password gets a few. */
+  readonly #failures: SourceBuckets;
+  /** Requests answered 401 unchecked because their source had used up its failed attempts. */
+  throttled = 0;
 
   constructor(local: LocalCredentials, opts: AppAuthOptions = {}) {
+    const f = opts.failedAttempts ?? { burst: 10, everyMs: 6000 };
+    this.#failures = new SourceBuckets(1000 / f.everyMs, f.burst);
     this.local = local;
     this.#key = longTermKey(local.username, local.realm, local.password);
     // No RFC 8489 nonce cookie: the shim offers no PASSWORD-ALGORITHMS, and an app seeing the
@@ -72,7 +83,14 @@ export class AppAuthenticator {
     if (username === undefined || realm === undefined || given === undefined) return this.#refused(this.error(msg, ErrorCode.BadRequest, undefined, false), false);
     // Expired, from another source or another run of the shim: a fresh one, as for any stale nonce.
     if (this.#nonces.check(given, sourceKey(app), now) !== 'ok') return this.#refused(this.challenge(msg, ErrorCode.StaleNonce, app, now), false);
+    const failures = this.#failures.get(sourceKey(app), now);
+    if (failures.msUntil(1, now) > 0) {
+      // Out of attempts: not checked at all, so guessing on is worth nothing until the budget refills.
+      this.throttled++;
+      return this.#refused(this.challenge(msg, ErrorCode.Unauthorized, app, now), true);
+    }
     if (username !== this.local.username || realm !== this.local.realm || verifyIntegrity(msg, this.#key) !== 'ok') {
+      failures.take(1, now);
       return this.#refused(this.challenge(msg, ErrorCode.Unauthorized, app, now), true);
     }
     return OK;
