@@ -30,7 +30,7 @@ describe('onionturn client in local-credential mode', () => {
   let dir: string;
 
   async function startClient(args: readonly string[]): Promise<RunningClient> {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--socks', `127.0.0.1:${socksPort}`, ...args], { env: cleanEnv({ XDG_CONFIG_HOME: join(dir, 'xdg') }) });
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`, ...args], { env: cleanEnv({ XDG_CONFIG_HOME: join(dir, 'xdg') }) });
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -163,7 +163,7 @@ describe('onionturn client in local-credential mode', () => {
     assert.match(sensitive, new RegExp(`"message":"flow closed: no upstream credential: the credential URL ${served.base.replace(/\./g, '\\.')} answered HTTP 40[13]"`));
     assert.doesNotMatch(sensitive, /SECRET-API-KEY|service=turn/, sensitive);
     // A mistyped URL is not echoed either: stderr often ends up in a log too.
-    const typo = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--socks', `127.0.0.1:${socksPort}`, '--credentials-url', 'not a url?key=SECRET-API-KEY-3']);
+    const typo = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`, '--credentials-url', 'not a url?key=SECRET-API-KEY-3']);
     assert.equal(typo.code, 2);
     assert.equal(typo.stderr, 'onionturn: --credentials-url is not a URL\n');
   });

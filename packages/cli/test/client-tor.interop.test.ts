@@ -14,6 +14,7 @@ import {
   freePort,
   runUclient,
   startCoturn,
+  startMicrosocks,
   startTorNetwork,
   startTurnutilsPeer,
   waitFor,
@@ -21,6 +22,7 @@ import {
   type Started,
   type TorNetwork,
 } from '@onionturn/testkit';
+import { checkTorSocks } from '@onionturn/client';
 import { BIN, cleanEnv, runCli } from './run-cli.js';
 import { managedTorDataDir, testNetworkConfig, unreachableNetworkConfig } from './testnet-torrc.js';
 
@@ -111,6 +113,16 @@ describe('onionturn client with its own tor', () => {
     assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
     assert.equal(alive(torPid), false, 'the tor child is gone');
     assert.match(client.stderr(), /"message":"tor stopped"/);
+  });
+
+  test("the SOCKS check: a real tor's SocksPort is Tor; microsocks is not, and the shim refuses it without --allow-non-tor-socks", async () => {
+    assert.deepEqual(await checkTorSocks({ host: '127.0.0.1', port: net!.socksPort }), { kind: 'tor' });
+    const micro = await startMicrosocks(group);
+    const v = await checkTorSocks({ host: '127.0.0.1', port: micro.port });
+    assert.equal(v.kind, 'not-tor');
+    const r = await runCli(['client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--socks', `127.0.0.1:${micro.port}`]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^onionturn: the SOCKS proxy at 127\.0\.0\.1:\d+ is not Tor \(it refuses username\/password authentication, which Tor always accepts\): traffic through it would leave without Tor; .*--allow-non-tor-socks for tests\)$/m);
   });
 
   test('no --socks, no --tor, and no SOCKS port answers: says it starts its own tor, shows bootstrap, relays; SIGTERM removes tor and its data directory', async () => {

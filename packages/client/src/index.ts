@@ -40,3 +40,4 @@ export type { LocalAuthConfig } from './flow-context.js';
 export { WarnEvery, WarnOnce } from './warn-once.js';
 export { managedTorrc, parseTorLine, type ManagedTorrcOptions, type TorLogEvent } from './tor-config.js';
 export { TOR_INSTALL_HINT, findTor, removeStaleDataDirs, startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
+export { checkTorSocks, judgeTorAnswers, type TorSocksVerdict } from './tor-socks-check.js';

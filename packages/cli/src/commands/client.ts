@@ -7,6 +7,7 @@ import {
   ISOLATION_MODES,
   SecretCredentialSource,
   DEFAULT_NEW_FLOWS_PER_SECOND,
+  checkTorSocks,
   Shim,
   UrlCredentialSource,
   createLogger,
@@ -54,6 +55,7 @@ interface ClientArgs {
   torPath?: string;
   defaultSocks: string;
   allowPlaintextUpstream: boolean;
+  allowNonTorSocks: boolean;
 }
 
 /** The local user when --local-user is not given; the password is never a fixed default. */
@@ -135,6 +137,20 @@ function plaintextCheck(args: ClientArgs, servers: readonly UpstreamServer[], ct
   ctx.warn(`${why} (--allow-plaintext-upstream is on: for tests only)`);
 }
 
+/** Refuses a SOCKS proxy that is not Tor (see tor-socks-check.ts), unless told it is a test. */
+async function requireTor(socks: HostPort, allowNonTor: boolean, ctx: CliContext, logger: ReturnType<typeof createLogger>): Promise<void> {
+  const v = await checkTorSocks(socks);
+  const at = formatHostPort(socks.host, socks.port);
+  if (v.kind === 'tor') return;
+  if (v.kind === 'unreachable') {
+    logger.warn(`nothing answers at SOCKS ${at} yet (${v.reason}); flows will fail until tor runs there`);
+    return;
+  }
+  const why = `the SOCKS proxy at ${at} is not Tor (${v.reason}): traffic through it would leave without Tor`;
+  if (!allowNonTor) throw new UsageError(`${why}; point --socks at tor's SocksPort, or run without --socks to start a tor of our own (--allow-non-tor-socks for tests)`);
+  ctx.warn(`${why} (--allow-non-tor-socks is on: for tests only)`);
+}
+
 /** Tor's usual SOCKS ports: the tor daemon, then Tor Browser. */
 const DEFAULT_SOCKS = '127.0.0.1:9050,127.0.0.1:9150';
 
@@ -185,6 +201,11 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
         .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file: the longest call, since the server ends an allocation with its credential' })
         .option('new-flows-per-second', { type: 'number', default: DEFAULT_NEW_FLOWS_PER_SECOND, requiresArg: true, describe: 'pass-through mode: new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds\' worth; 0: no limit' })
+        .option('allow-non-tor-socks', {
+          type: 'boolean',
+          default: false,
+          describe: 'TESTS ONLY: use a SOCKS proxy that is not Tor (without it the shim refuses one: e.g. ssh -D 9050 would carry your traffic without Tor)',
+        })
         .option('allow-plaintext-upstream', {
           type: 'boolean',
           default: false,
@@ -266,6 +287,9 @@ export function clientCommand(ctx: CliContext): CommandModule {
           logger.info('tor ready', { socks: formatHostPort(ownTor.socks.host, ownTor.socks.port), pid: ownTor.pid });
         }
         const socksPort: HostPort = socks;
+        // Our own tor is Tor; anything else found at --socks or 9050/9150 must show it is.
+        if (!ownTor) await requireTor(socksPort, args.allowNonTorSocks, ctx, logger);
+        if (stop.signal.aborted) return;
         await runShim(args, ctx, logger, { listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note, stop: stop.signal });
       } finally {
         await ownTor?.stop();
