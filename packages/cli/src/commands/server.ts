@@ -26,7 +26,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { createServer as createNetServer, isIP, type Socket } from 'node:net';
 import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
-import { ENV_PREFIX, givenOnCommandLine, loadConfigFile, parseListen, readSecretFile } from '../config.js';
+import { ENV_PREFIX, givenOnCommandLine, isLoopback, loadConfigFile, parseListen, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 import { errorText } from '@onionturn/io';
 import { startPrimary, workerConfig, workerIdentity, workerStarted, type Primary } from './server-workers.js';
@@ -462,10 +462,6 @@ export function reloadedArgs<T extends object>(args: T, fromFile: Record<string,
     out[camel] = value;
   }
   return out as T;
-}
-
-function isLoopback(host: string): boolean {
-  return host === '::1' || host === 'localhost' || /^127\./.test(host);
 }
 
 /** RFC 1918 and CGNAT IPv4, unique-local IPv6: addresses a 1:1 NAT hides. */
