@@ -10,6 +10,7 @@
 //   BENCH_PROFILE=1 also samples each server with perf during the runs and prints where its CPU
 //   per round trip goes: kernel, runtime (Node/V8/libuv/libc; coturn's libraries), own code.
 import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -253,15 +254,36 @@ async function holdAllocations(port, n) {
   return sockets;
 }
 
+/** Kernel memory of TCP and UDP sockets machine-wide (/proc/net/sockstat, pages), in kB. */
+function socketKb() {
+  const text = readFileSync('/proc/net/sockstat', 'utf8');
+  let pages = 0;
+  for (const m of text.matchAll(/^(?:TCP|UDP):.*\bmem (\d+)/gm)) pages += Number(m[1]);
+  return pages * 4;
+}
+
 async function allocationCost(server) {
   await sleep(500);
   const before = rssKb(server.pid);
+  const kBefore = socketKb();
+  const start = performance.now();
   const m = await measure(server.pid, () => holdAllocations(server.port, HELD));
+  const makeMs = performance.now() - start;
   await sleep(1000);
   const after = rssKb(server.pid);
+  const kAfter = socketKb();
   for (const s of m.result) s.destroy();
   await sleep(500);
-  return { cpuUsPerAlloc: m.ns / 1000 / HELD, cpuTickUsPerAlloc: (m.ticks * TICK_US) / HELD, rssKbPerAlloc: (after - before) / HELD, rssBeforeMb: before / 1024, rssAfterMb: after / 1024 };
+  return {
+    cpuUsPerAlloc: m.ns / 1000 / HELD,
+    cpuTickUsPerAlloc: (m.ticks * TICK_US) / HELD,
+    rssKbPerAlloc: (after - before) / HELD,
+    rssBeforeMb: before / 1024,
+    rssAfterMb: after / 1024,
+    // Both ends of each client connection live on this machine: an upper bound for the server's.
+    kernelKbPerAlloc: (kAfter - kBefore) / HELD,
+    makeSeconds: makeMs / 1000,
+  };
 }
 
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -332,10 +354,12 @@ async function main() {
   if (PROFILE) printSplit(results);
   if (Object.keys(allocCosts).length === 0) return;
   console.log(`\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held):`);
-  console.log(['server', 'CPU us/alloc', '(ticks) us/alloc', 'RSS before MB', 'RSS held MB', 'RSS kB/alloc'].map((h, i) => pad(h, [9, 12, 16, 13, 11, 12][i])).join(' '));
+  const w = [12, 12, 16, 13, 11, 12, 15, 9];
+  console.log(['server', 'CPU us/alloc', '(ticks) us/alloc', 'RSS before MB', 'RSS held MB', 'RSS kB/alloc', 'kernel kB/alloc', 'make s'].map((h, i) => pad(h, w[i])).join(' '));
   for (const [name, a] of Object.entries(allocCosts)) {
-    console.log([name, f(a.cpuUsPerAlloc, 0), f(a.cpuTickUsPerAlloc, 0), f(a.rssBeforeMb, 1), f(a.rssAfterMb, 1), f(a.rssKbPerAlloc, 1)].map((x, i) => pad(x, [9, 12, 16, 13, 11, 12][i])).join(' '));
+    console.log([name, f(a.cpuUsPerAlloc, 0), f(a.cpuTickUsPerAlloc, 0), f(a.rssBeforeMb, 1), f(a.rssAfterMb, 1), f(a.rssKbPerAlloc, 1), f(a.kernelKbPerAlloc, 1), f(a.makeSeconds, 1)].map((x, i) => pad(x, w[i])).join(' '));
   }
+  console.log('(kernel kB/alloc: TCP+UDP socket memory of the whole machine, both ends of each connection; BENCH_HELD=10000 for the 10,000-allocation figures)');
 }
 
 main().then(
