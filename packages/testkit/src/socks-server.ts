@@ -126,6 +126,12 @@ export class SocksRecorder {
           }
           const port = buf.readUInt16BE(need - 2);
           const rest = buf.subarray(need);
+          if (buf[1] !== 0x01) {
+            // Only CONNECT, as a plain SOCKS5 server: anything else (Tor's RESOLVE) is "command not supported".
+            client.end(Buffer.from([5, 0x07, 0, 1, 0, 0, 0, 0, 0, 0]));
+            client.removeListener('data', onData);
+            return;
+          }
           client.removeListener('data', onData);
           client.pause();
           const rec: SocksRequestRecord = { username, password, host, addressType, port, streams: [] };
