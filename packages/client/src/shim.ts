@@ -20,6 +20,7 @@ import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
 import { WarnEvery } from './warn-once.js';
 import { errorCode } from '@onionturn/io';
 import { DEFAULT_NEW_FLOWS_PER_SECOND, DialPacer } from './dial-pacer.js';
+import { systemClock, type Clock, type Timer } from './clock.js';
 
 export interface ShimOptions {
   readonly listen: HostPort;
@@ -49,6 +50,8 @@ export interface ShimOptions {
   readonly newFlowRate?: { readonly perSecond: number; readonly burst?: number };
   /** How long a new flow waits for its turn to dial before it is closed (default 30 s). */
   readonly newFlowWaitMs?: number;
+  /** The one source of time and timers (tests pass a ManualClock). */
+  readonly clock?: Clock;
 }
 
 export interface ListeningAddress {
@@ -70,8 +73,9 @@ export class Shim {
   readonly #tcpFlows = new Set<TcpFlow>();
   #udp: UdpSocket | undefined;
   #tcp: Server | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #now = Date.now();
+  #timer: Timer | undefined;
+  readonly #clock: Clock;
+  #now: number;
   #flowIds = 0;
   #address: ListeningAddress | undefined;
   /** Local mode: wrong passwords from sources without a flow, logged now and then. */
@@ -84,12 +88,15 @@ export class Shim {
       throw new Error(`refusing to listen on ${opts.listen.host}: not a loopback address (use --allow-remote)`);
     }
     this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#now = this.#clock.now();
     const rate = opts.localAuth ? { perSecond: 0 } : (opts.newFlowRate ?? { perSecond: DEFAULT_NEW_FLOWS_PER_SECOND });
     this.#dials = new DialPacer({
       ...rate,
       ...(opts.newFlowWaitMs !== undefined ? { waitMs: opts.newFlowWaitMs } : {}),
       onDelayed: (now) => this.#dialDelayed(now),
       onGivenUp: () => this.stats.dialRateRefused++,
+      clock: this.#clock,
     });
     const dialer = new UpstreamDialer({
       servers: opts.servers,
@@ -146,8 +153,7 @@ export class Shim {
       this.#address = { host, port: this.#udp ? this.#udp.address().port : port };
       break;
     }
-    this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
-    this.#timer.unref();
+    this.#timer = this.#clock.every(this.#opts.tickMs ?? 1000, () => this.#tick());
     this.#opts.logger.info('listening', {
       address: formatHostPort(this.#address.host, this.#address.port),
       udp: wantUdp,
@@ -161,7 +167,7 @@ export class Shim {
   }
 
   async stop(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
+    this.#timer?.cancel();
     this.#dials.stop();
     for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) f.close('shim stopping');
     const tcp = this.#tcp;
@@ -296,7 +302,7 @@ export class Shim {
   }
 
   #tick(): void {
-    this.#now = Date.now();
+    this.#now = this.#clock.now();
     for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) {
       if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
       else f.maintain(this.#now);
