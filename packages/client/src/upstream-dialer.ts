@@ -3,7 +3,7 @@
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
-import type { Logger } from 'winston';
+import type { ScrubbingLogger } from './logger.js';
 import { formatHostPort, type HostPort, type UpstreamServer } from './endpoints.js';
 import { upstreamError, type UpstreamError } from './errors.js';
 import type { SocksAuth } from './socks5-codec.js';
@@ -22,7 +22,7 @@ export interface DialerOptions {
   readonly socks: HostPort;
   readonly connectTimeoutMs: number;
   readonly tls: TlsTrust;
-  readonly logger: Logger;
+  readonly logger: ScrubbingLogger;
   /** Name servers in log lines and errors as the user wrote them (else "server #N"). */
   readonly detail?: boolean;
 }
