@@ -157,7 +157,7 @@ export class Shim {
     }
     this.#table.start();
     this.#log.info('listening', {
-      address: formatHostPort(this.#address.host, this.#address.port),
+      listen: formatHostPort(this.#address.host, this.#address.port),
       udp: wantUdp,
       tcp: wantTcp,
       upstream: this.#opts.servers.map((_, i) => this.#dialer.serverName(i)),
