@@ -84,6 +84,9 @@ export class FlowMachine {
   /** The reused output of the relay-path inputs; #cur is where the framers' callbacks write. */
   readonly #out: FlowAction[] = [];
   #cur: FlowAction[] = this.#out;
+  /** send-app actions of #out, reused (one per frame of an upstream chunk, none allocated per packet). */
+  readonly #sendApps: { kind: 'send-app'; data: Buffer; pad: number }[] = [];
+  #sendAppsUsed = 0;
   #now: number;
   #dialStarted = false;
   /** Set by a Refresh-to-0 success: close once the response is delivered. */
@@ -296,6 +299,9 @@ export class FlowMachine {
     this.#now = now;
     const out = this.#out;
     out.length = 0;
+    // Let go of the last input's frames (views of a chunk that may be 64 KiB).
+    for (let i = 0; i < this.#sendAppsUsed; i++) (this.#sendApps[i] as { data: Buffer }).data = EMPTY;
+    this.#sendAppsUsed = 0;
     this.#cur = out;
     return out;
   }
@@ -363,9 +369,21 @@ export class FlowMachine {
     if (kind === FrameKind.Stun && this.state.observeUpstreamStun(frame)) this.#released = true;
     const resigner = this.#resigner;
     if (kind === FrameKind.Stun && resigner) this.#resign(out, resigner.fromUpstream(frame, this.#now));
-    else if (this.kind === 'udp') out.push({ kind: 'send-app', data: frame, pad: 0 });
+    else if (this.kind === 'udp') out.push(this.#sendApp(out, frame));
     // TCP local mode frame by frame (padded as TCP wants); pass-through forwards whole chunks.
     else if (resigner) out.push({ kind: 'send-app', data: frame, pad: channelDataPadding(frame.length) });
+  }
+
+  /** A send-app action without padding; on the relay path a reused one. */
+  #sendApp(out: FlowAction[], data: Buffer): FlowAction {
+    if (out !== this.#out) return { kind: 'send-app', data, pad: 0 };
+    let a = this.#sendApps[this.#sendAppsUsed];
+    if (a === undefined) {
+      a = { kind: 'send-app', data, pad: 0 };
+      this.#sendApps.push(a);
+    } else a.data = data;
+    this.#sendAppsUsed++;
+    return a;
   }
 
   /** Carries out what the resigner decided. */
