@@ -97,6 +97,7 @@ export class Shim {
       tls: opts.tls ?? { pins: [] },
       logger: this.#log,
       detail,
+      clock,
     });
     this.#dialer = dialer;
     this.#table = new FlowTable<FlowDriver>({

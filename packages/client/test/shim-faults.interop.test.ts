@@ -20,6 +20,7 @@ import {
   type SocksRequestRecord,
 } from '@onionturn/testkit';
 import { SecretCredentialSource, Shim, parseUpstream, type IsolationMode, type LocalAuthConfig, type UpstreamServer } from '../src/index.js';
+import { ManualClock, type Clock } from '../src/clock.js';
 import { captureLogger, messages, type LogLine } from './helpers.js';
 
 const SECRET = 'faults-secret';
@@ -58,6 +59,7 @@ describe('isolation and faults', () => {
     localAuth?: LocalAuthConfig;
     newFlowRate?: { perSecond: number; burst: number };
     newFlowWaitMs?: number;
+    clock?: Clock;
   }): Promise<{ shim: Shim; lines: LogLine[] }> {
     const log = captureLogger();
     const shim = new Shim({
@@ -72,6 +74,7 @@ describe('isolation and faults', () => {
       ...(opts.localAuth ? { localAuth: opts.localAuth } : {}),
       ...(opts.newFlowRate ? { newFlowRate: opts.newFlowRate } : {}),
       ...(opts.newFlowWaitMs !== undefined ? { newFlowWaitMs: opts.newFlowWaitMs } : {}),
+      ...(opts.clock ? { clock: opts.clock } : {}),
     });
     shims.push(shim);
     await shim.start();
@@ -267,26 +270,40 @@ describe('isolation and faults', () => {
   });
 
   test('waiting flows dial in turn at the rate; one that waits too long is closed without dialing', async () => {
+    // The shim's clock is a manual one: the pace is checked at its exact instants, with no sleeps.
+    const clock = new ManualClock();
+    const slowClock = new ManualClock();
     try {
-      const paced = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 5, burst: 1 } });
+      const paced = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 5, burst: 1 }, clock });
       const first = recorder.requests.length;
-      const t0 = performance.now();
       for (const a of udpApps(5)) await new Promise<void>((r) => a.send(bindingRequest(), paced.shim.address.port, '127.0.0.1', () => r()));
-      await waitFor('all 5 dialed', () => recorder.requests.length - first === 5, 5000, 5);
-      // One at once, then one per 200 ms: the fifth no sooner than 800 ms (less a timer's slack).
-      assert.ok(performance.now() - t0 >= 700, `5 dials took ${Math.round(performance.now() - t0)} ms`);
-      assert.equal(paced.shim.stats.dialsDelayed, 4);
+      await waitFor('one dialed, four waiting', () => recorder.requests.length - first === 1 && paced.shim.stats.dialsDelayed === 4, 5000, 5);
+      // One at once, then one per 200 ms.
+      for (let n = 2; n <= 5; n++) {
+        clock.advance(199);
+        assert.equal(paced.shim.stats.dialsDelayed, 4);
+        assert.equal(recorder.requests.length - first, n - 1, `not before ${(n - 1) * 200} ms`);
+        clock.advance(1);
+        await waitFor(`dial ${n} at ${(n - 1) * 200} ms`, () => recorder.requests.length - first === n, 5000, 5);
+      }
       assert.equal(paced.shim.stats.dialRateRefused, 0);
       await paced.shim.stop();
 
-      const slow = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 1 }, newFlowWaitMs: 300 });
+      const slow = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 1 }, newFlowWaitMs: 300, clock: slowClock });
       const before = recorder.requests.length;
       for (const a of udpApps(3)) await new Promise<void>((r) => a.send(bindingRequest(), slow.shim.address.port, '127.0.0.1', () => r()));
+      await waitFor('two flows waiting', () => slow.shim.stats.dialsDelayed === 2, 5000, 5);
+      slowClock.advance(299);
+      assert.equal(slow.shim.stats.dialRateRefused, 0);
+      slowClock.advance(1);
       await waitFor('two flows given up', () => slow.shim.stats.dialRateRefused === 2, 5000);
       assert.equal(recorder.requests.length - before, 1);
       await waitFor('their flows forgotten', () => slow.shim.activeFlows === 1, 2000);
       await slow.shim.stop();
     } finally {
+      // The closed streams' destroy timers run on these clocks.
+      clock.advance(5000);
+      slowClock.advance(5000);
       closeAppSockets();
     }
   });
