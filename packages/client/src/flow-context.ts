@@ -2,14 +2,15 @@
 import type { AppAuthenticator, LocalCredentials } from './app-auth.js';
 import type { Clock } from './clock.js';
 import type { QueueLimits } from './flow-state.js';
-import type { FlowTable, TableFlow } from './flow-table.js';
+import type { FlowDriver } from './flow-driver.js';
+import type { FlowTable } from './flow-table.js';
 import type { ScrubbingLogger } from './logger.js';
 import type { ShimStats } from './stats.js';
 import type { UpstreamServer } from './endpoints.js';
 import type { CredentialSource } from './upstream-credentials.js';
 
 export interface FlowContext {
-  readonly table: FlowTable<TableFlow>;
+  readonly table: FlowTable<FlowDriver>;
   readonly clock: Clock;
   readonly logger: ScrubbingLogger;
   readonly stats: ShimStats;

@@ -1,5 +1,6 @@
-// The client shim's Node shell: a loopback UDP + TCP TURN listener on one port, one upstream
-// Tor stream per app flow, an idle sweep. All protocol decisions live in the pure modules.
+// The client shim's Node shell: a loopback UDP + TCP TURN listener on one port. It admits app
+// flows (the flow limit, and in local mode only an authenticated Allocate) into the flow table,
+// which picks each flow's Tor stream; each flow's decisions are its machine's (flow-machine.ts).
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
@@ -114,7 +115,7 @@ export class Shim {
       connect: (auth, flowId) => dialer.dial(auth, flowId),
     });
     this.#ctx = {
-      table: this.#table as FlowTable,
+      table: this.#table,
       clock,
       logger: this.#log,
       stats: this.stats,
@@ -208,7 +209,7 @@ export class Shim {
   }
 
   #onConnection(sock: Socket): void {
-    if (this.activeFlows >= (this.#opts.maxFlows ?? 256)) {
+    if (this.#table.full) {
       this.stats.flowLimitRefused++;
       sock.destroy();
       return;
@@ -249,7 +250,7 @@ export class Shim {
       }
       // Local mode: only an authenticated Allocate makes a flow; the rest is answered statelessly.
       if (this.#ctx.appAuth && !this.#admit(this.#ctx.appAuth, msg, rinfo)) return;
-      if (this.activeFlows >= (this.#opts.maxFlows ?? 256)) {
+      if (this.#table.full) {
         this.stats.flowLimitRefused++;
         return;
       }
