@@ -292,7 +292,7 @@ describe('isolation and faults', () => {
       const slow = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 1 }, newFlowWaitMs: 300, clock: slowClock });
       const before = recorder.requests.length;
       for (const a of udpApps(3)) await new Promise<void>((r) => a.send(bindingRequest(), slow.shim.address.port, '127.0.0.1', () => r()));
-      await waitFor('two flows waiting', () => slow.shim.stats.dialsDelayed === 2, 5000, 5);
+      await waitFor('one dialed, two waiting', () => recorder.requests.length - before === 1 && slow.shim.stats.dialsDelayed === 2, 5000, 5);
       slowClock.advance(299);
       assert.equal(slow.shim.stats.dialRateRefused, 0);
       slowClock.advance(1);
