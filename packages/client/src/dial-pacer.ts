@@ -3,8 +3,8 @@
 // flow is a new Tor circuit: the flow limit bounds how many at once, this bounds how fast. Flows
 // over the rate wait their turn in order (one timer for the queue) rather than being closed: a
 // TURN/TCP app is not reconnected by libwebrtc, and a UDP app would churn a flow per retransmission.
-import { performance } from 'node:perf_hooks';
 import { TokenBucket } from '@onionturn/credentials';
+import type { Clock, Timer } from './clock.js';
 
 /** New Tor streams per second when nothing says otherwise; a call needs a few (one per ICE transport). */
 export const DEFAULT_NEW_FLOWS_PER_SECOND = 5;
@@ -21,6 +21,8 @@ export interface DialPacerOptions {
   readonly onDelayed: (nowMs: number) => void;
   /** A flow waited longer than waitMs and is given up. */
   readonly onGivenUp: () => void;
+  /** Its monotonic time and its one timer. */
+  readonly clock: Clock;
 }
 
 interface Waiting {
@@ -34,12 +36,12 @@ export class DialPacer {
   readonly #opts: DialPacerOptions;
   /** First come first served; at most the shim's flow limit long. */
   readonly #queue: Waiting[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
 
   constructor(opts: DialPacerOptions) {
     this.#opts = opts;
-    // A monotonic clock: a step of the wall clock would stop the refill.
-    this.#bucket = new TokenBucket(opts.perSecond, Math.max(1, opts.burst ?? Math.ceil(4 * opts.perSecond)), performance.now());
+    // Monotonic time: a step of the wall clock would stop the refill.
+    this.#bucket = new TokenBucket(opts.perSecond, Math.max(1, opts.burst ?? Math.ceil(4 * opts.perSecond)), opts.clock.monotonic());
   }
 
   /**
@@ -48,7 +50,7 @@ export class DialPacer {
    * waiting (`isClosed`) gives its turn to the next.
    */
   turn(isClosed: () => boolean): true | Promise<boolean> {
-    const now = performance.now();
+    const now = this.#opts.clock.monotonic();
     if (this.#queue.length === 0 && this.#bucket.take(1, now)) return true;
     this.#opts.onDelayed(now);
     return new Promise((resolve) => {
@@ -59,7 +61,7 @@ export class DialPacer {
 
   /** Ends every wait (false) and the timer. */
   stop(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     for (const w of this.#queue.splice(0)) w.resolve(false);
   }
@@ -69,14 +71,14 @@ export class DialPacer {
     const head = this.#queue[0];
     if (this.#timer !== undefined || head === undefined) return;
     const ms = Math.min(this.#bucket.msUntil(1, now), head.deadline - now);
-    this.#timer = setTimeout(() => {
+    this.#timer = this.#opts.clock.after(Math.max(1, Math.ceil(ms)), () => {
       this.#timer = undefined;
       this.#drain();
-    }, Math.max(1, Math.ceil(ms)));
+    });
   }
 
   #drain(): void {
-    const now = performance.now();
+    const now = this.#opts.clock.monotonic();
     const queue = this.#queue;
     let head;
     while ((head = queue[0]) !== undefined) {

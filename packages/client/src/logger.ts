@@ -1,6 +1,8 @@
-// JSON logs (winston). SafeLogging by default: no app addresses, usernames or credentials unless
+// JSON logs (winston). SafeLogging by default: the shim logs through a scrubbing logger (the
+// server's key-based scrub, from @onionturn/io) that replaces app addresses and usernames unless
 // `detail` is on; flows are named by a counter.
 import winston from 'winston';
+import { scrub } from '@onionturn/io';
 
 export type Logger = winston.Logger;
 
@@ -19,4 +21,32 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     transports: opts.transports ?? [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
     silent: opts.silent ?? false,
   });
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+type Fields = Readonly<Record<string, unknown>>;
+
+/** What the shim's parts log through: fields are scrubbed by key, never checked at the call site. */
+export interface ScrubbingLogger {
+  log(level: LogLevel, message: string, fields?: Fields): void;
+  error(message: string, fields?: Fields): void;
+  warn(message: string, fields?: Fields): void;
+  info(message: string, fields?: Fields): void;
+  debug(message: string, fields?: Fields): void;
+}
+
+/** Wraps `logger` so sensitive fields are scrubbed unless `detail`. */
+export function scrubbing(logger: Logger, detail: boolean): ScrubbingLogger {
+  const log = (level: LogLevel, message: string, fields: Fields = {}): void => {
+    // Skip the copy when the line would be dropped anyway.
+    if (!logger.isLevelEnabled(level)) return;
+    logger.log(level, message, scrub(fields, detail));
+  };
+  return {
+    log,
+    error: (m, f) => log('error', m, f),
+    warn: (m, f) => log('warn', m, f),
+    info: (m, f) => log('info', m, f),
+    debug: (m, f) => log('debug', m, f),
+  };
 }

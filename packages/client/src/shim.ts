@@ -1,9 +1,11 @@
-// The client shim's Node shell: a loopback UDP + TCP TURN listener on one port, one upstream
-// Tor stream per app flow, an idle sweep. All protocol decisions live in the pure modules.
+// The client shim's Node shell: a loopback UDP + TCP TURN listener on one port. It admits app
+// flows (the flow limit, and in local mode only an authenticated Allocate) into the flow table,
+// which picks each flow's Tor stream; each flow's decisions are its machine's (flow-machine.ts).
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import type { FlowContext, FlowHandle, LocalAuthConfig } from './flow-context.js';
+import { errorCode } from '@onionturn/io';
+import type { FlowContext, LocalAuthConfig } from './flow-context.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
 import { appTransportAddress } from './binding-answer.js';
@@ -11,15 +13,17 @@ import { AppAuthenticator } from './app-auth.js';
 import { WRONG_LOCAL_CREDENTIALS } from './credential-resigner.js';
 import { answerFlowless } from './flowless-request.js';
 import { formatHostPort, isLoopbackAddress, type HostPort, type UpstreamServer } from './endpoints.js';
-import { IsolationPolicy, type IsolationMode } from './isolation.js';
-import type { Logger } from './logger.js';
+import type { IsolationMode } from './isolation.js';
+import { scrubbing, type Logger, type ScrubbingLogger } from './logger.js';
 import { ShimStats } from './stats.js';
 import { TcpFlow } from './tcp-flow.js';
 import { UdpFlow } from './udp-flow.js';
 import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
 import { WarnEvery } from './warn-once.js';
-import { errorCode } from '@onionturn/io';
-import { DEFAULT_NEW_FLOWS_PER_SECOND, DialPacer } from './dial-pacer.js';
+import { DEFAULT_NEW_FLOWS_PER_SECOND } from './dial-pacer.js';
+import { systemClock, type Clock } from './clock.js';
+import { FlowTable, udpFlowKey } from './flow-table.js';
+import type { FlowDriver } from './flow-driver.js';
 
 export interface ShimOptions {
   readonly listen: HostPort;
@@ -49,6 +53,8 @@ export interface ShimOptions {
   readonly newFlowRate?: { readonly perSecond: number; readonly burst?: number };
   /** How long a new flow waits for its turn to dial before it is closed (default 30 s). */
   readonly newFlowWaitMs?: number;
+  /** The one source of time and timers (tests pass a ManualClock). */
+  readonly clock?: Clock;
 }
 
 export interface ListeningAddress {
@@ -66,17 +72,14 @@ export class Shim {
   readonly stats = new ShimStats();
   readonly #opts: ShimOptions;
   readonly #ctx: FlowContext;
-  readonly #udpFlows = new Map<string, UdpFlow>();
-  readonly #tcpFlows = new Set<TcpFlow>();
+  readonly #table: FlowTable<FlowDriver>;
+  readonly #dialer: UpstreamDialer;
+  readonly #log: ScrubbingLogger;
   #udp: UdpSocket | undefined;
   #tcp: Server | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #now = Date.now();
-  #flowIds = 0;
   #address: ListeningAddress | undefined;
   /** Local mode: wrong passwords from sources without a flow, logged now and then. */
   readonly #authWarning = new WarnEvery(60_000);
-  readonly #dials: DialPacer;
   readonly #dialRateWarning = new WarnEvery(60_000);
 
   constructor(opts: ShimOptions) {
@@ -84,35 +87,43 @@ export class Shim {
       throw new Error(`refusing to listen on ${opts.listen.host}: not a loopback address (use --allow-remote)`);
     }
     this.#opts = opts;
+    const clock = opts.clock ?? systemClock;
+    const detail = opts.detail ?? false;
+    this.#log = scrubbing(opts.logger, detail);
     const rate = opts.localAuth ? { perSecond: 0 } : (opts.newFlowRate ?? { perSecond: DEFAULT_NEW_FLOWS_PER_SECOND });
-    this.#dials = new DialPacer({
-      ...rate,
-      ...(opts.newFlowWaitMs !== undefined ? { waitMs: opts.newFlowWaitMs } : {}),
-      onDelayed: (now) => this.#dialDelayed(now),
-      onGivenUp: () => this.stats.dialRateRefused++,
-    });
     const dialer = new UpstreamDialer({
       servers: opts.servers,
       socks: opts.socks,
       connectTimeoutMs: opts.connectTimeoutMs ?? 30_000,
       tls: opts.tls ?? { pins: [] },
-      logger: opts.logger,
-      detail: opts.detail ?? false,
+      logger: this.#log,
+      detail,
+      clock,
+    });
+    this.#dialer = dialer;
+    this.#table = new FlowTable<FlowDriver>({
+      clock,
+      maxFlows: opts.maxFlows ?? 256,
+      isolation: opts.isolation ?? 'per-flow',
+      tickMs: opts.tickMs ?? 1000,
+      pacing: {
+        ...rate,
+        ...(opts.newFlowWaitMs !== undefined ? { waitMs: opts.newFlowWaitMs } : {}),
+        onDelayed: (now) => this.#dialDelayed(now),
+        onGivenUp: () => this.stats.dialRateRefused++,
+      },
+      connect: (auth, flowId) => dialer.dial(auth, flowId),
     });
     this.#ctx = {
-      dialer,
-      isolation: new IsolationPolicy(opts.isolation ?? 'per-flow'),
-      logger: opts.logger,
+      table: this.#table,
+      clock,
+      logger: this.#log,
       stats: this.stats,
       queueLimits: opts.queueLimits ?? DEFAULT_QUEUE_LIMITS,
       maxUpstreamBacklog: opts.maxUpstreamBacklog ?? 1024 * 1024,
-      detail: opts.detail ?? false,
       localAuth: opts.localAuth,
       appAuth: opts.localAuth ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {}) : undefined,
-      dialTurn: (isClosed) => this.#dials.turn(isClosed),
-      now: () => this.#now,
-      nextFlowId: () => ++this.#flowIds,
-      forget: (flow) => this.#forget(flow),
+      serverName: (server) => dialer.serverName(dialer.servers.indexOf(server)),
     };
     this.onDatagram = this.onDatagram.bind(this);
   }
@@ -124,7 +135,7 @@ export class Shim {
 
   /** Flows with an app side still open. */
   get activeFlows(): number {
-    return this.#udpFlows.size + this.#tcpFlows.size;
+    return this.#table.size;
   }
 
   async start(): Promise<ListeningAddress> {
@@ -146,24 +157,21 @@ export class Shim {
       this.#address = { host, port: this.#udp ? this.#udp.address().port : port };
       break;
     }
-    this.#timer = setInterval(() => this.#tick(), this.#opts.tickMs ?? 1000);
-    this.#timer.unref();
-    this.#opts.logger.info('listening', {
-      address: formatHostPort(this.#address.host, this.#address.port),
+    this.#table.start();
+    this.#log.info('listening', {
+      listen: formatHostPort(this.#address.host, this.#address.port),
       udp: wantUdp,
       tcp: wantTcp,
-      upstream: this.#opts.servers.map((_, i) => this.#ctx.dialer.serverName(i)),
+      upstream: this.#opts.servers.map((_, i) => this.#dialer.serverName(i)),
       socks: formatHostPort(this.#opts.socks.host, this.#opts.socks.port),
-      isolation: this.#ctx.isolation.mode,
+      isolation: this.#table.isolation.mode,
       credentials: this.#opts.localAuth ? `local (upstream: ${this.#opts.localAuth.source.description})` : 'pass-through',
     });
     return this.#address;
   }
 
   async stop(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#dials.stop();
-    for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) f.close('shim stopping');
+    this.#table.stop('shim stopping');
     const tcp = this.#tcp;
     const udp = this.#udp;
     this.#tcp = undefined;
@@ -179,7 +187,7 @@ export class Shim {
       server.once('error', reject);
       server.listen({ host, port, exclusive: true }, () => {
         server.removeListener('error', reject);
-        server.on('error', (err) => this.#opts.logger.error(`TCP listener error: ${err.message}`));
+        server.on('error', (err) => this.#log.error(`TCP listener error: ${err.message}`));
         resolve(server);
       });
     });
@@ -195,19 +203,19 @@ export class Shim {
     sock.bind({ address: host, port, exclusive: true });
     await Promise.race([listening, failed.then(([e]) => Promise.reject(e as Error))]);
     // The code only: Node's dgram messages name the app's ip:port.
-    sock.on('error', (err) => this.#opts.logger.error(`UDP listener error: ${errorCode(err)}`));
+    sock.on('error', (err) => this.#log.error(`UDP listener error: ${errorCode(err)}`));
     sock.on('message', this.onDatagram);
     return sock;
   }
 
   #onConnection(sock: Socket): void {
-    if (this.activeFlows >= (this.#opts.maxFlows ?? 256)) {
+    if (this.#table.full) {
       this.stats.flowLimitRefused++;
       sock.destroy();
       return;
     }
     const flow = new TcpFlow(this.#ctx, sock);
-    this.#tcpFlows.add(flow);
+    this.#table.add(flow.driver);
     this.stats.flowsOpened++;
     flow.start();
   }
@@ -233,8 +241,7 @@ export class Shim {
       this.stats.notTurnDropped++;
       return;
     }
-    const key = `${rinfo.address}|${rinfo.port}`;
-    let flow = this.#udpFlows.get(key);
+    let flow = this.#table.udpFlow(udpFlowKey(rinfo.address, rinfo.port));
     if (flow === undefined) {
       // Only a STUN request opens a Tor stream: stray ChannelData or responses are dropped.
       if (!isStunRequest(msg)) {
@@ -243,21 +250,21 @@ export class Shim {
       }
       // Local mode: only an authenticated Allocate makes a flow; the rest is answered statelessly.
       if (this.#ctx.appAuth && !this.#admit(this.#ctx.appAuth, msg, rinfo)) return;
-      if (this.activeFlows >= (this.#opts.maxFlows ?? 256)) {
+      if (this.#table.full) {
         this.stats.flowLimitRefused++;
         return;
       }
-      flow = new UdpFlow(this.#ctx, this.#udp as UdpSocket, rinfo.address, rinfo.port);
-      this.#udpFlows.set(key, flow);
+      flow = new UdpFlow(this.#ctx, this.#udp as UdpSocket, rinfo.address, rinfo.port).driver;
+      this.#table.add(flow);
       this.stats.flowsOpened++;
       flow.start();
     }
-    flow.fromApp(msg, end);
+    flow.fromAppDatagram(msg, end);
   }
 
   /** Local mode, a request from a source without a flow: true when it may make one, else handled here. */
   #admit(auth: AppAuthenticator, msg: Buffer, rinfo: RemoteInfo): boolean {
-    const v = answerFlowless(msg, appTransportAddress(rinfo.address, rinfo.port), auth, this.#now);
+    const v = answerFlowless(msg, appTransportAddress(rinfo.address, rinfo.port), auth, this.#table.now);
     if (v.kind === 'open') return true;
     if (v.kind === 'drop') {
       this.stats.orphanDropped++;
@@ -270,8 +277,8 @@ export class Shim {
       stats.challengesAnswered++;
       if (v.reason === 'wrong-credentials') {
         stats.authFailures++;
-        const notLogged = this.#authWarning.due(this.#now);
-        if (notLogged !== undefined) this.#opts.logger.warn(WRONG_LOCAL_CREDENTIALS, notLogged > 0 ? { notLogged } : {});
+        const notLogged = this.#authWarning.due(this.#table.now);
+        if (notLogged !== undefined) this.#log.warn(WRONG_LOCAL_CREDENTIALS, notLogged > 0 ? { notLogged } : {});
       }
     }
     (this.#udp as UdpSocket).send(v.data, rinfo.port, rinfo.address);
@@ -282,24 +289,7 @@ export class Shim {
     this.stats.dialsDelayed++;
     const notLogged = this.#dialRateWarning.due(now);
     if (notLogged !== undefined) {
-      this.#opts.logger.warn('new flows are coming faster than --new-flows-per-second allows: they wait their turn to open a Tor stream (a web page making WebRTC connections to the shim can cause this)', notLogged > 0 ? { notLogged } : {});
-    }
-  }
-
-  #forget(flow: FlowHandle): void {
-    if (flow instanceof UdpFlow) {
-      const key = `${flow.appAddress}|${flow.appPort}`;
-      if (this.#udpFlows.get(key) === flow) this.#udpFlows.delete(key);
-    } else if (flow instanceof TcpFlow) {
-      this.#tcpFlows.delete(flow);
-    }
-  }
-
-  #tick(): void {
-    this.#now = Date.now();
-    for (const f of [...this.#udpFlows.values(), ...this.#tcpFlows]) {
-      if (f.idleExpired(this.#now)) f.close('idle for longer than the allocation lifetime');
-      else f.maintain(this.#now);
+      this.#log.warn('new flows are coming faster than --new-flows-per-second allows: they wait their turn to open a Tor stream (a web page making WebRTC connections to the shim can cause this)', notLogged > 0 ? { notLogged } : {});
     }
   }
 }

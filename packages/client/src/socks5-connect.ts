@@ -17,6 +17,7 @@ import {
 import { formatHostPort, type HostPort } from './endpoints.js';
 import { upstreamError, type UpstreamError } from './errors.js';
 import { errorCode } from '@onionturn/io';
+import { systemClock, type Clock } from './clock.js';
 
 export interface SocksConnectOptions {
   readonly proxy: HostPort;
@@ -25,6 +26,8 @@ export interface SocksConnectOptions {
   readonly targetName?: string;
   readonly auth?: SocksAuth | undefined;
   readonly timeoutMs: number;
+  /** The shim's clock, for the timeout (default: the system's). */
+  readonly clock?: Clock;
 }
 
 export type SocksResult =
@@ -57,7 +60,7 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
     const finish = (result: SocksResult): void => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      timer.cancel();
       socket.removeListener('data', onData);
       socket.removeListener('error', onError);
       socket.removeListener('close', onClose);
@@ -118,9 +121,8 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
         }
       }
     };
-    const timer = setTimeout(
-      () => failWith(upstreamError('timeout', `no stream to ${targetText} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`)),
-      opts.timeoutMs,
+    const timer = (opts.clock ?? systemClock).after(opts.timeoutMs, () =>
+      failWith(upstreamError('timeout', `no stream to ${targetText} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`)),
     );
     socket.on('connect', onConnect);
     socket.on('data', onData);

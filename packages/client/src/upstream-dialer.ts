@@ -3,12 +3,13 @@
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
-import type { Logger } from 'winston';
+import type { ScrubbingLogger } from './logger.js';
 import { formatHostPort, type HostPort, type UpstreamServer } from './endpoints.js';
 import { upstreamError, type UpstreamError } from './errors.js';
 import type { SocksAuth } from './socks5-codec.js';
 import { socksConnect } from './socks5-connect.js';
 import { formatPin, spkiSha256 } from './tls-pin.js';
+import { systemClock, type Clock } from './clock.js';
 
 export interface TlsTrust {
   /** SPKI sha256 digests; any match accepts the server (no CA check then). */
@@ -22,9 +23,11 @@ export interface DialerOptions {
   readonly socks: HostPort;
   readonly connectTimeoutMs: number;
   readonly tls: TlsTrust;
-  readonly logger: Logger;
+  readonly logger: ScrubbingLogger;
   /** Name servers in log lines and errors as the user wrote them (else "server #N"). */
   readonly detail?: boolean;
+  /** The shim's clock, for the SOCKS and TLS timeouts (default: the system's). */
+  readonly clock?: Clock;
 }
 
 export type DialResult =
@@ -79,7 +82,7 @@ export class UpstreamDialer {
   }
 
   async #dialOne(server: UpstreamServer, name: string, auth: SocksAuth | undefined): Promise<DialResult> {
-    const r = await socksConnect({ proxy: this.#opts.socks, target: server, targetName: name, auth, timeoutMs: this.#opts.connectTimeoutMs });
+    const r = await socksConnect({ proxy: this.#opts.socks, target: server, targetName: name, auth, timeoutMs: this.#opts.connectTimeoutMs, ...(this.#opts.clock ? { clock: this.#opts.clock } : {}) });
     if (!r.ok) return r;
     if (r.authIgnored && !this.#warnedAuthIgnored) {
       // Warn and go on (a plain SOCKS proxy in front of something else may be deliberate), once.
@@ -107,9 +110,11 @@ export class UpstreamDialer {
         rejectUnauthorized: pins.length === 0,
         ALPNProtocols: [],
       });
-      const timer = setTimeout(() => fail(upstreamError('timeout', `TLS handshake with ${name} took over ${this.#opts.connectTimeoutMs} ms`)), this.#opts.connectTimeoutMs);
+      const timer = (this.#opts.clock ?? systemClock).after(this.#opts.connectTimeoutMs, () =>
+        fail(upstreamError('timeout', `TLS handshake with ${name} took over ${this.#opts.connectTimeoutMs} ms`)),
+      );
       const fail = (e: UpstreamError): void => {
-        clearTimeout(timer);
+        timer.cancel();
         tls.destroy();
         resolve({ ok: false, error: e });
       };
@@ -123,7 +128,7 @@ export class UpstreamDialer {
             return;
           }
         }
-        clearTimeout(timer);
+        timer.cancel();
         tls.removeAllListeners('error');
         tls.pause();
         resolve({ ok: true, socket: tls, head: Buffer.alloc(0), server });

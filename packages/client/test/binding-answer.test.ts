@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAddressAttribute, readAttribute, verifyFingerprint, type StunMessage } from '@onionturn/protocol';
 import type { TransportAddress } from '@onionturn/protocol';
-import { answerFlowlessBinding, appTransportAddress } from '../src/index.js';
+import { answerFlowlessBinding, appTransportAddress } from '../src/binding-answer.js';
 
 const APP4: TransportAddress = { family: 'IPv4', address: '127.0.0.1', port: 51_234 };
 const APP6: TransportAddress = { family: 'IPv6', address: '::1', port: 4242 };

@@ -18,7 +18,9 @@ import {
   verifyIntegrity,
   type StunMessage,
 } from '@onionturn/protocol';
-import { AppAuthenticator, CredentialResigner, WarnOnce, type ResignAction, type ResignerOptions } from '../src/index.js';
+import { AppAuthenticator } from '../src/app-auth.js';
+import { CredentialResigner, type ResignAction, type ResignerOptions } from '../src/credential-resigner.js';
+import { WarnOnce } from '../src/warn-once.js';
 
 const LOCAL = { username: 'app', password: 'app-pass', realm: 'onionturn.local' };
 const LOCAL_KEY = longTermKey(LOCAL.username, LOCAL.realm, LOCAL.password);

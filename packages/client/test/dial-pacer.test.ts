@@ -1,55 +1,99 @@
-// The shim's pace of new Tor streams, without sockets: turns in order at the rate, a closed
-// waiter passes its turn on, a long wait is given up, stop() ends every wait.
+// The shim's pace of new Tor streams on a manual clock, without sockets or sleeps: turns in order
+// at the rate, a closed waiter passes its turn on, a long wait is given up, stop() ends every wait.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { performance } from 'node:perf_hooks';
-import { DialPacer } from '../src/index.js';
+import { setImmediate as macrotask } from 'node:timers/promises';
+import { ManualClock } from '../src/clock.js';
+import { DialPacer } from '../src/dial-pacer.js';
 
-function pacer(perSecond: number, burst: number, waitMs = 30_000): { p: DialPacer; delayed: number[]; givenUp: number[] } {
+function pacer(perSecond: number, burst: number, waitMs = 30_000): { p: DialPacer; clock: ManualClock; delayed: number[]; givenUp: number[] } {
+  const clock = new ManualClock();
   const delayed: number[] = [];
   const givenUp: number[] = [];
-  const p = new DialPacer({ perSecond, burst, waitMs, onDelayed: (now) => delayed.push(now), onGivenUp: () => givenUp.push(1) });
-  return { p, delayed, givenUp };
+  const p = new DialPacer({ perSecond, burst, waitMs, clock, onDelayed: (now) => delayed.push(now), onGivenUp: () => givenUp.push(clock.monotonic()) });
+  return { p, clock, delayed, givenUp };
 }
 
-test('within the burst a turn is at once; beyond it turns come in order at the rate', async () => {
-  const { p, delayed } = pacer(20, 2);
+/** Records when each wait settles, in monotonic ms, and with what. */
+function track(clock: ManualClock, turn: true | Promise<boolean>, log: [number, boolean][]): void {
+  void Promise.resolve(turn).then((ok) => log.push([clock.monotonic(), ok]));
+}
+
+test('within the burst a turn is at once; beyond it turns come in order, exactly at the rate', async () => {
+  const { p, clock, delayed } = pacer(20, 2);
+  const t0 = clock.monotonic();
   assert.equal(p.turn(() => false), true);
   assert.equal(p.turn(() => false), true);
-  const t0 = performance.now();
-  const order: number[] = [];
-  const waits = [1, 2, 3].map((i) => Promise.resolve(p.turn(() => false)).then((ok) => (order.push(i), ok)));
-  assert.deepEqual(await Promise.all(waits), [true, true, true]);
-  assert.deepEqual(order, [1, 2, 3]);
-  assert.ok(performance.now() - t0 >= 130, `three turns at 20/s took ${performance.now() - t0} ms`);
-  assert.equal(delayed.length, 3);
-  p.stop();
+  const log: [number, boolean][] = [];
+  for (let i = 0; i < 3; i++) track(clock, p.turn(() => false), log);
+  assert.deepEqual(delayed, [t0, t0, t0]);
+  for (const step of [49, 1, 49, 1, 49, 1]) {
+    clock.advance(step);
+    await macrotask();
+  }
+  assert.deepEqual(log, [
+    [t0 + 50, true],
+    [t0 + 100, true],
+    [t0 + 150, true],
+  ]);
+  assert.equal(clock.pending, 0, 'no timer left once the queue is empty');
 });
 
 test('a flow closed while waiting gives its turn to the next, using no token', async () => {
-  const { p } = pacer(20, 1);
+  const { p, clock } = pacer(20, 1);
+  const t0 = clock.monotonic();
   assert.equal(p.turn(() => false), true);
   let closed = false;
-  const first = p.turn(() => closed);
-  const second = p.turn(() => false);
+  const log: [number, boolean][] = [];
+  track(clock, p.turn(() => closed), log);
+  track(clock, p.turn(() => false), log);
   closed = true;
-  assert.equal(await first, false);
-  const t0 = performance.now();
-  assert.equal(await second, true);
-  assert.ok(performance.now() - t0 < 45, 'the second took the token the first would have had');
-  p.stop();
+  clock.advance(50);
+  await macrotask();
+  assert.deepEqual(log, [
+    [t0 + 50, false],
+    [t0 + 50, true],
+  ]);
 });
 
-test('a wait longer than waitMs is given up; stop() ends the rest', async () => {
-  const { p, givenUp } = pacer(0.01, 1, 50);
+test('a wait longer than waitMs is given up at its deadline; stop() ends the rest', async () => {
+  const { p, clock, givenUp } = pacer(0.01, 1, 50);
+  const t0 = clock.monotonic();
   assert.equal(p.turn(() => false), true);
-  assert.equal(await p.turn(() => false), false);
-  assert.equal(givenUp.length, 1);
-  const { p: q } = pacer(0.01, 1);
+  const log: [number, boolean][] = [];
+  track(clock, p.turn(() => false), log);
+  clock.advance(49);
+  await macrotask();
+  assert.deepEqual(log, []);
+  clock.advance(1);
+  await macrotask();
+  assert.deepEqual(log, [[t0 + 50, false]]);
+  assert.deepEqual(givenUp, [t0 + 50]);
+
+  const { p: q, clock: qc } = pacer(0.01, 1);
   assert.equal(q.turn(() => false), true);
-  const waiting = q.turn(() => false);
+  const qlog: [number, boolean][] = [];
+  track(qc, q.turn(() => false), qlog);
   q.stop();
-  assert.equal(await waiting, false);
+  await macrotask();
+  assert.deepEqual(qlog, [[qc.monotonic(), false]]);
+  assert.equal(qc.pending, 0);
+});
+
+test('a step of the wall clock neither stops nor speeds the pace (monotonic time)', async () => {
+  const { p, clock } = pacer(10, 1);
+  const t0 = clock.monotonic();
+  assert.equal(p.turn(() => false), true);
+  const log: [number, boolean][] = [];
+  track(clock, p.turn(() => false), log);
+  clock.stepWall(-3_600_000);
+  clock.advance(99);
+  await macrotask();
+  assert.deepEqual(log, []);
+  clock.stepWall(7_200_000);
+  clock.advance(1);
+  await macrotask();
+  assert.deepEqual(log, [[t0 + 100, true]]);
 });
 
 test('rate 0 is no limit', () => {

@@ -19,7 +19,10 @@ import {
   type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
-import { AppAuthenticator, CredentialResigner, WarnEvery, answerFlowless, type FlowlessVerdict } from '../src/index.js';
+import { AppAuthenticator } from '../src/app-auth.js';
+import { CredentialResigner } from '../src/credential-resigner.js';
+import { WarnEvery } from '../src/warn-once.js';
+import { answerFlowless, type FlowlessVerdict } from '../src/flowless-request.js';
 
 const LOCAL = { username: 'alice', password: 'wonderland', realm: 'onionturn.local' };
 const LOCAL_KEY = longTermKey(LOCAL.username, LOCAL.realm, LOCAL.password);

@@ -7,7 +7,8 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../src/logger.js';
-import { removeStaleDataDirs, startManagedTor } from '../src/index.js';
+import { removeStaleDataDirs } from '../src/managed-tor.js';
+import { startManagedTor } from '../src/index.js';
 
 function torDir(parent: string, name: string, owner: number | undefined): string {
   const dir = join(parent, name);

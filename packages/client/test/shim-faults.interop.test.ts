@@ -20,6 +20,7 @@ import {
   type SocksRequestRecord,
 } from '@onionturn/testkit';
 import { SecretCredentialSource, Shim, parseUpstream, type IsolationMode, type LocalAuthConfig, type UpstreamServer } from '../src/index.js';
+import { ManualClock, type Clock } from '../src/clock.js';
 import { captureLogger, messages, type LogLine } from './helpers.js';
 
 const SECRET = 'faults-secret';
@@ -58,6 +59,7 @@ describe('isolation and faults', () => {
     localAuth?: LocalAuthConfig;
     newFlowRate?: { perSecond: number; burst: number };
     newFlowWaitMs?: number;
+    clock?: Clock;
   }): Promise<{ shim: Shim; lines: LogLine[] }> {
     const log = captureLogger();
     const shim = new Shim({
@@ -72,6 +74,7 @@ describe('isolation and faults', () => {
       ...(opts.localAuth ? { localAuth: opts.localAuth } : {}),
       ...(opts.newFlowRate ? { newFlowRate: opts.newFlowRate } : {}),
       ...(opts.newFlowWaitMs !== undefined ? { newFlowWaitMs: opts.newFlowWaitMs } : {}),
+      ...(opts.clock ? { clock: opts.clock } : {}),
     });
     shims.push(shim);
     await shim.start();
@@ -175,12 +178,25 @@ describe('isolation and faults', () => {
   test('HTTP to the TCP port (a web page fetching 127.0.0.1): closed before any SOCKS connection', async () => {
     const { shim } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`) });
     const first = recorder.requests.length;
+    /**
+     * Instead of a fixed sleep before a negative check: a real STUN request on a fresh connection
+     * that does reach SOCKS. A dial of anything before it would have reached SOCKS first.
+     */
+    const control = async (): Promise<void> => {
+      const before = recorder.requests.length;
+      const s = connect({ host: '127.0.0.1', port: shim.address.port });
+      s.on('error', () => {});
+      await new Promise((r) => s.once('connect', r));
+      s.write(bindingRequest());
+      await waitFor('the control request to reach SOCKS', () => recorder.requests.length > before, 5000);
+      s.destroy();
+    };
     const raw = connect({ host: '127.0.0.1', port: shim.address.port });
     raw.on('error', () => {});
     await new Promise((r) => raw.once('connect', r));
-    // A SOCKS connection opened at accept time would show up while the app is still silent.
-    await sleep(300);
-    assert.equal(countClientConnections(recorder.port), 0, 'a silent connection dials nothing');
+    // A SOCKS connection opened at accept time would come before the control's.
+    await control();
+    assert.equal(recorder.requests.length - first, 1, 'a silent connection dials nothing (only the control did)');
     raw.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n\r\n');
     const answer: Buffer[] = [];
     raw.on('data', (d: Buffer) => answer.push(d));
@@ -188,12 +204,12 @@ describe('isolation and faults', () => {
     assert.equal(Buffer.concat(answer).length, 0, 'nothing is answered');
     // What a page's fetch() loop does: every attempt is closed, none dials.
     for (let i = 0; i < 10; i++) await assert.rejects(fetch(`http://127.0.0.1:${shim.address.port}/`, { method: i % 2 ? 'POST' : 'GET', body: i % 2 ? 'x' : null }));
-    await sleep(300);
-    assert.equal(recorder.requests.length - first, 0, 'no SOCKS request');
-    assert.equal(countClientConnections(recorder.port), 0, 'no SOCKS connection');
+    await control();
+    assert.equal(recorder.requests.length - first, 2, 'no SOCKS request but the two controls');
     assert.equal(shim.stats.appRefused, 11);
     assert.equal(shim.stats.upstreamFailures, 0);
     await waitFor('flows forgotten', () => shim.activeFlows === 0, 2000);
+    await waitFor('no SOCKS connection left', () => countClientConnections(recorder.port) === 0, 5000);
     await shim.stop();
   });
 
@@ -236,7 +252,8 @@ describe('isolation and faults', () => {
         s.write(bindingRequest());
       }
       await waitFor('4 TCP flows waiting', () => shim.stats.dialsDelayed === 9, 5000);
-      await sleep(300);
+      // Waiting flows dial only when a token comes (exact on a manual clock: flow-table.test.ts),
+      // and none comes while this test runs.
       assert.equal(recorder.requests.length - first, 3, 'still three');
       assert.equal(tcpClosed, 0, 'a waiting app connection stays open');
       assert.equal(shim.activeFlows, 12);
@@ -253,26 +270,40 @@ describe('isolation and faults', () => {
   });
 
   test('waiting flows dial in turn at the rate; one that waits too long is closed without dialing', async () => {
+    // The shim's clock is a manual one: the pace is checked at its exact instants, with no sleeps.
+    const clock = new ManualClock();
+    const slowClock = new ManualClock();
     try {
-      const paced = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 5, burst: 1 } });
+      const paced = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 5, burst: 1 }, clock });
       const first = recorder.requests.length;
-      const t0 = performance.now();
       for (const a of udpApps(5)) await new Promise<void>((r) => a.send(bindingRequest(), paced.shim.address.port, '127.0.0.1', () => r()));
-      await waitFor('all 5 dialed', () => recorder.requests.length - first === 5, 5000, 5);
-      // One at once, then one per 200 ms: the fifth no sooner than 800 ms (less a timer's slack).
-      assert.ok(performance.now() - t0 >= 700, `5 dials took ${Math.round(performance.now() - t0)} ms`);
-      assert.equal(paced.shim.stats.dialsDelayed, 4);
+      await waitFor('one dialed, four waiting', () => recorder.requests.length - first === 1 && paced.shim.stats.dialsDelayed === 4, 5000, 5);
+      // One at once, then one per 200 ms.
+      for (let n = 2; n <= 5; n++) {
+        clock.advance(199);
+        assert.equal(paced.shim.stats.dialsDelayed, 4);
+        assert.equal(recorder.requests.length - first, n - 1, `not before ${(n - 1) * 200} ms`);
+        clock.advance(1);
+        await waitFor(`dial ${n} at ${(n - 1) * 200} ms`, () => recorder.requests.length - first === n, 5000, 5);
+      }
       assert.equal(paced.shim.stats.dialRateRefused, 0);
       await paced.shim.stop();
 
-      const slow = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 1 }, newFlowWaitMs: 300 });
+      const slow = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 1 }, newFlowWaitMs: 300, clock: slowClock });
       const before = recorder.requests.length;
       for (const a of udpApps(3)) await new Promise<void>((r) => a.send(bindingRequest(), slow.shim.address.port, '127.0.0.1', () => r()));
+      await waitFor('one dialed, two waiting', () => recorder.requests.length - before === 1 && slow.shim.stats.dialsDelayed === 2, 5000, 5);
+      slowClock.advance(299);
+      assert.equal(slow.shim.stats.dialRateRefused, 0);
+      slowClock.advance(1);
       await waitFor('two flows given up', () => slow.shim.stats.dialRateRefused === 2, 5000);
       assert.equal(recorder.requests.length - before, 1);
       await waitFor('their flows forgotten', () => slow.shim.activeFlows === 1, 2000);
       await slow.shim.stop();
     } finally {
+      // The closed streams' destroy timers run on these clocks.
+      clock.advance(5000);
+      slowClock.advance(5000);
       closeAppSockets();
     }
   });

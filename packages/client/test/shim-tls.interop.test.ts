@@ -19,7 +19,8 @@ import {
   waitFor,
   type Coturn,
 } from '@onionturn/testkit';
-import { Shim, formatPin, parseUpstream, spkiSha256, type TlsTrust } from '../src/index.js';
+import { Shim, parseUpstream, type TlsTrust } from '../src/index.js';
+import { formatPin, spkiSha256 } from '../src/tls-pin.js';
 import { captureLogger, messages, type LogLine } from './helpers.js';
 
 const SECRET = 'tls-secret';

@@ -4,3 +4,4 @@
 export { BURST_GAP_MS, TcpBatchWriter } from './tcp-batch-writer.js';
 export { canConnect } from './can-connect.js';
 export { errorCode, errorText } from './errors.js';
+export { SENSITIVE_KEYS, scrub } from './scrub.js';

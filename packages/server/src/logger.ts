@@ -1,9 +1,9 @@
 // JSON logs through winston. SafeLogging (as Tor's): usernames, client and peer addresses are
 // scrubbed unless the operator asks for them while debugging.
 import winston from 'winston';
+import { scrub } from '@onionturn/io';
 
-const SENSITIVE_KEYS: ReadonlySet<string> = new Set(['username', 'client', 'peer', 'address', 'remote']);
-const SCRUBBED = '[scrubbed]';
+export { scrub };
 
 export interface Logger {
   info(message: string, fields?: Readonly<Record<string, unknown>>): void;
@@ -17,13 +17,6 @@ export interface LoggerOptions {
   readonly sensitive?: boolean;
   /** Where lines go; stderr by default. */
   readonly stream?: NodeJS.WritableStream;
-}
-
-export function scrub(fields: Readonly<Record<string, unknown>>, sensitive: boolean): Record<string, unknown> {
-  if (sensitive) return { ...fields };
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = SENSITIVE_KEYS.has(k) ? SCRUBBED : v;
-  return out;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {

@@ -1,0 +1,246 @@
+// Runs one flow's machine against real sockets: feeds it what the app side and the Tor stream
+// deliver, and carries out its actions. Everything app-specific (a UDP source or a TCP
+// connection) is behind AppSide; the decisions are the machine's, the choice of stream the table's.
+// The Tor stream: UDP flows write through a TcpBatchWriter (a burst of datagrams in one event-loop
+// turn costs one write and fuller Tor cells; a full buffer drops, as UDP would); TCP flows write
+// directly and keep backpressure (each side pauses while the other's send buffer is full).
+import type { Socket } from 'node:net';
+import { TcpBatchWriter, errorText } from '@onionturn/io';
+import { channelDataPadding, type TransportAddress } from '@onionturn/protocol';
+import { paddingBytes } from './app-datagram.js';
+import { CredentialResigner } from './credential-resigner.js';
+import type { FlowContext } from './flow-context.js';
+import { FlowMachine, type FlowAction, type FlowKind } from './flow-machine.js';
+import type { StreamOutcome, TableFlow } from './flow-table.js';
+import type { SocksAuth } from './socks5-codec.js';
+
+/** A closed stream or connection gets this long to flush before it is destroyed. */
+const DESTROY_AFTER_MS = 2000;
+
+/** The app half of a flow, as the driver uses it. */
+export interface AppSide {
+  /** Bytes for the app, then `pad` zero bytes (TCP: ChannelData padded). */
+  send(data: Buffer, pad: number): void;
+  /** An upstream chunk, whole (TCP pass-through). */
+  forward(chunk: Buffer): void;
+  pause(): void;
+  resume(): void;
+  close(): void;
+  /** For log lines; the logger scrubs it unless detail is on. */
+  describe(): Readonly<Record<string, string | number>>;
+}
+
+export class FlowDriver implements TableFlow {
+  readonly id: number;
+  readonly key: string | undefined;
+  readonly machine: FlowMachine;
+  readonly #ctx: FlowContext;
+  readonly #app: AppSide;
+  #up: Socket | undefined;
+  /** UDP: every upstream write goes through it, so order is kept. */
+  #writer: TcpBatchWriter | undefined;
+  /** TCP: the Tor stream's send buffer is full; the app stays paused until it drains. */
+  #upFull = false;
+  #auth: SocksAuth | undefined;
+  #done = false;
+
+  constructor(ctx: FlowContext, kind: FlowKind, app: AppSide, appAddress: TransportAddress | undefined, key: string | undefined) {
+    this.#ctx = ctx;
+    this.#app = app;
+    this.key = key;
+    this.id = ctx.table.nextId();
+    const resigner = ctx.appAuth ? new CredentialResigner({ auth: ctx.appAuth, ...(appAddress ? { app: appAddress } : {}) }) : undefined;
+    this.machine = new FlowMachine({ kind, now: ctx.table.now, stats: ctx.stats, queueLimits: ctx.queueLimits, resigner });
+    this.isClosed = this.isClosed.bind(this);
+    this.onTurn = this.onTurn.bind(this);
+    this.onUpstreamData = this.onUpstreamData.bind(this);
+    this.onUpstreamEnd = this.onUpstreamEnd.bind(this);
+    this.onUpstreamError = this.onUpstreamError.bind(this);
+    this.resumeApp = this.resumeApp.bind(this);
+  }
+
+  start(): void {
+    this.#run(this.machine.start());
+  }
+
+  isClosed(): boolean {
+    return this.machine.isClosed();
+  }
+
+  /** UDP: a datagram checked by messageEnd(); `end` is its length without padding. */
+  fromAppDatagram(datagram: Buffer, end: number): void {
+    this.#run(this.machine.fromAppDatagram(datagram, end, this.#ctx.table.now), datagram, end);
+  }
+
+  /** TCP: a chunk from the app connection. */
+  fromAppBytes(chunk: Buffer): void {
+    this.#run(this.machine.fromAppBytes(chunk, this.#ctx.table.now), chunk, chunk.length);
+  }
+
+  appEnded(): void {
+    this.#run(this.machine.appEnded());
+  }
+
+  tick(now: number): void {
+    this.#run(this.machine.tick(now));
+  }
+
+  close(reason: string, level: 'debug' | 'info' | 'warn' = 'info'): void {
+    this.#run(this.machine.close(reason, level));
+  }
+
+  /** TCP: the app's send buffer is full. */
+  pauseUpstream(): void {
+    this.#up?.pause();
+  }
+
+  /** TCP: the app's send buffer drained. */
+  resumeUpstream(): void {
+    if (this.machine.phase === 'open') this.#up?.resume();
+  }
+
+  /** `input`/`end`: what a forward action refers to (the app input or upstream chunk just given). */
+  #run(actions: readonly FlowAction[], input?: Buffer, end = 0): void {
+    for (let i = 0; i < actions.length; i++) {
+      if (this.#done) return;
+      const a = actions[i] as FlowAction;
+      switch (a.kind) {
+        case 'forward-upstream':
+          this.#writeUp(input as Buffer, end, this.machine.kind === 'udp' ? channelDataPadding(end) : 0);
+          break;
+        case 'send-upstream':
+          this.#writeUp(a.data, a.data.length, a.pad);
+          break;
+        case 'forward-app':
+          this.#app.forward(input as Buffer);
+          break;
+        case 'send-app':
+          this.#app.send(a.data, a.pad);
+          break;
+        case 'pause-app':
+          this.#app.pause();
+          break;
+        case 'resume-app':
+          if (!this.#upFull) this.#app.resume();
+          break;
+        case 'dial':
+          void this.#open();
+          break;
+        case 'fetch-credential':
+          void this.#fetchCredential();
+          break;
+        case 'warn':
+          this.#ctx.logger.warn(a.reason, { flow: this.id });
+          break;
+        case 'close':
+          this.#teardown(a.reason, a.level);
+          break;
+      }
+    }
+  }
+
+  #writeUp(data: Buffer, end: number, pad: number): void {
+    const writer = this.#writer;
+    if (writer) {
+      // UDP semantics when Tor is slower than the app: drop rather than buffer without bound.
+      if (!writer.append(data, end, pad)) this.#ctx.stats.backlogDropped++;
+      return;
+    }
+    const up = this.#up as Socket;
+    const bytes = end === data.length ? data : data.subarray(0, end);
+    let ok: boolean;
+    if (pad === 0) ok = up.write(bytes);
+    else {
+      up.cork();
+      up.write(bytes);
+      ok = up.write(paddingBytes(pad));
+      up.uncork();
+    }
+    if (!ok) {
+      this.#upFull = true;
+      this.#app.pause();
+    }
+  }
+
+  private onTurn(auth: SocksAuth): void {
+    this.#auth = auth;
+    this.#run(this.machine.turnGranted());
+  }
+
+  async #open(): Promise<void> {
+    const r: StreamOutcome = await this.#ctx.table.openStream(this.id, this.isClosed, this.onTurn);
+    if (r.kind === 'abandoned') return;
+    if (r.kind === 'no-turn') {
+      this.#run(this.machine.dialed(r));
+      return;
+    }
+    if (r.kind === 'failed') {
+      this.#run(this.machine.dialed({ kind: 'failed', reason: r.error.reason }));
+      return;
+    }
+    const sock = r.socket;
+    this.#up = sock;
+    sock.setNoDelay(true);
+    sock.on('data', this.onUpstreamData);
+    sock.on('end', this.onUpstreamEnd);
+    sock.on('close', this.onUpstreamEnd);
+    sock.on('error', this.onUpstreamError);
+    if (this.machine.kind === 'udp') this.#writer = new TcpBatchWriter(sock, this.#ctx.maxUpstreamBacklog);
+    else sock.on('drain', this.resumeApp);
+    this.#ctx.logger.info('flow open', { flow: this.id, kind: this.machine.kind, upstream: this.#ctx.serverName(r.server), ...this.#app.describe() });
+    this.#run(this.machine.dialed({ kind: 'open' }));
+    if (r.head.length > 0) this.onUpstreamData(r.head);
+    if (!this.#done) sock.resume();
+  }
+
+  async #fetchCredential(): Promise<void> {
+    const source = this.#ctx.localAuth?.source;
+    if (!source) return;
+    const r = await source.obtain(this.#auth, this.#ctx.clock.now());
+    this.#run(this.machine.credential(r, this.#ctx.clock.now()));
+  }
+
+  private onUpstreamData(chunk: Buffer): void {
+    this.#run(this.machine.fromUpstream(chunk, this.#ctx.table.now), chunk, chunk.length);
+  }
+
+  private onUpstreamEnd(): void {
+    this.#run(this.machine.upstreamEnded());
+  }
+
+  private onUpstreamError(err: Error): void {
+    this.#run(this.machine.upstreamFailed(errorText(err)));
+  }
+
+  private resumeApp(): void {
+    this.#upFull = false;
+    if (this.machine.phase === 'open') this.#app.resume();
+  }
+
+  #teardown(reason: string, level: 'debug' | 'info' | 'warn'): void {
+    this.#done = true;
+    const up = this.#up;
+    if (up) {
+      up.removeListener('data', this.onUpstreamData);
+      up.removeListener('end', this.onUpstreamEnd);
+      up.removeListener('close', this.onUpstreamEnd);
+      up.removeListener('drain', this.resumeApp);
+      // Keep an error listener: a late ECONNRESET must not become an uncaught exception.
+      this.#writer?.flush();
+      up.end();
+      up.destroySoon();
+      this.#ctx.clock.after(DESTROY_AFTER_MS, () => up.destroy());
+    }
+    this.#app.close();
+    const ctx = this.#ctx;
+    ctx.stats.flowsClosed++;
+    const notLogged = this.machine.warningsNotLogged;
+    ctx.logger.log(level, `flow closed: ${reason}`, {
+      flow: this.id,
+      kind: this.machine.kind,
+      queueDropped: this.machine.state.queueDropped,
+      ...(notLogged > 0 ? { warningsNotLogged: notLogged } : {}),
+    });
+    ctx.table.forget(this);
+  }
+}

@@ -1,0 +1,419 @@
+// One app flow as a pure state machine (sans-IO, after werift's TurnServerProtocol): inputs are
+// what the app sent, what upstream sent, the outcome of a dial or a credential fetch, and the
+// clock's tick; outputs are typed actions the adapter carries out. No sockets, no timers: time is
+// passed in. A UDP flow is one app source address (datagrams); a TCP flow one app connection
+// (a byte stream that already speaks TURN-over-TCP).
+//
+// The relay path allocates nothing per packet it can avoid: fromAppDatagram/fromAppBytes/
+// fromUpstream fill one array the machine reuses (read it before the next input), and passing
+// bytes on unchanged is a constant action that refers to the input.
+import { FrameKind, StreamFramer, channelDataPadding } from '@onionturn/protocol';
+import { firstFrameVerdict, paddingBytes } from './app-datagram.js';
+import type { CredentialResigner, ResignAction, ResignWarning } from './credential-resigner.js';
+import { DEFAULT_QUEUE_LIMITS, FlowState, type FlowPhase, type QueueLimits } from './flow-state.js';
+import type { ShimStats } from './stats.js';
+import type { CredentialResult } from './upstream-credentials.js';
+import { WarnOnce } from './warn-once.js';
+
+export type FlowKind = 'udp' | 'tcp';
+export type LogLevel = 'debug' | 'info' | 'warn';
+
+export type FlowAction =
+  /** Open the Tor stream (the flow table picks isolation, server and turn), then call dialed(). */
+  | { readonly kind: 'dial' }
+  /** Local mode: fetch an upstream credential (through the flow's isolation), then call credential(). */
+  | { readonly kind: 'fetch-credential' }
+  /** Send the app input just given upstream, unchanged (UDP: its first `end` bytes, padded for TCP). */
+  | { readonly kind: 'forward-upstream' }
+  /** Send the upstream chunk just given to the app, whole (TCP pass-through). */
+  | { readonly kind: 'forward-app' }
+  /** Write `data`, then `pad` zero bytes, to the Tor stream. */
+  | { readonly kind: 'send-upstream'; readonly data: Buffer; readonly pad: number }
+  /** Send `data` (then `pad` zero bytes, TCP only) to the app: a datagram or a frame. */
+  | { readonly kind: 'send-app'; readonly data: Buffer; readonly pad: number }
+  /** Stop / start reading from the app (TCP: while its bytes cannot go upstream yet). */
+  | { readonly kind: 'pause-app' }
+  | { readonly kind: 'resume-app' }
+  /** A line for the log, about this flow. */
+  | { readonly kind: 'warn'; readonly reason: string }
+  /** The flow is over: close both sides. The last action a machine emits. */
+  | { readonly kind: 'close'; readonly reason: string; readonly level: LogLevel };
+
+/** How the dial that a 'dial' action asked for ended. */
+export type DialReport = { readonly kind: 'open' } | { readonly kind: 'no-turn' } | { readonly kind: 'failed'; readonly reason: string };
+
+export interface FlowMachineOptions {
+  readonly kind: FlowKind;
+  readonly now: number;
+  /** Counters the machine bumps (plain fields). */
+  readonly stats: ShimStats;
+  readonly queueLimits?: QueueLimits;
+  /** Local-credential mode: authenticates the app, re-signs towards upstream. Absent: pass-through. */
+  readonly resigner?: CredentialResigner | undefined;
+}
+
+/** A TCP connection that has not sent a whole first request within this long is closed. */
+export const FIRST_REQUEST_TIMEOUT_MS = 10_000;
+/** Refresh the upstream credential when this share of its life is left (at most REFRESH_MARGIN_MS). */
+const REFRESH_SHARE = 1 / 5;
+const REFRESH_MARGIN_MS = 5 * 60_000;
+/** A failed refresh is tried again after this long. */
+const REFRESH_RETRY_MS = 30_000;
+/** Bytes of a TCP stream's start that decide whether it may open a Tor stream. */
+const HEAD_BYTES = 8;
+const EMPTY = Buffer.alloc(0);
+
+const DIAL: FlowAction = Object.freeze({ kind: 'dial' });
+const FETCH_CREDENTIAL: FlowAction = Object.freeze({ kind: 'fetch-credential' });
+const FORWARD_UPSTREAM: FlowAction = Object.freeze({ kind: 'forward-upstream' });
+const FORWARD_APP: FlowAction = Object.freeze({ kind: 'forward-app' });
+const PAUSE_APP: FlowAction = Object.freeze({ kind: 'pause-app' });
+const RESUME_APP: FlowAction = Object.freeze({ kind: 'resume-app' });
+const NONE: readonly FlowAction[] = Object.freeze([]);
+
+export class FlowMachine {
+  readonly kind: FlowKind;
+  /** Connect queue (UDP), activity and allocation lifetime. */
+  readonly state: FlowState;
+  readonly #stats: ShimStats;
+  readonly #resigner: CredentialResigner | undefined;
+  /** What upstream sends, framed (ChannelData without TCP padding). */
+  readonly #upFramer: StreamFramer;
+  /** TCP: what the app sends, framed (its first frame decides; local mode re-signs STUN). */
+  readonly #appFramer: StreamFramer | undefined;
+  /** The reused output of the relay-path inputs; #cur is where the framers' callbacks write. */
+  readonly #out: FlowAction[] = [];
+  #cur: FlowAction[] = this.#out;
+  /** send-app actions of #out, reused (one per frame of an upstream chunk, none allocated per packet). */
+  readonly #sendApps: { kind: 'send-app'; data: Buffer; pad: number }[] = [];
+  #sendAppsUsed = 0;
+  #now: number;
+  #dialStarted = false;
+  /** Set by a Refresh-to-0 success: close once the response is delivered. */
+  #released = false;
+  #closeReason: string | undefined;
+  /** TCP: the first bytes until they show a STUN request; undefined from then on. */
+  #head: Buffer | undefined = EMPTY;
+  /** TCP: the first frame (a STUN request) has arrived whole. */
+  #sawRequest = false;
+  /** TCP: bytes for upstream while its stream is being opened (the app is paused meanwhile). */
+  #held: Buffer[] = [];
+  #refreshing = false;
+  #credentialObtainedAt = 0;
+  #lastRefreshAttempt = 0;
+  /** Resigner warnings: each kind logged once per flow, the rest counted. */
+  readonly #warnings = new WarnOnce<ResignWarning>();
+
+  constructor(opts: FlowMachineOptions) {
+    this.kind = opts.kind;
+    this.#stats = opts.stats;
+    this.#resigner = opts.resigner;
+    this.#now = opts.now;
+    this.state = new FlowState(opts.now, opts.queueLimits ?? DEFAULT_QUEUE_LIMITS);
+    this.#upFramer = new StreamFramer(this.#onUpstreamFrame.bind(this), { rfc5766Channels: true });
+    this.#appFramer = opts.kind === 'tcp' ? new StreamFramer(this.#onAppFrame.bind(this), { rfc5766Channels: true }) : undefined;
+  }
+
+  get phase(): FlowPhase {
+    return this.state.phase;
+  }
+
+  /** A method, so TypeScript does not narrow the phase across awaits and callbacks. */
+  isClosed(): boolean {
+    return this.state.phase === 'closed';
+  }
+
+  get closeReason(): string | undefined {
+    return this.#closeReason;
+  }
+
+  /** Resigner warnings not logged because their kind had been logged on this flow before. */
+  get warningsNotLogged(): number {
+    return this.#warnings.suppressed;
+  }
+
+  /**
+   * The flow exists. A UDP flow in pass-through dials at once; a TCP flow waits for its first
+   * request, and local mode for the app's first authenticated request (a wrong password costs no
+   * circuit).
+   */
+  start(): readonly FlowAction[] {
+    if (this.kind === 'tcp' || this.#resigner) return NONE;
+    const out: FlowAction[] = [];
+    this.#dial(out);
+    return out;
+  }
+
+  /** UDP: an app datagram already checked by messageEnd(); `end` is its length without padding. */
+  fromAppDatagram(datagram: Buffer, end: number, now: number): readonly FlowAction[] {
+    const out = this.#begin(now);
+    if (this.isClosed()) return out;
+    this.state.lastActivity = now;
+    const resigner = this.#resigner;
+    if (resigner && (datagram[0] as number) < 0x40) {
+      // Local mode: STUN goes through the resigner (end === length for STUN).
+      this.#resign(out, resigner.fromApp(datagram, now));
+    } else if (this.state.phase === 'open') out.push(FORWARD_UPSTREAM);
+    else if (!this.state.enqueue(end === datagram.length ? datagram : datagram.subarray(0, end))) {
+      // Trimmed when queued, so the queue holds exactly what will be written.
+      this.#stats.queueDropped++;
+    }
+    return out;
+  }
+
+  /** TCP: a chunk of the app's byte stream. */
+  fromAppBytes(chunk: Buffer, now: number): readonly FlowAction[] {
+    const out = this.#begin(now);
+    if (this.isClosed()) return out;
+    this.state.lastActivity = now;
+    if (this.#head !== undefined && !this.#checkHead(out, chunk)) return out;
+    const err = (this.#appFramer as StreamFramer).push(chunk);
+    if (this.isClosed()) return out;
+    if (err) {
+      this.#close(out, `app sent data that is not TURN (${err.reason})`, 'warn');
+      return out;
+    }
+    if (this.#resigner) return out; // frames went out one by one from #onAppFrame
+    if (this.state.phase === 'open') {
+      out.push(FORWARD_UPSTREAM);
+      return out;
+    }
+    // Before the stream is open: the first frame (perhaps still partial) and what followed it.
+    this.#held.push(chunk);
+    if (this.#sawRequest) out.push(PAUSE_APP);
+    return out;
+  }
+
+  /** A chunk of the Tor stream. */
+  fromUpstream(chunk: Buffer, now: number): readonly FlowAction[] {
+    const out = this.#begin(now);
+    if (this.isClosed()) return out;
+    this.state.lastActivity = now;
+    const err = this.#upFramer.push(chunk);
+    if (this.isClosed()) return out;
+    if (err) {
+      this.#close(out, `upstream sent data that is not TURN (${err.reason})`, 'warn');
+      return out;
+    }
+    if (this.kind === 'tcp' && !this.#resigner) out.push(FORWARD_APP);
+    if (this.#released) this.#close(out, 'allocation released (Refresh with lifetime 0)', 'info');
+    return out;
+  }
+
+  /** The flow's turn to dial has come and its isolation is chosen. */
+  turnGranted(): readonly FlowAction[] {
+    if (!this.#resigner || this.isClosed()) return NONE;
+    // The credential is fetched alongside the dial, through the same isolation (the same circuit).
+    const out: FlowAction[] = [];
+    this.#fetch(out);
+    return out;
+  }
+
+  dialed(report: DialReport): readonly FlowAction[] {
+    if (this.isClosed()) return NONE;
+    const out: FlowAction[] = [];
+    if (report.kind === 'no-turn') {
+      this.#close(out, 'no turn to open a Tor stream in time (new flows came faster than --new-flows-per-second)', 'debug');
+    } else if (report.kind === 'failed') {
+      this.#stats.upstreamFailures++;
+      this.#close(out, `no upstream stream: ${report.reason}`, 'warn');
+    } else if (this.kind === 'udp') {
+      for (const d of this.state.open()) out.push({ kind: 'send-upstream', data: d, pad: channelDataPadding(d.length) });
+    } else {
+      this.state.open();
+      const held = this.#held;
+      this.#held = [];
+      for (const b of held) out.push({ kind: 'send-upstream', data: b, pad: 0 });
+      out.push(RESUME_APP);
+    }
+    return out;
+  }
+
+  /** Local mode: the outcome of a 'fetch-credential'. */
+  credential(r: CredentialResult, now: number): readonly FlowAction[] {
+    this.#refreshing = false;
+    const resigner = this.#resigner;
+    if (!resigner || this.isClosed()) return NONE;
+    const out: FlowAction[] = [];
+    if (!r.ok) {
+      if (resigner.hasCredential) {
+        // The old one still works for a while; a later tick tries again.
+        out.push({ kind: 'warn', reason: `could not refresh the upstream credential: ${r.error.reason}` });
+      } else {
+        this.#stats.upstreamFailures++;
+        this.#close(out, `no upstream credential: ${r.error.reason}`, 'warn');
+      }
+      return out;
+    }
+    this.#credentialObtainedAt = now;
+    this.#resign(out, resigner.setUpstreamCredential(r.value, now));
+    return out;
+  }
+
+  /** The clock's tick: idle flows close; local mode forgets stale transactions, refreshes its credential. */
+  tick(now: number): readonly FlowAction[] {
+    if (this.isClosed()) return NONE;
+    this.#now = now;
+    const out: FlowAction[] = [];
+    // A TCP connection that never sends a whole request holds a flow slot: not for long.
+    const idle = this.kind === 'tcp' && !this.#sawRequest ? now - this.state.lastActivity > FIRST_REQUEST_TIMEOUT_MS : this.state.idleExpired(now);
+    if (idle) {
+      this.#close(out, 'idle for longer than the allocation lifetime', 'info');
+      return out;
+    }
+    const resigner = this.#resigner;
+    if (!resigner) return out;
+    resigner.tick(now);
+    const expiresAt = resigner.credentialExpiresAt;
+    if (expiresAt === undefined) return out;
+    const margin = Math.min(REFRESH_MARGIN_MS, (expiresAt - this.#credentialObtainedAt) * REFRESH_SHARE);
+    if (expiresAt - now < margin && now - this.#lastRefreshAttempt > REFRESH_RETRY_MS) {
+      this.#lastRefreshAttempt = now;
+      this.#fetch(out);
+    }
+    return out;
+  }
+
+  upstreamEnded(): readonly FlowAction[] {
+    return this.close('upstream closed the stream');
+  }
+
+  /** The Tor stream failed; `code` names how (an errno code, never an address). */
+  upstreamFailed(code: string): readonly FlowAction[] {
+    return this.close(`upstream stream failed: ${code}`, 'warn');
+  }
+
+  appEnded(): readonly FlowAction[] {
+    return this.close('app closed the connection');
+  }
+
+  /** Ends the flow from outside (shim stopping, an app that does not read). */
+  close(reason: string, level: LogLevel = 'info'): readonly FlowAction[] {
+    if (this.isClosed()) return NONE;
+    const out: FlowAction[] = [];
+    this.#close(out, reason, level);
+    return out;
+  }
+
+  #begin(now: number): FlowAction[] {
+    this.#now = now;
+    const out = this.#out;
+    out.length = 0;
+    // Let go of the last input's frames (views of a chunk that may be 64 KiB).
+    for (let i = 0; i < this.#sendAppsUsed; i++) (this.#sendApps[i] as { data: Buffer }).data = EMPTY;
+    this.#sendAppsUsed = 0;
+    this.#cur = out;
+    return out;
+  }
+
+  #dial(out: FlowAction[]): void {
+    if (this.#dialStarted) return;
+    this.#dialStarted = true;
+    out.push(DIAL);
+  }
+
+  #fetch(out: FlowAction[]): void {
+    if (this.#refreshing) return;
+    this.#refreshing = true;
+    out.push(FETCH_CREDENTIAL);
+  }
+
+  #close(out: FlowAction[], reason: string, level: LogLevel): void {
+    if (this.isClosed()) return;
+    this.#closeReason = reason;
+    this.state.close();
+    this.#held = [];
+    out.push({ kind: 'close', reason, level });
+  }
+
+  /** TCP: false (and the flow closed) when the stream's first bytes are no STUN request. */
+  #checkHead(out: FlowAction[], chunk: Buffer): boolean {
+    const have = this.#head as Buffer;
+    const head = have.length === 0 && chunk.length >= HEAD_BYTES ? chunk : Buffer.concat([have, chunk.subarray(0, HEAD_BYTES - have.length)]);
+    const v = firstFrameVerdict(head);
+    if (v.kind === 'refuse') {
+      this.#stats.appRefused++;
+      // Debug only: any web page can make these, one per fetch; the counter tells the story.
+      this.#close(out, `app sent data that is not TURN (${v.reason})`, 'debug');
+      return false;
+    }
+    this.#head = v.kind === 'wait' ? head : undefined;
+    return true;
+  }
+
+  #onAppFrame(frame: Buffer, kind: FrameKind): void {
+    if (this.isClosed()) return;
+    const out = this.#cur;
+    if (!this.#sawRequest) {
+      // #checkHead let only a STUN request through, so this first whole frame is one.
+      this.#sawRequest = true;
+      if (!this.#resigner) this.#dial(out);
+    }
+    const resigner = this.#resigner;
+    if (!resigner) return;
+    if (kind === FrameKind.Stun) this.#resign(out, resigner.fromApp(frame, this.#now));
+    else if (this.state.phase === 'open') out.push({ kind: 'send-upstream', data: frame, pad: channelDataPadding(frame.length) });
+    else if (this.#dialStarted) {
+      this.#held.push(frame);
+      const pad = channelDataPadding(frame.length);
+      if (pad > 0) this.#held.push(paddingBytes(pad));
+      out.push(PAUSE_APP);
+    }
+    // No channel can exist before the app has authenticated and upstream has answered.
+    else this.#close(out, 'app sent ChannelData before it was authenticated', 'debug');
+  }
+
+  #onUpstreamFrame(frame: Buffer, kind: FrameKind): void {
+    if (this.isClosed()) return;
+    const out = this.#cur;
+    if (kind === FrameKind.Stun && this.state.observeUpstreamStun(frame)) this.#released = true;
+    const resigner = this.#resigner;
+    if (kind === FrameKind.Stun && resigner) this.#resign(out, resigner.fromUpstream(frame, this.#now));
+    else if (this.kind === 'udp') out.push(this.#sendApp(out, frame));
+    // TCP local mode frame by frame (padded as TCP wants); pass-through forwards whole chunks.
+    else if (resigner) out.push({ kind: 'send-app', data: frame, pad: channelDataPadding(frame.length) });
+  }
+
+  /** A send-app action without padding; on the relay path a reused one. */
+  #sendApp(out: FlowAction[], data: Buffer): FlowAction {
+    if (out !== this.#out) return { kind: 'send-app', data, pad: 0 };
+    let a = this.#sendApps[this.#sendAppsUsed];
+    if (a === undefined) {
+      a = { kind: 'send-app', data, pad: 0 };
+      this.#sendApps.push(a);
+    } else a.data = data;
+    this.#sendAppsUsed++;
+    return a;
+  }
+
+  /** Carries out what the resigner decided. */
+  #resign(out: FlowAction[], actions: readonly ResignAction[]): void {
+    for (const a of actions) {
+      if (this.isClosed()) return;
+      if (a.kind === 'to-app') out.push({ kind: 'send-app', data: a.data, pad: 0 });
+      else if (a.kind === 'to-upstream') this.#toUpstream(out, a.data);
+      else {
+        this.#stats.resignWarnings++;
+        if (this.#warnings.first(a.code)) out.push({ kind: 'warn', reason: `${a.reason} (further ones on this flow are counted, not logged)` });
+      }
+    }
+  }
+
+  /**
+   * Local mode: a STUN message the resigner made for upstream. The app has authenticated (the
+   * resigner sends nothing upstream before), so now the Tor stream is worth a circuit.
+   */
+  #toUpstream(out: FlowAction[], data: Buffer): void {
+    if (this.state.phase === 'open') {
+      out.push({ kind: 'send-upstream', data, pad: 0 });
+      return;
+    }
+    if (this.kind === 'udp') {
+      if (!this.state.enqueue(data)) this.#stats.queueDropped++;
+    } else {
+      this.#held.push(data);
+      out.push(PAUSE_APP);
+    }
+    this.#dial(out);
+  }
+}

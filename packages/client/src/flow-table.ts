@@ -1,0 +1,140 @@
+// The shim's flows and the one place that answers "which Tor stream does this flow use": the
+// flow's key (an app UDP source, or a TCP connection), the flow limit, its isolation (SOCKS
+// credentials, so its circuit), its turn to dial (DialPacer) and the server (the connector walks
+// the list from the one that worked last: failover). The coarse clock every flow reads is here
+// too, advanced by the table's tick, so the relay path never reads the time per packet.
+import type { Socket } from 'node:net';
+import type { Clock, Timer } from './clock.js';
+import { DialPacer, type DialPacerOptions } from './dial-pacer.js';
+import type { UpstreamServer } from './endpoints.js';
+import type { UpstreamError } from './errors.js';
+import { IsolationPolicy, type IsolationMode } from './isolation.js';
+import type { SocksAuth } from './socks5-codec.js';
+import type { DialResult } from './upstream-dialer.js';
+
+/** What the table needs of a flow. */
+export interface TableFlow {
+  readonly id: number;
+  /** UDP: the app source's key (udpFlowKey); TCP: undefined. */
+  readonly key: string | undefined;
+  /** The clock's tick (idle flows close themselves, forget() follows). */
+  tick(now: number): void;
+  close(reason: string): void;
+}
+
+export type StreamOutcome =
+  | { readonly kind: 'open'; readonly socket: Socket; readonly head: Buffer; readonly server: UpstreamServer }
+  | { readonly kind: 'no-turn' }
+  | { readonly kind: 'failed'; readonly error: UpstreamError }
+  /** The flow closed while waiting: whatever was opened for it is already destroyed. */
+  | { readonly kind: 'abandoned' };
+
+export interface FlowTableOptions {
+  readonly clock: Clock;
+  readonly maxFlows: number;
+  readonly isolation: IsolationMode;
+  /** Pacing of new Tor streams; perSecond 0 is none. */
+  readonly pacing: Omit<DialPacerOptions, 'clock'>;
+  /** Opens a Tor stream to the first reachable server (UpstreamDialer.dial). */
+  readonly connect: (auth: SocksAuth | undefined, flowId: number) => Promise<DialResult>;
+  /** The tick's period; the coarse clock moves with it. */
+  readonly tickMs: number;
+}
+
+/** The key of an app UDP source. */
+export function udpFlowKey(address: string, port: number): string {
+  return `${address}|${port}`;
+}
+
+export class FlowTable<F extends TableFlow = TableFlow> {
+  readonly isolation: IsolationPolicy;
+  readonly #opts: FlowTableOptions;
+  readonly #pacer: DialPacer;
+  readonly #udp = new Map<string, F>();
+  readonly #tcp = new Set<F>();
+  #ids = 0;
+  #now: number;
+  #timer: Timer | undefined;
+
+  constructor(opts: FlowTableOptions) {
+    this.#opts = opts;
+    this.isolation = new IsolationPolicy(opts.isolation);
+    this.#pacer = new DialPacer({ ...opts.pacing, clock: opts.clock });
+    this.#now = opts.clock.now();
+  }
+
+  /** Coarse wall-clock ms, as of the last tick. */
+  get now(): number {
+    return this.#now;
+  }
+
+  /** Flows with an app side still open. */
+  get size(): number {
+    return this.#udp.size + this.#tcp.size;
+  }
+
+  get full(): boolean {
+    return this.size >= this.#opts.maxFlows;
+  }
+
+  nextId(): number {
+    return ++this.#ids;
+  }
+
+  udpFlow(key: string): F | undefined {
+    return this.#udp.get(key);
+  }
+
+  add(flow: F): void {
+    if (flow.key === undefined) this.#tcp.add(flow);
+    else this.#udp.set(flow.key, flow);
+  }
+
+  /** Called once when a flow has closed. */
+  forget(flow: F): void {
+    if (flow.key === undefined) this.#tcp.delete(flow);
+    else if (this.#udp.get(flow.key) === flow) this.#udp.delete(flow.key);
+  }
+
+  /** Starts the tick. */
+  start(): void {
+    this.#timer ??= this.#opts.clock.every(this.#opts.tickMs, () => this.tick());
+  }
+
+  /** Advances the coarse clock and gives every flow its tick. */
+  tick(): void {
+    this.#now = this.#opts.clock.now();
+    for (const f of [...this.#udp.values(), ...this.#tcp]) f.tick(this.#now);
+  }
+
+  /** Closes every flow, ends every wait for a turn, stops the tick. */
+  stop(reason: string): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#pacer.stop();
+    for (const f of [...this.#udp.values(), ...this.#tcp]) f.close(reason);
+  }
+
+  /**
+   * The Tor stream for a flow: waits for its turn, picks its isolation (told through `onTurn`, so
+   * a credential can be fetched on the same circuit meanwhile), then dials. `isClosed` says the
+   * flow no longer wants it: its turn passes on, and a stream opened for it is destroyed.
+   */
+  async openStream(flowId: number, isClosed: () => boolean, onTurn: (auth: SocksAuth) => void): Promise<StreamOutcome> {
+    const turn = this.#pacer.turn(isClosed);
+    if (turn !== true) {
+      const ok = await turn;
+      if (isClosed()) return { kind: 'abandoned' };
+      if (!ok) return { kind: 'no-turn' };
+    }
+    const auth = this.isolation.next();
+    onTurn(auth);
+    if (isClosed()) return { kind: 'abandoned' };
+    const r = await this.#opts.connect(auth, flowId);
+    if (isClosed()) {
+      if (r.ok) r.socket.destroy();
+      return { kind: 'abandoned' };
+    }
+    return r.ok ? { kind: 'open', socket: r.socket, head: r.head, server: r.server } : { kind: 'failed', error: r.error };
+  }
+}
