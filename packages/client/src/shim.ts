@@ -8,7 +8,7 @@ import { errorCode } from '@onionturn/io';
 import type { FlowContext, LocalAuthConfig } from './flow-context.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
-import { appTransportAddress } from './binding-answer.js';
+import { answerFlowlessBinding, appTransportAddress } from './binding-answer.js';
 import { AppAuthenticator } from './app-auth.js';
 import { WRONG_LOCAL_CREDENTIALS } from './credential-resigner.js';
 import { answerFlowless } from './flowless-request.js';
@@ -250,6 +250,9 @@ export class Shim {
       }
       // Local mode: only an authenticated Allocate makes a flow; the rest is answered statelessly.
       if (this.#ctx.appAuth && !this.#admit(this.#ctx.appAuth, msg, rinfo)) return;
+      // Pass-through too: a Binding (any web page can make the browser send one to 127.0.0.1)
+      // opens no Tor stream and learns nothing of the exit; it gets the app's own address.
+      if (!this.#ctx.appAuth && !this.#admitPassThrough(msg, rinfo)) return;
       if (this.#table.full) {
         this.stats.flowLimitRefused++;
         return;
@@ -260,6 +263,17 @@ export class Shim {
       flow.start();
     }
     flow.fromAppDatagram(msg, end);
+  }
+
+  /** Pass-through, a request from a source without a flow: false when it was a Binding, answered here. */
+  #admitPassThrough(msg: Buffer, rinfo: RemoteInfo): boolean {
+    const v = answerFlowlessBinding(msg, appTransportAddress(rinfo.address, rinfo.port));
+    if (v.kind === 'other') return true;
+    if (v.kind === 'answer') {
+      this.stats.bindingsAnswered++;
+      (this.#udp as UdpSocket).send(v.data, rinfo.port, rinfo.address);
+    } else this.stats.orphanDropped++;
+    return false;
   }
 
   /** Local mode, a request from a source without a flow: true when it may make one, else handled here. */
