@@ -34,6 +34,7 @@ export {
   type UclientResult,
 } from './coturn.js';
 export {
+  measureCircuitRtt,
   startTorNetwork,
   TorNetworkStartError,
   type TorNetwork,
@@ -71,3 +72,7 @@ export { repoRoot, onionturnBin } from './repo-root.js';
 export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson, type ServerHandle, type ServerOptions, type ShimHandle, type ShimOptions } from './bridge.js';
 export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
 export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';
+export { Bottleneck, DelayLine, SEGMENT_BYTES, ShapedLink, StallSchedule, seededRandom, type LinkShape } from './link-shaper.js';
+export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions } from './shaping-proxy.js';
+export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabProfile } from './lab-profiles.js';
+export { startBulkDownload, type BulkDownload } from './bulk-download.js';

@@ -23,6 +23,11 @@ export interface TorrcOptions {
   /** Relays and authorities. */
   readonly orPort?: number;
   readonly dirPort?: number;
+  /**
+   * Relays and authorities: the ORPort published in descriptors (a shaping proxy listens there
+   * and forwards to orPort, which is then listen-only). Default: orPort itself.
+   */
+  readonly advertisedOrPort?: number;
   /** Relays and authorities: exit to anything (and resolve names through resolvConf). */
   readonly exit?: boolean;
   /** Exits: resolv.conf naming the test DNS responder. */
@@ -107,7 +112,9 @@ export function buildTorrc(o: TorrcOptions): string {
     lines.push(
       'SocksPort 0',
       'Address 127.0.0.1',
-      `ORPort 127.0.0.1:${need(o.orPort, 'orPort')}`,
+      ...(o.advertisedOrPort === undefined || o.advertisedOrPort === o.orPort
+        ? [`ORPort 127.0.0.1:${need(o.orPort, 'orPort')}`]
+        : [`ORPort 127.0.0.1:${o.advertisedOrPort} NoListen`, `ORPort 127.0.0.1:${need(o.orPort, 'orPort')} NoAdvertise`]),
       `DirPort 127.0.0.1:${need(o.dirPort, 'dirPort')}`,
     );
     if (o.exit === true) {
