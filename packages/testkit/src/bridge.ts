@@ -35,6 +35,8 @@ export interface BridgeOptions extends ShimOptions {
   readonly server?: ServerOptions;
   /** Lab profile of the Tor network (lab-profiles.ts), by name or value. Default 'ideal'. An onion profile implies `onion`. */
   readonly profile?: string | LabProfile;
+  /** Onion mode: more local ports the onion service serves (virtual port = local port). */
+  readonly extraOnionPorts?: readonly number[];
   readonly progress?: (message: string) => void;
 }
 
@@ -63,6 +65,8 @@ export interface RestCredentialJson {
 
 export interface Bridge {
   readonly tor: TorNetwork;
+  /** The lab profile the Tor network was shaped with. */
+  readonly profile: LabProfile;
   readonly server: ServerHandle;
   readonly shim: ShimHandle;
   readonly secretFile: string;
@@ -115,7 +119,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     const onion = options.onion ?? profile.onion;
     say(`starting the private Tor network (tor processes on 127.0.0.1), profile ${profile.name}: ${profile.description}`);
     tor = await startTorNetwork({
-      ...(onion ? { onion: { targetPort: firstServerPort } } : {}),
+      ...(onion ? { onion: { targetPort: firstServerPort, extraPorts: options.extraOnionPorts ?? [] } } : {}),
       ...(profile.link ? { shape: profile.link } : {}),
       bulkDownload: profile.bulkDownload,
       progress: (m) => say(`  tor: ${m}`),
@@ -180,6 +184,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     const shim = await addShim(server, { ...options, onion });
     return {
       tor: torNet,
+      profile,
       server,
       shim,
       secretFile,

@@ -2,7 +2,7 @@ export { TOOLS, findExecutable, requireTool, type ToolSpec } from './tools.js';
 export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.js';
 export { freePort, portRange } from './ports.js';
 export { NetNamespace } from './netns.js';
-export { CallBrowser, median, type CallConfig, type CallResult, type CandidatePairInfo } from './webrtc-call.js';
+export { CallBrowser, median, type BenchCallConfig, type BenchCallResult, type CallConfig, type CallResult, type CandidatePairInfo } from './webrtc-call.js';
 export {
   DEBIAN_BASE_TAG,
   NODE_BASE_TAG,

@@ -34,7 +34,7 @@ const PROBE_HOSTNAME = 'echo.onionturn.test';
 
 export interface TorNetworkOptions {
   /** Add an onion service; its HiddenServicePort maps targetPort to 127.0.0.1:targetPort. */
-  readonly onion?: { readonly targetPort?: number };
+  readonly onion?: { readonly targetPort?: number; readonly extraPorts?: readonly number[] };
   /** Limit for the whole start, including key generation (default 60 s). */
   readonly timeoutMs?: number;
   /** Where authority keys are cached (default <repo>/.cache/tor-keys). */
@@ -114,8 +114,8 @@ export interface TorNetwork {
   readonly shapers: readonly ShapingProxy[];
   /** The competing bulk download, when asked for. */
   readonly bulk?: BulkDownload;
-  /** Median round trip of a few small echoes through a fresh exit circuit, ms. */
-  measureCircuitRtt(samples?: number): Promise<number>;
+  /** Median round trip of a few small echoes through a fresh circuit, ms: to the echo server through an exit, or with `onion` through the onion service. */
+  measureCircuitRtt(samples?: number, onion?: boolean): Promise<number>;
   /** A new authenticated control connection to the client (caller closes it). */
   control(): Promise<TorControl>;
   /** Resident memory per node in KiB (from /proc), for reports. */
@@ -312,7 +312,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       buildTorrc({ ...common, role: 'client', nickname: 'client', dataDir: clientDir, controlPort: clientControlPort, socksPort }),
     );
     let onionNode: TorNode | undefined;
-    const onionPorts = options.onion ? [...new Set([echo.port, options.onion.targetPort ?? echo.port])] : [];
+    const onionPorts = options.onion ? [...new Set([echo.port, options.onion.targetPort ?? echo.port, ...(options.onion.extraPorts ?? [])])] : [];
     if (options.onion) {
       const dir = join(dataDir, 'onion');
       const cp = port();
@@ -377,7 +377,10 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       timings,
       shapers,
       ...(bulk ? { bulk } : {}),
-      measureCircuitRtt: (samples = 5) => measureCircuitRtt(socksPort, echoPort, samples),
+      measureCircuitRtt: (samples = 5, viaOnion = false) => {
+        if (viaOnion && !onion) throw new Error('measureCircuitRtt(onion): this network has no onion service');
+        return measureCircuitRtt(socksPort, viaOnion && onion ? onion.hostname : '127.0.0.1', echoPort, samples);
+      },
       control: () => TorControl.connect(client.controlPort),
       rssKiB: () => Object.fromEntries(nodes.map((n) => [n.name, rssKiB(n.pid)])),
       logTail,
@@ -422,8 +425,8 @@ async function echoProbe(socksPort: number, host: string, port: number, deadline
 }
 
 /** Median echo round trip of `samples` small messages on one fresh circuit (own SOCKS auth). */
-export async function measureCircuitRtt(socksPort: number, echoPort: number, samples = 5): Promise<number> {
-  const socket = await socks5Connect({ proxyPort: socksPort, host: '127.0.0.1', port: echoPort, timeoutMs: 30_000, username: `rtt-${randomBytes(6).toString('hex')}`, password: 'x' });
+export async function measureCircuitRtt(socksPort: number, host: string, echoPort: number, samples = 5): Promise<number> {
+  const socket = await socks5Connect({ proxyPort: socksPort, host, port: echoPort, timeoutMs: 30_000, username: `rtt-${randomBytes(6).toString('hex')}`, password: 'x' });
   try {
     const rtts: number[] = [];
     for (let i = 0; i < samples; i++) {
