@@ -161,7 +161,13 @@ try {
   forwarder = await startSocksForwarder(bridge.tor.socksPort, coturnHost, coturn.port);
   say(`by-hand path: forwarder 127.0.0.1:${forwarder.port} -> SOCKS ${bridge.tor.socksPort} -> coturn ${coturnHost}:${coturn.port}`);
   const circuitRtts = [];
-  for (let i = 0; i < 3; i++) circuitRtts.push(await bridge.tor.measureCircuitRtt(5, profile.onion));
+  for (let i = 0; i < 3; i++) {
+    try {
+      circuitRtts.push(await bridge.tor.measureCircuitRtt(5, profile.onion));
+    } catch (err) {
+      say(`circuit round-trip probe failed: ${err.message}`);
+    }
+  }
   const circuitRttMs = median(circuitRtts);
   say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
   browser = await CallBrowser.start();

@@ -121,6 +121,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     tor = await startTorNetwork({
       ...(onion ? { onion: { targetPort: firstServerPort, extraPorts: options.extraOnionPorts ?? [] } } : {}),
       ...(profile.link ? { shape: profile.link } : {}),
+      ...(profile.relayRateKbps === undefined ? {} : { relayBandwidthRate: Math.round((profile.relayRateKbps * 1000) / 8) }),
       bulkDownload: profile.bulkDownload,
       progress: (m) => say(`  tor: ${m}`),
     });

@@ -43,7 +43,7 @@ export {
   type TorNode,
   type TorOnionService,
 } from './tor-network.js';
-export { buildTorrc, dirAuthorityLine, resolvConf, votingStartOffset, VOTING, type DirAuthority, type TorRole, type TorrcOptions } from './torrc.js';
+export { buildTorrc, dirAuthorityLine, MIN_BANDWIDTH_RATE, resolvConf, votingStartOffset, VOTING, type DirAuthority, type TorRole, type TorrcOptions } from './torrc.js';
 export { authorityKeys, defaultKeyCacheDir, installAuthorityKeys, rsaFingerprint, type AuthorityKeys } from './tor-keys.js';
 export {
   TorControl,

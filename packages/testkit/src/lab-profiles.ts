@@ -1,9 +1,15 @@
-// Named shapes for the private Tor network (the "lab"): how each relay's links are shaped.
-// A shaping proxy sits in front of every relay's ORPort, so an exit circuit crosses three shaped
-// links (client-guard, guard-middle, middle-exit) and an onion circuit pair six: a circuit round
-// trip is about 6 x delayMs on the exit path and 12 x delayMs to an onion service, plus tor's
-// own ~8 ms (~96 ms for onion) on loopback. The bottleneck is per relay and direction, shared by
-// every circuit through that relay.
+// Named shapes for the private Tor network (the "lab"). Two mechanisms:
+// - Delay, jitter and stalls: a shaping proxy (shaping-proxy.ts) sits in front of every relay's
+//   ORPort, so an exit circuit crosses three shaped links (client-guard, guard-middle,
+//   middle-exit) and an onion circuit pair six: a circuit round trip is about 6 x delayMs on the
+//   exit path and 12 x delayMs to an onion service, plus tor's own ~8 ms (~96 ms onion).
+// - The bottleneck: each relay's own BandwidthRate (read and write buckets, refilled every 10 ms),
+//   shared by every circuit through the relay in both directions. The queue then builds inside
+//   tor, where its circuit scheduler (EWMA) serves a quiet circuit before a bulk one, as on a real
+//   busy relay. The proxy can rate-limit too (LinkShape.rateKbps), but as a FIFO whose buffer
+//   includes the proxy's kernel receive buffer (~90 KB here, which Node cannot shrink): at
+//   600 kbit/s that alone is > 1 s of queue shared by every circuit of the link, seconds of
+//   delay that real relays (KIST-limited socket buffers) do not add.
 import type { LinkShape } from './link-shaper.js';
 
 export interface LabProfile {
@@ -11,19 +17,19 @@ export interface LabProfile {
   readonly description: string;
   /** Shape of every relay's links; undefined = unshaped (today's loopback network). */
   readonly link: LinkShape | undefined;
+  /** Each relay's BandwidthRate in kbit/s (tor's minimum is 614.4); undefined = unlimited. */
+  readonly relayRateKbps?: number;
   /** Reach the server through an onion service instead of an exit. */
   readonly onion: boolean;
-  /** Keep a bulk download running through the network (competing traffic). */
+  /** Keep a bulk download running through the network (competing traffic through the same relays). */
   readonly bulkDownload: boolean;
-  /** The exit-path circuit round trip this profile aims at, ms (for reports). */
+  /** The circuit round trip this profile aims at (exit path, or onion path for onion profiles), ms. */
   readonly targetCircuitRttMs: number;
 }
 
 const TYPICAL_LINK: LinkShape = {
   delayMs: 40,
   jitterMs: 5,
-  rateKbps: 4000,
-  queueMs: 200,
   stall: { meanEveryMs: 120_000, forMs: 300 },
 };
 
@@ -38,24 +44,27 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
   },
   'tor-typical': {
     name: 'tor-typical',
-    description: 'exit circuit round trip ~250 ms (40 +- 5 ms per link and direction), 4 Mbit/s per relay, rare 300 ms stalls',
+    description: 'exit circuit round trip ~250 ms (40 +- 5 ms per link and direction, a 300 ms stall per link every ~2 min), relays limited to 4 Mbit/s',
     link: TYPICAL_LINK,
+    relayRateKbps: 4000,
     onion: false,
     bulkDownload: false,
     targetCircuitRttMs: 250,
   },
   'tor-congested': {
     name: 'tor-congested',
-    description: 'as tor-typical with a 600 kbit/s bottleneck per relay, shared with a bulk download, 400 ms stalls',
-    link: { ...TYPICAL_LINK, jitterMs: 10, rateKbps: 600, queueMs: 300, stall: { meanEveryMs: 60_000, forMs: 400 } },
+    description: 'as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with relays limited to 614 kbit/s (tor\'s minimum) and a bulk download through them',
+    link: { delayMs: 40, jitterMs: 10, stall: { meanEveryMs: 60_000, forMs: 400 } },
+    relayRateKbps: 614.4,
     onion: false,
     bulkDownload: true,
     targetCircuitRttMs: 250,
   },
   'tor-onion': {
     name: 'tor-onion',
-    description: 'tor-typical links, server behind an onion service (round trip ~500 ms)',
+    description: 'tor-typical links and relays, server behind an onion service (round trip ~500 ms)',
     link: TYPICAL_LINK,
+    relayRateKbps: 4000,
     onion: true,
     bulkDownload: false,
     targetCircuitRttMs: 500,

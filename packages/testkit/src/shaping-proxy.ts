@@ -23,6 +23,8 @@ export interface ShapingProxy {
   readonly shape: LinkShape;
   /** Bytes delivered so far in each direction (up = towards the target). */
   readonly delivered: { up: number; down: number };
+  /** What is queued now: bottleneck backlog per direction (ms), bytes in the delay lines and in socket write buffers, paused readers. */
+  queues(): { upBacklogMs: number; downBacklogMs: number; queuedBytes: number; writeBufferedBytes: number; paused: number; connections: number };
   close(): Promise<void>;
 }
 
@@ -94,6 +96,13 @@ class Pump {
     else if (this.#ended) this.to.end();
   }
 
+  get queuedBytes(): number {
+    return this.#line.queuedBytes;
+  }
+  get paused(): boolean {
+    return this.#paused;
+  }
+
   stop(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -106,6 +115,7 @@ export async function startShapingProxy(options: ShapingProxyOptions): Promise<S
   const targetHost = options.targetHost ?? '127.0.0.1';
   const delivered = { up: 0, down: 0 };
   const sockets = new Set<Socket>();
+  const pumps = new Set<Pump>();
   const server: Server = createServer((client) => {
     const target = connect({ host: targetHost, port: options.targetPort });
     client.setNoDelay(true);
@@ -116,7 +126,11 @@ export async function startShapingProxy(options: ShapingProxyOptions): Promise<S
     }
     const up = new Pump(client, target, link, link.up, (n) => (delivered.up += n));
     const down = new Pump(target, client, link, link.down, (n) => (delivered.down += n));
+    pumps.add(up);
+    pumps.add(down);
     const kill = (): void => {
+      pumps.delete(up);
+      pumps.delete(down);
       up.stop();
       down.stop();
       client.destroy();
@@ -142,6 +156,18 @@ export async function startShapingProxy(options: ShapingProxyOptions): Promise<S
     port: address.port,
     shape: options.shape,
     delivered,
+    queues: () => {
+      const t = now();
+      let queuedBytes = 0;
+      let paused = 0;
+      for (const p of pumps) {
+        queuedBytes += p.queuedBytes;
+        if (p.paused) paused++;
+      }
+      let writeBufferedBytes = 0;
+      for (const s of sockets) writeBufferedBytes += s.writableLength;
+      return { upBacklogMs: link.up.backlogMs(t), downBacklogMs: link.down.backlogMs(t), queuedBytes, writeBufferedBytes, paused, connections: pumps.size / 2 };
+    },
     close: () =>
       (closed ??= new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -54,6 +54,10 @@ export interface TorNetworkOptions {
   readonly shape?: LinkShape;
   /** Keep a bulk download running through the network once it is ready (competing traffic). */
   readonly bulkDownload?: boolean;
+  /** Limit every relay with tor's own BandwidthRate, bytes/s (>= 76800; see torrc.ts). */
+  readonly relayBandwidthRate?: number;
+  /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
+  readonly torrcExtra?: readonly string[];
 }
 
 export interface TorNode {
@@ -224,7 +228,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
   const spawnTor = async (node: Omit<TorNode, 'pid'>, torrc: string): Promise<TorNode> => {
     await mkdir(node.dataDir, { recursive: true, mode: 0o700 });
     const torrcPath = join(node.dataDir, 'torrc');
-    await writeFile(torrcPath, torrc);
+    await writeFile(torrcPath, torrc + (options.torrcExtra ?? []).map((l) => `${l}\n`).join(''));
     const proc = group.spawn(node.name, torPath, ['-f', torrcPath, '--defaults-torrc', '/dev/null']);
     livePids.add(proc.pid);
     const full: TorNode = { ...node, pid: proc.pid };
@@ -267,6 +271,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       authorities.push({ nickname: `auth${i}`, orPort: await shaped(realOrPort), dirPort: port(), controlPort: port(), v3ident: k.v3ident, fingerprint: k.fingerprint });
     }
     const common = { authorities, owningPid: process.pid, infoLog: options.infoLogs === true } as const;
+    const relayRate = options.relayBandwidthRate === undefined ? {} : { bandwidthRate: options.relayBandwidthRate };
 
     // All relays start together; the first vote is FIRST_VOTE_LEAD_SECONDS away.
     const offset = votingStartOffset(Date.now(), options.voteLeadSeconds ?? FIRST_VOTE_LEAD_SECONDS);
@@ -278,7 +283,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       relayNodes.push(
         await spawnTor(
           base,
-          buildTorrc({ ...common, role: 'authority', nickname: a.nickname, dataDir: nodeDir, controlPort: a.controlPort, orPort: realOrPorts[i]!, advertisedOrPort: a.orPort, dirPort: a.dirPort, exit: true, resolvConf: resolvConfPath, votingStartOffset: offset }),
+          buildTorrc({ ...common, ...relayRate, role: 'authority', nickname: a.nickname, dataDir: nodeDir, controlPort: a.controlPort, orPort: realOrPorts[i]!, advertisedOrPort: a.orPort, dirPort: a.dirPort, exit: true, resolvConf: resolvConfPath, votingStartOffset: offset }),
         ),
       );
     }
@@ -286,7 +291,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       const realOrPort = port();
       const r = { name: 'relay3', dataDir: join(dataDir, 'relay3'), controlPort: port(), orPort: await shaped(realOrPort), dirPort: port() };
       relayNodes.push(
-        await spawnTor({ ...r, role: 'relay' }, buildTorrc({ ...common, role: 'relay', nickname: r.name, dataDir: r.dataDir, controlPort: r.controlPort, orPort: realOrPort, advertisedOrPort: r.orPort, dirPort: r.dirPort })),
+        await spawnTor({ ...r, role: 'relay' }, buildTorrc({ ...common, ...relayRate, role: 'relay', nickname: r.name, dataDir: r.dataDir, controlPort: r.controlPort, orPort: realOrPort, advertisedOrPort: r.orPort, dirPort: r.dirPort })),
       );
     } else {
       ports.splice(0, options.shape ? 4 : 3);

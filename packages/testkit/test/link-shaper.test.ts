@@ -85,8 +85,8 @@ test('profiles: names, and the exit-path round trip the typical links add', () =
   assert.equal(labProfile('ideal').link, undefined);
   const typical = labProfile('tor-typical').link!;
   assert.ok(Math.abs(6 * typical.delayMs + 8 - 250) <= 25, 'three shaped links, both ways, ~250 ms');
-  assert.equal(typical.rateKbps, 4000);
-  assert.equal(labProfile('tor-congested').link!.rateKbps, 600);
+  assert.equal(labProfile('tor-typical').relayRateKbps, 4000);
+  assert.equal(Math.round((labProfile('tor-congested').relayRateKbps! * 1000) / 8), 76_800, "tor's minimum BandwidthRate");
   assert.equal(labProfile('tor-congested').bulkDownload, true);
   assert.equal(labProfile('tor-onion').onion, true);
   assert.throws(() => labProfile('nope'), /known: ideal/);

@@ -1,4 +1,4 @@
-// A private Tor network whose relay links are shaped (tor-typical): it bootstraps, carries a
+// A private Tor network whose relay links are shaped and relays rate-limited (tor-typical): it bootstraps, carries a
 // stream, the circuit round trip is what the profile promises, and stop() leaves nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import { alive, labProfile, sleep, socks5Connect, startTorNetwork } from '../src
 
 test('shaped network (tor-typical): bootstraps, carries a stream, circuit RTT ~250 ms', async (t) => {
   const profile = labProfile('tor-typical');
-  const net = await startTorNetwork({ shape: profile.link!, timeoutMs: 90_000 });
+  const net = await startTorNetwork({ shape: profile.link!, relayBandwidthRate: Math.round((profile.relayRateKbps! * 1000) / 8), timeoutMs: 90_000 });
   t.after(() => net.stop());
   t.diagnostic(`timings ${JSON.stringify(net.timings)}`);
   assert.equal(net.shapers.length, 3);
