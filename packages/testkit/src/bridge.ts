@@ -123,6 +123,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       ...(profile.link ? { shape: profile.link } : {}),
       ...(profile.relayRateKbps === undefined ? {} : { relayBandwidthRate: Math.round((profile.relayRateKbps * 1000) / 8) }),
       bulkDownload: profile.bulkDownload,
+      ...(profile.torrc ? { torrcExtra: profile.torrc } : {}),
       progress: (m) => say(`  tor: ${m}`),
     });
     say(`Tor network ready in ${(tor.timings.firstStreamMs / 1000).toFixed(1)} s (SOCKS 127.0.0.1:${tor.socksPort})`);

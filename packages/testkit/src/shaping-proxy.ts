@@ -35,6 +35,7 @@ class Pump {
   readonly #line: DelayLine;
   #timer: NodeJS.Timeout | undefined;
   #paused = false;
+  #blocked = false;
   #ended = false;
   constructor(
     private readonly from: Socket,
@@ -66,9 +67,9 @@ class Pump {
     if (!this.#paused || this.from.destroyed) return;
     const backlog = this.bottleneck.backlogMs(now());
     const resumeBelow = this.link.pauseAboveMs() / 2;
-    if (backlog <= resumeBelow && this.to.writableLength < 256 * 1024) {
+    if (backlog <= resumeBelow) {
       this.#paused = false;
-      this.from.resume();
+      if (!this.#blocked) this.from.resume();
       return;
     }
     setTimeout(() => this.#checkResume(), Math.max(1, Math.min(50, backlog - resumeBelow))).unref();
@@ -90,7 +91,16 @@ class Pump {
     if (out.length > 0) {
       const data = out.length === 1 ? out[0]! : Buffer.concat(out);
       this.count(data.length);
-      this.to.write(data);
+      // The receiver is slower than the link: stop reading until it drains, so the backlog
+      // stays in the sender (tor's queues), not in a buffer of ours.
+      if (!this.to.write(data) && !this.#blocked) {
+        this.#blocked = true;
+        this.from.pause();
+        this.to.once('drain', () => {
+          this.#blocked = false;
+          if (!this.#paused) this.from.resume();
+        });
+      }
     }
     if (this.#line.nextAt() !== undefined) this.#arm();
     else if (this.#ended) this.to.end();
