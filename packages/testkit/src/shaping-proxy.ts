@@ -29,6 +29,8 @@ export interface ShapingProxy {
 }
 
 const now = (): number => performance.now();
+/** Bytes one direction may hold (delay line + write buffer) before it stops reading. */
+const HOLD_BYTES = 256 * 1024;
 
 /** Moves one direction of one connection through a DelayLine. */
 class Pump {
@@ -49,11 +51,29 @@ class Pump {
       this.#line.push(now(), chunk);
       this.#arm();
       this.#maybePause();
+      // The receiver is slower than the link: stop reading until it catches up, so the backlog
+      // stays in the sender (tor's queues), not in a buffer of ours.
+      if (!this.#blocked && this.#held() > HOLD_BYTES) {
+        this.#blocked = true;
+        this.from.pause();
+      }
     });
+    to.on('drain', () => this.#unblock());
     from.on('end', () => {
       this.#ended = true;
       this.#flush();
     });
+  }
+
+  /** Bytes read but not yet taken by the receiver's kernel buffer. */
+  #held(): number {
+    return this.#line.queuedBytes + this.to.writableLength;
+  }
+
+  #unblock(): void {
+    if (!this.#blocked || this.#held() > HOLD_BYTES / 2) return;
+    this.#blocked = false;
+    if (!this.#paused && !this.from.destroyed) this.from.resume();
   }
 
   #maybePause(): void {
@@ -91,17 +111,9 @@ class Pump {
     if (out.length > 0) {
       const data = out.length === 1 ? out[0]! : Buffer.concat(out);
       this.count(data.length);
-      // The receiver is slower than the link: stop reading until it drains, so the backlog
-      // stays in the sender (tor's queues), not in a buffer of ours.
-      if (!this.to.write(data) && !this.#blocked) {
-        this.#blocked = true;
-        this.from.pause();
-        this.to.once('drain', () => {
-          this.#blocked = false;
-          if (!this.#paused) this.from.resume();
-        });
-      }
+      this.to.write(data);
     }
+    this.#unblock();
     if (this.#line.nextAt() !== undefined) this.#arm();
     else if (this.#ended) this.to.end();
   }

@@ -150,3 +150,43 @@ test('shaping proxy on loopback: measured delay and rate within 20% of the shape
     await limited.close();
   }
 });
+
+test('shaping proxy: a receiver that stops reading stops the proxy reading (bounded buffers), nothing lost', async (t) => {
+  let received = 0;
+  let receiver: Socket | undefined;
+  const sink: Server = createServer((c) => {
+    receiver = c;
+    c.pause();
+    c.on('data', (d: Buffer) => (received += d.length));
+    c.on('error', () => c.destroy());
+  });
+  sink.listen(0, '127.0.0.1');
+  await once(sink, 'listening');
+  t.after(() => {
+    receiver?.destroy();
+    return new Promise<void>((r) => sink.close(() => r()));
+  });
+  const proxy = await startShapingProxy({ shape: { delayMs: 5 }, targetPort: (sink.address() as { port: number }).port });
+  t.after(() => proxy.close());
+  const c = connect({ host: '127.0.0.1', port: proxy.port });
+  t.after(() => c.destroy());
+  await once(c, 'connect');
+  const total = 32 * 1024 * 1024;
+  const block = Buffer.alloc(1024 * 1024, 1);
+  let written = 0;
+  const writeMore = (): void => {
+    while (written < total) {
+      written += block.length;
+      if (!c.write(block)) return;
+    }
+  };
+  c.on('drain', writeMore);
+  writeMore();
+  await new Promise((r) => setTimeout(r, 1000));
+  const q = proxy.queues();
+  t.diagnostic(`receiver paused: proxy holds ${q.queuedBytes} B in its delay line and ${q.writeBufferedBytes} B in write buffers`);
+  assert.ok(q.queuedBytes + q.writeBufferedBytes < 1024 * 1024, JSON.stringify(q));
+  receiver!.resume();
+  for (let i = 0; i < 300 && received < total; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(received, total);
+});
