@@ -60,7 +60,8 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
     relayRateKbps: 614.4,
     // Tor's sockets with fixed 8 KiB buffers: with loopback's autotuned ones (MBs) the bulk
     // download's bytes queued in kernel buffers in front of every other circuit's (probes then
-    // timed out); with these the idle circuit round trip under the bulk load is ~2-3 s.
+    // timed out); with these the idle circuit round trip under the bulk load is ~2-4 s, still
+    // too slow for a call to set up in 90 s (an open problem, see README).
     torrc: ['ConstrainedSockets 1', 'ConstrainedSockSize 8192'],
     onion: false,
     bulkDownload: true,
