@@ -3,10 +3,30 @@
 // missing, starts a private Tor network (real tor processes on 127.0.0.1), `onionturn server`
 // and `onionturn client`, proves it with one WebRTC call in headless Chromium, then keeps
 // running and prints what to paste into a WebRTC app. Ctrl-C stops everything it started.
+//   --profile NAME   shape the private Tor network like a real one (packages/testkit lab profiles):
+//                    ideal (default), tor-typical, tor-congested, tor-onion
 import { prepare } from './prepare.mjs';
 
+const argv = process.argv.slice(2);
+let profileName = 'ideal';
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--profile') profileName = argv[++i];
+  else if (argv[i].startsWith('--profile=')) profileName = argv[i].slice('--profile='.length);
+  else {
+    console.error(`start: unknown argument ${argv[i]} (usage: npm start -- [--profile NAME])`);
+    process.exit(2);
+  }
+}
+
 prepare('start');
-const { CallBrowser, median, startBridge } = await import('@onionturn/testkit');
+const { CallBrowser, labProfile, median, startBridge } = await import('@onionturn/testkit');
+let profile;
+try {
+  profile = labProfile(profileName ?? '');
+} catch (err) {
+  console.error(`start: ${err.message}`);
+  process.exit(2);
+}
 
 const t0 = Date.now();
 const say = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${m}`);
@@ -23,13 +43,14 @@ process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
 try {
-  bridge = await startBridge({ progress: say });
+  bridge = await startBridge({ profile, progress: say });
   say('one test call: two relay-only Chromium peers through shim -> Tor -> server');
   const browser = await CallBrowser.start();
   const cred = await bridge.credentials();
   const r = await browser.call({
     iceServers: [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: cred.username, credential: cred.password }],
     media: true,
+    timeoutMs: profile.link ? 60_000 : 20_000,
   });
   await browser.close();
   if (r.error || r.echoed === 0) throw new Error(`the test call failed: ${r.error ?? 'no message came back'}`);
@@ -48,6 +69,7 @@ try {
 ready. The bridge runs on this machine:
   WebRTC app --TURN--> onionturn client 127.0.0.1:${bridge.shim.port} --SOCKS 127.0.0.1:${bridge.tor.socksPort}--> private Tor network
     --exit--> onionturn server 127.0.0.1:${bridge.server.port} --UDP--> peers
+  Tor network profile: ${profile.name} (${profile.description})
   server metrics:      http://127.0.0.1:${bridge.server.metricsPort}/metrics
   fresh credentials:   curl http://127.0.0.1:${bridge.server.credentialPort}/credentials
 

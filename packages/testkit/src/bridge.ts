@@ -10,6 +10,7 @@ import { freePort, portRange } from './ports.js';
 import { ProcessGroup, waitFor, type Started } from './processes.js';
 import { onionturnBin } from './repo-root.js';
 import { canConnect } from './sockets.js';
+import { labProfile, type LabProfile } from './lab-profiles.js';
 import { startTorNetwork, type TorNetwork } from './tor-network.js';
 
 export interface ServerOptions {
@@ -32,6 +33,10 @@ export interface ShimOptions {
 
 export interface BridgeOptions extends ShimOptions {
   readonly server?: ServerOptions;
+  /** Lab profile of the Tor network (lab-profiles.ts), by name or value. Default 'ideal'. An onion profile implies `onion`. */
+  readonly profile?: string | LabProfile;
+  /** Onion mode: more local ports the onion service serves (virtual port = local port). */
+  readonly extraOnionPorts?: readonly number[];
   readonly progress?: (message: string) => void;
 }
 
@@ -60,6 +65,8 @@ export interface RestCredentialJson {
 
 export interface Bridge {
   readonly tor: TorNetwork;
+  /** The lab profile the Tor network was shaped with. */
+  readonly profile: LabProfile;
   readonly server: ServerHandle;
   readonly shim: ShimHandle;
   readonly secretFile: string;
@@ -108,8 +115,17 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     // The onion service must know the server's port before tor starts.
     const firstServerPort = await freePort();
 
-    say('starting the private Tor network (tor processes on 127.0.0.1)');
-    tor = await startTorNetwork({ ...(options.onion ? { onion: { targetPort: firstServerPort } } : {}), progress: (m) => say(`  tor: ${m}`) });
+    const profile = typeof options.profile === 'object' ? options.profile : labProfile(options.profile ?? 'ideal');
+    const onion = options.onion ?? profile.onion;
+    say(`starting the private Tor network (tor processes on 127.0.0.1), profile ${profile.name}: ${profile.description}`);
+    tor = await startTorNetwork({
+      ...(onion ? { onion: { targetPort: firstServerPort, extraPorts: options.extraOnionPorts ?? [] } } : {}),
+      ...(profile.link ? { shape: profile.link } : {}),
+      ...(profile.relayRateKbps === undefined ? {} : { relayBandwidthRate: Math.round((profile.relayRateKbps * 1000) / 8) }),
+      bulkDownload: profile.bulkDownload,
+      ...(profile.torrc ? { torrcExtra: profile.torrc } : {}),
+      progress: (m) => say(`  tor: ${m}`),
+    });
     say(`Tor network ready in ${(tor.timings.firstStreamMs / 1000).toFixed(1)} s (SOCKS 127.0.0.1:${tor.socksPort})`);
     const torNet = tor;
 
@@ -167,9 +183,10 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     };
 
     const server = await addServer(options.server, firstServerPort);
-    const shim = await addShim(server, options);
+    const shim = await addShim(server, { ...options, onion });
     return {
       tor: torNet,
+      profile,
       server,
       shim,
       secretFile,

@@ -2,7 +2,7 @@ export { TOOLS, findExecutable, requireTool, type ToolSpec } from './tools.js';
 export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.js';
 export { freePort, portRange } from './ports.js';
 export { NetNamespace } from './netns.js';
-export { CallBrowser, median, type CallConfig, type CallResult, type CandidatePairInfo } from './webrtc-call.js';
+export { CallBrowser, median, type BenchCallConfig, type BenchCallResult, type CallConfig, type CallResult, type CandidatePairInfo } from './webrtc-call.js';
 export {
   DEBIAN_BASE_TAG,
   NODE_BASE_TAG,
@@ -34,6 +34,7 @@ export {
   type UclientResult,
 } from './coturn.js';
 export {
+  measureCircuitRtt,
   startTorNetwork,
   TorNetworkStartError,
   type TorNetwork,
@@ -42,7 +43,7 @@ export {
   type TorNode,
   type TorOnionService,
 } from './tor-network.js';
-export { buildTorrc, dirAuthorityLine, resolvConf, votingStartOffset, VOTING, type DirAuthority, type TorRole, type TorrcOptions } from './torrc.js';
+export { buildTorrc, dirAuthorityLine, MIN_BANDWIDTH_RATE, resolvConf, votingStartOffset, VOTING, type DirAuthority, type TorRole, type TorrcOptions } from './torrc.js';
 export { authorityKeys, defaultKeyCacheDir, installAuthorityKeys, rsaFingerprint, type AuthorityKeys } from './tor-keys.js';
 export {
   TorControl,
@@ -71,3 +72,7 @@ export { repoRoot, onionturnBin } from './repo-root.js';
 export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson, type ServerHandle, type ServerOptions, type ShimHandle, type ShimOptions } from './bridge.js';
 export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
 export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';
+export { Bottleneck, DelayLine, SEGMENT_BYTES, ShapedLink, StallSchedule, seededRandom, type LinkShape } from './link-shaper.js';
+export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions } from './shaping-proxy.js';
+export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabProfile } from './lab-profiles.js';
+export { startBulkDownload, type BulkDownload } from './bulk-download.js';

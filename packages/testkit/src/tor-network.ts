@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDnsResponder, type DnsResponder } from './dns-responder.js';
 import { startEchoServer, type EchoServer } from './echo-server.js';
+import { startBulkDownload, type BulkDownload } from './bulk-download.js';
+import type { LinkShape } from './link-shaper.js';
+import { startShapingProxy, type ShapingProxy } from './shaping-proxy.js';
 import { freePort } from './ports.js';
 import { ProcessGroup, sleep, type Started } from './processes.js';
 import { socks5Connect } from './socks5.js';
@@ -31,7 +34,7 @@ const PROBE_HOSTNAME = 'echo.onionturn.test';
 
 export interface TorNetworkOptions {
   /** Add an onion service; its HiddenServicePort maps targetPort to 127.0.0.1:targetPort. */
-  readonly onion?: { readonly targetPort?: number };
+  readonly onion?: { readonly targetPort?: number; readonly extraPorts?: readonly number[] };
   /** Limit for the whole start, including key generation (default 60 s). */
   readonly timeoutMs?: number;
   /** Where authority keys are cached (default <repo>/.cache/tor-keys). */
@@ -44,6 +47,17 @@ export interface TorNetworkOptions {
   readonly signal?: AbortSignal;
   /** Progress messages ("consensus lists 3 relays", ...), e.g. console.log. */
   readonly progress?: (message: string) => void;
+  /**
+   * Shape every relay's links (see lab-profiles.ts): a shaping proxy listens on each relay's
+   * published ORPort and forwards to its real one. Default: unshaped.
+   */
+  readonly shape?: LinkShape;
+  /** Keep a bulk download running through the network once it is ready (competing traffic). */
+  readonly bulkDownload?: boolean;
+  /** Limit every relay with tor's own BandwidthRate, bytes/s (>= 76800; see torrc.ts). */
+  readonly relayBandwidthRate?: number;
+  /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
+  readonly torrcExtra?: readonly string[];
 }
 
 export interface TorNode {
@@ -100,6 +114,12 @@ export interface TorNetwork {
   /** PIDs of every tor process this network started. */
   readonly pids: readonly number[];
   readonly timings: TorNetworkTimings;
+  /** The shaping proxies in front of the relays' ORPorts (empty when unshaped). */
+  readonly shapers: readonly ShapingProxy[];
+  /** The competing bulk download, when asked for. */
+  readonly bulk?: BulkDownload;
+  /** Median round trip of a few small echoes through a fresh circuit, ms: to the echo server through an exit, or with `onion` through the onion service. */
+  measureCircuitRtt(samples?: number, onion?: boolean): Promise<number>;
   /** A new authenticated control connection to the client (caller closes it). */
   control(): Promise<TorControl>;
   /** Resident memory per node in KiB (from /proc), for reports. */
@@ -160,6 +180,8 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
   liveDirs.add(dataDir);
   let echo: EchoServer | undefined;
   let dns: DnsResponder | undefined;
+  let bulk: BulkDownload | undefined;
+  const shapers: ShapingProxy[] = [];
   let stopping: Promise<void> | undefined;
 
   const logTail = (lines = 15): string =>
@@ -174,9 +196,10 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
 
   const stop = (): Promise<void> =>
     (stopping ??= (async (): Promise<void> => {
+      await bulk?.stop();
       await group.stopAll(3000);
       for (const { node } of started) livePids.delete(node.pid);
-      await Promise.all([echo?.close(), dns?.close()]);
+      await Promise.all([echo?.close(), dns?.close(), ...shapers.map((p) => p.close())]);
       await rm(dataDir, { recursive: true, force: true });
       liveDirs.delete(dataDir);
     })());
@@ -205,7 +228,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
   const spawnTor = async (node: Omit<TorNode, 'pid'>, torrc: string): Promise<TorNode> => {
     await mkdir(node.dataDir, { recursive: true, mode: 0o700 });
     const torrcPath = join(node.dataDir, 'torrc');
-    await writeFile(torrcPath, torrc);
+    await writeFile(torrcPath, torrc + (options.torrcExtra ?? []).map((l) => `${l}\n`).join(''));
     const proc = group.spawn(node.name, torPath, ['-f', torrcPath, '--defaults-torrc', '/dev/null']);
     livePids.add(proc.pid);
     const full: TorNode = { ...node, pid: proc.pid };
@@ -226,21 +249,29 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const keysMs = Date.now() - t0;
     progress(`authority keys ${freshKeys ? 'generated' : 'from cache'} (${keysMs} ms)`);
 
-    const ports = await uniquePorts(AUTHORITIES * 3 + 3 + 2 + 1);
+    const ports = await uniquePorts(AUTHORITIES * 3 + 3 + 2 + 1 + (options.shape ? AUTHORITIES + 1 : 0));
     const port = (): number => {
       const p = ports.shift();
       if (p === undefined) throw new Error('internal: ran out of allocated ports');
       return p;
     };
-    const authorities: (DirAuthority & { controlPort: number })[] = keys.map((k, i) => ({
-      nickname: `auth${i}`,
-      orPort: port(),
-      dirPort: port(),
-      controlPort: port(),
-      v3ident: k.v3ident,
-      fingerprint: k.fingerprint,
-    }));
+    // Shaped: the relay publishes (and authorities list) the proxy's port; the proxy forwards
+    // to the real ORPort. Every connection to a relay, from a client or another relay, crosses it.
+    const shaped = async (realOrPort: number): Promise<number> => {
+      if (!options.shape) return realOrPort;
+      const proxy = await startShapingProxy({ shape: options.shape, targetPort: realOrPort, port: port(), seed: shapers.length + 1 });
+      shapers.push(proxy);
+      return proxy.port;
+    };
+    const realOrPorts: number[] = [];
+    const authorities: (DirAuthority & { controlPort: number })[] = [];
+    for (const [i, k] of keys.entries()) {
+      const realOrPort = port();
+      realOrPorts.push(realOrPort);
+      authorities.push({ nickname: `auth${i}`, orPort: await shaped(realOrPort), dirPort: port(), controlPort: port(), v3ident: k.v3ident, fingerprint: k.fingerprint });
+    }
     const common = { authorities, owningPid: process.pid, infoLog: options.infoLogs === true } as const;
+    const relayRate = options.relayBandwidthRate === undefined ? {} : { bandwidthRate: options.relayBandwidthRate };
 
     // All relays start together; the first vote is FIRST_VOTE_LEAD_SECONDS away.
     const offset = votingStartOffset(Date.now(), options.voteLeadSeconds ?? FIRST_VOTE_LEAD_SECONDS);
@@ -250,16 +281,22 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       await installAuthorityKeys(keys[i]!, nodeDir);
       const base = { name: a.nickname, role: 'authority', dataDir: nodeDir, controlPort: a.controlPort, orPort: a.orPort, dirPort: a.dirPort, fingerprint: a.fingerprint } as const;
       relayNodes.push(
-        await spawnTor(base, buildTorrc({ ...common, role: 'authority', nickname: a.nickname, dataDir: nodeDir, controlPort: a.controlPort, orPort: a.orPort, dirPort: a.dirPort, exit: true, resolvConf: resolvConfPath, votingStartOffset: offset })),
+        await spawnTor(
+          base,
+          buildTorrc({ ...common, ...relayRate, role: 'authority', nickname: a.nickname, dataDir: nodeDir, controlPort: a.controlPort, orPort: realOrPorts[i]!, advertisedOrPort: a.orPort, dirPort: a.dirPort, exit: true, resolvConf: resolvConfPath, votingStartOffset: offset }),
+        ),
       );
     }
     if (options.onion) {
-      const r = { name: 'relay3', dataDir: join(dataDir, 'relay3'), controlPort: port(), orPort: port(), dirPort: port() };
-      relayNodes.push(await spawnTor({ ...r, role: 'relay' }, buildTorrc({ ...common, role: 'relay', nickname: r.name, dataDir: r.dataDir, controlPort: r.controlPort, orPort: r.orPort, dirPort: r.dirPort })));
+      const realOrPort = port();
+      const r = { name: 'relay3', dataDir: join(dataDir, 'relay3'), controlPort: port(), orPort: await shaped(realOrPort), dirPort: port() };
+      relayNodes.push(
+        await spawnTor({ ...r, role: 'relay' }, buildTorrc({ ...common, ...relayRate, role: 'relay', nickname: r.name, dataDir: r.dataDir, controlPort: r.controlPort, orPort: realOrPort, advertisedOrPort: r.orPort, dirPort: r.dirPort })),
+      );
     } else {
-      ports.splice(0, 3);
+      ports.splice(0, options.shape ? 4 : 3);
     }
-    progress(`started ${relayNodes.length} relays (voting offset ${offset} s)`);
+    progress(`started ${relayNodes.length} relays (voting offset ${offset} s${options.shape ? `, links shaped: ${JSON.stringify(options.shape)}` : ''})`);
 
     // Start clients only once every authority has a consensus listing every relay and holds all
     // their microdescriptors: an earlier client often gets an empty consensus (an extra voting
@@ -280,7 +317,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       buildTorrc({ ...common, role: 'client', nickname: 'client', dataDir: clientDir, controlPort: clientControlPort, socksPort }),
     );
     let onionNode: TorNode | undefined;
-    const onionPorts = options.onion ? [...new Set([echo.port, options.onion.targetPort ?? echo.port])] : [];
+    const onionPorts = options.onion ? [...new Set([echo.port, options.onion.targetPort ?? echo.port, ...(options.onion.extraPorts ?? [])])] : [];
     if (options.onion) {
       const dir = join(dataDir, 'onion');
       const cp = port();
@@ -323,6 +360,11 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       progress(`onion service reachable (${onionMs} ms)`);
     }
 
+    if (options.bulkDownload) {
+      bulk = await startBulkDownload({ socksPort });
+      progress('bulk download through the network started');
+    }
+
     const nodes = started.map((s) => s.node);
     const timings: TorNetworkTimings = { freshKeys, keysMs, consensusMs, bootstrapMs, firstStreamMs, ...(onionMs === undefined ? {} : { onionMs }) };
     const dnsPort = dns.port;
@@ -338,6 +380,12 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       authorities: authorities.map(({ nickname, orPort, dirPort, v3ident, fingerprint }) => ({ nickname, orPort, dirPort, v3ident, fingerprint })),
       pids: nodes.map((n) => n.pid),
       timings,
+      shapers,
+      ...(bulk ? { bulk } : {}),
+      measureCircuitRtt: (samples = 5, viaOnion = false) => {
+        if (viaOnion && !onion) throw new Error('measureCircuitRtt(onion): this network has no onion service');
+        return measureCircuitRtt(socksPort, viaOnion && onion ? onion.hostname : '127.0.0.1', echoPort, samples);
+      },
       control: () => TorControl.connect(client.controlPort),
       rssKiB: () => Object.fromEntries(nodes.map((n) => [n.name, rssKiB(n.pid)])),
       logTail,
@@ -376,6 +424,31 @@ async function echoProbe(socksPort: number, host: string, port: number, deadline
     });
     if (!echoed.subarray(0, payload.length).equals(payload)) throw new Error(`echo from ${host}:${port} returned different bytes`);
     return true;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Median echo round trip of `samples` small messages on one fresh circuit (own SOCKS auth). */
+export async function measureCircuitRtt(socksPort: number, host: string, echoPort: number, samples = 5): Promise<number> {
+  const socket = await socks5Connect({ proxyPort: socksPort, host, port: echoPort, timeoutMs: 30_000, username: `rtt-${randomBytes(6).toString('hex')}`, password: 'x' });
+  try {
+    const rtts: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const t = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('circuit RTT probe timed out')), 15_000);
+        socket.once('data', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.once('error', reject);
+        socket.write('p');
+      });
+      rtts.push(performance.now() - t);
+    }
+    rtts.sort((x, y) => x - y);
+    return rtts[Math.floor(rtts.length / 2)]!;
   } finally {
     socket.destroy();
   }

@@ -23,6 +23,17 @@ export interface TorrcOptions {
   /** Relays and authorities. */
   readonly orPort?: number;
   readonly dirPort?: number;
+  /**
+   * Relays and authorities: the ORPort published in descriptors (a shaping proxy listens there
+   * and forwards to orPort, which is then listen-only). Default: orPort itself.
+   */
+  readonly advertisedOrPort?: number;
+  /**
+   * Relays and authorities: RelayBandwidthRate = RelayBandwidthBurst in bytes/s (relayed traffic only,
+   * so votes and directory fetches keep flowing; tor refuses < 76800), with
+   * TokenBucketRefillInterval 10 msec so the bucket refills smoothly (tor's default is 100 ms steps).
+   */
+  readonly bandwidthRate?: number;
   /** Relays and authorities: exit to anything (and resolve names through resolvConf). */
   readonly exit?: boolean;
   /** Exits: resolv.conf naming the test DNS responder. */
@@ -39,6 +50,9 @@ export interface TorrcOptions {
   /** Tor exits by itself within ~15 s once this PID is gone (a crashed test can't leak it). */
   readonly owningPid?: number;
 }
+
+/** The lowest BandwidthRate tor accepts, bytes/s (614.4 kbit/s). */
+export const MIN_BANDWIDTH_RATE = 76_800;
 
 /** Voting schedule: the lowest values tor accepts with TestingTorNetwork, stable on loopback. */
 export const VOTING = {
@@ -107,9 +121,15 @@ export function buildTorrc(o: TorrcOptions): string {
     lines.push(
       'SocksPort 0',
       'Address 127.0.0.1',
-      `ORPort 127.0.0.1:${need(o.orPort, 'orPort')}`,
+      ...(o.advertisedOrPort === undefined || o.advertisedOrPort === o.orPort
+        ? [`ORPort 127.0.0.1:${need(o.orPort, 'orPort')}`]
+        : [`ORPort 127.0.0.1:${o.advertisedOrPort} NoListen`, `ORPort 127.0.0.1:${need(o.orPort, 'orPort')} NoAdvertise`]),
       `DirPort 127.0.0.1:${need(o.dirPort, 'dirPort')}`,
     );
+    if (o.bandwidthRate !== undefined) {
+      if (!Number.isInteger(o.bandwidthRate) || o.bandwidthRate < MIN_BANDWIDTH_RATE) throw new Error(`BandwidthRate must be an integer >= ${MIN_BANDWIDTH_RATE} bytes/s (tor's minimum), not ${o.bandwidthRate}`);
+      lines.push(`RelayBandwidthRate ${o.bandwidthRate}`, `RelayBandwidthBurst ${o.bandwidthRate}`, 'TokenBucketRefillInterval 10 msec');
+    }
     if (o.exit === true) {
       // A loopback-only policy leaves clients with "no exit nodes": microdescriptor policy
       // summaries ignore private accepts. The network itself only exists on loopback.

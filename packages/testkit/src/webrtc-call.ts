@@ -6,9 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
 import type { NetNamespace } from './netns.js';
 import { TOOLS, requireTool } from './tools.js';
-import { PAGE_HTML, type CallConfig, type CallResult } from './webrtc-page.js';
+import { PAGE_HTML, type BenchCallConfig, type BenchCallResult, type CallConfig, type CallResult } from './webrtc-page.js';
 
-export type { CallConfig, CallResult, CandidatePairInfo } from './webrtc-page.js';
+export type { BenchCallConfig, BenchCallResult, CallConfig, CallResult, CandidatePairInfo } from './webrtc-page.js';
 
 const CHROMIUM_ARGS = [
   '--headless',
@@ -21,6 +21,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
+  // Received audio must play (be pulled through the jitter buffer) for its concealment stats.
+  '--autoplay-policy=no-user-gesture-required',
   // Without it a loopback-only setup gathers no candidates at all, not even relay ones.
   '--allow-loopback-in-peer-connection',
 ];
@@ -68,6 +70,20 @@ export class CallBrowser {
       }
       await page.goto(this.url);
       return (await page.evaluate(`window.runCall(${JSON.stringify(full)})`)) as CallResult;
+    } finally {
+      await page.close();
+    }
+  }
+
+  /** One benchmark call (media for config.seconds) with a fresh page; see runBenchCall in webrtc-page.ts. */
+  async benchCall(config: BenchCallConfig): Promise<BenchCallResult> {
+    const page = await this.browser.newPage();
+    try {
+      if (this.routed) {
+        await page.route(this.url, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: PAGE_HTML }));
+      }
+      await page.goto(this.url);
+      return (await page.evaluate(`window.runBenchCall(${JSON.stringify(config)})`)) as BenchCallResult;
     } finally {
       await page.close();
     }

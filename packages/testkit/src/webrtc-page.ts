@@ -31,6 +31,47 @@ export interface CallResult {
   readonly candidateErrors: { errorCode: number; errorText: string; url: string }[];
 }
 
+export interface BenchCallConfig {
+  readonly iceServers: CallConfig['iceServers'];
+  /** Seconds of media after the idle pings. */
+  readonly seconds: number;
+  /** Data-channel pings before media starts (sequential), for rttIdleMs. Default 10. */
+  readonly idlePings?: number;
+  /** Data-channel ping interval during media, ms. Default 500. */
+  readonly pingEveryMs?: number;
+  /** Limit for setup (connected) in ms. Default 60000. */
+  readonly setupTimeoutMs?: number;
+  readonly width?: number;
+  readonly height?: number;
+}
+
+/** One call's measurements (page side; medians and percentiles are taken by the caller). */
+export interface BenchCallResult {
+  readonly error: string | undefined;
+  /** createOffer to the data channel open (ICE, TURN allocations, DTLS, SCTP), ms. */
+  readonly setupMs: number;
+  /** createOffer to ICE connected, ms. */
+  readonly iceMs: number;
+  readonly pairs: CandidatePairInfo[];
+  readonly candidateErrors: { errorCode: number; errorText: string; url: string }[];
+  /** Data-channel ping round trips before media, ms. */
+  readonly idleRttMs: number[];
+  /** Data-channel ping round trips during media, ms (lost or >10 s pings are counted in dcLost). */
+  readonly dcRttMs: number[];
+  readonly dcLost: number;
+  /** RTCP round trips (remote-inbound-rtp.roundTripTime, audio and video), one per new measurement, ms. */
+  readonly rtcpRttMs: number[];
+  /** Audio inbound-rtp jitter samples (once a second), ms. */
+  readonly jitterMs: number[];
+  readonly mediaSeconds: number;
+  readonly framesDecoded: number;
+  readonly freezeCount: number;
+  readonly freezeMs: number;
+  readonly concealedSamples: number;
+  readonly totalSamples: number;
+  readonly bytesReceived: number;
+}
+
 // Runs in the browser: plain JavaScript in a string, so this package needs no DOM typings.
 const RUN_CALL = String.raw`
 async function runCall(config) {
@@ -100,5 +141,121 @@ async function runCall(config) {
   return result;
 }`;
 
+// A benchmark call: peer a sends fake 640x480 video + audio to peer b, relay-only, with a data
+// channel; media transceivers are negotiated up front without tracks, so the idle pings see an
+// empty path, and the tracks are put in afterwards (replaceTrack, no renegotiation).
+const RUN_BENCH_CALL = String.raw`
+async function runBenchCall(config) {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const r = { error: undefined, setupMs: 0, iceMs: 0, pairs: [], candidateErrors: [], idleRttMs: [], dcRttMs: [], dcLost: 0, rtcpRttMs: [], jitterMs: [],
+    mediaSeconds: 0, framesDecoded: 0, freezeCount: 0, freezeMs: 0, concealedSamples: 0, totalSamples: 0, bytesReceived: 0 };
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: config.width || 640, height: config.height || 480 } });
+  const a = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
+  const b = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
+  for (const pc of [a, b]) pc.addEventListener('icecandidateerror', (ev) => r.candidateErrors.push({ errorCode: ev.errorCode, errorText: ev.errorText, url: ev.url }));
+  a.onicecandidate = (e) => { if (e.candidate) b.addIceCandidate(e.candidate).catch(() => {}); };
+  b.onicecandidate = (e) => { if (e.candidate) a.addIceCandidate(e.candidate).catch(() => {}); };
+  const snapshot = async (pc) => { const m = new Map(); (await pc.getStats()).forEach((s) => m.set(s.id, s)); return m; };
+  const inbound = (stats, kind) => [...stats.values()].find((s) => s.type === 'inbound-rtp' && s.kind === kind) || {};
+  try {
+    const video = a.addTransceiver('video', { direction: 'sendonly' });
+    const audio = a.addTransceiver('audio', { direction: 'sendonly' });
+    const dc = a.createDataChannel('ping');
+    b.ondatachannel = (e) => { e.channel.onmessage = (m) => e.channel.send(m.data); };
+    // Play the received audio, or nothing pulls it through the jitter buffer (no concealment stats).
+    b.ontrack = (e) => {
+      if (e.track.kind !== 'audio') return;
+      const el = document.createElement('audio');
+      el.srcObject = new MediaStream([e.track]);
+      el.autoplay = true;
+      document.body.appendChild(el);
+      el.play().catch(() => {});
+    };
+    const pending = new Map();
+    dc.onmessage = (m) => { const id = String(m.data).split(' ')[0]; const p = pending.get(id); if (p) { pending.delete(id); p(performance.now()); } };
+    let seq = 0;
+    const ping = (timeoutMs) => new Promise((resolve) => {
+      const id = 'p' + (seq++); const sent = performance.now();
+      const timer = setTimeout(() => { pending.delete(id); resolve(undefined); }, timeoutMs);
+      pending.set(id, (at) => { clearTimeout(timer); resolve(at - sent); });
+      dc.send(id + ' ' + 'x'.repeat(100));
+    });
+    const t0 = performance.now();
+    a.oniceconnectionstatechange = () => { if (!r.iceMs && (a.iceConnectionState === 'connected' || a.iceConnectionState === 'completed')) r.iceMs = performance.now() - t0; };
+    const offer = await a.createOffer();
+    await a.setLocalDescription(offer);
+    await b.setRemoteDescription(offer);
+    const answer = await b.createAnswer();
+    await b.setLocalDescription(answer);
+    await a.setRemoteDescription(answer);
+    const limit = config.setupTimeoutMs || 60000;
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('data channel did not open in ' + limit + ' ms')), limit);
+      dc.onopen = () => { clearTimeout(timer); resolve(); };
+    });
+    r.setupMs = performance.now() - t0;
+    for (let i = 0; i < (config.idlePings ?? 10); i++) {
+      const rtt = await ping(10000);
+      if (rtt !== undefined) r.idleRttMs.push(rtt);
+      await sleep(100);
+    }
+    await video.sender.replaceTrack(stream.getVideoTracks()[0]);
+    await audio.sender.replaceTrack(stream.getAudioTracks()[0]);
+    const mediaStart = performance.now();
+    const before = await snapshot(b);
+    const v0 = inbound(before, 'video'), a0 = inbound(before, 'audio');
+    const seen = new Map();
+    const pingEvery = config.pingEveryMs || 500;
+    const pings = [];
+    let nextStats = mediaStart + 1000;
+    while (performance.now() - mediaStart < config.seconds * 1000) {
+      pings.push(ping(10000).then((rtt) => { if (rtt === undefined) r.dcLost++; else r.dcRttMs.push(rtt); }));
+      await sleep(pingEvery);
+      if (performance.now() >= nextStats) {
+        nextStats += 1000;
+        const sa = await snapshot(a);
+        for (const s of sa.values()) {
+          if (s.type === 'remote-inbound-rtp' && typeof s.roundTripTime === 'number') {
+            const n = s.roundTripTimeMeasurements || 0;
+            if (n !== seen.get(s.id)) { seen.set(s.id, n); r.rtcpRttMs.push(s.roundTripTime * 1000); }
+          }
+        }
+        const ia = inbound(await snapshot(b), 'audio');
+        if (typeof ia.jitter === 'number') r.jitterMs.push(ia.jitter * 1000);
+      }
+    }
+    await Promise.all(pings);
+    const after = await snapshot(b);
+    r.mediaSeconds = (performance.now() - mediaStart) / 1000;
+    const v1 = inbound(after, 'video'), a1 = inbound(after, 'audio');
+    r.framesDecoded = (v1.framesDecoded || 0) - (v0.framesDecoded || 0);
+    r.freezeCount = (v1.freezeCount || 0) - (v0.freezeCount || 0);
+    r.freezeMs = ((v1.totalFreezesDuration || 0) - (v0.totalFreezesDuration || 0)) * 1000;
+    r.concealedSamples = (a1.concealedSamples || 0) - (a0.concealedSamples || 0);
+    r.totalSamples = (a1.totalSamplesReceived || 0) - (a0.totalSamplesReceived || 0);
+    r.bytesReceived = (v1.bytesReceived || 0) + (a1.bytesReceived || 0) - (v0.bytesReceived || 0) - (a0.bytesReceived || 0);
+    for (const pc of [a, b]) {
+      const stats = await snapshot(pc);
+      for (const s of stats.values()) {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          const pair = stats.get(s.selectedCandidatePairId);
+          const local = pair && stats.get(pair.localCandidateId);
+          const remote = pair && stats.get(pair.remoteCandidateId);
+          r.pairs.push({ localType: local && local.candidateType, remoteType: remote && remote.candidateType, relayProtocol: local && local.relayProtocol, url: local && local.url, localAddress: local && local.address });
+        }
+      }
+    }
+  } catch (err) {
+    r.error = String(err && err.message ? err.message : err);
+  } finally {
+    a.close();
+    b.close();
+    for (const t of stream.getTracks()) t.stop();
+    for (const el of document.querySelectorAll('audio')) el.remove();
+  }
+  return r;
+}`;
+
 export const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>onionturn call</title>
-<script>${RUN_CALL}; window.runCall = runCall;</script><body>onionturn test call</body>`;
+<script>${RUN_CALL}; window.runCall = runCall;</script>
+<script>${RUN_BENCH_CALL}; window.runBenchCall = runBenchCall;</script><body>onionturn test call</body>`;

@@ -89,3 +89,21 @@ test('info log is opt-in', () => {
   assert.doesNotMatch(buildTorrc({ ...base, role: 'client', socksPort: 1 }), /Log info/);
   assert.ok(lines(buildTorrc({ ...base, role: 'client', socksPort: 1, infoLog: true })).includes('Log info file /tmp/x/n/info.log'));
 });
+
+test('relay RelayBandwidthRate: rate = burst, 10 ms refills, tor minimum enforced', () => {
+  const base = { nickname: 'r', dataDir: '/tmp/x', controlPort: 9, authorities: [auth] } as const;
+  const text = buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2, bandwidthRate: 76_800 });
+  assert.match(text, /^RelayBandwidthRate 76800$/m);
+  assert.match(text, /^RelayBandwidthBurst 76800$/m);
+  assert.match(text, /^TokenBucketRefillInterval 10 msec$/m);
+  assert.doesNotMatch(buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2 }), /BandwidthRate/);
+  assert.throws(() => buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2, bandwidthRate: 75_000 }), /76800/);
+});
+
+test('shaped relay: publishes the proxy port and listens on the real one', () => {
+  const base = { nickname: 'r', dataDir: '/tmp/x', controlPort: 9, authorities: [auth] } as const;
+  const l = buildTorrc({ ...base, role: 'relay', orPort: 1, advertisedOrPort: 5, dirPort: 2 }).split('\n');
+  assert.ok(l.includes('ORPort 127.0.0.1:5 NoListen'));
+  assert.ok(l.includes('ORPort 127.0.0.1:1 NoAdvertise'));
+  assert.ok(!l.includes('ORPort 127.0.0.1:1'));
+});

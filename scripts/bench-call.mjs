@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+// `npm run bench:call`: a relay-only Chromium call (fake 640x480 video + audio from peer a to
+// peer b, and a data channel) over a shaped private Tor network (packages/testkit lab profiles),
+// two ways side by side in one run:
+//   onionturn  browser --TURN/UDP--> onionturn client (shim) --SOCKS--> Tor --> onionturn server
+//   by-hand    browser --TURN/TCP--> local TCP forwarder --SOCKS (no auth)--> Tor --> coturn
+// (the by-hand path is what users do today: TURN/TCP through a SOCKS forwarder such as socat).
+// Both peers use the same server, so every packet crosses Tor twice (a -> server -> b).
+// Everything runs on loopback, started and stopped here by PID; Ctrl-C stops it all.
+//   --profile NAME   lab profile: ideal (default), tor-typical, tor-congested, tor-onion
+//   --seconds N      media seconds per call (default 60)
+//   --runs N         calls per path (default 3); each row is the median over runs
+//   --json FILE      also write {"profile", "rows": [...]} to FILE
+import { createHmac } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { prepare } from './prepare.mjs';
+
+function parseArgs(argv) {
+  const o = { profile: 'ideal', seconds: 60, runs: 3, json: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => inline ?? argv[++i];
+    if (flag === '--profile') o.profile = value();
+    else if (flag === '--seconds') o.seconds = Number(value());
+    else if (flag === '--runs') o.runs = Number(value());
+    else if (flag === '--json') o.json = value();
+    else if (flag === '--help' || flag === '-h') {
+      console.log('usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${argv[i]}`);
+  }
+  if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new Error('--seconds must be > 0 and --runs a positive integer');
+  return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+prepare('bench:call');
+const { CallBrowser, ProcessGroup, freePort, labProfile, median, socks5Connect, startBridge, startCoturn } = await import('@onionturn/testkit');
+const profile = labProfile(opts.profile);
+
+const t0 = Date.now();
+const say = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${m}`);
+
+/** Nearest-rank percentile. */
+function pct(xs, p) {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** A TCP forwarder on 127.0.0.1: each connection becomes one SOCKS5 stream (no auth, like socat) to host:port. */
+async function startSocksForwarder(socksPort, host, port) {
+  const sockets = new Set();
+  const server = createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => client.destroy());
+    client.pause();
+    socks5Connect({ proxyPort: socksPort, host, port, timeoutMs: 60_000 }).then(
+      (upstream) => {
+        sockets.add(upstream);
+        upstream.on('close', () => {
+          sockets.delete(upstream);
+          client.destroy();
+        });
+        upstream.on('error', () => upstream.destroy());
+        client.on('close', () => upstream.destroy());
+        upstream.setNoDelay(true);
+        client.setNoDelay(true);
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.resume();
+      },
+      () => client.destroy(),
+    );
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function coturnCredential(secret) {
+  const username = `${Math.floor(Date.now() / 1000) + 3600}:bench`;
+  return { username, credential: createHmac('sha1', secret).update(username).digest('base64') };
+}
+
+/** One call's row from the page's raw measurements. */
+function toRow(path, r, circuitRttMs) {
+  const secs = r.mediaSeconds || NaN;
+  return {
+    path,
+    setupMs: r.setupMs,
+    setupRtts: r.setupMs / circuitRttMs,
+    rttIdleMs: median(r.idleRttMs),
+    rttMsP50: pct(r.rtcpRttMs, 50),
+    rttMsP95: pct(r.rtcpRttMs, 95),
+    jitterMs: median(r.jitterMs),
+    fps: r.framesDecoded / secs,
+    freezes: r.freezeCount,
+    freezeMs: r.freezeMs,
+    concealedPct: r.totalSamples > 0 ? (100 * r.concealedSamples) / r.totalSamples : NaN,
+    kbps: (r.bytesReceived * 8) / secs / 1000,
+    dcRttMsP50: pct(r.dcRttMs, 50),
+    dcRttMsP95: pct(r.dcRttMs, 95),
+    dcLost: r.dcLost,
+  };
+}
+
+const FIELDS = ['setupMs', 'setupRtts', 'rttIdleMs', 'rttMsP50', 'rttMsP95', 'jitterMs', 'fps', 'freezes', 'freezeMs', 'concealedPct', 'kbps', 'dcRttMsP50', 'dcRttMsP95', 'dcLost'];
+const DECIMALS = { setupRtts: 1, fps: 1, concealedPct: 2, jitterMs: 1 };
+const round = (k, v) => (Number.isFinite(v) ? Number(v.toFixed(DECIMALS[k] ?? 0)) : null);
+
+function medianRow(path, rows) {
+  const out = { path };
+  for (const k of FIELDS) out[k] = round(k, median(rows.map((r) => r[k]).filter((v) => Number.isFinite(v))));
+  out.runs = rows.length;
+  return out;
+}
+
+function table(rows) {
+  const cols = ['path', ...FIELDS];
+  const cells = [cols, ...rows.map((r) => cols.map((c) => String(r[c] ?? '-')))];
+  const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i].length)));
+  return cells.map((row) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
+}
+
+const SECRET = 'bench-call-coturn-secret';
+const group = new ProcessGroup();
+let bridge;
+let browser;
+let forwarder;
+let cleaning;
+const cleanup = () =>
+  (cleaning ??= (async () => {
+    await browser?.close().catch(() => undefined);
+    await forwarder?.close().catch(() => undefined);
+    await group.stopAll().catch(() => undefined);
+    await bridge?.stop().catch(() => undefined);
+  })());
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    say(`${sig}: stopping everything bench:call started`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
+
+let exitCode = 0;
+try {
+  const coturnPort = await freePort();
+  say(`profile ${profile.name}: ${profile.description}`);
+  bridge = await startBridge({ profile, ...(profile.onion ? { extraOnionPorts: [coturnPort] } : {}), progress: (m) => say(m) });
+  const coturn = await startCoturn(group, { secrets: [SECRET], port: coturnPort, verbose: false });
+  const coturnHost = profile.onion ? bridge.tor.onion.hostname : '127.0.0.1';
+  forwarder = await startSocksForwarder(bridge.tor.socksPort, coturnHost, coturn.port);
+  say(`by-hand path: forwarder 127.0.0.1:${forwarder.port} -> SOCKS ${bridge.tor.socksPort} -> coturn ${coturnHost}:${coturn.port}`);
+  const circuitRtts = [];
+  for (let i = 0; i < 3; i++) {
+    try {
+      circuitRtts.push(await bridge.tor.measureCircuitRtt(5, profile.onion));
+    } catch (err) {
+      say(`circuit round-trip probe failed: ${err.message}`);
+    }
+  }
+  const circuitRttMs = median(circuitRtts);
+  say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
+  browser = await CallBrowser.start();
+
+  const perPath = { onionturn: [], 'by-hand': [] };
+  for (let run = 0; run < opts.runs; run++) {
+    const order = run % 2 === 0 ? ['onionturn', 'by-hand'] : ['by-hand', 'onionturn'];
+    for (const path of order) {
+      let iceServers;
+      if (path === 'onionturn') {
+        const c = await bridge.credentials();
+        iceServers = [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: c.username, credential: c.password }];
+      } else {
+        iceServers = [{ urls: `turn:127.0.0.1:${forwarder.port}?transport=tcp`, ...coturnCredential(SECRET) }];
+      }
+      say(`run ${run + 1}/${opts.runs}: ${path} call, ${opts.seconds} s of media`);
+      const r = await browser.benchCall({ iceServers, seconds: opts.seconds, setupTimeoutMs: 90_000 });
+      if (r.error) throw new Error(`${path} call failed: ${r.error}; candidate errors ${JSON.stringify(r.candidateErrors)}`);
+      const relay = r.pairs.map((p) => `${p.localType}/${p.relayProtocol}`).join(' + ');
+      if (!r.pairs.every((p) => p.localType === 'relay' && p.remoteType === 'relay')) throw new Error(`${path}: not relay-only: ${JSON.stringify(r.pairs)}`);
+      const row = toRow(path, r, circuitRttMs);
+      perPath[path].push(row);
+      say(`  ${path}: ${relay}; ${JSON.stringify(Object.fromEntries(FIELDS.map((k) => [k, round(k, row[k])])))}`);
+    }
+  }
+  const rows = ['onionturn', 'by-hand'].map((p) => medianRow(p, perPath[p]));
+  const result = { profile: profile.name, seconds: opts.seconds, runs: opts.runs, circuitRttMs: round('x', circuitRttMs), rows };
+  console.log(`\nbench:call profile ${profile.name}: ${opts.runs} run(s) x ${opts.seconds} s media, median per row; circuit RTT ${circuitRttMs.toFixed(0)} ms`);
+  console.log(table(rows));
+  console.log(
+    '\n  setupMs: createOffer to data channel open (setupRtts: the same in circuit round trips); rttIdleMs: data-channel ping before media;\n' +
+      '  rttMs: RTCP remote-inbound-rtp roundTripTime (audio+video) under media; jitterMs: audio inbound jitter; fps: video frames decoded/s;\n' +
+      '  freezes/freezeMs: video freezeCount/totalFreezesDuration; concealedPct: concealed audio samples; kbps: received audio+video;\n' +
+      '  dcRttMs: data-channel pings every 500 ms under media (dcLost: no answer within 10 s)',
+  );
+  if (opts.json) {
+    writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
+    say(`wrote ${opts.json}`);
+  }
+} catch (err) {
+  console.error(`bench:call: ${err instanceof Error ? err.message : String(err)}`);
+  exitCode = 1;
+} finally {
+  await cleanup();
+}
+process.exit(exitCode);
