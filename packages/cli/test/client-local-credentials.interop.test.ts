@@ -114,7 +114,8 @@ describe('onionturn client in local-credential mode', () => {
     assert.match(password, /^[A-Za-z0-9_-]{24}$/);
     assert.equal(readFileSync(file, 'utf8').trim(), password);
     assert.equal(statSync(file).mode & 0o777, 0o600);
-    assert.match(client.log(), /local password generated and saved in .*local-password/);
+    // stderr and stdout are two pipes: the line may be read a moment after the iceServers.
+    await waitFor('the local password line', () => /local password generated and saved in .*local-password/.test(client.log()), 5000, 20);
     assert.doesNotMatch(client.log(), new RegExp(password), 'the password is on stdout only');
     // The old fixed default is no way in.
     assert.equal((await allocateWith(client.port, 'onionturn', 'onionturn')).code, 401);
@@ -129,7 +130,7 @@ describe('onionturn client in local-credential mode', () => {
     // A restart keeps it, so the app's config keeps working.
     const again = await startClient(['--credentials-url', `${served.base}/?service=turn`]);
     assert.equal(again.ice.iceServers[0]?.credential, password);
-    assert.match(again.log(), /local password read from .*local-password/);
+    await waitFor('the local password line', () => /local password read from .*local-password/.test(again.log()), 5000, 20);
     assert.equal(await again.stop(), 0, again.process.output());
   });
 

@@ -87,6 +87,18 @@ describe('shim pass-through via microsocks to coturn', () => {
     assert.equal(ignored[0]?.level, 'warn');
   });
 
+  test("a Binding (what a web page's stun:127.0.0.1 sends) is answered by the shim with the app's address: no flow, no Tor stream", async () => {
+    const { runStunclient } = await import('@onionturn/testkit');
+    const opened = shim.stats.flowsOpened;
+    const sockets = countClientConnections(socksPort);
+    const r = await runStunclient(group, { host: '127.0.0.1', port: shim.address.port });
+    assert.equal(r.exitCode, 0, r.output);
+    assert.equal(r.reflexive?.address, '127.0.0.1', 'the app address, not the exit');
+    assert.equal(shim.stats.flowsOpened, opened, 'no flow');
+    assert.ok(shim.stats.bindingsAnswered >= 1);
+    assert.equal(countClientConnections(socksPort), sockets, 'no SOCKS connection');
+  });
+
   test('uclient over TCP (-t) relays with no loss', async () => {
     const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, secret: SECRET, messages: 50, clients: 2, intervalMs: 10, tcp: true });
     assert.equal(r.sent, 100, r.output.slice(-1500));

@@ -328,8 +328,8 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
   if (plan.stop.aborted) return;
   const addr = await shim.start();
   const local = localAuth ? { username: localAuth.local.username, password: localAuth.local.password } : undefined;
-  ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port, local) }, null, 2)}\n`);
   if (plan.localPasswordNote !== undefined) logger.info(plan.localPasswordNote);
+  ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port, local) }, null, 2)}\n`);
   logger.info(`paste the iceServers above into the app; TURN at ${formatHostPort(addr.host, addr.port)}`);
   if (!plan.stop.aborted) await new Promise((resolve) => plan.stop.addEventListener('abort', resolve, { once: true }));
   await shim.stop();
