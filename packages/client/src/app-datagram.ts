@@ -1,6 +1,6 @@
 // App UDP datagram -> TURN-over-TCP form (RFC 8656 §12.5). A datagram is one STUN message or
 // one ChannelData message; over UDP, ChannelData padding is optional, on TCP it is required.
-import { CHANNEL_DATA_HEADER_LENGTH, HEADER_LENGTH, MAGIC_COOKIE, MessageClass, PADDING, classOf } from '@onionturn/protocol';
+import { CHANNEL_DATA_HEADER_LENGTH, HEADER_LENGTH, MAGIC_COOKIE, MessageClass, PADDING, WireKind, classOf, wireKindOf } from '@onionturn/protocol';
 
 /** Returned by messageEnd for a datagram that is neither STUN nor ChannelData. */
 export const NOT_TURN = -1;
@@ -13,13 +13,13 @@ export const NOT_TURN = -1;
 export function messageEnd(datagram: Buffer): number {
   const n = datagram.length;
   if (n < CHANNEL_DATA_HEADER_LENGTH) return NOT_TURN;
-  const first = datagram[0] as number;
+  const kind = wireKindOf(datagram[0] as number);
   const len = datagram.readUInt16BE(2);
-  if (first < 0x40) {
+  if (kind === WireKind.Stun) {
     if (n !== HEADER_LENGTH + len || (len & 3) !== 0 || n < HEADER_LENGTH) return NOT_TURN;
     return datagram.readUInt32BE(4) === MAGIC_COOKIE ? n : NOT_TURN;
   }
-  if (first < 0x80) {
+  if (kind === WireKind.ChannelData) {
     // Any 0x4000-0x7FFF channel: RFC 5766 servers (coturn) bind above 0x4FFF; the server judges.
     const end = CHANNEL_DATA_HEADER_LENGTH + len;
     return n >= end && n <= end + 3 ? end : NOT_TURN;
@@ -29,7 +29,7 @@ export function messageEnd(datagram: Buffer): number {
 
 /** True for a STUN request: only those may open a new upstream flow. */
 export function isStunRequest(datagram: Buffer): boolean {
-  return (datagram[0] as number) < 0x40 && classOf(datagram.readUInt16BE(0)) === MessageClass.Request;
+  return wireKindOf(datagram[0] as number) === WireKind.Stun && classOf(datagram.readUInt16BE(0)) === MessageClass.Request;
 }
 
 /** Views of protocol's PADDING for 0-3 bytes, made once: the relay path pads without allocating. */
@@ -55,8 +55,9 @@ const REQUEST: FirstFrameVerdict = { kind: 'request' };
 export function firstFrameVerdict(head: Buffer): FirstFrameVerdict {
   if (head.length === 0) return WAIT;
   const first = head[0] as number;
-  if (first >= 0x80) return { kind: 'refuse', reason: `first byte 0x${first.toString(16)} is neither STUN nor ChannelData` };
-  if (first >= 0x40) return { kind: 'refuse', reason: `ChannelData (first byte 0x${first.toString(16)}) before any STUN request` };
+  const kind = wireKindOf(first);
+  if (kind === WireKind.Other) return { kind: 'refuse', reason: `first byte 0x${first.toString(16)} is neither STUN nor ChannelData` };
+  if (kind === WireKind.ChannelData) return { kind: 'refuse', reason: `ChannelData (first byte 0x${first.toString(16)}) before any STUN request` };
   if (head.length < 2) return WAIT;
   if (!isStunRequest(head)) return { kind: 'refuse', reason: 'a STUN response or indication before any STUN request' };
   if (head.length < 8) return WAIT;

@@ -7,7 +7,7 @@
 // The relay path allocates nothing per packet it can avoid: fromAppDatagram/fromAppBytes/
 // fromUpstream fill one array the machine reuses (read it before the next input), and passing
 // bytes on unchanged is a constant action that refers to the input.
-import { FrameKind, StreamFramer, channelDataPadding } from '@onionturn/protocol';
+import { FrameKind, StreamFramer, WireKind, channelDataPadding, wireKindOf } from '@onionturn/protocol';
 import { firstFrameVerdict, paddingBytes } from './app-datagram.js';
 import type { CredentialResigner, ResignAction, ResignWarning } from './credential-resigner.js';
 import { DEFAULT_QUEUE_LIMITS, FlowState, type FlowPhase, type QueueLimits } from './flow-state.js';
@@ -150,7 +150,7 @@ export class FlowMachine {
     if (this.isClosed()) return out;
     this.state.lastActivity = now;
     const resigner = this.#resigner;
-    if (resigner && (datagram[0] as number) < 0x40) {
+    if (resigner && wireKindOf(datagram[0] as number) === WireKind.Stun) {
       // Local mode: STUN goes through the resigner (end === length for STUN).
       this.#resign(out, resigner.fromApp(datagram, now));
     } else if (this.state.phase === 'open') out.push(FORWARD_UPSTREAM);

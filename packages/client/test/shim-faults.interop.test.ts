@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
+import { AttributeType, MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
 import {
   ProcessGroup,
   SocksRecorder,
@@ -33,8 +33,9 @@ function servers(...texts: string[]): UpstreamServer[] {
   });
 }
 
-function bindingRequest(): Buffer {
-  return new MessageBuilder(Method.Binding, MessageClass.Request).build();
+/** An unauthenticated Allocate: what opens a flow (a Binding is answered by the shim itself). */
+function allocateRequest(): Buffer {
+  return new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }).build();
 }
 
 async function sendUdp(port: number, data: Buffer): Promise<void> {
@@ -124,7 +125,7 @@ describe('isolation and faults', () => {
     const closed = await freePort();
     for (const detail of [false, true]) {
       const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`), detail });
-      await sendUdp(shim.address.port, bindingRequest());
+      await sendUdp(shim.address.port, allocateRequest());
       await waitFor('flow closed', () => shim.stats.upstreamFailures === 1 && shim.activeFlows === 0, 5000);
       const name = detail ? `tcp://127\\.0\\.0\\.1:${closed}` : 'server #1';
       assert.match(messages(lines), new RegExp(`could not connect to ${name}: connection refused by the destination`));
@@ -138,7 +139,7 @@ describe('isolation and faults', () => {
     replyFor = (r) => (r.host.endsWith('.onion') ? 0xf0 : undefined);
     const onion = 'a'.repeat(56) + '.onion';
     const { shim, lines } = await startShim({ servers: servers(`${onion}:3478`) });
-    await sendUdp(shim.address.port, bindingRequest());
+    await sendUdp(shim.address.port, allocateRequest());
     await waitFor('failure', () => shim.stats.upstreamFailures === 1, 5000);
     replyFor = undefined;
     assert.match(messages(lines), /onion service descriptor can not be found/);
@@ -148,7 +149,7 @@ describe('isolation and faults', () => {
   test('SOCKS proxy down: says so, and names tor', async () => {
     const deadSocks = await freePort();
     const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), socksPort: deadSocks });
-    await sendUdp(shim.address.port, bindingRequest());
+    await sendUdp(shim.address.port, allocateRequest());
     await waitFor('failure', () => shim.stats.upstreamFailures === 1, 5000);
     assert.match(messages(lines), new RegExp(`SOCKS proxy 127\\.0\\.0\\.1:${deadSocks} is not accepting connections \\(ECONNREFUSED\\); is tor running\\?`));
     await shim.stop();
@@ -187,7 +188,7 @@ describe('isolation and faults', () => {
       const s = connect({ host: '127.0.0.1', port: shim.address.port });
       s.on('error', () => {});
       await new Promise((r) => s.once('connect', r));
-      s.write(bindingRequest());
+      s.write(allocateRequest());
       await waitFor('the control request to reach SOCKS', () => recorder.requests.length > before, 5000);
       s.destroy();
     };
@@ -238,7 +239,7 @@ describe('isolation and faults', () => {
       const first = recorder.requests.length;
       const decided = (): number => shim.stats.dialsDelayed + recorder.requests.length - first;
       // Eight sources at once (sockets kept open, so no source port is reused).
-      for (const a of udpApps(8)) await new Promise<void>((r) => a.send(bindingRequest(), shim.address.port, '127.0.0.1', () => r()));
+      for (const a of udpApps(8)) await new Promise<void>((r) => a.send(allocateRequest(), shim.address.port, '127.0.0.1', () => r()));
       await waitFor('8 UDP flows dialed or waiting', () => decided() >= 8, 5000);
       assert.equal(recorder.requests.length - first, 3, 'the burst: three Tor streams');
       assert.equal(shim.stats.dialsDelayed, 5);
@@ -249,7 +250,7 @@ describe('isolation and faults', () => {
         s.on('error', () => {});
         s.once('close', () => tcpClosed++);
         await new Promise((r) => s.once('connect', r));
-        s.write(bindingRequest());
+        s.write(allocateRequest());
       }
       await waitFor('4 TCP flows waiting', () => shim.stats.dialsDelayed === 9, 5000);
       // Waiting flows dial only when a token comes (exact on a manual clock: flow-table.test.ts),
@@ -276,7 +277,7 @@ describe('isolation and faults', () => {
     try {
       const paced = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 5, burst: 1 }, clock });
       const first = recorder.requests.length;
-      for (const a of udpApps(5)) await new Promise<void>((r) => a.send(bindingRequest(), paced.shim.address.port, '127.0.0.1', () => r()));
+      for (const a of udpApps(5)) await new Promise<void>((r) => a.send(allocateRequest(), paced.shim.address.port, '127.0.0.1', () => r()));
       await waitFor('one dialed, four waiting', () => recorder.requests.length - first === 1 && paced.shim.stats.dialsDelayed === 4, 5000, 5);
       // One at once, then one per 200 ms.
       for (let n = 2; n <= 5; n++) {
@@ -291,7 +292,7 @@ describe('isolation and faults', () => {
 
       const slow = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 1 }, newFlowWaitMs: 300, clock: slowClock });
       const before = recorder.requests.length;
-      for (const a of udpApps(3)) await new Promise<void>((r) => a.send(bindingRequest(), slow.shim.address.port, '127.0.0.1', () => r()));
+      for (const a of udpApps(3)) await new Promise<void>((r) => a.send(allocateRequest(), slow.shim.address.port, '127.0.0.1', () => r()));
       await waitFor('one dialed, two waiting', () => recorder.requests.length - before === 1 && slow.shim.stats.dialsDelayed === 2, 5000, 5);
       slowClock.advance(299);
       assert.equal(slow.shim.stats.dialRateRefused, 0);

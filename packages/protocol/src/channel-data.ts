@@ -21,11 +21,6 @@ export function channelDataPadding(dataLength: number): number {
   return (4 - (dataLength & 3)) & 3;
 }
 
-/** True when the first byte marks ChannelData (top two bits 0b01). */
-export function looksLikeChannelData(buf: Buffer): boolean {
-  return buf.length >= CHANNEL_DATA_HEADER_LENGTH && ((buf[0] as number) & 0xc0) === 0x40;
-}
-
 /**
  * Decodes a ChannelData message from a UDP datagram or a framer frame. Up to 3 bytes of
  * trailing padding are accepted (UDP may or may not pad; TCP must).
@@ -57,23 +52,4 @@ export function encodeChannelData(channel: number, data: Buffer, pad: boolean): 
 export function writeChannelDataHeader(out: Buffer, offset: number, channel: number, dataLength: number): void {
   out.writeUInt16BE(channel, offset);
   out.writeUInt16BE(dataLength, offset + 2);
-}
-
-/**
- * UDP form -> TCP form: the same bytes when already padded (a view, no copy), otherwise a
- * padded copy. `datagram` must already be valid ChannelData (see decodeChannelData).
- */
-export function channelDataToTcp(datagram: Buffer): Buffer {
-  const len = datagram.readUInt16BE(2);
-  const padded = CHANNEL_DATA_HEADER_LENGTH + len + channelDataPadding(len);
-  if (datagram.length === padded) return datagram;
-  const out = Buffer.allocUnsafe(padded);
-  datagram.copy(out, 0, 0, CHANNEL_DATA_HEADER_LENGTH + len);
-  out.fill(0, CHANNEL_DATA_HEADER_LENGTH + len);
-  return out;
-}
-
-/** TCP form -> UDP form: strips the padding (a view, no copy). */
-export function channelDataToUdp(frame: Buffer): Buffer {
-  return frame.subarray(0, CHANNEL_DATA_HEADER_LENGTH + frame.readUInt16BE(2));
 }

@@ -5,7 +5,8 @@ export { type DecodeError, type DecodeErrorCode, type Result } from './result.js
 export { parseIp, parseIPv4, parseIPv6, formatIp, formatIPv4, formatIPv6 } from './ip-address.js';
 export { readAddress, writeAddress, type IpFamily, type TransportAddress } from './address.js';
 export { encodeMessageType, methodOf, classOf } from './message-type.js';
-export { MAX_ATTRIBUTES, decodeMessage, getAttribute, headerOf, looksLikeStun, type RawAttribute, type StunMessage } from './message.js';
+export { MAX_ATTRIBUTES, decodeMessage, getAttribute, headerOf, type RawAttribute, type StunMessage } from './message.js';
+export { WireKind, wireKindOf } from './first-byte.js';
 export {
   ATTRIBUTE_KINDS,
   decodeAttributeValue,
@@ -33,12 +34,9 @@ export { MessageBuilder, newTransactionId, type BuildOptions } from './builder.j
 export {
   PADDING,
   channelDataPadding,
-  channelDataToTcp,
-  channelDataToUdp,
   decodeChannelData,
   encodeChannelData,
   isValidChannelNumber,
-  looksLikeChannelData,
   writeChannelDataHeader,
   type ChannelData,
 } from './channel-data.js';

@@ -10,6 +10,7 @@ import {
   isComprehensionRequired,
   isKnownAttribute,
 } from './constants.js';
+import { WireKind, wireKindOf } from './first-byte.js';
 import { classOf, methodOf } from './message-type.js';
 import { fail, ok, type Result } from './result.js';
 
@@ -50,18 +51,13 @@ export interface StunMessage {
   readonly ignoredAfterIntegrity: number;
 }
 
-/** Cheap check of the first bytes: could this be a STUN message (top two bits zero + cookie)? */
-export function looksLikeStun(buf: Buffer): boolean {
-  return buf.length >= HEADER_LENGTH && (buf[0] as number) < 0x40 && buf.readUInt32BE(4) === MAGIC_COOKIE;
-}
-
 /**
  * Decodes one STUN message that fills `buf` exactly (a UDP datagram or a frame from the
  * stream framer). Never throws; hostile input gives a DecodeError.
  */
 export function decodeMessage(buf: Buffer): Result<StunMessage> {
   if (buf.length < HEADER_LENGTH) return fail('truncated', `message of ${buf.length} bytes is shorter than the 20-byte header`);
-  if ((buf[0] as number) >= 0x40) return fail('not-stun', 'first two bits are not zero');
+  if (wireKindOf(buf[0] as number) !== WireKind.Stun) return fail('not-stun', 'first two bits are not zero');
   const length = buf.readUInt16BE(2);
   if (length % 4 !== 0) return fail('bad-length', `message length ${length} is not a multiple of 4`);
   if (length + HEADER_LENGTH !== buf.length) {

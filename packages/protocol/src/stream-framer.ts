@@ -4,6 +4,7 @@
 // exact size, so memory per connection is bounded by the largest allowed frame.
 import { CHANNEL_DATA_HEADER_LENGTH, ChannelNumber, HEADER_LENGTH, MAGIC_COOKIE } from './constants.js';
 import { channelDataPadding } from './channel-data.js';
+import { WireKind, wireKindOf } from './first-byte.js';
 
 export const FrameKind = { Stun: 0, ChannelData: 1 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -125,13 +126,14 @@ export class StreamFramer {
   #frameSize(buf: Buffer, at: number): number {
     const first = buf[at] as number;
     const len = buf.readUInt16BE(at + 2);
-    if (first < 0x40) {
+    const kind = wireKindOf(first);
+    if (kind === WireKind.Stun) {
       if (len % 4 !== 0) return this.#fail('garbage', `STUN length ${len} is not a multiple of 4`);
       const size = HEADER_LENGTH + len;
       if (size > this.#max) return this.#fail('too-long', `STUN message of ${size} bytes is over the limit of ${this.#max}`);
       return size;
     }
-    if (first < 0x80) {
+    if (kind === WireKind.ChannelData) {
       const channel = buf.readUInt16BE(at);
       if (channel > this.#maxChannel) return this.#fail('bad-channel-number', `channel 0x${channel.toString(16)} is reserved`);
       const size = CHANNEL_DATA_HEADER_LENGTH + len + channelDataPadding(len);
@@ -142,7 +144,7 @@ export class StreamFramer {
   }
 
   #deliver(frame: Buffer): FramingError | undefined {
-    if ((frame[0] as number) < 0x40) {
+    if (wireKindOf(frame[0] as number) === WireKind.Stun) {
       if (frame.readUInt32BE(4) !== MAGIC_COOKIE) {
         this.#fail('not-stun', 'STUN message without the magic cookie on a TURN stream');
         return this.#error;

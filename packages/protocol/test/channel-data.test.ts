@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { channelDataToTcp, channelDataToUdp, decodeChannelData, encodeChannelData } from '../src/index.js';
+import { WireKind, decodeChannelData, encodeChannelData, wireKindOf } from '../src/index.js';
 
 test('ChannelData round-trips with and without padding', () => {
   for (let len = 0; len < 9; len++) {
@@ -16,12 +16,12 @@ test('ChannelData round-trips with and without padding', () => {
   }
 });
 
-test('UDP form <-> TCP form', () => {
-  const unpadded = encodeChannelData(0x4001, Buffer.from('abcde'), false);
-  const tcp = channelDataToTcp(unpadded);
-  assert.equal(tcp.toString('hex'), '4001000561626364650000' + '00');
-  assert.equal(channelDataToTcp(tcp), tcp, 'already padded: the same buffer');
-  assert.deepEqual(channelDataToUdp(tcp), unpadded);
+test('the first byte tells STUN (0b00), ChannelData (0b01) and neither apart', () => {
+  assert.deepEqual(
+    [0x00, 0x01, 0x3f, 0x40, 0x4f, 0x7f, 0x80, 0x16, 0x47, 0xff].map(wireKindOf),
+    [WireKind.Stun, WireKind.Stun, WireKind.Stun, WireKind.ChannelData, WireKind.ChannelData, WireKind.ChannelData, WireKind.Other, WireKind.Stun, WireKind.ChannelData, WireKind.Other],
+  );
+  assert.equal(wireKindOf(encodeChannelData(0x4001, Buffer.from('x'), true)[0]!), WireKind.ChannelData);
 });
 
 test('bad ChannelData is an error value', () => {

@@ -211,8 +211,9 @@ function bindRelay(
   ctx.options.binder.bind(relay, (socket) => {
     if (alloc.deleted) {
       // Deleted while this socket was being bound (shutdown, or the allocation gone): nobody
-      // would ever close it, so it and its ports go straight back.
+      // would ever close it, so it and its ports go straight back (and other workers forget it).
       socket?.close();
+      if (socket) ctx.relays.remove(relay);
       ctx.options.ports.give(port, ctx.now());
       if (reserve !== undefined) ctx.options.ports.give(reserve, ctx.now());
       return done(false);

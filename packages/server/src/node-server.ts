@@ -445,7 +445,12 @@ export class TurnServer {
     sock.once('error', onBindError);
     sock.bind({ port: relay.port, address: relay.bindAddress, exclusive: true }, () => {
       sock.off('error', onBindError);
-      done(this.#relaySocket(sock, relay));
+      const socket = this.#relaySocket(sock, relay);
+      // With workers, the others learn the address before the client does (it may be named as a
+      // peer by another user at once).
+      const relays = this.#config.relays;
+      if (relays?.prepare) relays.prepare(relay, () => done(socket));
+      else done(socket);
     });
   }
 

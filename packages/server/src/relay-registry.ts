@@ -15,6 +15,11 @@ export interface LiveRelays {
   find(ip: Buffer, port: number): Relay | undefined;
   /** Whether ip:port is a live relay address of this server, in this process or another worker. */
   has(ip: Buffer, port: number): boolean;
+  /**
+   * Optional: the relay's socket is bound and its allocation about to be answered; `done` once
+   * every process that must know the address does (a client may name it as a peer at once).
+   */
+  prepare?(relay: Relay, done: () => void): void;
 }
 
 export class RelayRegistry implements LiveRelays {
@@ -49,7 +54,12 @@ export class RelayRegistry implements LiveRelays {
 export interface RelayChange {
   readonly op: 'add' | 'remove';
   readonly key: string;
+  /** Set on an add that waits for the primary's word that every other worker has it. */
+  readonly ack?: number;
 }
+
+/** How long an allocation's answer waits for the other workers to know its relay, at most. */
+const PREPARE_TIMEOUT_MS = 1000;
 
 /**
  * The live relays of a server made of worker processes: this worker's own (handed datagrams in
@@ -60,6 +70,10 @@ export class SharedRelays implements LiveRelays {
   readonly #local = new RelayRegistry();
   readonly #remote = new Set<string>();
   readonly #announce: (change: RelayChange) => void;
+  /** Relays announced by prepare(), so add() does not announce them again. */
+  readonly #prepared = new Set<string>();
+  readonly #waiting = new Map<number, () => void>();
+  #nextAck = 1;
 
   constructor(announce: (change: RelayChange) => void) {
     this.#announce = announce;
@@ -69,16 +83,41 @@ export class SharedRelays implements LiveRelays {
     return this.#remote.size;
   }
 
+  prepare(relay: Relay, done: () => void): void {
+    const k = relayKey(relay);
+    if (k === undefined) return done();
+    const ack = this.#nextAck++;
+    this.#prepared.add(k);
+    const timer = setTimeout(() => this.acked(ack), PREPARE_TIMEOUT_MS);
+    timer.unref();
+    this.#waiting.set(ack, () => {
+      clearTimeout(timer);
+      done();
+    });
+    this.#announce({ op: 'add', key: k, ack });
+  }
+
+  /** The primary has passed an announced add on to every other worker. */
+  acked(ack: number): void {
+    const done = this.#waiting.get(ack);
+    this.#waiting.delete(ack);
+    done?.();
+  }
+
   add(relay: Relay): void {
     this.#local.add(relay);
     const k = relayKey(relay);
-    if (k !== undefined) this.#announce({ op: 'add', key: k });
+    if (k === undefined) return;
+    if (this.#prepared.delete(k)) return;
+    this.#announce({ op: 'add', key: k });
   }
 
   remove(relay: Relay): void {
     this.#local.remove(relay);
     const k = relayKey(relay);
-    if (k !== undefined) this.#announce({ op: 'remove', key: k });
+    if (k === undefined) return;
+    this.#prepared.delete(k);
+    this.#announce({ op: 'remove', key: k });
   }
 
   find(ip: Buffer, port: number): Relay | undefined {

@@ -14,6 +14,8 @@ import {
   getAttribute,
   readAttribute,
   verifyFingerprint,
+  WireKind,
+  wireKindOf,
   writeDataIndication,
   type StunMessage,
 } from '@onionturn/protocol';
@@ -119,8 +121,9 @@ export class TurnCore {
   handleClientDatagram(client: Client, data: Buffer): void {
     const first = data[0];
     if (first === undefined) return;
-    if (first < 0x40) this.handleStun(client, data);
-    else if (first < 0x80) this.handleChannelData(client, data);
+    const kind = wireKindOf(first);
+    if (kind === WireKind.Stun) this.handleStun(client, data);
+    else if (kind === WireKind.ChannelData) this.handleChannelData(client, data);
     else this.stats.malformed++;
   }
 

@@ -17,6 +17,8 @@ import {
   readAddressAttribute,
   readAttribute,
   verifyFingerprint,
+  WireKind,
+  wireKindOf,
   type StunMessage,
 } from '@onionturn/protocol';
 
@@ -165,7 +167,7 @@ export async function probe(target: ProbeTarget, options: ProbeOptions = {}): Pr
       });
       s.on('data', (chunk: Buffer) => {
         // A STUN answer starts with two zero bits; anything else (HTTP, TLS, ...) is not a TURN server.
-        if (first && chunk.length > 0 && (chunk[0] as number) >= 0x40) {
+        if (first && chunk.length > 0 && wireKindOf(chunk[0] as number) !== WireKind.Stun) {
           return resolve({ ok: false, ms: elapsed(), reason: `not a STUN stream: answer starts with ${JSON.stringify(chunk.subarray(0, 8).toString('latin1'))}` });
         }
         first = false;

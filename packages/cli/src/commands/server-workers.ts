@@ -19,6 +19,10 @@ const STOP_GRACE_MS = 10_000;
 interface RelayMessage extends RelayChange {
   readonly type: 'onionturn-relay';
 }
+interface AckMessage {
+  readonly type: 'onionturn-relay-ack';
+  readonly ack: number;
+}
 interface ReadyMessage {
   readonly type: 'onionturn-ready';
   readonly listeners: readonly string[];
@@ -26,6 +30,10 @@ interface ReadyMessage {
 
 function isRelayMessage(m: unknown): m is RelayMessage {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'onionturn-relay';
+}
+
+function isAckMessage(m: unknown): m is AckMessage {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'onionturn-relay-ack';
 }
 
 function isReadyMessage(m: unknown): m is ReadyMessage {
@@ -54,6 +62,7 @@ export function workerConfig(config: TurnServerConfig, index: number, count: num
   const relays = new SharedRelays((change) => process.send?.({ type: 'onionturn-relay', ...change } satisfies RelayMessage));
   process.on('message', (m: unknown) => {
     if (isRelayMessage(m)) relays.apply(m);
+    else if (isAckMessage(m)) relays.acked(m.ack);
   });
   const { metrics: _metrics, ...rest } = config;
   return {
@@ -109,7 +118,10 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
         const keys = relaysOf.get(w);
         if (m.op === 'add') keys?.add(m.key);
         else keys?.delete(m.key);
-        broadcast(w, m);
+        broadcast(w, { op: m.op, key: m.key });
+        // Sent after the broadcast: each other worker has the add in its channel before the
+        // allocation is answered, so before any client can name the address.
+        if (m.ack !== undefined && w.isConnected()) w.send({ type: 'onionturn-relay-ack', ack: m.ack } satisfies AckMessage);
       } else if (isReadyMessage(m)) {
         for (const l of m.listeners) listeners.add(l);
         if (restart) logger.info('worker-restarted', { worker: index, pid: w.process.pid });
