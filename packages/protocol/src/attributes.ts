@@ -168,8 +168,11 @@ export function decodeAttributeValue(type: number, value: Buffer, header: Buffer
     }
     case 'address-error-code': {
       const family = familyFromByte(value[0]);
-      if (value.length < 4 || !family) return fail('bad-attribute', 'ADDRESS-ERROR-CODE has a bad length or family');
-      return ok({ kind, family, code: readErrorNumber(value, 2), reason: value.toString('utf8', 4) });
+      if (value.length < 4 || value.length > 4 + MAX_TEXT_BYTES || !family) return fail('bad-attribute', 'ADDRESS-ERROR-CODE has a bad length or family');
+      // The same codes as ERROR-CODE (RFC 8656 §18.13): anything else would not re-encode.
+      const code = readErrorNumber(value, 2);
+      if (code < 300 || code > 699 || (value[3] as number) > 99) return fail('bad-attribute', `ADDRESS-ERROR-CODE ${code} is out of range`);
+      return ok({ kind, family, code, reason: value.toString('utf8', 4) });
     }
     case 'icmp':
       if (value.length !== 8) return fail('bad-attribute', `ICMP must be 8 bytes, got ${value.length}`);

@@ -99,6 +99,13 @@ test('malformed attribute values decode to errors, not exceptions', () => {
     [A.Icmp, '00'.repeat(4)],
     [A.Username, '61'.repeat(513)],
     [A.Realm, '61'.repeat(764)],
+    // ADDRESS-ERROR-CODE holds the same codes as ERROR-CODE (found by npm run fuzz: these decoded
+    // to values the encoder refuses, so a decoded message did not re-encode).
+    [A.AddressErrorCode, '02000100'],
+    [A.AddressErrorCode, '02000763'],
+    [A.AddressErrorCode, '0100004b'],
+    [A.AddressErrorCode, '010004ff'],
+    [A.AddressErrorCode, '01000401' + '61'.repeat(764)],
   ];
   for (const [type, h] of bad) {
     const r = decodeMessage(messageWith(type, Buffer.from(h, 'hex')));

@@ -1,0 +1,215 @@
+// The fuzz loop: replay the corpus, then mutate and run, with checks on exceptions, CPU cost and
+// (in the targets) state sizes. Findings are minimised and saved to the corpus.
+import { loadCorpus, saveInput } from './corpus.js';
+import { Rng } from './rng.js';
+import type { Target } from './target.js';
+
+export interface Finding {
+  readonly kind: 'crash' | 'over-budget';
+  readonly message: string;
+  /** The minimised input. */
+  readonly hex: string;
+  /** Where it was saved, when saving is on. */
+  readonly file: string | undefined;
+}
+
+export interface TargetReport {
+  readonly target: string;
+  execs: number;
+  crashes: number;
+  overBudget: number;
+  /** Corpus entries replayed (files + built-in seeds). */
+  corpus: number;
+  /** Inputs kept because they did something new. */
+  discovered: number;
+  /** Distinct behaviours seen. */
+  behaviours: number;
+  cpuSeconds: number;
+  slowest: { ms: number; size: number; hex: string };
+  readonly findings: Finding[];
+}
+
+export interface RunOptions {
+  readonly seed: number;
+  /** Stop after this many executions (corpus replay included)... */
+  readonly execs?: number;
+  /** ...or after this many seconds. */
+  readonly seconds?: number;
+  /** Save findings to fuzz/corpus (default true). */
+  readonly saveFindings?: boolean;
+  /** Save up to this many smallest inputs of new behaviours to the corpus at the end. */
+  readonly saveDiscovered?: number;
+  /** Only replay the corpus and the seeds, no mutation. */
+  readonly replayOnly?: boolean;
+}
+
+const MAX_POOL = 4000;
+const MAX_BEHAVIOURS = 100_000;
+const MAX_FINDINGS = 5;
+
+function cpuMicros(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return d.user + d.system;
+}
+
+/** A key for "the same bug": the message with numbers taken out. */
+function bugKey(e: unknown): string {
+  const m = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return (m.split(' | ')[0] as string).replace(/0x[0-9a-f]+|\d+/gi, 'N').slice(0, 200);
+}
+
+function runs(target: Target, input: Buffer): unknown {
+  try {
+    target.run(input);
+    return undefined;
+  } catch (e) {
+    return e ?? new Error('thrown undefined');
+  }
+}
+
+/** Delta debugging: drop chunks while the same bug still shows. */
+export function minimise(target: Target, input: Buffer, still: (input: Buffer) => boolean, attempts = 3000): Buffer {
+  let best = input;
+  let tries = 0;
+  // Structure first (drop attributes, records), then bytes.
+  for (let progress = true; progress && target.shrink && tries < attempts; ) {
+    progress = false;
+    for (const candidate of target.shrink(best)) {
+      if (++tries >= attempts) break;
+      if (candidate.length < best.length && still(candidate)) {
+        best = candidate;
+        progress = true;
+        break;
+      }
+    }
+  }
+  let chunk = Math.max(1, best.length >> 1);
+  while (chunk >= 1 && tries < attempts) {
+    let changed = false;
+    for (let at = 0; at < best.length && tries < attempts; ) {
+      const candidate = Buffer.concat([best.subarray(0, at), best.subarray(at + chunk)]);
+      tries++;
+      if (candidate.length < best.length && still(candidate)) {
+        best = candidate;
+        changed = true;
+      } else {
+        at += chunk;
+      }
+    }
+    if (!changed) chunk >>= 1;
+  }
+  return best;
+}
+
+export async function fuzzTarget(target: Target, options: RunOptions): Promise<TargetReport> {
+  await target.init?.();
+  const rng = new Rng(options.seed);
+  const report: TargetReport = {
+    target: target.name,
+    execs: 0,
+    crashes: 0,
+    overBudget: 0,
+    corpus: 0,
+    discovered: 0,
+    behaviours: 0,
+    cpuSeconds: 0,
+    slowest: { ms: 0, size: 0, hex: '' },
+    findings: [],
+  };
+  const save = options.saveFindings ?? true;
+  const seen = new Set<string>();
+  const smallest = new Map<string, Buffer>();
+  const bugs = new Set<string>();
+  const pool: Buffer[] = [];
+  const cpuStart = process.cpuUsage();
+
+  const record = (kind: Finding['kind'], message: string, key: string, input: Buffer, still: (b: Buffer) => boolean): void => {
+    if (bugs.has(key) || report.findings.length >= MAX_FINDINGS) return;
+    bugs.add(key);
+    const small = minimise(target, input, still);
+    const file = save ? saveInput(target.name, kind, small, `${kind} found by npm run fuzz (seed ${options.seed}): ${message.split('\n')[0]}`) : undefined;
+    report.findings.push({ kind, message, hex: small.toString('hex'), file });
+    console.error(`fuzz: ${target.name}: ${kind}: ${message}\n  input ${small.toString('hex')}${file ? `\n  saved ${file}` : ''}`);
+  };
+
+  const exec = (input: Buffer, fromCorpus: boolean): void => {
+    report.execs++;
+    const t0 = process.cpuUsage();
+    let signature = '';
+    let error: unknown;
+    try {
+      signature = target.run(input);
+    } catch (e) {
+      error = e ?? new Error('thrown undefined');
+    }
+    const us = cpuMicros(t0);
+    if (error !== undefined) {
+      report.crashes++;
+      const key = bugKey(error);
+      const message = error instanceof Error ? `${error.name}: ${error.message}${error.stack ? `\n${error.stack.split('\n').slice(1, 4).join('\n')}` : ''}` : String(error);
+      record('crash', message, key, input, (b) => {
+        const e = runs(target, b);
+        return e !== undefined && bugKey(e) === key;
+      });
+      return;
+    }
+    if (us / 1000 > report.slowest.ms) report.slowest = { ms: us / 1000, size: input.length, hex: input.toString('hex') };
+    const budget = target.budgetUs(input.length);
+    if (us > budget) {
+      // CPU time includes garbage collection: only a cost that repeats counts.
+      let least = us;
+      for (let i = 0; i < 3 && least > budget; i++) {
+        const t = process.cpuUsage();
+        runs(target, input);
+        least = Math.min(least, cpuMicros(t));
+      }
+      if (least > budget) {
+        report.overBudget++;
+        const over = (b: Buffer): boolean => {
+          const t = process.cpuUsage();
+          runs(target, b);
+          return cpuMicros(t) > target.budgetUs(b.length);
+        };
+        record('over-budget', `${(least / 1000).toFixed(2)} ms of CPU for ${input.length} bytes (budget ${(budget / 1000).toFixed(2)} ms)`, 'over-budget', input, over);
+      }
+    }
+    if (!seen.has(signature)) {
+      if (seen.size < MAX_BEHAVIOURS) seen.add(signature);
+      if (!fromCorpus) {
+        report.discovered++;
+        if (pool.length < MAX_POOL) pool.push(input);
+        else pool[rng.below(pool.length)] = input;
+      }
+    }
+    const prev = smallest.get(signature);
+    if (!fromCorpus && (prev === undefined || input.length < prev.length) && smallest.size < MAX_BEHAVIOURS) smallest.set(signature, input);
+  };
+
+  const started = Date.now();
+  const limit = options.execs ?? Number.POSITIVE_INFINITY;
+  const deadline = options.seconds !== undefined ? started + options.seconds * 1000 : Number.POSITIVE_INFINITY;
+  const initial = [...loadCorpus(target.name).map((e) => e.input), ...target.seeds()];
+  report.corpus = initial.length;
+  for (const input of initial) {
+    pool.push(input);
+    exec(input, true);
+  }
+  if (!options.replayOnly) {
+    while (report.execs < limit) {
+      if ((report.execs & 127) === 0 && Date.now() >= deadline) break;
+      const base = rng.pick(pool);
+      exec(target.mutate(base, rng, pool), false);
+    }
+  }
+  report.behaviours = seen.size;
+  report.cpuSeconds = cpuMicros(cpuStart) / 1e6;
+  if (options.saveDiscovered && options.saveDiscovered > 0) {
+    const picks = [...smallest.values()].sort((a, b) => a.length - b.length);
+    // Spread over sizes: every k-th of the behaviours, smallest first.
+    const step = Math.max(1, Math.floor(picks.length / options.saveDiscovered));
+    for (let i = 0, n = 0; i < picks.length && n < options.saveDiscovered; i += step, n++) {
+      saveInput(target.name, 'gen', picks[i] as Buffer, `kept by npm run fuzz (seed ${options.seed}): a new behaviour`);
+    }
+  }
+  return report;
+}
