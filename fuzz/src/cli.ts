@@ -1,6 +1,6 @@
 // npm run fuzz -- [--execs N | --seconds N] [--target NAME[,NAME]] [--json FILE] [--seed N]
 //                 [--save-corpus K] [--replay]
-// Runs the targets one after another in this one process; the budget is split evenly.
+// Runs the targets one after another in this one process; the budget is split by target weight.
 import { writeFileSync } from 'node:fs';
 import { fuzzTarget, type TargetReport } from './engine.js';
 import { TARGETS } from './targets/index.js';
@@ -97,8 +97,9 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const chosen = args.targets.length === 0 ? TARGETS : args.targets.map((n) => TARGETS.find((t) => t.name === n) ?? fail(`unknown target '${n}'; targets: ${TARGETS.map((t) => t.name).join(', ')}`));
   const reports: TargetReport[] = [];
-  const share = (n: number | undefined): number | undefined => (n === undefined ? undefined : n / chosen.length);
+  const weights = chosen.reduce((n, t) => n + (t.weight ?? 1), 0);
   for (const target of chosen) {
+    const share = (n: number | undefined): number | undefined => (n === undefined ? undefined : (n * (target.weight ?? 1)) / weights);
     const execs = share(args.execs);
     const seconds = share(args.seconds);
     console.error(`fuzz: ${target.name} (${args.replay ? 'corpus only' : execs !== undefined ? `${Math.floor(execs)} execs` : `${seconds?.toFixed(0)} s`}, seed ${args.seed})`);

@@ -3,6 +3,8 @@ import type { Rng } from './rng.js';
 
 export interface Target {
   readonly name: string;
+  /** Share of an --execs or --seconds budget relative to the others (default 1): slow targets take less. */
+  readonly weight?: number;
   /** Largest input the mutator produces. */
   readonly maxSize: number;
   /** Prepares what run() needs (imports, fixed state); called once. */
