@@ -42,7 +42,7 @@ const POLICY_SEEDS = [
 export const peerPolicy: Target = {
   name: 'peer-policy',
   maxSize: 512,
-  budgetUs: (n) => 5_000 + 20 * n,
+  budgetUs: (n) => 50_000 + 20 * n,
   seeds: () => POLICY_SEEDS.map((s) => Buffer.from(s, 'latin1')),
   mutate: (input, rng, corpus) => havoc(input, rng, corpus, 512),
   run(input) {
@@ -81,7 +81,7 @@ const PROXY_SEEDS = [
 export const proxyHeader: Target = {
   name: 'proxy-header',
   maxSize: 256,
-  budgetUs: (n) => 5_000 + 20 * n,
+  budgetUs: (n) => 50_000 + 20 * n,
   seeds: () => PROXY_SEEDS.map((s) => Buffer.from(s, 'latin1')),
   mutate: (input, rng, corpus) => havoc(input, rng, corpus, 256),
   run(input) {
@@ -110,7 +110,7 @@ const NOW = 1_700_000_000_000;
 export const credentialRequest: Target = {
   name: 'credential-request',
   maxSize: 2048,
-  budgetUs: (n) => 20_000 + 20 * n,
+  budgetUs: (n) => 50_000 + 20 * n,
   seeds: () =>
     [
       '\x00/?service=turn',
@@ -165,7 +165,7 @@ export const credentialRequest: Target = {
 export const socks5Codec: Target = {
   name: 'socks5-codec',
   maxSize: 600,
-  budgetUs: (n) => 5_000 + 20 * n,
+  budgetUs: (n) => 50_000 + 20 * n,
   seeds: () =>
     [
       '00 05 00 00 01 7f 00 00 01 1f 90',

@@ -35,7 +35,7 @@ const KNOWN_TYPES = Object.keys(ATTRIBUTE_KINDS).map(Number);
 export const stunDecoder: Target = {
   name: 'stun-decoder',
   maxSize: 0xffff + 20,
-  budgetUs: (n) => 20_000 + 5 * n,
+  budgetUs: (n) => 50_000 + 5 * n,
   seeds: () => [...RFC5769, ...turnMessages()],
   mutate: (input, rng, corpus) => mutateStun(input, rng, corpus, 0xffff + 20),
   shrink: shrinkStun,
@@ -95,7 +95,7 @@ export const stunDecoder: Target = {
 export const channelData: Target = {
   name: 'channel-data',
   maxSize: 4 + 0xffff + 3,
-  budgetUs: (n) => 5_000 + 2 * n,
+  budgetUs: (n) => 50_000 + 2 * n,
   seeds: channelDataSeeds,
   mutate: (input, rng, corpus) => havoc(input, rng, corpus, 4 + 0xffff + 3),
   run(input) {
@@ -149,7 +149,7 @@ function frameAll(stream: Buffer, chunks: readonly number[], options: { rfc5766C
 export const streamFramer: Target = {
   name: 'stream-framer',
   maxSize: 16_384,
-  budgetUs: (n) => 10_000 + 5 * n,
+  budgetUs: (n) => 50_000 + 5 * n,
   seeds: () => {
     const msgs = [...RFC5769, ...turnMessages()];
     const cds = channelDataSeeds();

@@ -301,7 +301,7 @@ export const serverCore: Target = {
   // A conversation is twenty-odd messages with HMACs: about 50 times the cost of one decode.
   weight: 0.25,
   maxSize: 8192,
-  budgetUs: (n) => 100_000 + 100 * n,
+  budgetUs: (n) => 200_000 + 100 * n,
   async init() {
     if (harness) return;
     policy = new PeerPolicy({ ownAddresses: ['203.0.113.1'] });
