@@ -7,7 +7,8 @@
 // allocations are rate limited (--rate per second, default 50); the run stops by itself.
 // Every sample (default each minute): server RSS and heap, open fds, allocations held, errors.
 // At the end: the RSS slope over the last half of the run, per 10 minutes and as a share of the
-// first sample. Everything it starts is stopped by PID.
+// first sample, and the curve as a PNG (--png, default beside --json). Everything it starts is
+// stopped by PID.
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,11 +20,12 @@ import { pathToFileURL } from 'node:url';
 import { restPassword } from '@onionturn/credentials';
 import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, FrameKind, decodeMessage, longTermKey, readAttribute, readText } from '@onionturn/protocol';
 import { ProcessGroup, freePort, sleep, waitFor } from '@onionturn/testkit';
+import { plotPng } from './png-plot.mjs';
 import { prepare, root } from './prepare.mjs';
 
-const USAGE = 'usage: npm run soak -- [--minutes N] [--clients N] [--rate N] [--json FILE] [--sample-seconds N]';
+const USAGE = 'usage: npm run soak -- [--minutes N] [--clients N] [--rate N] [--json FILE] [--png FILE] [--sample-seconds N]';
 function parseArgs(argv) {
-  const a = { minutes: 60, clients: 1000, rate: 50, json: undefined, sampleSeconds: 60 };
+  const a = { minutes: 60, clients: 1000, rate: 50, json: undefined, png: undefined, sampleSeconds: 60 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].includes('=') ? argv[i].split(/=(.*)/s) : [argv[i], undefined];
     const value = () => inline ?? argv[++i];
@@ -37,6 +39,7 @@ function parseArgs(argv) {
     else if (flag === '--rate') a.rate = num();
     else if (flag === '--sample-seconds') a.sampleSeconds = num();
     else if (flag === '--json') a.json = value();
+    else if (flag === '--png') a.png = value();
     else throw new Error(`unknown argument '${argv[i]}'\n${USAGE}`);
   }
   return a;
@@ -351,6 +354,15 @@ async function main() {
   console.log(`\nsoak: ${result.cycles} allocations churned (${result.released} released, ${result.droppedWithoutRelease} dropped), ${result.datagramsEchoed}/${result.datagramsSent} datagrams echoed, ${result.errors} errors ${JSON.stringify(result.errorKinds)}`);
   console.log(`soak: RSS slope over the last half: ${result.rssSlope.mbPer10Min} MB per 10 min = ${result.rssSlope.pctOfStartPer10Min}% of the start per 10 min`);
   if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 2) + '\n');
+  // RSS in red, heap used in blue, against minutes; the y axis starts at 0 MB.
+  const png = args.png ?? (args.json ? args.json.replace(/\.json$/, '') + '.png' : undefined);
+  if (png && samples.length > 1) {
+    writeFileSync(png, plotPng([
+      { color: [200, 30, 30], points: samples.map((s) => ({ x: s.minute, y: s.rssMb })) },
+      { color: [30, 30, 200], points: samples.filter((s) => Number.isFinite(s.heapUsedMb)).map((s) => ({ x: s.minute, y: s.heapUsedMb })) },
+    ]));
+    console.log(`soak: RSS (red) and heap used (blue) over minutes in ${png}`);
+  }
   process.exitCode = result.errors > 0 ? 1 : 0;
 }
 
