@@ -184,8 +184,8 @@ export async function fuzzTarget(target: Target, options: RunOptions): Promise<T
         record('over-budget', `${(us / 1000).toFixed(2)} ms of CPU for ${input.length} bytes (budget ${(budget / 1000).toFixed(2)} ms)`, 'over-budget', input, over);
       }
     }
-    if (!seen.has(signature)) {
-      if (seen.size < MAX_BEHAVIOURS) seen.add(signature);
+    if (!seen.has(signature) && seen.size < MAX_BEHAVIOURS) {
+      seen.add(signature);
       if (!fromCorpus) {
         report.discovered++;
         if (pool.length < MAX_POOL) pool.push(input);

@@ -12,6 +12,7 @@ import {
   PasswordAlgorithm,
   decodeMessage,
   longTermKey,
+  readAddress,
   readAttribute,
   readText,
   type StunMessage,
@@ -42,12 +43,18 @@ export const Op = {
   Close: 7,
   /** SIGHUP: [bit 0: the static user is removed]. */
   Reload: 8,
+  /** Relay port PORT_MIN + [n % 12] is taken by someone else: binding it fails. */
+  Busy: 9,
+  /** [bit 0]: binds wait (a slow bind) until a record with bit 0 clear completes them. */
+  HoldBinds: 10,
 } as const;
 export const RESIGN = 0x80;
 export const SHA256 = 0x40;
 export const FINGERPRINT = 0x20;
 
 export const PEERS = ['93.184.216.34', '2001:4860:4860::8888', '198.51.100.10', '127.0.0.1', '203.0.113.1', '8.8.8.8', '::ffff:10.0.0.1'];
+/** The harness's relay address: a re-signed XOR-PEER-ADDRESS naming it gets the port of relay [port % relays]. */
+const RELAY_EXTERNAL = '198.51.100.10';
 const REST_SECRET = 'fuzz-rest-secret';
 const SMALL: Partial<Limits> = {
   allocations: 3,
@@ -174,6 +181,14 @@ class Run {
     let algorithm: number = PasswordAlgorithm.MD5;
     for (const a of msg.attributes) {
       if (AUTH_TYPES.has(a.type)) continue;
+      if (a.type === AttributeType.XorPeerAddress && this.world.relays.length > 0) {
+        const peerAt = readAddress(a.value, msg.raw);
+        if (peerAt.ok && peerAt.value.address === RELAY_EXTERNAL) {
+          const relay = this.world.relays[peerAt.value.port % this.world.relays.length] as Harness.FakeRelaySocket;
+          b.add(a.type, { kind: 'address', address: { ...peerAt.value, port: relay.relay.port } });
+          continue;
+        }
+      }
       if (a.type === AttributeType.ReservationToken && this.token && a.value.length === 8) {
         b.addRaw(a.type, this.token);
         continue;
@@ -181,7 +196,7 @@ class Run {
       if (a.type === AttributeType.PasswordAlgorithm && a.value.length >= 2 && a.value.readUInt16BE(0) === PasswordAlgorithm.SHA256) algorithm = PasswordAlgorithm.SHA256;
       b.addRaw(a.type, a.value);
     }
-    if (!s.nonce) return b.build({ fingerprint: (flags & FINGERPRINT) !== 0 });
+    if (!s.nonce || msg.messageClass !== MessageClass.Request) return b.build({ fingerprint: (flags & FINGERPRINT) !== 0 });
     b.add(AttributeType.Username, { kind: 'text', text: this.username });
     b.add(AttributeType.Realm, { kind: 'text', text: (harness as typeof Harness).REALM });
     b.add(AttributeType.Nonce, { kind: 'text', text: s.nonce });
@@ -254,6 +269,13 @@ class Run {
         }
         break;
       }
+      case Op.Busy:
+        w.busy.add(PORT_MIN + ((payload[0] ?? 0) % (PORT_MAX - PORT_MIN + 1)));
+        break;
+      case Op.HoldBinds:
+        w.holdBinds = ((payload[0] ?? 0) & 1) === 1;
+        if (!w.holdBinds) for (const done of w.heldBinds.splice(0)) done();
+        break;
       case Op.Reload:
         w.core.reload(policy as PeerPolicy, this.lookup(((payload[0] ?? 0) & 1) === 1));
         break;
@@ -284,7 +306,10 @@ class Run {
   /** After the conversation: closing everything frees every socket and, after quarantine, every port. */
   finish(): void {
     const w = this.world;
+    // A bind that completes after everything closed must close its socket and give its port back.
     w.core.closeAll();
+    w.holdBinds = false;
+    for (const done of w.heldBinds.splice(0)) done();
     check(w.core.allocationCount === 0, 'allocations left after closeAll');
     const open = w.relays.filter((r) => !r.closed).length;
     check(open === 0, `${open} relay sockets left open after closeAll`);
@@ -454,6 +479,35 @@ function conversationSeeds(): Buffer[] {
     {
       config: 0,
       records: [
+        ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => ({ op: Op.Busy, payload: Buffer.from([n]) })),
+        { op: Op.HoldBinds, payload: Buffer.from([1]) },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: Op.HoldBinds, payload: Buffer.from([0]) },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: Op.Client, payload: Buffer.from([1]) },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: S, payload: build(Method.CreatePermission, [addr('198.51.100.10', 0)]) },
+        { op: Op.Stun | RESIGN, payload: send('198.51.100.10', 0, 'relay to relay') },
+        { op: S, payload: chan(0x4000, '198.51.100.10', 0) },
+        { op: Op.ChannelData, payload: cd(0x4000, Buffer.from('relay to relay on a channel')) },
+        { op: Op.Client, payload: Buffer.from([0]) },
+        { op: S, payload: build(Method.CreatePermission, [addr('198.51.100.10', 1)]) },
+        { op: Op.Stun | RESIGN, payload: send('198.51.100.10', 1, 'back') },
+        { op: Op.Close, payload: Buffer.alloc(0) },
+        { op: Op.Client, payload: Buffer.from([1]) },
+        { op: Op.ChannelData, payload: cd(0x4000, Buffer.from('to a relay that is gone')) },
+        { op: Op.Clock, payload: u32(400) },
+        { op: Op.Tick, payload: Buffer.alloc(0) },
+        { op: Op.Clock, payload: u32(700) },
+        { op: Op.Tick, payload: Buffer.alloc(0) },
+      ],
+    },
+    {
+      config: 0,
+      records: [
         { op: Op.Datagram, payload: Buffer.from('GET / HTTP/1.1\r\n\r\n') },
         { op: Op.ChannelData, payload: cd(0x4000, Buffer.from('before allocate')) },
         { op: Op.Stun, payload: Buffer.from('000100002112a442000000000000000000000000', 'hex') },
@@ -484,7 +538,7 @@ function randomRecord(rng: Rng, corpus: readonly Buffer[]): { op: number; payloa
       return other.length > 0 ? { ...rng.pick(other) } : { op: Op.Close, payload: Buffer.alloc(0) };
     }
     default:
-      return { op: rng.pick([Op.Close, Op.Reload]), payload: Buffer.from([rng.below(2)]) };
+      return { op: rng.pick([Op.Close, Op.Reload, Op.Busy, Op.HoldBinds]), payload: Buffer.from([rng.below(12)]) };
   }
 }
 
