@@ -215,12 +215,41 @@ export async function fuzzTarget(target: Target, options: RunOptions): Promise<T
   report.behaviours = seen.size;
   report.cpuSeconds = cpuMicros(cpuStart) / 1e6;
   if (options.saveDiscovered && options.saveDiscovered > 0) {
-    const picks = [...smallest.values()].sort((a, b) => a.length - b.length);
-    // Spread over sizes: every k-th of the behaviours, smallest first.
-    const step = Math.max(1, Math.floor(picks.length / options.saveDiscovered));
-    for (let i = 0, n = 0; i < picks.length && n < options.saveDiscovered; i += step, n++) {
-      saveInput(target.name, 'gen', picks[i] as Buffer, `kept by npm run fuzz (seed ${options.seed}): a new behaviour`);
+    for (const input of pickForCorpus(smallest, options.saveDiscovered)) {
+      saveInput(target.name, 'gen', input, `kept by npm run fuzz (seed ${options.seed}): a new behaviour`);
     }
   }
   return report;
+}
+
+/**
+ * Up to `k` inputs for the corpus: first a greedy cover of the behaviour tokens (answers, error
+ * codes, counters, quotas: the parts of the signatures), smallest input on ties, then a spread
+ * over sizes of the rest.
+ */
+export function pickForCorpus(bySignature: ReadonlyMap<string, Buffer>, k: number): Buffer[] {
+  const entries = [...bySignature.entries()].map(([sig, input]) => ({ tokens: new Set(sig.split(/[,|]/).filter((t) => t !== '')), input }));
+  const covered = new Set<string>();
+  const picked: Buffer[] = [];
+  const left = new Set(entries);
+  while (picked.length < k && left.size > 0) {
+    let best: (typeof entries)[number] | undefined;
+    let gain = 0;
+    for (const e of left) {
+      let g = 0;
+      for (const t of e.tokens) if (!covered.has(t)) g++;
+      if (g > gain || (g === gain && g > 0 && best !== undefined && e.input.length < best.input.length)) {
+        best = e;
+        gain = g;
+      }
+    }
+    if (!best || gain === 0) break;
+    left.delete(best);
+    for (const t of best.tokens) covered.add(t);
+    picked.push(best.input);
+  }
+  const rest = [...left].map((e) => e.input).sort((a, b) => a.length - b.length);
+  const step = Math.max(1, Math.floor(rest.length / Math.max(1, k - picked.length)));
+  for (let i = 0; i < rest.length && picked.length < k; i += step) picked.push(rest[i] as Buffer);
+  return picked;
 }
