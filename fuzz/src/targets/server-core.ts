@@ -506,6 +506,40 @@ function conversationSeeds(): Buffer[] {
       ],
     },
     {
+      // Quotas, consent, bandwidth and expiry with small limits; then the same with address-only filtering.
+      config: 1,
+      records: [
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: S, payload: build(Method.CreatePermission, [addr('93.184.216.34', 1)]) },
+        ...[1, 2, 3, 4, 5, 6].map((p) => ({ op: Op.Stun, payload: send('93.184.216.34', p, 'x'.repeat(900)) })),
+        { op: Op.Peer, payload: peerIn(0, 0, 9, 'from a port never sent to') },
+        { op: Op.Peer, payload: peerIn(0, 0, 1, 'answer') },
+        ...[0x4000, 0x4001, 0x4002].map((n, i) => ({ op: S, payload: chan(n, '93.184.216.34', 1 + i) })),
+        { op: S, payload: build(Method.Refresh, [[AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }]]) },
+        { op: Op.Clock, payload: u32(301) },
+        { op: Op.Tick, payload: Buffer.alloc(0) },
+        { op: Op.Peer, payload: peerIn(0, 0, 1, 'after the permission expired') },
+        { op: Op.Clock, payload: u32(601) },
+        { op: Op.Tick, payload: Buffer.alloc(0) },
+        { op: Op.ChannelData, payload: cd(0x4000, Buffer.from('after the channel expired')) },
+      ],
+    },
+    {
+      config: 3,
+      records: [
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: S, payload: build(Method.CreatePermission, [addr('93.184.216.34', 1), addr('8.8.8.8', 1)]) },
+        { op: Op.Stun, payload: send('93.184.216.34', 1, 'hi') },
+        { op: Op.Peer, payload: peerIn(0, 0, 2, 'another port of the permitted address') },
+        { op: Op.Peer, payload: peerIn(0, 0, 25, 'a port the policy may refuse') },
+        { op: Op.Stun, payload: send('8.8.8.8', 1, 'second peer') },
+        { op: Op.Clock, payload: u32(301) },
+        { op: Op.Tick, payload: Buffer.alloc(0) },
+      ],
+    },
+    {
       config: 0,
       records: [
         { op: Op.Datagram, payload: Buffer.from('GET / HTTP/1.1\r\n\r\n') },
