@@ -413,6 +413,22 @@ function conversationSeeds(): Buffer[] {
     { op, payload: build(Method.CreatePermission, [addr('93.184.216.34', 5000)]) },
     { op, payload: build(Method.Refresh, [lifetime(0)]) },
   ];
+  const tidA = build(Method.Allocate, [UDP]);
+  const tidB = build(Method.Allocate, [UDP]);
+  const algorithm = (alg: number, _offered: number[]): [number, Parameters<MessageBuilder['add']>[1]] => [
+    AttributeType.PasswordAlgorithm,
+    { kind: 'password-algorithm', algorithm: { algorithm: alg, parameters: Buffer.alloc(0) } },
+  ];
+  const algorithms = (algs: number[]): [number, Parameters<MessageBuilder['add']>[1]] => [
+    AttributeType.PasswordAlgorithms,
+    { kind: 'password-algorithms', algorithms: algs.map((a) => ({ algorithm: a, parameters: Buffer.alloc(0) })) },
+  ];
+  // Signed by someone else: an unknown user, or a wrong password and a nonce never issued.
+  const foreign = (user: string): Buffer => {
+    const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(UDP[0], UDP[1]);
+    b.add(AttributeType.Username, { kind: 'text', text: user }).add(AttributeType.Realm, { kind: 'text', text: 'onion.test' }).add(AttributeType.Nonce, { kind: 'text', text: 'obMatJos2gAAAAAAAAAAAAAAAAAAAAAA' });
+    return b.build({ integrityKey: longTermKey(user, 'onion.test', 'not the password') });
+  };
   const convs: Conversation[] = [
     { config: 0, records: full(S) },
     { config: 0, records: [{ op: Op.Client, payload: Buffer.from([2]) }, ...full(D)] },
@@ -503,6 +519,39 @@ function conversationSeeds(): Buffer[] {
         { op: Op.Tick, payload: Buffer.alloc(0) },
         { op: Op.Clock, payload: u32(700) },
         { op: Op.Tick, payload: Buffer.alloc(0) },
+      ],
+    },
+    {
+      // Retransmissions (same transaction id), a slow bind, malformed Allocates, algorithms, foreign signatures.
+      config: 0,
+      records: [
+        { op: S, payload: tidA },
+        { op: S, payload: tidA },
+        { op: S, payload: tidA },
+        { op: Op.Client, payload: Buffer.from([1]) },
+        { op: Op.HoldBinds, payload: Buffer.from([1]) },
+        { op: S, payload: tidB },
+        { op: S, payload: tidB },
+        { op: S, payload: tidB },
+        { op: S, payload: build(Method.Allocate, [UDP]) },
+        { op: Op.HoldBinds, payload: Buffer.from([0]) },
+        { op: Op.Client, payload: Buffer.from([2]) },
+        { op: D, payload: build(Method.Allocate, [UDP]) },
+        { op: D, payload: build(Method.Allocate, [UDP, [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' }], [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.alloc(8) }]]) },
+        { op: D, payload: build(Method.Allocate, [UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: false }], [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.alloc(8) }]]) },
+        { op: D, payload: build(Method.Allocate, [UDP, [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' }], [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }]]) },
+        { op: D, payload: build(Method.Allocate, [UDP, [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv4' }]]) },
+        { op: D, payload: build(Method.Allocate, [UDP, algorithm(PasswordAlgorithm.SHA256, [PasswordAlgorithm.MD5])]) },
+        { op: D, payload: build(Method.Allocate, [UDP, algorithm(3, [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256]), algorithms([PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256])]) },
+        { op: D, payload: build(Method.Allocate, [UDP, algorithm(PasswordAlgorithm.SHA256, [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256]), algorithms([PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256])]) },
+        { op: Op.Client, payload: Buffer.from([3]) },
+        { op: Op.Datagram, payload: foreign('bob') },
+        { op: D, payload: build(Method.Allocate, [UDP]) },
+        { op: Op.Datagram, payload: foreign('alice') },
+        { op: D, payload: build(Method.Allocate, [UDP]) },
+        { op: D, payload: build(Method.Refresh, []) },
+        { op: D, payload: build(Method.CreatePermission, []) },
+        { op: D, payload: build(Method.ChannelBind, [addr('93.184.216.34', 1)]) },
       ],
     },
     {
