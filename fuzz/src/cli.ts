@@ -98,9 +98,12 @@ async function main(): Promise<void> {
   const chosen = args.targets.length === 0 ? TARGETS : args.targets.map((n) => TARGETS.find((t) => t.name === n) ?? fail(`unknown target '${n}'; targets: ${TARGETS.map((t) => t.name).join(', ')}`));
   const reports: TargetReport[] = [];
   const weights = chosen.reduce((n, t) => n + (t.weight ?? 1), 0);
-  for (const target of chosen) {
+  let execsLeft = args.execs;
+  for (const [i, target] of chosen.entries()) {
     const share = (n: number | undefined): number | undefined => (n === undefined ? undefined : (n * (target.weight ?? 1)) / weights);
-    const execs = share(args.execs);
+    // The last target also takes what rounding left, so --execs N runs exactly N.
+    const execs = args.execs === undefined || execsLeft === undefined ? undefined : i === chosen.length - 1 ? execsLeft : Math.floor(share(args.execs) as number);
+    if (execs !== undefined && execsLeft !== undefined) execsLeft -= execs;
     const seconds = share(args.seconds);
     console.error(`fuzz: ${target.name} (${args.replay ? 'corpus only' : execs !== undefined ? `${Math.floor(execs)} execs` : `${seconds?.toFixed(0)} s`}, seed ${args.seed})`);
     reports.push(
