@@ -27,6 +27,7 @@ function collect(dir, out) {
 const files = [];
 for (const pkg of readdirSync('packages')) collect(join('packages', pkg, 'dist', 'test'), files);
 collect(join('test', 'dist'), files);
+collect(join('fuzz', 'dist'), files);
 // Only outputs whose source still exists: tsc -b never deletes the output of removed tests.
 const hasSource = (f) => existsSync(f.replace(/(^|\/)dist\//, '$1').replace(/\.js$/, '.ts'));
 const chosen = files

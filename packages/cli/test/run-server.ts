@@ -28,6 +28,8 @@ export interface StartServerOptions {
   readonly netns?: NetNamespace;
   /** How long to wait for its listeners (default 10 s; a cluster forks and starts its workers first). */
   readonly startTimeoutMs?: number;
+  /** --relay-ports instead of a free range of 4000. */
+  readonly relayPorts?: { readonly min: number; readonly max: number };
 }
 
 /** Parses a logged listener: tcp://127.0.0.1:3478 or tcp://[::1]:3478. */
@@ -38,7 +40,7 @@ export function parseListener(text: string): BoundListener | undefined {
 }
 
 export async function startServer(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}, options: StartServerOptions = {}): Promise<RunningServer> {
-  const relayPorts = portRange(4000);
+  const relayPorts = options.relayPorts ?? portRange(4000);
   const listen = options.listen ?? ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'];
   const argv = [BIN, 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];
   const [bin, binArgs] = options.netns ? options.netns.wrap(process.execPath, argv) : [process.execPath, argv];

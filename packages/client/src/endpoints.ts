@@ -48,6 +48,9 @@ export function parseUpstream(text: string): Parsed<UpstreamServer> {
   }
   const hp = parseHostPort(rest);
   if (!hp.ok) return { ok: false, reason: `server '${text}': ${hp.reason}` };
+  // What encodeConnect cannot put in a SOCKS5 request must fail here, not when a flow dials.
+  if (hp.value.host.includes('%')) return { ok: false, reason: `server '${text}': a scoped address (%zone) cannot go through SOCKS` };
+  if (Buffer.byteLength(hp.value.host) > 255) return { ok: false, reason: `server '${text}': the host name is over 255 bytes` };
   return { ok: true, value: { transport, host: hp.value.host, port: hp.value.port, label: text } };
 }
 

@@ -79,10 +79,11 @@ export function encodeUserPass(auth: SocksAuth): Buffer {
 /** CONNECT request; IP literals go as addresses, everything else as a name for the proxy to resolve. */
 export function encodeConnect(host: string, port: number): Buffer {
   let addr: Buffer;
-  if (isIPv4(host)) {
-    addr = Buffer.concat([Buffer.from([AddressType.IPv4]), parseIPv4(host) as Buffer]);
-  } else if (isIPv6(host)) {
-    addr = Buffer.concat([Buffer.from([AddressType.IPv6]), parseIPv6(host) as Buffer]);
+  if (isIPv4(host) || isIPv6(host)) {
+    // node:net also calls "fe80::1%eth0" IPv6; a zone index has no place in SOCKS5 (nor meaning through Tor).
+    const ip = isIPv4(host) ? parseIPv4(host) : parseIPv6(host);
+    if (!ip) throw new RangeError(`SOCKS cannot carry the address '${host}'`);
+    addr = Buffer.concat([Buffer.from([ip.length === 4 ? AddressType.IPv4 : AddressType.IPv6]), ip]);
   } else {
     const name = Buffer.from(host, 'utf8');
     if (name.length < 1 || name.length > 255) throw new RangeError('SOCKS hostname must be 1-255 bytes');

@@ -81,6 +81,20 @@ function textLimit(type: number): number {
   return type === A.Username ? MAX_USERNAME_BYTES : MAX_TEXT_BYTES;
 }
 
+// Strict: text attributes are UTF-8 (RFC 8489 §14), and a lenient decode would turn different
+// bytes into the same string (0xff and 0xfe both into U+FFFD) and grow it past the byte limits.
+// ignoreBOM keeps a leading U+FEFF, so what decodes re-encodes to the same bytes.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The bytes from `start` as UTF-8 text, or undefined when they are not UTF-8. */
+function utf8(value: Buffer, start = 0): string | undefined {
+  try {
+    return UTF8.decode(value.subarray(start));
+  } catch {
+    return undefined;
+  }
+}
+
 function familyFromByte(b: number | undefined): IpFamily | undefined {
   return b === AddressFamily.IPv4 ? 'IPv4' : b === AddressFamily.IPv6 ? 'IPv6' : undefined;
 }
@@ -108,7 +122,8 @@ export function decodeAttributeValue(type: number, value: Buffer, header: Buffer
     }
     case 'text': {
       if (value.length > textLimit(type)) return fail('bad-attribute', `${name} is ${value.length} bytes, over the limit of ${textLimit(type)}`);
-      return ok({ kind, text: value.toString('utf8') });
+      const text = utf8(value);
+      return text === undefined ? fail('bad-attribute', `${name} is not UTF-8`) : ok({ kind, text });
     }
     case 'bytes': {
       if (fixed !== undefined && value.length !== fixed) return fail('bad-attribute', `${name} must be ${fixed} bytes, got ${value.length}`);
@@ -141,7 +156,8 @@ export function decodeAttributeValue(type: number, value: Buffer, header: Buffer
       if (value.length < 4 || value.length > 4 + MAX_TEXT_BYTES) return fail('bad-attribute', 'ERROR-CODE has a bad length');
       const code = readErrorNumber(value, 2);
       if (code < 300 || code > 699 || (value[3] as number) > 99) return fail('bad-attribute', `ERROR-CODE ${code} is out of range`);
-      return ok({ kind, code, reason: value.toString('utf8', 4) });
+      const reason = utf8(value, 4);
+      return reason === undefined ? fail('bad-attribute', 'ERROR-CODE reason is not UTF-8') : ok({ kind, code, reason });
     }
     case 'unknown-attributes': {
       if (value.length % 2 !== 0) return fail('bad-attribute', 'UNKNOWN-ATTRIBUTES has an odd length');
@@ -168,8 +184,12 @@ export function decodeAttributeValue(type: number, value: Buffer, header: Buffer
     }
     case 'address-error-code': {
       const family = familyFromByte(value[0]);
-      if (value.length < 4 || !family) return fail('bad-attribute', 'ADDRESS-ERROR-CODE has a bad length or family');
-      return ok({ kind, family, code: readErrorNumber(value, 2), reason: value.toString('utf8', 4) });
+      if (value.length < 4 || value.length > 4 + MAX_TEXT_BYTES || !family) return fail('bad-attribute', 'ADDRESS-ERROR-CODE has a bad length or family');
+      // The same codes as ERROR-CODE (RFC 8656 §18.13): anything else would not re-encode.
+      const code = readErrorNumber(value, 2);
+      if (code < 300 || code > 699 || (value[3] as number) > 99) return fail('bad-attribute', `ADDRESS-ERROR-CODE ${code} is out of range`);
+      const reason = utf8(value, 4);
+      return reason === undefined ? fail('bad-attribute', 'ADDRESS-ERROR-CODE reason is not UTF-8') : ok({ kind, family, code, reason });
     }
     case 'icmp':
       if (value.length !== 8) return fail('bad-attribute', `ICMP must be 8 bytes, got ${value.length}`);
