@@ -19,3 +19,4 @@ export { SecretCredentialSource, UrlCredentialSource, type CredentialResult, typ
 export type { UpstreamError, UpstreamErrorCode } from './errors.js';
 export { startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
 export { checkTorSocks, type TorSocksVerdict } from './tor-socks-check.js';
+export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';

@@ -4,8 +4,8 @@
 // output either way. The Docker image's HEALTHCHECK runs it against ONIONTURN_LISTEN.
 import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { SocksClient } from 'socks';
 import type { CommandModule } from 'yargs';
+import { socksConnect } from '@onionturn/client';
 import {
   AttributeType,
   FrameKind,
@@ -93,13 +93,11 @@ export function formatTarget(t: ProbeTarget): string {
 async function open(target: ProbeTarget, options: ProbeOptions, timeoutMs: number): Promise<Socket> {
   let raw: Socket;
   if (options.socks) {
-    const { socket } = await SocksClient.createConnection({
-      proxy: { host: options.socks.host, port: options.socks.port, type: 5 },
-      command: 'connect',
-      destination: { host: target.host, port: target.port },
-      timeout: timeoutMs,
-    });
-    raw = socket;
+    // The shim's own SOCKS5 client: one stack for both (names go to the proxy unresolved).
+    const r = await socksConnect({ proxy: options.socks, target: { host: target.host, port: target.port }, timeoutMs });
+    if (!r.ok) throw new Error(r.error.reason);
+    raw = r.socket;
+    if (r.head.length > 0) raw.unshift(r.head);
   } else {
     raw = await new Promise<Socket>((resolve, reject) => {
       const s = tcpConnect({ host: target.host, port: target.port });
