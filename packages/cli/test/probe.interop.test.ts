@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ProcessGroup, TOOLS, freePort, requireTool, waitFor } from '@onionturn/testkit';
+import { ProcessGroup, TOOLS, freePort, requireTool, startMicrosocks, waitFor } from '@onionturn/testkit';
 import { createConnection } from 'node:net';
 
 const BIN = fileURLToPath(new URL('../../bin/onionturn.js', import.meta.url));
@@ -43,6 +43,12 @@ test('onionturn probe gets a Binding success from coturn over TCP, and fails cle
   const ok = await cli(['probe', `tcp://127.0.0.1:${port}`]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, new RegExp(`^ok tcp://127\\.0\\.0\\.1:${port}: Binding success in \\d+ ms, XOR-MAPPED-ADDRESS 127\\.0\\.0\\.1:\\d+\\n$`));
+
+  // Through a SOCKS5 proxy, as through Tor's SocksPort (the shim's own SOCKS client).
+  const socks = await startMicrosocks(group);
+  const via = await cli(['probe', `tcp://127.0.0.1:${port}`, '--socks', `127.0.0.1:${socks.port}`, '--timeout', '5000']);
+  assert.equal(via.code, 0, via.stderr);
+  assert.match(via.stdout, new RegExp(`^ok tcp://127\\.0\\.0\\.1:${port} via socks5://127\\.0\\.0\\.1:${socks.port}: Binding success in \\d+ ms`));
 
   const fromEnv = await cli(['probe'], { ONIONTURN_LISTEN: `udp://0.0.0.0:${port} tcp://0.0.0.0:${port}` });
   assert.equal(fromEnv.code, 0, fromEnv.stderr);

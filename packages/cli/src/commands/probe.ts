@@ -98,6 +98,9 @@ async function open(target: ProbeTarget, options: ProbeOptions, timeoutMs: numbe
     if (!r.ok) throw new Error(r.error.reason);
     raw = r.socket;
     if (r.head.length > 0) raw.unshift(r.head);
+    // socksConnect hands the stream over paused (the shim attaches its reader first); nothing
+    // comes before our request, so reading can start now.
+    raw.resume();
   } else {
     raw = await new Promise<Socket>((resolve, reject) => {
       const s = tcpConnect({ host: target.host, port: target.port });
