@@ -20,7 +20,7 @@ import { PortPool } from './port-pool.js';
 import type { LiveRelays } from './relay-registry.js';
 import { OwnAddressWatch } from './own-addresses.js';
 import { readProxyHeader } from './proxy-listener.js';
-import { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients } from './udp-clients.js';
+import { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type UdpAdmissionRate } from './udp-clients.js';
 import { TurnCore } from './turn-core.js';
 
 export interface ListenSpec {
@@ -84,7 +84,7 @@ export interface TurnServerConfig {
   readonly worker?: number;
   /** Live relay addresses shared with other worker processes (--workers); default this process's own. */
   readonly relays?: LiveRelays;
-  readonly udpUnauthenticatedRate?: { readonly perSource: number; readonly perSourceBurst: number; readonly total: number; readonly totalBurst: number };
+  readonly udpUnauthenticatedRate?: UdpAdmissionRate;
 }
 
 /** Bytes queued on a client's TCP socket beyond which relayed data is dropped, as UDP would. */

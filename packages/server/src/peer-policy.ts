@@ -257,7 +257,7 @@ export class PeerPolicy {
 }
 
 /** IPv4-mapped IPv6 addresses become their 4 IPv4 bytes: that is where a packet to them goes. */
-function canonical(ip: Buffer): Buffer {
+export function canonical(ip: Buffer): Buffer {
   return isMappedV4(ip) ? ip.subarray(12, 16) : ip;
 }
 

@@ -5,6 +5,7 @@
 // One process keeps a Map; a multi-process server can back the same interface with shared state.
 import { formatIp, parseIp } from '@onionturn/protocol';
 import type { Relay } from './allocation.js';
+import { canonical } from './peer-policy.js';
 
 export interface LiveRelays {
   /** A relay socket is bound: its announced address (XOR-RELAYED-ADDRESS) is live. */
@@ -79,10 +80,6 @@ export class SharedRelays implements LiveRelays {
     this.#announce = announce;
   }
 
-  get remoteCount(): number {
-    return this.#remote.size;
-  }
-
   prepare(relay: Relay, done: () => void): void {
     const k = relayKey(relay);
     if (k === undefined) return done();
@@ -140,8 +137,7 @@ function relayKey(relay: Relay): string | undefined {
   return ip ? key(ip, relay.external.port) : undefined;
 }
 
-/** IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address: a datagram to it goes there. */
+/** IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address, as the peer policy reads it. */
 function key(ip: Buffer, port: number): string {
-  const mapped = ip.length === 16 && ip.readUInt32BE(0) === 0 && ip.readUInt32BE(4) === 0 && ip.readUInt32BE(8) === 0xffff;
-  return `${formatIp(mapped ? ip.subarray(12) : ip)}|${port}`;
+  return `${formatIp(canonical(ip))}|${port}`;
 }
