@@ -156,3 +156,55 @@ test('relay ports exhausted: 508 answered, no crash, allocations succeed again o
   await c.relayTo(peer.address().port);
   assert.equal(server.process.child.exitCode, null, 'the server is still running');
 });
+
+/** What one client got from a server short of file descriptors. */
+type Outcome = 'allocated' | '508' | 'closed' | `other ${string}`;
+
+async function tryAllocate(port: number): Promise<{ client: TcpTurn; outcome: Outcome }> {
+  const client = new TcpTurn(port);
+  const closed = new Promise<Outcome>((resolve) => client.sock.once('close', () => resolve('closed')));
+  const answered = (async (): Promise<Outcome> => {
+    await once(client.sock, 'connect');
+    const res = await client.allocate();
+    if (res.messageClass === MessageClass.SuccessResponse) return 'allocated';
+    const code = errorCode(res);
+    return code === 508 ? '508' : `other ${code}`;
+  })().catch((e: unknown) => (client.closed ? 'closed' : (`other ${String(e)}` as Outcome)));
+  return { client, outcome: await Promise.race([answered, closed]) };
+}
+
+test('file descriptors exhausted (ulimit -n): allocations answered 508 or connections closed, no crash, recovery once clients leave', async (t) => {
+  const group = new ProcessGroup();
+  t.after(() => group.stopAll());
+  const peer = await echoPeer(t);
+  // Enough for Node to start and listen, and a few dozen clients more: each client is a TCP
+  // connection plus a relay socket.
+  const server = await startServer(group, [...ARGS, '--max-allocations-per-user', '1000'], {}, { listen: ['tcp://127.0.0.1:0'], fdLimit: 100 });
+  const clients: TcpTurn[] = [];
+  t.after(() => clients.forEach((c) => c.sock.destroy()));
+  const outcomes = new Map<string, number>();
+  for (let i = 0; i < 80; i++) {
+    const { client, outcome } = await tryAllocate(server.tcp);
+    clients.push(client);
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+  }
+  const seen = JSON.stringify(Object.fromEntries(outcomes));
+  assert.ok((outcomes.get('allocated') ?? 0) > 0, `some allocations fit: ${seen}`);
+  assert.ok((outcomes.get('508') ?? 0) + (outcomes.get('closed') ?? 0) > 0, `the limit was reached: ${seen}`);
+  assert.deepEqual([...outcomes.keys()].filter((k) => k.startsWith('other')), [], `only 508 or a closed connection when out of descriptors: ${seen}`);
+  assert.equal(server.process.child.exitCode, null, 'the server is still running');
+  // An allocation made before the limit keeps relaying.
+  const survivor = clients.find((c) => !c.closed);
+  assert.ok(survivor, 'a client kept its connection');
+  clients.forEach((c) => c !== survivor && c.sock.destroy());
+  await waitFor('a new allocation once the others have left', async () => ((await tryAllocate(server.tcp)).outcome === 'allocated') || undefined, 10_000, 200);
+  const fresh = await connected(new TcpTurn(server.tcp));
+  clients.push(fresh);
+  assert.equal((await fresh.allocate()).messageClass, MessageClass.SuccessResponse);
+  await fresh.relayTo(peer.address().port);
+  // The operator is told what to change, once, and can see it in the metrics.
+  const warned = server.process.output().split('\n').filter((l) => l.includes('"out-of-file-descriptors"'));
+  assert.equal(warned.length, 1, `one warning about descriptors: ${server.process.output()}`);
+  assert.match(warned[0] as string, /ulimit -n/);
+  console.log(`fd exhaustion outcomes: ${seen}`);
+});

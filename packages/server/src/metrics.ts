@@ -33,6 +33,7 @@ export function createMetricsRegistry(core: TurnCore): Registry {
   counter('onionturn_auth_failures_total', 'Requests that failed authentication', () => s.authFailures);
   counter('onionturn_denied_peers_total', 'Peer addresses refused by the peer policy', () => s.deniedPeers);
   counter('onionturn_malformed_total', 'Malformed messages from clients', () => s.malformed);
+  counter('onionturn_fd_exhausted_total', 'Relay sockets not opened for want of file descriptors (raise the limit: ulimit -n, LimitNOFILE, docker ulimits)', () => s.fdExhausted);
   counter('onionturn_internal_errors_total', 'Exceptions caught in socket handlers (a connection closed or a datagram dropped)', () => s.internalErrors);
   const directional = (name: string, help: string, toPeer: () => number, toClient: () => number): void => {
     const last = { to_peer: 0, to_client: 0 };

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer } from 'node:tls';
 import { TcpBatchWriter, errorCode } from '@onionturn/io';
 import { FrameKind, StreamFramer, channelDataPadding, writeChannelDataHeader, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
@@ -101,6 +102,7 @@ const UNALLOCATED_BYTES = 64 << 20;
  */
 const ALLOCATE_DEADLINE_MS = 30_000;
 const RELAY_RECV_BUFFER = 1 << 20;
+const FD_WARNING_INTERVAL_MS = 60_000;
 /** Time between looks at the machine's interface addresses. */
 const OWN_ADDRESS_CHECK_MS = 30_000;
 
@@ -125,6 +127,7 @@ export class TurnServer {
   /** The machine's interface addresses the peer policy denies, looked at again on a schedule. */
   readonly #own = new OwnAddressWatch(interfaceAddresses, OWN_ADDRESS_CHECK_MS, Date.now());
   readonly #log: Logger;
+  #fdWarnedAt = -Infinity;
   readonly #tcpServers: TcpServer[] = [];
   readonly #udpListeners: UdpSocket[] = [];
   readonly #connections = new Set<Socket>();
@@ -436,10 +439,24 @@ export class TurnServer {
     });
   }
 
+  /**
+   * Out of file descriptors: allocations get 508 and, silently inside libuv, new connections are
+   * closed at accept. Counted, and said at most once a minute so the operator raises the limit.
+   */
+  #outOfDescriptors(code: string): void {
+    this.core.stats.fdExhausted++;
+    const now = performance.now();
+    if (now - this.#fdWarnedAt < FD_WARNING_INTERVAL_MS) return;
+    this.#fdWarnedAt = now;
+    this.#log.warn('out-of-file-descriptors', { error: code, total: this.core.stats.fdExhausted, note: 'allocations are refused (508) and new connections closed; raise the limit (ulimit -n, LimitNOFILE, docker ulimits nofile)' });
+  }
+
   #bindRelay(relay: Relay, done: (socket: RelaySocket | undefined) => void): void {
     const sock = createSocket({ type: relay.family === 'IPv4' ? 'udp4' : 'udp6', lookup: literalLookup });
-    const onBindError = (): void => {
+    const onBindError = (err: Error): void => {
       sock.close();
+      const code = errorCode(err);
+      if (code === 'EMFILE' || code === 'ENFILE') this.#outOfDescriptors(code);
       done(undefined);
     };
     sock.once('error', onBindError);

@@ -21,6 +21,8 @@ export class CoreStats {
   malformed = 0;
   /** Exceptions caught in socket handlers (bugs): the datagram or connection was dropped. */
   internalErrors = 0;
+  /** Relay sockets that could not be opened for want of file descriptors (EMFILE/ENFILE). */
+  fdExhausted = 0;
   /** Error responses by code. */
   readonly errors = new Map<number, number>();
   /** Quota hits by quota name. */
