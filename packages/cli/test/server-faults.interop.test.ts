@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import {
   AttributeType,
   FrameKind,
@@ -18,7 +20,8 @@ import {
   readText,
   type StunMessage,
 } from '@onionturn/protocol';
-import { ProcessGroup, freePort, portRange, sleep, waitFor } from '@onionturn/testkit';
+import { ProcessGroup, freePort, portRange, runUclient, sleep, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
+import { tempDir } from './run-cli.js';
 import { startServer } from './run-server.js';
 
 const REALM = 'faults.test';
@@ -207,4 +210,45 @@ test('file descriptors exhausted (ulimit -n): allocations answered 508 or connec
   assert.equal(warned.length, 1, `one warning about descriptors: ${server.process.output()}`);
   assert.match(warned[0] as string, /ulimit -n/);
   console.log(`fd exhaustion outcomes: ${seen}`);
+});
+
+test('SIGHUP under load: secrets and peer policy reload again and again while coturn\'s client relays; no datagram lost', async (t) => {
+  const dir = tempDir(t);
+  const first = join(dir, 'first');
+  const second = join(dir, 'second');
+  writeFileSync(first, 'first-secret-aaaa\n', { mode: 0o600 });
+  writeFileSync(second, 'second-secret-bbbb\n', { mode: 0o600 });
+  const config = join(dir, 'server.json');
+  const writeConfig = (round: number): void =>
+    writeFileSync(config, JSON.stringify({ 'secret-file': round % 2 === 0 ? [first] : [first, second], 'peer-policy': Array.from({ length: 1 + (round % 3) }, (_, i) => `reject *:${9 + i}`) }), { mode: 0o600 });
+  writeConfig(0);
+  const group = new ProcessGroup();
+  t.after(() => group.stopAll());
+  const [server, peer] = await Promise.all([startServer(group, ['--config', config, '--allow-loopback-peers']), startTurnutilsPeer(group)]);
+  const messages = 300;
+  const clients = 4;
+  const load = runUclient(group, { server: { host: '127.0.0.1', port: server.tcp }, secret: 'first-secret-aaaa', peer, messages, clients, intervalMs: 10, timeoutMs: 60_000 });
+  let reloads = 0;
+  let done = false;
+  void load.finally(() => (done = true));
+  // Reload every 50 ms while the load runs, each time with other secrets and other rules.
+  while (!done) {
+    writeConfig(++reloads);
+    server.process.child.kill('SIGHUP');
+    await sleep(50);
+  }
+  const run = await load;
+  const logged = server.process.output().split('\n').filter((l) => l.includes('"message":"reloaded"'));
+  assert.ok(reloads >= 10 && logged.length >= 10, `reloaded ${logged.length} times of ${reloads} signals`);
+  assert.equal(run.exitCode, 0, run.output.slice(-1500));
+  assert.equal(run.sent, messages * clients, run.output.slice(-800));
+  assert.equal(run.received, run.sent, `every relayed datagram came back:\n${run.output.slice(-800)}`);
+  // The last reload is what applies now: its secrets allocate, its rules are in force.
+  writeConfig(1);
+  server.process.child.kill('SIGHUP');
+  await waitFor('the last reload', () => server.process.output().split('\n').filter((l) => l.includes('"message":"reloaded"')).length > logged.length, 5000, 20);
+  const viaSecond = await runUclient(group, { server: { host: '127.0.0.1', port: server.tcp }, secret: 'second-secret-bbbb', peer, messages: 3 });
+  assert.equal(viaSecond.received, viaSecond.sent, viaSecond.output.slice(-800));
+  assert.equal(server.process.child.exitCode, null, 'the server is still running');
+  console.log(`SIGHUP under load: ${reloads} reloads, ${run.received}/${run.sent} datagrams back, rtt ${run.rttMs} ms`);
 });
