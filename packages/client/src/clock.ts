@@ -7,9 +7,9 @@ export interface Timer {
 }
 
 export interface Clock {
-  /** Wall-clock ms since the epoch: credential expiry and allocation lifetimes. */
+  /** Wall-clock ms since the epoch: REST credentials only (minted and checked on wall time). */
   now(): number;
-  /** Monotonic ms: rates and waits, which a step of the wall clock must not stretch or stop. */
+  /** Monotonic ms: flows, lifetimes, rates and waits, which a step of the wall clock must not stretch or stop. */
   monotonic(): number;
   /** Calls `fn` once after `ms`. Never keeps the process alive. */
   after(ms: number, fn: () => void): Timer;

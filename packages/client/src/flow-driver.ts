@@ -196,8 +196,12 @@ export class FlowDriver implements TableFlow {
   async #fetchCredential(): Promise<void> {
     const source = this.#ctx.localAuth?.source;
     if (!source) return;
-    const r = await source.obtain(this.#auth, this.#ctx.clock.now());
-    this.#run(this.machine.credential(r, this.#ctx.clock.now()));
+    const clock = this.#ctx.clock;
+    const r = await source.obtain(this.#auth, clock.now());
+    // Minted and checked on the wall clock (the server's REST expiry is a wall time); the flow
+    // machine runs on monotonic time, so the expiry crosses over here, once.
+    const onFlowClock = r.ok ? { ok: true as const, value: { ...r.value, expiresAt: r.value.expiresAt - clock.now() + clock.monotonic() } } : r;
+    this.#run(this.machine.credential(onFlowClock, clock.monotonic()));
   }
 
   private onUpstreamData(chunk: Buffer): void {

@@ -60,10 +60,13 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     this.#opts = opts;
     this.isolation = new IsolationPolicy(opts.isolation);
     this.#pacer = new DialPacer({ ...opts.pacing, clock: opts.clock });
-    this.#now = opts.clock.now();
+    this.#now = opts.clock.monotonic();
   }
 
-  /** Coarse wall-clock ms, as of the last tick. */
+  /**
+   * Coarse monotonic ms, as of the last tick: flows time idleness, lifetimes and transactions
+   * with it, so a step of the wall clock neither closes them nor keeps them open.
+   */
   get now(): number {
     return this.#now;
   }
@@ -103,7 +106,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
 
   /** Advances the coarse clock and gives every flow its tick. */
   tick(): void {
-    this.#now = this.#opts.clock.now();
+    this.#now = this.#opts.clock.monotonic();
     for (const f of [...this.#udp.values(), ...this.#tcp]) f.tick(this.#now);
   }
 

@@ -141,3 +141,18 @@ test('keys, the flow limit, the tick with its coarse clock, and stop', () => {
   assert.equal(c.closedWith, 'shim stopping');
   assert.equal(clock.pending, 0, 'no timer left');
 });
+
+test('a wall-clock step (NTP, a resumed laptop) does not reach the flows: they tick on monotonic time, so none looks idle', () => {
+  const { t, clock } = table('per-flow');
+  const f = new Flow(t.nextId(), udpFlowKey('127.0.0.1', 5000));
+  t.add(f);
+  t.start();
+  clock.advance(1000);
+  clock.stepWall(3_600_000);
+  clock.advance(1000);
+  clock.stepWall(-7_200_000);
+  clock.advance(1000);
+  // Flows compare these times with their last activity: a jump here would close every flow as idle.
+  assert.deepEqual(f.ticks.slice(1).map((now, i) => now - (f.ticks[i] as number)), [1000, 1000]);
+  t.stop('test over');
+});

@@ -42,6 +42,8 @@ export interface AllocateContext {
   readonly reservations: Reservations;
   readonly relays: LiveRelays;
   now(): number;
+  /** Wall-clock ms: credentials only (see CoreOptions.wallNow). */
+  wallNow(): number;
 }
 
 export function onAllocate(ctx: AllocateContext, r: Reply): void {
@@ -101,7 +103,8 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
   }
   const now = ctx.now();
   const cred = auth.credential;
-  if (cred?.expiresAtMs !== undefined && cred.expiresAtMs <= now) {
+  const wallNow = ctx.wallNow();
+  if (cred?.expiresAtMs !== undefined && cred.expiresAtMs <= wallNow) {
     ctx.stats.authFailures++;
     return ctx.replies.challenge(r, ErrorCode.Unauthorized);
   }
@@ -117,7 +120,7 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
   }
   if (tokenKey !== undefined) ctx.reservations.use(tokenKey);
   // The credential was checked above to be valid now, so this is at least a second.
-  const lifetime = credentialBound(ctx.options, cred?.expiresAtMs, now, grantedLifetime(ctx.life, msg, true));
+  const lifetime = credentialBound(ctx.options, cred?.expiresAtMs, wallNow, grantedLifetime(ctx.life, msg, true));
   const alloc = new Allocation(
     ctx.table.newId(),
     client,

@@ -36,6 +36,8 @@ export interface AuthContext {
   readonly replies: Replies;
   readonly nonces: NonceIssuer;
   now(): number;
+  /** Wall-clock ms: credentials only (see CoreOptions.wallNow). */
+  wallNow(): number;
   /** The credential lookup in force (SIGHUP swaps it). */
   lookup(username: string, realm: string, nowMs: number): Credential | undefined;
 }
@@ -108,7 +110,7 @@ export function authenticate(ctx: AuthContext, r: Reply): Authenticated | undefi
     }
     return { username: name, password: alloc.auth.password, credential: undefined, key, sha256, algorithm };
   }
-  const cred = ctx.lookup(name, serverRealm, now);
+  const cred = ctx.lookup(name, serverRealm, ctx.wallNow());
   if (cred) {
     for (const password of cred.passwords) {
       const key = longTermKey(name, serverRealm, password, algorithm);

@@ -43,7 +43,16 @@ export interface CoreOptions {
   readonly software?: string;
   readonly lifetimes?: Partial<Lifetimes>;
   readonly limits?: Partial<Limits>;
+  /**
+   * Monotonic milliseconds (default: performance.timeOrigin + performance.now()): lifetimes,
+   * nonces, rates. A step of the wall clock (NTP, a resumed VM) must not end or stretch calls.
+   */
   readonly now?: () => number;
+  /**
+   * Wall-clock milliseconds since the epoch (default Date.now; `now` when only that is given):
+   * REST credentials only, whose expiry is a wall-clock time by design.
+   */
+  readonly wallNow?: () => number;
   readonly events?: CoreEvents;
   readonly nonceSecret?: Buffer;
   /**

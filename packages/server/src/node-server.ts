@@ -19,6 +19,7 @@ import { createMetricsRegistry, serveMetrics } from './metrics.js';
 import { PeerPolicy, type PolicyRule } from './peer-policy.js';
 import { PortPool } from './port-pool.js';
 import type { LiveRelays } from './relay-registry.js';
+import { monotonicNow } from './monotonic.js';
 import { OwnAddressWatch } from './own-addresses.js';
 import { readProxyHeader } from './proxy-listener.js';
 import { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type UdpAdmissionRate } from './udp-clients.js';
@@ -125,7 +126,7 @@ export class TurnServer {
   /** The start config, with lookup and policy rules as of the last reload. */
   #config: TurnServerConfig;
   /** The machine's interface addresses the peer policy denies, looked at again on a schedule. */
-  readonly #own = new OwnAddressWatch(interfaceAddresses, OWN_ADDRESS_CHECK_MS, Date.now());
+  readonly #own = new OwnAddressWatch(interfaceAddresses, OWN_ADDRESS_CHECK_MS, monotonicNow());
   readonly #log: Logger;
   #fdWarnedAt = -Infinity;
   readonly #tcpServers: TcpServer[] = [];
@@ -146,7 +147,7 @@ export class TurnServer {
     this.core = core;
     this.#log = log;
     this.#framerOptions = { rfc5766Channels: config.channelRange !== 'rfc8656' };
-    this.#udpClients = new UdpClients({ ...DEFAULT_UDP_CLIENT_LIMITS, rate: config.udpUnauthenticatedRate ?? DEFAULT_UDP_ADMISSION }, Date.now());
+    this.#udpClients = new UdpClients({ ...DEFAULT_UDP_CLIENT_LIMITS, rate: config.udpUnauthenticatedRate ?? DEFAULT_UDP_ADMISSION }, monotonicNow());
   }
 
   /** Starts every listener; rejects (after cleaning up) when one cannot bind. */
@@ -232,7 +233,7 @@ export class TurnServer {
   reload(lookup: CredentialLookup, peerPolicy: readonly PolicyRule[], allowedPeers: readonly PolicyRule[] = this.#config.allowedPeers ?? []): void {
     const config = { ...this.#config, lookup, peerPolicy, allowedPeers };
     this.#config = config;
-    this.#own.reset(Date.now());
+    this.#own.reset(monotonicNow());
     this.core.reload(TurnServer.#policy(config, pickRelays(config)), lookup);
     this.#log.info('reloaded', { rules: peerPolicy.length });
   }
@@ -255,7 +256,7 @@ export class TurnServer {
 
   #tick(): void {
     this.core.tick();
-    const now = Date.now();
+    const now = monotonicNow();
     if (this.#own.changed(now)) {
       this.core.reload(TurnServer.#policy(this.#config, pickRelays(this.#config)), this.#config.lookup);
       this.#log.info('own-addresses-changed', {});
@@ -399,13 +400,13 @@ export class TurnServer {
     const localPort = sock.address().port;
     sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       try {
-        const known = clients.get(localPort, rinfo.address, rinfo.port, Date.now());
+        const known = clients.get(localPort, rinfo.address, rinfo.port, monotonicNow());
         if (known !== undefined) {
           core.handleClientDatagram(known, msg);
           return;
         }
         if (this.#closing) return;
-        const now = Date.now();
+        const now = monotonicNow();
         const admission = clients.admit(rinfo.address, msg, now);
         if (admission !== 'answer') {
           core.stats.countQuota(admission === 'full' ? 'udp-clients' : 'udp-unauthenticated');

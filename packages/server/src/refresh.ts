@@ -15,6 +15,8 @@ export interface RefreshContext {
   readonly replies: Replies;
   readonly table: AllocationTable;
   now(): number;
+  /** Wall-clock ms: credentials only (see CoreOptions.wallNow). */
+  wallNow(): number;
 }
 
 export function onRefresh(ctx: RefreshContext, r: Reply): void {
@@ -33,7 +35,7 @@ export function onRefresh(ctx: RefreshContext, r: Reply): void {
     ctx.table.delete(alloc, 'refresh-0');
     return;
   }
-  const lifetime = credentialBound(ctx.options, alloc.auth.credentialExpiresAt, now, requested);
+  const lifetime = credentialBound(ctx.options, alloc.auth.credentialExpiresAt, ctx.wallNow(), requested);
   if (lifetime === 0) {
     ctx.stats.authFailures++;
     return ctx.replies.challenge(r, ErrorCode.Unauthorized);
@@ -47,9 +49,9 @@ export function onRefresh(ctx: RefreshContext, r: Reply): void {
  * lifetime is cut to the credential's remaining seconds, 0 once it has expired. The username
  * cannot change on an allocation (441), so the credential's lifetime is the longest call.
  */
-export function credentialBound(options: Pick<CoreOptions, 'strictExpiry'>, expiresAtMs: number | undefined, now: number, lifetime: number): number {
+export function credentialBound(options: Pick<CoreOptions, 'strictExpiry'>, expiresAtMs: number | undefined, wallNow: number, lifetime: number): number {
   if (options.strictExpiry === false || expiresAtMs === undefined) return lifetime;
-  return Math.max(0, Math.min(lifetime, Math.ceil((expiresAtMs - now) / 1000)));
+  return Math.max(0, Math.min(lifetime, Math.ceil((expiresAtMs - wallNow) / 1000)));
 }
 
 /** The lifetime in seconds an Allocate (`allocate`) or Refresh is granted for its LIFETIME. */

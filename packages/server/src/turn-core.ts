@@ -20,6 +20,7 @@ import {
   type StunMessage,
 } from '@onionturn/protocol';
 import { onAllocate, type AllocateContext } from './allocate.js';
+import { monotonicNow } from './monotonic.js';
 import { Peer, type Allocation, type Client, type Permission, type Relay } from './allocation.js';
 import { AllocationTable } from './allocation-table.js';
 import type { CredentialLookup } from './auth.js';
@@ -43,6 +44,7 @@ export class TurnCore {
   readonly #life: Lifetimes;
   readonly #limits: Limits;
   readonly #now: () => number;
+  readonly #wallNow: () => number;
   readonly #filtering: Filtering;
   readonly #table: AllocationTable;
   readonly #reservations: Reservations;
@@ -57,7 +59,8 @@ export class TurnCore {
   constructor(options: CoreOptions) {
     this.#life = { ...DEFAULT_LIFETIMES, ...options.lifetimes };
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? monotonicNow;
+    this.#wallNow = options.wallNow ?? options.now ?? Date.now;
     const random = options.random ?? cryptoRandom;
     this.#tid = Buffer.from(random.bytes(12));
     const nonces = new NonceIssuer(this.#life.nonceSec * 1000, options.nonceSecret ?? Buffer.from(random.bytes(32)), -random.int(0, 2 ** 40));
@@ -82,6 +85,7 @@ export class TurnCore {
       reservations: this.#reservations,
       relays: this.#relays,
       now: this.#now,
+      wallNow: this.#wallNow,
       lookup: (username, realm, nowMs) => this.#lookup(username, realm, nowMs),
       peerAllowed: (ip, port) => this.#peerAllowed(ip, port),
       newPeer: (alloc, perm, port, now) => this.#newPeer(alloc, perm, port, now),
@@ -106,7 +110,7 @@ export class TurnCore {
   reload(policy: PeerPolicy, lookup: CredentialLookup): void {
     this.#policy = policy;
     this.#lookup = lookup;
-    const now = this.#now();
+    const now = this.#wallNow();
     for (const alloc of [...this.#table.all]) {
       const auth = alloc.auth;
       if (auth.credentialExpiresAt !== undefined) continue;

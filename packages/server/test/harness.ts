@@ -83,7 +83,8 @@ export const PASSWORD = 'wonderland';
 
 export interface World {
   readonly core: TurnCore;
-  readonly clock: { now: number };
+  /** `now`: the core's monotonic clock (time passing moves it); `wallStep`: a step of the wall clock alone (NTP). */
+  readonly clock: { now: number; wallStep: number };
   readonly relays: FakeRelaySocket[];
   /** Ports the binder should refuse (already in use). */
   readonly busy: Set<number>;
@@ -94,7 +95,7 @@ export interface World {
 }
 
 export function world(options: Partial<CoreOptions> & { users?: Record<string, string>; lookup?: CredentialLookup } = {}): World {
-  const clock = { now: 1_700_000_000_000 };
+  const clock = { now: 1_700_000_000_000, wallStep: 0 };
   const relays: FakeRelaySocket[] = [];
   const busy = new Set<number>();
   const held: (() => void)[] = [];
@@ -119,6 +120,7 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     relay4: options.relay4 ?? { bind: '0.0.0.0', external: '198.51.100.10' },
     ...(options.relay6 ? { relay6: options.relay6 } : {}),
     now: () => clock.now,
+    wallNow: () => clock.now + clock.wallStep,
     ...(options.filtering ? { filtering: options.filtering } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.lifetimes ? { lifetimes: options.lifetimes } : {}),
