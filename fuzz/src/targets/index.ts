@@ -3,5 +3,6 @@ import type { Target } from '../target.js';
 import { credentialRequest, peerPolicy, proxyHeader, socks5Codec } from './parsers.js';
 import { channelData, streamFramer, stunDecoder } from './protocol.js';
 import { serverCore } from './server-core.js';
+import { shimFlow } from './shim-flow.js';
 
-export const TARGETS: readonly Target[] = [stunDecoder, streamFramer, channelData, serverCore, peerPolicy, proxyHeader, credentialRequest, socks5Codec];
+export const TARGETS: readonly Target[] = [stunDecoder, streamFramer, channelData, serverCore, peerPolicy, proxyHeader, credentialRequest, socks5Codec, shimFlow];
