@@ -200,7 +200,7 @@ export class Shim {
       const f = new UdpForward(this.#datagramCtx, spec);
       this.#forwards.push(f);
       const a = await f.start();
-      this.#log.info('UDP forward listening', { listen: formatHostPort(a.host, a.port), target: spec.text });
+      this.#log.info('UDP forward listening', { listen: formatHostPort(a.host, a.port), peer: spec.text });
     }
     this.#table.start();
     this.#log.info('listening', {
