@@ -9,7 +9,7 @@ import { DatagramAssociation, type DatagramContext } from './datagram-associatio
 import { formatHostPort, isLoopbackAddress, parseHostPort, type HostPort } from './endpoints.js';
 import { udpFlowKey } from './flow-table.js';
 import { ipOnlyLookup } from './ip-only-lookup.js';
-import type { SocksDestination } from './socks5-server-codec.js';
+import { isOnionName, type SocksDestination } from './socks5-server-codec.js';
 
 /** A forward's flow closes after this long without datagrams either way. */
 export const FORWARD_IDLE_MS = 120_000;
@@ -44,7 +44,7 @@ export function parseForward(text: string): ForwardParse {
 
 /** True when the forward's target is an onion service (it needs no upstream credentials). */
 export function isOnionForward(spec: ForwardSpec): boolean {
-  return spec.target.address.kind === 'name' && /\.onion\.?$/i.test(spec.target.address.host);
+  return spec.target.address.kind === 'name' && isOnionName(spec.target.address.host);
 }
 
 export class UdpForward {
