@@ -20,3 +20,12 @@ export type { UpstreamError, UpstreamErrorCode } from './errors.js';
 export { startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
 export { checkTorSocks, type TorSocksVerdict } from './tor-socks-check.js';
 export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';
+export {
+  DEFAULT_ONION_CONNECT_TIMEOUT_MS,
+  DEFAULT_ONION_DATAGRAM_QUEUE_BYTES,
+  openOnionDatagramStream,
+  type OnionDatagramStream,
+  type OnionDatagramStreamOptions,
+  type OnionDatagramStreamStats,
+} from './onion-datagram-stream.js';
+export type { SocksAuth } from './socks5-codec.js';
