@@ -29,6 +29,8 @@ export const TOOLS = {
   openssl: { command: 'openssl', debianPackage: 'openssl' },
   /** For a raw socket in one test (a datagram from source port 0, which Node cannot send). */
   python3: { command: 'python3', debianPackage: 'python3' },
+  /** A real DNS server behind a datagram onion service. */
+  dnsmasq: { command: 'dnsmasq', debianPackage: 'dnsmasq' },
 } as const satisfies Record<string, ToolSpec>;
 
 /** Absolute path of an executable on PATH (plus the sbin dirs apt uses), or undefined. */
