@@ -24,3 +24,12 @@ export { parseForward, isOnionForward, FORWARD_IDLE_MS, type ForwardSpec, type F
 export type { OnionOpener, OnionDatagramStreamLike } from './datagram-association.js';
 export { DATAGRAM_FLOW_KINDS, DatagramFlowStats, type DatagramFlowKind, type DatagramDropReason } from './stats.js';
 export { RESOLVE_CACHE_MS } from './resolve-cache.js';
+export {
+  DEFAULT_ONION_CONNECT_TIMEOUT_MS,
+  DEFAULT_ONION_DATAGRAM_QUEUE_BYTES,
+  openOnionDatagramStream,
+  type OnionDatagramStream,
+  type OnionDatagramStreamOptions,
+  type OnionDatagramStreamStats,
+} from './onion-datagram-stream.js';
+export type { SocksAuth } from './socks5-codec.js';

@@ -18,3 +18,5 @@ export { CoreStats } from './stats.js';
 export type { ChannelRange, CoreEvents, CoreOptions, Filtering, RelayAddress, RelayBinder } from './core-options.js';
 export { TurnCore } from './turn-core.js';
 export { TurnServer, pickRelays, type ListenSpec, type TurnServerConfig } from './node-server.js';
+export { DEFAULT_UDP_GATEWAY_LIMITS, GatewaySession, GatewayStats, type GatewayCloseReason, type GatewaySink, type UdpGatewayLimits } from './udp-gateway-session.js';
+export { UdpGateway, type UdpGatewayOptions } from './udp-gateway.js';

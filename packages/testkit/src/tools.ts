@@ -34,6 +34,7 @@ export const TOOLS = {
   /** PySocks for Debian's own python3 (a SOCK_DGRAM socket through a SOCKS5 UDP ASSOCIATE). */
   pysocks: { command: '/usr/bin/python3', debianPackage: 'python3-socks', file: '/usr/lib/python3/dist-packages/socks.py' },
   dig: { command: 'dig', debianPackage: 'bind9-dnsutils' },
+  /** A real DNS server (behind a forward, or a datagram onion service). */
   dnsmasq: { command: 'dnsmasq', debianPackage: 'dnsmasq' },
   iperf3: { command: 'iperf3', debianPackage: 'iperf3' },
 } as const satisfies Record<string, ToolSpec>;
