@@ -2,7 +2,8 @@
 // python3-socks) with a SOCK_DGRAM socket through --socks-listen to a UDP echo server by IP and by
 // a host name resolved by Tor's exits (testkit's DNS responder answers 127.0.0.1), dig (Debian
 // bind9-dnsutils) through a --forward to a real dnsmasq, all over the exit path to the real
-// `onionturn server` (--allow-loopback-peers: the targets are on loopback). Bad input on the front
+// `onionturn server` (--allow-loopback-peers: the targets are on loopback), and the same by .onion
+// name to `onionturn udp-gateway` behind the network's onion service. Bad input on the front
 // end is refused or dropped and counted, and another association keeps working.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,6 +89,10 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
   let stderr = '';
   let socksFront: number;
   let forwardPort: number;
+  let onionForwardPort: number;
+  let onion: string;
+  let gatewayEchoPort: number;
+  let gatewayDnsPort: number;
   let dir: string;
   let python: string;
   let dig: string;
@@ -105,15 +110,28 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     echoPort = echo.address().port;
     dnsmasqPort = await freePort();
     const dns = group.spawn('dnsmasq', dnsmasq, ['--no-daemon', `--port=${dnsmasqPort}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts', '--address=/example.test/10.9.8.7', '--pid-file=', '--log-queries']);
-    net = await startTorNetwork({ timeoutMs: 90_000 });
+    // The datagram onion services (issue 15 B): `onionturn udp-gateway` in front of the echo server and dnsmasq.
+    gatewayEchoPort = await freePort();
+    gatewayDnsPort = await freePort();
+    for (const [name, listen, to] of [['udp-gateway (echo)', gatewayEchoPort, echoPort], ['udp-gateway (dns)', gatewayDnsPort, dnsmasqPort]] as const) {
+      const g = group.spawn(name, process.execPath, [BIN, 'udp-gateway', '--listen', `tcp://127.0.0.1:${listen}`, '--to', `udp://127.0.0.1:${to}`], { env: cleanEnv() });
+      await waitFor(`${name} listening`, () => {
+        if (g.child.exitCode !== null) throw new Error(`${name} exited: ${g.output()}`);
+        return g.output().includes('udp-gateway listening');
+      }, 10_000, 50);
+    }
+    net = await startTorNetwork({ onion: { targetPort: gatewayEchoPort, extraPorts: [gatewayDnsPort] }, timeoutMs: 120_000 });
+    onion = net.onion?.hostname ?? assert.fail('no onion service');
     server = await startServer(group, ['--secret-file', join(dir, 'secret'), '--allow-loopback-peers']);
     await waitFor('dnsmasq started', () => dns.output().includes('started'), 10_000, 50);
     socksFront = await freePort();
     forwardPort = await freePort();
+    onionForwardPort = await freePort();
     client = group.spawn('onionturn client', process.execPath, [
       BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${server.tcp}`, '--allow-plaintext-upstream',
       '--socks', `${net.socksHost}:${net.socksPort}`, '--upstream-secret-file', join(dir, 'secret'),
       '--socks-listen', `127.0.0.1:${socksFront}`, '--forward', `udp://127.0.0.1:${forwardPort}=127.0.0.1:${dnsmasqPort}`,
+      '--forward', `udp://127.0.0.1:${onionForwardPort}=${onion}:${gatewayDnsPort}`,
     ], { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') }) });
     client.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     await waitFor('the shim listening', () => {
@@ -147,6 +165,19 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     assert.equal(out, '10.9.8.7', `${out}\n--- shim:\n${stderr.slice(-3000)}`);
     // A second query is a new source port: a new flow, answered too.
     assert.equal(await runDig(dig, forwardPort, 'www.example.test'), '10.9.8.7');
+  });
+
+  test('PySocks to NAME.onion:PORT: datagrams go to the datagram onion service and come back from it', async () => {
+    const r = await runPySocks(python, [socksFront, onion, gatewayEchoPort, 4]);
+    assert.equal(r.received, 4, `${JSON.stringify(r)}\n--- shim:\n${stderr.slice(-3000)}`);
+    assert.deepEqual(r.echoes, [0, 1, 2, 3].map((i) => `datagram-${i}`));
+    // The app is told the reply came from the onion name (a DOMAINNAME header).
+    assert.deepEqual(r.sources, [`${onion}:${gatewayEchoPort}`]);
+  });
+
+  test('dig through a --forward to dnsmasq behind a datagram onion service', async () => {
+    const out = await runDig(dig, onionForwardPort, 'example.test');
+    assert.equal(out, '10.9.8.7', `${out}\n--- shim:\n${stderr.slice(-3000)}`);
   });
 
   test('bad input: no acceptable method (0xFF), CONNECT (0x07), a bad address type (0x08): clear replies', async () => {
@@ -219,11 +250,14 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     assert.ok(s.opened >= 4, stopped);
     assert.ok(f.opened >= 2, stopped);
     assert.ok((s.routes['hostname'] ?? 0) >= 3, stopped);
+    assert.ok((s.routes['onion'] ?? 0) >= 4, stopped);
+    assert.ok((f.routes['onion'] ?? 0) >= 1, stopped);
     assert.ok(stats.torResolves >= 1, stopped);
     assert.ok(stats.socksRefused >= 3, stopped);
     for (const reason of ['bad-header', 'fragmented', 'oversized', 'foreign-source']) assert.ok((s.dropped[reason] ?? 0) >= 1, `${reason}: ${stopped}`);
     // SafeLogging: the host name, the forward's target and the app's ports stay out of the log.
     assert.doesNotMatch(stderr, /udp-echo\.onionturn\.test|alice/);
+    assert.doesNotMatch(stderr, new RegExp(onion.slice(0, 20)));
     assert.doesNotMatch(stderr, new RegExp(`:${dnsmasqPort}\\b`));
   });
 });

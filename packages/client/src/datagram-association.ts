@@ -87,6 +87,12 @@ export interface AssociationOptions {
 
 type TurnPhase = 'none' | 'opening' | 'open' | 'closed';
 
+/** An onion destination: its stream once it had its turn, datagrams held until then. */
+interface OnionEntry {
+  stream: OnionDatagramStreamLike | undefined;
+  waiting: Buffer[];
+}
+
 export class DatagramAssociation implements TableFlow {
   readonly id: number;
   readonly key = undefined;
@@ -101,7 +107,7 @@ export class DatagramAssociation implements TableFlow {
   #writer: TcpBatchWriter | undefined;
   /** IP datagrams waiting for the TURN session. */
   #pending: { peer: TransportAddress; data: Buffer }[] = [];
-  readonly #onion = new Map<string, OnionDatagramStreamLike>();
+  readonly #onion = new Map<string, OnionEntry>();
   #resolving = 0;
   readonly #warned = new WarnOnce<string>();
 
@@ -163,7 +169,7 @@ export class DatagramAssociation implements TableFlow {
     this.#closed = true;
     if (this.#session) this.#run(this.#session.close(reason, this.#ctx.table.now));
     this.#teardownTurn();
-    for (const s of this.#onion.values()) s.close(reason);
+    for (const e of this.#onion.values()) e.stream?.close(reason);
     this.#onion.clear();
     this.#pending = [];
     this.#stats.closed++;
@@ -314,34 +320,58 @@ export class DatagramAssociation implements TableFlow {
 
   #sendOnion(host: string, port: number, data: Buffer): void {
     const key = `${host}:${port}`;
-    let s = this.#onion.get(key);
-    if (s === undefined) {
-      const open = this.#ctx.onion;
-      if (!open) {
+    let e = this.#onion.get(key);
+    if (e === undefined) {
+      if (!this.#ctx.onion) {
         this.#warn('no-onion', 'a datagram for an onion service, but this build has no datagram gateway client: dropped');
         return this.drop('no-route');
       }
       if (this.#onion.size >= MAX_ONION_STREAMS) return this.drop('too-many-peers');
-      s = open({
-        socksHost: this.#ctx.socks.host,
-        socksPort: this.#ctx.socks.port,
-        auth: this.#opts.auth,
-        host,
-        port,
-        onDatagram: (payload) => {
-          if (this.#closed) return;
-          this.#lastActivity = this.#ctx.table.now;
-          this.#stats.datagramsToApp++;
-          this.#opts.deliver({ host, port }, payload);
-        },
-        onClose: (reason) => {
-          if (this.#onion.get(key) === s) this.#onion.delete(key);
-          if (!this.#closed) this.#warn(`onion-closed:${reason}`, `an onion datagram stream closed: ${reason}`);
-        },
-      });
-      this.#onion.set(key, s);
+      e = { stream: undefined, waiting: [] };
+      this.#onion.set(key, e);
+      void this.#openOnion(key, host, port, e);
     }
-    if (s.send(data)) this.#stats.datagramsToUpstream++;
+    if (e.stream === undefined) {
+      // Waiting for a turn to open the stream (the dial pacer): a few datagrams are held.
+      if (e.waiting.length >= MAX_PENDING) return this.drop('queue-full');
+      e.waiting.push(Buffer.from(data));
+      this.#stats.datagramsToUpstream++;
+      return;
+    }
+    if (e.stream.send(data)) this.#stats.datagramsToUpstream++;
     else this.drop('queue-full');
+  }
+
+  async #openOnion(key: string, host: string, port: number, e: OnionEntry): Promise<void> {
+    // A new Tor stream waits its turn like any flow's (--new-flows-per-second).
+    const turn = await this.#ctx.table.awaitTurn(() => this.#closed || this.#onion.get(key) !== e);
+    if (this.#closed || this.#onion.get(key) !== e) return;
+    if (turn !== 'ok') {
+      this.#onion.delete(key);
+      for (let i = 0; i < e.waiting.length; i++) this.drop('queue-full');
+      return;
+    }
+    const open = this.#ctx.onion as OnionOpener;
+    const stream = open({
+      socksHost: this.#ctx.socks.host,
+      socksPort: this.#ctx.socks.port,
+      auth: this.#opts.auth,
+      host,
+      port,
+      onDatagram: (payload) => {
+        if (this.#closed) return;
+        this.#lastActivity = this.#ctx.table.now;
+        this.#stats.datagramsToApp++;
+        this.#opts.deliver({ host, port }, payload);
+      },
+      onClose: (reason) => {
+        if (this.#onion.get(key) === e) this.#onion.delete(key);
+        if (!this.#closed) this.#warn(`onion-closed:${reason}`, `an onion datagram stream closed: ${reason}`);
+      },
+    });
+    e.stream = stream;
+    const waiting = e.waiting;
+    e.waiting = [];
+    for (const d of waiting) if (!stream.send(d)) this.drop('queue-full');
   }
 }

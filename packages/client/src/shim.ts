@@ -27,6 +27,7 @@ import { ipOnlyLookup } from './ip-only-lookup.js';
 import type { FlowDriver } from './flow-driver.js';
 import type { DatagramContext, OnionOpener } from './datagram-association.js';
 import { ResolveCache } from './resolve-cache.js';
+import { openOnionDatagramStream } from './onion-datagram-stream.js';
 import { SocksFront } from './socks-front.js';
 import { UdpForward, type ForwardSpec } from './udp-forward.js';
 import type { CredentialSource } from './upstream-credentials.js';
@@ -147,7 +148,7 @@ export class Shim {
       socks: opts.socks,
       credentials: opts.datagramCredentials,
       resolveCache: new ResolveCache(),
-      onion: opts.onion,
+      onion: opts.onion ?? openOnionDatagramStream,
     };
     this.onDatagram = this.onDatagram.bind(this);
   }
