@@ -37,6 +37,7 @@ export const TOOLS = {
   /** A real DNS server (behind a forward, or a datagram onion service). */
   dnsmasq: { command: 'dnsmasq', debianPackage: 'dnsmasq' },
   iperf3: { command: 'iperf3', debianPackage: 'iperf3' },
+  socat: { command: 'socat', debianPackage: 'socat' },
 } as const satisfies Record<string, ToolSpec>;
 
 /** Absolute path of an executable on PATH (plus the sbin dirs apt uses), or undefined. */
