@@ -234,6 +234,27 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     foreign.close();
   });
 
+  test('a wrong upstream secret: the association closes and the shim says why in one warning', async () => {
+    writeFileSync(join(dir, 'wrong-secret'), 'not-the-server-secret\n', { mode: 0o600 });
+    const port = await freePort();
+    const wrong = group.spawn('onionturn client (wrong secret)', process.execPath, [
+      BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${server.tcp}`, '--allow-plaintext-upstream',
+      '--socks', `127.0.0.1:${(net as TorNetwork).socksPort}`, '--upstream-secret-file', join(dir, 'wrong-secret'), '--socks-listen', `127.0.0.1:${port}`,
+    ], { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') }) });
+    await waitFor('the second shim listening', () => wrong.output().includes('"message":"listening"'), 20_000, 50);
+    const app = await udpSocket();
+    const ctl = await control(port);
+    ctl.sock.write(Buffer.from([5, 1, 0]));
+    await ctl.read(2);
+    ctl.sock.write(Buffer.from([5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
+    const relayPort = (await ctl.read(10)).readUInt16BE(8);
+    app.send(Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1, echoPort >> 8, echoPort & 0xff]), Buffer.from('x')]), relayPort, '127.0.0.1');
+    // The app learns by its control connection closing; the user by the log.
+    await ctl.closed;
+    await waitFor('the warning', () => /"level":"warn","message":"datagram flow closed: the TURN server refused the shim's upstream credential \(401[^"]*\): check --upstream-secret-file/.test(wrong.output()), 10_000, 50);
+    app.close();
+  });
+
   test('stop: exit 0, counters by kind in the last line, no destination names or addresses in the log', async () => {
     client.child.kill('SIGTERM');
     await waitFor('client exit', () => client.child.exitCode !== null, 10_000, 50);

@@ -164,7 +164,8 @@ export class DatagramAssociation implements TableFlow {
     if (this.#session) this.#run(this.#session.tick(now));
   }
 
-  close(reason: string): void {
+  /** `level` warn: a failure the user should see (a refused credential, a dead stream). */
+  close(reason: string, level: 'debug' | 'info' | 'warn' = 'info'): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#session) this.#run(this.#session.close(reason, this.#ctx.table.now));
@@ -174,7 +175,7 @@ export class DatagramAssociation implements TableFlow {
     this.#pending = [];
     this.#stats.closed++;
     this.#ctx.table.forgetOther(this);
-    this.#ctx.logger.debug(`datagram flow closed: ${reason}`, { flow: this.id, kind: this.#opts.kind });
+    this.#ctx.logger.log(level, `datagram flow closed: ${reason}`, { flow: this.id, kind: this.#opts.kind });
     this.#opts.onClosed(reason);
   }
 
@@ -220,13 +221,13 @@ export class DatagramAssociation implements TableFlow {
     }
     if (r.kind !== 'open') {
       if (r.kind === 'failed') ctx.stats.upstreamFailures++;
-      this.close(r.kind === 'no-turn' ? 'no turn to open a Tor stream in time (--new-flows-per-second)' : `no upstream stream: ${r.error.reason}`);
+      this.close(r.kind === 'no-turn' ? 'no turn to open a Tor stream in time (--new-flows-per-second)' : `no upstream stream: ${r.error.reason}`, 'warn');
       return;
     }
     if (!cred.ok) {
       r.socket.destroy();
       ctx.stats.upstreamFailures++;
-      this.close(`no upstream credential: ${cred.error.reason}`);
+      this.close(`no upstream credential: ${cred.error.reason}`, 'warn');
       return;
     }
     const sock = r.socket;
@@ -239,7 +240,7 @@ export class DatagramAssociation implements TableFlow {
     });
     sock.on('end', () => this.close('upstream closed the stream'));
     sock.on('close', () => this.close('upstream closed the stream'));
-    sock.on('error', (e) => this.close(`upstream stream failed: ${errorText(e)}`));
+    sock.on('error', (e) => this.close(`upstream stream failed: ${errorText(e)}`, 'warn'));
     const session = new TurnClientSession({ credential: cred.value, now: ctx.table.now });
     this.#session = session;
     ctx.logger.info('datagram flow: TURN stream open', { flow: this.id, kind: this.#opts.kind });
@@ -274,7 +275,7 @@ export class DatagramAssociation implements TableFlow {
           break;
         case 'close':
           // The session is over: so is the association (its app learns by the control connection).
-          if (!this.#closed) queueMicrotask(() => this.close(a.reason));
+          if (!this.#closed) queueMicrotask(() => this.close(a.reason, 'warn'));
           break;
       }
     }
