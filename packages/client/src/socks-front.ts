@@ -31,6 +31,8 @@ import {
 
 /** A control connection that has not finished its request within this long is closed. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Control connections at once (each association holds one; the flow limit bounds those). */
+export const MAX_CONTROL_CONNECTIONS = 512;
 /** Bytes of a handshake held at most (a greeting, auth and request fit in ~800). */
 const MAX_HANDSHAKE_BYTES = 1024;
 
@@ -66,6 +68,7 @@ export class SocksFront {
 
   async start(): Promise<HostPort> {
     const server = createServer((sock) => this.#onConnection(sock));
+    server.maxConnections = MAX_CONTROL_CONNECTIONS;
     server.listen({ host: this.#listen.host, port: this.#listen.port, exclusive: true });
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e as Error))]);
     server.on('error', (err) => this.#ctx.logger.error(`SOCKS listener error: ${errorCode(err)}`));
