@@ -6,7 +6,6 @@
 // entries whose buckets are full again (idle) are removed on a sweep, and when it is full of busy
 // destinations the newcomers share one overflow entry (stricter, never unbounded).
 import { formatIp } from '@onionturn/protocol';
-import { TokenBucket } from '@onionturn/credentials';
 import { canonical } from './peer-policy.js';
 
 export interface DestinationLimits {
@@ -33,23 +32,47 @@ const SWEEP_MS = 10_000;
 export class DestinationEntry {
   /** Set when the table dropped the entry (idle): the next send looks the address up again. */
   evicted = false;
-  readonly bytes: TokenBucket;
-  readonly packets: TokenBucket;
+  // Two token buckets (packets, bytes) sharing one clock reading: one refill per datagram on the
+  // relay path. Rates per ms; a budget of 0 is unlimited (Infinity tokens). One second of burst:
+  // a budget, not a shaper.
+  readonly #packetsPerMs: number;
+  readonly #bytesPerMs: number;
+  readonly #packetBurst: number;
+  readonly #byteBurst: number;
+  #packets: number;
+  #bytes: number;
+  #last: number;
 
   constructor(limits: DestinationLimits, now: number) {
-    // One second of burst: a budget, not a shaper.
-    this.bytes = new TokenBucket(limits.bytesPerSecond, limits.bytesPerSecond, now);
-    this.packets = new TokenBucket(limits.packetsPerSecond, limits.packetsPerSecond, now);
+    this.#packetsPerMs = limits.packetsPerSecond / 1000;
+    this.#bytesPerMs = limits.bytesPerSecond / 1000;
+    this.#packetBurst = this.#packets = limits.packetsPerSecond > 0 ? limits.packetsPerSecond : Infinity;
+    this.#byteBurst = this.#bytes = limits.bytesPerSecond > 0 ? limits.bytesPerSecond : Infinity;
+    this.#last = now;
   }
 
-  /** Takes one datagram of `len` bytes; false (drop) when either budget is spent. */
+  /** Takes one datagram of `len` bytes; false (drop, nothing taken) when either budget is spent. */
   take(len: number, now: number): boolean {
-    // Packets first: a refused datagram then spends no bytes (a packet token is the cheaper loss).
-    return this.packets.take(1, now) && this.bytes.take(len, now);
+    this.#refill(now);
+    if (this.#packets < 1 || this.#bytes < len) return false;
+    this.#packets -= 1;
+    this.#bytes -= len;
+    return true;
   }
 
+  /** Both budgets full again: forgetting this entry changes nothing. */
   idle(now: number): boolean {
-    return this.packets.msUntil(this.packets.burst, now) === 0 && this.bytes.msUntil(this.bytes.burst, now) === 0;
+    this.#refill(now);
+    return this.#packets >= this.#packetBurst && this.#bytes >= this.#byteBurst;
+  }
+
+  #refill(now: number): void {
+    const elapsed = now - this.#last;
+    if (elapsed > 0) {
+      this.#packets = Math.min(this.#packetBurst, this.#packets + elapsed * this.#packetsPerMs);
+      this.#bytes = Math.min(this.#byteBurst, this.#bytes + elapsed * this.#bytesPerMs);
+      this.#last = now;
+    }
   }
 }
 
