@@ -20,6 +20,7 @@ const EXECS: Record<string, number> = {
   'proxy-header': 100_000,
   'credential-request': 30_000,
   'socks5-codec': 100_000,
+  'socks-front': 30_000,
 };
 
 for (const target of TARGETS) {
