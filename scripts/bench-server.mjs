@@ -118,6 +118,9 @@ async function startOnionturn(group, dir, workers = 1) {
     // coturn has no per-user allocation quota or bandwidth cap by default; uclient -W uses one
     // username for every client.
     '--max-allocations-per-user', '100000', '--bandwidth', '0', '--total-bandwidth', '0',
+    // Every client sends to the one turnutils_peer: per-destination budgets on (their cost is
+    // measured) but too large to drop anything.
+    '--destination-packet-rate', '1000000000', '--destination-bandwidth', '1000000000000',
     '--log-level', 'warn',
     ...(workers > 1 ? ['--workers', String(workers)] : []),
   ];

@@ -21,6 +21,7 @@ const EXECS: Record<string, number> = {
   'credential-request': 30_000,
   'socks5-codec': 100_000,
   'shim-flow': 30_000,
+  'socks-front': 30_000,
 };
 
 for (const target of TARGETS) {

@@ -213,12 +213,12 @@ test('docker-compose accepts the compose file with .env.example and insists on O
   }
 });
 
-test('docker-compose: both containers drop every capability, get no new privileges and a read-only root filesystem', async () => {
+test('docker-compose: every container (the optional udp-gateway too) drops every capability, gets no new privileges and a read-only root filesystem', async () => {
   const compose = requireTool(TOOLS.dockerCompose);
   const r = await runCommand(compose, ['--env-file', join(ROOT, 'docker', '.env.example'), '-f', COMPOSE_FILE, 'config'], { cwd: join(ROOT, 'docker') });
   assert.equal(r.code, 0, r.stderr);
   const config = parseYaml(r.stdout) as { services: Record<string, Record<string, unknown>> };
-  for (const name of ['server', 'tor']) {
+  for (const name of ['server', 'tor', 'udp-gateway']) {
     const service = config.services[name];
     assert.ok(service, `compose config has a ${name} service`);
     assert.deepEqual(service['cap_drop'], ['ALL'], `${name}: cap_drop`);

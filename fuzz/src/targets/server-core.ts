@@ -67,6 +67,8 @@ const SMALL: Partial<Limits> = {
   unansweredSendsPerAllocation: 5,
   bandwidthPerAllocation: 2000,
   bandwidthTotal: 3000,
+  packetsPerDestination: 6,
+  destinations: 2,
 };
 const PORT_MIN = 50000;
 const PORT_MAX = 50011;

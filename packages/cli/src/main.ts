@@ -7,6 +7,7 @@ import { credentialsCommand } from './commands/credentials.js';
 import { probeCommand } from './commands/probe.js';
 import { newSecretCommand } from './commands/secret.js';
 import { serverCommand } from './commands/server.js';
+import { udpGatewayCommand } from './commands/udp-gateway.js';
 import { ENV_PREFIX, ignoreForeignEnv, loadConfigFile } from './config.js';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 
@@ -42,6 +43,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .command(newSecretCommand(ctx))
     .command(serverCommand(ctx))
     .command(probeCommand({ out: ctx.out }))
+    .command(udpGatewayCommand())
     .demandCommand(1, 'no command given (try onionturn --help)')
     .recommendCommands()
     .strict()

@@ -52,6 +52,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   readonly #pacer: DialPacer;
   readonly #udp = new Map<string, F>();
   readonly #tcp = new Set<F>();
+  /** Flows of other kinds (SOCKS UDP associations, UDP forwards): limit, tick and stop only. */
+  readonly #other = new Set<TableFlow>();
   #ids = 0;
   #now: number;
   #timer: Timer | undefined;
@@ -73,7 +75,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
 
   /** Flows with an app side still open. */
   get size(): number {
-    return this.#udp.size + this.#tcp.size;
+    return this.#udp.size + this.#tcp.size + this.#other.size;
   }
 
   get full(): boolean {
@@ -93,6 +95,15 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     else this.#udp.set(flow.key, flow);
   }
 
+  /** A flow of another kind (a datagram association): counted against the limit, ticked, stopped. */
+  addOther(flow: TableFlow): void {
+    this.#other.add(flow);
+  }
+
+  forgetOther(flow: TableFlow): void {
+    this.#other.delete(flow);
+  }
+
   /** Called once when a flow has closed. */
   forget(flow: F): void {
     if (flow.key === undefined) this.#tcp.delete(flow);
@@ -107,7 +118,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   /** Advances the coarse clock and gives every flow its tick. */
   tick(): void {
     this.#now = this.#opts.clock.monotonic();
-    for (const f of [...this.#udp.values(), ...this.#tcp]) f.tick(this.#now);
+    for (const f of [...this.#udp.values(), ...this.#tcp, ...this.#other]) f.tick(this.#now);
   }
 
   /** Closes every flow, ends every wait for a turn, stops the tick. */
@@ -115,7 +126,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#pacer.stop();
-    for (const f of [...this.#udp.values(), ...this.#tcp]) f.close(reason);
+    for (const f of [...this.#udp.values(), ...this.#tcp, ...this.#other]) f.close(reason);
   }
 
   /**
@@ -123,14 +134,11 @@ export class FlowTable<F extends TableFlow = TableFlow> {
    * a credential can be fetched on the same circuit meanwhile), then dials. `isClosed` says the
    * flow no longer wants it: its turn passes on, and a stream opened for it is destroyed.
    */
-  async openStream(flowId: number, isClosed: () => boolean, onTurn: (auth: SocksAuth) => void): Promise<StreamOutcome> {
-    const turn = this.#pacer.turn(isClosed);
-    if (turn !== true) {
-      const ok = await turn;
-      if (isClosed()) return { kind: 'abandoned' };
-      if (!ok) return { kind: 'no-turn' };
-    }
-    const auth = this.isolation.next();
+  async openStream(flowId: number, isClosed: () => boolean, onTurn: (auth: SocksAuth) => void, fixedAuth?: SocksAuth): Promise<StreamOutcome> {
+    const turn = await this.awaitTurn(isClosed);
+    if (turn !== 'ok') return { kind: turn };
+    // A datagram association keeps one isolation for all its streams (fixedAuth).
+    const auth = fixedAuth ?? this.isolation.next();
     onTurn(auth);
     if (isClosed()) return { kind: 'abandoned' };
     const r = await this.#opts.connect(auth, flowId);
@@ -139,5 +147,14 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       return { kind: 'abandoned' };
     }
     return r.ok ? { kind: 'open', socket: r.socket, head: r.head, server: r.server } : { kind: 'failed', error: r.error };
+  }
+
+  /** Waits for a turn to open a Tor stream (the dial pacer), for streams the table does not dial itself. */
+  async awaitTurn(isClosed: () => boolean): Promise<'ok' | 'no-turn' | 'abandoned'> {
+    const turn = this.#pacer.turn(isClosed);
+    if (turn === true) return 'ok';
+    const ok = await turn;
+    if (isClosed()) return 'abandoned';
+    return ok ? 'ok' : 'no-turn';
   }
 }

@@ -20,3 +20,16 @@ export type { UpstreamError, UpstreamErrorCode } from './errors.js';
 export { startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
 export { checkTorSocks, type TorSocksVerdict } from './tor-socks-check.js';
 export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';
+export { parseForward, isOnionForward, FORWARD_IDLE_MS, type ForwardSpec, type ForwardParse } from './udp-forward.js';
+export type { OnionOpener, OnionDatagramStreamLike } from './datagram-association.js';
+export { DATAGRAM_FLOW_KINDS, DatagramFlowStats, type DatagramFlowKind, type DatagramDropReason } from './stats.js';
+export { RESOLVE_CACHE_MS } from './resolve-cache.js';
+export {
+  DEFAULT_ONION_CONNECT_TIMEOUT_MS,
+  DEFAULT_ONION_DATAGRAM_QUEUE_BYTES,
+  openOnionDatagramStream,
+  type OnionDatagramStream,
+  type OnionDatagramStreamOptions,
+  type OnionDatagramStreamStats,
+} from './onion-datagram-stream.js';
+export type { SocksAuth } from './socks5-codec.js';

@@ -23,7 +23,14 @@ import { WarnEvery } from './warn-once.js';
 import { DEFAULT_NEW_FLOWS_PER_SECOND } from './dial-pacer.js';
 import { systemClock, type Clock } from './clock.js';
 import { FlowTable, udpFlowKey } from './flow-table.js';
+import { ipOnlyLookup } from './ip-only-lookup.js';
 import type { FlowDriver } from './flow-driver.js';
+import type { DatagramContext, OnionOpener } from './datagram-association.js';
+import { ResolveCache } from './resolve-cache.js';
+import { openOnionDatagramStream } from './onion-datagram-stream.js';
+import { SocksFront } from './socks-front.js';
+import { UdpForward, type ForwardSpec } from './udp-forward.js';
+import type { CredentialSource } from './upstream-credentials.js';
 
 export interface ShimOptions {
   readonly listen: HostPort;
@@ -55,17 +62,22 @@ export interface ShimOptions {
   readonly newFlowWaitMs?: number;
   /** The one source of time and timers (tests pass a ManualClock). */
   readonly clock?: Clock;
+  /** SOCKS5 UDP ASSOCIATE front end on this loopback address (see socks-front.ts). */
+  readonly socksListen?: HostPort;
+  /** UDP port forwards (see udp-forward.ts). */
+  readonly forwards?: readonly ForwardSpec[];
+  /**
+   * The shim's own upstream credentials, for SOCKS UDP and forwards to IP and host-name
+   * destinations (it is the TURN client there). Absent: those destinations are dropped.
+   */
+  readonly datagramCredentials?: CredentialSource;
+  /** Opens a datagram stream to an onion service (the datagram gateway's client). */
+  readonly onion?: OnionOpener;
 }
 
 export interface ListeningAddress {
   readonly host: string;
   readonly port: number;
-}
-
-function ipOnlyLookup(address: string, _options: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  const family = isIP(address);
-  if (family === 0) callback(new Error(`refusing to resolve '${address}': the shim sends only to IP addresses`), address, 0);
-  else callback(null, address, family);
 }
 
 export class Shim {
@@ -78,6 +90,9 @@ export class Shim {
   #udp: UdpSocket | undefined;
   #tcp: Server | undefined;
   #address: ListeningAddress | undefined;
+  readonly #datagramCtx: DatagramContext;
+  #socksFront: SocksFront | undefined;
+  readonly #forwards: UdpForward[] = [];
   /** Local mode: wrong passwords from sources without a flow, logged now and then. */
   readonly #authWarning = new WarnEvery(60_000);
   readonly #dialRateWarning = new WarnEvery(60_000);
@@ -125,7 +140,27 @@ export class Shim {
       appAuth: opts.localAuth ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {}) : undefined,
       serverName: (server) => dialer.serverName(dialer.servers.indexOf(server)),
     };
+    this.#datagramCtx = {
+      table: this.#table,
+      clock,
+      logger: this.#log,
+      stats: this.stats,
+      socks: opts.socks,
+      credentials: opts.datagramCredentials,
+      resolveCache: new ResolveCache(),
+      onion: opts.onion ?? openOnionDatagramStream,
+    };
     this.onDatagram = this.onDatagram.bind(this);
+  }
+
+  /** The SOCKS front end's address (when --socks-listen is on). */
+  get socksAddress(): ListeningAddress | undefined {
+    return this.#socksFront?.address;
+  }
+
+  /** Where each forward listens, in the order given. */
+  get forwardAddresses(): ListeningAddress[] {
+    return this.#forwards.map((f) => f.address);
   }
 
   get address(): ListeningAddress {
@@ -157,6 +192,17 @@ export class Shim {
       this.#address = { host, port: this.#udp ? this.#udp.address().port : port };
       break;
     }
+    if (this.#opts.socksListen) {
+      this.#socksFront = new SocksFront(this.#datagramCtx, this.#opts.socksListen);
+      const a = await this.#socksFront.start();
+      this.#log.info('SOCKS5 UDP front end listening', { listen: formatHostPort(a.host, a.port) });
+    }
+    for (const spec of this.#opts.forwards ?? []) {
+      const f = new UdpForward(this.#datagramCtx, spec);
+      this.#forwards.push(f);
+      const a = await f.start();
+      this.#log.info('UDP forward listening', { listen: formatHostPort(a.host, a.port), peer: spec.text });
+    }
     this.#table.start();
     this.#log.info('listening', {
       listen: formatHostPort(this.#address.host, this.#address.port),
@@ -172,6 +218,8 @@ export class Shim {
 
   async stop(): Promise<void> {
     this.#table.stop('shim stopping');
+    await this.#socksFront?.stop();
+    for (const f of this.#forwards) await f.stop();
     const tcp = this.#tcp;
     const udp = this.#udp;
     this.#tcp = undefined;

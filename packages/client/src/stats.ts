@@ -1,5 +1,62 @@
 // Counters the shell bumps (plain fields: no lookups per packet). Read by tests and the status log.
+
+/** Kinds of datagram flows that arrive without TURN (the shim is the TURN client for them). */
+export type DatagramFlowKind = 'socks-udp' | 'udp-forward';
+export const DATAGRAM_FLOW_KINDS: readonly DatagramFlowKind[] = ['socks-udp', 'udp-forward'];
+
+/** Why an app datagram of such a flow was dropped (each a counter; new reasons are new keys). */
+export type DatagramDropReason =
+  | 'foreign-source'
+  | 'fragmented'
+  | 'bad-header'
+  | 'oversized'
+  | 'queue-full'
+  | 'backlog-full'
+  | 'too-many-peers'
+  | 'peer-refused'
+  | 'resolve-failed'
+  | 'no-route'
+  | 'closed';
+
+/** One kind of datagram flow (an association, or one source of a forward). */
+export class DatagramFlowStats {
+  opened = 0;
+  closed = 0;
+  /** Open now (opened - closed), for a status page. */
+  get active(): number {
+    return this.opened - this.closed;
+  }
+  datagramsToUpstream = 0;
+  datagramsToApp = 0;
+  /** By destination route: IP (TURN at the exit-side server), a name resolved by Tor, an onion service. */
+  readonly routes = { ip: 0, hostname: 0, onion: 0 };
+  readonly dropped: Record<DatagramDropReason, number> = {
+    'foreign-source': 0,
+    fragmented: 0,
+    'bad-header': 0,
+    oversized: 0,
+    'queue-full': 0,
+    'backlog-full': 0,
+    'too-many-peers': 0,
+    'peer-refused': 0,
+    'resolve-failed': 0,
+    'no-route': 0,
+    closed: 0,
+  };
+
+  toJSON(): Record<string, unknown> {
+    return { opened: this.opened, closed: this.closed, active: this.active, datagramsToUpstream: this.datagramsToUpstream, datagramsToApp: this.datagramsToApp, routes: { ...this.routes }, dropped: { ...this.dropped } };
+  }
+}
+
 export class ShimStats {
+  /** SOCKS UDP associations and UDP forwards, by kind (keys of DATAGRAM_FLOW_KINDS). */
+  readonly datagramFlows: Readonly<Record<DatagramFlowKind, DatagramFlowStats>> = { 'socks-udp': new DatagramFlowStats(), 'udp-forward': new DatagramFlowStats() };
+  /** SOCKS front end: control connections refused (no acceptable method, a bad request, CONNECT/BIND...). */
+  socksRefused = 0;
+  /** Host names resolved through Tor (RESOLVE) and answered from the cache. */
+  torResolves = 0;
+  resolveCacheHits = 0;
   flowsOpened = 0;
   flowsClosed = 0;
   upstreamFailures = 0;

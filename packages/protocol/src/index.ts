@@ -1,4 +1,4 @@
-// @onionturn/protocol: a pure STUN (RFC 8489) / TURN (RFC 8656) codec. No sockets, no timers,
+// @onionturn/protocol: a pure STUN (RFC 8489) / TURN (RFC 8656) codec, and the datagram framing of datagram onion services. No sockets, no timers,
 // no logging; decoding returns errors as values and never throws on hostile input.
 export * from './constants.js';
 export { type DecodeError, type DecodeErrorCode, type Result } from './result.js';
@@ -42,3 +42,17 @@ export {
 } from './channel-data.js';
 export { FrameKind, StreamFramer, type FrameHandler, type FramerOptions, type FramingError } from './stream-framer.js';
 export { dataIndicationLength, writeDataIndication } from './data-indication.js';
+export {
+  DATAGRAM_FRAMING_VERSION,
+  DATAGRAM_FRAME_HEADER_LENGTH,
+  DatagramFrameDecoder,
+  DatagramFrameType,
+  MAX_DATAGRAM_FRAME_BODY,
+  encodeDatagramFrame,
+  encodeDatagramPreamble,
+  negotiatedDatagramVersion,
+  writeDatagramFrameHeader,
+  type DatagramDecoderHandler,
+  type DatagramDecoderOptions,
+  type DatagramFramingError,
+} from './datagram-framing.js';

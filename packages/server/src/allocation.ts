@@ -2,6 +2,7 @@
 // client has talked to, and channels. Plain mutable records; the core owns the rules.
 import type { IpFamily, TransportAddress } from '@onionturn/protocol';
 import { TokenBucket } from '@onionturn/credentials';
+import type { DestinationEntry } from './destination-budgets.js';
 
 /** What the shell gives the core for a client's 5-tuple: how to reach the client. */
 export interface ClientLink {
@@ -96,6 +97,8 @@ export class Permission {
   readonly peers = new Map<number, Peer>();
   /** Datagrams sent to ports of this address that had not answered (consent, per address). */
   unanswered = 0;
+  /** This address's budget over the whole server, found at the first send (destination-budgets.ts). */
+  destination: DestinationEntry | undefined = undefined;
 
   constructor(
     /** The peer address as text, the way relay sockets report sources. */

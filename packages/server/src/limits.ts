@@ -1,4 +1,5 @@
 // Lifetimes and quotas with their defaults. Every one of these has a CLI flag.
+import { DEFAULT_DESTINATION_LIMITS } from './destination-budgets.js';
 
 export interface Lifetimes {
   /** Allocation lifetime when the client asks for less or nothing (RFC 8656: 600 s). */
@@ -32,6 +33,12 @@ export interface Limits {
   readonly bandwidthPerAllocation: number;
   /** Relayed bytes per second over all allocations; 0 = unlimited. */
   readonly bandwidthTotal: number;
+  /** Bytes per second to one peer address over all allocations (destination-budgets.ts); 0 = unlimited. */
+  readonly bandwidthPerDestination: number;
+  /** Datagrams per second to one peer address over all allocations; 0 = unlimited. */
+  readonly packetsPerDestination: number;
+  /** Peer addresses whose budgets are tracked at once. */
+  readonly destinations: number;
 }
 
 export const DEFAULT_LIFETIMES: Lifetimes = {
@@ -57,6 +64,10 @@ export const DEFAULT_LIMITS: Limits = {
   // 10 MB/s (80 Mbit/s) covers HD video calls; the total keeps one host from being a flood cannon.
   bandwidthPerAllocation: 10_000_000,
   bandwidthTotal: 1_000_000_000,
+  // Why these: destination-budgets.ts and the README's exit-side section.
+  bandwidthPerDestination: DEFAULT_DESTINATION_LIMITS.bytesPerSecond,
+  packetsPerDestination: DEFAULT_DESTINATION_LIMITS.packetsPerSecond,
+  destinations: DEFAULT_DESTINATION_LIMITS.maxDestinations,
 };
 
 /** Channels stay reserved this long after they expire before the number or peer can be rebound. */

@@ -76,6 +76,7 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     ['no-permission', s.droppedNoPermission],
     ['bandwidth', s.droppedBandwidth],
     ['consent', s.droppedConsent],
+    ['destination-budget', s.droppedDestination],
     ['oversize', s.droppedOversize],
   ]);
   return registry;

@@ -66,6 +66,43 @@ export const DEFAULT_DENIED_IPV6: readonly string[] = [
   'ff00::/8',
 ];
 
+/**
+ * UDP ports no relay beside an exit should send to by default, appended after the operator's rules
+ * as Tor appends its default exit policy: "accept *:123" in --peer-policy reopens one. A TURN
+ * relay cannot spoof its source, so these are not about reflecting floods at third parties (the
+ * answers come back to the relay, and to the client through Tor); they are services whose only
+ * use from an anonymous exit is abuse or reconnaissance, and whose traffic gets exits reported:
+ * amplifiers that scanners hunt for, unauthenticated management and LAN discovery protocols.
+ * The README's exit-side section gives the reason per port.
+ */
+export const DEFAULT_DENIED_UDP_PORTS: readonly string[] = [
+  '7', // echo: reflection loops with other echo/chargen hosts
+  '17', // QOTD: amplifier
+  '19', // chargen: amplifier (x358), loops with echo
+  '69', // TFTP: unauthenticated file reads from devices; amplifier
+  '111', // portmapper/rpcbind: amplifier, RPC service discovery
+  '123', // NTP: monlist amplifier (x556); time through Tor is too jittery to be of use
+  '137-138', // NetBIOS name/datagram: Windows LAN discovery (Tor rejects 135-139 too)
+  '161-162', // SNMP: device management with default communities; amplifier
+  '389', // CLDAP: amplifier (x56-70)
+  '427', // SLP: amplifier (x2200, CVE-2023-29552)
+  '520', // RIP: routing updates
+  '623', // IPMI/RMCP: server management controllers
+  '1434', // MS-SQL browser: amplifier
+  '1900', // SSDP/UPnP: LAN discovery; amplifier
+  '3283', // Apple Remote Desktop: amplifier
+  '3702', // WS-Discovery: amplifier (x500)
+  '5353', // mDNS: link-local discovery; any use across the Internet is scanning
+  '5683', // CoAP: IoT devices; amplifier
+  '10001', // Ubiquiti discovery: amplifier
+  '11211', // memcached: amplifier (x51000), unauthenticated writes
+];
+
+/** The default UDP port rules, in order (appended after the operator's). */
+export function defaultPortRules(): PolicyRule[] {
+  return DEFAULT_DENIED_UDP_PORTS.map((p) => must(`reject *:${p}`));
+}
+
 const LOOPBACK_RULES = ['accept 127.0.0.0/8:*', 'accept [::1]:*'];
 
 function parsePorts(text: string | undefined): { min: number; max: number } | undefined {
@@ -216,6 +253,8 @@ export interface PeerPolicyOptions {
   readonly ownAddresses?: readonly string[];
   /** Tests only: loopback peers (and own loopback addresses) are accepted. */
   readonly allowLoopback?: boolean;
+  /** Append the default UDP port rules (DEFAULT_DENIED_UDP_PORTS); default true. */
+  readonly defaultPortRules?: boolean;
 }
 
 export class PeerPolicy {
@@ -225,7 +264,8 @@ export class PeerPolicy {
   constructor(options: PeerPolicyOptions = {}) {
     const loopback = options.allowLoopback ? LOOPBACK_RULES.map(must) : [];
     const allowed = (options.allowed ?? []).map((r) => ({ ...r, accept: true }));
-    this.#rules = [...loopback, ...allowed, ...defaultDenyRules(), ...(options.rules ?? [])];
+    const ports = options.defaultPortRules === false ? [] : defaultPortRules();
+    this.#rules = [...loopback, ...allowed, ...defaultDenyRules(), ...(options.rules ?? []), ...ports];
     const own = new Set<string>();
     for (const a of options.ownAddresses ?? []) {
       const ip = a.includes(':') ? parseIPv6(a) : parseIPv4(a);

@@ -14,6 +14,8 @@ export class CoreStats {
   droppedNoPermission = 0;
   droppedBandwidth = 0;
   droppedConsent = 0;
+  /** Datagrams to a peer address whose budget over all allocations was spent. */
+  droppedDestination = 0;
   /** Peer datagrams too big for a Data indication (IPv6 peers, 65505 bytes or more). */
   droppedOversize = 0;
   deniedPeers = 0;

@@ -28,6 +28,7 @@ import { authenticate, type AuthContext } from './authenticate.js';
 import type { CoreOptions, Filtering } from './core-options.js';
 import { CHANNEL_REBIND_GUARD_MS, DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 import type { PeerPolicy } from './peer-policy.js';
+import { DestinationBudgets } from './destination-budgets.js';
 import { onChannelBind, onCreatePermission, type PermissionContext } from './permissions.js';
 import { onRefresh, type RefreshContext } from './refresh.js';
 import { Replies, type Reply } from './replies.js';
@@ -51,6 +52,7 @@ export class TurnCore {
   readonly #replies: Replies;
   readonly #ctx: HandlerContext;
   readonly #total: TokenBucket;
+  readonly #destinations: DestinationBudgets;
   readonly #relays: LiveRelays;
   #policy: PeerPolicy;
   #lookup: CredentialLookup;
@@ -69,6 +71,10 @@ export class TurnCore {
     this.#lookup = options.lookup;
     const bw = this.#limits.bandwidthTotal;
     this.#total = new TokenBucket(bw, bw, this.#now());
+    this.#destinations = new DestinationBudgets(
+      { bytesPerSecond: this.#limits.bandwidthPerDestination, packetsPerSecond: this.#limits.packetsPerDestination, maxDestinations: this.#limits.destinations },
+      this.#now(),
+    );
     this.#relays = options.relays ?? new RelayRegistry();
     this.#table = new AllocationTable(options.ports, this.stats, options.events, this.#now, this.#relays);
     this.#reservations = new Reservations(options.ports, random);
@@ -275,6 +281,7 @@ export class TurnCore {
   tick(): void {
     const now = this.#now();
     this.#reservations.expire(now);
+    this.#destinations.tick(now);
     for (const alloc of this.#table.all) {
       if (alloc.expiresAt <= now) {
         this.#table.delete(alloc, 'expired');
@@ -328,8 +335,16 @@ export class TurnCore {
       this.stats.droppedBandwidth++;
       return;
     }
-    peer.lastSentAt = now;
     const perm = peer.permission;
+    if (this.#destinations.enabled && peer.local === undefined) {
+      let dest = perm.destination;
+      if (dest === undefined || dest.evicted) dest = perm.destination = this.#destinations.entry(perm.ip, now);
+      if (!dest.take(len, now)) {
+        this.stats.droppedDestination++;
+        return;
+      }
+    }
+    peer.lastSentAt = now;
     const socket = perm.relay.socket;
     if (socket === undefined) return;
     this.stats.packetsToPeer++;

@@ -1,7 +1,7 @@
 // Real tools the integration tests need. A missing tool is installed with apt-get when we
 // are root (CI and fresh machines), otherwise the test fails loudly with the command to run.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 export interface ToolSpec {
@@ -9,6 +9,8 @@ export interface ToolSpec {
   readonly command: string;
   /** Debian package that provides it. */
   readonly debianPackage: string;
+  /** A file the package installs that must exist too (a Python module, say). */
+  readonly file?: string;
 }
 
 export const TOOLS = {
@@ -29,6 +31,13 @@ export const TOOLS = {
   openssl: { command: 'openssl', debianPackage: 'openssl' },
   /** For a raw socket in one test (a datagram from source port 0, which Node cannot send). */
   python3: { command: 'python3', debianPackage: 'python3' },
+  /** PySocks for Debian's own python3 (a SOCK_DGRAM socket through a SOCKS5 UDP ASSOCIATE). */
+  pysocks: { command: '/usr/bin/python3', debianPackage: 'python3-socks', file: '/usr/lib/python3/dist-packages/socks.py' },
+  dig: { command: 'dig', debianPackage: 'bind9-dnsutils' },
+  /** A real DNS server (behind a forward, or a datagram onion service). */
+  dnsmasq: { command: 'dnsmasq', debianPackage: 'dnsmasq' },
+  iperf3: { command: 'iperf3', debianPackage: 'iperf3' },
+  socat: { command: 'socat', debianPackage: 'socat' },
 } as const satisfies Record<string, ToolSpec>;
 
 /** Absolute path of an executable on PATH (plus the sbin dirs apt uses), or undefined. */
@@ -60,7 +69,7 @@ let aptUpdated = false;
  */
 export function requireTool(spec: ToolSpec): string {
   const found = findExecutable(spec.command);
-  if (found) return found;
+  if (found && (spec.file === undefined || existsSync(spec.file))) return found;
   const howTo = `install it with: apt-get install -y ${spec.debianPackage}`;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot || !findExecutable('apt-get')) {
@@ -80,6 +89,7 @@ export function requireTool(spec: ToolSpec): string {
     throw new Error(`required tool '${spec.command}' is missing and apt-get failed (${String(err)}); ${howTo}`);
   }
   const installed = findExecutable(spec.command);
+  if (spec.file !== undefined && !existsSync(spec.file)) throw new Error(`apt-get installed ${spec.debianPackage} but ${spec.file} is still missing`);
   if (!installed) throw new Error(`apt-get installed ${spec.debianPackage} but '${spec.command}' is still not found`);
   return installed;
 }

@@ -2,6 +2,7 @@
 // SOCKS port (or start a tor of our own), start, print the iceServers to paste into an app, stop
 // on SIGINT/SIGTERM, also while that tor is still bootstrapping.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { CommandModule } from 'yargs';
 import {
   ISOLATION_MODES,
@@ -13,6 +14,10 @@ import {
   createLogger,
   formatHostPort,
   iceServers,
+  isLoopbackAddress,
+  isOnionForward,
+  parseForward,
+  type ForwardSpec,
   parseHostPort,
   parseListen,
   parsePin,
@@ -56,6 +61,8 @@ interface ClientArgs {
   defaultSocks: string;
   allowPlaintextUpstream: boolean;
   allowNonTorSocks: boolean;
+  socksListen?: string;
+  forward?: string[];
 }
 
 /** The local user when --local-user is not given; the password is never a fixed default. */
@@ -175,6 +182,30 @@ function asList(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
+interface DatagramPlan {
+  readonly socksListen: HostPort | undefined;
+  readonly forwards: ForwardSpec[];
+  /** SOCKS UDP or a forward to an IP/host name: the shim is the TURN client and signs requests. */
+  readonly needsCredentials: boolean;
+}
+
+/** --socks-listen and --forward, checked (loopback only; one line and exit 2 otherwise). */
+function datagramPlanOf(args: ClientArgs): DatagramPlan {
+  let socksListen: HostPort | undefined;
+  if (args.socksListen !== undefined) {
+    const r = parseHostPort(args.socksListen);
+    if (!r.ok) throw new UsageError(`--socks-listen: ${r.reason}; use 127.0.0.1:PORT`);
+    if (!isLoopbackAddress(r.value.host) || isIP(r.value.host) === 0) throw new UsageError(`--socks-listen ${args.socksListen}: the SOCKS front end listens on a loopback IP address only (127.0.0.1:PORT or [::1]:PORT)`);
+    socksListen = r.value;
+  }
+  const forwards = asList(args.forward).map((text) => {
+    const r = parseForward(text);
+    if (!r.ok) throw new UsageError(`--forward: ${r.reason}`);
+    return r.value;
+  });
+  return { socksListen, forwards, needsCredentials: socksListen !== undefined || forwards.some((f) => !isOnionForward(f)) };
+}
+
 export function clientCommand(ctx: CliContext): CommandModule {
   return {
     command: 'client',
@@ -211,6 +242,8 @@ export function clientCommand(ctx: CliContext): CommandModule {
           default: false,
           describe: 'TESTS ONLY: allow tcp:// to a server that is not .onion, and an http:// --credentials-url that is not .onion (the exit relay could read whom you call and your credentials)',
         })
+        .option('socks-listen', { type: 'string', requiresArg: true, describe: 'SOCKS5 front end for UDP apps (UDP ASSOCIATE only) on this loopback HOST:PORT; IP and host-name destinations go through the exit-side server as TURN (needs --upstream-secret-file or --credentials-url), NAME.onion:PORT to a datagram onion service' })
+        .option('forward', { type: 'string', array: true, requiresArg: true, describe: 'UDP port forward udp://127.0.0.1:LPORT=HOST:PORT (repeatable): each local source is one flow to HOST:PORT, by the same routes as --socks-listen' })
         .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
     handler: async (argv) => {
@@ -249,7 +282,13 @@ export function clientCommand(ctx: CliContext): CommandModule {
         }
       }
       // Checked before any tor starts: a usage mistake costs no bootstrap.
+      const datagrams = datagramPlanOf(args);
       const localPlan = localAuthOf(args, ctx);
+      if (datagrams.needsCredentials && localPlan === undefined) {
+        throw new UsageError(
+          `${args.socksListen !== undefined ? '--socks-listen' : '--forward to an IP address or host name'} signs its TURN requests with the shim's own upstream credentials: give --upstream-secret-file FILE or --credentials-url URL (.onion forwards need none)`,
+        );
+      }
       if (args.tor && args.socks !== undefined) throw new UsageError('give either --tor (start our own tor) or --socks (use a running one), not both');
       let socks: HostPort | undefined;
       if (args.socks !== undefined) {
@@ -290,7 +329,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
         // Our own tor is Tor; anything else found at --socks or 9050/9150 must show it is.
         if (!ownTor) await requireTor(socksPort, args.allowNonTorSocks, ctx, logger);
         if (stop.signal.aborted) return;
-        await runShim(args, ctx, logger, { listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note, stop: stop.signal });
+        await runShim(args, ctx, logger, { datagrams, listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note, stop: stop.signal });
       } finally {
         await ownTor?.stop();
         stop.dispose();
@@ -300,6 +339,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
 }
 
 interface ShimPlan {
+  readonly datagrams: DatagramPlan;
   readonly listen: HostPort;
   readonly servers: UpstreamServer[];
   readonly socks: HostPort;
@@ -314,7 +354,9 @@ interface ShimPlan {
 async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typeof createLogger>, plan: ShimPlan): Promise<void> {
   const { listen, servers, socks, tls, localAuth } = plan;
   const shim = new Shim({
-    ...(localAuth ? { localAuth } : {}),
+    ...(localAuth ? { localAuth, datagramCredentials: localAuth.source } : {}),
+    ...(plan.datagrams.socksListen ? { socksListen: plan.datagrams.socksListen } : {}),
+    forwards: plan.datagrams.forwards,
     listen,
     allowRemote: args.allowRemote,
     servers,

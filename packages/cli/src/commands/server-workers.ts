@@ -59,6 +59,9 @@ export function workerConfig(config: TurnServerConfig, index: number, count: num
   const share = (n: number | undefined): number | undefined => (n === undefined || n === 0 ? n : Math.max(1, Math.ceil(n / count)));
   const allocations = share(limits.allocations);
   const bandwidthTotal = share(limits.bandwidthTotal);
+  // Per-destination budgets too: the workers together stay within what the operator set.
+  const bandwidthPerDestination = share(limits.bandwidthPerDestination);
+  const packetsPerDestination = share(limits.packetsPerDestination);
   const relays = new SharedRelays((change) => process.send?.({ type: 'onionturn-relay', ...change } satisfies RelayMessage));
   process.on('message', (m: unknown) => {
     if (isRelayMessage(m)) relays.apply(m);
@@ -69,7 +72,13 @@ export function workerConfig(config: TurnServerConfig, index: number, count: num
     ...rest,
     listen: index === 0 ? config.listen : config.listen.filter((l) => l.protocol !== 'udp'),
     relayPorts: { min, max },
-    limits: { ...limits, ...(allocations !== undefined ? { allocations } : {}), ...(bandwidthTotal !== undefined ? { bandwidthTotal } : {}) },
+    limits: {
+      ...limits,
+      ...(allocations !== undefined ? { allocations } : {}),
+      ...(bandwidthTotal !== undefined ? { bandwidthTotal } : {}),
+      ...(bandwidthPerDestination !== undefined ? { bandwidthPerDestination } : {}),
+      ...(packetsPerDestination !== undefined ? { packetsPerDestination } : {}),
+    },
     relays,
     worker: index,
   };

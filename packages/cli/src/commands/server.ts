@@ -63,6 +63,9 @@ interface ServerArgs {
   unansweredSendsTotal: number;
   bandwidth: number;
   totalBandwidth: number;
+  destinationBandwidth: number;
+  destinationPacketRate: number;
+  maxDestinations: number;
   defaultLifetime: number;
   maxLifetime: number;
   nonceLifetime: number;
@@ -178,6 +181,9 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     unansweredSendsPerAllocation: count('unanswered-sends-total', args.unansweredSendsTotal),
     bandwidthPerAllocation: count('bandwidth', args.bandwidth, true),
     bandwidthTotal: count('total-bandwidth', args.totalBandwidth, true),
+    bandwidthPerDestination: count('destination-bandwidth', args.destinationBandwidth, true),
+    packetsPerDestination: count('destination-packet-rate', args.destinationPacketRate, true),
+    destinations: count('max-destinations', args.maxDestinations),
   };
   const defaultLifetime = count('default-lifetime', args.defaultLifetime);
   const maxLifetime = count('max-lifetime', args.maxLifetime);
@@ -270,6 +276,9 @@ function options(y: Argv): Argv {
     .option('unanswered-sends-total', { type: 'number', requiresArg: true, default: L.unansweredSendsPerAllocation, describe: 'datagrams per allocation to all peers that have not answered' })
     .option('bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthPerAllocation, describe: 'bytes/s per allocation (0: unlimited)' })
     .option('total-bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthTotal, describe: 'bytes/s for all allocations (0: unlimited)' })
+    .option('destination-bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthPerDestination, describe: 'bytes/s to one peer address from all allocations together (0: unlimited)' })
+    .option('destination-packet-rate', { type: 'number', requiresArg: true, default: L.packetsPerDestination, describe: 'datagrams/s to one peer address from all allocations together (0: unlimited)' })
+    .option('max-destinations', { type: 'number', requiresArg: true, default: L.destinations, describe: 'peer addresses whose budgets are tracked at once (more share one budget)' })
     .option('default-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationDefaultSec, describe: 'allocation lifetime (s)' })
     .option('max-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationMaxSec, describe: 'longest allocation lifetime (s)' })
     .option('credentials-listen', { type: 'string', requiresArg: true, describe: 'serve REST credentials (GET /credentials) on HOST:PORT, signed with the newest --secret-file' })

@@ -1,0 +1,378 @@
+// One datagram flow that arrives without TURN: a SOCKS5 UDP association, or one local source of
+// a UDP port forward. It routes each datagram by its destination:
+//   - an IP address: TURN at the exit-side server, through one Tor stream and one allocation for
+//     the whole association (TurnClientSession decides; this shell moves bytes);
+//   - a host name: resolved by Tor (RESOLVE, cached per isolation key), then as an IP;
+//   - NAME.onion:PORT: a Tor stream to that onion service carrying framed datagrams (the
+//     datagram gateway's client module, injected as OnionOpener).
+// All its Tor streams use one isolation (its SOCKS username, or the table's per-flow choice), so
+// the association is one circuit; new streams wait for the dial pacer like TURN flows.
+import type { Socket } from 'node:net';
+import { TcpBatchWriter, errorText } from '@onionturn/io';
+import type { TransportAddress } from '@onionturn/protocol';
+import type { Clock } from './clock.js';
+import type { HostPort } from './endpoints.js';
+import type { FlowTable, TableFlow } from './flow-table.js';
+import type { ScrubbingLogger } from './logger.js';
+import type { ResolveCache } from './resolve-cache.js';
+import type { SocksAuth } from './socks5-codec.js';
+import { isOnionName, type SocksDestination } from './socks5-server-codec.js';
+import type { DatagramDropReason, DatagramFlowKind, DatagramFlowStats, ShimStats } from './stats.js';
+import { torResolve } from './tor-resolve.js';
+import { MAX_DATAGRAM, TurnClientSession, type SessionAction } from './turn-client-session.js';
+import type { CredentialSource } from './upstream-credentials.js';
+import { WarnOnce } from './warn-once.js';
+
+/** App datagrams larger than this are dropped (counted): bounds what a queue holds per datagram. */
+export const MAX_APP_DATAGRAM = 16 * 1024;
+/** Datagrams held per association while its TURN stream and allocation are being set up. */
+const MAX_PENDING = 64;
+/** Onion streams one association holds at most. */
+const MAX_ONION_STREAMS = 16;
+/** Host names being resolved at once per association (more are dropped until one finishes). */
+const MAX_RESOLVING = 8;
+const RESOLVE_TIMEOUT_MS = 30_000;
+/** Bytes allowed in a Tor stream's send buffer before datagrams are dropped (as UDP would). */
+const MAX_BACKLOG = 256 * 1024;
+/** A closed TURN stream gets this long to flush its last Refresh before it is destroyed. */
+const DESTROY_AFTER_MS = 2000;
+
+/** The datagram gateway's client side (onion-datagram-stream.ts), as this file uses it. */
+export interface OnionDatagramStreamLike {
+  send(payload: Buffer): boolean;
+  close(reason: string): void;
+}
+export type OnionOpener = (o: {
+  readonly socksHost: string;
+  readonly socksPort: number;
+  readonly auth: SocksAuth | undefined;
+  readonly host: string;
+  readonly port: number;
+  readonly onDatagram: (payload: Buffer) => void;
+  readonly onClose: (reason: string) => void;
+  readonly maxQueuedBytes?: number;
+}) => OnionDatagramStreamLike;
+
+/** What an association uses of the shim's flow table. */
+export type AssociationTable = Pick<FlowTable, 'openStream' | 'awaitTurn' | 'nextId' | 'addOther' | 'forgetOther' | 'now' | 'isolation' | 'full'>;
+
+/** What every association of a shim shares. */
+export interface DatagramContext {
+  readonly table: AssociationTable;
+  readonly clock: Clock;
+  readonly logger: ScrubbingLogger;
+  readonly stats: ShimStats;
+  /** Tor's SOCKS port (RESOLVE, onion streams). */
+  readonly socks: HostPort;
+  /** The shim's own upstream credential source; undefined: only .onion destinations work. */
+  readonly credentials: CredentialSource | undefined;
+  readonly resolveCache: ResolveCache;
+  readonly onion: OnionOpener | undefined;
+}
+
+/** Where a datagram for the app came from, as the app is told (SOCKS header / nothing for forwards). */
+export type AppDeliver = (from: { readonly host: string; readonly port: number }, data: Buffer) => void;
+
+export interface AssociationOptions {
+  readonly kind: DatagramFlowKind;
+  /** Tor stream isolation for all of this association's streams. */
+  readonly auth: SocksAuth;
+  /** Datagrams back to the app. */
+  readonly deliver: AppDeliver;
+  /** Called once when the association has closed (the shell closes its app side). */
+  readonly onClosed: (reason: string) => void;
+  /** Close after this long without datagrams either way (forwards); undefined: never (SOCKS: the control connection decides). */
+  readonly idleMs?: number;
+}
+
+type TurnPhase = 'none' | 'opening' | 'open' | 'closed';
+
+/** An onion destination: its stream once it had its turn, datagrams held until then. */
+interface OnionEntry {
+  stream: OnionDatagramStreamLike | undefined;
+  waiting: Buffer[];
+}
+
+export class DatagramAssociation implements TableFlow {
+  readonly id: number;
+  readonly key = undefined;
+  readonly #ctx: DatagramContext;
+  readonly #opts: AssociationOptions;
+  readonly #stats: DatagramFlowStats;
+  #closed = false;
+  #lastActivity: number;
+  #turn: TurnPhase = 'none';
+  #session: TurnClientSession | undefined;
+  #sock: Socket | undefined;
+  #writer: TcpBatchWriter | undefined;
+  /** IP datagrams waiting for the TURN session. */
+  #pending: { peer: TransportAddress; data: Buffer }[] = [];
+  readonly #onion = new Map<string, OnionEntry>();
+  #resolving = 0;
+  readonly #warned = new WarnOnce<string>();
+
+  constructor(ctx: DatagramContext, opts: AssociationOptions) {
+    this.#ctx = ctx;
+    this.#opts = opts;
+    this.#stats = ctx.stats.datagramFlows[opts.kind];
+    this.id = ctx.table.nextId();
+    this.#lastActivity = ctx.table.now;
+    this.isClosed = this.isClosed.bind(this);
+  }
+
+  /** Registers with the flow table (limit, tick, stop). */
+  start(): void {
+    this.#ctx.table.addOther(this);
+    this.#stats.opened++;
+    this.#ctx.logger.debug('datagram flow open', { flow: this.id, kind: this.#opts.kind });
+  }
+
+  isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Counts a drop of this flow's kind. */
+  drop(reason: DatagramDropReason): void {
+    this.#stats.dropped[reason]++;
+  }
+
+  /** An app datagram for `dest`. */
+  send(dest: SocksDestination, data: Buffer): void {
+    if (this.#closed) return this.drop('closed');
+    if (data.length > MAX_APP_DATAGRAM || data.length > MAX_DATAGRAM) return this.drop('oversized');
+    this.#lastActivity = this.#ctx.table.now;
+    const a = dest.address;
+    if (a.kind === 'ip') {
+      this.#stats.routes.ip++;
+      this.#sendIp({ family: a.family === 4 ? 'IPv4' : 'IPv6', address: a.host, port: dest.port }, data);
+    } else if (isOnionName(a.host)) {
+      this.#stats.routes.onion++;
+      this.#sendOnion(a.host.toLowerCase().replace(/\.$/, ''), dest.port, data);
+    } else {
+      this.#stats.routes.hostname++;
+      this.#sendName(a.host, dest.port, data);
+    }
+  }
+
+  tick(now: number): void {
+    if (this.#closed) return;
+    const idle = this.#opts.idleMs;
+    if (idle !== undefined && now - this.#lastActivity > idle) {
+      this.close('idle');
+      return;
+    }
+    if (this.#session) this.#run(this.#session.tick(now));
+  }
+
+  /** `level` warn: a failure the user should see (a refused credential, a dead stream). */
+  close(reason: string, level: 'debug' | 'info' | 'warn' = 'info'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#session) this.#run(this.#session.close(reason, this.#ctx.table.now));
+    this.#teardownTurn();
+    for (const e of this.#onion.values()) e.stream?.close(reason);
+    this.#onion.clear();
+    this.#pending = [];
+    this.#stats.closed++;
+    this.#ctx.table.forgetOther(this);
+    this.#ctx.logger.log(level, `datagram flow closed: ${reason}`, { flow: this.id, kind: this.#opts.kind });
+    this.#opts.onClosed(reason);
+  }
+
+  #warn(key: string, reason: string): void {
+    if (this.#warned.first(key)) this.#ctx.logger.warn(`${reason} (said once per flow)`, { flow: this.id, kind: this.#opts.kind });
+  }
+
+  #sendIp(peer: TransportAddress, data: Buffer): void {
+    const session = this.#session;
+    if (session) {
+      const r = session.send(peer, data, this.#ctx.table.now);
+      this.#run(r.actions);
+      if (r.verdict === 'sent' || r.verdict === 'queued') this.#stats.datagramsToUpstream++;
+      else if (r.verdict === 'dropped-queue') this.drop('queue-full');
+      else if (r.verdict === 'dropped-peers') this.drop('too-many-peers');
+      else if (r.verdict === 'dropped-refused') this.drop('peer-refused');
+      else if (r.verdict === 'dropped-size') this.drop('oversized');
+      else this.drop('closed');
+      return;
+    }
+    if (this.#ctx.credentials === undefined) {
+      this.#warn('no-credentials', 'a datagram for an IP address or host name, but the shim has no upstream credentials (--upstream-secret-file or --credentials-url): dropped');
+      return this.drop('no-route');
+    }
+    if (this.#pending.length >= MAX_PENDING) return this.drop('queue-full');
+    this.#pending.push({ peer, data: Buffer.from(data) });
+    this.#stats.datagramsToUpstream++;
+    if (this.#turn === 'none') void this.#openTurn();
+  }
+
+  async #openTurn(): Promise<void> {
+    this.#turn = 'opening';
+    const ctx = this.#ctx;
+    const source = ctx.credentials as CredentialSource;
+    // The credential is fetched through the same isolation (the same circuit) meanwhile.
+    const credential = source.obtain(this.#opts.auth, ctx.clock.now());
+    const r = await ctx.table.openStream(this.id, this.isClosed, () => {}, this.#opts.auth);
+    const cred = await credential;
+    if (r.kind === 'abandoned') return;
+    if (this.#closed) {
+      if (r.kind === 'open') r.socket.destroy();
+      return;
+    }
+    if (r.kind !== 'open') {
+      if (r.kind === 'failed') ctx.stats.upstreamFailures++;
+      this.close(r.kind === 'no-turn' ? 'no turn to open a Tor stream in time (--new-flows-per-second)' : `no upstream stream: ${r.error.reason}`, 'warn');
+      return;
+    }
+    if (!cred.ok) {
+      r.socket.destroy();
+      ctx.stats.upstreamFailures++;
+      this.close(`no upstream credential: ${cred.error.reason}`, 'warn');
+      return;
+    }
+    const sock = r.socket;
+    this.#sock = sock;
+    this.#turn = 'open';
+    sock.setNoDelay(true);
+    this.#writer = new TcpBatchWriter(sock, MAX_BACKLOG);
+    sock.on('data', (chunk: Buffer) => {
+      if (this.#session) this.#run(this.#session.fromUpstream(chunk, ctx.table.now));
+    });
+    sock.on('end', () => this.close('upstream closed the stream'));
+    sock.on('close', () => this.close('upstream closed the stream'));
+    sock.on('error', (e) => this.close(`upstream stream failed: ${errorText(e)}`, 'warn'));
+    const session = new TurnClientSession({ credential: cred.value, now: ctx.table.now });
+    this.#session = session;
+    ctx.logger.info('datagram flow: TURN stream open', { flow: this.id, kind: this.#opts.kind });
+    this.#run(session.start(ctx.table.now));
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const p of pending) {
+      const s = session.send(p.peer, p.data, ctx.table.now);
+      this.#run(s.actions);
+      if (s.verdict !== 'sent' && s.verdict !== 'queued') this.drop(s.verdict === 'dropped-peers' ? 'too-many-peers' : 'queue-full');
+    }
+    if (r.head.length > 0) this.#run(session.fromUpstream(r.head, ctx.table.now));
+    if (!this.#closed) sock.resume();
+  }
+
+  #run(actions: readonly SessionAction[]): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'send-upstream': {
+          const w = this.#writer;
+          if (!w) break;
+          if (!w.append(a.data, a.data.length, a.pad)) this.drop('backlog-full');
+          break;
+        }
+        case 'deliver':
+          this.#lastActivity = this.#ctx.table.now;
+          this.#stats.datagramsToApp++;
+          this.#opts.deliver({ host: a.peer.address, port: a.peer.port }, a.data);
+          break;
+        case 'warn':
+          this.#warn(a.reason, a.reason);
+          break;
+        case 'close':
+          // The session is over: so is the association (its app learns by the control connection).
+          if (!this.#closed) queueMicrotask(() => this.close(a.reason, 'warn'));
+          break;
+      }
+    }
+  }
+
+  #teardownTurn(): void {
+    this.#turn = 'closed';
+    const sock = this.#sock;
+    this.#sock = undefined;
+    if (!sock) return;
+    sock.removeAllListeners('data');
+    sock.removeAllListeners('end');
+    sock.removeAllListeners('close');
+    this.#writer?.flush();
+    sock.end();
+    this.#ctx.clock.after(DESTROY_AFTER_MS, () => sock.destroy());
+  }
+
+  #sendName(name: string, port: number, data: Buffer): void {
+    const ctx = this.#ctx;
+    const isoKey = this.#opts.auth.username;
+    const cached = ctx.resolveCache.get(isoKey, name, ctx.table.now);
+    if (cached) {
+      ctx.stats.resolveCacheHits++;
+      this.#sendIp({ family: cached.family === 4 ? 'IPv4' : 'IPv6', address: cached.host, port }, data);
+      return;
+    }
+    if (this.#resolving >= MAX_RESOLVING) return this.drop('queue-full');
+    this.#resolving++;
+    ctx.stats.torResolves++;
+    const copy = Buffer.from(data);
+    void torResolve({ proxy: ctx.socks, name, auth: this.#opts.auth, timeoutMs: RESOLVE_TIMEOUT_MS, clock: ctx.clock }).then((r) => {
+      this.#resolving--;
+      if (this.#closed) return;
+      if (!r.ok) {
+        this.#warn('resolve', `a host name could not be resolved through Tor: ${r.reason}`);
+        return this.drop('resolve-failed');
+      }
+      ctx.resolveCache.set(isoKey, name, r.address, ctx.table.now);
+      this.#sendIp({ family: r.address.family === 4 ? 'IPv4' : 'IPv6', address: r.address.host, port }, copy);
+    });
+  }
+
+  #sendOnion(host: string, port: number, data: Buffer): void {
+    const key = `${host}:${port}`;
+    let e = this.#onion.get(key);
+    if (e === undefined) {
+      if (!this.#ctx.onion) {
+        this.#warn('no-onion', 'a datagram for an onion service, but this build has no datagram gateway client: dropped');
+        return this.drop('no-route');
+      }
+      if (this.#onion.size >= MAX_ONION_STREAMS) return this.drop('too-many-peers');
+      e = { stream: undefined, waiting: [] };
+      this.#onion.set(key, e);
+      void this.#openOnion(key, host, port, e);
+    }
+    if (e.stream === undefined) {
+      // Waiting for a turn to open the stream (the dial pacer): a few datagrams are held.
+      if (e.waiting.length >= MAX_PENDING) return this.drop('queue-full');
+      e.waiting.push(Buffer.from(data));
+      this.#stats.datagramsToUpstream++;
+      return;
+    }
+    if (e.stream.send(data)) this.#stats.datagramsToUpstream++;
+    else this.drop('queue-full');
+  }
+
+  async #openOnion(key: string, host: string, port: number, e: OnionEntry): Promise<void> {
+    // A new Tor stream waits its turn like any flow's (--new-flows-per-second).
+    const turn = await this.#ctx.table.awaitTurn(() => this.#closed || this.#onion.get(key) !== e);
+    if (this.#closed || this.#onion.get(key) !== e) return;
+    if (turn !== 'ok') {
+      this.#onion.delete(key);
+      for (let i = 0; i < e.waiting.length; i++) this.drop('queue-full');
+      return;
+    }
+    const open = this.#ctx.onion as OnionOpener;
+    const stream = open({
+      socksHost: this.#ctx.socks.host,
+      socksPort: this.#ctx.socks.port,
+      auth: this.#opts.auth,
+      host,
+      port,
+      onDatagram: (payload) => {
+        if (this.#closed) return;
+        this.#lastActivity = this.#ctx.table.now;
+        this.#stats.datagramsToApp++;
+        this.#opts.deliver({ host, port }, payload);
+      },
+      onClose: (reason) => {
+        if (this.#onion.get(key) === e) this.#onion.delete(key);
+        if (!this.#closed) this.#warn(`onion-closed:${reason}`, `an onion datagram stream closed: ${reason}`);
+      },
+    });
+    e.stream = stream;
+    const waiting = e.waiting;
+    e.waiting = [];
+    for (const d of waiting) if (!stream.send(d)) this.drop('queue-full');
+  }
+}
