@@ -3,7 +3,7 @@
 // missing, starts a private Tor network (real tor processes on 127.0.0.1), `onionturn server`
 // and `onionturn client`, proves it with one WebRTC call in headless Chromium, then keeps
 // running and prints what to paste into a WebRTC app. Ctrl-C stops everything it started.
-//   --profile NAME   shape the private Tor network like a real one (packages/testkit lab profiles):
+//   --profile NAME   shape the private Tor network like a real one (packages/lab lab profiles):
 //                    ideal (default), tor-typical, tor-congested, tor-onion
 import { prepare } from './prepare.mjs';
 
@@ -19,7 +19,7 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 prepare('start');
-const { CallBrowser, labProfile, median, startBridge } = await import('@onionturn/testkit');
+const { CallBrowser, labProfile, median, startBridge } = await import('@onionturn/lab');
 let profile;
 try {
   profile = labProfile(profileName ?? '');

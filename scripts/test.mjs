@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: installs npm packages when missing, builds, then runs every test with node:test.
-// Integration tests install the Debian tools they need themselves (see packages/testkit).
+// Integration tests install the Debian tools they need themselves (see packages/lab, tools.ts).
 //   --unit       only the pure unit tests (files not named *.interop.test.js / *.e2e.test.js)
 //   FILTER...    only test files whose path contains one of the given strings
 import { existsSync, readdirSync, statSync } from 'node:fs';
