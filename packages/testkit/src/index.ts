@@ -24,6 +24,7 @@ export {
   type EngineOptions,
   type RunOptions,
 } from './docker.js';
+export { cleanEnv, runCli, shimPort, startServe, testTempDir, type CliRun, type Served } from './run-cli.js';
 export {
   runStunclient,
   runUclient,

@@ -1,7 +1,6 @@
 // Starts the real `onionturn server` (bin/onionturn.js) on loopback ports chosen by the OS and
 // reads the bound listeners from its JSON log.
-import { portRange, waitFor, type NetNamespace, type ProcessGroup, type Started } from '@onionturn/testkit';
-import { BIN, cleanEnv } from './run-cli.js';
+import { cleanEnv, onionturnBin, portRange, waitFor, type NetNamespace, type ProcessGroup, type Started } from '@onionturn/testkit';
 
 export interface BoundListener {
   readonly protocol: string;
@@ -42,7 +41,7 @@ export function parseListener(text: string): BoundListener | undefined {
 export async function startServer(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}, options: StartServerOptions = {}): Promise<RunningServer> {
   const relayPorts = options.relayPorts ?? portRange(4000);
   const listen = options.listen ?? ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'];
-  const argv = [BIN, 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];
+  const argv = [onionturnBin(), 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];
   const [bin, binArgs] = options.netns ? options.netns.wrap(process.execPath, argv) : [process.execPath, argv];
   const started = group.spawn('onionturn server', bin, binArgs, { env: cleanEnv(env) });
   const logged = await waitFor(
