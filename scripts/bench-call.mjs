@@ -35,7 +35,7 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-prepare('bench:call');
+await prepare('bench:call');
 const { CallBrowser, ProcessGroup, freePort, labProfile, median, socks5Connect, startBridge, startCoturn } = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
 

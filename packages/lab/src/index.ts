@@ -5,7 +5,7 @@
 // network namespaces). @onionturn/testkit re-exports all of it under the same names.
 export { TOOLS, findExecutable, requireTool, type ToolSpec } from './tools.js';
 export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.js';
-export { freePort, portRange } from './ports.js';
+export { freePort, portFree, portRange } from './ports.js';
 export { NetNamespace } from './netns.js';
 export { CallBrowser, median, type BenchCallConfig, type BenchCallResult, type CallConfig, type CallResult, type CandidatePairInfo } from './webrtc-call.js';
 export {
@@ -50,3 +50,4 @@ export { Bottleneck, DelayLine, SEGMENT_BYTES, ShapedLink, StallSchedule, seeded
 export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions } from './shaping-proxy.js';
 export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabProfile } from './lab-profiles.js';
 export { startBulkDownload, type BulkDownload } from './bulk-download.js';
+export { STABLE_SHIM_PORTS, chooseStablePort, type PortChoice } from './stable-port.js';
