@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench:call`: a relay-only Chromium call (fake 640x480 video + audio from peer a to
-// peer b, and a data channel) over a shaped private Tor network (packages/testkit lab profiles),
+// peer b, and a data channel) over a shaped private Tor network (packages/lab lab profiles),
 // two ways side by side in one run:
 //   onionturn  browser --TURN/UDP--> onionturn client (shim) --SOCKS--> Tor --> onionturn server
 //   by-hand    browser --TURN/TCP--> local TCP forwarder --SOCKS (no auth)--> Tor --> coturn
@@ -35,7 +35,7 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-prepare('bench:call');
+await prepare('bench:call');
 const { CallBrowser, ProcessGroup, freePort, labProfile, median, socks5Connect, startBridge, startCoturn } = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
 

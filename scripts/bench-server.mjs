@@ -21,7 +21,7 @@ import { ProcessGroup, TOOLS, freePort, requireTool, runUclient, sleep, startCot
 import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
 import { prepare, root } from './prepare.mjs';
 
-prepare('bench');
+await prepare('bench');
 const SECRET = 'bench-secret-6b1d93f0';
 const REALM = 'onionturn.test';
 const RELAY = { min: 30000, max: 45000 };

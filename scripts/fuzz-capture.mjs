@@ -16,7 +16,7 @@ import { saveInput } from '../fuzz/dist/src/corpus.js';
 import { Op, RESIGN, writeConversation } from '../fuzz/dist/src/targets/server-core.js';
 import { prepare, root } from './prepare.mjs';
 
-prepare('fuzz-capture');
+await prepare('fuzz-capture');
 const SECRET = 'capture-secret';
 const group = new ProcessGroup();
 const dir = mkdtempSync(join(tmpdir(), 'onionturn-capture-'));

@@ -46,7 +46,7 @@ function parseArgs(argv) {
 }
 
 const args = parseArgs(process.argv.slice(2));
-prepare('soak');
+await prepare('soak');
 
 const SECRET = 'soak-secret-5c0f8a71';
 const REALM = 'onionturn.soak';

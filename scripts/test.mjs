@@ -1,18 +1,22 @@
 #!/usr/bin/env node
 // `npm test`: installs npm packages when missing, builds, then runs every test with node:test.
-// Integration tests install the Debian tools they need themselves (see packages/testkit).
+// The whole run installs the Debian tools up front (scripts/prepare.mjs); filtered runs leave it to
+// the integration tests, which install what they need themselves (packages/lab/src/tools.ts).
 //   --unit       only the pure unit tests (files not named *.interop.test.js / *.e2e.test.js)
 //   FILTER...    only test files whose path contains one of the given strings
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { prepare, root, run } from './prepare.mjs';
+import { ensureDebianPackages, prepare, root, run } from './prepare.mjs';
 
 process.chdir(root);
 const args = process.argv.slice(2);
 const unitOnly = args.includes('--unit');
 const filters = args.filter((a) => !a.startsWith('--'));
 
-prepare('test');
+await prepare('test');
+// The whole run needs every tool (tor, coturn, chromium, docker.io, ...): installed up front, each
+// named. A filtered run leaves it to the tests, which install what they use (requireTool).
+if (!unitOnly && filters.length === 0) await ensureDebianPackages('test');
 
 function collect(dir, out) {
   if (!existsSync(dir)) return out;

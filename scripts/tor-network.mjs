@@ -3,7 +3,7 @@
 //   node scripts/tor-network.mjs [--onion PORT] [--json]
 //     --onion PORT  also run an onion service mapping PORT to 127.0.0.1:PORT
 //     --json        print one JSON line with the ports, onion address and PIDs once ready
-// Builds the workspace first when the testkit's output is missing.
+// Builds the workspace first when the lab's output is missing.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,11 +22,11 @@ if (onionAt >= 0) {
   }
 }
 
-if (!existsSync(join(root, 'packages', 'testkit', 'dist', 'src', 'index.js'))) {
+if (!existsSync(join(root, 'packages', 'lab', 'dist', 'src', 'index.js'))) {
   const r = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
-const { startTorNetwork } = await import('@onionturn/testkit');
+const { startTorNetwork } = await import('@onionturn/lab');
 
 const log = (message) => {
   if (!json) console.log(`tor-network: ${message}`);

@@ -1,6 +1,7 @@
 // Text and small binary parsers: peer policy rules, the PROXY v1 line, the credential HTTP
 // handler, and the shim's SOCKS5 codec.
-import { handleCredentialRequest, TokenBucket, verify } from '@onionturn/credentials';
+import { handleCredentialRequest, verify } from '@onionturn/credentials';
+import { TokenBucket } from '@onionturn/io';
 import { PROXY_V1_MAX, PeerPolicy, parseAllowPeer, parsePolicyRule, parseProxyV1 } from '@onionturn/server';
 import { AddressType, connectReplyLength, encodeConnect, encodeGreeting, encodeUserPass, replyText } from '../adapters/socks5.js';
 import { havoc } from '../mutate.js';

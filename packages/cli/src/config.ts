@@ -3,7 +3,7 @@
 // and listen-address parsing that the server and client commands reuse.
 import { parse as parseYaml } from 'yaml';
 import { readFileSync, statSync } from 'node:fs';
-import { isLoopbackAddress, parseHostPort } from '@onionturn/client';
+import { isLoopbackAddress, parseHostPort } from '@onionturn/io';
 import { UsageError } from './exit-codes.js';
 import { errorText } from '@onionturn/io';
 
@@ -115,7 +115,7 @@ export interface ListenAddress {
 
 /**
  * Parses `host:port`, `[v6]:port` or a bare port (loopback). Port 0 asks the OS for a free one.
- * HOST:PORT syntax is the client's (`parseHostPort` of @onionturn/client), so every command reads
+ * HOST:PORT syntax is the one parser's (`parseHostPort` of @onionturn/io), so every command reads
  * listen addresses alike; names are allowed here (the server and endpoints may bind one).
  */
 export function parseListen(value: string): ListenAddress {

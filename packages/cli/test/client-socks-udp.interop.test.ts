@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessGroup, TOOLS, freePort, requireTool, startTorNetwork, waitFor, type Started, type TorNetwork } from '@onionturn/testkit';
 import { BIN, REPO_ROOT, cleanEnv } from './run-cli.js';
-import { startServer, type RunningServer } from './run-server.js';
+import { startServer, type RunningServer } from '@onionturn/testkit';
 
 const SECRET = 'socks-udp-interop-secret';
 const PYSOCKS_SCRIPT = join(REPO_ROOT, 'packages/cli/test/fixtures/pysocks-udp.py');

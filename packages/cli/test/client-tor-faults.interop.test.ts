@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessGroup, TOOLS, requireTool, runUclient, sleep, startTorNetwork, startTurnutilsPeer, waitFor, type Started, type TorNetwork, type TurnutilsPeer } from '@onionturn/testkit';
 import { BIN, cleanEnv, shimPort } from './run-cli.js';
-import { startServer, type RunningServer } from './run-server.js';
+import { startServer, type RunningServer } from '@onionturn/testkit';
 
 const SECRET = 'tor-faults-secret';
 

@@ -32,8 +32,8 @@ test('parseProbeTarget accepts tcp://, tls://, turn: URIs, bare host:port and ma
   assert.deepEqual(parseProbeTarget('0.0.0.0:1'), { transport: 'tcp', host: '127.0.0.1', port: 1 });
   assert.deepEqual(parseProbeTarget('tcp://[::]:2'), { transport: 'tcp', host: '::1', port: 2 });
   assert.equal(parseProbeTarget('example.org').port, 3478);
-  assert.throws(() => parseProbeTarget('tcp://[nope]:1'), /not an IPv6 address/);
-  assert.throws(() => parseProbeTarget('tcp://h:99999'), /bad port/);
+  assert.throws(() => parseProbeTarget('tcp://[nope]:1'), /'nope' in brackets is not an IPv6 address/);
+  assert.throws(() => parseProbeTarget('tcp://h:99999'), /cannot parse probe target 'tcp:\/\/h:99999': port in 'h:99999' is not 1-65535/);
   assert.throws(() => parseProbeTarget('http://x/y'), /cannot parse/);
 });
 

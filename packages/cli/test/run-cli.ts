@@ -1,72 +1,11 @@
-// Runs the real `onionturn` binary (bin/onionturn.js, what `npx onionturn` starts) for tests.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { waitFor, type ProcessGroup, type Started } from '@onionturn/testkit';
+// The cli tests' names for testkit's CLI runner (packages/testkit/src/run-cli.ts), which the
+// server's interop tests share.
+import { onionturnBin, repoRoot, testTempDir } from '@onionturn/testkit';
 
-/** Compiled tests live in dist/test/, the binary in bin/. */
-export const BIN = fileURLToPath(new URL('../../bin/onionturn.js', import.meta.url));
-export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+export { cleanEnv, runCli, shimPort, startServe, type CliRun, type Served } from '@onionturn/testkit';
 
-export interface CliRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** The test runner's environment without ONIONTURN_* variables, plus `extra`. */
-export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ONIONTURN_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
-export function runCli(args: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: cleanEnv(options.env), cwd: options.cwd ?? process.cwd(), timeout: 20_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
+/** bin/onionturn.js of this checkout. */
+export const BIN = onionturnBin();
+export const REPO_ROOT = repoRoot() ?? process.cwd();
 /** A temporary directory removed after the test. */
-export function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'onionturn-cli-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-export interface Served {
-  readonly process: Started;
-  readonly base: string;
-}
-
-/** Starts `onionturn credentials serve --listen 127.0.0.1:0 ...` and reads the bound address from its JSON log. */
-export async function startServe(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}): Promise<Served> {
-  const started = group.spawn('onionturn credentials serve', process.execPath, [BIN, 'credentials', 'serve', '--listen', '127.0.0.1:0', ...args], { env: cleanEnv(env) });
-  const listen = await waitFor(
-    'the credential endpoint to log its address',
-    () => {
-      if (started.child.exitCode !== null) throw new Error(`serve exited ${started.child.exitCode}: ${started.output()}`);
-      return /"listen":"(127\.0\.0\.1:\d+)"/.exec(started.output())?.[1];
-    },
-    10_000,
-    50,
-  );
-  return { process: started, base: `http://${listen}` };
-}
-
-/** The port of a started `onionturn client`, read from the iceServers it prints on stdout. */
-export async function shimPort(cli: Started): Promise<number> {
-  let stdout = '';
-  cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-  return Number(
-    await waitFor('iceServers on stdout', () => {
-      if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
-      return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
-    }, 10_000, 50),
-  );
-}
+export const tempDir = testTempDir;

@@ -2,8 +2,10 @@
 // by every flow's resigner and by the shim's flowless path: its nonces are stateless (issue time
 // and a MAC over it and the app's source, NonceIssuer), so the shim can challenge a source it
 // keeps nothing for and still recognise the nonce when that source's signed request comes.
-import { NO_NONCE_COOKIE, NonceIssuer, SourceBuckets } from '@onionturn/credentials';
+import { SourceBuckets } from '@onionturn/io';
 import {
+  NO_NONCE_COOKIE,
+  NonceIssuer,
   AttributeType,
   ErrorCode,
   MessageBuilder,

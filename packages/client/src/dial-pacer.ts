@@ -3,7 +3,7 @@
 // flow is a new Tor circuit: the flow limit bounds how many at once, this bounds how fast. Flows
 // over the rate wait their turn in order (one timer for the queue) rather than being closed: a
 // TURN/TCP app is not reconnected by libwebrtc, and a UDP app would churn a flow per retransmission.
-import { TokenBucket } from '@onionturn/credentials';
+import { TokenBucket } from '@onionturn/io';
 import type { Clock, Timer } from './clock.js';
 
 /** New Tor streams per second when nothing says otherwise; a call needs a few (one per ICE transport). */

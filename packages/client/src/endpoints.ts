@@ -1,6 +1,10 @@
 // Parsing of the addresses a user types: upstream servers, the SOCKS proxy, the local listener.
-// Nothing here resolves a name; hostnames are kept as text for Tor.
+// Nothing here resolves a name; hostnames are kept as text for Tor. HOST:PORT itself is io's one
+// parser (parseHostPort), re-exported as part of the shim's API.
 import { isIP } from 'node:net';
+import { formatHostPort, isLoopbackAddress, parseHostPort, type HostPort, type Parsed } from '@onionturn/io';
+
+export { formatHostPort, isLoopbackAddress, parseHostPort, type HostPort, type Parsed };
 
 export type UpstreamTransport = 'tcp' | 'tls';
 
@@ -10,28 +14,6 @@ export interface UpstreamServer {
   readonly port: number;
   /** As the user wrote it, for log lines. */
   readonly label: string;
-}
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
-
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
-
-/** "HOST:PORT" or "[V6]:PORT"; HOST may be a name (kept as is) or an IP literal. */
-export function parseHostPort(text: string, allowPortZero = false): Parsed<HostPort> {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  if (!m) return { ok: false, reason: `'${text}' is not HOST:PORT (IPv6 as [ADDR]:PORT)` };
-  const host = m[1] as string;
-  const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < (allowPortZero ? 0 : 1) || port > 65535) return { ok: false, reason: `port in '${text}' is not 1-65535` };
-  if (text.startsWith('[') ? isIP(host) !== 6 : isIP(host) === 0 && !HOSTNAME.test(host)) {
-    return { ok: false, reason: `'${host}' is neither an IP address nor a hostname` };
-  }
-  return { ok: true, value: { host, port } };
 }
 
 /** `tcp://HOST:PORT`, `tls://HOST:PORT` or `HOST.onion:PORT` (plain TURN-over-TCP to an onion service). */
@@ -54,14 +36,6 @@ export function parseUpstream(text: string): Parsed<UpstreamServer> {
   return { ok: true, value: { transport, host: hp.value.host, port: hp.value.port, label: text } };
 }
 
-/** Loopback: 127.0.0.0/8 and ::1 (and 127/8 written IPv4-mapped). */
-export function isLoopbackAddress(host: string): boolean {
-  const h = host.toLowerCase();
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(h);
-  return false;
-}
-
 /** The local listener: an IP literal; non-loopback only with allowRemote; port 0 picks a free one. */
 export function parseListen(text: string, allowRemote: boolean): Parsed<HostPort> {
   const hp = parseHostPort(text, true);
@@ -71,9 +45,4 @@ export function parseListen(text: string, allowRemote: boolean): Parsed<HostPort
     return { ok: false, reason: `listen: ${hp.value.host} is not a loopback address; pass --allow-remote to listen there` };
   }
   return hp;
-}
-
-/** "host:port" with IPv6 in brackets, for URLs and logs. */
-export function formatHostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }

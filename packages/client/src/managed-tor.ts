@@ -6,6 +6,7 @@ import { accessSync, chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { systemClock, type Clock } from './clock.js';
 import type { HostPort } from './endpoints.js';
 import type { Logger } from './logger.js';
 import { managedTorrc, parseTorLine, torrcOwner } from './tor-config.js';
@@ -22,6 +23,8 @@ export interface ManagedTorOptions {
   readonly torPath?: string;
   /** Aborting it (Ctrl-C) before bootstrap is done stops tor and resolves with code 'aborted'. */
   readonly signal?: AbortSignal;
+  /** Times the bootstrap deadline and the SIGKILL after SIGTERM (default the system clock). */
+  readonly clock?: Clock;
 }
 
 export interface ManagedTor {
@@ -97,13 +100,13 @@ export function findTor(): string | undefined {
 }
 
 /** Stops the child by its PID: SIGTERM (a client tor exits at once), SIGKILL after 5 s. */
-async function stopChild(child: ChildProcess): Promise<void> {
+async function stopChild(child: ChildProcess, clock: Clock): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  const timer = clock.after(5000, () => child.kill('SIGKILL'));
   await exited;
-  clearTimeout(timer);
+  timer.cancel();
 }
 
 export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResult> {
@@ -140,6 +143,7 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     return Promise.resolve({ ok: false, error: { code: 'tor-failed', reason: `could not start ${torPath}: ${(error as Error).message}` } });
   }
   const { logger } = opts;
+  const clock = opts.clock ?? systemClock;
   const pid = child.pid;
   if (pid === undefined) {
     // The spawn failed (EACCES, ENOENT...); Node reports it as an 'error' event, which must be heard.
@@ -156,7 +160,7 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
   process.on('exit', onExit);
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
-    stopped ??= stopChild(child).then(() => {
+    stopped ??= stopChild(child, clock).then(() => {
       process.removeListener('exit', onExit);
       cleanup();
       logger.info('tor stopped', { pid });
@@ -171,7 +175,7 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     const settle = (r: ManagedTorResult): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.cancel();
       opts.signal?.removeEventListener('abort', onAbort);
       if (r.ok) resolve(r);
       else void stop().then(() => resolve(r));
@@ -204,9 +208,8 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     const onAbort = (): void => settle({ ok: false, error: { code: 'aborted', reason: `stopped before tor finished bootstrapping (last: ${lastPercent}%)` } });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const timeoutMs = opts.bootstrapTimeoutMs ?? 300_000;
-    const timer = setTimeout(
-      () => settle({ ok: false, error: { code: 'timeout', reason: `tor did not bootstrap within ${Math.round(timeoutMs / 1000)} s (last: ${lastPercent}%)` } }),
-      timeoutMs,
+    const timer = clock.after(timeoutMs, () =>
+      settle({ ok: false, error: { code: 'timeout', reason: `tor did not bootstrap within ${Math.round(timeoutMs / 1000)} s (last: ${lastPercent}%)` } }),
     );
   });
 }

@@ -6,6 +6,7 @@ import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import { generate, parseRestUsername } from '@onionturn/credentials';
+import { systemClock, type Clock } from './clock.js';
 import type { UpstreamCredential } from './credential-resigner.js';
 import { formatHostPort, type HostPort } from './endpoints.js';
 import { upstreamError, type UpstreamError } from './errors.js';
@@ -74,6 +75,8 @@ export interface UrlCredentialOptions {
    * query often carries an API key.
    */
   readonly detail?: boolean;
+  /** Times the answer (default the system clock; the shim's clock, a ManualClock in tests). */
+  readonly clock?: Clock;
 }
 
 /** GET the credential URL through the SOCKS port (socks5h: the name goes to Tor unresolved). */
@@ -82,6 +85,7 @@ export class UrlCredentialSource implements CredentialSource {
   readonly #url: URL;
   readonly #socks: HostPort;
   readonly #timeoutMs: number;
+  readonly #clock: Clock;
   /** How failure reasons name the URL: "the credential URL", plus scheme://host in detail mode. */
   readonly #name: string;
 
@@ -90,6 +94,7 @@ export class UrlCredentialSource implements CredentialSource {
     this.#url = url;
     this.#socks = socks;
     this.#timeoutMs = opts.timeoutMs;
+    this.#clock = opts.clock ?? systemClock;
     this.#name = opts.detail === true ? `the credential URL ${url.protocol}//${url.host}` : 'the credential URL';
   }
 
@@ -103,7 +108,7 @@ export class UrlCredentialSource implements CredentialSource {
       const finish = (r: CredentialResult): void => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        timer.cancel();
         req.destroy();
         agent.destroy();
         resolve(r);
@@ -126,7 +131,7 @@ export class UrlCredentialSource implements CredentialSource {
         res.on('error', (e) => fail(`${name}: ${this.#scrub(e.message)}`));
       });
       req.on('error', (e: NodeJS.ErrnoException) => fail(`cannot fetch ${name} through SOCKS ${formatHostPort(this.#socks.host, this.#socks.port)}: ${e.code ?? this.#scrub(e.message)}`));
-      const timer = setTimeout(() => fail(`${name} did not answer within ${this.#timeoutMs} ms`), this.#timeoutMs);
+      const timer = this.#clock.after(this.#timeoutMs, () => fail(`${name} did not answer within ${this.#timeoutMs} ms`));
     });
   }
 

@@ -12,7 +12,6 @@ import {
   countClientConnections,
   freePort,
   runUclient,
-  sleep,
   startCoturn,
   startTurnutilsPeer,
   waitFor,
@@ -347,7 +346,9 @@ describe('isolation and faults', () => {
     const victim = runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 150, intervalMs: 20 });
     await waitFor('victim flows up', () => recorder.requests.length - first === 2 && shim.activeFlows === 2, 10_000);
     const bystander = runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, secret: SECRET, clients: 1, messages: 100, intervalMs: 20, tcp: true });
-    await sleep(1500);
+    // The bystander's flows up (dialed through the recorder), instead of a fixed sleep: the fault
+    // must come while both relay.
+    await waitFor('bystander flows up', () => recorder.requests.length - first >= 3 && shim.activeFlows >= 3, 10_000);
     // The upstream of both victim flows goes away (an exit or the server hanging up).
     for (const q of recorder.requests.slice(first, first + 2)) for (const s of q.streams) s.destroy();
     // Garbage over UDP (dropped, counted) and over TCP (connection closed).

@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { generate } from './generate.js';
 import type { RandomSource } from './randomness.js';
-import type { TokenBucket } from './token-bucket.js';
+import type { TokenBucket } from '@onionturn/io';
 
 export interface EndpointConfig {
   /** The secret credentials are issued with (the newest one). */

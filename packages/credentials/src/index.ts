@@ -29,6 +29,4 @@ export {
   type Verified,
   type VerifyOptions,
 } from './verify.js';
-export { SourceBuckets, TokenBucket } from './token-bucket.js';
-export { NONCE_COOKIE, NO_NONCE_COOKIE, NonceIssuer, type NonceCheck } from './nonce-issuer.js';
 export { handleCredentialRequest, type CredentialRequest, type CredentialResponse, type EndpointConfig } from './credential-request.js';

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SourceBuckets, handleCredentialRequest, TokenBucket, verify, type CredentialRequest, type EndpointConfig } from '../src/index.js';
+import { SourceBuckets, TokenBucket } from '@onionturn/io';
+import { handleCredentialRequest, verify, type CredentialRequest, type EndpointConfig } from '../src/index.js';
 
 const NOW = 1_700_000_000_000;
 const config: EndpointConfig = { secret: 'endpoint-secret', ttl: 3600, uris: ['turn:127.0.0.1:3478?transport=tcp'] };

@@ -7,6 +7,7 @@ export { readAddress, writeAddress, type IpFamily, type TransportAddress } from 
 export { encodeMessageType, methodOf, classOf } from './message-type.js';
 export { MAX_ATTRIBUTES, decodeMessage, getAttribute, headerOf, type RawAttribute, type StunMessage } from './message.js';
 export { WireKind, wireKindOf } from './first-byte.js';
+export { NONCE_COOKIE, NO_NONCE_COOKIE, NonceIssuer, type NonceCheck } from './nonce-issuer.js';
 export {
   ATTRIBUTE_KINDS,
   decodeAttributeValue,

@@ -1,7 +1,7 @@
 // The state one allocation holds: relays, permissions (by peer address), the ip:port peers the
 // client has talked to, and channels. Plain mutable records; the core owns the rules.
 import type { IpFamily, TransportAddress } from '@onionturn/protocol';
-import { TokenBucket } from '@onionturn/credentials';
+import { TokenBucket } from '@onionturn/io';
 import type { DestinationEntry } from './destination-budgets.js';
 
 /** What the shell gives the core for a client's 5-tuple: how to reach the client. */

@@ -14,7 +14,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import type { Credential } from './auth.js';
 import type { CoreOptions } from './core-options.js';
-import type { NonceIssuer } from '@onionturn/credentials';
+import type { NonceIssuer } from '@onionturn/protocol';
 import { PASSWORD_ALGORITHMS_BYTES, type Replies, type Reply } from './replies.js';
 import type { CoreStats } from './stats.js';
 

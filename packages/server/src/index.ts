@@ -5,7 +5,6 @@ export { chainLookups, parseUserSpec, restSecrets, staticUsers, type RestSecrets
 export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
 export { createMetricsRegistry, serveMetrics, type MetricsSource } from './metrics.js';
-export { NonceIssuer, NONCE_COOKIE } from '@onionturn/credentials';
 export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, DEFAULT_DENIED_UDP_PORTS, PeerPolicy, defaultDenyRules, defaultPortRules, parseAllowPeer, parsePolicyRule, type PolicyRule } from './peer-policy.js';
 export { PortPool } from './port-pool.js';
 export { OwnAddressWatch } from './own-addresses.js';
@@ -13,7 +12,6 @@ export { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type Admi
 export { PROXY_V1_MAX, parseProxyV1, type ProxyHeader } from './proxy-header.js';
 export { proxySource, readProxyHeader, type ProxyHeaderOk } from './proxy-listener.js';
 export { RelayRegistry, SharedRelays, type LiveRelays, type RelayChange } from './relay-registry.js';
-export { TokenBucket } from '@onionturn/credentials';
 export { CoreStats } from './stats.js';
 export type { ChannelRange, CoreEvents, CoreOptions, Filtering, RelayAddress, RelayBinder } from './core-options.js';
 export { TurnCore } from './turn-core.js';

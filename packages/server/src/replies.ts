@@ -15,7 +15,7 @@ import {
 } from '@onionturn/protocol';
 import type { Client } from './allocation.js';
 import type { Authenticated } from './authenticate.js';
-import type { NonceIssuer } from '@onionturn/credentials';
+import type { NonceIssuer } from '@onionturn/protocol';
 import type { CoreStats } from './stats.js';
 
 const PASSWORD_ALGORITHMS_VALUE = {

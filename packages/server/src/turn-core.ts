@@ -12,6 +12,7 @@ import {
   dataIndicationLength,
   decodeMessage,
   getAttribute,
+  NonceIssuer,
   readAttribute,
   verifyFingerprint,
   WireKind,
@@ -34,7 +35,8 @@ import { onRefresh, type RefreshContext } from './refresh.js';
 import { Replies, type Reply } from './replies.js';
 import { RelayRegistry, type LiveRelays } from './relay-registry.js';
 import { Reservations } from './reservations.js';
-import { NonceIssuer, TokenBucket, cryptoRandom } from '@onionturn/credentials';
+import { cryptoRandom } from '@onionturn/credentials';
+import { TokenBucket } from '@onionturn/io';
 import { CoreStats } from './stats.js';
 
 /** The core's state as the method handlers see it; each handler's context names the part it uses. */

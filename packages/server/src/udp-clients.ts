@@ -4,7 +4,7 @@
 // the answers (a 401 is five times the size of the request) cannot be aimed at someone else; a
 // remembered source without an allocation is forgotten after a while. Pure: the shell passes
 // the time and keeps the sockets.
-import { SourceBuckets, TokenBucket } from '@onionturn/credentials';
+import { SourceBuckets, TokenBucket } from '@onionturn/io';
 import { Method, MessageClass, encodeMessageType } from '@onionturn/protocol';
 import type { Client } from './allocation.js';
 

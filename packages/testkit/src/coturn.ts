@@ -6,11 +6,11 @@ import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NetNamespace } from './netns.js';
-import { freePort, portRange } from './ports.js';
-import { waitFor, type ProcessGroup, type Started } from './processes.js';
-import { TOOLS, requireTool } from './tools.js';
-import { canConnect } from './sockets.js';
+import type { NetNamespace } from '@onionturn/lab';
+import { freePort, portRange } from '@onionturn/lab';
+import { waitFor, type ProcessGroup, type Started } from '@onionturn/lab';
+import { TOOLS, requireTool } from '@onionturn/lab';
+import { canConnect } from '@onionturn/lab';
 
 const HOST = '127.0.0.1';
 /** coturn's -v log can be long; keep this much of it for assertions (the ProcessGroup keeps less). */

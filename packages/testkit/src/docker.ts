@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ProcessGroup, alive, sleep } from './processes.js';
-import { repoRoot } from './repo-root.js';
-import { TOOLS, findExecutable, requireTool } from './tools.js';
+import { ProcessGroup, alive, sleep } from '@onionturn/lab';
+import { repoRoot } from '@onionturn/lab';
+import { TOOLS, findExecutable, requireTool } from '@onionturn/lab';
 
 export interface CommandResult {
   readonly code: number | null;

@@ -4,11 +4,11 @@
 // chosen reply code to play Tor's failures. It connects only to loopback targets and resolves
 // no names: hostnames are looked up in a map the test gives.
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net';
-import { TOOLS, requireTool } from './tools.js';
-import type { ProcessGroup} from './processes.js';
-import { waitFor, type Started } from './processes.js';
-import { freePort } from './ports.js';
-import { canConnect } from './sockets.js';
+import { TOOLS, requireTool } from '@onionturn/lab';
+import type { ProcessGroup} from '@onionturn/lab';
+import { waitFor, type Started } from '@onionturn/lab';
+import { freePort } from '@onionturn/lab';
+import { canConnect } from '@onionturn/lab';
 
 export async function startMicrosocks(group: ProcessGroup, auth?: { user: string; password: string }): Promise<{ port: number; process: Started }> {
   const bin = requireTool(TOOLS.microsocks);

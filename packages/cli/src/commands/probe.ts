@@ -6,6 +6,7 @@ import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { CommandModule } from 'yargs';
 import { socksConnect } from '@onionturn/client';
+import { parseHostPort, type HostPort } from '@onionturn/io';
 import {
   AttributeType,
   FrameKind,
@@ -54,19 +55,21 @@ export type ProbeResult = ProbeSuccess | ProbeFailure;
 
 const DEFAULT_PORT = 3478;
 
-/** Parses `tcp://HOST:PORT`, `tls://HOST:PORT`, `HOST:PORT`, `[V6]:PORT`, or `HOST` (port 3478). */
+/**
+ * Parses `tcp://HOST:PORT`, `tls://HOST:PORT`, `turn(s):HOST:PORT?...`, `HOST:PORT`, `[V6]:PORT`, or
+ * `HOST` (port 3478). The scheme and query are taken off here; HOST:PORT is io's one parser.
+ */
 export function parseProbeTarget(text: string): ProbeTarget {
-  const m = /^(?:(tcp|tls|turn|turns):(?:\/\/)?)?(\[[^\]]+\]|[^:/?[\]]+)(?::(\d+))?\/?(?:\?.*)?$/i.exec(text.trim());
+  const m = /^(?:(tcp|tls|turn|turns):(?:\/\/)?)?([^/?]+)\/?(?:\?.*)?$/i.exec(text.trim());
   if (!m) throw new Error(`cannot parse probe target '${text}': use tcp://HOST:PORT or tls://HOST:PORT`);
   const scheme = (m[1] ?? 'tcp').toLowerCase();
   const transport = scheme === 'tls' || scheme === 'turns' ? 'tls' : 'tcp';
-  let host = m[2] ?? '';
-  if (host.startsWith('[')) {
-    host = host.slice(1, -1);
-    if (isIP(host) !== 6) throw new Error(`'${host}' in '${text}' is not an IPv6 address`);
-  }
-  const port = m[3] === undefined ? DEFAULT_PORT : Number(m[3]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port in probe target '${text}'`);
+  const hostPort = m[2] as string;
+  const hasPort = /:\d+$/.test(hostPort) && (hostPort.startsWith('[') || hostPort.indexOf(':') === hostPort.lastIndexOf(':'));
+  const r = parseHostPort(hasPort ? hostPort : `${hostPort}:${DEFAULT_PORT}`);
+  if (!r.ok) throw new Error(`cannot parse probe target '${text}': ${r.reason}`);
+  let { host } = r.value;
+  const { port } = r.value;
   // A server listening on the wildcard address is probed on loopback.
   if (host === '0.0.0.0') host = '127.0.0.1';
   if (host === '::') host = '::1';
@@ -197,10 +200,10 @@ function describeError(err: unknown): string {
   return String(err);
 }
 
-function parseHostPort(text: string, what: string): { host: string; port: number } {
-  const t = parseProbeTarget(text);
-  if (!/:\d+\]?$|:\d+$/.test(text.trim())) throw new Error(`${what} '${text}' needs a port, e.g. 127.0.0.1:9050`);
-  return { host: t.host, port: t.port };
+function parseSocks(text: string): HostPort {
+  const r = parseHostPort(text.trim());
+  if (!r.ok) throw new Error(`--socks: ${r.reason}, e.g. 127.0.0.1:9050`);
+  return r.value;
 }
 
 export interface ProbeIo {
@@ -235,7 +238,7 @@ export function probeCommand(io: ProbeIo): CommandModule {
       const target = args.target !== undefined ? parseProbeTarget(args.target) : args.listen !== undefined ? targetFromListen(args.listen) : undefined;
       if (!target) throw new Error('probe: no target: give tcp://HOST:PORT (or set ONIONTURN_LISTEN)');
       if (!Number.isFinite(args.timeout) || args.timeout <= 0) throw new Error(`--timeout must be a positive number of milliseconds, got '${String(args.timeout)}'`);
-      const socks = args.socks !== undefined ? parseHostPort(args.socks, '--socks') : undefined;
+      const socks = args.socks !== undefined ? parseSocks(args.socks) : undefined;
       const result = await probe(target, { timeoutMs: args.timeout, insecure: args.insecure, ...(socks ? { socks } : {}) });
       const via = socks ? ` via socks5://${socks.host}:${socks.port}` : '';
       if (!result.ok) throw new Error(`probe ${formatTarget(target)}${via} failed after ${result.ms} ms: ${result.reason}`);

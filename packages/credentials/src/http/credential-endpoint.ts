@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { handleCredentialRequest, type EndpointConfig } from '../credential-request.js';
 import { generate } from '../generate.js';
 import type { RandomSource } from '../randomness.js';
-import { SourceBuckets, TokenBucket } from '../token-bucket.js';
+import { SourceBuckets, TokenBucket } from '@onionturn/io';
 
 export interface RateLimit {
   /** Sustained requests per minute. */

@@ -32,9 +32,8 @@ import {
   type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
-import { ProcessGroup, runUclient, sleep, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
-import { tempDir } from './run-cli.js';
-import { listenerPort, startServer, type RunningServer } from './run-server.js';
+import { ProcessGroup, runUclient, sleep, startTurnutilsPeer, testTempDir, waitFor } from '@onionturn/testkit';
+import { listenerPort, startServer, type RunningServer } from '@onionturn/testkit';
 import { assertEchoed } from './uclient-asserts.js';
 
 const REALM = 'onionturn';
@@ -296,7 +295,7 @@ async function roundTripChannel(c: TurnClient, channel: number, peer: Peer, rela
 }
 
 async function secretFile(t: { after: (fn: () => void) => void }): Promise<string> {
-  const file = join(tempDir(t), 'secret');
+  const file = join(testTempDir(t), 'secret');
   writeFileSync(file, `${SECRET}\n`, { mode: 0o600 });
   return file;
 }

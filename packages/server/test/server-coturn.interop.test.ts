@@ -5,15 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProcessGroup, runUclient, startTurnutilsPeer } from '@onionturn/testkit';
-import { tempDir } from './run-cli.js';
+import { ProcessGroup, runUclient, startTurnutilsPeer, testTempDir } from '@onionturn/testkit';
 import { assertEchoed } from './uclient-asserts.js';
-import { startServer } from './run-server.js';
+import { startServer } from '@onionturn/testkit';
 
 const SECRET = 'interop-secret-5e1f0a';
 
 test('turnutils_uclient relays through onionturn server: TCP and UDP, channels and Send, REST and static, 1 and 50 clients', async (t) => {
-  const dir = tempDir(t);
+  const dir = testTempDir(t);
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const group = new ProcessGroup();
@@ -44,7 +43,7 @@ test('turnutils_uclient relays through onionturn server: TCP and UDP, channels a
 });
 
 test('without --allow-loopback-peers a loopback peer gets 403 and nothing reaches it', async (t) => {
-  const dir = tempDir(t);
+  const dir = testTempDir(t);
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const group = new ProcessGroup();

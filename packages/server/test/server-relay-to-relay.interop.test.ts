@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CallBrowser, NetNamespace, ProcessGroup, runUclient } from '@onionturn/testkit';
 import { assertEchoed } from './uclient-asserts.js';
-import { startServer } from './run-server.js';
+import { startServer } from '@onionturn/testkit';
 
 const PUBLIC = '11.0.0.1';
 

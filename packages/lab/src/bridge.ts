@@ -24,8 +24,14 @@ export interface ServerOptions {
 
 export interface ShimOptions {
   readonly isolation?: 'per-flow' | 'shared';
-  /** Local-credential mode: apps use these static credentials, the shim fetches upstream ones. */
-  readonly localCredentials?: { readonly user: string; readonly password: string };
+  /**
+   * Local-credential mode: apps use these static credentials, the shim fetches upstream ones from
+   * the server's credential endpoint (through Tor). Without a password the CLI's own is used:
+   * random, kept in ~/.config/onionturn/local-password as `onionturn client` keeps it.
+   */
+  readonly localCredentials?: { readonly user: string; readonly password?: string };
+  /** The shim's TURN port (default a free one; npm start passes a stable one). */
+  readonly port?: number;
   /** Reach the server at its .onion address instead of through an exit. */
   readonly onion?: boolean;
   readonly args?: readonly string[];
@@ -44,6 +50,8 @@ export interface ServerHandle {
   readonly process: Started;
   readonly port: number;
   readonly credentialPort: number;
+  /** The TURN URIs its credential endpoint answers with (where its credentials work). */
+  readonly uris: readonly string[];
   readonly metricsPort: number;
   /** The server's Prometheus text. */
   metrics(): Promise<string>;
@@ -54,6 +62,8 @@ export interface ShimHandle {
   readonly port: number;
   /** How the shim reaches the server: tcp://127.0.0.1:P or HOST.onion:P. */
   readonly upstream: string;
+  /** Local-credential mode: the credentials apps use, as the shim printed them in its iceServers. */
+  readonly local?: { readonly username: string; readonly password: string };
 }
 
 export interface RestCredentialJson {
@@ -129,8 +139,11 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     say(`Tor network ready in ${(tor.timings.firstStreamMs / 1000).toFixed(1)} s (SOCKS 127.0.0.1:${tor.socksPort})`);
     const torNet = tor;
 
-    const addServer = async (server: ServerOptions = {}, port?: number): Promise<ServerHandle> => {
+    const addServer = async (server: ServerOptions = {}, port?: number, onionHost?: string): Promise<ServerHandle> => {
       const serverPort = port ?? (await freePort());
+      // Where the credentials it serves work: its onion address when it is the onion service,
+      // else its loopback listener (reached through an exit).
+      const uris = [`turn:${onionHost ?? '127.0.0.1'}:${serverPort}?transport=tcp`];
       const credentialPort = await freePort();
       const metricsPort = await freePort();
       const relay = portRange(400);
@@ -141,6 +154,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
         ...['--listen', `tcp://127.0.0.1:${serverPort}`, '--secret-file', secretFile],
         ...['--relay-ip', '127.0.0.1', '--relay-ports', `${relay.min}-${relay.max}`],
         ...['--metrics', `127.0.0.1:${metricsPort}`, '--credentials-listen', `127.0.0.1:${credentialPort}`],
+        ...uris.flatMap((u) => ['--credentials-uri', u]),
         ...(server.allowLoopbackPeers === true ? ['--allow-loopback-peers'] : []),
         ...(server.args ?? []),
       ]);
@@ -151,6 +165,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
         process: started,
         port: serverPort,
         credentialPort,
+        uris,
         metricsPort,
         metrics: async () => {
           try {
@@ -164,7 +179,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     };
 
     const addShim = async (server: ServerHandle, shim: ShimOptions = {}): Promise<ShimHandle> => {
-      const shimPort = await freePort();
+      const shimPort = shim.port ?? (await freePort());
       const upstream = shim.onion && torNet.onion ? `${torNet.onion.hostname}:${server.port}` : `tcp://127.0.0.1:${server.port}`;
       say(`starting onionturn client (shim) on 127.0.0.1:${shimPort} -> ${upstream} via Tor`);
       const local = shim.localCredentials;
@@ -174,15 +189,23 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
         ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${torNet.socksPort}`, '--allow-plaintext-upstream'],
         ...['--isolation', shim.isolation ?? 'per-flow'],
         ...(local
-          ? ['--local-user', local.user, '--local-password', local.password, '--credentials-url', `http://127.0.0.1:${server.credentialPort}/credentials`]
+          ? [
+              ...['--local-user', local.user, '--credentials-url', `http://127.0.0.1:${server.credentialPort}/credentials`],
+              ...(local.password === undefined ? [] : ['--local-password', local.password]),
+            ]
           : []),
         ...(shim.args ?? []),
       ]);
+      let stdout = '';
+      started.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
       await waitListening('onionturn client', started, shimPort);
-      return { process: started, port: shimPort, upstream };
+      if (!local) return { process: started, port: shimPort, upstream };
+      // The iceServers it prints carry the password (also one the CLI keeps in its file).
+      const printed = await waitFor('onionturn client to print its iceServers', () => printedLocal(stdout), 10_000, 20);
+      return { process: started, port: shimPort, upstream, local: printed };
     };
 
-    const server = await addServer(options.server, firstServerPort);
+    const server = await addServer(options.server, firstServerPort, onion ? torNet.onion?.hostname : undefined);
     const shim = await addShim(server, { ...options, onion });
     return {
       tor: torNet,
@@ -199,6 +222,20 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     await stop();
     throw err;
   }
+}
+
+/** The username and credential of the iceServers JSON `onionturn client` prints on stdout, once whole. */
+export function printedLocal(stdout: string): { username: string; password: string } | undefined {
+  const start = stdout.indexOf('{');
+  if (start < 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout.slice(start));
+  } catch {
+    return undefined;
+  }
+  const first = (parsed as { iceServers?: { username?: unknown; credential?: unknown }[] }).iceServers?.[0];
+  return typeof first?.username === 'string' && typeof first.credential === 'string' ? { username: first.username, password: first.credential } : undefined;
 }
 
 /** Sums the samples of one Prometheus metric, over the label sets that contain `labels` (e.g. 'direction="to_peer"'). */

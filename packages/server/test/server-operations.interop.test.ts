@@ -20,9 +20,8 @@ import {
   readText,
   type StunMessage,
 } from '@onionturn/protocol';
-import { ProcessGroup, freePort, runUclient, sleep, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
-import { runCli, tempDir } from './run-cli.js';
-import { startServer } from './run-server.js';
+import { freePort, ProcessGroup, runCli, runUclient, sleep, startTurnutilsPeer, testTempDir, waitFor } from '@onionturn/testkit';
+import { startServer } from '@onionturn/testkit';
 
 const REALM = 'onionturn';
 
@@ -75,7 +74,7 @@ function udp(b: MessageBuilder): void {
 }
 
 test('TLS listener with coturn client, metrics, SIGHUP rotation keeping allocations, SIGTERM exit 0', async (t) => {
-  const dir = tempDir(t);
+  const dir = testTempDir(t);
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, 'first-secret-aaaa\n', { mode: 0o600 });
   const cert = join(dir, 'cert.pem');
@@ -150,7 +149,7 @@ test('TLS listener with coturn client, metrics, SIGHUP rotation keeping allocati
 });
 
 test('bad configuration: one line on stderr, exit 2, nothing started', async (t) => {
-  const dir = tempDir(t);
+  const dir = testTempDir(t);
   const cfg = join(dir, 'bad.json');
   writeFileSync(cfg, JSON.stringify({ user: ['a:b'], bogusKey: 1 }));
   const good = join(dir, 'good.json');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { NetNamespace, ProcessGroup, alive, runUclient, waitFor } from '@onionturn/testkit';
 import { assertEchoed } from './uclient-asserts.js';
-import { startServer } from './run-server.js';
+import { startServer } from '@onionturn/testkit';
 
 const PUBLIC = '11.0.0.1';
 

@@ -1,6 +1,7 @@
 // One token bucket, time passed in (no timers), plain arithmetic per call and no allocation: the
 // server's relay path takes bytes from it per packet; the credential endpoint takes a request
-// (per source, so one client cannot lock out the rest, and in total).
+// (per source, so one client cannot lock out the rest, and in total); the shim paces its dials.
+// Pure, but kept here in io, the one package all three of those depend on.
 
 export class TokenBucket {
   #tokens: number;

@@ -31,6 +31,11 @@ function udpFree(port: number, host: string): Promise<boolean> {
   });
 }
 
+/** Whether `port` is free for both TCP and UDP on host at the time of the call. */
+export async function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return (await tcpFree(port, host)) && (await udpFree(port, host));
+}
+
 /** A port free for both TCP and UDP on host at the time of the call, never handed out before. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {

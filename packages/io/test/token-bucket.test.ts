@@ -1,4 +1,4 @@
-// The token bucket the quotas and rate limits use (nonces: credentials/test/nonce-issuer.test.ts).
+// The token bucket the quotas and rate limits use (nonces: protocol/test/nonce-issuer.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TokenBucket } from '../src/index.js';

@@ -3,6 +3,9 @@
 // time counts from a random origin, so nonces do not reveal the server's clock. Nothing is kept
 // per client, so issuing one costs no memory: the server and the client shim's local-credential
 // mode both answer unauthenticated requests with these before anything is allocated.
+// It lives in protocol, not in the server: the NONCE and its cookie are STUN long-term auth
+// (RFC 8489 §9.2), both the server and the shim (its local auth) issue them, and the shim must not
+// depend on the server. Pure like the rest of the package: time passed in, no timers.
 import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 
 /** RFC 8489 nonce cookie plus the security-feature bits (password algorithms). */

@@ -1,7 +1,7 @@
 // Starts the real `onionturn server` (bin/onionturn.js) on loopback ports chosen by the OS and
 // reads the bound listeners from its JSON log.
-import { portRange, waitFor, type NetNamespace, type ProcessGroup, type Started } from '@onionturn/testkit';
-import { BIN, cleanEnv } from './run-cli.js';
+import { onionturnBin, portRange, waitFor, type NetNamespace, type ProcessGroup, type Started } from '@onionturn/lab';
+import { cleanEnv } from './run-cli.js';
 
 export interface BoundListener {
   readonly protocol: string;
@@ -44,7 +44,7 @@ export function parseListener(text: string): BoundListener | undefined {
 export async function startServer(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}, options: StartServerOptions = {}): Promise<RunningServer> {
   const relayPorts = options.relayPorts ?? portRange(4000);
   const listen = options.listen ?? ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'];
-  const argv = [BIN, 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];
+  const argv = [onionturnBin(), 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];
   const limited: [string, string[]] =
     options.fdLimit === undefined ? [process.execPath, argv] : ['bash', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...argv]];
   const [bin, binArgs] = options.netns ? options.netns.wrap(...limited) : limited;

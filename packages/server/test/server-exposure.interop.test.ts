@@ -7,12 +7,11 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { NetNamespace, ProcessGroup, freePort } from '@onionturn/testkit';
-import { tempDir } from './run-cli.js';
-import { startServer } from './run-server.js';
+import { freePort, NetNamespace, ProcessGroup, testTempDir } from '@onionturn/testkit';
+import { startServer } from '@onionturn/testkit';
 
 test('warnings at start: --user on the command line, metrics and credentials beyond loopback, a private relay address without --external-ip', async (t) => {
-  const dir = tempDir(t);
+  const dir = testTempDir(t);
   const secret = join(dir, 'secret');
   writeFileSync(secret, 'exposure-secret\n', { mode: 0o600 });
   const ns = NetNamespace.create(['11.0.0.1', '10.9.9.9']);
@@ -36,7 +35,7 @@ test('warnings at start: --user on the command line, metrics and credentials bey
 });
 
 test('--credentials-key-file: the endpoint answers 401 without the key, a credential with it', async (t) => {
-  const dir = tempDir(t);
+  const dir = testTempDir(t);
   const secret = join(dir, 'secret');
   const key = join(dir, 'key');
   writeFileSync(secret, 'exposure-secret\n', { mode: 0o600 });
@@ -67,7 +66,7 @@ async function viaCircuit(port: number, circuit: number): Promise<number> {
 }
 
 test('--tor-circuit-id: behind an onion service the credential rate limit is per circuit, not per 127.0.0.1', async (t) => {
-  const dir = tempDir(t);
+  const dir = testTempDir(t);
   const secret = join(dir, 'secret');
   writeFileSync(secret, 'exposure-secret\n', { mode: 0o600 });
   const group = new ProcessGroup();

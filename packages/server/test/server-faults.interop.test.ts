@@ -21,8 +21,8 @@ import {
   type StunMessage,
 } from '@onionturn/protocol';
 import { ProcessGroup, freePort, portRange, runUclient, sleep, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
-import { tempDir } from './run-cli.js';
-import { startServer } from './run-server.js';
+import { testTempDir as tempDir } from '@onionturn/testkit';
+import { startServer } from '@onionturn/testkit';
 
 const REALM = 'faults.test';
 const USER = 'alice';
