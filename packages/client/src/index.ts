@@ -20,3 +20,6 @@ export type { UpstreamError, UpstreamErrorCode } from './errors.js';
 export { startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
 export { checkTorSocks, type TorSocksVerdict } from './tor-socks-check.js';
 export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';
+export { StatusServer, TorWatch, type StatusServerOptions } from './status-server.js';
+export { FLOW_KIND_LABELS, KindCounters } from './stats.js';
+export { dropsOf } from './status-model.js';

@@ -22,6 +22,10 @@ export interface ManagedTorOptions {
   readonly torPath?: string;
   /** Aborting it (Ctrl-C) before bootstrap is done stops tor and resolves with code 'aborted'. */
   readonly signal?: AbortSignal;
+  /** Each new bootstrap percentage (the status page shows it). */
+  readonly onBootstrap?: (percent: number, summary: string) => void;
+  /** tor exited after it bootstrapped, not stopped by us (the status page says tor is down). */
+  readonly onUnexpectedExit?: () => void;
 }
 
 export interface ManagedTor {
@@ -183,7 +187,10 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
       if (!ev) return;
       if (ev.kind === 'socks') socks = { host: ev.host, port: ev.port };
       else if (ev.kind === 'bootstrap') {
-        if (ev.percent !== lastPercent) logger.info(`tor bootstrap ${ev.percent}%: ${ev.summary}`);
+        if (ev.percent !== lastPercent) {
+          logger.info(`tor bootstrap ${ev.percent}%: ${ev.summary}`);
+          opts.onBootstrap?.(ev.percent, ev.summary);
+        }
         lastPercent = ev.percent;
         if (ev.percent === 100) {
           if (socks) settle({ ok: true, value: { pid, socks, dataDir, stop } });
@@ -198,7 +205,10 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     child.once('error', (err) => settle({ ok: false, error: { code: 'tor-failed', reason: `cannot run ${torPath}: ${err.message}` } }));
     child.once('exit', (code, signal) => {
       if (!settled) settle({ ok: false, error: { code: 'tor-failed', reason: `tor exited (${code ?? signal}) before it bootstrapped: ${tail.join(' | ')}` } });
-      else if (!stopped) logger.error(`tor exited unexpectedly (${code ?? signal}); new flows will fail`, { pid });
+      else if (!stopped) {
+        logger.error(`tor exited unexpectedly (${code ?? signal}); new flows will fail`, { pid });
+        opts.onUnexpectedExit?.();
+      }
     });
     // Stopped (and its temporary data directory removed) by settle, like any failure.
     const onAbort = (): void => settle({ ok: false, error: { code: 'aborted', reason: `stopped before tor finished bootstrapping (last: ${lastPercent}%)` } });
