@@ -21,7 +21,7 @@ describe('onionturn client', () => {
   after(() => group.stopAll());
 
   test('prints iceServers, relays uclient over UDP through SOCKS, stops on SIGTERM', async () => {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`], { env: cleanEnv() });
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`], { env: cleanEnv() });
     let stdout = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
     const port = await waitFor('iceServers on stdout', () => {

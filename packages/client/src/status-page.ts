@@ -41,7 +41,7 @@ export function statusPageHtml(v: PageValues): string {
 <section id="tor-box"><h2>Tor</h2><div id="tor">…</div></section>
 <section id="servers-box"><h2>Upstream</h2><div id="servers">…</div></section>
 <section id="flows-box"><h2>Flows</h2><div id="flows">…</div>
-<svg id="graph" viewBox="0 0 360 90" width="360" height="90" role="img" aria-label="throughput and drops">
+<svg id="graph" viewBox="0 0 360 90" preserveAspectRatio="none" role="img" aria-label="throughput and drops">
 <polyline id="bytes-line" fill="none" stroke="#2b7bb9" stroke-width="1.5" points=""/>
 <polyline id="drops-line" fill="none" stroke="#c0392b" stroke-width="1.5" points=""/>
 </svg>
@@ -72,7 +72,7 @@ pre { background: #f0f0ee; padding: .5em; overflow: auto; font-size: 12px; }
 .bad { color: #b02a1b; font-weight: 600; }
 .warn { color: #a66a00; font-weight: 600; }
 .legend .b { color: #2b7bb9; } .legend .d { color: #c0392b; }
-svg { background: #fafafa; border: 1px solid #eee; margin-top: .5em; }
+svg { background: #fafafa; border: 1px solid #eee; margin-top: .5em; width: 100%; height: 90px; box-sizing: border-box; }
 progress { width: 10em; }
 #test-result { margin-top: .6em; }
 `;
@@ -176,9 +176,15 @@ async function testCall() {
     b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate).catch(() => {});
     b.ondatachannel = (e) => { e.channel.onmessage = (m) => e.channel.send(m.data); };
     const dc = a.createDataChannel('test');
+    const relays = new Map([[a, 0], [b, 0]]);
     const open = new Promise((resolve, reject) => {
       dc.onopen = resolve;
       a.oniceconnectionstatechange = () => { if (a.iceConnectionState === 'failed') reject(new Error('ICE failed')); };
+      // No relay candidate once gathering is done: the TURN allocation itself failed.
+      for (const pc of [a, b]) {
+        pc.addEventListener('icecandidate', (e) => { if (e.candidate && e.candidate.type === 'relay') relays.set(pc, relays.get(pc) + 1); });
+        pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete' && relays.get(pc) === 0) reject(new Error('no relay candidate: the TURN allocation through the shim failed')); });
+      }
       setTimeout(() => reject(new Error('no connection within 60 s')), 60000);
     });
     await a.setLocalDescription(await a.createOffer());
@@ -188,10 +194,12 @@ async function testCall() {
     try { await open; } catch (e) { e.iceErrors = errors; throw e; }
     const setupMs = performance.now() - started;
     const rtts = [];
-    for (let i = 0; i < 5; i++) {
+    showResult('running', ['connected in ' + setupMs.toFixed(0) + ' ms; measuring the round trip…']);
+    for (let i = 0; i < 10; i++) {
       const t0 = performance.now();
-      await new Promise((resolve, reject) => { dc.onmessage = resolve; dc.send('ping ' + i); setTimeout(() => reject(new Error('an echo got lost')), 10000); });
+      await new Promise((resolve, reject) => { dc.onmessage = resolve; dc.send('ping ' + i + ' ' + 'x'.repeat(1000)); setTimeout(() => reject(new Error('an echo got lost')), 10000); });
       rtts.push(performance.now() - t0);
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
     rtts.sort((x, y) => x - y);
     let pair = '';
@@ -202,7 +210,7 @@ async function testCall() {
         pair = l.candidateType + '/' + (l.relayProtocol || l.protocol) + ' ↔ ' + rc.candidateType + '/' + rc.protocol + ' via ' + (l.url || 'the shim');
       }
     });
-    showResult('ok', ['call connected', 'setup ' + setupMs.toFixed(0) + ' ms', 'RTT median ' + rtts[2].toFixed(0) + ' ms', 'candidate pair ' + pair]);
+    showResult('ok', ['call connected', 'setup ' + setupMs.toFixed(0) + ' ms', 'RTT median ' + rtts[5].toFixed(0) + ' ms (10 data-channel echoes)', 'candidate pair ' + pair]);
   } catch (e) {
     const lines = ['call failed: ' + e.message];
     await poll();

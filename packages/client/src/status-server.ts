@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock, type Timer } from './clock.js';
 import { formatHostPort, isLoopbackAddress, type HostPort } from './endpoints.js';
 import type { IceServer } from './ice-servers.js';
 import type { Shim } from './shim.js';
@@ -86,6 +86,7 @@ export class StatusServer {
   readonly #test = new TestCallTracker();
   #server: Server | undefined;
   #authority = '';
+  #sampler: Timer | undefined;
 
   constructor(opts: StatusServerOptions) {
     if (!isLoopbackAddress(opts.listen.host)) throw new Error(`refusing to serve the status page on ${opts.listen.host}: not a loopback address`);
@@ -112,6 +113,11 @@ export class StatusServer {
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e as Error))]);
     const port = (server.address() as { port: number }).port;
     this.#server = server;
+    // The graph covers the last two minutes whether or not the page was open.
+    this.#sampler = this.#clock.every(1000, () => {
+      const shim = this.#opts.shim();
+      if (shim) this.#history.sample(this.#clock.now(), shim.stats);
+    });
     this.#authority = formatHostPort(this.#opts.listen.host, port);
     return { host: this.#opts.listen.host, port };
   }
@@ -119,6 +125,8 @@ export class StatusServer {
   async stop(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
+    this.#sampler?.cancel();
+    this.#sampler = undefined;
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));

@@ -54,6 +54,8 @@ export interface ShimHandle {
   readonly port: number;
   /** How the shim reaches the server: tcp://127.0.0.1:P or HOST.onion:P. */
   readonly upstream: string;
+  /** Its status page and /metrics: http://127.0.0.1:statusPort/ (a free port per shim, never the kept one). */
+  readonly statusPort: number;
 }
 
 export interface RestCredentialJson {
@@ -165,6 +167,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
 
     const addShim = async (server: ServerHandle, shim: ShimOptions = {}): Promise<ShimHandle> => {
       const shimPort = await freePort();
+      const statusPort = await freePort();
       const upstream = shim.onion && torNet.onion ? `${torNet.onion.hostname}:${server.port}` : `tcp://127.0.0.1:${server.port}`;
       say(`starting onionturn client (shim) on 127.0.0.1:${shimPort} -> ${upstream} via Tor`);
       const local = shim.localCredentials;
@@ -172,14 +175,16 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
         onionturnBin(),
         'client',
         ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${torNet.socksPort}`, '--allow-plaintext-upstream'],
-        ...['--isolation', shim.isolation ?? 'per-flow'],
+        ...['--isolation', shim.isolation ?? 'per-flow', '--status', `127.0.0.1:${statusPort}`],
         ...(local
           ? ['--local-user', local.user, '--local-password', local.password, '--credentials-url', `http://127.0.0.1:${server.credentialPort}/credentials`]
           : []),
         ...(shim.args ?? []),
       ]);
       await waitListening('onionturn client', started, shimPort);
-      return { process: started, port: shimPort, upstream };
+      await waitListening('onionturn client status page', started, statusPort);
+      say(`onionturn client status page: http://127.0.0.1:${statusPort}/`);
+      return { process: started, port: shimPort, upstream, statusPort };
     };
 
     const server = await addServer(options.server, firstServerPort);
