@@ -4,7 +4,7 @@
 // still answers and says tor is down. A screenshot is kept in artifacts/ (gitignored).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { CallBrowser, repoRoot, startBridge, type Bridge, type ShimHandle } from '@onionturn/testkit';
@@ -24,6 +24,33 @@ function raw(port: number, method: string, path: string, headers: Record<string,
     req.end();
   });
 }
+
+/** A snippet of docs/app-developers.md, by its `<!-- snippet: NAME -->` marker. */
+function guideSnippet(name: string): string {
+  const doc = readFileSync(join(repoRoot() ?? process.cwd(), 'docs', 'app-developers.md'), 'utf8');
+  const m = new RegExp(`<!-- snippet: ${name} -->\\n\`\`\`js\\n([\\s\\S]*?)\`\`\``).exec(doc);
+  if (!m?.[1]) throw new Error(`docs/app-developers.md has no snippet '${name}'`);
+  return m[1];
+}
+
+/** Runs in the page: two peers made by the guide's torPeerConnection() call each other. */
+const GUIDE_CALL = String.raw`async (shim, credentials) => {
+  const a = torPeerConnection(shim, credentials), b = torPeerConnection(shim, credentials);
+  const types = [];
+  for (const [x, y] of [[a, b], [b, a]]) x.onicecandidate = (e) => { if (e.candidate) { types.push(e.candidate.type); y.addIceCandidate(e.candidate); } };
+  b.ondatachannel = (e) => { e.channel.onmessage = (m) => e.channel.send(m.data); };
+  const dc = a.createDataChannel('guide');
+  const opened = new Promise((resolve, reject) => { dc.onopen = resolve; setTimeout(() => reject(new Error('no connection in 60 s')), 60000); });
+  await a.setLocalDescription(await a.createOffer());
+  await b.setRemoteDescription(a.localDescription);
+  await b.setLocalDescription(await b.createAnswer());
+  await a.setRemoteDescription(b.localDescription);
+  await opened;
+  const echo = await new Promise((resolve) => { dc.onmessage = (m) => resolve(m.data); dc.send('hello through Tor'); });
+  const config = a.getConfiguration();
+  a.close(); b.close();
+  return { echo, types, policy: config.iceTransportPolicy };
+}`;
 
 describe('status page', () => {
   let bridge: Bridge;
@@ -64,6 +91,20 @@ describe('status page', () => {
       await page.setViewportSize({ width: 1200, height: 820 });
       await page.screenshot({ path: join(ARTIFACTS, 'status-page.png'), fullPage: true });
       console.log(`screenshot: ${join(ARTIFACTS, 'status-page.png')}`);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('the browser snippet of docs/app-developers.md calls through the pass-through shim and Tor, relay candidates only', async () => {
+    const cred = await bridge.credentials();
+    const page = await browser.open(browser.url);
+    try {
+      await page.addScriptTag({ content: guideSnippet('browser') });
+      const r = (await page.evaluate(`(${GUIDE_CALL})(${JSON.stringify(`127.0.0.1:${bridge.shim.port}`)}, ${JSON.stringify(cred)})`)) as { echo: string; types: string[]; policy: string };
+      assert.equal(r.echo, 'hello through Tor');
+      assert.equal(r.policy, 'relay');
+      assert.ok(r.types.length > 0 && r.types.every((t) => t === 'relay'), `only relay candidates were gathered: ${r.types.join(', ')}`);
     } finally {
       await page.close();
     }
