@@ -63,6 +63,12 @@ describe('onionturn client', () => {
     const pin = await runCli(['client', '--server', 'tls://turn.example:5349', '--pin', 'sha1/abc']);
     assert.equal(pin.code, 2);
     assert.match(pin.stderr, /--pin: pin 'sha1\/abc' must be sha256\//);
+    // The status page listens on loopback only.
+    for (const status of ['192.0.2.1:8080', 'localhost:8080', 'nonsense']) {
+      const r = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--listen', '127.0.0.1:0', '--status', status]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^onionturn: --status: .*\n$/);
+    }
     for (const rate of ['-1', 'many']) {
       const r = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--listen', '127.0.0.1:0', '--new-flows-per-second', rate]);
       assert.equal(r.code, 2, r.stderr);

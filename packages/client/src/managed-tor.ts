@@ -24,8 +24,6 @@ export interface ManagedTorOptions {
   readonly signal?: AbortSignal;
   /** Each new bootstrap percentage (the status page shows it). */
   readonly onBootstrap?: (percent: number, summary: string) => void;
-  /** tor exited after it bootstrapped, not stopped by us (the status page says tor is down). */
-  readonly onUnexpectedExit?: () => void;
 }
 
 export interface ManagedTor {
@@ -205,10 +203,7 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     child.once('error', (err) => settle({ ok: false, error: { code: 'tor-failed', reason: `cannot run ${torPath}: ${err.message}` } }));
     child.once('exit', (code, signal) => {
       if (!settled) settle({ ok: false, error: { code: 'tor-failed', reason: `tor exited (${code ?? signal}) before it bootstrapped: ${tail.join(' | ')}` } });
-      else if (!stopped) {
-        logger.error(`tor exited unexpectedly (${code ?? signal}); new flows will fail`, { pid });
-        opts.onUnexpectedExit?.();
-      }
+      else if (!stopped) logger.error(`tor exited unexpectedly (${code ?? signal}); new flows will fail`, { pid });
     });
     // Stopped (and its temporary data directory removed) by settle, like any failure.
     const onAbort = (): void => settle({ ok: false, error: { code: 'aborted', reason: `stopped before tor finished bootstrapping (last: ${lastPercent}%)` } });
