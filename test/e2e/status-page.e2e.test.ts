@@ -110,6 +110,32 @@ describe('status page', () => {
     }
   });
 
+  test('pass-through mode: the page says where credentials come from; Test call with a pasted credential connects, a wrong one fails at TURN auth', async () => {
+    const page = await browser.open(`http://127.0.0.1:${bridge.shim.statusPort}/`);
+    try {
+      assert.match(await page.locator('#ice-box').innerText(), /Pass-through mode: the app brings its own TURN credentials/);
+      const cred = await bridge.credentials();
+      const run = async (password: string): Promise<{ state: string | null; text: string }> => {
+        await page.fill('#user', cred.username);
+        await page.fill('#pass', password);
+        await page.click('#test');
+        const result = page.locator('#test-result[data-state="ok"], #test-result[data-state="failed"]');
+        await result.waitFor({ timeout: 90_000 });
+        const out = { state: await result.getAttribute('data-state'), text: await result.innerText() };
+        await page.evaluate(`document.getElementById('test-result').dataset.state = 'idle'`);
+        return out;
+      };
+      const good = await run(cred.password);
+      assert.equal(good.state, 'ok', good.text);
+      const bad = await run(`${cred.password}x`);
+      console.log(`pass-through test call with a wrong credential: ${bad.text.replace(/\n/g, ' | ')}`);
+      assert.equal(bad.state, 'failed');
+      assert.match(bad.text, /failed at: turn-auth/);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('/metrics: Prometheus text with flows by kind and bytes, no per-flow labels', async () => {
     const r = await raw(shim.statusPort, 'GET', '/metrics', { host });
     assert.equal(r.status, 200);
