@@ -141,7 +141,7 @@ try {
   const coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
   const peer = await startTurnutilsPeer(group);
   const socks = await startMicrosocks(group);
-  const shim = group.spawn('onionturn client', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...shimNodeArgs, BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socks.port}`, '--new-flows-per-second', '0', '--log-level', 'warn']);
+  const shim = group.spawn('onionturn client', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...shimNodeArgs, BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socks.port}`, '--new-flows-per-second', '0', '--log-level', 'warn']);
   shimPid = shim.pid;
   let stdout = '';
   shim.child.stdout.on('data', (c) => (stdout += c.toString()));

@@ -382,7 +382,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   // The whole path an app uses: coturn's client speaks TURN to the shim (`onionturn client`), the
   // shim carries it over Tor to the onion address, the composed server relays UDP to the peer.
   const shimPort = await freePort();
-  const shim = group.spawn('onionturn client', process.execPath, [CLI, 'client', '--listen', `127.0.0.1:${shimPort}`, '--server', `${hostname}:3478`, '--socks', `127.0.0.1:${tor.socksPort}`]);
+  const shim = group.spawn('onionturn client', process.execPath, [CLI, 'client', '--no-status', '--listen', `127.0.0.1:${shimPort}`, '--server', `${hostname}:3478`, '--socks', `127.0.0.1:${tor.socksPort}`]);
   await waitFor(
     'the shim to listen',
     async () => {
@@ -586,7 +586,7 @@ test('docker-compose exit mode: the composed tor is an exit of the private Tor n
   // A credential as the README tells operators to get one, then the shim with the pinned key.
   const credential = JSON.parse(await stack.checked(['exec', '-T', 'server', 'onionturn', 'credentials'])) as { username: string; password: string };
   const shimPort = await freePort();
-  const shim = group.spawn('onionturn client', process.execPath, [CLI, 'client', '--listen', `127.0.0.1:${shimPort}`, '--server', `tls://${target}`, '--pin', pin, '--socks', `127.0.0.1:${tor.socksPort}`]);
+  const shim = group.spawn('onionturn client', process.execPath, [CLI, 'client', '--no-status', '--listen', `127.0.0.1:${shimPort}`, '--server', `tls://${target}`, '--pin', pin, '--socks', `127.0.0.1:${tor.socksPort}`]);
   await waitFor(
     'the shim to answer a Binding through Tor and TLS',
     async () => {

@@ -21,7 +21,7 @@ describe('onionturn client', () => {
   after(() => group.stopAll());
 
   test('prints iceServers, relays uclient over UDP through SOCKS, stops on SIGTERM', async () => {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`], { env: cleanEnv() });
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`], { env: cleanEnv() });
     let stdout = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
     const port = await waitFor('iceServers on stdout', () => {
@@ -63,6 +63,12 @@ describe('onionturn client', () => {
     const pin = await runCli(['client', '--server', 'tls://turn.example:5349', '--pin', 'sha1/abc']);
     assert.equal(pin.code, 2);
     assert.match(pin.stderr, /--pin: pin 'sha1\/abc' must be sha256\//);
+    // The status page listens on loopback only.
+    for (const status of ['192.0.2.1:8080', 'localhost:8080', 'nonsense']) {
+      const r = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--listen', '127.0.0.1:0', '--status', status]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^onionturn: --status: .*\n$/);
+    }
     for (const rate of ['-1', 'many']) {
       const r = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--listen', '127.0.0.1:0', '--new-flows-per-second', rate]);
       assert.equal(r.code, 2, r.stderr);

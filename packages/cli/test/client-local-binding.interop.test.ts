@@ -43,7 +43,7 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
     coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
     recorder = await SocksRecorder.start();
-    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', '--local-password', 'wonderland'], { env: cleanEnv() });
+    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', '--local-password', 'wonderland'], { env: cleanEnv() });
     port = await shimPort(cli);
   });
   after(async () => {

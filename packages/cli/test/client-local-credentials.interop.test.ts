@@ -30,7 +30,7 @@ describe('onionturn client in local-credential mode', () => {
   let dir: string;
 
   async function startClient(args: readonly string[]): Promise<RunningClient> {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`, ...args], { env: cleanEnv({ XDG_CONFIG_HOME: join(dir, 'xdg') }) });
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`, ...args], { env: cleanEnv({ XDG_CONFIG_HOME: join(dir, 'xdg') }) });
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));

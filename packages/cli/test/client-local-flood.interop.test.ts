@@ -95,7 +95,7 @@ describe('onionturn client in local-credential mode: unauthenticated floods make
     coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
     peerPort = (await startTurnutilsPeer(group)).port;
     recorder = await SocksRecorder.start();
-    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', LOCAL.username, '--local-password', LOCAL.password], { env: cleanEnv() });
+    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', LOCAL.username, '--local-password', LOCAL.password], { env: cleanEnv() });
     cli.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     port = await shimPort(cli);
   });

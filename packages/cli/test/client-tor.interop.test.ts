@@ -57,7 +57,8 @@ describe('onionturn client with its own tor', () => {
   });
 
   function startClient(args: readonly string[], env: Record<string, string> = {}): RunningClient {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', ...args], { env: cleanEnv(env) });
+    const status = args.includes('--status') ? [] : ['--no-status'];
+    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', ...status, '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', ...args], { env: cleanEnv(env) });
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -95,9 +96,34 @@ describe('onionturn client with its own tor', () => {
     assert.equal(r.received, 20, r.output.slice(-800));
   }
 
-  test('--tor --tor-config: bootstraps into the private network, relays uclient to coturn, tor is gone after SIGTERM', async () => {
-    const client = startClient(['--tor', '--tor-config', join(dir, 'testnet.torrc')]);
+  test('--tor --tor-config: bootstraps into the private network (the status page shows it), relays uclient to coturn, tor is gone after SIGTERM', async () => {
+    const statusPort = await freePort();
+    const client = startClient(['--tor', '--tor-config', join(dir, 'testnet.torrc'), '--status', `127.0.0.1:${statusPort}`]);
+    // The status page answers while our own tor bootstraps, before the shim runs.
+    type Snapshot = { tor: { managed: boolean; bootstrapPercent?: number; up: boolean }; shim?: unknown };
+    const seen: Snapshot[] = [];
+    let polling = true;
+    const poller = (async (): Promise<void> => {
+      while (polling) {
+        try {
+          const r = await fetch(`http://127.0.0.1:${statusPort}/api/status`);
+          seen.push((await r.json()) as Snapshot);
+        } catch {
+          // not listening yet
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
     const port = await iceServersPort(client);
+    await waitFor('the status page to show the shim', () => seen.at(-1)?.shim !== undefined, 5000, 50);
+    polling = false;
+    await poller;
+    const during = seen.filter((s) => s.shim === undefined && s.tor.managed);
+    assert.ok(during.length > 0, 'the page answered during bootstrap');
+    assert.ok(during.some((s) => (s.tor.bootstrapPercent ?? 0) < 100), `bootstrap progress: ${during.map((s) => s.tor.bootstrapPercent).join(', ')}`);
+    const last = seen.at(-1) as Snapshot;
+    assert.equal(last.tor.bootstrapPercent, 100);
+    assert.equal(last.tor.up, true);
     const torPid = await torPidOf(client);
     assert.equal(alive(torPid), true);
     // Progress is shown, and the shim uses the port tor picked.

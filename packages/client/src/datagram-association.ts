@@ -183,12 +183,23 @@ export class DatagramAssociation implements TableFlow {
     if (this.#warned.first(key)) this.#ctx.logger.warn(`${reason} (said once per flow)`, { flow: this.id, kind: this.#opts.kind });
   }
 
+  /** A datagram on its way to the server (or onion service): its kind's counts, also the status page's bytes. */
+  #countUp(bytes: number): void {
+    this.#stats.datagramsToUpstream++;
+    this.#stats.bytesToServer += bytes;
+  }
+
+  #countDown(bytes: number): void {
+    this.#stats.datagramsToApp++;
+    this.#stats.bytesToApp += bytes;
+  }
+
   #sendIp(peer: TransportAddress, data: Buffer): void {
     const session = this.#session;
     if (session) {
       const r = session.send(peer, data, this.#ctx.table.now);
       this.#run(r.actions);
-      if (r.verdict === 'sent' || r.verdict === 'queued') this.#stats.datagramsToUpstream++;
+      if (r.verdict === 'sent' || r.verdict === 'queued') this.#countUp(data.length);
       else if (r.verdict === 'dropped-queue') this.drop('queue-full');
       else if (r.verdict === 'dropped-peers') this.drop('too-many-peers');
       else if (r.verdict === 'dropped-refused') this.drop('peer-refused');
@@ -202,7 +213,7 @@ export class DatagramAssociation implements TableFlow {
     }
     if (this.#pending.length >= MAX_PENDING) return this.drop('queue-full');
     this.#pending.push({ peer, data: Buffer.from(data) });
-    this.#stats.datagramsToUpstream++;
+    this.#countUp(data.length);
     if (this.#turn === 'none') void this.#openTurn();
   }
 
@@ -267,7 +278,7 @@ export class DatagramAssociation implements TableFlow {
         }
         case 'deliver':
           this.#lastActivity = this.#ctx.table.now;
-          this.#stats.datagramsToApp++;
+          this.#countDown(a.data.length);
           this.#opts.deliver({ host: a.peer.address, port: a.peer.port }, a.data);
           break;
         case 'warn':
@@ -336,10 +347,10 @@ export class DatagramAssociation implements TableFlow {
       // Waiting for a turn to open the stream (the dial pacer): a few datagrams are held.
       if (e.waiting.length >= MAX_PENDING) return this.drop('queue-full');
       e.waiting.push(Buffer.from(data));
-      this.#stats.datagramsToUpstream++;
+      this.#countUp(data.length);
       return;
     }
-    if (e.stream.send(data)) this.#stats.datagramsToUpstream++;
+    if (e.stream.send(data)) this.#countUp(data.length);
     else this.drop('queue-full');
   }
 
@@ -362,7 +373,7 @@ export class DatagramAssociation implements TableFlow {
       onDatagram: (payload) => {
         if (this.#closed) return;
         this.#lastActivity = this.#ctx.table.now;
-        this.#stats.datagramsToApp++;
+        this.#countDown(payload.length);
         this.#opts.deliver({ host, port }, payload);
       },
       onClose: (reason) => {

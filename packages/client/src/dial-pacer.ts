@@ -59,6 +59,11 @@ export class DialPacer {
     });
   }
 
+  /** Flows waiting for their turn. */
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
   /** Ends every wait (false) and the timer. */
   stop(): void {
     this.#timer?.cancel();

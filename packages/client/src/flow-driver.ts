@@ -13,6 +13,12 @@ import type { FlowContext } from './flow-context.js';
 import { FlowMachine, type FlowAction, type FlowKind } from './flow-machine.js';
 import type { StreamOutcome, TableFlow } from './flow-table.js';
 import type { SocksAuth } from './socks5-codec.js';
+import type { KindCounters } from './stats.js';
+
+/** The status page's and /metrics' name of a TURN flow kind (see FLOW_KIND_LABELS). */
+export function turnKindName(kind: FlowKind): string {
+  return kind === 'udp' ? 'turn-udp' : 'turn-tcp';
+}
 
 /** A closed stream or connection gets this long to flush before it is destroyed. */
 const DESTROY_AFTER_MS = 2000;
@@ -43,12 +49,16 @@ export class FlowDriver implements TableFlow {
   #upFull = false;
   #auth: SocksAuth | undefined;
   #done = false;
+  /** This flow's kind's counters (a reference: nothing is looked up per packet). */
+  readonly #counters: KindCounters;
 
   constructor(ctx: FlowContext, kind: FlowKind, app: AppSide, appAddress: TransportAddress | undefined, key: string | undefined) {
     this.#ctx = ctx;
     this.#app = app;
     this.key = key;
     this.id = ctx.table.nextId();
+    this.#counters = ctx.stats.kind(turnKindName(kind));
+    this.#counters.opened++;
     const resigner = ctx.appAuth ? new CredentialResigner({ auth: ctx.appAuth, ...(appAddress ? { app: appAddress } : {}) }) : undefined;
     this.machine = new FlowMachine({ kind, now: ctx.table.now, stats: ctx.stats, queueLimits: ctx.queueLimits, resigner });
     this.isClosed = this.isClosed.bind(this);
@@ -140,6 +150,7 @@ export class FlowDriver implements TableFlow {
   }
 
   #writeUp(data: Buffer, end: number, pad: number): void {
+    this.#counters.bytesToServer += end;
     const writer = this.#writer;
     if (writer) {
       // UDP semantics when Tor is slower than the app: drop rather than buffer without bound.
@@ -205,6 +216,7 @@ export class FlowDriver implements TableFlow {
   }
 
   private onUpstreamData(chunk: Buffer): void {
+    this.#counters.bytesToApp += chunk.length;
     this.#run(this.machine.fromUpstream(chunk, this.#ctx.table.now), chunk, chunk.length);
   }
 
@@ -238,6 +250,7 @@ export class FlowDriver implements TableFlow {
     this.#app.close();
     const ctx = this.#ctx;
     ctx.stats.flowsClosed++;
+    this.#counters.closed++;
     const notLogged = this.machine.warningsNotLogged;
     ctx.logger.log(level, `flow closed: ${reason}`, {
       flow: this.id,

@@ -241,6 +241,7 @@ export class FlowMachine {
         out.push({ kind: 'warn', reason: `could not refresh the upstream credential: ${r.error.reason}` });
       } else {
         this.#stats.upstreamFailures++;
+        this.#stats.credentialFailures++;
         this.#close(out, `no upstream credential: ${r.error.reason}`, 'warn');
       }
       return out;
@@ -366,7 +367,14 @@ export class FlowMachine {
   #onUpstreamFrame(frame: Buffer, kind: FrameKind): void {
     if (this.isClosed()) return;
     const out = this.#cur;
-    if (kind === FrameKind.Stun && this.state.observeUpstreamStun(frame)) this.#released = true;
+    if (kind === FrameKind.Stun) {
+      const state = this.state;
+      const { unauthorized, peerRefused } = state;
+      if (state.observeUpstreamStun(frame)) this.#released = true;
+      // The status page's test call names the failed step from these.
+      if (state.unauthorized > unauthorized && state.unauthorized > 1) this.#stats.turnAuthRefused++;
+      if (state.peerRefused > peerRefused) this.#stats.peerRefused++;
+    }
     const resigner = this.#resigner;
     if (kind === FrameKind.Stun && resigner) this.#resign(out, resigner.fromUpstream(frame, this.#now));
     else if (this.kind === 'udp') out.push(this.#sendApp(out, frame));

@@ -1,6 +1,6 @@
 // The per-flow state the Node shell drives: connect queue, activity and allocation lifetime,
 // and the upstream responses that end a flow. Time is passed in; no sockets here.
-import { AttributeType, MessageClass, Method, decodeMessage, readUint32 } from '@onionturn/protocol';
+import { AttributeType, ErrorCode, MessageClass, Method, decodeMessage, readAttribute, readUint32 } from '@onionturn/protocol';
 
 /** RFC 8656 default allocation lifetime, used until the server tells us another. */
 export const DEFAULT_LIFETIME_S = 600;
@@ -76,6 +76,10 @@ export class FlowState {
     const r = decodeMessage(frame);
     if (!r.ok) return false;
     const msg = r.value;
+    if (msg.messageClass === MessageClass.ErrorResponse) {
+      this.#observeError(msg.method, readAttribute(msg, AttributeType.ErrorCode));
+      return false;
+    }
     if (msg.messageClass !== MessageClass.SuccessResponse) return false;
     if (msg.method !== Method.Allocate && msg.method !== Method.Refresh) return false;
     const lifetime = readUint32(msg, AttributeType.Lifetime);
@@ -83,5 +87,16 @@ export class FlowState {
     if (msg.method === Method.Refresh && lifetime === 0) return true;
     this.lifetimeS = lifetime;
     return false;
+  }
+
+  /** 401s from upstream; the first is the usual challenge, any later one a refused credential. */
+  unauthorized = 0;
+  /** Upstream's 403s to CreatePermission or ChannelBind: its peer policy refused an address. */
+  peerRefused = 0;
+
+  #observeError(method: number, attr: ReturnType<typeof readAttribute>): void {
+    const code = attr?.ok && attr.value.kind === 'error-code' ? attr.value.code : undefined;
+    if (code === ErrorCode.Unauthorized) this.unauthorized++;
+    else if (code === ErrorCode.Forbidden && (method === Method.CreatePermission || method === Method.ChannelBind)) this.peerRefused++;
   }
 }

@@ -78,6 +78,11 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     return this.#udp.size + this.#tcp.size + this.#other.size;
   }
 
+  /** Flows waiting for their turn to dial. */
+  get waiting(): number {
+    return this.#pacer.waiting;
+  }
+
   get full(): boolean {
     return this.size >= this.#opts.maxFlows;
   }

@@ -22,7 +22,7 @@ export { checkTorSocks, type TorSocksVerdict } from './tor-socks-check.js';
 export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';
 export { parseForward, isOnionForward, FORWARD_IDLE_MS, type ForwardSpec, type ForwardParse } from './udp-forward.js';
 export type { OnionOpener, OnionDatagramStreamLike } from './datagram-association.js';
-export { DATAGRAM_FLOW_KINDS, DatagramFlowStats, type DatagramFlowKind, type DatagramDropReason } from './stats.js';
+export { DATAGRAM_FLOW_KINDS, DatagramFlowStats, FLOW_KIND_LABELS, KindCounters, type DatagramFlowKind, type DatagramDropReason } from './stats.js';
 export { RESOLVE_CACHE_MS } from './resolve-cache.js';
 export {
   DEFAULT_ONION_CONNECT_TIMEOUT_MS,
@@ -33,3 +33,5 @@ export {
   type OnionDatagramStreamStats,
 } from './onion-datagram-stream.js';
 export type { SocksAuth } from './socks5-codec.js';
+export { StatusServer, TorWatch, type StatusServerOptions } from './status-server.js';
+export { dropsOf } from './status-model.js';

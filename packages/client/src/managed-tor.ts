@@ -25,6 +25,8 @@ export interface ManagedTorOptions {
   readonly signal?: AbortSignal;
   /** Times the bootstrap deadline and the SIGKILL after SIGTERM (default the system clock). */
   readonly clock?: Clock;
+  /** Each new bootstrap percentage (the status page shows it). */
+  readonly onBootstrap?: (percent: number, summary: string) => void;
 }
 
 export interface ManagedTor {
@@ -187,7 +189,10 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
       if (!ev) return;
       if (ev.kind === 'socks') socks = { host: ev.host, port: ev.port };
       else if (ev.kind === 'bootstrap') {
-        if (ev.percent !== lastPercent) logger.info(`tor bootstrap ${ev.percent}%: ${ev.summary}`);
+        if (ev.percent !== lastPercent) {
+          logger.info(`tor bootstrap ${ev.percent}%: ${ev.summary}`);
+          opts.onBootstrap?.(ev.percent, ev.summary);
+        }
         lastPercent = ev.percent;
         if (ev.percent === 100) {
           if (socks) settle({ ok: true, value: { pid, socks, dataDir, stop } });

@@ -18,7 +18,7 @@ import { scrubbing, type Logger, type ScrubbingLogger } from './logger.js';
 import { ShimStats } from './stats.js';
 import { TcpFlow } from './tcp-flow.js';
 import { UdpFlow } from './udp-flow.js';
-import { UpstreamDialer, type TlsTrust } from './upstream-dialer.js';
+import { UpstreamDialer, type ServerHealth, type TlsTrust } from './upstream-dialer.js';
 import { WarnEvery } from './warn-once.js';
 import { DEFAULT_NEW_FLOWS_PER_SECOND } from './dial-pacer.js';
 import { systemClock, type Clock } from './clock.js';
@@ -127,7 +127,11 @@ export class Shim {
         onDelayed: (now) => this.#dialDelayed(now),
         onGivenUp: () => this.stats.dialRateRefused++,
       },
-      connect: (auth, flowId) => dialer.dial(auth, flowId),
+      connect: async (auth, flowId) => {
+        const r = await dialer.dial(auth, flowId);
+        if (!r.ok) this.stats.dialFailures[r.error.code] = (this.stats.dialFailures[r.error.code] ?? 0) + 1;
+        return r;
+      },
     });
     this.#ctx = {
       table: this.#table,
@@ -166,6 +170,21 @@ export class Shim {
   get address(): ListeningAddress {
     if (!this.#address) throw new Error('shim is not listening');
     return this.#address;
+  }
+
+  /** The upstream servers as given, and the outcome of the last dial to each. */
+  get servers(): readonly { readonly server: UpstreamServer; readonly health: ServerHealth }[] {
+    return this.#dialer.servers.map((server, i) => ({ server, health: this.#dialer.health[i] as ServerHealth }));
+  }
+
+  /** New flows waiting for their turn to open a Tor stream (pass-through's --new-flows-per-second). */
+  get dialQueue(): number {
+    return this.#table.waiting;
+  }
+
+  /** Local-credential mode is on (the app authenticates to the shim). */
+  get localMode(): boolean {
+    return this.#opts.localAuth !== undefined;
   }
 
   /** Flows with an app side still open. */

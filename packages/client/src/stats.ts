@@ -1,4 +1,32 @@
-// Counters the shell bumps (plain fields: no lookups per packet). Read by tests and the status log.
+// Counters the shell bumps (plain fields: no lookups per packet). Read by tests, the status page
+// and /metrics.
+
+/**
+ * The flow kinds the status page and /metrics name. Open: a new kind (a SOCKS UDP association, a
+ * UDP forward) is one more entry here and one `stats.kind(...)` where its flows are made.
+ */
+export const FLOW_KIND_LABELS: Readonly<Record<string, string>> = {
+  'turn-udp': 'TURN over UDP',
+  'turn-tcp': 'TURN over TCP',
+  'socks-udp': 'SOCKS5 UDP',
+  'udp-forward': 'UDP forward',
+};
+
+/** One flow kind's counters; a flow holds a reference to its kind's, so the relay path looks nothing up. */
+export class KindCounters {
+  opened = 0;
+  closed = 0;
+  /** Bytes written to the Tor stream (app to server) and read from it (server to app). */
+  bytesToServer = 0;
+  bytesToApp = 0;
+
+  get open(): number {
+    return this.opened - this.closed;
+  }
+}
+
+/** Why a dial failed, by the UpstreamErrorCode (the status page's test call names the step from it). */
+export type DialFailures = Record<string, number>;
 
 /** Kinds of datagram flows that arrive without TURN (the shim is the TURN client for them). */
 export type DatagramFlowKind = 'socks-udp' | 'udp-forward';
@@ -19,12 +47,10 @@ export type DatagramDropReason =
   | 'closed';
 
 /** One kind of datagram flow (an association, or one source of a forward). */
-export class DatagramFlowStats {
-  opened = 0;
-  closed = 0;
-  /** Open now (opened - closed), for a status page. */
+export class DatagramFlowStats extends KindCounters {
+  /** Open now (opened - closed). */
   get active(): number {
-    return this.opened - this.closed;
+    return this.open;
   }
   datagramsToUpstream = 0;
   datagramsToApp = 0;
@@ -45,18 +71,51 @@ export class DatagramFlowStats {
   };
 
   toJSON(): Record<string, unknown> {
-    return { opened: this.opened, closed: this.closed, active: this.active, datagramsToUpstream: this.datagramsToUpstream, datagramsToApp: this.datagramsToApp, routes: { ...this.routes }, dropped: { ...this.dropped } };
+    return { opened: this.opened, closed: this.closed, active: this.active, bytesToServer: this.bytesToServer, bytesToApp: this.bytesToApp, datagramsToUpstream: this.datagramsToUpstream, datagramsToApp: this.datagramsToApp, routes: { ...this.routes }, dropped: { ...this.dropped } };
   }
 }
 
 export class ShimStats {
+  readonly #kinds = new Map<string, KindCounters>();
+
+  /** The counters of one flow kind (made on first use, kept: they are totals). */
+  kind(name: string): KindCounters {
+    let k = this.#kinds.get(name);
+    if (k === undefined) {
+      k = new KindCounters();
+      this.#kinds.set(name, k);
+    }
+    return k;
+  }
+
+  /** Every kind seen so far, in the order they were first used. */
+  get kinds(): ReadonlyMap<string, KindCounters> {
+    return this.#kinds;
+  }
+
+  /** A datagram flow kind: its counters are the kind's, so the status page and /metrics see them too. */
+  #datagramKind(name: DatagramFlowKind): DatagramFlowStats {
+    const k = new DatagramFlowStats();
+    this.#kinds.set(name, k);
+    return k;
+  }
+
   /** SOCKS UDP associations and UDP forwards, by kind (keys of DATAGRAM_FLOW_KINDS). */
-  readonly datagramFlows: Readonly<Record<DatagramFlowKind, DatagramFlowStats>> = { 'socks-udp': new DatagramFlowStats(), 'udp-forward': new DatagramFlowStats() };
+  readonly datagramFlows: Readonly<Record<DatagramFlowKind, DatagramFlowStats>> = { 'socks-udp': this.#datagramKind('socks-udp'), 'udp-forward': this.#datagramKind('udp-forward') };
   /** SOCKS front end: control connections refused (no acceptable method, a bad request, CONNECT/BIND...). */
   socksRefused = 0;
   /** Host names resolved through Tor (RESOLVE) and answered from the cache. */
   torResolves = 0;
   resolveCacheHits = 0;
+  /** Failed dials by UpstreamErrorCode. */
+  readonly dialFailures: DialFailures = {};
+  /** Local mode: flows closed because no upstream credential could be had (the credential URL failed). */
+  credentialFailures = 0;
+  /** Upstream refused an authenticated request with 401 (wrong or expired TURN credentials). */
+  turnAuthRefused = 0;
+  /** Upstream refused a CreatePermission or ChannelBind with 403 (its peer policy). */
+  peerRefused = 0;
+
   flowsOpened = 0;
   flowsClosed = 0;
   upstreamFailures = 0;

@@ -34,8 +34,20 @@ export type DialResult =
   | { readonly ok: true; readonly socket: Socket; readonly head: Buffer; readonly server: UpstreamServer }
   | { readonly ok: false; readonly error: UpstreamError };
 
+/** What the status page shows of one server: the outcome of the last dial to it. */
+export interface ServerHealth {
+  /** Wall-clock ms of the last dial's end; undefined before the first. */
+  lastDialAt: number | undefined;
+  /** Whether that dial opened a stream. */
+  reachable: boolean | undefined;
+  /** Its UpstreamErrorCode when it failed. */
+  lastError: string | undefined;
+}
+
 export class UpstreamDialer {
   readonly #opts: DialerOptions;
+  /** One per server, in the order of `servers`. */
+  readonly health: readonly ServerHealth[];
   /** Index of the server that worked last; new flows start there. */
   #preferred = 0;
   /** The proxy's ignoring of our isolation credentials has been reported (once per shim). */
@@ -44,6 +56,7 @@ export class UpstreamDialer {
   constructor(opts: DialerOptions) {
     if (opts.servers.length === 0) throw new Error('at least one upstream server is needed');
     this.#opts = opts;
+    this.health = opts.servers.map(() => ({ lastDialAt: undefined, reachable: undefined, lastError: undefined }));
   }
 
   get servers(): readonly UpstreamServer[] {
@@ -62,6 +75,10 @@ export class UpstreamDialer {
       const index = (this.#preferred + i) % servers.length;
       const server = servers[index] as UpstreamServer;
       const r = await this.#dialOne(server, this.serverName(index), auth);
+      const h = this.health[index] as ServerHealth;
+      h.lastDialAt = (this.#opts.clock ?? systemClock).now();
+      h.reachable = r.ok;
+      h.lastError = r.ok ? undefined : r.error.code;
       if (r.ok) {
         if (index !== this.#preferred) {
           logger.warn('upstream failover', { flow: flowId, now: this.serverName(index) });

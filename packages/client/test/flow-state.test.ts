@@ -1,7 +1,7 @@
 // The per-flow state without sockets: connect queue, lifetime, release, idleness.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AttributeType, MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
+import { AttributeType, MessageBuilder, MessageClass, Method, errorCodeValue } from '@onionturn/protocol';
 import { FlowState } from '../src/flow-state.js';
 
 test('FlowState: bounded queue, lifetime from responses, Refresh 0 releases, idle after lifetime', () => {
@@ -21,4 +21,19 @@ test('FlowState: bounded queue, lifetime from responses, Refresh 0 releases, idl
   assert.equal(f.observeUpstreamStun(refresh0), true);
   const refreshReq0 = new MessageBuilder(Method.Refresh, MessageClass.Request).add(AttributeType.Lifetime, { kind: 'uint32', value: 0 }).build();
   assert.equal(new FlowState(0).observeUpstreamStun(refreshReq0), false);
+});
+
+test('FlowState: upstream 401s and peer-policy 403s are counted (the status page names the failed step from them)', () => {
+  const f = new FlowState(0);
+  const err = (method: number, code: number): Buffer => new MessageBuilder(method, MessageClass.ErrorResponse).add(AttributeType.ErrorCode, errorCodeValue(code)).build();
+  f.observeUpstreamStun(err(Method.Allocate, 401)); // the usual challenge
+  assert.equal(f.unauthorized, 1);
+  f.observeUpstreamStun(err(Method.Allocate, 401)); // the signed request refused
+  assert.equal(f.unauthorized, 2);
+  f.observeUpstreamStun(err(Method.CreatePermission, 403));
+  f.observeUpstreamStun(err(Method.ChannelBind, 403));
+  f.observeUpstreamStun(err(Method.Allocate, 403)); // not the peer policy
+  assert.equal(f.peerRefused, 2);
+  f.observeUpstreamStun(err(Method.Allocate, 486));
+  assert.deepEqual([f.unauthorized, f.peerRefused], [2, 2]);
 });

@@ -64,6 +64,8 @@ export interface ShimHandle {
   readonly upstream: string;
   /** Local-credential mode: the credentials apps use, as the shim printed them in its iceServers. */
   readonly local?: { readonly username: string; readonly password: string };
+  /** Its status page and /metrics: http://127.0.0.1:statusPort/ (a free port per shim, never the kept one). */
+  readonly statusPort: number;
 }
 
 export interface RestCredentialJson {
@@ -180,6 +182,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
 
     const addShim = async (server: ServerHandle, shim: ShimOptions = {}): Promise<ShimHandle> => {
       const shimPort = shim.port ?? (await freePort());
+      const statusPort = await freePort();
       const upstream = shim.onion && torNet.onion ? `${torNet.onion.hostname}:${server.port}` : `tcp://127.0.0.1:${server.port}`;
       say(`starting onionturn client (shim) on 127.0.0.1:${shimPort} -> ${upstream} via Tor`);
       const local = shim.localCredentials;
@@ -187,7 +190,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
         onionturnBin(),
         'client',
         ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${torNet.socksPort}`, '--allow-plaintext-upstream'],
-        ...['--isolation', shim.isolation ?? 'per-flow'],
+        ...['--isolation', shim.isolation ?? 'per-flow', '--status', `127.0.0.1:${statusPort}`],
         ...(local
           ? [
               ...['--local-user', local.user, '--credentials-url', `http://127.0.0.1:${server.credentialPort}/credentials`],
@@ -199,10 +202,12 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       let stdout = '';
       started.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
       await waitListening('onionturn client', started, shimPort);
-      if (!local) return { process: started, port: shimPort, upstream };
+      await waitListening('onionturn client status page', started, statusPort);
+      say(`onionturn client status page: http://127.0.0.1:${statusPort}/`);
+      if (!local) return { process: started, port: shimPort, upstream, statusPort };
       // The iceServers it prints carry the password (also one the CLI keeps in its file).
       const printed = await waitFor('onionturn client to print its iceServers', () => printedLocal(stdout), 10_000, 20);
-      return { process: started, port: shimPort, upstream, local: printed };
+      return { process: started, port: shimPort, upstream, statusPort, local: printed };
     };
 
     const server = await addServer(options.server, firstServerPort, onion ? torNet.onion?.hostname : undefined);

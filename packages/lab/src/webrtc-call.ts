@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import type { NetNamespace } from './netns.js';
 import { TOOLS, requireTool } from './tools.js';
 import { PAGE_HTML, type BenchCallConfig, type BenchCallResult, type CallConfig, type CallResult } from './webrtc-page.js';
@@ -58,6 +58,13 @@ export class CallBrowser {
       throw err;
     }
     return new CallBrowser(server, browser, url, options.netns !== undefined);
+  }
+
+  /** A fresh page at `url` (the status page, say); the caller closes it. */
+  async open(url: string): Promise<Page> {
+    const page = await this.browser.newPage();
+    await page.goto(url);
+    return page;
   }
 
   /** One call with a fresh page. */

@@ -23,6 +23,10 @@ import {
   parsePin,
   parseUpstream,
   startManagedTor,
+  StatusServer,
+  TorWatch,
+  formatPin,
+  type IceServer,
   type HostPort,
   type ManagedTor,
   type CredentialSource,
@@ -37,6 +41,8 @@ import { loadOrCreateLocalPassword, localPasswordPath } from '../local-password.
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
 import { canConnect, errorText } from '@onionturn/io';
+import { createShimMetrics } from '../shim-metrics.js';
+import { loadOrCreateStatusPort, statusPortPath } from '../status-port.js';
 
 interface ClientArgs {
   listen: string;
@@ -63,6 +69,8 @@ interface ClientArgs {
   allowNonTorSocks: boolean;
   socksListen?: string;
   forward?: string[];
+  /** HOST:PORT, false for --no-status, undefined for the kept random port. */
+  status?: string | false;
 }
 
 /** The local user when --local-user is not given; the password is never a fixed default. */
@@ -178,6 +186,27 @@ function describeCandidates(list: readonly HostPort[]): string {
   return list.length === 0 ? 'no default SOCKS port to try' : `no SOCKS port answers at ${list.map((c) => formatHostPort(c.host, c.port)).join(' or ')}`;
 }
 
+interface StatusPlan {
+  readonly listen: HostPort;
+  /** The kept default port (a taken one turns the page off with a warning instead of failing). */
+  readonly kept: boolean;
+}
+
+/** --status HOST:PORT (loopback IP), --no-status, or the kept random port. */
+function statusPlanOf(value: string | boolean | undefined): StatusPlan | undefined {
+  if (value === false) return undefined;
+  if (value === undefined || value === true) return { listen: { host: '127.0.0.1', port: loadOrCreateStatusPort(statusPortPath()).port }, kept: true };
+  const r = parseHostPort(value, true);
+  if (!r.ok) throw new UsageError(`--status: ${r.reason}`);
+  if (isIP(r.value.host) === 0 || !isLoopbackAddress(r.value.host)) {
+    throw new UsageError(`--status: ${r.value.host} is not a loopback IP address; the status page listens on 127.0.0.1 or ::1 only (or give --no-status)`);
+  }
+  return { listen: r.value, kept: false };
+}
+
+const PASS_THROUGH_NOTE =
+  "Your app's server makes them from the TURN server's shared secret (REST credentials: the @onionturn/credentials library, or the server's credential endpoint, or `onionturn credentials` for a test) and gives them to the app, which puts them in iceServers next to the shim's turn: URLs.";
+
 function asList(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
@@ -244,6 +273,11 @@ export function clientCommand(ctx: CliContext): CommandModule {
         })
         .option('socks-listen', { type: 'string', requiresArg: true, describe: 'SOCKS5 front end for UDP apps (UDP ASSOCIATE only) on this loopback HOST:PORT; IP and host-name destinations go through the exit-side server as TURN (needs --upstream-secret-file or --credentials-url), NAME.onion:PORT to a datagram onion service' })
         .option('forward', { type: 'string', array: true, requiresArg: true, describe: 'UDP port forward udp://127.0.0.1:LPORT=HOST:PORT (repeatable): each local source is one flow to HOST:PORT, by the same routes as --socks-listen' })
+        .option('status', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'the status page and /metrics at http://HOST:PORT/ (loopback only; default 127.0.0.1 at a port chosen at random on first start and kept in $XDG_CONFIG_HOME/onionturn/status-port); --no-status turns it off',
+        })
         .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
     handler: async (argv) => {
@@ -289,6 +323,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
           `${args.socksListen !== undefined ? '--socks-listen' : '--forward to an IP address or host name'} signs its TURN requests with the shim's own upstream credentials: give --upstream-secret-file FILE or --credentials-url URL (.onion forwards need none)`,
         );
       }
+      const statusPlan = statusPlanOf(args.status);
       if (args.tor && args.socks !== undefined) throw new UsageError('give either --tor (start our own tor) or --socks (use a running one), not both');
       let socks: HostPort | undefined;
       if (args.socks !== undefined) {
@@ -302,7 +337,12 @@ export function clientCommand(ctx: CliContext): CommandModule {
       // From here on a signal stops whatever is under way, including a tor that is bootstrapping.
       const stop = watchStopSignals((name, first) => logger.info(first ? `${name}: stopping` : `${name} again: exiting at once`));
       let ownTor: ManagedTor | undefined;
+      const tor = new TorWatch();
+      tor.socks = socks;
+      const running: RunningShim = { shim: undefined, ice: undefined };
+      let status: StatusServer | undefined;
       try {
+        if (statusPlan) status = await startStatus(statusPlan, tor, running, pins.map(formatPin), logger);
         if (socks === undefined && !args.tor) {
           for (const candidate of candidates) {
             if (stop.signal.aborted) return;
@@ -313,9 +353,17 @@ export function clientCommand(ctx: CliContext): CommandModule {
           }
         }
         if (stop.signal.aborted) return;
+        tor.socks = socks;
         if (!socks) {
           if (!args.tor) logger.info(`${describeCandidates(candidates)}: starting a tor of our own`);
-          const r = await startManagedTor({ logger, signal: stop.signal, ...(args.torPath !== undefined ? { torPath: args.torPath } : {}), ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}), ...(extraTorConfig !== undefined ? { extraConfig: extraTorConfig } : {}) });
+          tor.managed = true;
+          const r = await startManagedTor({
+            logger,
+            signal: stop.signal,
+            onBootstrap: (percent, summary) => {
+              tor.bootstrapPercent = percent;
+              tor.bootstrapSummary = summary;
+            }, ...(args.torPath !== undefined ? { torPath: args.torPath } : {}), ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}), ...(extraTorConfig !== undefined ? { extraConfig: extraTorConfig } : {}) });
           if (!r.ok && r.error.code === 'aborted') {
             logger.info(`stopped on ${String(stop.signal.reason)} before tor finished bootstrapping; tor is stopped${args.torDataDir === undefined ? ' and its temporary data directory removed' : ''}`);
             return;
@@ -323,14 +371,16 @@ export function clientCommand(ctx: CliContext): CommandModule {
           if (!r.ok) throw new Error(args.tor ? r.error.reason : `${describeCandidates(candidates)}, and ${r.error.reason}`);
           ownTor = r.value;
           socks = ownTor.socks;
+          tor.socks = socks;
           logger.info('tor ready', { socks: formatHostPort(ownTor.socks.host, ownTor.socks.port), pid: ownTor.pid });
         }
         const socksPort: HostPort = socks;
         // Our own tor is Tor; anything else found at --socks or 9050/9150 must show it is.
         if (!ownTor) await requireTor(socksPort, args.allowNonTorSocks, ctx, logger);
         if (stop.signal.aborted) return;
-        await runShim(args, ctx, logger, { datagrams, listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note, stop: stop.signal });
+        await runShim(args, ctx, logger, { datagrams, listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note, stop: stop.signal }, running);
       } finally {
+        await status?.stop();
         await ownTor?.stop();
         stop.dispose();
       }
@@ -351,7 +401,41 @@ interface ShimPlan {
 }
 
 /** Runs the shim until `plan.stop` is aborted (SIGINT/SIGTERM). */
-async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typeof createLogger>, plan: ShimPlan): Promise<void> {
+/** What the status page reads of the shim once it runs. */
+interface RunningShim {
+  shim: Shim | undefined;
+  /** Local mode: the iceServers with the local credentials. */
+  ice: IceServer[] | undefined;
+}
+
+/** Starts the status page (before tor: it shows tor bootstrapping); undefined when the kept port is taken. */
+async function startStatus(plan: StatusPlan, tor: TorWatch, running: RunningShim, pins: string[], logger: ReturnType<typeof createLogger>): Promise<StatusServer | undefined> {
+  const metrics = createShimMetrics(() => running.shim, tor);
+  const server = new StatusServer({
+    listen: plan.listen,
+    tor,
+    shim: () => running.shim,
+    pins,
+    iceServers: () => running.ice,
+    credentialsNote: PASS_THROUGH_NOTE,
+    metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
+  });
+  try {
+    await server.start();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const at = formatHostPort(plan.listen.host, plan.listen.port);
+    if (plan.kept && code === 'EADDRINUSE') {
+      logger.warn(`the status page's port ${at} is taken (another onionturn client?); running without it (--status 127.0.0.1:PORT picks another)`);
+      return undefined;
+    }
+    throw new Error(`cannot serve the status page at ${at}: ${code ?? errorText(error)}`);
+  }
+  logger.info(`status page: ${server.url} (tor, server, flows, a test call; /metrics for Prometheus)`);
+  return server;
+}
+
+async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typeof createLogger>, plan: ShimPlan, running: RunningShim): Promise<void> {
   const { listen, servers, socks, tls, localAuth } = plan;
   const shim = new Shim({
     ...(localAuth ? { localAuth, datagramCredentials: localAuth.source } : {}),
@@ -370,11 +454,14 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
   if (plan.stop.aborted) return;
   const addr = await shim.start();
   const local = localAuth ? { username: localAuth.local.username, password: localAuth.local.password } : undefined;
+  running.shim = shim;
+  running.ice = local ? iceServers(addr.host, addr.port, local) : undefined;
   if (plan.localPasswordNote !== undefined) logger.info(plan.localPasswordNote);
   ctx.out(`${JSON.stringify({ iceServers: iceServers(addr.host, addr.port, local) }, null, 2)}\n`);
   logger.info(`paste the iceServers above into the app; TURN at ${formatHostPort(addr.host, addr.port)}`);
   if (!plan.stop.aborted) await new Promise((resolve) => plan.stop.addEventListener('abort', resolve, { once: true }));
   await shim.stop();
+  running.shim = undefined;
   // The counters (no addresses or names in them): what the run did, for the user and for tests.
   logger.info('stopped', { stats: { ...shim.stats } });
 }

@@ -1,0 +1,97 @@
+// The shim's /metrics (prom-client, served on the status page's port): counters read from the
+// shim's plain stats at scrape time, like the server's. Labels name flow kinds and reasons,
+// never a flow, a user or an address.
+import { Counter, Gauge, Registry } from 'prom-client';
+import { dropsOf, type Shim, type TorWatch } from '@onionturn/client';
+
+export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): Registry {
+  const registry = new Registry();
+  const stats = (): Shim['stats'] | undefined => shim()?.stats;
+  /** A counter fed from a growing total, per label value. */
+  const counter = (name: string, help: string, labelNames: string[], read: () => Iterable<[string[], number]>): void => {
+    const last = new Map<string, number>();
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        for (const [labels, v] of read()) {
+          const key = labels.join('\u0000');
+          const prev = last.get(key) ?? 0;
+          const values = Object.fromEntries(labelNames.map((n, i) => [n, labels[i] as string]));
+          if (v > prev) this.inc(values, v - prev);
+          else if (prev === 0) this.inc(values, 0);
+          last.set(key, v);
+        }
+      },
+    });
+  };
+  const kinds = (): [string, { open: number; opened: number; bytesToServer: number; bytesToApp: number }][] => {
+    const s = stats();
+    return s ? [...s.kinds.entries()] : [];
+  };
+  new Gauge({
+    name: 'onionturn_client_flows',
+    help: 'Flows open now, by kind',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      for (const [kind, k] of kinds()) this.set({ kind }, k.open);
+    },
+  });
+  counter('onionturn_client_flows_opened_total', 'Flows opened, by kind', ['kind'], () => kinds().map(([kind, k]) => [[kind], k.opened]));
+  counter('onionturn_client_bytes_total', 'Bytes carried, by flow kind and direction', ['kind', 'direction'], () =>
+    kinds().flatMap(([kind, k]) => [
+      [[kind, 'to_server'], k.bytesToServer],
+      [[kind, 'to_app'], k.bytesToApp],
+    ]),
+  );
+  counter('onionturn_client_dropped_total', 'Datagrams, connections or flows dropped, by reason', ['reason'], () => {
+    const s = stats();
+    return s ? Object.entries(dropsOf(s)).map(([r, n]) => [[r], n]) : [];
+  });
+  counter('onionturn_client_dial_failures_total', 'Tor streams to the server that could not be opened, by error code', ['code'], () => {
+    const s = stats();
+    return s ? Object.entries(s.dialFailures).map(([c, n]) => [[c], n]) : [];
+  });
+  counter('onionturn_client_auth_refused_total', 'Credentials refused: by the server (upstream 401) or by the shim (local mode)', ['by'], () => {
+    const s = stats();
+    return s
+      ? [
+          [['server'], s.turnAuthRefused],
+          [['shim'], s.authFailures],
+        ]
+      : [];
+  });
+  counter('onionturn_client_peer_refused_total', "CreatePermission/ChannelBind refused by the server's peer policy (403)", [], () => {
+    const s = stats();
+    return s ? [[[], s.peerRefused]] : [];
+  });
+  new Gauge({
+    name: 'onionturn_client_dial_queue',
+    help: 'New flows waiting for their turn to open a Tor stream',
+    registers: [registry],
+    collect() {
+      this.set(shim()?.dialQueue ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'onionturn_client_tor_up',
+    help: '1 when the SOCKS port answered as Tor at the last check',
+    registers: [registry],
+    async collect() {
+      await tor.refresh();
+      this.set(tor.view().verdict === 'tor' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'onionturn_client_tor_bootstrap_percent',
+    help: "Our own tor's bootstrap progress (100 for a tor found running)",
+    registers: [registry],
+    collect() {
+      this.set(tor.managed ? (tor.bootstrapPercent ?? 0) : 100);
+    },
+  });
+  return registry;
+}
