@@ -14,9 +14,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessGroup, TOOLS, freePort, requireTool, startTorNetwork, waitFor, type Started, type TorNetwork } from '@onionturn/testkit';
+import { freePort, ProcessGroup, requireTool, type RunningServer, type Started, startServer, startTorNetwork, TOOLS, type TorNetwork, waitFor } from '@onionturn/testkit';
 import { BIN, REPO_ROOT, cleanEnv } from './run-cli.js';
-import { startServer, type RunningServer } from '@onionturn/testkit';
 
 const SECRET = 'socks-udp-interop-secret';
 const PYSOCKS_SCRIPT = join(REPO_ROOT, 'packages/cli/test/fixtures/pysocks-udp.py');

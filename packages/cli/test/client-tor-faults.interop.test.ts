@@ -8,9 +8,8 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessGroup, TOOLS, requireTool, runUclient, sleep, startTorNetwork, startTurnutilsPeer, waitFor, type Started, type TorNetwork, type TurnutilsPeer } from '@onionturn/testkit';
+import { ProcessGroup, requireTool, type RunningServer, runUclient, sleep, type Started, startServer, startTorNetwork, startTurnutilsPeer, TOOLS, type TorNetwork, type TurnutilsPeer, waitFor } from '@onionturn/testkit';
 import { BIN, cleanEnv, shimPort } from './run-cli.js';
-import { startServer, type RunningServer } from '@onionturn/testkit';
 
 const SECRET = 'tor-faults-secret';
 

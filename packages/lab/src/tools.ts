@@ -28,6 +28,8 @@ export const TOOLS = {
   debootstrap: { command: 'debootstrap', debianPackage: 'debootstrap' },
   /** A private mount namespace, to run a container's script at its in-image paths on the host. */
   unshare: { command: 'unshare', debianPackage: 'util-linux' },
+  /** Lowers a running server's open-file limit (a fault test: descriptors exhausted). */
+  prlimit: { command: 'prlimit', debianPackage: 'util-linux' },
   openssl: { command: 'openssl', debianPackage: 'openssl' },
   /** For a raw socket in one test (a datagram from source port 0, which Node cannot send). */
   python3: { command: 'python3', debianPackage: 'python3' },

@@ -5,9 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProcessGroup, runUclient, startTurnutilsPeer, testTempDir } from '@onionturn/testkit';
+import { ProcessGroup, runUclient, startServer, startTurnutilsPeer, testTempDir } from '@onionturn/testkit';
 import { assertEchoed } from './uclient-asserts.js';
-import { startServer } from '@onionturn/testkit';
 
 const SECRET = 'interop-secret-5e1f0a';
 

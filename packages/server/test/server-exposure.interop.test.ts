@@ -7,8 +7,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort, NetNamespace, ProcessGroup, testTempDir } from '@onionturn/testkit';
-import { startServer } from '@onionturn/testkit';
+import { freePort, NetNamespace, ProcessGroup, startServer, testTempDir } from '@onionturn/testkit';
 
 test('warnings at start: --user on the command line, metrics and credentials beyond loopback, a private relay address without --external-ip', async (t) => {
   const dir = testTempDir(t);

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -20,9 +21,7 @@ import {
   readText,
   type StunMessage,
 } from '@onionturn/protocol';
-import { ProcessGroup, freePort, portRange, runUclient, sleep, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
-import { testTempDir as tempDir } from '@onionturn/testkit';
-import { startServer } from '@onionturn/testkit';
+import { ProcessGroup, TOOLS, freePort, portRange, requireTool, runUclient, sleep, startServer, startTurnutilsPeer, testTempDir as tempDir, waitFor } from '@onionturn/testkit';
 
 const REALM = 'faults.test';
 const USER = 'alice';
@@ -180,9 +179,12 @@ test('file descriptors exhausted (ulimit -n): allocations answered 508 or connec
   const group = new ProcessGroup();
   t.after(() => group.stopAll());
   const peer = await echoPeer(t);
-  // Enough for Node to start and listen, and a few dozen clients more: each client is a TCP
-  // connection plus a relay socket.
-  const server = await startServer(group, [...ARGS, '--max-allocations-per-user', '1000'], {}, { listen: ['tcp://127.0.0.1:0'], fdLimit: 100 });
+  const server = await startServer(group, [...ARGS, '--max-allocations-per-user', '1000'], {}, { listen: ['tcp://127.0.0.1:0'] });
+  // Once it runs (Node opens many files while it starts), room for a few dozen clients more:
+  // each is a TCP connection plus a relay socket. prlimit lowers the running process's limit.
+  const pid = server.process.child.pid as number;
+  const open = readdirSync(`/proc/${pid}/fd`).length;
+  execFileSync(requireTool(TOOLS.prlimit), ['--pid', String(pid), `--nofile=${open + 40}:${open + 40}`]);
   const clients: TcpTurn[] = [];
   t.after(() => clients.forEach((c) => c.sock.destroy()));
   const outcomes = new Map<string, number>();

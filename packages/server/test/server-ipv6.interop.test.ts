@@ -32,8 +32,7 @@ import {
   type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
-import { ProcessGroup, runUclient, sleep, startTurnutilsPeer, testTempDir, waitFor } from '@onionturn/testkit';
-import { listenerPort, startServer, type RunningServer } from '@onionturn/testkit';
+import { listenerPort, ProcessGroup, type RunningServer, runUclient, sleep, startServer, startTurnutilsPeer, testTempDir, waitFor } from '@onionturn/testkit';
 import { assertEchoed } from './uclient-asserts.js';
 
 const REALM = 'onionturn';

@@ -20,8 +20,7 @@ import {
   readText,
   type StunMessage,
 } from '@onionturn/protocol';
-import { freePort, ProcessGroup, runCli, runUclient, sleep, startTurnutilsPeer, testTempDir, waitFor } from '@onionturn/testkit';
-import { startServer } from '@onionturn/testkit';
+import { freePort, ProcessGroup, runCli, runUclient, sleep, startServer, startTurnutilsPeer, testTempDir, waitFor } from '@onionturn/testkit';
 
 const REALM = 'onionturn';
 

@@ -4,9 +4,8 @@
 // allocation sends to the other's relay address) and a relay-only Chromium call both relay.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallBrowser, NetNamespace, ProcessGroup, runUclient } from '@onionturn/testkit';
+import { CallBrowser, NetNamespace, ProcessGroup, runUclient, startServer } from '@onionturn/testkit';
 import { assertEchoed } from './uclient-asserts.js';
-import { startServer } from '@onionturn/testkit';
 
 const PUBLIC = '11.0.0.1';
 

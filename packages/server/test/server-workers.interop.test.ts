@@ -5,9 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { NetNamespace, ProcessGroup, alive, runUclient, waitFor } from '@onionturn/testkit';
+import { alive, NetNamespace, ProcessGroup, runUclient, startServer, waitFor } from '@onionturn/testkit';
 import { assertEchoed } from './uclient-asserts.js';
-import { startServer } from '@onionturn/testkit';
 
 const PUBLIC = '11.0.0.1';
 

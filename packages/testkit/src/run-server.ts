@@ -30,8 +30,6 @@ export interface StartServerOptions {
   readonly startTimeoutMs?: number;
   /** --relay-ports instead of a free range of 4000. */
   readonly relayPorts?: { readonly min: number; readonly max: number };
-  /** Start it under `ulimit -n` this low (a shell execs it: the PID stays the server's). */
-  readonly fdLimit?: number;
 }
 
 /** Parses a logged listener: tcp://127.0.0.1:3478 or tcp://[::1]:3478. */
@@ -45,9 +43,7 @@ export async function startServer(group: ProcessGroup, args: readonly string[], 
   const relayPorts = options.relayPorts ?? portRange(4000);
   const listen = options.listen ?? ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'];
   const argv = [onionturnBin(), 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];
-  const limited: [string, string[]] =
-    options.fdLimit === undefined ? [process.execPath, argv] : ['bash', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...argv]];
-  const [bin, binArgs] = options.netns ? options.netns.wrap(...limited) : limited;
+  const [bin, binArgs] = options.netns ? options.netns.wrap(process.execPath, argv) : [process.execPath, argv];
   const started = group.spawn('onionturn server', bin, binArgs, { env: cleanEnv(env) });
   const logged = await waitFor(
     'onionturn server to log its listeners',
