@@ -26,6 +26,7 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
   let echoGateway: Started;
   let echoPort: number;
   let dnsPort: number;
+  let metricsPort: number;
   let onion: string;
   const streams: OnionDatagramStream[] = [];
 
@@ -65,7 +66,8 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     ]);
     echoPort = await freePort();
     dnsPort = await freePort();
-    echoGateway = await startGateway('udp-gateway (echo)', echoPort, `udp://127.0.0.1:${e.address().port}`, ['--max-datagram', String(MAX_DATAGRAM)]);
+    metricsPort = await freePort();
+    echoGateway = await startGateway('udp-gateway (echo)', echoPort, `udp://127.0.0.1:${e.address().port}`, ['--max-datagram', String(MAX_DATAGRAM), '--metrics', `127.0.0.1:${metricsPort}`]);
     await startGateway('udp-gateway (dns)', dnsPort, `udp://127.0.0.1:${dnsmasqPort}`);
     net = await startTorNetwork({ onion: { targetPort: echoPort, extraPorts: [dnsPort] }, timeoutMs: 120_000 });
     onion = net.onion?.hostname ?? assert.fail('no onion service');
@@ -158,6 +160,10 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     o.stream.send(Buffer.from('small'));
     await waitFor('the small echo', () => o.received.length >= 1 || o.closed.reason, 90_000);
     assert.deepEqual(o.received.map((b) => b.toString()), ['small']);
+    const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(body, /onionturn_gateway_dropped_total\{reason="oversized"\} 1\n/);
+    assert.match(body, /onionturn_gateway_streams_closed_total\{reason="framing"\} 1\n/);
+    assert.doesNotMatch(body, /127\.0\.0\.1|\.onion/);
     // The gateway's counters, in its closing log line.
     echoGateway.child.kill('SIGTERM');
     await once(echoGateway.child, 'exit');
