@@ -2,7 +2,7 @@
 // datagrams/s that all allocations together may send to one peer address. Per-allocation
 // bandwidth stops one client; this stops many clients (or one client with many allocations and
 // usernames) from aiming the exit at one victim. A Permission keeps its entry, so the relay path
-// does two token-bucket takes and no lookup or allocation per datagram. The table is bounded:
+// does one refill of two token counts and no lookup or allocation per datagram. The table is bounded:
 // entries whose buckets are full again (idle) are removed on a sweep, and when it is full of busy
 // destinations the newcomers share one overflow entry (stricter, never unbounded).
 import { formatIp } from '@onionturn/protocol';
