@@ -12,6 +12,7 @@ test('bad udp-gateway flags: one line saying what to do, exit 2', async () => {
     [['--to', 'udp://127.0.0.1:53'], /--listen tcp:\/\/IP:PORT is required/],
     [['--listen', '127.0.0.1:5300', '--to', 'udp://127.0.0.1:53'], /must be tcp:\/\/IP:PORT/],
     [['--listen', 'tcp://127.0.0.1:5300', '--to', 'udp://127.0.0.1:53', '--max-streams', '0'], /--max-streams must be a whole number from 1/],
+    [['--listen', 'tcp://127.0.0.1:5300', '--to', 'udp://127.0.0.1:53', '--metrics', '0.0.0.0:9465'], /--metrics 0\.0\.0\.0:9465 is not a loopback address/],
   ];
   await Promise.all(
     cases.map(async ([args, expected]) => {

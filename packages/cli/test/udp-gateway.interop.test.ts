@@ -26,6 +26,7 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
   let echoGateway: Started;
   let echoPort: number;
   let dnsPort: number;
+  let metricsPort: number;
   let onion: string;
   const streams: OnionDatagramStream[] = [];
 
@@ -65,7 +66,8 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     ]);
     echoPort = await freePort();
     dnsPort = await freePort();
-    echoGateway = await startGateway('udp-gateway (echo)', echoPort, `udp://127.0.0.1:${e.address().port}`, ['--max-datagram', String(MAX_DATAGRAM)]);
+    metricsPort = await freePort();
+    echoGateway = await startGateway('udp-gateway (echo)', echoPort, `udp://127.0.0.1:${e.address().port}`, ['--max-datagram', String(MAX_DATAGRAM), '--metrics', `127.0.0.1:${metricsPort}`]);
     await startGateway('udp-gateway (dns)', dnsPort, `udp://127.0.0.1:${dnsmasqPort}`);
     net = await startTorNetwork({ onion: { targetPort: echoPort, extraPorts: [dnsPort] }, timeoutMs: 120_000 });
     onion = net.onion?.hostname ?? assert.fail('no onion service');
@@ -78,7 +80,7 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     echo?.close();
   });
 
-  function open(port: number, username = 'a'): Opened {
+  function open(port: number, username = 'a', maxQueuedBytes?: number): Opened {
     const received: Buffer[] = [];
     const closed: { reason?: string } = {};
     const t = net ?? assert.fail('no network');
@@ -92,6 +94,7 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
       onClose: (reason) => {
         closed.reason = reason;
       },
+      ...(maxQueuedBytes === undefined ? {} : { maxQueuedBytes }),
     });
     streams.push(stream);
     return { stream, received, closed };
@@ -107,6 +110,15 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     assert.deepEqual(o.received.map((b) => b.toString()), sent);
     assert.equal(o.stream.stats.state, 'open');
     assert.equal(o.stream.stats.datagramsReceived, 4);
+  });
+
+  test('while the stream opens, datagrams beyond maxQueuedBytes are dropped and counted; the queued ones arrive', async () => {
+    const o = open(echoPort, 'queue', 3000);
+    const sent = [1, 2, 3].map((i) => o.stream.send(Buffer.alloc(1200, i)));
+    assert.deepEqual(sent, [true, true, false], 'two frames of 1203 bytes fit in 3000, a third does not');
+    assert.equal(o.stream.stats.droppedQueueFull, 1);
+    await waitFor('two echoes', () => o.received.length >= 2 || o.closed.reason, 90_000);
+    assert.deepEqual(o.received.map((b) => b[0]), [1, 2]);
   });
 
   test('a DNS query built here is answered by dnsmasq behind the onion service', async () => {
@@ -148,6 +160,10 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     o.stream.send(Buffer.from('small'));
     await waitFor('the small echo', () => o.received.length >= 1 || o.closed.reason, 90_000);
     assert.deepEqual(o.received.map((b) => b.toString()), ['small']);
+    const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(body, /onionturn_gateway_dropped_total\{reason="oversized"\} 1\n/);
+    assert.match(body, /onionturn_gateway_streams_closed_total\{reason="framing"\} 1\n/);
+    assert.doesNotMatch(body, /127\.0\.0\.1|\.onion/);
     // The gateway's counters, in its closing log line.
     echoGateway.child.kill('SIGTERM');
     await once(echoGateway.child, 'exit');
@@ -155,8 +171,8 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     const counters = JSON.parse(stopped) as Record<string, number>;
     assert.equal(counters['droppedOversized'], 1);
     assert.equal(counters['closedFraming'], 1);
-    assert.equal(counters['datagramsToTarget'], 7, 'four, before and after, small');
-    assert.equal(counters['streamsAccepted'], 4);
+    assert.equal(counters['datagramsToTarget'], 9, 'four, two queued, before and after, small');
+    assert.equal(counters['streamsAccepted'], 5);
     await waitFor('the client streams to be closed', () => o.closed.reason, 30_000);
   });
 });

@@ -2,7 +2,7 @@
 // datagrams/s that all allocations together may send to one peer address. Per-allocation
 // bandwidth stops one client; this stops many clients (or one client with many allocations and
 // usernames) from aiming the exit at one victim. A Permission keeps its entry, so the relay path
-// does two token-bucket takes and no lookup or allocation per datagram. The table is bounded:
+// does one refill of two token counts and no lookup or allocation per datagram. The table is bounded:
 // entries whose buckets are full again (idle) are removed on a sweep, and when it is full of busy
 // destinations the newcomers share one overflow entry (stricter, never unbounded).
 import { formatIp } from '@onionturn/protocol';
@@ -28,6 +28,9 @@ export const DEFAULT_DESTINATION_LIMITS: DestinationLimits = {
 };
 
 const SWEEP_MS = 10_000;
+const PACKETS = 0;
+const BYTES = 1;
+const LAST = 2;
 
 export class DestinationEntry {
   /** Set when the table dropped the entry (idle): the next send looks the address up again. */
@@ -39,39 +42,44 @@ export class DestinationEntry {
   readonly #bytesPerMs: number;
   readonly #packetBurst: number;
   readonly #byteBurst: number;
-  #packets: number;
-  #bytes: number;
-  #last: number;
+  // [packets, bytes, last refill ms] in a typed array: writing a double there allocates nothing,
+  // while V8 (Node 20) boxed the double-valued fields on writes (5M relayed datagrams: 106
+  // scavenges with plain fields, 19 without budgets, the same as without budgets with this).
+  readonly #state = new Float64Array(3);
 
   constructor(limits: DestinationLimits, now: number) {
     this.#packetsPerMs = limits.packetsPerSecond / 1000;
     this.#bytesPerMs = limits.bytesPerSecond / 1000;
-    this.#packetBurst = this.#packets = limits.packetsPerSecond > 0 ? limits.packetsPerSecond : Infinity;
-    this.#byteBurst = this.#bytes = limits.bytesPerSecond > 0 ? limits.bytesPerSecond : Infinity;
-    this.#last = now;
+    this.#packetBurst = limits.packetsPerSecond > 0 ? limits.packetsPerSecond : Infinity;
+    this.#byteBurst = limits.bytesPerSecond > 0 ? limits.bytesPerSecond : Infinity;
+    this.#state[PACKETS] = this.#packetBurst;
+    this.#state[BYTES] = this.#byteBurst;
+    this.#state[LAST] = now;
   }
 
   /** Takes one datagram of `len` bytes; false (drop, nothing taken) when either budget is spent. */
   take(len: number, now: number): boolean {
-    this.#refill(now);
-    if (this.#packets < 1 || this.#bytes < len) return false;
-    this.#packets -= 1;
-    this.#bytes -= len;
+    const st = this.#state;
+    this.#refill(st, now);
+    if ((st[PACKETS] as number) < 1 || (st[BYTES] as number) < len) return false;
+    st[PACKETS] = (st[PACKETS] as number) - 1;
+    st[BYTES] = (st[BYTES] as number) - len;
     return true;
   }
 
   /** Both budgets full again: forgetting this entry changes nothing. */
   idle(now: number): boolean {
-    this.#refill(now);
-    return this.#packets >= this.#packetBurst && this.#bytes >= this.#byteBurst;
+    const st = this.#state;
+    this.#refill(st, now);
+    return (st[PACKETS] as number) >= this.#packetBurst && (st[BYTES] as number) >= this.#byteBurst;
   }
 
-  #refill(now: number): void {
-    const elapsed = now - this.#last;
+  #refill(st: Float64Array, now: number): void {
+    const elapsed = now - (st[LAST] as number);
     if (elapsed > 0) {
-      this.#packets = Math.min(this.#packetBurst, this.#packets + elapsed * this.#packetsPerMs);
-      this.#bytes = Math.min(this.#byteBurst, this.#bytes + elapsed * this.#bytesPerMs);
-      this.#last = now;
+      st[PACKETS] = Math.min(this.#packetBurst, (st[PACKETS] as number) + elapsed * this.#packetsPerMs);
+      st[BYTES] = Math.min(this.#byteBurst, (st[BYTES] as number) + elapsed * this.#bytesPerMs);
+      st[LAST] = now;
     }
   }
 }

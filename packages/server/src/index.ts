@@ -19,3 +19,4 @@ export { TurnServer, pickRelays, type ListenSpec, type TurnServerConfig } from '
 export { DEFAULT_UDP_GATEWAY_LIMITS, GatewaySession, GatewayStats, type GatewayCloseReason, type GatewaySink, type UdpGatewayLimits } from './udp-gateway-session.js';
 export { UdpGateway, type UdpGatewayOptions } from './udp-gateway.js';
 export { DEFAULT_DESTINATION_LIMITS, DestinationBudgets, DestinationEntry, type DestinationLimits } from './destination-budgets.js';
+export { createGatewayMetricsRegistry } from './udp-gateway-metrics.js';

@@ -1,10 +1,12 @@
 // `onionturn udp-gateway`: the service end of a datagram onion service (issue 15). It sits behind
 // a HiddenServicePort on the service's host and hands the datagrams of each stream to one UDP
 // target, nowhere else (no open relay).
+import type { Server } from 'node:http';
 import { isIP } from 'node:net';
+import { errorText } from '@onionturn/io';
 import type { CommandModule } from 'yargs';
 import { isLoopbackAddress, parseHostPort, type HostPort, type Parsed } from '@onionturn/client';
-import { DEFAULT_UDP_GATEWAY_LIMITS, UdpGateway, createLogger, type UdpGatewayLimits } from '@onionturn/server';
+import { DEFAULT_UDP_GATEWAY_LIMITS, UdpGateway, createGatewayMetricsRegistry, createLogger, serveMetrics, type UdpGatewayLimits } from '@onionturn/server';
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
 
@@ -45,6 +47,7 @@ interface GatewayArgs {
   maxQueuedBytes: number;
   idleTimeout: number;
   maxDatagram: number;
+  metrics?: string;
   logLevel: string;
 }
 
@@ -62,6 +65,7 @@ export function udpGatewayCommand(): CommandModule {
         .option('max-queued-bytes', { type: 'number', default: d.maxQueuedBytes, requiresArg: true, describe: 'bytes queued per stream and direction; datagrams beyond are dropped' })
         .option('idle-timeout', { type: 'number', default: d.idleTimeoutMs / 1000, requiresArg: true, describe: 'seconds without a datagram after which a stream is closed' })
         .option('max-datagram', { type: 'number', default: d.maxDatagram, requiresArg: true, describe: 'largest datagram passed to the target; longer ones are dropped' })
+        .option('metrics', { type: 'string', requiresArg: true, describe: 'serve Prometheus metrics on IP:PORT/metrics (loopback)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info', describe: 'JSON log level (logs go to stderr)' })
         .example('$0 udp-gateway --listen tcp://127.0.0.1:5300 --to udp://127.0.0.1:53', 'torrc: HiddenServicePort 53 127.0.0.1:5300'),
     handler: async (argv) => {
@@ -78,11 +82,25 @@ export function udpGatewayCommand(): CommandModule {
         idleTimeoutMs: whole('idle-timeout', args.idleTimeout, 1, 86_400) * 1000,
         maxDatagram: whole('max-datagram', args.maxDatagram, 1, 65_535),
       };
+      let metrics: HostPort | undefined;
+      if (args.metrics !== undefined) {
+        const m = parseHostPort(args.metrics);
+        if (!m.ok || isIP(m.value.host) === 0) throw new UsageError(`--metrics '${args.metrics}' must be IP:PORT, e.g. 127.0.0.1:9465`);
+        if (!isLoopbackAddress(m.value.host) && !args.allowPublicListen) throw new UsageError(`--metrics ${args.metrics} is not a loopback address; pass --allow-public-listen to serve metrics there`);
+        metrics = m.value;
+      }
       const logger = createLogger({ level: args.logLevel });
       const stops = watchStopSignals(() => undefined);
       const gateway = new UdpGateway({ listenHost: listen.value.host, listenPort: listen.value.port, targetHost: target.value.host, targetPort: target.value.port, limits, logger });
+      let metricsServer: Server | undefined;
       try {
         const address = await gateway.listen();
+        if (metrics) {
+          metricsServer = await serveMetrics(createGatewayMetricsRegistry(gateway), metrics.host, metrics.port).catch(async (e: unknown) => {
+            await gateway.close();
+            throw new Error(`cannot serve metrics on ${args.metrics ?? ''}: ${errorText(e)}`);
+          });
+        }
         const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
         logger.info('udp-gateway listening', { listen: `tcp://${shown}`, maxStreams: limits.maxStreams, idleTimeoutS: limits.idleTimeoutMs / 1000 });
         await new Promise<void>((resolve) => stops.signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -90,6 +108,7 @@ export function udpGatewayCommand(): CommandModule {
         logger.info('udp-gateway stopped', { signal: String(stops.signal.reason), ...gateway.stats });
       } finally {
         stops.dispose();
+        metricsServer?.close();
       }
     },
   };
