@@ -96,17 +96,60 @@ describe('status page', () => {
     }
   });
 
-  test('the browser snippet of docs/app-developers.md calls through the pass-through shim and Tor, relay candidates only', async () => {
+  /** The guide's browser snippet in a fresh page of `b`: a call with itself through the pass-through shim and Tor. */
+  async function guideCall(b: CallBrowser): Promise<{ echo: string; types: string[]; policy: string }> {
     const cred = await bridge.credentials();
-    const page = await browser.open(browser.url);
+    const page = await b.open(b.url);
     try {
       await page.addScriptTag({ content: guideSnippet('browser') });
-      const r = (await page.evaluate(`(${GUIDE_CALL})(${JSON.stringify(`127.0.0.1:${bridge.shim.port}`)}, ${JSON.stringify(cred)})`)) as { echo: string; types: string[]; policy: string };
-      assert.equal(r.echo, 'hello through Tor');
-      assert.equal(r.policy, 'relay');
-      assert.ok(r.types.length > 0 && r.types.every((t) => t === 'relay'), `only relay candidates were gathered: ${r.types.join(', ')}`);
+      return (await page.evaluate(`(${GUIDE_CALL})(${JSON.stringify(`127.0.0.1:${bridge.shim.port}`)}, ${JSON.stringify(cred)})`)) as { echo: string; types: string[]; policy: string };
     } finally {
       await page.close();
+    }
+  }
+
+  test('the browser snippet of docs/app-developers.md calls through the pass-through shim and Tor, relay candidates only', async () => {
+    const r = await guideCall(browser);
+    assert.equal(r.echo, 'hello through Tor');
+    assert.equal(r.policy, 'relay');
+    assert.ok(r.types.length > 0 && r.types.every((t) => t === 'relay'), `only relay candidates were gathered: ${r.types.join(', ')}`);
+  });
+
+  /** Runs in the page: the candidate types one RTCPeerConnection gathers when its code forgets iceTransportPolicy. */
+  const GATHER_WITHOUT_RELAY_POLICY = String.raw`async (shim, credentials) => {
+    const pc = new RTCPeerConnection({ iceServers: [{ urls: ['turn:' + shim + '?transport=udp', 'turn:' + shim + '?transport=tcp'], username: credentials.username, credential: credentials.password }] });
+    const types = [];
+    const done = new Promise((resolve) => { pc.onicecandidate = (e) => { if (e.candidate) types.push(e.candidate.type); else resolve(); }; setTimeout(resolve, 20000); });
+    pc.createDataChannel('gather');
+    await pc.setLocalDescription(await pc.createOffer());
+    await done;
+    pc.close();
+    return types;
+  }`;
+
+  async function gatherWithoutPolicy(b: CallBrowser): Promise<string[]> {
+    const cred = await bridge.credentials();
+    const page = await b.open(b.url);
+    try {
+      return (await page.evaluate(`(${GATHER_WITHOUT_RELAY_POLICY})(${JSON.stringify(`127.0.0.1:${bridge.shim.port}`)}, ${JSON.stringify(cred)})`)) as string[];
+    } finally {
+      await page.close();
+    }
+  }
+
+  test("the Electron advice of docs/app-developers.md: iceTransportPolicy 'relay' is what keeps host candidates out; Chromium's WebRTC IP handling policy alone does not", async () => {
+    // Electron's setWebRTCIPHandlingPolicy('disable_non_proxied_udp') is this Chromium switch.
+    const electronLike = await CallBrowser.start({ extraArgs: ['--force-webrtc-ip-handling-policy=disable_non_proxied_udp'] });
+    try {
+      const guarded = await gatherWithoutPolicy(electronLike);
+      console.log(`candidates without iceTransportPolicy under the IP handling policy: ${guarded.join(',')}`);
+      // What the guide warns about: the switch is no substitute for the relay policy.
+      assert.ok(guarded.includes('host'), `host candidates without the relay policy, despite the switch: ${guarded.join(', ')}`);
+      const r = await guideCall(electronLike);
+      assert.equal(r.echo, 'hello through Tor');
+      assert.ok(r.types.length > 0 && r.types.every((t) => t === 'relay'), `with the guide's snippet only relay candidates: ${r.types.join(', ')}`);
+    } finally {
+      await electronLike.close();
     }
   });
 

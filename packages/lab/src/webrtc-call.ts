@@ -39,8 +39,9 @@ export class CallBrowser {
   /**
    * With `netns`, Chromium runs inside that network namespace; the page is then served to it by
    * playwright (page routing) from this process, as the namespace cannot reach this 127.0.0.1.
+   * `extraArgs`: more Chromium switches (e.g. a WebRTC IP handling policy, as Electron sets it).
    */
-  static async start(options: { readonly netns?: NetNamespace } = {}): Promise<CallBrowser> {
+  static async start(options: { readonly netns?: NetNamespace; readonly extraArgs?: readonly string[] } = {}): Promise<CallBrowser> {
     const chromiumPath = requireTool(TOOLS.chromium);
     const executablePath = options.netns ? options.netns.wrapperScript(chromiumPath) : chromiumPath;
     const server = createServer((_req, res) => {
@@ -52,7 +53,7 @@ export class CallBrowser {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     let browser: Browser;
     try {
-      browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+      browser = await chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])] });
     } catch (err) {
       server.close();
       throw err;
