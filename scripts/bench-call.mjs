@@ -113,7 +113,22 @@ function toRow(path, r, circuitRttMs) {
   };
 }
 
-const FIELDS = ['setupMs', 'setupRtts', 'rttIdleMs', 'rttMsP50', 'rttMsP95', 'jitterMs', 'fps', 'freezes', 'freezeMs', 'concealedPct', 'kbps', 'dcRttMsP50', 'dcRttMsP95', 'dcLost'];
+const FIELDS = [
+  'setupMs',
+  'setupRtts',
+  'rttIdleMs',
+  'rttMsP50',
+  'rttMsP95',
+  'jitterMs',
+  'fps',
+  'freezes',
+  'freezeMs',
+  'concealedPct',
+  'kbps',
+  'dcRttMsP50',
+  'dcRttMsP95',
+  'dcLost',
+];
 const DECIMALS = { setupRtts: 1, fps: 1, concealedPct: 2, jitterMs: 1 };
 const round = (k, v) => (Number.isFinite(v) ? Number(v.toFixed(DECIMALS[k] ?? 0)) : null);
 

@@ -47,7 +47,10 @@ async function measure(name, group, opts, pids) {
   const before = pids.map((p) => cpuUs(p.pid));
   const t0 = Date.now();
   const run = () => runUclient(group, { ...opts, clients, messages, length, intervalMs, noRtcp: true, secret: SECRET, peer: opts.peer, timeoutMs: 120_000 });
-  const profiled = await profileDuring(pids.filter((p) => p.own !== undefined), run);
+  const profiled = await profileDuring(
+    pids.filter((p) => p.own !== undefined),
+    run,
+  );
   const r = profiled.result;
   const wall = (Date.now() - t0) / 1000;
   const cpu = pids.map((p, i) => ({ name: p.name, us: cpuUs(p.pid) - before[i] }));
@@ -141,14 +144,34 @@ try {
   const coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
   const peer = await startTurnutilsPeer(group);
   const socks = await startMicrosocks(group);
-  const shim = group.spawn('onionturn client', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...shimNodeArgs, BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socks.port}`, '--new-flows-per-second', '0', '--log-level', 'warn']);
+  const shim = group.spawn('onionturn client', process.execPath, [
+    ...(PROFILE ? NODE_PERF_FLAGS : []),
+    ...shimNodeArgs,
+    BIN,
+    'client',
+    '--no-status',
+    '--listen',
+    '127.0.0.1:0',
+    '--server',
+    `tcp://127.0.0.1:${coturn.port}`,
+    '--allow-plaintext-upstream',
+    '--allow-non-tor-socks',
+    '--socks',
+    `127.0.0.1:${socks.port}`,
+    '--new-flows-per-second',
+    '0',
+    '--log-level',
+    'warn',
+  ]);
   shimPid = shim.pid;
   let stdout = '';
   shim.child.stdout.on('data', (c) => (stdout += c.toString()));
   const shimPort = Number(await waitFor('shim to print its iceServers', () => /turn:127\.0\.0\.1:(\d+)\?transport=udp/.exec(stdout)?.[1], 10_000, 50));
   const peerAddr = { host: '127.0.0.1', port: peer.port };
   const [direct, directLoaded] = await Promise.all([
-    measure('uclient -t -> coturn (TCP, direct)', group, { server: { host: '127.0.0.1', port: coturn.port }, tcp: true, peer: peerAddr }, [{ name: 'coturn', pid: coturn.process.pid, own: { binary: 'turnserver' } }]),
+    measure('uclient -t -> coturn (TCP, direct)', group, { server: { host: '127.0.0.1', port: coturn.port }, tcp: true, peer: peerAddr }, [
+      { name: 'coturn', pid: coturn.process.pid, own: { binary: 'turnserver' } },
+    ]),
     underLoad(() => bindingRtt('Binding TCP -> coturn (direct), under load', 'tcp', coturn.port, LOADED_PROBE_GAP_MS)),
   ]);
   const [shimmed, shimmedLoaded] = await Promise.all([
@@ -166,7 +189,19 @@ try {
     await bindingRtt('Binding UDP -> shim -> microsocks -> coturn', 'udp', shimPort),
   ];
   const added = Number((rtt[2].medianMs - rtt[1].medianMs).toFixed(3));
-  console.log(JSON.stringify({ shape: { clients, messagesPerClient: messages, length, intervalMs }, results: [direct, shimmed], bindingRtt: rtt, addedMedianRttMs: added, bindingRttUnderLoad: [directLoaded, shimmedLoaded] }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        shape: { clients, messagesPerClient: messages, length, intervalMs },
+        results: [direct, shimmed],
+        bindingRtt: rtt,
+        addedMedianRttMs: added,
+        bindingRttUnderLoad: [directLoaded, shimmedLoaded],
+      },
+      null,
+      2,
+    ),
+  );
 } finally {
   await group.stopAll();
   if (shimPid !== undefined) removePerfMap(shimPid);

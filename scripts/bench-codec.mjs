@@ -135,7 +135,11 @@ row(
 );
 
 // 5. ChannelData: stun has no ChannelData support
-row('ChannelData 100 B: decode', rate(() => P.decodeChannelData(channelData)), undefined);
+row(
+  'ChannelData 100 B: decode',
+  rate(() => P.decodeChannelData(channelData)),
+  undefined,
+);
 
 // 6. TCP framer over a stream of 64 ChannelData frames of 100 B, in 1400-byte chunks
 const stream = Buffer.concat(Array.from({ length: 64 }, () => channelData));

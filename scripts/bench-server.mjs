@@ -111,43 +111,80 @@ async function startOnionturn(group, dir, workers = 1) {
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const port = await freePort();
   const args = [
-    join(root, 'packages/cli/bin/onionturn.js'), 'server',
-    '--listen', `tcp://127.0.0.1:${port}`, '--listen', `udp://127.0.0.1:${port}`,
-    '--realm', REALM, '--secret-file', secretFile, '--allow-loopback-peers',
-    '--relay-ports', `${RELAY.min}-${RELAY.max}`,
+    join(root, 'packages/cli/bin/onionturn.js'),
+    'server',
+    '--listen',
+    `tcp://127.0.0.1:${port}`,
+    '--listen',
+    `udp://127.0.0.1:${port}`,
+    '--realm',
+    REALM,
+    '--secret-file',
+    secretFile,
+    '--allow-loopback-peers',
+    '--relay-ports',
+    `${RELAY.min}-${RELAY.max}`,
     // coturn has no per-user allocation quota or bandwidth cap by default; uclient -W uses one
     // username for every client.
-    '--max-allocations-per-user', '100000', '--bandwidth', '0', '--total-bandwidth', '0',
+    '--max-allocations-per-user',
+    '100000',
+    '--bandwidth',
+    '0',
+    '--total-bandwidth',
+    '0',
     // Every client sends to the one turnutils_peer: per-destination budgets on (their cost is
     // measured) but too large to drop anything.
-    '--destination-packet-rate', '1000000000', '--destination-bandwidth', '1000000000000',
-    '--log-level', 'warn',
+    '--destination-packet-rate',
+    '1000000000',
+    '--destination-bandwidth',
+    '1000000000000',
+    '--log-level',
+    'warn',
     ...(workers > 1 ? ['--workers', String(workers)] : []),
   ];
   const started = group.spawn('onionturn server', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...args]);
-  await waitFor('onionturn server to listen', async () => {
-    if (started.child.exitCode !== null) throw new Error(`onionturn exited: ${started.output()}`);
-    const s = connect(port, '127.0.0.1');
-    try {
-      await Promise.race([once(s, 'connect'), sleep(300).then(() => Promise.reject(new Error('timeout')))]);
-      return true;
-    } catch {
-      return false;
-    } finally {
-      s.destroy();
-    }
-  }, 10_000);
+  await waitFor(
+    'onionturn server to listen',
+    async () => {
+      if (started.child.exitCode !== null) throw new Error(`onionturn exited: ${started.output()}`);
+      const s = connect(port, '127.0.0.1');
+      try {
+        await Promise.race([once(s, 'connect'), sleep(300).then(() => Promise.reject(new Error('timeout')))]);
+        return true;
+      } catch {
+        return false;
+      } finally {
+        s.destroy();
+      }
+    },
+    10_000,
+  );
   // Every worker listening: the primary has them all, and a moment for the last to take its share.
   if (workers > 1) {
     await waitFor('the workers to start', () => tree(started.pid).length > workers, 30_000);
     await sleep(2000);
   }
-  return { name: workers > 1 ? `onionturn-w${workers}` : 'onionturn', pid: started.pid, own: { jsRoot: root }, port, command: `node ${args.slice(0, 1).map((a) => a.replace(root + '/', '')).join(' ')} ${args.slice(1).join(' ')}` };
+  return {
+    name: workers > 1 ? `onionturn-w${workers}` : 'onionturn',
+    pid: started.pid,
+    own: { jsRoot: root },
+    port,
+    command: `node ${args
+      .slice(0, 1)
+      .map((a) => a.replace(root + '/', ''))
+      .join(' ')} ${args.slice(1).join(' ')}`,
+  };
 }
 
 async function startBaseline(group) {
   const c = await startCoturn(group, { secrets: [SECRET], realm: REALM, relayPorts: RELAY, verbose: false });
-  return { name: 'coturn', pid: c.process.pid, own: { binary: 'turnserver' }, port: c.port, command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${RELAY.min} --max-port ${RELAY.max}` };
+  return {
+    name: 'coturn',
+    pid: c.process.pid,
+    own: { binary: 'turnserver' },
+    port: c.port,
+    command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${RELAY.min} --max-port ${RELAY.max}`,
+  };
 }
 
 function parseRun(out) {
@@ -173,7 +210,17 @@ if (SHAPES) CONFIGS.splice(0, CONFIGS.length, ...CONFIGS.filter((c) => SHAPES.in
 async function loadRuns(group, server, peer) {
   // Warm-up (not measured), the same for both: Node compiles its hot paths during the first
   // thousands of packets, and coturn gets to fill its buffers too.
-  await runUclient(group, { server: { host: '127.0.0.1', port: server.port }, secret: SECRET, peer: { host: peer.host, port: peer.port }, tcp: true, clients: 10, messages: 500, length: 500, extraArgs: ['-c', '-z', '0'], timeoutMs: 60_000 });
+  await runUclient(group, {
+    server: { host: '127.0.0.1', port: server.port },
+    secret: SECRET,
+    peer: { host: peer.host, port: peer.port },
+    tcp: true,
+    clients: 10,
+    messages: 500,
+    length: 500,
+    extraArgs: ['-c', '-z', '0'],
+    timeoutMs: 60_000,
+  });
   const rows = [];
   for (const cfg of CONFIGS) {
     const messages = cfg.z === 0 ? FLOOD : PACED;
@@ -294,7 +341,9 @@ const pad = (s, w) => String(s).padStart(w);
 
 /** BENCH_PROFILE: the "(ns) us/rt" figure cut into kernel, runtime and own code by perf's samples. */
 function printSplit(results) {
-  console.log('\nwhere the CPU per round trip goes (perf samples; kernel: syscalls and the network stack; runtime: Node/V8/libuv/libc, or coturn\'s libraries; own: onionturn packages, or the turnserver binary):');
+  console.log(
+    "\nwhere the CPU per round trip goes (perf samples; kernel: syscalls and the network stack; runtime: Node/V8/libuv/libc, or coturn's libraries; own: onionturn packages, or the turnserver binary):",
+  );
   const head = ['clients', 'bytes', 'z', 'server', 'kernel us', 'runtime us', 'own us', 'own %', 'samples'];
   const widths = [7, 5, 3, 9, 9, 10, 7, 6, 7];
   console.log(head.map((h, i) => pad(h, widths[i])).join(' '));
@@ -304,7 +353,11 @@ function printSplit(results) {
       if (r?.split === undefined) continue;
       const s = r.split;
       const us = r.cpuNsUsPerRt;
-      console.log([r.clients, r.length, r.z, name, f(us * s.kernel, 1), f(us * s.runtime, 1), f(us * s.own, 1), f(100 * s.own, 1), s.samples].map((x, j) => pad(x, widths[j])).join(' '));
+      console.log(
+        [r.clients, r.length, r.z, name, f(us * s.kernel, 1), f(us * s.runtime, 1), f(us * s.own, 1), f(100 * s.own, 1), s.samples]
+          .map((x, j) => pad(x, widths[j]))
+          .join(' '),
+      );
     }
   }
 }
@@ -338,7 +391,9 @@ async function main() {
   console.log('\nservers:');
   for (const [k, v] of Object.entries(commands)) console.log(`  ${k}: ${v}`);
   console.log('each server first gets one unmeasured warm-up run (10 clients x 500 x 500 B, flood)');
-  console.log(`load: turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER -m CLIENTS -l LEN -z Z -n ${PACED} (z=20) / ${FLOOD} (z=0), against turnutils_peer`);
+  console.log(
+    `load: turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER -m CLIENTS -l LEN -z Z -n ${PACED} (z=20) / ${FLOOD} (z=0), against turnutils_peer`,
+  );
   console.log('CPU = server utime+stime over the run (USER_HZ ticks; "ns" column: the same from per-thread schedstat) / round trips received\n');
   const head = ['clients', 'bytes', 'z', 'server', 'rt/s', 'loss%', 'rtt ms', 'CPU us/rt', '(ns) us/rt', 'peak RSS MB', 'CPU ratio'];
   const widths = [7, 5, 3, 12, 8, 6, 7, 9, 10, 11, 9];
@@ -349,7 +404,19 @@ async function main() {
       const r = results[name]?.[i];
       if (r === undefined) continue;
       const ratio = name !== 'coturn' && c !== undefined ? f(r.cpuNsUsPerRt / c.cpuNsUsPerRt, 2) : '';
-      const cells = [r.clients, r.length, r.z, name, f(r.rtPerSec, 0), f(r.lossPct, 2), f(r.rttMs, 2), f(r.cpuUsPerRt, 1) + (r.ticks < 20 ? '~' : ''), f(r.cpuNsUsPerRt, 1), f(r.peakRssMb, 1), ratio + (r.failed ? ' FAIL' : '')];
+      const cells = [
+        r.clients,
+        r.length,
+        r.z,
+        name,
+        f(r.rtPerSec, 0),
+        f(r.lossPct, 2),
+        f(r.rttMs, 2),
+        f(r.cpuUsPerRt, 1) + (r.ticks < 20 ? '~' : ''),
+        f(r.cpuNsUsPerRt, 1),
+        f(r.peakRssMb, 1),
+        ratio + (r.failed ? ' FAIL' : ''),
+      ];
       console.log(cells.map((x, j) => pad(x, widths[j])).join(' '));
     }
   }
@@ -358,11 +425,30 @@ async function main() {
   if (Object.keys(allocCosts).length === 0) return;
   console.log(`\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held):`);
   const w = [12, 12, 16, 13, 11, 12, 15, 9];
-  console.log(['server', 'CPU us/alloc', '(ticks) us/alloc', 'RSS before MB', 'RSS held MB', 'RSS kB/alloc', 'kernel kB/alloc', 'make s'].map((h, i) => pad(h, w[i])).join(' '));
+  console.log(
+    ['server', 'CPU us/alloc', '(ticks) us/alloc', 'RSS before MB', 'RSS held MB', 'RSS kB/alloc', 'kernel kB/alloc', 'make s']
+      .map((h, i) => pad(h, w[i]))
+      .join(' '),
+  );
   for (const [name, a] of Object.entries(allocCosts)) {
-    console.log([name, f(a.cpuUsPerAlloc, 0), f(a.cpuTickUsPerAlloc, 0), f(a.rssBeforeMb, 1), f(a.rssAfterMb, 1), f(a.rssKbPerAlloc, 1), f(a.kernelKbPerAlloc, 1), f(a.makeSeconds, 1)].map((x, i) => pad(x, w[i])).join(' '));
+    console.log(
+      [
+        name,
+        f(a.cpuUsPerAlloc, 0),
+        f(a.cpuTickUsPerAlloc, 0),
+        f(a.rssBeforeMb, 1),
+        f(a.rssAfterMb, 1),
+        f(a.rssKbPerAlloc, 1),
+        f(a.kernelKbPerAlloc, 1),
+        f(a.makeSeconds, 1),
+      ]
+        .map((x, i) => pad(x, w[i]))
+        .join(' '),
+    );
   }
-  console.log('(kernel kB/alloc: TCP+UDP socket memory of the whole machine, both ends of each connection; BENCH_HELD=10000 for the 10,000-allocation figures)');
+  console.log(
+    '(kernel kB/alloc: TCP+UDP socket memory of the whole machine, both ends of each connection; BENCH_HELD=10000 for the 10,000-allocation figures)',
+  );
 }
 
 main().then(

@@ -25,7 +25,8 @@ function parseArgs(argv) {
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]}`);
   }
-  if (!(o.seconds > 0 && o.seconds <= 120) || o.rates.some((r) => !(r > 0 && r <= 20))) throw new Error('--seconds must be 1-120 and rates 0-20 Mbit/s (bounded loads)');
+  if (!(o.seconds > 0 && o.seconds <= 120) || o.rates.some((r) => !(r > 0 && r <= 20)))
+    throw new Error('--seconds must be 1-120 and rates 0-20 Mbit/s (bounded loads)');
   return o;
 }
 
@@ -41,25 +42,35 @@ let net;
 
 async function spawnAndWait(name, cmd, args, ready, timeoutMs = 15_000) {
   const p = group.spawn(name, cmd, args);
-  await waitFor(`${name} ready`, () => {
-    if (p.child.exitCode !== null) throw new Error(`${name} exited: ${p.output()}`);
-    return ready(p.output());
-  }, timeoutMs, 50);
+  await waitFor(
+    `${name} ready`,
+    () => {
+      if (p.child.exitCode !== null) throw new Error(`${name} exited: ${p.output()}`);
+      return ready(p.output());
+    },
+    timeoutMs,
+    50,
+  );
   return p;
 }
 
 function iperfRun(host, port, mbit) {
   return new Promise((resolve) => {
-    execFile(iperf3, ['-c', host, '-p', String(port), '-u', '-b', `${mbit}M`, '-l', '1200', '-t', String(opts.seconds), '-J'], { timeout: (opts.seconds + 60) * 1000 }, (err, stdout) => {
-      try {
-        const j = JSON.parse(stdout);
-        if (j.error) return resolve({ error: j.error });
-        const s = j.end.sum;
-        resolve({ lossPercent: s.lost_percent, jitterMs: s.jitter_ms, packets: s.packets, lost: s.lost_packets, mbps: s.bits_per_second / 1e6 });
-      } catch {
-        resolve({ error: err ? err.message : 'no JSON from iperf3' });
-      }
-    });
+    execFile(
+      iperf3,
+      ['-c', host, '-p', String(port), '-u', '-b', `${mbit}M`, '-l', '1200', '-t', String(opts.seconds), '-J'],
+      { timeout: (opts.seconds + 60) * 1000 },
+      (err, stdout) => {
+        try {
+          const j = JSON.parse(stdout);
+          if (j.error) return resolve({ error: j.error });
+          const s = j.end.sum;
+          resolve({ lossPercent: s.lost_percent, jitterMs: s.jitter_ms, packets: s.packets, lost: s.lost_packets, mbps: s.bits_per_second / 1e6 });
+        } catch {
+          resolve({ error: err ? err.message : 'no JSON from iperf3' });
+        }
+      },
+    );
   });
 }
 
@@ -75,18 +86,48 @@ try {
   const iperfPort = await freePort();
   await spawnAndWait('iperf3 -s', iperf3, ['-s', '-B', '127.0.0.1', '-p', String(iperfPort), '--forceflush'], (o) => o.includes('Server listening'));
   const gatewayPort = await freePort();
-  await spawnAndWait('udp-gateway', process.execPath, [BIN, 'udp-gateway', '--listen', `tcp://127.0.0.1:${gatewayPort}`, '--to', `udp://127.0.0.1:${iperfPort}`], (o) => o.includes('udp-gateway listening'));
+  await spawnAndWait(
+    'udp-gateway',
+    process.execPath,
+    [BIN, 'udp-gateway', '--listen', `tcp://127.0.0.1:${gatewayPort}`, '--to', `udp://127.0.0.1:${iperfPort}`],
+    (o) => o.includes('udp-gateway listening'),
+  );
   console.log('bench:udp: starting the private Tor network...');
   net = await startTorNetwork({ onion: { targetPort: gatewayPort }, timeoutMs: 120_000 });
   const onion = net.onion.hostname;
-  const server = await spawnAndWait('onionturn server', process.execPath, [BIN, 'server', '--listen', 'tcp://127.0.0.1:0', '--secret-file', join(dir, 'secret'), '--allow-loopback-peers'], (o) => o.includes('server-started'));
+  const server = await spawnAndWait(
+    'onionturn server',
+    process.execPath,
+    [BIN, 'server', '--listen', 'tcp://127.0.0.1:0', '--secret-file', join(dir, 'secret'), '--allow-loopback-peers'],
+    (o) => o.includes('server-started'),
+  );
   const serverPort = Number(/tcp:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())[1]);
   const paths = [
     { name: 'exit', host: '127.0.0.2', target: `127.0.0.1:${iperfPort}` },
     { name: 'onion', host: '127.0.0.3', target: `${onion}:${gatewayPort}` },
   ];
   const forwards = paths.flatMap((p) => ['--forward', `udp://${p.host}:${iperfPort}=${p.target}`]);
-  await spawnAndWait('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${serverPort}`, '--allow-plaintext-upstream', '--socks', `127.0.0.1:${net.socksPort}`, '--upstream-secret-file', join(dir, 'secret'), '--local-password', 'bench', ...forwards], (o) => o.includes('"message":"listening"'));
+  await spawnAndWait(
+    'onionturn client',
+    process.execPath,
+    [
+      BIN,
+      'client',
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://127.0.0.1:${serverPort}`,
+      '--allow-plaintext-upstream',
+      '--socks',
+      `127.0.0.1:${net.socksPort}`,
+      '--upstream-secret-file',
+      join(dir, 'secret'),
+      '--local-password',
+      'bench',
+      ...forwards,
+    ],
+    (o) => o.includes('"message":"listening"'),
+  );
   for (const p of paths) {
     // iperf3's control connection, straight to the server (only its UDP goes through the forward).
     group.spawn(`socat ${p.name}`, socat, [`TCP-LISTEN:${iperfPort},bind=${p.host},fork,reuseaddr`, `TCP:127.0.0.1:${iperfPort}`]);

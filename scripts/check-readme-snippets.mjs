@@ -24,7 +24,16 @@ try {
     /** The import lines a snippet gets: each name once, its own imports left to it. */
     const headerFor = async (code) => {
       const lines = [];
-      const seen = new Set([...code.matchAll(/import\s*\{([^}]*)\}/g)].flatMap((m) => m[1].split(',').map((n) => n.trim().split(/\s+as\s+/).pop())));
+      const seen = new Set(
+        [...code.matchAll(/import\s*\{([^}]*)\}/g)].flatMap((m) =>
+          m[1].split(',').map((n) =>
+            n
+              .trim()
+              .split(/\s+as\s+/)
+              .pop(),
+          ),
+        ),
+      );
       for (const from of [`@onionturn/${pkg}`, '@onionturn/protocol']) {
         let names = [];
         try {
@@ -42,7 +51,10 @@ try {
       const file = join(dir, `${pkg}-${i + 1}.ts`);
       // A snippet's own imports go to the top (blanked in place, so its line numbers stay).
       const own = code.split('\n').filter((l) => /^import\s/.test(l));
-      const body = code.split('\n').map((l) => (/^import\s/.test(l) ? '' : l)).join('\n');
+      const body = code
+        .split('\n')
+        .map((l) => (/^import\s/.test(l) ? '' : l))
+        .join('\n');
       const lines = headers[i];
       writeFileSync(file, `${lines.join('\n')}\n${own.join('\n')}\nexport {};\nasync function snippet(): Promise<void> {\n${body}\n}\nvoid snippet;\n`);
       files.push({ file, pkg, index: i + 1, headerLines: lines.length + own.length + 3 });
@@ -50,7 +62,15 @@ try {
   }
   const program = ts.createProgram(
     files.map((f) => f.file),
-    { strict: true, noEmit: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, skipLibCheck: true, types: ['node'] },
+    {
+      strict: true,
+      noEmit: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      skipLibCheck: true,
+      types: ['node'],
+    },
   );
   for (const d of ts.getPreEmitDiagnostics(program)) {
     if (IGNORED.has(d.code)) continue;

@@ -80,7 +80,10 @@ export async function profileDuring(targets, work) {
 
 /** Fractions of samples in kernel / runtime / own code. */
 function split(file, own) {
-  const r = spawnSync('perf', ['report', '-i', file, '--stdio', '--no-children', '-g', 'none', '--sort', 'dso,sym', '-n', '-t', '|', '--percent-limit', '0'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync('perf', ['report', '-i', file, '--stdio', '--no-children', '-g', 'none', '--sort', 'dso,sym', '-n', '-t', '|', '--percent-limit', '0'], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const counts = { kernel: 0, runtime: 0, own: 0 };
   let total = 0;
   for (const line of r.stdout.split('\n')) {

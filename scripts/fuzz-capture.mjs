@@ -25,8 +25,17 @@ try {
   const port = await freePort();
   const relay = portRange(100);
   const server = group.spawn('onionturn server', process.execPath, [
-    join(root, 'packages/cli/bin/onionturn.js'), 'server', '--listen', `tcp://127.0.0.1:${port}`, '--realm', 'capture.test',
-    '--secret-file', join(dir, 'secret'), '--allow-loopback-peers', '--relay-ports', `${relay.min}-${relay.max}`,
+    join(root, 'packages/cli/bin/onionturn.js'),
+    'server',
+    '--listen',
+    `tcp://127.0.0.1:${port}`,
+    '--realm',
+    'capture.test',
+    '--secret-file',
+    join(dir, 'secret'),
+    '--allow-loopback-peers',
+    '--relay-ports',
+    `${relay.min}-${relay.max}`,
   ]);
   await waitFor('the server', () => server.output().includes('server-started'), 10_000);
   const peer = createSocket('udp4');
@@ -49,7 +58,16 @@ try {
   });
   proxy.listen(0, '127.0.0.1');
   await once(proxy, 'listening');
-  const r = await runUclient(group, { server: { host: '127.0.0.1', port: proxy.address().port }, secret: SECRET, peer: { host: '127.0.0.1', port: peer.address().port }, tcp: true, clients: 1, messages: 3, length: 60, noRtcp: true });
+  const r = await runUclient(group, {
+    server: { host: '127.0.0.1', port: proxy.address().port },
+    secret: SECRET,
+    peer: { host: '127.0.0.1', port: peer.address().port },
+    tcp: true,
+    clients: 1,
+    messages: 3,
+    length: 60,
+    noRtcp: true,
+  });
   console.log(`uclient exit ${r.exitCode}, ${r.received}/${r.sent} back, ${streams.length} connections`);
   await sleep(200);
   proxy.close();
@@ -57,7 +75,12 @@ try {
   for (const [i, chunks] of streams.entries()) {
     const stream = Buffer.concat(chunks);
     if (stream.length === 0) continue;
-    saveInput('stream-framer', 'uclient', Buffer.concat([Buffer.from([0, i]), stream]), `turnutils_uclient -t -c -n 3 -l 60: connection ${i}, client to server`);
+    saveInput(
+      'stream-framer',
+      'uclient',
+      Buffer.concat([Buffer.from([0, i]), stream]),
+      `turnutils_uclient -t -c -n 3 -l 60: connection ${i}, client to server`,
+    );
     const records = [];
     new StreamFramer((frame, kind) => {
       if (kind === FrameKind.Stun) {

@@ -53,7 +53,10 @@ export function plotPng(series, width = 800, height = 400) {
   for (const s of series) {
     for (let i = 1; i < s.points.length; i++) {
       const [a, b] = [s.points[i - 1], s.points[i]];
-      const x0 = sx(a.x), y0 = sy(a.y), x1 = sx(b.x), y1 = sy(b.y);
+      const x0 = sx(a.x),
+        y0 = sy(a.y),
+        x1 = sx(b.x),
+        y1 = sy(b.y);
       const steps = Math.max(Math.abs(x1 - x0), Math.abs(y1 - y0), 1);
       for (let k = 0; k <= steps; k++) {
         const x = Math.round(x0 + ((x1 - x0) * k) / steps);
@@ -69,5 +72,10 @@ export function plotPng(series, width = 800, height = 400) {
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

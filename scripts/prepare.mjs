@@ -40,7 +40,10 @@ function build(what) {
   const t0 = Date.now();
   console.log(`${what}: building the TypeScript workspace (tsc -b; only what changed is rebuilt)`);
   return new Promise((resolve) => {
-    const tsc = spawn(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', '--verbose'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const tsc = spawn(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', '--verbose'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let total = 0;
     let built = 0;
     let listing = false;
@@ -90,7 +93,9 @@ export async function ensureDebianPackages(what, toolNames = undefined) {
     console.log(`${what}: missing Debian packages: ${missing.join(', ')}; install them with: sudo apt-get install -y ${missing.join(' ')}`);
     return;
   }
-  console.log(`${what}: installing ${missing.length} Debian package${missing.length === 1 ? '' : 's'} with apt-get: ${missing.join(', ')} (downloads; minutes on a slow mirror)`);
+  console.log(
+    `${what}: installing ${missing.length} Debian package${missing.length === 1 ? '' : 's'} with apt-get: ${missing.join(', ')} (downloads; minutes on a slow mirror)`,
+  );
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   let t0 = Date.now();
   console.log(`${what}:   apt-get update (package lists)`);

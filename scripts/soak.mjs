@@ -18,7 +18,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { restPassword } from '@onionturn/credentials';
-import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, FrameKind, decodeMessage, longTermKey, readAttribute, readText } from '@onionturn/protocol';
+import {
+  AttributeType,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  StreamFramer,
+  FrameKind,
+  decodeMessage,
+  longTermKey,
+  readAttribute,
+  readText,
+} from '@onionturn/protocol';
 import { ProcessGroup, freePort, sleep, waitFor } from '@onionturn/testkit';
 import { plotPng } from './png-plot.mjs';
 import { prepare, root } from './prepare.mjs';
@@ -72,13 +83,25 @@ async function startServer() {
   const cli = join(root, 'packages/cli/bin/onionturn.js');
   const probe = pathToFileURL(join(root, 'scripts/soak-probe.mjs')).href;
   const argv = [
-    '--import', probe, cli, 'server',
-    '--listen', `tcp://127.0.0.1:${port}`,
-    '--realm', REALM, '--secret-file', secretFile, '--allow-loopback-peers',
-    '--relay-ports', '40000-49999',
-    '--max-allocations-per-user', '100000',
-    '--metrics', `127.0.0.1:${metricsPort}`,
-    '--log-level', 'warn',
+    '--import',
+    probe,
+    cli,
+    'server',
+    '--listen',
+    `tcp://127.0.0.1:${port}`,
+    '--realm',
+    REALM,
+    '--secret-file',
+    secretFile,
+    '--allow-loopback-peers',
+    '--relay-ports',
+    '40000-49999',
+    '--max-allocations-per-user',
+    '100000',
+    '--metrics',
+    `127.0.0.1:${metricsPort}`,
+    '--log-level',
+    'warn',
   ];
   const started = group.spawn('onionturn server', process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   const heap = { used: NaN, total: NaN };
@@ -88,19 +111,23 @@ async function startServer() {
       heap.total = m.heapTotal;
     }
   });
-  await waitFor('onionturn server to listen', async () => {
-    if (started.child.exitCode !== null) throw new Error(`onionturn server exited: ${started.output()}`);
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    try {
-      await Promise.race([once(s, 'connect'), sleep(300).then(() => Promise.reject(new Error('timeout')))]);
-      return true;
-    } catch {
-      return false;
-    } finally {
-      s.destroy();
-    }
-  }, 15_000);
+  await waitFor(
+    'onionturn server to listen',
+    async () => {
+      if (started.child.exitCode !== null) throw new Error(`onionturn server exited: ${started.output()}`);
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => undefined);
+      try {
+        await Promise.race([once(s, 'connect'), sleep(300).then(() => Promise.reject(new Error('timeout')))]);
+        return true;
+      } catch {
+        return false;
+      } finally {
+        s.destroy();
+      }
+    },
+    15_000,
+  );
   return { port, metricsPort, pid: started.pid, heap, started };
 }
 
@@ -218,7 +245,9 @@ async function cycle(port, peer, id) {
     const b = new MessageBuilder(method, cls);
     for (const [t, v] of attrs) b.add(t, v);
     if (cls !== MessageClass.Request || nonce === undefined) return b.build();
-    b.add(AttributeType.Username, { kind: 'text', text: username }).add(AttributeType.Realm, { kind: 'text', text: REALM }).add(AttributeType.Nonce, { kind: 'text', text: nonce });
+    b.add(AttributeType.Username, { kind: 'text', text: username })
+      .add(AttributeType.Realm, { kind: 'text', text: REALM })
+      .add(AttributeType.Nonce, { kind: 'text', text: nonce });
     return b.build({ integrityKey: key });
   };
   const ok = async (what, method, attrs) => {
@@ -236,7 +265,10 @@ async function cycle(port, peer, id) {
     await ok('allocate', Method.Allocate, [transport]);
     await ok('permission', Method.CreatePermission, [[AttributeType.XorPeerAddress, peerAddr]]);
     const channel = 0x4000 + (id % 0x1000);
-    await ok('channel-bind', Method.ChannelBind, [[AttributeType.ChannelNumber, { kind: 'channel-number', channel }], [AttributeType.XorPeerAddress, peerAddr]]);
+    await ok('channel-bind', Method.ChannelBind, [
+      [AttributeType.ChannelNumber, { kind: 'channel-number', channel }],
+      [AttributeType.XorPeerAddress, peerAddr],
+    ]);
     conn.onChannelData = () => counts.echoed++;
     const payload = Buffer.alloc(100, id & 0xff);
     const frame = Buffer.alloc(104);
@@ -245,7 +277,17 @@ async function cycle(port, peer, id) {
     payload.copy(frame, 4);
     const holdSeconds = 5 + Math.floor(Math.random() * 26);
     for (let s = 0; s < holdSeconds && !stopping && !conn.closed; s++) {
-      if (s === 0) conn.sock.write(build(Method.Send, [[AttributeType.XorPeerAddress, peerAddr], [AttributeType.Data, { kind: 'bytes', bytes: payload }]], MessageClass.Indication));
+      if (s === 0)
+        conn.sock.write(
+          build(
+            Method.Send,
+            [
+              [AttributeType.XorPeerAddress, peerAddr],
+              [AttributeType.Data, { kind: 'bytes', bytes: payload }],
+            ],
+            MessageClass.Indication,
+          ),
+        );
       else conn.sock.write(frame);
       counts.sent++;
       if (s === Math.floor(holdSeconds / 2)) await ok('refresh', Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 600 }]]);
@@ -351,16 +393,23 @@ async function main() {
   console.log('\n| minute | RSS MB | heap used MB | fds | allocations | errors | cycles |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of samples) console.log(`| ${s.minute} | ${s.rssMb} | ${s.heapUsedMb} | ${s.fds} | ${s.allocations} | ${s.errors} | ${s.cycles} |`);
-  console.log(`\nsoak: ${result.cycles} allocations churned (${result.released} released, ${result.droppedWithoutRelease} dropped), ${result.datagramsEchoed}/${result.datagramsSent} datagrams echoed, ${result.errors} errors ${JSON.stringify(result.errorKinds)}`);
-  console.log(`soak: RSS slope over the last half: ${result.rssSlope.mbPer10Min} MB per 10 min = ${result.rssSlope.pctOfStartPer10Min}% of the start per 10 min`);
+  console.log(
+    `\nsoak: ${result.cycles} allocations churned (${result.released} released, ${result.droppedWithoutRelease} dropped), ${result.datagramsEchoed}/${result.datagramsSent} datagrams echoed, ${result.errors} errors ${JSON.stringify(result.errorKinds)}`,
+  );
+  console.log(
+    `soak: RSS slope over the last half: ${result.rssSlope.mbPer10Min} MB per 10 min = ${result.rssSlope.pctOfStartPer10Min}% of the start per 10 min`,
+  );
   if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 2) + '\n');
   // RSS in red, heap used in blue, against minutes; the y axis starts at 0 MB.
   const png = args.png ?? (args.json ? args.json.replace(/\.json$/, '') + '.png' : undefined);
   if (png && samples.length > 1) {
-    writeFileSync(png, plotPng([
-      { color: [200, 30, 30], points: samples.map((s) => ({ x: s.minute, y: s.rssMb })) },
-      { color: [30, 30, 200], points: samples.filter((s) => Number.isFinite(s.heapUsedMb)).map((s) => ({ x: s.minute, y: s.heapUsedMb })) },
-    ]));
+    writeFileSync(
+      png,
+      plotPng([
+        { color: [200, 30, 30], points: samples.map((s) => ({ x: s.minute, y: s.rssMb })) },
+        { color: [30, 30, 200], points: samples.filter((s) => Number.isFinite(s.heapUsedMb)).map((s) => ({ x: s.minute, y: s.heapUsedMb })) },
+      ]),
+    );
     console.log(`soak: RSS (red) and heap used (blue) over minutes in ${png}`);
   }
   process.exitCode = result.errors > 0 ? 1 : 0;

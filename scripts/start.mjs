@@ -44,7 +44,11 @@ async function stop(code) {
   await browser?.close().catch(() => undefined);
   const pids = bridge ? [bridge.server.process.pid, bridge.shim.process.pid, ...bridge.tor.pids] : [];
   await bridge?.stop();
-  say(bridge ? `stopped: onionturn client, onionturn server and the private Tor network (PIDs ${pids.join(' ')}); nothing npm start started is running` : 'stopped: nothing was running yet');
+  say(
+    bridge
+      ? `stopped: onionturn client, onionturn server and the private Tor network (PIDs ${pids.join(' ')}); nothing npm start started is running`
+      : 'stopped: nothing was running yet',
+  );
   process.exit(code);
 }
 process.on('SIGINT', () => void stop(0));
@@ -72,8 +76,10 @@ try {
   await browser.close();
   browser = undefined;
   if (r.error || r.echoed === 0) throw new Error(`the test call failed: ${r.error ?? 'no message came back'}`);
-  say(`test call OK: setup ${r.setupMs.toFixed(0)} ms, data-channel RTT median ${median(r.rttMs).toFixed(1)} ms, ` +
-    `${r.framesDecoded.video} video frames decoded, path ${r.pairs.map((p) => `${p.localType}/${p.relayProtocol}`).join(' + ')}`);
+  say(
+    `test call OK: setup ${r.setupMs.toFixed(0)} ms, data-channel RTT median ${median(r.rttMs).toFixed(1)} ms, ` +
+      `${r.framesDecoded.video} video frames decoded, path ${r.pairs.map((p) => `${p.localType}/${p.relayProtocol}`).join(' + ')}`,
+  );
 
   const iceServers = [{ urls, username: local.username, credential: local.password }];
   console.log(`

@@ -90,22 +90,32 @@ function table(reports: readonly TargetReport[]): string {
   rows.push(['total', String(total), String(crashes), String(over), '', '', '', cpu.toFixed(1), String(Math.round(total / Math.max(cpu, 1e-3))), '', '']);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] as string).length)));
   const line = (r: string[]): string => '| ' + r.map((v, c) => (c === 0 ? v.padEnd(widths[c] as number) : v.padStart(widths[c] as number))).join(' | ') + ' |';
-  return [line(rows[0] as string[]), '|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 1) + '-' : '-'.repeat(w + 1) + ':')).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
+  return [
+    line(rows[0] as string[]),
+    '|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 1) + '-' : '-'.repeat(w + 1) + ':')).join('|') + '|',
+    ...rows.slice(1).map(line),
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const chosen = args.targets.length === 0 ? TARGETS : args.targets.map((n) => TARGETS.find((t) => t.name === n) ?? fail(`unknown target '${n}'; targets: ${TARGETS.map((t) => t.name).join(', ')}`));
+  const chosen =
+    args.targets.length === 0
+      ? TARGETS
+      : args.targets.map((n) => TARGETS.find((t) => t.name === n) ?? fail(`unknown target '${n}'; targets: ${TARGETS.map((t) => t.name).join(', ')}`));
   const reports: TargetReport[] = [];
   const weights = chosen.reduce((n, t) => n + (t.weight ?? 1), 0);
   let execsLeft = args.execs;
   for (const [i, target] of chosen.entries()) {
     const share = (n: number | undefined): number | undefined => (n === undefined ? undefined : (n * (target.weight ?? 1)) / weights);
     // The last target also takes what rounding left, so --execs N runs exactly N.
-    const execs = args.execs === undefined || execsLeft === undefined ? undefined : i === chosen.length - 1 ? execsLeft : Math.floor(share(args.execs) as number);
+    const execs =
+      args.execs === undefined || execsLeft === undefined ? undefined : i === chosen.length - 1 ? execsLeft : Math.floor(share(args.execs) as number);
     if (execs !== undefined && execsLeft !== undefined) execsLeft -= execs;
     const seconds = share(args.seconds);
-    console.error(`fuzz: ${target.name} (${args.replay ? 'corpus only' : execs !== undefined ? `${Math.floor(execs)} execs` : `${seconds?.toFixed(0)} s`}, seed ${args.seed})`);
+    console.error(
+      `fuzz: ${target.name} (${args.replay ? 'corpus only' : execs !== undefined ? `${Math.floor(execs)} execs` : `${seconds?.toFixed(0)} s`}, seed ${args.seed})`,
+    );
     reports.push(
       await fuzzTarget(target, {
         seed: args.seed,
@@ -120,8 +130,13 @@ async function main(): Promise<void> {
   const crashes = reports.reduce((n, r) => n + r.crashes, 0);
   const overBudget = reports.reduce((n, r) => n + r.overBudget, 0);
   if (args.json) {
-    const targets = Object.fromEntries(reports.map((r) => [r.target, { ...r, slowest: { ms: Number(r.slowest.ms.toFixed(3)), size: r.slowest.size, hex: r.slowest.hex } }]));
-    writeFileSync(args.json, JSON.stringify({ seed: args.seed, execs: reports.reduce((n, r) => n + r.execs, 0), crashes, overBudget, node: process.version, targets }, null, 2) + '\n');
+    const targets = Object.fromEntries(
+      reports.map((r) => [r.target, { ...r, slowest: { ms: Number(r.slowest.ms.toFixed(3)), size: r.slowest.size, hex: r.slowest.hex } }]),
+    );
+    writeFileSync(
+      args.json,
+      JSON.stringify({ seed: args.seed, execs: reports.reduce((n, r) => n + r.execs, 0), crashes, overBudget, node: process.version, targets }, null, 2) + '\n',
+    );
     console.error(`fuzz: wrote ${args.json}`);
   }
   process.exitCode = crashes + overBudget > 0 ? 1 : 0;

@@ -89,7 +89,9 @@ function main(): void {
   }
   const ranges = loadRanges(coverageDir);
   for (const dir of dirs) {
-    const files = jsFiles(resolve(dir)).sort().map((f) => fileCoverage(f, ranges.get(f)));
+    const files = jsFiles(resolve(dir))
+      .sort()
+      .map((f) => fileCoverage(f, ranges.get(f)));
     const lines = files.reduce((n, f) => n + f.lines, 0);
     const covered = files.reduce((n, f) => n + f.covered, 0);
     console.log(`\n${dir}: ${((100 * covered) / Math.max(1, lines)).toFixed(1)}% of ${lines} lines`);
@@ -99,7 +101,10 @@ function main(): void {
       const kc = kept.reduce((n, f) => n + f.covered, 0);
       console.log(`${dir} without ${excluded.join(', ')}: ${((100 * kc) / Math.max(1, kl)).toFixed(1)}% of ${kl} lines`);
     }
-    for (const f of files) console.log(`  ${((100 * f.covered) / Math.max(1, f.lines)).toFixed(1).padStart(5)}%  ${String(f.lines).padStart(4)}  ${f.file.slice(resolve(dir).length + 1)}`);
+    for (const f of files)
+      console.log(
+        `  ${((100 * f.covered) / Math.max(1, f.lines)).toFixed(1).padStart(5)}%  ${String(f.lines).padStart(4)}  ${f.file.slice(resolve(dir).length + 1)}`,
+      );
   }
 }
 

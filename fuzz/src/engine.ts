@@ -79,7 +79,7 @@ export function minimise(target: Target, input: Buffer, still: (input: Buffer) =
   let best = input;
   let tries = 0;
   // Structure first (drop attributes, records), then bytes.
-  for (let progress = true; progress && target.shrink && tries < attempts; ) {
+  for (let progress = true; progress && target.shrink && tries < attempts;) {
     progress = false;
     for (const candidate of target.shrink(best)) {
       if (++tries >= attempts) break;
@@ -93,7 +93,7 @@ export function minimise(target: Target, input: Buffer, still: (input: Buffer) =
   let chunk = Math.max(1, best.length >> 1);
   while (chunk >= 1 && tries < attempts) {
     let changed = false;
-    for (let at = 0; at < best.length && tries < attempts; ) {
+    for (let at = 0; at < best.length && tries < attempts;) {
       const candidate = Buffer.concat([best.subarray(0, at), best.subarray(at + chunk)]);
       tries++;
       if (candidate.length < best.length && still(candidate)) {
@@ -134,7 +134,9 @@ export async function fuzzTarget(target: Target, options: RunOptions): Promise<T
     if (bugs.has(key) || report.findings.length >= MAX_FINDINGS) return;
     bugs.add(key);
     const small = minimise(target, input, still);
-    const file = save ? saveInput(target.name, kind, small, `${kind} found by npm run fuzz (seed ${options.seed}): ${(message.split('\n')[0] as string).split(' | ')[0]}`) : undefined;
+    const file = save
+      ? saveInput(target.name, kind, small, `${kind} found by npm run fuzz (seed ${options.seed}): ${(message.split('\n')[0] as string).split(' | ')[0]}`)
+      : undefined;
     report.findings.push({ kind, message, hex: small.toString('hex'), file });
     console.error(`fuzz: ${target.name}: ${kind}: ${message}\n  input ${small.toString('hex')}${file ? `\n  saved ${file}` : ''}`);
   };
@@ -167,7 +169,8 @@ export async function fuzzTarget(target: Target, options: RunOptions): Promise<T
     if (error !== undefined) {
       report.crashes++;
       const key = bugKey(error);
-      const message = error instanceof Error ? `${error.name}: ${error.message}${error.stack ? `\n${error.stack.split('\n').slice(1, 4).join('\n')}` : ''}` : String(error);
+      const message =
+        error instanceof Error ? `${error.name}: ${error.message}${error.stack ? `\n${error.stack.split('\n').slice(1, 4).join('\n')}` : ''}` : String(error);
       record('crash', message, key, input, (b) => {
         const e = runs(target, b);
         return e !== undefined && bugKey(e) === key;
@@ -181,7 +184,13 @@ export async function fuzzTarget(target: Target, options: RunOptions): Promise<T
       if (us > budget) {
         report.overBudget++;
         const over = (b: Buffer): boolean => leastCpu(b, 2) > target.budgetUs(b.length);
-        record('over-budget', `${(us / 1000).toFixed(2)} ms of CPU for ${input.length} bytes (budget ${(budget / 1000).toFixed(2)} ms)`, 'over-budget', input, over);
+        record(
+          'over-budget',
+          `${(us / 1000).toFixed(2)} ms of CPU for ${input.length} bytes (budget ${(budget / 1000).toFixed(2)} ms)`,
+          'over-budget',
+          input,
+          over,
+        );
       }
     }
     if (!seen.has(signature) && seen.size < MAX_BEHAVIOURS) {

@@ -8,9 +8,8 @@ const U32 = [0, 1, 0x2112a442, 0x7fffffff, 0x80000000, 0xffffffff];
 
 /** The attribute types the decoder knows, plus a few it does not (comprehension required and optional). */
 export const ATTRIBUTE_TYPES = [
-  0x0001, 0x0006, 0x0008, 0x0009, 0x000a, 0x000c, 0x000d, 0x0012, 0x0013, 0x0014, 0x0015, 0x0016, 0x0017, 0x0018, 0x0019, 0x001a, 0x001c,
-  0x001d, 0x001e, 0x0020, 0x0022, 0x0024, 0x0025, 0x8000, 0x8001, 0x8002, 0x8003, 0x8004, 0x8022, 0x8023, 0x8028, 0x8029, 0x802a, 0x0002,
-  0x7fff, 0xc001,
+  0x0001, 0x0006, 0x0008, 0x0009, 0x000a, 0x000c, 0x000d, 0x0012, 0x0013, 0x0014, 0x0015, 0x0016, 0x0017, 0x0018, 0x0019, 0x001a, 0x001c, 0x001d, 0x001e,
+  0x0020, 0x0022, 0x0024, 0x0025, 0x8000, 0x8001, 0x8002, 0x8003, 0x8004, 0x8022, 0x8023, 0x8028, 0x8029, 0x802a, 0x0002, 0x7fff, 0xc001,
 ];
 
 function clamp(buf: Buffer, max: number): Buffer {
@@ -203,7 +202,8 @@ export function shrinkStun(input: Buffer): Buffer[] {
   for (let i = 0; i < attrs.length; i++) out.push(joinStun(header, [...attrs.slice(0, i), ...attrs.slice(i + 1)]));
   for (let i = 0; i < attrs.length; i++) {
     const a = attrs[i] as LooseAttribute;
-    if (a.value.length >= 2) out.push(joinStun(header, [...attrs.slice(0, i), { type: a.type, value: a.value.subarray(0, a.value.length >> 1) }, ...attrs.slice(i + 1)]));
+    if (a.value.length >= 2)
+      out.push(joinStun(header, [...attrs.slice(0, i), { type: a.type, value: a.value.subarray(0, a.value.length >> 1) }, ...attrs.slice(i + 1)]));
   }
   return out;
 }

@@ -1,6 +1,15 @@
 // Messages made in code for the seed corpora: RFC 5769 / RFC 8489 vectors and the requests a
 // TURN client sends (the same shapes turnutils_uclient and Chromium send).
-import { AttributeType, MessageBuilder, MessageClass, Method, PasswordAlgorithm, encodeChannelData, longTermKey, type AttributeValue } from '@onionturn/protocol';
+import {
+  AttributeType,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  PasswordAlgorithm,
+  encodeChannelData,
+  longTermKey,
+  type AttributeValue,
+} from '@onionturn/protocol';
 
 export function hex(text: string): Buffer {
   return Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -49,7 +58,12 @@ function msg(method: number, cls: number, attrs: readonly Attr[], auth: boolean,
   b.add(AttributeType.Username, { kind: 'text', text: SEED_USER });
   b.add(AttributeType.Realm, { kind: 'text', text: SEED_REALM });
   b.add(AttributeType.Nonce, { kind: 'text', text: 'obMatJos2gAAAAAAAAAAAAAAAAAAAAAA' });
-  return b.build({ integrityKey: longTermKey(SEED_USER, SEED_REALM, SEED_PASSWORD), sha1: options.sha256 !== true, sha256: options.sha256 === true, fingerprint: options.fingerprint === true });
+  return b.build({
+    integrityKey: longTermKey(SEED_USER, SEED_REALM, SEED_PASSWORD),
+    sha1: options.sha256 !== true,
+    sha256: options.sha256 === true,
+    fingerprint: options.fingerprint === true,
+  });
 }
 
 /** Requests and indications of a TURN client, with and without credentials. */
@@ -61,7 +75,12 @@ export function turnMessages(): Buffer[] {
     msg(Method.Allocate, R, [transport, [AttributeType.Lifetime, { kind: 'uint32', value: 3600 }]], true, { fingerprint: true }),
     msg(Method.Allocate, R, [transport, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]], true),
     msg(Method.Allocate, R, [transport, [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }]], true, { sha256: true }),
-    msg(Method.Allocate, R, [transport, [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }], [AttributeType.DontFragment, { kind: 'empty' }]], true),
+    msg(
+      Method.Allocate,
+      R,
+      [transport, [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }], [AttributeType.DontFragment, { kind: 'empty' }]],
+      true,
+    ),
     msg(Method.Allocate, R, [transport, [AttributeType.ReservationToken, { kind: 'bytes', bytes: hex('0011223344556677') }]], true),
     msg(
       Method.Allocate,

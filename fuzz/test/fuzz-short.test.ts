@@ -69,6 +69,12 @@ test('minimise keeps the bug and drops the rest', () => {
 });
 
 test('a conversation survives writing and parsing', () => {
-  const conv = { config: 5, records: [{ op: 0x80, payload: Buffer.from('abc') }, { op: 4, payload: Buffer.from([0, 10]) }] };
+  const conv = {
+    config: 5,
+    records: [
+      { op: 0x80, payload: Buffer.from('abc') },
+      { op: 4, payload: Buffer.from([0, 10]) },
+    ],
+  };
   assert.deepEqual(parseConversation(writeConversation(conv)), conv);
 });

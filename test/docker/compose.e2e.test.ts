@@ -63,7 +63,8 @@ async function health(engine: DockerEngine, container: string): Promise<Health> 
  * minus what is per-process (paths, ports, nickname, logs, owner).
  */
 function testNetworkTorrc(clientTorrc: string): string {
-  const perProcess = /^(Nickname|DataDirectory|PidFile|RunAsDaemon|Log|ControlPort|CookieAuthentication|SocksPort|SafeLogging|__OwningControllerProcess|HiddenService\w*)\b/;
+  const perProcess =
+    /^(Nickname|DataDirectory|PidFile|RunAsDaemon|Log|ControlPort|CookieAuthentication|SocksPort|SafeLogging|__OwningControllerProcess|HiddenService\w*)\b/;
   const lines = clientTorrc.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#') && !perProcess.test(line));
   return `# join the private Tor test network of compose.e2e.test\n${lines.join('\n')}\n`;
 }
@@ -74,12 +75,22 @@ function testNetworkTorrc(clientTorrc: string): string {
  * runs as `user`, and its root filesystem refuses writes.
  */
 async function assertConfined(engine: DockerEngine, id: string, user: string, processName: string): Promise<void> {
-  const inspect = await runChecked(engine.docker, ['inspect', '--format', '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}', id], { env: engine.env });
+  const inspect = await runChecked(
+    engine.docker,
+    ['inspect', '--format', '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}', id],
+    { env: engine.env },
+  );
   assert.equal(inspect.stdout.trim(), `${user} true ["ALL"] ["no-new-privileges:true"]`);
   const script = `for f in /proc/[0-9]*/status; do if grep -q "^Name:[[:space:]]*${processName}$" "$f"; then grep -E '^(Uid|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' "$f"; fi; done`;
   const status = await runChecked(engine.docker, ['exec', id, 'sh', '-c', script], { env: engine.env });
-  const fields = new Map(status.stdout.trim().split('\n').map((line) => line.split(/:\s+/) as [string, string]));
-  for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(fields.get(cap), '0000000000000000', `${processName} ${cap}:\n${status.stdout}`);
+  const fields = new Map(
+    status.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(/:\s+/) as [string, string]),
+  );
+  for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'])
+    assert.equal(fields.get(cap), '0000000000000000', `${processName} ${cap}:\n${status.stdout}`);
   assert.equal(fields.get('NoNewPrivs'), '1', `${processName} NoNewPrivs:\n${status.stdout}`);
   assert.notEqual(fields.get('Uid')?.split(/\s+/)[0], '0', `${processName} runs as root:\n${status.stdout}`);
   const write = await engine.run(['exec', id, 'sh', '-c', 'touch /etc/onionturn-write-probe'], { timeoutMs: 20_000 });
@@ -115,7 +126,11 @@ interface ComposeProject {
 function composeProject(engine: DockerEngine, envFile: string, files: readonly string[], project: string): ComposeProject {
   const compose = requireTool(TOOLS.dockerCompose);
   const run = (args: readonly string[], timeoutMs = 120_000): Promise<CommandResult> =>
-    runCommand(compose, ['--env-file', envFile, ...files.flatMap((f) => ['-f', f]), '-p', project, ...args], { env: engine.env, cwd: join(ROOT, 'docker'), timeoutMs });
+    runCommand(compose, ['--env-file', envFile, ...files.flatMap((f) => ['-f', f]), '-p', project, ...args], {
+      env: engine.env,
+      cwd: join(ROOT, 'docker'),
+      timeoutMs,
+    });
   const checked = async (args: readonly string[], timeoutMs = 120_000): Promise<string> => {
     const r = await run(args, timeoutMs);
     if (r.code !== 0) throw new Error(`docker-compose ${args.join(' ')} exited ${String(r.code)}:\n${(r.stderr + r.stdout).split('\n').slice(-30).join('\n')}`);
@@ -137,7 +152,10 @@ async function buildImages(engine: DockerEngine, project: ComposeProject, log: (
     return;
   }
   // The dependency stage, tagged so that pruning below keeps it as the cache of the next run.
-  const deps = await engine.run(['build', '--network', 'host', '--target', 'deps', '-t', DEPS_IMAGE, '-f', join(ROOT, 'docker', 'server', 'Dockerfile'), ROOT], { timeoutMs: 20 * 60_000 });
+  const deps = await engine.run(
+    ['build', '--network', 'host', '--target', 'deps', '-t', DEPS_IMAGE, '-f', join(ROOT, 'docker', 'server', 'Dockerfile'), ROOT],
+    { timeoutMs: 20 * 60_000 },
+  );
   assert.equal(deps.code, 0, `docker build --target deps failed:\n${(deps.stdout + deps.stderr).split('\n').slice(-40).join('\n')}`);
   const build = await project.run(['build'], 20 * 60_000);
   assert.equal(build.code, 0, `docker-compose build failed:\n${(build.stdout + build.stderr).split('\n').slice(-40).join('\n')}`);
@@ -148,11 +166,18 @@ async function buildImages(engine: DockerEngine, project: ComposeProject, log: (
     await engine.run(['image', 'prune', '--force'], { timeoutMs: 300_000 });
   }
   imagesBuilt = true;
-  log(`docker build --target deps: ${deps.ms} ms; docker-compose build: ${build.ms} ms; images ${SERVER_IMAGE} ${await imageMiB(engine, SERVER_IMAGE)} MiB, ${TOR_IMAGE} ${await imageMiB(engine, TOR_IMAGE)} MiB`);
+  log(
+    `docker build --target deps: ${deps.ms} ms; docker-compose build: ${build.ms} ms; images ${SERVER_IMAGE} ${await imageMiB(engine, SERVER_IMAGE)} MiB, ${TOR_IMAGE} ${await imageMiB(engine, TOR_IMAGE)} MiB`,
+  );
 }
 
 /** `up -d`, then waits until both containers are healthy; returns their ids (down -v by cleanups). */
-async function upHealthy(engine: DockerEngine, project: ComposeProject, cleanups: Cleanups, log: (line: string) => void): Promise<Record<'server' | 'tor', string>> {
+async function upHealthy(
+  engine: DockerEngine,
+  project: ComposeProject,
+  cleanups: Cleanups,
+  log: (line: string) => void,
+): Promise<Record<'server' | 'tor', string>> {
   // down -v removes the containers and this project's volumes (the secret, the onion keys).
   cleanups.push(() => project.run(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
   const upStarted = Date.now();
@@ -188,7 +213,8 @@ async function upHealthy(engine: DockerEngine, project: ComposeProject, cleanups
 test('the server Dockerfile installs dependencies from every workspace manifest', () => {
   const dockerfile = readFileSync(join(ROOT, 'docker', 'server', 'Dockerfile'), 'utf8');
   const { workspaces } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] };
-  for (const ws of workspaces) assert.ok(dockerfile.includes(`COPY ${ws}/package.json ${ws}/\n`), `docker/server/Dockerfile lacks 'COPY ${ws}/package.json ${ws}/'`);
+  for (const ws of workspaces)
+    assert.ok(dockerfile.includes(`COPY ${ws}/package.json ${ws}/\n`), `docker/server/Dockerfile lacks 'COPY ${ws}/package.json ${ws}/'`);
 });
 
 test('docker-compose accepts the compose file with .env.example and insists on ONIONTURN_RELAY_IP', async () => {
@@ -196,7 +222,14 @@ test('docker-compose accepts the compose file with .env.example and insists on O
   const example = join(ROOT, 'docker', '.env.example');
   const ok = await runCommand(compose, ['--env-file', example, '-f', COMPOSE_FILE, 'config'], { cwd: join(ROOT, 'docker') });
   assert.equal(ok.code, 0, ok.stderr);
-  for (const expected of ['network_mode: host', 'restart: unless-stopped', 'ONIONTURN_SECRET_FILE: /var/lib/onionturn/turn-secret', 'TOR_MODE: onion', 'onionturn-state:', 'tor-state:']) {
+  for (const expected of [
+    'network_mode: host',
+    'restart: unless-stopped',
+    'ONIONTURN_SECRET_FILE: /var/lib/onionturn/turn-secret',
+    'TOR_MODE: onion',
+    'onionturn-state:',
+    'tor-state:',
+  ]) {
     assert.ok(ok.stdout.includes(expected), `compose config lacks '${expected}':\n${ok.stdout}`);
   }
   const dir = tempDir('onionturn-compose-env-');
@@ -305,7 +338,11 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   const serverId = ids.server;
 
   // Operator-facing facts of the running container.
-  const inspect = await runChecked(engine.docker, ['inspect', '--format', '{{.Config.User}} {{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.ReadonlyRootfs}}', serverId], { env: engine.env });
+  const inspect = await runChecked(
+    engine.docker,
+    ['inspect', '--format', '{{.Config.User}} {{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.ReadonlyRootfs}}', serverId],
+    { env: engine.env },
+  );
   assert.equal(inspect.stdout.trim(), 'onionturn host unless-stopped true');
   await assertConfined(engine, serverId, 'onionturn', 'node');
   await assertConfined(engine, ids.tor, 'debian-tor', 'tor');
@@ -362,7 +399,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   // network's Tor client: a STUN Binding over a Tor circuit to the composed server.
   const hostname = (await composeChecked(['exec', '-T', 'tor', 'cat', '/var/lib/tor/onionturn/hostname'])).trim();
   assert.match(hostname, /^[a-z2-7]{56}\.onion$/);
-  assert.notEqual(hostname, tor.onion?.hostname, "the composed tor publishes its own onion service");
+  assert.notEqual(hostname, tor.onion?.hostname, 'the composed tor publishes its own onion service');
   const onionStarted = Date.now();
   let attempts = 0;
   const overTor = await waitFor(
@@ -370,19 +407,34 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
     async () => {
       attempts++;
       // The first attempts fail until the descriptor is uploaded (SOCKS reply 0x04): retry.
-      const r = await runCommand(process.execPath, [CLI, 'probe', `tcp://${hostname}:3478`, '--socks', `127.0.0.1:${tor.socksPort}`, '--timeout', '15000'], { timeoutMs: 30_000 });
+      const r = await runCommand(process.execPath, [CLI, 'probe', `tcp://${hostname}:3478`, '--socks', `127.0.0.1:${tor.socksPort}`, '--timeout', '15000'], {
+        timeoutMs: 30_000,
+      });
       return r.code === 0 ? r.stdout : undefined;
     },
     120_000,
     1000,
   );
-  assert.match(overTor, new RegExp(`^ok tcp://${hostname}:3478 via socks5://127\\.0\\.0\\.1:\\d+: Binding success in \\d+ ms, XOR-MAPPED-ADDRESS 127\\.0\\.0\\.1:\\d+\\n$`));
+  assert.match(
+    overTor,
+    new RegExp(`^ok tcp://${hostname}:3478 via socks5://127\\.0\\.0\\.1:\\d+: Binding success in \\d+ ms, XOR-MAPPED-ADDRESS 127\\.0\\.0\\.1:\\d+\\n$`),
+  );
   log(`onion service answered through Tor ${Date.now() - onionStarted} ms after both were healthy (${attempts} attempts): ${overTor.trim()}`);
 
   // The whole path an app uses: coturn's client speaks TURN to the shim (`onionturn client`), the
   // shim carries it over Tor to the onion address, the composed server relays UDP to the peer.
   const shimPort = await freePort();
-  const shim = group.spawn('onionturn client', process.execPath, [CLI, 'client', '--no-status', '--listen', `127.0.0.1:${shimPort}`, '--server', `${hostname}:3478`, '--socks', `127.0.0.1:${tor.socksPort}`]);
+  const shim = group.spawn('onionturn client', process.execPath, [
+    CLI,
+    'client',
+    '--no-status',
+    '--listen',
+    `127.0.0.1:${shimPort}`,
+    '--server',
+    `${hostname}:3478`,
+    '--socks',
+    `127.0.0.1:${tor.socksPort}`,
+  ]);
   await waitFor(
     'the shim to listen',
     async () => {
@@ -446,7 +498,23 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   assert.ok(oldSecret.allocationFailed || !oldSecret.received, oldSecret.output.slice(-2000));
 
   // Exit mode's torrc renders and tor accepts it; without contact details the container refuses.
-  const exitOk = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', '-e', 'TOR_NICKNAME=onionturne2e', '-e', 'TOR_CONTACT=e2e@onionturn.test', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
+  const exitOk = await engine.run(
+    [
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '-e',
+      'TOR_MODE=exit',
+      '-e',
+      'TOR_NICKNAME=onionturne2e',
+      '-e',
+      'TOR_CONTACT=e2e@onionturn.test',
+      TOR_IMAGE,
+      '--verify-config',
+    ],
+    { timeoutMs: 60_000 },
+  );
   assert.equal(exitOk.code, 0, exitOk.stdout + exitOk.stderr);
   assert.match(exitOk.stdout, /Configuration was valid/);
   const exitBad = await engine.run(['run', '--rm', '--network', 'host', '-e', 'TOR_MODE=exit', TOR_IMAGE, '--verify-config'], { timeoutMs: 60_000 });
@@ -454,218 +522,269 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   assert.match(exitBad.stderr, /TOR_MODE=exit needs TOR_NICKNAME/);
 });
 
-test('docker-compose exit mode: the composed tor is an exit of the private Tor network; a shim reaches the composed TLS server with a pinned key through another exit; coturn and Chromium relay; logs and metrics name no one', { timeout: 20 * 60_000 }, async (t) => {
-  requireTool(TOOLS.dockerCompose);
-  requireTool(TOOLS.turnutilsUclient);
-  const openssl = requireTool(TOOLS.openssl);
-  const log = (line: string): void => t.diagnostic(line);
-  const cleanups: Cleanups = [];
-  t.after(async () => {
-    for (const cleanup of cleanups.reverse()) {
-      await cleanup().catch((err: unknown) => log(`cleanup failed: ${String(err)}`));
-    }
-  });
-  const group = new ProcessGroup();
-  cleanups.push(() => group.stopAll());
-  const started = Date.now();
-  const engine = await engineWithBaseImages(log, cleanups);
-
-  const dir = tempDir('onionturn-compose-exit-');
-  chmodSync(dir, 0o755); // the tor container (user debian-tor) reads torrc.d from here
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  const torConfigDir = join(dir, 'torrc.d');
-  mkdirSync(torConfigDir);
-
-  // The tls:// listener's certificate and key, as an operator makes them (docker-compose.tls.yml
-  // mounts them read-only with their host owner: uid 10001, key mode 600). Clients pin the key.
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  await runChecked(openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=turn.onionturn.test', '-keyout', key, '-out', cert], { timeoutMs: 30_000 });
-  for (const file of [cert, key]) chownSync(file, 10001, 10001);
-  chmodSync(key, 0o600);
-  const spki = new X509Certificate(readFileSync(cert)).publicKey.export({ type: 'spki', format: 'der' });
-  const pin = `sha256/${createHash('sha256').update(spki).digest('base64')}`;
-
-  const project = `onionturnexit${process.pid}`;
-  const tlsPort = await freePort();
-  const metricsPort = await freePort();
-  const orPort = await freePort();
-  const relay = portRange(200);
-  const nickname = 'onionturnexit';
-  const envFile = join(dir, 'compose.env');
-  writeFileSync(
-    envFile,
-    [
-      `COMPOSE_PROJECT_NAME=${project}`,
-      // Production: tls://0.0.0.0:5349. Here: loopback, where the network's other exits connect.
-      `ONIONTURN_LISTEN=tls://127.0.0.1:${tlsPort}`,
-      'ONIONTURN_REALM=exit.onionturn.test',
-      'ONIONTURN_RELAY_IP=127.0.0.1',
-      `ONIONTURN_RELAY_PORTS=${relay.min}-${relay.max}`,
-      'ONIONTURN_ALLOW_LOOPBACK_PEERS=true',
-      `ONIONTURN_METRICS=127.0.0.1:${metricsPort}`,
-      `ONIONTURN_TLS_CERT_FILE=${cert}`,
-      `ONIONTURN_TLS_KEY_FILE=${key}`,
-      'TOR_MODE=exit',
-      `TOR_NICKNAME=${nickname}`,
-      'TOR_CONTACT=abuse@onionturn.test',
-      `TOR_ORPORT=127.0.0.1:${orPort}`,
-      `TOR_CONFIG_DIR=${torConfigDir}`,
-      `ONIONTURN_SERVER_IMAGE=${SERVER_IMAGE}`,
-      `ONIONTURN_TOR_IMAGE=${TOR_IMAGE}`,
-      'HEALTHCHECK_INTERVAL=1s',
-      '',
-    ].join('\n'),
-  );
-  const stack = composeProject(engine, envFile, [COMPOSE_FILE, TLS_COMPOSE_FILE], project);
-  await stack.checked(['config', '--quiet']);
-  await buildImages(engine, stack, log);
-
-  // The private Tor network: 3 authority-exits (accept *:*) and a client. The composed tor joins
-  // it as a fourth relay, an exit with the compose file's default policy.
-  const torStarted = Date.now();
-  const tor = await startTorNetwork();
-  cleanups.push(() => tor.stop());
-  log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${tor.socksPort}, pids ${tor.pids.join(' ')})`);
-  const client = tor.nodes.find((n) => n.role === 'client');
-  assert.ok(client, 'the Tor test network has a client node');
-  writeFileSync(
-    join(torConfigDir, 'testnet.conf'),
-    `${testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8'))}Address 127.0.0.1\n# whatever it is asked, this exit connects from loopback only\nOutboundBindAddressExit 127.0.0.1\n`,
-  );
-
-  const ids = await upHealthy(engine, stack, cleanups, log);
-  await assertConfined(engine, ids.tor, 'debian-tor', 'tor');
-  const torrc = await stack.checked(['exec', '-T', 'tor', 'cat', '/tmp/torrc']);
-  for (const line of [`Nickname ${nickname}`, 'ExitRelay 1', 'ExitPolicy accept *:3478, accept *:5349, reject *:*', 'ExitPolicyRejectPrivate 1']) {
-    assert.ok(torrc.split('\n').includes(line), `the composed exit's torrc lacks '${line}':\n${torrc}`);
-  }
-
-  // The composed tor is in the network's consensus as an exit, with the compose file's policy.
-  const fingerprint = (await stack.checked(['exec', '-T', 'tor', 'cat', '/var/lib/tor/fingerprint'])).trim().split(' ')[1] ?? '';
-  assert.match(fingerprint, /^[0-9A-F]{40}$/);
-  const control = await tor.control();
-  cleanups.push(async () => control.close());
-  const joined = Date.now();
-  const { status, microdesc } = await waitFor(
-    `the client's consensus and microdescriptors to list ${nickname} (${fingerprint})`,
-    async () => {
-      const ns = await control.getInfo(`ns/id/${fingerprint}`).catch(() => '');
-      if (!/^s .*\bRunning\b/m.test(ns)) return undefined;
-      const md = await control.getInfo(`md/id/${fingerprint}`).catch(() => undefined);
-      return md === undefined ? undefined : { status: ns, microdesc: md };
-    },
-    120_000,
-    1000,
-  );
-  assert.match(status, /^s .*\bExit\b/m, `the composed relay has the Exit flag:\n${status}`);
-  assert.match(microdesc, /^p accept 3478,5349$/m, `its policy summary:\n${microdesc}`);
-  log(`${nickname} in the client's consensus ${Date.now() - joined} ms after both were healthy: ${status.split('\n').find((l) => l.startsWith('s ')) ?? ''}; ${microdesc.split('\n').find((l) => l.startsWith('p ')) ?? ''}`);
-
-  // Every stream the client opens to the composed server, and the circuit it rides on.
-  const paths = new Map<string, readonly string[]>();
-  for (const c of await control.circuits()) paths.set(c.id, c.path);
-  const exitsUsed: string[] = [];
-  const refusals: string[] = [];
-  const target = `127.0.0.1:${tlsPort}`;
-  await control.onEvents(['CIRC', 'STREAM'], (event) => {
-    for (const line of event.lines) {
-      if (line.startsWith('CIRC ')) {
-        const [c] = parseCircuitStatus(line.slice(5));
-        if (c) paths.set(c.id, c.path);
-      } else if (line.startsWith('STREAM ')) {
-        const [s] = parseStreamStatus(line.slice(7));
-        if (!s || s.target !== target) continue;
-        const exit = paths.get(s.circuitId)?.at(-1) ?? `unknown circuit ${s.circuitId}`;
-        if (s.status === 'SUCCEEDED') exitsUsed.push(exit);
-        if (/REASON=EXITPOLICY/.test(line)) refusals.push(exit);
+test(
+  'docker-compose exit mode: the composed tor is an exit of the private Tor network; a shim reaches the composed TLS server with a pinned key through another exit; coturn and Chromium relay; logs and metrics name no one',
+  { timeout: 20 * 60_000 },
+  async (t) => {
+    requireTool(TOOLS.dockerCompose);
+    requireTool(TOOLS.turnutilsUclient);
+    const openssl = requireTool(TOOLS.openssl);
+    const log = (line: string): void => t.diagnostic(line);
+    const cleanups: Cleanups = [];
+    t.after(async () => {
+      for (const cleanup of cleanups.reverse()) {
+        await cleanup().catch((err: unknown) => log(`cleanup failed: ${String(err)}`));
       }
+    });
+    const group = new ProcessGroup();
+    cleanups.push(() => group.stopAll());
+    const started = Date.now();
+    const engine = await engineWithBaseImages(log, cleanups);
+
+    const dir = tempDir('onionturn-compose-exit-');
+    chmodSync(dir, 0o755); // the tor container (user debian-tor) reads torrc.d from here
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const torConfigDir = join(dir, 'torrc.d');
+    mkdirSync(torConfigDir);
+
+    // The tls:// listener's certificate and key, as an operator makes them (docker-compose.tls.yml
+    // mounts them read-only with their host owner: uid 10001, key mode 600). Clients pin the key.
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    await runChecked(
+      openssl,
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=turn.onionturn.test',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    for (const file of [cert, key]) chownSync(file, 10001, 10001);
+    chmodSync(key, 0o600);
+    const spki = new X509Certificate(readFileSync(cert)).publicKey.export({ type: 'spki', format: 'der' });
+    const pin = `sha256/${createHash('sha256').update(spki).digest('base64')}`;
+
+    const project = `onionturnexit${process.pid}`;
+    const tlsPort = await freePort();
+    const metricsPort = await freePort();
+    const orPort = await freePort();
+    const relay = portRange(200);
+    const nickname = 'onionturnexit';
+    const envFile = join(dir, 'compose.env');
+    writeFileSync(
+      envFile,
+      [
+        `COMPOSE_PROJECT_NAME=${project}`,
+        // Production: tls://0.0.0.0:5349. Here: loopback, where the network's other exits connect.
+        `ONIONTURN_LISTEN=tls://127.0.0.1:${tlsPort}`,
+        'ONIONTURN_REALM=exit.onionturn.test',
+        'ONIONTURN_RELAY_IP=127.0.0.1',
+        `ONIONTURN_RELAY_PORTS=${relay.min}-${relay.max}`,
+        'ONIONTURN_ALLOW_LOOPBACK_PEERS=true',
+        `ONIONTURN_METRICS=127.0.0.1:${metricsPort}`,
+        `ONIONTURN_TLS_CERT_FILE=${cert}`,
+        `ONIONTURN_TLS_KEY_FILE=${key}`,
+        'TOR_MODE=exit',
+        `TOR_NICKNAME=${nickname}`,
+        'TOR_CONTACT=abuse@onionturn.test',
+        `TOR_ORPORT=127.0.0.1:${orPort}`,
+        `TOR_CONFIG_DIR=${torConfigDir}`,
+        `ONIONTURN_SERVER_IMAGE=${SERVER_IMAGE}`,
+        `ONIONTURN_TOR_IMAGE=${TOR_IMAGE}`,
+        'HEALTHCHECK_INTERVAL=1s',
+        '',
+      ].join('\n'),
+    );
+    const stack = composeProject(engine, envFile, [COMPOSE_FILE, TLS_COMPOSE_FILE], project);
+    await stack.checked(['config', '--quiet']);
+    await buildImages(engine, stack, log);
+
+    // The private Tor network: 3 authority-exits (accept *:*) and a client. The composed tor joins
+    // it as a fourth relay, an exit with the compose file's default policy.
+    const torStarted = Date.now();
+    const tor = await startTorNetwork();
+    cleanups.push(() => tor.stop());
+    log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${tor.socksPort}, pids ${tor.pids.join(' ')})`);
+    const client = tor.nodes.find((n) => n.role === 'client');
+    assert.ok(client, 'the Tor test network has a client node');
+    writeFileSync(
+      join(torConfigDir, 'testnet.conf'),
+      `${testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8'))}Address 127.0.0.1\n# whatever it is asked, this exit connects from loopback only\nOutboundBindAddressExit 127.0.0.1\n`,
+    );
+
+    const ids = await upHealthy(engine, stack, cleanups, log);
+    await assertConfined(engine, ids.tor, 'debian-tor', 'tor');
+    const torrc = await stack.checked(['exec', '-T', 'tor', 'cat', '/tmp/torrc']);
+    for (const line of [`Nickname ${nickname}`, 'ExitRelay 1', 'ExitPolicy accept *:3478, accept *:5349, reject *:*', 'ExitPolicyRejectPrivate 1']) {
+      assert.ok(torrc.split('\n').includes(line), `the composed exit's torrc lacks '${line}':\n${torrc}`);
     }
-  });
 
-  // A credential as the README tells operators to get one, then the shim with the pinned key.
-  const credential = JSON.parse(await stack.checked(['exec', '-T', 'server', 'onionturn', 'credentials'])) as { username: string; password: string };
-  const shimPort = await freePort();
-  const shim = group.spawn('onionturn client', process.execPath, [CLI, 'client', '--no-status', '--listen', `127.0.0.1:${shimPort}`, '--server', `tls://${target}`, '--pin', pin, '--socks', `127.0.0.1:${tor.socksPort}`]);
-  await waitFor(
-    'the shim to answer a Binding through Tor and TLS',
-    async () => {
-      if (shim.child.exitCode !== null) throw new Error(`onionturn client exited ${shim.child.exitCode}:\n${shim.output()}`);
-      return (await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${shimPort}`, '--timeout', '20000'], { timeoutMs: 30_000 })).code === 0;
-    },
-    90_000,
-    500,
-  );
-  const peer = await startTurnutilsPeer(group);
-  const call = await runUclient(group, {
-    server: { host: '127.0.0.1', port: shimPort },
-    username: credential.username,
-    password: credential.password,
-    peer: { host: peer.host, port: peer.port },
-    tcp: true,
-    messages: 10,
-    timeoutMs: 90_000,
-  });
-  assert.equal(call.allocationFailed, false, call.output.slice(-3000));
-  assert.equal(call.sent, 20, call.output.slice(-3000));
-  assert.equal(call.received, 20, `echoes through shim, Tor, another exit, TLS and the composed relay:\n${call.output.slice(-3000)}`);
-  // A WebRTC call in Chromium, both peers relay-only through the shim: each peer's relay address
-  // on the composed server is the other's peer.
-  const browser = await CallBrowser.start();
-  cleanups.push(() => browser.close());
-  const webrtc = await browser.call({ iceServers: [{ urls: `turn:127.0.0.1:${shimPort}?transport=udp`, username: credential.username, credential: credential.password }], messages: 10, timeoutMs: 60_000 });
-  assert.equal(webrtc.error, undefined, `call failed: ${String(webrtc.error)}; ICE errors ${JSON.stringify(webrtc.candidateErrors)}`);
-  assert.equal(webrtc.echoed, 10, 'every data-channel message came back');
-  assert.ok(webrtc.pairs.length >= 2 && webrtc.pairs.every((p) => p.localType === 'relay' && p.remoteType === 'relay'), JSON.stringify(webrtc.pairs));
-  log(`Chromium call through the shim and the composed server: set up in ${Math.round(webrtc.setupMs)} ms, ${webrtc.echoed}/10 data-channel echoes`);
+    // The composed tor is in the network's consensus as an exit, with the compose file's policy.
+    const fingerprint = (await stack.checked(['exec', '-T', 'tor', 'cat', '/var/lib/tor/fingerprint'])).trim().split(' ')[1] ?? '';
+    assert.match(fingerprint, /^[0-9A-F]{40}$/);
+    const control = await tor.control();
+    cleanups.push(async () => control.close());
+    const joined = Date.now();
+    const { status, microdesc } = await waitFor(
+      `the client's consensus and microdescriptors to list ${nickname} (${fingerprint})`,
+      async () => {
+        const ns = await control.getInfo(`ns/id/${fingerprint}`).catch(() => '');
+        if (!/^s .*\bRunning\b/m.test(ns)) return undefined;
+        const md = await control.getInfo(`md/id/${fingerprint}`).catch(() => undefined);
+        return md === undefined ? undefined : { status: ns, microdesc: md };
+      },
+      120_000,
+      1000,
+    );
+    assert.match(status, /^s .*\bExit\b/m, `the composed relay has the Exit flag:\n${status}`);
+    assert.match(microdesc, /^p accept 3478,5349$/m, `its policy summary:\n${microdesc}`);
+    log(
+      `${nickname} in the client's consensus ${Date.now() - joined} ms after both were healthy: ${status.split('\n').find((l) => l.startsWith('s ')) ?? ''}; ${microdesc.split('\n').find((l) => l.startsWith('p ')) ?? ''}`,
+    );
 
-  // The streams left the Tor network at the network's own exits, never at the composed one
-  // (its policy rejects private addresses and its own).
-  const exitName = (hop: string): string => hop.split('~')[1] ?? hop;
-  assert.ok(exitsUsed.length > 0, 'the client opened streams to the composed server');
-  assert.ok(!exitsUsed.some((hop) => hop.includes(fingerprint)), `a stream left through the composed exit: ${exitsUsed.join(' ')}`);
-  const networkExits = tor.nodes.filter((n) => n.role === 'authority').map((n) => n.fingerprint ?? '');
-  assert.ok(exitsUsed.every((hop) => networkExits.some((fp) => fp !== '' && hop.includes(fp))), `streams left through: ${exitsUsed.join(' ')}`);
-  log(`${exitsUsed.length} streams to the composed server left through ${[...new Set(exitsUsed.map(exitName))].join(', ')}; refused by exit policy at: ${refusals.map(exitName).join(', ') || 'none'}`);
+    // Every stream the client opens to the composed server, and the circuit it rides on.
+    const paths = new Map<string, readonly string[]>();
+    for (const c of await control.circuits()) paths.set(c.id, c.path);
+    const exitsUsed: string[] = [];
+    const refusals: string[] = [];
+    const target = `127.0.0.1:${tlsPort}`;
+    await control.onEvents(['CIRC', 'STREAM'], (event) => {
+      for (const line of event.lines) {
+        if (line.startsWith('CIRC ')) {
+          const [c] = parseCircuitStatus(line.slice(5));
+          if (c) paths.set(c.id, c.path);
+        } else if (line.startsWith('STREAM ')) {
+          const [s] = parseStreamStatus(line.slice(7));
+          if (!s || s.target !== target) continue;
+          const exit = paths.get(s.circuitId)?.at(-1) ?? `unknown circuit ${s.circuitId}`;
+          if (s.status === 'SUCCEEDED') exitsUsed.push(exit);
+          if (/REASON=EXITPOLICY/.test(line)) refusals.push(exit);
+        }
+      }
+    });
 
-  // What the exit operator sees: the server's and tor's logs, and the metrics.
-  // `docker-compose logs` prefixes each line with "CONTAINER | " (and may print "Attaching to ...").
-  const serviceLog = async (service: string): Promise<string[]> =>
-    (await stack.checked(['logs', '--no-color', service]))
-      .split('\n')
-      .filter((l) => /^\S+\s+\| /.test(l))
-      .map((l) => l.replace(/^\S+\s+\| /, ''));
-  const serverLogs = await serviceLog('server');
-  const torLogs = await serviceLog('tor');
-  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  log(`server log (${serverLogs.length} lines):`);
-  for (const line of serverLogs) log(`  ${line}`);
-  log(`tor log, last 12 of ${torLogs.length} lines:`);
-  for (const line of torLogs.slice(-12)) log(`  ${line}`);
-  log('metrics that are not 0:');
-  for (const line of metrics.split('\n').filter((l) => l.startsWith('onionturn_') && !l.endsWith(' 0'))) log(`  ${line}`);
-  // JSON lines, after the one line of the entrypoint's first start (`onionturn secret`).
-  const jsonLines = serverLogs.filter((l) => !/^wrote a new \d+-bit secret to \/var\/lib\/onionturn\/turn-secret \(mode 0600\)$/.test(l));
-  assert.equal(jsonLines.length, serverLogs.length - 1, 'the entrypoint says once that it made the secret');
-  for (const line of jsonLines) assert.doesNotThrow(() => JSON.parse(line) as unknown, `a server log line is not JSON: ${line}`);
-  const allocations = jsonLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['message'] === 'allocation-created');
-  assert.ok(allocations.length >= 2, 'the server logs allocations');
-  for (const entry of allocations) {
-    assert.equal(entry['username'], '[scrubbed]', JSON.stringify(entry));
-    assert.equal(entry['client'], '[scrubbed]', JSON.stringify(entry));
-  }
-  const id = credential.username.split(':')[1] ?? credential.username;
-  for (const [what, text] of [['server log', serverLogs.join('\n')], ['tor log', torLogs.join('\n')], ['metrics', metrics]] as const) {
-    assert.ok(!text.includes(id), `${what} contains the username`);
-    assert.ok(!text.includes(`${peer.port}`), `${what} contains the peer's port ${peer.port}`);
-  }
-  // Beyond start-up lines (what it listens on, its relay address), the server names no address.
-  const ipv4 = /\b(?:\d{1,3}\.){3}\d{1,3}\b/;
-  const naming = jsonLines.filter((l) => ipv4.test(l) && (JSON.parse(l) as { message?: string }).message !== 'server-started');
-  assert.deepEqual(naming, [], 'server log lines naming an address');
-  assert.doesNotMatch(metrics, ipv4, 'metrics name an address');
-  assert.ok(metricSum(metrics, 'onionturn_allocations_created_total') >= 2, metrics);
-  assert.ok(metricSum(metrics, 'onionturn_relayed_packets_total') >= 40, metrics);
-  assert.equal(metricSum(metrics, 'onionturn_auth_failures_total'), 0, metrics);
-  log(`exit mode end to end: ${Date.now() - started} ms`);
-});
+    // A credential as the README tells operators to get one, then the shim with the pinned key.
+    const credential = JSON.parse(await stack.checked(['exec', '-T', 'server', 'onionturn', 'credentials'])) as { username: string; password: string };
+    const shimPort = await freePort();
+    const shim = group.spawn('onionturn client', process.execPath, [
+      CLI,
+      'client',
+      '--no-status',
+      '--listen',
+      `127.0.0.1:${shimPort}`,
+      '--server',
+      `tls://${target}`,
+      '--pin',
+      pin,
+      '--socks',
+      `127.0.0.1:${tor.socksPort}`,
+    ]);
+    await waitFor(
+      'the shim to answer a Binding through Tor and TLS',
+      async () => {
+        if (shim.child.exitCode !== null) throw new Error(`onionturn client exited ${shim.child.exitCode}:\n${shim.output()}`);
+        return (await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${shimPort}`, '--timeout', '20000'], { timeoutMs: 30_000 })).code === 0;
+      },
+      90_000,
+      500,
+    );
+    const peer = await startTurnutilsPeer(group);
+    const call = await runUclient(group, {
+      server: { host: '127.0.0.1', port: shimPort },
+      username: credential.username,
+      password: credential.password,
+      peer: { host: peer.host, port: peer.port },
+      tcp: true,
+      messages: 10,
+      timeoutMs: 90_000,
+    });
+    assert.equal(call.allocationFailed, false, call.output.slice(-3000));
+    assert.equal(call.sent, 20, call.output.slice(-3000));
+    assert.equal(call.received, 20, `echoes through shim, Tor, another exit, TLS and the composed relay:\n${call.output.slice(-3000)}`);
+    // A WebRTC call in Chromium, both peers relay-only through the shim: each peer's relay address
+    // on the composed server is the other's peer.
+    const browser = await CallBrowser.start();
+    cleanups.push(() => browser.close());
+    const webrtc = await browser.call({
+      iceServers: [{ urls: `turn:127.0.0.1:${shimPort}?transport=udp`, username: credential.username, credential: credential.password }],
+      messages: 10,
+      timeoutMs: 60_000,
+    });
+    assert.equal(webrtc.error, undefined, `call failed: ${String(webrtc.error)}; ICE errors ${JSON.stringify(webrtc.candidateErrors)}`);
+    assert.equal(webrtc.echoed, 10, 'every data-channel message came back');
+    assert.ok(webrtc.pairs.length >= 2 && webrtc.pairs.every((p) => p.localType === 'relay' && p.remoteType === 'relay'), JSON.stringify(webrtc.pairs));
+    log(`Chromium call through the shim and the composed server: set up in ${Math.round(webrtc.setupMs)} ms, ${webrtc.echoed}/10 data-channel echoes`);
+
+    // The streams left the Tor network at the network's own exits, never at the composed one
+    // (its policy rejects private addresses and its own).
+    const exitName = (hop: string): string => hop.split('~')[1] ?? hop;
+    assert.ok(exitsUsed.length > 0, 'the client opened streams to the composed server');
+    assert.ok(!exitsUsed.some((hop) => hop.includes(fingerprint)), `a stream left through the composed exit: ${exitsUsed.join(' ')}`);
+    const networkExits = tor.nodes.filter((n) => n.role === 'authority').map((n) => n.fingerprint ?? '');
+    assert.ok(
+      exitsUsed.every((hop) => networkExits.some((fp) => fp !== '' && hop.includes(fp))),
+      `streams left through: ${exitsUsed.join(' ')}`,
+    );
+    log(
+      `${exitsUsed.length} streams to the composed server left through ${[...new Set(exitsUsed.map(exitName))].join(', ')}; refused by exit policy at: ${refusals.map(exitName).join(', ') || 'none'}`,
+    );
+
+    // What the exit operator sees: the server's and tor's logs, and the metrics.
+    // `docker-compose logs` prefixes each line with "CONTAINER | " (and may print "Attaching to ...").
+    const serviceLog = async (service: string): Promise<string[]> =>
+      (await stack.checked(['logs', '--no-color', service]))
+        .split('\n')
+        .filter((l) => /^\S+\s+\| /.test(l))
+        .map((l) => l.replace(/^\S+\s+\| /, ''));
+    const serverLogs = await serviceLog('server');
+    const torLogs = await serviceLog('tor');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    log(`server log (${serverLogs.length} lines):`);
+    for (const line of serverLogs) log(`  ${line}`);
+    log(`tor log, last 12 of ${torLogs.length} lines:`);
+    for (const line of torLogs.slice(-12)) log(`  ${line}`);
+    log('metrics that are not 0:');
+    for (const line of metrics.split('\n').filter((l) => l.startsWith('onionturn_') && !l.endsWith(' 0'))) log(`  ${line}`);
+    // JSON lines, after the one line of the entrypoint's first start (`onionturn secret`).
+    const jsonLines = serverLogs.filter((l) => !/^wrote a new \d+-bit secret to \/var\/lib\/onionturn\/turn-secret \(mode 0600\)$/.test(l));
+    assert.equal(jsonLines.length, serverLogs.length - 1, 'the entrypoint says once that it made the secret');
+    for (const line of jsonLines) assert.doesNotThrow(() => JSON.parse(line) as unknown, `a server log line is not JSON: ${line}`);
+    const allocations = jsonLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['message'] === 'allocation-created');
+    assert.ok(allocations.length >= 2, 'the server logs allocations');
+    for (const entry of allocations) {
+      assert.equal(entry['username'], '[scrubbed]', JSON.stringify(entry));
+      assert.equal(entry['client'], '[scrubbed]', JSON.stringify(entry));
+    }
+    const id = credential.username.split(':')[1] ?? credential.username;
+    for (const [what, text] of [
+      ['server log', serverLogs.join('\n')],
+      ['tor log', torLogs.join('\n')],
+      ['metrics', metrics],
+    ] as const) {
+      assert.ok(!text.includes(id), `${what} contains the username`);
+      assert.ok(!text.includes(`${peer.port}`), `${what} contains the peer's port ${peer.port}`);
+    }
+    // Beyond start-up lines (what it listens on, its relay address), the server names no address.
+    const ipv4 = /\b(?:\d{1,3}\.){3}\d{1,3}\b/;
+    const naming = jsonLines.filter((l) => ipv4.test(l) && (JSON.parse(l) as { message?: string }).message !== 'server-started');
+    assert.deepEqual(naming, [], 'server log lines naming an address');
+    assert.doesNotMatch(metrics, ipv4, 'metrics name an address');
+    assert.ok(metricSum(metrics, 'onionturn_allocations_created_total') >= 2, metrics);
+    assert.ok(metricSum(metrics, 'onionturn_relayed_packets_total') >= 40, metrics);
+    assert.equal(metricSum(metrics, 'onionturn_auth_failures_total'), 0, metrics);
+    log(`exit mode end to end: ${Date.now() - started} ms`);
+  },
+);

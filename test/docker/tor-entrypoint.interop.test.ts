@@ -39,7 +39,8 @@ async function runEntrypoint(env: Record<string, string>, args: readonly string[
     const tmp = join(dir, 'tmp');
     mkdirSync(tmp);
     // /tmp last: the other sources live under the host's /tmp.
-    const script = 'set -e; mount --bind "$1" /usr/local/share; mount --bind "$2" /etc/tor; mount --bind "$3" /var/lib/tor; mount --bind "$4" /tmp; shift 4; exec /usr/local/share/onionturn-tor/entrypoint.sh "$@"';
+    const script =
+      'set -e; mount --bind "$1" /usr/local/share; mount --bind "$2" /etc/tor; mount --bind "$3" /var/lib/tor; mount --bind "$4" /tmp; shift 4; exec /usr/local/share/onionturn-tor/entrypoint.sh "$@"';
     const r = await runCommand(unshare, ['--mount', '--propagation', 'private', '/bin/sh', '-c', script, 'sh', share, etc, lib, tmp, ...args], {
       env: { PATH: `${dirname(tor)}:/usr/sbin:/usr/bin:/sbin:/bin`, ...env },
       timeoutMs: 60_000,
@@ -157,7 +158,12 @@ test('tor entrypoint: onion mode turns on the onion-service defences (PoW, strea
   const dirAt = lines.indexOf('HiddenServiceDir /var/lib/tor/onionturn');
   assert.ok(dirAt >= 0, r.torrc);
   // Per-service options apply to the HiddenServiceDir before them: all must follow ours.
-  for (const expected of ['HiddenServicePort 3478 127.0.0.1:3478', 'HiddenServicePoWDefensesEnabled 1', 'HiddenServiceMaxStreams 256', 'HiddenServiceMaxStreamsCloseCircuit 1']) {
+  for (const expected of [
+    'HiddenServicePort 3478 127.0.0.1:3478',
+    'HiddenServicePoWDefensesEnabled 1',
+    'HiddenServiceMaxStreams 256',
+    'HiddenServiceMaxStreamsCloseCircuit 1',
+  ]) {
     const at = lines.indexOf(expected);
     assert.ok(at > dirAt, `'${expected}' after the HiddenServiceDir in:\n${r.torrc ?? ''}`);
   }

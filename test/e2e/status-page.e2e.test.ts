@@ -12,7 +12,12 @@ import { CallBrowser, repoRoot, startBridge, type Bridge, type ShimHandle } from
 const ARTIFACTS = join(repoRoot() ?? process.cwd(), 'artifacts');
 
 /** One raw HTTP request (fetch() would not let a test set Host). */
-function raw(port: number, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function raw(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
       let body = '';
@@ -102,7 +107,11 @@ describe('status page', () => {
     const page = await b.open(b.url);
     try {
       await page.addScriptTag({ content: guideSnippet('browser') });
-      return (await page.evaluate(`(${GUIDE_CALL})(${JSON.stringify(`127.0.0.1:${bridge.shim.port}`)}, ${JSON.stringify(cred)})`)) as { echo: string; types: string[]; policy: string };
+      return (await page.evaluate(`(${GUIDE_CALL})(${JSON.stringify(`127.0.0.1:${bridge.shim.port}`)}, ${JSON.stringify(cred)})`)) as {
+        echo: string;
+        types: string[];
+        policy: string;
+      };
     } finally {
       await page.close();
     }
@@ -210,9 +219,19 @@ describe('status page', () => {
     assert.doesNotMatch(none.body, /local-secret/);
     const wrong = await raw(shim.statusPort, 'POST', '/api/test-call', { host, origin: `http://${host}`, 'x-onionturn-token': `${token}x` });
     assert.equal(wrong.status, 403);
-    const cross = await raw(shim.statusPort, 'POST', '/api/test-call', { host, origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', 'x-onionturn-token': token });
+    const cross = await raw(shim.statusPort, 'POST', '/api/test-call', {
+      host,
+      origin: 'https://evil.example',
+      'sec-fetch-site': 'cross-site',
+      'x-onionturn-token': token,
+    });
     assert.equal(cross.status, 403);
-    const good = await raw(shim.statusPort, 'POST', '/api/test-call', { host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin', 'x-onionturn-token': token });
+    const good = await raw(shim.statusPort, 'POST', '/api/test-call', {
+      host,
+      origin: `http://${host}`,
+      'sec-fetch-site': 'same-origin',
+      'x-onionturn-token': token,
+    });
     assert.equal(good.status, 200);
     assert.match(good.body, /local-secret/, 'with the token the page gets its test credentials');
   });

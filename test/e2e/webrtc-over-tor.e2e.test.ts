@@ -4,16 +4,7 @@
 // asserted.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  CallBrowser,
-  median,
-  metricSum,
-  startBridge,
-  type Bridge,
-  type CallResult,
-  type ShimHandle,
-  type TorControl,
-} from '@onionturn/testkit';
+import { CallBrowser, median, metricSum, startBridge, type Bridge, type CallResult, type ShimHandle, type TorControl } from '@onionturn/testkit';
 
 function assertRelayCall(r: CallResult, transport: 'udp' | 'tcp', shim: ShimHandle): void {
   assert.equal(r.error, undefined, `call failed: ${r.error}; ICE errors ${JSON.stringify(r.candidateErrors)}`);
@@ -100,7 +91,7 @@ describe('exit path: the server reached through a Tor exit', () => {
     assert.ok(circuits.size >= 2, `streams to the server shared one circuit: ${JSON.stringify(toServer)}`);
   });
 
-  test('local-credential mode: the page uses the shim\'s static credentials; the shim fetches upstream ones through Tor', async () => {
+  test("local-credential mode: the page uses the shim's static credentials; the shim fetches upstream ones through Tor", async () => {
     const shim = await bridge.addShim(bridge.server, { localCredentials: { user: 'alice', password: 'local-secret' } });
     const r = await browser.call({
       iceServers: [{ urls: `turn:127.0.0.1:${shim.port}?transport=udp`, username: 'alice', credential: 'local-secret' }],
@@ -115,7 +106,10 @@ describe('exit path: the server reached through a Tor exit', () => {
       messages: 1,
     });
     assert.equal(wrong.connected, false);
-    assert.ok(wrong.candidateErrors.some((e) => e.errorCode === 401), `ICE errors: ${JSON.stringify(wrong.candidateErrors)}`);
+    assert.ok(
+      wrong.candidateErrors.some((e) => e.errorCode === 401),
+      `ICE errors: ${JSON.stringify(wrong.candidateErrors)}`,
+    );
   });
 
   test('wrong credentials show in the page as ICE candidate error 401', async () => {
@@ -126,7 +120,10 @@ describe('exit path: the server reached through a Tor exit', () => {
       messages: 1,
     });
     assert.equal(r.connected, false);
-    assert.ok(r.candidateErrors.some((e) => e.errorCode === 401), `ICE errors: ${JSON.stringify(r.candidateErrors)}`);
+    assert.ok(
+      r.candidateErrors.some((e) => e.errorCode === 401),
+      `ICE errors: ${JSON.stringify(r.candidateErrors)}`,
+    );
   });
 
   test('a peer on a denied address (loopback, another server, without --allow-loopback-peers) gets no traffic', async () => {

@@ -7,5 +7,13 @@ export { Reply, connectReplyLength, encodeConnect, encodeGreeting, encodeUserPas
 export const AddressType = { IPv4: 0x01, Domain: 0x03, IPv6: 0x04 } as const;
 
 // The SOCKS5 front end's server-side codec and the shim's own TURN client session (SOCKS UDP, forwards).
-export { parseGreeting, parseRequest, parseResolveReply, parseUdpDatagram, parseUserPass, encodeReply, encodeUdpHeader } from '@onionturn/client/internal/socks5-server-codec';
+export {
+  parseGreeting,
+  parseRequest,
+  parseResolveReply,
+  parseUdpDatagram,
+  parseUserPass,
+  encodeReply,
+  encodeUdpHeader,
+} from '@onionturn/client/internal/socks5-server-codec';
 export { TurnClientSession } from '@onionturn/client/internal/turn-client-session';

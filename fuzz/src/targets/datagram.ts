@@ -75,7 +75,12 @@ export const datagramFraming: Target = {
     // The gateway's rules on the same stream: what reaches the target, what goes back, one close.
     // Its decoder takes any frame the format allows and drops datagrams over maxDatagram.
     const full = maxBody === 0xffff ? whole : decodeAll(stream, [], 0xffff);
-    const limits: UdpGatewayLimits = { maxStreams: 1, maxQueuedBytes: (opts & 2) !== 0 ? 600 : 1 << 20, idleTimeoutMs: 1000, maxDatagram: maxBody === 512 ? 400 : 65_507 };
+    const limits: UdpGatewayLimits = {
+      maxStreams: 1,
+      maxQueuedBytes: (opts & 2) !== 0 ? 600 : 1 << 20,
+      idleTimeoutMs: 1000,
+      maxDatagram: maxBody === 512 ? 400 : 65_507,
+    };
     const stats = new GatewayStats();
     let toTarget = 0;
     let streamBytes = 0;

@@ -7,4 +7,16 @@ import { serverCore } from './server-core.js';
 import { shimFlow } from './shim-flow.js';
 import { socksFront } from './socks-front.js';
 
-export const TARGETS: readonly Target[] = [stunDecoder, streamFramer, channelData, serverCore, peerPolicy, proxyHeader, credentialRequest, socks5Codec, datagramFraming, socksFront, shimFlow];
+export const TARGETS: readonly Target[] = [
+  stunDecoder,
+  streamFramer,
+  channelData,
+  serverCore,
+  peerPolicy,
+  proxyHeader,
+  credentialRequest,
+  socks5Codec,
+  datagramFraming,
+  socksFront,
+  shimFlow,
+];

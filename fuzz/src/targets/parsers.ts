@@ -7,13 +7,22 @@ import { AddressType, connectReplyLength, encodeConnect, encodeGreeting, encodeU
 import { havoc } from '../mutate.js';
 import { check, type Target } from '../target.js';
 
-const PROBES = ['93.184.216.34', '127.0.0.1', '10.1.2.3', '169.254.169.254', '::1', '::ffff:127.0.0.1', '2001:4860:4860::8888', '64:ff9b::a00:1'].map(
-  (a) => (a.includes(':') ? ipv6(a) : Buffer.from(a.split('.').map(Number))),
+const PROBES = ['93.184.216.34', '127.0.0.1', '10.1.2.3', '169.254.169.254', '::1', '::ffff:127.0.0.1', '2001:4860:4860::8888', '64:ff9b::a00:1'].map((a) =>
+  a.includes(':') ? ipv6(a) : Buffer.from(a.split('.').map(Number)),
 );
 
 function ipv6(text: string): Buffer {
   const [head = '', tail = ''] = text.split('::');
-  const words = (s: string): number[] => (s === '' ? [] : s.split(':').flatMap((w) => (w.includes('.') ? [(Number(w.split('.')[0]) << 8) | Number(w.split('.')[1]), (Number(w.split('.')[2]) << 8) | Number(w.split('.')[3])] : [parseInt(w, 16)])));
+  const words = (s: string): number[] =>
+    s === ''
+      ? []
+      : s
+          .split(':')
+          .flatMap((w) =>
+            w.includes('.')
+              ? [(Number(w.split('.')[0]) << 8) | Number(w.split('.')[1]), (Number(w.split('.')[2]) << 8) | Number(w.split('.')[3])]
+              : [parseInt(w, 16)],
+          );
   const h = words(head);
   const t = words(tail);
   const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];

@@ -63,7 +63,9 @@ export const stunDecoder: Target = {
         try {
           b.add(attr.type, v.value);
         } catch (e) {
-          throw new FuzzCheckError(`attribute 0x${attr.type.toString(16)} (${v.value.kind}) decodes to a value that does not re-encode: ${(e as Error).message} | value ${JSON.stringify(v.value)}`);
+          throw new FuzzCheckError(
+            `attribute 0x${attr.type.toString(16)} (${v.value.kind}) decodes to a value that does not re-encode: ${(e as Error).message} | value ${JSON.stringify(v.value)}`,
+          );
         }
         values.push(v.value);
         parts.push(`${attr.type}:${v.value.kind}`);

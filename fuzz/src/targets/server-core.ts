@@ -195,7 +195,8 @@ class Run {
         b.addRaw(a.type, this.token);
         continue;
       }
-      if (a.type === AttributeType.PasswordAlgorithm && a.value.length >= 2 && a.value.readUInt16BE(0) === PasswordAlgorithm.SHA256) algorithm = PasswordAlgorithm.SHA256;
+      if (a.type === AttributeType.PasswordAlgorithm && a.value.length >= 2 && a.value.readUInt16BE(0) === PasswordAlgorithm.SHA256)
+        algorithm = PasswordAlgorithm.SHA256;
       b.addRaw(a.type, a.value);
     }
     if (!s.nonce || msg.messageClass !== MessageClass.Request) return b.build({ fingerprint: (flags & FINGERPRINT) !== 0 });
@@ -204,7 +205,12 @@ class Run {
     b.add(AttributeType.Nonce, { kind: 'text', text: s.nonce });
     const sha256 = (flags & SHA256) !== 0;
     try {
-      return b.build({ integrityKey: longTermKey(this.username, (harness as typeof Harness).REALM, this.password, algorithm), sha1: !sha256, sha256, fingerprint: (flags & FINGERPRINT) !== 0 });
+      return b.build({
+        integrityKey: longTermKey(this.username, (harness as typeof Harness).REALM, this.password, algorithm),
+        sha1: !sha256,
+        sha256,
+        fingerprint: (flags & FINGERPRINT) !== 0,
+      });
     } catch {
       return raw; // over 64 KiB with the credential added
     }
@@ -302,7 +308,10 @@ class Run {
     for (const r of this.world.relays) sent += r.sent.length;
     let msgs = 0;
     for (const s of this.slots) msgs += s?.client.link.messages.length ?? 0;
-    check(sent <= 2 * steps && msgs <= 2 * steps && this.outputs <= 2 * steps, `${sent} datagrams to peers, ${msgs + this.outputs} to clients after ${steps} inputs`);
+    check(
+      sent <= 2 * steps && msgs <= 2 * steps && this.outputs <= 2 * steps,
+      `${sent} datagrams to peers, ${msgs + this.outputs} to clients after ${steps} inputs`,
+    );
   }
 
   /** After the conversation: closing everything frees every socket and, after quarantine, every port. */
@@ -339,7 +348,8 @@ export const serverCore: Target = {
   shrink(input) {
     const conv = parseConversation(input);
     const out: Buffer[] = [];
-    for (let i = 0; i < conv.records.length; i++) out.push(writeConversation({ config: conv.config, records: [...conv.records.slice(0, i), ...conv.records.slice(i + 1)] }));
+    for (let i = 0; i < conv.records.length; i++)
+      out.push(writeConversation({ config: conv.config, records: [...conv.records.slice(0, i), ...conv.records.slice(i + 1)] }));
     return out;
   },
   run(input) {
@@ -395,7 +405,8 @@ function conversationSeeds(): Buffer[] {
   const lifetime = (n: number): [number, Parameters<MessageBuilder['add']>[1]] => [AttributeType.Lifetime, { kind: 'uint32', value: n }];
   const send = (address: string, port: number, data: string): Buffer =>
     build(Method.Send, [addr(address, port), [AttributeType.Data, { kind: 'bytes', bytes: Buffer.from(data) }]], MessageClass.Indication);
-  const chan = (n: number, address: string, port: number): Buffer => build(Method.ChannelBind, [[AttributeType.ChannelNumber, { kind: 'channel-number', channel: n }], addr(address, port)]);
+  const chan = (n: number, address: string, port: number): Buffer =>
+    build(Method.ChannelBind, [[AttributeType.ChannelNumber, { kind: 'channel-number', channel: n }], addr(address, port)]);
   const full = (op: number, extra: { op: number; payload: Buffer }[] = []): { op: number; payload: Buffer }[] => [
     { op, payload: build(Method.Allocate, [UDP]) },
     { op, payload: build(Method.Allocate, [UDP, lifetime(1200)]) },
@@ -428,7 +439,9 @@ function conversationSeeds(): Buffer[] {
   // Signed by someone else: an unknown user, or a wrong password and a nonce never issued.
   const foreign = (user: string): Buffer => {
     const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(UDP[0], UDP[1]);
-    b.add(AttributeType.Username, { kind: 'text', text: user }).add(AttributeType.Realm, { kind: 'text', text: 'onion.test' }).add(AttributeType.Nonce, { kind: 'text', text: 'obMatJos2gAAAAAAAAAAAAAAAAAAAAAA' });
+    b.add(AttributeType.Username, { kind: 'text', text: user })
+      .add(AttributeType.Realm, { kind: 'text', text: 'onion.test' })
+      .add(AttributeType.Nonce, { kind: 'text', text: 'obMatJos2gAAAAAAAAAAAAAAAAAAAAAA' });
     return b.build({ integrityKey: longTermKey(user, 'onion.test', 'not the password') });
   };
   const convs: Conversation[] = [
@@ -436,7 +449,13 @@ function conversationSeeds(): Buffer[] {
     { config: 0, records: [{ op: Op.Client, payload: Buffer.from([2]) }, ...full(D)] },
     { config: 2, records: full(S | FINGERPRINT) },
     { config: 8, records: full(S | SHA256) },
-    { config: 0x10, records: full(S, [{ op: Op.Clock, payload: u32(400) }, { op: Op.Tick, payload: Buffer.alloc(0) }]) },
+    {
+      config: 0x10,
+      records: full(S, [
+        { op: Op.Clock, payload: u32(400) },
+        { op: Op.Tick, payload: Buffer.alloc(0) },
+      ]),
+    },
     {
       config: 4,
       records: [
@@ -539,13 +558,48 @@ function conversationSeeds(): Buffer[] {
         { op: Op.HoldBinds, payload: Buffer.from([0]) },
         { op: Op.Client, payload: Buffer.from([2]) },
         { op: D, payload: build(Method.Allocate, [UDP]) },
-        { op: D, payload: build(Method.Allocate, [UDP, [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' }], [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.alloc(8) }]]) },
-        { op: D, payload: build(Method.Allocate, [UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: false }], [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.alloc(8) }]]) },
-        { op: D, payload: build(Method.Allocate, [UDP, [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' }], [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }]]) },
+        {
+          op: D,
+          payload: build(Method.Allocate, [
+            UDP,
+            [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' }],
+            [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.alloc(8) }],
+          ]),
+        },
+        {
+          op: D,
+          payload: build(Method.Allocate, [
+            UDP,
+            [AttributeType.EvenPort, { kind: 'even-port', reserve: false }],
+            [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.alloc(8) }],
+          ]),
+        },
+        {
+          op: D,
+          payload: build(Method.Allocate, [
+            UDP,
+            [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' }],
+            [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }],
+          ]),
+        },
         { op: D, payload: build(Method.Allocate, [UDP, [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv4' }]]) },
         { op: D, payload: build(Method.Allocate, [UDP, algorithm(PasswordAlgorithm.SHA256, [PasswordAlgorithm.MD5])]) },
-        { op: D, payload: build(Method.Allocate, [UDP, algorithm(3, [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256]), algorithms([PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256])]) },
-        { op: D, payload: build(Method.Allocate, [UDP, algorithm(PasswordAlgorithm.SHA256, [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256]), algorithms([PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256])]) },
+        {
+          op: D,
+          payload: build(Method.Allocate, [
+            UDP,
+            algorithm(3, [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256]),
+            algorithms([PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256]),
+          ]),
+        },
+        {
+          op: D,
+          payload: build(Method.Allocate, [
+            UDP,
+            algorithm(PasswordAlgorithm.SHA256, [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256]),
+            algorithms([PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256]),
+          ]),
+        },
         { op: Op.Client, payload: Buffer.from([3]) },
         { op: Op.Datagram, payload: foreign('bob') },
         { op: D, payload: build(Method.Allocate, [UDP]) },
@@ -617,7 +671,14 @@ function randomRecord(rng: Rng, corpus: readonly Buffer[]): { op: number; payloa
     case 2:
       return { op: Op.Client, payload: Buffer.from([rng.below(4)]) };
     case 3:
-      return { op: Op.Peer, payload: Buffer.concat([Buffer.from([rng.below(4), rng.below(PEERS.length)]), u32(rng.pick([5000, 53, 5001, 50001, rng.below(0x10000)])), rng.bytes(rng.below(40))]) };
+      return {
+        op: Op.Peer,
+        payload: Buffer.concat([
+          Buffer.from([rng.below(4), rng.below(PEERS.length)]),
+          u32(rng.pick([5000, 53, 5001, 50001, rng.below(0x10000)])),
+          rng.bytes(rng.below(40)),
+        ]),
+      };
     case 4: {
       const other = corpus.length > 0 ? parseConversation(rng.pick(corpus)).records : [];
       return other.length > 0 ? { ...rng.pick(other) } : { op: Op.Close, payload: Buffer.alloc(0) };
@@ -674,4 +735,3 @@ function mutateConversation(input: Buffer, rng: Rng, corpus: readonly Buffer[]):
   const out = writeConversation(conv);
   return out.length > 8192 ? out.subarray(0, 8192) : out;
 }
-

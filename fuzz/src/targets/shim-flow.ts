@@ -75,10 +75,20 @@ class Run {
     const msg = d.value;
     const b = new MessageBuilder(msg.method, msg.messageClass, msg.transactionId);
     for (const a of msg.attributes) {
-      if (a.type === AttributeType.Username || a.type === AttributeType.Realm || a.type === AttributeType.Nonce || a.type === AttributeType.MessageIntegrity || a.type === AttributeType.MessageIntegritySha256 || a.type === AttributeType.Fingerprint) continue;
+      if (
+        a.type === AttributeType.Username ||
+        a.type === AttributeType.Realm ||
+        a.type === AttributeType.Nonce ||
+        a.type === AttributeType.MessageIntegrity ||
+        a.type === AttributeType.MessageIntegritySha256 ||
+        a.type === AttributeType.Fingerprint
+      )
+        continue;
       b.addRaw(a.type, a.value);
     }
-    b.add(AttributeType.Username, { kind: 'text', text: LOCAL.username }).add(AttributeType.Realm, { kind: 'text', text: LOCAL.realm }).add(AttributeType.Nonce, { kind: 'text', text: this.nonce });
+    b.add(AttributeType.Username, { kind: 'text', text: LOCAL.username })
+      .add(AttributeType.Realm, { kind: 'text', text: LOCAL.realm })
+      .add(AttributeType.Nonce, { kind: 'text', text: this.nonce });
     try {
       return b.build({ integrityKey: longTermKey(LOCAL.username, LOCAL.realm, LOCAL.password), sha1: true, fingerprint: true });
     } catch {
@@ -114,7 +124,10 @@ class Run {
             const first = a.data[0];
             check(first !== undefined, 'an empty datagram to the app');
             const kind = wireKindOf(first);
-            check(kind === WireKind.Stun || kind === WireKind.ChannelData, `a datagram to the app that is neither STUN nor ChannelData: ${a.data.toString('hex').slice(0, 40)}`);
+            check(
+              kind === WireKind.Stun || kind === WireKind.ChannelData,
+              `a datagram to the app that is neither STUN nor ChannelData: ${a.data.toString('hex').slice(0, 40)}`,
+            );
             this.sawAppMessage(a.data, kind === WireKind.ChannelData);
           }
           break;
@@ -169,7 +182,10 @@ class Run {
         break;
       case ShimOp.Credential: {
         const minutes = payload[0] ?? 0;
-        const r = minutes === 0 ? ({ ok: false, error: { code: 'credentials', reason: 'fuzz' } } as const) : ({ ok: true, value: { username: 'u', password: 'p', expiresAt: this.now + minutes * 60_000 } } as const);
+        const r =
+          minutes === 0
+            ? ({ ok: false, error: { code: 'credentials', reason: 'fuzz' } } as const)
+            : ({ ok: true, value: { username: 'u', password: 'p', expiresAt: this.now + minutes * 60_000 } } as const);
         this.apply(m.credential(r, this.now), undefined);
         break;
       }
@@ -205,7 +221,8 @@ export const shimFlow: Target = {
   shrink(input) {
     const conv = parseConversation(input);
     const out: Buffer[] = [];
-    for (let i = 0; i < conv.records.length; i++) out.push(writeConversation({ config: conv.config, records: [...conv.records.slice(0, i), ...conv.records.slice(i + 1)] }));
+    for (let i = 0; i < conv.records.length; i++)
+      out.push(writeConversation({ config: conv.config, records: [...conv.records.slice(0, i), ...conv.records.slice(i + 1)] }));
     return out;
   },
   run(input) {
@@ -245,19 +262,30 @@ const u16 = (n: number): Buffer => {
   b.writeUInt16BE(n);
   return b;
 };
-const rec = (op: number, payload: Buffer | number[] = []): { op: number; payload: Buffer } => ({ op, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload) });
+const rec = (op: number, payload: Buffer | number[] = []): { op: number; payload: Buffer } => ({
+  op,
+  payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
+});
 
 function flowSeeds(): Buffer[] {
   const allocate = request(Method.Allocate, [UDP_TRANSPORT]);
   const tid = allocate.subarray(8, 20);
-  const challenge = response(Method.Allocate, MessageClass.ErrorResponse, [
-    [AttributeType.ErrorCode, { kind: 'error-code', code: 401, reason: 'Unauthorized' }],
-    [AttributeType.Realm, { kind: 'text', text: 'server.realm' }],
-    [AttributeType.Nonce, { kind: 'text', text: 'server-nonce-1234' }],
-  ], tid);
+  const challenge = response(
+    Method.Allocate,
+    MessageClass.ErrorResponse,
+    [
+      [AttributeType.ErrorCode, { kind: 'error-code', code: 401, reason: 'Unauthorized' }],
+      [AttributeType.Realm, { kind: 'text', text: 'server.realm' }],
+      [AttributeType.Nonce, { kind: 'text', text: 'server-nonce-1234' }],
+    ],
+    tid,
+  );
   const ok = response(Method.Allocate, MessageClass.SuccessResponse, [[AttributeType.Lifetime, { kind: 'uint32', value: 600 }]], tid);
   const peer = { kind: 'address' as const, address: { family: 'IPv4' as const, address: '93.184.216.34', port: 5000 } };
-  const bind = request(Method.ChannelBind, [[AttributeType.ChannelNumber, { kind: 'channel-number', channel: 0x4000 }], [AttributeType.XorPeerAddress, peer]]);
+  const bind = request(Method.ChannelBind, [
+    [AttributeType.ChannelNumber, { kind: 'channel-number', channel: 0x4000 }],
+    [AttributeType.XorPeerAddress, peer],
+  ]);
   const cd = encodeChannelData(0x4000, Buffer.from('media'), false);
   const padded = encodeChannelData(0x4000, Buffer.from('odd'), true);
   const refresh0 = response(Method.Refresh, MessageClass.SuccessResponse, [[AttributeType.Lifetime, { kind: 'uint32', value: 0 }]]);
@@ -307,7 +335,10 @@ function flowSeeds(): Buffer[] {
     config: 0,
     records: [rec(ShimOp.App, allocate), rec(ShimOp.Turn), rec(ShimOp.Dialed, [0]), rec(ShimOp.Upstream, Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'))],
   };
-  const failedDial: Conversation = { config: 2, records: [rec(ShimOp.App | RESIGN, allocate), rec(ShimOp.Turn), rec(ShimOp.Dialed, [2]), rec(ShimOp.App, allocate)] };
+  const failedDial: Conversation = {
+    config: 2,
+    records: [rec(ShimOp.App | RESIGN, allocate), rec(ShimOp.Turn), rec(ShimOp.Dialed, [2]), rec(ShimOp.App, allocate)],
+  };
   return [pass(0), pass(1), local(2), local(3), hostile, garbageUpstream, failedDial].map(writeConversation);
 }
 

@@ -1,7 +1,16 @@
 // The SOCKS5 front end's codec (what any local app sends) and the shim's TURN client session (what
 // the upstream server, or anyone on a plaintext path, sends back): never a throw, bounded outputs.
 import { encodeChannelData } from '@onionturn/protocol';
-import { TurnClientSession, encodeReply, encodeUdpHeader, parseGreeting, parseRequest, parseResolveReply, parseUdpDatagram, parseUserPass } from '../adapters/socks5.js';
+import {
+  TurnClientSession,
+  encodeReply,
+  encodeUdpHeader,
+  parseGreeting,
+  parseRequest,
+  parseResolveReply,
+  parseUdpDatagram,
+  parseUserPass,
+} from '../adapters/socks5.js';
 import { havoc } from '../mutate.js';
 import { check, type Target } from '../target.js';
 
@@ -49,7 +58,8 @@ export const socksFront: Target = {
       if (r.kind === 'ok') {
         check(r.value.data.length <= rest.length, 'payload longer than the datagram');
         const d = r.value.destination;
-        if (Buffer.byteLength(d.address.host) <= 255) check(encodeUdpHeader(d.address.host, d.port).length >= (d.address.kind === 'ip' ? 10 : 8), 'header too short');
+        if (Buffer.byteLength(d.address.host) <= 255)
+          check(encodeUdpHeader(d.address.host, d.port).length >= (d.address.kind === 'ip' ? 10 : 8), 'header too short');
       }
       return `udp:${r.kind === 'ok' ? r.value.destination.address.kind : r.reason}`;
     }

@@ -95,7 +95,9 @@ export function resolveSecrets(sources: SecretSources, rawArgv: readonly string[
   }
   if (files.length > 0) {
     const secrets = files.map((file) =>
-      readSecretFile(file, ({ path, mode }) => warnings.push(`secret file ${path} has mode ${mode.toString(8).padStart(4, '0')}; others can read it (chmod 600 ${path})`)),
+      readSecretFile(file, ({ path, mode }) =>
+        warnings.push(`secret file ${path} has mode ${mode.toString(8).padStart(4, '0')}; others can read it (chmod 600 ${path})`),
+      ),
     );
     return { secrets, warnings };
   }
@@ -146,7 +148,11 @@ function kebab(name: string): string {
 /** Option names (kebab-case) that ONIONTURN_* variables in `env` set, e.g. ONIONTURN_SECRET_FILE → secret-file. */
 export function envOptionNames(env: NodeJS.ProcessEnv): Set<string> {
   const prefix = `${ENV_PREFIX}_`;
-  return new Set(Object.keys(env).filter((name) => name.startsWith(prefix) && name.length > prefix.length).map((name) => name.slice(prefix.length).toLowerCase().replace(/_/g, '-')));
+  return new Set(
+    Object.keys(env)
+      .filter((name) => name.startsWith(prefix) && name.length > prefix.length)
+      .map((name) => name.slice(prefix.length).toLowerCase().replace(/_/g, '-')),
+  );
 }
 
 interface OptionsView {

@@ -21,6 +21,12 @@ export function formatCredential(credential: RestCredential, uris: readonly stri
       // An RTCIceServer, ready for new RTCPeerConnection({ iceServers: [ ... ] }).
       return `${JSON.stringify({ urls: uris, username, credential: password })}\n`;
     case 'env':
-      return [`TURN_USERNAME=${shellQuote(username)}`, `TURN_PASSWORD=${shellQuote(password)}`, `TURN_TTL=${ttl}`, `TURN_URIS=${shellQuote(uris.join(' '))}`, ''].join('\n');
+      return [
+        `TURN_USERNAME=${shellQuote(username)}`,
+        `TURN_PASSWORD=${shellQuote(password)}`,
+        `TURN_TTL=${ttl}`,
+        `TURN_URIS=${shellQuote(uris.join(' '))}`,
+        '',
+      ].join('\n');
   }
 }

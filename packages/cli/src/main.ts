@@ -34,7 +34,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   };
   const parser = yargs([...argv])
     .scriptName('onionturn')
-    .usage('$0 <command> [options]\n\nTURN-over-Tor bridge. Options come from flags, ONIONTURN_* environment variables\n(e.g. ONIONTURN_SECRET_FILE for --secret-file) and --config FILE (JSON), in that order.')
+    .usage(
+      '$0 <command> [options]\n\nTURN-over-Tor bridge. Options come from flags, ONIONTURN_* environment variables\n(e.g. ONIONTURN_SECRET_FILE for --secret-file) and --config FILE (JSON), in that order.',
+    )
     .env(ENV_PREFIX)
     .middleware(ignoreForeignEnv(process.env), true)
     .config('config', 'YAML (.yaml/.yml) or JSON file of option names to values, e.g. secretFile: /etc/onionturn/secret', loadConfigFile)

@@ -27,7 +27,8 @@ export function loadOrCreateStatusPort(path: string): { port: number; created: b
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot read ${path}: ${errorText(error)}; give --status 127.0.0.1:PORT or --no-status`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new UsageError(`cannot read ${path}: ${errorText(error)}; give --status 127.0.0.1:PORT or --no-status`);
   }
   if (text !== undefined) {
     const port = parsePort(text);

@@ -43,7 +43,30 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
     coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
     recorder = await SocksRecorder.start();
-    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', '--local-password', 'wonderland'], { env: cleanEnv() });
+    cli = group.spawn(
+      'onionturn client',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--no-status',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${coturn.port}`,
+        '--allow-plaintext-upstream',
+        '--allow-non-tor-socks',
+        '--socks',
+        `127.0.0.1:${recorder.port}`,
+        '--upstream-secret-file',
+        join(dir, 'secret'),
+        '--local-user',
+        'alice',
+        '--local-password',
+        'wonderland',
+      ],
+      { env: cleanEnv() },
+    );
     port = await shimPort(cli);
   });
   after(async () => {
@@ -53,8 +76,14 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
   });
 
   test('--local-password typed on the command line is warned about (it shows in ps), not echoed in the warning', () => {
-    const warnings = cli.output().split('\n').filter((l) => l.startsWith('onionturn: warning:'));
-    assert.ok(warnings.some((l) => l.includes('--local-password shows the password to every user via ps')), warnings.join('\n'));
+    const warnings = cli
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('onionturn: warning:'));
+    assert.ok(
+      warnings.some((l) => l.includes('--local-password shows the password to every user via ps')),
+      warnings.join('\n'),
+    );
     for (const w of warnings) assert.doesNotMatch(w, /wonderland/);
   });
 
@@ -65,7 +94,10 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
 
     for (const fingerprint of [false, true]) {
       const request = new MessageBuilder(Method.Binding, MessageClass.Request).build({ fingerprint });
-      for (const [transport, ask] of [['udp', stunOverUdp], ['tcp', stunOverTcp]] as const) {
+      for (const [transport, ask] of [
+        ['udp', stunOverUdp],
+        ['tcp', stunOverTcp],
+      ] as const) {
         const { answer, localPort } = await ask(port, request);
         const what = `${transport}, fingerprint ${fingerprint}`;
         assert.equal(answer.messageClass, MessageClass.SuccessResponse, what);

@@ -7,7 +7,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessGroup, countClientConnections, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
+import {
+  ProcessGroup,
+  countClientConnections,
+  runUclient,
+  startCoturn,
+  startMicrosocks,
+  startTurnutilsPeer,
+  waitFor,
+  type Coturn,
+  type Started,
+} from '@onionturn/testkit';
 import { BIN, cleanEnv, runCli, startServe } from './run-cli.js';
 import { allocateWith } from './stun-app.js';
 
@@ -30,15 +40,38 @@ describe('onionturn client in local-credential mode', () => {
   let dir: string;
 
   async function startClient(args: readonly string[]): Promise<RunningClient> {
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`, ...args], { env: cleanEnv({ XDG_CONFIG_HOME: join(dir, 'xdg') }) });
+    const cli = group.spawn(
+      'onionturn client',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--no-status',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${coturn.port}`,
+        '--allow-plaintext-upstream',
+        '--allow-non-tor-socks',
+        '--socks',
+        `127.0.0.1:${socksPort}`,
+        ...args,
+      ],
+      { env: cleanEnv({ XDG_CONFIG_HOME: join(dir, 'xdg') }) },
+    );
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
     cli.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const port = await waitFor('iceServers on stdout', () => {
-      if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
-      return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
-    }, 10_000, 50);
+    const port = await waitFor(
+      'iceServers on stdout',
+      () => {
+        if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
+        return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
+      },
+      10_000,
+      50,
+    );
     await waitFor('the whole JSON', () => stdout.trimEnd().endsWith('}'), 2000, 20);
     return {
       process: cli,
@@ -70,7 +103,16 @@ describe('onionturn client in local-credential mode', () => {
     // What the user pastes: the local credentials are in it.
     assert.equal(client.ice.iceServers[0]?.username, 'alice');
     assert.equal(client.ice.iceServers[0]?.credential, 'wonderland');
-    const base = { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'alice', password: 'wonderland', noRtcp: true, messages: 40, clients: 2, intervalMs: 10 } as const;
+    const base = {
+      server: { host: '127.0.0.1', port: client.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      username: 'alice',
+      password: 'wonderland',
+      noRtcp: true,
+      messages: 40,
+      clients: 2,
+      intervalMs: 10,
+    } as const;
     const udp = await runUclient(group, { ...base, tcp: false });
     assert.equal(udp.sent, 80, udp.output.slice(-1500) + '\n--- shim:\n' + client.process.output().slice(-2000));
     assert.equal(udp.received, 80, udp.output.slice(-800));
@@ -120,11 +162,28 @@ describe('onionturn client in local-credential mode', () => {
     // The old fixed default is no way in.
     assert.equal((await allocateWith(client.port, 'onionturn', 'onionturn')).code, 401);
     const before = coturn.log().length;
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password, tcp: false, noRtcp: true, messages: 30, clients: 2, intervalMs: 10 });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port: client.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      username: 'onionturn',
+      password,
+      tcp: false,
+      noRtcp: true,
+      messages: 30,
+      clients: 2,
+      intervalMs: 10,
+    });
     assert.equal(r.sent, 60, r.output.slice(-1500) + '\n--- shim:\n' + client.process.output().slice(-2000));
     assert.equal(r.received, 60, r.output.slice(-800));
     // Four app flows (two clients, two allocations each): four distinct upstream usernames.
-    const users = new Set([...coturn.log().slice(before).matchAll(/user <(\d{10}:[A-Za-z0-9_-]{22})>/g)].map((m) => m[1]));
+    const users = new Set(
+      [
+        ...coturn
+          .log()
+          .slice(before)
+          .matchAll(/user <(\d{10}:[A-Za-z0-9_-]{22})>/g),
+      ].map((m) => m[1]),
+    );
     assert.equal(users.size, 4, [...users].join(' '));
     assert.equal(await client.stop(), 0, client.process.output());
     // A restart keeps it, so the app's config keeps working.
@@ -136,14 +195,31 @@ describe('onionturn client in local-credential mode', () => {
 
   test('a credential URL that fails closes the flow with a clear line that names no URL (its query may hold an API key)', async () => {
     writeFileSync(join(dir, 'api-key'), 'the-right-key\n', { mode: 0o600 });
-    const served = await startServe(group, ['--secret-file', join(dir, 'secret'), '--api-key-file', join(dir, 'api-key'), '--uri', `turn:127.0.0.1:${coturn.port}?transport=tcp`]);
+    const served = await startServe(group, [
+      '--secret-file',
+      join(dir, 'secret'),
+      '--api-key-file',
+      join(dir, 'api-key'),
+      '--uri',
+      `turn:127.0.0.1:${coturn.port}?transport=tcp`,
+    ]);
     const refusedUrl = `${served.base}/?service=turn&key=SECRET-API-KEY-1`;
     const deadUrl = 'http://127.0.0.1:9/none?key=SECRET-API-KEY-2';
     /** One app flow through a client started with `args`; returns the client's log once the flow closed. */
     const failedFlow = async (args: readonly string[]): Promise<string> => {
       const client = await startClient(args);
       const password = client.ice.iceServers[0]?.credential ?? '';
-      const r = await runUclient(group, { server: { host: '127.0.0.1', port: client.port }, peer: { host: '127.0.0.1', port: peerPort }, username: 'onionturn', password, tcp: false, noRtcp: true, messages: 2, clients: 1, timeoutMs: 6000 });
+      const r = await runUclient(group, {
+        server: { host: '127.0.0.1', port: client.port },
+        peer: { host: '127.0.0.1', port: peerPort },
+        username: 'onionturn',
+        password,
+        tcp: false,
+        noRtcp: true,
+        messages: 2,
+        clients: 1,
+        timeoutMs: 6000,
+      });
       assert.equal(r.received ?? 0, 0);
       await waitFor('the flow-closed line', () => /"message":"flow closed: no upstream credential: /.test(client.log()), 10_000);
       assert.equal(await client.stop(), 0, client.process.output());
@@ -161,10 +237,23 @@ describe('onionturn client in local-credential mode', () => {
     }
     // --log-sensitive names scheme and host for debugging, still never the path or the query.
     const sensitive = await failedFlow(['--log-sensitive', '--credentials-url', refusedUrl]);
-    assert.match(sensitive, new RegExp(`"message":"flow closed: no upstream credential: the credential URL ${served.base.replace(/\./g, '\\.')} answered HTTP 40[13]"`));
+    assert.match(
+      sensitive,
+      new RegExp(`"message":"flow closed: no upstream credential: the credential URL ${served.base.replace(/\./g, '\\.')} answered HTTP 40[13]"`),
+    );
     assert.doesNotMatch(sensitive, /SECRET-API-KEY|service=turn/, sensitive);
     // A mistyped URL is not echoed either: stderr often ends up in a log too.
-    const typo = await runCli(['client', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${socksPort}`, '--credentials-url', 'not a url?key=SECRET-API-KEY-3']);
+    const typo = await runCli([
+      'client',
+      '--server',
+      `tcp://127.0.0.1:${coturn.port}`,
+      '--allow-plaintext-upstream',
+      '--allow-non-tor-socks',
+      '--socks',
+      `127.0.0.1:${socksPort}`,
+      '--credentials-url',
+      'not a url?key=SECRET-API-KEY-3',
+    ]);
     assert.equal(typo.code, 2);
     assert.equal(typo.stderr, 'onionturn: --credentials-url is not a URL\n');
   });

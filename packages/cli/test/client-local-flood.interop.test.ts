@@ -10,8 +10,30 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AttributeType, ErrorCode, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAttribute, readText, type StunMessage } from '@onionturn/protocol';
-import { ProcessGroup, SocksRecorder, countClientConnections, runUclient, sleep, startCoturn, startTurnutilsPeer, waitFor, type Coturn, type Started } from '@onionturn/testkit';
+import {
+  AttributeType,
+  ErrorCode,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  decodeMessage,
+  longTermKey,
+  readAttribute,
+  readText,
+  type StunMessage,
+} from '@onionturn/protocol';
+import {
+  ProcessGroup,
+  SocksRecorder,
+  countClientConnections,
+  runUclient,
+  sleep,
+  startCoturn,
+  startTurnutilsPeer,
+  waitFor,
+  type Coturn,
+  type Started,
+} from '@onionturn/testkit';
 import { BIN, cleanEnv, shimPort } from './run-cli.js';
 
 const SECRET = 'local-flood-upstream-secret';
@@ -56,7 +78,12 @@ function signed(method: number, nonce: string, password: string): Buffer {
 }
 
 /** Runs `each` for `count` apps on distinct source ports, `parallel` at a time; all stay bound until the end. */
-async function fromFreshPorts<T>(shimPort: number, count: number, parallel: number, each: (app: App) => Promise<T>): Promise<{ results: T[]; ports: Set<number> }> {
+async function fromFreshPorts<T>(
+  shimPort: number,
+  count: number,
+  parallel: number,
+  each: (app: App) => Promise<T>,
+): Promise<{ results: T[]; ports: Set<number> }> {
   const apps: App[] = [];
   const results: T[] = [];
   const ports = new Set<number>();
@@ -95,7 +122,30 @@ describe('onionturn client in local-credential mode: unauthenticated floods make
     coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
     peerPort = (await startTurnutilsPeer(group)).port;
     recorder = await SocksRecorder.start();
-    cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--allow-non-tor-socks', '--socks', `127.0.0.1:${recorder.port}`, '--upstream-secret-file', join(dir, 'secret'), '--local-user', LOCAL.username, '--local-password', LOCAL.password], { env: cleanEnv() });
+    cli = group.spawn(
+      'onionturn client',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--no-status',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${coturn.port}`,
+        '--allow-plaintext-upstream',
+        '--allow-non-tor-socks',
+        '--socks',
+        `127.0.0.1:${recorder.port}`,
+        '--upstream-secret-file',
+        join(dir, 'secret'),
+        '--local-user',
+        LOCAL.username,
+        '--local-password',
+        LOCAL.password,
+      ],
+      { env: cleanEnv() },
+    );
     cli.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     port = await shimPort(cli);
   });
@@ -140,7 +190,17 @@ describe('onionturn client in local-credential mode: unauthenticated floods make
     assert.equal(stderr.match(/app authentication failed: wrong local username or password \(401\)/g)?.length, 1, stderr.slice(-2000));
 
     // (c) The real app with the right local credentials: allocations, channels, relay to the peer.
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port }, peer: { host: '127.0.0.1', port: peerPort }, username: LOCAL.username, password: LOCAL.password, tcp: false, noRtcp: true, messages: 30, clients: 1, intervalMs: 10 });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      username: LOCAL.username,
+      password: LOCAL.password,
+      tcp: false,
+      noRtcp: true,
+      messages: 30,
+      clients: 1,
+      intervalMs: 10,
+    });
     assert.equal(r.sent, 30, r.output.slice(-1500) + '\n--- shim:\n' + stderr.slice(-2000));
     assert.equal(r.received, 30, r.output.slice(-800));
     const dialed = recorder?.requests.length ?? 0;

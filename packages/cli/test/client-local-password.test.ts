@@ -46,7 +46,10 @@ test('loadOrCreateLocalPassword: made once (0600 in a 0700 directory), then read
   writeFileSync(path, '  chosen  \n');
   assert.equal(loadOrCreateLocalPassword(path).password, 'chosen');
   writeFileSync(path, '\n');
-  assert.throws(() => loadOrCreateLocalPassword(path), (e: unknown) => e instanceof UsageError && /is empty/.test(e.message));
+  assert.throws(
+    () => loadOrCreateLocalPassword(path),
+    (e: unknown) => e instanceof UsageError && /is empty/.test(e.message),
+  );
 });
 
 /** Runs loadOrCreateLocalPassword in `workers` threads at once per path: truly parallel, like two shims starting. */

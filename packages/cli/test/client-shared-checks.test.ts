@@ -17,6 +17,10 @@ test('parseListen: HOST:PORT, [V6]:PORT, a bare port on 127.0.0.1, port 0; one-l
   assert.deepEqual(parseListen('0.0.0.0:3478'), { host: '0.0.0.0', port: 3478 });
   assert.deepEqual(parseListen('turn.example:3478'), { host: 'turn.example', port: 3478 });
   for (const bad of ['nowhere', '127.0.0.1:65536', '[127.0.0.1]:1', '::1:80', 'a b:1', '127.0.0.1:']) {
-    assert.throws(() => parseListen(bad), (e: unknown) => e instanceof UsageError && /cannot parse listen address/.test(e.message), bad);
+    assert.throws(
+      () => parseListen(bad),
+      (e: unknown) => e instanceof UsageError && /cannot parse listen address/.test(e.message),
+      bad,
+    );
   }
 });

@@ -14,7 +14,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, ProcessGroup, requireTool, type RunningServer, type Started, startServer, startTorNetwork, TOOLS, type TorNetwork, waitFor } from '@onionturn/testkit';
+import {
+  freePort,
+  ProcessGroup,
+  requireTool,
+  type RunningServer,
+  type Started,
+  startServer,
+  startTorNetwork,
+  TOOLS,
+  type TorNetwork,
+  waitFor,
+} from '@onionturn/testkit';
 import { BIN, REPO_ROOT, cleanEnv } from './run-cli.js';
 
 const SECRET = 'socks-udp-interop-secret';
@@ -38,7 +49,9 @@ function runPySocks(python: string, args: readonly (string | number)[]): Promise
 
 function runDig(dig: string, port: number, name: string): Promise<string> {
   return new Promise((resolve) => {
-    execFile(dig, ['@127.0.0.1', '-p', String(port), name, '+short', '+timeout=30', '+tries=1'], { timeout: 60_000 }, (_err, stdout, stderr) => resolve(`${stdout}${stderr}`.trim()));
+    execFile(dig, ['@127.0.0.1', '-p', String(port), name, '+short', '+timeout=30', '+tries=1'], { timeout: 60_000 }, (_err, stdout, stderr) =>
+      resolve(`${stdout}${stderr}`.trim()),
+    );
   });
 }
 
@@ -108,16 +121,36 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     await once(echo, 'listening');
     echoPort = echo.address().port;
     dnsmasqPort = await freePort();
-    const dns = group.spawn('dnsmasq', dnsmasq, ['--no-daemon', `--port=${dnsmasqPort}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts', '--address=/example.test/10.9.8.7', '--pid-file=', '--log-queries']);
+    const dns = group.spawn('dnsmasq', dnsmasq, [
+      '--no-daemon',
+      `--port=${dnsmasqPort}`,
+      '--listen-address=127.0.0.1',
+      '--bind-interfaces',
+      '--no-resolv',
+      '--no-hosts',
+      '--address=/example.test/10.9.8.7',
+      '--pid-file=',
+      '--log-queries',
+    ]);
     // The datagram onion services (issue 15 B): `onionturn udp-gateway` in front of the echo server and dnsmasq.
     gatewayEchoPort = await freePort();
     gatewayDnsPort = await freePort();
-    for (const [name, listen, to] of [['udp-gateway (echo)', gatewayEchoPort, echoPort], ['udp-gateway (dns)', gatewayDnsPort, dnsmasqPort]] as const) {
-      const g = group.spawn(name, process.execPath, [BIN, 'udp-gateway', '--listen', `tcp://127.0.0.1:${listen}`, '--to', `udp://127.0.0.1:${to}`], { env: cleanEnv() });
-      await waitFor(`${name} listening`, () => {
-        if (g.child.exitCode !== null) throw new Error(`${name} exited: ${g.output()}`);
-        return g.output().includes('udp-gateway listening');
-      }, 10_000, 50);
+    for (const [name, listen, to] of [
+      ['udp-gateway (echo)', gatewayEchoPort, echoPort],
+      ['udp-gateway (dns)', gatewayDnsPort, dnsmasqPort],
+    ] as const) {
+      const g = group.spawn(name, process.execPath, [BIN, 'udp-gateway', '--listen', `tcp://127.0.0.1:${listen}`, '--to', `udp://127.0.0.1:${to}`], {
+        env: cleanEnv(),
+      });
+      await waitFor(
+        `${name} listening`,
+        () => {
+          if (g.child.exitCode !== null) throw new Error(`${name} exited: ${g.output()}`);
+          return g.output().includes('udp-gateway listening');
+        },
+        10_000,
+        50,
+      );
     }
     net = await startTorNetwork({ onion: { targetPort: gatewayEchoPort, extraPorts: [gatewayDnsPort] }, timeoutMs: 120_000 });
     onion = net.onion?.hostname ?? assert.fail('no onion service');
@@ -126,17 +159,40 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     socksFront = await freePort();
     forwardPort = await freePort();
     onionForwardPort = await freePort();
-    client = group.spawn('onionturn client', process.execPath, [
-      BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${server.tcp}`, '--allow-plaintext-upstream',
-      '--socks', `${net.socksHost}:${net.socksPort}`, '--upstream-secret-file', join(dir, 'secret'),
-      '--socks-listen', `127.0.0.1:${socksFront}`, '--forward', `udp://127.0.0.1:${forwardPort}=127.0.0.1:${dnsmasqPort}`,
-      '--forward', `udp://127.0.0.1:${onionForwardPort}=${onion}:${gatewayDnsPort}`,
-    ], { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') }) });
+    client = group.spawn(
+      'onionturn client',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${server.tcp}`,
+        '--allow-plaintext-upstream',
+        '--socks',
+        `${net.socksHost}:${net.socksPort}`,
+        '--upstream-secret-file',
+        join(dir, 'secret'),
+        '--socks-listen',
+        `127.0.0.1:${socksFront}`,
+        '--forward',
+        `udp://127.0.0.1:${forwardPort}=127.0.0.1:${dnsmasqPort}`,
+        '--forward',
+        `udp://127.0.0.1:${onionForwardPort}=${onion}:${gatewayDnsPort}`,
+      ],
+      { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') }) },
+    );
     client.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    await waitFor('the shim listening', () => {
-      if (client.child.exitCode !== null) throw new Error(`client exited: ${client.output()}`);
-      return stderr.includes('"message":"listening"');
-    }, 20_000, 50);
+    await waitFor(
+      'the shim listening',
+      () => {
+        if (client.child.exitCode !== null) throw new Error(`client exited: ${client.output()}`);
+        return stderr.includes('"message":"listening"');
+      },
+      20_000,
+      50,
+    );
   });
 
   after(async () => {
@@ -149,7 +205,10 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
   test('PySocks SOCK_DGRAM to a UDP echo server by IP: every datagram comes back, from the echo server', async () => {
     const r = await runPySocks(python, [socksFront, '127.0.0.1', echoPort, 5]);
     assert.equal(r.received, 5, `${JSON.stringify(r)}\n--- shim:\n${stderr.slice(-3000)}`);
-    assert.deepEqual(r.echoes, [0, 1, 2, 3, 4].map((i) => `datagram-${i}`));
+    assert.deepEqual(
+      r.echoes,
+      [0, 1, 2, 3, 4].map((i) => `datagram-${i}`),
+    );
     assert.deepEqual(r.sources, [`127.0.0.1:${echoPort}`]);
   });
 
@@ -169,7 +228,10 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
   test('PySocks to NAME.onion:PORT: datagrams go to the datagram onion service and come back from it', async () => {
     const r = await runPySocks(python, [socksFront, onion, gatewayEchoPort, 4]);
     assert.equal(r.received, 4, `${JSON.stringify(r)}\n--- shim:\n${stderr.slice(-3000)}`);
-    assert.deepEqual(r.echoes, [0, 1, 2, 3].map((i) => `datagram-${i}`));
+    assert.deepEqual(
+      r.echoes,
+      [0, 1, 2, 3].map((i) => `datagram-${i}`),
+    );
     // The app is told the reply came from the onion name (a DOMAINNAME header).
     assert.deepEqual(r.sources, [`${onion}:${gatewayEchoPort}`]);
   });
@@ -236,10 +298,26 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
   test('a wrong upstream secret: the association closes and the shim says why in one warning', async () => {
     writeFileSync(join(dir, 'wrong-secret'), 'not-the-server-secret\n', { mode: 0o600 });
     const port = await freePort();
-    const wrong = group.spawn('onionturn client (wrong secret)', process.execPath, [
-      BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${server.tcp}`, '--allow-plaintext-upstream',
-      '--socks', `127.0.0.1:${(net as TorNetwork).socksPort}`, '--upstream-secret-file', join(dir, 'wrong-secret'), '--socks-listen', `127.0.0.1:${port}`,
-    ], { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') }) });
+    const wrong = group.spawn(
+      'onionturn client (wrong secret)',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${server.tcp}`,
+        '--allow-plaintext-upstream',
+        '--socks',
+        `127.0.0.1:${(net as TorNetwork).socksPort}`,
+        '--upstream-secret-file',
+        join(dir, 'wrong-secret'),
+        '--socks-listen',
+        `127.0.0.1:${port}`,
+      ],
+      { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') }) },
+    );
     await waitFor('the second shim listening', () => wrong.output().includes('"message":"listening"'), 20_000, 50);
     const app = await udpSocket();
     const ctl = await control(port);
@@ -250,7 +328,15 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     app.send(Buffer.concat([Buffer.from([0, 0, 0, 1, 127, 0, 0, 1, echoPort >> 8, echoPort & 0xff]), Buffer.from('x')]), relayPort, '127.0.0.1');
     // The app learns by its control connection closing; the user by the log.
     await ctl.closed;
-    await waitFor('the warning', () => /"level":"warn","message":"datagram flow closed: the TURN server refused the shim's upstream credential \(401[^"]*\): check --upstream-secret-file/.test(wrong.output()), 10_000, 50);
+    await waitFor(
+      'the warning',
+      () =>
+        /"level":"warn","message":"datagram flow closed: the TURN server refused the shim's upstream credential \(401[^"]*\): check --upstream-secret-file/.test(
+          wrong.output(),
+        ),
+      10_000,
+      50,
+    );
     app.close();
   });
 
@@ -258,7 +344,11 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     client.child.kill('SIGTERM');
     await waitFor('client exit', () => client.child.exitCode !== null, 10_000, 50);
     assert.equal(client.child.exitCode, 0, stderr.slice(-2000));
-    const stopped = stderr.split('\n').filter((l) => l.includes('"message":"stopped"')).at(-1) ?? '';
+    const stopped =
+      stderr
+        .split('\n')
+        .filter((l) => l.includes('"message":"stopped"'))
+        .at(-1) ?? '';
     const stats = (JSON.parse(stopped) as { stats: Record<string, unknown> }).stats as {
       datagramFlows: Record<string, { opened: number; routes: Record<string, number>; dropped: Record<string, number> }>;
       torResolves: number;

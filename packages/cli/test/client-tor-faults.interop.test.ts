@@ -8,7 +8,21 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessGroup, requireTool, type RunningServer, runUclient, sleep, type Started, startServer, startTorNetwork, startTurnutilsPeer, TOOLS, type TorNetwork, type TurnutilsPeer, waitFor } from '@onionturn/testkit';
+import {
+  ProcessGroup,
+  requireTool,
+  type RunningServer,
+  runUclient,
+  sleep,
+  type Started,
+  startServer,
+  startTorNetwork,
+  startTurnutilsPeer,
+  TOOLS,
+  type TorNetwork,
+  type TurnutilsPeer,
+  waitFor,
+} from '@onionturn/testkit';
 import { BIN, cleanEnv, shimPort } from './run-cli.js';
 
 const SECRET = 'tor-faults-secret';
@@ -26,8 +40,27 @@ describe('Tor path faults under a running shim', () => {
   before(async () => {
     const secretFile = join(dir, 'secret');
     writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
-    [net, server, peer] = await Promise.all([startTorNetwork({ timeoutMs: 90_000 }), startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers']), startTurnutilsPeer(group)]);
-    shim = group.spawn('onionturn client', process.execPath, [BIN, 'client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${server.tcp}`, '--allow-plaintext-upstream', '--socks', `127.0.0.1:${net.socksPort}`], { env: cleanEnv() });
+    [net, server, peer] = await Promise.all([
+      startTorNetwork({ timeoutMs: 90_000 }),
+      startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers']),
+      startTurnutilsPeer(group),
+    ]);
+    shim = group.spawn(
+      'onionturn client',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${server.tcp}`,
+        '--allow-plaintext-upstream',
+        '--socks',
+        `127.0.0.1:${net.socksPort}`,
+      ],
+      { env: cleanEnv() },
+    );
     port = await shimPort(shim);
   });
   after(async () => {
@@ -46,10 +79,15 @@ describe('Tor path faults under a running shim', () => {
       const before = (await toServer()).length;
       const [a, b] = [uclient(300), uclient(300)];
       // Each uclient opens its allocations through the shim, each flow on its own stream.
-      const streams = await waitFor('both calls to have their Tor streams', async () => {
-        const s = await toServer();
-        return s.length >= before + 4 ? s : undefined;
-      }, 30_000, 100);
+      const streams = await waitFor(
+        'both calls to have their Tor streams',
+        async () => {
+          const s = await toServer();
+          return s.length >= before + 4 ? s : undefined;
+        },
+        30_000,
+        100,
+      );
       await sleep(1500);
       const victim = streams[streams.length - 1];
       assert.ok(victim);
@@ -59,7 +97,10 @@ describe('Tor path faults under a running shim', () => {
       const runs = [ra, rb].map((r) => ({ sent: r.sent, received: r.received }));
       const whole = [ra, rb].filter((r) => r.sent === 300 && r.received === 300);
       assert.equal(whole.length, 1, `exactly one call was cut: ${JSON.stringify(runs)}\n${shim.output().slice(-1500)}`);
-      const closedByCut = shim.output().split('\n').filter((l) => l.includes('upstream closed the stream') || l.includes('upstream stream failed'));
+      const closedByCut = shim
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('upstream closed the stream') || l.includes('upstream stream failed'));
       assert.ok(closedByCut.length >= 1, `the shim says a flow lost its stream:\n${shim.output().slice(-1500)}`);
       assert.equal(shim.child.exitCode, null, 'the shim runs on');
     } finally {
@@ -71,25 +112,35 @@ describe('Tor path faults under a running shim', () => {
     const client = net.nodes.find((n) => n.role === 'client');
     assert.ok(client, 'the network has a client tor');
     process.kill(client.pid, 'SIGTERM');
-    await waitFor('the client tor to exit', () => {
-      try {
-        process.kill(client.pid, 0);
-        return undefined;
-      } catch {
-        return true;
-      }
-    }, 15_000, 50);
+    await waitFor(
+      'the client tor to exit',
+      () => {
+        try {
+          process.kill(client.pid, 0);
+          return undefined;
+        } catch {
+          return true;
+        }
+      },
+      15_000,
+      50,
+    );
     const down = await uclient(5, 15_000);
     assert.notEqual(down.received, 5, 'nothing relays without tor');
     assert.equal(shim.child.exitCode, null, 'the shim runs on without tor');
     // The same torrc and data directory, as a service manager would restart it.
     const started = Date.now();
     const again = group.spawn('client tor (restarted)', requireTool(TOOLS.tor), ['-f', join(client.dataDir, 'torrc'), '--defaults-torrc', '/dev/null']);
-    const ok = await waitFor('a call through the restarted tor', async () => {
-      if (again.child.exitCode !== null) throw new Error(`restarted tor exited: ${again.output().slice(-800)}`);
-      const r = await uclient(5, 20_000);
-      return r.received === 5 ? r : undefined;
-    }, 90_000, 500);
+    const ok = await waitFor(
+      'a call through the restarted tor',
+      async () => {
+        if (again.child.exitCode !== null) throw new Error(`restarted tor exited: ${again.output().slice(-800)}`);
+        const r = await uclient(5, 20_000);
+        return r.received === 5 ? r : undefined;
+      },
+      90_000,
+      500,
+    );
     const seconds = (Date.now() - started) / 1000;
     assert.equal(ok.sent, 5);
     console.log(`tor restarted: calls work again ${seconds.toFixed(1)} s after tor started`);

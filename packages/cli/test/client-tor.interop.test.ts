@@ -58,7 +58,12 @@ describe('onionturn client with its own tor', () => {
 
   function startClient(args: readonly string[], env: Record<string, string> = {}): RunningClient {
     const status = args.includes('--status') ? [] : ['--no-status'];
-    const cli = group.spawn('onionturn client', process.execPath, [BIN, 'client', ...status, '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', ...args], { env: cleanEnv(env) });
+    const cli = group.spawn(
+      'onionturn client',
+      process.execPath,
+      [BIN, 'client', ...status, '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', ...args],
+      { env: cleanEnv(env) },
+    );
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -67,31 +72,55 @@ describe('onionturn client with its own tor', () => {
       process: cli,
       stdout: () => stdout,
       stderr: () => stderr,
-      log: () => stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
+      log: () =>
+        stderr
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
     };
   }
 
   /** The managed tor's PID once the client logged it; adopted so the group stops it if the test fails. */
   async function torPidOf(client: RunningClient): Promise<number> {
-    const pid = await waitFor('"tor starting" in the log', () => {
-      if (client.process.child.exitCode !== null) throw new Error(`client exited: ${client.stderr()}`);
-      return Number(client.log().find((l) => l['message'] === 'tor starting')?.['pid']);
-    }, 15_000, 50);
+    const pid = await waitFor(
+      '"tor starting" in the log',
+      () => {
+        if (client.process.child.exitCode !== null) throw new Error(`client exited: ${client.stderr()}`);
+        return Number(client.log().find((l) => l['message'] === 'tor starting')?.['pid']);
+      },
+      15_000,
+      50,
+    );
     group.adopt('managed tor', pid);
     return pid;
   }
 
   async function iceServersPort(client: RunningClient): Promise<number> {
     return Number(
-      await waitFor('iceServers after tor bootstrapped', () => {
-        if (client.process.child.exitCode !== null) throw new Error(`client exited: ${client.stderr()}`);
-        return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(client.stdout())?.[1];
-      }, 120_000, 200),
+      await waitFor(
+        'iceServers after tor bootstrapped',
+        () => {
+          if (client.process.child.exitCode !== null) throw new Error(`client exited: ${client.stderr()}`);
+          return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(client.stdout())?.[1];
+        },
+        120_000,
+        200,
+      ),
     );
   }
 
   async function relaysUclient(client: RunningClient, port: number): Promise<void> {
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port }, peer: { host: '127.0.0.1', port: peerPort }, secret: SECRET, tcp: false, noRtcp: true, messages: 20, clients: 1, intervalMs: 20, timeoutMs: 60_000 });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      secret: SECRET,
+      tcp: false,
+      noRtcp: true,
+      messages: 20,
+      clients: 1,
+      intervalMs: 20,
+      timeoutMs: 60_000,
+    });
     assert.equal(r.sent, 20, r.output.slice(-1000) + '\n--- client:\n' + client.stderr().slice(-3000));
     assert.equal(r.received, 20, r.output.slice(-800));
   }
@@ -120,7 +149,10 @@ describe('onionturn client with its own tor', () => {
     await poller;
     const during = seen.filter((s) => s.shim === undefined && s.tor.managed);
     assert.ok(during.length > 0, 'the page answered during bootstrap');
-    assert.ok(during.some((s) => (s.tor.bootstrapPercent ?? 0) < 100), `bootstrap progress: ${during.map((s) => s.tor.bootstrapPercent).join(', ')}`);
+    assert.ok(
+      during.some((s) => (s.tor.bootstrapPercent ?? 0) < 100),
+      `bootstrap progress: ${during.map((s) => s.tor.bootstrapPercent).join(', ')}`,
+    );
     const last = seen.at(-1) as Snapshot;
     assert.equal(last.tor.bootstrapPercent, 100);
     assert.equal(last.tor.up, true);
@@ -146,9 +178,21 @@ describe('onionturn client with its own tor', () => {
     const micro = await startMicrosocks(group);
     const v = await checkTorSocks({ host: '127.0.0.1', port: micro.port });
     assert.equal(v.kind, 'not-tor');
-    const r = await runCli(['client', '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', '--socks', `127.0.0.1:${micro.port}`]);
+    const r = await runCli([
+      'client',
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://127.0.0.1:${coturn.port}`,
+      '--allow-plaintext-upstream',
+      '--socks',
+      `127.0.0.1:${micro.port}`,
+    ]);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /^onionturn: the SOCKS proxy at 127\.0\.0\.1:\d+ is not Tor \(it refuses username\/password authentication, which Tor always accepts\): traffic through it would leave without Tor; .*--allow-non-tor-socks for tests\)$/m);
+    assert.match(
+      r.stderr,
+      /^onionturn: the SOCKS proxy at 127\.0\.0\.1:\d+ is not Tor \(it refuses username\/password authentication, which Tor always accepts\): traffic through it would leave without Tor; .*--allow-non-tor-socks for tests\)$/m,
+    );
   });
 
   test('no --socks, no --tor, and no SOCKS port answers: says it starts its own tor, shows bootstrap, relays; SIGTERM removes tor and its data directory', async () => {
@@ -205,7 +249,10 @@ describe('onionturn client with its own tor', () => {
       assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
       const messages = client.log().map((l) => String(l['message']));
       assert.ok(messages.includes(`${sig}: stopping`), messages.join('\n'));
-      assert.ok(messages.includes(`stopped on ${sig} before tor finished bootstrapping; tor is stopped and its temporary data directory removed`), messages.join('\n'));
+      assert.ok(
+        messages.includes(`stopped on ${sig} before tor finished bootstrapping; tor is stopped and its temporary data directory removed`),
+        messages.join('\n'),
+      );
       assert.ok(messages.includes('tor stopped'));
       assert.equal(client.stdout(), '', 'no iceServers: the shim never ran');
       assert.equal(alive(torPid), false, 'the tor child is gone');
@@ -215,8 +262,21 @@ describe('onionturn client with its own tor', () => {
   }
 
   test('no tor installed: one line that says how to install it, exit 1', async () => {
-    const r = await runCli(['client', '--tor', '--tor-path', join(dir, 'no-such-tor'), '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream']);
+    const r = await runCli([
+      'client',
+      '--tor',
+      '--tor-path',
+      join(dir, 'no-such-tor'),
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://127.0.0.1:${coturn.port}`,
+      '--allow-plaintext-upstream',
+    ]);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /onionturn: tor is not installed at .*no-such-tor; install it with: apt-get install tor \(or pass --socks HOST:PORT of a running tor\)\n$/);
+    assert.match(
+      r.stderr,
+      /onionturn: tor is not installed at .*no-such-tor; install it with: apt-get install tor \(or pass --socks HOST:PORT of a running tor\)\n$/,
+    );
   });
 });

@@ -23,9 +23,11 @@ test('--help explains every command and flag; exit 0', async () => {
   for (const word of ['credentials', 'secret <file>', '--config', 'ONIONTURN_']) assert.ok(top.stdout.includes(word), word);
   const cred = await runCli(['credentials', '--help']);
   assert.equal(cred.code, 0);
-  for (const flag of ['--secret-file', '--secret ', '--ttl', '--jitter', '--user', '--uri', '--format', 'serve', 'new-secret']) assert.ok(cred.stdout.includes(flag), flag);
+  for (const flag of ['--secret-file', '--secret ', '--ttl', '--jitter', '--user', '--uri', '--format', 'serve', 'new-secret'])
+    assert.ok(cred.stdout.includes(flag), flag);
   const serve = await runCli(['credentials', 'serve', '--help']);
-  for (const flag of ['--listen', '--api-key-file', '--api-key ', '--rate-limit', '--no-labels', '--labels', '--cors-origin', '--uri']) assert.ok(serve.stdout.includes(flag.replace('--no-labels', 'no-labels')), flag);
+  for (const flag of ['--listen', '--api-key-file', '--api-key ', '--rate-limit', '--no-labels', '--labels', '--cors-origin', '--uri'])
+    assert.ok(serve.stdout.includes(flag.replace('--no-labels', 'no-labels')), flag);
 });
 
 test('usage errors print one line on stderr and exit 2', async (t) => {
@@ -64,7 +66,17 @@ test('usage errors print one line on stderr and exit 2', async (t) => {
 test('json format: the draft response, verifiable with the secret, expiry jittered below now + ttl', async (t) => {
   const dir = tempDir(t);
   const before = Math.floor(Date.now() / 1000);
-  const r = await runCli(['credentials', '--secret-file', secretFile(dir), '--ttl', '600', '--uri', 'turn:127.0.0.1:3478?transport=tcp', '--uri', 'turn:127.0.0.1:3478']);
+  const r = await runCli([
+    'credentials',
+    '--secret-file',
+    secretFile(dir),
+    '--ttl',
+    '600',
+    '--uri',
+    'turn:127.0.0.1:3478?transport=tcp',
+    '--uri',
+    'turn:127.0.0.1:3478',
+  ]);
   const after = Math.floor(Date.now() / 1000);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
@@ -82,7 +94,9 @@ test('json format: the draft response, verifiable with the secret, expiry jitter
 test('ice and env formats, --user label, ONIONTURN_* env and --config file', async (t) => {
   const dir = tempDir(t);
   const file = secretFile(dir);
-  const ice = await runCli(['credentials', '--format', 'ice', '--user', 'alice'], { env: { ONIONTURN_SECRET_FILE: file, ONIONTURN_URI: 'turn:127.0.0.1:3478 turn:127.0.0.1:3478?transport=tcp' } });
+  const ice = await runCli(['credentials', '--format', 'ice', '--user', 'alice'], {
+    env: { ONIONTURN_SECRET_FILE: file, ONIONTURN_URI: 'turn:127.0.0.1:3478 turn:127.0.0.1:3478?transport=tcp' },
+  });
   assert.equal(ice.code, 0, ice.stderr);
   const server = JSON.parse(ice.stdout) as { urls: string[]; username: string; credential: string };
   assert.deepEqual(Object.keys(server), ['urls', 'username', 'credential']);
@@ -188,8 +202,11 @@ test('secret and credentials new-secret write a 0600 file, refuse to overwrite w
 
 test('npx onionturn runs the same binary', async () => {
   const r = await new Promise<{ code: number | null; stdout: string }>((resolve) =>
-    execFile('npx', ['--no-install', 'onionturn', 'credentials', '--ttl', '60'], { cwd: REPO_ROOT, env: cleanEnv({ ONIONTURN_SECRET: 'npx-secret' }) }, (error, stdout) =>
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout }),
+    execFile(
+      'npx',
+      ['--no-install', 'onionturn', 'credentials', '--ttl', '60'],
+      { cwd: REPO_ROOT, env: cleanEnv({ ONIONTURN_SECRET: 'npx-secret' }) },
+      (error, stdout) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout }),
     ),
   );
   assert.equal(r.code, 0);

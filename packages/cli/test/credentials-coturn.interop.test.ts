@@ -37,7 +37,10 @@ function assertRefused(coturn: Coturn, c: Printed, run: UclientResult, what: str
   assert.notEqual(run.exitCode, 0, `${what}: uclient succeeded`);
   assert.ok(run.allocationFailed, `${what}: uclient exit ${run.exitCode} signal ${run.signal}: ${run.output.slice(-800)}`);
   const lines = coturn.userLog(c.username);
-  assert.ok(lines.some((l) => /error 401: Unauthorized/.test(l)), `${what}: coturn did not answer 401 for ${c.username}:\n${lines.join('\n')}`);
+  assert.ok(
+    lines.some((l) => /error 401: Unauthorized/.test(l)),
+    `${what}: coturn did not answer 401 for ${c.username}:\n${lines.join('\n')}`,
+  );
   assert.ok(!lines.some((l) => /ALLOCATE processed, success/.test(l)), `${what}: coturn allocated anyway`);
 }
 
@@ -74,7 +77,9 @@ test('coturn accepts onionturn credentials and refuses tampered, expired and for
   const foreign = await printCredential(oldFile);
   const expiry = parseRestUsername(expiring.username)?.expiry ?? 0;
   await sleep(Math.max(0, (expiry + 1) * 1000 - Date.now() + 200));
-  const [tamperedRun, expiredRun, foreignRun] = await Promise.all([tampered, expiring, foreign].map((c) => runUclient(group, { server: current, peer, username: c.username, password: c.password })));
+  const [tamperedRun, expiredRun, foreignRun] = await Promise.all(
+    [tampered, expiring, foreign].map((c) => runUclient(group, { server: current, peer, username: c.username, password: c.password })),
+  );
   assertRefused(current, tampered, tamperedRun!, 'tampered password');
   assertRefused(current, expiring, expiredRun!, 'expired username');
   assertRefused(current, foreign, foreignRun!, 'credential from another secret');
@@ -83,7 +88,9 @@ test('coturn accepts onionturn credentials and refuses tampered, expired and for
   // server that dropped it (`current`, above) the same kind of credential got 401.
   const fromOld = await printCredential(oldFile);
   const fromNew = await printCredential(newFile);
-  const [oldRun, newRun] = await Promise.all([fromOld, fromNew].map((c) => runUclient(group, { server: rotating, peer, username: c.username, password: c.password })));
+  const [oldRun, newRun] = await Promise.all(
+    [fromOld, fromNew].map((c) => runUclient(group, { server: rotating, peer, username: c.username, password: c.password })),
+  );
   assertRelayed(rotating, fromOld, oldRun!, 'older secret during rotation');
   assertRelayed(rotating, fromNew, newRun!, 'newer secret during rotation');
   const afterRemoval = await runUclient(group, { server: current, peer, username: fromOld.username, password: fromOld.password });

@@ -32,13 +32,28 @@ test('onionturn probe gets a Binding success from coturn over TCP, and fails cle
   const group = new ProcessGroup();
   t.after(() => group.stopAll());
   const ts = group.spawn('turnserver', turnserver, [
-    '--no-tls', '--no-dtls', '--no-cli', '--listening-ip', '127.0.0.1', '-p', String(port),
-    '--use-auth-secret', '--static-auth-secret=probe-test', '--realm=probe.test', '--log-file', 'stdout', '--simple-log',
+    '--no-tls',
+    '--no-dtls',
+    '--no-cli',
+    '--listening-ip',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '--use-auth-secret',
+    '--static-auth-secret=probe-test',
+    '--realm=probe.test',
+    '--log-file',
+    'stdout',
+    '--simple-log',
   ]);
-  await waitFor('turnserver to listen', async () => {
-    if (ts.child.exitCode !== null) throw new Error(`turnserver exited: ${ts.output()}`);
-    return listening(port);
-  }, 10_000);
+  await waitFor(
+    'turnserver to listen',
+    async () => {
+      if (ts.child.exitCode !== null) throw new Error(`turnserver exited: ${ts.output()}`);
+      return listening(port);
+    },
+    10_000,
+  );
 
   const ok = await cli(['probe', `tcp://127.0.0.1:${port}`]);
   assert.equal(ok.code, 0, ok.stderr);

@@ -45,7 +45,9 @@ test('targetFromListen picks the first TCP or TLS listener', () => {
 
 test('probe succeeds on a Binding success with XOR-MAPPED-ADDRESS', async (t) => {
   const { server, port } = await stunServer((req, socket) =>
-    reply(req, MessageClass.SuccessResponse, (b) => b.add(AttributeType.XorMappedAddress, { kind: 'address', address: { family: 'IPv4', address: '127.0.0.1', port: socket.remotePort ?? 0 } })),
+    reply(req, MessageClass.SuccessResponse, (b) =>
+      b.add(AttributeType.XorMappedAddress, { kind: 'address', address: { family: 'IPv4', address: '127.0.0.1', port: socket.remotePort ?? 0 } }),
+    ),
   );
   t.after(() => server.close());
   const r = await probe({ transport: 'tcp', host: '127.0.0.1', port });
@@ -55,7 +57,11 @@ test('probe succeeds on a Binding success with XOR-MAPPED-ADDRESS', async (t) =>
 
 test('probe fails on an error response, a success without address, garbage, a close, silence and refusal', async (t) => {
   const cases: [string, (req: Buffer) => Buffer | undefined, RegExp][] = [
-    ['error', (req) => reply(req, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, { kind: 'error-code', code: 400, reason: 'Bad Request' })), /error 400 Bad Request/],
+    [
+      'error',
+      (req) => reply(req, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, { kind: 'error-code', code: 400, reason: 'Bad Request' })),
+      /error 400 Bad Request/,
+    ],
     ['no address', (req) => reply(req, MessageClass.SuccessResponse), /without XOR-MAPPED-ADDRESS/],
     ['garbage', () => Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'), /not a STUN stream/],
     ['silence', () => undefined, /no answer within 300 ms/],

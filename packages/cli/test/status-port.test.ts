@@ -18,7 +18,10 @@ test('status port: next to the local password; made once (0600, below the epheme
     assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.deepEqual(loadOrCreateStatusPort(path), { port: first.port, created: false });
     writeFileSync(path, 'garbage\n');
-    assert.throws(() => loadOrCreateStatusPort(path), (e: unknown) => e instanceof UsageError && /holds no port number/.test(e.message));
+    assert.throws(
+      () => loadOrCreateStatusPort(path),
+      (e: unknown) => e instanceof UsageError && /holds no port number/.test(e.message),
+    );
     assert.equal(readFileSync(path, 'utf8'), 'garbage\n', 'a bad file is reported, never overwritten');
   } finally {
     rmSync(dir, { recursive: true, force: true });

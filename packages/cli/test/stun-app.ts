@@ -3,7 +3,18 @@
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { AttributeType, HEADER_LENGTH, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAttribute, readText, type StunMessage } from '@onionturn/protocol';
+import {
+  AttributeType,
+  HEADER_LENGTH,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  decodeMessage,
+  longTermKey,
+  readAttribute,
+  readText,
+  type StunMessage,
+} from '@onionturn/protocol';
 import { sleep } from '@onionturn/testkit';
 
 function decoded(data: Buffer): StunMessage {

@@ -8,7 +8,12 @@ const PER_PROCESS = /^(#|Nickname |DataDirectory |PidFile |RunAsDaemon |Log |Con
 
 function clientLines(authorities: readonly DirAuthority[]): string {
   const full = buildTorrc({ role: 'client', nickname: 'shimtor', dataDir: '/unused', controlPort: 1, socksPort: 1, authorities });
-  return full.split('\n').filter((l) => l !== '' && !PER_PROCESS.test(l)).join('\n') + '\n';
+  return (
+    full
+      .split('\n')
+      .filter((l) => l !== '' && !PER_PROCESS.test(l))
+      .join('\n') + '\n'
+  );
 }
 
 /** What a client tor needs to join the test network: testkit's client torrc minus per-process lines. */

@@ -31,7 +31,12 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
   const streams: OnionDatagramStream[] = [];
 
   async function startGateway(name: string, listenPort: number, target: string, extra: readonly string[] = []): Promise<Started> {
-    const g = group.spawn(name, process.execPath, [BIN, 'udp-gateway', '--listen', `tcp://127.0.0.1:${listenPort}`, '--to', target, '--log-level', 'debug', ...extra], { env: cleanEnv() });
+    const g = group.spawn(
+      name,
+      process.execPath,
+      [BIN, 'udp-gateway', '--listen', `tcp://127.0.0.1:${listenPort}`, '--to', target, '--log-level', 'debug', ...extra],
+      { env: cleanEnv() },
+    );
     await waitFor(
       `${name} to listen`,
       () => {
@@ -67,7 +72,12 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     echoPort = await freePort();
     dnsPort = await freePort();
     metricsPort = await freePort();
-    echoGateway = await startGateway('udp-gateway (echo)', echoPort, `udp://127.0.0.1:${e.address().port}`, ['--max-datagram', String(MAX_DATAGRAM), '--metrics', `127.0.0.1:${metricsPort}`]);
+    echoGateway = await startGateway('udp-gateway (echo)', echoPort, `udp://127.0.0.1:${e.address().port}`, [
+      '--max-datagram',
+      String(MAX_DATAGRAM),
+      '--metrics',
+      `127.0.0.1:${metricsPort}`,
+    ]);
     await startGateway('udp-gateway (dns)', dnsPort, `udp://127.0.0.1:${dnsmasqPort}`);
     net = await startTorNetwork({ onion: { targetPort: echoPort, extraPorts: [dnsPort] }, timeoutMs: 120_000 });
     onion = net.onion?.hostname ?? assert.fail('no onion service');
@@ -107,7 +117,10 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     assert.equal(o.stream.stats.state, 'opening');
     await waitFor('four echoes', () => o.received.length >= 4 || o.closed.reason, 90_000);
     assert.equal(o.closed.reason, undefined);
-    assert.deepEqual(o.received.map((b) => b.toString()), sent);
+    assert.deepEqual(
+      o.received.map((b) => b.toString()),
+      sent,
+    );
     assert.equal(o.stream.stats.state, 'open');
     assert.equal(o.stream.stats.datagramsReceived, 4);
   });
@@ -118,7 +131,10 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     assert.deepEqual(sent, [true, true, false], 'two frames of 1203 bytes fit in 3000, a third does not');
     assert.equal(o.stream.stats.droppedQueueFull, 1);
     await waitFor('two echoes', () => o.received.length >= 2 || o.closed.reason, 90_000);
-    assert.deepEqual(o.received.map((b) => b[0]), [1, 2]);
+    assert.deepEqual(
+      o.received.map((b) => b[0]),
+      [1, 2],
+    );
   });
 
   test('a DNS query built here is answered by dnsmasq behind the onion service', async () => {
@@ -138,7 +154,12 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     good.stream.send(Buffer.from('before'));
     await waitFor('the first echo', () => good.received.length >= 1 || good.closed.reason, 90_000);
     const t = net ?? assert.fail('no network');
-    const r = await socksConnect({ proxy: { host: '127.0.0.1', port: t.socksPort }, target: { host: onion, port: echoPort }, auth: { username: 'garbage', password: 'x' }, timeoutMs: 90_000 });
+    const r = await socksConnect({
+      proxy: { host: '127.0.0.1', port: t.socksPort },
+      target: { host: onion, port: echoPort },
+      auth: { username: 'garbage', password: 'x' },
+      timeoutMs: 90_000,
+    });
     if (!r.ok) assert.fail(r.error.reason);
     const raw = r.socket;
     raw.resume();
@@ -148,7 +169,10 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     await waitFor('the gateway to log the framing close', () => /"reason":"framing"/.test(echoGateway.output()), 10_000);
     good.stream.send(Buffer.from('after'));
     await waitFor('the second echo', () => good.received.length >= 2 || good.closed.reason, 60_000);
-    assert.deepEqual(good.received.map((b) => b.toString()), ['before', 'after']);
+    assert.deepEqual(
+      good.received.map((b) => b.toString()),
+      ['before', 'after'],
+    );
     assert.equal(good.closed.reason, undefined);
   });
 
@@ -159,7 +183,10 @@ describe('datagram onion service: client module -> Tor -> onion service -> udp-g
     o.stream.send(Buffer.alloc(MAX_DATAGRAM + 1, 0x62));
     o.stream.send(Buffer.from('small'));
     await waitFor('the small echo', () => o.received.length >= 1 || o.closed.reason, 90_000);
-    assert.deepEqual(o.received.map((b) => b.toString()), ['small']);
+    assert.deepEqual(
+      o.received.map((b) => b.toString()),
+      ['small'],
+    );
     const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(body, /onionturn_gateway_dropped_total\{reason="oversized"\} 1\n/);
     assert.match(body, /onionturn_gateway_streams_closed_total\{reason="framing"\} 1\n/);

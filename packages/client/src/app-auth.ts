@@ -82,7 +82,8 @@ export class AppAuthenticator {
     const username = readText(msg, AttributeType.Username);
     const realm = readText(msg, AttributeType.Realm);
     const given = readText(msg, AttributeType.Nonce);
-    if (username === undefined || realm === undefined || given === undefined) return this.#refused(this.error(msg, ErrorCode.BadRequest, undefined, false), false);
+    if (username === undefined || realm === undefined || given === undefined)
+      return this.#refused(this.error(msg, ErrorCode.BadRequest, undefined, false), false);
     // Expired, from another source or another run of the shim: a fresh one, as for any stale nonce.
     if (this.#nonces.check(given, sourceKey(app), now) !== 'ok') return this.#refused(this.challenge(msg, ErrorCode.StaleNonce, app, now), false);
     const failures = this.#failures.get(sourceKey(app), now);

@@ -170,7 +170,8 @@ export class CredentialResigner {
     const appTxid = msg.transactionId.toString('hex');
     if (this.#inFlight.has(appTxid)) return []; // a UDP retransmission: the stream to upstream is reliable
     this.#expire(now);
-    if (this.#inFlight.size >= this.#maxPending) return [{ kind: 'to-app', data: this.#auth.error(msg, ErrorCode.ServerError, 'too many requests in flight', true) }];
+    if (this.#inFlight.size >= this.#maxPending)
+      return [{ kind: 'to-app', data: this.#auth.error(msg, ErrorCode.ServerError, 'too many requests in flight', true) }];
     const copy = decodeMessage(Buffer.from(data));
     if (!copy.ok) return [];
     const pending: Pending = {
@@ -292,11 +293,20 @@ export class CredentialResigner {
   #challenged(p: Pending, msg: StunMessage, code: number, now: number): ResignAction[] {
     const realm = readText(msg, AttributeType.Realm);
     const nonce = readText(msg, AttributeType.Nonce);
-    if (realm === undefined || nonce === undefined || p.attempts >= MAX_UPSTREAM_ATTEMPTS || (code === ErrorCode.Unauthorized && p.upstreamKey !== undefined && this.#sameAuth(realm, nonce))) {
+    if (
+      realm === undefined ||
+      nonce === undefined ||
+      p.attempts >= MAX_UPSTREAM_ATTEMPTS ||
+      (code === ErrorCode.Unauthorized && p.upstreamKey !== undefined && this.#sameAuth(realm, nonce))
+    ) {
       // Signed with the current realm and nonce and still refused: the credential itself is bad.
       this.#inFlight.delete(p.appTxid);
       return [
-        { kind: 'warn', code: 'upstream-refused', reason: `upstream refused the shim's credentials (${code} ${code === ErrorCode.StaleNonce ? 'Stale Nonce' : 'Unauthorized'} after ${p.attempts} attempts)` },
+        {
+          kind: 'warn',
+          code: 'upstream-refused',
+          reason: `upstream refused the shim's credentials (${code} ${code === ErrorCode.StaleNonce ? 'Stale Nonce' : 'Unauthorized'} after ${p.attempts} attempts)`,
+        },
         { kind: 'to-app', data: this.#auth.error(p.request, ErrorCode.ServerError, 'upstream refused the credentials', true) },
       ];
     }

@@ -208,7 +208,10 @@ export class DatagramAssociation implements TableFlow {
       return;
     }
     if (this.#ctx.credentials === undefined) {
-      this.#warn('no-credentials', 'a datagram for an IP address or host name, but the shim has no upstream credentials (--upstream-secret-file or --credentials-url): dropped');
+      this.#warn(
+        'no-credentials',
+        'a datagram for an IP address or host name, but the shim has no upstream credentials (--upstream-secret-file or --credentials-url): dropped',
+      );
       return this.drop('no-route');
     }
     if (this.#pending.length >= MAX_PENDING) return this.drop('queue-full');

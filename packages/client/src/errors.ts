@@ -1,15 +1,7 @@
 // Errors are values with a code and a reason (STYLE.md); the shell turns them into log lines.
 
 export type UpstreamErrorCode =
-  | 'socks-unreachable'
-  | 'socks-protocol'
-  | 'socks-auth'
-  | 'socks-reply'
-  | 'timeout'
-  | 'tls'
-  | 'pin-mismatch'
-  | 'credentials'
-  | 'closed';
+  'socks-unreachable' | 'socks-protocol' | 'socks-auth' | 'socks-reply' | 'timeout' | 'tls' | 'pin-mismatch' | 'credentials' | 'closed';
 
 export interface UpstreamError {
   readonly code: UpstreamErrorCode;

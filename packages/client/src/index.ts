@@ -9,13 +9,29 @@ export { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 export { ISOLATION_MODES, type IsolationMode } from './isolation.js';
 export { createLogger, type Logger, type LoggerOptions } from './logger.js';
 export { iceServers, type IceServer } from './ice-servers.js';
-export { formatHostPort, isLoopbackAddress, parseHostPort, parseListen, parseUpstream, type HostPort, type Parsed, type UpstreamServer, type UpstreamTransport } from './endpoints.js';
+export {
+  formatHostPort,
+  isLoopbackAddress,
+  parseHostPort,
+  parseListen,
+  parseUpstream,
+  type HostPort,
+  type Parsed,
+  type UpstreamServer,
+  type UpstreamTransport,
+} from './endpoints.js';
 export type { TlsTrust } from './upstream-dialer.js';
 export { formatPin, parsePin } from './tls-pin.js';
 export type { LocalAuthConfig } from './flow-context.js';
 export type { LocalCredentials } from './app-auth.js';
 export type { UpstreamCredential } from './credential-resigner.js';
-export { SecretCredentialSource, UrlCredentialSource, type CredentialResult, type CredentialSource, type UrlCredentialOptions } from './upstream-credentials.js';
+export {
+  SecretCredentialSource,
+  UrlCredentialSource,
+  type CredentialResult,
+  type CredentialSource,
+  type UrlCredentialOptions,
+} from './upstream-credentials.js';
 export type { UpstreamError, UpstreamErrorCode } from './errors.js';
 export { startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
 export { checkTorSocks, type TorSocksVerdict } from './tor-socks-check.js';

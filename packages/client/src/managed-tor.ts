@@ -98,7 +98,10 @@ export function removeStaleDataDirs(dir: string = tmpdir()): number {
 
 export function findTor(): string | undefined {
   const dirs = (process.env['PATH'] ?? '').split(delimiter).concat(['/usr/sbin', '/usr/bin']);
-  return dirs.filter((d) => d !== '').map((d) => join(d, 'tor')).find(executable);
+  return dirs
+    .filter((d) => d !== '')
+    .map((d) => join(d, 'tor'))
+    .find(executable);
 }
 
 /** Stops the child by its PID: SIGTERM (a client tor exits at once), SIGKILL after 5 s. */
@@ -115,7 +118,10 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
   const torPath = opts.torPath ?? findTor();
   if (torPath === undefined || !executable(torPath)) {
     const where = opts.torPath === undefined ? '' : ` at ${opts.torPath}`;
-    return Promise.resolve({ ok: false, error: { code: 'tor-missing', reason: `tor is not installed${where}; ${TOR_INSTALL_HINT} (or pass --socks HOST:PORT of a running tor)` } });
+    return Promise.resolve({
+      ok: false,
+      error: { code: 'tor-missing', reason: `tor is not installed${where}; ${TOR_INSTALL_HINT} (or pass --socks HOST:PORT of a running tor)` },
+    });
   }
   if (opts.signal?.aborted) return Promise.resolve({ ok: false, error: { code: 'aborted', reason: 'stopped before tor was started' } });
   const temporary = opts.dataDir === undefined;
@@ -130,7 +136,9 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     if (temporary) rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    writeFileSync(torrc, managedTorrc({ dataDir, owningPid: process.pid, ...(opts.extraConfig !== undefined ? { extra: opts.extraConfig } : {}) }), { mode: 0o600 });
+    writeFileSync(torrc, managedTorrc({ dataDir, owningPid: process.pid, ...(opts.extraConfig !== undefined ? { extra: opts.extraConfig } : {}) }), {
+      mode: 0o600,
+    });
     // An empty defaults file: the system's torrc-defaults must not add ports or daemon mode.
     writeFileSync(defaults, '', { mode: 0o600 });
   } catch (error) {

@@ -3,13 +3,7 @@
 // the framing of @onionturn/protocol's datagram-framing.ts. Datagram semantics throughout:
 // nothing here retries or blocks; what does not fit the bounded queue is dropped and counted.
 import type { Socket } from 'node:net';
-import {
-  DATAGRAM_FRAMING_VERSION,
-  DatagramFrameDecoder,
-  MAX_DATAGRAM_FRAME_BODY,
-  encodeDatagramFrame,
-  encodeDatagramPreamble,
-} from '@onionturn/protocol';
+import { DATAGRAM_FRAMING_VERSION, DatagramFrameDecoder, MAX_DATAGRAM_FRAME_BODY, encodeDatagramFrame, encodeDatagramPreamble } from '@onionturn/protocol';
 import { socksConnect } from './socks5-connect.js';
 import type { SocksAuth } from './socks5-codec.js';
 import { systemClock, type Clock } from './clock.js';

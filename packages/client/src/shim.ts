@@ -141,7 +141,9 @@ export class Shim {
       queueLimits: opts.queueLimits ?? DEFAULT_QUEUE_LIMITS,
       maxUpstreamBacklog: opts.maxUpstreamBacklog ?? 1024 * 1024,
       localAuth: opts.localAuth,
-      appAuth: opts.localAuth ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {}) : undefined,
+      appAuth: opts.localAuth
+        ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {})
+        : undefined,
       serverName: (server) => dialer.serverName(dialer.servers.indexOf(server)),
     };
     this.#datagramCtx = {
@@ -370,7 +372,10 @@ export class Shim {
     this.stats.dialsDelayed++;
     const notLogged = this.#dialRateWarning.due(now);
     if (notLogged !== undefined) {
-      this.#log.warn('new flows are coming faster than --new-flows-per-second allows: they wait their turn to open a Tor stream (a web page making WebRTC connections to the shim can cause this)', notLogged > 0 ? { notLogged } : {});
+      this.#log.warn(
+        'new flows are coming faster than --new-flows-per-second allows: they wait their turn to open a Tor stream (a web page making WebRTC connections to the shim can cause this)',
+        notLogged > 0 ? { notLogged } : {},
+      );
     }
   }
 }

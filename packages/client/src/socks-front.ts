@@ -55,7 +55,8 @@ export class SocksFront {
   #server: Server | undefined;
 
   constructor(ctx: DatagramContext, listen: HostPort) {
-    if (!isLoopbackAddress(listen.host)) throw new Error(`refusing --socks-listen ${listen.host}: not a loopback address (the front end serves this machine only)`);
+    if (!isLoopbackAddress(listen.host))
+      throw new Error(`refusing --socks-listen ${listen.host}: not a loopback address (the front end serves this machine only)`);
     this.#ctx = ctx;
     this.#listen = listen;
   }
@@ -161,7 +162,7 @@ class ControlConnection {
         if (r.kind === 'bad') return this.#refuse(r.reason, encodeReply(Reply.GeneralFailure));
         this.#buf = Buffer.alloc(0);
         if (r.value.command !== SocksCommand.UdpAssociate) {
-          return this.#refuse('CONNECT/BIND are not served here (use tor\'s SocksPort)', encodeReply(Reply.CommandNotSupported));
+          return this.#refuse("CONNECT/BIND are not served here (use tor's SocksPort)", encodeReply(Reply.CommandNotSupported));
         }
         this.#step = 'associated';
         void this.#associate(r.value.destination);
@@ -220,7 +221,8 @@ class ControlConnection {
   #onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
     const assoc = this.#assoc as DatagramAssociation;
     try {
-      if (normalize(rinfo.address) !== this.#srcAddress || (this.#srcPort !== 0 && rinfo.port !== this.#srcPort) || rinfo.port === 0) return assoc.drop('foreign-source');
+      if (normalize(rinfo.address) !== this.#srcAddress || (this.#srcPort !== 0 && rinfo.port !== this.#srcPort) || rinfo.port === 0)
+        return assoc.drop('foreign-source');
       const p = parseUdpDatagram(msg);
       if (p.kind === 'bad') return assoc.drop(p.reason === 'fragmented' ? 'fragmented' : 'bad-header');
       if (this.#srcPort === 0) this.#srcPort = rinfo.port;

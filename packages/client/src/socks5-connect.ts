@@ -90,7 +90,8 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
       for (;;) {
         if (step === 'method') {
           if (buf.length < 2) return;
-          if (buf[0] !== SOCKS_VERSION) return failWith(upstreamError('socks-protocol', `${proxyText} does not speak SOCKS5 (version byte 0x${(buf[0] as number).toString(16)})`));
+          if (buf[0] !== SOCKS_VERSION)
+            return failWith(upstreamError('socks-protocol', `${proxyText} does not speak SOCKS5 (version byte 0x${(buf[0] as number).toString(16)})`));
           const method = buf[1];
           buf = buf.subarray(2);
           if (method === AuthMethod.UserPass && opts.auth) {
@@ -101,7 +102,9 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
             socket.write(encodeConnect(opts.target.host, opts.target.port));
             step = 'reply';
           } else {
-            return failWith(upstreamError('socks-auth', `SOCKS proxy ${proxyText} accepts none of our authentication methods (${opts.auth ? 'username/password' : 'none'})`));
+            return failWith(
+              upstreamError('socks-auth', `SOCKS proxy ${proxyText} accepts none of our authentication methods (${opts.auth ? 'username/password' : 'none'})`),
+            );
           }
         } else if (step === 'auth') {
           if (buf.length < 2) return;
@@ -122,7 +125,12 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
       }
     };
     const timer = (opts.clock ?? systemClock).after(opts.timeoutMs, () =>
-      failWith(upstreamError('timeout', `no stream to ${targetText} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`)),
+      failWith(
+        upstreamError(
+          'timeout',
+          `no stream to ${targetText} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`,
+        ),
+      ),
     );
     socket.on('connect', onConnect);
     socket.on('data', onData);

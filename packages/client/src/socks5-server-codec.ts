@@ -21,7 +21,8 @@ export interface SocksDestination {
 }
 
 /** `need`: more bytes; `bad`: the connection is to be refused/closed with `reason`. */
-export type Parsed<T> = { readonly kind: 'need' } | { readonly kind: 'bad'; readonly reason: string } | { readonly kind: 'ok'; readonly value: T; readonly length: number };
+export type Parsed<T> =
+  { readonly kind: 'need' } | { readonly kind: 'bad'; readonly reason: string } | { readonly kind: 'ok'; readonly value: T; readonly length: number };
 
 const NEED = Object.freeze({ kind: 'need' }) as { readonly kind: 'need' };
 const bad = (reason: string): { readonly kind: 'bad'; readonly reason: string } => ({ kind: 'bad', reason });
@@ -77,7 +78,8 @@ function addressLength(buf: Buffer, at: number): number {
 function readDestination(buf: Buffer, at: number): SocksDestination | string {
   const atyp = buf[at];
   if (atyp === AddressType.IPv4) return { address: { kind: 'ip', host: formatIPv4(buf.subarray(at + 1, at + 5)), family: 4 }, port: buf.readUInt16BE(at + 5) };
-  if (atyp === AddressType.IPv6) return { address: { kind: 'ip', host: formatIPv6(buf.subarray(at + 1, at + 17)), family: 6 }, port: buf.readUInt16BE(at + 17) };
+  if (atyp === AddressType.IPv6)
+    return { address: { kind: 'ip', host: formatIPv6(buf.subarray(at + 1, at + 17)), family: 6 }, port: buf.readUInt16BE(at + 17) };
   const n = buf[at + 1] as number;
   if (n === 0) return 'an empty host name';
   const host = buf.toString('utf8', at + 2, at + 2 + n);

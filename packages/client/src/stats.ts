@@ -71,7 +71,17 @@ export class DatagramFlowStats extends KindCounters {
   };
 
   toJSON(): Record<string, unknown> {
-    return { opened: this.opened, closed: this.closed, active: this.active, bytesToServer: this.bytesToServer, bytesToApp: this.bytesToApp, datagramsToUpstream: this.datagramsToUpstream, datagramsToApp: this.datagramsToApp, routes: { ...this.routes }, dropped: { ...this.dropped } };
+    return {
+      opened: this.opened,
+      closed: this.closed,
+      active: this.active,
+      bytesToServer: this.bytesToServer,
+      bytesToApp: this.bytesToApp,
+      datagramsToUpstream: this.datagramsToUpstream,
+      datagramsToApp: this.datagramsToApp,
+      routes: { ...this.routes },
+      dropped: { ...this.dropped },
+    };
   }
 }
 
@@ -101,7 +111,10 @@ export class ShimStats {
   }
 
   /** SOCKS UDP associations and UDP forwards, by kind (keys of DATAGRAM_FLOW_KINDS). */
-  readonly datagramFlows: Readonly<Record<DatagramFlowKind, DatagramFlowStats>> = { 'socks-udp': this.#datagramKind('socks-udp'), 'udp-forward': this.#datagramKind('udp-forward') };
+  readonly datagramFlows: Readonly<Record<DatagramFlowKind, DatagramFlowStats>> = {
+    'socks-udp': this.#datagramKind('socks-udp'),
+    'udp-forward': this.#datagramKind('udp-forward'),
+  };
   /** SOCKS front end: control connections refused (no acceptable method, a bad request, CONNECT/BIND...). */
   socksRefused = 0;
   /** Host names resolved through Tor (RESOLVE) and answered from the cache. */

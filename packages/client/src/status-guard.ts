@@ -14,9 +14,7 @@ export const TOKEN_HEADER = 'x-onionturn-token';
 
 type Served = 'page' | 'script' | 'style' | 'status' | 'metrics' | 'test-call';
 
-export type StatusRoute =
-  | { readonly kind: Served }
-  | { readonly kind: 'refuse'; readonly status: number; readonly reason: string };
+export type StatusRoute = { readonly kind: Served } | { readonly kind: 'refuse'; readonly status: number; readonly reason: string };
 
 export interface StatusRequest {
   readonly method: string | undefined;

@@ -117,7 +117,7 @@ export const STEP_TEXT: Readonly<Record<FailedStep, string>> = {
   socks: "the SOCKS port: nothing (or something that is not Tor) answers at tor's SOCKS port",
   tor: 'Tor: tor could not open a stream to the server (no circuit, or the exit could not reach it)',
   server: 'the server: it refused the connection, failed TLS or the pin, or its credential URL failed',
-  'turn-auth': 'TURN authentication: the credentials were refused (wrong, expired, or another server\'s secret)',
+  'turn-auth': "TURN authentication: the credentials were refused (wrong, expired, or another server's secret)",
   'peer-policy': "the server's peer policy: it refused to relay to the other peer's address",
 };
 
@@ -210,7 +210,12 @@ export interface StatusJson {
         readonly openFlows: number;
         readonly drops: Readonly<Record<string, number>>;
         readonly dialQueue: number;
-        readonly failures: { readonly dials: Readonly<Record<string, number>>; readonly turnAuth: number; readonly peerPolicy: number; readonly localAuth: number };
+        readonly failures: {
+          readonly dials: Readonly<Record<string, number>>;
+          readonly turnAuth: number;
+          readonly peerPolicy: number;
+          readonly localAuth: number;
+        };
       }
     | undefined;
   readonly history: readonly HistoryPoint[];

@@ -203,7 +203,11 @@ export class StatusServer {
         const shim = this.#opts.shim();
         const now = this.#clock.now();
         if (shim) this.#history.sample(now, shim.stats);
-        send(200, 'application/json', JSON.stringify(statusJson(now, this.#opts.tor.view(), shim ? this.#shimView(shim) : undefined, this.#history, this.#test)));
+        send(
+          200,
+          'application/json',
+          JSON.stringify(statusJson(now, this.#opts.tor.view(), shim ? this.#shimView(shim) : undefined, this.#history, this.#test)),
+        );
         return;
       }
       case 'test-call': {

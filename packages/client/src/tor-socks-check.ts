@@ -11,9 +11,7 @@ import type { HostPort } from './endpoints.js';
 export const TOR_RESOLVE = 0xf0;
 
 export type TorSocksVerdict =
-  | { readonly kind: 'tor' }
-  | { readonly kind: 'not-tor'; readonly reason: string }
-  | { readonly kind: 'unreachable'; readonly reason: string };
+  { readonly kind: 'tor' } | { readonly kind: 'not-tor'; readonly reason: string } | { readonly kind: 'unreachable'; readonly reason: string };
 
 /** The bytes sent, in order: offer username/password only, any credentials, RESOLVE 127.0.0.1. */
 const STEPS: readonly Buffer[] = [
@@ -53,7 +51,9 @@ export function checkTorSocks(socks: HostPort, timeoutMs = 3000): Promise<TorSoc
     };
     const timer = setTimeout(() => finish({ kind: 'not-tor', reason: `it did not answer within ${timeoutMs} ms` }), timeoutMs);
     sock.on('connect', () => sock.write(STEPS[0] as Buffer));
-    sock.on('error', (e: NodeJS.ErrnoException) => finish(answers.length === 0 ? { kind: 'unreachable', reason: e.code ?? 'error' } : { kind: 'not-tor', reason: 'it closed the connection' }));
+    sock.on('error', (e: NodeJS.ErrnoException) =>
+      finish(answers.length === 0 ? { kind: 'unreachable', reason: e.code ?? 'error' } : { kind: 'not-tor', reason: 'it closed the connection' }),
+    );
     sock.on('close', () => finish({ kind: 'not-tor', reason: 'it closed the connection' }));
     sock.on('data', (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);

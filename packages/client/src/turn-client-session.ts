@@ -165,7 +165,18 @@ export class TurnClientSession {
     let p = this.#peers.get(key);
     if (p === undefined) {
       if (this.#peers.size >= this.#maxPeers || this.#nextChannel > ChannelNumber.Max) return { verdict: 'dropped-peers', actions: out };
-      p = { address: peer, key, channel: this.#nextChannel++, bound: false, refused: false, permissionDueAt: 0, channelDueAt: 0, permissionPending: false, channelPending: false, queue: [] };
+      p = {
+        address: peer,
+        key,
+        channel: this.#nextChannel++,
+        bound: false,
+        refused: false,
+        permissionDueAt: 0,
+        channelDueAt: 0,
+        permissionPending: false,
+        channelPending: false,
+        queue: [],
+      };
       this.#peers.set(key, p);
       this.#byChannel.set(p.channel, p);
       if (this.#allocated) this.#bindPeer(p);
@@ -257,7 +268,8 @@ export class TurnClientSession {
   }
 
   #request(kind: TxKind, peer: Peer | undefined, attempts: number): void {
-    const method = kind === 'allocate' ? Method.Allocate : kind === 'refresh' ? Method.Refresh : kind === 'permission' ? Method.CreatePermission : Method.ChannelBind;
+    const method =
+      kind === 'allocate' ? Method.Allocate : kind === 'refresh' ? Method.Refresh : kind === 'permission' ? Method.CreatePermission : Method.ChannelBind;
     const b = this.#builder(method);
     if (kind === 'allocate') b.add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: TransportProtocol.UDP });
     if (kind === 'allocate' || kind === 'refresh') b.add(AttributeType.Lifetime, { kind: 'uint32', value: REQUESTED_LIFETIME_S });
@@ -368,7 +380,7 @@ export class TurnClientSession {
       if (nonce !== undefined && (realm !== undefined || this.#realm !== undefined)) {
         // A 401 to a signed request, with the realm we already signed for: the credential is wrong.
         if (code === ErrorCode.Unauthorized && this.#key && realm === this.#realm && t.attempts > 1) {
-          this.#close('the TURN server refused the shim\'s upstream credential (401): check --upstream-secret-file / --credentials-url');
+          this.#close("the TURN server refused the shim's upstream credential (401): check --upstream-secret-file / --credentials-url");
           return;
         }
         if (realm !== undefined && realm !== this.#realm) {
@@ -384,7 +396,11 @@ export class TurnClientSession {
     }
     const what = `${code} ${ec?.reason ?? ''}`.trim();
     if (t.kind === 'allocate') {
-      this.#close(code === ErrorCode.Unauthorized ? `the TURN server refused the shim's upstream credential (${what}): check --upstream-secret-file / --credentials-url` : `the TURN server refused the allocation (${what})`);
+      this.#close(
+        code === ErrorCode.Unauthorized
+          ? `the TURN server refused the shim's upstream credential (${what}): check --upstream-secret-file / --credentials-url`
+          : `the TURN server refused the allocation (${what})`,
+      );
       return;
     }
     if (t.kind === 'refresh') {

@@ -31,7 +31,8 @@ export function parseForward(text: string): ForwardParse {
   if (!m) return { ok: false, reason: `'${text}' is not a UDP forward: ${FORM}` };
   const l = parseHostPort(m[1] as string);
   if (!l.ok) return { ok: false, reason: `local side of '${text}': ${l.reason}; ${FORM}` };
-  if (isIP(l.value.host) === 0 || !isLoopbackAddress(l.value.host)) return { ok: false, reason: `local side of '${text}' must be a loopback IP address (127.0.0.1 or ::1): forwards serve this machine only` };
+  if (isIP(l.value.host) === 0 || !isLoopbackAddress(l.value.host))
+    return { ok: false, reason: `local side of '${text}' must be a loopback IP address (127.0.0.1 or ::1): forwards serve this machine only` };
   if (l.value.port === 0) return { ok: false, reason: `local side of '${text}' needs a port (LPORT 1-65535)` };
   const t = parseHostPort(m[2] as string);
   if (!t.ok) return { ok: false, reason: `target of '${text}': ${t.reason}; ${FORM}` };
@@ -70,7 +71,10 @@ export class UdpForward {
     const udp = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: ipOnlyLookup });
     const listening = once(udp, 'listening');
     udp.bind({ address: host, port, exclusive: true });
-    await Promise.race([listening, once(udp, 'error').then(([e]) => Promise.reject(new Error(`cannot listen for --forward on ${formatHostPort(host, port)}: ${errorCode(e as Error)}`)))]);
+    await Promise.race([
+      listening,
+      once(udp, 'error').then(([e]) => Promise.reject(new Error(`cannot listen for --forward on ${formatHostPort(host, port)}: ${errorCode(e as Error)}`))),
+    ]);
     udp.on('error', (err) => this.#ctx.logger.error(`forward listener error: ${errorCode(err)}`));
     udp.on('message', (msg, rinfo) => this.#onDatagram(msg, rinfo));
     this.#udp = udp;

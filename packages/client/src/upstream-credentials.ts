@@ -61,7 +61,8 @@ export function parseCredentialResponse(body: string, now: number): CredentialRe
   } catch {
     return { ok: false, error: upstreamError('credentials', 'the credential URL did not answer JSON') };
   }
-  if (!isCredentialJson(parsed)) return { ok: false, error: upstreamError('credentials', 'the credential URL answered JSON without username, password and ttl') };
+  if (!isCredentialJson(parsed))
+    return { ok: false, error: upstreamError('credentials', 'the credential URL answered JSON without username, password and ttl') };
   const rest = parseRestUsername(parsed.username);
   const expiresAt = rest ? Math.min(rest.expiry * 1000, now + parsed.ttl * 1000) : now + parsed.ttl * 1000;
   return { ok: true, value: { username: parsed.username, password: parsed.password, expiresAt } };
@@ -130,7 +131,9 @@ export class UrlCredentialSource implements CredentialSource {
         res.on('end', () => finish(parseCredentialResponse(Buffer.concat(chunks).toString('utf8'), now)));
         res.on('error', (e) => fail(`${name}: ${this.#scrub(e.message)}`));
       });
-      req.on('error', (e: NodeJS.ErrnoException) => fail(`cannot fetch ${name} through SOCKS ${formatHostPort(this.#socks.host, this.#socks.port)}: ${e.code ?? this.#scrub(e.message)}`));
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        fail(`cannot fetch ${name} through SOCKS ${formatHostPort(this.#socks.host, this.#socks.port)}: ${e.code ?? this.#scrub(e.message)}`),
+      );
       const timer = this.#clock.after(this.#timeoutMs, () => fail(`${name} did not answer within ${this.#timeoutMs} ms`));
     });
   }

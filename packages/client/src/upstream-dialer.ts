@@ -99,7 +99,14 @@ export class UpstreamDialer {
   }
 
   async #dialOne(server: UpstreamServer, name: string, auth: SocksAuth | undefined): Promise<DialResult> {
-    const r = await socksConnect({ proxy: this.#opts.socks, target: server, targetName: name, auth, timeoutMs: this.#opts.connectTimeoutMs, ...(this.#opts.clock ? { clock: this.#opts.clock } : {}) });
+    const r = await socksConnect({
+      proxy: this.#opts.socks,
+      target: server,
+      targetName: name,
+      auth,
+      timeoutMs: this.#opts.connectTimeoutMs,
+      ...(this.#opts.clock ? { clock: this.#opts.clock } : {}),
+    });
     if (!r.ok) return r;
     if (r.authIgnored && !this.#warnedAuthIgnored) {
       // Warn and go on (a plain SOCKS proxy in front of something else may be deliberate), once.
@@ -141,7 +148,12 @@ export class UpstreamDialer {
           const cert = tls.getPeerCertificate();
           const got = cert.raw ? spkiSha256(cert.raw) : Buffer.alloc(0);
           if (!pins.some((p) => p.equals(got))) {
-            fail(upstreamError('pin-mismatch', `TLS certificate of ${name} does not match the pinned key (server key is ${formatPin(got)}); refusing the connection`));
+            fail(
+              upstreamError(
+                'pin-mismatch',
+                `TLS certificate of ${name} does not match the pinned key (server key is ${formatPin(got)}); refusing the connection`,
+              ),
+            );
             return;
           }
         }

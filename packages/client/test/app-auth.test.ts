@@ -31,7 +31,10 @@ test('a source gets 10 wrong guesses, then 401s that check nothing (the right pa
   const locked = request(auth, PAGE, LOCAL.password, T0);
   assert.equal(locked.kind, 'refused', 'even the right password: nothing is checked now');
   assert.equal(auth.throttled, 1);
-  assert.ok(locked.kind === 'refused' && readText((decodeMessage(locked.data) as { ok: true; value: never }).value, AttributeType.Nonce), 'an ordinary 401 with a nonce');
+  assert.ok(
+    locked.kind === 'refused' && readText((decodeMessage(locked.data) as { ok: true; value: never }).value, AttributeType.Nonce),
+    'an ordinary 401 with a nonce',
+  );
   assert.equal(request(auth, APP, LOCAL.password, T0).kind, 'ok', 'another source is served');
   assert.equal(request(auth, PAGE, LOCAL.password, T0 + 6000).kind, 'ok', 'one attempt back after 6 s');
 });

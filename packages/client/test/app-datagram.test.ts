@@ -55,8 +55,14 @@ test('paddingBytes: 0-3 zero bytes, the same views every time (no allocation on 
 });
 
 test('isStunRequest: the request class only (classOf from protocol)', () => {
-  for (const [cls, want] of [[MessageClass.Request, true], [MessageClass.Indication, false], [MessageClass.SuccessResponse, false], [MessageClass.ErrorResponse, false]] as const) {
-    for (const method of [Method.Binding, Method.Allocate, Method.Refresh, Method.ChannelBind]) assert.equal(isStunRequest(new MessageBuilder(method, cls).build()), want, `${method}/${cls}`);
+  for (const [cls, want] of [
+    [MessageClass.Request, true],
+    [MessageClass.Indication, false],
+    [MessageClass.SuccessResponse, false],
+    [MessageClass.ErrorResponse, false],
+  ] as const) {
+    for (const method of [Method.Binding, Method.Allocate, Method.Refresh, Method.ChannelBind])
+      assert.equal(isStunRequest(new MessageBuilder(method, cls).build()), want, `${method}/${cls}`);
   }
   assert.equal(isStunRequest(Buffer.from([0x40, 0x01, 0, 0])), false, 'ChannelData');
 });

@@ -4,7 +4,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, longTermKey, readAddressAttribute, readAttribute, verifyFingerprint, type StunMessage } from '@onionturn/protocol';
+import {
+  AttributeType,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  decodeMessage,
+  longTermKey,
+  readAddressAttribute,
+  readAttribute,
+  verifyFingerprint,
+  type StunMessage,
+} from '@onionturn/protocol';
 import type { TransportAddress } from '@onionturn/protocol';
 import { answerFlowlessBinding, appTransportAddress } from '../src/binding-answer.js';
 
@@ -39,7 +50,10 @@ test('a plain Binding: success, same transaction, XOR-MAPPED-ADDRESS = the app, 
   assert.equal(resp.messageClass, MessageClass.SuccessResponse);
   assert.deepEqual(resp.transactionId, decode(req).transactionId);
   assert.deepEqual(readAddressAttribute(resp, AttributeType.XorMappedAddress), APP4);
-  assert.deepEqual(resp.attributes.map((a) => a.type), [AttributeType.XorMappedAddress]);
+  assert.deepEqual(
+    resp.attributes.map((a) => a.type),
+    [AttributeType.XorMappedAddress],
+  );
   // IPv6 is XORed with the transaction id too.
   assert.deepEqual(readAddressAttribute(answered(req, APP6), AttributeType.XorMappedAddress), APP6);
 });
@@ -66,7 +80,9 @@ test('unknown comprehension-required attributes: 420 with UNKNOWN-ATTRIBUTES', (
 });
 
 test('not for the flowless path: other methods, Bindings with integrity (a flow checks them), unknown app address', () => {
-  const allocate = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }).build();
+  const allocate = new MessageBuilder(Method.Allocate, MessageClass.Request)
+    .add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 })
+    .build();
   assert.deepEqual(answerFlowlessBinding(allocate, APP4), { kind: 'other' });
   const signed = new MessageBuilder(Method.Binding, MessageClass.Request).build({ integrityKey: longTermKey('u', 'r', 'p') });
   assert.deepEqual(answerFlowlessBinding(signed, APP4), { kind: 'other' });

@@ -55,7 +55,8 @@ function errorCode(m: StunMessage): number | undefined {
 function appRequest(method: number, nonce: string, opts: { password?: string; sha256?: boolean; username?: string } = {}): Buffer {
   const b = new MessageBuilder(method, MessageClass.Request);
   if (method === Method.Allocate) b.add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
-  if (method === Method.CreatePermission) b.add(AttributeType.XorPeerAddress, { kind: 'address', address: { family: 'IPv6', address: '2001:db8::7', port: 9 } });
+  if (method === Method.CreatePermission)
+    b.add(AttributeType.XorPeerAddress, { kind: 'address', address: { family: 'IPv6', address: '2001:db8::7', port: 9 } });
   b.add(AttributeType.Username, { kind: 'text', text: opts.username ?? LOCAL.username })
     .add(AttributeType.Realm, { kind: 'text', text: LOCAL.realm })
     .add(AttributeType.Nonce, { kind: 'text', text: nonce });
@@ -73,7 +74,9 @@ function upstreamChallenge(req: StunMessage, code: number, nonce: string): Buffe
 
 /** Goes through the local 401 and returns the nonce the shim gave the app. */
 function localNonce(r: CredentialResigner, now: number): string {
-  const bare = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }).build();
+  const bare = new MessageBuilder(Method.Allocate, MessageClass.Request)
+    .add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 })
+    .build();
   const challenge = one(r.fromApp(bare, now), 'to-app');
   assert.equal(errorCode(challenge), 401);
   assert.equal(challenge.integrityOffset, -1, 'a 401 carries no MESSAGE-INTEGRITY');
@@ -136,7 +139,11 @@ test('local checks: wrong password or user 401, old nonce 438, missing USERNAME 
   const r = resigner({ nonceLifetimeMs: 1000 });
   const nonce = localNonce(r, 0);
   const first = r.fromApp(appRequest(Method.Allocate, nonce, { password: 'nope' }), 1);
-  assert.deepEqual(first.map((a) => a.kind), ['to-app', 'warn'], 'told once per flow');
+  assert.deepEqual(
+    first.map((a) => a.kind),
+    ['to-app', 'warn'],
+    'told once per flow',
+  );
   const wrong = one(r.fromApp(appRequest(Method.Allocate, nonce, { password: 'nope' }), 1), 'to-app');
   assert.equal(errorCode(wrong), 401);
   assert.equal(readText(wrong, AttributeType.Realm), LOCAL.realm);
@@ -148,7 +155,9 @@ test('local checks: wrong password or user 401, old nonce 438, missing USERNAME 
   const later = one(r.fromApp(appRequest(Method.Allocate, nonce), 40_000), 'to-app');
   assert.equal(errorCode(later), 438);
   assert.notEqual(readText(later, AttributeType.Nonce), nonce);
-  const noUser = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.Nonce, { kind: 'text', text: nonce }).build({ integrityKey: LOCAL_KEY });
+  const noUser = new MessageBuilder(Method.Allocate, MessageClass.Request)
+    .add(AttributeType.Nonce, { kind: 'text', text: nonce })
+    .build({ integrityKey: LOCAL_KEY });
   assert.equal(errorCode(one(r.fromApp(noUser, 40_001), 'to-app')), 400);
   assert.equal(r.pendingCount, 0);
 });
@@ -159,7 +168,10 @@ test('MESSAGE-INTEGRITY-SHA256 from the app is checked and answered in kind', ()
   const nonce = localNonce(r, 0);
   const up = one(r.fromApp(appRequest(Method.Refresh, nonce, { sha256: true }), 1), 'to-upstream');
   const signed = one(r.fromUpstream(upstreamChallenge(up, 401, 'n'), 2), 'to-upstream');
-  const resp = one(r.fromUpstream(new MessageBuilder(Method.Refresh, MessageClass.SuccessResponse, signed.transactionId).build({ integrityKey: UP_KEY }), 3), 'to-app');
+  const resp = one(
+    r.fromUpstream(new MessageBuilder(Method.Refresh, MessageClass.SuccessResponse, signed.transactionId).build({ integrityKey: UP_KEY }), 3),
+    'to-app',
+  );
   assert.equal(resp.integritySha256Offset >= 0, true);
   assert.equal(resp.integrityOffset, -1);
   assert.equal(verifyIntegrity(resp, LOCAL_KEY), 'ok');
@@ -173,7 +185,10 @@ test('upstream faults: a tampered response is dropped, a refused credential ends
   const signed = one(r.fromUpstream(upstreamChallenge(up, 401, 'n1'), 2), 'to-upstream');
   const forged = new MessageBuilder(Method.Allocate, MessageClass.SuccessResponse, signed.transactionId).build({ integrityKey: Buffer.alloc(16) });
   const dropped = r.fromUpstream(forged, 3);
-  assert.deepEqual(dropped.map((a) => a.kind), ['warn']);
+  assert.deepEqual(
+    dropped.map((a) => a.kind),
+    ['warn'],
+  );
   assert.match((dropped[0] as { reason: string }).reason, /integrity check \(mismatch\); dropped/);
   assert.equal((dropped[0] as { code: string }).code, 'upstream-integrity');
 
@@ -181,7 +196,10 @@ test('upstream faults: a tampered response is dropped, a refused credential ends
   const s2 = one(r.fromApp(req2, 4), 'to-upstream');
   // Signed with the realm and nonce the server just gave, and still 401: the credential is bad.
   const refused = r.fromUpstream(upstreamChallenge(s2, 401, 'n1'), 5);
-  assert.deepEqual(refused.map((a) => a.kind), ['warn', 'to-app']);
+  assert.deepEqual(
+    refused.map((a) => a.kind),
+    ['warn', 'to-app'],
+  );
   assert.match((refused[0] as { reason: string }).reason, /upstream refused the shim's credentials/);
   assert.equal((refused[0] as { code: string }).code, 'upstream-refused');
   const resp = decode((refused[1] as { data: Buffer }).data);
@@ -245,7 +263,10 @@ test('Binding is answered locally with the app address, never sent upstream; wit
     assert.deepEqual(readAddressAttribute(signed, AttributeType.XorMappedAddress), app);
   }
   const wrong = r.fromApp(appRequest(Method.Binding, nonce, { password: 'nope' }), 4);
-  assert.deepEqual(wrong.map((a) => a.kind), ['to-app', 'warn']);
+  assert.deepEqual(
+    wrong.map((a) => a.kind),
+    ['to-app', 'warn'],
+  );
   assert.equal(errorCode(decode((wrong[0] as { data: Buffer }).data)), 401);
   assert.equal(errorCode(one(r.fromApp(appRequest(Method.Binding, 'old-nonce'), 5), 'to-app')), 438);
   assert.equal(r.pendingCount, 0);

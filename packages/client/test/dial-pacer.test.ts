@@ -22,10 +22,21 @@ function track(clock: ManualClock, turn: true | Promise<boolean>, log: [number, 
 test('within the burst a turn is at once; beyond it turns come in order, exactly at the rate', async () => {
   const { p, clock, delayed } = pacer(20, 2);
   const t0 = clock.monotonic();
-  assert.equal(p.turn(() => false), true);
-  assert.equal(p.turn(() => false), true);
+  assert.equal(
+    p.turn(() => false),
+    true,
+  );
+  assert.equal(
+    p.turn(() => false),
+    true,
+  );
   const log: [number, boolean][] = [];
-  for (let i = 0; i < 3; i++) track(clock, p.turn(() => false), log);
+  for (let i = 0; i < 3; i++)
+    track(
+      clock,
+      p.turn(() => false),
+      log,
+    );
   assert.deepEqual(delayed, [t0, t0, t0]);
   for (const step of [49, 1, 49, 1, 49, 1]) {
     clock.advance(step);
@@ -42,11 +53,22 @@ test('within the burst a turn is at once; beyond it turns come in order, exactly
 test('a flow closed while waiting gives its turn to the next, using no token', async () => {
   const { p, clock } = pacer(20, 1);
   const t0 = clock.monotonic();
-  assert.equal(p.turn(() => false), true);
+  assert.equal(
+    p.turn(() => false),
+    true,
+  );
   let closed = false;
   const log: [number, boolean][] = [];
-  track(clock, p.turn(() => closed), log);
-  track(clock, p.turn(() => false), log);
+  track(
+    clock,
+    p.turn(() => closed),
+    log,
+  );
+  track(
+    clock,
+    p.turn(() => false),
+    log,
+  );
   closed = true;
   clock.advance(50);
   await macrotask();
@@ -59,9 +81,16 @@ test('a flow closed while waiting gives its turn to the next, using no token', a
 test('a wait longer than waitMs is given up at its deadline; stop() ends the rest', async () => {
   const { p, clock, givenUp } = pacer(0.01, 1, 50);
   const t0 = clock.monotonic();
-  assert.equal(p.turn(() => false), true);
+  assert.equal(
+    p.turn(() => false),
+    true,
+  );
   const log: [number, boolean][] = [];
-  track(clock, p.turn(() => false), log);
+  track(
+    clock,
+    p.turn(() => false),
+    log,
+  );
   clock.advance(49);
   await macrotask();
   assert.deepEqual(log, []);
@@ -71,9 +100,16 @@ test('a wait longer than waitMs is given up at its deadline; stop() ends the res
   assert.deepEqual(givenUp, [t0 + 50]);
 
   const { p: q, clock: qc } = pacer(0.01, 1);
-  assert.equal(q.turn(() => false), true);
+  assert.equal(
+    q.turn(() => false),
+    true,
+  );
   const qlog: [number, boolean][] = [];
-  track(qc, q.turn(() => false), qlog);
+  track(
+    qc,
+    q.turn(() => false),
+    qlog,
+  );
   q.stop();
   await macrotask();
   assert.deepEqual(qlog, [[qc.monotonic(), false]]);
@@ -83,9 +119,16 @@ test('a wait longer than waitMs is given up at its deadline; stop() ends the res
 test('a step of the wall clock neither stops nor speeds the pace (monotonic time)', async () => {
   const { p, clock } = pacer(10, 1);
   const t0 = clock.monotonic();
-  assert.equal(p.turn(() => false), true);
+  assert.equal(
+    p.turn(() => false),
+    true,
+  );
   const log: [number, boolean][] = [];
-  track(clock, p.turn(() => false), log);
+  track(
+    clock,
+    p.turn(() => false),
+    log,
+  );
   clock.stepWall(-3_600_000);
   clock.advance(99);
   await macrotask();
@@ -98,6 +141,10 @@ test('a step of the wall clock neither stops nor speeds the pace (monotonic time
 
 test('rate 0 is no limit', () => {
   const { p, delayed } = pacer(0, 0);
-  for (let i = 0; i < 1000; i++) assert.equal(p.turn(() => false), true);
+  for (let i = 0; i < 1000; i++)
+    assert.equal(
+      p.turn(() => false),
+      true,
+    );
   assert.equal(delayed.length, 0);
 });

@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { parseListen, parseUpstream } from '../src/endpoints.js';
 
 test('endpoints: upstream forms, loopback-only listener', () => {
-  assert.deepEqual(parseUpstream('tls://turn.example.org:5349'), { ok: true, value: { transport: 'tls', host: 'turn.example.org', port: 5349, label: 'tls://turn.example.org:5349' } });
+  assert.deepEqual(parseUpstream('tls://turn.example.org:5349'), {
+    ok: true,
+    value: { transport: 'tls', host: 'turn.example.org', port: 5349, label: 'tls://turn.example.org:5349' },
+  });
   const onion = parseUpstream('abcdefghijklmnop.onion:3478');
   assert.equal(onion.ok && onion.value.transport, 'tcp');
   assert.equal(parseUpstream('turn.example.org:3478').ok, false);

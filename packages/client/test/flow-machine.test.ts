@@ -26,8 +26,10 @@ function kinds(actions: readonly FlowAction[]): string[] {
   return actions.map((a) => a.kind);
 }
 
-const allocate = (): Buffer => new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }).build();
-const success = (method: number, lifetime: number): Buffer => new MessageBuilder(method, MessageClass.SuccessResponse).add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime }).build();
+const allocate = (): Buffer =>
+  new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }).build();
+const success = (method: number, lifetime: number): Buffer =>
+  new MessageBuilder(method, MessageClass.SuccessResponse).add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime }).build();
 const hex = (b: Buffer): string => b.toString('hex');
 
 test('UDP pass-through: dials at once, queues (trimmed) while dialing, flushes in order when open, then forwards', () => {
@@ -107,7 +109,9 @@ test('a dial that gets no turn closes quietly; one that fails is counted and war
   ]);
   const { m, stats } = machine('udp');
   m.start();
-  assert.deepEqual(plain(m.dialed({ kind: 'failed', reason: 'SOCKS refused' })), [{ kind: 'close', reason: 'no upstream stream: SOCKS refused', level: 'warn' }]);
+  assert.deepEqual(plain(m.dialed({ kind: 'failed', reason: 'SOCKS refused' })), [
+    { kind: 'close', reason: 'no upstream stream: SOCKS refused', level: 'warn' },
+  ]);
   assert.equal(stats.upstreamFailures, 1);
   assert.deepEqual(m.dialed({ kind: 'open' }), [], 'a closed flow ignores late news');
 });
@@ -120,7 +124,9 @@ test('idle: closed exactly once the allocation lifetime (from the server) and th
   assert.deepEqual(m.tick(T0 + limit), []);
   m.fromUpstream(success(Method.Allocate, 60), T0);
   assert.deepEqual(m.tick(T0 + (60 + IDLE_GRACE_S) * 1000), []);
-  assert.deepEqual(plain(m.tick(T0 + (60 + IDLE_GRACE_S) * 1000 + 1)), [{ kind: 'close', reason: 'idle for longer than the allocation lifetime', level: 'info' }]);
+  assert.deepEqual(plain(m.tick(T0 + (60 + IDLE_GRACE_S) * 1000 + 1)), [
+    { kind: 'close', reason: 'idle for longer than the allocation lifetime', level: 'info' },
+  ]);
   assert.deepEqual(m.tick(T0 + limit * 2), [], 'closed once');
 });
 

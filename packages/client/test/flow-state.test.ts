@@ -25,7 +25,8 @@ test('FlowState: bounded queue, lifetime from responses, Refresh 0 releases, idl
 
 test('FlowState: upstream 401s and peer-policy 403s are counted (the status page names the failed step from them)', () => {
   const f = new FlowState(0);
-  const err = (method: number, code: number): Buffer => new MessageBuilder(method, MessageClass.ErrorResponse).add(AttributeType.ErrorCode, errorCodeValue(code)).build();
+  const err = (method: number, code: number): Buffer =>
+    new MessageBuilder(method, MessageClass.ErrorResponse).add(AttributeType.ErrorCode, errorCodeValue(code)).build();
   f.observeUpstreamStun(err(Method.Allocate, 401)); // the usual challenge
   assert.equal(f.unauthorized, 1);
   f.observeUpstreamStun(err(Method.Allocate, 401)); // the signed request refused

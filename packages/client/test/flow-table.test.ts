@@ -51,12 +51,23 @@ class Flow implements TableFlow {
 test('per-flow isolation: each flow dials with fresh SOCKS credentials, told before the dial', async () => {
   const { t, dials } = table('per-flow');
   const told: SocksAuth[] = [];
-  const a = await t.openStream(1, () => false, (auth) => told.push(auth));
-  const b = await t.openStream(2, () => false, (auth) => told.push(auth));
-  assert.deepEqual([a, b], [
-    { kind: 'failed', error: { code: 'socks-unreachable', reason: 'no proxy' } },
-    { kind: 'failed', error: { code: 'socks-unreachable', reason: 'no proxy' } },
-  ]);
+  const a = await t.openStream(
+    1,
+    () => false,
+    (auth) => told.push(auth),
+  );
+  const b = await t.openStream(
+    2,
+    () => false,
+    (auth) => told.push(auth),
+  );
+  assert.deepEqual(
+    [a, b],
+    [
+      { kind: 'failed', error: { code: 'socks-unreachable', reason: 'no proxy' } },
+      { kind: 'failed', error: { code: 'socks-unreachable', reason: 'no proxy' } },
+    ],
+  );
   assert.deepEqual(
     dials.map((d) => d.flowId),
     [1, 2],
@@ -67,8 +78,16 @@ test('per-flow isolation: each flow dials with fresh SOCKS credentials, told bef
   );
   assert.notEqual(told[0]?.username, told[1]?.username);
   const { t: s, dials: sd } = table('shared');
-  await s.openStream(1, () => false, () => {});
-  await s.openStream(2, () => false, () => {});
+  await s.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await s.openStream(
+    2,
+    () => false,
+    () => {},
+  );
   assert.deepEqual(sd[0]?.auth, sd[1]?.auth);
 });
 
@@ -76,10 +95,28 @@ test('the turn to dial: the second flow dials exactly when its token comes; a fl
   const { t, clock, dials } = table('per-flow', 10, 1);
   const t0 = clock.monotonic();
   const outcomes: StreamOutcome[] = [];
-  void t.openStream(1, () => false, () => {}).then((r) => outcomes.push(r));
+  void t
+    .openStream(
+      1,
+      () => false,
+      () => {},
+    )
+    .then((r) => outcomes.push(r));
   let closed = false;
-  void t.openStream(2, () => closed, () => {}).then((r) => outcomes.push(r));
-  void t.openStream(3, () => false, () => {}).then((r) => outcomes.push(r));
+  void t
+    .openStream(
+      2,
+      () => closed,
+      () => {},
+    )
+    .then((r) => outcomes.push(r));
+  void t
+    .openStream(
+      3,
+      () => false,
+      () => {},
+    )
+    .then((r) => outcomes.push(r));
   await macrotask();
   assert.deepEqual(
     dials.map((d) => [d.flowId, d.at]),
@@ -103,9 +140,19 @@ test('the turn to dial: the second flow dials exactly when its token comes; a fl
 
 test('a flow that waits longer than the wait allows gets no turn', async () => {
   const { t, clock, dials } = table('per-flow', 0.01, 1, 500);
-  await t.openStream(1, () => false, () => {});
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
   let outcome: StreamOutcome | undefined;
-  void t.openStream(2, () => false, () => {}).then((r) => (outcome = r));
+  void t
+    .openStream(
+      2,
+      () => false,
+      () => {},
+    )
+    .then((r) => (outcome = r));
   clock.advance(499);
   await macrotask();
   assert.equal(outcome, undefined);
@@ -153,6 +200,9 @@ test('a wall-clock step (NTP, a resumed laptop) does not reach the flows: they t
   clock.stepWall(-7_200_000);
   clock.advance(1000);
   // Flows compare these times with their last activity: a jump here would close every flow as idle.
-  assert.deepEqual(f.ticks.slice(1).map((now, i) => now - (f.ticks[i] as number)), [1000, 1000]);
+  assert.deepEqual(
+    f.ticks.slice(1).map((now, i) => now - (f.ticks[i] as number)),
+    [1000, 1000],
+  );
   t.stop('test over');
 });

@@ -93,7 +93,10 @@ test('a signed Allocate with the nonce given to that source opens a flow, whose 
     // The shell makes the flow and hands it the same datagram: one authenticator, one nonce scheme.
     const flow = new CredentialResigner({ auth, app: APP });
     const out = flow.fromApp(req, T0 + 1000);
-    assert.deepEqual(out.map((a) => a.kind), ['to-upstream']);
+    assert.deepEqual(
+      out.map((a) => a.kind),
+      ['to-upstream'],
+    );
   }
 });
 

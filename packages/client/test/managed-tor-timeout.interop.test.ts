@@ -20,7 +20,9 @@ test('tor that never bootstraps: timeout at the injected deadline, the child sto
   writeFileSync(torPath, `#!/bin/sh\necho $$ > ${pidFile}\necho "Dec 04 12:00:00.000 [notice] Tor 0.4.8 (fake) running"\nexec sleep 600\n`, { mode: 0o755 });
   const clock = new ManualClock();
   let result: ManagedTorResult | undefined;
-  const started = startManagedTor({ logger: createLogger({ level: 'error' }), torPath, dataDir: join(dir, 'data'), bootstrapTimeoutMs: 120_000, clock }).then((r) => (result = r));
+  const started = startManagedTor({ logger: createLogger({ level: 'error' }), torPath, dataDir: join(dir, 'data'), bootstrapTimeoutMs: 120_000, clock }).then(
+    (r) => (result = r),
+  );
   while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8') === '') await macrotask();
   const pid = Number(readFileSync(pidFile, 'utf8'));
   clock.advance(119_999);

@@ -93,27 +93,38 @@ test('a stalled upstream: datagrams beyond the backlog bound are dropped and cou
   let frames = 0;
   let last = -1;
   let stun = 0;
-  const framer = new StreamFramer((frame, kind) => {
-    if (kind === FrameKind.Stun) {
-      stun++;
-      return;
-    }
-    assert.equal(frame.length, 4 + PAYLOAD);
-    const n = frame.readUInt32BE(4);
-    assert.ok(n > last, `frame ${n} after ${last}`);
-    assert.ok(frame.subarray(8).every((b) => b === (n & 0xff)), `frame ${n} intact`);
-    last = n;
-    frames++;
-  }, { rfc5766Channels: true });
+  const framer = new StreamFramer(
+    (frame, kind) => {
+      if (kind === FrameKind.Stun) {
+        stun++;
+        return;
+      }
+      assert.equal(frame.length, 4 + PAYLOAD);
+      const n = frame.readUInt32BE(4);
+      assert.ok(n > last, `frame ${n} after ${last}`);
+      assert.ok(
+        frame.subarray(8).every((b) => b === (n & 0xff)),
+        `frame ${n} intact`,
+      );
+      last = n;
+      frames++;
+    },
+    { rfc5766Channels: true },
+  );
   stalled.on('data', (c: Buffer) => assert.equal(framer.push(c), undefined));
   stalled.resume();
   // Until nothing more comes for half a second.
   let seen = -1;
-  await waitFor('the queued frames to arrive', () => {
-    const still = frames === seen && frames > 0;
-    seen = frames;
-    return still;
-  }, 15_000, 500);
+  await waitFor(
+    'the queued frames to arrive',
+    () => {
+      const still = frames === seen && frames > 0;
+      seen = frames;
+      return still;
+    },
+    15_000,
+    500,
+  );
   assert.equal(stun, 1, 'the Allocate, first');
   // Read once everything arrived: the shim has read every datagram by then, so the count is final.
   const dropped = shim.stats.backlogDropped;

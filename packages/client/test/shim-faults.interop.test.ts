@@ -96,7 +96,15 @@ describe('isolation and faults', () => {
   test('per-flow isolation: distinct SOCKS credentials per flow; hostnames go to SOCKS unresolved', async () => {
     const { shim, lines } = await startShim({ servers: servers(`tcp://turn.example.test:${coturn.port}`) });
     const first = recorder.requests.length;
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 3, messages: 10 });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      noRtcp: true,
+      tcp: false,
+      secret: SECRET,
+      clients: 3,
+      messages: 10,
+    });
     assert.equal(r.received, r.sent, r.output.slice(-800));
     const reqs = recorder.requests.slice(first);
     assert.equal(reqs.length, 6);
@@ -111,7 +119,15 @@ describe('isolation and faults', () => {
   test('shared isolation: one SOCKS credential for every flow', async () => {
     const { shim } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), isolation: 'shared' });
     const first = recorder.requests.length;
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 3, messages: 10 });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      noRtcp: true,
+      tcp: false,
+      secret: SECRET,
+      clients: 3,
+      messages: 10,
+    });
     assert.equal(r.received, r.sent, r.output.slice(-800));
     const reqs = recorder.requests.slice(first);
     assert.equal(reqs.length, 6);
@@ -158,7 +174,15 @@ describe('isolation and faults', () => {
     const closed = await freePort();
     for (const detail of [false, true]) {
       const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${closed}`, `tcp://127.0.0.1:${coturn.port}`), detail });
-      const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 10 });
+      const r = await runUclient(group, {
+        server: { host: '127.0.0.1', port: shim.address.port },
+        peer: { host: '127.0.0.1', port: peerPort },
+        noRtcp: true,
+        tcp: false,
+        secret: SECRET,
+        clients: 1,
+        messages: 10,
+      });
       assert.equal(r.received, r.sent, r.output.slice(-800));
       assert.equal(r.sent, 10);
       const text = messages(lines);
@@ -203,7 +227,8 @@ describe('isolation and faults', () => {
     await new Promise((r) => raw.once('close', r));
     assert.equal(Buffer.concat(answer).length, 0, 'nothing is answered');
     // What a page's fetch() loop does: every attempt is closed, none dials.
-    for (let i = 0; i < 10; i++) await assert.rejects(fetch(`http://127.0.0.1:${shim.address.port}/`, { method: i % 2 ? 'POST' : 'GET', body: i % 2 ? 'x' : null }));
+    for (let i = 0; i < 10; i++)
+      await assert.rejects(fetch(`http://127.0.0.1:${shim.address.port}/`, { method: i % 2 ? 'POST' : 'GET', body: i % 2 ? 'x' : null }));
     await control();
     assert.equal(recorder.requests.length - first, 2, 'no SOCKS request but the two controls');
     assert.equal(shim.stats.appRefused, 11);
@@ -289,7 +314,12 @@ describe('isolation and faults', () => {
       assert.equal(paced.shim.stats.dialRateRefused, 0);
       await paced.shim.stop();
 
-      const slow = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 0.05, burst: 1 }, newFlowWaitMs: 300, clock: slowClock });
+      const slow = await startShim({
+        servers: servers(`tcp://127.0.0.1:${coturn.port}`),
+        newFlowRate: { perSecond: 0.05, burst: 1 },
+        newFlowWaitMs: 300,
+        clock: slowClock,
+      });
       const before = recorder.requests.length;
       for (const a of udpApps(3)) await new Promise<void>((r) => a.send(allocateRequest(), slow.shim.address.port, '127.0.0.1', () => r()));
       await waitFor('one dialed, two waiting', () => recorder.requests.length - before === 1 && slow.shim.stats.dialsDelayed === 2, 5000, 5);
@@ -312,7 +342,16 @@ describe('isolation and faults', () => {
     const localAuth: LocalAuthConfig = { local: { username: 'u', password: 'p', realm: 'onionturn.local' }, source: new SecretCredentialSource(SECRET, 3600) };
     // The tightest rate: in pass-through mode it would let one flow dial.
     const { shim } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), localAuth, newFlowRate: { perSecond: 0.05, burst: 1 } });
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, username: 'u', password: 'p', clients: 3, messages: 10 });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      noRtcp: true,
+      tcp: false,
+      username: 'u',
+      password: 'p',
+      clients: 3,
+      messages: 10,
+    });
     assert.equal(r.received, 30, r.output.slice(-1500));
     assert.equal(shim.stats.dialRateRefused, 0);
     await shim.stop();
@@ -343,9 +382,27 @@ describe('isolation and faults', () => {
   test('upstream closes mid-flow and apps send garbage: only those flows end, others relay on, nothing leaks', async () => {
     const { shim, lines } = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`) });
     const first = recorder.requests.length;
-    const victim = runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, clients: 1, messages: 150, intervalMs: 20 });
+    const victim = runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      noRtcp: true,
+      tcp: false,
+      secret: SECRET,
+      clients: 1,
+      messages: 150,
+      intervalMs: 20,
+    });
     await waitFor('victim flows up', () => recorder.requests.length - first === 2 && shim.activeFlows === 2, 10_000);
-    const bystander = runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, secret: SECRET, clients: 1, messages: 100, intervalMs: 20, tcp: true });
+    const bystander = runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      noRtcp: true,
+      secret: SECRET,
+      clients: 1,
+      messages: 100,
+      intervalMs: 20,
+      tcp: true,
+    });
     // The bystander's flows up (dialed through the recorder), instead of a fixed sleep: the fault
     // must come while both relay.
     await waitFor('bystander flows up', () => recorder.requests.length - first >= 3 && shim.activeFlows >= 3, 10_000);

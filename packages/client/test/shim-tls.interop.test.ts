@@ -29,7 +29,29 @@ function selfSigned(dir: string, name: string): { cert: string; key: string; pem
   const openssl = requireTool({ command: 'openssl', debianPackage: 'openssl' });
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
-  execFileSync(openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  execFileSync(
+    openssl,
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
   const pem = readFileSync(cert);
   return { cert, key, pem, pin: formatPin(spkiSha256(new X509Certificate(pem).raw)) };
 }
@@ -48,7 +70,15 @@ describe('tls:// upstream with a pinned key or a CA, through microsocks to cotur
     const log = captureLogger();
     const up = parseUpstream(`tls://127.0.0.1:${coturn.tlsPort ?? 0}`);
     if (!up.ok) throw new Error(up.reason);
-    const shim = new Shim({ listen: { host: '127.0.0.1', port: 0 }, servers: [up.value], socks: { host: '127.0.0.1', port: socksPort }, logger: log.logger, tls, connectTimeoutMs: 5000, tickMs: 200 });
+    const shim = new Shim({
+      listen: { host: '127.0.0.1', port: 0 },
+      servers: [up.value],
+      socks: { host: '127.0.0.1', port: socksPort },
+      logger: log.logger,
+      tls,
+      connectTimeoutMs: 5000,
+      tickMs: 200,
+    });
     shims.push(shim);
     await shim.start();
     return { shim, lines: log.lines };
@@ -56,7 +86,17 @@ describe('tls:// upstream with a pinned key or a CA, through microsocks to cotur
 
   /** A refused upstream leaves uclient retrying its Allocate: the failing cases cut it short. */
   function uclient(shim: Shim, messagesPerClient = 20, timeoutMs = 15_000): ReturnType<typeof runUclient> {
-    return runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, secret: SECRET, tcp: false, noRtcp: true, messages: messagesPerClient, clients: 1, intervalMs: 10, timeoutMs });
+    return runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      secret: SECRET,
+      tcp: false,
+      noRtcp: true,
+      messages: messagesPerClient,
+      clients: 1,
+      intervalMs: 10,
+      timeoutMs,
+    });
   }
 
   before(async () => {
@@ -95,9 +135,18 @@ describe('tls:// upstream with a pinned key or a CA, through microsocks to cotur
     assert.equal(r.received ?? 0, 0);
     const text = messages(lines);
     // SafeLogging: the server is "server #1" without --log-sensitive.
-    assert.match(text, new RegExp(`TLS certificate of server #1 does not match the pinned key \\(server key is ${server.pin.replace(/[+/]/g, '\\$&')}\\); refusing the connection`));
+    assert.match(
+      text,
+      new RegExp(
+        `TLS certificate of server #1 does not match the pinned key \\(server key is ${server.pin.replace(/[+/]/g, '\\$&')}\\); refusing the connection`,
+      ),
+    );
     assert.match(text, /flow closed: no upstream stream: TLS certificate .* does not match the pinned key/);
-    assert.equal(lines.some((l) => l.message === 'flow open'), false, 'no flow ever opened');
+    assert.equal(
+      lines.some((l) => l.message === 'flow open'),
+      false,
+      'no flow ever opened',
+    );
     assert.doesNotMatch(JSON.stringify(lines), new RegExp(`127\\.0\\.0\\.1:${coturn.tlsPort}`));
     await waitFor('flows closed', () => shim.activeFlows === 0, 5000);
     assert.equal(shim.stats.upstreamFailures >= 1, true);

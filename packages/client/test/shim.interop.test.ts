@@ -71,7 +71,16 @@ describe('shim pass-through via microsocks to coturn', () => {
       .join('\n');
 
   test('uclient over UDP allocates, binds channels and relays with no loss', async () => {
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, messages: 50, clients: 2, intervalMs: 10 });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      noRtcp: true,
+      tcp: false,
+      secret: SECRET,
+      messages: 50,
+      clients: 2,
+      intervalMs: 10,
+    });
     // This run once failed (1 in about 10 CI runs) with coturn's 400 "You cannot use the same
     // channel number with different peer" for both clients; cause not found yet. The flow lines
     // and coturn's log say which app socket rode which upstream connection if it comes back.
@@ -100,7 +109,16 @@ describe('shim pass-through via microsocks to coturn', () => {
   });
 
   test('uclient over TCP (-t) relays with no loss', async () => {
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, secret: SECRET, messages: 50, clients: 2, intervalMs: 10, tcp: true });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      noRtcp: true,
+      secret: SECRET,
+      messages: 50,
+      clients: 2,
+      intervalMs: 10,
+      tcp: true,
+    });
     assert.equal(r.sent, 100, r.output.slice(-1500));
     assert.equal(r.received, 100, r.output.slice(-800) + '\n--- coturn:\n' + coturn.process.output().slice(-3000));
     assert.equal(r.lostPackets, 0, r.output.slice(-800));
@@ -123,7 +141,16 @@ describe('shim pass-through via microsocks to coturn', () => {
         await sleep(100);
       }
     })();
-    const r = await runUclient(group, { server: { host: '127.0.0.1', port: shim.address.port }, peer: { host: '127.0.0.1', port: peerPort }, noRtcp: true, tcp: false, secret: SECRET, messages: 20, clients: 20, intervalMs: 20 });
+    const r = await runUclient(group, {
+      server: { host: '127.0.0.1', port: shim.address.port },
+      peer: { host: '127.0.0.1', port: peerPort },
+      noRtcp: true,
+      tcp: false,
+      secret: SECRET,
+      messages: 20,
+      clients: 20,
+      intervalMs: 20,
+    });
     polling = false;
     await poll;
     assert.equal(r.received, r.sent, r.output.slice(-1500));

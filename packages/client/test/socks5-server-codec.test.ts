@@ -40,7 +40,11 @@ test('RFC 1929 username/password: parsed whole, incomplete waits, a wrong versio
 });
 
 test('request: UDP ASSOCIATE with IPv4, IPv6 and a name; a bad address type is its own verdict', () => {
-  assert.deepEqual(parseRequest(hex('05 03 00 01 00000000 1f90')), { kind: 'ok', value: { command: SocksCommand.UdpAssociate, destination: { address: { kind: 'ip', host: '0.0.0.0', family: 4 }, port: 8080 } }, length: 10 });
+  assert.deepEqual(parseRequest(hex('05 03 00 01 00000000 1f90')), {
+    kind: 'ok',
+    value: { command: SocksCommand.UdpAssociate, destination: { address: { kind: 'ip', host: '0.0.0.0', family: 4 }, port: 8080 } },
+    length: 10,
+  });
   const v6 = parseRequest(hex('05 01 00 04 00000000000000000000000000000001 0035'));
   assert.equal(v6.kind, 'ok');
   if (v6.kind === 'ok') assert.deepEqual(v6.value.destination, { address: { kind: 'ip', host: '::1', family: 6 }, port: 53 });
@@ -86,7 +90,11 @@ test('UDP header for the app names where the datagram came from (IP or an onion 
 
 test("Tor's RESOLVE: request with the name, reply with the address", () => {
   assert.deepEqual(encodeResolve('example.test'), Buffer.concat([hex('05 f0 00 03 0c'), Buffer.from('example.test'), hex('0000')]));
-  assert.deepEqual(parseResolveReply(hex('05 00 00 01 7f000001 0000')), { kind: 'ok', value: { code: 0, address: { kind: 'ip', host: '127.0.0.1', family: 4 } }, length: 10 });
+  assert.deepEqual(parseResolveReply(hex('05 00 00 01 7f000001 0000')), {
+    kind: 'ok',
+    value: { code: 0, address: { kind: 'ip', host: '127.0.0.1', family: 4 } },
+    length: 10,
+  });
   assert.equal(parseResolveReply(hex('05 04 00 01 00000000 0000')).kind === 'ok', true);
   assert.deepEqual(parseResolveReply(hex('05 00 00 01 7f')), { kind: 'need' });
 });

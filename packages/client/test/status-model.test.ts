@@ -6,7 +6,15 @@ import { ShimStats } from '../src/stats.js';
 import { StatusHistory, TestCallTracker, flowKinds, statusJson, type TorView } from '../src/status-model.js';
 import { STATUS_JS, statusPageHtml } from '../src/status-page.js';
 
-const torUp: TorView = { socks: '127.0.0.1:9050', managed: false, bootstrapPercent: undefined, bootstrapSummary: undefined, verdict: 'tor', verdictReason: undefined, checkedAt: 0 };
+const torUp: TorView = {
+  socks: '127.0.0.1:9050',
+  managed: false,
+  bootstrapPercent: undefined,
+  bootstrapSummary: undefined,
+  verdict: 'tor',
+  verdictReason: undefined,
+  checkedAt: 0,
+};
 
 test('flows by kind: TURN UDP and TCP always, another kind once used, with its own label', () => {
   const s = new ShimStats();

@@ -6,7 +6,7 @@ import { judgeTorAnswers } from '../src/tor-socks-check.js';
 const b = (...x: number[]): Buffer => Buffer.from(x);
 const RESOLVED = b(5, 0, 0, 1, 127, 0, 0, 1, 0, 0);
 
-test("Tor: username/password accepted with any values, and its RESOLVE extension answered", () => {
+test('Tor: username/password accepted with any values, and its RESOLVE extension answered', () => {
   assert.equal(judgeTorAnswers([b(5, 2)]), undefined, 'more to ask');
   assert.equal(judgeTorAnswers([b(5, 2), b(1, 0)]), undefined);
   assert.deepEqual(judgeTorAnswers([b(5, 2), b(1, 0), RESOLVED]), { kind: 'tor' });

@@ -55,8 +55,18 @@ function answer(req: StunMessage, cls: MessageClass, attrs: (b: MessageBuilder) 
 }
 
 const challenge = (req: StunMessage, code: number = ErrorCode.Unauthorized, nonce = 'nonce-1'): Buffer =>
-  answer(req, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, errorCodeValue(code)).add(AttributeType.Realm, { kind: 'text', text: REALM }).add(AttributeType.Nonce, { kind: 'text', text: nonce }), null);
-const ok = (req: StunMessage, lifetime?: number): Buffer => answer(req, MessageClass.SuccessResponse, (b) => (lifetime !== undefined ? b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime }) : b));
+  answer(
+    req,
+    MessageClass.ErrorResponse,
+    (b) =>
+      b
+        .add(AttributeType.ErrorCode, errorCodeValue(code))
+        .add(AttributeType.Realm, { kind: 'text', text: REALM })
+        .add(AttributeType.Nonce, { kind: 'text', text: nonce }),
+    null,
+  );
+const ok = (req: StunMessage, lifetime?: number): Buffer =>
+  answer(req, MessageClass.SuccessResponse, (b) => (lifetime !== undefined ? b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime }) : b));
 
 /** A session that has its allocation (the 401 dance done). */
 function allocated(now = T0): { s: TurnClientSession } {
@@ -103,11 +113,14 @@ test('a wrong upstream credential (401 to the signed request) closes with a line
   assert.match(s.closeReason ?? '', /refused the shim's upstream credential.*--upstream-secret-file/);
 });
 
-test('a refused allocation (486) closes with the server\'s code', () => {
+test("a refused allocation (486) closes with the server's code", () => {
   const s = new TurnClientSession({ credential: CRED, now: T0 });
   const [first] = sent(s.start(T0));
   const [signed] = sent(s.fromUpstream(challenge(first as StunMessage), T0));
-  s.fromUpstream(answer(signed as StunMessage, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.AllocationQuotaReached))), T0);
+  s.fromUpstream(
+    answer(signed as StunMessage, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.AllocationQuotaReached))),
+    T0,
+  );
   assert.match(s.closeReason ?? '', /refused the allocation \(486/);
 });
 
@@ -117,7 +130,10 @@ test('datagrams before the allocation wait; then a permission and a channel per 
   assert.equal(s.send(PEER, Buffer.from('abcde'), T0).verdict, 'queued');
   const [signed] = sent(s.fromUpstream(challenge(first as StunMessage), T0));
   const reqs = sent(s.fromUpstream(ok(signed as StunMessage, 600), T0));
-  assert.deepEqual(reqs.map((m) => m.method), [Method.CreatePermission, Method.ChannelBind]);
+  assert.deepEqual(
+    reqs.map((m) => m.method),
+    [Method.CreatePermission, Method.ChannelBind],
+  );
   for (const r of reqs) assert.deepEqual(readAddressAttribute(r, AttributeType.XorPeerAddress), PEER);
   s.fromUpstream(ok(reqs[0] as StunMessage), T0);
   const flushed = s.fromUpstream(ok(reqs[1] as StunMessage), T0);
@@ -143,7 +159,10 @@ test('ChannelData and Data indications from upstream become datagrams from their
   s.fromUpstream(ok(bind as StunMessage), T0);
   const padded = encodeChannelData(ChannelNumber.Min, Buffer.from('answer'), true);
   assert.deepEqual(s.fromUpstream(padded, T0), [{ kind: 'deliver', peer: PEER, data: Buffer.from('answer') }]);
-  const ind = new MessageBuilder(Method.Data, MessageClass.Indication).add(AttributeType.XorPeerAddress, { kind: 'address', address: PEER2 }).add(AttributeType.Data, { kind: 'bytes', bytes: Buffer.from('via-indication') }).build();
+  const ind = new MessageBuilder(Method.Data, MessageClass.Indication)
+    .add(AttributeType.XorPeerAddress, { kind: 'address', address: PEER2 })
+    .add(AttributeType.Data, { kind: 'bytes', bytes: Buffer.from('via-indication') })
+    .build();
   assert.deepEqual(s.fromUpstream(ind, T0), [{ kind: 'deliver', peer: PEER2, data: Buffer.from('via-indication') }]);
   assert.deepEqual(s.fromUpstream(encodeChannelData(0x4abc, Buffer.from('?'), true), T0), []);
   assert.equal(s.dropped, 1);
@@ -153,10 +172,16 @@ test('a success without our integrity (forged on the path) is dropped, not belie
   const s = new TurnClientSession({ credential: CRED, now: T0 });
   const [first] = sent(s.start(T0));
   const [signed] = sent(s.fromUpstream(challenge(first as StunMessage), T0));
-  s.fromUpstream(answer(signed as StunMessage, MessageClass.SuccessResponse, () => {}, null), T0);
+  s.fromUpstream(
+    answer(signed as StunMessage, MessageClass.SuccessResponse, () => {}, null),
+    T0,
+  );
   assert.equal(s.allocated, false);
   assert.equal(s.dropped, 1);
-  s.fromUpstream(answer(signed as StunMessage, MessageClass.SuccessResponse, () => {}, Buffer.alloc(16, 1)), T0);
+  s.fromUpstream(
+    answer(signed as StunMessage, MessageClass.SuccessResponse, () => {}, Buffer.alloc(16, 1)),
+    T0,
+  );
   assert.equal(s.allocated, false);
   assert.equal(s.dropped, 2);
 });
@@ -170,17 +195,26 @@ test('Refresh before the allocation lapses; permissions and channels refreshed b
   const permDue = T0 + PERMISSION_LIFETIME_MS - REFRESH_AHEAD_MS;
   assert.deepEqual(sent(s.tick(permDue - 1)), []);
   const p2 = sent(s.tick(permDue));
-  assert.deepEqual(p2.map((m) => m.method), [Method.CreatePermission]);
+  assert.deepEqual(
+    p2.map((m) => m.method),
+    [Method.CreatePermission],
+  );
   s.fromUpstream(ok(p2[0] as StunMessage), permDue);
   const perm2Due = permDue + PERMISSION_LIFETIME_MS - REFRESH_AHEAD_MS;
   const p3 = sent(s.tick(perm2Due));
-  assert.deepEqual(p3.map((m) => m.method), [Method.CreatePermission]);
+  assert.deepEqual(
+    p3.map((m) => m.method),
+    [Method.CreatePermission],
+  );
   s.fromUpstream(ok(p3[0] as StunMessage), perm2Due);
   const refreshDue = T0 + 600_000 - REFRESH_AHEAD_MS;
   const chanDue = T0 + CHANNEL_LIFETIME_MS - REFRESH_AHEAD_MS;
   assert.equal(refreshDue, chanDue);
   const due = sent(s.tick(refreshDue));
-  assert.deepEqual(due.map((m) => m.method).sort((a, b) => a - b), [Method.Refresh, Method.ChannelBind]);
+  assert.deepEqual(
+    due.map((m) => m.method).sort((a, b) => a - b),
+    [Method.Refresh, Method.ChannelBind],
+  );
   const refresh = due.find((m) => m.method === Method.Refresh) as StunMessage;
   assert.equal(readUint32(refresh, AttributeType.Lifetime), 600);
   assert.equal(verifyIntegrity(refresh, KEY), 'ok');
@@ -190,16 +224,22 @@ test('Refresh before the allocation lapses; permissions and channels refreshed b
   assert.deepEqual(sent(s.tick(refreshDue + 1000)), []);
 });
 
-test('403 on a peer (the server\'s peer policy): that peer is dropped, said once; other peers keep working', () => {
+test("403 on a peer (the server's peer policy): that peer is dropped, said once; other peers keep working", () => {
   const { s } = allocated();
   const [perm, bind] = sent(s.send(PEER, Buffer.from('q'), T0).actions);
-  const refused = s.fromUpstream(answer(perm as StunMessage, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Forbidden))), T0);
+  const refused = s.fromUpstream(
+    answer(perm as StunMessage, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Forbidden))),
+    T0,
+  );
   assert.equal(refused.length, 1);
   assert.equal(refused[0]?.kind, 'warn');
-  s.fromUpstream(answer(bind as StunMessage, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Forbidden))), T0);
+  s.fromUpstream(
+    answer(bind as StunMessage, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Forbidden))),
+    T0,
+  );
   assert.equal(s.send(PEER, Buffer.from('again'), T0).verdict, 'dropped-refused');
   const [, bind2] = sent(s.send(PEER2, Buffer.from('other'), T0).actions);
-  assert.equal(s.fromUpstream(ok(bind2 as StunMessage), T0).length, 1, 'the other peer\'s datagram goes out');
+  assert.equal(s.fromUpstream(ok(bind2 as StunMessage), T0).length, 1, "the other peer's datagram goes out");
   assert.equal(s.isClosed(), false);
 });
 

@@ -92,12 +92,18 @@ function routes(basePath: string): Set<string> {
 export function handleCredentialRequest(request: CredentialRequest, config: EndpointConfig, context: RequestContext): CredentialResponse {
   // The source's own limit first: a source over it spends nothing of the total others share.
   for (const bucket of [context.sourceBucket, context.bucket]) {
-    if (bucket && !bucket.take(1, context.now)) return failure(config, 429, 'rate-limited', 'too many requests', { 'retry-after': String(bucket.secondsUntil(1)) });
+    if (bucket && !bucket.take(1, context.now))
+      return failure(config, 429, 'rate-limited', 'too many requests', { 'retry-after': String(bucket.secondsUntil(1)) });
   }
   if (request.method === 'OPTIONS' && config.corsOrigin !== undefined) {
     return {
       status: 204,
-      headers: { ...baseHeaders(config), 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'authorization, x-api-key', 'access-control-max-age': '600' },
+      headers: {
+        ...baseHeaders(config),
+        'access-control-allow-methods': 'GET',
+        'access-control-allow-headers': 'authorization, x-api-key',
+        'access-control-max-age': '600',
+      },
       body: '',
     };
   }

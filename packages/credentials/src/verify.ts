@@ -42,7 +42,8 @@ export interface Verified extends RestUsername {
 export function checkRestUsername(username: string, options: Omit<VerifyOptions, 'secrets'> = {}): Result<RestUsername, CredentialError> {
   const maxTtl = options.maxTtl ?? DEFAULT_TTL;
   const skew = options.clockSkew ?? DEFAULT_CLOCK_SKEW;
-  if (!Number.isSafeInteger(maxTtl) || maxTtl <= 0) return err(credentialError('invalid-option', `maxTtl must be a positive whole number of seconds, got ${maxTtl}`));
+  if (!Number.isSafeInteger(maxTtl) || maxTtl <= 0)
+    return err(credentialError('invalid-option', `maxTtl must be a positive whole number of seconds, got ${maxTtl}`));
   if (!Number.isSafeInteger(skew) || skew < 0) return err(credentialError('invalid-option', `clockSkew must be a whole number of seconds >= 0, got ${skew}`));
   const parsed = parseRestUsername(username);
   if (!parsed) return err(credentialError('malformed-username', 'the username is not <expiry>[:<id>]'));
@@ -58,7 +59,10 @@ function checkSecrets(secrets: readonly string[]): CredentialError | undefined {
   return undefined;
 }
 
-function candidates(username: string, options: VerifyOptions): Result<{ readonly parsed: RestUsername; readonly passwords: readonly CandidatePassword[] }, CredentialError> {
+function candidates(
+  username: string,
+  options: VerifyOptions,
+): Result<{ readonly parsed: RestUsername; readonly passwords: readonly CandidatePassword[] }, CredentialError> {
   const secretError = checkSecrets(options.secrets);
   if (secretError) return err(secretError);
   const checked = checkRestUsername(username, options);
@@ -74,7 +78,11 @@ export function passwordsFor(username: string, options: VerifyOptions): Result<r
 }
 
 /** The long-term key for each secret, newest first: what a server checks MESSAGE-INTEGRITY with. */
-export function keysFor(username: string, realm: string, options: VerifyOptions & { readonly algorithm?: KeyAlgorithm }): Result<readonly CandidateKey[], CredentialError> {
+export function keysFor(
+  username: string,
+  realm: string,
+  options: VerifyOptions & { readonly algorithm?: KeyAlgorithm },
+): Result<readonly CandidateKey[], CredentialError> {
   const passwords = passwordsFor(username, options);
   if (!passwords.ok) return passwords;
   return ok(passwords.value.map(({ secretIndex, password }) => ({ secretIndex, key: longTermKey(username, realm, password, options.algorithm) })));

@@ -79,7 +79,14 @@ test('usernames: malformed ones are refused; a bare expiry (turnutils_uclient -W
 
 test('wrong password, other secret and tampered username are refused', () => {
   const c = issue('s');
-  failsWith(verify(c.username, c.password.replace(/^./, (ch) => (ch === 'A' ? 'B' : 'A')), { secrets: ['s'], now: NOW }), 'wrong-password');
+  failsWith(
+    verify(
+      c.username,
+      c.password.replace(/^./, (ch) => (ch === 'A' ? 'B' : 'A')),
+      { secrets: ['s'], now: NOW },
+    ),
+    'wrong-password',
+  );
   failsWith(verify(c.username, '', { secrets: ['s'], now: NOW }), 'wrong-password');
   failsWith(verify(c.username, c.password, { secrets: ['other'], now: NOW }), 'wrong-password');
   const [expiry, id] = c.username.split(':');
@@ -97,7 +104,10 @@ test('secrets and options are validated', () => {
 test('long-term keys: MD5 and SHA-256 of username:realm:password, one per secret', () => {
   // Known values from `printf %s '1700000000:onionturn:example.org:pw' | md5sum` / sha256sum.
   assert.equal(longTermKey('1700000000:onionturn', 'example.org', 'pw').toString('hex'), '864a918d8db51237fe7a320704b16ffa');
-  assert.equal(longTermKey('1700000000:onionturn', 'example.org', 'pw', 'sha256').toString('hex'), 'a2a6b729c4c658594d4ca502c7177b42acf7f99536dc78b0783f3c8d850f229d');
+  assert.equal(
+    longTermKey('1700000000:onionturn', 'example.org', 'pw', 'sha256').toString('hex'),
+    'a2a6b729c4c658594d4ca502c7177b42acf7f99536dc78b0783f3c8d850f229d',
+  );
   const c = issue('b');
   const keys = keysFor(c.username, 'realm', { secrets: ['a', 'b'], now: NOW });
   assert.ok(keys.ok);

@@ -18,7 +18,8 @@ export function parseHostPort(text: string, allowPortZero = false): Parsed<HostP
   if (!m) return { ok: false, reason: `'${text}' is not HOST:PORT (IPv6 as [ADDR]:PORT)` };
   const host = m[1] as string;
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < (allowPortZero ? 0 : 1) || port > 65535) return { ok: false, reason: `port in '${text}' is not ${allowPortZero ? 0 : 1}-65535` };
+  if (!Number.isInteger(port) || port < (allowPortZero ? 0 : 1) || port > 65535)
+    return { ok: false, reason: `port in '${text}' is not ${allowPortZero ? 0 : 1}-65535` };
   if (text.startsWith('[')) {
     if (isIP(host) !== 6) return { ok: false, reason: `'${host}' in brackets is not an IPv6 address` };
   } else if (isIP(host) === 0 && !HOSTNAME.test(host)) {

@@ -11,7 +11,7 @@ test('errorCode: the code, never the message (which can name a remote ip:port)',
   assert.equal(errorCode(undefined), 'non-error thrown');
 });
 
-test('errorText: the code, else the message (for errors about the user\'s own files and addresses)', () => {
+test("errorText: the code, else the message (for errors about the user's own files and addresses)", () => {
   assert.equal(errorText(Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' })), 'ENOENT');
   assert.equal(errorText(new Error('PEM routines::no start line')), 'PEM routines::no start line');
   assert.equal(errorText('plain'), 'plain');

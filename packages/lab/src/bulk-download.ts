@@ -37,7 +37,15 @@ export async function startBulkDownload(options: { readonly socksPort: number; r
   const loop = (async (): Promise<void> => {
     while (!stopped) {
       try {
-        const s = await socks5Connect({ proxyHost: options.socksHost ?? '127.0.0.1', proxyPort: options.socksPort, host: '127.0.0.1', port, timeoutMs: 30_000, username: 'bulk-download', password: 'x' });
+        const s = await socks5Connect({
+          proxyHost: options.socksHost ?? '127.0.0.1',
+          proxyPort: options.socksPort,
+          host: '127.0.0.1',
+          port,
+          timeoutMs: 30_000,
+          username: 'bulk-download',
+          password: 'x',
+        });
         current = s;
         if (stopped) s.destroy();
         await new Promise<void>((resolve) => {

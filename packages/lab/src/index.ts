@@ -18,17 +18,19 @@ export {
   type TorNode,
   type TorOnionService,
 } from './tor-network.js';
-export { buildTorrc, dirAuthorityLine, MIN_BANDWIDTH_RATE, resolvConf, votingStartOffset, VOTING, type DirAuthority, type TorRole, type TorrcOptions } from './torrc.js';
-export { authorityKeys, defaultKeyCacheDir, installAuthorityKeys, rsaFingerprint, type AuthorityKeys } from './tor-keys.js';
 export {
-  TorControl,
-  TorControlError,
-  parseCircuitStatus,
-  parseStreamStatus,
-  type CircuitStatus,
-  type ControlReply,
-  type StreamStatus,
-} from './tor-control.js';
+  buildTorrc,
+  dirAuthorityLine,
+  MIN_BANDWIDTH_RATE,
+  resolvConf,
+  votingStartOffset,
+  VOTING,
+  type DirAuthority,
+  type TorRole,
+  type TorrcOptions,
+} from './torrc.js';
+export { authorityKeys, defaultKeyCacheDir, installAuthorityKeys, rsaFingerprint, type AuthorityKeys } from './tor-keys.js';
+export { TorControl, TorControlError, parseCircuitStatus, parseStreamStatus, type CircuitStatus, type ControlReply, type StreamStatus } from './tor-control.js';
 export {
   DNS_TYPE_A,
   DNS_TYPE_AAAA,
@@ -44,7 +46,17 @@ export { startEchoServer, type EchoServer } from './echo-server.js';
 export { SOCKS5_REPLIES, Socks5Error, socks5Connect, type Socks5ConnectOptions } from './socks5.js';
 export { consensusMicrodescDigests, hasCompleteDirInfo, microdescDigests } from './tor-dirinfo.js';
 export { repoRoot, onionturnBin } from './repo-root.js';
-export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson, type ServerHandle, type ServerOptions, type ShimHandle, type ShimOptions } from './bridge.js';
+export {
+  startBridge,
+  metricSum,
+  type Bridge,
+  type BridgeOptions,
+  type RestCredentialJson,
+  type ServerHandle,
+  type ServerOptions,
+  type ShimHandle,
+  type ShimOptions,
+} from './bridge.js';
 export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';
 export { Bottleneck, DelayLine, SEGMENT_BYTES, ShapedLink, StallSchedule, seededRandom, type LinkShape } from './link-shaper.js';
 export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions } from './shaping-proxy.js';

@@ -55,7 +55,8 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
   },
   'tor-congested': {
     name: 'tor-congested',
-    description: 'as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with relays limited to 614 kbit/s (tor\'s minimum) and a bulk download through them',
+    description:
+      "as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with relays limited to 614 kbit/s (tor's minimum) and a bulk download through them",
     link: { delayMs: 40, jitterMs: 10, stall: { meanEveryMs: 60_000, forMs: 400 } },
     relayRateKbps: 614.4,
     // Tor's sockets with fixed 8 KiB buffers: with loopback's autotuned ones (MBs) the bulk

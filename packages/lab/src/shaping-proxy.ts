@@ -99,10 +99,13 @@ class Pump {
     if (this.#timer) return;
     const at = this.#line.nextAt();
     if (at === undefined) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#flush();
-    }, Math.max(0, at - now()));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#flush();
+      },
+      Math.max(0, at - now()),
+    );
   }
 
   #flush(): void {

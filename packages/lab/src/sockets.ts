@@ -5,8 +5,17 @@ import { readFileSync } from 'node:fs';
 export { canConnect } from '@onionturn/io';
 
 const TCP_STATES: Record<string, string> = {
-  '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT',
-  '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING',
+  '01': 'ESTABLISHED',
+  '02': 'SYN_SENT',
+  '03': 'SYN_RECV',
+  '04': 'FIN_WAIT1',
+  '05': 'FIN_WAIT2',
+  '06': 'TIME_WAIT',
+  '07': 'CLOSE',
+  '08': 'CLOSE_WAIT',
+  '09': 'LAST_ACK',
+  '0A': 'LISTEN',
+  '0B': 'CLOSING',
 };
 
 export interface TcpEntry {
@@ -30,7 +39,7 @@ export function tcpEntries(): TcpEntry[] {
       const local = f[1]?.split(':')[1];
       const remote = f[2]?.split(':')[1];
       if (!local || !remote) continue;
-      out.push({ localPort: parseInt(local, 16), remotePort: parseInt(remote, 16), state: TCP_STATES[f[3] ?? ''] ?? (f[3] ?? '') });
+      out.push({ localPort: parseInt(local, 16), remotePort: parseInt(remote, 16), state: TCP_STATES[f[3] ?? ''] ?? f[3] ?? '' });
     }
   }
   return out;
@@ -51,7 +60,12 @@ export function udpBound(port: number): boolean {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
   for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
     try {
-      if (readFileSync(file, 'utf8').split('\n').some((l) => l.trim().split(/\s+/)[1]?.endsWith(hex.trim()))) return true;
+      if (
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .some((l) => l.trim().split(/\s+/)[1]?.endsWith(hex.trim()))
+      )
+        return true;
     } catch {
       // no IPv6
     }

@@ -56,10 +56,7 @@ export async function socks5Connect(options: Socks5ConnectOptions): Promise<Sock
   socket.on('data', onData);
   socket.on('error', onError);
   socket.on('close', onClose);
-  const timer = setTimeout(
-    () => fail(new Socks5Error(`SOCKS5 CONNECT to ${options.host}:${options.port} timed out after ${timeoutMs} ms`)),
-    timeoutMs,
-  );
+  const timer = setTimeout(() => fail(new Socks5Error(`SOCKS5 CONNECT to ${options.host}:${options.port} timed out after ${timeoutMs} ms`)), timeoutMs);
 
   const read = async (n: number): Promise<Buffer> => {
     while (buffered.length < n) {
@@ -92,7 +89,10 @@ export async function socks5Connect(options: Socks5ConnectOptions): Promise<Sock
     const [, rep, , atyp] = await read(4);
     if (rep !== 0) {
       const code = rep ?? 0xff;
-      throw new Socks5Error(`SOCKS5 CONNECT to ${options.host}:${options.port} failed: reply 0x${code.toString(16).padStart(2, '0')} (${SOCKS5_REPLIES[code] ?? 'unknown'})`, code);
+      throw new Socks5Error(
+        `SOCKS5 CONNECT to ${options.host}:${options.port} failed: reply 0x${code.toString(16).padStart(2, '0')} (${SOCKS5_REPLIES[code] ?? 'unknown'})`,
+        code,
+      );
     }
     // Skip the bound address the proxy reports; its length depends on the address type.
     if (atyp === 1) await read(4 + 2);

@@ -22,7 +22,8 @@ export function chooseStablePort(candidates: readonly number[], taken: ReadonlyS
   const busyPorts = candidates.filter((p) => taken.has(p));
   const busy = busyPorts.join(', ');
   const stay = busyPorts.length === 1 ? 'stays' : 'stay';
-  if (free !== undefined) return { port: free, fallback: true, line: `shim port ${first ?? '?'} is taken, using ${free} (the same every run while ${busy} ${stay} taken)` };
+  if (free !== undefined)
+    return { port: free, fallback: true, line: `shim port ${first ?? '?'} is taken, using ${free} (the same every run while ${busy} ${stay} taken)` };
   const port = anyFree();
   return { port, fallback: true, line: `shim ports ${busy} are all taken, using ${port} (chosen for this run only: apps need it changed next time)` };
 }

@@ -49,13 +49,41 @@ export async function authorityKeys(index: number, tools: { tor: string; torGenc
   const tmp = join(cacheDir, `.tmp-auth${index}-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmp, { mode: 0o700 });
   try {
-    await run(tools.torGencert, ['--create-identity-key', '--passphrase-fd', '0', '-m', '12',
-      '-i', join(tmp, 'authority_identity_key'), '-s', join(tmp, 'authority_signing_key'), '-c', join(tmp, 'authority_certificate')], '\n');
+    await run(
+      tools.torGencert,
+      [
+        '--create-identity-key',
+        '--passphrase-fd',
+        '0',
+        '-m',
+        '12',
+        '-i',
+        join(tmp, 'authority_identity_key'),
+        '-s',
+        join(tmp, 'authority_signing_key'),
+        '-c',
+        join(tmp, 'authority_certificate'),
+      ],
+      '\n',
+    );
     // --list-fingerprint creates the relay identity keys (RSA + ed25519) in a scratch DataDirectory.
     const scratch = join(tmp, 'scratch');
     await mkdir(scratch, { mode: 0o700 });
-    await run(tools.tor, ['--list-fingerprint', '--DataDirectory', scratch, '--ORPort', '127.0.0.1:9', '--Nickname', `auth${index}`,
-      '--Log', 'warn stderr', '--GeoIPFile', '', '--GeoIPv6File', '']);
+    await run(tools.tor, [
+      '--list-fingerprint',
+      '--DataDirectory',
+      scratch,
+      '--ORPort',
+      '127.0.0.1:9',
+      '--Nickname',
+      `auth${index}`,
+      '--Log',
+      'warn stderr',
+      '--GeoIPFile',
+      '',
+      '--GeoIPv6File',
+      '',
+    ]);
     for (const name of ['secret_id_key', 'ed25519_master_id_public_key', 'ed25519_master_id_secret_key']) {
       await rename(join(scratch, 'keys', name), join(tmp, name));
     }

@@ -268,7 +268,14 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     for (const [i, k] of keys.entries()) {
       const realOrPort = port();
       realOrPorts.push(realOrPort);
-      authorities.push({ nickname: `auth${i}`, orPort: await shaped(realOrPort), dirPort: port(), controlPort: port(), v3ident: k.v3ident, fingerprint: k.fingerprint });
+      authorities.push({
+        nickname: `auth${i}`,
+        orPort: await shaped(realOrPort),
+        dirPort: port(),
+        controlPort: port(),
+        v3ident: k.v3ident,
+        fingerprint: k.fingerprint,
+      });
     }
     const common = { authorities, owningPid: process.pid, infoLog: options.infoLogs === true } as const;
     const relayRate = options.relayBandwidthRate === undefined ? {} : { bandwidthRate: options.relayBandwidthRate };
@@ -279,11 +286,32 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     for (const [i, a] of authorities.entries()) {
       const nodeDir = join(dataDir, a.nickname);
       await installAuthorityKeys(keys[i]!, nodeDir);
-      const base = { name: a.nickname, role: 'authority', dataDir: nodeDir, controlPort: a.controlPort, orPort: a.orPort, dirPort: a.dirPort, fingerprint: a.fingerprint } as const;
+      const base = {
+        name: a.nickname,
+        role: 'authority',
+        dataDir: nodeDir,
+        controlPort: a.controlPort,
+        orPort: a.orPort,
+        dirPort: a.dirPort,
+        fingerprint: a.fingerprint,
+      } as const;
       relayNodes.push(
         await spawnTor(
           base,
-          buildTorrc({ ...common, ...relayRate, role: 'authority', nickname: a.nickname, dataDir: nodeDir, controlPort: a.controlPort, orPort: realOrPorts[i]!, advertisedOrPort: a.orPort, dirPort: a.dirPort, exit: true, resolvConf: resolvConfPath, votingStartOffset: offset }),
+          buildTorrc({
+            ...common,
+            ...relayRate,
+            role: 'authority',
+            nickname: a.nickname,
+            dataDir: nodeDir,
+            controlPort: a.controlPort,
+            orPort: realOrPorts[i]!,
+            advertisedOrPort: a.orPort,
+            dirPort: a.dirPort,
+            exit: true,
+            resolvConf: resolvConfPath,
+            votingStartOffset: offset,
+          }),
         ),
       );
     }
@@ -291,7 +319,20 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       const realOrPort = port();
       const r = { name: 'relay3', dataDir: join(dataDir, 'relay3'), controlPort: port(), orPort: await shaped(realOrPort), dirPort: port() };
       relayNodes.push(
-        await spawnTor({ ...r, role: 'relay' }, buildTorrc({ ...common, ...relayRate, role: 'relay', nickname: r.name, dataDir: r.dataDir, controlPort: r.controlPort, orPort: realOrPort, advertisedOrPort: r.orPort, dirPort: r.dirPort })),
+        await spawnTor(
+          { ...r, role: 'relay' },
+          buildTorrc({
+            ...common,
+            ...relayRate,
+            role: 'relay',
+            nickname: r.name,
+            dataDir: r.dataDir,
+            controlPort: r.controlPort,
+            orPort: realOrPort,
+            advertisedOrPort: r.orPort,
+            dirPort: r.dirPort,
+          }),
+        ),
       );
     } else {
       ports.splice(0, options.shape ? 4 : 3);
@@ -303,7 +344,8 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     // round) or misses a microdescriptor and then waits for tor's 10 s descriptor retry.
     await until(
       `every authority holding a consensus and microdescriptors for all ${relayNodes.length} relays`,
-      async () => ((await Promise.all(authorities.map((a) => hasCompleteDirInfo(join(dataDir, a.nickname), relayNodes.length)))).every(Boolean) ? true : undefined),
+      async () =>
+        (await Promise.all(authorities.map((a) => hasCompleteDirInfo(join(dataDir, a.nickname), relayNodes.length)))).every(Boolean) ? true : undefined,
       200,
     );
     const consensusMs = Date.now() - t0;
@@ -323,7 +365,15 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       const cp = port();
       onionNode = await spawnTor(
         { name: 'onion', role: 'onion', dataDir: dir, controlPort: cp },
-        buildTorrc({ ...common, role: 'onion', nickname: 'onion', dataDir: dir, controlPort: cp, hiddenServiceDir: join(dir, 'hs'), hiddenServicePorts: onionPorts }),
+        buildTorrc({
+          ...common,
+          role: 'onion',
+          nickname: 'onion',
+          dataDir: dir,
+          controlPort: cp,
+          hiddenServiceDir: join(dir, 'hs'),
+          hiddenServicePorts: onionPorts,
+        }),
       );
     }
 
@@ -396,7 +446,12 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const tail = logTail();
     await stop();
     const text = `tor test network failed to start after ${Date.now() - t0} ms: ${message}${tail ? `\ntor logs (tail):\n${tail}` : ''}`;
-    throw new TorNetworkStartError(text, started.map((s) => s.node.pid), dataDir, err);
+    throw new TorNetworkStartError(
+      text,
+      started.map((s) => s.node.pid),
+      dataDir,
+      err,
+    );
   }
 }
 
@@ -431,7 +486,14 @@ async function echoProbe(socksPort: number, host: string, port: number, deadline
 
 /** Median echo round trip of `samples` small messages on one fresh circuit (own SOCKS auth). */
 export async function measureCircuitRtt(socksPort: number, host: string, echoPort: number, samples = 5): Promise<number> {
-  const socket = await socks5Connect({ proxyPort: socksPort, host, port: echoPort, timeoutMs: 30_000, username: `rtt-${randomBytes(6).toString('hex')}`, password: 'x' });
+  const socket = await socks5Connect({
+    proxyPort: socksPort,
+    host,
+    port: echoPort,
+    timeoutMs: 30_000,
+    username: `rtt-${randomBytes(6).toString('hex')}`,
+    password: 'x',
+  });
   try {
     const rtts: number[] = [];
     for (let i = 0; i < samples; i++) {

@@ -127,7 +127,8 @@ export function buildTorrc(o: TorrcOptions): string {
       `DirPort 127.0.0.1:${need(o.dirPort, 'dirPort')}`,
     );
     if (o.bandwidthRate !== undefined) {
-      if (!Number.isInteger(o.bandwidthRate) || o.bandwidthRate < MIN_BANDWIDTH_RATE) throw new Error(`BandwidthRate must be an integer >= ${MIN_BANDWIDTH_RATE} bytes/s (tor's minimum), not ${o.bandwidthRate}`);
+      if (!Number.isInteger(o.bandwidthRate) || o.bandwidthRate < MIN_BANDWIDTH_RATE)
+        throw new Error(`BandwidthRate must be an integer >= ${MIN_BANDWIDTH_RATE} bytes/s (tor's minimum), not ${o.bandwidthRate}`);
       lines.push(`RelayBandwidthRate ${o.bandwidthRate}`, `RelayBandwidthBurst ${o.bandwidthRate}`, 'TokenBucketRefillInterval 10 msec');
     }
     if (o.exit === true) {

@@ -6,7 +6,18 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { Bottleneck, DelayLine, SEGMENT_BYTES, ShapedLink, StallSchedule, seededRandom, startShapingProxy, startEchoServer, LAB_PROFILES, labProfile } from '../src/index.js';
+import {
+  Bottleneck,
+  DelayLine,
+  SEGMENT_BYTES,
+  ShapedLink,
+  StallSchedule,
+  seededRandom,
+  startShapingProxy,
+  startEchoServer,
+  LAB_PROFILES,
+  labProfile,
+} from '../src/index.js';
 
 test('delay line: fixed delay, no rate limit', () => {
   const link = new ShapedLink({ delayMs: 40 });

@@ -55,7 +55,10 @@ test('CONNECT with a hostname and username/password sends RFC 1928/1929 bytes', 
 });
 
 test('CONNECT to IPv4 and IPv6 literals uses the address types', async (t) => {
-  for (const [host, bytes] of [['127.0.0.1', [1, 127, 0, 0, 1]], ['::1', [4, ...Array<number>(15).fill(0), 1]]] as const) {
+  for (const [host, bytes] of [
+    ['127.0.0.1', [1, 127, 0, 0, 1]],
+    ['::1', [4, ...Array<number>(15).fill(0), 1]],
+  ] as const) {
     const proxy = await fakeProxy(0);
     t.after(() => proxy.close());
     const socket = await socks5Connect({ proxyPort: proxy.port, host, port: 1 });

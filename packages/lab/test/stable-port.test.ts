@@ -22,5 +22,9 @@ test('a taken default: the first free fixed fallback, said in a line', () => {
 
 test('all fixed ports taken: an OS-chosen one, and the line says it changes', () => {
   const c = chooseStablePort(STABLE_SHIM_PORTS, new Set(STABLE_SHIM_PORTS), () => 12345);
-  assert.deepEqual(c, { port: 12345, fallback: true, line: 'shim ports 3478, 3479, 3480 are all taken, using 12345 (chosen for this run only: apps need it changed next time)' });
+  assert.deepEqual(c, {
+    port: 12345,
+    fallback: true,
+    line: 'shim ports 3478, 3479, 3480 are all taken, using 12345 (chosen for this run only: apps need it changed next time)',
+  });
 });

@@ -8,5 +8,8 @@ test('findExecutable finds node and not a made-up name', () => {
 });
 
 test('requireTool names the Debian package when it cannot install', () => {
-  assert.throws(() => requireTool({ command: 'no-such-tool-onionturn-xyz', debianPackage: 'no-such-package-onionturn-xyz' }), /apt-get install -y no-such-package-onionturn-xyz/);
+  assert.throws(
+    () => requireTool({ command: 'no-such-tool-onionturn-xyz', debianPackage: 'no-such-package-onionturn-xyz' }),
+    /apt-get install -y no-such-package-onionturn-xyz/,
+  );
 });

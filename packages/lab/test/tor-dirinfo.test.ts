@@ -15,6 +15,7 @@ test('microdesc digests cover onion-key..end, excluding @annotations', () => {
 });
 
 test('consensus "m" lines give one digest per relay', () => {
-  const consensus = 'network-status-version 3 microdesc\nr auth0 AAAA 2026-01-01 00:00:00 127.0.0.1 5000 0\nm abcDEF+/1\ns Exit Fast\nr auth1 BBBB 2026-01-01 00:00:00 127.0.0.1 5001 0\nm xyz\n';
+  const consensus =
+    'network-status-version 3 microdesc\nr auth0 AAAA 2026-01-01 00:00:00 127.0.0.1 5000 0\nm abcDEF+/1\ns Exit Fast\nr auth1 BBBB 2026-01-01 00:00:00 127.0.0.1 5001 0\nm xyz\n';
   assert.deepEqual(consensusMicrodescDigests(consensus), ['abcDEF+/1', 'xyz']);
 });

@@ -19,9 +19,21 @@ test('every role gets the common test-network essentials', () => {
   ];
   for (const o of roles) {
     const l = lines(buildTorrc(o));
-    for (const want of ['TestingTorNetwork 1', 'DataDirectory /tmp/x/n', 'ControlPort 127.0.0.1:9051', 'CookieAuthentication 0', 'AssumeReachable 1',
-      'PathsNeededToBuildCircuits 0.67', 'TestingDirAuthVoteExit *', 'TestingMinExitFlagThreshold 0', 'V3AuthNIntervalsValid 2', 'GeoIPFile ""',
-      'NumCPUs 1', 'ShutdownWaitLength 0', dirAuthorityLine(auth)]) {
+    for (const want of [
+      'TestingTorNetwork 1',
+      'DataDirectory /tmp/x/n',
+      'ControlPort 127.0.0.1:9051',
+      'CookieAuthentication 0',
+      'AssumeReachable 1',
+      'PathsNeededToBuildCircuits 0.67',
+      'TestingDirAuthVoteExit *',
+      'TestingMinExitFlagThreshold 0',
+      'V3AuthNIntervalsValid 2',
+      'GeoIPFile ""',
+      'NumCPUs 1',
+      'ShutdownWaitLength 0',
+      dirAuthorityLine(auth),
+    ]) {
       assert.ok(l.includes(want), `${o.role}: missing '${want}'`);
     }
     // Nothing may listen beyond loopback.
@@ -32,11 +44,30 @@ test('every role gets the common test-network essentials', () => {
 });
 
 test('authority exit: voting schedule, exit policy and test DNS', () => {
-  const l = lines(buildTorrc({ ...base, role: 'authority', orPort: 1, dirPort: 2, exit: true, resolvConf: '/tmp/x/resolv.conf', votingStartOffset: 4, owningPid: 42 }));
-  for (const want of ['AuthoritativeDirectory 1', 'V3AuthoritativeDirectory 1', 'TestingV3AuthInitialVotingInterval 5', 'TestingV3AuthInitialVoteDelay 2',
-    'TestingV3AuthInitialDistDelay 2', 'V3AuthVotingInterval 10', 'V3AuthVoteDelay 2', 'V3AuthDistDelay 2', 'TestingV3AuthVotingStartOffset 4',
-    'ExitRelay 1', 'ExitPolicy accept *:*', 'ServerDNSResolvConfFile /tmp/x/resolv.conf', 'ServerDNSDetectHijacking 0', 'OutboundBindAddressExit 127.0.0.1', 'SocksPort 0',
-    'Address 127.0.0.1', 'ORPort 127.0.0.1:1', 'DirPort 127.0.0.1:2', '__OwningControllerProcess 42']) {
+  const l = lines(
+    buildTorrc({ ...base, role: 'authority', orPort: 1, dirPort: 2, exit: true, resolvConf: '/tmp/x/resolv.conf', votingStartOffset: 4, owningPid: 42 }),
+  );
+  for (const want of [
+    'AuthoritativeDirectory 1',
+    'V3AuthoritativeDirectory 1',
+    'TestingV3AuthInitialVotingInterval 5',
+    'TestingV3AuthInitialVoteDelay 2',
+    'TestingV3AuthInitialDistDelay 2',
+    'V3AuthVotingInterval 10',
+    'V3AuthVoteDelay 2',
+    'V3AuthDistDelay 2',
+    'TestingV3AuthVotingStartOffset 4',
+    'ExitRelay 1',
+    'ExitPolicy accept *:*',
+    'ServerDNSResolvConfFile /tmp/x/resolv.conf',
+    'ServerDNSDetectHijacking 0',
+    'OutboundBindAddressExit 127.0.0.1',
+    'SocksPort 0',
+    'Address 127.0.0.1',
+    'ORPort 127.0.0.1:1',
+    'DirPort 127.0.0.1:2',
+    '__OwningControllerProcess 42',
+  ]) {
     assert.ok(l.includes(want), `missing '${want}'`);
   }
 });

@@ -2,14 +2,7 @@
 // computed over the final bytes at build time.
 import { randomBytes } from 'node:crypto';
 import { encodeAttributeValue, type AttributeValue } from './attributes.js';
-import {
-  ATTRIBUTE_HEADER_LENGTH,
-  AttributeType,
-  HEADER_LENGTH,
-  MAGIC_COOKIE,
-  type MessageClass,
-  TRANSACTION_ID_LENGTH,
-} from './constants.js';
+import { ATTRIBUTE_HEADER_LENGTH, AttributeType, HEADER_LENGTH, MAGIC_COOKIE, type MessageClass, TRANSACTION_ID_LENGTH } from './constants.js';
 import { computeFingerprint, computeHmac } from './integrity.js';
 import { encodeMessageType } from './message-type.js';
 

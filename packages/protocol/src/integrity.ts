@@ -21,12 +21,20 @@ export function userhash(username: string, realm: string): Buffer {
 // that change real passwords; the rest of the profile is NFKC. Code points, not a regex class:
 // several of them are combining marks.
 const MAP_TO_NOTHING: ReadonlySet<number> = new Set([
-  0x00ad, 0x034f, 0x1806, 0x180b, 0x180c, 0x180d, 0x200b, 0x200c, 0x200d, 0x2060, 0xfeff,
+  0x00ad,
+  0x034f,
+  0x1806,
+  0x180b,
+  0x180c,
+  0x180d,
+  0x200b,
+  0x200c,
+  0x200d,
+  0x2060,
+  0xfeff,
   ...Array.from({ length: 16 }, (_, i) => 0xfe00 + i),
 ]);
-const NON_ASCII_SPACE: ReadonlySet<number> = new Set([
-  0x00a0, 0x1680, 0x202f, 0x205f, 0x3000, ...Array.from({ length: 11 }, (_, i) => 0x2000 + i),
-]);
+const NON_ASCII_SPACE: ReadonlySet<number> = new Set([0x00a0, 0x1680, 0x202f, 0x205f, 0x3000, ...Array.from({ length: 11 }, (_, i) => 0x2000 + i)]);
 
 /** SASLprep (RFC 4013) mapping and normalization, as RFC 5389 keys use; no-op for ASCII. */
 export function saslprep(text: string): string {

@@ -1,13 +1,6 @@
 // Errors are values: decoding hostile input returns one of these, it never throws.
 
-export type DecodeErrorCode =
-  | 'truncated'
-  | 'not-stun'
-  | 'bad-length'
-  | 'bad-attribute'
-  | 'too-many-attributes'
-  | 'not-channel-data'
-  | 'bad-channel-number';
+export type DecodeErrorCode = 'truncated' | 'not-stun' | 'bad-length' | 'bad-attribute' | 'too-many-attributes' | 'not-channel-data' | 'bad-channel-number';
 
 export interface DecodeError {
   readonly code: DecodeErrorCode;

@@ -146,7 +146,9 @@ test('only the first of duplicate attributes counts; all are kept in order', () 
 
 test('attributes after MESSAGE-INTEGRITY (except -SHA256 and FINGERPRINT) are ignored', () => {
   const key = Buffer.from('k');
-  const signed = new MessageBuilder(Method.Refresh, MessageClass.Request).add(A.Lifetime, { kind: 'uint32', value: 0 }).build({ integrityKey: key, sha256: true });
+  const signed = new MessageBuilder(Method.Refresh, MessageClass.Request)
+    .add(A.Lifetime, { kind: 'uint32', value: 0 })
+    .build({ integrityKey: key, sha256: true });
   // Append an attribute after the integrity attributes, fixing up the header length.
   const extra = Buffer.from('801100046869686900', 'hex').subarray(0, 8);
   const tampered = Buffer.concat([signed, extra]);

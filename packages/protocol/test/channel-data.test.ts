@@ -17,10 +17,18 @@ test('ChannelData round-trips with and without padding', () => {
 });
 
 test('the first byte tells STUN (0b00), ChannelData (0b01) and neither apart', () => {
-  assert.deepEqual(
-    [0x00, 0x01, 0x3f, 0x40, 0x4f, 0x7f, 0x80, 0x16, 0x47, 0xff].map(wireKindOf),
-    [WireKind.Stun, WireKind.Stun, WireKind.Stun, WireKind.ChannelData, WireKind.ChannelData, WireKind.ChannelData, WireKind.Other, WireKind.Stun, WireKind.ChannelData, WireKind.Other],
-  );
+  assert.deepEqual([0x00, 0x01, 0x3f, 0x40, 0x4f, 0x7f, 0x80, 0x16, 0x47, 0xff].map(wireKindOf), [
+    WireKind.Stun,
+    WireKind.Stun,
+    WireKind.Stun,
+    WireKind.ChannelData,
+    WireKind.ChannelData,
+    WireKind.ChannelData,
+    WireKind.Other,
+    WireKind.Stun,
+    WireKind.ChannelData,
+    WireKind.Other,
+  ]);
   assert.equal(wireKindOf(encodeChannelData(0x4001, Buffer.from('x'), true)[0]!), WireKind.ChannelData);
 });
 

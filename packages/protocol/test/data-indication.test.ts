@@ -13,7 +13,11 @@ import {
   writeDataIndication,
 } from '../src/index.js';
 
-for (const [address, size] of [['192.0.2.7', 5], ['2001:db8::1', 8], ['203.0.113.9', 0]] as const) {
+for (const [address, size] of [
+  ['192.0.2.7', 5],
+  ['2001:db8::1', 8],
+  ['203.0.113.9', 0],
+] as const) {
   test(`writeDataIndication matches the builder byte for byte (${address}, ${size} bytes)`, () => {
     const tid = Buffer.from('0102030405060708090a0b0c', 'hex');
     const data = Buffer.from('abcdefgh'.slice(0, size));

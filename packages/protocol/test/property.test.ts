@@ -31,7 +31,10 @@ function randomValue(rnd: (n: number) => number): [number, AttributeValue] {
   const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => rnd(256)));
   switch (rnd(8)) {
     case 0:
-      return [A.XorPeerAddress, { kind: 'address', address: { family: 'IPv4', address: [rnd(256), rnd(256), rnd(256), rnd(256)].join('.'), port: rnd(65536) } }];
+      return [
+        A.XorPeerAddress,
+        { kind: 'address', address: { family: 'IPv4', address: [rnd(256), rnd(256), rnd(256), rnd(256)].join('.'), port: rnd(65536) } },
+      ];
     case 1: {
       const groups = Array.from({ length: 8 }, () => rnd(65536).toString(16));
       const b = Buffer.alloc(16);

@@ -20,10 +20,13 @@ test('RFC 8656 range by default: channel 0x7b8b is a framing error', () => {
 
 test('rfc5766Channels accepts 0x5000-0x7FFF and strips padding', () => {
   const got: string[] = [];
-  const f = new StreamFramer((frame, kind) => {
-    assert.equal(kind, FrameKind.ChannelData);
-    got.push(frame.toString('hex'));
-  }, { rfc5766Channels: true });
+  const f = new StreamFramer(
+    (frame, kind) => {
+      assert.equal(kind, FrameKind.ChannelData);
+      got.push(frame.toString('hex'));
+    },
+    { rfc5766Channels: true },
+  );
   assert.equal(f.push(Buffer.concat([legacyFrame(0x7b8b, Buffer.from('abc')), legacyFrame(0x7fff, Buffer.from('defg'))])), undefined);
   assert.deepEqual(got, ['7b8b0003616263', '7fff000464656667']);
 });
@@ -37,5 +40,8 @@ test('delivered frames keep their bytes after later pushes', () => {
   const all = Buffer.concat([a, b]);
   for (let i = 0; i < all.length; i += 3) f.push(Buffer.from(all.subarray(i, i + 3)));
   f.push(Buffer.from(encodeChannelData(0x4003, Buffer.from('zzzzzzzz'), true)));
-  assert.deepEqual(kept.map((k) => k.subarray(4).toString()), ['hello', 'world!', 'zzzzzzzz']);
+  assert.deepEqual(
+    kept.map((k) => k.subarray(4).toString()),
+    ['hello', 'world!', 'zzzzzzzz'],
+  );
 });

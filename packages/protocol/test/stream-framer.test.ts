@@ -1,15 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  AttributeType,
-  FrameKind,
-  MessageBuilder,
-  MessageClass,
-  Method,
-  StreamFramer,
-  encodeChannelData,
-  type FramingError,
-} from '../src/index.js';
+import { AttributeType, FrameKind, MessageBuilder, MessageClass, Method, StreamFramer, encodeChannelData, type FramingError } from '../src/index.js';
 
 interface Got {
   kind: FrameKind;

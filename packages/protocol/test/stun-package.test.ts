@@ -108,7 +108,9 @@ test('ERROR-CODE bytes agree with stun (its decoder misreads the class digit; we
   const tid = Buffer.alloc(12, 3);
   const theirs = stun.createMessage(C['STUN_ALLOCATE_ERROR_RESPONSE'] as number, tid);
   theirs.addAttribute(C['STUN_ATTR_ERROR_CODE'] as number, 401, 'Unauthorized');
-  const ours = new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse, tid).add(A.ErrorCode, { kind: 'error-code', code: 401, reason: 'Unauthorized' }).build();
+  const ours = new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse, tid)
+    .add(A.ErrorCode, { kind: 'error-code', code: 401, reason: 'Unauthorized' })
+    .build();
   assert.deepEqual(ours, theirs.toBuffer());
 });
 

@@ -1,17 +1,7 @@
 // Allocate (RFC 8656 §7.2): checks the request (transport, EVEN-PORT, RESERVATION-TOKEN, address
 // families) and the quotas, then binds one relay socket per family through the shell and answers
 // once all are bound; the answer is kept for retransmissions.
-import {
-  AttributeType,
-  ErrorCode,
-  MessageClass,
-  TransportProtocol,
-  formatIp,
-  getAttribute,
-  parseIp,
-  readAttribute,
-  type IpFamily,
-} from '@onionturn/protocol';
+import { AttributeType, ErrorCode, MessageClass, TransportProtocol, formatIp, getAttribute, parseIp, readAttribute, type IpFamily } from '@onionturn/protocol';
 import { Allocation, Relay } from './allocation.js';
 import type { AllocationTable } from './allocation-table.js';
 import type { Authenticated } from './authenticate.js';
@@ -124,7 +114,14 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
   const alloc = new Allocation(
     ctx.table.newId(),
     client,
-    { username: auth.username, realm: ctx.options.realm, password: auth.password, key: auth.key, algorithm: auth.algorithm, credentialExpiresAt: cred?.expiresAtMs },
+    {
+      username: auth.username,
+      realm: ctx.options.realm,
+      password: auth.password,
+      key: auth.key,
+      algorithm: auth.algorithm,
+      credentialExpiresAt: cred?.expiresAtMs,
+    },
     now + lifetime * 1000,
     now,
     ctx.limits.bandwidthPerAllocation,

@@ -1,16 +1,7 @@
 // The long-term credential check every request but Binding passes (RFC 8489 §9.2.4): realm,
 // nonce, password algorithm and MESSAGE-INTEGRITY(-SHA256), against the allocation's password
 // once there is one, else against the credential lookup.
-import {
-  AttributeType,
-  ErrorCode,
-  Method,
-  PasswordAlgorithm,
-  getAttribute,
-  longTermKey,
-  readAttribute,
-  verifyIntegrity,
-} from '@onionturn/protocol';
+import { AttributeType, ErrorCode, Method, PasswordAlgorithm, getAttribute, longTermKey, readAttribute, verifyIntegrity } from '@onionturn/protocol';
 import { randomBytes } from 'node:crypto';
 import type { Credential } from './auth.js';
 import type { CoreOptions } from './core-options.js';

@@ -5,7 +5,17 @@ export { chainLookups, parseUserSpec, restSecrets, staticUsers, type RestSecrets
 export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
 export { createMetricsRegistry, serveMetrics, type MetricsSource } from './metrics.js';
-export { DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, DEFAULT_DENIED_UDP_PORTS, PeerPolicy, defaultDenyRules, defaultPortRules, parseAllowPeer, parsePolicyRule, type PolicyRule } from './peer-policy.js';
+export {
+  DEFAULT_DENIED_IPV4,
+  DEFAULT_DENIED_IPV6,
+  DEFAULT_DENIED_UDP_PORTS,
+  PeerPolicy,
+  defaultDenyRules,
+  defaultPortRules,
+  parseAllowPeer,
+  parsePolicyRule,
+  type PolicyRule,
+} from './peer-policy.js';
 export { PortPool } from './port-pool.js';
 export { OwnAddressWatch } from './own-addresses.js';
 export { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type Admission, type UdpAdmissionRate, type UdpClientLimits } from './udp-clients.js';
@@ -16,7 +26,14 @@ export { CoreStats } from './stats.js';
 export type { ChannelRange, CoreEvents, CoreOptions, Filtering, RelayAddress, RelayBinder } from './core-options.js';
 export { TurnCore } from './turn-core.js';
 export { TurnServer, pickRelays, type ListenSpec, type TurnServerConfig } from './node-server.js';
-export { DEFAULT_UDP_GATEWAY_LIMITS, GatewaySession, GatewayStats, type GatewayCloseReason, type GatewaySink, type UdpGatewayLimits } from './udp-gateway-session.js';
+export {
+  DEFAULT_UDP_GATEWAY_LIMITS,
+  GatewaySession,
+  GatewayStats,
+  type GatewayCloseReason,
+  type GatewaySink,
+  type UdpGatewayLimits,
+} from './udp-gateway-session.js';
 export { UdpGateway, type UdpGatewayOptions } from './udp-gateway.js';
 export { DEFAULT_DESTINATION_LIMITS, DestinationBudgets, DestinationEntry, type DestinationLimits } from './destination-budgets.js';
 export { createGatewayMetricsRegistry } from './udp-gateway-metrics.js';

@@ -33,7 +33,11 @@ export function createMetricsRegistry(core: TurnCore): Registry {
   counter('onionturn_auth_failures_total', 'Requests that failed authentication', () => s.authFailures);
   counter('onionturn_denied_peers_total', 'Peer addresses refused by the peer policy', () => s.deniedPeers);
   counter('onionturn_malformed_total', 'Malformed messages from clients', () => s.malformed);
-  counter('onionturn_fd_exhausted_total', 'Relay sockets not opened for want of file descriptors (raise the limit: ulimit -n, LimitNOFILE, docker ulimits)', () => s.fdExhausted);
+  counter(
+    'onionturn_fd_exhausted_total',
+    'Relay sockets not opened for want of file descriptors (raise the limit: ulimit -n, LimitNOFILE, docker ulimits)',
+    () => s.fdExhausted,
+  );
   counter('onionturn_internal_errors_total', 'Exceptions caught in socket handlers (a connection closed or a datagram dropped)', () => s.internalErrors);
   const directional = (name: string, help: string, toPeer: () => number, toClient: () => number): void => {
     const last = { to_peer: 0, to_client: 0 };
@@ -43,7 +47,10 @@ export function createMetricsRegistry(core: TurnCore): Registry {
       labelNames: ['direction'],
       registers: [registry],
       collect() {
-        for (const [dir, read] of [['to_peer', toPeer], ['to_client', toClient]] as const) {
+        for (const [dir, read] of [
+          ['to_peer', toPeer],
+          ['to_client', toClient],
+        ] as const) {
           const v = read();
           if (v > last[dir]) this.labels(dir).inc(v - last[dir]);
           last[dir] = v;
@@ -51,8 +58,18 @@ export function createMetricsRegistry(core: TurnCore): Registry {
       },
     });
   };
-  directional('onionturn_relayed_bytes_total', 'Relayed payload bytes', () => s.bytesToPeer, () => s.bytesToClient);
-  directional('onionturn_relayed_packets_total', 'Relayed datagrams', () => s.packetsToPeer, () => s.packetsToClient);
+  directional(
+    'onionturn_relayed_bytes_total',
+    'Relayed payload bytes',
+    () => s.bytesToPeer,
+    () => s.bytesToClient,
+  );
+  directional(
+    'onionturn_relayed_packets_total',
+    'Relayed datagrams',
+    () => s.packetsToPeer,
+    () => s.packetsToClient,
+  );
   const labelled = (name: string, help: string, label: string, read: () => Iterable<[string, number]>): void => {
     const last = new Map<string, number>();
     new Counter({

@@ -8,7 +8,15 @@ import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer } from 'node:tls';
 import { TcpBatchWriter, errorCode } from '@onionturn/io';
-import { FrameKind, StreamFramer, channelDataPadding, writeChannelDataHeader, type FramerOptions, type IpFamily, type TransportAddress } from '@onionturn/protocol';
+import {
+  FrameKind,
+  StreamFramer,
+  channelDataPadding,
+  writeChannelDataHeader,
+  type FramerOptions,
+  type IpFamily,
+  type TransportAddress,
+} from '@onionturn/protocol';
 import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
 import type { CredentialLookup } from './auth.js';
 import type { ChannelRange, Filtering, RelayAddress, RelayBinder } from './core-options.js';
@@ -178,7 +186,8 @@ export class TurnServer {
     const server = new TurnServer(config, core, log);
     holder.server = server;
     if (config.allowLoopbackPeers) log.warn('--allow-loopback-peers is on: loopback peers are reachable; for tests only');
-    for (const r of config.allowedPeers ?? []) log.warn('allow-peer', { range: r.text.replace(/^accept6?\s+/, ''), note: 'a range the built-in deny list closes is reachable' });
+    for (const r of config.allowedPeers ?? [])
+      log.warn('allow-peer', { range: r.text.replace(/^accept6?\s+/, ''), note: 'a range the built-in deny list closes is reachable' });
     try {
       for (const spec of config.listen) await server.#listen(spec);
       if (config.metrics) {
@@ -435,7 +444,10 @@ export class TurnServer {
     const err = e instanceof Error ? e : new Error('non-error thrown');
     this.#log.warn('internal-error', {
       error: errorCode(err),
-      stack: (err.stack ?? '').split('\n').slice(1, 6).map((l) => l.trim()),
+      stack: (err.stack ?? '')
+        .split('\n')
+        .slice(1, 6)
+        .map((l) => l.trim()),
       note: 'further internal errors are only counted (onionturn_internal_errors_total)',
     });
   }
@@ -449,7 +461,11 @@ export class TurnServer {
     const now = performance.now();
     if (now - this.#fdWarnedAt < FD_WARNING_INTERVAL_MS) return;
     this.#fdWarnedAt = now;
-    this.#log.warn('out-of-file-descriptors', { error: code, total: this.core.stats.fdExhausted, note: 'allocations are refused (508) and new connections closed; raise the limit (ulimit -n, LimitNOFILE, docker ulimits nofile)' });
+    this.#log.warn('out-of-file-descriptors', {
+      error: code,
+      total: this.core.stats.fdExhausted,
+      note: 'allocations are refused (508) and new connections closed; raise the limit (ulimit -n, LimitNOFILE, docker ulimits nofile)',
+    });
   }
 
   #bindRelay(relay: Relay, done: (socket: RelaySocket | undefined) => void): void {

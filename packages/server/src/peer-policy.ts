@@ -125,7 +125,7 @@ function maskBits(mask: string, family: 4 | 6): number | undefined {
   const b = parseIPv4(mask);
   if (!b) return undefined;
   const n = b.readUInt32BE(0);
-  const bits = 32 - Math.log2(((~n >>> 0) + 1) || 2 ** 32);
+  const bits = 32 - Math.log2((~n >>> 0) + 1 || 2 ** 32);
   return Number.isInteger(bits) ? bits : undefined;
 }
 

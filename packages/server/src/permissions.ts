@@ -1,16 +1,7 @@
 // CreatePermission and ChannelBind (RFC 8656 §9, §12): the XOR-PEER-ADDRESS list checked for
 // family and peer policy, permissions installed all or nothing under the quotas, and channels
 // bound one-to-one to a peer ip:port.
-import {
-  AttributeType,
-  ErrorCode,
-  formatIp,
-  isValidChannelNumber,
-  parseIp,
-  readAttribute,
-  readAttributes,
-  type TransportAddress,
-} from '@onionturn/protocol';
+import { AttributeType, ErrorCode, formatIp, isValidChannelNumber, parseIp, readAttribute, readAttributes, type TransportAddress } from '@onionturn/protocol';
 import { Channel, Permission, type Allocation, type Peer, type Relay } from './allocation.js';
 import type { CoreOptions } from './core-options.js';
 import type { Lifetimes, Limits } from './limits.js';

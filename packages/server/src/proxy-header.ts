@@ -39,10 +39,14 @@ export function parseProxyV1(buf: Buffer): ProxyHeader {
     const seen = buf.subarray(0, Math.min(buf.length, 6)).toString('latin1');
     return 'PROXY '.startsWith(seen) ? { kind: 'incomplete' } : { kind: 'error', reason: 'the stream does not start with a PROXY line' };
   }
-  const parts = buf.subarray(0, end - 2).toString('latin1').split(' ');
+  const parts = buf
+    .subarray(0, end - 2)
+    .toString('latin1')
+    .split(' ');
   if (parts[0] !== 'PROXY') return { kind: 'error', reason: 'the stream does not start with a PROXY line' };
   if (parts[1] === 'UNKNOWN') return { kind: 'ok', length: end, source: undefined, circuitId: undefined };
-  if ((parts[1] !== 'TCP4' && parts[1] !== 'TCP6') || parts.length !== 6) return { kind: 'error', reason: 'a PROXY line is "PROXY TCP4|TCP6 SRC DST SPORT DPORT"' };
+  if ((parts[1] !== 'TCP4' && parts[1] !== 'TCP6') || parts.length !== 6)
+    return { kind: 'error', reason: 'a PROXY line is "PROXY TCP4|TCP6 SRC DST SPORT DPORT"' };
   const ip = parseIp(parts[2] as string);
   const dst = parseIp(parts[3] as string);
   const want = parts[1] === 'TCP4' ? 4 : 16;

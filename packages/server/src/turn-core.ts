@@ -74,7 +74,11 @@ export class TurnCore {
     const bw = this.#limits.bandwidthTotal;
     this.#total = new TokenBucket(bw, bw, this.#now());
     this.#destinations = new DestinationBudgets(
-      { bytesPerSecond: this.#limits.bandwidthPerDestination, packetsPerSecond: this.#limits.packetsPerDestination, maxDestinations: this.#limits.destinations },
+      {
+        bytesPerSecond: this.#limits.bandwidthPerDestination,
+        packetsPerSecond: this.#limits.packetsPerDestination,
+        maxDestinations: this.#limits.destinations,
+      },
       this.#now(),
     );
     this.#relays = options.relays ?? new RelayRegistry();
@@ -107,7 +111,6 @@ export class TurnCore {
   get allocations(): ReadonlySet<Allocation> {
     return this.#table.all;
   }
-
 
   /**
    * SIGHUP: new policy and credentials apply to new requests. Allocations stay, except those of
@@ -195,10 +198,7 @@ export class TurnCore {
       return this.#replies.success(r, (b) => b.add(AttributeType.XorMappedAddress, { kind: 'address', address: client.remote }));
     }
     const known =
-      msg.method === Method.Allocate ||
-      msg.method === Method.Refresh ||
-      msg.method === Method.CreatePermission ||
-      msg.method === Method.ChannelBind;
+      msg.method === Method.Allocate || msg.method === Method.Refresh || msg.method === Method.CreatePermission || msg.method === Method.ChannelBind;
     if (!known) return this.#replies.error(r, ErrorCode.BadRequest);
     const auth = authenticate(this.#ctx, r);
     if (auth === undefined) return;

@@ -74,7 +74,10 @@ test('the core: 0 turns the destination budget off', () => {
   const w = world({ limits: { packetsPerDestination: 0, bandwidthPerDestination: 0 } });
   sendAll(w, 4, 5, '93.184.216.34', 4000);
   assert.equal(w.core.stats.droppedDestination, 0);
-  assert.equal(w.relays.reduce((n, r) => n + r.sent.length, 0), 20);
+  assert.equal(
+    w.relays.reduce((n, r) => n + r.sent.length, 0),
+    20,
+  );
 });
 
 test('default UDP port rules: amplifier and discovery ports refused, others (DNS, QUIC, WebRTC) allowed; an operator rule reopens one', () => {

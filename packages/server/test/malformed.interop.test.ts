@@ -128,7 +128,11 @@ test('malformed TCP and UDP input: right errors or closed connections, and other
 
   await t.test('TCP: garbage framing closes the connection', async () => {
     // First byte 0b10/0b11: neither STUN nor ChannelData; a STUN length that is not a multiple of 4.
-    for (const bytes of [Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.from('\x80TTP/1.1 200 OK\r\n\r\n', 'latin1'), Buffer.from([0x00, 0x01, 0x00, 0x05, 0x21, 0x12, 0xa4, 0x42])]) {
+    for (const bytes of [
+      Buffer.from([0xff, 0xff, 0xff, 0xff]),
+      Buffer.from('\x80TTP/1.1 200 OK\r\n\r\n', 'latin1'),
+      Buffer.from([0x00, 0x01, 0x00, 0x05, 0x21, 0x12, 0xa4, 0x42]),
+    ]) {
       const c = await TcpTalker.open(tcpPort);
       c.sock.write(bytes);
       assert.equal(await c.closedWithin(), true, `not closed after ${bytes.subarray(0, 4).toString('hex')}`);

@@ -20,19 +20,70 @@ const policy = new PeerPolicy({ ownAddresses: ['198.51.200.7', '2001:4860:1::7']
 
 test('the default denies every listed range, including the bypass forms', () => {
   const denied = [
-    '0.0.0.0', '0.1.2.3', '127.0.0.1', '127.255.255.254', '10.0.0.1', '100.64.0.1', '100.127.255.255', '169.254.169.254',
-    '172.16.0.1', '172.31.255.255', '192.0.0.8', '192.0.2.1', '192.88.99.1', '192.168.1.1', '198.18.0.1', '198.19.255.255',
-    '198.51.100.1', '203.0.113.1', '224.0.0.1', '239.255.255.250', '240.0.0.1', '255.255.255.255',
-    '::', '::1', '[::]', '::ffff:127.0.0.1', '::ffff:7f00:1', '::127.0.0.1', '::7f00:1', '::ffff:10.0.0.1', '::ffff:169.254.169.254',
-    '::ffff:0.0.0.0', '::0.0.0.0', '2002:7f00:1::', '2002:c0a8:101::1', '64:ff9b::7f00:1', '64:ff9b::8.8.8.8', '64:ff9b:1::1',
-    '100::1', '2001::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001:db8::1', 'fc00::1', 'fd12:3456::1', 'fe80::1', 'ff02::1',
-    '0:0:0:0:0:ffff:7f00:0001', '::FFFF:127.0.0.1',
+    '0.0.0.0',
+    '0.1.2.3',
+    '127.0.0.1',
+    '127.255.255.254',
+    '10.0.0.1',
+    '100.64.0.1',
+    '100.127.255.255',
+    '169.254.169.254',
+    '172.16.0.1',
+    '172.31.255.255',
+    '192.0.0.8',
+    '192.0.2.1',
+    '192.88.99.1',
+    '192.168.1.1',
+    '198.18.0.1',
+    '198.19.255.255',
+    '198.51.100.1',
+    '203.0.113.1',
+    '224.0.0.1',
+    '239.255.255.250',
+    '240.0.0.1',
+    '255.255.255.255',
+    '::',
+    '::1',
+    '[::]',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '::127.0.0.1',
+    '::7f00:1',
+    '::ffff:10.0.0.1',
+    '::ffff:169.254.169.254',
+    '::ffff:0.0.0.0',
+    '::0.0.0.0',
+    '2002:7f00:1::',
+    '2002:c0a8:101::1',
+    '64:ff9b::7f00:1',
+    '64:ff9b::8.8.8.8',
+    '64:ff9b:1::1',
+    '100::1',
+    '2001::1',
+    '2001:0:4136:e378:8000:63bf:3fff:fdd2',
+    '2001:db8::1',
+    'fc00::1',
+    'fd12:3456::1',
+    'fe80::1',
+    'ff02::1',
+    '0:0:0:0:0:ffff:7f00:0001',
+    '::FFFF:127.0.0.1',
   ];
   for (const a of denied) assert.equal(allows(policy, a), false, a);
 });
 
 test('ordinary public peers are allowed', () => {
-  for (const a of ['8.8.8.8', '93.184.216.34', '1.1.1.1', '2001:4860:4860::8888', '2a00:1450::1', '::ffff:8.8.8.8', '100.128.0.1', '172.32.0.1', '198.20.0.1']) {
+  for (const a of [
+    '8.8.8.8',
+    '93.184.216.34',
+    '1.1.1.1',
+    '2001:4860:4860::8888',
+    '2a00:1450::1',
+    '::ffff:8.8.8.8',
+    '100.128.0.1',
+    '172.32.0.1',
+    '198.20.0.1',
+  ]) {
     assert.equal(allows(policy, a), true, a);
   }
 });
@@ -65,9 +116,14 @@ test('IPv4-translated, site-local and IPv6 benchmarking addresses are denied', (
 
 test('parser: Tor ExitPolicy forms', () => {
   assert.deepEqual(
-    [rule('accept *:*'), rule('reject *4:80'), rule('accept *6:1000-2000'), rule('reject 10.0.0.0/255.0.0.0:*'), rule('accept [2001:db8::]/32:443'), rule('reject 1.2.3.4')].map(
-      (r) => [r.accept, r.family, r.bits, r.portMin, r.portMax],
-    ),
+    [
+      rule('accept *:*'),
+      rule('reject *4:80'),
+      rule('accept *6:1000-2000'),
+      rule('reject 10.0.0.0/255.0.0.0:*'),
+      rule('accept [2001:db8::]/32:443'),
+      rule('reject 1.2.3.4'),
+    ].map((r) => [r.accept, r.family, r.bits, r.portMin, r.portMax]),
     [
       [true, undefined, 0, 0, 65535],
       [false, 4, 0, 80, 80],
@@ -81,9 +137,21 @@ test('parser: Tor ExitPolicy forms', () => {
 
 test('parser: spellings that could fool a check are errors, not guesses', () => {
   for (const bad of [
-    'reject 127.1:*', 'reject 0x7f.0.0.1:*', 'reject 2130706433:*', 'reject 0177.0.0.1:*', 'reject 127.0.0.01:*', 'reject 0x7f000001:*',
-    'reject 127.0.0.1/33:*', 'reject 10.0.0.0/255.0.255.0:*', 'reject ::1:*', 'reject [::1/8:*', 'accept *:70000', 'accept *:90-80',
-    'allow *:*', 'reject *4/8:*', 'reject [fe80::1%eth0]:*',
+    'reject 127.1:*',
+    'reject 0x7f.0.0.1:*',
+    'reject 2130706433:*',
+    'reject 0177.0.0.1:*',
+    'reject 127.0.0.01:*',
+    'reject 0x7f000001:*',
+    'reject 127.0.0.1/33:*',
+    'reject 10.0.0.0/255.0.255.0:*',
+    'reject ::1:*',
+    'reject [::1/8:*',
+    'accept *:70000',
+    'accept *:90-80',
+    'allow *:*',
+    'reject *4/8:*',
+    'reject [fe80::1%eth0]:*',
   ]) {
     assert.equal(parsePolicyRule(bad).ok, false, bad);
   }
@@ -100,7 +168,7 @@ test('operator rules follow the deny list, first match wins; ports are respected
   assert.equal(allows(p, '2001:4860:4860::8888', 5300), true);
 });
 
-test('the built-in deny list comes before the operator\'s rules: accept *:* reopens nothing', () => {
+test("the built-in deny list comes before the operator's rules: accept *:* reopens nothing", () => {
   for (const text of ['accept *:*', 'accept *:1024-65535', 'accept6 *:*', 'accept 10.0.0.0/8:*', 'accept [::1]:*']) {
     const p = new PeerPolicy({ rules: [rule(text)] });
     for (const a of ['127.0.0.1', '10.0.0.1', '192.168.1.1', '169.254.169.254', '168.63.129.16', '::1', 'fe80::1', 'fd00:ec2::254', '::ffff:127.0.0.1']) {

@@ -33,6 +33,9 @@ test('port pool: random order, quarantine before reuse, exhaustion', () => {
   const pairs = new PortPool(40000, 40009, 0);
   const got: number[] = [];
   for (let i = 0; i < 5; i++) got.push(...pairs.takePair(0)!);
-  assert.deepEqual(got.sort((x, y) => x - y), [40000, 40001, 40002, 40003, 40004, 40005, 40006, 40007, 40008, 40009]);
+  assert.deepEqual(
+    got.sort((x, y) => x - y),
+    [40000, 40001, 40002, 40003, 40004, 40005, 40006, 40007, 40008, 40009],
+  );
   assert.equal(pairs.takePair(0), undefined);
 });

@@ -43,9 +43,15 @@ test('relay to relay: the own relay address of a live allocation is a peer (chan
   a.channelData(0x4000, Buffer.from('a to b again'));
   assert.deepEqual(
     b.link.channelData.map((c) => [c.channel, c.data.toString()]),
-    [[0x4001, 'a to b'], [0x4001, 'a to b again']],
+    [
+      [0x4001, 'a to b'],
+      [0x4001, 'a to b again'],
+    ],
   );
-  assert.deepEqual(a.link.channelData.map((c) => [c.channel, c.data.toString()]), [[0x4000, 'b to a']]);
+  assert.deepEqual(
+    a.link.channelData.map((c) => [c.channel, c.data.toString()]),
+    [[0x4000, 'b to a']],
+  );
   for (const r of w.relays) assert.equal(r.sent.length, 0, 'nothing went through a relay socket (the kernel)');
   assert.equal(w.core.stats.packetsToPeer, 3);
   assert.equal(w.core.stats.packetsToClient, 3);
@@ -105,7 +111,10 @@ test('a ChannelBind names the exact peer ip:port: that peer may speak first; oth
   const p = peer('93.184.216.34', 5000);
   assert.equal(readAttribute(c.bind(0x4000, p), AttributeType.ErrorCode), undefined);
   w.core.handlePeerDatagram(relay, Buffer.from('first'), p.address, p.port);
-  assert.deepEqual(c.link.channelData.map((d) => d.data.toString()), ['first']);
+  assert.deepEqual(
+    c.link.channelData.map((d) => d.data.toString()),
+    ['first'],
+  );
   w.core.handlePeerDatagram(relay, Buffer.from('other port'), p.address, p.port + 1);
   assert.equal(c.link.channelData.length, 1);
   assert.equal(w.core.stats.droppedFiltered, 1);
@@ -129,7 +138,10 @@ test("another worker's live relay address is a peer too (reached through the ker
   relays.apply({ op: 'add', key: '198.51.100.10|61000' });
   assert.equal(readAttribute(a.bind(0x4000, other), AttributeType.ErrorCode), undefined);
   a.channelData(0x4000, Buffer.from('to the other worker'));
-  assert.deepEqual(w.relays[0]!.sent.map((s) => [s.address, s.port, s.data.toString()]), [['198.51.100.10', 61000, 'to the other worker']]);
+  assert.deepEqual(
+    w.relays[0]!.sent.map((s) => [s.address, s.port, s.data.toString()]),
+    [['198.51.100.10', 61000, 'to the other worker']],
+  );
   relays.apply({ op: 'remove', key: '198.51.100.10|61000' });
   assert.equal(errorCode(a.permit(peer('198.51.100.10', 61000))), 403);
   w.core.clientClosed(a.client);

@@ -27,10 +27,26 @@ test('turnutils_uclient relays through onionturn server: TCP and UDP, channels a
     const s = { host: '127.0.0.1', port };
     const name = tcp ? 'TCP' : 'UDP';
     runs.push([`${name} channels, REST, 1 client`, { server: s, secret: SECRET, peer: peerAddr, tcp, clients: 1, messages: 20, extraArgs: ['-c'] }, 20]);
-    runs.push([`${name} Send indications, REST, 1 client`, { server: s, secret: SECRET, peer: peerAddr, tcp, clients: 1, messages: 20, extraArgs: ['-c', '-s'] }, 20]);
-    runs.push([`${name} channels, static user, 1 client`, { server: s, username: 'alice', password: 'wonderland', peer: peerAddr, tcp, clients: 1, messages: 10, extraArgs: ['-c'] }, 10]);
-    runs.push([`${name} channels, REST, 50 clients`, { server: s, secret: SECRET, peer: peerAddr, tcp, clients: 50, messages: 10, length: 200, extraArgs: ['-c'], timeoutMs: 60_000 }, 500]);
-    runs.push([`${name} Send indications, REST, 50 clients`, { server: s, secret: SECRET, peer: peerAddr, tcp, clients: 50, messages: 10, extraArgs: ['-c', '-s'], timeoutMs: 60_000 }, 500]);
+    runs.push([
+      `${name} Send indications, REST, 1 client`,
+      { server: s, secret: SECRET, peer: peerAddr, tcp, clients: 1, messages: 20, extraArgs: ['-c', '-s'] },
+      20,
+    ]);
+    runs.push([
+      `${name} channels, static user, 1 client`,
+      { server: s, username: 'alice', password: 'wonderland', peer: peerAddr, tcp, clients: 1, messages: 10, extraArgs: ['-c'] },
+      10,
+    ]);
+    runs.push([
+      `${name} channels, REST, 50 clients`,
+      { server: s, secret: SECRET, peer: peerAddr, tcp, clients: 50, messages: 10, length: 200, extraArgs: ['-c'], timeoutMs: 60_000 },
+      500,
+    ]);
+    runs.push([
+      `${name} Send indications, REST, 50 clients`,
+      { server: s, secret: SECRET, peer: peerAddr, tcp, clients: 50, messages: 10, extraArgs: ['-c', '-s'], timeoutMs: 60_000 },
+      500,
+    ]);
   }
   for (const [what, options, expected] of runs) {
     await t.test(what, async () => assertEchoed(await runUclient(group, options), what, expected));

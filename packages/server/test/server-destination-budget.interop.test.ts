@@ -9,7 +9,10 @@ import { ProcessGroup, freePort, runUclient, startServer, startTurnutilsPeer, te
 
 const SECRET = 'destination-secret-1';
 
-async function flood(t: { after: (fn: () => Promise<void> | void) => void }, args: readonly string[]): Promise<{ sent: number; received: number; dropped: number }> {
+async function flood(
+  t: { after: (fn: () => Promise<void> | void) => void },
+  args: readonly string[],
+): Promise<{ sent: number; received: number; dropped: number }> {
   const group = new ProcessGroup();
   t.after(() => group.stopAll());
   const dir = tempDir(t);
@@ -18,7 +21,16 @@ async function flood(t: { after: (fn: () => Promise<void> | void) => void }, arg
   const metrics = await freePort();
   const server = await startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metrics}`, ...args]);
   const peer = await startTurnutilsPeer(group);
-  const run = await runUclient(group, { server: { host: '127.0.0.1', port: server.tcp }, secret: SECRET, peer: { host: peer.host, port: peer.port }, clients: 4, messages: 100, length: 100, intervalMs: 0, noRtcp: true });
+  const run = await runUclient(group, {
+    server: { host: '127.0.0.1', port: server.tcp },
+    secret: SECRET,
+    peer: { host: peer.host, port: peer.port },
+    clients: 4,
+    messages: 100,
+    length: 100,
+    intervalMs: 0,
+    noRtcp: true,
+  });
   assert.equal(run.allocationFailed, false, run.output.slice(-1500));
   const body = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
   const dropped = Number(/onionturn_dropped_total\{reason="destination-budget"\} (\d+)/.exec(body)?.[1] ?? '0'); // a label appears at its first count

@@ -21,7 +21,19 @@ import {
   readText,
   type StunMessage,
 } from '@onionturn/protocol';
-import { ProcessGroup, TOOLS, freePort, portRange, requireTool, runUclient, sleep, startServer, startTurnutilsPeer, testTempDir as tempDir, waitFor } from '@onionturn/testkit';
+import {
+  ProcessGroup,
+  TOOLS,
+  freePort,
+  portRange,
+  requireTool,
+  runUclient,
+  sleep,
+  startServer,
+  startTurnutilsPeer,
+  testTempDir as tempDir,
+  waitFor,
+} from '@onionturn/testkit';
 
 const REALM = 'faults.test';
 const USER = 'alice';
@@ -55,7 +67,9 @@ class TcpTurn {
       let msg: Buffer;
       if (this.nonce === undefined) msg = b.build();
       else {
-        b.add(AttributeType.Username, { kind: 'text', text: USER }).add(AttributeType.Realm, { kind: 'text', text: REALM }).add(AttributeType.Nonce, { kind: 'text', text: this.nonce });
+        b.add(AttributeType.Username, { kind: 'text', text: USER })
+          .add(AttributeType.Realm, { kind: 'text', text: REALM })
+          .add(AttributeType.Nonce, { kind: 'text', text: this.nonce });
         msg = b.build({ integrityKey: longTermKey(USER, REALM, PASSWORD) });
       }
       const key = msg.subarray(8, 20).toString('hex');
@@ -78,7 +92,15 @@ class TcpTurn {
 
   async relayTo(peerPort: number): Promise<void> {
     const peer = { kind: 'address' as const, address: { family: 'IPv4' as const, address: '127.0.0.1', port: peerPort } };
-    assert.equal((await this.ask(Method.ChannelBind, [[AttributeType.ChannelNumber, { kind: 'channel-number', channel: 0x4000 }], [AttributeType.XorPeerAddress, peer]])).messageClass, MessageClass.SuccessResponse);
+    assert.equal(
+      (
+        await this.ask(Method.ChannelBind, [
+          [AttributeType.ChannelNumber, { kind: 'channel-number', channel: 0x4000 }],
+          [AttributeType.XorPeerAddress, peer],
+        ])
+      ).messageClass,
+      MessageClass.SuccessResponse,
+    );
     const frame = Buffer.alloc(8);
     frame.writeUInt16BE(0x4000, 0);
     frame.writeUInt16BE(4, 2);
@@ -154,7 +176,12 @@ test('relay ports exhausted: 508 answered, no crash, allocations succeed again o
   assert.equal((await b.ask(Method.Refresh, [[AttributeType.Lifetime, { kind: 'uint32', value: 0 }]])).messageClass, MessageClass.SuccessResponse);
   assert.equal((await c.allocate()).messageClass, MessageClass.SuccessResponse);
   a.sock.destroy();
-  await waitFor('the closed allocation to free its port', async () => (await d.allocate()).messageClass === MessageClass.SuccessResponse || undefined, 5000, 100);
+  await waitFor(
+    'the closed allocation to free its port',
+    async () => (await d.allocate()).messageClass === MessageClass.SuccessResponse || undefined,
+    5000,
+    100,
+  );
   await c.relayTo(peer.address().port);
   assert.equal(server.process.child.exitCode, null, 'the server is still running');
 });
@@ -196,25 +223,32 @@ test('file descriptors exhausted (ulimit -n): allocations answered 508 or connec
   const seen = JSON.stringify(Object.fromEntries(outcomes));
   assert.ok((outcomes.get('allocated') ?? 0) > 0, `some allocations fit: ${seen}`);
   assert.ok((outcomes.get('508') ?? 0) + (outcomes.get('closed') ?? 0) > 0, `the limit was reached: ${seen}`);
-  assert.deepEqual([...outcomes.keys()].filter((k) => k.startsWith('other')), [], `only 508 or a closed connection when out of descriptors: ${seen}`);
+  assert.deepEqual(
+    [...outcomes.keys()].filter((k) => k.startsWith('other')),
+    [],
+    `only 508 or a closed connection when out of descriptors: ${seen}`,
+  );
   assert.equal(server.process.child.exitCode, null, 'the server is still running');
   // An allocation made before the limit keeps relaying.
   const survivor = clients.find((c) => !c.closed);
   assert.ok(survivor, 'a client kept its connection');
   clients.forEach((c) => c !== survivor && c.sock.destroy());
-  await waitFor('a new allocation once the others have left', async () => ((await tryAllocate(server.tcp)).outcome === 'allocated') || undefined, 10_000, 200);
+  await waitFor('a new allocation once the others have left', async () => (await tryAllocate(server.tcp)).outcome === 'allocated' || undefined, 10_000, 200);
   const fresh = await connected(new TcpTurn(server.tcp));
   clients.push(fresh);
   assert.equal((await fresh.allocate()).messageClass, MessageClass.SuccessResponse);
   await fresh.relayTo(peer.address().port);
   // The operator is told what to change, once, and can see it in the metrics.
-  const warned = server.process.output().split('\n').filter((l) => l.includes('"out-of-file-descriptors"'));
+  const warned = server.process
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"out-of-file-descriptors"'));
   assert.equal(warned.length, 1, `one warning about descriptors: ${server.process.output()}`);
   assert.match(warned[0] as string, /ulimit -n/);
   console.log(`fd exhaustion outcomes: ${seen}`);
 });
 
-test('SIGHUP under load: secrets and peer policy reload again and again while coturn\'s client relays; no datagram lost', async (t) => {
+test("SIGHUP under load: secrets and peer policy reload again and again while coturn's client relays; no datagram lost", async (t) => {
   const dir = tempDir(t);
   const first = join(dir, 'first');
   const second = join(dir, 'second');
@@ -222,14 +256,29 @@ test('SIGHUP under load: secrets and peer policy reload again and again while co
   writeFileSync(second, 'second-secret-bbbb\n', { mode: 0o600 });
   const config = join(dir, 'server.json');
   const writeConfig = (round: number): void =>
-    writeFileSync(config, JSON.stringify({ 'secret-file': round % 2 === 0 ? [first] : [first, second], 'peer-policy': Array.from({ length: 1 + (round % 3) }, (_, i) => `reject *:${9 + i}`) }), { mode: 0o600 });
+    writeFileSync(
+      config,
+      JSON.stringify({
+        'secret-file': round % 2 === 0 ? [first] : [first, second],
+        'peer-policy': Array.from({ length: 1 + (round % 3) }, (_, i) => `reject *:${9 + i}`),
+      }),
+      { mode: 0o600 },
+    );
   writeConfig(0);
   const group = new ProcessGroup();
   t.after(() => group.stopAll());
   const [server, peer] = await Promise.all([startServer(group, ['--config', config, '--allow-loopback-peers']), startTurnutilsPeer(group)]);
   const messages = 300;
   const clients = 4;
-  const load = runUclient(group, { server: { host: '127.0.0.1', port: server.tcp }, secret: 'first-secret-aaaa', peer, messages, clients, intervalMs: 10, timeoutMs: 60_000 });
+  const load = runUclient(group, {
+    server: { host: '127.0.0.1', port: server.tcp },
+    secret: 'first-secret-aaaa',
+    peer,
+    messages,
+    clients,
+    intervalMs: 10,
+    timeoutMs: 60_000,
+  });
   let reloads = 0;
   let done = false;
   void load.finally(() => (done = true));
@@ -240,7 +289,10 @@ test('SIGHUP under load: secrets and peer policy reload again and again while co
     await sleep(50);
   }
   const run = await load;
-  const logged = server.process.output().split('\n').filter((l) => l.includes('"message":"reloaded"'));
+  const logged = server.process
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"message":"reloaded"'));
   assert.ok(reloads >= 10 && logged.length >= 10, `reloaded ${logged.length} times of ${reloads} signals`);
   assert.equal(run.exitCode, 0, run.output.slice(-1500));
   assert.equal(run.sent, messages * clients, run.output.slice(-800));
@@ -248,7 +300,16 @@ test('SIGHUP under load: secrets and peer policy reload again and again while co
   // The last reload is what applies now: its secrets allocate, its rules are in force.
   writeConfig(1);
   server.process.child.kill('SIGHUP');
-  await waitFor('the last reload', () => server.process.output().split('\n').filter((l) => l.includes('"message":"reloaded"')).length > logged.length, 5000, 20);
+  await waitFor(
+    'the last reload',
+    () =>
+      server.process
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"message":"reloaded"')).length > logged.length,
+    5000,
+    20,
+  );
   const viaSecond = await runUclient(group, { server: { host: '127.0.0.1', port: server.tcp }, secret: 'second-secret-bbbb', peer, messages: 3 });
   assert.equal(viaSecond.received, viaSecond.sent, viaSecond.output.slice(-800));
   assert.equal(server.process.child.exitCode, null, 'the server is still running');

@@ -48,10 +48,12 @@ const QUIET_MS = 400;
 const UDP_TRANSPORT = (b: MessageBuilder): void => {
   b.add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
 };
-const requestFamily = (family: IpFamily) => (b: MessageBuilder): void => {
-  UDP_TRANSPORT(b);
-  b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family });
-};
+const requestFamily =
+  (family: IpFamily) =>
+  (b: MessageBuilder): void => {
+    UDP_TRANSPORT(b);
+    b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family });
+  };
 const additionalIpv6 = (b: MessageBuilder): void => {
   UDP_TRANSPORT(b);
   b.add(AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' });
@@ -141,7 +143,14 @@ class TurnClient {
     sock.on('error', () => undefined);
     await once(sock, 'connect');
     const { username, password } = TurnClient.#credentials();
-    const c = new TurnClient('tcp', (b) => sock.write(b), () => sock.destroy(), addr(sock.localAddress as string, sock.localPort as number), username, password);
+    const c = new TurnClient(
+      'tcp',
+      (b) => sock.write(b),
+      () => sock.destroy(),
+      addr(sock.localAddress as string, sock.localPort as number),
+      username,
+      password,
+    );
     sock.on('data', (chunk: Buffer) => c.#framer.push(chunk));
     sock.on('close', () => (c.closed = true));
     return c;
@@ -151,7 +160,14 @@ class TurnClient {
     const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((resolve) => sock.bind(0, host, resolve));
     const { username, password } = TurnClient.#credentials();
-    const c = new TurnClient('udp', (b) => sock.send(b, port, host), () => sock.close(), addr(host, sock.address().port), username, password);
+    const c = new TurnClient(
+      'udp',
+      (b) => sock.send(b, port, host),
+      () => sock.close(),
+      addr(host, sock.address().port),
+      username,
+      password,
+    );
     sock.on('message', (d: Buffer) => c.#receive(Buffer.from(d), (d[0] as number) < 0x40 ? FrameKind.Stun : FrameKind.ChannelData));
     return c;
   }
@@ -329,44 +345,47 @@ test('IPv6 relaying on [::1]: families, permissions, channels, Send/Data, byte-e
     return p;
   };
 
-  await t.test('a. REQUESTED-ADDRESS-FAMILY IPv6 over TCP: relayed on ::1; permission, Send/Data and a channel to a [::1] peer, byte-exact both ways', async () => {
-    const c = await client('tcp', '::1', tcp6);
-    const res = await c.ask(Method.Allocate, requestFamily('IPv6'));
-    assertSuccess(res, 'Allocate IPv6');
-    const relayed = relayedAddresses(res);
-    assert.equal(relayed.length, 1, 'one relayed address');
-    const relay = relayed[0] as TransportAddress;
-    assert.equal(relay.family, 'IPv6');
-    assert.equal(relay.address, '::1');
-    assert.ok(inRelayRange(relay.port), `relay port ${relay.port} in ${JSON.stringify(server.relayPorts)}`);
-    assert.deepEqual(readAddressAttribute(res, AttributeType.XorMappedAddress), c.local, 'XOR-MAPPED-ADDRESS is the client as seen over IPv6');
+  await t.test(
+    'a. REQUESTED-ADDRESS-FAMILY IPv6 over TCP: relayed on ::1; permission, Send/Data and a channel to a [::1] peer, byte-exact both ways',
+    async () => {
+      const c = await client('tcp', '::1', tcp6);
+      const res = await c.ask(Method.Allocate, requestFamily('IPv6'));
+      assertSuccess(res, 'Allocate IPv6');
+      const relayed = relayedAddresses(res);
+      assert.equal(relayed.length, 1, 'one relayed address');
+      const relay = relayed[0] as TransportAddress;
+      assert.equal(relay.family, 'IPv6');
+      assert.equal(relay.address, '::1');
+      assert.ok(inRelayRange(relay.port), `relay port ${relay.port} in ${JSON.stringify(server.relayPorts)}`);
+      assert.deepEqual(readAddressAttribute(res, AttributeType.XorMappedAddress), c.local, 'XOR-MAPPED-ADDRESS is the client as seen over IPv6');
 
-    const p = await peer('::1');
-    const v4 = await peer('127.0.0.1');
-    assert.equal(errorCode(await c.permit(v4.address)), 443, 'an IPv4 peer on an IPv6-only allocation: 443');
-    assert.equal(errorCode(await c.bind(0x4002, v4.address)), 443, 'ChannelBind to an IPv4 peer: 443');
-    // Address-and-port filtering over IPv6 too: another port on the permitted address is not heard.
-    const stranger = await peer('::1');
-    assertSuccess(await c.permit(p.address), 'CreatePermission [::1]');
-    for (const size of SIZES) await roundTripIndication(c, p, relay, size);
-    stranger.send(Buffer.from('not asked for'), relay);
+      const p = await peer('::1');
+      const v4 = await peer('127.0.0.1');
+      assert.equal(errorCode(await c.permit(v4.address)), 443, 'an IPv4 peer on an IPv6-only allocation: 443');
+      assert.equal(errorCode(await c.bind(0x4002, v4.address)), 443, 'ChannelBind to an IPv4 peer: 443');
+      // Address-and-port filtering over IPv6 too: another port on the permitted address is not heard.
+      const stranger = await peer('::1');
+      assertSuccess(await c.permit(p.address), 'CreatePermission [::1]');
+      for (const size of SIZES) await roundTripIndication(c, p, relay, size);
+      stranger.send(Buffer.from('not asked for'), relay);
 
-    assertSuccess(await c.bind(0x4001, p.address), 'ChannelBind [::1]');
-    for (const size of SIZES) await roundTripChannel(c, 0x4001, p, relay, size);
-    // Send indications to a bound peer still reach it; replies come on the channel.
-    c.sendIndication(p.address, Buffer.from('via Send'));
-    assert.deepEqual((await p.next('Send to a bound peer')).data, Buffer.from('via Send'));
+      assertSuccess(await c.bind(0x4001, p.address), 'ChannelBind [::1]');
+      for (const size of SIZES) await roundTripChannel(c, 0x4001, p, relay, size);
+      // Send indications to a bound peer still reach it; replies come on the channel.
+      c.sendIndication(p.address, Buffer.from('via Send'));
+      assert.deepEqual((await p.next('Send to a bound peer')).data, Buffer.from('via Send'));
 
-    const refreshV4 = await c.ask(Method.Refresh, (b) => b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' }));
-    assert.equal(errorCode(refreshV4), 443, 'Refresh naming IPv4 on an IPv6 allocation: 443');
-    assertSuccess(await c.ask(Method.Refresh, (b) => b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' })), 'Refresh IPv6');
+      const refreshV4 = await c.ask(Method.Refresh, (b) => b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' }));
+      assert.equal(errorCode(refreshV4), 443, 'Refresh naming IPv4 on an IPv6 allocation: 443');
+      assertSuccess(await c.ask(Method.Refresh, (b) => b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' })), 'Refresh IPv6');
 
-    stranger.send(Buffer.from('still not asked for'), relay);
-    await sleep(QUIET_MS);
-    assert.equal(v4.got.length, 0, 'the IPv4 peer got nothing');
-    for (const ind of c.indications) assert.notEqual(dataIndication(ind).peer?.port, stranger.port, 'nothing from an unasked port');
-    for (const cd of c.channelData) assert.equal(cd.channel, 0x4001);
-  });
+      stranger.send(Buffer.from('still not asked for'), relay);
+      await sleep(QUIET_MS);
+      assert.equal(v4.got.length, 0, 'the IPv4 peer got nothing');
+      for (const ind of c.indications) assert.notEqual(dataIndication(ind).peer?.port, stranger.port, 'nothing from an unasked port');
+      for (const cd of c.channelData) assert.equal(cd.channel, 0x4001);
+    },
+  );
 
   await t.test('b. ADDITIONAL-ADDRESS-FAMILY IPv6: an IPv4 and an IPv6 relayed address, and both relay', async () => {
     const c = await client('tcp', '127.0.0.1', tcp4);
@@ -374,7 +393,13 @@ test('IPv6 relaying on [::1]: families, permissions, channels, Send/Data, byte-e
     assertSuccess(res, 'dual Allocate');
     assert.equal(getAttribute(res, AttributeType.AddressErrorCode), undefined, 'no ADDRESS-ERROR-CODE');
     const relayed = relayedAddresses(res);
-    assert.deepEqual(relayed.map((r) => [r.family, r.address]), [['IPv4', '127.0.0.1'], ['IPv6', '::1']]);
+    assert.deepEqual(
+      relayed.map((r) => [r.family, r.address]),
+      [
+        ['IPv4', '127.0.0.1'],
+        ['IPv6', '::1'],
+      ],
+    );
     for (const r of relayed) assert.ok(inRelayRange(r.port), `relay port ${r.port}`);
     const [relay4, relay6] = relayed as [TransportAddress, TransportAddress];
     assert.deepEqual(readAddressAttribute(res, AttributeType.XorMappedAddress), c.local);
@@ -392,8 +417,14 @@ test('IPv6 relaying on [::1]: families, permissions, channels, Send/Data, byte-e
       await roundTripChannel(c, 0x4000, p4, relay4, size);
       await roundTripChannel(c, 0x4001, p6, relay6, size);
     }
-    assertSuccess(await c.ask(Method.Refresh, (b) => b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' })), 'Refresh IPv4 of a dual allocation');
-    assertSuccess(await c.ask(Method.Refresh, (b) => b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' })), 'Refresh IPv6 of a dual allocation');
+    assertSuccess(
+      await c.ask(Method.Refresh, (b) => b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv4' })),
+      'Refresh IPv4 of a dual allocation',
+    );
+    assertSuccess(
+      await c.ask(Method.Refresh, (b) => b.add(AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' })),
+      'Refresh IPv6 of a dual allocation',
+    );
   });
 
   await t.test('e. IPv6 Data indications over UDP to [::1]: XOR-PEER-ADDRESS is 20 bytes, family 2, XOR-ed with cookie and transaction id', async () => {
@@ -442,9 +473,17 @@ test('IPv6 relaying on [::1]: families, permissions, channels, Send/Data, byte-e
     ['TCP to [::1], channels', { server: { host: '::1', port: tcp6 }, secret: SECRET, peer: peer6, messages: 20, extraArgs: ['-x', '-c'] }, 20],
     ['TCP to [::1], Send indications', { server: { host: '::1', port: tcp6 }, secret: SECRET, peer: peer6, messages: 20, extraArgs: ['-x', '-c', '-s'] }, 20],
     ['UDP to [::1], channels', { server: { host: '::1', port: udp6 }, secret: SECRET, peer: peer6, tcp: false, messages: 20, extraArgs: ['-x', '-c'] }, 20],
-    ['TCP to 127.0.0.1, IPv6 relay, 5 clients', { server: { host: '127.0.0.1', port: tcp4 }, secret: SECRET, peer: peer6, clients: 5, messages: 10, extraArgs: ['-x', '-c'] }, 50],
+    [
+      'TCP to 127.0.0.1, IPv6 relay, 5 clients',
+      { server: { host: '127.0.0.1', port: tcp4 }, secret: SECRET, peer: peer6, clients: 5, messages: 10, extraArgs: ['-x', '-c'] },
+      50,
+    ],
     // Without -c: RTCP pairs, an EVEN-PORT (R) IPv6 allocation and a second one by RESERVATION-TOKEN.
-    ['TCP to [::1], RTCP pairs by reservation token', { server: { host: '::1', port: tcp6 }, secret: SECRET, peer: peer6, clients: 2, messages: 10, extraArgs: ['-x'] }, 20],
+    [
+      'TCP to [::1], RTCP pairs by reservation token',
+      { server: { host: '::1', port: tcp6 }, secret: SECRET, peer: peer6, clients: 2, messages: 10, extraArgs: ['-x'] },
+      20,
+    ],
   ];
   for (const [what, options, expected] of uclientRuns) {
     await t.test(`turnutils_uclient -x (IPv6 relay), turnutils_peer on ::1: ${what}`, async () => {
@@ -467,7 +506,10 @@ test('c. a server with no IPv6 address: 440 for an IPv6 allocation; IPv4 only, w
 
   const dual = await c.ask(Method.Allocate, additionalIpv6);
   assertSuccess(dual, 'dual Allocate on an IPv4-only server');
-  assert.deepEqual(relayedAddresses(dual).map((r) => [r.family, r.address]), [['IPv4', '127.0.0.1']]);
+  assert.deepEqual(
+    relayedAddresses(dual).map((r) => [r.family, r.address]),
+    [['IPv4', '127.0.0.1']],
+  );
   const aec = readAttribute(dual, AttributeType.AddressErrorCode);
   assert.ok(aec?.ok && aec.value.kind === 'address-error-code', 'ADDRESS-ERROR-CODE present');
   assert.equal(aec.value.family, 'IPv6');
@@ -480,9 +522,15 @@ test('d. without --allow-loopback-peers: peers at ::1, ::ffff:127.0.0.1 and 127.
   const server = await startServer(group, ['--secret-file', secret], {}, { listen: DUAL_STACK });
   const p6 = await Peer.open('::1');
   const p4 = await Peer.open('127.0.0.1');
-  closers.push(() => p6.close(), () => p4.close());
+  closers.push(
+    () => p6.close(),
+    () => p4.close(),
+  );
   const denied = [p6.address, addr('::ffff:127.0.0.1', p4.port), p4.address];
-  for (const [name, fill] of [['IPv6', requestFamily('IPv6')], ['dual', additionalIpv6]] as const) {
+  for (const [name, fill] of [
+    ['IPv6', requestFamily('IPv6')],
+    ['dual', additionalIpv6],
+  ] as const) {
     const c = await TurnClient.tcp('::1', listenerPort(server, 'tcp', '::1'));
     closers.push(() => c.close());
     assertSuccess(await c.ask(Method.Allocate, fill), `${name} Allocate`);

@@ -78,20 +78,42 @@ test('TLS listener with coturn client, metrics, SIGHUP rotation keeping allocati
   writeFileSync(secretFile, 'first-secret-aaaa\n', { mode: 0o600 });
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', key, '-out', cert], {
+    stdio: 'ignore',
+  });
   const metricsPort = await freePort();
   const credentialsPort = await freePort();
   const group = new ProcessGroup();
   t.after(() => group.stopAll());
   const [server, peer] = await Promise.all([
-    startServer(group, ['--listen', 'tls://127.0.0.1:0', '--cert', cert, '--key', key, '--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metricsPort}`, '--credentials-listen', `127.0.0.1:${credentialsPort}`]),
+    startServer(group, [
+      '--listen',
+      'tls://127.0.0.1:0',
+      '--cert',
+      cert,
+      '--key',
+      key,
+      '--secret-file',
+      secretFile,
+      '--allow-loopback-peers',
+      '--metrics',
+      `127.0.0.1:${metricsPort}`,
+      '--credentials-listen',
+      `127.0.0.1:${credentialsPort}`,
+    ]),
     startTurnutilsPeer(group),
   ]);
   const tlsPort = server.ports['tls'];
   assert.ok(tlsPort, `no tls listener in ${JSON.stringify(server.ports)}`);
 
   await t.test('coturn client over TLS (-S -t) relays through the TLS listener', async () => {
-    const run = await runUclient(group, { server: { host: '127.0.0.1', port: tlsPort }, secret: 'first-secret-aaaa', peer: { host: peer.host, port: peer.port }, messages: 10, extraArgs: ['-c', '-S'] });
+    const run = await runUclient(group, {
+      server: { host: '127.0.0.1', port: tlsPort },
+      secret: 'first-secret-aaaa',
+      peer: { host: peer.host, port: peer.port },
+      messages: 10,
+      extraArgs: ['-c', '-S'],
+    });
     assert.equal(run.exitCode, 0, run.output.slice(-1500));
     assert.equal(run.sent, 10);
     assert.equal(run.received, 10);

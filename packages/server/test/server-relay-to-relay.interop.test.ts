@@ -16,10 +16,15 @@ test('relay to relay on one server with a public address: uclient -y over TCP an
     await group.stopAll();
     ns.delete();
   });
-  const server = await startServer(group, ['--user', 'alice:wonderland', '--max-allocations-per-user', '50'], {}, {
-    listen: [`tcp://${PUBLIC}:3478`, `udp://${PUBLIC}:3478`],
-    netns: ns,
-  });
+  const server = await startServer(
+    group,
+    ['--user', 'alice:wonderland', '--max-allocations-per-user', '50'],
+    {},
+    {
+      listen: [`tcp://${PUBLIC}:3478`, `udp://${PUBLIC}:3478`],
+      netns: ns,
+    },
+  );
   for (const tcp of [true, false]) {
     const s = { host: PUBLIC, port: tcp ? server.tcp : server.udp };
     const name = tcp ? 'TCP' : 'UDP';
@@ -36,13 +41,27 @@ test('relay to relay on one server with a public address: uclient -y over TCP an
     // Under the default address-and-port filtering a Send indication opens the filter only once
     // the receiver has sent to that ip:port (a ChannelBind opens it too); uclient -y -s has one
     // side send all its messages first, so this run uses address filtering, as coturn does.
-    const other = await startServer(group, ['--user', 'alice:wonderland', '--filtering', 'address'], {}, {
-      listen: [`tcp://${PUBLIC}:3479`, `udp://${PUBLIC}:3479`],
-      netns: ns,
-    });
+    const other = await startServer(
+      group,
+      ['--user', 'alice:wonderland', '--filtering', 'address'],
+      {},
+      {
+        listen: [`tcp://${PUBLIC}:3479`, `udp://${PUBLIC}:3479`],
+        netns: ns,
+      },
+    );
     for (const tcp of [true, false]) {
       const s = { host: PUBLIC, port: tcp ? other.tcp : other.udp };
-      const run = await runUclient(group, { server: s, username: 'alice', password: 'wonderland', tcp, netns: ns, messages: 20, clients: 2, extraArgs: ['-y', '-c', '-s'] });
+      const run = await runUclient(group, {
+        server: s,
+        username: 'alice',
+        password: 'wonderland',
+        tcp,
+        netns: ns,
+        messages: 20,
+        clients: 2,
+        extraArgs: ['-y', '-c', '-s'],
+      });
       assertEchoed(run, `${tcp ? 'TCP' : 'UDP'} -y -s`, 40);
     }
   });
@@ -69,7 +88,9 @@ test('relay to relay on one server with a public address: uclient -y over TCP an
     try {
       for (const transport of ['udp', 'tcp']) {
         const r = await browser.call({
-          iceServers: [{ urls: `turn:${PUBLIC}:${transport === 'udp' ? server.udp : server.tcp}?transport=${transport}`, username: 'alice', credential: 'wonderland' }],
+          iceServers: [
+            { urls: `turn:${PUBLIC}:${transport === 'udp' ? server.udp : server.tcp}?transport=${transport}`, username: 'alice', credential: 'wonderland' },
+          ],
           messages: 10,
         });
         assert.equal(r.error, undefined, `${transport}: ${r.error}; ICE errors ${JSON.stringify(r.candidateErrors)}`);

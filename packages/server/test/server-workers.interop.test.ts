@@ -27,11 +27,16 @@ test('--workers 2: relays over TCP and UDP across workers, one metrics endpoint,
     await group.stopAll(12_000);
     ns.delete();
   });
-  const server = await startServer(group, ['--user', 'alice:wonderland', '--workers', '2', '--metrics', `${PUBLIC}:9464`], {}, {
-    listen: [`tcp://${PUBLIC}:3478`, `udp://${PUBLIC}:3478`],
-    netns: ns,
-    startTimeoutMs: 30_000,
-  });
+  const server = await startServer(
+    group,
+    ['--user', 'alice:wonderland', '--workers', '2', '--metrics', `${PUBLIC}:9464`],
+    {},
+    {
+      listen: [`tcp://${PUBLIC}:3478`, `udp://${PUBLIC}:3478`],
+      netns: ns,
+      startTimeoutMs: 30_000,
+    },
+  );
   const pids = workerPids(server.process.output());
   assert.equal(pids.size, 2, server.process.output());
   const metric = (name: string): number => {
@@ -43,11 +48,18 @@ test('--workers 2: relays over TCP and UDP across workers, one metrics endpoint,
   assertEchoed(await runUclient(group, { ...base, tcp: true, clients: 4, extraArgs: ['-y', '-c'] }), 'TCP -y', 80);
   assertEchoed(await runUclient(group, { ...base, tcp: false, clients: 2, extraArgs: ['-y', '-c'] }), 'UDP -y', 40);
   // Each worker logs its own allocations; the one endpoint sums them.
-  const logged = server.process.output().split('\n').filter((l) => l.includes('"allocation-created"')).length;
+  const logged = server.process
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"allocation-created"')).length;
   assert.ok(logged >= 6, `${logged} allocations logged`);
   assert.equal(metric('onionturn_allocations_created_total'), logged, 'both workers counted on one endpoint');
 
-  const reloads = (): number => server.process.output().split('\n').filter((l) => l.includes('"reloaded"')).length;
+  const reloads = (): number =>
+    server.process
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"reloaded"')).length;
   process.kill(server.process.pid, 'SIGHUP');
   await waitFor('both workers to reload', () => reloads() === 2, 10_000);
 

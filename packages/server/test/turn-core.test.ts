@@ -56,7 +56,10 @@ test('Allocate without credentials gets 401 with realm, nonce and password algor
   assert.match(readText(res, AttributeType.Nonce) ?? '', /^obMatJos2/);
   const algs = readAttribute(res, AttributeType.PasswordAlgorithms);
   assert.ok(algs?.ok && algs.value.kind === 'password-algorithms');
-  assert.deepEqual(algs.value.algorithms.map((a) => a.algorithm), [PasswordAlgorithm.SHA256, PasswordAlgorithm.MD5]);
+  assert.deepEqual(
+    algs.value.algorithms.map((a) => a.algorithm),
+    [PasswordAlgorithm.SHA256, PasswordAlgorithm.MD5],
+  );
   assert.equal(res.integrityOffset, -1);
 });
 
@@ -167,7 +170,10 @@ test('an IPv4-mapped peer (::ffff:a.b.c.d) is a peer of the other family: 443, o
   const w = world({ relay6: { bind: '2001:db8::10', external: '2001:db8::10' } });
   const v6 = [AttributeType.RequestedAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
   const dualAsk = [AttributeType.AdditionalAddressFamily, { kind: 'family', family: 'IPv6' }] as const;
-  for (const ask of [[UDP, v6], [UDP, dualAsk]] as const) {
+  for (const ask of [
+    [UDP, v6],
+    [UDP, dualAsk],
+  ] as const) {
     const c = w.client();
     assert.ok(isSuccess(c.allocate([...ask])));
     const mapped = peer('::ffff:93.184.216.34', 5000);
@@ -215,7 +221,11 @@ test('ADDITIONAL-ADDRESS-FAMILY with a RESERVATION-TOKEN or with EVEN-PORT R: 40
   const tokenAttr = [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }] as const;
   assert.equal(errorCode(w.client().allocate([UDP, tokenAttr, dualAsk])), 400, 'token + ADDITIONAL-ADDRESS-FAMILY');
   const relaysBefore = w.relays.length;
-  assert.equal(errorCode(w.client().allocate([UDP, dualAsk, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]])), 400, 'EVEN-PORT R + ADDITIONAL-ADDRESS-FAMILY');
+  assert.equal(
+    errorCode(w.client().allocate([UDP, dualAsk, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]])),
+    400,
+    'EVEN-PORT R + ADDITIONAL-ADDRESS-FAMILY',
+  );
   assert.equal(w.relays.length, relaysBefore, 'no relay bound, no port reserved');
   const refused = w.client().allocate([UDP, tokenAttr]);
   assert.ok(isSuccess(refused), 'a refused request leaves the token usable');
@@ -333,7 +343,10 @@ test('a relay with one peer is told so (connected socket); a second peer or its 
   c.permit(other);
   c.send(other, Buffer.from('b'));
   assert.equal(relay.solePeer, undefined, 'two peers: unconnected before the second is sent to');
-  assert.deepEqual(relay.sent.map((s) => s.port), [PEER.port, 7000]);
+  assert.deepEqual(
+    relay.sent.map((s) => s.port),
+    [PEER.port, 7000],
+  );
   // Only the second permission is refreshed; the first expires and its peer goes.
   w.clock.now += 200_000;
   c.permit(other);
@@ -366,7 +379,7 @@ test('--filtering address delivers from any port of a permitted address', () => 
   assert.equal(dataOf(c.link.messages.at(-1)!).peer?.port, 6000);
 });
 
-test('--filtering address: a peer spraying ports spends none of the client\'s peer quota', () => {
+test("--filtering address: a peer spraying ports spends none of the client's peer quota", () => {
   const w = world({ filtering: 'address', limits: { peersPerAllocation: 3, newPeersPerSecond: 4 } });
   const c = w.client();
   c.allocate();
@@ -510,7 +523,10 @@ test("a token of the user's own reservation does not count twice against the quo
   const res = a.allocate([UDP, [AttributeType.EvenPort, { kind: 'even-port', reserve: true }]]);
   const token = readAttribute(res, AttributeType.ReservationToken);
   assert.ok(token?.ok && token.value.kind === 'bytes');
-  assert.ok(isSuccess(w.client().allocate([UDP, [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }]])), '1 allocation + 1 reservation turned into one');
+  assert.ok(
+    isSuccess(w.client().allocate([UDP, [AttributeType.ReservationToken, { kind: 'bytes', bytes: Buffer.from(token.value.bytes) }]])),
+    '1 allocation + 1 reservation turned into one',
+  );
 });
 
 test('a port in use by someone else is skipped', () => {
@@ -833,9 +849,18 @@ test('PASSWORD-ALGORITHMS without PASSWORD-ALGORITHM (or the reverse) is 400 (RF
   c.challenge();
   const algs = [
     AttributeType.PasswordAlgorithms,
-    { kind: 'password-algorithms', algorithms: [{ algorithm: PasswordAlgorithm.SHA256, parameters: Buffer.alloc(0) }, { algorithm: PasswordAlgorithm.MD5, parameters: Buffer.alloc(0) }] },
+    {
+      kind: 'password-algorithms',
+      algorithms: [
+        { algorithm: PasswordAlgorithm.SHA256, parameters: Buffer.alloc(0) },
+        { algorithm: PasswordAlgorithm.MD5, parameters: Buffer.alloc(0) },
+      ],
+    },
   ] as const;
-  const alg = [AttributeType.PasswordAlgorithm, { kind: 'password-algorithm', algorithm: { algorithm: PasswordAlgorithm.MD5, parameters: Buffer.alloc(0) } }] as const;
+  const alg = [
+    AttributeType.PasswordAlgorithm,
+    { kind: 'password-algorithm', algorithm: { algorithm: PasswordAlgorithm.MD5, parameters: Buffer.alloc(0) } },
+  ] as const;
   assert.equal(errorCode(c.raw(c.build(Method.Allocate, [UDP, algs], true))!), 400);
   assert.equal(errorCode(c.raw(c.build(Method.Allocate, [UDP, alg], true))!), 400);
   assert.ok(isSuccess(c.raw(c.build(Method.Allocate, [UDP, alg, algs], true))!));

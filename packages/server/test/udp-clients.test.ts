@@ -13,7 +13,10 @@ const binding = new MessageBuilder(Method.Binding, MessageClass.Request).build()
 test('new sources: rate limited per address (any port) and in total; Allocates refused when full', () => {
   const t0 = 1_000_000;
   const table = new UdpClients({ max: 1, idleMs: 1000, rate: { perSource: 1, perSourceBurst: 2, total: 1, totalBurst: 3 } }, t0);
-  assert.deepEqual([table.admit('192.0.2.9', binding, t0), table.admit('192.0.2.9', binding, t0), table.admit('192.0.2.9', binding, t0)], ['answer', 'answer', 'rate-limited']);
+  assert.deepEqual(
+    [table.admit('192.0.2.9', binding, t0), table.admit('192.0.2.9', binding, t0), table.admit('192.0.2.9', binding, t0)],
+    ['answer', 'answer', 'rate-limited'],
+  );
   assert.equal(table.admit('192.0.2.10', binding, t0), 'answer');
   assert.equal(table.admit('192.0.2.11', binding, t0), 'rate-limited', 'the total is spent');
   table.remember(3478, '192.0.2.9', 5000, client(5000), t0);

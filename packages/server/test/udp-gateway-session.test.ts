@@ -44,7 +44,11 @@ const frame = (text: string): Buffer => encodeDatagramFrame(Buffer.from(text)) a
 test('the version byte is answered with ours, datagrams go to the target, answers come back framed', () => {
   const t = setup();
   t.session.fromStream(Buffer.concat([Buffer.from([3]), frame('q1'), frame('q2')]), 1);
-  assert.deepEqual(t.toStream.map((b) => b.toString('hex')), ['01'], 'a newer client is answered with version 1');
+  assert.deepEqual(
+    t.toStream.map((b) => b.toString('hex')),
+    ['01'],
+    'a newer client is answered with version 1',
+  );
   assert.deepEqual(t.toTarget, ['q1', 'q2']);
   t.session.fromTarget(Buffer.from('a1'), 2);
   assert.equal(t.toStream[1]?.toString('hex'), '0000026131');

@@ -91,7 +91,10 @@ describe('udp-gateway on loopback', { timeout: 30_000 }, () => {
     stranger.send(Buffer.from('spoof'), sources[0] as number, '127.0.0.1');
     a.socket.write(encodeDatagramFrame(Buffer.from('again')) as Buffer);
     await until('the third echo', () => a.got.length === 2);
-    assert.deepEqual(a.got.map((g) => g.toString()), ['echo:a', 'echo:again']);
+    assert.deepEqual(
+      a.got.map((g) => g.toString()),
+      ['echo:a', 'echo:again'],
+    );
     stranger.close();
     a.socket.destroy();
     b.socket.destroy();
@@ -114,7 +117,10 @@ describe('udp-gateway on loopback', { timeout: 30_000 }, () => {
       await b.closed;
       assert.equal(a.socket.destroyed, false);
       assert.ok(gateway.stats.closedIdle >= 1);
-      assert.ok(logLines.some((l) => /"reason":"idle"/.test(l)), logLines.join(''));
+      assert.ok(
+        logLines.some((l) => /"reason":"idle"/.test(l)),
+        logLines.join(''),
+      );
     } finally {
       clearInterval(keepAlive);
       a.socket.destroy();
@@ -124,7 +130,9 @@ describe('udp-gateway on loopback', { timeout: 30_000 }, () => {
 
   test('a datagram the UDP target cannot take (over --max-datagram) is dropped, the stream goes on; no address in the logs', async () => {
     const a = await dial(port);
-    a.socket.write(Buffer.concat([encodeDatagramPreamble(), encodeDatagramFrame(Buffer.alloc(1201)) as Buffer, encodeDatagramFrame(Buffer.from('ok')) as Buffer]));
+    a.socket.write(
+      Buffer.concat([encodeDatagramPreamble(), encodeDatagramFrame(Buffer.alloc(1201)) as Buffer, encodeDatagramFrame(Buffer.from('ok')) as Buffer]),
+    );
     await until('the echo', () => a.got.length === 1);
     assert.equal(a.got[0]?.toString(), 'echo:ok');
     assert.ok(gateway.stats.droppedOversized >= 1);

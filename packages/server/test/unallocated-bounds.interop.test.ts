@@ -66,7 +66,11 @@ test('a TLS handshake that does not finish in time closes the connection', async
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  execFileSync(requireTool(OPENSSL), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  execFileSync(
+    requireTool(OPENSSL),
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', cert],
+    { stdio: 'ignore' },
+  );
   const server = await TurnServer.start({
     listen: [{ protocol: 'tls', host: '127.0.0.1', port: 0 }],
     realm: 'bounds.test',

@@ -72,21 +72,31 @@ export async function startCoturn(group: ProcessGroup, options: CoturnOptions = 
   const config = join(dir, 'turnserver.conf');
   writeFileSync(config, '# empty: every option is on the command line\n');
   const args = [
-    '-c', config,
-    '--pidfile', join(dir, 'turnserver.pid'),
-    '--db', join(dir, 'turndb'),
-    '--realm', realm,
+    '-c',
+    config,
+    '--pidfile',
+    join(dir, 'turnserver.pid'),
+    '--db',
+    join(dir, 'turndb'),
+    '--realm',
+    realm,
     ...(options.tls && tlsPort !== undefined ? ['--cert', options.tls.cert, '--pkey', options.tls.key, '--tls-listening-port', String(tlsPort)] : ['--no-tls']),
     '--no-dtls',
     '--allow-loopback-peers',
-    '--listening-ip', HOST,
-    '--relay-ip', HOST,
-    '-p', String(port),
-    '--min-port', String(relayPorts.min),
-    '--max-port', String(relayPorts.max),
+    '--listening-ip',
+    HOST,
+    '--relay-ip',
+    HOST,
+    '-p',
+    String(port),
+    '--min-port',
+    String(relayPorts.min),
+    '--max-port',
+    String(relayPorts.max),
     '--no-cli',
     '--no-software-attribute',
-    '--log-file', 'stdout',
+    '--log-file',
+    'stdout',
     '--simple-log',
   ];
   if (options.verbose ?? true) args.push('-v');
@@ -119,7 +129,10 @@ export async function startCoturn(group: ProcessGroup, options: CoturnOptions = 
     relayPorts,
     process: started,
     log,
-    userLog: (username) => log().split('\n').filter((line) => line.includes(`user <${username}>`)),
+    userLog: (username) =>
+      log()
+        .split('\n')
+        .filter((line) => line.includes(`user <${username}>`)),
   };
 }
 
@@ -206,7 +219,12 @@ export async function runUclient(group: ProcessGroup, options: UclientOptions): 
   args.push(...(options.extraArgs ?? []));
   args.push('-p', String(options.server.port), options.server.host);
   const { exitCode, signal, timedOut, output: text } = await runToExit(group, 'turnutils_uclient', uclient, args, options.timeoutMs ?? 30_000, options.netns);
-  const totals = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(text.split('\n').filter((l) => /start_mclient: tot_send_msgs=/.test(l)).pop() ?? '');
+  const totals = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(
+    text
+      .split('\n')
+      .filter((l) => /start_mclient: tot_send_msgs=/.test(l))
+      .pop() ?? '',
+  );
   return {
     exitCode,
     signal,

@@ -149,10 +149,14 @@ async function startPrivateDockerd(docker: string, options: EngineOptions): Prom
   const host = `unix://${socket}`;
   const group = new ProcessGroup();
   const daemon = group.spawn('dockerd', dockerd, [
-    '--data-root', dataRoot,
-    '--exec-root', join(runDir, 'exec'),
-    '--pidfile', join(runDir, 'docker.pid'),
-    '-H', host,
+    '--data-root',
+    dataRoot,
+    '--exec-root',
+    join(runDir, 'exec'),
+    '--pidfile',
+    join(runDir, 'docker.pid'),
+    '-H',
+    host,
     '--storage-driver=vfs',
     '--iptables=false',
     '--ip-forward=false',
@@ -174,7 +178,9 @@ async function startPrivateDockerd(docker: string, options: EngineOptions): Prom
     const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
     for (;;) {
       if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) {
-        throw new Error(`dockerd exited during start (${String(daemon.child.exitCode ?? daemon.child.signalCode)}):\n${daemon.output().split('\n').slice(-15).join('\n')}`);
+        throw new Error(
+          `dockerd exited during start (${String(daemon.child.exitCode ?? daemon.child.signalCode)}):\n${daemon.output().split('\n').slice(-15).join('\n')}`,
+        );
       }
       if (existsSync(socket) && (await answers(docker, host))) break;
       if (Date.now() > deadline) throw new Error(`dockerd did not answer on ${socket} in time:\n${daemon.output().split('\n').slice(-15).join('\n')}`);
@@ -294,7 +300,12 @@ export async function nodeRootfsTarball(options: BaseImageOptions = {}): Promise
       mkdirSync(join(rootfs, 'usr/local/share/ca-certificates'), { recursive: true });
       writeFileSync(join(rootfs, HOST_CA_PATH), ca);
     }
-    await runChecked('chroot', [rootfs, '/bin/sh', '-c', 'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node && node --version']);
+    await runChecked('chroot', [
+      rootfs,
+      '/bin/sh',
+      '-c',
+      'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node && node --version',
+    ]);
     await tarDirectory(rootfs, tarball);
   } finally {
     rmSync(rootfs, { recursive: true, force: true });

@@ -48,17 +48,19 @@ export {
   type TorNode,
   type TorOnionService,
 } from '@onionturn/lab';
-export { buildTorrc, dirAuthorityLine, MIN_BANDWIDTH_RATE, resolvConf, votingStartOffset, VOTING, type DirAuthority, type TorRole, type TorrcOptions } from '@onionturn/lab';
-export { authorityKeys, defaultKeyCacheDir, installAuthorityKeys, rsaFingerprint, type AuthorityKeys } from '@onionturn/lab';
 export {
-  TorControl,
-  TorControlError,
-  parseCircuitStatus,
-  parseStreamStatus,
-  type CircuitStatus,
-  type ControlReply,
-  type StreamStatus,
+  buildTorrc,
+  dirAuthorityLine,
+  MIN_BANDWIDTH_RATE,
+  resolvConf,
+  votingStartOffset,
+  VOTING,
+  type DirAuthority,
+  type TorRole,
+  type TorrcOptions,
 } from '@onionturn/lab';
+export { authorityKeys, defaultKeyCacheDir, installAuthorityKeys, rsaFingerprint, type AuthorityKeys } from '@onionturn/lab';
+export { TorControl, TorControlError, parseCircuitStatus, parseStreamStatus, type CircuitStatus, type ControlReply, type StreamStatus } from '@onionturn/lab';
 export {
   DNS_TYPE_A,
   DNS_TYPE_AAAA,
@@ -74,7 +76,17 @@ export { startEchoServer, type EchoServer } from '@onionturn/lab';
 export { SOCKS5_REPLIES, Socks5Error, socks5Connect, type Socks5ConnectOptions } from '@onionturn/lab';
 export { consensusMicrodescDigests, hasCompleteDirInfo, microdescDigests } from '@onionturn/lab';
 export { repoRoot, onionturnBin } from '@onionturn/lab';
-export { startBridge, metricSum, type Bridge, type BridgeOptions, type RestCredentialJson, type ServerHandle, type ServerOptions, type ShimHandle, type ShimOptions } from '@onionturn/lab';
+export {
+  startBridge,
+  metricSum,
+  type Bridge,
+  type BridgeOptions,
+  type RestCredentialJson,
+  type ServerHandle,
+  type ServerOptions,
+  type ShimHandle,
+  type ShimOptions,
+} from '@onionturn/lab';
 export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
 export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from '@onionturn/lab';
 export { Bottleneck, DelayLine, SEGMENT_BYTES, ShapedLink, StallSchedule, seededRandom, type LinkShape } from '@onionturn/lab';

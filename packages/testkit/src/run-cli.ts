@@ -21,10 +21,15 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 
 export function runCli(args: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [onionturnBin(), ...args], { env: cleanEnv(options.env), cwd: options.cwd ?? process.cwd(), timeout: 20_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [onionturnBin(), ...args],
+      { env: cleanEnv(options.env), cwd: options.cwd ?? process.cwd(), timeout: 20_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -42,7 +47,9 @@ export interface Served {
 
 /** Starts `onionturn credentials serve --listen 127.0.0.1:0 ...` and reads the bound address from its JSON log. */
 export async function startServe(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}): Promise<Served> {
-  const started = group.spawn('onionturn credentials serve', process.execPath, [onionturnBin(), 'credentials', 'serve', '--listen', '127.0.0.1:0', ...args], { env: cleanEnv(env) });
+  const started = group.spawn('onionturn credentials serve', process.execPath, [onionturnBin(), 'credentials', 'serve', '--listen', '127.0.0.1:0', ...args], {
+    env: cleanEnv(env),
+  });
   const listen = await waitFor(
     'the credential endpoint to log its address',
     () => {
@@ -60,9 +67,14 @@ export async function shimPort(cli: Started): Promise<number> {
   let stdout = '';
   cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
   return Number(
-    await waitFor('iceServers on stdout', () => {
-      if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
-      return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
-    }, 10_000, 50),
+    await waitFor(
+      'iceServers on stdout',
+      () => {
+        if (cli.child.exitCode !== null) throw new Error(`client exited: ${cli.output()}`);
+        return /"turn:127\.0\.0\.1:(\d+)\?transport=udp"/.exec(stdout)?.[1];
+      },
+      10_000,
+      50,
+    ),
   );
 }

@@ -39,7 +39,12 @@ export function parseListener(text: string): BoundListener | undefined {
   return { protocol: m[1] as string, host: (m[2] ?? m[3]) as string, port: Number(m[4]) };
 }
 
-export async function startServer(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}, options: StartServerOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  group: ProcessGroup,
+  args: readonly string[],
+  env: Record<string, string> = {},
+  options: StartServerOptions = {},
+): Promise<RunningServer> {
   const relayPorts = options.relayPorts ?? portRange(4000);
   const listen = options.listen ?? ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'];
   const argv = [onionturnBin(), 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];

@@ -5,7 +5,7 @@
 // no names: hostnames are looked up in a map the test gives.
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net';
 import { TOOLS, requireTool } from '@onionturn/lab';
-import type { ProcessGroup} from '@onionturn/lab';
+import type { ProcessGroup } from '@onionturn/lab';
 import { waitFor, type Started } from '@onionturn/lab';
 import { freePort } from '@onionturn/lab';
 import { canConnect } from '@onionturn/lab';
@@ -14,10 +14,14 @@ export async function startMicrosocks(group: ProcessGroup, auth?: { user: string
   const bin = requireTool(TOOLS.microsocks);
   const port = await freePort();
   const proc = group.spawn('microsocks', bin, ['-i', '127.0.0.1', '-p', String(port), ...(auth ? ['-u', auth.user, '-P', auth.password] : [])]);
-  await waitFor(`microsocks on 127.0.0.1:${port}`, async () => {
-    if (proc.child.exitCode !== null) throw new Error(`microsocks exited: ${proc.output()}`);
-    return canConnect('127.0.0.1', port);
-  }, 5000);
+  await waitFor(
+    `microsocks on 127.0.0.1:${port}`,
+    async () => {
+      if (proc.child.exitCode !== null) throw new Error(`microsocks exited: ${proc.output()}`);
+      return canConnect('127.0.0.1', port);
+    },
+    5000,
+  );
   return { port, process: proc };
 }
 
@@ -118,7 +122,10 @@ export class SocksRecorder {
           } else if (atyp === 4) {
             const parts: string[] = [];
             for (let i = 0; i < 8; i++) parts.push(buf.readUInt16BE(4 + i * 2).toString(16));
-            host = parts.join(':').replace(/^(0:)+/, '::').replace(/:(0:)+/, '::');
+            host = parts
+              .join(':')
+              .replace(/^(0:)+/, '::')
+              .replace(/:(0:)+/, '::');
             addressType = 'ipv6';
           } else {
             host = buf.toString('utf8', 5, 5 + (buf[4] as number));

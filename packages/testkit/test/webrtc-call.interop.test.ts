@@ -36,5 +36,8 @@ test('Chromium makes a relay-only call through coturn over TURN/UDP and TURN/TCP
     messages: 1,
   });
   assert.equal(bad.connected, false);
-  assert.ok(bad.candidateErrors.some((e) => e.errorCode === 401), JSON.stringify(bad.candidateErrors));
+  assert.ok(
+    bad.candidateErrors.some((e) => e.errorCode === 401),
+    JSON.stringify(bad.candidateErrors),
+  );
 });

@@ -89,14 +89,16 @@ interface LocalAuthPlan {
 function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefined {
   const wanted = args.localUser !== undefined || args.localPassword !== undefined || args.upstreamSecretFile !== undefined || args.credentialsUrl !== undefined;
   if (!wanted) return undefined;
-  if (args.upstreamSecretFile !== undefined && args.credentialsUrl !== undefined) throw new UsageError('give either --upstream-secret-file or --credentials-url, not both');
+  if (args.upstreamSecretFile !== undefined && args.credentialsUrl !== undefined)
+    throw new UsageError('give either --upstream-secret-file or --credentials-url, not both');
   let source: (socks: HostPort) => CredentialSource;
   if (args.upstreamSecretFile !== undefined) {
     const secret = readSecretFile(args.upstreamSecretFile, ({ path }) => ctx.warn(`secret file ${path} is readable by others (chmod 600 ${path})`));
     const ttl = positiveInteger('upstream-ttl', args.upstreamTtl);
     // The server ends an allocation with its credential (strict expiry), and the username of an
     // allocation cannot change: the credential's lifetime is the longest call.
-    if (ttl < LONG_CALL_S) ctx.warn(`--upstream-ttl ${ttl}: calls end when their credential expires (the server's strict expiry); ${LONG_CALL_S} s or more lets a long call last`);
+    if (ttl < LONG_CALL_S)
+      ctx.warn(`--upstream-ttl ${ttl}: calls end when their credential expires (the server's strict expiry); ${LONG_CALL_S} s or more lets a long call last`);
     const made = new SecretCredentialSource(secret, ttl);
     source = () => made;
   } else if (args.credentialsUrl !== undefined) {
@@ -107,7 +109,8 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefin
       // Not echoed: the value may hold an API key, and stderr often ends up in a log.
       throw new UsageError('--credentials-url is not a URL');
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--credentials-url must be http:// or https:// (an onion service or TLS; it is fetched through Tor)');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new UsageError('--credentials-url must be http:// or https:// (an onion service or TLS; it is fetched through Tor)');
     source = (socks) => new UrlCredentialSource(url, socks, { timeoutMs: 30_000, detail: args.logSensitive });
   } else {
     throw new UsageError('local credentials need an upstream credential source: --upstream-secret-file FILE or --credentials-url URL');
@@ -122,7 +125,9 @@ function localAuthOf(args: ClientArgs, ctx: CliContext): LocalAuthPlan | undefin
   if (password === undefined) {
     // Random, kept in a 0600 file so the app's config survives restarts; printed in iceServers.
     const path = localPasswordPath();
-    const kept = loadOrCreateLocalPassword(path, (mode) => ctx.warn(`local password file ${path} has mode ${mode.toString(8).padStart(4, '0')}; others can read it (chmod 600 ${path})`));
+    const kept = loadOrCreateLocalPassword(path, (mode) =>
+      ctx.warn(`local password file ${path} has mode ${mode.toString(8).padStart(4, '0')}; others can read it (chmod 600 ${path})`),
+    );
     password = kept.password;
     note = `local password ${kept.created ? 'generated and saved in' : 'read from'} ${path} (it is in the iceServers printed on stdout; --local-password sets your own)`;
   }
@@ -148,7 +153,8 @@ function plaintextCheck(args: ClientArgs, servers: readonly UpstreamServer[], ct
   }
   if (clear.length === 0) return;
   const why = `${clear.join(' and ')} would cross the Tor exit in the clear: the exit relay could read whom you call and your credentials`;
-  if (!args.allowPlaintextUpstream) throw new UsageError(`${why}; use tls://HOST:PORT with --pin, an .onion address, or https:// (--allow-plaintext-upstream for tests)`);
+  if (!args.allowPlaintextUpstream)
+    throw new UsageError(`${why}; use tls://HOST:PORT with --pin, an .onion address, or https:// (--allow-plaintext-upstream for tests)`);
   ctx.warn(`${why} (--allow-plaintext-upstream is on: for tests only)`);
 }
 
@@ -162,7 +168,8 @@ async function requireTor(socks: HostPort, allowNonTor: boolean, ctx: CliContext
     return;
   }
   const why = `the SOCKS proxy at ${at} is not Tor (${v.reason}): traffic through it would leave without Tor`;
-  if (!allowNonTor) throw new UsageError(`${why}; point --socks at tor's SocksPort, or run without --socks to start a tor of our own (--allow-non-tor-socks for tests)`);
+  if (!allowNonTor)
+    throw new UsageError(`${why}; point --socks at tor's SocksPort, or run without --socks to start a tor of our own (--allow-non-tor-socks for tests)`);
   ctx.warn(`${why} (--allow-non-tor-socks is on: for tests only)`);
 }
 
@@ -224,7 +231,8 @@ function datagramPlanOf(args: ClientArgs): DatagramPlan {
   if (args.socksListen !== undefined) {
     const r = parseHostPort(args.socksListen);
     if (!r.ok) throw new UsageError(`--socks-listen: ${r.reason}; use 127.0.0.1:PORT`);
-    if (!isLoopbackAddress(r.value.host) || isIP(r.value.host) === 0) throw new UsageError(`--socks-listen ${args.socksListen}: the SOCKS front end listens on a loopback IP address only (127.0.0.1:PORT or [::1]:PORT)`);
+    if (!isLoopbackAddress(r.value.host) || isIP(r.value.host) === 0)
+      throw new UsageError(`--socks-listen ${args.socksListen}: the SOCKS front end listens on a loopback IP address only (127.0.0.1:PORT or [::1]:PORT)`);
     socksListen = r.value;
   }
   const forwards = asList(args.forward).map((text) => {
@@ -243,24 +251,76 @@ export function clientCommand(ctx: CliContext): CommandModule {
       y
         .option('listen', { type: 'string', default: '127.0.0.1:3478', requiresArg: true, describe: 'UDP and TCP listener (loopback unless --allow-remote)' })
         .option('allow-remote', { type: 'boolean', default: false, describe: 'allow a non-loopback --listen address' })
-        .option('server', { type: 'string', array: true, requiresArg: true, describe: 'upstream tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT; repeat for failover' })
+        .option('server', {
+          type: 'string',
+          array: true,
+          requiresArg: true,
+          describe: 'upstream tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT; repeat for failover',
+        })
         .option('socks', { type: 'string', requiresArg: true, describe: "Tor's SOCKS port (default 127.0.0.1:9050, then 9150)" })
-        .option('isolation', { choices: ISOLATION_MODES, default: 'per-flow' as IsolationMode, describe: 'per-flow: a circuit per app flow; shared: one for all, so any web page that sends TURN to the shim shares the circuit (and exit address) of your own calls (both by SOCKS username/password, which tor honours; a proxy that picks no authentication gets one warning and no isolation)' })
+        .option('isolation', {
+          choices: ISOLATION_MODES,
+          default: 'per-flow' as IsolationMode,
+          describe:
+            'per-flow: a circuit per app flow; shared: one for all, so any web page that sends TURN to the shim shares the circuit (and exit address) of your own calls (both by SOCKS username/password, which tor honours; a proxy that picks no authentication gets one warning and no isolation)',
+        })
         .option('pin', { type: 'string', array: true, requiresArg: true, describe: 'tls:// server key pin sha256/BASE64 (SPKI); repeatable' })
         .option('ca', { type: 'string', requiresArg: true, describe: 'PEM CA file for tls:// servers (when not pinning)' })
-        .option('tor', { type: 'boolean', default: false, describe: 'start a tor of our own (also the default when no --socks is given and nothing answers at 9050/9150)' })
+        .option('tor', {
+          type: 'boolean',
+          default: false,
+          describe: 'start a tor of our own (also the default when no --socks is given and nothing answers at 9050/9150)',
+        })
         .option('tor-data-dir', { type: 'string', requiresArg: true, describe: "the own tor's DataDirectory (default: a temporary one)" })
-        .option('tor-config', { type: 'string', requiresArg: true, describe: "file of extra torrc lines for the own tor (bridges, a test network's DirAuthority lines)" })
+        .option('tor-config', {
+          type: 'string',
+          requiresArg: true,
+          describe: "file of extra torrc lines for the own tor (bridges, a test network's DirAuthority lines)",
+        })
         .option('tor-path', { type: 'string', requiresArg: true, describe: 'the tor executable for --tor (default: tor on PATH)' })
         // For tests (env ONIONTURN_DEFAULT_SOCKS): the "nothing answers, start our own tor" default
         // must not depend on whether this machine runs a tor at 9050/9150. Hidden: users have --socks.
-        .option('default-socks', { type: 'string', default: DEFAULT_SOCKS, hidden: true, describe: 'SOCKS ports tried in order when neither --socks nor --tor is given (comma-separated HOST:PORT)' })
-        .option('local-user', { type: 'string', requiresArg: true, describe: `local-credential mode: the user apps authenticate with (default ${DEFAULT_LOCAL_USER})` })
-        .option('local-password', { type: 'string', requiresArg: true, describe: 'local-credential mode: the password apps use (default: a random one kept in $XDG_CONFIG_HOME/onionturn/local-password, ~/.config/... without XDG_CONFIG_HOME; printed in iceServers) [env ONIONTURN_LOCAL_PASSWORD]' })
-        .option('upstream-secret-file', { type: 'string', requiresArg: true, describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)' })
-        .option('credentials-url', { type: 'string', requiresArg: true, describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor' })
-        .option('upstream-ttl', { type: 'number', default: 86_400, requiresArg: true, describe: 'lifetime in seconds of credentials made from --upstream-secret-file: the longest call, since the server ends an allocation with its credential' })
-        .option('new-flows-per-second', { type: 'number', default: DEFAULT_NEW_FLOWS_PER_SECOND, requiresArg: true, describe: 'pass-through mode: new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds\' worth; 0: no limit' })
+        .option('default-socks', {
+          type: 'string',
+          default: DEFAULT_SOCKS,
+          hidden: true,
+          describe: 'SOCKS ports tried in order when neither --socks nor --tor is given (comma-separated HOST:PORT)',
+        })
+        .option('local-user', {
+          type: 'string',
+          requiresArg: true,
+          describe: `local-credential mode: the user apps authenticate with (default ${DEFAULT_LOCAL_USER})`,
+        })
+        .option('local-password', {
+          type: 'string',
+          requiresArg: true,
+          describe:
+            'local-credential mode: the password apps use (default: a random one kept in $XDG_CONFIG_HOME/onionturn/local-password, ~/.config/... without XDG_CONFIG_HOME; printed in iceServers) [env ONIONTURN_LOCAL_PASSWORD]',
+        })
+        .option('upstream-secret-file', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'local mode: sign upstream with REST credentials made from this shared secret (you run the server too)',
+        })
+        .option('credentials-url', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'local mode: fetch a REST credential per flow from this URL (JSON {username,password,ttl,uris}) through Tor',
+        })
+        .option('upstream-ttl', {
+          type: 'number',
+          default: 86_400,
+          requiresArg: true,
+          describe:
+            'lifetime in seconds of credentials made from --upstream-secret-file: the longest call, since the server ends an allocation with its credential',
+        })
+        .option('new-flows-per-second', {
+          type: 'number',
+          default: DEFAULT_NEW_FLOWS_PER_SECOND,
+          requiresArg: true,
+          describe:
+            "pass-through mode: new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds' worth; 0: no limit",
+        })
         .option('allow-non-tor-socks', {
           type: 'boolean',
           default: false,
@@ -269,14 +329,27 @@ export function clientCommand(ctx: CliContext): CommandModule {
         .option('allow-plaintext-upstream', {
           type: 'boolean',
           default: false,
-          describe: 'TESTS ONLY: allow tcp:// to a server that is not .onion, and an http:// --credentials-url that is not .onion (the exit relay could read whom you call and your credentials)',
+          describe:
+            'TESTS ONLY: allow tcp:// to a server that is not .onion, and an http:// --credentials-url that is not .onion (the exit relay could read whom you call and your credentials)',
         })
-        .option('socks-listen', { type: 'string', requiresArg: true, describe: 'SOCKS5 front end for UDP apps (UDP ASSOCIATE only) on this loopback HOST:PORT; IP and host-name destinations go through the exit-side server as TURN (needs --upstream-secret-file or --credentials-url), NAME.onion:PORT to a datagram onion service' })
-        .option('forward', { type: 'string', array: true, requiresArg: true, describe: 'UDP port forward udp://127.0.0.1:LPORT=HOST:PORT (repeatable): each local source is one flow to HOST:PORT, by the same routes as --socks-listen' })
+        .option('socks-listen', {
+          type: 'string',
+          requiresArg: true,
+          describe:
+            'SOCKS5 front end for UDP apps (UDP ASSOCIATE only) on this loopback HOST:PORT; IP and host-name destinations go through the exit-side server as TURN (needs --upstream-secret-file or --credentials-url), NAME.onion:PORT to a datagram onion service',
+        })
+        .option('forward', {
+          type: 'string',
+          array: true,
+          requiresArg: true,
+          describe:
+            'UDP port forward udp://127.0.0.1:LPORT=HOST:PORT (repeatable): each local source is one flow to HOST:PORT, by the same routes as --socks-listen',
+        })
         .option('status', {
           type: 'string',
           requiresArg: true,
-          describe: 'the status page and /metrics at http://HOST:PORT/ (loopback only; default 127.0.0.1 at a port chosen at random on first start and kept in $XDG_CONFIG_HOME/onionturn/status-port); --no-status turns it off',
+          describe:
+            'the status page and /metrics at http://HOST:PORT/ (loopback only; default 127.0.0.1 at a port chosen at random on first start and kept in $XDG_CONFIG_HOME/onionturn/status-port); --no-status turns it off',
         })
         .option('log-sensitive', { type: 'boolean', default: false, describe: 'log app addresses and server names (debugging only; off: SafeLogging)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
@@ -363,9 +436,15 @@ export function clientCommand(ctx: CliContext): CommandModule {
             onBootstrap: (percent, summary) => {
               tor.bootstrapPercent = percent;
               tor.bootstrapSummary = summary;
-            }, ...(args.torPath !== undefined ? { torPath: args.torPath } : {}), ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}), ...(extraTorConfig !== undefined ? { extraConfig: extraTorConfig } : {}) });
+            },
+            ...(args.torPath !== undefined ? { torPath: args.torPath } : {}),
+            ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}),
+            ...(extraTorConfig !== undefined ? { extraConfig: extraTorConfig } : {}),
+          });
           if (!r.ok && r.error.code === 'aborted') {
-            logger.info(`stopped on ${String(stop.signal.reason)} before tor finished bootstrapping; tor is stopped${args.torDataDir === undefined ? ' and its temporary data directory removed' : ''}`);
+            logger.info(
+              `stopped on ${String(stop.signal.reason)} before tor finished bootstrapping; tor is stopped${args.torDataDir === undefined ? ' and its temporary data directory removed' : ''}`,
+            );
             return;
           }
           if (!r.ok) throw new Error(args.tor ? r.error.reason : `${describeCandidates(candidates)}, and ${r.error.reason}`);
@@ -378,7 +457,22 @@ export function clientCommand(ctx: CliContext): CommandModule {
         // Our own tor is Tor; anything else found at --socks or 9050/9150 must show it is.
         if (!ownTor) await requireTor(socksPort, args.allowNonTorSocks, ctx, logger);
         if (stop.signal.aborted) return;
-        await runShim(args, ctx, logger, { datagrams, listen: listen.value, servers, socks: socksPort, tls: { pins, ...(ca ? { ca } : {}) }, localAuth: localPlan?.make(socksPort), localPasswordNote: localPlan?.note, stop: stop.signal }, running);
+        await runShim(
+          args,
+          ctx,
+          logger,
+          {
+            datagrams,
+            listen: listen.value,
+            servers,
+            socks: socksPort,
+            tls: { pins, ...(ca ? { ca } : {}) },
+            localAuth: localPlan?.make(socksPort),
+            localPasswordNote: localPlan?.note,
+            stop: stop.signal,
+          },
+          running,
+        );
       } finally {
         await status?.stop();
         await ownTor?.stop();
@@ -409,7 +503,13 @@ interface RunningShim {
 }
 
 /** Starts the status page (before tor: it shows tor bootstrapping); undefined when the kept port is taken. */
-async function startStatus(plan: StatusPlan, tor: TorWatch, running: RunningShim, pins: string[], logger: ReturnType<typeof createLogger>): Promise<StatusServer | undefined> {
+async function startStatus(
+  plan: StatusPlan,
+  tor: TorWatch,
+  running: RunningShim,
+  pins: string[],
+  logger: ReturnType<typeof createLogger>,
+): Promise<StatusServer | undefined> {
   const metrics = createShimMetrics(() => running.shim, tor);
   const server = new StatusServer({
     listen: plan.listen,

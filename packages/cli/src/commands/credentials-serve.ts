@@ -28,7 +28,8 @@ interface ServeArgs {
 
 function apiKeys(args: ServeArgs, ctx: CliContext): string[] {
   if (args.apiKey !== undefined && args.apiKeyFile !== undefined) throw new UsageError('give either --api-key-file or --api-key, not both');
-  if (args.apiKeyFile !== undefined) return [readSecretFile(args.apiKeyFile, ({ path }) => ctx.warn(`API key file ${path} is readable by others (chmod 600 ${path})`))];
+  if (args.apiKeyFile !== undefined)
+    return [readSecretFile(args.apiKeyFile, ({ path }) => ctx.warn(`API key file ${path} is readable by others (chmod 600 ${path})`))];
   if (args.apiKey !== undefined) {
     if (args.apiKey.trim() === '') throw new UsageError('the API key is empty');
     if (givenOnCommandLine(ctx.rawArgv, 'api-key')) ctx.warn('--api-key shows the key to every user via ps; use --api-key-file or ONIONTURN_API_KEY');
@@ -57,10 +58,18 @@ export function credentialsServeCommand(ctx: CliContext): CommandModule {
     builder: (y) =>
       issueOptions(y)
         .option('listen', { type: 'string', default: '127.0.0.1:8088', requiresArg: true, describe: 'HOST:PORT to listen on (port 0: any free port)' })
-        .option('api-key-file', { type: 'string', requiresArg: true, describe: 'require this key (key=, X-API-Key or Authorization: Bearer) [env ONIONTURN_API_KEY_FILE]' })
+        .option('api-key-file', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'require this key (key=, X-API-Key or Authorization: Bearer) [env ONIONTURN_API_KEY_FILE]',
+        })
         .option('api-key', { type: 'string', requiresArg: true, describe: 'the API key itself; prefer --api-key-file or env ONIONTURN_API_KEY' })
         .option('rate-limit', { type: 'number', default: 60, requiresArg: true, describe: 'requests per minute, all clients together (0: no limit)' })
-        .option('labels', { type: 'boolean', default: true, describe: "honour the draft's username= parameter as a linkable label (--no-labels: random ids only)" })
+        .option('labels', {
+          type: 'boolean',
+          default: true,
+          describe: "honour the draft's username= parameter as a linkable label (--no-labels: random ids only)",
+        })
         .option('cors-origin', { type: 'string', requiresArg: true, describe: 'Access-Control-Allow-Origin for browser apps on another origin' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info', describe: 'JSON log level (logs go to stderr)' })
         .example('$0 credentials serve --secret-file secret --uri turn:127.0.0.1:3478?transport=tcp', 'serve on 127.0.0.1:8088'),

@@ -34,7 +34,15 @@ export function credentialsCommand(ctx: CliContext): CommandModule {
         .example('$0 credentials --secret-file /etc/onionturn/secret --uri turn:127.0.0.1:3478?transport=tcp', 'print one credential as JSON')
         .example('$0 credentials --format ice --uri turn:exit.example:3478', 'print an RTCIceServer object'),
     handler: (argv) => {
-      const args = argv as unknown as { secretFile?: string | string[]; secret?: string; ttl: number; jitter?: number; uri?: string[]; user?: string; format: Format };
+      const args = argv as unknown as {
+        secretFile?: string | string[];
+        secret?: string;
+        ttl: number;
+        jitter?: number;
+        uri?: string[];
+        user?: string;
+        format: Format;
+      };
       const { secrets, warnings } = resolveSecrets({ secretFile: singleSecretFile(args.secretFile), secret: args.secret }, ctx.rawArgv);
       warnings.forEach(ctx.warn);
       const uris = urisOf(args.uri);

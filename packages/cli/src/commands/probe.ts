@@ -172,7 +172,11 @@ export async function probe(target: ProbeTarget, options: ProbeOptions = {}): Pr
       s.on('data', (chunk: Buffer) => {
         // A STUN answer starts with two zero bits; anything else (HTTP, TLS, ...) is not a TURN server.
         if (first && chunk.length > 0 && wireKindOf(chunk[0] as number) !== WireKind.Stun) {
-          return resolve({ ok: false, ms: elapsed(), reason: `not a STUN stream: answer starts with ${JSON.stringify(chunk.subarray(0, 8).toString('latin1'))}` });
+          return resolve({
+            ok: false,
+            ms: elapsed(),
+            reason: `not a STUN stream: answer starts with ${JSON.stringify(chunk.subarray(0, 8).toString('latin1'))}`,
+          });
         }
         first = false;
         const err = framer.push(chunk);
@@ -227,8 +231,19 @@ export function probeCommand(io: ProbeIo): CommandModule {
     builder: (y) =>
       y
         .positional('target', { type: 'string', describe: 'tcp://HOST:PORT or tls://HOST:PORT (default: the first tcp:// or tls:// of --listen)' })
-        .option('listen', { type: 'string', array: true, requiresArg: true, global: false, describe: "the server's listeners [env ONIONTURN_LISTEN], used when no target is given" })
-        .option('socks', { type: 'string', requiresArg: true, global: false, describe: 'reach the target through this SOCKS5 proxy, e.g. Tor at 127.0.0.1:9050 (needed for .onion)' })
+        .option('listen', {
+          type: 'string',
+          array: true,
+          requiresArg: true,
+          global: false,
+          describe: "the server's listeners [env ONIONTURN_LISTEN], used when no target is given",
+        })
+        .option('socks', {
+          type: 'string',
+          requiresArg: true,
+          global: false,
+          describe: 'reach the target through this SOCKS5 proxy, e.g. Tor at 127.0.0.1:9050 (needed for .onion)',
+        })
         .option('timeout', { type: 'number', default: 5000, requiresArg: true, global: false, describe: 'milliseconds to wait for the answer' })
         .option('insecure', { type: 'boolean', default: false, global: false, describe: 'tls://: do not verify the certificate' })
         .example('$0 probe tcp://127.0.0.1:3478', 'check a local server')
@@ -237,7 +252,8 @@ export function probeCommand(io: ProbeIo): CommandModule {
       const args = argv as unknown as ProbeArgs;
       const target = args.target !== undefined ? parseProbeTarget(args.target) : args.listen !== undefined ? targetFromListen(args.listen) : undefined;
       if (!target) throw new Error('probe: no target: give tcp://HOST:PORT (or set ONIONTURN_LISTEN)');
-      if (!Number.isFinite(args.timeout) || args.timeout <= 0) throw new Error(`--timeout must be a positive number of milliseconds, got '${String(args.timeout)}'`);
+      if (!Number.isFinite(args.timeout) || args.timeout <= 0)
+        throw new Error(`--timeout must be a positive number of milliseconds, got '${String(args.timeout)}'`);
       const socks = args.socks !== undefined ? parseSocks(args.socks) : undefined;
       const result = await probe(target, { timeoutMs: args.timeout, insecure: args.insecure, ...(socks ? { socks } : {}) });
       const via = socks ? ` via socks5://${socks.host}:${socks.port}` : '';

@@ -84,7 +84,10 @@ function list(value: string | readonly string[] | undefined, separator: RegExp =
   if (value === undefined) return [];
   // Env vars carry lists space- or comma-separated; flags and JSON arrays come as arrays.
   const items = typeof value === 'string' ? [value] : [...value];
-  return items.flatMap((v) => String(v).split(separator)).map((v) => v.trim()).filter((v) => v !== '');
+  return items
+    .flatMap((v) => String(v).split(separator))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
 }
 
 /**
@@ -167,7 +170,8 @@ function authAndPolicy(
 
 export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnServerConfig {
   const listen = parseListenSpecs(list(args.listen)).map((l) => (args.torCircuitId && l.protocol === 'tcp' ? { ...l, proxyHeader: true } : l));
-  if (args.torCircuitId && !listen.some((l) => l.protocol === 'tcp')) throw new UsageError('--tor-circuit-id needs a tcp:// listener (the one tor forwards the onion service to)');
+  if (args.torCircuitId && !listen.some((l) => l.protocol === 'tcp'))
+    throw new UsageError('--tor-circuit-id needs a tcp:// listener (the one tor forwards the onion service to)');
   if (listen.some((l) => l.protocol === 'tls') && (!args.cert || !args.key)) throw new UsageError('tls:// listeners need --cert and --key');
   const { lookup, policy, allowed } = authAndPolicy(args, warn);
   const limits: Limits = {
@@ -223,7 +227,9 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     warn(`--user NAME:PASSWORD shows the password to every user via ps; put users in a --config file (mode 600) or ${ENV_PREFIX}_USER`);
   }
   if (metrics && !isLoopback(metrics.host)) {
-    warn(`--metrics ${args.metrics} is reachable beyond this machine: counts of allocations and traffic are visible to anyone who can connect; bind it to 127.0.0.1 or firewall it`);
+    warn(
+      `--metrics ${args.metrics} is reachable beyond this machine: counts of allocations and traffic are visible to anyone who can connect; bind it to 127.0.0.1 or firewall it`,
+    );
   }
   if (args.credentialsListen !== undefined && !isLoopback(parseListen(args.credentialsListen).host)) {
     warn(
@@ -232,7 +238,9 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
   }
   const nat = [...relayIps, ...listen.map((l) => l.host)].find((h) => isPrivateAddress(h));
   if (nat !== undefined && list(args.externalIp).length === 0) {
-    warn(`relays use the private address ${nat} and no --external-ip is given: behind 1:1 NAT the public address is not known, so peers cannot be told it and it is not denied as an own address; give --external-ip PUBLIC_IP`);
+    warn(
+      `relays use the private address ${nat} and no --external-ip is given: behind 1:1 NAT the public address is not known, so peers cannot be told it and it is not denied as an own address; give --external-ip PUBLIC_IP`,
+    );
   }
   return config;
 }
@@ -240,7 +248,14 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
 function options(y: Argv): Argv {
   const L = DEFAULT_LIMITS;
   return y
-    .option('listen', { type: 'string', array: true, requiresArg: true, default: ['tcp://127.0.0.1:3478'], describe: 'tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT, IPv6 in brackets: tcp://[::1]:3478 (repeatable; relays of a family bind to its first listener address unless --relay-ip)' })
+    .option('listen', {
+      type: 'string',
+      array: true,
+      requiresArg: true,
+      default: ['tcp://127.0.0.1:3478'],
+      describe:
+        'tcp://HOST:PORT, udp://HOST:PORT or tls://HOST:PORT, IPv6 in brackets: tcp://[::1]:3478 (repeatable; relays of a family bind to its first listener address unless --relay-ip)',
+    })
     .option('realm', { type: 'string', requiresArg: true, default: 'onionturn', describe: 'TURN realm' })
     .option('secret-file', { type: 'string', array: true, requiresArg: true, describe: 'REST shared secret file (repeatable, newest first)' })
     .option('max-ttl', { type: 'number', requiresArg: true, default: 86_400, describe: 'refuse REST usernames expiring further ahead (seconds)' })
@@ -251,8 +266,18 @@ function options(y: Argv): Argv {
       describe:
         'an allocation lives no longer than its REST credential: Refresh is cut to the time it has left and refused after (--no-strict-expiry: refreshed forever). An allocation keeps its username, so the credential ttl is the longest call',
     })
-    .option('peer-policy', { type: 'string', array: true, requiresArg: true, describe: '"accept|reject ADDR[/BITS]:PORT[-PORT]" after the built-in deny list (repeatable; it cannot reopen private, loopback or metadata ranges)' })
-    .option('allow-peer', { type: 'string', array: true, requiresArg: true, describe: 'CIDR[:PORTS]: reopen a range the built-in deny list closes, e.g. 10.1.0.0/16:3478-3479 (repeatable; logged as a warning)' })
+    .option('peer-policy', {
+      type: 'string',
+      array: true,
+      requiresArg: true,
+      describe: '"accept|reject ADDR[/BITS]:PORT[-PORT]" after the built-in deny list (repeatable; it cannot reopen private, loopback or metadata ranges)',
+    })
+    .option('allow-peer', {
+      type: 'string',
+      array: true,
+      requiresArg: true,
+      describe: 'CIDR[:PORTS]: reopen a range the built-in deny list closes, e.g. 10.1.0.0/16:3478-3479 (repeatable; logged as a warning)',
+    })
     .option('allow-loopback-peers', { type: 'boolean', default: false, describe: 'TESTS ONLY: allow relaying to loopback' })
     .option('filtering', { choices: ['address-and-port', 'address'], default: 'address-and-port', describe: 'which peer datagrams reach the client' })
     .option('channel-range', { choices: ['rfc5766', 'rfc8656'], default: 'rfc5766', describe: 'channel numbers accepted: 0x4000-0x7FFF or 0x4000-0x4FFF' })
@@ -272,16 +297,45 @@ function options(y: Argv): Argv {
     .option('max-channels', { type: 'number', requiresArg: true, default: L.channelsPerAllocation, describe: 'channels per allocation' })
     .option('max-peers', { type: 'number', requiresArg: true, default: L.peersPerAllocation, describe: 'peer ip:port pairs per allocation' })
     .option('new-peers-per-second', { type: 'number', requiresArg: true, default: L.newPeersPerSecond, describe: 'new peers per second per allocation' })
-    .option('unanswered-sends', { type: 'number', requiresArg: true, default: L.unansweredSends, describe: 'datagrams to a peer address (all its ports) before it has answered' })
-    .option('unanswered-sends-total', { type: 'number', requiresArg: true, default: L.unansweredSendsPerAllocation, describe: 'datagrams per allocation to all peers that have not answered' })
+    .option('unanswered-sends', {
+      type: 'number',
+      requiresArg: true,
+      default: L.unansweredSends,
+      describe: 'datagrams to a peer address (all its ports) before it has answered',
+    })
+    .option('unanswered-sends-total', {
+      type: 'number',
+      requiresArg: true,
+      default: L.unansweredSendsPerAllocation,
+      describe: 'datagrams per allocation to all peers that have not answered',
+    })
     .option('bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthPerAllocation, describe: 'bytes/s per allocation (0: unlimited)' })
     .option('total-bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthTotal, describe: 'bytes/s for all allocations (0: unlimited)' })
-    .option('destination-bandwidth', { type: 'number', requiresArg: true, default: L.bandwidthPerDestination, describe: 'bytes/s to one peer address from all allocations together (0: unlimited)' })
-    .option('destination-packet-rate', { type: 'number', requiresArg: true, default: L.packetsPerDestination, describe: 'datagrams/s to one peer address from all allocations together (0: unlimited)' })
-    .option('max-destinations', { type: 'number', requiresArg: true, default: L.destinations, describe: 'peer addresses whose budgets are tracked at once (more share one budget)' })
+    .option('destination-bandwidth', {
+      type: 'number',
+      requiresArg: true,
+      default: L.bandwidthPerDestination,
+      describe: 'bytes/s to one peer address from all allocations together (0: unlimited)',
+    })
+    .option('destination-packet-rate', {
+      type: 'number',
+      requiresArg: true,
+      default: L.packetsPerDestination,
+      describe: 'datagrams/s to one peer address from all allocations together (0: unlimited)',
+    })
+    .option('max-destinations', {
+      type: 'number',
+      requiresArg: true,
+      default: L.destinations,
+      describe: 'peer addresses whose budgets are tracked at once (more share one budget)',
+    })
     .option('default-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationDefaultSec, describe: 'allocation lifetime (s)' })
     .option('max-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.allocationMaxSec, describe: 'longest allocation lifetime (s)' })
-    .option('credentials-listen', { type: 'string', requiresArg: true, describe: 'serve REST credentials (GET /credentials) on HOST:PORT, signed with the newest --secret-file' })
+    .option('credentials-listen', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'serve REST credentials (GET /credentials) on HOST:PORT, signed with the newest --secret-file',
+    })
     .option('credentials-ttl', { type: 'number', requiresArg: true, describe: 'ttl of served credentials (s); default --max-ttl' })
     .option('credentials-uri', { type: 'string', array: true, requiresArg: true, describe: 'TURN URI returned with served credentials (repeatable)' })
     .option('workers', {
@@ -297,7 +351,11 @@ function options(y: Argv): Argv {
       describe:
         "behind an onion service with tor's HiddenServiceExportCircuitID haproxy: tcp:// listeners and --credentials-listen read the PROXY line tor sends and tell clients apart by their circuit (all come from 127.0.0.1)",
     })
-    .option('credentials-key-file', { type: 'string', requiresArg: true, describe: 'the credential endpoint requires this key (Authorization: Bearer, X-API-Key or key=)' })
+    .option('credentials-key-file', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'the credential endpoint requires this key (Authorization: Bearer, X-API-Key or key=)',
+    })
     .option('nonce-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.nonceSec, describe: 'seconds before 438 Stale Nonce' });
 }
 
@@ -312,13 +370,18 @@ export function serverCommand(ctx: CliContext): CommandModule {
       // Warnings once, from the primary; a worker checks the same configuration quietly.
       const base = serverConfig(args, worker ? () => undefined : ctx.warn);
       const workers = count('workers', args.workers);
-      if (workers > 1 && !base.listen.some((l) => l.protocol !== 'udp')) throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
+      if (workers > 1 && !base.listen.some((l) => l.protocol !== 'udp'))
+        throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
       if (workers > 1 && !worker) return runPrimary(args, ctx, base, workers, logger);
       const config = worker ? workerConfig(base, worker.index, worker.count) : base;
       // The credential endpoint signs with whatever secret is newest, also after SIGHUP.
       const state = { secret: '' };
-      authAndPolicy(args, () => undefined, (s) => (state.secret = s));
+      authAndPolicy(
+        args,
+        () => undefined,
+        (s) => (state.secret = s),
+      );
       let server: TurnServer;
       try {
         server = await TurnServer.start({ ...config, logger });
@@ -372,7 +435,11 @@ function untilStopped(onHup: () => void): Promise<NodeJS.Signals> {
 /** --workers N: the primary forks and watches the workers, serves metrics and credentials. */
 async function runPrimary(args: ServerArgs, ctx: CliContext, config: TurnServerConfig, workers: number, logger: Logger): Promise<void> {
   const state = { secret: '' };
-  authAndPolicy(args, () => undefined, (s) => (state.secret = s));
+  authAndPolicy(
+    args,
+    () => undefined,
+    (s) => (state.secret = s),
+  );
   let primary: Primary;
   try {
     primary = await startPrimary({ ...config, logger }, workers, logger);
@@ -408,7 +475,10 @@ const circuits = new WeakMap<Socket, string>();
 async function startCredentialEndpoint(args: ServerArgs, secret: () => string, warn: (m: string) => void): Promise<(() => Promise<void>) | undefined> {
   if (args.credentialsListen === undefined) return undefined;
   const listen = parseListen(args.credentialsListen);
-  const apiKeys = args.credentialsKeyFile === undefined ? [] : [readSecretFile(args.credentialsKeyFile, ({ path }) => warn(`key file ${path} is readable by others (chmod 600 ${path})`))];
+  const apiKeys =
+    args.credentialsKeyFile === undefined
+      ? []
+      : [readSecretFile(args.credentialsKeyFile, ({ path }) => warn(`key file ${path} is readable by others (chmod 600 ${path})`))];
 
   if (!secret()) throw new UsageError('--credentials-listen needs --secret-file (the newest secret signs served credentials)');
   const maxTtl = count('max-ttl', args.maxTtl);

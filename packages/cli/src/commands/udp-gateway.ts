@@ -18,7 +18,10 @@ export function parseGatewayListen(text: string, allowPublic: boolean): Parsed<H
   if (!hp.ok) return { ok: false, reason: `--listen: ${hp.reason}` };
   if (isIP(hp.value.host) === 0) return { ok: false, reason: `--listen: '${hp.value.host}' must be an IP address (names are not resolved)` };
   if (!allowPublic && !isLoopbackAddress(hp.value.host)) {
-    return { ok: false, reason: `--listen ${text} is not a loopback address: tor's HiddenServicePort reaches the gateway on 127.0.0.1; pass --allow-public-listen to listen there anyway` };
+    return {
+      ok: false,
+      reason: `--listen ${text} is not a loopback address: tor's HiddenServicePort reaches the gateway on 127.0.0.1; pass --allow-public-listen to listen there anyway`,
+    };
   }
   return hp;
 }
@@ -62,9 +65,24 @@ export function udpGatewayCommand(): CommandModule {
         .option('to', { type: 'string', requiresArg: true, describe: 'udp://IP:PORT: the one UDP service every datagram goes to' })
         .option('allow-public-listen', { type: 'boolean', default: false, describe: 'allow a non-loopback --listen address' })
         .option('max-streams', { type: 'number', default: d.maxStreams, requiresArg: true, describe: 'streams at once; more are closed on arrival' })
-        .option('max-queued-bytes', { type: 'number', default: d.maxQueuedBytes, requiresArg: true, describe: 'bytes queued per stream and direction; datagrams beyond are dropped' })
-        .option('idle-timeout', { type: 'number', default: d.idleTimeoutMs / 1000, requiresArg: true, describe: 'seconds without a datagram after which a stream is closed' })
-        .option('max-datagram', { type: 'number', default: d.maxDatagram, requiresArg: true, describe: 'largest datagram passed to the target; longer ones are dropped' })
+        .option('max-queued-bytes', {
+          type: 'number',
+          default: d.maxQueuedBytes,
+          requiresArg: true,
+          describe: 'bytes queued per stream and direction; datagrams beyond are dropped',
+        })
+        .option('idle-timeout', {
+          type: 'number',
+          default: d.idleTimeoutMs / 1000,
+          requiresArg: true,
+          describe: 'seconds without a datagram after which a stream is closed',
+        })
+        .option('max-datagram', {
+          type: 'number',
+          default: d.maxDatagram,
+          requiresArg: true,
+          describe: 'largest datagram passed to the target; longer ones are dropped',
+        })
         .option('metrics', { type: 'string', requiresArg: true, describe: 'serve Prometheus metrics on IP:PORT/metrics (loopback)' })
         .option('log-level', { choices: ['error', 'warn', 'info', 'debug'], default: 'info', describe: 'JSON log level (logs go to stderr)' })
         .example('$0 udp-gateway --listen tcp://127.0.0.1:5300 --to udp://127.0.0.1:53', 'torrc: HiddenServicePort 53 127.0.0.1:5300'),
@@ -86,12 +104,20 @@ export function udpGatewayCommand(): CommandModule {
       if (args.metrics !== undefined) {
         const m = parseHostPort(args.metrics);
         if (!m.ok || isIP(m.value.host) === 0) throw new UsageError(`--metrics '${args.metrics}' must be IP:PORT, e.g. 127.0.0.1:9465`);
-        if (!isLoopbackAddress(m.value.host) && !args.allowPublicListen) throw new UsageError(`--metrics ${args.metrics} is not a loopback address; pass --allow-public-listen to serve metrics there`);
+        if (!isLoopbackAddress(m.value.host) && !args.allowPublicListen)
+          throw new UsageError(`--metrics ${args.metrics} is not a loopback address; pass --allow-public-listen to serve metrics there`);
         metrics = m.value;
       }
       const logger = createLogger({ level: args.logLevel });
       const stops = watchStopSignals(() => undefined);
-      const gateway = new UdpGateway({ listenHost: listen.value.host, listenPort: listen.value.port, targetHost: target.value.host, targetPort: target.value.port, limits, logger });
+      const gateway = new UdpGateway({
+        listenHost: listen.value.host,
+        listenPort: listen.value.port,
+        targetHost: target.value.host,
+        targetPort: target.value.port,
+        limits,
+        logger,
+      });
       let metricsServer: Server | undefined;
       try {
         const address = await gateway.listen();

@@ -47,7 +47,11 @@ export function createCredentialHandler(options: CredentialHandlerOptions): Cred
   const clock = options.now ?? Date.now;
   const perSource = limit === false ? undefined : new SourceBuckets(limit.perMinute / 60, limit.burst ?? limit.perMinute);
   const total =
-    options.totalRateLimit === undefined ? (limit === false ? false : { perMinute: limit.perMinute * 10, burst: (limit.burst ?? limit.perMinute) * 10 }) : options.totalRateLimit;
+    options.totalRateLimit === undefined
+      ? limit === false
+        ? false
+        : { perMinute: limit.perMinute * 10, burst: (limit.burst ?? limit.perMinute) * 10 }
+      : options.totalRateLimit;
   const bucket = total === false ? undefined : new TokenBucket(total.perMinute / 60, total.burst ?? total.perMinute, clock());
   const sourceOf = options.sourceOf ?? ((req: IncomingMessage): string => req.socket.remoteAddress ?? '');
   return (req, res) => {
