@@ -73,6 +73,6 @@ test('--workers 2: relays over TCP and UDP across workers, one metrics endpoint,
   const exited = once(server.process.child, 'exit');
   process.kill(server.process.pid, 'SIGTERM');
   const [code] = (await exited) as [number | null];
-  assert.equal(code, 0);
+  assert.equal(code, 0, `the primary's exit code after SIGTERM:\n${server.process.output().slice(-3000)}`);
   for (const pid of all) assert.equal(alive(pid), false, `worker ${pid} stopped`);
 });

@@ -10,6 +10,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
 import { SharedRelays, serveMetrics, type Logger, type RelayChange, type TurnServer, type TurnServerConfig } from '@onionturn/server';
+import { errorCode } from '@onionturn/io';
 
 const INDEX_ENV = 'OT_CLUSTER_WORKER_INDEX';
 const COUNT_ENV = 'OT_CLUSTER_WORKERS';
@@ -99,6 +100,11 @@ export interface Primary {
   stop(): Promise<void>;
 }
 
+/** Sends to a worker; a channel that closed meanwhile loses the message, nothing more. */
+function send(w: Worker, message: RelayMessage | AckMessage): void {
+  w.send(message, undefined, undefined, () => undefined);
+}
+
 /** Forks the workers and resolves once every one of them listens. */
 export async function startPrimary(config: TurnServerConfig, count: number, logger: Logger): Promise<Primary> {
   cluster.setupPrimary({ exec: process.argv[1] as string, args: process.argv.slice(2) });
@@ -112,7 +118,7 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
   const started = new Promise<void>((resolve) => (allReady = resolve));
 
   const broadcast = (from: Worker | undefined, change: RelayChange): void => {
-    for (const w of byIndex.values()) if (w !== from && w.isConnected()) w.send({ type: 'onionturn-relay', ...change } satisfies RelayMessage);
+    for (const w of byIndex.values()) if (w !== from && w.isConnected()) send(w, { type: 'onionturn-relay', ...change } satisfies RelayMessage);
   };
   const fork = (index: number, restart: boolean): void => {
     const w = cluster.fork({ [INDEX_ENV]: String(index), [COUNT_ENV]: String(count) });
@@ -120,7 +126,8 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
     relaysOf.set(w, new Set());
     w.on('online', () => {
       // What the others hold now: a newcomer can reach their relays from its first request.
-      for (const [other, keys] of relaysOf) if (other !== w) for (const key of keys) w.send({ type: 'onionturn-relay', op: 'add', key } satisfies RelayMessage);
+      for (const [other, keys] of relaysOf)
+        if (other !== w) for (const key of keys) send(w, { type: 'onionturn-relay', op: 'add', key } satisfies RelayMessage);
     });
     w.on('message', (m: unknown) => {
       if (isRelayMessage(m)) {
@@ -130,15 +137,18 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
         broadcast(w, { op: m.op, key: m.key });
         // Sent after the broadcast: each other worker has the add in its channel before the
         // allocation is answered, so before any client can name the address.
-        if (m.ack !== undefined && w.isConnected()) w.send({ type: 'onionturn-relay-ack', ack: m.ack } satisfies AckMessage);
+        if (m.ack !== undefined && w.isConnected()) send(w, { type: 'onionturn-relay-ack', ack: m.ack } satisfies AckMessage);
       } else if (isReadyMessage(m)) {
         for (const l of m.listeners) listeners.add(l);
         if (restart) logger.info('worker-restarted', { worker: index, pid: w.process.pid });
         else if (++ready === count) allReady();
       }
     });
+    // A worker that is going away (SIGTERM to all, or killed) can close its IPC channel between
+    // isConnected() and a send: that error is the worker's end, never the primary's.
+    w.on('error', (err) => logger.debug('worker-ipc-error', { worker: index, error: errorCode(err) }));
     w.on('exit', (code, signal) => {
-      for (const key of relaysOf.get(w) ?? []) broadcast(w, { op: 'remove', key });
+      if (!stopping) for (const key of relaysOf.get(w) ?? []) broadcast(w, { op: 'remove', key });
       relaysOf.delete(w);
       if (byIndex.get(index) === w) byIndex.delete(index);
       if (stopping) return;
