@@ -31,7 +31,7 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-prepare('bench:udp');
+await prepare('bench:udp');
 const { ProcessGroup, TOOLS, freePort, onionturnBin, requireTool, startTorNetwork, waitFor } = await import('@onionturn/testkit');
 const iperf3 = requireTool(TOOLS.iperf3);
 const socat = requireTool(TOOLS.socat);

@@ -10,13 +10,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FrameKind, StreamFramer } from '@onionturn/protocol';
-import { ProcessGroup, freePort, portRange, runUclient, sleep, waitFor } from '@onionturn/testkit';
-import { saveInput } from '../fuzz/dist/src/corpus.js';
-import { Op, RESIGN, writeConversation } from '../fuzz/dist/src/targets/server-core.js';
 import { prepare, root } from './prepare.mjs';
 
 await prepare('fuzz-capture');
+// The workspace's built code, imported once prepare() has built it (a fresh checkout has no dist yet).
+const { FrameKind, StreamFramer } = await import('@onionturn/protocol');
+const { ProcessGroup, freePort, portRange, runUclient, sleep, waitFor } = await import('@onionturn/testkit');
+const { saveInput } = await import('../fuzz/dist/src/corpus.js');
+const { Op, RESIGN } = await import('../fuzz/dist/src/targets/server-core.js');
+const { writeConversation } = await import('../fuzz/dist/src/conversation.js');
 const SECRET = 'capture-secret';
 const group = new ProcessGroup();
 const dir = mkdtempSync(join(tmpdir(), 'onionturn-capture-'));

@@ -17,20 +17,6 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { restPassword } from '@onionturn/credentials';
-import {
-  AttributeType,
-  MessageBuilder,
-  MessageClass,
-  Method,
-  StreamFramer,
-  FrameKind,
-  decodeMessage,
-  longTermKey,
-  readAttribute,
-  readText,
-} from '@onionturn/protocol';
-import { ProcessGroup, freePort, sleep, waitFor } from '@onionturn/testkit';
 import { plotPng } from './png-plot.mjs';
 import { prepare, root } from './prepare.mjs';
 
@@ -58,6 +44,11 @@ function parseArgs(argv) {
 
 const args = parseArgs(process.argv.slice(2));
 await prepare('soak');
+// The workspace's built code, imported once prepare() has built it (a fresh checkout has no dist yet).
+const { restPassword } = await import('@onionturn/credentials');
+const { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, FrameKind, decodeMessage, longTermKey, readAttribute, readText } =
+  await import('@onionturn/protocol');
+const { ProcessGroup, freePort, sleep, waitFor } = await import('@onionturn/testkit');
 
 const SECRET = 'soak-secret-5c0f8a71';
 const REALM = 'onionturn.soak';

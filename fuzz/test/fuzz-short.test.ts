@@ -7,7 +7,7 @@ import { fuzzTarget } from '../src/engine.js';
 import { minimise } from '../src/engine.js';
 import { Rng } from '../src/rng.js';
 import { TARGETS } from '../src/targets/index.js';
-import { parseConversation, writeConversation } from '../src/targets/server-core.js';
+import { parseConversation, writeConversation } from '../src/conversation.js';
 import type { Target } from '../src/target.js';
 
 /** Mutations per target: about 30 s in all on a loaded 2-core machine. */

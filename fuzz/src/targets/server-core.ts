@@ -15,13 +15,13 @@ import {
   readAddress,
   readAttribute,
   readText,
-  type StunMessage,
   type TransportAddress,
+  readErrorCode,
 } from '@onionturn/protocol';
 import { DEFAULT_LIMITS, PeerPolicy, PortPool, chainLookups, restSecrets, staticUsers, type Limits } from '@onionturn/server';
 import type * as Harness from '../../../packages/server/test/harness.js';
 import { REPO_ROOT } from '../corpus.js';
-import { havoc, mutateStun } from '../mutate.js';
+import { mutateConversation, parseConversation, shrinkConversation, writeConversation, type Conversation, type ConversationShape } from '../conversation.js';
 import type { Rng } from '../rng.js';
 import { check, type Target } from '../target.js';
 
@@ -86,44 +86,10 @@ let harness: typeof Harness | undefined;
 /** Made once: building the default deny list costs more than a short conversation. */
 let policy: PeerPolicy | undefined;
 
-export interface Conversation {
-  config: number;
-  records: { op: number; payload: Buffer }[];
-}
-
-export function parseConversation(input: Buffer): Conversation {
-  const records: { op: number; payload: Buffer }[] = [];
-  let pos = 1;
-  while (pos + 3 <= input.length) {
-    const op = input[pos] as number;
-    const len = input.readUInt16BE(pos + 1);
-    const payload = input.subarray(pos + 3, pos + 3 + len);
-    records.push({ op, payload });
-    pos += 3 + len;
-  }
-  return { config: input[0] ?? 0, records };
-}
-
-export function writeConversation(c: Conversation): Buffer {
-  const parts: Buffer[] = [Buffer.from([c.config & 0xff])];
-  for (const r of c.records) {
-    const h = Buffer.alloc(3);
-    h[0] = r.op;
-    h.writeUInt16BE(r.payload.length & 0xffff, 1);
-    parts.push(h, r.payload.subarray(0, 0xffff));
-  }
-  return Buffer.concat(parts);
-}
-
 interface Slot {
   client: Harness.TestClient;
   nonce: string;
   seen: number;
-}
-
-function errorCodeOf(msg: StunMessage): number | undefined {
-  const r = readAttribute(msg, AttributeType.ErrorCode);
-  return r?.ok && r.value.kind === 'error-code' ? r.value.code : undefined;
 }
 
 class Run {
@@ -230,7 +196,7 @@ class Run {
         if (nonce) s.nonce = nonce;
         const token = readAttribute(msg, AttributeType.ReservationToken);
         if (token?.ok && token.value.kind === 'bytes') this.token = Buffer.from(token.value.bytes);
-        this.behaviour.add(`${msg.method}/${msg.messageClass}/${errorCodeOf(msg) ?? ''}`);
+        this.behaviour.add(`${msg.method}/${msg.messageClass}/${readErrorCode(msg)?.code ?? ''}`);
       }
       this.outputs += link.channelData.length;
       link.channelData.length = 0;
@@ -344,14 +310,8 @@ export const serverCore: Target = {
     harness = (await import(pathToFileURL(join(REPO_ROOT, 'packages/server/dist/test/harness.js')).href)) as typeof Harness;
   },
   seeds: conversationSeeds,
-  mutate: mutateConversation,
-  shrink(input) {
-    const conv = parseConversation(input);
-    const out: Buffer[] = [];
-    for (let i = 0; i < conv.records.length; i++)
-      out.push(writeConversation({ config: conv.config, records: [...conv.records.slice(0, i), ...conv.records.slice(i + 1)] }));
-    return out;
-  },
+  mutate: (input, rng, corpus) => mutateConversation(input, rng, corpus, SHAPE),
+  shrink: shrinkConversation,
   run(input) {
     const conv = parseConversation(input);
     const run = new Run(conv.config);
@@ -688,50 +648,10 @@ function randomRecord(rng: Rng, corpus: readonly Buffer[]): { op: number; payloa
   }
 }
 
-function mutateConversation(input: Buffer, rng: Rng, corpus: readonly Buffer[]): Buffer {
-  if (rng.chance(0.05)) return havoc(input, rng, corpus, 8192);
-  const conv = parseConversation(input);
-  const recs = conv.records;
-  const rounds = 1 + rng.below(3);
-  for (let i = 0; i < rounds; i++) {
-    const n = recs.length;
-    switch (rng.below(10)) {
-      case 0:
-      case 1:
-      case 2: {
-        // Mutate one message (most often a STUN one, structure-aware).
-        const stuns = recs.filter((r) => (r.op & 0x0f) === Op.Stun || (r.op & 0x0f) === Op.Datagram);
-        const r = stuns.length > 0 && rng.chance(0.8) ? rng.pick(stuns) : n > 0 ? rng.pick(recs) : undefined;
-        if (!r) break;
-        r.payload = r.payload.length >= 20 && (r.payload[0] as number) < 0x40 ? mutateStun(r.payload, rng, [], 2048) : havoc(r.payload, rng, [], 2048);
-        break;
-      }
-      case 3:
-        if (n > 0) rng.pick(recs).op ^= rng.pick([RESIGN, SHA256, FINGERPRINT, 1, 2, 4, 8]);
-        break;
-      case 4:
-        if (n > 0) recs.splice(rng.below(n), 1);
-        break;
-      case 5:
-        if (n > 0) recs.splice(rng.below(n + 1), 0, { ...rng.pick(recs) });
-        break;
-      case 6:
-        if (n > 1) {
-          const a = rng.below(n);
-          const b = rng.below(n);
-          const t = recs[a] as { op: number; payload: Buffer };
-          recs[a] = recs[b] as { op: number; payload: Buffer };
-          recs[b] = t;
-        }
-        break;
-      case 7:
-      case 8:
-        recs.splice(rng.below(n + 1), 0, randomRecord(rng, corpus));
-        break;
-      default:
-        conv.config ^= 1 << rng.below(6);
-    }
-  }
-  const out = writeConversation(conv);
-  return out.length > 8192 ? out.subarray(0, 8192) : out;
-}
+const SHAPE: ConversationShape = {
+  opFlags: [RESIGN, SHA256, FINGERPRINT, 1, 2, 4, 8],
+  configBits: [1, 2, 4, 8, 16, 32],
+  preferred: (r) => (r.op & 0x0f) === Op.Stun || (r.op & 0x0f) === Op.Datagram,
+  newRecord: randomRecord,
+  max: 8192,
+};

@@ -18,10 +18,8 @@ import {
   WireKind,
 } from '@onionturn/protocol';
 import { AppAuthenticator, CredentialResigner, FlowMachine, NOT_TURN, ShimStats, messageEnd, type FlowAction } from '../adapters/shim-flow.js';
-import { havoc, mutateStun } from '../mutate.js';
-import type { Rng } from '../rng.js';
 import { check, type Target } from '../target.js';
-import { parseConversation, writeConversation, type Conversation } from './server-core.js';
+import { mutateConversation, parseConversation, shrinkConversation, writeConversation, type Conversation, type ConversationShape } from '../conversation.js';
 
 /** Record kinds: [kind|flags u8][length u16][payload]. Config byte: bit 0 TCP, bit 1 local-credential mode. */
 export const ShimOp = {
@@ -159,8 +157,8 @@ class Run {
     this.inputBytes += payload.length;
     switch (op & 0x0f) {
       case ShimOp.App: {
-        const raw = op & RESIGN && !this.tcp ? this.resign(payload) : payload;
-        if (this.tcp) this.apply(m.fromAppBytes(op & RESIGN ? this.resign(payload) : payload, this.now), payload);
+        const raw = op & RESIGN ? this.resign(payload) : payload;
+        if (this.tcp) this.apply(m.fromAppBytes(raw, this.now), payload);
         else {
           // As the shim's UDP socket does: what is neither STUN nor ChannelData never reaches a flow.
           const end = messageEnd(raw);
@@ -217,14 +215,8 @@ export const shimFlow: Target = {
   maxSize: 8192,
   budgetUs: (n) => 100_000 + 100 * n,
   seeds: flowSeeds,
-  mutate: mutateFlow,
-  shrink(input) {
-    const conv = parseConversation(input);
-    const out: Buffer[] = [];
-    for (let i = 0; i < conv.records.length; i++)
-      out.push(writeConversation({ config: conv.config, records: [...conv.records.slice(0, i), ...conv.records.slice(i + 1)] }));
-    return out;
-  },
+  mutate: (input, rng, corpus) => mutateConversation(input, rng, corpus, SHAPE),
+  shrink: shrinkConversation,
   run(input) {
     const conv = parseConversation(input);
     const run = new Run(conv.config);
@@ -342,50 +334,13 @@ function flowSeeds(): Buffer[] {
   return [pass(0), pass(1), local(2), local(3), hostile, garbageUpstream, failedDial].map(writeConversation);
 }
 
-function mutateFlow(input: Buffer, rng: Rng, corpus: readonly Buffer[]): Buffer {
-  if (rng.chance(0.05)) return havoc(input, rng, corpus, 8192);
-  const conv = parseConversation(input);
-  const recs = conv.records;
-  const rounds = 1 + rng.below(3);
-  for (let i = 0; i < rounds; i++) {
-    const n = recs.length;
-    switch (rng.below(9)) {
-      case 0:
-      case 1:
-      case 2: {
-        const r = n > 0 ? rng.pick(recs) : undefined;
-        if (!r) break;
-        r.payload = r.payload.length >= 20 && (r.payload[0] as number) < 0x40 ? mutateStun(r.payload, rng, [], 2048) : havoc(r.payload, rng, [], 2048);
-        break;
-      }
-      case 3:
-        if (n > 0) rng.pick(recs).op ^= rng.pick([RESIGN, 1, 2, 4]);
-        break;
-      case 4:
-        if (n > 0) recs.splice(rng.below(n), 1);
-        break;
-      case 5:
-        if (n > 0) recs.splice(rng.below(n + 1), 0, { ...rng.pick(recs) });
-        break;
-      case 6:
-        if (n > 1) {
-          const a = rng.below(n);
-          const b = rng.below(n);
-          const t = recs[a] as { op: number; payload: Buffer };
-          recs[a] = recs[b] as { op: number; payload: Buffer };
-          recs[b] = t;
-        }
-        break;
-      case 7: {
-        // A record from another input of the corpus.
-        const other = corpus.length > 0 ? parseConversation(rng.pick(corpus)).records : [];
-        if (other.length > 0) recs.splice(rng.below(n + 1), 0, { ...rng.pick(other) });
-        break;
-      }
-      default:
-        conv.config ^= rng.pick([1, 2]);
-        break;
-    }
-  }
-  return writeConversation(conv).subarray(0, 8192);
-}
+const SHAPE: ConversationShape = {
+  opFlags: [RESIGN, 1, 2, 4],
+  configBits: [1, 2],
+  // A record from another input of the corpus.
+  newRecord(rng, corpus) {
+    const other = corpus.length > 0 ? parseConversation(rng.pick(corpus)).records : [];
+    return other.length > 0 ? { ...rng.pick(other) } : undefined;
+  },
+  max: 8192,
+};

@@ -18,11 +18,11 @@ import {
   decodeAttribute,
   decodeMessage,
   longTermKey,
-  readAttribute,
   readText,
   verifyIntegrity,
   type StunMessage,
   type TransportAddress,
+  readErrorCode,
 } from '@onionturn/protocol';
 import type { AppAuthenticator } from './app-auth.js';
 import { answerBinding } from './binding-answer.js';
@@ -202,7 +202,7 @@ export class CredentialResigner {
     if (!p) return [];
     this.#pending.delete(key);
     if (msg.messageClass === MessageClass.ErrorResponse) {
-      const code = errorCodeOf(msg);
+      const code = readErrorCode(msg)?.code;
       if (code === ErrorCode.Unauthorized || code === ErrorCode.StaleNonce) return this.#challenged(p, msg, code, now);
       if (msg.integrityOffset >= 0 || msg.integritySha256Offset >= 0) {
         const bad = this.#checkUpstreamIntegrity(p, msg);
@@ -355,9 +355,4 @@ function copyAttributes(from: StunMessage, to: MessageBuilder): void {
     }
     to.addRaw(a.type, a.value);
   }
-}
-
-function errorCodeOf(msg: StunMessage): number | undefined {
-  const r = readAttribute(msg, AttributeType.ErrorCode);
-  return r?.ok && r.value.kind === 'error-code' ? r.value.code : undefined;
 }

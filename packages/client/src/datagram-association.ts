@@ -19,7 +19,7 @@ import type { SocksAuth } from './socks5-codec.js';
 import { isOnionName, type SocksDestination } from './socks5-server-codec.js';
 import type { DatagramDropReason, DatagramFlowKind, DatagramFlowStats, ShimStats } from './stats.js';
 import { torResolve } from './tor-resolve.js';
-import { MAX_DATAGRAM, TurnClientSession, type SessionAction } from './turn-client-session.js';
+import { TurnClientSession, type SessionAction } from './turn-client-session.js';
 import type { CredentialSource } from './upstream-credentials.js';
 import { WarnOnce } from './warn-once.js';
 
@@ -51,6 +51,8 @@ export type OnionOpener = (o: {
   readonly onDatagram: (payload: Buffer) => void;
   readonly onClose: (reason: string) => void;
   readonly maxQueuedBytes?: number;
+  /** The shim's clock: the stream's connect deadline runs on it. */
+  readonly clock?: Clock;
 }) => OnionDatagramStreamLike;
 
 /** What an association uses of the shim's flow table. */
@@ -85,8 +87,6 @@ export interface AssociationOptions {
   readonly idleMs?: number;
 }
 
-type TurnPhase = 'none' | 'opening' | 'open' | 'closed';
-
 /** An onion destination: its stream once it had its turn, datagrams held until then. */
 interface OnionEntry {
   stream: OnionDatagramStreamLike | undefined;
@@ -101,7 +101,8 @@ export class DatagramAssociation implements TableFlow {
   readonly #stats: DatagramFlowStats;
   #closed = false;
   #lastActivity: number;
-  #turn: TurnPhase = 'none';
+  /** The TURN stream was asked for (once per association). */
+  #turnStarted = false;
   #session: TurnClientSession | undefined;
   #sock: Socket | undefined;
   #writer: TcpBatchWriter | undefined;
@@ -139,7 +140,7 @@ export class DatagramAssociation implements TableFlow {
   /** An app datagram for `dest`. */
   send(dest: SocksDestination, data: Buffer): void {
     if (this.#closed) return this.drop('closed');
-    if (data.length > MAX_APP_DATAGRAM || data.length > MAX_DATAGRAM) return this.drop('oversized');
+    if (data.length > MAX_APP_DATAGRAM) return this.drop('oversized');
     this.#lastActivity = this.#ctx.table.now;
     const a = dest.address;
     if (a.kind === 'ip') {
@@ -194,17 +195,22 @@ export class DatagramAssociation implements TableFlow {
     this.#stats.bytesToApp += bytes;
   }
 
+  /** One datagram into the TURN session, counted by what became of it. */
+  #toSession(session: TurnClientSession, peer: TransportAddress, data: Buffer): void {
+    const r = session.send(peer, data, this.#ctx.table.now);
+    this.#run(r.actions);
+    if (r.verdict === 'sent' || r.verdict === 'queued') this.#countUp(data.length);
+    else if (r.verdict === 'dropped-queue') this.drop('queue-full');
+    else if (r.verdict === 'dropped-peers') this.drop('too-many-peers');
+    else if (r.verdict === 'dropped-refused') this.drop('peer-refused');
+    else if (r.verdict === 'dropped-size') this.drop('oversized');
+    else this.drop('closed');
+  }
+
   #sendIp(peer: TransportAddress, data: Buffer): void {
     const session = this.#session;
     if (session) {
-      const r = session.send(peer, data, this.#ctx.table.now);
-      this.#run(r.actions);
-      if (r.verdict === 'sent' || r.verdict === 'queued') this.#countUp(data.length);
-      else if (r.verdict === 'dropped-queue') this.drop('queue-full');
-      else if (r.verdict === 'dropped-peers') this.drop('too-many-peers');
-      else if (r.verdict === 'dropped-refused') this.drop('peer-refused');
-      else if (r.verdict === 'dropped-size') this.drop('oversized');
-      else this.drop('closed');
+      this.#toSession(session, peer, data);
       return;
     }
     if (this.#ctx.credentials === undefined) {
@@ -215,13 +221,13 @@ export class DatagramAssociation implements TableFlow {
       return this.drop('no-route');
     }
     if (this.#pending.length >= MAX_PENDING) return this.drop('queue-full');
+    // Counted when the session takes it (sent, or dropped for a reason), not while held.
     this.#pending.push({ peer, data: Buffer.from(data) });
-    this.#countUp(data.length);
-    if (this.#turn === 'none') void this.#openTurn();
+    if (!this.#turnStarted) void this.#openTurn();
   }
 
   async #openTurn(): Promise<void> {
-    this.#turn = 'opening';
+    this.#turnStarted = true;
     const ctx = this.#ctx;
     const source = ctx.credentials as CredentialSource;
     // The credential is fetched through the same isolation (the same circuit) meanwhile.
@@ -246,7 +252,6 @@ export class DatagramAssociation implements TableFlow {
     }
     const sock = r.socket;
     this.#sock = sock;
-    this.#turn = 'open';
     sock.setNoDelay(true);
     this.#writer = new TcpBatchWriter(sock, MAX_BACKLOG);
     sock.on('data', (chunk: Buffer) => {
@@ -261,11 +266,7 @@ export class DatagramAssociation implements TableFlow {
     this.#run(session.start(ctx.table.now));
     const pending = this.#pending;
     this.#pending = [];
-    for (const p of pending) {
-      const s = session.send(p.peer, p.data, ctx.table.now);
-      this.#run(s.actions);
-      if (s.verdict !== 'sent' && s.verdict !== 'queued') this.drop(s.verdict === 'dropped-peers' ? 'too-many-peers' : 'queue-full');
-    }
+    for (const p of pending) this.#toSession(session, p.peer, p.data);
     if (r.head.length > 0) this.#run(session.fromUpstream(r.head, ctx.table.now));
     if (!this.#closed) sock.resume();
   }
@@ -296,7 +297,6 @@ export class DatagramAssociation implements TableFlow {
   }
 
   #teardownTurn(): void {
-    this.#turn = 'closed';
     const sock = this.#sock;
     this.#sock = undefined;
     if (!sock) return;
@@ -349,8 +349,8 @@ export class DatagramAssociation implements TableFlow {
     if (e.stream === undefined) {
       // Waiting for a turn to open the stream (the dial pacer): a few datagrams are held.
       if (e.waiting.length >= MAX_PENDING) return this.drop('queue-full');
+      // Counted when the stream takes it, not while held.
       e.waiting.push(Buffer.from(data));
-      this.#countUp(data.length);
       return;
     }
     if (e.stream.send(data)) this.#countUp(data.length);
@@ -373,6 +373,7 @@ export class DatagramAssociation implements TableFlow {
       auth: this.#opts.auth,
       host,
       port,
+      clock: this.#ctx.clock,
       onDatagram: (payload) => {
         if (this.#closed) return;
         this.#lastActivity = this.#ctx.table.now;
@@ -387,6 +388,9 @@ export class DatagramAssociation implements TableFlow {
     e.stream = stream;
     const waiting = e.waiting;
     e.waiting = [];
-    for (const d of waiting) if (!stream.send(d)) this.drop('queue-full');
+    for (const d of waiting) {
+      if (stream.send(d)) this.#countUp(d.length);
+      else this.drop('queue-full');
+    }
   }
 }

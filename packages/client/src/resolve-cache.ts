@@ -39,6 +39,9 @@ export class ResolveCache {
   }
 
   set(isolationKey: string, name: string, address: SocksAddress & { readonly kind: 'ip' }, now: number): void {
+    // Answers are rare (one per lookup through Tor): forget the expired ones here, so no name
+    // stays in memory past its minute.
+    this.sweep(now);
     const k = cacheKey(isolationKey, name);
     this.#entries.delete(k);
     if (this.#entries.size >= this.#max) {
@@ -48,7 +51,7 @@ export class ResolveCache {
     this.#entries.set(k, { address, expiresAt: now + this.#ttlMs });
   }
 
-  /** Drops what has expired (the shim's tick). */
+  /** Drops what has expired (on each new answer). */
   sweep(now: number): void {
     for (const [k, e] of this.#entries) if (now >= e.expiresAt) this.#entries.delete(k);
   }

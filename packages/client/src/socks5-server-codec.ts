@@ -8,9 +8,8 @@ import { AUTH_VERSION, AddressType, AuthMethod, SOCKS_VERSION, type SocksAuth } 
 /** Request commands: RFC 1928 plus Tor's RESOLVE. */
 export const SocksCommand = { Connect: 0x01, Bind: 0x02, UdpAssociate: 0x03, TorResolve: 0xf0 } as const;
 
-/** RFC 1929 status byte: 0 is success, anything else failure. */
+/** RFC 1929 status byte: 0 is success (the front end accepts any username/password: they only pick the circuit). */
 export const AUTH_SUCCESS = 0x00;
-export const AUTH_FAILURE = 0x01;
 
 /** A destination as SOCKS names it: an IP literal or a name (never resolved here). */
 export type SocksAddress = { readonly kind: 'ip'; readonly host: string; readonly family: 4 | 6 } | { readonly kind: 'name'; readonly host: string };
@@ -129,7 +128,6 @@ export function encodeReply(code: number, bound: { readonly host: string; readon
 
 /** RFC 1928 §7: RSV(2) FRAG ATYP DST.ADDR DST.PORT DATA. */
 export interface UdpDatagram {
-  readonly frag: number;
   readonly destination: SocksDestination;
   /** A view into the input. */
   readonly data: Buffer;
@@ -149,7 +147,7 @@ export function parseUdpDatagram(buf: Buffer): UdpParse {
   if (buf[2] !== 0) return { kind: 'bad', reason: 'fragmented' };
   const dest = readDestination(buf, 3);
   if (typeof dest === 'string') return { kind: 'bad', reason: 'bad-name' };
-  return { kind: 'ok', value: { frag: 0, destination: dest, data: buf.subarray(3 + len) } };
+  return { kind: 'ok', value: { destination: dest, data: buf.subarray(3 + len) } };
 }
 
 /** The header put before a datagram for the app: where it came from. */

@@ -48,10 +48,6 @@ export type DatagramDropReason =
 
 /** One kind of datagram flow (an association, or one source of a forward). */
 export class DatagramFlowStats extends KindCounters {
-  /** Open now (opened - closed). */
-  get active(): number {
-    return this.open;
-  }
   datagramsToUpstream = 0;
   datagramsToApp = 0;
   /** By destination route: IP (TURN at the exit-side server), a name resolved by Tor, an onion service. */
@@ -74,7 +70,7 @@ export class DatagramFlowStats extends KindCounters {
     return {
       opened: this.opened,
       closed: this.closed,
-      active: this.active,
+      active: this.open,
       bytesToServer: this.bytesToServer,
       bytesToApp: this.bytesToApp,
       datagramsToUpstream: this.datagramsToUpstream,

@@ -69,7 +69,7 @@ function sum(xs: Iterable<number>): number {
 }
 
 /** Bytes both ways over every kind. */
-export function totalBytes(s: ShimStats): number {
+function totalBytes(s: ShimStats): number {
   return sum([...s.kinds.values()].map((k) => k.bytesToServer + k.bytesToApp));
 }
 
@@ -94,10 +94,10 @@ export class StatusHistory {
 
   /** Takes a sample unless the last one is under minGapMs old (many pollers cost one sample). */
   sample(now: number, stats: ShimStats): void {
-    const bytes = totalBytes(stats);
-    const drops = sum(Object.values(dropsOf(stats)));
     const last = this.#last;
     if (last !== undefined && now - last.at < this.#minGapMs) return;
+    const bytes = totalBytes(stats);
+    const drops = sum(Object.values(dropsOf(stats)));
     this.#last = { at: now, bytes, drops };
     if (last === undefined) return;
     const s = (now - last.at) / 1000;
@@ -113,7 +113,7 @@ export class StatusHistory {
 /** Where a test call failed, from what the shim saw meanwhile. */
 export type FailedStep = 'socks' | 'tor' | 'server' | 'turn-auth' | 'peer-policy';
 
-export const STEP_TEXT: Readonly<Record<FailedStep, string>> = {
+const STEP_TEXT: Readonly<Record<FailedStep, string>> = {
   socks: "the SOCKS port: nothing (or something that is not Tor) answers at tor's SOCKS port",
   tor: 'Tor: tor could not open a stream to the server (no circuit, or the exit could not reach it)',
   server: 'the server: it refused the connection, failed TLS or the pin, or its credential URL failed',

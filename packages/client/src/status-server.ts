@@ -200,9 +200,9 @@ export class StatusServer {
       }
       case 'status': {
         await this.#opts.tor.refresh();
+        // The history is sampled by the page's own timer (a second apart), not per poll.
         const shim = this.#opts.shim();
         const now = this.#clock.now();
-        if (shim) this.#history.sample(now, shim.stats);
         send(
           200,
           'application/json',

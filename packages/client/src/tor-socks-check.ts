@@ -6,9 +6,7 @@
 import { connect } from 'node:net';
 import { AUTH_VERSION, AuthMethod, Reply, SOCKS_VERSION } from './socks5-codec.js';
 import type { HostPort } from './endpoints.js';
-
-/** Tor's SOCKS extension: resolve a name (here an IP literal, answered without the network). */
-export const TOR_RESOLVE = 0xf0;
+import { SocksCommand } from './socks5-server-codec.js';
 
 export type TorSocksVerdict =
   { readonly kind: 'tor' } | { readonly kind: 'not-tor'; readonly reason: string } | { readonly kind: 'unreachable'; readonly reason: string };
@@ -17,7 +15,8 @@ export type TorSocksVerdict =
 const STEPS: readonly Buffer[] = [
   Buffer.from([SOCKS_VERSION, 1, AuthMethod.UserPass]),
   Buffer.from([AUTH_VERSION, 7, ...Buffer.from('onionturn'.slice(0, 7)), 5, ...Buffer.from('probe')]),
-  Buffer.from([SOCKS_VERSION, TOR_RESOLVE, 0, 0x01, 127, 0, 0, 1, 0, 0]),
+  // Tor's RESOLVE of an IP literal: answered without the network.
+  Buffer.from([SOCKS_VERSION, SocksCommand.TorResolve, 0, 0x01, 127, 0, 0, 1, 0, 0]),
 ];
 /** Bytes of each answer: method choice, auth status, a RESOLVE reply with an IPv4 address. */
 const ANSWER_LENGTHS = [2, 2, 10];

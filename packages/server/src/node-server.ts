@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { createServer as createTlsServer } from 'node:tls';
 import { TcpBatchWriter, errorCode } from '@onionturn/io';
 import {
@@ -458,7 +457,7 @@ export class TurnServer {
    */
   #outOfDescriptors(code: string): void {
     this.core.stats.fdExhausted++;
-    const now = performance.now();
+    const now = monotonicNow();
     if (now - this.#fdWarnedAt < FD_WARNING_INTERVAL_MS) return;
     this.#fdWarnedAt = now;
     this.#log.warn('out-of-file-descriptors', {

@@ -333,11 +333,9 @@ export class TurnCore {
       perm.unanswered++;
       alloc.unanswered++;
     }
-    if (!alloc.bandwidth.take(len, now) || !this.#total.take(len, now)) {
-      this.stats.droppedBandwidth++;
-      return;
-    }
     const perm = peer.permission;
+    // The destination's budget first: a flood it drops spends none of the sender's bandwidth
+    // nor the server's total, which other users share.
     if (this.#destinations.enabled && peer.local === undefined) {
       let dest = perm.destination;
       if (dest === undefined || dest.evicted) dest = perm.destination = this.#destinations.entry(perm.ip, now);
@@ -345,6 +343,10 @@ export class TurnCore {
         this.stats.droppedDestination++;
         return;
       }
+    }
+    if (!alloc.bandwidth.take(len, now) || !this.#total.take(len, now)) {
+      this.stats.droppedBandwidth++;
+      return;
     }
     peer.lastSentAt = now;
     const socket = perm.relay.socket;

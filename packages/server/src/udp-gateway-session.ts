@@ -7,9 +7,9 @@
 import {
   DATAGRAM_FRAME_HEADER_LENGTH,
   DatagramFrameDecoder,
+  encodeDatagramFrame,
   encodeDatagramPreamble,
   negotiatedDatagramVersion,
-  writeDatagramFrameHeader,
 } from '@onionturn/protocol';
 
 export interface UdpGatewayLimits {
@@ -112,8 +112,11 @@ export class GatewaySession {
       this.#stats.droppedQueueFull++;
       return;
     }
-    const frame = Buffer.allocUnsafe(DATAGRAM_FRAME_HEADER_LENGTH + payload.length);
-    payload.copy(frame, writeDatagramFrameHeader(frame, 0, payload.length));
+    const frame = encodeDatagramFrame(payload);
+    if (frame === undefined) {
+      this.#stats.droppedOversized++;
+      return;
+    }
     this.#sink.toStream(frame);
     this.#stats.datagramsFromTarget++;
     this.#stats.bytesFromTarget += payload.length;

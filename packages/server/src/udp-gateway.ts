@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { errorText } from '@onionturn/io';
 import type { Logger } from './logger.js';
 import { GatewaySession, GatewayStats, type UdpGatewayLimits } from './udp-gateway-session.js';
+import { monotonicNow } from './monotonic.js';
 
 export interface UdpGatewayOptions {
   readonly listenHost: string;
@@ -31,7 +32,7 @@ export class UdpGateway {
 
   constructor(opts: UdpGatewayOptions) {
     this.#opts = opts;
-    this.#now = opts.now ?? (() => performance.now());
+    this.#now = opts.now ?? monotonicNow;
     this.#server = createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.#accept(s));
     this.#server.maxConnections = opts.limits.maxStreams;
   }
@@ -70,11 +71,6 @@ export class UdpGateway {
     stream.on('error', () => {
       // 'close' follows; an abrupt reset is an ordinary end of a stream.
     });
-    if (this.#sessions.size >= this.#opts.limits.maxStreams) {
-      this.stats.streamsRefused++;
-      stream.destroy();
-      return;
-    }
     this.stats.streamsAccepted++;
     const family = isIP(this.#opts.targetHost) === 6 ? 'udp6' : 'udp4';
     const udp = createSocket(family);

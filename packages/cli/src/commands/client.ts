@@ -411,7 +411,6 @@ export function clientCommand(ctx: CliContext): CommandModule {
       const stop = watchStopSignals((name, first) => logger.info(first ? `${name}: stopping` : `${name} again: exiting at once`));
       let ownTor: ManagedTor | undefined;
       const tor = new TorWatch();
-      tor.socks = socks;
       const running: RunningShim = { shim: undefined, ice: undefined };
       let status: StatusServer | undefined;
       try {

@@ -3,9 +3,9 @@
 // target, nowhere else (no open relay).
 import type { Server } from 'node:http';
 import { isIP } from 'node:net';
-import { errorText } from '@onionturn/io';
+import { errorText, formatHostPort, isLoopbackAddress, parseHostPort } from '@onionturn/io';
 import type { CommandModule } from 'yargs';
-import { isLoopbackAddress, parseHostPort, type HostPort, type Parsed } from '@onionturn/client';
+import type { HostPort, Parsed } from '@onionturn/client';
 import { DEFAULT_UDP_GATEWAY_LIMITS, UdpGateway, createGatewayMetricsRegistry, createLogger, serveMetrics, type UdpGatewayLimits } from '@onionturn/server';
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
@@ -127,8 +127,11 @@ export function udpGatewayCommand(): CommandModule {
             throw new Error(`cannot serve metrics on ${args.metrics ?? ''}: ${errorText(e)}`);
           });
         }
-        const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
-        logger.info('udp-gateway listening', { listen: `tcp://${shown}`, maxStreams: limits.maxStreams, idleTimeoutS: limits.idleTimeoutMs / 1000 });
+        logger.info('udp-gateway listening', {
+          listen: `tcp://${formatHostPort(address.address, address.port)}`,
+          maxStreams: limits.maxStreams,
+          idleTimeoutS: limits.idleTimeoutMs / 1000,
+        });
         await new Promise<void>((resolve) => stops.signal.addEventListener('abort', () => resolve(), { once: true }));
         await gateway.close();
         logger.info('udp-gateway stopped', { signal: String(stops.signal.reason), ...gateway.stats });
