@@ -2,7 +2,7 @@
 // status-guard.ts and status-model.ts; this file only reads the shim and tor and writes answers.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { once } from 'node:events';
+import { listenOn } from '@onionturn/io';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { formatHostPort, isLoopbackAddress, type HostPort } from './endpoints.js';
 import type { IceServer } from './ice-servers.js';
@@ -109,8 +109,8 @@ export class StatusServer {
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;
     server.maxHeadersCount = 50;
-    server.listen({ host: this.#opts.listen.host, port: this.#opts.listen.port, exclusive: true });
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e as Error))]);
+    // Errors once listening (EMFILE on accept) must not take the shim down; a refused page is enough.
+    await listenOn(server, { host: this.#opts.listen.host, port: this.#opts.listen.port, exclusive: true }, () => undefined);
     const port = (server.address() as { port: number }).port;
     this.#server = server;
     // The graph covers the last two minutes whether or not the page was open.

@@ -5,5 +5,6 @@ export { BURST_GAP_MS, TcpBatchWriter } from './tcp-batch-writer.js';
 export { canConnect } from './can-connect.js';
 export { formatHostPort, isLoopbackAddress, parseHostPort, type HostPort, type Parsed } from './host-port.js';
 export { errorCode, errorText } from './errors.js';
+export { listenOn } from './listen.js';
 export { SENSITIVE_KEYS, scrub } from './scrub.js';
 export { SourceBuckets, TokenBucket } from './token-bucket.js';

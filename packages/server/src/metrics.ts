@@ -2,6 +2,7 @@
 // time, so the relay path pays nothing for them. No per-username label, ever.
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { listenOn } from '@onionturn/io';
 import type { TurnCore } from './turn-core.js';
 
 export function createMetricsRegistry(core: TurnCore): Registry {
@@ -105,8 +106,8 @@ export interface MetricsSource {
   readonly contentType: string;
 }
 
-/** Serves GET /metrics on host:port. */
-export async function serveMetrics(registry: MetricsSource, host: string, port: number): Promise<Server> {
+/** Serves GET /metrics on host:port; errors once listening (EMFILE on accept) go to onError. */
+export async function serveMetrics(registry: MetricsSource, host: string, port: number, onError: (err: Error) => void = () => undefined): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404).end();
@@ -117,9 +118,6 @@ export async function serveMetrics(registry: MetricsSource, host: string, port: 
       () => res.writeHead(500).end(),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
+  await listenOn(server, { port, host }, onError);
   return server;
 }

@@ -6,7 +6,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { TcpBatchWriter, errorCode } from '@onionturn/io';
+import { TcpBatchWriter, errorCode, listenOn } from '@onionturn/io';
 import {
   FrameKind,
   StreamFramer,
@@ -114,9 +114,14 @@ const FD_WARNING_INTERVAL_MS = 60_000;
 /** Time between looks at the machine's interface addresses. */
 const OWN_ADDRESS_CHECK_MS = 30_000;
 
-function interfaceAddresses(): string[] {
+/** The machine's interface addresses, or undefined when they cannot be read now (out of descriptors). */
+function interfaceAddresses(): string[] | undefined {
   const all: string[] = [];
-  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) all.push(i.address);
+  try {
+    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) all.push(i.address);
+  } catch {
+    return undefined;
+  }
   return all;
 }
 
@@ -133,7 +138,7 @@ export class TurnServer {
   /** The start config, with lookup and policy rules as of the last reload. */
   #config: TurnServerConfig;
   /** The machine's interface addresses the peer policy denies, looked at again on a schedule. */
-  readonly #own = new OwnAddressWatch(interfaceAddresses, OWN_ADDRESS_CHECK_MS, monotonicNow());
+  readonly #own: OwnAddressWatch;
   readonly #log: Logger;
   #fdWarnedAt = -Infinity;
   readonly #tcpServers: TcpServer[] = [];
@@ -149,8 +154,9 @@ export class TurnServer {
   /** What connections without an allocation hold now, as last measured (see #accept). */
   #unallocatedHeld = 0;
 
-  private constructor(config: TurnServerConfig, core: TurnCore, log: Logger) {
+  private constructor(config: TurnServerConfig, core: TurnCore, log: Logger, own: OwnAddressWatch) {
     this.#config = config;
+    this.#own = own;
     this.core = core;
     this.#log = log;
     this.#framerOptions = { rfc5766Channels: config.channelRange !== 'rfc8656' };
@@ -164,11 +170,14 @@ export class TurnServer {
     const ports = config.relayPorts ?? { min: 49152, max: 65535 };
     const quarantineMs = (config.portQuarantineSec ?? 150) * 1000;
     const holder: { server?: TurnServer } = {};
+    const interfaces = interfaceAddresses();
+    if (interfaces === undefined) throw new Error('cannot read the interface addresses (out of file descriptors?)');
+    const own = new OwnAddressWatch(interfaces, interfaceAddresses, OWN_ADDRESS_CHECK_MS, monotonicNow());
     const binder: RelayBinder = { bind: (relay, done) => (holder.server as TurnServer).#bindRelay(relay, done) };
     const core = new TurnCore({
       realm: config.realm,
       lookup: config.lookup,
-      policy: TurnServer.#policy(config, relays),
+      policy: TurnServer.#policy(config, relays, own.addresses),
       ports: new PortPool(ports.min, ports.max, quarantineMs),
       binder,
       ...(relays.relay4 ? { relay4: relays.relay4 } : {}),
@@ -182,7 +191,7 @@ export class TurnServer {
       ...(config.relays ? { relays: config.relays } : {}),
       events: { event: (name, fields, level) => (level === 'debug' ? log.debug(name, fields) : log.info(name, fields)) },
     });
-    const server = new TurnServer(config, core, log);
+    const server = new TurnServer(config, core, log, own);
     holder.server = server;
     if (config.allowLoopbackPeers) log.warn('--allow-loopback-peers is on: loopback peers are reachable; for tests only');
     for (const r of config.allowedPeers ?? [])
@@ -190,7 +199,9 @@ export class TurnServer {
     try {
       for (const spec of config.listen) await server.#listen(spec);
       if (config.metrics) {
-        server.#metricsServer = await serveMetrics(createMetricsRegistry(core), config.metrics.host, config.metrics.port);
+        server.#metricsServer = await serveMetrics(createMetricsRegistry(core), config.metrics.host, config.metrics.port, (err) =>
+          log.error('metrics-listener-error', { error: errorCode(err) }),
+        );
       }
     } catch (err) {
       await server.close();
@@ -204,9 +215,8 @@ export class TurnServer {
     return server;
   }
 
-  static #policy(config: TurnServerConfig, relays: { relay4?: RelayAddress; relay6?: RelayAddress }): PeerPolicy {
-    const own: string[] = [];
-    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) own.push(i.address);
+  static #policy(config: TurnServerConfig, relays: { relay4?: RelayAddress; relay6?: RelayAddress }, interfaces: readonly string[]): PeerPolicy {
+    const own = [...interfaces];
     for (const l of config.listen) own.push(l.host);
     for (const r of [relays.relay4, relays.relay6]) if (r) own.push(r.bind, r.external);
     return new PeerPolicy({
@@ -242,7 +252,7 @@ export class TurnServer {
     const config = { ...this.#config, lookup, peerPolicy, allowedPeers };
     this.#config = config;
     this.#own.reset(monotonicNow());
-    this.core.reload(TurnServer.#policy(config, pickRelays(config)), lookup);
+    this.core.reload(TurnServer.#policy(config, pickRelays(config), this.#own.addresses), lookup);
     this.#log.info('reloaded', { rules: peerPolicy.length });
   }
 
@@ -266,7 +276,7 @@ export class TurnServer {
     this.core.tick();
     const now = monotonicNow();
     if (this.#own.changed(now)) {
-      this.core.reload(TurnServer.#policy(this.#config, pickRelays(this.#config)), this.#config.lookup);
+      this.core.reload(TurnServer.#policy(this.#config, pickRelays(this.#config), this.#own.addresses), this.#config.lookup);
       this.#log.info('own-addresses-changed', {});
     }
     this.#udpClients.evictIdle(now);
@@ -294,14 +304,12 @@ export class TurnServer {
       srv = createTcpServer(onConnection);
     }
     srv.maxConnections = this.#config.maxConnections ?? 20_000;
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(spec.port, spec.host, () => {
-        srv.off('error', reject);
-        resolve();
-      });
+    await listenOn(srv, { port: spec.port, host: spec.host }, (err) => {
+      // libuv closes what it cannot accept and reports EMFILE only when even that fails.
+      const code = errorCode(err);
+      if (code === 'EMFILE' || code === 'ENFILE') this.#outOfDescriptors(code);
+      else this.#log.error('listener-error', { error: code });
     });
-    srv.on('error', (err) => this.#log.error('listener-error', { error: errorCode(err) }));
     const a = srv.address();
     if (a && typeof a === 'object') this.#bound.push({ protocol: spec.protocol, address: a.address, port: a.port });
     this.#tcpServers.push(srv);

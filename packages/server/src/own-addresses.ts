@@ -4,33 +4,50 @@
 /**
  * When to look at the machine's interface addresses again (they come and go: DHCP, IPv6 privacy
  * addresses), and whether they changed: the server's own addresses must stay denied as peers.
+ * Reading them can fail (it needs a socket, and a server out of descriptors has none): the list
+ * source then answers undefined, the last addresses read stay, and the next tick tries again.
  */
 export class OwnAddressWatch {
+  #addresses: readonly string[];
   #key: string;
   #next: number;
 
   constructor(
-    readonly list: () => readonly string[],
+    first: readonly string[],
+    readonly list: () => readonly string[] | undefined,
     readonly everyMs: number,
     nowMs: number,
   ) {
-    this.#key = keyOf(list());
+    this.#addresses = first;
+    this.#key = keyOf(this.#addresses);
     this.#next = nowMs + everyMs;
+  }
+
+  /** The addresses of the last successful look. */
+  get addresses(): readonly string[] {
+    return this.#addresses;
   }
 
   /** True when it is time to look and the addresses differ from the last look. */
   changed(nowMs: number): boolean {
     if (nowMs < this.#next) return false;
+    const now = this.list();
+    if (now === undefined) return false;
     this.#next = nowMs + this.everyMs;
-    const key = keyOf(this.list());
+    const key = keyOf(now);
     if (key === this.#key) return false;
+    this.#addresses = now;
     this.#key = key;
     return true;
   }
 
-  /** The addresses were read anew elsewhere (SIGHUP): start from them. */
+  /** Look again now (SIGHUP), keeping the last addresses if that fails. */
   reset(nowMs: number): void {
-    this.#key = keyOf(this.list());
+    const now = this.list();
+    if (now !== undefined) {
+      this.#addresses = now;
+      this.#key = keyOf(now);
+    }
     this.#next = nowMs + this.everyMs;
   }
 }

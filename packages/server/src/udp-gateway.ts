@@ -5,7 +5,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
-import { errorText } from '@onionturn/io';
+import { errorCode, errorText, listenOn } from '@onionturn/io';
 import type { Logger } from './logger.js';
 import { GatewaySession, GatewayStats, type UdpGatewayLimits } from './udp-gateway-session.js';
 import { monotonicNow } from './monotonic.js';
@@ -42,13 +42,10 @@ export class UdpGateway {
   }
 
   async listen(): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      const failed = (e: Error): void => reject(new Error(`cannot listen on ${this.#opts.listenHost}:${this.#opts.listenPort}: ${errorText(e)}`));
-      this.#server.once('error', failed);
-      this.#server.listen(this.#opts.listenPort, this.#opts.listenHost, () => {
-        this.#server.off('error', failed);
-        resolve();
-      });
+    await listenOn(this.#server, { port: this.#opts.listenPort, host: this.#opts.listenHost }, (e) =>
+      this.#opts.logger.error('udp-gateway listener error', { error: errorCode(e) }),
+    ).catch((e: unknown) => {
+      throw new Error(`cannot listen on ${this.#opts.listenHost}:${this.#opts.listenPort}: ${errorText(e as Error)}`);
     });
     // maxConnections makes Node close extra connections itself; count them.
     this.#server.on('drop', () => this.stats.streamsRefused++);

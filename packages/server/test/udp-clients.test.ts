@@ -45,7 +45,7 @@ test('remembered sources are found by listener, address and port; idle ones with
 
 test('own addresses are looked at again every period, and a change is reported once', () => {
   let addrs = ['198.51.100.1', '::1'];
-  const watch = new OwnAddressWatch(() => addrs, 30_000, 0);
+  const watch = new OwnAddressWatch(addrs, () => addrs, 30_000, 0);
   assert.equal(watch.changed(29_999), false);
   assert.equal(watch.changed(30_000), false, 'looked, same addresses');
   addrs = ['::1', '198.51.100.1'];
@@ -54,4 +54,18 @@ test('own addresses are looked at again every period, and a change is reported o
   assert.equal(watch.changed(60_001), false, 'not yet time');
   assert.equal(watch.changed(90_000), true);
   assert.equal(watch.changed(120_000), false);
+});
+
+test('own addresses that cannot be read (out of descriptors) keep the last ones, and the next tick looks again', () => {
+  let addrs: string[] | undefined = ['198.51.100.1'];
+  const watch = new OwnAddressWatch(addrs, () => addrs, 30_000, 0);
+  addrs = undefined;
+  assert.equal(watch.changed(30_000), false, 'no answer is no change');
+  assert.deepEqual(watch.addresses, ['198.51.100.1']);
+  watch.reset(30_500);
+  assert.deepEqual(watch.addresses, ['198.51.100.1'], 'a reload that cannot look keeps them too');
+  addrs = ['198.51.100.2'];
+  assert.equal(watch.changed(30_600), false, 'the reload set the next look');
+  assert.equal(watch.changed(60_500), true, 'looked again once it could');
+  assert.deepEqual(watch.addresses, ['198.51.100.2']);
 });

@@ -9,7 +9,7 @@ import { givenOnCommandLine, isLoopback, parseListen, readSecretFile, resolveSec
 import { UsageError } from '../exit-codes.js';
 import { createLogger } from '@onionturn/server';
 import { issueOptions, singleSecretFile, urisOf } from './credential-options.js';
-import { errorText } from '@onionturn/io';
+import { errorText, listenOn } from '@onionturn/io';
 
 interface ServeArgs {
   secretFile?: string | string[];
@@ -106,13 +106,10 @@ export function credentialsServeCommand(ctx: CliContext): CommandModule {
       server.requestTimeout = 15_000;
       server.keepAliveTimeout = 5_000;
       server.maxHeadersCount = 50;
-      await new Promise<void>((resolve, reject) => {
-        const failed = (error: Error): void => reject(new Error(`cannot listen on ${args.listen}: ${errorText(error)}`));
-        server.once('error', failed);
-        server.listen(listen.port, listen.host, () => {
-          server.off('error', failed);
-          resolve();
-        });
+      await listenOn(server, { port: listen.port, host: listen.host }, (error) =>
+        logger.error('credential endpoint listener error', { error: errorText(error) }),
+      ).catch((error: unknown) => {
+        throw new Error(`cannot listen on ${args.listen}: ${errorText(error as Error)}`);
       });
       const address = server.address() as AddressInfo;
       const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;

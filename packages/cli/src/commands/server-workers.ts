@@ -164,7 +164,12 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
   let metrics: HttpServer | undefined;
   if (config.metrics) {
     const aggregator = new AggregatorRegistry();
-    metrics = await serveMetrics({ metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }, config.metrics.host, config.metrics.port);
+    metrics = await serveMetrics(
+      { metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
+      config.metrics.host,
+      config.metrics.port,
+      (e) => logger.error('metrics-listener-error', { error: e.message }),
+    );
   }
   logger.info('server-started', { listeners: [...listeners].sort(), workers: count });
   return {

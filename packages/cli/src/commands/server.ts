@@ -28,7 +28,7 @@ import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
 import { ENV_PREFIX, givenOnCommandLine, isLoopback, loadConfigFile, parseListen, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
-import { errorText } from '@onionturn/io';
+import { errorText, listenOn } from '@onionturn/io';
 import { startPrimary, workerConfig, workerIdentity, workerStarted, type Primary } from './server-workers.js';
 
 interface ServerArgs {
@@ -512,9 +512,8 @@ async function startCredentialEndpoint(args: ServerArgs, secret: () => string, w
         }),
       )
     : http;
-  await new Promise<void>((resolve, reject) => {
-    front.once('error', (e) => reject(new Error(`cannot listen on ${args.credentialsListen}: ${errorText(e)}`)));
-    front.listen(listen.port, listen.host, () => resolve());
+  await listenOn(front, { port: listen.port, host: listen.host }, (e) => warn(`credential endpoint listener error: ${errorText(e)}`)).catch((e: unknown) => {
+    throw new Error(`cannot listen on ${args.credentialsListen}: ${errorText(e as Error)}`);
   });
   return async () => {
     http.closeAllConnections();

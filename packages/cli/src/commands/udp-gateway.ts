@@ -122,7 +122,9 @@ export function udpGatewayCommand(): CommandModule {
       try {
         const address = await gateway.listen();
         if (metrics) {
-          metricsServer = await serveMetrics(createGatewayMetricsRegistry(gateway), metrics.host, metrics.port).catch(async (e: unknown) => {
+          metricsServer = await serveMetrics(createGatewayMetricsRegistry(gateway), metrics.host, metrics.port, (e) =>
+            logger.error('metrics listener error', { error: errorText(e) }),
+          ).catch(async (e: unknown) => {
             await gateway.close();
             throw new Error(`cannot serve metrics on ${args.metrics ?? ''}: ${errorText(e)}`);
           });
