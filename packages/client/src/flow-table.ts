@@ -1,7 +1,7 @@
 // The shim's flows and the one place that answers "which Tor stream does this flow use": the
 // flow's key (an app UDP source, or a TCP connection), the flow limit, its isolation (SOCKS
-// credentials, so its circuit), its turn to dial (DialPacer) and the server (the connector walks
-// the list from the one that worked last: failover). The coarse clock every flow reads is here
+// credentials, so its circuit), its turn to dial (DialPacer) and the server (ServerChoice: which
+// healthy server a new flow takes, and where it fails over to). The coarse clock every flow reads is here
 // too, advanced by the table's tick, so the relay path never reads the time per packet.
 import type { Socket } from 'node:net';
 import type { Clock, Timer } from './clock.js';
@@ -9,6 +9,7 @@ import { DialPacer, type DialPacerOptions } from './dial-pacer.js';
 import type { UpstreamServer } from './endpoints.js';
 import type { UpstreamError } from './errors.js';
 import { IsolationPolicy, type IsolationMode } from './isolation.js';
+import type { DialVerdict, ServerChoice } from './server-choice.js';
 import type { SocksAuth } from './socks5-codec.js';
 import type { DialResult } from './upstream-dialer.js';
 
@@ -35,8 +36,14 @@ export interface FlowTableOptions {
   readonly isolation: IsolationMode;
   /** Pacing of new Tor streams; perSecond 0 is none. */
   readonly pacing: Omit<DialPacerOptions, 'clock'>;
-  /** Opens a Tor stream to the first reachable server (UpstreamDialer.dial). */
-  readonly connect: (auth: SocksAuth | undefined, flowId: number) => Promise<DialResult>;
+  /** The servers and how flows choose among them; the table walks them with `connect`. */
+  readonly servers: ServerChoice;
+  /** Opens a Tor stream to servers[index] (UpstreamDialer.dial). */
+  readonly connect: (index: number, auth: SocksAuth | undefined, flowId: number) => Promise<DialResult>;
+  /** A dial to servers[index] failed; `next` is the server the flow tries now, if any. */
+  readonly onDialFailed?: (flowId: number, index: number, error: UpstreamError, next: number | undefined) => void;
+  /** A flow opened its stream on servers[index] after another failed. */
+  readonly onFailover?: (flowId: number, index: number) => void;
   /** The tick's period; the coarse clock moves with it. */
   readonly tickMs: number;
 }
@@ -48,6 +55,8 @@ export function udpFlowKey(address: string, port: number): string {
 
 export class FlowTable<F extends TableFlow = TableFlow> {
   readonly isolation: IsolationPolicy;
+  /** The upstream servers' health and the choice among them. */
+  readonly servers: ServerChoice;
   readonly #opts: FlowTableOptions;
   readonly #pacer: DialPacer;
   readonly #udp = new Map<string, F>();
@@ -61,6 +70,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   constructor(opts: FlowTableOptions) {
     this.#opts = opts;
     this.isolation = new IsolationPolicy(opts.isolation);
+    this.servers = opts.servers;
     this.#pacer = new DialPacer({ ...opts.pacing, clock: opts.clock });
     this.#now = opts.clock.monotonic();
   }
@@ -146,12 +156,36 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     const auth = fixedAuth ?? this.isolation.next();
     onTurn(auth);
     if (isClosed()) return { kind: 'abandoned' };
-    const r = await this.#opts.connect(auth, flowId);
+    const r = await this.#dial(auth, flowId);
     if (isClosed()) {
       if (r.ok) r.socket.destroy();
       return { kind: 'abandoned' };
     }
     return r.ok ? { kind: 'open', socket: r.socket, head: r.head, server: r.server } : { kind: 'failed', error: r.error };
+  }
+
+  /** The chosen server, then the next while dials fail (each server once per flow). */
+  async #dial(auth: SocksAuth | undefined, flowId: number): Promise<DialResult> {
+    const { servers, connect, clock } = this.#opts;
+    const tried = new Set<number>();
+    let index = servers.next(tried, clock.monotonic());
+    let last: UpstreamError | undefined;
+    while (index !== undefined) {
+      tried.add(index);
+      const r = await connect(index, auth, flowId);
+      if (r.ok) {
+        servers.record(index, 'ok', clock.monotonic());
+        if (tried.size > 1) this.#opts.onFailover?.(flowId, index);
+        return r;
+      }
+      last = r.error;
+      servers.record(index, dialVerdict(r.error), clock.monotonic());
+      // A dead SOCKS proxy fails every server alike: no point walking the list.
+      const next = r.error.code === 'socks-unreachable' ? undefined : servers.next(tried, clock.monotonic());
+      this.#opts.onDialFailed?.(flowId, index, r.error, next);
+      index = next;
+    }
+    return { ok: false, error: last ?? { code: 'closed', reason: 'no upstream server' } };
   }
 
   /** Waits for a turn to open a Tor stream (the dial pacer), for streams the table does not dial itself. */
@@ -162,4 +196,9 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     if (isClosed()) return 'abandoned';
     return ok ? 'ok' : 'no-turn';
   }
+}
+
+/** The proxy's own failures say nothing of the server; Tor's reply, a timeout or TLS do. */
+function dialVerdict(e: UpstreamError): DialVerdict {
+  return e.code === 'socks-unreachable' || e.code === 'socks-protocol' || e.code === 'socks-auth' ? 'unknown' : 'failed';
 }

@@ -21,6 +21,7 @@ export {
   type UpstreamTransport,
 } from './endpoints.js';
 export type { TlsTrust } from './upstream-dialer.js';
+export { SERVER_CHOICES, DEFAULT_SERVER_RETRY_MS, type ServerChoiceMode } from './server-choice.js';
 export { formatPin, parsePin } from './tls-pin.js';
 export type { LocalAuthConfig } from './flow-context.js';
 export type { LocalCredentials } from './app-auth.js';

@@ -23,6 +23,7 @@ import { WarnEvery } from './warn-once.js';
 import { DEFAULT_NEW_FLOWS_PER_SECOND } from './dial-pacer.js';
 import { systemClock, type Clock } from './clock.js';
 import { FlowTable, udpFlowKey } from './flow-table.js';
+import { ServerChoice, type ServerChoiceMode, type ServerHealthView } from './server-choice.js';
 import { ipOnlyLookup } from './ip-only-lookup.js';
 import type { FlowDriver } from './flow-driver.js';
 import type { DatagramContext, OnionOpener } from './datagram-association.js';
@@ -36,6 +37,10 @@ export interface ShimOptions {
   readonly listen: HostPort;
   readonly allowRemote?: boolean;
   readonly servers: readonly UpstreamServer[];
+  /** How new flows choose among the servers (default failover: the one that worked last). */
+  readonly serverChoice?: ServerChoiceMode;
+  /** First backoff of a server whose dial failed (default DEFAULT_SERVER_RETRY_MS). */
+  readonly serverRetryMs?: number;
   readonly socks: HostPort;
   readonly isolation?: IsolationMode;
   readonly logger: Logger;
@@ -127,11 +132,20 @@ export class Shim {
         onDelayed: (now) => this.#dialDelayed(now),
         onGivenUp: () => this.stats.dialRateRefused++,
       },
-      connect: async (auth, flowId) => {
-        const r = await dialer.dial(auth, flowId);
+      servers: new ServerChoice(opts.servers.length, {
+        mode: opts.serverChoice ?? 'failover',
+        ...(opts.serverRetryMs !== undefined ? { retryMs: opts.serverRetryMs } : {}),
+      }),
+      connect: async (index, auth) => {
+        const r = await dialer.dial(index, auth);
         if (!r.ok) this.stats.dialFailures[r.error.code] = (this.stats.dialFailures[r.error.code] ?? 0) + 1;
         return r;
       },
+      onDialFailed: (flowId, index, error, next) => {
+        const trying = next !== undefined ? `; trying ${dialer.serverName(next)}` : '';
+        this.#log.warn(`upstream ${dialer.serverName(index)} failed: ${error.reason}${trying}`, { flow: flowId, code: error.code });
+      },
+      onFailover: (flowId, index) => this.#log.warn('upstream failover', { flow: flowId, now: dialer.serverName(index) }),
     });
     this.#ctx = {
       table: this.#table,
@@ -174,9 +188,15 @@ export class Shim {
     return this.#address;
   }
 
-  /** The upstream servers as given, and the outcome of the last dial to each. */
-  get servers(): readonly { readonly server: UpstreamServer; readonly health: ServerHealth }[] {
-    return this.#dialer.servers.map((server, i) => ({ server, health: this.#dialer.health[i] as ServerHealth }));
+  /** The upstream servers as given, the outcome of the last dial to each, and whether new flows may choose it. */
+  get servers(): readonly { readonly server: UpstreamServer; readonly health: ServerHealth; readonly choice: ServerHealthView }[] {
+    const now = this.#ctx.clock.monotonic();
+    return this.#dialer.servers.map((server, i) => ({ server, health: this.#dialer.health[i] as ServerHealth, choice: this.#table.servers.view(i, now) }));
+  }
+
+  /** How new flows choose among the servers. */
+  get serverChoice(): ServerChoiceMode {
+    return this.#table.servers.mode;
   }
 
   /** New flows waiting for their turn to open a Tor stream (pass-through's --new-flows-per-second). */

@@ -23,6 +23,12 @@ export interface ServerView {
   readonly reachable: boolean | undefined;
   readonly lastDialAt: number | undefined;
   readonly lastError: string | undefined;
+  /** Whether new flows may choose it (not in backoff after failed dials). */
+  readonly healthy: boolean;
+  /** Failed dials in a row. */
+  readonly failuresInRow: number;
+  /** In backoff: seconds until a new flow tries it again. */
+  readonly retryInS: number | undefined;
   /** tls:// servers: the pinned keys (sha256/...), if any. */
   readonly pins: readonly string[];
 }
@@ -31,6 +37,8 @@ export interface ServerView {
 export interface ShimView {
   readonly listen: string;
   readonly mode: 'local' | 'pass-through';
+  /** How new flows choose among the servers (--server-choice). */
+  readonly serverChoice: string;
   readonly servers: readonly ServerView[];
   readonly stats: ShimStats;
   readonly dialQueue: number;
@@ -205,6 +213,7 @@ export interface StatusJson {
     | {
         readonly listen: string;
         readonly mode: 'local' | 'pass-through';
+        readonly serverChoice: string;
         readonly servers: readonly ServerView[];
         readonly flows: readonly KindView[];
         readonly openFlows: number;
@@ -244,6 +253,7 @@ export function statusJson(now: number, tor: TorView, shim: ShimView | undefined
         ? {
             listen: shim.listen,
             mode: shim.mode,
+            serverChoice: shim.serverChoice,
             servers: shim.servers,
             flows: flowKinds(s),
             openFlows: sum([...s.kinds.values()].map((k) => k.open)),

@@ -109,10 +109,10 @@ function renderShim(shim, now) {
   if (!shim) { $('servers').textContent = 'the shim starts once tor is ready'; $('flows').textContent = ''; return; }
   $('servers').replaceChildren(table(shim.servers.map((s) => [s.label,
     s.reachable === undefined || s.reachable === null ? text('span', 'not dialed yet', 'warn') : s.reachable ? text('span', 'reachable', 'ok') : text('span', 'unreachable (' + s.lastError + ')', 'bad'),
-    'last dial ' + ago(s.lastDialAt, now), s.pins.length ? 'pinned ' + s.pins.join(', ') : (s.transport === 'tls' ? 'CA-checked' : 'no pin')]), ['server', 'state', 'last dial', 'key']));
+    'last dial ' + ago(s.lastDialAt, now), s.healthy ? 'chosen by new flows' : text('span', 'skipped for ' + s.retryInS + ' s (' + s.failuresInRow + ' failed dials in a row)', 'warn'), s.pins.length ? 'pinned ' + s.pins.join(', ') : (s.transport === 'tls' ? 'CA-checked' : 'no pin')]), ['server', 'state', 'last dial', 'health', 'key']));
   const rows = shim.flows.map((f) => [f.label, f.open, f.opened, bytes(f.bytesToServer), bytes(f.bytesToApp)]);
   const t = table(rows, ['kind', 'open', 'total', 'to server', 'to app']);
-  const p = text('p', 'listening on ' + shim.listen + ' · ' + shim.mode + ' mode · dial queue ' + shim.dialQueue);
+  const p = text('p', 'listening on ' + shim.listen + ' · ' + shim.mode + ' mode · servers by ' + shim.serverChoice + ' · dial queue ' + shim.dialQueue);
   $('flows').replaceChildren(p, t);
   const drops = Object.entries(shim.drops).filter(([, n]) => n > 0);
   $('drops').replaceChildren(drops.length ? table(drops, ['dropped', 'count']) : text('p', 'no drops'));

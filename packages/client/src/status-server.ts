@@ -134,12 +134,15 @@ export class StatusServer {
 
   #shimView(shim: Shim): ShimView {
     const pins = this.#opts.pins;
-    const servers: ServerView[] = shim.servers.map(({ server, health }) => ({
+    const servers: ServerView[] = shim.servers.map(({ server, health, choice }) => ({
       label: server.label,
       transport: server.transport,
       reachable: health.reachable,
       lastDialAt: health.lastDialAt,
       lastError: health.lastError,
+      healthy: choice.healthy,
+      failuresInRow: choice.failuresInRow,
+      retryInS: choice.retryInMs === undefined ? undefined : Math.ceil(choice.retryInMs / 1000),
       pins: server.transport === 'tls' ? pins : [],
     }));
     let listen = '(starting)';
@@ -148,7 +151,7 @@ export class StatusServer {
     } catch {
       // not listening yet
     }
-    return { listen, mode: shim.localMode ? 'local' : 'pass-through', servers, stats: shim.stats, dialQueue: shim.dialQueue };
+    return { listen, mode: shim.localMode ? 'local' : 'pass-through', serverChoice: shim.serverChoice, servers, stats: shim.stats, dialQueue: shim.dialQueue };
   }
 
   #turnUrls(): string[] {

@@ -1,5 +1,5 @@
-// Opens the upstream stream for one flow: SOCKS5 through Tor to the first reachable server in
-// the list (failover, said in the log), then TLS when the server is tls://.
+// Opens the upstream stream for one flow: SOCKS5 through Tor to the server the flow table chose,
+// then TLS when the server is tls://.
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
@@ -48,8 +48,6 @@ export class UpstreamDialer {
   readonly #opts: DialerOptions;
   /** One per server, in the order of `servers`. */
   readonly health: readonly ServerHealth[];
-  /** Index of the server that worked last; new flows start there. */
-  #preferred = 0;
   /** The proxy's ignoring of our isolation credentials has been reported (once per shim). */
   #warnedAuthIgnored = false;
 
@@ -68,34 +66,16 @@ export class UpstreamDialer {
     return serverName(this.#opts.servers, index, this.#opts.detail ?? false);
   }
 
-  async dial(auth: SocksAuth | undefined, flowId: number): Promise<DialResult> {
-    const { servers, logger } = this.#opts;
-    let last: UpstreamError | undefined;
-    for (let i = 0; i < servers.length; i++) {
-      const index = (this.#preferred + i) % servers.length;
-      const server = servers[index] as UpstreamServer;
-      const r = await this.#dialOne(server, this.serverName(index), auth);
-      const h = this.health[index] as ServerHealth;
-      h.lastDialAt = (this.#opts.clock ?? systemClock).now();
-      h.reachable = r.ok;
-      h.lastError = r.ok ? undefined : r.error.code;
-      if (r.ok) {
-        if (index !== this.#preferred) {
-          logger.warn('upstream failover', { flow: flowId, now: this.serverName(index) });
-          this.#preferred = index;
-        }
-        return r;
-      }
-      last = r.error;
-      // A dead SOCKS proxy fails every server alike: no point walking the list.
-      if (r.error.code === 'socks-unreachable') break;
-      const next = servers.length > 1 ? this.serverName((index + 1) % servers.length) : undefined;
-      logger.warn(`upstream ${this.serverName(index)} failed: ${r.error.reason}${next && i + 1 < servers.length ? `; trying ${next}` : ''}`, {
-        flow: flowId,
-        code: r.error.code,
-      });
-    }
-    return { ok: false, error: last ?? upstreamError('closed', 'no upstream server') };
+  /** A Tor stream to servers[index]; which server, and failover, are the flow table's (ServerChoice). */
+  async dial(index: number, auth: SocksAuth | undefined): Promise<DialResult> {
+    const server = this.#opts.servers[index];
+    if (server === undefined) return { ok: false, error: upstreamError('closed', 'no upstream server') };
+    const r = await this.#dialOne(server, this.serverName(index), auth);
+    const h = this.health[index] as ServerHealth;
+    h.lastDialAt = (this.#opts.clock ?? systemClock).now();
+    h.reachable = r.ok;
+    h.lastError = r.ok ? undefined : r.error.code;
+    return r;
   }
 
   async #dialOne(server: UpstreamServer, name: string, auth: SocksAuth | undefined): Promise<DialResult> {

@@ -7,6 +7,7 @@ import { setImmediate as macrotask } from 'node:timers/promises';
 import { ManualClock } from '../src/clock.js';
 import { FlowTable, udpFlowKey, type StreamOutcome, type TableFlow } from '../src/flow-table.js';
 import type { IsolationMode } from '../src/isolation.js';
+import { ServerChoice } from '../src/server-choice.js';
 import type { SocksAuth } from '../src/socks5-codec.js';
 import type { DialResult } from '../src/upstream-dialer.js';
 
@@ -25,7 +26,8 @@ function table(isolation: IsolationMode, perSecond = 0, burst = 1, waitMs = 30_0
     isolation,
     tickMs: 1000,
     pacing: { perSecond, burst, waitMs, onDelayed: () => {}, onGivenUp: () => {} },
-    connect: (auth, flowId): Promise<DialResult> => {
+    servers: new ServerChoice(1, { mode: 'failover' }),
+    connect: (_index, auth, flowId): Promise<DialResult> => {
       dials.push({ auth, flowId, at: clock.monotonic() });
       return Promise.resolve({ ok: false, error: { code: 'socks-unreachable', reason: 'no proxy' } });
     },

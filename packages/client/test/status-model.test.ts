@@ -78,10 +78,40 @@ test('tor down shows in the snapshot and as the failed step', () => {
   const t = new TestCallTracker();
   t.start(0, s);
   const down: TorView = { ...torUp, verdict: 'unreachable', verdictReason: 'ECONNREFUSED' };
-  const j = statusJson(5, down, { listen: '127.0.0.1:3478', mode: 'pass-through', servers: [], stats: s, dialQueue: 0 }, new StatusHistory(), t);
+  const j = statusJson(
+    5,
+    down,
+    { listen: '127.0.0.1:3478', mode: 'pass-through', serverChoice: 'failover', servers: [], stats: s, dialQueue: 0 },
+    new StatusHistory(),
+    t,
+  );
   assert.equal(j.tor.up, false);
   assert.equal(j.test?.step, 'socks');
   assert.equal(statusJson(5, down, undefined, new StatusHistory(), t).shim, undefined, 'before the shim runs: tor only');
+});
+
+test('the upstream servers show with their health and the choice among them', () => {
+  const s = new ShimStats();
+  const server = { label: 'a.onion:443', transport: 'tcp', reachable: false, lastDialAt: 4, lastError: 'socks-reply', pins: [] };
+  const servers = [
+    { ...server, healthy: false, failuresInRow: 2, retryInS: 50 },
+    { ...server, label: 'b.onion:443', reachable: true, lastError: undefined, healthy: true, failuresInRow: 0, retryInS: undefined },
+  ];
+  const j = statusJson(
+    5,
+    torUp,
+    { listen: '127.0.0.1:3478', mode: 'pass-through', serverChoice: 'round-robin', servers, stats: s, dialQueue: 0 },
+    new StatusHistory(),
+    new TestCallTracker(),
+  );
+  assert.equal(j.shim?.serverChoice, 'round-robin');
+  assert.deepEqual(
+    j.shim?.servers.map((v) => [v.label, v.healthy, v.failuresInRow, v.retryInS]),
+    [
+      ['a.onion:443', false, 2, 50],
+      ['b.onion:443', true, 0, undefined],
+    ],
+  );
 });
 
 test('the page carries the token in a meta tag, escapes what it embeds, and its script has no inline handlers', () => {

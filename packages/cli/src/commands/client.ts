@@ -34,6 +34,8 @@ import {
   type LocalAuthConfig,
   type TlsTrust,
   type UpstreamServer,
+  SERVER_CHOICES,
+  type ServerChoiceMode,
 } from '@onionturn/client';
 import type { CliContext } from '../cli-context.js';
 import { givenOnCommandLine, positiveInteger, readSecretFile } from '../config.js';
@@ -48,6 +50,7 @@ interface ClientArgs {
   listen: string;
   allowRemote: boolean;
   server?: string[];
+  serverChoice: ServerChoiceMode;
   socks?: string;
   isolation: IsolationMode;
   pin?: string[];
@@ -255,7 +258,13 @@ export function clientCommand(ctx: CliContext): CommandModule {
           type: 'string',
           array: true,
           requiresArg: true,
-          describe: 'upstream tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT; repeat for failover',
+          describe: 'upstream tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT; repeat for several servers (see --server-choice)',
+        })
+        .option('server-choice', {
+          choices: SERVER_CHOICES,
+          default: 'failover' as ServerChoiceMode,
+          describe:
+            'with several --server: failover: every flow to the server that worked last (the first given, the rest as backups); round-robin: new flows take the servers in turn; random: one at random. A server whose dial failed is skipped for new flows for 30 s, doubling per failure in a row, up to 10 min',
         })
         .option('socks', { type: 'string', requiresArg: true, describe: "Tor's SOCKS port (default 127.0.0.1:9050, then 9150)" })
         .option('isolation', {
@@ -543,6 +552,7 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
     listen,
     allowRemote: args.allowRemote,
     servers,
+    serverChoice: args.serverChoice,
     socks,
     isolation: args.isolation,
     logger,
