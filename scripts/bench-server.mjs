@@ -9,6 +9,13 @@
 //   as CLIENTS x BYTES x Z) narrow a run while working on one case.
 //   BENCH_PROFILE=1 also samples each server with perf during the runs and prints where its CPU
 //   per round trip goes: kernel, runtime (Node/V8/libuv/libc; coturn's libraries), own code.
+// Flags (override the variables): --held N (e.g. `npm run bench -- --held 10000`), --held-only
+// (skip the round-trip rows: the warm-up, then the allocation cost), --servers coturn,onionturn.
+// Beside the held allocations a paced uclient load runs (BENCH_BESIDE_CLIENTS, default 10
+// clients x 100 B every 20 ms): its loss shows whether relaying still works with them all held.
+// For large --held the bench raises its own descriptor limit (prlimit on its own pid), which the
+// servers, the peer and uclient it starts inherit; nothing else is touched.
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -27,7 +34,56 @@ const REALM = 'onionturn.test';
 const RELAY = { min: 30000, max: 45000 };
 const PACED = Number(process.env.BENCH_PACED_MESSAGES ?? 250);
 const FLOOD = Number(process.env.BENCH_FLOOD_MESSAGES ?? 1000);
-const HELD = Number(process.env.BENCH_HELD ?? 1000);
+const ARGS = parseArgs(process.argv.slice(2));
+const HELD = Number(ARGS.held ?? process.env.BENCH_HELD ?? 1000);
+const HELD_ONLY = ARGS.heldOnly === true;
+const BESIDE_CLIENTS = Number(process.env.BENCH_BESIDE_CLIENTS ?? 10);
+
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => inline ?? argv[++i];
+    if (flag === '--held') out.held = value();
+    else if (flag === '--held-only') out.heldOnly = true;
+    else if (flag === '--servers') out.servers = value();
+    else {
+      console.error(`bench: unknown argument ${argv[i]} (known: --held N, --held-only, --servers coturn,onionturn,onionturn-w2)`);
+      process.exit(2);
+    }
+  }
+  if (out.held !== undefined && !/^\d+$/.test(out.held)) {
+    console.error(`bench: --held wants a count of allocations, got '${out.held}'`);
+    process.exit(2);
+  }
+  return out;
+}
+
+/** This process's open-files limit (soft, hard), from /proc/self/limits. */
+function fdLimit() {
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  const n = (x) => (x === 'unlimited' ? Infinity : Number(x));
+  return m ? { soft: n(m[1]), hard: n(m[2]) } : { soft: 1024, hard: 1024 };
+}
+
+/**
+ * Enough descriptors for `held` allocations: the bench holds one TCP connection each, a server
+ * a TCP connection and a relay socket each. Raised on this process only (prlimit --pid), before
+ * any server starts, so the servers it spawns inherit it (coturn sizes itself at start).
+ */
+function raiseFdLimit(held) {
+  const want = 3 * held + 4096;
+  const now = fdLimit();
+  if (now.soft >= want) return now;
+  const r = spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${want}:${Math.max(want, now.hard)}`], { encoding: 'utf8' });
+  const after = fdLimit();
+  if (after.soft < want) {
+    console.log(
+      `bench: could not raise the open-files limit to ${want} (now ${after.soft}: ${(r.stderr || r.error?.message || '').trim()}); --held ${held} may stop early`,
+    );
+  } else console.log(`bench: open-files limit raised from ${now.soft} to ${after.soft} for this bench and the servers it starts`);
+  return after;
+}
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
 /** The process and its descendants (a --workers server is a primary and its workers). */
@@ -128,6 +184,9 @@ async function startOnionturn(group, dir, workers = 1) {
     // username for every client.
     '--max-allocations-per-user',
     '100000',
+    // Nor a total (ours defaults to 10,000): the held allocations plus the load beside them.
+    '--max-allocations',
+    String(Math.max(10_000, HELD + 1000)),
     '--bandwidth',
     '0',
     '--total-bandwidth',
@@ -201,7 +260,7 @@ function parseRun(out) {
 }
 
 // onionturn-wN: `onionturn server --workers N` (CPU and RSS summed over the primary and its workers).
-const SERVERS = (process.env.BENCH_SERVERS ?? 'coturn,onionturn,onionturn-w2').split(',');
+const SERVERS = (ARGS.servers ?? process.env.BENCH_SERVERS ?? 'coturn,onionturn,onionturn-w2').split(',');
 const SHAPES = process.env.BENCH_SHAPES?.split(',');
 const CONFIGS = [];
 for (const clients of [1, 10, 100]) for (const length of [100, 1000]) for (const z of [20, 0]) CONFIGS.push({ clients, length, z });
@@ -222,6 +281,7 @@ async function loadRuns(group, server, peer) {
     timeoutMs: 60_000,
   });
   const rows = [];
+  if (HELD_ONLY) return rows;
   for (const cfg of CONFIGS) {
     const messages = cfg.z === 0 ? FLOOD : PACED;
     const run = () =>
@@ -293,15 +353,25 @@ async function holdAllocations(port, n) {
     const res = await next();
     if (res.messageClass !== MessageClass.SuccessResponse) {
       const e = readAttribute(res, AttributeType.ErrorCode);
-      throw new Error(`allocation ${i} refused: ${e?.ok ? e.value.code : '?'}`);
+      throw new Error(`allocation ${i} refused: ${e?.ok ? `${e.value.code} ${e.value.reason}` : '?'}`);
     }
   };
+  // The first failure stops the making (what was made is still measured, and said).
   let next = 0;
+  let made = 0;
+  let error;
   const worker = async () => {
-    while (next < n) await one(next++);
+    while (next < n && error === undefined) {
+      try {
+        await one(next++);
+        made++;
+      } catch (e) {
+        error ??= e instanceof Error ? e.message : String(e);
+      }
+    }
   };
   await Promise.all(Array.from({ length: 50 }, worker));
-  return sockets;
+  return { sockets, made, error };
 }
 
 /** Kernel memory of TCP and UDP sockets machine-wide (/proc/net/sockstat, pages), in kB. */
@@ -312,27 +382,77 @@ function socketKb() {
   return pages * 4;
 }
 
-async function allocationCost(server) {
+/** Kernel slab memory machine-wide (/proc/meminfo Slab), in kB: socket structures live there. */
+function slabKb() {
+  const m = /^Slab:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Open descriptors of the process tree. */
+function fdCount(pid) {
+  return tree(pid).reduce((a, p) => {
+    try {
+      return a + readdirSync(`/proc/${p}/fd`).length;
+    } catch {
+      return a;
+    }
+  }, 0);
+}
+
+async function allocationCost(server, group, peer) {
   await sleep(500);
   const before = rssKb(server.pid);
   const kBefore = socketKb();
+  const slabBefore = slabKb();
   const start = performance.now();
   const m = await measure(server.pid, () => holdAllocations(server.port, HELD));
   const makeMs = performance.now() - start;
+  const { sockets, made, error } = m.result;
+  if (error !== undefined) console.log(`  ${server.name}: made ${made} of ${HELD} allocations, then: ${error}`);
   await sleep(1000);
   const after = rssKb(server.pid);
   const kAfter = socketKb();
-  for (const s of m.result) s.destroy();
+  const slabAfter = slabKb();
+  const fds = fdCount(server.pid);
+  // Relaying beside them: a paced load while every allocation is held.
+  const beside = await measure(server.pid, () =>
+    runUclient(group, {
+      server: { host: '127.0.0.1', port: server.port },
+      secret: SECRET,
+      peer: { host: peer.host, port: peer.port },
+      tcp: true,
+      clients: BESIDE_CLIENTS,
+      messages: PACED,
+      length: 100,
+      extraArgs: ['-c', '-z', '20'],
+      timeoutMs: 180_000,
+    }),
+  );
+  const b = beside.result;
+  const p = parseRun(b.output);
+  for (const s of sockets) s.destroy();
   await sleep(500);
+  const per = Math.max(1, made);
   return {
-    cpuUsPerAlloc: m.ns / 1000 / HELD,
-    cpuTickUsPerAlloc: (m.ticks * TICK_US) / HELD,
-    rssKbPerAlloc: (after - before) / HELD,
+    made,
+    error,
+    cpuUsPerAlloc: m.ns / 1000 / per,
+    cpuTickUsPerAlloc: (m.ticks * TICK_US) / per,
+    rssKbPerAlloc: (after - before) / per,
     rssBeforeMb: before / 1024,
     rssAfterMb: after / 1024,
     // Both ends of each client connection live on this machine: an upper bound for the server's.
-    kernelKbPerAlloc: (kAfter - kBefore) / HELD,
+    kernelKbPerAlloc: (kAfter - kBefore) / per,
+    slabKbPerAlloc: (slabAfter - slabBefore) / per,
+    fds,
     makeSeconds: makeMs / 1000,
+    beside: {
+      sent: b.sent ?? 0,
+      received: b.received ?? 0,
+      lossPct: b.sent ? (100 * (b.sent - (b.received ?? 0))) / b.sent : NaN,
+      rttMs: p.rttMs,
+      failed: b.exitCode !== 0 || b.timedOut,
+    },
   };
 }
 
@@ -366,6 +486,7 @@ async function main() {
   requireTool(TOOLS.turnserver);
   requireTool(TOOLS.turnutilsUclient);
   if (PROFILE) requirePerf();
+  const limit = HELD > 0 ? raiseFdLimit(HELD) : fdLimit();
   const results = {};
   const commands = {};
   const allocCosts = {};
@@ -381,7 +502,7 @@ async function main() {
       commands[which] = server.command;
       console.log(`bench: ${which} (pid ${server.pid})`);
       results[which] = await loadRuns(group, server, peer);
-      if (HELD > 0) allocCosts[which] = await allocationCost(server);
+      if (HELD > 0) allocCosts[which] = await allocationCost(server, group, peer);
     } finally {
       await group.stopAll();
       rmSync(dir, { recursive: true, force: true });
@@ -423,10 +544,26 @@ async function main() {
   console.log('(~: under 20 CPU ticks measured, the tick column is coarse there)');
   if (PROFILE) printSplit(results);
   if (Object.keys(allocCosts).length === 0) return;
-  console.log(`\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held):`);
-  const w = [12, 12, 16, 13, 11, 12, 15, 9];
   console.log(
-    ['server', 'CPU us/alloc', '(ticks) us/alloc', 'RSS before MB', 'RSS held MB', 'RSS kB/alloc', 'kernel kB/alloc', 'make s']
+    `\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held; open-files limit ${limit.soft}; beside them ${BESIDE_CLIENTS} uclient clients x ${PACED} x 100 B every 20 ms):`,
+  );
+  const w = [12, 6, 7, 12, 16, 13, 11, 12, 15, 13, 7, 8, 7];
+  console.log(
+    [
+      'server',
+      'held',
+      'make s',
+      'CPU us/alloc',
+      '(ticks) us/alloc',
+      'RSS before MB',
+      'RSS held MB',
+      'RSS kB/alloc',
+      'sockstat kB/al',
+      'slab kB/alloc',
+      'fds',
+      'beside%',
+      'rtt ms',
+    ]
       .map((h, i) => pad(h, w[i]))
       .join(' '),
   );
@@ -434,20 +571,25 @@ async function main() {
     console.log(
       [
         name,
+        a.made,
+        f(a.makeSeconds, 1),
         f(a.cpuUsPerAlloc, 0),
         f(a.cpuTickUsPerAlloc, 0),
         f(a.rssBeforeMb, 1),
         f(a.rssAfterMb, 1),
         f(a.rssKbPerAlloc, 1),
-        f(a.kernelKbPerAlloc, 1),
-        f(a.makeSeconds, 1),
+        f(a.kernelKbPerAlloc, 2),
+        f(a.slabKbPerAlloc, 1),
+        a.fds,
+        f(a.beside.lossPct, 2) + (a.beside.failed ? ' FAIL' : ''),
+        f(a.beside.rttMs, 2),
       ]
         .map((x, i) => pad(x, w[i]))
         .join(' '),
     );
   }
   console.log(
-    '(kernel kB/alloc: TCP+UDP socket memory of the whole machine, both ends of each connection; BENCH_HELD=10000 for the 10,000-allocation figures)',
+    '(sockstat: TCP+UDP buffer memory of the whole machine, both ends; slab: kernel slab of the whole machine (socket, inode, epoll structures), both ends and anything else running: an upper bound; beside%: loss of the paced load while all are held; fds: descriptors of the server (and its workers) while held)',
   );
 }
 
