@@ -201,7 +201,9 @@ async function startOnionturn(group, dir, workers = 1) {
     'warn',
     ...(workers > 1 ? ['--workers', String(workers)] : []),
   ];
-  const started = group.spawn('onionturn server', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...args]);
+  // BENCH_NODE_ARGS: extra Node flags for the onionturn server (e.g. --cpu-prof --cpu-prof-dir=DIR).
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const started = group.spawn('onionturn server', process.execPath, [...(PROFILE ? NODE_PERF_FLAGS : []), ...nodeArgs, ...args]);
   await waitFor(
     'onionturn server to listen',
     async () => {
@@ -226,6 +228,8 @@ async function startOnionturn(group, dir, workers = 1) {
   return {
     name: workers > 1 ? `onionturn-w${workers}` : 'onionturn',
     pid: started.pid,
+    // Each worker has its own descriptor limit (the primary holds no allocation).
+    processes: workers,
     own: { jsRoot: root },
     port,
     command: `node ${args
@@ -240,6 +244,8 @@ async function startBaseline(group) {
   return {
     name: 'coturn',
     pid: c.process.pid,
+    // One process (its relay threads share one descriptor table).
+    processes: 1,
     own: { binary: 'turnserver' },
     port: c.port,
     command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${RELAY.min} --max-port ${RELAY.max}`,
@@ -399,16 +405,31 @@ function fdCount(pid) {
   }, 0);
 }
 
-async function allocationCost(server, group, peer) {
+/**
+ * How many allocations a server of `processes` processes can hold under the open-files limit it
+ * inherits: two descriptors each (the client's TCP connection, the relay socket), and room for
+ * the listeners and the load beside them. Making more would only measure EMFILE.
+ */
+function heldFor(processes, limit) {
+  return Math.min(HELD, Math.floor((limit - 500) / 2) * processes);
+}
+
+async function allocationCost(server, group, peer, limit) {
+  const want = heldFor(server.processes, limit);
+  if (want < HELD) {
+    console.log(
+      `  ${server.name}: holds ${want}, not ${HELD}: ${server.processes} process(es) with an open-files limit of ${limit} (2 descriptors per TCP allocation)`,
+    );
+  }
   await sleep(500);
   const before = rssKb(server.pid);
   const kBefore = socketKb();
   const slabBefore = slabKb();
   const start = performance.now();
-  const m = await measure(server.pid, () => holdAllocations(server.port, HELD));
+  const m = await measure(server.pid, () => holdAllocations(server.port, want));
   const makeMs = performance.now() - start;
   const { sockets, made, error } = m.result;
-  if (error !== undefined) console.log(`  ${server.name}: made ${made} of ${HELD} allocations, then: ${error}`);
+  if (error !== undefined) console.log(`  ${server.name}: made ${made} of ${want} allocations, then: ${error}`);
   await sleep(1000);
   const after = rssKb(server.pid);
   const kAfter = socketKb();
@@ -502,7 +523,7 @@ async function main() {
       commands[which] = server.command;
       console.log(`bench: ${which} (pid ${server.pid})`);
       results[which] = await loadRuns(group, server, peer);
-      if (HELD > 0) allocCosts[which] = await allocationCost(server, group, peer);
+      if (HELD > 0) allocCosts[which] = await allocationCost(server, group, peer, limit.soft);
     } finally {
       await group.stopAll();
       rmSync(dir, { recursive: true, force: true });
