@@ -1,7 +1,18 @@
 // Allocate (RFC 8656 §7.2): checks the request (transport, EVEN-PORT, RESERVATION-TOKEN, address
 // families) and the quotas, then binds one relay socket per family through the shell and answers
 // once all are bound; the answer is kept for retransmissions.
-import { AttributeType, ErrorCode, MessageClass, TransportProtocol, formatIp, getAttribute, parseIp, readAttribute, type IpFamily } from '@onionturn/protocol';
+import {
+  AttributeType,
+  ErrorCode,
+  MessageClass,
+  TransportProtocol,
+  decodeMessage,
+  formatIp,
+  getAttribute,
+  parseIp,
+  readAttribute,
+  type IpFamily,
+} from '@onionturn/protocol';
 import { Allocation, Relay } from './allocation.js';
 import type { AllocationTable } from './allocation-table.js';
 import type { Authenticated } from './authenticate.js';
@@ -36,7 +47,8 @@ export interface AllocateContext {
   wallNow(): number;
 }
 
-export function onAllocate(ctx: AllocateContext, r: Reply): void {
+/** `claimed`: the request comes again after asking the other workers for its token. */
+export function onAllocate(ctx: AllocateContext, r: Reply, claimed = false): void {
   const { client, msg } = r;
   const auth = r.auth as Authenticated;
   if (client.allocation) {
@@ -72,6 +84,15 @@ export function onAllocate(ctx: AllocateContext, r: Reply): void {
     // A token is good once, for the port kept next to an earlier EVEN-PORT allocation; it is
     // used up only once every check below has passed, so a refused request keeps it.
     reserved = ctx.reservations.get(tokenKey);
+    if (!reserved && !claimed && ctx.reservations.shared) {
+      // Another worker's token (the client's new connection reached this one): ask for it, then
+      // take the request again (a copy: the message is a view into the connection's input).
+      const again = decodeMessage(Buffer.from(msg.raw));
+      ctx.reservations.claim(tokenKey, ctx.now, () => {
+        if (!client.closed && again.ok) onAllocate(ctx, { ...r, msg: again.value }, true);
+      });
+      return;
+    }
     if (!reserved || reserved.expiresAt <= ctx.now()) return ctx.replies.error(r, ErrorCode.InsufficientCapacity);
   }
   const reservePair = evenPort?.ok === true && evenPort.value.kind === 'even-port' && evenPort.value.reserve;

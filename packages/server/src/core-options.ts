@@ -7,6 +7,7 @@ import type { Lifetimes, Limits } from './limits.js';
 import type { PeerPolicy } from './peer-policy.js';
 import type { PortPool } from './port-pool.js';
 import type { LiveRelays } from './relay-registry.js';
+import type { ReservationExchange } from './reservations.js';
 
 export type Filtering = 'address-and-port' | 'address';
 
@@ -62,6 +63,8 @@ export interface CoreOptions {
   readonly random?: RandomSource;
   /** Live relay addresses (default: this process's own); a multi-process server shares them. */
   readonly relays?: LiveRelays;
+  /** Reservations of other worker processes (--workers): RESERVATION-TOKEN across workers. */
+  readonly reservationExchange?: ReservationExchange;
   /**
    * 'rfc5766' (default) also accepts channels 0x5000-0x7FFF, which RFC 5766 clients (coturn's
    * turnutils_uclient, older SDKs) still choose; 'rfc8656' allows only 0x4000-0x4FFF.

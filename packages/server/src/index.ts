@@ -21,6 +21,8 @@ export { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type Admi
 export { PROXY_V1_MAX, parseProxyV1, type ProxyHeader } from './proxy-header.js';
 export { proxySource, readProxyHeader, type ProxyHeaderOk } from './proxy-listener.js';
 export { RelayRegistry, SharedRelays, type LiveRelays, type RelayChange } from './relay-registry.js';
+export { SharedReservations, type ReservationMessage } from './shared-reservations.js';
+export type { LentReservation, ReservationExchange } from './reservations.js';
 export { CoreStats } from './stats.js';
 export type { ChannelRange, CoreEvents, CoreOptions, Filtering, RelayAddress, RelayBinder } from './core-options.js';
 export { TurnCore } from './turn-core.js';

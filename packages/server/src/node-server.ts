@@ -31,6 +31,7 @@ import { OwnAddressWatch } from './own-addresses.js';
 import { readProxyHeader } from './proxy-listener.js';
 import { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type UdpAdmissionRate } from './udp-clients.js';
 import { TurnCore } from './turn-core.js';
+import type { ReservationExchange } from './reservations.js';
 
 export interface ListenSpec {
   readonly protocol: ClientTransport;
@@ -93,6 +94,8 @@ export interface TurnServerConfig {
   readonly worker?: number;
   /** Live relay addresses shared with other worker processes (--workers); default this process's own. */
   readonly relays?: LiveRelays;
+  /** Reservations shared with other worker processes (--workers): RESERVATION-TOKEN on any worker. */
+  readonly reservationExchange?: ReservationExchange;
   readonly udpUnauthenticatedRate?: UdpAdmissionRate;
 }
 
@@ -189,6 +192,7 @@ export class TurnServer {
       ...(config.lifetimes ? { lifetimes: config.lifetimes } : {}),
       ...(config.limits ? { limits: config.limits } : {}),
       ...(config.relays ? { relays: config.relays } : {}),
+      ...(config.reservationExchange ? { reservationExchange: config.reservationExchange } : {}),
       events: { event: (name, fields, level) => (level === 'debug' ? log.debug(name, fields) : log.info(name, fields)) },
     });
     const server = new TurnServer(config, core, log, own);

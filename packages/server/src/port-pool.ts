@@ -15,6 +15,13 @@ export class PortPool {
   #early = 0;
   readonly #quarantineMs: number;
   readonly #random: RandomSource;
+  readonly #min: number;
+  readonly #max: number;
+  /**
+   * A port outside this pool's range is given back (a worker's allocation on a port reserved by
+   * another worker): it goes home through this, never into this pool.
+   */
+  foreign: ((port: number) => void) | undefined;
 
   /** `random`: the operating system's CSPRNG unless a test makes runs reproducible. */
   constructor(min: number, max: number, quarantineMs: number, random: RandomSource = cryptoRandom) {
@@ -22,6 +29,8 @@ export class PortPool {
     if (!(Number.isInteger(min) && Number.isInteger(max) && min >= 1 && max <= 65535 && min <= max)) {
       throw new RangeError(`bad relay port range ${min}-${max}`);
     }
+    this.#min = min;
+    this.#max = max;
     for (let p = min; p <= max; p++) this.#push(p);
     this.#quarantineMs = quarantineMs;
   }
@@ -102,6 +111,7 @@ export class PortPool {
 
   /** Gives a port back; it is reusable after the quarantine. */
   give(port: number, nowMs: number): void {
+    if (port < this.#min || port > this.#max) return this.foreign?.(port);
     this.#quarantine.push({ port, until: nowMs + this.#quarantineMs });
   }
 

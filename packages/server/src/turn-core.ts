@@ -83,7 +83,13 @@ export class TurnCore {
     );
     this.#relays = options.relays ?? new RelayRegistry();
     this.#table = new AllocationTable(options.ports, this.stats, options.events, this.#now, this.#relays);
-    this.#reservations = new Reservations(options.ports, random);
+    const exchange = options.reservationExchange;
+    this.#reservations = new Reservations(options.ports, random, exchange);
+    if (exchange) {
+      const ports = options.ports;
+      ports.foreign = (port) => exchange.sendHome(port);
+      exchange.serve({ lend: (tokenKey) => this.#reservations.lend(tokenKey, this.#now()), portHome: (port) => ports.give(port, this.#now()) });
+    }
     this.#replies = new Replies(this.stats, options.realm, options.software, nonces, this.#now);
     // Made once: the handlers reach the core's state through this, never per packet.
     this.#ctx = {

@@ -9,7 +9,16 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
-import { SharedRelays, serveMetrics, type Logger, type RelayChange, type TurnServer, type TurnServerConfig } from '@onionturn/server';
+import {
+  SharedRelays,
+  SharedReservations,
+  serveMetrics,
+  type Logger,
+  type RelayChange,
+  type ReservationMessage,
+  type TurnServer,
+  type TurnServerConfig,
+} from '@onionturn/server';
 import { errorCode } from '@onionturn/io';
 
 const INDEX_ENV = 'OT_CLUSTER_WORKER_INDEX';
@@ -27,6 +36,12 @@ interface AckMessage {
 interface ReadyMessage {
   readonly type: 'onionturn-ready';
   readonly listeners: readonly string[];
+}
+
+type ReservationIpc = ReservationMessage & { readonly type: 'onionturn-reservation' };
+
+function isReservationMessage(m: unknown): m is ReservationIpc {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'onionturn-reservation';
 }
 
 function isRelayMessage(m: unknown): m is RelayMessage {
@@ -50,11 +65,16 @@ export function workerIdentity(): { index: number; count: number } | undefined {
 }
 
 /** Worker `index` of `count`: its relay ports, listeners, share of the global quotas, shared relays. */
-export function workerConfig(config: TurnServerConfig, index: number, count: number): TurnServerConfig {
+/** Worker `index`'s slice of the relay port range. */
+function workerPorts(config: TurnServerConfig, index: number, count: number): { min: number; max: number } {
   const range = config.relayPorts ?? { min: 49152, max: 65535 };
   const size = Math.floor((range.max - range.min + 1) / count);
   const min = range.min + index * size;
-  const max = index === count - 1 ? range.max : min + size - 1;
+  return { min, max: index === count - 1 ? range.max : min + size - 1 };
+}
+
+export function workerConfig(config: TurnServerConfig, index: number, count: number): TurnServerConfig {
+  const { min, max } = workerPorts(config, index, count);
   const limits = config.limits ?? {};
   // Quotas that are global in one process are split evenly: no IPC per allocation or per packet.
   const share = (n: number | undefined): number | undefined => (n === undefined || n === 0 ? n : Math.max(1, Math.ceil(n / count)));
@@ -64,9 +84,11 @@ export function workerConfig(config: TurnServerConfig, index: number, count: num
   const bandwidthPerDestination = share(limits.bandwidthPerDestination);
   const packetsPerDestination = share(limits.packetsPerDestination);
   const relays = new SharedRelays((change) => process.send?.({ type: 'onionturn-relay', ...change } satisfies RelayMessage));
+  const reservations = new SharedReservations((m) => process.send?.({ type: 'onionturn-reservation', ...m } satisfies ReservationIpc));
   process.on('message', (m: unknown) => {
     if (isRelayMessage(m)) relays.apply(m);
     else if (isAckMessage(m)) relays.acked(m.ack);
+    else if (isReservationMessage(m)) reservations.apply(m);
   });
   const { metrics: _metrics, ...rest } = config;
   return {
@@ -81,6 +103,7 @@ export function workerConfig(config: TurnServerConfig, index: number, count: num
       ...(packetsPerDestination !== undefined ? { packetsPerDestination } : {}),
     },
     relays,
+    reservationExchange: reservations,
     worker: index,
   };
 }
@@ -101,7 +124,7 @@ export interface Primary {
 }
 
 /** Sends to a worker; a channel that closed meanwhile loses the message, nothing more. */
-function send(w: Worker, message: RelayMessage | AckMessage): void {
+function send(w: Worker, message: RelayMessage | AckMessage | ReservationIpc): void {
   w.send(message, undefined, undefined, () => undefined);
 }
 
@@ -117,6 +140,30 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
   let allReady: () => void = () => undefined;
   const started = new Promise<void>((resolve) => (allReady = resolve));
 
+  /** Which worker issued each live RESERVATION-TOKEN (see shared-reservations.ts). */
+  const tokenOwner = new Map<string, Worker>();
+  const workerOfPort = (port: number): Worker | undefined => {
+    for (let i = 0; i < count; i++) {
+      const r = workerPorts(config, i, count);
+      if (port >= r.min && port <= r.max) return byIndex.get(i);
+    }
+    return undefined;
+  };
+  const reservation = (w: Worker, index: number, m: ReservationIpc): void => {
+    const to = (target: Worker | undefined, msg: ReservationMessage): void => {
+      if (target?.isConnected()) send(target, { type: 'onionturn-reservation', ...msg } satisfies ReservationIpc);
+    };
+    if (m.op === 'issued') tokenOwner.set(m.token, w);
+    else if (m.op === 'withdrawn') {
+      if (tokenOwner.get(m.token) === w) tokenOwner.delete(m.token);
+    } else if (m.op === 'claim') {
+      const owner = tokenOwner.get(m.token);
+      if (owner === undefined || owner === w) to(w, { op: 'lent', id: m.id });
+      else to(owner, { op: 'claim', token: m.token, id: m.id, from: index });
+    } else if (m.op === 'lent') {
+      if (m.to !== undefined) to(byIndex.get(m.to), { op: 'lent', id: m.id, ...(m.lent ? { lent: m.lent } : {}) });
+    } else if (m.op === 'home') to(workerOfPort(m.port), { op: 'home', port: m.port });
+  };
   const broadcast = (from: Worker | undefined, change: RelayChange): void => {
     for (const w of byIndex.values()) if (w !== from && w.isConnected()) send(w, { type: 'onionturn-relay', ...change } satisfies RelayMessage);
   };
@@ -138,6 +185,8 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
         // Sent after the broadcast: each other worker has the add in its channel before the
         // allocation is answered, so before any client can name the address.
         if (m.ack !== undefined && w.isConnected()) send(w, { type: 'onionturn-relay-ack', ack: m.ack } satisfies AckMessage);
+      } else if (isReservationMessage(m)) {
+        reservation(w, index, m);
       } else if (isReadyMessage(m)) {
         for (const l of m.listeners) listeners.add(l);
         if (restart) logger.info('worker-restarted', { worker: index, pid: w.process.pid });
@@ -150,6 +199,7 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
     w.on('exit', (code, signal) => {
       if (!stopping) for (const key of relaysOf.get(w) ?? []) broadcast(w, { op: 'remove', key });
       relaysOf.delete(w);
+      for (const [token, owner] of tokenOwner) if (owner === w) tokenOwner.delete(token);
       if (byIndex.get(index) === w) byIndex.delete(index);
       if (stopping) return;
       logger.warn('worker-exited', { worker: index, code, signal });
