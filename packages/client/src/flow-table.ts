@@ -156,7 +156,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     const auth = fixedAuth ?? this.isolation.next();
     onTurn(auth);
     if (isClosed()) return { kind: 'abandoned' };
-    const r = await this.#dial(auth, flowId);
+    const r = await this.#dial(auth, flowId, isClosed);
     if (isClosed()) {
       if (r.ok) r.socket.destroy();
       return { kind: 'abandoned' };
@@ -165,7 +165,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   }
 
   /** The chosen server, then the next while dials fail (each server once per flow). */
-  async #dial(auth: SocksAuth | undefined, flowId: number): Promise<DialResult> {
+  async #dial(auth: SocksAuth | undefined, flowId: number, isClosed: () => boolean): Promise<DialResult> {
     const { servers, connect, clock } = this.#opts;
     const tried = new Set<number>();
     let index = servers.next(tried, clock.monotonic());
@@ -180,8 +180,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       }
       last = r.error;
       servers.record(index, dialVerdict(r.error), clock.monotonic());
-      // A dead SOCKS proxy fails every server alike: no point walking the list.
-      const next = r.error.code === 'socks-unreachable' ? undefined : servers.next(tried, clock.monotonic());
+      // A dead SOCKS proxy fails every server alike: no point walking the list (nor for a flow gone).
+      const next = r.error.code === 'socks-unreachable' || isClosed() ? undefined : servers.next(tried, clock.monotonic());
       this.#opts.onDialFailed?.(flowId, index, r.error, next);
       index = next;
     }
