@@ -60,7 +60,7 @@ export class FlowDriver implements TableFlow {
     this.#counters = ctx.stats.kind(turnKindName(kind));
     this.#counters.opened++;
     const resigner = ctx.appAuth ? new CredentialResigner({ auth: ctx.appAuth, ...(appAddress ? { app: appAddress } : {}) }) : undefined;
-    this.machine = new FlowMachine({ kind, now: ctx.table.now, stats: ctx.stats, queueLimits: ctx.queueLimits, resigner });
+    this.machine = new FlowMachine({ kind, now: ctx.table.now, stats: ctx.stats, queueLimits: ctx.queueLimits, resigner, app: appAddress });
     this.isClosed = this.isClosed.bind(this);
     this.onTurn = this.onTurn.bind(this);
     this.onUpstreamData = this.onUpstreamData.bind(this);
