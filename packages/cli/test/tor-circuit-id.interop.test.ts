@@ -16,6 +16,7 @@ import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, deco
 import {
   ProcessGroup,
   TOOLS,
+  freePort,
   requireTool,
   runUclient,
   startServer,
@@ -31,6 +32,28 @@ import { testNetworkConfig } from './testnet-torrc.js';
 
 const SECRET = 'tor-circuit-id-secret';
 const ONION_PORT = 3478;
+/** The onion service's port for the server's credential endpoint (--credentials-listen reads the PROXY line too). */
+const CREDENTIALS_PORT = 80;
+
+/** GET /credentials on the onion service through Tor, on the circuit of SOCKS user `who`: the HTTP status. */
+async function credentialStatus(net: TorNetwork, hostname: string, who: string): Promise<number> {
+  const r = await socksConnect({
+    proxy: { host: '127.0.0.1', port: net.socksPort },
+    target: { host: hostname, port: CREDENTIALS_PORT },
+    auth: { username: who, password: who },
+    timeoutMs: 30_000,
+  });
+  if (!r.ok) throw new Error(r.error.reason);
+  const sock = r.socket;
+  let text = r.head.toString('latin1');
+  sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  sock.on('error', () => undefined);
+  const closed = new Promise((resolve) => sock.once('close', resolve));
+  sock.resume();
+  sock.write(`GET /credentials HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`);
+  await closed;
+  return Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0);
+}
 
 /** One STUN Binding to the onion service through Tor, on the circuit of SOCKS user `who`: the address the server saw. */
 async function mappedVia(net: TorNetwork, hostname: string, who: string): Promise<string> {
@@ -78,9 +101,10 @@ describe('PROXY header through a real onion service (HiddenServiceExportCircuitI
     // Four relays: an onion service needs them (the network's own onion service is not used).
     net = await startTorNetwork({ onion: {}, timeoutMs: 180_000 });
     writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
+    const credentialsPort = await freePort();
     server = await startServer(
       group,
-      ['--secret-file', join(dir, 'secret'), '--tor-circuit-id', '--allow-loopback-peers', '--log-level', 'debug'],
+      ['--secret-file', join(dir, 'secret'), '--tor-circuit-id', '--allow-loopback-peers', '--credentials-listen', `127.0.0.1:${credentialsPort}`],
       {},
       {
         listen: ['tcp://127.0.0.1:0'],
@@ -91,7 +115,7 @@ describe('PROXY header through a real onion service (HiddenServiceExportCircuitI
     writeFileSync(
       torrc,
       `${testNetworkConfig(net)}DataDirectory ${join(dir, 'data')}\nSocksPort 0\nLog notice file ${join(dir, 'notice.log')}\n` +
-        `HiddenServiceDir ${hsDir}\nHiddenServicePort ${ONION_PORT} 127.0.0.1:${server.tcp}\nHiddenServiceExportCircuitID haproxy\n`,
+        `HiddenServiceDir ${hsDir}\nHiddenServicePort ${ONION_PORT} 127.0.0.1:${server.tcp}\nHiddenServicePort ${CREDENTIALS_PORT} 127.0.0.1:${credentialsPort}\nHiddenServiceExportCircuitID haproxy\n`,
     );
     onionTor = group.spawn('onion service tor', tor, ['-f', torrc, '--defaults-torrc', '/dev/null']);
     hostname = await waitFor(
@@ -171,4 +195,20 @@ describe('PROXY header through a real onion service (HiddenServiceExportCircuitI
     // Asked again on alice's circuit (same SOCKS credentials, so the same circuit): the same identity.
     assert.equal(await mappedVia(tnet, hostname, 'alice'), alice);
   });
+
+  test(
+    "a per-client limit through the onion service counts per circuit: one circuit's credential burst spent, another is still served",
+    { timeout: 300_000 },
+    async () => {
+      const tnet = net as TorNetwork;
+      // The endpoint's rate limit per client: 60 at once, then one a second (server-exposure test).
+      const carol: number[] = [];
+      while (carol.length < 80 && carol.at(-1) !== 429) carol.push(await credentialStatus(tnet, hostname, 'carol'));
+      assert.equal(carol.at(-1), 429, `carol's circuit is limited after its burst: ${carol.join(' ')}`);
+      assert.ok(carol.length >= 61, `carol's circuit got its 60 at once: ${carol.join(' ')}`);
+      assert.deepEqual([...new Set(carol.slice(0, -1))], [200]);
+      // All of them came from 127.0.0.1 (tor), yet dave, on another circuit, is served.
+      assert.equal(await credentialStatus(tnet, hostname, 'dave'), 200, 'another circuit is not limited by carol');
+    },
+  );
 });
