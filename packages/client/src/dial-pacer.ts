@@ -58,6 +58,8 @@ export class DialPacer {
     const now = this.#opts.clock.monotonic();
     const queue = this.#queue;
     if (queue.size === 0 && this.#bucket.take(1, now)) {
+      // The sources remembered stay as few as those that had a turn within the last interval.
+      queue.prune(now);
       queue.turnTaken(source, now);
       return true;
     }
