@@ -7,6 +7,11 @@ set -eu
 for name in ONIONTURN_METRICS ONIONTURN_CERT ONIONTURN_KEY; do
   eval "[ -n \"\${$name:-}\" ] || unset $name"
 done
+# Compose's onion mode: tor sends a PROXY line with the circuit id first (torrc.onion), so the
+# tcp:// listeners read it (healthcheck.sh follows the same rule). Outside compose, TOR_MODE is unset.
+if [ "${TOR_MODE:-}" = onion ]; then
+  case "${ONIONTURN_LISTEN:-}" in *tcp://*) export ONIONTURN_TOR_CIRCUIT_ID=true ;; esac
+fi
 secret="${ONIONTURN_SECRET_FILE:-}"
 if [ -n "$secret" ] && [ ! -e "$secret" ]; then
   case "$secret" in

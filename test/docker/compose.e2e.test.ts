@@ -16,6 +16,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
+import { createServer, connect as tcpConnect, type Server } from 'node:net';
+import { once } from 'node:events';
 import { parse as parseYaml } from 'yaml';
 import {
   CallBrowser,
@@ -263,16 +265,40 @@ test('docker-compose: every container (the optional udp-gateway too) drops every
   }
 });
 
-test('the README says which onion-service defences the composed tor turns on, and that the PROXY header is not on yet', () => {
+/**
+ * Stands where tor does for the host's own TURN clients (uclient): every connection to the
+ * returned port reaches `target` after the PROXY v1 line haproxy and tor write (TCP4, the real
+ * source), since the composed server in onion mode reads one first (--tor-circuit-id).
+ */
+async function proxyLineFront(target: number): Promise<{ port: number; server: Server }> {
+  const server = createServer((app) => {
+    const up = tcpConnect({ host: '127.0.0.1', port: target });
+    up.write(`PROXY TCP4 127.0.0.1 127.0.0.1 ${app.remotePort ?? 0} ${target}\r\n`);
+    app.pipe(up).pipe(app);
+    const end = (): void => {
+      app.destroy();
+      up.destroy();
+    };
+    app.on('error', end);
+    up.on('error', end);
+    app.on('close', end);
+    up.on('close', end);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+test('the README says which onion-service defences the composed tor turns on, the PROXY header among them', () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const deploy = readme.slice(readme.indexOf('## Deploy the exit side'), readme.indexOf('\n## ', readme.indexOf('## Deploy the exit side') + 3));
   const torrc = readFileSync(join(ROOT, 'docker', 'tor', 'torrc.onion'), 'utf8');
   const on = torrc.split('\n').filter((l) => /^HiddenService\w+ /.test(l) && !/^HiddenService(Dir|Port) /.test(l));
-  assert.deepEqual(on, ['HiddenServicePoWDefensesEnabled 1', 'HiddenServiceMaxStreamsCloseCircuit 1']);
-  for (const line of [...on, 'HiddenServiceMaxStreams', 'ONION_MAX_STREAMS', 'Vanguards', 'HiddenServiceExportCircuitID haproxy']) {
+  assert.deepEqual(on, ['HiddenServicePoWDefensesEnabled 1', 'HiddenServiceMaxStreamsCloseCircuit 1', 'HiddenServiceExportCircuitID haproxy']);
+  for (const line of [...on, 'HiddenServiceMaxStreams', 'ONION_MAX_STREAMS', 'Vanguards', '--tor-circuit-id']) {
     assert.ok(deploy.includes(line.replace(/ 1$/, '')), `README "Deploy the exit side" does not mention ${line}`);
   }
-  assert.match(deploy, /Not on yet: `HiddenServiceExportCircuitID haproxy`/);
+  assert.doesNotMatch(deploy, /Not on yet/);
 });
 
 test('docker-compose exit side: images build, the stack gets healthy, coturn relays UDP through the composed server', { timeout: 30 * 60_000 }, async (t) => {
@@ -348,16 +374,28 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   await assertConfined(engine, ids.tor, 'debian-tor', 'tor');
   // The onion-service defences are in the torrc tor runs with, and the image's tor accepts them.
   const runningTorrc = await composeChecked(['exec', '-T', 'tor', 'cat', '/tmp/torrc']);
-  for (const line of ['HiddenServicePoWDefensesEnabled 1', 'HiddenServiceMaxStreams 256', 'HiddenServiceMaxStreamsCloseCircuit 1']) {
+  for (const line of [
+    'HiddenServicePoWDefensesEnabled 1',
+    'HiddenServiceMaxStreams 256',
+    'HiddenServiceMaxStreamsCloseCircuit 1',
+    'HiddenServiceExportCircuitID haproxy',
+  ]) {
     assert.ok(runningTorrc.split('\n').includes(line), `the composed tor's torrc lacks '${line}':\n${runningTorrc}`);
   }
   const torLog = await composeChecked(['logs', '--no-color', 'tor']);
   assert.doesNotMatch(torLog, /\[(warn|err)\].*(PoW|HiddenService|proof)/i, 'tor complains about the onion-service options');
 
   // The healthcheck's probe, from the host this time: host networking put the server on loopback.
-  const probe = await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${turnPort}`], { timeoutMs: 20_000 });
+  // Onion mode: the server reads tor's PROXY line first (--tor-circuit-id), so a client that skips
+  // tor and speaks STUN at once is closed; the probe sends the line (as the healthcheck does).
+  const bare = await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${turnPort}`, '--timeout', '3000'], { timeoutMs: 20_000 });
+  assert.equal(bare.code, 1, `a client without the PROXY line is not served:\n${bare.stdout}`);
+  const probe = await runCommand(process.execPath, [CLI, 'probe', `tcp://127.0.0.1:${turnPort}`, '--tor-circuit-id'], { timeoutMs: 20_000 });
   assert.equal(probe.code, 0, probe.stderr);
   assert.match(probe.stdout, /^ok tcp:\/\/127\.0\.0\.1:\d+: Binding success in \d+ ms, XOR-MAPPED-ADDRESS 127\.0\.0\.1:\d+\n$/);
+  // The host's own TURN clients below get the PROXY line from a front standing where tor does.
+  const front = await proxyLineFront(turnPort);
+  cleanups.push(async () => front.server.close());
 
   // A first credential the way the README tells operators to get one.
   const issued = await composeChecked(['exec', '-T', 'server', 'onionturn', 'credentials', '--uri', `turn:127.0.0.1:${turnPort}?transport=tcp`]);
@@ -369,7 +407,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
 
   const peer = await startTurnutilsPeer(group);
   const uclient = await runUclient(group, {
-    server: { host: '127.0.0.1', port: turnPort },
+    server: { host: '127.0.0.1', port: front.port },
     username: credential.username,
     password: credential.password,
     peer: { host: peer.host, port: peer.port },
@@ -385,7 +423,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
 
   // A wrong password is refused by the composed server (coturn reports the failed allocation).
   const refused = await runUclient(group, {
-    server: { host: '127.0.0.1', port: turnPort },
+    server: { host: '127.0.0.1', port: front.port },
     username: credential.username,
     password: `${credential.password}x`,
     peer: { host: peer.host, port: peer.port },
@@ -417,7 +455,11 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   );
   assert.match(
     overTor,
-    new RegExp(`^ok tcp://${hostname}:3478 via socks5://127\\.0\\.0\\.1:\\d+: Binding success in \\d+ ms, XOR-MAPPED-ADDRESS 127\\.0\\.0\\.1:\\d+\\n$`),
+    // The client as the server saw it: its circuit, from the PROXY line tor wrote (fc00:dead:beef:4dad::/64
+    // is where tor encodes circuit ids), not the 127.0.0.1 every onion client comes from.
+    new RegExp(
+      `^ok tcp://${hostname}:3478 via socks5://127\\.0\\.0\\.1:\\d+: Binding success in \\d+ ms, XOR-MAPPED-ADDRESS \\[fc00:dead:beef:4dad::[0-9a-f:]+\\]:\\d+\\n$`,
+    ),
   );
   log(`onion service answered through Tor ${Date.now() - onionStarted} ms after both were healthy (${attempts} attempts): ${overTor.trim()}`);
 
@@ -476,7 +518,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   assert.equal(hostIssued.code, 0, hostIssued.stderr);
   const hostCredential = JSON.parse(hostIssued.stdout) as { username: string; password: string };
   const withHostSecret = await runUclient(group, {
-    server: { host: '127.0.0.1', port: turnPort },
+    server: { host: '127.0.0.1', port: front.port },
     username: hostCredential.username,
     password: hostCredential.password,
     peer: { host: peer.host, port: peer.port },
@@ -487,7 +529,7 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   assert.equal(withHostSecret.received, 10, withHostSecret.output.slice(-3000));
   // ...and the volume's secret no longer does.
   const oldSecret = await runUclient(group, {
-    server: { host: '127.0.0.1', port: turnPort },
+    server: { host: '127.0.0.1', port: front.port },
     username: credential.username,
     password: credential.password,
     peer: { host: peer.host, port: peer.port },

@@ -143,11 +143,17 @@ test('tor entrypoint: values of the wrong shape are refused with one line and ex
   for (const [env, pattern] of cases) assertRefused(await runEntrypoint(env), pattern, JSON.stringify(env));
 });
 
-test('tor entrypoint: onion mode turns on the onion-service defences (PoW, stream limit that closes the circuit), not the PROXY header', async () => {
+test('tor entrypoint: onion mode turns on the onion-service defences (PoW, stream limit that closes the circuit) and the PROXY header with the circuit id', async () => {
   const tor = requireTool(TOOLS.tor);
   // The packaged tor knows these options (PoW needs tor >= 0.4.8 built with it, as Debian's is).
   const options = await runCommand(tor, ['--list-torrc-options'], { timeoutMs: 20_000 });
-  for (const option of ['HiddenServicePoWDefensesEnabled', 'HiddenServiceMaxStreams', 'HiddenServiceMaxStreamsCloseCircuit', 'VanguardsLiteEnabled']) {
+  for (const option of [
+    'HiddenServicePoWDefensesEnabled',
+    'HiddenServiceMaxStreams',
+    'HiddenServiceMaxStreamsCloseCircuit',
+    'HiddenServiceExportCircuitID',
+    'VanguardsLiteEnabled',
+  ]) {
     assert.ok(options.stdout.split('\n').includes(option), `tor --list-torrc-options lacks ${option}`);
   }
   const r = await runEntrypoint({});
@@ -163,11 +169,12 @@ test('tor entrypoint: onion mode turns on the onion-service defences (PoW, strea
     'HiddenServicePoWDefensesEnabled 1',
     'HiddenServiceMaxStreams 256',
     'HiddenServiceMaxStreamsCloseCircuit 1',
+    // The server reads it in onion mode (--tor-circuit-id, docker/server/entrypoint.sh).
+    'HiddenServiceExportCircuitID haproxy',
   ]) {
     const at = lines.indexOf(expected);
     assert.ok(at > dirAt, `'${expected}' after the HiddenServiceDir in:\n${r.torrc ?? ''}`);
   }
-  assert.ok(!lines.some((l) => /^HiddenServiceExportCircuitID\b/.test(l)), 'the PROXY header stays off until the server parses it');
   const custom = await runEntrypoint({ ONION_PORT: '443', ONION_TARGET: '127.0.0.1:5349', ONION_MAX_STREAMS: '64' });
   assert.equal(custom.code, 0, custom.stderr + custom.stdout);
   assert.ok(settings(custom.torrc).includes('HiddenServicePort 443 127.0.0.1:5349'), custom.torrc);

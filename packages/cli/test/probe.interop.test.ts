@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ProcessGroup, TOOLS, freePort, requireTool, startMicrosocks, waitFor } from '@onionturn/testkit';
+import { ProcessGroup, TOOLS, freePort, requireTool, startMicrosocks, startServer, testTempDir, waitFor } from '@onionturn/testkit';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createConnection } from 'node:net';
 
 const BIN = fileURLToPath(new URL('../../bin/onionturn.js', import.meta.url));
@@ -74,4 +76,24 @@ test('onionturn probe gets a Binding success from coturn over TCP, and fails cle
   assert.equal(bad.stdout, '');
   assert.match(bad.stderr, /^onionturn: probe tcp:\/\/127\.0\.0\.1:\d+ failed after \d+ ms: cannot connect: .*ECONNREFUSED.*\n$/);
   assert.equal(bad.stderr.split('\n').length, 2, 'one line');
+});
+
+// The compose healthcheck in onion mode: the server reads tor's PROXY line first (--tor-circuit-id),
+// so a probe that speaks STUN at once is closed; with ONIONTURN_TOR_CIRCUIT_ID (the server's own
+// variable) the probe sends "PROXY UNKNOWN" first and is answered.
+test('onionturn probe against a server with --tor-circuit-id: fails without the PROXY line, succeeds with ONIONTURN_TOR_CIRCUIT_ID', async (t) => {
+  const dir = testTempDir(t);
+  const secret = join(dir, 'secret');
+  writeFileSync(secret, 'probe-proxy-secret\n', { mode: 0o600 });
+  const group = new ProcessGroup();
+  t.after(() => group.stopAll());
+  const server = await startServer(group, ['--secret-file', secret, '--tor-circuit-id'], {}, { listen: ['tcp://127.0.0.1:0'] });
+  const target = `tcp://127.0.0.1:${server.tcp}`;
+  const plain = await cli(['probe', target, '--timeout', '3000']);
+  assert.equal(plain.code, 1, plain.stdout);
+  const flag = await cli(['probe', target, '--tor-circuit-id', '--timeout', '3000']);
+  assert.equal(flag.code, 0, flag.stderr);
+  assert.match(flag.stdout, /Binding success in \d+ ms, XOR-MAPPED-ADDRESS 127\.0\.0\.1:\d+\n$/);
+  const env = await cli(['probe', '--timeout', '3000'], { ONIONTURN_LISTEN: target, ONIONTURN_TOR_CIRCUIT_ID: 'true' });
+  assert.equal(env.code, 0, env.stderr);
 });

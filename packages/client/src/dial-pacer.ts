@@ -3,8 +3,11 @@
 // flow is a new Tor circuit: the flow limit bounds how many at once, this bounds how fast. Flows
 // over the rate wait their turn in order (one timer for the queue) rather than being closed: a
 // TURN/TCP app is not reconnected by libwebrtc, and a UDP app would churn a flow per retransmission.
+// Turns go round the flows' sources (dial-fairness.ts): a flood from one source delays another's
+// first dial by at most one pacing interval.
 import { TokenBucket } from '@onionturn/io';
 import type { Clock, Timer } from './clock.js';
+import { FairQueue } from './dial-fairness.js';
 
 /** New Tor streams per second when nothing says otherwise; a call needs a few (one per ICE transport). */
 export const DEFAULT_NEW_FLOWS_PER_SECOND = 5;
@@ -26,6 +29,7 @@ export interface DialPacerOptions {
 }
 
 interface Waiting {
+  readonly since: number;
   readonly isClosed: () => boolean;
   readonly deadline: number;
   readonly resolve: (ok: boolean) => void;
@@ -34,48 +38,56 @@ interface Waiting {
 export class DialPacer {
   readonly #bucket: TokenBucket;
   readonly #opts: DialPacerOptions;
-  /** First come first served; at most the shim's flow limit long. */
-  readonly #queue: Waiting[] = [];
+  /** Fair among sources, first come first served within one; at most the shim's flow limit long. */
+  readonly #queue: FairQueue<Waiting>;
   #timer: Timer | undefined;
 
   constructor(opts: DialPacerOptions) {
     this.#opts = opts;
     // Monotonic time: a step of the wall clock would stop the refill.
     this.#bucket = new TokenBucket(opts.perSecond, Math.max(1, opts.burst ?? Math.ceil(4 * opts.perSecond)), opts.clock.monotonic());
+    this.#queue = new FairQueue(opts.perSecond > 0 ? 1000 / opts.perSecond : 0);
   }
 
   /**
    * A flow's turn to open its Tor stream: true at once, or a promise that settles true when the
    * turn comes, false when the wait was too long or the pacer stopped. A flow that closes while
-   * waiting (`isClosed`) gives its turn to the next.
+   * waiting (`isClosed`) gives its turn to the next. `source`: who asks (see dial-fairness.ts).
    */
-  turn(isClosed: () => boolean): true | Promise<boolean> {
+  turn(isClosed: () => boolean, source = ''): true | Promise<boolean> {
     const now = this.#opts.clock.monotonic();
-    if (this.#queue.length === 0 && this.#bucket.take(1, now)) return true;
+    const queue = this.#queue;
+    if (queue.size === 0 && this.#bucket.take(1, now)) {
+      // The sources remembered stay as few as those that had a turn within the last interval.
+      queue.prune(now);
+      queue.turnTaken(source, now);
+      return true;
+    }
     this.#opts.onDelayed(now);
     return new Promise((resolve) => {
-      this.#queue.push({ isClosed, deadline: now + (this.#opts.waitMs ?? DEFAULT_WAIT_MS), resolve });
+      queue.push(source, { since: now, isClosed, deadline: now + (this.#opts.waitMs ?? DEFAULT_WAIT_MS), resolve });
       this.#schedule(now);
     });
   }
 
   /** Flows waiting for their turn. */
   get waiting(): number {
-    return this.#queue.length;
+    return this.#queue.size;
   }
 
   /** Ends every wait (false) and the timer. */
   stop(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
-    for (const w of this.#queue.splice(0)) w.resolve(false);
+    for (const w of this.#queue.clear()) w.resolve(false);
   }
 
-  /** Due when the next token is, or when the head's wait ends (the head waits longest). */
+  /** Due when the next token is, or when a source's head's wait ends (a head waits longest in its source). */
   #schedule(now: number): void {
-    const head = this.#queue[0];
-    if (this.#timer !== undefined || head === undefined) return;
-    const ms = Math.min(this.#bucket.msUntil(1, now), head.deadline - now);
+    if (this.#timer !== undefined || this.#queue.size === 0) return;
+    let deadline = Infinity;
+    for (const [, head] of this.#queue.heads()) deadline = Math.min(deadline, head.deadline);
+    const ms = Math.min(this.#bucket.msUntil(1, now), deadline - now);
     this.#timer = this.#opts.clock.after(Math.max(1, Math.ceil(ms)), () => {
       this.#timer = undefined;
       this.#drain();
@@ -85,16 +97,29 @@ export class DialPacer {
   #drain(): void {
     const now = this.#opts.clock.monotonic();
     const queue = this.#queue;
-    let head;
-    while ((head = queue[0]) !== undefined) {
-      if (head.isClosed()) head.resolve(false);
-      else if (head.deadline <= now) {
-        this.#opts.onGivenUp();
+    // Closed flows and waits that ended leave first, from every source, using no token.
+    for (const [source] of [...queue.heads()]) {
+      let head;
+      while ((head = queue.head(source)) !== undefined && (head.isClosed() || head.deadline <= now)) {
+        queue.shift(source);
+        if (!head.isClosed()) this.#opts.onGivenUp();
         head.resolve(false);
-      } else if (this.#bucket.take(1, now)) head.resolve(true);
-      else break;
-      queue.shift();
+      }
     }
+    let source;
+    while ((source = queue.next()) !== undefined) {
+      const head = queue.head(source) as Waiting;
+      if (head.isClosed()) {
+        queue.shift(source);
+        head.resolve(false);
+        continue;
+      }
+      if (!this.#bucket.take(1, now)) break;
+      queue.shift(source);
+      queue.turnTaken(source, now);
+      head.resolve(true);
+    }
+    queue.prune(now);
     this.#schedule(now);
   }
 }

@@ -39,6 +39,7 @@ export interface AppSide {
 export class FlowDriver implements TableFlow {
   readonly id: number;
   readonly key: string | undefined;
+  readonly source: string;
   readonly machine: FlowMachine;
   readonly #ctx: FlowContext;
   readonly #app: AppSide;
@@ -56,11 +57,12 @@ export class FlowDriver implements TableFlow {
     this.#ctx = ctx;
     this.#app = app;
     this.key = key;
+    this.source = appAddress?.address ?? '';
     this.id = ctx.table.nextId();
     this.#counters = ctx.stats.kind(turnKindName(kind));
     this.#counters.opened++;
     const resigner = ctx.appAuth ? new CredentialResigner({ auth: ctx.appAuth, ...(appAddress ? { app: appAddress } : {}) }) : undefined;
-    this.machine = new FlowMachine({ kind, now: ctx.table.now, stats: ctx.stats, queueLimits: ctx.queueLimits, resigner });
+    this.machine = new FlowMachine({ kind, now: ctx.table.now, stats: ctx.stats, queueLimits: ctx.queueLimits, resigner, app: appAddress });
     this.isClosed = this.isClosed.bind(this);
     this.onTurn = this.onTurn.bind(this);
     this.onUpstreamData = this.onUpstreamData.bind(this);
@@ -179,7 +181,7 @@ export class FlowDriver implements TableFlow {
   }
 
   async #open(): Promise<void> {
-    const r: StreamOutcome = await this.#ctx.table.openStream(this.id, this.isClosed, this.onTurn);
+    const r: StreamOutcome = await this.#ctx.table.openStream(this.id, this.isClosed, this.onTurn, undefined, this.source);
     if (r.kind === 'abandoned') return;
     if (r.kind === 'no-turn') {
       this.#run(this.machine.dialed(r));

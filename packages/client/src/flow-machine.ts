@@ -7,8 +7,9 @@
 // The relay path allocates nothing per packet it can avoid: fromAppDatagram/fromAppBytes/
 // fromUpstream fill one array the machine reuses (read it before the next input), and passing
 // bytes on unchanged is a constant action that refers to the input.
-import { FrameKind, StreamFramer, WireKind, channelDataPadding, wireKindOf } from '@onionturn/protocol';
-import { firstFrameVerdict, paddingBytes } from './app-datagram.js';
+import { FrameKind, StreamFramer, WireKind, channelDataPadding, wireKindOf, type TransportAddress } from '@onionturn/protocol';
+import { firstFrameVerdict, isStunRequest, paddingBytes } from './app-datagram.js';
+import { answerFlowlessBinding } from './binding-answer.js';
 import type { CredentialResigner, ResignAction, ResignWarning } from './credential-resigner.js';
 import { DEFAULT_QUEUE_LIMITS, FlowState, type FlowPhase, type QueueLimits } from './flow-state.js';
 import type { ShimStats } from './stats.js';
@@ -50,6 +51,8 @@ export interface FlowMachineOptions {
   readonly queueLimits?: QueueLimits;
   /** Local-credential mode: authenticates the app, re-signs towards upstream. Absent: pass-through. */
   readonly resigner?: CredentialResigner | undefined;
+  /** TCP pass-through: the app's address as the shim sees it, for Binding answers (unknown: Bindings dropped). */
+  readonly app?: TransportAddress | undefined;
 }
 
 /** A TCP connection that has not sent a whole first request within this long is closed. */
@@ -77,6 +80,7 @@ export class FlowMachine {
   readonly state: FlowState;
   readonly #stats: ShimStats;
   readonly #resigner: CredentialResigner | undefined;
+  readonly #app: TransportAddress | undefined;
   /** What upstream sends, framed (ChannelData without TCP padding). */
   readonly #upFramer: StreamFramer;
   /** TCP: what the app sends, framed (its first frame decides; local mode re-signs STUN). */
@@ -108,6 +112,7 @@ export class FlowMachine {
     this.kind = opts.kind;
     this.#stats = opts.stats;
     this.#resigner = opts.resigner;
+    this.#app = opts.app;
     this.#now = opts.now;
     this.state = new FlowState(opts.now, opts.queueLimits ?? DEFAULT_QUEUE_LIMITS);
     this.#upFramer = new StreamFramer(this.#onUpstreamFrame.bind(this), { rfc5766Channels: true });
@@ -167,6 +172,10 @@ export class FlowMachine {
     if (this.isClosed()) return out;
     this.state.lastActivity = now;
     if (this.#head !== undefined && !this.#checkHead(out, chunk)) return out;
+    // Pass-through before the dial: the chunk is held before it is framed, so a Binding in it,
+    // answered here, can be cut out of what will go upstream (#onAppFrame).
+    const heldBefore = !this.#resigner && !this.#dialStarted;
+    if (heldBefore) this.#held.push(chunk);
     const err = (this.#appFramer as StreamFramer).push(chunk);
     if (this.isClosed()) return out;
     if (err) {
@@ -179,8 +188,8 @@ export class FlowMachine {
       return out;
     }
     // Before the stream is open: the first frame (perhaps still partial) and what followed it.
-    this.#held.push(chunk);
-    if (this.#sawRequest) out.push(PAUSE_APP);
+    if (!heldBefore) this.#held.push(chunk);
+    if (this.#dialStarted) out.push(PAUSE_APP);
     return out;
   }
 
@@ -345,13 +354,13 @@ export class FlowMachine {
   #onAppFrame(frame: Buffer, kind: FrameKind): void {
     if (this.isClosed()) return;
     const out = this.#cur;
-    if (!this.#sawRequest) {
-      // #checkHead let only a STUN request through, so this first whole frame is one.
-      this.#sawRequest = true;
-      if (!this.#resigner) this.#dial(out);
-    }
     const resigner = this.#resigner;
-    if (!resigner) return;
+    if (!resigner) {
+      if (!this.#dialStarted) this.#beforeDial(out, frame, kind);
+      return;
+    }
+    // #checkHead let only a STUN request through, so this first whole frame is one.
+    this.#sawRequest = true;
     if (kind === FrameKind.Stun) this.#resign(out, resigner.fromApp(frame, this.#now));
     else if (this.state.phase === 'open') out.push({ kind: 'send-upstream', data: frame, pad: channelDataPadding(frame.length) });
     else if (this.#dialStarted) {
@@ -362,6 +371,46 @@ export class FlowMachine {
     }
     // No channel can exist before the app has authenticated and upstream has answered.
     else this.#close(out, 'app sent ChannelData before it was authenticated', 'debug');
+  }
+
+  /**
+   * TCP pass-through, a whole frame before anything was dialed (#checkHead made the first one a
+   * STUN request). A Binding is answered here as over UDP (binding-answer.ts): any web page can
+   * send one, and it must cost no circuit nor learn the exit's address. It is cut out of the held
+   * bytes (the frame is their start: all before it were Bindings, cut out too). The first other
+   * request dials and goes upstream with all that follows it.
+   */
+  #beforeDial(out: FlowAction[], frame: Buffer, kind: FrameKind): void {
+    if (kind !== FrameKind.Stun || !isStunRequest(frame)) {
+      this.#close(out, 'app sent something other than a STUN request before any was forwarded', 'debug');
+      return;
+    }
+    const v = answerFlowlessBinding(frame, this.#app);
+    if (v.kind === 'other') {
+      this.#sawRequest = true;
+      this.#dial(out);
+      return;
+    }
+    this.#dropHeld(frame.length);
+    if (v.kind === 'answer') {
+      this.#stats.bindingsAnswered++;
+      out.push({ kind: 'send-app', data: v.data, pad: 0 });
+    } else this.#stats.orphanDropped++;
+  }
+
+  /** Drops the first `n` held bytes (a STUN frame: no padding follows it). */
+  #dropHeld(n: number): void {
+    const held = this.#held;
+    while (n > 0) {
+      const b = held[0] as Buffer;
+      if (b.length <= n) {
+        n -= b.length;
+        held.shift();
+      } else {
+        held[0] = b.subarray(n);
+        n = 0;
+      }
+    }
   }
 
   #onUpstreamFrame(frame: Buffer, kind: FrameKind): void {

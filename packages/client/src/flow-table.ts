@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import type { Clock, Timer } from './clock.js';
 import { DialPacer, type DialPacerOptions } from './dial-pacer.js';
+import { SourceSlots } from './dial-fairness.js';
 import type { UpstreamServer } from './endpoints.js';
 import type { UpstreamError } from './errors.js';
 import { IsolationPolicy, type IsolationMode } from './isolation.js';
@@ -18,6 +19,8 @@ export interface TableFlow {
   readonly id: number;
   /** UDP: the app source's key (udpFlowKey); TCP: undefined. */
   readonly key: string | undefined;
+  /** Who opened it, for fairness among sources (dial-fairness.ts): the app's IP address. */
+  readonly source?: string;
   /** The clock's tick (idle flows close themselves, forget() follows). */
   tick(now: number): void;
   close(reason: string): void;
@@ -59,6 +62,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   readonly servers: ServerChoice;
   readonly #opts: FlowTableOptions;
   readonly #pacer: DialPacer;
+  /** Flow slots per source: a flood from one leaves some to the others. */
+  readonly #slots: SourceSlots;
   readonly #udp = new Map<string, F>();
   readonly #tcp = new Set<F>();
   /** Flows of other kinds (SOCKS UDP associations, UDP forwards): limit, tick and stop only. */
@@ -72,6 +77,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     this.isolation = new IsolationPolicy(opts.isolation);
     this.servers = opts.servers;
     this.#pacer = new DialPacer({ ...opts.pacing, clock: opts.clock });
+    this.#slots = new SourceSlots(opts.maxFlows);
     this.#now = opts.clock.monotonic();
   }
 
@@ -97,6 +103,11 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     return this.size >= this.#opts.maxFlows;
   }
 
+  /** No slot for a new flow from `source`: the table is full, or that source holds its share. */
+  fullFor(source: string): boolean {
+    return this.full || this.#slots.held(source) >= this.#slots.perSource;
+  }
+
   nextId(): number {
     return ++this.#ids;
   }
@@ -106,6 +117,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   }
 
   add(flow: F): void {
+    if (flow.source !== undefined) this.#slots.take(flow.source);
     if (flow.key === undefined) this.#tcp.add(flow);
     else this.#udp.set(flow.key, flow);
   }
@@ -121,8 +133,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
 
   /** Called once when a flow has closed. */
   forget(flow: F): void {
-    if (flow.key === undefined) this.#tcp.delete(flow);
-    else if (this.#udp.get(flow.key) === flow) this.#udp.delete(flow.key);
+    const held = flow.key === undefined ? this.#tcp.delete(flow) : this.#udp.get(flow.key) === flow && this.#udp.delete(flow.key);
+    if (held && flow.source !== undefined) this.#slots.release(flow.source);
   }
 
   /** Starts the tick. */
@@ -149,8 +161,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
    * a credential can be fetched on the same circuit meanwhile), then dials. `isClosed` says the
    * flow no longer wants it: its turn passes on, and a stream opened for it is destroyed.
    */
-  async openStream(flowId: number, isClosed: () => boolean, onTurn: (auth: SocksAuth) => void, fixedAuth?: SocksAuth): Promise<StreamOutcome> {
-    const turn = await this.awaitTurn(isClosed);
+  async openStream(flowId: number, isClosed: () => boolean, onTurn: (auth: SocksAuth) => void, fixedAuth?: SocksAuth, source?: string): Promise<StreamOutcome> {
+    const turn = await this.awaitTurn(isClosed, source);
     if (turn !== 'ok') return { kind: turn };
     // A datagram association keeps one isolation for all its streams (fixedAuth).
     const auth = fixedAuth ?? this.isolation.next();
@@ -189,8 +201,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   }
 
   /** Waits for a turn to open a Tor stream (the dial pacer), for streams the table does not dial itself. */
-  async awaitTurn(isClosed: () => boolean): Promise<'ok' | 'no-turn' | 'abandoned'> {
-    const turn = this.#pacer.turn(isClosed);
+  async awaitTurn(isClosed: () => boolean, source?: string): Promise<'ok' | 'no-turn' | 'abandoned'> {
+    const turn = this.#pacer.turn(isClosed, source);
     if (turn === true) return 'ok';
     const ok = await turn;
     if (isClosed()) return 'abandoned';

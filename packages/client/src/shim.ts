@@ -298,7 +298,7 @@ export class Shim {
   }
 
   #onConnection(sock: Socket): void {
-    if (this.#table.full) {
+    if (this.#table.fullFor(appTransportAddress(sock.remoteAddress, sock.remotePort)?.address ?? '')) {
       this.stats.flowLimitRefused++;
       sock.destroy();
       return;
@@ -342,7 +342,7 @@ export class Shim {
       // Pass-through too: a Binding (any web page can make the browser send one to 127.0.0.1)
       // opens no Tor stream and learns nothing of the exit; it gets the app's own address.
       if (!this.#ctx.appAuth && !this.#admitPassThrough(msg, rinfo)) return;
-      if (this.#table.full) {
+      if (this.#table.fullFor(appTransportAddress(rinfo.address, rinfo.port)?.address ?? '')) {
         this.stats.flowLimitRefused++;
         return;
       }

@@ -148,3 +148,105 @@ test('rate 0 is no limit', () => {
     );
   assert.equal(delayed.length, 0);
 });
+
+// A web page can make the browser open flow after flow to the shim; another source (see
+// dial-fairness.ts for what a source is) must not wait behind all of them.
+test("a flood of waiting flows from one source delays another source's first dial by at most one pacing slot", async () => {
+  const { p, clock } = pacer(5, 1); // one turn every 200 ms
+  const t0 = clock.monotonic();
+  assert.equal(
+    p.turn(() => false, '127.0.0.1'),
+    true,
+  );
+  const flood: [number, boolean][] = [];
+  for (let i = 0; i < 50; i++)
+    track(
+      clock,
+      p.turn(() => false, '127.0.0.1'),
+      flood,
+    );
+  // Two turns of the flood go by, then the other source asks.
+  for (let i = 0; i < 2; i++) {
+    clock.advance(200);
+    await macrotask();
+  }
+  assert.equal(flood.length, 2);
+  clock.advance(10);
+  const other: [number, boolean][] = [];
+  track(
+    clock,
+    p.turn(() => false, '127.0.0.2'),
+    other,
+  );
+  clock.advance(190);
+  await macrotask();
+  assert.deepEqual(other, [[t0 + 600, true]], 'the next turn is the other source’s');
+  assert.equal(flood.length, 2);
+  // Two waiting sources alternate; within the flood, order is kept.
+  const second: [number, boolean][] = [];
+  track(
+    clock,
+    p.turn(() => false, '127.0.0.2'),
+    second,
+  );
+  track(
+    clock,
+    p.turn(() => false, '127.0.0.2'),
+    second,
+  );
+  for (let i = 0; i < 4; i++) {
+    clock.advance(200);
+    await macrotask();
+  }
+  assert.deepEqual(
+    second.map(([at]) => at),
+    [t0 + 1000, t0 + 1400],
+  );
+  assert.deepEqual(
+    flood.map(([at]) => at),
+    [t0 + 200, t0 + 400, t0 + 800, t0 + 1200],
+  );
+  p.stop();
+});
+
+test('a source that had its turn waits one interval before its next; an idle one builds no credit', async () => {
+  const { p, clock } = pacer(5, 1);
+  const t0 = clock.monotonic();
+  assert.equal(
+    p.turn(() => false, 'a'),
+    true,
+  );
+  const log: [string, number][] = [];
+  const ask = (source: string): void => void Promise.resolve(p.turn(() => false, source)).then(() => log.push([source, clock.monotonic() - t0]));
+  ask('a');
+  ask('b');
+  ask('a');
+  for (let i = 0; i < 3; i++) {
+    clock.advance(200);
+    await macrotask();
+  }
+  // b, waiting as long as a but without a turn just now, goes first.
+  assert.deepEqual(log, [
+    ['b', 200],
+    ['a', 400],
+    ['a', 600],
+  ]);
+  // Ten idle seconds later (the bucket holds one token: burst 1): b idled longest, but both ask
+  // three times at once and they alternate, the earlier asker first.
+  clock.advance(10_000);
+  await macrotask();
+  log.length = 0;
+  assert.equal(
+    p.turn(() => false, 'x'),
+    true,
+  );
+  for (const s of ['a', 'a', 'a', 'b', 'b', 'b']) ask(s);
+  for (let i = 0; i < 6; i++) {
+    clock.advance(200);
+    await macrotask();
+  }
+  assert.deepEqual(
+    log.map(([s]) => s),
+    ['a', 'b', 'a', 'b', 'a', 'b'],
+  );
+});

@@ -157,6 +157,38 @@ test('TCP: dials once the first request is whole; holds bytes (app paused) until
   assert.deepEqual(kinds(m.fromUpstream(success(Method.Refresh, 0), T0)), ['forward-app', 'close']);
 });
 
+test('TCP pass-through: a Binding is answered by the shim, never dialed, and cut out of what goes upstream', () => {
+  const stats = new ShimStats();
+  const app = { family: 'IPv4' as const, address: '127.0.0.1', port: 40000 };
+  const m = new FlowMachine({ kind: 'tcp', now: T0, stats, app });
+  const binding = new MessageBuilder(Method.Binding, MessageClass.Request).build({ fingerprint: true });
+  // Bindings only (one split across chunks): answered, no dial.
+  const a1 = plain(m.fromAppBytes(Buffer.concat([binding, binding.subarray(0, 7)]), T0));
+  assert.deepEqual(
+    a1.map((a) => (a as { kind: string }).kind),
+    ['send-app'],
+  );
+  assert.deepEqual(kinds(m.fromAppBytes(binding.subarray(7), T0)), ['send-app']);
+  assert.equal(stats.bindingsAnswered, 2);
+  const answer = decodeMessage(Buffer.from((a1[0] as { data: string }).data, 'hex'));
+  assert.ok(answer.ok && answer.value.method === Method.Binding && answer.value.messageClass === MessageClass.SuccessResponse);
+  // A Binding then an Allocate in one chunk: the Allocate dials, and only it goes upstream.
+  const req = allocate();
+  assert.deepEqual(kinds(m.fromAppBytes(Buffer.concat([binding, req.subarray(0, 10)]), T0)), ['send-app']);
+  assert.deepEqual(kinds(m.fromAppBytes(req.subarray(10), T0)), ['dial', 'pause-app']);
+  const sent = m.dialed({ kind: 'open' }).flatMap((a) => (a.kind === 'send-upstream' ? [a.data] : []));
+  assert.equal(hex(Buffer.concat(sent)), hex(req));
+  // Once open, a Binding goes upstream like anything else (the stream is there already).
+  assert.deepEqual(kinds(m.fromAppBytes(binding, T0)), ['forward-upstream']);
+});
+
+test('TCP pass-through: a connection that only sends Bindings holds its slot no longer than FIRST_REQUEST_TIMEOUT_MS', () => {
+  const stats = new ShimStats();
+  const m = new FlowMachine({ kind: 'tcp', now: T0, stats, app: { family: 'IPv4', address: '127.0.0.1', port: 40000 } });
+  m.fromAppBytes(new MessageBuilder(Method.Binding, MessageClass.Request).build(), T0);
+  assert.deepEqual(kinds(m.tick(T0 + FIRST_REQUEST_TIMEOUT_MS + 1)), ['close']);
+});
+
 test('TCP: a connection without a whole first request is closed after exactly FIRST_REQUEST_TIMEOUT_MS', () => {
   const { m } = machine('tcp');
   m.fromAppBytes(allocate().subarray(0, 12), T0);

@@ -208,3 +208,29 @@ test('a wall-clock step (NTP, a resumed laptop) does not reach the flows: they t
   );
   t.stop('test over');
 });
+
+test('flow slots per source: one source may hold all but an eighth of the limit, the rest stays for others', () => {
+  const clock = new ManualClock();
+  const t = new FlowTable({
+    clock,
+    maxFlows: 16,
+    isolation: 'per-flow',
+    tickMs: 1000,
+    pacing: { perSecond: 0, onDelayed: () => {}, onGivenUp: () => {} },
+    connect: () => Promise.resolve({ ok: false, error: { code: 'socks-unreachable', reason: 'no proxy' } }),
+  });
+  const flows: (TableFlow & { source: string })[] = [];
+  for (let i = 0; t.fullFor('127.0.0.1') === false; i++) {
+    const f = Object.assign(new Flow(t.nextId(), udpFlowKey('127.0.0.1', 40000 + i)), { source: '127.0.0.1' });
+    t.add(f);
+    flows.push(f);
+  }
+  assert.equal(flows.length, 14, 'a flood from one source stops two slots short of the limit');
+  assert.equal(t.fullFor('127.0.0.2'), false, 'another source still gets a slot');
+  const other = Object.assign(new Flow(t.nextId(), udpFlowKey('127.0.0.2', 50000)), { source: '127.0.0.2' });
+  t.add(other);
+  t.forget(flows[0] as Flow & { source: string });
+  assert.equal(t.fullFor('127.0.0.1'), false, 'a closed flow gives its source its slot back');
+  t.forget(flows[0] as Flow & { source: string });
+  assert.equal(t.size, 14, 'forgetting twice releases once');
+});

@@ -12,6 +12,7 @@ import {
   countClientConnections,
   freePort,
   runUclient,
+  sleep,
   startCoturn,
   startTurnutilsPeer,
   waitFor,
@@ -290,6 +291,42 @@ describe('isolation and faults', () => {
       await waitFor('waiting TCP flows closed by stop', () => tcpClosed === 4, 5000);
       assert.equal(recorder.requests.length - first, 3, 'stopping dials none of the waiting');
     } finally {
+      closeAppSockets();
+    }
+  });
+
+  test("a flood of flows from one source does not delay another source's first dial beyond one pacing slot", async () => {
+    const clock = new ManualClock();
+    const other = createSocket('udp4');
+    appSockets.push(other);
+    let stopShim = async (): Promise<void> => {};
+    try {
+      const paced = await startShim({ servers: servers(`tcp://127.0.0.1:${coturn.port}`), newFlowRate: { perSecond: 5, burst: 1 }, clock });
+      stopShim = () => paced.shim.stop();
+      const port = paced.shim.address.port;
+      const first = recorder.requests.length;
+      // The flood: 20 flows from 127.0.0.1 (what a page in the browser can do), one dials at once.
+      for (const a of udpApps(20)) await new Promise<void>((r) => a.send(allocateRequest(), port, '127.0.0.1', () => r()));
+      await waitFor('one dialed, 19 waiting', () => recorder.requests.length - first === 1 && paced.shim.dialQueue === 19, 5000, 5);
+      clock.advance(200);
+      await waitFor('the second of the flood dialed', () => recorder.requests.length - first === 2, 5000, 5);
+      // Another source (an app on another loopback address) asks now, behind 18 waiting flows.
+      await new Promise<void>((r) => other.bind(0, '127.0.0.2', () => r()));
+      const answered = new Promise<Buffer>((resolve) => other.once('message', resolve));
+      await new Promise<void>((r) => other.send(allocateRequest(), port, '127.0.0.1', () => r()));
+      await waitFor('its flow waiting', () => paced.shim.dialQueue === 19, 5000, 5);
+      clock.advance(199);
+      assert.equal(recorder.requests.length - first, 2, 'no turn before the pacing slot');
+      clock.advance(1);
+      // Its Allocate reaches coturn through the third Tor stream, and coturn's 401 comes back.
+      const answer = await Promise.race([answered, sleep(5000).then(() => undefined)]);
+      assert.ok(answer !== undefined, 'the other source is answered through the next Tor stream, not after the 18 waiting');
+      assert.equal(recorder.requests.length - first, 3);
+      assert.equal(paced.shim.dialQueue, 18, 'the flood still waits its turns');
+    } finally {
+      // Stopped before its clock moves on: the flood must not dial into the next test's counts.
+      await stopShim();
+      clock.advance(5000);
       closeAppSockets();
     }
   });

@@ -15,6 +15,9 @@ import {
   waitFor,
   type Coturn,
 } from '@onionturn/testkit';
+import { createConnection } from 'node:net';
+import { once } from 'node:events';
+import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, readAddressAttribute } from '@onionturn/protocol';
 import { Shim, parseUpstream, type UpstreamServer } from '../src/index.js';
 import { captureLogger, messages } from './helpers.js';
 
@@ -106,6 +109,31 @@ describe('shim pass-through via microsocks to coturn', () => {
     assert.equal(shim.stats.flowsOpened, opened, 'no flow');
     assert.ok(shim.stats.bindingsAnswered >= 1);
     assert.equal(countClientConnections(socksPort), sockets, 'no SOCKS connection');
+  });
+
+  test("a Binding over TCP (a page's turn:127.0.0.1?transport=tcp probe) is answered by the shim: no Tor stream", async () => {
+    const opened = log.lines.filter((l) => /^flow open/.test(l.message)).length;
+    const sockets = countClientConnections(socksPort);
+    const sock = createConnection({ host: '127.0.0.1', port: shim.address.port });
+    try {
+      await once(sock, 'connect');
+      const binding = new MessageBuilder(Method.Binding, MessageClass.Request).build({ fingerprint: true });
+      sock.write(binding);
+      const [chunk] = (await once(sock, 'data')) as [Buffer];
+      const r = decodeMessage(chunk);
+      assert.ok(r.ok, 'a STUN answer');
+      assert.equal(r.value.messageClass, MessageClass.SuccessResponse);
+      assert.equal(r.value.transactionId.toString('hex'), binding.subarray(8, 20).toString('hex'));
+      const mapped = readAddressAttribute(r.value, AttributeType.XorMappedAddress);
+      // The app's own connection, not microsocks' connection to coturn.
+      assert.deepEqual([mapped?.address, mapped?.port], ['127.0.0.1', sock.localPort]);
+      await sleep(300); // a dial, had there been one, would have its SOCKS connection by now
+      assert.equal(countClientConnections(socksPort), sockets, 'no SOCKS connection');
+      assert.equal(log.lines.filter((l) => /^flow open/.test(l.message)).length, opened, 'no Tor stream opened');
+      assert.ok(shim.stats.bindingsAnswered >= 1);
+    } finally {
+      sock.destroy();
+    }
   });
 
   test('uclient over TCP (-t) relays with no loss', async () => {

@@ -36,7 +36,16 @@ export interface ProbeOptions {
   readonly socks?: { readonly host: string; readonly port: number };
   /** TLS: skip certificate verification (self-signed or pinned certificates). */
   readonly insecure?: boolean;
+  /**
+   * tcp://: the listener reads a PROXY line first (a server with --tor-circuit-id, behind tor's
+   * HiddenServiceExportCircuitID haproxy): send "PROXY UNKNOWN", which names no client, so the
+   * server keys the probe on its real source address.
+   */
+  readonly proxyHeader?: boolean;
 }
+
+/** A PROXY v1 line that names no source (the probe is no client behind tor). */
+const PROXY_UNKNOWN = Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
 
 export interface ProbeSuccess {
   readonly ok: true;
@@ -184,6 +193,7 @@ export async function probe(target: ProbeTarget, options: ProbeOptions = {}): Pr
       });
       s.once('error', (err) => resolve({ ok: false, ms: elapsed(), reason: describeError(err) }));
       s.once('close', () => resolve({ ok: false, ms: elapsed(), reason: 'connection closed before an answer' }));
+      if (options.proxyHeader === true && target.transport === 'tcp') s.write(PROXY_UNKNOWN);
       s.write(builder.build({ fingerprint: true }));
     });
   };
@@ -221,6 +231,7 @@ interface ProbeArgs {
   readonly socks?: string;
   readonly timeout: number;
   readonly insecure: boolean;
+  readonly torCircuitId: boolean;
 }
 
 /** The yargs command. Failures are thrown as Errors (main prints one line, exit 1). */
@@ -246,6 +257,13 @@ export function probeCommand(io: ProbeIo): CommandModule {
         })
         .option('timeout', { type: 'number', default: 5000, requiresArg: true, global: false, describe: 'milliseconds to wait for the answer' })
         .option('insecure', { type: 'boolean', default: false, global: false, describe: 'tls://: do not verify the certificate' })
+        .option('tor-circuit-id', {
+          type: 'boolean',
+          default: false,
+          global: false,
+          describe:
+            'tcp://: the server runs with --tor-circuit-id [env ONIONTURN_TOR_CIRCUIT_ID, as the server]: send a PROXY line ("PROXY UNKNOWN") before the request, as tor would',
+        })
         .example('$0 probe tcp://127.0.0.1:3478', 'check a local server')
         .example('$0 probe tcp://abc...xyz.onion:3478 --socks 127.0.0.1:9050', 'check an onion service through Tor'),
     handler: async (argv) => {
@@ -255,7 +273,7 @@ export function probeCommand(io: ProbeIo): CommandModule {
       if (!Number.isFinite(args.timeout) || args.timeout <= 0)
         throw new Error(`--timeout must be a positive number of milliseconds, got '${String(args.timeout)}'`);
       const socks = args.socks !== undefined ? parseSocks(args.socks) : undefined;
-      const result = await probe(target, { timeoutMs: args.timeout, insecure: args.insecure, ...(socks ? { socks } : {}) });
+      const result = await probe(target, { timeoutMs: args.timeout, insecure: args.insecure, proxyHeader: args.torCircuitId, ...(socks ? { socks } : {}) });
       const via = socks ? ` via socks5://${socks.host}:${socks.port}` : '';
       if (!result.ok) throw new Error(`probe ${formatTarget(target)}${via} failed after ${result.ms} ms: ${result.reason}`);
       io.out(`ok ${formatTarget(target)}${via}: Binding success in ${result.ms} ms, XOR-MAPPED-ADDRESS ${result.mapped}\n`);
