@@ -217,6 +217,7 @@ test('flow slots per source: one source may hold all but an eighth of the limit,
     isolation: 'per-flow',
     tickMs: 1000,
     pacing: { perSecond: 0, onDelayed: () => {}, onGivenUp: () => {} },
+    servers: new ServerChoice(1, { mode: 'failover' }),
     connect: () => Promise.resolve({ ok: false, error: { code: 'socks-unreachable', reason: 'no proxy' } }),
   });
   const flows: (TableFlow & { source: string })[] = [];
