@@ -436,6 +436,9 @@ export function clientCommand(ctx: CliContext): CommandModule {
               tor.bootstrapPercent = percent;
               tor.bootstrapSummary = summary;
             },
+            onRestart: (restarts) => {
+              tor.restarts = restarts;
+            },
             ...(args.torPath !== undefined ? { torPath: args.torPath } : {}),
             ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}),
             ...(extraTorConfig !== undefined ? { extraConfig: extraTorConfig } : {}),
