@@ -35,6 +35,8 @@ export function oneLine(message: string): string {
       .replace(/\s*\n\s*/g, ' ')
       .trim()
       // eslint-disable-next-line no-control-regex
-      .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => (c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))
+      .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) =>
+        c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+      )
   );
 }

@@ -21,7 +21,6 @@ const processIo: CliIo = {
   stderr: (text) => process.stderr.write(text),
 };
 
-
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const ctx: CliContext = {
     rawArgv: argv,
