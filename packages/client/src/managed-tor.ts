@@ -204,7 +204,8 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
   const died = (code: number | null, signal: NodeJS.Signals | null, socks: HostPort): void => {
     if (stopped) return;
     const delayMs = schedule.died(clock.monotonic());
-    logger.error(`tor exited unexpectedly (${code ?? signal}); starting it again in ${delayMs / 1000} s on the same SOCKS port`, {
+    const what = code === null && signal === null ? `could not start ${torPath} again` : `tor exited unexpectedly (${code ?? signal})`;
+    logger.error(`${what}; starting it again in ${delayMs / 1000} s on the same SOCKS port`, {
       pid,
       restarts: schedule.restarts,
     });
