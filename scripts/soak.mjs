@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run soak -- [--minutes N] [--clients N] [--rate N] [--json FILE] [--sample-seconds N]`
+// `npm run soak -- [--minutes N] [--clients N] [--shim-clients N] [--rate N] [--json FILE] [--sample-seconds N]`
 // Churning allocations through a real `onionturn server` process on loopback: each client
 // allocates (401 then authenticated), permits and binds a channel to a local UDP echo peer,
 // relays a datagram a second both ways (ChannelData and one Send indication), refreshes, and
@@ -9,6 +9,10 @@
 // At the end: the RSS slope over the last half of the run, per 10 minutes and as a share of the
 // first sample, and the curve as a PNG (--png, default beside --json). Everything it starts is
 // stopped by PID.
+// Flows through the shim: --shim-clients of the clients (default a tenth) run the same cycle
+// through `onionturn client` (pass-through mode, its TCP listener), which carries each one as a
+// flow over a SOCKS5 stream (Debian's microsocks on loopback standing in for Tor) to the server;
+// the shim's RSS and fds are sampled beside the server's, and its slope is reported too.
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,9 +24,9 @@ import { pathToFileURL } from 'node:url';
 import { plotPng } from './png-plot.mjs';
 import { prepare, root } from './prepare.mjs';
 
-const USAGE = 'usage: npm run soak -- [--minutes N] [--clients N] [--rate N] [--json FILE] [--png FILE] [--sample-seconds N]';
+const USAGE = 'usage: npm run soak -- [--minutes N] [--clients N] [--shim-clients N] [--rate N] [--json FILE] [--png FILE] [--sample-seconds N]';
 function parseArgs(argv) {
-  const a = { minutes: 60, clients: 1000, rate: 50, json: undefined, png: undefined, sampleSeconds: 60 };
+  const a = { minutes: 60, clients: 1000, shimClients: undefined, rate: 50, json: undefined, png: undefined, sampleSeconds: 60 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].includes('=') ? argv[i].split(/=(.*)/s) : [argv[i], undefined];
     const value = () => inline ?? argv[++i];
@@ -33,12 +37,17 @@ function parseArgs(argv) {
     };
     if (flag === '--minutes') a.minutes = num();
     else if (flag === '--clients') a.clients = Math.floor(num());
-    else if (flag === '--rate') a.rate = num();
+    else if (flag === '--shim-clients') {
+      const v = Number(value());
+      if (!(v >= 0)) throw new Error(`--shim-clients needs a number >= 0\n${USAGE}`);
+      a.shimClients = Math.floor(v);
+    } else if (flag === '--rate') a.rate = num();
     else if (flag === '--sample-seconds') a.sampleSeconds = num();
     else if (flag === '--json') a.json = value();
     else if (flag === '--png') a.png = value();
     else throw new Error(`unknown argument '${argv[i]}'\n${USAGE}`);
   }
+  a.shimClients = Math.min(a.clients, a.shimClients ?? Math.ceil(a.clients / 10));
   return a;
 }
 
@@ -48,7 +57,7 @@ await prepare('soak');
 const { restPassword } = await import('@onionturn/credentials');
 const { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, FrameKind, decodeMessage, longTermKey, readAttribute, readText } =
   await import('@onionturn/protocol');
-const { ProcessGroup, freePort, sleep, waitFor } = await import('@onionturn/testkit');
+const { ProcessGroup, freePort, sleep, startMicrosocks, waitFor } = await import('@onionturn/testkit');
 
 const SECRET = 'soak-secret-5c0f8a71';
 const REALM = 'onionturn.soak';
@@ -56,7 +65,7 @@ const REPLY_TIMEOUT_MS = 10_000;
 const group = new ProcessGroup();
 const dir = mkdtempSync(join(tmpdir(), 'onionturn-soak-'));
 const errors = new Map();
-const counts = { cycles: 0, released: 0, dropped: 0, sent: 0, echoed: 0 };
+const counts = { cycles: 0, shimCycles: 0, released: 0, dropped: 0, sent: 0, echoed: 0 };
 let stopping = false;
 
 function error(kind) {
@@ -120,6 +129,36 @@ async function startServer() {
     15_000,
   );
   return { port, metricsPort, pid: started.pid, heap, started };
+}
+
+/** The shim in pass-through mode on a loopback port, dialing the server through microsocks. */
+async function startShim(serverPort) {
+  const socks = await startMicrosocks(group);
+  const port = await freePort();
+  const started = group.spawn('onionturn client', process.execPath, [
+    join(root, 'packages/cli/bin/onionturn.js'),
+    'client',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--server',
+    `tcp://127.0.0.1:${serverPort}`,
+    '--allow-plaintext-upstream',
+    '--socks',
+    `127.0.0.1:${socks.port}`,
+    '--allow-non-tor-socks',
+    '--no-status',
+    '--log-level',
+    'warn',
+  ]);
+  await waitFor(
+    'onionturn client to listen',
+    () => {
+      if (started.child.exitCode !== null) throw new Error(`onionturn client exited: ${started.output()}`);
+      return started.output().includes(`turn:127.0.0.1:${port}`);
+    },
+    15_000,
+  );
+  return { port, pid: started.pid, started };
 }
 
 async function startEchoPeer() {
@@ -227,7 +266,7 @@ function errorCode(msg) {
   return r?.ok ? r.value.code : undefined;
 }
 
-async function cycle(port, peer, id) {
+async function cycle(port, peer, id, via) {
   const conn = new TurnConn(port);
   const username = `${Math.floor(Date.now() / 1000) + 3600}:soak${id}`;
   const key = longTermKey(username, REALM, restPassword(SECRET, username));
@@ -294,18 +333,19 @@ async function cycle(port, peer, id) {
       conn.close(true);
     }
     counts.cycles++;
+    if (via === 'shim') counts.shimCycles++;
   } catch (e) {
-    if (!stopping) error(e instanceof Error ? e.message.replace(/\d{4,}/g, 'N') : String(e));
+    if (!stopping) error(`${via === 'shim' ? 'shim: ' : ''}${e instanceof Error ? e.message.replace(/\d{4,}/g, 'N') : String(e)}`);
     conn.close(false);
   }
 }
 
-async function client(port, peer, index) {
+async function client(port, peer, index, via) {
   let n = 0;
   while (!stopping) {
     await admission();
     if (stopping) break;
-    await cycle(port, peer, index * 100_000 + n++);
+    await cycle(port, peer, index * 100_000 + n++, via);
   }
 }
 
@@ -324,11 +364,16 @@ function slope(points) {
 
 async function main() {
   const server = await startServer();
+  const shim = args.shimClients > 0 ? await startShim(server.port) : undefined;
   const peer = await startEchoPeer();
   const started = Date.now();
   const samples = [];
-  console.log(`soak: ${args.minutes} min, ${args.clients} clients, at most ${args.rate} new allocations/s, server pid ${server.pid}`);
-  const clients = Array.from({ length: args.clients }, (_, i) => client(server.port, peer, i));
+  console.log(
+    `soak: ${args.minutes} min, ${args.clients} clients (${args.shimClients} through the shim), at most ${args.rate} new allocations/s, server pid ${server.pid}${shim ? `, shim pid ${shim.pid}` : ''}`,
+  );
+  const clients = Array.from({ length: args.clients }, (_, i) =>
+    i < args.shimClients && shim ? client(shim.port, peer, i, 'shim') : client(server.port, peer, i, 'server'),
+  );
   const end = started + args.minutes * 60_000;
   const sample = async () => {
     const s = {
@@ -342,6 +387,7 @@ async function main() {
       cycles: counts.cycles,
       sent: counts.sent,
       echoed: counts.echoed,
+      ...(shim ? { shimCycles: counts.shimCycles, shimRssMb: Number(rssMb(shim.pid).toFixed(1)), shimFds: openFds(shim.pid) } : {}),
     };
     samples.push(s);
     console.log(`soak: ${JSON.stringify(s)}`);
@@ -350,6 +396,10 @@ async function main() {
     await sleep(Math.min(args.sampleSeconds * 1000, Math.max(0, end - Date.now())));
     if (server.started.child.exitCode !== null) {
       error('server exited');
+      break;
+    }
+    if (shim && shim.started.child.exitCode !== null) {
+      error('shim exited');
       break;
     }
     await sample();
@@ -363,6 +413,8 @@ async function main() {
   const half = samples.filter((s) => s.minute >= args.minutes / 2);
   const mbPerMin = slope(half.map((s) => ({ x: s.minute, y: s.rssMb })));
   const start = samples[0]?.rssMb ?? NaN;
+  const shimMbPerMin = slope(half.filter((s) => Number.isFinite(s.shimRssMb)).map((s) => ({ x: s.minute, y: s.shimRssMb })));
+  const shimStart = samples[0]?.shimRssMb ?? NaN;
   const result = {
     minutes: args.minutes,
     clients: args.clients,
@@ -370,6 +422,8 @@ async function main() {
     errors: totalErrors(),
     errorKinds: Object.fromEntries(errors),
     cycles: counts.cycles,
+    shimClients: args.shimClients,
+    shimCycles: counts.shimCycles,
     released: counts.released,
     droppedWithoutRelease: counts.dropped,
     datagramsSent: counts.sent,
@@ -379,17 +433,32 @@ async function main() {
       mbPer10Min: Number((mbPerMin * 10).toFixed(3)),
       pctOfStartPer10Min: Number(((100 * mbPerMin * 10) / start).toFixed(3)),
     },
+    ...(shim
+      ? {
+          shimRssSlope: {
+            mbPer10Min: Number((shimMbPerMin * 10).toFixed(3)),
+            pctOfStartPer10Min: Number(((100 * shimMbPerMin * 10) / shimStart).toFixed(3)),
+          },
+        }
+      : {}),
     samples,
   };
-  console.log('\n| minute | RSS MB | heap used MB | fds | allocations | errors | cycles |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|');
-  for (const s of samples) console.log(`| ${s.minute} | ${s.rssMb} | ${s.heapUsedMb} | ${s.fds} | ${s.allocations} | ${s.errors} | ${s.cycles} |`);
+  console.log('\n| minute | RSS MB | heap used MB | fds | allocations | errors | cycles | shim cycles | shim RSS MB | shim fds |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const s of samples)
+    console.log(
+      `| ${s.minute} | ${s.rssMb} | ${s.heapUsedMb} | ${s.fds} | ${s.allocations} | ${s.errors} | ${s.cycles} | ${s.shimCycles ?? '-'} | ${s.shimRssMb ?? '-'} | ${s.shimFds ?? '-'} |`,
+    );
   console.log(
     `\nsoak: ${result.cycles} allocations churned (${result.released} released, ${result.droppedWithoutRelease} dropped), ${result.datagramsEchoed}/${result.datagramsSent} datagrams echoed, ${result.errors} errors ${JSON.stringify(result.errorKinds)}`,
   );
   console.log(
     `soak: RSS slope over the last half: ${result.rssSlope.mbPer10Min} MB per 10 min = ${result.rssSlope.pctOfStartPer10Min}% of the start per 10 min`,
   );
+  if (result.shimRssSlope)
+    console.log(
+      `soak: shim (${result.shimCycles} flows churned) RSS slope over the last half: ${result.shimRssSlope.mbPer10Min} MB per 10 min = ${result.shimRssSlope.pctOfStartPer10Min}% of the start per 10 min`,
+    );
   if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 2) + '\n');
   // RSS in red, heap used in blue, against minutes; the y axis starts at 0 MB.
   const png = args.png ?? (args.json ? args.json.replace(/\.json$/, '') + '.png' : undefined);

@@ -25,7 +25,7 @@ export interface FileCoverage {
   readonly uncovered: readonly number[];
 }
 
-function jsFiles(dir: string, out: string[] = []): string[] {
+export function jsFiles(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) jsFiles(p, out);
@@ -35,7 +35,7 @@ function jsFiles(dir: string, out: string[] = []): string[] {
 }
 
 /** Ranges of every run of the same script, merged: a range ran if it ran in any process. */
-function loadRanges(coverageDir: string): Map<string, Range[]> {
+export function loadRanges(coverageDir: string): Map<string, Range[]> {
   const byFile = new Map<string, Range[]>();
   for (const name of readdirSync(coverageDir)) {
     if (!name.endsWith('.json')) continue;

@@ -22,6 +22,8 @@ const EXECS: Record<string, number> = {
   'socks5-codec': 100_000,
   'shim-flow': 30_000,
   'socks-front': 30_000,
+  'server-flags': 10_000,
+  'cli-parsers': 40_000,
 };
 
 for (const target of TARGETS) {

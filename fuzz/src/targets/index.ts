@@ -1,5 +1,6 @@
 // Every fuzz target, by name.
 import type { Target } from '../target.js';
+import { cliParsers, serverFlags } from './cli-flags.js';
 import { datagramFraming } from './datagram.js';
 import { credentialRequest, peerPolicy, proxyHeader, socks5Codec } from './parsers.js';
 import { channelData, streamFramer, stunDecoder } from './protocol.js';
@@ -19,4 +20,6 @@ export const TARGETS: readonly Target[] = [
   datagramFraming,
   socksFront,
   shimFlow,
+  serverFlags,
+  cliParsers,
 ];

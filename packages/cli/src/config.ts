@@ -1,7 +1,7 @@
 // Configuration shared by all onionturn commands: flags, ONIONTURN_* environment variables
 // (yargs .env) and a YAML or JSON `--config FILE`, in that order of precedence, plus the secret-file
 // and listen-address parsing that the server and client commands reuse.
-import { parse as parseYaml } from 'yaml';
+import { isMap, isScalar, parseDocument } from 'yaml';
 import { readFileSync, statSync } from 'node:fs';
 import { isLoopbackAddress, parseHostPort } from '@onionturn/io';
 import { UsageError } from './exit-codes.js';
@@ -20,19 +20,40 @@ export function loadConfigFile(path: string): Record<string, unknown> {
   } catch (error) {
     throw new UsageError(`cannot read config file ${path}: ${errorText(error)}`);
   }
+  return parseConfigText(text, path);
+}
+
+/** A config file's text (read from `path`, whose name says YAML or JSON) as the option mapping; UsageError when it is not one. */
+export function parseConfigText(text: string, path: string): Record<string, unknown> {
   // YAML for files named .yaml/.yml, JSON otherwise; one schema either way (yargs checks the keys).
   const yaml = /\.ya?ml$/i.test(path);
   const format = yaml ? 'YAML' : 'JSON';
   let parsed: unknown;
   try {
-    parsed = yaml ? parseYaml(text, { uniqueKeys: true, maxAliasCount: 0 }) : JSON.parse(text);
+    parsed = yaml ? parseYamlConfig(text, path) : JSON.parse(text);
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     throw new UsageError(`config file ${path} is not valid ${format}: ${(error as Error).message.split('\n')[0]}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new UsageError(`config file ${path} must hold a ${format} mapping of option names to values`);
   }
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * YAML with nothing ambiguous: the library's warnings (an anchor or alias ending in ':', a list or
+ * mapping as a key) would otherwise go to process warnings, several lines each, and the file be
+ * read in a way its author may not have meant; here they are the one-line usage error.
+ */
+function parseYamlConfig(text: string, path: string): unknown {
+  const doc = parseDocument(text, { uniqueKeys: true, logLevel: 'silent' });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) throw new UsageError(`config file ${path} is not valid YAML: ${problem.message.split('\n')[0]}`);
+  if (isMap(doc.contents) && doc.contents.items.some((p) => !isScalar(p.key))) {
+    throw new UsageError(`config file ${path}: a list or mapping where an option name should be; keys are option names such as listen or secret-file`);
+  }
+  return doc.toJS({ maxAliasCount: 0 });
 }
 
 export interface SecretFileWarning {

@@ -22,3 +22,21 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof UsageError || (error instanceof Error && error.name === 'YError')) return ExitCode.usage;
   return ExitCode.failure;
 }
+
+/**
+ * An error or warning as the CLI prints it: one line, whatever the error (scripts and people both
+ * read the first line only), and no control characters. Messages quote what the user gave (a flag,
+ * a config value), which may hold a carriage return that overwrites the line on a terminal, or
+ * escape sequences: those are shown escaped (\r, \u001b).
+ */
+export function oneLine(message: string): string {
+  return (
+    message
+      .replace(/\s*\n\s*/g, ' ')
+      .trim()
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) =>
+        c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+      )
+  );
+}

@@ -1,5 +1,5 @@
 export { main, type CliIo } from './main.js';
-export { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
+export { ExitCode, UsageError, exitCodeFor, oneLine } from './exit-codes.js';
 export {
   ENV_PREFIX,
   envOptionNames,
@@ -7,6 +7,7 @@ export {
   ignoreForeignEnv,
   isLoopback,
   loadConfigFile,
+  parseConfigText,
   parseListen,
   positiveInteger,
   readSecretFile,
@@ -17,3 +18,7 @@ export {
 } from './config.js';
 export { createLogger, type Logger } from '@onionturn/server';
 export type { CliContext } from './cli-context.js';
+export { defaultServerArgs, parseListenSpecs, parsePortRange, serverConfig, type ServerArgs } from './commands/server.js';
+export { socksCandidates, statusPlanOf, type StatusPlan } from './commands/client.js';
+export { formatTarget, parseProbeTarget } from './commands/probe.js';
+export { parseGatewayListen, parseGatewayTarget } from './commands/udp-gateway.js';

@@ -9,7 +9,7 @@ import { newSecretCommand } from './commands/secret.js';
 import { serverCommand } from './commands/server.js';
 import { udpGatewayCommand } from './commands/udp-gateway.js';
 import { ENV_PREFIX, ignoreForeignEnv, loadConfigFile } from './config.js';
-import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
+import { ExitCode, UsageError, exitCodeFor, oneLine } from './exit-codes.js';
 
 export interface CliIo {
   readonly stdout: (text: string) => void;
@@ -20,11 +20,6 @@ const processIo: CliIo = {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
 };
-
-// One line, whatever the error: scripts and people both read the first line only.
-function oneLine(message: string): string {
-  return message.replace(/\s*\n\s*/g, ' ').trim();
-}
 
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const ctx: CliContext = {

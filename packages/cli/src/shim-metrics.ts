@@ -93,5 +93,6 @@ export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): 
       this.set(tor.managed ? (tor.bootstrapPercent ?? 0) : 100);
     },
   });
+  counter('onionturn_client_tor_restarts_total', 'Times our own tor died under the shim and was started again', [], () => [[[], tor.restarts]]);
   return registry;
 }

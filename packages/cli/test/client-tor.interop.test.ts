@@ -5,7 +5,7 @@
 // one clear line.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -171,6 +171,54 @@ describe('onionturn client with its own tor', () => {
     assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
     assert.equal(alive(torPid), false, 'the tor child is gone');
     assert.match(client.stderr(), /"message":"tor stopped"/);
+  });
+
+  test('its own tor killed under the shim: started again on the same SOCKS port and data directory, the restart logged once and counted, TURN relays again', async () => {
+    const statusPort = await freePort();
+    const client = startClient(['--tor', '--tor-config', join(dir, 'testnet.torrc'), '--status', `127.0.0.1:${statusPort}`]);
+    const torPid = await torPidOf(client);
+    const dataDir = managedTorDataDir(torPid);
+    const port = await iceServersPort(client);
+    await relaysUclient(client, port);
+    const socks = client.log().find((l) => l['message'] === 'tor ready')?.['socks'];
+
+    // Only the tor this test's client started, by its PID.
+    process.kill(torPid, 'SIGKILL');
+    await waitFor('the old tor gone', () => !alive(torPid), 5000, 20);
+    const restarted = await waitFor(
+      '"tor restarted" in the log',
+      () => {
+        if (client.process.child.exitCode !== null) throw new Error(`client exited: ${client.stderr()}`);
+        return client.log().find((l) => l['message'] === 'tor restarted');
+      },
+      15_000,
+      50,
+    );
+    const newPid = Number(restarted['pid']);
+    group.adopt('managed tor (restarted)', newPid);
+    assert.notEqual(newPid, torPid);
+    assert.equal(alive(newPid), true);
+    assert.equal(managedTorDataDir(newPid), dataDir, 'the same data directory');
+    await waitFor('"tor ready again"', () => client.log().some((l) => l['message'] === 'tor ready again'), 60_000, 100);
+    await relaysUclient(client, port);
+
+    const messages = client.log().map((l) => String(l['message']));
+    const exits = messages.filter((m) => m.startsWith('tor exited unexpectedly'));
+    assert.deepEqual(exits, ['tor exited unexpectedly (SIGKILL); starting it again in 1 s on the same SOCKS port'], messages.join('\n'));
+    assert.equal(messages.filter((m) => m === 'tor restarted').length, 1);
+    // The restarted tor listens where the shim dials: the first tor's port, written into its torrc.
+    const torrc = readFileSync(join(dataDir, 'onionturn-torrc'), 'utf8');
+    assert.match(torrc, new RegExp(`^SocksPort ${String(socks).replace(/\./g, '\\.')}$`, 'm'));
+    const status = (await (await fetch(`http://127.0.0.1:${statusPort}/api/status`)).json()) as { tor: { restarts: number; socks: string } };
+    assert.equal(status.tor.restarts, 1);
+    assert.equal(status.tor.socks, socks);
+    const metrics = await (await fetch(`http://127.0.0.1:${statusPort}/metrics`)).text();
+    assert.match(metrics, /^onionturn_client_tor_restarts_total 1$/m);
+
+    client.process.child.kill('SIGTERM');
+    await waitFor('client exit', () => client.process.child.exitCode !== null, 10_000);
+    assert.equal(client.process.child.exitCode, 0, client.stderr().slice(-2000));
+    assert.equal(alive(newPid), false, 'the restarted tor is gone');
   });
 
   test("the SOCKS check: a real tor's SocksPort is Tor; microsocks is not, and the shim refuses it without --allow-non-tor-socks", async () => {

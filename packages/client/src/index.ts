@@ -34,6 +34,7 @@ export {
   type UrlCredentialOptions,
 } from './upstream-credentials.js';
 export type { UpstreamError, UpstreamErrorCode } from './errors.js';
+export { TOR_RESTART_FIRST_MS, TOR_RESTART_MAX_MS, TOR_RESTART_STABLE_MS, TorRestartSchedule } from './tor-restart.js';
 export { startManagedTor, type ManagedTor, type ManagedTorError, type ManagedTorOptions, type ManagedTorResult } from './managed-tor.js';
 export { checkTorSocks, type TorSocksVerdict } from './tor-socks-check.js';
 export { socksConnect, type SocksConnectOptions, type SocksResult } from './socks5-connect.js';

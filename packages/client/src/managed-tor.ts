@@ -10,6 +10,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { HostPort } from './endpoints.js';
 import type { Logger } from './logger.js';
 import { managedTorrc, parseTorLine, torrcOwner } from './tor-config.js';
+import { TorRestartSchedule } from './tor-restart.js';
 
 export interface ManagedTorOptions {
   readonly logger: Logger;
@@ -25,12 +26,17 @@ export interface ManagedTorOptions {
   readonly signal?: AbortSignal;
   /** Times the bootstrap deadline and the SIGKILL after SIGTERM (default the system clock). */
   readonly clock?: Clock;
-  /** Each new bootstrap percentage (the status page shows it). */
+  /** Each new bootstrap percentage (the status page shows it), also of a restarted tor. */
   readonly onBootstrap?: (percent: number, summary: string) => void;
+  /** tor died after it bootstrapped and was started again (on the same SocksPort); `restarts` so far. */
+  readonly onRestart?: (restarts: number) => void;
 }
 
 export interface ManagedTor {
+  /** The running tor's PID (a new one after a restart). */
   readonly pid: number;
+  /** Times tor died under the shim and was started again. */
+  readonly restarts: number;
   readonly socks: HostPort;
   readonly dataDir: string;
   stop(): Promise<void>;
@@ -104,6 +110,25 @@ export function findTor(): string | undefined {
     .find(executable);
 }
 
+function spawnTor(torPath: string, torrc: string, defaults: string): ChildProcess | undefined {
+  try {
+    const child = spawn(torPath, ['-f', torrc, '--defaults-torrc', defaults], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The spawn failed (EACCES, ENOENT...): Node reports it as an 'error' event, which must be heard.
+    if (child.pid === undefined) {
+      child.once('error', () => undefined);
+      return undefined;
+    }
+    return child;
+  } catch {
+    return undefined;
+  }
+}
+
+function onLines(child: ChildProcess, fn: (line: string) => void): void {
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', fn);
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', fn);
+}
+
 /** Stops the child by its PID: SIGTERM (a client tor exits at once), SIGKILL after 5 s. */
 async function stopChild(child: ChildProcess, clock: Clock): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -135,41 +160,37 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
   const cleanup = (): void => {
     if (temporary) rmSync(dataDir, { recursive: true, force: true });
   };
+  const torrcOptions = { dataDir, owningPid: process.pid, ...(opts.extraConfig !== undefined ? { extra: opts.extraConfig } : {}) };
   try {
-    writeFileSync(torrc, managedTorrc({ dataDir, owningPid: process.pid, ...(opts.extraConfig !== undefined ? { extra: opts.extraConfig } : {}) }), {
-      mode: 0o600,
-    });
+    writeFileSync(torrc, managedTorrc(torrcOptions), { mode: 0o600 });
     // An empty defaults file: the system's torrc-defaults must not add ports or daemon mode.
     writeFileSync(defaults, '', { mode: 0o600 });
   } catch (error) {
     cleanup();
     return Promise.resolve({ ok: false, error: { code: 'tor-failed', reason: `cannot write the torrc: ${(error as Error).message}` } });
   }
-  let child: ChildProcess;
-  try {
-    child = spawn(torPath, ['-f', torrc, '--defaults-torrc', defaults], { stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (error) {
-    cleanup();
-    return Promise.resolve({ ok: false, error: { code: 'tor-failed', reason: `could not start ${torPath}: ${(error as Error).message}` } });
-  }
-  const { logger } = opts;
-  const clock = opts.clock ?? systemClock;
-  const pid = child.pid;
-  if (pid === undefined) {
-    // The spawn failed (EACCES, ENOENT...); Node reports it as an 'error' event, which must be heard.
-    child.once('error', () => undefined);
+  const first = spawnTor(torPath, torrc, defaults);
+  if (first === undefined) {
     cleanup();
     return Promise.resolve({ ok: false, error: { code: 'tor-failed', reason: `could not start ${torPath}` } });
   }
+  const { logger } = opts;
+  const clock = opts.clock ?? systemClock;
+  /** The tor running now (or last): a restart replaces it. */
+  let child: ChildProcess = first;
+  let pid = first.pid as number;
   logger.info('tor starting', { pid, dataDir: temporary ? 'temporary' : dataDir });
   // If the shim dies without stop(), take tor with it (tor's __OwningControllerProcess also does).
   const onExit = (): void => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     cleanup();
   };
   process.on('exit', onExit);
   let stopped: Promise<void> | undefined;
+  let restartTimer: { cancel(): void } | undefined;
+  const schedule = new TorRestartSchedule(clock.monotonic());
   const stop = (): Promise<void> => {
+    if (!stopped) restartTimer?.cancel();
     stopped ??= stopChild(child, clock).then(() => {
       process.removeListener('exit', onExit);
       cleanup();
@@ -177,6 +198,52 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
     });
     return stopped;
   };
+
+  // After bootstrap: a tor that dies is started again on the same SocksPort and data directory
+  // (its guards and consensus are still there, so it is back in seconds), with backoff.
+  const died = (code: number | null, signal: NodeJS.Signals | null, socks: HostPort): void => {
+    if (stopped) return;
+    const delayMs = schedule.died(clock.monotonic());
+    const what = code === null && signal === null ? `could not start ${torPath} again` : `tor exited unexpectedly (${code ?? signal})`;
+    logger.error(`${what}; starting it again in ${delayMs / 1000} s on the same SOCKS port`, {
+      pid,
+      restarts: schedule.restarts,
+    });
+    restartTimer = clock.after(delayMs, () => restart(socks));
+  };
+  const restart = (socks: HostPort): void => {
+    restartTimer = undefined;
+    if (stopped) return;
+    let next: ChildProcess | undefined;
+    try {
+      writeFileSync(torrc, managedTorrc({ ...torrcOptions, socks }), { mode: 0o600 });
+      next = spawnTor(torPath, torrc, defaults);
+    } catch {
+      next = undefined;
+    }
+    schedule.started(clock.monotonic());
+    opts.onRestart?.(schedule.restarts);
+    if (next === undefined) {
+      died(null, null, socks);
+      return;
+    }
+    child = next;
+    pid = next.pid as number;
+    logger.info('tor restarted', { pid, restarts: schedule.restarts });
+    let lastPercent = -1;
+    onLines(next, (line) => {
+      const ev = parseTorLine(line);
+      if (ev?.kind === 'bootstrap') {
+        if (ev.percent !== lastPercent) opts.onBootstrap?.(ev.percent, ev.summary);
+        // Only the end of a restart's bootstrap is logged: the restart was logged already.
+        if (ev.percent === 100 && lastPercent !== 100) logger.info('tor ready again', { pid, restarts: schedule.restarts });
+        lastPercent = ev.percent;
+      } else if (ev?.kind === 'problem' && ev.level === 'err') logger.error(`tor: ${ev.text}`);
+    });
+    next.once('error', () => undefined); // its exit follows and is handled there
+    next.once('exit', (code, signal) => died(code, signal, socks));
+  };
+
   return new Promise((resolve) => {
     let socks: HostPort | undefined;
     let lastPercent = -1;
@@ -189,6 +256,19 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
       opts.signal?.removeEventListener('abort', onAbort);
       if (r.ok) resolve(r);
       else void stop().then(() => resolve(r));
+    };
+    const managed: ManagedTor = {
+      get pid() {
+        return pid;
+      },
+      get restarts() {
+        return schedule.restarts;
+      },
+      get socks() {
+        return socks as HostPort;
+      },
+      dataDir,
+      stop,
     };
     const onLine = (line: string): void => {
       tail.push(line);
@@ -203,19 +283,18 @@ export function startManagedTor(opts: ManagedTorOptions): Promise<ManagedTorResu
         }
         lastPercent = ev.percent;
         if (ev.percent === 100) {
-          if (socks) settle({ ok: true, value: { pid, socks, dataDir, stop } });
+          if (socks) settle({ ok: true, value: managed });
           else settle({ ok: false, error: { code: 'tor-failed', reason: 'tor bootstrapped but never said which SOCKS port it opened' } });
         }
       } else if (ev.level === 'err' || settled === false) {
         logger.log(ev.level === 'err' ? 'error' : 'warn', `tor: ${ev.text}`);
       }
     };
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', onLine);
-    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', onLine);
-    child.once('error', (err) => settle({ ok: false, error: { code: 'tor-failed', reason: `cannot run ${torPath}: ${err.message}` } }));
-    child.once('exit', (code, signal) => {
+    onLines(first, onLine);
+    first.once('error', (err) => settle({ ok: false, error: { code: 'tor-failed', reason: `cannot run ${torPath}: ${err.message}` } }));
+    first.once('exit', (code, signal) => {
       if (!settled) settle({ ok: false, error: { code: 'tor-failed', reason: `tor exited (${code ?? signal}) before it bootstrapped: ${tail.join(' | ')}` } });
-      else if (!stopped) logger.error(`tor exited unexpectedly (${code ?? signal}); new flows will fail`, { pid });
+      else if (socks) died(code, signal, socks);
     });
     // Stopped (and its temporary data directory removed) by settle, like any failure.
     const onAbort = (): void => settle({ ok: false, error: { code: 'aborted', reason: `stopped before tor finished bootstrapping (last: ${lastPercent}%)` } });

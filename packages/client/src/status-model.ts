@@ -11,6 +11,8 @@ export interface TorView {
   readonly managed: boolean;
   readonly bootstrapPercent: number | undefined;
   readonly bootstrapSummary: string | undefined;
+  /** Our own tor: times it died and was started again. */
+  readonly restarts: number;
   /** The last check of the SOCKS port (tor-socks-check.ts); 'unknown' before the first. */
   readonly verdict: 'tor' | 'not-tor' | 'unreachable' | 'unknown';
   readonly verdictReason: string | undefined;

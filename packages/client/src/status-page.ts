@@ -102,6 +102,7 @@ function renderTor(tor) {
     const p = document.createElement('progress'); p.max = 100; p.value = tor.bootstrapPercent || 0;
     const span = document.createElement('span'); span.append(p, ' ' + (tor.bootstrapPercent ?? 0) + '% ' + (tor.bootstrapSummary || ''));
     rows.push(['bootstrap (our own tor)', span]);
+    if (tor.restarts) rows.push(['restarted (died under the shim)', String(tor.restarts) + (tor.restarts === 1 ? ' time' : ' times')]);
   } else rows.push(['tor', 'a running tor found at the SOCKS port']);
   box.append(table(rows));
 }

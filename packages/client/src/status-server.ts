@@ -21,6 +21,8 @@ export class TorWatch {
   managed = false;
   bootstrapPercent: number | undefined;
   bootstrapSummary: string | undefined;
+  /** Times our own tor died and was started again. */
+  restarts = 0;
   #verdict: TorSocksVerdict | undefined;
   #checkedAt: number | undefined;
   #checking: Promise<void> | undefined;
@@ -54,6 +56,7 @@ export class TorWatch {
       managed: this.managed,
       bootstrapPercent: this.bootstrapPercent,
       bootstrapSummary: this.bootstrapSummary,
+      restarts: this.restarts,
       verdict: v?.kind ?? 'unknown',
       verdictReason: v && v.kind !== 'tor' ? v.reason : undefined,
       checkedAt: this.#checkedAt,

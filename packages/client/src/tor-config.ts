@@ -7,6 +7,8 @@ export interface ManagedTorrcOptions {
   readonly owningPid: number;
   /** Extra torrc text from --tor-config (e.g. a private test network's DirAuthority lines). */
   readonly extra?: string;
+  /** A restart: the SocksPort the first tor opened, so the shim's dials find tor where they were. */
+  readonly socks?: { readonly host: string; readonly port: number };
 }
 
 export function managedTorrc(o: ManagedTorrcOptions): string {
@@ -14,8 +16,8 @@ export function managedTorrc(o: ManagedTorrcOptions): string {
   const lines = [
     '# written by onionturn client for its own tor; extra lines from --tor-config follow',
     `DataDirectory ${o.dataDir}`,
-    // A free port picked by tor; its log line says which (see parseTorLine).
-    'SocksPort 127.0.0.1:auto',
+    // A free port picked by tor; its log line says which (see parseTorLine). A restart keeps it.
+    o.socks ? `SocksPort ${o.socks.host.includes(':') ? `[${o.socks.host}]` : o.socks.host}:${o.socks.port}` : 'SocksPort 127.0.0.1:auto',
     'ControlPort 0',
     'Log notice stdout',
     'RunAsDaemon 0',

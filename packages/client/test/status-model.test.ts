@@ -11,6 +11,7 @@ const torUp: TorView = {
   managed: false,
   bootstrapPercent: undefined,
   bootstrapSummary: undefined,
+  restarts: 0,
   verdict: 'tor',
   verdictReason: undefined,
   checkedAt: 0,

@@ -180,7 +180,7 @@ async function requireTor(socks: HostPort, allowNonTor: boolean, ctx: CliContext
 const DEFAULT_SOCKS = '127.0.0.1:9050,127.0.0.1:9150';
 
 /** The --default-socks list (comma-separated HOST:PORT; empty: try none, always start our own tor). */
-function socksCandidates(text: string): HostPort[] {
+export function socksCandidates(text: string): HostPort[] {
   return text
     .split(',')
     .map((t) => t.trim())
@@ -196,14 +196,14 @@ function describeCandidates(list: readonly HostPort[]): string {
   return list.length === 0 ? 'no default SOCKS port to try' : `no SOCKS port answers at ${list.map((c) => formatHostPort(c.host, c.port)).join(' or ')}`;
 }
 
-interface StatusPlan {
+export interface StatusPlan {
   readonly listen: HostPort;
   /** The kept default port (a taken one turns the page off with a warning instead of failing). */
   readonly kept: boolean;
 }
 
 /** --status HOST:PORT (loopback IP), --no-status, or the kept random port. */
-function statusPlanOf(value: string | boolean | undefined): StatusPlan | undefined {
+export function statusPlanOf(value: string | boolean | undefined): StatusPlan | undefined {
   if (value === false) return undefined;
   if (value === undefined || value === true) return { listen: { host: '127.0.0.1', port: loadOrCreateStatusPort(statusPortPath()).port }, kept: true };
   const r = parseHostPort(value, true);
@@ -444,6 +444,9 @@ export function clientCommand(ctx: CliContext): CommandModule {
             onBootstrap: (percent, summary) => {
               tor.bootstrapPercent = percent;
               tor.bootstrapSummary = summary;
+            },
+            onRestart: (restarts) => {
+              tor.restarts = restarts;
             },
             ...(args.torPath !== undefined ? { torPath: args.torPath } : {}),
             ...(args.torDataDir !== undefined ? { dataDir: args.torDataDir } : {}),

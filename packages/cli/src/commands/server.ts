@@ -1,7 +1,7 @@
 // `onionturn server`: the exit-side TURN server. Flags, ONIONTURN_* env and --config JSON map onto
 // TurnServerConfig; every bad value is a UsageError (one line, exit 2). SIGHUP re-reads secret
 // files, users and the peer policy (allocations stay); SIGTERM/SIGINT stop and exit 0.
-import type { Argv, CommandModule } from 'yargs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import {
   DEFAULT_LIFETIMES,
   DEFAULT_LIMITS,
@@ -31,7 +31,7 @@ import { UsageError } from '../exit-codes.js';
 import { errorText, listenOn } from '@onionturn/io';
 import { startPrimary, workerConfig, workerIdentity, workerStarted, type Primary } from './server-workers.js';
 
-interface ServerArgs {
+export interface ServerArgs {
   listen: string[];
   realm: string;
   secretFile?: string[];
@@ -123,7 +123,8 @@ export function parseAllowPeers(values: readonly string[]): PolicyRule[] {
   });
 }
 
-function parseRange(name: string, text: string): { min: number; max: number } {
+/** MIN-MAX within 1-65535 (--relay-ports). */
+export function parsePortRange(name: string, text: string): { min: number; max: number } {
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
   const min = Number(m?.[1]);
   const max = Number(m?.[2]);
@@ -211,7 +212,7 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     channelRange: args.channelRange,
     relayIps,
     externalIps: ips('external-ip', list(args.externalIp)),
-    relayPorts: parseRange('relay-ports', args.relayPorts),
+    relayPorts: parsePortRange('relay-ports', args.relayPorts),
     portQuarantineSec: count('port-quarantine', args.portQuarantine, true),
     lifetimes: { allocationDefaultSec: defaultLifetime, allocationMaxSec: maxLifetime, nonceSec: count('nonce-lifetime', args.nonceLifetime) },
     limits,
@@ -243,6 +244,11 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     );
   }
   return config;
+}
+
+/** The server's arguments when no flag, variable or config file sets any: yargs' defaults (the fuzzer starts from them). */
+export function defaultServerArgs(): ServerArgs {
+  return options(yargs()).parseSync([]) as unknown as ServerArgs;
 }
 
 function options(y: Argv): Argv {
