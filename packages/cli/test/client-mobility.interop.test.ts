@@ -1,0 +1,146 @@
+// TURN mobility through a private Tor network of real tor processes (issue 14, deliverable 4):
+// a UDP app talks to a UDP peer through a shim forward (the shim owns the allocation), the
+// shim's Tor stream to the server is cut inside tor (CLOSESTREAM), and the shim takes the same
+// allocation over on a new circuit: the peer keeps hearing from the SAME relay address, the app
+// keeps its socket and hears the peer again. Prints the gap from the cut to the first datagram
+// the app gets back.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, ProcessGroup, type RunningServer, sleep, type Started, startServer, startTorNetwork, type TorNetwork, waitFor } from '@onionturn/testkit';
+import { BIN, cleanEnv } from './run-cli.js';
+
+const SECRET = 'tor-mobility-secret';
+const INTERVAL_MS = 20;
+
+async function udpSocket(): Promise<UdpSocket> {
+  const s = createSocket('udp4');
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  return s;
+}
+
+describe('TURN mobility on a private Tor network', () => {
+  const group = new ProcessGroup();
+  const sockets: UdpSocket[] = [];
+  let net: TorNetwork;
+  let server: RunningServer;
+  let shim: Started;
+  const dir = mkdtempSync(join(tmpdir(), 'onionturn-mobility-'));
+
+  before(async () => {
+    const secretFile = join(dir, 'secret');
+    writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
+    [net, server] = await Promise.all([startTorNetwork({ timeoutMs: 90_000 }), startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers'])]);
+  });
+  after(async () => {
+    for (const s of sockets) s.close();
+    await group.stopAll();
+    await net?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a cut Tor stream: the peer hears the same relay address, the app hears the peer again', async () => {
+    // The peer echoes and notes where each datagram came from (the relay address).
+    const peer = await udpSocket();
+    sockets.push(peer);
+    const sources = new Set<string>();
+    peer.on('message', (m, r) => {
+      sources.add(`${r.address}:${r.port}`);
+      peer.send(m, r.port, r.address);
+    });
+    const forwardPort = await freePort();
+    shim = group.spawn(
+      'onionturn client',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${server.tcp}`,
+        '--allow-plaintext-upstream',
+        '--socks',
+        `127.0.0.1:${net.socksPort}`,
+        '--upstream-secret-file',
+        join(dir, 'secret'),
+        '--forward',
+        `udp://127.0.0.1:${forwardPort}=127.0.0.1:${peer.address().port}`,
+      ],
+      { env: cleanEnv() },
+    );
+    await waitFor(
+      'the shim to listen',
+      () => (shim.child.exitCode !== null ? Promise.reject(new Error(shim.output())) : shim.output().includes('UDP forward listening')),
+      15_000,
+      50,
+    );
+
+    // The app: a datagram every 20 ms, numbered; when each echo came back.
+    const app = await udpSocket();
+    sockets.push(app);
+    const echoes: { seq: number; at: number }[] = [];
+    app.on('message', (m) => echoes.push({ seq: m.readUInt32BE(0), at: performance.now() }));
+    let seq = 0;
+    const timer = setInterval(() => {
+      const b = Buffer.alloc(64);
+      b.writeUInt32BE(seq++, 0);
+      app.send(b, forwardPort, '127.0.0.1');
+    }, INTERVAL_MS);
+    try {
+      await waitFor('echoes through the shim and Tor', () => echoes.length >= 20, 60_000, 50);
+      assert.equal(sources.size, 1, `one relay address before the cut: ${[...sources].join(', ')}`);
+      const relay = [...sources][0];
+
+      const control = await net.control();
+      let cutAt: number;
+      let lastSeqBefore: number;
+      let cutCircuit: string;
+      try {
+        const toServer = (await control.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
+        assert.equal(toServer.length, 1, 'the forward holds one Tor stream to the server');
+        cutCircuit = (toServer[0] as { circuitId: string }).circuitId;
+        lastSeqBefore = seq;
+        cutAt = performance.now();
+        const reply = await control.command(`CLOSESTREAM ${(toServer[0] as { id: string }).id} 1`);
+        assert.equal(reply.code, 250);
+      } finally {
+        control.close();
+      }
+      const back = await waitFor(
+        'an echo of a datagram sent after the cut',
+        () => {
+          if (shim.child.exitCode !== null) throw new Error(`the shim exited: ${shim.output().slice(-1500)}`);
+          return echoes.find((e) => e.seq > lastSeqBefore + 1 && e.at > cutAt);
+        },
+        60_000,
+        10,
+      );
+      const gapMs = back.at - cutAt;
+      console.log(`mobility: the app hears the peer again ${gapMs.toFixed(0)} ms after the Tor stream was cut`);
+      // Some more traffic on the new circuit, then the peer's view: still one relay address.
+      const n = echoes.length;
+      await waitFor('more echoes on the new circuit', () => echoes.length >= n + 20, 10_000, 20);
+      assert.deepEqual([...sources], [relay], 'the peer hears the same relay address after the cut');
+      const control2 = await net.control();
+      try {
+        const now = (await control2.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
+        assert.equal(now.length, 1, 'one Tor stream to the server again');
+        assert.notEqual(now[0]?.circuitId, cutCircuit, 'the new stream runs on another circuit');
+      } finally {
+        control2.close();
+      }
+      const log = shim.output();
+      assert.match(log, /taking the allocation over on a new circuit/);
+      assert.match(log, /allocation taken over on a new circuit/);
+      assert.doesNotMatch(log, /datagram flow closed/);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+});
