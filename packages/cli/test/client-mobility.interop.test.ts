@@ -11,7 +11,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, ProcessGroup, type RunningServer, sleep, type Started, startServer, startTorNetwork, type TorNetwork, waitFor } from '@onionturn/testkit';
+import { freePort, ProcessGroup, type RunningServer, type Started, startServer, startTorNetwork, type TorNetwork, waitFor } from '@onionturn/testkit';
 import { BIN, cleanEnv } from './run-cli.js';
 
 const SECRET = 'tor-mobility-secret';
