@@ -11,8 +11,19 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, ProcessGroup, type RunningServer, type Started, startServer, startTorNetwork, type TorNetwork, waitFor } from '@onionturn/testkit';
-import { BIN, cleanEnv } from './run-cli.js';
+import {
+  freePort,
+  ProcessGroup,
+  runUclient,
+  sleep,
+  type RunningServer,
+  type Started,
+  startServer,
+  startTorNetwork,
+  type TorNetwork,
+  waitFor,
+} from '@onionturn/testkit';
+import { BIN, cleanEnv, shimPort } from './run-cli.js';
 
 const SECRET = 'tor-mobility-secret';
 const INTERVAL_MS = 20;
@@ -143,4 +154,82 @@ describe('TURN mobility on a private Tor network', () => {
       clearInterval(timer);
     }
   });
+
+  for (const tcp of [false, true]) {
+    test(`a TURN app over ${tcp ? 'TCP' : 'UDP'} in local-credential mode (coturn's uclient): the cut stream is replaced, the call goes on`, async () => {
+      const peer = await udpSocket();
+      sockets.push(peer);
+      const sources = new Set<string>();
+      const heard: number[] = [];
+      peer.on('message', (m, r) => {
+        sources.add(`${r.address}:${r.port}`);
+        heard.push(performance.now());
+        peer.send(m, r.port, r.address);
+      });
+      const local = group.spawn(
+        'onionturn client (local credentials)',
+        process.execPath,
+        [
+          BIN,
+          'client',
+          '--listen',
+          '127.0.0.1:0',
+          '--server',
+          `tcp://127.0.0.1:${server.tcp}`,
+          '--allow-plaintext-upstream',
+          '--socks',
+          `127.0.0.1:${net.socksPort}`,
+          '--upstream-secret-file',
+          join(dir, 'secret'),
+          '--local-user',
+          'alice',
+        ],
+        { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'wonderland' }) },
+      );
+      const port = await shimPort(local);
+      const control = await net.control();
+      try {
+        const toServer = async () => (await control.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
+        const before = new Set((await toServer()).map((s) => s.id));
+        const run = runUclient(group, {
+          server: { host: '127.0.0.1', port },
+          peer: { host: '127.0.0.1', port: peer.address().port },
+          username: 'alice',
+          password: 'wonderland',
+          tcp,
+          noRtcp: true,
+          messages: 400,
+          intervalMs: 20,
+          timeoutMs: 60_000,
+        });
+        await waitFor('the call to carry traffic', () => heard.length >= 20, 30_000, 20);
+        // uclient may open more than one flow (one Tor stream each): every one of them is cut.
+        await sleep(1000);
+        const victims = (await toServer()).filter((x) => !before.has(x.id));
+        assert.ok(victims.length >= 1, 'the call has its Tor stream');
+        const cutAt = performance.now();
+        for (const v of victims) assert.equal((await control.command(`CLOSESTREAM ${v.id} 1`)).code, 250);
+        const r = await run;
+        // Datagrams already inside Tor still arrive just after the cut: the gap is the longest
+        // silence the peer heard after it (the app sends every 20 ms).
+        const after = heard.filter((t) => t > cutAt);
+        assert.ok(after.length > 0, `the peer heard nothing after the cut:\n${local.output().slice(-1500)}`);
+        let silence = 0;
+        let back = 0;
+        after.forEach((t, i) => {
+          const d = t - (i === 0 ? cutAt : (after[i - 1] as number));
+          if (d > silence) [silence, back] = [d, t];
+        });
+        console.log(
+          `mobility (${tcp ? 'TCP' : 'UDP'} app, local mode): the peer hears the app again ${(back - cutAt).toFixed(0)} ms after the cut (longest silence ${silence.toFixed(0)} ms); uclient sent ${r.sent}, received ${r.received}`,
+        );
+        assert.equal(sources.size, 1, `the peer heard one relay address: ${[...sources].join(', ')}`);
+        assert.equal(r.sent, 400);
+        assert.ok((r.received ?? 0) >= 300, `most of the call went through: ${r.received}/400\n${local.output().slice(-1500)}`);
+        assert.match(local.output(), /allocation taken over on a new circuit/);
+      } finally {
+        control.close();
+      }
+    });
+  }
 });
