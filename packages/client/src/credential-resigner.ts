@@ -184,6 +184,23 @@ export class CredentialResigner {
     return [this.#sendUpstream(p, now, false)];
   }
 
+  /**
+   * A Refresh with LIFETIME 0 for upstream, when the flow ends while its stream lives: a server
+   * keeps a mobile allocation for a while after its connection closes (waiting for a take-over),
+   * which a finished call should not hold. Its answer is not waited for.
+   */
+  releaseRequest(): Buffer | undefined {
+    const auth = this.#upstreamAuth;
+    const cred = this.#credential;
+    if (this.#ticket === undefined || !auth || !cred || !this.#upstreamKey) return undefined;
+    return new MessageBuilder(Method.Refresh, MessageClass.Request, this.#random(TRANSACTION_ID_LENGTH))
+      .add(AttributeType.Lifetime, { kind: 'uint32', value: 0 })
+      .add(AttributeType.Username, { kind: 'text', text: cred.username })
+      .add(AttributeType.Realm, { kind: 'text', text: auth.realm })
+      .add(AttributeType.Nonce, { kind: 'text', text: auth.nonce })
+      .build({ integrityKey: this.#upstreamKey, fingerprint: true });
+  }
+
   /** Upstream transactions still unanswered (tests, leak checks). */
   get pendingCount(): number {
     return this.#pending.size + this.#waiting.length;

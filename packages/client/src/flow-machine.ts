@@ -110,6 +110,8 @@ export class FlowMachine {
   #refreshing = false;
   /** Mobility: between a lost stream and the take-over's answer; app input for upstream is dropped. */
   #moving = false;
+  /** The Tor stream is gone for good: nothing more is written to it. */
+  #upstreamGone = false;
   #credentialObtainedAt = 0;
   #lastRefreshAttempt = 0;
   /** Resigner warnings: each kind logged once per flow, the rest counted. */
@@ -319,7 +321,10 @@ export class FlowMachine {
    */
   #lost(reason: string, level: LogLevel): readonly FlowAction[] {
     if (this.isClosed()) return NONE;
-    if (this.#moving || this.state.phase !== 'open' || !this.#resigner?.movable) return this.close(reason, level);
+    if (this.#moving || this.state.phase !== 'open' || !this.#resigner?.movable) {
+      this.#upstreamGone = true;
+      return this.close(reason, level);
+    }
     this.#moving = true;
     this.#stats.streamsMoved++;
     this.#upFramer = new StreamFramer(this.#onUpstreamFrame.bind(this), { rfc5766Channels: true });
@@ -364,6 +369,9 @@ export class FlowMachine {
 
   #close(out: FlowAction[], reason: string, level: LogLevel): void {
     if (this.isClosed()) return;
+    // A mobile allocation would outlive the stream on the server (waiting to be taken over): released.
+    const release = this.state.phase === 'open' && !this.#moving && !this.#upstreamGone && !this.#released ? this.#resigner?.releaseRequest() : undefined;
+    if (release) out.push({ kind: 'send-upstream', data: release, pad: 0 });
     this.#closeReason = reason;
     this.state.close();
     this.#held = [];

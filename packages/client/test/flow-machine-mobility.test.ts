@@ -16,6 +16,7 @@ import {
   getAttribute,
   longTermKey,
   readText,
+  readUint32,
   verifyIntegrity,
   type StunMessage,
 } from '@onionturn/protocol';
@@ -202,4 +203,21 @@ test('an upstream that refuses mobility (405) gets the Allocate again without it
   assert.equal(getAttribute(g.value, AttributeType.MobilityTicket), undefined);
   r.fromUpstream(success(g.value), T0);
   assert.equal(r.movable, false);
+});
+
+test('a mobile flow that ends with its stream alive releases the allocation (Refresh 0); one whose stream died does not write', () => {
+  const { m } = allocated();
+  const out = m.appEnded();
+  assert.deepEqual(kinds(out), ['send-upstream', 'close']);
+  const [release] = upstreamSent(out);
+  assert.equal(release?.method, Method.Refresh);
+  assert.equal(readUint32(release as StunMessage, AttributeType.Lifetime), 0);
+  assert.equal(verifyIntegrity(release as StunMessage, UP_KEY), 'ok');
+
+  const plain = allocated(null);
+  assert.deepEqual(kinds(plain.m.appEnded()), ['close'], 'no ticket: the server frees it with the connection');
+
+  const lost = allocated();
+  lost.m.upstreamEnded();
+  assert.deepEqual(kinds(lost.m.redialed({ kind: 'failed', reason: 'x' }, T0 + 1)), ['close']);
 });
