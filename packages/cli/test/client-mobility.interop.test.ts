@@ -9,8 +9,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readText, type StunMessage } from '@onionturn/protocol';
 import {
   freePort,
   ProcessGroup,
@@ -232,4 +234,68 @@ describe('TURN mobility on a private Tor network', () => {
       }
     });
   }
+
+  test('the server restarted: mobility fails and the TCP app connection to the shim is closed at once', async () => {
+    const port = await freePort();
+    const args = ['--secret-file', join(dir, 'secret'), '--allow-loopback-peers'];
+    const first = await startServer(group, args, {}, { listen: [`tcp://127.0.0.1:${port}`] });
+    const local = group.spawn(
+      'onionturn client (restart)',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${port}`,
+        '--allow-plaintext-upstream',
+        '--socks',
+        `127.0.0.1:${net.socksPort}`,
+        '--upstream-secret-file',
+        join(dir, 'secret'),
+        '--local-user',
+        'alice',
+      ],
+      { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'wonderland' }) },
+    );
+    const shimTcp = await shimPort(local);
+    // A TURN-over-TCP app holding an allocation through the shim.
+    const sock = connect(shimTcp, '127.0.0.1');
+    await once(sock, 'connect');
+    sock.on('error', () => {});
+    let closedAt = 0;
+    sock.on('close', () => (closedAt = performance.now()));
+    const got: StunMessage[] = [];
+    const framer = new StreamFramer((f) => {
+      const d = decodeMessage(Buffer.from(f));
+      if (d.ok) got.push(d.value);
+    });
+    sock.on('data', (c: Buffer) => framer.push(c));
+    const allocate = (nonce?: string): Buffer => {
+      const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
+      if (nonce === undefined) return b.build();
+      b.add(AttributeType.Username, { kind: 'text', text: 'alice' })
+        .add(AttributeType.Realm, { kind: 'text', text: readText(got[0] as StunMessage, AttributeType.Realm) ?? '' })
+        .add(AttributeType.Nonce, { kind: 'text', text: nonce });
+      return b.build({ integrityKey: longTermKey('alice', readText(got[0] as StunMessage, AttributeType.Realm) ?? '', 'wonderland') });
+    };
+    sock.write(allocate());
+    await waitFor('the local 401', () => got.length >= 1, 5000, 10);
+    sock.write(allocate(readText(got[0] as StunMessage, AttributeType.Nonce)));
+    await waitFor('the allocation through Tor', () => got.length >= 2, 30_000, 10);
+    assert.equal(got[1]?.messageClass, MessageClass.SuccessResponse);
+
+    // The server goes away and comes back on the same port: the allocation is gone with it.
+    const killedAt = performance.now();
+    first.process.child.kill('SIGTERM');
+    await once(first.process.child, 'exit');
+    await startServer(group, args, {}, { listen: [`tcp://127.0.0.1:${port}`] });
+    await waitFor('the app connection to be closed', () => closedAt > 0, 30_000, 10);
+    const log = local.output();
+    assert.match(log, /mobility failed/);
+    console.log(
+      `mobility after a server restart: the app's TCP connection closed ${(closedAt - killedAt).toFixed(0)} ms after the server stopped (${/mobility failed: [^"]*/.exec(log)?.[0]})`,
+    );
+  });
 });
