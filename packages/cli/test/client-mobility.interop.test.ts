@@ -222,8 +222,9 @@ describe('TURN mobility on a private Tor network', () => {
           const d = t - (i === 0 ? cutAt : (after[i - 1] as number));
           if (d > silence) [silence, back] = [d, t];
         });
+        const moved = [...local.output().matchAll(/"gapMs":(\d+)/g)].map((m) => Number(m[1]));
         console.log(
-          `mobility (${tcp ? 'TCP' : 'UDP'} app, local mode): the peer hears the app again ${(back - cutAt).toFixed(0)} ms after the cut (longest silence ${silence.toFixed(0)} ms); uclient sent ${r.sent}, received ${r.received}`,
+          `mobility (${tcp ? 'TCP' : 'UDP'} app, local mode): longest silence the peer heard after the cut ${silence.toFixed(0)} ms (ending ${(back - cutAt).toFixed(0)} ms after it); shim: stream lost to allocation taken over ${moved.join(', ')} ms; uclient sent ${r.sent}, received ${r.received}`,
         );
         assert.equal(sources.size, 1, `the peer heard one relay address: ${[...sources].join(', ')}`);
         assert.equal(r.sent, 400);
