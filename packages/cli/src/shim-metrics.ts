@@ -64,6 +64,15 @@ export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): 
         ]
       : [];
   });
+  counter(
+    'onionturn_client_streams_moved_total',
+    'Tor streams lost mid-flow whose allocation the shim tried to take over on a new circuit (TURN mobility)',
+    [],
+    () => {
+      const s = stats();
+      return s ? [[[], s.streamsMoved]] : [];
+    },
+  );
   counter('onionturn_client_peer_refused_total', "CreatePermission/ChannelBind refused by the server's peer policy (403)", [], () => {
     const s = stats();
     return s ? [[[], s.peerRefused]] : [];

@@ -7,6 +7,9 @@
 // Binding requests are answered here (binding-answer.ts): they never cost a Tor stream.
 // The app-facing check and its nonces belong to the shim (app-auth.ts), shared by its flows.
 // Time is passed in; the only randomness (transaction ids of retries) is injectable.
+// Mobility (RFC 8016): the upstream Allocate asks for a MOBILITY-TICKET (the shim signs it, so it
+// may add one); the ticket stays here, and after a lost Tor stream moveRequest() takes the
+// allocation over on the new one with a Refresh the app never sees.
 import { randomBytes } from 'node:crypto';
 import {
   AttributeType,
@@ -17,6 +20,7 @@ import {
   TRANSACTION_ID_LENGTH,
   decodeAttribute,
   decodeMessage,
+  getAttribute,
   longTermKey,
   readText,
   verifyIntegrity,
@@ -37,6 +41,9 @@ export interface UpstreamCredential {
 export type ResignAction =
   | { readonly kind: 'to-app'; readonly data: Buffer }
   | { readonly kind: 'to-upstream'; readonly data: Buffer }
+  /** The allocation was taken over on the new stream (mobility) / the server would not. */
+  | { readonly kind: 'moved' }
+  | { readonly kind: 'move-failed'; readonly reason: string }
   /**
    * Something the user should know. A malicious app or upstream can make these per message, so
    * the shell logs the first of each `code` per flow and counts the rest.
@@ -85,6 +92,8 @@ const HOP_ATTRIBUTES: ReadonlySet<number> = new Set([
 const XOR_ADDRESSES: ReadonlySet<number> = new Set([AttributeType.XorMappedAddress, AttributeType.XorPeerAddress, AttributeType.XorRelayedAddress]);
 
 interface Pending {
+  /** The shim's own mobility Refresh: its answer never reaches the app. */
+  readonly internal?: boolean;
   /** The app's request (a private copy). */
   readonly request: StunMessage;
   readonly appTxid: string;
@@ -121,6 +130,9 @@ export class CredentialResigner {
   #appAuthenticated = false;
   /** Requests waiting for the upstream credential after a challenge. */
   #waiting: Pending[] = [];
+  /** RFC 8016: asked for at Allocate until upstream refuses (405); the newest ticket. */
+  #askMobility = true;
+  #ticket: Buffer | undefined;
 
   constructor(opts: ResignerOptions) {
     this.#auth = opts.auth;
@@ -136,6 +148,57 @@ export class CredentialResigner {
 
   get credentialExpiresAt(): number | undefined {
     return this.#credential?.expiresAt;
+  }
+
+  /** Upstream gave a mobility ticket: a lost stream can be replaced without losing the allocation. */
+  get movable(): boolean {
+    return this.#ticket !== undefined && this.#credential !== undefined && this.#upstreamKey !== undefined;
+  }
+
+  /**
+   * The stream is lost: what was in flight on it is forgotten (a UDP app retransmits), and the
+   * take-over Refresh with the ticket is what goes on the new stream.
+   */
+  moveRequest(now: number): ResignAction[] {
+    this.#pending.clear();
+    this.#inFlight.clear();
+    this.#waiting = [];
+    const ticket = this.#ticket;
+    if (ticket === undefined) return [{ kind: 'move-failed', reason: 'no mobility ticket' }];
+    const request = new MessageBuilder(Method.Refresh, MessageClass.Request, this.#random(TRANSACTION_ID_LENGTH))
+      .add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: ticket })
+      .build();
+    const decoded = decodeMessage(request);
+    if (!decoded.ok) return [{ kind: 'move-failed', reason: 'could not build the take-over Refresh' }];
+    const p: Pending = {
+      internal: true,
+      request: decoded.value,
+      appTxid: '',
+      sha1: true,
+      sha256: false,
+      fingerprint: true,
+      attempts: 0,
+      upstreamKey: undefined,
+      sentAt: now,
+    };
+    return [this.#sendUpstream(p, now, false)];
+  }
+
+  /**
+   * A Refresh with LIFETIME 0 for upstream, when the flow ends while its stream lives: a server
+   * keeps a mobile allocation for a while after its connection closes (waiting for a take-over),
+   * which a finished call should not hold. Its answer is not waited for.
+   */
+  releaseRequest(): Buffer | undefined {
+    const auth = this.#upstreamAuth;
+    const cred = this.#credential;
+    if (this.#ticket === undefined || !auth || !cred || !this.#upstreamKey) return undefined;
+    return new MessageBuilder(Method.Refresh, MessageClass.Request, this.#random(TRANSACTION_ID_LENGTH))
+      .add(AttributeType.Lifetime, { kind: 'uint32', value: 0 })
+      .add(AttributeType.Username, { kind: 'text', text: cred.username })
+      .add(AttributeType.Realm, { kind: 'text', text: auth.realm })
+      .add(AttributeType.Nonce, { kind: 'text', text: auth.nonce })
+      .build({ integrityKey: this.#upstreamKey, fingerprint: true });
   }
 
   /** Upstream transactions still unanswered (tests, leak checks). */
@@ -204,6 +267,11 @@ export class CredentialResigner {
     if (msg.messageClass === MessageClass.ErrorResponse) {
       const code = readErrorCode(msg)?.code;
       if (code === ErrorCode.Unauthorized || code === ErrorCode.StaleNonce) return this.#challenged(p, msg, code, now);
+      if (code === ErrorCode.MobilityForbidden && p.request.method === Method.Allocate && this.#askMobility) {
+        // RFC 8016: this server does not allow mobility; the allocation works without it.
+        this.#askMobility = false;
+        return [this.#sendUpstream(p, now, true)];
+      }
       if (msg.integrityOffset >= 0 || msg.integritySha256Offset >= 0) {
         const bad = this.#checkUpstreamIntegrity(p, msg);
         if (bad) return bad;
@@ -212,8 +280,21 @@ export class CredentialResigner {
       const bad = this.#checkUpstreamIntegrity(p, msg);
       if (bad) return bad;
     }
+    if (msg.messageClass === MessageClass.SuccessResponse) this.#keepTicket(msg, p);
+    if (p.internal) {
+      if (msg.messageClass === MessageClass.SuccessResponse) return [{ kind: 'moved' }];
+      const e = readErrorCode(msg);
+      return [{ kind: 'move-failed', reason: `the TURN server did not take the allocation over (${e?.code ?? 0} ${e?.reason ?? ''})`.trim() }];
+    }
     this.#inFlight.delete(p.appTxid);
     return [{ kind: 'to-app', data: this.#forApp(msg, p) }];
+  }
+
+  /** A ticket in an Allocate or Refresh success is the newest one. */
+  #keepTicket(msg: StunMessage, p: Pending): void {
+    if (p.request.method !== Method.Allocate && p.request.method !== Method.Refresh) return;
+    const t = getAttribute(msg, AttributeType.MobilityTicket);
+    if (t !== undefined && t.value.length > 0) this.#ticket = Buffer.from(t.value);
   }
 
   /** Forgets transactions upstream never answered (the shell calls this from its timer). */
@@ -270,6 +351,9 @@ export class CredentialResigner {
     const txid = fresh ? this.#random(TRANSACTION_ID_LENGTH) : p.request.transactionId;
     const b = new MessageBuilder(p.request.method, MessageClass.Request, txid);
     copyAttributes(p.request, b);
+    if (p.request.method === Method.Allocate && this.#askMobility && getAttribute(p.request, AttributeType.MobilityTicket) === undefined) {
+      b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: Buffer.alloc(0) });
+    }
     const auth = this.#upstreamAuth;
     const cred = this.#credential;
     let data: Buffer;
@@ -301,6 +385,7 @@ export class CredentialResigner {
     ) {
       // Signed with the current realm and nonce and still refused: the credential itself is bad.
       this.#inFlight.delete(p.appTxid);
+      if (p.internal) return [{ kind: 'move-failed', reason: `upstream refused the shim's credentials for the take-over (${code})` }];
       return [
         {
           kind: 'warn',
@@ -334,20 +419,22 @@ export class CredentialResigner {
     if (check === 'ok') return undefined;
     // A response that is not from the server we authenticated with (a tampering exit, say).
     this.#inFlight.delete(p.appTxid);
+    if (p.internal) return [{ kind: 'move-failed', reason: `the take-over answer failed its integrity check (${check})` }];
     return [{ kind: 'warn', code: 'upstream-integrity', reason: `upstream response failed its integrity check (${check}); dropped` }];
   }
 
   #forApp(msg: StunMessage, p: Pending): Buffer {
     const b = new MessageBuilder(msg.method, msg.messageClass, p.request.transactionId);
-    copyAttributes(msg, b);
+    // The ticket the shim asked for is the shim's; an app that asked itself gets it too.
+    copyAttributes(msg, b, getAttribute(p.request, AttributeType.MobilityTicket) === undefined ? AttributeType.MobilityTicket : undefined);
     return b.build(this.#auth.signature(p.sha1, p.sha256, p.fingerprint));
   }
 }
 
 /** Copies every attribute except the hop's own authentication; XOR addresses re-keyed. */
-function copyAttributes(from: StunMessage, to: MessageBuilder): void {
+function copyAttributes(from: StunMessage, to: MessageBuilder, skip?: number): void {
   for (const a of from.attributes) {
-    if (HOP_ATTRIBUTES.has(a.type)) continue;
+    if (HOP_ATTRIBUTES.has(a.type) || a.type === skip) continue;
     if (XOR_ADDRESSES.has(a.type)) {
       const v = decodeAttribute(from, a);
       if (v.ok) to.add(a.type, v.value);

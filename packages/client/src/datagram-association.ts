@@ -19,6 +19,7 @@ import type { SocksAuth } from './socks5-codec.js';
 import { isOnionName, type SocksDestination } from './socks5-server-codec.js';
 import type { DatagramDropReason, DatagramFlowKind, DatagramFlowStats, ShimStats } from './stats.js';
 import { torResolve } from './tor-resolve.js';
+import { moveAuth } from './mobility-auth.js';
 import { TurnClientSession, type SessionAction } from './turn-client-session.js';
 import type { CredentialSource } from './upstream-credentials.js';
 import { WarnOnce } from './warn-once.js';
@@ -111,6 +112,11 @@ export class DatagramAssociation implements TableFlow {
   readonly #onion = new Map<string, OnionEntry>();
   #resolving = 0;
   readonly #warned = new WarnOnce<string>();
+  /** Mobility: streams lost and replaced so far; when the last one was lost (clock ms). */
+  #moves = 0;
+  /** The server the allocation is on: a take-over goes back there. */
+  #server = -1;
+  #lostAt = 0;
 
   constructor(ctx: DatagramContext, opts: AssociationOptions) {
     this.#ctx = ctx;
@@ -204,6 +210,7 @@ export class DatagramAssociation implements TableFlow {
     else if (r.verdict === 'dropped-peers') this.drop('too-many-peers');
     else if (r.verdict === 'dropped-refused') this.drop('peer-refused');
     else if (r.verdict === 'dropped-size') this.drop('oversized');
+    else if (r.verdict === 'dropped-gap') this.drop('stream-gap');
     else this.drop('closed');
   }
 
@@ -251,15 +258,8 @@ export class DatagramAssociation implements TableFlow {
       return;
     }
     const sock = r.socket;
-    this.#sock = sock;
-    sock.setNoDelay(true);
-    this.#writer = new TcpBatchWriter(sock, MAX_BACKLOG);
-    sock.on('data', (chunk: Buffer) => {
-      if (this.#session) this.#run(this.#session.fromUpstream(chunk, ctx.table.now));
-    });
-    sock.on('end', () => this.close('upstream closed the stream'));
-    sock.on('close', () => this.close('upstream closed the stream'));
-    sock.on('error', (e) => this.close(`upstream stream failed: ${errorText(e)}`, 'warn'));
+    this.#server = r.index;
+    this.#attach(sock);
     const session = new TurnClientSession({ credential: cred.value, now: ctx.table.now });
     this.#session = session;
     ctx.logger.info('datagram flow: TURN stream open', { flow: this.id, kind: this.#opts.kind });
@@ -269,6 +269,61 @@ export class DatagramAssociation implements TableFlow {
     for (const p of pending) this.#toSession(session, p.peer, p.data);
     if (r.head.length > 0) this.#run(session.fromUpstream(r.head, ctx.table.now));
     if (!this.#closed) sock.resume();
+  }
+
+  /** The TURN stream's handlers; a lost stream is replaced when the allocation can move. */
+  #attach(sock: Socket): void {
+    const ctx = this.#ctx;
+    this.#sock = sock;
+    sock.setNoDelay(true);
+    this.#writer = new TcpBatchWriter(sock, MAX_BACKLOG);
+    sock.on('data', (chunk: Buffer) => {
+      if (this.#session && this.#sock === sock) this.#run(this.#session.fromUpstream(chunk, ctx.table.now));
+    });
+    sock.on('end', () => this.#streamLost(sock, 'upstream closed the stream', 'info'));
+    sock.on('close', () => this.#streamLost(sock, 'upstream closed the stream', 'info'));
+    sock.on('error', (e) => this.#streamLost(sock, `upstream stream failed: ${errorText(e)}`, 'warn'));
+  }
+
+  /**
+   * The TURN stream ended under the association. With a mobility ticket the allocation is taken
+   * over on a new stream through a fresh circuit (RFC 8016); the app's side stays open and what
+   * it sends meanwhile is dropped. Without one (or once mobility failed) the association ends.
+   */
+  #streamLost(sock: Socket, reason: string, level: 'info' | 'warn'): void {
+    if (this.#closed || this.#sock !== sock) return;
+    const session = this.#session;
+    if (!session?.movable || session.detached) return this.close(reason, level);
+    this.#sock = undefined;
+    this.#writer = undefined;
+    sock.removeAllListeners('data');
+    sock.destroy();
+    const ctx = this.#ctx;
+    this.#lostAt = ctx.clock.monotonic();
+    this.#run(session.detach(ctx.table.now));
+    ctx.stats.streamsMoved++;
+    ctx.logger.info(`datagram flow: ${reason}; taking the allocation over on a new circuit`, { flow: this.id, kind: this.#opts.kind });
+    void this.#reopen(session);
+  }
+
+  async #reopen(session: TurnClientSession): Promise<void> {
+    const ctx = this.#ctx;
+    const auth = moveAuth(this.#opts.auth, ++this.#moves);
+    const r = await ctx.table.openStream(this.id, this.isClosed, () => {}, auth, undefined, this.#server);
+    if (r.kind === 'abandoned') return;
+    if (this.#closed || this.#session !== session) {
+      if (r.kind === 'open') r.socket.destroy();
+      return;
+    }
+    if (r.kind !== 'open') {
+      if (r.kind === 'failed') ctx.stats.upstreamFailures++;
+      this.close(`mobility failed: no new Tor stream (${r.kind === 'failed' ? r.error.reason : 'no turn in time'})`, 'warn');
+      return;
+    }
+    this.#attach(r.socket);
+    this.#run(session.reattach(ctx.table.now));
+    if (r.head.length > 0) this.#run(session.fromUpstream(r.head, ctx.table.now));
+    if (!this.#closed) r.socket.resume();
   }
 
   #run(actions: readonly SessionAction[]): void {
@@ -287,6 +342,13 @@ export class DatagramAssociation implements TableFlow {
           break;
         case 'warn':
           this.#warn(a.reason, a.reason);
+          break;
+        case 'moved':
+          this.#ctx.logger.info('datagram flow: allocation taken over on a new circuit', {
+            flow: this.id,
+            kind: this.#opts.kind,
+            gapMs: Math.round(this.#ctx.clock.monotonic() - this.#lostAt),
+          });
           break;
         case 'close':
           // The session is over: so is the association (its app learns by the control connection).

@@ -12,6 +12,7 @@ import { CredentialResigner } from './credential-resigner.js';
 import type { FlowContext } from './flow-context.js';
 import { FlowMachine, type FlowAction, type FlowKind } from './flow-machine.js';
 import type { StreamOutcome, TableFlow } from './flow-table.js';
+import { moveAuth } from './mobility-auth.js';
 import type { SocksAuth } from './socks5-codec.js';
 import type { KindCounters } from './stats.js';
 
@@ -50,6 +51,11 @@ export class FlowDriver implements TableFlow {
   #upFull = false;
   #auth: SocksAuth | undefined;
   #done = false;
+  /** Mobility: streams replaced so far, and when the last one was lost (monotonic ms). */
+  #moves = 0;
+  #lostAt = 0;
+  /** The server the flow's stream (so its allocation) is on: a take-over goes back there. */
+  #server = -1;
   /** This flow's kind's counters (a reference: nothing is looked up per packet). */
   readonly #counters: KindCounters;
 
@@ -138,6 +144,16 @@ export class FlowDriver implements TableFlow {
         case 'dial':
           void this.#open();
           break;
+        case 'redial':
+          void this.#redial();
+          break;
+        case 'moved':
+          this.#ctx.logger.info('flow: allocation taken over on a new circuit', {
+            flow: this.id,
+            kind: this.machine.kind,
+            gapMs: Math.round(this.#ctx.clock.monotonic() - this.#lostAt),
+          });
+          break;
         case 'fetch-credential':
           void this.#fetchCredential();
           break;
@@ -152,8 +168,9 @@ export class FlowDriver implements TableFlow {
   }
 
   #writeUp(data: Buffer, end: number, pad: number): void {
-    this.#counters.bytesToServer += end;
     const writer = this.#writer;
+    if (writer === undefined && this.#up === undefined) return; // between streams (mobility): the machine sends nothing then
+    this.#counters.bytesToServer += end;
     if (writer) {
       // UDP semantics when Tor is slower than the app: drop rather than buffer without bound.
       if (!writer.append(data, end, pad)) this.#ctx.stats.backlogDropped++;
@@ -192,6 +209,15 @@ export class FlowDriver implements TableFlow {
       return;
     }
     const sock = r.socket;
+    this.#server = r.index;
+    this.#attach(sock);
+    this.#ctx.logger.info('flow open', { flow: this.id, kind: this.machine.kind, upstream: this.#ctx.serverName(r.server), ...this.#app.describe() });
+    this.#run(this.machine.dialed({ kind: 'open' }));
+    if (r.head.length > 0) this.onUpstreamData(r.head);
+    if (!this.#done) sock.resume();
+  }
+
+  #attach(sock: Socket): void {
     this.#up = sock;
     sock.setNoDelay(true);
     sock.on('data', this.onUpstreamData);
@@ -200,10 +226,43 @@ export class FlowDriver implements TableFlow {
     sock.on('error', this.onUpstreamError);
     if (this.machine.kind === 'udp') this.#writer = new TcpBatchWriter(sock, this.#ctx.maxUpstreamBacklog);
     else sock.on('drain', this.resumeApp);
-    this.#ctx.logger.info('flow open', { flow: this.id, kind: this.machine.kind, upstream: this.#ctx.serverName(r.server), ...this.#app.describe() });
-    this.#run(this.machine.dialed({ kind: 'open' }));
+  }
+
+  /** Lets go of the lost stream (its listeners, then the socket). */
+  #detach(): void {
+    const up = this.#up;
+    this.#up = undefined;
+    this.#writer = undefined;
+    this.#upFull = false;
+    if (!up) return;
+    up.removeListener('data', this.onUpstreamData);
+    up.removeListener('end', this.onUpstreamEnd);
+    up.removeListener('close', this.onUpstreamEnd);
+    up.removeListener('drain', this.resumeApp);
+    // A late error of the old stream must neither end the flow nor go uncaught.
+    up.removeListener('error', this.onUpstreamError);
+    up.on('error', () => {});
+    up.destroy();
+  }
+
+  /** Mobility: a new Tor stream on a fresh circuit (the flow's isolation, varied) for the take-over. */
+  async #redial(): Promise<void> {
+    this.#detach();
+    this.#lostAt = this.#ctx.clock.monotonic();
+    // What the app sends meanwhile is read and dropped (stale by the time a stream is back).
+    if (this.machine.kind === 'tcp') this.#app.resume();
+    const auth = moveAuth(this.#auth ?? { username: `onionturn-flow-${this.id}`, password: 'move' }, ++this.#moves);
+    const r: StreamOutcome = await this.#ctx.table.openStream(this.id, this.isClosed, () => {}, auth, this.source, this.#server);
+    if (r.kind === 'abandoned') return;
+    if (r.kind !== 'open') {
+      this.#run(this.machine.redialed(r.kind === 'failed' ? { kind: 'failed', reason: r.error.reason } : r, this.#ctx.table.now));
+      return;
+    }
+    this.#attach(r.socket);
+    this.#ctx.logger.info('flow: new Tor stream for the allocation', { flow: this.id, kind: this.machine.kind, upstream: this.#ctx.serverName(r.server) });
+    this.#run(this.machine.redialed({ kind: 'open' }, this.#ctx.table.now));
     if (r.head.length > 0) this.onUpstreamData(r.head);
-    if (!this.#done) sock.resume();
+    if (!this.#done) r.socket.resume();
   }
 
   async #fetchCredential(): Promise<void> {

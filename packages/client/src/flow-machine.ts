@@ -37,6 +37,13 @@ export type FlowAction =
   | { readonly kind: 'resume-app' }
   /** A line for the log, about this flow. */
   | { readonly kind: 'warn'; readonly reason: string }
+  /**
+   * Mobility: the Tor stream was lost but the allocation can be taken over. Drop the old stream,
+   * open a new one on a fresh circuit (new isolation), then call redialed(). The app side stays.
+   */
+  | { readonly kind: 'redial' }
+  /** Mobility: the allocation is on the new stream; traffic flows again. */
+  | { readonly kind: 'moved' }
   /** The flow is over: close both sides. The last action a machine emits. */
   | { readonly kind: 'close'; readonly reason: string; readonly level: LogLevel };
 
@@ -72,6 +79,8 @@ const FORWARD_UPSTREAM: FlowAction = Object.freeze({ kind: 'forward-upstream' })
 const FORWARD_APP: FlowAction = Object.freeze({ kind: 'forward-app' });
 const PAUSE_APP: FlowAction = Object.freeze({ kind: 'pause-app' });
 const RESUME_APP: FlowAction = Object.freeze({ kind: 'resume-app' });
+const REDIAL: FlowAction = Object.freeze({ kind: 'redial' });
+const MOVED: FlowAction = Object.freeze({ kind: 'moved' });
 const NONE: readonly FlowAction[] = Object.freeze([]);
 
 export class FlowMachine {
@@ -81,8 +90,8 @@ export class FlowMachine {
   readonly #stats: ShimStats;
   readonly #resigner: CredentialResigner | undefined;
   readonly #app: TransportAddress | undefined;
-  /** What upstream sends, framed (ChannelData without TCP padding). */
-  readonly #upFramer: StreamFramer;
+  /** What upstream sends, framed (ChannelData without TCP padding); a new one per stream. */
+  #upFramer: StreamFramer;
   /** TCP: what the app sends, framed (its first frame decides; local mode re-signs STUN). */
   readonly #appFramer: StreamFramer | undefined;
   /** The reused output of the relay-path inputs; #cur is where the framers' callbacks write. */
@@ -103,6 +112,10 @@ export class FlowMachine {
   /** TCP: bytes for upstream while its stream is being opened (the app is paused meanwhile). */
   #held: Buffer[] = [];
   #refreshing = false;
+  /** Mobility: between a lost stream and the take-over's answer; app input for upstream is dropped. */
+  #moving = false;
+  /** The Tor stream is gone for good: nothing more is written to it. */
+  #upstreamGone = false;
   #credentialObtainedAt = 0;
   #lastRefreshAttempt = 0;
   /** Resigner warnings: each kind logged once per flow, the rest counted. */
@@ -154,6 +167,10 @@ export class FlowMachine {
     const out = this.#begin(now);
     if (this.isClosed()) return out;
     this.state.lastActivity = now;
+    if (this.#moving) {
+      this.#stats.gapDropped++;
+      return out;
+    }
     const resigner = this.#resigner;
     if (resigner && wireKindOf(datagram[0] as number) === WireKind.Stun) {
       // Local mode: STUN goes through the resigner (end === length for STUN).
@@ -285,12 +302,43 @@ export class FlowMachine {
   }
 
   upstreamEnded(): readonly FlowAction[] {
-    return this.close('upstream closed the stream');
+    return this.#lost('upstream closed the stream', 'info');
   }
 
   /** The Tor stream failed; `code` names how (an errno code, never an address). */
   upstreamFailed(code: string): readonly FlowAction[] {
-    return this.close(`upstream stream failed: ${code}`, 'warn');
+    return this.#lost(`upstream stream failed: ${code}`, 'warn');
+  }
+
+  /** Mobility: how the 'redial' ended; an open stream gets the take-over Refresh. */
+  redialed(report: DialReport, now: number): readonly FlowAction[] {
+    if (this.isClosed() || !this.#moving) return NONE;
+    this.#now = now;
+    const out: FlowAction[] = [];
+    if (report.kind !== 'open') {
+      this.#stats.upstreamFailures++;
+      this.#close(out, `mobility failed: no new Tor stream (${report.kind === 'failed' ? report.reason : 'no turn in time'})`, 'warn');
+      return out;
+    }
+    this.#resign(out, (this.#resigner as CredentialResigner).moveRequest(now));
+    return out;
+  }
+
+  /**
+   * The Tor stream is gone. Local mode with a mobility ticket: a new stream takes the allocation
+   * over (RFC 8016) and the app keeps its connection; otherwise the flow ends.
+   */
+  #lost(reason: string, level: LogLevel): readonly FlowAction[] {
+    if (this.isClosed()) return NONE;
+    if (this.#moving || this.state.phase !== 'open' || !this.#resigner?.movable) {
+      this.#upstreamGone = true;
+      return this.close(reason, level);
+    }
+    this.#moving = true;
+    this.#stats.streamsMoved++;
+    this.#upFramer = new StreamFramer(this.#onUpstreamFrame.bind(this), { rfc5766Channels: true });
+    this.#held = [];
+    return [{ kind: 'warn', reason: `${reason}: taking the allocation over on a new circuit` }, REDIAL];
   }
 
   appEnded(): readonly FlowAction[] {
@@ -330,6 +378,9 @@ export class FlowMachine {
 
   #close(out: FlowAction[], reason: string, level: LogLevel): void {
     if (this.isClosed()) return;
+    // A mobile allocation would outlive the stream on the server (waiting to be taken over): released.
+    const release = this.state.phase === 'open' && !this.#moving && !this.#upstreamGone && !this.#released ? this.#resigner?.releaseRequest() : undefined;
+    if (release) out.push({ kind: 'send-upstream', data: release, pad: 0 });
     this.#closeReason = reason;
     this.state.close();
     this.#held = [];
@@ -361,6 +412,10 @@ export class FlowMachine {
     }
     // #checkHead let only a STUN request through, so this first whole frame is one.
     this.#sawRequest = true;
+    if (this.#moving) {
+      this.#stats.gapDropped++;
+      return;
+    }
     if (kind === FrameKind.Stun) this.#resign(out, resigner.fromApp(frame, this.#now));
     else if (this.state.phase === 'open') out.push({ kind: 'send-upstream', data: frame, pad: channelDataPadding(frame.length) });
     else if (this.#dialStarted) {
@@ -449,6 +504,10 @@ export class FlowMachine {
       if (this.isClosed()) return;
       if (a.kind === 'to-app') out.push({ kind: 'send-app', data: a.data, pad: 0 });
       else if (a.kind === 'to-upstream') this.#toUpstream(out, a.data);
+      else if (a.kind === 'moved') {
+        this.#moving = false;
+        out.push(MOVED);
+      } else if (a.kind === 'move-failed') this.#close(out, `mobility failed: ${a.reason}; was the server restarted?`, 'warn');
       else {
         this.#stats.resignWarnings++;
         if (this.#warnings.first(a.code)) out.push({ kind: 'warn', reason: `${a.reason} (further ones on this flow are counted, not logged)` });

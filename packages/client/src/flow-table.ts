@@ -27,7 +27,8 @@ export interface TableFlow {
 }
 
 export type StreamOutcome =
-  | { readonly kind: 'open'; readonly socket: Socket; readonly head: Buffer; readonly server: UpstreamServer }
+  /** `index`: the server's place in the list (a take-over must go back to it: pin). */
+  | { readonly kind: 'open'; readonly socket: Socket; readonly head: Buffer; readonly server: UpstreamServer; readonly index: number }
   | { readonly kind: 'no-turn' }
   | { readonly kind: 'failed'; readonly error: UpstreamError }
   /** The flow closed while waiting: whatever was opened for it is already destroyed. */
@@ -161,26 +162,36 @@ export class FlowTable<F extends TableFlow = TableFlow> {
    * a credential can be fetched on the same circuit meanwhile), then dials. `isClosed` says the
    * flow no longer wants it: its turn passes on, and a stream opened for it is destroyed.
    */
-  async openStream(flowId: number, isClosed: () => boolean, onTurn: (auth: SocksAuth) => void, fixedAuth?: SocksAuth, source?: string): Promise<StreamOutcome> {
+  async openStream(
+    flowId: number,
+    isClosed: () => boolean,
+    onTurn: (auth: SocksAuth) => void,
+    fixedAuth?: SocksAuth,
+    source?: string,
+    pin?: number,
+  ): Promise<StreamOutcome> {
     const turn = await this.awaitTurn(isClosed, source);
     if (turn !== 'ok') return { kind: turn };
     // A datagram association keeps one isolation for all its streams (fixedAuth).
     const auth = fixedAuth ?? this.isolation.next();
     onTurn(auth);
     if (isClosed()) return { kind: 'abandoned' };
-    const r = await this.#dial(auth, flowId, isClosed);
+    const r = await this.#dial(auth, flowId, isClosed, pin);
     if (isClosed()) {
       if (r.ok) r.socket.destroy();
       return { kind: 'abandoned' };
     }
-    return r.ok ? { kind: 'open', socket: r.socket, head: r.head, server: r.server } : { kind: 'failed', error: r.error };
+    return r.ok ? { kind: 'open', socket: r.socket, head: r.head, server: r.server, index: r.index } : { kind: 'failed', error: r.error };
   }
 
-  /** The chosen server, then the next while dials fail (each server once per flow). */
-  async #dial(auth: SocksAuth | undefined, flowId: number, isClosed: () => boolean): Promise<DialResult> {
+  /**
+   * The chosen server, then the next while dials fail (each server once per flow); with `pin`, that
+   * server only (an allocation taken over with mobility lives on the server that made it).
+   */
+  async #dial(auth: SocksAuth | undefined, flowId: number, isClosed: () => boolean, pin?: number): Promise<DialResult & { index: number }> {
     const { servers, connect, clock } = this.#opts;
     const tried = new Set<number>();
-    let index = servers.next(tried, clock.monotonic());
+    let index = pin ?? servers.next(tried, clock.monotonic());
     let last: UpstreamError | undefined;
     while (index !== undefined) {
       tried.add(index);
@@ -188,16 +199,16 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       if (r.ok) {
         servers.record(index, 'ok', clock.monotonic());
         if (tried.size > 1) this.#opts.onFailover?.(flowId, index);
-        return r;
+        return { ...r, index };
       }
       last = r.error;
       servers.record(index, dialVerdict(r.error), clock.monotonic());
       // A dead SOCKS proxy fails every server alike: no point walking the list (nor for a flow gone).
-      const next = r.error.code === 'socks-unreachable' || isClosed() ? undefined : servers.next(tried, clock.monotonic());
+      const next = pin !== undefined || r.error.code === 'socks-unreachable' || isClosed() ? undefined : servers.next(tried, clock.monotonic());
       this.#opts.onDialFailed?.(flowId, index, r.error, next);
       index = next;
     }
-    return { ok: false, error: last ?? { code: 'closed', reason: 'no upstream server' } };
+    return { ok: false, error: last ?? { code: 'closed', reason: 'no upstream server' }, index: -1 };
   }
 
   /** Waits for a turn to open a Tor stream (the dial pacer), for streams the table does not dial itself. */

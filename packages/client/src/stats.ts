@@ -44,6 +44,8 @@ export type DatagramDropReason =
   | 'peer-refused'
   | 'resolve-failed'
   | 'no-route'
+  /** While a lost Tor stream is replaced (TURN mobility): dropped, not queued. */
+  | 'stream-gap'
   | 'closed';
 
 /** One kind of datagram flow (an association, or one source of a forward). */
@@ -63,6 +65,7 @@ export class DatagramFlowStats extends KindCounters {
     'peer-refused': 0,
     'resolve-failed': 0,
     'no-route': 0,
+    'stream-gap': 0,
     closed: 0,
   };
 
@@ -128,6 +131,10 @@ export class ShimStats {
   flowsOpened = 0;
   flowsClosed = 0;
   upstreamFailures = 0;
+  /** Tor streams lost mid-flow whose allocation was taken over on a new stream (TURN mobility, tried). */
+  streamsMoved = 0;
+  /** App datagrams and frames for upstream dropped while a lost stream was being replaced. */
+  gapDropped = 0;
   /** Datagrams dropped because the connect queue of their flow was full. */
   queueDropped = 0;
   /** Datagrams dropped because the upstream stream's send buffer was full. */

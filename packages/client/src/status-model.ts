@@ -56,6 +56,7 @@ export function dropsOf(s: ShimStats): Record<string, number> {
     'flow limit': s.flowLimitRefused,
     'dial rate': s.dialRateRefused,
     'internal error': s.internalErrors,
+    'stream gap (mobility)': s.gapDropped,
     // SOCKS UDP and UDP forwards: every reason summed over both kinds, by name.
     ...datagramDrops(s),
   };

@@ -4,6 +4,10 @@
 // here), Refresh before the allocation expires, per peer a CreatePermission and a ChannelBind
 // (kept alive before they lapse), ChannelData out (padded, TCP), ChannelData and Data
 // indications in. Inputs are the stream's bytes and the time; outputs are typed actions.
+// Mobility (RFC 8016): the Allocate asks for a MOBILITY-TICKET; when the Tor stream dies the
+// shell calls detach(), opens a new stream on a fresh circuit and calls reattach(), which shows
+// the ticket in a Refresh: the server moves the allocation (relay address, permissions, channels)
+// to the new stream. Datagrams in the gap are dropped, not queued.
 import { randomBytes } from 'node:crypto';
 import {
   AttributeType,
@@ -39,6 +43,8 @@ export type SessionAction =
   | { readonly kind: 'deliver'; readonly peer: TransportAddress; readonly data: Buffer }
   /** A line for the log (never an address unless the shell's logger is in detail mode). */
   | { readonly kind: 'warn'; readonly reason: string }
+  /** The allocation was taken over on a new stream (mobility): traffic flows again. */
+  | { readonly kind: 'moved' }
   /** The session is over; the last action. */
   | { readonly kind: 'close'; readonly reason: string };
 
@@ -59,7 +65,7 @@ export const DEFAULT_MAX_PEERS = 64;
 export const DEFAULT_MAX_QUEUED = 64;
 const MAX_QUEUED_BYTES = 256 * 1024;
 
-type TxKind = 'allocate' | 'refresh' | 'permission' | 'channel';
+type TxKind = 'allocate' | 'refresh' | 'permission' | 'channel' | 'move';
 
 interface Transaction {
   readonly kind: TxKind;
@@ -83,7 +89,7 @@ interface Peer {
   queue: Buffer[];
 }
 
-export type SendVerdict = 'sent' | 'queued' | 'dropped-queue' | 'dropped-peers' | 'dropped-refused' | 'dropped-closed' | 'dropped-size';
+export type SendVerdict = 'sent' | 'queued' | 'dropped-queue' | 'dropped-peers' | 'dropped-refused' | 'dropped-closed' | 'dropped-size' | 'dropped-gap';
 
 export interface TurnClientSessionOptions {
   readonly credential: UpstreamCredential;
@@ -102,7 +108,7 @@ export class TurnClientSession {
   readonly #random: (n: number) => Buffer;
   readonly #maxPeers: number;
   readonly #maxQueued: number;
-  readonly #framer: StreamFramer;
+  #framer: StreamFramer;
   readonly #tx = new Map<string, Transaction>();
   readonly #peers = new Map<string, Peer>();
   readonly #byChannel = new Map<number, Peer>();
@@ -116,6 +122,11 @@ export class TurnClientSession {
   #nextChannel: number = ChannelNumber.Min;
   #queuedCount = 0;
   #queuedBytes = 0;
+  /** RFC 8016: asked for at Allocate until a server refuses (405); the newest ticket. */
+  #askMobility = true;
+  #ticket: Buffer | undefined;
+  /** Between detach() and the take-over's answer: no stream, or a new one not yet ours. */
+  #detached = false;
   /** Messages from upstream that failed to parse or to authenticate: dropped, counted. */
   dropped = 0;
   #out: SessionAction[] = [];
@@ -136,6 +147,43 @@ export class TurnClientSession {
 
   isClosed(): boolean {
     return this.#closed;
+  }
+
+  /** The allocation could be taken over on a new stream (the server gave a ticket). */
+  get movable(): boolean {
+    return this.#allocated && this.#ticket !== undefined && !this.#closed;
+  }
+
+  get detached(): boolean {
+    return this.#detached;
+  }
+
+  /**
+   * The Tor stream is gone but the allocation may live on (movable): nothing is sent until
+   * reattach(); what the app sends meanwhile is dropped ('dropped-gap'), and so is what was queued.
+   */
+  detach(now: number): SessionAction[] {
+    const out = this.#begin(now);
+    if (this.#closed) return out;
+    this.#detached = true;
+    this.#tx.clear();
+    this.#framer = new StreamFramer(this.#onFrame.bind(this), { rfc5766Channels: true });
+    for (const p of this.#peers.values()) {
+      p.queue = [];
+      p.permissionPending = false;
+      p.channelPending = false;
+    }
+    this.#queuedCount = 0;
+    this.#queuedBytes = 0;
+    return out;
+  }
+
+  /** A new Tor stream is open: take the allocation over with the ticket (a Refresh). */
+  reattach(now: number): SessionAction[] {
+    const out = this.#begin(now);
+    if (this.#closed || !this.#detached) return out;
+    this.#request('move', undefined, 1);
+    return out;
   }
 
   get closeReason(): string | undefined {
@@ -175,6 +223,7 @@ export class TurnClientSession {
       if (this.#allocated) this.#bindPeer(p);
     }
     if (p.refused) return { verdict: 'dropped-refused', actions: out };
+    if (this.#detached) return { verdict: 'dropped-gap', actions: out };
     if (p.bound) {
       out.push({ kind: 'send-upstream', data: encodeChannelData(p.channel, data, false), pad: channelDataPadding(data.length) });
       return { verdict: 'sent', actions: out };
@@ -206,7 +255,7 @@ export class TurnClientSession {
         return out;
       }
     }
-    if (!this.#allocated) return out;
+    if (!this.#allocated || this.#detached) return out;
     if (now >= this.#refreshDueAt) {
       this.#refreshDueAt = Number.POSITIVE_INFINITY;
       this.#request('refresh', undefined, 1);
@@ -223,7 +272,7 @@ export class TurnClientSession {
   close(reason: string, now: number): SessionAction[] {
     const out = this.#begin(now);
     if (this.#closed) return out;
-    if (this.#allocated && this.#key) {
+    if (this.#allocated && this.#key && !this.#detached) {
       const b = this.#builder(Method.Refresh);
       b.add(AttributeType.Lifetime, { kind: 'uint32', value: 0 });
       out.push({ kind: 'send-upstream', data: this.#sign(b), pad: 0 });
@@ -262,10 +311,18 @@ export class TurnClientSession {
 
   #request(kind: TxKind, peer: Peer | undefined, attempts: number): void {
     const method =
-      kind === 'allocate' ? Method.Allocate : kind === 'refresh' ? Method.Refresh : kind === 'permission' ? Method.CreatePermission : Method.ChannelBind;
+      kind === 'allocate'
+        ? Method.Allocate
+        : kind === 'refresh' || kind === 'move'
+          ? Method.Refresh
+          : kind === 'permission'
+            ? Method.CreatePermission
+            : Method.ChannelBind;
     const b = this.#builder(method);
     if (kind === 'allocate') b.add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: TransportProtocol.UDP });
-    if (kind === 'allocate' || kind === 'refresh') b.add(AttributeType.Lifetime, { kind: 'uint32', value: REQUESTED_LIFETIME_S });
+    if (kind === 'allocate' && this.#askMobility) b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: Buffer.alloc(0) });
+    if (kind === 'move') b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: this.#ticket as Buffer });
+    if (kind === 'allocate' || kind === 'refresh' || kind === 'move') b.add(AttributeType.Lifetime, { kind: 'uint32', value: REQUESTED_LIFETIME_S });
     if (kind === 'channel') b.add(AttributeType.ChannelNumber, { kind: 'channel-number', channel: (peer as Peer).channel });
     if (peer) b.add(AttributeType.XorPeerAddress, { kind: 'address', address: peer.address });
     if (peer && kind === 'permission') peer.permissionPending = true;
@@ -334,12 +391,20 @@ export class TurnClientSession {
 
   #success(t: Transaction, msg: StunMessage): void {
     const now = this.#now;
-    if (t.kind === 'allocate' || t.kind === 'refresh') {
+    if (t.kind === 'allocate' || t.kind === 'refresh' || t.kind === 'move') {
       const lifetime = readUint32(msg, AttributeType.Lifetime) ?? REQUESTED_LIFETIME_S;
       this.#refreshDueAt = now + Math.max(lifetime * 1000 - REFRESH_AHEAD_MS, (lifetime * 1000) / 2);
+      const ticket = readAttribute(msg, AttributeType.MobilityTicket);
+      if (ticket?.ok && ticket.value.kind === 'bytes' && ticket.value.bytes.length > 0) this.#ticket = Buffer.from(ticket.value.bytes);
       if (t.kind === 'allocate') {
         this.#allocated = true;
         for (const p of this.#peers.values()) this.#bindPeer(p);
+      }
+      if (t.kind === 'move') {
+        this.#detached = false;
+        this.#out.push({ kind: 'moved' });
+        // Requests lost with the old stream: a permission or channel not yet confirmed is asked again.
+        for (const p of this.#peers.values()) if (!p.refused && !p.bound) this.#bindPeer(p);
       }
       return;
     }
@@ -387,6 +452,16 @@ export class TurnClientSession {
       }
     }
     const what = `${code} ${ec?.reason ?? ''}`.trim();
+    if (t.kind === 'allocate' && code === ErrorCode.MobilityForbidden && this.#askMobility && t.attempts < MAX_ATTEMPTS) {
+      // RFC 8016: a server that does not allow mobility; the allocation works without it.
+      this.#askMobility = false;
+      this.#request('allocate', undefined, t.attempts + 1);
+      return;
+    }
+    if (t.kind === 'move') {
+      this.#close(`mobility failed: the TURN server did not take the allocation over (${what}); was it restarted?`);
+      return;
+    }
     if (t.kind === 'allocate') {
       this.#close(
         code === ErrorCode.Unauthorized

@@ -132,3 +132,50 @@ for (const mode of ['failover', 'round-robin', 'random'] as ServerChoiceMode[]) 
     assert.equal(failovers, 1);
   });
 }
+
+test('a take-over (mobility) goes back to the server that holds the allocation, and only there', async () => {
+  const clock = new ManualClock();
+  const dialed: number[] = [];
+  let up = true;
+  const t = new FlowTable({
+    clock,
+    maxFlows: 100,
+    isolation: 'per-flow',
+    tickMs: 1000,
+    pacing: { perSecond: 0, onDelayed: () => {}, onGivenUp: () => {} },
+    servers: new ServerChoice(2, { mode: 'round-robin', random: () => 0 }),
+    connect: (index): Promise<DialResult> => {
+      dialed.push(index);
+      if (!up) return Promise.resolve({ ok: false, error: { code: 'socks-reply', reason: 'host unreachable', reply: 4 } });
+      return Promise.resolve({ ok: true, socket: { destroy() {} } as never, head: Buffer.alloc(0), server: SERVERS[index] as UpstreamServer });
+    },
+  });
+  const first = await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  assert.ok(first.kind === 'open');
+  for (let k = 0; k < 3; k++) {
+    const again = await t.openStream(
+      1,
+      () => false,
+      () => {},
+      undefined,
+      undefined,
+      first.index,
+    );
+    assert.ok(again.kind === 'open' && again.index === first.index, 'round robin would have moved on');
+  }
+  up = false;
+  const failed = await t.openStream(
+    1,
+    () => false,
+    () => {},
+    undefined,
+    undefined,
+    first.index,
+  );
+  assert.equal(failed.kind, 'failed', 'no walk to the other server, which has no such allocation');
+  assert.deepEqual(dialed, [first.index, first.index, first.index, first.index, first.index]);
+});

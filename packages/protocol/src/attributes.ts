@@ -46,6 +46,7 @@ export const ATTRIBUTE_KINDS: Readonly<Record<number, AttributeKind>> = {
   [A.MessageIntegritySha256]: 'bytes',
   [A.Data]: 'bytes',
   [A.ReservationToken]: 'bytes',
+  [A.MobilityTicket]: 'bytes',
   [A.IceControlled]: 'bytes',
   [A.IceControlling]: 'bytes',
   [A.Fingerprint]: 'uint32',

@@ -62,6 +62,8 @@ export const AttributeType = {
   Fingerprint: 0x8028,
   IceControlled: 0x8029,
   IceControlling: 0x802a,
+  /** RFC 8016: empty in Allocate (asks for mobility), an opaque ticket in responses and Refresh. */
+  MobilityTicket: 0x8030,
 } as const;
 export type AttributeType = (typeof AttributeType)[keyof typeof AttributeType];
 
@@ -92,6 +94,8 @@ export const ErrorCode = {
   BadRequest: 400,
   Unauthorized: 401,
   Forbidden: 403,
+  /** RFC 8016: the server does not allow mobility. */
+  MobilityForbidden: 405,
   UnknownAttribute: 420,
   AllocationMismatch: 437,
   StaleNonce: 438,
@@ -111,6 +115,7 @@ export const ERROR_REASONS: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
+  405: 'Mobility Forbidden',
   420: 'Unknown Attribute',
   437: 'Allocation Mismatch',
   438: 'Stale Nonce',

@@ -18,6 +18,7 @@ import type { AllocationTable } from './allocation-table.js';
 import type { Authenticated } from './authenticate.js';
 import type { CoreOptions, RelayAddress } from './core-options.js';
 import type { Lifetimes, Limits } from './limits.js';
+import { addTicket, asksMobility, type MobilityContext } from './mobility.js';
 import { credentialBound, grantedLifetime } from './refresh.js';
 import type { Replies, Reply } from './replies.js';
 import type { LiveRelays } from './relay-registry.js';
@@ -33,7 +34,7 @@ interface PortChoice {
 }
 
 /** What Allocate needs of the core. */
-export interface AllocateContext {
+export interface AllocateContext extends MobilityContext {
   readonly options: Pick<CoreOptions, 'realm' | 'relay4' | 'relay6' | 'ports' | 'binder' | 'events' | 'strictExpiry'>;
   readonly life: Lifetimes;
   readonly limits: Limits;
@@ -68,6 +69,8 @@ export function onAllocate(ctx: AllocateContext, r: Reply, claimed = false): voi
   const transport = readAttribute(msg, AttributeType.RequestedTransport);
   if (!transport?.ok || transport.value.kind !== 'requested-transport') return ctx.replies.error(r, ErrorCode.BadRequest);
   if (transport.value.protocol !== TransportProtocol.UDP) return ctx.replies.error(r, ErrorCode.UnsupportedTransportProtocol);
+  const mobile = asksMobility(msg);
+  if (mobile && ctx.tickets === undefined) return ctx.replies.error(r, ErrorCode.MobilityForbidden);
   const token = getAttribute(msg, AttributeType.ReservationToken);
   const evenPort = readAttribute(msg, AttributeType.EvenPort);
   const requested = readAttribute(msg, AttributeType.RequestedAddressFamily);
@@ -190,6 +193,7 @@ export function onAllocate(ctx: AllocateContext, r: Reply, claimed = false): voi
       }
       b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime });
       b.add(AttributeType.XorMappedAddress, { kind: 'address', address: client.remote });
+      if (mobile) addTicket(ctx, alloc, b);
     });
     // Only a UDP client retransmits; over TCP and TLS a repeated Allocate gets 437.
     if (client.transport === 'udp') alloc.allocateResponse = response;

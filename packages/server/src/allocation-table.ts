@@ -8,6 +8,8 @@ import type { CoreStats } from './stats.js';
 
 export class AllocationTable {
   readonly #all = new Set<Allocation>();
+  /** By id: a mobility ticket names its allocation by id. */
+  readonly #byId = new Map<number, Allocation>();
   readonly #perUser = new Map<string, number>();
   #nextId = 1;
   readonly #ports: PortPool;
@@ -37,6 +39,10 @@ export class AllocationTable {
     return this.#perUser.get(username) ?? 0;
   }
 
+  byId(id: number): Allocation | undefined {
+    return this.#byId.get(id);
+  }
+
   newId(): number {
     return this.#nextId++;
   }
@@ -44,6 +50,7 @@ export class AllocationTable {
   /** Counts the allocation from now on, while its relays are still being bound. */
   add(alloc: Allocation): void {
     this.#all.add(alloc);
+    this.#byId.set(alloc.id, alloc);
     const user = alloc.auth.username;
     this.#perUser.set(user, (this.#perUser.get(user) ?? 0) + 1);
   }
@@ -52,6 +59,7 @@ export class AllocationTable {
     if (alloc.deleted) return;
     alloc.deleted = true;
     this.#all.delete(alloc);
+    this.#byId.delete(alloc.id);
     const user = alloc.auth.username;
     const n = (this.#perUser.get(user) ?? 1) - 1;
     if (n <= 0) this.#perUser.delete(user);

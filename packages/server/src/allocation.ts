@@ -140,10 +140,16 @@ export class Allocation {
   deleted = false;
   /** RESERVATION-TOKEN handed out with this allocation (EVEN-PORT with R set). */
   reservationToken: Buffer | undefined = undefined;
+  /**
+   * RFC 8016: the generation of the newest mobility ticket handed out (only that one works), or
+   * undefined when the client did not ask for mobility.
+   */
+  mobilityGeneration: number | undefined = undefined;
 
   constructor(
     readonly id: number,
-    readonly client: Client,
+    /** Changes only when a mobility ticket moves the allocation to another 5-tuple. */
+    public client: Client,
     readonly auth: AllocationAuth,
     public expiresAt: number,
     nowMs: number,

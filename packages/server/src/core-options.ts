@@ -70,6 +70,14 @@ export interface CoreOptions {
    * turnutils_uclient, older SDKs) still choose; 'rfc8656' allows only 0x4000-0x4FFF.
    */
   readonly channelRange?: ChannelRange;
+  /**
+   * RFC 8016 mobility (default true): an Allocate with an empty MOBILITY-TICKET gets a ticket,
+   * and a Refresh showing it from another 5-tuple with the same username takes the allocation
+   * over. false: such an Allocate gets 405 (Mobility Forbidden).
+   */
+  readonly mobility?: boolean;
+  /** The 32-byte ticket key (default: from `random`, made at start). */
+  readonly mobilityKey?: Buffer;
 }
 
 export type ChannelRange = 'rfc8656' | 'rfc5766';

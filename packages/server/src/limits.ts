@@ -72,3 +72,10 @@ export const DEFAULT_LIMITS: Limits = {
 
 /** Channels stay reserved this long after they expire before the number or peer can be rebound. */
 export const CHANNEL_REBIND_GUARD_MS = 300_000;
+
+/**
+ * How long an allocation with a mobility ticket outlives its client's connection (RFC 8016):
+ * time for the client to reach the server again (a new Tor circuit) and take it over; its
+ * remaining lifetime is cut to this when the connection closes.
+ */
+export const MOBILITY_GRACE_MS = 60_000;

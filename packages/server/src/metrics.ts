@@ -96,6 +96,7 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     ['consent', s.droppedConsent],
     ['destination-budget', s.droppedDestination],
     ['oversize', s.droppedOversize],
+    ['detached', s.droppedDetached],
   ]);
   return registry;
 }

@@ -68,6 +68,8 @@ export interface TurnServerConfig {
   readonly limits?: Partial<Limits>;
   /** Default true; false lets an expired REST credential refresh its allocation forever. */
   readonly strictExpiry?: boolean;
+  /** RFC 8016 mobility tickets (default true; see CoreOptions.mobility). */
+  readonly mobility?: boolean;
   readonly software?: string;
   readonly metrics?: { readonly host: string; readonly port: number };
   readonly logger?: Logger;
@@ -187,6 +189,7 @@ export class TurnServer {
       ...(relays.relay6 ? { relay6: relays.relay6 } : {}),
       ...(config.filtering ? { filtering: config.filtering } : {}),
       strictExpiry: config.strictExpiry !== false,
+      mobility: config.mobility !== false,
       ...(config.channelRange ? { channelRange: config.channelRange } : {}),
       ...(config.software !== undefined ? { software: config.software } : {}),
       ...(config.lifetimes ? { lifetimes: config.lifetimes } : {}),

@@ -4,12 +4,13 @@ import { AttributeType, ErrorCode, readAttribute, type StunMessage } from '@onio
 import type { AllocationTable } from './allocation-table.js';
 import type { CoreOptions } from './core-options.js';
 import type { Lifetimes } from './limits.js';
+import { addTicket, asksMobility, takeOver, type MobilityContext } from './mobility.js';
 import type { Replies, Reply } from './replies.js';
 import type { CoreStats } from './stats.js';
 
 /** What Refresh needs of the core. */
-export interface RefreshContext {
-  readonly options: Pick<CoreOptions, 'strictExpiry'>;
+export interface RefreshContext extends MobilityContext {
+  readonly options: Pick<CoreOptions, 'strictExpiry' | 'events'>;
   readonly life: Lifetimes;
   readonly stats: CoreStats;
   readonly replies: Replies;
@@ -20,8 +21,12 @@ export interface RefreshContext {
 }
 
 export function onRefresh(ctx: RefreshContext, r: Reply): void {
-  const alloc = r.client.allocation;
-  if (!alloc) return ctx.replies.error(r, ErrorCode.AllocationMismatch);
+  const mobile = asksMobility(r.msg);
+  // RFC 8016: a ticket from a 5-tuple without an allocation takes the ticket's allocation over.
+  const alloc = r.client.allocation ?? (mobile ? takeOver(ctx, r) : ctx.replies.error(r, ErrorCode.AllocationMismatch));
+  if (!alloc) return;
+  // A ticket on the allocation's own 5-tuple is renewed (a mobile client always shows its ticket).
+  const ticket = mobile && alloc.mobilityGeneration !== undefined;
   const fam = readAttribute(r.msg, AttributeType.RequestedAddressFamily);
   if (fam) {
     if (!fam.ok || fam.value.kind !== 'family') return ctx.replies.error(r, ErrorCode.BadRequest);
@@ -41,7 +46,10 @@ export function onRefresh(ctx: RefreshContext, r: Reply): void {
     return ctx.replies.challenge(r, ErrorCode.Unauthorized);
   }
   alloc.expiresAt = now + lifetime * 1000;
-  ctx.replies.success(r, (b) => b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime }));
+  ctx.replies.success(r, (b) => {
+    b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime });
+    if (ticket) addTicket(ctx, alloc, b);
+  });
 }
 
 /**

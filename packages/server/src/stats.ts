@@ -18,6 +18,8 @@ export class CoreStats {
   droppedDestination = 0;
   /** Peer datagrams too big for a Data indication (IPv6 peers, 65505 bytes or more). */
   droppedOversize = 0;
+  /** Peer datagrams for a mobile allocation whose connection died, while it waits to be taken over. */
+  droppedDetached = 0;
   deniedPeers = 0;
   authFailures = 0;
   malformed = 0;

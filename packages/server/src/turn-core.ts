@@ -27,11 +27,12 @@ import { AllocationTable } from './allocation-table.js';
 import type { CredentialLookup } from './auth.js';
 import { authenticate, type AuthContext } from './authenticate.js';
 import type { CoreOptions, Filtering } from './core-options.js';
-import { CHANNEL_REBIND_GUARD_MS, DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
+import { CHANNEL_REBIND_GUARD_MS, MOBILITY_GRACE_MS, DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 import type { PeerPolicy } from './peer-policy.js';
 import { DestinationBudgets } from './destination-budgets.js';
 import { onChannelBind, onCreatePermission, type PermissionContext } from './permissions.js';
 import { onRefresh, type RefreshContext } from './refresh.js';
+import { MobilityTickets } from './mobility-tickets.js';
 import { Replies, type Reply } from './replies.js';
 import { RelayRegistry, type LiveRelays } from './relay-registry.js';
 import { Reservations } from './reservations.js';
@@ -91,6 +92,7 @@ export class TurnCore {
       exchange.serve({ lend: (tokenKey) => this.#reservations.lend(tokenKey, this.#now()), portHome: (port) => ports.give(port, this.#now()) });
     }
     this.#replies = new Replies(this.stats, options.realm, options.software, nonces, this.#now);
+    const tickets = options.mobility === false ? undefined : new MobilityTickets(options.mobilityKey ?? Buffer.from(random.bytes(32)));
     // Made once: the handlers reach the core's state through this, never per packet.
     this.#ctx = {
       options,
@@ -102,6 +104,7 @@ export class TurnCore {
       table: this.#table,
       reservations: this.#reservations,
       relays: this.#relays,
+      tickets,
       now: this.#now,
       wallNow: this.#wallNow,
       lookup: (username, realm, nowMs) => this.#lookup(username, realm, nowMs),
@@ -231,6 +234,11 @@ export class TurnCore {
   handlePeerDatagram(relay: Relay, data: Buffer, address: string, port: number): void {
     const alloc = relay.allocation;
     if (alloc.deleted) return;
+    if (alloc.client.closed) {
+      // A mobile allocation between connections: dropped, not queued (stale when it could be sent).
+      this.stats.droppedDetached++;
+      return;
+    }
     const now = this.#now();
     const perm = alloc.permissions.get(address);
     if (perm === undefined || perm.expiresAt <= now || perm.relay !== relay) {
@@ -279,10 +287,18 @@ export class TurnCore {
     alloc.client.link.sendMessage(out);
   }
 
-  /** The client's TCP/TLS connection closed (or a UDP client is forgotten): free at once. */
+  /**
+   * The client's TCP/TLS connection closed (or a UDP client is forgotten): free at once, unless
+   * the allocation has a mobility ticket: then it waits MOBILITY_GRACE_MS (at most its lifetime)
+   * for a Refresh with the ticket on a new connection (RFC 8016).
+   */
   clientClosed(client: Client): void {
     client.closed = true;
-    if (client.allocation) this.#table.delete(client.allocation, 'client-closed');
+    const alloc = client.allocation;
+    if (!alloc) return;
+    if (alloc.mobilityGeneration === undefined) return this.#table.delete(alloc, 'client-closed');
+    alloc.expiresAt = Math.min(alloc.expiresAt, this.#now() + MOBILITY_GRACE_MS);
+    this.#ctx.options.events?.event('allocation-detached', { allocation: alloc.id }, 'debug');
   }
 
   /** Expires allocations, permissions and channels; call about once a second. */

@@ -130,6 +130,8 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     ...(options.events ? { events: options.events } : {}),
     ...(options.random ? { random: options.random } : {}),
     ...(options.relays ? { relays: options.relays } : {}),
+    ...(options.mobility !== undefined ? { mobility: options.mobility } : {}),
+    ...(options.mobilityKey ? { mobilityKey: options.mobilityKey } : {}),
   });
   let n = 0;
   return {

@@ -38,6 +38,7 @@ export interface ServerArgs {
   maxTtl: number;
   user?: string[];
   strictExpiry: boolean;
+  mobility: boolean;
   peerPolicy?: string[];
   allowPeer?: string[];
   allowLoopbackPeers: boolean;
@@ -217,6 +218,7 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     lifetimes: { allocationDefaultSec: defaultLifetime, allocationMaxSec: maxLifetime, nonceSec: count('nonce-lifetime', args.nonceLifetime) },
     limits,
     strictExpiry: args.strictExpiry,
+    mobility: args.mobility,
     logSensitive: args.logSensitive,
     ...(args.cert !== undefined ? { cert: args.cert } : {}),
     ...(args.key !== undefined ? { key: args.key } : {}),
@@ -271,6 +273,12 @@ function options(y: Argv): Argv {
       default: true,
       describe:
         'an allocation lives no longer than its REST credential: Refresh is cut to the time it has left and refused after (--no-strict-expiry: refreshed forever). An allocation keeps its username, so the credential ttl is the longest call',
+    })
+    .option('mobility', {
+      type: 'boolean',
+      default: true,
+      describe:
+        'TURN mobility (RFC 8016): a client that asks gets a ticket with which a new connection (a new Tor circuit) takes its allocation over, relay address kept; the same username is required. --no-mobility: such an Allocate gets 405',
     })
     .option('peer-policy', {
       type: 'string',

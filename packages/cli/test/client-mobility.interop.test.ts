@@ -1,0 +1,302 @@
+// TURN mobility through a private Tor network of real tor processes (issue 14, deliverable 4):
+// a UDP app talks to a UDP peer through a shim forward (the shim owns the allocation), the
+// shim's Tor stream to the server is cut inside tor (CLOSESTREAM), and the shim takes the same
+// allocation over on a new circuit: the peer keeps hearing from the SAME relay address, the app
+// keeps its socket and hears the peer again. Prints the gap from the cut to the first datagram
+// the app gets back.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readText, type StunMessage } from '@onionturn/protocol';
+import {
+  freePort,
+  ProcessGroup,
+  runUclient,
+  sleep,
+  type RunningServer,
+  type Started,
+  startServer,
+  startTorNetwork,
+  type TorNetwork,
+  waitFor,
+} from '@onionturn/testkit';
+import { BIN, cleanEnv, shimPort } from './run-cli.js';
+
+const SECRET = 'tor-mobility-secret';
+const INTERVAL_MS = 20;
+
+async function udpSocket(): Promise<UdpSocket> {
+  const s = createSocket('udp4');
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  return s;
+}
+
+describe('TURN mobility on a private Tor network', () => {
+  const group = new ProcessGroup();
+  const sockets: UdpSocket[] = [];
+  let net: TorNetwork;
+  let server: RunningServer;
+  let shim: Started;
+  const dir = mkdtempSync(join(tmpdir(), 'onionturn-mobility-'));
+
+  before(async () => {
+    const secretFile = join(dir, 'secret');
+    writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
+    [net, server] = await Promise.all([startTorNetwork({ timeoutMs: 90_000 }), startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers'])]);
+  });
+  after(async () => {
+    for (const s of sockets) s.close();
+    await group.stopAll();
+    await net?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a cut Tor stream: the peer hears the same relay address, the app hears the peer again', async () => {
+    // The peer echoes and notes where each datagram came from (the relay address).
+    const peer = await udpSocket();
+    sockets.push(peer);
+    const sources = new Set<string>();
+    peer.on('message', (m, r) => {
+      sources.add(`${r.address}:${r.port}`);
+      peer.send(m, r.port, r.address);
+    });
+    const forwardPort = await freePort();
+    shim = group.spawn(
+      'onionturn client',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${server.tcp}`,
+        '--allow-plaintext-upstream',
+        '--socks',
+        `127.0.0.1:${net.socksPort}`,
+        '--upstream-secret-file',
+        join(dir, 'secret'),
+        '--forward',
+        `udp://127.0.0.1:${forwardPort}=127.0.0.1:${peer.address().port}`,
+      ],
+      { env: cleanEnv() },
+    );
+    await waitFor(
+      'the shim to listen',
+      () => (shim.child.exitCode !== null ? Promise.reject(new Error(shim.output())) : shim.output().includes('UDP forward listening')),
+      15_000,
+      50,
+    );
+
+    // The app: a datagram every 20 ms, numbered; when each echo came back.
+    const app = await udpSocket();
+    sockets.push(app);
+    const echoes: { seq: number; at: number }[] = [];
+    app.on('message', (m) => echoes.push({ seq: m.readUInt32BE(0), at: performance.now() }));
+    let seq = 0;
+    const timer = setInterval(() => {
+      const b = Buffer.alloc(64);
+      b.writeUInt32BE(seq++, 0);
+      app.send(b, forwardPort, '127.0.0.1');
+    }, INTERVAL_MS);
+    try {
+      await waitFor('echoes through the shim and Tor', () => echoes.length >= 20, 60_000, 50);
+      assert.equal(sources.size, 1, `one relay address before the cut: ${[...sources].join(', ')}`);
+      const relay = [...sources][0];
+
+      const control = await net.control();
+      let cutAt: number;
+      let lastSeqBefore: number;
+      let cutCircuit: string;
+      try {
+        const toServer = (await control.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
+        assert.equal(toServer.length, 1, 'the forward holds one Tor stream to the server');
+        cutCircuit = (toServer[0] as { circuitId: string }).circuitId;
+        lastSeqBefore = seq;
+        cutAt = performance.now();
+        const reply = await control.command(`CLOSESTREAM ${(toServer[0] as { id: string }).id} 1`);
+        assert.equal(reply.code, 250);
+      } finally {
+        control.close();
+      }
+      const back = await waitFor(
+        'an echo of a datagram sent after the cut',
+        () => {
+          if (shim.child.exitCode !== null) throw new Error(`the shim exited: ${shim.output().slice(-1500)}`);
+          return echoes.find((e) => e.seq > lastSeqBefore + 1 && e.at > cutAt);
+        },
+        60_000,
+        10,
+      );
+      const gapMs = back.at - cutAt;
+      console.log(`mobility: the app hears the peer again ${gapMs.toFixed(0)} ms after the Tor stream was cut`);
+      // Some more traffic on the new circuit, then the peer's view: still one relay address.
+      const n = echoes.length;
+      await waitFor('more echoes on the new circuit', () => echoes.length >= n + 20, 10_000, 20);
+      assert.deepEqual([...sources], [relay], 'the peer hears the same relay address after the cut');
+      const control2 = await net.control();
+      try {
+        const now = (await control2.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
+        assert.equal(now.length, 1, 'one Tor stream to the server again');
+        assert.notEqual(now[0]?.circuitId, cutCircuit, 'the new stream runs on another circuit');
+      } finally {
+        control2.close();
+      }
+      const log = shim.output();
+      assert.match(log, /taking the allocation over on a new circuit/);
+      assert.match(log, /allocation taken over on a new circuit/);
+      assert.doesNotMatch(log, /datagram flow closed/);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  for (const tcp of [false, true]) {
+    test(`a TURN app over ${tcp ? 'TCP' : 'UDP'} in local-credential mode (coturn's uclient): the cut stream is replaced, the call goes on`, async () => {
+      const peer = await udpSocket();
+      sockets.push(peer);
+      const sources = new Set<string>();
+      const heard: number[] = [];
+      peer.on('message', (m, r) => {
+        sources.add(`${r.address}:${r.port}`);
+        heard.push(performance.now());
+        peer.send(m, r.port, r.address);
+      });
+      const local = group.spawn(
+        'onionturn client (local credentials)',
+        process.execPath,
+        [
+          BIN,
+          'client',
+          '--listen',
+          '127.0.0.1:0',
+          '--server',
+          `tcp://127.0.0.1:${server.tcp}`,
+          '--allow-plaintext-upstream',
+          '--socks',
+          `127.0.0.1:${net.socksPort}`,
+          '--upstream-secret-file',
+          join(dir, 'secret'),
+          '--local-user',
+          'alice',
+        ],
+        { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'wonderland' }) },
+      );
+      const port = await shimPort(local);
+      const control = await net.control();
+      try {
+        const toServer = async () => (await control.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
+        const before = new Set((await toServer()).map((s) => s.id));
+        const run = runUclient(group, {
+          server: { host: '127.0.0.1', port },
+          peer: { host: '127.0.0.1', port: peer.address().port },
+          username: 'alice',
+          password: 'wonderland',
+          tcp,
+          noRtcp: true,
+          messages: 400,
+          intervalMs: 20,
+          timeoutMs: 60_000,
+        });
+        await waitFor('the call to carry traffic', () => heard.length >= 20, 30_000, 20);
+        // uclient may open more than one flow (one Tor stream each): every one of them is cut.
+        await sleep(1000);
+        const victims = (await toServer()).filter((x) => !before.has(x.id));
+        assert.ok(victims.length >= 1, 'the call has its Tor stream');
+        const cutAt = performance.now();
+        for (const v of victims) assert.equal((await control.command(`CLOSESTREAM ${v.id} 1`)).code, 250);
+        const r = await run;
+        // Datagrams already inside Tor still arrive just after the cut: the gap is the longest
+        // silence the peer heard after it (the app sends every 20 ms).
+        const after = heard.filter((t) => t > cutAt);
+        assert.ok(after.length > 0, `the peer heard nothing after the cut:\n${local.output().slice(-1500)}`);
+        let silence = 0;
+        let back = 0;
+        after.forEach((t, i) => {
+          const d = t - (i === 0 ? cutAt : (after[i - 1] as number));
+          if (d > silence) [silence, back] = [d, t];
+        });
+        const moved = [...local.output().matchAll(/"gapMs":(\d+)/g)].map((m) => Number(m[1]));
+        console.log(
+          `mobility (${tcp ? 'TCP' : 'UDP'} app, local mode): longest silence the peer heard after the cut ${silence.toFixed(0)} ms (ending ${(back - cutAt).toFixed(0)} ms after it); shim: stream lost to allocation taken over ${moved.join(', ')} ms; uclient sent ${r.sent}, received ${r.received}`,
+        );
+        assert.equal(sources.size, 1, `the peer heard one relay address: ${[...sources].join(', ')}`);
+        assert.equal(r.sent, 400);
+        assert.ok((r.received ?? 0) >= 300, `most of the call went through: ${r.received}/400\n${local.output().slice(-1500)}`);
+        assert.match(local.output(), /allocation taken over on a new circuit/);
+      } finally {
+        control.close();
+      }
+    });
+  }
+
+  test('the server restarted: mobility fails and the TCP app connection to the shim is closed at once', async () => {
+    const port = await freePort();
+    const args = ['--secret-file', join(dir, 'secret'), '--allow-loopback-peers'];
+    const first = await startServer(group, args, {}, { listen: [`tcp://127.0.0.1:${port}`] });
+    const local = group.spawn(
+      'onionturn client (restart)',
+      process.execPath,
+      [
+        BIN,
+        'client',
+        '--listen',
+        '127.0.0.1:0',
+        '--server',
+        `tcp://127.0.0.1:${port}`,
+        '--allow-plaintext-upstream',
+        '--socks',
+        `127.0.0.1:${net.socksPort}`,
+        '--upstream-secret-file',
+        join(dir, 'secret'),
+        '--local-user',
+        'alice',
+      ],
+      { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'wonderland' }) },
+    );
+    const shimTcp = await shimPort(local);
+    // A TURN-over-TCP app holding an allocation through the shim.
+    const sock = connect(shimTcp, '127.0.0.1');
+    await once(sock, 'connect');
+    sock.on('error', () => {});
+    let closedAt = 0;
+    sock.on('close', () => (closedAt = performance.now()));
+    const got: StunMessage[] = [];
+    const framer = new StreamFramer((f) => {
+      const d = decodeMessage(Buffer.from(f));
+      if (d.ok) got.push(d.value);
+    });
+    sock.on('data', (c: Buffer) => framer.push(c));
+    const allocate = (nonce?: string): Buffer => {
+      const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
+      if (nonce === undefined) return b.build();
+      b.add(AttributeType.Username, { kind: 'text', text: 'alice' })
+        .add(AttributeType.Realm, { kind: 'text', text: readText(got[0] as StunMessage, AttributeType.Realm) ?? '' })
+        .add(AttributeType.Nonce, { kind: 'text', text: nonce });
+      return b.build({ integrityKey: longTermKey('alice', readText(got[0] as StunMessage, AttributeType.Realm) ?? '', 'wonderland') });
+    };
+    sock.write(allocate());
+    await waitFor('the local 401', () => got.length >= 1, 5000, 10);
+    sock.write(allocate(readText(got[0] as StunMessage, AttributeType.Nonce)));
+    await waitFor('the allocation through Tor', () => got.length >= 2, 30_000, 10);
+    assert.equal(got[1]?.messageClass, MessageClass.SuccessResponse);
+
+    // The server goes away and comes back on the same port: the allocation is gone with it.
+    const killedAt = performance.now();
+    first.process.child.kill('SIGTERM');
+    await once(first.process.child, 'exit');
+    await startServer(group, args, {}, { listen: [`tcp://127.0.0.1:${port}`] });
+    await waitFor('the app connection to be closed', () => closedAt > 0, 30_000, 10);
+    const log = local.output();
+    assert.match(log, /mobility failed/);
+    console.log(
+      `mobility after a server restart: the app's TCP connection closed ${(closedAt - killedAt).toFixed(0)} ms after the server stopped (${/mobility failed: [^"]*/.exec(log)?.[0]})`,
+    );
+  });
+});

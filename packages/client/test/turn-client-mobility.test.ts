@@ -1,0 +1,169 @@
+// TURN mobility (RFC 8016) in the shim's own TURN client session, sans-IO with passed-in time:
+// the ticket asked for at Allocate, the gap after a lost stream (dropped, not queued), the
+// take-over Refresh on the new stream, and what happens when the server will not move it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  AttributeType,
+  ErrorCode,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  decodeChannelData,
+  decodeMessage,
+  encodeChannelData,
+  errorCodeValue,
+  getAttribute,
+  longTermKey,
+  type StunMessage,
+  type TransportAddress,
+} from '@onionturn/protocol';
+import { TRANSACTION_TIMEOUT_MS, TurnClientSession, type SessionAction } from '../src/turn-client-session.js';
+
+const T0 = 1_700_000_000_000;
+const CRED = { username: '1700086400:abc', password: 'upstream-pass', expiresAt: T0 + 86_400_000 };
+const REALM = 'turn.example';
+const KEY = longTermKey(CRED.username, REALM, CRED.password);
+const PEER: TransportAddress = { family: 'IPv4', address: '127.0.0.1', port: 5353 };
+const TICKET = Buffer.from('opaque-ticket-1');
+
+function sent(actions: readonly SessionAction[]): StunMessage[] {
+  const out: StunMessage[] = [];
+  for (const a of actions) {
+    if (a.kind !== 'send-upstream' || (a.data[0] as number) >= 0x40) continue;
+    const r = decodeMessage(a.data);
+    assert.ok(r.ok);
+    out.push(r.value);
+  }
+  return out;
+}
+
+function answer(req: StunMessage, cls: MessageClass, attrs: (b: MessageBuilder) => void = () => {}, key: Buffer | null = KEY): Buffer {
+  const b = new MessageBuilder(req.method, cls, Buffer.from(req.transactionId));
+  attrs(b);
+  return b.build(key ? { integrityKey: key } : {});
+}
+const challenge = (req: StunMessage, code: number = ErrorCode.Unauthorized, nonce = 'nonce-1'): Buffer =>
+  answer(
+    req,
+    MessageClass.ErrorResponse,
+    (b) =>
+      b
+        .add(AttributeType.ErrorCode, errorCodeValue(code))
+        .add(AttributeType.Realm, { kind: 'text', text: REALM })
+        .add(AttributeType.Nonce, { kind: 'text', text: nonce }),
+    null,
+  );
+const failure = (req: StunMessage, code: number): Buffer =>
+  answer(req, MessageClass.ErrorResponse, (b) => b.add(AttributeType.ErrorCode, errorCodeValue(code)));
+const ok = (req: StunMessage, ticket?: Buffer): Buffer =>
+  answer(req, MessageClass.SuccessResponse, (b) => {
+    b.add(AttributeType.Lifetime, { kind: 'uint32', value: 600 });
+    if (ticket) b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: ticket });
+  });
+
+/** A session with its allocation, a ticket and a bound channel to PEER. */
+function calling(now = T0): { s: TurnClientSession; channel: number } {
+  const s = new TurnClientSession({ credential: CRED, now });
+  const [first] = sent(s.start(now));
+  const [signed] = sent(s.fromUpstream(challenge(first as StunMessage), now));
+  s.fromUpstream(ok(signed as StunMessage, TICKET), now);
+  const [perm, bind] = sent(s.send(PEER, Buffer.from('first'), now).actions);
+  s.fromUpstream(ok(perm as StunMessage), now);
+  const flushed = s.fromUpstream(ok(bind as StunMessage), now);
+  const cd = flushed.find((a) => a.kind === 'send-upstream');
+  assert.ok(cd && cd.kind === 'send-upstream');
+  const d = decodeChannelData(cd.data);
+  assert.ok(d.ok);
+  return { s, channel: d.value.channel };
+}
+
+test('the Allocate asks for a MOBILITY-TICKET (empty); the answer makes the session movable', () => {
+  const s = new TurnClientSession({ credential: CRED, now: T0 });
+  const [first] = sent(s.start(T0));
+  assert.equal(getAttribute(first as StunMessage, AttributeType.MobilityTicket)?.value.length, 0);
+  const [signed] = sent(s.fromUpstream(challenge(first as StunMessage), T0));
+  assert.ok(getAttribute(signed as StunMessage, AttributeType.MobilityTicket));
+  assert.equal(s.movable, false);
+  s.fromUpstream(ok(signed as StunMessage, TICKET), T0);
+  assert.equal(s.movable, true);
+});
+
+test('a server without mobility (405) gets the Allocate again without the ticket; the session is not movable', () => {
+  const s = new TurnClientSession({ credential: CRED, now: T0 });
+  const [first] = sent(s.start(T0));
+  const [signed] = sent(s.fromUpstream(challenge(first as StunMessage), T0));
+  const [again] = sent(s.fromUpstream(failure(signed as StunMessage, ErrorCode.MobilityForbidden), T0));
+  assert.equal(again?.method, Method.Allocate);
+  assert.equal(getAttribute(again as StunMessage, AttributeType.MobilityTicket), undefined);
+  s.fromUpstream(ok(again as StunMessage), T0);
+  assert.equal(s.allocated, true);
+  assert.equal(s.movable, false);
+});
+
+test('stream lost: the gap drops datagrams (none queued); the take-over Refresh carries the ticket; the channel works again at once', () => {
+  const { s, channel } = calling();
+  const t1 = T0 + 10_000;
+  assert.deepEqual(s.detach(t1), []);
+  const gap = s.send(PEER, Buffer.from('in the gap'), t1 + 5);
+  assert.equal(gap.verdict, 'dropped-gap');
+  assert.deepEqual(gap.actions, []);
+  // Nothing is sent while there is no stream, refreshes included.
+  assert.deepEqual(s.tick(t1 + 600_000), []);
+
+  const t2 = t1 + 1_500;
+  const [move] = sent(s.reattach(t2));
+  assert.equal(move?.method, Method.Refresh);
+  assert.deepEqual(getAttribute(move as StunMessage, AttributeType.MobilityTicket)?.value, TICKET);
+  // The new connection's nonce differs (438), the Refresh goes again with it, ticket and all.
+  const [retry] = sent(s.fromUpstream(challenge(move as StunMessage, ErrorCode.StaleNonce, 'nonce-2'), t2));
+  assert.deepEqual(getAttribute(retry as StunMessage, AttributeType.MobilityTicket)?.value, TICKET);
+  assert.equal(s.send(PEER, Buffer.from('still waiting'), t2).verdict, 'dropped-gap');
+  const done = s.fromUpstream(ok(retry as StunMessage, Buffer.from('opaque-ticket-2')), t2 + 300);
+  assert.ok(done.some((a) => a.kind === 'moved'));
+  assert.equal(s.detached, false);
+  // The same channel, no new ChannelBind: the server kept it.
+  const after = s.send(PEER, Buffer.from('again'), t2 + 301);
+  assert.equal(after.verdict, 'sent');
+  const frame = after.actions[0];
+  assert.ok(frame?.kind === 'send-upstream');
+  const d = decodeChannelData(frame.data);
+  assert.ok(d.ok);
+  assert.equal(d.value.channel, channel);
+  // The peer's data reaches the app on the new stream.
+  const back = s.fromUpstream(encodeChannelData(channel, Buffer.from('pong'), true), t2 + 302);
+  assert.deepEqual(back, [{ kind: 'deliver', peer: PEER, data: Buffer.from('pong') }]);
+  // A second loss uses the newest ticket.
+  s.detach(t2 + 1000);
+  const [move2] = sent(s.reattach(t2 + 2000));
+  assert.deepEqual(getAttribute(move2 as StunMessage, AttributeType.MobilityTicket)?.value, Buffer.from('opaque-ticket-2'));
+});
+
+test('mobility refused (the server restarted: 400/437): the session closes at once saying so', () => {
+  for (const code of [ErrorCode.BadRequest, ErrorCode.AllocationMismatch]) {
+    const { s } = calling();
+    s.detach(T0 + 1);
+    const [move] = sent(s.reattach(T0 + 2));
+    const out = s.fromUpstream(failure(move as StunMessage, code), T0 + 3);
+    assert.equal(out.at(-1)?.kind, 'close');
+    assert.match(s.closeReason ?? '', /mobility failed.*restarted/);
+  }
+});
+
+test('an unanswered take-over ends the session after the transaction timeout', () => {
+  const { s } = calling();
+  s.detach(T0 + 1);
+  sent(s.reattach(T0 + 2));
+  assert.deepEqual(s.tick(T0 + 2 + TRANSACTION_TIMEOUT_MS), []);
+  assert.equal(s.tick(T0 + 3 + TRANSACTION_TIMEOUT_MS).at(-1)?.kind, 'close');
+});
+
+test('a half-read frame of the lost stream does not spoil the new one', () => {
+  const { s, channel } = calling();
+  const whole = encodeChannelData(channel, Buffer.from('cut'), true);
+  s.fromUpstream(whole.subarray(0, 5), T0 + 1);
+  s.detach(T0 + 2);
+  const [move] = sent(s.reattach(T0 + 3));
+  const done = s.fromUpstream(ok(move as StunMessage, TICKET), T0 + 4);
+  assert.ok(done.some((a) => a.kind === 'moved'));
+});

@@ -1,0 +1,71 @@
+// TURN mobility (RFC 8016) in the core: the ticket an Allocate asks for, and a Refresh from a new
+// 5-tuple (a new TCP connection, here a new Tor stream) taking the allocation over with it. The
+// relay addresses, permissions and channels stay; only the client side of the allocation moves.
+import { AttributeType, ErrorCode, getAttribute, readAttribute, type MessageBuilder, type StunMessage } from '@onionturn/protocol';
+import type { Allocation } from './allocation.js';
+import type { AllocationTable } from './allocation-table.js';
+import type { CoreEvents } from './core-options.js';
+import type { MobilityTickets } from './mobility-tickets.js';
+import type { Replies, Reply } from './replies.js';
+
+/** What mobility needs of the core; `tickets` undefined when the operator turned it off. */
+export interface MobilityContext {
+  readonly tickets: MobilityTickets | undefined;
+  readonly table: AllocationTable;
+  readonly replies: Replies;
+  readonly options: { readonly events?: CoreEvents | undefined };
+}
+
+/** The request carries MOBILITY-TICKET (empty in Allocate, a ticket in Refresh). */
+export function asksMobility(msg: StunMessage): boolean {
+  return getAttribute(msg, AttributeType.MobilityTicket) !== undefined;
+}
+
+/** Adds a fresh ticket for `alloc` (the older ones stop working). */
+export function addTicket(ctx: MobilityContext, alloc: Allocation, b: MessageBuilder): void {
+  if (ctx.tickets === undefined) return;
+  alloc.mobilityGeneration = (alloc.mobilityGeneration ?? 0) + 1;
+  b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: ctx.tickets.issue(alloc.id, alloc.mobilityGeneration) });
+}
+
+/**
+ * A Refresh with a ticket from a 5-tuple that holds no allocation: the allocation the ticket names
+ * now belongs to this client, or an error was sent and undefined comes back. 405 when mobility is
+ * off; 400 for a ticket this server did not make (forged, damaged, made before a restart); 437 for
+ * one whose allocation is gone or that an allocation's newer ticket replaced; 441 for another
+ * username than the allocation's (RFC 8016 §3.2).
+ */
+export function takeOver(ctx: MobilityContext, r: Reply): Allocation | undefined {
+  if (ctx.tickets === undefined) {
+    ctx.replies.error(r, ErrorCode.MobilityForbidden);
+    return undefined;
+  }
+  const attr = readAttribute(r.msg, AttributeType.MobilityTicket);
+  const content = attr?.ok && attr.value.kind === 'bytes' ? ctx.tickets.open(attr.value.bytes) : undefined;
+  if (content === undefined) {
+    ctx.replies.error(r, ErrorCode.BadRequest);
+    return undefined;
+  }
+  const alloc = ctx.table.byId(content.allocationId);
+  if (alloc === undefined || alloc.deleted || alloc.mobilityGeneration !== content.generation || r.client.pendingAllocate !== undefined) {
+    ctx.replies.error(r, ErrorCode.AllocationMismatch);
+    return undefined;
+  }
+  if (r.auth === undefined || alloc.auth.username !== r.auth.username) {
+    ctx.replies.error(r, ErrorCode.WrongCredentials);
+    return undefined;
+  }
+  const old = alloc.client;
+  if (old.allocation === alloc) {
+    old.allocation = undefined;
+    // The old 5-tuple keeps its connection (it may be half dead) but owns nothing now: the shell
+    // treats it as one without an allocation and closes it by its idle deadline.
+    if (!old.closed) old.link.released?.();
+  }
+  alloc.client = r.client;
+  alloc.allocateResponse = undefined;
+  r.client.allocation = alloc;
+  r.client.link.allocated?.();
+  ctx.options.events?.event('allocation-moved', { allocation: alloc.id, transport: r.client.transport });
+  return alloc;
+}

@@ -1,0 +1,174 @@
+// RFC 8016 mobility in the core (no sockets): tickets at Allocate, a Refresh with the ticket from
+// a new connection taking the allocation over (relay, permissions, channels kept), and the errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AttributeType, ErrorCode, MessageClass, Method, getAttribute, readAddressAttribute, readUint32, type StunMessage } from '@onionturn/protocol';
+import { errorCode, peer, world, type TestClient } from './harness.js';
+
+const PEER = peer('93.184.216.34', 5000);
+const UDP = [AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }] as const;
+const ASK = [AttributeType.MobilityTicket, { kind: 'bytes', bytes: Buffer.alloc(0) }] as const;
+const KEY = Buffer.alloc(32, 7);
+
+function ticketOf(m: StunMessage): Buffer {
+  const t = getAttribute(m, AttributeType.MobilityTicket);
+  assert.ok(t, 'no MOBILITY-TICKET in the response');
+  return Buffer.from(t.value);
+}
+
+function refreshWith(c: TestClient, ticket: Buffer, lifetime?: number): StunMessage {
+  const attrs = [[AttributeType.MobilityTicket, { kind: 'bytes', bytes: ticket }] as const] as const;
+  return c.request(Method.Refresh, lifetime === undefined ? attrs : [...attrs, [AttributeType.Lifetime, { kind: 'uint32', value: lifetime }] as const]);
+}
+
+test('an Allocate with an empty MOBILITY-TICKET gets an opaque ticket; a plain Allocate gets none', () => {
+  const w = world({ mobilityKey: KEY });
+  const a = w.client().allocate([UDP, ASK]);
+  assert.equal(a.messageClass, MessageClass.SuccessResponse);
+  const ticket = ticketOf(a);
+  assert.ok(ticket.length >= 16);
+  const plain = w.client().allocate([UDP]);
+  assert.equal(plain.messageClass, MessageClass.SuccessResponse);
+  assert.equal(getAttribute(plain, AttributeType.MobilityTicket), undefined);
+});
+
+test('a Refresh with the ticket from a new connection takes the allocation over: same relay, permissions and channels', () => {
+  const w = world({ mobilityKey: KEY });
+  const a = w.client({ port: 1111 });
+  const res = a.allocate([UDP, ASK]);
+  const relayed = readAddressAttribute(res, AttributeType.XorRelayedAddress);
+  assert.equal(a.bind(0x4001, PEER).messageClass, MessageClass.SuccessResponse);
+  const relay = w.relays[0]!.relay;
+
+  const b = w.client({ address: '192.0.2.99', port: 2222 });
+  const moved = refreshWith(b, ticketOf(res));
+  assert.equal(moved.messageClass, MessageClass.SuccessResponse, `got ${errorCode(moved)}`);
+  assert.equal(readUint32(moved, AttributeType.Lifetime), 600);
+  const fresh = ticketOf(moved);
+  assert.notDeepEqual(fresh, ticketOf(res));
+  assert.equal(w.core.allocationCount, 1);
+  assert.equal(b.client.allocation, relay.allocation);
+  assert.equal(a.client.allocation, undefined);
+  assert.deepEqual(a.link.holding, ['allocated', 'released']);
+  assert.deepEqual(b.link.holding, ['allocated']);
+
+  // The peer's datagram reaches B on the channel A bound; B's ChannelData reaches the peer.
+  w.core.handlePeerDatagram(relay, Buffer.from('to-b'), PEER.address, PEER.port);
+  assert.deepEqual(b.link.channelData.at(-1), { channel: 0x4001, data: Buffer.from('to-b') });
+  assert.equal(a.link.channelData.length, 0);
+  b.channelData(0x4001, Buffer.from('from-b'));
+  assert.deepEqual(w.relays[0]!.sent.at(-1)?.data, Buffer.from('from-b'));
+  assert.deepEqual(readAddressAttribute(res, AttributeType.XorRelayedAddress), relayed);
+
+  // A closing now frees nothing; A's requests no longer reach the allocation.
+  w.core.clientClosed(a.client);
+  assert.equal(w.core.allocationCount, 1);
+  assert.equal(w.relays[0]!.closed, false);
+});
+
+test('the old ticket is stale after a move (437); a forged or damaged one is 400; another user 441', () => {
+  const w = world({ mobilityKey: KEY, users: { alice: 'wonderland', bob: 'builder' } });
+  const res = w.client().allocate([UDP, ASK]);
+  const first = ticketOf(res);
+  const b = w.client();
+  const second = ticketOf(refreshWith(b, first));
+
+  assert.equal(errorCode(refreshWith(w.client(), first)), ErrorCode.AllocationMismatch);
+  const damaged = Buffer.from(second);
+  damaged[damaged.length - 1]! ^= 1;
+  assert.equal(errorCode(refreshWith(w.client(), damaged)), ErrorCode.BadRequest);
+  assert.equal(errorCode(refreshWith(w.client(), Buffer.alloc(0))), ErrorCode.BadRequest);
+  // A ticket of another server (another key, as after a restart) is not this server's.
+  const other = world({ mobilityKey: Buffer.alloc(32, 9) });
+  const foreign = ticketOf(other.client().allocate([UDP, ASK]));
+  assert.equal(errorCode(refreshWith(w.client(), foreign)), ErrorCode.BadRequest);
+
+  const bob = w.client();
+  bob.username = 'bob';
+  bob.password = 'builder';
+  assert.equal(errorCode(refreshWith(bob, second)), ErrorCode.WrongCredentials);
+  assert.equal(b.client.allocation?.deleted, false);
+  // Still B's, with the ticket B holds.
+  assert.equal(refreshWith(w.client(), second).messageClass, MessageClass.SuccessResponse);
+});
+
+test('a ticket of a deleted allocation gets 437; its own connection renews the ticket; lifetime 0 deletes after a move', () => {
+  const w = world({ mobilityKey: KEY });
+  const a = w.client();
+  const t1 = ticketOf(a.allocate([UDP, ASK]));
+  const t2 = ticketOf(refreshWith(a, t1));
+  assert.equal(errorCode(refreshWith(w.client(), t1)), ErrorCode.AllocationMismatch);
+  const gone = refreshWith(w.client(), t2, 0);
+  assert.equal(gone.messageClass, MessageClass.SuccessResponse);
+  assert.equal(w.core.allocationCount, 0);
+  assert.equal(errorCode(refreshWith(w.client(), t2)), ErrorCode.AllocationMismatch);
+});
+
+test('a connection that already holds an allocation keeps it: another ticket is not a second allocation', () => {
+  const w = world({ mobilityKey: KEY });
+  const t = ticketOf(w.client().allocate([UDP, ASK]));
+  const b = w.client();
+  b.allocate([UDP]);
+  const own = b.client.allocation;
+  const res = refreshWith(b, t);
+  assert.equal(res.messageClass, MessageClass.SuccessResponse);
+  assert.equal(getAttribute(res, AttributeType.MobilityTicket), undefined); // b did not ask at Allocate
+  assert.equal(b.client.allocation, own);
+  assert.equal(w.core.allocationCount, 2);
+});
+
+test('mobility off: an Allocate asking for it gets 405, a Refresh with a ticket 405, plain clients are served', () => {
+  const w = world({ mobility: false });
+  assert.equal(errorCode(w.client().allocate([UDP, ASK])), ErrorCode.MobilityForbidden);
+  assert.equal(errorCode(refreshWith(w.client(), Buffer.alloc(36))), ErrorCode.MobilityForbidden);
+  assert.equal(w.client().allocate([UDP]).messageClass, MessageClass.SuccessResponse);
+});
+
+test('a Refresh without a ticket from a connection without an allocation is still 437', () => {
+  const w = world({ mobilityKey: KEY });
+  w.client().allocate([UDP, ASK]);
+  assert.equal(errorCode(w.client().request(Method.Refresh, [])), ErrorCode.AllocationMismatch);
+});
+
+test('a mobile allocation outlives its closed connection for the grace time, dropping what peers send meanwhile', () => {
+  const w = world({ mobilityKey: KEY });
+  const a = w.client();
+  const res = a.allocate([UDP, ASK]);
+  a.bind(0x4002, PEER);
+  const relay = w.relays[0]!.relay;
+  w.core.clientClosed(a.client);
+  assert.equal(w.core.allocationCount, 1);
+  w.core.handlePeerDatagram(relay, Buffer.from('lost'), PEER.address, PEER.port);
+  assert.equal(w.core.stats.droppedDetached, 1);
+  assert.equal(a.link.channelData.length, 0);
+  w.clock.now += 30_000;
+  w.core.tick();
+  const b = w.client();
+  const moved = refreshWith(b, ticketOf(res));
+  assert.equal(moved.messageClass, MessageClass.SuccessResponse, `got ${errorCode(moved)}`);
+  w.core.handlePeerDatagram(relay, Buffer.from('back'), PEER.address, PEER.port);
+  assert.deepEqual(b.link.channelData.at(-1), { channel: 0x4002, data: Buffer.from('back') });
+  // The Refresh gave it a full lifetime again.
+  w.clock.now += 120_000;
+  w.core.tick();
+  assert.equal(w.core.allocationCount, 1);
+});
+
+test('nobody takes it over: deleted after the grace time; a plain allocation is deleted with its connection', () => {
+  const w = world({ mobilityKey: KEY });
+  const a = w.client();
+  a.allocate([UDP, ASK]);
+  const plain = w.client();
+  plain.allocate([UDP]);
+  assert.equal(w.core.allocationCount, 2);
+  w.core.clientClosed(plain.client);
+  assert.equal(w.core.allocationCount, 1);
+  w.core.clientClosed(a.client);
+  w.clock.now += 59_000;
+  w.core.tick();
+  assert.equal(w.core.allocationCount, 1);
+  w.clock.now += 2_000;
+  w.core.tick();
+  assert.equal(w.core.allocationCount, 0);
+  assert.equal(w.relays[0]!.closed, true);
+});
