@@ -357,7 +357,7 @@ function options(y: Argv): Argv {
       default: 1,
       requiresArg: true,
       describe:
-        'worker processes (Node cluster), e.g. the number of cores: TCP/TLS connections are spread over them, the relay port range and the total quotas are split, one worker owns the UDP listeners; 1 (the default): one process. With N > 1 a TURN mobility take-over (a shim's allocation kept across a lost Tor circuit) succeeds only when the new connection reaches the same worker',
+        'worker processes (Node cluster), e.g. the number of cores: TCP/TLS connections are spread over them, the relay port range and the total quotas are split, one worker owns the UDP listeners; 1 (the default): one process. With N > 1 a TURN mobility take-over (an allocation of the shim kept across a lost Tor circuit) succeeds only when the new connection reaches the same worker',
     })
     .option('tor-circuit-id', {
       type: 'boolean',
