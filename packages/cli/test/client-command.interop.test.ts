@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProcessGroup, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn } from '@onionturn/testkit';
-import { BIN, cleanEnv, runCli } from './run-cli.js';
+import { runCli, spawnClient } from './run-cli.js';
 
 const SECRET = 'cli-client-secret';
 
@@ -21,24 +21,17 @@ describe('onionturn client', () => {
   after(() => group.stopAll());
 
   test('prints iceServers, relays uclient over UDP through SOCKS, stops on SIGTERM', async () => {
-    const cli = group.spawn(
-      'onionturn client',
-      process.execPath,
-      [
-        BIN,
-        'client',
-        '--no-status',
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${coturn.port}`,
-        '--allow-plaintext-upstream',
-        '--allow-non-tor-socks',
-        '--socks',
-        `127.0.0.1:${socksPort}`,
-      ],
-      { env: cleanEnv() },
-    );
+    const cli = spawnClient(group, [
+      '--no-status',
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://127.0.0.1:${coturn.port}`,
+      '--allow-plaintext-upstream',
+      '--allow-non-tor-socks',
+      '--socks',
+      `127.0.0.1:${socksPort}`,
+    ]);
     let stdout = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
     const port = await waitFor(

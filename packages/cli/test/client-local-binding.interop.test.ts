@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, readAddressAttribute, readAttribute, verifyFingerprint } from '@onionturn/protocol';
 import { ProcessGroup, SocksRecorder, TOOLS, requireTool, runStunclient, sleep, startCoturn, waitFor, type Coturn, type Started } from '@onionturn/testkit';
-import { BIN, cleanEnv, shimPort } from './run-cli.js';
+import { shimPort, spawnClient } from './run-cli.js';
 import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
 
 const SECRET = 'local-binding-upstream-secret';
@@ -43,30 +43,23 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
     coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
     recorder = await SocksRecorder.start();
-    cli = group.spawn(
-      'onionturn client',
-      process.execPath,
-      [
-        BIN,
-        'client',
-        '--no-status',
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${coturn.port}`,
-        '--allow-plaintext-upstream',
-        '--allow-non-tor-socks',
-        '--socks',
-        `127.0.0.1:${recorder.port}`,
-        '--upstream-secret-file',
-        join(dir, 'secret'),
-        '--local-user',
-        'alice',
-        '--local-password',
-        'wonderland',
-      ],
-      { env: cleanEnv() },
-    );
+    cli = spawnClient(group, [
+      '--no-status',
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://127.0.0.1:${coturn.port}`,
+      '--allow-plaintext-upstream',
+      '--allow-non-tor-socks',
+      '--socks',
+      `127.0.0.1:${recorder.port}`,
+      '--upstream-secret-file',
+      join(dir, 'secret'),
+      '--local-user',
+      'alice',
+      '--local-password',
+      'wonderland',
+    ]);
     port = await shimPort(cli);
   });
   after(async () => {

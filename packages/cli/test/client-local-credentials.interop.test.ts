@@ -18,7 +18,7 @@ import {
   type Coturn,
   type Started,
 } from '@onionturn/testkit';
-import { BIN, cleanEnv, runCli, startServe } from './run-cli.js';
+import { runCli, startServe, spawnClient } from './run-cli.js';
 import { allocateWith } from './stun-app.js';
 
 const SECRET = 'local-mode-upstream-secret';
@@ -40,12 +40,9 @@ describe('onionturn client in local-credential mode', () => {
   let dir: string;
 
   async function startClient(args: readonly string[]): Promise<RunningClient> {
-    const cli = group.spawn(
-      'onionturn client',
-      process.execPath,
+    const cli = spawnClient(
+      group,
       [
-        BIN,
-        'client',
         '--no-status',
         '--listen',
         '127.0.0.1:0',
@@ -57,7 +54,7 @@ describe('onionturn client in local-credential mode', () => {
         `127.0.0.1:${socksPort}`,
         ...args,
       ],
-      { env: cleanEnv({ XDG_CONFIG_HOME: join(dir, 'xdg') }) },
+      { XDG_CONFIG_HOME: join(dir, 'xdg') },
     );
     let stdout = '';
     let stderr = '';

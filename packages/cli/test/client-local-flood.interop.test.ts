@@ -34,7 +34,7 @@ import {
   type Coturn,
   type Started,
 } from '@onionturn/testkit';
-import { BIN, cleanEnv, shimPort } from './run-cli.js';
+import { shimPort, spawnClient } from './run-cli.js';
 
 const SECRET = 'local-flood-upstream-secret';
 const LOCAL = { username: 'alice', password: 'wonderland', realm: 'onionturn.local' };
@@ -122,30 +122,23 @@ describe('onionturn client in local-credential mode: unauthenticated floods make
     coturn = await startCoturn(group, { secrets: [SECRET], verbose: false });
     peerPort = (await startTurnutilsPeer(group)).port;
     recorder = await SocksRecorder.start();
-    cli = group.spawn(
-      'onionturn client',
-      process.execPath,
-      [
-        BIN,
-        'client',
-        '--no-status',
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${coturn.port}`,
-        '--allow-plaintext-upstream',
-        '--allow-non-tor-socks',
-        '--socks',
-        `127.0.0.1:${recorder.port}`,
-        '--upstream-secret-file',
-        join(dir, 'secret'),
-        '--local-user',
-        LOCAL.username,
-        '--local-password',
-        LOCAL.password,
-      ],
-      { env: cleanEnv() },
-    );
+    cli = spawnClient(group, [
+      '--no-status',
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://127.0.0.1:${coturn.port}`,
+      '--allow-plaintext-upstream',
+      '--allow-non-tor-socks',
+      '--socks',
+      `127.0.0.1:${recorder.port}`,
+      '--upstream-secret-file',
+      join(dir, 'secret'),
+      '--local-user',
+      LOCAL.username,
+      '--local-password',
+      LOCAL.password,
+    ]);
     cli.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     port = await shimPort(cli);
   });

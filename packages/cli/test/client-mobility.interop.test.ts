@@ -25,7 +25,7 @@ import {
   type TorNetwork,
   waitFor,
 } from '@onionturn/testkit';
-import { BIN, cleanEnv, shimPort } from './run-cli.js';
+import { shimPort, spawnClient } from './run-cli.js';
 
 const SECRET = 'tor-mobility-secret';
 const INTERVAL_MS = 20;
@@ -67,26 +67,19 @@ describe('TURN mobility on a private Tor network', () => {
       peer.send(m, r.port, r.address);
     });
     const forwardPort = await freePort();
-    shim = group.spawn(
-      'onionturn client',
-      process.execPath,
-      [
-        BIN,
-        'client',
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${server.tcp}`,
-        '--allow-plaintext-upstream',
-        '--socks',
-        `127.0.0.1:${net.socksPort}`,
-        '--upstream-secret-file',
-        join(dir, 'secret'),
-        '--forward',
-        `udp://127.0.0.1:${forwardPort}=127.0.0.1:${peer.address().port}`,
-      ],
-      { env: cleanEnv() },
-    );
+    shim = spawnClient(group, [
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://127.0.0.1:${server.tcp}`,
+      '--allow-plaintext-upstream',
+      '--socks',
+      `127.0.0.1:${net.socksPort}`,
+      '--upstream-secret-file',
+      join(dir, 'secret'),
+      '--forward',
+      `udp://127.0.0.1:${forwardPort}=127.0.0.1:${peer.address().port}`,
+    ]);
     await waitFor(
       'the shim to listen',
       () => (shim.child.exitCode !== null ? Promise.reject(new Error(shim.output())) : shim.output().includes('UDP forward listening')),
@@ -168,12 +161,9 @@ describe('TURN mobility on a private Tor network', () => {
         heard.push(performance.now());
         peer.send(m, r.port, r.address);
       });
-      const local = group.spawn(
-        'onionturn client (local credentials)',
-        process.execPath,
+      const local = spawnClient(
+        group,
         [
-          BIN,
-          'client',
           '--listen',
           '127.0.0.1:0',
           '--server',
@@ -186,7 +176,8 @@ describe('TURN mobility on a private Tor network', () => {
           '--local-user',
           'alice',
         ],
-        { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'wonderland' }) },
+        { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
+        'onionturn client (local credentials)',
       );
       const port = await shimPort(local);
       const control = await net.control();
@@ -240,12 +231,9 @@ describe('TURN mobility on a private Tor network', () => {
     const port = await freePort();
     const args = ['--secret-file', join(dir, 'secret'), '--allow-loopback-peers'];
     const first = await startServer(group, args, {}, { listen: [`tcp://127.0.0.1:${port}`] });
-    const local = group.spawn(
-      'onionturn client (restart)',
-      process.execPath,
+    const local = spawnClient(
+      group,
       [
-        BIN,
-        'client',
         '--listen',
         '127.0.0.1:0',
         '--server',
@@ -258,7 +246,8 @@ describe('TURN mobility on a private Tor network', () => {
         '--local-user',
         'alice',
       ],
-      { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'wonderland' }) },
+      { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
+      'onionturn client (restart)',
     );
     const shimTcp = await shimPort(local);
     // A TURN-over-TCP app holding an allocation through the shim.

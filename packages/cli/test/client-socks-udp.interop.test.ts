@@ -26,7 +26,7 @@ import {
   type TorNetwork,
   waitFor,
 } from '@onionturn/testkit';
-import { BIN, REPO_ROOT, cleanEnv } from './run-cli.js';
+import { BIN, REPO_ROOT, cleanEnv, spawnClient } from './run-cli.js';
 
 const SECRET = 'socks-udp-interop-secret';
 const PYSOCKS_SCRIPT = join(REPO_ROOT, 'packages/cli/test/fixtures/pysocks-udp.py');
@@ -159,12 +159,9 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     socksFront = await freePort();
     forwardPort = await freePort();
     onionForwardPort = await freePort();
-    client = group.spawn(
-      'onionturn client',
-      process.execPath,
+    client = spawnClient(
+      group,
       [
-        BIN,
-        'client',
         '--listen',
         '127.0.0.1:0',
         '--server',
@@ -181,7 +178,7 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
         '--forward',
         `udp://127.0.0.1:${onionForwardPort}=${onion}:${gatewayDnsPort}`,
       ],
-      { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') }) },
+      { ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') },
     );
     client.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     await waitFor(
@@ -298,12 +295,9 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
   test('a wrong upstream secret: the association closes and the shim says why in one warning', async () => {
     writeFileSync(join(dir, 'wrong-secret'), 'not-the-server-secret\n', { mode: 0o600 });
     const port = await freePort();
-    const wrong = group.spawn(
-      'onionturn client (wrong secret)',
-      process.execPath,
+    const wrong = spawnClient(
+      group,
       [
-        BIN,
-        'client',
         '--listen',
         '127.0.0.1:0',
         '--server',
@@ -316,7 +310,7 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
         '--socks-listen',
         `127.0.0.1:${port}`,
       ],
-      { env: cleanEnv({ ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg') }) },
+      { ONIONTURN_LOCAL_PASSWORD: 'unused-here', XDG_CONFIG_HOME: join(dir, 'xdg', 'onionturn client (wrong secret)') },
     );
     await waitFor('the second shim listening', () => wrong.output().includes('"message":"listening"'), 20_000, 50);
     const app = await udpSocket();

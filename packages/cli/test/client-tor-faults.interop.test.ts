@@ -23,7 +23,7 @@ import {
   type TurnutilsPeer,
   waitFor,
 } from '@onionturn/testkit';
-import { BIN, cleanEnv, shimPort } from './run-cli.js';
+import { shimPort, spawnClient } from './run-cli.js';
 
 const SECRET = 'tor-faults-secret';
 
@@ -45,22 +45,15 @@ describe('Tor path faults under a running shim', () => {
       startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers']),
       startTurnutilsPeer(group),
     ]);
-    shim = group.spawn(
-      'onionturn client',
-      process.execPath,
-      [
-        BIN,
-        'client',
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${server.tcp}`,
-        '--allow-plaintext-upstream',
-        '--socks',
-        `127.0.0.1:${net.socksPort}`,
-      ],
-      { env: cleanEnv() },
-    );
+    shim = spawnClient(group, [
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://127.0.0.1:${server.tcp}`,
+      '--allow-plaintext-upstream',
+      '--socks',
+      `127.0.0.1:${net.socksPort}`,
+    ]);
     port = await shimPort(shim);
   });
   after(async () => {

@@ -23,7 +23,7 @@ import {
   type TorNetwork,
 } from '@onionturn/testkit';
 import { checkTorSocks } from '@onionturn/client';
-import { BIN, cleanEnv, runCli } from './run-cli.js';
+import { runCli, spawnClient } from './run-cli.js';
 import { managedTorDataDir, testNetworkConfig, unreachableNetworkConfig } from './testnet-torrc.js';
 
 const SECRET = 'client-tor-secret';
@@ -58,11 +58,10 @@ describe('onionturn client with its own tor', () => {
 
   function startClient(args: readonly string[], env: Record<string, string> = {}): RunningClient {
     const status = args.includes('--status') ? [] : ['--no-status'];
-    const cli = group.spawn(
-      'onionturn client',
-      process.execPath,
-      [BIN, 'client', ...status, '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', ...args],
-      { env: cleanEnv(env) },
+    const cli = spawnClient(
+      group,
+      [...status, '--listen', '127.0.0.1:0', '--server', `tcp://127.0.0.1:${coturn.port}`, '--allow-plaintext-upstream', ...args],
+      env,
     );
     let stdout = '';
     let stderr = '';

@@ -2,7 +2,7 @@
 // server's interop tests share.
 import { onionturnBin, repoRoot, testTempDir } from '@onionturn/testkit';
 
-export { cleanEnv, runCli, shimPort, startServe, type CliRun, type Served } from '@onionturn/testkit';
+export { cleanEnv, runCli, shimPort, spawnClient, startServe, type CliRun, type Served } from '@onionturn/testkit';
 
 /** bin/onionturn.js of this checkout. */
 export const BIN = onionturnBin();

@@ -27,7 +27,7 @@ import {
   type Started,
   type TorNetwork,
 } from '@onionturn/testkit';
-import { BIN, cleanEnv } from './run-cli.js';
+import { spawnClient } from './run-cli.js';
 import { testNetworkConfig } from './testnet-torrc.js';
 
 const SECRET = 'tor-circuit-id-secret';
@@ -156,12 +156,15 @@ describe('PROXY header through a real onion service (HiddenServiceExportCircuitI
     const tnet = net as TorNetwork;
     const peer = await startTurnutilsPeer(group);
     // The app's path: coturn's uclient -> onionturn client (per-flow isolation) -> Tor -> onion service -> server.
-    const shim = group.spawn(
-      'onionturn client',
-      process.execPath,
-      [BIN, 'client', '--no-status', '--listen', '127.0.0.1:0', '--server', `tcp://${hostname}:${ONION_PORT}`, '--socks', `127.0.0.1:${tnet.socksPort}`],
-      { env: cleanEnv() },
-    );
+    const shim = spawnClient(group, [
+      '--no-status',
+      '--listen',
+      '127.0.0.1:0',
+      '--server',
+      `tcp://${hostname}:${ONION_PORT}`,
+      '--socks',
+      `127.0.0.1:${tnet.socksPort}`,
+    ]);
     const shimPort = Number(
       await waitFor(
         'the shim to listen',

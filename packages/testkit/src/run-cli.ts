@@ -62,6 +62,11 @@ export async function startServe(group: ProcessGroup, args: readonly string[], e
   return { process: started, base: `http://${listen}` };
 }
 
+/** Spawns `onionturn client ARGS` in the group, with the test runner's environment cleaned (cleanEnv) plus `env`. */
+export function spawnClient(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}, name = 'onionturn client'): Started {
+  return group.spawn(name, process.execPath, [onionturnBin(), 'client', ...args], { env: cleanEnv(env) });
+}
+
 /** The port of a started `onionturn client`, read from the iceServers it prints on stdout. */
 export async function shimPort(cli: Started): Promise<number> {
   let stdout = '';
