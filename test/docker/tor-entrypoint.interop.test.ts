@@ -49,7 +49,11 @@ async function runEntrypoint(env: Record<string, string>, args: readonly string[
     });
     const torrc = join(tmp, 'torrc');
     const obConfig = join(lib, 'onionturn', 'ob_config');
-    return { ...r, torrc: existsSync(torrc) ? readFileSync(torrc, 'utf8') : undefined, obConfig: existsSync(obConfig) ? readFileSync(obConfig, 'utf8') : undefined };
+    return {
+      ...r,
+      torrc: existsSync(torrc) ? readFileSync(torrc, 'utf8') : undefined,
+      obConfig: existsSync(obConfig) ? readFileSync(obConfig, 'utf8') : undefined,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
