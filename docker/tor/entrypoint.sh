@@ -22,9 +22,11 @@ nickname="${TOR_NICKNAME:-}"
 contact="${TOR_CONTACT:-}"
 orport="${TOR_ORPORT:-9001}"
 exit_policy="${TOR_EXIT_POLICY:-accept *:3478, accept *:5349, reject *:*}"
+# onion mode: make this onion service an Onionbalance backend of that frontend address.
+ob_frontend="${ONIONBALANCE_FRONTEND:-}"
 
 # 1. No control characters anywhere: checked before anything else, for every variable.
-for name in TOR_MODE ONION_PORT ONION_TARGET ONION_MAX_STREAMS TOR_NICKNAME TOR_CONTACT TOR_ORPORT TOR_EXIT_POLICY; do
+for name in TOR_MODE ONION_PORT ONION_TARGET ONION_MAX_STREAMS TOR_NICKNAME TOR_CONTACT TOR_ORPORT TOR_EXIT_POLICY ONIONBALANCE_FRONTEND; do
   eval "value=\${$name:-}"
   case "$value" in
     *[[:cntrl:]]*) fail "$name contains a control character (newline, carriage return, tab, ...); refusing to write it into the torrc" ;;
@@ -53,6 +55,14 @@ if [ "$mode" = onion ]; then
   esac
   [ "${#onion_max_streams}" -le 5 ] && [ "$onion_max_streams" -ge 1 ] && [ "$onion_max_streams" -le 65535 ] \
     || fail "ONION_MAX_STREAMS must be a number of streams (1-65535), got '$onion_max_streams'"
+  if [ -n "$ob_frontend" ]; then
+    # A v3 onion address: 56 base32 characters and .onion.
+    case "$ob_frontend" in
+      *[!a-z2-7.]*|*.*.*) fail "ONIONBALANCE_FRONTEND must be the frontend's v3 address (56 characters a-z, 2-7, then .onion), got '$ob_frontend'" ;;
+    esac
+    [ "${#ob_frontend}" -eq 62 ] && [ "${ob_frontend%.onion}" != "$ob_frontend" ] \
+      || fail "ONIONBALANCE_FRONTEND must be the frontend's v3 address (56 characters a-z, 2-7, then .onion), got '$ob_frontend'"
+  fi
 else
   # An exit relay must say who runs it: https://community.torproject.org/relay/setup/exit/
   [ -n "$nickname" ] || fail "TOR_MODE=exit needs TOR_NICKNAME"
@@ -84,6 +94,14 @@ fi
     # These follow the HiddenServiceDir at the end of torrc.onion, so they configure that service.
     printf 'HiddenServicePort %s %s\n' "$onion_port" "$onion_target"
     printf 'HiddenServiceMaxStreams %s\n' "$onion_max_streams"
+    if [ -n "$ob_frontend" ]; then
+      # tor reads the frontend's address from ob_config in the HiddenServiceDir (torrc.onion).
+      install -d -m 0700 /var/lib/tor/onionturn
+      printf 'MasterOnionAddress %s\n' "$ob_frontend" > /var/lib/tor/onionturn/ob_config
+      printf 'HiddenServiceOnionbalanceInstance 1\n'
+    elif [ -f /var/lib/tor/onionturn/ob_config ]; then
+      rm -f /var/lib/tor/onionturn/ob_config
+    fi
   else
     printf 'Nickname %s\n' "$nickname"
     printf 'ContactInfo %s\n' "$contact"

@@ -15,6 +15,8 @@ const TOR_DIR = join(ROOT, 'docker', 'tor');
 interface EntrypointRun extends CommandResult {
   /** /tmp/torrc as the entrypoint left it, if it wrote one. */
   readonly torrc: string | undefined;
+  /** /var/lib/tor/onionturn/ob_config (Onionbalance backend), if written. */
+  readonly obConfig: string | undefined;
 }
 
 /** Runs the entrypoint with exactly `env` (plus PATH) and `args` (default: tor's --verify-config). */
@@ -46,11 +48,19 @@ async function runEntrypoint(env: Record<string, string>, args: readonly string[
       timeoutMs: 60_000,
     });
     const torrc = join(tmp, 'torrc');
-    return { ...r, torrc: existsSync(torrc) ? readFileSync(torrc, 'utf8') : undefined };
+    const obConfig = join(lib, 'onionturn', 'ob_config');
+    return {
+      ...r,
+      torrc: existsSync(torrc) ? readFileSync(torrc, 'utf8') : undefined,
+      obConfig: existsSync(obConfig) ? readFileSync(obConfig, 'utf8') : undefined,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** A v3 onion address (any 56 base32 characters pass the entrypoint's shape check). */
+const FRONTEND = `${'a'.repeat(52)}2345.onion`;
 
 const EXIT_ENV = { TOR_MODE: 'exit', TOR_NICKNAME: 'onionturntest', TOR_CONTACT: 'abuse@example.org' } as const;
 
@@ -88,6 +98,7 @@ test('tor entrypoint: every variable with a control character is refused with on
     { name: 'TOR_CONTACT', base: EXIT_ENV, value: 'abuse@example.org' },
     { name: 'TOR_ORPORT', base: EXIT_ENV, value: '9001' },
     { name: 'TOR_EXIT_POLICY', base: EXIT_ENV, value: 'accept *:5349, reject *:*' },
+    { name: 'ONIONBALANCE_FRONTEND', base: {}, value: FRONTEND },
   ];
   for (const c of cases) {
     // Every kind for free-text values, the two line breaks for the rest (each run costs ~0.2 s).
@@ -139,6 +150,10 @@ test('tor entrypoint: values of the wrong shape are refused with one line and ex
     [{ ...EXIT_ENV, TOR_ORPORT: '9001;x' }, /^onionturn-tor: TOR_ORPORT must be/],
     [{ ...EXIT_ENV, TOR_EXIT_POLICY: 'accept *:* "' }, /^onionturn-tor: TOR_EXIT_POLICY must be/],
     [{ ...EXIT_ENV, TOR_EXIT_POLICY: 'accept *:*\\' }, /^onionturn-tor: TOR_EXIT_POLICY must be/],
+    [{ ONIONBALANCE_FRONTEND: FRONTEND.replace('.onion', '') }, /^onionturn-tor: ONIONBALANCE_FRONTEND must be the frontend's v3 address/],
+    [{ ONIONBALANCE_FRONTEND: FRONTEND.toUpperCase() }, /^onionturn-tor: ONIONBALANCE_FRONTEND must be the frontend's v3 address/],
+    [{ ONIONBALANCE_FRONTEND: `a${FRONTEND}` }, /^onionturn-tor: ONIONBALANCE_FRONTEND must be the frontend's v3 address/],
+    [{ ONIONBALANCE_FRONTEND: `${FRONTEND.slice(0, 55)}.onion.onion` }, /^onionturn-tor: ONIONBALANCE_FRONTEND must be the frontend's v3 address/],
   ];
   for (const [env, pattern] of cases) assertRefused(await runEntrypoint(env), pattern, JSON.stringify(env));
 });
@@ -179,4 +194,18 @@ test('tor entrypoint: onion mode turns on the onion-service defences (PoW, strea
   assert.equal(custom.code, 0, custom.stderr + custom.stdout);
   assert.ok(settings(custom.torrc).includes('HiddenServicePort 443 127.0.0.1:5349'), custom.torrc);
   assert.ok(settings(custom.torrc).includes('HiddenServiceMaxStreams 64'), custom.torrc);
+});
+
+test('tor entrypoint: ONIONBALANCE_FRONTEND makes the onion service an Onionbalance backend (ob_config + HiddenServiceOnionbalanceInstance)', async () => {
+  const r = await runEntrypoint({ ONIONBALANCE_FRONTEND: FRONTEND });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /Configuration was valid/);
+  const lines = settings(r.torrc);
+  const dirAt = lines.indexOf('HiddenServiceDir /var/lib/tor/onionturn');
+  const at = lines.indexOf('HiddenServiceOnionbalanceInstance 1');
+  assert.ok(dirAt >= 0 && at > dirAt, `HiddenServiceOnionbalanceInstance after our HiddenServiceDir in:\n${r.torrc ?? ''}`);
+  assert.equal(r.obConfig, `MasterOnionAddress ${FRONTEND}\n`);
+  const plain = await runEntrypoint({});
+  assert.ok(!settings(plain.torrc).includes('HiddenServiceOnionbalanceInstance 1'), plain.torrc);
+  assert.equal(plain.obConfig, undefined);
 });

@@ -22,6 +22,7 @@ export {
   buildTorrc,
   dirAuthorityLine,
   MIN_BANDWIDTH_RATE,
+  onionbalanceObConfig,
   resolvConf,
   votingStartOffset,
   VOTING,
@@ -29,6 +30,7 @@ export {
   type TorRole,
   type TorrcOptions,
 } from './torrc.js';
+export { base32, generateOnionIdentity, onionHostname, type OnionIdentity } from './onion-key.js';
 export { authorityKeys, defaultKeyCacheDir, installAuthorityKeys, rsaFingerprint, type AuthorityKeys } from './tor-keys.js';
 export { TorControl, TorControlError, parseCircuitStatus, parseStreamStatus, type CircuitStatus, type ControlReply, type StreamStatus } from './tor-control.js';
 export {

@@ -18,7 +18,7 @@ import { socks5Connect } from './socks5.js';
 import { TorControl } from './tor-control.js';
 import { hasCompleteDirInfo } from './tor-dirinfo.js';
 import { authorityKeys, installAuthorityKeys, type AuthorityKeys } from './tor-keys.js';
-import { buildTorrc, resolvConf, votingStartOffset, type DirAuthority, type TorRole } from './torrc.js';
+import { buildTorrc, onionbalanceObConfig, resolvConf, votingStartOffset, type DirAuthority, type TorRole } from './torrc.js';
 import { TOOLS, requireTool } from './tools.js';
 
 const AUTHORITIES = 3;
@@ -34,7 +34,19 @@ const PROBE_HOSTNAME = 'echo.onionturn.test';
 
 export interface TorNetworkOptions {
   /** Add an onion service; its HiddenServicePort maps targetPort to 127.0.0.1:targetPort. */
-  readonly onion?: { readonly targetPort?: number; readonly extraPorts?: readonly number[] };
+  readonly onion?: {
+    readonly targetPort?: number;
+    readonly extraPorts?: readonly number[];
+    /** Make the onion service an Onionbalance backend of this frontend ("<56 chars>.onion"). */
+    readonly onionbalanceFrontend?: string;
+  };
+  /**
+   * Plain relays beyond the three authorities (default 1 with `onion`, else 0). Onionbalance
+   * 0.2.2 needs at least 5 HSDirs: with fewer, its responsible-HSDir loop never ends.
+   */
+  readonly extraRelays?: number;
+  /** V3AuthVotingInterval, seconds (default VOTING.interval; Onionbalance needs 20, see torrc.ts). */
+  readonly votingInterval?: number;
   /** Limit for the whole start, including key generation (default 60 s). */
   readonly timeoutMs?: number;
   /** Where authority keys are cached (default <repo>/.cache/tor-keys). */
@@ -249,7 +261,8 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const keysMs = Date.now() - t0;
     progress(`authority keys ${freshKeys ? 'generated' : 'from cache'} (${keysMs} ms)`);
 
-    const ports = await uniquePorts(AUTHORITIES * 3 + 3 + 2 + 1 + (options.shape ? AUTHORITIES + 1 : 0));
+    const extraRelays = options.extraRelays ?? (options.onion ? 1 : 0);
+    const ports = await uniquePorts(AUTHORITIES * 3 + extraRelays * (options.shape ? 4 : 3) + 2 + 1 + (options.shape ? AUTHORITIES : 0));
     const port = (): number => {
       const p = ports.shift();
       if (p === undefined) throw new Error('internal: ran out of allocated ports');
@@ -311,13 +324,15 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
             exit: true,
             resolvConf: resolvConfPath,
             votingStartOffset: offset,
+            ...(options.votingInterval === undefined ? {} : { votingInterval: options.votingInterval }),
           }),
         ),
       );
     }
-    if (options.onion) {
+    for (let i = 0; i < extraRelays; i++) {
       const realOrPort = port();
-      const r = { name: 'relay3', dataDir: join(dataDir, 'relay3'), controlPort: port(), orPort: await shaped(realOrPort), dirPort: port() };
+      const name = `relay${AUTHORITIES + i}`;
+      const r = { name, dataDir: join(dataDir, name), controlPort: port(), orPort: await shaped(realOrPort), dirPort: port() };
       relayNodes.push(
         await spawnTor(
           { ...r, role: 'relay' },
@@ -334,8 +349,6 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
           }),
         ),
       );
-    } else {
-      ports.splice(0, options.shape ? 4 : 3);
     }
     progress(`started ${relayNodes.length} relays (voting offset ${offset} s${options.shape ? `, links shaped: ${JSON.stringify(options.shape)}` : ''})`);
 
@@ -363,6 +376,12 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     if (options.onion) {
       const dir = join(dataDir, 'onion');
       const cp = port();
+      const frontend = options.onion.onionbalanceFrontend;
+      if (frontend !== undefined) {
+        // tor reads ob_config from the HiddenServiceDir at start; it must exist first (mode 0700).
+        await mkdir(join(dir, 'hs'), { recursive: true, mode: 0o700 });
+        await writeFile(join(dir, 'hs', 'ob_config'), onionbalanceObConfig(frontend));
+      }
       onionNode = await spawnTor(
         { name: 'onion', role: 'onion', dataDir: dir, controlPort: cp },
         buildTorrc({
@@ -373,6 +392,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
           controlPort: cp,
           hiddenServiceDir: join(dir, 'hs'),
           hiddenServicePorts: onionPorts,
+          onionbalanceInstance: frontend !== undefined,
         }),
       );
     }

@@ -40,11 +40,23 @@ export interface TorrcOptions {
   readonly resolvConf?: string;
   /** Clients: the SOCKS port on 127.0.0.1. */
   readonly socksPort?: number;
+  /**
+   * Authorities: V3AuthVotingInterval after the first consensus (default VOTING.interval). Tor
+   * derives a testnet's HS time period from it (24 intervals); Onionbalance assumes chutney's 20.
+   */
+  readonly votingInterval?: number;
   /** Authorities: TestingV3AuthVotingStartOffset in seconds (see votingStartOffset). */
   readonly votingStartOffset?: number;
   /** Onion service tor: HiddenServiceDir and the ports it serves (virtual = local port). */
   readonly hiddenServiceDir?: string;
   readonly hiddenServicePorts?: readonly number[];
+  /** Onion service tor: the loopback address the ports map to (default 127.0.0.1). */
+  readonly hiddenServiceTargetHost?: string;
+  /**
+   * Onion service tor: HiddenServiceOnionbalanceInstance 1 (an Onionbalance backend; its
+   * HiddenServiceDir must hold an ob_config naming the frontend, see onionbalanceObConfig).
+   */
+  readonly onionbalanceInstance?: boolean;
   /** Also write an info-level log to <dataDir>/info.log (debugging slow starts). */
   readonly infoLog?: boolean;
   /** Tor exits by itself within ~15 s once this PID is gone (a crashed test can't leak it). */
@@ -153,7 +165,7 @@ export function buildTorrc(o: TorrcOptions): string {
       `TestingV3AuthInitialVotingInterval ${VOTING.initialInterval}`,
       `TestingV3AuthInitialVoteDelay ${VOTING.initialVoteDelay}`,
       `TestingV3AuthInitialDistDelay ${VOTING.initialDistDelay}`,
-      `V3AuthVotingInterval ${VOTING.interval}`,
+      `V3AuthVotingInterval ${o.votingInterval ?? VOTING.interval}`,
       `V3AuthVoteDelay ${VOTING.voteDelay}`,
       `V3AuthDistDelay ${VOTING.distDelay}`,
       `TestingV3AuthVotingStartOffset ${need(o.votingStartOffset, 'votingStartOffset')}`,
@@ -166,7 +178,10 @@ export function buildTorrc(o: TorrcOptions): string {
     const ports = need(o.hiddenServicePorts, 'hiddenServicePorts');
     if (ports.length === 0) throw new Error(`torrc for onion ${o.nickname} needs at least one hidden service port`);
     lines.push('SocksPort 0', `HiddenServiceDir ${need(o.hiddenServiceDir, 'hiddenServiceDir')}`);
-    for (const p of ports) lines.push(`HiddenServicePort ${p} 127.0.0.1:${p}`);
+    const target = o.hiddenServiceTargetHost ?? '127.0.0.1';
+    if (!/^127(\.\d{1,3}){3}$/.test(target)) throw new Error(`hidden service target must be an IPv4 loopback address, not ${target}`);
+    for (const p of ports) lines.push(`HiddenServicePort ${p} ${target}:${p}`);
+    if (o.onionbalanceInstance === true) lines.push('HiddenServiceOnionbalanceInstance 1');
   }
   return lines.join('\n') + '\n';
 }
@@ -174,4 +189,10 @@ export function buildTorrc(o: TorrcOptions): string {
 /** resolv.conf for exits: only the test DNS responder (evdns accepts host:port). */
 export function resolvConf(dnsPort: number, dnsHost = '127.0.0.1'): string {
   return `nameserver ${dnsHost}:${dnsPort}\n`;
+}
+
+/** The ob_config file an Onionbalance backend's tor reads from its HiddenServiceDir. */
+export function onionbalanceObConfig(frontendHostname: string): string {
+  if (!/^[a-z2-7]{56}\.onion$/.test(frontendHostname)) throw new Error(`not a v3 onion hostname: ${frontendHostname}`);
+  return `MasterOnionAddress ${frontendHostname}\n`;
 }

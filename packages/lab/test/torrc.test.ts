@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTorrc, dirAuthorityLine, resolvConf, votingStartOffset, type DirAuthority, type TorrcOptions } from '../src/index.js';
+import { buildTorrc, dirAuthorityLine, onionbalanceObConfig, resolvConf, votingStartOffset, type DirAuthority, type TorrcOptions } from '../src/index.js';
 
 const auth: DirAuthority = { nickname: 'auth0', orPort: 5000, dirPort: 7000, v3ident: 'A'.repeat(40), fingerprint: 'B'.repeat(40) };
 const base = { nickname: 'n', dataDir: '/tmp/x/n', controlPort: 9051, authorities: [auth] } as const;
@@ -137,4 +137,33 @@ test('shaped relay: publishes the proxy port and listens on the real one', () =>
   assert.ok(l.includes('ORPort 127.0.0.1:5 NoListen'));
   assert.ok(l.includes('ORPort 127.0.0.1:1 NoAdvertise'));
   assert.ok(!l.includes('ORPort 127.0.0.1:1'));
+});
+
+test('Onionbalance backend: HiddenServiceOnionbalanceInstance after the service, target host, ob_config text', () => {
+  const text = buildTorrc({
+    ...base,
+    role: 'onion',
+    hiddenServiceDir: '/tmp/x/hs',
+    hiddenServicePorts: [3478],
+    hiddenServiceTargetHost: '127.0.0.2',
+    onionbalanceInstance: true,
+  });
+  const l = lines(text);
+  assert.ok(l.indexOf('HiddenServiceOnionbalanceInstance 1') > l.indexOf('HiddenServiceDir /tmp/x/hs'));
+  assert.ok(l.includes('HiddenServicePort 3478 127.0.0.2:3478'));
+  assert.ok(
+    !lines(buildTorrc({ ...base, role: 'onion', hiddenServiceDir: '/tmp/x/hs', hiddenServicePorts: [1] })).includes('HiddenServiceOnionbalanceInstance 1'),
+  );
+  assert.throws(
+    () => buildTorrc({ ...base, role: 'onion', hiddenServiceDir: '/tmp/x/hs', hiddenServicePorts: [1], hiddenServiceTargetHost: '10.0.0.1' }),
+    /loopback/,
+  );
+  const frontend = `${'a'.repeat(56)}.onion`;
+  assert.equal(onionbalanceObConfig(frontend), `MasterOnionAddress ${frontend}\n`);
+  assert.throws(() => onionbalanceObConfig('example.onion'), /v3 onion/);
+});
+
+test('authorities take votingInterval (Onionbalance needs 20 s)', () => {
+  const auth20 = buildTorrc({ ...base, role: 'authority', orPort: 1, dirPort: 2, exit: false, votingStartOffset: 0, votingInterval: 20 });
+  assert.ok(lines(auth20).includes('V3AuthVotingInterval 20'));
 });
