@@ -73,6 +73,10 @@ export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): 
       return s ? [[[], s.streamsMoved]] : [];
     },
   );
+  counter('onionturn_client_ready_streams_used_total', 'New flows that started on a Tor stream held ready ahead of need (--ready-stream)', [], () => {
+    const s = stats();
+    return s ? [[[], s.readyStreamsUsed]] : [];
+  });
   counter('onionturn_client_peer_refused_total', "CreatePermission/ChannelBind refused by the server's peer policy (403)", [], () => {
     const s = stats();
     return s ? [[[], s.peerRefused]] : [];

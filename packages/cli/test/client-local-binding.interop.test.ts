@@ -151,7 +151,9 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     const before = recorder?.requests.length ?? 0;
     const r = await allocateWith(port, 'alice', 'wonderland');
     assert.equal(r.code, undefined, `Allocate succeeded upstream: ${cli.output().slice(-1500)}`);
-    assert.equal((recorder?.requests.length ?? 0) - before, 1);
-    assert.equal(recorder?.requests[before]?.port, coturn.port);
+    // Its own stream, and perhaps already the one the shim holds ready for the next flow.
+    const opened = (recorder?.requests ?? []).slice(before);
+    assert.ok(opened.length >= 1 && opened.length <= 2, `streams opened: ${opened.length}`);
+    assert.ok(opened.every((q) => q.port === coturn.port));
   });
 });

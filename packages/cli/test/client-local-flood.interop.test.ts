@@ -197,7 +197,8 @@ describe('onionturn client in local-credential mode: unauthenticated floods make
     assert.equal(r.sent, 30, r.output.slice(-1500) + '\n--- shim:\n' + stderr.slice(-2000));
     assert.equal(r.received, 30, r.output.slice(-800));
     const dialed = recorder?.requests.length ?? 0;
-    assert.ok(dialed >= 1 && dialed <= 2, `one stream per uclient allocation (${dialed})`);
+    // One stream per uclient allocation (one or two), and one held ready for the next flow.
+    assert.ok(dialed >= 1 && dialed <= 3, `one stream per uclient allocation (${dialed})`);
     assert.ok(recorder?.requests.every((q) => q.port === coturn.port));
 
     // The counters at exit: the uclient's flows and no other; every refusal counted.
@@ -210,7 +211,8 @@ describe('onionturn client in local-credential mode: unauthenticated floods make
       .map((l) => JSON.parse(l) as { stats: Record<string, number> })[0];
     assert.ok(stopped, stderr.slice(-2000));
     const s = stopped.stats;
-    assert.equal(s['flowsOpened'], dialed, JSON.stringify(s));
+    // Every stream dialed carried a flow, but the one still held ready at exit.
+    assert.ok(s['flowsOpened'] === dialed || s['flowsOpened'] === dialed - 1, `flows ${s['flowsOpened']}, streams ${dialed}: ${JSON.stringify(s)}`);
     assert.equal(s['flowLimitRefused'], 0);
     assert.equal(s['upstreamFailures'], 0);
     assert.ok((s['challengesAnswered'] ?? 0) >= FLOOD + 50 + 20, JSON.stringify(s));

@@ -211,7 +211,13 @@ export class FlowDriver implements TableFlow {
     const sock = r.socket;
     this.#server = r.index;
     this.#attach(sock);
-    this.#ctx.logger.info('flow open', { flow: this.id, kind: this.machine.kind, upstream: this.#ctx.serverName(r.server), ...this.#app.describe() });
+    this.#ctx.logger.info('flow open', {
+      flow: this.id,
+      kind: this.machine.kind,
+      upstream: this.#ctx.serverName(r.server),
+      ...(r.ready ? { ready: true } : {}),
+      ...this.#app.describe(),
+    });
     this.#run(this.machine.dialed({ kind: 'open' }));
     if (r.head.length > 0) this.onUpstreamData(r.head);
     if (!this.#done) sock.resume();

@@ -10,6 +10,7 @@ import { SourceSlots } from './dial-fairness.js';
 import type { UpstreamServer } from './endpoints.js';
 import type { UpstreamError } from './errors.js';
 import { IsolationPolicy, type IsolationMode } from './isolation.js';
+import { ReadyStreamPolicy, type ReadyStreamOptions } from './ready-stream.js';
 import type { DialVerdict, ServerChoice } from './server-choice.js';
 import type { SocksAuth } from './socks5-codec.js';
 import type { DialResult } from './upstream-dialer.js';
@@ -28,7 +29,7 @@ export interface TableFlow {
 
 export type StreamOutcome =
   /** `index`: the server's place in the list (a take-over must go back to it: pin). */
-  | { readonly kind: 'open'; readonly socket: Socket; readonly head: Buffer; readonly server: UpstreamServer; readonly index: number }
+  | { readonly kind: 'open'; readonly socket: Socket; readonly head: Buffer; readonly server: UpstreamServer; readonly index: number; readonly ready?: true }
   | { readonly kind: 'no-turn' }
   | { readonly kind: 'failed'; readonly error: UpstreamError }
   /** The flow closed while waiting: whatever was opened for it is already destroyed. */
@@ -50,7 +51,29 @@ export interface FlowTableOptions {
   readonly onFailover?: (flowId: number, index: number) => void;
   /** The tick's period; the coarse clock moves with it. */
   readonly tickMs: number;
+  /** Keep one Tor stream open ahead of need while apps are active (ReadyStreamPolicy); absent: none. */
+  readonly readyStream?: ReadyStreamOptions;
+  /** A flow started on the held stream. */
+  readonly onReadyTaken?: () => void;
 }
+
+/** A Tor stream dialed ahead of need, held until a flow takes it. */
+interface HeldStream {
+  readonly socket: Socket;
+  /** Bytes the server sent before any request (none expected), for the flow that takes it. */
+  readonly head: Buffer[];
+  readonly server: UpstreamServer;
+  readonly index: number;
+  readonly auth: SocksAuth;
+  /** Takes the table's listeners off (the flow puts its own on at once). */
+  readonly release: () => void;
+}
+
+/** The dial pacer's source for held streams (a source of their own in its fairness). */
+const READY_SOURCE = 'ready-stream';
+
+/** A held stream on which the server says this much unasked is not a TURN server's: dropped. */
+const HELD_HEAD_LIMIT = 4096;
 
 /** The key of an app UDP source. */
 export function udpFlowKey(address: string, port: number): string {
@@ -72,6 +95,9 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   #ids = 0;
   #now: number;
   #timer: Timer | undefined;
+  readonly #readyPolicy: ReadyStreamPolicy | undefined;
+  #ready: HeldStream | undefined;
+  #stopped = false;
 
   constructor(opts: FlowTableOptions) {
     this.#opts = opts;
@@ -80,6 +106,12 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     this.#pacer = new DialPacer({ ...opts.pacing, clock: opts.clock });
     this.#slots = new SourceSlots(opts.maxFlows);
     this.#now = opts.clock.monotonic();
+    this.#readyPolicy = opts.readyStream ? new ReadyStreamPolicy(opts.readyStream) : undefined;
+  }
+
+  /** Whether a stream dialed ahead of need is held now. */
+  get readyStreamHeld(): boolean {
+    return this.#ready !== undefined;
   }
 
   /**
@@ -147,12 +179,17 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   tick(): void {
     this.#now = this.#opts.clock.monotonic();
     for (const f of [...this.#udp.values(), ...this.#tcp, ...this.#other]) f.tick(this.#now);
+    this.#tendReady(this.#now);
   }
 
   /** Closes every flow, ends every wait for a turn, stops the tick. */
   stop(reason: string): void {
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#stopped = true;
+    this.#ready?.release();
+    this.#ready?.socket.destroy();
+    this.#ready = undefined;
     this.#pacer.stop();
     for (const f of [...this.#udp.values(), ...this.#tcp, ...this.#other]) f.close(reason);
   }
@@ -170,6 +207,18 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     source?: string,
     pin?: number,
   ): Promise<StreamOutcome> {
+    // A flow of its own (no fixed isolation, no server it must go back to) may take the held stream.
+    if (fixedAuth === undefined && pin === undefined) {
+      const held = this.#takeReady();
+      if (held) {
+        onTurn(held.auth);
+        if (isClosed()) {
+          held.socket.destroy();
+          return { kind: 'abandoned' };
+        }
+        return { kind: 'open', socket: held.socket, head: Buffer.concat(held.head), server: held.server, index: held.index, ready: true };
+      }
+    }
     const turn = await this.awaitTurn(isClosed, source);
     if (turn !== 'ok') return { kind: turn };
     // A datagram association keeps one isolation for all its streams (fixedAuth).
@@ -181,7 +230,9 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       if (r.ok) r.socket.destroy();
       return { kind: 'abandoned' };
     }
-    return r.ok ? { kind: 'open', socket: r.socket, head: r.head, server: r.server, index: r.index } : { kind: 'failed', error: r.error };
+    if (!r.ok) return { kind: 'failed', error: r.error };
+    this.#tendReady(this.#opts.clock.monotonic());
+    return { kind: 'open', socket: r.socket, head: r.head, server: r.server, index: r.index };
   }
 
   /**
@@ -209,6 +260,88 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       index = next;
     }
     return { ok: false, error: last ?? { code: 'closed', reason: 'no upstream server' }, index: -1 };
+  }
+
+  /** An app flow starts: the held stream if there is a fresh one; another is dialed for the next flow. */
+  #takeReady(): HeldStream | undefined {
+    const policy = this.#readyPolicy;
+    if (!policy) return undefined;
+    const now = this.#opts.clock.monotonic();
+    policy.flowStarted(now);
+    let held = this.#ready;
+    if (held && !policy.stale(now)) {
+      this.#ready = undefined;
+      held.release();
+      policy.released();
+      this.#opts.onReadyTaken?.();
+      // The next flow's, dialed now (without one held, after this flow's own stream opened).
+      this.#tendReady(now);
+    } else held = undefined;
+    return held;
+  }
+
+  /** Lets a stale held stream go and dials one when the policy says so. */
+  #tendReady(now: number): void {
+    const policy = this.#readyPolicy;
+    if (!policy || this.#stopped) return;
+    const held = this.#ready;
+    if (held && policy.stale(now)) {
+      this.#ready = undefined;
+      held.release();
+      held.socket.destroy();
+      policy.released();
+    }
+    if (policy.wantDial(now)) void this.#dialReady(policy);
+  }
+
+  async #dialReady(policy: ReadyStreamPolicy): Promise<void> {
+    policy.dialing();
+    const clock = this.#opts.clock;
+    // Paced like any new stream: a flood of flows taking held streams must not dial past the pacer.
+    if ((await this.awaitTurn(() => this.#stopped, READY_SOURCE)) !== 'ok') {
+      policy.failed(clock.monotonic());
+      return;
+    }
+    const auth = this.isolation.next();
+    const r = await this.#dial(auth, 0, () => this.#stopped);
+    if (!r.ok) {
+      policy.failed(clock.monotonic());
+      return;
+    }
+    const socket = r.socket;
+    if (this.#stopped) {
+      socket.destroy();
+      return;
+    }
+    const head: Buffer[] = r.head.length > 0 ? [r.head] : [];
+    let headBytes = r.head.length;
+    // Read while held, so a stream that Tor or the server closes is noticed and not handed out.
+    const gone = (): void => {
+      if (this.#ready?.socket === socket) {
+        this.#ready = undefined;
+        policy.failed(clock.monotonic());
+      }
+      socket.destroy();
+    };
+    const onData = (b: Buffer): void => {
+      head.push(b);
+      headBytes += b.length;
+      if (headBytes > HELD_HEAD_LIMIT) gone();
+    };
+    const release = (): void => {
+      socket.pause();
+      socket.off('data', onData);
+      socket.off('end', gone);
+      socket.off('close', gone);
+      socket.off('error', gone);
+    };
+    socket.on('data', onData);
+    socket.once('end', gone);
+    socket.once('close', gone);
+    socket.on('error', gone);
+    this.#ready = { socket, head, server: r.server, index: r.index, auth, release };
+    policy.opened(clock.monotonic());
+    socket.resume();
   }
 
   /** Waits for a turn to open a Tor stream (the dial pacer), for streams the table does not dial itself. */

@@ -22,6 +22,7 @@ export {
 } from './endpoints.js';
 export type { TlsTrust } from './upstream-dialer.js';
 export { SERVER_CHOICES, DEFAULT_SERVER_RETRY_MS, type ServerChoiceMode } from './server-choice.js';
+export { DEFAULT_READY_STREAM, ReadyStreamPolicy, type ReadyStreamOptions } from './ready-stream.js';
 export { formatPin, parsePin } from './tls-pin.js';
 export type { LocalAuthConfig } from './flow-context.js';
 export type { LocalCredentials } from './app-auth.js';

@@ -24,6 +24,7 @@ import { DEFAULT_NEW_FLOWS_PER_SECOND } from './dial-pacer.js';
 import { systemClock, type Clock } from './clock.js';
 import { FlowTable, udpFlowKey } from './flow-table.js';
 import { ServerChoice, type ServerChoiceMode, type ServerHealthView } from './server-choice.js';
+import type { ReadyStreamOptions } from './ready-stream.js';
 import { ipOnlyLookup } from './ip-only-lookup.js';
 import type { FlowDriver } from './flow-driver.js';
 import type { DatagramContext, OnionOpener } from './datagram-association.js';
@@ -41,6 +42,8 @@ export interface ShimOptions {
   readonly serverChoice?: ServerChoiceMode;
   /** First backoff of a server whose dial failed (default DEFAULT_SERVER_RETRY_MS). */
   readonly serverRetryMs?: number;
+  /** A Tor stream kept open ahead of need while apps are active (the CLI passes DEFAULT_READY_STREAM); absent: none. */
+  readonly readyStream?: ReadyStreamOptions;
   readonly socks: HostPort;
   readonly isolation?: IsolationMode;
   readonly logger: Logger;
@@ -146,6 +149,7 @@ export class Shim {
         this.#log.warn(`upstream ${dialer.serverName(index)} failed: ${error.reason}${trying}`, { flow: flowId, code: error.code });
       },
       onFailover: (flowId, index) => this.#log.warn('upstream failover', { flow: flowId, now: dialer.serverName(index) }),
+      ...(opts.readyStream ? { readyStream: opts.readyStream, onReadyTaken: () => this.stats.readyStreamsUsed++ } : {}),
     });
     this.#ctx = {
       table: this.#table,

@@ -133,6 +133,8 @@ export class ShimStats {
   upstreamFailures = 0;
   /** Tor streams lost mid-flow whose allocation was taken over on a new stream (TURN mobility, tried). */
   streamsMoved = 0;
+  /** Flows that started on a Tor stream held ready ahead of need (no circuit to wait for). */
+  readyStreamsUsed = 0;
   /** App datagrams and frames for upstream dropped while a lost stream was being replaced. */
   gapDropped = 0;
   /** Datagrams dropped because the connect queue of their flow was full. */

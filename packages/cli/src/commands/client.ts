@@ -35,6 +35,7 @@ import {
   type TlsTrust,
   type UpstreamServer,
   SERVER_CHOICES,
+  DEFAULT_READY_STREAM,
   type ServerChoiceMode,
 } from '@onionturn/client';
 import type { CliContext } from '../cli-context.js';
@@ -51,6 +52,7 @@ interface ClientArgs {
   allowRemote: boolean;
   server?: string[];
   serverChoice: ServerChoiceMode;
+  readyStream: boolean;
   socks?: string;
   isolation: IsolationMode;
   pin?: string[];
@@ -265,6 +267,12 @@ export function clientCommand(ctx: CliContext): CommandModule {
           default: 'failover' as ServerChoiceMode,
           describe:
             'with several --server: failover: every flow to the server that worked last (the first given, the rest as backups); round-robin: new flows take the servers in turn; random: one at random. A server whose dial failed is skipped for new flows for 30 s, doubling per failure in a row, up to 10 min',
+        })
+        .option('ready-stream', {
+          type: 'boolean',
+          default: true,
+          describe:
+            'keep one Tor stream to the server open ahead of need while an app has opened a flow in the last 10 minutes, so a new flow skips building a circuit (replaced every 20 s, before the server closes it; --no-ready-stream: none)',
         })
         .option('socks', { type: 'string', requiresArg: true, describe: "Tor's SOCKS port (default 127.0.0.1:9050, then 9150)" })
         .option('isolation', {
@@ -556,6 +564,7 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
     allowRemote: args.allowRemote,
     servers,
     serverChoice: args.serverChoice,
+    ...(args.readyStream ? { readyStream: DEFAULT_READY_STREAM } : {}),
     socks,
     isolation: args.isolation,
     logger,

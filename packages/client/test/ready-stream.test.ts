@@ -1,0 +1,200 @@
+// The stream kept ready ahead of need (issue 14, deliverable 5): when it is dialed, replaced and let
+// go, on a fake clock; and the flow table handing it to the next flow.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { ManualClock } from '../src/clock.js';
+import { FlowTable } from '../src/flow-table.js';
+import { DEFAULT_READY_STREAM, ReadyStreamPolicy } from '../src/ready-stream.js';
+import { ServerChoice } from '../src/server-choice.js';
+import type { UpstreamServer } from '../src/endpoints.js';
+import type { SocksAuth } from '../src/socks5-codec.js';
+import type { DialResult } from '../src/upstream-dialer.js';
+
+test('policy: nothing while no app was active; one after a flow; replaced before 20 s; none 10 min after the last flow', () => {
+  const p = new ReadyStreamPolicy();
+  assert.equal(p.wantDial(0), false, 'an idle shim builds no circuits');
+  p.flowStarted(1000);
+  assert.equal(p.wantDial(1000), true);
+  p.dialing();
+  assert.equal(p.wantDial(1100), false, 'one at a time');
+  p.opened(1500);
+  assert.equal(p.stale(1500 + DEFAULT_READY_STREAM.maxAgeMs - 1), false);
+  assert.ok(DEFAULT_READY_STREAM.maxAgeMs < 30_000, "under the server's allocate deadline");
+  assert.equal(p.stale(1500 + DEFAULT_READY_STREAM.maxAgeMs), true, 'replaced before the server closes it');
+  p.released();
+  assert.equal(p.wantDial(21_500), true, 'and a fresh one dialed');
+  p.dialing();
+  p.opened(22_000);
+  assert.equal(p.stale(1000 + DEFAULT_READY_STREAM.activeMs), true, 'no app for 10 min: let go');
+  p.released();
+  assert.equal(p.wantDial(1000 + DEFAULT_READY_STREAM.activeMs), false, 'and none dialed');
+});
+
+test('policy: a failed or lost ready stream waits retryMs before the next dial', () => {
+  const p = new ReadyStreamPolicy();
+  p.flowStarted(0);
+  p.dialing();
+  p.failed(100);
+  assert.equal(p.wantDial(100 + DEFAULT_READY_STREAM.retryMs - 1), false);
+  assert.equal(p.wantDial(100 + DEFAULT_READY_STREAM.retryMs), true);
+});
+
+/** What the table needs of a Tor stream: events, pause/resume, destroy. */
+class HeldSocket extends EventEmitter {
+  destroyed = false;
+  flowing = false;
+  pause(): this {
+    this.flowing = false;
+    return this;
+  }
+  resume(): this {
+    this.flowing = true;
+    return this;
+  }
+  destroy(): this {
+    if (!this.destroyed) {
+      this.destroyed = true;
+      this.emit('close');
+    }
+    return this;
+  }
+}
+
+const SERVER = { transport: 'tcp', host: 's.onion', port: 443, label: 's.onion:443' } as UpstreamServer;
+
+function table(): { t: FlowTable; clock: ManualClock; dials: { auth: SocksAuth | undefined; socket: HeldSocket }[]; taken: () => number } {
+  const clock = new ManualClock();
+  let taken = 0;
+  const dials: { auth: SocksAuth | undefined; socket: HeldSocket }[] = [];
+  const t = new FlowTable({
+    clock,
+    maxFlows: 16,
+    isolation: 'per-flow',
+    tickMs: 1000,
+    pacing: { perSecond: 0, onDelayed: () => {}, onGivenUp: () => {} },
+    servers: new ServerChoice(1, { mode: 'failover' }),
+    readyStream: DEFAULT_READY_STREAM,
+    onReadyTaken: () => taken++,
+    connect: (_index, auth): Promise<DialResult> => {
+      const socket = new HeldSocket();
+      dials.push({ auth, socket });
+      return Promise.resolve({ ok: true, socket: socket as never, head: Buffer.alloc(0), server: SERVER });
+    },
+  });
+  return { t, clock, dials, taken: () => taken };
+}
+
+const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+test('flow table: the first flow dials and a stream is made ready; the next flow starts on it with its own isolation, and another is made ready', async () => {
+  const { t, dials, taken } = table();
+  const first = await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  assert.equal(first.kind, 'open');
+  await flush();
+  assert.equal(dials.length, 2, 'the flow and one ready stream');
+  assert.equal(t.readyStreamHeld, true);
+  assert.equal(dials[1]?.socket.flowing, true, 'read while held, so a closed one is noticed');
+  let turnAuth: SocksAuth | undefined;
+  const second = await t.openStream(
+    2,
+    () => false,
+    (a) => (turnAuth = a),
+  );
+  assert.ok(second.kind === 'open');
+  assert.equal(second.socket as unknown, dials[1]?.socket, 'no dial of its own');
+  assert.deepEqual(turnAuth, dials[1]?.auth, 'told the circuit it is on (a credential is fetched there)');
+  assert.notDeepEqual(dials[1]?.auth, dials[0]?.auth, 'per-flow isolation: its own circuit');
+  assert.equal(dials[1]?.socket.flowing, false, 'handed over paused, the flow resumes it');
+  assert.equal(dials[1]?.socket.listenerCount('data'), 0, "the table's listeners are off");
+  await flush();
+  assert.equal(dials.length, 3, 'the next one is made ready');
+  assert.equal(taken(), 1);
+  t.stop('test over');
+  assert.equal(dials[2]?.socket.destroyed, true, 'stop closes the held stream');
+});
+
+test('flow table: the held stream is replaced before the server would close it, and let go when apps are idle', async () => {
+  const { t, clock, dials } = table();
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await flush();
+  assert.equal(dials.length, 2);
+  clock.advance(DEFAULT_READY_STREAM.maxAgeMs);
+  t.tick();
+  await flush();
+  assert.equal(dials[1]?.socket.destroyed, true, 'the old one closed at 20 s');
+  assert.equal(dials.length, 3, 'a fresh one in its place');
+  // No flow for 10 minutes: the held stream goes and none is dialed again.
+  for (let ms = 0; ms < DEFAULT_READY_STREAM.activeMs; ms += DEFAULT_READY_STREAM.maxAgeMs) {
+    clock.advance(DEFAULT_READY_STREAM.maxAgeMs);
+    t.tick();
+    await flush();
+  }
+  const before = dials.length;
+  assert.equal(t.readyStreamHeld, false);
+  assert.ok(
+    dials.every((d) => d.socket.destroyed || d === dials[0]),
+    'every ready stream closed',
+  );
+  clock.advance(60_000);
+  t.tick();
+  await flush();
+  assert.equal(dials.length, before, 'an idle shim dials nothing');
+  t.stop('test over');
+});
+
+test('flow table: a held stream that Tor or the server closes is not handed out', async () => {
+  const { t, dials } = table();
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await flush();
+  dials[1]?.socket.emit('end');
+  assert.equal(t.readyStreamHeld, false);
+  const next = await t.openStream(
+    2,
+    () => false,
+    () => {},
+  );
+  assert.ok(next.kind === 'open' && (next.socket as unknown) !== dials[1]?.socket);
+  t.stop('test over');
+});
+
+test('flow table: a flow with a fixed isolation or a server to go back to never takes the held stream', async () => {
+  const { t, dials } = table();
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await flush();
+  const auth = { username: 'assoc', password: 'x' };
+  const fixed = await t.openStream(
+    2,
+    () => false,
+    () => {},
+    auth,
+  );
+  assert.ok(fixed.kind === 'open' && (fixed.socket as unknown) !== dials[1]?.socket);
+  const pinned = await t.openStream(
+    3,
+    () => false,
+    () => {},
+    undefined,
+    undefined,
+    0,
+  );
+  assert.ok(pinned.kind === 'open' && (pinned.socket as unknown) !== dials[1]?.socket);
+  assert.equal(t.readyStreamHeld, true);
+  t.stop('test over');
+});
