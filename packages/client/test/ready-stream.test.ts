@@ -63,7 +63,7 @@ class HeldSocket extends EventEmitter {
 
 const SERVER = { transport: 'tcp', host: 's.onion', port: 443, label: 's.onion:443' } as UpstreamServer;
 
-function table(): { t: FlowTable; clock: ManualClock; dials: { auth: SocksAuth | undefined; socket: HeldSocket }[]; taken: () => number } {
+function table(perSecond = 0): { t: FlowTable; clock: ManualClock; dials: { auth: SocksAuth | undefined; socket: HeldSocket }[]; taken: () => number } {
   const clock = new ManualClock();
   let taken = 0;
   const dials: { auth: SocksAuth | undefined; socket: HeldSocket }[] = [];
@@ -72,7 +72,7 @@ function table(): { t: FlowTable; clock: ManualClock; dials: { auth: SocksAuth |
     maxFlows: 16,
     isolation: 'per-flow',
     tickMs: 1000,
-    pacing: { perSecond: 0, onDelayed: () => {}, onGivenUp: () => {} },
+    pacing: { perSecond, burst: 1, onDelayed: () => {}, onGivenUp: () => {} },
     servers: new ServerChoice(1, { mode: 'failover' }),
     readyStream: DEFAULT_READY_STREAM,
     onReadyTaken: () => taken++,
@@ -196,5 +196,31 @@ test('flow table: a flow with a fixed isolation or a server to go back to never 
   );
   assert.ok(pinned.kind === 'open' && (pinned.socket as unknown) !== dials[1]?.socket);
   assert.equal(t.readyStreamHeld, true);
+  t.stop('test over');
+});
+
+test('flow table: the held stream waits its turn with the pacer like any stream (a flood taking held streams cannot dial past it)', async () => {
+  const { t, clock, dials } = table(1);
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await flush();
+  assert.equal(dials.length, 1, 'one stream per second: the held one waits for the next turn');
+  clock.advance(1000);
+  await flush();
+  assert.equal(dials.length, 2, 'dialed at its turn');
+  // The next flow takes it; the one after it is again dialed only at the next turn.
+  await t.openStream(
+    2,
+    () => false,
+    () => {},
+  );
+  await flush();
+  assert.equal(dials.length, 2);
+  clock.advance(1000);
+  await flush();
+  assert.equal(dials.length, 3);
   t.stop('test over');
 });
