@@ -97,6 +97,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   #timer: Timer | undefined;
   readonly #readyPolicy: ReadyStreamPolicy | undefined;
   #ready: HeldStream | undefined;
+  /** The server the last flow's own stream opened on: the held stream goes there (known to answer). */
+  #readyServer: number | undefined;
   #stopped = false;
 
   constructor(opts: FlowTableOptions) {
@@ -231,6 +233,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       return { kind: 'abandoned' };
     }
     if (!r.ok) return { kind: 'failed', error: r.error };
+    if (pin === undefined) this.#readyServer = r.index;
     this.#tendReady(this.#opts.clock.monotonic());
     return { kind: 'open', socket: r.socket, head: r.head, server: r.server, index: r.index };
   }
@@ -291,10 +294,11 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       held.socket.destroy();
       policy.released();
     }
-    if (policy.wantDial(now)) void this.#dialReady(policy);
+    // Only once a flow's own stream has shown which server answers.
+    if (this.#readyServer !== undefined && policy.wantDial(now)) void this.#dialReady(policy, this.#readyServer);
   }
 
-  async #dialReady(policy: ReadyStreamPolicy): Promise<void> {
+  async #dialReady(policy: ReadyStreamPolicy, server: number): Promise<void> {
     policy.dialing();
     const clock = this.#opts.clock;
     // Paced like any new stream: a flood of flows taking held streams must not dial past the pacer.
@@ -303,7 +307,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       return;
     }
     const auth = this.isolation.next();
-    const r = await this.#dial(auth, 0, () => this.#stopped);
+    // Not a new choice among servers: a held stream must not be the dial that tries a dead one.
+    const r = await this.#dial(auth, 0, () => this.#stopped, server);
     if (!r.ok) {
       policy.failed(clock.monotonic());
       return;

@@ -224,3 +224,30 @@ test('flow table: the held stream waits its turn with the pacer like any stream 
   assert.equal(dials.length, 3);
   t.stop('test over');
 });
+
+test('flow table: the held stream goes to the server the last flow opened on, not to a new choice (it must not be the dial that tries a dead server)', async () => {
+  const clock = new ManualClock();
+  const dialed: number[] = [];
+  const t = new FlowTable({
+    clock,
+    maxFlows: 16,
+    isolation: 'per-flow',
+    tickMs: 1000,
+    pacing: { perSecond: 0, onDelayed: () => {}, onGivenUp: () => {} },
+    servers: new ServerChoice(2, { mode: 'round-robin', random: () => 0 }),
+    readyStream: DEFAULT_READY_STREAM,
+    connect: (index): Promise<DialResult> => {
+      dialed.push(index);
+      return Promise.resolve({ ok: true, socket: new HeldSocket() as never, head: Buffer.alloc(0), server: SERVER });
+    },
+  });
+  const first = await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  assert.ok(first.kind === 'open');
+  await flush();
+  assert.deepEqual(dialed, [first.index, first.index], 'round robin would have taken the other server');
+  t.stop('test over');
+});
