@@ -90,8 +90,8 @@ export class FlowMachine {
   readonly #stats: ShimStats;
   readonly #resigner: CredentialResigner | undefined;
   readonly #app: TransportAddress | undefined;
-  /** What upstream sends, framed (ChannelData without TCP padding); a new one per stream. */
-  #upFramer: StreamFramer;
+  /** What upstream sends, framed (ChannelData without TCP padding); reset for a new stream. */
+  readonly #upFramer: StreamFramer;
   /** TCP: what the app sends, framed (its first frame decides; local mode re-signs STUN). */
   readonly #appFramer: StreamFramer | undefined;
   /** The reused output of the relay-path inputs; #cur is where the framers' callbacks write. */
@@ -336,7 +336,7 @@ export class FlowMachine {
     }
     this.#moving = true;
     this.#stats.streamsMoved++;
-    this.#upFramer = new StreamFramer(this.#onUpstreamFrame.bind(this), { rfc5766Channels: true });
+    this.#upFramer.reset();
     this.#held = [];
     return [{ kind: 'warn', reason: `${reason}: taking the allocation over on a new circuit` }, REDIAL];
   }

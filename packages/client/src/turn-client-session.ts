@@ -108,7 +108,7 @@ export class TurnClientSession {
   readonly #random: (n: number) => Buffer;
   readonly #maxPeers: number;
   readonly #maxQueued: number;
-  #framer: StreamFramer;
+  readonly #framer: StreamFramer;
   readonly #tx = new Map<string, Transaction>();
   readonly #peers = new Map<string, Peer>();
   readonly #byChannel = new Map<number, Peer>();
@@ -167,7 +167,7 @@ export class TurnClientSession {
     if (this.#closed) return out;
     this.#detached = true;
     this.#tx.clear();
-    this.#framer = new StreamFramer(this.#onFrame.bind(this), { rfc5766Channels: true });
+    this.#framer.reset();
     for (const p of this.#peers.values()) {
       p.queue = [];
       p.permissionPending = false;

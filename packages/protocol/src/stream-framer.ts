@@ -51,6 +51,18 @@ export class StreamFramer {
     this.#maxChannel = options.rfc5766Channels ? 0x7fff : ChannelNumber.Max;
   }
 
+  /**
+   * A new stream takes over (TURN mobility after a lost Tor stream): the incomplete frame of the
+   * old one and any framing error are forgotten; the next push starts at a frame boundary.
+   */
+  reset(): void {
+    this.#head = undefined;
+    this.#headHave = 0;
+    this.#partial = undefined;
+    this.#partialHave = 0;
+    this.#error = undefined;
+  }
+
   /** Bytes held for an incomplete frame. */
   get buffered(): number {
     return this.#partial ? this.#partialHave : this.#headHave;

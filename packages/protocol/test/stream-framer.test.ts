@@ -115,3 +115,20 @@ test('a length over the limit is refused before any of it is buffered', () => {
   assert.equal(framer.buffered, 0);
   assert.equal(frameAll([Buffer.from('00010800', 'hex')], 1024).error?.code, 'too-long');
 });
+
+test('reset: the incomplete frame of the old stream and its error are forgotten; the next push starts at a frame boundary', () => {
+  const frames: Buffer[] = [];
+  const f = new StreamFramer((frame) => frames.push(Buffer.from(frame)));
+  const cd = Buffer.from([0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]);
+  f.push(cd.subarray(0, 6));
+  assert.equal(f.buffered, 6);
+  f.reset();
+  assert.equal(f.buffered, 0);
+  assert.equal(f.push(cd), undefined);
+  assert.deepEqual(frames, [cd]);
+  assert.ok(f.push(Buffer.from([0xff, 0xff, 0xff, 0xff])), 'not TURN: an error');
+  f.reset();
+  assert.equal(f.error, undefined);
+  assert.equal(f.push(cd), undefined);
+  assert.equal(frames.length, 2);
+});
