@@ -147,6 +147,10 @@ async function startShim(serverPort) {
     `127.0.0.1:${socks.port}`,
     '--allow-non-tor-socks',
     '--no-status',
+    // One loopback source carries all the soak's shim clients (a user has one app): the default
+    // pacer (5 new flows/s per source) would make them queue, and the soak measures leaks, not the pacer.
+    '--new-flows-per-second',
+    '50',
     '--log-level',
     'warn',
   ]);
@@ -362,6 +366,13 @@ function slope(points) {
   return sxx === 0 ? NaN : sxy / sxx;
 }
 
+/** Shim clients spread evenly among the others, so the first second's admissions are not all through the shim. */
+function isShimClient(i) {
+  if (args.shimClients <= 0) return false;
+  const every = args.clients / args.shimClients;
+  return Math.floor(i / every) !== Math.floor((i - 1) / every);
+}
+
 async function main() {
   const server = await startServer();
   const shim = args.shimClients > 0 ? await startShim(server.port) : undefined;
@@ -372,7 +383,7 @@ async function main() {
     `soak: ${args.minutes} min, ${args.clients} clients (${args.shimClients} through the shim), at most ${args.rate} new allocations/s, server pid ${server.pid}${shim ? `, shim pid ${shim.pid}` : ''}`,
   );
   const clients = Array.from({ length: args.clients }, (_, i) =>
-    i < args.shimClients && shim ? client(shim.port, peer, i, 'shim') : client(server.port, peer, i, 'server'),
+    isShimClient(i) && shim ? client(shim.port, peer, i, 'shim') : client(server.port, peer, i, 'server'),
   );
   const end = started + args.minutes * 60_000;
   const sample = async () => {
