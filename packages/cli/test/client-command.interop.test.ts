@@ -2,7 +2,7 @@
 // coturn upstream, coturn's uclient as the app.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProcessGroup, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn } from '@onionturn/testkit';
+import { ProcessGroup, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor, type Coturn, shimArgs } from '@onionturn/testkit';
 import { runCli, spawnClient } from './run-cli.js';
 
 const SECRET = 'cli-client-secret';
@@ -21,17 +21,7 @@ describe('onionturn client', () => {
   after(() => group.stopAll());
 
   test('prints iceServers, relays uclient over UDP through SOCKS, stops on SIGTERM', async () => {
-    const cli = spawnClient(group, [
-      '--no-status',
-      '--listen',
-      '127.0.0.1:0',
-      '--server',
-      `tcp://127.0.0.1:${coturn.port}`,
-      '--allow-plaintext-upstream',
-      '--allow-non-tor-socks',
-      '--socks',
-      `127.0.0.1:${socksPort}`,
-    ]);
+    const cli = spawnClient(group, ['--no-status', ...shimArgs({ serverPort: coturn.port, socks: socksPort, notTor: true })]);
     let stdout = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
     const port = await waitFor(

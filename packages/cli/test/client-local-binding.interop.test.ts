@@ -11,7 +11,19 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, readAddressAttribute, readAttribute, verifyFingerprint } from '@onionturn/protocol';
-import { ProcessGroup, SocksRecorder, TOOLS, requireTool, runStunclient, sleep, startCoturn, waitFor, type Coturn, type Started } from '@onionturn/testkit';
+import {
+  ProcessGroup,
+  SocksRecorder,
+  TOOLS,
+  requireTool,
+  runStunclient,
+  sleep,
+  startCoturn,
+  waitFor,
+  type Coturn,
+  type Started,
+  shimArgs,
+} from '@onionturn/testkit';
 import { shimPort, spawnClient } from './run-cli.js';
 import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
 
@@ -45,14 +57,7 @@ describe('onionturn client in local-credential mode answers Binding without Tor'
     recorder = await SocksRecorder.start();
     cli = spawnClient(group, [
       '--no-status',
-      '--listen',
-      '127.0.0.1:0',
-      '--server',
-      `tcp://127.0.0.1:${coturn.port}`,
-      '--allow-plaintext-upstream',
-      '--allow-non-tor-socks',
-      '--socks',
-      `127.0.0.1:${recorder.port}`,
+      ...shimArgs({ serverPort: coturn.port, socks: recorder.port, notTor: true }),
       '--upstream-secret-file',
       join(dir, 'secret'),
       '--local-user',

@@ -17,6 +17,7 @@ import {
   waitFor,
   type Coturn,
   type Started,
+  shimArgs,
 } from '@onionturn/testkit';
 import { runCli, startServe, spawnClient } from './run-cli.js';
 import { allocateWith } from './stun-app.js';
@@ -40,22 +41,9 @@ describe('onionturn client in local-credential mode', () => {
   let dir: string;
 
   async function startClient(args: readonly string[]): Promise<RunningClient> {
-    const cli = spawnClient(
-      group,
-      [
-        '--no-status',
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${coturn.port}`,
-        '--allow-plaintext-upstream',
-        '--allow-non-tor-socks',
-        '--socks',
-        `127.0.0.1:${socksPort}`,
-        ...args,
-      ],
-      { XDG_CONFIG_HOME: join(dir, 'xdg') },
-    );
+    const cli = spawnClient(group, ['--no-status', ...shimArgs({ serverPort: coturn.port, socks: socksPort, notTor: true }), ...args], {
+      XDG_CONFIG_HOME: join(dir, 'xdg'),
+    });
     let stdout = '';
     let stderr = '';
     cli.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));

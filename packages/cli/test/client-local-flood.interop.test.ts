@@ -33,6 +33,7 @@ import {
   waitFor,
   type Coturn,
   type Started,
+  shimArgs,
 } from '@onionturn/testkit';
 import { shimPort, spawnClient } from './run-cli.js';
 
@@ -124,14 +125,7 @@ describe('onionturn client in local-credential mode: unauthenticated floods make
     recorder = await SocksRecorder.start();
     cli = spawnClient(group, [
       '--no-status',
-      '--listen',
-      '127.0.0.1:0',
-      '--server',
-      `tcp://127.0.0.1:${coturn.port}`,
-      '--allow-plaintext-upstream',
-      '--allow-non-tor-socks',
-      '--socks',
-      `127.0.0.1:${recorder.port}`,
+      ...shimArgs({ serverPort: coturn.port, socks: recorder.port, notTor: true }),
       '--upstream-secret-file',
       join(dir, 'secret'),
       '--local-user',

@@ -24,6 +24,7 @@ import {
   startTorNetwork,
   type TorNetwork,
   waitFor,
+  shimArgs,
 } from '@onionturn/testkit';
 import { shimPort, spawnClient } from './run-cli.js';
 
@@ -68,13 +69,7 @@ describe('TURN mobility on a private Tor network', () => {
     });
     const forwardPort = await freePort();
     shim = spawnClient(group, [
-      '--listen',
-      '127.0.0.1:0',
-      '--server',
-      `tcp://127.0.0.1:${server.tcp}`,
-      '--allow-plaintext-upstream',
-      '--socks',
-      `127.0.0.1:${net.socksPort}`,
+      ...shimArgs({ serverPort: server.tcp, socks: net.socksPort }),
       '--upstream-secret-file',
       join(dir, 'secret'),
       '--forward',
@@ -163,19 +158,7 @@ describe('TURN mobility on a private Tor network', () => {
       });
       const local = spawnClient(
         group,
-        [
-          '--listen',
-          '127.0.0.1:0',
-          '--server',
-          `tcp://127.0.0.1:${server.tcp}`,
-          '--allow-plaintext-upstream',
-          '--socks',
-          `127.0.0.1:${net.socksPort}`,
-          '--upstream-secret-file',
-          join(dir, 'secret'),
-          '--local-user',
-          'alice',
-        ],
+        [...shimArgs({ serverPort: server.tcp, socks: net.socksPort }), '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice'],
         { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
         'onionturn client (local credentials)',
       );
@@ -233,19 +216,7 @@ describe('TURN mobility on a private Tor network', () => {
     const first = await startServer(group, args, {}, { listen: [`tcp://127.0.0.1:${port}`] });
     const local = spawnClient(
       group,
-      [
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${port}`,
-        '--allow-plaintext-upstream',
-        '--socks',
-        `127.0.0.1:${net.socksPort}`,
-        '--upstream-secret-file',
-        join(dir, 'secret'),
-        '--local-user',
-        'alice',
-      ],
+      [...shimArgs({ serverPort: port, socks: net.socksPort }), '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice'],
       { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
       'onionturn client (restart)',
     );

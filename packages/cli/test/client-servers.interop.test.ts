@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, readAttribute } from '@onionturn/protocol';
-import { ProcessGroup, SocksRecorder, freePort, sleep, startServer, type RunningServer } from '@onionturn/testkit';
+import { ProcessGroup, SocksRecorder, freePort, sleep, startServer, type RunningServer, shimArgs } from '@onionturn/testkit';
 import { shimPort, spawnClient } from './run-cli.js';
 import { stunOverTcp } from './stun-app.js';
 
@@ -89,14 +89,7 @@ describe('onionturn client over two servers, one dead', () => {
         recorders.push(recorder);
         const cli = spawnClient(group, [
           '--no-status',
-          '--listen',
-          '127.0.0.1:0',
-          '--server',
-          `tcp://127.0.0.1:${server.tcp}`,
-          '--allow-plaintext-upstream',
-          '--allow-non-tor-socks',
-          '--socks',
-          `127.0.0.1:${recorder.port}`,
+          ...shimArgs({ serverPort: server.tcp, socks: recorder.port, notTor: true }),
           ...(ready ? [] : ['--no-ready-stream']),
         ]);
         const port = await shimPort(cli);

@@ -25,6 +25,7 @@ import {
   TOOLS,
   type TorNetwork,
   waitFor,
+  shimArgs,
 } from '@onionturn/testkit';
 import { BIN, REPO_ROOT, cleanEnv, spawnClient } from './run-cli.js';
 
@@ -162,13 +163,7 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     client = spawnClient(
       group,
       [
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${server.tcp}`,
-        '--allow-plaintext-upstream',
-        '--socks',
-        `${net.socksHost}:${net.socksPort}`,
+        ...shimArgs({ serverPort: server.tcp, socks: `${net.socksHost}:${net.socksPort}` }),
         '--upstream-secret-file',
         join(dir, 'secret'),
         '--socks-listen',
@@ -298,13 +293,7 @@ describe('onionturn client --socks-listen and --forward over the private Tor net
     const wrong = spawnClient(
       group,
       [
-        '--listen',
-        '127.0.0.1:0',
-        '--server',
-        `tcp://127.0.0.1:${server.tcp}`,
-        '--allow-plaintext-upstream',
-        '--socks',
-        `127.0.0.1:${(net as TorNetwork).socksPort}`,
+        ...shimArgs({ serverPort: server.tcp, socks: (net as TorNetwork).socksPort }),
         '--upstream-secret-file',
         join(dir, 'wrong-secret'),
         '--socks-listen',

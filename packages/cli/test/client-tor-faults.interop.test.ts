@@ -22,6 +22,7 @@ import {
   type TorNetwork,
   type TurnutilsPeer,
   waitFor,
+  shimArgs,
 } from '@onionturn/testkit';
 import { shimPort, spawnClient } from './run-cli.js';
 
@@ -46,13 +47,7 @@ describe('Tor path faults under a running shim', () => {
       startTurnutilsPeer(group),
     ]);
     shim = spawnClient(group, [
-      '--listen',
-      '127.0.0.1:0',
-      '--server',
-      `tcp://127.0.0.1:${server.tcp}`,
-      '--allow-plaintext-upstream',
-      '--socks',
-      `127.0.0.1:${net.socksPort}`,
+      ...shimArgs({ serverPort: server.tcp, socks: net.socksPort }),
       // The cut below picks one of the streams to the server: a stream held ready carries no call.
       '--no-ready-stream',
     ]);

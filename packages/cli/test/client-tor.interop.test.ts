@@ -21,6 +21,7 @@ import {
   type Coturn,
   type Started,
   type TorNetwork,
+  shimArgs,
 } from '@onionturn/testkit';
 import { checkTorSocks } from '@onionturn/client';
 import { runCli, spawnClient } from './run-cli.js';
@@ -225,16 +226,7 @@ describe('onionturn client with its own tor', () => {
     const micro = await startMicrosocks(group);
     const v = await checkTorSocks({ host: '127.0.0.1', port: micro.port });
     assert.equal(v.kind, 'not-tor');
-    const r = await runCli([
-      'client',
-      '--listen',
-      '127.0.0.1:0',
-      '--server',
-      `tcp://127.0.0.1:${coturn.port}`,
-      '--allow-plaintext-upstream',
-      '--socks',
-      `127.0.0.1:${micro.port}`,
-    ]);
+    const r = await runCli(['client', ...shimArgs({ serverPort: coturn.port, socks: micro.port })]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(
       r.stderr,

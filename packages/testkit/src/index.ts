@@ -20,7 +20,7 @@ export {
   type EngineOptions,
   type RunOptions,
 } from './docker.js';
-export { cleanEnv, runCli, shimPort, spawnClient, startServe, testTempDir, type CliRun, type Served } from './run-cli.js';
+export { cleanEnv, runCli, shimArgs, shimPort, spawnClient, startServe, testTempDir, type CliRun, type Served } from './run-cli.js';
 export { listenerPort, parseListener, startServer, type BoundListener, type RunningServer, type StartServerOptions } from './run-server.js';
 export {
   runStunclient,

@@ -62,6 +62,25 @@ export async function startServe(group: ProcessGroup, args: readonly string[], e
   return { process: started, base: `http://${listen}` };
 }
 
+/**
+ * The flags every test shim starts with: an app listener on a free loopback port and one plain-TCP
+ * server on loopback, reached through the SOCKS port given. `notTor` adds --allow-non-tor-socks for
+ * SOCKS servers that are not tor (microsocks, the recorders); a real tor needs no flag.
+ */
+export function shimArgs(o: { readonly serverPort: number; readonly socks: string | number; readonly notTor?: boolean }): string[] {
+  const socks = typeof o.socks === 'number' ? `127.0.0.1:${o.socks}` : o.socks;
+  return [
+    '--listen',
+    '127.0.0.1:0',
+    '--server',
+    `tcp://127.0.0.1:${o.serverPort}`,
+    '--allow-plaintext-upstream',
+    ...(o.notTor ? ['--allow-non-tor-socks'] : []),
+    '--socks',
+    socks,
+  ];
+}
+
 /** Spawns `onionturn client ARGS` in the group, with the test runner's environment cleaned (cleanEnv) plus `env`. */
 export function spawnClient(group: ProcessGroup, args: readonly string[], env: Record<string, string> = {}, name = 'onionturn client'): Started {
   return group.spawn(name, process.execPath, [onionturnBin(), 'client', ...args], { env: cleanEnv(env) });
