@@ -10,10 +10,8 @@ import {
   MessageClass,
   Method,
   decodeChannelData,
-  decodeMessage,
   encodeChannelData,
   errorCodeValue,
-  longTermKey,
   readAddressAttribute,
   readText,
   readUint32,
@@ -29,42 +27,10 @@ import {
   TurnClientSession,
   type SessionAction,
 } from '../src/turn-client-session.js';
+import { CRED, KEY, PEER, T0, answer, challenge, sent } from './session-fixtures.js';
 
-const T0 = 1_700_000_000_000;
-const CRED = { username: '1700086400:abc', password: 'upstream-pass', expiresAt: T0 + 86_400_000 };
-const REALM = 'turn.example';
-const KEY = longTermKey(CRED.username, REALM, CRED.password);
-const PEER: TransportAddress = { family: 'IPv4', address: '127.0.0.1', port: 5353 };
 const PEER2: TransportAddress = { family: 'IPv6', address: '::1', port: 7 };
 
-function sent(actions: readonly SessionAction[]): StunMessage[] {
-  const out: StunMessage[] = [];
-  for (const a of actions) {
-    if (a.kind !== 'send-upstream' || (a.data[0] as number) >= 0x40) continue;
-    const r = decodeMessage(a.data);
-    assert.ok(r.ok, 'the session sends well-formed STUN');
-    out.push(r.value);
-  }
-  return out;
-}
-
-function answer(req: StunMessage, cls: MessageClass, attrs: (b: MessageBuilder) => void = () => {}, key: Buffer | null = KEY): Buffer {
-  const b = new MessageBuilder(req.method, cls, Buffer.from(req.transactionId));
-  attrs(b);
-  return b.build(key ? { integrityKey: key } : {});
-}
-
-const challenge = (req: StunMessage, code: number = ErrorCode.Unauthorized, nonce = 'nonce-1'): Buffer =>
-  answer(
-    req,
-    MessageClass.ErrorResponse,
-    (b) =>
-      b
-        .add(AttributeType.ErrorCode, errorCodeValue(code))
-        .add(AttributeType.Realm, { kind: 'text', text: REALM })
-        .add(AttributeType.Nonce, { kind: 'text', text: nonce }),
-    null,
-  );
 const ok = (req: StunMessage, lifetime?: number): Buffer =>
   answer(req, MessageClass.SuccessResponse, (b) => (lifetime !== undefined ? b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime }) : b));
 
