@@ -1,32 +1,14 @@
 // The shim's /metrics (prom-client, served on the status page's port): counters read from the
 // shim's plain stats at scrape time, like the server's. Labels name flow kinds and reasons,
 // never a flow, a user or an address.
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import { totalsCounter, type Totals } from '@onionturn/server';
 import { dropsOf, type Shim, type TorWatch } from '@onionturn/client';
 
 export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): Registry {
   const registry = new Registry();
   const stats = (): Shim['stats'] | undefined => shim()?.stats;
-  /** A counter fed from a growing total, per label value. */
-  const counter = (name: string, help: string, labelNames: string[], read: () => Iterable<[string[], number]>): void => {
-    const last = new Map<string, number>();
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        for (const [labels, v] of read()) {
-          const key = labels.join('\u0000');
-          const prev = last.get(key) ?? 0;
-          const values = Object.fromEntries(labelNames.map((n, i) => [n, labels[i] as string]));
-          if (v > prev) this.inc(values, v - prev);
-          else if (prev === 0) this.inc(values, 0);
-          last.set(key, v);
-        }
-      },
-    });
-  };
+  const counter = (name: string, help: string, labelNames: string[], read: () => Totals): void => totalsCounter(registry, name, help, labelNames, read);
   const kinds = (): [string, { open: number; opened: number; bytesToServer: number; bytesToApp: number }][] => {
     const s = stats();
     return s ? [...s.kinds.entries()] : [];

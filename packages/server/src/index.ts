@@ -5,6 +5,7 @@ export { chainLookups, parseUserSpec, restSecrets, staticUsers, type RestSecrets
 export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
 export { createMetricsRegistry, serveMetrics, type MetricsSource } from './metrics.js';
+export { totalsCounter, type Totals } from './totals-counter.js';
 export {
   DEFAULT_DENIED_IPV4,
   DEFAULT_DENIED_IPV6,

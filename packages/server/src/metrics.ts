@@ -1,8 +1,9 @@
 // Prometheus metrics (prom-client). Values are read from the core's plain counters at scrape
 // time, so the relay path pays nothing for them. No per-username label, ever.
 import { createServer, type Server } from 'node:http';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { listenOn } from '@onionturn/io';
+import { totalsCounter } from './totals-counter.js';
 import type { TurnCore } from './turn-core.js';
 
 export function createMetricsRegistry(core: TurnCore): Registry {
@@ -16,19 +17,7 @@ export function createMetricsRegistry(core: TurnCore): Registry {
       this.set(core.allocationCount);
     },
   });
-  const counter = (name: string, help: string, read: () => number): void => {
-    let reported = 0;
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const v = read();
-        if (v > reported) this.inc(v - reported);
-        reported = v;
-      },
-    });
-  };
+  const counter = (name: string, help: string, read: () => number): void => totalsCounter(registry, name, help, [], () => [[[], read()]]);
   counter('onionturn_allocations_created_total', 'Allocations created', () => s.allocationsCreated);
   counter('onionturn_allocations_deleted_total', 'Allocations deleted', () => s.allocationsDeleted);
   counter('onionturn_auth_failures_total', 'Requests that failed authentication', () => s.authFailures);
@@ -40,25 +29,11 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     () => s.fdExhausted,
   );
   counter('onionturn_internal_errors_total', 'Exceptions caught in socket handlers (a connection closed or a datagram dropped)', () => s.internalErrors);
-  const directional = (name: string, help: string, toPeer: () => number, toClient: () => number): void => {
-    const last = { to_peer: 0, to_client: 0 };
-    new Counter({
-      name,
-      help,
-      labelNames: ['direction'],
-      registers: [registry],
-      collect() {
-        for (const [dir, read] of [
-          ['to_peer', toPeer],
-          ['to_client', toClient],
-        ] as const) {
-          const v = read();
-          if (v > last[dir]) this.labels(dir).inc(v - last[dir]);
-          last[dir] = v;
-        }
-      },
-    });
-  };
+  const directional = (name: string, help: string, toPeer: () => number, toClient: () => number): void =>
+    totalsCounter(registry, name, help, ['direction'], () => [
+      [['to_peer'], toPeer()],
+      [['to_client'], toClient()],
+    ]);
   directional(
     'onionturn_relayed_bytes_total',
     'Relayed payload bytes',
@@ -71,22 +46,8 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     () => s.packetsToPeer,
     () => s.packetsToClient,
   );
-  const labelled = (name: string, help: string, label: string, read: () => Iterable<[string, number]>): void => {
-    const last = new Map<string, number>();
-    new Counter({
-      name,
-      help,
-      labelNames: [label],
-      registers: [registry],
-      collect() {
-        for (const [k, v] of read()) {
-          const prev = last.get(k) ?? 0;
-          if (v > prev) this.labels(k).inc(v - prev);
-          last.set(k, v);
-        }
-      },
-    });
-  };
+  const labelled = (name: string, help: string, label: string, read: () => Iterable<[string, number]>): void =>
+    totalsCounter(registry, name, help, [label], () => [...read()].map(([k, v]) => [[k], v] as const));
   labelled('onionturn_error_responses_total', 'Error responses by code', 'code', () => [...s.errors].map(([k, v]) => [String(k), v]));
   labelled('onionturn_quota_hits_total', 'Requests or datagrams refused by a quota', 'quota', () => s.quotaHits);
   labelled('onionturn_dropped_total', 'Datagrams dropped, by reason', 'reason', () => [

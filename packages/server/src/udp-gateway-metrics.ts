@@ -1,6 +1,7 @@
 // Prometheus metrics of `onionturn udp-gateway` (--metrics): read from the gateway's plain
 // counters at scrape time, as the server's are. Nothing names a client.
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import { totalsCounter } from './totals-counter.js';
 import type { UdpGateway } from './udp-gateway.js';
 
 export function createGatewayMetricsRegistry(gateway: UdpGateway): Registry {
@@ -14,22 +15,8 @@ export function createGatewayMetricsRegistry(gateway: UdpGateway): Registry {
       this.set(gateway.streams);
     },
   });
-  const labelled = (name: string, help: string, label: string, read: () => [string, number][]): void => {
-    const last = new Map<string, number>();
-    new Counter({
-      name,
-      help,
-      labelNames: [label],
-      registers: [registry],
-      collect() {
-        for (const [value, n] of read()) {
-          const before = last.get(value) ?? 0;
-          if (n > before) this.labels(value).inc(n - before);
-          last.set(value, n);
-        }
-      },
-    });
-  };
+  const labelled = (name: string, help: string, label: string, read: () => [string, number][]): void =>
+    totalsCounter(registry, name, help, [label], () => read().map(([value, n]) => [[value], n] as const));
   labelled('onionturn_gateway_streams_total', 'Streams accepted, or refused over --max-streams', 'result', () => [
     ['accepted', s.streamsAccepted],
     ['refused', s.streamsRefused],
