@@ -2,18 +2,8 @@
 // username/password (for isolation), CONNECT with the hostname as text. Per connection, not
 // per packet, so a promise is fine here.
 import { connect, type Socket } from 'node:net';
-import {
-  AUTH_VERSION,
-  AuthMethod,
-  Reply,
-  SOCKS_VERSION,
-  connectReplyLength,
-  encodeConnect,
-  encodeGreeting,
-  encodeUserPass,
-  replyText,
-  type SocksAuth,
-} from './socks5-codec.js';
+import { Reply, SOCKS_VERSION, connectReplyLength, encodeConnect, replyText, type SocksAuth } from './socks5-codec.js';
+import { SocksHandshake, type HandshakeFailure } from './socks5-handshake.js';
 import { formatHostPort, type HostPort } from './endpoints.js';
 import { upstreamError, type UpstreamError } from './errors.js';
 import { errorCode } from '@onionturn/io';
@@ -44,14 +34,14 @@ export type SocksResult =
     }
   | { readonly ok: false; readonly error: UpstreamError };
 
-type Step = 'method' | 'auth' | 'reply';
-
 export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
   return new Promise((resolve) => {
     const proxyText = formatHostPort(opts.proxy.host, opts.proxy.port);
     const targetText = opts.targetName ?? formatHostPort(opts.target.host, opts.target.port);
     const socket = connect({ host: opts.proxy.host, port: opts.proxy.port, noDelay: true });
-    let step: Step = 'method';
+    const handshake = new SocksHandshake(opts.auth);
+    let requested = false;
+    const step = (): string => (requested ? 'reply' : handshake.step);
     let connected = false;
     let buf: Buffer = Buffer.alloc(0);
     let done = false;
@@ -73,7 +63,7 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
 
     const onConnect = (): void => {
       connected = true;
-      socket.write(encodeGreeting(opts.auth));
+      socket.write(handshake.greeting());
     };
     const onError = (err: NodeJS.ErrnoException): void => {
       if (!connected) {
@@ -83,52 +73,44 @@ export function socksConnect(opts: SocksConnectOptions): Promise<SocksResult> {
       }
     };
     const onClose = (): void => {
-      failWith(upstreamError(connected ? 'socks-protocol' : 'socks-unreachable', `SOCKS proxy ${proxyText} closed the connection during the ${step} step`));
+      failWith(upstreamError(connected ? 'socks-protocol' : 'socks-unreachable', `SOCKS proxy ${proxyText} closed the connection during the ${step()} step`));
     };
+    const handshakeFailed = (f: HandshakeFailure): void =>
+      failWith(
+        f.kind === 'not-socks5'
+          ? upstreamError('socks-protocol', `${proxyText} does not speak SOCKS5 (version byte 0x${f.version.toString(16)})`)
+          : f.kind === 'no-method'
+            ? upstreamError('socks-auth', `SOCKS proxy ${proxyText} accepts none of our authentication methods (${opts.auth ? 'username/password' : 'none'})`)
+            : upstreamError('socks-auth', `SOCKS proxy ${proxyText} refused our username/password`),
+      );
     const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      for (;;) {
-        if (step === 'method') {
-          if (buf.length < 2) return;
-          if (buf[0] !== SOCKS_VERSION)
-            return failWith(upstreamError('socks-protocol', `${proxyText} does not speak SOCKS5 (version byte 0x${(buf[0] as number).toString(16)})`));
-          const method = buf[1];
-          buf = buf.subarray(2);
-          if (method === AuthMethod.UserPass && opts.auth) {
-            socket.write(encodeUserPass(opts.auth));
-            step = 'auth';
-          } else if (method === AuthMethod.None) {
-            authIgnored = opts.auth !== undefined;
-            socket.write(encodeConnect(opts.target.host, opts.target.port));
-            step = 'reply';
-          } else {
-            return failWith(
-              upstreamError('socks-auth', `SOCKS proxy ${proxyText} accepts none of our authentication methods (${opts.auth ? 'username/password' : 'none'})`),
-            );
-          }
-        } else if (step === 'auth') {
-          if (buf.length < 2) return;
-          if (buf[0] !== AUTH_VERSION || buf[1] !== 0) return failWith(upstreamError('socks-auth', `SOCKS proxy ${proxyText} refused our username/password`));
-          buf = buf.subarray(2);
-          socket.write(encodeConnect(opts.target.host, opts.target.port));
-          step = 'reply';
-        } else {
-          const len = connectReplyLength(buf);
-          if (len === 0) return;
-          if (len < 0 || buf[0] !== SOCKS_VERSION) return failWith(upstreamError('socks-protocol', `SOCKS proxy ${proxyText} sent a malformed CONNECT reply`));
-          const rep = buf[1] as number;
-          if (rep !== Reply.Succeeded) {
-            return failWith(upstreamError('socks-reply', `SOCKS proxy ${proxyText} could not connect to ${targetText}: ${replyText(rep)}`, rep));
-          }
-          return finish({ ok: true, socket, head: Buffer.from(buf.subarray(len)), authIgnored });
+      if (!requested) {
+        let ev = handshake.push(chunk);
+        while (ev.kind === 'write') {
+          socket.write(ev.data);
+          ev = handshake.push(Buffer.alloc(0));
         }
+        if (ev.kind === 'need') return;
+        if (ev.kind === 'fail') return handshakeFailed(ev.failure);
+        authIgnored = ev.authIgnored;
+        socket.write(encodeConnect(opts.target.host, opts.target.port));
+        requested = true;
+        buf = ev.rest;
+      } else buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const len = connectReplyLength(buf);
+      if (len === 0) return;
+      if (len < 0 || buf[0] !== SOCKS_VERSION) return failWith(upstreamError('socks-protocol', `SOCKS proxy ${proxyText} sent a malformed CONNECT reply`));
+      const rep = buf[1] as number;
+      if (rep !== Reply.Succeeded) {
+        return failWith(upstreamError('socks-reply', `SOCKS proxy ${proxyText} could not connect to ${targetText}: ${replyText(rep)}`, rep));
       }
+      finish({ ok: true, socket, head: Buffer.from(buf.subarray(len)), authIgnored });
     };
     const timer = (opts.clock ?? systemClock).after(opts.timeoutMs, () =>
       failWith(
         upstreamError(
           'timeout',
-          `no stream to ${targetText} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step : 'connect to proxy'})`,
+          `no stream to ${targetText} via SOCKS ${proxyText} within ${opts.timeoutMs} ms (step: ${connected ? step() : 'connect to proxy'})`,
         ),
       ),
     );

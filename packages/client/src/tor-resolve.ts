@@ -5,7 +5,8 @@ import { connect } from 'node:net';
 import { errorCode } from '@onionturn/io';
 import type { Clock } from './clock.js';
 import type { HostPort } from './endpoints.js';
-import { AUTH_VERSION, AuthMethod, Reply, SOCKS_VERSION, encodeGreeting, encodeUserPass, replyText, type SocksAuth } from './socks5-codec.js';
+import { Reply, SOCKS_VERSION, replyText, type SocksAuth } from './socks5-codec.js';
+import { SocksHandshake } from './socks5-handshake.js';
 import { encodeResolve, parseResolveReply, type SocksAddress } from './socks5-server-codec.js';
 
 export type ResolveResult = { readonly ok: true; readonly address: SocksAddress & { readonly kind: 'ip' } } | { readonly ok: false; readonly reason: string };
@@ -21,8 +22,9 @@ export interface TorResolveOptions {
 export function torResolve(opts: TorResolveOptions): Promise<ResolveResult> {
   return new Promise((resolve) => {
     const sock = connect({ host: opts.proxy.host, port: opts.proxy.port });
-    let step: 'method' | 'auth' | 'reply' = 'method';
-    let buf = Buffer.alloc(0);
+    const handshake = new SocksHandshake(opts.auth);
+    let requested = false;
+    let buf: Buffer = Buffer.alloc(0);
     let done = false;
     const finish = (r: ResolveResult): void => {
       if (done) return;
@@ -32,40 +34,38 @@ export function torResolve(opts: TorResolveOptions): Promise<ResolveResult> {
       resolve(r);
     };
     const timer = opts.clock.after(opts.timeoutMs, () => finish({ ok: false, reason: `no answer from tor's RESOLVE within ${opts.timeoutMs} ms` }));
-    sock.on('connect', () => sock.write(encodeGreeting(opts.auth)));
+    sock.on('connect', () => sock.write(handshake.greeting()));
     sock.on('error', (e) => finish({ ok: false, reason: `tor's SOCKS port: ${errorCode(e)}` }));
-    sock.on('close', () => finish({ ok: false, reason: `tor closed the RESOLVE connection during the ${step} step` }));
+    sock.on('close', () => finish({ ok: false, reason: `tor closed the RESOLVE connection during the ${requested ? 'reply' : handshake.step} step` }));
     sock.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      for (;;) {
-        if (step === 'method') {
-          if (buf.length < 2) return;
-          const m = buf[1];
-          buf = buf.subarray(2);
-          if (m === AuthMethod.UserPass && opts.auth) {
-            sock.write(encodeUserPass(opts.auth));
-            step = 'auth';
-          } else if (m === AuthMethod.None) {
-            sock.write(encodeResolve(opts.name));
-            step = 'reply';
-          } else return finish({ ok: false, reason: "tor's SOCKS port accepts none of our methods" });
-        } else if (step === 'auth') {
-          if (buf.length < 2) return;
-          if (buf[0] !== AUTH_VERSION || buf[1] !== 0) return finish({ ok: false, reason: "tor's SOCKS port refused our isolation credentials" });
-          buf = buf.subarray(2);
-          sock.write(encodeResolve(opts.name));
-          step = 'reply';
-        } else {
-          if (buf.length > 0 && buf[0] !== SOCKS_VERSION) return finish({ ok: false, reason: 'the RESOLVE reply is not SOCKS5' });
-          const r = parseResolveReply(buf);
-          if (r.kind === 'need') return;
-          if (r.kind === 'bad') return finish({ ok: false, reason: r.reason });
-          if (r.value.code !== Reply.Succeeded) return finish({ ok: false, reason: `tor could not resolve the name: ${replyText(r.value.code)}` });
-          const a = r.value.address;
-          if (!a || a.kind !== 'ip') return finish({ ok: false, reason: 'tor answered RESOLVE without an IP address' });
-          return finish({ ok: true, address: a });
+      if (!requested) {
+        let ev = handshake.push(chunk);
+        while (ev.kind === 'write') {
+          sock.write(ev.data);
+          ev = handshake.push(Buffer.alloc(0));
         }
-      }
+        if (ev.kind === 'need') return;
+        if (ev.kind === 'fail')
+          return finish({
+            ok: false,
+            reason: {
+              'auth-refused': "tor's SOCKS port refused our isolation credentials",
+              'no-method': "tor's SOCKS port accepts none of our methods",
+              'not-socks5': "tor's SOCKS port does not speak SOCKS5",
+            }[ev.failure.kind],
+          });
+        sock.write(encodeResolve(opts.name));
+        requested = true;
+        buf = ev.rest;
+      } else buf = Buffer.concat([buf, chunk]);
+      if (buf.length > 0 && buf[0] !== SOCKS_VERSION) return finish({ ok: false, reason: 'the RESOLVE reply is not SOCKS5' });
+      const r = parseResolveReply(buf);
+      if (r.kind === 'need') return;
+      if (r.kind === 'bad') return finish({ ok: false, reason: r.reason });
+      if (r.value.code !== Reply.Succeeded) return finish({ ok: false, reason: `tor could not resolve the name: ${replyText(r.value.code)}` });
+      const a = r.value.address;
+      if (!a || a.kind !== 'ip') return finish({ ok: false, reason: 'tor answered RESOLVE without an IP address' });
+      finish({ ok: true, address: a });
     });
   });
 }

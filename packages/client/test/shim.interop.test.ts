@@ -108,7 +108,8 @@ describe('shim pass-through via microsocks to coturn', () => {
     assert.equal(r.reflexive?.address, '127.0.0.1', 'the app address, not the exit');
     assert.equal(shim.stats.flowsOpened, opened, 'no flow');
     assert.ok(shim.stats.bindingsAnswered >= 1);
-    assert.equal(countClientConnections(socksPort), sockets, 'no SOCKS connection');
+    // At most as many: an earlier test's streams may still be closing (FIN_WAIT) and drop out.
+    assert.ok(countClientConnections(socksPort) <= sockets, 'no SOCKS connection');
   });
 
   test("a Binding over TCP (a page's turn:127.0.0.1?transport=tcp probe) is answered by the shim: no Tor stream", async () => {
@@ -128,7 +129,7 @@ describe('shim pass-through via microsocks to coturn', () => {
       // The app's own connection, not microsocks' connection to coturn.
       assert.deepEqual([mapped?.address, mapped?.port], ['127.0.0.1', sock.localPort]);
       await sleep(300); // a dial, had there been one, would have its SOCKS connection by now
-      assert.equal(countClientConnections(socksPort), sockets, 'no SOCKS connection');
+      assert.ok(countClientConnections(socksPort) <= sockets, 'no SOCKS connection');
       assert.equal(log.lines.filter((l) => /^flow open/.test(l.message)).length, opened, 'no Tor stream opened');
       assert.ok(shim.stats.bindingsAnswered >= 1);
     } finally {
