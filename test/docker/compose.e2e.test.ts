@@ -213,23 +213,25 @@ async function upHealthy(
     ids[service] = id;
   }
   await Promise.all(
-    healthy.map((service) => [service, ids[service]] as const).map(([service, id]) =>
-      waitFor(
-        `the ${service} container to be healthy`,
-        async () => {
-          const h = await health(engine, id);
-          if (h === 'unhealthy' || h === 'gone') {
-            const logs = await project.run(['logs', '--no-color', '--tail', '40', service]);
-            const checks = await engine.run(['inspect', '--format', '{{if .State.Health}}{{json .State.Health.Log}}{{end}}', id]);
-            throw new Error(`${service} container is ${h}:\n${logs.stdout}${logs.stderr}\nhealthchecks: ${checks.stdout}`);
-          }
-          if (h === 'healthy') log(`${service} healthy ${Date.now() - upStarted} ms after docker-compose up`);
-          return h === 'healthy';
-        },
-        180_000,
-        250,
+    healthy
+      .map((service) => [service, ids[service]] as const)
+      .map(([service, id]) =>
+        waitFor(
+          `the ${service} container to be healthy`,
+          async () => {
+            const h = await health(engine, id);
+            if (h === 'unhealthy' || h === 'gone') {
+              const logs = await project.run(['logs', '--no-color', '--tail', '40', service]);
+              const checks = await engine.run(['inspect', '--format', '{{if .State.Health}}{{json .State.Health.Log}}{{end}}', id]);
+              throw new Error(`${service} container is ${h}:\n${logs.stdout}${logs.stderr}\nhealthchecks: ${checks.stdout}`);
+            }
+            if (h === 'healthy') log(`${service} healthy ${Date.now() - upStarted} ms after docker-compose up`);
+            return h === 'healthy';
+          },
+          180_000,
+          250,
+        ),
       ),
-    ),
   );
   return ids;
 }
@@ -966,7 +968,6 @@ test(
     writeFileSync(testnetOverride, "services:\n  onionbalance:\n    command: ['--is-testnet']\n");
     const front = composeProject(engine, frontEnv, [ONIONBALANCE_COMPOSE_FILE, testnetOverride], frontProject);
     await front.checked(['config', '--quiet']);
-    cleanups.push(() => front.run(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
 
     // Two backends: the server stack of docker-compose.yml, each its own project, realm and port.
     const backends = (['a', 'b'] as const).map((name) => {
@@ -998,18 +999,49 @@ test(
       );
     }
     const stacks = backends.map((b) => composeProject(engine, b.envFile, [COMPOSE_FILE, SECRET_FILE_COMPOSE_FILE], b.project));
+    // down -v of all three projects at once (containers, volumes: keys, secrets), also for ones only created.
+    cleanups.push(() => Promise.all([...stacks, front].map((p) => p.run(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000))));
     await buildImages(engine, stacks[0]!, log);
     const frontBuild = await front.run(['build'], 20 * 60_000);
-    assert.equal(frontBuild.code, 0, `docker-compose -f docker-compose.onionbalance.yml build failed:\n${(frontBuild.stdout + frontBuild.stderr).split('\n').slice(-40).join('\n')}`);
-    log(`docker-compose -f docker-compose.onionbalance.yml build: ${frontBuild.ms} ms; ${ONIONBALANCE_IMAGE} ${await imageMiB(engine, ONIONBALANCE_IMAGE)} MiB`);
+    assert.equal(
+      frontBuild.code,
+      0,
+      `docker-compose -f docker-compose.onionbalance.yml build failed:\n${(frontBuild.stdout + frontBuild.stderr).split('\n').slice(-40).join('\n')}`,
+    );
+    log(
+      `docker-compose -f docker-compose.onionbalance.yml build: ${frontBuild.ms} ms; ${ONIONBALANCE_IMAGE} ${await imageMiB(engine, ONIONBALANCE_IMAGE)} MiB`,
+    );
 
     // The frontend key and config.yaml, made by onionbalance-config in the image (docs/onionbalance.md).
-    await front.checked(['run', '--rm', '-T', '-v', `${obConfig}:/out`, '--entrypoint', 'onionbalance-config', 'onionbalance', '--hs-version', 'v3', '-n', '2', '--output', '/out']);
+    await front.checked([
+      'run',
+      '--rm',
+      '-T',
+      '-v',
+      `${obConfig}:/out`,
+      '--entrypoint',
+      'onionbalance-config',
+      'onionbalance',
+      '--hs-version',
+      'v3',
+      '-n',
+      '2',
+      '--output',
+      '/out',
+    ]);
     const keyFile = readdirSync(obConfig).find((f) => /^[a-z2-7]{56}\.key$/.test(f));
     assert.ok(keyFile, `onionbalance-config wrote a <address>.key: ${readdirSync(obConfig).join(' ')}`);
     const keyStat = statSync(join(obConfig, keyFile));
     assert.deepEqual([keyStat.uid, keyStat.mode & 0o777], [ONIONBALANCE_UID, 0o600], 'the key belongs to the container user, mode 600');
     const frontend = keyFile.replace(/\.key$/, '.onion');
+    log(`onionbalance-config in the image: frontend ${frontend} (${Date.now() - started} ms since the test started)`);
+    // A bad setting stops the container at once with one line and exit code 2 (docs/onionbalance.md).
+    const refused = await front.run(['run', '--rm', '-T', '-e', 'ONIONBALANCE_LOG_LEVEL=loud', 'onionbalance']);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(
+      refused.stdout + refused.stderr,
+      /^onionturn-onionbalance: ONIONBALANCE_LOG_LEVEL must be debug, info, warning, error or critical, got 'loud'$/m,
+    );
     for (const b of backends) appendFileSync(b.envFile, `ONIONBALANCE_FRONTEND=${frontend}\n`);
 
     // The private Tor network with what onionbalance needs: 20 s votes, 6 relays (>= 5 HSDirs).
@@ -1017,7 +1049,6 @@ test(
     // `up`); they start below, once torrc.d joins the network and config.yaml names the backends.
     const torStarted = Date.now();
     const projects = [...stacks, front];
-    for (const p of stacks) cleanups.push(() => p.run(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
     const [tor] = await Promise.all([
       startTorNetwork({ extraRelays: 3, votingInterval: ONIONBALANCE_VOTING_INTERVAL, timeoutMs: 180_000 }).then((net) => {
         cleanups.push(() => net.stop());
@@ -1035,12 +1066,18 @@ test(
     const backendsUp = Date.now();
     // Only tor's health is waited for: under load the server's healthcheck (a fresh node process
     // within 5 s) can time out while the server works; the Allocates below are the real check.
-    const ids = await Promise.all(backends.map((b, i) => upHealthy(engine, stacks[i]!, cleanups, (l) => log(`backend ${b.name}: ${l}`), ['tor'])));
+    const ids = await Promise.all(
+      backends.map((b, i) => upHealthy(engine, stacks[i]!, [] /* down: the cleanup above */, (l) => log(`backend ${b.name}: ${l}`), ['tor'])),
+    );
     for (const [i, b] of backends.entries()) {
-      const shown = await runChecked(engine.docker, ['exec', ids[i]!.tor, 'sh', '-c', 'cat /var/lib/tor/onionturn/hostname /var/lib/tor/onionturn/ob_config /tmp/torrc'], {
-        env: engine.env,
-        timeoutMs: 30_000,
-      });
+      const shown = await runChecked(
+        engine.docker,
+        ['exec', ids[i]!.tor, 'sh', '-c', 'cat /var/lib/tor/onionturn/hostname /var/lib/tor/onionturn/ob_config /tmp/torrc'],
+        {
+          env: engine.env,
+          timeoutMs: 30_000,
+        },
+      );
       const lines = shown.stdout.split('\n');
       b.hostname = lines[0]?.trim() ?? '';
       assert.match(b.hostname, /^[a-z2-7]{56}\.onion$/);
@@ -1055,7 +1092,10 @@ test(
     const placeholders = template.match(/<Enter the instance onion address here>/g) ?? [];
     assert.equal(placeholders.length, 2, template);
     let n = 0;
-    writeFileSync(configFile, template.replace(/<Enter the instance onion address here>/g, () => backends[n++]!.hostname));
+    writeFileSync(
+      configFile,
+      template.replace(/<Enter the instance onion address here>/g, () => backends[n++]!.hostname),
+    );
 
     // onionbalance's hash ring needs 5 HSDirs: wait until the network's consensus has them.
     const control = await tor.control();
@@ -1079,9 +1119,10 @@ test(
       const r = await front.run(['logs', '--no-color', '--tail', '60', 'onionbalance']);
       return r.stdout + r.stderr;
     };
-    const credential = JSON.parse(
-      (await runChecked(process.execPath, [CLI, 'credentials', '--secret-file', hostSecret], { timeoutMs: 20_000 })).stdout,
-    ) as { username: string; password: string };
+    const credential = JSON.parse((await runChecked(process.execPath, [CLI, 'credentials', '--secret-file', hostSecret], { timeoutMs: 20_000 })).stdout) as {
+      username: string;
+      password: string;
+    };
     const newnym = (): Promise<unknown> => control.command('SIGNAL NEWNYM');
     let first: OnionAllocation | undefined;
     let lastError = '';
@@ -1105,7 +1146,9 @@ test(
       backends.some((b) => b.realm === first?.realm),
       `the answer came from a composed backend (realm ${first.realm})`,
     );
-    log(`frontend answered ${answeredMs} ms after its docker-compose up (${attempts} attempts): Allocate at ${first.realm}, relayed ${first.relayed}, ${first.ms} ms`);
+    log(
+      `frontend answered ${answeredMs} ms after its docker-compose up (${attempts} attempts): Allocate at ${first.realm}, relayed ${first.relayed}, ${first.ms} ms`,
+    );
 
     // What runs in the frontend container: confined, its tor's torrc valid, the key it loaded.
     await assertConfined(engine, frontId, 'debian-tor', 'tor');
@@ -1115,6 +1158,7 @@ test(
     const obLog = await front.checked(['logs', '--no-color', 'onionbalance']);
     assert.match(obLog, new RegExp(`Loaded onion ${frontend.replace(/\.onion$/, '')}`), 'onionbalance loaded the key onionbalance-config made');
 
+    log(`frontend container checked (${Date.now() - started} ms since the test started)`);
     // New circuits pick intro points of either backend: both serve.
     const seen = new Set([first.realm]);
     const times: number[] = [];
@@ -1128,7 +1172,11 @@ test(
         lastError = err instanceof Error ? err.message : String(err);
       }
     }
-    assert.deepEqual([...seen].sort(), backends.map((b) => b.realm).sort(), `only ${[...seen].join(' ')} served within 180 s (last error: ${lastError}):\n${await frontLogs()}`);
+    assert.deepEqual(
+      [...seen].sort(),
+      backends.map((b) => b.realm).sort(),
+      `only ${[...seen].join(' ')} served within 180 s (last error: ${lastError}):\n${await frontLogs()}`,
+    );
     log(`both backends served through the frontend after ${Date.now() - tBoth} ms more; allocation times ${times.join(', ')} ms`);
 
     // Backend b's whole stack stops. Its descriptor stays on the HSDirs, so the frontend keeps
@@ -1140,7 +1188,9 @@ test(
     for (let i = 0; i < 6; i++) {
       await newnym();
       const a = await allocateThroughTor(tor.socksPort, frontend, 3478, credential).catch((err: unknown) => {
-        assert.fail(`Allocate ${i + 1} after backend b stopped failed at ${Math.round((Date.now() - tStop) / 1000)} s: ${String(err)} (so far: ${after.join(' ')})`);
+        assert.fail(
+          `Allocate ${i + 1} after backend b stopped failed at ${Math.round((Date.now() - tStop) / 1000)} s: ${String(err)} (so far: ${after.join(' ')})`,
+        );
       });
       assert.equal(a.realm, backends[0]!.realm, 'a stopped backend cannot answer');
       after.push(`${a.ms}ms`);
