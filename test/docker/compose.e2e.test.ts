@@ -8,7 +8,10 @@
 // composed tor joins the private network as an exit relay, the server listens on tls:// with a
 // certificate from docker-compose.tls.yml, and a shim pinning its key reaches it through the
 // network's other exits while coturn's client and a Chromium call relay; the operator's logs and
-// metrics are checked for usernames and addresses. Everything started here is stopped here:
+// metrics are checked for usernames and addresses. Onionbalance (docs/onionbalance.md): two
+// backend stacks with ONIONBALANCE_FRONTEND set and the frontend's docker-compose.onionbalance.yml
+// join a private network with 20 s votes; TURN Allocates through the frontend address reach both
+// backends, and still succeed with one stopped. Everything started here is stopped here:
 // compose down -v, the Tor network, the peer, the shim, Chromium, and the private dockerd, by
 // what each test recorded.
 import { test } from 'node:test';
@@ -272,13 +275,16 @@ test('docker-compose accepts the compose file with .env.example and insists on O
   }
 });
 
-test('docker-compose: every container (the optional udp-gateway too) drops every capability, gets no new privileges and a read-only root filesystem', async () => {
+test('docker-compose: every container (the optional udp-gateway and the Onionbalance frontend too) drops every capability, gets no new privileges and a read-only root filesystem', async () => {
   const compose = requireTool(TOOLS.dockerCompose);
-  const r = await runCommand(compose, ['--env-file', join(ROOT, 'docker', '.env.example'), '-f', COMPOSE_FILE, 'config'], { cwd: join(ROOT, 'docker') });
-  assert.equal(r.code, 0, r.stderr);
-  const config = parseYaml(r.stdout) as { services: Record<string, Record<string, unknown>> };
-  for (const name of ['server', 'tor', 'udp-gateway']) {
-    const service = config.services[name];
+  const services: Record<string, Record<string, unknown>> = {};
+  for (const file of [COMPOSE_FILE, ONIONBALANCE_COMPOSE_FILE]) {
+    const r = await runCommand(compose, ['--env-file', join(ROOT, 'docker', '.env.example'), '-f', file, 'config'], { cwd: join(ROOT, 'docker') });
+    assert.equal(r.code, 0, r.stderr);
+    Object.assign(services, (parseYaml(r.stdout) as { services: Record<string, Record<string, unknown>> }).services);
+  }
+  for (const name of ['server', 'tor', 'udp-gateway', 'onionbalance']) {
+    const service = services[name];
     assert.ok(service, `compose config has a ${name} service`);
     assert.deepEqual(service['cap_drop'], ['ALL'], `${name}: cap_drop`);
     assert.equal(service['cap_add'], undefined, `${name}: cap_add`);
