@@ -8,17 +8,32 @@
 // composed tor joins the private network as an exit relay, the server listens on tls:// with a
 // certificate from docker-compose.tls.yml, and a shim pinning its key reaches it through the
 // network's other exits while coturn's client and a Chromium call relay; the operator's logs and
-// metrics are checked for usernames and addresses. Everything started here is stopped here:
+// metrics are checked for usernames and addresses. Onionbalance (docs/onionbalance.md): two
+// backend stacks with ONIONBALANCE_FRONTEND set and the frontend's docker-compose.onionbalance.yml
+// join a private network with 20 s votes; TURN Allocates through the frontend address reach both
+// backends, and still succeed with one stopped. Everything started here is stopped here:
 // compose down -v, the Tor network, the peer, the shim, Chromium, and the private dockerd, by
 // what each test recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { createServer, connect as tcpConnect, type Server } from 'node:net';
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { parse as parseYaml } from 'yaml';
+import {
+  AttributeType,
+  HEADER_LENGTH,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  decodeMessage,
+  longTermKey,
+  readAttribute,
+  readText,
+  type StunMessage,
+} from '@onionturn/protocol';
 import {
   CallBrowser,
   ProcessGroup,
@@ -37,6 +52,8 @@ import {
   runChecked,
   runCommand,
   runUclient,
+  sleep,
+  socks5Connect,
   startTorNetwork,
   startTurnutilsPeer,
   tempDir,
@@ -49,6 +66,9 @@ const ROOT = repoRoot() ?? process.cwd();
 const CLI = onionturnBin();
 const COMPOSE_FILE = join(ROOT, 'docker', 'docker-compose.yml');
 const TLS_COMPOSE_FILE = join(ROOT, 'docker', 'docker-compose.tls.yml');
+const SECRET_FILE_COMPOSE_FILE = join(ROOT, 'docker', 'docker-compose.secret-file.yml');
+const ONIONBALANCE_COMPOSE_FILE = join(ROOT, 'docker', 'docker-compose.onionbalance.yml');
+const ONIONBALANCE_IMAGE = 'onionturn/onionbalance:e2e';
 const SERVER_IMAGE = 'onionturn/server:e2e';
 const TOR_IMAGE = 'onionturn/tor:e2e';
 const DEPS_IMAGE = 'onionturn/server-deps:e2e';
@@ -173,12 +193,16 @@ async function buildImages(engine: DockerEngine, project: ComposeProject, log: (
   );
 }
 
-/** `up -d`, then waits until both containers are healthy; returns their ids (down -v by cleanups). */
+/**
+ * `up -d`, then waits until the `healthy` containers (default both) are healthy; returns both ids
+ * (down -v by cleanups).
+ */
 async function upHealthy(
   engine: DockerEngine,
   project: ComposeProject,
   cleanups: Cleanups,
   log: (line: string) => void,
+  healthy: readonly ('server' | 'tor')[] = ['server', 'tor'],
 ): Promise<Record<'server' | 'tor', string>> {
   // down -v removes the containers and this project's volumes (the secret, the onion keys).
   cleanups.push(() => project.run(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000));
@@ -192,22 +216,25 @@ async function upHealthy(
     ids[service] = id;
   }
   await Promise.all(
-    Object.entries(ids).map(([service, id]) =>
-      waitFor(
-        `the ${service} container to be healthy`,
-        async () => {
-          const h = await health(engine, id);
-          if (h === 'unhealthy' || h === 'gone') {
-            const logs = await project.run(['logs', '--no-color', '--tail', '40', service]);
-            throw new Error(`${service} container is ${h}:\n${logs.stdout}${logs.stderr}`);
-          }
-          if (h === 'healthy') log(`${service} healthy ${Date.now() - upStarted} ms after docker-compose up`);
-          return h === 'healthy';
-        },
-        180_000,
-        250,
+    healthy
+      .map((service) => [service, ids[service]] as const)
+      .map(([service, id]) =>
+        waitFor(
+          `the ${service} container to be healthy`,
+          async () => {
+            const h = await health(engine, id);
+            if (h === 'unhealthy' || h === 'gone') {
+              const logs = await project.run(['logs', '--no-color', '--tail', '40', service]);
+              const checks = await engine.run(['inspect', '--format', '{{if .State.Health}}{{json .State.Health.Log}}{{end}}', id]);
+              throw new Error(`${service} container is ${h}:\n${logs.stdout}${logs.stderr}\nhealthchecks: ${checks.stdout}`);
+            }
+            if (h === 'healthy') log(`${service} healthy ${Date.now() - upStarted} ms after docker-compose up`);
+            return h === 'healthy';
+          },
+          180_000,
+          250,
+        ),
       ),
-    ),
   );
   return ids;
 }
@@ -248,13 +275,16 @@ test('docker-compose accepts the compose file with .env.example and insists on O
   }
 });
 
-test('docker-compose: every container (the optional udp-gateway too) drops every capability, gets no new privileges and a read-only root filesystem', async () => {
+test('docker-compose: every container (the optional udp-gateway and the Onionbalance frontend too) drops every capability, gets no new privileges and a read-only root filesystem', async () => {
   const compose = requireTool(TOOLS.dockerCompose);
-  const r = await runCommand(compose, ['--env-file', join(ROOT, 'docker', '.env.example'), '-f', COMPOSE_FILE, 'config'], { cwd: join(ROOT, 'docker') });
-  assert.equal(r.code, 0, r.stderr);
-  const config = parseYaml(r.stdout) as { services: Record<string, Record<string, unknown>> };
-  for (const name of ['server', 'tor', 'udp-gateway']) {
-    const service = config.services[name];
+  const services: Record<string, Record<string, unknown>> = {};
+  for (const file of [COMPOSE_FILE, ONIONBALANCE_COMPOSE_FILE]) {
+    const r = await runCommand(compose, ['--env-file', join(ROOT, 'docker', '.env.example'), '-f', file, 'config'], { cwd: join(ROOT, 'docker') });
+    assert.equal(r.code, 0, r.stderr);
+    Object.assign(services, (parseYaml(r.stdout) as { services: Record<string, Record<string, unknown>> }).services);
+  }
+  for (const name of ['server', 'tor', 'udp-gateway', 'onionbalance']) {
+    const service = services[name];
     assert.ok(service, `compose config has a ${name} service`);
     assert.deepEqual(service['cap_drop'], ['ALL'], `${name}: cap_drop`);
     assert.equal(service['cap_add'], undefined, `${name}: cap_add`);
@@ -828,5 +858,351 @@ test(
     assert.ok(metricSum(metrics, 'onionturn_relayed_packets_total') >= 40, metrics);
     assert.equal(metricSum(metrics, 'onionturn_auth_failures_total'), 0, metrics);
     log(`exit mode end to end: ${Date.now() - started} ms`);
+  },
+);
+
+/** uid and gid of debian-tor in docker/onionbalance/Dockerfile: owns the frontend key. */
+const ONIONBALANCE_UID = 10002;
+/** onionbalance 0.2.2's --is-testnet maths assume chutney's V3AuthVotingInterval (docs/onionbalance.md). */
+const ONIONBALANCE_VOTING_INTERVAL = 20;
+/** onionbalance 0.2.2 hangs computing responsible HSDirs with fewer than 5 in its ring. */
+const ONIONBALANCE_MIN_HSDIRS = 5;
+
+interface OnionAllocation {
+  /** The REALM of the 401: each composed backend has its own, so it names the one that answered. */
+  readonly realm: string;
+  readonly relayed: string;
+  readonly ms: number;
+}
+
+async function readStun(sock: Socket): Promise<StunMessage> {
+  let buf = Buffer.alloc(0);
+  for (;;) {
+    if (buf.length >= HEADER_LENGTH && buf.length >= HEADER_LENGTH + buf.readUInt16BE(2)) {
+      const r = decodeMessage(buf.subarray(0, HEADER_LENGTH + buf.readUInt16BE(2)));
+      if (!r.ok) throw new Error(r.error.reason);
+      return r.value;
+    }
+    const [chunk] = (await once(sock, 'data')) as [Buffer];
+    buf = Buffer.concat([buf, chunk]);
+  }
+}
+
+/**
+ * A TURN Allocate over TCP to HOST:PORT through Tor's SOCKS port on a circuit of its own (fresh
+ * SOCKS credentials): the 401, then the long-term-credential request with a REST credential.
+ */
+async function allocateThroughTor(socksPort: number, host: string, port: number, credential: { username: string; password: string }): Promise<OnionAllocation> {
+  const t0 = Date.now();
+  const sock = await socks5Connect({ proxyPort: socksPort, host, port, timeoutMs: 45_000, username: `ob-${Date.now()}-${Math.random()}`, password: 'x' });
+  sock.on('error', () => {}); // a reset after the answer; failures show as a missing answer
+  try {
+    const ask = async (msg: Buffer): Promise<StunMessage> => {
+      const reply = readStun(sock);
+      sock.write(msg);
+      return Promise.race([reply, sleep(20_000).then(() => Promise.reject(new Error('no TURN answer within 20 s')))]);
+    };
+    const transport = { kind: 'requested-transport', protocol: 17 } as const;
+    const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());
+    const realm = readText(first, AttributeType.Realm) ?? '';
+    const nonce = readText(first, AttributeType.Nonce) ?? '';
+    const second = await ask(
+      new MessageBuilder(Method.Allocate, MessageClass.Request)
+        .add(AttributeType.RequestedTransport, transport)
+        .add(AttributeType.Username, { kind: 'text', text: credential.username })
+        .add(AttributeType.Realm, { kind: 'text', text: realm })
+        .add(AttributeType.Nonce, { kind: 'text', text: nonce })
+        .build({ integrityKey: longTermKey(credential.username, realm, credential.password) }),
+    );
+    const relayed = readAttribute(second, AttributeType.XorRelayedAddress);
+    if (!relayed?.ok || relayed.value.kind !== 'address') {
+      const err = readAttribute(second, AttributeType.ErrorCode);
+      throw new Error(`Allocate failed at ${realm}: ${err?.ok && err.value.kind === 'error-code' ? err.value.code : 'no XOR-RELAYED-ADDRESS'}`);
+    }
+    return { realm, relayed: `${relayed.value.address.address}:${relayed.value.address.port}`, ms: Date.now() - t0 };
+  } finally {
+    sock.destroy();
+  }
+}
+
+test(
+  'docker-compose Onionbalance: the frontend compose file publishes one onion address for two composed backends; TURN Allocates through it reach both, and still succeed with one backend stopped',
+  { timeout: 20 * 60_000 },
+  async (t) => {
+    requireTool(TOOLS.dockerCompose);
+    const log = (line: string): void => t.diagnostic(line);
+    const cleanups: Cleanups = [];
+    t.after(async () => {
+      for (const cleanup of cleanups.reverse()) {
+        await cleanup().catch((err: unknown) => log(`cleanup failed: ${String(err)}`));
+      }
+    });
+    const started = Date.now();
+    const engine = await engineWithBaseImages(log, cleanups);
+
+    const dir = tempDir('onionturn-compose-ob-');
+    chmodSync(dir, 0o755); // the containers' users read torrc.d and the config from here
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    // One torrc.d for every composed tor (backends' and frontend's): it joins the private network.
+    const torConfigDir = join(dir, 'torrc.d');
+    mkdirSync(torConfigDir);
+    // All backends share the REST secret (docs/onionbalance.md): a host file, docker-compose.secret-file.yml.
+    const hostSecret = join(dir, 'turn-secret');
+    const made = await runCommand(process.execPath, [CLI, 'secret', hostSecret], { timeoutMs: 20_000 });
+    assert.equal(made.code, 0, made.stderr);
+    chownSync(hostSecret, 10001, 10001);
+
+    // The frontend project, configured as docs/onionbalance.md says; the test's one addition is
+    // onionbalance's --is-testnet (an override file, as an operator adds options).
+    const frontProject = `onionturnobfront${process.pid}`;
+    const obConfig = join(dir, 'onionbalance-config');
+    mkdirSync(obConfig);
+    chownSync(obConfig, ONIONBALANCE_UID, ONIONBALANCE_UID);
+    const frontEnv = join(dir, 'frontend.env');
+    writeFileSync(
+      frontEnv,
+      [
+        `COMPOSE_PROJECT_NAME=${frontProject}`,
+        `ONIONTURN_ONIONBALANCE_IMAGE=${ONIONBALANCE_IMAGE}`,
+        `ONIONBALANCE_CONFIG_DIR=${obConfig}`,
+        `ONIONBALANCE_TOR_CONFIG_DIR=${torConfigDir}`,
+        'ONIONBALANCE_LOG_LEVEL=info',
+        '',
+      ].join('\n'),
+    );
+    const testnetOverride = join(dir, 'docker-compose.onionbalance.testnet.yml');
+    writeFileSync(testnetOverride, "services:\n  onionbalance:\n    command: ['--is-testnet']\n");
+    const front = composeProject(engine, frontEnv, [ONIONBALANCE_COMPOSE_FILE, testnetOverride], frontProject);
+    await front.checked(['config', '--quiet']);
+
+    // Two backends: the server stack of docker-compose.yml, each its own project, realm and port.
+    const backends = (['a', 'b'] as const).map((name) => {
+      const project = `onionturnob${name}${process.pid}`;
+      const realm = `ob-${name}.e2e.onionturn.test`;
+      return { name, project, realm, envFile: join(dir, `backend-${name}.env`), turnPort: 0, hostname: '' };
+    });
+    for (const b of backends) {
+      b.turnPort = await freePort();
+      const relay = portRange(100);
+      writeFileSync(
+        b.envFile,
+        [
+          `COMPOSE_PROJECT_NAME=${b.project}`,
+          `ONIONTURN_LISTEN=tcp://127.0.0.1:${b.turnPort}`,
+          `ONIONTURN_REALM=${b.realm}`,
+          'ONIONTURN_RELAY_IP=127.0.0.1',
+          `ONIONTURN_RELAY_PORTS=${relay.min}-${relay.max}`,
+          `ONIONTURN_SECRET_HOST_FILE=${hostSecret}`,
+          'ONION_PORT=3478',
+          `ONION_TARGET=127.0.0.1:${b.turnPort}`,
+          `TOR_CONFIG_DIR=${torConfigDir}`,
+          `ONIONTURN_SERVER_IMAGE=${SERVER_IMAGE}`,
+          `ONIONTURN_TOR_IMAGE=${TOR_IMAGE}`,
+          // Two stacks start at once: checks 2 s apart leave the probe room on a busy machine.
+          'HEALTHCHECK_INTERVAL=2s',
+          '',
+        ].join('\n'),
+      );
+    }
+    const stacks = backends.map((b) => composeProject(engine, b.envFile, [COMPOSE_FILE, SECRET_FILE_COMPOSE_FILE], b.project));
+    // down -v of all three projects at once (containers, volumes: keys, secrets), also for ones only created.
+    cleanups.push(() => Promise.all([...stacks, front].map((p) => p.run(['down', '--volumes', '--remove-orphans', '--timeout', '10'], 180_000))));
+    await buildImages(engine, stacks[0]!, log);
+    const frontBuild = await front.run(['build'], 20 * 60_000);
+    assert.equal(
+      frontBuild.code,
+      0,
+      `docker-compose -f docker-compose.onionbalance.yml build failed:\n${(frontBuild.stdout + frontBuild.stderr).split('\n').slice(-40).join('\n')}`,
+    );
+    log(
+      `docker-compose -f docker-compose.onionbalance.yml build: ${frontBuild.ms} ms; ${ONIONBALANCE_IMAGE} ${await imageMiB(engine, ONIONBALANCE_IMAGE)} MiB`,
+    );
+
+    // The frontend key and config.yaml, made by onionbalance-config in the image (docs/onionbalance.md).
+    await front.checked([
+      'run',
+      '--rm',
+      '-T',
+      '-v',
+      `${obConfig}:/out`,
+      '--entrypoint',
+      'onionbalance-config',
+      'onionbalance',
+      '--hs-version',
+      'v3',
+      '-n',
+      '2',
+      '--output',
+      '/out',
+    ]);
+    const keyFile = readdirSync(obConfig).find((f) => /^[a-z2-7]{56}\.key$/.test(f));
+    assert.ok(keyFile, `onionbalance-config wrote a <address>.key: ${readdirSync(obConfig).join(' ')}`);
+    const keyStat = statSync(join(obConfig, keyFile));
+    assert.deepEqual([keyStat.uid, keyStat.mode & 0o777], [ONIONBALANCE_UID, 0o600], 'the key belongs to the container user, mode 600');
+    const frontend = keyFile.replace(/\.key$/, '.onion');
+    log(`onionbalance-config in the image: frontend ${frontend} (${Date.now() - started} ms since the test started)`);
+    // A bad setting stops the container at once with one line and exit code 2 (docs/onionbalance.md).
+    const refused = await front.run(['run', '--rm', '-T', '-e', 'ONIONBALANCE_LOG_LEVEL=loud', 'onionbalance']);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(
+      refused.stdout + refused.stderr,
+      /^onionturn-onionbalance: ONIONBALANCE_LOG_LEVEL must be debug, info, warning, error or critical, got 'loud'$/m,
+    );
+    for (const b of backends) appendFileSync(b.envFile, `ONIONBALANCE_FRONTEND=${frontend}\n`);
+
+    // The private Tor network with what onionbalance needs: 20 s votes, 6 relays (>= 5 HSDirs).
+    // Meanwhile the three stacks' containers are created (vfs copies each image: the slow part of
+    // `up`); they start below, once torrc.d joins the network and config.yaml names the backends.
+    const torStarted = Date.now();
+    const projects = [...stacks, front];
+    const [tor] = await Promise.all([
+      startTorNetwork({ extraRelays: 3, votingInterval: ONIONBALANCE_VOTING_INTERVAL, timeoutMs: 180_000 }).then((net) => {
+        cleanups.push(() => net.stop());
+        log(`private Tor network ready in ${Date.now() - torStarted} ms (socks 127.0.0.1:${net.socksPort}, pids ${net.pids.join(' ')})`);
+        return net;
+      }),
+      ...projects.map((p) => p.checked(['up', '--no-start', '--no-build'])),
+    ]);
+    log(`network started and containers created in ${Date.now() - torStarted} ms`);
+    const client = tor.nodes.find((n) => n.role === 'client');
+    assert.ok(client, 'the Tor test network has a client node');
+    writeFileSync(join(torConfigDir, 'testnet.conf'), testNetworkTorrc(readFileSync(join(client.dataDir, 'torrc'), 'utf8')));
+
+    // Both backend stacks up; each tor an Onionbalance instance of the frontend.
+    const backendsUp = Date.now();
+    // Only tor's health is waited for: under load the server's healthcheck (a fresh node process
+    // within 5 s) can time out while the server works; the Allocates below are the real check.
+    const ids = await Promise.all(
+      backends.map((b, i) => upHealthy(engine, stacks[i]!, [] /* down: the cleanup above */, (l) => log(`backend ${b.name}: ${l}`), ['tor'])),
+    );
+    for (const [i, b] of backends.entries()) {
+      const shown = await runChecked(
+        engine.docker,
+        ['exec', ids[i]!.tor, 'sh', '-c', 'cat /var/lib/tor/onionturn/hostname /var/lib/tor/onionturn/ob_config /tmp/torrc'],
+        {
+          env: engine.env,
+          timeoutMs: 30_000,
+        },
+      );
+      const lines = shown.stdout.split('\n');
+      b.hostname = lines[0]?.trim() ?? '';
+      assert.match(b.hostname, /^[a-z2-7]{56}\.onion$/);
+      assert.equal(lines[1], `MasterOnionAddress ${frontend}`, 'ob_config names the frontend');
+      assert.ok(lines.includes('HiddenServiceOnionbalanceInstance 1'), shown.stdout);
+    }
+    log(`backends healthy ${Date.now() - backendsUp} ms after up: a ${backends[0]!.hostname}, b ${backends[1]!.hostname}; frontend ${frontend}`);
+
+    // config.yaml edited as an operator does: the backends' addresses in the placeholders.
+    const configFile = join(obConfig, 'config.yaml');
+    const template = readFileSync(configFile, 'utf8');
+    const placeholders = template.match(/<Enter the instance onion address here>/g) ?? [];
+    assert.equal(placeholders.length, 2, template);
+    let n = 0;
+    writeFileSync(
+      configFile,
+      template.replace(/<Enter the instance onion address here>/g, () => backends[n++]!.hostname),
+    );
+
+    // onionbalance's hash ring needs 5 HSDirs: wait until the network's consensus has them.
+    const control = await tor.control();
+    cleanups.push(async () => control.close());
+    await waitFor(
+      `${ONIONBALANCE_MIN_HSDIRS} HSDirs in the client's consensus`,
+      async () => {
+        const md = await control.getInfo('dir/status-vote/current/consensus-microdesc').catch(() => '');
+        return md.split('\n').filter((l) => /^s .*\bHSDir\b/.test(l)).length >= ONIONBALANCE_MIN_HSDIRS;
+      },
+      120_000,
+      1000,
+    );
+
+    // The frontend stack up; from here until its address answers is what an operator waits.
+    const frontUp = Date.now();
+    await front.checked(['up', '--detach', '--no-build']);
+    const frontId = (await front.checked(['ps', '-q', 'onionbalance'])).trim();
+    assert.match(frontId, /^[0-9a-f]{12,}$/, 'container of onionbalance');
+    const frontLogs = async (): Promise<string> => {
+      const r = await front.run(['logs', '--no-color', '--tail', '60', 'onionbalance']);
+      return r.stdout + r.stderr;
+    };
+    const credential = JSON.parse((await runChecked(process.execPath, [CLI, 'credentials', '--secret-file', hostSecret], { timeoutMs: 20_000 })).stdout) as {
+      username: string;
+      password: string;
+    };
+    const newnym = (): Promise<unknown> => control.command('SIGNAL NEWNYM');
+    let first: OnionAllocation | undefined;
+    let lastError = '';
+    let attempts = 0;
+    while (!first && Date.now() - frontUp < 240_000) {
+      const running = await engine.run(['inspect', '--format', '{{.State.Running}} {{.RestartCount}}', frontId]);
+      if (running.stdout.trim() !== 'true 0') assert.fail(`the onionbalance container stopped or restarted (${running.stdout.trim()}):\n${await frontLogs()}`);
+      attempts++;
+      try {
+        first = await allocateThroughTor(tor.socksPort, frontend, 3478, credential);
+      } catch (err) {
+        lastError = err instanceof Error ? err.message : String(err);
+        // A failed fetch makes the client skip those HSDirs for a while; NEWNYM forgets that.
+        await newnym();
+        await sleep(2000);
+      }
+    }
+    assert.ok(first, `the frontend ${frontend} did not answer within 240 s of up (last error: ${lastError}):\n${await frontLogs()}`);
+    const answeredMs = Date.now() - frontUp;
+    assert.ok(
+      backends.some((b) => b.realm === first?.realm),
+      `the answer came from a composed backend (realm ${first.realm})`,
+    );
+    log(
+      `frontend answered ${answeredMs} ms after its docker-compose up (${attempts} attempts): Allocate at ${first.realm}, relayed ${first.relayed}, ${first.ms} ms`,
+    );
+
+    // What runs in the frontend container: confined, its tor's torrc valid, the key it loaded.
+    await assertConfined(engine, frontId, 'debian-tor', 'tor');
+    const verify = await front.run(['exec', '-T', 'onionbalance', 'tor', '-f', '/tmp/torrc', '--defaults-torrc', '/dev/null', '--verify-config']);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, /Configuration was valid/);
+    const obLog = await front.checked(['logs', '--no-color', 'onionbalance']);
+    assert.match(obLog, new RegExp(`Loaded onion ${frontend.replace(/\.onion$/, '')}`), 'onionbalance loaded the key onionbalance-config made');
+
+    log(`frontend container checked (${Date.now() - started} ms since the test started)`);
+    // New circuits pick intro points of either backend: both serve.
+    const seen = new Set([first.realm]);
+    const times: number[] = [];
+    const tBoth = Date.now();
+    while (seen.size < backends.length && Date.now() - tBoth < 180_000) {
+      try {
+        const a = await allocateThroughTor(tor.socksPort, frontend, 3478, credential);
+        seen.add(a.realm);
+        times.push(a.ms);
+      } catch (err) {
+        lastError = err instanceof Error ? err.message : String(err);
+      }
+    }
+    assert.deepEqual(
+      [...seen].sort(),
+      backends.map((b) => b.realm).sort(),
+      `only ${[...seen].join(' ')} served within 180 s (last error: ${lastError}):\n${await frontLogs()}`,
+    );
+    log(`both backends served through the frontend after ${Date.now() - tBoth} ms more; allocation times ${times.join(', ')} ms`);
+
+    // Backend b's whole stack stops. Its descriptor stays on the HSDirs, so the frontend keeps
+    // listing its intro points for a while (docs/onionbalance.md); fresh clients that pick one fail
+    // over to another intro point. Every new Allocate must still succeed, at backend a.
+    await stacks[1]!.checked(['stop', '--timeout', '10']);
+    const tStop = Date.now();
+    const after: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      await newnym();
+      const a = await allocateThroughTor(tor.socksPort, frontend, 3478, credential).catch((err: unknown) => {
+        assert.fail(
+          `Allocate ${i + 1} after backend b stopped failed at ${Math.round((Date.now() - tStop) / 1000)} s: ${String(err)} (so far: ${after.join(' ')})`,
+        );
+      });
+      assert.equal(a.realm, backends[0]!.realm, 'a stopped backend cannot answer');
+      after.push(`${a.ms}ms`);
+    }
+    log(`backend b stopped: 6/6 fresh clients allocated at backend a (${after.join(', ')}) within ${Date.now() - tStop} ms`);
+    log(`backend a's server container: ${await health(engine, ids[0]!.server)}`);
+    log(`onionbalance frontend end to end: ${Date.now() - started} ms`);
   },
 );
