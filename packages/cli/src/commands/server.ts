@@ -388,7 +388,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
         throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
       if (workers > 1 && !worker) return runPrimary(args, ctx, base, workers, logger);
-      const config = worker ? workerConfig(base, worker.index, worker.count) : base;
+      const config = worker ? await workerConfig(base, worker.index, worker.count) : base;
       // The credential endpoint signs with whatever secret is newest, also after SIGHUP.
       const state = { secret: '' };
       authAndPolicy(
