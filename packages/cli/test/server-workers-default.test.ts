@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultWorkers } from '../src/commands/server.js';
 
-test('--workers defaults to the number of cores with a tcp:// or tls:// listener, to 1 with only udp://', () => {
-  assert.equal(defaultWorkers([{ protocol: 'tcp' }], 8), 8);
-  assert.equal(defaultWorkers([{ protocol: 'udp' }, { protocol: 'tls' }], 4), 4);
-  assert.equal(defaultWorkers([{ protocol: 'udp' }], 8), 1);
-  assert.equal(defaultWorkers([{ protocol: 'tcp' }], 1), 1);
+test('--workers defaults to the number of cores with a tcp:// or tls:// listener, to 1 with only udp://, never above the relay ports', () => {
+  assert.equal(defaultWorkers([{ protocol: 'tcp' }], 8, 16384), 8);
+  assert.equal(defaultWorkers([{ protocol: 'udp' }, { protocol: 'tls' }], 4, 16384), 4);
+  assert.equal(defaultWorkers([{ protocol: 'udp' }], 8, 16384), 1);
+  assert.equal(defaultWorkers([{ protocol: 'tcp' }], 1, 16384), 1);
+  assert.equal(defaultWorkers([{ protocol: 'tcp' }], 8, 3), 3);
 });

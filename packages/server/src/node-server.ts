@@ -143,6 +143,8 @@ const UNALLOCATED_BYTES = 64 << 20;
  */
 const ALLOCATE_DEADLINE_MS = 30_000;
 const RELAY_RECV_BUFFER = 1 << 20;
+/** A connection leaving for another worker waits this long at most for its last answers to be written. */
+const HANDOFF_DRAIN_MS = 1000;
 const FD_WARNING_INTERVAL_MS = 60_000;
 /** Time between looks at the machine's interface addresses. */
 const OWN_ADDRESS_CHECK_MS = 30_000;
@@ -450,10 +452,21 @@ export class TurnServer {
       sock.off('data', onData);
       sock.off('close', onClose);
       onClose();
-      const detached = detachHandle(sock);
-      if (detached === undefined || sink === undefined) return;
-      const bytes = Buffer.concat([to.frame, framer.rest(), ...detached.unread]);
-      sink.send({ worker: to.worker, handle: detached.handle, remote, bytes });
+      // Paused, the socket reads at most up to its buffer's mark; detachHandle takes that back.
+      sock.pause();
+      const rest = Buffer.from(framer.rest());
+      const go = (): void => {
+        clearTimeout(timer);
+        const detached = detachHandle(sock);
+        if (detached === undefined || sink === undefined) return;
+        sink.send({ worker: to.worker, handle: detached.handle, remote, bytes: Buffer.concat([to.frame, rest, ...detached.unread]) });
+      };
+      // What this worker still owes the client (an answer to a request sent before the Refresh)
+      // goes out first, within the hand-off's bound; the worker taking over writes after it.
+      const timer = link.queued === 0 ? undefined : setTimeout(destroySocket, HANDOFF_DRAIN_MS, sock);
+      if (timer === undefined) return go();
+      link.flush();
+      sock.write(Buffer.alloc(0), go);
     };
     const onData = (chunk: Buffer): void => {
       let err;
@@ -707,6 +720,11 @@ class TcpLink implements ClientLink {
 
   close(): void {
     this.sock.destroy();
+  }
+
+  /** Writes what is batched now. */
+  flush(): void {
+    this.#out.flush();
   }
 
   allocated(): void {

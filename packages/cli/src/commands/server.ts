@@ -385,7 +385,11 @@ export function serverCommand(ctx: CliContext): CommandModule {
       const worker = workerIdentity();
       // Warnings once, from the primary; a worker checks the same configuration quietly.
       const base = serverConfig(args, worker ? () => undefined : ctx.warn);
-      const workers = args.workers === undefined ? defaultWorkers(base.listen, availableParallelism()) : count('workers', args.workers);
+      const relayPorts = base.relayPorts ?? { min: 49152, max: 65535 };
+      const portCount = relayPorts.max - relayPorts.min + 1;
+      const workers = args.workers === undefined ? defaultWorkers(base.listen, availableParallelism(), portCount) : count('workers', args.workers);
+      if (workers > portCount)
+        throw new UsageError(`--relay-ports ${relayPorts.min}-${relayPorts.max} has fewer ports than --workers ${workers} (each worker has its own slice): widen the range or lower --workers`);
       if (workers > 1 && !base.listen.some((l) => l.protocol !== 'udp'))
         throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
@@ -450,10 +454,11 @@ function untilStopped(onHup: () => void): Promise<NodeJS.Signals> {
 
 /**
  * --workers when not given: one per core, as TCP/TLS connections spread over them; 1 with only
- * UDP listeners, which one worker would own alone.
+ * UDP listeners, which one worker would own alone; never more than relay ports (each worker
+ * takes a slice of the range).
  */
-export function defaultWorkers(listen: readonly { readonly protocol: string }[], cores: number): number {
-  return listen.some((l) => l.protocol !== 'udp') ? Math.max(1, cores) : 1;
+export function defaultWorkers(listen: readonly { readonly protocol: string }[], cores: number, relayPorts: number): number {
+  return listen.some((l) => l.protocol !== 'udp') ? Math.max(1, Math.min(cores, relayPorts)) : 1;
 }
 
 /** --workers N: the primary forks and watches the workers, serves metrics and credentials. */
