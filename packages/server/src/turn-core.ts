@@ -69,7 +69,11 @@ export class TurnCore {
     this.#wallNow = options.wallNow ?? options.now ?? Date.now;
     const random = options.random ?? cryptoRandom;
     this.#tid = Buffer.from(random.bytes(12));
-    const nonces = new NonceIssuer(this.#life.nonceSec * 1000, options.nonceSecret ?? Buffer.from(random.bytes(32)), options.nonceOrigin ?? -random.int(0, 2 ** 40));
+    const nonces = new NonceIssuer(
+      this.#life.nonceSec * 1000,
+      options.nonceSecret ?? Buffer.from(random.bytes(32)),
+      options.nonceOrigin ?? -random.int(0, 2 ** 40),
+    );
     this.#filtering = options.filtering ?? 'address-and-port';
     this.#policy = options.policy;
     this.#lookup = options.lookup;

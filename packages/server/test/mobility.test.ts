@@ -209,7 +209,7 @@ test('tickets name their worker and its life: route says here, another worker, o
   assert.notDeepEqual(one.issue(7, 3).subarray(0, 12), t.subarray(0, 12));
 });
 
-test('a Refresh with another worker\'s ticket on a connection holding nothing is handed to that worker as it came, before any credential check; there it takes the allocation over, with a nonce the first worker gave', () => {
+test("a Refresh with another worker's ticket on a connection holding nothing is handed to that worker as it came, before any credential check; there it takes the allocation over, with a nonce the first worker gave", () => {
   const zero = world({ ...SHARED, ticketIssuer: { worker: 0, incarnation: 1 } });
   const one = world({ ...SHARED, ticketIssuer: { worker: 1, incarnation: 2 } });
   const a = zero.client();
@@ -236,7 +236,7 @@ test('a Refresh with another worker\'s ticket on a connection holding nothing is
   assert.equal(zero.core.stats.authFailures, 0);
 });
 
-test('a Refresh with another worker\'s ticket and no credentials yet is handed over all the same; the holder asks for them', () => {
+test("a Refresh with another worker's ticket and no credentials yet is handed over all the same; the holder asks for them", () => {
   const zero = world({ ...SHARED, ticketIssuer: { worker: 0, incarnation: 1 } });
   const one = world({ ...SHARED, ticketIssuer: { worker: 1, incarnation: 2 } });
   const ticket = ticketOf(zero.client().allocate([UDP, ASK]));
@@ -248,7 +248,7 @@ test('a Refresh with another worker\'s ticket and no credentials yet is handed o
   assert.equal(refreshWith(adopted, ticket).messageClass, MessageClass.SuccessResponse);
 });
 
-test('another worker\'s ticket that cannot be handed over: 508 when busy, 437 when that worker is gone or the connection cannot move (TLS)', () => {
+test("another worker's ticket that cannot be handed over: 508 when busy, 437 when that worker is gone or the connection cannot move (TLS)", () => {
   const zero = world({ ...SHARED, ticketIssuer: { worker: 0, incarnation: 1 } });
   const one = world({ ...SHARED, ticketIssuer: { worker: 1, incarnation: 2 } });
   const ticket = ticketOf(zero.client().allocate([UDP, ASK]));

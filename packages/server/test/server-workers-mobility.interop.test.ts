@@ -162,13 +162,20 @@ test('--workers 2: a Refresh with the mobility ticket takes the allocation over 
   const group = new ProcessGroup();
   t.after(() => group.stopAll(12_000));
   const metrics = await freePort();
-  const server = await startServer(group, ['--user', 'alice:wonderland', '--allow-loopback-peers', '--workers', '2', '--metrics', `127.0.0.1:${metrics}`], {}, { startTimeoutMs: 30_000 });
+  const server = await startServer(
+    group,
+    ['--user', 'alice:wonderland', '--allow-loopback-peers', '--workers', '2', '--metrics', `127.0.0.1:${metrics}`],
+    {},
+    { startTimeoutMs: 30_000 },
+  );
   assert.equal(workerPids(server).size, 2, server.process.output());
   const peer = await udpPeer();
   t.after(() => peer.sock.close());
   const peerAddr: TransportAddress = { family: 'IPv4', address: '127.0.0.1', port: peer.port };
 
-  let { conn, relayed, ticket } = await allocateMobile(server, peerAddr);
+  const first = await allocateMobile(server, peerAddr);
+  const relayed = first.relayed;
+  let { conn, ticket } = first;
   const relayText = `${relayed.address}:${relayed.port}`;
   conn.sendChannel(Buffer.from('hello 0'));
   await waitFor('the peer to hear the client', () => peer.got.some((g) => g.data.toString() === 'hello 0'), 3000, 5);

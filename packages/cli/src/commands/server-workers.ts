@@ -178,7 +178,14 @@ function workerHandOffs(index: number): HandOffSink {
     ready: () => (inFlight < MAX_HANDOFFS_IN_FLIGHT && process.connected ? 'handed' : 'busy'),
     send(h): void {
       inFlight++;
-      const message: HandOffIpc = { type: 'onionturn-handoff', to: h.worker, from: index, remote: h.remote, bytes: h.bytes.toString('base64'), sentAt: Date.now() };
+      const message: HandOffIpc = {
+        type: 'onionturn-handoff',
+        to: h.worker,
+        from: index,
+        remote: h.remote,
+        bytes: h.bytes.toString('base64'),
+        sentAt: Date.now(),
+      };
       sendHandle(process, message, h.handle, () => inFlight--);
     },
   };

@@ -383,13 +383,19 @@ export function serverCommand(ctx: CliContext): CommandModule {
     handler: async (argv) => {
       const args = { ...(argv as unknown as ServerArgs), rawArgv: ctx.rawArgv };
       const worker = workerIdentity();
+      if (args.workers !== undefined) {
+        // Before serverConfig's warnings: a usage error is the one line printed.
+        const ports = parsePortRange('relay-ports', args.relayPorts);
+        if (count('workers', args.workers) > ports.max - ports.min + 1)
+          throw new UsageError(
+            `--relay-ports ${ports.min}-${ports.max} has fewer ports than --workers ${args.workers} (each worker has its own slice): widen the range or lower --workers`,
+          );
+      }
       // Warnings once, from the primary; a worker checks the same configuration quietly.
       const base = serverConfig(args, worker ? () => undefined : ctx.warn);
       const relayPorts = base.relayPorts ?? { min: 49152, max: 65535 };
       const portCount = relayPorts.max - relayPorts.min + 1;
       const workers = args.workers === undefined ? defaultWorkers(base.listen, availableParallelism(), portCount) : count('workers', args.workers);
-      if (workers > portCount)
-        throw new UsageError(`--relay-ports ${relayPorts.min}-${relayPorts.max} has fewer ports than --workers ${workers} (each worker has its own slice): widen the range or lower --workers`);
       if (workers > 1 && !base.listen.some((l) => l.protocol !== 'udp'))
         throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
