@@ -8,7 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import {
   AttributeType,
   MessageBuilder,
@@ -25,7 +28,7 @@ import {
   type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
-import { ProcessGroup, freePort, startServer, waitFor, type RunningServer } from '@onionturn/testkit';
+import { ProcessGroup, freePort, listenerPort, startServer, testTempDir, waitFor, type RunningServer } from '@onionturn/testkit';
 
 const REALM = 'onionturn';
 const CHANNEL = 0x4001;
@@ -50,6 +53,11 @@ class Conn {
   static async open(port: number): Promise<Conn> {
     const sock = connect(port, '127.0.0.1');
     await once(sock, 'connect');
+    return new Conn(sock);
+  }
+  static async openTls(port: number): Promise<Conn> {
+    const sock = connectTls({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    await once(sock, 'secureConnect');
     return new Conn(sock);
   }
   /** A request, with credentials once there is a nonce. */
@@ -141,8 +149,12 @@ function workerPids(server: RunningServer): Map<number, number> {
   return pids;
 }
 
-async function allocateMobile(server: RunningServer, peerAddr: TransportAddress): Promise<{ conn: Conn; relayed: TransportAddress; ticket: Buffer }> {
-  const conn = await Conn.open(server.tcp);
+async function allocateMobile(
+  server: RunningServer,
+  peerAddr: TransportAddress,
+  conn?: Conn,
+): Promise<{ conn: Conn; relayed: TransportAddress; ticket: Buffer }> {
+  conn ??= await Conn.open(server.tcp);
   const res = await conn.ask(Method.Allocate, (b) =>
     b.add(AttributeType.RequestedTransport, UDP).add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: Buffer.alloc(0) }),
   );
@@ -248,4 +260,39 @@ test('--workers 2: when the worker holding the allocation dies, a take-over gets
   await takeOvers('before the restart');
   await waitFor('the worker to be restarted', () => server.process.output().includes('"worker-restarted"'), 20_000);
   await takeOvers('after the restart');
+});
+
+test('--workers 2 over TLS: a take-over on the worker holding the allocation works; one reaching the other worker gets 437 (a TLS session cannot move), and the ticket still works', async (t) => {
+  const dir = testTempDir(t);
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', key, '-out', cert], {
+    stdio: 'ignore',
+  });
+  const group = new ProcessGroup();
+  t.after(() => group.stopAll(12_000));
+  const metrics = await freePort();
+  const server = await startServer(
+    group,
+    ['--user', 'alice:wonderland', '--allow-loopback-peers', '--workers', '2', '--cert', cert, '--key', key, '--metrics', `127.0.0.1:${metrics}`],
+    {},
+    { listen: ['tls://127.0.0.1:0'], startTimeoutMs: 30_000 },
+  );
+  const port = listenerPort(server, 'tls', '127.0.0.1');
+  const peer = await udpPeer();
+  t.after(() => peer.sock.close());
+  let { conn, ticket } = await allocateMobile(server, { family: 'IPv4', address: '127.0.0.1', port: peer.port }, await Conn.openTls(port));
+  const outcomes: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    conn.sock.destroy();
+    const next = await Conn.openTls(port);
+    const r = await next.ask(Method.Refresh, (m) => m.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: ticket }));
+    outcomes.push(errorCode(r));
+    if (errorCode(r) === 0) ticket = ticketOf(r);
+    else assert.equal(errorCode(r), 437, `take-over ${i}`);
+    conn = next;
+  }
+  assert.ok(outcomes.includes(0) && outcomes.includes(437), `outcomes ${outcomes.join(',')}`);
+  assert.equal(await metric(metrics, 'onionturn_mobility_handoffs_total'), 0, 'no TLS connection handed over');
+  conn.sock.destroy();
 });
