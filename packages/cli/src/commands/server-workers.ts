@@ -268,7 +268,10 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
     const n = inFlightTo.get(target) ?? 0;
     if (n >= MAX_HANDOFFS_IN_FLIGHT || !target.isConnected()) return false;
     inFlightTo.set(target, n + 1);
-    sendHandle(target.process, message, handle, () => inFlightTo.set(target, (inFlightTo.get(target) ?? 1) - 1));
+    sendHandle(target.process, message, handle, () => {
+      const left = inFlightTo.get(target);
+      if (left !== undefined) inFlightTo.set(target, left - 1); // none once the worker exited
+    });
     return true;
   };
   const handOff = (from: Worker, m: HandOffIpc, handle: object): void => {
