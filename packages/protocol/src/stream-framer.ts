@@ -44,6 +44,9 @@ export class StreamFramer {
   #partial: Buffer | undefined;
   #partialHave = 0;
   #error: FramingError | undefined;
+  /** Set by stop(): push() returns after the frame being delivered, keeping the rest in #rest. */
+  #stopped = false;
+  #rest: Buffer = Buffer.alloc(0);
 
   constructor(onFrame: FrameHandler, options: FramerOptions = {}) {
     this.#onFrame = onFrame;
@@ -63,6 +66,20 @@ export class StreamFramer {
     this.#error = undefined;
   }
 
+  /**
+   * Called from the frame handler when the stream goes elsewhere (a TURN mobility take-over handed
+   * to another worker process): push() delivers no frame after this one and returns; rest() then
+   * gives the bytes of the pushed chunk that came after it. Later pushes are ignored.
+   */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /** After stop(): the stream's bytes after the frame that was being delivered (a view of the chunk). */
+  rest(): Buffer {
+    return this.#rest;
+  }
+
   /** Bytes held for an incomplete frame. */
   get buffered(): number {
     return this.#partial ? this.#partialHave : this.#headHave;
@@ -79,6 +96,7 @@ export class StreamFramer {
    */
   push(chunk: Buffer): FramingError | undefined {
     if (this.#error) return this.#error;
+    if (this.#stopped) return undefined;
     let pos = 0;
     const n = chunk.length;
     while (pos < n) {
@@ -93,6 +111,7 @@ export class StreamFramer {
         this.#partialHave = 0;
         const err = this.#deliver(partial);
         if (err) return err;
+        if (this.#stopped) return this.#keep(chunk, pos);
         continue;
       }
       if (this.#headHave > 0 || n - pos < CHANNEL_DATA_HEADER_LENGTH) {
@@ -115,6 +134,7 @@ export class StreamFramer {
           this.#partialHave = 0;
           const err = this.#deliver(frame);
           if (err) return err;
+          if (this.#stopped) return this.#keep(chunk, pos);
         }
         continue;
       }
@@ -124,6 +144,7 @@ export class StreamFramer {
         const err = this.#deliver(chunk.subarray(pos, pos + size));
         if (err) return err;
         pos += size;
+        if (this.#stopped) return this.#keep(chunk, pos);
       } else {
         this.#partial = Buffer.allocUnsafe(size);
         chunk.copy(this.#partial, 0, pos, n);
@@ -131,6 +152,11 @@ export class StreamFramer {
         pos = n;
       }
     }
+    return undefined;
+  }
+
+  #keep(chunk: Buffer, pos: number): undefined {
+    this.#rest = chunk.subarray(pos);
     return undefined;
   }
 

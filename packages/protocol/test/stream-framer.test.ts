@@ -132,3 +132,29 @@ test('reset: the incomplete frame of the old stream and its error are forgotten;
   assert.equal(f.push(cd), undefined);
   assert.equal(frames.length, 2);
 });
+
+test('stop() in the handler: no frame after that one, and rest() is the stream after it, at every split', () => {
+  const { stream, expected } = sampleStream(11);
+  const at = 5; // stop on the sixth frame
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const frames: Got[] = [];
+    const framer = new StreamFramer((f, kind) => {
+      frames.push({ kind, hex: f.toString('hex') });
+      if (frames.length === at + 1) framer.stop();
+    });
+    const first = stream.subarray(0, cut);
+    const second = stream.subarray(cut);
+    let after: Buffer;
+    assert.equal(framer.push(first), undefined);
+    if (frames.length > at) after = Buffer.concat([framer.rest(), second]);
+    else {
+      assert.equal(framer.push(second), undefined);
+      after = framer.rest();
+    }
+    assert.deepEqual(frames, expected.slice(0, at + 1), `cut at ${cut}`);
+    // What follows is the rest of the stream, byte for byte: framing it again gives the other frames.
+    assert.deepEqual(frameAll([after]).frames, expected.slice(at + 1), `cut at ${cut}`);
+    assert.equal(framer.push(Buffer.from([0x40, 0x00, 0x00, 0x00])), undefined);
+    assert.equal(frames.length, at + 1, 'nothing delivered after stop');
+  }
+});

@@ -16,7 +16,16 @@ export interface ClientLink {
   allocated?(): void;
   /** Optional: the client's allocation is gone (expired, refreshed to 0) while its connection stays. */
   released?(): void;
+  /**
+   * Optional (a worker's plain TCP connections, --workers): this connection, holding nothing,
+   * carries a Refresh with worker `worker`'s mobility ticket. 'handed': the shell hands the
+   * connection, `frame` first, to that worker, and nothing more happens here; 'busy': it cannot
+   * now (508); 'gone': that worker is known to be gone, its allocations with it (437).
+   */
+  handOff?(worker: number, frame: Buffer): HandOffResult;
 }
+
+export type HandOffResult = 'handed' | 'busy' | 'gone';
 
 /** A bound relay socket, as the shell gives it to the core. */
 export interface RelaySocket {

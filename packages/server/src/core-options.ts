@@ -1,5 +1,6 @@
 // What TurnCore is configured with, and the interfaces through which the shell binds relays and
 // hears lifecycle events.
+import type { TicketIssuer } from './mobility-tickets.js';
 import type { Relay, RelaySocket } from './allocation.js';
 import type { RandomSource } from '@onionturn/credentials';
 import type { CredentialLookup } from './auth.js';
@@ -56,6 +57,8 @@ export interface CoreOptions {
   readonly wallNow?: () => number;
   readonly events?: CoreEvents;
   readonly nonceSecret?: Buffer;
+  /** The nonce clock's origin (default random); workers share it with the secret, so any takes another's nonce. */
+  readonly nonceOrigin?: number;
   /**
    * Randomness for Data indication transaction ids, reservation tokens and the nonce key (the
    * relay ports come from the PortPool's own): the OS CSPRNG unless a test makes runs reproducible.
@@ -76,8 +79,10 @@ export interface CoreOptions {
    * over. false: such an Allocate gets 405 (Mobility Forbidden).
    */
   readonly mobility?: boolean;
-  /** The 32-byte ticket key (default: from `random`, made at start). */
+  /** The 32-byte ticket key (default: from `random`, made at start; with --workers the cluster's). */
   readonly mobilityKey?: Buffer;
+  /** Which worker issues this core's tickets, and which life of it (default worker 0, incarnation 0). */
+  readonly ticketIssuer?: TicketIssuer;
 }
 
 export type ChannelRange = 'rfc8656' | 'rfc5766';

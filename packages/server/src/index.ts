@@ -1,6 +1,6 @@
 // @onionturn/server: the exit-side TURN server. TurnCore is the sans-IO protocol engine;
 // TurnServer wraps it in Node sockets.
-export { Allocation, Client, Relay, type ClientLink, type ClientTransport, type RelaySocket } from './allocation.js';
+export { Allocation, Client, Relay, type ClientLink, type ClientTransport, type HandOffResult, type RelaySocket } from './allocation.js';
 export { chainLookups, parseUserSpec, restSecrets, staticUsers, type RestSecretsOptions, type Credential, type CredentialLookup } from './auth.js';
 export { DEFAULT_LIFETIMES, DEFAULT_LIMITS, type Lifetimes, type Limits } from './limits.js';
 export { createLogger, scrub, type Logger, type LoggerOptions } from './logger.js';
@@ -27,7 +27,8 @@ export type { LentReservation, ReservationExchange } from './reservations.js';
 export { CoreStats } from './stats.js';
 export type { ChannelRange, CoreEvents, CoreOptions, Filtering, RelayAddress, RelayBinder } from './core-options.js';
 export { TurnCore } from './turn-core.js';
-export { TurnServer, pickRelays, type ListenSpec, type TurnServerConfig } from './node-server.js';
+export { TurnServer, pickRelays, type ClusterShare, type HandOff, type HandOffSink, type ListenSpec, type TurnServerConfig } from './node-server.js';
+export { closeHandle } from './handoff-socket.js';
 export {
   DEFAULT_UDP_GATEWAY_LIMITS,
   GatewaySession,

@@ -28,6 +28,12 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     'Relay sockets not opened for want of file descriptors (raise the limit: ulimit -n, LimitNOFILE, docker ulimits)',
     () => s.fdExhausted,
   );
+  counter(
+    'onionturn_mobility_handoffs_total',
+    'TURN mobility take-overs whose new connection reached another worker and was handed to the one holding the allocation (--workers)',
+    () => s.handedOff,
+  );
+  counter('onionturn_mobility_adopted_total', 'Connections adopted from another worker for a TURN mobility take-over (--workers)', () => s.adopted);
   counter('onionturn_internal_errors_total', 'Exceptions caught in socket handlers (a connection closed or a datagram dropped)', () => s.internalErrors);
   const directional = (name: string, help: string, toPeer: () => number, toClient: () => number): void =>
     totalsCounter(registry, name, help, ['direction'], () => [

@@ -7,6 +7,7 @@ import type { AllocationTable } from './allocation-table.js';
 import type { CoreEvents } from './core-options.js';
 import type { MobilityTickets } from './mobility-tickets.js';
 import type { Replies, Reply } from './replies.js';
+import type { CoreStats } from './stats.js';
 
 /** What mobility needs of the core; `tickets` undefined when the operator turned it off. */
 export interface MobilityContext {
@@ -14,11 +15,35 @@ export interface MobilityContext {
   readonly table: AllocationTable;
   readonly replies: Replies;
   readonly options: { readonly events?: CoreEvents | undefined };
+  readonly stats: CoreStats;
 }
 
 /** The request carries MOBILITY-TICKET (empty in Allocate, a ticket in Refresh). */
 export function asksMobility(msg: StunMessage): boolean {
   return getAttribute(msg, AttributeType.MobilityTicket) !== undefined;
+}
+
+/**
+ * --workers: a Refresh on a connection that holds nothing, with a ticket another worker made, goes
+ * with its connection to that worker before any credential check here (the holder checks them,
+ * with the nonce key all workers share). True when the connection was handed over; otherwise the
+ * request goes on here, and takeOver answers for another worker's ticket.
+ */
+export function handedOff(ctx: MobilityContext, r: Reply, frame: Buffer): boolean {
+  const link = r.client.link;
+  if (link.handOff === undefined || ctx.tickets === undefined || r.client.allocation !== undefined || r.client.pendingAllocate !== undefined) return false;
+  const attr = readAttribute(r.msg, AttributeType.MobilityTicket);
+  if (!attr?.ok || attr.value.kind !== 'bytes') return false;
+  const route = ctx.tickets.route(attr.value.bytes);
+  if (typeof route !== 'number') return false;
+  const result = link.handOff(route, frame);
+  if (result === 'handed') {
+    ctx.stats.handedOff++;
+    ctx.options.events?.event('allocation-handed-off', { worker: route, transport: r.client.transport }, 'debug');
+    return true;
+  }
+  r.handOff = result;
+  return false;
 }
 
 /** Adds a fresh ticket for `alloc` (the older ones stop working). */
@@ -33,7 +58,10 @@ export function addTicket(ctx: MobilityContext, alloc: Allocation, b: MessageBui
  * now belongs to this client, or an error was sent and undefined comes back. 405 when mobility is
  * off; 400 for a ticket this server did not make (forged, damaged, made before a restart); 437 for
  * one whose allocation is gone or that an allocation's newer ticket replaced; 441 for another
- * username than the allocation's (RFC 8016 §3.2).
+ * username than the allocation's (RFC 8016 §3.2). With --workers, a ticket of another worker that
+ * could not be handed there (see handedOff): 508 when the hand-over was refused for now (the
+ * ticket still works on a new connection), else 437: the holder is gone, or the connection cannot
+ * move (TLS, UDP: see README), so the allocation is out of this connection's reach.
  */
 export function takeOver(ctx: MobilityContext, r: Reply): Allocation | undefined {
   if (ctx.tickets === undefined) {
@@ -46,7 +74,12 @@ export function takeOver(ctx: MobilityContext, r: Reply): Allocation | undefined
     ctx.replies.error(r, ErrorCode.BadRequest);
     return undefined;
   }
-  const alloc = ctx.table.byId(content.allocationId);
+  const self = ctx.tickets.self;
+  if (content.worker !== self.worker) {
+    ctx.replies.error(r, r.handOff === 'busy' ? ErrorCode.InsufficientCapacity : ErrorCode.AllocationMismatch);
+    return undefined;
+  }
+  const alloc = content.incarnation === self.incarnation ? ctx.table.byId(content.allocationId) : undefined;
   if (alloc === undefined || alloc.deleted || alloc.mobilityGeneration !== content.generation || r.client.pendingAllocate !== undefined) {
     ctx.replies.error(r, ErrorCode.AllocationMismatch);
     return undefined;

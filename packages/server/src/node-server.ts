@@ -16,7 +16,8 @@ import {
   type IpFamily,
   type TransportAddress,
 } from '@onionturn/protocol';
-import { Client, type ClientLink, type ClientTransport, type Relay, type RelaySocket } from './allocation.js';
+import { Client, type ClientLink, type ClientTransport, type HandOffResult, type Relay, type RelaySocket } from './allocation.js';
+import { detachHandle, socketOf } from './handoff-socket.js';
 import type { CredentialLookup } from './auth.js';
 import type { ChannelRange, Filtering, RelayAddress, RelayBinder } from './core-options.js';
 import type { Lifetimes, Limits } from './limits.js';
@@ -99,6 +100,33 @@ export interface TurnServerConfig {
   /** Reservations shared with other worker processes (--workers): RESERVATION-TOKEN on any worker. */
   readonly reservationExchange?: ReservationExchange;
   readonly udpUnauthenticatedRate?: UdpAdmissionRate;
+  /** --workers: what the workers share (ticket and nonce keys) and this worker's life. */
+  readonly cluster?: ClusterShare;
+  /** --workers: sends a plain TCP connection to the worker holding the allocation its ticket names. */
+  readonly handOffs?: HandOffSink;
+}
+
+/** Made by the primary once; each worker gets it with its incarnation (see mobility-tickets.ts). */
+export interface ClusterShare {
+  readonly mobilityKey: Buffer;
+  readonly nonceSecret: Buffer;
+  readonly nonceOrigin: number;
+  readonly incarnation: number;
+}
+
+/** A connection on its way to another worker: its raw handle, who the client is, what was read. */
+export interface HandOff {
+  readonly worker: number;
+  readonly handle: object;
+  readonly remote: TransportAddress;
+  readonly bytes: Buffer;
+}
+
+export interface HandOffSink {
+  /** Whether a connection may leave for `worker` now ('busy': too many on their way). */
+  ready(worker: number): 'handed' | 'busy';
+  /** Sends it (closing this process's copy of the handle once sent). */
+  send(handOff: HandOff): void;
 }
 
 /** Bytes queued on a client's TCP socket beyond which relayed data is dropped, as UDP would. */
@@ -115,6 +143,8 @@ const UNALLOCATED_BYTES = 64 << 20;
  */
 const ALLOCATE_DEADLINE_MS = 30_000;
 const RELAY_RECV_BUFFER = 1 << 20;
+/** A connection leaving for another worker waits this long at most for its last answers to be written. */
+const HANDOFF_DRAIN_MS = 1000;
 const FD_WARNING_INTERVAL_MS = 60_000;
 /** Time between looks at the machine's interface addresses. */
 const OWN_ADDRESS_CHECK_MS = 30_000;
@@ -196,6 +226,14 @@ export class TurnServer {
       ...(config.limits ? { limits: config.limits } : {}),
       ...(config.relays ? { relays: config.relays } : {}),
       ...(config.reservationExchange ? { reservationExchange: config.reservationExchange } : {}),
+      ...(config.cluster
+        ? {
+            mobilityKey: config.cluster.mobilityKey,
+            nonceSecret: config.cluster.nonceSecret,
+            nonceOrigin: config.cluster.nonceOrigin,
+            ticketIssuer: { worker: config.worker ?? 0, incarnation: config.cluster.incarnation },
+          }
+        : {}),
       events: { event: (name, fields, level) => (level === 'debug' ? log.debug(name, fields) : log.info(name, fields)) },
     });
     const server = new TurnServer(config, core, log, own);
@@ -237,6 +275,22 @@ export class TurnServer {
   /** A Prometheus registry of this server's counters (a worker hands it to the cluster aggregator). */
   metricsRegistry(): Registry {
     return createMetricsRegistry(this.core);
+  }
+
+  /**
+   * --workers: a plain TCP connection another worker handed here (its handle), to be served as a
+   * new client `remote` whose stream starts with `bytes` (a Refresh with a ticket). `refused`:
+   * it came back from the primary undelivered, and that Refresh is answered here (437 or 508).
+   */
+  adopt(handle: object, remote: TransportAddress, bytes: Buffer, refused?: 'busy' | 'gone'): void {
+    const sock = socketOf(handle);
+    if (this.#closing) {
+      sock.destroy();
+      return;
+    }
+    if (refused === undefined) this.core.stats.adopted++;
+    this.#accept(sock, 'tcp', remote, refused ?? 'adopted');
+    if (!sock.destroyed && bytes.length > 0) sock.emit('data', bytes);
   }
 
   /** Bytes held by TCP/TLS connections without an allocation, as last measured. */
@@ -346,8 +400,12 @@ export class TurnServer {
     });
   }
 
-  /** `remote`: who the client is, when a PROXY line said so (default: the socket's peer). */
-  #accept(sock: Socket, transport: ClientTransport, proxied?: TransportAddress): void {
+  /**
+   * `remote`: who the client is, when a PROXY line said so (default: the socket's peer).
+   * `moved`: a connection another worker handed here ('adopted'), or one that came back ('busy',
+   * 'gone'): it never moves again.
+   */
+  #accept(sock: Socket, transport: ClientTransport, proxied?: TransportAddress, moved?: 'adopted' | 'busy' | 'gone'): void {
     if (this.#closing) {
       sock.destroy();
       return;
@@ -369,7 +427,48 @@ export class TurnServer {
     // Bytes this connection was last counted for in #unallocatedHeld (0 once it holds an allocation).
     let held = 0;
     const budget = this.#config.unallocatedBytes ?? UNALLOCATED_BYTES;
-    sock.on('data', (chunk: Buffer) => {
+    /** Set when the core hands this connection to another worker (see ClientLink.handOff). */
+    let leaving: { worker: number; frame: Buffer } | undefined;
+    const sink = this.#config.handOffs;
+    if (moved === 'busy' || moved === 'gone') link.handOff = () => moved;
+    else if (moved === undefined && transport === 'tcp' && sink !== undefined) {
+      // TLS cannot move (its session lives in this process): another worker's ticket gets 437.
+      link.handOff = (worker, frame) => {
+        const ready = sink.ready(worker);
+        if (ready !== 'handed') return ready;
+        leaving = { worker, frame: Buffer.from(frame) };
+        framer.stop();
+        return 'handed';
+      };
+    }
+    const onClose = (): void => {
+      this.#unallocatedHeld -= held;
+      held = 0;
+      link.cancelDeadline();
+      this.#connections.delete(sock);
+      core.clientClosed(client);
+    };
+    const leave = (to: { worker: number; frame: Buffer }): void => {
+      sock.off('data', onData);
+      sock.off('close', onClose);
+      onClose();
+      // Paused, the socket reads at most up to its buffer's mark; detachHandle takes that back.
+      sock.pause();
+      const rest = Buffer.from(framer.rest());
+      const go = (): void => {
+        clearTimeout(timer);
+        const detached = detachHandle(sock);
+        if (detached === undefined || sink === undefined) return;
+        sink.send({ worker: to.worker, handle: detached.handle, remote, bytes: Buffer.concat([to.frame, rest, ...detached.unread]) });
+      };
+      // What this worker still owes the client (an answer to a request sent before the Refresh)
+      // goes out first, within the hand-off's bound; the worker taking over writes after it.
+      const timer = link.queued === 0 ? undefined : setTimeout(destroySocket, HANDOFF_DRAIN_MS, sock);
+      if (timer === undefined) return go();
+      link.flush();
+      sock.write(Buffer.alloc(0), go);
+    };
+    const onData = (chunk: Buffer): void => {
       let err;
       try {
         err = framer.push(chunk);
@@ -385,6 +484,7 @@ export class TurnServer {
         sock.destroy();
         return;
       }
+      if (leaving !== undefined) return leave(leaving);
       // Before its allocation a connection is anyone's: what it makes the server hold (a half-read
       // frame of up to 64 KiB, answers it does not read) counts against one budget for all of
       // them. Measured after each read: drained answers are counted until the next one.
@@ -395,16 +495,11 @@ export class TurnServer {
         core.stats.countQuota('unallocated-bytes');
         sock.destroy();
       }
-    });
+    };
+    sock.on('data', onData);
     link.armDeadline();
     sock.on('error', ignoreError);
-    sock.on('close', () => {
-      this.#unallocatedHeld -= held;
-      held = 0;
-      link.cancelDeadline();
-      this.#connections.delete(sock);
-      core.clientClosed(client);
-    });
+    sock.on('close', onClose);
   }
 
   async #listenUdp(spec: ListenSpec): Promise<void> {
@@ -591,6 +686,7 @@ class UdpLink implements ClientLink {
 // MAX_QUEUED waiting bytes frames are dropped.
 class TcpLink implements ClientLink {
   readonly #out: TcpBatchWriter;
+  handOff?: (worker: number, frame: Buffer) => HandOffResult;
   #deadline: NodeJS.Timeout | undefined = undefined;
   constructor(
     readonly sock: Socket,
@@ -624,6 +720,11 @@ class TcpLink implements ClientLink {
 
   close(): void {
     this.sock.destroy();
+  }
+
+  /** Writes what is batched now. */
+  flush(): void {
+    this.#out.flush();
   }
 
   allocated(): void {

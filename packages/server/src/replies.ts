@@ -1,5 +1,6 @@
 // Building and sending the answers to client requests: success and error responses (signed with
 // the request's key when it was authenticated), 401/438 challenges and 420 Unknown Attribute.
+import type { HandOffResult } from './allocation.js';
 import {
   AttributeType,
   ErrorCode,
@@ -36,6 +37,8 @@ export interface Reply {
   readonly client: Client;
   readonly msg: StunMessage;
   auth: Authenticated | undefined;
+  /** Set when the shell could not hand this request's connection to its ticket's worker (see mobility.ts). */
+  handOff?: Exclude<HandOffResult, 'handed'>;
 }
 
 export class Replies {

@@ -20,6 +20,10 @@ export class CoreStats {
   droppedOversize = 0;
   /** Peer datagrams for a mobile allocation whose connection died, while it waits to be taken over. */
   droppedDetached = 0;
+  /** --workers: connections with another worker's mobility ticket handed to that worker. */
+  handedOff = 0;
+  /** --workers: connections another worker handed here with a ticket of this one. */
+  adopted = 0;
   deniedPeers = 0;
   authFailures = 0;
   malformed = 0;

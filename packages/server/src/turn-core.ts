@@ -32,6 +32,7 @@ import type { PeerPolicy } from './peer-policy.js';
 import { DestinationBudgets } from './destination-budgets.js';
 import { onChannelBind, onCreatePermission, type PermissionContext } from './permissions.js';
 import { onRefresh, type RefreshContext } from './refresh.js';
+import { handedOff } from './mobility.js';
 import { MobilityTickets } from './mobility-tickets.js';
 import { Replies, type Reply } from './replies.js';
 import { RelayRegistry, type LiveRelays } from './relay-registry.js';
@@ -68,7 +69,11 @@ export class TurnCore {
     this.#wallNow = options.wallNow ?? options.now ?? Date.now;
     const random = options.random ?? cryptoRandom;
     this.#tid = Buffer.from(random.bytes(12));
-    const nonces = new NonceIssuer(this.#life.nonceSec * 1000, options.nonceSecret ?? Buffer.from(random.bytes(32)), -random.int(0, 2 ** 40));
+    const nonces = new NonceIssuer(
+      this.#life.nonceSec * 1000,
+      options.nonceSecret ?? Buffer.from(random.bytes(32)),
+      options.nonceOrigin ?? -random.int(0, 2 ** 40),
+    );
     this.#filtering = options.filtering ?? 'address-and-port';
     this.#policy = options.policy;
     this.#lookup = options.lookup;
@@ -92,7 +97,7 @@ export class TurnCore {
       exchange.serve({ lend: (tokenKey) => this.#reservations.lend(tokenKey, this.#now()), portHome: (port) => ports.give(port, this.#now()) });
     }
     this.#replies = new Replies(this.stats, options.realm, options.software, nonces, this.#now);
-    const tickets = options.mobility === false ? undefined : new MobilityTickets(options.mobilityKey ?? Buffer.from(random.bytes(32)));
+    const tickets = options.mobility === false ? undefined : new MobilityTickets(options.mobilityKey ?? Buffer.from(random.bytes(32)), options.ticketIssuer);
     // Made once: the handlers reach the core's state through this, never per packet.
     this.#ctx = {
       options,
@@ -209,6 +214,7 @@ export class TurnCore {
     const known =
       msg.method === Method.Allocate || msg.method === Method.Refresh || msg.method === Method.CreatePermission || msg.method === Method.ChannelBind;
     if (!known) return this.#replies.error(r, ErrorCode.BadRequest);
+    if (msg.method === Method.Refresh && handedOff(this.#ctx, r, raw)) return;
     const auth = authenticate(this.#ctx, r);
     if (auth === undefined) return;
     r.auth = auth;

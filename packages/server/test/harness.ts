@@ -132,6 +132,9 @@ export function world(options: Partial<CoreOptions> & { users?: Record<string, s
     ...(options.relays ? { relays: options.relays } : {}),
     ...(options.mobility !== undefined ? { mobility: options.mobility } : {}),
     ...(options.mobilityKey ? { mobilityKey: options.mobilityKey } : {}),
+    ...(options.ticketIssuer ? { ticketIssuer: options.ticketIssuer } : {}),
+    ...(options.nonceSecret ? { nonceSecret: options.nonceSecret } : {}),
+    ...(options.nonceOrigin !== undefined ? { nonceOrigin: options.nonceOrigin } : {}),
   });
   let n = 0;
   return {

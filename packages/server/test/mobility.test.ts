@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AttributeType, ErrorCode, MessageClass, Method, getAttribute, readAddressAttribute, readUint32, type StunMessage } from '@onionturn/protocol';
-import { errorCode, peer, world, type TestClient } from './harness.js';
+import { FakeLink, TestClient, errorCode, peer, world } from './harness.js';
+import { MobilityTickets } from '../src/mobility-tickets.js';
 
 const PEER = peer('93.184.216.34', 5000);
 const UDP = [AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 }] as const;
@@ -171,4 +172,106 @@ test('nobody takes it over: deleted after the grace time; a plain allocation is 
   w.core.tick();
   assert.equal(w.core.allocationCount, 0);
   assert.equal(w.relays[0]!.closed, true);
+});
+
+// --workers: cores sharing the ticket key and the nonce key, each with its own worker index.
+const SHARED = { mobilityKey: KEY, nonceSecret: Buffer.alloc(32, 3), nonceOrigin: -12345 };
+
+/** A FakeLink that can hand its connection to another worker, answering `result`. */
+class MovableLink extends FakeLink {
+  readonly handed: { worker: number; frame: Buffer }[] = [];
+  constructor(readonly result: 'handed' | 'busy' | 'gone') {
+    super();
+  }
+  handOff(worker: number, frame: Buffer): 'handed' | 'busy' | 'gone' {
+    this.handed.push({ worker, frame: Buffer.from(frame) });
+    return this.result;
+  }
+}
+
+function movable(w: ReturnType<typeof world>, result: 'handed' | 'busy' | 'gone'): TestClient & { link: MovableLink } {
+  const c = w.client();
+  const link = new MovableLink(result);
+  (c.client as { link: unknown }).link = link;
+  return new TestClient(w.core, c.client, link) as TestClient & { link: MovableLink };
+}
+
+test('tickets name their worker and its life: route says here, another worker, or unknown', () => {
+  const zero = new MobilityTickets(KEY, { worker: 0, incarnation: 1 });
+  const one = new MobilityTickets(KEY, { worker: 1, incarnation: 2 });
+  const t = zero.issue(7, 3);
+  assert.deepEqual(one.open(t), { worker: 0, incarnation: 1, allocationId: 7, generation: 3 });
+  assert.equal(zero.route(t), 'here');
+  assert.equal(one.route(t), 0);
+  assert.equal(one.route(Buffer.alloc(t.length)), 'unknown');
+  assert.equal(new MobilityTickets(Buffer.alloc(32, 1), { worker: 1, incarnation: 2 }).route(t), 'unknown');
+  // Two workers' first tickets for the same allocation id differ (the nonce holds the incarnation).
+  assert.notDeepEqual(one.issue(7, 3).subarray(0, 12), t.subarray(0, 12));
+});
+
+test("a Refresh with another worker's ticket on a connection holding nothing is handed to that worker as it came, before any credential check; there it takes the allocation over, with a nonce the first worker gave", () => {
+  const zero = world({ ...SHARED, ticketIssuer: { worker: 0, incarnation: 1 } });
+  const one = world({ ...SHARED, ticketIssuer: { worker: 1, incarnation: 2 } });
+  const a = zero.client();
+  const ticket = ticketOf(a.allocate([UDP, ASK]));
+  zero.core.clientClosed(a.client);
+
+  // The new connection reached worker 1 and got its nonce there (401 to a first request).
+  const b = movable(one, 'handed');
+  b.challenge();
+  const request = b.build(Method.Refresh, [[AttributeType.MobilityTicket, { kind: 'bytes', bytes: ticket }]], true);
+  assert.equal(b.raw(request), undefined, 'nothing answered on the worker that got it');
+  assert.equal(b.link.handed.length, 1);
+  assert.equal(b.link.handed[0]!.worker, 0);
+  assert.deepEqual(b.link.handed[0]!.frame, request);
+  assert.equal(one.core.stats.handedOff, 1);
+
+  // Worker 0 adopts the connection (same client: same address, port): the same bytes take the
+  // allocation over; worker 1's nonce is good there (shared nonce key), no 438 round trip.
+  const adopted = zero.client({ address: b.client.remote.address, port: b.client.remote.port });
+  const moved = adopted.raw(b.link.handed[0]!.frame);
+  assert.equal(moved?.messageClass, MessageClass.SuccessResponse, `got ${moved ? errorCode(moved) : 'nothing'}`);
+  assert.equal(adopted.client.allocation?.deleted, false);
+  assert.equal(zero.core.allocationCount, 1);
+  assert.equal(zero.core.stats.authFailures, 0);
+});
+
+test("a Refresh with another worker's ticket and no credentials yet is handed over all the same; the holder asks for them", () => {
+  const zero = world({ ...SHARED, ticketIssuer: { worker: 0, incarnation: 1 } });
+  const one = world({ ...SHARED, ticketIssuer: { worker: 1, incarnation: 2 } });
+  const ticket = ticketOf(zero.client().allocate([UDP, ASK]));
+  const b = movable(one, 'handed');
+  const request = b.build(Method.Refresh, [[AttributeType.MobilityTicket, { kind: 'bytes', bytes: ticket }]], false);
+  assert.equal(b.raw(request), undefined);
+  const adopted = zero.client({ address: b.client.remote.address, port: b.client.remote.port });
+  assert.equal(errorCode(adopted.raw(b.link.handed[0]!.frame)!), ErrorCode.Unauthorized);
+  assert.equal(refreshWith(adopted, ticket).messageClass, MessageClass.SuccessResponse);
+});
+
+test("another worker's ticket that cannot be handed over: 508 when busy, 437 when that worker is gone or the connection cannot move (TLS)", () => {
+  const zero = world({ ...SHARED, ticketIssuer: { worker: 0, incarnation: 1 } });
+  const one = world({ ...SHARED, ticketIssuer: { worker: 1, incarnation: 2 } });
+  const ticket = ticketOf(zero.client().allocate([UDP, ASK]));
+  const busy = movable(one, 'busy');
+  const res = refreshWith(busy, ticket);
+  assert.equal(errorCode(res), ErrorCode.InsufficientCapacity);
+  assert.ok(getAttribute(res, AttributeType.MessageIntegrity), 'answered after the credential check');
+  assert.equal(errorCode(refreshWith(movable(one, 'gone'), ticket)), ErrorCode.AllocationMismatch);
+  assert.equal(errorCode(refreshWith(one.client(), ticket)), ErrorCode.AllocationMismatch);
+  assert.equal(one.core.stats.handedOff, 0);
+  // Its own tickets are never handed anywhere.
+  const mine = movable(one, 'handed');
+  const own = ticketOf(one.client().allocate([UDP, ASK]));
+  assert.equal(refreshWith(mine, own).messageClass, MessageClass.SuccessResponse);
+  assert.equal(mine.link.handed.length, 0);
+});
+
+test('a ticket from an earlier life of the same worker (restarted, ids start again) gets 437, not the new allocation with its id', () => {
+  const before = world({ ...SHARED, ticketIssuer: { worker: 0, incarnation: 1 } });
+  const after = world({ ...SHARED, ticketIssuer: { worker: 0, incarnation: 3 } });
+  const old = ticketOf(before.client().allocate([UDP, ASK]));
+  const fresh = after.client();
+  fresh.allocate([UDP, ASK]);
+  assert.equal(errorCode(refreshWith(after.client(), old)), ErrorCode.AllocationMismatch);
+  assert.equal(fresh.client.allocation?.deleted, false);
 });

@@ -39,6 +39,8 @@ const REALM = 'faults.test';
 const USER = 'alice';
 const PASSWORD = 'wonderland';
 const ARGS = ['--realm', REALM, '--user', `${USER}:${PASSWORD}`, '--allow-loopback-peers'];
+/** For tests that count one process's relay ports or file descriptors (workers would split them). */
+const ONE_PROCESS = [...ARGS, '--workers', '1'];
 
 /** One TURN-over-TCP client: an authenticated allocation, a channel, ChannelData. */
 class TcpTurn {
@@ -139,7 +141,7 @@ test('server restarted (SIGTERM, then start) with live allocations: clients see 
   const base = portRange(3);
   const relayPorts = { min: base.min, max: base.min + 2 };
   const options = { listen: [`tcp://127.0.0.1:${tcp}`], relayPorts };
-  const first = await startServer(group, ARGS, {}, options);
+  const first = await startServer(group, ONE_PROCESS, {}, options);
   const clients = await Promise.all([0, 1, 2].map(() => connected(new TcpTurn(tcp))));
   for (const c of clients) assert.equal((await c.allocate()).messageClass, MessageClass.SuccessResponse);
   await clients[0]!.relayTo(peer.address().port);
@@ -150,7 +152,7 @@ test('server restarted (SIGTERM, then start) with live allocations: clients see 
   assert.equal(code, 0, `server exit: ${first.process.output()}`);
   await waitFor('every client to see its connection close', () => clients.every((c) => c.closed), 5000, 20);
 
-  await startServer(group, ARGS, {}, options);
+  await startServer(group, ONE_PROCESS, {}, options);
   const again = await Promise.all([0, 1, 2].map(() => connected(new TcpTurn(tcp))));
   t.after(() => again.forEach((c) => c.sock.destroy()));
   for (const c of again) assert.equal((await c.allocate()).messageClass, MessageClass.SuccessResponse);
@@ -162,7 +164,7 @@ test('relay ports exhausted: 508 answered, no crash, allocations succeed again o
   t.after(() => group.stopAll());
   const peer = await echoPeer(t);
   const base = portRange(2);
-  const server = await startServer(group, ARGS, {}, { listen: ['tcp://127.0.0.1:0'], relayPorts: { min: base.min, max: base.min + 1 } });
+  const server = await startServer(group, ONE_PROCESS, {}, { listen: ['tcp://127.0.0.1:0'], relayPorts: { min: base.min, max: base.min + 1 } });
   const clients = await Promise.all([0, 1, 2, 3].map(() => connected(new TcpTurn(server.tcp))));
   t.after(() => clients.forEach((c) => c.sock.destroy()));
   const [a, b, c, d] = clients as [TcpTurn, TcpTurn, TcpTurn, TcpTurn];
@@ -216,7 +218,7 @@ test('file descriptors exhausted (ulimit -n) for over 30 s: allocations answered
   const metrics = `http://127.0.0.1:${metricsPort}/metrics`;
   const server = await startServer(
     group,
-    [...ARGS, '--max-allocations-per-user', '1000', '--metrics', `127.0.0.1:${metricsPort}`],
+    [...ONE_PROCESS, '--max-allocations-per-user', '1000', '--metrics', `127.0.0.1:${metricsPort}`],
     {},
     { listen: ['tcp://127.0.0.1:0'] },
   );

@@ -191,6 +191,7 @@ test('bad configuration: one line on stderr, exit 2, nothing started', async (t)
     [['server', '--user', 'a:b', '--listen', '127.0.0.1:3478'], {}, /say which transport: tcp:\/\/127\.0\.0\.1:3478/],
     [['server', '--user', 'a:b', '--allow-peer', '*:*'], {}, /--allow-peer '\*:\*': name an address range/],
     [['server', '--user', 'a:b', '--allow-peer', '10.0.0.0/33'], {}, /--allow-peer '10\.0\.0\.0\/33'.*CIDR\[:PORTS\]/],
+    [['server', '--user', 'a:b', '--relay-ports', '50000-50001', '--workers', '3'], {}, /--relay-ports 50000-50001 has fewer ports than --workers 3/],
   ];
   for (const [args, env, want] of cases) {
     const r = await runCli(args, { env });

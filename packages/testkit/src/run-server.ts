@@ -26,7 +26,7 @@ export interface StartServerOptions {
   readonly listen?: readonly string[];
   /** Run the server inside this network namespace. */
   readonly netns?: NetNamespace;
-  /** How long to wait for its listeners (default 10 s; a cluster forks and starts its workers first). */
+  /** How long to wait for its listeners (default 30 s; a cluster forks and starts its workers first). */
   readonly startTimeoutMs?: number;
   /** --relay-ports instead of a free range of 4000. */
   readonly relayPorts?: { readonly min: number; readonly max: number };
@@ -62,7 +62,9 @@ export async function startServer(
       }
       return undefined;
     },
-    options.startTimeoutMs ?? 10_000,
+    // The server runs a worker per core by default: the primary and each worker load the CLI, which
+    // took 12 s on a loaded 2-core machine (10 s was enough for one process).
+    options.startTimeoutMs ?? 30_000,
     50,
   );
   const listeners: BoundListener[] = [];

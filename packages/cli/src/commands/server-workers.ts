@@ -6,25 +6,38 @@
 // over workers by prom-client's aggregator), the credential endpoint, signals, restarts of a worker
 // that dies (its clients' connections close with it), and the live relay addresses, which it
 // passes between workers so two users on different workers still reach each other.
+// TURN mobility: the primary makes the ticket and nonce keys all workers share; a worker that gets
+// a Refresh with another worker's ticket on a plain TCP connection sends the connection (its
+// handle and the bytes read) through the primary to that worker, which serves it from then on.
+import type { ChildProcess } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes, randomInt } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
 import {
+  closeHandle,
   SharedRelays,
   SharedReservations,
   serveMetrics,
   type Logger,
   type RelayChange,
   type ReservationMessage,
+  type ClusterShare,
+  type HandOffSink,
   type TurnServer,
   type TurnServerConfig,
 } from '@onionturn/server';
+import type { TransportAddress } from '@onionturn/protocol';
 import { errorCode } from '@onionturn/io';
 
 const INDEX_ENV = 'OT_CLUSTER_WORKER_INDEX';
 const COUNT_ENV = 'OT_CLUSTER_WORKERS';
 const RESTART_DELAY_MS = 500;
 const STOP_GRACE_MS = 10_000;
+/** Connections on their way from one process to another (per channel): beyond, a take-over gets 508. */
+const MAX_HANDOFFS_IN_FLIGHT = 32;
+/** A connection that took longer than this to reach its worker is closed there (the ticket still works). */
+const HANDOFF_MAX_AGE_MS = 1000;
 
 interface RelayMessage extends RelayChange {
   readonly type: 'onionturn-relay';
@@ -39,6 +52,63 @@ interface ReadyMessage {
 }
 
 type ReservationIpc = ReservationMessage & { readonly type: 'onionturn-reservation' };
+
+/** A worker asks for what all workers share (sent once it listens for the answer). */
+interface ShareRequest {
+  readonly type: 'onionturn-share?';
+}
+interface ShareMessage {
+  readonly type: 'onionturn-share';
+  readonly mobilityKey: string;
+  readonly nonceSecret: string;
+  readonly nonceOrigin: number;
+  readonly incarnation: number;
+}
+/**
+ * A connection (its raw TCP handle rides along) for worker `to`, from worker `from`; `back` when
+ * the primary returns it to `from` undelivered ('gone': no such worker now; 'busy').
+ */
+interface HandOffIpc {
+  readonly type: 'onionturn-handoff';
+  readonly to: number;
+  readonly from: number;
+  readonly remote: TransportAddress;
+  /** The stream from the Refresh on, base64. */
+  readonly bytes: string;
+  /** Date.now() at the origin. */
+  readonly sentAt: number;
+  readonly back?: 'busy' | 'gone';
+}
+
+function typed(m: unknown, type: string): boolean {
+  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;
+}
+
+function isHandOff(m: unknown): m is HandOffIpc {
+  if (!typed(m, 'onionturn-handoff')) return false;
+  const h = m as HandOffIpc;
+  return Number.isInteger(h.to) && Number.isInteger(h.from) && typeof h.bytes === 'string' && typeof h.remote === 'object' && h.remote !== null;
+}
+
+/** Sends a raw handle; this process's copy is closed once it went (or could not). */
+function sendHandle(to: NodeJS.Process | ChildProcess, message: HandOffIpc, handle: object, done: () => void): void {
+  let finished = false;
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    closeHandle(handle);
+    done();
+  };
+  try {
+    if (to.send === undefined) finish();
+    else to.send(message, handle as never, undefined, finish);
+  } catch {
+    finish();
+  }
+}
+
+/** The worker's server, once it runs: connections handed here are adopted by it. */
+let adopter: TurnServer | undefined;
 
 function isReservationMessage(m: unknown): m is ReservationIpc {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'onionturn-reservation';
@@ -73,7 +143,55 @@ function workerPorts(config: TurnServerConfig, index: number, count: number): { 
   return { min, max: index === count - 1 ? range.max : min + size - 1 };
 }
 
-export function workerConfig(config: TurnServerConfig, index: number, count: number): TurnServerConfig {
+/** In a worker: asks the primary for the shared keys and this worker's incarnation. */
+function askShare(): Promise<ClusterShare> {
+  return new Promise((resolve) => {
+    const onMessage = (m: unknown): void => {
+      if (!typed(m, 'onionturn-share')) return;
+      const share = m as ShareMessage;
+      process.off('message', onMessage);
+      resolve({
+        mobilityKey: Buffer.from(share.mobilityKey, 'base64'),
+        nonceSecret: Buffer.from(share.nonceSecret, 'base64'),
+        nonceOrigin: share.nonceOrigin,
+        incarnation: share.incarnation,
+      });
+    };
+    process.on('message', onMessage);
+    process.send?.({ type: 'onionturn-share?' } satisfies ShareRequest);
+  });
+}
+
+/** In a worker: sends connections to other workers through the primary, adopts those sent here. */
+function workerHandOffs(index: number): HandOffSink {
+  let inFlight = 0;
+  process.on('message', (m: unknown, handle: unknown) => {
+    if (!isHandOff(m) || typeof handle !== 'object' || handle === null) return;
+    const bytes = Buffer.from(m.bytes, 'base64');
+    if (adopter === undefined) closeHandle(handle);
+    else if (m.back !== undefined) adopter.adopt(handle, m.remote, bytes, m.back);
+    // Too late: the client may have given up; it closes, and the ticket still works on a new one.
+    else if (Date.now() - m.sentAt > HANDOFF_MAX_AGE_MS) closeHandle(handle);
+    else adopter.adopt(handle, m.remote, bytes);
+  });
+  return {
+    ready: () => (inFlight < MAX_HANDOFFS_IN_FLIGHT && process.connected ? 'handed' : 'busy'),
+    send(h): void {
+      inFlight++;
+      const message: HandOffIpc = {
+        type: 'onionturn-handoff',
+        to: h.worker,
+        from: index,
+        remote: h.remote,
+        bytes: h.bytes.toString('base64'),
+        sentAt: Date.now(),
+      };
+      sendHandle(process, message, h.handle, () => inFlight--);
+    },
+  };
+}
+
+export async function workerConfig(config: TurnServerConfig, index: number, count: number): Promise<TurnServerConfig> {
   const { min, max } = workerPorts(config, index, count);
   const limits = config.limits ?? {};
   // Quotas that are global in one process are split evenly: no IPC per allocation or per packet.
@@ -105,11 +223,14 @@ export function workerConfig(config: TurnServerConfig, index: number, count: num
     relays,
     reservationExchange: reservations,
     worker: index,
+    cluster: await askShare(),
+    handOffs: workerHandOffs(index),
   };
 }
 
 /** In a worker, once its server runs: metrics for the primary's aggregator, and "ready". */
 export function workerStarted(server: TurnServer): void {
+  adopter = server;
   new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
   AggregatorRegistry.setRegistries([server.metricsRegistry()]);
   const listeners = server.addresses.map((b) => `${b.protocol}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`);
@@ -135,6 +256,31 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
   /** Relay addresses each worker announced, to pass to newcomers and to withdraw when it dies. */
   const relaysOf = new Map<Worker, Set<string>>();
   let stopping = false;
+  // What all workers share, for as long as the primary runs; each life of a worker gets its own
+  // incarnation (never given twice: it keeps ticket nonces unique under the shared key).
+  const share = { mobilityKey: randomBytes(32).toString('base64'), nonceSecret: randomBytes(32).toString('base64'), nonceOrigin: -randomInt(0, 2 ** 40) };
+  let incarnations = 0;
+  /** Workers that listen (a hand-off goes only to one whose server runs). */
+  const serving = new Set<Worker>();
+  const inFlightTo = new Map<Worker, number>();
+  /** Forwards a connection to `target` unless too many are on their way there; false when not sent. */
+  const forward = (target: Worker, message: HandOffIpc, handle: object): boolean => {
+    const n = inFlightTo.get(target) ?? 0;
+    if (n >= MAX_HANDOFFS_IN_FLIGHT || !target.isConnected()) return false;
+    inFlightTo.set(target, n + 1);
+    sendHandle(target.process, message, handle, () => {
+      const left = inFlightTo.get(target);
+      if (left !== undefined) inFlightTo.set(target, left - 1); // none once the worker exited
+    });
+    return true;
+  };
+  const handOff = (from: Worker, m: HandOffIpc, handle: object): void => {
+    const target = byIndex.get(m.to);
+    const live = target !== undefined && serving.has(target);
+    if (m.back === undefined && live && Date.now() - m.sentAt <= HANDOFF_MAX_AGE_MS && forward(target, m, handle)) return;
+    // Back to the worker that got it, which answers the Refresh (437 gone, 508 busy); else closed.
+    if (m.back !== undefined || !forward(from, { ...m, back: live ? 'busy' : 'gone' }, handle)) closeHandle(handle);
+  };
   const listeners = new Set<string>();
   let ready = 0;
   let allReady: () => void = () => undefined;
@@ -169,6 +315,7 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
   };
   const fork = (index: number, restart: boolean): void => {
     const w = cluster.fork({ [INDEX_ENV]: String(index), [COUNT_ENV]: String(count) });
+    const incarnation = ++incarnations;
     byIndex.set(index, w);
     relaysOf.set(w, new Set());
     w.on('online', () => {
@@ -176,8 +323,12 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
       for (const [other, keys] of relaysOf)
         if (other !== w) for (const key of keys) send(w, { type: 'onionturn-relay', op: 'add', key } satisfies RelayMessage);
     });
-    w.on('message', (m: unknown) => {
-      if (isRelayMessage(m)) {
+    w.on('message', (m: unknown, handle: unknown) => {
+      if (isHandOff(m)) {
+        if (typeof handle === 'object' && handle !== null) handOff(w, m, handle);
+      } else if (typed(m, 'onionturn-share?')) {
+        if (w.isConnected()) w.send({ type: 'onionturn-share', ...share, incarnation } satisfies ShareMessage, undefined, undefined, () => undefined);
+      } else if (isRelayMessage(m)) {
         const keys = relaysOf.get(w);
         if (m.op === 'add') keys?.add(m.key);
         else keys?.delete(m.key);
@@ -188,6 +339,7 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
       } else if (isReservationMessage(m)) {
         reservation(w, index, m);
       } else if (isReadyMessage(m)) {
+        serving.add(w);
         for (const l of m.listeners) listeners.add(l);
         if (restart) logger.info('worker-restarted', { worker: index, pid: w.process.pid });
         else if (++ready === count) allReady();
@@ -199,6 +351,8 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
     w.on('exit', (code, signal) => {
       if (!stopping) for (const key of relaysOf.get(w) ?? []) broadcast(w, { op: 'remove', key });
       relaysOf.delete(w);
+      serving.delete(w);
+      inFlightTo.delete(w);
       for (const [token, owner] of tokenOwner) if (owner === w) tokenOwner.delete(token);
       if (byIndex.get(index) === w) byIndex.delete(index);
       if (stopping) return;

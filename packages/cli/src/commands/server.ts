@@ -24,6 +24,7 @@ import {
 } from '@onionturn/server';
 import { createServer, type IncomingMessage } from 'node:http';
 import { createServer as createNetServer, isIP, type Socket } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
 import { ENV_PREFIX, givenOnCommandLine, isLoopback, loadConfigFile, parseListen, readSecretFile } from '../config.js';
@@ -76,7 +77,8 @@ export interface ServerArgs {
   credentialsUri?: string[];
   credentialsKeyFile?: string;
   torCircuitId: boolean;
-  workers: number;
+  /** Undefined: the default (defaultWorkers). */
+  workers?: number;
   /** The command line as typed (set by the handler), for warnings about secrets in `ps`. */
   rawArgv?: readonly string[];
 }
@@ -354,10 +356,10 @@ function options(y: Argv): Argv {
     .option('credentials-uri', { type: 'string', array: true, requiresArg: true, describe: 'TURN URI returned with served credentials (repeatable)' })
     .option('workers', {
       type: 'number',
-      default: 1,
       requiresArg: true,
+      defaultDescription: 'the number of cores; 1 with only udp:// listeners',
       describe:
-        'worker processes (Node cluster), e.g. the number of cores: TCP/TLS connections are spread over them, the relay port range and the total quotas are split, one worker owns the UDP listeners; 1 (the default): one process. With N > 1 a TURN mobility take-over (an allocation of the shim kept across a lost Tor circuit) succeeds only when the new connection reaches the same worker',
+        'worker processes (Node cluster): TCP/TLS connections are spread over them, the relay port range and the total quotas are split, one worker owns the UDP listeners (so UDP clients get 1/N of the quotas: use 1 for a mostly-UDP server); 1: one process. A TURN mobility take-over on a plain TCP connection that reaches another worker is handed to the one holding the allocation; over TLS it gets 437',
     })
     .option('tor-circuit-id', {
       type: 'boolean',
@@ -381,14 +383,24 @@ export function serverCommand(ctx: CliContext): CommandModule {
     handler: async (argv) => {
       const args = { ...(argv as unknown as ServerArgs), rawArgv: ctx.rawArgv };
       const worker = workerIdentity();
+      if (args.workers !== undefined) {
+        // Before serverConfig's warnings: a usage error is the one line printed.
+        const ports = parsePortRange('relay-ports', args.relayPorts);
+        if (count('workers', args.workers) > ports.max - ports.min + 1)
+          throw new UsageError(
+            `--relay-ports ${ports.min}-${ports.max} has fewer ports than --workers ${args.workers} (each worker has its own slice): widen the range or lower --workers`,
+          );
+      }
       // Warnings once, from the primary; a worker checks the same configuration quietly.
       const base = serverConfig(args, worker ? () => undefined : ctx.warn);
-      const workers = count('workers', args.workers);
+      const relayPorts = base.relayPorts ?? { min: 49152, max: 65535 };
+      const portCount = relayPorts.max - relayPorts.min + 1;
+      const workers = args.workers === undefined ? defaultWorkers(base.listen, availableParallelism(), portCount) : count('workers', args.workers);
       if (workers > 1 && !base.listen.some((l) => l.protocol !== 'udp'))
         throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
       if (workers > 1 && !worker) return runPrimary(args, ctx, base, workers, logger);
-      const config = worker ? workerConfig(base, worker.index, worker.count) : base;
+      const config = worker ? await workerConfig(base, worker.index, worker.count) : base;
       // The credential endpoint signs with whatever secret is newest, also after SIGHUP.
       const state = { secret: '' };
       authAndPolicy(
@@ -444,6 +456,15 @@ function untilStopped(onHup: () => void): Promise<NodeJS.Signals> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+}
+
+/**
+ * --workers when not given: one per core, as TCP/TLS connections spread over them; 1 with only
+ * UDP listeners, which one worker would own alone; never more than relay ports (each worker
+ * takes a slice of the range).
+ */
+export function defaultWorkers(listen: readonly { readonly protocol: string }[], cores: number, relayPorts: number): number {
+  return listen.some((l) => l.protocol !== 'udp') ? Math.max(1, Math.min(cores, relayPorts)) : 1;
 }
 
 /** --workers N: the primary forks and watches the workers, serves metrics and credentials. */
