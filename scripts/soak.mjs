@@ -94,6 +94,10 @@ async function startServer() {
     '--secret-file',
     secretFile,
     '--allow-loopback-peers',
+    // One process: the RSS and heap probe (--import) sees the process it runs in, and a leak
+    // shows there; workers would split the load over processes it cannot see.
+    '--workers',
+    '1',
     '--relay-ports',
     '40000-49999',
     '--max-allocations-per-user',

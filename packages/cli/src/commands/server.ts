@@ -357,7 +357,7 @@ function options(y: Argv): Argv {
     .option('workers', {
       type: 'number',
       requiresArg: true,
-      defaultDescription: 'the number of cores; 1 with only udp:// listeners',
+      defaultDescription: 'the number of cores; 1 with only udp:// listeners, or with a tls:// listener and mobility on',
       describe:
         'worker processes (Node cluster): TCP/TLS connections are spread over them, the relay port range and the total quotas are split, one worker owns the UDP listeners (so UDP clients get 1/N of the quotas: use 1 for a mostly-UDP server); 1: one process. A TURN mobility take-over on a plain TCP connection that reaches another worker is handed to the one holding the allocation; over TLS it gets 437',
     })
@@ -395,7 +395,8 @@ export function serverCommand(ctx: CliContext): CommandModule {
       const base = serverConfig(args, worker ? () => undefined : ctx.warn);
       const relayPorts = base.relayPorts ?? { min: 49152, max: 65535 };
       const portCount = relayPorts.max - relayPorts.min + 1;
-      const workers = args.workers === undefined ? defaultWorkers(base.listen, availableParallelism(), portCount) : count('workers', args.workers);
+      const workers =
+        args.workers === undefined ? defaultWorkers(base.listen, availableParallelism(), portCount, args.mobility) : count('workers', args.workers);
       if (workers > 1 && !base.listen.some((l) => l.protocol !== 'udp'))
         throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
@@ -459,12 +460,16 @@ function untilStopped(onHup: () => void): Promise<NodeJS.Signals> {
 }
 
 /**
- * --workers when not given: one per core, as TCP/TLS connections spread over them; 1 with only
- * UDP listeners, which one worker would own alone; never more than relay ports (each worker
- * takes a slice of the range).
+ * --workers when not given: one per core, as TCP connections spread over them; 1 with only UDP
+ * listeners, which one worker would own alone, and 1 with a TLS listener while TURN mobility is on
+ * (a take-over over TLS that reaches another worker gets 437: its session cannot leave the process,
+ * and a call that survives the loss of its circuit is worth more than a second core); never more
+ * than relay ports (each worker takes a slice of the range).
  */
-export function defaultWorkers(listen: readonly { readonly protocol: string }[], cores: number, relayPorts: number): number {
-  return listen.some((l) => l.protocol !== 'udp') ? Math.max(1, Math.min(cores, relayPorts)) : 1;
+export function defaultWorkers(listen: readonly { readonly protocol: string }[], cores: number, relayPorts: number, mobility = true): number {
+  if (!listen.some((l) => l.protocol !== 'udp')) return 1;
+  if (mobility && listen.some((l) => l.protocol === 'tls')) return 1;
+  return Math.max(1, Math.min(cores, relayPorts));
 }
 
 /** --workers N: the primary forks and watches the workers, serves metrics and credentials. */
