@@ -55,3 +55,4 @@ export {
   type DatagramDecoderOptions,
   type DatagramFramingError,
 } from './datagram-framing.js';
+export { DropClass, LARGE_PAYLOAD_BYTES, classifyFrame, classifyPayload, newFrameClass, type FrameClass } from './drop-class.js';
