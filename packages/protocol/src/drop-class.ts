@@ -24,7 +24,8 @@ export const LARGE_PAYLOAD_BYTES = 400;
 
 /** What classifyFrame found; `rtp` says ssrc and timestamp are set (an RTP packet: one video frame shares both). */
 export interface FrameClass {
-  cls: DropClass;
+  /** A DropClass (a plain number: writers in @onionturn/io take it without knowing the protocol). */
+  cls: number;
   rtp: boolean;
   ssrc: number;
   timestamp: number;

@@ -54,7 +54,7 @@ function framings(payload: Buffer): [string, Buffer][] {
 }
 
 const out = newFrameClass();
-function classOf(frame: Buffer): DropClass {
+function classOf(frame: Buffer): number {
   classifyFrame(frame, 0, frame.length, out);
   return out.cls;
 }

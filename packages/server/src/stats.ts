@@ -1,5 +1,6 @@
 // Counters the core bumps as plain numbers (no label lookups on the packet path); the metrics
 // module reads them at scrape time.
+import { QueueDrops } from '@onionturn/io';
 
 export class CoreStats {
   allocationsCreated = 0;
@@ -20,6 +21,10 @@ export class CoreStats {
   droppedOversize = 0;
   /** Peer datagrams for a mobile allocation whose connection died, while it waits to be taken over. */
   droppedDetached = 0;
+  /** Relayed data (or an answer) not written to a TCP/TLS client whose 1 MiB backlog was full. */
+  droppedBacklog = 0;
+  /** Relayed data dropped from a TCP/TLS client's writer for waiting too long (--max-queue-delay-ms). */
+  readonly queueDrops = new QueueDrops();
   deniedPeers = 0;
   authFailures = 0;
   malformed = 0;
