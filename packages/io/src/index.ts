@@ -9,3 +9,4 @@ export { listenOn } from './listen.js';
 export { SENSITIVE_KEYS, scrub } from './scrub.js';
 export { SourceBuckets, TokenBucket } from './token-bucket.js';
 export { DEFAULT_MAX_QUEUE_DELAY_MS, INTERVAL_MS, QueueDrops, TimedQueue, type TimedQueueOptions } from './timed-queue.js';
+export { INITIAL_CELLS, InflightCap, MIN_CELLS, TOR_CELL_PAYLOAD, type InflightCapOptions } from './inflight-cap.js';
