@@ -266,8 +266,8 @@ export class TcpBatchWriter {
           return;
         }
       }
-      q.clear();
     }
+    q?.clear();
     this.#batch = undefined;
     this.#len = 0;
     this.#count = 0;
