@@ -21,7 +21,6 @@ for (let i = 2; i < process.argv.length; i += 2) {
 }
 await prepare();
 const { ProcessGroup, metricSum, requireTool, TOOLS, startBridge, startTurnutilsPeer } = await import('@onionturn/testkit');
-const { spawn } = await import('node:child_process');
 
 const say = (m) => console.log(`bench:queue-delay: ${m}`);
 const profile = {
@@ -84,7 +83,7 @@ try {
   const peer = await startTurnutilsPeer(group);
   const offServer = await bridge.addServer({ allowLoopbackPeers: true, args: ['--max-queue-delay-ms', '0'] });
   const offShim = await bridge.addShim(offServer, { args: ['--max-queue-delay-ms', '0'] });
-  const shimStale = async (statusPort) => metricSum(await (await fetch(`http://127.0.0.1:${statusPort}/metrics`)).text(), 'onionturn_client_dropped_total', 'reason="stale"');
+  const shimStale = async (statusPort) => metricSum(await (await globalThis.fetch(`http://127.0.0.1:${statusPort}/metrics`)).text(), 'onionturn_client_dropped_total', 'reason="stale"');
   const serverStale = async (server) => metricSum(await server.metrics(), 'onionturn_dropped_total', 'reason="stale"');
   const circuit = await bridge.tor.measureCircuitRtt(5, false);
   say(`idle circuit RTT (bare stream echo) ${circuit.toFixed(0)} ms`);
