@@ -4,15 +4,16 @@
 // to turnutils_peer (an echo). Near the path's capacity and at twice it, with
 // --max-queue-delay-ms at its default and at 0 (both ends), one after the other on the same
 // network: average and max RTT and loss as uclient reports them, and what each end dropped as stale.
-//   node scripts/bench-queue-delay.mjs [--rate-kbps 614.4] [--seconds 30] [--near 30] [--over 75] [--bound 150]
-// --near/--over: messages per second (each 1000 bytes each way).
+//   node scripts/bench-queue-delay.mjs [--rate-kbps 614.4] [--seconds 30] [--near 30] [--over 75] [--bound 150] [--constrained 0|1]
+// --near/--over: messages per second (each 1000 bytes each way). --constrained 1: every tor with
+// ConstrainedSockets (8 KiB socket buffers), to see how much of the delay sits in kernel buffers.
 import { readFileSync } from 'node:fs';
 import { prepare } from './prepare.mjs';
 
-const opts = { rateKbps: 614.4, seconds: 30, near: 30, over: 75, bound: 150 };
+const opts = { rateKbps: 614.4, seconds: 30, near: 30, over: 75, bound: 150, constrained: 0 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const [flag, value] = [process.argv[i], process.argv[i + 1]];
-  const key = { '--rate-kbps': 'rateKbps', '--seconds': 'seconds', '--near': 'near', '--over': 'over', '--bound': 'bound' }[flag];
+  const key = { '--rate-kbps': 'rateKbps', '--seconds': 'seconds', '--near': 'near', '--over': 'over', '--bound': 'bound', '--constrained': 'constrained' }[flag];
   if (key === undefined || !Number.isFinite(Number(value))) {
     console.log('usage: node scripts/bench-queue-delay.mjs [--rate-kbps K] [--seconds N] [--near MSG/S] [--over MSG/S] [--bound MS]');
     process.exit(2);
@@ -31,6 +32,7 @@ const profile = {
   onion: false,
   bulkDownload: false,
   targetCircuitRttMs: 8,
+  ...(opts.constrained ? { torrc: ['ConstrainedSockets 1', 'ConstrainedSockSize 8192'] } : {}),
 };
 const group = new ProcessGroup();
 const bridge = await startBridge({
@@ -105,7 +107,7 @@ try {
       if (Number.isNaN(r.rttAvg)) say(`  uclient said: ${r.tail}`);
     }
   }
-  console.log(`\nbench:queue-delay: relays at ${opts.rateKbps} kbit/s (BandwidthRate), idle circuit RTT ${circuit.toFixed(0)} ms, uclient 1000-byte messages over UDP to the shim, ${opts.seconds} s each`);
+  console.log(`\nbench:queue-delay: relays at ${opts.rateKbps} kbit/s (BandwidthRate)${opts.constrained ? ', ConstrainedSockets 8 KiB' : ''}, idle circuit RTT ${circuit.toFixed(0)} ms, uclient 1000-byte messages over UDP to the shim, ${opts.seconds} s each`);
   console.log(`${'load'.padEnd(15)} ${'msg/s'.padStart(6)} ${'bound'.padEnd(15)} ${'sent'.padStart(5)} ${'recv'.padStart(5)} ${'loss%'.padStart(6)} ${'rtt avg'.padStart(8)} ${'rtt max'.padStart(8)} ${'stale shim'.padStart(10)} ${'stale srv'.padStart(10)}`);
   for (const r of rows) {
     console.log(
