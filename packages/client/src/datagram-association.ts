@@ -8,7 +8,7 @@
 // All its Tor streams use one isolation (its SOCKS username, or the table's per-flow choice), so
 // the association is one circuit; new streams wait for the dial pacer like TURN flows.
 import type { Socket } from 'node:net';
-import { TcpBatchWriter, errorText } from '@onionturn/io';
+import { BURST_GAP_MS, TcpBatchWriter, errorText, type TimeBound } from '@onionturn/io';
 import type { TransportAddress } from '@onionturn/protocol';
 import type { Clock } from './clock.js';
 import type { HostPort } from './endpoints.js';
@@ -65,6 +65,8 @@ export interface DatagramContext {
   readonly clock: Clock;
   readonly logger: ScrubbingLogger;
   readonly stats: ShimStats;
+  /** Drops what waited too long in the TURN stream's writer (--max-queue-delay-ms); undefined: bytes only. */
+  readonly upstreamTimeBound: TimeBound | undefined;
   /** Tor's SOCKS port (RESOLVE, onion streams). */
   readonly socks: HostPort;
   /** The shim's own upstream credential source; undefined: only .onion destinations work. */
@@ -276,7 +278,7 @@ export class DatagramAssociation implements TableFlow {
     const ctx = this.#ctx;
     this.#sock = sock;
     sock.setNoDelay(true);
-    this.#writer = new TcpBatchWriter(sock, MAX_BACKLOG);
+    this.#writer = new TcpBatchWriter(sock, MAX_BACKLOG, BURST_GAP_MS, ctx.upstreamTimeBound);
     sock.on('data', (chunk: Buffer) => {
       if (this.#session && this.#sock === sock) this.#run(this.#session.fromUpstream(chunk, ctx.table.now));
     });

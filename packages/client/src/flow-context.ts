@@ -1,4 +1,5 @@
 // What every flow adapter shares with the shim that owns it.
+import type { TimeBound } from '@onionturn/io';
 import type { AppAuthenticator, LocalCredentials } from './app-auth.js';
 import type { Clock } from './clock.js';
 import type { QueueLimits } from './flow-state.js';
@@ -17,6 +18,8 @@ export interface FlowContext {
   readonly queueLimits: QueueLimits;
   /** Bytes allowed in an upstream stream's send buffer before app datagrams are dropped. */
   readonly maxUpstreamBacklog: number;
+  /** Drops what waited too long in an upstream stream's writer (--max-queue-delay-ms); undefined: bytes only. */
+  readonly upstreamTimeBound: TimeBound | undefined;
   /** Local-credential mode: the shim authenticates the app and re-signs upstream. */
   readonly localAuth: LocalAuthConfig | undefined;
   /** Local mode: the app-facing check, one per shim (its nonces are good on any of its flows). */

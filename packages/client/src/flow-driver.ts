@@ -2,10 +2,11 @@
 // deliver, and carries out its actions. Everything app-specific (a UDP source or a TCP
 // connection) is behind AppSide; the decisions are the machine's, the choice of stream the table's.
 // The Tor stream: UDP flows write through a TcpBatchWriter (a burst of datagrams in one event-loop
-// turn costs one write and fuller Tor cells; a full buffer drops, as UDP would); TCP flows write
-// directly and keep backpressure (each side pauses while the other's send buffer is full).
+// turn costs one write and fuller Tor cells; a full buffer drops, as UDP would, and so does a
+// datagram that waited longer than --max-queue-delay-ms); TCP flows write directly and keep
+// backpressure (each side pauses while the other's send buffer is full).
 import type { Socket } from 'node:net';
-import { TcpBatchWriter, errorText } from '@onionturn/io';
+import { BURST_GAP_MS, TcpBatchWriter, errorText } from '@onionturn/io';
 import { channelDataPadding, type TransportAddress } from '@onionturn/protocol';
 import { paddingBytes } from './app-datagram.js';
 import { CredentialResigner } from './credential-resigner.js';
@@ -230,7 +231,7 @@ export class FlowDriver implements TableFlow {
     sock.on('end', this.onUpstreamEnd);
     sock.on('close', this.onUpstreamEnd);
     sock.on('error', this.onUpstreamError);
-    if (this.machine.kind === 'udp') this.#writer = new TcpBatchWriter(sock, this.#ctx.maxUpstreamBacklog);
+    if (this.machine.kind === 'udp') this.#writer = new TcpBatchWriter(sock, this.#ctx.maxUpstreamBacklog, BURST_GAP_MS, this.#ctx.upstreamTimeBound);
     else sock.on('drain', this.resumeApp);
   }
 

@@ -4,7 +4,8 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { errorCode } from '@onionturn/io';
+import { DEFAULT_MAX_QUEUE_DELAY_MS, errorCode, type TimeBound } from '@onionturn/io';
+import { classifyFrame } from '@onionturn/protocol';
 import type { FlowContext, LocalAuthConfig } from './flow-context.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
@@ -54,6 +55,11 @@ export interface ShimOptions {
   readonly queueLimits?: QueueLimits;
   readonly connectTimeoutMs?: number;
   readonly maxUpstreamBacklog?: number;
+  /**
+   * App datagrams waiting longer than this (ms) to be written to their Tor stream are dropped (see
+   * @onionturn/io's TimedQueue); 0: only the byte bound. Default DEFAULT_MAX_QUEUE_DELAY_MS.
+   */
+  readonly maxQueueDelayMs?: number;
   /** Log app addresses and server names (SafeLogging off). */
   readonly detail?: boolean;
   /** Local-credential mode (absent: pass-through, the app's credentials go upstream untouched). */
@@ -151,6 +157,8 @@ export class Shim {
       onFailover: (flowId, index) => this.#log.warn('upstream failover', { flow: flowId, now: dialer.serverName(index) }),
       ...(opts.readyStream ? { readyStream: opts.readyStream, onReadyTaken: () => this.stats.readyStreamsUsed++ } : {}),
     });
+    const maxDelayMs = opts.maxQueueDelayMs ?? DEFAULT_MAX_QUEUE_DELAY_MS;
+    const upstreamTimeBound: TimeBound | undefined = maxDelayMs > 0 ? { maxDelayMs, drops: this.stats.queueDrops, classify: classifyFrame } : undefined;
     this.#ctx = {
       table: this.#table,
       clock,
@@ -158,6 +166,7 @@ export class Shim {
       stats: this.stats,
       queueLimits: opts.queueLimits ?? DEFAULT_QUEUE_LIMITS,
       maxUpstreamBacklog: opts.maxUpstreamBacklog ?? 1024 * 1024,
+      upstreamTimeBound,
       localAuth: opts.localAuth,
       appAuth: opts.localAuth
         ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {})
@@ -169,6 +178,7 @@ export class Shim {
       clock,
       logger: this.#log,
       stats: this.stats,
+      upstreamTimeBound,
       socks: opts.socks,
       credentials: opts.datagramCredentials,
       resolveCache: new ResolveCache(),

@@ -1,5 +1,6 @@
 // Counters the shell bumps (plain fields: no lookups per packet). Read by tests, the status page
 // and /metrics.
+import { QueueDrops } from '@onionturn/io';
 
 /**
  * The flow kinds the status page and /metrics name. Open: a new kind (a SOCKS UDP association, a
@@ -141,6 +142,8 @@ export class ShimStats {
   queueDropped = 0;
   /** Datagrams dropped because the upstream stream's send buffer was full. */
   backlogDropped = 0;
+  /** Datagrams dropped from an upstream stream's writer for waiting too long (--max-queue-delay-ms). */
+  readonly queueDrops = new QueueDrops();
   /** App datagrams that were neither STUN nor ChannelData, or came from port 0. */
   notTurnDropped = 0;
   /** App TCP connections closed before any dial: their first bytes were no STUN request (HTTP, say). */

@@ -51,6 +51,8 @@ export function dropsOf(s: ShimStats): Record<string, number> {
   return {
     'connect queue full': s.queueDropped,
     'Tor stream backlog full': s.backlogDropped,
+    // Waited longer than --max-queue-delay-ms in a Tor stream's writer.
+    stale: s.queueDrops.stale,
     'not TURN': s.notTurnDropped + s.appRefused,
     'no flow': s.orphanDropped,
     'flow limit': s.flowLimitRefused,

@@ -12,8 +12,14 @@
 // would, instead of buffering without limit. While a write waits in Node's queue (the reader is
 // slow), new messages gather in the batch until it has gone: each queued write would otherwise
 // pin a whole pooled buffer for a few bytes, far beyond the bound, which counts bytes.
+// With a time bound (TimeBound), each batched message also carries the time it was queued and a
+// drop class, and a TimedQueue drops what waited too long before a write (and, behind a write
+// stuck in Node's queue, as messages arrive). Behind such a write only chunks of WRITE_CHUNK go to
+// the socket at a time, so what waits stays in the batch, where it can still be dropped, not in
+// Node's queue, where it cannot.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { TimedQueue, type QueueDrops } from './timed-queue.js';
 
 /** Size of a pooled batch buffer; a bigger batch gets a one-off buffer. */
 const BATCH_SIZE = 16 * 1024;
@@ -23,7 +29,36 @@ const BATCH_SIZE = 16 * 1024;
  * traffic (audio every 10-20 ms) stays well above.
  */
 export const BURST_GAP_MS = 1;
+/**
+ * Behind a write the kernel did not take whole, at most this much goes to the socket at once
+ * (whole messages; about 8 Tor cells): Node's queue stays small, the rest waits where it can be dropped.
+ */
+export const WRITE_CHUNK = 4 * 1024;
 const freeBatches: Buffer[] = [];
+
+/** A time bound on the batch (see TimedQueue). */
+export interface TimeBound {
+  /** Budget in ms (> 0). */
+  readonly maxDelayMs: number;
+  /** Where drops are counted (shared by many writers). */
+  readonly drops: QueueDrops;
+  /**
+   * Fills `out` with the drop class of the message at `buf[at, at + n)` (the caller knows its
+   * framing; @onionturn/protocol's classifyFrame for TURN frames).
+   */
+  readonly classify: (buf: Buffer, at: number, n: number, out: MessageClass) => void;
+}
+
+/** What a classifier says about one message (@onionturn/protocol's FrameClass has this shape). */
+export interface MessageClass {
+  cls: number;
+  rtp: boolean;
+  ssrc: number;
+  timestamp: number;
+}
+
+/** One reusable result for every writer's classifier (single-threaded, filled and read at once). */
+const scratch: MessageClass = { cls: 0, rtp: false, ssrc: 0, timestamp: 0 };
 const pending: TcpBatchWriter[] = [];
 let flushScheduled = false;
 
@@ -47,6 +82,15 @@ export class TcpBatchWriter {
   #batching = false;
   /** performance.now() of the last write. */
   #lastWrite = -Infinity;
+  /** With a time bound: the batch's messages, their times and classes. */
+  readonly #queue: TimedQueue | undefined;
+  readonly #classify: TimeBound['classify'] | undefined;
+  /** The last reserve(): where, how long, when (for the queue, at commit()). */
+  #reservedAt = 0;
+  #reservedLen = 0;
+  #reservedTime = 0;
+  /** The last write was not taken whole by the kernel: write in chunks from the batch. */
+  #backedUp = false;
   /** A write handed to the socket is still in Node's queue; its callback writes what gathered. */
   #inFlight = false;
   readonly #afterWrite = (): void => {
@@ -61,11 +105,16 @@ export class TcpBatchWriter {
   /**
    * `maxQueued`: bytes allowed to wait (unsent in Node plus batched) before messages are dropped.
    * `burstGapMs`: see BURST_GAP_MS (tests on a busy machine widen it).
+   * `timeBound`: drop messages that waited too long (see TimedQueue); none: bytes only.
    */
-  constructor(sock: Socket, maxQueued: number, burstGapMs: number = BURST_GAP_MS) {
+  constructor(sock: Socket, maxQueued: number, burstGapMs: number = BURST_GAP_MS, timeBound?: TimeBound) {
     this.#sock = sock;
     this.#maxQueued = maxQueued;
     this.#burstGapMs = burstGapMs;
+    if (timeBound !== undefined && timeBound.maxDelayMs > 0) {
+      this.#queue = new TimedQueue({ maxDelayMs: timeBound.maxDelayMs, drops: timeBound.drops });
+      this.#classify = timeBound.classify;
+    }
   }
 
   /** The buffer reserve() last returned an offset in; write exactly the reserved bytes there. */
@@ -104,6 +153,16 @@ export class TcpBatchWriter {
    */
   reserve(n: number): number {
     const s = this.#sock;
+    const q = this.#queue;
+    if (q !== undefined) {
+      const now = performance.now();
+      this.#reservedTime = now;
+      // Behind a stuck write, stale messages go as new ones come, not only when it drains.
+      if (this.#inFlight && !this.#direct && q.due(now) && this.#batch !== undefined) {
+        this.#len = q.shed(now, this.#batch, this.#len);
+        this.#count = q.count;
+      }
+    }
     const at = this.#len;
     if (s.destroyed || s.writableEnded || s.writableLength + at + n > this.#maxQueued) return -1;
     let batch = this.#batch;
@@ -127,11 +186,20 @@ export class TcpBatchWriter {
     }
     this.#len = at + n;
     this.#count++;
+    this.#reservedAt = at;
+    this.#reservedLen = n;
     return at;
   }
 
   /** The reserved bytes are filled: a lone message is written now, one of a burst at the turn's end. */
   commit(): void {
+    const q = this.#queue;
+    if (q !== undefined) {
+      const at = this.#reservedAt;
+      const n = this.#reservedLen;
+      (this.#classify as TimeBound['classify'])(this.#batch as Buffer, at, n, scratch);
+      q.push(this.#reservedTime, at, n, scratch.cls, scratch.rtp, scratch.ssrc, scratch.timestamp);
+    }
     if (!this.#direct) return;
     this.#direct = false;
     this.#write();
@@ -177,20 +245,72 @@ export class TcpBatchWriter {
     const s = this.#sock;
     // Gather behind the write in Node's queue (see the top of the file), unless the socket ends.
     if (this.#inFlight && !force && !s.destroyed) return;
-    const len = this.#len;
+    let len = this.#len;
+    const q = this.#queue;
+    const now = performance.now();
+    if (q !== undefined && !s.destroyed && !s.writableEnded) {
+      len = q.shed(now, batch, len);
+      if (len === 0) {
+        // All of it was stale.
+        this.#batch = undefined;
+        this.#len = 0;
+        this.#count = 0;
+        q.clear();
+        if (batch.length === BATCH_SIZE) freeBatches.push(batch);
+        return;
+      }
+      if (this.#backedUp && !force && len > WRITE_CHUNK) {
+        const head = q.prefixWithin(WRITE_CHUNK);
+        if (head < len) {
+          this.#writeChunk(batch, head, len, now);
+          return;
+        }
+      }
+    }
+    q?.clear();
     this.#batch = undefined;
     this.#len = 0;
     this.#count = 0;
     if (s.destroyed || s.writableEnded) return;
-    this.#lastWrite = performance.now();
+    this.#lastWrite = now;
     s.write(len === batch.length ? batch : batch.subarray(0, len), this.#afterWrite);
     // Nothing left in Node's queue: the kernel (or the TLS engine) took it whole, so the buffer is
     // free again. Otherwise the socket holds it until the write's callback, and it is left to
     // the GC.
     if (s.writableLength === 0) {
+      this.#backedUp = false;
       if (batch.length === BATCH_SIZE) freeBatches.push(batch);
     } else {
+      this.#backedUp = true;
       this.#inFlight = true;
+    }
+  }
+
+  /**
+   * Behind a backed-up socket: writes `batch[0, head)` and keeps `batch[head, len)` batched (in a
+   * buffer of its own: the socket holds the written one), where it can still be dropped.
+   */
+  #writeChunk(batch: Buffer, head: number, len: number, now: number): void {
+    const s = this.#sock;
+    const q = this.#queue as TimedQueue;
+    const rest = len - head;
+    const next = rest <= BATCH_SIZE ? (freeBatches.pop() ?? Buffer.allocUnsafe(BATCH_SIZE)) : Buffer.allocUnsafe(rest);
+    batch.copy(next, 0, head, len);
+    q.shift(head);
+    this.#batch = next;
+    this.#len = rest;
+    this.#count = q.count;
+    this.#lastWrite = now;
+    s.write(batch.subarray(0, head), this.#afterWrite);
+    if (s.writableLength === 0) {
+      // The kernel had room after all: the rest goes now too (its own write, as before).
+      this.#backedUp = false;
+      if (batch.length === BATCH_SIZE) freeBatches.push(batch);
+      this.#write();
+    } else {
+      this.#inFlight = true;
+      // The rest was batched by no reserve() of this turn: nothing else schedules it but the
+      // write's callback, which is what should write it.
     }
   }
 }

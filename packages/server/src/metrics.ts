@@ -64,6 +64,8 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     ['destination-budget', s.droppedDestination],
     ['oversize', s.droppedOversize],
     ['detached', s.droppedDetached],
+    ['backlog-full', s.droppedBacklog],
+    ['stale', s.queueDrops.stale],
   ]);
   return registry;
 }

@@ -6,11 +6,12 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { TcpBatchWriter, errorCode, listenOn } from '@onionturn/io';
+import { DEFAULT_MAX_QUEUE_DELAY_MS, TcpBatchWriter, BURST_GAP_MS, errorCode, listenOn, type TimeBound } from '@onionturn/io';
 import {
   FrameKind,
   StreamFramer,
   channelDataPadding,
+  classifyFrame,
   writeChannelDataHeader,
   type FramerOptions,
   type IpFamily,
@@ -32,6 +33,7 @@ import { OwnAddressWatch } from './own-addresses.js';
 import { readProxyHeader } from './proxy-listener.js';
 import { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type UdpAdmissionRate } from './udp-clients.js';
 import { TurnCore } from './turn-core.js';
+import type { CoreStats } from './stats.js';
 import type { ReservationExchange } from './reservations.js';
 
 export interface ListenSpec {
@@ -80,6 +82,11 @@ export interface TurnServerConfig {
   readonly maxConnections?: number;
   /** Time from accept to a successful Allocate before a TCP/TLS connection is closed; default 30 s. */
   readonly allocateDeadlineMs?: number;
+  /**
+   * Relayed data waiting longer than this (ms) to be written to a TCP/TLS client is dropped (see
+   * TimedQueue); 0: only the byte bound. Default DEFAULT_MAX_QUEUE_DELAY_MS.
+   */
+  readonly maxQueueDelayMs?: number;
   /** A TLS handshake not done in this time closes the connection; default 10 s (Node's is 120 s). */
   readonly tlsHandshakeTimeoutMs?: number;
   /**
@@ -188,6 +195,8 @@ export class TurnServer {
   readonly #framerOptions: FramerOptions;
   /** What connections without an allocation hold now, as last measured (see #accept). */
   #unallocatedHeld = 0;
+  /** The time bound of every TCP/TLS client's writer (--max-queue-delay-ms); undefined: bytes only. */
+  readonly #timeBound: TimeBound | undefined;
 
   private constructor(config: TurnServerConfig, core: TurnCore, log: Logger, own: OwnAddressWatch) {
     this.#config = config;
@@ -195,6 +204,8 @@ export class TurnServer {
     this.core = core;
     this.#log = log;
     this.#framerOptions = { rfc5766Channels: config.channelRange !== 'rfc8656' };
+    const maxDelayMs = config.maxQueueDelayMs ?? DEFAULT_MAX_QUEUE_DELAY_MS;
+    this.#timeBound = maxDelayMs > 0 ? { maxDelayMs, drops: core.stats.queueDrops, classify: classifyFrame } : undefined;
     this.#udpClients = new UdpClients({ ...DEFAULT_UDP_CLIENT_LIMITS, rate: config.udpUnauthenticatedRate ?? DEFAULT_UDP_ADMISSION }, monotonicNow());
   }
 
@@ -417,7 +428,7 @@ export class TurnServer {
     }
     sock.setNoDelay(true);
     this.#connections.add(sock);
-    const link = new TcpLink(sock, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS);
+    const link = new TcpLink(sock, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS, this.core.stats, this.#timeBound);
     const client = new Client(transport, remote, link, `${transport}|${remote.address}|${remote.port}|${sock.localPort ?? 0}`);
     const core = this.core;
     const framer = new StreamFramer((frame, kind) => {
@@ -683,7 +694,8 @@ class UdpLink implements ClientLink {
 // TCP writes made while an event-loop turn relays a burst are copied into one buffer per
 // connection and written once per turn (TcpBatchWriter, shared with the client shim): one write()
 // per client per turn instead of a stream write per frame; a lone frame goes out at once. Beyond
-// MAX_QUEUED waiting bytes frames are dropped.
+// MAX_QUEUED waiting bytes frames are dropped (counted as backlog-full), and with a time bound
+// relayed data that waited too long is dropped (counted as stale, in the writer's QueueDrops).
 class TcpLink implements ClientLink {
   readonly #out: TcpBatchWriter;
   handOff?: (worker: number, frame: Buffer) => HandOffResult;
@@ -692,8 +704,10 @@ class TcpLink implements ClientLink {
     readonly sock: Socket,
     /** See ALLOCATE_DEADLINE_MS. */
     readonly deadlineMs: number,
+    readonly stats: CoreStats,
+    timeBound: TimeBound | undefined,
   ) {
-    this.#out = new TcpBatchWriter(sock, MAX_QUEUED_UNALLOCATED);
+    this.#out = new TcpBatchWriter(sock, MAX_QUEUED_UNALLOCATED, BURST_GAP_MS, timeBound);
   }
 
   /** Bytes waiting to be written. */
@@ -702,7 +716,7 @@ class TcpLink implements ClientLink {
   }
 
   sendMessage(message: Buffer): void {
-    this.#out.append(message);
+    if (!this.#out.append(message) && !this.sock.destroyed) this.stats.droppedBacklog++;
   }
 
   sendChannelData(channel: number, data: Buffer): void {
@@ -710,7 +724,10 @@ class TcpLink implements ClientLink {
     const pad = channelDataPadding(len);
     const out = this.#out;
     const at = out.reserve(4 + len + pad);
-    if (at < 0) return;
+    if (at < 0) {
+      if (!this.sock.destroyed) this.stats.droppedBacklog++;
+      return;
+    }
     const batch = out.buffer;
     writeChannelDataHeader(batch, at, channel, len);
     data.copy(batch, at + 4);

@@ -1,5 +1,6 @@
 // Counters the core bumps as plain numbers (no label lookups on the packet path); the metrics
 // module reads them at scrape time.
+import { QueueDrops } from '@onionturn/io';
 
 export class CoreStats {
   allocationsCreated = 0;
@@ -24,6 +25,10 @@ export class CoreStats {
   handedOff = 0;
   /** --workers: connections another worker handed here with a ticket of this one. */
   adopted = 0;
+  /** Relayed data (or an answer) not written to a TCP/TLS client whose 1 MiB backlog was full. */
+  droppedBacklog = 0;
+  /** Relayed data dropped from a TCP/TLS client's writer for waiting too long (--max-queue-delay-ms). */
+  readonly queueDrops = new QueueDrops();
   deniedPeers = 0;
   authFailures = 0;
   malformed = 0;

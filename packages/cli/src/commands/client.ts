@@ -43,7 +43,7 @@ import { givenOnCommandLine, positiveInteger, readSecretFile } from '../config.j
 import { loadOrCreateLocalPassword, localPasswordPath } from '../local-password.js';
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
-import { canConnect, errorText } from '@onionturn/io';
+import { DEFAULT_MAX_QUEUE_DELAY_MS, canConnect, errorText } from '@onionturn/io';
 import { createShimMetrics } from '../shim-metrics.js';
 import { loadOrCreateStatusPort, statusPortPath } from '../status-port.js';
 
@@ -65,6 +65,7 @@ interface ClientArgs {
   credentialsUrl?: string;
   upstreamTtl: number;
   newFlowsPerSecond: number;
+  maxQueueDelayMs: number;
   tor: boolean;
   torDataDir?: string;
   torConfig?: string;
@@ -338,6 +339,13 @@ export function clientCommand(ctx: CliContext): CommandModule {
           describe:
             "pass-through mode: new app flows (each a Tor stream, with per-flow isolation a circuit) allowed per second, in bursts of four seconds' worth; 0: no limit",
         })
+        .option('max-queue-delay-ms', {
+          type: 'number',
+          default: DEFAULT_MAX_QUEUE_DELAY_MS,
+          requiresArg: true,
+          describe:
+            'app datagrams waiting longer than this (ms) to go into their Tor stream are dropped, not sent late (video first; TURN requests, ICE checks, DTLS handshakes and RTCP never); 0: only the 1 MiB byte bound',
+        })
         .option('allow-non-tor-socks', {
           type: 'boolean',
           default: false,
@@ -381,6 +389,9 @@ export function clientCommand(ctx: CliContext): CommandModule {
       if (servers.length === 0) throw new UsageError('no upstream: give --server tcp://HOST:PORT, tls://HOST:PORT or HOST.onion:PORT');
       if (!(Number.isFinite(args.newFlowsPerSecond) && args.newFlowsPerSecond >= 0)) {
         throw new UsageError(`--new-flows-per-second must be a number of 0 or more (0: no limit), got '${String(args.newFlowsPerSecond)}'`);
+      }
+      if (!(Number.isSafeInteger(args.maxQueueDelayMs) && args.maxQueueDelayMs >= 0)) {
+        throw new UsageError(`--max-queue-delay-ms must be a whole number of 0 or more (0: no time bound), got '${String(args.maxQueueDelayMs)}'`);
       }
       const listen = parseListen(args.listen, args.allowRemote);
       if (!listen.ok) throw new UsageError(`--${listen.reason}`);
@@ -571,6 +582,7 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
     tls,
     detail: args.logSensitive,
     newFlowRate: { perSecond: args.newFlowsPerSecond },
+    maxQueueDelayMs: args.maxQueueDelayMs,
   });
   if (plan.stop.aborted) return;
   const addr = await shim.start();

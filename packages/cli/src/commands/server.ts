@@ -29,7 +29,7 @@ import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
 import { ENV_PREFIX, givenOnCommandLine, isLoopback, loadConfigFile, parseListen, readSecretFile } from '../config.js';
 import { UsageError } from '../exit-codes.js';
-import { errorText, listenOn } from '@onionturn/io';
+import { DEFAULT_MAX_QUEUE_DELAY_MS, errorText, listenOn } from '@onionturn/io';
 import { startPrimary, workerConfig, workerIdentity, workerStarted, type Primary } from './server-workers.js';
 
 export interface ServerArgs {
@@ -71,6 +71,7 @@ export interface ServerArgs {
   defaultLifetime: number;
   maxLifetime: number;
   nonceLifetime: number;
+  maxQueueDelayMs: number;
   config?: string;
   credentialsListen?: string;
   credentialsTtl?: number;
@@ -221,6 +222,7 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     limits,
     strictExpiry: args.strictExpiry,
     mobility: args.mobility,
+    maxQueueDelayMs: count('max-queue-delay-ms', args.maxQueueDelayMs, true),
     logSensitive: args.logSensitive,
     ...(args.cert !== undefined ? { cert: args.cert } : {}),
     ...(args.key !== undefined ? { key: args.key } : {}),
@@ -372,7 +374,14 @@ function options(y: Argv): Argv {
       requiresArg: true,
       describe: 'the credential endpoint requires this key (Authorization: Bearer, X-API-Key or key=)',
     })
-    .option('nonce-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.nonceSec, describe: 'seconds before 438 Stale Nonce' });
+    .option('nonce-lifetime', { type: 'number', requiresArg: true, default: DEFAULT_LIFETIMES.nonceSec, describe: 'seconds before 438 Stale Nonce' })
+    .option('max-queue-delay-ms', {
+      type: 'number',
+      requiresArg: true,
+      default: DEFAULT_MAX_QUEUE_DELAY_MS,
+      describe:
+        'relayed datagrams waiting longer than this (ms) towards a TCP/TLS client are dropped, not sent late (video first; control messages, ICE checks, DTLS handshakes and RTCP never); 0: only the 1 MiB byte bound',
+    });
 }
 
 export function serverCommand(ctx: CliContext): CommandModule {

@@ -1,0 +1,152 @@
+// The sender's half of the shim<->server delay extension (issue 14, deliverable 3, not yet on the
+// wire): cap what is in flight inside Tor at about rate x (base round trip + target), so the
+// queue builds in our writer (where TimedQueue can drop what is stale) instead of in Tor's circuit
+// queues and kernel buffers (where nothing can). Pure: the clock is passed in.
+//
+// Inputs: every write to the stream (bytes; counted in Tor cells: a write of n bytes takes
+// ceil(n / 498) cells, so a lone 120-byte packet costs a whole cell), and the receiver's reports
+// (every ~50 ms: total bytes received so far, and the one-way delay of the newest message, in its
+// own clock: only differences of it mean anything). From them:
+// - delivery rate: cells acknowledged per second between reports, the max over the last second
+//   (a windowed max, as BBR's bottleneck estimate: a report that saw little to deliver does not
+//   lower it);
+// - base round trip: write to acknowledgement of the same bytes, the min over the last 10 s;
+// - forward queue delay: the one-way delay minus its min over the last 10 s.
+// cap = rate x (base + target) cells, at least MIN_CELLS; while the forward queue delay is above
+// target (the path got slower than the estimate), cap = rate x base (drain) until it is back.
+// Before the first reports: INITIAL_CELLS.
+
+/** Bytes of relay payload in one Tor cell (RELAY_PAYLOAD_SIZE). */
+export const TOR_CELL_PAYLOAD = 498;
+export const INITIAL_CELLS = 64;
+export const MIN_CELLS = 8;
+const RATE_WINDOW_MS = 1000;
+const BASE_WINDOW_MS = 10_000;
+
+export interface InflightCapOptions {
+  /** Queue delay allowed on top of the base round trip, ms (default 50). */
+  readonly targetMs?: number;
+}
+
+/** A value with the time it was seen, for windowed min/max. */
+interface Sample {
+  at: number;
+  v: number;
+}
+
+/** Keeps the min (or max) over a sliding window: a monotonic deque. */
+class WindowedExtreme {
+  readonly #keep: (older: number, newer: number) => boolean;
+  readonly #windowMs: number;
+  #q: Sample[] = [];
+  constructor(windowMs: number, kind: 'min' | 'max') {
+    this.#windowMs = windowMs;
+    // An older sample worse than a newer one can never be the extreme again.
+    this.#keep = kind === 'min' ? (older, newer) => older < newer : (older, newer) => older > newer;
+  }
+  add(at: number, v: number): void {
+    const q = this.#q;
+    while (q.length > 0 && !this.#keep((q[q.length - 1] as Sample).v, v)) q.pop();
+    q.push({ at, v });
+    this.#expire(at);
+  }
+  value(now: number): number | undefined {
+    this.#expire(now);
+    return this.#q[0]?.v;
+  }
+  #expire(now: number): void {
+    const q = this.#q;
+    while (q.length > 1 && now - (q[0] as Sample).at > this.#windowMs) q.shift();
+  }
+}
+
+export class InflightCap {
+  readonly targetMs: number;
+  /** Writes not yet acknowledged: cumulative bytes and cells after each, and when. */
+  #writes: { bytes: number; cells: number; at: number }[] = [];
+  #sentBytes = 0;
+  #sentCells = 0;
+  #ackedBytes = 0;
+  #ackedCells = 0;
+  #lastReportAt: number | undefined = undefined;
+  readonly #rate = new WindowedExtreme(RATE_WINDOW_MS, 'max');
+  readonly #baseRtt = new WindowedExtreme(BASE_WINDOW_MS, 'min');
+  readonly #baseOwd = new WindowedExtreme(BASE_WINDOW_MS, 'min');
+  #queueDelay = 0;
+
+  constructor(opts: InflightCapOptions = {}) {
+    this.targetMs = opts.targetMs ?? 50;
+  }
+
+  /** Cells a write of `bytes` takes. */
+  static cells(bytes: number): number {
+    return Math.ceil(bytes / TOR_CELL_PAYLOAD);
+  }
+
+  /** A write of `bytes` went into the stream at `now`. */
+  onWrite(now: number, bytes: number): void {
+    this.#sentBytes += bytes;
+    this.#sentCells += InflightCap.cells(bytes);
+    this.#writes.push({ bytes: this.#sentBytes, cells: this.#sentCells, at: now });
+  }
+
+  /**
+   * A receiver's report arrived at `now`: `receivedBytes` in total so far, and `oneWayDelayMs`
+   * of its newest message (receiver's clock minus the sender's timestamp; any offset).
+   */
+  onReport(now: number, receivedBytes: number, oneWayDelayMs: number): void {
+    if (receivedBytes > this.#sentBytes || receivedBytes < this.#ackedBytes) return; // stale or bogus
+    const before = this.#ackedCells;
+    const w = this.#writes;
+    let i = 0;
+    while (i < w.length && (w[i] as { bytes: number }).bytes <= receivedBytes) i++;
+    if (i > 0) {
+      const last = w[i - 1] as { bytes: number; cells: number; at: number };
+      this.#ackedCells = last.cells;
+      this.#baseRtt.add(now, now - last.at);
+      w.splice(0, i);
+    }
+    this.#ackedBytes = receivedBytes;
+    if (this.#lastReportAt !== undefined && now > this.#lastReportAt) {
+      this.#rate.add(now, ((this.#ackedCells - before) * 1000) / (now - this.#lastReportAt));
+    }
+    this.#lastReportAt = now;
+    this.#baseOwd.add(now, oneWayDelayMs);
+    this.#queueDelay = oneWayDelayMs - (this.#baseOwd.value(now) as number);
+  }
+
+  /** Cells written and not yet acknowledged. */
+  get inflightCells(): number {
+    return this.#sentCells - this.#ackedCells;
+  }
+
+  /** The forward queue delay the last report showed, ms. */
+  get queueDelayMs(): number {
+    return this.#queueDelay;
+  }
+
+  /** Delivery rate estimate, cells/s (undefined before two reports). */
+  rate(now: number): number | undefined {
+    return this.#rate.value(now);
+  }
+
+  /** Base round trip estimate, ms (undefined before an acknowledgement). */
+  baseRttMs(now: number): number | undefined {
+    return this.#baseRtt.value(now);
+  }
+
+  /** The cap on cells in flight now. */
+  capCells(now: number): number {
+    const rate = this.#rate.value(now);
+    const base = this.#baseRtt.value(now);
+    if (rate === undefined || base === undefined) return INITIAL_CELLS;
+    const allowance = this.#queueDelay > this.targetMs ? base : base + this.targetMs;
+    return Math.max(MIN_CELLS, Math.floor((rate * allowance) / 1000));
+  }
+
+  /** May a write of `bytes` go into the stream now? (Always with nothing in flight: a write bigger than the cap still goes, alone.) */
+  mayWrite(now: number, bytes: number): boolean {
+    const inflight = this.inflightCells;
+    return inflight === 0 || inflight + InflightCap.cells(bytes) <= this.capCells(now);
+  }
+}

@@ -1,0 +1,262 @@
+// A time bound on what waits in a writer's batch (issue 14): the frames gathered in one buffer,
+// each with the time it was queued and how much it may lose (a drop class: 0 never, 1 never,
+// 2 small, 3 large; see @onionturn/protocol's DropClass, which the writer's classifier fills in).
+// Pure: the clock is passed in, the bytes are the caller's buffer, compacted in place.
+//
+// The policy, kept simple (RFC 8289's CoDel, adapted to senders that may not respond to loss):
+// - Nothing is dropped while the oldest frame has waited less than `target` (a third of the
+//   budget, 50 ms by default): a small standing delay that WebRTC's delay-based estimator sees
+//   and backs off from before it sees loss. A burst (a key frame) may pass above it briefly.
+// - Like CoDel, a queue is only "standing" once the head's sojourn has stayed above target for
+//   INTERVAL_MS (100 ms, CoDel's interval). Then large frames (video) older than target are
+//   dropped from the head: the queue comes back to the target delay by shedding video first.
+//   Unlike CoDel's one drop per interval/sqrt(n), which suits TCP senders that halve on a loss, a
+//   client without congestion control (or one that has not reacted yet) needs the excess cut at
+//   once, and a cut video frame is lost anyway.
+// - Any droppable frame (small ones too: audio, other data) older than the budget is dropped:
+//   the hard bound, whatever the state.
+// - Classes 0 and 1 (our own control messages; relayed ICE checks, DTLS handshake, RTCP) are never
+//   dropped.
+// - One video frame is not shredded: after a dropped RTP packet, the frames right behind it with
+//   the same SSRC and timestamp (the rest of that frame) go too, however young, rather than
+//   sending a frame's tail that cannot be decoded.
+
+/** Drop classes as the queue sees them (the numbers of @onionturn/protocol's DropClass). */
+const SMALL = 2;
+const LARGE = 3;
+/** CoDel's interval: the head must stay above target this long before large frames go. */
+export const INTERVAL_MS = 100;
+/** Young frames looked at after the old ones for the rest of a dropped video frame (a frame is rarely more packets). */
+const FRAME_LOOKAHEAD = 48;
+/** The default budget (--max-queue-delay-ms). */
+export const DEFAULT_MAX_QUEUE_DELAY_MS = 150;
+
+/** Drops counted over many queues (one object shared by a server's or a shim's writers). */
+export class QueueDrops {
+  /** Frames dropped for having waited too long, and their bytes. */
+  stale = 0;
+  staleBytes = 0;
+  /** Of those, large (video-sized) and small ones. */
+  staleLarge = 0;
+  staleSmall = 0;
+}
+
+export interface TimedQueueOptions {
+  /** The budget: a droppable frame never waits longer (ms; > 0). */
+  readonly maxDelayMs: number;
+  /** Where drops are counted. */
+  readonly drops: QueueDrops;
+}
+
+export class TimedQueue {
+  readonly maxDelayMs: number;
+  readonly targetMs: number;
+  readonly #drops: QueueDrops;
+  #count = 0;
+  #at = new Float64Array(64);
+  #offset = new Uint32Array(64);
+  #length = new Uint32Array(64);
+  #cls = new Uint8Array(64);
+  /** RTP frames: 1 when ssrc/timestamp hold the packet's. */
+  #rtp = new Uint8Array(64);
+  #ssrc = new Uint32Array(64);
+  #ts = new Uint32Array(64);
+  /** When the head's sojourn went above target and stayed there, plus INTERVAL_MS; 0: below. */
+  #standingAt = 0;
+  /** The last shed() found the queue standing. */
+  #standing = false;
+
+  constructor(opts: TimedQueueOptions) {
+    if (!(opts.maxDelayMs > 0)) throw new RangeError('maxDelayMs must be > 0');
+    this.maxDelayMs = opts.maxDelayMs;
+    this.targetMs = opts.maxDelayMs / 3;
+    this.#drops = opts.drops;
+  }
+
+  /** Frames queued. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** When the oldest frame was queued (Infinity when empty). */
+  get headAt(): number {
+    return this.#count > 0 ? (this.#at[0] as number) : Infinity;
+  }
+
+  /** True while the head has stayed above target for an interval (large frames are being shed). */
+  get standing(): boolean {
+    return this.#standing;
+  }
+
+  /**
+   * A frame of `length` bytes at `offset` in the caller's buffer (after the last one), queued at
+   * `now`. `ssrc`/`timestamp` count when `rtp`.
+   */
+  push(now: number, offset: number, length: number, cls: number, rtp: boolean, ssrc: number, timestamp: number): void {
+    const i = this.#count;
+    if (i === this.#at.length) this.#grow();
+    this.#at[i] = now;
+    this.#offset[i] = offset;
+    this.#length[i] = length;
+    this.#cls[i] = cls;
+    this.#rtp[i] = rtp ? 1 : 0;
+    this.#ssrc[i] = ssrc;
+    this.#ts[i] = timestamp;
+    this.#count = i + 1;
+  }
+
+  /** Forgets every frame (the batch was written). */
+  clear(): void {
+    this.#count = 0;
+  }
+
+  /** True when shed() at `now` could drop something: the cheap test a writer makes per frame. */
+  due(now: number): boolean {
+    return this.#count > 0 && now - (this.#at[0] as number) > this.targetMs;
+  }
+
+  /**
+   * Drops what the policy says from `buf[0, end)` (which holds the queued frames, in order, and
+   * nothing else) and moves the rest down; returns the new end.
+   */
+  shed(now: number, buf: Buffer, end: number): number {
+    const n = this.#count;
+    if (n === 0) return end;
+    const target = this.targetMs;
+    if (now - (this.#at[0] as number) <= target) {
+      this.#standingAt = 0;
+      this.#standing = false;
+      return end;
+    }
+    if (this.#standingAt === 0) this.#standingAt = now + INTERVAL_MS;
+    const standing = now >= this.#standingAt;
+    this.#standing = standing;
+    const budget = this.maxDelayMs;
+    const drops = this.#drops;
+    // The last two frames (SSRC, timestamp) dropped in this pass: their other packets go too.
+    let lastSsrc0 = -1;
+    let lastTs0 = -1;
+    let lastSsrc1 = -1;
+    let lastTs1 = -1;
+    let young = 0;
+    let write = 0;
+    let kept = 0;
+    let i = 0;
+    for (; i < n; i++) {
+      const age = now - (this.#at[i] as number);
+      const cls = this.#cls[i] as number;
+      const rtp = this.#rtp[i] === 1;
+      let drop = false;
+      if (cls >= SMALL) {
+        if (age > budget || (standing && cls === LARGE && age > target)) drop = true;
+        else if (rtp) {
+          const s = this.#ssrc[i] as number;
+          const t = this.#ts[i] as number;
+          drop = (s === lastSsrc0 && t === lastTs0) || (s === lastSsrc1 && t === lastTs1);
+        }
+      }
+      // Past the old frames: the remainder stays as it is, but for the rest of a dropped video
+      // frame among the next few (audio or RTCP may be interleaved with its packets).
+      if (!drop && age <= target && (lastSsrc0 === -1 || ++young > FRAME_LOOKAHEAD)) break;
+      const off = this.#offset[i] as number;
+      const len = this.#length[i] as number;
+      if (drop) {
+        drops.stale++;
+        drops.staleBytes += len;
+        if (cls === LARGE) drops.staleLarge++;
+        else drops.staleSmall++;
+        if (rtp) {
+          const s = this.#ssrc[i] as number;
+          const t = this.#ts[i] as number;
+          if (!((s === lastSsrc0 && t === lastTs0) || (s === lastSsrc1 && t === lastTs1))) {
+            lastSsrc1 = lastSsrc0;
+            lastTs1 = lastTs0;
+            lastSsrc0 = s;
+            lastTs0 = t;
+          }
+        }
+        continue;
+      }
+      if (off !== write) buf.copyWithin(write, off, off + len);
+      this.#move(i, kept, write);
+      write += len;
+      kept++;
+    }
+    if (i === kept) {
+      this.#settle(now);
+      return end; // nothing dropped
+    }
+    // The untouched remainder moves down behind what was kept.
+    if (i < n) {
+      const from = this.#offset[i] as number;
+      buf.copyWithin(write, from, end);
+      const shift = from - write;
+      for (let j = i; j < n; j++) this.#move(j, kept + j - i, (this.#offset[j] as number) - shift);
+      write += end - from;
+    }
+    this.#count = kept + (n - i);
+    this.#settle(now);
+    return write;
+  }
+
+  /**
+   * After a chunk of `bytes` from the start of the buffer was written (it ends on a frame
+   * boundary): forgets those frames and moves the offsets of the rest down.
+   */
+  shift(bytes: number): void {
+    const n = this.#count;
+    let i = 0;
+    while (i < n && (this.#offset[i] as number) < bytes) i++;
+    for (let j = i; j < n; j++) this.#move(j, j - i, (this.#offset[j] as number) - bytes);
+    this.#count = n - i;
+  }
+
+  /** The end of the longest run of whole frames from the start within `bytes` (at least the first frame). */
+  prefixWithin(bytes: number): number {
+    const n = this.#count;
+    if (n === 0) return 0;
+    let end = (this.#offset[0] as number) + (this.#length[0] as number);
+    for (let i = 1; i < n; i++) {
+      const e = (this.#offset[i] as number) + (this.#length[i] as number);
+      if (e > bytes) break;
+      end = e;
+    }
+    return end;
+  }
+
+  /** The standing state after a pass: it ends once the head is back under target. */
+  #settle(now: number): void {
+    if (this.#count === 0 || now - (this.#at[0] as number) <= this.targetMs) {
+      this.#standingAt = 0;
+      this.#standing = false;
+    }
+  }
+
+  #move(from: number, to: number, offset: number): void {
+    if (from !== to) {
+      this.#at[to] = this.#at[from] as number;
+      this.#length[to] = this.#length[from] as number;
+      this.#cls[to] = this.#cls[from] as number;
+      this.#rtp[to] = this.#rtp[from] as number;
+      this.#ssrc[to] = this.#ssrc[from] as number;
+      this.#ts[to] = this.#ts[from] as number;
+    }
+    this.#offset[to] = offset;
+  }
+
+  #grow(): void {
+    const size = this.#at.length * 2;
+    const grow = <T extends Float64Array | Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(size);
+      b.set(a);
+      return b;
+    };
+    this.#at = grow(this.#at, (k) => new Float64Array(k));
+    this.#offset = grow(this.#offset, (k) => new Uint32Array(k));
+    this.#length = grow(this.#length, (k) => new Uint32Array(k));
+    this.#cls = grow(this.#cls, (k) => new Uint8Array(k));
+    this.#rtp = grow(this.#rtp, (k) => new Uint8Array(k));
+    this.#ssrc = grow(this.#ssrc, (k) => new Uint32Array(k));
+    this.#ts = grow(this.#ts, (k) => new Uint32Array(k));
+  }
+}

@@ -1,0 +1,112 @@
+// InflightCap on a fake clock: its estimates from writes and reports, and, against a simulated
+// bottleneck (a FIFO served at a fixed cell rate, fixed propagation delay, reports every 50 ms),
+// a sender offering twice the path's rate keeps the path busy with the queue near its target,
+// where without the cap the queue grows without end.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { INITIAL_CELLS, InflightCap, MIN_CELLS } from '../src/index.js';
+
+test('cells: a write of n bytes takes ceil(n / 498) cells; a lone small packet a whole one', () => {
+  assert.equal(InflightCap.cells(120), 1);
+  assert.equal(InflightCap.cells(498), 1);
+  assert.equal(InflightCap.cells(1004), 3);
+});
+
+test('estimates: base round trip, delivery rate, forward queue delay, cap', () => {
+  const c = new InflightCap({ targetMs: 50 });
+  assert.equal(c.capCells(0), INITIAL_CELLS);
+  // 10 cells every 10 ms, acknowledged 100 ms later.
+  for (let t = 0; t <= 1000; t += 10) {
+    c.onWrite(t, 10 * 498);
+    if (t >= 100 && t % 50 === 0) c.onReport(t, ((t - 100) / 10 + 1) * 10 * 498, 1000 + 50);
+  }
+  assert.equal(c.baseRttMs(1000), 100);
+  assert.equal(c.rate(1000), 1000); // cells per second
+  assert.equal(c.queueDelayMs, 0);
+  assert.equal(c.capCells(1000), 150); // 1000 cells/s x (100 + 50) ms
+  assert.equal(c.inflightCells, 100); // the last 100 ms of writes
+  // The one-way delay grows past the target: drain to rate x base.
+  c.onReport(1010, 92 * 10 * 498, 1000 + 50 + 80);
+  assert.equal(c.queueDelayMs, 80);
+  assert.equal(c.capCells(1010), 100);
+  // A report of more than was sent, or of less than before, is ignored.
+  c.onReport(1020, 10 ** 9, 0);
+  c.onReport(1020, 1, 0);
+  assert.equal(c.queueDelayMs, 80);
+});
+
+test('mayWrite: within the cap, and always with nothing in flight; the cap never falls below MIN_CELLS', () => {
+  const c = new InflightCap();
+  assert.equal(c.mayWrite(0, 100 * 498), true);
+  c.onWrite(0, 100 * 498);
+  assert.equal(c.mayWrite(0, 1), false);
+  c.onReport(10, 100 * 498, 5);
+  c.onReport(20, 100 * 498, 5); // a report with nothing new: rate 0 for this interval
+  assert.equal(c.mayWrite(20, 498), true);
+  assert.ok(c.capCells(3000) >= MIN_CELLS);
+});
+
+/**
+ * Simulates `seconds` of a sender offering `offeredCellsPerMs` (whole 1000-byte messages) into a
+ * bottleneck of `rateCellsPerMs` with `oneWayMs` each way; messages the cap does not let through
+ * are dropped at the sender (the time-bounded queue's job). Returns the queueing delays (ms) of
+ * what was delivered in the last half, and the delivered cells per ms then.
+ */
+function simulate(cap: InflightCap | undefined, seconds: number): { p95: number; max: number; utilisation: number } {
+  const RATE = 0.1; // cells per ms (~50 kB/s)
+  const ONE_WAY = 40;
+  const MSG = 1000; // bytes: 3 cells
+  const EVERY = (InflightCap.cells(MSG) / RATE) / 2; // twice the path's rate
+  const fifo: { cells: number; bytes: number; at: number }[] = [];
+  const arriving: { at: number; bytes: number; sentAt: number }[] = [];
+  const reports: { at: number; bytes: number; owd: number }[] = [];
+  let received = 0;
+  let lastOwd = 0;
+  let served = 0; // fractional cells of the head served
+  const delays: number[] = [];
+  let deliveredLate = 0;
+  let nextSend = 0;
+  const end = seconds * 1000;
+  for (let now = 0; now < end; now++) {
+    if (now >= nextSend) {
+      nextSend += EVERY;
+      if (!cap || cap.mayWrite(now, MSG)) {
+        cap?.onWrite(now, MSG);
+        fifo.push({ cells: InflightCap.cells(MSG), bytes: MSG, at: now });
+      }
+    }
+    // The bottleneck serves RATE cells per ms, then the message travels ONE_WAY.
+    served += RATE;
+    while (fifo.length > 0 && served >= fifo[0]!.cells) {
+      const m = fifo.shift()!;
+      served -= m.cells;
+      if (now >= end / 2) {
+        delays.push(now - m.at);
+        deliveredLate += m.cells;
+      }
+      arriving.push({ at: now + ONE_WAY, bytes: m.bytes, sentAt: m.at });
+    }
+    if (fifo.length === 0) served = Math.min(served, 1);
+    while (arriving.length > 0 && arriving[0]!.at <= now) {
+      const a = arriving.shift()!;
+      received += a.bytes;
+      lastOwd = now - a.sentAt + 5000; // the receiver's clock is 5 s off: only differences count
+    }
+    if (now % 50 === 0) reports.push({ at: now + ONE_WAY, bytes: received, owd: lastOwd });
+    while (reports.length > 0 && reports[0]!.at <= now) {
+      const r = reports.shift()!;
+      cap?.onReport(now, r.bytes, r.owd);
+    }
+  }
+  delays.sort((a, b) => a - b);
+  return { p95: delays[Math.floor(delays.length * 0.95)] ?? 0, max: delays.at(-1) ?? 0, utilisation: deliveredLate / (RATE * (end / 2)) };
+}
+
+test('a sender offering twice the path: with the cap the bottleneck queue stays near target and the path stays busy', () => {
+  const capped = simulate(new InflightCap({ targetMs: 50 }), 20);
+  assert.ok(capped.utilisation > 0.85, `utilisation ${capped.utilisation}`);
+  assert.ok(capped.p95 <= 120, `queue delay p95 ${capped.p95} ms`);
+  assert.ok(capped.max <= 200, `queue delay max ${capped.max} ms`);
+  const uncapped = simulate(undefined, 20);
+  assert.ok(uncapped.p95 > 5000, `without the cap the queue grows: p95 ${uncapped.p95} ms`);
+});

@@ -1,0 +1,48 @@
+// The shim<->server delay extension's wire value (issue 14, deliverable 3; codec only, not yet
+// sent or read by either end). One attribute, in the comprehension-optional range, so a peer
+// that does not know it ignores it (RFC 8489 §14):
+// - in an Allocate request the shim offers it (version only); a server that speaks it echoes it in
+//   the success response. A plain TURN client never sends it and never sees it.
+// - after that, each end now and then (about every 50 ms while data flows) puts a Binding
+//   indication into the stream (a Binding indication is a keepalive every TURN server accepts and
+//   ignores) carrying: its own clock (for the other end's one-way delay), the bytes it has received
+//   from the other end so far (acknowledgement), and the one-way delay it measured of the other
+//   end's newest clock value (its clock minus theirs: any offset, only differences count).
+// Value layout (20 bytes): version (1), reserved (3), sender clock ms (4, wraps), received bytes
+// (8), one-way delay ms (4, signed).
+
+export const DELAY_FEEDBACK_ATTRIBUTE = 0xc0d7;
+export const DELAY_FEEDBACK_VERSION = 1;
+export const DELAY_FEEDBACK_LENGTH = 20;
+
+export interface DelayFeedback {
+  readonly version: number;
+  /** The sender's clock, ms, modulo 2^32. */
+  readonly clockMs: number;
+  /** Bytes received from the other end so far (below 2^53). */
+  readonly receivedBytes: number;
+  /** The other end's newest clock value as seen here: receiver clock minus sender clock, ms. */
+  readonly oneWayDelayMs: number;
+}
+
+export function encodeDelayFeedback(f: DelayFeedback): Buffer {
+  const b = Buffer.alloc(DELAY_FEEDBACK_LENGTH);
+  b[0] = f.version;
+  b.writeUInt32BE(f.clockMs >>> 0, 4);
+  b.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(f.receivedBytes))), 8);
+  b.writeInt32BE(Math.max(-0x80000000, Math.min(0x7fffffff, Math.round(f.oneWayDelayMs))), 16);
+  return b;
+}
+
+/** The value of the attribute, or undefined when it is not one this version reads. */
+export function decodeDelayFeedback(value: Buffer): DelayFeedback | undefined {
+  if (value.length !== DELAY_FEEDBACK_LENGTH || value[0] !== DELAY_FEEDBACK_VERSION) return undefined;
+  const received = value.readBigUInt64BE(8);
+  if (received > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return { version: DELAY_FEEDBACK_VERSION, clockMs: value.readUInt32BE(4), receivedBytes: Number(received), oneWayDelayMs: value.readInt32BE(16) };
+}
+
+/** `later - earlier` for clock values modulo 2^32 (a difference within ±2^31 ms, ~24 days). */
+export function clockDiffMs(later: number, earlier: number): number {
+  return ((later - earlier) | 0);
+}

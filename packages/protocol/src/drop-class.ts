@@ -1,0 +1,109 @@
+// What a TURN frame on a relay stream may lose when it has waited too long (issue 14): the frame's
+// own kind (wireKindOf), then, for relayed data (ChannelData, Send and Data indications), the
+// relayed payload's first byte as RFC 7983 demultiplexes it. Runs once per queued frame when a
+// writer bounds delay in time: a few byte reads, nothing allocated (the result goes into a
+// caller's reusable object).
+import { AttributeType, HEADER_LENGTH, MAGIC_COOKIE, MessageClass, Method } from './constants.js';
+import { WireKind, wireKindOf } from './first-byte.js';
+import { encodeMessageType } from './message-type.js';
+
+/**
+ * Control: a STUN/TURN message of our own (a response, a Refresh...): never dropped.
+ * Vital: relayed ICE checks, DTLS handshake/alert records, RTCP (its feedback drives WebRTC's own
+ * congestion control): never dropped. Small: audio-sized media or other data (dropped only when
+ * stale). Large: video-sized media or other data (dropped first).
+ */
+export const DropClass = { Control: 0, Vital: 1, Small: 2, Large: 3 } as const;
+export type DropClass = (typeof DropClass)[keyof typeof DropClass];
+
+/**
+ * A relayed payload above this many bytes counts as Large. Opus packets are 60-300 bytes (with
+ * SRTP); video packets are filled up to the MTU (~1,100-1,200 bytes) except a frame's last one.
+ */
+export const LARGE_PAYLOAD_BYTES = 400;
+
+/** What classifyFrame found; `rtp` says ssrc and timestamp are set (an RTP packet: one video frame shares both). */
+export interface FrameClass {
+  /** A DropClass (a plain number: writers in @onionturn/io take it without knowing the protocol). */
+  cls: number;
+  rtp: boolean;
+  ssrc: number;
+  timestamp: number;
+}
+
+export function newFrameClass(): FrameClass {
+  return { cls: DropClass.Control, rtp: false, ssrc: 0, timestamp: 0 };
+}
+
+const SEND_INDICATION = encodeMessageType(Method.Send, MessageClass.Indication);
+const DATA_INDICATION = encodeMessageType(Method.Data, MessageClass.Indication);
+/** DTLS record content types (RFC 6347 §4.1): change_cipher_spec, alert, handshake. application_data is 23. */
+const DTLS_APPLICATION_DATA = 23;
+/** DTLS 1.0/1.2 records carry version 0xFEFF/0xFEFD: the first version byte is 0xFE. */
+const DTLS_VERSION_MAJOR = 0xfe;
+const RTP_HEADER_LENGTH = 12;
+
+/**
+ * Classifies the TURN frame at `buf[at, at + n)` (a STUN message, or ChannelData with its
+ * padding) into `out`.
+ */
+export function classifyFrame(buf: Buffer, at: number, n: number, out: FrameClass): void {
+  out.rtp = false;
+  out.cls = DropClass.Control;
+  if (n < 4) return;
+  const kind = wireKindOf(buf[at] as number);
+  if (kind === WireKind.ChannelData) {
+    const len = buf.readUInt16BE(at + 2);
+    classifyPayload(buf, at + 4, Math.min(len, n - 4), out);
+    return;
+  }
+  if (kind !== WireKind.Stun || n < HEADER_LENGTH) return;
+  const type = buf.readUInt16BE(at);
+  if (type !== SEND_INDICATION && type !== DATA_INDICATION) return;
+  // The DATA attribute: walk the attributes (XOR-PEER-ADDRESS comes first, so one or two steps).
+  const end = Math.min(at + n, at + HEADER_LENGTH + buf.readUInt16BE(at + 2));
+  let p = at + HEADER_LENGTH;
+  while (p + 4 <= end) {
+    const t = buf.readUInt16BE(p);
+    const len = buf.readUInt16BE(p + 2);
+    if (t === AttributeType.Data) {
+      classifyPayload(buf, p + 4, Math.min(len, end - p - 4), out);
+      return;
+    }
+    p += 4 + ((len + 3) & ~3);
+  }
+  // An indication without DATA carries nothing to lose.
+}
+
+/** Classifies a relayed payload (RFC 7983 §7 first byte) of `len` bytes at `buf[at]`. */
+export function classifyPayload(buf: Buffer, at: number, len: number, out: FrameClass): void {
+  out.rtp = false;
+  const b0 = len > 0 ? (buf[at] as number) : 0;
+  const large = len > LARGE_PAYLOAD_BYTES;
+  out.cls = large ? DropClass.Large : DropClass.Small;
+  if (len < 2) return;
+  const b1 = buf[at + 1] as number;
+  if (b0 <= 3) {
+    // STUN (an ICE check or consent) has the magic cookie at 4; other bytes are just data.
+    if (len >= HEADER_LENGTH && buf.readUInt32BE(at + 4) === MAGIC_COOKIE) out.cls = DropClass.Vital;
+    return;
+  }
+  if (b0 >= 20 && b0 <= 63) {
+    // DTLS: handshake, alert and change_cipher_spec are vital; application data (the data
+    // channel's SCTP, which retransmits) is data like any other.
+    if (b0 < DTLS_APPLICATION_DATA && b1 === DTLS_VERSION_MAJOR) out.cls = DropClass.Vital;
+    return;
+  }
+  if (b0 >= 128 && b0 <= 191) {
+    // RTCP (RFC 5761: payload type 192-223 in the second byte), else RTP.
+    if (b1 >= 192 && b1 <= 223) {
+      out.cls = DropClass.Vital;
+      return;
+    }
+    if (len >= RTP_HEADER_LENGTH) {
+      out.rtp = true;
+      out.timestamp = buf.readUInt32BE(at + 4);
+      out.ssrc = buf.readUInt32BE(at + 8);
+    }
+  }
+}
