@@ -10,10 +10,17 @@
 //      allocation B --Tor--> shim --UDP--> app B, which sends it back the same way
 //   4t the same without the shim: two TURN/TCP clients through their own Tor streams
 //   5  coturn at the exit instead (the by-hand path): as 2 and 4t
+//   6  Chromium's data channel over the same paths (bench:call's rttIdleMs: sequential pings of
+//      ~110 bytes, 100 ms apart, before any media): through the shim, and by hand (TURN/TCP to a
+//      local SOCKS forwarder to coturn); the step from 4 / 5b to these is DTLS, SCTP and Chromium;
+//      also each with the other's circuit layout: the shim with --isolation shared (both peers on
+//      one circuit) and by hand with a circuit per TURN connection (as two users would have)
+//   7  tor's Nagle: as 4t with a small datagram 2 ms before each ping, each client on its own
+//      circuit or both on one; and 4t on one circuit
 // Everything listens on loopback and is started and stopped here by PID; the network is `ideal`
 // unless --profile names another lab profile.
 //   --seconds N   per layer (default 15)      --rate N    datagrams per second (default 20)
-//   --size N      bytes of payload (default 160)   --layers 0,1,2,3,4,4t,5   --json FILE
+//   --size N      bytes of payload (default 160)   --layers 0,1,2,3,4,4t,5,6,7   --json FILE
 //   --hold N      after the layers, keep everything up N seconds (strace/ss from another shell)
 import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -22,7 +29,8 @@ import { connect, createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { prepare } from './prepare.mjs';
 
-const ALL_LAYERS = ['0', '1', '2', '3', '4', '4t', '5'];
+let forwarded = 0;
+const ALL_LAYERS = ['0', '1', '2', '3', '4', '4t', '5', '6', '7'];
 
 function parseArgs(argv) {
   const o = { seconds: 15, rate: 20, size: 160, layers: ALL_LAYERS, json: undefined, hold: 0, profile: 'ideal' };
@@ -38,7 +46,7 @@ function parseArgs(argv) {
     else if (flag === '--profile') o.profile = value();
     else if (flag === '--help' || flag === '-h') {
       console.log(
-        'usage: node scripts/rtt-breakdown.mjs [--seconds N] [--rate N] [--size N] [--layers 0,1,2,3,4,4t,5] [--json FILE] [--hold N] [--profile NAME]',
+        'usage: node scripts/rtt-breakdown.mjs [--seconds N] [--rate N] [--size N] [--layers 0,1,2,3,4,4t,5,6,7] [--json FILE] [--hold N] [--profile NAME]',
       );
       process.exit(0);
     } else {
@@ -61,7 +69,7 @@ function parseArgs(argv) {
 const opts = parseArgs(process.argv.slice(2));
 await prepare('rtt-breakdown');
 const P = await import('@onionturn/protocol');
-const { ProcessGroup, labProfile, socks5Connect, startBridge, startCoturn, sleep, waitFor } = await import('@onionturn/testkit');
+const { CallBrowser, ProcessGroup, labProfile, socks5Connect, startBridge, startCoturn, sleep, waitFor } = await import('@onionturn/testkit');
 const { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, FrameKind, decodeMessage, decodeChannelData, encodeChannelData, longTermKey } = P;
 
 const t0 = Date.now();
@@ -192,7 +200,7 @@ function pinger(size) {
   let late = 0;
   return {
     received(payload) {
-      if (payload.length < 4) return;
+      if (payload.length < 4 || payload.readUInt32BE(0) === 0) return; // a lead datagram (layer 7)
       const t = sent.get(payload.readUInt32BE(0));
       if (t === undefined) return void late++;
       sent.delete(payload.readUInt32BE(0));
@@ -209,7 +217,7 @@ function pinger(size) {
 }
 
 /** Runs a layer: warm-up (1 s, not counted), then opts.seconds at opts.rate; returns stats. */
-async function runLayer(send, setReceiver) {
+async function runLayer(send, setReceiver, lead = undefined) {
   const warm = pinger(opts.size);
   setReceiver((p) => warm.received(p));
   for (let i = 0; i < opts.rate; i++) {
@@ -225,6 +233,12 @@ async function runLayer(send, setReceiver) {
     // Paced against the start, so a slow timer does not lower the rate.
     const due = start + i * gap - performance.now();
     if (due > 0) await sleep(due);
+    if (lead) {
+      // A small datagram just before each ping (as a consent check or an SCTP SACK beside a data
+      // channel message): two small writes into the same Tor stream a few ms apart.
+      send(lead);
+      await sleep(LEAD_GAP_MS);
+    }
     send(p.next());
   }
   await sleep(1000);
@@ -275,10 +289,14 @@ function fixedReader(sock, size, onMessage) {
 }
 
 let isolation = 0;
-const torStream = (tor, host, port) =>
-  socks5Connect({ proxyPort: tor.socksPort, host, port, username: `rtt-${process.pid}-${++isolation}`, password: 'x', timeoutMs: 60_000 });
+/** A Tor stream on a circuit of its own, or with `shared` on the circuit of every stream given the same name. */
+const torStream = (tor, host, port, shared = undefined) =>
+  socks5Connect({ proxyPort: tor.socksPort, host, port, username: shared ?? `rtt-${process.pid}-${++isolation}`, password: 'x', timeoutMs: 60_000 });
 
 const CHANNEL = 0x4000;
+/** The lead datagram of layer 7: 60 bytes (a pinger ignores it: sequence 0), LEAD_GAP_MS before the ping. */
+const LEAD = Buffer.alloc(60);
+const LEAD_GAP_MS = 2;
 
 /** A TURN client with an allocation and a channel to the UDP echo: layers 0, 2, 3, 5. */
 async function echoLayer(transport, cred, udpEcho) {
@@ -298,7 +316,7 @@ async function echoLayer(transport, cred, udpEcho) {
 }
 
 /** Two TURN clients, each with a channel to the other's relayed address; B echoes: layers 4, 4t, 5. */
-async function pairLayer(makeTransport, cred) {
+async function pairLayer(makeTransport, cred, lead = undefined) {
   const a = new TurnClient(await makeTransport());
   const b = new TurnClient(await makeTransport());
   const ra = await a.allocate(cred.username, cred.password);
@@ -312,6 +330,7 @@ async function pairLayer(makeTransport, cred) {
     return await runLayer(
       (x) => a.send(CHANNEL, x),
       (r) => (recv = r),
+      lead,
     );
   } finally {
     a.close();
@@ -331,6 +350,10 @@ const cleanup = () =>
     await bridge?.stop().catch(() => undefined);
   })());
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => void cleanup().then(() => process.exit(130)));
+process.on('uncaughtException', (err) => {
+  console.error(`rtt-breakdown: ${err.stack}`);
+  void cleanup().then(() => process.exit(1));
+});
 
 let exitCode = 0;
 try {
@@ -341,7 +364,7 @@ try {
   closers.push(tcpEcho.close);
   const udpEcho = await startUdpEcho();
   closers.push(udpEcho.close);
-  const coturn = opts.layers.includes('5') ? await startCoturn(group, { secrets: [SECRET], verbose: false }) : undefined;
+  const coturn = opts.layers.includes('5') || opts.layers.includes('6') ? await startCoturn(group, { secrets: [SECRET], verbose: false }) : undefined;
   // coturn's REST credentials (its --use-auth-secret): HMAC-SHA1 of the username, base64.
   const cot = () => {
     const username = `${Math.floor(Date.now() / 1000) + 3600}:rtt`;
@@ -349,13 +372,18 @@ try {
   };
   say(`pids: server ${bridge.server.process.child.pid}, shim ${bridge.shim.process.child.pid}, tor ${tor.nodes.map((n) => `${n.name}=${n.pid}`).join(' ')}`);
   say(
-    `ports: server ${bridge.server.port}, shim ${bridge.shim.port}, socks ${tor.socksPort}, tcp echo ${tcpEcho.port}, udp echo ${udpEcho.port}${coturn ? `, coturn ${coturn.port}` : ''}`,
+    `ports: ORPorts ${tor.nodes
+      .filter((n) => n.orPort)
+      .map((n) => n.orPort)
+      .join(
+        ',',
+      )}, server ${bridge.server.port}, shim ${bridge.shim.port}, socks ${tor.socksPort}, tcp echo ${tcpEcho.port}, udp echo ${udpEcho.port}${coturn ? `, coturn ${coturn.port}` : ''}`,
   );
   const cred = await bridge.credentials();
   const oc = { username: cred.username, password: cred.password };
   const rows = [];
   const run = async (id, what, f) => {
-    if (!opts.layers.includes(id === '5a' || id === '5b' ? '5' : id)) return;
+    if (!opts.layers.includes(/^[4567][a-z]?$/.test(id) && id !== '4t' ? id[0] : id)) return;
     say(`layer ${id}: ${what}`);
     try {
       const r = await f();
@@ -396,13 +424,63 @@ try {
   await run('4t', 'as 4 without the shim: two TURN/TCP clients through Tor streams to onionturn server', async () =>
     pairLayer(async () => tcpTransport(await torStream(tor, '127.0.0.1', bridge.server.port)), oc),
   );
-  if (coturn) {
+  if (opts.layers.includes('5')) {
     await run('5a', 'coturn: TURN/TCP through a Tor stream (channel to UDP echo) [as 2]', async () =>
       echoLayer(tcpTransport(await torStream(tor, '127.0.0.1', coturn.port)), cot(), udpEcho),
     );
     await run('5b', 'coturn: two TURN/TCP clients through Tor streams, relay to relay [as 4t]', async () =>
       pairLayer(async () => tcpTransport(await torStream(tor, '127.0.0.1', coturn.port)), cot()),
     );
+  }
+  if (opts.layers.includes('7')) {
+    const srv = bridge.server.port;
+    await run('7a', '4t with a 60-byte datagram 2 ms before each ping, each client on its own circuit', async () =>
+      pairLayer(async () => tcpTransport(await torStream(tor, '127.0.0.1', srv)), oc, LEAD),
+    );
+    await run('7b', '7a with both clients on one circuit (one SOCKS isolation)', async () =>
+      pairLayer(async () => tcpTransport(await torStream(tor, '127.0.0.1', srv, `rtt-shared-${process.pid}`)), oc, LEAD),
+    );
+    await run('7c', '4t (no lead datagram) with both clients on one circuit', async () =>
+      pairLayer(async () => tcpTransport(await torStream(tor, '127.0.0.1', srv, `rtt-shared2-${process.pid}`)), oc),
+    );
+  }
+  if (opts.layers.includes('6')) {
+    const browser = await CallBrowser.start();
+    closers.push(() => browser.close());
+    const forwarder = await startSocksForwarder(tor.socksPort, '127.0.0.1', coturn.port);
+    closers.push(forwarder.close);
+    const isolatedForwarder = await startSocksForwarder(tor.socksPort, '127.0.0.1', coturn.port, true);
+    closers.push(isolatedForwarder.close);
+    const sharedShim = await bridge.addShim(bridge.server, { isolation: 'shared' });
+    const pings = Math.max(10, Math.round(opts.seconds * 8));
+    const dc = async (iceServers) => {
+      const r = await browser.benchCall({ iceServers, seconds: 1, idlePings: pings, setupTimeoutMs: 90_000 });
+      if (r.error) throw new Error(r.error);
+      const x = r.idleRttMs;
+      return {
+        n: x.length,
+        lost: pings - x.length,
+        p50: pct(x, 50),
+        p95: pct(x, 95),
+        min: Math.min(...x),
+        max: Math.max(...x),
+        mean: x.reduce((a, b) => a + b, 0) / x.length,
+      };
+    };
+    await run('6a', `Chromium data channel through the shim (relay/udp; ${pings} idle pings, as bench:call's rttIdleMs)`, () =>
+      dc([{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: oc.username, credential: oc.password }]),
+    );
+    await run('6b', 'Chromium data channel by hand: TURN/TCP to a SOCKS forwarder to coturn', () => {
+      const c = cot();
+      return dc([{ urls: `turn:127.0.0.1:${forwarder.port}?transport=tcp`, username: c.username, credential: c.password }]);
+    });
+    await run('6c', 'Chromium data channel through a shim with --isolation shared (both peers on one circuit)', () =>
+      dc([{ urls: `turn:127.0.0.1:${sharedShim.port}?transport=udp`, username: oc.username, credential: oc.password }]),
+    );
+    await run('6d', 'Chromium data channel by hand, a circuit per TURN connection (SOCKS isolation per connection)', () => {
+      const c = cot();
+      return dc([{ urls: `turn:127.0.0.1:${isolatedForwarder.port}?transport=tcp`, username: c.username, credential: c.password }]);
+    });
   }
   console.log(`\nrtt-breakdown, profile ${profile.name}: ${opts.size}-byte datagrams at ${opts.rate}/s, ${opts.seconds} s per layer; round trip in ms`);
   console.log(`${'layer'.padEnd(6)}${'p50'.padStart(7)}${'p95'.padStart(7)}${'min'.padStart(7)}${'max'.padStart(7)}${'lost'.padStart(6)}  path`);
@@ -426,6 +504,38 @@ try {
   await cleanup();
 }
 process.exit(exitCode);
+
+/**
+ * A TCP forwarder on 127.0.0.1, each connection one SOCKS5 stream to host:port (the by-hand path,
+ * as in bench-call.mjs: no SOCKS auth, so every connection shares a circuit); `isolate`: SOCKS
+ * credentials per connection, so each gets a circuit of its own (as two users would).
+ */
+async function startSocksForwarder(socksPort, host, port, isolate = false) {
+  const sockets = new Set();
+  const server = createServer((client) => {
+    sockets.add(client);
+    client.setNoDelay(true);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => client.destroy());
+    client.pause();
+    const auth = isolate ? { username: `fwd-${process.pid}-${++forwarded}`, password: 'x' } : {};
+    socks5Connect({ proxyPort: socksPort, host, port, ...auth, timeoutMs: 60_000 }).then(
+      (up) => {
+        sockets.add(up);
+        up.setNoDelay(true);
+        up.on('error', () => up.destroy());
+        up.on('close', () => (sockets.delete(up), client.destroy()));
+        client.on('close', () => up.destroy());
+        client.pipe(up);
+        up.pipe(client);
+        client.resume();
+      },
+      () => client.destroy(),
+    );
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { port: server.address().port, close: () => new Promise((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))) };
+}
 
 function connectTcp(port) {
   return new Promise((resolve, reject) => {
