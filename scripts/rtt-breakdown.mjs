@@ -22,9 +22,16 @@
 //   --seconds N   per layer (default 15)      --rate N    datagrams per second (default 20)
 //   --size N      bytes of payload (default 160)   --layers 0,1,2,3,4,4t,5,6,7   --json FILE
 //   --hold N      after the layers, keep everything up N seconds (strace/ss from another shell)
+//   --capture     tcpdump (Debian) on the loopback during each layer, on the relays' ORPorts, the
+//                 SOCKS port and the TURN servers' ports, counting Nagle stalls: a segment held
+//                 back until the peer's delayed ACK came (a pure ACK >= 20 ms after the data it
+//                 acknowledges, and more data from the same side within 0.5 ms of it), per link
 import { createHmac, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { prepare } from './prepare.mjs';
@@ -33,7 +40,7 @@ let forwarded = 0;
 const ALL_LAYERS = ['0', '1', '2', '3', '4', '4t', '5', '6', '7'];
 
 function parseArgs(argv) {
-  const o = { seconds: 15, rate: 20, size: 160, layers: ALL_LAYERS, json: undefined, hold: 0, profile: 'ideal' };
+  const o = { seconds: 15, rate: 20, size: 160, layers: ALL_LAYERS, json: undefined, hold: 0, profile: 'ideal', capture: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
@@ -44,9 +51,10 @@ function parseArgs(argv) {
     else if (flag === '--json') o.json = value();
     else if (flag === '--hold') o.hold = Number(value());
     else if (flag === '--profile') o.profile = value();
+    else if (flag === '--capture') o.capture = true;
     else if (flag === '--help' || flag === '-h') {
       console.log(
-        'usage: node scripts/rtt-breakdown.mjs [--seconds N] [--rate N] [--size N] [--layers 0,1,2,3,4,4t,5,6,7] [--json FILE] [--hold N] [--profile NAME]',
+        'usage: node scripts/rtt-breakdown.mjs [--seconds N] [--rate N] [--size N] [--layers 0,1,2,3,4,4t,5,6,7] [--json FILE] [--hold N] [--profile NAME] [--capture]',
       );
       process.exit(0);
     } else {
@@ -69,7 +77,8 @@ function parseArgs(argv) {
 const opts = parseArgs(process.argv.slice(2));
 await prepare('rtt-breakdown');
 const P = await import('@onionturn/protocol');
-const { CallBrowser, ProcessGroup, labProfile, socks5Connect, startBridge, startCoturn, sleep, waitFor } = await import('@onionturn/testkit');
+const { CallBrowser, ProcessGroup, TOOLS, requireTool, labProfile, socks5Connect, startBridge, startCoturn, sleep, waitFor } =
+  await import('@onionturn/testkit');
 const { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, FrameKind, decodeMessage, decodeChannelData, encodeChannelData, longTermKey } = P;
 
 const t0 = Date.now();
@@ -338,8 +347,63 @@ async function pairLayer(makeTransport, cred, lead = undefined) {
   }
 }
 
+// ---- Nagle stalls from a loopback capture
+
+/** Starts tcpdump on lo for `ports` (TCP); stop() ends it and returns its text dump. */
+async function startCapture(ports) {
+  const tcpdump = requireTool(TOOLS.tcpdump);
+  const file = join(captureDir, `layer-${Date.now()}.pcap`);
+  const filter = `tcp and (${ports.map((p) => `port ${p}`).join(' or ')})`;
+  const proc = group.spawn('tcpdump', tcpdump, ['-i', 'lo', '-n', '-s', '96', '-U', '-w', file, filter]);
+  await waitFor('tcpdump to listen', () => proc.output().includes('listening on'), 10_000, 20);
+  return {
+    stop: async () => {
+      proc.child.kill('SIGINT');
+      await new Promise((r) => (proc.child.exitCode !== null ? r() : proc.child.once('exit', r)));
+      const r = spawnSync(tcpdump, ['-r', file, '-n', '-tt'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+      rmSync(file, { force: true });
+      return r.stdout;
+    },
+  };
+}
+
+/**
+ * Nagle stalls in a tcpdump text dump: a pure ACK that comes >= 20 ms after the data it answers
+ * (a delayed ACK), right after which (within 0.5 ms) the acknowledged side sends more: that data
+ * had waited for the ACK. `classify(srcPort, dstPort)` names the link the held data went over.
+ */
+function nagleStalls(dump, classify) {
+  const rows = [];
+  for (const line of dump.split('\n')) {
+    const m = /^(\d+\.\d+) IP [\d.]+\.(\d+) > [\d.]+\.(\d+): Flags \[([^\]]*)\].* length (\d+)/.exec(line);
+    if (m) rows.push({ t: Number(m[1]) * 1000, src: Number(m[2]), dst: Number(m[3]), flags: m[4], len: Number(m[5]) });
+  }
+  const lastData = new Map();
+  const stalls = {};
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    if (r.len > 0) {
+      lastData.set(`${r.src}>${r.dst}`, r.t);
+      continue;
+    }
+    if (r.flags !== '.') continue;
+    const sent = lastData.get(`${r.dst}>${r.src}`);
+    if (sent === undefined || r.t - sent < 20) continue;
+    // A held segment waits behind unacknowledged data: nothing went out on that side meanwhile.
+    lastData.delete(`${r.dst}>${r.src}`);
+    const released = rows.slice(i + 1, i + 8).find((x) => x.src === r.dst && x.dst === r.src && x.len > 0 && x.t - r.t < 0.5);
+    if (!released) continue;
+    const link = classify(released.src, released.dst);
+    const s = (stalls[link] ??= { count: 0, ms: 0 });
+    s.count++;
+    s.ms += r.t - sent;
+  }
+  return stalls;
+}
+
 const SECRET = 'rtt-breakdown-coturn-secret';
 const group = new ProcessGroup();
+const captureDir = mkdtempSync(join(tmpdir(), 'onionturn-rtt-breakdown-'));
 let bridge;
 const closers = [];
 let cleaning;
@@ -348,6 +412,7 @@ const cleanup = () =>
     for (const c of closers) await Promise.resolve(c()).catch(() => undefined);
     await group.stopAll().catch(() => undefined);
     await bridge?.stop().catch(() => undefined);
+    rmSync(captureDir, { recursive: true, force: true });
   })());
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => void cleanup().then(() => process.exit(130)));
 process.on('uncaughtException', (err) => {
@@ -379,17 +444,38 @@ try {
         ',',
       )}, server ${bridge.server.port}, shim ${bridge.shim.port}, socks ${tor.socksPort}, tcp echo ${tcpEcho.port}, udp echo ${udpEcho.port}${coturn ? `, coturn ${coturn.port}` : ''}`,
   );
+  const orPorts = tor.nodes.filter((n) => n.orPort).map((n) => n.orPort);
+  const turnPorts = [bridge.server.port, ...(coturn ? [coturn.port] : [])];
+  const capturePorts = [...orPorts, tor.socksPort, ...turnPorts];
+  /**
+   * Which link held data went over, by its ports. Where the sender is ours (the server, the shim,
+   * this script: TCP_NODELAY on every socket) nothing is held: a match there is a coincidence
+   * (data relayed the moment another socket's held segment arrived), counted apart.
+   */
+  const classify = (src, dst) =>
+    orPorts.includes(src) || orPorts.includes(dst)
+      ? 'relay-relay'
+      : turnPorts.includes(dst)
+        ? 'exit-to-server'
+        : src === tor.socksPort
+          ? 'tor-to-app'
+          : 'nodelay-sender(coincidence)';
   const cred = await bridge.credentials();
   const oc = { username: cred.username, password: cred.password };
   const rows = [];
   const run = async (id, what, f) => {
     if (!opts.layers.includes(/^[4567][a-z]?$/.test(id) && id !== '4t' ? id[0] : id)) return;
     say(`layer ${id}: ${what}`);
+    const capture = opts.capture ? await startCapture(capturePorts) : undefined;
     try {
       const r = await f();
+      if (capture) r.nagle = nagleStalls(await capture.stop(), classify);
       rows.push({ layer: id, what, ...r });
-      say(`  p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms (${r.n} back, ${r.lost} lost)`);
+      say(
+        `  p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms (${r.n} back, ${r.lost} lost)${r.nagle ? `; Nagle stalls ${JSON.stringify(r.nagle)}` : ''}`,
+      );
     } catch (err) {
+      await capture?.stop();
       rows.push({ layer: id, what, error: err.message });
       say(`  failed: ${err.message}`);
     }
@@ -484,12 +570,17 @@ try {
   }
   console.log(`\nrtt-breakdown, profile ${profile.name}: ${opts.size}-byte datagrams at ${opts.rate}/s, ${opts.seconds} s per layer; round trip in ms`);
   console.log(`${'layer'.padEnd(6)}${'p50'.padStart(7)}${'p95'.padStart(7)}${'min'.padStart(7)}${'max'.padStart(7)}${'lost'.padStart(6)}  path`);
+  const stallText = (n) =>
+    Object.entries(n)
+      .map(([k, v]) => `${k} ${v.count}x ${(v.ms / v.count).toFixed(0)} ms`)
+      .join(', ') || 'none';
   for (const r of rows) {
     if (r.error) console.log(`${r.layer.padEnd(6)}${'error'.padStart(7)}  ${r.what}: ${r.error}`);
     else
       console.log(
         `${r.layer.padEnd(6)}${r.p50.toFixed(1).padStart(7)}${r.p95.toFixed(1).padStart(7)}${r.min.toFixed(1).padStart(7)}${r.max.toFixed(1).padStart(7)}${String(r.lost).padStart(6)}  ${r.what}`,
       );
+    if (r.nagle) console.log(`${' '.repeat(40)}Nagle stalls (held data, mean wait): ${stallText(r.nagle)}`);
   }
   if (opts.json)
     writeFileSync(opts.json, JSON.stringify({ profile: profile.name, size: opts.size, rate: opts.rate, seconds: opts.seconds, rows }, null, 2) + '\n');
