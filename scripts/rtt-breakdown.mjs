@@ -26,8 +26,11 @@
 //                 SOCKS port and the TURN servers' ports, counting Nagle stalls: a segment held
 //                 back until the peer's delayed ACK came (a pure ACK >= 20 ms after the data it
 //                 acknowledges, and more data from the same side within 0.5 ms of it), per link
+//   --quickack    run all of it in a network namespace of its own whose loopback routes carry
+//                 `quickack 1` (no delayed ACKs, so tor's Nagle never waits 40 ms for one): what
+//                 the same network costs without the stalls
 import { createHmac, randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,7 +43,7 @@ let forwarded = 0;
 const ALL_LAYERS = ['0', '1', '2', '3', '4', '4t', '5', '6', '7'];
 
 function parseArgs(argv) {
-  const o = { seconds: 15, rate: 20, size: 160, layers: ALL_LAYERS, json: undefined, hold: 0, profile: 'ideal', capture: false };
+  const o = { seconds: 15, rate: 20, size: 160, layers: ALL_LAYERS, json: undefined, hold: 0, profile: 'ideal', capture: false, quickack: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
@@ -52,9 +55,10 @@ function parseArgs(argv) {
     else if (flag === '--hold') o.hold = Number(value());
     else if (flag === '--profile') o.profile = value();
     else if (flag === '--capture') o.capture = true;
+    else if (flag === '--quickack') o.quickack = true;
     else if (flag === '--help' || flag === '-h') {
       console.log(
-        'usage: node scripts/rtt-breakdown.mjs [--seconds N] [--rate N] [--size N] [--layers 0,1,2,3,4,4t,5,6,7] [--json FILE] [--hold N] [--profile NAME] [--capture]',
+        'usage: node scripts/rtt-breakdown.mjs [--seconds N] [--rate N] [--size N] [--layers 0,1,2,3,4,4t,5,6,7] [--json FILE] [--hold N] [--profile NAME] [--capture] [--quickack]',
       );
       process.exit(0);
     } else {
@@ -76,6 +80,8 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv.slice(2));
 await prepare('rtt-breakdown');
+const NETNS_ENV = 'ONIONTURN_RTT_BREAKDOWN_NETNS';
+if (opts.quickack && process.env[NETNS_ENV] === undefined) process.exit(await inQuickackNamespace());
 const P = await import('@onionturn/protocol');
 const { CallBrowser, ProcessGroup, TOOLS, requireTool, labProfile, socks5Connect, startBridge, startCoturn, sleep, waitFor } =
   await import('@onionturn/testkit');
@@ -595,6 +601,26 @@ try {
   await cleanup();
 }
 process.exit(exitCode);
+
+/** Runs this script again inside a namespace of its own with quickack loopback routes; its exit code. */
+async function inQuickackNamespace() {
+  const { NetNamespace } = await import('@onionturn/testkit');
+  const ns = NetNamespace.create([]);
+  try {
+    // Both local routes: a socket to 127.0.0.1 takes the /32 one.
+    for (const dst of ['127.0.0.0/8', '127.0.0.1'])
+      ns.run(ns.ip, ['route', 'replace', 'local', dst, 'dev', 'lo', 'table', 'local', 'proto', 'kernel', 'scope', 'host', 'src', '127.0.0.1', 'quickack', '1']);
+    console.log(`rtt-breakdown: in network namespace ${ns.name}, loopback routes with quickack 1`);
+    const [bin, argv] = ns.wrap(process.execPath, process.argv.slice(1));
+    const child = spawn(bin, argv, { stdio: 'inherit', env: { ...process.env, [NETNS_ENV]: ns.name } });
+    const stop = () => child.kill('SIGINT');
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    return await new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+  } finally {
+    ns.delete();
+  }
+}
 
 /**
  * A TCP forwarder on 127.0.0.1, each connection one SOCKS5 stream to host:port (the by-hand path,
