@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench:rtt`: where a call's round trip goes on the private Tor network (issue 14). A
+// `npm run bench:rtt` (scripts/rtt-breakdown.mjs): where a call's round trip goes on the private Tor network (issue 14). A
 // benchmark, not a test: on one network in one run, small datagrams (--size bytes, --rate per
 // second, one layer after another) measure the round trip of each layer a relay-only call adds:
 //   0  TURN/TCP straight to the onionturn server, no Tor (the relay's own cost)
