@@ -586,7 +586,7 @@ try {
       console.log(
         `${r.layer.padEnd(6)}${r.p50.toFixed(1).padStart(7)}${r.p95.toFixed(1).padStart(7)}${r.min.toFixed(1).padStart(7)}${r.max.toFixed(1).padStart(7)}${String(r.lost).padStart(6)}  ${r.what}`,
       );
-    if (r.nagle) console.log(`${' '.repeat(40)}Nagle stalls (held data, mean wait): ${stallText(r.nagle)}`);
+    if (r.nagle) console.log(`${' '.repeat(40)}Nagle stalls (data held for a delayed ACK; mean ACK delay): ${stallText(r.nagle)}`);
   }
   if (opts.json)
     writeFileSync(opts.json, JSON.stringify({ profile: profile.name, size: opts.size, rate: opts.rate, seconds: opts.seconds, rows }, null, 2) + '\n');
