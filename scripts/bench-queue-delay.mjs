@@ -13,7 +13,9 @@ import { prepare } from './prepare.mjs';
 const opts = { rateKbps: 614.4, seconds: 30, near: 30, over: 75, bound: 150, constrained: 0 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const [flag, value] = [process.argv[i], process.argv[i + 1]];
-  const key = { '--rate-kbps': 'rateKbps', '--seconds': 'seconds', '--near': 'near', '--over': 'over', '--bound': 'bound', '--constrained': 'constrained' }[flag];
+  const key = { '--rate-kbps': 'rateKbps', '--seconds': 'seconds', '--near': 'near', '--over': 'over', '--bound': 'bound', '--constrained': 'constrained' }[
+    flag
+  ];
   if (key === undefined || !Number.isFinite(Number(value))) {
     console.log('usage: node scripts/bench-queue-delay.mjs [--rate-kbps K] [--seconds N] [--near MSG/S] [--over MSG/S] [--bound MS]');
     process.exit(2);
@@ -65,7 +67,26 @@ function uclient(port, peerPort, secret, perSecond) {
   const bin = requireTool(TOOLS.turnutilsUclient);
   const interval = Math.max(1, Math.round(1000 / perSecond));
   const messages = Math.round(opts.seconds * (1000 / interval));
-  const args = ['-c', '-W', secret, '-e', '127.0.0.1', '-r', String(peerPort), '-n', String(messages), '-m', '1', '-l', '1000', '-z', String(interval), '-p', String(port), '127.0.0.1'];
+  const args = [
+    '-c',
+    '-W',
+    secret,
+    '-e',
+    '127.0.0.1',
+    '-r',
+    String(peerPort),
+    '-n',
+    String(messages),
+    '-m',
+    '1',
+    '-l',
+    '1000',
+    '-z',
+    String(interval),
+    '-p',
+    String(port),
+    '127.0.0.1',
+  ];
   return new Promise((resolve) => {
     const started = group.spawn('turnutils_uclient', bin, args);
     let out = '';
@@ -85,7 +106,8 @@ try {
   const peer = await startTurnutilsPeer(group);
   const offServer = await bridge.addServer({ allowLoopbackPeers: true, args: ['--max-queue-delay-ms', '0'] });
   const offShim = await bridge.addShim(offServer, { args: ['--max-queue-delay-ms', '0'] });
-  const shimStale = async (statusPort) => metricSum(await (await globalThis.fetch(`http://127.0.0.1:${statusPort}/metrics`)).text(), 'onionturn_client_dropped_total', 'reason="stale"');
+  const shimStale = async (statusPort) =>
+    metricSum(await (await globalThis.fetch(`http://127.0.0.1:${statusPort}/metrics`)).text(), 'onionturn_client_dropped_total', 'reason="stale"');
   const serverStale = async (server) => metricSum(await server.metrics(), 'onionturn_dropped_total', 'reason="stale"');
   const circuit = await bridge.tor.measureCircuitRtt(5, false);
   say(`idle circuit RTT (bare stream echo) ${circuit.toFixed(0)} ms`);
@@ -103,12 +125,18 @@ try {
       const staleShim = (await shimStale(shim.statusPort)) - before.shim;
       const staleServer = (await serverStale(server)) - before.server;
       rows.push({ load, bound, ...r, staleShim, staleServer });
-      say(`  sent ${r.sent} received ${r.received} loss ${r.lossPct}% rtt avg ${r.rttAvg} ms max ${r.rttMax} ms; stale: shim ${staleShim}, server ${staleServer}`);
+      say(
+        `  sent ${r.sent} received ${r.received} loss ${r.lossPct}% rtt avg ${r.rttAvg} ms max ${r.rttMax} ms; stale: shim ${staleShim}, server ${staleServer}`,
+      );
       if (Number.isNaN(r.rttAvg)) say(`  uclient said: ${r.tail}`);
     }
   }
-  console.log(`\nbench:queue-delay: relays at ${opts.rateKbps} kbit/s (BandwidthRate)${opts.constrained ? ', ConstrainedSockets 8 KiB' : ''}, idle circuit RTT ${circuit.toFixed(0)} ms, uclient 1000-byte messages over UDP to the shim, ${opts.seconds} s each`);
-  console.log(`${'load'.padEnd(15)} ${'msg/s'.padStart(6)} ${'bound'.padEnd(15)} ${'sent'.padStart(5)} ${'recv'.padStart(5)} ${'loss%'.padStart(6)} ${'rtt avg'.padStart(8)} ${'rtt max'.padStart(8)} ${'stale shim'.padStart(10)} ${'stale srv'.padStart(10)}`);
+  console.log(
+    `\nbench:queue-delay: relays at ${opts.rateKbps} kbit/s (BandwidthRate)${opts.constrained ? ', ConstrainedSockets 8 KiB' : ''}, idle circuit RTT ${circuit.toFixed(0)} ms, uclient 1000-byte messages over UDP to the shim, ${opts.seconds} s each`,
+  );
+  console.log(
+    `${'load'.padEnd(15)} ${'msg/s'.padStart(6)} ${'bound'.padEnd(15)} ${'sent'.padStart(5)} ${'recv'.padStart(5)} ${'loss%'.padStart(6)} ${'rtt avg'.padStart(8)} ${'rtt max'.padStart(8)} ${'stale shim'.padStart(10)} ${'stale srv'.padStart(10)}`,
+  );
   for (const r of rows) {
     console.log(
       `${r.load.padEnd(15)} ${r.perSecond.toFixed(0).padStart(6)} ${r.bound.padEnd(15)} ${String(r.sent).padStart(5)} ${String(r.received).padStart(5)} ${String(r.lossPct).padStart(6)} ${String(r.rttAvg).padStart(8)} ${String(r.rttMax).padStart(8)} ${String(r.staleShim).padStart(10)} ${String(r.staleServer).padStart(10)}`,

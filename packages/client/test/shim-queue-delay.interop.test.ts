@@ -54,7 +54,6 @@ async function stallingSocks(): Promise<{ port: number; stream: Promise<Socket> 
   return { port: (server.address() as { port: number }).port, stream };
 }
 
-
 /**
  * An app sends `count` ChannelData datagrams of PAYLOAD bytes, one every `everyMs`, into a flow
  * whose Tor stream stopped reading, and a Refresh request in the middle; 300 ms later the stream
@@ -107,7 +106,10 @@ async function stalledRun(maxQueueDelayMs: number, count: number, everyMs: numbe
       }
       assert.equal(frame.length, 4 + PAYLOAD);
       const n = frame.readUInt32BE(4);
-      assert.ok(frame.subarray(8).every((b) => b === (n & 0xff)), `frame ${n} intact`);
+      assert.ok(
+        frame.subarray(8).every((b) => b === (n & 0xff)),
+        `frame ${n} intact`,
+      );
       frames.push(n);
     },
     { rfc5766Channels: true },
@@ -141,13 +143,20 @@ test('a stalled Tor stream: stale datagrams are dropped and counted, not queued 
   // 4 MB/s for 4 s: beyond loopback's socket buffers (a few MB) and the 1 MiB bound.
   const { shim, frames, requests, sent } = await stalledRun(150, 16000, 0.25);
   const stale = shim.stats.queueDrops.stale;
-  assert.ok(stale > 0, `stale datagrams counted (${frames.length} of ${sent} arrived, ${dropsOf(shim.stats)['no flow']} no flow, queue ${shim.stats.queueDropped})`);
+  assert.ok(
+    stale > 0,
+    `stale datagrams counted (${frames.length} of ${sent} arrived, ${dropsOf(shim.stats)['no flow']} no flow, queue ${shim.stats.queueDropped})`,
+  );
   assert.equal(dropsOf(shim.stats).stale, stale, 'in the drops /metrics and the status page show');
   assert.equal(shim.stats.backlogDropped, 0, 'the byte bound was never reached: the time bound came first');
   assert.equal(requests, 2, 'the Allocate and the Refresh (control) both went upstream');
   assert.ok(frames.length + stale <= sent);
   // (Not all the rest: on a busy machine the app's datagrams can overflow the shim's UDP socket.)
-  assert.deepEqual(frames.slice(-FRESH), Array.from({ length: FRESH }, (_, i) => sent - FRESH + i), 'the fresh datagrams after the stall');
+  assert.deepEqual(
+    frames.slice(-FRESH),
+    Array.from({ length: FRESH }, (_, i) => sent - FRESH + i),
+    'the fresh datagrams after the stall',
+  );
 });
 
 test('the same stall with --max-queue-delay-ms 0: the byte bound drops instead, nothing stale', async () => {

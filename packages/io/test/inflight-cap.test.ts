@@ -56,7 +56,7 @@ function simulate(cap: InflightCap | undefined, seconds: number): { p95: number;
   const RATE = 0.1; // cells per ms (~50 kB/s)
   const ONE_WAY = 40;
   const MSG = 1000; // bytes: 3 cells
-  const EVERY = (InflightCap.cells(MSG) / RATE) / 2; // twice the path's rate
+  const EVERY = InflightCap.cells(MSG) / RATE / 2; // twice the path's rate
   const fifo: { cells: number; bytes: number; at: number }[] = [];
   const arriving: { at: number; bytes: number; sentAt: number }[] = [];
   const reports: { at: number; bytes: number; owd: number }[] = [];

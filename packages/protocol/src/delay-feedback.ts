@@ -44,5 +44,5 @@ export function decodeDelayFeedback(value: Buffer): DelayFeedback | undefined {
 
 /** `later - earlier` for clock values modulo 2^32 (a difference within ±2^31 ms, ~24 days). */
 export function clockDiffMs(later: number, earlier: number): number {
-  return ((later - earlier) | 0);
+  return (later - earlier) | 0;
 }

@@ -56,4 +56,12 @@ export {
   type DatagramFramingError,
 } from './datagram-framing.js';
 export { DropClass, LARGE_PAYLOAD_BYTES, classifyFrame, classifyPayload, newFrameClass, type FrameClass } from './drop-class.js';
-export { DELAY_FEEDBACK_ATTRIBUTE, DELAY_FEEDBACK_LENGTH, DELAY_FEEDBACK_VERSION, clockDiffMs, decodeDelayFeedback, encodeDelayFeedback, type DelayFeedback } from './delay-feedback.js';
+export {
+  DELAY_FEEDBACK_ATTRIBUTE,
+  DELAY_FEEDBACK_LENGTH,
+  DELAY_FEEDBACK_VERSION,
+  clockDiffMs,
+  decodeDelayFeedback,
+  encodeDelayFeedback,
+  type DelayFeedback,
+} from './delay-feedback.js';

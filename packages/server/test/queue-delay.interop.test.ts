@@ -134,7 +134,12 @@ async function udpPeer(t: TestContext): Promise<{ sock: UdpSocket; addr: Transpo
  * The client stops reading; the peer sends `count` datagrams, one every `everyMs`; a Refresh
  * goes out in the middle; then the client reads again until nothing more comes.
  */
-async function stalledRun(t: TestContext, maxQueueDelayMs: number | undefined, count: number, everyMs: number): Promise<{ server: TurnServer; client: Client; sent: number }> {
+async function stalledRun(
+  t: TestContext,
+  maxQueueDelayMs: number | undefined,
+  count: number,
+  everyMs: number,
+): Promise<{ server: TurnServer; client: Client; sent: number }> {
   const server = await startServer(t, maxQueueDelayMs);
   const port = server.addresses[0]!.port;
   const peer = await udpPeer(t);
@@ -157,7 +162,7 @@ async function stalledRun(t: TestContext, maxQueueDelayMs: number | undefined, c
   client.sock.resume();
   const quiet = async (): Promise<void> => {
     let seen = -1;
-    for (let still = 0; still < 3; ) {
+    for (let still = 0; still < 3;) {
       await sleep(200);
       still = client.data.length === seen ? still + 1 : 0;
       seen = client.data.length;
@@ -200,7 +205,11 @@ test('a client that stops reading: stale datagrams are dropped and counted, not 
   );
   // What the kernel's buffers held arrives first; what waited in our queue past the budget is
   // gone; the fresh datagrams after the stall all arrive.
-  assert.deepEqual(client.data.slice(-FRESH), Array.from({ length: FRESH }, (_, i) => sent - FRESH + i), 'the fresh datagrams');
+  assert.deepEqual(
+    client.data.slice(-FRESH),
+    Array.from({ length: FRESH }, (_, i) => sent - FRESH + i),
+    'the fresh datagrams',
+  );
   const gaps = client.data.filter((n, i) => i > 0 && n !== client.data[i - 1]! + 1).length;
   assert.ok(gaps >= 1, 'stale ones in between were dropped');
 });
