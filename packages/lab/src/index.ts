@@ -64,4 +64,5 @@ export { Bottleneck, DelayLine, SEGMENT_BYTES, ShapedLink, StallSchedule, seeded
 export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions } from './shaping-proxy.js';
 export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabProfile } from './lab-profiles.js';
 export { startBulkDownload, type BulkDownload } from './bulk-download.js';
+export { cutRecovery, MIN_OUTAGE_MS, NEVER_AFTER_MS, type CutRecovery, type FrameSample } from './cut-recovery.js';
 export { STABLE_SHIM_PORTS, chooseStablePort, type PortChoice } from './stable-port.js';
