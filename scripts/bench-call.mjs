@@ -20,6 +20,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { prepare } from './prepare.mjs';
 
 function parseArgs(argv) {
@@ -45,8 +46,15 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv.slice(2));
 await prepare('bench:call');
-const { CallBrowser, ProcessGroup, cutRecovery, freePort, labProfile, median, socks5Connect, startBridge, startCoturn } = await import('@onionturn/testkit');
+const { CallBrowser, LAB_NAMESPACE_ENV, ProcessGroup, cutRecovery, freePort, labProfile, median, runInLabNamespace, socks5Connect, startBridge, startCoturn } =
+  await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
+if (profile.namespace && !process.env[LAB_NAMESPACE_ENV]) {
+  // This profile's loopback differs from the host's (small TCP buffers): run it all in a namespace.
+  const n = profile.namespace;
+  console.log(`bench:call: profile ${profile.name} runs in a network namespace of its own (lo MTU ${n.mtu}, tcp_rmem ${n.tcpRmem}, tcp_wmem ${n.tcpWmem})`);
+  process.exit(await runInLabNamespace(n, fileURLToPath(import.meta.url), process.argv.slice(2)));
+}
 
 const t0 = Date.now();
 const say = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${m}`);
