@@ -72,7 +72,11 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
     // seconds, then MBs). Backpressure then reaches tor (its circuit scheduler picks which
     // circuit's cells go next), through small socket buffers: see `namespace`.
     link: { delayMs: 40, jitterMs: 10, stall: { meanEveryMs: 60_000, forMs: 400 }, rateKbps: 600, queueMs: 50 },
-    torrc: ['ConstrainedSockets 1', 'ConstrainedSockSize 8192'],
+    // Tor's own FIFO per connection, the outbuf (cells leave the circuit scheduler for it while
+    // under the consensus' orconn_high, 32 KB = 0.43 s at 600 kbit/s): scaled down with the rate
+    // (4 KB). Measured side by side under the bulk load: fresh-circuit RTT 2.1-2.3 s with 4 KB,
+    // 1-4.2 s with the default (most of the rest is still inside tor; see README).
+    torrc: ['ConstrainedSockets 1', 'ConstrainedSockSize 8192', 'ConsensusParams orconn_high=4096 orconn_low=2048'],
     // Loopback's socket buffers (the proxy's receive buffer alone ~90 KB, and Node cannot shrink
     // it; send buffers autotuned to MBs) are seconds of FIFO at 600 kbit/s in front of every
     // circuit of a link: the bench runs this profile in a network namespace of its own whose TCP
