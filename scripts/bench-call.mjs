@@ -191,9 +191,11 @@ let bridge;
 let browser;
 let forwarder;
 let cleaning;
+let bwControlRef;
 const cleanup = () =>
   (cleaning ??= (async () => {
     await browser?.close().catch(() => undefined);
+    bwControlRef?.close();
     await forwarder?.close().catch(() => undefined);
     await group.stopAll().catch(() => undefined);
     await bridge?.stop().catch(() => undefined);
@@ -231,11 +233,25 @@ try {
     cutShim = await bridge.addShim(bridge.server, { localCredentials: { user: 'bench', password: randomBytes(12).toString('hex') }, onion: profile.onion });
     say(`--cut-at ${opts.cutAt}: onionturn calls use a local-credential shim on 127.0.0.1:${cutShim.port} (TURN mobility after the cut)`);
   }
-  /** Closes every open Tor stream to port (the call's), returns how many. */
+  // Which streams carry traffic (tor's STREAM_BW events, once a second per busy stream): the cut
+  // takes only those to the call's port that were busy in the last 2 s, not the streams of
+  // earlier calls' allocations the shim still holds (idle until they expire).
+  const busyAt = new Map();
+  const bwControl = opts.cutAt === undefined ? undefined : await bridge.tor.control();
+  bwControlRef = bwControl;
+  await bwControl?.onEvents(['STREAM_BW'], (ev) => {
+    const id = /^STREAM_BW (\S+)/.exec(ev.lines[0] ?? '')?.[1];
+    if (id) busyAt.set(id, Date.now());
+  });
+  /** Closes the busy Tor streams to port (the call's), returns how many. */
   const cutStreamsTo = async (port) => {
     const control = await bridge.tor.control();
     try {
-      const victims = (await control.streams()).filter((s) => s.status === 'SUCCEEDED' && s.target.endsWith(`:${port}`));
+      const now = Date.now();
+      const open = (await control.streams()).filter((s) => s.status === 'SUCCEEDED' && s.target.endsWith(`:${port}`));
+      const busy = open.filter((s) => now - (busyAt.get(s.id) ?? 0) <= 2000);
+      // No STREAM_BW seen for any of them: cut them all (the call's are among them).
+      const victims = busy.length > 0 ? busy : open;
       let cut = 0;
       for (const v of victims) if ((await control.command(`CLOSESTREAM ${v.id} 1`).catch(() => ({ code: 0 }))).code === 250) cut++;
       return cut;
