@@ -54,5 +54,5 @@ export function cutRecovery(samples: readonly FrameSample[], cutAt: number, outa
   }
   if (best?.end !== undefined) return { recoverMs: best.end - cutAt, gapMs: best.end - best.start };
   const first = after[0];
-  return first === undefined ? { recoverMs: undefined, gapMs: end - prev } : { recoverMs: first - cutAt, gapMs: first - prev };
+  return first === undefined ? { recoverMs: undefined, gapMs: end - prev } : { recoverMs: first - cutAt, gapMs: first - lastBefore };
 }

@@ -41,4 +41,5 @@ test('cut recovery: a later freeze from congestion is not the cut', () => {
 test('cut recovery: no visible outage is the time to the next decoded frame', () => {
   const r = cutRecovery(poll(10_000, 20_000, []), 15_050);
   assert.equal(r.recoverMs, 50);
+  assert.equal(r.gapMs, 100, 'the gap around the cut, not a negative one');
 });
