@@ -11,13 +11,20 @@
 //   --seconds N      media seconds per call (default 60)
 //   --runs N         calls per path (default 3); each row is the median over runs
 //   --json FILE      also write {"profile", "rows": [...]} to FILE
-import { createHmac } from 'node:crypto';
+//   --cut-at S       S seconds into the media, cut the Tor stream(s) carrying the call on each path
+//                    (tor's CLOSESTREAM: onionturn's shim-to-server streams, the by-hand forwarder's
+//                    streams to coturn) and measure until video is decoded again (cutRecoverMs,
+//                    null = never within the run). The onionturn path then uses a second shim in
+//                    local-credential mode: only a shim that signs the allocation itself can take
+//                    it over on a new stream (TURN mobility, RFC 8016).
+import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { prepare } from './prepare.mjs';
 
 function parseArgs(argv) {
-  const o = { profile: 'ideal', seconds: 60, runs: 3, json: undefined };
+  const o = { profile: 'ideal', seconds: 60, runs: 3, json: undefined, cutAt: undefined };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
@@ -25,19 +32,29 @@ function parseArgs(argv) {
     else if (flag === '--seconds') o.seconds = Number(value());
     else if (flag === '--runs') o.runs = Number(value());
     else if (flag === '--json') o.json = value();
+    else if (flag === '--cut-at') o.cutAt = Number(value());
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE]');
+      console.log('usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS]');
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]}`);
   }
   if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new Error('--seconds must be > 0 and --runs a positive integer');
+  if (o.cutAt !== undefined && !(o.cutAt > 0 && o.cutAt < o.seconds - 3))
+    throw new Error('--cut-at must be > 0 and at least 3 s before the end of the media (--seconds)');
   return o;
 }
 
 const opts = parseArgs(process.argv.slice(2));
 await prepare('bench:call');
-const { CallBrowser, ProcessGroup, freePort, labProfile, median, socks5Connect, startBridge, startCoturn } = await import('@onionturn/testkit');
+const { CallBrowser, LAB_NAMESPACE_ENV, ProcessGroup, cutRecovery, freePort, labProfile, median, runInLabNamespace, socks5Connect, startBridge, startCoturn } =
+  await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
+if (profile.namespace && !process.env[LAB_NAMESPACE_ENV]) {
+  // This profile's loopback differs from the host's (small TCP buffers): run it all in a namespace.
+  const n = profile.namespace;
+  console.log(`bench:call: profile ${profile.name} runs in a network namespace of its own (lo MTU ${n.mtu}, tcp_rmem ${n.tcpRmem}, tcp_wmem ${n.tcpWmem})`);
+  process.exit(await runInLabNamespace(n, fileURLToPath(import.meta.url), process.argv.slice(2)));
+}
 
 const t0 = Date.now();
 const say = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${m}`);
@@ -110,6 +127,18 @@ function toRow(path, r, circuitRttMs) {
     dcRttMsP50: pct(r.dcRttMs, 50),
     dcRttMsP95: pct(r.dcRttMs, 95),
     dcLost: r.dcLost,
+    ...(r.cutAtMs === undefined ? {} : cutFields(r)),
+  };
+}
+
+/** The cut's figures of one call: recovery from the receiver's frame samples. */
+function cutFields(r) {
+  const rec = cutRecovery(r.frameSamples, r.cutAtMs);
+  return {
+    cutRecoverMs: rec.recoverMs ?? null,
+    cutGapMs: rec.gapMs,
+    cutStreams: r.cutStreams,
+    iceAfterCut: r.iceAfterCut.map((e) => `${e.state}@${((e.at - r.cutAtMs) / 1000).toFixed(1)}s`).join(' '),
   };
 }
 
@@ -132,15 +161,25 @@ const FIELDS = [
 const DECIMALS = { setupRtts: 1, fps: 1, concealedPct: 2, jitterMs: 1 };
 const round = (k, v) => (Number.isFinite(v) ? Number(v.toFixed(DECIMALS[k] ?? 0)) : null);
 
+const CUT_FIELDS = ['cutRecoverMs', 'cutRecovered'];
+
 function medianRow(path, rows) {
   const out = { path };
   for (const k of FIELDS) out[k] = round(k, median(rows.map((r) => r[k]).filter((v) => Number.isFinite(v))));
   out.runs = rows.length;
+  if (rows.some((r) => 'cutRecoverMs' in r)) {
+    // Median over the runs that recovered (null when none did); how many did; each run's value.
+    const recovered = rows.map((r) => r.cutRecoverMs).filter((v) => v !== null && v !== undefined);
+    out.cutRecoverMs = recovered.length > 0 ? round('x', median(recovered)) : null;
+    out.cutRecovered = `${recovered.length}/${rows.length}`;
+    out.cutRecoverRunsMs = rows.map((r) => (r.cutRecoverMs === null ? null : round('x', r.cutRecoverMs)));
+    out.cutStreams = rows.map((r) => r.cutStreams);
+  }
   return out;
 }
 
 function table(rows) {
-  const cols = ['path', ...FIELDS];
+  const cols = ['path', ...FIELDS, ...(rows.some((r) => 'cutRecoverMs' in r) ? CUT_FIELDS : []), ...(rows.some((r) => r.failed > 0) ? ['failed'] : [])];
   const cells = [cols, ...rows.map((r) => cols.map((c) => String(r[c] ?? '-')))];
   const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i].length)));
   return cells.map((row) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
@@ -152,9 +191,11 @@ let bridge;
 let browser;
 let forwarder;
 let cleaning;
+let bwControlRef;
 const cleanup = () =>
   (cleaning ??= (async () => {
     await browser?.close().catch(() => undefined);
+    bwControlRef?.close();
     await forwarder?.close().catch(() => undefined);
     await group.stopAll().catch(() => undefined);
     await bridge?.stop().catch(() => undefined);
@@ -186,30 +227,86 @@ try {
   const circuitRttMs = median(circuitRtts);
   say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
   browser = await CallBrowser.start();
+  // --cut-at: the onionturn calls go through a second shim in local-credential mode (mobility).
+  let cutShim;
+  if (opts.cutAt !== undefined) {
+    cutShim = await bridge.addShim(bridge.server, { localCredentials: { user: 'bench', password: randomBytes(12).toString('hex') }, onion: profile.onion });
+    say(`--cut-at ${opts.cutAt}: onionturn calls use a local-credential shim on 127.0.0.1:${cutShim.port} (TURN mobility after the cut)`);
+  }
+  // Which streams carry traffic (tor's STREAM_BW events, once a second per busy stream): the cut
+  // takes only those to the call's port that were busy in the last 2 s, not the streams of
+  // earlier calls' allocations the shim still holds (idle until they expire).
+  const busyAt = new Map();
+  const bwControl = opts.cutAt === undefined ? undefined : await bridge.tor.control();
+  bwControlRef = bwControl;
+  await bwControl?.onEvents(['STREAM_BW'], (ev) => {
+    const id = /^STREAM_BW (\S+)/.exec(ev.lines[0] ?? '')?.[1];
+    if (id) busyAt.set(id, Date.now());
+  });
+  /** Closes the busy Tor streams to port (the call's), returns how many. */
+  const cutStreamsTo = async (port) => {
+    const control = await bridge.tor.control();
+    try {
+      const now = Date.now();
+      const open = (await control.streams()).filter((s) => s.status === 'SUCCEEDED' && s.target.endsWith(`:${port}`));
+      const busy = open.filter((s) => now - (busyAt.get(s.id) ?? 0) <= 2000);
+      // No STREAM_BW seen for any of them: cut them all (the call's are among them).
+      const victims = busy.length > 0 ? busy : open;
+      let cut = 0;
+      for (const v of victims) if ((await control.command(`CLOSESTREAM ${v.id} 1`).catch(() => ({ code: 0 }))).code === 250) cut++;
+      return cut;
+    } finally {
+      control.close();
+    }
+  };
 
   const perPath = { onionturn: [], 'by-hand': [] };
+  const failed = { onionturn: 0, 'by-hand': 0 };
   for (let run = 0; run < opts.runs; run++) {
     const order = run % 2 === 0 ? ['onionturn', 'by-hand'] : ['by-hand', 'onionturn'];
     for (const path of order) {
       let iceServers;
-      if (path === 'onionturn') {
+      if (path === 'onionturn' && cutShim) {
+        iceServers = [{ urls: `turn:127.0.0.1:${cutShim.port}?transport=udp`, username: cutShim.local.username, credential: cutShim.local.password }];
+      } else if (path === 'onionturn') {
         const c = await bridge.credentials();
         iceServers = [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: c.username, credential: c.password }];
       } else {
         iceServers = [{ urls: `turn:127.0.0.1:${forwarder.port}?transport=tcp`, ...coturnCredential(SECRET) }];
       }
       say(`run ${run + 1}/${opts.runs}: ${path} call, ${opts.seconds} s of media`);
-      const r = await browser.benchCall({ iceServers, seconds: opts.seconds, setupTimeoutMs: 90_000 });
-      if (r.error) throw new Error(`${path} call failed: ${r.error}; candidate errors ${JSON.stringify(r.candidateErrors)}`);
+      const cutPort = path === 'onionturn' ? bridge.server.port : coturn.port;
+      const r = await browser.benchCall(
+        { iceServers, seconds: opts.seconds, setupTimeoutMs: 90_000, ...(opts.cutAt === undefined ? {} : { cutAtSeconds: opts.cutAt }) },
+        opts.cutAt === undefined ? undefined : () => cutStreamsTo(cutPort),
+      );
+      if (r.error) {
+        // A call that does not set up (a congested profile) is a result, not the end of the bench.
+        say(`  ${path} call failed: ${r.error}; candidate errors ${JSON.stringify(r.candidateErrors.slice(0, 3))}`);
+        failed[path]++;
+        continue;
+      }
       const relay = r.pairs.map((p) => `${p.localType}/${p.relayProtocol}`).join(' + ');
       if (!r.pairs.every((p) => p.localType === 'relay' && p.remoteType === 'relay')) throw new Error(`${path}: not relay-only: ${JSON.stringify(r.pairs)}`);
       const row = toRow(path, r, circuitRttMs);
       perPath[path].push(row);
       say(`  ${path}: ${relay}; ${JSON.stringify(Object.fromEntries(FIELDS.map((k) => [k, round(k, row[k])])))}`);
+      if (opts.cutAt !== undefined) {
+        say(
+          `  ${path} cut at ${(r.cutAtMs / 1000).toFixed(1)} s: ${row.cutStreams} stream(s) cut; video decoded again after ${row.cutRecoverMs === null ? 'never' : `${row.cutRecoverMs.toFixed(0)} ms`} (outage ${row.cutGapMs.toFixed(0)} ms); ICE after the cut: ${row.iceAfterCut || 'no change'}`,
+        );
+      }
     }
   }
-  const rows = ['onionturn', 'by-hand'].map((p) => medianRow(p, perPath[p]));
-  const result = { profile: profile.name, seconds: opts.seconds, runs: opts.runs, circuitRttMs: round('x', circuitRttMs), rows };
+  const rows = ['onionturn', 'by-hand'].map((p) => ({ ...medianRow(p, perPath[p]), failed: failed[p] }));
+  const result = {
+    profile: profile.name,
+    seconds: opts.seconds,
+    runs: opts.runs,
+    ...(opts.cutAt === undefined ? {} : { cutAt: opts.cutAt, onionturnMode: 'local-credential' }),
+    circuitRttMs: round('x', circuitRttMs),
+    rows,
+  };
   console.log(`\nbench:call profile ${profile.name}: ${opts.runs} run(s) x ${opts.seconds} s media, median per row; circuit RTT ${circuitRttMs.toFixed(0)} ms`);
   console.log(table(rows));
   console.log(

@@ -31,6 +31,12 @@ try {
   console.error(`start: ${err.message}`);
   process.exit(2);
 }
+if (profile.namespace) {
+  // npm start serves the host's browser, so it cannot move into the profile's namespace.
+  console.log(
+    `start: profile ${profile.name} is meant for a network namespace with small TCP buffers (bench:call runs it there); here it runs on the host's loopback, with more delay under load`,
+  );
+}
 
 const t0 = Date.now();
 const say = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${m}`);

@@ -62,6 +62,8 @@ export {
 export { canConnect, udpBound, tcpEntries, countServerConnections, countClientConnections, type TcpEntry } from './sockets.js';
 export { Bottleneck, DelayLine, SEGMENT_BYTES, ShapedLink, StallSchedule, seededRandom, type LinkShape } from './link-shaper.js';
 export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions } from './shaping-proxy.js';
-export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabProfile } from './lab-profiles.js';
+export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabNamespaceSettings, type LabProfile } from './lab-profiles.js';
+export { LAB_NAMESPACE_ENV, createLabNamespace, runInLabNamespace } from './lab-namespace.js';
 export { startBulkDownload, type BulkDownload } from './bulk-download.js';
+export { cutRecovery, MIN_OUTAGE_MS, NEVER_AFTER_MS, type CutRecovery, type FrameSample } from './cut-recovery.js';
 export { STABLE_SHIM_PORTS, chooseStablePort, type PortChoice } from './stable-port.js';

@@ -111,11 +111,11 @@ export class ShapedLink {
     this.down = new Bottleneck(shape.rateKbps);
     this.stalls = new StallSchedule(shape.stall, this.random, startAt);
   }
-  /** Backlog above which a reader should pause: queueMs of the rate, at least 16 KiB worth. */
+  /** Backlog above which a reader should pause: queueMs of the rate, at least two segments' worth. */
   pauseAboveMs(): number {
     const q = this.shape.queueMs ?? 200;
     const bpm = this.up.bytesPerMs;
-    return bpm === undefined ? Infinity : Math.max(q, 16_384 / bpm);
+    return bpm === undefined ? Infinity : Math.max(q, (2 * SEGMENT_BYTES) / bpm);
   }
 }
 

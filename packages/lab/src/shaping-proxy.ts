@@ -29,8 +29,12 @@ export interface ShapingProxy {
 }
 
 const now = (): number => performance.now();
-/** Bytes one direction may hold (delay line + write buffer) before it stops reading. */
-const HOLD_BYTES = 256 * 1024;
+/**
+ * Bytes one direction may hold (delay line + write buffer) before it stops reading, when its
+ * receiver is slower than the link: small, so the backlog stays in the sender (tor, whose
+ * scheduler chooses among circuits) rather than in one FIFO here shared by all of them.
+ */
+const HOLD_BYTES = 64 * 1024;
 
 /** Moves one direction of one connection through a DelayLine. */
 class Pump {

@@ -83,10 +83,17 @@ export class CallBrowser {
     }
   }
 
-  /** One benchmark call (media for config.seconds) with a fresh page; see runBenchCall in webrtc-page.ts. */
-  async benchCall(config: BenchCallConfig): Promise<BenchCallResult> {
+  /**
+   * One benchmark call (media for config.seconds) with a fresh page; see runBenchCall in
+   * webrtc-page.ts. With config.cutAtSeconds the page calls `onCut` then (its result: streams cut).
+   */
+  async benchCall(config: BenchCallConfig, onCut?: () => Promise<number>): Promise<BenchCallResult> {
     const page = await this.browser.newPage();
     try {
+      if (config.cutAtSeconds !== undefined) {
+        if (!onCut) throw new Error('benchCall: cutAtSeconds needs onCut');
+        await page.exposeFunction('benchCut', onCut);
+      }
       if (this.routed) {
         await page.route(this.url, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: PAGE_HTML }));
       }

@@ -43,6 +43,12 @@ export interface BenchCallConfig {
   readonly setupTimeoutMs?: number;
   readonly width?: number;
   readonly height?: number;
+  /**
+   * Seconds into the media at which the page calls window.benchCut() (CallBrowser.benchCall's
+   * onCut: the bench cuts the call's Tor streams); from 3 s before it the receiver's
+   * framesDecoded is polled every 100 ms (frameSamples).
+   */
+  readonly cutAtSeconds?: number;
 }
 
 /** One call's measurements (page side; medians and percentiles are taken by the caller). */
@@ -70,6 +76,14 @@ export interface BenchCallResult {
   readonly concealedSamples: number;
   readonly totalSamples: number;
   readonly bytesReceived: number;
+  /** With cutAtSeconds: when benchCut() was called, ms after media start (undefined: no cut). */
+  readonly cutAtMs: number | undefined;
+  /** What benchCut() returned (the number of streams cut). */
+  readonly cutStreams: number | undefined;
+  /** With cutAtSeconds: the receiver's framesDecoded every ~100 ms, at = ms after media start. */
+  readonly frameSamples: { at: number; framesDecoded: number }[];
+  /** ICE connection states of the sending peer after the cut, with ms after media start. */
+  readonly iceAfterCut: { at: number; state: string }[];
 }
 
 // Runs in the browser: plain JavaScript in a string, so this package needs no DOM typings.
@@ -148,7 +162,8 @@ const RUN_BENCH_CALL = String.raw`
 async function runBenchCall(config) {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const r = { error: undefined, setupMs: 0, iceMs: 0, pairs: [], candidateErrors: [], idleRttMs: [], dcRttMs: [], dcLost: 0, rtcpRttMs: [], jitterMs: [],
-    mediaSeconds: 0, framesDecoded: 0, freezeCount: 0, freezeMs: 0, concealedSamples: 0, totalSamples: 0, bytesReceived: 0 };
+    mediaSeconds: 0, framesDecoded: 0, freezeCount: 0, freezeMs: 0, concealedSamples: 0, totalSamples: 0, bytesReceived: 0,
+    cutAtMs: undefined, cutStreams: undefined, frameSamples: [], iceAfterCut: [] };
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: config.width || 640, height: config.height || 480 } });
   const a = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
   const b = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
@@ -208,6 +223,23 @@ async function runBenchCall(config) {
     const pingEvery = config.pingEveryMs || 500;
     const pings = [];
     let nextStats = mediaStart + 1000;
+    // The cut (bench:call --cut-at): frames decoded polled every 100 ms around and after it.
+    let poller;
+    const cutTimers = [];
+    if (typeof config.cutAtSeconds === 'number') {
+      const cutAt = config.cutAtSeconds * 1000;
+      cutTimers.push(setTimeout(() => {
+        poller = setInterval(() => {
+          const at = performance.now() - mediaStart;
+          b.getStats().then((st) => { st.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') r.frameSamples.push({ at, framesDecoded: s.framesDecoded || 0 }); }); }, () => {});
+        }, 100);
+      }, Math.max(0, cutAt - 3000)));
+      cutTimers.push(setTimeout(() => {
+        r.cutAtMs = performance.now() - mediaStart;
+        a.addEventListener('iceconnectionstatechange', () => r.iceAfterCut.push({ at: performance.now() - mediaStart, state: a.iceConnectionState }));
+        window.benchCut().then((n) => { r.cutStreams = n; }, (e) => { r.cutStreams = -1; });
+      }, cutAt));
+    }
     while (performance.now() - mediaStart < config.seconds * 1000) {
       pings.push(ping(10000).then((rtt) => { if (rtt === undefined) r.dcLost++; else r.dcRttMs.push(rtt); }));
       await sleep(pingEvery);
@@ -225,6 +257,8 @@ async function runBenchCall(config) {
       }
     }
     await Promise.all(pings);
+    for (const t of cutTimers) clearTimeout(t);
+    if (poller) clearInterval(poller);
     const after = await snapshot(b);
     r.mediaSeconds = (performance.now() - mediaStart) / 1000;
     const v1 = inbound(after, 'video'), a1 = inbound(after, 'audio');

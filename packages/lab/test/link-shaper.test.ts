@@ -97,7 +97,9 @@ test('profiles: names, and the exit-path round trip the typical links add', () =
   const typical = labProfile('tor-typical').link!;
   assert.ok(Math.abs(6 * typical.delayMs + 8 - 250) <= 25, 'three shaped links, both ways, ~250 ms');
   assert.equal(labProfile('tor-typical').relayRateKbps, 4000);
-  assert.equal(Math.round((labProfile('tor-congested').relayRateKbps! * 1000) / 8), 76_800, "tor's minimum BandwidthRate");
+  assert.equal(labProfile('tor-congested').link?.rateKbps, 600, 'a 600 kbit/s bottleneck in the links');
+  assert.equal(labProfile('tor-congested').link?.queueMs, 50, 'whose queue holds at most 50 ms');
+  assert.ok(labProfile('tor-congested').namespace, 'in a namespace with small TCP buffers');
   assert.equal(labProfile('tor-congested').bulkDownload, true);
   assert.equal(labProfile('tor-onion').onion, true);
   assert.throws(() => labProfile('nope'), /known: ideal/);
@@ -200,4 +202,54 @@ test('shaping proxy: a receiver that stops reading stops the proxy reading (boun
   receiver!.resume();
   for (let i = 0; i < 300 && received < total; i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(received, total);
+});
+
+test('shaping proxy: the bottleneck queue stays bounded in time; the sender is held back instead', async (t) => {
+  // A sender far faster than a 4 Mbit/s link with a 50 ms queue: the proxy stops reading above
+  // it, so what waits in the proxy stays near 50 ms (plus at most one read, <= 64 KiB) however
+  // much is sent, and the rest waits in the sender; everything arrives, in order, at the rate.
+  let sunk = 0;
+  let firstAt = 0;
+  let lastAt = 0;
+  let inOrder = true;
+  const sink: Server = createServer((c) => {
+    c.on('data', (d: Buffer) => {
+      if (sunk === 0) firstAt = performance.now();
+      for (let i = 0; i < d.length; i += 997) if (d[i] !== (sunk + i) % 251) inOrder = false;
+      sunk += d.length;
+      lastAt = performance.now();
+    });
+    c.on('error', () => c.destroy());
+  });
+  sink.listen(0, '127.0.0.1');
+  await once(sink, 'listening');
+  t.after(() => new Promise<void>((r) => sink.close(() => r())));
+  const rateKbps = 4000;
+  const queueMs = 50;
+  const proxy = await startShapingProxy({ shape: { delayMs: 5, rateKbps, queueMs }, targetPort: (sink.address() as { port: number }).port });
+  t.after(() => proxy.close());
+  const c = connect({ host: '127.0.0.1', port: proxy.port });
+  t.after(() => c.destroy());
+  await once(c, 'connect');
+  const bytes = 1_000_000; // 2 s at the rate
+  const data = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = i % 251;
+  c.end(data);
+  let maxBacklogMs = 0;
+  const t0 = performance.now();
+  while (sunk < bytes) {
+    maxBacklogMs = Math.max(maxBacklogMs, proxy.queues().upBacklogMs);
+    await new Promise((r) => setTimeout(r, 5));
+    assert.ok(performance.now() - t0 < 10_000, `only ${sunk} of ${bytes} bytes after 10 s`);
+  }
+  const oneReadMs = (64 * 1024 * 8) / rateKbps;
+  const kbps = ((bytes - SEGMENT_BYTES) * 8) / (lastAt - firstAt);
+  t.diagnostic(
+    `most queued in the proxy: ${maxBacklogMs.toFixed(0)} ms (bound ${queueMs} ms + one read ${oneReadMs.toFixed(0)} ms); rate ${kbps.toFixed(0)} kbit/s`,
+  );
+  assert.ok(maxBacklogMs <= queueMs + oneReadMs, `the proxy queued ${maxBacklogMs.toFixed(0)} ms, more than ${queueMs} ms + one read`);
+  assert.ok(maxBacklogMs >= queueMs / 2, `the link was never full (${maxBacklogMs.toFixed(0)} ms queued)`);
+  assert.ok(Math.abs(kbps - rateKbps) <= rateKbps * 0.2, `rate ${kbps} kbit/s, expected ${rateKbps} +- 20%`);
+  assert.ok(inOrder, 'bytes arrived in order');
+  assert.equal(sunk, bytes);
 });
