@@ -11,6 +11,11 @@
 //   per round trip goes: kernel, runtime (Node/V8/libuv/libc; coturn's libraries), own code.
 // Flags (override the variables): --held N (e.g. `npm run bench -- --held 10000`), --held-only
 // (skip the round-trip rows: the warm-up, then the allocation cost), --servers coturn,onionturn.
+// --workers 1,2: the onionturn rows with each worker count (onionturn, onionturn-w2) beside coturn.
+// --loaders 1,2,4: server-limited rows instead of the one-uclient rows: that many uclients at once
+// per shape (bench-loaders.mjs; BENCH_LOADER_PACED_MESSAGES default 750, BENCH_LOADER_FLOOD_MESSAGES
+// default BENCH_FLOOD_MESSAGES), their delivered round trips summed, and each server's best.
+// --json FILE: the rows (and the allocation cost) as JSON.
 // Beside the held allocations a paced uclient load runs (BENCH_BESIDE_CLIENTS, default 10
 // clients x 100 B every 20 ms): its loss shows whether relaying still works with them all held.
 // For large --held the bench raises its own descriptor limit (prlimit on its own pid), which the
@@ -44,7 +49,15 @@ function parseArgs(argv) {
   const out = {};
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
-    const value = () => inline ?? argv[++i];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v.startsWith('--')) {
+        const example = { '--held': '1000', '--servers': 'coturn,onionturn', '--workers': '1,2', '--loaders': '1,2,4', '--json': 'bench.json' }[flag];
+        console.error(`bench: ${flag} wants a value (e.g. ${flag} ${example})`);
+        process.exit(2);
+      }
+      return v;
+    };
     if (flag === '--held') out.held = value();
     else if (flag === '--held-only') out.heldOnly = true;
     else if (flag === '--servers') out.servers = value();
@@ -72,10 +85,6 @@ function parseArgs(argv) {
       process.exit(2);
     }
     out[flag] = [...new Set(out[flag].split(',').map(Number))];
-  }
-  if ((out.json === undefined || out.json.startsWith('--')) && argv.some((a) => a === '--json')) {
-    console.error('bench: --json wants a file to write the rows to, e.g. --json bench.json');
-    process.exit(2);
   }
   return out;
 }
