@@ -11,6 +11,11 @@
 //   per round trip goes: kernel, runtime (Node/V8/libuv/libc; coturn's libraries), own code.
 // Flags (override the variables): --held N (e.g. `npm run bench -- --held 10000`), --held-only
 // (skip the round-trip rows: the warm-up, then the allocation cost), --servers coturn,onionturn.
+// --workers 1,2: the onionturn rows with each worker count (onionturn, onionturn-w2) beside coturn.
+// --loaders 1,2,4: server-limited rows instead of the one-uclient rows: that many uclients at once
+// per shape (bench-loaders.mjs; BENCH_LOADER_PACED_MESSAGES default 750, BENCH_LOADER_FLOOD_MESSAGES
+// default BENCH_FLOOD_MESSAGES), their delivered round trips summed, and each server's best.
+// --json FILE: the rows (and the allocation cost) as JSON.
 // Beside the held allocations a paced uclient load runs (BENCH_BESIDE_CLIENTS, default 10
 // clients x 100 B every 20 ms): its loss shows whether relaying still works with them all held.
 // For large --held the bench raises its own descriptor limit (prlimit on its own pid), which the
@@ -20,11 +25,12 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { restPassword } from '@onionturn/credentials';
 import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readAttribute, readText } from '@onionturn/protocol';
 import { ProcessGroup, TOOLS, freePort, requireTool, runUclient, sleep, startCoturn, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
+import { RATE_WINDOW_S, runLoaders } from './bench-loaders.mjs';
 import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
 import { prepare, root } from './prepare.mjs';
 
@@ -43,18 +49,42 @@ function parseArgs(argv) {
   const out = {};
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
-    const value = () => inline ?? argv[++i];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v.startsWith('--')) {
+        const example = { '--held': '1000', '--servers': 'coturn,onionturn', '--workers': '1,2', '--loaders': '1,2,4', '--json': 'bench.json' }[flag];
+        console.error(`bench: ${flag} wants a value (e.g. ${flag} ${example})`);
+        process.exit(2);
+      }
+      return v;
+    };
     if (flag === '--held') out.held = value();
     else if (flag === '--held-only') out.heldOnly = true;
     else if (flag === '--servers') out.servers = value();
+    else if (flag === '--workers') out.workers = value();
+    else if (flag === '--loaders') out.loaders = value();
+    else if (flag === '--json') out.json = value();
     else {
-      console.error(`bench: unknown argument ${argv[i]} (known: --held N, --held-only, --servers coturn,onionturn,onionturn-w2)`);
+      console.error(
+        `bench: unknown argument ${argv[i]} (known: --held N, --held-only, --servers coturn,onionturn,onionturn-w2, --workers 1,2, --loaders 1,2,4, --json FILE)`,
+      );
       process.exit(2);
     }
   }
   if (out.held !== undefined && !/^\d+$/.test(out.held)) {
     console.error(`bench: --held wants a count of allocations, got '${out.held}'`);
     process.exit(2);
+  }
+  for (const [flag, what] of [
+    ['workers', 'worker counts for the onionturn rows, e.g. --workers 1,2'],
+    ['loaders', 'counts of uclient processes run at once, e.g. --loaders 1,2,4'],
+  ]) {
+    if (out[flag] === undefined) continue;
+    if (!/^[1-9]\d*(,[1-9]\d*)*$/.test(out[flag])) {
+      console.error(`bench: --${flag} wants ${what}; got '${out[flag]}'`);
+      process.exit(2);
+    }
+    out[flag] = [...new Set(out[flag].split(',').map(Number))];
   }
   return out;
 }
@@ -218,7 +248,8 @@ async function startOnionturn(group, dir, workers = 1) {
         s.destroy();
       }
     },
-    10_000,
+    // Generous: a Node start on a machine busy with other test runs can take seconds.
+    30_000,
   );
   // Every worker listening: the primary has them all, and a moment for the last to take its share.
   if (workers > 1) {
@@ -266,7 +297,30 @@ function parseRun(out) {
 }
 
 // onionturn-wN: `onionturn server --workers N` (CPU and RSS summed over the primary and its workers).
-const SERVERS = (ARGS.servers ?? process.env.BENCH_SERVERS ?? 'coturn,onionturn,onionturn-w2').split(',');
+// --workers 1,2 makes the onionturn rows onionturn and onionturn-w2, beside coturn (unless --servers
+// leaves coturn out).
+const SERVERS = serverList(ARGS.servers ?? process.env.BENCH_SERVERS ?? 'coturn,onionturn,onionturn-w2', ARGS.workers);
+
+function serverName(workers) {
+  return workers > 1 ? `onionturn-w${workers}` : 'onionturn';
+}
+
+function serverList(list, workers) {
+  const named = list.split(',').filter(Boolean);
+  for (const n of named) {
+    if (n !== 'coturn' && !/^onionturn(-w[1-9]\d*)?$/.test(n)) {
+      console.error(`bench: unknown server '${n}' (known: coturn, onionturn, onionturn-wN for --workers N)`);
+      process.exit(2);
+    }
+  }
+  if (workers === undefined) return named;
+  return [...(named.includes('coturn') ? ['coturn'] : []), ...workers.map(serverName)];
+}
+// --loaders 1,2,4: the server-limited rows (bench-loaders.mjs) instead of the one-uclient rows.
+const LOADERS = ARGS.loaders;
+const JSON_FILE = ARGS.json;
+const LOADER_PACED = Number(process.env.BENCH_LOADER_PACED_MESSAGES ?? 750);
+const LOADER_FLOOD = Number(process.env.BENCH_LOADER_FLOOD_MESSAGES ?? FLOOD);
 const SHAPES = process.env.BENCH_SHAPES?.split(',');
 const CONFIGS = [];
 for (const clients of [1, 10, 100]) for (const length of [100, 1000]) for (const z of [20, 0]) CONFIGS.push({ clients, length, z });
@@ -287,7 +341,7 @@ async function loadRuns(group, server, peer) {
     timeoutMs: 60_000,
   });
   const rows = [];
-  if (HELD_ONLY) return rows;
+  if (HELD_ONLY || LOADERS) return rows;
   for (const cfg of CONFIGS) {
     const messages = cfg.z === 0 ? FLOOD : PACED;
     const run = () =>
@@ -321,6 +375,38 @@ async function loadRuns(group, server, peer) {
       split: m.result.splits[server.name],
     });
     process.stdout.write(`  ${server.name} ${cfg.clients}x${cfg.length}B z=${cfg.z}: ${received}/${r.sent ?? 0} back\n`);
+  }
+  return rows;
+}
+
+/**
+ * --loaders: each shape with N uclients at once (N from the list), each against its own peer,
+ * their round trips summed; the server's CPU over its process tree.
+ */
+async function loaderRuns(group, server, peers) {
+  const rows = [];
+  for (const cfg of CONFIGS) {
+    for (const n of LOADERS) {
+      const r = await runLoaders(group, {
+        server: { port: server.port },
+        serverPid: server.pid,
+        treeNs: cpuNs,
+        peers,
+        loaders: n,
+        secret: SECRET,
+        clients: cfg.clients,
+        messages: cfg.z === 0 ? LOADER_FLOOD : LOADER_PACED,
+        length: cfg.length,
+        z: cfg.z,
+        timeoutMs: 240_000,
+      });
+      rows.push({ ...cfg, ...r, loadavg: loadavg() });
+      process.stdout.write(
+        `  ${server.name} ${cfg.clients}x${cfg.length}B z=${cfg.z} x${n} loaders: ${r.received}/${r.sent} back, ${f(r.rtPerSec, 0)} rt/s, load average ${loadavg()[0].toFixed(2)}\n`,
+      );
+      // A moment for the server to close the allocations uclient let go.
+      await sleep(1000);
+    }
   }
   return rows;
 }
@@ -503,36 +589,7 @@ function printSplit(results) {
   }
 }
 
-async function main() {
-  requireTool(TOOLS.turnserver);
-  requireTool(TOOLS.turnutilsUclient);
-  if (PROFILE) requirePerf();
-  const limit = HELD > 0 ? raiseFdLimit(HELD) : fdLimit();
-  const results = {};
-  const commands = {};
-  const allocCosts = {};
-  for (const which of SERVERS) {
-    const group = new ProcessGroup();
-    const dir = mkdtempSync(join(tmpdir(), 'onionturn-bench-'));
-    let serverPid;
-    try {
-      const peer = await startTurnutilsPeer(group);
-      const workers = Number(/^onionturn-w(\d+)$/.exec(which)?.[1] ?? 1);
-      const server = which === 'coturn' ? await startBaseline(group) : await startOnionturn(group, dir, workers);
-      serverPid = server.pid;
-      commands[which] = server.command;
-      console.log(`bench: ${which} (pid ${server.pid})`);
-      results[which] = await loadRuns(group, server, peer);
-      if (HELD > 0) allocCosts[which] = await allocationCost(server, group, peer, limit.soft);
-    } finally {
-      await group.stopAll();
-      rmSync(dir, { recursive: true, force: true });
-      if (serverPid !== undefined) removePerfMap(serverPid);
-    }
-  }
-  console.log('\nservers:');
-  for (const [k, v] of Object.entries(commands)) console.log(`  ${k}: ${v}`);
-  console.log('each server first gets one unmeasured warm-up run (10 clients x 500 x 500 B, flood)');
+function printRows(results) {
   console.log(
     `load: turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER -m CLIENTS -l LEN -z Z -n ${PACED} (z=20) / ${FLOOD} (z=0), against turnutils_peer`,
   );
@@ -564,6 +621,188 @@ async function main() {
   }
   console.log('(~: under 20 CPU ticks measured, the tick column is coarse there)');
   if (PROFILE) printSplit(results);
+}
+
+/** The --loaders rows, each server's best per shape, and how far the machine's cores were used. */
+function printLoaders(loaderResults) {
+  const cores = cpus().length;
+  console.log(
+    `load: LOADERS x (turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER_i -m CLIENTS -l LEN -z Z -n ${LOADER_PACED} (z>0) / ${LOADER_FLOOD} (z=0)), at once, each against its own turnutils_peer`,
+  );
+  console.log(
+    `rt/s: round trips back per second, summed over the loaders, the best ${RATE_WINDOW_S} s (uclient's per-second progress, stamped on arrival); mean: first to last round trip back`,
+  );
+  console.log('offered: loaders x clients x 1000/z messages a second once every client has started (z=0: flood, as fast as uclient sends)');
+  console.log('loss%: (sent - back) / sent; drop: sends the client TCP socket refused (EAGAIN: the server did not read fast enough), not counted as sent');
+  console.log('us/rt: CPU per round trip back over the whole run: the server (its process tree), the load (uclients + peers)');
+  console.log(
+    `cores at best: CPU in use during the best window: server, load, and the whole machine (${cores} cores; the rest of "mach" is other processes: this bench, other test runs)`,
+  );
+  console.log(
+    'vs coturn: rt/s and server us/rt against coturn at the same shape and loaders; "=" when both delivered within 5% of each other (CPU compared at equal rate)\n',
+  );
+  const head = [
+    'clients',
+    'bytes',
+    'z',
+    'ld',
+    'server',
+    'offered',
+    'rt/s',
+    'mean',
+    'loss%',
+    'drop',
+    'rtt ms',
+    'srv us/rt',
+    'load us/rt',
+    'srv',
+    'load',
+    'mach',
+    'rt/s x',
+    'us/rt x',
+    'lavg',
+  ];
+  const widths = [7, 5, 3, 2, 12, 7, 7, 7, 6, 6, 7, 9, 10, 5, 5, 5, 6, 8, 5];
+  const line = (cells) => console.log(cells.map((x, j) => pad(x, widths[j])).join(' '));
+  line(head);
+  const names = SERVERS.filter((n) => loaderResults[n] !== undefined);
+  const rowsOf = (name, cfg) => loaderResults[name].filter((r) => r.clients === cfg.clients && r.length === cfg.length && r.z === cfg.z);
+  for (const cfg of CONFIGS) {
+    for (const n of LOADERS) {
+      const c = loaderResults.coturn && rowsOf('coturn', cfg).find((r) => r.loaders === n);
+      for (const name of names) {
+        const r = rowsOf(name, cfg).find((x) => x.loaders === n);
+        if (r === undefined) continue;
+        const other = name !== 'coturn' && c !== undefined;
+        const equal = other && Math.abs(r.rtPerSec - c.rtPerSec) <= 0.05 * Math.max(r.rtPerSec, c.rtPerSec);
+        line([
+          r.clients,
+          r.length,
+          r.z,
+          r.loaders,
+          name,
+          r.z > 0 ? f((r.loaders * r.clients * 1000) / r.z, 0) : 'flood',
+          f(r.rtPerSec, 0),
+          f(r.meanRtPerSec, 0),
+          f(r.lossPct, 2),
+          r.sendDropped,
+          f(r.rttMs, 2),
+          f(r.serverUsPerRt, 1),
+          f(r.loadUsPerRt, 1),
+          f(r.coresAtBest.server, 2),
+          f(r.coresAtBest.load, 2),
+          f(r.coresAtBest.machine, 2),
+          other ? f(r.rtPerSec / c.rtPerSec, 2) : '',
+          (other ? `${equal ? '=' : ''}${f(r.serverUsPerRt / c.serverUsPerRt, 2)}` : '') + (r.failed ? ' FAIL' : ''),
+          f(r.loadavg[0], 1),
+        ]);
+      }
+    }
+  }
+  console.log('\nthe limit each server reached: its best rt/s over the loader counts (same shapes, same run):');
+  const h2 = ['clients', 'bytes', 'z', 'server', 'best rt/s', 'at ld', 'loss%', 'srv cores', 'mach cores', 'vs coturn', 'what ran out'];
+  const w2 = [7, 5, 3, 12, 9, 5, 6, 9, 10, 9, 40];
+  console.log(h2.map((x, j) => pad(x, w2[j])).join(' '));
+  for (const cfg of CONFIGS) {
+    const best = {};
+    const reached = {};
+    for (const name of names) {
+      const rows = rowsOf(name, cfg);
+      if (rows.length === 0) continue;
+      const b = rows.reduce((a, r) => (r.rtPerSec > a.rtPerSec ? r : a));
+      best[name] = b;
+      const last = rows.at(-1);
+      // Still rising with more loaders: the load (or the machine), not the server, was the limit.
+      const rising = rows.length > 1 && b === last && b.rtPerSec > 1.1 * rows.at(-2).rtPerSec;
+      const clean = (r) => r.lossPct === 0 && r.sendDropped === 0 && !r.failed;
+      const others = b.coresAtBest.machine - b.coresAtBest.server - b.coresAtBest.load;
+      reached[name] = !(b === last && (clean(last) || rising));
+      const why = !reached[name]
+        ? `not reached: ${clean(last) ? 'no loss' : 'still rising'} with the most loaders`
+        : b.coresAtBest.machine >= 0.9 * cores
+          ? `the machine's ${cores} cores (server ${f(b.coresAtBest.server, 2)}, load ${f(b.coresAtBest.load, 2)}, others ${f(others, 2)})`
+          : 'the server (more loaders: no more delivered)';
+      const c = best.coturn;
+      console.log(
+        [
+          cfg.clients,
+          cfg.length,
+          cfg.z,
+          name,
+          f(b.rtPerSec, 0),
+          b.loaders,
+          f(b.lossPct, 2),
+          f(b.coresAtBest.server, 2),
+          f(b.coresAtBest.machine, 2),
+          name !== 'coturn' && c !== undefined ? f(b.rtPerSec / c.rtPerSec, 2) : '',
+          why,
+        ]
+          .map((x, j) => (j === w2.length - 1 ? `  ${x}` : pad(x, w2[j])))
+          .join(' '),
+      );
+    }
+    // Issue 17's goal, for the largest worker count: at least coturn's best, and no loss where coturn had none.
+    const top = names.filter((n) => n !== 'coturn').at(-1);
+    if (best.coturn !== undefined && top !== undefined && best[top] !== undefined) {
+      const lossy = LOADERS.filter((n) => {
+        const c = rowsOf('coturn', cfg).find((r) => r.loaders === n);
+        const o = rowsOf(top, cfg).find((r) => r.loaders === n);
+        return c !== undefined && o !== undefined && c.lossPct === 0 && o.lossPct > 0;
+      });
+      const ok = best[top].rtPerSec >= best.coturn.rtPerSec && lossy.length === 0;
+      console.log(
+        `  goal (${top} best >= coturn best, 0% loss where coturn has 0%): ${ok ? 'met' : 'not met'} (${f(best[top].rtPerSec / best.coturn.rtPerSec, 2)}x${lossy.length > 0 ? `; loss where coturn had none at ${lossy.join(',')} loader(s)` : ''}${reached.coturn || reached[top] ? '' : '; neither reached its limit: this compares the offered load'})`,
+      );
+    }
+  }
+}
+
+async function main() {
+  requireTool(TOOLS.turnserver);
+  requireTool(TOOLS.turnutilsUclient);
+  if (PROFILE) requirePerf();
+  const limit = HELD > 0 ? raiseFdLimit(HELD) : fdLimit();
+  const results = {};
+  const commands = {};
+  const allocCosts = {};
+  const loaderResults = {};
+  const loadavgAtStart = loadavg();
+  console.log(`bench: ${cpus().length} cores, load average ${loadavgAtStart.map((x) => x.toFixed(2)).join(' ')}`);
+  for (const which of SERVERS) {
+    const group = new ProcessGroup();
+    const dir = mkdtempSync(join(tmpdir(), 'onionturn-bench-'));
+    let serverPid;
+    try {
+      const peer = await startTurnutilsPeer(group);
+      // --loaders: one peer per loader, so one echo process is not what runs out.
+      const peers = [peer];
+      while (LOADERS && peers.length < Math.max(...LOADERS)) peers.push(await startTurnutilsPeer(group));
+      const workers = Number(/^onionturn-w(\d+)$/.exec(which)?.[1] ?? 1);
+      const server = which === 'coturn' ? await startBaseline(group) : await startOnionturn(group, dir, workers);
+      serverPid = server.pid;
+      commands[which] = server.command;
+      console.log(`bench: ${which} (pid ${server.pid})`);
+      results[which] = await loadRuns(group, server, peer);
+      if (LOADERS) loaderResults[which] = await loaderRuns(group, server, peers);
+      if (HELD > 0) allocCosts[which] = await allocationCost(server, group, peer, limit.soft);
+    } finally {
+      await group.stopAll();
+      rmSync(dir, { recursive: true, force: true });
+      if (serverPid !== undefined) removePerfMap(serverPid);
+    }
+  }
+  console.log('\nservers:');
+  for (const [k, v] of Object.entries(commands)) console.log(`  ${k}: ${v}`);
+  console.log('each server first gets one unmeasured warm-up run (10 clients x 500 x 500 B, flood)');
+  if (LOADERS) printLoaders(loaderResults);
+  else printRows(results);
+  if (JSON_FILE !== undefined) {
+    writeFileSync(
+      JSON_FILE,
+      `${JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, loadavgAtStart, loadavgAtEnd: loadavg(), servers: commands, rows: LOADERS ? loaderResults : results, allocations: allocCosts }, null, 2)}\n`,
+    );
+    console.log(`bench: rows written to ${JSON_FILE}`);
+  }
   if (Object.keys(allocCosts).length === 0) return;
   console.log(
     `\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held; open-files limit ${limit.soft}; beside them ${BESIDE_CLIENTS} uclient clients x ${PACED} x 100 B every 20 ms):`,
