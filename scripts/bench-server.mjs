@@ -229,7 +229,9 @@ async function startOnionturn(group, dir, workers = 1) {
     '1000000000000',
     '--log-level',
     'warn',
-    ...(workers > 1 ? ['--workers', String(workers)] : []),
+    // Always said: the server's default is one worker per core, and the 'onionturn' row is one process.
+    '--workers',
+    String(workers),
   ];
   // BENCH_NODE_ARGS: extra Node flags for the onionturn server (e.g. --cpu-prof --cpu-prof-dir=DIR).
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
