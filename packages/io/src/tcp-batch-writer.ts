@@ -91,6 +91,12 @@ export class TcpBatchWriter {
   #reservedTime = 0;
   /** The last write was not taken whole by the kernel: write in chunks from the batch. */
   #backedUp = false;
+  /**
+   * This batch's messages are timed (queued with their times and classes). Only a batch begun
+   * behind a write that is stuck or not taken whole: any other is written whole at the end of its
+   * turn, so timing it would cost every message a classification and a clock read for nothing.
+   */
+  #timed = false;
   /** A write handed to the socket is still in Node's queue; its callback writes what gathered. */
   #inFlight = false;
   readonly #afterWrite = (): void => {
@@ -154,13 +160,13 @@ export class TcpBatchWriter {
   reserve(n: number): number {
     const s = this.#sock;
     const q = this.#queue;
-    if (q !== undefined) {
-      const now = performance.now();
-      this.#reservedTime = now;
+    let now = -1;
+    if (this.#timed) {
+      now = performance.now();
       // Behind a stuck write, stale messages go as new ones come, not only when it drains.
-      if (this.#inFlight && !this.#direct && q.due(now) && this.#batch !== undefined) {
-        this.#len = q.shed(now, this.#batch, this.#len);
-        this.#count = q.count;
+      if (this.#inFlight && !this.#direct && (q as TimedQueue).due(now) && this.#batch !== undefined) {
+        this.#len = (q as TimedQueue).shed(now, this.#batch, this.#len);
+        this.#count = (q as TimedQueue).count;
       }
     }
     const at = this.#len;
@@ -169,7 +175,9 @@ export class TcpBatchWriter {
     if (batch === undefined) {
       // Close to the last write: a burst. Long after it, a lone message, even if the last turn
       // of the previous burst had several.
-      if (performance.now() - this.#lastWrite < this.#burstGapMs) this.#batching = true;
+      if (now < 0) now = performance.now();
+      this.#timed = q !== undefined && (this.#inFlight || this.#backedUp);
+      if (now - this.#lastWrite < this.#burstGapMs) this.#batching = true;
       else {
         this.#batching = false;
         this.#direct = true;
@@ -188,13 +196,14 @@ export class TcpBatchWriter {
     this.#count++;
     this.#reservedAt = at;
     this.#reservedLen = n;
+    this.#reservedTime = now;
     return at;
   }
 
   /** The reserved bytes are filled: a lone message is written now, one of a burst at the turn's end. */
   commit(): void {
     const q = this.#queue;
-    if (q !== undefined) {
+    if (this.#timed && q !== undefined) {
       const at = this.#reservedAt;
       const n = this.#reservedLen;
       (this.#classify as TimeBound['classify'])(this.#batch as Buffer, at, n, scratch);
@@ -248,7 +257,7 @@ export class TcpBatchWriter {
     let len = this.#len;
     const q = this.#queue;
     const now = performance.now();
-    if (q !== undefined && !s.destroyed && !s.writableEnded) {
+    if (this.#timed && q !== undefined && !s.destroyed && !s.writableEnded) {
       len = q.shed(now, batch, len);
       if (len === 0) {
         // All of it was stale.
