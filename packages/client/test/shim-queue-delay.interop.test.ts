@@ -6,12 +6,10 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
 import { FrameKind, MessageBuilder, MessageClass, Method, StreamFramer } from '@onionturn/protocol';
 import { waitFor } from '@onionturn/testkit';
 import { Shim, dropsOf, parseUpstream } from '../src/index.js';
-import { captureLogger } from './helpers.js';
+import { captureLogger, stallingSocks } from './helpers.js';
 
 const PAYLOAD = 1000; // a multiple of 4: no padding, so the byte count is exact
 /** Datagrams sent once the stream moves again. */
@@ -22,45 +20,13 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-/** SOCKS5 that answers the greeting and CONNECT, then reads nothing until resumed. */
-async function stallingSocks(): Promise<{ port: number; stream: Promise<Socket> }> {
-  let give: (s: Socket) => void = () => {};
-  const stream = new Promise<Socket>((r) => (give = r));
-  const server = createServer((s) => {
-    s.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    let step: 'greet' | 'connect' = 'greet';
-    const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      if (step === 'greet' && buf.length >= 2 && buf.length >= 2 + (buf[1] as number)) {
-        buf = buf.subarray(2 + (buf[1] as number));
-        step = 'connect';
-        s.write(Buffer.from([5, 0])); // no authentication
-      }
-      // CONNECT to an IPv4 address: 10 bytes.
-      if (step === 'connect' && buf.length >= 10) {
-        s.removeListener('data', onData);
-        s.pause();
-        s.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
-        if (buf.length > 10) s.unshift(buf.subarray(10));
-        give(s);
-      }
-    };
-    s.on('data', onData);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  return { port: (server.address() as { port: number }).port, stream };
-}
-
 /**
  * An app sends `count` ChannelData datagrams of PAYLOAD bytes, one every `everyMs`, into a flow
  * whose Tor stream stopped reading, and a Refresh request in the middle; 300 ms later the stream
  * moves again; then FRESH more datagrams.
  */
 async function stalledRun(maxQueueDelayMs: number, count: number, everyMs: number): Promise<{ shim: Shim; frames: number[]; requests: number; sent: number }> {
-  const socks = await stallingSocks();
+  const socks = await stallingSocks(cleanups);
   const upstream = parseUpstream('tcp://127.0.0.1:9');
   assert.ok(upstream.ok);
   const shim = new Shim({
