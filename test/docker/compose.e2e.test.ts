@@ -1187,21 +1187,31 @@ test(
 
     // Backend b's whole stack stops. Its descriptor stays on the HSDirs, so the frontend keeps
     // listing its intro points for a while (docs/onionbalance.md); fresh clients that pick one fail
-    // over to another intro point. Every new Allocate must still succeed, at backend a.
+    // over to another intro point. Every new Allocate must still succeed, at backend a, on the
+    // first try or on one retry with a fresh circuit (as an app retries a call): a clean-clone CI
+    // run saw one first try whose SOCKS CONNECT hung for the whole 45 s while tor worked through
+    // the dead backend's intro points, and docs/onionbalance.md says so.
     await stacks[1]!.checked(['stop', '--timeout', '10']);
     const tStop = Date.now();
     const after: string[] = [];
+    let retried = 0;
     for (let i = 0; i < 6; i++) {
-      await newnym();
-      const a = await allocateThroughTor(tor.socksPort, frontend, 3478, credential).catch((err: unknown) => {
-        assert.fail(
-          `Allocate ${i + 1} after backend b stopped failed at ${Math.round((Date.now() - tStop) / 1000)} s: ${String(err)} (so far: ${after.join(' ')})`,
-        );
-      });
+      let a: Awaited<ReturnType<typeof allocateThroughTor>> | undefined;
+      for (let attempt = 1; a === undefined; attempt++) {
+        await newnym();
+        try {
+          a = await allocateThroughTor(tor.socksPort, frontend, 3478, credential);
+        } catch (err) {
+          const at = `Allocate ${i + 1} (try ${attempt}) after backend b stopped failed at ${Math.round((Date.now() - tStop) / 1000)} s: ${String(err)}`;
+          if (attempt === 2) assert.fail(`${at} (so far: ${after.join(' ')})`);
+          log(at);
+          retried++;
+        }
+      }
       assert.equal(a.realm, backends[0]!.realm, 'a stopped backend cannot answer');
       after.push(`${a.ms}ms`);
     }
-    log(`backend b stopped: 6/6 fresh clients allocated at backend a (${after.join(', ')}) within ${Date.now() - tStop} ms`);
+    log(`backend b stopped: 6/6 fresh clients allocated at backend a (${after.join(', ')}; ${retried} needed a second try) within ${Date.now() - tStop} ms`);
     log(`backend a's server container: ${await health(engine, ids[0]!.server)}`);
     log(`onionbalance frontend end to end: ${Date.now() - started} ms`);
   },
