@@ -47,7 +47,19 @@ export async function startServer(
 ): Promise<RunningServer> {
   const relayPorts = options.relayPorts ?? portRange(4000);
   const listen = options.listen ?? ['tcp://127.0.0.1:0', 'udp://127.0.0.1:0'];
-  const argv = [onionturnBin(), 'server', ...listen.flatMap((l) => ['--listen', l]), '--relay-ports', `${relayPorts.min}-${relayPorts.max}`, ...args];
+  // One process unless the test asks for workers: most interop tests examine one server's
+  // behaviour (and the default, a worker per core, triples the processes a test suite starts on
+  // 2 cores). The tests of --workers say how many; server-workers-default checks the default.
+  const workers = args.includes('--workers') ? [] : ['--workers', '1'];
+  const argv = [
+    onionturnBin(),
+    'server',
+    ...listen.flatMap((l) => ['--listen', l]),
+    '--relay-ports',
+    `${relayPorts.min}-${relayPorts.max}`,
+    ...workers,
+    ...args,
+  ];
   const [bin, binArgs] = options.netns ? options.netns.wrap(process.execPath, argv) : [process.execPath, argv];
   const started = group.spawn('onionturn server', bin, binArgs, { env: cleanEnv(env) });
   const logged = await waitFor(
