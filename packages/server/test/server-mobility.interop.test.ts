@@ -3,102 +3,10 @@
 // allocation over, and a UDP peer keeps talking to the same relay address both ways.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
-import {
-  AttributeType,
-  MessageBuilder,
-  MessageClass,
-  Method,
-  StreamFramer,
-  FrameKind,
-  decodeMessage,
-  getAttribute,
-  longTermKey,
-  readAddressAttribute,
-  readAttribute,
-  readText,
-  type StunMessage,
-  type TransportAddress,
-} from '@onionturn/protocol';
+import { AttributeType, MessageClass, Method, readAddressAttribute, type TransportAddress } from '@onionturn/protocol';
 import { ProcessGroup, startServer, waitFor } from '@onionturn/testkit';
 
-const REALM = 'onionturn';
-const CHANNEL = 0x4001;
-
-/** A raw TURN-over-TCP client: one connection, long-term credentials. */
-class Conn {
-  readonly messages: StunMessage[] = [];
-  readonly channelData: Buffer[] = [];
-  closed = false;
-  nonce = '';
-  readonly #framer = new StreamFramer((f, kind) => {
-    if (kind === FrameKind.ChannelData) return void this.channelData.push(Buffer.from(f.subarray(4)));
-    const d = decodeMessage(Buffer.from(f));
-    if (d.ok) this.messages.push(d.value);
-  });
-  private constructor(readonly sock: Socket) {
-    sock.on('data', (c: Buffer) => this.#framer.push(c));
-    sock.on('close', () => (this.closed = true));
-    sock.on('error', () => undefined);
-  }
-  static async open(port: number): Promise<Conn> {
-    const sock = connect(port, '127.0.0.1');
-    await once(sock, 'connect');
-    return new Conn(sock);
-  }
-  async ask(method: number, attrs: (b: MessageBuilder) => void): Promise<StunMessage> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const b = new MessageBuilder(method, MessageClass.Request);
-      attrs(b);
-      if (this.nonce) {
-        b.add(AttributeType.Username, { kind: 'text', text: 'alice' })
-          .add(AttributeType.Realm, { kind: 'text', text: REALM })
-          .add(AttributeType.Nonce, { kind: 'text', text: this.nonce });
-      }
-      const n = this.messages.length;
-      this.sock.write(b.build(this.nonce ? { integrityKey: longTermKey('alice', REALM, 'wonderland') } : {}));
-      await waitFor('a response', () => this.messages.length > n || this.closed, 3000, 5);
-      const r = this.messages[n];
-      if (!r) throw new Error('connection closed');
-      const code = errorCode(r);
-      if ((code === 401 && !this.nonce) || code === 438) {
-        this.nonce = readText(r, AttributeType.Nonce) ?? '';
-        continue;
-      }
-      return r;
-    }
-    throw new Error('no answer after the nonce');
-  }
-  sendChannel(data: Buffer): void {
-    const f = Buffer.alloc(4 + data.length + ((4 - (data.length % 4)) % 4));
-    f.writeUInt16BE(CHANNEL, 0);
-    f.writeUInt16BE(data.length, 2);
-    data.copy(f, 4);
-    this.sock.write(f);
-  }
-}
-
-function errorCode(m: StunMessage): number {
-  const e = readAttribute(m, AttributeType.ErrorCode);
-  return e?.ok && e.value.kind === 'error-code' ? e.value.code : 0;
-}
-
-function ticketOf(m: StunMessage): Buffer {
-  const t = getAttribute(m, AttributeType.MobilityTicket);
-  assert.ok(t, `no MOBILITY-TICKET (class ${m.messageClass}, error ${errorCode(m)})`);
-  return Buffer.from(t.value);
-}
-
-async function udpPeer(): Promise<{ sock: UdpSocket; got: { data: Buffer; from: string }[]; port: number }> {
-  const sock = createSocket('udp4');
-  const got: { data: Buffer; from: string }[] = [];
-  sock.on('message', (data, r) => got.push({ data, from: `${r.address}:${r.port}` }));
-  sock.bind(0, '127.0.0.1');
-  await once(sock, 'listening');
-  return { sock, got, port: sock.address().port };
-}
+import { CHANNEL, Conn, errorCode, ticketOf, udpPeer } from './mobility-conn.js';
 
 test('a Refresh with the mobility ticket on a new TCP connection keeps the relay address: the UDP peer goes on both ways', async (t) => {
   const group = new ProcessGroup();
