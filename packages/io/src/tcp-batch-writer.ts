@@ -161,10 +161,11 @@ export class TcpBatchWriter {
     const s = this.#sock;
     const q = this.#queue;
     let now = -1;
-    if (this.#timed) {
+    // #timed describes the batch being gathered; with none, the next one decides below.
+    if (this.#timed && this.#batch !== undefined) {
       now = performance.now();
       // Behind a stuck write, stale messages go as new ones come, not only when it drains.
-      if (this.#inFlight && !this.#direct && (q as TimedQueue).due(now) && this.#batch !== undefined) {
+      if (this.#inFlight && !this.#direct && (q as TimedQueue).due(now)) {
         this.#len = (q as TimedQueue).shed(now, this.#batch, this.#len);
         this.#count = (q as TimedQueue).count;
       }
