@@ -3,8 +3,12 @@
 // peer b, and a data channel) over a shaped private Tor network (packages/lab lab profiles),
 // two ways side by side in one run:
 //   onionturn  browser --TURN/UDP--> onionturn client (shim) --SOCKS--> Tor --> onionturn server
-//   by-hand    browser --TURN/TCP--> local TCP forwarder --SOCKS (no auth)--> Tor --> coturn
+//   by-hand    browser --TURN/TCP--> local TCP forwarder --SOCKS--> Tor --> coturn
 // (the by-hand path is what users do today: TURN/TCP through a SOCKS forwarder such as socat).
+// Its forwarder gives each connection a SOCKS username of its own, so each peer's TURN connection
+// has a circuit of its own, as two users on two machines would (the shim does the same per flow);
+// sharing one circuit made the by-hand path look better than it is (its return traffic carried the
+// other peer's ACKs: 53 vs 74 ms data-channel RTT on `ideal`, `npm run bench:rtt` rows 6b/6d).
 // Both peers use the same server, so every packet crosses Tor twice (a -> server -> b).
 // Everything runs on loopback, started and stopped here by PID; Ctrl-C stops it all.
 //   --profile NAME   lab profile: ideal (default), tor-typical, tor-congested, tor-onion
@@ -19,7 +23,6 @@
 //                    it over on a new stream (TURN mobility, RFC 8016).
 import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { prepare } from './prepare.mjs';
 
@@ -46,8 +49,19 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv.slice(2));
 await prepare('bench:call');
-const { CallBrowser, LAB_NAMESPACE_ENV, ProcessGroup, cutRecovery, freePort, labProfile, median, runInLabNamespace, socks5Connect, startBridge, startCoturn } =
-  await import('@onionturn/testkit');
+const {
+  CallBrowser,
+  LAB_NAMESPACE_ENV,
+  ProcessGroup,
+  cutRecovery,
+  freePort,
+  labProfile,
+  median,
+  runInLabNamespace,
+  startBridge,
+  startCoturn,
+  startSocksForwarder,
+} = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
 if (profile.namespace && !process.env[LAB_NAMESPACE_ENV]) {
   // This profile's loopback differs from the host's (small TCP buffers): run it all in a namespace.
@@ -64,43 +78,6 @@ function pct(xs, p) {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((x, y) => x - y);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-
-/** A TCP forwarder on 127.0.0.1: each connection becomes one SOCKS5 stream (no auth, like socat) to host:port. */
-async function startSocksForwarder(socksPort, host, port) {
-  const sockets = new Set();
-  const server = createServer((client) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    client.on('error', () => client.destroy());
-    client.pause();
-    socks5Connect({ proxyPort: socksPort, host, port, timeoutMs: 60_000 }).then(
-      (upstream) => {
-        sockets.add(upstream);
-        upstream.on('close', () => {
-          sockets.delete(upstream);
-          client.destroy();
-        });
-        upstream.on('error', () => upstream.destroy());
-        client.on('close', () => upstream.destroy());
-        upstream.setNoDelay(true);
-        client.setNoDelay(true);
-        client.pipe(upstream);
-        upstream.pipe(client);
-        client.resume();
-      },
-      () => client.destroy(),
-    );
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: server.address().port,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 function coturnCredential(secret) {
@@ -214,7 +191,7 @@ try {
   bridge = await startBridge({ profile, ...(profile.onion ? { extraOnionPorts: [coturnPort] } : {}), progress: (m) => say(m) });
   const coturn = await startCoturn(group, { secrets: [SECRET], port: coturnPort, verbose: false });
   const coturnHost = profile.onion ? bridge.tor.onion.hostname : '127.0.0.1';
-  forwarder = await startSocksForwarder(bridge.tor.socksPort, coturnHost, coturn.port);
+  forwarder = await startSocksForwarder({ socksPort: bridge.tor.socksPort, host: coturnHost, port: coturn.port, isolation: 'connection' });
   say(`by-hand path: forwarder 127.0.0.1:${forwarder.port} -> SOCKS ${bridge.tor.socksPort} -> coturn ${coturnHost}:${coturn.port}`);
   const circuitRtts = [];
   for (let i = 0; i < 3; i++) {

@@ -39,7 +39,6 @@ import { connect, createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { prepare } from './prepare.mjs';
 
-let forwarded = 0;
 const ALL_LAYERS = ['0', '1', '2', '3', '4', '4t', '5', '6', '7'];
 
 function parseArgs(argv) {
@@ -83,7 +82,7 @@ await prepare('rtt-breakdown');
 const NETNS_ENV = 'ONIONTURN_RTT_BREAKDOWN_NETNS';
 if (opts.quickack && process.env[NETNS_ENV] === undefined) process.exit(await inQuickackNamespace());
 const P = await import('@onionturn/protocol');
-const { CallBrowser, ProcessGroup, TOOLS, requireTool, labProfile, socks5Connect, startBridge, startCoturn, sleep, waitFor } =
+const { CallBrowser, ProcessGroup, TOOLS, requireTool, labProfile, socks5Connect, startBridge, startCoturn, startSocksForwarder, sleep, waitFor } =
   await import('@onionturn/testkit');
 const { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, FrameKind, decodeMessage, decodeChannelData, encodeChannelData, longTermKey } = P;
 
@@ -539,9 +538,9 @@ try {
   if (opts.layers.includes('6')) {
     const browser = await CallBrowser.start();
     closers.push(() => browser.close());
-    const forwarder = await startSocksForwarder(tor.socksPort, '127.0.0.1', coturn.port);
+    const forwarder = await startSocksForwarder({ socksPort: tor.socksPort, host: '127.0.0.1', port: coturn.port });
     closers.push(forwarder.close);
-    const isolatedForwarder = await startSocksForwarder(tor.socksPort, '127.0.0.1', coturn.port, true);
+    const isolatedForwarder = await startSocksForwarder({ socksPort: tor.socksPort, host: '127.0.0.1', port: coturn.port, isolation: 'connection' });
     closers.push(isolatedForwarder.close);
     const sharedShim = await bridge.addShim(bridge.server, { isolation: 'shared' });
     const pings = Math.max(10, Math.round(opts.seconds * 8));
@@ -627,33 +626,6 @@ async function inQuickackNamespace() {
  * as in bench-call.mjs: no SOCKS auth, so every connection shares a circuit); `isolate`: SOCKS
  * credentials per connection, so each gets a circuit of its own (as two users would).
  */
-async function startSocksForwarder(socksPort, host, port, isolate = false) {
-  const sockets = new Set();
-  const server = createServer((client) => {
-    sockets.add(client);
-    client.setNoDelay(true);
-    client.on('close', () => sockets.delete(client));
-    client.on('error', () => client.destroy());
-    client.pause();
-    const auth = isolate ? { username: `fwd-${process.pid}-${++forwarded}`, password: 'x' } : {};
-    socks5Connect({ proxyPort: socksPort, host, port, ...auth, timeoutMs: 60_000 }).then(
-      (up) => {
-        sockets.add(up);
-        up.setNoDelay(true);
-        up.on('error', () => up.destroy());
-        up.on('close', () => (sockets.delete(up), client.destroy()));
-        client.on('close', () => up.destroy());
-        client.pipe(up);
-        up.pipe(client);
-        client.resume();
-      },
-      () => client.destroy(),
-    );
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { port: server.address().port, close: () => new Promise((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))) };
-}
-
 function connectTcp(port) {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1', () => resolve(s));

@@ -46,6 +46,7 @@ export {
 } from './dns-responder.js';
 export { startEchoServer, type EchoServer } from './echo-server.js';
 export { SOCKS5_REPLIES, Socks5Error, socks5Connect, type Socks5ConnectOptions } from './socks5.js';
+export { startSocksForwarder, type SocksForwarder, type SocksForwarderOptions } from './socks-forwarder.js';
 export { consensusMicrodescDigests, hasCompleteDirInfo, microdescDigests } from './tor-dirinfo.js';
 export { repoRoot, onionturnBin } from './repo-root.js';
 export {
