@@ -154,11 +154,23 @@ export function parseListen(value: string): ListenAddress {
  */
 export const isLoopback: (host: string) => boolean = isLoopbackAddress;
 
-/** Parses a positive whole number of seconds (or other unit) given as a flag, env or config value. */
-export function positiveInteger(name: string, value: unknown): number {
+/**
+ * Parses a whole number given as a flag, env or config value, from `min` (default 1) up to `max`;
+ * anything else is one line naming the flag and the range (`note` says what a special value means).
+ */
+export function wholeNumber(name: string, value: unknown, range: { min?: number; max?: number; note?: string } = {}): number {
+  const { min = 1, max } = range;
   const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive whole number, got '${String(value)}'`);
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+    const allowed = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} must be a whole number ${allowed}${range.note === undefined ? '' : ` (${range.note})`}, got '${String(value)}'`);
+  }
   return n;
+}
+
+/** A positive whole number of seconds (or other unit). */
+export function positiveInteger(name: string, value: unknown): number {
+  return wholeNumber(name, value);
 }
 
 /** secretFile / secret-file → secret-file. */

@@ -13,11 +13,11 @@ for (const bad of ['-1', '1.5', 'soon']) {
   test(`server --max-queue-delay-ms ${bad}: one line, exit 2`, async () => {
     const r = await run(['server', '--user', 'a:b', '--listen', 'tcp://127.0.0.1:0', '--max-queue-delay-ms', bad]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^onionturn: --max-queue-delay-ms must be a whole number >= 0, got '.*'\n$/);
+    assert.match(r.stderr, /^onionturn: --max-queue-delay-ms must be a whole number >= 0 \(0: no time bound\), got '.*'\n$/);
   });
   test(`client --max-queue-delay-ms ${bad}: one line, exit 2`, async () => {
     const r = await run(['client', '--server', 'tcp://127.0.0.1:9', '--max-queue-delay-ms', bad]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^onionturn: --max-queue-delay-ms must be a whole number of 0 or more \(0: no time bound\), got '.*'\n$/);
+    assert.match(r.stderr, /^onionturn: --max-queue-delay-ms must be a whole number >= 0 \(0: no time bound\), got '.*'\n$/);
   });
 }

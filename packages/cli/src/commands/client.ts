@@ -39,7 +39,7 @@ import {
   type ServerChoiceMode,
 } from '@onionturn/client';
 import type { CliContext } from '../cli-context.js';
-import { givenOnCommandLine, positiveInteger, readSecretFile } from '../config.js';
+import { givenOnCommandLine, positiveInteger, readSecretFile, wholeNumber } from '../config.js';
 import { loadOrCreateLocalPassword, localPasswordPath } from '../local-password.js';
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
@@ -390,9 +390,7 @@ export function clientCommand(ctx: CliContext): CommandModule {
       if (!(Number.isFinite(args.newFlowsPerSecond) && args.newFlowsPerSecond >= 0)) {
         throw new UsageError(`--new-flows-per-second must be a number of 0 or more (0: no limit), got '${String(args.newFlowsPerSecond)}'`);
       }
-      if (!(Number.isSafeInteger(args.maxQueueDelayMs) && args.maxQueueDelayMs >= 0)) {
-        throw new UsageError(`--max-queue-delay-ms must be a whole number of 0 or more (0: no time bound), got '${String(args.maxQueueDelayMs)}'`);
-      }
+      wholeNumber('max-queue-delay-ms', args.maxQueueDelayMs, { min: 0, note: '0: no time bound' });
       const listen = parseListen(args.listen, args.allowRemote);
       if (!listen.ok) throw new UsageError(`--${listen.reason}`);
       const pins = asList(args.pin).map((p) => {

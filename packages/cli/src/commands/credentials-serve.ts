@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { CommandModule } from 'yargs';
 import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
-import { givenOnCommandLine, isLoopback, parseListen, readSecretFile, resolveSecrets } from '../config.js';
+import { givenOnCommandLine, isLoopback, parseListen, readSecretFile, resolveSecrets, wholeNumber } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 import { createLogger } from '@onionturn/server';
 import { issueOptions, singleSecretFile, urisOf } from './credential-options.js';
@@ -79,8 +79,7 @@ export function credentialsServeCommand(ctx: CliContext): CommandModule {
       warnings.forEach(ctx.warn);
       const listen = parseListen(args.listen);
       const keys = apiKeys(args, ctx);
-      const rateLimit = Number(args.rateLimit);
-      if (!Number.isSafeInteger(rateLimit) || rateLimit < 0) throw new UsageError(`--rate-limit must be a whole number >= 0, got '${String(args.rateLimit)}'`);
+      const rateLimit = wholeNumber('rate-limit', args.rateLimit, { min: 0 });
       let handler;
       try {
         handler = createCredentialHandler({

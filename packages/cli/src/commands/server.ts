@@ -27,7 +27,7 @@ import { createServer as createNetServer, isIP, type Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { createCredentialHandler } from '@onionturn/credentials/http';
 import type { CliContext } from '../cli-context.js';
-import { ENV_PREFIX, givenOnCommandLine, isLoopback, loadConfigFile, parseListen, readSecretFile } from '../config.js';
+import { ENV_PREFIX, givenOnCommandLine, isLoopback, loadConfigFile, parseListen, readSecretFile, wholeNumber } from '../config.js';
 import { UsageError } from '../exit-codes.js';
 import { DEFAULT_MAX_QUEUE_DELAY_MS, errorText, listenOn } from '@onionturn/io';
 import { startPrimary, workerConfig, workerIdentity, workerStarted, type Primary } from './server-workers.js';
@@ -136,14 +136,6 @@ export function parsePortRange(name: string, text: string): { min: number; max: 
   return { min, max };
 }
 
-function count(name: string, value: unknown, allowZero = false): number {
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n) || n < (allowZero ? 0 : 1)) {
-    throw new UsageError(`--${name} must be a whole number ${allowZero ? '>= 0' : '> 0'}, got '${String(value)}'`);
-  }
-  return n;
-}
-
 function ips(name: string, values: readonly string[]): string[] {
   for (const v of values) if (isIP(v) === 0) throw new UsageError(`--${name} '${v}' is not an IP address`);
   return [...values];
@@ -166,7 +158,7 @@ function authAndPolicy(
   const files = list(args.secretFile);
   if (files.length > 0) {
     const secrets = files.map((f) => readSecretFile(f, ({ path }) => warn(`secret file ${path} is readable by others (chmod 600 ${path})`)));
-    lookups.push(restSecrets({ secrets, maxTtl: count('max-ttl', args.maxTtl) }));
+    lookups.push(restSecrets({ secrets, maxTtl: wholeNumber('max-ttl', args.maxTtl) }));
     if (secrets[0] !== undefined) newest?.(secrets[0]);
   }
   if (lookups.length === 0) throw new UsageError('no credentials: give --secret-file FILE (REST secrets) and/or --user NAME:PASSWORD');
@@ -180,22 +172,22 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
   if (listen.some((l) => l.protocol === 'tls') && (!args.cert || !args.key)) throw new UsageError('tls:// listeners need --cert and --key');
   const { lookup, policy, allowed } = authAndPolicy(args, warn);
   const limits: Limits = {
-    allocations: count('max-allocations', args.maxAllocations),
-    allocationsPerUser: count('max-allocations-per-user', args.maxAllocationsPerUser),
-    permissionsPerAllocation: count('max-permissions', args.maxPermissions),
-    channelsPerAllocation: count('max-channels', args.maxChannels),
-    peersPerAllocation: count('max-peers', args.maxPeers),
-    newPeersPerSecond: count('new-peers-per-second', args.newPeersPerSecond),
-    unansweredSends: count('unanswered-sends', args.unansweredSends),
-    unansweredSendsPerAllocation: count('unanswered-sends-total', args.unansweredSendsTotal),
-    bandwidthPerAllocation: count('bandwidth', args.bandwidth, true),
-    bandwidthTotal: count('total-bandwidth', args.totalBandwidth, true),
-    bandwidthPerDestination: count('destination-bandwidth', args.destinationBandwidth, true),
-    packetsPerDestination: count('destination-packet-rate', args.destinationPacketRate, true),
-    destinations: count('max-destinations', args.maxDestinations),
+    allocations: wholeNumber('max-allocations', args.maxAllocations),
+    allocationsPerUser: wholeNumber('max-allocations-per-user', args.maxAllocationsPerUser),
+    permissionsPerAllocation: wholeNumber('max-permissions', args.maxPermissions),
+    channelsPerAllocation: wholeNumber('max-channels', args.maxChannels),
+    peersPerAllocation: wholeNumber('max-peers', args.maxPeers),
+    newPeersPerSecond: wholeNumber('new-peers-per-second', args.newPeersPerSecond),
+    unansweredSends: wholeNumber('unanswered-sends', args.unansweredSends),
+    unansweredSendsPerAllocation: wholeNumber('unanswered-sends-total', args.unansweredSendsTotal),
+    bandwidthPerAllocation: wholeNumber('bandwidth', args.bandwidth, { min: 0 }),
+    bandwidthTotal: wholeNumber('total-bandwidth', args.totalBandwidth, { min: 0 }),
+    bandwidthPerDestination: wholeNumber('destination-bandwidth', args.destinationBandwidth, { min: 0 }),
+    packetsPerDestination: wholeNumber('destination-packet-rate', args.destinationPacketRate, { min: 0 }),
+    destinations: wholeNumber('max-destinations', args.maxDestinations),
   };
-  const defaultLifetime = count('default-lifetime', args.defaultLifetime);
-  const maxLifetime = count('max-lifetime', args.maxLifetime);
+  const defaultLifetime = wholeNumber('default-lifetime', args.defaultLifetime);
+  const maxLifetime = wholeNumber('max-lifetime', args.maxLifetime);
   if (maxLifetime < defaultLifetime) throw new UsageError('--max-lifetime must be at least --default-lifetime');
   const relayIps = ips('relay-ip', list(args.relayIp));
   const wildcardOnly = listen.every((l) => l.host === '0.0.0.0' || l.host === '::');
@@ -217,12 +209,12 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     relayIps,
     externalIps: ips('external-ip', list(args.externalIp)),
     relayPorts: parsePortRange('relay-ports', args.relayPorts),
-    portQuarantineSec: count('port-quarantine', args.portQuarantine, true),
-    lifetimes: { allocationDefaultSec: defaultLifetime, allocationMaxSec: maxLifetime, nonceSec: count('nonce-lifetime', args.nonceLifetime) },
+    portQuarantineSec: wholeNumber('port-quarantine', args.portQuarantine, { min: 0 }),
+    lifetimes: { allocationDefaultSec: defaultLifetime, allocationMaxSec: maxLifetime, nonceSec: wholeNumber('nonce-lifetime', args.nonceLifetime) },
     limits,
     strictExpiry: args.strictExpiry,
     mobility: args.mobility,
-    maxQueueDelayMs: count('max-queue-delay-ms', args.maxQueueDelayMs, true),
+    maxQueueDelayMs: wholeNumber('max-queue-delay-ms', args.maxQueueDelayMs, { min: 0, note: '0: no time bound' }),
     logSensitive: args.logSensitive,
     ...(args.cert !== undefined ? { cert: args.cert } : {}),
     ...(args.key !== undefined ? { key: args.key } : {}),
@@ -395,7 +387,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
       if (args.workers !== undefined) {
         // Before serverConfig's warnings: a usage error is the one line printed.
         const ports = parsePortRange('relay-ports', args.relayPorts);
-        if (count('workers', args.workers) > ports.max - ports.min + 1)
+        if (wholeNumber('workers', args.workers) > ports.max - ports.min + 1)
           throw new UsageError(
             `--relay-ports ${ports.min}-${ports.max} has fewer ports than --workers ${args.workers} (each worker has its own slice): widen the range or lower --workers`,
           );
@@ -405,7 +397,7 @@ export function serverCommand(ctx: CliContext): CommandModule {
       const relayPorts = base.relayPorts ?? { min: 49152, max: 65535 };
       const portCount = relayPorts.max - relayPorts.min + 1;
       const workers =
-        args.workers === undefined ? defaultWorkers(base.listen, availableParallelism(), portCount, args.mobility) : count('workers', args.workers);
+        args.workers === undefined ? defaultWorkers(base.listen, availableParallelism(), portCount, args.mobility) : wholeNumber('workers', args.workers);
       if (workers > 1 && !base.listen.some((l) => l.protocol !== 'udp'))
         throw new UsageError('--workers needs a tcp:// or tls:// listener (one worker owns the UDP listeners)');
       const logger = createLogger({ level: args.logLevel, sensitive: args.logSensitive });
@@ -530,8 +522,8 @@ async function startCredentialEndpoint(args: ServerArgs, secret: () => string, w
       : [readSecretFile(args.credentialsKeyFile, ({ path }) => warn(`key file ${path} is readable by others (chmod 600 ${path})`))];
 
   if (!secret()) throw new UsageError('--credentials-listen needs --secret-file (the newest secret signs served credentials)');
-  const maxTtl = count('max-ttl', args.maxTtl);
-  const ttl = args.credentialsTtl === undefined ? maxTtl : count('credentials-ttl', args.credentialsTtl);
+  const maxTtl = wholeNumber('max-ttl', args.maxTtl);
+  const ttl = args.credentialsTtl === undefined ? maxTtl : wholeNumber('credentials-ttl', args.credentialsTtl);
   if (ttl > maxTtl) throw new UsageError('--credentials-ttl must not exceed --max-ttl (the server would refuse its own credentials)');
   let handler;
   try {

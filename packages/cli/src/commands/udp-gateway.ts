@@ -9,6 +9,7 @@ import type { HostPort, Parsed } from '@onionturn/client';
 import { DEFAULT_UDP_GATEWAY_LIMITS, UdpGateway, createGatewayMetricsRegistry, createLogger, serveMetrics, type UdpGatewayLimits } from '@onionturn/server';
 import { UsageError } from '../exit-codes.js';
 import { watchStopSignals } from '../stop-signals.js';
+import { wholeNumber } from '../config.js';
 
 /** `tcp://IP:PORT`; beyond loopback only with allowPublic (tor reaches it on 127.0.0.1). */
 export function parseGatewayListen(text: string, allowPublic: boolean): Parsed<HostPort> {
@@ -34,12 +35,6 @@ export function parseGatewayTarget(text: string): Parsed<HostPort> {
   if (!hp.ok) return { ok: false, reason: `--to: ${hp.reason}` };
   if (isIP(hp.value.host) === 0) return { ok: false, reason: `--to: '${hp.value.host}' must be an IP address, e.g. udp://127.0.0.1:${hp.value.port}` };
   return hp;
-}
-
-function whole(name: string, value: unknown, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got '${String(value)}'`);
-  return n;
 }
 
 interface GatewayArgs {
@@ -95,10 +90,10 @@ export function udpGatewayCommand(): CommandModule {
       const target = parseGatewayTarget(args.to);
       if (!target.ok) throw new UsageError(target.reason);
       const limits: UdpGatewayLimits = {
-        maxStreams: whole('max-streams', args.maxStreams, 1, 100_000),
-        maxQueuedBytes: whole('max-queued-bytes', args.maxQueuedBytes, 1024, 64 * 1024 * 1024),
-        idleTimeoutMs: whole('idle-timeout', args.idleTimeout, 1, 86_400) * 1000,
-        maxDatagram: whole('max-datagram', args.maxDatagram, 1, 65_535),
+        maxStreams: wholeNumber('max-streams', args.maxStreams, { min: 1, max: 100_000 }),
+        maxQueuedBytes: wholeNumber('max-queued-bytes', args.maxQueuedBytes, { min: 1024, max: 64 * 1024 * 1024 }),
+        idleTimeoutMs: wholeNumber('idle-timeout', args.idleTimeout, { min: 1, max: 86_400 }) * 1000,
+        maxDatagram: wholeNumber('max-datagram', args.maxDatagram, { min: 1, max: 65_535 }),
       };
       let metrics: HostPort | undefined;
       if (args.metrics !== undefined) {
