@@ -242,7 +242,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
    * The chosen server, then the next while dials fail (each server once per flow); with `pin`, that
    * server only (an allocation taken over with mobility lives on the server that made it).
    */
-  async #dial(auth: SocksAuth | undefined, flowId: number, isClosed: () => boolean, pin?: number): Promise<DialResult & { index: number }> {
+  async #dial(auth: SocksAuth | undefined, flowId: number, isClosed: () => boolean, pin?: number): Promise<(DialResult & { ok: true; index: number }) | (DialResult & { ok: false })> {
     const { servers, connect, clock } = this.#opts;
     const tried = new Set<number>();
     let index = pin ?? servers.next(tried, clock.monotonic());
@@ -262,7 +262,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       this.#opts.onDialFailed?.(flowId, index, r.error, next);
       index = next;
     }
-    return { ok: false, error: last ?? { code: 'closed', reason: 'no upstream server' }, index: -1 };
+    return { ok: false, error: last ?? { code: 'closed', reason: 'no upstream server' } };
   }
 
   /** An app flow starts: the held stream if there is a fresh one; another is dialed for the next flow. */
