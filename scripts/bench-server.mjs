@@ -192,10 +192,12 @@ async function measure(pid, work) {
   return { result, ticks: cpuTicks(pid) - t0, ns: cpuNs(pid) - n0, peakRssKb: peak };
 }
 
-async function startOnionturn(group, dir, workers = 1) {
+async function startOnionturn(group, dir, workers = 1, relay = RELAY) {
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const port = await freePort();
+  // Its own drop counters (onionturn_dropped_total) for the --loaders rows' loss split.
+  const metricsPort = await freePort();
   const args = [
     join(root, 'packages/cli/bin/onionturn.js'),
     'server',
@@ -209,7 +211,9 @@ async function startOnionturn(group, dir, workers = 1) {
     secretFile,
     '--allow-loopback-peers',
     '--relay-ports',
-    `${RELAY.min}-${RELAY.max}`,
+    `${relay.min}-${relay.max}`,
+    '--metrics',
+    `127.0.0.1:${metricsPort}`,
     // coturn has no per-user allocation quota or bandwidth cap by default; uclient -W uses one
     // username for every client.
     '--max-allocations-per-user',
@@ -265,6 +269,7 @@ async function startOnionturn(group, dir, workers = 1) {
     processes: workers,
     own: { jsRoot: root },
     port,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     command: `node ${args
       .slice(0, 1)
       .map((a) => a.replace(root + '/', ''))
@@ -272,8 +277,8 @@ async function startOnionturn(group, dir, workers = 1) {
   };
 }
 
-async function startBaseline(group) {
-  const c = await startCoturn(group, { secrets: [SECRET], realm: REALM, relayPorts: RELAY, verbose: false });
+async function startBaseline(group, relay = RELAY) {
+  const c = await startCoturn(group, { secrets: [SECRET], realm: REALM, relayPorts: relay, verbose: false });
   return {
     name: 'coturn',
     pid: c.process.pid,
@@ -281,7 +286,7 @@ async function startBaseline(group) {
     processes: 1,
     own: { binary: 'turnserver' },
     port: c.port,
-    command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${RELAY.min} --max-port ${RELAY.max}`,
+    command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${relay.min} --max-port ${relay.max}`,
   };
 }
 
@@ -393,6 +398,8 @@ async function loaderRuns(group, server, peers) {
         server: { port: server.port },
         serverPid: server.pid,
         treeNs: cpuNs,
+        treePids: tree,
+        metricsUrl: server.metricsUrl,
         peers,
         loaders: n,
         secret: SECRET,
@@ -625,6 +632,44 @@ function printRows(results) {
   if (PROFILE) printSplit(results);
 }
 
+/**
+ * Where each row's lost round trips went: datagrams the kernel dropped at a full receive buffer,
+ * by whose socket (udp-drops.mjs), beside uclient's count of messages not echoed by its end.
+ */
+function printDrops(rows) {
+  console.log(
+    "\nwhere datagrams were lost (kernel receive-buffer drops, /proc/net/udp per socket, sampled during the row): srv = the server's relay sockets, peer = the turnutils_peer echo sockets, cli = the uclients' (none over TCP); rcvbuf = the machine's Udp RcvbufErrors over the row (IPv4+6, all processes), unattr = rcvbuf not seen on a live socket (a relay socket that closed between samples, or other processes); app = the server's own drops by reason (onionturn /metrics); lost = sent - back (uclient: not echoed by its end)",
+  );
+  const head = ['clients', 'bytes', 'z', 'ld', 'server', 'lost', 'srv', 'peer', 'cli', 'unattr', 'rcvbuf', 'sndbuf', 'app', 'ended without summary'];
+  const widths = [7, 5, 3, 2, 12, 7, 7, 7, 5, 6, 7, 6, 16, 30];
+  console.log(head.map((h, i) => (i >= widths.length - 2 ? `  ${h}` : pad(h, widths[i]))).join(' '));
+  for (const r of rows) {
+    const app =
+      r.appDrops === undefined
+        ? '-'
+        : Object.entries(r.appDrops)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',') || '0';
+    const fail = (r.failures ?? []).map((x) => `#${x.loader} exit ${x.exitCode ?? x.signal}${x.timedOut ? ' (timeout)' : ''} at ${f(x.wallS, 0)} s`).join('; ');
+    const cells = [
+      r.clients,
+      r.length,
+      r.z,
+      r.loaders,
+      r.server,
+      r.sent - r.received,
+      r.dropsServer,
+      r.dropsPeer,
+      r.dropsClient,
+      r.dropsUnattributed,
+      r.rcvbufErrors,
+      r.sndbufErrors,
+    ];
+    console.log(`${cells.map((x, j) => pad(x, widths[j])).join(' ')}   ${app.padEnd(16)} ${fail}`);
+    for (const x of r.failures ?? []) console.log(`      uclient #${x.loader} last lines: ${x.tail.join(' | ')}`);
+  }
+}
+
 /** The --loaders rows, each server's best per shape, and how far the machine's cores were used. */
 function printLoaders(loaderResults) {
   const cores = cpus().length;
@@ -701,6 +746,7 @@ function printLoaders(loaderResults) {
       }
     }
   }
+  printDrops(names.flatMap((name) => loaderResults[name].map((r) => ({ ...r, server: name }))));
   console.log('\nthe limit each server reached: its best rt/s over the loader counts (same shapes, same run):');
   const h2 = ['clients', 'bytes', 'z', 'server', 'best rt/s', 'at ld', 'loss%', 'srv cores', 'mach cores', 'vs coturn', 'what ran out'];
   const w2 = [7, 5, 3, 12, 9, 5, 6, 9, 10, 9, 40];
