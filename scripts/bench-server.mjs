@@ -52,7 +52,14 @@ function parseArgs(argv) {
     const value = () => {
       const v = inline ?? argv[++i];
       if (v === undefined || v.startsWith('--')) {
-        const example = { '--held': '1000', '--servers': 'coturn,onionturn', '--workers': '1,2', '--loaders': '1,2,4', '--json': 'bench.json' }[flag];
+        const example = {
+          '--rates': '20000,40000,80000',
+          '--held': '1000',
+          '--servers': 'coturn,onionturn',
+          '--workers': '1,2',
+          '--loaders': '1,2,4',
+          '--json': 'bench.json',
+        }[flag];
         console.error(`bench: ${flag} wants a value (e.g. ${flag} ${example})`);
         process.exit(2);
       }
@@ -64,9 +71,10 @@ function parseArgs(argv) {
     else if (flag === '--workers') out.workers = value();
     else if (flag === '--loaders') out.loaders = value();
     else if (flag === '--json') out.json = value();
+    else if (flag === '--rates') out.rates = value();
     else {
       console.error(
-        `bench: unknown argument ${argv[i]} (known: --held N, --held-only, --servers coturn,onionturn,onionturn-w2, --workers 1,2, --loaders 1,2,4, --json FILE)`,
+        `bench: unknown argument ${argv[i]} (known: --held N, --held-only, --servers coturn,onionturn,onionturn-w2, --workers 1,2, --loaders 1,2,4, --rates 20000,40000, --json FILE)`,
       );
       process.exit(2);
     }
@@ -78,6 +86,7 @@ function parseArgs(argv) {
   for (const [flag, what] of [
     ['workers', 'worker counts for the onionturn rows, e.g. --workers 1,2'],
     ['loaders', 'counts of uclient processes run at once, e.g. --loaders 1,2,4'],
+    ['rates', 'offered round trips a second, ascending, e.g. --rates 20000,40000,80000'],
   ]) {
     if (out[flag] === undefined) continue;
     if (!/^[1-9]\d*(,[1-9]\d*)*$/.test(out[flag])) {
@@ -348,7 +357,7 @@ async function loadRuns(group, server, peer) {
     timeoutMs: 60_000,
   });
   const rows = [];
-  if (HELD_ONLY || LOADERS) return rows;
+  if (HELD_ONLY || LOADERS || ARGS.rates) return rows;
   for (const cfg of CONFIGS) {
     const messages = cfg.z === 0 ? FLOOD : PACED;
     const run = () =>
@@ -805,10 +814,175 @@ function printLoaders(loaderResults) {
   }
 }
 
+/**
+ * --rates R1,R2,...: each server's highest paced rate with 0% loss. All the servers run at once
+ * (each on its own share of the relay port range, idle while not measured) and take turns at each
+ * rate, in an order rotated per rate, so they share the machine's noise. The load: L uclients (the
+ * largest --loaders, default 4), each BENCH_RATE_CLIENTS (100) clients x 100 B every z ms, z = L x
+ * clients x 1000 / rate in whole ms (uclient's -z unit; the table says the rate offered), for
+ * BENCH_RATE_SECONDS (15) of sending per client. Lossy: any message not echoed, a send the client
+ * socket refused, or a uclient without its summary; a lossy run is run once more (one lossy run on
+ * a shared machine can be noise) and a server that loses twice stops there. No new rate once
+ * BENCH_RATE_BUDGET_S (1200) has passed.
+ */
+async function findMax() {
+  const L = Math.max(...(LOADERS ?? [4]));
+  const clients = Number(process.env.BENCH_RATE_CLIENTS ?? 100);
+  const seconds = Number(process.env.BENCH_RATE_SECONDS ?? 15);
+  const budgetS = Number(process.env.BENCH_RATE_BUDGET_S ?? 1200);
+  const rates = [...ARGS.rates].sort((a, b) => a - b);
+  const group = new ProcessGroup();
+  const dirs = [];
+  const servers = [];
+  const rows = [];
+  const started = performance.now();
+  console.log(
+    `bench: ${cpus().length} cores, load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
+  try {
+    const peers = [];
+    while (peers.length < L) peers.push(await startTurnutilsPeer(group));
+    const span = Math.floor((RELAY.max - RELAY.min + 1) / SERVERS.length);
+    for (const [i, which] of SERVERS.entries()) {
+      const relay = { min: RELAY.min + i * span, max: RELAY.min + (i + 1) * span - 1 };
+      const workers = Number(/^onionturn-w(\d+)$/.exec(which)?.[1] ?? 1);
+      const dir = mkdtempSync(join(tmpdir(), 'onionturn-bench-'));
+      dirs.push(dir);
+      const server = which === 'coturn' ? await startBaseline(group, relay) : await startOnionturn(group, dir, workers, relay);
+      servers.push(server);
+      console.log(`bench: ${which} (pid ${server.pid}): ${server.command}`);
+      await loadRuns(group, server, peers[0]); // the warm-up (no --loaders rows without --loaders)
+    }
+    const lossy = (r) => r.sent - r.received > 0 || r.sendDropped > 0 || r.failed;
+    const active = new Set(servers.map((s) => s.name));
+    for (const [k, rate] of rates.entries()) {
+      if (active.size === 0) break;
+      if ((performance.now() - started) / 1000 > budgetS) {
+        console.log(`bench: time budget (${budgetS} s) spent: no rate above ${rates[k - 1]}`);
+        break;
+      }
+      const z = Math.max(1, Math.round((L * clients * 1000) / rate));
+      const offered = (L * clients * 1000) / z;
+      const order = servers.filter((s) => active.has(s.name));
+      for (let i = 0; i < k % Math.max(1, order.length); i++) order.push(order.shift());
+      for (const server of order) {
+        for (let attempt = 1; attempt <= 2; attempt++) {
+          const r = await runLoaders(group, {
+            server: { port: server.port },
+            serverPid: server.pid,
+            treeNs: cpuNs,
+            treePids: tree,
+            metricsUrl: server.metricsUrl,
+            peers,
+            loaders: L,
+            secret: SECRET,
+            clients,
+            messages: Math.round((seconds * 1000) / z),
+            length: 100,
+            z,
+            timeoutMs: 240_000,
+          });
+          const row = { server: server.name, rate, offered, attempt, clients, length: 100, z, ...r, loadavg: loadavg() };
+          rows.push(row);
+          process.stdout.write(
+            `  ${server.name} offered ${f(offered, 0)} rt/s (z=${z}) try ${attempt}: ${r.received}/${r.sent} back, best ${f(r.rtPerSec, 0)} rt/s, lost ${r.sent - r.received} (server sockets ${r.dropsServer}, peers ${r.dropsPeer}, unattributed ${r.dropsUnattributed}), refused ${r.sendDropped}${r.failed ? ', a uclient failed' : ''}, ${f(r.serverUsPerRt, 1)} us/rt, load average ${loadavg()[0].toFixed(2)}\n`,
+          );
+          await sleep(1000);
+          if (!lossy(r)) break;
+          if (attempt === 2) active.delete(server.name);
+        }
+      }
+    }
+  } finally {
+    await group.stopAll();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    for (const s of servers) removePerfMap(s.pid);
+  }
+  printRates(
+    rows,
+    servers.map((s) => s.name),
+    L,
+    clients,
+    seconds,
+  );
+  if (JSON_FILE !== undefined) {
+    writeFileSync(
+      JSON_FILE,
+      `${JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, loadavgAtEnd: loadavg(), loaders: L, clients, seconds, rows }, null, 2)}\n`,
+    );
+    console.log(`bench: rows written to ${JSON_FILE}`);
+  }
+}
+
+function printRates(rows, names, L, clients, seconds) {
+  console.log(
+    `\nload: ${L} x (turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER_i -m ${clients} -l 100 -z Z -n ${seconds}000/Z), at once, each against its own turnutils_peer; offered = ${L} x ${clients} x 1000/Z rt/s`,
+  );
+  console.log(
+    'rt/s: the best 5 s of round trips back (summed); us/rt: server CPU (process tree) per round trip over the run; cores: server / load / machine in the best window',
+  );
+  const head = ['offered', 'z', 'server', 'try', 'rt/s', 'lost', 'refused', 'srv us/rt', 'srv', 'load', 'mach', 'lavg'];
+  const widths = [7, 3, 12, 3, 7, 6, 7, 9, 5, 5, 5, 5];
+  console.log(head.map((h, i) => pad(h, widths[i])).join(' '));
+  for (const r of rows) {
+    console.log(
+      [
+        f(r.offered, 0),
+        r.z,
+        r.server,
+        r.attempt,
+        f(r.rtPerSec, 0),
+        r.sent - r.received,
+        r.sendDropped,
+        f(r.serverUsPerRt, 1),
+        f(r.coresAtBest.server, 2),
+        f(r.coresAtBest.load, 2),
+        f(r.coresAtBest.machine, 2),
+        f(r.loadavg[0], 1),
+      ]
+        .map((x, j) => pad(x, widths[j]))
+        .join(' ') + (r.failed ? ' FAIL' : ''),
+    );
+  }
+  printDrops(rows);
+  const clean = (r) => r.sent === r.received && r.sendDropped === 0 && !r.failed;
+  // A rate a server passed: its last try there was clean.
+  const passed = (name) => {
+    const out = new Map();
+    for (const r of rows.filter((x) => x.server === name)) out.set(r.offered, r);
+    return [...out.values()].filter(clean);
+  };
+  const top = Object.fromEntries(names.map((n) => [n, passed(n).at(-1)]));
+  const tried = Math.max(...rows.map((r) => r.offered));
+  console.log('\nhighest offered rate with 0% loss (same run, same loaders; "not reached" when it passed the highest rate tried):');
+  for (const n of names) {
+    const t = top[n];
+    const c = top.coturn;
+    console.log(
+      `  ${n.padEnd(12)} ${t ? f(t.offered, 0).padStart(7) : '   none'} rt/s${t && c && n !== 'coturn' ? `  (${f(t.offered / c.offered, 2)}x coturn's)` : ''}${t && t.offered === tried ? '  not reached' : ''}`,
+    );
+  }
+  // CPU per round trip at the highest rate every server passed.
+  const common = Math.min(...names.map((n) => top[n]?.offered ?? 0));
+  if (common > 0) {
+    console.log(`CPU per round trip at the highest common 0%-loss rate, ${f(common, 0)} rt/s offered:`);
+    const at = Object.fromEntries(names.map((n) => [n, passed(n).find((r) => r.offered === common)]));
+    for (const n of names) {
+      const r = at[n];
+      console.log(
+        `  ${n.padEnd(12)} ${f(r.serverUsPerRt, 1).padStart(6)} us/rt, ${f(r.rtPerSec, 0)} rt/s delivered${at.coturn && n !== 'coturn' ? `  (${f(r.serverUsPerRt / at.coturn.serverUsPerRt, 2)}x coturn's)` : ''}`,
+      );
+    }
+  }
+}
+
 async function main() {
   requireTool(TOOLS.turnserver);
   requireTool(TOOLS.turnutilsUclient);
   if (PROFILE) requirePerf();
+  if (ARGS.rates) return findMax();
   const limit = HELD > 0 ? raiseFdLimit(HELD) : fdLimit();
   const results = {};
   const commands = {};
