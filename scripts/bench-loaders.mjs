@@ -9,10 +9,11 @@
 // CPU is sampled on the same clock: the server's process tree, the load (uclients and peers), and
 // the whole machine (/proc/stat), so a row says whether the server or the machine's cores ran out.
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { TOOLS, requireTool } from '@onionturn/testkit';
-import { dropTracker, dropsDelta, serverDrops } from './udp-drops.mjs';
+import { dropTracker, dropsDelta, perfStat, serverDrops } from './udp-drops.mjs';
 
 /** The window the delivered rate is read over: long against uclient's one line a second. */
 export const RATE_WINDOW_S = 5;
@@ -109,6 +110,9 @@ export function deliveredRate(seriesList, windowS = RATE_WINDOW_S) {
   return { best, bestAt, bestEnd: bestAt + w, mean: spanS > 0 ? final / spanS : NaN, spanS, window: w / 1000 };
 }
 
+/** A turnutils_peer's pid (testkit's startTurnutilsPeer gives its process, not a pid). */
+const peerPid = (p) => p.pid ?? p.process.pid;
+
 /** A uclient run's closing summary, per loader. */
 function summary(text) {
   const last = (re) => {
@@ -129,19 +133,34 @@ function summary(text) {
  * length -z z` over TCP with no RTCP allocation, and samples CPU while they run.
  * serverPid: the server's primary (its tree is summed); treeNs(pid) sums a tree's CPU (ns).
  */
-export async function runLoaders(group, { server, serverPid, treeNs, treePids, metricsUrl, peers, loaders, secret, clients, messages, length, z, timeoutMs }) {
+export async function runLoaders(
+  group,
+  { server, serverPid, treeNs, treePids, metricsUrl, relayPorts, peers, loaders, secret, clients, messages, length, z, timeoutMs },
+) {
   const uclient = requireTool(TOOLS.turnutilsUclient);
   const runs = [];
   // Where datagrams were lost (udp-drops.mjs): the server's sockets (its whole process tree), the
   // echo peers', the uclients'; and the server's own drop counters when it has /metrics.
-  const drops = dropTracker({
-    server: () => treePids(serverPid),
-    peer: () => peers.slice(0, loaders).map((p) => p.pid),
-    client: () => runs.filter((r) => r.exitCode === null).map((r) => r.pid),
-  });
+  const drops = dropTracker(
+    {
+      server: () => treePids(serverPid),
+      peer: () => peers.slice(0, loaders).map(peerPid),
+      client: () => runs.filter((r) => r.exitCode === null).map((r) => r.pid),
+    },
+    // A socket gone before its owner was looked up (a relay socket closed with its allocation):
+    // by its port, the server's relay range or a peer's.
+    (port) =>
+      relayPorts !== undefined && port >= relayPorts.min && port <= relayPorts.max
+        ? 'server'
+        : peers.slice(0, loaders).some((p) => p.port === port)
+          ? 'peer'
+          : undefined,
+  );
   const app0 = await serverDrops(metricsUrl);
+  // BENCH_PERF_STAT=1: syscalls per process of the server (perf stat; root or perf_event_paranoid <= 1).
+  const stopPerf = process.env.BENCH_PERF_STAT === '1' ? perfStat(spawn, treePids(serverPid)) : undefined;
   const children0 = reapedChildrenNs();
-  const peers0 = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(p.pid), 0);
+  const peers0 = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0);
   const server0 = treeNs(serverPid);
   const m0 = machineTicks();
   const self0 = process.cpuUsage();
@@ -197,7 +216,7 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
   const sample = () => {
     const t = performance.now() - started;
     for (const r of runs) if (r.exitCode === null) r.lastNs = Math.max(r.lastNs, cpuNsOne(r.pid));
-    const loadNs = runs.reduce((a, r) => a + r.lastNs, 0) + peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(p.pid), 0) - peers0;
+    const loadNs = runs.reduce((a, r) => a + r.lastNs, 0) + peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0) - peers0;
     samples.push({ t, serverNs: treeNs(serverPid) - server0, loadNs, machine: machineTicks() });
     drops.sample();
   };
@@ -208,12 +227,13 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
   sample();
   const wallS = (performance.now() - started) / 1000;
   const uclientNs = reapedChildrenNs() - children0;
-  const peersNs = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(p.pid), 0) - peers0;
+  const peersNs = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0) - peers0;
   const serverNs = treeNs(serverPid) - server0;
   const m1 = machineTicks();
   const self = process.cpuUsage(self0);
   // The server closes the allocations uclient let go a moment after: their relay sockets' last counts.
   const dropSplit = drops.finish();
+  const syscalls = stopPerf ? await stopPerf() : undefined;
   const appDrops = dropsDelta(app0, await serverDrops(metricsUrl));
   const per = runs.map((r) => ({ ...summary(r.text), exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, wallS: r.wallS }));
   const failures = per
@@ -247,6 +267,7 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
     failures: failures.map(({ loader, exitCode, signal, timedOut, wallS, tail }) => ({ loader, exitCode, signal, timedOut, wallS, tail })),
     ...dropSplit,
     appDrops,
+    syscalls,
     rtPerSec: rate.best,
     meanRtPerSec: rate.mean,
     spanS: rate.spanS,

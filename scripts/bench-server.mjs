@@ -278,6 +278,7 @@ async function startOnionturn(group, dir, workers = 1, relay = RELAY) {
     processes: workers,
     own: { jsRoot: root },
     port,
+    relay,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     command: `node ${args
       .slice(0, 1)
@@ -295,6 +296,7 @@ async function startBaseline(group, relay = RELAY) {
     processes: 1,
     own: { binary: 'turnserver' },
     port: c.port,
+    relay,
     command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${relay.min} --max-port ${relay.max}`,
   };
 }
@@ -409,6 +411,7 @@ async function loaderRuns(group, server, peers) {
         treeNs: cpuNs,
         treePids: tree,
         metricsUrl: server.metricsUrl,
+        relayPorts: server.relay,
         peers,
         loaders: n,
         secret: SECRET,
@@ -875,6 +878,7 @@ async function findMax() {
             treeNs: cpuNs,
             treePids: tree,
             metricsUrl: server.metricsUrl,
+            relayPorts: server.relay,
             peers,
             loaders: L,
             secret: SECRET,
@@ -916,6 +920,37 @@ async function findMax() {
   }
 }
 
+/** BENCH_PERF_STAT=1: syscalls per round trip, per server process (a primary and its workers apart). */
+function printSyscalls(rows) {
+  if (!rows.some((r) => r.syscalls !== undefined)) return;
+  console.log('\nsyscalls per round trip back, per server process (perf stat; waits = epoll_wait/pwait/pwait2: event-loop turns; cs = context switches):');
+  const kinds = ['all', 'waits', 'recvmsg', 'recvmmsg', 'sendmsg', 'sendmmsg', 'read', 'write', 'writev', 'cs'];
+  const widths = [7, 12, 8, ...kinds.map(() => 8), 10];
+  console.log(['offered', 'server', 'pid', ...kinds, 'rt/turn'].map((h, i) => pad(h, widths[i])).join(' '));
+  for (const r of rows) {
+    for (const [pid, c] of Object.entries(r.syscalls ?? {})) {
+      const per = (n) => f((n ?? 0) / r.received, 3);
+      const waits = (c.epoll_wait ?? 0) + (c.epoll_pwait ?? 0) + (c.epoll_pwait2 ?? 0);
+      const cells = [
+        f(r.offered, 0),
+        r.server,
+        pid,
+        per(c.all),
+        per(waits),
+        per(c.recvmsg),
+        per(c.recvmmsg),
+        per(c.sendmsg),
+        per(c.sendmmsg),
+        per(c.read),
+        per(c.write),
+        per(c.writev),
+        per(c['context-switches']),
+      ];
+      console.log([...cells, f(waits > 0 ? r.received / waits : NaN, 1)].map((x, i) => pad(x, widths[i])).join(' '));
+    }
+  }
+}
+
 function printRates(rows, names, L, clients, seconds) {
   console.log(
     `\nload: ${L} x (turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER_i -m ${clients} -l 100 -z Z -n ${seconds}000/Z), at once, each against its own turnutils_peer; offered = ${L} x ${clients} x 1000/Z rt/s`,
@@ -923,8 +958,8 @@ function printRates(rows, names, L, clients, seconds) {
   console.log(
     'rt/s: the best 5 s of round trips back (summed); us/rt: server CPU (process tree) per round trip over the run; cores: server / load / machine in the best window',
   );
-  const head = ['offered', 'z', 'server', 'try', 'rt/s', 'lost', 'refused', 'srv us/rt', 'srv', 'load', 'mach', 'lavg'];
-  const widths = [7, 3, 12, 3, 7, 6, 7, 9, 5, 5, 5, 5];
+  const head = ['offered', 'z', 'server', 'try', 'rt/s', 'lost', 'refused', 'rtt ms', 'srv us/rt', 'srv', 'load', 'mach', 'lavg'];
+  const widths = [7, 3, 12, 3, 7, 6, 7, 8, 9, 5, 5, 5, 5];
   console.log(head.map((h, i) => pad(h, widths[i])).join(' '));
   for (const r of rows) {
     console.log(
@@ -947,6 +982,7 @@ function printRates(rows, names, L, clients, seconds) {
     );
   }
   printDrops(rows);
+  printSyscalls(rows);
   const clean = (r) => r.sent === r.received && r.sendDropped === 0 && !r.failed;
   // A rate a server passed: its last try there was clean.
   const passed = (name) => {

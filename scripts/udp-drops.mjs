@@ -79,10 +79,11 @@ function socketInodes(pid) {
 
 /**
  * Tracks drops over one row. owners: { server: () => pids, peer: () => pids, client: () => pids }
- * (functions: a server's workers and the uclients come and go). Call sample() while the row runs
+ * (functions: a server's workers and the uclients come and go); byPort(port): the owner of a
+ * socket that closed before its descriptors were looked at. Call sample() while the row runs
  * and finish() at its end.
  */
-export function dropTracker(owners) {
+export function dropTracker(owners, byPort = () => undefined) {
   const counters0 = udpCounters();
   const first = udpSockets();
   // Per socket: the count when first seen (0 for a socket made during the row) and the last count.
@@ -114,7 +115,7 @@ export function dropTracker(owners) {
     for (const s of seen.values()) {
       const d = s.last - s.base;
       if (d <= 0) continue;
-      const owner = s.owner ?? 'other';
+      const owner = s.owner ?? byPort(s.port) ?? 'other';
       by[owner] = (by[owner] ?? 0) + d;
       (ports[owner] ??= []).push(s.port);
     }
@@ -157,4 +158,47 @@ export function dropsDelta(a, b) {
   const out = {};
   for (const [k, v] of Object.entries(b)) if (v - (a[k] ?? 0) !== 0) out[k] = v - (a[k] ?? 0);
   return out;
+}
+
+/** The syscalls counted by BENCH_PERF_STAT: the event loop's waits, datagram and stream I/O, all. */
+const PERF_EVENTS = [
+  'raw_syscalls:sys_enter',
+  'syscalls:sys_enter_epoll_wait',
+  'syscalls:sys_enter_epoll_pwait',
+  'syscalls:sys_enter_epoll_pwait2',
+  'syscalls:sys_enter_recvmsg',
+  'syscalls:sys_enter_recvmmsg',
+  'syscalls:sys_enter_sendmsg',
+  'syscalls:sys_enter_sendmmsg',
+  'syscalls:sys_enter_read',
+  'syscalls:sys_enter_write',
+  'syscalls:sys_enter_writev',
+  'context-switches',
+];
+
+/**
+ * BENCH_PERF_STAT=1: `perf stat` on each of the server's processes (a primary and its workers are
+ * counted apart) for one row; stop() ends them and returns { pid: { event: count } }.
+ */
+export function perfStat(spawn, pids) {
+  const runs = pids.map((pid) => {
+    const child = spawn('perf', ['stat', '-x', ',', '-e', PERF_EVENTS.join(','), '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let text = '';
+    child.stderr.on('data', (c) => (text += c));
+    return { pid, child, text: () => text, closed: new Promise((res) => child.on('close', res)) };
+  });
+  return async () => {
+    const out = {};
+    for (const r of runs) r.child.kill('SIGINT');
+    for (const r of runs) {
+      await r.closed;
+      const counts = {};
+      for (const line of r.text().split('\n')) {
+        const f = line.split(',');
+        if (f.length > 3 && /^\d+$/.test(f[0])) counts[f[2].replace(/^(raw_)?syscalls:sys_enter_?/, '') || 'all'] = Number(f[0]);
+      }
+      out[r.pid] = counts;
+    }
+    return out;
+  };
 }
