@@ -971,6 +971,7 @@ function printRates(rows, names, L, clients, seconds) {
         f(r.rtPerSec, 0),
         r.sent - r.received,
         r.sendDropped,
+        f(r.rttMs, 1),
         f(r.serverUsPerRt, 1),
         f(r.coresAtBest.server, 2),
         f(r.coresAtBest.load, 2),
