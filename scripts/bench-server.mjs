@@ -923,8 +923,10 @@ async function findMax() {
 /** BENCH_PERF_STAT=1: syscalls per round trip, per server process (a primary and its workers apart). */
 function printSyscalls(rows) {
   if (!rows.some((r) => r.syscalls !== undefined)) return;
-  console.log('\nsyscalls per round trip back, per server process (perf stat; waits = epoll_wait/pwait/pwait2: event-loop turns; cs = context switches):');
-  const kinds = ['all', 'waits', 'recvmsg', 'recvmmsg', 'sendmsg', 'sendmmsg', 'read', 'write', 'writev', 'cs'];
+  console.log(
+    '\nsyscalls per round trip back, per server process (perf stat; waits = epoll_wait/pwait/pwait2: event-loop turns; cs = context switches; cpu us = task-clock):',
+  );
+  const kinds = ['all', 'waits', 'recvmsg', 'recvmmsg', 'sendmsg', 'sendmmsg', 'read', 'write', 'writev', 'cs', 'cpu us'];
   const widths = [7, 12, 8, ...kinds.map(() => 8), 10];
   console.log(['offered', 'server', 'pid', ...kinds, 'rt/turn'].map((h, i) => pad(h, widths[i])).join(' '));
   for (const r of rows) {
@@ -945,6 +947,8 @@ function printSyscalls(rows) {
         per(c.write),
         per(c.writev),
         per(c['context-switches']),
+        // task-clock: ms on CPU (perf -x prints msec)
+        f(((c['task-clock'] ?? 0) * 1000) / r.received, 2),
       ];
       console.log([...cells, f(waits > 0 ? r.received / waits : NaN, 1)].map((x, i) => pad(x, widths[i])).join(' '));
     }

@@ -174,6 +174,7 @@ const PERF_EVENTS = [
   'syscalls:sys_enter_write',
   'syscalls:sys_enter_writev',
   'context-switches',
+  'task-clock',
 ];
 
 /**
@@ -195,7 +196,7 @@ export function perfStat(spawn, pids) {
       const counts = {};
       for (const line of r.text().split('\n')) {
         const f = line.split(',');
-        if (f.length > 3 && /^\d+$/.test(f[0])) counts[f[2].replace(/^(raw_)?syscalls:sys_enter_?/, '') || 'all'] = Number(f[0]);
+        if (f.length > 3 && /^[\d.]+$/.test(f[0])) counts[f[2].replace(/^(raw_)?syscalls:sys_enter_?/, '') || 'all'] = Number(f[0]);
       }
       out[r.pid] = counts;
     }
