@@ -924,7 +924,7 @@ async function findMax() {
 function printSyscalls(rows) {
   if (!rows.some((r) => r.syscalls !== undefined)) return;
   console.log(
-    '\nsyscalls per round trip back, per server process (perf stat; waits = epoll_wait/pwait/pwait2: event-loop turns; cs = context switches; cpu us = task-clock):',
+    '\nsyscalls per round trip back, per server process (perf stat; waits = epoll_wait/pwait/pwait2: event-loop turns; cs = context switches; cpu us = task-clock; rt/turn = all the server round trips / turns of this process: a worker sees about 1/N of them):',
   );
   const kinds = ['all', 'waits', 'recvmsg', 'recvmmsg', 'sendmsg', 'sendmmsg', 'read', 'write', 'writev', 'cs', 'cpu us'];
   const widths = [7, 12, 8, ...kinds.map(() => 8), 10];
