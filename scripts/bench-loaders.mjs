@@ -133,10 +133,7 @@ function summary(text) {
  * length -z z` over TCP with no RTCP allocation, and samples CPU while they run.
  * serverPid: the server's primary (its tree is summed); treeNs(pid) sums a tree's CPU (ns).
  */
-export async function runLoaders(
-  group,
-  { server, serverPid, treeNs, treePids, metricsUrl, relayPorts, peers, loaders, secret, clients, messages, length, z, timeoutMs },
-) {
+export async function runLoaders(group, { server, serverPid, treeNs, treePids, metricsUrl, peers, loaders, secret, clients, messages, length, z, timeoutMs }) {
   const uclient = requireTool(TOOLS.turnutilsUclient);
   const runs = [];
   // Where datagrams were lost (udp-drops.mjs): the server's sockets (its whole process tree), the
@@ -147,14 +144,8 @@ export async function runLoaders(
       peer: () => peers.slice(0, loaders).map(peerPid),
       client: () => runs.filter((r) => r.exitCode === null).map((r) => r.pid),
     },
-    // A socket gone before its owner was looked up (a relay socket closed with its allocation):
-    // by its port, the server's relay range or a peer's.
-    (port) =>
-      relayPorts !== undefined && port >= relayPorts.min && port <= relayPorts.max
-        ? 'server'
-        : peers.slice(0, loaders).some((p) => p.port === port)
-          ? 'peer'
-          : undefined,
+    // A peer socket gone before its owner was looked up: by its port (bound by the peer).
+    (port) => (peers.slice(0, loaders).some((p) => p.port === port) ? 'peer' : undefined),
   );
   const app0 = await serverDrops(metricsUrl);
   // BENCH_PERF_STAT=1: syscalls per process of the server (perf stat; root or perf_event_paranoid <= 1).

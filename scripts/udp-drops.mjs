@@ -89,9 +89,12 @@ export function dropTracker(owners, byPort = () => undefined) {
   // Per socket: the count when first seen (0 for a socket made during the row) and the last count.
   const seen = new Map();
   for (const [inode, s] of first) seen.set(inode, { base: s.drops, last: s.drops, port: s.port, owner: undefined });
-  const classify = () => {
-    // Only sockets that dropped something need an owner: the descriptor scan is not free.
-    const want = [...seen.entries()].filter(([, s]) => s.owner === undefined && s.last > s.base);
+  const classify = (fresh) => {
+    // The descriptor scan is not free: only when sockets appeared (a row's allocations, mostly
+    // at its start), and for sockets that dropped something and have no owner yet. Owners are
+    // looked up while the socket lives: a port says nothing (other processes' ephemeral ports
+    // fall in relay ranges too).
+    const want = [...seen.entries()].filter(([, s]) => s.owner === undefined && (fresh || s.last > s.base));
     if (want.length === 0) return;
     for (const [name, pids] of Object.entries(owners)) {
       const inodes = new Set();
@@ -100,12 +103,15 @@ export function dropTracker(owners, byPort = () => undefined) {
     }
   };
   const sample = () => {
+    let fresh = false;
     for (const [inode, s] of udpSockets()) {
       const k = seen.get(inode);
-      if (k === undefined) seen.set(inode, { base: 0, last: s.drops, port: s.port, owner: undefined });
-      else k.last = s.drops;
+      if (k === undefined) {
+        seen.set(inode, { base: 0, last: s.drops, port: s.port, owner: undefined });
+        fresh = true;
+      } else k.last = s.drops;
     }
-    classify();
+    classify(fresh);
   };
   const finish = () => {
     sample();
