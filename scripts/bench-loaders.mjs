@@ -9,9 +9,11 @@
 // CPU is sampled on the same clock: the server's process tree, the load (uclients and peers), and
 // the whole machine (/proc/stat), so a row says whether the server or the machine's cores ran out.
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { TOOLS, requireTool } from '@onionturn/testkit';
+import { dropTracker, dropsDelta, perfStat, serverDrops } from './udp-drops.mjs';
 
 /** The window the delivered rate is read over: long against uclient's one line a second. */
 export const RATE_WINDOW_S = 5;
@@ -108,6 +110,9 @@ export function deliveredRate(seriesList, windowS = RATE_WINDOW_S) {
   return { best, bestAt, bestEnd: bestAt + w, mean: spanS > 0 ? final / spanS : NaN, spanS, window: w / 1000 };
 }
 
+/** A turnutils_peer's pid (testkit's startTurnutilsPeer gives its process, not a pid). */
+const peerPid = (p) => p.pid ?? p.process.pid;
+
 /** A uclient run's closing summary, per loader. */
 function summary(text) {
   const last = (re) => {
@@ -128,21 +133,44 @@ function summary(text) {
  * length -z z` over TCP with no RTCP allocation, and samples CPU while they run.
  * serverPid: the server's primary (its tree is summed); treeNs(pid) sums a tree's CPU (ns).
  */
-export async function runLoaders(group, { server, serverPid, treeNs, peers, loaders, secret, clients, messages, length, z, timeoutMs }) {
+export async function runLoaders(group, { server, serverPid, treeNs, treePids, metricsUrl, peers, loaders, secret, clients, messages, length, z, timeoutMs }) {
   const uclient = requireTool(TOOLS.turnutilsUclient);
+  const runs = [];
+  // Where datagrams were lost (udp-drops.mjs): the server's sockets (its whole process tree), the
+  // echo peers', the uclients'; and the server's own drop counters when it has /metrics.
+  const drops = dropTracker(
+    {
+      server: () => treePids(serverPid),
+      peer: () => peers.slice(0, loaders).map(peerPid),
+      client: () => runs.filter((r) => r.exitCode === null).map((r) => r.pid),
+    },
+    // A peer socket gone before its owner was looked up: by its port (bound by the peer).
+    (port) => (peers.slice(0, loaders).some((p) => p.port === port) ? 'peer' : undefined),
+  );
+  const app0 = await serverDrops(metricsUrl);
+  // BENCH_PERF_STAT=1: syscalls per process of the server (perf stat; root or perf_event_paranoid <= 1).
+  const stopPerf = process.env.BENCH_PERF_STAT === '1' ? perfStat(spawn, treePids(serverPid)) : undefined;
   const children0 = reapedChildrenNs();
-  const peers0 = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(p.pid), 0);
+  const peers0 = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0);
   const server0 = treeNs(serverPid);
   const m0 = machineTicks();
   const self0 = process.cpuUsage();
   const started = performance.now();
-  const runs = [];
   for (let i = 0; i < loaders; i++) {
     const peer = peers[i];
     const args = ['-t', '-c', '-W', secret, '-e', peer.host, '-r', String(peer.port), '-n', String(messages), '-m', String(clients), '-l', String(length)];
     args.push('-z', String(z), '-p', String(server.port), '127.0.0.1');
     const s = group.spawn(`turnutils_uclient ${i + 1}`, uclient, args);
-    const run = { pid: s.pid, series: [{ t: performance.now() - started, v: 0 }], text: '', lastNs: 0, timedOut: false, exitCode: null };
+    const run = {
+      pid: s.pid,
+      series: [{ t: performance.now() - started, v: 0 }],
+      text: '',
+      tail: [],
+      lastNs: 0,
+      timedOut: false,
+      exitCode: null,
+      signal: null,
+    };
     let partial = '';
     const onData = (chunk) => {
       const now = performance.now() - started;
@@ -154,6 +182,9 @@ export async function runLoaders(group, { server, serverPid, treeNs, peers, load
         if (m) run.series.push({ t: now, v: Number(m[2]) });
         // Keep what the summary needs, not the per-allocation chatter of 100 clients.
         if (/start_mclient: tot_|Total |Average round trip|Cannot|ERROR|error/i.test(line)) run.text += `${line}\n`;
+        // The last lines, whatever they are: said when a uclient ends without its summary.
+        run.tail.push(line);
+        if (run.tail.length > 8) run.tail.shift();
       }
     };
     s.child.stdout?.on('data', onData);
@@ -163,9 +194,11 @@ export async function runLoaders(group, { server, serverPid, treeNs, peers, load
       run.timedOut = true;
       s.child.kill('SIGKILL');
     }, timeoutMs);
-    run.done = closed.then(([code]) => {
+    run.done = closed.then(([code, signal]) => {
       clearTimeout(timer);
       run.exitCode = code;
+      run.signal = signal;
+      run.wallS = (performance.now() - started) / 1000;
     });
     runs.push(run);
   }
@@ -174,8 +207,9 @@ export async function runLoaders(group, { server, serverPid, treeNs, peers, load
   const sample = () => {
     const t = performance.now() - started;
     for (const r of runs) if (r.exitCode === null) r.lastNs = Math.max(r.lastNs, cpuNsOne(r.pid));
-    const loadNs = runs.reduce((a, r) => a + r.lastNs, 0) + peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(p.pid), 0) - peers0;
+    const loadNs = runs.reduce((a, r) => a + r.lastNs, 0) + peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0) - peers0;
     samples.push({ t, serverNs: treeNs(serverPid) - server0, loadNs, machine: machineTicks() });
+    drops.sample();
   };
   sample();
   const sampler = setInterval(sample, SAMPLE_MS);
@@ -184,11 +218,18 @@ export async function runLoaders(group, { server, serverPid, treeNs, peers, load
   sample();
   const wallS = (performance.now() - started) / 1000;
   const uclientNs = reapedChildrenNs() - children0;
-  const peersNs = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(p.pid), 0) - peers0;
+  const peersNs = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0) - peers0;
   const serverNs = treeNs(serverPid) - server0;
   const m1 = machineTicks();
   const self = process.cpuUsage(self0);
-  const per = runs.map((r) => ({ ...summary(r.text), exitCode: r.exitCode, timedOut: r.timedOut }));
+  // The server closes the allocations uclient let go a moment after: their relay sockets' last counts.
+  const dropSplit = drops.finish();
+  const syscalls = stopPerf ? await stopPerf() : undefined;
+  const appDrops = dropsDelta(app0, await serverDrops(metricsUrl));
+  const per = runs.map((r) => ({ ...summary(r.text), exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, wallS: r.wallS }));
+  const failures = per
+    .map((p, i) => ({ ...p, loader: i + 1, tail: runs[i].tail }))
+    .filter((p) => p.exitCode !== 0 || p.timedOut || !Number.isFinite(p.received));
   // The final totals are the last point of each curve (uclient prints them as it ends).
   const series = runs.map((r, i) => (Number.isFinite(per[i].received) ? [...r.series, { t: r.series.at(-1).t, v: per[i].received }] : r.series));
   const rate = deliveredRate(series);
@@ -212,7 +253,12 @@ export async function runLoaders(group, { server, serverPid, treeNs, peers, load
     sendDropped,
     lossPct: sent > 0 ? (100 * (sent - received)) / sent : NaN,
     rttMs: per.reduce((a, p) => a + (p.rttMs || 0) * (p.received || 0), 0) / Math.max(1, received),
-    failed: per.some((p) => p.exitCode !== 0 || p.timedOut || !Number.isFinite(p.received)),
+    failed: failures.length > 0,
+    // A uclient that ended without its summary: how it ended and its last lines.
+    failures: failures.map(({ loader, exitCode, signal, timedOut, wallS, tail }) => ({ loader, exitCode, signal, timedOut, wallS, tail })),
+    ...dropSplit,
+    appDrops,
+    syscalls,
     rtPerSec: rate.best,
     meanRtPerSec: rate.mean,
     spanS: rate.spanS,

@@ -52,7 +52,14 @@ function parseArgs(argv) {
     const value = () => {
       const v = inline ?? argv[++i];
       if (v === undefined || v.startsWith('--')) {
-        const example = { '--held': '1000', '--servers': 'coturn,onionturn', '--workers': '1,2', '--loaders': '1,2,4', '--json': 'bench.json' }[flag];
+        const example = {
+          '--rates': '20000,40000,80000',
+          '--held': '1000',
+          '--servers': 'coturn,onionturn',
+          '--workers': '1,2',
+          '--loaders': '1,2,4',
+          '--json': 'bench.json',
+        }[flag];
         console.error(`bench: ${flag} wants a value (e.g. ${flag} ${example})`);
         process.exit(2);
       }
@@ -64,9 +71,10 @@ function parseArgs(argv) {
     else if (flag === '--workers') out.workers = value();
     else if (flag === '--loaders') out.loaders = value();
     else if (flag === '--json') out.json = value();
+    else if (flag === '--rates') out.rates = value();
     else {
       console.error(
-        `bench: unknown argument ${argv[i]} (known: --held N, --held-only, --servers coturn,onionturn,onionturn-w2, --workers 1,2, --loaders 1,2,4, --json FILE)`,
+        `bench: unknown argument ${argv[i]} (known: --held N, --held-only, --servers coturn,onionturn,onionturn-w2, --workers 1,2, --loaders 1,2,4, --rates 20000,40000, --json FILE)`,
       );
       process.exit(2);
     }
@@ -78,6 +86,7 @@ function parseArgs(argv) {
   for (const [flag, what] of [
     ['workers', 'worker counts for the onionturn rows, e.g. --workers 1,2'],
     ['loaders', 'counts of uclient processes run at once, e.g. --loaders 1,2,4'],
+    ['rates', 'offered round trips a second, ascending, e.g. --rates 20000,40000,80000'],
   ]) {
     if (out[flag] === undefined) continue;
     if (!/^[1-9]\d*(,[1-9]\d*)*$/.test(out[flag])) {
@@ -192,10 +201,12 @@ async function measure(pid, work) {
   return { result, ticks: cpuTicks(pid) - t0, ns: cpuNs(pid) - n0, peakRssKb: peak };
 }
 
-async function startOnionturn(group, dir, workers = 1) {
+async function startOnionturn(group, dir, workers = 1, relay = RELAY) {
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const port = await freePort();
+  // Its own drop counters (onionturn_dropped_total) for the --loaders rows' loss split.
+  const metricsPort = await freePort();
   const args = [
     join(root, 'packages/cli/bin/onionturn.js'),
     'server',
@@ -209,7 +220,9 @@ async function startOnionturn(group, dir, workers = 1) {
     secretFile,
     '--allow-loopback-peers',
     '--relay-ports',
-    `${RELAY.min}-${RELAY.max}`,
+    `${relay.min}-${relay.max}`,
+    '--metrics',
+    `127.0.0.1:${metricsPort}`,
     // coturn has no per-user allocation quota or bandwidth cap by default; uclient -W uses one
     // username for every client.
     '--max-allocations-per-user',
@@ -265,6 +278,8 @@ async function startOnionturn(group, dir, workers = 1) {
     processes: workers,
     own: { jsRoot: root },
     port,
+    relay,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     command: `node ${args
       .slice(0, 1)
       .map((a) => a.replace(root + '/', ''))
@@ -272,8 +287,8 @@ async function startOnionturn(group, dir, workers = 1) {
   };
 }
 
-async function startBaseline(group) {
-  const c = await startCoturn(group, { secrets: [SECRET], realm: REALM, relayPorts: RELAY, verbose: false });
+async function startBaseline(group, relay = RELAY) {
+  const c = await startCoturn(group, { secrets: [SECRET], realm: REALM, relayPorts: relay, verbose: false });
   return {
     name: 'coturn',
     pid: c.process.pid,
@@ -281,7 +296,8 @@ async function startBaseline(group) {
     processes: 1,
     own: { binary: 'turnserver' },
     port: c.port,
-    command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${RELAY.min} --max-port ${RELAY.max}`,
+    relay,
+    command: `turnserver --use-auth-secret --static-auth-secret=… --realm ${REALM} --no-tls --no-dtls --allow-loopback-peers --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --min-port ${relay.min} --max-port ${relay.max}`,
   };
 }
 
@@ -343,7 +359,7 @@ async function loadRuns(group, server, peer) {
     timeoutMs: 60_000,
   });
   const rows = [];
-  if (HELD_ONLY || LOADERS) return rows;
+  if (HELD_ONLY || LOADERS || ARGS.rates) return rows;
   for (const cfg of CONFIGS) {
     const messages = cfg.z === 0 ? FLOOD : PACED;
     const run = () =>
@@ -393,6 +409,8 @@ async function loaderRuns(group, server, peers) {
         server: { port: server.port },
         serverPid: server.pid,
         treeNs: cpuNs,
+        treePids: tree,
+        metricsUrl: server.metricsUrl,
         peers,
         loaders: n,
         secret: SECRET,
@@ -625,6 +643,44 @@ function printRows(results) {
   if (PROFILE) printSplit(results);
 }
 
+/**
+ * Where each row's lost round trips went: datagrams the kernel dropped at a full receive buffer,
+ * by whose socket (udp-drops.mjs), beside uclient's count of messages not echoed by its end.
+ */
+function printDrops(rows) {
+  console.log(
+    "\nwhere datagrams were lost (kernel receive-buffer drops, /proc/net/udp per socket, sampled during the row): srv = the server's relay sockets, peer = the turnutils_peer echo sockets, cli = the uclients' (none over TCP); rcvbuf = the machine's Udp RcvbufErrors over the row (IPv4+6, all processes), unattr = rcvbuf not seen on a live socket (a relay socket that closed between samples, or other processes); app = the server's own drops by reason (onionturn /metrics); lost = sent - back (uclient: not echoed by its end)",
+  );
+  const head = ['clients', 'bytes', 'z', 'ld', 'server', 'lost', 'srv', 'peer', 'cli', 'unattr', 'rcvbuf', 'sndbuf', 'app', 'ended without summary'];
+  const widths = [7, 5, 3, 2, 12, 7, 7, 7, 5, 6, 7, 6, 16, 30];
+  console.log(head.map((h, i) => (i >= widths.length - 2 ? `  ${h}` : pad(h, widths[i]))).join(' '));
+  for (const r of rows) {
+    const app =
+      r.appDrops === undefined
+        ? '-'
+        : Object.entries(r.appDrops)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',') || '0';
+    const fail = (r.failures ?? []).map((x) => `#${x.loader} exit ${x.exitCode ?? x.signal}${x.timedOut ? ' (timeout)' : ''} at ${f(x.wallS, 0)} s`).join('; ');
+    const cells = [
+      r.clients,
+      r.length,
+      r.z,
+      r.loaders,
+      r.server,
+      r.sent - r.received,
+      r.dropsServer,
+      r.dropsPeer,
+      r.dropsClient,
+      r.dropsUnattributed,
+      r.rcvbufErrors,
+      r.sndbufErrors,
+    ];
+    console.log(`${cells.map((x, j) => pad(x, widths[j])).join(' ')}   ${app.padEnd(16)} ${fail}`);
+    for (const x of r.failures ?? []) console.log(`      uclient #${x.loader} last lines: ${x.tail.join(' | ')}`);
+  }
+}
+
 /** The --loaders rows, each server's best per shape, and how far the machine's cores were used. */
 function printLoaders(loaderResults) {
   const cores = cpus().length;
@@ -701,6 +757,7 @@ function printLoaders(loaderResults) {
       }
     }
   }
+  printDrops(names.flatMap((name) => loaderResults[name].map((r) => ({ ...r, server: name }))));
   console.log('\nthe limit each server reached: its best rt/s over the loader counts (same shapes, same run):');
   const h2 = ['clients', 'bytes', 'z', 'server', 'best rt/s', 'at ld', 'loss%', 'srv cores', 'mach cores', 'vs coturn', 'what ran out'];
   const w2 = [7, 5, 3, 12, 9, 5, 6, 9, 10, 9, 40];
@@ -759,10 +816,231 @@ function printLoaders(loaderResults) {
   }
 }
 
+/**
+ * --rates R1,R2,...: each server's highest paced rate with 0% loss. All the servers run at once
+ * (each on its own share of the relay port range, idle while not measured) and take turns at each
+ * rate, in an order rotated per rate, so they share the machine's noise. The load: L uclients (the
+ * largest --loaders, default 4), each BENCH_RATE_CLIENTS (100) clients x 100 B every z ms, z = L x
+ * clients x 1000 / rate in whole ms (uclient's -z unit; the table says the rate offered), for
+ * BENCH_RATE_SECONDS (15) of sending per client. Lossy: any message not echoed, a send the client
+ * socket refused, or a uclient without its summary; a lossy run is run once more (one lossy run on
+ * a shared machine can be noise) and a server that loses twice stops there. No new rate once
+ * BENCH_RATE_BUDGET_S (1200) has passed.
+ */
+async function findMax() {
+  const L = Math.max(...(LOADERS ?? [4]));
+  const clients = Number(process.env.BENCH_RATE_CLIENTS ?? 100);
+  const seconds = Number(process.env.BENCH_RATE_SECONDS ?? 15);
+  const budgetS = Number(process.env.BENCH_RATE_BUDGET_S ?? 1200);
+  const rates = [...ARGS.rates].sort((a, b) => a - b);
+  const group = new ProcessGroup();
+  const dirs = [];
+  const servers = [];
+  const rows = [];
+  const started = performance.now();
+  console.log(
+    `bench: ${cpus().length} cores, load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
+  try {
+    const peers = [];
+    while (peers.length < L) peers.push(await startTurnutilsPeer(group));
+    const span = Math.floor((RELAY.max - RELAY.min + 1) / SERVERS.length);
+    for (const [i, which] of SERVERS.entries()) {
+      const relay = { min: RELAY.min + i * span, max: RELAY.min + (i + 1) * span - 1 };
+      const workers = Number(/^onionturn-w(\d+)$/.exec(which)?.[1] ?? 1);
+      const dir = mkdtempSync(join(tmpdir(), 'onionturn-bench-'));
+      dirs.push(dir);
+      const server = which === 'coturn' ? await startBaseline(group, relay) : await startOnionturn(group, dir, workers, relay);
+      servers.push(server);
+      console.log(`bench: ${which} (pid ${server.pid}): ${server.command}`);
+      await loadRuns(group, server, peers[0]); // the warm-up (no --loaders rows without --loaders)
+    }
+    const lossy = (r) => r.sent - r.received > 0 || r.sendDropped > 0 || r.failed;
+    const active = new Set(servers.map((s) => s.name));
+    for (const [k, rate] of rates.entries()) {
+      if (active.size === 0) break;
+      if ((performance.now() - started) / 1000 > budgetS) {
+        console.log(`bench: time budget (${budgetS} s) spent: no rate above ${rates[k - 1]}`);
+        break;
+      }
+      const z = Math.max(1, Math.round((L * clients * 1000) / rate));
+      const offered = (L * clients * 1000) / z;
+      const order = servers.filter((s) => active.has(s.name));
+      for (let i = 0; i < k % Math.max(1, order.length); i++) order.push(order.shift());
+      for (const server of order) {
+        for (let attempt = 1; attempt <= 2; attempt++) {
+          const r = await runLoaders(group, {
+            server: { port: server.port },
+            serverPid: server.pid,
+            treeNs: cpuNs,
+            treePids: tree,
+            metricsUrl: server.metricsUrl,
+            peers,
+            loaders: L,
+            secret: SECRET,
+            clients,
+            messages: Math.round((seconds * 1000) / z),
+            length: 100,
+            z,
+            timeoutMs: 240_000,
+          });
+          const row = { server: server.name, rate, offered, attempt, clients, length: 100, z, ...r, loadavg: loadavg() };
+          rows.push(row);
+          process.stdout.write(
+            `  ${server.name} offered ${f(offered, 0)} rt/s (z=${z}) try ${attempt}: ${r.received}/${r.sent} back, best ${f(r.rtPerSec, 0)} rt/s, lost ${r.sent - r.received} (server sockets ${r.dropsServer}, peers ${r.dropsPeer}, unattributed ${r.dropsUnattributed}), refused ${r.sendDropped}${r.failed ? ', a uclient failed' : ''}, ${f(r.serverUsPerRt, 1)} us/rt, load average ${loadavg()[0].toFixed(2)}\n`,
+          );
+          await sleep(1000);
+          if (!lossy(r)) break;
+          if (attempt === 2) active.delete(server.name);
+        }
+      }
+    }
+  } finally {
+    await group.stopAll();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    for (const s of servers) removePerfMap(s.pid);
+  }
+  printRates(
+    rows,
+    servers.map((s) => s.name),
+    L,
+    clients,
+    seconds,
+  );
+  if (JSON_FILE !== undefined) {
+    writeFileSync(
+      JSON_FILE,
+      `${JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, loadavgAtEnd: loadavg(), loaders: L, clients, seconds, rows }, null, 2)}\n`,
+    );
+    console.log(`bench: rows written to ${JSON_FILE}`);
+  }
+}
+
+/** BENCH_PERF_STAT=1: syscalls per round trip, per server process (a primary and its workers apart). */
+function printSyscalls(rows) {
+  if (!rows.some((r) => r.syscalls !== undefined)) return;
+  console.log(
+    '\nsyscalls per round trip back, per server process (perf stat; waits = epoll_wait/pwait/pwait2: event-loop turns; cs = context switches; cpu us = task-clock; rt/turn = all the server round trips / turns of this process: a worker sees about 1/N of them):',
+  );
+  const kinds = ['all', 'waits', 'recvmsg', 'recvmmsg', 'sendmsg', 'sendmmsg', 'read', 'write', 'writev', 'cs', 'cpu us'];
+  const widths = [7, 12, 8, ...kinds.map(() => 8), 10];
+  console.log(['offered', 'server', 'pid', ...kinds, 'rt/turn'].map((h, i) => pad(h, widths[i])).join(' '));
+  for (const r of rows) {
+    for (const [pid, c] of Object.entries(r.syscalls ?? {})) {
+      const per = (n) => f((n ?? 0) / r.received, 3);
+      const waits = (c.epoll_wait ?? 0) + (c.epoll_pwait ?? 0) + (c.epoll_pwait2 ?? 0);
+      const cells = [
+        f(r.offered, 0),
+        r.server,
+        pid,
+        per(c.all),
+        per(waits),
+        per(c.recvmsg),
+        per(c.recvmmsg),
+        per(c.sendmsg),
+        per(c.sendmmsg),
+        per(c.read),
+        per(c.write),
+        per(c.writev),
+        per(c['context-switches']),
+        // task-clock: ms on CPU (perf -x prints msec)
+        f(((c['task-clock'] ?? 0) * 1000) / r.received, 2),
+      ];
+      console.log([...cells, f(waits > 0 ? r.received / waits : NaN, 1)].map((x, i) => pad(x, widths[i])).join(' '));
+    }
+  }
+}
+
+function printRates(rows, names, L, clients, seconds) {
+  console.log(
+    `\nload: ${L} x (turnutils_uclient -t -c -W SECRET -e 127.0.0.1 -r PEER_i -m ${clients} -l 100 -z Z -n ${seconds}000/Z), at once, each against its own turnutils_peer; offered = ${L} x ${clients} x 1000/Z rt/s`,
+  );
+  console.log(
+    'rt/s: the best 5 s of round trips back (summed); us/rt: server CPU (process tree) per round trip over the run; cores: server / load / machine in the best window',
+  );
+  const head = ['offered', 'z', 'server', 'try', 'rt/s', 'lost', 'refused', 'rtt ms', 'srv us/rt', 'srv', 'load', 'mach', 'lavg'];
+  const widths = [7, 3, 12, 3, 7, 6, 7, 8, 9, 5, 5, 5, 5];
+  console.log(head.map((h, i) => pad(h, widths[i])).join(' '));
+  for (const r of rows) {
+    console.log(
+      [
+        f(r.offered, 0),
+        r.z,
+        r.server,
+        r.attempt,
+        f(r.rtPerSec, 0),
+        r.sent - r.received,
+        r.sendDropped,
+        f(r.rttMs, 1),
+        f(r.serverUsPerRt, 1),
+        f(r.coresAtBest.server, 2),
+        f(r.coresAtBest.load, 2),
+        f(r.coresAtBest.machine, 2),
+        f(r.loadavg[0], 1),
+      ]
+        .map((x, j) => pad(x, widths[j]))
+        .join(' ') + (r.failed ? ' FAIL' : ''),
+    );
+  }
+  printDrops(rows);
+  printSyscalls(rows);
+  const lossless = (r) => r.sent === r.received && r.sendDropped === 0 && !r.failed;
+  summarize(rows, names, '0% loss', lossless);
+  // Lossless by queueing for seconds is not a rate kept: a call would have dropped those packets.
+  summarize(rows, names, `0% loss and mean rtt <= ${RATE_MAX_RTT_MS} ms`, (r) => lossless(r) && r.rttMs <= RATE_MAX_RTT_MS);
+}
+
+/** BENCH_RATE_MAX_RTT_MS (250): the mean round trip above which a lossless row still does not count as kept. */
+const RATE_MAX_RTT_MS = Number(process.env.BENCH_RATE_MAX_RTT_MS ?? 250);
+
+/** Each server's highest rate passed under `ok` (every rate below it passed too), and CPU at the highest common one. */
+function summarize(rows, names, what, ok) {
+  const rates = [...new Set(rows.map((r) => r.offered))].sort((a, b) => a - b);
+  // A server passes a rate when its last try there passed; it stops at the first rate it fails.
+  const passed = (name) => {
+    const out = [];
+    for (const rate of rates) {
+      const r = rows.filter((x) => x.server === name && x.offered === rate).at(-1);
+      if (r === undefined || !ok(r)) break;
+      out.push(r);
+    }
+    return out;
+  };
+  const top = Object.fromEntries(names.map((n) => [n, passed(n).at(-1)]));
+  const tried = Math.max(...rows.map((r) => r.offered));
+  console.log(`\nhighest offered rate with ${what} (same run, same loaders; "not reached" when it passed the highest rate tried):`);
+  for (const n of names) {
+    const t = top[n];
+    const c = top.coturn;
+    console.log(
+      `  ${n.padEnd(12)} ${t ? f(t.offered, 0).padStart(7) : '   none'} rt/s${t && c && n !== 'coturn' ? `  (${f(t.offered / c.offered, 2)}x coturn's)` : ''}${t && t.offered === tried ? '  not reached' : ''}`,
+    );
+  }
+  const common = Math.min(...names.map((n) => top[n]?.offered ?? 0));
+  if (common > 0) {
+    console.log(`  CPU per round trip at the highest common rate, ${f(common, 0)} rt/s offered:`);
+    const at = Object.fromEntries(names.map((n) => [n, passed(n).find((r) => r.offered === common)]));
+    for (const n of names) {
+      const r = at[n];
+      console.log(
+        `    ${n.padEnd(12)} ${f(r.serverUsPerRt, 1).padStart(6)} us/rt, ${f(r.rtPerSec, 0)} rt/s best 5 s, rtt ${f(r.rttMs, 1)} ms${at.coturn && n !== 'coturn' ? `  (${f(r.serverUsPerRt / at.coturn.serverUsPerRt, 2)}x coturn's)` : ''}`,
+      );
+    }
+  }
+}
+
 async function main() {
   requireTool(TOOLS.turnserver);
   requireTool(TOOLS.turnutilsUclient);
   if (PROFILE) requirePerf();
+  // BENCH_RATES_REPORT=FILE: the --rates tables again from a --json file, no run.
+  if (process.env.BENCH_RATES_REPORT) {
+    const j = JSON.parse(readFileSync(process.env.BENCH_RATES_REPORT, 'utf8'));
+    return printRates(j.rows, [...new Set(j.rows.map((r) => r.server))], j.loaders, j.clients, j.seconds);
+  }
+  if (ARGS.rates) return findMax();
   const limit = HELD > 0 ? raiseFdLimit(HELD) : fdLimit();
   const results = {};
   const commands = {};
