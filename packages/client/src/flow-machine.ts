@@ -7,6 +7,7 @@
 // The relay path allocates nothing per packet it can avoid: fromAppDatagram/fromAppBytes/
 // fromUpstream fill one array the machine reuses (read it before the next input), and passing
 // bytes on unchanged is a constant action that refers to the input.
+import type { DelayReport } from '@onionturn/io';
 import { FrameKind, StreamFramer, WireKind, channelDataPadding, wireKindOf, type TransportAddress } from '@onionturn/protocol';
 import { firstFrameVerdict, isStunRequest, paddingBytes } from './app-datagram.js';
 import { answerFlowlessBinding } from './binding-answer.js';
@@ -44,6 +45,10 @@ export type FlowAction =
   | { readonly kind: 'redial' }
   /** Mobility: the allocation is on the new stream; traffic flows again. */
   | { readonly kind: 'moved' }
+  /** The delay extension on the current stream: negotiated, declined, a report (see ResignAction). */
+  | { readonly kind: 'delay-negotiated' }
+  | { readonly kind: 'delay-declined' }
+  | { readonly kind: 'delay-report'; readonly report: DelayReport }
   /** The flow is over: close both sides. The last action a machine emits. */
   | { readonly kind: 'close'; readonly reason: string; readonly level: LogLevel };
 
@@ -507,7 +512,8 @@ export class FlowMachine {
       else if (a.kind === 'moved') {
         this.#moving = false;
         out.push(MOVED);
-      } else if (a.kind === 'move-failed') this.#close(out, `mobility failed: ${a.reason}; was the server restarted?`, 'warn');
+      } else if (a.kind === 'delay-negotiated' || a.kind === 'delay-declined' || a.kind === 'delay-report') out.push(a);
+      else if (a.kind === 'move-failed') this.#close(out, `mobility failed: ${a.reason}; was the server restarted?`, 'warn');
       else {
         this.#stats.resignWarnings++;
         if (this.#warnings.first(a.code)) out.push({ kind: 'warn', reason: `${a.reason} (further ones on this flow are counted, not logged)` });

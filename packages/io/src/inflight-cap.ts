@@ -1,5 +1,5 @@
-// The sender's half of the shim<->server delay extension (issue 14, deliverable 3, not yet on the
-// wire): cap what is in flight inside Tor at about rate x (base round trip + target), so the
+// The sender's half of the shim<->server delay extension (issue 14, deliverable 3, on the
+// wire through DelayFeedbackSession): cap what is in flight inside Tor at about rate x (base round trip + target), so the
 // queue builds in our writer (where TimedQueue can drop what is stale) instead of in Tor's circuit
 // queues and kernel buffers (where nothing can). Pure: the clock is passed in.
 //
@@ -35,7 +35,7 @@ interface Sample {
 }
 
 /** Keeps the min (or max) over a sliding window: a monotonic deque. */
-class WindowedExtreme {
+export class WindowedExtreme {
   readonly #keep: (older: number, newer: number) => boolean;
   readonly #windowMs: number;
   #q: Sample[] = [];

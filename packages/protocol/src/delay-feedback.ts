@@ -1,5 +1,4 @@
-// The shim<->server delay extension's wire value (issue 14, deliverable 3; codec only, not yet
-// sent or read by either end). One attribute, in the comprehension-optional range, so a peer
+// The shim<->server delay extension's wire value (issue 14, deliverable 3). One attribute, in the comprehension-optional range, so a peer
 // that does not know it ignores it (RFC 8489 §14):
 // - in an Allocate request the shim offers it (version only); a server that speaks it echoes it in
 //   the success response. A plain TURN client never sends it and never sees it.
@@ -10,6 +9,9 @@
 //   end's newest clock value (its clock minus theirs: any offset, only differences count).
 // Value layout (20 bytes): version (1), reserved (3), sender clock ms (4, wraps), received bytes
 // (8), one-way delay ms (4, signed).
+
+import { HEADER_LENGTH, MAGIC_COOKIE, MessageClass, Method } from './constants.js';
+import { encodeMessageType } from './message-type.js';
 
 export const DELAY_FEEDBACK_ATTRIBUTE = 0xc0d7;
 export const DELAY_FEEDBACK_VERSION = 1;
@@ -45,4 +47,38 @@ export function decodeDelayFeedback(value: Buffer): DelayFeedback | undefined {
 /** `later - earlier` for clock values modulo 2^32 (a difference within ±2^31 ms, ~24 days). */
 export function clockDiffMs(later: number, earlier: number): number {
   return (later - earlier) | 0;
+}
+
+/** The report as it goes on the wire: a Binding indication (RFC 8489 §5) with only this attribute. */
+export const DELAY_FEEDBACK_INDICATION_LENGTH = HEADER_LENGTH + 4 + DELAY_FEEDBACK_LENGTH;
+const BINDING_INDICATION = encodeMessageType(Method.Binding, MessageClass.Indication);
+/** Distinct transaction ids for reports (nothing answers an indication; they only tell reports apart in a capture). */
+let reportSeq = 0;
+
+/** A report as a whole Binding indication (44 bytes, a fresh buffer: it may wait in a socket's queue). */
+export function encodeDelayFeedbackIndication(f: Omit<DelayFeedback, 'version'>): Buffer {
+  const b = Buffer.allocUnsafe(DELAY_FEEDBACK_INDICATION_LENGTH);
+  b.writeUInt16BE(BINDING_INDICATION, 0);
+  b.writeUInt16BE(4 + DELAY_FEEDBACK_LENGTH, 2);
+  b.writeUInt32BE(MAGIC_COOKIE, 4);
+  b.writeUInt32BE(0x6f6e696f, 8); // "onio"
+  b.writeUInt32BE(0, 12);
+  b.writeUInt32BE((reportSeq = (reportSeq + 1) >>> 0), 16);
+  b.writeUInt16BE(DELAY_FEEDBACK_ATTRIBUTE, HEADER_LENGTH);
+  b.writeUInt16BE(DELAY_FEEDBACK_LENGTH, HEADER_LENGTH + 2);
+  encodeDelayFeedback({ ...f, version: DELAY_FEEDBACK_VERSION }).copy(b, HEADER_LENGTH + 4);
+  return b;
+}
+
+/** True when `frame` (a whole STUN frame) is a Binding indication: the cheap test before decoding. */
+export function isBindingIndication(frame: Buffer): boolean {
+  return frame.length >= HEADER_LENGTH && frame.readUInt16BE(0) === BINDING_INDICATION;
+}
+
+/** The offer an Allocate (or take-over Refresh) carries, and the echo a server answers with: version only. */
+export const DELAY_FEEDBACK_OFFER: DelayFeedback = Object.freeze({ version: DELAY_FEEDBACK_VERSION, clockMs: 0, receivedBytes: 0, oneWayDelayMs: 0 });
+
+/** True when an attribute value offers (or echoes) a version this code speaks. */
+export function isDelayFeedbackOffer(value: Buffer | undefined): boolean {
+  return value !== undefined && value.length === DELAY_FEEDBACK_LENGTH && value[0] === DELAY_FEEDBACK_VERSION;
 }

@@ -1,6 +1,7 @@
 // Allocate (RFC 8656 §7.2): checks the request (transport, EVEN-PORT, RESERVATION-TOKEN, address
 // families) and the quotas, then binds one relay socket per family through the shell and answers
 // once all are bound; the answer is kept for retransmissions.
+import { echoDelayFeedback } from './delay-feedback.js';
 import {
   AttributeType,
   ErrorCode,
@@ -194,6 +195,7 @@ export function onAllocate(ctx: AllocateContext, r: Reply, claimed = false): voi
       b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime });
       b.add(AttributeType.XorMappedAddress, { kind: 'address', address: client.remote });
       if (mobile) addTicket(ctx, alloc, b);
+      echoDelayFeedback(client, msg, b);
     });
     // Only a UDP client retransmits; over TCP and TLS a repeated Allocate gets 437.
     if (client.transport === 'udp') alloc.allocateResponse = response;

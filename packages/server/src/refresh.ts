@@ -7,6 +7,7 @@ import type { Lifetimes } from './limits.js';
 import { addTicket, asksMobility, takeOver, type MobilityContext } from './mobility.js';
 import type { Replies, Reply } from './replies.js';
 import type { CoreStats } from './stats.js';
+import { echoDelayFeedback } from './delay-feedback.js';
 
 /** What Refresh needs of the core. */
 export interface RefreshContext extends MobilityContext {
@@ -49,6 +50,7 @@ export function onRefresh(ctx: RefreshContext, r: Reply): void {
   ctx.replies.success(r, (b) => {
     b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime });
     if (ticket) addTicket(ctx, alloc, b);
+    echoDelayFeedback(r.client, r.msg, b);
   });
 }
 
