@@ -28,10 +28,9 @@ import {
   type TransportAddress,
   readErrorCode,
   DELAY_FEEDBACK_ATTRIBUTE,
-  DELAY_FEEDBACK_OFFER,
   decodeDelayFeedback,
-  encodeDelayFeedback,
-  isDelayFeedbackOffer,
+  hasDelayFeedbackOffer,
+  withDelayFeedbackOffer,
   type DelayFeedback,
 } from '@onionturn/protocol';
 import type { AppAuthenticator } from './app-auth.js';
@@ -106,7 +105,6 @@ const HOP_ATTRIBUTES: ReadonlySet<number> = new Set([
   // The shim's own extension with the server: never taken from the app nor shown to it.
   DELAY_FEEDBACK_ATTRIBUTE,
 ]);
-const DELAY_FEEDBACK_OFFER_VALUE = encodeDelayFeedback(DELAY_FEEDBACK_OFFER);
 const NEGOTIATED: ResignAction = Object.freeze({ kind: 'delay-negotiated' });
 const DECLINED: ResignAction = Object.freeze({ kind: 'delay-declined' });
 
@@ -322,7 +320,7 @@ export class CredentialResigner {
     if (msg.messageClass === MessageClass.SuccessResponse) {
       this.#keepTicket(msg, p);
       if (this.#offerDelayFeedback && (p.internal || p.request.method === Method.Allocate)) {
-        this.#delayFeedback = isDelayFeedbackOffer(getAttribute(msg, DELAY_FEEDBACK_ATTRIBUTE)?.value);
+        this.#delayFeedback = hasDelayFeedbackOffer(msg.raw);
         negotiation = this.#delayFeedback ? NEGOTIATED : DECLINED;
       }
     }
@@ -400,7 +398,6 @@ export class CredentialResigner {
     if (p.request.method === Method.Allocate && this.#askMobility && getAttribute(p.request, AttributeType.MobilityTicket) === undefined) {
       b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: Buffer.alloc(0) });
     }
-    if (this.#offerDelayFeedback && (p.internal || p.request.method === Method.Allocate)) b.addRaw(DELAY_FEEDBACK_ATTRIBUTE, DELAY_FEEDBACK_OFFER_VALUE);
     const auth = this.#upstreamAuth;
     const cred = this.#credential;
     let data: Buffer;
@@ -415,6 +412,8 @@ export class CredentialResigner {
       p.upstreamKey = undefined;
       data = b.build({ fingerprint: p.fingerprint });
     }
+    // The delay extension's offer, as a trailer after the integrity (see @onionturn/protocol's delay-feedback.ts).
+    if (this.#offerDelayFeedback && (p.internal || p.request.method === Method.Allocate)) data = withDelayFeedbackOffer(data);
     p.attempts++;
     p.sentAt = now;
     this.#pending.set(txid.toString('hex'), p);

@@ -5,7 +5,7 @@
 // turn costs one write and fuller Tor cells; a full buffer drops, as UDP would, and so does a
 // datagram that waited longer than --max-queue-delay-ms); TCP flows write directly and keep
 // backpressure (each side pauses while the other's send buffer is full).
-// The delay extension (issue 14): a UDP flow in local mode offers it at Allocate; each of its
+// The delay extension (issue 14): a UDP flow offers it at Allocate (local mode: the resigner; pass-through: the machine); each of its
 // streams has a DelayFeedbackSession, the writer's gate (reports, the in-flight cap) once the
 // server echoed it, dropped when it did not. What arrives from the server while its reports show
 // more queueing than the time bound is dropped before the app gets it (droppable data only).
@@ -87,11 +87,19 @@ export class FlowDriver implements TableFlow {
     this.id = ctx.table.nextId();
     this.#counters = ctx.stats.kind(turnKindName(kind));
     this.#counters.opened++;
-    this.#offerDelayFeedback = kind === 'udp' && ctx.appAuth !== undefined && ctx.delayFeedback !== undefined;
+    this.#offerDelayFeedback = kind === 'udp' && ctx.delayFeedback !== undefined;
     const resigner = ctx.appAuth
       ? new CredentialResigner({ auth: ctx.appAuth, ...(appAddress ? { app: appAddress } : {}), offerDelayFeedback: this.#offerDelayFeedback })
       : undefined;
-    this.machine = new FlowMachine({ kind, now: ctx.table.now, stats: ctx.stats, queueLimits: ctx.queueLimits, resigner, app: appAddress });
+    this.machine = new FlowMachine({
+      kind,
+      now: ctx.table.now,
+      stats: ctx.stats,
+      queueLimits: ctx.queueLimits,
+      resigner,
+      app: appAddress,
+      offerDelayFeedback: this.#offerDelayFeedback,
+    });
     this.isClosed = this.isClosed.bind(this);
     this.onTurn = this.onTurn.bind(this);
     this.onUpstreamData = this.onUpstreamData.bind(this);

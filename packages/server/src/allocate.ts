@@ -195,11 +195,10 @@ export function onAllocate(ctx: AllocateContext, r: Reply, claimed = false): voi
       b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime });
       b.add(AttributeType.XorMappedAddress, { kind: 'address', address: client.remote });
       if (mobile) addTicket(ctx, alloc, b);
-      echoDelayFeedback(client, msg, b);
     });
     // Only a UDP client retransmits; over TCP and TLS a repeated Allocate gets 437.
     if (client.transport === 'udp') alloc.allocateResponse = response;
-    client.link.sendMessage(response);
+    client.link.sendMessage(echoDelayFeedback(client, msg, response));
     ctx.options.events?.event('allocation-created', {
       allocation: alloc.id,
       transport: client.transport,

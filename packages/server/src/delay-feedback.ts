@@ -6,28 +6,28 @@
 // anything of it.
 import {
   DELAY_FEEDBACK_ATTRIBUTE,
-  DELAY_FEEDBACK_OFFER,
   DropClass,
   classifyPayload,
   decodeDelayFeedback,
-  encodeDelayFeedback,
   getAttribute,
-  isDelayFeedbackOffer,
+  hasDelayFeedbackOffer,
   newFrameClass,
-  type MessageBuilder,
+  withDelayFeedbackOffer,
   type StunMessage,
 } from '@onionturn/protocol';
 import type { Client } from './allocation.js';
 
-const ECHO = encodeDelayFeedback(DELAY_FEEDBACK_OFFER);
-
-/** In a success response to `msg`: negotiates the extension when `msg` offers it and the connection can run it. */
-export function echoDelayFeedback(client: Client, msg: StunMessage, b: MessageBuilder): void {
-  if (!isDelayFeedbackOffer(getAttribute(msg, DELAY_FEEDBACK_ATTRIBUTE)?.value)) return;
+/**
+ * `response`, the success of `msg` about to be sent: when `msg` offered the extension (a trailer:
+ * see @onionturn/protocol's delay-feedback.ts) and the connection can run it, negotiates it and
+ * returns the response with the echo; else the response as it is.
+ */
+export function echoDelayFeedback(client: Client, msg: StunMessage, response: Buffer): Buffer {
+  if (!hasDelayFeedbackOffer(msg.raw)) return response;
   const session = client.link.negotiateDelayFeedback?.();
-  if (session === undefined) return;
+  if (session === undefined) return response;
   client.delayFeedback = session;
-  b.addRaw(DELAY_FEEDBACK_ATTRIBUTE, ECHO);
+  return withDelayFeedbackOffer(response);
 }
 
 /** A Binding indication from a negotiated client: its report, if it carries one this version reads. */
