@@ -194,7 +194,9 @@ export class DelayFeedbackSession {
 
   /** A report is due now. */
   reportDue(now: number): boolean {
-    return this.#negotiated && now - this.#reportSentAt >= REPORT_INTERVAL_MS && this.active(now);
+    // A timer tick a little early (or a report that went with data just before it) must not
+    // push the next report a whole interval back.
+    return this.#negotiated && now - this.#reportSentAt >= REPORT_INTERVAL_MS * 0.8 && this.active(now);
   }
 
   /**

@@ -270,6 +270,8 @@ export class TcpBatchWriter {
       const n = this.#reservedLen;
       (this.#classify as TimeBound['classify'])(this.#batch as Buffer, at, n, scratch);
       q.push(this.#reservedTime, at, n, scratch.cls, scratch.rtp, scratch.ssrc, scratch.timestamp);
+      // Our own control message behind data the gate holds: it is not held (see #allowed).
+      if (this.#held && scratch.cls === CONTROL && !this.#direct) this.#schedule();
     }
     if (!this.#direct) return;
     this.#direct = false;
