@@ -71,10 +71,7 @@ export async function stallingSocks(cleanups: (() => Promise<void> | void)[]): P
  * narrower than what is sent, whose backlog sits in the path (as in tor's circuit queues), not
  * in the sender. `queued()` says how many bytes wait in it now.
  */
-export async function shapingSocks(
-  cleanups: (() => Promise<void> | void)[],
-  bytesPerSecond: number,
-): Promise<{ port: number; queued(): number }> {
+export async function shapingSocks(cleanups: (() => Promise<void> | void)[], bytesPerSecond: number): Promise<{ port: number; queued(): number }> {
   const pipes: { queued: () => number }[] = [];
   const sockets = new Set<Socket>();
   const shape = (from: Socket, to: Socket): { queued: () => number; stop: () => void } => {

@@ -57,7 +57,12 @@ async function run(serverArgs: readonly string[]): Promise<Run> {
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const metricsPort = await freePort();
   const [server, peer] = await Promise.all([
-    startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metricsPort}`, ...serverArgs], {}, { listen: ['tcp://127.0.0.1:0'] }),
+    startServer(
+      group,
+      ['--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metricsPort}`, ...serverArgs],
+      {},
+      { listen: ['tcp://127.0.0.1:0'] },
+    ),
     startTurnutilsPeer(group),
   ]);
   const socks = await shapingSocks(cleanups, RATE);

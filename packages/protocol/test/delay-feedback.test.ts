@@ -48,9 +48,8 @@ test('comprehension-optional, carried in a Binding indication that decodes as an
 });
 
 test('the offer as a trailer: after MESSAGE-INTEGRITY and before a recomputed FINGERPRINT, integrity still good; taken out again, the message is as it was', async () => {
-  const { AttributeType, hasDelayFeedbackOffer, longTermKey, verifyFingerprint, verifyIntegrity, withDelayFeedbackOffer, withoutDelayFeedback } = await import(
-    '../src/index.js'
-  );
+  const { AttributeType, hasDelayFeedbackOffer, longTermKey, verifyFingerprint, verifyIntegrity, withDelayFeedbackOffer, withoutDelayFeedback } =
+    await import('../src/index.js');
   const key = longTermKey('alice', 'example.org', 'pw');
   const signed = new MessageBuilder(Method.Allocate, MessageClass.Request)
     .add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 })
