@@ -31,6 +31,15 @@ export const REPORT_TIMEOUT_MS = 2000;
 /** A report's verdict on arrival lateness holds this long (a report comes every REPORT_INTERVAL_MS). */
 export const LATE_HOLD_MS = 2 * REPORT_INTERVAL_MS;
 const BASE_WINDOW_MS = 10_000;
+/**
+ * The cap's queue target (ms). Above InflightCap's 50: tor's relays release cells in ~100 ms
+ * token-bucket steps, so a cell often waits that long with no standing queue at all; a target
+ * below that jitter drains (and under-fills) a path that is only bursty. Still under the
+ * default time bound (150 ms), beyond which data is dropped anyway.
+ */
+export const DEFAULT_TARGET_MS = 100;
+/** A delivery-rate sample spans at least this much of the reporter's clock (two of tor's token-bucket refills). */
+export const RATE_SPAN_MS = 200;
 
 /** A report's content (@onionturn/protocol's DelayFeedback without its version). */
 export interface DelayReport {
@@ -56,7 +65,7 @@ export class DelayFeedbackCounters {
 export interface DelayFeedbackSessionOptions {
   /** Relayed data whose direction showed more queueing than this (ms) is dropped on arrival. */
   readonly staleMs: number;
-  /** The cap's target queue delay (ms; InflightCap's default when absent). */
+  /** The cap's target queue delay (ms; default DEFAULT_TARGET_MS). */
   readonly targetMs?: number;
   /** The report's bytes on the wire (a fresh buffer each time). */
   readonly encode: (r: DelayReport) => Buffer;
@@ -110,7 +119,11 @@ export class DelayFeedbackSession {
     this.#negotiated = true;
     this.#negotiatedAt = now;
     this.#capBase = this.#sent;
-    this.#cap = new InflightCap(this.#opts.targetMs === undefined ? {} : { targetMs: this.#opts.targetMs });
+    this.#cap = new InflightCap({
+      targetMs: this.#opts.targetMs ?? DEFAULT_TARGET_MS,
+      rateSpanMs: RATE_SPAN_MS,
+      ackDelayMs: REPORT_INTERVAL_MS,
+    });
     this.#opts.counters.negotiated++;
   }
 
@@ -156,7 +169,7 @@ export class DelayFeedbackSession {
     this.#excessIn = owd - (this.#baseIn.value(now) as number);
     this.#lateUntil = this.#excessIn > this.#opts.staleMs ? now + LATE_HOLD_MS : 0;
     const acked = r.receivedBytes - this.#capBase;
-    if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs);
+    if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs, r.clockMs);
   }
 
   /** Is relayed data arriving now stale (see the top of the file)? One branch while it is not. */
