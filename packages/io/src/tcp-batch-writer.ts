@@ -68,8 +68,8 @@ export interface WriteGate {
   mayWrite(now: number, bytes: number): boolean;
   /** `bytes` were written (reports included). */
   onWrite(now: number, bytes: number): void;
-  /** A report to write now ahead of any data, if one is due (never held). */
-  takeReport(now: number): Buffer | undefined;
+  /** A report to write now ahead of any data, if one is due (never held); `alone`: with no data. */
+  takeReport(now: number, alone?: boolean): Buffer | undefined;
   /** The gate began holding data back (for counting). */
   onHold(): void;
 }
@@ -405,7 +405,7 @@ export class TcpBatchWriter {
   #loneReport(gate: WriteGate, now: number): void {
     const s = this.#sock;
     if (s.destroyed || s.writableEnded) return;
-    const report = gate.takeReport(now);
+    const report = gate.takeReport(now, true);
     if (report === undefined) return;
     s.write(report);
     gate.onWrite(now, report.length);
