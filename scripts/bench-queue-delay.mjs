@@ -2,20 +2,29 @@
 // turnutils_uclient (no congestion control, 1000-byte messages, UDP to the shim) through the shim,
 // a private Tor network whose relays are limited with tor's BandwidthRate, and `onionturn server`
 // to turnutils_peer (an echo). Near the path's capacity and at twice it, with
-// --max-queue-delay-ms at its default and at 0 (both ends), one after the other on the same
+// --max-queue-delay-ms at its default with the shim-server delay extension (the default) and
+// without it (server --no-delay-feedback), and at 0 (both ends), one after the other on the same
 // network: average and max RTT and loss as uclient reports them, and what each end dropped as stale.
-//   node scripts/bench-queue-delay.mjs [--rate-kbps 614.4] [--seconds 30] [--near 30] [--over 75] [--bound 150] [--constrained 0|1]
+//   node scripts/bench-queue-delay.mjs [--rate-kbps 614.4] [--seconds 30] [--near 30] [--over 75] [--bound 150] [--constrained 0|1] [--configs 7]
+// --configs: a bit mask of the rows to run: 1 the bound with the delay extension, 2 the bound
+// without it (server --no-delay-feedback), 4 bytes only (default 7: all).
 // --near/--over: messages per second (each 1000 bytes each way). --constrained 1: every tor with
 // ConstrainedSockets (8 KiB socket buffers), to see how much of the delay sits in kernel buffers.
 import { readFileSync } from 'node:fs';
 import { prepare } from './prepare.mjs';
 
-const opts = { rateKbps: 614.4, seconds: 30, near: 30, over: 75, bound: 150, constrained: 0 };
+const opts = { rateKbps: 614.4, seconds: 30, near: 30, over: 75, bound: 150, constrained: 0, configs: 7 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const [flag, value] = [process.argv[i], process.argv[i + 1]];
-  const key = { '--rate-kbps': 'rateKbps', '--seconds': 'seconds', '--near': 'near', '--over': 'over', '--bound': 'bound', '--constrained': 'constrained' }[
-    flag
-  ];
+  const key = {
+    '--rate-kbps': 'rateKbps',
+    '--seconds': 'seconds',
+    '--near': 'near',
+    '--over': 'over',
+    '--bound': 'bound',
+    '--constrained': 'constrained',
+    '--configs': 'configs',
+  }[flag];
   if (key === undefined || !Number.isFinite(Number(value))) {
     console.log('usage: node scripts/bench-queue-delay.mjs [--rate-kbps K] [--seconds N] [--near MSG/S] [--over MSG/S] [--bound MS]');
     process.exit(2);
@@ -106,6 +115,10 @@ try {
   const peer = await startTurnutilsPeer(group);
   const offServer = await bridge.addServer({ allowLoopbackPeers: true, args: ['--max-queue-delay-ms', '0'] });
   const offShim = await bridge.addShim(offServer, { args: ['--max-queue-delay-ms', '0'] });
+  // The time bound without the shim-server delay extension (issue 14): the server never echoes the offer.
+  const noExtServer = await bridge.addServer({ allowLoopbackPeers: true, args: ['--max-queue-delay-ms', String(opts.bound), '--no-delay-feedback'] });
+  const noExtShim = await bridge.addShim(noExtServer, { args: ['--max-queue-delay-ms', String(opts.bound)] });
+  const serverMetric = async (server, name, label = '') => metricSum(await server.metrics(), name, label);
   const shimStale = async (statusPort) =>
     metricSum(await (await globalThis.fetch(`http://127.0.0.1:${statusPort}/metrics`)).text(), 'onionturn_client_dropped_total', 'reason="stale"');
   const serverStale = async (server) => metricSum(await server.metrics(), 'onionturn_dropped_total', 'reason="stale"');
@@ -116,17 +129,21 @@ try {
     ['twice capacity', opts.over],
   ]) {
     for (const [bound, server, shim] of [
-      [`${opts.bound} ms`, bridge.server, bridge.shim],
+      [`${opts.bound} ms + ext`, bridge.server, bridge.shim],
+      [`${opts.bound} ms, no ext`, noExtServer, noExtShim],
       ['0 (bytes only)', offServer, offShim],
-    ]) {
+    ].filter((_, i) => (opts.configs & (1 << i)) !== 0)) {
       const before = { shim: await shimStale(shim.statusPort), server: await serverStale(server) };
+      const reportsBefore = await serverMetric(server, 'onionturn_delay_feedback_reports_total');
       say(`${load}: ${perSecond}/s of 1000 bytes for ${opts.seconds} s, --max-queue-delay-ms ${bound}`);
       const r = await uclient(shim.port, peer.port, secret, perSecond);
       const staleShim = (await shimStale(shim.statusPort)) - before.shim;
       const staleServer = (await serverStale(server)) - before.server;
+      const reports = (await serverMetric(server, 'onionturn_delay_feedback_reports_total')) - reportsBefore;
+      const staleArrival = await serverMetric(server, 'onionturn_dropped_total', 'reason="stale-arrival"');
       rows.push({ load, bound, ...r, staleShim, staleServer });
       say(
-        `  sent ${r.sent} received ${r.received} loss ${r.lossPct}% rtt avg ${r.rttAvg} ms max ${r.rttMax} ms; stale: shim ${staleShim}, server ${staleServer}`,
+        `  sent ${r.sent} received ${r.received} loss ${r.lossPct}% rtt avg ${r.rttAvg} ms max ${r.rttMax} ms; stale: shim ${staleShim}, server ${staleServer}; delay reports at the server ${reports}, stale on arrival (server, total) ${staleArrival}`,
       );
       if (Number.isNaN(r.rttAvg)) say(`  uclient said: ${r.tail}`);
     }

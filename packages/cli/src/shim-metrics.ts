@@ -33,6 +33,23 @@ export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): 
     const s = stats();
     return s ? Object.entries(dropsOf(s)).map(([r, n]) => [[r], n]) : [];
   });
+  counter(
+    'onionturn_client_delay_feedback_total',
+    'The delay extension with the server: streams that negotiated it, reports sent and received, holds of the in-flight cap, report stalls',
+    ['event'],
+    () => {
+      const d = stats()?.delayFeedback;
+      return d
+        ? [
+            [['negotiated'], d.negotiated],
+            [['report-sent'], d.reportsSent],
+            [['report-received'], d.reportsReceived],
+            [['held'], d.held],
+            [['stall'], d.stalls],
+          ]
+        : [];
+    },
+  );
   counter('onionturn_client_dial_failures_total', 'Tor streams to the server that could not be opened, by error code', ['code'], () => {
     const s = stats();
     return s ? Object.entries(s.dialFailures).map(([c, n]) => [[c], n]) : [];

@@ -27,6 +27,11 @@ import {
   type StunMessage,
   type TransportAddress,
   readErrorCode,
+  DELAY_FEEDBACK_ATTRIBUTE,
+  decodeDelayFeedback,
+  hasDelayFeedbackOffer,
+  withDelayFeedbackOffer,
+  type DelayFeedback,
 } from '@onionturn/protocol';
 import type { AppAuthenticator } from './app-auth.js';
 import { answerBinding } from './binding-answer.js';
@@ -44,6 +49,15 @@ export type ResignAction =
   /** The allocation was taken over on the new stream (mobility) / the server would not. */
   | { readonly kind: 'moved' }
   | { readonly kind: 'move-failed'; readonly reason: string }
+  /**
+   * The delay extension (issue 14): upstream echoed DELAY-FEEDBACK in the success of an Allocate
+   * or take-over Refresh that offered it ('negotiated'; the stream runs it from now on) or did not
+   * ('declined': a server that does not speak it, such as coturn; no reports ever); a report
+   * arrived on a negotiated stream.
+   */
+  | { readonly kind: 'delay-negotiated' }
+  | { readonly kind: 'delay-declined' }
+  | { readonly kind: 'delay-report'; readonly report: DelayFeedback }
   /**
    * Something the user should know. A malicious app or upstream can make these per message, so
    * the shell logs the first of each `code` per flow and counts the rest.
@@ -67,6 +81,8 @@ export interface ResignerOptions {
   readonly pendingTimeoutMs?: number;
   /** Random bytes (transaction ids of retries); tests pass a fixed source. */
   readonly random?: (n: number) => Buffer;
+  /** Offer the delay extension in every Allocate and take-over Refresh sent upstream (default false). */
+  readonly offerDelayFeedback?: boolean;
 }
 
 /** What the user is told, once per flow (or, without a flow, now and then by the shim). */
@@ -86,7 +102,11 @@ const HOP_ATTRIBUTES: ReadonlySet<number> = new Set([
   AttributeType.PasswordAlgorithm,
   AttributeType.PasswordAlgorithms,
   AttributeType.Fingerprint,
+  // The shim's own extension with the server: never taken from the app nor shown to it.
+  DELAY_FEEDBACK_ATTRIBUTE,
 ]);
+const NEGOTIATED: ResignAction = Object.freeze({ kind: 'delay-negotiated' });
+const DECLINED: ResignAction = Object.freeze({ kind: 'delay-declined' });
 
 /** XOR-addressed attributes depend on the transaction id (IPv6): re-encoded, never copied. */
 const XOR_ADDRESSES: ReadonlySet<number> = new Set([AttributeType.XorMappedAddress, AttributeType.XorPeerAddress, AttributeType.XorRelayedAddress]);
@@ -133,8 +153,12 @@ export class CredentialResigner {
   /** RFC 8016: asked for at Allocate until upstream refuses (405); the newest ticket. */
   #askMobility = true;
   #ticket: Buffer | undefined;
+  readonly #offerDelayFeedback: boolean;
+  /** The current stream negotiated the delay extension: its Binding indications are reports. */
+  #delayFeedback = false;
 
   constructor(opts: ResignerOptions) {
+    this.#offerDelayFeedback = opts.offerDelayFeedback === true;
     this.#auth = opts.auth;
     this.#app = opts.app;
     this.#maxPending = opts.maxPending ?? 64;
@@ -160,6 +184,8 @@ export class CredentialResigner {
    * take-over Refresh with the ticket is what goes on the new stream.
    */
   moveRequest(now: number): ResignAction[] {
+    // A new stream: whatever it runs is negotiated afresh by the take-over Refresh.
+    this.#delayFeedback = false;
     this.#pending.clear();
     this.#inFlight.clear();
     this.#waiting = [];
@@ -257,7 +283,17 @@ export class CredentialResigner {
     const r = decodeMessage(data);
     if (!r.ok) return [{ kind: 'warn', code: 'upstream-malformed', reason: `upstream sent a malformed STUN message (${r.error.reason}); dropped` }];
     const msg = r.value;
-    if (msg.messageClass === MessageClass.Indication) return [{ kind: 'to-app', data }];
+    if (msg.messageClass === MessageClass.Indication) {
+      if (msg.method === Method.Binding) {
+        const df = getAttribute(msg, DELAY_FEEDBACK_ATTRIBUTE);
+        if (df !== undefined) {
+          // Ours, never the app's; a report only counts on a stream that negotiated it.
+          const report = this.#delayFeedback ? decodeDelayFeedback(df.value) : undefined;
+          return report === undefined ? [] : [{ kind: 'delay-report', report }];
+        }
+      }
+      return [{ kind: 'to-app', data }];
+    }
     if (msg.messageClass === MessageClass.Request) return [];
     const key = msg.transactionId.toString('hex');
     const p = this.#pending.get(key);
@@ -280,14 +316,22 @@ export class CredentialResigner {
       const bad = this.#checkUpstreamIntegrity(p, msg);
       if (bad) return bad;
     }
-    if (msg.messageClass === MessageClass.SuccessResponse) this.#keepTicket(msg, p);
+    let negotiation: ResignAction | undefined;
+    if (msg.messageClass === MessageClass.SuccessResponse) {
+      this.#keepTicket(msg, p);
+      if (this.#offerDelayFeedback && (p.internal || p.request.method === Method.Allocate)) {
+        this.#delayFeedback = hasDelayFeedbackOffer(msg.raw);
+        negotiation = this.#delayFeedback ? NEGOTIATED : DECLINED;
+      }
+    }
     if (p.internal) {
-      if (msg.messageClass === MessageClass.SuccessResponse) return [{ kind: 'moved' }];
+      if (msg.messageClass === MessageClass.SuccessResponse) return negotiation ? [negotiation, { kind: 'moved' }] : [{ kind: 'moved' }];
       const e = readErrorCode(msg);
       return [{ kind: 'move-failed', reason: `the TURN server did not take the allocation over (${e?.code ?? 0} ${e?.reason ?? ''})`.trim() }];
     }
     this.#inFlight.delete(p.appTxid);
-    return [{ kind: 'to-app', data: this.#forApp(msg, p) }];
+    const toApp: ResignAction = { kind: 'to-app', data: this.#forApp(msg, p) };
+    return negotiation ? [negotiation, toApp] : [toApp];
   }
 
   /** A ticket in an Allocate or Refresh success is the newest one. */
@@ -368,6 +412,8 @@ export class CredentialResigner {
       p.upstreamKey = undefined;
       data = b.build({ fingerprint: p.fingerprint });
     }
+    // The delay extension's offer, as a trailer after the integrity (see @onionturn/protocol's delay-feedback.ts).
+    if (this.#offerDelayFeedback && (p.internal || p.request.method === Method.Allocate)) data = withDelayFeedbackOffer(data);
     p.attempts++;
     p.sentAt = now;
     this.#pending.set(txid.toString('hex'), p);

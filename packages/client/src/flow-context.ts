@@ -1,5 +1,5 @@
 // What every flow adapter shares with the shim that owns it.
-import type { TimeBound } from '@onionturn/io';
+import type { DelayFeedbackSessionOptions, TimeBound } from '@onionturn/io';
 import type { AppAuthenticator, LocalCredentials } from './app-auth.js';
 import type { Clock } from './clock.js';
 import type { QueueLimits } from './flow-state.js';
@@ -20,6 +20,11 @@ export interface FlowContext {
   readonly maxUpstreamBacklog: number;
   /** Drops what waited too long in an upstream stream's writer (--max-queue-delay-ms); undefined: bytes only. */
   readonly upstreamTimeBound: TimeBound | undefined;
+  /**
+   * The delay extension with the server (issue 14): offered at Allocate on UDP flows' streams
+   * when set (needs the time bound); its sessions' options. undefined: off.
+   */
+  readonly delayFeedback: DelayFeedbackSessionOptions | undefined;
   /** Local-credential mode: the shim authenticates the app and re-signs upstream. */
   readonly localAuth: LocalAuthConfig | undefined;
   /** Local mode: the app-facing check, one per shim (its nonces are good on any of its flows). */

@@ -5,9 +5,13 @@
 // turn costs one write and fuller Tor cells; a full buffer drops, as UDP would, and so does a
 // datagram that waited longer than --max-queue-delay-ms); TCP flows write directly and keep
 // backpressure (each side pauses while the other's send buffer is full).
+// The delay extension (issue 14): a UDP flow offers it at Allocate (local mode: the resigner; pass-through: the machine); each of its
+// streams has a DelayFeedbackSession, the writer's gate (reports, the in-flight cap) once the
+// server echoed it, dropped when it did not. What arrives from the server while its reports show
+// more queueing than the time bound is dropped before the app gets it (droppable data only).
 import type { Socket } from 'node:net';
-import { BURST_GAP_MS, TcpBatchWriter, errorText } from '@onionturn/io';
-import { channelDataPadding, type TransportAddress } from '@onionturn/protocol';
+import { BURST_GAP_MS, DelayFeedbackSession, REPORT_INTERVAL_MS, TcpBatchWriter, errorText } from '@onionturn/io';
+import { DropClass, channelDataPadding, classifyFrame, newFrameClass, type TransportAddress } from '@onionturn/protocol';
 import { paddingBytes } from './app-datagram.js';
 import { CredentialResigner } from './credential-resigner.js';
 import type { FlowContext } from './flow-context.js';
@@ -21,6 +25,9 @@ import type { KindCounters } from './stats.js';
 export function turnKindName(kind: FlowKind): string {
   return kind === 'udp' ? 'turn-udp' : 'turn-tcp';
 }
+
+/** One classification result for every flow (filled and read at once). */
+const scratch = newFrameClass();
 
 /** A closed stream or connection gets this long to flush before it is destroyed. */
 const DESTROY_AFTER_MS = 2000;
@@ -59,6 +66,18 @@ export class FlowDriver implements TableFlow {
   #server = -1;
   /** This flow's kind's counters (a reference: nothing is looked up per packet). */
   readonly #counters: KindCounters;
+  /** The current stream's delay extension session (UDP in local mode, until the server declines it). */
+  #df: DelayFeedbackSession | undefined;
+  /** Runs while the negotiated stream carries data: reports, re-checks of the cap. */
+  #dfTimer: NodeJS.Timeout | undefined;
+  readonly #offerDelayFeedback: boolean;
+  readonly #dfTick = (): void => {
+    const df = this.#df;
+    const w = this.#writer;
+    if (df === undefined || w === undefined) return this.#stopFeedback();
+    w.kick();
+    if (!df.active(performance.now()) && !w.held && w.batched === 0) this.#stopFeedback();
+  };
 
   constructor(ctx: FlowContext, kind: FlowKind, app: AppSide, appAddress: TransportAddress | undefined, key: string | undefined) {
     this.#ctx = ctx;
@@ -68,8 +87,19 @@ export class FlowDriver implements TableFlow {
     this.id = ctx.table.nextId();
     this.#counters = ctx.stats.kind(turnKindName(kind));
     this.#counters.opened++;
-    const resigner = ctx.appAuth ? new CredentialResigner({ auth: ctx.appAuth, ...(appAddress ? { app: appAddress } : {}) }) : undefined;
-    this.machine = new FlowMachine({ kind, now: ctx.table.now, stats: ctx.stats, queueLimits: ctx.queueLimits, resigner, app: appAddress });
+    this.#offerDelayFeedback = kind === 'udp' && ctx.delayFeedback !== undefined;
+    const resigner = ctx.appAuth
+      ? new CredentialResigner({ auth: ctx.appAuth, ...(appAddress ? { app: appAddress } : {}), offerDelayFeedback: this.#offerDelayFeedback })
+      : undefined;
+    this.machine = new FlowMachine({
+      kind,
+      now: ctx.table.now,
+      stats: ctx.stats,
+      queueLimits: ctx.queueLimits,
+      resigner,
+      app: appAddress,
+      offerDelayFeedback: this.#offerDelayFeedback,
+    });
     this.isClosed = this.isClosed.bind(this);
     this.onTurn = this.onTurn.bind(this);
     this.onUpstreamData = this.onUpstreamData.bind(this);
@@ -133,8 +163,30 @@ export class FlowDriver implements TableFlow {
         case 'forward-app':
           this.#app.forward(input as Buffer);
           break;
-        case 'send-app':
+        case 'send-app': {
+          const df = this.#df;
+          if (df !== undefined && df.late()) {
+            classifyFrame(a.data, 0, a.data.length, scratch);
+            if (scratch.cls >= DropClass.Small) {
+              this.#ctx.stats.staleArrivalDropped++;
+              break;
+            }
+          }
           this.#app.send(a.data, a.pad);
+          break;
+        }
+        case 'delay-negotiated':
+          this.#df?.negotiate(performance.now());
+          this.#startFeedback();
+          break;
+        case 'delay-declined':
+          // coturn, say: no reports, no cap, no gate on the writer.
+          this.#df = undefined;
+          if (this.#writer) this.#writer.gate = undefined;
+          break;
+        case 'delay-report':
+          this.#df?.onReport(performance.now(), a.report);
+          this.#writer?.kick();
           break;
         case 'pause-app':
           this.#app.pause();
@@ -175,6 +227,7 @@ export class FlowDriver implements TableFlow {
     if (writer) {
       // UDP semantics when Tor is slower than the app: drop rather than buffer without bound.
       if (!writer.append(data, end, pad)) this.#ctx.stats.backlogDropped++;
+      if (this.#df !== undefined && this.#dfTimer === undefined && this.#df.negotiated) this.#startFeedback();
       return;
     }
     const up = this.#up as Socket;
@@ -231,8 +284,27 @@ export class FlowDriver implements TableFlow {
     sock.on('end', this.onUpstreamEnd);
     sock.on('close', this.onUpstreamEnd);
     sock.on('error', this.onUpstreamError);
-    if (this.machine.kind === 'udp') this.#writer = new TcpBatchWriter(sock, this.#ctx.maxUpstreamBacklog, BURST_GAP_MS, this.#ctx.upstreamTimeBound);
-    else sock.on('drain', this.resumeApp);
+    if (this.machine.kind === 'udp') {
+      const writer = new TcpBatchWriter(sock, this.#ctx.maxUpstreamBacklog, BURST_GAP_MS, this.#ctx.upstreamTimeBound);
+      this.#writer = writer;
+      const opts = this.#ctx.delayFeedback;
+      if (this.#offerDelayFeedback && opts !== undefined) {
+        // Counts the stream's bytes from its first; reports and the cap start when the server echoes the offer.
+        this.#df = new DelayFeedbackSession(opts);
+        writer.gate = this.#df;
+      }
+    } else sock.on('drain', this.resumeApp);
+  }
+
+  #startFeedback(): void {
+    if (this.#dfTimer !== undefined) return;
+    this.#dfTimer = setInterval(this.#dfTick, REPORT_INTERVAL_MS);
+    this.#dfTimer.unref();
+  }
+
+  #stopFeedback(): void {
+    clearInterval(this.#dfTimer);
+    this.#dfTimer = undefined;
   }
 
   /** Lets go of the lost stream (its listeners, then the socket). */
@@ -240,6 +312,8 @@ export class FlowDriver implements TableFlow {
     const up = this.#up;
     this.#up = undefined;
     this.#writer = undefined;
+    this.#df = undefined;
+    this.#stopFeedback();
     this.#upFull = false;
     if (!up) return;
     up.removeListener('data', this.onUpstreamData);
@@ -285,6 +359,11 @@ export class FlowDriver implements TableFlow {
 
   private onUpstreamData(chunk: Buffer): void {
     this.#counters.bytesToApp += chunk.length;
+    const df = this.#df;
+    if (df !== undefined) {
+      df.onRead(chunk.length);
+      if (this.#dfTimer === undefined && df.negotiated) this.#startFeedback();
+    }
     this.#run(this.machine.fromUpstream(chunk, this.#ctx.table.now), chunk, chunk.length);
   }
 
@@ -303,6 +382,7 @@ export class FlowDriver implements TableFlow {
 
   #teardown(reason: string, level: 'debug' | 'info' | 'warn'): void {
     this.#done = true;
+    this.#stopFeedback();
     const up = this.#up;
     if (up) {
       up.removeListener('data', this.onUpstreamData);

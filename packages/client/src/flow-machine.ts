@@ -7,7 +7,24 @@
 // The relay path allocates nothing per packet it can avoid: fromAppDatagram/fromAppBytes/
 // fromUpstream fill one array the machine reuses (read it before the next input), and passing
 // bytes on unchanged is a constant action that refers to the input.
-import { FrameKind, StreamFramer, WireKind, channelDataPadding, wireKindOf, type TransportAddress } from '@onionturn/protocol';
+import type { DelayReport } from '@onionturn/io';
+import {
+  ALLOCATE_REQUEST,
+  ALLOCATE_SUCCESS,
+  FrameKind,
+  HEADER_LENGTH,
+  REFRESH_SUCCESS,
+  StreamFramer,
+  WireKind,
+  channelDataPadding,
+  hasDelayFeedbackOffer,
+  isBindingIndication,
+  readDelayFeedbackIndication,
+  wireKindOf,
+  withDelayFeedbackOffer,
+  withoutDelayFeedback,
+  type TransportAddress,
+} from '@onionturn/protocol';
 import { firstFrameVerdict, isStunRequest, paddingBytes } from './app-datagram.js';
 import { answerFlowlessBinding } from './binding-answer.js';
 import type { CredentialResigner, ResignAction, ResignWarning } from './credential-resigner.js';
@@ -44,6 +61,10 @@ export type FlowAction =
   | { readonly kind: 'redial' }
   /** Mobility: the allocation is on the new stream; traffic flows again. */
   | { readonly kind: 'moved' }
+  /** The delay extension on the current stream: negotiated, declined, a report (see ResignAction). */
+  | { readonly kind: 'delay-negotiated' }
+  | { readonly kind: 'delay-declined' }
+  | { readonly kind: 'delay-report'; readonly report: DelayReport }
   /** The flow is over: close both sides. The last action a machine emits. */
   | { readonly kind: 'close'; readonly reason: string; readonly level: LogLevel };
 
@@ -60,6 +81,12 @@ export interface FlowMachineOptions {
   readonly resigner?: CredentialResigner | undefined;
   /** TCP pass-through: the app's address as the shim sees it, for Binding answers (unknown: Bindings dropped). */
   readonly app?: TransportAddress | undefined;
+  /**
+   * UDP pass-through: offer the delay extension in the app's Allocate requests (as a trailer:
+   * the app's integrity stays good), take the echo out of the answers and the reports out of
+   * the stream (local mode: the resigner does this).
+   */
+  readonly offerDelayFeedback?: boolean;
 }
 
 /** A TCP connection that has not sent a whole first request within this long is closed. */
@@ -76,6 +103,8 @@ const EMPTY = Buffer.alloc(0);
 const DIAL: FlowAction = Object.freeze({ kind: 'dial' });
 const FETCH_CREDENTIAL: FlowAction = Object.freeze({ kind: 'fetch-credential' });
 const FORWARD_UPSTREAM: FlowAction = Object.freeze({ kind: 'forward-upstream' });
+const DELAY_NEGOTIATED: FlowAction = Object.freeze({ kind: 'delay-negotiated' });
+const DELAY_DECLINED: FlowAction = Object.freeze({ kind: 'delay-declined' });
 const FORWARD_APP: FlowAction = Object.freeze({ kind: 'forward-app' });
 const PAUSE_APP: FlowAction = Object.freeze({ kind: 'pause-app' });
 const RESUME_APP: FlowAction = Object.freeze({ kind: 'resume-app' });
@@ -120,6 +149,9 @@ export class FlowMachine {
   #lastRefreshAttempt = 0;
   /** Resigner warnings: each kind logged once per flow, the rest counted. */
   readonly #warnings = new WarnOnce<ResignWarning>();
+  /** UDP pass-through: see FlowMachineOptions.offerDelayFeedback; then whether the stream negotiated it. */
+  readonly #passDelayFeedback: boolean;
+  #delayFeedback = false;
 
   constructor(opts: FlowMachineOptions) {
     this.kind = opts.kind;
@@ -127,6 +159,7 @@ export class FlowMachine {
     this.#resigner = opts.resigner;
     this.#app = opts.app;
     this.#now = opts.now;
+    this.#passDelayFeedback = opts.offerDelayFeedback === true && opts.kind === 'udp' && opts.resigner === undefined;
     this.state = new FlowState(opts.now, opts.queueLimits ?? DEFAULT_QUEUE_LIMITS);
     this.#upFramer = new StreamFramer(this.#onUpstreamFrame.bind(this), { rfc5766Channels: true });
     this.#appFramer = opts.kind === 'tcp' ? new StreamFramer(this.#onAppFrame.bind(this), { rfc5766Channels: true }) : undefined;
@@ -175,6 +208,10 @@ export class FlowMachine {
     if (resigner && wireKindOf(datagram[0] as number) === WireKind.Stun) {
       // Local mode: STUN goes through the resigner (end === length for STUN).
       this.#resign(out, resigner.fromApp(datagram, now));
+    } else if (this.#passDelayFeedback && end >= HEADER_LENGTH && datagram.readUInt16BE(0) === ALLOCATE_REQUEST) {
+      const offered = withDelayFeedbackOffer(datagram.subarray(0, end));
+      if (this.state.phase === 'open') out.push({ kind: 'send-upstream', data: offered, pad: 0 });
+      else if (!this.state.enqueue(offered)) this.#stats.queueDropped++;
     } else if (this.state.phase === 'open') out.push(FORWARD_UPSTREAM);
     else if (!this.state.enqueue(end === datagram.length ? datagram : datagram.subarray(0, end))) {
       // Trimmed when queued, so the queue holds exactly what will be written.
@@ -481,9 +518,39 @@ export class FlowMachine {
     }
     const resigner = this.#resigner;
     if (kind === FrameKind.Stun && resigner) this.#resign(out, resigner.fromUpstream(frame, this.#now));
-    else if (this.kind === 'udp') out.push(this.#sendApp(out, frame));
+    else if (this.kind === 'udp') {
+      if (kind === FrameKind.Stun && this.#passDelayFeedback) {
+        const passed = this.#passUpstream(out, frame);
+        if (passed !== undefined) out.push(this.#sendApp(out, passed));
+      } else out.push(this.#sendApp(out, frame));
+    }
     // TCP local mode frame by frame (padded as TCP wants); pass-through forwards whole chunks.
     else if (resigner) out.push({ kind: 'send-app', data: frame, pad: channelDataPadding(frame.length) });
+  }
+
+  /**
+   * UDP pass-through with the delay extension offered: a STUN frame from upstream as the app
+   * should get it (the echo taken out), or undefined when it is the shim's (a report).
+   */
+  #passUpstream(out: FlowAction[], frame: Buffer): Buffer | undefined {
+    const type = frame.readUInt16BE(0);
+    if (isBindingIndication(frame)) {
+      const report = readDelayFeedbackIndication(frame);
+      if (report === undefined) return frame;
+      if (this.#delayFeedback) out.push({ kind: 'delay-report', report });
+      return undefined;
+    }
+    if (type !== ALLOCATE_SUCCESS && type !== REFRESH_SUCCESS) return frame;
+    if (hasDelayFeedbackOffer(frame)) {
+      if (!this.#delayFeedback) out.push(DELAY_NEGOTIATED);
+      this.#delayFeedback = true;
+      return withoutDelayFeedback(frame);
+    }
+    if (type === ALLOCATE_SUCCESS) {
+      this.#delayFeedback = false;
+      out.push(DELAY_DECLINED);
+    }
+    return frame;
   }
 
   /** A send-app action without padding; on the relay path a reused one. */
@@ -507,7 +574,8 @@ export class FlowMachine {
       else if (a.kind === 'moved') {
         this.#moving = false;
         out.push(MOVED);
-      } else if (a.kind === 'move-failed') this.#close(out, `mobility failed: ${a.reason}; was the server restarted?`, 'warn');
+      } else if (a.kind === 'delay-negotiated' || a.kind === 'delay-declined' || a.kind === 'delay-report') out.push(a);
+      else if (a.kind === 'move-failed') this.#close(out, `mobility failed: ${a.reason}; was the server restarted?`, 'warn');
       else {
         this.#stats.resignWarnings++;
         if (this.#warnings.first(a.code)) out.push({ kind: 'warn', reason: `${a.reason} (further ones on this flow are counted, not logged)` });

@@ -5,7 +5,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { DEFAULT_MAX_QUEUE_DELAY_MS, errorCode, type TimeBound } from '@onionturn/io';
-import { classifyFrame } from '@onionturn/protocol';
+import { classifyFrame, encodeDelayFeedbackIndication } from '@onionturn/protocol';
 import type { FlowContext, LocalAuthConfig } from './flow-context.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './flow-state.js';
 import { NOT_TURN, isStunRequest, messageEnd } from './app-datagram.js';
@@ -60,6 +60,12 @@ export interface ShimOptions {
    * @onionturn/io's TimedQueue); 0: only the byte bound. Default DEFAULT_MAX_QUEUE_DELAY_MS.
    */
   readonly maxQueueDelayMs?: number;
+  /**
+   * Offer the delay extension (DELAY-FEEDBACK) to the server at Allocate on UDP flows' streams
+   * (default true; needs maxQueueDelayMs > 0). A server that does not echo it (coturn) never
+   * gets reports.
+   */
+  readonly delayFeedback?: boolean;
   /** Log app addresses and server names (SafeLogging off). */
   readonly detail?: boolean;
   /** Local-credential mode (absent: pass-through, the app's credentials go upstream untouched). */
@@ -167,6 +173,10 @@ export class Shim {
       queueLimits: opts.queueLimits ?? DEFAULT_QUEUE_LIMITS,
       maxUpstreamBacklog: opts.maxUpstreamBacklog ?? 1024 * 1024,
       upstreamTimeBound,
+      delayFeedback:
+        maxDelayMs > 0 && opts.delayFeedback !== false
+          ? { staleMs: maxDelayMs, encode: encodeDelayFeedbackIndication, clock: () => performance.now(), counters: this.stats.delayFeedback }
+          : undefined,
       localAuth: opts.localAuth,
       appAuth: opts.localAuth
         ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {})

@@ -1,6 +1,6 @@
 // Counters the shell bumps (plain fields: no lookups per packet). Read by tests, the status page
 // and /metrics.
-import { QueueDrops } from '@onionturn/io';
+import { DelayFeedbackCounters, QueueDrops } from '@onionturn/io';
 
 /**
  * The flow kinds the status page and /metrics name. Open: a new kind (a SOCKS UDP association, a
@@ -144,6 +144,10 @@ export class ShimStats {
   backlogDropped = 0;
   /** Datagrams dropped from an upstream stream's writer for waiting too long (--max-queue-delay-ms). */
   readonly queueDrops = new QueueDrops();
+  /** Datagrams from the server dropped on arrival: its delay reports showed they queued longer than --max-queue-delay-ms. */
+  staleArrivalDropped = 0;
+  /** The delay extension with the server: streams that negotiated it, reports, holds, stalls. */
+  readonly delayFeedback = new DelayFeedbackCounters();
   /** App datagrams that were neither STUN nor ChannelData, or came from port 0. */
   notTurnDropped = 0;
   /** App TCP connections closed before any dial: their first bytes were no STUN request (HTTP, say). */

@@ -53,6 +53,8 @@ export function dropsOf(s: ShimStats): Record<string, number> {
     'Tor stream backlog full': s.backlogDropped,
     // Waited longer than --max-queue-delay-ms in a Tor stream's writer.
     stale: s.queueDrops.stale,
+    // Arrived from the server later than --max-queue-delay-ms (its delay reports said so).
+    'stale on arrival': s.staleArrivalDropped,
     'not TURN': s.notTurnDropped + s.appRefused,
     'no flow': s.orphanDropped,
     'flow limit': s.flowLimitRefused,

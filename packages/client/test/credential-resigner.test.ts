@@ -292,3 +292,58 @@ test('warnings a peer can cause per message: one code per kind, so the shell log
   assert.equal(logged.length, 2);
   assert.equal(once.suppressed, 1998);
 });
+
+test('the delay extension: offered in every Allocate sent upstream and in the take-over Refresh; an echo negotiates it (and never reaches the app), its absence declines it; reports only on a negotiated stream', async () => {
+  const { encodeDelayFeedbackIndication, hasDelayFeedbackOffer, withDelayFeedbackOffer } = await import('@onionturn/protocol');
+  const r = resigner({ offerDelayFeedback: true });
+  const nonce = localNonce(r, 0);
+  const first = r.fromApp(appRequest(Method.Allocate, nonce), 10)[0];
+  assert.ok(first?.kind === 'to-upstream');
+  assert.equal(hasDelayFeedbackOffer(first.data), true, 'the unsigned first Allocate offers it');
+  r.fromUpstream(upstreamChallenge(decode(first.data), 401, 'n1'), 20);
+  const retry = r.setUpstreamCredential(UP, 30)[0];
+  assert.ok(retry?.kind === 'to-upstream');
+  assert.equal(hasDelayFeedbackOffer(retry.data), true, 'the signed retry too');
+  assert.equal(verifyIntegrity(decode(retry.data), UP_KEY), 'ok', 'after the integrity: still good');
+  // A report before negotiation: dropped, never the app's.
+  const report = encodeDelayFeedbackIndication({ clockMs: 5, receivedBytes: 100, oneWayDelayMs: 7 });
+  assert.deepEqual(r.fromUpstream(report, 35), []);
+  const ok = new MessageBuilder(Method.Allocate, MessageClass.SuccessResponse, decode(retry.data).transactionId)
+    .add(AttributeType.Lifetime, { kind: 'uint32', value: 600 })
+    .add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: Buffer.from('ticket') })
+    .build({ integrityKey: UP_KEY, fingerprint: true });
+  const actions = r.fromUpstream(withDelayFeedbackOffer(ok), 40);
+  assert.deepEqual(
+    actions.map((a) => a.kind),
+    ['delay-negotiated', 'to-app'],
+  );
+  const toApp = actions[1];
+  assert.ok(toApp?.kind === 'to-app');
+  assert.equal(hasDelayFeedbackOffer(toApp.data), false, 'the app never sees it');
+  assert.deepEqual(r.fromUpstream(report, 50), [{ kind: 'delay-report', report: { version: 1, clockMs: 5, receivedBytes: 100, oneWayDelayMs: 7 } }]);
+  // A plain Binding indication (a keepalive) still goes to the app as before.
+  const keepalive = new MessageBuilder(Method.Binding, MessageClass.Indication).build();
+  assert.equal(one(r.fromUpstream(keepalive, 55), 'to-app').method, Method.Binding);
+  // The stream is lost: the take-over Refresh offers it again; a server that does not echo it declines it.
+  const move = r.moveRequest(60)[0];
+  assert.ok(move?.kind === 'to-upstream');
+  const moveMsg = decode(move.data);
+  assert.equal(moveMsg.method, Method.Refresh);
+  assert.equal(hasDelayFeedbackOffer(move.data), true);
+  assert.deepEqual(r.fromUpstream(report, 65), [], 'the new stream has not negotiated it');
+  const moved = new MessageBuilder(Method.Refresh, MessageClass.SuccessResponse, moveMsg.transactionId)
+    .add(AttributeType.Lifetime, { kind: 'uint32', value: 600 })
+    .build({ integrityKey: UP_KEY });
+  assert.deepEqual(
+    r.fromUpstream(moved, 70).map((a) => a.kind),
+    ['delay-declined', 'moved'],
+  );
+});
+
+test('the delay extension off (the default of a resigner): nothing offered, nothing decided', () => {
+  const r = resigner();
+  const nonce = localNonce(r, 0);
+  const first = r.fromApp(appRequest(Method.Allocate, nonce), 10)[0];
+  assert.ok(first?.kind === 'to-upstream');
+  assert.equal(first.data.includes(Buffer.from([0xc0, 0xd7])), false);
+});

@@ -1,7 +1,7 @@
 // Shared by the client tests: a logger whose lines the test can read, and a SOCKS5 server whose
 // streams stall.
 import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { createLogger, type Logger } from '../src/index.js';
@@ -63,4 +63,93 @@ export async function stallingSocks(cleanups: (() => Promise<void> | void)[]): P
   await once(server, 'listening');
   cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
   return { port: (server.address() as { port: number }).port, stream };
+}
+
+/**
+ * SOCKS5 (no auth, CONNECT to an IPv4 address) that forwards to the target through a bottleneck
+ * of `bytesPerSecond` each way, released every 10 ms, with a queue as deep as need be: a Tor path
+ * narrower than what is sent, whose backlog sits in the path (as in tor's circuit queues), not
+ * in the sender. `queued()` says how many bytes wait in it now.
+ */
+export async function shapingSocks(cleanups: (() => Promise<void> | void)[], bytesPerSecond: number): Promise<{ port: number; queued(): number }> {
+  const pipes: { queued: () => number }[] = [];
+  const sockets = new Set<Socket>();
+  const shape = (from: Socket, to: Socket): { queued: () => number; stop: () => void } => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let credit = 0;
+    let last = performance.now();
+    from.on('data', (c: Buffer) => {
+      chunks.push(c);
+      bytes += c.length;
+    });
+    const timer = setInterval(() => {
+      const now = performance.now();
+      credit = Math.min(credit + ((now - last) * bytesPerSecond) / 1000, bytesPerSecond / 20);
+      last = now;
+      while (chunks.length > 0 && credit > 0) {
+        const c = chunks[0] as Buffer;
+        const n = Math.min(c.length, Math.ceil(credit));
+        to.write(c.subarray(0, n));
+        credit -= n;
+        bytes -= n;
+        if (n === c.length) chunks.shift();
+        else chunks[0] = c.subarray(n);
+      }
+      if (chunks.length === 0) credit = Math.min(credit, 0);
+    }, 10);
+    return { queued: () => bytes, stop: () => clearInterval(timer) };
+  };
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    let buf = Buffer.alloc(0);
+    let step: 'greet' | 'connect' = 'greet';
+    const onData = (c: Buffer): void => {
+      buf = Buffer.concat([buf, c]);
+      if (step === 'greet' && buf.length >= 2 && buf.length >= 2 + (buf[1] as number)) {
+        buf = buf.subarray(2 + (buf[1] as number));
+        step = 'connect';
+        s.write(Buffer.from([5, 0]));
+      }
+      if (step === 'connect' && buf.length >= 10) {
+        s.removeListener('data', onData);
+        s.pause();
+        const host = [...buf.subarray(4, 8)].join('.');
+        const port = buf.readUInt16BE(8);
+        const rest = buf.subarray(10);
+        const target = connect({ host, port }, () => {
+          target.setNoDelay(true);
+          s.setNoDelay(true);
+          s.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+          const up = shape(s, target);
+          const down = shape(target, s);
+          pipes.push(up, down);
+          if (rest.length > 0) s.unshift(rest);
+          s.resume();
+          const end = (): void => {
+            up.stop();
+            down.stop();
+            s.destroy();
+            target.destroy();
+          };
+          s.on('close', end);
+          target.on('close', end);
+        });
+        sockets.add(target);
+        target.on('error', () => s.destroy());
+      }
+    };
+    s.on('data', onData);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  return { port: (server.address() as { port: number }).port, queued: () => pipes.reduce((n, p) => n + p.queued(), 0) };
 }

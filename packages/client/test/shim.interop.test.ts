@@ -93,6 +93,10 @@ describe('shim pass-through via microsocks to coturn', () => {
     assert.equal(r.lostPackets, 0, r.output.slice(-800));
     assert.equal(shim.stats.flowsOpened >= 2, true);
     assert.equal(shim.stats.upstreamFailures, 0, messages(log.lines));
+    // The delay extension was offered (a trailer after the integrity, which coturn ignores) and
+    // not echoed: no reports go to a server that does not speak it.
+    const df = shim.stats.delayFeedback;
+    assert.deepEqual([df.negotiated, df.reportsSent, df.reportsReceived], [0, 0, 0], 'no delay extension with coturn');
     // microsocks without -u/-P picks method NONE: isolation is lost, which is said once, not per flow.
     const ignored = log.lines.filter((l) => /chose no authentication although we offered username\/password: stream isolation is off/.test(l.message));
     assert.equal(ignored.length, 1, messages(log.lines));

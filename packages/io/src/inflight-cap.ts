@@ -1,5 +1,5 @@
-// The sender's half of the shim<->server delay extension (issue 14, deliverable 3, not yet on the
-// wire): cap what is in flight inside Tor at about rate x (base round trip + target), so the
+// The sender's half of the shim<->server delay extension (issue 14, deliverable 3, on the
+// wire through DelayFeedbackSession): cap what is in flight inside Tor at about rate x (base round trip + target), so the
 // queue builds in our writer (where TimedQueue can drop what is stale) instead of in Tor's circuit
 // queues and kernel buffers (where nothing can). Pure: the clock is passed in.
 //
@@ -26,6 +26,18 @@ const BASE_WINDOW_MS = 10_000;
 export interface InflightCapOptions {
   /** Queue delay allowed on top of the base round trip, ms (default 50). */
   readonly targetMs?: number;
+  /**
+   * A delivery rate sample spans at least this long (ms; default 0: every report is one). Tor's
+   * relays deliver in bursts (their token buckets refill every ~100 ms) and reports can arrive
+   * bunched (behind a stall): a sample over a few ms of either is no rate at all.
+   */
+  readonly rateSpanMs?: number;
+  /**
+   * Added to the base round trip in the cap: how long an acknowledgement may wait for the next
+   * report (ms; default 0). With reports every 50 ms, bytes stay "in flight" that long after
+   * they arrived.
+   */
+  readonly ackDelayMs?: number;
 }
 
 /** A value with the time it was seen, for windowed min/max. */
@@ -35,7 +47,7 @@ interface Sample {
 }
 
 /** Keeps the min (or max) over a sliding window: a monotonic deque. */
-class WindowedExtreme {
+export class WindowedExtreme {
   readonly #keep: (older: number, newer: number) => boolean;
   readonly #windowMs: number;
   #q: Sample[] = [];
@@ -73,9 +85,16 @@ export class InflightCap {
   readonly #baseRtt = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   readonly #baseOwd = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   #queueDelay = 0;
+  readonly #rateSpanMs: number;
+  readonly #ackDelayMs: number;
+  /** The current rate sample's start: when (the reporter's clock when it gives one) and cells acknowledged then. */
+  #spanAt: number | undefined = undefined;
+  #spanCells = 0;
 
   constructor(opts: InflightCapOptions = {}) {
     this.targetMs = opts.targetMs ?? 50;
+    this.#rateSpanMs = opts.rateSpanMs ?? 0;
+    this.#ackDelayMs = opts.ackDelayMs ?? 0;
   }
 
   /** Cells a write of `bytes` takes. */
@@ -93,8 +112,11 @@ export class InflightCap {
   /**
    * A receiver's report arrived at `now`: `receivedBytes` in total so far, and `oneWayDelayMs`
    * of its newest message (receiver's clock minus the sender's timestamp; any offset).
+   * `reporterClockMs`: the receiver's clock when it wrote the report (ms, modulo 2^32): rate
+   * samples are timed by it when given (what the receiver saw, whatever bunched the reports on
+   * their way back).
    */
-  onReport(now: number, receivedBytes: number, oneWayDelayMs: number): void {
+  onReport(now: number, receivedBytes: number, oneWayDelayMs: number, reporterClockMs?: number): void {
     if (receivedBytes > this.#sentBytes || receivedBytes < this.#ackedBytes) return; // stale or bogus
     const before = this.#ackedCells;
     const w = this.#writes;
@@ -107,8 +129,23 @@ export class InflightCap {
       w.splice(0, i);
     }
     this.#ackedBytes = receivedBytes;
-    if (this.#lastReportAt !== undefined && now > this.#lastReportAt) {
-      this.#rate.add(now, ((this.#ackedCells - before) * 1000) / (now - this.#lastReportAt));
+    if (this.#rateSpanMs === 0) {
+      if (this.#lastReportAt !== undefined && now > this.#lastReportAt) {
+        this.#rate.add(now, ((this.#ackedCells - before) * 1000) / (now - this.#lastReportAt));
+      }
+    } else {
+      const at = reporterClockMs ?? now;
+      if (this.#spanAt === undefined) {
+        // The first report starts the first sample: what it acknowledged was delivered before it.
+        this.#spanAt = at;
+        this.#spanCells = this.#ackedCells;
+      }
+      const span = reporterClockMs === undefined ? at - this.#spanAt : (at - this.#spanAt) | 0;
+      if (span >= this.#rateSpanMs) {
+        this.#rate.add(now, ((this.#ackedCells - this.#spanCells) * 1000) / span);
+        this.#spanAt = at;
+        this.#spanCells = this.#ackedCells;
+      } else if (span < 0) this.#spanAt = at; // a reporter's clock that went back: start over
     }
     this.#lastReportAt = now;
     this.#baseOwd.add(now, oneWayDelayMs);
@@ -140,7 +177,7 @@ export class InflightCap {
     const rate = this.#rate.value(now);
     const base = this.#baseRtt.value(now);
     if (rate === undefined || base === undefined) return INITIAL_CELLS;
-    const allowance = this.#queueDelay > this.targetMs ? base : base + this.targetMs;
+    const allowance = (this.#queueDelay > this.targetMs ? base : base + this.targetMs) + this.#ackDelayMs;
     return Math.max(MIN_CELLS, Math.floor((rate * allowance) / 1000));
   }
 

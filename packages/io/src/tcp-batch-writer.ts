@@ -17,6 +17,11 @@
 // stuck in Node's queue, as messages arrive). Behind such a write only chunks of WRITE_CHUNK go to
 // the socket at a time, so what waits stays in the batch, where it can still be dropped, not in
 // Node's queue, where it cannot.
+// With a WriteGate (the delay extension's session, once a stream negotiated it), every batch is
+// timed, and before a write the gate says how much of the batch's head may go (the in-flight
+// cap): the rest stays batched, where the time bound drops what gets stale, until kick() (a
+// report arrived, or the owner's report timer). The gate's due report goes ahead of the data in
+// the same write (corked: one write(2), fuller cells), or alone when no data may go.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { TimedQueue, type QueueDrops } from './timed-queue.js';
@@ -56,6 +61,21 @@ export interface MessageClass {
   ssrc: number;
   timestamp: number;
 }
+
+/** What a writer asks before writing relayed data (DelayFeedbackSession has this shape). */
+export interface WriteGate {
+  /** May a write of `bytes` go now? */
+  mayWrite(now: number, bytes: number): boolean;
+  /** `bytes` were written (reports included). */
+  onWrite(now: number, bytes: number): void;
+  /** A report to write now ahead of any data, if one is due (never held); `alone`: with no data. */
+  takeReport(now: number, alone?: boolean): Buffer | undefined;
+  /** The gate began holding data back (for counting). */
+  onHold(): void;
+}
+
+/** Drop class of our own control messages (DropClass.Control): they are never held by a gate. */
+const CONTROL = 0;
 
 /** One reusable result for every writer's classifier (single-threaded, filled and read at once). */
 const scratch: MessageClass = { cls: 0, rtp: false, ssrc: 0, timestamp: 0 };
@@ -97,6 +117,12 @@ export class TcpBatchWriter {
    * turn, so timing it would cost every message a classification and a clock read for nothing.
    */
   #timed = false;
+  /** The gate (see the top of the file); undefined on most writers: one branch per write. */
+  #gate: WriteGate | undefined = undefined;
+  /** The gate held back the batch's head: it waits for kick(). */
+  #held = false;
+  /** Bytes handed to the socket so far (the delay extension counts from the stream's start). */
+  #written = 0;
   /** A write handed to the socket is still in Node's queue; its callback writes what gathered. */
   #inFlight = false;
   readonly #afterWrite = (): void => {
@@ -121,6 +147,41 @@ export class TcpBatchWriter {
       this.#queue = new TimedQueue({ maxDelayMs: timeBound.maxDelayMs, drops: timeBound.drops });
       this.#classify = timeBound.classify;
     }
+  }
+
+  /** Bytes handed to the socket so far. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** The gate consulted before each write (needs a time bound: without one it is ignored). */
+  get gate(): WriteGate | undefined {
+    return this.#gate;
+  }
+
+  set gate(g: WriteGate | undefined) {
+    this.#gate = this.#queue === undefined ? undefined : g;
+    if (this.#gate === undefined && this.#held) this.kick();
+  }
+
+  /** True while the gate holds batched data back. */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /**
+   * With a gate: writes what it lets through now (a report arrived, or the owner's timer), and a
+   * due report, alone if nothing else may go.
+   */
+  kick(): void {
+    if (this.#direct) return; // between reserve() and commit()
+    const gate = this.#gate;
+    if (this.#batch !== undefined && !this.#inFlight) {
+      this.#write();
+      return;
+    }
+    if (this.#batch === undefined) this.#held = false;
+    if (gate !== undefined) this.#loneReport(gate, performance.now());
   }
 
   /** The buffer reserve() last returned an offset in; write exactly the reserved bytes there. */
@@ -165,7 +226,7 @@ export class TcpBatchWriter {
     if (this.#timed && this.#batch !== undefined) {
       now = performance.now();
       // Behind a stuck write, stale messages go as new ones come, not only when it drains.
-      if (this.#inFlight && !this.#direct && (q as TimedQueue).due(now)) {
+      if ((this.#inFlight || this.#held) && !this.#direct && (q as TimedQueue).due(now)) {
         this.#len = (q as TimedQueue).shed(now, this.#batch, this.#len);
         this.#count = (q as TimedQueue).count;
       }
@@ -177,7 +238,7 @@ export class TcpBatchWriter {
       // Close to the last write: a burst. Long after it, a lone message, even if the last turn
       // of the previous burst had several.
       if (now < 0) now = performance.now();
-      this.#timed = q !== undefined && (this.#inFlight || this.#backedUp);
+      this.#timed = q !== undefined && (this.#inFlight || this.#backedUp || this.#gate !== undefined);
       if (now - this.#lastWrite < this.#burstGapMs) this.#batching = true;
       else {
         this.#batching = false;
@@ -209,6 +270,8 @@ export class TcpBatchWriter {
       const n = this.#reservedLen;
       (this.#classify as TimeBound['classify'])(this.#batch as Buffer, at, n, scratch);
       q.push(this.#reservedTime, at, n, scratch.cls, scratch.rtp, scratch.ssrc, scratch.timestamp);
+      // Our own control message behind data the gate holds: it is not held (see #allowed).
+      if (this.#held && scratch.cls === CONTROL && !this.#direct) this.#schedule();
     }
     if (!this.#direct) return;
     this.#direct = false;
@@ -265,9 +328,27 @@ export class TcpBatchWriter {
         this.#batch = undefined;
         this.#len = 0;
         this.#count = 0;
+        this.#held = false;
         q.clear();
         if (batch.length === BATCH_SIZE) freeBatches.push(batch);
         return;
+      }
+      const gate = this.#gate;
+      if (gate !== undefined && !force) {
+        const allowed = this.#allowed(gate, q, now);
+        if (allowed < len) {
+          if (!this.#held) gate.onHold();
+          this.#held = true;
+          if (allowed === 0) {
+            this.#len = len;
+            this.#count = q.count;
+            this.#loneReport(gate, now);
+            return;
+          }
+          this.#writeChunk(batch, allowed, len, now);
+          return;
+        }
+        this.#held = false;
       }
       if (this.#backedUp && !force && len > WRITE_CHUNK) {
         const head = q.prefixWithin(WRITE_CHUNK);
@@ -283,7 +364,7 @@ export class TcpBatchWriter {
     this.#count = 0;
     if (s.destroyed || s.writableEnded) return;
     this.#lastWrite = now;
-    s.write(len === batch.length ? batch : batch.subarray(0, len), this.#afterWrite);
+    this.#sockWrite(len === batch.length ? batch : batch.subarray(0, len), now);
     // Nothing left in Node's queue: the kernel (or the TLS engine) took it whole, so the buffer is
     // free again. Otherwise the socket holds it until the write's callback, and it is left to
     // the GC.
@@ -294,6 +375,61 @@ export class TcpBatchWriter {
       this.#backedUp = true;
       this.#inFlight = true;
     }
+  }
+
+  /** One write of `data` to the socket, after the gate's due report if there is one. */
+  #sockWrite(data: Buffer, now: number): void {
+    const s = this.#sock;
+    const gate = this.#gate;
+    if (gate === undefined) {
+      this.#written += data.length;
+      s.write(data, this.#afterWrite);
+      return;
+    }
+    const report = gate.takeReport(now);
+    if (report === undefined) {
+      s.write(data, this.#afterWrite);
+      gate.onWrite(now, data.length);
+      this.#written += data.length;
+      return;
+    }
+    s.cork();
+    s.write(report);
+    s.write(data, this.#afterWrite);
+    s.uncork();
+    gate.onWrite(now, report.length + data.length);
+    this.#written += report.length + data.length;
+  }
+
+  /** The gate's due report, alone (nothing else may go, or nothing waits). */
+  #loneReport(gate: WriteGate, now: number): void {
+    const s = this.#sock;
+    if (s.destroyed || s.writableEnded) return;
+    const report = gate.takeReport(now, true);
+    if (report === undefined) return;
+    s.write(report);
+    gate.onWrite(now, report.length);
+    this.#written += report.length;
+  }
+
+  /**
+   * The bytes at the batch's head the gate lets go now: whole frames. A control message of ours
+   * (an answer to a request) is not held: it goes with what is ahead of it (rare: requests come
+   * every few minutes), rather than being reordered.
+   */
+  #allowed(gate: WriteGate, q: TimedQueue, now: number): number {
+    const n = q.count;
+    let allowed = 0;
+    let i = 0;
+    for (; i < n; i++) {
+      const end = q.frameEnd(i);
+      if (!gate.mayWrite(now, end)) break;
+      allowed = end;
+    }
+    for (let j = n - 1; j >= i; j--) {
+      if (q.frameClass(j) === CONTROL) return q.frameEnd(j);
+    }
+    return allowed;
   }
 
   /**
@@ -311,7 +447,7 @@ export class TcpBatchWriter {
     this.#len = rest;
     this.#count = q.count;
     this.#lastWrite = now;
-    s.write(batch.subarray(0, head), this.#afterWrite);
+    this.#sockWrite(batch.subarray(0, head), now);
     if (s.writableLength === 0) {
       // The kernel had room after all: the rest goes now too (its own write, as before).
       this.#backedUp = false;

@@ -105,6 +105,16 @@ export class TimedQueue {
     this.#count = i + 1;
   }
 
+  /** Where frame `i` (0: the head) ends in the buffer. */
+  frameEnd(i: number): number {
+    return (this.#offset[i] as number) + (this.#length[i] as number);
+  }
+
+  /** Frame `i`'s drop class. */
+  frameClass(i: number): number {
+    return this.#cls[i] as number;
+  }
+
   /** Forgets every frame (the batch was written). */
   clear(): void {
     this.#count = 0;

@@ -110,3 +110,23 @@ test('a sender offering twice the path: with the cap the bottleneck queue stays 
   const uncapped = simulate(undefined, 20);
   assert.ok(uncapped.p95 > 5000, `without the cap the queue grows: p95 ${uncapped.p95} ms`);
 });
+
+test('rate samples over the reporter clock and a minimum span: reports bunched on their way back (behind a stall) do not inflate the rate', () => {
+  // A receiver that got 100 cells/s, reporting every 50 ms of its clock; its reports reach the
+  // sender four at a time, a millisecond apart (as after a stall in the return direction).
+  const run = (opts: { rateSpanMs?: number }, withClock: boolean): number => {
+    const c = new InflightCap(opts);
+    for (let i = 0; i < 400; i++) c.onWrite(0, 498); // 400 cells in flight
+    let now = 1000;
+    for (let k = 1; k <= 20; k++) {
+      const reporterClock = k * 50;
+      if (k % 4 === 0) now += 200;
+      c.onReport(now + (k % 4), k * 5 * 498, 10, withClock ? reporterClock : undefined);
+    }
+    return c.rate(now + 4) as number;
+  };
+  const robust = run({ rateSpanMs: 200 }, true);
+  assert.ok(robust > 90 && robust < 110, `about 100 cells/s: ${robust}`);
+  const naive = run({}, false);
+  assert.ok(naive > 1000, `every report a sample, timed on arrival: ${naive} cells/s`);
+});

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { TcpBatchWriter } from '../src/index.js';
+import { QueueDrops, TcpBatchWriter, type MessageClass, type WriteGate } from '../src/index.js';
 
 let server: Server;
 const accepted: Socket[] = [];
@@ -193,4 +193,88 @@ test('behind a slow reader, messages gather into one write instead of pinning a 
     assert.equal(all.readUInt32BE(at), i);
     assert.equal(all.readUInt32BE(at + 4), i);
   }
+});
+
+/** A gate that lets `allow` more bytes go, with a report due when `reportDue` (a 4-byte 'REPT'). */
+class FakeGate implements WriteGate {
+  allow = 0;
+  reportDue = false;
+  written = 0;
+  holds = 0;
+  mayWrite(_now: number, bytes: number): boolean {
+    return bytes <= this.allow;
+  }
+  onWrite(_now: number, bytes: number): void {
+    this.written += bytes;
+    this.allow = Math.max(0, this.allow - bytes);
+  }
+  takeReport(): Buffer | undefined {
+    if (!this.reportDue) return undefined;
+    this.reportDue = false;
+    return Buffer.from('REPT');
+  }
+  onHold(): void {
+    this.holds++;
+  }
+}
+
+/** Messages starting with 'C' are our control messages (class 0), the rest droppable data (2). */
+const dataClass = (b: Buffer, at: number, _n: number, out: MessageClass): void => {
+  out.cls = b[at] === 0x43 ? 0 : 2;
+  out.rtp = false;
+};
+
+test('a gate: what it does not allow waits in the batch until kick(); a due report goes ahead of the data in one write, or alone while data is held; our control messages are not held', async () => {
+  const { sock, writes, received } = await pair();
+  const drops = new QueueDrops();
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: dataClass });
+  const gate = new FakeGate();
+  w.gate = gate;
+  gate.allow = 8;
+  gate.reportDue = true;
+  assert.ok(w.append(Buffer.from('aaaa')));
+  assert.equal(writes(), 2, 'allowed: written at once, the report and the data corked into one write(2)');
+  assert.equal((await received(8)).toString(), 'REPTaaaa', 'the report first');
+  assert.ok(w.append(Buffer.from('bbbb')));
+  await turn();
+  assert.equal(w.held, true, 'the cap is reached: held');
+  assert.equal(gate.holds, 1);
+  gate.reportDue = true;
+  w.kick();
+  assert.equal((await received(12)).toString(), 'REPTaaaaREPT', 'a report is never held: alone');
+  gate.allow = 100;
+  w.kick();
+  assert.equal((await received(16)).toString(), 'REPTaaaaREPTbbbb', 'a report opened the cap: the held data goes');
+  assert.equal(w.held, false);
+  assert.equal(gate.written, 16, 'every byte written was counted by the gate');
+  assert.equal(w.written, 16);
+  // Held data behind which our own control message (class 0) comes: it goes, with what is ahead of it.
+  await pause();
+  gate.allow = 0;
+  assert.ok(w.append(Buffer.from('dddd')));
+  assert.equal(w.held, true);
+  assert.ok(w.append(Buffer.from('CCCC')));
+  await turn();
+  assert.equal((await received(24)).toString(), 'REPTaaaaREPTbbbbddddCCCC', 'the control message was not held (nor reordered)');
+  assert.equal(w.held, false);
+  assert.equal(drops.stale, 0);
+});
+
+test('a gate holding data: the time bound drops it there, as it waits', async () => {
+  const { sock, received } = await pair();
+  const drops = new QueueDrops();
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 30, drops, classify: dataClass });
+  const gate = new FakeGate();
+  w.gate = gate;
+  gate.allow = 4;
+  assert.ok(w.append(Buffer.from('aaaa')));
+  assert.ok(w.append(Buffer.from('bbbb')));
+  await turn();
+  assert.equal(w.held, true);
+  await pause();
+  gate.allow = 100;
+  assert.ok(w.append(Buffer.from('cccc')));
+  w.kick();
+  assert.equal((await received(8)).toString(), 'aaaacccc', 'the stale one was dropped, the fresh one went');
+  assert.equal(drops.stale, 1);
 });

@@ -46,3 +46,46 @@ test('comprehension-optional, carried in a Binding indication that decodes as an
   assert.ok(a);
   assert.deepEqual(decodeDelayFeedback(Buffer.from(a.value)), { version: 1, clockMs: 42, receivedBytes: 1000, oneWayDelayMs: 80 });
 });
+
+test('the offer as a trailer: after MESSAGE-INTEGRITY and before a recomputed FINGERPRINT, integrity still good; taken out again, the message is as it was', async () => {
+  const { AttributeType, hasDelayFeedbackOffer, longTermKey, verifyFingerprint, verifyIntegrity, withDelayFeedbackOffer, withoutDelayFeedback } =
+    await import('../src/index.js');
+  const key = longTermKey('alice', 'example.org', 'pw');
+  const signed = new MessageBuilder(Method.Allocate, MessageClass.Request)
+    .add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 })
+    .add(AttributeType.Username, { kind: 'text', text: 'alice' })
+    .build({ integrityKey: key, fingerprint: true });
+  assert.equal(hasDelayFeedbackOffer(signed), false);
+  const offered = withDelayFeedbackOffer(signed);
+  assert.equal(offered.length, signed.length + 24);
+  assert.equal(hasDelayFeedbackOffer(offered), true);
+  const d = decodeMessage(offered);
+  assert.ok(d.ok);
+  assert.equal(verifyIntegrity(d.value, key), 'ok', 'the signed part is untouched');
+  assert.equal(verifyFingerprint(d.value), 'ok', 'FINGERPRINT recomputed, still last');
+  assert.equal(getAttribute(d.value, DELAY_FEEDBACK_ATTRIBUTE), undefined, 'after integrity: a plain decoder ignores it (RFC 8489 §14.5)');
+  assert.equal(d.value.ignoredAfterIntegrity, 1);
+  assert.deepEqual(withoutDelayFeedback(offered), signed);
+  // Without integrity or fingerprint: appended, and still found.
+  const plain = new MessageBuilder(Method.Allocate, MessageClass.SuccessResponse).build();
+  const echoed = withDelayFeedbackOffer(plain);
+  assert.equal(hasDelayFeedbackOffer(echoed), true);
+  assert.ok(decodeMessage(echoed).ok);
+  assert.deepEqual(withoutDelayFeedback(echoed), plain);
+  assert.equal(withoutDelayFeedback(plain), plain, 'nothing to take out: the same buffer');
+});
+
+test('a report as a Binding indication: 44 bytes, read back; a keepalive without it is no report', async () => {
+  const { encodeDelayFeedbackIndication, readDelayFeedbackIndication, isBindingIndication } = await import('../src/index.js');
+  const r = { clockMs: 123456, receivedBytes: 98765, oneWayDelayMs: -42 };
+  const wire = encodeDelayFeedbackIndication(r);
+  assert.equal(wire.length, 44);
+  assert.equal(isBindingIndication(wire), true);
+  assert.deepEqual(readDelayFeedbackIndication(wire), { version: 1, ...r });
+  const d = decodeMessage(wire);
+  assert.ok(d.ok, 'a well-formed STUN message');
+  assert.equal(d.value.method, Method.Binding);
+  assert.equal(d.value.messageClass, MessageClass.Indication);
+  const keepalive = new MessageBuilder(Method.Binding, MessageClass.Indication).build();
+  assert.equal(readDelayFeedbackIndication(keepalive), undefined);
+});

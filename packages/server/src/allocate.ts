@@ -1,6 +1,7 @@
 // Allocate (RFC 8656 §7.2): checks the request (transport, EVEN-PORT, RESERVATION-TOKEN, address
 // families) and the quotas, then binds one relay socket per family through the shell and answers
 // once all are bound; the answer is kept for retransmissions.
+import { echoDelayFeedback } from './delay-feedback.js';
 import {
   AttributeType,
   ErrorCode,
@@ -197,7 +198,7 @@ export function onAllocate(ctx: AllocateContext, r: Reply, claimed = false): voi
     });
     // Only a UDP client retransmits; over TCP and TLS a repeated Allocate gets 437.
     if (client.transport === 'udp') alloc.allocateResponse = response;
-    client.link.sendMessage(response);
+    client.link.sendMessage(echoDelayFeedback(client, msg, response));
     ctx.options.events?.event('allocation-created', {
       allocation: alloc.id,
       transport: client.transport,

@@ -1,7 +1,7 @@
 // The state one allocation holds: relays, permissions (by peer address), the ip:port peers the
 // client has talked to, and channels. Plain mutable records; the core owns the rules.
 import type { IpFamily, TransportAddress } from '@onionturn/protocol';
-import { TokenBucket } from '@onionturn/io';
+import { TokenBucket, type DelayFeedbackSession, type DelayReport } from '@onionturn/io';
 import type { DestinationEntry } from './destination-budgets.js';
 
 /** What the shell gives the core for a client's 5-tuple: how to reach the client. */
@@ -23,6 +23,14 @@ export interface ClientLink {
    * now (508); 'gone': that worker is known to be gone, its allocations with it (437).
    */
   handOff?(worker: number, frame: Buffer): HandOffResult;
+  /**
+   * Optional (TCP/TLS with a time bound, unless --no-delay-feedback): the client offered the
+   * delay extension in an Allocate or take-over Refresh about to succeed; the session that runs
+   * it from now on, or undefined when this connection cannot.
+   */
+  negotiateDelayFeedback?(): DelayFeedbackSession | undefined;
+  /** Optional: a report from a negotiated client. */
+  delayReport?(report: DelayReport): void;
 }
 
 export type HandOffResult = 'handed' | 'busy' | 'gone';
@@ -47,6 +55,8 @@ export class Client {
   /** Transaction id of an Allocate waiting for its relay socket(s). */
   pendingAllocate: Buffer | undefined = undefined;
   closed = false;
+  /** The delay extension's session once negotiated (undefined for almost every client: one branch per packet). */
+  delayFeedback: DelayFeedbackSession | undefined = undefined;
 
   constructor(
     readonly transport: ClientTransport,

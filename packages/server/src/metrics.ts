@@ -66,7 +66,16 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     ['detached', s.droppedDetached],
     ['backlog-full', s.droppedBacklog],
     ['stale', s.queueDrops.stale],
+    ['stale-arrival', s.droppedStaleArrival],
   ]);
+  const df = s.delayFeedback;
+  counter('onionturn_delay_feedback_negotiated_total', 'Client connections that negotiated the shim-server delay extension', () => df.negotiated);
+  labelled('onionturn_delay_feedback_reports_total', 'Delay extension reports, by direction', 'direction', () => [
+    ['sent', df.reportsSent],
+    ['received', df.reportsReceived],
+  ]);
+  counter('onionturn_delay_feedback_held_total', 'Times the in-flight cap began holding relayed data back in a client writer', () => df.held);
+  counter('onionturn_delay_feedback_stalls_total', 'Times reports stopped for 2 s while the cap held data', () => df.stalls);
   return registry;
 }
 

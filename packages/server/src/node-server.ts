@@ -6,12 +6,24 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import type { Server as HttpServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { DEFAULT_MAX_QUEUE_DELAY_MS, TcpBatchWriter, BURST_GAP_MS, errorCode, listenOn, type TimeBound } from '@onionturn/io';
+import {
+  DEFAULT_MAX_QUEUE_DELAY_MS,
+  DelayFeedbackSession,
+  REPORT_INTERVAL_MS,
+  TcpBatchWriter,
+  BURST_GAP_MS,
+  errorCode,
+  listenOn,
+  type DelayFeedbackSessionOptions,
+  type DelayReport,
+  type TimeBound,
+} from '@onionturn/io';
 import {
   FrameKind,
   StreamFramer,
   channelDataPadding,
   classifyFrame,
+  encodeDelayFeedbackIndication,
   writeChannelDataHeader,
   type FramerOptions,
   type IpFamily,
@@ -87,6 +99,13 @@ export interface TurnServerConfig {
    * TimedQueue); 0: only the byte bound. Default DEFAULT_MAX_QUEUE_DELAY_MS.
    */
   readonly maxQueueDelayMs?: number;
+  /**
+   * The shim-server delay extension (issue 14; default true): a TCP/TLS client that offers
+   * DELAY-FEEDBACK at Allocate gets it echoed, reports every ~50 ms and an in-flight cap on what
+   * is written to it. Needs the time bound (maxQueueDelayMs > 0). false: never echoed
+   * (--no-delay-feedback).
+   */
+  readonly delayFeedback?: boolean;
   /** A TLS handshake not done in this time closes the connection; default 10 s (Node's is 120 s). */
   readonly tlsHandshakeTimeoutMs?: number;
   /**
@@ -197,6 +216,8 @@ export class TurnServer {
   #unallocatedHeld = 0;
   /** The time bound of every TCP/TLS client's writer (--max-queue-delay-ms); undefined: bytes only. */
   readonly #timeBound: TimeBound | undefined;
+  /** Options of every negotiated connection's DelayFeedbackSession; undefined: the extension is off. */
+  readonly #feedback: DelayFeedbackSessionOptions | undefined;
 
   private constructor(config: TurnServerConfig, core: TurnCore, log: Logger, own: OwnAddressWatch) {
     this.#config = config;
@@ -206,6 +227,10 @@ export class TurnServer {
     this.#framerOptions = { rfc5766Channels: config.channelRange !== 'rfc8656' };
     const maxDelayMs = config.maxQueueDelayMs ?? DEFAULT_MAX_QUEUE_DELAY_MS;
     this.#timeBound = maxDelayMs > 0 ? { maxDelayMs, drops: core.stats.queueDrops, classify: classifyFrame } : undefined;
+    this.#feedback =
+      maxDelayMs > 0 && config.delayFeedback !== false
+        ? { staleMs: maxDelayMs, encode: encodeDelayFeedbackIndication, clock: perfNow, counters: core.stats.delayFeedback }
+        : undefined;
     this.#udpClients = new UdpClients({ ...DEFAULT_UDP_CLIENT_LIMITS, rate: config.udpUnauthenticatedRate ?? DEFAULT_UDP_ADMISSION }, monotonicNow());
   }
 
@@ -428,7 +453,14 @@ export class TurnServer {
     }
     sock.setNoDelay(true);
     this.#connections.add(sock);
-    const link = new TcpLink(sock, this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS, this.core.stats, this.#timeBound);
+    // A connection another worker handed over has no byte counts from its stream's start: no extension.
+    const link = new TcpLink(
+      sock,
+      this.#config.allocateDeadlineMs ?? ALLOCATE_DEADLINE_MS,
+      this.core.stats,
+      this.#timeBound,
+      moved === undefined ? this.#feedback : undefined,
+    );
     const client = new Client(transport, remote, link, `${transport}|${remote.address}|${remote.port}|${sock.localPort ?? 0}`);
     const core = this.core;
     const framer = new StreamFramer((frame, kind) => {
@@ -456,6 +488,7 @@ export class TurnServer {
       this.#unallocatedHeld -= held;
       held = 0;
       link.cancelDeadline();
+      link.stopFeedback();
       this.#connections.delete(sock);
       core.clientClosed(client);
     };
@@ -480,6 +513,7 @@ export class TurnServer {
       sock.write(Buffer.alloc(0), go);
     };
     const onData = (chunk: Buffer): void => {
+      link.onRead(chunk.length);
       let err;
       try {
         err = framer.push(chunk);
@@ -706,8 +740,61 @@ class TcpLink implements ClientLink {
     readonly deadlineMs: number,
     readonly stats: CoreStats,
     timeBound: TimeBound | undefined,
+    feedback: DelayFeedbackSessionOptions | undefined,
   ) {
     this.#out = new TcpBatchWriter(sock, MAX_QUEUED_UNALLOCATED, BURST_GAP_MS, timeBound);
+    this.#feedbackOptions = feedback;
+  }
+
+  /** Bytes read from the client so far (the delay extension acknowledges totals from the stream's start). */
+  #bytesIn = 0;
+  readonly #feedbackOptions: DelayFeedbackSessionOptions | undefined;
+  /** The delay extension's session once negotiated; its timer runs while data flows (reports, re-checks of the cap). */
+  #df: DelayFeedbackSession | undefined = undefined;
+  #dfTimer: NodeJS.Timeout | undefined = undefined;
+  readonly #dfTick = (): void => {
+    const df = this.#df as DelayFeedbackSession;
+    const out = this.#out;
+    out.kick();
+    if (!df.active(perfNow()) && !out.held && out.batched === 0) this.stopFeedback();
+  };
+
+  /** A chunk of `n` bytes was read from the client. */
+  onRead(n: number): void {
+    this.#bytesIn += n;
+    const df = this.#df;
+    if (df === undefined) return;
+    df.onRead(n);
+    if (this.#dfTimer === undefined) this.#startFeedback();
+  }
+
+  negotiateDelayFeedback(): DelayFeedbackSession | undefined {
+    const opts = this.#feedbackOptions;
+    if (opts === undefined || this.sock.destroyed) return undefined;
+    if (this.#df !== undefined) return this.#df;
+    const df = new DelayFeedbackSession(opts, this.#out.written, this.#bytesIn);
+    df.negotiate(perfNow());
+    this.#df = df;
+    this.#out.gate = df;
+    return df;
+  }
+
+  delayReport(report: DelayReport): void {
+    const df = this.#df;
+    if (df === undefined) return;
+    df.onReport(perfNow(), report);
+    // The cap may have room now.
+    this.#out.kick();
+  }
+
+  #startFeedback(): void {
+    this.#dfTimer = setInterval(this.#dfTick, REPORT_INTERVAL_MS);
+    this.#dfTimer.unref();
+  }
+
+  stopFeedback(): void {
+    clearInterval(this.#dfTimer);
+    this.#dfTimer = undefined;
   }
 
   /** Bytes waiting to be written. */
@@ -717,6 +804,7 @@ class TcpLink implements ClientLink {
 
   sendMessage(message: Buffer): void {
     if (!this.#out.append(message) && !this.sock.destroyed) this.stats.droppedBacklog++;
+    if (this.#df !== undefined && this.#dfTimer === undefined) this.#startFeedback();
   }
 
   sendChannelData(channel: number, data: Buffer): void {
@@ -733,6 +821,7 @@ class TcpLink implements ClientLink {
     data.copy(batch, at + 4);
     if (pad > 0) batch.fill(0, at + 4 + len, at + 4 + len + pad);
     out.commit();
+    if (this.#df !== undefined && this.#dfTimer === undefined) this.#startFeedback();
   }
 
   close(): void {
@@ -768,6 +857,10 @@ class TcpLink implements ClientLink {
     clearTimeout(this.#deadline);
     this.#deadline = undefined;
   }
+}
+
+function perfNow(): number {
+  return performance.now();
 }
 
 function destroySocket(sock: Socket): void {

@@ -1,12 +1,13 @@
 // Refresh (RFC 8656 §7.3): a new lifetime for the client's allocation, or its deletion with
 // LIFETIME 0; and the lifetime rule Allocate shares.
-import { AttributeType, ErrorCode, readAttribute, type StunMessage } from '@onionturn/protocol';
+import { AttributeType, ErrorCode, MessageClass, readAttribute, type StunMessage } from '@onionturn/protocol';
 import type { AllocationTable } from './allocation-table.js';
 import type { CoreOptions } from './core-options.js';
 import type { Lifetimes } from './limits.js';
 import { addTicket, asksMobility, takeOver, type MobilityContext } from './mobility.js';
 import type { Replies, Reply } from './replies.js';
 import type { CoreStats } from './stats.js';
+import { echoDelayFeedback } from './delay-feedback.js';
 
 /** What Refresh needs of the core. */
 export interface RefreshContext extends MobilityContext {
@@ -46,10 +47,12 @@ export function onRefresh(ctx: RefreshContext, r: Reply): void {
     return ctx.replies.challenge(r, ErrorCode.Unauthorized);
   }
   alloc.expiresAt = now + lifetime * 1000;
-  ctx.replies.success(r, (b) => {
+  const response = ctx.replies.build(r, MessageClass.SuccessResponse, (b) => {
     b.add(AttributeType.Lifetime, { kind: 'uint32', value: lifetime });
     if (ticket) addTicket(ctx, alloc, b);
   });
+  // The take-over Refresh of a shim on its new stream offers the delay extension again.
+  r.client.link.sendMessage(echoDelayFeedback(r.client, r.msg, response));
 }
 
 /**

@@ -1,6 +1,6 @@
 // Counters the core bumps as plain numbers (no label lookups on the packet path); the metrics
 // module reads them at scrape time.
-import { QueueDrops } from '@onionturn/io';
+import { DelayFeedbackCounters, QueueDrops } from '@onionturn/io';
 
 export class CoreStats {
   allocationsCreated = 0;
@@ -29,6 +29,10 @@ export class CoreStats {
   droppedBacklog = 0;
   /** Relayed data dropped from a TCP/TLS client's writer for waiting too long (--max-queue-delay-ms). */
   readonly queueDrops = new QueueDrops();
+  /** Relayed data from a client dropped on arrival: its reports showed it queued longer than --max-queue-delay-ms. */
+  droppedStaleArrival = 0;
+  /** The delay extension (--no-delay-feedback turns it off): negotiated connections, reports, holds, stalls. */
+  readonly delayFeedback = new DelayFeedbackCounters();
   deniedPeers = 0;
   authFailures = 0;
   malformed = 0;

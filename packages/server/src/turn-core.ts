@@ -21,6 +21,7 @@ import {
   type StunMessage,
 } from '@onionturn/protocol';
 import { onAllocate, type AllocateContext } from './allocate.js';
+import { droppablePayload, onDelayReport } from './delay-feedback.js';
 import { monotonicNow } from './monotonic.js';
 import { Peer, type Allocation, type Client, type Permission, type Relay } from './allocation.js';
 import { AllocationTable } from './allocation-table.js';
@@ -176,6 +177,11 @@ export class TurnCore {
       this.stats.droppedNoPermission++;
       return;
     }
+    const df = client.delayFeedback;
+    if (df !== undefined && df.late() && droppablePayload(frame, 4, len)) {
+      this.stats.droppedStaleArrival++;
+      return;
+    }
     this.#toPeer(alloc, channel.peer, frame, 4, len, now);
   }
 
@@ -201,6 +207,12 @@ export class TurnCore {
     if (msg.messageClass === MessageClass.Indication) {
       // RFC 8489 §7.3.2: an indication with unknown comprehension-required attributes is
       // discarded; so is a Send asking for DF, which Node cannot set (RFC 8656 §11.2).
+      // A Binding indication is a keepalive, ignored (RFC 8656 §12); on a connection that
+      // negotiated the delay extension it carries the client's reports.
+      if (msg.method === Method.Binding) {
+        if (client.delayFeedback !== undefined) onDelayReport(client, msg);
+        return;
+      }
       if (msg.method !== Method.Send || msg.unknownRequired.length > 0 || getAttribute(msg, AttributeType.DontFragment)) return;
       this.#onSend(client, msg);
       return;
@@ -476,6 +488,11 @@ export class TurnCore {
     const peer = perm.peers.get(addr.port) ?? this.#newPeer(alloc, perm, addr.port, now);
     if (peer === undefined) return;
     const v = dataAttr.value;
+    const df = client.delayFeedback;
+    if (df !== undefined && df.late() && droppablePayload(v, 0, v.length)) {
+      this.stats.droppedStaleArrival++;
+      return;
+    }
     this.#toPeer(alloc, peer, msg.raw, v.byteOffset - msg.raw.byteOffset, v.length, now);
   }
 }

@@ -17,6 +17,7 @@ import {
   Method,
   StreamFramer,
   decodeMessage,
+  hasDelayFeedbackOffer,
   longTermKey,
   readAddressAttribute,
   readAttribute,
@@ -194,6 +195,10 @@ test('a client that stops reading: stale datagrams are dropped and counted, not 
   const stale = await droppedMetric(server, 'stale');
   const backlog = await droppedMetric(server, 'backlog-full');
   assert.ok(stale > 0, 'stale datagrams counted');
+  // A plain client: nothing of the delay extension on its connection (no echo in the Allocate
+  // success, no Binding indication, i.e. no report).
+  assert.ok(!client.messages.some((m) => hasDelayFeedbackOffer(m.raw)), 'no DELAY-FEEDBACK');
+  assert.ok(!client.messages.some((m) => m.method === Method.Binding && m.messageClass === MessageClass.Indication), 'no report');
   assert.equal(stale, server.core.stats.queueDrops.stale);
   assert.equal(backlog, 0, 'the byte bound was never reached: the time bound came first');
   // Nothing else lost on loopback: every datagram arrived or was counted stale.
@@ -247,4 +252,10 @@ test('a plain TURN client on an uncongested path sees no difference: turnutils_u
   }
   assert.equal(await droppedMetric(server, 'stale'), 0);
   assert.equal(await droppedMetric(server, 'backlog-full'), 0);
+  // The delay extension (on by default) is never negotiated with a client that does not offer
+  // it: no echo, no reports, no cap on its connection.
+  const df = server.core.stats.delayFeedback;
+  assert.deepEqual([df.negotiated, df.reportsSent, df.reportsReceived, df.held], [0, 0, 0, 0]);
+  const text = await createMetricsRegistry(server.core).metrics();
+  assert.match(text, /^onionturn_delay_feedback_negotiated_total 0$/m);
 });

@@ -72,6 +72,7 @@ export interface ServerArgs {
   maxLifetime: number;
   nonceLifetime: number;
   maxQueueDelayMs: number;
+  delayFeedback: boolean;
   config?: string;
   credentialsListen?: string;
   credentialsTtl?: number;
@@ -215,6 +216,7 @@ export function serverConfig(args: ServerArgs, warn: (m: string) => void): TurnS
     strictExpiry: args.strictExpiry,
     mobility: args.mobility,
     maxQueueDelayMs: wholeNumber('max-queue-delay-ms', args.maxQueueDelayMs, { min: 0, note: '0: no time bound' }),
+    delayFeedback: args.delayFeedback,
     logSensitive: args.logSensitive,
     ...(args.cert !== undefined ? { cert: args.cert } : {}),
     ...(args.key !== undefined ? { key: args.key } : {}),
@@ -373,6 +375,12 @@ function options(y: Argv): Argv {
       default: DEFAULT_MAX_QUEUE_DELAY_MS,
       describe:
         'relayed datagrams waiting longer than this (ms) towards a TCP/TLS client are dropped, not sent late (video first; control messages, ICE checks, DTLS handshakes and RTCP never); 0: only the 1 MiB byte bound',
+    })
+    .option('delay-feedback', {
+      type: 'boolean',
+      default: true,
+      describe:
+        'the delay extension with onionturn shims (DELAY-FEEDBACK at Allocate): both ends report delay every ~50 ms and cap what is in flight inside Tor, so the backlog waits where --max-queue-delay-ms can drop it; plain TURN clients never see it; needs --max-queue-delay-ms > 0. --no-delay-feedback: never negotiated',
     });
 }
 

@@ -1,0 +1,235 @@
+// One end's state of the shim<->server delay extension (issue 14, deliverable 3), the same object
+// on both ends: the server's writer towards a negotiated client and the shim's writer towards Tor.
+// Pure: time is passed in (the stale-on-arrival test reads the injected clock), reports are
+// encoded by the caller's function (this package knows no protocol).
+//
+// Inputs: bytes written to the stream (all of them, from its first byte: the other end
+// acknowledges totals), bytes read from it, the other end's reports, negotiation.
+// Outputs: whether a write of relayed data may go now (InflightCap, once negotiated), the report to
+// put into the next write (every REPORT_INTERVAL_MS while data flowed either way in the last
+// ACTIVE_MS; none while idle: reports themselves are not activity), and whether relayed data
+// arriving now is stale (see late()).
+//
+// Stale on arrival: every report carries the other end's clock when it was written, so its
+// arrival here minus that clock is the one-way delay plus an unknown offset; minus its min over
+// BASE_WINDOW_MS it is the queueing delay of that direction. Relayed data right behind a report
+// in the stream was written after it, so it is at least about as late: while the newest report
+// showed more than `staleMs` of queueing (and it is fresh: LATE_HOLD_MS), droppable data is
+// dropped on arrival. On an uncongested path the excess stays near 0 and nothing is dropped.
+//
+// Reports that stop (REPORT_TIMEOUT_MS) while data waits: the cap stays. Reports travel in the
+// same stream as the data they acknowledge, so they stop when the stream stalls inside Tor, and
+// then writing more only deepens the backlog the extension exists to avoid; what waits meanwhile
+// is dropped by our time bound, which is the point. A stream that never recovers is the
+// mobility machinery's business (a new stream gets a new session). Such stalls are counted.
+import { InflightCap, WindowedExtreme } from './inflight-cap.js';
+
+export const REPORT_INTERVAL_MS = 50;
+/**
+ * Reports with no data to ride with go this often: each costs a 514-byte cell, a quarter of a
+ * 600 kbit/s path's cells at 20 a second, just when the cap says the path is full.
+ */
+export const LONE_REPORT_MS = 2 * REPORT_INTERVAL_MS;
+/** Reports go on this long after the last data either way (so the last bytes are acknowledged), then stop. */
+export const ACTIVE_MS = 250;
+export const REPORT_TIMEOUT_MS = 2000;
+/** A report's verdict on arrival lateness holds this long (a report comes every REPORT_INTERVAL_MS). */
+export const LATE_HOLD_MS = 2 * REPORT_INTERVAL_MS;
+const BASE_WINDOW_MS = 10_000;
+/**
+ * The cap's queue target (ms). Above InflightCap's 50: tor's relays release cells in ~100 ms
+ * token-bucket steps, so a cell often waits that long with no standing queue at all; a target
+ * below that jitter drains (and under-fills) a path that is only bursty. Still under the
+ * default time bound (150 ms), beyond which data is dropped anyway.
+ */
+export const DEFAULT_TARGET_MS = 100;
+/** A delivery-rate sample spans at least this much of the reporter's clock (two of tor's token-bucket refills). */
+export const RATE_SPAN_MS = 200;
+
+/** A report's content (@onionturn/protocol's DelayFeedback without its version). */
+export interface DelayReport {
+  /** The sender's clock, ms modulo 2^32. */
+  readonly clockMs: number;
+  /** Bytes the sender received from this end so far. */
+  readonly receivedBytes: number;
+  /** The sender's clock minus this end's clock of the newest report it had: any offset. */
+  readonly oneWayDelayMs: number;
+}
+
+/** Counted over many sessions (one object per server or shim). */
+export class DelayFeedbackCounters {
+  negotiated = 0;
+  reportsSent = 0;
+  reportsReceived = 0;
+  /** Writes of relayed data held back by the cap (once per hold, not per frame). */
+  held = 0;
+  /** Times reports stopped for REPORT_TIMEOUT_MS while the cap held data. */
+  stalls = 0;
+}
+
+export interface DelayFeedbackSessionOptions {
+  /** Relayed data whose direction showed more queueing than this (ms) is dropped on arrival. */
+  readonly staleMs: number;
+  /** The cap's target queue delay (ms; default DEFAULT_TARGET_MS). */
+  readonly targetMs?: number;
+  /** The report's bytes on the wire (a fresh buffer each time). */
+  readonly encode: (r: DelayReport) => Buffer;
+  /** The clock late() reads (the same one the other inputs' `now` come from). */
+  readonly clock: () => number;
+  readonly counters: DelayFeedbackCounters;
+}
+
+/** The gate a writer consults (TcpBatchWriter's WriteGate). */
+export class DelayFeedbackSession {
+  #negotiated = false;
+  #cap: InflightCap | undefined = undefined;
+  /** Bytes written before negotiation: the cap counts from there. */
+  #capBase = 0;
+  #sent = 0;
+  #received = 0;
+  #reportBytesOut = 0;
+  #reportBytesIn = 0;
+  readonly #reportBytes: number;
+  /** Data (non-report) byte totals when activity was last looked at, and when they last moved. */
+  #seenOut = 0;
+  #seenIn = 0;
+  #dataAt = -Infinity;
+  #reportSentAt = -Infinity;
+  #reportAt = -Infinity;
+  /** The newest report's one-way delay as seen here (0 before any), reported back. */
+  #owdIn = 0;
+  readonly #baseIn = new WindowedExtreme(BASE_WINDOW_MS, 'min');
+  #excessIn = 0;
+  #lateUntil = 0;
+  #stalled = false;
+  #negotiatedAt = 0;
+  readonly #opts: DelayFeedbackSessionOptions;
+
+  constructor(opts: DelayFeedbackSessionOptions, sentSoFar = 0, receivedSoFar = 0) {
+    this.#opts = opts;
+    this.#sent = sentSoFar;
+    this.#received = receivedSoFar;
+    this.#seenOut = sentSoFar;
+    this.#seenIn = receivedSoFar;
+    this.#reportBytes = opts.encode({ clockMs: 0, receivedBytes: 0, oneWayDelayMs: 0 }).length;
+  }
+
+  get negotiated(): boolean {
+    return this.#negotiated;
+  }
+
+  /** The other end echoed (shim) or offered (server) the extension: reports and the cap start. */
+  negotiate(now: number): void {
+    if (this.#negotiated) return;
+    this.#negotiated = true;
+    this.#negotiatedAt = now;
+    this.#capBase = this.#sent;
+    this.#cap = new InflightCap({
+      targetMs: this.#opts.targetMs ?? DEFAULT_TARGET_MS,
+      rateSpanMs: RATE_SPAN_MS,
+      ackDelayMs: LONE_REPORT_MS,
+    });
+    this.#opts.counters.negotiated++;
+  }
+
+  /** The cap (after negotiation), for status. */
+  get cap(): InflightCap | undefined {
+    return this.#cap;
+  }
+
+  get sentBytes(): number {
+    return this.#sent;
+  }
+
+  get receivedBytes(): number {
+    return this.#received;
+  }
+
+  /** The queueing delay of the other direction the newest report showed, ms. */
+  get arrivalExcessMs(): number {
+    return this.#excessIn;
+  }
+
+  /** `bytes` went into the stream (reports included, when in the same write). */
+  onWrite(now: number, bytes: number): void {
+    this.#sent += bytes;
+    this.#cap?.onWrite(now, bytes);
+  }
+
+  /** `bytes` came out of the stream. */
+  onRead(bytes: number): void {
+    this.#received += bytes;
+  }
+
+  /** A report from the other end arrived (its bytes were counted by onRead). */
+  onReport(now: number, r: DelayReport): void {
+    if (!this.#negotiated) return;
+    this.#opts.counters.reportsReceived++;
+    this.#reportBytesIn += this.#reportBytes;
+    this.#reportAt = now;
+    this.#stalled = false;
+    const owd = (Math.floor(now) - r.clockMs) | 0;
+    this.#owdIn = owd;
+    this.#baseIn.add(now, owd);
+    this.#excessIn = owd - (this.#baseIn.value(now) as number);
+    this.#lateUntil = this.#excessIn > this.#opts.staleMs ? now + LATE_HOLD_MS : 0;
+    const acked = r.receivedBytes - this.#capBase;
+    if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs, r.clockMs);
+  }
+
+  /** Is relayed data arriving now stale (see the top of the file)? One branch while it is not. */
+  late(): boolean {
+    return this.#lateUntil !== 0 && this.#opts.clock() < this.#lateUntil;
+  }
+
+  /** May a write of `bytes` of relayed data go now? */
+  mayWrite(now: number, bytes: number): boolean {
+    const cap = this.#cap;
+    if (cap === undefined || cap.mayWrite(now, bytes)) return true;
+    if (!this.#stalled && now - Math.max(this.#reportAt, this.#negotiatedAt) > REPORT_TIMEOUT_MS) {
+      this.#stalled = true;
+      this.#opts.counters.stalls++;
+    }
+    return false;
+  }
+
+  /** The writer began holding data back. */
+  onHold(): void {
+    this.#opts.counters.held++;
+  }
+
+  /** Data flowed either way within ACTIVE_MS (reports do not count). */
+  active(now: number): boolean {
+    const out = this.#sent - this.#reportBytesOut;
+    const inn = this.#received - this.#reportBytesIn;
+    if (out !== this.#seenOut || inn !== this.#seenIn) {
+      this.#seenOut = out;
+      this.#seenIn = inn;
+      this.#dataAt = now;
+    }
+    return now - this.#dataAt <= ACTIVE_MS;
+  }
+
+  /**
+   * A report is due now. `alone`: it would go without data (a whole Tor cell of its own, taken
+   * from a path the cap says is full): then only every LONE_REPORT_MS.
+   */
+  reportDue(now: number, alone = false): boolean {
+    // A timer tick a little early (or a report that went with data just before it) must not
+    // push the next report a whole interval back.
+    const every = alone ? LONE_REPORT_MS : REPORT_INTERVAL_MS;
+    return this.#negotiated && now - this.#reportSentAt >= every * 0.8 && this.active(now);
+  }
+
+  /**
+   * The report to write now, if one is due (the caller writes it, ahead of any data in the same
+   * write, and counts it with onWrite).
+   */
+  takeReport(now: number, alone = false): Buffer | undefined {
+    if (!this.reportDue(now, alone)) return undefined;
+    this.#reportSentAt = now;
+    this.#reportBytesOut += this.#reportBytes;
+    this.#opts.counters.reportsSent++;
+    return this.#opts.encode({ clockMs: Math.floor(now) >>> 0, receivedBytes: this.#received, oneWayDelayMs: this.#owdIn });
+  }
+}

@@ -1,0 +1,178 @@
+// DelayFeedbackSession on a fake clock (no sockets, no sleeps): negotiation, the report cadence
+// (none while idle, reports are not activity), what a report says, the cap obeyed and re-opened by
+// a report, the stale-on-arrival rule (nothing on an uncongested path), and reports that stop.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ACTIVE_MS,
+  DelayFeedbackCounters,
+  DelayFeedbackSession,
+  INITIAL_CELLS,
+  LATE_HOLD_MS,
+  REPORT_INTERVAL_MS,
+  REPORT_TIMEOUT_MS,
+  TOR_CELL_PAYLOAD,
+  type DelayReport,
+} from '../src/index.js';
+
+/** Reports as JSON, 44 bytes like the wire's, so byte counts match what a shell would count. */
+const REPORT_BYTES = 44;
+function encode(r: DelayReport): Buffer {
+  const b = Buffer.alloc(REPORT_BYTES);
+  b.write(JSON.stringify(r).slice(0, REPORT_BYTES));
+  return b;
+}
+
+function session(staleMs = 150): { s: DelayFeedbackSession; clock: { now: number }; counters: DelayFeedbackCounters; reports: DelayReport[] } {
+  const clock = { now: 1000 };
+  const counters = new DelayFeedbackCounters();
+  const reports: DelayReport[] = [];
+  const s = new DelayFeedbackSession({
+    staleMs,
+    encode: (r) => {
+      reports.push(r);
+      return encode(r);
+    },
+    clock: () => clock.now,
+    counters,
+  });
+  reports.length = 0; // the constructor encodes one to learn the size
+  return { s, clock, counters, reports };
+}
+
+/** A shell's write of `bytes` at `now` with the due report first, as TcpBatchWriter does. */
+function write(s: DelayFeedbackSession, now: number, bytes: number): Buffer | undefined {
+  const report = s.takeReport(now);
+  s.onWrite(now, bytes + (report?.length ?? 0));
+  return report;
+}
+
+test('before negotiation: no reports, no cap, nothing late, reports from the other end ignored', () => {
+  const { s, clock, counters } = session();
+  for (let t = 0; t < 200; t++) {
+    assert.equal(write(s, 1000 + t * 10, 1000), undefined);
+    assert.equal(s.mayWrite(1000 + t * 10, 1000), true, 'no cap before negotiation');
+  }
+  s.onReport(3000, { clockMs: 0, receivedBytes: 0, oneWayDelayMs: 99_999 });
+  clock.now = 3000;
+  assert.equal(s.late(), false);
+  assert.deepEqual([counters.negotiated, counters.reportsSent, counters.reportsReceived], [0, 0, 0]);
+  assert.equal(s.sentBytes, 200_000, 'bytes counted from the stream start all the same');
+});
+
+test('report cadence: every REPORT_INTERVAL_MS while data flows, none once idle; reports alone are no activity', () => {
+  const { s, counters } = session();
+  s.onWrite(0, 300); // the Allocate, before the echo
+  s.negotiate(1000);
+  const sentAt: number[] = [];
+  // Data every 10 ms for 500 ms.
+  for (let t = 1000; t < 1500; t += 10) if (write(s, t, 120)) sentAt.push(t);
+  assert.equal(sentAt[0], 1000);
+  for (let i = 1; i < sentAt.length; i++) assert.ok((sentAt[i] as number) - (sentAt[i - 1] as number) >= REPORT_INTERVAL_MS * 0.8, `${sentAt}`);
+  assert.ok(sentAt.length >= 8 && sentAt.length <= 13, `about one per 50 ms: ${sentAt.length}`);
+  // Then idle: a few more reports (the last bytes get acknowledged), then none at all.
+  const idle: number[] = [];
+  for (let t = 1500; t < 5000; t += 10) if (write(s, t, 0)) idle.push(t);
+  // (Activity is looked at when a report could be due: seen up to an interval late.)
+  assert.ok(idle.length >= 1 && idle.every((t) => t <= 1490 + ACTIVE_MS + REPORT_INTERVAL_MS), `reports only within ACTIVE_MS of the last data: ${idle}`);
+  // The other end's reports arriving (counted as read bytes) do not wake ours up.
+  const before = counters.reportsSent;
+  for (let t = 5000; t < 6000; t += 50) {
+    s.onRead(REPORT_BYTES);
+    s.onReport(t, { clockMs: t, receivedBytes: s.sentBytes, oneWayDelayMs: 0 });
+    assert.equal(s.takeReport(t), undefined, 'no report for reports');
+  }
+  assert.equal(counters.reportsSent, before);
+  // Data read from the other end is activity.
+  s.onRead(1000);
+  assert.ok(s.takeReport(6100) !== undefined);
+});
+
+test('a report says: this clock, bytes received from the other end, and the one-way delay of its newest report', () => {
+  const { s, reports } = session();
+  s.negotiate(1000);
+  s.onRead(5000);
+  // The other end's report: written at its clock 700, arriving at 1000 here.
+  s.onRead(REPORT_BYTES);
+  s.onReport(1000, { clockMs: 700, receivedBytes: 0, oneWayDelayMs: 0 });
+  write(s, 1010, 100);
+  assert.deepEqual(reports.at(-1), { clockMs: 1010, receivedBytes: 5000 + REPORT_BYTES, oneWayDelayMs: 300 });
+});
+
+test('the cap: writes stop at INITIAL_CELLS in flight without reports; a report acknowledging them opens it again', () => {
+  const { s, counters } = session();
+  s.negotiate(0);
+  let t = 0;
+  let written = 0;
+  while (s.mayWrite(t, TOR_CELL_PAYLOAD)) {
+    s.onWrite(t, TOR_CELL_PAYLOAD);
+    written++;
+    t += 1;
+    assert.ok(written <= INITIAL_CELLS, 'capped');
+  }
+  assert.equal(written, INITIAL_CELLS);
+  assert.equal(s.mayWrite(t, TOR_CELL_PAYLOAD), false);
+  // The other end received all of it.
+  s.onReport(t + 20, { clockMs: t, receivedBytes: s.sentBytes, oneWayDelayMs: 10 });
+  assert.equal(s.mayWrite(t + 20, TOR_CELL_PAYLOAD), true, 'nothing in flight: the cap opens');
+  assert.equal(counters.reportsReceived, 1);
+});
+
+test('the cap follows the delivery rate: a slow path holds writes to about rate x (base + target)', () => {
+  const { s } = session();
+  s.negotiate(0);
+  // A path that delivers 100 cells/s with a 20 ms base round trip; the sender always has data.
+  let acked = 0;
+  const sent: { at: number; total: number }[] = [];
+  let maxInflight = 0;
+  for (let t = 0; t < 5000; t++) {
+    while (s.mayWrite(t, TOR_CELL_PAYLOAD)) {
+      s.onWrite(t, TOR_CELL_PAYLOAD);
+      sent.push({ at: t, total: s.sentBytes });
+    }
+    // Delivery: one cell per 10 ms after 10 ms of travel; reports every 50 ms, 10 ms back.
+    if (t % 10 === 0 && acked < sent.length && (sent[acked] as { at: number }).at <= t - 10) acked++;
+    if (t % 50 === 0 && acked > 0) s.onReport(t + 10, { clockMs: t, receivedBytes: (sent[acked - 1] as { total: number }).total, oneWayDelayMs: 10 });
+    if (t > 2000) maxInflight = Math.max(maxInflight, sent.length - acked);
+  }
+  // Without a cap everything would be in flight; rate x (base + target) is about 100 x 0.13 s.
+  assert.ok(maxInflight <= 30, `in flight after the first reports: at most ${maxInflight} cells`);
+});
+
+test('stale on arrival: only while the newest report showed more queueing than the bound, and only while it is fresh', () => {
+  const { s, clock } = session(150);
+  s.negotiate(0);
+  // Uncongested: the other end's reports arrive 40-60 ms after their clock (offset included).
+  for (let t = 0; t < 2000; t += 50) {
+    s.onReport(t, { clockMs: t - 40 - ((t / 50) % 3) * 10, receivedBytes: 0, oneWayDelayMs: 0 });
+    clock.now = t + 1;
+    assert.equal(s.late(), false, 'an uncongested path drops nothing');
+  }
+  // A stall: then a report written at 1960 arrives at 2400 (400 ms of queueing).
+  s.onReport(2400, { clockMs: 1960, receivedBytes: 0, oneWayDelayMs: 0 });
+  clock.now = 2401;
+  assert.equal(s.late(), true);
+  assert.ok(s.arrivalExcessMs >= 350);
+  clock.now = 2400 + LATE_HOLD_MS + 1;
+  assert.equal(s.late(), false, 'an old verdict does not last');
+  // Queueing just under the bound: kept.
+  s.onReport(2500, { clockMs: 2500 - 40 - 140, receivedBytes: 0, oneWayDelayMs: 0 });
+  clock.now = 2501;
+  assert.equal(s.late(), false);
+  // Back to normal after the burst.
+  s.onReport(2550, { clockMs: 2510, receivedBytes: 0, oneWayDelayMs: 0 });
+  assert.equal(s.late(), false);
+});
+
+test('reports that stop while the cap holds data: the cap stays (writes wait, where the time bound drops them) and the stall is counted once', () => {
+  const { s, counters } = session();
+  s.negotiate(0);
+  for (let i = 0; i < INITIAL_CELLS; i++) s.onWrite(0, TOR_CELL_PAYLOAD);
+  for (let t = 0; t <= REPORT_TIMEOUT_MS; t += 100) assert.equal(s.mayWrite(t, 100), false);
+  assert.equal(counters.stalls, 0);
+  for (let t = REPORT_TIMEOUT_MS + 1; t < 3 * REPORT_TIMEOUT_MS; t += 100) assert.equal(s.mayWrite(t, 100), false, 'still capped');
+  assert.equal(counters.stalls, 1);
+  // A report again: it ends.
+  s.onReport(7000, { clockMs: 0, receivedBytes: s.sentBytes, oneWayDelayMs: 0 });
+  assert.equal(s.mayWrite(7000, 100), true);
+});
