@@ -242,7 +242,12 @@ export class FlowTable<F extends TableFlow = TableFlow> {
    * The chosen server, then the next while dials fail (each server once per flow); with `pin`, that
    * server only (an allocation taken over with mobility lives on the server that made it).
    */
-  async #dial(auth: SocksAuth | undefined, flowId: number, isClosed: () => boolean, pin?: number): Promise<(DialResult & { ok: true; index: number }) | (DialResult & { ok: false })> {
+  async #dial(
+    auth: SocksAuth | undefined,
+    flowId: number,
+    isClosed: () => boolean,
+    pin?: number,
+  ): Promise<(DialResult & { ok: true; index: number }) | (DialResult & { ok: false })> {
     const { servers, connect, clock } = this.#opts;
     const tried = new Set<number>();
     let index = pin ?? servers.next(tried, clock.monotonic());
