@@ -359,7 +359,8 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
     // isConnected() and a send: that error is the worker's end, never the primary's.
     w.on('error', (err) => logger.debug('worker-ipc-error', { worker: index, error: errorCode(err) }));
     w.on('exit', (code, signal) => {
-      if (!stopping) broadcast(w, [...(relaysOf.get(w) ?? [])].map((key) => `-${key}`));
+      const gone = [...(relaysOf.get(w) ?? [])].map((key) => `-${key}`);
+      if (!stopping) broadcast(w, gone);
       relaysOf.delete(w);
       serving.delete(w);
       inFlightTo.delete(w);
