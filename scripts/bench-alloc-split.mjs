@@ -46,8 +46,10 @@ const port = await freePort();
 const server = spawn(process.execPath, [
   join(serverRoot, 'packages/cli/bin/onionturn.js'), 'server', '--listen', `tcp://127.0.0.1:${port}`, '--realm', REALM,
   '--secret-file', join(dir, 'secret'), '--relay-ports', '30000-45000', '--max-allocations-per-user', '100000',
-  '--max-allocations', String(opts.held + opts.warm + 1000), '--log-level', 'error', '--workers', String(opts.workers),
-], { stdio: ['ignore', 'ignore', 'inherit'] });
+  '--max-allocations', String(opts.held + opts.warm + 1000), '--log-level', 'warn', '--workers', String(opts.workers),
+], { stdio: ['ignore', 'ignore', 'pipe'] });
+let log = '';
+server.stderr.on('data', (c) => (log = (log + c.toString()).slice(-10_000)));
 
 const children = (pid) =>
   readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
@@ -105,8 +107,22 @@ async function make(n, first, sockets) {
 }
 
 try {
-  await waitFor('the server to listen', () => opts.workers === 1 || children(server.pid).length >= opts.workers, 30_000);
-  await sleep(2500); // every worker listening
+  await waitFor(
+    'the server to listen',
+    async () => {
+      if (server.exitCode !== null) throw new Error(`the server exited (${server.exitCode}): ${log}`);
+      const s = connect(port, '127.0.0.1');
+      const ok = await new Promise((resolve) => {
+        s.once('connect', () => resolve(true));
+        s.once('error', () => resolve(false));
+      });
+      s.destroy();
+      return ok;
+    },
+    60_000,
+  );
+  // The primary listens once the first worker does: a moment for the others (as npm run bench).
+  await sleep(3000);
   if (opts.warm > 0) {
     const warm = [];
     await make(opts.warm, 1_000_000, warm);
