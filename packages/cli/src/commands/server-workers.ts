@@ -252,8 +252,9 @@ function send(w: Worker, message: RelayMessage | AckMessage | ReservationIpc): v
 /** Forks the workers and resolves once every one of them listens. */
 export async function startPrimary(config: TurnServerConfig, count: number, logger: Logger): Promise<Primary> {
   // Scheduling stays Node's default on Linux, round robin: the primary accepts each connection and
-  // hands it to a worker (about 80 µs of CPU per connection over IPC). SCHED_NONE (the workers
-  // accept themselves) saves that but spreads connections badly: 200 connections over 2 workers
+  // hands it to a worker over IPC (3 messages; about 165 µs of CPU per connection, primary and
+  // worker together, scripts/bench-alloc-split.mjs). SCHED_NONE (the workers accept themselves)
+  // saves that but spreads connections badly: 200 connections over 2 workers
   // came out 160/40 one at a time and 26/174 in a burst (round robin: 100/100, at worst 83/117),
   // and a TURN connection is held for a whole call. NODE_CLUSTER_SCHED_POLICY=none still chooses it.
   cluster.setupPrimary({ exec: process.argv[1] as string, args: process.argv.slice(2) });
