@@ -21,7 +21,7 @@ export { OwnAddressWatch } from './own-addresses.js';
 export { DEFAULT_UDP_ADMISSION, DEFAULT_UDP_CLIENT_LIMITS, UdpClients, type Admission, type UdpAdmissionRate, type UdpClientLimits } from './udp-clients.js';
 export { PROXY_V1_MAX, parseProxyV1, type ProxyHeader } from './proxy-header.js';
 export { proxySource, readProxyHeader, type ProxyHeaderOk } from './proxy-listener.js';
-export { RelayRegistry, SharedRelays, type LiveRelays, type RelayChange } from './relay-registry.js';
+export { RelayRegistry, SharedRelays, type LiveRelays, type RelayBatch, type FlushScheduler } from './relay-registry.js';
 export { SharedReservations, type ReservationMessage } from './shared-reservations.js';
 export type { LentReservation, ReservationExchange } from './reservations.js';
 export { CoreStats } from './stats.js';

@@ -51,50 +51,58 @@ export class RelayRegistry implements LiveRelays {
   }
 }
 
-/** What workers tell each other: a relay address came or went ("ADDRESS|PORT", canonical). */
-export interface RelayChange {
-  readonly op: 'add' | 'remove';
-  readonly key: string;
-  /** Set on an add that waits for the primary's word that every other worker has it. */
+/**
+ * What workers tell each other: relay addresses that came ('+KEY') or went ('-KEY'), KEY being
+ * "ADDRESS|PORT" (canonical), in the order they did. One message carries all the changes of one
+ * event-loop turn: with many allocations made at once, one message (and one ack) for many adds
+ * rather than a message, a broadcast and an ack each.
+ */
+export interface RelayBatch {
+  readonly ops: readonly string[];
+  /** Set when an allocation waits for the primary's word that every other worker has the batch. */
   readonly ack?: number;
 }
 
 /** How long an allocation's answer waits for the other workers to know its relay, at most. */
 const PREPARE_TIMEOUT_MS = 1000;
 
+/** Runs `flush` once the current event-loop turn's I/O is handled (setImmediate). */
+export type FlushScheduler = (flush: () => void) => void;
+
 /**
  * The live relays of a server made of worker processes: this worker's own (handed datagrams in
- * the process) and the others' (reachable through the kernel), kept in step by messages. Each
- * change of the own set is passed to `announce`; `apply` takes the other workers' changes.
+ * the process) and the others' (reachable through the kernel), kept in step by messages. The
+ * changes of the own set are gathered and passed to `announce` once per turn; `apply` takes the
+ * other workers' batches.
  */
 export class SharedRelays implements LiveRelays {
   readonly #local = new RelayRegistry();
   readonly #remote = new Set<string>();
-  readonly #announce: (change: RelayChange) => void;
+  readonly #announce: (batch: RelayBatch) => void;
+  readonly #schedule: FlushScheduler;
   /** Relays announced by prepare(), so add() does not announce them again. */
   readonly #prepared = new Set<string>();
   readonly #waiting = new Map<number, () => void>();
   #nextAck = 1;
+  /** This turn's changes and the allocations that wait for them. */
+  #ops: string[] = [];
+  #done: (() => void)[] = [];
+  #scheduled = false;
 
-  constructor(announce: (change: RelayChange) => void) {
+  constructor(announce: (batch: RelayBatch) => void, schedule: FlushScheduler = (flush) => setImmediate(flush)) {
     this.#announce = announce;
+    this.#schedule = schedule;
   }
 
   prepare(relay: Relay, done: () => void): void {
     const k = relayKey(relay);
     if (k === undefined) return done();
-    const ack = this.#nextAck++;
     this.#prepared.add(k);
-    const timer = setTimeout(() => this.acked(ack), PREPARE_TIMEOUT_MS);
-    timer.unref();
-    this.#waiting.set(ack, () => {
-      clearTimeout(timer);
-      done();
-    });
-    this.#announce({ op: 'add', key: k, ack });
+    this.#done.push(done);
+    this.#push(`+${k}`);
   }
 
-  /** The primary has passed an announced add on to every other worker. */
+  /** The primary has passed an announced batch on to every other worker. */
   acked(ack: number): void {
     const done = this.#waiting.get(ack);
     this.#waiting.delete(ack);
@@ -106,7 +114,7 @@ export class SharedRelays implements LiveRelays {
     const k = relayKey(relay);
     if (k === undefined) return;
     if (this.#prepared.delete(k)) return;
-    this.#announce({ op: 'add', key: k });
+    this.#push(`+${k}`);
   }
 
   remove(relay: Relay): void {
@@ -114,7 +122,7 @@ export class SharedRelays implements LiveRelays {
     const k = relayKey(relay);
     if (k === undefined) return;
     this.#prepared.delete(k);
-    this.#announce({ op: 'remove', key: k });
+    this.#push(`-${k}`);
   }
 
   find(ip: Buffer, port: number): Relay | undefined {
@@ -125,10 +133,37 @@ export class SharedRelays implements LiveRelays {
     return this.#local.has(ip, port) || this.#remote.has(key(ip, port));
   }
 
-  /** Another worker's change. */
-  apply(change: RelayChange): void {
-    if (change.op === 'add') this.#remote.add(change.key);
-    else this.#remote.delete(change.key);
+  /** Another worker's changes, in order. */
+  apply(batch: RelayBatch): void {
+    for (const op of batch.ops) {
+      if (op.startsWith('+')) this.#remote.add(op.slice(1));
+      else if (op.startsWith('-')) this.#remote.delete(op.slice(1));
+    }
+  }
+
+  #push(op: string): void {
+    this.#ops.push(op);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    this.#schedule(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const ops = this.#ops;
+    const waiting = this.#done;
+    this.#ops = [];
+    this.#done = [];
+    if (ops.length === 0) return;
+    if (waiting.length === 0) return this.#announce({ ops });
+    const ack = this.#nextAck++;
+    const timer = setTimeout(() => this.acked(ack), PREPARE_TIMEOUT_MS);
+    timer.unref();
+    this.#waiting.set(ack, () => {
+      clearTimeout(timer);
+      for (const done of waiting) done();
+    });
+    this.#announce({ ops, ack });
   }
 }
 

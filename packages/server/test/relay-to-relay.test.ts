@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AttributeType, MessageClass, decodeMessage, readAddressAttribute, readAttribute, type StunMessage, type TransportAddress } from '@onionturn/protocol';
-import { PeerPolicy, RelayRegistry, SharedRelays } from '../src/index.js';
+import { PeerPolicy, Relay, RelayRegistry, SharedRelays, type RelayBatch } from '../src/index.js';
 import { errorCode, peer, world, type TestClient, type World } from './harness.js';
 
 function relayedOf(res: StunMessage): TransportAddress {
@@ -128,22 +128,60 @@ test('a ChannelBind names the exact peer ip:port: that peer may speak first; oth
 
 test("another worker's live relay address is a peer too (reached through the kernel); withdrawn, it is denied again", () => {
   const announced: string[] = [];
-  const relays = new SharedRelays((c) => announced.push(`${c.op} ${c.key}`));
+  // Flushed at once: each change is its own batch here (batching is tested below).
+  const relays = new SharedRelays(
+    (b) => announced.push(...b.ops),
+    (flush) => flush(),
+  );
   const w = world({ policy: new PeerPolicy({ ownAddresses: ['198.51.100.10'] }), relays });
   const a = w.client();
   const ra = relayedOf(a.allocate());
-  assert.deepEqual(announced, [`add 198.51.100.10|${ra.port}`], 'its own relay is announced to the others');
+  assert.deepEqual(announced, [`+198.51.100.10|${ra.port}`], 'its own relay is announced to the others');
   const other = peer('198.51.100.10', 61000);
   assert.equal(errorCode(a.permit(other)), 403, 'not live anywhere yet');
-  relays.apply({ op: 'add', key: '198.51.100.10|61000' });
+  relays.apply({ ops: ['+198.51.100.10|61000'] });
   assert.equal(readAttribute(a.bind(0x4000, other), AttributeType.ErrorCode), undefined);
   a.channelData(0x4000, Buffer.from('to the other worker'));
   assert.deepEqual(
     w.relays[0]!.sent.map((s) => [s.address, s.port, s.data.toString()]),
     [['198.51.100.10', 61000, 'to the other worker']],
   );
-  relays.apply({ op: 'remove', key: '198.51.100.10|61000' });
+  relays.apply({ ops: ['-198.51.100.10|61000'] });
   assert.equal(errorCode(a.permit(peer('198.51.100.10', 61000))), 403);
   w.core.clientClosed(a.client);
-  assert.deepEqual(announced.at(-1), `remove 198.51.100.10|${ra.port}`);
+  assert.deepEqual(announced.at(-1), `-198.51.100.10|${ra.port}`);
+});
+
+test("a turn's relay changes go to the other workers as one batch with one ack, in order; each allocation waits for that ack", () => {
+  const batches: RelayBatch[] = [];
+  const flushes: (() => void)[] = [];
+  const relays = new SharedRelays(
+    (b) => batches.push(b),
+    (flush) => flushes.push(flush),
+  );
+  const relay = (port: number): Relay => new Relay(undefined as never, 'IPv4', '0.0.0.0', port, { family: 'IPv4', address: '198.51.100.10', port });
+  const [r1, r2, r3] = [relay(50001), relay(50002), relay(50003)];
+  const answered: number[] = [];
+  relays.add(r3); // bound without waiting (no prepare)
+  relays.prepare(r1, () => answered.push(1));
+  relays.prepare(r2, () => answered.push(2));
+  relays.add(r1); // announced by prepare: not again
+  relays.remove(r3);
+  assert.equal(flushes.length, 1, 'one flush per turn');
+  assert.equal(batches.length, 0, 'nothing sent before the turn ends');
+  flushes[0]!();
+  assert.equal(batches.length, 1);
+  assert.deepEqual(batches[0]!.ops, ['+198.51.100.10|50003', '+198.51.100.10|50001', '+198.51.100.10|50002', '-198.51.100.10|50003']);
+  assert.equal(typeof batches[0]!.ack, 'number');
+  assert.equal(answered.length, 0, 'no answer before the primary acks');
+  relays.acked(batches[0]!.ack!);
+  assert.deepEqual(answered, [1, 2]);
+  // A turn with nothing waiting: no ack asked.
+  relays.remove(r1);
+  flushes[1]!();
+  assert.deepEqual(batches[1], { ops: ['-198.51.100.10|50001'] });
+  // Another worker's batch, applied in order: an address that came and went is not live.
+  relays.apply({ ops: ['+198.51.100.10|61000', '+198.51.100.10|61001', '-198.51.100.10|61000'] });
+  assert.equal(relays.has(Buffer.from([198, 51, 100, 10]), 61000), false);
+  assert.equal(relays.has(Buffer.from([198, 51, 100, 10]), 61001), true);
 });

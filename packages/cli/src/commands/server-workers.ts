@@ -20,7 +20,7 @@ import {
   SharedReservations,
   serveMetrics,
   type Logger,
-  type RelayChange,
+  type RelayBatch,
   type ReservationMessage,
   type ClusterShare,
   type HandOffSink,
@@ -39,7 +39,7 @@ const MAX_HANDOFFS_IN_FLIGHT = 32;
 /** A connection that took longer than this to reach its worker is closed there (the ticket still works). */
 const HANDOFF_MAX_AGE_MS = 1000;
 
-interface RelayMessage extends RelayChange {
+interface RelayMessage extends RelayBatch {
   readonly type: 'onionturn-relay';
 }
 interface AckMessage {
@@ -115,7 +115,7 @@ function isReservationMessage(m: unknown): m is ReservationIpc {
 }
 
 function isRelayMessage(m: unknown): m is RelayMessage {
-  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'onionturn-relay';
+  return typed(m, 'onionturn-relay') && Array.isArray((m as { ops?: unknown }).ops);
 }
 
 function isAckMessage(m: unknown): m is AckMessage {
@@ -201,7 +201,7 @@ export async function workerConfig(config: TurnServerConfig, index: number, coun
   // Per-destination budgets too: the workers together stay within what the operator set.
   const bandwidthPerDestination = share(limits.bandwidthPerDestination);
   const packetsPerDestination = share(limits.packetsPerDestination);
-  const relays = new SharedRelays((change) => process.send?.({ type: 'onionturn-relay', ...change } satisfies RelayMessage));
+  const relays = new SharedRelays((batch) => process.send?.({ type: 'onionturn-relay', ...batch } satisfies RelayMessage));
   const reservations = new SharedReservations((m) => process.send?.({ type: 'onionturn-reservation', ...m } satisfies ReservationIpc));
   process.on('message', (m: unknown) => {
     if (isRelayMessage(m)) relays.apply(m);
@@ -251,6 +251,12 @@ function send(w: Worker, message: RelayMessage | AckMessage | ReservationIpc): v
 
 /** Forks the workers and resolves once every one of them listens. */
 export async function startPrimary(config: TurnServerConfig, count: number, logger: Logger): Promise<Primary> {
+  // Scheduling stays Node's default on Linux, round robin: the primary accepts each connection and
+  // hands it to a worker over IPC (3 messages; about 165 µs of CPU per connection, primary and
+  // worker together, scripts/bench-alloc-split.mjs). SCHED_NONE (the workers accept themselves)
+  // saves that but spreads connections badly: 200 connections over 2 workers
+  // came out 160/40 one at a time and 26/174 in a burst (round robin: 100/100, at worst 83/117),
+  // and a TURN connection is held for a whole call. NODE_CLUSTER_SCHED_POLICY=none still chooses it.
   cluster.setupPrimary({ exec: process.argv[1] as string, args: process.argv.slice(2) });
   const byIndex = new Map<number, Worker>();
   /** Relay addresses each worker announced, to pass to newcomers and to withdraw when it dies. */
@@ -310,8 +316,9 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
       if (m.to !== undefined) to(byIndex.get(m.to), { op: 'lent', id: m.id, ...(m.lent ? { lent: m.lent } : {}) });
     } else if (m.op === 'home') to(workerOfPort(m.port), { op: 'home', port: m.port });
   };
-  const broadcast = (from: Worker | undefined, change: RelayChange): void => {
-    for (const w of byIndex.values()) if (w !== from && w.isConnected()) send(w, { type: 'onionturn-relay', ...change } satisfies RelayMessage);
+  const broadcast = (from: Worker | undefined, ops: readonly string[]): void => {
+    if (ops.length === 0) return;
+    for (const w of byIndex.values()) if (w !== from && w.isConnected()) send(w, { type: 'onionturn-relay', ops } satisfies RelayMessage);
   };
   const fork = (index: number, restart: boolean): void => {
     const w = cluster.fork({ [INDEX_ENV]: String(index), [COUNT_ENV]: String(count) });
@@ -320,8 +327,9 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
     relaysOf.set(w, new Set());
     w.on('online', () => {
       // What the others hold now: a newcomer can reach their relays from its first request.
-      for (const [other, keys] of relaysOf)
-        if (other !== w) for (const key of keys) send(w, { type: 'onionturn-relay', op: 'add', key } satisfies RelayMessage);
+      const ops: string[] = [];
+      for (const [other, keys] of relaysOf) if (other !== w) for (const key of keys) ops.push(`+${key}`);
+      if (ops.length > 0) send(w, { type: 'onionturn-relay', ops } satisfies RelayMessage);
     });
     w.on('message', (m: unknown, handle: unknown) => {
       if (isHandOff(m)) {
@@ -330,9 +338,12 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
         if (w.isConnected()) w.send({ type: 'onionturn-share', ...share, incarnation } satisfies ShareMessage, undefined, undefined, () => undefined);
       } else if (isRelayMessage(m)) {
         const keys = relaysOf.get(w);
-        if (m.op === 'add') keys?.add(m.key);
-        else keys?.delete(m.key);
-        broadcast(w, { op: m.op, key: m.key });
+        const ops = m.ops.filter((op): op is string => typeof op === 'string');
+        for (const op of ops) {
+          if (op.startsWith('+')) keys?.add(op.slice(1));
+          else if (op.startsWith('-')) keys?.delete(op.slice(1));
+        }
+        broadcast(w, ops);
         // Sent after the broadcast: each other worker has the add in its channel before the
         // allocation is answered, so before any client can name the address.
         if (m.ack !== undefined && w.isConnected()) send(w, { type: 'onionturn-relay-ack', ack: m.ack } satisfies AckMessage);
@@ -349,7 +360,8 @@ export async function startPrimary(config: TurnServerConfig, count: number, logg
     // isConnected() and a send: that error is the worker's end, never the primary's.
     w.on('error', (err) => logger.debug('worker-ipc-error', { worker: index, error: errorCode(err) }));
     w.on('exit', (code, signal) => {
-      if (!stopping) for (const key of relaysOf.get(w) ?? []) broadcast(w, { op: 'remove', key });
+      const gone = [...(relaysOf.get(w) ?? [])].map((key) => `-${key}`);
+      if (!stopping) broadcast(w, gone);
       relaysOf.delete(w);
       serving.delete(w);
       inFlightTo.delete(w);
