@@ -66,6 +66,7 @@ interface ClientArgs {
   upstreamTtl: number;
   newFlowsPerSecond: number;
   maxQueueDelayMs: number;
+  delayFeedback: boolean;
   tor: boolean;
   torDataDir?: string;
   torConfig?: string;
@@ -346,6 +347,12 @@ export function clientCommand(ctx: CliContext): CommandModule {
           describe:
             'app datagrams waiting longer than this (ms) to go into their Tor stream are dropped, not sent late (video first; TURN requests, ICE checks, DTLS handshakes and RTCP never); 0: only the 1 MiB byte bound',
         })
+        .option('delay-feedback', {
+          type: 'boolean',
+          default: true,
+          describe:
+            "offer the delay extension to the server (DELAY-FEEDBACK at Allocate, UDP app flows): with an onionturn server both ends report delay every ~50 ms and cap what is in flight inside Tor, trading loss for delay when Tor carries less than the app sends; needs --max-queue-delay-ms > 0. --no-delay-feedback: never offered (Tor's queues then hold the backlog: seconds of delay, less loss)",
+        })
         .option('allow-non-tor-socks', {
           type: 'boolean',
           default: false,
@@ -581,6 +588,7 @@ async function runShim(args: ClientArgs, ctx: CliContext, logger: ReturnType<typ
     detail: args.logSensitive,
     newFlowRate: { perSecond: args.newFlowsPerSecond },
     maxQueueDelayMs: args.maxQueueDelayMs,
+    delayFeedback: args.delayFeedback,
   });
   if (plan.stop.aborted) return;
   const addr = await shim.start();
