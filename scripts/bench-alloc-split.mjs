@@ -14,10 +14,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { restPassword } from '@onionturn/credentials';
-import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readText } from '@onionturn/protocol';
 import { freePort, sleep, waitFor } from '@onionturn/testkit';
 import { prepare, root } from './prepare.mjs';
+import { tcpAllocation } from './tcp-allocation.mjs';
 
 const FLAGS = { '--workers': 'workers', '--held': 'held', '--warm': 'warm', '--in-flight': 'inFlight' };
 const opts = { workers: 2, held: 3000, warm: 0, inFlight: 50 };
@@ -65,36 +64,10 @@ const cpuNs = (pid) =>
 const fds = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 
 /** One TCP connection with one authenticated allocation, held. */
-async function allocate(i, sockets) {
-  const sock = connect(port, '127.0.0.1');
-  sock.on('error', () => undefined);
-  await once(sock, 'connect');
-  sockets.push(sock);
-  const replies = [];
-  let wake = () => undefined;
-  const framer = new StreamFramer((f) => {
-    const d = decodeMessage(Buffer.from(f));
-    if (d.ok) replies.push(d.value);
-    wake();
+function allocate(i, sockets) {
+  return tcpAllocation({ port, realm: REALM, secret: SECRET, username: `${Math.floor(Date.now() / 1000) + 3600}:split${i}`, sockets }).catch((e) => {
+    throw new Error(`allocation ${i} ${e.message}`);
   });
-  sock.on('data', (c) => framer.push(c));
-  const next = async () => {
-    const k = replies.length;
-    while (replies.length <= k) await new Promise((r) => (wake = r));
-    return replies[k];
-  };
-  const username = `${Math.floor(Date.now() / 1000) + 3600}:split${i}`;
-  const build = (nonce) => {
-    const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
-    if (nonce === undefined) return b.build();
-    b.add(AttributeType.Username, { kind: 'text', text: username })
-      .add(AttributeType.Realm, { kind: 'text', text: REALM })
-      .add(AttributeType.Nonce, { kind: 'text', text: nonce });
-    return b.build({ integrityKey: longTermKey(username, REALM, restPassword(SECRET, username)) });
-  };
-  sock.write(build());
-  sock.write(build(readText(await next(), AttributeType.Nonce)));
-  if ((await next()).messageClass !== MessageClass.SuccessResponse) throw new Error(`allocation ${i} refused`);
 }
 
 async function make(n, first, sockets) {

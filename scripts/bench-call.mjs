@@ -21,13 +21,15 @@
 //                    null = never within the run). The onionturn path then uses a second shim in
 //                    local-credential mode: only a shim that signs the allocation itself can take
 //                    it over on a new stream (TURN mobility, RFC 8016).
+//   --no-delay-feedback  the onionturn path without the shim<->server delay extension (both
+//                    ends started with --no-delay-feedback), to compare with it on
 import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { prepare } from './prepare.mjs';
 
 function parseArgs(argv) {
-  const o = { profile: 'ideal', seconds: 60, runs: 3, json: undefined, cutAt: undefined };
+  const o = { profile: 'ideal', seconds: 60, runs: 3, json: undefined, cutAt: undefined, delayFeedback: true };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
@@ -36,8 +38,9 @@ function parseArgs(argv) {
     else if (flag === '--runs') o.runs = Number(value());
     else if (flag === '--json') o.json = value();
     else if (flag === '--cut-at') o.cutAt = Number(value());
+    else if (flag === '--no-delay-feedback') o.delayFeedback = false;
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS]');
+      console.log('usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS] [--no-delay-feedback]');
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]}`);
   }
@@ -63,6 +66,8 @@ const {
   startSocksForwarder,
 } = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
+// --no-delay-feedback: both ends of the onionturn path refuse the extension.
+const offArgs = opts.delayFeedback ? {} : { server: { args: ['--no-delay-feedback'] }, args: ['--no-delay-feedback'] };
 if (profile.namespace && !process.env[LAB_NAMESPACE_ENV]) {
   // This profile's loopback differs from the host's (small TCP buffers): run it all in a namespace.
   const n = profile.namespace;
@@ -188,7 +193,7 @@ let exitCode = 0;
 try {
   const coturnPort = await freePort();
   say(`profile ${profile.name}: ${profile.description}`);
-  bridge = await startBridge({ profile, ...(profile.onion ? { extraOnionPorts: [coturnPort] } : {}), progress: (m) => say(m) });
+  bridge = await startBridge({ profile, ...offArgs, ...(profile.onion ? { extraOnionPorts: [coturnPort] } : {}), progress: (m) => say(m) });
   const coturn = await startCoturn(group, { secrets: [SECRET], port: coturnPort, verbose: false });
   const coturnHost = profile.onion ? bridge.tor.onion.hostname : '127.0.0.1';
   forwarder = await startSocksForwarder({ socksPort: bridge.tor.socksPort, host: coturnHost, port: coturn.port, isolation: 'connection' });
@@ -207,7 +212,11 @@ try {
   // --cut-at: the onionturn calls go through a second shim in local-credential mode (mobility).
   let cutShim;
   if (opts.cutAt !== undefined) {
-    cutShim = await bridge.addShim(bridge.server, { localCredentials: { user: 'bench', password: randomBytes(12).toString('hex') }, onion: profile.onion });
+    cutShim = await bridge.addShim(bridge.server, {
+      ...(opts.delayFeedback ? {} : { args: ['--no-delay-feedback'] }),
+      localCredentials: { user: 'bench', password: randomBytes(12).toString('hex') },
+      onion: profile.onion,
+    });
     say(`--cut-at ${opts.cutAt}: onionturn calls use a local-credential shim on 127.0.0.1:${cutShim.port} (TURN mobility after the cut)`);
   }
   // Which streams carry traffic (tor's STREAM_BW events, once a second per busy stream): the cut
@@ -281,6 +290,7 @@ try {
     seconds: opts.seconds,
     runs: opts.runs,
     ...(opts.cutAt === undefined ? {} : { cutAt: opts.cutAt, onionturnMode: 'local-credential' }),
+    delayFeedback: opts.delayFeedback,
     circuitRttMs: round('x', circuitRttMs),
     rows,
   };

@@ -27,12 +27,11 @@ import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync } from 'n
 import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { restPassword } from '@onionturn/credentials';
-import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readAttribute, readText } from '@onionturn/protocol';
 import { ProcessGroup, TOOLS, freePort, requireTool, runUclient, sleep, startCoturn, startTurnutilsPeer, waitFor } from '@onionturn/testkit';
 import { RATE_WINDOW_S, runLoaders } from './bench-loaders.mjs';
 import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
 import { prepare, root } from './prepare.mjs';
+import { tcpAllocation } from './tcp-allocation.mjs';
 
 await prepare('bench');
 const SECRET = 'bench-secret-6b1d93f0';
@@ -434,40 +433,10 @@ async function loaderRuns(group, server, peers) {
 /** Opens `n` TURN-over-TCP connections, each with one authenticated allocation, and holds them. */
 async function holdAllocations(port, n) {
   const sockets = [];
-  const one = async (i) => {
-    const sock = connect(port, '127.0.0.1');
-    sock.on('error', () => undefined);
-    await once(sock, 'connect');
-    sockets.push(sock);
-    const replies = [];
-    const framer = new StreamFramer((f) => {
-      const d = decodeMessage(Buffer.from(f));
-      if (d.ok) replies.push(d.value);
+  const one = (i) =>
+    tcpAllocation({ port, realm: REALM, secret: SECRET, username: `${Math.floor(Date.now() / 1000) + 3600}:held${i}`, sockets }).catch((e) => {
+      throw new Error(`allocation ${i} ${e.message}`);
     });
-    sock.on('data', (c) => framer.push(c));
-    const next = async () => {
-      const k = replies.length;
-      await waitFor('a reply', () => replies.length > k, 10_000, 2);
-      return replies[k];
-    };
-    const username = `${Math.floor(Date.now() / 1000) + 3600}:held${i}`;
-    const build = (nonce) => {
-      const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
-      if (nonce === undefined) return b.build();
-      b.add(AttributeType.Username, { kind: 'text', text: username })
-        .add(AttributeType.Realm, { kind: 'text', text: REALM })
-        .add(AttributeType.Nonce, { kind: 'text', text: nonce });
-      return b.build({ integrityKey: longTermKey(username, REALM, restPassword(SECRET, username)) });
-    };
-    sock.write(build());
-    const challenge = await next();
-    sock.write(build(readText(challenge, AttributeType.Nonce)));
-    const res = await next();
-    if (res.messageClass !== MessageClass.SuccessResponse) {
-      const e = readAttribute(res, AttributeType.ErrorCode);
-      throw new Error(`allocation ${i} refused: ${e?.ok ? `${e.value.code} ${e.value.reason}` : '?'}`);
-    }
-  };
   // The first failure stops the making (what was made is still measured, and said).
   let next = 0;
   let made = 0;

@@ -31,6 +31,29 @@ export function messages(lines: readonly LogLine[]): string {
 }
 
 /**
+ * The server side of a SOCKS5 greeting (no auth) and CONNECT to an IPv4 address (10 bytes); then
+ * the socket is paused and `connected` gets the target and what followed the request.
+ */
+function acceptSocks5Connect(s: Socket, connected: (target: { host: string; port: number }, rest: Buffer) => void): void {
+  let buf = Buffer.alloc(0);
+  let step: 'greet' | 'connect' = 'greet';
+  const onData = (c: Buffer): void => {
+    buf = Buffer.concat([buf, c]);
+    if (step === 'greet' && buf.length >= 2 && buf.length >= 2 + (buf[1] as number)) {
+      buf = buf.subarray(2 + (buf[1] as number));
+      step = 'connect';
+      s.write(Buffer.from([5, 0])); // no authentication
+    }
+    if (step === 'connect' && buf.length >= 10) {
+      s.removeListener('data', onData);
+      s.pause();
+      connected({ host: [...buf.subarray(4, 8)].join('.'), port: buf.readUInt16BE(8) }, buf.subarray(10));
+    }
+  };
+  s.on('data', onData);
+}
+
+/**
  * SOCKS5 that answers the greeting and CONNECT, then reads nothing until resumed: a Tor stream that
  * stalls. `stream` is the accepted connection, paused; its close goes into `cleanups`.
  */
@@ -39,25 +62,11 @@ export async function stallingSocks(cleanups: (() => Promise<void> | void)[]): P
   const stream = new Promise<Socket>((r) => (give = r));
   const server = createServer((s) => {
     s.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    let step: 'greet' | 'connect' = 'greet';
-    const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      if (step === 'greet' && buf.length >= 2 && buf.length >= 2 + (buf[1] as number)) {
-        buf = buf.subarray(2 + (buf[1] as number));
-        step = 'connect';
-        s.write(Buffer.from([5, 0])); // no authentication
-      }
-      // CONNECT to an IPv4 address: 10 bytes.
-      if (step === 'connect' && buf.length >= 10) {
-        s.removeListener('data', onData);
-        s.pause();
-        s.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
-        if (buf.length > 10) s.unshift(buf.subarray(10));
-        give(s);
-      }
-    };
-    s.on('data', onData);
+    acceptSocks5Connect(s, (_target, rest) => {
+      s.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+      if (rest.length > 0) s.unshift(rest);
+      give(s);
+    });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -103,44 +112,28 @@ export async function shapingSocks(cleanups: (() => Promise<void> | void)[], byt
   const server = createServer((s) => {
     sockets.add(s);
     s.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    let step: 'greet' | 'connect' = 'greet';
-    const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      if (step === 'greet' && buf.length >= 2 && buf.length >= 2 + (buf[1] as number)) {
-        buf = buf.subarray(2 + (buf[1] as number));
-        step = 'connect';
-        s.write(Buffer.from([5, 0]));
-      }
-      if (step === 'connect' && buf.length >= 10) {
-        s.removeListener('data', onData);
-        s.pause();
-        const host = [...buf.subarray(4, 8)].join('.');
-        const port = buf.readUInt16BE(8);
-        const rest = buf.subarray(10);
-        const target = connect({ host, port }, () => {
-          target.setNoDelay(true);
-          s.setNoDelay(true);
-          s.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
-          const up = shape(s, target);
-          const down = shape(target, s);
-          pipes.push(up, down);
-          if (rest.length > 0) s.unshift(rest);
-          s.resume();
-          const end = (): void => {
-            up.stop();
-            down.stop();
-            s.destroy();
-            target.destroy();
-          };
-          s.on('close', end);
-          target.on('close', end);
-        });
-        sockets.add(target);
-        target.on('error', () => s.destroy());
-      }
-    };
-    s.on('data', onData);
+    acceptSocks5Connect(s, ({ host, port }, rest) => {
+      const target = connect({ host, port }, () => {
+        target.setNoDelay(true);
+        s.setNoDelay(true);
+        s.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+        const up = shape(s, target);
+        const down = shape(target, s);
+        pipes.push(up, down);
+        if (rest.length > 0) s.unshift(rest);
+        s.resume();
+        const end = (): void => {
+          up.stop();
+          down.stop();
+          s.destroy();
+          target.destroy();
+        };
+        s.on('close', end);
+        target.on('close', end);
+      });
+      sockets.add(target);
+      target.on('error', () => s.destroy());
+    });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
