@@ -11,14 +11,21 @@ import type { DelayReport } from '@onionturn/io';
 import {
   ALLOCATE_REQUEST,
   ALLOCATE_SUCCESS,
+  AttributeType,
+  ErrorCode,
   FrameKind,
   HEADER_LENGTH,
+  MAGIC_COOKIE,
+  MessageBuilder,
+  MessageClass,
   REFRESH_SUCCESS,
   StreamFramer,
   WireKind,
   channelDataPadding,
+  errorCodeValue,
   hasDelayFeedbackOffer,
   isBindingIndication,
+  methodOf,
   readDelayFeedbackIndication,
   wireKindOf,
   withDelayFeedbackOffer,
@@ -276,9 +283,11 @@ export class FlowMachine {
     if (this.isClosed()) return NONE;
     const out: FlowAction[] = [];
     if (report.kind === 'no-turn') {
+      this.#refuseQueued(out, ErrorCode.InsufficientCapacity);
       this.#close(out, 'no turn to open a Tor stream in time (new flows came faster than --new-flows-per-second)', 'debug');
     } else if (report.kind === 'failed') {
       this.#stats.upstreamFailures++;
+      this.#refuseQueued(out, ErrorCode.ServerError);
       this.#close(out, `no upstream stream: ${report.reason}`, 'warn');
     } else if (this.kind === 'udp') {
       for (const d of this.state.open()) out.push({ kind: 'send-upstream', data: d, pad: channelDataPadding(d.length) });
@@ -290,6 +299,29 @@ export class FlowMachine {
       out.push(RESUME_APP);
     }
     return out;
+  }
+
+  /**
+   * A UDP flow that will not open: the app's queued requests (its Allocate and the retransmissions
+   * of it) get an error answer now (500: no Tor stream; 508: no turn to open one), so the app fails
+   * at once instead of retransmitting for ~40 s (RFC 8489 §6.2.1) into a flow that is gone. Unsigned:
+   * the shim has no key in pass-through mode, and the first Allocate carries none anyway. A TCP app
+   * learns it from its connection closing.
+   */
+  #refuseQueued(out: FlowAction[], code: number): void {
+    if (this.kind !== 'udp') return;
+    const answered = new Set<string>();
+    for (const d of this.state.takeQueued()) {
+      if (d.length < HEADER_LENGTH || d.readUInt32BE(4) !== MAGIC_COOKIE || !isStunRequest(d)) continue;
+      const id = d.subarray(8, HEADER_LENGTH);
+      const key = id.toString('hex');
+      if (answered.has(key)) continue; // a retransmission: one answer per transaction
+      answered.add(key);
+      const answer = new MessageBuilder(methodOf(d.readUInt16BE(0)), MessageClass.ErrorResponse, Buffer.from(id))
+        .add(AttributeType.ErrorCode, errorCodeValue(code))
+        .build();
+      out.push({ kind: 'send-app', data: answer, pad: 0 });
+    }
   }
 
   /** Local mode: the outcome of a 'fetch-credential'. */

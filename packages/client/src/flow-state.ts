@@ -57,6 +57,14 @@ export class FlowState {
     return q;
   }
 
+  /** Takes what was queued, leaving the queue empty (for a flow that will not open to answer). */
+  takeQueued(): Buffer[] {
+    const q = this.#queue;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    return q;
+  }
+
   close(): void {
     this.phase = 'closed';
     this.#queue = [];

@@ -2,7 +2,17 @@
 // the upstream server, and checks the actions; time is a number it passes in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, encodeChannelData, longTermKey, readText } from '@onionturn/protocol';
+import {
+  AttributeType,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  decodeMessage,
+  encodeChannelData,
+  longTermKey,
+  readAttribute,
+  readText,
+} from '@onionturn/protocol';
 import { AppAuthenticator } from '../src/app-auth.js';
 import { CredentialResigner } from '../src/credential-resigner.js';
 import { FIRST_REQUEST_TIMEOUT_MS, FlowMachine, type FlowAction, type FlowKind } from '../src/flow-machine.js';
@@ -114,6 +124,38 @@ test('a dial that gets no turn closes quietly; one that fails is counted and war
   ]);
   assert.equal(stats.upstreamFailures, 1);
   assert.deepEqual(m.dialed({ kind: 'open' }), [], 'a closed flow ignores late news');
+});
+
+test('a UDP flow that will not open answers the app at once: 500 for a failed dial, 508 for no turn, one answer per transaction, nothing for what is not a request; a TCP flow just closes', () => {
+  for (const [report, code] of [
+    [{ kind: 'failed', reason: 'SOCKS refused' }, 500],
+    [{ kind: 'no-turn' }, 508],
+  ] as const) {
+    const { m } = machine('udp');
+    m.start();
+    const req = allocate();
+    m.fromAppDatagram(req, req.length, T0);
+    m.fromAppDatagram(req, req.length, T0 + 500); // the app's retransmission, same transaction
+    const data = encodeChannelData(0x4001, Buffer.from('abcde'), false);
+    m.fromAppDatagram(data, data.length, T0 + 600);
+    const out = m.dialed(report);
+    assert.deepEqual(kinds(out), ['send-app', 'close']);
+    const a = out[0];
+    assert.ok(a?.kind === 'send-app');
+    const answer = decodeMessage(a.data);
+    assert.ok(answer.ok);
+    assert.equal(answer.value.method, Method.Allocate);
+    assert.equal(answer.value.messageClass, MessageClass.ErrorResponse);
+    assert.equal(hex(answer.value.transactionId), hex(req.subarray(8, 20)));
+    const e = readAttribute(answer.value, AttributeType.ErrorCode);
+    assert.ok(e?.ok && e.value.kind === 'error-code');
+    assert.equal(e.value.code, code);
+  }
+  const { m: tcp } = machine('tcp');
+  tcp.start();
+  const req = allocate();
+  tcp.fromAppBytes(req, T0);
+  assert.deepEqual(kinds(tcp.dialed({ kind: 'failed', reason: 'SOCKS refused' })), ['close']);
 });
 
 test('idle: closed exactly once the allocation lifetime (from the server) and the grace have passed', () => {
