@@ -400,19 +400,18 @@ async function loadRuns(group, server, peer) {
  * --loaders: each shape with N uclients at once (N from the list), each against its own peer,
  * their round trips summed; the server's CPU over its process tree.
  */
+/** What every runLoaders call says of the server under load and its echo peers. */
+function loaderTarget(server, peers) {
+  return { server: { port: server.port }, serverPid: server.pid, treeNs: cpuNs, treePids: tree, metricsUrl: server.metricsUrl, peers, secret: SECRET };
+}
+
 async function loaderRuns(group, server, peers) {
   const rows = [];
   for (const cfg of CONFIGS) {
     for (const n of LOADERS) {
       const r = await runLoaders(group, {
-        server: { port: server.port },
-        serverPid: server.pid,
-        treeNs: cpuNs,
-        treePids: tree,
-        metricsUrl: server.metricsUrl,
-        peers,
+        ...loaderTarget(server, peers),
         loaders: n,
-        secret: SECRET,
         clients: cfg.clients,
         messages: cfg.z === 0 ? LOADER_FLOOD : LOADER_PACED,
         length: cfg.length,
@@ -841,14 +840,8 @@ async function findMax() {
       for (const server of order) {
         for (let attempt = 1; attempt <= 2; attempt++) {
           const r = await runLoaders(group, {
-            server: { port: server.port },
-            serverPid: server.pid,
-            treeNs: cpuNs,
-            treePids: tree,
-            metricsUrl: server.metricsUrl,
-            peers,
+            ...loaderTarget(server, peers),
             loaders: L,
-            secret: SECRET,
             clients,
             messages: Math.round((seconds * 1000) / z),
             length: 100,
