@@ -5,8 +5,8 @@
 // turn costs one write and fuller Tor cells; a full buffer drops, as UDP would, and so does a
 // datagram that waited longer than --max-queue-delay-ms); TCP flows write directly and keep
 // backpressure (each side pauses while the other's send buffer is full).
-// The delay extension (issue 14): a UDP flow offers it at Allocate (local mode: the resigner; pass-through: the machine); each of its
-// streams has a DelayFeedbackSession, the writer's gate (reports, the in-flight cap) once the
+// The delay extension (issue 14): a UDP flow offers it at Allocate (local mode: the resigner;
+// pass-through: the machine); each of its streams has a DelayFeedbackSession, the writer's gate (reports, the in-flight cap) once the
 // server echoed it, dropped when it did not. What arrives from the server while its reports show
 // more queueing than the time bound is dropped before the app gets it (droppable data only).
 import type { Socket } from 'node:net';
@@ -66,7 +66,7 @@ export class FlowDriver implements TableFlow {
   #server = -1;
   /** This flow's kind's counters (a reference: nothing is looked up per packet). */
   readonly #counters: KindCounters;
-  /** The current stream's delay extension session (UDP in local mode, until the server declines it). */
+  /** The current stream's delay extension session (UDP flows, either mode, until the server declines it). */
   #df: DelayFeedbackSession | undefined;
   /** Runs while the negotiated stream carries data: reports, re-checks of the cap. */
   #dfTimer: NodeJS.Timeout | undefined;
