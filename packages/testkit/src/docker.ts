@@ -8,7 +8,7 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ProcessGroup, alive, sleep } from '@onionturn/lab';
 import { repoRoot } from '@onionturn/lab';
@@ -75,6 +75,27 @@ function root(): string {
   return dir;
 }
 
+/**
+ * Where the private dockerd's image store (`docker/`) and the base-image tarballs
+ * (`docker-base/`) are kept between runs: $ONIONTURN_DOCKER_CACHE, else
+ * $XDG_CACHE_HOME/onionturn (~/.cache/onionturn). Outside the checkout, so that a fresh clone
+ * (CI clones afresh every time) reuses the last run's base images and layers instead of paying
+ * ~2-3 minutes for debootstrap, the base images and the dependency layer again.
+ */
+export function dockerCacheDir(): string {
+  const given = process.env['ONIONTURN_DOCKER_CACHE'];
+  if (given) return given;
+  return join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'onionturn');
+}
+
+/** The private dockerd of another test holds `dataRoot`. */
+function heldByOther(dataRoot: string): number | undefined {
+  const ownerFile = `${dataRoot}.owner`;
+  if (!existsSync(ownerFile)) return undefined;
+  const other = Number(readFileSync(ownerFile, 'utf8').trim());
+  return Number.isInteger(other) && other > 0 && alive(other) ? other : undefined;
+}
+
 export interface DockerEngine {
   /** The DOCKER_HOST value, e.g. unix:///tmp/onionturn-dockerd-x/docker.sock. */
   readonly host: string;
@@ -91,7 +112,10 @@ export interface DockerEngine {
 }
 
 export interface EngineOptions {
-  /** Image store of a private dockerd; default <repo>/.cache/docker (kept between runs: a cache). */
+  /**
+   * Image store of a private dockerd; default dockerCacheDir()/docker (kept between runs: a
+   * cache), or <repo>/.cache/docker while another checkout's test holds that one.
+   */
   readonly dataRoot?: string;
   /** How long a private dockerd may take to answer. Default 60 s. */
   readonly startTimeoutMs?: number;
@@ -133,16 +157,14 @@ export async function ensureDockerEngine(options: EngineOptions = {}): Promise<D
 
 async function startPrivateDockerd(docker: string, options: EngineOptions): Promise<DockerEngine> {
   const dockerd = requireTool(TOOLS.dockerd);
-  const dataRoot = options.dataRoot ?? join(root(), '.cache', 'docker');
+  let dataRoot = options.dataRoot ?? join(dockerCacheDir(), 'docker');
+  // Two daemons on one data-root corrupt it. The shared default may be held by a test of
+  // another checkout on this machine: then this checkout's own store (slower: a cold cache).
+  if (options.dataRoot === undefined && heldByOther(dataRoot) !== undefined) dataRoot = join(root(), '.cache', 'docker');
+  const other = heldByOther(dataRoot);
+  if (other !== undefined) throw new Error(`another private dockerd (pid ${other}) is using ${dataRoot}; wait for its test to finish`);
   mkdirSync(dataRoot, { recursive: true });
-  // Two daemons on one data-root corrupt it: refuse while another private dockerd holds it.
   const ownerFile = `${dataRoot}.owner`;
-  if (existsSync(ownerFile)) {
-    const other = Number(readFileSync(ownerFile, 'utf8').trim());
-    if (Number.isInteger(other) && other > 0 && alive(other)) {
-      throw new Error(`another private dockerd (pid ${other}) is using ${dataRoot}; wait for its test to finish`);
-    }
-  }
   // exec-root and the socket live in a short /tmp path (unix socket paths are limited to 108 bytes).
   const runDir = mkdtempSync(join(tmpdir(), 'onionturn-dockerd-'));
   const socket = join(runDir, 'docker.sock');
@@ -211,7 +233,7 @@ export interface BaseImage {
 }
 
 export interface BaseImageOptions {
-  /** Where rootfs tarballs are cached; default <repo>/.cache/docker-base. */
+  /** Where rootfs tarballs are cached; default dockerCacheDir()/docker-base. */
   readonly cacheDir?: string;
   /** Debian mirror for debootstrap; default http://deb.debian.org/debian. */
   readonly mirror?: string;
@@ -239,7 +261,7 @@ async function presentOrPulled(engine: DockerEngine, tag: string): Promise<BaseI
 }
 
 function cacheDirOf(options: BaseImageOptions): string {
-  const dir = options.cacheDir ?? join(root(), '.cache', 'docker-base');
+  const dir = options.cacheDir ?? join(dockerCacheDir(), 'docker-base');
   mkdirSync(dir, { recursive: true });
   return dir;
 }
