@@ -52,8 +52,11 @@ export interface DelayReport {
   readonly clockMs: number;
   /** Bytes the sender received from this end so far. */
   readonly receivedBytes: number;
-  /** The sender's clock minus this end's clock of the newest report it had: any offset. */
-  readonly oneWayDelayMs: number;
+  /**
+   * The sender's clock minus this end's clock of the newest report it had: any offset; undefined
+   * before it had one (0 would poison the other end's minimum: the clocks have any offset).
+   */
+  readonly oneWayDelayMs: number | undefined;
 }
 
 /** Counted over many sessions (one object per server or shim). */
@@ -96,8 +99,8 @@ export class DelayFeedbackSession {
   #dataAt = -Infinity;
   #reportSentAt = -Infinity;
   #reportAt = -Infinity;
-  /** The newest report's one-way delay as seen here (0 before any), reported back. */
-  #owdIn = 0;
+  /** The newest report's one-way delay as seen here (undefined before any), reported back. */
+  #owdIn: number | undefined = undefined;
   readonly #baseIn = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   #excessIn = 0;
   #lateUntil = 0;

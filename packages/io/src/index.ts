@@ -20,4 +20,4 @@ export {
   type DelayFeedbackSessionOptions,
   type DelayReport,
 } from './delay-feedback-session.js';
-export { INITIAL_CELLS, InflightCap, MIN_CELLS, TOR_CELL_PAYLOAD, type InflightCapOptions } from './inflight-cap.js';
+export { BURST_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS, TOR_CELL_PAYLOAD, type InflightCapOptions } from './inflight-cap.js';

@@ -15,11 +15,23 @@
 // cap = rate x (base + target) cells, at least MIN_CELLS; while the forward queue delay is above
 // target (the path got slower than the estimate), cap = rate x base (drain) until it is back.
 // Before the first reports: INITIAL_CELLS.
+//
+// App-limited senders: a call sends far less than the path carries, so the delivery rate measures
+// the app, not the path, and a cap built on it is too small for the app's own bursts (a video key
+// frame is tens of cells at once). Held back behind a cap like that, a burst's tail waits for
+// acknowledgements a round trip away, longer than the time bound: it is dropped on a path with
+// room (a quarter of a video call's bytes in the test's simulation). The cap exists to bound a
+// standing queue, not a burst into an empty path, so while it has not refused a write for
+// RATE_WINDOW_MS and the path shows no queue above target, it is at least BURST_CELLS. Once it
+// refuses (the sender offers more than the cap), the rate it then measures is the path's, and it
+// holds strictly.
 
 /** Bytes of relay payload in one Tor cell (RELAY_PAYLOAD_SIZE). */
 export const TOR_CELL_PAYLOAD = 498;
 export const INITIAL_CELLS = 64;
 export const MIN_CELLS = 8;
+/** The cap of an app-limited sender on a path with no queue (tor's own initial circuit window is 124 cells). */
+export const BURST_CELLS = 128;
 const RATE_WINDOW_MS = 1000;
 const BASE_WINDOW_MS = 10_000;
 
@@ -90,6 +102,8 @@ export class InflightCap {
   /** The current rate sample's start: when (the reporter's clock when it gives one) and cells acknowledged then. */
   #spanAt: number | undefined = undefined;
   #spanCells = 0;
+  /** When the cap last refused a write. */
+  #refusedAt = -Infinity;
 
   constructor(opts: InflightCapOptions = {}) {
     this.targetMs = opts.targetMs ?? 50;
@@ -111,12 +125,13 @@ export class InflightCap {
 
   /**
    * A receiver's report arrived at `now`: `receivedBytes` in total so far, and `oneWayDelayMs`
-   * of its newest message (receiver's clock minus the sender's timestamp; any offset).
+   * of its newest message (receiver's clock minus the sender's timestamp; any offset; undefined
+   * while the receiver has none).
    * `reporterClockMs`: the receiver's clock when it wrote the report (ms, modulo 2^32): rate
    * samples are timed by it when given (what the receiver saw, whatever bunched the reports on
    * their way back).
    */
-  onReport(now: number, receivedBytes: number, oneWayDelayMs: number, reporterClockMs?: number): void {
+  onReport(now: number, receivedBytes: number, oneWayDelayMs: number | undefined, reporterClockMs?: number): void {
     if (receivedBytes > this.#sentBytes || receivedBytes < this.#ackedBytes) return; // stale or bogus
     const before = this.#ackedCells;
     const w = this.#writes;
@@ -148,6 +163,7 @@ export class InflightCap {
       } else if (span < 0) this.#spanAt = at; // a reporter's clock that went back: start over
     }
     this.#lastReportAt = now;
+    if (oneWayDelayMs === undefined) return; // the receiver had no clock of ours yet
     this.#baseOwd.add(now, oneWayDelayMs);
     this.#queueDelay = oneWayDelayMs - (this.#baseOwd.value(now) as number);
   }
@@ -178,12 +194,20 @@ export class InflightCap {
     const base = this.#baseRtt.value(now);
     if (rate === undefined || base === undefined) return INITIAL_CELLS;
     const allowance = (this.#queueDelay > this.targetMs ? base : base + this.targetMs) + this.#ackDelayMs;
-    return Math.max(MIN_CELLS, Math.floor((rate * allowance) / 1000));
+    const cells = Math.max(MIN_CELLS, Math.floor((rate * allowance) / 1000));
+    return this.appLimited(now) ? Math.max(cells, BURST_CELLS) : cells;
+  }
+
+  /** Sending less than the cap allows, on a path with no queue above target (see the top of the file). */
+  appLimited(now: number): boolean {
+    return now - this.#refusedAt > RATE_WINDOW_MS && this.#queueDelay <= this.targetMs;
   }
 
   /** May a write of `bytes` go into the stream now? (Always with nothing in flight: a write bigger than the cap still goes, alone.) */
   mayWrite(now: number, bytes: number): boolean {
     const inflight = this.inflightCells;
-    return inflight === 0 || inflight + InflightCap.cells(bytes) <= this.capCells(now);
+    if (inflight === 0 || inflight + InflightCap.cells(bytes) <= this.capCells(now)) return true;
+    this.#refusedAt = now;
+    return false;
   }
 }

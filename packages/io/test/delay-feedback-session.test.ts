@@ -92,6 +92,9 @@ test('a report says: this clock, bytes received from the other end, and the one-
   const { s, reports } = session();
   s.negotiate(1000);
   s.onRead(5000);
+  // Before any report of the other end: no one-way delay to give (0 would be a value).
+  write(s, 950, 100);
+  assert.equal(reports.at(-1)?.oneWayDelayMs, undefined);
   // The other end's report: written at its clock 700, arriving at 1000 here.
   s.onRead(REPORT_BYTES);
   s.onReport(1000, { clockMs: 700, receivedBytes: 0, oneWayDelayMs: 0 });

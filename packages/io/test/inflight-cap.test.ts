@@ -35,6 +35,17 @@ test('estimates: base round trip, delivery rate, forward queue delay, cap', () =
   assert.equal(c.queueDelayMs, 80);
 });
 
+test('a report written before its sender had seen our clock carries no one-way delay: it is not the baseline of the queue delay', () => {
+  // The ends' clocks differ by any offset (here the receiver's is 5 s ahead): a 0 in the
+  // minimum would read as 5 s of queue, and the cap would drain the first 10 s of every stream.
+  const c = new InflightCap({ targetMs: 100 });
+  c.onWrite(0, 498);
+  c.onReport(10, 0, undefined);
+  c.onReport(160, 498, 5125);
+  c.onReport(210, 498, 5125);
+  assert.equal(c.queueDelayMs, 0);
+});
+
 test('mayWrite: within the cap, and always with nothing in flight; the cap never falls below MIN_CELLS', () => {
   const c = new InflightCap();
   assert.equal(c.mayWrite(0, 100 * 498), true);
@@ -59,9 +70,9 @@ function simulate(cap: InflightCap | undefined, seconds: number): { p95: number;
   const EVERY = InflightCap.cells(MSG) / RATE / 2; // twice the path's rate
   const fifo: { cells: number; bytes: number; at: number }[] = [];
   const arriving: { at: number; bytes: number; sentAt: number }[] = [];
-  const reports: { at: number; bytes: number; owd: number }[] = [];
+  const reports: { at: number; bytes: number; owd: number | undefined }[] = [];
   let received = 0;
-  let lastOwd = 0;
+  let lastOwd: number | undefined = undefined; // none until something arrived
   let served = 0; // fractional cells of the head served
   const delays: number[] = [];
   let deliveredLate = 0;
@@ -129,4 +140,75 @@ test('rate samples over the reporter clock and a minimum span: reports bunched o
   assert.ok(robust > 90 && robust < 110, `about 100 cells/s: ${robust}`);
   const naive = run({}, false);
   assert.ok(naive > 1000, `every report a sample, timed on arrival: ${naive} cells/s`);
+});
+
+/**
+ * The writer as TcpBatchWriter runs it: what the cap refuses waits in order, and what has waited
+ * `holdMs` is dropped from the head (the time-bounded queue). `send(now)` gives the packet sizes
+ * the app hands over at `now`; the path is a FIFO served at `rate` cells per ms, then `oneWayMs`
+ * each way; the receiver reports every 50 ms of its clock. Returns the share of offered bytes
+ * dropped, and the worst wait in the writer plus the bottleneck of what was delivered.
+ */
+function simulateHeld(
+  cap: InflightCap,
+  path: { rate: number; oneWayMs: number },
+  send: (now: number) => readonly number[],
+  seconds: number,
+  holdMs: number,
+): { droppedShare: number; worstDelayMs: number } {
+  const held: { bytes: number; at: number }[] = [];
+  const fifo: { cells: number; bytes: number; at: number }[] = [];
+  const arriving: { at: number; bytes: number; sentAt: number }[] = [];
+  const reports: { at: number; bytes: number; owd: number | undefined; clock: number }[] = [];
+  let offered = 0;
+  let dropped = 0;
+  let received = 0;
+  let lastOwd: number | undefined = undefined; // none until something arrived
+  let served = 0;
+  let worst = 0;
+  for (let now = 0; now < seconds * 1000; now++) {
+    for (const bytes of send(now)) {
+      offered += bytes;
+      held.push({ bytes, at: now });
+    }
+    while (held.length > 0 && now - held[0]!.at > holdMs) dropped += held.shift()!.bytes;
+    while (held.length > 0 && cap.mayWrite(now, held[0]!.bytes)) {
+      const m = held.shift()!;
+      cap.onWrite(now, m.bytes);
+      fifo.push({ cells: InflightCap.cells(m.bytes), bytes: m.bytes, at: m.at });
+    }
+    served += path.rate;
+    while (fifo.length > 0 && served >= fifo[0]!.cells) {
+      const m = fifo.shift()!;
+      served -= m.cells;
+      worst = Math.max(worst, now - m.at);
+      arriving.push({ at: now + path.oneWayMs, bytes: m.bytes, sentAt: m.at });
+    }
+    if (fifo.length === 0) served = Math.min(served, 1);
+    while (arriving.length > 0 && arriving[0]!.at <= now) {
+      const a = arriving.shift()!;
+      received += a.bytes;
+      lastOwd = now - a.sentAt + 5000;
+    }
+    if (now % 50 === 0) reports.push({ at: now + path.oneWayMs, bytes: received, owd: lastOwd, clock: now + 777 });
+    while (reports.length > 0 && reports[0]!.at <= now) {
+      const r = reports.shift()!;
+      cap.onReport(now, r.bytes, r.owd, r.clock);
+    }
+  }
+  return { droppedShare: dropped / offered, worstDelayMs: worst };
+}
+
+/** A video call's sender: a ~1.1 kB frame every 33 ms, and every 2 s a 36 kB key frame in 1200-byte packets at once. */
+function video(now: number): readonly number[] {
+  if (now % 2000 === 500) return new Array<number>(30).fill(1200);
+  return now % 33 === 0 ? [1100] : [];
+}
+
+test('an app-limited sender on a path with room (video, 4 Mbit/s, 250 ms round trip): its bursts go through, nothing is dropped', () => {
+  // As DelayFeedbackSession configures it, with the 150 ms time bound of the writer.
+  const cap = new InflightCap({ targetMs: 100, rateSpanMs: 200, ackDelayMs: 100 });
+  const r = simulateHeld(cap, { rate: 1, oneWayMs: 125 }, video, 20, 150);
+  assert.equal(r.droppedShare, 0, `dropped ${(r.droppedShare * 100).toFixed(1)}% of the offered bytes`);
+  assert.ok(r.worstDelayMs <= 150, `worst wait ${r.worstDelayMs} ms`);
 });

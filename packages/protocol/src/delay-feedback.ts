@@ -8,7 +8,8 @@
 //   from the other end so far (acknowledgement), and the one-way delay it measured of the other
 //   end's newest clock value (its clock minus theirs: any offset, only differences count).
 // Value layout (20 bytes): version (1), reserved (3), sender clock ms (4, wraps), received bytes
-// (8), one-way delay ms (4, signed).
+// (8), one-way delay ms (4, signed; -2^31 = none yet: the sender has not seen a clock of the other
+// end. Not 0, which is a value like any other: the two clocks have any offset).
 
 import { AttributeType, HEADER_LENGTH, MAGIC_COOKIE, MessageClass, Method } from './constants.js';
 import { computeFingerprint } from './integrity.js';
@@ -17,6 +18,8 @@ import { encodeMessageType } from './message-type.js';
 export const DELAY_FEEDBACK_ATTRIBUTE = 0xc0d7;
 export const DELAY_FEEDBACK_VERSION = 1;
 export const DELAY_FEEDBACK_LENGTH = 20;
+/** The one-way delay field's "none yet" (real values are clamped above it). */
+const NO_ONE_WAY_DELAY = -0x80000000;
 
 export interface DelayFeedback {
   readonly version: number;
@@ -24,8 +27,11 @@ export interface DelayFeedback {
   readonly clockMs: number;
   /** Bytes received from the other end so far (below 2^53). */
   readonly receivedBytes: number;
-  /** The other end's newest clock value as seen here: receiver clock minus sender clock, ms. */
-  readonly oneWayDelayMs: number;
+  /**
+   * The other end's newest clock value as seen here: receiver clock minus sender clock, ms;
+   * undefined before the sender has seen one.
+   */
+  readonly oneWayDelayMs: number | undefined;
 }
 
 export function encodeDelayFeedback(f: DelayFeedback): Buffer {
@@ -33,7 +39,8 @@ export function encodeDelayFeedback(f: DelayFeedback): Buffer {
   b[0] = f.version;
   b.writeUInt32BE(f.clockMs >>> 0, 4);
   b.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(f.receivedBytes))), 8);
-  b.writeInt32BE(Math.max(-0x80000000, Math.min(0x7fffffff, Math.round(f.oneWayDelayMs))), 16);
+  const owd = f.oneWayDelayMs;
+  b.writeInt32BE(owd === undefined ? NO_ONE_WAY_DELAY : Math.max(NO_ONE_WAY_DELAY + 1, Math.min(0x7fffffff, Math.round(owd))), 16);
   return b;
 }
 
@@ -42,7 +49,13 @@ export function decodeDelayFeedback(value: Buffer): DelayFeedback | undefined {
   if (value.length !== DELAY_FEEDBACK_LENGTH || value[0] !== DELAY_FEEDBACK_VERSION) return undefined;
   const received = value.readBigUInt64BE(8);
   if (received > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
-  return { version: DELAY_FEEDBACK_VERSION, clockMs: value.readUInt32BE(4), receivedBytes: Number(received), oneWayDelayMs: value.readInt32BE(16) };
+  const owd = value.readInt32BE(16);
+  return {
+    version: DELAY_FEEDBACK_VERSION,
+    clockMs: value.readUInt32BE(4),
+    receivedBytes: Number(received),
+    oneWayDelayMs: owd === NO_ONE_WAY_DELAY ? undefined : owd,
+  };
 }
 
 /** `later - earlier` for clock values modulo 2^32 (a difference within ±2^31 ms, ~24 days). */
@@ -77,7 +90,7 @@ export function isBindingIndication(frame: Buffer): boolean {
 }
 
 /** The offer an Allocate (or take-over Refresh) carries, and the echo a server answers with: version only. */
-export const DELAY_FEEDBACK_OFFER: DelayFeedback = Object.freeze({ version: DELAY_FEEDBACK_VERSION, clockMs: 0, receivedBytes: 0, oneWayDelayMs: 0 });
+export const DELAY_FEEDBACK_OFFER: DelayFeedback = Object.freeze({ version: DELAY_FEEDBACK_VERSION, clockMs: 0, receivedBytes: 0, oneWayDelayMs: undefined });
 
 /** True when an attribute value offers (or echoes) a version this code speaks. */
 export function isDelayFeedbackOffer(value: Buffer | undefined): boolean {

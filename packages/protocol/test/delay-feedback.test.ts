@@ -20,6 +20,17 @@ test('round trip', () => {
   assert.deepEqual(decodeDelayFeedback(encodeDelayFeedback(f)), f);
 });
 
+test('no one-way delay yet is its own value (-2^31), not 0; a real value never takes it', () => {
+  const none = encodeDelayFeedback({ version: 1, clockMs: 1, receivedBytes: 1, oneWayDelayMs: undefined });
+  assert.equal(none.readInt32BE(16), -(2 ** 31));
+  assert.equal(decodeDelayFeedback(none)?.oneWayDelayMs, undefined);
+  assert.equal(decodeDelayFeedback(encodeDelayFeedback({ version: 1, clockMs: 1, receivedBytes: 1, oneWayDelayMs: 0 }))?.oneWayDelayMs, 0);
+  assert.equal(
+    decodeDelayFeedback(encodeDelayFeedback({ version: 1, clockMs: 1, receivedBytes: 1, oneWayDelayMs: -(2 ** 40) }))?.oneWayDelayMs,
+    -(2 ** 31) + 1,
+  );
+});
+
 test('another version, a wrong length or an impossible byte count is not read', () => {
   const b = encodeDelayFeedback({ version: 1, clockMs: 1, receivedBytes: 1, oneWayDelayMs: 1 });
   assert.equal(decodeDelayFeedback(b.subarray(0, 19)), undefined);
