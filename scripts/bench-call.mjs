@@ -167,6 +167,37 @@ function table(rows) {
   return cells.map((row) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
 }
 
+/**
+ * Counters of where the onionturn path drops or holds: `*_dropped_total` and the delay extension's
+ * of the server and the given shim, by series, read from their /metrics (diffed around a call).
+ */
+async function dropCounters(shimStatusPort) {
+  const texts = await Promise.all([
+    bridge.server.metrics().catch(() => ''),
+    globalThis
+      .fetch(`http://127.0.0.1:${shimStatusPort}/metrics`)
+      .then((r) => r.text())
+      .catch(() => ''),
+  ]);
+  const out = new Map();
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      const m = /^(\S*(?:dropped_total|delay_feedback\w*)(?:\{[^}]*\})?) (\d+(?:\.\d+)?)$/.exec(line);
+      if (m) out.set(m[1].replace(/^onionturn_/, ''), Number(m[2]));
+    }
+  }
+  return out;
+}
+
+/** The counters that moved between two dropCounters() readings, as "series +n" (empty: none). */
+function countersMoved(before, after) {
+  return [...after]
+    .map(([k, v]) => [k, v - (before.get(k) ?? 0)])
+    .filter(([, d]) => d > 0)
+    .map(([k, d]) => `${k} +${d}`)
+    .join(', ');
+}
+
 const SECRET = 'bench-call-coturn-secret';
 const group = new ProcessGroup();
 let bridge;
@@ -262,6 +293,8 @@ try {
       }
       say(`run ${run + 1}/${opts.runs}: ${path} call, ${opts.seconds} s of media`);
       const cutPort = path === 'onionturn' ? bridge.server.port : coturn.port;
+      const shimStatusPort = (cutShim ?? bridge.shim).statusPort;
+      const countersBefore = path === 'onionturn' ? await dropCounters(shimStatusPort) : undefined;
       const r = await browser.benchCall(
         { iceServers, seconds: opts.seconds, setupTimeoutMs: 90_000, ...(opts.cutAt === undefined ? {} : { cutAtSeconds: opts.cutAt }) },
         opts.cutAt === undefined ? undefined : () => cutStreamsTo(cutPort),
@@ -277,6 +310,7 @@ try {
       const row = toRow(path, r, circuitRttMs);
       perPath[path].push(row);
       say(`  ${path}: ${relay}; ${JSON.stringify(Object.fromEntries(FIELDS.map((k) => [k, round(k, row[k])])))}`);
+      if (countersBefore) say(`  onionturn drops and holds during the call: ${countersMoved(countersBefore, await dropCounters(shimStatusPort)) || 'none'}`);
       if (opts.cutAt !== undefined) {
         say(
           `  ${path} cut at ${(r.cutAtMs / 1000).toFixed(1)} s: ${row.cutStreams} stream(s) cut; video decoded again after ${row.cutRecoverMs === null ? 'never' : `${row.cutRecoverMs.toFixed(0)} ms`} (outage ${row.cutGapMs.toFixed(0)} ms); ICE after the cut: ${row.iceAfterCut || 'no change'}`,
