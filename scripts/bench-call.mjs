@@ -310,6 +310,10 @@ try {
       const row = toRow(path, r, circuitRttMs);
       perPath[path].push(row);
       say(`  ${path}: ${relay}; ${JSON.stringify(Object.fromEntries(FIELDS.map((k) => [k, round(k, row[k])])))}`);
+      const split = Object.entries({ ...r.setupSplit, dc: r.setupMs })
+        .map(([k, v]) => `${k} ${(v / circuitRttMs).toFixed(1)}`)
+        .join(', ');
+      say(`  ${path} setup in circuit round trips after createOffer: ${split}`);
       if (countersBefore) say(`  onionturn drops and holds during the call: ${countersMoved(countersBefore, await dropCounters(shimStatusPort)) || 'none'}`);
       if (opts.cutAt !== undefined) {
         say(
