@@ -37,6 +37,12 @@ export const REPORT_TIMEOUT_MS = 2000;
 export const LATE_HOLD_MS = 2 * REPORT_INTERVAL_MS;
 const BASE_WINDOW_MS = 10_000;
 /**
+ * Arrival lateness below this is left to the app: tor's hiccups (token-bucket steps, a relay's
+ * stall of a few hundred ms) end in a burst the app's jitter buffers still use, where a video
+ * packet dropped costs a retransmission round trip or a key frame (a freeze of its own).
+ */
+export const LATE_MIN_MS = 500;
+/**
  * The cap's queue target (ms). Above InflightCap's 50: tor's relays release cells in ~100 ms
  * token-bucket steps, so a cell often waits that long with no standing queue at all; a target
  * below that jitter drains (and under-fills) a path that is only bursty. Still under the
@@ -175,7 +181,7 @@ export class DelayFeedbackSession {
     this.#owdIn = owd;
     this.#baseIn.add(now, owd);
     this.#excessIn = owd - (this.#baseIn.value(now) as number);
-    this.#lateUntil = this.#excessIn > this.#opts.staleMs ? now + LATE_HOLD_MS : 0;
+    this.#lateUntil = this.#excessIn > Math.max(this.#opts.staleMs, LATE_MIN_MS) ? now + LATE_HOLD_MS : 0;
     const acked = r.receivedBytes - this.#capBase;
     if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs, r.clockMs);
   }

@@ -14,6 +14,7 @@ export {
   DelayFeedbackCounters,
   DelayFeedbackSession,
   LATE_HOLD_MS,
+  LATE_MIN_MS,
   LONE_REPORT_MS,
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,

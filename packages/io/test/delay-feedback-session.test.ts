@@ -9,6 +9,7 @@ import {
   DelayFeedbackSession,
   INITIAL_CELLS,
   LATE_HOLD_MS,
+  LATE_MIN_MS,
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,
   TOR_CELL_PAYLOAD,
@@ -142,7 +143,7 @@ test('the cap follows the delivery rate: a slow path holds writes to about rate 
   assert.ok(maxInflight <= 30, `in flight after the first reports: at most ${maxInflight} cells`);
 });
 
-test('stale on arrival: only while the newest report showed more queueing than the bound, and only while it is fresh', () => {
+test('stale on arrival: only while the newest report showed more queueing than the bound (and than LATE_MIN_MS), and only while it is fresh', () => {
   const { s, clock } = session(150);
   s.negotiate(0);
   // Uncongested: the other end's reports arrive 40-60 ms after their clock (offset included).
@@ -151,20 +152,35 @@ test('stale on arrival: only while the newest report showed more queueing than t
     clock.now = t + 1;
     assert.equal(s.late(), false, 'an uncongested path drops nothing');
   }
-  // A stall: then a report written at 1960 arrives at 2400 (400 ms of queueing).
+  // A hiccup: a report written at 1960 arrives at 2400 (400 ms of queueing): over the bound, but
+  // the app's jitter buffers still use such a burst.
   s.onReport(2400, { clockMs: 1960, receivedBytes: 0, oneWayDelayMs: 0 });
   clock.now = 2401;
-  assert.equal(s.late(), true);
+  assert.equal(s.late(), false, 'a hiccup under LATE_MIN_MS drops nothing');
   assert.ok(s.arrivalExcessMs >= 350);
-  clock.now = 2400 + LATE_HOLD_MS + 1;
+  // A stall: a report written at 2000 arrives at 2700 (660 ms of queueing).
+  s.onReport(2700, { clockMs: 2000, receivedBytes: 0, oneWayDelayMs: 0 });
+  clock.now = 2701;
+  assert.equal(s.late(), true);
+  assert.ok(s.arrivalExcessMs > LATE_MIN_MS);
+  clock.now = 2700 + LATE_HOLD_MS + 1;
   assert.equal(s.late(), false, 'an old verdict does not last');
-  // Queueing just under the bound: kept.
-  s.onReport(2500, { clockMs: 2500 - 40 - 140, receivedBytes: 0, oneWayDelayMs: 0 });
-  clock.now = 2501;
-  assert.equal(s.late(), false);
   // Back to normal after the burst.
-  s.onReport(2550, { clockMs: 2510, receivedBytes: 0, oneWayDelayMs: 0 });
+  s.onReport(2750, { clockMs: 2710, receivedBytes: 0, oneWayDelayMs: 0 });
+  clock.now = 2751;
   assert.equal(s.late(), false);
+});
+
+test('stale on arrival with a bound above LATE_MIN_MS: the bound decides', () => {
+  const { s, clock } = session(800);
+  s.negotiate(0);
+  for (let t = 0; t < 1000; t += 50) s.onReport(t, { clockMs: t - 40, receivedBytes: 0, oneWayDelayMs: 0 });
+  s.onReport(1700, { clockMs: 1000, receivedBytes: 0, oneWayDelayMs: 0 }); // 660 ms of queueing
+  clock.now = 1701;
+  assert.equal(s.late(), false);
+  s.onReport(2000, { clockMs: 1100, receivedBytes: 0, oneWayDelayMs: 0 }); // 860 ms
+  clock.now = 2001;
+  assert.equal(s.late(), true);
 });
 
 test('reports that stop while the cap holds data: the cap stays (writes wait, where the time bound drops them) and the stall is counted once', () => {
