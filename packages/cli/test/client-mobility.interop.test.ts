@@ -3,7 +3,7 @@
 // shim's Tor stream to the server is cut inside tor (CLOSESTREAM), and the shim takes the same
 // allocation over on a new circuit: the peer keeps hearing from the SAME relay address, the app
 // keeps its socket and hears the peer again. Prints the gap from the cut to the first datagram
-// the app gets back.
+// the app gets back. A UDP app's take-over negotiates the delay extension again on the new stream.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -44,12 +44,22 @@ describe('TURN mobility on a private Tor network', () => {
   let net: TorNetwork;
   let server: RunningServer;
   let shim: Started;
+  let metricsPort: number;
+  /** The server's onionturn_delay_feedback_negotiated_total. */
+  const negotiated = async (): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return Number(/^onionturn_delay_feedback_negotiated_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+  };
   const dir = mkdtempSync(join(tmpdir(), 'onionturn-mobility-'));
 
   before(async () => {
     const secretFile = join(dir, 'secret');
     writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
-    [net, server] = await Promise.all([startTorNetwork({ timeoutMs: 90_000 }), startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers'])]);
+    metricsPort = await freePort();
+    [net, server] = await Promise.all([
+      startTorNetwork({ timeoutMs: 90_000 }),
+      startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metricsPort}`]),
+    ]);
   });
   after(async () => {
     for (const s of sockets) s.close();
@@ -183,6 +193,7 @@ describe('TURN mobility on a private Tor network', () => {
         await sleep(1000);
         const victims = (await toServer()).filter((x) => !before.has(x.id));
         assert.ok(victims.length >= 1, 'the call has its Tor stream');
+        const negotiatedBefore = await negotiated();
         const cutAt = performance.now();
         for (const v of victims) assert.equal((await control.command(`CLOSESTREAM ${v.id} 1`)).code, 250);
         const r = await run;
@@ -204,6 +215,13 @@ describe('TURN mobility on a private Tor network', () => {
         assert.equal(r.sent, 400);
         assert.ok((r.received ?? 0) >= 300, `most of the call went through: ${r.received}/400\n${local.output().slice(-1500)}`);
         assert.match(local.output(), /allocation taken over on a new circuit/);
+        if (!tcp) {
+          // The take-over Refresh offered the extension and the server echoed it: the new stream
+          // has reports and the cap again (TCP apps' flows never offer it).
+          // (The victims may include the shim's ready stream, which carries no allocation.)
+          const again = (await negotiated()) - negotiatedBefore;
+          assert.ok(moved.length >= 1 && again >= moved.length, `the delay extension negotiated again on ${again} of ${moved.length} taken-over allocation(s)`);
+        }
       } finally {
         control.close();
       }
