@@ -6,6 +6,7 @@
 // figures are the steady state rather than the first allocations' JIT warm-up (which each worker
 // pays on its own). NODE_CLUSTER_SCHED_POLICY is passed on. A benchmark aid: it asserts nothing.
 // --root DIR runs another checkout's (built) server, e.g. the main branch's, for a before/after.
+// BENCH_NODE_ARGS: extra Node flags for the server (e.g. "--cpu-prof --cpu-prof-dir=DIR"), as in bench-server.
 //   node scripts/bench-alloc-split.mjs [--workers 2] [--held 3000] [--warm 0] [--in-flight 50] [--root DIR]
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -43,6 +44,7 @@ writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
 const port = await freePort();
 // prettier-ignore
 const server = spawn(process.execPath, [
+  ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
   join(serverRoot, 'packages/cli/bin/onionturn.js'), 'server', '--listen', `tcp://127.0.0.1:${port}`, '--realm', REALM,
   '--secret-file', join(dir, 'secret'), '--relay-ports', '30000-45000', '--max-allocations-per-user', '100000',
   '--max-allocations', String(opts.held + opts.warm + 1000), '--log-level', 'warn', '--workers', String(opts.workers),
