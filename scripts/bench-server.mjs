@@ -18,6 +18,9 @@
 // --json FILE: the rows (and the allocation cost) as JSON.
 // Beside the held allocations a paced uclient load runs (BENCH_BESIDE_CLIENTS, default 10
 // clients x 100 B every 20 ms): its loss shows whether relaying still works with them all held.
+// Before it, the steady state: the server's CPU while they are only held (BENCH_HOLD_SECONDS,
+// default 10, from 5 s after the making), then while each is refreshed once; with a Refresh every 540 s per allocation that
+// is the server's CPU per second per held allocation.
 // For large --held the bench raises its own descriptor limit (prlimit on its own pid), which the
 // servers, the peer and uclient it starts inherit; nothing else is touched.
 import { spawnSync } from 'node:child_process';
@@ -43,6 +46,13 @@ const ARGS = parseArgs(process.argv.slice(2));
 const HELD = Number(ARGS.held ?? process.env.BENCH_HELD ?? 1000);
 const HELD_ONLY = ARGS.heldOnly === true;
 const BESIDE_CLIENTS = Number(process.env.BENCH_BESIDE_CLIENTS ?? 10);
+/** How long the held allocations are watched doing nothing (the steady state's timers). */
+const HOLD_SECONDS = Number(process.env.BENCH_HOLD_SECONDS ?? 10);
+/**
+ * A client's Refresh interval in the steady-state column: the default 600 s lifetime refreshed a
+ * minute before it ends, as libwebrtc does.
+ */
+const REFRESH_INTERVAL_S = 540;
 
 function parseArgs(argv) {
   const out = {};
@@ -432,6 +442,8 @@ async function loaderRuns(group, server, peers) {
 /** Opens `n` TURN-over-TCP connections, each with one authenticated allocation, and holds them. */
 async function holdAllocations(port, n) {
   const sockets = [];
+  /** Each allocation's refresh(), in the order they were made. */
+  const refreshes = [];
   const one = (i) =>
     tcpAllocation({ port, realm: REALM, secret: SECRET, username: `${Math.floor(Date.now() / 1000) + 3600}:held${i}`, sockets }).catch((e) => {
       throw new Error(`allocation ${i} ${e.message}`);
@@ -443,7 +455,7 @@ async function holdAllocations(port, n) {
   const worker = async () => {
     while (next < n && error === undefined) {
       try {
-        await one(next++);
+        refreshes.push((await one(next++)).refresh);
         made++;
       } catch (e) {
         error ??= e instanceof Error ? e.message : String(e);
@@ -451,7 +463,27 @@ async function holdAllocations(port, n) {
     }
   };
   await Promise.all(Array.from({ length: 50 }, worker));
-  return { sockets, made, error };
+  return { sockets, refreshes, made, error };
+}
+
+/** One Refresh of each held allocation, 50 in flight: how many were refreshed, and the first error. */
+async function refreshAll(refreshes) {
+  let next = 0;
+  let done = 0;
+  let error;
+  await Promise.all(
+    Array.from({ length: 50 }, async () => {
+      while (next < refreshes.length && error === undefined) {
+        try {
+          await refreshes[next++]();
+          done++;
+        } catch (e) {
+          error ??= e instanceof Error ? e.message : String(e);
+        }
+      }
+    }),
+  );
+  return { done, error };
 }
 
 /** Kernel memory of TCP and UDP sockets machine-wide (/proc/net/sockstat, pages), in kB. */
@@ -502,13 +534,20 @@ async function allocationCost(server, group, peer, limit) {
   const start = performance.now();
   const m = await measure(server.pid, () => holdAllocations(server.port, want));
   const makeMs = performance.now() - start;
-  const { sockets, made, error } = m.result;
+  const { sockets, refreshes, made, error } = m.result;
   if (error !== undefined) console.log(`  ${server.name}: made ${made} of ${want} allocations, then: ${error}`);
   await sleep(1000);
   const after = rssKb(server.pid);
   const kAfter = socketKb();
   const slabAfter = slabKb();
   const fds = fdCount(server.pid);
+  // The steady state: the server's CPU while they are only held (its timers, nothing on the
+  // wire), then what one Refresh of each costs. The watch starts a few seconds after the making:
+  // onionturn's first seconds after a burst still compile and collect (2-5x the later seconds).
+  await sleep(4000);
+  const idle = await measure(server.pid, () => sleep(HOLD_SECONDS * 1000));
+  const refreshed = await measure(server.pid, () => refreshAll(refreshes));
+  if (refreshed.result.error !== undefined) console.log(`  ${server.name}: refreshed ${refreshed.result.done} of ${made}, then: ${refreshed.result.error}`);
   // Relaying beside them: a paced load while every allocation is held.
   const beside = await measure(server.pid, () =>
     runUclient(group, {
@@ -541,6 +580,8 @@ async function allocationCost(server, group, peer, limit) {
     slabKbPerAlloc: (slabAfter - slabBefore) / per,
     fds,
     makeSeconds: makeMs / 1000,
+    heldUsPerSecPerAlloc: idle.ns / 1000 / HOLD_SECONDS / per,
+    refreshUs: refreshed.ns / 1000 / Math.max(1, refreshed.result.done),
     beside: {
       sent: b.sent ?? 0,
       received: b.received ?? 0,
@@ -1049,7 +1090,7 @@ async function main() {
   console.log(
     `\nallocation cost (${HELD} TCP allocations with REST credentials, 50 in flight, then held; open-files limit ${limit.soft}; beside them ${BESIDE_CLIENTS} uclient clients x ${PACED} x 100 B every 20 ms):`,
   );
-  const w = [12, 6, 7, 12, 16, 13, 11, 12, 15, 13, 7, 8, 7];
+  const w = [12, 6, 7, 12, 16, 12, 10, 12, 13, 11, 12, 15, 13, 7, 8, 7];
   console.log(
     [
       'server',
@@ -1057,6 +1098,9 @@ async function main() {
       'make s',
       'CPU us/alloc',
       '(ticks) us/alloc',
+      'idle us/s/al',
+      'refresh us',
+      'steady us/s/al',
       'RSS before MB',
       'RSS held MB',
       'RSS kB/alloc',
@@ -1077,6 +1121,9 @@ async function main() {
         f(a.makeSeconds, 1),
         f(a.cpuUsPerAlloc, 0),
         f(a.cpuTickUsPerAlloc, 0),
+        f(a.heldUsPerSecPerAlloc, 3),
+        f(a.refreshUs, 0),
+        f(a.heldUsPerSecPerAlloc + a.refreshUs / REFRESH_INTERVAL_S, 3),
         f(a.rssBeforeMb, 1),
         f(a.rssAfterMb, 1),
         f(a.rssKbPerAlloc, 1),
@@ -1090,6 +1137,9 @@ async function main() {
         .join(' '),
     );
   }
+  console.log(
+    `(idle: CPU per second per held allocation over ${HOLD_SECONDS} s of holding only; refresh: CPU per Refresh, each refreshed once; steady: idle + refresh / ${REFRESH_INTERVAL_S} s, the server's CPU per second per allocation held and refreshed as libwebrtc does)`,
+  );
   console.log(
     '(sockstat: TCP+UDP buffer memory of the whole machine, both ends; slab: kernel slab of the whole machine (socket, inode, epoll structures), both ends and anything else running: an upper bound; beside%: loss of the paced load while all are held; fds: descriptors of the server (and its workers) while held)',
   );

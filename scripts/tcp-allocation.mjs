@@ -10,6 +10,8 @@ import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, deco
  * Connects to 127.0.0.1:`port`, allocates as `username` (REST: expiry:tag), and leaves the socket
  * open in `sockets` (pushed as soon as it connects, so a failure still leaves it to be closed).
  * Rejects with the error code when the server refuses, or after `timeoutMs` without a reply.
+ * Resolves with `refresh()`: one signed Refresh of the allocation (again with the new nonce after
+ * a 438), rejecting when the server refuses it.
  */
 export async function tcpAllocation({ port, realm, secret, username, sockets, timeoutMs = 10_000 }) {
   const sock = connect(port, '127.0.0.1');
@@ -37,19 +39,41 @@ export async function tcpAllocation({ port, realm, secret, username, sockets, ti
     }
     return replies[k];
   };
+  const key = longTermKey(username, realm, restPassword(secret, username));
   const build = (nonce) => {
     const b = new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 });
     if (nonce === undefined) return b.build();
     b.add(AttributeType.Username, { kind: 'text', text: username })
       .add(AttributeType.Realm, { kind: 'text', text: realm })
       .add(AttributeType.Nonce, { kind: 'text', text: nonce });
-    return b.build({ integrityKey: longTermKey(username, realm, restPassword(secret, username)) });
+    return b.build({ integrityKey: key });
+  };
+  const refused = (res) => {
+    const e = readAttribute(res, AttributeType.ErrorCode);
+    return new Error(`refused: ${e?.ok ? `${e.value.code} ${e.value.reason}` : '?'}`);
   };
   sock.write(build());
-  sock.write(build(readText(await next(), AttributeType.Nonce)));
+  let nonce = readText(await next(), AttributeType.Nonce);
+  sock.write(build(nonce));
   const res = await next();
-  if (res.messageClass !== MessageClass.SuccessResponse) {
-    const e = readAttribute(res, AttributeType.ErrorCode);
-    throw new Error(`refused: ${e?.ok ? `${e.value.code} ${e.value.reason}` : '?'}`);
-  }
+  if (res.messageClass !== MessageClass.SuccessResponse) throw refused(res);
+  const refreshWith = (n) =>
+    new MessageBuilder(Method.Refresh, MessageClass.Request)
+      .add(AttributeType.Lifetime, { kind: 'uint32', value: 600 })
+      .add(AttributeType.Username, { kind: 'text', text: username })
+      .add(AttributeType.Realm, { kind: 'text', text: realm })
+      .add(AttributeType.Nonce, { kind: 'text', text: n })
+      .build({ integrityKey: key });
+  const refresh = async () => {
+    for (let attempt = 0; ; attempt++) {
+      sock.write(refreshWith(nonce));
+      const r = await next();
+      if (r.messageClass === MessageClass.SuccessResponse) return;
+      const e = readAttribute(r, AttributeType.ErrorCode);
+      // 438 Stale Nonce: again with the new one, once.
+      if (attempt > 0 || !e?.ok || e.value.code !== 438) throw refused(r);
+      nonce = readText(r, AttributeType.Nonce);
+    }
+  };
+  return { refresh };
 }

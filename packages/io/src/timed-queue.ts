@@ -30,6 +30,12 @@ export const INTERVAL_MS = 100;
 const FRAME_LOOKAHEAD = 48;
 /** The default budget (--max-queue-delay-ms). */
 export const DEFAULT_MAX_QUEUE_DELAY_MS = 150;
+/** Frames a queue has room for at its first push. */
+const INITIAL_CAPACITY = 64;
+/** Every queue's arrays before its first push (never written: the first push grows them). */
+const NO_TIMES = new Float64Array(0);
+const NO_NUMBERS = new Uint32Array(0);
+const NO_BYTES = new Uint8Array(0);
 
 /** Drops counted over many queues (one object shared by a server's or a shim's writers). */
 export class QueueDrops {
@@ -53,14 +59,17 @@ export class TimedQueue {
   readonly targetMs: number;
   readonly #drops: QueueDrops;
   #count = 0;
-  #at = new Float64Array(64);
-  #offset = new Uint32Array(64);
-  #length = new Uint32Array(64);
-  #cls = new Uint8Array(64);
+  // Empty until the first push: every TCP client's writer has a queue, and almost none is ever
+  // timed (only a batch behind a stuck write is); seven typed arrays each would cost every
+  // connection seven buffers to allocate, sweep and free.
+  #at = NO_TIMES;
+  #offset = NO_NUMBERS;
+  #length = NO_NUMBERS;
+  #cls = NO_BYTES;
   /** RTP frames: 1 when ssrc/timestamp hold the packet's. */
-  #rtp = new Uint8Array(64);
-  #ssrc = new Uint32Array(64);
-  #ts = new Uint32Array(64);
+  #rtp = NO_BYTES;
+  #ssrc = NO_NUMBERS;
+  #ts = NO_NUMBERS;
   /** When the head's sojourn went above target and stayed there, plus INTERVAL_MS; 0: below. */
   #standingAt = 0;
   /** The last shed() found the queue standing. */
@@ -255,7 +264,7 @@ export class TimedQueue {
   }
 
   #grow(): void {
-    const size = this.#at.length * 2;
+    const size = Math.max(INITIAL_CAPACITY, this.#at.length * 2);
     const grow = <T extends Float64Array | Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
       const b = make(size);
       b.set(a);

@@ -215,10 +215,18 @@ export function onAllocate(ctx: AllocateContext, r: Reply, claimed = false): voi
   }
 }
 
+/** The last relay address made canonical, and its canonical text (the same for every allocation of a family). */
+let canonicalOf = '';
+let canonicalText = '';
+
 /** The same address in the text peers' datagrams are reported in (an operator may write 2001:db8:0::1). */
 function canonicalIp(text: string): string {
-  const ip = parseIp(text);
-  return ip ? formatIp(ip) : text;
+  if (text !== canonicalOf) {
+    const ip = parseIp(text);
+    canonicalText = ip ? formatIp(ip) : text;
+    canonicalOf = text;
+  }
+  return canonicalText;
 }
 
 function bindRelay(

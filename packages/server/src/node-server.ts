@@ -382,7 +382,10 @@ export class TurnServer {
   async #listen(spec: ListenSpec): Promise<void> {
     if (spec.protocol === 'udp') return this.#listenUdp(spec);
     const proxy = spec.proxyHeader === true && spec.protocol === 'tcp';
-    const onConnection = (sock: Socket): void => (proxy ? this.#acceptProxied(sock) : this.#accept(sock, spec.protocol));
+    // Every connection's local port is the listener's: known once it listens, rather than asked
+    // of each accepted socket (a getsockname(2) and an object per connection).
+    let port = 0;
+    const onConnection = (sock: Socket): void => (proxy ? this.#acceptProxied(sock, port) : this.#accept(sock, spec.protocol, undefined, undefined, port));
     let srv: TcpServer;
     if (spec.protocol === 'tls') {
       if (!this.#config.cert || !this.#config.key) throw new Error('tls:// listeners need --cert and --key');
@@ -408,7 +411,10 @@ export class TurnServer {
       else this.#log.error('listener-error', { error: code });
     });
     const a = srv.address();
-    if (a && typeof a === 'object') this.#bound.push({ protocol: spec.protocol, address: a.address, port: a.port });
+    if (a && typeof a === 'object') {
+      port = a.port;
+      this.#bound.push({ protocol: spec.protocol, address: a.address, port: a.port });
+    }
     this.#tcpServers.push(srv);
   }
 
@@ -416,7 +422,7 @@ export class TurnServer {
    * A connection that starts with a PROXY line: read it (at most 107 bytes, within the allocate
    * deadline), then serve the rest of the stream as the client it names.
    */
-  #acceptProxied(sock: Socket): void {
+  #acceptProxied(sock: Socket, localPort: number): void {
     if (this.#closing) {
       sock.destroy();
       return;
@@ -431,7 +437,7 @@ export class TurnServer {
         sock.destroy();
         return;
       }
-      this.#accept(sock, 'tcp', remote);
+      this.#accept(sock, 'tcp', remote, undefined, localPort);
       if (rest.length > 0) sock.emit('data', rest);
     });
   }
@@ -439,9 +445,9 @@ export class TurnServer {
   /**
    * `remote`: who the client is, when a PROXY line said so (default: the socket's peer).
    * `moved`: a connection another worker handed here ('adopted'), or one that came back ('busy',
-   * 'gone'): it never moves again.
+   * 'gone'): it never moves again. `localPort`: the listener's port, when known.
    */
-  #accept(sock: Socket, transport: ClientTransport, proxied?: TransportAddress, moved?: 'adopted' | 'busy' | 'gone'): void {
+  #accept(sock: Socket, transport: ClientTransport, proxied?: TransportAddress, moved?: 'adopted' | 'busy' | 'gone', localPort?: number): void {
     if (this.#closing) {
       sock.destroy();
       return;
@@ -461,7 +467,7 @@ export class TurnServer {
       this.#timeBound,
       moved === undefined ? this.#feedback : undefined,
     );
-    const client = new Client(transport, remote, link, `${transport}|${remote.address}|${remote.port}|${sock.localPort ?? 0}`);
+    const client = new Client(transport, remote, link, `${transport}|${remote.address}|${remote.port}|${localPort || (sock.localPort ?? 0)}`);
     const core = this.core;
     const framer = new StreamFramer((frame, kind) => {
       if (kind === FrameKind.ChannelData) core.handleChannelData(client, frame);

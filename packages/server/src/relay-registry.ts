@@ -31,15 +31,13 @@ export class RelayRegistry implements LiveRelays {
   }
 
   add(relay: Relay): void {
-    const ip = parseIp(relay.external.address);
-    if (ip) this.#byAddress.set(key(ip, relay.external.port), relay);
+    const k = relayKey(relay);
+    if (k !== undefined) this.#byAddress.set(k, relay);
   }
 
   remove(relay: Relay): void {
-    const ip = parseIp(relay.external.address);
-    if (!ip) return;
-    const k = key(ip, relay.external.port);
-    if (this.#byAddress.get(k) === relay) this.#byAddress.delete(k);
+    const k = relayKey(relay);
+    if (k !== undefined && this.#byAddress.get(k) === relay) this.#byAddress.delete(k);
   }
 
   find(ip: Buffer, port: number): Relay | undefined {
@@ -167,9 +165,21 @@ export class SharedRelays implements LiveRelays {
   }
 }
 
+/**
+ * The last announced address keyed, and the address part of its key: every relay of a family
+ * announces the same address, so it is parsed once, not for each allocation made and gone.
+ */
+let keyedText = '';
+let keyedAddress: string | undefined;
+
 function relayKey(relay: Relay): string | undefined {
-  const ip = parseIp(relay.external.address);
-  return ip ? key(ip, relay.external.port) : undefined;
+  const text = relay.external.address;
+  if (text !== keyedText) {
+    const ip = parseIp(text);
+    keyedAddress = ip ? formatIp(canonical(ip)) : undefined;
+    keyedText = text;
+  }
+  return keyedAddress === undefined ? undefined : `${keyedAddress}|${relay.external.port}`;
 }
 
 /** IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address, as the peer policy reads it. */

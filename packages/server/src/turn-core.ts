@@ -338,6 +338,9 @@ export class TurnCore {
           }
         }
       }
+      // Most held allocations have no permission at a given moment (an ICE candidate never
+      // chosen): no iterator for them, once a second each.
+      if (alloc.permissions.size === 0) continue;
       for (const [address, perm] of alloc.permissions) {
         if (perm.expiresAt > now) continue;
         let held = false;
