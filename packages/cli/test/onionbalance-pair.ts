@@ -331,8 +331,11 @@ export class OnionbalancePair {
   }
 
   /**
-   * New circuits pick intro points at random: allocates until both backends have served (once
-   * onionbalance lists both); the backends seen and the allocation times.
+   * New clients pick intro points at random: allocates until both backends have served (once
+   * onionbalance lists both); the backends seen and the allocation times. NEWNYM before each: a
+   * client keeps a fetched frontend descriptor (until the next time period), and the first one
+   * onionbalance publishes may list one backend only, when the other's descriptor has not been
+   * fetched yet (the next publish check adds it).
    */
   async bothBackends(seenFirst: string, limitMs: number): Promise<{ seen: string[]; times: number[]; lastError: string }> {
     const seen = new Set([seenFirst]);
@@ -340,6 +343,7 @@ export class OnionbalancePair {
     const times: number[] = [];
     let lastError = '';
     while (seen.size < 2 && Date.now() - t0 < limitMs) {
+      await this.newnym();
       try {
         const a = await this.allocate();
         seen.add(a.relayHost);
