@@ -915,7 +915,16 @@ async function allocateThroughTor(
     const ask = async (msg: Buffer): Promise<StunMessage> => {
       const reply = readStun(sock);
       sock.write(msg);
-      return Promise.race([reply, sleep(20_000).then(() => Promise.reject(new Error('no TURN answer within 20 s')))]);
+      // Cleared once answered: a pending timer would keep the test process alive 20 s more.
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([
+          reply,
+          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no TURN answer within 20 s')), 20_000))),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
     };
     const transport = { kind: 'requested-transport', protocol: 17 } as const;
     const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());

@@ -72,8 +72,14 @@ export interface OnionbalancePairOptions {
   readonly log: (line: string) => void;
 }
 
-function within<T>(p: Promise<T>, what: string, ms: number): Promise<T> {
-  return Promise.race([p, sleep(ms).then(() => Promise.reject(new Error(`no ${what} within ${ms} ms`)))]);
+/** p, or a rejection after ms; the timer is cleared either way (a pending one keeps the test process alive). */
+async function within<T>(p: Promise<T>, what: string, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function readStun(sock: Socket): Promise<StunMessage> {
