@@ -1221,7 +1221,7 @@ test(
     // first try or on one retry with a fresh circuit (as an app retries a call): a clean-clone CI
     // run saw one first try whose SOCKS CONNECT hung for the whole 45 s while tor worked through
     // the dead backend's intro points, and docs/onionbalance.md says so. A try gets
-    // AFTER_STOP_TRY_MS: the Allocates that succeeded after the stop took 0.2-11 s (four runs), so
+    // AFTER_STOP_TRY_MS: the Allocates that succeeded after the stop took 0.2-15 s (seven runs), so
     // a try still pending at 20 s is that hang, and the retry's fresh circuit is what gets past it.
     await stacks[1]!.checked(['stop', '--timeout', '10']);
     const tStop = Date.now();
