@@ -2,7 +2,9 @@
 # Writes a torrc for a client-only tor with a control socket (plus the site's *.conf files from
 # /etc/tor/torrc.d), has tor check it, starts tor, waits until it has a consensus (onionbalance
 # 0.2.2 exits at once without one: "Could not open cached consensus"), then runs onionbalance with
-# the container's arguments appended (e.g. --is-testnet).
+# the container's arguments appended (e.g. --is-testnet), through run-onionbalance.py: the same
+# entry point as /usr/sbin/onionbalance, with ONIONBALANCE_INITIAL_DELAY as the pauses of its first
+# round (fetch, pause, publish check, pause).
 set -eu
 
 fail() {
@@ -12,10 +14,17 @@ fail() {
 
 config="${ONIONBALANCE_CONFIG:-/etc/onionbalance/config.yaml}"
 level="${ONIONBALANCE_LOG_LEVEL:-warning}"
+# Seconds onionbalance pauses after its first fetch and after its first publish check (its own
+# constant, 45, has no flag: run-onionbalance.py sets it).
+delay="${ONIONBALANCE_INITIAL_DELAY:-45}"
 [ -r "$config" ] || fail "no readable config at $config; make one with onionbalance-config (docs/onionbalance.md)"
 case "$level" in
   debug|info|warning|error|critical) ;;
   *) fail "ONIONBALANCE_LOG_LEVEL must be debug, info, warning, error or critical, got '$level'" ;;
+esac
+case "$delay" in
+  [0-9] | [1-9][0-9] | [1-5][0-9][0-9] | 600) ;;
+  *) fail "ONIONBALANCE_INITIAL_DELAY must be whole seconds from 0 to 600 (default 45), got '$delay'" ;;
 esac
 
 # tor wants the control socket's directory private.
@@ -61,4 +70,4 @@ while time.time() < deadline:
 print('onionturn-onionbalance: tor did not bootstrap within 300 s', file=sys.stderr)
 sys.exit(1)
 PY
-exec onionbalance -s /tmp/tor/control -c "$config" -v "$level" "$@"
+exec python3 /usr/local/share/onionturn-onionbalance/run-onionbalance.py "$delay" -s /tmp/tor/control -c "$config" -v "$level" "$@"
