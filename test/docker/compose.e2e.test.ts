@@ -19,23 +19,12 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { createServer, connect as tcpConnect, type Server } from 'node:net';
 import { once } from 'node:events';
 import { parse as parseYaml } from 'yaml';
 import {
-  AttributeType,
-  HEADER_LENGTH,
-  MessageBuilder,
-  MessageClass,
-  Method,
-  decodeMessage,
-  longTermKey,
-  readAttribute,
-  readText,
-  type StunMessage,
-} from '@onionturn/protocol';
-import {
   CallBrowser,
+  allocateOnStream,
   ProcessGroup,
   TOOLS,
   ensureDebianBaseImage,
@@ -877,19 +866,6 @@ interface OnionAllocation {
   readonly ms: number;
 }
 
-async function readStun(sock: Socket): Promise<StunMessage> {
-  let buf = Buffer.alloc(0);
-  for (;;) {
-    if (buf.length >= HEADER_LENGTH && buf.length >= HEADER_LENGTH + buf.readUInt16BE(2)) {
-      const r = decodeMessage(buf.subarray(0, HEADER_LENGTH + buf.readUInt16BE(2)));
-      if (!r.ok) throw new Error(r.error.reason);
-      return r.value;
-    }
-    const [chunk] = (await once(sock, 'data')) as [Buffer];
-    buf = Buffer.concat([buf, chunk]);
-  }
-}
-
 /**
  * A TURN Allocate over TCP to HOST:PORT through Tor's SOCKS port on a circuit of its own (fresh
  * SOCKS credentials): the 401, then the long-term-credential request with a REST credential.
@@ -912,38 +888,8 @@ async function allocateThroughTor(
   });
   sock.on('error', () => {}); // a reset after the answer; failures show as a missing answer
   try {
-    const ask = async (msg: Buffer): Promise<StunMessage> => {
-      const reply = readStun(sock);
-      sock.write(msg);
-      // Cleared once answered: a pending timer would keep the test process alive 20 s more.
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        return await Promise.race([
-          reply,
-          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no TURN answer within 20 s')), 20_000))),
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-    const transport = { kind: 'requested-transport', protocol: 17 } as const;
-    const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());
-    const realm = readText(first, AttributeType.Realm) ?? '';
-    const nonce = readText(first, AttributeType.Nonce) ?? '';
-    const second = await ask(
-      new MessageBuilder(Method.Allocate, MessageClass.Request)
-        .add(AttributeType.RequestedTransport, transport)
-        .add(AttributeType.Username, { kind: 'text', text: credential.username })
-        .add(AttributeType.Realm, { kind: 'text', text: realm })
-        .add(AttributeType.Nonce, { kind: 'text', text: nonce })
-        .build({ integrityKey: longTermKey(credential.username, realm, credential.password) }),
-    );
-    const relayed = readAttribute(second, AttributeType.XorRelayedAddress);
-    if (!relayed?.ok || relayed.value.kind !== 'address') {
-      const err = readAttribute(second, AttributeType.ErrorCode);
-      throw new Error(`Allocate failed at ${realm}: ${err?.ok && err.value.kind === 'error-code' ? err.value.code : 'no XOR-RELAYED-ADDRESS'}`);
-    }
-    return { realm, relayed: `${relayed.value.address.address}:${relayed.value.address.port}`, ms: Date.now() - t0 };
+    const { realm, relayed } = await allocateOnStream(sock, credential);
+    return { realm, relayed: `${relayed.address}:${relayed.port}`, ms: Date.now() - t0 };
   } finally {
     sock.destroy();
   }

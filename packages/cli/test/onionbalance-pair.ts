@@ -6,25 +6,13 @@
 // The network runs with V3AuthVotingInterval 20 and 6 relays: onionbalance 0.2.2 hardcodes
 // chutney's 20 s interval in its --is-testnet time-period maths and loops forever with fewer
 // than 5 HSDirs (see docs/onionbalance.md).
-import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
-import { formatRestUsername, longTermKey, restPassword } from '@onionturn/credentials';
-import {
-  AttributeType,
-  HEADER_LENGTH,
-  MessageBuilder,
-  MessageClass,
-  Method,
-  decodeMessage,
-  readAttribute,
-  readText,
-  type StunMessage,
-} from '@onionturn/protocol';
+import { formatRestUsername, restPassword } from '@onionturn/credentials';
 import {
   ProcessGroup,
+  allocateOnStream,
   TOOLS,
   TorControl,
   buildTorrc,
@@ -70,29 +58,6 @@ export interface OnionbalancePairOptions {
    */
   readonly initialDelaySeconds: number;
   readonly log: (line: string) => void;
-}
-
-/** p, or a rejection after ms; the timer is cleared either way (a pending one keeps the test process alive). */
-async function within<T>(p: Promise<T>, what: string, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function readStun(sock: Socket): Promise<StunMessage> {
-  let buf = Buffer.alloc(0);
-  for (;;) {
-    if (buf.length >= HEADER_LENGTH && buf.length >= HEADER_LENGTH + buf.readUInt16BE(2)) {
-      const r = decodeMessage(buf.subarray(0, HEADER_LENGTH + buf.readUInt16BE(2)));
-      if (!r.ok) throw new Error(r.error.reason);
-      return r.value;
-    }
-    const [chunk] = (await once(sock, 'data')) as [Buffer];
-    buf = Buffer.concat([buf, chunk]);
-  }
 }
 
 /** The interpreter of /usr/sbin/onionbalance (its #! line): the one with Debian's onionbalance module. */
@@ -275,31 +240,9 @@ export class OnionbalancePair {
       password: 'x',
     });
     try {
-      const ask = async (msg: Buffer): Promise<StunMessage> => {
-        const reply = readStun(sock);
-        sock.write(msg);
-        return within(reply, 'TURN answer', 20_000);
-      };
-      const transport = { kind: 'requested-transport', protocol: 17 } as const;
-      const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());
-      const realm = readText(first, AttributeType.Realm) ?? '';
-      const nonce = readText(first, AttributeType.Nonce) ?? '';
       const username = formatRestUsername(Math.floor(Date.now() / 1000) + 600, 'ob');
-      const password = restPassword(SECRET, username);
-      const second = await ask(
-        new MessageBuilder(Method.Allocate, MessageClass.Request)
-          .add(AttributeType.RequestedTransport, transport)
-          .add(AttributeType.Username, { kind: 'text', text: username })
-          .add(AttributeType.Realm, { kind: 'text', text: realm })
-          .add(AttributeType.Nonce, { kind: 'text', text: nonce })
-          .build({ integrityKey: longTermKey(username, realm, password) }),
-      );
-      const relayed = readAttribute(second, AttributeType.XorRelayedAddress);
-      if (!relayed?.ok || relayed.value.kind !== 'address') {
-        const err = readAttribute(second, AttributeType.ErrorCode);
-        throw new Error(`Allocate failed: ${err?.ok && err.value.kind === 'error-code' ? err.value.code : 'no XOR-RELAYED-ADDRESS'}`);
-      }
-      return { relayHost: relayed.value.address.address, ms: Date.now() - t0 };
+      const { relayed } = await allocateOnStream(sock, { username, password: restPassword(SECRET, username) });
+      return { relayHost: relayed.address, ms: Date.now() - t0 };
     } finally {
       sock.destroy();
     }

@@ -3,19 +3,8 @@
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import {
-  AttributeType,
-  HEADER_LENGTH,
-  MessageBuilder,
-  MessageClass,
-  Method,
-  decodeMessage,
-  longTermKey,
-  readAttribute,
-  readText,
-  type StunMessage,
-} from '@onionturn/protocol';
-import { sleep } from '@onionturn/testkit';
+import { AttributeType, HEADER_LENGTH, decodeMessage, readText, type StunMessage } from '@onionturn/protocol';
+import { errorCodeOf, longTermAllocate, sleep } from '@onionturn/testkit';
 
 function decoded(data: Buffer): StunMessage {
   const r = decodeMessage(data);
@@ -74,20 +63,8 @@ export async function allocateWith(port: number, username: string, password: str
     return decoded(data);
   };
   try {
-    const transport = { kind: 'requested-transport', protocol: 17 } as const;
-    const first = await ask(new MessageBuilder(Method.Allocate, MessageClass.Request).add(AttributeType.RequestedTransport, transport).build());
-    const realm = readText(first, AttributeType.Realm) ?? '';
-    const nonce = readText(first, AttributeType.Nonce) ?? '';
-    const second = await ask(
-      new MessageBuilder(Method.Allocate, MessageClass.Request)
-        .add(AttributeType.RequestedTransport, transport)
-        .add(AttributeType.Username, { kind: 'text', text: username })
-        .add(AttributeType.Realm, { kind: 'text', text: realm })
-        .add(AttributeType.Nonce, { kind: 'text', text: nonce })
-        .build({ integrityKey: longTermKey(username, realm, password) }),
-    );
-    const err = readAttribute(second, AttributeType.ErrorCode);
-    return { code: err?.ok && err.value.kind === 'error-code' ? err.value.code : undefined, realm: readText(second, AttributeType.Realm) };
+    const { answer } = await longTermAllocate(ask, { username, password });
+    return { code: errorCodeOf(answer), realm: readText(answer, AttributeType.Realm) };
   } finally {
     sock.close();
   }

@@ -35,3 +35,4 @@ export {
   type UclientResult,
 } from './coturn.js';
 export { startMicrosocks, SocksRecorder, type SocksRecorderOptions, type SocksRequestRecord } from './socks-server.js';
+export { allocateOnStream, errorCodeOf, longTermAllocate, readStunMessage, within, type StreamAllocation } from './turn-stream-client.js';
