@@ -22,7 +22,8 @@
 // acknowledgements a round trip away, longer than the time bound: it is dropped on a path with
 // room (a quarter of a video call's bytes in the test's simulation). The cap exists to bound a
 // standing queue, not a burst into an empty path, so while it has not refused a write for
-// RATE_WINDOW_MS and the path shows no queue above target, it is at least BURST_CELLS. Once it
+// RATE_WINDOW_MS and the path shows no standing queue above target (the least of the last
+// second's reports), it is at least BURST_CELLS. Once it
 // refuses (the sender offers more than the cap), the rate it then measures is the path's, and it
 // holds strictly.
 
@@ -97,6 +98,8 @@ export class InflightCap {
   readonly #baseRtt = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   readonly #baseOwd = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   #queueDelay = 0;
+  /** The least queue delay over the last RATE_WINDOW_MS: above target only when a queue stands. */
+  readonly #standing = new WindowedExtreme(RATE_WINDOW_MS, 'min');
   readonly #rateSpanMs: number;
   readonly #ackDelayMs: number;
   /** The current rate sample's start: when (the reporter's clock when it gives one) and cells acknowledged then. */
@@ -166,6 +169,7 @@ export class InflightCap {
     if (oneWayDelayMs === undefined) return; // the receiver had no clock of ours yet
     this.#baseOwd.add(now, oneWayDelayMs);
     this.#queueDelay = oneWayDelayMs - (this.#baseOwd.value(now) as number);
+    this.#standing.add(now, this.#queueDelay);
   }
 
   /** Cells written and not yet acknowledged. */
@@ -198,9 +202,13 @@ export class InflightCap {
     return this.appLimited(now) ? Math.max(cells, BURST_CELLS) : cells;
   }
 
-  /** Sending less than the cap allows, on a path with no queue above target (see the top of the file). */
+  /**
+   * Sending less than the cap allows, on a path with no standing queue above target (see the top
+   * of the file). Standing: the least queue delay over the last RATE_WINDOW_MS, not the last
+   * report's: a path of six relays jitters by more than the target with no queue at all.
+   */
   appLimited(now: number): boolean {
-    return now - this.#refusedAt > RATE_WINDOW_MS && this.#queueDelay <= this.targetMs;
+    return now - this.#refusedAt > RATE_WINDOW_MS && (this.#standing.value(now) ?? 0) <= this.targetMs;
   }
 
   /** May a write of `bytes` go into the stream now? (Always with nothing in flight: a write bigger than the cap still goes, alone.) */

@@ -4,7 +4,7 @@
 // where without the cap the queue grows without end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { INITIAL_CELLS, InflightCap, MIN_CELLS } from '../src/index.js';
+import { BURST_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS } from '../src/index.js';
 
 test('cells: a write of n bytes takes ceil(n / 498) cells; a lone small packet a whole one', () => {
   assert.equal(InflightCap.cells(120), 1);
@@ -25,6 +25,8 @@ test('estimates: base round trip, delivery rate, forward queue delay, cap', () =
   assert.equal(c.queueDelayMs, 0);
   assert.equal(c.capCells(1000), 150); // 1000 cells/s x (100 + 50) ms
   assert.equal(c.inflightCells, 100); // the last 100 ms of writes
+  // A sender offering more than the cap allows (it refuses): no burst allowance from here.
+  assert.equal(c.mayWrite(1000, 1000 * 498), false);
   // The one-way delay grows past the target: drain to rate x base.
   c.onReport(1010, 92 * 10 * 498, 1000 + 50 + 80);
   assert.equal(c.queueDelayMs, 80);
@@ -44,6 +46,19 @@ test('a report written before its sender had seen our clock carries no one-way d
   c.onReport(160, 498, 5125);
   c.onReport(210, 498, 5125);
   assert.equal(c.queueDelayMs, 0);
+});
+
+test('the burst allowance of an app-limited sender: jitter above target is no standing queue; a queue that stands a second is', () => {
+  const c = new InflightCap({ targetMs: 100 });
+  c.onWrite(0, 498);
+  // Reports every 50 ms; the one-way delay jumps between its base and 150 ms above it (six relays' jitter).
+  let t = 0;
+  for (; t <= 2050; t += 50) c.onReport(t, 498, 5000 + ((t / 50) % 2) * 150); // the last one high
+  assert.ok(c.appLimited(t) && c.capCells(t) >= BURST_CELLS, 'jitter: the allowance stays');
+  // 150 ms above the base in every report for over a second: a queue stands.
+  for (const end = t + 1100; t <= end; t += 50) c.onReport(t, 498, 5150);
+  assert.equal(c.appLimited(t), false);
+  assert.ok(c.capCells(t) < BURST_CELLS, `cap ${c.capCells(t)}`);
 });
 
 test('mayWrite: within the cap, and always with nothing in flight; the cap never falls below MIN_CELLS', () => {
