@@ -310,7 +310,7 @@ try {
       const row = toRow(path, r, circuitRttMs);
       perPath[path].push(row);
       say(`  ${path}: ${relay}; ${JSON.stringify(Object.fromEntries(FIELDS.map((k) => [k, round(k, row[k])])))}`);
-      const split = Object.entries({ ...r.setupSplit, dc: r.setupMs })
+      const split = Object.entries({ relayA: r.setupSplit.relayA, relayB: r.setupSplit.relayB, ice: r.iceMs, dtls: r.setupSplit.dtls, dc: r.setupMs })
         .map(([k, v]) => `${k} ${(v / circuitRttMs).toFixed(1)}`)
         .join(', ');
       say(`  ${path} setup in circuit round trips after createOffer: ${split}`);

@@ -4,7 +4,7 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { AttributeType, HEADER_LENGTH, decodeMessage, readText, type StunMessage } from '@onionturn/protocol';
-import { errorCodeOf, longTermAllocate, sleep } from '@onionturn/testkit';
+import { errorCodeOf, longTermAllocate, within } from '@onionturn/testkit';
 
 function decoded(data: Buffer): StunMessage {
   const r = decodeMessage(data);
@@ -12,9 +12,8 @@ function decoded(data: Buffer): StunMessage {
   return r.value;
 }
 
-function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
-  return Promise.race([p, sleep(ms).then(() => Promise.reject(new Error(`no ${what} within ${ms} ms`)))]);
-}
+/** An answer within 5 s (testkit's within: its timer is cleared once answered). */
+const ANSWER_MS = 5000;
 
 /** Sends one STUN message over UDP from a fresh socket; its answer and the socket's own port. */
 export async function stunOverUdp(port: number, msg: Buffer): Promise<{ answer: StunMessage; localPort: number }> {
@@ -23,7 +22,7 @@ export async function stunOverUdp(port: number, msg: Buffer): Promise<{ answer: 
     await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
     const reply = once(sock, 'message') as Promise<[Buffer]>;
     sock.send(msg, port, '127.0.0.1');
-    const [data] = await within(reply, 'STUN answer over UDP');
+    const [data] = await within(reply, 'STUN answer over UDP', ANSWER_MS);
     return { answer: decoded(data), localPort: sock.address().port };
   } finally {
     sock.close();
@@ -44,9 +43,9 @@ async function readStun(sock: Socket): Promise<Buffer> {
 export async function stunOverTcp(port: number, msg: Buffer): Promise<{ answer: StunMessage; localPort: number }> {
   const sock = connect({ host: '127.0.0.1', port });
   try {
-    await within(once(sock, 'connect'), 'TCP connection');
+    await within(once(sock, 'connect'), 'TCP connection', ANSWER_MS);
     sock.write(msg);
-    const data = await within(readStun(sock), 'STUN answer over TCP');
+    const data = await within(readStun(sock), 'STUN answer over TCP', ANSWER_MS);
     return { answer: decoded(data), localPort: sock.localPort as number };
   } finally {
     sock.destroy();
@@ -59,7 +58,7 @@ export async function allocateWith(port: number, username: string, password: str
   const ask = async (msg: Buffer): Promise<StunMessage> => {
     const reply = once(sock, 'message') as Promise<[Buffer]>;
     sock.send(msg, port, '127.0.0.1');
-    const [data] = await within(reply, 'STUN answer from the shim');
+    const [data] = await within(reply, 'STUN answer from the shim', ANSWER_MS);
     return decoded(data);
   };
   try {

@@ -113,9 +113,12 @@ export class DelayFeedbackSession {
   #stalled = false;
   #negotiatedAt = 0;
   readonly #opts: DelayFeedbackSessionOptions;
+  /** Arrival queueing above this drops droppable data: the bound, at least LATE_MIN_MS. */
+  readonly #lateMs: number;
 
   constructor(opts: DelayFeedbackSessionOptions, sentSoFar = 0, receivedSoFar = 0) {
     this.#opts = opts;
+    this.#lateMs = Math.max(opts.staleMs, LATE_MIN_MS);
     this.#sent = sentSoFar;
     this.#received = receivedSoFar;
     this.#seenOut = sentSoFar;
@@ -181,7 +184,7 @@ export class DelayFeedbackSession {
     this.#owdIn = owd;
     this.#baseIn.add(now, owd);
     this.#excessIn = owd - (this.#baseIn.value(now) as number);
-    this.#lateUntil = this.#excessIn > Math.max(this.#opts.staleMs, LATE_MIN_MS) ? now + LATE_HOLD_MS : 0;
+    this.#lateUntil = this.#excessIn > this.#lateMs ? now + LATE_HOLD_MS : 0;
     const acked = r.receivedBytes - this.#capBase;
     if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs, r.clockMs);
   }

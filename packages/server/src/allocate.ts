@@ -22,6 +22,7 @@ import type { Lifetimes, Limits } from './limits.js';
 import { addTicket, asksMobility, type MobilityContext } from './mobility.js';
 import { credentialBound, grantedLifetime } from './refresh.js';
 import type { Replies, Reply } from './replies.js';
+import { lastTextMemo } from './last-text-memo.js';
 import type { LiveRelays } from './relay-registry.js';
 import type { Reservation, Reservations } from './reservations.js';
 import type { CoreStats } from './stats.js';
@@ -215,19 +216,11 @@ export function onAllocate(ctx: AllocateContext, r: Reply, claimed = false): voi
   }
 }
 
-/** The last relay address made canonical, and its canonical text (the same for every allocation of a family). */
-let canonicalOf = '';
-let canonicalText = '';
-
 /** The same address in the text peers' datagrams are reported in (an operator may write 2001:db8:0::1). */
-function canonicalIp(text: string): string {
-  if (text !== canonicalOf) {
-    const ip = parseIp(text);
-    canonicalText = ip ? formatIp(ip) : text;
-    canonicalOf = text;
-  }
-  return canonicalText;
-}
+const canonicalIp = lastTextMemo((text: string): string => {
+  const ip = parseIp(text);
+  return ip ? formatIp(ip) : text;
+});
 
 function bindRelay(
   ctx: AllocateContext,

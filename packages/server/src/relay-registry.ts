@@ -5,6 +5,7 @@
 // One process keeps a Map; a multi-process server can back the same interface with shared state.
 import { formatIp, parseIp } from '@onionturn/protocol';
 import type { Relay } from './allocation.js';
+import { lastTextMemo } from './last-text-memo.js';
 import { canonical } from './peer-policy.js';
 
 export interface LiveRelays {
@@ -165,24 +166,22 @@ export class SharedRelays implements LiveRelays {
   }
 }
 
-/**
- * The last announced address keyed, and the address part of its key: every relay of a family
- * announces the same address, so it is parsed once, not for each allocation made and gone.
- */
-let keyedText = '';
-let keyedAddress: string | undefined;
+/** The address part of a relay's key, parsed once per announced text (the same for every relay of a family). */
+const announcedKey = lastTextMemo((text: string): string | undefined => {
+  const ip = parseIp(text);
+  return ip ? addressKey(ip) : undefined;
+});
 
 function relayKey(relay: Relay): string | undefined {
-  const text = relay.external.address;
-  if (text !== keyedText) {
-    const ip = parseIp(text);
-    keyedAddress = ip ? formatIp(canonical(ip)) : undefined;
-    keyedText = text;
-  }
-  return keyedAddress === undefined ? undefined : `${keyedAddress}|${relay.external.port}`;
+  const address = announcedKey(relay.external.address);
+  return address === undefined ? undefined : `${address}|${relay.external.port}`;
 }
 
 /** IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address, as the peer policy reads it. */
+function addressKey(ip: Buffer): string {
+  return formatIp(canonical(ip));
+}
+
 function key(ip: Buffer, port: number): string {
-  return `${formatIp(canonical(ip))}|${port}`;
+  return `${addressKey(ip)}|${port}`;
 }
