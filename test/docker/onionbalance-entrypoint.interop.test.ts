@@ -5,27 +5,21 @@
 // in the compose test's frontend container (test/docker/compose.e2e.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TOOLS, repoRoot, requireTool, runCommand, tempDir } from '@onionturn/testkit';
+import { repoRoot, runCommand, tempDir } from '@onionturn/testkit';
+import { stageImageFiles, unshareForMounts } from './entrypoint-stage.js';
 
 const ROOT = repoRoot() ?? process.cwd();
 const IMAGE_DIR = join(ROOT, 'docker', 'onionbalance');
 
 /** Runs the entrypoint with exactly `env` (plus PATH and a readable config); exit code, output, whether it wrote a torrc. */
 async function runEntrypoint(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string; wroteTorrc: boolean }> {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new Error('this test needs root (a private mount namespace: unshare --mount)');
-  const unshare = requireTool(TOOLS.unshare);
+  const unshare = unshareForMounts();
   const dir = tempDir('onionturn-ob-entrypoint-');
   try {
-    const share = join(dir, 'usr-local-share');
-    const image = join(share, 'onionturn-onionbalance');
-    mkdirSync(image, { recursive: true });
     // What `COPY entrypoint.sh run-onionbalance.py /usr/local/share/onionturn-onionbalance/` copies.
-    for (const name of readdirSync(IMAGE_DIR)) {
-      if (statSync(join(IMAGE_DIR, name)).isFile()) copyFileSync(join(IMAGE_DIR, name), join(image, name));
-    }
-    chmodSync(join(image, 'entrypoint.sh'), 0o755);
+    const share = stageImageFiles(IMAGE_DIR, dir, 'onionturn-onionbalance');
     const tmp = join(dir, 'tmp');
     mkdirSync(tmp);
     writeFileSync(join(tmp, 'config.yaml'), 'services: []\n');

@@ -5,9 +5,10 @@
 // needed: this is the cheap check of what the env of the tor container can and cannot do.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { TOOLS, repoRoot, requireTool, runCommand, tempDir, type CommandResult } from '@onionturn/testkit';
+import { stageImageFiles, unshareForMounts } from './entrypoint-stage.js';
 
 const ROOT = repoRoot() ?? process.cwd();
 const TOR_DIR = join(ROOT, 'docker', 'tor');
@@ -21,19 +22,12 @@ interface EntrypointRun extends CommandResult {
 
 /** Runs the entrypoint with exactly `env` (plus PATH) and `args` (default: tor's --verify-config). */
 async function runEntrypoint(env: Record<string, string>, args: readonly string[] = ['--verify-config']): Promise<EntrypointRun> {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new Error('this test needs root (a private mount namespace: unshare --mount)');
-  const unshare = requireTool(TOOLS.unshare);
+  const unshare = unshareForMounts();
   const tor = requireTool(TOOLS.tor);
   const dir = tempDir('onionturn-tor-entrypoint-');
   try {
-    const share = join(dir, 'usr-local-share');
-    const image = join(share, 'onionturn-tor');
-    mkdirSync(image, { recursive: true });
     // What `COPY entrypoint.sh healthcheck.sh torrc.onion torrc.exit /usr/local/share/onionturn-tor/` copies.
-    for (const name of readdirSync(TOR_DIR)) {
-      if (statSync(join(TOR_DIR, name)).isFile()) copyFileSync(join(TOR_DIR, name), join(image, name));
-    }
-    chmodSync(join(image, 'entrypoint.sh'), 0o755);
+    const share = stageImageFiles(TOR_DIR, dir, 'onionturn-tor');
     const etc = join(dir, 'etc-tor');
     mkdirSync(join(etc, 'torrc.d'), { recursive: true });
     const lib = join(dir, 'var-lib-tor');
