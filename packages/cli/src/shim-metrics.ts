@@ -76,6 +76,15 @@ export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): 
     const s = stats();
     return s ? [[[], s.readyStreamsUsed]] : [];
   });
+  counter(
+    'onionturn_client_ready_challenges_used_total',
+    "Apps' first Allocates answered at once with the server's 401, asked for ahead on a held stream (a round trip over Tor saved)",
+    [],
+    () => {
+      const s = stats();
+      return s ? [[[], s.readyChallengesUsed]] : [];
+    },
+  );
   counter('onionturn_client_peer_refused_total', "CreatePermission/ChannelBind refused by the server's peer policy (403)", [], () => {
     const s = stats();
     return s ? [[[], s.peerRefused]] : [];

@@ -9,12 +9,57 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AttributeType, MessageBuilder, MessageClass, Method, readAttribute } from '@onionturn/protocol';
-import { ProcessGroup, SocksRecorder, freePort, sleep, startServer, type RunningServer, shimArgs } from '@onionturn/testkit';
+import { formatRestUsername, restPassword } from '@onionturn/credentials';
+import {
+  AttributeType,
+  HEADER_LENGTH,
+  MessageBuilder,
+  MessageClass,
+  Method,
+  decodeMessage,
+  getAttribute,
+  readAttribute,
+  type StunMessage,
+} from '@onionturn/protocol';
+import {
+  ProcessGroup,
+  SocksRecorder,
+  errorCodeOf,
+  freePort,
+  shimArgs,
+  sleep,
+  startCoturn,
+  startServer,
+  waitFor,
+  type RunningServer,
+  type SocksRequestRecord,
+} from '@onionturn/testkit';
 import { shimPort, spawnClient } from './run-cli.js';
-import { stunOverTcp } from './stun-app.js';
+import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
 
 const FLOWS = 10;
+const SECRET = 'servers-secret';
+
+/** The whole STUN messages in a recorded direction of a TURN-over-TCP stream. */
+function messagesIn(chunks: readonly Buffer[]): StunMessage[] {
+  const all = Buffer.concat(chunks);
+  const out: StunMessage[] = [];
+  for (let at = 0; at + HEADER_LENGTH <= all.length;) {
+    const end = at + HEADER_LENGTH + all.readUInt16BE(at + 2);
+    if (end > all.length) break;
+    const m = decodeMessage(all.subarray(at, end));
+    if (m.ok) out.push(m.value);
+    at = end;
+  }
+  return out;
+}
+
+/** The Allocate requests the shim wrote on a relayed stream, in order: whether each carried a USERNAME. */
+function allocatesOn(rec: SocksRequestRecord): { readonly signed: boolean }[] {
+  return messagesIn(rec.sent)
+    .filter((m) => m.method === Method.Allocate && m.messageClass === MessageClass.Request)
+    .map((m) => ({ signed: getAttribute(m, AttributeType.Username) !== undefined }));
+}
 
 /** An unauthenticated Allocate: the server answers 401, which shows the flow reached it. */
 function allocateRequest(): Buffer {
@@ -30,7 +75,7 @@ describe('onionturn client over two servers, one dead', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'onionturn-servers-'));
-    writeFileSync(join(dir, 'secret'), 'servers-secret\n', { mode: 0o600 });
+    writeFileSync(join(dir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
     server = await startServer(group, ['--secret-file', join(dir, 'secret')]);
     dead = await freePort();
   });
@@ -77,6 +122,69 @@ describe('onionturn client over two servers, one dead', () => {
       await exited;
     });
   }
+
+  // The held stream's challenge (issue 14, setup): while a stream waits ready, the shim asks the
+  // server on it for the 401 that an app's first Allocate gets, and answers the next app's first
+  // Allocate with it at once, so the app's signed Allocate is the first of its requests to cross
+  // Tor (one round trip fewer). The server binds the nonce to that connection: the signed
+  // Allocate succeeding shows the nonce was good for the app.
+  test("a ready stream's 401, asked for ahead: the app's unauthenticated Allocate never crosses, its signed one succeeds", async () => {
+    const recorder = await SocksRecorder.start();
+    recorders.push(recorder);
+    const cli = spawnClient(group, ['--no-status', ...shimArgs({ serverPort: server.tcp, socks: recorder.port, notTor: true })]);
+    const port = await shimPort(cli);
+    const username = formatRestUsername(Math.floor(Date.now() / 1000) + 600, 'ready');
+    const password = restPassword(SECRET, username);
+    // The first flow finds no stream held: its own stream carries both of the app's Allocates.
+    assert.equal((await allocateWith(port, username, password)).code, undefined, 'first flow allocated');
+    const toServer = (): SocksRequestRecord[] => recorder.requests.filter((r) => r.port === server.tcp);
+    assert.deepEqual(allocatesOn(toServer()[0] as SocksRequestRecord), [{ signed: false }, { signed: true }], 'first flow: 401 then the signed Allocate');
+    // Then one stream is held, and the shim's own unauthenticated Allocate (the probe) is on it before
+    // any app sends; the server's 401 to it has come back.
+    await waitFor(
+      'the held stream probed',
+      async () => toServer().length === 2 && messagesIn((toServer()[1] as SocksRequestRecord).received).length === 1,
+      5000,
+    );
+    await sleep(100); // the shim reads the 401 as it passes
+    assert.equal(errorCodeOf(messagesIn((toServer()[1] as SocksRequestRecord).received)[0] as StunMessage), 401);
+    const held = toServer()[1] as SocksRequestRecord;
+    assert.deepEqual(allocatesOn(held), [{ signed: false }], 'the probe');
+    // A second app (another UDP source) takes it: only its signed Allocate follows the probe.
+    assert.equal((await allocateWith(port, username, password)).code, undefined, 'second flow allocated with the nonce from the probe');
+    assert.deepEqual(allocatesOn(held), [{ signed: false }, { signed: true }], "the app's own unauthenticated Allocate was answered by the shim");
+    assert.match(cli.output(), /"ready":true/);
+    const exited = once(cli.child, 'exit');
+    cli.child.kill('SIGTERM');
+    await exited;
+  });
+
+  // A server without authentication (coturn --no-auth) allocates on the probe instead of answering
+  // 401: that stream is spoiled (its allocation is not the app's), so the shim drops it and holds
+  // the server's next streams without a probe; apps still start on them.
+  test('a server that allocates without authentication: the probed stream is dropped, later held streams are not probed', async () => {
+    const coturn = await startCoturn(group, { verbose: false, extraArgs: ['--no-auth'] });
+    const recorder = await SocksRecorder.start();
+    recorders.push(recorder);
+    const cli = spawnClient(group, ['--no-status', ...shimArgs({ serverPort: coturn.port, socks: recorder.port, notTor: true })]);
+    const port = await shimPort(cli);
+    const toCoturn = (): SocksRequestRecord[] => recorder.requests.filter((r) => r.port === coturn.port);
+    assert.equal((await stunOverUdp(port, allocateRequest())).answer.messageClass, MessageClass.SuccessResponse, 'first flow allocated');
+    // The probe's stream got an allocation, not a 401; a stream without a probe follows (after the 5 s retry).
+    await waitFor('a held stream without a probe', async () => toCoturn().length === 3, 10_000);
+    const [, probed, held] = toCoturn() as [SocksRequestRecord, SocksRequestRecord, SocksRequestRecord];
+    assert.equal(messagesIn(probed.received)[0]?.messageClass, MessageClass.SuccessResponse, 'coturn allocated on the probe');
+    assert.equal(probed.streams[0]?.destroyed, true, 'the spoiled stream was dropped');
+    await sleep(300);
+    assert.deepEqual(allocatesOn(held), [], 'the next held stream carries no probe');
+    const second = await stunOverUdp(port, allocateRequest());
+    assert.equal(second.answer.messageClass, MessageClass.SuccessResponse, 'second flow allocated on the held stream');
+    assert.deepEqual(allocatesOn(held), [{ signed: false }], "the app's own Allocate");
+    assert.equal(cli.output().match(/"ready":true/g)?.length, 1);
+    const exited = once(cli.child, 'exit');
+    cli.child.kill('SIGTERM');
+    await exited;
+  });
 
   // Setup without waiting for a circuit (issue 14, deliverable 5): after an app's first flow the
   // shim holds one stream to the server ready, and the next flow starts on it, asking the SOCKS

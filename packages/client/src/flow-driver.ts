@@ -272,7 +272,7 @@ export class FlowDriver implements TableFlow {
       ...(r.ready ? { ready: true } : {}),
       ...this.#app.describe(),
     });
-    this.#run(this.machine.dialed({ kind: 'open' }));
+    this.#run(this.machine.dialed({ kind: 'open', challenge: r.challenge }));
     if (r.head.length > 0) this.onUpstreamData(r.head);
     if (!this.#done) sock.resume();
   }

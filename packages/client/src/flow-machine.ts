@@ -30,12 +30,14 @@ import {
   wireKindOf,
   withDelayFeedbackOffer,
   withoutDelayFeedback,
+  type StunMessage,
   type TransportAddress,
 } from '@onionturn/protocol';
 import { firstFrameVerdict, isStunRequest, paddingBytes } from './app-datagram.js';
 import { answerFlowlessBinding } from './binding-answer.js';
 import type { CredentialResigner, ResignAction, ResignWarning } from './credential-resigner.js';
 import { DEFAULT_QUEUE_LIMITS, FlowState, type FlowPhase, type QueueLimits } from './flow-state.js';
+import { challengeAnswer, firstAllocate } from './ready-challenge.js';
 import type { ShimStats } from './stats.js';
 import type { CredentialResult } from './upstream-credentials.js';
 import { WarnOnce } from './warn-once.js';
@@ -76,7 +78,9 @@ export type FlowAction =
   | { readonly kind: 'close'; readonly reason: string; readonly level: LogLevel };
 
 /** How the dial that a 'dial' action asked for ended. */
-export type DialReport = { readonly kind: 'open' } | { readonly kind: 'no-turn' } | { readonly kind: 'failed'; readonly reason: string };
+export type DialReport =
+  /** `challenge`: the server's 401 asked for ahead on a held stream (ready-challenge.ts). */
+  { readonly kind: 'open'; readonly challenge?: StunMessage | undefined } | { readonly kind: 'no-turn' } | { readonly kind: 'failed'; readonly reason: string };
 
 export interface FlowMachineOptions {
   readonly kind: FlowKind;
@@ -147,6 +151,8 @@ export class FlowMachine {
   #sawRequest = false;
   /** TCP: bytes for upstream while its stream is being opened (the app is paused meanwhile). */
   #held: Buffer[] = [];
+  /** TCP pass-through: the app's first request, from when it dials until its stream opens. */
+  #firstRequest: Buffer | undefined;
   #refreshing = false;
   /** Mobility: between a lost stream and the take-over's answer; app input for upstream is dropped. */
   #moving = false;
@@ -290,9 +296,21 @@ export class FlowMachine {
       this.#refuseQueued(out, ErrorCode.ServerError);
       this.#close(out, `no upstream stream: ${report.reason}`, 'warn');
     } else if (this.kind === 'udp') {
-      for (const d of this.state.open()) out.push({ kind: 'send-upstream', data: d, pad: channelDataPadding(d.length) });
+      const challenge = this.#resigner ? undefined : report.challenge;
+      for (const d of this.state.open()) {
+        const first = challenge && firstAllocate(d);
+        if (first) out.push(this.#answerChallenge(challenge, first));
+        else out.push({ kind: 'send-upstream', data: d, pad: channelDataPadding(d.length) });
+      }
     } else {
       this.state.open();
+      // The first request (#beforeDial) starts the held bytes: answered here when the challenge fits it.
+      const first = report.challenge && !this.#resigner && this.#firstRequest ? firstAllocate(this.#firstRequest) : undefined;
+      if (first) {
+        this.#dropHeld(first.raw.length);
+        out.push(this.#answerChallenge(report.challenge as StunMessage, first));
+      }
+      this.#firstRequest = undefined;
       const held = this.#held;
       this.#held = [];
       for (const b of held) out.push({ kind: 'send-upstream', data: b, pad: 0 });
@@ -322,6 +340,15 @@ export class FlowMachine {
         .build();
       out.push({ kind: 'send-app', data: answer, pad: 0 });
     }
+  }
+
+  /**
+   * Pass-through: the app's first Allocate (no credentials) answered with the server's 401 that
+   * the shim asked for ahead on this stream, so its signed Allocate is the first request upstream.
+   */
+  #answerChallenge(challenge: StunMessage, request: StunMessage): FlowAction {
+    this.#stats.readyChallengesUsed++;
+    return { kind: 'send-app', data: challengeAnswer(challenge, request), pad: 0 };
   }
 
   /** Local mode: the outcome of a 'fetch-credential'. */
@@ -512,6 +539,8 @@ export class FlowMachine {
     const v = answerFlowlessBinding(frame, this.#app);
     if (v.kind === 'other') {
       this.#sawRequest = true;
+      // A copy: the framer's frames may be views of its own buffer.
+      this.#firstRequest = Buffer.from(frame);
       this.#dial(out);
       return;
     }

@@ -3,13 +3,16 @@
 // credentials, so its circuit), its turn to dial (DialPacer) and the server (ServerChoice: which
 // healthy server a new flow takes, and where it fails over to). The coarse clock every flow reads is here
 // too, advanced by the table's tick, so the relay path never reads the time per packet.
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { HEADER_LENGTH, TRANSACTION_ID_LENGTH, WireKind, wireKindOf, type StunMessage } from '@onionturn/protocol';
 import type { Clock, Timer } from './clock.js';
 import { DialPacer, type DialPacerOptions } from './dial-pacer.js';
 import { SourceSlots } from './dial-fairness.js';
 import type { UpstreamServer } from './endpoints.js';
 import type { UpstreamError } from './errors.js';
 import { IsolationPolicy, type IsolationMode } from './isolation.js';
+import { challengeProbe, readChallenge } from './ready-challenge.js';
 import { ReadyStreamPolicy, type ReadyStreamOptions } from './ready-stream.js';
 import type { DialVerdict, ServerChoice } from './server-choice.js';
 import type { SocksAuth } from './socks5-codec.js';
@@ -29,7 +32,16 @@ export interface TableFlow {
 
 export type StreamOutcome =
   /** `index`: the server's place in the list (a take-over must go back to it: pin). */
-  | { readonly kind: 'open'; readonly socket: Socket; readonly head: Buffer; readonly server: UpstreamServer; readonly index: number; readonly ready?: true }
+  | {
+      readonly kind: 'open';
+      readonly socket: Socket;
+      readonly head: Buffer;
+      readonly server: UpstreamServer;
+      readonly index: number;
+      readonly ready?: true;
+      /** A held stream's: the server's 401 to an Allocate without credentials, asked for on it ahead (ready-challenge.ts). */
+      readonly challenge?: StunMessage;
+    }
   | { readonly kind: 'no-turn' }
   | { readonly kind: 'failed'; readonly error: UpstreamError }
   /** The flow closed while waiting: whatever was opened for it is already destroyed. */
@@ -67,10 +79,15 @@ interface HeldStream {
   readonly auth: SocksAuth;
   /** Takes the table's listeners off (the flow puts its own on at once). */
   readonly release: () => void;
+  /** The server's 401 on this stream (ready-challenge.ts); undefined for a server that gave none. */
+  challenge?: StunMessage;
 }
 
 /** The dial pacer's source for held streams (a source of their own in its fairness). */
 const READY_SOURCE = 'ready-stream';
+
+/** A held stream whose server has not answered the challenge probe within this long is dropped. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 /** A held stream on which the server says this much unasked is not a TURN server's: dropped. */
 const HELD_HEAD_LIMIT = 4096;
@@ -97,6 +114,10 @@ export class FlowTable<F extends TableFlow = TableFlow> {
   #timer: Timer | undefined;
   readonly #readyPolicy: ReadyStreamPolicy | undefined;
   #ready: HeldStream | undefined;
+  /** Dialed and waiting for the server's answer to the challenge probe; held (#ready) once it came. */
+  #probing: { readonly stream: HeldStream; readonly sentAt: number } | undefined;
+  /** Servers whose answer to the probe was no 401 (no authentication, say): held streams to them are not probed. */
+  readonly #noChallenge = new Set<number>();
   /** The server the last flow's own stream opened on: the held stream goes there (known to answer). */
   #readyServer: number | undefined;
   #stopped = false;
@@ -189,9 +210,12 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#stopped = true;
-    this.#ready?.release();
-    this.#ready?.socket.destroy();
+    for (const held of [this.#ready, this.#probing?.stream]) {
+      held?.release();
+      held?.socket.destroy();
+    }
     this.#ready = undefined;
+    this.#probing = undefined;
     this.#pacer.stop();
     for (const f of [...this.#udp.values(), ...this.#tcp, ...this.#other]) f.close(reason);
   }
@@ -218,7 +242,16 @@ export class FlowTable<F extends TableFlow = TableFlow> {
           held.socket.destroy();
           return { kind: 'abandoned' };
         }
-        return { kind: 'open', socket: held.socket, head: Buffer.concat(held.head), server: held.server, index: held.index, ready: true };
+        const challenge = held.challenge;
+        return {
+          kind: 'open',
+          socket: held.socket,
+          head: Buffer.concat(held.head),
+          server: held.server,
+          index: held.index,
+          ready: true,
+          ...(challenge ? { challenge } : {}),
+        };
       }
     }
     const turn = await this.awaitTurn(isClosed, source);
@@ -299,6 +332,13 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       held.socket.destroy();
       policy.released();
     }
+    const probing = this.#probing;
+    if (probing && now - probing.sentAt >= PROBE_TIMEOUT_MS) {
+      this.#probing = undefined;
+      probing.stream.release();
+      probing.stream.socket.destroy();
+      policy.failed(now);
+    }
     // Only once a flow's own stream has shown which server answers.
     if (this.#readyServer !== undefined && policy.wantDial(now)) void this.#dialReady(policy, this.#readyServer);
   }
@@ -330,13 +370,18 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       if (this.#ready?.socket === socket) {
         this.#ready = undefined;
         policy.failed(clock.monotonic());
+      } else if (this.#probing?.stream.socket === socket) {
+        this.#probing = undefined;
+        policy.failed(clock.monotonic());
       }
       socket.destroy();
     };
+    const probe = this.#noChallenge.has(r.index) ? undefined : randomBytes(TRANSACTION_ID_LENGTH);
     const onData = (b: Buffer): void => {
       head.push(b);
       headBytes += b.length;
       if (headBytes > HELD_HEAD_LIMIT) gone();
+      else if (this.#probing?.stream === stream) this.#onProbeAnswer(policy, stream, probe as Buffer);
     };
     const release = (): void => {
       socket.pause();
@@ -349,9 +394,44 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     socket.once('end', gone);
     socket.once('close', gone);
     socket.on('error', gone);
-    this.#ready = { socket, head, server: r.server, index: r.index, auth, release };
-    policy.opened(clock.monotonic());
+    const stream: HeldStream = { socket, head, server: r.server, index: r.index, auth, release };
+    if (probe) {
+      this.#probing = { stream, sentAt: clock.monotonic() };
+      socket.setNoDelay(true);
+      socket.write(challengeProbe(probe));
+    } else {
+      this.#ready = stream;
+      policy.opened(clock.monotonic());
+    }
     socket.resume();
+  }
+
+  /**
+   * Bytes came on a held stream being probed: once they hold the answer, it is taken out of the
+   * head; a 401 with realm and nonce makes the stream ready with it. Any other answer spoils the
+   * stream (a server without authentication may have allocated on it): dropped, and that
+   * server's held streams are not probed again.
+   */
+  #onProbeAnswer(policy: ReadyStreamPolicy, stream: HeldStream, probe: Buffer): void {
+    const all = Buffer.concat(stream.head);
+    if (all.length < HEADER_LENGTH) return;
+    const end = HEADER_LENGTH + all.readUInt16BE(2);
+    if (wireKindOf(all[0] as number) === WireKind.Stun && all.length < end) return;
+    const now = this.#opts.clock.monotonic();
+    this.#probing = undefined;
+    const challenge = wireKindOf(all[0] as number) === WireKind.Stun ? readChallenge(all.subarray(0, end), probe) : undefined;
+    if (!challenge) {
+      this.#noChallenge.add(stream.index);
+      stream.release();
+      stream.socket.destroy();
+      policy.failed(now);
+      return;
+    }
+    stream.head.length = 0;
+    if (all.length > end) stream.head.push(all.subarray(end));
+    stream.challenge = challenge;
+    this.#ready = stream;
+    policy.opened(now);
   }
 
   /** Waits for a turn to open a Tor stream (the dial pacer), for streams the table does not dial itself. */

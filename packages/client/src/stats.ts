@@ -136,6 +136,8 @@ export class ShimStats {
   streamsMoved = 0;
   /** Flows that started on a Tor stream held ready ahead of need (no circuit to wait for). */
   readyStreamsUsed = 0;
+  /** App first Allocates (no credentials) answered with the server's 401 asked for ahead on a held stream. */
+  readyChallengesUsed = 0;
   /** App datagrams and frames for upstream dropped while a lost stream was being replaced. */
   gapDropped = 0;
   /** Datagrams dropped because the connect queue of their flow was full. */

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import { AttributeType, MessageBuilder, MessageClass, Method, decodeMessage, errorCodeValue } from '@onionturn/protocol';
 import { ManualClock } from '../src/clock.js';
 import { FlowTable } from '../src/flow-table.js';
 import { DEFAULT_READY_STREAM, ReadyStreamPolicy } from '../src/ready-stream.js';
@@ -40,10 +41,38 @@ test('policy: a failed or lost ready stream waits retryMs before the next dial',
   assert.equal(p.wantDial(100 + DEFAULT_READY_STREAM.retryMs), true);
 });
 
-/** What the table needs of a Tor stream: events, pause/resume, destroy. */
+/** How the fake server answers an Allocate: a 401 with realm and nonce (ours, coturn's), an allocation (no auth), nothing. */
+type ProbeAnswer = '401' | 'allocated' | 'silent';
+
+/** What the server says to a request on the stream, by `answer`. */
+function serverAnswer(request: Buffer, answer: ProbeAnswer): Buffer | undefined {
+  const r = decodeMessage(request);
+  if (!r.ok || answer === 'silent') return undefined;
+  if (answer === 'allocated') return new MessageBuilder(Method.Allocate, MessageClass.SuccessResponse, r.value.transactionId).build();
+  return new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse, r.value.transactionId)
+    .add(AttributeType.ErrorCode, errorCodeValue(401))
+    .add(AttributeType.Realm, { kind: 'text', text: 'onionturn.test' })
+    .add(AttributeType.Nonce, { kind: 'text', text: 'obMatJos2AAABnonce' })
+    .build();
+}
+
+/** What the table needs of a Tor stream: events, pause/resume, write, destroy; the server behind it answers per `answer`. */
 class HeldSocket extends EventEmitter {
   destroyed = false;
   flowing = false;
+  readonly written: Buffer[] = [];
+  constructor(readonly answer: ProbeAnswer = '401') {
+    super();
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  write(b: Buffer): boolean {
+    this.written.push(b);
+    const reply = serverAnswer(b, this.answer);
+    if (reply) queueMicrotask(() => this.emit('data', reply));
+    return true;
+  }
   pause(): this {
     this.flowing = false;
     return this;
@@ -63,7 +92,10 @@ class HeldSocket extends EventEmitter {
 
 const SERVER = { transport: 'tcp', host: 's.onion', port: 443, label: 's.onion:443' } as UpstreamServer;
 
-function table(perSecond = 0): { t: FlowTable; clock: ManualClock; dials: { auth: SocksAuth | undefined; socket: HeldSocket }[]; taken: () => number } {
+function table(
+  perSecond = 0,
+  answer: ProbeAnswer = '401',
+): { t: FlowTable; clock: ManualClock; dials: { auth: SocksAuth | undefined; socket: HeldSocket }[]; taken: () => number } {
   const clock = new ManualClock();
   let taken = 0;
   const dials: { auth: SocksAuth | undefined; socket: HeldSocket }[] = [];
@@ -77,7 +109,7 @@ function table(perSecond = 0): { t: FlowTable; clock: ManualClock; dials: { auth
     readyStream: DEFAULT_READY_STREAM,
     onReadyTaken: () => taken++,
     connect: (_index, auth): Promise<DialResult> => {
-      const socket = new HeldSocket();
+      const socket = new HeldSocket(answer);
       dials.push({ auth, socket });
       return Promise.resolve({ ok: true, socket: socket as never, head: Buffer.alloc(0), server: SERVER });
     },
@@ -249,5 +281,79 @@ test('flow table: the held stream goes to the server the last flow opened on, no
   assert.ok(first.kind === 'open');
   await flush();
   assert.deepEqual(dialed, [first.index, first.index], 'round robin would have taken the other server');
+  t.stop('test over');
+});
+
+test("flow table: a held stream is offered once the server's 401 to the probe came, and the flow that takes it gets that challenge", async () => {
+  const { t, dials } = table();
+  const first = await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  assert.ok(first.kind === 'open' && first.challenge === undefined, "a flow's own stream has none");
+  assert.equal(dials[0]?.socket.written.length, 0, "the table writes nothing on a flow's own stream");
+  await flush();
+  assert.equal(dials[1]?.socket.written.length, 1, 'the probe on the held stream');
+  assert.equal(t.readyStreamHeld, true);
+  const second = await t.openStream(
+    2,
+    () => false,
+    () => {},
+  );
+  assert.ok(second.kind === 'open' && second.ready === true);
+  assert.equal(second.challenge?.messageClass, MessageClass.ErrorResponse);
+  assert.equal(second.head.length, 0, 'the answer is taken out of what the flow reads');
+  t.stop('test over');
+});
+
+test('flow table: while the probe is unanswered the stream is not offered; unanswered for 10 s, it is dropped and another dialed later', async () => {
+  const { t, clock, dials } = table(0, 'silent');
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await flush();
+  assert.equal(dials.length, 2);
+  assert.equal(t.readyStreamHeld, false, 'not offered before the 401');
+  const own = await t.openStream(
+    2,
+    () => false,
+    () => {},
+  );
+  assert.ok(own.kind === 'open' && own.ready === undefined && (own.socket as unknown) === dials[2]?.socket, 'a flow meanwhile dials its own');
+  clock.advance(10_000);
+  t.tick();
+  assert.equal(dials[1]?.socket.destroyed, true, 'dropped after 10 s without an answer');
+  clock.advance(DEFAULT_READY_STREAM.retryMs);
+  t.tick();
+  await flush();
+  assert.equal(dials.length, 4, 'another one dialed after the retry pause');
+  t.stop('test over');
+});
+
+test('flow table: a server that allocates on the probe (no authentication): that stream is dropped, the next held one is not probed and is offered', async () => {
+  const { t, clock, dials } = table(0, 'allocated');
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await flush();
+  assert.equal(dials[1]?.socket.destroyed, true, "its allocation is not the app's: dropped");
+  assert.equal(t.readyStreamHeld, false);
+  clock.advance(DEFAULT_READY_STREAM.retryMs);
+  t.tick();
+  await flush();
+  assert.equal(dials.length, 3);
+  assert.equal(dials[2]?.socket.written.length, 0, 'no probe this time');
+  assert.equal(t.readyStreamHeld, true);
+  const next = await t.openStream(
+    2,
+    () => false,
+    () => {},
+  );
+  assert.ok(next.kind === 'open' && next.ready === true && next.challenge === undefined);
   t.stop('test over');
 });

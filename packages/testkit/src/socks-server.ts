@@ -34,6 +34,23 @@ export interface SocksRequestRecord {
   readonly port: number;
   /** The client side socket of this relayed stream (destroy it to play an upstream close). */
   readonly streams: Socket[];
+  /** What the client sent on the stream after the request, as relayed (its first RECORD_LIMIT bytes). */
+  readonly sent: Buffer[];
+  /** What the target sent back on the stream (its first RECORD_LIMIT bytes). */
+  readonly received: Buffer[];
+}
+
+/** Bytes of each direction of a stream SocksRecorder keeps per request. */
+const RECORD_LIMIT = 64 * 1024;
+
+/** A 'data' listener keeping the first RECORD_LIMIT bytes in `into`. */
+function recordInto(into: Buffer[]): (b: Buffer) => void {
+  let kept = 0;
+  return (b) => {
+    if (kept >= RECORD_LIMIT) return;
+    into.push(Buffer.from(b.subarray(0, RECORD_LIMIT - kept)));
+    kept += b.length;
+  };
 }
 
 export interface SocksRecorderOptions {
@@ -141,7 +158,7 @@ export class SocksRecorder {
           }
           client.removeListener('data', onData);
           client.pause();
-          const rec: SocksRequestRecord = { username, password, host, addressType, port, streams: [] };
+          const rec: SocksRequestRecord = { username, password, host, addressType, port, streams: [], sent: [], received: [] };
           this.requests.push(rec);
           this.#connect(client, rec, rest);
           return;
@@ -184,7 +201,13 @@ export class SocksRecorder {
     target.once('connect', () => {
       connected = true;
       reply(0x00);
-      if (rest.length > 0) target.write(rest);
+      const keep = recordInto(rec.sent);
+      if (rest.length > 0) {
+        keep(rest);
+        target.write(rest);
+      }
+      client.on('data', keep);
+      target.on('data', recordInto(rec.received));
       client.pipe(target);
       target.pipe(client);
       client.resume();
