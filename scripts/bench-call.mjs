@@ -9,7 +9,9 @@
 // has a circuit of its own, as two users on two machines would (the shim does the same per flow);
 // sharing one circuit made the by-hand path look better than it is (its return traffic carried the
 // other peer's ACKs: 53 vs 74 ms data-channel RTT on `ideal`, `npm run bench:rtt` rows 6b/6d).
-// Both peers use the same server, so every packet crosses Tor twice (a -> server -> b).
+// Both peers use the same server, so every packet crosses Tor twice (a -> server -> b). On the
+// onionturn path each peer has a shim of its own, as two users on two machines do (each keeps its
+// own stream ready); the by-hand forwarder keeps nothing ready, so one serves both.
 // Everything runs on loopback, started and stopped here by PID; Ctrl-C stops it all.
 //   --profile NAME   lab profile: ideal (default), tor-typical, tor-congested, tor-onion
 //   --seconds N      media seconds per call (default 60)
@@ -171,19 +173,25 @@ function table(rows) {
  * Counters of where the onionturn path drops or holds: `*_dropped_total` and the delay extension's
  * of the server and the given shim, by series, read from their /metrics (diffed around a call).
  */
-async function dropCounters(shimStatusPort) {
+async function dropCounters(shimStatusPorts) {
   const texts = await Promise.all([
     bridge.server.metrics().catch(() => ''),
-    globalThis
-      .fetch(`http://127.0.0.1:${shimStatusPort}/metrics`)
-      .then((r) => r.text())
-      .catch(() => ''),
+    ...shimStatusPorts.map((port) =>
+      globalThis
+        .fetch(`http://127.0.0.1:${port}/metrics`)
+        .then((r) => r.text())
+        .catch(() => ''),
+    ),
   ]);
+  // Summed over the shims (one per peer); the server's and the shims' series have different names.
   const out = new Map();
   for (const text of texts) {
     for (const line of text.split('\n')) {
-      const m = /^(\S*(?:dropped_total|delay_feedback\w*)(?:\{[^}]*\})?) (\d+(?:\.\d+)?)$/.exec(line);
-      if (m) out.set(m[1].replace(/^onionturn_/, ''), Number(m[2]));
+      const m = /^(\S*(?:dropped_total|delay_feedback\w*|ready_\w*_used_total)(?:\{[^}]*\})?) (\d+(?:\.\d+)?)$/.exec(line);
+      if (m) {
+        const key = m[1].replace(/^onionturn_/, '');
+        out.set(key, (out.get(key) ?? 0) + Number(m[2]));
+      }
     }
   }
   return out;
@@ -240,15 +248,18 @@ try {
   const circuitRttMs = median(circuitRtts);
   say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
   browser = await CallBrowser.start();
-  // --cut-at: the onionturn calls go through a second shim in local-credential mode (mobility).
-  let cutShim;
+  // Peer b's own shim (a second user's machine), started like the bridge's.
+  const shimB = await bridge.addShim(bridge.server, { ...(opts.delayFeedback ? {} : { args: ['--no-delay-feedback'] }), onion: profile.onion });
+  // --cut-at: the onionturn calls go through local-credential shims, one per peer (mobility).
+  let cutShims;
   if (opts.cutAt !== undefined) {
-    cutShim = await bridge.addShim(bridge.server, {
-      ...(opts.delayFeedback ? {} : { args: ['--no-delay-feedback'] }),
-      localCredentials: { user: 'bench', password: randomBytes(12).toString('hex') },
-      onion: profile.onion,
-    });
-    say(`--cut-at ${opts.cutAt}: onionturn calls use a local-credential shim on 127.0.0.1:${cutShim.port} (TURN mobility after the cut)`);
+    const local = { user: 'bench', password: randomBytes(12).toString('hex') };
+    const cutShim = () =>
+      bridge.addShim(bridge.server, { ...(opts.delayFeedback ? {} : { args: ['--no-delay-feedback'] }), localCredentials: local, onion: profile.onion });
+    cutShims = [await cutShim(), await cutShim()];
+    say(
+      `--cut-at ${opts.cutAt}: onionturn calls use local-credential shims on 127.0.0.1:${cutShims.map((s) => s.port).join(' and ')} (TURN mobility after the cut)`,
+    );
   }
   // Which streams carry traffic (tor's STREAM_BW events, once a second per busy stream): the cut
   // takes only those to the call's port that were busy in the last 2 s, not the streams of
@@ -283,20 +294,31 @@ try {
     const order = run % 2 === 0 ? ['onionturn', 'by-hand'] : ['by-hand', 'onionturn'];
     for (const path of order) {
       let iceServers;
-      if (path === 'onionturn' && cutShim) {
-        iceServers = [{ urls: `turn:127.0.0.1:${cutShim.port}?transport=udp`, username: cutShim.local.username, credential: cutShim.local.password }];
+      let iceServersB;
+      if (path === 'onionturn' && cutShims) {
+        [iceServers, iceServersB] = cutShims.map((s) => [
+          { urls: `turn:127.0.0.1:${s.port}?transport=udp`, username: s.local.username, credential: s.local.password },
+        ]);
       } else if (path === 'onionturn') {
         const c = await bridge.credentials();
-        iceServers = [{ urls: `turn:127.0.0.1:${bridge.shim.port}?transport=udp`, username: c.username, credential: c.password }];
+        [iceServers, iceServersB] = [bridge.shim, shimB].map((s) => [
+          { urls: `turn:127.0.0.1:${s.port}?transport=udp`, username: c.username, credential: c.password },
+        ]);
       } else {
         iceServers = [{ urls: `turn:127.0.0.1:${forwarder.port}?transport=tcp`, ...coturnCredential(SECRET) }];
       }
       say(`run ${run + 1}/${opts.runs}: ${path} call, ${opts.seconds} s of media`);
       const cutPort = path === 'onionturn' ? bridge.server.port : coturn.port;
-      const shimStatusPort = (cutShim ?? bridge.shim).statusPort;
-      const countersBefore = path === 'onionturn' ? await dropCounters(shimStatusPort) : undefined;
+      const shimStatusPorts = (cutShims ?? [bridge.shim, shimB]).map((s) => s.statusPort);
+      const countersBefore = path === 'onionturn' ? await dropCounters(shimStatusPorts) : undefined;
       const r = await browser.benchCall(
-        { iceServers, seconds: opts.seconds, setupTimeoutMs: 90_000, ...(opts.cutAt === undefined ? {} : { cutAtSeconds: opts.cutAt }) },
+        {
+          iceServers,
+          ...(iceServersB ? { iceServersB } : {}),
+          seconds: opts.seconds,
+          setupTimeoutMs: 90_000,
+          ...(opts.cutAt === undefined ? {} : { cutAtSeconds: opts.cutAt }),
+        },
         opts.cutAt === undefined ? undefined : () => cutStreamsTo(cutPort),
       );
       if (r.error) {
@@ -314,7 +336,7 @@ try {
         .map(([k, v]) => `${k} ${(v / circuitRttMs).toFixed(1)}`)
         .join(', ');
       say(`  ${path} setup in circuit round trips after createOffer: ${split}`);
-      if (countersBefore) say(`  onionturn drops and holds during the call: ${countersMoved(countersBefore, await dropCounters(shimStatusPort)) || 'none'}`);
+      if (countersBefore) say(`  onionturn drops and holds during the call: ${countersMoved(countersBefore, await dropCounters(shimStatusPorts)) || 'none'}`);
       if (opts.cutAt !== undefined) {
         say(
           `  ${path} cut at ${(r.cutAtMs / 1000).toFixed(1)} s: ${row.cutStreams} stream(s) cut; video decoded again after ${row.cutRecoverMs === null ? 'never' : `${row.cutRecoverMs.toFixed(0)} ms`} (outage ${row.cutGapMs.toFixed(0)} ms); ICE after the cut: ${row.iceAfterCut || 'no change'}`,

@@ -33,6 +33,8 @@ export interface CallResult {
 
 export interface BenchCallConfig {
   readonly iceServers: CallConfig['iceServers'];
+  /** The second peer's servers (its own shim, as a second user's machine has), when not the first's. */
+  readonly iceServersB?: CallConfig['iceServers'];
   /** Seconds of media after the idle pings. */
   readonly seconds: number;
   /** Data-channel pings before media starts (sequential), for rttIdleMs. Default 10. */
@@ -168,7 +170,7 @@ async function runBenchCall(config) {
     cutAtMs: undefined, cutStreams: undefined, frameSamples: [], iceAfterCut: [], setupSplit: {} };
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: config.width || 640, height: config.height || 480 } });
   const a = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
-  const b = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
+  const b = new RTCPeerConnection({ iceServers: config.iceServersB || config.iceServers, iceTransportPolicy: 'relay' });
   for (const pc of [a, b]) pc.addEventListener('icecandidateerror', (ev) => r.candidateErrors.push({ errorCode: ev.errorCode, errorText: ev.errorText, url: ev.url }));
   a.onicecandidate = (e) => { if (e.candidate) b.addIceCandidate(e.candidate).catch(() => {}); };
   b.onicecandidate = (e) => { if (e.candidate) a.addIceCandidate(e.candidate).catch(() => {}); };
