@@ -174,6 +174,15 @@ describe('TURN mobility on a private Tor network', () => {
       );
       const port = await shimPort(local);
       const control = await net.control();
+      // Which streams carry traffic (tor's STREAM_BW, once a second per busy stream): the cut takes
+      // the call's streams, as a failed circuit would, not the stream the shim holds ready (on a
+      // circuit of its own, idle since its 401), which a take-over may start on.
+      const busyAt = new Map<string, number>();
+      const bw = await net.control();
+      await bw.onEvents(['STREAM_BW'], (ev) => {
+        const id = /^STREAM_BW (\S+)/.exec(ev.lines[0] ?? '')?.[1];
+        if (id) busyAt.set(id, performance.now());
+      });
       try {
         const toServer = async () => (await control.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
         const before = new Set((await toServer()).map((s) => s.id));
@@ -190,8 +199,9 @@ describe('TURN mobility on a private Tor network', () => {
         });
         await waitFor('the call to carry traffic', () => heard.length >= 20, 30_000, 20);
         // uclient may open more than one flow (one Tor stream each): every one of them is cut.
-        await sleep(1000);
-        const victims = (await toServer()).filter((x) => !before.has(x.id));
+        const quietSince = performance.now();
+        await sleep(2500);
+        const victims = (await toServer()).filter((x) => !before.has(x.id) && (busyAt.get(x.id) ?? 0) > quietSince);
         assert.ok(victims.length >= 1, 'the call has its Tor stream');
         const negotiatedBefore = await negotiated();
         const cutAt = performance.now();
@@ -215,6 +225,8 @@ describe('TURN mobility on a private Tor network', () => {
         assert.equal(r.sent, 400);
         assert.ok((r.received ?? 0) >= 300, `most of the call went through: ${r.received}/400\n${local.output().slice(-1500)}`);
         assert.match(local.output(), /allocation taken over on a new circuit/);
+        // The take-over started on the stream held ready (open already, its 401 signs the Refresh).
+        assert.match(local.output(), /"message":"flow: new Tor stream for the allocation"[^\n]*"ready":true/);
         if (!tcp) {
           // The take-over Refresh offered the extension and the server echoed it: the new stream
           // has reports and the cap again (TCP apps' flows never offer it).
@@ -224,6 +236,7 @@ describe('TURN mobility on a private Tor network', () => {
         }
       } finally {
         control.close();
+        bw.close();
       }
     });
   }

@@ -180,6 +180,20 @@ export class CredentialResigner {
   }
 
   /**
+   * The new stream came with the server's 401 (a held stream's, ready-challenge.ts): its realm and
+   * nonce, bound to that stream, sign what goes on it next, so the take-over Refresh is not first
+   * refused for the old stream's nonce (a 438 round trip over Tor).
+   */
+  useChallenge(challenge: StunMessage): void {
+    const realm = readText(challenge, AttributeType.Realm);
+    const nonce = readText(challenge, AttributeType.Nonce);
+    if (realm === undefined || nonce === undefined) return;
+    this.#upstreamAuth = { realm, nonce };
+    const cred = this.#credential;
+    if (cred) this.#upstreamKey = longTermKey(cred.username, realm, cred.password);
+  }
+
+  /**
    * The stream is lost: what was in flight on it is forgotten (a UDP app retransmits), and the
    * take-over Refresh with the ticket is what goes on the new stream.
    */

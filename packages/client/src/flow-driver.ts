@@ -333,15 +333,20 @@ export class FlowDriver implements TableFlow {
     // What the app sends meanwhile is read and dropped (stale by the time a stream is back).
     if (this.machine.kind === 'tcp') this.#app.resume();
     const auth = moveAuth(this.#auth ?? { username: `onionturn-flow-${this.id}`, password: 'move' }, ++this.#moves);
-    const r: StreamOutcome = await this.#ctx.table.openStream(this.id, this.isClosed, () => {}, auth, this.source, this.#server);
+    const r: StreamOutcome = await this.#ctx.table.openStream(this.id, this.isClosed, () => {}, auth, this.source, this.#server, true);
     if (r.kind === 'abandoned') return;
     if (r.kind !== 'open') {
       this.#run(this.machine.redialed(r.kind === 'failed' ? { kind: 'failed', reason: r.error.reason } : r, this.#ctx.table.now));
       return;
     }
     this.#attach(r.socket);
-    this.#ctx.logger.info('flow: new Tor stream for the allocation', { flow: this.id, kind: this.machine.kind, upstream: this.#ctx.serverName(r.server) });
-    this.#run(this.machine.redialed({ kind: 'open' }, this.#ctx.table.now));
+    this.#ctx.logger.info('flow: new Tor stream for the allocation', {
+      flow: this.id,
+      kind: this.machine.kind,
+      upstream: this.#ctx.serverName(r.server),
+      ...(r.ready ? { ready: true } : {}),
+    });
+    this.#run(this.machine.redialed({ kind: 'open', challenge: r.challenge }, this.#ctx.table.now));
     if (r.head.length > 0) this.onUpstreamData(r.head);
     if (!this.#done) r.socket.resume();
   }

@@ -416,7 +416,9 @@ export class FlowMachine {
       this.#close(out, `mobility failed: no new Tor stream (${report.kind === 'failed' ? report.reason : 'no turn in time'})`, 'warn');
       return out;
     }
-    this.#resign(out, (this.#resigner as CredentialResigner).moveRequest(now));
+    const resigner = this.#resigner as CredentialResigner;
+    if (report.challenge) resigner.useChallenge(report.challenge);
+    this.#resign(out, resigner.moveRequest(now));
     return out;
   }
 

@@ -224,6 +224,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
    * The Tor stream for a flow: waits for its turn, picks its isolation (told through `onTurn`, so
    * a credential can be fetched on the same circuit meanwhile), then dials. `isClosed` says the
    * flow no longer wants it: its turn passes on, and a stream opened for it is destroyed.
+   * `takeHeld`: the held stream may serve it (see below); by default only a flow of its own.
    */
   async openStream(
     flowId: number,
@@ -232,9 +233,12 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     fixedAuth?: SocksAuth,
     source?: string,
     pin?: number,
+    takeHeld: boolean = fixedAuth === undefined && pin === undefined,
   ): Promise<StreamOutcome> {
-    // A flow of its own (no fixed isolation, no server it must go back to) may take the held stream.
-    if (fixedAuth === undefined && pin === undefined) {
+    // A flow of its own (no fixed isolation, no server it must go back to) takes the held stream;
+    // a flow's take-over (mobility, `takeHeld`: pinned to its server, on a circuit other than the
+    // lost one's) takes it when it goes to that server: a fresh circuit, open already.
+    if (takeHeld && (pin === undefined || this.#ready?.index === pin)) {
       const held = this.#takeReady();
       if (held) {
         onTurn(held.auth);

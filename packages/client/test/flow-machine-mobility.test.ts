@@ -140,6 +140,24 @@ test('local mode: a lost stream is replaced; the gap drops; the take-over Refres
   assert.deepEqual(getAttribute(move2 as StunMessage, AttributeType.MobilityTicket)?.value, Buffer.from('ticket-2'));
 });
 
+test("a take-over on a held stream that brought the server's 401: the Refresh is signed with that stream's nonce, no 438 first", () => {
+  const { m } = allocated();
+  m.upstreamEnded();
+  const held = decodeMessage(
+    new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse)
+      .add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Unauthorized))
+      .add(AttributeType.Realm, { kind: 'text', text: UP_REALM })
+      .add(AttributeType.Nonce, { kind: 'text', text: 'nonce-of-the-held-stream' })
+      .build(),
+  );
+  assert.ok(held.ok);
+  const [move] = upstreamSent(m.redialed({ kind: 'open', challenge: held.value }, T0 + 800));
+  assert.equal(move?.method, Method.Refresh);
+  assert.equal(readText(move as StunMessage, AttributeType.Nonce), 'nonce-of-the-held-stream');
+  assert.equal(verifyIntegrity(move as StunMessage, UP_KEY), 'ok');
+  assert.deepEqual(kinds(m.fromUpstream(success(move as StunMessage, Buffer.from('ticket-2')), T0 + 1000)), ['moved'], 'taken over in one round trip');
+});
+
 test('mobility refused (the server restarted: 400 or 437): the flow closes at once, saying so', () => {
   for (const code of [ErrorCode.BadRequest, ErrorCode.AllocationMismatch]) {
     const { m } = allocated();

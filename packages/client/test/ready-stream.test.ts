@@ -231,6 +231,39 @@ test('flow table: a flow with a fixed isolation or a server to go back to never 
   t.stop('test over');
 });
 
+test("flow table: a take-over (takeHeld) to the held stream's server starts on it, with its challenge; to another server it dials", async () => {
+  const { t, dials } = table();
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await flush();
+  const moveAuth = { username: 'flow-1-move-1', password: 'move' };
+  const elsewhere = await t.openStream(
+    1,
+    () => false,
+    () => {},
+    moveAuth,
+    undefined,
+    7,
+    true,
+  );
+  assert.ok(elsewhere.kind === 'open' && (elsewhere.socket as unknown) !== dials[1]?.socket, 'another server: a dial of its own');
+  const moved = await t.openStream(
+    1,
+    () => false,
+    () => {},
+    moveAuth,
+    undefined,
+    0,
+    true,
+  );
+  assert.ok(moved.kind === 'open' && (moved.socket as unknown) === dials[1]?.socket && moved.ready === true, 'the held stream: open already');
+  assert.equal(moved.challenge?.messageClass, MessageClass.ErrorResponse, "the server's 401 on it comes along");
+  t.stop('test over');
+});
+
 test('flow table: the held stream waits its turn with the pacer like any stream (a flood taking held streams cannot dial past it)', async () => {
   const { t, clock, dials } = table(1);
   await t.openStream(
