@@ -20,7 +20,8 @@
 // With a WriteGate (the delay extension's session, once a stream negotiated it), every batch is
 // timed, and before a write the gate says how much of the batch's head may go (the in-flight
 // cap): the rest stays batched, where the time bound drops what gets stale, until kick() (a
-// report arrived, or the owner's report timer). The gate's due report goes ahead of the data in
+// report arrived, or the owner's report timer). Our own control messages are never held (nor is
+// what is ahead of them), and vital relayed messages only behind held data (see #allowed). The gate's due report goes ahead of the data in
 // the same write (corked: one write(2), fuller cells), or alone when no data may go.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -76,6 +77,11 @@ export interface WriteGate {
 
 /** Drop class of our own control messages (DropClass.Control): they are never held by a gate. */
 const CONTROL = 0;
+/**
+ * Drop class of relayed ICE checks, DTLS handshake records and RTCP (DropClass.Vital): not held by
+ * a gate while nothing is held ahead of them (see #allowed).
+ */
+const VITAL = 1;
 
 /** One reusable result for every writer's classifier (single-threaded, filled and read at once). */
 const scratch: MessageClass = { cls: 0, rtp: false, ssrc: 0, timestamp: 0 };
@@ -423,7 +429,11 @@ export class TcpBatchWriter {
     let i = 0;
     for (; i < n; i++) {
       const end = q.frameEnd(i);
-      if (!gate.mayWrite(now, end)) break;
+      // A vital message at the head goes: a call's setup is nothing but these (ICE checks, the
+      // DTLS handshake), a few hundred bytes a round trip, and the cap sized from them (the app's
+      // own trickle) on a path that someone else's traffic keeps queued would hold each flight a
+      // round trip or more, over and over as the app retransmits. Media ahead of one holds it.
+      if (q.frameClass(i) > VITAL && !gate.mayWrite(now, end)) break;
       allowed = end;
     }
     for (let j = n - 1; j >= i; j--) {

@@ -218,9 +218,9 @@ class FakeGate implements WriteGate {
   }
 }
 
-/** Messages starting with 'C' are our control messages (class 0), the rest droppable data (2). */
+/** Messages starting with 'C' are our control messages (class 0), 'V' vital relayed ones (1), the rest droppable data (2). */
 const dataClass = (b: Buffer, at: number, _n: number, out: MessageClass): void => {
-  out.cls = b[at] === 0x43 ? 0 : 2;
+  out.cls = b[at] === 0x43 ? 0 : b[at] === 0x56 ? 1 : 2;
   out.rtp = false;
 };
 
@@ -277,4 +277,30 @@ test('a gate holding data: the time bound drops it there, as it waits', async ()
   w.kick();
   assert.equal((await received(8)).toString(), 'aaaacccc', 'the stale one was dropped, the fresh one went');
   assert.equal(drops.stale, 1);
+});
+
+test('a gate: vital relayed messages (ICE checks, DTLS handshake, RTCP) at the head are not held; behind held media they wait their turn', async () => {
+  const { sock, received } = await pair();
+  const drops = new QueueDrops();
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: dataClass });
+  const gate = new FakeGate();
+  w.gate = gate;
+  gate.allow = 4;
+  assert.ok(w.append(Buffer.from('mmmm')));
+  // The cap is used up: a setup's handshake flight still goes, in order.
+  assert.ok(w.append(Buffer.from('V1V1')));
+  assert.ok(w.append(Buffer.from('V2V2')));
+  await turn();
+  assert.equal(w.held, false, 'vital messages at the head were not held');
+  assert.equal(gate.written, 12, 'and counted in flight');
+  assert.equal((await received(12)).toString(), 'mmmmV1V1V2V2');
+  // Media held: the vital message behind it waits (no reordering), until the cap opens.
+  assert.ok(w.append(Buffer.from('nnnn')));
+  assert.ok(w.append(Buffer.from('V3V3')));
+  await turn();
+  assert.equal(w.held, true);
+  gate.allow = 100;
+  w.kick();
+  assert.equal((await received(20)).toString(), 'mmmmV1V1V2V2nnnnV3V3');
+  assert.equal(drops.stale, 0);
 });
