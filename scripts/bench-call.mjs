@@ -323,7 +323,11 @@ try {
       );
       if (r.error) {
         // A call that does not set up (a congested profile) is a result, not the end of the bench.
-        say(`  ${path} call failed: ${r.error}; candidate errors ${JSON.stringify(r.candidateErrors.slice(0, 3))}`);
+        const reached = Object.entries({ relayA: r.setupSplit.relayA, relayB: r.setupSplit.relayB, ice: r.iceMs || undefined, dtls: r.setupSplit.dtls })
+          .map(([k, v]) => `${k} ${v === undefined ? 'never' : `${(v / 1000).toFixed(1)} s`}`)
+          .join(', ');
+        say(`  ${path} call failed: ${r.error}; reached ${reached}; candidate errors ${JSON.stringify(r.candidateErrors.slice(0, 3))}`);
+        if (countersBefore) say(`  onionturn drops and holds during the call: ${countersMoved(countersBefore, await dropCounters(shimStatusPorts)) || 'none'}`);
         failed[path]++;
         continue;
       }
