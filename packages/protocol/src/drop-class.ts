@@ -42,6 +42,12 @@ const DTLS_APPLICATION_DATA = 23;
 /** DTLS 1.0/1.2 records carry version 0xFEFF/0xFEFD: the first version byte is 0xFE. */
 const DTLS_VERSION_MAJOR = 0xfe;
 const RTP_HEADER_LENGTH = 12;
+/** DTLS 1.3 unified header (RFC 9147 §4): the first byte's top three bits are 001, its low two the epoch's. */
+const DTLS13_UNIFIED_MASK = 0xe0;
+const DTLS13_UNIFIED_BITS = 0x20;
+const DTLS13_EPOCH_BITS = 0x03;
+/** Epoch 2: the handshake traffic keys (epoch 3 and up: application data). */
+const DTLS13_HANDSHAKE_EPOCH = 2;
 
 /**
  * Classifies the TURN frame at `buf[at, at + n)` (a STUN message, or ChannelData with its
@@ -90,8 +96,11 @@ export function classifyPayload(buf: Buffer, at: number, len: number, out: Frame
   }
   if (b0 >= 20 && b0 <= 63) {
     // DTLS: handshake, alert and change_cipher_spec are vital; application data (the data
-    // channel's SCTP, which retransmits) is data like any other.
+    // channel's SCTP, which retransmits) is data like any other. DTLS 1.3 sends the handshake after
+    // ServerHello encrypted, in unified-header records (RFC 9147 §4: first byte 001CSLEE, EE the
+    // epoch's low bits) of epoch 2; application data goes in epoch 3 and up.
     if (b0 < DTLS_APPLICATION_DATA && b1 === DTLS_VERSION_MAJOR) out.cls = DropClass.Vital;
+    else if ((b0 & DTLS13_UNIFIED_MASK) === DTLS13_UNIFIED_BITS && (b0 & DTLS13_EPOCH_BITS) === DTLS13_HANDSHAKE_EPOCH) out.cls = DropClass.Vital;
     return;
   }
   if (b0 >= 128 && b0 <= 191) {

@@ -79,6 +79,8 @@ for (const [name, payload, cls] of [
   ['a DTLS alert', dtls(21, 40), DropClass.Vital],
   ['DTLS application data (the data channel)', dtls(23, 300), DropClass.Small],
   ['big DTLS application data', dtls(23, 1100), DropClass.Large],
+  ['a DTLS 1.3 encrypted handshake record (unified header, epoch 2: the certificate flight)', Buffer.alloc(1100, 0x2e), DropClass.Vital],
+  ['a DTLS 1.3 record of epoch 3 (application data)', Buffer.alloc(1100, 0x2f), DropClass.Large],
   ['an audio-sized RTP packet', rtp(160, 1, 2), DropClass.Small],
   ['a video-sized RTP packet', rtp(1100, 1, 2), DropClass.Large],
   ['other data of 1000 bytes (turnutils_uclient)', Buffer.alloc(1000, 0x55), DropClass.Large],
