@@ -167,7 +167,7 @@ export class FlowDriver implements TableFlow {
           const df = this.#df;
           if (df !== undefined && df.late()) {
             classifyFrame(a.data, 0, a.data.length, scratch);
-            if (scratch.cls >= DropClass.Small) {
+            if (scratch.cls >= DropClass.Small && !scratch.reliable) {
               this.#ctx.stats.staleArrivalDropped++;
               break;
             }

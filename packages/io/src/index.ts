@@ -21,4 +21,4 @@ export {
   type DelayFeedbackSessionOptions,
   type DelayReport,
 } from './delay-feedback-session.js';
-export { BURST_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS, TOR_CELL_PAYLOAD, type InflightCapOptions } from './inflight-cap.js';
+export { BURST_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS, MIN_RATE_CELLS, TOR_CELL_PAYLOAD, type InflightCapOptions } from './inflight-cap.js';

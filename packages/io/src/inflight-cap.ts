@@ -12,7 +12,7 @@
 //   lower it);
 // - base round trip: write to acknowledgement of the same bytes, the min over the last 10 s;
 // - forward queue delay: the one-way delay minus its min over the last 10 s.
-// cap = rate x (base + target) cells, at least MIN_CELLS; while the forward queue delay is above
+// cap = rate x (base + target) cells (rate at least MIN_RATE_CELLS), at least MIN_CELLS; while the forward queue delay is above
 // target (the path got slower than the estimate), cap = rate x base (drain) until it is back.
 // Before the first reports: INITIAL_CELLS.
 //
@@ -33,6 +33,14 @@ export const INITIAL_CELLS = 64;
 export const MIN_CELLS = 8;
 /** The cap of an app-limited sender on a path with no queue (tor's own initial circuit window is 124 cells). */
 export const BURST_CELLS = 128;
+/**
+ * The cap sizes itself from at least this delivery rate (cells/s: 16 x 498 B, ~64 kbit/s). A rate
+ * measured from an app's own trickle (a call's setup: ICE, DTLS, the data channel's handshake) on
+ * a path with a round trip of seconds (a relay another flow keeps queued) made a cap of a few cells
+ * per round trip: every flight beyond it waited a round trip, was dropped as stale, and was sent
+ * again by the app, later each time. Below a second of round trip the floor is under MIN_CELLS.
+ */
+export const MIN_RATE_CELLS = 16;
 const RATE_WINDOW_MS = 1000;
 const BASE_WINDOW_MS = 10_000;
 
@@ -198,7 +206,7 @@ export class InflightCap {
     const base = this.#baseRtt.value(now);
     if (rate === undefined || base === undefined) return INITIAL_CELLS;
     const allowance = (this.#queueDelay > this.targetMs ? base : base + this.targetMs) + this.#ackDelayMs;
-    const cells = Math.max(MIN_CELLS, Math.floor((rate * allowance) / 1000));
+    const cells = Math.max(MIN_CELLS, Math.floor((Math.max(rate, MIN_RATE_CELLS) * allowance) / 1000));
     return this.appLimited(now) ? Math.max(cells, BURST_CELLS) : cells;
   }
 

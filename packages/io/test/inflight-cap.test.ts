@@ -4,7 +4,7 @@
 // where without the cap the queue grows without end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BURST_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS } from '../src/index.js';
+import { BURST_CELLS, MIN_RATE_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS } from '../src/index.js';
 
 test('cells: a write of n bytes takes ceil(n / 498) cells; a lone small packet a whole one', () => {
   assert.equal(InflightCap.cells(120), 1);
@@ -70,6 +70,26 @@ test('mayWrite: within the cap, and always with nothing in flight; the cap never
   c.onReport(20, 100 * 498, 5); // a report with nothing new: rate 0 for this interval
   assert.equal(c.mayWrite(20, 498), true);
   assert.ok(c.capCells(3000) >= MIN_CELLS);
+});
+
+test('a trickle on a path with a round trip of seconds (a relay another flow keeps queued): the cap is sized from at least MIN_RATE_CELLS', () => {
+  const c = new InflightCap({ targetMs: 100, rateSpanMs: 200, ackDelayMs: 100 });
+  // A call's setup: a 300-byte message every 500 ms, acknowledged 2.5 s later; from 15 s the one-way
+  // delay stands a second higher (the other flow's queue): no burst allowance, the cap drains (rate x base).
+  let acked = 0;
+  const sent: { at: number; bytes: number }[] = [];
+  for (let t = 0; t <= 20_000; t += 50) {
+    if (t % 500 === 0) {
+      c.onWrite(t, 300);
+      sent.push({ at: t, bytes: 300 });
+    }
+    while (sent.length > 0 && sent[0]!.at + 2500 <= t) acked += sent.shift()!.bytes;
+    c.onReport(t, acked, 5000 + (t >= 15_000 ? 1000 : 0), t + 777);
+  }
+  assert.ok((c.rate(20_000) ?? 0) < MIN_RATE_CELLS, `the trickle's own rate ${c.rate(20_000)} cells/s`);
+  assert.ok((c.baseRttMs(20_000) ?? 0) >= 2500);
+  assert.equal(c.appLimited(20_000), false, 'a standing queue: no burst allowance');
+  assert.ok(c.capCells(20_000) >= Math.floor((MIN_RATE_CELLS * 2500) / 1000), `cap ${c.capCells(20_000)} cells`);
 });
 
 /**

@@ -27,12 +27,19 @@ export interface FrameClass {
   /** A DropClass (a plain number: writers in @onionturn/io take it without knowing the protocol). */
   cls: number;
   rtp: boolean;
+  /**
+   * DTLS application data: in WebRTC the data channel's SCTP, which retransmits what is lost (a
+   * second or more later, its handshake too). Dropped when it waits in a writer past the bound
+   * (that bounds what a bulk transfer queues ahead of media), never on arrival, where it has
+   * crossed Tor already and dropping it only delays it.
+   */
+  reliable: boolean;
   ssrc: number;
   timestamp: number;
 }
 
 export function newFrameClass(): FrameClass {
-  return { cls: DropClass.Control, rtp: false, ssrc: 0, timestamp: 0 };
+  return { cls: DropClass.Control, rtp: false, reliable: false, ssrc: 0, timestamp: 0 };
 }
 
 const SEND_INDICATION = encodeMessageType(Method.Send, MessageClass.Indication);
@@ -55,6 +62,7 @@ const DTLS13_HANDSHAKE_EPOCH = 2;
  */
 export function classifyFrame(buf: Buffer, at: number, n: number, out: FrameClass): void {
   out.rtp = false;
+  out.reliable = false;
   out.cls = DropClass.Control;
   if (n < 4) return;
   const kind = wireKindOf(buf[at] as number);
@@ -84,6 +92,7 @@ export function classifyFrame(buf: Buffer, at: number, n: number, out: FrameClas
 /** Classifies a relayed payload (RFC 7983 §7 first byte) of `len` bytes at `buf[at]`. */
 export function classifyPayload(buf: Buffer, at: number, len: number, out: FrameClass): void {
   out.rtp = false;
+  out.reliable = false;
   const b0 = len > 0 ? (buf[at] as number) : 0;
   const large = len > LARGE_PAYLOAD_BYTES;
   out.cls = large ? DropClass.Large : DropClass.Small;
@@ -101,6 +110,7 @@ export function classifyPayload(buf: Buffer, at: number, len: number, out: Frame
     // epoch's low bits) of epoch 2; application data goes in epoch 3 and up.
     if (b0 < DTLS_APPLICATION_DATA && b1 === DTLS_VERSION_MAJOR) out.cls = DropClass.Vital;
     else if ((b0 & DTLS13_UNIFIED_MASK) === DTLS13_UNIFIED_BITS && (b0 & DTLS13_EPOCH_BITS) === DTLS13_HANDSHAKE_EPOCH) out.cls = DropClass.Vital;
+    else out.reliable = (b0 === DTLS_APPLICATION_DATA && b1 === DTLS_VERSION_MAJOR) || (b0 & DTLS13_UNIFIED_MASK) === DTLS13_UNIFIED_BITS;
     return;
   }
   if (b0 >= 128 && b0 <= 191) {

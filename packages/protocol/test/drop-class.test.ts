@@ -133,3 +133,21 @@ test('a frame inside a bigger buffer, and truncated or hostile lengths, are read
   classifyFrame(Buffer.alloc(3), 0, 3, out);
   assert.equal(out.cls, DropClass.Control);
 });
+
+test("DTLS application data (1.2, or 1.3's epoch 3 and up) is reliable: the data channel's SCTP resends what is dropped; nothing else is", () => {
+  const cases: [string, Buffer, boolean][] = [
+    ['DTLS 1.2 application data', dtls(23, 300), true],
+    ['DTLS 1.3 epoch 3', Buffer.alloc(300, 0x2f), true],
+    ['DTLS 1.3 epoch 4', Buffer.alloc(300, 0x2c), true],
+    ['a DTLS handshake record', dtls(22, 200), false],
+    ['an RTP packet', rtp(1100, 1, 2), false],
+    ['other data', Buffer.alloc(1000, 0x55), false],
+    ['data starting with 23 without the DTLS version', Buffer.alloc(1000, 23), false],
+  ];
+  for (const [name, payload, reliable] of cases) {
+    for (const [framing, frame] of framings(payload)) {
+      classifyFrame(frame, 0, frame.length, out);
+      assert.equal(out.reliable, reliable, `${name} in a ${framing}`);
+    }
+  }
+});

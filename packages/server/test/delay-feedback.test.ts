@@ -99,7 +99,7 @@ test('an offer on a connection that cannot run it (a UDP client): no echo, its i
   assert.equal(w.core.stats.malformed, 0);
 });
 
-test('stale on arrival: while the reports show more queueing than the bound, droppable data is dropped and counted; STUN and RTCP still go', () => {
+test('stale on arrival: while the reports show more queueing than the bound, droppable data is dropped and counted; STUN, RTCP and the data channel still go', () => {
   const w = world();
   const t = feedbackClient(w);
   allocateOffering(t);
@@ -121,10 +121,19 @@ test('stale on arrival: while the reports show more queueing than the bound, dro
   t.send(PEER, rtcp);
   assert.equal(w.core.stats.droppedStaleArrival, 1);
   assert.equal(relay.sent.length, 11, 'the RTCP went');
+  // The data channel's SCTP (DTLS application data) has crossed Tor already: it goes too (dropped,
+  // it would only be sent again a second or more later).
+  const dataChannel = Buffer.alloc(300);
+  dataChannel[0] = 23;
+  dataChannel[1] = 0xfe;
+  dataChannel[2] = 0xfd;
+  t.send(PEER, dataChannel);
+  assert.equal(relay.sent.length, 12, 'the data channel record went');
+  assert.equal(w.core.stats.droppedStaleArrival, 1);
   // The backlog drained: fresh again.
   w.clock.now += 50;
   t.raw(report((w.clock.now - 45) >>> 0));
   t.send(PEER, media);
-  assert.equal(relay.sent.length, 12);
+  assert.equal(relay.sent.length, 13);
   assert.equal(w.core.stats.droppedStaleArrival, 1);
 });
