@@ -422,6 +422,8 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     const end = HEADER_LENGTH + all.readUInt16BE(2);
     if (wireKindOf(all[0] as number) === WireKind.Stun && all.length < end) return;
     const now = this.#opts.clock.monotonic();
+    // The server's deadline for a connection without an allocation runs from its connect, not from the 401.
+    const openedAt = this.#probing?.sentAt ?? now;
     this.#probing = undefined;
     const challenge = wireKindOf(all[0] as number) === WireKind.Stun ? readChallenge(all.subarray(0, end), probe) : undefined;
     if (!challenge) {
@@ -435,7 +437,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     if (all.length > end) stream.head.push(all.subarray(end));
     stream.challenge = challenge;
     this.#ready = stream;
-    policy.opened(now);
+    policy.opened(openedAt);
   }
 
   /** Waits for a turn to open a Tor stream (the dial pacer), for streams the table does not dial itself. */
