@@ -341,29 +341,14 @@ test("flow table: a held stream is offered once the server's 401 to the probe ca
 });
 
 test("flow table: a held stream's age counts from its connect, not from the probe's answer (the server's 30 s deadline does)", async () => {
-  const clock = new ManualClock();
-  const dials: HeldSocket[] = [];
-  const t = new FlowTable({
-    clock,
-    maxFlows: 16,
-    isolation: 'per-flow',
-    tickMs: 1000,
-    pacing: { perSecond: 0, onDelayed: () => {}, onGivenUp: () => {} },
-    servers: new ServerChoice(1, { mode: 'failover' }),
-    readyStream: DEFAULT_READY_STREAM,
-    connect: (): Promise<DialResult> => {
-      const socket = new HeldSocket('silent');
-      dials.push(socket);
-      return Promise.resolve({ ok: true, socket: socket as never, head: Buffer.alloc(0), server: SERVER });
-    },
-  });
+  const { t, clock, dials } = table(0, 'silent');
   await t.openStream(
     1,
     () => false,
     () => {},
   );
   await flush();
-  const held = dials[1] as HeldSocket;
+  const held = dials[1]?.socket as HeldSocket;
   // The 401 comes 5 s after the probe (a slow path).
   clock.advance(5000);
   held.emit('data', serverAnswer(held.written[0] as Buffer, '401') as Buffer);
