@@ -197,6 +197,16 @@ async function dropCounters(shimStatusPorts) {
   return out;
 }
 
+/** Prints the counters that moved since `before` (a dropCounters() reading). */
+async function sayCountersMoved(before, shimStatusPorts) {
+  say(`  onionturn drops and holds during the call: ${countersMoved(before, await dropCounters(shimStatusPorts)) || 'none'}`);
+}
+
+/** ms after createOffer at which a call reached each step of setup (undefined: never). */
+function setupMarks(r) {
+  return { relayA: r.setupSplit.relayA, relayB: r.setupSplit.relayB, ice: r.iceMs || undefined, dtls: r.setupSplit.dtls };
+}
+
 /** The counters that moved between two dropCounters() readings, as "series +n" (empty: none). */
 function countersMoved(before, after) {
   return [...after]
@@ -323,11 +333,11 @@ try {
       );
       if (r.error) {
         // A call that does not set up (a congested profile) is a result, not the end of the bench.
-        const reached = Object.entries({ relayA: r.setupSplit.relayA, relayB: r.setupSplit.relayB, ice: r.iceMs || undefined, dtls: r.setupSplit.dtls })
+        const reached = Object.entries(setupMarks(r))
           .map(([k, v]) => `${k} ${v === undefined ? 'never' : `${(v / 1000).toFixed(1)} s`}`)
           .join(', ');
         say(`  ${path} call failed: ${r.error}; reached ${reached}; candidate errors ${JSON.stringify(r.candidateErrors.slice(0, 3))}`);
-        if (countersBefore) say(`  onionturn drops and holds during the call: ${countersMoved(countersBefore, await dropCounters(shimStatusPorts)) || 'none'}`);
+        if (countersBefore) await sayCountersMoved(countersBefore, shimStatusPorts);
         failed[path]++;
         continue;
       }
@@ -336,11 +346,11 @@ try {
       const row = toRow(path, r, circuitRttMs);
       perPath[path].push(row);
       say(`  ${path}: ${relay}; ${JSON.stringify(Object.fromEntries(FIELDS.map((k) => [k, round(k, row[k])])))}`);
-      const split = Object.entries({ relayA: r.setupSplit.relayA, relayB: r.setupSplit.relayB, ice: r.iceMs, dtls: r.setupSplit.dtls, dc: r.setupMs })
+      const split = Object.entries({ ...setupMarks(r), dc: r.setupMs })
         .map(([k, v]) => `${k} ${(v / circuitRttMs).toFixed(1)}`)
         .join(', ');
       say(`  ${path} setup in circuit round trips after createOffer: ${split}`);
-      if (countersBefore) say(`  onionturn drops and holds during the call: ${countersMoved(countersBefore, await dropCounters(shimStatusPorts)) || 'none'}`);
+      if (countersBefore) await sayCountersMoved(countersBefore, shimStatusPorts);
       if (opts.cutAt !== undefined) {
         say(
           `  ${path} cut at ${(r.cutAtMs / 1000).toFixed(1)} s: ${row.cutStreams} stream(s) cut; video decoded again after ${row.cutRecoverMs === null ? 'never' : `${row.cutRecoverMs.toFixed(0)} ms`} (outage ${row.cutGapMs.toFixed(0)} ms); ICE after the cut: ${row.iceAfterCut || 'no change'}`,

@@ -12,13 +12,14 @@ import { join } from 'node:path';
 import { formatRestUsername, restPassword } from '@onionturn/credentials';
 import {
   AttributeType,
-  HEADER_LENGTH,
+  FrameKind,
   MessageBuilder,
   MessageClass,
   Method,
   decodeMessage,
   getAttribute,
   readAttribute,
+  StreamFramer,
   type StunMessage,
 } from '@onionturn/protocol';
 import {
@@ -40,17 +41,14 @@ import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
 const FLOWS = 10;
 const SECRET = 'servers-secret';
 
-/** The whole STUN messages in a recorded direction of a TURN-over-TCP stream. */
+/** The whole STUN messages in a recorded direction of a TURN-over-TCP stream (the codec's framer). */
 function messagesIn(chunks: readonly Buffer[]): StunMessage[] {
-  const all = Buffer.concat(chunks);
   const out: StunMessage[] = [];
-  for (let at = 0; at + HEADER_LENGTH <= all.length;) {
-    const end = at + HEADER_LENGTH + all.readUInt16BE(at + 2);
-    if (end > all.length) break;
-    const m = decodeMessage(all.subarray(at, end));
-    if (m.ok) out.push(m.value);
-    at = end;
-  }
+  const framer = new StreamFramer((frame, kind) => {
+    const m = kind === FrameKind.Stun ? decodeMessage(Buffer.from(frame)) : undefined;
+    if (m?.ok) out.push(m.value);
+  });
+  for (const c of chunks) framer.push(c);
   return out;
 }
 

@@ -305,10 +305,11 @@ export class FlowMachine {
     } else {
       this.state.open();
       // The first request (#beforeDial) starts the held bytes: answered here when the challenge fits it.
-      const first = report.challenge && !this.#resigner && this.#firstRequest ? firstAllocate(this.#firstRequest) : undefined;
+      const challenge = this.#resigner ? undefined : report.challenge;
+      const first = challenge && this.#firstRequest && firstAllocate(this.#firstRequest);
       if (first) {
         this.#dropHeld(first.raw.length);
-        out.push(this.#answerChallenge(report.challenge as StunMessage, first));
+        out.push(this.#answerChallenge(challenge, first));
       }
       this.#firstRequest = undefined;
       const held = this.#held;

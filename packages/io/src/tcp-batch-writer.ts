@@ -59,8 +59,6 @@ export interface TimeBound {
 export interface MessageClass {
   cls: number;
   rtp: boolean;
-  /** Resent by the app's own transport when lost (not used by the writer: for arrival checks). */
-  reliable: boolean;
   ssrc: number;
   timestamp: number;
 }
@@ -86,7 +84,7 @@ const CONTROL = 0;
 const VITAL = 1;
 
 /** One reusable result for every writer's classifier (single-threaded, filled and read at once). */
-const scratch: MessageClass = { cls: 0, rtp: false, reliable: false, ssrc: 0, timestamp: 0 };
+const scratch: MessageClass = { cls: 0, rtp: false, ssrc: 0, timestamp: 0 };
 const pending: TcpBatchWriter[] = [];
 let flushScheduled = false;
 

@@ -31,9 +31,10 @@ export interface FrameClass {
    * DTLS application data: in WebRTC the data channel's SCTP, which retransmits what is lost (a
    * second or more later, its handshake too). Dropped when it waits in a writer past the bound
    * (that bounds what a bulk transfer queues ahead of media), never on arrival, where it has
-   * crossed Tor already and dropping it only delays it.
+   * crossed Tor already and dropping it only delays it. Optional: a writer's classifier output
+   * (@onionturn/io's MessageClass) has no use for it; the classifiers here always set it.
    */
-  reliable: boolean;
+  reliable?: boolean;
   ssrc: number;
   timestamp: number;
 }
