@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { freePort, NetNamespace, ProcessGroup, startServer, testTempDir } from '@onionturn/testkit';
+import { freePort, NetNamespace, ProcessGroup, runCli, startServer, testTempDir } from '@onionturn/testkit';
 
 test('warnings at start: --user on the command line, metrics and credentials beyond loopback, a private relay address without --external-ip', async (t) => {
   const dir = testTempDir(t);
@@ -51,6 +51,36 @@ test('--credentials-key-file: the endpoint answers 401 without the key, a creden
   assert.equal(ok.status, 200);
   const body = (await ok.json()) as { username: string; password: string };
   assert.match(body.username, /^\d+:/);
+});
+
+test("'server-started' means the credential endpoint listens too: one whose port is taken stops the server before that line", async (t) => {
+  const dir = testTempDir(t);
+  const secret = join(dir, 'secret');
+  writeFileSync(secret, 'exposure-secret\n', { mode: 0o600 });
+  const taken = createServer();
+  taken.listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  t.after(() => taken.close());
+  const port = (taken.address() as { port: number }).port;
+  for (const workers of ['1', '2']) {
+    const run = await runCli([
+      'server',
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--relay-ports',
+      '40000-40999',
+      '--workers',
+      workers,
+      '--secret-file',
+      secret,
+      '--credentials-listen',
+      `127.0.0.1:${port}`,
+    ]);
+    const out = run.stdout + run.stderr;
+    assert.equal(run.code, 1, out);
+    assert.match(out, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
+    assert.doesNotMatch(out, /server-started/, `--workers ${workers}: no line says it started`);
+  }
 });
 
 /** One HTTP request on its own connection, after a PROXY line naming tor circuit `circuit`. */

@@ -418,19 +418,15 @@ export function serverCommand(ctx: CliContext): CommandModule {
         () => undefined,
         (s) => (state.secret = s),
       );
+      // Before the server: its 'server-started' line tells scripts everything listens, this
+      // endpoint too. In a cluster the primary serves credentials.
+      const endpoint = worker ? undefined : await startCredentialEndpoint(args, () => state.secret, ctx.warn);
       let server: TurnServer;
       try {
         server = await TurnServer.start({ ...config, logger });
       } catch (error) {
+        if (endpoint) await endpoint();
         throw new Error(`cannot start: ${errorText(error)}`);
-      }
-      let endpoint: (() => Promise<void>) | undefined;
-      try {
-        // In a cluster the primary serves credentials.
-        if (!worker) endpoint = await startCredentialEndpoint(args, () => state.secret, ctx.warn);
-      } catch (error) {
-        await server.close();
-        throw error;
       }
       if (worker) workerStarted(server);
       const onHup = (): void => {
@@ -489,18 +485,14 @@ async function runPrimary(args: ServerArgs, ctx: CliContext, config: TurnServerC
     () => undefined,
     (s) => (state.secret = s),
   );
+  // Before the workers, as in one process: 'server-started' means the endpoint listens too.
+  const endpoint = await startCredentialEndpoint(args, () => state.secret, ctx.warn);
   let primary: Primary;
   try {
     primary = await startPrimary({ ...config, logger }, workers, logger);
   } catch (error) {
+    if (endpoint) await endpoint();
     throw new Error(`cannot start: ${errorText(error)}`);
-  }
-  let endpoint: (() => Promise<void>) | undefined;
-  try {
-    endpoint = await startCredentialEndpoint(args, () => state.secret, ctx.warn);
-  } catch (error) {
-    await primary.stop();
-    throw error;
   }
   const onHup = (): void => {
     try {
