@@ -23,15 +23,29 @@
 //                    null = never within the run). The onionturn path then uses a second shim in
 //                    local-credential mode: only a shim that signs the allocation itself can take
 //                    it over on a new stream (TURN mobility, RFC 8016).
+//   --paths LIST     which paths to call, comma-separated (default onionturn,by-hand): one alone
+//                    while trying a change; the side-by-side ratios need both
+//   --trace DIR      the onionturn path's server and shims log at debug level (with the delay
+//                    extension's state once a second per stream: 'delay-state'); their output
+//                    goes to DIR/server-runN.log, DIR/shim-a-runN.log, DIR/shim-b-runN.log after each call
 //   --no-delay-feedback  the onionturn path without the shim<->server delay extension (both
 //                    ends started with --no-delay-feedback), to compare with it on
 import { createHmac, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { prepare } from './prepare.mjs';
 
 function parseArgs(argv) {
-  const o = { profile: 'ideal', seconds: 60, runs: 3, json: undefined, cutAt: undefined, delayFeedback: true };
+  const o = {
+    profile: 'ideal',
+    seconds: 60,
+    runs: 3,
+    json: undefined,
+    cutAt: undefined,
+    delayFeedback: true,
+    paths: ['onionturn', 'by-hand'],
+    trace: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
@@ -41,11 +55,17 @@ function parseArgs(argv) {
     else if (flag === '--json') o.json = value();
     else if (flag === '--cut-at') o.cutAt = Number(value());
     else if (flag === '--no-delay-feedback') o.delayFeedback = false;
+    else if (flag === '--paths') o.paths = value().split(',');
+    else if (flag === '--trace') o.trace = value();
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS] [--no-delay-feedback]');
+      console.log(
+        'usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS] [--paths onionturn,by-hand] [--trace DIR] [--no-delay-feedback]',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]}`);
   }
+  if (o.paths.length === 0 || o.paths.some((p) => p !== 'onionturn' && p !== 'by-hand'))
+    throw new Error('--paths takes onionturn, by-hand or both (comma-separated)');
   if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new Error('--seconds must be > 0 and --runs a positive integer');
   if (o.cutAt !== undefined && !(o.cutAt > 0 && o.cutAt < o.seconds - 3))
     throw new Error('--cut-at must be > 0 and at least 3 s before the end of the media (--seconds)');
@@ -69,7 +89,8 @@ const {
 } = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
 // --no-delay-feedback: both ends of the onionturn path refuse the extension.
-const offArgs = opts.delayFeedback ? {} : { server: { args: ['--no-delay-feedback'] }, args: ['--no-delay-feedback'] };
+const shimArgs = [...(opts.delayFeedback ? [] : ['--no-delay-feedback']), ...(opts.trace ? ['--log-level', 'debug'] : [])];
+const offArgs = { server: { args: shimArgs }, args: shimArgs };
 if (profile.namespace && !process.env[LAB_NAMESPACE_ENV]) {
   // This profile's loopback differs from the host's (small TCP buffers): run it all in a namespace.
   const n = profile.namespace;
@@ -223,6 +244,15 @@ let browser;
 let forwarder;
 let cleaning;
 let bwControlRef;
+let shimBRef;
+
+/** --trace: the onionturn path's processes' output so far (the last 64 KiB each) into the trace directory, names ending in `tag`. */
+function dumpTrace(tag) {
+  if (!opts.trace || !bridge) return;
+  mkdirSync(opts.trace, { recursive: true });
+  const logs = { server: bridge.server.process, 'shim-a': bridge.shim.process, ...(shimBRef ? { 'shim-b': shimBRef.process } : {}) };
+  for (const [name, p] of Object.entries(logs)) writeFileSync(`${opts.trace}/${name}-${tag}.log`, p.output());
+}
 const cleanup = () =>
   (cleaning ??= (async () => {
     await browser?.close().catch(() => undefined);
@@ -259,13 +289,12 @@ try {
   say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
   browser = await CallBrowser.start();
   // Peer b's own shim (a second user's machine), started like the bridge's.
-  const shimB = await bridge.addShim(bridge.server, { ...(opts.delayFeedback ? {} : { args: ['--no-delay-feedback'] }), onion: profile.onion });
+  const shimB = (shimBRef = await bridge.addShim(bridge.server, { args: shimArgs, onion: profile.onion }));
   // --cut-at: the onionturn calls go through local-credential shims, one per peer (mobility).
   let cutShims;
   if (opts.cutAt !== undefined) {
     const local = { user: 'bench', password: randomBytes(12).toString('hex') };
-    const cutShim = () =>
-      bridge.addShim(bridge.server, { ...(opts.delayFeedback ? {} : { args: ['--no-delay-feedback'] }), localCredentials: local, onion: profile.onion });
+    const cutShim = () => bridge.addShim(bridge.server, { args: shimArgs, localCredentials: local, onion: profile.onion });
     cutShims = [await cutShim(), await cutShim()];
     say(
       `--cut-at ${opts.cutAt}: onionturn calls use local-credential shims on 127.0.0.1:${cutShims.map((s) => s.port).join(' and ')} (TURN mobility after the cut)`,
@@ -301,7 +330,7 @@ try {
   const perPath = { onionturn: [], 'by-hand': [] };
   const failed = { onionturn: 0, 'by-hand': 0 };
   for (let run = 0; run < opts.runs; run++) {
-    const order = run % 2 === 0 ? ['onionturn', 'by-hand'] : ['by-hand', 'onionturn'];
+    const order = (run % 2 === 0 ? ['onionturn', 'by-hand'] : ['by-hand', 'onionturn']).filter((p) => opts.paths.includes(p));
     for (const path of order) {
       let iceServers;
       let iceServersB;
@@ -331,6 +360,7 @@ try {
         },
         opts.cutAt === undefined ? undefined : () => cutStreamsTo(cutPort),
       );
+      if (path === 'onionturn') dumpTrace(`run${run + 1}`);
       if (r.error) {
         // A call that does not set up (a congested profile) is a result, not the end of the bench.
         const reached = Object.entries(setupMarks(r))
@@ -358,7 +388,7 @@ try {
       }
     }
   }
-  const rows = ['onionturn', 'by-hand'].map((p) => ({ ...medianRow(p, perPath[p]), failed: failed[p] }));
+  const rows = opts.paths.map((p) => ({ ...medianRow(p, perPath[p]), failed: failed[p] }));
   const result = {
     profile: profile.name,
     seconds: opts.seconds,

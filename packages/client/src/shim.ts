@@ -175,7 +175,13 @@ export class Shim {
       upstreamTimeBound,
       delayFeedback:
         maxDelayMs > 0 && opts.delayFeedback !== false
-          ? { staleMs: maxDelayMs, encode: encodeDelayFeedbackIndication, clock: () => performance.now(), counters: this.stats.delayFeedback }
+          ? {
+              staleMs: maxDelayMs,
+              encode: encodeDelayFeedbackIndication,
+              clock: () => performance.now(),
+              counters: this.stats.delayFeedback,
+              trace: (state) => this.#log.debug('delay-state', state),
+            }
           : undefined,
       localAuth: opts.localAuth,
       appAuth: opts.localAuth

@@ -16,6 +16,9 @@
 // in the stream was written after it, so it is at least about as late: while the newest report
 // showed more than `staleMs` of queueing (and it is fresh: LATE_HOLD_MS), droppable data is
 // dropped on arrival. On an uncongested path the excess stays near 0 and nothing is dropped.
+// Queueing is measured above what stood over the last ARRIVAL_STANDING_MS: a relay that another
+// flow keeps seconds deep delays everything (dropping it all would end the call, and shrinks no
+// queue); the backlog a stall releases at once stands above that.
 //
 // Reports that stop (REPORT_TIMEOUT_MS) while data waits: the cap stays. Reports travel in the
 // same stream as the data they acknowledge, so they stop when the stream stalls inside Tor, and
@@ -36,6 +39,8 @@ export const REPORT_TIMEOUT_MS = 2000;
 /** A report's verdict on arrival lateness holds this long (a report comes every REPORT_INTERVAL_MS). */
 export const LATE_HOLD_MS = 2 * REPORT_INTERVAL_MS;
 const BASE_WINDOW_MS = 10_000;
+/** Arrival queueing that stood this long is a relay's (another flow's), not a stall's burst. */
+export const ARRIVAL_STANDING_MS = 3000;
 /**
  * Arrival lateness below this is left to the app: tor's hiccups (token-bucket steps, a relay's
  * stall of a few hundred ms) end in a burst the app's jitter buffers still use, where a video
@@ -86,7 +91,15 @@ export interface DelayFeedbackSessionOptions {
   /** The clock late() reads (the same one the other inputs' `now` come from). */
   readonly clock: () => number;
   readonly counters: DelayFeedbackCounters;
+  /**
+   * Given the session's state at most once a second while reports arrive (the owners log it at
+   * debug level: how the cap and the arrival check see the path, for tuning them).
+   */
+  readonly trace?: (state: Readonly<Record<string, number>>) => void;
 }
+
+/** Trace at most this often. */
+const TRACE_EVERY_MS = 1000;
 
 /** The gate a writer consults (TcpBatchWriter's WriteGate). */
 export class DelayFeedbackSession {
@@ -109,9 +122,12 @@ export class DelayFeedbackSession {
   #owdIn: number | undefined = undefined;
   readonly #baseIn = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   #excessIn = 0;
+  /** The least arrival queueing over ARRIVAL_STANDING_MS (see the top of the file). */
+  readonly #standingIn = new WindowedExtreme(ARRIVAL_STANDING_MS, 'min');
   #lateUntil = 0;
   #stalled = false;
   #negotiatedAt = 0;
+  #tracedAt = -Infinity;
   readonly #opts: DelayFeedbackSessionOptions;
   /** Arrival queueing above this drops droppable data: the bound, at least LATE_MIN_MS. */
   readonly #lateMs: number;
@@ -184,9 +200,28 @@ export class DelayFeedbackSession {
     this.#owdIn = owd;
     this.#baseIn.add(now, owd);
     this.#excessIn = owd - (this.#baseIn.value(now) as number);
-    this.#lateUntil = this.#excessIn > this.#lateMs ? now + LATE_HOLD_MS : 0;
+    this.#standingIn.add(now, this.#excessIn);
+    this.#lateUntil = this.#excessIn - (this.#standingIn.value(now) as number) > this.#lateMs ? now + LATE_HOLD_MS : 0;
     const acked = r.receivedBytes - this.#capBase;
     if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs, r.clockMs);
+    if (this.#opts.trace !== undefined && now - this.#tracedAt >= TRACE_EVERY_MS) {
+      this.#tracedAt = now;
+      this.#opts.trace(this.#state(now));
+    }
+  }
+
+  #state(now: number): Record<string, number> {
+    const cap = this.#cap as InflightCap;
+    return {
+      capCells: cap.capCells(now),
+      inflightCells: cap.inflightCells,
+      rateCells: Math.round(cap.rate(now) ?? -1),
+      baseRttMs: Math.round(cap.baseRttMs(now) ?? -1),
+      queueMs: Math.round(cap.queueDelayMs),
+      foreignMs: Math.round(cap.foreignQueueMs(now)),
+      arrivalExcessMs: Math.round(this.#excessIn),
+      appLimited: cap.appLimited(now) ? 1 : 0,
+    };
   }
 
   /** Is relayed data arriving now stale (see the top of the file)? One branch while it is not. */

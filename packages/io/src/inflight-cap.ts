@@ -16,6 +16,20 @@
 // target (the path got slower than the estimate), cap = rate x base (drain) until it is back.
 // Before the first reports: INITIAL_CELLS.
 //
+// A queue that is not ours: a relay whose other circuits keep seconds of cells queued ahead of
+// ours (a bulk download on a congested relay; tor's own congestion control keeps such a queue)
+// delays our cells whatever we send, and draining cannot empty it: a cap at rate x base then
+// refuses nearly everything, the writer drops it as stale, the app backs off, the rate measured
+// falls, and the call starves (0 frames a second on the tor-congested profile). Our own queue
+// drains within a round trip or two once the cap holds back; so the least queue delay over the
+// last three base round trips (2 to 10 s), less the target (where the cap keeps ours), is taken as standing beyond
+// our reach, and so is a queue delay longer than our cells in flight would take to drain at the
+// best rate of the last 10 s (such a queue swings by seconds as the other flow's does, with no
+// floor that stands): the cap allows it on top of base
+// (the "queue" it drains and the target are measured above it). The bound on delay then comes
+// from the writer's time bound (what the path cannot take in time is dropped there) and from the
+// app's own congestion control, which sees the delay.
+//
 // App-limited senders: a call sends far less than the path carries, so the delivery rate measures
 // the app, not the path, and a cap built on it is too small for the app's own bursts (a video key
 // frame is tens of cells at once). Held back behind a cap like that, a burst's tail waits for
@@ -43,6 +57,14 @@ export const BURST_CELLS = 128;
 export const MIN_RATE_CELLS = 16;
 const RATE_WINDOW_MS = 1000;
 const BASE_WINDOW_MS = 10_000;
+/**
+ * A queue delay that stood this long despite the cap is another flow's (see the top of the file):
+ * STANDING_RTTS base round trips (our own queue drains in one or two once the cap holds back), at
+ * least STANDING_MIN_MS, at most STANDING_WINDOW_MS.
+ */
+export const STANDING_WINDOW_MS = 10_000;
+export const STANDING_MIN_MS = 2000;
+const STANDING_RTTS = 3;
 
 export interface InflightCapOptions {
   /** Queue delay allowed on top of the base round trip, ms (default 50). */
@@ -87,6 +109,16 @@ export class WindowedExtreme {
     this.#expire(now);
     return this.#q[0]?.v;
   }
+  /**
+   * The extreme over the last `windowMs` only (at most the window's own; undefined when no sample
+   * is that recent). A sample left in the deque is the extreme of everything since the one before
+   * it, so the first one that recent is the answer.
+   */
+  valueOver(now: number, windowMs: number): number | undefined {
+    this.#expire(now);
+    for (const s of this.#q) if (now - s.at <= windowMs) return s.v;
+    return undefined;
+  }
   #expire(now: number): void {
     const q = this.#q;
     while (q.length > 1 && now - (q[0] as Sample).at > this.#windowMs) q.shift();
@@ -103,11 +135,15 @@ export class InflightCap {
   #ackedCells = 0;
   #lastReportAt: number | undefined = undefined;
   readonly #rate = new WindowedExtreme(RATE_WINDOW_MS, 'max');
+  /** The best delivery rate of the last BASE_WINDOW_MS: how fast the path drained what we had in it. */
+  readonly #bestRate = new WindowedExtreme(BASE_WINDOW_MS, 'max');
   readonly #baseRtt = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   readonly #baseOwd = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   #queueDelay = 0;
   /** The least queue delay over the last RATE_WINDOW_MS: above target only when a queue stands. */
   readonly #standing = new WindowedExtreme(RATE_WINDOW_MS, 'min');
+  /** The least queue delay over STANDING_WINDOW_MS: a queue not ours. */
+  readonly #foreign = new WindowedExtreme(STANDING_WINDOW_MS, 'min');
   readonly #rateSpanMs: number;
   readonly #ackDelayMs: number;
   /** The current rate sample's start: when (the reporter's clock when it gives one) and cells acknowledged then. */
@@ -157,7 +193,7 @@ export class InflightCap {
     this.#ackedBytes = receivedBytes;
     if (this.#rateSpanMs === 0) {
       if (this.#lastReportAt !== undefined && now > this.#lastReportAt) {
-        this.#rate.add(now, ((this.#ackedCells - before) * 1000) / (now - this.#lastReportAt));
+        this.#addRate(now, ((this.#ackedCells - before) * 1000) / (now - this.#lastReportAt));
       }
     } else {
       const at = reporterClockMs ?? now;
@@ -168,7 +204,7 @@ export class InflightCap {
       }
       const span = reporterClockMs === undefined ? at - this.#spanAt : (at - this.#spanAt) | 0;
       if (span >= this.#rateSpanMs) {
-        this.#rate.add(now, ((this.#ackedCells - this.#spanCells) * 1000) / span);
+        this.#addRate(now, ((this.#ackedCells - this.#spanCells) * 1000) / span);
         this.#spanAt = at;
         this.#spanCells = this.#ackedCells;
       } else if (span < 0) this.#spanAt = at; // a reporter's clock that went back: start over
@@ -178,6 +214,12 @@ export class InflightCap {
     this.#baseOwd.add(now, oneWayDelayMs);
     this.#queueDelay = oneWayDelayMs - (this.#baseOwd.value(now) as number);
     this.#standing.add(now, this.#queueDelay);
+    this.#foreign.add(now, this.#queueDelay);
+  }
+
+  #addRate(now: number, cellsPerS: number): void {
+    this.#rate.add(now, cellsPerS);
+    this.#bestRate.add(now, cellsPerS);
   }
 
   /** Cells written and not yet acknowledged. */
@@ -205,7 +247,8 @@ export class InflightCap {
     const rate = this.#rate.value(now);
     const base = this.#baseRtt.value(now);
     if (rate === undefined || base === undefined) return INITIAL_CELLS;
-    const allowance = (this.#queueDelay > this.targetMs ? base : base + this.targetMs) + this.#ackDelayMs;
+    const foreign = this.foreignQueueMs(now);
+    const allowance = base + foreign + (this.#queueDelay - foreign > this.targetMs ? 0 : this.targetMs) + this.#ackDelayMs;
     const cells = Math.max(MIN_CELLS, Math.floor((Math.max(rate, MIN_RATE_CELLS) * allowance) / 1000));
     return this.appLimited(now) ? Math.max(cells, BURST_CELLS) : cells;
   }
@@ -216,7 +259,24 @@ export class InflightCap {
    * report's: a path of six relays jitters by more than the target with no queue at all.
    */
   appLimited(now: number): boolean {
-    return now - this.#refusedAt > RATE_WINDOW_MS && (this.#standing.value(now) ?? 0) <= this.targetMs;
+    return now - this.#refusedAt > RATE_WINDOW_MS && (this.#standing.value(now) ?? 0) - this.foreignQueueMs(now) <= this.targetMs;
+  }
+
+  /**
+   * The queue delay that stood over the last few round trips (another flow's), ms, less the
+   * target: our own queue stands within the target (the cap lets it), and crediting that would
+   * let it creep up by a target every window.
+   */
+  foreignQueueMs(now: number): number {
+    const base = this.#baseRtt.value(now);
+    if (base === undefined) return 0;
+    const window = Math.min(STANDING_WINDOW_MS, Math.max(STANDING_MIN_MS, STANDING_RTTS * base));
+    const stood = (this.#foreign.valueOver(now, window) ?? 0) - this.targetMs;
+    // What our own cells in flight cannot explain: at the best rate the path showed they would be
+    // through in this long (their base round trip included, so it errs towards "ours").
+    const best = this.#bestRate.value(now);
+    const ours = best === undefined || best <= 0 ? Infinity : (this.inflightCells * 1000) / best;
+    return Math.max(0, stood, this.#queueDelay - ours);
   }
 
   /** May a write of `bytes` go into the stream now? (Always with nothing in flight: a write bigger than the cap still goes, alone.) */

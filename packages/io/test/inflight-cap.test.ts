@@ -75,21 +75,26 @@ test('mayWrite: within the cap, and always with nothing in flight; the cap never
 test('a trickle on a path with a round trip of seconds (a relay another flow keeps queued): the cap is sized from at least MIN_RATE_CELLS', () => {
   const c = new InflightCap({ targetMs: 100, rateSpanMs: 200, ackDelayMs: 100 });
   // A call's setup: a 300-byte message every 500 ms, acknowledged 2.5 s later; from 15 s the one-way
-  // delay stands a second higher (the other flow's queue): no burst allowance, the cap drains (rate x base).
+  // delay stands a second higher (the other flow's queue): no burst allowance at first, the cap
+  // drains (rate x base); once it stood three base round trips it is taken as another flow's.
   let acked = 0;
   const sent: { at: number; bytes: number }[] = [];
-  for (let t = 0; t <= 20_000; t += 50) {
+  let limitedEarly: boolean | undefined;
+  for (let t = 0; t <= 23_000; t += 50) {
     if (t % 500 === 0) {
       c.onWrite(t, 300);
       sent.push({ at: t, bytes: 300 });
     }
     while (sent.length > 0 && sent[0]!.at + 2500 <= t) acked += sent.shift()!.bytes;
     c.onReport(t, acked, 5000 + (t >= 15_000 ? 1000 : 0), t + 777);
+    if (t === 16_000) limitedEarly = c.appLimited(t);
   }
-  assert.ok((c.rate(20_000) ?? 0) < MIN_RATE_CELLS, `the trickle's own rate ${c.rate(20_000)} cells/s`);
-  assert.ok((c.baseRttMs(20_000) ?? 0) >= 2500);
-  assert.equal(c.appLimited(20_000), false, 'a standing queue: no burst allowance');
-  assert.ok(c.capCells(20_000) >= Math.floor((MIN_RATE_CELLS * 2500) / 1000), `cap ${c.capCells(20_000)} cells`);
+  assert.ok((c.rate(23_000) ?? 0) < MIN_RATE_CELLS, `the trickle's own rate ${c.rate(23_000)} cells/s`);
+  assert.ok((c.baseRttMs(23_000) ?? 0) >= 2500);
+  assert.equal(limitedEarly, false, 'a queue standing for a second: no burst allowance');
+  assert.equal(c.foreignQueueMs(23_000), 1000 - 100, "standing for 8 s (three round trips are 7.5 s): another flow's, less the target");
+  assert.equal(c.appLimited(23_000), true, 'above the foreign queue there is none: the burst allowance is back');
+  assert.ok(c.capCells(23_000) >= Math.floor((MIN_RATE_CELLS * 2500) / 1000), `cap ${c.capCells(23_000)} cells`);
 });
 
 /**
@@ -98,12 +103,20 @@ test('a trickle on a path with a round trip of seconds (a relay another flow kee
  * are dropped at the sender (the time-bounded queue's job). Returns the queueing delays (ms) of
  * what was delivered in the last half, and the delivered cells per ms then.
  */
-function simulate(cap: InflightCap | undefined, seconds: number): { p95: number; max: number; utilisation: number } {
+function simulate(
+  cap: InflightCap | undefined,
+  seconds: number,
+  o: { offered?: number; foreignMs?: (now: number) => number } = {},
+): { p95: number; max: number; utilisation: number; delivered: number } {
   const RATE = 0.1; // cells per ms (~50 kB/s)
   const ONE_WAY = 40;
   const MSG = 1000; // bytes: 3 cells
-  const EVERY = InflightCap.cells(MSG) / RATE / 2; // twice the path's rate
-  const fifo: { cells: number; bytes: number; at: number }[] = [];
+  const EVERY = InflightCap.cells(MSG) / RATE / (o.offered ?? 2); // twice the path's rate by default
+  // Another flow keeps the bottleneck's FIFO this deep (its cells, ahead of ours as they come).
+  const foreign = o.foreignMs ?? (() => 0);
+  const fifo: { cells: number; bytes: number; at: number; foreign?: boolean }[] = [];
+  let queued = 0;
+  let offeredLate = 0;
   const arriving: { at: number; bytes: number; sentAt: number }[] = [];
   const reports: { at: number; bytes: number; owd: number | undefined }[] = [];
   let received = 0;
@@ -116,16 +129,24 @@ function simulate(cap: InflightCap | undefined, seconds: number): { p95: number;
   for (let now = 0; now < end; now++) {
     if (now >= nextSend) {
       nextSend += EVERY;
+      if (now >= end / 2) offeredLate += InflightCap.cells(MSG);
       if (!cap || cap.mayWrite(now, MSG)) {
         cap?.onWrite(now, MSG);
         fifo.push({ cells: InflightCap.cells(MSG), bytes: MSG, at: now });
+        queued += InflightCap.cells(MSG);
       }
+    }
+    while (queued < foreign(now) * RATE) {
+      fifo.push({ cells: 1, bytes: 0, at: now, foreign: true });
+      queued++;
     }
     // The bottleneck serves RATE cells per ms, then the message travels ONE_WAY.
     served += RATE;
     while (fifo.length > 0 && served >= fifo[0]!.cells) {
       const m = fifo.shift()!;
       served -= m.cells;
+      queued -= m.cells;
+      if (m.foreign) continue;
       if (now >= end / 2) {
         delays.push(now - m.at);
         deliveredLate += m.cells;
@@ -145,7 +166,12 @@ function simulate(cap: InflightCap | undefined, seconds: number): { p95: number;
     }
   }
   delays.sort((a, b) => a - b);
-  return { p95: delays[Math.floor(delays.length * 0.95)] ?? 0, max: delays.at(-1) ?? 0, utilisation: deliveredLate / (RATE * (end / 2)) };
+  return {
+    p95: delays[Math.floor(delays.length * 0.95)] ?? 0,
+    max: delays.at(-1) ?? 0,
+    utilisation: deliveredLate / (RATE * (end / 2)),
+    delivered: deliveredLate / offeredLate,
+  };
 }
 
 test('a sender offering twice the path: with the cap the bottleneck queue stays near target and the path stays busy', () => {
@@ -155,6 +181,17 @@ test('a sender offering twice the path: with the cap the bottleneck queue stays 
   assert.ok(capped.max <= 200, `queue delay max ${capped.max} ms`);
   const uncapped = simulate(undefined, 20);
   assert.ok(uncapped.p95 > 5000, `without the cap the queue grows: p95 ${uncapped.p95} ms`);
+});
+
+test('a queue another flow keeps 2 s deep (a bulk download on the relay): a sender offering a third of the path gets it through, adding little delay', () => {
+  // The other flow backs off for 3 s every 10 s (its queue drains to 200 ms): the least delay of
+  // the last 10 s is that, and the 2 s between look like a queue. Before, the cap read it as ours
+  // and drained (rate x base) while it stood; what it refused the writer dropped as stale (the
+  // tor-congested profile's calls starved).
+  const foreignMs = (now: number): number => (now % 10_000 < 3000 ? 200 : 2000);
+  const capped = simulate(new InflightCap({ targetMs: 50 }), 40, { offered: 1 / 3, foreignMs });
+  assert.ok(capped.delivered > 0.9, `delivered ${capped.delivered} of what was offered`);
+  assert.ok(capped.p95 <= 2000 + 150, `queue delay p95 ${capped.p95} ms (the other flow's 2000 ms included)`);
 });
 
 test('rate samples over the reporter clock and a minimum span: reports bunched on their way back (behind a stall) do not inflate the rate', () => {

@@ -229,7 +229,13 @@ export class TurnServer {
     this.#timeBound = maxDelayMs > 0 ? { maxDelayMs, drops: core.stats.queueDrops, classify: classifyFrame } : undefined;
     this.#feedback =
       maxDelayMs > 0 && config.delayFeedback !== false
-        ? { staleMs: maxDelayMs, encode: encodeDelayFeedbackIndication, clock: perfNow, counters: core.stats.delayFeedback }
+        ? {
+            staleMs: maxDelayMs,
+            encode: encodeDelayFeedbackIndication,
+            clock: perfNow,
+            counters: core.stats.delayFeedback,
+            trace: (state) => log.debug('delay-state', state),
+          }
         : undefined;
     this.#udpClients = new UdpClients({ ...DEFAULT_UDP_CLIENT_LIMITS, rate: config.udpUnauthenticatedRate ?? DEFAULT_UDP_ADMISSION }, monotonicNow());
   }
