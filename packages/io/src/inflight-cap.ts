@@ -21,14 +21,14 @@
 // delays our cells whatever we send, and draining cannot empty it: a cap at rate x base then
 // refuses nearly everything, the writer drops it as stale, the app backs off, the rate measured
 // falls, and the call starves (0 frames a second on the tor-congested profile). Our own queue
-// drains within a round trip or two once the cap holds back; so the least queue delay over the
-// last three base round trips (2 to 10 s), less the target (where the cap keeps ours), is taken as standing beyond
-// our reach, and so is a queue delay longer than our cells in flight would take to drain at the
-// best rate of the last 10 s (such a queue swings by seconds as the other flow's does, with no
-// floor that stands): the cap allows it on top of base
-// (the "queue" it drains and the target are measured above it). The bound on delay then comes
-// from the writer's time bound (what the path cannot take in time is dropped there) and from the
-// app's own congestion control, which sees the delay.
+// drains within a round trip or two once the cap holds back; so taken as another flow's, beyond
+// our reach, are the least queue delay of the last three base round trips (2 to 10 s) less the
+// target (where the cap keeps ours), and a queue delay longer than our cells in flight would take
+// to drain at the best rate of the last 10 s (such a queue swings by seconds as the other flow's
+// does, with no floor that stands). The cap allows that on top of base (the queue it drains and
+// its target are measured above it). The bound on delay then comes from the writer's time bound
+// (what the path cannot take in time is dropped there) and from the app's own congestion
+// control, which sees the delay.
 //
 // App-limited senders: a call sends far less than the path carries, so the delivery rate measures
 // the app, not the path, and a cap built on it is too small for the app's own bursts (a video key
@@ -116,7 +116,9 @@ export class WindowedExtreme {
    */
   valueOver(now: number, windowMs: number): number | undefined {
     this.#expire(now);
-    for (const s of this.#q) if (now - s.at <= windowMs) return s.v;
+    const q = this.#q;
+    // Indexed: this runs on every gated write, and an iterator would be an allocation each time.
+    for (let i = 0; i < q.length; i++) if (now - (q[i] as Sample).at <= windowMs) return (q[i] as Sample).v;
     return undefined;
   }
   #expire(now: number): void {
