@@ -245,12 +245,15 @@ let forwarder;
 let cleaning;
 let bwControlRef;
 let shimBRef;
+let cutShimsRef;
 
 /** --trace: the onionturn path's processes' output so far (the last 64 KiB each) into the trace directory, names ending in `tag`. */
 function dumpTrace(tag) {
   if (!opts.trace || !bridge) return;
   mkdirSync(opts.trace, { recursive: true });
-  const logs = { server: bridge.server.process, 'shim-a': bridge.shim.process, ...(shimBRef ? { 'shim-b': shimBRef.process } : {}) };
+  // --cut-at: the calls go through the local-credential shims.
+  const [a, b] = cutShimsRef ?? [bridge.shim, shimBRef];
+  const logs = { server: bridge.server.process, 'shim-a': a.process, ...(b ? { 'shim-b': b.process } : {}) };
   for (const [name, p] of Object.entries(logs)) writeFileSync(`${opts.trace}/${name}-${tag}.log`, p.output());
 }
 const cleanup = () =>
@@ -295,7 +298,7 @@ try {
   if (opts.cutAt !== undefined) {
     const local = { user: 'bench', password: randomBytes(12).toString('hex') };
     const cutShim = () => bridge.addShim(bridge.server, { args: shimArgs, localCredentials: local, onion: profile.onion });
-    cutShims = [await cutShim(), await cutShim()];
+    cutShims = cutShimsRef = [await cutShim(), await cutShim()];
     say(
       `--cut-at ${opts.cutAt}: onionturn calls use local-credential shims on 127.0.0.1:${cutShims.map((s) => s.port).join(' and ')} (TURN mobility after the cut)`,
     );

@@ -107,6 +107,12 @@ const REFRESH_SHARE = 1 / 5;
 const REFRESH_MARGIN_MS = 5 * 60_000;
 /** A failed refresh is tried again after this long. */
 const REFRESH_RETRY_MS = 30_000;
+/**
+ * New streams a take-over may try per lost one: the first is often the held stream, which a
+ * failure of a relay every circuit of the client crosses (its guard; in a small network any)
+ * took down with the lost stream, unnoticed until it is used; the second is dialed fresh.
+ */
+const MOVE_ATTEMPTS = 2;
 /** Bytes of a TCP stream's start that decide whether it may open a Tor stream. */
 const HEAD_BYTES = 8;
 const EMPTY = Buffer.alloc(0);
@@ -156,6 +162,8 @@ export class FlowMachine {
   #refreshing = false;
   /** Mobility: between a lost stream and the take-over's answer; app input for upstream is dropped. */
   #moving = false;
+  /** Mobility: new streams tried for the current take-over. */
+  #moveAttempts = 0;
   /** The Tor stream is gone for good: nothing more is written to it. */
   #upstreamGone = false;
   #credentialObtainedAt = 0;
@@ -429,15 +437,18 @@ export class FlowMachine {
    */
   #lost(reason: string, level: LogLevel): readonly FlowAction[] {
     if (this.isClosed()) return NONE;
-    if (this.#moving || this.state.phase !== 'open' || !this.#resigner?.movable) {
+    const again = this.#moving;
+    if ((again && this.#moveAttempts >= MOVE_ATTEMPTS) || this.state.phase !== 'open' || !this.#resigner?.movable) {
       this.#upstreamGone = true;
       return this.close(reason, level);
     }
+    this.#moveAttempts = again ? this.#moveAttempts + 1 : 1;
     this.#moving = true;
-    this.#stats.streamsMoved++;
+    if (!again) this.#stats.streamsMoved++;
     this.#upFramer.reset();
     this.#held = [];
-    return [{ kind: 'warn', reason: `${reason}: taking the allocation over on a new circuit` }, REDIAL];
+    const what = again ? "the take-over's new stream is gone too: another circuit" : 'taking the allocation over on a new circuit';
+    return [{ kind: 'warn', reason: `${reason}: ${what}` }, REDIAL];
   }
 
   appEnded(): readonly FlowAction[] {

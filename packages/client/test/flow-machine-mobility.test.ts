@@ -173,7 +173,26 @@ test('mobility refused (the server restarted: 400 or 437): the flow closes at on
   }
 });
 
-test('no new stream, a second loss during the take-over, or no ticket at all: the flow closes', () => {
+test("the take-over's new stream dies before the answer (the held stream went down with the lost one): one more, dialed fresh, takes it over", () => {
+  const { m, stats } = allocated();
+  m.upstreamEnded();
+  m.redialed({ kind: 'open' }, T0 + 1);
+  const again = m.upstreamFailed('ECONNRESET');
+  assert.deepEqual(kinds(again), ['warn', 'redial'], 'not closed: another circuit');
+  assert.match(again[0]?.kind === 'warn' ? again[0].reason : '', /new stream is gone too/);
+  assert.equal(m.isClosed(), false);
+  assert.equal(stats.streamsMoved, 1, 'one lost stream, one move');
+  const [move] = upstreamSent(m.redialed({ kind: 'open' }, T0 + 800));
+  assert.equal(move?.method, Method.Refresh);
+  assert.deepEqual(getAttribute(move as StunMessage, AttributeType.MobilityTicket)?.value, TICKET);
+  assert.deepEqual(kinds(m.fromUpstream(success(move as StunMessage, Buffer.from('ticket-2')), T0 + 1000)), ['moved']);
+  // The next loss starts afresh: two tries again.
+  m.upstreamEnded();
+  m.redialed({ kind: 'open' }, T0 + 2000);
+  assert.deepEqual(kinds(m.upstreamEnded()), ['warn', 'redial']);
+});
+
+test('no new stream, a third loss during one take-over, or no ticket at all: the flow closes', () => {
   const a = allocated();
   a.m.upstreamEnded();
   assert.equal(a.m.redialed({ kind: 'failed', reason: 'SOCKS refused' }, T0 + 1).at(-1)?.kind, 'close');
@@ -181,6 +200,8 @@ test('no new stream, a second loss during the take-over, or no ticket at all: th
   const b = allocated();
   b.m.upstreamEnded();
   b.m.redialed({ kind: 'open' }, T0 + 1);
+  b.m.upstreamEnded();
+  b.m.redialed({ kind: 'open' }, T0 + 2);
   assert.equal(b.m.upstreamEnded().at(-1)?.kind, 'close');
 
   const c = allocated(null);
