@@ -88,9 +88,10 @@ const {
   startSocksForwarder,
 } = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
-// --no-delay-feedback: both ends of the onionturn path refuse the extension.
-const shimArgs = [...(opts.delayFeedback ? [] : ['--no-delay-feedback']), ...(opts.trace ? ['--log-level', 'debug'] : [])];
-const offArgs = { server: { args: shimArgs }, args: shimArgs };
+// The onionturn path's server and shims: with --no-delay-feedback both ends refuse the extension;
+// with --trace both log at debug level.
+const pathArgs = [...(opts.delayFeedback ? [] : ['--no-delay-feedback']), ...(opts.trace ? ['--log-level', 'debug'] : [])];
+const offArgs = { server: { args: pathArgs }, args: pathArgs };
 if (profile.namespace && !process.env[LAB_NAMESPACE_ENV]) {
   // This profile's loopback differs from the host's (small TCP buffers): run it all in a namespace.
   const n = profile.namespace;
@@ -292,12 +293,12 @@ try {
   say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
   browser = await CallBrowser.start();
   // Peer b's own shim (a second user's machine), started like the bridge's.
-  const shimB = (shimBRef = await bridge.addShim(bridge.server, { args: shimArgs, onion: profile.onion }));
+  const shimB = (shimBRef = await bridge.addShim(bridge.server, { args: pathArgs, onion: profile.onion }));
   // --cut-at: the onionturn calls go through local-credential shims, one per peer (mobility).
   let cutShims;
   if (opts.cutAt !== undefined) {
     const local = { user: 'bench', password: randomBytes(12).toString('hex') };
-    const cutShim = () => bridge.addShim(bridge.server, { args: shimArgs, localCredentials: local, onion: profile.onion });
+    const cutShim = () => bridge.addShim(bridge.server, { args: pathArgs, localCredentials: local, onion: profile.onion });
     cutShims = cutShimsRef = [await cutShim(), await cutShim()];
     say(
       `--cut-at ${opts.cutAt}: onionturn calls use local-credential shims on 127.0.0.1:${cutShims.map((s) => s.port).join(' and ')} (TURN mobility after the cut)`,
