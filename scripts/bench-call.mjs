@@ -72,7 +72,14 @@ function parseArgs(argv) {
   return o;
 }
 
-const opts = parseArgs(process.argv.slice(2));
+let opts;
+try {
+  opts = parseArgs(process.argv.slice(2));
+} catch (err) {
+  // A bad flag: one line saying what is wrong, exit 2 (as the other benchmarks do).
+  console.error(`bench:call: ${err.message} (--help lists the flags)`);
+  process.exit(2);
+}
 await prepare('bench:call');
 const {
   CallBrowser,
