@@ -46,6 +46,19 @@ export function handedOff(ctx: MobilityContext, r: Reply, frame: Buffer): boolea
   return false;
 }
 
+/**
+ * Only the newest ticket works, with one exception: while the connection that got the newest one
+ * is closed, the one before it works too. A take-over's answer (which carries the new ticket)
+ * can die with the stream it was sent on, as when a failed relay takes down the client's new
+ * circuit with its old one; the client then tries again, on another circuit, with the ticket it
+ * has. The same username must sign it (checked below), and the allocation gets a fresh ticket.
+ */
+function ticketCurrent(alloc: Allocation, generation: number): boolean {
+  const newest = alloc.mobilityGeneration;
+  if (newest === generation) return true;
+  return newest !== undefined && generation === newest - 1 && alloc.client.closed;
+}
+
 /** Adds a fresh ticket for `alloc` (the older ones stop working). */
 export function addTicket(ctx: MobilityContext, alloc: Allocation, b: MessageBuilder): void {
   if (ctx.tickets === undefined) return;
@@ -80,7 +93,7 @@ export function takeOver(ctx: MobilityContext, r: Reply): Allocation | undefined
     return undefined;
   }
   const alloc = content.incarnation === self.incarnation ? ctx.table.byId(content.allocationId) : undefined;
-  if (alloc === undefined || alloc.deleted || alloc.mobilityGeneration !== content.generation || r.client.pendingAllocate !== undefined) {
+  if (alloc === undefined || alloc.deleted || !ticketCurrent(alloc, content.generation) || r.client.pendingAllocate !== undefined) {
     ctx.replies.error(r, ErrorCode.AllocationMismatch);
     return undefined;
   }

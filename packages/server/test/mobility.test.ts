@@ -93,6 +93,21 @@ test('the old ticket is stale after a move (437); a forged or damaged one is 400
   assert.equal(refreshWith(w.client(), second).messageClass, MessageClass.SuccessResponse);
 });
 
+test('a take-over whose answer died with its connection: the ticket before works again, only while that connection is closed', () => {
+  const w = world({ mobilityKey: KEY });
+  const t1 = ticketOf(w.client().allocate([UDP, ASK]));
+  const b = w.client();
+  const t2 = ticketOf(refreshWith(b, t1)); // B took it over; say B never saw t2
+  assert.equal(errorCode(refreshWith(w.client(), t1)), ErrorCode.AllocationMismatch, 'B is alive: only t2 works');
+  w.core.clientClosed(b.client);
+  const c = w.client();
+  const t3 = ticketOf(refreshWith(c, t1));
+  assert.equal(c.client.allocation?.deleted, false, 'C holds it now, with t1');
+  assert.notDeepEqual(t3, t2);
+  assert.equal(errorCode(refreshWith(w.client(), t2)), ErrorCode.AllocationMismatch, 'C is alive: t2, one behind, does not work');
+  assert.equal(errorCode(refreshWith(w.client(), t1)), ErrorCode.AllocationMismatch);
+});
+
 test('a ticket of a deleted allocation gets 437; its own connection renews the ticket; lifetime 0 deletes after a move', () => {
   const w = world({ mobilityKey: KEY });
   const a = w.client();
