@@ -155,12 +155,8 @@ describe('TURN mobility on a private Tor network', () => {
     }
   });
 
-  // heldToo: the stream the shim holds ready dies with the call's, cut right after them (a relay
-  // every circuit of the client crosses failed: its guard): the take-over starts on it, finds it
-  // gone, and takes the allocation over on a fresh circuit instead of ending the flow.
-  for (const { tcp, heldToo } of [{ tcp: false }, { tcp: true }, { tcp: false, heldToo: true }]) {
-    const what = heldToo ? 'the cut stream and the one held ready are replaced' : 'the cut stream is replaced';
-    test(`a TURN app over ${tcp ? 'TCP' : 'UDP'} in local-credential mode (coturn's uclient): ${what}, the call goes on`, async () => {
+  for (const tcp of [false, true]) {
+    test(`a TURN app over ${tcp ? 'TCP' : 'UDP'} in local-credential mode (coturn's uclient): the cut stream is replaced, the call goes on`, async () => {
       const peer = await udpSocket();
       sockets.push(peer);
       const sources = new Set<string>();
@@ -210,11 +206,6 @@ describe('TURN mobility on a private Tor network', () => {
         const negotiatedBefore = await negotiated();
         const cutAt = performance.now();
         for (const v of victims) assert.equal((await control.command(`CLOSESTREAM ${v.id} 1`)).code, 250);
-        if (heldToo) {
-          const held = (await toServer()).filter((x) => !before.has(x.id) && !victims.some((v) => v.id === x.id));
-          assert.ok(held.length >= 1, 'the shim holds a stream ready');
-          for (const h of held) assert.equal((await control.command(`CLOSESTREAM ${h.id} 1`)).code, 250);
-        }
         const r = await run;
         // Datagrams already inside Tor still arrive just after the cut: the gap is the longest
         // silence the peer heard after it (the app sends every 20 ms).
@@ -236,7 +227,6 @@ describe('TURN mobility on a private Tor network', () => {
         assert.match(local.output(), /allocation taken over on a new circuit/);
         // The take-over started on the stream held ready (open already, its 401 signs the Refresh).
         assert.match(local.output(), /"message":"flow: new Tor stream for the allocation"[^\n]*"ready":true/);
-        if (heldToo) assert.match(local.output(), /new stream is gone too: another circuit/, 'the take-over found the held stream gone and dialed again');
         if (!tcp) {
           // The take-over Refresh offered the extension and the server echoed it: the new stream
           // has reports and the cap again (TCP apps' flows never offer it).
