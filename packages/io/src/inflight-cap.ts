@@ -142,9 +142,10 @@ export class InflightCap {
   readonly #baseRtt = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   readonly #baseOwd = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   #queueDelay = 0;
-  /** The least queue delay over the last RATE_WINDOW_MS: above target only when a queue stands. */
-  readonly #standing = new WindowedExtreme(RATE_WINDOW_MS, 'min');
-  /** The least queue delay over STANDING_WINDOW_MS: a queue not ours. */
+  /**
+   * The least queue delay over STANDING_WINDOW_MS: a queue not ours; over the last RATE_WINDOW_MS
+   * (valueOver), above target only when a queue stands.
+   */
   readonly #foreign = new WindowedExtreme(STANDING_WINDOW_MS, 'min');
   readonly #rateSpanMs: number;
   readonly #ackDelayMs: number;
@@ -215,7 +216,6 @@ export class InflightCap {
     if (oneWayDelayMs === undefined) return; // the receiver had no clock of ours yet
     this.#baseOwd.add(now, oneWayDelayMs);
     this.#queueDelay = oneWayDelayMs - (this.#baseOwd.value(now) as number);
-    this.#standing.add(now, this.#queueDelay);
     this.#foreign.add(now, this.#queueDelay);
   }
 
@@ -252,7 +252,7 @@ export class InflightCap {
     const foreign = this.foreignQueueMs(now);
     const allowance = base + foreign + (this.#queueDelay - foreign > this.targetMs ? 0 : this.targetMs) + this.#ackDelayMs;
     const cells = Math.max(MIN_CELLS, Math.floor((Math.max(rate, MIN_RATE_CELLS) * allowance) / 1000));
-    return this.appLimited(now) ? Math.max(cells, BURST_CELLS) : cells;
+    return this.#appLimited(now, foreign) ? Math.max(cells, BURST_CELLS) : cells;
   }
 
   /**
@@ -261,7 +261,12 @@ export class InflightCap {
    * report's: a path of six relays jitters by more than the target with no queue at all.
    */
   appLimited(now: number): boolean {
-    return now - this.#refusedAt > RATE_WINDOW_MS && (this.#standing.value(now) ?? 0) - this.foreignQueueMs(now) <= this.targetMs;
+    return this.#appLimited(now, this.foreignQueueMs(now));
+  }
+
+  /** appLimited with the foreign queue already known (capCells has it: one lookup per write). */
+  #appLimited(now: number, foreign: number): boolean {
+    return now - this.#refusedAt > RATE_WINDOW_MS && (this.#foreign.valueOver(now, RATE_WINDOW_MS) ?? 0) - foreign <= this.targetMs;
   }
 
   /**
