@@ -42,6 +42,8 @@ export const HOST_B = '127.0.0.2';
 const VOTING_INTERVAL = 20;
 /** One SOCKS CONNECT through tor (descriptor fetch, introduction, rendezvous). */
 export const ATTEMPT_TIMEOUT_MS = 45_000;
+/** tor's least interval between two NEWNYMs it applies at once (MAX_SIGNAL_NEWNYM_INTERVAL), plus a margin. */
+const NEWNYM_INTERVAL_MS = 10_500;
 /** onionbalance 0.2.2 hangs computing responsible HSDirs with fewer than 5 (hashring.py). */
 const MIN_HSDIRS = 5;
 
@@ -78,6 +80,8 @@ export class OnionbalancePair {
   #onionbalance: Started | undefined;
   #obLog: string | undefined;
   #port = 0;
+  /** When the last NEWNYM was sent (tor delays one that comes sooner than 10 s after it). */
+  #lastNewnym = 0;
 
   get net(): TorNetwork {
     if (!this.#net) throw new Error('the pair has not started');
@@ -248,11 +252,19 @@ export class OnionbalancePair {
     }
   }
 
-  /** NEWNYM on the client tor: forgets cached onion descriptors and which HSDirs it already asked. */
+  /**
+   * NEWNYM on the client tor: forgets cached onion descriptors and which HSDirs it already asked.
+   * Tor answers 250 at once but delays a NEWNYM sent less than 10 s after the last one ("Rate
+   * limiting NEWNYM request"); a delayed one lands during the next allocation, cancels its
+   * descriptor fetch and leaves its stream waiting until the attempt times out. So wait it out.
+   */
   async newnym(): Promise<void> {
+    const wait = this.#lastNewnym + NEWNYM_INTERVAL_MS - Date.now();
+    if (wait > 0) await sleep(wait);
     const control = await this.net.control();
     try {
       await control.command('SIGNAL NEWNYM');
+      this.#lastNewnym = Date.now();
     } finally {
       control.close();
     }

@@ -63,9 +63,9 @@ describe('Onionbalance: two onionturn servers behind one onion address', { timeo
       const label = i < SAME_CLIENT_AFTER_STOP ? 'same' : 'fresh';
       if (label === 'fresh') await pair.newnym();
       const a = await pair.allocate().catch((err: unknown) => {
-        assert.fail(
-          `${label} allocation ${i + 1} failed ${Math.round((Date.now() - tStop) / 1000)} s after backend B stopped: ${String(err)} (so far: ${results.join('  ')})${pair.diagnostics()}`,
-        );
+        // What failed is said again after the diagnostics: CI shows the tail of a long message.
+        const what = `${label} allocation ${i + 1} failed ${Math.round((Date.now() - tStop) / 1000)} s after backend B stopped: ${String(err)} (so far: ${results.join('  ')})`;
+        assert.fail(`${what}${pair.diagnostics()}\n=> ${what}`);
       });
       results.push(`${label}@${Math.round((Date.now() - tStop) / 1000)}s:${a.relayHost === HOST_B ? 'B' : 'A'}:${a.ms}ms`);
       assert.equal(a.relayHost, HOST_A, `a stopped backend cannot allocate: ${results.join('  ')}`);
