@@ -294,7 +294,9 @@ export class FlowMachine {
   }
 
   dialed(report: DialReport): readonly FlowAction[] {
-    if (this.isClosed()) return NONE;
+    // A report for a dial this flow never asked for is not about it (the fuzzer found a TCP app's
+    // held bytes flushed by one, then a Binding cut out of bytes no longer held: a crash).
+    if (this.isClosed() || !this.#dialStarted) return NONE;
     const out: FlowAction[] = [];
     if (report.kind === 'no-turn') {
       this.#refuseQueued(out, ErrorCode.InsufficientCapacity);

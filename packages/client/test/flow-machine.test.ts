@@ -224,6 +224,18 @@ test('TCP pass-through: a Binding is answered by the shim, never dialed, and cut
   assert.deepEqual(kinds(m.fromAppBytes(binding, T0)), ['forward-upstream']);
 });
 
+test('a dial report for a flow that dialed nothing is ignored: a Binding split around it is still answered, nothing goes upstream', () => {
+  const stats = new ShimStats();
+  const app = { family: 'IPv4' as const, address: '127.0.0.1', port: 40000 };
+  const m = new FlowMachine({ kind: 'tcp', now: T0, stats, app });
+  const binding = new MessageBuilder(Method.Binding, MessageClass.Request).build();
+  assert.deepEqual(kinds(m.fromAppBytes(binding.subarray(0, 16), T0)), []);
+  assert.deepEqual(kinds(m.dialed({ kind: 'open' })), []);
+  assert.deepEqual(kinds(m.fromAppBytes(binding.subarray(16), T0)), ['send-app']);
+  assert.equal(stats.bindingsAnswered, 1);
+  assert.notEqual(m.phase, 'open');
+});
+
 test('TCP pass-through: a connection that only sends Bindings holds its slot no longer than FIRST_REQUEST_TIMEOUT_MS', () => {
   const stats = new ShimStats();
   const m = new FlowMachine({ kind: 'tcp', now: T0, stats, app: { family: 'IPv4', address: '127.0.0.1', port: 40000 } });
