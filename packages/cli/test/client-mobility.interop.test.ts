@@ -51,6 +51,14 @@ describe('TURN mobility on a private Tor network', () => {
     return Number(/^onionturn_delay_feedback_negotiated_total (\d+)$/m.exec(text)?.[1] ?? NaN);
   };
   const dir = mkdtempSync(join(tmpdir(), 'onionturn-mobility-'));
+  /** The server's mobility lines (moved, detached, refused and why), for failure messages. */
+  const serverMobility = (): string =>
+    server.process
+      .output()
+      .split('\n')
+      .filter((l) => /allocation-moved|allocation-detached|mobility-refused/.test(l))
+      .slice(-20)
+      .join('\n');
 
   before(async () => {
     const secretFile = join(dir, 'secret');
@@ -58,7 +66,7 @@ describe('TURN mobility on a private Tor network', () => {
     metricsPort = await freePort();
     [net, server] = await Promise.all([
       startTorNetwork({ timeoutMs: 90_000 }),
-      startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metricsPort}`]),
+      startServer(group, ['--secret-file', secretFile, '--allow-loopback-peers', '--metrics', `127.0.0.1:${metricsPort}`, '--log-level', 'debug']),
     ]);
   });
   after(async () => {
@@ -155,8 +163,12 @@ describe('TURN mobility on a private Tor network', () => {
     }
   });
 
-  for (const tcp of [false, true]) {
-    test(`a TURN app over ${tcp ? 'TCP' : 'UDP'} in local-credential mode (coturn's uclient): the cut stream is replaced, the call goes on`, async () => {
+  // heldToo: the stream the shim holds ready dies with the call's, cut right after them (a relay
+  // every circuit of the client crosses failed: its guard): the take-over starts on it, finds it
+  // gone, and takes the allocation over on a fresh circuit instead of ending the flow.
+  for (const { tcp, heldToo } of [{ tcp: false }, { tcp: true }, { tcp: false, heldToo: true }]) {
+    const what = heldToo ? 'the cut stream and the one held ready are replaced' : 'the cut stream is replaced';
+    test(`a TURN app over ${tcp ? 'TCP' : 'UDP'} in local-credential mode (coturn's uclient): ${what}, the call goes on`, async () => {
       const peer = await udpSocket();
       sockets.push(peer);
       const sources = new Set<string>();
@@ -206,11 +218,16 @@ describe('TURN mobility on a private Tor network', () => {
         const negotiatedBefore = await negotiated();
         const cutAt = performance.now();
         for (const v of victims) assert.equal((await control.command(`CLOSESTREAM ${v.id} 1`)).code, 250);
+        if (heldToo) {
+          const held = (await toServer()).filter((x) => !before.has(x.id) && !victims.some((v) => v.id === x.id));
+          assert.ok(held.length >= 1, 'the shim holds a stream ready');
+          for (const h of held) assert.equal((await control.command(`CLOSESTREAM ${h.id} 1`)).code, 250);
+        }
         const r = await run;
         // Datagrams already inside Tor still arrive just after the cut: the gap is the longest
         // silence the peer heard after it (the app sends every 20 ms).
         const after = heard.filter((t) => t > cutAt);
-        assert.ok(after.length > 0, `the peer heard nothing after the cut:\n${local.output().slice(-1500)}`);
+        assert.ok(after.length > 0, `the peer heard nothing after the cut:\n${local.output().slice(-1500)}\n--- server ---\n${serverMobility()}`);
         let silence = 0;
         let back = 0;
         after.forEach((t, i) => {
@@ -223,10 +240,14 @@ describe('TURN mobility on a private Tor network', () => {
         );
         assert.equal(sources.size, 1, `the peer heard one relay address: ${[...sources].join(', ')}`);
         assert.equal(r.sent, 400);
-        assert.ok((r.received ?? 0) >= 300, `most of the call went through: ${r.received}/400\n${local.output().slice(-1500)}`);
+        assert.ok(
+          (r.received ?? 0) >= 300,
+          `most of the call went through: ${r.received}/400\n${local.output().slice(-1500)}\n--- server ---\n${serverMobility()}`,
+        );
         assert.match(local.output(), /allocation taken over on a new circuit/);
         // The take-over started on the stream held ready (open already, its 401 signs the Refresh).
         assert.match(local.output(), /"message":"flow: new Tor stream for the allocation"[^\n]*"ready":true/);
+        if (heldToo) assert.match(local.output(), /new stream is gone too: another circuit/, 'the take-over found the held stream gone and dialed again');
         if (!tcp) {
           // The take-over Refresh offered the extension and the server echoed it: the new stream
           // has reports and the cap again (TCP apps' flows never offer it).

@@ -164,6 +164,11 @@ export class Allocation {
    * undefined when the client did not ask for mobility.
    */
   mobilityGeneration: number | undefined = undefined;
+  /**
+   * From a take-over until its new connection sends anything: till then the client may not have
+   * the newest ticket (see ticketCurrent in mobility.ts).
+   */
+  movedUnheard = false;
 
   constructor(
     readonly id: number,

@@ -47,16 +47,20 @@ export function handedOff(ctx: MobilityContext, r: Reply, frame: Buffer): boolea
 }
 
 /**
- * Only the newest ticket works, with one exception: while the connection that got the newest one
- * is closed, the one before it works too. A take-over's answer (which carries the new ticket)
- * can die with the stream it was sent on, as when a failed relay takes down the client's new
- * circuit with its old one; the client then tries again, on another circuit, with the ticket it
- * has. The same username must sign it (checked below), and the allocation gets a fresh ticket.
+ * Only the newest ticket works, with one exception: the one before it works too while the
+ * connection that got the newest is closed, or took the allocation over and has sent nothing
+ * since. A take-over's answer (which carries the new ticket) can die with the stream it was sent
+ * on, as when a failed relay takes down the client's new circuit with its old one, and the exit
+ * may not tell us for a long while (a stream the client's tor gave up on stays open at the exit
+ * until its circuit goes). The client then tries again, on another circuit, with the ticket it
+ * has. Once the new connection has sent anything, its client had the answer (a shim sends
+ * nothing on a take-over's stream before it), and the old ticket is dead. The same username must
+ * sign it (checked below), and the allocation gets a fresh ticket.
  */
 function ticketCurrent(alloc: Allocation, generation: number): boolean {
   const newest = alloc.mobilityGeneration;
   if (newest === generation) return true;
-  return newest !== undefined && generation === newest - 1 && alloc.client.closed;
+  return newest !== undefined && generation === newest - 1 && (alloc.client.closed || alloc.movedUnheard);
 }
 
 /** Adds a fresh ticket for `alloc` (the older ones stop working). */
@@ -93,7 +97,23 @@ export function takeOver(ctx: MobilityContext, r: Reply): Allocation | undefined
     return undefined;
   }
   const alloc = content.incarnation === self.incarnation ? ctx.table.byId(content.allocationId) : undefined;
-  if (alloc === undefined || alloc.deleted || !ticketCurrent(alloc, content.generation) || r.client.pendingAllocate !== undefined) {
+  const refused =
+    alloc === undefined || alloc.deleted
+      ? 'allocation gone'
+      : !ticketCurrent(alloc, content.generation)
+        ? alloc.client.closed
+          ? 'ticket replaced'
+          : 'ticket replaced, its holder has used it'
+        : r.client.pendingAllocate !== undefined
+          ? 'allocate pending on this connection'
+          : undefined;
+  if (alloc === undefined || refused !== undefined) {
+    // Debug only: a client can repeat a stale ticket of its own at will.
+    ctx.options.events?.event(
+      'mobility-refused',
+      { reason: refused, ticket: content.generation, newest: alloc?.mobilityGeneration ?? null, transport: r.client.transport },
+      'debug',
+    );
     ctx.replies.error(r, ErrorCode.AllocationMismatch);
     return undefined;
   }
@@ -109,6 +129,7 @@ export function takeOver(ctx: MobilityContext, r: Reply): Allocation | undefined
     if (!old.closed) old.link.released?.();
   }
   alloc.client = r.client;
+  alloc.movedUnheard = true;
   alloc.allocateResponse = undefined;
   r.client.allocation = alloc;
   r.client.link.allocated?.();

@@ -166,6 +166,7 @@ export class TurnCore {
       if (client.transport !== 'udp' && client.pendingAllocate === undefined) client.link.close();
       return;
     }
+    if (alloc.movedUnheard) alloc.movedUnheard = false;
     const len = frame.readUInt16BE(2);
     if (frame.length < 4 + len) {
       this.stats.malformed++;
@@ -194,6 +195,9 @@ export class TurnCore {
       return;
     }
     const msg = decoded.value;
+    // Anything from a connection that took an allocation over: it has the answer (mobility.ts).
+    const held = client.allocation;
+    if (held !== undefined && held.movedUnheard) held.movedUnheard = false;
     if (msg.classic) {
       // RFC 3489 messages (no magic cookie) cannot carry TURN; ignore them.
       this.stats.malformed++;
