@@ -34,6 +34,9 @@ import {
   type DelayFeedback,
 } from '@onionturn/protocol';
 import type { AppAuthenticator } from './app-auth.js';
+
+/** A STUN header: type, length, cookie, then the transaction id at bytes 8-19. */
+const STUN_HEADER_LENGTH = 20;
 import { answerBinding } from './binding-answer.js';
 
 export interface UpstreamCredential {
@@ -191,6 +194,27 @@ export class CredentialResigner {
     this.#upstreamAuth = { realm, nonce };
     const cred = this.#credential;
     if (cred) this.#upstreamKey = longTermKey(cred.username, realm, cred.password);
+  }
+
+  /**
+   * The flow's first stream opened with the server's 401 (a held stream's; useChallenge has taken
+   * its realm and nonce): a request made unsigned while the stream was dialing is signed now
+   * instead of drawing that 401 over Tor (a circuit round trip of setup), or, while the upstream
+   * credential is still being fetched, waits for it (undefined: setUpstreamCredential sends it).
+   * Anything else, `data` as it was.
+   */
+  signQueued(data: Buffer, now: number): Buffer | undefined {
+    if (data.length < STUN_HEADER_LENGTH || this.#upstreamAuth === undefined) return data;
+    const txid = data.toString('hex', 8, STUN_HEADER_LENGTH);
+    const p = this.#pending.get(txid);
+    if (p === undefined || p.upstreamKey !== undefined) return data;
+    this.#pending.delete(txid);
+    p.attempts--; // built, never sent
+    if (this.#credential === undefined || this.#upstreamKey === undefined) {
+      this.#waiting.push(p);
+      return undefined;
+    }
+    return this.#sendUpstream(p, now, false).data;
   }
 
   /**
@@ -405,7 +429,7 @@ export class CredentialResigner {
   // --- the upstream-facing client --------------------------------------------------------
 
   /** Builds and records the upstream copy of p; `fresh` gives it a new transaction id (a retry). */
-  #sendUpstream(p: Pending, now: number, fresh: boolean): ResignAction {
+  #sendUpstream(p: Pending, now: number, fresh: boolean): ResignAction & { kind: 'to-upstream' } {
     const txid = fresh ? this.#random(TRANSACTION_ID_LENGTH) : p.request.transactionId;
     const b = new MessageBuilder(p.request.method, MessageClass.Request, txid);
     copyAttributes(p.request, b);

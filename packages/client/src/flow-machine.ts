@@ -306,16 +306,23 @@ export class FlowMachine {
       this.#refuseQueued(out, ErrorCode.ServerError);
       this.#close(out, `no upstream stream: ${report.reason}`, 'warn');
     } else if (this.kind === 'udp') {
-      const challenge = this.#resigner ? undefined : report.challenge;
-      for (const d of this.state.open()) {
+      const resigner = this.#resigner;
+      // Local mode: the resigner signs with the held stream's 401 what it made unsigned meanwhile.
+      if (resigner && report.challenge) resigner.useChallenge(report.challenge);
+      const challenge = resigner ? undefined : report.challenge;
+      for (const queued of this.state.open()) {
+        const d = resigner && report.challenge ? resigner.signQueued(queued, this.#now) : queued;
+        if (d === undefined) continue;
         const first = challenge && firstAllocate(d);
         if (first) out.push(this.#answerChallenge(challenge, first));
         else out.push({ kind: 'send-upstream', data: d, pad: channelDataPadding(d.length) });
       }
     } else {
       this.state.open();
+      const resigner = this.#resigner;
+      if (resigner && report.challenge) resigner.useChallenge(report.challenge);
       // The first request (#beforeDial) starts the held bytes: answered here when the challenge fits it.
-      const challenge = this.#resigner ? undefined : report.challenge;
+      const challenge = resigner ? undefined : report.challenge;
       const first = challenge && this.#firstRequest && firstAllocate(this.#firstRequest);
       if (first) {
         this.#dropHeld(first.raw.length);
@@ -324,7 +331,10 @@ export class FlowMachine {
       this.#firstRequest = undefined;
       const held = this.#held;
       this.#held = [];
-      for (const b of held) out.push({ kind: 'send-upstream', data: b, pad: 0 });
+      for (const queued of held) {
+        const b = resigner && report.challenge ? resigner.signQueued(queued, this.#now) : queued;
+        if (b !== undefined) out.push({ kind: 'send-upstream', data: b, pad: 0 });
+      }
       out.push(RESUME_APP);
     }
     return out;

@@ -1,7 +1,8 @@
 // TURN mobility in the flow machine (local-credential mode), sans-IO with passed-in time: the
 // upstream Allocate asks for a ticket the app never sees, a lost Tor stream becomes a redial
 // (not a close), the gap drops what the app sends, the take-over Refresh carries the ticket, and
-// a server that will not move the allocation closes the flow at once.
+// a server that will not move the allocation closes the flow at once. The held stream's 401 also
+// signs a flow's first Allocate.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -156,6 +157,56 @@ test("a take-over on a held stream that brought the server's 401: the Refresh is
   assert.equal(readText(move as StunMessage, AttributeType.Nonce), 'nonce-of-the-held-stream');
   assert.equal(verifyIntegrity(move as StunMessage, UP_KEY), 'ok');
   assert.deepEqual(kinds(m.fromUpstream(success(move as StunMessage, Buffer.from('ticket-2')), T0 + 1000)), ['moved'], 'taken over in one round trip');
+});
+
+test("local mode: a first stream that brought the server's 401 (a held stream) carries the Allocate signed with it, not unsigned: no 401 round trip over Tor", () => {
+  const held = decodeMessage(
+    new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse)
+      .add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Unauthorized))
+      .add(AttributeType.Realm, { kind: 'text', text: UP_REALM })
+      .add(AttributeType.Nonce, { kind: 'text', text: 'nonce-of-the-held-stream' })
+      .build(),
+  );
+  assert.ok(held.ok);
+  // The upstream credential comes before the stream opens, or after it (fetched alongside the dial).
+  for (const kind of ['udp', 'tcp'] as const) {
+    for (const credentialFirst of [true, false]) {
+      const what = `${kind}, credential ${credentialFirst ? 'before' : 'after'} the stream`;
+      const resigner = new CredentialResigner({ auth: new AppAuthenticator(LOCAL), app: { family: 'IPv4', address: '127.0.0.1', port: 5000 } });
+      const m = new FlowMachine({ kind, now: T0, stats: new ShimStats(), resigner });
+      const fromApp = (b: Buffer): readonly FlowAction[] => (kind === 'udp' ? m.fromAppDatagram(b, b.length, T0) : m.fromAppBytes(b, T0));
+      const bare = new MessageBuilder(Method.Allocate, MessageClass.Request)
+        .add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 })
+        .build();
+      const [c] = toApp(fromApp(bare));
+      const signed = new MessageBuilder(Method.Allocate, MessageClass.Request)
+        .add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 })
+        .add(AttributeType.Username, { kind: 'text', text: LOCAL.username })
+        .add(AttributeType.Realm, { kind: 'text', text: LOCAL.realm })
+        .add(AttributeType.Nonce, { kind: 'text', text: readText(c as StunMessage, AttributeType.Nonce) as string })
+        .build({ integrityKey: longTermKey(LOCAL.username, LOCAL.realm, LOCAL.password), fingerprint: true });
+      assert.ok(kinds(fromApp(signed)).includes('dial'), what);
+      m.turnGranted();
+      let sent: StunMessage[];
+      if (credentialFirst) {
+        assert.deepEqual(upstreamSent(m.credential({ ok: true, value: UP }, T0)), [], what);
+        sent = upstreamSent(m.dialed({ kind: 'open', challenge: held.value }));
+      } else {
+        assert.deepEqual(upstreamSent(m.dialed({ kind: 'open', challenge: held.value })), [], `${what}: nothing unsigned goes upstream`);
+        sent = upstreamSent(m.credential({ ok: true, value: UP }, T0));
+      }
+      assert.equal(sent.length, 1, what);
+      const first = sent[0] as StunMessage;
+      assert.equal(first.method, Method.Allocate, what);
+      assert.equal(readText(first, AttributeType.Nonce), 'nonce-of-the-held-stream', what);
+      assert.equal(readText(first, AttributeType.Username), UP.username, what);
+      assert.equal(verifyIntegrity(first, UP_KEY), 'ok', what);
+      assert.equal(getAttribute(first, AttributeType.MobilityTicket)?.value.length, 0, `${what}: it asks for a ticket`);
+      const [answer] = toApp(m.fromUpstream(success(first, TICKET), T0 + 300));
+      assert.equal(answer?.messageClass, MessageClass.SuccessResponse, `${what}: allocated in one round trip`);
+      assert.equal(resigner.pendingCount, 0, what);
+    }
+  }
 });
 
 test('mobility refused (the server restarted: 400 or 437): the flow closes at once, saying so', () => {
