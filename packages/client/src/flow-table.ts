@@ -67,6 +67,10 @@ export interface FlowTableOptions {
   readonly readyStream?: ReadyStreamOptions;
   /** A flow started on the held stream. */
   readonly onReadyTaken?: () => void;
+  /** A stream with isolation `auth` is held ready now (local mode fetches its flow's credential ahead). */
+  readonly onReadyHeld?: (auth: SocksAuth) => void;
+  /** The held stream with isolation `auth` went without a flow taking it. */
+  readonly onReadyDropped?: (auth: SocksAuth) => void;
 }
 
 /** A Tor stream dialed ahead of need, held until a flow takes it. */
@@ -214,7 +218,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       held?.release();
       held?.socket.destroy();
     }
-    this.#ready = undefined;
+    this.#dropReady();
     this.#probing = undefined;
     this.#pacer.stop();
     for (const f of [...this.#udp.values(), ...this.#tcp, ...this.#other]) f.close(reason);
@@ -331,7 +335,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     if (!policy || this.#stopped) return;
     const held = this.#ready;
     if (held && policy.stale(now)) {
-      this.#ready = undefined;
+      this.#dropReady();
       held.release();
       held.socket.destroy();
       policy.released();
@@ -372,7 +376,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     // Read while held, so a stream that Tor or the server closes is noticed and not handed out.
     const gone = (): void => {
       if (this.#ready?.socket === socket) {
-        this.#ready = undefined;
+        this.#dropReady();
         policy.failed(clock.monotonic());
       } else if (this.#probing?.stream.socket === socket) {
         this.#probing = undefined;
@@ -403,11 +407,21 @@ export class FlowTable<F extends TableFlow = TableFlow> {
       this.#probing = { stream, sentAt: clock.monotonic() };
       socket.setNoDelay(true);
       socket.write(challengeProbe(probe));
-    } else {
-      this.#ready = stream;
-      policy.opened(clock.monotonic());
-    }
+    } else this.#holdReady(policy, stream, clock.monotonic());
     socket.resume();
+  }
+
+  #holdReady(policy: ReadyStreamPolicy, stream: HeldStream, openedAt: number): void {
+    this.#ready = stream;
+    policy.opened(openedAt);
+    this.#opts.onReadyHeld?.(stream.auth);
+  }
+
+  /** The held stream goes without a flow taking it. */
+  #dropReady(): void {
+    const held = this.#ready;
+    this.#ready = undefined;
+    if (held) this.#opts.onReadyDropped?.(held.auth);
   }
 
   /**
@@ -436,8 +450,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     stream.head.length = 0;
     if (all.length > end) stream.head.push(all.subarray(end));
     stream.challenge = challenge;
-    this.#ready = stream;
-    policy.opened(openedAt);
+    this.#holdReady(policy, stream, openedAt);
   }
 
   /** Waits for a turn to open a Tor stream (the dial pacer), for streams the table does not dial itself. */

@@ -34,6 +34,7 @@ import { openOnionDatagramStream } from './onion-datagram-stream.js';
 import { SocksFront } from './socks-front.js';
 import { UdpForward, type ForwardSpec } from './udp-forward.js';
 import type { CredentialSource } from './upstream-credentials.js';
+import { CredentialsAhead } from './credentials-ahead.js';
 
 export interface ShimOptions {
   readonly listen: HostPort;
@@ -136,6 +137,9 @@ export class Shim {
       clock,
     });
     this.#dialer = dialer;
+    // Local mode: a held stream's flow gets its upstream credential fetched ahead (credentials-ahead.ts).
+    const ahead = opts.localAuth && opts.readyStream ? new CredentialsAhead(opts.localAuth.source) : undefined;
+    const localAuth = opts.localAuth && ahead ? { ...opts.localAuth, source: ahead } : opts.localAuth;
     this.#table = new FlowTable<FlowDriver>({
       clock,
       maxFlows: opts.maxFlows ?? 256,
@@ -162,6 +166,7 @@ export class Shim {
       },
       onFailover: (flowId, index) => this.#log.warn('upstream failover', { flow: flowId, now: dialer.serverName(index) }),
       ...(opts.readyStream ? { readyStream: opts.readyStream, onReadyTaken: () => this.stats.readyStreamsUsed++ } : {}),
+      ...(ahead ? { onReadyHeld: (auth) => ahead.fetchAhead(auth, clock.now()), onReadyDropped: (auth) => ahead.forget(auth) } : {}),
     });
     const maxDelayMs = opts.maxQueueDelayMs ?? DEFAULT_MAX_QUEUE_DELAY_MS;
     const upstreamTimeBound: TimeBound | undefined = maxDelayMs > 0 ? { maxDelayMs, drops: this.stats.queueDrops, classify: classifyFrame } : undefined;
@@ -183,7 +188,7 @@ export class Shim {
               trace: (state) => this.#log.debug('delay-state', state),
             }
           : undefined,
-      localAuth: opts.localAuth,
+      localAuth,
       appAuth: opts.localAuth
         ? new AppAuthenticator(opts.localAuth.local, opts.localAuth.nonceLifetimeMs !== undefined ? { nonceLifetimeMs: opts.localAuth.nonceLifetimeMs } : {})
         : undefined,

@@ -95,6 +95,7 @@ const SERVER = { transport: 'tcp', host: 's.onion', port: 443, label: 's.onion:4
 function table(
   perSecond = 0,
   answer: ProbeAnswer = '401',
+  heldLog: string[] = [],
 ): { t: FlowTable; clock: ManualClock; dials: { auth: SocksAuth | undefined; socket: HeldSocket }[]; taken: () => number } {
   const clock = new ManualClock();
   let taken = 0;
@@ -108,6 +109,8 @@ function table(
     servers: new ServerChoice(1, { mode: 'failover' }),
     readyStream: DEFAULT_READY_STREAM,
     onReadyTaken: () => taken++,
+    onReadyHeld: (auth) => heldLog.push(`held ${auth.username}`),
+    onReadyDropped: (auth) => heldLog.push(`dropped ${auth.username}`),
     connect: (_index, auth): Promise<DialResult> => {
       const socket = new HeldSocket(answer);
       dials.push({ auth, socket });
@@ -200,6 +203,38 @@ test('flow table: a held stream that Tor or the server closes is not handed out'
   );
   assert.ok(next.kind === 'open' && (next.socket as unknown) !== dials[1]?.socket);
   t.stop('test over');
+});
+
+test("flow table: told when a stream is held ready (its flow's credential is fetched ahead) and when one goes untaken: replaced, closed, stopped; not when a flow takes it", async () => {
+  const log: string[] = [];
+  const { t, clock, dials } = table(0, '401', log);
+  const user = (i: number): string => dials[i]?.auth?.username ?? '?';
+  await t.openStream(
+    1,
+    () => false,
+    () => {},
+  );
+  await flush();
+  assert.deepEqual(log, [`held ${user(1)}`], 'held once the 401 came');
+  await t.openStream(
+    2,
+    () => false,
+    () => {},
+  );
+  await flush();
+  assert.deepEqual(log.splice(0), [`held ${user(1)}`, `held ${user(2)}`], 'taken: not dropped; the next one held');
+  clock.advance(DEFAULT_READY_STREAM.maxAgeMs);
+  t.tick();
+  await flush();
+  assert.deepEqual(log.splice(0), [`dropped ${user(2)}`, `held ${user(3)}`], 'replaced at 20 s');
+  dials[3]?.socket.emit('end');
+  assert.deepEqual(log.splice(0), [`dropped ${user(3)}`], 'closed by Tor or the server');
+  clock.advance(DEFAULT_READY_STREAM.retryMs);
+  t.tick();
+  await flush();
+  assert.deepEqual(log.splice(0), [`held ${user(4)}`]);
+  t.stop('test over');
+  assert.deepEqual(log, [`dropped ${user(4)}`], 'stop');
 });
 
 test('flow table: a flow with a fixed isolation or a server to go back to never takes the held stream', async () => {
