@@ -78,6 +78,19 @@ const success = (req: StunMessage, ticket?: Buffer): Buffer =>
     if (ticket) b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: ticket });
   });
 
+/** The server's 401 that a held stream brought (ready-challenge.ts). */
+function heldChallenge(): StunMessage {
+  const held = decodeMessage(
+    new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse)
+      .add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Unauthorized))
+      .add(AttributeType.Realm, { kind: 'text', text: UP_REALM })
+      .add(AttributeType.Nonce, { kind: 'text', text: 'nonce-of-the-held-stream' })
+      .build(),
+  );
+  assert.ok(held.ok);
+  return held.value;
+}
+
 /** A UDP flow in local mode holding an upstream allocation (with or without a ticket). */
 function allocated(ticket: Buffer | null = TICKET): { m: FlowMachine; stats: ShimStats } {
   const stats = new ShimStats();
@@ -144,15 +157,8 @@ test('local mode: a lost stream is replaced; the gap drops; the take-over Refres
 test("a take-over on a held stream that brought the server's 401: the Refresh is signed with that stream's nonce, no 438 first", () => {
   const { m } = allocated();
   m.upstreamEnded();
-  const held = decodeMessage(
-    new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse)
-      .add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Unauthorized))
-      .add(AttributeType.Realm, { kind: 'text', text: UP_REALM })
-      .add(AttributeType.Nonce, { kind: 'text', text: 'nonce-of-the-held-stream' })
-      .build(),
-  );
-  assert.ok(held.ok);
-  const [move] = upstreamSent(m.redialed({ kind: 'open', challenge: held.value }, T0 + 800));
+  const held = heldChallenge();
+  const [move] = upstreamSent(m.redialed({ kind: 'open', challenge: held }, T0 + 800));
   assert.equal(move?.method, Method.Refresh);
   assert.equal(readText(move as StunMessage, AttributeType.Nonce), 'nonce-of-the-held-stream');
   assert.equal(verifyIntegrity(move as StunMessage, UP_KEY), 'ok');
@@ -160,14 +166,7 @@ test("a take-over on a held stream that brought the server's 401: the Refresh is
 });
 
 test("local mode: a first stream that brought the server's 401 (a held stream) carries the Allocate signed with it, not unsigned: no 401 round trip over Tor", () => {
-  const held = decodeMessage(
-    new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse)
-      .add(AttributeType.ErrorCode, errorCodeValue(ErrorCode.Unauthorized))
-      .add(AttributeType.Realm, { kind: 'text', text: UP_REALM })
-      .add(AttributeType.Nonce, { kind: 'text', text: 'nonce-of-the-held-stream' })
-      .build(),
-  );
-  assert.ok(held.ok);
+  const held = heldChallenge();
   // The upstream credential comes before the stream opens, or after it (fetched alongside the dial).
   for (const kind of ['udp', 'tcp'] as const) {
     for (const credentialFirst of [true, false]) {
@@ -190,9 +189,9 @@ test("local mode: a first stream that brought the server's 401 (a held stream) c
       let sent: StunMessage[];
       if (credentialFirst) {
         assert.deepEqual(upstreamSent(m.credential({ ok: true, value: UP }, T0)), [], what);
-        sent = upstreamSent(m.dialed({ kind: 'open', challenge: held.value }));
+        sent = upstreamSent(m.dialed({ kind: 'open', challenge: held }));
       } else {
-        assert.deepEqual(upstreamSent(m.dialed({ kind: 'open', challenge: held.value })), [], `${what}: nothing unsigned goes upstream`);
+        assert.deepEqual(upstreamSent(m.dialed({ kind: 'open', challenge: held })), [], `${what}: nothing unsigned goes upstream`);
         sent = upstreamSent(m.credential({ ok: true, value: UP }, T0));
       }
       assert.equal(sent.length, 1, what);
