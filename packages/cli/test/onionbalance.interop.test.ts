@@ -18,6 +18,8 @@ const INITIAL_DELAY_SECONDS = 5;
 /** Allocations after backend B stopped: on the client that saw B before, then fresh clients. */
 const SAME_CLIENT_AFTER_STOP = 2;
 const FRESH_CLIENTS_AFTER_STOP = 4;
+/** After the stop, an attempt gives up when the shim's dial would (its 30-s connect timeout), and tries again. */
+const SHIM_DIAL_TIMEOUT_MS = 30_000;
 
 describe('Onionbalance: two onionturn servers behind one onion address', { timeout: 600_000 }, () => {
   const pair = new OnionbalancePair();
@@ -53,8 +55,10 @@ describe('Onionbalance: two onionturn servers behind one onion address', { timeo
 
     // 3. Stop backend B's tor. Its last descriptor stays on the HSDirs, so onionbalance keeps B's
     // intro points listed; a client that picks one fails over to another intro point. Every new
-    // allocation must succeed, at A, on its first try: first on the client that used B (it
-    // remembers failed intro points), then fresh clients (NEWNYM forgets everything).
+    // allocation must succeed, at A: first on the client that used B (it remembers failed intro
+    // points), then fresh clients (NEWNYM forgets everything). Each may take a second attempt on a
+    // fresh circuit, as the shim's dial would: tor can leave one attempt hanging until its timeout
+    // right after a backend goes (seen twice in CI, the client tor silent meanwhile).
     await pair.stopBackendB();
     const tStop = Date.now();
     log('backend B tor stopped');
@@ -62,12 +66,21 @@ describe('Onionbalance: two onionturn servers behind one onion address', { timeo
     for (let i = 0; i < SAME_CLIENT_AFTER_STOP + FRESH_CLIENTS_AFTER_STOP; i++) {
       const label = i < SAME_CLIENT_AFTER_STOP ? 'same' : 'fresh';
       if (label === 'fresh') await pair.newnym();
-      const a = await pair.allocate().catch((err: unknown) => {
+      const failures: string[] = [];
+      let a: Awaited<ReturnType<typeof pair.allocate>> | undefined;
+      while (a === undefined && failures.length < 2) {
+        a = await pair.allocate(SHIM_DIAL_TIMEOUT_MS).catch((err: unknown) => {
+          failures.push(`${Math.round((Date.now() - tStop) / 1000)} s after backend B stopped: ${String(err)}`);
+          return undefined;
+        });
+      }
+      if (a === undefined) {
         // What failed is said again after the diagnostics: CI shows the tail of a long message.
-        const what = `${label} allocation ${i + 1} failed ${Math.round((Date.now() - tStop) / 1000)} s after backend B stopped: ${String(err)} (so far: ${results.join('  ')})`;
+        const what = `${label} allocation ${i + 1} failed twice: ${failures.join('; ')} (so far: ${results.join('  ')})`;
         assert.fail(`${what}${pair.diagnostics()}\n=> ${what}`);
-      });
-      results.push(`${label}@${Math.round((Date.now() - tStop) / 1000)}s:${a.relayHost === HOST_B ? 'B' : 'A'}:${a.ms}ms`);
+      }
+      const retried = failures.length > 0 ? ` (after ${failures[0]})` : '';
+      results.push(`${label}@${Math.round((Date.now() - tStop) / 1000)}s:${a.relayHost === HOST_B ? 'B' : 'A'}:${a.ms}ms${retried}`);
       assert.equal(a.relayHost, HOST_A, `a stopped backend cannot allocate: ${results.join('  ')}`);
     }
     log(`after stopping B, all ${results.length} allocations succeeded within ${Date.now() - tStop} ms: ${results.join('  ')}`);
