@@ -34,10 +34,10 @@ import {
   type DelayFeedback,
 } from '@onionturn/protocol';
 import type { AppAuthenticator } from './app-auth.js';
+import { answerBinding } from './binding-answer.js';
 
 /** A STUN header: type, length, cookie, then the transaction id at bytes 8-19. */
 const STUN_HEADER_LENGTH = 20;
-import { answerBinding } from './binding-answer.js';
 
 export interface UpstreamCredential {
   readonly username: string;

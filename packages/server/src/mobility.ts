@@ -101,17 +101,23 @@ export function takeOver(ctx: MobilityContext, r: Reply): Allocation | undefined
     alloc === undefined || alloc.deleted
       ? 'allocation gone'
       : !ticketCurrent(alloc, content.generation)
-        ? alloc.client.closed
-          ? 'ticket replaced'
-          : 'ticket replaced, its holder has used it'
+        ? 'ticket replaced'
         : r.client.pendingAllocate !== undefined
           ? 'allocate pending on this connection'
           : undefined;
   if (alloc === undefined || refused !== undefined) {
-    // Debug only: a client can repeat a stale ticket of its own at will.
+    // Debug only: a client can repeat a stale ticket of its own at will. The holder's state says
+    // which exception of ticketCurrent did not apply.
     ctx.options.events?.event(
       'mobility-refused',
-      { reason: refused, ticket: content.generation, newest: alloc?.mobilityGeneration ?? null, transport: r.client.transport },
+      {
+        reason: refused,
+        ticket: content.generation,
+        newest: alloc?.mobilityGeneration ?? null,
+        holderClosed: alloc?.client.closed ?? null,
+        holderHeard: alloc === undefined ? null : !alloc.movedUnheard,
+        transport: r.client.transport,
+      },
       'debug',
     );
     ctx.replies.error(r, ErrorCode.AllocationMismatch);
