@@ -11,7 +11,7 @@
 // A plain client straight to the server (no shim) is covered in the server's queue-delay test.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessGroup, freePort, runUclient, startServer, startTurnutilsPeer } from '@onionturn/testkit';
@@ -53,6 +53,7 @@ interface Run {
 
 async function run(serverArgs: readonly string[]): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'onionturn-df-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const metricsPort = await freePort();
