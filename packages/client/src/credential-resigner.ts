@@ -17,6 +17,7 @@ import {
   MessageBuilder,
   MessageClass,
   Method,
+  HEADER_LENGTH,
   TRANSACTION_ID_LENGTH,
   decodeAttribute,
   decodeMessage,
@@ -35,9 +36,6 @@ import {
 } from '@onionturn/protocol';
 import type { AppAuthenticator } from './app-auth.js';
 import { answerBinding } from './binding-answer.js';
-
-/** A STUN header: type, length, cookie, then the transaction id at bytes 8-19. */
-const STUN_HEADER_LENGTH = 20;
 
 export interface UpstreamCredential {
   readonly username: string;
@@ -204,8 +202,9 @@ export class CredentialResigner {
    * Anything else, `data` as it was.
    */
   signQueued(data: Buffer, now: number): Buffer | undefined {
-    if (data.length < STUN_HEADER_LENGTH || this.#upstreamAuth === undefined) return data;
-    const txid = data.toString('hex', 8, STUN_HEADER_LENGTH);
+    if (data.length < HEADER_LENGTH || this.#upstreamAuth === undefined) return data;
+    // The transaction id: the header's last 12 bytes.
+    const txid = data.toString('hex', HEADER_LENGTH - TRANSACTION_ID_LENGTH, HEADER_LENGTH);
     const p = this.#pending.get(txid);
     if (p === undefined || p.upstreamKey !== undefined) return data;
     this.#pending.delete(txid);
