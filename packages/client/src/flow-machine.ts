@@ -305,34 +305,42 @@ export class FlowMachine {
       this.#stats.upstreamFailures++;
       this.#refuseQueued(out, ErrorCode.ServerError);
       this.#close(out, `no upstream stream: ${report.reason}`, 'warn');
-    } else if (this.kind === 'udp') {
-      const resigner = this.#resigner;
-      // Local mode: the resigner signs with the held stream's 401 what it made unsigned meanwhile.
-      if (resigner && report.challenge) resigner.useChallenge(report.challenge);
-      const challenge = resigner ? undefined : report.challenge;
-      for (const queued of this.state.open()) {
-        const d = resigner && report.challenge ? resigner.signQueued(queued, this.#now) : queued;
-        if (d === undefined) continue;
-        const first = challenge && firstAllocate(d);
-        if (first) out.push(this.#answerChallenge(challenge, first));
-        else out.push({ kind: 'send-upstream', data: d, pad: channelDataPadding(d.length) });
-      }
     } else {
-      this.state.open();
       const resigner = this.#resigner;
-      if (resigner && report.challenge) resigner.useChallenge(report.challenge);
+      const held = report.challenge;
+      // Local mode: the resigner signs with the held stream's 401 what it made unsigned meanwhile.
+      // Pass-through: the app's first Allocate is answered with that 401 instead.
+      if (resigner && held) resigner.useChallenge(held);
+      const challenge = resigner ? undefined : held;
+      const sign = (d: Buffer): Buffer | undefined => (resigner && held ? resigner.signQueued(d, this.#now) : d);
+      if (this.kind === 'udp') {
+        let answered = false;
+        for (const queued of this.state.open()) {
+          const d = sign(queued);
+          if (d === undefined) continue;
+          const first = challenge && firstAllocate(d);
+          if (first) {
+            out.push(this.#answerChallenge(challenge, first));
+            answered = true;
+          } else out.push({ kind: 'send-upstream', data: d, pad: channelDataPadding(d.length) });
+        }
+        // One challenge used, however often the app retransmitted its Allocate meanwhile.
+        if (answered) this.#stats.readyChallengesUsed++;
+        return out;
+      }
+      this.state.open();
       // The first request (#beforeDial) starts the held bytes: answered here when the challenge fits it.
-      const challenge = resigner ? undefined : report.challenge;
       const first = challenge && this.#firstRequest && firstAllocate(this.#firstRequest);
       if (first) {
         this.#dropHeld(first.raw.length);
         out.push(this.#answerChallenge(challenge, first));
+        this.#stats.readyChallengesUsed++;
       }
       this.#firstRequest = undefined;
-      const held = this.#held;
+      const bytes = this.#held;
       this.#held = [];
-      for (const queued of held) {
-        const b = resigner && report.challenge ? resigner.signQueued(queued, this.#now) : queued;
+      for (const queued of bytes) {
+        const b = sign(queued);
         if (b !== undefined) out.push({ kind: 'send-upstream', data: b, pad: 0 });
       }
       out.push(RESUME_APP);
@@ -368,7 +376,6 @@ export class FlowMachine {
    * the shim asked for ahead on this stream, so its signed Allocate is the first request upstream.
    */
   #answerChallenge(challenge: StunMessage, request: StunMessage): FlowAction {
-    this.#stats.readyChallengesUsed++;
     return { kind: 'send-app', data: challengeAnswer(challenge, request), pad: 0 };
   }
 

@@ -14,10 +14,12 @@ import {
   ChannelNumber,
   ErrorCode,
   FrameKind,
+  HEADER_LENGTH,
   MessageBuilder,
   MessageClass,
   Method,
   StreamFramer,
+  TRANSACTION_ID_LENGTH,
   TransportProtocol,
   channelDataPadding,
   decodeChannelData,
@@ -329,7 +331,7 @@ export class TurnClientSession {
     if (peer && kind === 'channel') peer.channelPending = true;
     // The first Allocate goes unsigned: its 401 brings the realm and nonce (RFC 8656 §7.2).
     const data = this.#key ? this.#sign(b) : b.build({ fingerprint: true });
-    this.#tx.set(b.header.toString('hex', 8, 20), { kind, peer, attempts, sentAt: this.#now });
+    this.#tx.set(b.header.toString('hex', HEADER_LENGTH - TRANSACTION_ID_LENGTH, HEADER_LENGTH), { kind, peer, attempts, sentAt: this.#now });
     this.#out.push({ kind: 'send-upstream', data, pad: 0 });
   }
 
