@@ -6,7 +6,9 @@
 //   - NAME.onion:PORT: a Tor stream to that onion service carrying framed datagrams (the
 //     datagram gateway's client module, injected as OnionOpener).
 // All its Tor streams use one isolation (its SOCKS username, or the table's per-flow choice), so
-// the association is one circuit; new streams wait for the dial pacer like TURN flows.
+// the association is one circuit; new streams wait for the dial pacer like TURN flows. Except, when
+// the shim chose that isolation (takeHeld), the TURN stream: the one the table holds ready, on a
+// fresh circuit of its own, when there is one (no circuit to build for the first datagram).
 import type { Socket } from 'node:net';
 import { BURST_GAP_MS, TcpBatchWriter, errorText, type TimeBound } from '@onionturn/io';
 import type { TransportAddress } from '@onionturn/protocol';
@@ -21,8 +23,9 @@ import type { DatagramDropReason, DatagramFlowKind, DatagramFlowStats, ShimStats
 import { torResolve } from './tor-resolve.js';
 import { moveAuth } from './mobility-auth.js';
 import { TurnClientSession, type SessionAction } from './turn-client-session.js';
-import type { CredentialSource } from './upstream-credentials.js';
+import type { CredentialResult, CredentialSource } from './upstream-credentials.js';
 import { WarnOnce } from './warn-once.js';
+import { upstreamError } from './errors.js';
 
 /** App datagrams larger than this are dropped (counted): bounds what a queue holds per datagram. */
 export const MAX_APP_DATAGRAM = 16 * 1024;
@@ -82,6 +85,12 @@ export interface AssociationOptions {
   readonly kind: DatagramFlowKind;
   /** Tor stream isolation for all of this association's streams. */
   readonly auth: SocksAuth;
+  /**
+   * The shim chose `auth` (no SOCKS username from the app): the TURN stream may be the one the
+   * table holds ready (a fresh circuit of its own, open already, its 401 asked for ahead), so the
+   * first datagram skips building a circuit. An app that chose its isolation gets its own circuit.
+   */
+  readonly takeHeld?: boolean;
   /** Datagrams back to the app. */
   readonly deliver: AppDeliver;
   /** Called once when the association has closed (the shell closes its app side). */
@@ -239,11 +248,17 @@ export class DatagramAssociation implements TableFlow {
     this.#turnStarted = true;
     const ctx = this.#ctx;
     const source = ctx.credentials as CredentialSource;
-    // The credential is fetched through the same isolation (the same circuit) meanwhile.
-    const credential = source.obtain(this.#opts.auth, ctx.clock.now());
-    const r = await ctx.table.openStream(this.id, this.isClosed, () => {}, this.#opts.auth);
-    const cred = await credential;
+    // The credential is fetched through the stream's isolation (the same circuit) meanwhile: the
+    // association's own, or the held stream's when it takes that one.
+    let credential: Promise<CredentialResult> | undefined;
+    const onTurn = (auth: SocksAuth): void => {
+      credential = source.obtain(auth, ctx.clock.now());
+    };
+    const takeHeld = this.#opts.takeHeld === true;
+    const r = await ctx.table.openStream(this.id, this.isClosed, onTurn, this.#opts.auth, undefined, undefined, takeHeld);
     if (r.kind === 'abandoned') return;
+    // Asked for on every turn, so always there with an open stream.
+    const cred: CredentialResult = (await credential) ?? { ok: false, error: upstreamError('credentials', 'no credential was asked for') };
     if (this.#closed) {
       if (r.kind === 'open') r.socket.destroy();
       return;
@@ -264,8 +279,8 @@ export class DatagramAssociation implements TableFlow {
     this.#attach(sock);
     const session = new TurnClientSession({ credential: cred.value, now: ctx.table.now });
     this.#session = session;
-    ctx.logger.info('datagram flow: TURN stream open', { flow: this.id, kind: this.#opts.kind });
-    this.#run(session.start(ctx.table.now));
+    ctx.logger.info('datagram flow: TURN stream open', { flow: this.id, kind: this.#opts.kind, ...(r.ready ? { ready: true } : {}) });
+    this.#run(session.start(ctx.table.now, r.challenge));
     const pending = this.#pending;
     this.#pending = [];
     for (const p of pending) this.#toSession(session, p.peer, p.data);

@@ -201,7 +201,8 @@ export class Shim {
       stats: this.stats,
       upstreamTimeBound,
       socks: opts.socks,
-      credentials: opts.datagramCredentials,
+      // The same source as the TURN flows': a held stream's credential fetched ahead serves an association that takes it.
+      credentials: ahead && opts.datagramCredentials === opts.localAuth?.source ? ahead : opts.datagramCredentials,
       resolveCache: new ResolveCache(),
       onion: opts.onion ?? openOnionDatagramStream,
     };

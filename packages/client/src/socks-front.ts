@@ -204,6 +204,7 @@ class ControlConnection {
     const assoc = new DatagramAssociation(ctx, {
       kind: 'socks-udp',
       auth,
+      takeHeld: this.#appAuth === undefined,
       deliver: (from, data) => {
         if (this.#srcPort === 0 || !this.#udp) return;
         const header = encodeUdpHeader(from.host, from.port);

@@ -105,6 +105,7 @@ export class UdpForward {
         const f: DatagramAssociation = new DatagramAssociation(this.#ctx, {
           kind: 'udp-forward',
           auth: this.#ctx.table.isolation.next(),
+          takeHeld: true,
           idleMs: FORWARD_IDLE_MS,
           deliver: (_from, data) => this.#udp?.send(data, rinfo.port, rinfo.address),
           onClosed: () => {

@@ -10,6 +10,7 @@ import {
   MessageClass,
   Method,
   decodeChannelData,
+  decodeMessage,
   encodeChannelData,
   errorCodeValue,
   readAddressAttribute,
@@ -27,7 +28,7 @@ import {
   TurnClientSession,
   type SessionAction,
 } from '../src/turn-client-session.js';
-import { CRED, KEY, PEER, T0, answer, challenge, sent } from './session-fixtures.js';
+import { CRED, KEY, PEER, REALM, T0, answer, challenge, sent } from './session-fixtures.js';
 
 const PEER2: TransportAddress = { family: 'IPv6', address: '::1', port: 7 };
 
@@ -77,6 +78,52 @@ test('a wrong upstream credential (401 to the signed request) closes with a line
   const actions = s.fromUpstream(challenge(signed as StunMessage), T0);
   assert.equal(actions.at(-1)?.kind, 'close');
   assert.match(s.closeReason ?? '', /refused the shim's upstream credential.*--upstream-secret-file/);
+});
+
+/** The 401 a held stream got ahead (ready-challenge.ts): the server's answer to a probe of its own. */
+function heldChallenge(nonce = 'held-nonce'): StunMessage {
+  const probe = decodeMessage(new MessageBuilder(Method.Allocate, MessageClass.Request).build());
+  assert.ok(probe.ok);
+  const c = decodeMessage(challenge(probe.value, ErrorCode.Unauthorized, nonce));
+  assert.ok(c.ok);
+  return c.value;
+}
+
+test("a held stream's 401: the first Allocate goes signed with its realm and nonce (one round trip fewer), and allocates", () => {
+  const s = new TurnClientSession({ credential: CRED, now: T0 });
+  const first = sent(s.start(T0, heldChallenge()));
+  assert.equal(first.length, 1);
+  const [signed] = first;
+  assert.equal(signed?.method, Method.Allocate);
+  assert.equal(readText(signed as StunMessage, AttributeType.Username), CRED.username);
+  assert.equal(readText(signed as StunMessage, AttributeType.Nonce), 'held-nonce');
+  assert.equal(verifyIntegrity(signed as StunMessage, KEY), 'ok');
+  assert.deepEqual(sent(s.fromUpstream(ok(signed as StunMessage, 600), T0)), []);
+  assert.equal(s.allocated, true);
+});
+
+test("a held stream's 401 gone stale (438): the Allocate goes again with the new nonce; a 401 to it is a wrong credential", () => {
+  const s = new TurnClientSession({ credential: CRED, now: T0 });
+  const [signed] = sent(s.start(T0, heldChallenge()));
+  const [again] = sent(s.fromUpstream(challenge(signed as StunMessage, ErrorCode.StaleNonce, 'nonce-2'), T0));
+  assert.equal(readText(again as StunMessage, AttributeType.Nonce), 'nonce-2');
+  assert.equal(verifyIntegrity(again as StunMessage, KEY), 'ok');
+  s.fromUpstream(ok(again as StunMessage, 600), T0);
+  assert.equal(s.allocated, true);
+  const wrong = new TurnClientSession({ credential: CRED, now: T0 });
+  const [w] = sent(wrong.start(T0, heldChallenge()));
+  wrong.fromUpstream(challenge(w as StunMessage), T0);
+  assert.match(wrong.closeReason ?? '', /refused the shim's upstream credential/);
+});
+
+test('a challenge without a nonce is no use: the first Allocate goes unsigned as before', () => {
+  const s = new TurnClientSession({ credential: CRED, now: T0 });
+  const probe = decodeMessage(new MessageBuilder(Method.Allocate, MessageClass.Request).build());
+  assert.ok(probe.ok);
+  const noNonce = decodeMessage(answer(probe.value, MessageClass.ErrorResponse, (b) => b.add(AttributeType.Realm, { kind: 'text', text: REALM }), null));
+  assert.ok(noNonce.ok);
+  const [first] = sent(s.start(T0, noNonce.value));
+  assert.equal(readText(first as StunMessage, AttributeType.Username), undefined);
 });
 
 test("a refused allocation (486) closes with the server's code", () => {
