@@ -6,28 +6,34 @@
 // endpoint, through Tor); each new flow's whole Allocate is timed, from the app's connect through
 // the shim's own 401 to the allocation (the held stream brings the server's 401 and, fetched
 // ahead, the flow's upstream credential).
-//   npm run bench:setup -- [--profile tor-typical] [--flows 8] [--gap-ms 2000] [--local]
+// --forward: UDP that arrives without TURN; each shim (local mode) has a --forward to a UDP echo
+// server beyond the exit, and each new local source's first datagram is timed until its echo came
+// back (the association's stream, its Allocate, permission and channel, then the datagram).
+//   npm run bench:setup -- [--profile tor-typical] [--flows 8] [--gap-ms 2000] [--local | --forward]
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { prepare } from './prepare.mjs';
 
-const opts = { profile: 'tor-typical', flows: 8, gapMs: 2000, local: false };
+const opts = { profile: 'tor-typical', flows: 8, gapMs: 2000, local: false, forward: false };
 for (let i = 2; i < process.argv.length; i += 2) {
   const [flag, value] = [process.argv[i], process.argv[i + 1]];
-  if (flag === '--local') {
+  if (flag === '--local' || flag === '--forward') {
     opts.local = true;
+    if (flag === '--forward') opts.forward = true;
     i--;
   } else if (flag === '--profile') opts.profile = value;
   else if (flag === '--flows') opts.flows = Number(value);
   else if (flag === '--gap-ms') opts.gapMs = Number(value);
   else {
-    console.log('usage: npm run bench:setup -- [--profile NAME] [--flows N] [--gap-ms MS] [--local]');
+    console.log('usage: npm run bench:setup -- [--profile NAME] [--flows N] [--gap-ms MS] [--local | --forward]');
     process.exit(2);
   }
 }
 await prepare();
 const { MessageBuilder, MessageClass, Method, AttributeType, StreamFramer, decodeMessage, longTermKey, readText } = await import('@onionturn/protocol');
-const { labProfile, median, sleep, startBridge } = await import('@onionturn/testkit');
+const { freePort, labProfile, median, sleep, startBridge } = await import('@onionturn/testkit');
 
 const allocate = new MessageBuilder(Method.Allocate, MessageClass.Request)
   .add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: 17 })
@@ -100,32 +106,64 @@ function timeLocalAllocate(port) {
   });
 }
 
+/** --forward: ms from a new local source's first datagram into the forward to its echo. */
+async function timeForward(port) {
+  const s = createSocket('udp4');
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  try {
+    const t0 = performance.now();
+    const back = once(s, 'message');
+    s.send('first', port, '127.0.0.1');
+    // The association holds what comes before its allocation: one datagram is enough; again after 5 s in case.
+    const again = setInterval(() => s.send('first', port, '127.0.0.1'), 5000);
+    const timer = sleep(30_000).then(() => {
+      throw new Error('no echo in 30 s');
+    });
+    try {
+      await Promise.race([back, timer]);
+    } finally {
+      clearInterval(again);
+    }
+    return performance.now() - t0;
+  } finally {
+    s.close();
+  }
+}
+
 const profile = labProfile(opts.profile);
 const say = (m) => console.log(`bench:setup: ${m}`);
 say(`profile ${profile.name}: ${profile.description}`);
-const bridge = await startBridge({ profile, progress: say });
+const bridge = await startBridge({ profile, progress: say, ...(opts.forward ? { server: { allowLoopbackPeers: true } } : {}) });
+const echo = createSocket('udp4');
+echo.on('message', (m, r) => echo.send(m, r.port, r.address));
+echo.bind(0, '127.0.0.1');
+await once(echo, 'listening');
 try {
   const local = opts.local ? { localCredentials: LOCAL } : {};
-  const time = opts.local ? timeLocalAllocate : timeAllocate;
-  const withReady = opts.local ? await bridge.addShim(bridge.server, local) : bridge.shim;
-  const without = await bridge.addShim(bridge.server, { ...local, args: ['--no-ready-stream'] });
+  const time = opts.forward ? timeForward : opts.local ? timeLocalAllocate : timeAllocate;
+  const forwardPorts = [await freePort(), await freePort()];
+  const forwardArgs = (k) => (opts.forward ? ['--forward', `udp://127.0.0.1:${forwardPorts[k]}=127.0.0.1:${echo.address().port}`] : []);
+  const withReady = opts.local ? await bridge.addShim(bridge.server, { ...local, args: forwardArgs(0) }) : bridge.shim;
+  const without = await bridge.addShim(bridge.server, { ...local, args: ['--no-ready-stream', ...forwardArgs(1)] });
   const rows = [];
-  for (const [name, shim] of [
-    ['ready stream', withReady],
-    ['--no-ready-stream', without],
+  for (const [name, shim, k] of [
+    ['ready stream', withReady, 0],
+    ['--no-ready-stream', without, 1],
   ]) {
-    const first = await time(shim.port);
+    const at = opts.forward ? forwardPorts[k] : shim.port;
+    const first = await time(at);
     await sleep(opts.gapMs);
     const next = [];
     for (let k = 0; k < opts.flows; k++) {
-      next.push(await time(shim.port));
+      next.push(await time(at));
       await sleep(opts.gapMs);
     }
     rows.push({ name, first, next });
   }
   const circuit = await bridge.tor.measureCircuitRtt(3, false);
   console.log(
-    `\nbench:setup profile ${profile.name}: circuit RTT (bare stream echo) ${circuit.toFixed(0)} ms; ${opts.local ? 'local mode: Allocate to allocation' : 'Allocate to 401'} through the shim, ms`,
+    `\nbench:setup profile ${profile.name}: circuit RTT (bare stream echo) ${circuit.toFixed(0)} ms; ${opts.forward ? "a new --forward source's first datagram to its echo" : opts.local ? 'local mode: Allocate to allocation' : 'Allocate to 401'} through the shim, ms`,
   );
   console.log(`${'shim'.padStart(18)} ${'first flow'.padStart(10)} ${'next p50'.padStart(9)} ${'next max'.padStart(9)}  next flows`);
   for (const r of rows) {
@@ -136,5 +174,6 @@ try {
     );
   }
 } finally {
+  echo.close();
   await bridge.stop();
 }

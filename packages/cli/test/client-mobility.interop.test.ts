@@ -111,25 +111,38 @@ describe('TURN mobility on a private Tor network', () => {
       b.writeUInt32BE(seq++, 0);
       app.send(b, forwardPort, '127.0.0.1');
     }, INTERVAL_MS);
+    const controls: { close(): void }[] = [];
     try {
       await waitFor('echoes through the shim and Tor', () => echoes.length >= 20, 60_000, 50);
       assert.equal(sources.size, 1, `one relay address before the cut: ${[...sources].join(', ')}`);
       const relay = [...sources][0];
 
       const control = await net.control();
+      controls.push(control);
+      // The stream carrying the datagrams (tor's STREAM_BW, once a second per busy stream), not the
+      // one the shim holds ready for the next association (idle since its 401).
+      const busyAt = new Map<string, number>();
+      const bw = await net.control();
+      controls.push(bw);
+      await bw.onEvents(['STREAM_BW'], (ev) => {
+        const id = /^STREAM_BW (\S+)/.exec(ev.lines[0] ?? '')?.[1];
+        if (id) busyAt.set(id, performance.now());
+      });
+      const busyToServer = async (since: number) =>
+        (await control.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED' && (busyAt.get(s.id) ?? 0) > since);
       let cutAt: number;
       let lastSeqBefore: number;
       let cutCircuit: string;
-      try {
-        const toServer = (await control.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
-        assert.equal(toServer.length, 1, 'the forward holds one Tor stream to the server');
+      {
+        const since = performance.now();
+        await sleep(2500);
+        const toServer = await busyToServer(since);
+        assert.equal(toServer.length, 1, "the forward's datagrams cross one Tor stream to the server");
         cutCircuit = (toServer[0] as { circuitId: string }).circuitId;
         lastSeqBefore = seq;
         cutAt = performance.now();
         const reply = await control.command(`CLOSESTREAM ${(toServer[0] as { id: string }).id} 1`);
         assert.equal(reply.code, 250);
-      } finally {
-        control.close();
       }
       const back = await waitFor(
         'an echo of a datagram sent after the cut',
@@ -146,20 +159,18 @@ describe('TURN mobility on a private Tor network', () => {
       const n = echoes.length;
       await waitFor('more echoes on the new circuit', () => echoes.length >= n + 20, 10_000, 20);
       assert.deepEqual([...sources], [relay], 'the peer hears the same relay address after the cut');
-      const control2 = await net.control();
-      try {
-        const now = (await control2.streams()).filter((s) => s.target.endsWith(`:${server.tcp}`) && s.status === 'SUCCEEDED');
-        assert.equal(now.length, 1, 'one Tor stream to the server again');
-        assert.notEqual(now[0]?.circuitId, cutCircuit, 'the new stream runs on another circuit');
-      } finally {
-        control2.close();
-      }
+      const since = performance.now();
+      await sleep(2500);
+      const now = await busyToServer(since);
+      assert.equal(now.length, 1, 'one Tor stream to the server carries them again');
+      assert.notEqual(now[0]?.circuitId, cutCircuit, 'the new stream runs on another circuit');
       const log = shim.output();
       assert.match(log, /taking the allocation over on a new circuit/);
       assert.match(log, /allocation taken over on a new circuit/);
       assert.doesNotMatch(log, /datagram flow closed/);
     } finally {
       clearInterval(timer);
+      for (const c of controls) c.close();
     }
   });
 

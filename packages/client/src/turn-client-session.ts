@@ -87,7 +87,13 @@ interface Peer {
   channelDueAt: number;
   permissionPending: boolean;
   channelPending: boolean;
-  /** Datagrams waiting for the channel. */
+  /**
+   * A CreatePermission went on this stream: what follows it in the stream finds the permission
+   * installed (the server reads a TCP stream in order), so datagrams go at once as Send
+   * indications until the channel is bound, instead of waiting a round trip for it.
+   */
+  permissionSent: boolean;
+  /** Datagrams waiting for the permission (before the allocation). */
   queue: Buffer[];
 }
 
@@ -174,6 +180,8 @@ export class TurnClientSession {
       p.queue = [];
       p.permissionPending = false;
       p.channelPending = false;
+      // A permission asked for on the lost stream may never have arrived: asked again after the move.
+      if (!p.bound) p.permissionSent = false;
     }
     this.#queuedCount = 0;
     this.#queuedBytes = 0;
@@ -230,6 +238,7 @@ export class TurnClientSession {
         channelDueAt: 0,
         permissionPending: false,
         channelPending: false,
+        permissionSent: false,
         queue: [],
       };
       this.#peers.set(key, p);
@@ -240,6 +249,10 @@ export class TurnClientSession {
     if (this.#detached) return { verdict: 'dropped-gap', actions: out };
     if (p.bound) {
       out.push({ kind: 'send-upstream', data: encodeChannelData(p.channel, data, false), pad: channelDataPadding(data.length) });
+      return { verdict: 'sent', actions: out };
+    }
+    if (p.permissionSent) {
+      out.push({ kind: 'send-upstream', data: this.#sendIndication(p, data), pad: 0 });
       return { verdict: 'sent', actions: out };
     }
     if (this.#queuedCount >= this.#maxQueued || this.#queuedBytes + data.length > MAX_QUEUED_BYTES) return { verdict: 'dropped-queue', actions: out };
@@ -351,6 +364,25 @@ export class TurnClientSession {
     // Both at once: the permission is what lets the peer's answers in; the channel is the cheap path.
     this.#request('permission', p, 1);
     this.#request('channel', p, 1);
+    // Right behind them, what waited: the first datagram to a peer crosses Tor once, not after a
+    // round trip for the channel. Lost only if the permission is not installed (a 438 on a nonce
+    // that went stale, or the peer refused), as a datagram may be.
+    p.permissionSent = true;
+    const q = p.queue;
+    p.queue = [];
+    for (const d of q) {
+      this.#queuedCount--;
+      this.#queuedBytes -= d.length;
+      this.#out.push({ kind: 'send-upstream', data: this.#sendIndication(p, d), pad: 0 });
+    }
+  }
+
+  /** A Send indication (RFC 8656 §11.3; not signed) carrying `data` to `p`. */
+  #sendIndication(p: Peer, data: Buffer): Buffer {
+    return new MessageBuilder(Method.Send, MessageClass.Indication, this.#random(TRANSACTION_ID_LENGTH))
+      .add(AttributeType.XorPeerAddress, { kind: 'address', address: p.address })
+      .add(AttributeType.Data, { kind: 'bytes', bytes: data })
+      .build();
   }
 
   #onFrame(frame: Buffer, kind: FrameKind): void {
@@ -430,16 +462,8 @@ export class TurnClientSession {
     }
     p.channelPending = false;
     p.channelDueAt = now + CHANNEL_LIFETIME_MS - REFRESH_AHEAD_MS;
-    if (!p.bound) {
-      p.bound = true;
-      const q = p.queue;
-      p.queue = [];
-      for (const d of q) {
-        this.#queuedCount--;
-        this.#queuedBytes -= d.length;
-        this.#out.push({ kind: 'send-upstream', data: encodeChannelData(p.channel, d, false), pad: channelDataPadding(d.length) });
-      }
-    }
+    // Nothing waits for the channel: the queue went as Send indications with the permission.
+    p.bound = true;
   }
 
   #error(t: Transaction, msg: StunMessage): void {

@@ -12,6 +12,7 @@ import {
   encodeChannelData,
   errorCodeValue,
   getAttribute,
+  readAttribute,
   type StunMessage,
 } from '@onionturn/protocol';
 import { TRANSACTION_TIMEOUT_MS, TurnClientSession } from '../src/turn-client-session.js';
@@ -33,14 +34,13 @@ function calling(now = T0): { s: TurnClientSession; channel: number } {
   const [first] = sent(s.start(now));
   const [signed] = sent(s.fromUpstream(challenge(first as StunMessage), now));
   s.fromUpstream(ok(signed as StunMessage, TICKET), now);
-  const [perm, bind] = sent(s.send(PEER, Buffer.from('first'), now).actions);
+  const [perm, bind, data] = sent(s.send(PEER, Buffer.from('first'), now).actions);
+  assert.equal(data?.method, Method.Send, 'the first datagram goes right behind its permission');
   s.fromUpstream(ok(perm as StunMessage), now);
-  const flushed = s.fromUpstream(ok(bind as StunMessage), now);
-  const cd = flushed.find((a) => a.kind === 'send-upstream');
-  assert.ok(cd && cd.kind === 'send-upstream');
-  const d = decodeChannelData(cd.data);
-  assert.ok(d.ok);
-  return { s, channel: d.value.channel };
+  assert.deepEqual(s.fromUpstream(ok(bind as StunMessage), now), []);
+  const channel = readAttribute(bind as StunMessage, AttributeType.ChannelNumber);
+  assert.ok(channel?.ok && channel.value.kind === 'channel-number');
+  return { s, channel: channel.value.channel };
 }
 
 test('the Allocate asks for a MOBILITY-TICKET (empty); the answer makes the session movable', () => {

@@ -9,10 +9,11 @@ import {
   MessageBuilder,
   MessageClass,
   Method,
-  decodeChannelData,
   decodeMessage,
   encodeChannelData,
   errorCodeValue,
+  getAttribute,
+  readAttribute,
   readAddressAttribute,
   readText,
   readUint32,
@@ -137,33 +138,50 @@ test("a refused allocation (486) closes with the server's code", () => {
   assert.match(s.closeReason ?? '', /refused the allocation \(486/);
 });
 
-test('datagrams before the allocation wait; then a permission and a channel per peer; the channel flushes them as padded ChannelData', () => {
+/** The peer and data of a Send indication the session wrote. */
+function sendIndication(m: StunMessage | undefined): { peer: TransportAddress | undefined; data: string } {
+  assert.equal(m?.method, Method.Send);
+  assert.equal(m?.messageClass, MessageClass.Indication);
+  const d = readAttribute(m as StunMessage, AttributeType.Data);
+  return {
+    peer: readAddressAttribute(m as StunMessage, AttributeType.XorPeerAddress),
+    data: d?.ok && d.value.kind === 'bytes' ? d.value.bytes.toString() : '',
+  };
+}
+
+test('datagrams before the allocation wait; then a permission and a channel per peer, and right behind them the datagrams as Send indications; ChannelData once bound', () => {
   const s = new TurnClientSession({ credential: CRED, now: T0 });
   const [first] = sent(s.start(T0));
   assert.equal(s.send(PEER, Buffer.from('abcde'), T0).verdict, 'queued');
   const [signed] = sent(s.fromUpstream(challenge(first as StunMessage), T0));
   const reqs = sent(s.fromUpstream(ok(signed as StunMessage, 600), T0));
+  // In the stream's order: the server installs the permission before it reads the datagram.
   assert.deepEqual(
     reqs.map((m) => m.method),
-    [Method.CreatePermission, Method.ChannelBind],
+    [Method.CreatePermission, Method.ChannelBind, Method.Send],
   );
-  for (const r of reqs) assert.deepEqual(readAddressAttribute(r, AttributeType.XorPeerAddress), PEER);
+  for (const r of reqs.slice(0, 2)) assert.deepEqual(readAddressAttribute(r, AttributeType.XorPeerAddress), PEER);
+  assert.deepEqual(sendIndication(reqs[2]), { peer: PEER, data: 'abcde' });
+  assert.equal(getAttribute(reqs[2] as StunMessage, AttributeType.MessageIntegrity), undefined, 'indications are not signed');
+  // Before the channel's answer, the next datagram goes at once too.
+  const early = s.send(PEER, Buffer.from('fgh'), T0);
+  assert.equal(early.verdict, 'sent');
+  assert.deepEqual(sendIndication(sent(early.actions)[0]), { peer: PEER, data: 'fgh' });
   s.fromUpstream(ok(reqs[0] as StunMessage), T0);
-  const flushed = s.fromUpstream(ok(reqs[1] as StunMessage), T0);
-  assert.equal(flushed.length, 1);
-  const f = flushed[0] as Extract<SessionAction, { kind: 'send-upstream' }>;
-  assert.equal(f.pad, 3);
-  const cd = decodeChannelData(f.data);
-  assert.ok(cd.ok);
-  assert.equal(cd.value.channel, ChannelNumber.Min);
-  assert.equal(cd.value.data.toString(), 'abcde');
+  assert.deepEqual(s.fromUpstream(ok(reqs[1] as StunMessage), T0), [], 'nothing waited for the channel');
   const now = s.send(PEER, Buffer.from('abcd'), T0);
   assert.equal(now.verdict, 'sent');
   assert.deepEqual(now.actions, [{ kind: 'send-upstream', data: encodeChannelData(ChannelNumber.Min, Buffer.from('abcd'), false), pad: 0 }]);
-  // A second peer gets the next channel.
+  const padded = s.send(PEER, Buffer.from('abcde'), T0).actions[0] as Extract<SessionAction, { kind: 'send-upstream' }>;
+  assert.equal(padded.pad, 3, 'ChannelData padded to 4 bytes on the stream');
+  // A second peer gets the next channel, and its first datagram goes behind its permission.
   const second = sent(s.send(PEER2, Buffer.from('y'), T0).actions);
-  const ch = second.find((m) => m.method === Method.ChannelBind) as StunMessage;
-  assert.deepEqual(readAddressAttribute(ch, AttributeType.XorPeerAddress), PEER2);
+  assert.deepEqual(
+    second.map((m) => m.method),
+    [Method.CreatePermission, Method.ChannelBind, Method.Send],
+  );
+  assert.deepEqual(readAddressAttribute(second[1] as StunMessage, AttributeType.XorPeerAddress), PEER2);
+  assert.deepEqual(sendIndication(second[2]), { peer: PEER2, data: 'y' });
 });
 
 test('ChannelData and Data indications from upstream become datagrams from their peer; unknown channels are dropped and counted', () => {
@@ -251,8 +269,8 @@ test("403 on a peer (the server's peer policy): that peer is dropped, said once;
     T0,
   );
   assert.equal(s.send(PEER, Buffer.from('again'), T0).verdict, 'dropped-refused');
-  const [, bind2] = sent(s.send(PEER2, Buffer.from('other'), T0).actions);
-  assert.equal(s.fromUpstream(ok(bind2 as StunMessage), T0).length, 1, "the other peer's datagram goes out");
+  const [, , other] = sent(s.send(PEER2, Buffer.from('other'), T0).actions);
+  assert.deepEqual(sendIndication(other), { peer: PEER2, data: 'other' }, "the other peer's datagram goes out");
   assert.equal(s.isClosed(), false);
 });
 
