@@ -40,6 +40,12 @@ const RESOLVE_TIMEOUT_MS = 30_000;
 const MAX_BACKLOG = 256 * 1024;
 /** A closed TURN stream gets this long to flush its last Refresh before it is destroyed. */
 const DESTROY_AFTER_MS = 2000;
+/**
+ * New streams one take-over may try: the first may be the stream held ready, which dies with the
+ * lost one when their circuits share the relay that failed (a guard); the second is a fresh
+ * circuit. A third loss within one take-over ends the association (as a TURN app flow's does).
+ */
+const MOVE_ATTEMPTS = 2;
 
 /** The datagram gateway's client side (onion-datagram-stream.ts), as this file uses it. */
 export interface OnionDatagramStreamLike {
@@ -125,6 +131,8 @@ export class DatagramAssociation implements TableFlow {
   readonly #warned = new WarnOnce<string>();
   /** Mobility: streams lost and replaced so far; when the last one was lost (clock ms). */
   #moves = 0;
+  /** New streams tried by the take-over under way (0: none under way). */
+  #moveAttempts = 0;
   /** The server the allocation is on: a take-over goes back there. */
   #server = -1;
   #lostAt = 0;
@@ -310,23 +318,35 @@ export class DatagramAssociation implements TableFlow {
   #streamLost(sock: Socket, reason: string, level: 'info' | 'warn'): void {
     if (this.#closed || this.#sock !== sock) return;
     const session = this.#session;
-    if (!session?.movable || session.detached) return this.close(reason, level);
+    // A stream lost during a take-over (the new one died too): one more, on a fresh circuit.
+    const again = session?.detached === true;
+    if (!session || (again ? this.#moveAttempts >= MOVE_ATTEMPTS : !session.movable)) return this.close(reason, level);
     this.#sock = undefined;
     this.#writer = undefined;
     sock.removeAllListeners('data');
     sock.destroy();
     const ctx = this.#ctx;
-    this.#lostAt = ctx.clock.monotonic();
-    this.#run(session.detach(ctx.table.now));
-    ctx.stats.streamsMoved++;
-    ctx.logger.info(`datagram flow: ${reason}; taking the allocation over on a new circuit`, { flow: this.id, kind: this.#opts.kind });
+    if (again) {
+      // Forget the take-over's request on the stream that went (its answer will not come).
+      this.#run(session.detach(ctx.table.now));
+      ctx.logger.info(`datagram flow: the take-over's new stream is gone too (${reason}): another circuit`, { flow: this.id, kind: this.#opts.kind });
+    } else {
+      this.#lostAt = ctx.clock.monotonic();
+      this.#moveAttempts = 0;
+      this.#run(session.detach(ctx.table.now));
+      ctx.stats.streamsMoved++;
+      ctx.logger.info(`datagram flow: ${reason}; taking the allocation over on a new circuit`, { flow: this.id, kind: this.#opts.kind });
+    }
     void this.#reopen(session);
   }
 
   async #reopen(session: TurnClientSession): Promise<void> {
     const ctx = this.#ctx;
     const auth = moveAuth(this.#opts.auth, ++this.#moves);
-    const r = await ctx.table.openStream(this.id, this.isClosed, () => {}, auth, undefined, this.#server);
+    // The first try may take the stream held ready (to this server, on a circuit of its own).
+    this.#moveAttempts++;
+    const takeHeld = this.#opts.takeHeld === true && this.#moveAttempts === 1;
+    const r = await ctx.table.openStream(this.id, this.isClosed, () => {}, auth, undefined, this.#server, takeHeld);
     if (r.kind === 'abandoned') return;
     if (this.#closed || this.#session !== session) {
       if (r.kind === 'open') r.socket.destroy();
@@ -338,7 +358,8 @@ export class DatagramAssociation implements TableFlow {
       return;
     }
     this.#attach(r.socket);
-    this.#run(session.reattach(ctx.table.now));
+    // A held stream's 401 carries this connection's nonce: the take-over's Refresh needs no 438 first.
+    this.#run(session.reattach(ctx.table.now, r.challenge));
     if (r.head.length > 0) this.#run(session.fromUpstream(r.head, ctx.table.now));
     if (!this.#closed) r.socket.resume();
   }
@@ -361,6 +382,7 @@ export class DatagramAssociation implements TableFlow {
           this.#warn(a.reason, a.reason);
           break;
         case 'moved':
+          this.#moveAttempts = 0;
           this.#ctx.logger.info('datagram flow: allocation taken over on a new circuit', {
             flow: this.id,
             kind: this.#opts.kind,

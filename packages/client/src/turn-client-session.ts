@@ -188,10 +188,16 @@ export class TurnClientSession {
     return out;
   }
 
-  /** A new Tor stream is open: take the allocation over with the ticket (a Refresh). */
-  reattach(now: number): SessionAction[] {
+  /**
+   * A new Tor stream is open: take the allocation over with the ticket (a Refresh). `challenge`:
+   * the 401 a held stream asked for ahead; its nonce is this connection's, so the Refresh needs no
+   * 438 first (the realm must be the one the allocation was made in).
+   */
+  reattach(now: number, challenge?: StunMessage): SessionAction[] {
     const out = this.#begin(now);
     if (this.#closed || !this.#detached) return out;
+    const nonce = challenge && readText(challenge, AttributeType.Nonce);
+    if (nonce !== undefined && challenge && readText(challenge, AttributeType.Realm) === this.#realm) this.#nonce = nonce;
     this.#request('move', undefined, 1);
     return out;
   }

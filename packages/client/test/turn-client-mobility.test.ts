@@ -6,17 +6,21 @@ import assert from 'node:assert/strict';
 import {
   AttributeType,
   ErrorCode,
+  MessageBuilder,
   MessageClass,
   Method,
   decodeChannelData,
+  decodeMessage,
   encodeChannelData,
   errorCodeValue,
   getAttribute,
   readAttribute,
+  readText,
+  verifyIntegrity,
   type StunMessage,
 } from '@onionturn/protocol';
 import { TRANSACTION_TIMEOUT_MS, TurnClientSession } from '../src/turn-client-session.js';
-import { CRED, PEER, T0, answer, challenge, sent } from './session-fixtures.js';
+import { CRED, KEY, PEER, T0, answer, challenge, sent } from './session-fixtures.js';
 
 const TICKET = Buffer.from('opaque-ticket-1');
 
@@ -131,4 +135,31 @@ test('a half-read frame of the lost stream does not spoil the new one', () => {
   const [move] = sent(s.reattach(T0 + 3));
   const done = s.fromUpstream(ok(move as StunMessage, TICKET), T0 + 4);
   assert.ok(done.some((a) => a.kind === 'moved'));
+});
+
+test("a take-over on a held stream: the Refresh goes signed with that stream's nonce at once (no 438 first)", () => {
+  const { s } = calling();
+  s.detach(T0 + 1);
+  const probe = decodeMessage(new MessageBuilder(Method.Allocate, MessageClass.Request).build());
+  assert.ok(probe.ok);
+  const held = decodeMessage(challenge(probe.value, ErrorCode.Unauthorized, 'held-nonce'));
+  assert.ok(held.ok);
+  const [move] = sent(s.reattach(T0 + 2, held.value));
+  assert.equal(readText(move as StunMessage, AttributeType.Nonce), 'held-nonce');
+  assert.equal(verifyIntegrity(move as StunMessage, KEY), 'ok');
+  assert.deepEqual(getAttribute(move as StunMessage, AttributeType.MobilityTicket)?.value, TICKET);
+  assert.ok(s.fromUpstream(ok(move as StunMessage, TICKET), T0 + 3).some((a) => a.kind === 'moved'));
+});
+
+test("the take-over's new stream lost too: detached again, its Refresh is forgotten (no timeout for it), the next stream's takes the allocation over", () => {
+  const { s } = calling();
+  s.detach(T0 + 1);
+  sent(s.reattach(T0 + 2));
+  // That stream died before the answer: the shell detaches again and opens another.
+  assert.deepEqual(s.detach(T0 + 500), []);
+  const [move] = sent(s.reattach(T0 + 1000));
+  assert.deepEqual(getAttribute(move as StunMessage, AttributeType.MobilityTicket)?.value, TICKET);
+  assert.deepEqual(s.tick(T0 + 3 + TRANSACTION_TIMEOUT_MS), [], "the first stream's Refresh is not waited for");
+  assert.ok(s.fromUpstream(ok(move as StunMessage, TICKET), T0 + 4 + TRANSACTION_TIMEOUT_MS).some((a) => a.kind === 'moved'));
+  assert.equal(s.isClosed(), false);
 });
