@@ -13,33 +13,12 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  AttributeType,
-  ErrorCode,
-  FrameKind,
-  MessageClass,
-  Method,
-  StreamFramer,
-  decodeMessage,
-  getAttribute,
-  readErrorCode,
-  type StunMessage,
-} from '@onionturn/protocol';
+import { AttributeType, ErrorCode, MessageClass, Method, getAttribute, readErrorCode } from '@onionturn/protocol';
 import { ProcessGroup, SocksRecorder, freePort, shimArgs, sleep, startCoturn, startServer, waitFor, type SocksRequestRecord } from '@onionturn/testkit';
 import { spawnClient } from './run-cli.js';
+import { messagesIn } from './stun-app.js';
 
 const SECRET = 'datagram-ready-secret';
-
-/** The whole STUN messages in a recorded direction of a TURN-over-TCP stream. */
-function messagesIn(chunks: readonly Buffer[]): StunMessage[] {
-  const out: StunMessage[] = [];
-  const framer = new StreamFramer((frame, kind) => {
-    const m = kind === FrameKind.Stun ? decodeMessage(Buffer.from(frame)) : undefined;
-    if (m?.ok) out.push(m.value);
-  });
-  for (const c of chunks) framer.push(c);
-  return out;
-}
 
 /** The Allocate requests written on a recorded stream, in order: whether each carried a USERNAME. */
 function allocatesOn(rec: SocksRequestRecord): boolean[] {

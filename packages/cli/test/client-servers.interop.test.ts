@@ -10,18 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatRestUsername, restPassword } from '@onionturn/credentials';
-import {
-  AttributeType,
-  FrameKind,
-  MessageBuilder,
-  MessageClass,
-  Method,
-  decodeMessage,
-  getAttribute,
-  readAttribute,
-  StreamFramer,
-  type StunMessage,
-} from '@onionturn/protocol';
+import { AttributeType, MessageBuilder, MessageClass, Method, getAttribute, readAttribute, type StunMessage } from '@onionturn/protocol';
 import {
   ProcessGroup,
   SocksRecorder,
@@ -36,21 +25,10 @@ import {
   type SocksRequestRecord,
 } from '@onionturn/testkit';
 import { shimPort, spawnClient } from './run-cli.js';
-import { allocateWith, stunOverTcp, stunOverUdp } from './stun-app.js';
+import { allocateWith, messagesIn, stunOverTcp, stunOverUdp } from './stun-app.js';
 
 const FLOWS = 10;
 const SECRET = 'servers-secret';
-
-/** The whole STUN messages in a recorded direction of a TURN-over-TCP stream (the codec's framer). */
-function messagesIn(chunks: readonly Buffer[]): StunMessage[] {
-  const out: StunMessage[] = [];
-  const framer = new StreamFramer((frame, kind) => {
-    const m = kind === FrameKind.Stun ? decodeMessage(Buffer.from(frame)) : undefined;
-    if (m?.ok) out.push(m.value);
-  });
-  for (const c of chunks) framer.push(c);
-  return out;
-}
 
 /** The Allocate requests the shim wrote on a relayed stream, in order: whether each carried a USERNAME. */
 function allocatesOn(rec: SocksRequestRecord): { readonly signed: boolean }[] {

@@ -3,13 +3,24 @@
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { AttributeType, HEADER_LENGTH, decodeMessage, readText, type StunMessage } from '@onionturn/protocol';
+import { AttributeType, FrameKind, HEADER_LENGTH, StreamFramer, decodeMessage, readText, type StunMessage } from '@onionturn/protocol';
 import { errorCodeOf, longTermAllocate, within } from '@onionturn/testkit';
 
 function decoded(data: Buffer): StunMessage {
   const r = decodeMessage(data);
   if (!r.ok) throw new Error(r.error.reason);
   return r.value;
+}
+
+/** The whole STUN messages in a recorded direction of a TURN-over-TCP stream (the codec's framer). */
+export function messagesIn(chunks: readonly Buffer[]): StunMessage[] {
+  const out: StunMessage[] = [];
+  const framer = new StreamFramer((frame, kind) => {
+    const m = kind === FrameKind.Stun ? decodeMessage(Buffer.from(frame)) : undefined;
+    if (m?.ok) out.push(m.value);
+  });
+  for (const c of chunks) framer.push(c);
+  return out;
 }
 
 /** An answer within 5 s (testkit's within: its timer is cleared once answered). */
