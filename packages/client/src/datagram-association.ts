@@ -131,7 +131,7 @@ export class DatagramAssociation implements TableFlow {
   readonly #warned = new WarnOnce<string>();
   /** Mobility: streams lost and replaced so far; when the last one was lost (clock ms). */
   #moves = 0;
-  /** New streams tried by the take-over under way (0: none under way). */
+  /** New streams tried by the latest take-over (counted afresh at each loss). */
   #moveAttempts = 0;
   /** The server the allocation is on: a take-over goes back there. */
   #server = -1;
@@ -265,8 +265,6 @@ export class DatagramAssociation implements TableFlow {
     const takeHeld = this.#opts.takeHeld === true;
     const r = await ctx.table.openStream(this.id, this.isClosed, onTurn, this.#opts.auth, undefined, undefined, takeHeld);
     if (r.kind === 'abandoned') return;
-    // Asked for on every turn, so always there with an open stream.
-    const cred: CredentialResult = (await credential) ?? { ok: false, error: upstreamError('credentials', 'no credential was asked for') };
     if (this.#closed) {
       if (r.kind === 'open') r.socket.destroy();
       return;
@@ -274,6 +272,13 @@ export class DatagramAssociation implements TableFlow {
     if (r.kind !== 'open') {
       if (r.kind === 'failed') ctx.stats.upstreamFailures++;
       this.close(r.kind === 'no-turn' ? 'no turn to open a Tor stream in time (--new-flows-per-second)' : `no upstream stream: ${r.error.reason}`, 'warn');
+      return;
+    }
+    // Asked for on the stream's turn (before its dial), so there once a stream is open; awaited
+    // only then (a failed dial does not wait for a fetch through Tor).
+    const cred: CredentialResult = (await credential) ?? { ok: false, error: upstreamError('credentials', 'no credential was asked for') };
+    if (this.#closed) {
+      r.socket.destroy();
       return;
     }
     if (!cred.ok) {
@@ -326,14 +331,13 @@ export class DatagramAssociation implements TableFlow {
     sock.removeAllListeners('data');
     sock.destroy();
     const ctx = this.#ctx;
+    // Again: forgets the take-over's request on the stream that went (its answer will not come).
+    this.#run(session.detach(ctx.table.now));
     if (again) {
-      // Forget the take-over's request on the stream that went (its answer will not come).
-      this.#run(session.detach(ctx.table.now));
       ctx.logger.info(`datagram flow: the take-over's new stream is gone too (${reason}): another circuit`, { flow: this.id, kind: this.#opts.kind });
     } else {
       this.#lostAt = ctx.clock.monotonic();
       this.#moveAttempts = 0;
-      this.#run(session.detach(ctx.table.now));
       ctx.stats.streamsMoved++;
       ctx.logger.info(`datagram flow: ${reason}; taking the allocation over on a new circuit`, { flow: this.id, kind: this.#opts.kind });
     }
@@ -382,7 +386,6 @@ export class DatagramAssociation implements TableFlow {
           this.#warn(a.reason, a.reason);
           break;
         case 'moved':
-          this.#moveAttempts = 0;
           this.#ctx.logger.info('datagram flow: allocation taken over on a new circuit', {
             flow: this.id,
             kind: this.#opts.kind,

@@ -14,7 +14,6 @@ import {
   ChannelNumber,
   ErrorCode,
   FrameKind,
-  HEADER_LENGTH,
   MessageBuilder,
   MessageClass,
   Method,
@@ -191,13 +190,12 @@ export class TurnClientSession {
   /**
    * A new Tor stream is open: take the allocation over with the ticket (a Refresh). `challenge`:
    * the 401 a held stream asked for ahead; its nonce is this connection's, so the Refresh needs no
-   * 438 first (the realm must be the one the allocation was made in).
+   * 438 first.
    */
   reattach(now: number, challenge?: StunMessage): SessionAction[] {
     const out = this.#begin(now);
     if (this.#closed || !this.#detached) return out;
-    const nonce = challenge && readText(challenge, AttributeType.Nonce);
-    if (nonce !== undefined && challenge && readText(challenge, AttributeType.Realm) === this.#realm) this.#nonce = nonce;
+    if (challenge) this.#adopt(readText(challenge, AttributeType.Realm), readText(challenge, AttributeType.Nonce));
     this.#request('move', undefined, 1);
     return out;
   }
@@ -213,13 +211,7 @@ export class TurnClientSession {
    */
   start(now: number, challenge?: StunMessage): SessionAction[] {
     const out = this.#begin(now);
-    const realm = challenge && readText(challenge, AttributeType.Realm);
-    const nonce = challenge && readText(challenge, AttributeType.Nonce);
-    if (realm !== undefined && nonce !== undefined) {
-      this.#realm = realm;
-      this.#nonce = nonce;
-      this.#key = longTermKey(this.#cred.username, realm, this.#cred.password);
-    }
+    if (challenge) this.#adopt(readText(challenge, AttributeType.Realm), readText(challenge, AttributeType.Nonce));
     // Counted as the second attempt when signed: a 401 to it with this realm means a wrong credential.
     this.#request('allocate', undefined, this.#key ? 2 : 1);
     return out;
@@ -331,8 +323,8 @@ export class TurnClientSession {
     this.#out.push({ kind: 'close', reason });
   }
 
-  #builder(method: number): MessageBuilder {
-    return new MessageBuilder(method, MessageClass.Request, this.#random(12));
+  #builder(method: number, id: Buffer = this.#random(TRANSACTION_ID_LENGTH)): MessageBuilder {
+    return new MessageBuilder(method, MessageClass.Request, id);
   }
 
   #sign(b: MessageBuilder): Buffer {
@@ -351,7 +343,8 @@ export class TurnClientSession {
           : kind === 'permission'
             ? Method.CreatePermission
             : Method.ChannelBind;
-    const b = this.#builder(method);
+    const id = this.#random(TRANSACTION_ID_LENGTH);
+    const b = this.#builder(method, id);
     if (kind === 'allocate') b.add(AttributeType.RequestedTransport, { kind: 'requested-transport', protocol: TransportProtocol.UDP });
     if (kind === 'allocate' && this.#askMobility) b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: Buffer.alloc(0) });
     if (kind === 'move') b.add(AttributeType.MobilityTicket, { kind: 'bytes', bytes: this.#ticket as Buffer });
@@ -362,7 +355,7 @@ export class TurnClientSession {
     if (peer && kind === 'channel') peer.channelPending = true;
     // The first Allocate goes unsigned: its 401 brings the realm and nonce (RFC 8656 §7.2).
     const data = this.#key ? this.#sign(b) : b.build({ fingerprint: true });
-    this.#tx.set(b.header.toString('hex', HEADER_LENGTH - TRANSACTION_ID_LENGTH, HEADER_LENGTH), { kind, peer, attempts, sentAt: this.#now });
+    this.#tx.set(id.toString('hex'), { kind, peer, attempts, sentAt: this.#now });
     this.#out.push({ kind: 'send-upstream', data, pad: 0 });
   }
 
@@ -472,23 +465,32 @@ export class TurnClientSession {
     p.bound = true;
   }
 
+  /**
+   * Takes a challenge's nonce (and realm, with the key for it) when it has a nonce and a realm is
+   * known (its own or one before); false when it is no use.
+   */
+  #adopt(realm: string | undefined, nonce: string | undefined): boolean {
+    if (nonce === undefined || (realm === undefined && this.#realm === undefined)) return false;
+    if (realm !== undefined && realm !== this.#realm) {
+      this.#realm = realm;
+      this.#key = longTermKey(this.#cred.username, realm, this.#cred.password);
+    }
+    this.#nonce = nonce;
+    return true;
+  }
+
   #error(t: Transaction, msg: StunMessage): void {
     const ec = readErrorCode(msg);
     const code = ec?.code ?? 0;
     if ((code === ErrorCode.Unauthorized || code === ErrorCode.StaleNonce) && t.attempts < MAX_ATTEMPTS) {
       const realm = readText(msg, AttributeType.Realm);
       const nonce = readText(msg, AttributeType.Nonce);
-      if (nonce !== undefined && (realm !== undefined || this.#realm !== undefined)) {
-        // A 401 to a signed request, with the realm we already signed for: the credential is wrong.
-        if (code === ErrorCode.Unauthorized && this.#key && realm === this.#realm && t.attempts > 1) {
-          this.#close("the TURN server refused the shim's upstream credential (401): check --upstream-secret-file / --credentials-url");
-          return;
-        }
-        if (realm !== undefined && realm !== this.#realm) {
-          this.#realm = realm;
-          this.#key = longTermKey(this.#cred.username, realm, this.#cred.password);
-        }
-        this.#nonce = nonce;
+      // A 401 to a signed request, with the realm we already signed for: the credential is wrong.
+      if (code === ErrorCode.Unauthorized && this.#key && nonce !== undefined && realm === this.#realm && t.attempts > 1) {
+        this.#close("the TURN server refused the shim's upstream credential (401): check --upstream-secret-file / --credentials-url");
+        return;
+      }
+      if (this.#adopt(realm, nonce)) {
         if (t.peer && t.kind === 'permission') t.peer.permissionPending = false;
         if (t.peer && t.kind === 'channel') t.peer.channelPending = false;
         this.#request(t.kind, t.peer, t.attempts + 1);
