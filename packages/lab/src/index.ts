@@ -66,5 +66,16 @@ export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions } from '
 export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabNamespaceSettings, type LabProfile } from './lab-profiles.js';
 export { LAB_NAMESPACE_ENV, createLabNamespace, runInLabNamespace } from './lab-namespace.js';
 export { startBulkDownload, type BulkDownload } from './bulk-download.js';
+export {
+  BOTTLENECK_OUTBOUND_ADDRESS,
+  applyBottleneck,
+  bottleneckTcCommands,
+  parseBottleneckCounters,
+  queueBytes,
+  type AppliedBottleneck,
+  type BottleneckCounters,
+  type BottleneckRelay,
+  type RelayBottleneck,
+} from './relay-bottleneck.js';
 export { cutRecovery, MIN_OUTAGE_MS, NEVER_AFTER_MS, type CutRecovery, type FrameSample } from './cut-recovery.js';
 export { STABLE_SHIM_PORTS, chooseStablePort, type PortChoice } from './stable-port.js';

@@ -4,10 +4,11 @@
 //   middle-exit) and an onion circuit pair six: a circuit round trip is about 6 x delayMs on the
 //   exit path and 12 x delayMs to an onion service, plus tor's own ~8 ms (~96 ms onion).
 // - The bottleneck: tor-typical and tor-onion use each relay's own RelayBandwidthRate (read and
-//   write buckets, refilled every 10 ms). tor-congested uses the proxies' rate (LinkShape.rateKbps)
-//   with a queue bounded in time (queueMs, then the proxy stops reading), inside a network
-//   namespace with small TCP buffers (see its comments for why both).
+//   write buckets, refilled every 10 ms). tor-congested congests one relay with the kernel (htb
+//   with a drop-tail queue, relay-bottleneck.ts) inside a network namespace with small TCP
+//   buffers (see its comments for why both).
 import type { LinkShape } from './link-shaper.js';
+import type { RelayBottleneck } from './relay-bottleneck.js';
 
 /** A lab namespace's loopback MTU and net.ipv4.tcp_rmem / tcp_wmem ("min default max" bytes). */
 export interface LabNamespaceSettings {
@@ -23,6 +24,8 @@ export interface LabProfile {
   readonly link: LinkShape | undefined;
   /** Each relay's BandwidthRate in kbit/s (tor's minimum is 614.4); undefined = unlimited. */
   readonly relayRateKbps?: number;
+  /** One relay's links limited by the kernel (needs `namespace`); every 3-relay circuit crosses it. */
+  readonly bottleneck?: RelayBottleneck;
   /** More torrc lines for every tor of the network. */
   readonly torrc?: readonly string[];
   /** Reach the server through an onion service instead of an exit. */
@@ -65,23 +68,24 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
   'tor-congested': {
     name: 'tor-congested',
     description:
-      'as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with every link limited to 600 kbit/s (a queue of at most 50 ms) and a bulk download through the same relays',
-    // The bottleneck is the proxies' rate with a bounded queue, not tor's RelayBandwidthRate:
-    // that bucket counts only "relayed" connections, and in a 3-relay network the relays' own
-    // circuits share those connections, so it held and released the bulk in bursts (0 kbit/s for
-    // seconds, then MBs). Backpressure then reaches tor (its circuit scheduler picks which
-    // circuit's cells go next), through small socket buffers: see `namespace`.
-    link: { delayMs: 40, jitterMs: 10, stall: { meanEveryMs: 60_000, forMs: 400 }, rateKbps: 600, queueMs: 50 },
+      'as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with one relay, crossed by every circuit, limited to 600 kbit/s per direction (a drop-tail queue of 200 ms) and a bulk download through it',
+    link: { delayMs: 40, jitterMs: 10, stall: { meanEveryMs: 60_000, forMs: 400 } },
+    // The bottleneck is the kernel's, with a queue that drops (relay-bottleneck.ts says why not
+    // the proxies' rate, nor tor's RelayBandwidthRate: that bucket counts only "relayed"
+    // connections, and in a 3-relay network the relays' own circuits share those connections, so
+    // it held and released the bulk in bursts). Measured beside the bulk download (which then
+    // takes the whole 600 kbit/s): bare echoes on fresh circuits 232-258 ms, the path's own.
+    bottleneck: { rateKbps: 600, queueMs: 200 },
     // Tor's own FIFO per connection, the outbuf (cells leave the circuit scheduler for it while
     // under the consensus' orconn_high, 32 KB = 0.43 s at 600 kbit/s): scaled down with the rate
-    // (4 KB). Measured side by side under the bulk load: fresh-circuit RTT 2.1-2.3 s with 4 KB,
-    // 1-4.2 s with the default (most of the rest is still inside tor; see README).
+    // (4 KB), with small socket buffers; with tor's and Linux's defaults the same bottleneck gave
+    // circuits that took > 30 s to build.
     torrc: ['ConstrainedSockets 1', 'ConstrainedSockSize 8192', 'ConsensusParams orconn_high=4096 orconn_low=2048'],
-    // Loopback's socket buffers (the proxy's receive buffer alone ~90 KB, and Node cannot shrink
-    // it; send buffers autotuned to MBs) are seconds of FIFO at 600 kbit/s in front of every
-    // circuit of a link: the bench runs this profile in a network namespace of its own whose TCP
-    // buffers are small (net.ipv4.tcp_rmem/wmem are per namespace) and whose loopback has an
-    // Ethernet MTU (so tor's KIST sees segments of 1448 B, not 64 KB).
+    // Loopback's socket buffers (send buffers autotuned to MBs) are seconds of FIFO at 600 kbit/s
+    // in front of every circuit of a link: the bench runs this profile in a network namespace of
+    // its own whose TCP buffers are small (net.ipv4.tcp_rmem/wmem are per namespace), whose
+    // loopback has an Ethernet MTU (so tor's KIST sees segments of 1448 B, not 64 KB), and whose
+    // loopback's qdisc is the bottleneck's.
     namespace: { mtu: 1500, tcpRmem: '4096 8192 16384', tcpWmem: '4096 8192 16384' },
     onion: false,
     bulkDownload: true,

@@ -40,6 +40,8 @@ export const TOOLS = {
   dnsmasq: { command: 'dnsmasq', debianPackage: 'dnsmasq' },
   iperf3: { command: 'iperf3', debianPackage: 'iperf3' },
   socat: { command: 'socat', debianPackage: 'socat' },
+  /** The lab's congested relay: htb on a namespace's loopback (relay-bottleneck.ts). */
+  tc: { command: 'tc', debianPackage: 'iproute2' },
   /** Loopback captures for the round-trip breakdown (scripts/rtt-breakdown.mjs --capture). */
   tcpdump: { command: 'tcpdump', debianPackage: 'tcpdump' },
   /** Publishes one onion address for many onion-service backends (v3, talks to a tor control port). */

@@ -12,6 +12,7 @@ import { startEchoServer, type EchoServer } from './echo-server.js';
 import { startBulkDownload, type BulkDownload } from './bulk-download.js';
 import type { LinkShape } from './link-shaper.js';
 import { startShapingProxy, type ShapingProxy } from './shaping-proxy.js';
+import { applyBottleneck, BOTTLENECK_OUTBOUND_ADDRESS, type AppliedBottleneck, type RelayBottleneck } from './relay-bottleneck.js';
 import { freePort } from './ports.js';
 import { ProcessGroup, sleep, type Started } from './processes.js';
 import { socks5Connect } from './socks5.js';
@@ -68,6 +69,11 @@ export interface TorNetworkOptions {
   readonly bulkDownload?: boolean;
   /** Limit every relay with tor's own BandwidthRate, bytes/s (>= 76800; see torrc.ts). */
   readonly relayBandwidthRate?: number;
+  /**
+   * Congest the first authority's links with the kernel (relay-bottleneck.ts) once the network is
+   * up, before the bulk download starts. Only inside a lab namespace (runInLabNamespace).
+   */
+  readonly bottleneck?: RelayBottleneck;
   /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
   readonly torrcExtra?: readonly string[];
 }
@@ -130,6 +136,8 @@ export interface TorNetwork {
   readonly shapers: readonly ShapingProxy[];
   /** The competing bulk download, when asked for. */
   readonly bulk?: BulkDownload;
+  /** The congested relay's links, when asked for. */
+  readonly bottleneck?: AppliedBottleneck;
   /** Median round trip of a few small echoes through a fresh circuit, ms: to the echo server through an exit, or with `onion` through the onion service. */
   measureCircuitRtt(samples?: number, onion?: boolean): Promise<number>;
   /** A new authenticated control connection to the client (caller closes it). */
@@ -322,6 +330,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
             advertisedOrPort: a.orPort,
             dirPort: a.dirPort,
             exit: true,
+            ...(options.bottleneck && i === 0 ? { outboundOrAddress: BOTTLENECK_OUTBOUND_ADDRESS } : {}),
             resolvConf: resolvConfPath,
             votingStartOffset: offset,
             ...(options.votingInterval === undefined ? {} : { votingInterval: options.votingInterval }),
@@ -430,6 +439,14 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       progress(`onion service reachable (${onionMs} ms)`);
     }
 
+    let bottleneck: AppliedBottleneck | undefined;
+    if (options.bottleneck) {
+      const relay = { publishedOrPort: authorities[0]!.orPort, orPort: realOrPorts[0]!, outboundAddress: BOTTLENECK_OUTBOUND_ADDRESS };
+      bottleneck = applyBottleneck(options.bottleneck, relay);
+      progress(
+        `relay ${authorities[0]!.nickname}'s links limited to ${options.bottleneck.rateKbps} kbit/s per direction (queue ${options.bottleneck.queueMs} ms)`,
+      );
+    }
     if (options.bulkDownload) {
       bulk = await startBulkDownload({ socksPort });
       progress('bulk download through the network started');
@@ -452,6 +469,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       timings,
       shapers,
       ...(bulk ? { bulk } : {}),
+      ...(bottleneck ? { bottleneck } : {}),
       measureCircuitRtt: (samples = 5, viaOnion = false) => {
         if (viaOnion && !onion) throw new Error('measureCircuitRtt(onion): this network has no onion service');
         return measureCircuitRtt(socksPort, viaOnion && onion ? onion.hostname : '127.0.0.1', echoPort, samples);

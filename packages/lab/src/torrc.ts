@@ -34,6 +34,11 @@ export interface TorrcOptions {
    * TokenBucketRefillInterval 10 msec so the bucket refills smoothly (tor's default is 100 ms steps).
    */
   readonly bandwidthRate?: number;
+  /**
+   * Relays and authorities: OutboundBindAddressOR, the source address of the OR connections it
+   * makes (a loopback address of its own, so the lab can tell its links apart: relay-bottleneck.ts).
+   */
+  readonly outboundOrAddress?: string;
   /** Relays and authorities: exit to anything (and resolve names through resolvConf). */
   readonly exit?: boolean;
   /** Exits: resolv.conf naming the test DNS responder. */
@@ -143,6 +148,7 @@ export function buildTorrc(o: TorrcOptions): string {
         throw new Error(`BandwidthRate must be an integer >= ${MIN_BANDWIDTH_RATE} bytes/s (tor's minimum), not ${o.bandwidthRate}`);
       lines.push(`RelayBandwidthRate ${o.bandwidthRate}`, `RelayBandwidthBurst ${o.bandwidthRate}`, 'TokenBucketRefillInterval 10 msec');
     }
+    if (o.outboundOrAddress !== undefined) lines.push(`OutboundBindAddressOR ${o.outboundOrAddress}`);
     if (o.exit === true) {
       // A loopback-only policy leaves clients with "no exit nodes": microdescriptor policy
       // summaries ignore private accepts. The network itself only exists on loopback.

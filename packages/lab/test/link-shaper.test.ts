@@ -97,9 +97,10 @@ test('profiles: names, and the exit-path round trip the typical links add', () =
   const typical = labProfile('tor-typical').link!;
   assert.ok(Math.abs(6 * typical.delayMs + 8 - 250) <= 25, 'three shaped links, both ways, ~250 ms');
   assert.equal(labProfile('tor-typical').relayRateKbps, 4000);
-  assert.equal(labProfile('tor-congested').link?.rateKbps, 600, 'a 600 kbit/s bottleneck in the links');
-  assert.equal(labProfile('tor-congested').link?.queueMs, 50, 'whose queue holds at most 50 ms');
-  assert.ok(labProfile('tor-congested').namespace, 'in a namespace with small TCP buffers');
+  assert.deepEqual(labProfile('tor-congested').bottleneck, { rateKbps: 600, queueMs: 200 }, 'a 600 kbit/s relay with a 200 ms queue');
+  assert.equal(labProfile('tor-congested').link?.rateKbps, undefined, 'the kernel limits the rate, not the proxies');
+  assert.ok(labProfile('tor-congested').namespace, 'in a namespace with small TCP buffers (and a loopback of its own to shape)');
+  for (const p of Object.values(LAB_PROFILES)) if (p.bottleneck) assert.ok(p.namespace, `${p.name}: a bottleneck only in a namespace of its own`);
   assert.equal(labProfile('tor-congested').bulkDownload, true);
   assert.equal(labProfile('tor-onion').onion, true);
   assert.throws(() => labProfile('nope'), /known: ideal/);

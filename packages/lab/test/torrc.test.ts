@@ -167,3 +167,9 @@ test('authorities take votingInterval (Onionbalance needs 20 s)', () => {
   const auth20 = buildTorrc({ ...base, role: 'authority', orPort: 1, dirPort: 2, exit: false, votingStartOffset: 0, votingInterval: 20 });
   assert.ok(lines(auth20).includes('V3AuthVotingInterval 20'));
 });
+
+test('congested relay: its OR connections leave from an address of its own', () => {
+  const base = { nickname: 'r', dataDir: '/tmp/x', controlPort: 9, authorities: [auth] } as const;
+  assert.ok(lines(buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2, outboundOrAddress: '127.0.1.1' })).includes('OutboundBindAddressOR 127.0.1.1'));
+  assert.doesNotMatch(buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2 }), /OutboundBindAddressOR/);
+});
