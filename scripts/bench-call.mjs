@@ -298,7 +298,7 @@ try {
   }
   const circuitRttMs = median(circuitRtts);
   say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
-  browser = await CallBrowser.start();
+  browser = await CallBrowser.start({ ownSignals: true });
   // Peer b's own shim (a second user's machine), started like the bridge's.
   const shimB = (shimBRef = await bridge.addShim(bridge.server, { args: pathArgs, onion: profile.onion }));
   // --cut-at: the onionturn calls go through local-credential shims, one per peer (mobility).

@@ -75,7 +75,7 @@ try {
   if (!local) throw new Error('onionturn client printed no local credentials');
   const urls = [`turn:127.0.0.1:${bridge.shim.port}?transport=udp`, `turn:127.0.0.1:${bridge.shim.port}?transport=tcp`];
   say('one test call: two relay-only Chromium peers through shim -> Tor -> server');
-  browser = await CallBrowser.start();
+  browser = await CallBrowser.start({ ownSignals: true });
   const r = await browser.call({
     iceServers: [{ urls: urls[0], username: local.username, credential: local.password }],
     media: true,

@@ -67,14 +67,14 @@ export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabNamespaceSettings,
 export { LAB_NAMESPACE_ENV, createLabNamespace, runInLabNamespace } from './lab-namespace.js';
 export { startBulkDownload, type BulkDownload } from './bulk-download.js';
 export {
-  BOTTLENECK_OUTBOUND_ADDRESS,
-  applyBottleneck,
-  bottleneckTcCommands,
-  parseBottleneckCounters,
+  BOTTLENECK_LAB_ADDRESS,
+  BOTTLENECK_RELAY_ADDRESS,
+  BottleneckNetwork,
+  bottleneckNetworkCommands,
+  parseQdiscCounters,
   queueBytes,
-  type AppliedBottleneck,
   type BottleneckCounters,
-  type BottleneckRelay,
+  type NamespacedCommand,
   type RelayBottleneck,
 } from './relay-bottleneck.js';
 export { cutRecovery, MIN_OUTAGE_MS, NEVER_AFTER_MS, type CutRecovery, type FrameSample } from './cut-recovery.js';

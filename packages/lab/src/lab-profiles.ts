@@ -4,9 +4,9 @@
 //   middle-exit) and an onion circuit pair six: a circuit round trip is about 6 x delayMs on the
 //   exit path and 12 x delayMs to an onion service, plus tor's own ~8 ms (~96 ms onion).
 // - The bottleneck: tor-typical and tor-onion use each relay's own RelayBandwidthRate (read and
-//   write buckets, refilled every 10 ms). tor-congested congests one relay with the kernel (htb
-//   with a drop-tail queue, relay-bottleneck.ts) inside a network namespace with small TCP
-//   buffers (see its comments for why both).
+//   write buckets, refilled every 10 ms). tor-congested puts one relay behind a router whose
+//   links are limited with a drop-tail queue (relay-bottleneck.ts), inside a network namespace
+//   with small TCP buffers (see its comments for why both).
 import type { LinkShape } from './link-shaper.js';
 import type { RelayBottleneck } from './relay-bottleneck.js';
 
@@ -24,7 +24,7 @@ export interface LabProfile {
   readonly link: LinkShape | undefined;
   /** Each relay's BandwidthRate in kbit/s (tor's minimum is 614.4); undefined = unlimited. */
   readonly relayRateKbps?: number;
-  /** One relay's links limited by the kernel (needs `namespace`); every 3-relay circuit crosses it. */
+  /** One relay behind a router with limited links (needs `namespace`); every 3-relay circuit crosses it. */
   readonly bottleneck?: RelayBottleneck;
   /** More torrc lines for every tor of the network. */
   readonly torrc?: readonly string[];
@@ -68,13 +68,17 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
   'tor-congested': {
     name: 'tor-congested',
     description:
-      'as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with one relay, crossed by every circuit, limited to 600 kbit/s per direction (a drop-tail queue of 200 ms) and a bulk download through it',
+      'as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with one relay, crossed by every circuit, behind a router limited to 600 kbit/s per direction (a drop-tail queue of 200 ms), and a bulk download through it',
     link: { delayMs: 40, jitterMs: 10, stall: { meanEveryMs: 60_000, forMs: 400 } },
-    // The bottleneck is the kernel's, with a queue that drops (relay-bottleneck.ts says why not
-    // the proxies' rate, nor tor's RelayBandwidthRate: that bucket counts only "relayed"
-    // connections, and in a 3-relay network the relays' own circuits share those connections, so
-    // it held and released the bulk in bursts). Measured beside the bulk download (which then
-    // takes the whole 600 kbit/s): bare echoes on fresh circuits 232-258 ms, the path's own.
+    // The bottleneck is a router's, with a queue that drops (relay-bottleneck.ts says why not the
+    // proxies' rate, nor a qdisc on the lab's loopback, nor tor's RelayBandwidthRate: that
+    // bucket counts only "relayed" connections, and in a 3-relay network the relays' own
+    // circuits share those connections, so it held and released the bulk in bursts). The
+    // congested relay has no shaping proxy (its links are the router's; a proxy on either side
+    // would hold its backlog where the router should drop it), so a circuit crosses fewer delayed
+    // links: measured idle, bare echoes 80-111 ms, not tor-typical's 250. Measured beside the bulk download (which then takes
+    // 450 of the 600 kbit/s): bare echoes on fresh circuits 0.7-3.3 s (queue 50 or 200 ms, small
+    // or default buffers alike), so most of that delay is tor's, not the router's queue.
     bottleneck: { rateKbps: 600, queueMs: 200 },
     // Tor's own FIFO per connection, the outbuf (cells leave the circuit scheduler for it while
     // under the consensus' orconn_high, 32 KB = 0.43 s at 600 kbit/s): scaled down with the rate

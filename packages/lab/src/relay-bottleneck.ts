@@ -1,22 +1,28 @@
-// A congested relay for the lab: one relay's OR links (what it sends and what it receives, to and
-// from clients and the other relays) limited by the kernel, htb on the loopback of the lab's own
-// network namespace, each direction with a drop-tail queue. Why the kernel and not the shaping
-// proxy's rate: a proxy that stops reading never makes tor's TCP lose a segment, so TCP's window
-// stays large, tor's KIST scheduler keeps writing, and the backlog piles up in tor's per-connection
-// outbuf, a FIFO shared by every circuit of the link, where the circuit scheduler cannot favour a
-// quiet circuit (bare echoes took 1.5-4.4 s behind a bulk download). A queue that drops, as a real
-// relay's uplink does, shrinks TCP's window, KIST writes less, and the cells wait in the circuit
-// queues instead: echoes beside a bulk download that fills the link stay at the path's ~250 ms.
+// A congested relay for the lab: one relay runs in a network namespace of its own, reached only
+// through a router namespace whose two links (towards the relay, back to the lab) are limited by
+// tbf with a drop-tail queue. Why so, and not the shaping proxy's rate or a qdisc on the lab's
+// loopback:
+// - a proxy that stops reading never makes tor's TCP lose a segment, so TCP's window stays large,
+//   tor's KIST scheduler keeps writing, and the backlog piles up in tor's per-connection outbuf,
+//   a FIFO shared by every circuit of the link, where the circuit scheduler cannot favour a quiet
+//   circuit (bare echoes took 1.5-4.4 s behind a bulk download);
+// - a qdisc on the sending host's own interface drops "locally": the socket is told at once and
+//   backs off on timers instead of recovering from duplicate ACKs, and a new connection behind a
+//   full queue could take more than 30 s to open (echoes 1.4-4.2 s, circuits timing out).
+// A router's queue drops where a real relay's uplink does: TCP sees the loss, its window shrinks,
+// KIST writes less, and the backlog waits in tor's circuit queues.
 //
-// Classifying one relay's packets on a shared loopback: connections to it arrive at its published
-// ORPort (the shaping proxy's port: `dport`) and it answers them from its real ORPort (`sport`);
-// connections it makes leave from an address of its own (tor's OutboundBindAddressOR: `src`, and
-// their answers `dst`). The commands are built here (pure, unit-tested) and run by applyBottleneck.
+//   lab namespace (everything else)       router                      relay namespace
+//   LAB_ADDRESS ot-lm ----------- ot-ml  [tbf]   [tbf] ot-mr ----------- ot-rm RELAY_ADDRESS
+//
+// The commands are built here (pure, unit-tested) and run by BottleneckNetwork.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { LAB_NAMESPACE_ENV } from './lab-namespace.js';
+import type { LabNamespaceSettings } from './lab-profiles.js';
 import { requireTool, TOOLS } from './tools.js';
 
-/** A congested relay's links (on a loopback with an Ethernet MTU: a 64 KB packet never fits the queue). */
+/** A congested relay's links (each direction). */
 export interface RelayBottleneck {
   /** Each direction's rate, kbit/s. */
   readonly rateKbps: number;
@@ -24,18 +30,12 @@ export interface RelayBottleneck {
   readonly queueMs: number;
 }
 
-/** Where the congested relay's packets are told apart (see the header). */
-export interface BottleneckRelay {
-  /** The port its connections arrive at (the shaping proxy's, or its ORPort when unshaped). */
-  readonly publishedOrPort: number;
-  /** The port it answers them from. */
-  readonly orPort: number;
-  /** Its OutboundBindAddressOR: the source of the connections it makes. */
-  readonly outboundAddress: string;
-}
-
-/** The congested relay's OutboundBindAddressOR (any 127/8 address is local on lo). */
-export const BOTTLENECK_OUTBOUND_ADDRESS = '127.0.1.1';
+/** The lab's side of the router link: relays in the lab namespace listen here too. */
+export const BOTTLENECK_LAB_ADDRESS = '10.77.1.1';
+/** The congested relay's address in its own namespace. */
+export const BOTTLENECK_RELAY_ADDRESS = '10.77.2.1';
+const ROUTER_LAB_SIDE = '10.77.1.254';
+const ROUTER_RELAY_SIDE = '10.77.2.254';
 
 /** An Ethernet frame's worth: the queue holds at least two. */
 const FULL_PACKET_BYTES = 1514;
@@ -45,102 +45,131 @@ export function queueBytes(b: RelayBottleneck): number {
   return Math.max(2 * FULL_PACKET_BYTES, Math.round((b.rateKbps * 1000 * b.queueMs) / 8 / 1000));
 }
 
-/**
- * tc argument lists (without `tc`) that limit `relay`'s links on `dev`: an htb root whose default
- * class is unlimited, one class per direction at the rate with a bfifo of queueBytes, and u32
- * filters sending the relay's packets there.
- */
-export function bottleneckTcCommands(b: RelayBottleneck, relay: BottleneckRelay, dev = 'lo'): string[][] {
-  if (!(b.rateKbps > 0) || !(b.queueMs > 0)) throw new Error(`a bottleneck needs rateKbps > 0 and queueMs > 0, not ${JSON.stringify(b)}`);
-  const rate = `${b.rateKbps}kbit`;
-  // Burst: two packets, so the class sends at its rate, not in lumps.
-  const burst = String(2 * FULL_PACKET_BYTES);
-  const limit = String(queueBytes(b));
-  const cmds: string[][] = [
-    ['qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '1'],
-    ['class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:1', 'htb', 'rate', '100gbit', 'quantum', '60000'],
-  ];
-  const directions: [classid: string, matches: string[][]][] = [
-    // What the relay receives: on connections to it, and answers to connections it made.
-    [
-      '1:10',
-      [
-        ['ip', 'dport', String(relay.publishedOrPort), '0xffff'],
-        ['ip', 'dst', `${relay.outboundAddress}/32`],
-      ],
-    ],
-    // What it sends: answers on connections to it, and on connections it made.
-    [
-      '1:20',
-      [
-        ['ip', 'sport', String(relay.orPort), '0xffff'],
-        ['ip', 'src', `${relay.outboundAddress}/32`],
-      ],
-    ],
-  ];
-  for (const [classid, matches] of directions) {
-    const minor = classid.slice(2);
-    cmds.push([
-      'class',
-      'add',
-      'dev',
-      dev,
-      'parent',
-      '1:',
-      'classid',
-      classid,
-      'htb',
-      'rate',
-      rate,
-      'ceil',
-      rate,
-      'burst',
-      burst,
-      'cburst',
-      burst,
-      'quantum',
-      String(FULL_PACKET_BYTES),
-    ]);
-    cmds.push(['qdisc', 'add', 'dev', dev, 'parent', classid, 'handle', `${minor}:`, 'bfifo', 'limit', limit]);
-    for (const m of matches) cmds.push(['filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', ...m, 'flowid', classid]);
-  }
-  return cmds;
+/** One command: run in the namespace named (undefined: where the caller is), argv without the binary's path. */
+export interface NamespacedCommand {
+  readonly ns: string | undefined;
+  readonly command: 'ip' | 'tc' | 'sysctl';
+  readonly args: readonly string[];
 }
 
-/** Bytes sent and packets dropped by each direction's class. */
+/**
+ * The commands that build the relay and router namespaces from inside the lab namespace: the
+ * namespaces, two veth pairs, addresses and routes, forwarding in the router, the relay
+ * namespace's TCP buffers like the lab's, and a tbf on each of the router's links.
+ */
+export function bottleneckNetworkCommands(
+  b: RelayBottleneck,
+  names: { readonly relay: string; readonly router: string },
+  tcp: LabNamespaceSettings,
+): NamespacedCommand[] {
+  if (!(b.rateKbps > 0) || !(b.queueMs > 0)) throw new Error(`a bottleneck needs rateKbps > 0 and queueMs > 0, not ${JSON.stringify(b)}`);
+  const here = (command: NamespacedCommand['command'], ...args: string[]): NamespacedCommand => ({ ns: undefined, command, args });
+  const inRelay = (command: NamespacedCommand['command'], ...args: string[]): NamespacedCommand => ({ ns: names.relay, command, args });
+  const inRouter = (command: NamespacedCommand['command'], ...args: string[]): NamespacedCommand => ({ ns: names.router, command, args });
+  // tbf: the rate, a burst of two packets (so it sends at its rate, not in lumps), and the queue.
+  const tbf = ['root', 'tbf', 'rate', `${b.rateKbps}kbit`, 'burst', String(2 * FULL_PACKET_BYTES), 'limit', String(queueBytes(b))];
+  return [
+    here('ip', 'netns', 'add', names.relay),
+    here('ip', 'netns', 'add', names.router),
+    here('ip', 'link', 'add', 'ot-lm', 'type', 'veth', 'peer', 'name', 'ot-ml'),
+    here('ip', 'link', 'set', 'ot-ml', 'netns', names.router),
+    here('ip', 'link', 'add', 'ot-rm', 'type', 'veth', 'peer', 'name', 'ot-mr'),
+    here('ip', 'link', 'set', 'ot-rm', 'netns', names.relay),
+    here('ip', 'link', 'set', 'ot-mr', 'netns', names.router),
+    here('ip', 'addr', 'add', `${BOTTLENECK_LAB_ADDRESS}/24`, 'dev', 'ot-lm'),
+    here('ip', 'link', 'set', 'ot-lm', 'up'),
+    here('ip', 'route', 'add', `${BOTTLENECK_RELAY_ADDRESS}/32`, 'via', ROUTER_LAB_SIDE),
+    inRouter('ip', 'link', 'set', 'lo', 'up'),
+    inRouter('ip', 'addr', 'add', `${ROUTER_LAB_SIDE}/24`, 'dev', 'ot-ml'),
+    inRouter('ip', 'addr', 'add', `${ROUTER_RELAY_SIDE}/24`, 'dev', 'ot-mr'),
+    inRouter('ip', 'link', 'set', 'ot-ml', 'up'),
+    inRouter('ip', 'link', 'set', 'ot-mr', 'up'),
+    inRouter('sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'),
+    // Towards the relay: what it receives. Back to the lab: what it sends.
+    inRouter('tc', 'qdisc', 'add', 'dev', 'ot-mr', ...tbf),
+    inRouter('tc', 'qdisc', 'add', 'dev', 'ot-ml', ...tbf),
+    inRelay('ip', 'link', 'set', 'lo', 'up'),
+    inRelay('ip', 'addr', 'add', `${BOTTLENECK_RELAY_ADDRESS}/24`, 'dev', 'ot-rm'),
+    inRelay('ip', 'link', 'set', 'ot-rm', 'up'),
+    inRelay('ip', 'route', 'add', 'default', 'via', ROUTER_RELAY_SIDE),
+    inRelay('sysctl', '-q', '-w', `net.ipv4.tcp_rmem=${tcp.tcpRmem}`, `net.ipv4.tcp_wmem=${tcp.tcpWmem}`),
+  ];
+}
+
+/** Bytes sent and packets dropped by each direction's queue. */
 export interface BottleneckCounters {
+  /** Towards the relay. */
   readonly in: { readonly sentBytes: number; readonly dropped: number };
+  /** From the relay. */
   readonly out: { readonly sentBytes: number; readonly dropped: number };
 }
 
-/** Reads the two classes' counters out of `tc -s class show` text. */
-export function parseBottleneckCounters(text: string): BottleneckCounters {
-  const of = (classid: string): { sentBytes: number; dropped: number } => {
-    const m = new RegExp(`class htb ${classid} [^\\n]*\\n\\s*Sent (\\d+) bytes \\d+ pkt \\(dropped (\\d+)`).exec(text);
-    if (!m) throw new Error(`no htb class ${classid} in tc's output`);
-    return { sentBytes: Number(m[1]), dropped: Number(m[2]) };
-  };
-  return { in: of('1:10'), out: of('1:20') };
+/** Reads one tbf's counters out of `tc -s qdisc show dev X` text. */
+export function parseQdiscCounters(text: string): { sentBytes: number; dropped: number } {
+  const m = /qdisc tbf [^\n]*\n\s*Sent (\d+) bytes \d+ pkt \(dropped (\d+)/.exec(text);
+  if (!m) throw new Error("no tbf qdisc in tc's output");
+  return { sentBytes: Number(m[1]), dropped: Number(m[2]) };
 }
 
-/** The installed bottleneck of the current namespace. */
-export interface AppliedBottleneck {
-  readonly bottleneck: RelayBottleneck;
-  counters(): BottleneckCounters;
-}
+/** The relay and router namespaces of a congested relay; delete() removes both. */
+export class BottleneckNetwork {
+  #deleted = false;
+  private constructor(
+    readonly bottleneck: RelayBottleneck,
+    readonly relayNamespace: string,
+    readonly routerNamespace: string,
+    readonly ip: string,
+    readonly tc: string,
+  ) {}
 
-/**
- * Installs the bottleneck on this process's own namespace's loopback. Refuses outside a lab
- * namespace (runInLabNamespace): on the host's loopback it would slow everything else on it.
- */
-export function applyBottleneck(b: RelayBottleneck, relay: BottleneckRelay): AppliedBottleneck {
-  if (!process.env[LAB_NAMESPACE_ENV]) {
-    throw new Error(`a relay bottleneck shapes the loopback of the namespace it runs in: run it inside a lab namespace (runInLabNamespace), not on the host`);
+  /**
+   * Builds them from inside a lab namespace (runInLabNamespace); refuses on the host, whose
+   * routes it would change. Needs root.
+   */
+  static create(b: RelayBottleneck, tcp: LabNamespaceSettings): BottleneckNetwork {
+    if (!process.env[LAB_NAMESPACE_ENV]) {
+      throw new Error('a relay bottleneck joins namespaces to the one it runs in: run it inside a lab namespace (runInLabNamespace), not on the host');
+    }
+    const ip = requireTool(TOOLS.ip);
+    const tc = requireTool(TOOLS.tc);
+    const id = randomBytes(4).toString('hex');
+    const net = new BottleneckNetwork(b, `onionturn-${id}-relay`, `onionturn-${id}-router`, ip, tc);
+    try {
+      for (const c of bottleneckNetworkCommands(b, { relay: net.relayNamespace, router: net.routerNamespace }, tcp)) net.#run(c);
+    } catch (err) {
+      net.delete();
+      throw err;
+    }
+    return net;
   }
-  const tc = requireTool(TOOLS.tc);
-  for (const args of bottleneckTcCommands(b, relay)) execFileSync(tc, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  return {
-    bottleneck: b,
-    counters: () => parseBottleneckCounters(execFileSync(tc, ['-s', 'class', 'show', 'dev', 'lo'], { encoding: 'utf8' })),
-  };
+
+  #run(c: NamespacedCommand): string {
+    const bin = c.command === 'ip' ? this.ip : c.command === 'tc' ? this.tc : 'sysctl';
+    const argv = c.ns === undefined ? [bin, ...c.args] : [this.ip, 'netns', 'exec', c.ns, bin, ...c.args];
+    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** argv that runs command inside the relay namespace (for ProcessGroup.spawn). */
+  wrapRelay(command: string, args: readonly string[]): [string, string[]] {
+    return [this.ip, ['netns', 'exec', this.relayNamespace, command, ...args]];
+  }
+
+  counters(): BottleneckCounters {
+    const of = (dev: string): { sentBytes: number; dropped: number } =>
+      parseQdiscCounters(this.#run({ ns: this.routerNamespace, command: 'tc', args: ['-s', 'qdisc', 'show', 'dev', dev] }));
+    return { in: of('ot-mr'), out: of('ot-ml') };
+  }
+
+  /** Deletes both namespaces (the relay's processes must be stopped first); the lab's veth end goes with its peer. */
+  delete(): void {
+    if (this.#deleted) return;
+    this.#deleted = true;
+    for (const ns of [this.relayNamespace, this.routerNamespace]) {
+      try {
+        execFileSync(this.ip, ['netns', 'delete', ns], { stdio: 'ignore' });
+      } catch {
+        // not created, or already gone
+      }
+    }
+  }
 }

@@ -11,7 +11,9 @@ export interface ShapingProxyOptions {
   readonly shape: LinkShape;
   readonly targetPort: number;
   readonly targetHost?: string;
-  /** Listen port on 127.0.0.1 (default: any free one). */
+  /** Listen address (default 127.0.0.1). */
+  readonly host?: string;
+  /** Listen port (default: any free one). */
   readonly port?: number;
   /** PRNG seed for jitter and stalls (default 1). */
   readonly seed?: number;
@@ -138,10 +140,11 @@ class Pump {
   }
 }
 
-/** Starts a shaping proxy on 127.0.0.1 in front of targetHost:targetPort. */
+/** Starts a shaping proxy on host (default 127.0.0.1) in front of targetHost:targetPort. */
 export async function startShapingProxy(options: ShapingProxyOptions): Promise<ShapingProxy> {
   const link = new ShapedLink(options.shape, options.seed ?? 1, now());
   const targetHost = options.targetHost ?? '127.0.0.1';
+  const host = options.host ?? '127.0.0.1';
   const delivered = { up: 0, down: 0 };
   const sockets = new Set<Socket>();
   const pumps = new Set<Pump>();
@@ -172,7 +175,7 @@ export async function startShapingProxy(options: ShapingProxyOptions): Promise<S
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
+    server.listen(options.port ?? 0, host, () => {
       server.off('error', reject);
       resolve();
     });
@@ -181,7 +184,7 @@ export async function startShapingProxy(options: ShapingProxyOptions): Promise<S
   if (typeof address !== 'object' || address === null) throw new Error('shaping proxy has no address');
   let closed: Promise<void> | undefined;
   return {
-    host: '127.0.0.1',
+    host,
     port: address.port,
     shape: options.shape,
     delivered,

@@ -40,7 +40,9 @@ export const TOOLS = {
   dnsmasq: { command: 'dnsmasq', debianPackage: 'dnsmasq' },
   iperf3: { command: 'iperf3', debianPackage: 'iperf3' },
   socat: { command: 'socat', debianPackage: 'socat' },
-  /** The lab's congested relay: htb on a namespace's loopback (relay-bottleneck.ts). */
+  /** Network namespaces and veth links (a server's public-looking address; the lab's congested relay). */
+  ip: { command: 'ip', debianPackage: 'iproute2' },
+  /** The lab's congested relay: tbf on its router's links (relay-bottleneck.ts). */
   tc: { command: 'tc', debianPackage: 'iproute2' },
   /** Loopback captures for the round-trip breakdown (scripts/rtt-breakdown.mjs --capture). */
   tcpdump: { command: 'tcpdump', debianPackage: 'tcpdump' },

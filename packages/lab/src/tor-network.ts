@@ -12,7 +12,8 @@ import { startEchoServer, type EchoServer } from './echo-server.js';
 import { startBulkDownload, type BulkDownload } from './bulk-download.js';
 import type { LinkShape } from './link-shaper.js';
 import { startShapingProxy, type ShapingProxy } from './shaping-proxy.js';
-import { applyBottleneck, BOTTLENECK_OUTBOUND_ADDRESS, type AppliedBottleneck, type RelayBottleneck } from './relay-bottleneck.js';
+import { BOTTLENECK_LAB_ADDRESS, BOTTLENECK_RELAY_ADDRESS, BottleneckNetwork, type RelayBottleneck } from './relay-bottleneck.js';
+import type { LabNamespaceSettings } from './lab-profiles.js';
 import { freePort } from './ports.js';
 import { ProcessGroup, sleep, type Started } from './processes.js';
 import { socks5Connect } from './socks5.js';
@@ -70,10 +71,11 @@ export interface TorNetworkOptions {
   /** Limit every relay with tor's own BandwidthRate, bytes/s (>= 76800; see torrc.ts). */
   readonly relayBandwidthRate?: number;
   /**
-   * Congest the first authority's links with the kernel (relay-bottleneck.ts) once the network is
-   * up, before the bulk download starts. Only inside a lab namespace (runInLabNamespace).
+   * Congest the first authority (relay-bottleneck.ts): it runs in a namespace of its own behind a
+   * router whose links are limited, with these TCP buffers; the other relays listen on
+   * BOTTLENECK_LAB_ADDRESS. Only inside a lab namespace (runInLabNamespace), not with `onion`.
    */
-  readonly bottleneck?: RelayBottleneck;
+  readonly bottleneck?: { readonly links: RelayBottleneck; readonly tcp: LabNamespaceSettings };
   /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
   readonly torrcExtra?: readonly string[];
 }
@@ -136,8 +138,8 @@ export interface TorNetwork {
   readonly shapers: readonly ShapingProxy[];
   /** The competing bulk download, when asked for. */
   readonly bulk?: BulkDownload;
-  /** The congested relay's links, when asked for. */
-  readonly bottleneck?: AppliedBottleneck;
+  /** The congested relay's namespaces, when asked for (counters of its router's queues). */
+  readonly bottleneck?: BottleneckNetwork;
   /** Median round trip of a few small echoes through a fresh circuit, ms: to the echo server through an exit, or with `onion` through the onion service. */
   measureCircuitRtt(samples?: number, onion?: boolean): Promise<number>;
   /** A new authenticated control connection to the client (caller closes it). */
@@ -168,6 +170,7 @@ export class TorNetworkStartError extends Error {
 // covers a SIGKILLed test process.)
 const livePids = new Set<number>();
 const liveDirs = new Set<string>();
+const liveBottlenecks = new Set<BottleneckNetwork>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -181,6 +184,7 @@ function installExitHook(): void {
       }
     }
     for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+    for (const b of liveBottlenecks) b.delete();
   });
 }
 
@@ -201,6 +205,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
   let echo: EchoServer | undefined;
   let dns: DnsResponder | undefined;
   let bulk: BulkDownload | undefined;
+  let bottleneck: BottleneckNetwork | undefined;
   const shapers: ShapingProxy[] = [];
   let stopping: Promise<void> | undefined;
 
@@ -218,6 +223,10 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     (stopping ??= (async (): Promise<void> => {
       await bulk?.stop();
       await group.stopAll(3000);
+      if (bottleneck) {
+        bottleneck.delete();
+        liveBottlenecks.delete(bottleneck);
+      }
       for (const { node } of started) livePids.delete(node.pid);
       await Promise.all([echo?.close(), dns?.close(), ...shapers.map((p) => p.close())]);
       await rm(dataDir, { recursive: true, force: true });
@@ -245,11 +254,18 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     }
   };
 
-  const spawnTor = async (node: Omit<TorNode, 'pid'>, torrc: string): Promise<TorNode> => {
+  /** wrap: argv that runs tor elsewhere (the congested relay's namespace). */
+  const spawnTor = async (
+    node: Omit<TorNode, 'pid'>,
+    torrc: string,
+    wrap?: (command: string, args: readonly string[]) => [string, string[]],
+  ): Promise<TorNode> => {
     await mkdir(node.dataDir, { recursive: true, mode: 0o700 });
     const torrcPath = join(node.dataDir, 'torrc');
     await writeFile(torrcPath, torrc + (options.torrcExtra ?? []).map((l) => `${l}\n`).join(''));
-    const proc = group.spawn(node.name, torPath, ['-f', torrcPath, '--defaults-torrc', '/dev/null']);
+    const argv = ['-f', torrcPath, '--defaults-torrc', '/dev/null'];
+    const [bin, args] = wrap ? wrap(torPath, argv) : [torPath, argv];
+    const proc = group.spawn(node.name, bin, args);
     livePids.add(proc.pid);
     const full: TorNode = { ...node, pid: proc.pid };
     started.push({ node: full, proc });
@@ -276,11 +292,22 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       if (p === undefined) throw new Error('internal: ran out of allocated ports');
       return p;
     };
+    // With a congested relay (relay-bottleneck.ts) the first authority runs in a namespace of its
+    // own; every other relay listens on the lab's end of the link to it, so it can reach them.
+    if (options.bottleneck) {
+      if (options.onion) throw new Error('a congested relay is not supported with an onion service');
+      bottleneck = BottleneckNetwork.create(options.bottleneck.links, options.bottleneck.tcp);
+      liveBottlenecks.add(bottleneck);
+    }
+    const addressOf = (i: number): string | undefined => (bottleneck ? (i === 0 ? BOTTLENECK_RELAY_ADDRESS : BOTTLENECK_LAB_ADDRESS) : undefined);
     // Shaped: the relay publishes (and authorities list) the proxy's port; the proxy forwards
     // to the real ORPort. Every connection to a relay, from a client or another relay, crosses it.
-    const shaped = async (realOrPort: number): Promise<number> => {
-      if (!options.shape) return realOrPort;
-      const proxy = await startShapingProxy({ shape: options.shape, targetPort: realOrPort, port: port(), seed: shapers.length + 1 });
+    // Not the congested relay: its links are its router's, and a proxy that stops reading on the
+    // lab's side would hold tor's backlog where the router should drop it.
+    const shaped = async (realOrPort: number, i: number): Promise<number> => {
+      if (!options.shape || (bottleneck && i === 0)) return realOrPort;
+      const host = addressOf(i) ?? '127.0.0.1';
+      const proxy = await startShapingProxy({ shape: options.shape, targetPort: realOrPort, targetHost: host, host, port: port(), seed: shapers.length + 1 });
       shapers.push(proxy);
       return proxy.port;
     };
@@ -289,9 +316,11 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     for (const [i, k] of keys.entries()) {
       const realOrPort = port();
       realOrPorts.push(realOrPort);
+      const address = addressOf(i);
       authorities.push({
         nickname: `auth${i}`,
-        orPort: await shaped(realOrPort),
+        ...(address === undefined ? {} : { address }),
+        orPort: await shaped(realOrPort, i),
         dirPort: port(),
         controlPort: port(),
         v3ident: k.v3ident,
@@ -329,19 +358,22 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
             orPort: realOrPorts[i]!,
             advertisedOrPort: a.orPort,
             dirPort: a.dirPort,
-            exit: true,
-            ...(options.bottleneck && i === 0 ? { outboundOrAddress: BOTTLENECK_OUTBOUND_ADDRESS } : {}),
+            ...(a.address === undefined ? {} : { address: a.address }),
+            // The congested relay's namespace has no route to the lab's loopback services.
+            exit: !(bottleneck && i === 0),
             resolvConf: resolvConfPath,
             votingStartOffset: offset,
             ...(options.votingInterval === undefined ? {} : { votingInterval: options.votingInterval }),
           }),
+          i === 0 ? bottleneck?.wrapRelay.bind(bottleneck) : undefined,
         ),
       );
     }
     for (let i = 0; i < extraRelays; i++) {
       const realOrPort = port();
       const name = `relay${AUTHORITIES + i}`;
-      const r = { name, dataDir: join(dataDir, name), controlPort: port(), orPort: await shaped(realOrPort), dirPort: port() };
+      const r = { name, dataDir: join(dataDir, name), controlPort: port(), orPort: await shaped(realOrPort, AUTHORITIES + i), dirPort: port() };
+      const address = addressOf(AUTHORITIES + i);
       relayNodes.push(
         await spawnTor(
           { ...r, role: 'relay' },
@@ -355,6 +387,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
             orPort: realOrPort,
             advertisedOrPort: r.orPort,
             dirPort: r.dirPort,
+            ...(address === undefined ? {} : { address }),
           }),
         ),
       );
@@ -439,13 +472,9 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       progress(`onion service reachable (${onionMs} ms)`);
     }
 
-    let bottleneck: AppliedBottleneck | undefined;
-    if (options.bottleneck) {
-      const relay = { publishedOrPort: authorities[0]!.orPort, orPort: realOrPorts[0]!, outboundAddress: BOTTLENECK_OUTBOUND_ADDRESS };
-      bottleneck = applyBottleneck(options.bottleneck, relay);
-      progress(
-        `relay ${authorities[0]!.nickname}'s links limited to ${options.bottleneck.rateKbps} kbit/s per direction (queue ${options.bottleneck.queueMs} ms)`,
-      );
+    if (bottleneck) {
+      const { rateKbps, queueMs } = bottleneck.bottleneck;
+      progress(`relay auth0 runs behind a router whose links carry ${rateKbps} kbit/s per direction (drop-tail queue ${queueMs} ms)`);
     }
     if (options.bulkDownload) {
       bulk = await startBulkDownload({ socksPort });

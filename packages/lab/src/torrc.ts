@@ -6,6 +6,8 @@ export type TorRole = 'authority' | 'relay' | 'client' | 'onion';
 
 export interface DirAuthority {
   readonly nickname: string;
+  /** Where its ORPort and DirPort are (default 127.0.0.1). */
+  readonly address?: string;
   readonly orPort: number;
   readonly dirPort: number;
   /** v3 identity: fingerprint of the authority identity key (tor-gencert). */
@@ -20,6 +22,8 @@ export interface TorrcOptions {
   readonly dataDir: string;
   readonly controlPort: number;
   readonly authorities: readonly DirAuthority[];
+  /** Relays and authorities: the address it publishes and its ORPort and DirPort listen on (default 127.0.0.1). */
+  readonly address?: string;
   /** Relays and authorities. */
   readonly orPort?: number;
   readonly dirPort?: number;
@@ -34,11 +38,6 @@ export interface TorrcOptions {
    * TokenBucketRefillInterval 10 msec so the bucket refills smoothly (tor's default is 100 ms steps).
    */
   readonly bandwidthRate?: number;
-  /**
-   * Relays and authorities: OutboundBindAddressOR, the source address of the OR connections it
-   * makes (a loopback address of its own, so the lab can tell its links apart: relay-bottleneck.ts).
-   */
-  readonly outboundOrAddress?: string;
   /** Relays and authorities: exit to anything (and resolve names through resolvConf). */
   readonly exit?: boolean;
   /** Exits: resolv.conf naming the test DNS responder. */
@@ -81,9 +80,9 @@ export const VOTING = {
   distDelay: 2,
 } as const;
 
-/** `DirAuthority nick orport=P no-v2 v3ident=V 127.0.0.1:DIRPORT RSAFP` */
+/** `DirAuthority nick orport=P no-v2 v3ident=V ADDRESS:DIRPORT RSAFP` (ADDRESS default 127.0.0.1) */
 export function dirAuthorityLine(a: DirAuthority): string {
-  return `DirAuthority ${a.nickname} orport=${a.orPort} no-v2 v3ident=${a.v3ident} 127.0.0.1:${a.dirPort} ${a.fingerprint}`;
+  return `DirAuthority ${a.nickname} orport=${a.orPort} no-v2 v3ident=${a.v3ident} ${a.address ?? '127.0.0.1'}:${a.dirPort} ${a.fingerprint}`;
 }
 
 /**
@@ -135,20 +134,20 @@ export function buildTorrc(o: TorrcOptions): string {
   if (o.owningPid !== undefined) lines.push(`__OwningControllerProcess ${o.owningPid}`);
 
   if (o.role === 'authority' || o.role === 'relay') {
+    const address = o.address ?? '127.0.0.1';
     lines.push(
       'SocksPort 0',
-      'Address 127.0.0.1',
+      `Address ${address}`,
       ...(o.advertisedOrPort === undefined || o.advertisedOrPort === o.orPort
-        ? [`ORPort 127.0.0.1:${need(o.orPort, 'orPort')}`]
-        : [`ORPort 127.0.0.1:${o.advertisedOrPort} NoListen`, `ORPort 127.0.0.1:${need(o.orPort, 'orPort')} NoAdvertise`]),
-      `DirPort 127.0.0.1:${need(o.dirPort, 'dirPort')}`,
+        ? [`ORPort ${address}:${need(o.orPort, 'orPort')}`]
+        : [`ORPort ${address}:${o.advertisedOrPort} NoListen`, `ORPort ${address}:${need(o.orPort, 'orPort')} NoAdvertise`]),
+      `DirPort ${address}:${need(o.dirPort, 'dirPort')}`,
     );
     if (o.bandwidthRate !== undefined) {
       if (!Number.isInteger(o.bandwidthRate) || o.bandwidthRate < MIN_BANDWIDTH_RATE)
         throw new Error(`BandwidthRate must be an integer >= ${MIN_BANDWIDTH_RATE} bytes/s (tor's minimum), not ${o.bandwidthRate}`);
       lines.push(`RelayBandwidthRate ${o.bandwidthRate}`, `RelayBandwidthBurst ${o.bandwidthRate}`, 'TokenBucketRefillInterval 10 msec');
     }
-    if (o.outboundOrAddress !== undefined) lines.push(`OutboundBindAddressOR ${o.outboundOrAddress}`);
     if (o.exit === true) {
       // A loopback-only policy leaves clients with "no exit nodes": microdescriptor policy
       // summaries ignore private accepts. The network itself only exists on loopback.

@@ -40,8 +40,13 @@ export class CallBrowser {
    * With `netns`, Chromium runs inside that network namespace; the page is then served to it by
    * playwright (page routing) from this process, as the namespace cannot reach this 127.0.0.1.
    * `extraArgs`: more Chromium switches (e.g. a WebRTC IP handling policy, as Electron sets it).
+   * `ownSignals`: the caller handles SIGINT/SIGTERM itself (and closes the browser): playwright's
+   * handlers would kill the browser and exit the process before the caller stopped what else it
+   * started (coturn, tor, namespaces).
    */
-  static async start(options: { readonly netns?: NetNamespace; readonly extraArgs?: readonly string[] } = {}): Promise<CallBrowser> {
+  static async start(
+    options: { readonly netns?: NetNamespace; readonly extraArgs?: readonly string[]; readonly ownSignals?: boolean } = {},
+  ): Promise<CallBrowser> {
     const chromiumPath = requireTool(TOOLS.chromium);
     const executablePath = options.netns ? options.netns.wrapperScript(chromiumPath) : chromiumPath;
     const server = createServer((_req, res) => {
@@ -53,7 +58,14 @@ export class CallBrowser {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     let browser: Browser;
     try {
-      browser = await chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])] });
+      const own = options.ownSignals === true;
+      browser = await chromium.launch({
+        executablePath,
+        headless: true,
+        handleSIGINT: !own,
+        handleSIGTERM: !own,
+        args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])],
+      });
     } catch (err) {
       server.close();
       throw err;

@@ -1,48 +1,45 @@
-// The congested relay's tc commands and counters, as text (no kernel): what each direction
-// matches, the queue's size, and reading tc's statistics back.
+// The congested relay's namespaces as commands (no kernel): where each runs, the addresses and
+// routes that join them, the queues on the router's links; and reading tc's counters back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bottleneckTcCommands, parseBottleneckCounters, queueBytes } from '../src/index.js';
+import { BOTTLENECK_LAB_ADDRESS, BOTTLENECK_RELAY_ADDRESS, bottleneckNetworkCommands, parseQdiscCounters, queueBytes } from '../src/index.js';
 
-const relay = { publishedOrPort: 5001, orPort: 6001, outboundAddress: '127.0.1.1' };
+const names = { relay: 'r-ns', router: 'm-ns' };
+const tcp = { mtu: 1500, tcpRmem: '4096 8192 16384', tcpWmem: '4096 8192 16384' };
+const text = (b = { rateKbps: 600, queueMs: 200 }): string[] =>
+  bottleneckNetworkCommands(b, names, tcp).map((c) => `${c.ns ?? 'lab'}: ${c.command} ${c.args.join(' ')}`);
 
 test('queue: the rate times the time, at least two full packets', () => {
   assert.equal(queueBytes({ rateKbps: 600, queueMs: 200 }), 15_000);
   assert.equal(queueBytes({ rateKbps: 600, queueMs: 1 }), 3028);
 });
 
-test('commands: an unlimited default class, and per direction a limited class, a bfifo and its matches', () => {
-  const cmds = bottleneckTcCommands({ rateKbps: 600, queueMs: 200 }, relay).map((c) => c.join(' '));
-  assert.equal(cmds[0], 'qdisc add dev lo root handle 1: htb default 1', 'what no filter matches is not limited');
-  assert.match(cmds[1]!, /^class add dev lo parent 1: classid 1:1 htb rate 100gbit/);
-  const limited = cmds.filter((c) => c.startsWith('class') && c.includes('600kbit'));
-  assert.deepEqual(
-    limited.map((c) => c.split(' ')[7]),
-    ['1:10', '1:20'],
-  );
-  for (const c of limited) assert.match(c, /rate 600kbit ceil 600kbit/);
-  assert.ok(cmds.includes('qdisc add dev lo parent 1:10 handle 10: bfifo limit 15000'));
-  assert.ok(cmds.includes('qdisc add dev lo parent 1:20 handle 20: bfifo limit 15000'));
-  const filters = cmds.filter((c) => c.startsWith('filter')).map((c) => c.replace(/^.* u32 match /, ''));
-  assert.deepEqual(filters, [
-    'ip dport 5001 0xffff flowid 1:10', // to the relay on connections to it (the proxy's port)
-    'ip dst 127.0.1.1/32 flowid 1:10', // answers on connections it made
-    'ip sport 6001 0xffff flowid 1:20', // its answers on connections to it (its real ORPort)
-    'ip src 127.0.1.1/32 flowid 1:20', // on connections it made
-  ]);
-  assert.throws(() => bottleneckTcCommands({ rateKbps: 0, queueMs: 200 }, relay), /rateKbps > 0/);
+test('commands: the relay reached from the lab only through the router, whose two links are the bottleneck', () => {
+  const cmds = text();
+  // Both directions are limited in the router (a queue that drops where the relay's uplink would).
+  assert.ok(cmds.includes('m-ns: tc qdisc add dev ot-mr root tbf rate 600kbit burst 3028 limit 15000'), 'towards the relay');
+  assert.ok(cmds.includes('m-ns: tc qdisc add dev ot-ml root tbf rate 600kbit burst 3028 limit 15000'), 'back to the lab');
+  assert.ok(cmds.includes('m-ns: sysctl -q -w net.ipv4.ip_forward=1'));
+  // Addresses and routes: the lab reaches the relay via the router, the relay everything via it.
+  assert.ok(cmds.includes(`lab: ip addr add ${BOTTLENECK_LAB_ADDRESS}/24 dev ot-lm`));
+  assert.ok(cmds.includes(`lab: ip route add ${BOTTLENECK_RELAY_ADDRESS}/32 via 10.77.1.254`));
+  assert.ok(cmds.includes(`r-ns: ip addr add ${BOTTLENECK_RELAY_ADDRESS}/24 dev ot-rm`));
+  assert.ok(cmds.includes('r-ns: ip route add default via 10.77.2.254'));
+  // The relay's namespace has the lab's small TCP buffers.
+  assert.ok(cmds.includes('r-ns: sysctl -q -w net.ipv4.tcp_rmem=4096 8192 16384 net.ipv4.tcp_wmem=4096 8192 16384'));
+  // Namespaces exist before anything moves into them; a link is up only after its address.
+  const at = (c: string): number => cmds.indexOf(c);
+  assert.ok(at('lab: ip netns add m-ns') < at('lab: ip link set ot-ml netns m-ns'));
+  assert.ok(at('lab: ip link set ot-rm netns r-ns') < at(`r-ns: ip addr add ${BOTTLENECK_RELAY_ADDRESS}/24 dev ot-rm`));
+  assert.throws(() => text({ rateKbps: 0, queueMs: 200 }), /rateKbps > 0/);
 });
 
-test('counters: bytes sent and drops of both classes from tc -s class show', () => {
-  const text = [
-    'class htb 1:1 root prio 0 rate 100Gbit ceil 100Gbit burst 0b cburst 0b ',
-    ' Sent 7806070 bytes 10725 pkt (dropped 0, overlimits 2803 requeues 0) ',
-    'class htb 1:10 root leaf 10: prio 0 rate 600Kbit ceil 600Kbit burst 3027b cburst 3027b ',
+test("counters: bytes sent and drops of a tbf from tc's statistics", () => {
+  const out = [
+    'qdisc tbf 8001: root refcnt 2 rate 600Kbit burst 3028b lat 180.0ms ',
     ' Sent 714598 bytes 858 pkt (dropped 837, overlimits 38 requeues 0) ',
     ' backlog 0b 0p requeues 0',
-    'class htb 1:20 root leaf 20: prio 0 rate 600Kbit ceil 600Kbit burst 3027b cburst 3027b ',
-    ' Sent 730216 bytes 1108 pkt (dropped 3, overlimits 277 requeues 0) ',
   ].join('\n');
-  assert.deepEqual(parseBottleneckCounters(text), { in: { sentBytes: 714_598, dropped: 837 }, out: { sentBytes: 730_216, dropped: 3 } });
-  assert.throws(() => parseBottleneckCounters('class htb 1:1 root'), /no htb class 1:10/);
+  assert.deepEqual(parseQdiscCounters(out), { sentBytes: 714_598, dropped: 837 });
+  assert.throws(() => parseQdiscCounters('qdisc noqueue 0: root'), /no tbf/);
 });

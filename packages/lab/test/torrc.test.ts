@@ -168,8 +168,10 @@ test('authorities take votingInterval (Onionbalance needs 20 s)', () => {
   assert.ok(lines(auth20).includes('V3AuthVotingInterval 20'));
 });
 
-test('congested relay: its OR connections leave from an address of its own', () => {
+test('relay on another address (the congested relay in a namespace of its own): published, listened on, and in DirAuthority', () => {
   const base = { nickname: 'r', dataDir: '/tmp/x', controlPort: 9, authorities: [auth] } as const;
-  assert.ok(lines(buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2, outboundOrAddress: '127.0.1.1' })).includes('OutboundBindAddressOR 127.0.1.1'));
-  assert.doesNotMatch(buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2 }), /OutboundBindAddressOR/);
+  const l = lines(buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2, address: '10.77.2.1' }));
+  for (const want of ['Address 10.77.2.1', 'ORPort 10.77.2.1:1', 'DirPort 10.77.2.1:2']) assert.ok(l.includes(want), want);
+  assert.match(dirAuthorityLine({ ...auth, address: '10.77.2.1' }), / 10\.77\.2\.1:\d+ /);
+  assert.match(dirAuthorityLine(auth), / 127\.0\.0\.1:\d+ /);
 });
