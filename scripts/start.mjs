@@ -33,9 +33,9 @@ try {
 }
 if (profile.namespace) {
   // npm start serves the host's browser, so it cannot move into the profile's namespace, and the
-  // kernel bottleneck would shape the host's loopback: that part is left out here.
+  // congested relay's namespaces are made only from inside one: that part is left out here.
   console.log(
-    `start: profile ${profile.name} is meant for a network namespace with small TCP buffers${profile.bottleneck ? ' and a kernel bottleneck' : ''} (bench:call runs it there); here it runs on the host's loopback${profile.bottleneck ? ', without the bottleneck' : ', with more delay under load'}`,
+    `start: profile ${profile.name} is meant for a network namespace with small TCP buffers${profile.bottleneck ? ' and a congested relay behind a router namespace' : ''} (bench:call runs it there); here it runs on the host's loopback${profile.bottleneck ? ', without the congested relay' : ', with more delay under load'}`,
   );
   profile = { ...profile, bottleneck: undefined };
 }

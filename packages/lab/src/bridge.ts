@@ -135,7 +135,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       ...(profile.link ? { shape: profile.link } : {}),
       ...(profile.relayRateKbps === undefined ? {} : { relayBandwidthRate: Math.round((profile.relayRateKbps * 1000) / 8) }),
       bulkDownload: profile.bulkDownload,
-      ...(profile.bottleneck && profile.namespace ? { bottleneck: { links: profile.bottleneck, tcp: profile.namespace } } : {}),
+      ...(profile.bottleneck ? { bottleneck: profile.bottleneck } : {}),
       ...(profile.torrc ? { torrcExtra: profile.torrc } : {}),
       progress: (m) => say(`  tor: ${m}`),
     });

@@ -76,20 +76,21 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
     // circuits share those connections, so it held and released the bulk in bursts). The
     // congested relay has no shaping proxy (its links are the router's; a proxy on either side
     // would hold its backlog where the router should drop it), so a circuit crosses fewer delayed
-    // links: measured idle, bare echoes 80-111 ms, not tor-typical's 250. Measured beside the bulk download (which then takes
-    // 450 of the 600 kbit/s): bare echoes on fresh circuits 0.7-3.3 s (queue 50 or 200 ms, small
-    // or default buffers alike), so most of that delay is tor's, not the router's queue.
+    // links: measured idle, bare echoes 80-111 ms, not tor-typical's 250. Measured beside the
+    // bulk download (which then takes 450 of the 600 kbit/s): bare echoes on fresh circuits
+    // 0.7-3.3 s (queue 50 or 200 ms, small or default buffers alike), so most of that delay is
+    // tor's, not the router's queue.
     bottleneck: { rateKbps: 600, queueMs: 200 },
     // Tor's own FIFO per connection, the outbuf (cells leave the circuit scheduler for it while
     // under the consensus' orconn_high, 32 KB = 0.43 s at 600 kbit/s): scaled down with the rate
-    // (4 KB), with small socket buffers; with tor's and Linux's defaults the same bottleneck gave
-    // circuits that took > 30 s to build.
+    // (4 KB), with small socket buffers (with tor's and Linux's defaults behind the router,
+    // echoes were no better: 1.3-3.3 s).
     torrc: ['ConstrainedSockets 1', 'ConstrainedSockSize 8192', 'ConsensusParams orconn_high=4096 orconn_low=2048'],
     // Loopback's socket buffers (send buffers autotuned to MBs) are seconds of FIFO at 600 kbit/s
     // in front of every circuit of a link: the bench runs this profile in a network namespace of
-    // its own whose TCP buffers are small (net.ipv4.tcp_rmem/wmem are per namespace), whose
-    // loopback has an Ethernet MTU (so tor's KIST sees segments of 1448 B, not 64 KB), and whose
-    // loopback's qdisc is the bottleneck's.
+    // its own whose TCP buffers are small (net.ipv4.tcp_rmem/wmem are per namespace; the
+    // congested relay's namespace takes the same) and whose loopback has an Ethernet MTU (so
+    // tor's KIST sees segments of 1448 B, not 64 KB).
     namespace: { mtu: 1500, tcpRmem: '4096 8192 16384', tcpWmem: '4096 8192 16384' },
     onion: false,
     bulkDownload: true,

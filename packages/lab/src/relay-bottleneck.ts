@@ -19,6 +19,7 @@
 // The commands are built here (pure, unit-tested) and run by BottleneckNetwork.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { LAB_NAMESPACE_ENV } from './lab-namespace.js';
 import type { LabNamespaceSettings } from './lab-profiles.js';
 import { requireTool, TOOLS } from './tools.js';
@@ -61,7 +62,7 @@ export interface NamespacedCommand {
 export function bottleneckNetworkCommands(
   b: RelayBottleneck,
   names: { readonly relay: string; readonly router: string },
-  tcp: LabNamespaceSettings,
+  tcp: Pick<LabNamespaceSettings, 'tcpRmem' | 'tcpWmem'>,
 ): NamespacedCommand[] {
   if (!(b.rateKbps > 0) || !(b.queueMs > 0)) throw new Error(`a bottleneck needs rateKbps > 0 and queueMs > 0, not ${JSON.stringify(b)}`);
   const here = (command: NamespacedCommand['command'], ...args: string[]): NamespacedCommand => ({ ns: undefined, command, args });
@@ -124,15 +125,18 @@ export class BottleneckNetwork {
   ) {}
 
   /**
-   * Builds them from inside a lab namespace (runInLabNamespace); refuses on the host, whose
-   * routes it would change. Needs root.
+   * Builds them from inside a lab namespace (runInLabNamespace), the relay's with the lab
+   * namespace's TCP buffers; refuses on the host, whose routes it would change. Needs root.
    */
-  static create(b: RelayBottleneck, tcp: LabNamespaceSettings): BottleneckNetwork {
+  static create(b: RelayBottleneck): BottleneckNetwork {
     if (!process.env[LAB_NAMESPACE_ENV]) {
       throw new Error('a relay bottleneck joins namespaces to the one it runs in: run it inside a lab namespace (runInLabNamespace), not on the host');
     }
     const ip = requireTool(TOOLS.ip);
     const tc = requireTool(TOOLS.tc);
+    // /proc/sys/net shows the reading process's own namespace: the lab's.
+    const sysctl = (name: string): string => readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/).join(' ');
+    const tcp = { tcpRmem: sysctl('tcp_rmem'), tcpWmem: sysctl('tcp_wmem') };
     const id = randomBytes(4).toString('hex');
     const net = new BottleneckNetwork(b, `onionturn-${id}-relay`, `onionturn-${id}-router`, ip, tc);
     try {

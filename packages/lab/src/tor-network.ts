@@ -13,7 +13,6 @@ import { startBulkDownload, type BulkDownload } from './bulk-download.js';
 import type { LinkShape } from './link-shaper.js';
 import { startShapingProxy, type ShapingProxy } from './shaping-proxy.js';
 import { BOTTLENECK_LAB_ADDRESS, BOTTLENECK_RELAY_ADDRESS, BottleneckNetwork, type RelayBottleneck } from './relay-bottleneck.js';
-import type { LabNamespaceSettings } from './lab-profiles.js';
 import { freePort } from './ports.js';
 import { ProcessGroup, sleep, type Started } from './processes.js';
 import { socks5Connect } from './socks5.js';
@@ -72,10 +71,10 @@ export interface TorNetworkOptions {
   readonly relayBandwidthRate?: number;
   /**
    * Congest the first authority (relay-bottleneck.ts): it runs in a namespace of its own behind a
-   * router whose links are limited, with these TCP buffers; the other relays listen on
-   * BOTTLENECK_LAB_ADDRESS. Only inside a lab namespace (runInLabNamespace), not with `onion`.
+   * router whose links are limited; the other relays listen on BOTTLENECK_LAB_ADDRESS. Only
+   * inside a lab namespace (runInLabNamespace), not with `onion`.
    */
-  readonly bottleneck?: { readonly links: RelayBottleneck; readonly tcp: LabNamespaceSettings };
+  readonly bottleneck?: RelayBottleneck;
   /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
   readonly torrcExtra?: readonly string[];
 }
@@ -296,7 +295,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     // own; every other relay listens on the lab's end of the link to it, so it can reach them.
     if (options.bottleneck) {
       if (options.onion) throw new Error('a congested relay is not supported with an onion service');
-      bottleneck = BottleneckNetwork.create(options.bottleneck.links, options.bottleneck.tcp);
+      bottleneck = BottleneckNetwork.create(options.bottleneck);
       liveBottlenecks.add(bottleneck);
     }
     const addressOf = (i: number): string | undefined => (bottleneck ? (i === 0 ? BOTTLENECK_RELAY_ADDRESS : BOTTLENECK_LAB_ADDRESS) : undefined);

@@ -98,8 +98,8 @@ test('profiles: names, and the exit-path round trip the typical links add', () =
   assert.ok(Math.abs(6 * typical.delayMs + 8 - 250) <= 25, 'three shaped links, both ways, ~250 ms');
   assert.equal(labProfile('tor-typical').relayRateKbps, 4000);
   assert.deepEqual(labProfile('tor-congested').bottleneck, { rateKbps: 600, queueMs: 200 }, 'a 600 kbit/s relay with a 200 ms queue');
-  assert.equal(labProfile('tor-congested').link?.rateKbps, undefined, 'the kernel limits the rate, not the proxies');
-  assert.ok(labProfile('tor-congested').namespace, 'in a namespace with small TCP buffers (and a loopback of its own to shape)');
+  assert.equal(labProfile('tor-congested').link?.rateKbps, undefined, 'the router limits the rate, not the proxies');
+  assert.ok(labProfile('tor-congested').namespace, 'in a namespace with small TCP buffers (where the congested relay namespaces are made)');
   for (const p of Object.values(LAB_PROFILES)) if (p.bottleneck) assert.ok(p.namespace, `${p.name}: a bottleneck only in a namespace of its own`);
   assert.equal(labProfile('tor-congested').bulkDownload, true);
   assert.equal(labProfile('tor-onion').onion, true);

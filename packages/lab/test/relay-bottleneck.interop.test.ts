@@ -35,7 +35,7 @@ net.createServer((s) => {
   });
 }).listen(\${P}, '\${lab.BOTTLENECK_RELAY_ADDRESS}', () => console.log('listening'));
 \`;
-const bn = lab.BottleneckNetwork.create(profile.bottleneck, profile.namespace);
+const bn = lab.BottleneckNetwork.create(profile.bottleneck);
 let server;
 try {
   const [bin, argv] = bn.wrapRelay(process.execPath, ['--input-type=module', '-e', SERVER]);
