@@ -284,8 +284,16 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const keysMs = Date.now() - t0;
     progress(`authority keys ${freshKeys ? 'generated' : 'from cache'} (${keysMs} ms)`);
 
-    const extraRelays = options.extraRelays ?? (options.onion ? 1 : 0);
-    const ports = await uniquePorts(AUTHORITIES * 3 + extraRelays * (options.shape ? 4 : 3) + 2 + 1 + (options.shape ? AUTHORITIES : 0));
+    // With a congested relay, the bulk download has a client of its own whose circuits cross that
+    // relay between two relays of their own (the last two extra relays), so it shares the relay's links (the
+    // router's queue) but none of tor's connections with the other circuits. In a 3-relay network
+    // every circuit rode the bulk's TCP connections, whose losses at the router stalled every
+    // circuit behind them (head-of-line): bare echoes took 1.3-3.1 s beside the bulk, where a
+    // TCP bulk that crossed the router outside tor left them at 0.35-0.5 s.
+    const bulkClient = options.bottleneck !== undefined && options.bulkDownload === true;
+    const extraRelays = (options.extraRelays ?? (options.onion ? 1 : 0)) + (bulkClient ? 2 : 0);
+    const bulkRelays = [`relay${AUTHORITIES + extraRelays - 2}`, `relay${AUTHORITIES + extraRelays - 1}`] as const;
+    const ports = await uniquePorts(AUTHORITIES * 3 + extraRelays * (options.shape ? 4 : 3) + 2 + 1 + (options.shape ? AUTHORITIES : 0) + (bulkClient ? 2 : 0));
     const port = (): number => {
       const p = ports.shift();
       if (p === undefined) throw new Error('internal: ran out of allocated ports');
@@ -371,6 +379,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     for (let i = 0; i < extraRelays; i++) {
       const realOrPort = port();
       const name = `relay${AUTHORITIES + i}`;
+      const bulkExit = bulkClient && name === bulkRelays[1];
       const r = { name, dataDir: join(dataDir, name), controlPort: port(), orPort: await shaped(realOrPort, AUTHORITIES + i), dirPort: port() };
       const address = addressOf(AUTHORITIES + i);
       relayNodes.push(
@@ -387,6 +396,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
             advertisedOrPort: r.orPort,
             dirPort: r.dirPort,
             ...(address === undefined ? {} : { address }),
+            ...(bulkExit ? { exit: true, resolvConf: resolvConfPath } : {}),
           }),
         ),
       );
@@ -410,8 +420,38 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const clientControlPort = port();
     const client = await spawnTor(
       { name: 'client', role: 'client', dataDir: clientDir, controlPort: clientControlPort, socksPort },
-      buildTorrc({ ...common, role: 'client', nickname: 'client', dataDir: clientDir, controlPort: clientControlPort, socksPort }),
+      buildTorrc({
+        ...common,
+        role: 'client',
+        nickname: 'client',
+        dataDir: clientDir,
+        controlPort: clientControlPort,
+        socksPort,
+        // Every circuit crosses the congested relay, in the middle (both of its links).
+        ...(bottleneck ? { path: { entry: 'auth1', middle: 'auth0', exit: 'auth2' } } : {}),
+      }),
     );
+    const clients = [client];
+    let bulkSocksPort: number | undefined;
+    if (bulkClient) {
+      const dir = join(dataDir, 'bulk');
+      const cp = port();
+      bulkSocksPort = port();
+      clients.push(
+        await spawnTor(
+          { name: 'bulk', role: 'client', dataDir: dir, controlPort: cp, socksPort: bulkSocksPort },
+          buildTorrc({
+            ...common,
+            role: 'client',
+            nickname: 'bulk',
+            dataDir: dir,
+            controlPort: cp,
+            socksPort: bulkSocksPort,
+            path: { entry: bulkRelays[0], middle: 'auth0', exit: bulkRelays[1] },
+          }),
+        ),
+      );
+    }
     let onionNode: TorNode | undefined;
     const onionPorts = options.onion ? [...new Set([echo.port, options.onion.targetPort ?? echo.port, ...(options.onion.extraPorts ?? [])])] : [];
     if (options.onion) {
@@ -439,14 +479,17 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     }
 
     await until(
-      'client Bootstrapped 100%',
+      `${clients.map((c) => c.name).join(' and ')} Bootstrapped 100%`,
       async () => {
-        const control = await TorControl.connect(client.controlPort);
-        try {
-          return (await control.bootstrapProgress()) === 100 ? true : undefined;
-        } finally {
-          control.close();
+        for (const c of clients) {
+          const control = await TorControl.connect(c.controlPort);
+          try {
+            if ((await control.bootstrapProgress()) !== 100) return undefined;
+          } finally {
+            control.close();
+          }
         }
+        return true;
       },
       250,
     );
@@ -476,7 +519,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       progress(`relay auth0 runs behind a router whose links carry ${rateKbps} kbit/s per direction (drop-tail queue ${queueMs} ms)`);
     }
     if (options.bulkDownload) {
-      bulk = await startBulkDownload({ socksPort });
+      bulk = await startBulkDownload({ socksPort: bulkSocksPort ?? socksPort });
       progress('bulk download through the network started');
     }
 

@@ -45,6 +45,11 @@ export interface TorrcOptions {
   /** Clients: the SOCKS port on 127.0.0.1. */
   readonly socksPort?: number;
   /**
+   * Clients: the relays (nicknames or fingerprints) their circuits take at each position
+   * (EntryNodes, MiddleNodes, ExitNodes); default any.
+   */
+  readonly path?: { readonly entry?: string; readonly middle?: string; readonly exit?: string };
+  /**
    * Authorities: V3AuthVotingInterval after the first consensus (default VOTING.interval). Tor
    * derives a testnet's HS time period from it (24 intervals); Onionbalance assumes chutney's 20.
    */
@@ -178,6 +183,16 @@ export function buildTorrc(o: TorrcOptions): string {
   }
   if (o.role === 'client') {
     lines.push(`SocksPort 127.0.0.1:${need(o.socksPort, 'socksPort')}`);
+    const path = o.path ?? {};
+    for (const [option, node] of [
+      ['EntryNodes', path.entry],
+      ['MiddleNodes', path.middle],
+      ['ExitNodes', path.exit],
+    ] as const) {
+      if (node === undefined) continue;
+      if (!/^[A-Za-z0-9$]{1,41}$/.test(node)) throw new Error(`${option} must be a relay nickname or fingerprint, not ${JSON.stringify(node)}`);
+      lines.push(`${option} ${node}`);
+    }
   }
   if (o.role === 'onion') {
     const ports = need(o.hiddenServicePorts, 'hiddenServicePorts');

@@ -84,6 +84,16 @@ test('client has a loopback SocksPort and no relay ports', () => {
   assert.doesNotMatch(text, /^(ORPort|DirPort|ExitRelay)/m);
 });
 
+test('client path: EntryNodes, MiddleNodes and ExitNodes only for the positions given; odd node names refused', () => {
+  const l = lines(buildTorrc({ ...base, role: 'client', socksPort: 9050, path: { entry: 'relay3', middle: 'auth0', exit: 'relay4' } }));
+  for (const want of ['EntryNodes relay3', 'MiddleNodes auth0', 'ExitNodes relay4']) assert.ok(l.includes(want), want);
+  const some = buildTorrc({ ...base, role: 'client', socksPort: 9050, path: { middle: 'auth0' } });
+  assert.match(some, /^MiddleNodes auth0$/m);
+  assert.doesNotMatch(some, /^(EntryNodes|ExitNodes)/m);
+  assert.doesNotMatch(buildTorrc({ ...base, role: 'client', socksPort: 9050 }), /Nodes /);
+  assert.throws(() => buildTorrc({ ...base, role: 'client', socksPort: 1, path: { exit: 'a\nExitPolicy accept *:*' } }), /ExitNodes must be a relay nickname/);
+});
+
 test('onion service maps each virtual port to the same loopback port', () => {
   const l = lines(buildTorrc({ ...base, role: 'onion', hiddenServiceDir: '/tmp/x/hs', hiddenServicePorts: [80, 3478] }));
   assert.ok(l.includes('HiddenServiceDir /tmp/x/hs'));
