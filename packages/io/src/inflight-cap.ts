@@ -10,11 +10,15 @@
 // - delivery rate: cells acknowledged per second between reports, the max over the last second
 //   (a windowed max, as BBR's bottleneck estimate: a report that saw little to deliver does not
 //   lower it);
-// - base round trip: write to acknowledgement of the same bytes, the min over the last 10 s;
-// - forward queue delay: the one-way delay minus its min over the last 10 s.
-// cap = rate x (base + target) cells (rate at least MIN_RATE_CELLS), at least MIN_CELLS; while the forward queue delay is above
-// target (the path got slower than the estimate), cap = rate x base (drain) until it is back.
-// Before the first reports: INITIAL_CELLS.
+// - base round trip: write to acknowledgement of the same bytes, the min over the last 60 s;
+// - forward queue delay: the one-way delay minus its min over the last 60 s.
+// A stream keeps its circuit, so its base hardly changes; the long window keeps the base from
+// taking in a queue of our own that stood longer than the window (behind a cap a little too
+// large the base grew, the cap with it, and the queue with that: seconds within a minute on an
+// 80 kbit/s path), or the backlog a long stall leaves (then every sample in the window is late).
+// cap = rate x (base + target) cells (rate at least MIN_RATE_CELLS), at least MIN_CELLS; while the
+// forward queue delay is above target (the path got slower than the estimate), cap = rate x base
+// (drain) until it is back. Before the first reports: INITIAL_CELLS.
 //
 // A queue that is not ours: a relay whose other circuits keep seconds of cells queued ahead of
 // ours (a bulk download on a congested relay; tor's own congestion control keeps such a queue)
@@ -25,10 +29,12 @@
 // our reach, are the least queue delay of the last three base round trips (2 to 10 s) less the
 // target (where the cap keeps ours), and a queue delay longer than our cells in flight would take
 // to drain at the best rate of the last 10 s (such a queue swings by seconds as the other flow's
-// does, with no floor that stands). The cap allows that on top of base (the queue it drains and
-// its target are measured above it). The bound on delay then comes from the writer's time bound
-// (what the path cannot take in time is dropped there) and from the app's own congestion
-// control, which sees the delay.
+// does, with no floor that stands). The first only while the cap refused nothing in that window:
+// a sender the cap holds back keeps a queue of its own standing for as long as it offers more,
+// and taking that for another flow's grew the cap, and the queue, without end. The cap allows
+// that on top of base (the queue it drains and its target are measured above it). The bound on
+// delay then comes from the writer's time bound (what the path cannot take in time is dropped
+// there) and from the app's own congestion control, which sees the delay.
 //
 // App-limited senders: a call sends far less than the path carries, so the delivery rate measures
 // the app, not the path, and a cap built on it is too small for the app's own bursts (a video key
@@ -56,9 +62,10 @@ export const BURST_CELLS = 128;
  */
 export const MIN_RATE_CELLS = 16;
 const RATE_WINDOW_MS = 1000;
-const BASE_WINDOW_MS = 10_000;
+const BASE_WINDOW_MS = 60_000;
+const BEST_RATE_WINDOW_MS = 10_000;
 /**
- * A queue delay that stood this long despite the cap is another flow's (see the top of the file):
+ * A queue delay that stood this long while the cap refused nothing is another flow's (see the top of the file):
  * STANDING_RTTS base round trips (our own queue drains in one or two once the cap holds back), at
  * least STANDING_MIN_MS, at most STANDING_WINDOW_MS.
  */
@@ -137,8 +144,8 @@ export class InflightCap {
   #ackedCells = 0;
   #lastReportAt: number | undefined = undefined;
   readonly #rate = new WindowedExtreme(RATE_WINDOW_MS, 'max');
-  /** The best delivery rate of the last BASE_WINDOW_MS: how fast the path drained what we had in it. */
-  readonly #bestRate = new WindowedExtreme(BASE_WINDOW_MS, 'max');
+  /** The best delivery rate of the last BEST_RATE_WINDOW_MS: how fast the path drained what we had in it. */
+  readonly #bestRate = new WindowedExtreme(BEST_RATE_WINDOW_MS, 'max');
   readonly #baseRtt = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   readonly #baseOwd = new WindowedExtreme(BASE_WINDOW_MS, 'min');
   #queueDelay = 0;
@@ -278,7 +285,8 @@ export class InflightCap {
     const base = this.#baseRtt.value(now);
     if (base === undefined) return 0;
     const window = Math.min(STANDING_WINDOW_MS, Math.max(STANDING_MIN_MS, STANDING_RTTS * base));
-    const stood = (this.#foreign.valueOver(now, window) ?? 0) - this.targetMs;
+    // Only a queue that stood while the cap refused nothing (see the top of the file).
+    const stood = now - this.#refusedAt <= window ? 0 : (this.#foreign.valueOver(now, window) ?? 0) - this.targetMs;
     // What our own cells in flight cannot explain: at the best rate the path showed they would be
     // through in this long (their base round trip included, so it errs towards "ours").
     const best = this.#bestRate.value(now);
