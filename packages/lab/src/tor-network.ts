@@ -406,10 +406,11 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     // Start clients only once every authority has a consensus listing every relay and holds all
     // their microdescriptors: an earlier client often gets an empty consensus (an extra voting
     // round) or misses a microdescriptor and then waits for tor's 10 s descriptor retry.
+    // The bulk client's only guard (its first hop) is also its directory cache: it must hold them too.
+    const caches = [...authorities.map((a) => a.nickname), ...(bulkClient ? [bulkRelays[0]] : [])];
     await until(
-      `every authority holding a consensus and microdescriptors for all ${relayNodes.length} relays`,
-      async () =>
-        (await Promise.all(authorities.map((a) => hasCompleteDirInfo(join(dataDir, a.nickname), relayNodes.length)))).every(Boolean) ? true : undefined,
+      `${caches.join(', ')} holding a consensus and microdescriptors for all ${relayNodes.length} relays`,
+      async () => ((await Promise.all(caches.map((n) => hasCompleteDirInfo(join(dataDir, n), relayNodes.length)))).every(Boolean) ? true : undefined),
       200,
     );
     const consensusMs = Date.now() - t0;

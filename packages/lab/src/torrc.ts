@@ -172,6 +172,9 @@ export function buildTorrc(o: TorrcOptions): string {
     lines.push(
       'AuthoritativeDirectory 1',
       'V3AuthoritativeDirectory 1',
+      // Every relay Stable from the first vote: tor samples its guards once, from the Stable ones,
+      // and a client whose EntryNodes relay was not yet Stable then had no first hop.
+      'AuthDirVoteStableGuaranteeMinUptime 0',
       `TestingV3AuthInitialVotingInterval ${VOTING.initialInterval}`,
       `TestingV3AuthInitialVoteDelay ${VOTING.initialVoteDelay}`,
       `TestingV3AuthInitialDistDelay ${VOTING.initialDistDelay}`,
@@ -184,13 +187,14 @@ export function buildTorrc(o: TorrcOptions): string {
   if (o.role === 'client') {
     lines.push(`SocksPort 127.0.0.1:${need(o.socksPort, 'socksPort')}`);
     const path = o.path ?? {};
-    for (const [option, node] of [
+    const positions = [
       ['EntryNodes', path.entry],
       ['MiddleNodes', path.middle],
       ['ExitNodes', path.exit],
-    ] as const) {
+    ] as const;
+    for (const [option, node] of positions) {
       if (node === undefined) continue;
-      if (!/^[A-Za-z0-9$]{1,41}$/.test(node)) throw new Error(`${option} must be a relay nickname or fingerprint, not ${JSON.stringify(node)}`);
+      if (!/^[A-Za-z0-9$]{1,41}$/.test(node)) throw new Error(`${option} takes a relay nickname or fingerprint, not ${JSON.stringify(node)}`);
       lines.push(`${option} ${node}`);
     }
   }

@@ -50,6 +50,7 @@ test('authority exit: voting schedule, exit policy and test DNS', () => {
   for (const want of [
     'AuthoritativeDirectory 1',
     'V3AuthoritativeDirectory 1',
+    'AuthDirVoteStableGuaranteeMinUptime 0',
     'TestingV3AuthInitialVotingInterval 5',
     'TestingV3AuthInitialVoteDelay 2',
     'TestingV3AuthInitialDistDelay 2',
@@ -91,7 +92,7 @@ test('client path: EntryNodes, MiddleNodes and ExitNodes only for the positions 
   assert.match(some, /^MiddleNodes auth0$/m);
   assert.doesNotMatch(some, /^(EntryNodes|ExitNodes)/m);
   assert.doesNotMatch(buildTorrc({ ...base, role: 'client', socksPort: 9050 }), /Nodes /);
-  assert.throws(() => buildTorrc({ ...base, role: 'client', socksPort: 1, path: { exit: 'a\nExitPolicy accept *:*' } }), /ExitNodes must be a relay nickname/);
+  assert.throws(() => buildTorrc({ ...base, role: 'client', socksPort: 1, path: { exit: 'a\nExitPolicy accept *:*' } }), /ExitNodes takes a relay nickname/);
 });
 
 test('onion service maps each virtual port to the same loopback port', () => {
