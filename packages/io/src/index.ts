@@ -8,7 +8,7 @@ export { errorCode, errorText } from './errors.js';
 export { listenOn } from './listen.js';
 export { SENSITIVE_KEYS, scrub } from './scrub.js';
 export { SourceBuckets, TokenBucket } from './token-bucket.js';
-export { DEFAULT_MAX_QUEUE_DELAY_MS, INTERVAL_MS, QueueDrops, TimedQueue, type TimedQueueOptions } from './timed-queue.js';
+export { DEFAULT_MAX_QUEUE_DELAY_MS, FINISH_MS, INTERVAL_MS, QueueDrops, TimedQueue, type TimedQueueOptions } from './timed-queue.js';
 export {
   ACTIVE_MS,
   DelayFeedbackCounters,

@@ -20,12 +20,20 @@
 // - One video frame is not shredded: after a dropped RTP packet, the frames right behind it with
 //   the same SSRC and timestamp (the rest of that frame) go too, however young, rather than
 //   sending a frame's tail that cannot be decoded.
+// - And a video frame begun is finished: once some of its packets were written, the rest is kept
+//   (up to FINISH_MS old) where it would have gone stale. On a path narrower than a key frame (a
+//   congested relay: 80 kbit/s, a key frame of 10-20 kB) the cap lets a frame through a round
+//   trip at a time, so its tail always outlived the budget: every key frame arrived cut, and the
+//   call decoded nothing at all (0 frames a second where the by-hand path, which drops nothing,
+//   showed 7). What waits behind the tail still goes stale as before.
 
 /** Drop classes as the queue sees them (the numbers of @onionturn/protocol's DropClass). */
 const SMALL = 2;
 const LARGE = 3;
 /** CoDel's interval: the head must stay above target this long before large frames go. */
 export const INTERVAL_MS = 100;
+/** A video frame begun is finished up to this old (ms; see the top of the file). */
+export const FINISH_MS = 1000;
 /** Young frames looked at after the old ones for the rest of a dropped video frame (a frame is rarely more packets). */
 const FRAME_LOOKAHEAD = 48;
 /** The default budget (--max-queue-delay-ms). */
@@ -70,6 +78,14 @@ export class TimedQueue {
   #rtp = NO_BYTES;
   #ssrc = NO_NUMBERS;
   #ts = NO_NUMBERS;
+  /**
+   * The last two video frames (SSRC, timestamp) some packets of which were written: their other
+   * packets are kept (see the top of the file). -1: none.
+   */
+  #begunSsrc0 = -1;
+  #begunTs0 = -1;
+  #begunSsrc1 = -1;
+  #begunTs1 = -1;
   /** When the head's sojourn went above target and stayed there, plus INTERVAL_MS; 0: below. */
   #standingAt = 0;
   /** The last shed() found the queue standing. */
@@ -126,6 +142,7 @@ export class TimedQueue {
 
   /** Forgets every frame (the batch was written). */
   clear(): void {
+    this.#written(this.#count);
     this.#count = 0;
   }
 
@@ -167,7 +184,7 @@ export class TimedQueue {
       const rtp = this.#rtp[i] === 1;
       let drop = false;
       if (cls >= SMALL) {
-        if (age > budget || (standing && cls === LARGE && age > target)) drop = true;
+        if (age > budget || (standing && cls === LARGE && age > target)) drop = !(rtp && age <= FINISH_MS && this.#begun(i));
         else if (rtp) {
           const s = this.#ssrc[i] as number;
           const t = this.#ts[i] as number;
@@ -226,6 +243,7 @@ export class TimedQueue {
     const n = this.#count;
     let i = 0;
     while (i < n && (this.#offset[i] as number) < bytes) i++;
+    this.#written(i);
     for (let j = i; j < n; j++) this.#move(j, j - i, (this.#offset[j] as number) - bytes);
     this.#count = n - i;
   }
@@ -241,6 +259,31 @@ export class TimedQueue {
       end = e;
     }
     return end;
+  }
+
+  /** Frames [0, n) were written: the last video frame among them is begun. */
+  #written(n: number): void {
+    // Backwards from the newest: a batch usually ends in the frame being sent.
+    for (let i = n - 1; i >= 0; i--) {
+      if (this.#rtp[i] !== 1 || this.#cls[i] !== LARGE) continue;
+      const s = this.#ssrc[i] as number;
+      const t = this.#ts[i] as number;
+      if (s === this.#begunSsrc0 && t === this.#begunTs0) return;
+      if (s !== this.#begunSsrc0) {
+        this.#begunSsrc1 = this.#begunSsrc0;
+        this.#begunTs1 = this.#begunTs0;
+      }
+      this.#begunSsrc0 = s;
+      this.#begunTs0 = t;
+      return;
+    }
+  }
+
+  /** Frame `i` belongs to a video frame begun. */
+  #begun(i: number): boolean {
+    const s = this.#ssrc[i] as number;
+    const t = this.#ts[i] as number;
+    return (s === this.#begunSsrc0 && t === this.#begunTs0) || (s === this.#begunSsrc1 && t === this.#begunTs1);
   }
 
   /** The standing state after a pass: it ends once the head is back under target. */

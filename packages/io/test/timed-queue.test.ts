@@ -4,7 +4,7 @@
 // in order; counters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { QueueDrops, TimedQueue } from '../src/index.js';
+import { FINISH_MS, QueueDrops, TimedQueue } from '../src/index.js';
 
 const CONTROL = 0;
 const VITAL = 1;
@@ -155,6 +155,33 @@ test('a dropped video frame goes whole: its young packets behind it too, not oth
   assert.equal(drops.stale, 3);
   assert.equal(drops.staleLarge, 2);
   assert.equal(drops.staleSmall, 1);
+});
+
+test('a video frame begun is finished: the stale tail of a frame partly written stays (up to FINISH_MS), other stale frames go', () => {
+  const v = (ts: number): { ssrc: number; ts: number } => ({ ssrc: 0xaaaa, ts });
+  const { q, buf, end, drops } = queued([
+    { id: 1, at: 0, cls: LARGE, rtp: v(1000) },
+    { id: 2, at: 0, cls: LARGE, rtp: v(1000) },
+    { id: 3, at: 0, cls: LARGE, rtp: v(1000) },
+    { id: 4, at: 0, cls: SMALL, rtp: { ssrc: 0xbbbb, ts: 5 } }, // audio behind it
+    { id: 5, at: 0, cls: LARGE, rtp: v(1000) }, // the key frame's last packet
+    { id: 6, at: 0, cls: LARGE, rtp: v(2000) }, // the next frame, none of it written
+  ]);
+  // The writer (held back by the cap) wrote the first packet only.
+  q.shift(1000);
+  const rest = Buffer.from(buf.subarray(1000, end));
+  let left = q.shed(200, rest, end - 1000);
+  assert.deepEqual(ids(rest, left), [2, 3, 5], 'the begun frame stays; the stale audio and the next frame go');
+  assert.equal(drops.stale, 2);
+  // A frame still unfinished after FINISH_MS goes.
+  left = q.shed(FINISH_MS + 1, rest, left);
+  assert.deepEqual(ids(rest, left), []);
+  // A whole batch written (clear) marks its last video frame begun too.
+  const b = queued([{ id: 1, at: 0, cls: LARGE, rtp: v(7) }]);
+  b.q.clear();
+  b.q.push(0, 0, 1000, LARGE, true, 0xaaaa, 7);
+  b.buf.fill(9, 0, 1000);
+  assert.deepEqual(ids(b.buf, b.q.shed(400, b.buf, 1000)), [9]);
 });
 
 test('prefixWithin and shift: a chunk of whole frames is written, the rest keeps its times', () => {
