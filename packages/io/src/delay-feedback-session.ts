@@ -117,6 +117,8 @@ export class DelayFeedbackSession {
   #seenIn = 0;
   #dataAt = -Infinity;
   #reportSentAt = -Infinity;
+  /** Data (non-report) bytes received when the last report went: a lone report needs more. */
+  #dataInReported = 0;
   #reportAt = -Infinity;
   /** The newest report's one-way delay as seen here (undefined before any), reported back. */
   #owdIn: number | undefined = undefined;
@@ -265,7 +267,13 @@ export class DelayFeedbackSession {
     // A timer tick a little early (or a report that went with data just before it) must not
     // push the next report a whole interval back.
     const every = alone ? LONE_REPORT_MS : REPORT_INTERVAL_MS;
-    return this.#negotiated && now - this.#reportSentAt >= every * 0.8 && this.active(now);
+    if (!this.#negotiated || now - this.#reportSentAt < every * 0.8 || !this.active(now)) return false;
+    // Alone, only with data of the other end's to acknowledge: lone reports every LONE_REPORT_MS
+    // while a call was setting up (its ICE checks every few hundred ms kept the streams active)
+    // took a congested relay's capacity from the call (on tor-congested, the shims and the server
+    // sent 55 a second, three quarters of the cells the relay's router had beside the bulk), and
+    // the DTLS handshake waited a minute behind them. Our own data carries our reports.
+    return !alone || this.#received - this.#reportBytesIn !== this.#dataInReported;
   }
 
   /**
@@ -275,6 +283,7 @@ export class DelayFeedbackSession {
   takeReport(now: number, alone = false): Buffer | undefined {
     if (!this.reportDue(now, alone)) return undefined;
     this.#reportSentAt = now;
+    this.#dataInReported = this.#received - this.#reportBytesIn;
     this.#reportBytesOut += this.#reportBytes;
     this.#opts.counters.reportsSent++;
     return this.#opts.encode({ clockMs: Math.floor(now) >>> 0, receivedBytes: this.#received, oneWayDelayMs: this.#owdIn });

@@ -89,6 +89,27 @@ test('report cadence: every REPORT_INTERVAL_MS while data flows, none once idle;
   assert.ok(s.takeReport(6100) !== undefined);
 });
 
+test('a report alone goes only with new data from the other end to acknowledge: not every LONE_REPORT_MS while a call sets up', () => {
+  const { s, counters } = session();
+  s.negotiate(1000);
+  // The other end sends a 100-byte ICE check every 300 ms; this end has nothing to send, and its
+  // writer's timer offers a lone report every 10 ms.
+  let arrivals = 0;
+  for (let t = 1000; t < 4000; t += 10) {
+    if ((t - 1000) % 300 === 0) {
+      s.onRead(100);
+      arrivals++;
+    }
+    const r = s.takeReport(t, true);
+    if (r !== undefined) s.onWrite(t, r.length);
+  }
+  assert.equal(counters.reportsSent, arrivals, `one lone report per arrival (${arrivals}), not ${counters.reportsSent}`);
+  // With data of its own to write, a report rides along every REPORT_INTERVAL_MS as before.
+  const before = counters.reportsSent;
+  for (let t = 4000; t < 4500; t += 10) write(s, t, 120);
+  assert.ok(counters.reportsSent - before >= 8, `${counters.reportsSent - before} reports with data`);
+});
+
 test('a report says: this clock, bytes received from the other end, and the one-way delay of its newest report', () => {
   const { s, reports } = session();
   s.negotiate(1000);
