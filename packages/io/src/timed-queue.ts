@@ -34,6 +34,8 @@ const LARGE = 3;
 export const INTERVAL_MS = 100;
 /** A video frame begun is finished up to this old (ms; see the top of the file). */
 export const FINISH_MS = 1000;
+/** Written frames looked at (newest first) for the video frame begun. */
+const BEGUN_LOOKBACK = 8;
 /** Young frames looked at after the old ones for the rest of a dropped video frame (a frame is rarely more packets). */
 const FRAME_LOOKAHEAD = 48;
 /** The default budget (--max-queue-delay-ms). */
@@ -263,8 +265,9 @@ export class TimedQueue {
 
   /** Frames [0, n) were written: the last video frame among them is begun. */
   #written(n: number): void {
-    // Backwards from the newest: a batch usually ends in the frame being sent.
-    for (let i = n - 1; i >= 0; i--) {
+    // Backwards from the newest, a few frames at most (this runs on every write): a batch that
+    // carries video usually ends in the frame being sent.
+    for (let i = n - 1, stop = Math.max(0, n - BEGUN_LOOKBACK); i >= stop; i--) {
       if (this.#rtp[i] !== 1 || this.#cls[i] !== LARGE) continue;
       const s = this.#ssrc[i] as number;
       const t = this.#ts[i] as number;

@@ -4,9 +4,10 @@
 // bulk transfer waits no longer than the queue, and the lab's own loopback is not limited.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createLabNamespace, labProfile, LAB_NAMESPACE_ENV, median, requireTool, TOOLS } from '../src/index.js';
+import { deleteBottleneckNamespaces, namespaces } from './lab-namespaces.js';
 
 const run = promisify(execFile);
 
@@ -130,7 +131,7 @@ test('relay bottleneck: rate per direction through the router, the queue a packe
   } finally {
     ns.delete();
     // The child deletes the relay's and router's namespaces; should it have been killed, do it here.
-    for (const n of namespaces()) if (!before.has(n) && /^onionturn-[0-9a-f]+-(relay|router)$/.test(n)) execFileSync('ip', ['netns', 'delete', n]);
+    deleteBottleneckNamespaces(before);
   }
   assert.deepEqual(
     namespaces().filter((n) => !before.has(n)),
@@ -138,10 +139,3 @@ test('relay bottleneck: rate per direction through the router, the queue a packe
     'no namespace left behind',
   );
 });
-
-function namespaces(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.split(' ')[0]!)
-    .filter(Boolean);
-}

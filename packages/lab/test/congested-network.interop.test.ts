@@ -1,0 +1,89 @@
+// tor-congested's whole Tor network on a real kernel, in a lab namespace like bench:call's: every
+// circuit of the client crosses the congested relay in the middle (auth1, auth0, auth2), the bulk
+// download's circuits cross it between relays of their own (so it shares the relay's router queue
+// but none of tor's connections with the call: sharing them stalled every circuit behind the
+// bulk's losses), and the bulk fills the router in both directions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createLabNamespace, labProfile, LAB_NAMESPACE_ENV, requireTool, TOOLS } from '../src/index.js';
+import { deleteBottleneckNamespaces, namespaces } from './lab-namespaces.js';
+
+const run = promisify(execFile);
+
+// Runs inside the lab namespace: argv = [lab module URL, profile name]. Prints one JSON line.
+const CHILD = `
+const lab = await import(process.argv[1]);
+const profile = lab.labProfile(process.argv[2]);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const net = await lab.startTorNetwork({ shape: profile.link, bulkDownload: true, torrcExtra: profile.torrc, bottleneck: profile.bottleneck });
+try {
+  const paths = async (name) => {
+    const node = net.nodes.find((n) => n.name === name);
+    const c = await lab.TorControl.connect(node.controlPort);
+    try {
+      return (await c.circuits())
+        .filter((x) => x.status === 'BUILT' && x.path.length === 3 && !/IS_INTERNAL|ONEHOP/.test(x.fields.BUILD_FLAGS ?? ''))
+        .map((x) => x.path.map((h) => h.split('~')[1]));
+    } finally {
+      c.close();
+    }
+  };
+  const echoMs = await net.measureCircuitRtt(3);
+  await sleep(2000);
+  const c0 = net.bottleneck.counters();
+  const t0 = performance.now();
+  await sleep(3000);
+  const c1 = net.bottleneck.counters();
+  const s = (performance.now() - t0) / 1000;
+  const kbps = (d) => ((c1[d].sentBytes - c0[d].sentBytes) * 8) / s / 1000;
+  console.log(JSON.stringify({ client: await paths('client'), bulk: await paths('bulk'), inKbps: kbps('in'), outKbps: kbps('out'), bulkBytes: net.bulk.received(), echoMs }));
+} finally {
+  await net.stop();
+}
+process.exit(0);
+`;
+
+test('congested network: the call crosses the congested relay in the middle, the bulk crosses it between relays of its own and fills its router', async (t) => {
+  requireTool(TOOLS.tor);
+  requireTool(TOOLS.tc);
+  requireTool(TOOLS.ip);
+  const profile = labProfile('tor-congested');
+  const b = profile.bottleneck!;
+  const before = new Set(namespaces());
+  const ns = createLabNamespace(profile.namespace!);
+  let m: { client: string[][]; bulk: string[][]; inKbps: number; outKbps: number; bulkBytes: number; echoMs: number };
+  try {
+    const [bin, argv] = ns.wrap(process.execPath, ['--input-type=module', '-e', CHILD, new URL('../src/index.js', import.meta.url).href, profile.name]);
+    const { stdout } = await run(bin, argv, { timeout: 120_000, env: { ...process.env, [LAB_NAMESPACE_ENV]: ns.name } });
+    m = JSON.parse(stdout.trim().split('\n').pop()!) as typeof m;
+  } finally {
+    ns.delete();
+    // The child deletes the relay's and router's namespaces; should it have been killed, do it here.
+    deleteBottleneckNamespaces(before);
+  }
+  t.diagnostic(
+    `client circuits ${JSON.stringify(m.client)}, bulk ${JSON.stringify(m.bulk)}; router to the relay ${m.inKbps.toFixed(0)} kbit/s, from it ${m.outKbps.toFixed(0)}; echo beside the bulk ${m.echoMs.toFixed(0)} ms`,
+  );
+  assert.ok(m.client.length > 0, 'the client has built circuits');
+  for (const p of m.client) assert.deepEqual(p, ['auth1', 'auth0', 'auth2'], 'every client circuit: auth1, the congested auth0, auth2');
+  assert.ok(m.bulk.length > 0, 'the bulk client has built circuits');
+  for (const p of m.bulk) {
+    assert.equal(p[1], 'auth0', 'the bulk crosses the congested relay');
+    assert.ok(!p.includes('auth1') && !p.includes('auth2'), `the bulk shares no relay but auth0 with the client: ${p.join(', ')}`);
+  }
+  assert.ok(m.bulkBytes > 0, 'the bulk download flows');
+  // The bulk (with tor's own traffic) keeps both of the router's directions busy.
+  for (const [dir, kbps] of [
+    ['to', m.inKbps],
+    ['from', m.outKbps],
+  ] as const) {
+    assert.ok(kbps >= b.rateKbps * 0.7, `${dir} the relay: ${kbps.toFixed(0)} kbit/s, expected near ${b.rateKbps}`);
+  }
+  assert.deepEqual(
+    namespaces().filter((n) => !before.has(n)),
+    [],
+    'no namespace left behind',
+  );
+});
