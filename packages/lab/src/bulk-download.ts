@@ -1,7 +1,7 @@
 // Competing traffic for the congested lab profile: a TCP source on 127.0.0.1 that sends as fast
 // as its reader takes, and a reader that downloads from it through the Tor network's SOCKS port
-// (its own circuit) and throws the bytes away, reconnecting until stop(). It crosses the same
-// relays as every other circuit of the 3-relay network, so it shares their bottlenecks.
+// (its own circuit) and throws the bytes away, reconnecting until stop(). With a congested relay
+// the network gives it a tor client of its own whose circuits cross that relay (tor-network.ts).
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { socks5Connect } from './socks5.js';

@@ -24,7 +24,7 @@ export interface LabProfile {
   readonly link: LinkShape | undefined;
   /** Each relay's BandwidthRate in kbit/s (tor's minimum is 614.4); undefined = unlimited. */
   readonly relayRateKbps?: number;
-  /** One relay behind a router with limited links (needs `namespace`); every 3-relay circuit crosses it. */
+  /** One relay behind a router with limited links (needs `namespace`), the middle of every circuit of the client. */
   readonly bottleneck?: RelayBottleneck;
   /** More torrc lines for every tor of the network. */
   readonly torrc?: readonly string[];
@@ -76,10 +76,9 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
     // circuits share those connections, so it held and released the bulk in bursts). The
     // congested relay has no shaping proxy (its links are the router's; a proxy on either side
     // would hold its backlog where the router should drop it), so a circuit crosses fewer delayed
-    // links: measured idle, bare echoes 80-111 ms, not tor-typical's 250. Measured beside the
-    // bulk download (which then takes 450 of the 600 kbit/s): bare echoes on fresh circuits
-    // 0.7-3.3 s (queue 50 or 200 ms, small or default buffers alike), so most of that delay is
-    // tor's, not the router's queue.
+    // links: measured idle, bare echoes 77-111 ms, not tor-typical's 250. Beside the bulk
+    // download (on relays of its own, see tor-network.ts; the router then carries 600 kbit/s
+    // each way): bare echoes on fresh circuits 337-441 ms.
     bottleneck: { rateKbps: 600, queueMs: 200 },
     // Tor's own FIFO per connection, the outbuf (cells leave the circuit scheduler for it while
     // under the consensus' orconn_high, 32 KB = 0.43 s at 600 kbit/s): scaled down with the rate

@@ -71,8 +71,10 @@ export interface TorNetworkOptions {
   readonly relayBandwidthRate?: number;
   /**
    * Congest the first authority (relay-bottleneck.ts): it runs in a namespace of its own behind a
-   * router whose links are limited; the other relays listen on BOTTLENECK_LAB_ADDRESS. Only
-   * inside a lab namespace (runInLabNamespace), not with `onion`.
+   * router whose links are limited; the other relays listen on BOTTLENECK_LAB_ADDRESS. The
+   * client's circuits go auth1, auth0, auth2; with `bulkDownload`, the bulk has a client of its
+   * own and two more relays (relay3, auth0, relay4). Only inside a lab namespace
+   * (runInLabNamespace), not with `onion`.
    */
   readonly bottleneck?: RelayBottleneck;
   /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
@@ -285,11 +287,11 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     progress(`authority keys ${freshKeys ? 'generated' : 'from cache'} (${keysMs} ms)`);
 
     // With a congested relay, the bulk download has a client of its own whose circuits cross that
-    // relay between two relays of their own (the last two extra relays), so it shares the relay's links (the
-    // router's queue) but none of tor's connections with the other circuits. In a 3-relay network
-    // every circuit rode the bulk's TCP connections, whose losses at the router stalled every
-    // circuit behind them (head-of-line): bare echoes took 1.3-3.1 s beside the bulk, where a
-    // TCP bulk that crossed the router outside tor left them at 0.35-0.5 s.
+    // relay between two relays of their own (the last two extra relays), so it shares the relay's
+    // links (the router's queue) but none of tor's connections with the other circuits. In a
+    // 3-relay network every circuit rode the bulk's TCP connections, whose losses at the router
+    // stalled every circuit behind them (head-of-line): bare echoes took 1.3-3.1 s beside the
+    // bulk, where a TCP bulk that crossed the router outside tor left them at 0.35-0.5 s.
     const bulkClient = options.bottleneck !== undefined && options.bulkDownload === true;
     const extraRelays = (options.extraRelays ?? (options.onion ? 1 : 0)) + (bulkClient ? 2 : 0);
     const bulkRelays = [`relay${AUTHORITIES + extraRelays - 2}`, `relay${AUTHORITIES + extraRelays - 1}`] as const;

@@ -4,12 +4,8 @@
 // bulk transfer waits no longer than the queue, and the lab's own loopback is not limited.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { createLabNamespace, labProfile, LAB_NAMESPACE_ENV, median, requireTool, TOOLS } from '../src/index.js';
-import { deleteBottleneckNamespaces, namespaces } from './lab-namespaces.js';
-
-const run = promisify(execFile);
+import { labProfile, median, requireTool, TOOLS } from '../src/index.js';
+import { runInTestLab } from './lab-namespaces.js';
 
 // Runs inside the lab namespace: argv = [lab module URL, profile name].
 const CHILD = `
@@ -111,31 +107,16 @@ test('relay bottleneck: rate per direction through the router, the queue a packe
   requireTool(TOOLS.ip);
   const profile = labProfile('tor-congested');
   const b = profile.bottleneck!;
-  const before = new Set(namespaces());
-  const ns = createLabNamespace(profile.namespace!);
-  try {
-    const [bin, argv] = ns.wrap(process.execPath, ['--input-type=module', '-e', CHILD, new URL('../src/index.js', import.meta.url).href, profile.name]);
-    const { stdout } = await run(bin, argv, { timeout: 40_000, env: { ...process.env, [LAB_NAMESPACE_ENV]: ns.name } });
-    const m = JSON.parse(stdout.trim().split('\n').pop()!) as { inKbps: number; outKbps: number; pingMs: number[]; localKbps: number };
-    const worst = Math.max(...m.pingMs);
-    t.diagnostic(
-      `to the relay ${m.inKbps.toFixed(0)} kbit/s, from it ${m.outKbps.toFixed(0)} kbit/s, lab loopback ${m.localKbps.toFixed(0)} kbit/s; a ping behind the upload ${median(m.pingMs).toFixed(0)} ms (median of ${m.pingMs.length}, worst ${worst.toFixed(0)})`,
-    );
-    assert.ok(Math.abs(m.inKbps - b.rateKbps) <= b.rateKbps * 0.2, `to the relay ${m.inKbps} kbit/s, expected ${b.rateKbps} +- 20%`);
-    assert.ok(Math.abs(m.outKbps - b.rateKbps) <= b.rateKbps * 0.2, `from the relay ${m.outKbps} kbit/s, expected ${b.rateKbps} +- 20%`);
-    // A packet waits at most the queue and the one being sent.
-    const packetMs = (1514 * 8) / b.rateKbps;
-    assert.ok(worst <= (b.queueMs + packetMs) * 1.2, `a ping waited up to ${worst.toFixed(0)} ms, more than the ${b.queueMs} ms queue`);
-    assert.ok(median(m.pingMs) >= b.queueMs / 4, `a ping waited ${median(m.pingMs).toFixed(0)} ms behind the upload: the queue was hardly used`);
-    assert.ok(m.localKbps > 20 * b.rateKbps, `the lab's loopback is not limited (${m.localKbps} kbit/s)`);
-  } finally {
-    ns.delete();
-    // The child deletes the relay's and router's namespaces; should it have been killed, do it here.
-    deleteBottleneckNamespaces(before);
-  }
-  assert.deepEqual(
-    namespaces().filter((n) => !before.has(n)),
-    [],
-    'no namespace left behind',
+  const m = await runInTestLab<{ inKbps: number; outKbps: number; pingMs: number[]; localKbps: number }>(profile, CHILD, 40_000);
+  const worst = Math.max(...m.pingMs);
+  t.diagnostic(
+    `to the relay ${m.inKbps.toFixed(0)} kbit/s, from it ${m.outKbps.toFixed(0)} kbit/s, lab loopback ${m.localKbps.toFixed(0)} kbit/s; a ping behind the upload ${median(m.pingMs).toFixed(0)} ms (median of ${m.pingMs.length}, worst ${worst.toFixed(0)})`,
   );
+  assert.ok(Math.abs(m.inKbps - b.rateKbps) <= b.rateKbps * 0.2, `to the relay ${m.inKbps} kbit/s, expected ${b.rateKbps} +- 20%`);
+  assert.ok(Math.abs(m.outKbps - b.rateKbps) <= b.rateKbps * 0.2, `from the relay ${m.outKbps} kbit/s, expected ${b.rateKbps} +- 20%`);
+  // A packet waits at most the queue and the one being sent.
+  const packetMs = (1514 * 8) / b.rateKbps;
+  assert.ok(worst <= (b.queueMs + packetMs) * 1.2, `a ping waited up to ${worst.toFixed(0)} ms, more than the ${b.queueMs} ms queue`);
+  assert.ok(median(m.pingMs) >= b.queueMs / 4, `a ping waited ${median(m.pingMs).toFixed(0)} ms behind the upload: the queue was hardly used`);
+  assert.ok(m.localKbps > 20 * b.rateKbps, `the lab's loopback is not limited (${m.localKbps} kbit/s)`);
 });
