@@ -411,7 +411,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     // The bulk client's only guard (its first hop) is also its directory cache: it must hold them too.
     const caches = [...authorities.map((a) => a.nickname), ...(bulkClient ? [bulkRelays[0]] : [])];
     await until(
-      `${caches.join(', ')} holding a consensus and microdescriptors for all ${relayNodes.length} relays`,
+      `every authority${bulkClient ? ` and ${bulkRelays[0]}` : ''} holding a consensus and microdescriptors for all ${relayNodes.length} relays`,
       async () => ((await Promise.all(caches.map((n) => hasCompleteDirInfo(join(dataDir, n), relayNodes.length)))).every(Boolean) ? true : undefined),
       200,
     );
