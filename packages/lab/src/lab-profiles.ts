@@ -83,7 +83,7 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
     // Tor's own FIFO per connection, the outbuf (cells leave the circuit scheduler for it while
     // under the consensus' orconn_high, 32 KB = 0.43 s at 600 kbit/s): scaled down with the rate
     // (4 KB), with small socket buffers (with tor's and Linux's defaults behind the router,
-    // echoes were no better: 1.3-3.3 s).
+    // echoes were no better: 1.3-3.3 s, measured while the bulk still shared the call's relays).
     torrc: ['ConstrainedSockets 1', 'ConstrainedSockSize 8192', 'ConsensusParams orconn_high=4096 orconn_low=2048'],
     // Loopback's socket buffers (send buffers autotuned to MBs) are seconds of FIFO at 600 kbit/s
     // in front of every circuit of a link: the bench runs this profile in a network namespace of

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findExecutable } from './tools.js';
+import { requireTool, TOOLS } from './tools.js';
 
 export class NetNamespace {
   #deleted = false;
@@ -19,8 +19,7 @@ export class NetNamespace {
 
   /** Creates `onionturn-XXXX` with lo up and `addresses` on lo. Needs root and iproute2. */
   static create(addresses: readonly string[]): NetNamespace {
-    const ip = findExecutable('ip');
-    if (!ip) throw new Error("required tool 'ip' is missing; install it with: apt-get install -y iproute2");
+    const ip = requireTool(TOOLS.ip);
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new Error('network namespaces need root (ip netns add); run the tests as root, as CI does');
     }

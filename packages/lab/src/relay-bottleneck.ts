@@ -11,7 +11,8 @@
 //   full queue could take more than 30 s to open (echoes 1.4-4.2 s, circuits timing out).
 // A router's queue drops where a real relay's uplink does: TCP sees the loss, its window shrinks,
 // KIST writes less, and the backlog waits in tor's circuit queues. (Beside a bulk download bare
-// echoes still took 0.7-3.3 s, with a 50 or a 200 ms queue alike: most of that is inside tor.)
+// echoes take 337-441 ms: the router's queue, crossed four times. They took 0.7-3.3 s while the
+// bulk rode the same tor connections as the echo: see tor-network.ts.)
 //
 //   lab namespace (everything else)       router                      relay namespace
 //   LAB_ADDRESS ot-lm ----------- ot-ml  [tbf]   [tbf] ot-mr ----------- ot-rm RELAY_ADDRESS
