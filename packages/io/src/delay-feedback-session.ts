@@ -25,7 +25,7 @@
 // then writing more only deepens the backlog the extension exists to avoid; what waits meanwhile
 // is dropped by our time bound, which is the point. A stream that never recovers is the
 // mobility machinery's business (a new stream gets a new session). Such stalls are counted.
-import { InflightCap, WindowedExtreme } from './inflight-cap.js';
+import { InflightCap, TOR_CELL_PAYLOAD, VITAL_CAPS, WindowedExtreme } from './inflight-cap.js';
 
 export const REPORT_INTERVAL_MS = 50;
 /**
@@ -33,6 +33,8 @@ export const REPORT_INTERVAL_MS = 50;
  * 600 kbit/s path's cells at 20 a second, just when the cap says the path is full.
  */
 export const LONE_REPORT_MS = 2 * REPORT_INTERVAL_MS;
+/** Lone reports while the path is full (see reportDue) go at least this often. */
+export const LONE_REPORT_FULL_MS = 500;
 /** Reports go on this long after the last data either way (so the last bytes are acknowledged), then stop. */
 export const ACTIVE_MS = 250;
 export const REPORT_TIMEOUT_MS = 2000;
@@ -54,6 +56,12 @@ export const LATE_MIN_MS = 500;
  * default time bound (150 ms), beyond which data is dropped anyway.
  */
 export const DEFAULT_TARGET_MS = 100;
+/**
+ * While the path is the limit, a write that would leave its last Tor cell mostly empty waits this
+ * long (ms, from its oldest message) for more (TcpBatchWriter's coalescing): an audio packet
+ * every 20 ms then shares a cell with the next one and the RTCP between them.
+ */
+export const COALESCE_MS = 40;
 /** A delivery-rate sample spans at least this much of the reporter's clock (two of tor's token-bucket refills). */
 export const RATE_SPAN_MS = 200;
 
@@ -100,6 +108,8 @@ export interface DelayFeedbackSessionOptions {
 
 /** Trace at most this often. */
 const TRACE_EVERY_MS = 1000;
+/** Sessions made so far in this process: a trace's `session` tells its lines apart. */
+let sessions = 0;
 
 /** The gate a writer consults (TcpBatchWriter's WriteGate). */
 export class DelayFeedbackSession {
@@ -130,6 +140,10 @@ export class DelayFeedbackSession {
   #stalled = false;
   #negotiatedAt = 0;
   #tracedAt = -Infinity;
+  /** The cap's cells and bytes written at the last trace. */
+  #tracedCells = 0;
+  #tracedBytes = 0;
+  readonly #id = ++sessions;
   readonly #opts: DelayFeedbackSessionOptions;
   /** Arrival queueing above this drops droppable data: the bound, at least LATE_MIN_MS. */
   readonly #lateMs: number;
@@ -214,7 +228,16 @@ export class DelayFeedbackSession {
 
   #state(now: number): Record<string, number> {
     const cap = this.#cap as InflightCap;
+    const cells = cap.sentCells - this.#tracedCells;
+    const bytes = cap.sentBytes - this.#tracedBytes;
+    this.#tracedCells = cap.sentCells;
+    this.#tracedBytes = cap.sentBytes;
     return {
+      session: this.#id,
+      // Cells written since the last trace and how full they were (%): what coalescing saves.
+      cellsOut: cells,
+      cellFillPct: cells > 0 ? Math.round((100 * bytes) / (cells * TOR_CELL_PAYLOAD)) : 0,
+      pathLimited: cap.pathLimited(now) ? 1 : 0,
       capCells: cap.capCells(now),
       inflightCells: cap.inflightCells,
       rateCells: Math.round(cap.rate(now) ?? -1),
@@ -240,6 +263,21 @@ export class DelayFeedbackSession {
       this.#opts.counters.stalls++;
     }
     return false;
+  }
+
+  /**
+   * How long a write that fills little of its last cell may wait for more (TcpBatchWriter): only
+   * while the path is the limit (InflightCap.pathLimited): a path with room gets every write at once.
+   */
+  coalesceMs(now: number): number {
+    const cap = this.#cap;
+    return cap !== undefined && cap.pathLimited(now) ? COALESCE_MS : 0;
+  }
+
+  /** May a write of vital relayed messages go now (InflightCap.mayWriteVital)? */
+  mayWriteVital(now: number, bytes: number): boolean {
+    const cap = this.#cap;
+    return cap === undefined || cap.mayWriteVital(now, bytes);
   }
 
   /** The writer began holding data back. */
@@ -273,7 +311,12 @@ export class DelayFeedbackSession {
     // took a congested relay's capacity from the call (on tor-congested, the shims and the server
     // sent 55 a second, three quarters of the cells the relay's router had beside the bulk), and
     // the DTLS handshake waited a minute behind them. Our own data carries our reports.
-    return !alone || this.#received - this.#reportBytesIn !== this.#dataInReported;
+    if (!alone) return true;
+    if (this.#received - this.#reportBytesIn === this.#dataInReported) return false;
+    // And while the path is full (the cap would not let even vital messages go), a lone report
+    // waits as they do, up to LONE_REPORT_FULL_MS: each is a cell the path does not have.
+    const cap = this.#cap;
+    return cap === undefined || now - this.#reportSentAt >= LONE_REPORT_FULL_MS * 0.8 || cap.inflightCells < VITAL_CAPS * cap.capCells(now);
   }
 
   /**

@@ -29,9 +29,13 @@
 // our reach, are the least queue delay of the last three base round trips (2 to 10 s) less the
 // target (where the cap keeps ours), and a queue delay longer than our cells in flight would take
 // to drain at the best rate of the last 10 s (such a queue swings by seconds as the other flow's
-// does, with no floor that stands). The first only while the cap refused nothing in that window:
-// a sender the cap holds back keeps a queue of its own standing for as long as it offers more,
-// and taking that for another flow's grew the cap, and the queue, without end. The cap allows
+// does, with no floor that stands). The first in full only while the cap refused nothing in that
+// window: a sender the cap holds back keeps a queue of its own standing for as long as it offers
+// more, and taking all of that for another flow's grew the cap, and the queue, without end (20 s
+// within a minute). While it refuses, at most REFUSING_CREDIT_MS of it: a drop-tail router that
+// a bulk download keeps full (200 ms per crossing, two crossings a direction on tor-congested)
+// stands whatever we send, and without any credit the cap drained a call into it to 8 cells a
+// round trip (10 cells a second, a fifth of its audio). The cap allows
 // that on top of base (the queue it drains and its target are measured above it). The bound on
 // delay then comes from the writer's time bound (what the path cannot take in time is dropped
 // there) and from the app's own congestion control, which sees the delay.
@@ -71,6 +75,10 @@ const BEST_RATE_WINDOW_MS = 10_000;
  */
 export const STANDING_WINDOW_MS = 10_000;
 export const STANDING_MIN_MS = 2000;
+/** Vital messages may fill this many caps (see mayWriteVital). */
+export const VITAL_CAPS = 2;
+/** The most of a standing queue taken for another flow's while the cap refuses (ms; see the top of the file). */
+export const REFUSING_CREDIT_MS = 400;
 const STANDING_RTTS = 3;
 
 export interface InflightCapOptions {
@@ -231,6 +239,15 @@ export class InflightCap {
     this.#bestRate.add(now, cellsPerS);
   }
 
+  /** Cells and bytes written so far. */
+  get sentCells(): number {
+    return this.#sentCells;
+  }
+
+  get sentBytes(): number {
+    return this.#sentBytes;
+  }
+
   /** Cells written and not yet acknowledged. */
   get inflightCells(): number {
     return this.#sentCells - this.#ackedCells;
@@ -271,6 +288,15 @@ export class InflightCap {
     return this.#appLimited(now, this.foreignQueueMs(now));
   }
 
+  /**
+   * The path is the limit: the cap refused a write within the last RATE_WINDOW_MS, or a queue
+   * stood above target all that time (ours or another flow's: a relay someone else keeps queued
+   * is as short of cells for us).
+   */
+  pathLimited(now: number): boolean {
+    return now - this.#refusedAt <= RATE_WINDOW_MS || (this.#foreign.valueOver(now, RATE_WINDOW_MS) ?? 0) > this.targetMs;
+  }
+
   /** appLimited with the foreign queue already known (capCells has it: one lookup per write). */
   #appLimited(now: number, foreign: number): boolean {
     return now - this.#refusedAt > RATE_WINDOW_MS && (this.#foreign.valueOver(now, RATE_WINDOW_MS) ?? 0) - foreign <= this.targetMs;
@@ -285,13 +311,26 @@ export class InflightCap {
     const base = this.#baseRtt.value(now);
     if (base === undefined) return 0;
     const window = Math.min(STANDING_WINDOW_MS, Math.max(STANDING_MIN_MS, STANDING_RTTS * base));
-    // Only a queue that stood while the cap refused nothing (see the top of the file).
-    const stood = now - this.#refusedAt <= window ? 0 : (this.#foreign.valueOver(now, window) ?? 0) - this.targetMs;
+    // While the cap refuses, part of what stood may be our own queue: no more than
+    // REFUSING_CREDIT_MS of it is taken for another flow's (see the top of the file).
+    const stood = (this.#foreign.valueOver(now, window) ?? 0) - this.targetMs;
+    const credit = now - this.#refusedAt <= window ? Math.min(stood, REFUSING_CREDIT_MS) : stood;
     // What our own cells in flight cannot explain: at the best rate the path showed they would be
     // through in this long (their base round trip included, so it errs towards "ours").
     const best = this.#bestRate.value(now);
     const ours = best === undefined || best <= 0 ? Infinity : (this.inflightCells * 1000) / best;
-    return Math.max(0, stood, this.#queueDelay - ours);
+    return Math.max(0, credit, this.#queueDelay - ours);
+  }
+
+  /**
+   * May a write of vital messages (ICE checks, DTLS handshake, RTCP) go now? Within VITAL_CAPS
+   * times the cap: a call's setup goes on at once, RTCP beyond what the path delivers does not.
+   */
+  mayWriteVital(now: number, bytes: number): boolean {
+    const inflight = this.inflightCells;
+    if (inflight === 0 || inflight + InflightCap.cells(bytes) <= VITAL_CAPS * this.capCells(now)) return true;
+    this.#refusedAt = now;
+    return false;
   }
 
   /** May a write of `bytes` go into the stream now? (Always with nothing in flight: a write bigger than the cap still goes, alone.) */

@@ -23,6 +23,12 @@
 // report arrived, or the owner's report timer). Our own control messages are never held (nor is
 // what is ahead of them), and vital relayed messages only behind held data (see #allowed). The gate's due report goes ahead of the data in
 // the same write (corked: one write(2), fuller cells), or alone when no data may go.
+// Cells, not bytes, are what a narrow Tor path runs out of: tor puts what one read of the stream
+// gives it into cells at once, so every lone write takes a 514-byte cell however small it is (an
+// audio packet, an RTCP report: a call sends 50-100 of those a second per direction, several
+// times what a congested relay gives a circuit). While the gate says the path is the limit
+// (coalesceMs), a batch that would leave its last cell mostly empty waits for more, up to that
+// long after its oldest message: a Nagle for cells. Our own control messages never wait.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { TimedQueue, type QueueDrops } from './timed-queue.js';
@@ -67,13 +73,25 @@ export interface MessageClass {
 export interface WriteGate {
   /** May a write of `bytes` go now? */
   mayWrite(now: number, bytes: number): boolean;
+  /** May a write of `bytes` ending in vital relayed messages go now (a looser bound than mayWrite)? */
+  mayWriteVital(now: number, bytes: number): boolean;
   /** `bytes` were written (reports included). */
   onWrite(now: number, bytes: number): void;
   /** A report to write now ahead of any data, if one is due (never held); `alone`: with no data. */
   takeReport(now: number, alone?: boolean): Buffer | undefined;
   /** The gate began holding data back (for counting). */
   onHold(): void;
+  /**
+   * How long a batch that fills less than COALESCE_FILL of its last Tor cell may wait for more
+   * (ms after its oldest message; 0: it goes at once). See the top of the file.
+   */
+  coalesceMs(now: number): number;
 }
+
+/** Bytes of relay payload in one Tor cell (InflightCap's TOR_CELL_PAYLOAD). */
+const CELL = 498;
+/** A batch whose last cell is at least this full goes without waiting for more (3 audio packets of ~130 B). */
+export const COALESCE_FILL = 360;
 
 /** Drop class of our own control messages (DropClass.Control): they are never held by a gate. */
 const CONTROL = 0;
@@ -129,6 +147,15 @@ export class TcpBatchWriter {
   #held = false;
   /** Bytes handed to the socket so far (the delay extension counts from the stream's start). */
   #written = 0;
+  /** The batch waits to fill its last cell (see the top of the file); #timer ends the wait. */
+  #coalescing = false;
+  #timer: NodeJS.Timeout | undefined = undefined;
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    if (!this.#coalescing) return;
+    this.#coalescing = false;
+    if (!this.#direct && !this.#inFlight) this.#write();
+  };
   /** A write handed to the socket is still in Node's queue; its callback writes what gathered. */
   #inFlight = false;
   readonly #afterWrite = (): void => {
@@ -278,6 +305,12 @@ export class TcpBatchWriter {
       q.push(this.#reservedTime, at, n, scratch.cls, scratch.rtp, scratch.ssrc, scratch.timestamp);
       // Our own control message behind data the gate holds: it is not held (see #allowed).
       if (this.#held && scratch.cls === CONTROL && !this.#direct) this.#schedule();
+      // A batch waiting to fill its last cell: full enough now (or our own control message): it
+      // goes at the end of the turn, with whatever else the turn brings.
+      else if (this.#coalescing && (scratch.cls === CONTROL || this.#len % CELL >= COALESCE_FILL)) {
+        this.#coalescing = false;
+        this.#schedule();
+      }
     }
     if (!this.#direct) return;
     this.#direct = false;
@@ -340,6 +373,11 @@ export class TcpBatchWriter {
         return;
       }
       const gate = this.#gate;
+      if (gate !== undefined && !force && this.#waitForMore(gate, q, len, now)) {
+        this.#len = len;
+        this.#count = q.count;
+        return;
+      }
       if (gate !== undefined && !force) {
         const allowed = this.#allowed(gate, q, now);
         if (allowed < len) {
@@ -381,6 +419,27 @@ export class TcpBatchWriter {
       this.#backedUp = true;
       this.#inFlight = true;
     }
+  }
+
+  /**
+   * Should the batch `[0, len)` wait to fill its last cell (see the top of the file)? If so, the
+   * timer is set for the rest of the wait.
+   */
+  #waitForMore(gate: WriteGate, q: TimedQueue, len: number, now: number): boolean {
+    this.#coalescing = false;
+    const fill = len % CELL;
+    if (fill === 0 || fill >= COALESCE_FILL) return false;
+    const ms = gate.coalesceMs(now);
+    if (ms <= 0) return false;
+    // Timers fire late, never early by more than a rounding: within 1 ms is due.
+    const left = q.headAt + ms - now;
+    if (left <= 1) return false;
+    for (let i = 0; i < q.count; i++) if (q.frameClass(i) === CONTROL) return false;
+    this.#coalescing = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.#onTimer, Math.ceil(left));
+    this.#timer.unref();
+    return true;
   }
 
   /** One write of `data` to the socket, after the gate's due report if there is one. */
@@ -429,11 +488,15 @@ export class TcpBatchWriter {
     let i = 0;
     for (; i < n; i++) {
       const end = q.frameEnd(i);
-      // A vital message at the head goes: a call's setup is nothing but these (ICE checks, the
-      // DTLS handshake), a few hundred bytes a round trip, and the cap sized from them (the app's
-      // own trickle) on a path that someone else's traffic keeps queued would hold each flight a
-      // round trip or more, over and over as the app retransmits. Media ahead of one holds it.
-      if (q.frameClass(i) > VITAL && !gate.mayWrite(now, end)) break;
+      // A vital message at the head goes within a looser bound: a call's setup is nothing but
+      // these (ICE checks, the DTLS handshake), a few hundred bytes a round trip, and the cap sized
+      // from them (the app's own trickle) on a path that someone else's traffic keeps queued would
+      // hold each flight a round trip or more, over and over as the app retransmits. Without any
+      // bound, a call's RTCP (10-20 packets a second per direction, a cell each) went on into a
+      // path that delivered less than that, and its queue grew to seconds (tor-congested). Media
+      // ahead of one holds it.
+      const cls = q.frameClass(i);
+      if (cls !== CONTROL && !(cls === VITAL ? gate.mayWriteVital(now, end) : gate.mayWrite(now, end))) break;
       allowed = end;
     }
     for (let j = n - 1; j >= i; j--) {

@@ -10,9 +10,11 @@ import {
   INITIAL_CELLS,
   LATE_HOLD_MS,
   LATE_MIN_MS,
+  LONE_REPORT_FULL_MS,
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,
   TOR_CELL_PAYLOAD,
+  VITAL_CAPS,
   type DelayReport,
 } from '../src/index.js';
 
@@ -215,4 +217,28 @@ test('reports that stop while the cap holds data: the cap stays (writes wait, wh
   // A report again: it ends.
   s.onReport(7000, { clockMs: 0, receivedBytes: s.sentBytes, oneWayDelayMs: 0 });
   assert.equal(s.mayWrite(7000, 100), true);
+});
+
+test('while the path is full (more in flight than even vital messages may fill), a lone report goes only every LONE_REPORT_FULL_MS', () => {
+  const { s, counters } = session();
+  s.negotiate(1000);
+  // Far more in flight than VITAL_CAPS x INITIAL_CELLS, none of it acknowledged.
+  s.onWrite(1000, 3 * VITAL_CAPS * INITIAL_CELLS * TOR_CELL_PAYLOAD);
+  // The other end's RTCP every 20 ms; the writer's timer offers a lone report every 10 ms.
+  for (let t = 1000; t < 3000; t += 10) {
+    if (t % 20 === 0) s.onRead(100);
+    const r = s.takeReport(t, true);
+    if (r !== undefined) s.onWrite(t, r.length);
+  }
+  assert.ok(counters.reportsSent <= 2000 / (LONE_REPORT_FULL_MS * 0.8) + 1, `${counters.reportsSent} lone reports in 2 s`);
+  assert.ok(counters.reportsSent >= 2000 / LONE_REPORT_FULL_MS - 1, `still some: ${counters.reportsSent}`);
+  // Acknowledged (the path drained): lone reports every LONE_REPORT_MS again.
+  s.onReport(3000, { clockMs: 3000, receivedBytes: s.sentBytes, oneWayDelayMs: 0 });
+  const before = counters.reportsSent;
+  for (let t = 3000; t < 4000; t += 10) {
+    if (t % 20 === 0) s.onRead(100);
+    const r = s.takeReport(t, true);
+    if (r !== undefined) s.onWrite(t, r.length);
+  }
+  assert.ok(counters.reportsSent - before >= 8, `${counters.reportsSent - before} lone reports in 1 s`);
 });

@@ -4,7 +4,7 @@
 // where without the cap the queue grows without end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BURST_CELLS, MIN_RATE_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS } from '../src/index.js';
+import { BURST_CELLS, MIN_RATE_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS, REFUSING_CREDIT_MS, VITAL_CAPS } from '../src/index.js';
 
 test('cells: a write of n bytes takes ceil(n / 498) cells; a lone small packet a whole one', () => {
   assert.equal(InflightCap.cells(120), 1);
@@ -298,4 +298,25 @@ test('a sender offering five times a slow path (80 kbit/s, 700 ms round trip) fo
   assert.ok(r.p95DelayMs <= 2000, `p95 wait in writer and path ${r.p95DelayMs} ms`);
   assert.ok(r.worstDelayMs <= 3500, `worst wait ${r.worstDelayMs} ms (the first flight, INITIAL_CELLS, is 3.2 s of this path)`);
   assert.ok((cap.baseRttMs(60_000) ?? 0) <= 1000, `base round trip ${cap.baseRttMs(60_000)} ms`);
+});
+
+test('a queue another flow keeps standing (300 ms, empty now and then) and a sender offering more than the path: the cap does not drain it to a trickle', () => {
+  // A drop-tail router that a bulk download keeps full: the least delay of the last 60 s is the
+  // bare path's, and the queue stands whatever we send. Before, while the cap refused, none of it
+  // was another flow's: the cap drained to rate x base, and the rate it then measured was its own
+  // (tor-congested's call: 8 cells in flight, 10 cells a second; here, half the path).
+  const foreignMs = (now: number): number => (now % 20_000 < 300 ? 0 : 300);
+  const capped = simulate(new InflightCap({ targetMs: 50 }), 40, { offered: 2, foreignMs });
+  assert.ok(capped.utilisation > 0.75, `utilisation ${capped.utilisation}`);
+  assert.ok(capped.p95 <= 300 + REFUSING_CREDIT_MS + 150, `queue delay p95 ${capped.p95} ms (the other flow's 300 ms included)`);
+});
+
+test('mayWriteVital: vital messages may fill VITAL_CAPS caps, no more (RTCP beyond what the path delivers waits)', () => {
+  const c = new InflightCap();
+  c.onWrite(0, INITIAL_CELLS * 498);
+  assert.equal(c.mayWrite(0, 498), false, 'media: the cap is full');
+  assert.equal(c.mayWriteVital(0, 498), true, 'vital: within the looser bound');
+  c.onWrite(0, (VITAL_CAPS - 1) * INITIAL_CELLS * 498);
+  assert.equal(c.mayWriteVital(0, 498), false, 'beyond VITAL_CAPS caps: refused');
+  assert.equal(c.appLimited(0), false, 'and that counts as the cap refusing');
 });

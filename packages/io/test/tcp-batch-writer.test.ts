@@ -6,8 +6,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { QueueDrops, TcpBatchWriter, type MessageClass, type WriteGate } from '../src/index.js';
+import { COALESCE_FILL, QueueDrops, TcpBatchWriter, type MessageClass, type WriteGate } from '../src/index.js';
 
 let server: Server;
 const accepted: Socket[] = [];
@@ -201,11 +202,23 @@ class FakeGate implements WriteGate {
   reportDue = false;
   written = 0;
   holds = 0;
+  /** What coalesceMs() answers. */
+  coalesce = 0;
+  coalesceMs(): number {
+    return this.coalesce;
+  }
+  /** Bytes vital messages may take beyond `allow`. */
+  vitalExtra = Infinity;
   mayWrite(_now: number, bytes: number): boolean {
     return bytes <= this.allow;
   }
+  mayWriteVital(_now: number, bytes: number): boolean {
+    return bytes <= this.allow + this.vitalExtra;
+  }
   onWrite(_now: number, bytes: number): void {
     this.written += bytes;
+    // What went beyond `allow` (vital messages) used up the extra.
+    if (bytes > this.allow) this.vitalExtra -= bytes - this.allow;
     this.allow = Math.max(0, this.allow - bytes);
   }
   takeReport(): Buffer | undefined {
@@ -303,4 +316,62 @@ test('a gate: vital relayed messages (ICE checks, DTLS handshake, RTCP) at the h
   w.kick();
   assert.equal((await received(20)).toString(), 'mmmmV1V1V2V2nnnnV3V3');
   assert.equal(drops.stale, 0);
+  // Beyond the gate's looser bound for vital messages (RTCP into a full path) they are held too.
+  gate.allow = 0;
+  gate.vitalExtra = 4;
+  await pause();
+  assert.ok(w.append(Buffer.from('V4V4')));
+  await turn();
+  assert.equal(w.held, false, 'within the bound');
+  assert.ok(w.append(Buffer.from('V5V5')));
+  await turn();
+  assert.equal(w.held, true, 'beyond it: held');
+  gate.allow = 100;
+  w.kick();
+  assert.equal((await received(28)).toString(), 'mmmmV1V1V2V2nnnnV3V3V4V4V5V5');
+});
+
+test('a gate that says the path is the limit: small writes wait (up to its ms) to fill a Tor cell; a full enough cell or our control message goes at once', async () => {
+  const { sock, writes, received } = await pair();
+  const drops = new QueueDrops();
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: dataClass });
+  const gate = new FakeGate();
+  w.gate = gate;
+  gate.allow = 1 << 20;
+  gate.coalesce = 3 * GAP_MS;
+  const t0 = performance.now();
+  assert.ok(w.append(Buffer.from('aaaa')));
+  await turn();
+  assert.equal(writes(), 0, 'a lone small message waits for company');
+  await pause();
+  assert.ok(w.append(Buffer.from('bbbb')));
+  await turn();
+  assert.equal(writes(), 0, 'two small messages still leave the cell mostly empty');
+  assert.equal((await received(8)).toString(), 'aaaabbbb', 'both go in one write when the first has waited its time');
+  assert.equal(writes(), 1);
+  assert.ok(performance.now() - t0 >= 3 * GAP_MS - 1, 'not before the wait was over');
+  // A cell filled enough: it goes at the end of the turn that filled it.
+  assert.ok(w.append(Buffer.from('cccc')));
+  await turn();
+  assert.equal(writes(), 1);
+  assert.ok(w.append(Buffer.alloc(COALESCE_FILL, 0x64)));
+  await turn();
+  assert.equal(writes(), 2, 'the fill was reached: written');
+  assert.equal((await received(12 + COALESCE_FILL)).length, 12 + COALESCE_FILL);
+  // A cell and a bit: the bit's cell would be mostly empty, so it waits too; our control message ends the wait.
+  assert.ok(w.append(Buffer.alloc(498 + 8, 0x65)));
+  await turn();
+  assert.equal(writes(), 2, 'a cell and 8 bytes waits for more');
+  assert.ok(w.append(Buffer.from('CCCC')));
+  await turn();
+  assert.equal(writes(), 3, 'our control message does not wait');
+  const all = await received(12 + COALESCE_FILL + 506 + 4);
+  assert.equal(all.subarray(all.length - 4).toString(), 'CCCC', 'in order, behind what waited');
+  // The path has room again: a lone message goes at once.
+  gate.coalesce = 0;
+  await pause();
+  assert.ok(w.append(Buffer.from('ffff')));
+  assert.equal(writes(), 4);
+  assert.equal(drops.stale, 0);
+  assert.equal(gate.written, 12 + COALESCE_FILL + 506 + 8, 'every byte counted by the gate');
 });
