@@ -29,6 +29,8 @@
 // times what a congested relay gives a circuit). While the gate says the path is the limit
 // (coalesceMs), a batch that would leave its last cell mostly empty waits for more, up to that
 // long after its oldest message: a Nagle for cells. Our own control messages never wait.
+// When the gate holds a video packet back, the audio packets behind it go first
+// (TimedQueue.promoteSmall): on a path narrower than the call, audio is what should get through.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { TimedQueue, type QueueDrops } from './timed-queue.js';
@@ -145,6 +147,8 @@ export class TcpBatchWriter {
   #gate: WriteGate | undefined = undefined;
   /** The gate held back the batch's head: it waits for kick(). */
   #held = false;
+  /** The frame the gate refused in the last #allowed (-1: none, or a control message behind it went). */
+  #blocked = -1;
   /** Bytes handed to the socket so far (the delay extension counts from the stream's start). */
   #written = 0;
   /** The batch waits to fill its last cell (see the top of the file); #timer ends the wait. */
@@ -379,7 +383,9 @@ export class TcpBatchWriter {
         return;
       }
       if (gate !== undefined && !force) {
-        const allowed = this.#allowed(gate, q, now);
+        let allowed = this.#allowed(gate, q, now);
+        // Video held back with audio behind it: the audio goes first (see TimedQueue.promoteSmall).
+        if (allowed < len && this.#blocked >= 0 && q.promoteSmall(batch, this.#blocked)) allowed = this.#allowed(gate, q, now);
         if (allowed < len) {
           if (!this.#held) gate.onHold();
           this.#held = true;
@@ -500,8 +506,12 @@ export class TcpBatchWriter {
       allowed = end;
     }
     for (let j = n - 1; j >= i; j--) {
-      if (q.frameClass(j) === CONTROL) return q.frameEnd(j);
+      if (q.frameClass(j) === CONTROL) {
+        this.#blocked = -1;
+        return q.frameEnd(j);
+      }
     }
+    this.#blocked = i < n ? i : -1;
     return allowed;
   }
 

@@ -26,6 +26,9 @@
 //   trip at a time, so its tail always outlived the budget: every key frame arrived cut, and the
 //   call decoded nothing at all (0 frames a second where the by-hand path, which drops nothing,
 //   showed 7). What waits behind the tail still goes stale as before.
+// - A writer whose in-flight cap holds a video packet back moves the audio behind it ahead
+//   (promoteSmall), so audio does not go stale behind video; the queue is then no longer in time
+//   order, and shed() looks at every frame's own age until it is written or empty.
 
 /** Drop classes as the queue sees them (the numbers of @onionturn/protocol's DropClass). */
 const SMALL = 2;
@@ -92,6 +95,8 @@ export class TimedQueue {
   #standingAt = 0;
   /** The last shed() found the queue standing. */
   #standing = false;
+  /** promoteSmall() moved younger frames ahead of older ones: the head is not the oldest. */
+  #reordered = false;
 
   constructor(opts: TimedQueueOptions) {
     if (!(opts.maxDelayMs > 0)) throw new RangeError('maxDelayMs must be > 0');
@@ -107,7 +112,15 @@ export class TimedQueue {
 
   /** When the oldest frame was queued (Infinity when empty). */
   get headAt(): number {
-    return this.#count > 0 ? (this.#at[0] as number) : Infinity;
+    return this.#count > 0 ? this.#oldest() : Infinity;
+  }
+
+  /** When the oldest frame was queued: the head's time, unless promoteSmall() reordered (count > 0). */
+  #oldest(): number {
+    if (!this.#reordered) return this.#at[0] as number;
+    let t = Infinity;
+    for (let i = 0; i < this.#count; i++) t = Math.min(t, this.#at[i] as number);
+    return t;
   }
 
   /** True while the head has stayed above target for an interval (large frames are being shed). */
@@ -146,11 +159,12 @@ export class TimedQueue {
   clear(): void {
     this.#written(this.#count);
     this.#count = 0;
+    this.#reordered = false;
   }
 
   /** True when shed() at `now` could drop something: the cheap test a writer makes per frame. */
   due(now: number): boolean {
-    return this.#count > 0 && now - (this.#at[0] as number) > this.targetMs;
+    return this.#count > 0 && now - this.#oldest() > this.targetMs;
   }
 
   /**
@@ -161,7 +175,8 @@ export class TimedQueue {
     const n = this.#count;
     if (n === 0) return end;
     const target = this.targetMs;
-    if (now - (this.#at[0] as number) <= target) {
+    const reordered = this.#reordered;
+    if (now - this.#oldest() <= target) {
       this.#standingAt = 0;
       this.#standing = false;
       return end;
@@ -195,7 +210,8 @@ export class TimedQueue {
       }
       // Past the old frames: the remainder stays as it is, but for the rest of a dropped video
       // frame among the next few (audio or RTCP may be interleaved with its packets).
-      if (!drop && age <= target && (lastSsrc0 === -1 || ++young > FRAME_LOOKAHEAD)) break;
+      // (Behind frames promoteSmall() moved ahead, older ones may follow young ones: all are looked at.)
+      if (!drop && age <= target && !reordered && (lastSsrc0 === -1 || ++young > FRAME_LOOKAHEAD)) break;
       const off = this.#offset[i] as number;
       const len = this.#length[i] as number;
       if (drop) {
@@ -248,6 +264,63 @@ export class TimedQueue {
     this.#written(i);
     for (let j = i; j < n; j++) this.#move(j, j - i, (this.#offset[j] as number) - bytes);
     this.#count = n - i;
+    if (this.#count === 0) this.#reordered = false;
+  }
+
+  /**
+   * Moves the small RTP frames (audio) from frame `from` on ahead of the large ones there (video),
+   * each group in its order, in `buf` (which holds the queued frames, in order) and here: when a
+   * writer's cap holds a video frame back, the audio behind it goes first instead of going stale
+   * behind it (video before audio is what a narrow path should lose). Only small frames of
+   * another SSRC than frame `from`'s move, so no stream's own packets are reordered. True when
+   * anything moved.
+   */
+  promoteSmall(buf: Buffer, from: number): boolean {
+    const n = this.#count;
+    if (from >= n || this.#cls[from] !== LARGE) return false;
+    const blocked = this.#rtp[from] === 1 ? (this.#ssrc[from] as number) : -1;
+    const moves = (i: number): boolean => this.#cls[i] === SMALL && this.#rtp[i] === 1 && this.#ssrc[i] !== blocked;
+    let first = -1;
+    for (let i = from + 1; i < n; i++) {
+      if (moves(i)) {
+        first = i;
+        break;
+      }
+    }
+    if (first < 0) return false;
+    // The region's bytes and entries, copied, then written back in the new order (rare: only
+    // behind a cap that holds video back; a few dozen frames).
+    const start = this.#offset[from] as number;
+    const end = this.frameEnd(n - 1);
+    const bytes = Buffer.from(buf.subarray(start, end));
+    const at = this.#at.slice(from, n);
+    const offset = this.#offset.slice(from, n);
+    const length = this.#length.slice(from, n);
+    const cls = this.#cls.slice(from, n);
+    const rtp = this.#rtp.slice(from, n);
+    const ssrc = this.#ssrc.slice(from, n);
+    const ts = this.#ts.slice(from, n);
+    let to = from;
+    let write = start;
+    for (const small of [true, false]) {
+      for (let k = 0; k < n - from; k++) {
+        const isSmall = cls[k] === SMALL && rtp[k] === 1 && ssrc[k] !== blocked;
+        if (isSmall !== small) continue;
+        const len = length[k] as number;
+        bytes.copy(buf, write, (offset[k] as number) - start, (offset[k] as number) - start + len);
+        this.#at[to] = at[k] as number;
+        this.#offset[to] = write;
+        this.#length[to] = len;
+        this.#cls[to] = cls[k] as number;
+        this.#rtp[to] = rtp[k] as number;
+        this.#ssrc[to] = ssrc[k] as number;
+        this.#ts[to] = ts[k] as number;
+        to++;
+        write += len;
+      }
+    }
+    this.#reordered = true;
+    return true;
   }
 
   /** The end of the longest run of whole frames from the start within `bytes` (at least the first frame). */
@@ -291,7 +364,8 @@ export class TimedQueue {
 
   /** The standing state after a pass: it ends once the head is back under target. */
   #settle(now: number): void {
-    if (this.#count === 0 || now - (this.#at[0] as number) <= this.targetMs) {
+    if (this.#count === 0) this.#reordered = false;
+    if (this.#count === 0 || now - this.#oldest() <= this.targetMs) {
       this.#standingAt = 0;
       this.#standing = false;
     }

@@ -375,3 +375,42 @@ test('a gate that says the path is the limit: small writes wait (up to its ms) t
   assert.equal(drops.stale, 0);
   assert.equal(gate.written, 12 + COALESCE_FILL + 506 + 8, 'every byte counted by the gate');
 });
+
+/** 'W…' is a video packet (large, RTP, SSRC 2), 'A…' an audio packet (small, RTP, SSRC 1), as in dataClass otherwise. */
+const mediaClass = (b: Buffer, at: number, n: number, out: MessageClass): void => {
+  dataClass(b, at, n, out);
+  const c = b[at];
+  if (c === 0x57 || c === 0x41) {
+    out.cls = c === 0x57 ? 3 : 2;
+    out.rtp = true;
+    out.ssrc = c === 0x57 ? 2 : 1;
+    out.timestamp = 0;
+  }
+};
+
+test('a gate holding video back: the audio behind it goes first, the video waits its turn', async () => {
+  const { sock, received } = await pair();
+  const drops = new QueueDrops();
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: mediaClass });
+  const gate = new FakeGate();
+  w.gate = gate;
+  gate.allow = 4;
+  assert.ok(w.append(Buffer.from('aaaa')));
+  await turn();
+  // The cap is used up; a video packet, then audio.
+  assert.ok(w.append(Buffer.from('WWWWWWWW')));
+  assert.ok(w.append(Buffer.from('A1A1')));
+  await turn();
+  assert.equal(w.held, true, 'the video is held');
+  gate.allow = 4;
+  w.kick();
+  // (Bounded: behind the video, the audio would never come.)
+  const first = await Promise.race([received(8), new Promise<Buffer>((r) => setTimeout(() => r(Buffer.from('nothing in 2 s')), 2000))]);
+  assert.equal(first.toString(), 'aaaaA1A1', 'room for the audio: it went ahead of the video');
+  assert.equal(w.held, true);
+  gate.allow = 100;
+  w.kick();
+  assert.equal((await received(16)).toString(), 'aaaaA1A1WWWWWWWW', 'then the video');
+  assert.equal(w.held, false);
+  assert.equal(drops.stale, 0);
+});

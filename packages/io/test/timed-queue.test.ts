@@ -218,3 +218,34 @@ test('many frames: the queue grows and keeps bytes and order', () => {
 test('a budget of 0 is refused (the writer has no queue then)', () => {
   assert.throws(() => new TimedQueue({ maxDelayMs: 0, drops: new QueueDrops() }), RangeError);
 });
+
+test('promoteSmall: audio behind held video moves ahead of it, each group in its order; the video stream itself is not reordered', () => {
+  const video = (id: number, at: number, len = 1000): Frame => ({ id, at, cls: len >= 500 ? LARGE : SMALL, len, rtp: { ssrc: 7, ts: 1 } });
+  const audio = (id: number, at: number): Frame => ({ id, at, cls: SMALL, rtp: { ssrc: 9, ts: at } });
+  const { q, buf, end } = queued([
+    audio(1, 0),
+    video(2, 1),
+    video(3, 2),
+    audio(4, 3),
+    { id: 5, at: 4, cls: VITAL }, // RTCP: stays with the rest
+    video(6, 5, 200), // the video frame's small last packet: its own stream's order stays
+    audio(7, 6),
+  ]);
+  assert.equal(q.promoteSmall(buf, 0), false, 'frame 0 is audio: nothing is held back behind it');
+  assert.equal(q.promoteSmall(buf, 1), true);
+  assert.deepEqual(ids(buf, end), [1, 4, 7, 2, 3, 5, 6]);
+  // Offsets and lengths moved with the bytes: frame ends are the running sums.
+  const lens = [100, 100, 100, 1000, 1000, 100, 200];
+  let sum = 0;
+  for (let i = 0; i < q.count; i++) assert.equal(q.frameEnd(i), (sum += lens[i] as number), `frame ${i}`);
+  assert.deepEqual(
+    [1, 2, 3].map((i) => q.frameClass(i)),
+    [SMALL, SMALL, LARGE],
+  );
+  assert.equal(q.promoteSmall(buf, 3), false, 'nothing left to move');
+  // They keep their times: after the move the video frame (queued at 0) is past the 150-ms budget
+  // at 200 and goes; the audio (queued at 190) stays.
+  const { q: q2, buf: b2, end: e2 } = queued([video(2, 0), audio(4, 190)]);
+  assert.equal(q2.promoteSmall(b2, 0), true);
+  assert.deepEqual(ids(b2, q2.shed(200, b2, e2)), [4]);
+});
