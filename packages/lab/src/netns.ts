@@ -17,13 +17,15 @@ export class NetNamespace {
     readonly ip: string,
   ) {}
 
-  /** Creates `onionturn-XXXX` with lo up and `addresses` on lo. Needs root and iproute2. */
-  static create(addresses: readonly string[]): NetNamespace {
+  /**
+   * Creates `name` (default `onionturn-XXXX`) with lo up and `addresses` on lo. Needs root and
+   * iproute2.
+   */
+  static create(addresses: readonly string[], name = `onionturn-${randomBytes(4).toString('hex')}`): NetNamespace {
     const ip = requireTool(TOOLS.ip);
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new Error('network namespaces need root (ip netns add); run the tests as root, as CI does');
     }
-    const name = `onionturn-${randomBytes(4).toString('hex')}`;
     execFileSync(ip, ['netns', 'add', name]);
     const ns = new NetNamespace(name, ip);
     try {

@@ -22,6 +22,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LAB_NAMESPACE_ENV } from './lab-namespace.js';
+import { NetNamespace } from './netns.js';
 import type { LabNamespaceSettings } from './lab-profiles.js';
 import { requireTool, TOOLS } from './tools.js';
 
@@ -56,9 +57,9 @@ export interface NamespacedCommand {
 }
 
 /**
- * The commands that build the relay and router namespaces from inside the lab namespace: the
- * namespaces, two veth pairs, addresses and routes, forwarding in the router, the relay
- * namespace's TCP buffers like the lab's, and a tbf on each of the router's links.
+ * The commands that join the relay and router namespaces (made with lo up, see NetNamespace) to
+ * the lab namespace they are run from: two veth pairs, addresses and routes, forwarding in the
+ * router, the relay namespace's TCP buffers like the lab's, and a tbf on each of the router's links.
  */
 export function bottleneckNetworkCommands(
   b: RelayBottleneck,
@@ -72,8 +73,6 @@ export function bottleneckNetworkCommands(
   // tbf: the rate, a burst of two packets (so it sends at its rate, not in lumps), and the queue.
   const tbf = ['root', 'tbf', 'rate', `${b.rateKbps}kbit`, 'burst', String(2 * FULL_PACKET_BYTES), 'limit', String(queueBytes(b))];
   return [
-    here('ip', 'netns', 'add', names.relay),
-    here('ip', 'netns', 'add', names.router),
     here('ip', 'link', 'add', 'ot-lm', 'type', 'veth', 'peer', 'name', 'ot-ml'),
     here('ip', 'link', 'set', 'ot-ml', 'netns', names.router),
     here('ip', 'link', 'add', 'ot-rm', 'type', 'veth', 'peer', 'name', 'ot-mr'),
@@ -82,7 +81,6 @@ export function bottleneckNetworkCommands(
     here('ip', 'addr', 'add', `${BOTTLENECK_LAB_ADDRESS}/24`, 'dev', 'ot-lm'),
     here('ip', 'link', 'set', 'ot-lm', 'up'),
     here('ip', 'route', 'add', `${BOTTLENECK_RELAY_ADDRESS}/32`, 'via', ROUTER_LAB_SIDE),
-    inRouter('ip', 'link', 'set', 'lo', 'up'),
     inRouter('ip', 'addr', 'add', `${ROUTER_LAB_SIDE}/24`, 'dev', 'ot-ml'),
     inRouter('ip', 'addr', 'add', `${ROUTER_RELAY_SIDE}/24`, 'dev', 'ot-mr'),
     inRouter('ip', 'link', 'set', 'ot-ml', 'up'),
@@ -91,7 +89,6 @@ export function bottleneckNetworkCommands(
     // Towards the relay: what it receives. Back to the lab: what it sends.
     inRouter('tc', 'qdisc', 'add', 'dev', 'ot-mr', ...tbf),
     inRouter('tc', 'qdisc', 'add', 'dev', 'ot-ml', ...tbf),
-    inRelay('ip', 'link', 'set', 'lo', 'up'),
     inRelay('ip', 'addr', 'add', `${BOTTLENECK_RELAY_ADDRESS}/24`, 'dev', 'ot-rm'),
     inRelay('ip', 'link', 'set', 'ot-rm', 'up'),
     inRelay('ip', 'route', 'add', 'default', 'via', ROUTER_RELAY_SIDE),
@@ -116,14 +113,20 @@ export function parseQdiscCounters(text: string): { sentBytes: number; dropped: 
 
 /** The relay and router namespaces of a congested relay; delete() removes both. */
 export class BottleneckNetwork {
-  #deleted = false;
   private constructor(
     readonly bottleneck: RelayBottleneck,
-    readonly relayNamespace: string,
-    readonly routerNamespace: string,
-    readonly ip: string,
+    readonly relay: NetNamespace,
+    readonly router: NetNamespace,
     readonly tc: string,
   ) {}
+
+  get relayNamespace(): string {
+    return this.relay.name;
+  }
+
+  get routerNamespace(): string {
+    return this.router.name;
+  }
 
   /**
    * Builds them from inside a lab namespace (runInLabNamespace), the relay's with the lab
@@ -139,9 +142,17 @@ export class BottleneckNetwork {
     const sysctl = (name: string): string => readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/).join(' ');
     const tcp = { tcpRmem: sysctl('tcp_rmem'), tcpWmem: sysctl('tcp_wmem') };
     const id = randomBytes(4).toString('hex');
-    const net = new BottleneckNetwork(b, `onionturn-${id}-relay`, `onionturn-${id}-router`, ip, tc);
+    const relay = NetNamespace.create([], `onionturn-${id}-relay`);
+    let router: NetNamespace;
     try {
-      for (const c of bottleneckNetworkCommands(b, { relay: net.relayNamespace, router: net.routerNamespace }, tcp)) net.#run(c);
+      router = NetNamespace.create([], `onionturn-${id}-router`);
+    } catch (err) {
+      relay.delete();
+      throw err;
+    }
+    const net = new BottleneckNetwork(b, relay, router, tc);
+    try {
+      for (const c of bottleneckNetworkCommands(b, { relay: relay.name, router: router.name }, tcp)) net.#run(c, ip);
     } catch (err) {
       net.delete();
       throw err;
@@ -149,33 +160,27 @@ export class BottleneckNetwork {
     return net;
   }
 
-  #run(c: NamespacedCommand): string {
-    const bin = c.command === 'ip' ? this.ip : c.command === 'tc' ? this.tc : 'sysctl';
-    const argv = c.ns === undefined ? [bin, ...c.args] : [this.ip, 'netns', 'exec', c.ns, bin, ...c.args];
-    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  #run(c: NamespacedCommand, ip: string = this.relay.ip): string {
+    const bin = c.command === 'ip' ? ip : c.command === 'tc' ? this.tc : 'sysctl';
+    const ns = c.ns === undefined ? undefined : c.ns === this.relay.name ? this.relay : this.router;
+    if (ns !== undefined) return ns.run(bin, c.args);
+    return execFileSync(bin, c.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
   /** argv that runs command inside the relay namespace (for ProcessGroup.spawn). */
   wrapRelay(command: string, args: readonly string[]): [string, string[]] {
-    return [this.ip, ['netns', 'exec', this.relayNamespace, command, ...args]];
+    return this.relay.wrap(command, args);
   }
 
   counters(): BottleneckCounters {
     const of = (dev: string): { sentBytes: number; dropped: number } =>
-      parseQdiscCounters(this.#run({ ns: this.routerNamespace, command: 'tc', args: ['-s', 'qdisc', 'show', 'dev', dev] }));
+      parseQdiscCounters(this.#run({ ns: this.router.name, command: 'tc', args: ['-s', 'qdisc', 'show', 'dev', dev] }));
     return { in: of('ot-mr'), out: of('ot-ml') };
   }
 
   /** Deletes both namespaces (the relay's processes must be stopped first); the lab's veth end goes with its peer. */
   delete(): void {
-    if (this.#deleted) return;
-    this.#deleted = true;
-    for (const ns of [this.relayNamespace, this.routerNamespace]) {
-      try {
-        execFileSync(this.ip, ['netns', 'delete', ns], { stdio: 'ignore' });
-      } catch {
-        // not created, or already gone
-      }
-    }
+    this.relay.delete();
+    this.router.delete();
   }
 }

@@ -27,10 +27,12 @@ test('commands: the relay reached from the lab only through the router, whose tw
   assert.ok(cmds.includes('r-ns: ip route add default via 10.77.2.254'));
   // The relay's namespace has the lab's small TCP buffers.
   assert.ok(cmds.includes('r-ns: sysctl -q -w net.ipv4.tcp_rmem=4096 8192 16384 net.ipv4.tcp_wmem=4096 8192 16384'));
-  // Namespaces exist before anything moves into them; a link is up only after its address.
+  // A link moves into its namespace before it gets its address there.
   const at = (c: string): number => cmds.indexOf(c);
-  assert.ok(at('lab: ip netns add m-ns') < at('lab: ip link set ot-ml netns m-ns'));
+  assert.ok(at('lab: ip link set ot-ml netns m-ns') < at('m-ns: ip addr add 10.77.1.254/24 dev ot-ml'));
   assert.ok(at('lab: ip link set ot-rm netns r-ns') < at(`r-ns: ip addr add ${BOTTLENECK_RELAY_ADDRESS}/24 dev ot-rm`));
+  // The namespaces themselves (with lo up) are NetNamespace's: nothing here makes them.
+  assert.ok(!cmds.some((c) => c.includes('netns add')));
   assert.throws(() => text({ rateKbps: 0, queueMs: 200 }), /rateKbps > 0/);
 });
 
