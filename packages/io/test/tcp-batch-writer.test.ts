@@ -237,12 +237,21 @@ const dataClass = (b: Buffer, at: number, _n: number, out: MessageClass): void =
   out.rtp = false;
 };
 
-test('a gate: what it does not allow waits in the batch until kick(); a due report goes ahead of the data in one write, or alone while data is held; our control messages are not held', async () => {
+/** A writer on a fresh pair with a time bound of `maxDelayMs`, `classify`, and a FakeGate. */
+async function gated(
+  maxDelayMs: number,
+  classify: (b: Buffer, at: number, n: number, out: MessageClass) => void,
+): Promise<{ w: TcpBatchWriter; gate: FakeGate; drops: QueueDrops; writes: () => number; received: (n: number) => Promise<Buffer> }> {
   const { sock, writes, received } = await pair();
   const drops = new QueueDrops();
-  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: dataClass });
+  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs, drops, classify });
   const gate = new FakeGate();
   w.gate = gate;
+  return { w, gate, drops, writes, received };
+}
+
+test('a gate: what it does not allow waits in the batch until kick(); a due report goes ahead of the data in one write, or alone while data is held; our control messages are not held', async () => {
+  const { w, gate, drops, writes, received } = await gated(10_000, dataClass);
   gate.allow = 8;
   gate.reportDue = true;
   assert.ok(w.append(Buffer.from('aaaa')));
@@ -274,11 +283,7 @@ test('a gate: what it does not allow waits in the batch until kick(); a due repo
 });
 
 test('a gate holding data: the time bound drops it there, as it waits', async () => {
-  const { sock, received } = await pair();
-  const drops = new QueueDrops();
-  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 30, drops, classify: dataClass });
-  const gate = new FakeGate();
-  w.gate = gate;
+  const { w, gate, drops, received } = await gated(30, dataClass);
   gate.allow = 4;
   assert.ok(w.append(Buffer.from('aaaa')));
   assert.ok(w.append(Buffer.from('bbbb')));
@@ -293,11 +298,7 @@ test('a gate holding data: the time bound drops it there, as it waits', async ()
 });
 
 test('a gate: vital relayed messages (ICE checks, DTLS handshake, RTCP) at the head are not held; behind held media they wait their turn', async () => {
-  const { sock, received } = await pair();
-  const drops = new QueueDrops();
-  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: dataClass });
-  const gate = new FakeGate();
-  w.gate = gate;
+  const { w, gate, drops, received } = await gated(10_000, dataClass);
   gate.allow = 4;
   assert.ok(w.append(Buffer.from('mmmm')));
   // The cap is used up: a setup's handshake flight still goes, in order.
@@ -332,11 +333,7 @@ test('a gate: vital relayed messages (ICE checks, DTLS handshake, RTCP) at the h
 });
 
 test('a gate that says the path is the limit: small writes wait (up to its ms) to fill a Tor cell; a full enough cell or our control message goes at once', async () => {
-  const { sock, writes, received } = await pair();
-  const drops = new QueueDrops();
-  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: dataClass });
-  const gate = new FakeGate();
-  w.gate = gate;
+  const { w, gate, drops, writes, received } = await gated(10_000, dataClass);
   gate.allow = 1 << 20;
   gate.coalesce = 3 * GAP_MS;
   const t0 = performance.now();
@@ -389,11 +386,7 @@ const mediaClass = (b: Buffer, at: number, n: number, out: MessageClass): void =
 };
 
 test('a gate holding video back: the audio behind it goes first, the video waits its turn', async () => {
-  const { sock, received } = await pair();
-  const drops = new QueueDrops();
-  const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: mediaClass });
-  const gate = new FakeGate();
-  w.gate = gate;
+  const { w, gate, drops, received } = await gated(10_000, mediaClass);
   gate.allow = 4;
   assert.ok(w.append(Buffer.from('aaaa')));
   await turn();
