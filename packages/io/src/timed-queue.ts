@@ -271,25 +271,33 @@ export class TimedQueue {
    * Moves the small RTP frames (audio) from frame `from` on ahead of the large ones there (video),
    * each group in its order, in `buf` (which holds the queued frames, in order) and here: when a
    * writer's cap holds a video frame back, the audio behind it goes first instead of going stale
-   * behind it (video before audio is what a narrow path should lose). Only small frames of
-   * another SSRC than frame `from`'s move, so no stream's own packets are reordered. True when
-   * anything moved.
+   * behind it (video before audio is what a narrow path should lose). A small frame moves only
+   * when no large frame of its own SSRC is ahead of it there, so no stream's own packets are
+   * reordered. True when anything moved.
    */
   promoteSmall(buf: Buffer, from: number): boolean {
     const n = this.#count;
     if (from >= n || this.#cls[from] !== LARGE) return false;
-    const blocked = this.#rtp[from] === 1 ? (this.#ssrc[from] as number) : -1;
-    const moves = (i: number): boolean => this.#cls[i] === SMALL && this.#rtp[i] === 1 && this.#ssrc[i] !== blocked;
-    let first = -1;
-    for (let i = from + 1; i < n; i++) {
-      if (moves(i)) {
-        first = i;
-        break;
-      }
+    // Which frames move: small RTP ones none of whose own stream's large frames are ahead of them
+    // in the region (so no stream's packets change order). Rare: only behind a cap that holds
+    // video back, over a few dozen frames; it may allocate.
+    const moves = new Uint8Array(n - from);
+    const largeSsrcs: number[] = [];
+    let any = false;
+    let stays = false;
+    for (let i = from; i < n; i++) {
+      const rtp = this.#rtp[i] === 1;
+      const ssrc = this.#ssrc[i] as number;
+      if (this.#cls[i] === LARGE) {
+        if (rtp && !largeSsrcs.includes(ssrc)) largeSsrcs.push(ssrc);
+        stays = true;
+      } else if (this.#cls[i] === SMALL && rtp && !largeSsrcs.includes(ssrc)) {
+        moves[i - from] = 1;
+        any ||= stays;
+      } else stays = true;
     }
-    if (first < 0) return false;
-    // The region's bytes and entries, copied, then written back in the new order (rare: only
-    // behind a cap that holds video back; a few dozen frames).
+    if (!any) return false;
+    // The region's bytes and entries, copied, then written back in the new order.
     const start = this.#offset[from] as number;
     const end = this.frameEnd(n - 1);
     const bytes = Buffer.from(buf.subarray(start, end));
@@ -302,10 +310,9 @@ export class TimedQueue {
     const ts = this.#ts.slice(from, n);
     let to = from;
     let write = start;
-    for (const small of [true, false]) {
+    for (const pass of [1, 0]) {
       for (let k = 0; k < n - from; k++) {
-        const isSmall = cls[k] === SMALL && rtp[k] === 1 && ssrc[k] !== blocked;
-        if (isSmall !== small) continue;
+        if (moves[k] !== pass) continue;
         const len = length[k] as number;
         bytes.copy(buf, write, (offset[k] as number) - start, (offset[k] as number) - start + len);
         this.#at[to] = at[k] as number;

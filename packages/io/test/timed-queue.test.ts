@@ -243,6 +243,15 @@ test('promoteSmall: audio behind held video moves ahead of it, each group in its
     [SMALL, SMALL, LARGE],
   );
   assert.equal(q.promoteSmall(buf, 3), false, 'nothing left to move');
+  // A second video stream's small packet behind its own large one stays behind it too.
+  const second = queued([
+    video(1, 0),
+    { id: 2, at: 1, cls: LARGE, rtp: { ssrc: 8, ts: 1 } },
+    { id: 3, at: 2, cls: SMALL, rtp: { ssrc: 8, ts: 1 } },
+    audio(4, 3),
+  ]);
+  assert.equal(second.q.promoteSmall(second.buf, 0), true);
+  assert.deepEqual(ids(second.buf, second.end), [4, 1, 2, 3]);
   // They keep their times: after the move the video frame (queued at 0) is past the 150-ms budget
   // at 200 and goes; the audio (queued at 190) stays.
   const { q: q2, buf: b2, end: e2 } = queued([video(2, 0), audio(4, 190)]);
