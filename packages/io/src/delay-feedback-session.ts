@@ -254,10 +254,10 @@ export class DelayFeedbackSession {
     return this.#lateUntil !== 0 && this.#opts.clock() < this.#lateUntil;
   }
 
-  /** May a write of `bytes` of relayed data go now? */
-  mayWrite(now: number, bytes: number): boolean {
+  /** May a write of `bytes` of relayed data go now (`vital`: see InflightCap.mayWrite)? */
+  mayWrite(now: number, bytes: number, vital = false): boolean {
     const cap = this.#cap;
-    if (cap === undefined || cap.mayWrite(now, bytes)) return true;
+    if (cap === undefined || cap.mayWrite(now, bytes, vital)) return true;
     if (!this.#stalled && now - Math.max(this.#reportAt, this.#negotiatedAt) > REPORT_TIMEOUT_MS) {
       this.#stalled = true;
       this.#opts.counters.stalls++;
@@ -272,12 +272,6 @@ export class DelayFeedbackSession {
   coalesceMs(now: number): number {
     const cap = this.#cap;
     return cap !== undefined && cap.pathLimited(now) ? COALESCE_MS : 0;
-  }
-
-  /** May a write of vital relayed messages go now (InflightCap.mayWriteVital)? */
-  mayWriteVital(now: number, bytes: number): boolean {
-    const cap = this.#cap;
-    return cap === undefined || cap.mayWriteVital(now, bytes);
   }
 
   /** The writer began holding data back. */
@@ -316,7 +310,7 @@ export class DelayFeedbackSession {
     // And while the path is full (the cap would not let even vital messages go), a lone report
     // waits as they do, up to LONE_REPORT_FULL_MS: each is a cell the path does not have.
     const cap = this.#cap;
-    return cap === undefined || now - this.#reportSentAt >= LONE_REPORT_FULL_MS * 0.8 || cap.inflightCells < VITAL_CAPS * cap.capCells(now);
+    return cap === undefined || now - this.#reportSentAt >= LONE_REPORT_FULL_MS * 0.8 || cap.fits(now, this.#reportBytes, VITAL_CAPS);
   }
 
   /**

@@ -75,7 +75,7 @@ const BEST_RATE_WINDOW_MS = 10_000;
  */
 export const STANDING_WINDOW_MS = 10_000;
 export const STANDING_MIN_MS = 2000;
-/** Vital messages may fill this many caps (see mayWriteVital). */
+/** Vital messages may fill this many caps (see mayWrite). */
 export const VITAL_CAPS = 2;
 /** The most of a standing queue taken for another flow's while the cap refuses (ms; see the top of the file). */
 export const REFUSING_CREDIT_MS = 400;
@@ -294,12 +294,21 @@ export class InflightCap {
    * is as short of cells for us).
    */
   pathLimited(now: number): boolean {
-    return now - this.#refusedAt <= RATE_WINDOW_MS || (this.#foreign.valueOver(now, RATE_WINDOW_MS) ?? 0) > this.targetMs;
+    return this.#refusedRecently(now) || this.#standingMs(now) > this.targetMs;
   }
 
   /** appLimited with the foreign queue already known (capCells has it: one lookup per write). */
   #appLimited(now: number, foreign: number): boolean {
-    return now - this.#refusedAt > RATE_WINDOW_MS && (this.#foreign.valueOver(now, RATE_WINDOW_MS) ?? 0) - foreign <= this.targetMs;
+    return !this.#refusedRecently(now) && this.#standingMs(now) - foreign <= this.targetMs;
+  }
+
+  #refusedRecently(now: number): boolean {
+    return now - this.#refusedAt <= RATE_WINDOW_MS;
+  }
+
+  /** The least queue delay over the last RATE_WINDOW_MS: what stood all that time. */
+  #standingMs(now: number): number {
+    return this.#foreign.valueOver(now, RATE_WINDOW_MS) ?? 0;
   }
 
   /**
@@ -322,21 +331,20 @@ export class InflightCap {
     return Math.max(0, credit, this.#queueDelay - ours);
   }
 
-  /**
-   * May a write of vital messages (ICE checks, DTLS handshake, RTCP) go now? Within VITAL_CAPS
-   * times the cap: a call's setup goes on at once, RTCP beyond what the path delivers does not.
-   */
-  mayWriteVital(now: number, bytes: number): boolean {
+  /** Would a write of `bytes` stay within `caps` times the cap? (Always with nothing in flight.) */
+  fits(now: number, bytes: number, caps = 1): boolean {
     const inflight = this.inflightCells;
-    if (inflight === 0 || inflight + InflightCap.cells(bytes) <= VITAL_CAPS * this.capCells(now)) return true;
-    this.#refusedAt = now;
-    return false;
+    return inflight === 0 || inflight + InflightCap.cells(bytes) <= caps * this.capCells(now);
   }
 
-  /** May a write of `bytes` go into the stream now? (Always with nothing in flight: a write bigger than the cap still goes, alone.) */
-  mayWrite(now: number, bytes: number): boolean {
-    const inflight = this.inflightCells;
-    if (inflight === 0 || inflight + InflightCap.cells(bytes) <= this.capCells(now)) return true;
+  /**
+   * May a write of `bytes` go into the stream now? (Always with nothing in flight: a write bigger
+   * than the cap still goes, alone.) `vital`: it ends in vital messages (ICE checks, DTLS
+   * handshake, RTCP), which may fill VITAL_CAPS caps: a call's setup goes on at once, RTCP beyond
+   * what the path delivers does not.
+   */
+  mayWrite(now: number, bytes: number, vital = false): boolean {
+    if (this.fits(now, bytes, vital ? VITAL_CAPS : 1)) return true;
     this.#refusedAt = now;
     return false;
   }

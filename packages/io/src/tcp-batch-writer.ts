@@ -33,6 +33,7 @@
 // (TimedQueue.promoteSmall): on a path narrower than the call, audio is what should get through.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { TOR_CELL_PAYLOAD as CELL } from './inflight-cap.js';
 import { TimedQueue, type QueueDrops } from './timed-queue.js';
 
 /** Size of a pooled batch buffer; a bigger batch gets a one-off buffer. */
@@ -73,10 +74,8 @@ export interface MessageClass {
 
 /** What a writer asks before writing relayed data (DelayFeedbackSession has this shape). */
 export interface WriteGate {
-  /** May a write of `bytes` go now? */
-  mayWrite(now: number, bytes: number): boolean;
-  /** May a write of `bytes` ending in vital relayed messages go now (a looser bound than mayWrite)? */
-  mayWriteVital(now: number, bytes: number): boolean;
+  /** May a write of `bytes` go now? `vital`: it ends in vital relayed messages (a looser bound). */
+  mayWrite(now: number, bytes: number, vital?: boolean): boolean;
   /** `bytes` were written (reports included). */
   onWrite(now: number, bytes: number): void;
   /** A report to write now ahead of any data, if one is due (never held); `alone`: with no data. */
@@ -90,8 +89,6 @@ export interface WriteGate {
   coalesceMs(now: number): number;
 }
 
-/** Bytes of relay payload in one Tor cell (InflightCap's TOR_CELL_PAYLOAD). */
-const CELL = 498;
 /** A batch whose last cell is at least this full goes without waiting for more (3 audio packets of ~130 B). */
 export const COALESCE_FILL = 360;
 
@@ -147,8 +144,6 @@ export class TcpBatchWriter {
   #gate: WriteGate | undefined = undefined;
   /** The gate held back the batch's head: it waits for kick(). */
   #held = false;
-  /** The frame the gate refused in the last #allowed (-1: none, or a control message behind it went). */
-  #blocked = -1;
   /** Bytes handed to the socket so far (the delay extension counts from the stream's start). */
   #written = 0;
   /** The batch waits to fill its last cell (see the top of the file); #timer ends the wait. */
@@ -385,7 +380,7 @@ export class TcpBatchWriter {
       if (gate !== undefined && !force) {
         let allowed = this.#allowed(gate, q, now);
         // Video held back with audio behind it: the audio goes first (see TimedQueue.promoteSmall).
-        if (allowed < len && this.#blocked >= 0 && q.promoteSmall(batch, this.#blocked)) allowed = this.#allowed(gate, q, now);
+        if (allowed < len && q.promoteSmall(batch, allowed)) allowed = this.#allowed(gate, q, now);
         if (allowed < len) {
           if (!this.#held) gate.onHold();
           this.#held = true;
@@ -502,16 +497,12 @@ export class TcpBatchWriter {
       // path that delivered less than that, and its queue grew to seconds (tor-congested). Media
       // ahead of one holds it.
       const cls = q.frameClass(i);
-      if (cls !== CONTROL && !(cls === VITAL ? gate.mayWriteVital(now, end) : gate.mayWrite(now, end))) break;
+      if (cls !== CONTROL && !gate.mayWrite(now, end, cls === VITAL)) break;
       allowed = end;
     }
     for (let j = n - 1; j >= i; j--) {
-      if (q.frameClass(j) === CONTROL) {
-        this.#blocked = -1;
-        return q.frameEnd(j);
-      }
+      if (q.frameClass(j) === CONTROL) return q.frameEnd(j);
     }
-    this.#blocked = i < n ? i : -1;
     return allowed;
   }
 

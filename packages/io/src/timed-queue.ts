@@ -268,16 +268,19 @@ export class TimedQueue {
   }
 
   /**
-   * Moves the small RTP frames (audio) from frame `from` on ahead of the large ones there (video),
+   * Moves the small RTP frames (audio) from the frame at byte `at` on (a writer's held part)
+   * ahead of the large ones there (video),
    * each group in its order, in `buf` (which holds the queued frames, in order) and here: when a
    * writer's cap holds a video frame back, the audio behind it goes first instead of going stale
    * behind it (video before audio is what a narrow path should lose). A small frame moves only
    * when no large frame of its own SSRC is ahead of it there, so no stream's own packets are
-   * reordered. True when anything moved.
+   * reordered. True when anything moved (never unless the frame at `at` is a large one).
    */
-  promoteSmall(buf: Buffer, from: number): boolean {
+  promoteSmall(buf: Buffer, at: number): boolean {
     const n = this.#count;
-    if (from >= n || this.#cls[from] !== LARGE) return false;
+    let from = 0;
+    while (from < n && (this.#offset[from] as number) < at) from++;
+    if (from >= n || this.#offset[from] !== at || this.#cls[from] !== LARGE) return false;
     // Which frames move: small RTP ones none of whose own stream's large frames are ahead of them
     // in the region (so no stream's packets change order). Rare: only behind a cap that holds
     // video back, over a few dozen frames; it may allocate.
@@ -301,7 +304,7 @@ export class TimedQueue {
     const start = this.#offset[from] as number;
     const end = this.frameEnd(n - 1);
     const bytes = Buffer.from(buf.subarray(start, end));
-    const at = this.#at.slice(from, n);
+    const times = this.#at.slice(from, n);
     const offset = this.#offset.slice(from, n);
     const length = this.#length.slice(from, n);
     const cls = this.#cls.slice(from, n);
@@ -315,7 +318,7 @@ export class TimedQueue {
         if (moves[k] !== pass) continue;
         const len = length[k] as number;
         bytes.copy(buf, write, (offset[k] as number) - start, (offset[k] as number) - start + len);
-        this.#at[to] = at[k] as number;
+        this.#at[to] = times[k] as number;
         this.#offset[to] = write;
         this.#length[to] = len;
         this.#cls[to] = cls[k] as number;

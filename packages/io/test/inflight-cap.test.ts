@@ -311,12 +311,12 @@ test('a queue another flow keeps standing (300 ms, empty now and then) and a sen
   assert.ok(capped.p95 <= 300 + REFUSING_CREDIT_MS + 150, `queue delay p95 ${capped.p95} ms (the other flow's 300 ms included)`);
 });
 
-test('mayWriteVital: vital messages may fill VITAL_CAPS caps, no more (RTCP beyond what the path delivers waits)', () => {
+test('mayWrite(vital): vital messages may fill VITAL_CAPS caps, no more (RTCP beyond what the path delivers waits)', () => {
   const c = new InflightCap();
   c.onWrite(0, INITIAL_CELLS * 498);
   assert.equal(c.mayWrite(0, 498), false, 'media: the cap is full');
-  assert.equal(c.mayWriteVital(0, 498), true, 'vital: within the looser bound');
+  assert.equal(c.mayWrite(0, 498, true), true, 'vital: within the looser bound');
   c.onWrite(0, (VITAL_CAPS - 1) * INITIAL_CELLS * 498);
-  assert.equal(c.mayWriteVital(0, 498), false, 'beyond VITAL_CAPS caps: refused');
+  assert.equal(c.mayWrite(0, 498, true), false, 'beyond VITAL_CAPS caps: refused');
   assert.equal(c.appLimited(0), false, 'and that counts as the cap refusing');
 });

@@ -209,11 +209,8 @@ class FakeGate implements WriteGate {
   }
   /** Bytes vital messages may take beyond `allow`. */
   vitalExtra = Infinity;
-  mayWrite(_now: number, bytes: number): boolean {
-    return bytes <= this.allow;
-  }
-  mayWriteVital(_now: number, bytes: number): boolean {
-    return bytes <= this.allow + this.vitalExtra;
+  mayWrite(_now: number, bytes: number, vital = false): boolean {
+    return bytes <= this.allow + (vital ? this.vitalExtra : 0);
   }
   onWrite(_now: number, bytes: number): void {
     this.written += bytes;

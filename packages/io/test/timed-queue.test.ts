@@ -232,7 +232,8 @@ test('promoteSmall: audio behind held video moves ahead of it, each group in its
     audio(7, 6),
   ]);
   assert.equal(q.promoteSmall(buf, 0), false, 'frame 0 is audio: nothing is held back behind it');
-  assert.equal(q.promoteSmall(buf, 1), true);
+  assert.equal(q.promoteSmall(buf, 50), false, 'no frame starts there');
+  assert.equal(q.promoteSmall(buf, 100), true, 'frame 1 (at byte 100), video');
   assert.deepEqual(ids(buf, end), [1, 4, 7, 2, 3, 5, 6]);
   // Offsets and lengths moved with the bytes: frame ends are the running sums.
   const lens = [100, 100, 100, 1000, 1000, 100, 200];
@@ -242,7 +243,7 @@ test('promoteSmall: audio behind held video moves ahead of it, each group in its
     [1, 2, 3].map((i) => q.frameClass(i)),
     [SMALL, SMALL, LARGE],
   );
-  assert.equal(q.promoteSmall(buf, 3), false, 'nothing left to move');
+  assert.equal(q.promoteSmall(buf, 300), false, 'nothing left to move (frame 3, at byte 300)');
   // A second video stream's small packet behind its own large one stays behind it too.
   const second = queued([
     video(1, 0),

@@ -136,7 +136,6 @@ export class BottleneckNetwork {
     if (!process.env[LAB_NAMESPACE_ENV]) {
       throw new Error('a relay bottleneck joins namespaces to the one it runs in: run it inside a lab namespace (runInLabNamespace), not on the host');
     }
-    const ip = requireTool(TOOLS.ip);
     const tc = requireTool(TOOLS.tc);
     // /proc/sys/net shows the reading process's own namespace: the lab's.
     const sysctl = (name: string): string => readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/).join(' ');
@@ -152,7 +151,7 @@ export class BottleneckNetwork {
     }
     const net = new BottleneckNetwork(b, relay, router, tc);
     try {
-      for (const c of bottleneckNetworkCommands(b, { relay: relay.name, router: router.name }, tcp)) net.#run(c, ip);
+      for (const c of bottleneckNetworkCommands(b, { relay: relay.name, router: router.name }, tcp)) net.#run(c);
     } catch (err) {
       net.delete();
       throw err;
@@ -160,8 +159,9 @@ export class BottleneckNetwork {
     return net;
   }
 
-  #run(c: NamespacedCommand, ip: string = this.relay.ip): string {
-    const bin = c.command === 'ip' ? ip : c.command === 'tc' ? this.tc : 'sysctl';
+  #run(c: NamespacedCommand): string {
+    // NetNamespace found ip (requireTool) as it made the namespaces.
+    const bin = c.command === 'ip' ? this.relay.ip : c.command === 'tc' ? this.tc : 'sysctl';
     const ns = c.ns === undefined ? undefined : c.ns === this.relay.name ? this.relay : this.router;
     if (ns !== undefined) return ns.run(bin, c.args);
     return execFileSync(bin, c.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
