@@ -10,7 +10,8 @@ import { encodeMessageType } from './message-type.js';
 /**
  * Control: a STUN/TURN message of our own (a response, a Refresh...): never dropped.
  * Vital: relayed ICE checks, DTLS handshake/alert records, RTCP (its feedback drives WebRTC's own
- * congestion control): never dropped. Small: audio-sized media or other data (dropped only when
+ * congestion control), small DTLS application data (the data channel's SACKs and short
+ * messages): never dropped. Small: audio-sized media or other data (dropped only when
  * stale). Large: video-sized media or other data (dropped first).
  */
 export const DropClass = { Control: 0, Vital: 1, Small: 2, Large: 3 } as const;
@@ -111,7 +112,14 @@ export function classifyPayload(buf: Buffer, at: number, len: number, out: Frame
     // epoch's low bits) of epoch 2; application data goes in epoch 3 and up.
     if (b0 < DTLS_APPLICATION_DATA && b1 === DTLS_VERSION_MAJOR) out.cls = DropClass.Vital;
     else if ((b0 & DTLS13_UNIFIED_MASK) === DTLS13_UNIFIED_BITS && (b0 & DTLS13_EPOCH_BITS) === DTLS13_HANDSHAKE_EPOCH) out.cls = DropClass.Vital;
-    else out.reliable = (b0 === DTLS_APPLICATION_DATA && b1 === DTLS_VERSION_MAJOR) || (b0 & DTLS13_UNIFIED_MASK) === DTLS13_UNIFIED_BITS;
+    else {
+      out.reliable = (b0 === DTLS_APPLICATION_DATA && b1 === DTLS_VERSION_MAJOR) || (b0 & DTLS13_UNIFIED_MASK) === DTLS13_UNIFIED_BITS;
+      // A small SCTP packet (a SACK, a short message) is vital too: dropping it costs SCTP a
+      // retransmission timeout (backed off on each loss: a data channel dropped at the bound
+      // answered none of its pings for 10 s in a congested call) and saves a cell. A large one
+      // (a bulk transfer's) is dropped when stale, so a transfer cannot queue ahead of media.
+      if (out.reliable && !large) out.cls = DropClass.Vital;
+    }
     return;
   }
   if (b0 >= 128 && b0 <= 191) {
