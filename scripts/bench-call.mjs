@@ -11,7 +11,9 @@
 // other peer's ACKs: 53 vs 74 ms data-channel RTT on `ideal`, `npm run bench:rtt` rows 6b/6d).
 // Both peers use the same server, so every packet crosses Tor twice (a -> server -> b). On the
 // onionturn path each peer has a shim of its own, as two users on two machines do (each keeps its
-// own stream ready); the by-hand forwarder keeps nothing ready, so one serves both.
+// own stream ready); the by-hand forwarder keeps nothing ready, so one serves both. A profile
+// with a second user's tor (tor-congested: its congested relay is on peer a's circuits only) gives
+// peer b a shim and a forwarder on that tor; --cut-at then cuts peer a's streams only.
 // Everything runs on loopback, started and stopped here by PID; Ctrl-C stops it all.
 //   --profile NAME   lab profile: ideal (default), tor-typical, tor-congested, tor-onion
 //   --seconds N      media seconds per call (default 60)
@@ -250,6 +252,7 @@ const group = new ProcessGroup();
 let bridge;
 let browser;
 let forwarder;
+let forwarderB;
 let cleaning;
 let bwControlRef;
 let shimBRef;
@@ -269,6 +272,7 @@ const cleanup = () =>
     await browser?.close().catch(() => undefined);
     bwControlRef?.close();
     await forwarder?.close().catch(() => undefined);
+    await forwarderB?.close().catch(() => undefined);
     await group.stopAll().catch(() => undefined);
     await bridge?.stop().catch(() => undefined);
   })());
@@ -288,6 +292,12 @@ try {
   const coturnHost = profile.onion ? bridge.tor.onion.hostname : '127.0.0.1';
   forwarder = await startSocksForwarder({ socksPort: bridge.tor.socksPort, host: coturnHost, port: coturn.port, isolation: 'connection' });
   say(`by-hand path: forwarder 127.0.0.1:${forwarder.port} -> SOCKS ${bridge.tor.socksPort} -> coturn ${coturnHost}:${coturn.port}`);
+  // A profile with a second user's tor: peer b's forwarder and shim use it.
+  const secondTor = bridge.tor.secondClient;
+  if (secondTor) {
+    forwarderB = await startSocksForwarder({ socksPort: secondTor.socksPort, host: coturnHost, port: coturn.port, isolation: 'connection' });
+    say(`by-hand path, peer b: forwarder 127.0.0.1:${forwarderB.port} -> the second user's SOCKS ${secondTor.socksPort} -> coturn`);
+  }
   const circuitRtts = [];
   for (let i = 0; i < 3; i++) {
     try {
@@ -300,13 +310,13 @@ try {
   say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
   browser = await CallBrowser.start({ ownSignals: true });
   // Peer b's own shim (a second user's machine), started like the bridge's.
-  const shimB = (shimBRef = await bridge.addShim(bridge.server, { args: pathArgs, onion: profile.onion }));
+  const shimB = (shimBRef = await bridge.addShim(bridge.server, { args: pathArgs, onion: profile.onion, secondClient: secondTor !== undefined }));
   // --cut-at: the onionturn calls go through local-credential shims, one per peer (mobility).
   let cutShims;
   if (opts.cutAt !== undefined) {
     const local = { user: 'bench', password: randomBytes(12).toString('hex') };
-    const cutShim = () => bridge.addShim(bridge.server, { args: pathArgs, localCredentials: local, onion: profile.onion });
-    cutShims = cutShimsRef = [await cutShim(), await cutShim()];
+    const cutShim = (secondClient) => bridge.addShim(bridge.server, { args: pathArgs, localCredentials: local, onion: profile.onion, secondClient });
+    cutShims = cutShimsRef = [await cutShim(false), await cutShim(secondTor !== undefined)];
     say(
       `--cut-at ${opts.cutAt}: onionturn calls use local-credential shims on 127.0.0.1:${cutShims.map((s) => s.port).join(' and ')} (TURN mobility after the cut)`,
     );
@@ -356,6 +366,7 @@ try {
         ]);
       } else {
         iceServers = [{ urls: `turn:127.0.0.1:${forwarder.port}?transport=tcp`, ...coturnCredential(SECRET) }];
+        if (forwarderB) iceServersB = [{ urls: `turn:127.0.0.1:${forwarderB.port}?transport=tcp`, ...coturnCredential(SECRET) }];
       }
       say(`run ${run + 1}/${opts.runs}: ${path} call, ${opts.seconds} s of media`);
       const cutPort = path === 'onionturn' ? bridge.server.port : coturn.port;

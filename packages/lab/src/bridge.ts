@@ -34,6 +34,8 @@ export interface ShimOptions {
   readonly port?: number;
   /** Reach the server at its .onion address instead of through an exit. */
   readonly onion?: boolean;
+  /** Use the network's second client (another user's tor; the profile's `secondClient`) instead of the first. */
+  readonly secondClient?: boolean;
   readonly args?: readonly string[];
 }
 
@@ -135,6 +137,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       ...(profile.link ? { shape: profile.link } : {}),
       ...(profile.relayRateKbps === undefined ? {} : { relayBandwidthRate: Math.round((profile.relayRateKbps * 1000) / 8) }),
       bulkDownload: profile.bulkDownload,
+      secondClient: profile.secondClient === true,
       ...(profile.bottleneck ? { bottleneck: profile.bottleneck } : {}),
       ...(profile.torrc ? { torrcExtra: profile.torrc } : {}),
       progress: (m) => say(`  tor: ${m}`),
@@ -187,10 +190,12 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       const upstream = shim.onion && torNet.onion ? `${torNet.onion.hostname}:${server.port}` : `tcp://127.0.0.1:${server.port}`;
       say(`starting onionturn client (shim) on 127.0.0.1:${shimPort} -> ${upstream} via Tor`);
       const local = shim.localCredentials;
+      const socksPort = shim.secondClient ? torNet.secondClient?.socksPort : torNet.socksPort;
+      if (socksPort === undefined) throw new Error(`profile ${profile.name} starts no second Tor client (LabProfile.secondClient)`);
       const started = group.spawn('onionturn client', process.execPath, [
         onionturnBin(),
         'client',
-        ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${torNet.socksPort}`, '--allow-plaintext-upstream'],
+        ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${socksPort}`, '--allow-plaintext-upstream'],
         ...['--isolation', shim.isolation ?? 'per-flow', '--status', `127.0.0.1:${statusPort}`],
         ...(local
           ? [

@@ -67,6 +67,7 @@ export { LAB_PROFILES, LAB_PROFILE_NAMES, labProfile, type LabNamespaceSettings,
 export { LAB_NAMESPACE_ENV, createLabNamespace, runInLabNamespace } from './lab-namespace.js';
 export { startBulkDownload, type BulkDownload } from './bulk-download.js';
 export {
+  BOTTLENECK_BULK_ADDRESS,
   BOTTLENECK_LAB_ADDRESS,
   BOTTLENECK_RELAY_ADDRESS,
   BottleneckNetwork,

@@ -1,6 +1,6 @@
 // A congested relay for the lab: one relay runs in a network namespace of its own, reached only
 // through a router namespace whose two links (towards the relay, back to the lab) are limited by
-// tbf with a drop-tail queue. Why so, and not the shaping proxy's rate or a qdisc on the lab's
+// htb with drop-tail queues. Why so, and not the shaping proxy's rate or a qdisc on the lab's
 // loopback:
 // - a proxy that stops reading never makes tor's TCP lose a segment, so TCP's window stays large,
 //   tor's KIST scheduler keeps writing, and the backlog piles up in tor's per-connection outbuf,
@@ -10,12 +10,20 @@
 //   backs off on timers instead of recovering from duplicate ACKs, and a new connection behind a
 //   full queue could take more than 30 s to open (echoes 1.4-4.2 s, circuits timing out).
 // A router's queue drops where a real relay's uplink does: TCP sees the loss, its window shrinks,
-// KIST writes less, and the backlog waits in tor's circuit queues. (Beside a bulk download bare
-// echoes take 337-441 ms: the router's queue, crossed four times. They took 0.7-3.3 s while the
+// KIST writes less, and the backlog waits in tor's circuit queues. (They took 0.7-3.3 s while the
 // bulk rode the same tor connections as the echo: see tor-network.ts.)
 //
-//   lab namespace (everything else)       router                      relay namespace
-//   LAB_ADDRESS ot-lm ----------- ot-ml  [tbf]   [tbf] ot-mr ----------- ot-rm RELAY_ADDRESS
+// Each link queues the bulk download's connections apart from the others', as a relay host's own
+// qdisc does by default (fq_codel: a queue per flow); this kernel has neither fq_codel nor sfq,
+// so the router sorts by address (the bulk's relays have one of their own on the lab's side)
+// into two htb classes, each guaranteed half the rate, lending the rest while idle, and each
+// with its own drop-tail queue. One drop-tail FIFO for both let the bulk keep it full: the
+// call's thin connections lost a segment in most of their round trips, their retransmissions
+// too, and backed off to timeouts of seconds (bare streams beside the bulk stalled for 8-36 s).
+//
+//   lab namespace (everything else)        router                           relay namespace
+//   LAB_ADDRESS,                ot-lm ---- ot-ml [htb]   [htb] ot-mr ---- ot-rm RELAY_ADDRESS
+//   BULK_ADDRESS (bulk relays)
 //
 // The commands are built here (pure, unit-tested) and run by BottleneckNetwork.
 import { execFileSync } from 'node:child_process';
@@ -36,6 +44,8 @@ export interface RelayBottleneck {
 
 /** The lab's side of the router link: relays in the lab namespace listen here too. */
 export const BOTTLENECK_LAB_ADDRESS = '10.77.1.1';
+/** The lab's side of the router link for the bulk download's relays: the router queues their traffic apart. */
+export const BOTTLENECK_BULK_ADDRESS = '10.77.1.2';
 /** The congested relay's address in its own namespace. */
 export const BOTTLENECK_RELAY_ADDRESS = '10.77.2.1';
 const ROUTER_LAB_SIDE = '10.77.1.254';
@@ -59,7 +69,7 @@ export interface NamespacedCommand {
 /**
  * The commands that join the relay and router namespaces (made with lo up, see NetNamespace) to
  * the lab namespace they are run from: two veth pairs, addresses and routes, forwarding in the
- * router, the relay namespace's TCP buffers like the lab's, and a tbf on each of the router's links.
+ * router, the relay namespace's TCP buffers like the lab's, and the queues on each of the router's links.
  */
 export function bottleneckNetworkCommands(
   b: RelayBottleneck,
@@ -70,8 +80,60 @@ export function bottleneckNetworkCommands(
   const here = (command: NamespacedCommand['command'], ...args: string[]): NamespacedCommand => ({ ns: undefined, command, args });
   const inRelay = (command: NamespacedCommand['command'], ...args: string[]): NamespacedCommand => ({ ns: names.relay, command, args });
   const inRouter = (command: NamespacedCommand['command'], ...args: string[]): NamespacedCommand => ({ ns: names.router, command, args });
-  // tbf: the rate, a burst of two packets (so it sends at its rate, not in lumps), and the queue.
-  const tbf = ['root', 'tbf', 'rate', `${b.rateKbps}kbit`, 'burst', String(2 * FULL_PACKET_BYTES), 'limit', String(queueBytes(b))];
+  // On each of the router's links: htb at the rate, with a burst of two packets (so it sends at
+  // its rate, not in lumps); a class for the bulk's relays' traffic and a default one for the
+  // rest, each with half the rate guaranteed and all of it while the other is idle, each with a
+  // drop-tail queue of queueMs at the full rate.
+  const burst = ['burst', String(2 * FULL_PACKET_BYTES), 'cburst', String(2 * FULL_PACKET_BYTES)];
+  const half = `${b.rateKbps / 2}kbit`;
+  const queues = (dev: string): NamespacedCommand[] => [
+    inRouter('tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '10'),
+    inRouter('tc', 'class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:1', 'htb', 'rate', `${b.rateKbps}kbit`, ...burst),
+    ...['10', '20'].flatMap((c) => [
+      inRouter(
+        'tc',
+        'class',
+        'add',
+        'dev',
+        dev,
+        'parent',
+        '1:1',
+        'classid',
+        `1:${c}`,
+        'htb',
+        'rate',
+        half,
+        'ceil',
+        `${b.rateKbps}kbit`,
+        ...burst,
+        'quantum',
+        String(FULL_PACKET_BYTES),
+      ),
+      inRouter('tc', 'qdisc', 'add', 'dev', dev, 'parent', `1:${c}`, 'bfifo', 'limit', String(queueBytes(b))),
+    ]),
+    ...['src', 'dst'].map((end) =>
+      inRouter(
+        'tc',
+        'filter',
+        'add',
+        'dev',
+        dev,
+        'parent',
+        '1:',
+        'protocol',
+        'ip',
+        'prio',
+        '1',
+        'u32',
+        'match',
+        'ip',
+        end,
+        `${BOTTLENECK_BULK_ADDRESS}/32`,
+        'flowid',
+        '1:20',
+      ),
+    ),
+  ];
   return [
     here('ip', 'link', 'add', 'ot-lm', 'type', 'veth', 'peer', 'name', 'ot-ml'),
     here('ip', 'link', 'set', 'ot-ml', 'netns', names.router),
@@ -79,6 +141,7 @@ export function bottleneckNetworkCommands(
     here('ip', 'link', 'set', 'ot-rm', 'netns', names.relay),
     here('ip', 'link', 'set', 'ot-mr', 'netns', names.router),
     here('ip', 'addr', 'add', `${BOTTLENECK_LAB_ADDRESS}/24`, 'dev', 'ot-lm'),
+    here('ip', 'addr', 'add', `${BOTTLENECK_BULK_ADDRESS}/24`, 'dev', 'ot-lm'),
     here('ip', 'link', 'set', 'ot-lm', 'up'),
     here('ip', 'route', 'add', `${BOTTLENECK_RELAY_ADDRESS}/32`, 'via', ROUTER_LAB_SIDE),
     inRouter('ip', 'addr', 'add', `${ROUTER_LAB_SIDE}/24`, 'dev', 'ot-ml'),
@@ -87,8 +150,8 @@ export function bottleneckNetworkCommands(
     inRouter('ip', 'link', 'set', 'ot-mr', 'up'),
     inRouter('sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'),
     // Towards the relay: what it receives. Back to the lab: what it sends.
-    inRouter('tc', 'qdisc', 'add', 'dev', 'ot-mr', ...tbf),
-    inRouter('tc', 'qdisc', 'add', 'dev', 'ot-ml', ...tbf),
+    ...queues('ot-mr'),
+    ...queues('ot-ml'),
     inRelay('ip', 'addr', 'add', `${BOTTLENECK_RELAY_ADDRESS}/24`, 'dev', 'ot-rm'),
     inRelay('ip', 'link', 'set', 'ot-rm', 'up'),
     inRelay('ip', 'route', 'add', 'default', 'via', ROUTER_RELAY_SIDE),
@@ -104,10 +167,10 @@ export interface BottleneckCounters {
   readonly out: { readonly sentBytes: number; readonly dropped: number };
 }
 
-/** Reads one tbf's counters out of `tc -s qdisc show dev X` text. */
+/** Reads a link's counters (its htb, all classes) out of `tc -s qdisc show dev X` text. */
 export function parseQdiscCounters(text: string): { sentBytes: number; dropped: number } {
-  const m = /qdisc tbf [^\n]*\n\s*Sent (\d+) bytes \d+ pkt \(dropped (\d+)/.exec(text);
-  if (!m) throw new Error("no tbf qdisc in tc's output");
+  const m = /qdisc htb 1: root[^\n]*\n\s*Sent (\d+) bytes \d+ pkt \(dropped (\d+)/.exec(text);
+  if (!m) throw new Error("no htb root qdisc in tc's output");
   return { sentBytes: Number(m[1]), dropped: Number(m[2]) };
 }
 

@@ -42,7 +42,7 @@ export const TOOLS = {
   socat: { command: 'socat', debianPackage: 'socat' },
   /** Network namespaces and veth links (a server's public-looking address; the lab's congested relay). */
   ip: { command: 'ip', debianPackage: 'iproute2' },
-  /** The lab's congested relay: tbf on its router's links (relay-bottleneck.ts). */
+  /** The lab's congested relay: htb on its router's links (relay-bottleneck.ts). */
   tc: { command: 'tc', debianPackage: 'iproute2' },
   /** Loopback captures for the round-trip breakdown (scripts/rtt-breakdown.mjs --capture). */
   tcpdump: { command: 'tcpdump', debianPackage: 'tcpdump' },

@@ -12,7 +12,7 @@ import { startEchoServer, type EchoServer } from './echo-server.js';
 import { startBulkDownload, type BulkDownload } from './bulk-download.js';
 import type { LinkShape } from './link-shaper.js';
 import { startShapingProxy, type ShapingProxy } from './shaping-proxy.js';
-import { BOTTLENECK_LAB_ADDRESS, BOTTLENECK_RELAY_ADDRESS, BottleneckNetwork, type RelayBottleneck } from './relay-bottleneck.js';
+import { BOTTLENECK_BULK_ADDRESS, BOTTLENECK_LAB_ADDRESS, BOTTLENECK_RELAY_ADDRESS, BottleneckNetwork, type RelayBottleneck } from './relay-bottleneck.js';
 import { freePort } from './ports.js';
 import { ProcessGroup, sleep, type Started } from './processes.js';
 import { socks5Connect } from './socks5.js';
@@ -30,6 +30,9 @@ const AUTHORITIES = 3;
  */
 const FIRST_VOTE_LEAD_SECONDS = 6;
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** What each relay's notice log says once its one bandwidth self-test is done, and how long to wait for all (measured: 70-85 s after start). */
+const SELF_TEST_DONE = 'Performing bandwidth self-test...done.';
+const SELF_TEST_WAIT_MS = 150_000;
 /** Any hostname resolves to 127.0.0.1 at the exits; used to prove their DNS works. */
 const PROBE_HOSTNAME = 'echo.onionturn.test';
 
@@ -77,6 +80,12 @@ export interface TorNetworkOptions {
    * (runInLabNamespace), not with `onion`.
    */
   readonly bottleneck?: RelayBottleneck;
+  /**
+   * Start a second client (another user's tor, `TorNetwork.secondClient`). With `bottleneck`
+   * its circuits go around the congested relay (auth1, one more relay, auth2), so a call between
+   * the two clients' users meets the congested relay on one user's circuits only.
+   */
+  readonly secondClient?: boolean;
   /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
   readonly torrcExtra?: readonly string[];
 }
@@ -137,6 +146,8 @@ export interface TorNetwork {
   readonly timings: TorNetworkTimings;
   /** The shaping proxies in front of the relays' ORPorts (empty when unshaped). */
   readonly shapers: readonly ShapingProxy[];
+  /** The second client's ports on 127.0.0.1, when asked for (`TorNetworkOptions.secondClient`). */
+  readonly secondClient?: { readonly socksPort: number; readonly controlPort: number };
   /** The competing bulk download, when asked for. */
   readonly bulk?: BulkDownload;
   /** The congested relay's namespaces, when asked for (counters of its router's queues). */
@@ -235,7 +246,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     })());
 
   /** Polls probe until it yields a value; fails on the deadline or when any tor has exited. */
-  const until = async <T>(what: string, probe: () => Promise<T | undefined>, stepMs: number): Promise<T> => {
+  const until = async <T>(what: string, probe: () => Promise<T | undefined>, stepMs: number, by = deadline): Promise<T> => {
     let lastError = '';
     for (;;) {
       if (options.signal?.aborted) throw new Error(`aborted while waiting for ${what}`);
@@ -250,8 +261,8 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       } catch (err) {
         lastError = err instanceof Error ? err.message : String(err);
       }
-      if (Date.now() >= deadline) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
-      await sleep(Math.min(stepMs, Math.max(0, deadline - Date.now())));
+      if (Date.now() >= by) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
+      await sleep(Math.min(stepMs, Math.max(0, by - Date.now())));
     }
   };
 
@@ -293,9 +304,13 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     // stalled every circuit behind them (head-of-line): bare echoes took 1.3-3.1 s beside the
     // bulk, where a TCP bulk that crossed the router outside tor left them at 0.35-0.5 s.
     const bulkClient = options.bottleneck !== undefined && options.bulkDownload === true;
-    const extraRelays = (options.extraRelays ?? (options.onion ? 1 : 0)) + (bulkClient ? 2 : 0);
+    // The second client's middle relay, when its circuits go around the congested one.
+    const plainExtra = options.extraRelays ?? (options.onion ? 1 : 0);
+    const aroundRelay = options.bottleneck !== undefined && options.secondClient === true ? `relay${AUTHORITIES + plainExtra}` : undefined;
+    const extraRelays = plainExtra + (aroundRelay ? 1 : 0) + (bulkClient ? 2 : 0);
     const bulkRelays = [`relay${AUTHORITIES + extraRelays - 2}`, `relay${AUTHORITIES + extraRelays - 1}`] as const;
-    const ports = await uniquePorts(AUTHORITIES * 3 + extraRelays * (options.shape ? 4 : 3) + 2 + 1 + (options.shape ? AUTHORITIES : 0) + (bulkClient ? 2 : 0));
+    const clientPorts = 2 + (bulkClient ? 2 : 0) + (options.secondClient ? 2 : 0);
+    const ports = await uniquePorts(AUTHORITIES * 3 + extraRelays * (options.shape ? 4 : 3) + clientPorts + 1 + (options.shape ? AUTHORITIES : 0));
     const port = (): number => {
       const p = ports.shift();
       if (p === undefined) throw new Error('internal: ran out of allocated ports');
@@ -308,7 +323,10 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       bottleneck = BottleneckNetwork.create(options.bottleneck);
       liveBottlenecks.add(bottleneck);
     }
-    const addressOf = (i: number): string | undefined => (bottleneck ? (i === 0 ? BOTTLENECK_RELAY_ADDRESS : BOTTLENECK_LAB_ADDRESS) : undefined);
+    // The bulk's relays have an address of their own, by which the router queues their traffic apart.
+    const bulkRelayIndex = AUTHORITIES + extraRelays - 2;
+    const addressOf = (i: number): string | undefined =>
+      !bottleneck ? undefined : i === 0 ? BOTTLENECK_RELAY_ADDRESS : bulkClient && i >= bulkRelayIndex ? BOTTLENECK_BULK_ADDRESS : BOTTLENECK_LAB_ADDRESS;
     // Shaped: the relay publishes (and authorities list) the proxy's port; the proxy forwards
     // to the real ORPort. Every connection to a relay, from a client or another relay, crosses it.
     // Not the congested relay: its links are its router's, and a proxy that stops reading on the
@@ -435,6 +453,24 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       }),
     );
     const clients = [client];
+    let secondClient: { socksPort: number; controlPort: number } | undefined;
+    if (options.secondClient) {
+      const dir = join(dataDir, 'client-b');
+      secondClient = { socksPort: port(), controlPort: port() };
+      clients.push(
+        await spawnTor(
+          { name: 'client-b', role: 'client', dataDir: dir, ...secondClient },
+          buildTorrc({
+            ...common,
+            role: 'client',
+            nickname: 'clientb',
+            dataDir: dir,
+            ...secondClient,
+            ...(aroundRelay ? { path: { entry: 'auth1', middle: aroundRelay, exit: 'auth2' } } : {}),
+          }),
+        ),
+      );
+    }
     let bulkSocksPort: number | undefined;
     if (bulkClient) {
       const dir = join(dataDir, 'bulk');
@@ -504,6 +540,10 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const firstStreamMs = Date.now() - t0;
     progress(`stream through an exit works (${firstStreamMs} ms)`);
     await until(`exits resolving ${PROBE_HOSTNAME} through the test DNS responder`, () => echoProbe(socksPort, PROBE_HOSTNAME, echoPort, deadline), 500);
+    if (secondClient) {
+      const second = secondClient.socksPort;
+      await until('a stream through the second client', () => echoProbe(second, '127.0.0.1', echoPort, deadline), 500);
+    }
 
     let onion: TorOnionService | undefined;
     let onionMs: number | undefined;
@@ -519,7 +559,19 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
 
     if (bottleneck) {
       const { rateKbps, queueMs } = bottleneck.bottleneck;
-      progress(`relay auth0 runs behind a router whose links carry ${rateKbps} kbit/s per direction (drop-tail queue ${queueMs} ms)`);
+      progress(`relay auth0 runs behind a router whose links carry ${rateKbps} kbit/s per direction (drop-tail queues of ${queueMs} ms)`);
+      // Once, a minute or so after it starts, every relay sends ~500 KB of drop cells through
+      // testing circuits of its own (tor's bandwidth self-test, AssumeReachable or not), many of
+      // them across the congested relay: 10-15 s of backlog there for whatever else crosses it
+      // (bare echoes stalled for up to 14 s). Ready only once every relay is done.
+      const relays = started.filter(({ node }) => node.role === 'authority' || node.role === 'relay').map(({ node }) => node);
+      await until(
+        'every relay to finish its bandwidth self-test',
+        async () => (relays.every((n) => readFileSync(join(n.dataDir, 'notice.log'), 'utf8').includes(SELF_TEST_DONE)) ? true : undefined),
+        1000,
+        Date.now() + SELF_TEST_WAIT_MS,
+      );
+      progress(`every relay has done its bandwidth self-test (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     }
     if (options.bulkDownload) {
       bulk = await startBulkDownload({ socksPort: bulkSocksPort ?? socksPort });
@@ -542,6 +594,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       pids: nodes.map((n) => n.pid),
       timings,
       shapers,
+      ...(secondClient ? { secondClient } : {}),
       ...(bulk ? { bulk } : {}),
       ...(bottleneck ? { bottleneck } : {}),
       measureCircuitRtt: (samples = 5, viaOnion = false) => {

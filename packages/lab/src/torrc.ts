@@ -147,6 +147,8 @@ export function buildTorrc(o: TorrcOptions): string {
         ? [`ORPort ${address}:${need(o.orPort, 'orPort')}`]
         : [`ORPort ${address}:${o.advertisedOrPort} NoListen`, `ORPort ${address}:${need(o.orPort, 'orPort')} NoAdvertise`]),
       `DirPort ${address}:${need(o.dirPort, 'dirPort')}`,
+      // Connections to other relays leave from it too (a router may sort traffic by it).
+      ...(o.address === undefined ? [] : [`OutboundBindAddressOR ${address}`]),
     );
     if (o.bandwidthRate !== undefined) {
       if (!Number.isInteger(o.bandwidthRate) || o.bandwidthRate < MIN_BANDWIDTH_RATE)
