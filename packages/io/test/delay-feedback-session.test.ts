@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ACTIVE_MS,
+  COALESCE_MS,
   DelayFeedbackCounters,
   DelayFeedbackSession,
   INITIAL_CELLS,
@@ -13,6 +14,7 @@ import {
   LONE_REPORT_FULL_MS,
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,
+  REVERSE_CONGESTED_HOLD_MS,
   TOR_CELL_PAYLOAD,
   VITAL_CAPS,
   type DelayReport,
@@ -241,4 +243,22 @@ test('while the path is full (more in flight than even vital messages may fill),
     if (r !== undefined) s.onWrite(t, r.length);
   }
   assert.ok(counters.reportsSent - before >= 8, `${counters.reportsSent - before} lone reports in 1 s`);
+});
+
+test("writes coalesce while the other direction's data queues above the target (a congested relay carries both), not while both have room", () => {
+  const { s } = session();
+  s.negotiate(0);
+  // Uncongested: the other end's reports arrive 40 ms after their clock (offset included).
+  for (let t = 0; t <= 1000; t += 50) s.onReport(t, { clockMs: t - 40, receivedBytes: 0, oneWayDelayMs: 0 });
+  assert.equal(s.coalesceMs(1001), 0, 'a path with room either way: every write at once');
+  // The other direction's data now waits 200 ms more than its base (the target is 100).
+  s.onReport(1050, { clockMs: 1050 - 40 - 200, receivedBytes: 0, oneWayDelayMs: 0 });
+  assert.equal(s.coalesceMs(1051), COALESCE_MS, 'our lone cells would take what that direction lacks');
+  // Back to its base: the verdict holds a while, then ends.
+  s.onReport(1100, { clockMs: 1100 - 40, receivedBytes: 0, oneWayDelayMs: 0 });
+  assert.equal(s.coalesceMs(1050 + REVERSE_CONGESTED_HOLD_MS - 1), COALESCE_MS);
+  assert.equal(s.coalesceMs(1050 + REVERSE_CONGESTED_HOLD_MS + 1), 0);
+  // A hiccup under the target changes nothing.
+  s.onReport(2200, { clockMs: 2200 - 40 - 60, receivedBytes: 0, oneWayDelayMs: 0 });
+  assert.equal(s.coalesceMs(2201), 0);
 });
