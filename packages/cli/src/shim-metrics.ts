@@ -34,6 +34,20 @@ export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): 
     return s ? Object.entries(dropsOf(s)).map(([r, n]) => [[r], n]) : [];
   });
   counter(
+    'onionturn_client_stale_dropped_total',
+    'Datagrams dropped towards Tor for waiting past --max-queue-delay-ms, by size (large: over 400 bytes, video-sized)',
+    ['size'],
+    () => {
+      const d = stats()?.queueDrops;
+      return d
+        ? [
+            [['large'], d.staleLarge],
+            [['small'], d.staleSmall],
+          ]
+        : [];
+    },
+  );
+  counter(
     'onionturn_client_delay_feedback_total',
     'The delay extension with the server: streams that negotiated it, reports sent and received, holds of the in-flight cap, report stalls',
     ['event'],

@@ -5,7 +5,7 @@
 //   exit path and 12 x delayMs to an onion service, plus tor's own ~8 ms (~96 ms onion).
 // - The bottleneck: tor-typical and tor-onion use each relay's own RelayBandwidthRate (read and
 //   write buckets, refilled every 10 ms). tor-congested puts one relay behind a router whose
-//   links are limited with a drop-tail queue (relay-bottleneck.ts), inside a network namespace
+//   links are limited with drop-tail queues (relay-bottleneck.ts), inside a network namespace
 //   with small TCP buffers (see its comments for why both).
 import type { LinkShape } from './link-shaper.js';
 import type { RelayBottleneck } from './relay-bottleneck.js';
@@ -73,7 +73,7 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
   'tor-congested': {
     name: 'tor-congested',
     description:
-      "as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with one relay, crossed by every circuit of one user's tor (peer b's goes around it), behind a router limited to 600 kbit/s per direction (a drop-tail queue of 200 ms), and a bulk download through it",
+      "as tor-typical (jitter +- 10 ms, a 400 ms stall per link every ~1 min) with one relay, crossed by every circuit of one user's tor (peer b's goes around it), behind a router limited to 600 kbit/s per direction (queued per flow, drop-tail queues of 200 ms), and a bulk download through it",
     link: { delayMs: 40, jitterMs: 10, stall: { meanEveryMs: 60_000, forMs: 400 } },
     // The bottleneck is a router's, with a queue that drops (relay-bottleneck.ts says why not the
     // proxies' rate, nor a qdisc on the lab's loopback, nor tor's RelayBandwidthRate: that
@@ -83,7 +83,7 @@ export const LAB_PROFILES: Readonly<Record<string, LabProfile>> = {
     // would hold its backlog where the router should drop it), so a circuit crosses fewer delayed
     // links: measured idle, bare echoes 77-111 ms, not tor-typical's 250. Beside the bulk
     // download (on relays of its own, see tor-network.ts; the router then carries 600 kbit/s
-    // each way): bare echoes on fresh circuits 337-441 ms.
+    // each way, queued apart from the rest): bare echoes 79-163 ms (337-441 ms in one queue).
     bottleneck: { rateKbps: 600, queueMs: 200 },
     // Tor's own FIFO per connection, the outbuf (cells leave the circuit scheduler for it while
     // under the consensus' orconn_high, 32 KB = 0.43 s at 600 kbit/s): scaled down with the rate

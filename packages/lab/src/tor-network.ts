@@ -76,7 +76,9 @@ export interface TorNetworkOptions {
    * Congest the first authority (relay-bottleneck.ts): it runs in a namespace of its own behind a
    * router whose links are limited; the other relays listen on BOTTLENECK_LAB_ADDRESS. The
    * client's circuits go auth1, auth0, auth2; with `bulkDownload`, the bulk has a client of its
-   * own and two more relays (relay3, auth0, relay4). Only inside a lab namespace
+   * own and two more relays, the last two (relay3, auth0, relay4; with `secondClient`, relay4,
+   * auth0, relay5), on BOTTLENECK_BULK_ADDRESS (the router queues their traffic apart). Ready
+   * only once every relay has done its bandwidth self-test. Only inside a lab namespace
    * (runInLabNamespace), not with `onion`.
    */
   readonly bottleneck?: RelayBottleneck;

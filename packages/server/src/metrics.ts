@@ -68,6 +68,16 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     ['stale', s.queueDrops.stale],
     ['stale-arrival', s.droppedStaleArrival],
   ]);
+  // The stale ones by size: video-sized first is the intent, so what audio still loses shows here.
+  labelled(
+    'onionturn_stale_dropped_total',
+    'Datagrams dropped for waiting past --max-queue-delay-ms, by size (large: over 400 bytes, video-sized)',
+    'size',
+    () => [
+      ['large', s.queueDrops.staleLarge],
+      ['small', s.queueDrops.staleSmall],
+    ],
+  );
   const df = s.delayFeedback;
   counter('onionturn_delay_feedback_negotiated_total', 'Client connections that negotiated the shim-server delay extension', () => df.negotiated);
   labelled('onionturn_delay_feedback_reports_total', 'Delay extension reports, by direction', 'direction', () => [

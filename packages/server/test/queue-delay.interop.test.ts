@@ -51,9 +51,9 @@ async function startServer(t: TestContext, maxQueueDelayMs?: number): Promise<Tu
 }
 
 /** What a scrape of the server's /metrics says for onionturn_dropped_total{reason}. */
-async function droppedMetric(server: TurnServer, reason: string): Promise<number> {
+async function droppedMetric(server: TurnServer, reason: string, metric = 'dropped_total', label = 'reason'): Promise<number> {
   const text = await createMetricsRegistry(server.core).metrics();
-  const m = new RegExp(`^onionturn_dropped_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(text);
+  const m = new RegExp(`^onionturn_${metric}\\{${label}="${reason}"\\} (\\d+)`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
 }
 
@@ -195,6 +195,9 @@ test('a client that stops reading: stale datagrams are dropped and counted, not 
   const stale = await droppedMetric(server, 'stale');
   const backlog = await droppedMetric(server, 'backlog-full');
   assert.ok(stale > 0, 'stale datagrams counted');
+  // By size: all of them the test's 1000-byte (video-sized) datagrams.
+  assert.equal(await droppedMetric(server, 'large', 'stale_dropped_total', 'size'), stale, 'the stale ones, large');
+  assert.equal(await droppedMetric(server, 'small', 'stale_dropped_total', 'size'), 0, 'none small');
   // A plain client: nothing of the delay extension on its connection (no echo in the Allocate
   // success, no Binding indication, i.e. no report).
   assert.ok(!client.messages.some((m) => hasDelayFeedbackOffer(m.raw)), 'no DELAY-FEEDBACK');
