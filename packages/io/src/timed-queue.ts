@@ -155,6 +155,11 @@ export class TimedQueue {
     return this.#cls[i] as number;
   }
 
+  /** Is frame `i` a small RTP packet (audio, or a video frame's short last packet)? */
+  smallMedia(i: number): boolean {
+    return this.#rtp[i] === 1 && this.#cls[i] === SMALL;
+  }
+
   /** Forgets every frame (the batch was written). */
   clear(): void {
     this.#written(this.#count);

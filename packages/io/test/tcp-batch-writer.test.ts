@@ -382,6 +382,23 @@ const mediaClass = (b: Buffer, at: number, n: number, out: MessageClass): void =
   }
 };
 
+test('a gate: audio (small RTP packets) takes the looser bound of vital messages, video does not', async () => {
+  const { w, gate, drops, received } = await gated(10_000, mediaClass);
+  gate.allow = 0;
+  gate.vitalExtra = 4;
+  assert.ok(w.append(Buffer.from('A1A1')));
+  await turn();
+  assert.equal(w.held, false, 'audio beyond the cap, within the looser bound: not held');
+  assert.equal((await received(4)).toString(), 'A1A1');
+  assert.ok(w.append(Buffer.from('WWWWWWWW')));
+  await turn();
+  assert.equal(w.held, true, 'video beyond the cap: held');
+  gate.allow = 100;
+  w.kick();
+  assert.equal((await received(12)).toString(), 'A1A1WWWWWWWW');
+  assert.equal(drops.stale, 0);
+});
+
 test('a gate holding video back: the audio behind it goes first, the video waits its turn', async () => {
   const { w, gate, drops, received } = await gated(10_000, mediaClass);
   gate.allow = 4;
