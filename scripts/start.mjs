@@ -37,7 +37,7 @@ if (profile.namespace) {
   console.log(
     `start: profile ${profile.name} is meant for a network namespace with small TCP buffers${profile.bottleneck ? ' and a congested relay behind a router namespace' : ''} (bench:call runs it there); here it runs on the host's loopback${profile.bottleneck ? ', without the congested relay' : ', with more delay under load'}`,
   );
-  profile = { ...profile, bottleneck: undefined };
+  profile = { ...profile, bottleneck: undefined, secondClient: false };
 }
 
 const t0 = Date.now();

@@ -57,7 +57,7 @@ export const LATE_MIN_MS = 500;
  */
 export const DEFAULT_TARGET_MS = 100;
 /**
- * While the path is the limit, a write that would leave its last Tor cell mostly empty waits this
+ * While the path is the limit (or the other direction queues), a write that would leave its last Tor cell mostly empty waits this
  * long (ms, from its oldest message) for more (TcpBatchWriter's coalescing): an audio packet
  * every 20 ms then shares a cell with the next one and the RTCP between them.
  */
@@ -69,7 +69,7 @@ export const COALESCE_MS = 40;
  * the server sent the media's sender 30-50 cells a second, 13-18% full (its RTCP, data-channel
  * answers and our reports), as many cells as the media itself.
  */
-export const REVERSE_CONGESTED_HOLD_MS = 1000;
+export const REVERSE_QUEUED_HOLD_MS = 1000;
 /** A delivery-rate sample spans at least this much of the reporter's clock (two of tor's token-bucket refills). */
 export const RATE_SPAN_MS = 200;
 
@@ -147,6 +147,9 @@ export class DelayFeedbackSession {
   #lateUntil = 0;
   /** Until when the other direction counts as queued above the target (see coalesceMs). */
   #reverseQueuedUntil = 0;
+  get #targetMs(): number {
+    return this.#opts.targetMs ?? DEFAULT_TARGET_MS;
+  }
   #stalled = false;
   #negotiatedAt = 0;
   #tracedAt = -Infinity;
@@ -179,7 +182,7 @@ export class DelayFeedbackSession {
     this.#negotiatedAt = now;
     this.#capBase = this.#sent;
     this.#cap = new InflightCap({
-      targetMs: this.#opts.targetMs ?? DEFAULT_TARGET_MS,
+      targetMs: this.#targetMs,
       rateSpanMs: RATE_SPAN_MS,
       ackDelayMs: LONE_REPORT_MS,
     });
@@ -228,7 +231,7 @@ export class DelayFeedbackSession {
     this.#excessIn = owd - (this.#baseIn.value(now) as number);
     this.#standingIn.add(now, this.#excessIn);
     this.#lateUntil = this.#excessIn - (this.#standingIn.value(now) as number) > this.#lateMs ? now + LATE_HOLD_MS : 0;
-    if (this.#excessIn > (this.#opts.targetMs ?? DEFAULT_TARGET_MS)) this.#reverseQueuedUntil = now + REVERSE_CONGESTED_HOLD_MS;
+    if (this.#excessIn > this.#targetMs) this.#reverseQueuedUntil = now + REVERSE_QUEUED_HOLD_MS;
     const acked = r.receivedBytes - this.#capBase;
     if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs, r.clockMs);
     if (this.#opts.trace !== undefined && now - this.#tracedAt >= TRACE_EVERY_MS) {
@@ -279,7 +282,7 @@ export class DelayFeedbackSession {
   /**
    * How long a write that fills little of its last cell may wait for more (TcpBatchWriter): only
    * while the path is the limit (InflightCap.pathLimited), or the other direction's data queued
-   * above the target (REVERSE_CONGESTED_HOLD_MS): a path with room gets every write at once.
+   * above the target (REVERSE_QUEUED_HOLD_MS): a path with room gets every write at once.
    */
   coalesceMs(now: number): number {
     const cap = this.#cap;

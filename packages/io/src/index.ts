@@ -20,7 +20,7 @@ export {
   LONE_REPORT_MS,
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,
-  REVERSE_CONGESTED_HOLD_MS,
+  REVERSE_QUEUED_HOLD_MS,
   type DelayFeedbackSessionOptions,
   type DelayReport,
 } from './delay-feedback-session.js';

@@ -340,8 +340,8 @@ export class InflightCap {
   /**
    * May a write of `bytes` go into the stream now? (Always with nothing in flight: a write bigger
    * than the cap still goes, alone.) `vital`: it ends in vital messages (ICE checks, DTLS
-   * handshake, RTCP), which may fill VITAL_CAPS caps: a call's setup goes on at once, RTCP beyond
-   * what the path delivers does not.
+   * handshake, RTCP, the data channel's small records) or audio, which may fill VITAL_CAPS caps: a
+   * call's setup goes on at once, RTCP beyond what the path delivers does not.
    */
   mayWrite(now: number, bytes: number, vital = false): boolean {
     if (this.fits(now, bytes, vital ? VITAL_CAPS : 1)) return true;

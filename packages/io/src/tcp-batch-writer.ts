@@ -26,8 +26,8 @@
 // Cells, not bytes, are what a narrow Tor path runs out of: tor puts what one read of the stream
 // gives it into cells at once, so every lone write takes a 514-byte cell however small it is (an
 // audio packet, an RTCP report: a call sends 50-100 of those a second per direction, several
-// times what a congested relay gives a circuit). While the gate says the path is the limit
-// (coalesceMs), a batch that would leave its last cell mostly empty waits for more, up to that
+// times what a congested relay gives a circuit). While the gate says the path is the limit, or the
+// other direction queues (coalesceMs), a batch that would leave its last cell mostly empty waits for more, up to that
 // long after its oldest message: a Nagle for cells. Our own control messages never wait.
 // When the gate holds a video packet back, the audio packets behind it go first
 // (TimedQueue.promoteSmall): on a path narrower than the call, audio is what should get through.
@@ -95,8 +95,9 @@ export const COALESCE_FILL = 360;
 /** Drop class of our own control messages (DropClass.Control): they are never held by a gate. */
 const CONTROL = 0;
 /**
- * Drop class of relayed ICE checks, DTLS handshake records and RTCP (DropClass.Vital): not held by
- * a gate while nothing is held ahead of them (see #allowed).
+ * Drop class of relayed ICE checks, DTLS handshake records, RTCP and the data channel's small
+ * records (DropClass.Vital): held by a gate only beyond its looser bound, as audio is, while
+ * nothing is held ahead of them (see #allowed).
  */
 const VITAL = 1;
 

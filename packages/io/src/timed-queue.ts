@@ -15,8 +15,8 @@
 //   once, and a cut video frame is lost anyway.
 // - Any droppable frame (small ones too: audio, other data) older than the budget is dropped:
 //   the hard bound, whatever the state.
-// - Classes 0 and 1 (our own control messages; relayed ICE checks, DTLS handshake, RTCP) are never
-//   dropped.
+// - Classes 0 and 1 (our own control messages; relayed ICE checks, DTLS handshake, RTCP, the data
+//   channel's small records) are never dropped.
 // - One video frame is not shredded: after a dropped RTP packet, the frames right behind it with
 //   the same SSRC and timestamp (the rest of that frame) go too, however young, rather than
 //   sending a frame's tail that cannot be decoded.
@@ -299,7 +299,7 @@ export class TimedQueue {
       if (this.#cls[i] === LARGE) {
         if (rtp && !largeSsrcs.includes(ssrc)) largeSsrcs.push(ssrc);
         stays = true;
-      } else if (this.#cls[i] === SMALL && rtp && !largeSsrcs.includes(ssrc)) {
+      } else if (this.smallMedia(i) && !largeSsrcs.includes(ssrc)) {
         moves[i - from] = 1;
         any ||= stays;
       } else stays = true;

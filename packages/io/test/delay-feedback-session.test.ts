@@ -14,7 +14,7 @@ import {
   LONE_REPORT_FULL_MS,
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,
-  REVERSE_CONGESTED_HOLD_MS,
+  REVERSE_QUEUED_HOLD_MS,
   TOR_CELL_PAYLOAD,
   VITAL_CAPS,
   type DelayReport,
@@ -256,8 +256,8 @@ test("writes coalesce while the other direction's data queues above the target (
   assert.equal(s.coalesceMs(1051), COALESCE_MS, 'our lone cells would take what that direction lacks');
   // Back to its base: the verdict holds a while, then ends.
   s.onReport(1100, { clockMs: 1100 - 40, receivedBytes: 0, oneWayDelayMs: 0 });
-  assert.equal(s.coalesceMs(1050 + REVERSE_CONGESTED_HOLD_MS - 1), COALESCE_MS);
-  assert.equal(s.coalesceMs(1050 + REVERSE_CONGESTED_HOLD_MS + 1), 0);
+  assert.equal(s.coalesceMs(1050 + REVERSE_QUEUED_HOLD_MS - 1), COALESCE_MS);
+  assert.equal(s.coalesceMs(1050 + REVERSE_QUEUED_HOLD_MS + 1), 0);
   // A hiccup under the target changes nothing.
   s.onReport(2200, { clockMs: 2200 - 40 - 60, receivedBytes: 0, oneWayDelayMs: 0 });
   assert.equal(s.coalesceMs(2201), 0);

@@ -10,8 +10,8 @@
 //   backs off on timers instead of recovering from duplicate ACKs, and a new connection behind a
 //   full queue could take more than 30 s to open (echoes 1.4-4.2 s, circuits timing out).
 // A router's queue drops where a real relay's uplink does: TCP sees the loss, its window shrinks,
-// KIST writes less, and the backlog waits in tor's circuit queues. (They took 0.7-3.3 s while the
-// bulk rode the same tor connections as the echo: see tor-network.ts.)
+// KIST writes less, and the backlog waits in tor's circuit queues. (Bare echoes took 0.7-3.3 s
+// while the bulk rode the same tor connections as the echo: see tor-network.ts.)
 //
 // Each link queues the bulk download's connections apart from the others', as a relay host's own
 // qdisc does by default (fq_codel: a queue per flow); this kernel has neither fq_codel nor sfq,

@@ -51,7 +51,10 @@ export interface TorNetworkOptions {
   readonly extraRelays?: number;
   /** V3AuthVotingInterval, seconds (default VOTING.interval; Onionbalance needs 20, see torrc.ts). */
   readonly votingInterval?: number;
-  /** Limit for the whole start, including key generation (default 60 s). */
+  /**
+   * Limit for the whole start, including key generation (default 60 s); with `bottleneck`, the
+   * relays' bandwidth self-tests are waited for up to SELF_TEST_WAIT_MS beyond it.
+   */
   readonly timeoutMs?: number;
   /** Where authority keys are cached (default <repo>/.cache/tor-keys). */
   readonly keyCacheDir?: string;
@@ -301,7 +304,7 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
 
     // With a congested relay, the bulk download has a client of its own whose circuits cross that
     // relay between two relays of their own (the last two extra relays), so it shares the relay's
-    // links (the router's queue) but none of tor's connections with the other circuits. In a
+    // links (the router's) but none of tor's connections with the other circuits. In a
     // 3-relay network every circuit rode the bulk's TCP connections, whose losses at the router
     // stalled every circuit behind them (head-of-line): bare echoes took 1.3-3.1 s beside the
     // bulk, where a TCP bulk that crossed the router outside tor left them at 0.35-0.5 s.
@@ -310,7 +313,9 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const plainExtra = options.extraRelays ?? (options.onion ? 1 : 0);
     const aroundRelay = options.bottleneck !== undefined && options.secondClient === true ? `relay${AUTHORITIES + plainExtra}` : undefined;
     const extraRelays = plainExtra + (aroundRelay ? 1 : 0) + (bulkClient ? 2 : 0);
-    const bulkRelays = [`relay${AUTHORITIES + extraRelays - 2}`, `relay${AUTHORITIES + extraRelays - 1}`] as const;
+    // The bulk's relays are the last two (indices of every relay: authorities first).
+    const bulkRelayIndex = AUTHORITIES + extraRelays - 2;
+    const bulkRelays = [`relay${bulkRelayIndex}`, `relay${bulkRelayIndex + 1}`] as const;
     const clientPorts = 2 + (bulkClient ? 2 : 0) + (options.secondClient ? 2 : 0);
     const ports = await uniquePorts(AUTHORITIES * 3 + extraRelays * (options.shape ? 4 : 3) + clientPorts + 1 + (options.shape ? AUTHORITIES : 0));
     const port = (): number => {
@@ -326,7 +331,6 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       liveBottlenecks.add(bottleneck);
     }
     // The bulk's relays have an address of their own, by which the router queues their traffic apart.
-    const bulkRelayIndex = AUTHORITIES + extraRelays - 2;
     const addressOf = (i: number): string | undefined =>
       !bottleneck ? undefined : i === 0 ? BOTTLENECK_RELAY_ADDRESS : bulkClient && i >= bulkRelayIndex ? BOTTLENECK_BULK_ADDRESS : BOTTLENECK_LAB_ADDRESS;
     // Shaped: the relay publishes (and authorities list) the proxy's port; the proxy forwards

@@ -179,10 +179,13 @@ test('authorities take votingInterval (Onionbalance needs 20 s)', () => {
   assert.ok(lines(auth20).includes('V3AuthVotingInterval 20'));
 });
 
-test('relay on another address (the congested relay in a namespace of its own): published, listened on, and in DirAuthority', () => {
+test('relay on another address (the congested relay in a namespace of its own): published, listened on, left from, and in DirAuthority', () => {
   const base = { nickname: 'r', dataDir: '/tmp/x', controlPort: 9, authorities: [auth] } as const;
   const l = lines(buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2, address: '10.77.2.1' }));
   for (const want of ['Address 10.77.2.1', 'ORPort 10.77.2.1:1', 'DirPort 10.77.2.1:2']) assert.ok(l.includes(want), want);
+  // Its connections to other relays leave from that address too (the router sorts by it).
+  assert.ok(l.includes('OutboundBindAddressOR 10.77.2.1'));
+  assert.ok(!lines(buildTorrc({ ...base, role: 'relay', orPort: 1, dirPort: 2 })).some((x) => x.startsWith('OutboundBindAddressOR')), 'none on loopback');
   assert.match(dirAuthorityLine({ ...auth, address: '10.77.2.1' }), / 10\.77\.2\.1:\d+ /);
   assert.match(dirAuthorityLine(auth), / 127\.0\.0\.1:\d+ /);
 });
