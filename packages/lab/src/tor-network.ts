@@ -19,7 +19,7 @@ import { socks5Connect } from './socks5.js';
 import { TorControl } from './tor-control.js';
 import { hasCompleteDirInfo } from './tor-dirinfo.js';
 import { authorityKeys, installAuthorityKeys, type AuthorityKeys } from './tor-keys.js';
-import { buildTorrc, onionbalanceObConfig, resolvConf, votingStartOffset, type DirAuthority, type TorRole } from './torrc.js';
+import { buildTorrc, onionbalanceObConfig, resolvConf, votingStartOffset, type DirAuthority, type TorRole, type TorrcOptions } from './torrc.js';
 import { TOOLS, requireTool } from './tools.js';
 
 const AUTHORITIES = 3;
@@ -226,10 +226,12 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
   const shapers: ShapingProxy[] = [];
   let stopping: Promise<void> | undefined;
 
+  /** Where a node's notice log is (torrc.ts writes it there). */
+  const noticeLog = (node: TorNode): string => join(node.dataDir, 'notice.log');
   const logTail = (lines = 15): string =>
     started
       .map(({ node, proc }) => {
-        const file = join(node.dataDir, 'notice.log');
+        const file = noticeLog(node);
         const text = existsSync(file) ? readFileSync(file, 'utf8') : proc.output();
         const tail = text.trimEnd().split('\n').slice(-lines).join('\n    ');
         return `  --- ${node.name} (pid ${node.pid}) ---\n    ${tail}`;
@@ -442,61 +444,28 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const consensusMs = Date.now() - t0;
     progress(`authorities have the consensus and all microdescriptors (${consensusMs} ms)`);
 
-    const clientDir = join(dataDir, 'client');
-    const socksPort = port();
-    const clientControlPort = port();
-    const client = await spawnTor(
-      { name: 'client', role: 'client', dataDir: clientDir, controlPort: clientControlPort, socksPort },
-      buildTorrc({
-        ...common,
-        role: 'client',
-        nickname: 'client',
-        dataDir: clientDir,
-        controlPort: clientControlPort,
-        socksPort,
-        // Every circuit crosses the congested relay, in the middle (both of its links).
-        ...(bottleneck ? { path: { entry: 'auth1', middle: 'auth0', exit: 'auth2' } } : {}),
-      }),
-    );
-    const clients = [client];
-    let secondClient: { socksPort: number; controlPort: number } | undefined;
-    if (options.secondClient) {
-      const dir = join(dataDir, 'client-b');
-      secondClient = { socksPort: port(), controlPort: port() };
-      clients.push(
-        await spawnTor(
-          { name: 'client-b', role: 'client', dataDir: dir, ...secondClient },
-          buildTorrc({
-            ...common,
-            role: 'client',
-            nickname: 'clientb',
-            dataDir: dir,
-            ...secondClient,
-            ...(aroundRelay ? { path: { entry: 'auth1', middle: aroundRelay, exit: 'auth2' } } : {}),
-          }),
-        ),
+    /** A client tor (its circuits pinned to `path` when given); its node has both ports. */
+    const startClient = async (name: string, nickname: string, path?: TorrcOptions['path']): Promise<TorNode & { socksPort: number; controlPort: number }> => {
+      const dir = join(dataDir, name);
+      const ports = { socksPort: port(), controlPort: port() };
+      const node = await spawnTor(
+        { name, role: 'client', dataDir: dir, ...ports },
+        buildTorrc({ ...common, role: 'client', nickname, dataDir: dir, ...ports, ...(path ? { path } : {}) }),
       );
-    }
-    let bulkSocksPort: number | undefined;
-    if (bulkClient) {
-      const dir = join(dataDir, 'bulk');
-      const cp = port();
-      bulkSocksPort = port();
-      clients.push(
-        await spawnTor(
-          { name: 'bulk', role: 'client', dataDir: dir, controlPort: cp, socksPort: bulkSocksPort },
-          buildTorrc({
-            ...common,
-            role: 'client',
-            nickname: 'bulk',
-            dataDir: dir,
-            controlPort: cp,
-            socksPort: bulkSocksPort,
-            path: { entry: bulkRelays[0], middle: 'auth0', exit: bulkRelays[1] },
-          }),
-        ),
-      );
-    }
+      return { ...node, ...ports };
+    };
+    // Every circuit crosses the congested relay, in the middle (both of its links).
+    const client = await startClient('client', 'client', bottleneck ? { entry: 'auth1', middle: 'auth0', exit: 'auth2' } : undefined);
+    const socksPort = client.socksPort;
+    const clients: TorNode[] = [client];
+    const second = options.secondClient
+      ? await startClient('client-b', 'clientb', aroundRelay ? { entry: 'auth1', middle: aroundRelay, exit: 'auth2' } : undefined)
+      : undefined;
+    if (second) clients.push(second);
+    const secondClient = second ? { socksPort: second.socksPort, controlPort: second.controlPort } : undefined;
+    const bulkNode = bulkClient ? await startClient('bulk', 'bulk', { entry: bulkRelays[0], middle: 'auth0', exit: bulkRelays[1] }) : undefined;
+    if (bulkNode) clients.push(bulkNode);
+    const bulkSocksPort = bulkNode?.socksPort;
     let onionNode: TorNode | undefined;
     const onionPorts = options.onion ? [...new Set([echo.port, options.onion.targetPort ?? echo.port, ...(options.onion.extraPorts ?? [])])] : [];
     if (options.onion) {
@@ -546,9 +515,9 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     const firstStreamMs = Date.now() - t0;
     progress(`stream through an exit works (${firstStreamMs} ms)`);
     await until(`exits resolving ${PROBE_HOSTNAME} through the test DNS responder`, () => echoProbe(socksPort, PROBE_HOSTNAME, echoPort, deadline), 500);
-    if (secondClient) {
-      const second = secondClient.socksPort;
-      await until('a stream through the second client', () => echoProbe(second, '127.0.0.1', echoPort, deadline), 500);
+    if (second) {
+      const secondSocks = second.socksPort;
+      await until('a stream through the second client', () => echoProbe(secondSocks, '127.0.0.1', echoPort, deadline), 500);
     }
 
     let onion: TorOnionService | undefined;
@@ -570,10 +539,14 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       // testing circuits of its own (tor's bandwidth self-test, AssumeReachable or not), many of
       // them across the congested relay: 10-15 s of backlog there for whatever else crosses it
       // (bare echoes stalled for up to 14 s). Ready only once every relay is done.
-      const relays = started.filter(({ node }) => node.role === 'authority' || node.role === 'relay').map(({ node }) => node);
+      // Each poll reads only the logs of relays not yet done.
+      let pending = started.filter(({ node }) => node.role === 'authority' || node.role === 'relay').map(({ node }) => node);
       await until(
         'every relay to finish its bandwidth self-test',
-        async () => (relays.every((n) => readFileSync(join(n.dataDir, 'notice.log'), 'utf8').includes(SELF_TEST_DONE)) ? true : undefined),
+        async () => {
+          pending = pending.filter((n) => !readFileSync(noticeLog(n), 'utf8').includes(SELF_TEST_DONE));
+          return pending.length === 0 ? true : undefined;
+        },
         1000,
         Date.now() + SELF_TEST_WAIT_MS,
       );
