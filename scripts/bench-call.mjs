@@ -32,6 +32,9 @@
 //                    goes to DIR/server-runN.log, DIR/shim-a-runN.log, DIR/shim-b-runN.log after each call
 //   --no-delay-feedback  the onionturn path without the shim<->server delay extension (both
 //                    ends started with --no-delay-feedback), to compare with it on
+// After each call a `sender:` line says what peer a's Chromium did (getStats of its video and
+// audio outbound-rtp and of b's inbound video): whether a difference between the paths is the
+// encoder's (its target bitrate, frames encoded), retransmissions (NACKs answered), or loss.
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -144,6 +147,19 @@ function toRow(path, r, circuitRttMs) {
     dcLost: r.dcLost,
     ...(r.cutAtMs === undefined ? {} : cutFields(r)),
   };
+}
+
+/** What peer a's encoder and pacer did during the media (why b saw what it saw), one line. */
+function senderLine(s, secs) {
+  const kbps = (bytes) => ((bytes * 8) / secs / 1000).toFixed(0);
+  const med = (xs) => (xs.length > 0 ? (median(xs) / 1000).toFixed(0) : '-');
+  return (
+    `video sent ${kbps(s.videoBytesSent + s.videoHeaderBytesSent)} kbit/s (of it retransmitted ${kbps(s.retransmittedBytesSent)}), ` +
+    `audio ${kbps(s.audioBytesSent)}; frames encoded ${(s.framesEncoded / secs).toFixed(1)}/s, key frames ${s.keyFramesEncoded}; ` +
+    `NACKs ${s.nacksReceived}, PLIs ${s.plisReceived}; b lost ${s.packetsLost} packets, decoded ${s.keyFramesDecoded} key frames; ` +
+    `estimate (availableOutgoingBitrate) median ${med(s.availableOutgoingBitrate)} kbit/s, target ${med(s.targetBitrate)}; ` +
+    `limited by bandwidth ${s.limitedBandwidthS.toFixed(0)} s, cpu ${s.limitedCpuS.toFixed(0)} s`
+  );
 }
 
 /** The cut's figures of one call: recovery from the receiver's frame samples. */
@@ -402,6 +418,7 @@ try {
         .map(([k, v]) => `${k} ${(v / circuitRttMs).toFixed(1)}`)
         .join(', ');
       say(`  ${path} setup in circuit round trips after createOffer: ${split}`);
+      say(`  ${path} sender: ${senderLine(r.sender, r.mediaSeconds)}`);
       if (countersBefore) await sayCountersMoved(countersBefore, shimStatusPorts);
       if (opts.cutAt !== undefined) {
         say(

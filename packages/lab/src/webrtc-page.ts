@@ -88,6 +88,32 @@ export interface BenchCallResult {
   readonly iceAfterCut: { at: number; state: string }[];
   /** ms after createOffer: each peer's first relay candidate, DTLS done (absent: never); ICE connected is iceMs. */
   readonly setupSplit: { relayA?: number; relayB?: number; dtls?: number };
+  /**
+   * What the sender did during media (why the receiver saw what it saw): counters of a's video
+   * outbound-rtp and b's video inbound-rtp (differences over the media), and a's estimate of the
+   * path (candidate-pair availableOutgoingBitrate, once a second, bit/s).
+   */
+  readonly sender: SenderSummary;
+}
+
+/** See BenchCallResult.sender. */
+export interface SenderSummary {
+  videoBytesSent: number;
+  videoHeaderBytesSent: number;
+  retransmittedBytesSent: number;
+  audioBytesSent: number;
+  framesEncoded: number;
+  keyFramesEncoded: number;
+  nacksReceived: number;
+  plisReceived: number;
+  /** b's inbound video: packets lost (as RTP sequence numbers show), key frames decoded. */
+  packetsLost: number;
+  keyFramesDecoded: number;
+  availableOutgoingBitrate: number[];
+  targetBitrate: number[];
+  /** Seconds the encoder was limited by bandwidth or CPU over the media (qualityLimitationDurations). */
+  limitedBandwidthS: number;
+  limitedCpuS: number;
 }
 
 // Runs in the browser: plain JavaScript in a string, so this package needs no DOM typings.
@@ -167,7 +193,9 @@ async function runBenchCall(config) {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const r = { error: undefined, setupMs: 0, iceMs: 0, pairs: [], candidateErrors: [], idleRttMs: [], dcRttMs: [], dcLost: 0, rtcpRttMs: [], jitterMs: [],
     mediaSeconds: 0, framesDecoded: 0, freezeCount: 0, freezeMs: 0, concealedSamples: 0, totalSamples: 0, bytesReceived: 0,
-    cutAtMs: undefined, cutStreams: undefined, frameSamples: [], iceAfterCut: [], setupSplit: {} };
+    cutAtMs: undefined, cutStreams: undefined, frameSamples: [], iceAfterCut: [], setupSplit: {},
+    sender: { videoBytesSent: 0, videoHeaderBytesSent: 0, retransmittedBytesSent: 0, audioBytesSent: 0, framesEncoded: 0, keyFramesEncoded: 0,
+      nacksReceived: 0, plisReceived: 0, packetsLost: 0, keyFramesDecoded: 0, availableOutgoingBitrate: [], targetBitrate: [], limitedBandwidthS: 0, limitedCpuS: 0 } };
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: config.width || 640, height: config.height || 480 } });
   const a = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
   const b = new RTCPeerConnection({ iceServers: config.iceServersB || config.iceServers, iceTransportPolicy: 'relay' });
@@ -176,6 +204,8 @@ async function runBenchCall(config) {
   b.onicecandidate = (e) => { if (e.candidate) a.addIceCandidate(e.candidate).catch(() => {}); };
   const snapshot = async (pc) => { const m = new Map(); (await pc.getStats()).forEach((s) => m.set(s.id, s)); return m; };
   const inbound = (stats, kind) => [...stats.values()].find((s) => s.type === 'inbound-rtp' && s.kind === kind) || {};
+  const outbound = (stats, kind) => [...stats.values()].find((s) => s.type === 'outbound-rtp' && s.kind === kind) || {};
+  const pairOf = (stats) => { for (const s of stats.values()) if (s.type === 'transport' && s.selectedCandidatePairId) return stats.get(s.selectedCandidatePairId) || {}; return {}; };
   try {
     const video = a.addTransceiver('video', { direction: 'sendonly' });
     const audio = a.addTransceiver('audio', { direction: 'sendonly' });
@@ -229,6 +259,8 @@ async function runBenchCall(config) {
     const mediaStart = performance.now();
     const before = await snapshot(b);
     const v0 = inbound(before, 'video'), a0 = inbound(before, 'audio');
+    const sentBefore = await snapshot(a);
+    const ov0 = outbound(sentBefore, 'video'), oa0 = outbound(sentBefore, 'audio');
     const seen = new Map();
     const pingEvery = config.pingEveryMs || 500;
     const pings = [];
@@ -256,6 +288,10 @@ async function runBenchCall(config) {
       if (performance.now() >= nextStats) {
         nextStats += 1000;
         const sa = await snapshot(a);
+        const pair = pairOf(sa);
+        if (typeof pair.availableOutgoingBitrate === 'number') r.sender.availableOutgoingBitrate.push(pair.availableOutgoingBitrate);
+        const ov = outbound(sa, 'video');
+        if (typeof ov.targetBitrate === 'number') r.sender.targetBitrate.push(ov.targetBitrate);
         for (const s of sa.values()) {
           if (s.type === 'remote-inbound-rtp' && typeof s.roundTripTime === 'number') {
             const n = s.roundTripTimeMeasurements || 0;
@@ -278,6 +314,16 @@ async function runBenchCall(config) {
     r.concealedSamples = (a1.concealedSamples || 0) - (a0.concealedSamples || 0);
     r.totalSamples = (a1.totalSamplesReceived || 0) - (a0.totalSamplesReceived || 0);
     r.bytesReceived = (v1.bytesReceived || 0) + (a1.bytesReceived || 0) - (v0.bytesReceived || 0) - (a0.bytesReceived || 0);
+    const sentAfter = await snapshot(a);
+    const ov1 = outbound(sentAfter, 'video'), oa1 = outbound(sentAfter, 'audio');
+    const d = (x1, x0, k) => (x1[k] || 0) - (x0[k] || 0);
+    const q = (x, k) => (x.qualityLimitationDurations && x.qualityLimitationDurations[k]) || 0;
+    Object.assign(r.sender, {
+      videoBytesSent: d(ov1, ov0, 'bytesSent'), videoHeaderBytesSent: d(ov1, ov0, 'headerBytesSent'), retransmittedBytesSent: d(ov1, ov0, 'retransmittedBytesSent'),
+      audioBytesSent: d(oa1, oa0, 'bytesSent'), framesEncoded: d(ov1, ov0, 'framesEncoded'), keyFramesEncoded: d(ov1, ov0, 'keyFramesEncoded'),
+      nacksReceived: d(ov1, ov0, 'nackCount'), plisReceived: d(ov1, ov0, 'pliCount'), packetsLost: d(v1, v0, 'packetsLost'), keyFramesDecoded: d(v1, v0, 'keyFramesDecoded'),
+      limitedBandwidthS: q(ov1, 'bandwidth') - q(ov0, 'bandwidth'), limitedCpuS: q(ov1, 'cpu') - q(ov0, 'cpu'),
+    });
     for (const pc of [a, b]) {
       const stats = await snapshot(pc);
       for (const s of stats.values()) {
