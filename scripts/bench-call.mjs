@@ -154,8 +154,8 @@ function senderLine(s, secs) {
   const kbps = (bytes) => ((bytes * 8) / secs / 1000).toFixed(0);
   const med = (xs) => (xs.length > 0 ? (median(xs) / 1000).toFixed(0) : '-');
   return (
-    `video sent ${kbps(s.videoBytesSent + s.videoHeaderBytesSent)} kbit/s (of it retransmitted ${kbps(s.retransmittedBytesSent)}), ` +
-    `audio ${kbps(s.audioBytesSent)}; frames encoded ${(s.framesEncoded / secs).toFixed(1)}/s, key frames ${s.keyFramesEncoded}; ` +
+    `video sent ${kbps(s.videoBytesSent + s.videoHeaderBytesSent)} kbit/s with RTP headers (of it retransmitted payload ${kbps(s.retransmittedBytesSent)}), ` +
+    `audio payload ${kbps(s.audioBytesSent)}; frames encoded ${(s.framesEncoded / secs).toFixed(1)}/s, key frames ${s.keyFramesEncoded}; ` +
     `NACKs ${s.nacksReceived}, PLIs ${s.plisReceived}; b lost ${s.packetsLost} packets, decoded ${s.keyFramesDecoded} key frames; ` +
     `estimate (availableOutgoingBitrate) median ${med(s.availableOutgoingBitrate)} kbit/s, target ${med(s.targetBitrate)}; ` +
     `limited by bandwidth ${s.limitedBandwidthS.toFixed(0)} s, cpu ${s.limitedCpuS.toFixed(0)} s`
