@@ -32,6 +32,8 @@
 //                    goes to DIR/server-runN.log, DIR/shim-a-runN.log, DIR/shim-b-runN.log after each call
 //   --no-delay-feedback  the onionturn path without the shim<->server delay extension (both
 //                    ends started with --no-delay-feedback), to compare with it on
+//   --onionturn-args "FLAGS"  more flags for the onionturn path's server and shims alike (e.g.
+//                    "--max-queue-delay-ms 400"), to try a setting without a rebuild
 // After each call a `sender:` line says what peer a's Chromium did (getStats of its video and
 // audio outbound-rtp and of b's inbound video): whether a difference between the paths is the
 // encoder's (its target bitrate, frames encoded), retransmissions (NACKs answered), or loss.
@@ -50,6 +52,7 @@ function parseArgs(argv) {
     delayFeedback: true,
     paths: ['onionturn', 'by-hand'],
     trace: undefined,
+    onionturnArgs: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
@@ -62,9 +65,10 @@ function parseArgs(argv) {
     else if (flag === '--no-delay-feedback') o.delayFeedback = false;
     else if (flag === '--paths') o.paths = value().split(',');
     else if (flag === '--trace') o.trace = value();
+    else if (flag === '--onionturn-args') o.onionturnArgs = value().split(/\s+/).filter(Boolean);
     else if (flag === '--help' || flag === '-h') {
       console.log(
-        'usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS] [--paths onionturn,by-hand] [--trace DIR] [--no-delay-feedback]',
+        'usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS] [--paths onionturn,by-hand] [--trace DIR] [--no-delay-feedback] [--onionturn-args "FLAGS"]',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]}`);
@@ -101,8 +105,8 @@ const {
 } = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
 // The onionturn path's server and shims: with --no-delay-feedback both ends refuse the extension;
-// with --trace both log at debug level.
-const pathArgs = [...(opts.delayFeedback ? [] : ['--no-delay-feedback']), ...(opts.trace ? ['--log-level', 'debug'] : [])];
+// with --trace both log at debug level; --onionturn-args adds to both.
+const pathArgs = [...(opts.delayFeedback ? [] : ['--no-delay-feedback']), ...(opts.trace ? ['--log-level', 'debug'] : []), ...opts.onionturnArgs];
 const offArgs = { server: { args: pathArgs }, args: pathArgs };
 if (profile.namespace && !process.env[LAB_NAMESPACE_ENV]) {
   // This profile's loopback differs from the host's (small TCP buffers): run it all in a namespace.

@@ -81,7 +81,7 @@ export interface TorNetworkOptions {
    * client's circuits go auth1, auth0, auth2; with `bulkDownload`, the bulk has a client of its
    * own and two more relays, the last two (relay3, auth0, relay4; with `secondClient`, relay4,
    * auth0, relay5), on BOTTLENECK_BULK_ADDRESS (the router queues their traffic apart). Ready
-   * only once every relay has done its bandwidth self-test. Only inside a lab namespace
+   * only once every relay has done its bandwidth self-test (see selfTestWait). Only inside a lab namespace
    * (runInLabNamespace), not with `onion`.
    */
   readonly bottleneck?: RelayBottleneck;
@@ -91,6 +91,12 @@ export interface TorNetworkOptions {
    * the two clients' users meets the congested relay on one user's circuits only.
    */
   readonly secondClient?: boolean;
+  /**
+   * With `bottleneck`: wait for every relay's bandwidth self-test (default true). A measurement
+   * that is over within the first minute needs no wait: tor starts the self-tests from its
+   * 60-s reachability timer, 70-85 s after start (measured).
+   */
+  readonly selfTestWait?: boolean;
   /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
   readonly torrcExtra?: readonly string[];
 }
@@ -535,6 +541,8 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     if (bottleneck) {
       const { rateKbps, queueMs } = bottleneck.bottleneck;
       progress(`relay auth0 runs behind a router whose links carry ${rateKbps} kbit/s per direction (drop-tail queues of ${queueMs} ms)`);
+    }
+    if (bottleneck && options.selfTestWait !== false) {
       // Once, a minute or so after it starts, every relay sends ~500 KB of drop cells through
       // testing circuits of its own (tor's bandwidth self-test, AssumeReachable or not), many of
       // them across the congested relay: 10-15 s of backlog there for whatever else crosses it
