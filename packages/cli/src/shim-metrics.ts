@@ -49,17 +49,19 @@ export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): 
   );
   counter(
     'onionturn_client_delay_feedback_total',
-    'The delay extension with the server: streams that negotiated it, reports sent and received, holds of the in-flight cap, report stalls',
+    'The delay extension with the server: streams that negotiated it, reports sent and received, holds of the in-flight cap, report stalls, stalled streams given up for a new circuit',
     ['event'],
     () => {
-      const d = stats()?.delayFeedback;
-      return d
+      const s = stats();
+      const d = s?.delayFeedback;
+      return s && d
         ? [
             [['negotiated'], d.negotiated],
             [['report-sent'], d.reportsSent],
             [['report-received'], d.reportsReceived],
             [['held'], d.held],
             [['stall'], d.stalls],
+            [['stall-moved'], s.stalledStreamsMoved],
           ]
         : [];
     },

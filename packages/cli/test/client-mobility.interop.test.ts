@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readText, type StunMessage } from '@onionturn/protocol';
@@ -177,6 +177,99 @@ describe('TURN mobility on a private Tor network', () => {
     } finally {
       clearInterval(timer);
       for (const c of controls) c.close();
+    }
+  });
+
+  test('a stalled Tor stream (its bytes stop, nothing closes it): the shim takes the allocation over on a new circuit, the call goes on', async () => {
+    // Between the shim and tor's SOCKS port, a pass-through that can stop one connection dead
+    // (neither end reads): a relay on the circuit that neither forwards nor closes it.
+    const conns: { app: Socket; tor: Socket; bytes: number }[] = [];
+    const gate = createServer((app) => {
+      const tor = connect(net.socksPort, '127.0.0.1');
+      const c = { app, tor, bytes: 0 };
+      conns.push(c);
+      app.on('data', (d: Buffer) => {
+        c.bytes += d.length;
+        tor.write(d);
+      });
+      tor.on('data', (d: Buffer) => {
+        c.bytes += d.length;
+        app.write(d);
+      });
+      for (const [a, b] of [
+        [app, tor],
+        [tor, app],
+      ] as const) {
+        a.on('error', () => b.destroy());
+        a.on('close', () => b.destroy());
+      }
+    });
+    gate.listen(0, '127.0.0.1');
+    await once(gate, 'listening');
+    const gatePort = (gate.address() as { port: number }).port;
+    const peer = await udpSocket();
+    sockets.push(peer);
+    const sources = new Set<string>();
+    const heard: number[] = [];
+    peer.on('message', (m, r) => {
+      sources.add(`${r.address}:${r.port}`);
+      heard.push(performance.now());
+      peer.send(m, r.port, r.address);
+    });
+    const local = spawnClient(
+      group,
+      [...shimArgs({ serverPort: server.tcp, socks: gatePort }), '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice'],
+      { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
+      'onionturn client (stalled stream)',
+    );
+    try {
+      const port = await shimPort(local);
+      const run = runUclient(group, {
+        server: { host: '127.0.0.1', port },
+        peer: { host: '127.0.0.1', port: peer.address().port },
+        username: 'alice',
+        password: 'wonderland',
+        tcp: false,
+        noRtcp: true,
+        messages: 750,
+        intervalMs: 20,
+        timeoutMs: 60_000,
+      });
+      await waitFor('the call to carry traffic', () => heard.length >= 20, 30_000, 20);
+      // The call's stream is the busiest connection over the next 2 s (the one held ready is idle
+      // since its 401, and must stay usable: the take-over starts on it).
+      const start = new Map(conns.map((c) => [c, c.bytes]));
+      await sleep(2000);
+      const busiest = [...conns].sort((x, y) => y.bytes - (start.get(y) ?? 0) - (x.bytes - (start.get(x) ?? 0)))[0];
+      assert.ok(busiest, 'the call has its Tor stream');
+      busiest.app.pause();
+      busiest.tor.pause();
+      const stalledAt = performance.now();
+      const r = await run;
+      const moved = /upstream stream stalled: no delay report for ([\d.]+) s/.exec(local.output());
+      assert.ok(moved, `the shim gave the stalled stream up:\n${local.output().slice(-2000)}`);
+      assert.match(local.output(), /allocation taken over on a new circuit/);
+      // The peer heard the call again, from the same relay address, once the allocation moved.
+      const after = heard.filter((t) => t > stalledAt + 1000 * Number(moved[1]));
+      console.log(
+        `stalled stream: given up after ${moved[1]} s without a delay report; the peer heard ${after.length} datagrams after that; uclient sent ${r.sent}, received ${r.received}`,
+      );
+      assert.ok(
+        after.length >= 50,
+        `the peer heard the call again after the take-over: ${after.length}\n${local.output().slice(-1500)}\n--- server ---\n${serverMobility()}`,
+      );
+      assert.equal(sources.size, 1, `the peer heard one relay address: ${[...sources].join(', ')}`);
+      const status = /status page: (http:\/\/127\.0\.0\.1:\d+)\//.exec(local.output())?.[1];
+      assert.ok(status, 'the shim printed its status page');
+      const metrics = await (await fetch(`${status}/metrics`)).text();
+      assert.match(metrics, /^onionturn_client_delay_feedback_total\{event="stall-moved"\} 1$/m);
+      assert.match(metrics, /^onionturn_client_streams_moved_total 1$/m);
+    } finally {
+      for (const c of conns) {
+        c.app.destroy();
+        c.tor.destroy();
+      }
+      gate.close();
     }
   });
 

@@ -10,7 +10,7 @@
 // server echoed it, dropped when it did not. What arrives from the server while its reports show
 // more queueing than the time bound is dropped before the app gets it (droppable data only).
 import type { Socket } from 'node:net';
-import { BURST_GAP_MS, DelayFeedbackSession, REPORT_INTERVAL_MS, TcpBatchWriter, errorText } from '@onionturn/io';
+import { BURST_GAP_MS, DelayFeedbackSession, REPORT_INTERVAL_MS, STALL_MOVE_MS, TcpBatchWriter, errorText } from '@onionturn/io';
 import { DropClass, channelDataPadding, classifyFrame, newFrameClass, type TransportAddress } from '@onionturn/protocol';
 import { paddingBytes } from './app-datagram.js';
 import { CredentialResigner } from './credential-resigner.js';
@@ -75,6 +75,14 @@ export class FlowDriver implements TableFlow {
     const df = this.#df;
     const w = this.#writer;
     if (df === undefined || w === undefined) return this.#stopFeedback();
+    // Data waits and the other end has been silent for STALL_MOVE_MS: a stalled stream.
+    if (w.held && df.negotiated) {
+      const silent = df.silentMs(performance.now());
+      if (silent >= STALL_MOVE_MS) {
+        this.#run(this.machine.upstreamStalled(silent));
+        if (this.#df !== df) return; // given up: the take-over has its own stream and session
+      }
+    }
     w.kick();
     if (!df.active(performance.now()) && !w.held && w.batched === 0) this.#stopFeedback();
   };

@@ -258,6 +258,24 @@ test('no new stream, a third loss during one take-over, or no ticket at all: the
   assert.deepEqual(kinds(c.m.upstreamEnded()), ['close']);
 });
 
+test('a stalled stream (delay reports stopped while data waited): taken over on a new stream where mobility can; else left alone, not closed', () => {
+  const { m, stats } = allocated();
+  const stalled = m.upstreamStalled(4200);
+  assert.deepEqual(kinds(stalled), ['warn', 'redial']);
+  assert.match((stalled[0] as { reason: string }).reason, /stalled: no delay report for 4\.2 s/);
+  assert.equal(stats.streamsMoved, 1);
+  assert.equal(stats.stalledStreamsMoved, 1);
+  assert.deepEqual(m.upstreamStalled(4300), [], 'one take-over at a time');
+  const [move] = upstreamSent(m.redialed({ kind: 'open' }, T0 + 500));
+  assert.deepEqual(getAttribute(move as StunMessage, AttributeType.MobilityTicket)?.value, TICKET);
+
+  // No ticket (the server gave none): a stall may still end, and the flow is not closed for it.
+  const plain = allocated(null);
+  assert.deepEqual(plain.m.upstreamStalled(10_000), []);
+  assert.equal(plain.m.isClosed(), false);
+  assert.equal(plain.stats.stalledStreamsMoved, 0);
+});
+
 test('an upstream that refuses mobility (405) gets the Allocate again without it', () => {
   const auth = new AppAuthenticator(LOCAL);
   const r = new CredentialResigner({ auth, app: { family: 'IPv4', address: '127.0.0.1', port: 5000 } });

@@ -23,8 +23,9 @@
 // Reports that stop (REPORT_TIMEOUT_MS) while data waits: the cap stays. Reports travel in the
 // same stream as the data they acknowledge, so they stop when the stream stalls inside Tor, and
 // then writing more only deepens the backlog the extension exists to avoid; what waits meanwhile
-// is dropped by our time bound, which is the point. A stream that never recovers is the
-// mobility machinery's business (a new stream gets a new session). Such stalls are counted.
+// is dropped by our time bound, which is the point. Such stalls are counted. A stream silent for
+// STALL_MOVE_MS while data waits is the mobility machinery's business (silentMs): the shim takes
+// the allocation over on a new circuit, and the new stream gets a new session.
 import { InflightCap, TOR_CELL_PAYLOAD, VITAL_CAPS, WindowedExtreme } from './inflight-cap.js';
 
 export const REPORT_INTERVAL_MS = 50;
@@ -38,6 +39,12 @@ export const LONE_REPORT_FULL_MS = 500;
 /** Reports go on this long after the last data either way (so the last bytes are acknowledged), then stop. */
 export const ACTIVE_MS = 250;
 export const REPORT_TIMEOUT_MS = 2000;
+/**
+ * Reports stopped this long while data waited: the shim gives the stream up and takes the
+ * allocation over on a new circuit where it can (TURN mobility; see FlowMachine.upstreamStalled).
+ * Twice REPORT_TIMEOUT_MS: a relay's hiccup of a second or two is waited out.
+ */
+export const STALL_MOVE_MS = 2 * REPORT_TIMEOUT_MS;
 /** A report's verdict on arrival lateness holds this long (a report comes every REPORT_INTERVAL_MS). */
 export const LATE_HOLD_MS = 2 * REPORT_INTERVAL_MS;
 const BASE_WINDOW_MS = 10_000;
@@ -261,6 +268,15 @@ export class DelayFeedbackSession {
       arrivalExcessMs: Math.round(this.#excessIn),
       appLimited: cap.appLimited(now) ? 1 : 0,
     };
+  }
+
+  /**
+   * How long no report has come from the other end (ms since the last, or since negotiation; 0
+   * before it). With data held back meanwhile, the stream is stalled inside Tor (see the top of
+   * the file): the shim takes its allocation over on a new circuit after STALL_MOVE_MS.
+   */
+  silentMs(now: number): number {
+    return this.#negotiated ? now - Math.max(this.#reportAt, this.#negotiatedAt) : 0;
   }
 
   /** Is relayed data arriving now stale (see the top of the file)? One branch while it is not. */

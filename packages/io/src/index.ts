@@ -20,6 +20,7 @@ export {
   LONE_REPORT_MS,
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,
+  STALL_MOVE_MS,
   REVERSE_QUEUED_HOLD_MS,
   type DelayFeedbackSessionOptions,
   type DelayReport,

@@ -15,6 +15,7 @@ import {
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,
   REVERSE_QUEUED_HOLD_MS,
+  STALL_MOVE_MS,
   TOR_CELL_PAYLOAD,
   VITAL_CAPS,
   type DelayReport,
@@ -219,6 +220,16 @@ test('reports that stop while the cap holds data: the cap stays (writes wait, wh
   // A report again: it ends.
   s.onReport(7000, { clockMs: 0, receivedBytes: s.sentBytes, oneWayDelayMs: 0 });
   assert.equal(s.mayWrite(7000, 100), true);
+});
+
+test('silentMs: how long the other end has sent no report (since negotiation, then since the last report); a stall reaches STALL_MOVE_MS', () => {
+  const { s } = session();
+  assert.equal(s.silentMs(5000), 0, 'before negotiation: no reports are expected');
+  s.negotiate(1000);
+  assert.equal(s.silentMs(1500), 500);
+  s.onReport(2000, { clockMs: 1960, receivedBytes: 0, oneWayDelayMs: 0 });
+  assert.equal(s.silentMs(2050), 50);
+  assert.ok(s.silentMs(2000 + STALL_MOVE_MS) >= STALL_MOVE_MS);
 });
 
 test('while the path is full (more in flight than even vital messages may fill), a lone report goes only every LONE_REPORT_FULL_MS', () => {
