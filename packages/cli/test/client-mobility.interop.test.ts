@@ -62,6 +62,28 @@ describe('TURN mobility on a private Tor network', () => {
       .slice(-20)
       .join('\n');
 
+  /** A UDP peer that echoes, noting where each datagram came from (the relay address) and when. */
+  const echoPeer = async (): Promise<{ peer: UdpSocket; sources: Set<string>; heard: number[] }> => {
+    const peer = await udpSocket();
+    sockets.push(peer);
+    const sources = new Set<string>();
+    const heard: number[] = [];
+    peer.on('message', (m, r) => {
+      sources.add(`${r.address}:${r.port}`);
+      heard.push(performance.now());
+      peer.send(m, r.port, r.address);
+    });
+    return { peer, sources, heard };
+  };
+  /** A shim in local-credential mode (it signs its allocations: they can move) through tor's SOCKS port at `socks`. */
+  const localShim = (socks: number, name: string, more: readonly string[] = []): Started =>
+    spawnClient(
+      group,
+      [...shimArgs({ serverPort: server.tcp, socks }), '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice', ...more],
+      { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
+      name,
+    );
+
   before(async () => {
     const secretFile = join(dir, 'secret');
     writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
@@ -207,21 +229,9 @@ describe('TURN mobility on a private Tor network', () => {
     gate.listen(0, '127.0.0.1');
     await once(gate, 'listening');
     const gatePort = (gate.address() as { port: number }).port;
-    const peer = await udpSocket();
-    sockets.push(peer);
-    const sources = new Set<string>();
-    const heard: number[] = [];
-    peer.on('message', (m, r) => {
-      sources.add(`${r.address}:${r.port}`);
-      heard.push(performance.now());
-      peer.send(m, r.port, r.address);
-    });
-    const local = spawnClient(
-      group,
-      [...shimArgs({ serverPort: server.tcp, socks: gatePort }), '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice'],
-      { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
-      'onionturn client (stalled stream)',
-    );
+    const { peer, sources, heard } = await echoPeer();
+    const statusPort = await freePort();
+    const local = localShim(gatePort, 'onionturn client (stalled stream)', ['--status', `127.0.0.1:${statusPort}`]);
     try {
       const port = await shimPort(local);
       const run = runUclient(group, {
@@ -259,9 +269,7 @@ describe('TURN mobility on a private Tor network', () => {
         `the peer heard the call again after the take-over: ${after.length}\n${local.output().slice(-1500)}\n--- server ---\n${serverMobility()}`,
       );
       assert.equal(sources.size, 1, `the peer heard one relay address: ${[...sources].join(', ')}`);
-      const status = /status page: (http:\/\/127\.0\.0\.1:\d+)\//.exec(local.output())?.[1];
-      assert.ok(status, 'the shim printed its status page');
-      const metrics = await (await fetch(`${status}/metrics`)).text();
+      const metrics = await (await fetch(`http://127.0.0.1:${statusPort}/metrics`)).text();
       assert.match(metrics, /^onionturn_client_delay_feedback_total\{event="stall-moved"\} 1$/m);
       assert.match(metrics, /^onionturn_client_streams_moved_total 1$/m);
     } finally {
@@ -279,21 +287,8 @@ describe('TURN mobility on a private Tor network', () => {
   for (const { tcp, heldToo } of [{ tcp: false }, { tcp: true }, { tcp: false, heldToo: true }]) {
     const what = heldToo ? 'the cut stream and the one held ready are replaced' : 'the cut stream is replaced';
     test(`a TURN app over ${tcp ? 'TCP' : 'UDP'} in local-credential mode (coturn's uclient): ${what}, the call goes on`, async () => {
-      const peer = await udpSocket();
-      sockets.push(peer);
-      const sources = new Set<string>();
-      const heard: number[] = [];
-      peer.on('message', (m, r) => {
-        sources.add(`${r.address}:${r.port}`);
-        heard.push(performance.now());
-        peer.send(m, r.port, r.address);
-      });
-      const local = spawnClient(
-        group,
-        [...shimArgs({ serverPort: server.tcp, socks: net.socksPort }), '--upstream-secret-file', join(dir, 'secret'), '--local-user', 'alice'],
-        { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
-        'onionturn client (local credentials)',
-      );
+      const { peer, sources, heard } = await echoPeer();
+      const local = localShim(net.socksPort, 'onionturn client (local credentials)');
       const port = await shimPort(local);
       const control = await net.control();
       // Which streams carry traffic (tor's STREAM_BW, once a second per busy stream): the cut takes
