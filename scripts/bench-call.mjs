@@ -33,7 +33,8 @@
 //   --no-delay-feedback  the onionturn path without the shim<->server delay extension (both
 //                    ends started with --no-delay-feedback), to compare with it on
 //   --onionturn-args "FLAGS"  more flags for the onionturn path's server and shims alike (e.g.
-//                    "--max-queue-delay-ms 400"), to try a setting without a rebuild
+//                    "--max-queue-delay-ms 400"), to try a setting without a rebuild; only flags
+//                    both commands take
 // After each call a `sender:` line says what peer a's Chromium did (getStats of its video and
 // audio outbound-rtp and of b's inbound video): whether a difference between the paths is the
 // encoder's (its target bitrate, frames encoded), retransmissions (NACKs answered), or loss.
@@ -55,7 +56,8 @@ function parseArgs(argv) {
     onionturnArgs: [],
   };
   for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split('=', 2);
+    const eq = argv[i].indexOf('=');
+    const [flag, inline] = eq < 0 ? [argv[i], undefined] : [argv[i].slice(0, eq), argv[i].slice(eq + 1)];
     const value = () => inline ?? argv[++i];
     if (flag === '--profile') o.profile = value();
     else if (flag === '--seconds') o.seconds = Number(value());
@@ -158,8 +160,8 @@ function senderLine(s, secs) {
   const kbps = (bytes) => ((bytes * 8) / secs / 1000).toFixed(0);
   const med = (xs) => (xs.length > 0 ? (median(xs) / 1000).toFixed(0) : '-');
   return (
-    `video sent ${kbps(s.videoBytesSent + s.videoHeaderBytesSent)} kbit/s with RTP headers (of it retransmitted payload ${kbps(s.retransmittedBytesSent)}), ` +
-    `audio payload ${kbps(s.audioBytesSent)}; frames encoded ${(s.framesEncoded / secs).toFixed(1)}/s, key frames ${s.keyFramesEncoded}; ` +
+    `video sent ${kbps(s.videoBytesSent)} kbit/s payload (of it retransmitted ${kbps(s.retransmittedBytesSent)}) + ${kbps(s.videoHeaderBytesSent)} headers and padding, ` +
+    `audio ${kbps(s.audioBytesSent)} + ${kbps(s.audioHeaderBytesSent)}; frames encoded ${(s.framesEncoded / secs).toFixed(1)}/s, key frames ${s.keyFramesEncoded}; ` +
     `NACKs ${s.nacksReceived}, PLIs ${s.plisReceived}; b lost ${s.packetsLost} packets, decoded ${s.keyFramesDecoded} key frames; ` +
     `estimate (availableOutgoingBitrate) median ${med(s.availableOutgoingBitrate)} kbit/s, target ${med(s.targetBitrate)}; ` +
     `limited by bandwidth ${s.limitedBandwidthS.toFixed(0)} s, cpu ${s.limitedCpuS.toFixed(0)} s`

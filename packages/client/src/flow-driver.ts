@@ -75,11 +75,11 @@ export class FlowDriver implements TableFlow {
     const df = this.#df;
     const w = this.#writer;
     if (df === undefined || w === undefined) return this.#stopFeedback();
-    // Data waits and the other end has been silent for STALL_MOVE_MS: a stalled stream.
-    if (w.held && df.negotiated) {
-      const silent = df.silentMs(performance.now());
-      if (silent >= STALL_MOVE_MS) {
-        this.#run(this.machine.upstreamStalled(silent));
+    // Data waits, and what is in flight has had no acknowledgement for STALL_MOVE_MS: a stalled stream.
+    if (w.held) {
+      const stalled = df.stalledMs(performance.now());
+      if (stalled >= STALL_MOVE_MS) {
+        this.#run(this.machine.upstreamStalled(stalled));
         if (this.#df !== df) return; // given up: the take-over has its own stream and session
       }
     }

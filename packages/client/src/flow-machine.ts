@@ -435,15 +435,15 @@ export class FlowMachine {
   }
 
   /**
-   * The Tor stream stalled: the delay extension's reports stopped for `silentMs` while data
-   * waited (a relay that neither forwards nor closes the circuit). Where mobility can, a new stream
-   * on a fresh circuit takes the allocation over, as for a lost one; otherwise nothing (the stall
-   * may end; it is counted, and the app's own consent checks give up on a dead path).
+   * The Tor stream stalled: the delay extension's reports acknowledged nothing new for `stalledMs`
+   * while data waited (a relay that neither forwards nor closes the circuit). Where mobility can, a
+   * new stream on a fresh circuit takes the allocation over, as for a lost one; otherwise nothing
+   * (the stall may end; it is counted, and the app's own consent checks give up on a dead path).
    */
-  upstreamStalled(silentMs: number): readonly FlowAction[] {
+  upstreamStalled(stalledMs: number): readonly FlowAction[] {
     if (this.isClosed() || this.#moving || this.state.phase !== 'open' || !this.#resigner?.movable) return NONE;
     this.#stats.stalledStreamsMoved++;
-    return this.#lost(`upstream stream stalled: no delay report for ${(silentMs / 1000).toFixed(1)} s while data waited`, 'warn');
+    return this.#lost(`upstream stream stalled: nothing acknowledged for ${(stalledMs / 1000).toFixed(1)} s while data waited`, 'warn');
   }
 
   /** Mobility: how the 'redial' ended; an open stream gets the take-over Refresh. */

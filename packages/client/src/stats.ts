@@ -134,7 +134,7 @@ export class ShimStats {
   upstreamFailures = 0;
   /** Tor streams lost mid-flow whose allocation was taken over on a new stream (TURN mobility, tried). */
   streamsMoved = 0;
-  /** Of those, streams given up for stalling (the delay extension's reports stopped while data waited). */
+  /** Of those, streams given up for stalling (the delay extension's reports acknowledged nothing new while data waited). */
   stalledStreamsMoved = 0;
   /** Flows that started on a Tor stream held ready ahead of need (no circuit to wait for). */
   readyStreamsUsed = 0;

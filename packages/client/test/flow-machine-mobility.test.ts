@@ -258,11 +258,11 @@ test('no new stream, a third loss during one take-over, or no ticket at all: the
   assert.deepEqual(kinds(c.m.upstreamEnded()), ['close']);
 });
 
-test('a stalled stream (delay reports stopped while data waited): taken over on a new stream where mobility can; else left alone, not closed', () => {
+test('a stalled stream (nothing acknowledged while data waited): taken over on a new stream where mobility can; else left alone, not closed', () => {
   const { m, stats } = allocated();
   const stalled = m.upstreamStalled(4200);
   assert.deepEqual(kinds(stalled), ['warn', 'redial']);
-  assert.match((stalled[0] as { reason: string }).reason, /stalled: no delay report for 4\.2 s/);
+  assert.match((stalled[0] as { reason: string }).reason, /stalled: nothing acknowledged for 4\.2 s/);
   assert.equal(stats.streamsMoved, 1);
   assert.equal(stats.stalledStreamsMoved, 1);
   assert.deepEqual(m.upstreamStalled(4300), [], 'one take-over at a time');

@@ -20,12 +20,14 @@
 // flow keeps seconds deep delays everything (dropping it all would end the call, and shrinks no
 // queue); the backlog a stall releases at once stands above that.
 //
-// Reports that stop (REPORT_TIMEOUT_MS) while data waits: the cap stays. Reports travel in the
+// Nothing acknowledged for REPORT_TIMEOUT_MS while data waits (reports that stop, or that come
+// with the other direction's data but acknowledge nothing new): the cap stays. Reports travel in the
 // same stream as the data they acknowledge, so they stop when the stream stalls inside Tor, and
 // then writing more only deepens the backlog the extension exists to avoid; what waits meanwhile
-// is dropped by our time bound, which is the point. Such stalls are counted. A stream silent for
-// STALL_MOVE_MS while data waits is the mobility machinery's business (silentMs): the shim takes
-// the allocation over on a new circuit, and the new stream gets a new session.
+// is dropped by our time bound, which is the point. Such stalls are counted. A stream that has
+// acknowledged nothing new for STALL_MOVE_MS while data waits is the mobility machinery's business
+// (stalledMs): the shim takes the allocation over on a new circuit, and the new stream gets a new
+// session.
 import { InflightCap, TOR_CELL_PAYLOAD, VITAL_CAPS, WindowedExtreme } from './inflight-cap.js';
 
 export const REPORT_INTERVAL_MS = 50;
@@ -40,7 +42,7 @@ export const LONE_REPORT_FULL_MS = 500;
 export const ACTIVE_MS = 250;
 export const REPORT_TIMEOUT_MS = 2000;
 /**
- * Reports stopped this long while data waited: the shim gives the stream up and takes the
+ * Nothing acknowledged this long while data waited: the shim gives the stream up and takes the
  * allocation over on a new circuit where it can (TURN mobility; see FlowMachine.upstreamStalled).
  * Twice REPORT_TIMEOUT_MS: a relay's hiccup of a second or two is waited out.
  */
@@ -100,7 +102,7 @@ export class DelayFeedbackCounters {
   reportsReceived = 0;
   /** Writes of relayed data held back by the cap (once per hold, not per frame). */
   held = 0;
-  /** Times reports stopped for REPORT_TIMEOUT_MS while the cap held data. */
+  /** Times nothing was acknowledged for REPORT_TIMEOUT_MS while the cap held data (see stalledMs). */
   stalls = 0;
 }
 
@@ -144,7 +146,10 @@ export class DelayFeedbackSession {
   #reportSentAt = -Infinity;
   /** Data (non-report) bytes received when the last report went: a lone report needs more. */
   #dataInReported = 0;
-  #reportAt = -Infinity;
+  /** Bytes the other end's newest report says it received from us, and when that last grew (see stalledMs). */
+  #peerReceived = 0;
+  #progressAt = -Infinity;
+  #lastWriteAt = -Infinity;
   /** The newest report's one-way delay as seen here (undefined before any), reported back. */
   #owdIn: number | undefined = undefined;
   readonly #baseIn = new WindowedExtreme(BASE_WINDOW_MS, 'min');
@@ -216,6 +221,11 @@ export class DelayFeedbackSession {
 
   /** `bytes` went into the stream (reports included, when in the same write). */
   onWrite(now: number, bytes: number): void {
+    // Nothing was in flight, or nothing was written for a while (what went before, a report of
+    // ours, say, may stay unacknowledged while the other end is idle): the wait for an
+    // acknowledgement starts now (see stalledMs).
+    if (this.#sent <= this.#peerReceived || now - this.#lastWriteAt > REPORT_TIMEOUT_MS) this.#progressAt = now;
+    this.#lastWriteAt = now;
     this.#sent += bytes;
     this.#cap?.onWrite(now, bytes);
   }
@@ -230,7 +240,6 @@ export class DelayFeedbackSession {
     if (!this.#negotiated) return;
     this.#opts.counters.reportsReceived++;
     this.#reportBytesIn += this.#reportBytes;
-    this.#reportAt = now;
     this.#stalled = false;
     const owd = (Math.floor(now) - r.clockMs) | 0;
     this.#owdIn = owd;
@@ -239,6 +248,10 @@ export class DelayFeedbackSession {
     this.#standingIn.add(now, this.#excessIn);
     this.#lateUntil = this.#excessIn - (this.#standingIn.value(now) as number) > this.#lateMs ? now + LATE_HOLD_MS : 0;
     if (this.#excessIn > this.#targetMs) this.#reverseQueuedUntil = now + REVERSE_QUEUED_HOLD_MS;
+    if (r.receivedBytes > this.#peerReceived && r.receivedBytes <= this.#sent) {
+      this.#peerReceived = r.receivedBytes;
+      this.#progressAt = now;
+    }
     const acked = r.receivedBytes - this.#capBase;
     if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs, r.clockMs);
     if (this.#opts.trace !== undefined && now - this.#tracedAt >= TRACE_EVERY_MS) {
@@ -271,12 +284,17 @@ export class DelayFeedbackSession {
   }
 
   /**
-   * How long no report has come from the other end (ms since the last, or since negotiation; 0
-   * before it). With data held back meanwhile, the stream is stalled inside Tor (see the top of
-   * the file): the shim takes its allocation over on a new circuit after STALL_MOVE_MS.
+   * How long bytes have been in flight with none of them acknowledged (ms; 0 with nothing in
+   * flight, or before negotiation): since the other end's reports last acknowledged more, or since
+   * the first write after everything was acknowledged (or after REPORT_TIMEOUT_MS without a
+   * write), whichever is later. A quiet stream is not
+   * a stalled one, and reports that come (the other direction flows) but acknowledge nothing new
+   * are a stall of this one. With data held back meanwhile, the shim takes the allocation over on
+   * a new circuit after STALL_MOVE_MS (see the top of the file).
    */
-  silentMs(now: number): number {
-    return this.#negotiated ? now - Math.max(this.#reportAt, this.#negotiatedAt) : 0;
+  stalledMs(now: number): number {
+    if (!this.#negotiated || this.#sent <= this.#peerReceived) return 0;
+    return now - Math.max(this.#progressAt, this.#negotiatedAt);
   }
 
   /** Is relayed data arriving now stale (see the top of the file)? One branch while it is not. */
@@ -288,7 +306,7 @@ export class DelayFeedbackSession {
   mayWrite(now: number, bytes: number, vital = false): boolean {
     const cap = this.#cap;
     if (cap === undefined || cap.mayWrite(now, bytes, vital)) return true;
-    if (!this.#stalled && now - Math.max(this.#reportAt, this.#negotiatedAt) > REPORT_TIMEOUT_MS) {
+    if (!this.#stalled && this.stalledMs(now) > REPORT_TIMEOUT_MS) {
       this.#stalled = true;
       this.#opts.counters.stalls++;
     }

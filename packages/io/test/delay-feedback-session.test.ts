@@ -222,14 +222,29 @@ test('reports that stop while the cap holds data: the cap stays (writes wait, wh
   assert.equal(s.mayWrite(7000, 100), true);
 });
 
-test('silentMs: how long the other end has sent no report (since negotiation, then since the last report); a stall reaches STALL_MOVE_MS', () => {
+test('stalledMs: how long what is in flight has gone unacknowledged; a quiet stream, or one whose reports still acknowledge, is not stalled', () => {
   const { s } = session();
-  assert.equal(s.silentMs(5000), 0, 'before negotiation: no reports are expected');
+  s.onWrite(0, 1000);
+  assert.equal(s.stalledMs(5000), 0, 'before negotiation: no reports are expected');
   s.negotiate(1000);
-  assert.equal(s.silentMs(1500), 500);
-  s.onReport(2000, { clockMs: 1960, receivedBytes: 0, oneWayDelayMs: 0 });
-  assert.equal(s.silentMs(2050), 50);
-  assert.ok(s.silentMs(2000 + STALL_MOVE_MS) >= STALL_MOVE_MS);
+  assert.equal(s.stalledMs(1500), 500, 'in flight since negotiation, nothing acknowledged');
+  s.onReport(2000, { clockMs: 1960, receivedBytes: 1000, oneWayDelayMs: 0 });
+  assert.equal(s.stalledMs(2050), 0, 'all acknowledged: nothing in flight');
+  // Ten seconds of quiet, then a write: the wait starts with it, not with the last report.
+  s.onWrite(12_000, 500);
+  assert.equal(s.stalledMs(12_100), 100);
+  // Reports keep coming (the other direction flows) but acknowledge nothing new: a stall of ours.
+  for (let t = 12_100; t <= 12_000 + STALL_MOVE_MS; t += 50) s.onReport(t, { clockMs: t - 40, receivedBytes: 1000, oneWayDelayMs: 0 });
+  assert.equal(s.stalledMs(12_000 + STALL_MOVE_MS), STALL_MOVE_MS);
+  // An acknowledgement of part of it: progress, the wait starts again.
+  s.onReport(16_100, { clockMs: 16_060, receivedBytes: 1200, oneWayDelayMs: 0 });
+  assert.equal(s.stalledMs(16_200), 100);
+  // The rest acknowledged; a report of ours the other end, idle, never acknowledges; quiet; then
+  // data: not a stall of ten seconds.
+  s.onReport(16_300, { clockMs: 16_260, receivedBytes: 1500, oneWayDelayMs: 0 });
+  s.onWrite(16_400, 44);
+  s.onWrite(26_400, 1000);
+  assert.equal(s.stalledMs(26_500), 100);
 });
 
 test('while the path is full (more in flight than even vital messages may fill), a lone report goes only every LONE_REPORT_FULL_MS', () => {

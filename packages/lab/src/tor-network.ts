@@ -33,6 +33,10 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 /** What each relay's notice log says once its one bandwidth self-test is done, and how long to wait for all (measured: 70-85 s after start). */
 const SELF_TEST_DONE = 'Performing bandwidth self-test...done.';
 const SELF_TEST_WAIT_MS = 150_000;
+/** After the self-tests, the congested relay's router is quiet once it carries less than QUIET_BYTES per QUIET_MS a direction (waited for up to DRAIN_WAIT_MS). */
+const QUIET_MS = 2000;
+const QUIET_BYTES = 8 * 1024;
+const DRAIN_WAIT_MS = 30_000;
 /** Any hostname resolves to 127.0.0.1 at the exits; used to prove their DNS works. */
 const PROBE_HOSTNAME = 'echo.onionturn.test';
 
@@ -81,7 +85,7 @@ export interface TorNetworkOptions {
    * client's circuits go auth1, auth0, auth2; with `bulkDownload`, the bulk has a client of its
    * own and two more relays, the last two (relay3, auth0, relay4; with `secondClient`, relay4,
    * auth0, relay5), on BOTTLENECK_BULK_ADDRESS (the router queues their traffic apart). Ready
-   * only once every relay has done its bandwidth self-test (see selfTestWait). Only inside a lab namespace
+   * only once every relay has done its bandwidth self-test. Only inside a lab namespace
    * (runInLabNamespace), not with `onion`.
    */
   readonly bottleneck?: RelayBottleneck;
@@ -91,12 +95,6 @@ export interface TorNetworkOptions {
    * the two clients' users meets the congested relay on one user's circuits only.
    */
   readonly secondClient?: boolean;
-  /**
-   * With `bottleneck`: wait for every relay's bandwidth self-test (default true). A measurement
-   * that is over within the first minute needs no wait: tor starts the self-tests from its
-   * 60-s reachability timer, 70-85 s after start (measured).
-   */
-  readonly selfTestWait?: boolean;
   /** More torrc lines for every node (e.g. ConstrainedSockets for shaped links). */
   readonly torrcExtra?: readonly string[];
 }
@@ -541,8 +539,6 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
     if (bottleneck) {
       const { rateKbps, queueMs } = bottleneck.bottleneck;
       progress(`relay auth0 runs behind a router whose links carry ${rateKbps} kbit/s per direction (drop-tail queues of ${queueMs} ms)`);
-    }
-    if (bottleneck && options.selfTestWait !== false) {
       // Once, a minute or so after it starts, every relay sends ~500 KB of drop cells through
       // testing circuits of its own (tor's bandwidth self-test, AssumeReachable or not), many of
       // them across the congested relay: 10-15 s of backlog there for whatever else crosses it
@@ -559,6 +555,23 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
         Date.now() + SELF_TEST_WAIT_MS,
       );
       progress(`every relay has done its bandwidth self-test (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      // Tor logs that line once it has queued the test's cells; through the congested relay they
+      // take seconds more to drain (an echo measured right after waited 1076 ms). Ready once the
+      // router has carried less than QUIET_BYTES a direction over QUIET_MS (nothing else runs yet).
+      const quietBy = Date.now() + DRAIN_WAIT_MS;
+      let before = bottleneck.counters();
+      for (;;) {
+        await sleep(QUIET_MS);
+        const now = bottleneck.counters();
+        const moved = Math.max(now.in.sentBytes - before.in.sentBytes, now.out.sentBytes - before.out.sentBytes);
+        before = now;
+        if (moved < QUIET_BYTES) break;
+        if (Date.now() > quietBy) {
+          progress(`the congested relay's router still carries ${moved} bytes per ${QUIET_MS} ms; going on`);
+          break;
+        }
+      }
+      progress(`the congested relay's router is quiet (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     }
     if (options.bulkDownload) {
       bulk = await startBulkDownload({ socksPort: bulkSocksPort ?? socksPort });

@@ -90,18 +90,21 @@ export interface BenchCallResult {
   readonly setupSplit: { relayA?: number; relayB?: number; dtls?: number };
   /**
    * What the sender did during media (why the receiver saw what it saw): counters of a's video
-   * outbound-rtp and b's video inbound-rtp (differences over the media), and a's estimate of the
-   * path (candidate-pair availableOutgoingBitrate, once a second, bit/s).
+   * and audio outbound-rtp and b's video inbound-rtp (differences over the media), and a's
+   * estimate of the path (candidate-pair availableOutgoingBitrate, once a second, bit/s).
    */
   readonly sender: SenderSummary;
 }
 
 /** See BenchCallResult.sender. */
 export interface SenderSummary {
+  /** Payload bytes; header bytes (RTP headers and padding, which carries Chromium's bandwidth probes). */
   videoBytesSent: number;
   videoHeaderBytesSent: number;
+  /** Payload bytes of retransmissions (RTX). */
   retransmittedBytesSent: number;
   audioBytesSent: number;
+  audioHeaderBytesSent: number;
   framesEncoded: number;
   keyFramesEncoded: number;
   nacksReceived: number;
@@ -194,7 +197,7 @@ async function runBenchCall(config) {
   const r = { error: undefined, setupMs: 0, iceMs: 0, pairs: [], candidateErrors: [], idleRttMs: [], dcRttMs: [], dcLost: 0, rtcpRttMs: [], jitterMs: [],
     mediaSeconds: 0, framesDecoded: 0, freezeCount: 0, freezeMs: 0, concealedSamples: 0, totalSamples: 0, bytesReceived: 0,
     cutAtMs: undefined, cutStreams: undefined, frameSamples: [], iceAfterCut: [], setupSplit: {},
-    sender: { videoBytesSent: 0, videoHeaderBytesSent: 0, retransmittedBytesSent: 0, audioBytesSent: 0, framesEncoded: 0, keyFramesEncoded: 0,
+    sender: { videoBytesSent: 0, videoHeaderBytesSent: 0, retransmittedBytesSent: 0, audioBytesSent: 0, audioHeaderBytesSent: 0, framesEncoded: 0, keyFramesEncoded: 0,
       nacksReceived: 0, plisReceived: 0, packetsLost: 0, keyFramesDecoded: 0, availableOutgoingBitrate: [], targetBitrate: [], limitedBandwidthS: 0, limitedCpuS: 0 } };
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: config.width || 640, height: config.height || 480 } });
   const a = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
@@ -320,7 +323,7 @@ async function runBenchCall(config) {
     const q = (x, k) => (x.qualityLimitationDurations && x.qualityLimitationDurations[k]) || 0;
     Object.assign(r.sender, {
       videoBytesSent: d(ov1, ov0, 'bytesSent'), videoHeaderBytesSent: d(ov1, ov0, 'headerBytesSent'), retransmittedBytesSent: d(ov1, ov0, 'retransmittedBytesSent'),
-      audioBytesSent: d(oa1, oa0, 'bytesSent'), framesEncoded: d(ov1, ov0, 'framesEncoded'), keyFramesEncoded: d(ov1, ov0, 'keyFramesEncoded'),
+      audioBytesSent: d(oa1, oa0, 'bytesSent'), audioHeaderBytesSent: d(oa1, oa0, 'headerBytesSent'), framesEncoded: d(ov1, ov0, 'framesEncoded'), keyFramesEncoded: d(ov1, ov0, 'keyFramesEncoded'),
       nacksReceived: d(ov1, ov0, 'nackCount'), plisReceived: d(ov1, ov0, 'pliCount'), packetsLost: d(v1, v0, 'packetsLost'), keyFramesDecoded: d(v1, v0, 'keyFramesDecoded'),
       limitedBandwidthS: q(ov1, 'bandwidth') - q(ov0, 'bandwidth'), limitedCpuS: q(ov1, 'cpu') - q(ov0, 'cpu'),
     });

@@ -85,7 +85,11 @@ export function createMetricsRegistry(core: TurnCore): Registry {
     ['received', df.reportsReceived],
   ]);
   counter('onionturn_delay_feedback_held_total', 'Times the in-flight cap began holding relayed data back in a client writer', () => df.held);
-  counter('onionturn_delay_feedback_stalls_total', 'Times reports stopped for 2 s while the cap held data', () => df.stalls);
+  counter(
+    'onionturn_delay_feedback_stalls_total',
+    'Times nothing was acknowledged for 2 s while the cap held data (reports stopped, or stopped acknowledging)',
+    () => df.stalls,
+  );
   return registry;
 }
 
