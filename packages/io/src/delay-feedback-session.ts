@@ -240,7 +240,6 @@ export class DelayFeedbackSession {
     if (!this.#negotiated) return;
     this.#opts.counters.reportsReceived++;
     this.#reportBytesIn += this.#reportBytes;
-    this.#stalled = false;
     const owd = (Math.floor(now) - r.clockMs) | 0;
     this.#owdIn = owd;
     this.#baseIn.add(now, owd);
@@ -251,6 +250,7 @@ export class DelayFeedbackSession {
     if (r.receivedBytes > this.#peerReceived && r.receivedBytes <= this.#sent) {
       this.#peerReceived = r.receivedBytes;
       this.#progressAt = now;
+      this.#stalled = false; // a stall ends with progress, not with a report
     }
     const acked = r.receivedBytes - this.#capBase;
     if (acked >= 0) this.#cap?.onReport(now, acked, r.oneWayDelayMs, r.clockMs);

@@ -247,6 +247,19 @@ test('stalledMs: how long what is in flight has gone unacknowledged; a quiet str
   assert.equal(s.stalledMs(26_500), 100);
 });
 
+test('a stall of one direction (reports still come with the other direction, acknowledging nothing new) is counted once, until progress', () => {
+  const { s, counters } = session();
+  s.negotiate(0);
+  s.onWrite(0, INITIAL_CELLS * TOR_CELL_PAYLOAD);
+  for (let t = 50; t <= 6000; t += 50) {
+    s.onReport(t, { clockMs: t - 40, receivedBytes: 0, oneWayDelayMs: 0 });
+    assert.equal(s.mayWrite(t + 1, TOR_CELL_PAYLOAD), false);
+  }
+  assert.equal(counters.stalls, 1);
+  s.onReport(6050, { clockMs: 6010, receivedBytes: INITIAL_CELLS * TOR_CELL_PAYLOAD, oneWayDelayMs: 0 });
+  assert.equal(s.stalledMs(6100), 0, 'all acknowledged');
+});
+
 test('while the path is full (more in flight than even vital messages may fill), a lone report goes only every LONE_REPORT_FULL_MS', () => {
   const { s, counters } = session();
   s.negotiate(1000);
