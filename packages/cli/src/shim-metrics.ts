@@ -53,17 +53,16 @@ export function createShimMetrics(shim: () => Shim | undefined, tor: TorWatch): 
     ['event'],
     () => {
       const s = stats();
-      const d = s?.delayFeedback;
-      return s && d
-        ? [
-            [['negotiated'], d.negotiated],
-            [['report-sent'], d.reportsSent],
-            [['report-received'], d.reportsReceived],
-            [['held'], d.held],
-            [['stall'], d.stalls],
-            [['stall-moved'], s.stalledStreamsMoved],
-          ]
-        : [];
+      if (!s) return [];
+      const d = s.delayFeedback;
+      return [
+        [['negotiated'], d.negotiated],
+        [['report-sent'], d.reportsSent],
+        [['report-received'], d.reportsReceived],
+        [['held'], d.held],
+        [['stall'], d.stalls],
+        [['stall-moved'], s.stalledStreamsMoved],
+      ];
     },
   );
   counter('onionturn_client_dial_failures_total', 'Tor streams to the server that could not be opened, by error code', ['code'], () => {

@@ -75,16 +75,17 @@ export class FlowDriver implements TableFlow {
     const df = this.#df;
     const w = this.#writer;
     if (df === undefined || w === undefined) return this.#stopFeedback();
+    const now = performance.now();
     // Data waits, and what is in flight has had no acknowledgement for STALL_MOVE_MS: a stalled stream.
     if (w.held) {
-      const stalled = df.stalledMs(performance.now());
+      const stalled = df.stalledMs(now);
       if (stalled >= STALL_MOVE_MS) {
         this.#run(this.machine.upstreamStalled(stalled));
         if (this.#df !== df) return; // given up: the take-over has its own stream and session
       }
     }
     w.kick();
-    if (!df.active(performance.now()) && !w.held && w.batched === 0) this.#stopFeedback();
+    if (!df.active(now) && !w.held && w.batched === 0) this.#stopFeedback();
   };
 
   constructor(ctx: FlowContext, kind: FlowKind, app: AppSide, appAddress: TransportAddress | undefined, key: string | undefined) {

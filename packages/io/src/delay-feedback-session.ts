@@ -21,8 +21,8 @@
 // queue); the backlog a stall releases at once stands above that.
 //
 // Nothing acknowledged for REPORT_TIMEOUT_MS while data waits (reports that stop, or that come
-// with the other direction's data but acknowledge nothing new): the cap stays. Reports travel in the
-// same stream as the data they acknowledge, so they stop when the stream stalls inside Tor, and
+// with the other direction's data but acknowledge nothing new): the cap stays. Reports travel in
+// the same stream as the data they acknowledge, so they stop when the stream stalls inside Tor, and
 // then writing more only deepens the backlog the extension exists to avoid; what waits meanwhile
 // is dropped by our time bound, which is the point. Such stalls are counted. A stream that has
 // acknowledged nothing new for STALL_MOVE_MS while data waits is the mobility machinery's business
@@ -287,9 +287,8 @@ export class DelayFeedbackSession {
    * How long bytes have been in flight with none of them acknowledged (ms; 0 with nothing in
    * flight, or before negotiation): since the other end's reports last acknowledged more, or since
    * the first write after everything was acknowledged (or after REPORT_TIMEOUT_MS without a
-   * write), whichever is later. A quiet stream is not
-   * a stalled one, and reports that come (the other direction flows) but acknowledge nothing new
-   * are a stall of this one. With data held back meanwhile, the shim takes the allocation over on
+   * write), whichever is later. A quiet stream is not a stalled one, and reports that come (the
+   * other direction flows) but acknowledge nothing new are a stall of this one. With data held back meanwhile, the shim takes the allocation over on
    * a new circuit after STALL_MOVE_MS (see the top of the file).
    */
   stalledMs(now: number): number {

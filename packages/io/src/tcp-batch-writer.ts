@@ -26,9 +26,10 @@
 // Cells, not bytes, are what a narrow Tor path runs out of: tor puts what one read of the stream
 // gives it into cells at once, so every lone write takes a 514-byte cell however small it is (an
 // audio packet, an RTCP report: a call sends 50-100 of those a second per direction, several
-// times what a congested relay gives a circuit). While the gate says the path is the limit, or the
-// other direction queues (coalesceMs), a batch that would leave its last cell mostly empty waits for more, up to that
-// long after its oldest message: a Nagle for cells. Our own control messages never wait.
+// times what a congested relay gives a circuit). While the gate says the path is the limit, or
+// the other direction queues (coalesceMs), a batch that would leave its last cell mostly empty
+// waits for more, up to that long after its oldest message: a Nagle for cells. Our own control
+// messages never wait.
 // When the gate holds a video packet back, the audio packets behind it go first
 // (TimedQueue.promoteSmall): on a path narrower than the call, audio is what should get through.
 import type { Socket } from 'node:net';

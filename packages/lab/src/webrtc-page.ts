@@ -208,7 +208,8 @@ async function runBenchCall(config) {
   const snapshot = async (pc) => { const m = new Map(); (await pc.getStats()).forEach((s) => m.set(s.id, s)); return m; };
   const inbound = (stats, kind) => [...stats.values()].find((s) => s.type === 'inbound-rtp' && s.kind === kind) || {};
   const outbound = (stats, kind) => [...stats.values()].find((s) => s.type === 'outbound-rtp' && s.kind === kind) || {};
-  const pairOf = (stats) => { for (const s of stats.values()) if (s.type === 'transport' && s.selectedCandidatePairId) return stats.get(s.selectedCandidatePairId) || {}; return {}; };
+  // Each transport's selected candidate pair (one with BUNDLE).
+  const selectedPairs = (stats) => [...stats.values()].filter((s) => s.type === 'transport' && s.selectedCandidatePairId).map((s) => stats.get(s.selectedCandidatePairId)).filter(Boolean);
   try {
     const video = a.addTransceiver('video', { direction: 'sendonly' });
     const audio = a.addTransceiver('audio', { direction: 'sendonly' });
@@ -291,7 +292,7 @@ async function runBenchCall(config) {
       if (performance.now() >= nextStats) {
         nextStats += 1000;
         const sa = await snapshot(a);
-        const pair = pairOf(sa);
+        const pair = selectedPairs(sa)[0] || {};
         if (typeof pair.availableOutgoingBitrate === 'number') r.sender.availableOutgoingBitrate.push(pair.availableOutgoingBitrate);
         const ov = outbound(sa, 'video');
         if (typeof ov.targetBitrate === 'number') r.sender.targetBitrate.push(ov.targetBitrate);
@@ -329,13 +330,10 @@ async function runBenchCall(config) {
     });
     for (const pc of [a, b]) {
       const stats = await snapshot(pc);
-      for (const s of stats.values()) {
-        if (s.type === 'transport' && s.selectedCandidatePairId) {
-          const pair = stats.get(s.selectedCandidatePairId);
-          const local = pair && stats.get(pair.localCandidateId);
-          const remote = pair && stats.get(pair.remoteCandidateId);
-          r.pairs.push({ localType: local && local.candidateType, remoteType: remote && remote.candidateType, relayProtocol: local && local.relayProtocol, url: local && local.url, localAddress: local && local.address });
-        }
+      for (const pair of selectedPairs(stats)) {
+        const local = stats.get(pair.localCandidateId);
+        const remote = stats.get(pair.remoteCandidateId);
+        r.pairs.push({ localType: local && local.candidateType, remoteType: remote && remote.candidateType, relayProtocol: local && local.relayProtocol, url: local && local.url, localAddress: local && local.address });
       }
     }
   } catch (err) {

@@ -32,8 +32,7 @@ export interface FrameClass {
    * DTLS application data: in WebRTC the data channel's SCTP, which retransmits what is lost (a
    * second or more later, its handshake too). Its large records are dropped when they wait in a
    * writer past the bound (that bounds what a bulk transfer queues ahead of media; small ones are
-   * Vital), never on arrival, where it has
-   * crossed Tor already and dropping it only delays it. Optional: a writer's classifier output
+   * Vital), never on arrival, where it has crossed Tor already and dropping it only delays it. Optional: a writer's classifier output
    * (@onionturn/io's MessageClass) has no use for it; the classifiers here always set it.
    */
   reliable?: boolean;
@@ -108,8 +107,8 @@ export function classifyPayload(buf: Buffer, at: number, len: number, out: Frame
   }
   if (b0 >= 20 && b0 <= 63) {
     // DTLS: handshake, alert and change_cipher_spec are vital; application data (the data
-    // channel's SCTP, which retransmits) is vital when small, else large data. DTLS 1.3 sends the handshake after
-    // ServerHello encrypted, in unified-header records (RFC 9147 §4: first byte 001CSLEE, EE the
+    // channel's SCTP, which retransmits) is vital when small, else large data. DTLS 1.3 sends the
+    // handshake after ServerHello encrypted, in unified-header records (RFC 9147 §4: first byte 001CSLEE, EE the
     // epoch's low bits) of epoch 2; application data goes in epoch 3 and up.
     if (b0 < DTLS_APPLICATION_DATA && b1 === DTLS_VERSION_MAJOR) out.cls = DropClass.Vital;
     else if ((b0 & DTLS13_UNIFIED_MASK) === DTLS13_UNIFIED_BITS && (b0 & DTLS13_EPOCH_BITS) === DTLS13_HANDSHAKE_EPOCH) out.cls = DropClass.Vital;
