@@ -43,10 +43,18 @@ export class NetNamespace {
     return [this.ip, ['netns', 'exec', this.name, command, ...args]];
   }
 
-  /** Runs a command inside to its end; throws on failure. */
+  /**
+   * Runs a command inside to its end; throws on failure with the command and its stderr (kept out
+   * of the test's own output, where ip's and tc's complaints landed without saying which call).
+   */
   run(command: string, args: readonly string[]): string {
     const [bin, argv] = this.wrap(command, args);
-    return execFileSync(bin, argv, { encoding: 'utf8' });
+    try {
+      return execFileSync(bin, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
+      throw new Error(`${command} ${args.join(' ')} in namespace ${this.name} failed${stderr ? `: ${stderr}` : ''}`, { cause: err });
+    }
   }
 
   /**
