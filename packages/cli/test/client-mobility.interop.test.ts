@@ -202,8 +202,8 @@ describe('TURN mobility on a private Tor network', () => {
     }
   });
 
-  test('a stalled Tor stream (its bytes stop, nothing closes it): the shim takes the allocation over on a new circuit, the call goes on', async () => {
-    // Between the shim and tor's SOCKS port, a pass-through that can stop one connection dead
+  test('a stalled Tor stream and the one held ready (their bytes stop, nothing closes them): the shim takes the allocation over on a fresh circuit, the call goes on', async () => {
+    // Between the shim and tor's SOCKS port, a pass-through that can stop connections dead
     // (neither end reads): a relay on the circuit that neither forwards nor closes it.
     const conns: { app: Socket; tor: Socket; bytes: number }[] = [];
     const gate = createServer((app) => {
@@ -241,7 +241,7 @@ describe('TURN mobility on a private Tor network', () => {
         password: 'wonderland',
         tcp: false,
         noRtcp: true,
-        messages: 800,
+        messages: 1000,
         intervalMs: 20,
         timeoutMs: 60_000,
       });
@@ -253,23 +253,32 @@ describe('TURN mobility on a private Tor network', () => {
       await sleep(2000);
       const busiest = [...conns].sort((x, y) => y.bytes - (start.get(y) ?? 0) - (x.bytes - (start.get(x) ?? 0)))[0];
       assert.ok(busiest, 'the call has its Tor stream');
-      busiest.app.pause();
-      busiest.tor.pause();
+      // The stream held ready stalls with it (a relay both circuits cross, such as a shared
+      // guard): the take-over's first stream is that one, its Refresh goes unanswered, and a
+      // fresh stream must take over after MOVE_ANSWER_TIMEOUT_MS.
+      const stalled = conns.filter((c) => !c.app.destroyed && !c.tor.destroyed);
+      assert.ok(stalled.length >= 2, `the call's stream and the one held ready: ${stalled.length} open`);
+      for (const c of stalled) {
+        c.app.pause();
+        c.tor.pause();
+      }
       const stalledAt = performance.now();
       const r = await run;
       const moved = /upstream stream stalled: nothing acknowledged for ([\d.]+) s/.exec(local.output());
       assert.ok(moved, `the shim gave the stalled stream up:\n${local.output().slice(-2000)}`);
-      assert.match(local.output(), /allocation taken over on a new circuit/);
       // The peer heard the call again, from the same relay address, once the allocation moved.
       const after = heard.filter((t) => t > stalledAt + 1000 * Number(moved[1]));
       console.log(
-        `stalled stream: given up after ${moved[1]} s with nothing acknowledged; the peer heard ${after.length} datagrams after that; uclient sent ${r.sent}, received ${r.received}`,
+        `stalled stream: given up after ${moved[1]} s with nothing acknowledged; the peer heard the call again ${after[0] === undefined ? '(never)' : `${((after[0] - stalledAt) / 1000).toFixed(1)} s after the stall`}, ${after.length} datagrams; uclient sent ${r.sent}, received ${r.received}`,
       );
       assert.ok(
         after.length >= 50,
         `the peer heard the call again after the take-over: ${after.length}\n${local.output().slice(-1500)}\n--- server ---\n${serverMobility()}`,
       );
       assert.equal(sources.size, 1, `the peer heard one relay address: ${[...sources].join(', ')}`);
+      // The first take-over went on the held stream, stalled too, and was given up for a fresh one.
+      assert.match(local.output(), /the take-over Refresh went unanswered for 5 s: the take-over's new stream is gone too/);
+      assert.match(local.output(), /allocation taken over on a new circuit/);
       const metrics = await (await fetch(`http://127.0.0.1:${statusPort}/metrics`)).text();
       assert.match(metrics, /^onionturn_client_delay_feedback_total\{event="stall-moved"\} 1$/m);
       assert.match(metrics, /^onionturn_client_streams_moved_total 1$/m);

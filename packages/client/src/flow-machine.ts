@@ -113,6 +113,13 @@ const REFRESH_RETRY_MS = 30_000;
  * took down with the lost stream, unnoticed until it is used; the second is dialed fresh.
  */
 const MOVE_ATTEMPTS = 2;
+/**
+ * A take-over Refresh unanswered this long is given up for another new stream: it went on a
+ * stream that is stalled too (the held one, its circuit through the relay that stalled the lost
+ * one), and the resigner would wait out its 60-s transaction timeout. A fresh circuit's round trip
+ * is ~0.5 s on an onion path, a few on a congested one.
+ */
+export const MOVE_ANSWER_TIMEOUT_MS = 5_000;
 /** Bytes of a TCP stream's start that decide whether it may open a Tor stream. */
 const HEAD_BYTES = 8;
 const EMPTY = Buffer.alloc(0);
@@ -164,6 +171,8 @@ export class FlowMachine {
   #moving = false;
   /** Mobility: new streams tried for the current take-over. */
   #moveAttempts = 0;
+  /** Mobility: when the take-over Refresh went on the new stream (undefined while dialing). */
+  #moveSentAt: number | undefined;
   /** The Tor stream is gone for good: nothing more is written to it. */
   #upstreamGone = false;
   #credentialObtainedAt = 0;
@@ -414,6 +423,10 @@ export class FlowMachine {
     }
     const resigner = this.#resigner;
     if (!resigner) return out;
+    if (this.#moveSentAt !== undefined && now - this.#moveSentAt >= MOVE_ANSWER_TIMEOUT_MS) {
+      out.push(...this.#lost(`the take-over Refresh went unanswered for ${MOVE_ANSWER_TIMEOUT_MS / 1000} s`, 'warn'));
+      return out;
+    }
     resigner.tick(now);
     const expiresAt = resigner.credentialExpiresAt;
     if (expiresAt === undefined) return out;
@@ -458,6 +471,7 @@ export class FlowMachine {
     }
     const resigner = this.#resigner as CredentialResigner;
     if (report.challenge) resigner.useChallenge(report.challenge);
+    this.#moveSentAt = now;
     this.#resign(out, resigner.moveRequest(now));
     return out;
   }
@@ -475,6 +489,7 @@ export class FlowMachine {
     }
     this.#moveAttempts = again ? this.#moveAttempts + 1 : 1;
     this.#moving = true;
+    this.#moveSentAt = undefined;
     if (!again) this.#stats.streamsMoved++;
     this.#upFramer.reset();
     this.#held = [];
@@ -679,6 +694,7 @@ export class FlowMachine {
       else if (a.kind === 'to-upstream') this.#toUpstream(out, a.data);
       else if (a.kind === 'moved') {
         this.#moving = false;
+        this.#moveSentAt = undefined;
         out.push(MOVED);
       } else if (a.kind === 'delay-negotiated' || a.kind === 'delay-declined' || a.kind === 'delay-report') out.push(a);
       else if (a.kind === 'move-failed') this.#close(out, `mobility failed: ${a.reason}; was the server restarted?`, 'warn');

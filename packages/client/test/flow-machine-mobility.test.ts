@@ -23,7 +23,7 @@ import {
 } from '@onionturn/protocol';
 import { AppAuthenticator } from '../src/app-auth.js';
 import { CredentialResigner } from '../src/credential-resigner.js';
-import { FlowMachine, type FlowAction } from '../src/flow-machine.js';
+import { FlowMachine, MOVE_ANSWER_TIMEOUT_MS, type FlowAction } from '../src/flow-machine.js';
 import { ShimStats } from '../src/stats.js';
 
 const T0 = 1_000_000;
@@ -240,6 +240,37 @@ test("the take-over's new stream dies before the answer (the held stream went do
   m.upstreamEnded();
   m.redialed({ kind: 'open' }, T0 + 2000);
   assert.deepEqual(kinds(m.upstreamEnded()), ['warn', 'redial']);
+});
+
+test('a take-over Refresh unanswered for MOVE_ANSWER_TIMEOUT_MS (its stream stalled too): another new stream; a second unanswered one closes the flow', () => {
+  const { m, stats } = allocated();
+  m.upstreamStalled(4000);
+  assert.deepEqual(kinds(m.tick(T0 + 60_000)), [], 'no deadline while the new stream is being dialed');
+  const sent = T0 + 61_000;
+  const [move] = upstreamSent(m.redialed({ kind: 'open' }, sent));
+  assert.equal(move?.method, Method.Refresh);
+  assert.deepEqual(kinds(m.tick(sent + MOVE_ANSWER_TIMEOUT_MS - 1)), [], 'waited for until the deadline');
+  const next = m.tick(sent + MOVE_ANSWER_TIMEOUT_MS);
+  assert.deepEqual(kinds(next), ['warn', 'redial']);
+  assert.match((next[0] as { reason: string }).reason, /take-over Refresh went unanswered for 5 s: the take-over's new stream is gone too: another circuit/);
+  assert.equal(stats.streamsMoved, 1, 'still one move');
+  // The second stream answers: moved, and the deadline is off.
+  const sent2 = sent + 6000;
+  const [move2] = upstreamSent(m.redialed({ kind: 'open' }, sent2));
+  assert.deepEqual(getAttribute(move2 as StunMessage, AttributeType.MobilityTicket)?.value, TICKET);
+  assert.deepEqual(kinds(m.fromUpstream(success(move2 as StunMessage, Buffer.from('ticket-2')), sent2 + 900)), ['moved']);
+  assert.deepEqual(kinds(m.tick(sent2 + MOVE_ANSWER_TIMEOUT_MS + 1)), []);
+
+  // Two unanswered in one take-over: the flow closes, saying why.
+  const b = allocated();
+  b.m.upstreamEnded();
+  b.m.redialed({ kind: 'open' }, T0 + 1);
+  b.m.tick(T0 + 1 + MOVE_ANSWER_TIMEOUT_MS);
+  b.m.redialed({ kind: 'open' }, T0 + 7000);
+  const closed = b.m.tick(T0 + 7000 + MOVE_ANSWER_TIMEOUT_MS);
+  assert.equal(closed.at(-1)?.kind, 'close');
+  assert.match((closed.at(-1) as { reason: string }).reason, /take-over Refresh went unanswered/);
+  assert.equal(b.m.isClosed(), true);
 });
 
 test('no new stream, a third loss during one take-over, or no ticket at all: the flow closes', () => {
