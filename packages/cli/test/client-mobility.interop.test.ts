@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readText, type StunMessage } from '@onionturn/protocol';
@@ -32,6 +32,13 @@ const SECRET = 'tor-mobility-secret';
 const INTERVAL_MS = 20;
 /** How long the forward case watches which streams carry traffic (tor reports a busy stream once a second). */
 const BUSY_WINDOW_MS = 3500;
+
+/** A connection through socksGate(): the shim's side, tor's side, bytes both ways. */
+interface GatedConn {
+  readonly app: Socket;
+  readonly tor: Socket;
+  bytes: number;
+}
 
 async function udpSocket(): Promise<UdpSocket> {
   const s = createSocket('udp4');
@@ -83,6 +90,43 @@ describe('TURN mobility on a private Tor network', () => {
       { ONIONTURN_LOCAL_PASSWORD: 'wonderland' },
       name,
     );
+
+  /**
+   * Between a shim and tor's SOCKS port, a pass-through that can stop connections dead (pause
+   * both ends: neither reads), as a relay on their circuit that neither forwards nor closes it.
+   */
+  const socksGate = async (): Promise<{ conns: GatedConn[]; gatePort: number; gate: Server }> => {
+    const conns: GatedConn[] = [];
+    const gate = createServer((app) => {
+      const tor = connect(net.socksPort, '127.0.0.1');
+      const c = { app, tor, bytes: 0 };
+      conns.push(c);
+      app.on('data', (d: Buffer) => {
+        c.bytes += d.length;
+        tor.write(d);
+      });
+      tor.on('data', (d: Buffer) => {
+        c.bytes += d.length;
+        app.write(d);
+      });
+      for (const [a, b] of [
+        [app, tor],
+        [tor, app],
+      ] as const) {
+        a.on('error', () => b.destroy());
+        a.on('close', () => b.destroy());
+      }
+    });
+    gate.listen(0, '127.0.0.1');
+    await once(gate, 'listening');
+    return { conns, gatePort: (gate.address() as { port: number }).port, gate };
+  };
+  /** The open connection through the gate that carried the most over the next `ms`. */
+  const busiestOver = async (conns: readonly GatedConn[], ms: number): Promise<GatedConn | undefined> => {
+    const start = new Map(conns.map((c) => [c, c.bytes]));
+    await sleep(ms);
+    return [...conns].filter((c) => !c.app.destroyed).sort((x, y) => y.bytes - (start.get(y) ?? 0) - (x.bytes - (start.get(x) ?? 0)))[0];
+  };
 
   before(async () => {
     const secretFile = join(dir, 'secret');
@@ -203,32 +247,7 @@ describe('TURN mobility on a private Tor network', () => {
   });
 
   test('a stalled Tor stream and the one held ready (their bytes stop, nothing closes them): the shim takes the allocation over on a fresh circuit, the call goes on', async () => {
-    // Between the shim and tor's SOCKS port, a pass-through that can stop connections dead
-    // (neither end reads): a relay on the circuit that neither forwards nor closes it.
-    const conns: { app: Socket; tor: Socket; bytes: number }[] = [];
-    const gate = createServer((app) => {
-      const tor = connect(net.socksPort, '127.0.0.1');
-      const c = { app, tor, bytes: 0 };
-      conns.push(c);
-      app.on('data', (d: Buffer) => {
-        c.bytes += d.length;
-        tor.write(d);
-      });
-      tor.on('data', (d: Buffer) => {
-        c.bytes += d.length;
-        app.write(d);
-      });
-      for (const [a, b] of [
-        [app, tor],
-        [tor, app],
-      ] as const) {
-        a.on('error', () => b.destroy());
-        a.on('close', () => b.destroy());
-      }
-    });
-    gate.listen(0, '127.0.0.1');
-    await once(gate, 'listening');
-    const gatePort = (gate.address() as { port: number }).port;
+    const { conns, gatePort, gate } = await socksGate();
     const { peer, sources, heard } = await echoPeer();
     const statusPort = await freePort();
     const local = localShim(gatePort, 'onionturn client (stalled stream)', ['--status', `127.0.0.1:${statusPort}`]);
@@ -249,9 +268,7 @@ describe('TURN mobility on a private Tor network', () => {
       await waitFor('the call to carry traffic', () => heard.length >= 20, 30_000, 20);
       // The call's stream is the busiest connection over the next 2 s (the one held ready is idle
       // since its 401, and must stay usable: the take-over starts on it).
-      const start = new Map(conns.map((c) => [c, c.bytes]));
-      await sleep(2000);
-      const busiest = [...conns].sort((x, y) => y.bytes - (start.get(y) ?? 0) - (x.bytes - (start.get(x) ?? 0)))[0];
+      const busiest = await busiestOver(conns, 2000);
       assert.ok(busiest, 'the call has its Tor stream');
       // The stream held ready stalls with it (a relay both circuits cross, such as a shared
       // guard): the take-over's first stream is that one, its Refresh goes unanswered, and a
@@ -287,6 +304,85 @@ describe('TURN mobility on a private Tor network', () => {
       if (local.child.exitCode === null) {
         local.child.kill('SIGTERM');
         await once(local.child, 'exit');
+      }
+      for (const c of conns) {
+        c.app.destroy();
+        c.tor.destroy();
+      }
+      gate.close();
+    }
+  });
+
+  test("a forward's cut Tor stream while the one held ready is stalled: the take-over's Refresh goes unanswered there, a fresh stream takes the allocation over", async () => {
+    const { conns, gatePort, gate } = await socksGate();
+    const { peer, sources } = await echoPeer();
+    const forwardPort = await freePort();
+    const fwd = spawnClient(
+      group,
+      [
+        ...shimArgs({ serverPort: server.tcp, socks: gatePort }),
+        '--upstream-secret-file',
+        join(dir, 'secret'),
+        '--forward',
+        `udp://127.0.0.1:${forwardPort}=127.0.0.1:${peer.address().port}`,
+      ],
+      {},
+      'onionturn client (forward, stalled held stream)',
+    );
+    const app = await udpSocket();
+    sockets.push(app);
+    const echoes: { seq: number; at: number }[] = [];
+    app.on('message', (m) => echoes.push({ seq: m.readUInt32BE(0), at: performance.now() }));
+    let seq = 0;
+    const timer = setInterval(() => {
+      const b = Buffer.alloc(64);
+      b.writeUInt32BE(seq++, 0);
+      app.send(b, forwardPort, '127.0.0.1');
+    }, INTERVAL_MS);
+    try {
+      await waitFor(
+        'echoes through the forward',
+        () => {
+          if (fwd.child.exitCode !== null) throw new Error(`the shim exited: ${fwd.output().slice(-1500)}`);
+          return echoes.length >= 20;
+        },
+        60_000,
+        50,
+      );
+      const busiest = await busiestOver(conns, 2000);
+      assert.ok(busiest, "the forward's Tor stream");
+      const held = conns.filter((c) => c !== busiest && !c.app.destroyed && !c.tor.destroyed);
+      assert.ok(held.length >= 1, 'a stream is held ready');
+      for (const c of held) {
+        c.app.pause();
+        c.tor.pause();
+      }
+      const lastSeqBefore = seq;
+      const cutAt = performance.now();
+      busiest.app.destroy();
+      const back = await waitFor(
+        'an echo of a datagram sent after the cut',
+        () => {
+          if (fwd.child.exitCode !== null) throw new Error(`the shim exited: ${fwd.output().slice(-1500)}`);
+          return echoes.find((e) => e.seq > lastSeqBefore + 1 && e.at > cutAt);
+        },
+        30_000,
+        10,
+      );
+      const gapMs = back.at - cutAt;
+      console.log(`forward take-over past a stalled held stream: the app hears the peer again ${(gapMs / 1000).toFixed(1)} s after the cut`);
+      // Given up after MOVE_ANSWER_TIMEOUT_MS (5 s), then a fresh circuit (without the deadline:
+      // until the server closed the stalled stream, 28 s).
+      assert.ok(gapMs < 15_000, `the forward is heard again within 15 s of the cut: ${(gapMs / 1000).toFixed(1)} s`);
+      assert.equal(sources.size, 1, `the peer heard one relay address: ${[...sources].join(', ')}`);
+      const log = fwd.output();
+      assert.match(log, /the take-over's new stream is gone too \(the take-over Refresh went unanswered for 5 s\): another circuit/);
+      assert.match(log, /datagram flow: allocation taken over on a new circuit/);
+    } finally {
+      clearInterval(timer);
+      if (fwd.child.exitCode === null) {
+        fwd.child.kill('SIGTERM');
+        await once(fwd.child, 'exit');
       }
       for (const c of conns) {
         c.app.destroy();

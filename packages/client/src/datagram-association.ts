@@ -21,7 +21,7 @@ import type { SocksAuth } from './socks5-codec.js';
 import { isOnionName, type SocksDestination } from './socks5-server-codec.js';
 import type { DatagramDropReason, DatagramFlowKind, DatagramFlowStats, ShimStats } from './stats.js';
 import { torResolve } from './tor-resolve.js';
-import { moveAuth } from './mobility-auth.js';
+import { MOVE_ANSWER_TIMEOUT_MS, moveAuth } from './mobility-auth.js';
 import { TurnClientSession, type SessionAction } from './turn-client-session.js';
 import type { CredentialResult, CredentialSource } from './upstream-credentials.js';
 import { WarnOnce } from './warn-once.js';
@@ -384,6 +384,9 @@ export class DatagramAssociation implements TableFlow {
           break;
         case 'warn':
           this.#warn(a.reason, a.reason);
+          break;
+        case 'move-unanswered':
+          if (this.#sock) this.#streamLost(this.#sock, `the take-over Refresh went unanswered for ${MOVE_ANSWER_TIMEOUT_MS / 1000} s`, 'warn');
           break;
         case 'moved':
           this.#ctx.logger.info('datagram flow: allocation taken over on a new circuit', {

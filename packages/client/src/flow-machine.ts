@@ -37,6 +37,7 @@ import { firstFrameVerdict, isStunRequest, paddingBytes } from './app-datagram.j
 import { answerFlowlessBinding } from './binding-answer.js';
 import type { CredentialResigner, ResignAction, ResignWarning } from './credential-resigner.js';
 import { DEFAULT_QUEUE_LIMITS, FlowState, type FlowPhase, type QueueLimits } from './flow-state.js';
+import { MOVE_ANSWER_TIMEOUT_MS } from './mobility-auth.js';
 import { challengeAnswer, firstAllocate } from './ready-challenge.js';
 import type { ShimStats } from './stats.js';
 import type { CredentialResult } from './upstream-credentials.js';
@@ -113,13 +114,6 @@ const REFRESH_RETRY_MS = 30_000;
  * took down with the lost stream, unnoticed until it is used; the second is dialed fresh.
  */
 const MOVE_ATTEMPTS = 2;
-/**
- * A take-over Refresh unanswered this long is given up for another new stream: it went on a
- * stream that is stalled too (the held one, its circuit through the relay that stalled the lost
- * one), and the resigner would wait out its 60-s transaction timeout. A fresh circuit's round trip
- * is ~0.5 s on an onion path, a few on a congested one.
- */
-export const MOVE_ANSWER_TIMEOUT_MS = 5_000;
 /** Bytes of a TCP stream's start that decide whether it may open a Tor stream. */
 const HEAD_BYTES = 8;
 const EMPTY = Buffer.alloc(0);

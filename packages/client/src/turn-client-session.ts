@@ -36,6 +36,7 @@ import {
 } from '@onionturn/protocol';
 import type { UpstreamCredential } from './credential-resigner.js';
 import { udpFlowKey } from './flow-table.js';
+import { MOVE_ANSWER_TIMEOUT_MS } from './mobility-auth.js';
 
 export type SessionAction =
   /** Write `data` then `pad` zero bytes to the Tor stream. */
@@ -46,6 +47,8 @@ export type SessionAction =
   | { readonly kind: 'warn'; readonly reason: string }
   /** The allocation was taken over on a new stream (mobility): traffic flows again. */
   | { readonly kind: 'moved' }
+  /** The take-over Refresh went unanswered for MOVE_ANSWER_TIMEOUT_MS: give its stream up for another. */
+  | { readonly kind: 'move-unanswered' }
   /** The session is over; the last action. */
   | { readonly kind: 'close'; readonly reason: string };
 
@@ -60,6 +63,7 @@ export const CHANNEL_LIFETIME_MS = 600_000;
 export const TRANSACTION_TIMEOUT_MS = 30_000;
 /** 401/438 challenges answered per request before giving up. */
 const MAX_ATTEMPTS = 3;
+const MOVE_UNANSWERED: SessionAction = Object.freeze({ kind: 'move-unanswered' });
 /** Peers (channels) one session holds; more are refused (counted by the caller). */
 export const DEFAULT_MAX_PEERS = 64;
 /** Datagrams held per session while the allocation or a channel is not ready yet. */
@@ -275,6 +279,11 @@ export class TurnClientSession {
     const out = this.#begin(now);
     if (this.#closed) return out;
     for (const t of this.#tx.values()) {
+      if (t.kind === 'move' && now - t.sentAt >= MOVE_ANSWER_TIMEOUT_MS) {
+        this.#tx.clear();
+        out.push(MOVE_UNANSWERED);
+        return out;
+      }
       if (now - t.sentAt > TRANSACTION_TIMEOUT_MS) {
         this.#close(`the TURN server did not answer a ${t.kind} request within ${TRANSACTION_TIMEOUT_MS / 1000} s`);
         return out;

@@ -23,7 +23,8 @@ import {
 } from '@onionturn/protocol';
 import { AppAuthenticator } from '../src/app-auth.js';
 import { CredentialResigner } from '../src/credential-resigner.js';
-import { FlowMachine, MOVE_ANSWER_TIMEOUT_MS, type FlowAction } from '../src/flow-machine.js';
+import { FlowMachine, type FlowAction } from '../src/flow-machine.js';
+import { MOVE_ANSWER_TIMEOUT_MS } from '../src/mobility-auth.js';
 import { ShimStats } from '../src/stats.js';
 
 const T0 = 1_000_000;

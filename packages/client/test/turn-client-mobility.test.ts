@@ -19,6 +19,7 @@ import {
   verifyIntegrity,
   type StunMessage,
 } from '@onionturn/protocol';
+import { MOVE_ANSWER_TIMEOUT_MS } from '../src/mobility-auth.js';
 import { TRANSACTION_TIMEOUT_MS, TurnClientSession } from '../src/turn-client-session.js';
 import { CRED, KEY, PEER, T0, answer, challenge, sent } from './session-fixtures.js';
 
@@ -119,12 +120,29 @@ test('mobility refused (the server restarted: 400/437): the session closes at on
   }
 });
 
-test('an unanswered take-over ends the session after the transaction timeout', () => {
+test('a take-over Refresh unanswered for MOVE_ANSWER_TIMEOUT_MS (its stream stalled too): the shell is told to give that stream up; the session stays', () => {
   const { s } = calling();
   s.detach(T0 + 1);
   sent(s.reattach(T0 + 2));
-  assert.deepEqual(s.tick(T0 + 2 + TRANSACTION_TIMEOUT_MS), []);
-  assert.equal(s.tick(T0 + 3 + TRANSACTION_TIMEOUT_MS).at(-1)?.kind, 'close');
+  assert.deepEqual(s.tick(T0 + 1 + MOVE_ANSWER_TIMEOUT_MS), []);
+  assert.deepEqual(
+    s.tick(T0 + 2 + MOVE_ANSWER_TIMEOUT_MS).map((a) => a.kind),
+    ['move-unanswered'],
+  );
+  assert.equal(s.isClosed(), false);
+  assert.deepEqual(s.tick(T0 + 3 + MOVE_ANSWER_TIMEOUT_MS), [], 'said once: the Refresh is forgotten');
+  // The shell detaches and takes another stream, whose Refresh is answered.
+  s.detach(T0 + 6000);
+  const [move] = sent(s.reattach(T0 + 7000));
+  assert.ok(s.fromUpstream(ok(move as StunMessage, TICKET), T0 + 7500).some((a) => a.kind === 'moved'));
+});
+
+test('any other request unanswered ends the session after the transaction timeout', () => {
+  const { s } = calling();
+  const [refresh] = sent(s.tick(T0 + 600_000));
+  assert.equal(refresh?.method, Method.Refresh);
+  assert.deepEqual(s.tick(T0 + 600_000 + TRANSACTION_TIMEOUT_MS), []);
+  assert.equal(s.tick(T0 + 600_001 + TRANSACTION_TIMEOUT_MS).at(-1)?.kind, 'close');
 });
 
 test('a half-read frame of the lost stream does not spoil the new one', () => {
@@ -159,7 +177,7 @@ test("the take-over's new stream lost too: detached again, its Refresh is forgot
   assert.deepEqual(s.detach(T0 + 500), []);
   const [move] = sent(s.reattach(T0 + 1000));
   assert.deepEqual(getAttribute(move as StunMessage, AttributeType.MobilityTicket)?.value, TICKET);
-  assert.deepEqual(s.tick(T0 + 3 + TRANSACTION_TIMEOUT_MS), [], "the first stream's Refresh is not waited for");
-  assert.ok(s.fromUpstream(ok(move as StunMessage, TICKET), T0 + 4 + TRANSACTION_TIMEOUT_MS).some((a) => a.kind === 'moved'));
+  assert.deepEqual(s.tick(T0 + 2 + MOVE_ANSWER_TIMEOUT_MS), [], "the first stream's Refresh is not waited for");
+  assert.ok(s.fromUpstream(ok(move as StunMessage, TICKET), T0 + 3 + MOVE_ANSWER_TIMEOUT_MS).some((a) => a.kind === 'moved'));
   assert.equal(s.isClosed(), false);
 });
