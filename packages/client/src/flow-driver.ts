@@ -11,7 +11,7 @@
 // more queueing than the time bound is dropped before the app gets it (droppable data only).
 import type { Socket } from 'node:net';
 import { BURST_GAP_MS, DelayFeedbackSession, REPORT_INTERVAL_MS, STALL_MOVE_MS, TcpBatchWriter, errorText } from '@onionturn/io';
-import { DropClass, channelDataPadding, classifyFrame, newFrameClass, type TransportAddress } from '@onionturn/protocol';
+import { channelDataPadding, classifyFrame, droppableOnArrival, newFrameClass, type TransportAddress } from '@onionturn/protocol';
 import { paddingBytes } from './app-datagram.js';
 import { CredentialResigner } from './credential-resigner.js';
 import type { FlowContext } from './flow-context.js';
@@ -176,7 +176,7 @@ export class FlowDriver implements TableFlow {
           const df = this.#df;
           if (df !== undefined && df.late()) {
             classifyFrame(a.data, 0, a.data.length, scratch);
-            if (scratch.cls >= DropClass.Small && !scratch.reliable) {
+            if (droppableOnArrival(scratch)) {
               this.#ctx.stats.staleArrivalDropped++;
               break;
             }

@@ -55,7 +55,7 @@ export {
   type DatagramDecoderOptions,
   type DatagramFramingError,
 } from './datagram-framing.js';
-export { DropClass, LARGE_PAYLOAD_BYTES, classifyFrame, classifyPayload, newFrameClass, type FrameClass } from './drop-class.js';
+export { DropClass, LARGE_PAYLOAD_BYTES, classifyFrame, classifyPayload, droppableOnArrival, newFrameClass, type FrameClass } from './drop-class.js';
 export {
   DELAY_FEEDBACK_ATTRIBUTE,
   DELAY_FEEDBACK_LENGTH,

@@ -14,6 +14,7 @@ import {
   Method,
   classifyFrame,
   dataIndicationLength,
+  droppableOnArrival,
   encodeChannelData,
   newFrameClass,
   parseIp,
@@ -151,4 +152,27 @@ test("DTLS application data (1.2, or 1.3's epoch 3 and up) is reliable: the data
       assert.equal(out.reliable, reliable, `${name} in a ${framing}`);
     }
   }
+});
+
+test('dropped on arrival when late: small media and data only; never video (it crossed the narrow path already), the data channel, ICE, DTLS handshake or RTCP', () => {
+  const cases: [string, Buffer, boolean][] = [
+    ['an audio-sized RTP packet', rtp(160, 1, 2), true],
+    ['small other data', Buffer.alloc(200, 0x55), true],
+    ['a video-sized RTP packet', rtp(1100, 3, 4), false],
+    ['large other data', Buffer.alloc(1000, 0x55), false],
+    ['DTLS 1.2 application data, large', dtls(23, 1000), false],
+    ['DTLS 1.2 application data, small', dtls(23, 100), false],
+    ['an ICE check', iceCheck(), false],
+    ['a DTLS handshake record', dtls(22, 200), false],
+    ['RTCP', rtcp(), false],
+  ];
+  for (const [name, payload, droppable] of cases) {
+    for (const [framing, frame] of framings(payload)) {
+      classifyFrame(frame, 0, frame.length, out);
+      assert.equal(droppableOnArrival(out), droppable, `${name} in a ${framing}`);
+    }
+  }
+  const own = new MessageBuilder(Method.Refresh, MessageClass.SuccessResponse).build();
+  classifyFrame(own, 0, own.length, out);
+  assert.equal(droppableOnArrival(out), false, 'our own STUN message');
 });

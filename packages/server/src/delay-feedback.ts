@@ -6,8 +6,8 @@
 // anything of it.
 import {
   DELAY_FEEDBACK_ATTRIBUTE,
-  DropClass,
   classifyPayload,
+  droppableOnArrival,
   decodeDelayFeedback,
   getAttribute,
   hasDelayFeedbackOffer,
@@ -39,11 +39,8 @@ export function onDelayReport(client: Client, msg: StunMessage): void {
 
 const scratch = newFrameClass();
 
-/**
- * Relayed data at `buf[at, at + len)` that may be dropped when it arrives stale (RFC 7983: not STUN,
- * DTLS handshake, RTCP; nor DTLS application data, the data channel's SCTP, which would only resend it).
- */
+/** Relayed data at `buf[at, at + len)` that may be dropped when it arrives stale (see droppableOnArrival). */
 export function droppablePayload(buf: Buffer, at: number, len: number): boolean {
   classifyPayload(buf, at, len, scratch);
-  return scratch.cls >= DropClass.Small && !scratch.reliable;
+  return droppableOnArrival(scratch);
 }
