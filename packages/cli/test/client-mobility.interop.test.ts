@@ -267,7 +267,8 @@ describe('TURN mobility on a private Tor network', () => {
       run.catch(() => undefined); // awaited below; a failure before that must not go unhandled
       await waitFor('the call to carry traffic', () => heard.length >= 20, 30_000, 20);
       // The call's stream is the busiest connection over the next 2 s (the one held ready is idle
-      // since its 401, and must stay usable: the take-over starts on it).
+      // since its 401; dialed as the call started, it is replaced only after 20 s, well after the
+      // take-over below starts on it).
       const busiest = await busiestOver(conns, 2000);
       assert.ok(busiest, 'the call has its Tor stream');
       // The stream held ready stalls with it (a relay both circuits cross, such as a shared

@@ -21,7 +21,7 @@ import type { SocksAuth } from './socks5-codec.js';
 import { isOnionName, type SocksDestination } from './socks5-server-codec.js';
 import type { DatagramDropReason, DatagramFlowKind, DatagramFlowStats, ShimStats } from './stats.js';
 import { torResolve } from './tor-resolve.js';
-import { MOVE_ANSWER_TIMEOUT_MS, moveAuth } from './mobility-auth.js';
+import { MOVE_ATTEMPTS, MOVE_UNANSWERED, moveAuth } from './mobility-auth.js';
 import { TurnClientSession, type SessionAction } from './turn-client-session.js';
 import type { CredentialResult, CredentialSource } from './upstream-credentials.js';
 import { WarnOnce } from './warn-once.js';
@@ -40,12 +40,6 @@ const RESOLVE_TIMEOUT_MS = 30_000;
 const MAX_BACKLOG = 256 * 1024;
 /** A closed TURN stream gets this long to flush its last Refresh before it is destroyed. */
 const DESTROY_AFTER_MS = 2000;
-/**
- * New streams one take-over may try: the first may be the stream held ready, which dies with the
- * lost one when their circuits share the relay that failed (a guard); the second is a fresh
- * circuit. A third loss within one take-over ends the association (as a TURN app flow's does).
- */
-const MOVE_ATTEMPTS = 2;
 
 /** The datagram gateway's client side (onion-datagram-stream.ts), as this file uses it. */
 export interface OnionDatagramStreamLike {
@@ -334,7 +328,7 @@ export class DatagramAssociation implements TableFlow {
     // Again: forgets the take-over's request on the stream that went (its answer will not come).
     this.#run(session.detach(ctx.table.now));
     if (again) {
-      ctx.logger.info(`datagram flow: the take-over's new stream is gone too (${reason}): another circuit`, { flow: this.id, kind: this.#opts.kind });
+      ctx.logger.log(level, `datagram flow: the take-over's new stream is gone too (${reason}): another circuit`, { flow: this.id, kind: this.#opts.kind });
     } else {
       this.#lostAt = ctx.clock.monotonic();
       this.#moveAttempts = 0;
@@ -363,7 +357,8 @@ export class DatagramAssociation implements TableFlow {
     }
     this.#attach(r.socket);
     // A held stream's 401 carries this connection's nonce: the take-over's Refresh needs no 438 first.
-    this.#run(session.reattach(ctx.table.now, r.challenge));
+    // The precise clock, not the table's tick-old one: the take-over's deadline counts from here.
+    this.#run(session.reattach(ctx.clock.monotonic(), r.challenge));
     if (r.head.length > 0) this.#run(session.fromUpstream(r.head, ctx.table.now));
     if (!this.#closed) r.socket.resume();
   }
@@ -386,7 +381,7 @@ export class DatagramAssociation implements TableFlow {
           this.#warn(a.reason, a.reason);
           break;
         case 'move-unanswered':
-          if (this.#sock) this.#streamLost(this.#sock, `the take-over Refresh went unanswered for ${MOVE_ANSWER_TIMEOUT_MS / 1000} s`, 'warn');
+          if (this.#sock) this.#streamLost(this.#sock, MOVE_UNANSWERED, 'warn');
           break;
         case 'moved':
           this.#ctx.logger.info('datagram flow: allocation taken over on a new circuit', {

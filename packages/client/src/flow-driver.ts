@@ -355,7 +355,8 @@ export class FlowDriver implements TableFlow {
       upstream: this.#ctx.serverName(r.server),
       ...(r.ready ? { ready: true } : {}),
     });
-    this.#run(this.machine.redialed({ kind: 'open', challenge: r.challenge }, this.#ctx.table.now));
+    // The precise clock, not the table's tick-old one: the take-over's deadline counts from here.
+    this.#run(this.machine.redialed({ kind: 'open', challenge: r.challenge }, this.#ctx.clock.monotonic()));
     if (r.head.length > 0) this.onUpstreamData(r.head);
     if (!this.#done) r.socket.resume();
   }

@@ -37,7 +37,7 @@ import { firstFrameVerdict, isStunRequest, paddingBytes } from './app-datagram.j
 import { answerFlowlessBinding } from './binding-answer.js';
 import type { CredentialResigner, ResignAction, ResignWarning } from './credential-resigner.js';
 import { DEFAULT_QUEUE_LIMITS, FlowState, type FlowPhase, type QueueLimits } from './flow-state.js';
-import { MOVE_ANSWER_TIMEOUT_MS } from './mobility-auth.js';
+import { MOVE_ANSWER_TIMEOUT_MS, MOVE_ATTEMPTS, MOVE_UNANSWERED } from './mobility-auth.js';
 import { challengeAnswer, firstAllocate } from './ready-challenge.js';
 import type { ShimStats } from './stats.js';
 import type { CredentialResult } from './upstream-credentials.js';
@@ -108,12 +108,6 @@ const REFRESH_SHARE = 1 / 5;
 const REFRESH_MARGIN_MS = 5 * 60_000;
 /** A failed refresh is tried again after this long. */
 const REFRESH_RETRY_MS = 30_000;
-/**
- * New streams a take-over may try per lost one: the first is often the held stream, which a
- * failure of a relay every circuit of the client crosses (its guard; in a small network any)
- * took down with the lost stream, unnoticed until it is used; the second is dialed fresh.
- */
-const MOVE_ATTEMPTS = 2;
 /** Bytes of a TCP stream's start that decide whether it may open a Tor stream. */
 const HEAD_BYTES = 8;
 const EMPTY = Buffer.alloc(0);
@@ -165,7 +159,7 @@ export class FlowMachine {
   #moving = false;
   /** Mobility: new streams tried for the current take-over. */
   #moveAttempts = 0;
-  /** Mobility: when the take-over Refresh went on the new stream (undefined while dialing). */
+  /** Mobility: when the take-over Refresh went on the new stream, or it last sent anything (undefined while dialing). */
   #moveSentAt: number | undefined;
   /** The Tor stream is gone for good: nothing more is written to it. */
   #upstreamGone = false;
@@ -276,6 +270,9 @@ export class FlowMachine {
     const out = this.#begin(now);
     if (this.isClosed()) return out;
     this.state.lastActivity = now;
+    // The take-over's stream answers (a 438 to a Refresh signed with the old nonce, say): it is
+    // not stalled, and the resent Refresh gets its own MOVE_ANSWER_TIMEOUT_MS.
+    if (this.#moveSentAt !== undefined) this.#moveSentAt = now;
     const err = this.#upFramer.push(chunk);
     if (this.isClosed()) return out;
     if (err) {
@@ -418,7 +415,7 @@ export class FlowMachine {
     const resigner = this.#resigner;
     if (!resigner) return out;
     if (this.#moveSentAt !== undefined && now - this.#moveSentAt >= MOVE_ANSWER_TIMEOUT_MS) {
-      out.push(...this.#lost(`the take-over Refresh went unanswered for ${MOVE_ANSWER_TIMEOUT_MS / 1000} s`, 'warn'));
+      out.push(...this.#lost(MOVE_UNANSWERED, 'warn'));
       return out;
     }
     resigner.tick(now);

@@ -262,6 +262,16 @@ test('a take-over Refresh unanswered for MOVE_ANSWER_TIMEOUT_MS (its stream stal
   assert.deepEqual(kinds(m.fromUpstream(success(move2 as StunMessage, Buffer.from('ticket-2')), sent2 + 900)), ['moved']);
   assert.deepEqual(kinds(m.tick(sent2 + MOVE_ANSWER_TIMEOUT_MS + 1)), []);
 
+  // A stream that answers (a 438 to the Refresh signed with the lost stream's nonce) is not
+  // stalled: the resent Refresh gets its own deadline.
+  const slow = allocated();
+  slow.m.upstreamEnded();
+  const [first] = upstreamSent(slow.m.redialed({ kind: 'open' }, T0 + 100));
+  const [resent] = upstreamSent(slow.m.fromUpstream(challenge(first as StunMessage, ErrorCode.StaleNonce, 'up-2'), T0 + 3000));
+  assert.equal(readText(resent as StunMessage, AttributeType.Nonce), 'up-2');
+  assert.deepEqual(kinds(slow.m.tick(T0 + 100 + MOVE_ANSWER_TIMEOUT_MS)), [], 'the first deadline is off');
+  assert.deepEqual(kinds(slow.m.fromUpstream(success(resent as StunMessage, Buffer.from('ticket-2')), T0 + 7000)), ['moved']);
+
   // Two unanswered in one take-over: the flow closes, saying why.
   const b = allocated();
   b.m.upstreamEnded();

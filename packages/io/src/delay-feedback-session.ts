@@ -15,7 +15,8 @@
 // BASE_WINDOW_MS it is the queueing delay of that direction. Relayed data right behind a report
 // in the stream was written after it, so it is at least about as late: while the newest report
 // showed more than `staleMs` of queueing (and it is fresh: LATE_HOLD_MS), small media and data
-// are dropped on arrival (@onionturn/protocol's droppableOnArrival: video is not). On an uncongested path the excess stays near 0 and nothing is dropped.
+// are dropped on arrival (@onionturn/protocol's droppableOnArrival: video is not). On an
+// uncongested path the excess stays near 0 and nothing is dropped.
 // Queueing is measured above what stood over the last ARRIVAL_STANDING_MS: a relay that another
 // flow keeps seconds deep delays everything (dropping it all would end the call, and shrinks no
 // queue); the backlog a stall releases at once stands above that.

@@ -8,6 +8,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTool, TOOLS } from './tools.js';
 
+/**
+ * Runs a tool to its end and returns its stdout; on failure throws with `what` and the tool's
+ * stderr, which is kept out of the caller's own output (a test's), where ip's and tc's complaints
+ * landed without saying which call.
+ */
+export function runTool(bin: string, argv: readonly string[], what: string): string {
+  try {
+    return execFileSync(bin, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
+    throw new Error(`${what} failed${stderr ? `: ${stderr}` : ''}`, { cause: err });
+  }
+}
+
 export class NetNamespace {
   #deleted = false;
   readonly #wrappers: string[] = [];
@@ -26,7 +40,7 @@ export class NetNamespace {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new Error('network namespaces need root (ip netns add); run the tests as root, as CI does');
     }
-    execFileSync(ip, ['netns', 'add', name]);
+    runTool(ip, ['netns', 'add', name], `ip netns add ${name}`);
     const ns = new NetNamespace(name, ip);
     try {
       ns.run(ip, ['link', 'set', 'lo', 'up']);
@@ -43,18 +57,10 @@ export class NetNamespace {
     return [this.ip, ['netns', 'exec', this.name, command, ...args]];
   }
 
-  /**
-   * Runs a command inside to its end; throws on failure with the command and its stderr (kept out
-   * of the test's own output, where ip's and tc's complaints landed without saying which call).
-   */
+  /** Runs a command inside to its end; throws on failure with the command and its stderr (runTool). */
   run(command: string, args: readonly string[]): string {
     const [bin, argv] = this.wrap(command, args);
-    try {
-      return execFileSync(bin, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    } catch (err) {
-      const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
-      throw new Error(`${command} ${args.join(' ')} in namespace ${this.name} failed${stderr ? `: ${stderr}` : ''}`, { cause: err });
-    }
+    return runTool(bin, argv, `${command} ${args.join(' ')} in namespace ${this.name}`);
   }
 
   /**

@@ -26,11 +26,10 @@
 //   BULK_ADDRESS (bulk relays)
 //
 // The commands are built here (pure, unit-tested) and run by BottleneckNetwork.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LAB_NAMESPACE_ENV } from './lab-namespace.js';
-import { NetNamespace } from './netns.js';
+import { NetNamespace, runTool } from './netns.js';
 import type { LabNamespaceSettings } from './lab-profiles.js';
 import { requireTool, TOOLS } from './tools.js';
 
@@ -227,7 +226,7 @@ export class BottleneckNetwork {
     const bin = c.command === 'ip' ? this.relay.ip : c.command === 'tc' ? this.tc : 'sysctl';
     const ns = c.ns === undefined ? undefined : c.ns === this.relay.name ? this.relay : this.router;
     if (ns !== undefined) return ns.run(bin, c.args);
-    return execFileSync(bin, c.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return runTool(bin, c.args, `${c.command} ${c.args.join(' ')}`);
   }
 
   /** argv that runs command inside the relay namespace (for ProcessGroup.spawn). */

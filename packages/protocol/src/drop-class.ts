@@ -36,12 +36,17 @@ export interface FrameClass {
    * (@onionturn/io's MessageClass) has no use for it; the classifiers here always set it.
    */
   reliable?: boolean;
+  /**
+   * RTP's marker bit: a video frame's last packet (often its only one, and small, at a low
+   * bitrate), or an audio talkspurt's first. Optional as `reliable` is; set when `rtp`.
+   */
+  marker?: boolean;
   ssrc: number;
   timestamp: number;
 }
 
 export function newFrameClass(): FrameClass {
-  return { cls: DropClass.Control, rtp: false, reliable: false, ssrc: 0, timestamp: 0 };
+  return { cls: DropClass.Control, rtp: false, reliable: false, marker: false, ssrc: 0, timestamp: 0 };
 }
 
 const SEND_INDICATION = encodeMessageType(Method.Send, MessageClass.Indication);
@@ -93,16 +98,18 @@ export function classifyFrame(buf: Buffer, at: number, n: number, out: FrameClas
 
 /**
  * May relayed data of class `c` be dropped when it arrives late (the delay extension's arrival
- * check, on the server and in the shim)? Small media and data only (audio played that late is
- * concealed anyway). Not video: it has crossed the narrow path already, and a lost packet
- * breaks its frame until the receiver's NACK brings it again over that path (up to ten times
- * in Chromium while those drop too): on tor-congested, video dropped on arrival left 40-74 kbit/s
- * of retransmissions on 50 of video, and keeping it raised the frames decoded (7.2 to 8.3 a
- * second) and lowered the round trip under media (p95 1.5 to 1.3 s). Never what is never
- * dropped (classes 0 and 1), nor the data channel's SCTP, which would only send it again.
+ * check, on the server and in the shim)? Small media and data only: audio played that late is
+ * concealed anyway. Not video: it has crossed the narrow path already, and a lost packet breaks
+ * its frame until the receiver's NACK brings it again over that path (up to ten times in Chromium
+ * while those drop too): on tor-congested, video dropped on arrival left 40-74 kbit/s of
+ * retransmissions on 50 of video, and keeping it raised the frames decoded (7.2 to 8.3 a second)
+ * and lowered the round trip under media (p95 1.5 to 1.3 s). So not a small RTP packet with the
+ * marker bit either (a video frame's last packet, or the whole of a small frame; an audio
+ * talkspurt's first packet is kept too, rarely). Never what is never dropped (classes 0 and 1),
+ * nor the data channel's SCTP, which would only send it again.
  */
 export function droppableOnArrival(c: FrameClass): boolean {
-  return c.cls === DropClass.Small && c.reliable !== true;
+  return c.cls === DropClass.Small && c.reliable !== true && !(c.rtp && c.marker === true);
 }
 
 /** Classifies a relayed payload (RFC 7983 §7 first byte) of `len` bytes at `buf[at]`. */
@@ -144,6 +151,7 @@ export function classifyPayload(buf: Buffer, at: number, len: number, out: Frame
     }
     if (len >= RTP_HEADER_LENGTH) {
       out.rtp = true;
+      out.marker = (b1 & 0x80) !== 0;
       out.timestamp = buf.readUInt32BE(at + 4);
       out.ssrc = buf.readUInt32BE(at + 8);
     }

@@ -21,10 +21,10 @@ import {
   writeDataIndication,
 } from '../src/index.js';
 
-function rtp(size: number, ssrc: number, ts: number, pt = 96): Buffer {
+function rtp(size: number, ssrc: number, ts: number, pt = 96, marker = false): Buffer {
   const b = Buffer.alloc(size);
   b[0] = 0x80;
-  b[1] = pt;
+  b[1] = pt | (marker ? 0x80 : 0);
   b.writeUInt32BE(ts, 4);
   b.writeUInt32BE(ssrc, 8);
   return b;
@@ -154,9 +154,10 @@ test("DTLS application data (1.2, or 1.3's epoch 3 and up) is reliable: the data
   }
 });
 
-test('dropped on arrival when late: small media and data only; never video (it crossed the narrow path already), the data channel, ICE, DTLS handshake or RTCP', () => {
+test("dropped on arrival when late: small media and data only; never video (it crossed the narrow path already, a frame's small last packet neither), the data channel, ICE, DTLS handshake or RTCP", () => {
   const cases: [string, Buffer, boolean][] = [
-    ['an audio-sized RTP packet', rtp(160, 1, 2), true],
+    ['an audio-sized RTP packet', rtp(160, 1, 2, 111), true],
+    ["a video frame's short last packet, or a small frame's only one (marker bit)", rtp(300, 5, 6, 96, true), false],
     ['small other data', Buffer.alloc(200, 0x55), true],
     ['a video-sized RTP packet', rtp(1100, 3, 4), false],
     ['large other data', Buffer.alloc(1000, 0x55), false],
