@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributeType, MessageBuilder, MessageClass, Method, StreamFramer, decodeMessage, longTermKey, readText, type StunMessage } from '@onionturn/protocol';
@@ -91,11 +91,36 @@ describe('TURN mobility on a private Tor network', () => {
       name,
     );
 
+  /** A UDP app sending a numbered datagram every INTERVAL_MS to `port`: the echoes it got, and when. */
+  const numberedApp = async (port: number) => {
+    const app = await udpSocket();
+    sockets.push(app);
+    const echoes: { seq: number; at: number }[] = [];
+    app.on('message', (m) => echoes.push({ seq: m.readUInt32BE(0), at: performance.now() }));
+    let seq = 0;
+    const timer = setInterval(() => {
+      const b = Buffer.alloc(64);
+      b.writeUInt32BE(seq++, 0);
+      app.send(b, port, '127.0.0.1');
+    }, INTERVAL_MS);
+    /** The first echo of a datagram sent after `seqBefore` (the cut), once `shim` carries them again. */
+    const echoAfter = (shim: Started, seqBefore: number, cutAt: number, timeoutMs: number): Promise<{ seq: number; at: number }> =>
+      waitFor(
+        'an echo of a datagram sent after the cut',
+        () => {
+          if (shim.child.exitCode !== null) throw new Error(`the shim exited: ${shim.output().slice(-1500)}`);
+          return echoes.find((e) => e.seq > seqBefore + 1 && e.at > cutAt);
+        },
+        timeoutMs,
+        10,
+      );
+    return { echoes, sent: () => seq, stop: () => clearInterval(timer), echoAfter };
+  };
   /**
    * Between a shim and tor's SOCKS port, a pass-through that can stop connections dead (pause
    * both ends: neither reads), as a relay on their circuit that neither forwards nor closes it.
    */
-  const socksGate = async (): Promise<{ conns: GatedConn[]; gatePort: number; gate: Server }> => {
+  const socksGate = async (): Promise<{ conns: GatedConn[]; gatePort: number; closeGate: (shim: Started) => Promise<void> }> => {
     const conns: GatedConn[] = [];
     const gate = createServer((app) => {
       const tor = connect(net.socksPort, '127.0.0.1');
@@ -119,7 +144,19 @@ describe('TURN mobility on a private Tor network', () => {
     });
     gate.listen(0, '127.0.0.1');
     await once(gate, 'listening');
-    return { conns, gatePort: (gate.address() as { port: number }).port, gate };
+    /** Stops `shim` (by its PID) before the pass-through goes (it would dial a closed port), then the gate. */
+    const closeGate = async (shim: Started): Promise<void> => {
+      if (shim.child.exitCode === null) {
+        shim.child.kill('SIGTERM');
+        await once(shim.child, 'exit');
+      }
+      for (const c of conns) {
+        c.app.destroy();
+        c.tor.destroy();
+      }
+      gate.close();
+    };
+    return { conns, gatePort: (gate.address() as { port: number }).port, closeGate };
   };
   /** The open connection through the gate that carried the most over the next `ms`. */
   const busiestOver = async (conns: readonly GatedConn[], ms: number): Promise<GatedConn | undefined> => {
@@ -168,17 +205,7 @@ describe('TURN mobility on a private Tor network', () => {
       50,
     );
 
-    // The app: a datagram every 20 ms, numbered; when each echo came back.
-    const app = await udpSocket();
-    sockets.push(app);
-    const echoes: { seq: number; at: number }[] = [];
-    app.on('message', (m) => echoes.push({ seq: m.readUInt32BE(0), at: performance.now() }));
-    let seq = 0;
-    const timer = setInterval(() => {
-      const b = Buffer.alloc(64);
-      b.writeUInt32BE(seq++, 0);
-      app.send(b, forwardPort, '127.0.0.1');
-    }, INTERVAL_MS);
+    const { echoes, sent, stop, echoAfter } = await numberedApp(forwardPort);
     const controls: { close(): void }[] = [];
     try {
       await waitFor('echoes through the shim and Tor', () => echoes.length >= 20, 60_000, 50);
@@ -211,20 +238,12 @@ describe('TURN mobility on a private Tor network', () => {
         const toServer = await busyToServer(since);
         assert.equal(toServer.length, 1, "the forward's datagrams cross one Tor stream to the server");
         cutCircuit = (toServer[0] as { circuitId: string }).circuitId;
-        lastSeqBefore = seq;
+        lastSeqBefore = sent();
         cutAt = performance.now();
         const reply = await control.command(`CLOSESTREAM ${(toServer[0] as { id: string }).id} 1`);
         assert.equal(reply.code, 250);
       }
-      const back = await waitFor(
-        'an echo of a datagram sent after the cut',
-        () => {
-          if (shim.child.exitCode !== null) throw new Error(`the shim exited: ${shim.output().slice(-1500)}`);
-          return echoes.find((e) => e.seq > lastSeqBefore + 1 && e.at > cutAt);
-        },
-        60_000,
-        10,
-      );
+      const back = await echoAfter(shim, lastSeqBefore, cutAt, 60_000);
       const gapMs = back.at - cutAt;
       console.log(`mobility: the app hears the peer again ${gapMs.toFixed(0)} ms after the Tor stream was cut`);
       // Some more traffic on the new circuit, then the peer's view: still one relay address.
@@ -241,13 +260,13 @@ describe('TURN mobility on a private Tor network', () => {
       assert.match(log, /allocation taken over on a new circuit/);
       assert.doesNotMatch(log, /datagram flow closed/);
     } finally {
-      clearInterval(timer);
+      stop();
       for (const c of controls) c.close();
     }
   });
 
   test('a stalled Tor stream and the one held ready (their bytes stop, nothing closes them): the shim takes the allocation over on a fresh circuit, the call goes on', async () => {
-    const { conns, gatePort, gate } = await socksGate();
+    const { conns, gatePort, closeGate } = await socksGate();
     const { peer, sources, heard } = await echoPeer();
     const statusPort = await freePort();
     const local = localShim(gatePort, 'onionturn client (stalled stream)', ['--status', `127.0.0.1:${statusPort}`]);
@@ -260,7 +279,7 @@ describe('TURN mobility on a private Tor network', () => {
         password: 'wonderland',
         tcp: false,
         noRtcp: true,
-        messages: 1000,
+        messages: 800,
         intervalMs: 20,
         timeoutMs: 60_000,
       });
@@ -301,21 +320,12 @@ describe('TURN mobility on a private Tor network', () => {
       assert.match(metrics, /^onionturn_client_delay_feedback_total\{event="stall-moved"\} 1$/m);
       assert.match(metrics, /^onionturn_client_streams_moved_total 1$/m);
     } finally {
-      // This shim (by its PID) before its SOCKS pass-through goes: it would dial a closed port.
-      if (local.child.exitCode === null) {
-        local.child.kill('SIGTERM');
-        await once(local.child, 'exit');
-      }
-      for (const c of conns) {
-        c.app.destroy();
-        c.tor.destroy();
-      }
-      gate.close();
+      await closeGate(local);
     }
   });
 
   test("a forward's cut Tor stream while the one held ready is stalled: the take-over's Refresh goes unanswered there, a fresh stream takes the allocation over", async () => {
-    const { conns, gatePort, gate } = await socksGate();
+    const { conns, gatePort, closeGate } = await socksGate();
     const { peer, sources } = await echoPeer();
     const forwardPort = await freePort();
     const fwd = spawnClient(
@@ -330,16 +340,7 @@ describe('TURN mobility on a private Tor network', () => {
       {},
       'onionturn client (forward, stalled held stream)',
     );
-    const app = await udpSocket();
-    sockets.push(app);
-    const echoes: { seq: number; at: number }[] = [];
-    app.on('message', (m) => echoes.push({ seq: m.readUInt32BE(0), at: performance.now() }));
-    let seq = 0;
-    const timer = setInterval(() => {
-      const b = Buffer.alloc(64);
-      b.writeUInt32BE(seq++, 0);
-      app.send(b, forwardPort, '127.0.0.1');
-    }, INTERVAL_MS);
+    const { echoes, sent, stop, echoAfter } = await numberedApp(forwardPort);
     try {
       await waitFor(
         'echoes through the forward',
@@ -358,18 +359,10 @@ describe('TURN mobility on a private Tor network', () => {
         c.app.pause();
         c.tor.pause();
       }
-      const lastSeqBefore = seq;
+      const lastSeqBefore = sent();
       const cutAt = performance.now();
       busiest.app.destroy();
-      const back = await waitFor(
-        'an echo of a datagram sent after the cut',
-        () => {
-          if (fwd.child.exitCode !== null) throw new Error(`the shim exited: ${fwd.output().slice(-1500)}`);
-          return echoes.find((e) => e.seq > lastSeqBefore + 1 && e.at > cutAt);
-        },
-        30_000,
-        10,
-      );
+      const back = await echoAfter(fwd, lastSeqBefore, cutAt, 30_000);
       const gapMs = back.at - cutAt;
       console.log(`forward take-over past a stalled held stream: the app hears the peer again ${(gapMs / 1000).toFixed(1)} s after the cut`);
       // Given up after MOVE_ANSWER_TIMEOUT_MS (5 s), then a fresh circuit (without the deadline:
@@ -380,16 +373,8 @@ describe('TURN mobility on a private Tor network', () => {
       assert.match(log, /the take-over's new stream is gone too \(the take-over Refresh went unanswered for 5 s\): another circuit/);
       assert.match(log, /datagram flow: allocation taken over on a new circuit/);
     } finally {
-      clearInterval(timer);
-      if (fwd.child.exitCode === null) {
-        fwd.child.kill('SIGTERM');
-        await once(fwd.child, 'exit');
-      }
-      for (const c of conns) {
-        c.app.destroy();
-        c.tor.destroy();
-      }
-      gate.close();
+      stop();
+      await closeGate(fwd);
     }
   });
 
