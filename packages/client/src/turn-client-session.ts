@@ -63,7 +63,7 @@ export const CHANNEL_LIFETIME_MS = 600_000;
 export const TRANSACTION_TIMEOUT_MS = 30_000;
 /** 401/438 challenges answered per request before giving up. */
 const MAX_ATTEMPTS = 3;
-const MOVE_UNANSWERED: SessionAction = Object.freeze({ kind: 'move-unanswered' });
+const MOVE_UNANSWERED_ACTION: SessionAction = Object.freeze({ kind: 'move-unanswered' });
 /** Peers (channels) one session holds; more are refused (counted by the caller). */
 export const DEFAULT_MAX_PEERS = 64;
 /** Datagrams held per session while the allocation or a channel is not ready yet. */
@@ -281,7 +281,7 @@ export class TurnClientSession {
     for (const t of this.#tx.values()) {
       if (t.kind === 'move' && now - t.sentAt >= MOVE_ANSWER_TIMEOUT_MS) {
         this.#tx.clear();
-        out.push(MOVE_UNANSWERED);
+        out.push(MOVE_UNANSWERED_ACTION);
         return out;
       }
       if (now - t.sentAt > TRANSACTION_TIMEOUT_MS) {

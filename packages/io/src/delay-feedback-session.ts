@@ -171,7 +171,7 @@ export class DelayFeedbackSession {
   #tracedBytes = 0;
   readonly #id = ++sessions;
   readonly #opts: DelayFeedbackSessionOptions;
-  /** Arrival queueing above this drops droppable data: the bound, at least LATE_MIN_MS. */
+  /** Arrival queueing above this drops small media and data (droppableOnArrival): the bound, at least LATE_MIN_MS. */
   readonly #lateMs: number;
 
   constructor(opts: DelayFeedbackSessionOptions, sentSoFar = 0, receivedSoFar = 0) {
