@@ -107,6 +107,7 @@ test('stale on arrival: while the reports show more queueing than the bound, sma
   const relay = w.relays[0]!;
   const video = Buffer.alloc(1000, 0x80); // RTP-like, large
   const audio = Buffer.alloc(160, 0x80); // RTP-like, small
+  audio[1] = 111; // its payload type, without the marker bit (a video frame's last packet has it)
   const rtcp = Buffer.from([0x80, 200, 0, 1, 0, 0, 0, 0]);
   // Uncongested: reports 40 ms after their clock.
   for (let i = 0; i < 10; i++) {
