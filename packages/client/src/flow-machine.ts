@@ -159,7 +159,7 @@ export class FlowMachine {
   #moving = false;
   /** Mobility: new streams tried for the current take-over. */
   #moveAttempts = 0;
-  /** Mobility: when the take-over Refresh went on the new stream, or it last sent anything (undefined while dialing). */
+  /** Mobility: when the take-over Refresh went on the new stream, or it last read anything there (undefined while dialing). */
   #moveSentAt: number | undefined;
   /** The Tor stream is gone for good: nothing more is written to it. */
   #upstreamGone = false;

@@ -289,8 +289,9 @@ export class DelayFeedbackSession {
    * flight, or before negotiation): since the other end's reports last acknowledged more, or since
    * the first write after everything was acknowledged (or after REPORT_TIMEOUT_MS without a
    * write), whichever is later. A quiet stream is not a stalled one, and reports that come (the
-   * other direction flows) but acknowledge nothing new are a stall of this one. With data held back meanwhile, the shim takes the allocation over on
-   * a new circuit after STALL_MOVE_MS (see the top of the file).
+   * other direction flows) but acknowledge nothing new are a stall of this one. With data held
+   * back meanwhile, the shim takes the allocation over on a new circuit after STALL_MOVE_MS (see
+   * the top of the file).
    */
   stalledMs(now: number): number {
     if (!this.#negotiated || this.#sent <= this.#peerReceived) return 0;

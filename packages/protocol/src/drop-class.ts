@@ -32,8 +32,9 @@ export interface FrameClass {
    * DTLS application data: in WebRTC the data channel's SCTP, which retransmits what is lost (a
    * second or more later, its handshake too). Its large records are dropped when they wait in a
    * writer past the bound (that bounds what a bulk transfer queues ahead of media; small ones are
-   * Vital), never on arrival, where it has crossed Tor already and dropping it only delays it. Optional: a writer's classifier output
-   * (@onionturn/io's MessageClass) has no use for it; the classifiers here always set it.
+   * Vital), never on arrival, where it has crossed Tor already and dropping it only delays it.
+   * Optional: a writer's classifier output (@onionturn/io's MessageClass) has no use for it; the
+   * classifiers here always set it.
    */
   reliable?: boolean;
   /**
