@@ -26,6 +26,7 @@ export {
   type DelayReport,
 } from './delay-feedback-session.js';
 export {
+  APP_LIMITED_GAIN,
   BURST_CELLS,
   INITIAL_CELLS,
   InflightCap,

@@ -18,7 +18,12 @@
 // 80 kbit/s path), or the backlog a long stall leaves (then every sample in the window is late).
 // cap = rate x (base + target) cells (rate at least MIN_RATE_CELLS), at least MIN_CELLS; while the
 // forward queue delay is above target (the path got slower than the estimate), cap = rate x base
-// (drain) until it is back. Before the first reports: INITIAL_CELLS.
+// (drain) until it is back. Before the first reports: INITIAL_CELLS. The rate is the last second's
+// while the path shows that queue, and the best of the last BEST_RATE_WINDOW_MS while it does not:
+// nothing is delivered faster than the path carries, and an app's own rate over a second swings
+// (a video call's by 4x between the acknowledgements of a key frame and the delta frames after
+// it), so a cap sized from the last second's shrank just before the next key frame, refused it,
+// and held it until stale on a path with room.
 //
 // A queue that is not ours: a relay whose other circuits keep seconds of cells queued ahead of
 // ours (a bulk download on a congested relay; tor's own congestion control keeps such a queue)
@@ -47,7 +52,11 @@
 // room (a quarter of a video call's bytes in the test's simulation). The cap exists to bound a
 // standing queue, not a burst into an empty path, so while it has not refused a write for
 // RATE_WINDOW_MS and the path shows no standing queue above target (the least of the last
-// second's reports), it is at least BURST_CELLS. Once it
+// second's reports), it is APP_LIMITED_GAIN times the cap its measured rate gives, and at least
+// BURST_CELLS. (The gain is BBR's cwnd gain, for the same reason: on a long path the app's own
+// rate times the round trip is what it keeps in flight all the time, so a cap of about that was
+// full whenever a key frame came or a link stalled for a few hundred ms: on tor-onion's 1.1-s
+// call round trip, 128 cells held 30-60 video packets a call until they went stale.) Once it
 // refuses (the sender offers more than the cap), the rate it then measures is the path's, and it
 // holds strictly.
 
@@ -57,6 +66,8 @@ export const INITIAL_CELLS = 64;
 export const MIN_CELLS = 8;
 /** The cap of an app-limited sender on a path with no queue (tor's own initial circuit window is 124 cells). */
 export const BURST_CELLS = 128;
+/** An app-limited sender's cap is this many times what its measured rate gives (see the top of the file). */
+export const APP_LIMITED_GAIN = 2;
 /**
  * The cap sizes itself from at least this delivery rate (cells/s: 16 x 498 B, ~64 kbit/s). A rate
  * measured from an app's own trickle (a call's setup: ICE, DTLS, the data channel's handshake) on
@@ -270,13 +281,14 @@ export class InflightCap {
 
   /** The cap on cells in flight now. */
   capCells(now: number): number {
-    const rate = this.#rate.value(now);
     const base = this.#baseRtt.value(now);
+    // No queue above target: the best rate of the last BEST_RATE_WINDOW_MS (see the top of the file).
+    const rate = this.#queueDelay > this.targetMs ? this.#rate.value(now) : this.#bestRate.value(now);
     if (rate === undefined || base === undefined) return INITIAL_CELLS;
     const foreign = this.foreignQueueMs(now);
     const allowance = base + foreign + (this.#queueDelay - foreign > this.targetMs ? 0 : this.targetMs) + this.#ackDelayMs;
     const cells = Math.max(MIN_CELLS, Math.floor((Math.max(rate, MIN_RATE_CELLS) * allowance) / 1000));
-    return this.#appLimited(now, foreign) ? Math.max(cells, BURST_CELLS) : cells;
+    return this.#appLimited(now, foreign) ? Math.max(APP_LIMITED_GAIN * cells, BURST_CELLS) : cells;
   }
 
   /**

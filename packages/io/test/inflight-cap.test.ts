@@ -4,7 +4,7 @@
 // where without the cap the queue grows without end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BURST_CELLS, MIN_RATE_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS, REFUSING_CREDIT_MS, VITAL_CAPS } from '../src/index.js';
+import { APP_LIMITED_GAIN, BURST_CELLS, MIN_RATE_CELLS, INITIAL_CELLS, InflightCap, MIN_CELLS, REFUSING_CREDIT_MS, VITAL_CAPS } from '../src/index.js';
 
 test('cells: a write of n bytes takes ceil(n / 498) cells; a lone small packet a whole one', () => {
   assert.equal(InflightCap.cells(120), 1);
@@ -23,10 +23,12 @@ test('estimates: base round trip, delivery rate, forward queue delay, cap', () =
   assert.equal(c.baseRttMs(1000), 100);
   assert.equal(c.rate(1000), 1000); // cells per second
   assert.equal(c.queueDelayMs, 0);
-  assert.equal(c.capCells(1000), 150); // 1000 cells/s x (100 + 50) ms
+  // 1000 cells/s x (100 + 50) ms, times the gain of a sender the cap never refused.
+  assert.equal(c.capCells(1000), APP_LIMITED_GAIN * 150);
   assert.equal(c.inflightCells, 100); // the last 100 ms of writes
   // A sender offering more than the cap allows (it refuses): no burst allowance from here.
   assert.equal(c.mayWrite(1000, 1000 * 498), false);
+  assert.equal(c.capCells(1000), 150);
   // The one-way delay grows past the target: drain to rate x base.
   c.onReport(1010, 92 * 10 * 498, 1000 + 50 + 80);
   assert.equal(c.queueDelayMs, 80);
@@ -227,6 +229,7 @@ function simulateHeld(
   send: (now: number) => readonly number[],
   seconds: number,
   holdMs: number,
+  stalls: readonly { at: number; forMs: number }[] = [],
 ): { droppedShare: number; worstDelayMs: number; p95DelayMs: number } {
   const held: { bytes: number; at: number }[] = [];
   const fifo: { cells: number; bytes: number; at: number }[] = [];
@@ -250,7 +253,10 @@ function simulateHeld(
       cap.onWrite(now, m.bytes);
       fifo.push({ cells: InflightCap.cells(m.bytes), bytes: m.bytes, at: m.at });
     }
-    served += path.rate;
+    // A stalled link (tor-typical's links stall 300 ms every ~2 min) carries nothing either way:
+    // the bottleneck serves nothing, and what travels arrives after the stall.
+    const stall = stalls.find((s) => now >= s.at && now < s.at + s.forMs);
+    if (stall === undefined) served += path.rate;
     while (fifo.length > 0 && served >= fifo[0]!.cells) {
       const m = fifo.shift()!;
       served -= m.cells;
@@ -259,13 +265,13 @@ function simulateHeld(
       arriving.push({ at: now + path.oneWayMs, bytes: m.bytes, sentAt: m.at });
     }
     if (fifo.length === 0) served = Math.min(served, 1);
-    while (arriving.length > 0 && arriving[0]!.at <= now) {
+    while (stall === undefined && arriving.length > 0 && arriving[0]!.at <= now) {
       const a = arriving.shift()!;
       received += a.bytes;
       lastOwd = now - a.sentAt + 5000;
     }
     if (now % 50 === 0) reports.push({ at: now + path.oneWayMs, bytes: received, owd: lastOwd, clock: now + 777 });
-    while (reports.length > 0 && reports[0]!.at <= now) {
+    while (stall === undefined && reports.length > 0 && reports[0]!.at <= now) {
       const r = reports.shift()!;
       cap.onReport(now, r.bytes, r.owd, r.clock);
     }
@@ -286,6 +292,19 @@ test('an app-limited sender on a path with room (video, 4 Mbit/s, 250 ms round t
   const r = simulateHeld(cap, { rate: 1, oneWayMs: 125 }, video, 20, 150);
   assert.equal(r.droppedShare, 0, `dropped ${(r.droppedShare * 100).toFixed(1)}% of the offered bytes`);
   assert.ok(r.worstDelayMs <= 150, `worst wait ${r.worstDelayMs} ms`);
+});
+
+test('an app-limited sender on a long path with room (video, 4 Mbit/s, 550 ms round trip: an onion service) and a link that stalls: nothing is dropped', () => {
+  // tor-onion's call: the shim's cap was the burst allowance (128 cells), about 1.3 times what a
+  // 300 kbit/s call keeps in flight over that round trip, so a key frame or a link's 300-ms stall
+  // filled it, and what it then held went stale in the writer (33-60 video packets a call, each
+  // a frame frozen until its retransmission a round trip later). By-hand waits the stall out.
+  const cap = new InflightCap({ targetMs: 100, rateSpanMs: 200, ackDelayMs: 100 });
+  const stalls = [5000, 11_000, 17_000].map((at) => ({ at: at + 123, forMs: 300 }));
+  // The first key frame after the cap's estimates: a call's comes with its setup, into an empty path.
+  const send = (now: number): readonly number[] => (now < 2000 && now % 2000 === 500 ? [] : video(now));
+  const r = simulateHeld(cap, { rate: 1, oneWayMs: 275 }, send, 20, 150, stalls);
+  assert.equal(r.droppedShare, 0, `dropped ${(r.droppedShare * 100).toFixed(1)}% of the offered bytes`);
 });
 
 test('a sender offering five times a slow path (80 kbit/s, 700 ms round trip) for a minute: the queue it keeps in the path stays bounded', () => {
