@@ -19,7 +19,8 @@
 // cap = rate x (base + target) cells (rate at least MIN_RATE_CELLS), at least MIN_CELLS; while the
 // forward queue delay is above target (the path got slower than the estimate), cap = rate x base
 // (drain) until it is back. Before the first reports: INITIAL_CELLS. The rate is the last second's
-// while the path shows that queue, and the best of the last BEST_RATE_WINDOW_MS while it does not:
+// while the path shows a queue above target (ours or another flow's: the path is contended), and
+// the best of the last BEST_RATE_WINDOW_MS while it does not:
 // nothing is delivered faster than the path carries, and an app's own rate over a second swings
 // (a video call's by 4x between the acknowledgements of a key frame and the delta frames after
 // it), so a cap sized from the last second's shrank just before the next key frame, refused it,
