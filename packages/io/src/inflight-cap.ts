@@ -18,13 +18,13 @@
 // 80 kbit/s path), or the backlog a long stall leaves (then every sample in the window is late).
 // cap = rate x (base + target) cells (rate at least MIN_RATE_CELLS), at least MIN_CELLS; while the
 // forward queue delay is above target (the path got slower than the estimate), cap = rate x base
-// (drain) until it is back. Before the first reports: INITIAL_CELLS. The rate is the last second's
-// while the path shows a queue above target (ours or another flow's: the path is contended), and
-// the best of the last BEST_RATE_WINDOW_MS while it does not:
-// nothing is delivered faster than the path carries, and an app's own rate over a second swings
-// (a video call's by 4x between the acknowledgements of a key frame and the delta frames after
-// it), so a cap sized from the last second's shrank just before the next key frame, refused it,
-// and held it until stale on a path with room.
+// (drain) until it is back. Before the first reports: INITIAL_CELLS. The rate is the last second's,
+// but for an app-limited sender (below) the best of the last BEST_RATE_WINDOW_MS: nothing is
+// delivered faster than the path carries, and an app's own rate over a second swings (a video
+// call's by 4x between the acknowledgements of a key frame and the delta frames after it), so a
+// cap sized from the last second's shrank just before the next key frame, refused it, and held it
+// until stale on a path with room. A sender the path limits keeps the last second's: its share of
+// a contended path changes as the other flows do.
 //
 // A queue that is not ours: a relay whose other circuits keep seconds of cells queued ahead of
 // ours (a bulk download on a congested relay; tor's own congestion control keeps such a queue)
@@ -283,13 +283,14 @@ export class InflightCap {
   /** The cap on cells in flight now. */
   capCells(now: number): number {
     const base = this.#baseRtt.value(now);
-    // No queue above target: the best rate of the last BEST_RATE_WINDOW_MS (see the top of the file).
-    const rate = this.#queueDelay > this.targetMs ? this.#rate.value(now) : this.#bestRate.value(now);
-    if (rate === undefined || base === undefined) return INITIAL_CELLS;
     const foreign = this.foreignQueueMs(now);
+    const appLimited = this.#appLimited(now, foreign);
+    // App-limited: the best rate of the last BEST_RATE_WINDOW_MS (see the top of the file).
+    const rate = (appLimited ? this.#bestRate : this.#rate).value(now);
+    if (rate === undefined || base === undefined) return INITIAL_CELLS;
     const allowance = base + foreign + (this.#queueDelay - foreign > this.targetMs ? 0 : this.targetMs) + this.#ackDelayMs;
     const cells = Math.max(MIN_CELLS, Math.floor((Math.max(rate, MIN_RATE_CELLS) * allowance) / 1000));
-    return this.#appLimited(now, foreign) ? Math.max(APP_LIMITED_GAIN * cells, BURST_CELLS) : cells;
+    return appLimited ? Math.max(APP_LIMITED_GAIN * cells, BURST_CELLS) : cells;
   }
 
   /**
