@@ -184,28 +184,38 @@ test('stale on arrival: only while the newest report showed more queueing than t
   clock.now = 2401;
   assert.equal(s.late(), false, 'a hiccup under LATE_MIN_MS drops nothing');
   assert.ok(s.arrivalExcessMs >= 350);
-  // A stall: a report written at 2000 arrives at 2700 (660 ms of queueing).
-  s.onReport(2700, { clockMs: 2000, receivedBytes: 0, oneWayDelayMs: 0 });
+  // A congested relay's queue swinging by 600 ms: late, but audio delivered late may still be
+  // played, and dropped it is concealed for certain.
+  s.onReport(2700, { clockMs: 2040, receivedBytes: 0, oneWayDelayMs: 0 });
   clock.now = 2701;
+  assert.equal(s.late(), false, 'a backlog under LATE_MIN_MS drops nothing');
+  assert.ok(s.arrivalExcessMs >= 600);
+  // A long stall: a report written at 2100 arrives LATE_MIN_MS + 200 ms later than its peers.
+  const at = 2100 + 40 + LATE_MIN_MS + 200;
+  s.onReport(at, { clockMs: 2100, receivedBytes: 0, oneWayDelayMs: 0 });
+  clock.now = at + 1;
   assert.equal(s.late(), true);
   assert.ok(s.arrivalExcessMs > LATE_MIN_MS);
-  clock.now = 2700 + LATE_HOLD_MS + 1;
+  clock.now = at + LATE_HOLD_MS + 1;
   assert.equal(s.late(), false, 'an old verdict does not last');
   // Back to normal after the burst.
-  s.onReport(2750, { clockMs: 2710, receivedBytes: 0, oneWayDelayMs: 0 });
-  clock.now = 2751;
+  s.onReport(at + 50, { clockMs: at + 10, receivedBytes: 0, oneWayDelayMs: 0 });
+  clock.now = at + 51;
   assert.equal(s.late(), false);
 });
 
 test('stale on arrival with a bound above LATE_MIN_MS: the bound decides', () => {
-  const { s, clock } = session(800);
+  const bound = LATE_MIN_MS + 300;
+  const { s, clock } = session(bound);
   s.negotiate(0);
   for (let t = 0; t < 1000; t += 50) s.onReport(t, { clockMs: t - 40, receivedBytes: 0, oneWayDelayMs: 0 });
-  s.onReport(1700, { clockMs: 1000, receivedBytes: 0, oneWayDelayMs: 0 }); // 660 ms of queueing
-  clock.now = 1701;
+  // Queueing above LATE_MIN_MS, under the bound.
+  s.onReport(1000 + 40 + bound - 100, { clockMs: 1000, receivedBytes: 0, oneWayDelayMs: 0 });
+  clock.now = 1000 + 40 + bound - 99;
   assert.equal(s.late(), false);
-  s.onReport(2000, { clockMs: 1100, receivedBytes: 0, oneWayDelayMs: 0 }); // 860 ms
-  clock.now = 2001;
+  // Above the bound.
+  s.onReport(1100 + 40 + bound + 100, { clockMs: 1100, receivedBytes: 0, oneWayDelayMs: 0 });
+  clock.now = 1100 + 40 + bound + 101;
   assert.equal(s.late(), true);
 });
 

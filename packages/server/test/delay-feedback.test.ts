@@ -5,7 +5,7 @@
 // arrival (counted), control-like payloads (STUN, RTCP) never.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DelayFeedbackCounters, DelayFeedbackSession, type DelayReport } from '@onionturn/io';
+import { DelayFeedbackCounters, DelayFeedbackSession, LATE_MIN_MS, type DelayReport } from '@onionturn/io';
 import {
   AttributeType,
   MessageClass,
@@ -116,9 +116,9 @@ test('stale on arrival: while the reports show more queueing than the bound, sma
     t.send(PEER, audio);
   }
   assert.equal(relay.sent.length, 10, 'nothing dropped on an uncongested path');
-  // After a stall: a report written 600 ms ago arrives now, with the burst behind it.
+  // After a long stall: a report written LATE_MIN_MS + 100 ms ago arrives now, with the burst behind it.
   w.clock.now += 50;
-  t.raw(report((w.clock.now - 600) >>> 0));
+  t.raw(report((w.clock.now - LATE_MIN_MS - 100) >>> 0));
   t.send(PEER, audio);
   assert.equal(w.core.stats.droppedStaleArrival, 1, 'the late audio is dropped');
   t.send(PEER, rtcp);
