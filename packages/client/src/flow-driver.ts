@@ -8,8 +8,8 @@
 // The delay extension (issue 14): a UDP flow offers it at Allocate (local mode: the resigner;
 // pass-through: the machine); each of its streams has a DelayFeedbackSession, the writer's gate (reports, the in-flight cap) once the
 // server echoed it, dropped when it did not. What arrives from the server while its reports show
-// more queueing than the time bound is dropped before the app gets it (small media and data only:
-// droppableOnArrival; video is relayed late).
+// more queueing than the time bound and LATE_MIN_MS (a long stall's backlog) is dropped before the
+// app gets it (small media and data only: droppableOnArrival; video is relayed late).
 import type { Socket } from 'node:net';
 import { BURST_GAP_MS, DelayFeedbackSession, REPORT_INTERVAL_MS, STALL_MOVE_MS, TcpBatchWriter, errorText } from '@onionturn/io';
 import { channelDataPadding, classifyFrame, droppableOnArrival, newFrameClass, type TransportAddress } from '@onionturn/protocol';

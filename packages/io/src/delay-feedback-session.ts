@@ -14,7 +14,7 @@
 // arrival here minus that clock is the one-way delay plus an unknown offset; minus its min over
 // BASE_WINDOW_MS it is the queueing delay of that direction. Relayed data right behind a report
 // in the stream was written after it, so it is at least about as late: while the newest report
-// showed more than `staleMs` of queueing (and it is fresh: LATE_HOLD_MS), small media and data
+// showed more than `staleMs` and LATE_MIN_MS of queueing (and it is fresh: LATE_HOLD_MS), small media and data
 // are dropped on arrival (@onionturn/protocol's droppableOnArrival: video is not). On an
 // uncongested path the excess stays near 0 and nothing is dropped.
 // Queueing is measured above what stood over the last ARRIVAL_STANDING_MS: a relay that another
@@ -281,6 +281,8 @@ export class DelayFeedbackSession {
       capCells: cap.capCells(now),
       inflightCells: cap.inflightCells,
       rateCells: Math.round(cap.rate(now) ?? -1),
+      // The rate an app-limited sender's cap is sized from.
+      bestRateCells: Math.round(cap.bestRate(now) ?? -1),
       baseRttMs: Math.round(cap.baseRttMs(now) ?? -1),
       queueMs: Math.round(cap.queueDelayMs),
       foreignMs: Math.round(cap.foreignQueueMs(now)),

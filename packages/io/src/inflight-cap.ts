@@ -53,7 +53,7 @@
 // room (a quarter of a video call's bytes in the test's simulation). The cap exists to bound a
 // standing queue, not a burst into an empty path, so while it has not refused a write for
 // RATE_WINDOW_MS and the path shows no standing queue above target (the least of the last
-// second's reports), it is APP_LIMITED_GAIN times the cap its measured rate gives, and at least
+// second's reports), it is APP_LIMITED_GAIN times the cap its best rate gives, and at least
 // BURST_CELLS. (The gain is BBR's cwnd gain, for the same reason: on a long path the app's own
 // rate times the round trip is what it keeps in flight all the time, so a cap of about that was
 // full whenever a key frame came or a link stalled for a few hundred ms: on tor-onion's 1.1-s
@@ -273,6 +273,11 @@ export class InflightCap {
   /** Delivery rate estimate, cells/s (undefined before two reports). */
   rate(now: number): number | undefined {
     return this.#rate.value(now);
+  }
+
+  /** The best delivery rate of the last BEST_RATE_WINDOW_MS, cells/s (an app-limited sender's cap uses it). */
+  bestRate(now: number): number | undefined {
+    return this.#bestRate.value(now);
   }
 
   /** Base round trip estimate, ms (undefined before an acknowledgement). */

@@ -22,6 +22,7 @@ test('estimates: base round trip, delivery rate, forward queue delay, cap', () =
   }
   assert.equal(c.baseRttMs(1000), 100);
   assert.equal(c.rate(1000), 1000); // cells per second
+  assert.equal(c.bestRate(1000), 1000);
   assert.equal(c.queueDelayMs, 0);
   // 1000 cells/s x (100 + 50) ms, times the gain of a sender the cap never refused.
   assert.equal(c.capCells(1000), APP_LIMITED_GAIN * 150);
