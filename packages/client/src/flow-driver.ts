@@ -17,7 +17,7 @@ import { paddingBytes } from './app-datagram.js';
 import { CredentialResigner } from './credential-resigner.js';
 import type { FlowContext } from './flow-context.js';
 import { FlowMachine, type FlowAction, type FlowKind } from './flow-machine.js';
-import type { StreamOutcome, TableFlow } from './flow-table.js';
+import type { PriorBytes, StreamOutcome, TableFlow } from './flow-table.js';
 import { moveAuth } from './mobility-auth.js';
 import type { SocksAuth } from './socks5-codec.js';
 import type { KindCounters } from './stats.js';
@@ -274,7 +274,7 @@ export class FlowDriver implements TableFlow {
     }
     const sock = r.socket;
     this.#server = r.index;
-    this.#attach(sock);
+    this.#attach(sock, r.prior);
     this.#ctx.logger.info('flow open', {
       flow: this.id,
       kind: this.machine.kind,
@@ -287,7 +287,8 @@ export class FlowDriver implements TableFlow {
     if (!this.#done) sock.resume();
   }
 
-  #attach(sock: Socket): void {
+  /** `prior`: what crossed a held stream before this flow took it (StreamOutcome.prior). */
+  #attach(sock: Socket, prior: PriorBytes | undefined): void {
     this.#up = sock;
     sock.setNoDelay(true);
     sock.on('data', this.onUpstreamData);
@@ -299,8 +300,13 @@ export class FlowDriver implements TableFlow {
       this.#writer = writer;
       const opts = this.#ctx.delayFeedback;
       if (this.#offerDelayFeedback && opts !== undefined) {
-        // Counts the stream's bytes from its first; reports and the cap start when the server echoes the offer.
-        this.#df = new DelayFeedbackSession(opts);
+        // Counts the stream's bytes from its first, as the server does (a held stream's probe and
+        // 401 included: counted from the flow's first byte instead, the server's reports
+        // acknowledged our writes a probe's length early, a lone report before it arrived, and
+        // the cap took that for a round trip: 147 ms on a 500-ms onion path, a cap a third of
+        // the path's, a call that lost nearly all its video). Reports and the cap start when the
+        // server echoes the offer.
+        this.#df = new DelayFeedbackSession(opts, prior?.sent ?? 0, prior?.received ?? 0);
         writer.gate = this.#df;
       }
     } else sock.on('drain', this.resumeApp);
@@ -349,7 +355,7 @@ export class FlowDriver implements TableFlow {
       this.#run(this.machine.redialed(r.kind === 'failed' ? { kind: 'failed', reason: r.error.reason } : r, this.#ctx.table.now));
       return;
     }
-    this.#attach(r.socket);
+    this.#attach(r.socket, r.prior);
     this.#ctx.logger.info('flow: new Tor stream for the allocation', {
       flow: this.id,
       kind: this.machine.kind,

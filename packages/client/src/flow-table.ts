@@ -30,6 +30,12 @@ export interface TableFlow {
   close(reason: string): void;
 }
 
+/** Bytes written to and read from the server on a stream before a flow took it (see StreamOutcome). */
+export interface PriorBytes {
+  readonly sent: number;
+  readonly received: number;
+}
+
 export type StreamOutcome =
   /** `index`: the server's place in the list (a take-over must go back to it: pin). */
   | {
@@ -41,6 +47,12 @@ export type StreamOutcome =
       readonly ready?: true;
       /** A held stream's: the server's 401 to an Allocate without credentials, asked for on it ahead (ready-challenge.ts). */
       readonly challenge?: StunMessage;
+      /**
+       * A held stream's bytes that crossed it before the flow took it, not in `head` (the challenge
+       * probe and the 401): the server counts its stream from the first byte, and so must the
+       * flow's delay-extension session, whose reports and acknowledgements are those totals.
+       */
+      readonly prior?: PriorBytes;
     }
   | { readonly kind: 'no-turn' }
   | { readonly kind: 'failed'; readonly error: UpstreamError }
@@ -85,6 +97,9 @@ interface HeldStream {
   readonly release: () => void;
   /** The server's 401 on this stream (ready-challenge.ts); undefined for a server that gave none. */
   challenge?: StunMessage;
+  /** Bytes of the challenge probe written, and of its answer read (taken out of `head`). */
+  probeSent: number;
+  answerReceived: number;
 }
 
 /** The dial pacer's source for held streams (a source of their own in its fairness). */
@@ -259,6 +274,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
           index: held.index,
           ready: true,
           ...(challenge ? { challenge } : {}),
+          ...(held.probeSent > 0 ? { prior: { sent: held.probeSent, received: held.answerReceived } } : {}),
         };
       }
     }
@@ -402,11 +418,13 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     socket.once('end', gone);
     socket.once('close', gone);
     socket.on('error', gone);
-    const stream: HeldStream = { socket, head, server: r.server, index: r.index, auth, release };
+    const stream: HeldStream = { socket, head, server: r.server, index: r.index, auth, release, probeSent: 0, answerReceived: 0 };
     if (probe) {
       this.#probing = { stream, sentAt: clock.monotonic() };
       socket.setNoDelay(true);
-      socket.write(challengeProbe(probe));
+      const request = challengeProbe(probe);
+      stream.probeSent = request.length;
+      socket.write(request);
     } else this.#holdReady(policy, stream, clock.monotonic());
     socket.resume();
   }
@@ -450,6 +468,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     stream.head.length = 0;
     if (all.length > end) stream.head.push(all.subarray(end));
     stream.challenge = challenge;
+    stream.answerReceived = end;
     this.#holdReady(policy, stream, openedAt);
   }
 
