@@ -300,11 +300,12 @@ export class FlowDriver implements TableFlow {
       this.#writer = writer;
       const opts = this.#ctx.delayFeedback;
       if (this.#offerDelayFeedback && opts !== undefined) {
-        // Counts the stream's bytes from its first, as the server does, a held stream's probe and
-        // 401 included (counted from the flow's first byte instead, the server's reports
-        // acknowledged our writes 28 bytes early, a lone report before it could have arrived: a
-        // round trip of 147 ms measured on a 500-ms onion path, and the cap sized from it later
-        // cost that call its video). Reports and the cap start when the server echoes the offer.
+        // Counts the stream's bytes from its first, as the server does, a held stream's challenge
+        // probe and 401 included: counted from the flow's first byte instead, the server's reports
+        // acknowledged 28 bytes more than we had written (the cap threw away every report that
+        // acknowledged everything, and a write of 28 bytes or less could pass for acknowledged
+        // before it arrived), and ours never acknowledged the 401. Reports and the cap start when
+        // the server echoes the offer.
         this.#df = new DelayFeedbackSession(opts, prior?.sent ?? 0, prior?.received ?? 0);
         writer.gate = this.#df;
       }
