@@ -33,9 +33,11 @@
 // falls, and the call starves (0 frames a second on the tor-congested profile). Our own queue
 // drains within a round trip or two once the cap holds back; so taken as another flow's, beyond
 // our reach, are the least queue delay of the last three base round trips (2 to 10 s) less the
-// target (where the cap keeps ours), and a queue delay longer than our cells in flight would take
-// to drain at the best rate of the last 10 s (such a queue swings by seconds as the other flow's
-// does, with no floor that stands). The first in full only while the cap refused nothing in that
+// target (where the cap keeps ours), and a queue delay longer than the cells in flight when the
+// delayed bytes were written would take to drain at the best rate of the last 10 s (such a queue
+// swings by seconds as the other flow's does, with no floor that stands). Not the cells in flight
+// now: a report shows the delay of bytes written a queue ago, and a burst of our own, nearly all
+// acknowledged when its last bytes showed 2 s of delay, passed for another flow's. The first in full only while the cap refused nothing in that
 // window: a sender the cap holds back keeps a queue of its own standing for as long as it offers
 // more, and taking all of that for another flow's grew the cap, and the queue, without end (20 s
 // within a minute). While it refuses, at most REFUSING_CREDIT_MS of it: a drop-tail router that
@@ -157,7 +159,9 @@ export class WindowedExtreme {
 export class InflightCap {
   readonly targetMs: number;
   /** Writes not yet acknowledged: cumulative bytes and cells after each, and when. */
-  #writes: { bytes: number; cells: number; at: number }[] = [];
+  #writes: { bytes: number; cells: number; at: number; ahead: number }[] = [];
+  /** Cells in flight when the newest acknowledged write went (itself included): what it queued behind. */
+  #aheadOfAcked = 0;
   #sentBytes = 0;
   #sentCells = 0;
   #ackedBytes = 0;
@@ -197,7 +201,7 @@ export class InflightCap {
   onWrite(now: number, bytes: number): void {
     this.#sentBytes += bytes;
     this.#sentCells += InflightCap.cells(bytes);
-    this.#writes.push({ bytes: this.#sentBytes, cells: this.#sentCells, at: now });
+    this.#writes.push({ bytes: this.#sentBytes, cells: this.#sentCells, at: now, ahead: this.#sentCells - this.#ackedCells });
   }
 
   /**
@@ -215,8 +219,9 @@ export class InflightCap {
     let i = 0;
     while (i < w.length && (w[i] as { bytes: number }).bytes <= receivedBytes) i++;
     if (i > 0) {
-      const last = w[i - 1] as { bytes: number; cells: number; at: number };
+      const last = w[i - 1] as { bytes: number; cells: number; at: number; ahead: number };
       this.#ackedCells = last.cells;
+      this.#aheadOfAcked = last.ahead;
       this.#baseRtt.add(now, now - last.at);
       w.splice(0, i);
     }
@@ -343,10 +348,11 @@ export class InflightCap {
     // REFUSING_CREDIT_MS of it is taken for another flow's (see the top of the file).
     const stood = (this.#foreign.valueOver(now, window) ?? 0) - this.targetMs;
     const credit = now - this.#refusedAt <= window ? Math.min(stood, REFUSING_CREDIT_MS) : stood;
-    // What our own cells in flight cannot explain: at the best rate the path showed they would be
-    // through in this long (their base round trip included, so it errs towards "ours").
+    // What our own cells cannot explain: at the best rate the path showed, those in flight when the
+    // newest acknowledged bytes were written (what they queued behind) would be through in this
+    // long (their base round trip included, so it errs towards "ours").
     const best = this.#bestRate.value(now);
-    const ours = best === undefined || best <= 0 ? Infinity : (this.inflightCells * 1000) / best;
+    const ours = best === undefined || best <= 0 ? Infinity : (this.#aheadOfAcked * 1000) / best;
     return Math.max(0, credit, this.#queueDelay - ours);
   }
 

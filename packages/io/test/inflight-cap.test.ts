@@ -340,3 +340,25 @@ test('mayWrite(vital): vital messages may fill VITAL_CAPS caps, no more (RTCP be
   assert.equal(c.mayWrite(0, 498, true), false, 'beyond VITAL_CAPS caps: refused');
   assert.equal(c.appLimited(0), false, 'and that counts as the cap refusing');
 });
+
+test('a burst of our own that queued 2 s in the path is not taken for another flow\'s queue once it is mostly acknowledged', () => {
+  // 100 cells at once into a path that delivers 50 a second (50 ms each way): the last of them
+  // report about 2 s of queueing when nearly nothing is in flight any more. Before, the cap
+  // compared that delay with the cells in flight at the report (none), took the 2 s for another
+  // flow's and added them to the cap (the tor-congested call's first key frame: cap 67 cells,
+  // 1.2 s "foreign", while the path delivered 50 a second).
+  const c = new InflightCap({ targetMs: 100, rateSpanMs: 200, ackDelayMs: 100 });
+  for (let k = 0; k < 100; k++) c.onWrite(0, 498);
+  const deliveredAt = (k: number): number => 20 * (k + 1) + 50;
+  let received = 0;
+  for (let t = 50; t <= 2150; t += 50) {
+    // A report written at t - 50 by the receiver arrives at t.
+    while (received < 100 && deliveredAt(received) <= t - 50) received++;
+    if (received > 0) c.onReport(t, received * 498, deliveredAt(received - 1) + 5000);
+  }
+  assert.ok(c.queueDelayMs > 1800, `the last cells queued ${c.queueDelayMs} ms`);
+  assert.equal(c.inflightCells, 0);
+  assert.ok(c.foreignQueueMs(2150) < 100, `foreign queue ${c.foreignQueueMs(2150)} ms`);
+  // 50 cells/s x (base round trip 150 + target 100 + acknowledgement delay 100 ms), no more.
+  assert.ok(c.capCells(2150) <= Math.ceil((50 * (150 + 100 + 100)) / 1000), `cap ${c.capCells(2150)} cells`);
+});
