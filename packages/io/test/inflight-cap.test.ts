@@ -341,7 +341,7 @@ test('mayWrite(vital): vital messages may fill VITAL_CAPS caps, no more (RTCP be
   assert.equal(c.appLimited(0), false, 'and that counts as the cap refusing');
 });
 
-test('a burst of our own that queued 2 s in the path is not taken for another flow\'s queue once it is mostly acknowledged', () => {
+test("a burst of our own that queued 2 s in the path is not taken for another flow's queue once it is mostly acknowledged", () => {
   // 100 cells at once into a path that delivers 50 a second (50 ms each way): the last of them
   // report about 2 s of queueing when nearly nothing is in flight any more. Before, the cap
   // compared that delay with the cells in flight at the report (none), took the 2 s for another
