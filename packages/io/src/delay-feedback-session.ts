@@ -371,6 +371,11 @@ export class DelayFeedbackSession {
     return cap === undefined || now - this.#reportSentAt >= LONE_REPORT_FULL_MS * 0.8 || cap.fits(now, this.#reportBytes, VITAL_CAPS);
   }
 
+  /** The bytes of the report takeReport(now) would give (0: none is due). */
+  dueReportBytes(now: number): number {
+    return this.reportDue(now) ? this.#reportBytes : 0;
+  }
+
   /**
    * The report to write now, if one is due (the caller writes it, ahead of any data in the same
    * write, and counts it with onWrite).

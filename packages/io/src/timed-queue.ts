@@ -31,6 +31,7 @@
 //   order, and shed() looks at every frame's own age until it is written or empty.
 
 /** Drop classes as the queue sees them (the numbers of @onionturn/protocol's DropClass). */
+const VITAL = 1;
 const SMALL = 2;
 const LARGE = 3;
 /** CoDel's interval: the head must stay above target this long before large frames go. */
@@ -97,6 +98,8 @@ export class TimedQueue {
   #standing = false;
   /** promoteSmall() moved younger frames ahead of older ones: the head is not the oldest. */
   #reordered = false;
+  /** The head frame is the tail of one partly written (see shift). */
+  #partialHead = false;
 
   constructor(opts: TimedQueueOptions) {
     if (!(opts.maxDelayMs > 0)) throw new RangeError('maxDelayMs must be > 0');
@@ -165,6 +168,7 @@ export class TimedQueue {
     this.#written(this.#count);
     this.#count = 0;
     this.#reordered = false;
+    this.#partialHead = false;
   }
 
   /** True when shed() at `now` could drop something: the cheap test a writer makes per frame. */
@@ -259,17 +263,31 @@ export class TimedQueue {
   }
 
   /**
-   * After a chunk of `bytes` from the start of the buffer was written (it ends on a frame
-   * boundary): forgets those frames and moves the offsets of the rest down.
+   * After a chunk of `bytes` from the start of the buffer was written: forgets the frames it held
+   * whole and moves the offsets of the rest down. A chunk that ends inside a frame (a writer
+   * filling whole Tor cells) leaves that frame's tail at the head: it is begun, so it is never
+   * dropped (class 1) and must be written next, before anything else in the stream (partialHead).
    */
   shift(bytes: number): void {
     const n = this.#count;
     let i = 0;
-    while (i < n && (this.#offset[i] as number) < bytes) i++;
-    this.#written(i);
-    for (let j = i; j < n; j++) this.#move(j, j - i, (this.#offset[j] as number) - bytes);
+    while (i < n && this.frameEnd(i) <= bytes) i++;
+    const cut = i < n && (this.#offset[i] as number) < bytes;
+    const tail = cut ? this.frameEnd(i) - bytes : 0;
+    this.#written(cut ? i + 1 : i);
+    for (let j = i; j < n; j++) this.#move(j, j - i, Math.max(0, (this.#offset[j] as number) - bytes));
     this.#count = n - i;
+    if (cut) {
+      this.#length[0] = tail;
+      this.#cls[0] = VITAL;
+    }
+    this.#partialHead = cut;
     if (this.#count === 0) this.#reordered = false;
+  }
+
+  /** The head frame is the tail of one partly written (see shift). */
+  get partialHead(): boolean {
+    return this.#partialHead;
   }
 
   /**

@@ -212,16 +212,24 @@ class FakeGate implements WriteGate {
   mayWrite(_now: number, bytes: number, vital = false): boolean {
     return bytes <= this.allow + (vital ? this.vitalExtra : 0);
   }
+  /** Each write's bytes (reports included). */
+  writes: number[] = [];
   onWrite(_now: number, bytes: number): void {
     this.written += bytes;
+    this.writes.push(bytes);
     // What went beyond `allow` (vital messages) used up the extra.
     if (bytes > this.allow) this.vitalExtra -= bytes - this.allow;
     this.allow = Math.max(0, this.allow - bytes);
   }
+  /** The report's bytes. */
+  report = Buffer.from('REPT');
+  dueReportBytes(): number {
+    return this.reportDue ? this.report.length : 0;
+  }
   takeReport(): Buffer | undefined {
     if (!this.reportDue) return undefined;
     this.reportDue = false;
-    return Buffer.from('REPT');
+    return this.report;
   }
   onHold(): void {
     this.holds++;
@@ -352,22 +360,116 @@ test('a gate that says the path is the limit: small writes wait (up to its ms) t
   await turn();
   assert.equal(writes(), 2, 'the fill was reached: written');
   assert.equal((await received(12 + COALESCE_FILL)).length, 12 + COALESCE_FILL);
-  // A cell and a bit: the bit's cell would be mostly empty, so it waits too; our control message ends the wait.
+  // A cell and a bit: the whole cell goes at once; the bit's cell would be mostly empty, so that
+  // part of the message waits (the stream is then inside it); our control message ends the wait,
+  // and a due report goes behind the message's tail, not inside it.
   assert.ok(w.append(Buffer.alloc(498 + 8, 0x65)));
   await turn();
-  assert.equal(writes(), 2, 'a cell and 8 bytes waits for more');
+  assert.equal(writes(), 3, 'the whole cell was written');
+  assert.equal((await received(12 + COALESCE_FILL + 498)).length, 12 + COALESCE_FILL + 498, 'exactly that cell');
+  await turn();
+  assert.equal(writes(), 3, 'the last 8 bytes wait for more');
+  gate.reportDue = true;
   assert.ok(w.append(Buffer.from('CCCC')));
   await turn();
-  assert.equal(writes(), 3, 'our control message does not wait');
-  const all = await received(12 + COALESCE_FILL + 506 + 4);
-  assert.equal(all.subarray(all.length - 4).toString(), 'CCCC', 'in order, behind what waited');
+  assert.equal(writes(), 6, 'our control message does not wait: the tail, the report and it, corked');
+  const all = await received(12 + COALESCE_FILL + 506 + 4 + 4);
+  assert.equal(all.subarray(12 + COALESCE_FILL).toString('latin1'), 'e'.repeat(506) + 'REPTCCCC', 'the message whole, then the report, then what came after');
   // The path has room again: a lone message goes at once.
   gate.coalesce = 0;
   await pause();
   assert.ok(w.append(Buffer.from('ffff')));
-  assert.equal(writes(), 4);
+  assert.equal(writes(), 7);
   assert.equal(drops.stale, 0);
-  assert.equal(gate.written, 12 + COALESCE_FILL + 506 + 8, 'every byte counted by the gate');
+  assert.equal(gate.written, 12 + COALESCE_FILL + 506 + 12, 'every byte counted by the gate');
+});
+
+test('a gate that says the path is the limit: a stream of large messages goes in whole Tor cells, each message whole at the receiver, reports never inside one', async () => {
+  const { w, gate, drops, writes, received } = await gated(10_000, dataClass);
+  gate.allow = 1 << 20;
+  gate.coalesce = 3 * GAP_MS;
+  const sizes = [1150, 1200, 90, 1100, 300, 1180];
+  const sent: Buffer[] = [];
+  for (let k = 0; k < sizes.length; k++) {
+    const m = Buffer.alloc(sizes[k] as number, 0x61 + k);
+    sent.push(m);
+    gate.reportDue = true;
+    assert.ok(w.append(m));
+    await turn();
+  }
+  // Everything but the last cell's bytes went at once, in whole cells (reports included); the
+  // rest when its wait was over.
+  await turn();
+  const early = gate.writes.length;
+  assert.ok(early >= 3, `${early} writes`);
+  for (const n of gate.writes) {
+    assert.ok(n % 498 === 0 || n % 498 >= COALESCE_FILL, `a write of ${n} bytes: whole cells, or a last one full enough (${gate.writes.join(', ')})`);
+  }
+  await pause();
+  await pause();
+  assert.equal(gate.writes.length, early + 1, 'the last bytes in one write of their own, after their wait');
+  const all = await received(gate.written);
+  // Reports ('REPT') sit only between messages: taking them out leaves the messages in order.
+  let at = 0;
+  let reports = 0;
+  for (const m of sent) {
+    while (all.toString('latin1', at, at + 4) === 'REPT') {
+      at += 4;
+      reports++;
+    }
+    assert.ok(all.subarray(at, at + m.length).equals(m), `message of ${m.length} bytes at ${at} whole`);
+    at += m.length;
+  }
+  while (all.toString('latin1', at, at + 4) === 'REPT') {
+    at += 4;
+    reports++;
+  }
+  assert.equal(at, all.length);
+  assert.ok(reports >= 1);
+  assert.ok(writes() >= 2);
+  assert.equal(drops.stale, 0);
+});
+
+test('a gate holding data back on a path that is the limit: what it lets go goes in whole cells too, the rest of a message next', async () => {
+  const { w, gate, drops, received } = await gated(10_000, dataClass);
+  gate.coalesce = 3 * GAP_MS;
+  gate.allow = 700;
+  const a = Buffer.alloc(600, 0x61);
+  const b = Buffer.alloc(600, 0x62);
+  assert.ok(w.append(a));
+  assert.ok(w.append(b));
+  await turn();
+  assert.deepEqual(gate.writes, [498], 'the cap let the first message go (not the second): its whole cell went');
+  assert.equal(w.held, true);
+  assert.equal((await received(498)).length, 498);
+  // The cap opens: the first message's last 102 bytes and the second's first 396 make a cell.
+  gate.allow = 10_000;
+  w.kick();
+  await turn();
+  assert.deepEqual(gate.writes, [498, 498]);
+  await pause();
+  await pause();
+  assert.deepEqual(gate.writes, [498, 498, 204], 'the last bytes after their wait');
+  assert.ok((await received(1200)).equals(Buffer.concat([a, b])));
+  assert.equal(drops.stale, 0);
+});
+
+test('a gate on a path that is the limit: a tail within a report of a whole cell goes whole, the report behind it', async () => {
+  const { w, gate, received } = await gated(10_000, dataClass);
+  gate.allow = 1 << 20;
+  gate.coalesce = 3 * GAP_MS;
+  assert.ok(w.append(Buffer.alloc(498 + 300, 0x61)));
+  await turn();
+  assert.deepEqual(gate.writes, [498], 'a cell of it; 300 bytes wait');
+  // A report due of 200 bytes: a whole cell would end 2 bytes before the message does.
+  gate.report = Buffer.alloc(200, 0x52);
+  gate.reportDue = true;
+  assert.ok(w.append(Buffer.alloc(10, 0x62)));
+  await turn();
+  await pause();
+  await pause();
+  const all = await received(gate.written);
+  assert.equal(all.toString('latin1'), 'a'.repeat(798) + 'R'.repeat(200) + 'b'.repeat(10));
 });
 
 /** 'W…' is a video packet (large, RTP, SSRC 2), 'A…' an audio packet (small, RTP, SSRC 1), as in dataClass otherwise. */

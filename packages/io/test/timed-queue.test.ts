@@ -204,6 +204,29 @@ test('prefixWithin and shift: a chunk of whole frames is written, the rest keeps
   assert.deepEqual(ids(rest, left), [4]);
 });
 
+test('shift inside a frame (a writer filling whole Tor cells): its tail stays at the head, never dropped, until written', () => {
+  const { q, buf } = queued([
+    { id: 1, at: 0, cls: LARGE },
+    { id: 2, at: 1, cls: LARGE, rtp: { ssrc: 7, ts: 70 } },
+    { id: 3, at: 2, cls: LARGE, rtp: { ssrc: 7, ts: 71 } },
+  ]);
+  q.shift(1498); // frame 1 and 498 bytes of frame 2
+  assert.equal(q.count, 2);
+  assert.equal(q.partialHead, true);
+  assert.equal(q.frameEnd(0), 502, "the rest of frame 2's bytes");
+  assert.equal(q.frameEnd(1), 1502);
+  assert.equal(q.frameClass(0), VITAL, 'never dropped: the stream is inside it');
+  // Long past the budget: frame 3 goes, the tail stays (and the receiver gets frame 2 whole).
+  const rest = Buffer.from(buf.subarray(1498, 3000));
+  const left = q.shed(10_000, rest, 1502);
+  assert.equal(left, 502);
+  assert.deepEqual(ids(rest, left), [2]);
+  assert.equal(q.partialHead, true);
+  q.shift(502);
+  assert.equal(q.count, 0);
+  assert.equal(q.partialHead, false, 'written: the stream is between frames again');
+});
+
 test('many frames: the queue grows and keeps bytes and order', () => {
   const frames: Frame[] = [];
   for (let i = 0; i < 300; i++) frames.push({ id: (i % 250) + 1, at: i, cls: i % 3 === 0 ? VITAL : SMALL, len: 20 });
