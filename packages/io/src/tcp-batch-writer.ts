@@ -314,14 +314,10 @@ export class TcpBatchWriter {
       q.push(this.#reservedTime, at, n, scratch.cls, scratch.rtp, scratch.ssrc, scratch.timestamp);
       // Our own control message behind data the gate holds: it is not held (see #allowed).
       if (this.#held && scratch.cls === CONTROL && !this.#direct) this.#schedule();
-      // A batch waiting to fill its last cell: full enough now, or a whole cell more (or our own
-      // control message): it goes at the end of the turn, with whatever else the turn brings.
-      else if (
-        this.#coalescing &&
-        (scratch.cls === CONTROL ||
-          (this.#len + this.#overhead(this.#reservedTime)) % CELL >= COALESCE_FILL ||
-          this.#wholeCells(this.#len, this.#reservedTime) > 0)
-      ) {
+      // A batch waiting to fill its last cell: full enough now, or a whole cell and more (whose
+      // whole cells go), or our own control message: it goes at the end of the turn, with
+      // whatever else the turn brings. (Both are "this much on the wire".)
+      else if (this.#coalescing && (scratch.cls === CONTROL || this.#len + this.#overhead(this.#reservedTime) >= COALESCE_FILL)) {
         this.#coalescing = false;
         this.#schedule();
       }
