@@ -37,8 +37,8 @@
 // delayed bytes were written would take to drain at the best rate of the last 10 s (such a queue
 // swings by seconds as the other flow's does, with no floor that stands). Not the cells in flight
 // now: a report shows the delay of bytes written a queue ago, and a burst of our own, nearly all
-// acknowledged when its last bytes showed 2 s of delay, passed for another flow's. The first in full only while the cap refused nothing in that
-// window: a sender the cap holds back keeps a queue of its own standing for as long as it offers
+// acknowledged when its last bytes showed 2 s of delay, passed for another flow's. The first in
+// full only while the cap refused nothing in that window: a sender the cap holds back keeps a queue of its own standing for as long as it offers
 // more, and taking all of that for another flow's grew the cap, and the queue, without end (20 s
 // within a minute). While it refuses, at most REFUSING_CREDIT_MS of it: a drop-tail router that
 // a bulk download keeps full (200 ms per crossing, two crossings a direction on tor-congested)
@@ -156,10 +156,17 @@ export class WindowedExtreme {
   }
 }
 
+/** A write not yet acknowledged: cumulative bytes and cells after it, when, and the cells in flight then (itself included). */
+interface SentWrite {
+  bytes: number;
+  cells: number;
+  at: number;
+  ahead: number;
+}
+
 export class InflightCap {
   readonly targetMs: number;
-  /** Writes not yet acknowledged: cumulative bytes and cells after each, and when. */
-  #writes: { bytes: number; cells: number; at: number; ahead: number }[] = [];
+  #writes: SentWrite[] = [];
   /** Cells in flight when the newest acknowledged write went (itself included): what it queued behind. */
   #aheadOfAcked = 0;
   #sentBytes = 0;
@@ -217,9 +224,9 @@ export class InflightCap {
     const before = this.#ackedCells;
     const w = this.#writes;
     let i = 0;
-    while (i < w.length && (w[i] as { bytes: number }).bytes <= receivedBytes) i++;
+    while (i < w.length && (w[i] as SentWrite).bytes <= receivedBytes) i++;
     if (i > 0) {
-      const last = w[i - 1] as { bytes: number; cells: number; at: number; ahead: number };
+      const last = w[i - 1] as SentWrite;
       this.#ackedCells = last.cells;
       this.#aheadOfAcked = last.ahead;
       this.#baseRtt.add(now, now - last.at);

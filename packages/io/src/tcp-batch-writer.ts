@@ -121,6 +121,12 @@ function flushPending(): void {
   pending.length = 0;
 }
 
+/** The most of a batch of `len` bytes that fills whole Tor cells on the wire, a write adding `overhead`. */
+function wholeCells(len: number, overhead: number): number {
+  const cells = Math.floor((len + overhead) / CELL);
+  return cells === 0 ? 0 : Math.max(0, cells * CELL - overhead);
+}
+
 export class TcpBatchWriter {
   readonly #sock: Socket;
   #maxQueued: number;
@@ -150,6 +156,8 @@ export class TcpBatchWriter {
    * turn, so timing it would cost every message a classification and a clock read for nothing.
    */
   #timed = false;
+  /** A TLS record's bytes on the wire beyond its data (0 on plain TCP; see #overhead). */
+  #tlsOverhead: number | undefined = undefined;
   /** The gate (see the top of the file); undefined on most writers: one branch per write. */
   #gate: WriteGate | undefined = undefined;
   /** The gate held back the batch's head: it waits for kick(). */
@@ -389,7 +397,8 @@ export class TcpBatchWriter {
         if (allowed < len && q.promoteSmall(batch, allowed)) allowed = this.#allowed(gate, q, now);
         // What may go would leave its last cell mostly empty: its whole cells go now, the last
         // one's bytes wait for more (see the top of the file).
-        let head = allowed > 0 && this.#waitForMore(gate, q, allowed, now) ? this.#wholeCells(allowed, now) : allowed;
+        const overhead = this.#overhead(now);
+        let head = allowed > 0 && this.#waitForMore(gate, q, allowed, now, overhead) ? wholeCells(allowed, overhead) : allowed;
         // Never a write that ends inside a message's tail (the report would go inside it).
         if (q.partialHead && head > 0) head = Math.max(head, q.frameEnd(0));
         if (head < len) {
@@ -440,9 +449,9 @@ export class TcpBatchWriter {
    * Should the batch `[0, len)` wait to fill its last cell (see the top of the file)? If so, the
    * timer is set for the rest of the wait.
    */
-  #waitForMore(gate: WriteGate, q: TimedQueue, len: number, now: number): boolean {
+  #waitForMore(gate: WriteGate, q: TimedQueue, len: number, now: number, overhead: number): boolean {
     this.#coalescing = false;
-    const fill = (len + this.#overhead(now)) % CELL;
+    const fill = (len + overhead) % CELL;
     if (fill === 0 || fill >= COALESCE_FILL) return false;
     const ms = gate.coalesceMs(now);
     if (ms <= 0) return false;
@@ -460,7 +469,8 @@ export class TcpBatchWriter {
   /**
    * One write of `data` to the socket, after the gate's due report if there is one; `tail`: data
    * begins with the last `tail` bytes of a message partly written before, which the report goes
-   * behind (inside a message it would break the stream's framing).
+   * behind (inside a message it would break the stream's framing; #write never ends a write
+   * inside such a tail).
    */
   #sockWrite(data: Buffer, now: number, tail = 0): void {
     const s = this.#sock;
@@ -470,8 +480,7 @@ export class TcpBatchWriter {
       s.write(data, this.#afterWrite);
       return;
     }
-    // Only behind a message's end (see #write: a write that ends inside the tail takes none).
-    const report = tail > data.length ? undefined : gate.takeReport(now);
+    const report = gate.takeReport(now);
     if (report === undefined) {
       s.write(data, this.#afterWrite);
       gate.onWrite(now, data.length);
@@ -488,20 +497,19 @@ export class TcpBatchWriter {
   }
 
   /**
-   * The most of a batch of `len` bytes that fills whole Tor cells on the wire, with what the write
-   * adds: the gate's due report, and on a TLS socket the record's overhead (TLS 1.3: a 5-byte
-   * header, the content type, a 16-byte tag; TLS 1.2 with GCM: 29 bytes).
+   * Bytes a write adds to the batch's on the wire: the gate's due report, and on a TLS socket the
+   * record's overhead (TLS 1.3: a 5-byte header, the content type, a 16-byte tag; TLS 1.2 with
+   * GCM: 29 bytes), looked up once the handshake has told the protocol.
    */
-  #wholeCells(len: number, now: number): number {
-    const overhead = this.#overhead(now);
-    const cells = Math.floor((len + overhead) / CELL);
-    return cells === 0 ? 0 : Math.max(0, cells * CELL - overhead);
-  }
-
-  /** Bytes a write adds to the batch's on the wire (see #wholeCells). */
   #overhead(now: number): number {
-    const s = this.#sock as Socket & { encrypted?: boolean; getProtocol?: () => string | null };
-    return (s.encrypted === true ? (s.getProtocol?.() === 'TLSv1.3' ? 22 : 29) : 0) + (this.#gate?.dueReportBytes(now) ?? 0);
+    let tls = this.#tlsOverhead;
+    if (tls === undefined) {
+      const s = this.#sock as Socket & { encrypted?: boolean; getProtocol?: () => string | null };
+      const protocol = s.encrypted === true ? (s.getProtocol?.() ?? null) : 'none';
+      tls = protocol === 'none' ? 0 : protocol === 'TLSv1.3' ? 22 : 29;
+      if (protocol !== null) this.#tlsOverhead = tls; // null: the handshake is not done yet
+    }
+    return tls + (this.#gate?.dueReportBytes(now) ?? 0);
   }
 
   /** The gate's due report, alone (nothing else may go, or nothing waits). */
