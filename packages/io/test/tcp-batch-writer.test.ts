@@ -2,12 +2,14 @@
 // leaves in one write at the turn's end, in order, padded as asked; a turn with one message ends
 // the burst; big messages and grown batches keep their bytes; the bound drops; an ended or
 // destroyed socket takes nothing; behind a slow reader messages gather instead of queueing a
-// pooled buffer each.
+// pooled buffer each. Over real TLS, each write is one record whose bytes on the wire fill whole
+// Tor cells.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { COALESCE_FILL, QueueDrops, TcpBatchWriter, type MessageClass, type WriteGate } from '../src/index.js';
 
 let server: Server;
@@ -524,3 +526,103 @@ test('a gate holding video back: the audio behind it goes first, the video waits
   assert.equal(w.held, false);
   assert.equal(drops.stale, 0);
 });
+
+/** A key and self-signed certificate made for this test only (openssl, P-256, valid to 2126). */
+const TEST_KEY = [
+  '-----BEGIN PRIVATE KEY-----',
+  'MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgNN79LW8J+zMLmThC',
+  'k2gPWKWq+cjls9EI81UwJ+y7k4ahRANCAAQI7wsgG2LSt1Q1C7tjmZDv/3PW6338',
+  'Z+PPOlmDajv8x2BeeiGBw1SS+Zct9xnDgYVbP2BW/LSYirBsRduz+k+h',
+  '-----END PRIVATE KEY-----',
+].join('\n');
+const TEST_CERT = [
+  '-----BEGIN CERTIFICATE-----',
+  'MIIBljCCAT2gAwIBAgIUZRpmV8SCxVnMjBbep+P2hu4FlvIwCgYIKoZIzj0EAwIw',
+  'IDEeMBwGA1UEAwwVdGNwLWJhdGNoLXdyaXRlci50ZXN0MCAXDTI2MTIwNzA2MjQy',
+  'N1oYDzIxMjYxMTEzMDYyNDI3WjAgMR4wHAYDVQQDDBV0Y3AtYmF0Y2gtd3JpdGVy',
+  'LnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQI7wsgG2LSt1Q1C7tjmZDv',
+  '/3PW6338Z+PPOlmDajv8x2BeeiGBw1SS+Zct9xnDgYVbP2BW/LSYirBsRduz+k+h',
+  'o1MwUTAdBgNVHQ4EFgQUxGe5NUsDpWM3y3uF3fJhFO6MibkwHwYDVR0jBBgwFoAU',
+  'xGe5NUsDpWM3y3uF3fJhFO6MibkwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD',
+  'AgNHADBEAiAkfteEwthgx6ftuDj6gdoIUzZSUapIkXuoKYVDeRELSQIgQgaa5HUk',
+  'I9Lbu3WTJE5W7D25vfE7OuijQ3QEJobmp2k=',
+  '-----END CERTIFICATE-----',
+].join('\n');
+
+/**
+ * A TLS connection on loopback through a relay that keeps every byte the client sends: the TLS
+ * records as tor would read them from the stream. `records()`: the sizes of the records sent
+ * after the handshake, header included.
+ */
+async function tlsPair(maxVersion: 'TLSv1.2' | 'TLSv1.3'): Promise<{ sock: TLSSocket; records: () => number[]; close: () => void }> {
+  const tlsServer = createTlsServer({ key: TEST_KEY, cert: TEST_CERT, maxVersion }, (s) => s.resume());
+  tlsServer.listen(0, '127.0.0.1');
+  await once(tlsServer, 'listening');
+  let raw = Buffer.alloc(0);
+  const relay = createServer((c) => {
+    const up = connect({ host: '127.0.0.1', port: (tlsServer.address() as { port: number }).port });
+    c.on('data', (d: Buffer) => {
+      raw = Buffer.concat([raw, d]);
+      up.write(d);
+    });
+    up.pipe(c);
+    c.on('close', () => up.destroy());
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  const sock = tlsConnect({ host: '127.0.0.1', port: (relay.address() as { port: number }).port, rejectUnauthorized: false });
+  await once(sock, 'secureConnect');
+  // The client's last handshake flight may still be on its way: what the relay has after a pause is handshake.
+  await pause();
+  const mark = raw.length;
+  const records = (): number[] => {
+    const out: number[] = [];
+    for (let p = mark; p + 5 <= raw.length; p += 5 + raw.readUInt16BE(p + 3)) out.push(5 + raw.readUInt16BE(p + 3));
+    return out;
+  };
+  const close = (): void => {
+    sock.destroy();
+    relay.close();
+    tlsServer.close();
+  };
+  return { sock, records, close };
+}
+
+for (const [version, overhead] of [
+  ['TLSv1.3', 22],
+  ['TLSv1.2', 29],
+] as const) {
+  test(`over real TLS (${version}) on a path that is the limit: each write is one record of whole Tor cells on the wire (${overhead} bytes of record overhead counted)`, async (t) => {
+    const { sock, records, close } = await tlsPair(version);
+    t.after(close);
+    assert.equal(sock.getProtocol(), version);
+    const drops = new QueueDrops();
+    const w = new TcpBatchWriter(sock, 1 << 20, GAP_MS, { maxDelayMs: 10_000, drops, classify: dataClass });
+    const gate = new FakeGate();
+    w.gate = gate;
+    gate.allow = 1 << 20;
+    gate.coalesce = 3 * GAP_MS;
+    const sizes = [1150, 1200, 90, 1100, 300, 1180, 700, 1200];
+    for (let k = 0; k < sizes.length; k++) {
+      gate.reportDue = k % 3 === 0;
+      assert.ok(w.append(Buffer.alloc(sizes[k] as number, 0x61 + k)));
+      await turn();
+    }
+    await pause();
+    await pause();
+    await pause();
+    const sent = records();
+    // One record per write (a corked write of tail, report and rest too), each write's data plus the overhead.
+    assert.deepEqual(
+      sent,
+      gate.writes.map((n) => n + overhead),
+      `records ${sent.join(', ')} for writes ${gate.writes.join(', ')}`,
+    );
+    // All but the last write (the last cell's bytes, when their wait ended) fill whole cells on the wire.
+    for (const n of sent.slice(0, -1)) {
+      assert.ok(n % 498 === 0 || n % 498 >= COALESCE_FILL, `a record of ${n} bytes: whole cells, or a last one full enough (${sent.join(', ')})`);
+    }
+    assert.ok(sent.filter((n) => n % 498 === 0).length >= 3, `whole cells: ${sent.join(', ')}`);
+    assert.equal(drops.stale, 0);
+  });
+}
