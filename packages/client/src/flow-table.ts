@@ -97,9 +97,8 @@ interface HeldStream {
   readonly release: () => void;
   /** The server's 401 on this stream (ready-challenge.ts); undefined for a server that gave none. */
   challenge?: StunMessage;
-  /** Bytes of the challenge probe written, and of its answer read (taken out of `head`). */
-  probeSent: number;
-  answerReceived: number;
+  /** Bytes of the challenge probe written, and of its answer read (taken out of `head`): what crossed the stream before a flow took it. */
+  prior?: { sent: number; received: number };
 }
 
 /** The dial pacer's source for held streams (a source of their own in its fairness). */
@@ -274,7 +273,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
           index: held.index,
           ready: true,
           ...(challenge ? { challenge } : {}),
-          ...(held.probeSent > 0 ? { prior: { sent: held.probeSent, received: held.answerReceived } } : {}),
+          ...(held.prior ? { prior: held.prior } : {}),
         };
       }
     }
@@ -418,12 +417,12 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     socket.once('end', gone);
     socket.once('close', gone);
     socket.on('error', gone);
-    const stream: HeldStream = { socket, head, server: r.server, index: r.index, auth, release, probeSent: 0, answerReceived: 0 };
+    const stream: HeldStream = { socket, head, server: r.server, index: r.index, auth, release };
     if (probe) {
       this.#probing = { stream, sentAt: clock.monotonic() };
       socket.setNoDelay(true);
       const request = challengeProbe(probe);
-      stream.probeSent = request.length;
+      stream.prior = { sent: request.length, received: 0 };
       socket.write(request);
     } else this.#holdReady(policy, stream, clock.monotonic());
     socket.resume();
@@ -468,7 +467,7 @@ export class FlowTable<F extends TableFlow = TableFlow> {
     stream.head.length = 0;
     if (all.length > end) stream.head.push(all.subarray(end));
     stream.challenge = challenge;
-    stream.answerReceived = end;
+    if (stream.prior) stream.prior.received = end;
     this.#holdReady(policy, stream, openedAt);
   }
 
