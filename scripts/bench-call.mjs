@@ -35,11 +35,20 @@
 //   --onionturn-args "FLAGS"  more flags for the onionturn path's server and shims alike (e.g.
 //                    "--max-queue-delay-ms 400"), to try a setting without a rebuild; only flags
 //                    both commands take
+//   --compare DIR    a third path, `compare`: another checkout's build (DIR, after npm ci and
+//                    tsc -b there) as a server and two shims of their own on the same Tor network,
+//                    its calls taking turns with this checkout's (paths default to
+//                    onionturn,compare). An A/B of two codes in one run: the spread between runs
+//                    of the same code on tor-congested (fps 6.5-7.6, freezes 6-9 across an hour)
+//                    is as wide as the changes tried; taking turns, both codes meet the same drift.
+//                    Exit paths only (not an onion profile, not with --cut-at).
 // After each call a `sender:` line says what peer a's Chromium did (getStats of its video and
 // audio outbound-rtp and of b's inbound video): whether a difference between the paths is the
 // encoder's (its target bitrate, frames encoded), retransmissions (NACKs answered), or loss.
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepare } from './prepare.mjs';
 
@@ -54,7 +63,9 @@ function parseArgs(argv) {
     paths: ['onionturn', 'by-hand'],
     trace: undefined,
     onionturnArgs: [],
+    compare: undefined,
   };
+  let pathsGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const eq = argv[i].indexOf('=');
     const [flag, inline] = eq < 0 ? [argv[i], undefined] : [argv[i].slice(0, eq), argv[i].slice(eq + 1)];
@@ -65,18 +76,29 @@ function parseArgs(argv) {
     else if (flag === '--json') o.json = value();
     else if (flag === '--cut-at') o.cutAt = Number(value());
     else if (flag === '--no-delay-feedback') o.delayFeedback = false;
-    else if (flag === '--paths') o.paths = value().split(',');
+    else if (flag === '--paths') {
+      o.paths = value().split(',');
+      pathsGiven = true;
+    } else if (flag === '--compare') o.compare = value();
     else if (flag === '--trace') o.trace = value();
     else if (flag === '--onionturn-args') o.onionturnArgs = value().split(/\s+/).filter(Boolean);
     else if (flag === '--help' || flag === '-h') {
       console.log(
-        'usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS] [--paths onionturn,by-hand] [--trace DIR] [--no-delay-feedback] [--onionturn-args "FLAGS"]',
+        'usage: npm run bench:call -- [--profile NAME] [--seconds N] [--runs N] [--json FILE] [--cut-at SECONDS] [--paths onionturn,by-hand] [--trace DIR] [--no-delay-feedback] [--onionturn-args "FLAGS"] [--compare DIR]',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]}`);
   }
-  if (o.paths.length === 0 || o.paths.some((p) => p !== 'onionturn' && p !== 'by-hand'))
-    throw new Error('--paths takes onionturn, by-hand or both (comma-separated)');
+  if (o.compare !== undefined) {
+    const bin = join(resolve(o.compare), 'packages', 'cli', 'bin', 'onionturn.js');
+    if (!existsSync(bin) || !existsSync(join(resolve(o.compare), 'packages', 'cli', 'dist')))
+      throw new Error(`--compare ${o.compare}: no built onionturn checkout there (run npm ci and npx tsc -b in it)`);
+    if (o.cutAt !== undefined) throw new Error('--compare and --cut-at do not go together');
+    o.compareBin = bin;
+    if (!pathsGiven) o.paths = ['onionturn', 'compare'];
+  }
+  const known = ['onionturn', 'by-hand', ...(o.compare === undefined ? [] : ['compare'])];
+  if (o.paths.length === 0 || o.paths.some((p) => !known.includes(p))) throw new Error(`--paths takes ${known.join(', ')} (comma-separated)`);
   if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new Error('--seconds must be > 0 and --runs a positive integer');
   if (o.cutAt !== undefined && !(o.cutAt > 0 && o.cutAt < o.seconds - 3))
     throw new Error('--cut-at must be > 0 and at least 3 s before the end of the media (--seconds)');
@@ -106,6 +128,10 @@ const {
   startSocksForwarder,
 } = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
+if (opts.compare !== undefined && profile.onion) {
+  console.error(`bench:call: --compare runs on exit profiles only (${profile.name} reaches the server at an onion address)`);
+  process.exit(2);
+}
 // The onionturn path's server and shims: with --no-delay-feedback both ends refuse the extension;
 // with --trace both log at debug level; --onionturn-args adds to both.
 const pathArgs = [...(opts.delayFeedback ? [] : ['--no-delay-feedback']), ...(opts.trace ? ['--log-level', 'debug'] : []), ...opts.onionturnArgs];
@@ -226,9 +252,9 @@ function table(rows) {
  * Counters of where the onionturn path drops or holds: `*_dropped_total` and the delay extension's
  * of the server and the given shim, by series, read from their /metrics (diffed around a call).
  */
-async function dropCounters(shimStatusPorts) {
+async function dropCounters(server, shimStatusPorts) {
   const texts = await Promise.all([
-    bridge.server.metrics().catch(() => ''),
+    server.metrics().catch(() => ''),
     ...shimStatusPorts.map((port) =>
       globalThis
         .fetch(`http://127.0.0.1:${port}/metrics`)
@@ -251,8 +277,8 @@ async function dropCounters(shimStatusPorts) {
 }
 
 /** Prints the counters that moved since `before` (a dropCounters() reading). */
-async function sayCountersMoved(before, shimStatusPorts) {
-  say(`  onionturn drops and holds during the call: ${countersMoved(before, await dropCounters(shimStatusPorts)) || 'none'}`);
+async function sayCountersMoved(path, before, server, shimStatusPorts) {
+  say(`  ${path} drops and holds during the call: ${countersMoved(before, await dropCounters(server, shimStatusPorts)) || 'none'}`);
 }
 
 /** ms after createOffer at which a call reached each step of setup (undefined: never). */
@@ -279,15 +305,19 @@ let cleaning;
 let bwControlRef;
 let shimBRef;
 let cutShimsRef;
+/** --compare: the other checkout's server and shims (peer a's, peer b's). */
+let compareRef;
 
 /** --trace: the onionturn path's processes' output so far (the last 64 KiB each) into the trace directory, names ending in `tag`. */
-function dumpTrace(tag) {
+function dumpTrace(path, tag) {
   if (!opts.trace || !bridge) return;
   mkdirSync(opts.trace, { recursive: true });
-  // --cut-at: the calls go through the local-credential shims.
-  const [a, b] = cutShimsRef ?? [bridge.shim, shimBRef];
-  const logs = { server: bridge.server.process, 'shim-a': a.process, ...(b ? { 'shim-b': b.process } : {}) };
-  for (const [name, p] of Object.entries(logs)) writeFileSync(`${opts.trace}/${name}-${tag}.log`, p.output());
+  // --cut-at: the calls go through the local-credential shims; --compare: its own server and shims.
+  const { server, shims } = path === 'compare' ? compareRef : { server: bridge.server, shims: cutShimsRef ?? [bridge.shim, shimBRef] };
+  const [a, b] = shims;
+  const logs = { server: server.process, 'shim-a': a.process, ...(b ? { 'shim-b': b.process } : {}) };
+  const prefix = path === 'compare' ? 'compare-' : '';
+  for (const [name, p] of Object.entries(logs)) writeFileSync(`${opts.trace}/${prefix}${name}-${tag}.log`, p.output());
 }
 const cleanup = () =>
   (cleaning ??= (async () => {
@@ -333,6 +363,19 @@ try {
   browser = await CallBrowser.start({ ownSignals: true });
   // Peer b's own shim (a second user's machine), started like the bridge's.
   const shimB = (shimBRef = await bridge.addShim(bridge.server, { args: pathArgs, onion: profile.onion, secondClient: secondTor !== undefined }));
+  // --compare: the other checkout's server and shims, on the same network and secret.
+  if (opts.compareBin !== undefined) {
+    let rev = 'unknown revision';
+    try {
+      rev = execFileSync('git', ['-C', opts.compare, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim();
+    } catch {
+      // not a git checkout: the path says which
+    }
+    say(`--compare: the compare path runs ${opts.compareBin} (${rev})`);
+    const server = await bridge.addServer({ args: pathArgs, bin: opts.compareBin });
+    const shimOf = (secondClient) => bridge.addShim(server, { args: pathArgs, bin: opts.compareBin, secondClient });
+    compareRef = { server, shims: [await shimOf(false), await shimOf(secondTor !== undefined)], rev };
+  }
   // --cut-at: the onionturn calls go through local-credential shims, one per peer (mobility).
   let cutShims;
   if (opts.cutAt !== undefined) {
@@ -370,10 +413,11 @@ try {
     }
   };
 
-  const perPath = { onionturn: [], 'by-hand': [] };
-  const failed = { onionturn: 0, 'by-hand': 0 };
+  const perPath = Object.fromEntries(opts.paths.map((p) => [p, []]));
+  const failed = Object.fromEntries(opts.paths.map((p) => [p, 0]));
   for (let run = 0; run < opts.runs; run++) {
-    const order = (run % 2 === 0 ? ['onionturn', 'by-hand'] : ['by-hand', 'onionturn']).filter((p) => opts.paths.includes(p));
+    // The paths take turns, each run in the other order.
+    const order = run % 2 === 0 ? opts.paths : [...opts.paths].reverse();
     for (const path of order) {
       let iceServers;
       let iceServersB;
@@ -381,9 +425,9 @@ try {
         [iceServers, iceServersB] = cutShims.map((s) => [
           { urls: `turn:127.0.0.1:${s.port}?transport=udp`, username: s.local.username, credential: s.local.password },
         ]);
-      } else if (path === 'onionturn') {
+      } else if (path === 'onionturn' || path === 'compare') {
         const c = await bridge.credentials();
-        [iceServers, iceServersB] = [bridge.shim, shimB].map((s) => [
+        [iceServers, iceServersB] = (path === 'compare' ? compareRef.shims : [bridge.shim, shimB]).map((s) => [
           { urls: `turn:127.0.0.1:${s.port}?transport=udp`, username: c.username, credential: c.password },
         ]);
       } else {
@@ -392,8 +436,9 @@ try {
       }
       say(`run ${run + 1}/${opts.runs}: ${path} call, ${opts.seconds} s of media`);
       const cutPort = path === 'onionturn' ? bridge.server.port : coturn.port;
-      const shimStatusPorts = (cutShims ?? [bridge.shim, shimB]).map((s) => s.statusPort);
-      const countersBefore = path === 'onionturn' ? await dropCounters(shimStatusPorts) : undefined;
+      const ours = path === 'compare' ? compareRef : path === 'onionturn' ? { server: bridge.server, shims: cutShims ?? [bridge.shim, shimB] } : undefined;
+      const shimStatusPorts = ours?.shims.map((s) => s.statusPort) ?? [];
+      const countersBefore = ours ? await dropCounters(ours.server, shimStatusPorts) : undefined;
       const r = await browser.benchCall(
         {
           iceServers,
@@ -404,14 +449,14 @@ try {
         },
         opts.cutAt === undefined ? undefined : () => cutStreamsTo(cutPort),
       );
-      if (path === 'onionturn') dumpTrace(`run${run + 1}`);
+      if (ours) dumpTrace(path, `run${run + 1}`);
       if (r.error) {
         // A call that does not set up (a congested profile) is a result, not the end of the bench.
         const reached = Object.entries(setupMarks(r))
           .map(([k, v]) => `${k} ${v === undefined ? 'never' : `${(v / 1000).toFixed(1)} s`}`)
           .join(', ');
         say(`  ${path} call failed: ${r.error}; reached ${reached}; candidate errors ${JSON.stringify(r.candidateErrors.slice(0, 3))}`);
-        if (countersBefore) await sayCountersMoved(countersBefore, shimStatusPorts);
+        if (countersBefore) await sayCountersMoved(path, countersBefore, ours.server, shimStatusPorts);
         failed[path]++;
         continue;
       }
@@ -425,7 +470,7 @@ try {
         .join(', ');
       say(`  ${path} setup in circuit round trips after createOffer: ${split}`);
       say(`  ${path} sender: ${senderLine(r.sender, r.mediaSeconds)}`);
-      if (countersBefore) await sayCountersMoved(countersBefore, shimStatusPorts);
+      if (countersBefore) await sayCountersMoved(path, countersBefore, ours.server, shimStatusPorts);
       if (opts.cutAt !== undefined) {
         say(
           `  ${path} cut at ${(r.cutAtMs / 1000).toFixed(1)} s: ${row.cutStreams} stream(s) cut; video decoded again after ${row.cutRecoverMs === null ? 'never' : `${row.cutRecoverMs.toFixed(0)} ms`} (outage ${row.cutGapMs.toFixed(0)} ms); ICE after the cut: ${row.iceAfterCut || 'no change'}`,
@@ -440,6 +485,7 @@ try {
     runs: opts.runs,
     ...(opts.cutAt === undefined ? {} : { cutAt: opts.cutAt, onionturnMode: 'local-credential' }),
     delayFeedback: opts.delayFeedback,
+    ...(compareRef ? { compare: { dir: resolve(opts.compare), rev: compareRef.rev } } : {}),
     circuitRttMs: round('x', circuitRttMs),
     rows,
   };

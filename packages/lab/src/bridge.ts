@@ -20,6 +20,8 @@ export interface ServerOptions {
    */
   readonly allowLoopbackPeers?: boolean;
   readonly args?: readonly string[];
+  /** The `onionturn` CLI to run (default this checkout's): bench:call --compare runs another checkout's beside it. */
+  readonly bin?: string;
 }
 
 export interface ShimOptions {
@@ -37,6 +39,8 @@ export interface ShimOptions {
   /** Use the network's second client (another user's tor; the profile's `secondClient`) instead of the first. */
   readonly secondClient?: boolean;
   readonly args?: readonly string[];
+  /** The `onionturn` CLI to run (default this checkout's), as ServerOptions.bin. */
+  readonly bin?: string;
 }
 
 export interface BridgeOptions extends ShimOptions {
@@ -155,7 +159,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       const relay = portRange(400);
       say(`starting onionturn server on tcp://127.0.0.1:${serverPort}`);
       const started = group.spawn('onionturn server', process.execPath, [
-        onionturnBin(),
+        server.bin ?? onionturnBin(),
         'server',
         ...['--listen', `tcp://127.0.0.1:${serverPort}`, '--secret-file', secretFile],
         ...['--relay-ip', '127.0.0.1', '--relay-ports', `${relay.min}-${relay.max}`],
@@ -193,7 +197,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       const socksPort = shim.secondClient ? torNet.secondClient?.socksPort : torNet.socksPort;
       if (socksPort === undefined) throw new Error(`profile ${profile.name} starts no second Tor client (LabProfile.secondClient)`);
       const started = group.spawn('onionturn client', process.execPath, [
-        onionturnBin(),
+        shim.bin ?? onionturnBin(),
         'client',
         ...['--listen', `127.0.0.1:${shimPort}`, '--server', upstream, '--socks', `127.0.0.1:${socksPort}`, '--allow-plaintext-upstream'],
         ...['--isolation', shim.isolation ?? 'per-flow', '--status', `127.0.0.1:${statusPort}`],
