@@ -21,7 +21,8 @@
 // timed, and before a write the gate says how much of the batch's head may go (the in-flight
 // cap): the rest stays batched, where the time bound drops what gets stale, until kick() (a
 // report arrived, or the owner's report timer). Our own control messages are never held (nor is
-// what is ahead of them), and vital relayed messages only behind held data (see #allowed). The gate's due report goes ahead of the data in
+// what is ahead of them), and vital relayed messages only behind held data (see #allowed; behind
+// held video they go first, see below). The gate's due report goes ahead of the data in
 // the same write (corked: one write(2), fuller cells), or alone when no data may go.
 // Cells, not bytes, are what a narrow Tor path runs out of: tor puts what one read of the stream
 // gives it into cells at once, so every lone write takes a 514-byte cell however small it is (an
@@ -36,8 +37,9 @@
 // tail is written: the tail goes next whatever the cap says, and a due report goes behind it
 // (TimedQueue.partialHead). Whole cells count what the write adds on the wire: the due report,
 // and a TLS socket's record overhead.
-// When the gate holds a video packet back, the audio packets behind it go first
-// (TimedQueue.promoteSmall): on a path narrower than the call, audio is what should get through.
+// When the gate holds a video packet back, the audio packets and vital messages (RTCP) behind it
+// go first (TimedQueue.promoteUrgent): on a path narrower than the call, audio is what should get
+// through, and WebRTC's feedback should not wait on video.
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { TOR_CELL_PAYLOAD as CELL } from './inflight-cap.js';
@@ -393,8 +395,8 @@ export class TcpBatchWriter {
       const gate = this.#gate;
       if (gate !== undefined && !force) {
         let allowed = this.#allowed(gate, q, now);
-        // Video held back with audio behind it: the audio goes first (see TimedQueue.promoteSmall).
-        if (allowed < len && q.promoteSmall(batch, allowed)) allowed = this.#allowed(gate, q, now);
+        // Video held back with audio or RTCP behind it: they go first (see TimedQueue.promoteUrgent).
+        if (allowed < len && q.promoteUrgent(batch, allowed)) allowed = this.#allowed(gate, q, now);
         // What may go would leave its last cell mostly empty: its whole cells go now, the last
         // one's bytes wait for more (see the top of the file).
         const overhead = this.#overhead(now);

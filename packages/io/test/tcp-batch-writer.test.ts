@@ -527,6 +527,25 @@ test('a gate holding video back: the audio behind it goes first, the video waits
   assert.equal(drops.stale, 0);
 });
 
+test('a gate holding video back: vital messages behind it (RTCP) go first too, in order with the audio', async () => {
+  const { w, gate, drops, received } = await gated(10_000, mediaClass);
+  gate.allow = 4;
+  assert.ok(w.append(Buffer.from('aaaa')));
+  await turn();
+  // The cap is used up; a video packet, then RTCP and audio.
+  assert.ok(w.append(Buffer.from('WWWWWWWW')));
+  assert.ok(w.append(Buffer.from('V1V1')));
+  assert.ok(w.append(Buffer.from('A1A1')));
+  await turn();
+  assert.equal(w.held, true, 'the video is held');
+  const first = await Promise.race([received(12), new Promise<Buffer>((r) => setTimeout(() => r(Buffer.from('nothing in 2 s')), 2000))]);
+  assert.equal(first.toString(), 'aaaaV1V1A1A1', 'RTCP and audio went ahead of the video');
+  gate.allow = 100;
+  w.kick();
+  assert.equal((await received(20)).toString(), 'aaaaV1V1A1A1WWWWWWWW', 'then the video');
+  assert.equal(drops.stale, 0);
+});
+
 /** A key and self-signed certificate made for this test only (openssl, P-256, valid to 2126). */
 const TEST_KEY = [
   '-----BEGIN PRIVATE KEY-----',

@@ -242,7 +242,7 @@ test('a budget of 0 is refused (the writer has no queue then)', () => {
   assert.throws(() => new TimedQueue({ maxDelayMs: 0, drops: new QueueDrops() }), RangeError);
 });
 
-test('promoteSmall: audio behind held video moves ahead of it, each group in its order; the video stream itself is not reordered', () => {
+test('promoteUrgent: audio and vital messages (RTCP) behind held video move ahead of it, each group in its order; the video stream itself is not reordered', () => {
   const video = (id: number, at: number, len = 1000): Frame => ({ id, at, cls: len >= 500 ? LARGE : SMALL, len, rtp: { ssrc: 7, ts: 1 } });
   const audio = (id: number, at: number): Frame => ({ id, at, cls: SMALL, rtp: { ssrc: 9, ts: at } });
   const { q, buf, end } = queued([
@@ -250,23 +250,23 @@ test('promoteSmall: audio behind held video moves ahead of it, each group in its
     video(2, 1),
     video(3, 2),
     audio(4, 3),
-    { id: 5, at: 4, cls: VITAL }, // RTCP: stays with the rest
+    { id: 5, at: 4, cls: VITAL }, // RTCP: goes ahead too
     video(6, 5, 200), // the video frame's small last packet: its own stream's order stays
     audio(7, 6),
   ]);
-  assert.equal(q.promoteSmall(buf, 0), false, 'frame 0 is audio: nothing is held back behind it');
-  assert.equal(q.promoteSmall(buf, 50), false, 'no frame starts there');
-  assert.equal(q.promoteSmall(buf, 100), true, 'frame 1 (at byte 100), video');
-  assert.deepEqual(ids(buf, end), [1, 4, 7, 2, 3, 5, 6]);
+  assert.equal(q.promoteUrgent(buf, 0), false, 'frame 0 is audio: nothing is held back behind it');
+  assert.equal(q.promoteUrgent(buf, 50), false, 'no frame starts there');
+  assert.equal(q.promoteUrgent(buf, 100), true, 'frame 1 (at byte 100), video');
+  assert.deepEqual(ids(buf, end), [1, 4, 5, 7, 2, 3, 6]);
   // Offsets and lengths moved with the bytes: frame ends are the running sums.
-  const lens = [100, 100, 100, 1000, 1000, 100, 200];
+  const lens = [100, 100, 100, 100, 1000, 1000, 200];
   let sum = 0;
   for (let i = 0; i < q.count; i++) assert.equal(q.frameEnd(i), (sum += lens[i] as number), `frame ${i}`);
   assert.deepEqual(
-    [1, 2, 3].map((i) => q.frameClass(i)),
-    [SMALL, SMALL, LARGE],
+    [1, 2, 3, 4].map((i) => q.frameClass(i)),
+    [SMALL, VITAL, SMALL, LARGE],
   );
-  assert.equal(q.promoteSmall(buf, 300), false, 'nothing left to move (frame 3, at byte 300)');
+  assert.equal(q.promoteUrgent(buf, 400), false, 'nothing left to move (frame 4, at byte 400)');
   // A second video stream's small packet behind its own large one stays behind it too.
   const second = queued([
     video(1, 0),
@@ -274,11 +274,11 @@ test('promoteSmall: audio behind held video moves ahead of it, each group in its
     { id: 3, at: 2, cls: SMALL, rtp: { ssrc: 8, ts: 1 } },
     audio(4, 3),
   ]);
-  assert.equal(second.q.promoteSmall(second.buf, 0), true);
+  assert.equal(second.q.promoteUrgent(second.buf, 0), true);
   assert.deepEqual(ids(second.buf, second.end), [4, 1, 2, 3]);
   // They keep their times: after the move the video frame (queued at 0) is past the 150-ms budget
   // at 200 and goes; the audio (queued at 190) stays.
   const { q: q2, buf: b2, end: e2 } = queued([video(2, 0), audio(4, 190)]);
-  assert.equal(q2.promoteSmall(b2, 0), true);
+  assert.equal(q2.promoteUrgent(b2, 0), true);
   assert.deepEqual(ids(b2, q2.shed(200, b2, e2)), [4]);
 });
