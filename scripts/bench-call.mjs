@@ -303,17 +303,15 @@ let forwarder;
 let forwarderB;
 let cleaning;
 let bwControlRef;
-let shimBRef;
-let cutShimsRef;
-/** --compare: the other checkout's server and shims (peer a's, peer b's). */
-let compareRef;
 
-/** --trace: the onionturn path's processes' output so far (the last 64 KiB each) into the trace directory, names ending in `tag`. */
-function dumpTrace(path, tag) {
-  if (!opts.trace || !bridge) return;
+/**
+ * --trace: the output so far (the last 64 KiB each) of a path's server and shims (`ours`) into the
+ * trace directory, names ending in `tag` (the compare path's starting with `compare-`).
+ */
+function dumpTrace(path, ours, tag) {
+  if (!opts.trace) return;
   mkdirSync(opts.trace, { recursive: true });
-  // --cut-at: the calls go through the local-credential shims; --compare: its own server and shims.
-  const { server, shims } = path === 'compare' ? compareRef : { server: bridge.server, shims: cutShimsRef ?? [bridge.shim, shimBRef] };
+  const { server, shims } = ours;
   const [a, b] = shims;
   const logs = { server: server.process, 'shim-a': a.process, ...(b ? { 'shim-b': b.process } : {}) };
   const prefix = path === 'compare' ? 'compare-' : '';
@@ -362,8 +360,9 @@ try {
   say(`circuit round trip (${profile.onion ? 'onion service' : 'exit'} path, bare stream echo): median ${circuitRttMs.toFixed(0)} ms`);
   browser = await CallBrowser.start({ ownSignals: true });
   // Peer b's own shim (a second user's machine), started like the bridge's.
-  const shimB = (shimBRef = await bridge.addShim(bridge.server, { args: pathArgs, onion: profile.onion, secondClient: secondTor !== undefined }));
-  // --compare: the other checkout's server and shims, on the same network and secret.
+  const shimB = await bridge.addShim(bridge.server, { args: pathArgs, onion: profile.onion, secondClient: secondTor !== undefined });
+  // --compare: the other checkout's server and shims (peer a's, peer b's), on the same network and secret.
+  let compare;
   if (opts.compareBin !== undefined) {
     let rev = 'unknown revision';
     try {
@@ -374,14 +373,14 @@ try {
     say(`--compare: the compare path runs ${opts.compareBin} (${rev})`);
     const server = await bridge.addServer({ args: pathArgs, bin: opts.compareBin });
     const shimOf = (secondClient) => bridge.addShim(server, { args: pathArgs, bin: opts.compareBin, secondClient });
-    compareRef = { server, shims: [await shimOf(false), await shimOf(secondTor !== undefined)], rev };
+    compare = { server, shims: [await shimOf(false), await shimOf(secondTor !== undefined)], rev };
   }
   // --cut-at: the onionturn calls go through local-credential shims, one per peer (mobility).
   let cutShims;
   if (opts.cutAt !== undefined) {
     const local = { user: 'bench', password: randomBytes(12).toString('hex') };
     const cutShim = (secondClient) => bridge.addShim(bridge.server, { args: pathArgs, localCredentials: local, onion: profile.onion, secondClient });
-    cutShims = cutShimsRef = [await cutShim(false), await cutShim(secondTor !== undefined)];
+    cutShims = [await cutShim(false), await cutShim(secondTor !== undefined)];
     say(
       `--cut-at ${opts.cutAt}: onionturn calls use local-credential shims on 127.0.0.1:${cutShims.map((s) => s.port).join(' and ')} (TURN mobility after the cut)`,
     );
@@ -419,24 +418,23 @@ try {
     // The paths take turns, each run in the other order.
     const order = run % 2 === 0 ? opts.paths : [...opts.paths].reverse();
     for (const path of order) {
+      // The path's own server and shims (--cut-at: the local-credential ones; by-hand: none).
+      const ours = path === 'compare' ? compare : path === 'onionturn' ? { server: bridge.server, shims: cutShims ?? [bridge.shim, shimB] } : undefined;
       let iceServers;
       let iceServersB;
       if (path === 'onionturn' && cutShims) {
         [iceServers, iceServersB] = cutShims.map((s) => [
           { urls: `turn:127.0.0.1:${s.port}?transport=udp`, username: s.local.username, credential: s.local.password },
         ]);
-      } else if (path === 'onionturn' || path === 'compare') {
+      } else if (ours) {
         const c = await bridge.credentials();
-        [iceServers, iceServersB] = (path === 'compare' ? compareRef.shims : [bridge.shim, shimB]).map((s) => [
-          { urls: `turn:127.0.0.1:${s.port}?transport=udp`, username: c.username, credential: c.password },
-        ]);
+        [iceServers, iceServersB] = ours.shims.map((s) => [{ urls: `turn:127.0.0.1:${s.port}?transport=udp`, username: c.username, credential: c.password }]);
       } else {
         iceServers = [{ urls: `turn:127.0.0.1:${forwarder.port}?transport=tcp`, ...coturnCredential(SECRET) }];
         if (forwarderB) iceServersB = [{ urls: `turn:127.0.0.1:${forwarderB.port}?transport=tcp`, ...coturnCredential(SECRET) }];
       }
       say(`run ${run + 1}/${opts.runs}: ${path} call, ${opts.seconds} s of media`);
       const cutPort = path === 'onionturn' ? bridge.server.port : coturn.port;
-      const ours = path === 'compare' ? compareRef : path === 'onionturn' ? { server: bridge.server, shims: cutShims ?? [bridge.shim, shimB] } : undefined;
       const shimStatusPorts = ours?.shims.map((s) => s.statusPort) ?? [];
       const countersBefore = ours ? await dropCounters(ours.server, shimStatusPorts) : undefined;
       const r = await browser.benchCall(
@@ -449,7 +447,7 @@ try {
         },
         opts.cutAt === undefined ? undefined : () => cutStreamsTo(cutPort),
       );
-      if (ours) dumpTrace(path, `run${run + 1}`);
+      if (ours) dumpTrace(path, ours, `run${run + 1}`);
       if (r.error) {
         // A call that does not set up (a congested profile) is a result, not the end of the bench.
         const reached = Object.entries(setupMarks(r))
@@ -485,7 +483,7 @@ try {
     runs: opts.runs,
     ...(opts.cutAt === undefined ? {} : { cutAt: opts.cutAt, onionturnMode: 'local-credential' }),
     delayFeedback: opts.delayFeedback,
-    ...(compareRef ? { compare: { dir: resolve(opts.compare), rev: compareRef.rev } } : {}),
+    ...(compare ? { compare: { dir: resolve(opts.compare), rev: compare.rev } } : {}),
     circuitRttMs: round('x', circuitRttMs),
     rows,
   };

@@ -399,8 +399,12 @@ export class TcpBatchWriter {
         if (allowed < len && q.promoteUrgent(batch, allowed)) allowed = this.#allowed(gate, q, now);
         // What may go would leave its last cell mostly empty: its whole cells go now, the last
         // one's bytes wait for more (see the top of the file).
-        const overhead = this.#overhead(now);
-        let head = allowed > 0 && this.#waitForMore(gate, q, allowed, now, overhead) ? wholeCells(allowed, overhead) : allowed;
+        let head = allowed;
+        if (allowed > 0) {
+          // Looked up only when something may go (the due report's size is a question to the gate).
+          const overhead = this.#overhead(now);
+          if (this.#waitForMore(gate, q, allowed, now, overhead)) head = wholeCells(allowed, overhead);
+        }
         // Never a write that ends inside a message's tail (the report would go inside it).
         if (q.partialHead && head > 0) head = Math.max(head, q.frameEnd(0));
         if (head < len) {
