@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { ProcessGroup, freePort, sleep, startCoturn, waitFor } from '@onionturn/testkit';
 import { prepare, root } from './prepare.mjs';
+import { threadCpuNs } from './proc-cpu.mjs';
 import { tcpAllocation } from './tcp-allocation.mjs';
 
 const FLAGS = { '--workers': 'workers', '--held': 'held', '--warm': 'warm', '--in-flight': 'inFlight', '--rounds': 'rounds' };
@@ -56,15 +57,6 @@ const RELAY = { min: 30000, max: 45000 };
 
 const children = (pid) =>
   readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
-/** Time on CPU of all the process's threads (JIT and GC threads too), ns. */
-const cpuNs = (pid) =>
-  readdirSync(`/proc/${pid}/task`).reduce((a, t) => {
-    try {
-      return a + Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      return a;
-    }
-  }, 0);
 const fds = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 
 /** One TCP connection with one authenticated allocation, held. */
@@ -147,7 +139,7 @@ async function runOne(server) {
       for (const w of warm) w.destroy();
       await sleep(1500);
     }
-    const cpu0 = s.pids.map(cpuNs);
+    const cpu0 = s.pids.map(threadCpuNs);
     const fd0 = s.pids.map(fds);
     const held = [];
     const t0 = performance.now();
@@ -155,7 +147,7 @@ async function runOne(server) {
       await make(s.port, opts.held, 0, held);
       const seconds = (performance.now() - t0) / 1000;
       await sleep(300);
-      const us = s.pids.map((p, i) => (cpuNs(p) - cpu0[i]) / 1000 / opts.held);
+      const us = s.pids.map((p, i) => (threadCpuNs(p) - cpu0[i]) / 1000 / opts.held);
       // Two descriptors per allocation (its TCP connection, its relay socket).
       const allocations = s.pids.map((p, i) => Math.round((fds(p) - fd0[i]) / 2));
       return { seconds, us, allocations, names: s.names, total: us.reduce((a, b) => a + b, 0) };

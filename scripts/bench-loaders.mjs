@@ -10,33 +10,15 @@
 // the whole machine (/proc/stat), so a row says whether the server or the machine's cores ran out.
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { TOOLS, requireTool } from '@onionturn/testkit';
+import { threadCpuNs } from './proc-cpu.mjs';
 import { dropTracker, dropsDelta, perfStat, serverDrops } from './udp-drops.mjs';
 
 /** The window the delivered rate is read over: long against uclient's one line a second. */
 export const RATE_WINDOW_S = 5;
 const SAMPLE_MS = 250;
-
-function cpuNsOne(pid) {
-  // Sum over threads of time on CPU (ns).
-  let ns = 0;
-  let tids = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return 0;
-  }
-  for (const tid of tids) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // a thread that just ended
-    }
-  }
-  return ns;
-}
 
 /** Busy and total CPU time of the whole machine (USER_HZ ticks), from /proc/stat's first line. */
 export function machineTicks() {
@@ -151,7 +133,7 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
   // BENCH_PERF_STAT=1: syscalls per process of the server (perf stat; root or perf_event_paranoid <= 1).
   const stopPerf = process.env.BENCH_PERF_STAT === '1' ? perfStat(spawn, treePids(serverPid)) : undefined;
   const children0 = reapedChildrenNs();
-  const peers0 = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0);
+  const peers0 = peers.slice(0, loaders).reduce((a, p) => a + threadCpuNs(peerPid(p)), 0);
   const server0 = treeNs(serverPid);
   const m0 = machineTicks();
   const self0 = process.cpuUsage();
@@ -206,8 +188,8 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
   const samples = [];
   const sample = () => {
     const t = performance.now() - started;
-    for (const r of runs) if (r.exitCode === null) r.lastNs = Math.max(r.lastNs, cpuNsOne(r.pid));
-    const loadNs = runs.reduce((a, r) => a + r.lastNs, 0) + peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0) - peers0;
+    for (const r of runs) if (r.exitCode === null) r.lastNs = Math.max(r.lastNs, threadCpuNs(r.pid));
+    const loadNs = runs.reduce((a, r) => a + r.lastNs, 0) + peers.slice(0, loaders).reduce((a, p) => a + threadCpuNs(peerPid(p)), 0) - peers0;
     samples.push({ t, serverNs: treeNs(serverPid) - server0, loadNs, machine: machineTicks() });
     drops.sample();
   };
@@ -218,7 +200,7 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
   sample();
   const wallS = (performance.now() - started) / 1000;
   const uclientNs = reapedChildrenNs() - children0;
-  const peersNs = peers.slice(0, loaders).reduce((a, p) => a + cpuNsOne(peerPid(p)), 0) - peers0;
+  const peersNs = peers.slice(0, loaders).reduce((a, p) => a + threadCpuNs(peerPid(p)), 0) - peers0;
   const serverNs = treeNs(serverPid) - server0;
   const m1 = machineTicks();
   const self = process.cpuUsage(self0);

@@ -34,6 +34,7 @@ import { ProcessGroup, TOOLS, freePort, requireTool, runUclient, sleep, startCot
 import { RATE_WINDOW_S, runLoaders } from './bench-loaders.mjs';
 import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
 import { prepare, root } from './prepare.mjs';
+import { threadCpuNs } from './proc-cpu.mjs';
 import { tcpAllocation } from './tcp-allocation.mjs';
 
 await prepare('bench');
@@ -164,25 +165,6 @@ function cpuTicksOne(pid) {
   return Number(f[11]) + Number(f[12]);
 }
 
-function cpuNsOne(pid) {
-  // Sum over threads of time on CPU (ns): the same quantity as utime+stime at finer resolution.
-  let ns = 0;
-  let tids = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return 0;
-  }
-  for (const tid of tids) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // a thread that just ended
-    }
-  }
-  return ns;
-}
-
 function rssKbOne(pid) {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -194,7 +176,7 @@ function rssKbOne(pid) {
 
 // Summed over the process tree: the same as before for one process, all workers with --workers.
 const cpuTicks = sum(cpuTicksOne);
-const cpuNs = sum(cpuNsOne);
+const cpuNs = sum(threadCpuNs);
 const rssKb = sum(rssKbOne);
 
 async function measure(pid, work) {
