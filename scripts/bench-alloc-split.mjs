@@ -14,14 +14,14 @@
 //   node scripts/bench-alloc-split.mjs [--workers 2] [--held 3000] [--warm 0] [--in-flight 50] [--rounds 1] [--coturn] [--root DIR]...
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { ProcessGroup, freePort, sleep, startCoturn, waitFor } from '@onionturn/testkit';
 import { prepare, root } from './prepare.mjs';
-import { threadCpuNs } from './proc-cpu.mjs';
+import { processTree, threadCpuNs } from './proc-cpu.mjs';
 import { tcpAllocation } from './tcp-allocation.mjs';
 
 const FLAGS = { '--workers': 'workers', '--held': 'held', '--warm': 'warm', '--in-flight': 'inFlight', '--rounds': 'rounds' };
@@ -55,8 +55,6 @@ const SECRET = 'split-secret-0c5e';
 const REALM = 'onionturn.test';
 const RELAY = { min: 30000, max: 45000 };
 
-const children = (pid) =>
-  readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
 const fds = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 
 /** One TCP connection with one authenticated allocation, held. */
@@ -117,7 +115,7 @@ async function startOnionturn(dir) {
   }
   // The primary listens once the first worker does: a moment for the others (as npm run bench).
   await sleep(opts.workers > 1 ? 3000 : 1000);
-  const pids = [server.pid, ...(opts.workers > 1 ? children(server.pid) : [])];
+  const pids = opts.workers > 1 ? processTree(server.pid) : [server.pid];
   const names = pids.map((_, i) => (opts.workers === 1 ? 'server' : i === 0 ? 'primary' : `worker ${i - 1}`));
   return { port, pids, names, stop };
 }

@@ -15,12 +15,12 @@
 //   their CPU per message goes (kernel, runtime, own code; see scripts/cpu-split.mjs)
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
+import { statCpuTicks } from './proc-cpu.mjs';
 import { ProcessGroup, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor } from '../packages/testkit/dist/src/index.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
@@ -33,10 +33,7 @@ const intervalMs = Number(process.env.BENCH_INTERVAL_MS ?? 5);
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 const shimNodeArgs = (process.env.BENCH_SHIM_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== '');
 
-function cpuUs(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) * TICK_US; // utime + stime
-}
+const cpuUs = (pid) => statCpuTicks(pid) * TICK_US;
 
 function transmitSeconds(output) {
   const m = [...output.matchAll(/Total transmit time is (\d+)/g)].pop();

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { TOOLS, requireTool } from '@onionturn/testkit';
-import { threadCpuNs } from './proc-cpu.mjs';
+import { processTree, threadCpuNs, treeCpuNs } from './proc-cpu.mjs';
 import { dropTracker, dropsDelta, perfStat, serverDrops } from './udp-drops.mjs';
 
 /** The window the delivered rate is read over: long against uclient's one line a second. */
@@ -113,16 +113,16 @@ function summary(text) {
 /**
  * Runs `loaders` uclients at once, loader i against peers[i], each `-m clients -n messages -l
  * length -z z` over TCP with no RTCP allocation, and samples CPU while they run.
- * serverPid: the server's primary (its tree is summed); treeNs(pid) sums a tree's CPU (ns).
+ * serverPid: the server's primary (its process tree's CPU is summed).
  */
-export async function runLoaders(group, { server, serverPid, treeNs, treePids, metricsUrl, peers, loaders, secret, clients, messages, length, z, timeoutMs }) {
+export async function runLoaders(group, { server, serverPid, metricsUrl, peers, loaders, secret, clients, messages, length, z, timeoutMs }) {
   const uclient = requireTool(TOOLS.turnutilsUclient);
   const runs = [];
   // Where datagrams were lost (udp-drops.mjs): the server's sockets (its whole process tree), the
   // echo peers', the uclients'; and the server's own drop counters when it has /metrics.
   const drops = dropTracker(
     {
-      server: () => treePids(serverPid),
+      server: () => processTree(serverPid),
       peer: () => peers.slice(0, loaders).map(peerPid),
       client: () => runs.filter((r) => r.exitCode === null).map((r) => r.pid),
     },
@@ -131,10 +131,12 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
   );
   const app0 = await serverDrops(metricsUrl);
   // BENCH_PERF_STAT=1: syscalls per process of the server (perf stat; root or perf_event_paranoid <= 1).
-  const stopPerf = process.env.BENCH_PERF_STAT === '1' ? perfStat(spawn, treePids(serverPid)) : undefined;
+  const stopPerf = process.env.BENCH_PERF_STAT === '1' ? perfStat(spawn, processTree(serverPid)) : undefined;
   const children0 = reapedChildrenNs();
-  const peers0 = peers.slice(0, loaders).reduce((a, p) => a + threadCpuNs(peerPid(p)), 0);
-  const server0 = treeNs(serverPid);
+  /** The echo peers' CPU so far (ns). */
+  const peersCpuNs = () => peers.slice(0, loaders).reduce((a, p) => a + threadCpuNs(peerPid(p)), 0);
+  const peers0 = peersCpuNs();
+  const server0 = treeCpuNs(serverPid);
   const m0 = machineTicks();
   const self0 = process.cpuUsage();
   const started = performance.now();
@@ -189,8 +191,8 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
   const sample = () => {
     const t = performance.now() - started;
     for (const r of runs) if (r.exitCode === null) r.lastNs = Math.max(r.lastNs, threadCpuNs(r.pid));
-    const loadNs = runs.reduce((a, r) => a + r.lastNs, 0) + peers.slice(0, loaders).reduce((a, p) => a + threadCpuNs(peerPid(p)), 0) - peers0;
-    samples.push({ t, serverNs: treeNs(serverPid) - server0, loadNs, machine: machineTicks() });
+    const loadNs = runs.reduce((a, r) => a + r.lastNs, 0) + peersCpuNs() - peers0;
+    samples.push({ t, serverNs: treeCpuNs(serverPid) - server0, loadNs, machine: machineTicks() });
     drops.sample();
   };
   sample();
@@ -200,8 +202,8 @@ export async function runLoaders(group, { server, serverPid, treeNs, treePids, m
   sample();
   const wallS = (performance.now() - started) / 1000;
   const uclientNs = reapedChildrenNs() - children0;
-  const peersNs = peers.slice(0, loaders).reduce((a, p) => a + threadCpuNs(peerPid(p)), 0) - peers0;
-  const serverNs = treeNs(serverPid) - server0;
+  const peersNs = peersCpuNs() - peers0;
+  const serverNs = treeCpuNs(serverPid) - server0;
   const m1 = machineTicks();
   const self = process.cpuUsage(self0);
   // The server closes the allocations uclient let go a moment after: their relay sockets' last counts.

@@ -34,7 +34,7 @@ import { ProcessGroup, TOOLS, freePort, requireTool, runUclient, sleep, startCot
 import { RATE_WINDOW_S, runLoaders } from './bench-loaders.mjs';
 import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
 import { prepare, root } from './prepare.mjs';
-import { threadCpuNs } from './proc-cpu.mjs';
+import { processTree, statCpuTicks, treeCpuNs } from './proc-cpu.mjs';
 import { tcpAllocation } from './tcp-allocation.mjs';
 
 await prepare('bench');
@@ -135,35 +135,7 @@ function raiseFdLimit(held) {
 }
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
-/** The process and its descendants (a --workers server is a primary and its workers). */
-function tree(pid) {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    try {
-      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
-        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
-        if (kids) out.push(...kids.split(/\s+/).map(Number));
-      }
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-const sum = (f) => (pid) => tree(pid).reduce((a, p) => a + f(p), 0);
-
-function cpuTicksOne(pid) {
-  // Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
-  let stat;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return 0;
-  }
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
+const sum = (f) => (pid) => processTree(pid).reduce((a, p) => a + f(p), 0);
 
 function rssKbOne(pid) {
   try {
@@ -175,8 +147,8 @@ function rssKbOne(pid) {
 }
 
 // Summed over the process tree: the same as before for one process, all workers with --workers.
-const cpuTicks = sum(cpuTicksOne);
-const cpuNs = sum(threadCpuNs);
+const cpuTicks = sum(statCpuTicks);
+const cpuNs = treeCpuNs;
 const rssKb = sum(rssKbOne);
 
 async function measure(pid, work) {
@@ -259,7 +231,7 @@ async function startOnionturn(group, dir, workers = 1, relay = RELAY) {
   );
   // Every worker listening: the primary has them all, and a moment for the last to take its share.
   if (workers > 1) {
-    await waitFor('the workers to start', () => tree(started.pid).length > workers, 30_000);
+    await waitFor('the workers to start', () => processTree(started.pid).length > workers, 30_000);
     await sleep(2000);
   }
   return {
@@ -394,7 +366,7 @@ async function loadRuns(group, server, peer) {
  */
 /** What every runLoaders call says of the server under load and its echo peers. */
 function loaderTarget(server, peers) {
-  return { server: { port: server.port }, serverPid: server.pid, treeNs: cpuNs, treePids: tree, metricsUrl: server.metricsUrl, peers, secret: SECRET };
+  return { server: { port: server.port }, serverPid: server.pid, metricsUrl: server.metricsUrl, peers, secret: SECRET };
 }
 
 async function loaderRuns(group, server, peers) {
@@ -484,7 +456,7 @@ function slabKb() {
 
 /** Open descriptors of the process tree. */
 function fdCount(pid) {
-  return tree(pid).reduce((a, p) => {
+  return processTree(pid).reduce((a, p) => {
     try {
       return a + readdirSync(`/proc/${p}/fd`).length;
     } catch {

@@ -1,9 +1,25 @@
-// Time on CPU of one process, read from /proc (Linux), for the benchmarks that compare servers'
-// CPU per packet: every thread's (JIT and GC threads too), from each thread's schedstat, which
-// counts in ns where /proc/PID/stat's utime+stime count in USER_HZ ticks.
+// A process's time on CPU and its descendants, read from /proc (Linux), for the benchmarks that
+// compare servers' CPU per packet (bench:server, its loaders, bench:client, the allocation split).
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** Time on CPU of all of `pid`'s threads, ns (0 once it is gone). */
+/** utime + stime of `pid` in USER_HZ ticks (0 once it is gone). */
+export function statCpuTicks(pid) {
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0;
+  }
+  // The fields after the command name (which may contain spaces and parentheses): utime is the
+  // 14th overall, stime the 15th.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/**
+ * Time on CPU of all of `pid`'s threads (JIT and GC threads too), ns, from each thread's
+ * schedstat: the same quantity as statCpuTicks at finer resolution (0 once it is gone).
+ */
 export function threadCpuNs(pid) {
   let tids = [];
   try {
@@ -20,4 +36,25 @@ export function threadCpuNs(pid) {
     }
   }
   return ns;
+}
+
+/** `pid` and its descendants, parents first (a --workers server is a primary and its workers). */
+export function processTree(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+        if (kids) out.push(...kids.split(/\s+/).map(Number));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** threadCpuNs summed over `pid` and its descendants (a server with its workers). */
+export function treeCpuNs(pid) {
+  return processTree(pid).reduce((a, p) => a + threadCpuNs(p), 0);
 }
