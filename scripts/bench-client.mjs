@@ -20,7 +20,7 @@ import { MessageBuilder, MessageClass, Method } from '@onionturn/protocol';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
-import { statCpuTicks } from './proc-cpu.mjs';
+import { TICK_US, statCpuTicks } from './proc-cpu.mjs';
 import { ProcessGroup, runUclient, startCoturn, startMicrosocks, startTurnutilsPeer, waitFor } from '../packages/testkit/dist/src/index.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
@@ -30,7 +30,6 @@ const clients = Number(process.env.BENCH_CLIENTS ?? 10);
 const messages = Number(process.env.BENCH_MESSAGES ?? 500);
 const length = Number(process.env.BENCH_LENGTH ?? 120);
 const intervalMs = Number(process.env.BENCH_INTERVAL_MS ?? 5);
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 const shimNodeArgs = (process.env.BENCH_SHIM_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== '');
 
 const cpuUs = (pid) => statCpuTicks(pid) * TICK_US;

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { TOOLS, requireTool } from '@onionturn/testkit';
-import { processTree, threadCpuNs, treeCpuNs } from './proc-cpu.mjs';
+import { TICK_US, processTree, statFields, threadCpuNs, treeCpuNs } from './proc-cpu.mjs';
 import { dropTracker, dropsDelta, perfStat, serverDrops } from './udp-drops.mjs';
 
 /** The window the delivered rate is read over: long against uclient's one line a second. */
@@ -30,9 +30,8 @@ export function machineTicks() {
 
 /** CPU (ns) of this process's children that ended and were reaped: the uclients once they exit. */
 function reapedChildrenNs() {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[13]) + Number(f[14])) * 1e7; // cutime + cstime, USER_HZ 100
+  const f = statFields('self');
+  return (Number(f[13]) + Number(f[14])) * TICK_US * 1000; // cutime + cstime: the 16th and 17th fields
 }
 
 /** One uclient's per-second progress: `N: : start_mclient: msz=.., tot_send_msgs=S, tot_recv_msgs=R`. */

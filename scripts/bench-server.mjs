@@ -34,7 +34,7 @@ import { ProcessGroup, TOOLS, freePort, requireTool, runUclient, sleep, startCot
 import { RATE_WINDOW_S, runLoaders } from './bench-loaders.mjs';
 import { NODE_PERF_FLAGS, PROFILE, profileDuring, removePerfMap, requirePerf } from './cpu-split.mjs';
 import { prepare, root } from './prepare.mjs';
-import { processTree, statCpuTicks, treeCpuNs } from './proc-cpu.mjs';
+import { TICK_US, processTree, statCpuTicks, sumOverTree, treeCpuNs } from './proc-cpu.mjs';
 import { tcpAllocation } from './tcp-allocation.mjs';
 
 await prepare('bench');
@@ -133,9 +133,6 @@ function raiseFdLimit(held) {
   } else console.log(`bench: open-files limit raised from ${now.soft} to ${after.soft} for this bench and the servers it starts`);
   return after;
 }
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
-
-const sum = (f) => (pid) => processTree(pid).reduce((a, p) => a + f(p), 0);
 
 function rssKbOne(pid) {
   try {
@@ -147,9 +144,8 @@ function rssKbOne(pid) {
 }
 
 // Summed over the process tree: the same as before for one process, all workers with --workers.
-const cpuTicks = sum(statCpuTicks);
-const cpuNs = treeCpuNs;
-const rssKb = sum(rssKbOne);
+const cpuTicks = sumOverTree(statCpuTicks);
+const rssKb = sumOverTree(rssKbOne);
 
 async function measure(pid, work) {
   let peak = rssKb(pid);
@@ -157,11 +153,11 @@ async function measure(pid, work) {
     peak = Math.max(peak, rssKb(pid));
   }, 50);
   const t0 = cpuTicks(pid);
-  const n0 = cpuNs(pid);
+  const n0 = treeCpuNs(pid);
   const result = await work();
   clearInterval(sampler);
   peak = Math.max(peak, rssKb(pid));
-  return { result, ticks: cpuTicks(pid) - t0, ns: cpuNs(pid) - n0, peakRssKb: peak };
+  return { result, ticks: cpuTicks(pid) - t0, ns: treeCpuNs(pid) - n0, peakRssKb: peak };
 }
 
 async function startOnionturn(group, dir, workers = 1, relay = RELAY) {

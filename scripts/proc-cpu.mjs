@@ -2,18 +2,27 @@
 // compare servers' CPU per packet (bench:server, its loaders, bench:client, the allocation split).
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** utime + stime of `pid` in USER_HZ ticks (0 once it is gone). */
-export function statCpuTicks(pid) {
+/** One USER_HZ tick (/proc's utime, stime, cutime...) in µs: USER_HZ is 100 on Linux. */
+export const TICK_US = 1e6 / 100;
+
+/**
+ * /proc/PID/stat's fields after the command name (which may contain spaces and parentheses): the
+ * 3rd field overall is [0]; undefined once the process is gone. `pid` may be 'self'.
+ */
+export function statFields(pid) {
   let stat;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return 0;
+    return undefined;
   }
-  // The fields after the command name (which may contain spaces and parentheses): utime is the
-  // 14th overall, stime the 15th.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** utime + stime of `pid` in USER_HZ ticks (0 once it is gone). */
+export function statCpuTicks(pid) {
+  const f = statFields(pid);
+  return f === undefined ? 0 : Number(f[11]) + Number(f[12]); // the 14th and 15th fields
 }
 
 /**
@@ -54,7 +63,8 @@ export function processTree(pid) {
   return out;
 }
 
-/** threadCpuNs summed over `pid` and its descendants (a server with its workers). */
-export function treeCpuNs(pid) {
-  return processTree(pid).reduce((a, p) => a + threadCpuNs(p), 0);
-}
+/** `f(pid)` summed over `pid` and its descendants (a server with its workers). */
+export const sumOverTree = (f) => (pid) => processTree(pid).reduce((a, p) => a + f(p), 0);
+
+/** threadCpuNs summed over `pid` and its descendants. */
+export const treeCpuNs = sumOverTree(threadCpuNs);
