@@ -202,11 +202,13 @@ export class BottleneckNetwork {
     // /proc/sys/net shows the reading process's own namespace: the lab's.
     const sysctl = (name: string): string => readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/).join(' ');
     const tcp = { tcpRmem: sysctl('tcp_rmem'), tcpWmem: sysctl('tcp_wmem') };
-    const id = randomBytes(4).toString('hex');
-    const relay = NetNamespace.create([], `onionturn-${id}-relay`);
+    // Named after the lab namespace: whoever made the lab finds (and can delete) what a child killed
+    // too soon left behind, and no one else's.
+    const prefix = `${process.env[LAB_NAMESPACE_ENV]}-${randomBytes(2).toString('hex')}`;
+    const relay = NetNamespace.create([], `${prefix}-relay`);
     let router: NetNamespace;
     try {
-      router = NetNamespace.create([], `onionturn-${id}-router`);
+      router = NetNamespace.create([], `${prefix}-router`);
     } catch (err) {
       relay.delete();
       throw err;

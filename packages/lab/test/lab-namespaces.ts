@@ -9,7 +9,9 @@ const run = promisify(execFile);
 
 /** The host's network namespaces by name. */
 function namespaces(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+  // stderr ignored: `ip netns list` says "Peer netns reference is invalid" for a namespace another
+  // test deletes as it lists.
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
     .split('\n')
     .map((l) => l.split(' ')[0]!)
     .filter(Boolean);
@@ -22,20 +24,17 @@ function namespaces(): string[] {
  * delete them; asserts that none is left.
  */
 export async function runInTestLab<T>(profile: LabProfile, child: string, timeoutMs: number): Promise<T> {
-  const before = new Set(namespaces());
   const ns = createLabNamespace(profile.namespace!);
+  // Only this lab's own: other test files run at the same time make namespaces of their own.
+  const ours = (): string[] => namespaces().filter((n) => n === ns.name || n.startsWith(`${ns.name}-`));
   let out: string;
   try {
     const [bin, argv] = ns.wrap(process.execPath, ['--input-type=module', '-e', child, new URL('../src/index.js', import.meta.url).href, profile.name]);
     out = (await run(bin, argv, { timeout: timeoutMs, env: { ...process.env, [LAB_NAMESPACE_ENV]: ns.name } })).stdout;
   } finally {
     ns.delete();
-    for (const n of namespaces()) if (!before.has(n) && /^onionturn-[0-9a-f]+-(relay|router)$/.test(n)) execFileSync('ip', ['netns', 'delete', n]);
+    for (const n of ours()) if (/-(relay|router)$/.test(n)) execFileSync('ip', ['netns', 'delete', n]);
   }
-  assert.deepEqual(
-    namespaces().filter((n) => !before.has(n)),
-    [],
-    'no namespace left behind',
-  );
+  assert.deepEqual(ours(), [], 'no namespace left behind');
   return JSON.parse(out.trim().split('\n').pop()!) as T;
 }
