@@ -744,6 +744,9 @@ test(
       CLI,
       'client',
       '--no-status',
+      // Debug lines, read only when the uclient call below misses echoes.
+      '--log-level',
+      'debug',
       '--listen',
       `127.0.0.1:${shimPort}`,
       '--server',
@@ -774,7 +777,15 @@ test(
     });
     assert.equal(call.allocationFailed, false, call.output.slice(-3000));
     assert.equal(call.sent, 20, call.output.slice(-3000));
-    assert.equal(call.received, 20, `echoes through shim, Tor, another exit, TLS and the composed relay:\n${call.output.slice(-3000)}`);
+    if (call.received !== 20) {
+      // Seen once in many runs (one of the two sessions got no echo): what the shim and the
+      // composed server said, for the next time.
+      const serverLog = await stack.run(['logs', '--no-color', '--tail', '60', 'server']);
+      assert.fail(
+        `echoes through shim, Tor, another exit, TLS and the composed relay: ${call.received}/20\n${call.output.slice(-3000)}\n` +
+          `shim:\n${shim.output().slice(-4000)}\nserver:\n${serverLog.stdout.slice(-4000)}`,
+      );
+    }
     // A WebRTC call in Chromium, both peers relay-only through the shim: each peer's relay address
     // on the composed server is the other's peer.
     const browser = await CallBrowser.start();
