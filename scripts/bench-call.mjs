@@ -176,6 +176,8 @@ function toRow(path, r, circuitRttMs) {
     kbps: (r.bytesReceived * 8) / secs / 1000,
     dcRttMsP50: pct(r.dcRttMs, 50),
     dcRttMsP95: pct(r.dcRttMs, 95),
+    videoLagMsP50: pct(r.videoLagMs, 50),
+    videoLagMsP95: pct(r.videoLagMs, 95),
     dcLost: r.dcLost,
     ...(r.cutAtMs === undefined ? {} : cutFields(r)),
   };
@@ -220,6 +222,8 @@ const FIELDS = [
   'dcRttMsP50',
   'dcRttMsP95',
   'dcLost',
+  'videoLagMsP50',
+  'videoLagMsP95',
 ];
 const DECIMALS = { setupRtts: 1, fps: 1, concealedPct: 2, jitterMs: 1 };
 const round = (k, v) => (Number.isFinite(v) ? Number(v.toFixed(DECIMALS[k] ?? 0)) : null);
@@ -493,7 +497,8 @@ try {
     '\n  setupMs: createOffer to data channel open (setupRtts: the same in circuit round trips); rttIdleMs: data-channel ping before media;\n' +
       '  rttMs: RTCP remote-inbound-rtp roundTripTime (audio+video) under media; jitterMs: audio inbound jitter; fps: video frames decoded/s;\n' +
       '  freezes/freezeMs: video freezeCount/totalFreezesDuration; concealedPct: concealed audio samples; kbps: received audio+video;\n' +
-      '  dcRttMs: data-channel pings every 500 ms under media (dcLost: no answer within 10 s)',
+      '  dcRttMs: data-channel pings every 500 ms under media (dcLost: no answer within 10 s);\n' +
+      '  videoLagMs: how much later than the call\'s least delayed frame each video frame was shown (display time less RTP timestamp)',
   );
   if (opts.json) {
     writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
