@@ -498,7 +498,7 @@ try {
       '  rttMs: RTCP remote-inbound-rtp roundTripTime (audio+video) under media; jitterMs: audio inbound jitter; fps: video frames decoded/s;\n' +
       '  freezes/freezeMs: video freezeCount/totalFreezesDuration; concealedPct: concealed audio samples; kbps: received audio+video;\n' +
       '  dcRttMs: data-channel pings every 500 ms under media (dcLost: no answer within 10 s);\n' +
-      '  videoLagMs: how much later than the call\'s least delayed frame each video frame was shown (display time less RTP timestamp)',
+      "  videoLagMs: how much later than the call's least delayed frame each video frame was shown (display time less RTP timestamp)",
   );
   if (opts.json) {
     writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
