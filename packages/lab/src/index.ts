@@ -7,6 +7,7 @@ export { TOOLS, findExecutable, requireTool, type ToolSpec } from './tools.js';
 export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.js';
 export { freePort, portFree, portRange } from './ports.js';
 export { NetNamespace } from './netns.js';
+export { videoLagMs } from './video-lag.js';
 export { CallBrowser, median, type BenchCallConfig, type BenchCallResult, type CallConfig, type CallResult, type CandidatePairInfo } from './webrtc-call.js';
 export {
   measureCircuitRtt,

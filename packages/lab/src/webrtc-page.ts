@@ -72,14 +72,13 @@ export interface BenchCallResult {
   /** Audio inbound-rtp jitter samples (once a second), ms. */
   readonly jitterMs: number[];
   /**
-   * How much later each video frame b showed during media was shown than the call's least delayed
-   * frame, ms: requestVideoFrameCallback's expectedDisplayTime less the frame's RTP timestamp (90
-   * kHz, from the sender's capture clock, so the two differ by a constant plus the frame's delay),
-   * less the least of those. What waits in any queue in front of the video, which RTCP's round
-   * trip does not show (RTCP passes held video). Relative, because Chromium gives a remote frame's
-   * captureTime only with the abs-capture-time header extension, which is not negotiated.
+   * Each video frame b showed during media: requestVideoFrameCallback's expectedDisplayTime (ms)
+   * and the frame's RTP timestamp, in pairs (videoLagMs turns them into the video's lag). What
+   * waits in any queue in front of the video, which RTCP's round trip does not show (RTCP passes
+   * held video). Chromium gives a remote frame's captureTime only with the abs-capture-time header
+   * extension, which is not negotiated; hence the RTP timestamp.
    */
-  readonly videoLagMs: number[];
+  readonly videoFrames: number[];
   readonly mediaSeconds: number;
   readonly framesDecoded: number;
   readonly freezeCount: number;
@@ -203,7 +202,7 @@ async function runCall(config) {
 const RUN_BENCH_CALL = String.raw`
 async function runBenchCall(config) {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const r = { error: undefined, setupMs: 0, iceMs: 0, pairs: [], candidateErrors: [], idleRttMs: [], dcRttMs: [], dcLost: 0, rtcpRttMs: [], jitterMs: [], videoLagMs: [],
+  const r = { error: undefined, setupMs: 0, iceMs: 0, pairs: [], candidateErrors: [], idleRttMs: [], dcRttMs: [], dcLost: 0, rtcpRttMs: [], jitterMs: [], videoFrames: [],
     mediaSeconds: 0, framesDecoded: 0, freezeCount: 0, freezeMs: 0, concealedSamples: 0, totalSamples: 0, bytesReceived: 0,
     cutAtMs: undefined, cutStreams: undefined, frameSamples: [], iceAfterCut: [], setupSplit: {},
     sender: { videoBytesSent: 0, videoHeaderBytesSent: 0, retransmittedBytesSent: 0, audioBytesSent: 0, audioHeaderBytesSent: 0, framesEncoded: 0, keyFramesEncoded: 0,
@@ -226,9 +225,8 @@ async function runBenchCall(config) {
     b.ondatachannel = (e) => { e.channel.onmessage = (m) => e.channel.send(m.data); };
     // Play the received audio, or nothing pulls it through the jitter buffer (no concealment stats).
     // The video goes to a <video> too: requestVideoFrameCallback gives each shown frame's display
-    // time and RTP timestamp (BenchCallResult.videoLagMs), kept once media has started.
+    // time and RTP timestamp (BenchCallResult.videoFrames), kept once media has started.
     let measuring = false;
-    const shown = [];
     b.ontrack = (e) => {
       const el = document.createElement(e.track.kind === 'audio' ? 'audio' : 'video');
       el.srcObject = new MediaStream([e.track]);
@@ -238,7 +236,7 @@ async function runBenchCall(config) {
       el.play().catch(() => {});
       if (e.track.kind !== 'video' || typeof el.requestVideoFrameCallback !== 'function') return;
       const onFrame = (now, md) => {
-        if (measuring && typeof md.rtpTimestamp === 'number') shown.push(md.expectedDisplayTime, md.rtpTimestamp);
+        if (measuring && typeof md.rtpTimestamp === 'number') r.videoFrames.push(md.expectedDisplayTime, md.rtpTimestamp);
         if (el.isConnected) el.requestVideoFrameCallback(onFrame);
       };
       el.requestVideoFrameCallback(onFrame);
@@ -328,15 +326,6 @@ async function runBenchCall(config) {
     }
     await Promise.all(pings);
     measuring = false;
-    // Display time less capture time plus a constant, the RTP timestamp unwrapped (32 bits at 90 kHz).
-    const lag = [];
-    let wraps = 0;
-    for (let i = 0; i < shown.length; i += 2) {
-      if (i > 0 && shown[i + 1] < shown[i - 1] - 2 ** 31) wraps++;
-      lag.push(shown[i] - (shown[i + 1] + wraps * 2 ** 32) / 90);
-    }
-    const least = Math.min(...lag);
-    r.videoLagMs = lag.map((x) => x - least);
     for (const t of cutTimers) clearTimeout(t);
     if (poller) clearInterval(poller);
     const after = await snapshot(b);
