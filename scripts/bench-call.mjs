@@ -189,12 +189,14 @@ function toRow(path, r, circuitRttMs) {
 function senderLine(s, secs) {
   const kbps = (bytes) => ((bytes * 8) / secs / 1000).toFixed(0);
   const med = (xs) => (xs.length > 0 ? (median(xs) / 1000).toFixed(0) : '-');
+  const ms = (x) => (typeof x === 'number' ? x.toFixed(0) : '-');
   return (
     `video sent ${kbps(s.videoBytesSent)} kbit/s payload (of it retransmitted ${kbps(s.retransmittedBytesSent)}) + ${kbps(s.videoHeaderBytesSent)} headers and padding, ` +
     `audio ${kbps(s.audioBytesSent)} + ${kbps(s.audioHeaderBytesSent)}; frames encoded ${(s.framesEncoded / secs).toFixed(1)}/s, key frames ${s.keyFramesEncoded}; ` +
     `NACKs ${s.nacksReceived}, PLIs ${s.plisReceived}; b lost ${s.packetsLost} packets, decoded ${s.keyFramesDecoded} key frames; ` +
     `estimate (availableOutgoingBitrate) median ${med(s.availableOutgoingBitrate)} kbit/s, target ${med(s.targetBitrate)}; ` +
-    `limited by bandwidth ${s.limitedBandwidthS.toFixed(0)} s, cpu ${s.limitedCpuS.toFixed(0)} s`
+    `limited by bandwidth ${s.limitedBandwidthS.toFixed(0)} s, cpu ${s.limitedCpuS.toFixed(0)} s; ` +
+    `waited in a's pacer (mean) video ${ms(s.videoPacerMs)} audio ${ms(s.audioPacerMs)} ms, in b's video jitter buffer ${ms(s.videoJitterBufferMs)} ms`
   );
 }
 

@@ -125,6 +125,14 @@ export interface SenderSummary {
   /** Seconds the encoder was limited by bandwidth or CPU over the media (qualityLimitationDurations). */
   limitedBandwidthS: number;
   limitedCpuS: number;
+  /**
+   * Where a's video waited outside the network, mean ms per packet or frame over the media:
+   * a's pacer (outbound-rtp totalPacketSendDelay / packetsSent, video and audio) and b's jitter
+   * buffer (inbound-rtp jitterBufferDelay / jitterBufferEmittedCount, video). Absent: not reported.
+   */
+  videoPacerMs?: number;
+  audioPacerMs?: number;
+  videoJitterBufferMs?: number;
 }
 
 // Runs in the browser: plain JavaScript in a string, so this package needs no DOM typings.
@@ -206,7 +214,8 @@ async function runBenchCall(config) {
     mediaSeconds: 0, framesDecoded: 0, freezeCount: 0, freezeMs: 0, concealedSamples: 0, totalSamples: 0, bytesReceived: 0,
     cutAtMs: undefined, cutStreams: undefined, frameSamples: [], iceAfterCut: [], setupSplit: {},
     sender: { videoBytesSent: 0, videoHeaderBytesSent: 0, retransmittedBytesSent: 0, audioBytesSent: 0, audioHeaderBytesSent: 0, framesEncoded: 0, keyFramesEncoded: 0,
-      nacksReceived: 0, plisReceived: 0, packetsLost: 0, keyFramesDecoded: 0, availableOutgoingBitrate: [], targetBitrate: [], limitedBandwidthS: 0, limitedCpuS: 0 } };
+      nacksReceived: 0, plisReceived: 0, packetsLost: 0, keyFramesDecoded: 0, availableOutgoingBitrate: [], targetBitrate: [], limitedBandwidthS: 0, limitedCpuS: 0,
+      videoPacerMs: undefined, audioPacerMs: undefined, videoJitterBufferMs: undefined } };
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: config.width || 640, height: config.height || 480 } });
   const a = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: 'relay' });
   const b = new RTCPeerConnection({ iceServers: config.iceServersB || config.iceServers, iceTransportPolicy: 'relay' });
@@ -341,11 +350,15 @@ async function runBenchCall(config) {
     const ov1 = outbound(sentAfter, 'video'), oa1 = outbound(sentAfter, 'audio');
     const d = (x1, x0, k) => (x1[k] || 0) - (x0[k] || 0);
     const q = (x, k) => (x.qualityLimitationDurations && x.qualityLimitationDurations[k]) || 0;
+    // Mean ms of what a counter sums (seconds) per what another counts, over the media.
+    const perMs = (x1, x0, sum, count) => (typeof x1[sum] === 'number' && d(x1, x0, count) > 0 ? (d(x1, x0, sum) * 1000) / d(x1, x0, count) : undefined);
     Object.assign(r.sender, {
       videoBytesSent: d(ov1, ov0, 'bytesSent'), videoHeaderBytesSent: d(ov1, ov0, 'headerBytesSent'), retransmittedBytesSent: d(ov1, ov0, 'retransmittedBytesSent'),
       audioBytesSent: d(oa1, oa0, 'bytesSent'), audioHeaderBytesSent: d(oa1, oa0, 'headerBytesSent'), framesEncoded: d(ov1, ov0, 'framesEncoded'), keyFramesEncoded: d(ov1, ov0, 'keyFramesEncoded'),
       nacksReceived: d(ov1, ov0, 'nackCount'), plisReceived: d(ov1, ov0, 'pliCount'), packetsLost: d(v1, v0, 'packetsLost'), keyFramesDecoded: d(v1, v0, 'keyFramesDecoded'),
       limitedBandwidthS: q(ov1, 'bandwidth') - q(ov0, 'bandwidth'), limitedCpuS: q(ov1, 'cpu') - q(ov0, 'cpu'),
+      videoPacerMs: perMs(ov1, ov0, 'totalPacketSendDelay', 'packetsSent'), audioPacerMs: perMs(oa1, oa0, 'totalPacketSendDelay', 'packetsSent'),
+      videoJitterBufferMs: perMs(v1, v0, 'jitterBufferDelay', 'jitterBufferEmittedCount'),
     });
     for (const pc of [a, b]) {
       const stats = await snapshot(pc);
