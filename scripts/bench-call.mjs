@@ -180,6 +180,7 @@ function toRow(path, r, circuitRttMs) {
     dcRttMsP95: pct(r.dcRttMs, 95),
     videoLagMsP50: pct(lag, 50),
     videoLagMsP95: pct(lag, 95),
+    videoPacerMs: r.sender.videoPacerMs ?? NaN,
     dcLost: r.dcLost,
     ...(r.cutAtMs === undefined ? {} : cutFields(r)),
   };
@@ -228,6 +229,7 @@ const FIELDS = [
   'dcLost',
   'videoLagMsP50',
   'videoLagMsP95',
+  'videoPacerMs',
 ];
 const DECIMALS = { setupRtts: 1, fps: 1, concealedPct: 2, jitterMs: 1 };
 const round = (k, v) => (Number.isFinite(v) ? Number(v.toFixed(DECIMALS[k] ?? 0)) : null);
@@ -502,7 +504,8 @@ try {
       '  rttMs: RTCP remote-inbound-rtp roundTripTime (audio+video) under media; jitterMs: audio inbound jitter; fps: video frames decoded/s;\n' +
       '  freezes/freezeMs: video freezeCount/totalFreezesDuration; concealedPct: concealed audio samples; kbps: received audio+video;\n' +
       '  dcRttMs: data-channel pings every 500 ms under media (dcLost: no answer within 10 s);\n' +
-      "  videoLagMs: how much later than the call's least delayed frame each video frame was shown (display time less RTP timestamp)",
+      "  videoLagMs: how much later than the call's least delayed frame each video frame was shown (display time less RTP timestamp);\n" +
+      "  videoPacerMs: how long the sender's video packets waited in its pacer, mean (outbound-rtp totalPacketSendDelay / packetsSent)",
   );
   if (opts.json) {
     writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
