@@ -41,7 +41,8 @@
 //                    onionturn,compare). An A/B of two codes in one run: the spread between runs
 //                    of the same code on tor-congested (fps 6.5-7.6, freezes 6-9 across an hour)
 //                    is as wide as the changes tried; taking turns, both codes meet the same drift.
-//                    Exit paths only (not an onion profile, not with --cut-at).
+//                    On an onion profile the compare server is served by the same onion
+//                    service on a port of its own. Not with --cut-at.
 // After each call a `sender:` line says what peer a's Chromium did (getStats of its video and
 // audio outbound-rtp and of b's inbound video): whether a difference between the paths is the
 // encoder's (its target bitrate, frames encoded), retransmissions (NACKs answered), or loss.
@@ -129,10 +130,6 @@ const {
   videoLagMs,
 } = await import('@onionturn/testkit');
 const profile = labProfile(opts.profile);
-if (opts.compare !== undefined && profile.onion) {
-  console.error(`bench:call: --compare runs on exit profiles only (${profile.name} reaches the server at an onion address)`);
-  process.exit(2);
-}
 // The onionturn path's server and shims: with --no-delay-feedback both ends refuse the extension;
 // with --trace both log at debug level; --onionturn-args adds to both.
 const pathArgs = [...(opts.delayFeedback ? [] : ['--no-delay-feedback']), ...(opts.trace ? ['--log-level', 'debug'] : []), ...opts.onionturnArgs];
@@ -346,8 +343,11 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 let exitCode = 0;
 try {
   const coturnPort = await freePort();
+  // On an onion profile the onion service also serves coturn's port and the compare server's.
+  const comparePort = opts.compareBin !== undefined && profile.onion ? await freePort() : undefined;
   say(`profile ${profile.name}: ${profile.description}`);
-  bridge = await startBridge({ profile, ...offArgs, ...(profile.onion ? { extraOnionPorts: [coturnPort] } : {}), progress: (m) => say(m) });
+  const extraOnionPorts = [coturnPort, ...(comparePort === undefined ? [] : [comparePort])];
+  bridge = await startBridge({ profile, ...offArgs, ...(profile.onion ? { extraOnionPorts } : {}), progress: (m) => say(m) });
   const coturn = await startCoturn(group, { secrets: [SECRET], port: coturnPort, verbose: false });
   const coturnHost = profile.onion ? bridge.tor.onion.hostname : '127.0.0.1';
   forwarder = await startSocksForwarder({ socksPort: bridge.tor.socksPort, host: coturnHost, port: coturn.port, isolation: 'connection' });
@@ -381,8 +381,8 @@ try {
       // not a git checkout: the path says which
     }
     say(`--compare: the compare path runs ${opts.compareBin} (${rev})`);
-    const server = await bridge.addServer({ args: pathArgs, bin: opts.compareBin });
-    const shimOf = (secondClient) => bridge.addShim(server, { args: pathArgs, bin: opts.compareBin, secondClient });
+    const server = await bridge.addServer({ args: pathArgs, bin: opts.compareBin }, comparePort);
+    const shimOf = (secondClient) => bridge.addShim(server, { args: pathArgs, bin: opts.compareBin, onion: profile.onion, secondClient });
     compare = { server, shims: [await shimOf(false), await shimOf(secondTor !== undefined)], rev };
   }
   // --cut-at: the onionturn calls go through local-credential shims, one per peer (mobility).

@@ -90,8 +90,11 @@ export interface Bridge {
   readonly secretFile: string;
   /** A fresh REST credential from `onionturn credentials` (the real CLI). */
   credentials(): Promise<RestCredentialJson>;
-  /** Another server on the same Tor network and secret (reached through an exit). */
-  addServer(options?: ServerOptions): Promise<ServerHandle>;
+  /**
+   * Another server on the same Tor network and secret, reached through an exit; with `onionPort`
+   * (one of BridgeOptions.extraOnionPorts) it listens there and is served at the onion address.
+   */
+  addServer(options?: ServerOptions, onionPort?: number): Promise<ServerHandle>;
   /** Another shim on the same Tor network, in front of `server`. */
   addShim(server: ServerHandle, options?: ShimOptions): Promise<ShimHandle>;
   stop(): Promise<void>;
@@ -229,7 +232,13 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       shim,
       secretFile,
       credentials: async () => JSON.parse(await runCli(['credentials', '--secret-file', secretFile, '--format', 'json'])) as RestCredentialJson,
-      addServer: (o) => addServer(o),
+      addServer: (o, onionPort) => {
+        if (onionPort === undefined) return addServer(o);
+        if (!torNet.onion || !(options.extraOnionPorts ?? []).includes(onionPort)) {
+          throw new Error(`addServer: port ${onionPort} is not one the onion service serves (BridgeOptions.extraOnionPorts)`);
+        }
+        return addServer(o, onionPort, torNet.onion.hostname);
+      },
       addShim,
       stop,
     };
