@@ -131,6 +131,8 @@ interface ComposeProject {
   run(args: readonly string[], timeoutMs?: number): Promise<CommandResult>;
   /** Runs and returns stdout; throws with the output's tail unless it exits 0. */
   checked(args: readonly string[], timeoutMs?: number): Promise<string>;
+  /** A service's last `lines` (default 60) of log, stdout and stderr, whatever the exit code: a failure's evidence. */
+  logTail(service: string, lines?: number): Promise<string>;
 }
 
 /** docker-compose with this env file, these compose files and project name, against `engine`. */
@@ -147,7 +149,11 @@ function composeProject(engine: DockerEngine, envFile: string, files: readonly s
     if (r.code !== 0) throw new Error(`docker-compose ${args.join(' ')} exited ${String(r.code)}:\n${(r.stderr + r.stdout).split('\n').slice(-30).join('\n')}`);
     return r.stdout;
   };
-  return { run, checked };
+  const logTail = async (service: string, lines = 60): Promise<string> => {
+    const r = await run(['logs', '--no-color', '--tail', String(lines), service]);
+    return r.stdout + r.stderr;
+  };
+  return { run, checked, logTail };
 }
 
 /** Whether this process has built the images already (the second stack test reuses them). */
@@ -213,9 +219,9 @@ async function upHealthy(
           async () => {
             const h = await health(engine, id);
             if (h === 'unhealthy' || h === 'gone') {
-              const logs = await project.run(['logs', '--no-color', '--tail', '40', service]);
+              const logs = await project.logTail(service, 40);
               const checks = await engine.run(['inspect', '--format', '{{if .State.Health}}{{json .State.Health.Log}}{{end}}', id]);
-              throw new Error(`${service} container is ${h}:\n${logs.stdout}${logs.stderr}\nhealthchecks: ${checks.stdout}`);
+              throw new Error(`${service} container is ${h}:\n${logs}\nhealthchecks: ${checks.stdout}`);
             }
             if (h === 'healthy') log(`${service} healthy ${Date.now() - upStarted} ms after docker-compose up`);
             return h === 'healthy';
@@ -520,11 +526,10 @@ test('docker-compose exit side: images build, the stack gets healthy, coturn rel
   if (viaShim.allocationFailed || viaShim.sent !== 20 || viaShim.received !== 20) {
     // Seen once (session 28: uclient's connection to the shim closed, "recv: Success", nothing
     // sent): what the shim, the composed tor and the composed server said, for the next time.
-    const logs = async (service: string): Promise<string> => (await stack.run(['logs', '--no-color', '--tail', '60', service])).stdout.slice(-4000);
     assert.fail(
       `uclient through shim, Tor, onion service and relay: allocation ${viaShim.allocationFailed ? 'failed' : 'ok'}, ` +
         `${viaShim.received ?? '?'}/${viaShim.sent ?? '?'} of 20 echoes\n${viaShim.output.slice(-3000)}\n` +
-        `shim:\n${shim.output().slice(-4000)}\ntor:\n${await logs('tor')}\nserver:\n${await logs('server')}`,
+        `shim:\n${shim.output().slice(-4000)}\ntor:\n${(await stack.logTail('tor')).slice(-4000)}\nserver:\n${(await stack.logTail('server')).slice(-4000)}`,
     );
   }
   log(`turnutils_uclient through the shim and the onion service: ${viaShim.received}/${viaShim.sent} echoes`);
@@ -790,10 +795,9 @@ test(
     if (call.received !== 20) {
       // Seen once in many runs (one of the two sessions got no echo): what the shim and the
       // composed server said, for the next time.
-      const serverLog = await stack.run(['logs', '--no-color', '--tail', '60', 'server']);
       assert.fail(
         `echoes through shim, Tor, another exit, TLS and the composed relay: ${call.received}/20\n${call.output.slice(-3000)}\n` +
-          `shim:\n${shim.output().slice(-4000)}\nserver:\n${serverLog.stdout.slice(-4000)}`,
+          `shim:\n${shim.output().slice(-4000)}\nserver:\n${(await stack.logTail('server')).slice(-4000)}`,
       );
     }
     // A WebRTC call in Chromium, both peers relay-only through the shim: each peer's relay address
@@ -1115,10 +1119,7 @@ test(
     await front.checked(['up', '--detach', '--no-build']);
     const frontId = (await front.checked(['ps', '-q', 'onionbalance'])).trim();
     assert.match(frontId, /^[0-9a-f]{12,}$/, 'container of onionbalance');
-    const frontLogs = async (): Promise<string> => {
-      const r = await front.run(['logs', '--no-color', '--tail', '60', 'onionbalance']);
-      return r.stdout + r.stderr;
-    };
+    const frontLogs = (): Promise<string> => front.logTail('onionbalance');
     const credential = JSON.parse((await runChecked(process.execPath, [CLI, 'credentials', '--secret-file', hostSecret], { timeoutMs: 20_000 })).stdout) as {
       username: string;
       password: string;
