@@ -11,6 +11,8 @@ import {
   INITIAL_CELLS,
   LATE_HOLD_MS,
   LATE_MIN_MS,
+  LONE_ACK_BYTES,
+  LONE_ACK_DELAY_MS,
   LONE_REPORT_FULL_MS,
   REPORT_INTERVAL_MS,
   REPORT_TIMEOUT_MS,
@@ -113,6 +115,27 @@ test('a report alone goes only with new data from the other end to acknowledge: 
   const before = counters.reportsSent;
   for (let t = 4000; t < 4500; t += 10) write(s, t, 120);
   assert.ok(counters.reportsSent - before >= 8, `${counters.reportsSent - before} reports with data`);
+});
+
+test("a lone report for a little data waits LONE_ACK_DELAY_MS: the app's answer carries it, not a cell of its own right ahead of the answer (tor's Nagle would hold the answer)", () => {
+  const { s, counters } = session();
+  s.negotiate(1000);
+  // A data-channel message arrives; the report that came with it kicks the writer at once.
+  s.onRead(150);
+  assert.equal(s.takeReport(2000, true), undefined, 'no lone report right ahead of the answer');
+  // The app answers 2 ms later: the report rides with the answer, in the same cell.
+  assert.notEqual(write(s, 2002, 150), undefined, 'the answer carries the report');
+  assert.equal(counters.reportsSent, 1);
+  // Data that gets no answer is acknowledged alone, LONE_ACK_DELAY_MS after it was first seen.
+  s.onRead(150);
+  assert.equal(s.takeReport(3000, true), undefined);
+  assert.equal(s.takeReport(3000 + LONE_ACK_DELAY_MS - 1, true), undefined);
+  assert.notEqual(s.takeReport(3000 + LONE_ACK_DELAY_MS, true), undefined);
+  assert.equal(counters.reportsSent, 2);
+  // A flow, not a trickle (LONE_ACK_BYTES unreported): acknowledged at once, as before.
+  s.onRead(LONE_ACK_BYTES);
+  assert.notEqual(s.takeReport(4000, true), undefined);
+  assert.equal(counters.reportsSent, 3);
 });
 
 test('a report says: this clock, bytes received from the other end, and the one-way delay of its newest report', () => {
@@ -275,9 +298,9 @@ test('while the path is full (more in flight than even vital messages may fill),
   s.negotiate(1000);
   // Far more in flight than VITAL_CAPS x INITIAL_CELLS, none of it acknowledged.
   s.onWrite(1000, 3 * VITAL_CAPS * INITIAL_CELLS * TOR_CELL_PAYLOAD);
-  // The other end's RTCP every 20 ms; the writer's timer offers a lone report every 10 ms.
+  // The other end's audio every 20 ms (a flow: LONE_ACK_BYTES within 80 ms); the writer's timer offers a lone report every 10 ms.
   for (let t = 1000; t < 3000; t += 10) {
-    if (t % 20 === 0) s.onRead(100);
+    if (t % 20 === 0) s.onRead(300);
     const r = s.takeReport(t, true);
     if (r !== undefined) s.onWrite(t, r.length);
   }
@@ -287,7 +310,7 @@ test('while the path is full (more in flight than even vital messages may fill),
   s.onReport(3000, { clockMs: 3000, receivedBytes: s.sentBytes, oneWayDelayMs: 0 });
   const before = counters.reportsSent;
   for (let t = 3000; t < 4000; t += 10) {
-    if (t % 20 === 0) s.onRead(100);
+    if (t % 20 === 0) s.onRead(300);
     const r = s.takeReport(t, true);
     if (r !== undefined) s.onWrite(t, r.length);
   }
