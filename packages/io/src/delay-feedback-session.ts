@@ -43,9 +43,9 @@ export const LONE_REPORT_MS = 2 * REPORT_INTERVAL_MS;
  * response) within a few ms, or sends again soon. A cell of its own just ahead of the app's next
  * packet costs that packet a stall on every quiet link of the circuit: tor sets no TCP_NODELAY
  * between relays, so Nagle holds the second segment until the first one's delayed ACK (40 ms or
- * more; README, bench:rtt). On tor-onion, idle data-channel pings (each 100 ms after the last answer) took
- * 1161-1225 ms with a lone report at once for every ping and 1084-1106 ms with none (5 calls
- * each, interleaved); 50 ms later instead of at once gained nothing clear (the next ping then met
+ * more; README, bench:rtt). On tor-onion, idle data-channel pings (each 100 ms after the last
+ * answer) took 1161-1225 ms with a lone report at once for every ping and 1084-1106 ms with none
+ * (5 calls each, interleaved); 50 ms later instead of at once gained nothing clear (the next ping then met
  * the report); 200 ms: median 1153 -> 1102 ms (8 calls each, p 0.002), and on tor-congested
  * nothing worse (8 calls each). What is acknowledged late meanwhile is little: the other end's
  * cap is far from full.
@@ -374,7 +374,9 @@ export class DelayFeedbackSession {
 
   /**
    * A report is due now. `alone`: it would go without data (a whole Tor cell of its own, taken
-   * from a path the cap says is full): then only every LONE_REPORT_MS.
+   * from a path the cap says is full): then only every LONE_REPORT_MS, only for new data of the
+   * other end's, and for a little of it only LONE_ACK_DELAY_MS after this first saw it (noted
+   * here: the writer asks with `alone` on each kick and timer tick).
    */
   reportDue(now: number, alone = false): boolean {
     // A timer tick a little early (or a report that went with data just before it) must not
@@ -387,10 +389,11 @@ export class DelayFeedbackSession {
     // sent 55 a second, three quarters of the cells the relay's router had beside the bulk), and
     // the DTLS handshake waited a minute behind them. Our own data carries our reports.
     if (!alone) return true;
-    if (this.#received - this.#reportBytesIn === this.#dataInReported) return false;
+    const unreported = this.#received - this.#reportBytesIn - this.#dataInReported;
+    if (unreported === 0) return false;
     // A little data is not acknowledged at once: data of ours may come and carry the report (LONE_ACK_DELAY_MS).
     if (this.#unreportedSeenAt < 0) this.#unreportedSeenAt = now;
-    if (now - this.#unreportedSeenAt < LONE_ACK_DELAY_MS && this.#received - this.#reportBytesIn - this.#dataInReported < LONE_ACK_BYTES) return false;
+    if (unreported < LONE_ACK_BYTES && now - this.#unreportedSeenAt < LONE_ACK_DELAY_MS) return false;
     // And while the path is full (the cap would not let even vital messages go), a lone report
     // waits as they do, up to LONE_REPORT_FULL_MS: each is a cell the path does not have.
     const cap = this.#cap;
