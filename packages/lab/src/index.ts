@@ -5,7 +5,7 @@
 // network namespaces). @onionturn/testkit re-exports all of it under the same names.
 export { TOOLS, findExecutable, requireTool, type ToolSpec } from './tools.js';
 export { ProcessGroup, alive, sleep, waitFor, type Started } from './processes.js';
-export { freePort, portFree, portRange } from './ports.js';
+export { freePort, freePortRange, portFree, portRange } from './ports.js';
 export { NetNamespace } from './netns.js';
 export { videoLagMs } from './video-lag.js';
 export { CallBrowser, median, type BenchCallConfig, type BenchCallResult, type CallConfig, type CallResult, type CandidatePairInfo } from './webrtc-call.js';

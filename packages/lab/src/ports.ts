@@ -55,3 +55,21 @@ export function portRange(count: number): { min: number; max: number } {
   const min = RANGE_MIN + Math.floor(Math.random() * (RANGE_END - RANGE_MIN - count + 1));
   return { min, max: min + count - 1 };
 }
+
+/**
+ * A range of `count` consecutive ports, each free for TCP and UDP at the time of the call (see
+ * portRange): for a server given exactly as many relay ports as a test allocates, where one port
+ * taken by another test's server (their ranges are thousands of ports of the same span, and test
+ * files run two at a time) would fail an allocation with 508.
+ */
+export async function freePortRange(count: number, host = '127.0.0.1'): Promise<{ min: number; max: number }> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const range = portRange(count);
+    let free = true;
+    for (let port = range.min; free && port <= range.max; port++) free = !handedOut.has(port) && (await portFree(port, host));
+    if (!free) continue;
+    for (let port = range.min; port <= range.max; port++) handedOut.add(port);
+    return range;
+  }
+  throw new Error(`no ${count} consecutive free TCP+UDP ports on ${host} in ${RANGE_MIN}-${RANGE_END - 1}`);
+}

@@ -25,7 +25,7 @@ import {
   ProcessGroup,
   TOOLS,
   freePort,
-  portRange,
+  freePortRange,
   requireTool,
   runUclient,
   sleep,
@@ -138,8 +138,7 @@ test('server restarted (SIGTERM, then start) with live allocations: clients see 
   const peer = await echoPeer(t);
   const tcp = await freePort();
   // Exactly as many relay ports as allocations: a port kept by the old process would fail the second round.
-  const base = portRange(3);
-  const relayPorts = { min: base.min, max: base.min + 2 };
+  const relayPorts = await freePortRange(3);
   const options = { listen: [`tcp://127.0.0.1:${tcp}`], relayPorts };
   const first = await startServer(group, ONE_PROCESS, {}, options);
   const clients = await Promise.all([0, 1, 2].map(() => connected(new TcpTurn(tcp))));
@@ -163,8 +162,7 @@ test('relay ports exhausted: 508 answered, no crash, allocations succeed again o
   const group = new ProcessGroup();
   t.after(() => group.stopAll());
   const peer = await echoPeer(t);
-  const base = portRange(2);
-  const server = await startServer(group, ONE_PROCESS, {}, { listen: ['tcp://127.0.0.1:0'], relayPorts: { min: base.min, max: base.min + 1 } });
+  const server = await startServer(group, ONE_PROCESS, {}, { listen: ['tcp://127.0.0.1:0'], relayPorts: await freePortRange(2) });
   const clients = await Promise.all([0, 1, 2, 3].map(() => connected(new TcpTurn(server.tcp))));
   t.after(() => clients.forEach((c) => c.sock.destroy()));
   const [a, b, c, d] = clients as [TcpTurn, TcpTurn, TcpTurn, TcpTurn];
