@@ -45,10 +45,10 @@ export const LONE_REPORT_MS = 2 * REPORT_INTERVAL_MS;
  * between relays, so Nagle holds the second segment until the first one's delayed ACK (40 ms or
  * more; README, bench:rtt). On tor-onion, idle data-channel pings (each 100 ms after the last
  * answer) took 1161-1225 ms with a lone report at once for every ping and 1084-1106 ms with none
- * (5 calls each, interleaved); 50 ms later instead of at once gained nothing clear (the next ping then met
- * the report); 200 ms: median 1153 -> 1102 ms (8 calls each, p 0.002), and on tor-congested
- * nothing worse (8 calls each). What is acknowledged late meanwhile is little: the other end's
- * cap is far from full.
+ * (5 calls each, interleaved); 50 ms later instead of at once gained nothing clear (the next
+ * ping then met the report); 200 ms: median 1153 -> 1102 ms (8 calls each, p 0.002), and on
+ * tor-congested nothing worse (8 calls each). What is acknowledged late meanwhile is little: the
+ * other end's cap is far from full.
  */
 export const LONE_ACK_DELAY_MS = 4 * REPORT_INTERVAL_MS;
 /** Unreported data of at least this many bytes gets its lone report without LONE_ACK_DELAY_MS (a flow, not a trickle). */
