@@ -37,16 +37,21 @@ export async function portFree(port: number, host = '127.0.0.1'): Promise<boolea
 }
 
 /** A port free for both TCP and UDP on host at the time of the call, never handed out before. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return firstFree(1, host, () => FREE_MIN + Math.floor(Math.random() * FREE_SPAN), `${FREE_MIN}-${FREE_MIN + FREE_SPAN - 1}`);
+}
+
+/** The first of `count` consecutive ports at a `pick`ed start that are all free and not handed out yet. */
+async function firstFree(count: number, host: string, pick: () => number, span: string): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = FREE_MIN + Math.floor(Math.random() * FREE_SPAN);
-    if (handedOut.has(port)) continue;
-    if ((await tcpFree(port, host)) && (await udpFree(port, host))) {
-      handedOut.add(port);
-      return port;
-    }
+    const min = pick();
+    let free = true;
+    for (let port = min; free && port < min + count; port++) free = !handedOut.has(port) && (await portFree(port, host));
+    if (!free) continue;
+    for (let port = min; port < min + count; port++) handedOut.add(port);
+    return min;
   }
-  throw new Error(`no free TCP+UDP port on ${host} in ${FREE_MIN}-${FREE_MIN + FREE_SPAN - 1}`);
+  throw new Error(`no ${count === 1 ? 'free TCP+UDP port' : `${count} consecutive free TCP+UDP ports`} on ${host} in ${span}`);
 }
 
 /** A range of `count` consecutive ports (relay ports), at a random offset in [20000, 32768). */
@@ -63,13 +68,6 @@ export function portRange(count: number): { min: number; max: number } {
  * files run two at a time) would fail an allocation with 508.
  */
 export async function freePortRange(count: number, host = '127.0.0.1'): Promise<{ min: number; max: number }> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const range = portRange(count);
-    let free = true;
-    for (let port = range.min; free && port <= range.max; port++) free = !handedOut.has(port) && (await portFree(port, host));
-    if (!free) continue;
-    for (let port = range.min; port <= range.max; port++) handedOut.add(port);
-    return range;
-  }
-  throw new Error(`no ${count} consecutive free TCP+UDP ports on ${host} in ${RANGE_MIN}-${RANGE_END - 1}`);
+  const min = await firstFree(count, host, () => portRange(count).min, `${RANGE_MIN}-${RANGE_END - 1}`);
+  return { min, max: min + count - 1 };
 }
