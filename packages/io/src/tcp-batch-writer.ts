@@ -175,6 +175,8 @@ export class TcpBatchWriter {
   /** The batch waits to fill its last cell (see the top of the file); #timer ends the wait. */
   #coalescing = false;
   #timer: NodeJS.Timeout | undefined = undefined;
+  /** When #timer ends the wait (head's time + coalesceMs): the same wait keeps its timer. */
+  #timerDue = 0;
   readonly #onTimer = (): void => {
     this.#timer = undefined;
     if (!this.#coalescing) return;
@@ -472,7 +474,13 @@ export class TcpBatchWriter {
     if (left <= 1) return false;
     for (let i = 0; i < q.count; i++) if (q.frameClass(i) === CONTROL) return false;
     this.#coalescing = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    // Each message that joins a waiting batch asks again: no new timer for the same wait.
+    const due = q.headAt + ms;
+    if (this.#timer !== undefined) {
+      if (this.#timerDue === due) return true;
+      clearTimeout(this.#timer);
+    }
+    this.#timerDue = due;
     this.#timer = setTimeout(this.#onTimer, Math.ceil(left));
     this.#timer.unref();
     return true;
