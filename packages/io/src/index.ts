@@ -11,6 +11,7 @@ export { SourceBuckets, TokenBucket } from './token-bucket.js';
 export { DEFAULT_MAX_QUEUE_DELAY_MS, FINISH_MS, INTERVAL_MS, QueueDrops, TimedQueue, type TimedQueueOptions } from './timed-queue.js';
 export {
   ACTIVE_MS,
+  ARRIVAL_STANDING_MS,
   COALESCE_MS,
   DelayFeedbackCounters,
   DelayFeedbackSession,

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ACTIVE_MS,
+  ARRIVAL_STANDING_MS,
   COALESCE_MS,
   DelayFeedbackCounters,
   DelayFeedbackSession,
@@ -333,4 +334,12 @@ test("writes coalesce while the other direction's data queues above the target (
   // A hiccup under the target changes nothing.
   s.onReport(2200, { clockMs: 2200 - 40 - 60, receivedBytes: 0, oneWayDelayMs: 0 });
   assert.equal(s.coalesceMs(2201), 0);
+  // A queue that stands (a media sender's cap keeps about the target there): once it stood for
+  // ARRIVAL_STANDING_MS it is the level, not a congested relay, and writes go at once again.
+  let t = 2250;
+  for (; t <= 2250 + ARRIVAL_STANDING_MS + REVERSE_QUEUED_HOLD_MS; t += 50) s.onReport(t, { clockMs: t - 40 - 150, receivedBytes: 0, oneWayDelayMs: 0 });
+  assert.equal(s.coalesceMs(t), 0, 'a standing 150 ms: no coalescing');
+  // An excursion above that level is a congested relay again.
+  s.onReport(t, { clockMs: t - 40 - 150 - 120, receivedBytes: 0, oneWayDelayMs: 0 });
+  assert.equal(s.coalesceMs(t + 1), COALESCE_MS, 'the target above the standing level: coalescing');
 });
