@@ -496,21 +496,31 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
       );
     }
 
-    await until(
-      `${clients.map((c) => c.name).join(' and ')} Bootstrapped 100%`,
-      async () => {
-        for (const c of clients) {
-          const control = await TorControl.connect(c.controlPort);
-          try {
-            if ((await control.bootstrapProgress()) !== 100) return undefined;
-          } finally {
-            control.close();
+    // One control connection per client for the whole wait: tor logs every new one at notice
+    // level, and a connection per poll buried a failed start's log tail under those lines.
+    const controls = new Map<string, TorControl>();
+    try {
+      await until(
+        `${clients.map((c) => c.name).join(' and ')} Bootstrapped 100%`,
+        async () => {
+          for (const c of clients) {
+            const control = controls.get(c.name) ?? (await TorControl.connect(c.controlPort));
+            controls.set(c.name, control);
+            try {
+              if ((await control.bootstrapProgress()) !== 100) return undefined;
+            } catch (err) {
+              control.close();
+              controls.delete(c.name);
+              throw err;
+            }
           }
-        }
-        return true;
-      },
-      250,
-    );
+          return true;
+        },
+        250,
+      );
+    } finally {
+      for (const control of controls.values()) control.close();
+    }
     const bootstrapMs = Date.now() - t0;
     progress(`client bootstrapped (${bootstrapMs} ms)`);
 
