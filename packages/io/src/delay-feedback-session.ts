@@ -306,6 +306,8 @@ export class DelayFeedbackSession {
       cellsOut: cells,
       cellFillPct: cells > 0 ? Math.round((100 * bytes) / (cells * TOR_CELL_PAYLOAD)) : 0,
       pathLimited: cap.pathLimited(now) ? 1 : 0,
+      // Short writes wait for more (the path is the limit, or the other direction queued).
+      coalescing: this.coalesceMs(now) > 0 ? 1 : 0,
       capCells: cap.capCells(now),
       inflightCells: cap.inflightCells,
       rateCells: Math.round(cap.rate(now) ?? -1),
