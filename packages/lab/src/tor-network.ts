@@ -504,8 +504,8 @@ export async function startTorNetwork(options: TorNetworkOptions = {}): Promise<
         `${clients.map((c) => c.name).join(' and ')} Bootstrapped 100%`,
         async () => {
           for (const c of clients) {
-            const control = controls.get(c.name) ?? (await TorControl.connect(c.controlPort));
-            controls.set(c.name, control);
+            let control = controls.get(c.name);
+            if (control === undefined) controls.set(c.name, (control = await TorControl.connect(c.controlPort)));
             try {
               if ((await control.bootstrapProgress()) !== 100) return undefined;
             } catch (err) {
